@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: MIT */
+/* Option parsing, usage text and output helpers shared by every command. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "cmd.h"
+
+const cli_cmd *cli_find(const char *name)
+{
+	for (const cli_cmd *c = cli_commands; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+void cli_usage(FILE *out, const cli_cmd *cmd, bool full)
+{
+	const cli_opt *o;
+
+	fprintf(out, "usage: cmv %s", cmd->name);
+	for (o = cmd->opts; o && o->kind != OPT_END; o++) {
+		if (o->kind == OPT_ARG)
+			fprintf(out, " %s", o->name);
+		else if (o->kind == OPT_ARG_OPT)
+			fprintf(out, " [%s]", o->name);
+	}
+	for (o = cmd->opts; o && o->kind != OPT_END; o++) {
+		if (o->kind == OPT_FLAG)
+			fprintf(out, " [--%s]", o->name);
+		else if (o->kind == OPT_VALUE)
+			fprintf(out, " [--%s %s]", o->name, o->value_name ? o->value_name : "VALUE");
+	}
+	fputc('\n', out);
+	if (!full)
+		return;
+	fprintf(out, "\n%s\n", cmd->summary);
+	if (cmd->opts && cmd->opts->kind != OPT_END)
+		fputc('\n', out);
+	for (o = cmd->opts; o && o->kind != OPT_END; o++) {
+		char left[96];
+		if (o->kind == OPT_ARG || o->kind == OPT_ARG_OPT)
+			snprintf(left, sizeof(left), "%s", o->name);
+		else if (o->short_name)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name, o->name,
+				 o->kind == OPT_VALUE ? " " : "",
+				 o->kind == OPT_VALUE ? (o->value_name ? o->value_name : "VALUE") : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->name,
+				 o->kind == OPT_VALUE ? " " : "",
+				 o->kind == OPT_VALUE ? (o->value_name ? o->value_name : "VALUE") : "");
+		fprintf(out, "    %-26s %s\n", left, o->help ? o->help : "");
+	}
+}
+
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cmv: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cli_usage(stderr, cmd, false);
+	return EXIT_USAGE;
+}
+
+int cli_parse(const cli_cmd *cmd, int argc, char **argv)
+{
+	const cli_opt *o;
+	bool only_args = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!only_args && (!strcmp(a, "-h") || !strcmp(a, "--help"))) {
+			cli_usage(stdout, cmd, true);
+			return -1;
+		}
+		if (!only_args && !strcmp(a, "--")) {
+			only_args = true;
+			continue;
+		}
+		if (!only_args && a[0] == '-' && a[1]) {
+			const char *name = NULL, *inline_val = NULL;
+			size_t name_len = 0;
+			char sh = 0;
+			if (a[1] == '-') {
+				name = a + 2;
+				const char *eq = strchr(name, '=');
+				name_len = eq ? (size_t)(eq - name) : strlen(name);
+				inline_val = eq ? eq + 1 : NULL;
+			} else {
+				sh = a[1];
+				if (a[2])
+					inline_val = a + 2;
+			}
+			for (o = cmd->opts; o && o->kind != OPT_END; o++) {
+				if (o->kind != OPT_FLAG && o->kind != OPT_VALUE)
+					continue;
+				if (name ? (strlen(o->name) == name_len && !strncmp(o->name, name, name_len))
+					 : (o->short_name == sh))
+					break;
+			}
+			if (!o || o->kind == OPT_END)
+				return cli_usage_error(cmd, "unknown option '%s'", a);
+			if (o->kind == OPT_FLAG) {
+				if (inline_val)
+					return cli_usage_error(cmd, "option '--%s' takes no value", o->name);
+				*o->flag = true;
+			} else {
+				if (!inline_val) {
+					if (i + 1 >= argc)
+						return cli_usage_error(cmd, "option '--%s' needs a value", o->name);
+					inline_val = argv[++i];
+				}
+				*o->value = inline_val;
+			}
+			continue;
+		}
+		/* A positional: the next unfilled one. */
+		for (o = cmd->opts; o && o->kind != OPT_END; o++)
+			if ((o->kind == OPT_ARG || o->kind == OPT_ARG_OPT) && !*o->value)
+				break;
+		if (!o || o->kind == OPT_END)
+			return cli_usage_error(cmd, "unexpected argument '%s'", a);
+		*o->value = a;
+	}
+	for (o = cmd->opts; o && o->kind != OPT_END; o++)
+		if (o->kind == OPT_ARG && !*o->value)
+			return cli_usage_error(cmd, "missing %s", o->name);
+	return 0;
+}
+
+int cli_fail(const char *fallback)
+{
+	const cmv_error *e = cmv_error_last();
+
+	fprintf(stderr, "cmv: %s\n", e && e->message && *e->message ? e->message : fallback);
+	return EXIT_ERROR;
+}
+
+int cli_failf(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("cmv: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_ERROR;
+}
+
+int cli_print_json(cJSON *doc)
+{
+	char *s = doc ? cJSON_Print(doc) : NULL;
+
+	cJSON_Delete(doc);
+	if (!s)
+		return cli_failf("out of memory");
+	fputs(s, stdout);
+	fputc('\n', stdout);
+	free(s);
+	return EXIT_OK;
+}
+
+const char *cli_id(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1])
+{
+	return cmv_id_tostr(buf, CMV_ID_HEXSZ, id);
+}
+
+const char *cli_short(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1])
+{
+	return cmv_id_tostr(buf, 12, id);
+}
+
+const char *cli_time(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(buf, 32, "%lld", (long long)t);
+	return buf;
+}
+
+int cli_read_stdin(cmv_buf *buf)
+{
+	char chunk[65536];
+	size_t n;
+
+	while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+		if (cmv_buf_put(buf, chunk, n) < 0)
+			return cli_fail("cannot read standard input");
+	if (ferror(stdin))
+		return cli_failf("cannot read standard input: %s", strerror(errno));
+	return 0;
+}
+
+char **cli_split_commas(const char *s, size_t *n_out)
+{
+	size_t n = 1, len = strlen(s);
+	char **v, *copy;
+
+	for (const char *p = s; *p; p++)
+		n += *p == ',';
+	if (!(v = malloc(n * sizeof(char *) + len + 1)))
+		return NULL;
+	copy = (char *)(v + n);
+	memcpy(copy, s, len + 1);
+	n = 0;
+	for (char *p = copy;;) {
+		char *comma = strchr(p, ',');
+		if (comma)
+			*comma = '\0';
+		if (*p)
+			v[n++] = p;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	*n_out = n;
+	return v;
+}
+
+int cli_current_branch(cmv_buf *out, cli_ctx *ctx)
+{
+	if (cmv_head_get(out, ctx->repo) < 0)
+		return cli_fail("no current branch");
+	return 0;
+}
+
+int cli_resolve(cmv_id *out, cli_ctx *ctx, const char *spec)
+{
+	if (cmv_resolve(out, ctx->repo, spec ? spec : "HEAD") < 0)
+		return cli_fail("cannot resolve the ref");
+	return 0;
+}
+
+/* Append `len` bytes as one line: control characters become spaces. */
+static void put_flat(cmv_buf *out, const char *s, size_t len, size_t max_chars)
+{
+	for (size_t i = 0; i < len && out->size < max_chars; i++) {
+		char c = s[i];
+		cmv_buf_putc(out, (c == '\n' || c == '\r' || c == '\t') ? ' ' : c);
+	}
+}
+
+int cli_preview(cmv_buf *out, cli_ctx *ctx, const cmv_node *node, size_t max_chars)
+{
+	cmv_buf data = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	int error = 0;
+
+	cmv_buf_clear(out);
+	for (size_t i = 0; i < node->n_blocks && out->size < max_chars; i++) {
+		const cmv_block *b = &node->blocks[i];
+		if (i)
+			cmv_buf_puts(out, " ");
+		if ((error = cmv_blob_read(&data, ctx->repo, &b->blob)) < 0)
+			break;
+		if (!strcmp(b->type, "text")) {
+			put_flat(out, data.ptr, data.size, max_chars);
+		} else if (!strcmp(b->type, "tool_use")) {
+			cmv_buf_printf(out, "[tool_use %s ", b->tool_name ? b->tool_name : "?");
+			put_flat(out, data.ptr, data.size, max_chars);
+			cmv_buf_puts(out, "]");
+		} else if (!strcmp(b->type, "tool_result")) {
+			cmv_buf_printf(out, "[tool_result%s %zu bytes: ",
+				       (b->flags & CMV_BLOCK_ERROR) ? " error" : "", data.size);
+			put_flat(out, data.ptr, data.size, max_chars);
+			cmv_buf_puts(out, "]");
+		} else {
+			cmv_buf_printf(out, "[%s %zu bytes]", b->type, data.size);
+		}
+	}
+	if (out->size > max_chars) {
+		/* Cut back to a UTF-8 boundary. */
+		size_t n = max_chars;
+		while (n > 0 && ((unsigned char)out->ptr[n] & 0xc0) == 0x80)
+			n--;
+		out->size = n;
+		out->ptr[n] = '\0';
+		cmv_buf_puts(out, "...");
+	}
+	cmv_buf_dispose(&data);
+	return error;
+}

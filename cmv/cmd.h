@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The cmv command line: the command table and what every command shares.
+ *
+ * To add a command:
+ *  1. write cmv/cmd_<name>.c with `int cmd_<name>(cli_ctx *, int, char **)`,
+ *     a static cli_opt array describing its options and arguments (help is
+ *     generated from it), and a one-line summary;
+ *  2. declare it below and add it to the table in cmv/main.c, with
+ *     CLI_NEEDS_STORE when it works on a store;
+ *  3. add tests in tests/cli/ and a line in README.md's "CLI at a glance".
+ *
+ * Exit codes: 0 ok, 1 error, 2 usage. Errors go to stderr as "cmv: <msg>";
+ * primary output (--json included) goes to stdout.
+ */
+#ifndef CMV_CLI_CMD_H
+#define CMV_CLI_CMD_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <cjson/cJSON.h>
+#include "cmv/cmv.h"
+
+#define EXIT_OK 0
+#define EXIT_ERROR 1
+#define EXIT_USAGE 2
+
+typedef enum {
+	OPT_END = 0,
+	OPT_FLAG,     /* --name: sets *flag = true */
+	OPT_VALUE,    /* --name VALUE: sets *value */
+	OPT_ARG,      /* a required positional argument */
+	OPT_ARG_OPT,  /* an optional positional argument */
+} cli_opt_kind;
+
+typedef struct cli_opt {
+	cli_opt_kind kind;
+	const char *name;      /* long option name, or the positional's display name */
+	char short_name;       /* 0 for none */
+	const char *value_name;
+	const char *help;
+	const char **value;    /* OPT_VALUE, OPT_ARG, OPT_ARG_OPT */
+	bool *flag;            /* OPT_FLAG */
+} cli_opt;
+
+typedef struct cli_ctx {
+	const char *cmd_name;
+	cmv_repo *repo;
+	const char *store_path; /* the .cmv folder in use */
+} cli_ctx;
+
+enum cli_cmd_flags {
+	CLI_NEEDS_STORE = (1u << 0),
+};
+
+typedef struct cli_cmd {
+	const char *name;
+	int (*fn)(cli_ctx *ctx, int argc, char **argv);
+	unsigned int flags;
+	const char *summary;
+	const cli_opt *opts;
+} cli_cmd;
+
+/*
+ * Parse argv against opts. Prints usage and returns EXIT_USAGE on a bad
+ * command line; returns -1 after printing help for -h/--help (the caller
+ * exits 0); returns 0 otherwise.
+ */
+int cli_parse(const cli_cmd *cmd, int argc, char **argv);
+void cli_usage(FILE *out, const cli_cmd *cmd, bool full);
+const cli_cmd *cli_find(const char *name);
+extern const cli_cmd cli_commands[];
+
+/* Report the library's last error (or `fallback`) as "cmv: ..." and return EXIT_ERROR. */
+int cli_fail(const char *fallback);
+int cli_failf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Print a cJSON document to stdout (and free it). */
+int cli_print_json(cJSON *doc);
+/* Hex id helpers: full and abbreviated (12 digits). */
+const char *cli_id(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1]);
+const char *cli_short(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1]);
+/* A unix time as "2026-11-22 11:01:00" (UTC) in buf. */
+const char *cli_time(int64_t t, char buf[32]);
+/* Read all of stdin into buf. */
+int cli_read_stdin(cmv_buf *buf);
+/* Split "a,b,c" into an array of strings (one allocation, free with free()). */
+char **cli_split_commas(const char *s, size_t *n_out);
+/* The current branch name, or NULL with an error printed. */
+int cli_current_branch(cmv_buf *out, cli_ctx *ctx);
+
+/* Parse this command's options; returns from the caller on --help or a usage error. */
+#define CLI_PARSE(name)                                                        \
+	do {                                                                   \
+		int parse_rc_ = cli_parse(cli_find(name), argc, argv);         \
+		if (parse_rc_ != 0)                                            \
+			return parse_rc_ < 0 ? EXIT_OK : parse_rc_;            \
+	} while (0)
+
+/* Resolve a REF argument (NULL: the current branch) to a node id, or fail. */
+int cli_resolve(cmv_id *out, cli_ctx *ctx, const char *spec);
+/* A one-line preview of a node's content, at most max_chars bytes. */
+int cli_preview(cmv_buf *out, cli_ctx *ctx, const cmv_node *node, size_t max_chars);
+
+#define CMD(name) int cmd_##name(cli_ctx *ctx, int argc, char **argv)
+CMD(init); CMD(append); CMD(import); CMD(export); CMD(log); CMD(show); CMD(snapshot);
+CMD(branch); CMD(checkout); CMD(list); CMD(tree); CMD(info); CMD(delete); CMD(search);
+CMD(gc); CMD(fsck); CMD(help); CMD(version);
+
+extern const cli_opt opts_init[], opts_append[], opts_import[], opts_export[], opts_log[],
+	opts_show[], opts_snapshot[], opts_branch[], opts_checkout[], opts_list[], opts_tree[],
+	opts_info[], opts_delete[], opts_search[], opts_gc[], opts_fsck[], opts_help[],
+	opts_version[];
+
+#endif

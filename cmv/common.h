@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal header shared by every library source: error setting, asserts, small helpers. */
+#ifndef CMV_INTERNAL_COMMON_H
+#define CMV_INTERNAL_COMMON_H
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmv/common.h"
+#include "cmv/errors.h"
+#include "cmv/buf.h"
+#include "cmv/id.h"
+#include "banned.h"
+
+/*
+ * Set the thread's last error and return `code`, so a failure can be
+ * reported and propagated in one statement: `return cmv_error__set(...)`.
+ */
+int cmv_error__set(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+/* The out-of-memory error; never allocates. */
+int cmv_error__oom(void);
+/* Prefix the current message with more context ("file:12: " + message). */
+void cmv_error__prefix(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2)))
+#endif
+	;
+
+/*
+ * Programmer errors: assert in debug builds; in release builds report
+ * "invalid argument" and return, so the library never crashes its host.
+ */
+#define CMV_ASSERT_ARG(x)                                                                   \
+	do {                                                                                \
+		assert(x);                                                                  \
+		if (!(x))                                                                   \
+			return cmv_error__set(CMV_EINVALID, "invalid argument: '%s'", #x);  \
+	} while (0)
+
+/* "Cannot happen" checks that self-heal in release builds. */
+#ifndef NDEBUG
+#define CMV_ALWAYS(x) (assert(x), 1)
+#define CMV_NEVER(x) (assert(!(x)), 0)
+#else
+#define CMV_ALWAYS(x) (x)
+#define CMV_NEVER(x) (x)
+#endif
+
+#define CMV_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation wrappers that set the OOM error on failure. */
+void *cmv__malloc(size_t n);
+void *cmv__calloc(size_t n, size_t size);
+void *cmv__realloc(void *p, size_t n);
+char *cmv__strdup(const char *s);
+
+/* 1 when len bytes at s are well-formed UTF-8 (no surrogates, no overlongs). */
+bool cmv__utf8_valid(const void *s, size_t len, size_t *bad_offset);
+
+/* Current time in unix seconds ($CMV_NOW overrides it, for reproducible tests). */
+int64_t cmv__now(void);
+
+#endif

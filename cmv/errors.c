@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* The thread-local last error and the code-to-text table. */
+#include <stdio.h>
+#include "common.h"
+
+#define CMV_ERROR_MSG_MAX 4096
+
+/*
+ * A fixed per-thread buffer rather than an allocated message: setting an
+ * error can then never fail, which matters most when the error being set
+ * is "out of memory".
+ */
+static _Thread_local char error_msg[CMV_ERROR_MSG_MAX];
+static _Thread_local cmv_error error_last;
+static _Thread_local bool error_is_set;
+
+const char *cmv_version(void)
+{
+	return CMV_VERSION;
+}
+
+const cmv_error *cmv_error_last(void)
+{
+	return error_is_set ? &error_last : NULL;
+}
+
+void cmv_error_clear(void)
+{
+	error_is_set = false;
+	error_msg[0] = '\0';
+}
+
+int cmv_error__set(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(error_msg, sizeof(error_msg), fmt, ap);
+	va_end(ap);
+	error_last.code = code;
+	error_last.message = error_msg;
+	error_is_set = true;
+	return code;
+}
+
+int cmv_error__oom(void)
+{
+	return cmv_error__set(CMV_ENOMEM, "out of memory");
+}
+
+void cmv_error__prefix(const char *fmt, ...)
+{
+	char prefix[CMV_ERROR_MSG_MAX];
+	size_t plen, mlen;
+	va_list ap;
+
+	if (!error_is_set)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	/* Keep as much of both as fits; the tail of a long message goes first. */
+	plen = strlen(prefix);
+	mlen = strlen(error_msg);
+	if (plen >= sizeof(error_msg))
+		plen = sizeof(error_msg) - 1;
+	if (plen + mlen >= sizeof(error_msg))
+		mlen = sizeof(error_msg) - 1 - plen;
+	memmove(error_msg + plen, error_msg, mlen);
+	memcpy(error_msg, prefix, plen);
+	error_msg[plen + mlen] = '\0';
+}
+
+const char *cmv_strerror(int code)
+{
+	switch (code) {
+	case CMV_OK: return "success";
+	case CMV_ERROR: return "error";
+	case CMV_ENOTFOUND: return "not found";
+	case CMV_EEXISTS: return "already exists";
+	case CMV_EAMBIGUOUS: return "ambiguous id prefix";
+	case CMV_EBUDGET: return "does not fit the token budget";
+	case CMV_EMODIFIED: return "modified concurrently";
+	case CMV_ELOCKED: return "store is locked";
+	case CMV_EMISMATCH: return "content does not match its id";
+	case CMV_ETRANSPORT: return "transport failure";
+	case CMV_EINVALID: return "invalid input";
+	case CMV_ENOMEM: return "out of memory";
+	case CMV_EIO: return "input/output error";
+	case CMV_ECORRUPT: return "store is corrupt";
+	case CMV_EUNSUPPORTED: return "not supported";
+	case CMV_ETOOBIG: return "too big";
+	case CMV_EUSER: return "stopped by callback";
+	case CMV_ITEROVER: return "no more items";
+	case CMV_EVERSION: return "store written by a newer version";
+	default: return "unknown error";
+	}
+}
+
+void *cmv__malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		cmv_error__oom();
+	return p;
+}
+
+void *cmv__calloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		cmv_error__oom();
+	return p;
+}
+
+void *cmv__realloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		cmv_error__oom();
+	return q;
+}
+
+char *cmv__strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = cmv__malloc(n);
+
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}

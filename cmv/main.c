@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT */
+/* cmv: the command table and dispatch. Each command lives in cmd_<name>.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd.h"
+
+const cli_cmd cli_commands[] = {
+	{ "init", cmd_init, 0, "Create a store (.cmv/) in a directory", opts_init },
+	{ "import", cmd_import, CLI_NEEDS_STORE, "Import a conversation file as a branch", opts_import },
+	{ "export", cmd_export, CLI_NEEDS_STORE, "Write a branch's conversation in a format", opts_export },
+	{ "append", cmd_append, CLI_NEEDS_STORE, "Append one message to a branch", opts_append },
+	{ "log", cmd_log, CLI_NEEDS_STORE, "Show the conversation at a ref", opts_log },
+	{ "show", cmd_show, CLI_NEEDS_STORE, "Show a node, or print a blob's bytes", opts_show },
+	{ "snapshot", cmd_snapshot, CLI_NEEDS_STORE, "Name an immutable snapshot of a ref", opts_snapshot },
+	{ "branch", cmd_branch, CLI_NEEDS_STORE, "Create a branch from a ref or node", opts_branch },
+	{ "checkout", cmd_checkout, CLI_NEEDS_STORE, "Make a branch the current one", opts_checkout },
+	{ "list", cmd_list, CLI_NEEDS_STORE, "List branches and snapshots", opts_list },
+	{ "tree", cmd_tree, CLI_NEEDS_STORE, "Show snapshots and branches as a lineage tree", opts_tree },
+	{ "info", cmd_info, CLI_NEEDS_STORE, "Show details of a branch or snapshot", opts_info },
+	{ "delete", cmd_delete, CLI_NEEDS_STORE, "Delete a branch or snapshot (content stays until gc)", opts_delete },
+	{ "search", cmd_search, CLI_NEEDS_STORE, "Full-text search over every stored message", opts_search },
+	{ "gc", cmd_gc, CLI_NEEDS_STORE, "Remove content that no branch or snapshot reaches", opts_gc },
+	{ "fsck", cmd_fsck, CLI_NEEDS_STORE, "Check the store; exit 1 if anything is wrong", opts_fsck },
+	{ "help", cmd_help, 0, "Show help for cmv or one command", opts_help },
+	{ "version", cmd_version, 0, "Print the version", opts_version },
+	{ NULL, NULL, 0, NULL, NULL },
+};
+
+static void usage_all(FILE *out)
+{
+	fputs("usage: cmv [--store PATH] COMMAND [ARGS]\n\n"
+	      "cmv keeps an agent's context in a versioned, content-addressed store.\n\n"
+	      "commands:\n", out);
+	for (const cli_cmd *c = cli_commands; c->name; c++)
+		fprintf(out, "    %-10s %s\n", c->name, c->summary);
+	fputs("\nThe store is $CMV_DIR, --store PATH, or the nearest .cmv/ above the\n"
+	      "working directory. 'cmv help COMMAND' shows a command's options.\n", out);
+}
+
+static const char *help_topic;
+const cli_opt opts_help[] = {
+	{ OPT_ARG_OPT, "COMMAND", 0, NULL, "the command to describe", &help_topic, NULL },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
+CMD(help)
+{
+	const cli_cmd *c;
+	int rc;
+
+	(void)ctx;
+	if ((rc = cli_parse(cli_find("help"), argc, argv)) != 0)
+		return rc < 0 ? EXIT_OK : rc;
+	if (!help_topic) {
+		usage_all(stdout);
+		return EXIT_OK;
+	}
+	if (!(c = cli_find(help_topic)))
+		return cli_failf("no command named '%s' (see 'cmv help')", help_topic);
+	cli_usage(stdout, c, true);
+	return EXIT_OK;
+}
+
+CMD(version)
+{
+	(void)ctx;
+	(void)argc;
+	(void)argv;
+	printf("cmv %s\n", cmv_version());
+	return EXIT_OK;
+}
+const cli_opt opts_version[] = { { OPT_END, NULL, 0, NULL, NULL, NULL, NULL } };
+
+int main(int argc, char **argv)
+{
+	const char *store = NULL;
+	const cli_cmd *cmd;
+	cli_ctx ctx;
+	cmv_buf path = CMV_BUF_INIT(4096);
+	int i = 1, rc;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+			store = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(argv[i], "--store=", 8)) {
+			store = argv[i] + 8;
+			i++;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage_all(stdout);
+			return EXIT_OK;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("cmv %s\n", cmv_version());
+			return EXIT_OK;
+		} else {
+			fprintf(stderr, "cmv: unknown option '%s'\n", argv[i]);
+			usage_all(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage_all(stderr);
+		return EXIT_USAGE;
+	}
+	if (!(cmd = cli_find(argv[i]))) {
+		fprintf(stderr, "cmv: '%s' is not a cmv command (see 'cmv help')\n", argv[i]);
+		return EXIT_USAGE;
+	}
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cmd_name = cmd->name;
+	/* -h works anywhere, also outside a store. */
+	for (int j = i + 1; j < argc && strcmp(argv[j], "--"); j++)
+		if (!strcmp(argv[j], "-h") || !strcmp(argv[j], "--help")) {
+			cli_usage(stdout, cmd, true);
+			return EXIT_OK;
+		}
+	if (cmd->flags & CLI_NEEDS_STORE) {
+		if (store)
+			rc = cmv_buf_puts(&path, store);
+		else
+			rc = cmv_repo_discover(&path, NULL);
+		if (rc < 0 || cmv_repo_open(&ctx.repo, path.ptr, 0) < 0) {
+			rc = cli_fail("cannot open the store");
+			cmv_buf_dispose(&path);
+			return rc;
+		}
+		ctx.store_path = path.ptr;
+	}
+	rc = cmd->fn(&ctx, argc - i, argv + i);
+	cmv_repo_free(ctx.repo);
+	cmv_buf_dispose(&path);
+	/* A full disk or a closed pipe must not pass for success. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (errno != EPIPE)
+			fprintf(stderr, "cmv: cannot write output: %s\n", strerror(errno));
+		return EXIT_ERROR;
+	}
+	return rc;
+}

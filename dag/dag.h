@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal declarations shared by the files of dag/. */
+#ifndef CMV_DAG_INTERNAL_H
+#define CMV_DAG_INTERNAL_H
+
+#include "../cmv/common.h"
+#include "cmv/dag.h"
+#include "cmv/sys/store_backend.h"
+
+struct cmv_repo {
+	cmv_store_backend *backend;
+	unsigned int flags;
+	/* Nesting depth of cmv_repo_txn_begin; only depth 0 -> 1 touches the backend. */
+	int txn_depth;
+	/* An inner level rolled back: the outermost commit must fail. */
+	bool txn_doomed;
+};
+
+/*
+ * Begin a transaction for one library call, joining the caller's if one is
+ * open. Pair with cmv_dag__txn_end(repo, error): commits on error == 0,
+ * rolls back otherwise, and returns the error to pass up.
+ */
+int cmv_dag__txn_start(cmv_repo *repo);
+int cmv_dag__txn_end(cmv_repo *repo, int error);
+
+/*
+ * The canonical bytes of a node: what its id hashes. Everything but the id
+ * and the depth is encoded, fields length-prefixed so no two different
+ * nodes share an encoding. Format in docs/store.md.
+ */
+int cmv_dag__node_encode(cmv_buf *out, const cmv_node *node);
+void cmv_dag__node_hash(cmv_id *out, const cmv_node *node, cmv_buf *scratch);
+
+/* Deep copies into one malloc'd block (what backends return). */
+cmv_node *cmv_dag__node_copy(const cmv_node *src);
+cmv_ref *cmv_dag__ref_copy(const cmv_ref *src);
+
+/* A set of ids (open addressing), for gc marks and walks. */
+typedef struct cmv_idset {
+	cmv_id *slots;
+	size_t n, cap;
+} cmv_idset;
+void cmv_idset_init(cmv_idset *s);
+void cmv_idset_dispose(cmv_idset *s);
+/* @return 1 if added, 0 if already there, CMV_ENOMEM */
+int cmv_idset_add(cmv_idset *s, const cmv_id *id);
+bool cmv_idset_has(const cmv_idset *s, const cmv_id *id);
+
+/* Whether a block type's content is text worth indexing. */
+bool cmv_dag__block_is_text(const char *type, const char *media_type);
+
+#endif

@@ -1,0 +1,300 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Nodes as values: canonical encoding, hashing, validation, deep copies,
+ * and the id set used by gc and fsck.
+ */
+#include "dag.h"
+
+static int put_varint(cmv_buf *b, uint64_t v)
+{
+	unsigned char tmp[10];
+	size_t n = 0;
+
+	do {
+		unsigned char c = v & 0x7f;
+		v >>= 7;
+		tmp[n++] = (unsigned char)(c | (v ? 0x80 : 0));
+	} while (v);
+	return cmv_buf_put(b, tmp, n);
+}
+
+static int put_bytes(cmv_buf *b, const void *p, size_t n)
+{
+	int error;
+
+	if ((error = put_varint(b, n)) < 0)
+		return error;
+	return cmv_buf_put(b, p, n);
+}
+
+static int put_str(cmv_buf *b, const char *s)
+{
+	return put_bytes(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+static int put_id(cmv_buf *b, const cmv_id *id)
+{
+	int error;
+
+	if ((error = cmv_buf_putc(b, (char)id->type)) < 0)
+		return error;
+	if (id->type == CMV_ID_NONE)
+		return 0;
+	return cmv_buf_put(b, id->raw, CMV_ID_RAWSZ);
+}
+
+/*
+ * Version 1 layout:
+ *   "cmvnode\1" role:u8 kind:u8 parent:id
+ *   n_blocks:varint { type:str blob:id tool_id:str tool_name:str media_type:str flags:varint }
+ *   meta:bytes n_derived:varint {id} n_covers:varint {id}
+ * where str and bytes are varint length + bytes and id is type:u8 [+16 raw].
+ * The magic keeps node ids apart from blob ids of the same bytes' hash.
+ */
+int cmv_dag__node_encode(cmv_buf *out, const cmv_node *n)
+{
+	int error = 0;
+	size_t i;
+
+	cmv_buf_clear(out);
+	if ((error = cmv_buf_put(out, "cmvnode\1", 8)) < 0 ||
+	    (error = cmv_buf_putc(out, (char)n->role)) < 0 ||
+	    (error = cmv_buf_putc(out, (char)n->kind)) < 0 ||
+	    (error = put_id(out, &n->parent)) < 0 ||
+	    (error = put_varint(out, n->n_blocks)) < 0)
+		return error;
+	for (i = 0; i < n->n_blocks; i++) {
+		const cmv_block *bl = &n->blocks[i];
+		if ((error = put_str(out, bl->type)) < 0 || (error = put_id(out, &bl->blob)) < 0 ||
+		    (error = put_str(out, bl->tool_id)) < 0 ||
+		    (error = put_str(out, bl->tool_name)) < 0 ||
+		    (error = put_str(out, bl->media_type)) < 0 ||
+		    (error = put_varint(out, bl->flags)) < 0)
+			return error;
+	}
+	if ((error = put_bytes(out, n->meta ? n->meta : "", n->meta ? n->meta_len : 0)) < 0 ||
+	    (error = put_varint(out, n->n_derived_from)) < 0)
+		return error;
+	for (i = 0; i < n->n_derived_from; i++)
+		if ((error = put_id(out, &n->derived_from[i])) < 0)
+			return error;
+	if ((error = put_varint(out, n->n_covers)) < 0)
+		return error;
+	for (i = 0; i < n->n_covers; i++)
+		if ((error = put_id(out, &n->covers[i])) < 0)
+			return error;
+	return 0;
+}
+
+void cmv_dag__node_hash(cmv_id *out, const cmv_node *node, cmv_buf *scratch)
+{
+	if (cmv_dag__node_encode(scratch, node) < 0) {
+		/* Only a buffer cap can fail here; callers size the scratch for it. */
+		cmv_id_clear(out);
+		return;
+	}
+	cmv_id_hash(out, scratch->ptr, scratch->size);
+}
+
+static size_t str_size(const char *s)
+{
+	return s ? strlen(s) + 1 : 0;
+}
+
+static const char *copy_str(char **cursor, const char *s)
+{
+	size_t n;
+	char *dst;
+
+	if (!s)
+		return NULL;
+	n = strlen(s) + 1;
+	dst = *cursor;
+	memcpy(dst, s, n);
+	*cursor += n;
+	return dst;
+}
+
+cmv_node *cmv_dag__node_copy(const cmv_node *src)
+{
+	size_t total = sizeof(cmv_node), i;
+	cmv_node *n;
+	cmv_block *blocks;
+	cmv_id *ids;
+	char *cursor;
+
+	total += src->n_blocks * sizeof(cmv_block);
+	total += (src->n_derived_from + src->n_covers) * sizeof(cmv_id);
+	for (i = 0; i < src->n_blocks; i++)
+		total += str_size(src->blocks[i].type) + str_size(src->blocks[i].tool_id) +
+			 str_size(src->blocks[i].tool_name) + str_size(src->blocks[i].media_type);
+	total += src->meta ? src->meta_len + 1 : 0;
+
+	if (!(n = cmv__malloc(total)))
+		return NULL;
+	*n = *src;
+	blocks = (cmv_block *)(n + 1);
+	ids = (cmv_id *)(blocks + src->n_blocks);
+	cursor = (char *)(ids + src->n_derived_from + src->n_covers);
+	for (i = 0; i < src->n_blocks; i++) {
+		blocks[i] = src->blocks[i];
+		blocks[i].type = copy_str(&cursor, src->blocks[i].type);
+		blocks[i].tool_id = copy_str(&cursor, src->blocks[i].tool_id);
+		blocks[i].tool_name = copy_str(&cursor, src->blocks[i].tool_name);
+		blocks[i].media_type = copy_str(&cursor, src->blocks[i].media_type);
+	}
+	n->blocks = blocks;
+	if (src->n_derived_from)
+		memcpy(ids, src->derived_from, src->n_derived_from * sizeof(cmv_id));
+	n->derived_from = ids;
+	if (src->n_covers)
+		memcpy(ids + src->n_derived_from, src->covers, src->n_covers * sizeof(cmv_id));
+	n->covers = ids + src->n_derived_from;
+	if (src->meta) {
+		memcpy(cursor, src->meta, src->meta_len);
+		cursor[src->meta_len] = '\0';
+		n->meta = cursor;
+	}
+	return n;
+}
+
+void cmv_node_free(cmv_node *node)
+{
+	free(node);
+}
+
+cmv_ref *cmv_dag__ref_copy(const cmv_ref *src)
+{
+	size_t total = sizeof(cmv_ref) + src->n_tags * sizeof(char *), i;
+	cmv_ref *r;
+	const char **tags;
+	char *cursor;
+
+	total += str_size(src->name) + str_size(src->description) + str_size(src->from_ref);
+	for (i = 0; i < src->n_tags; i++)
+		total += str_size(src->tags[i]);
+	if (!(r = cmv__malloc(total)))
+		return NULL;
+	*r = *src;
+	tags = (const char **)(r + 1);
+	cursor = (char *)(tags + src->n_tags);
+	r->name = copy_str(&cursor, src->name);
+	r->description = copy_str(&cursor, src->description);
+	r->from_ref = copy_str(&cursor, src->from_ref);
+	for (i = 0; i < src->n_tags; i++)
+		tags[i] = copy_str(&cursor, src->tags[i]);
+	r->tags = tags;
+	return r;
+}
+
+void cmv_ref_free(cmv_ref *ref)
+{
+	free(ref);
+}
+
+static const char *const role_names[] = { NULL, "system", "user", "assistant", "tool" };
+static const char *const kind_names[] = { NULL, "message", "event", "summary" };
+
+const char *cmv_role_name(cmv_role role)
+{
+	return (role >= 1 && role <= 4) ? role_names[role] : NULL;
+}
+
+const char *cmv_kind_name(cmv_kind kind)
+{
+	return (kind >= 1 && kind <= 3) ? kind_names[kind] : NULL;
+}
+
+int cmv_role_parse(cmv_role *out, const char *name)
+{
+	for (int i = 1; i <= 4; i++)
+		if (!strcmp(name, role_names[i])) {
+			*out = (cmv_role)i;
+			return 0;
+		}
+	return cmv_error__set(CMV_EINVALID,
+			      "unknown role '%s' (expected system, user, assistant or tool)", name);
+}
+
+int cmv_kind_parse(cmv_kind *out, const char *name)
+{
+	for (int i = 1; i <= 3; i++)
+		if (!strcmp(name, kind_names[i])) {
+			*out = (cmv_kind)i;
+			return 0;
+		}
+	return cmv_error__set(CMV_EINVALID,
+			      "unknown kind '%s' (expected message, event or summary)", name);
+}
+
+bool cmv_dag__block_is_text(const char *type, const char *media_type)
+{
+	if (!strcmp(type, "image") || !strcmp(type, "document") || !strcmp(type, "redacted_thinking"))
+		return false;
+	if (media_type && strncmp(media_type, "text/", 5) && strncmp(media_type, "application/", 12))
+		return false;
+	return true;
+}
+
+/* ---- id set ------------------------------------------------------------ */
+
+void cmv_idset_init(cmv_idset *s)
+{
+	s->slots = NULL;
+	s->n = s->cap = 0;
+}
+
+void cmv_idset_dispose(cmv_idset *s)
+{
+	free(s->slots);
+	cmv_idset_init(s);
+}
+
+static size_t idset_slot(const cmv_idset *s, const cmv_id *id)
+{
+	uint64_t h;
+	size_t i;
+
+	/* The id is already a good hash: its first 8 bytes pick the slot. */
+	memcpy(&h, id->raw, sizeof(h));
+	i = (size_t)h & (s->cap - 1);
+	while (s->slots[i].type != CMV_ID_NONE && !cmv_id_equal(&s->slots[i], id))
+		i = (i + 1) & (s->cap - 1);
+	return i;
+}
+
+int cmv_idset_add(cmv_idset *s, const cmv_id *id)
+{
+	size_t i;
+
+	if ((s->n + 1) * 4 > s->cap * 3) {
+		size_t ncap = s->cap ? s->cap * 2 : 1024, j;
+		cmv_idset old = *s;
+
+		if (!(s->slots = cmv__calloc(ncap, sizeof(cmv_id)))) {
+			s->slots = old.slots;
+			return CMV_ENOMEM;
+		}
+		s->cap = ncap;
+		s->n = 0;
+		for (j = 0; j < old.cap; j++)
+			if (old.slots[j].type != CMV_ID_NONE) {
+				s->slots[idset_slot(s, &old.slots[j])] = old.slots[j];
+				s->n++;
+			}
+		free(old.slots);
+	}
+	i = idset_slot(s, id);
+	if (s->slots[i].type != CMV_ID_NONE)
+		return 0;
+	s->slots[i] = *id;
+	s->n++;
+	return 1;
+}
+
+bool cmv_idset_has(const cmv_idset *s, const cmv_id *id)
+{
+	if (!s->cap)
+		return false;
+	return s->slots[idset_slot(s, id)].type != CMV_ID_NONE;
+}

@@ -1,0 +1,1430 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite store backend: one file in WAL mode, FTS5 for search.
+ *
+ * Design notes
+ *  - Blobs and nodes live in rowid tables with a UNIQUE index on the 16-byte
+ *    id; large rows do badly in WITHOUT ROWID tables, small ones (blocks,
+ *    edges, the token cache) use them.
+ *  - Blocks name their blob by id, not rowid, so a row stays meaningful on
+ *    its own and fsck can find a missing blob.
+ *  - The search index is a contentless FTS5 table keyed by the blob's rowid:
+ *    the text already lives in `blobs`, so it is not stored twice. Deleting
+ *    from it needs the original text, which gc has (it deletes the blob in
+ *    the same step).
+ *  - Writers take the lock at BEGIN (BEGIN IMMEDIATE) and wait for it up to
+ *    the busy timeout, so two processes appending to one branch serialise
+ *    instead of failing on a lock upgrade.
+ *  - synchronous=NORMAL in WAL mode: a commit survives a process crash
+ *    (the kill test); only a power loss can drop the last commits, never
+ *    corrupt the file.
+ *
+ * Invariants
+ *  1. PRAGMA user_version is the schema version; migrations only go forward
+ *     and each runs in the transaction that bumps the version.
+ *  2. blobs.indexed = 1 exactly when the blob's text is in the FTS table.
+ *  3. A node row never exists without all of its blocks and edges: they are
+ *     written together in node_put, inside the caller's transaction.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include "dag.h"
+
+#define SQLITE_APP_ID 0x636d7601 /* "cmv\1" */
+#define BUSY_TIMEOUT_MS_DEFAULT 30000
+
+static const char *const migrations[] = {
+	/* version 1 */
+	"CREATE TABLE blobs(rid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
+	" size INTEGER NOT NULL, indexed INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);"
+	"CREATE TABLE nodes(rid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, parent BLOB,"
+	" role INTEGER NOT NULL, kind INTEGER NOT NULL, depth INTEGER NOT NULL, meta BLOB);"
+	"CREATE TABLE blocks(node INTEGER NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,"
+	" blob BLOB NOT NULL, tool_id TEXT, tool_name TEXT, media_type TEXT,"
+	" flags INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(node, seq)) WITHOUT ROWID;"
+	"CREATE INDEX blocks_blob ON blocks(blob);"
+	"CREATE TABLE edges(node INTEGER NOT NULL, kind INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" target BLOB NOT NULL, PRIMARY KEY(node, kind, seq)) WITHOUT ROWID;"
+	"CREATE INDEX edges_target ON edges(target);"
+	"CREATE TABLE refs(name TEXT PRIMARY KEY, type INTEGER NOT NULL, target BLOB,"
+	" description TEXT, tags TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+	" from_ref TEXT);"
+	"CREATE TABLE config(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE tokcache(blob BLOB NOT NULL, tokenizer TEXT NOT NULL,"
+	" count INTEGER NOT NULL, PRIMARY KEY(blob, tokenizer)) WITHOUT ROWID;"
+	"CREATE TABLE branch_state(branch TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+	" PRIMARY KEY(branch, key)) WITHOUT ROWID;"
+	"CREATE TABLE usage_segments(rid INTEGER PRIMARY KEY, branch TEXT NOT NULL,"
+	" signature TEXT NOT NULL, start_node BLOB, start_turn INTEGER NOT NULL,"
+	" started INTEGER NOT NULL, calls INTEGER NOT NULL DEFAULT 0,"
+	" input_tokens INTEGER NOT NULL DEFAULT 0, output_tokens INTEGER NOT NULL DEFAULT 0,"
+	" cache_read_tokens INTEGER NOT NULL DEFAULT 0,"
+	" cache_write_tokens INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX usage_branch ON usage_segments(branch, rid);"
+	"CREATE VIRTUAL TABLE fts USING fts5(text, content='',"
+	" tokenize='unicode61 remove_diacritics 2');",
+};
+
+enum stmt_id {
+	S_BEGIN_W, S_BEGIN_R, S_COMMIT, S_ROLLBACK,
+	S_BLOB_INS, S_BLOB_META, S_BLOB_GET, S_BLOB_EXISTS, S_BLOB_SETIDX, S_FTS_INS, S_FTS_DEL,
+	S_BLOB_DEL, S_TOK_DEL,
+	S_NODE_INS, S_BLOCK_INS, S_EDGE_INS, S_NODE_GET, S_BLOCKS_GET, S_EDGES_GET, S_NODE_PARENT,
+	S_NODE_RID, S_NODE_DEL, S_BLOCKS_DEL, S_EDGES_DEL,
+	S_REF_GET, S_REF_INS, S_REF_UPD, S_REF_UPD_CAS, S_REF_DEL, S_REF_ALL,
+	S_CFG_GET, S_CFG_SET, S_CFG_DEL,
+	S_PREFIX_BLOB, S_PREFIX_NODE, S_ALL_BLOBS, S_ALL_NODES,
+	S_SEARCH, S_BLOB_USERS,
+	S_TOK_GET, S_TOK_PUT,
+	S_STATE_GET, S_STATE_SET, S_STATE_DEL, S_STATE_DROP, S_USAGE_DROP,
+	S_USAGE_INS, S_USAGE_ADD, S_USAGE_ALL,
+	S__COUNT
+};
+
+static const char *const stmt_sql[S__COUNT] = {
+	[S_BEGIN_W] = "BEGIN IMMEDIATE",
+	[S_BEGIN_R] = "BEGIN",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_BLOB_INS] = "INSERT INTO blobs(id, size, indexed, data) VALUES(?1, ?2, ?3, ?4)"
+		       " ON CONFLICT(id) DO NOTHING",
+	[S_BLOB_META] = "SELECT rid, indexed FROM blobs WHERE id = ?1",
+	[S_BLOB_GET] = "SELECT data FROM blobs WHERE id = ?1",
+	[S_BLOB_EXISTS] = "SELECT 1 FROM blobs WHERE id = ?1",
+	[S_BLOB_SETIDX] = "UPDATE blobs SET indexed = 1 WHERE rid = ?1",
+	[S_FTS_INS] = "INSERT INTO fts(rowid, text) VALUES(?1, ?2)",
+	[S_FTS_DEL] = "INSERT INTO fts(fts, rowid, text) VALUES('delete', ?1, ?2)",
+	[S_BLOB_DEL] = "DELETE FROM blobs WHERE rid = ?1",
+	[S_TOK_DEL] = "DELETE FROM tokcache WHERE blob = ?1",
+	[S_NODE_INS] = "INSERT INTO nodes(id, parent, role, kind, depth, meta)"
+		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
+	[S_BLOCK_INS] = "INSERT INTO blocks(node, seq, type, blob, tool_id, tool_name, media_type,"
+			" flags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_EDGE_INS] = "INSERT INTO edges(node, kind, seq, target) VALUES(?1, ?2, ?3, ?4)",
+	[S_NODE_GET] = "SELECT rid, parent, role, kind, depth, meta FROM nodes WHERE id = ?1",
+	[S_BLOCKS_GET] = "SELECT type, blob, tool_id, tool_name, media_type, flags FROM blocks"
+			 " WHERE node = ?1 ORDER BY seq",
+	[S_EDGES_GET] = "SELECT kind, target FROM edges WHERE node = ?1 ORDER BY kind, seq",
+	[S_NODE_PARENT] = "SELECT parent, depth FROM nodes WHERE id = ?1",
+	[S_NODE_RID] = "SELECT rid FROM nodes WHERE id = ?1",
+	[S_NODE_DEL] = "DELETE FROM nodes WHERE rid = ?1",
+	[S_BLOCKS_DEL] = "DELETE FROM blocks WHERE node = ?1",
+	[S_EDGES_DEL] = "DELETE FROM edges WHERE node = ?1",
+	[S_REF_GET] = "SELECT name, type, target, description, tags, created, updated, from_ref"
+		      " FROM refs WHERE name = ?1",
+	[S_REF_INS] = "INSERT INTO refs(name, type, target, description, tags, created, updated,"
+		      " from_ref) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_REF_UPD] = "UPDATE refs SET target = ?2, updated = ?3 WHERE name = ?1",
+	[S_REF_UPD_CAS] = "UPDATE refs SET target = ?2, updated = ?3 WHERE name = ?1"
+			  " AND target IS ?4",
+	[S_REF_DEL] = "DELETE FROM refs WHERE name = ?1",
+	[S_REF_ALL] = "SELECT name, type, target, description, tags, created, updated, from_ref"
+		      " FROM refs ORDER BY created, rowid",
+	[S_CFG_GET] = "SELECT value FROM config WHERE key = ?1",
+	[S_CFG_SET] = "INSERT INTO config(key, value) VALUES(?1, ?2)"
+		      " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+	[S_CFG_DEL] = "DELETE FROM config WHERE key = ?1",
+	[S_PREFIX_BLOB] = "SELECT id FROM blobs WHERE id BETWEEN ?1 AND ?2 ORDER BY id LIMIT ?3",
+	[S_PREFIX_NODE] = "SELECT id FROM nodes WHERE id BETWEEN ?1 AND ?2 ORDER BY id LIMIT ?3",
+	[S_ALL_BLOBS] = "SELECT id FROM blobs",
+	[S_ALL_NODES] = "SELECT id FROM nodes",
+	[S_SEARCH] = "SELECT b.id, bm25(fts) FROM fts JOIN blobs b ON b.rid = fts.rowid"
+		     " WHERE fts MATCH ?1 ORDER BY bm25(fts), b.id LIMIT ?2",
+	[S_BLOB_USERS] = "SELECT n.id, bl.seq FROM blocks bl JOIN nodes n ON n.rid = bl.node"
+			 " WHERE bl.blob = ?1 ORDER BY n.depth, n.id, bl.seq",
+	[S_TOK_GET] = "SELECT count FROM tokcache WHERE blob = ?1 AND tokenizer = ?2",
+	[S_TOK_PUT] = "INSERT INTO tokcache(blob, tokenizer, count) VALUES(?1, ?2, ?3)"
+		      " ON CONFLICT(blob, tokenizer) DO UPDATE SET count = excluded.count",
+	[S_STATE_GET] = "SELECT value FROM branch_state WHERE branch = ?1 AND key = ?2",
+	[S_STATE_SET] = "INSERT INTO branch_state(branch, key, value) VALUES(?1, ?2, ?3)"
+			" ON CONFLICT(branch, key) DO UPDATE SET value = excluded.value",
+	[S_STATE_DEL] = "DELETE FROM branch_state WHERE branch = ?1 AND key = ?2",
+	[S_STATE_DROP] = "DELETE FROM branch_state WHERE branch = ?1",
+	[S_USAGE_DROP] = "DELETE FROM usage_segments WHERE branch = ?1",
+	[S_USAGE_INS] = "INSERT INTO usage_segments(branch, signature, start_node, start_turn,"
+			" started) VALUES(?1, ?2, ?3, ?4, ?5)",
+	[S_USAGE_ADD] = "UPDATE usage_segments SET calls = calls + ?2,"
+			" input_tokens = input_tokens + ?3, output_tokens = output_tokens + ?4,"
+			" cache_read_tokens = cache_read_tokens + ?5,"
+			" cache_write_tokens = cache_write_tokens + ?6"
+			" WHERE rid = (SELECT max(rid) FROM usage_segments WHERE branch = ?1)",
+	[S_USAGE_ALL] = "SELECT signature, start_node, start_turn, started, calls, input_tokens,"
+			" output_tokens, cache_read_tokens, cache_write_tokens"
+			" FROM usage_segments WHERE branch = ?1 ORDER BY rid",
+};
+
+typedef struct sqlite_backend {
+	cmv_store_backend parent;
+	sqlite3 *db;
+	char *path;
+	bool readonly;
+	sqlite3_stmt *stmts[S__COUNT];
+} sqlite_backend;
+
+#define SB(b) ((sqlite_backend *)(b))
+
+static int sq_error(sqlite_backend *sb, int rc, const char *what)
+{
+	int code;
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = CMV_ELOCKED;
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		code = CMV_ECORRUPT;
+		break;
+	case SQLITE_NOMEM:
+		return cmv_error__oom();
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		code = CMV_EIO;
+		break;
+	case SQLITE_TOOBIG:
+		code = CMV_ETOOBIG;
+		break;
+	default:
+		code = CMV_ERROR;
+	}
+	return cmv_error__set(code, "%s in store '%s': %s", what, sb->path,
+			      sb->db ? sqlite3_errmsg(sb->db) : sqlite3_errstr(rc));
+}
+
+static sqlite3_stmt *stmt(sqlite_backend *sb, enum stmt_id id)
+{
+	sqlite3_stmt *s = sb->stmts[id];
+	int rc;
+
+	if (s) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+		return s;
+	}
+	rc = sqlite3_prepare_v3(sb->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+	if (rc != SQLITE_OK) {
+		sq_error(sb, rc, "cannot prepare a statement");
+		return NULL;
+	}
+	sb->stmts[id] = s;
+	return s;
+}
+
+static void bind_id(sqlite3_stmt *s, int col, const cmv_id *id)
+{
+	if (!id || id->type == CMV_ID_NONE)
+		sqlite3_bind_null(s, col);
+	else
+		sqlite3_bind_blob(s, col, id->raw, CMV_ID_RAWSZ, SQLITE_STATIC);
+}
+
+static void bind_text(sqlite3_stmt *s, int col, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(s, col, t, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, col);
+}
+
+static void column_id(cmv_id *out, sqlite3_stmt *s, int col)
+{
+	const void *p = sqlite3_column_blob(s, col);
+
+	if (p && sqlite3_column_bytes(s, col) == CMV_ID_RAWSZ) {
+		out->type = CMV_ID_XXH3_128;
+		memcpy(out->raw, p, CMV_ID_RAWSZ);
+	} else {
+		cmv_id_clear(out);
+	}
+}
+
+static const char *column_text(sqlite3_stmt *s, int col)
+{
+	return (const char *)sqlite3_column_text(s, col);
+}
+
+/* Run a statement that returns no rows. */
+static int exec_done(sqlite_backend *sb, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return sq_error(sb, rc, what);
+	return 0;
+}
+
+static int exec_sql(sqlite_backend *sb, const char *sql, const char *what)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(sb->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		int code = sq_error(sb, rc, what);
+		sqlite3_free(msg);
+		return code;
+	}
+	return 0;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+static int sq_txn_begin(cmv_store_backend *b)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, sb->readonly ? S_BEGIN_R : S_BEGIN_W);
+
+	return s ? exec_done(sb, s, "cannot begin a transaction") : CMV_ERROR;
+}
+
+static int sq_txn_commit(cmv_store_backend *b)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_COMMIT);
+
+	return s ? exec_done(sb, s, "cannot commit") : CMV_ERROR;
+}
+
+static int sq_txn_rollback(cmv_store_backend *b)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+
+	/* After some errors SQLite has already rolled back by itself. */
+	if (sqlite3_get_autocommit(sb->db))
+		return 0;
+	s = stmt(sb, S_ROLLBACK);
+	return s ? exec_done(sb, s, "cannot roll back") : CMV_ERROR;
+}
+
+/* ---- blobs ------------------------------------------------------------- */
+
+static int fts_index(sqlite_backend *sb, sqlite3_int64 rid, const void *data, size_t len)
+{
+	sqlite3_stmt *s;
+	int error;
+
+	if (!(s = stmt(sb, S_FTS_INS)))
+		return CMV_ERROR;
+	sqlite3_bind_int64(s, 1, rid);
+	sqlite3_bind_text(s, 2, data, (int)len, SQLITE_STATIC);
+	if ((error = exec_done(sb, s, "cannot index a blob")) < 0)
+		return error;
+	if (!(s = stmt(sb, S_BLOB_SETIDX)))
+		return CMV_ERROR;
+	sqlite3_bind_int64(s, 1, rid);
+	return exec_done(sb, s, "cannot index a blob");
+}
+
+static int sq_blob_put(cmv_store_backend *b, const cmv_id *id, const void *data, size_t len,
+		       unsigned int flags)
+{
+	sqlite_backend *sb = SB(b);
+	bool want_index = (flags & CMV_STORE_BLOB_INDEX) != 0;
+	sqlite3_stmt *s;
+	sqlite3_int64 rid;
+	int rc, error;
+
+	if (len > INT32_MAX)
+		return cmv_error__set(CMV_ETOOBIG, "blob of %zu bytes is too large", len);
+	if (!(s = stmt(sb, S_BLOB_INS)))
+		return CMV_ERROR;
+	bind_id(s, 1, id);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)len);
+	sqlite3_bind_int(s, 3, 0);
+	sqlite3_bind_blob(s, 4, len ? data : "", (int)len, SQLITE_STATIC);
+	if ((error = exec_done(sb, s, "cannot write a blob")) < 0)
+		return error;
+	if (!want_index)
+		return 0;
+	if (sqlite3_changes(sb->db) == 1) {
+		rid = sqlite3_last_insert_rowid(sb->db);
+		return fts_index(sb, rid, data, len);
+	}
+	/* It existed: index it now if an earlier writer did not. */
+	if (!(s = stmt(sb, S_BLOB_META)))
+		return CMV_ERROR;
+	bind_id(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, rc, "cannot read a blob");
+	}
+	rid = sqlite3_column_int64(s, 0);
+	if (sqlite3_column_int(s, 1)) {
+		sqlite3_reset(s);
+		return 0;
+	}
+	sqlite3_reset(s);
+	return fts_index(sb, rid, data, len);
+}
+
+static int sq_blob_get(cmv_store_backend *b, cmv_buf *out, const cmv_id *id)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_BLOB_GET);
+	int rc, error;
+	char hex[CMV_ID_HEXSZ + 1];
+
+	if (!s)
+		return CMV_ERROR;
+	bind_id(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return cmv_error__set(CMV_ENOTFOUND, "blob '%s' not found",
+				      cmv_id_tostr(hex, CMV_ID_HEXSZ, id));
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, rc, "cannot read a blob");
+	}
+	error = cmv_buf_set(out, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+	sqlite3_reset(s);
+	return error;
+}
+
+static int exists_query(sqlite_backend *sb, enum stmt_id sid, const cmv_id *id)
+{
+	sqlite3_stmt *s = stmt(sb, sid);
+	int rc;
+
+	if (!s)
+		return CMV_ERROR;
+	bind_id(s, 1, id);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc == SQLITE_DONE)
+		return 0;
+	return sq_error(sb, rc, "cannot look up an object");
+}
+
+static int sq_blob_exists(cmv_store_backend *b, const cmv_id *id)
+{
+	return exists_query(SB(b), S_BLOB_EXISTS, id);
+}
+
+/* ---- nodes ------------------------------------------------------------- */
+
+static int sq_node_put(cmv_store_backend *b, const cmv_node *n)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+	sqlite3_int64 rid;
+	int error;
+	size_t i;
+
+	if (!(s = stmt(sb, S_NODE_INS)))
+		return CMV_ERROR;
+	bind_id(s, 1, &n->id);
+	bind_id(s, 2, &n->parent);
+	sqlite3_bind_int(s, 3, (int)n->role);
+	sqlite3_bind_int(s, 4, (int)n->kind);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)n->depth);
+	if (n->meta)
+		sqlite3_bind_blob(s, 6, n->meta_len ? n->meta : "", (int)n->meta_len, SQLITE_STATIC);
+	if ((error = exec_done(sb, s, "cannot write a node")) < 0)
+		return error;
+	if (sqlite3_changes(sb->db) == 0)
+		return 0; /* already stored, with its blocks and edges */
+	rid = sqlite3_last_insert_rowid(sb->db);
+
+	for (i = 0; i < n->n_blocks; i++) {
+		const cmv_block *bl = &n->blocks[i];
+		if (!(s = stmt(sb, S_BLOCK_INS)))
+			return CMV_ERROR;
+		sqlite3_bind_int64(s, 1, rid);
+		sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
+		bind_text(s, 3, bl->type);
+		bind_id(s, 4, &bl->blob);
+		bind_text(s, 5, bl->tool_id);
+		bind_text(s, 6, bl->tool_name);
+		bind_text(s, 7, bl->media_type);
+		sqlite3_bind_int64(s, 8, bl->flags);
+		if ((error = exec_done(sb, s, "cannot write a block")) < 0)
+			return error;
+	}
+	for (int kind = 1; kind <= 2; kind++) {
+		size_t count = kind == 1 ? n->n_derived_from : n->n_covers;
+		const cmv_id *ids = kind == 1 ? n->derived_from : n->covers;
+		for (i = 0; i < count; i++) {
+			if (!(s = stmt(sb, S_EDGE_INS)))
+				return CMV_ERROR;
+			sqlite3_bind_int64(s, 1, rid);
+			sqlite3_bind_int(s, 2, kind);
+			sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+			bind_id(s, 4, &ids[i]);
+			if ((error = exec_done(sb, s, "cannot write an edge")) < 0)
+				return error;
+		}
+	}
+	return 0;
+}
+
+static int sq_node_get(cmv_store_backend *b, cmv_node **out, const cmv_id *id)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s, *sb_stmt = NULL, *se = NULL;
+	cmv_node n;
+	cmv_block *blocks = NULL;
+	cmv_id *edges = NULL;
+	size_t n_blocks = 0, cap_blocks = 0, n_edges = 0, cap_edges = 0, n_derived = 0;
+	sqlite3_int64 rid;
+	int rc, error = 0;
+	char hex[CMV_ID_HEXSZ + 1];
+
+	*out = NULL;
+	if (!(s = stmt(sb, S_NODE_GET)))
+		return CMV_ERROR;
+	bind_id(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return cmv_error__set(CMV_ENOTFOUND, "node '%s' not found",
+				      cmv_id_tostr(hex, CMV_ID_HEXSZ, id));
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, rc, "cannot read a node");
+	}
+	memset(&n, 0, sizeof(n));
+	n.id = *id;
+	rid = sqlite3_column_int64(s, 0);
+	column_id(&n.parent, s, 1);
+	n.role = (cmv_role)sqlite3_column_int(s, 2);
+	n.kind = (cmv_kind)sqlite3_column_int(s, 3);
+	n.depth = (uint64_t)sqlite3_column_int64(s, 4);
+	if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
+		n.meta = sqlite3_column_blob(s, 5);
+		n.meta_len = (size_t)sqlite3_column_bytes(s, 5);
+		if (!n.meta)
+			n.meta = "";
+	}
+	/* The meta pointer stays valid while `s` is not stepped or reset. */
+
+	if (!(sb_stmt = stmt(sb, S_BLOCKS_GET))) {
+		error = CMV_ERROR;
+		goto done;
+	}
+	sqlite3_bind_int64(sb_stmt, 1, rid);
+	while ((rc = sqlite3_step(sb_stmt)) == SQLITE_ROW) {
+		cmv_block *bl;
+		if (n_blocks == cap_blocks) {
+			size_t ncap = cap_blocks ? cap_blocks * 2 : 8;
+			cmv_block *nb = cmv__realloc(blocks, ncap * sizeof(*nb));
+			if (!nb) {
+				error = CMV_ENOMEM;
+				goto done;
+			}
+			blocks = nb;
+			cap_blocks = ncap;
+		}
+		bl = &blocks[n_blocks++];
+		/* Column text stays valid until the next step: copy the strings now. */
+		bl->type = column_text(sb_stmt, 0) ? cmv__strdup(column_text(sb_stmt, 0)) : NULL;
+		column_id(&bl->blob, sb_stmt, 1);
+		bl->tool_id = column_text(sb_stmt, 2) ? cmv__strdup(column_text(sb_stmt, 2)) : NULL;
+		bl->tool_name = column_text(sb_stmt, 3) ? cmv__strdup(column_text(sb_stmt, 3)) : NULL;
+		bl->media_type = column_text(sb_stmt, 4) ? cmv__strdup(column_text(sb_stmt, 4)) : NULL;
+		bl->flags = (unsigned int)sqlite3_column_int64(sb_stmt, 5);
+	}
+	if (rc != SQLITE_DONE) {
+		error = sq_error(sb, rc, "cannot read blocks");
+		goto done;
+	}
+
+	if (!(se = stmt(sb, S_EDGES_GET))) {
+		error = CMV_ERROR;
+		goto done;
+	}
+	sqlite3_bind_int64(se, 1, rid);
+	while ((rc = sqlite3_step(se)) == SQLITE_ROW) {
+		if (n_edges == cap_edges) {
+			size_t ncap = cap_edges ? cap_edges * 2 : 4;
+			cmv_id *ne = cmv__realloc(edges, ncap * sizeof(*ne));
+			if (!ne) {
+				error = CMV_ENOMEM;
+				goto done;
+			}
+			edges = ne;
+			cap_edges = ncap;
+		}
+		if (sqlite3_column_int(se, 0) == 1)
+			n_derived++;
+		column_id(&edges[n_edges++], se, 1);
+	}
+	if (rc != SQLITE_DONE) {
+		error = sq_error(sb, rc, "cannot read edges");
+		goto done;
+	}
+	n.blocks = blocks;
+	n.n_blocks = n_blocks;
+	n.derived_from = edges;
+	n.n_derived_from = n_derived;
+	n.covers = edges ? edges + n_derived : NULL;
+	n.n_covers = n_edges - n_derived;
+	if (!(*out = cmv_dag__node_copy(&n)))
+		error = CMV_ENOMEM;
+done:
+	for (size_t i = 0; i < n_blocks; i++) {
+		free((char *)blocks[i].type);
+		free((char *)blocks[i].tool_id);
+		free((char *)blocks[i].tool_name);
+		free((char *)blocks[i].media_type);
+	}
+	free(blocks);
+	free(edges);
+	if (se)
+		sqlite3_reset(se);
+	if (sb_stmt)
+		sqlite3_reset(sb_stmt);
+	sqlite3_reset(s);
+	return error;
+}
+
+static int sq_node_parent(cmv_store_backend *b, cmv_id *parent, uint64_t *depth,
+			  const cmv_id *id)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_NODE_PARENT);
+	int rc;
+	char hex[CMV_ID_HEXSZ + 1];
+
+	if (!s)
+		return CMV_ERROR;
+	bind_id(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		column_id(parent, s, 0);
+		if (depth)
+			*depth = (uint64_t)sqlite3_column_int64(s, 1);
+		sqlite3_reset(s);
+		return 0;
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return cmv_error__set(CMV_ENOTFOUND, "node '%s' not found",
+				      cmv_id_tostr(hex, CMV_ID_HEXSZ, id));
+	return sq_error(sb, rc, "cannot read a node");
+}
+
+/* ---- refs -------------------------------------------------------------- */
+
+/* Tags are stored as one text column, separated by newlines (tags cannot hold one). */
+static int ref_from_row(cmv_ref **out, sqlite3_stmt *s)
+{
+	cmv_ref r;
+	const char *tags = column_text(s, 4);
+	const char *tagv[256];
+	char *tagcopy = NULL;
+	size_t n_tags = 0;
+
+	memset(&r, 0, sizeof(r));
+	r.name = column_text(s, 0);
+	r.type = (cmv_ref_type)sqlite3_column_int(s, 1);
+	column_id(&r.target, s, 2);
+	r.description = column_text(s, 3);
+	r.created = sqlite3_column_int64(s, 5);
+	r.updated = sqlite3_column_int64(s, 6);
+	r.from_ref = column_text(s, 7);
+	if (tags && *tags) {
+		char *p;
+		if (!(tagcopy = cmv__strdup(tags)))
+			return CMV_ENOMEM;
+		p = tagcopy;
+		while (p && n_tags < CMV_ARRAY_SIZE(tagv)) {
+			char *nl = strchr(p, '\n');
+			if (nl)
+				*nl = '\0';
+			tagv[n_tags++] = p;
+			p = nl ? nl + 1 : NULL;
+		}
+	}
+	r.tags = tagv;
+	r.n_tags = n_tags;
+	*out = cmv_dag__ref_copy(&r);
+	free(tagcopy);
+	return *out ? 0 : CMV_ENOMEM;
+}
+
+static int sq_ref_get(cmv_store_backend *b, cmv_ref **out, const char *name)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_REF_GET);
+	int rc, error;
+
+	*out = NULL;
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, name);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return cmv_error__set(CMV_ENOTFOUND, "no branch or snapshot named '%s'", name);
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, rc, "cannot read a ref");
+	}
+	error = ref_from_row(out, s);
+	sqlite3_reset(s);
+	return error;
+}
+
+static int sq_ref_put(cmv_store_backend *b, const cmv_ref *ref, unsigned int flags,
+		      const cmv_id *expected)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+	int rc;
+
+	if (flags & CMV_STORE_REF_CREATE) {
+		cmv_buf tags = CMV_BUF_INIT(CMV_BUF_SMALL);
+		int error = 0;
+		for (size_t i = 0; i < ref->n_tags && !error; i++)
+			error = cmv_buf_printf(&tags, "%s%s", i ? "\n" : "", ref->tags[i]);
+		if (error || !(s = stmt(sb, S_REF_INS))) {
+			cmv_buf_dispose(&tags);
+			return error ? error : CMV_ERROR;
+		}
+		bind_text(s, 1, ref->name);
+		sqlite3_bind_int(s, 2, (int)ref->type);
+		bind_id(s, 3, &ref->target);
+		bind_text(s, 4, ref->description);
+		if (ref->n_tags)
+			sqlite3_bind_text(s, 5, tags.ptr, (int)tags.size, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 6, ref->created);
+		sqlite3_bind_int64(s, 7, ref->updated);
+		bind_text(s, 8, ref->from_ref);
+		rc = sqlite3_step(s);
+		sqlite3_reset(s);
+		cmv_buf_dispose(&tags);
+		if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT)
+			return cmv_error__set(CMV_EEXISTS, "a branch or snapshot named '%s' already exists",
+					      ref->name);
+		if (rc != SQLITE_DONE)
+			return sq_error(sb, rc, "cannot create a ref");
+		return 0;
+	}
+
+	if (!(s = stmt(sb, (flags & CMV_STORE_REF_CAS) ? S_REF_UPD_CAS : S_REF_UPD)))
+		return CMV_ERROR;
+	bind_text(s, 1, ref->name);
+	bind_id(s, 2, &ref->target);
+	sqlite3_bind_int64(s, 3, ref->updated);
+	if (flags & CMV_STORE_REF_CAS)
+		bind_id(s, 4, expected);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return sq_error(sb, rc, "cannot update a ref");
+	if (sqlite3_changes(sb->db) == 0) {
+		if (flags & CMV_STORE_REF_CAS)
+			return cmv_error__set(CMV_EMODIFIED, "branch '%s' moved concurrently",
+					      ref->name);
+		return cmv_error__set(CMV_ENOTFOUND, "no branch named '%s'", ref->name);
+	}
+	return 0;
+}
+
+static int sq_ref_delete(cmv_store_backend *b, const char *name)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_REF_DEL);
+	int error;
+
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, name);
+	if ((error = exec_done(sb, s, "cannot delete a ref")) < 0)
+		return error;
+	if (sqlite3_changes(sb->db) == 0)
+		return cmv_error__set(CMV_ENOTFOUND, "no branch or snapshot named '%s'", name);
+	return 0;
+}
+
+static int sq_ref_foreach(cmv_store_backend *b, int (*cb)(const cmv_ref *, void *), void *payload)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+	int rc, error = 0;
+
+	/* Collect first: a callback may itself use the store. */
+	cmv_ref **refs = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!(s = stmt(sb, S_REF_ALL)))
+		return CMV_ERROR;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			cmv_ref **nr = cmv__realloc(refs, ncap * sizeof(*nr));
+			if (!nr) {
+				error = CMV_ENOMEM;
+				break;
+			}
+			refs = nr;
+			cap = ncap;
+		}
+		if ((error = ref_from_row(&refs[n], s)) < 0)
+			break;
+		n++;
+	}
+	sqlite3_reset(s);
+	if (!error && rc != SQLITE_DONE)
+		error = sq_error(sb, rc, "cannot list refs");
+	for (size_t i = 0; i < n; i++) {
+		if (!error)
+			error = cb(refs[i], payload);
+		cmv_ref_free(refs[i]);
+	}
+	free(refs);
+	return error;
+}
+
+/* ---- config and per-branch state -------------------------------------- */
+
+static int get_text(sqlite_backend *sb, cmv_buf *out, enum stmt_id sid, const char *a,
+		    const char *b, const char *what)
+{
+	sqlite3_stmt *s = stmt(sb, sid);
+	int rc, error;
+
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, a);
+	if (b)
+		bind_text(s, 2, b);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		sqlite3_reset(s);
+		return cmv_error__set(CMV_ENOTFOUND, "%s not set", what);
+	}
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, rc, "cannot read settings");
+	}
+	error = cmv_buf_set(out, sqlite3_column_text(s, 0), (size_t)sqlite3_column_bytes(s, 0));
+	sqlite3_reset(s);
+	return error;
+}
+
+static int sq_config_get(cmv_store_backend *b, cmv_buf *out, const char *key)
+{
+	return get_text(SB(b), out, S_CFG_GET, key, NULL, key);
+}
+
+static int sq_config_set(cmv_store_backend *b, const char *key, const char *value)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, value ? S_CFG_SET : S_CFG_DEL);
+
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, key);
+	if (value)
+		bind_text(s, 2, value);
+	return exec_done(sb, s, "cannot write settings");
+}
+
+static int sq_state_get(cmv_store_backend *b, cmv_buf *out, const char *branch, const char *key)
+{
+	return get_text(SB(b), out, S_STATE_GET, branch, key, key);
+}
+
+static int sq_state_set(cmv_store_backend *b, const char *branch, const char *key,
+			const char *value)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, value ? S_STATE_SET : S_STATE_DEL);
+
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, branch);
+	bind_text(s, 2, key);
+	if (value)
+		bind_text(s, 3, value);
+	return exec_done(sb, s, "cannot write branch state");
+}
+
+static int sq_state_drop(cmv_store_backend *b, const char *branch)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+	int error;
+
+	if (!(s = stmt(sb, S_STATE_DROP)))
+		return CMV_ERROR;
+	bind_text(s, 1, branch);
+	if ((error = exec_done(sb, s, "cannot drop branch state")) < 0)
+		return error;
+	if (!(s = stmt(sb, S_USAGE_DROP)))
+		return CMV_ERROR;
+	bind_text(s, 1, branch);
+	return exec_done(sb, s, "cannot drop branch usage");
+}
+
+static int sq_usage_begin(cmv_store_backend *b, const char *branch, const cmv_usage_segment *seg)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_USAGE_INS);
+
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, branch);
+	bind_text(s, 2, seg->signature);
+	bind_id(s, 3, &seg->start_node);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)seg->start_turn);
+	sqlite3_bind_int64(s, 5, seg->started);
+	return exec_done(sb, s, "cannot start a usage segment");
+}
+
+static int sq_usage_add(cmv_store_backend *b, const char *branch, const cmv_usage_segment *d)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_USAGE_ADD);
+	int error;
+
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, branch);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)d->calls);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)d->input_tokens);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)d->output_tokens);
+	sqlite3_bind_int64(s, 5, (sqlite3_int64)d->cache_read_tokens);
+	sqlite3_bind_int64(s, 6, (sqlite3_int64)d->cache_write_tokens);
+	if ((error = exec_done(sb, s, "cannot record usage")) < 0)
+		return error;
+	if (sqlite3_changes(sb->db) == 0)
+		return cmv_error__set(CMV_ENOTFOUND, "branch '%s' has no model set", branch);
+	return 0;
+}
+
+static int sq_usage_foreach(cmv_store_backend *b, const char *branch,
+			    int (*cb)(const cmv_usage_segment *, void *), void *payload)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_USAGE_ALL);
+	int rc, error = 0;
+
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, branch);
+	/* Segments are few; the callback must not use the store (documented). */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		cmv_usage_segment seg;
+		seg.signature = column_text(s, 0);
+		column_id(&seg.start_node, s, 1);
+		seg.start_turn = (uint64_t)sqlite3_column_int64(s, 2);
+		seg.started = sqlite3_column_int64(s, 3);
+		seg.calls = (uint64_t)sqlite3_column_int64(s, 4);
+		seg.input_tokens = (uint64_t)sqlite3_column_int64(s, 5);
+		seg.output_tokens = (uint64_t)sqlite3_column_int64(s, 6);
+		seg.cache_read_tokens = (uint64_t)sqlite3_column_int64(s, 7);
+		seg.cache_write_tokens = (uint64_t)sqlite3_column_int64(s, 8);
+		if ((error = cb(&seg, payload)) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	if (!error && rc != SQLITE_DONE)
+		return sq_error(sb, rc, "cannot read usage");
+	return error;
+}
+
+/* ---- ids, iteration, deletion ----------------------------------------- */
+
+static int sq_lookup_prefix(cmv_store_backend *b, cmv_id *out, cmv_object_type *types_out,
+			    size_t max, size_t *n_out, const char *prefix, size_t n_digits)
+{
+	sqlite_backend *sb = SB(b);
+	unsigned char lo[CMV_ID_RAWSZ], hi[CMV_ID_RAWSZ];
+	size_t n = 0;
+
+	memset(lo, 0x00, sizeof(lo));
+	memset(hi, 0xff, sizeof(hi));
+	for (size_t i = 0; i < n_digits && i < CMV_ID_HEXSZ; i++) {
+		char c = prefix[i];
+		unsigned v = (c >= '0' && c <= '9') ? (unsigned)(c - '0')
+			   : (c >= 'a' && c <= 'f') ? (unsigned)(c - 'a' + 10)
+			   : (unsigned)(c - 'A' + 10);
+		if (i % 2) {
+			lo[i / 2] = (unsigned char)((lo[i / 2] & 0xf0) | v);
+			hi[i / 2] = (unsigned char)((hi[i / 2] & 0xf0) | v);
+		} else {
+			lo[i / 2] = (unsigned char)(v << 4);
+			hi[i / 2] = (unsigned char)((v << 4) | 0x0f);
+		}
+	}
+	for (int t = 0; t < 2; t++) {
+		sqlite3_stmt *s = stmt(sb, t == 0 ? S_PREFIX_NODE : S_PREFIX_BLOB);
+		int rc;
+		if (!s)
+			return CMV_ERROR;
+		sqlite3_bind_blob(s, 1, lo, sizeof(lo), SQLITE_STATIC);
+		sqlite3_bind_blob(s, 2, hi, sizeof(hi), SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)max + 1);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (n < max) {
+				column_id(&out[n], s, 0);
+				types_out[n] = t == 0 ? CMV_OBJ_NODE : CMV_OBJ_BLOB;
+			}
+			n++;
+		}
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return sq_error(sb, rc, "cannot look up an id prefix");
+	}
+	*n_out = n;
+	return 0;
+}
+
+static int sq_object_foreach(cmv_store_backend *b, cmv_object_type type,
+			     int (*cb)(const cmv_id *, void *), void *payload)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, type == CMV_OBJ_BLOB ? S_ALL_BLOBS : S_ALL_NODES);
+	int rc, error = 0;
+
+	if (!s)
+		return CMV_ERROR;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		cmv_id id;
+		column_id(&id, s, 0);
+		if ((error = cb(&id, payload)) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	if (!error && rc != SQLITE_DONE)
+		return sq_error(sb, rc, "cannot list objects");
+	return error;
+}
+
+static int sq_object_delete(cmv_store_backend *b, cmv_object_type type, const cmv_id *id)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+	sqlite3_int64 rid;
+	int rc, error;
+
+	if (type == CMV_OBJ_NODE) {
+		if (!(s = stmt(sb, S_NODE_RID)))
+			return CMV_ERROR;
+		bind_id(s, 1, id);
+		rc = sqlite3_step(s);
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(s);
+			return rc == SQLITE_DONE ? 0 : sq_error(sb, rc, "cannot delete a node");
+		}
+		rid = sqlite3_column_int64(s, 0);
+		sqlite3_reset(s);
+		enum stmt_id dels[] = { S_BLOCKS_DEL, S_EDGES_DEL, S_NODE_DEL };
+		for (size_t i = 0; i < CMV_ARRAY_SIZE(dels); i++) {
+			if (!(s = stmt(sb, dels[i])))
+				return CMV_ERROR;
+			sqlite3_bind_int64(s, 1, rid);
+			if ((error = exec_done(sb, s, "cannot delete a node")) < 0)
+				return error;
+		}
+		return 0;
+	}
+
+	/* A blob: drop its index entry (which needs its text), then the row. */
+	if (!(s = stmt(sb, S_BLOB_META)))
+		return CMV_ERROR;
+	bind_id(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return rc == SQLITE_DONE ? 0 : sq_error(sb, rc, "cannot delete a blob");
+	}
+	rid = sqlite3_column_int64(s, 0);
+	bool indexed = sqlite3_column_int(s, 1) != 0;
+	sqlite3_reset(s);
+	if (indexed) {
+		cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+		if ((error = sq_blob_get(b, &text, id)) < 0) {
+			cmv_buf_dispose(&text);
+			return error;
+		}
+		if (!(s = stmt(sb, S_FTS_DEL))) {
+			cmv_buf_dispose(&text);
+			return CMV_ERROR;
+		}
+		sqlite3_bind_int64(s, 1, rid);
+		sqlite3_bind_text(s, 2, text.ptr, (int)text.size, SQLITE_STATIC);
+		error = exec_done(sb, s, "cannot unindex a blob");
+		cmv_buf_dispose(&text);
+		if (error < 0)
+			return error;
+	}
+	if (!(s = stmt(sb, S_BLOB_DEL)))
+		return CMV_ERROR;
+	sqlite3_bind_int64(s, 1, rid);
+	if ((error = exec_done(sb, s, "cannot delete a blob")) < 0)
+		return error;
+	if (!(s = stmt(sb, S_TOK_DEL)))
+		return CMV_ERROR;
+	bind_id(s, 1, id);
+	return exec_done(sb, s, "cannot delete token counts");
+}
+
+/* ---- search ------------------------------------------------------------ */
+
+static int sq_search(cmv_store_backend *b, const char *query, size_t limit,
+		     int (*cb)(const cmv_id *, double, void *), void *payload)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_SEARCH);
+	cmv_id *ids = NULL;
+	double *scores = NULL;
+	size_t n = 0, cap = 0;
+	int rc, error = 0;
+
+	if (!s)
+		return CMV_ERROR;
+	bind_text(s, 1, query);
+	sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			cmv_id *ni = cmv__realloc(ids, ncap * sizeof(*ni));
+			double *ns;
+			if (!ni) {
+				error = CMV_ENOMEM;
+				break;
+			}
+			ids = ni;
+			if (!(ns = cmv__realloc(scores, ncap * sizeof(*ns)))) {
+				error = CMV_ENOMEM;
+				break;
+			}
+			scores = ns;
+			cap = ncap;
+		}
+		column_id(&ids[n], s, 0);
+		scores[n++] = sqlite3_column_double(s, 1);
+	}
+	if (!error && rc != SQLITE_DONE)
+		error = cmv_error__set(CMV_EINVALID, "bad search query '%s': %s", query,
+				       sqlite3_errmsg(sb->db));
+	sqlite3_reset(s);
+	/* Callbacks run after the statement is done, so they may use the store. */
+	for (size_t i = 0; i < n && !error; i++)
+		error = cb(&ids[i], scores[i], payload);
+	free(ids);
+	free(scores);
+	return error;
+}
+
+static int sq_blob_users(cmv_store_backend *b, const cmv_id *blob,
+			 int (*cb)(const cmv_id *, size_t, void *), void *payload)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_BLOB_USERS);
+	int rc, error = 0;
+
+	if (!s)
+		return CMV_ERROR;
+	bind_id(s, 1, blob);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		cmv_id id;
+		column_id(&id, s, 0);
+		if ((error = cb(&id, (size_t)sqlite3_column_int64(s, 1), payload)) != 0)
+			break;
+	}
+	sqlite3_reset(s);
+	if (!error && rc != SQLITE_DONE)
+		return sq_error(sb, rc, "cannot find the users of a blob");
+	return error;
+}
+
+/* ---- token cache ------------------------------------------------------- */
+
+static int sq_tokcache_get(cmv_store_backend *b, uint64_t *out, const cmv_id *blob,
+			   const char *tokenizer)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_TOK_GET);
+	int rc;
+
+	if (!s)
+		return CMV_ERROR;
+	bind_id(s, 1, blob);
+	bind_text(s, 2, tokenizer);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = (uint64_t)sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return CMV_ENOTFOUND; /* a cache miss is routine: no message */
+	return sq_error(sb, rc, "cannot read the token cache");
+}
+
+static int sq_tokcache_put(cmv_store_backend *b, const cmv_id *blob, const char *tokenizer,
+			   uint64_t count)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s = stmt(sb, S_TOK_PUT);
+
+	if (!s)
+		return CMV_ERROR;
+	bind_id(s, 1, blob);
+	bind_text(s, 2, tokenizer);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)count);
+	return exec_done(sb, s, "cannot write the token cache");
+}
+
+/* ---- stats and integrity ---------------------------------------------- */
+
+static int count_query(sqlite_backend *sb, const char *sql, uint64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc = sqlite3_prepare_v2(sb->db, sql, -1, &s, NULL);
+
+	if (rc != SQLITE_OK)
+		return sq_error(sb, rc, "cannot count rows");
+	rc = sqlite3_step(s);
+	*out = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 0 : sq_error(sb, rc, "cannot count rows");
+}
+
+static int sq_stats(cmv_store_backend *b, cmv_store_stats *out)
+{
+	sqlite_backend *sb = SB(b);
+	uint64_t a, c, d, e;
+	int error;
+
+	memset(out, 0, sizeof(*out));
+	if ((error = count_query(sb, "SELECT count(*) FROM blobs", &out->n_blobs)) < 0 ||
+	    (error = count_query(sb, "SELECT coalesce(sum(size),0) FROM blobs", &out->blob_bytes)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM nodes", &out->n_nodes)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM blocks", &out->n_blocks)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM edges", &out->n_edges)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM refs", &out->n_refs)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM config", &a)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM tokcache", &c)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM branch_state", &d)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM usage_segments", &e)) < 0)
+		return error;
+	out->n_other_rows = a + c + d + e;
+	if (strcmp(sb->path, ":memory:")) {
+		struct stat st;
+		cmv_buf p = CMV_BUF_INIT(CMV_BUF_SMALL);
+		if (stat(sb->path, &st) == 0)
+			out->file_bytes += (uint64_t)st.st_size;
+		if (cmv_buf_printf(&p, "%s-wal", sb->path) == 0 && stat(p.ptr, &st) == 0)
+			out->file_bytes += (uint64_t)st.st_size;
+		cmv_buf_dispose(&p);
+	}
+	return 0;
+}
+
+static int sq_integrity(cmv_store_backend *b, size_t *n_problems,
+			int (*cb)(const char *, void *), void *payload)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+	int rc, error = 0;
+
+	*n_problems = 0;
+	rc = sqlite3_prepare_v2(sb->db, "PRAGMA quick_check", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return sq_error(sb, rc, "cannot check the store");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *msg = column_text(s, 0);
+		if (msg && strcmp(msg, "ok")) {
+			(*n_problems)++;
+			if (cb && (error = cb(msg, payload)) != 0)
+				break;
+		}
+	}
+	if (!error && rc != SQLITE_DONE) {
+		/* A file too damaged to check is itself the finding. */
+		(*n_problems)++;
+		if (cb)
+			error = cb(sqlite3_errmsg(sb->db), payload);
+	}
+	sqlite3_finalize(s);
+	return error;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static void sq_free(cmv_store_backend *b)
+{
+	sqlite_backend *sb = SB(b);
+
+	if (!sb)
+		return;
+	for (size_t i = 0; i < S__COUNT; i++)
+		sqlite3_finalize(sb->stmts[i]);
+	if (sb->db) {
+		if (!sqlite3_get_autocommit(sb->db))
+			sqlite3_exec(sb->db, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_close_v2(sb->db);
+	}
+	free(sb->path);
+	free(sb);
+}
+
+static int migrate(sqlite_backend *sb)
+{
+	sqlite3_stmt *s;
+	int version, app_id, rc, error;
+	const int latest = (int)CMV_ARRAY_SIZE(migrations);
+	char sql[64];
+
+	rc = sqlite3_prepare_v2(sb->db, "PRAGMA user_version", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return sq_error(sb, rc, "cannot read the schema version");
+	rc = sqlite3_step(s);
+	version = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+	sqlite3_finalize(s);
+	if (version < 0)
+		return sq_error(sb, rc, "cannot read the schema version");
+	rc = sqlite3_prepare_v2(sb->db, "PRAGMA application_id", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return sq_error(sb, rc, "cannot read the application id");
+	rc = sqlite3_step(s);
+	app_id = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+	sqlite3_finalize(s);
+
+	if (app_id != 0 && app_id != SQLITE_APP_ID)
+		return cmv_error__set(CMV_ECORRUPT, "'%s' is an SQLite file but not a cmv store",
+				      sb->path);
+	if (version > latest)
+		return cmv_error__set(CMV_EVERSION,
+				      "store '%s' has schema version %d; this cmv knows up to %d",
+				      sb->path, version, latest);
+	if (version == latest)
+		return 0;
+	if (sb->readonly)
+		return cmv_error__set(CMV_EVERSION, "store '%s' needs an upgrade; open it for writing",
+				      sb->path);
+	if ((error = exec_sql(sb, "BEGIN IMMEDIATE", "cannot lock the store to upgrade it")) < 0)
+		return error;
+	/* Another process may have migrated while we waited for the lock. */
+	rc = sqlite3_prepare_v2(sb->db, "PRAGMA user_version", -1, &s, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version == 0) {
+		/* A brand-new file must be empty: never migrate someone else's database. */
+		uint64_t n_tables = 0;
+		if ((error = count_query(sb, "SELECT count(*) FROM sqlite_schema", &n_tables)) < 0)
+			goto fail;
+		if (n_tables) {
+			error = cmv_error__set(CMV_ECORRUPT, "'%s' is an SQLite file but not a cmv store",
+					       sb->path);
+			goto fail;
+		}
+	}
+	for (int v = version; v < latest; v++)
+		if ((error = exec_sql(sb, migrations[v], "cannot upgrade the schema")) < 0)
+			goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", latest);
+	if ((error = exec_sql(sb, sql, "cannot upgrade the schema")) < 0)
+		goto fail;
+	snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", SQLITE_APP_ID);
+	if ((error = exec_sql(sb, sql, "cannot upgrade the schema")) < 0)
+		goto fail;
+	return exec_sql(sb, "COMMIT", "cannot upgrade the schema");
+fail:
+	sqlite3_exec(sb->db, "ROLLBACK", NULL, NULL, NULL);
+	return error;
+}
+
+static const cmv_store_backend sqlite_backend_template = {
+	.version = CMV_STORE_BACKEND_VERSION,
+	.name = "sqlite",
+	.capabilities = CMV_STORE_CAP_FTS | CMV_STORE_CAP_CONCURRENT | CMV_STORE_CAP_PERSISTENT,
+	.txn_begin = sq_txn_begin,
+	.txn_commit = sq_txn_commit,
+	.txn_rollback = sq_txn_rollback,
+	.blob_put = sq_blob_put,
+	.blob_get = sq_blob_get,
+	.blob_exists = sq_blob_exists,
+	.node_put = sq_node_put,
+	.node_get = sq_node_get,
+	.node_parent = sq_node_parent,
+	.ref_get = sq_ref_get,
+	.ref_put = sq_ref_put,
+	.ref_delete = sq_ref_delete,
+	.ref_foreach = sq_ref_foreach,
+	.config_get = sq_config_get,
+	.config_set = sq_config_set,
+	.lookup_prefix = sq_lookup_prefix,
+	.object_foreach = sq_object_foreach,
+	.object_delete = sq_object_delete,
+	.search = sq_search,
+	.blob_users = sq_blob_users,
+	.tokcache_get = sq_tokcache_get,
+	.tokcache_put = sq_tokcache_put,
+	.state_get = sq_state_get,
+	.state_set = sq_state_set,
+	.state_drop = sq_state_drop,
+	.usage_begin = sq_usage_begin,
+	.usage_add = sq_usage_add,
+	.usage_foreach = sq_usage_foreach,
+	.stats = sq_stats,
+	.integrity = sq_integrity,
+	.free = sq_free,
+};
+
+int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned int flags)
+{
+	sqlite_backend *sb;
+	bool memory = !strcmp(path, ":memory:");
+	int oflags, rc, error;
+	struct stat st;
+	long timeout_ms = BUSY_TIMEOUT_MS_DEFAULT;
+	const char *env;
+
+	*out = NULL;
+	if (!memory && !(flags & CMV_REPO_OPEN_CREATE) && stat(path, &st) != 0)
+		return cmv_error__set(CMV_ENOTFOUND, "no store at '%s'", path);
+	if (!(sb = cmv__calloc(1, sizeof(*sb))))
+		return CMV_ENOMEM;
+	sb->parent = sqlite_backend_template;
+	sb->readonly = (flags & CMV_REPO_OPEN_READONLY) != 0;
+	if (!(sb->path = cmv__strdup(path))) {
+		free(sb);
+		return CMV_ENOMEM;
+	}
+	oflags = SQLITE_OPEN_NOMUTEX | (sb->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+	if (flags & CMV_REPO_OPEN_CREATE)
+		oflags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &sb->db, oflags, NULL);
+	if (rc != SQLITE_OK) {
+		error = sq_error(sb, rc, "cannot open");
+		goto fail;
+	}
+	sqlite3_extended_result_codes(sb->db, 0);
+	if ((env = getenv("CMV_BUSY_TIMEOUT_MS")) && *env)
+		timeout_ms = strtol(env, NULL, 10);
+	sqlite3_busy_timeout(sb->db, (int)timeout_ms);
+	if (!memory && !sb->readonly &&
+	    (error = exec_sql(sb, "PRAGMA journal_mode=WAL", "cannot enable WAL")) < 0)
+		goto fail;
+	if ((error = exec_sql(sb, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
+				  " PRAGMA temp_store=MEMORY",
+			      "cannot configure")) < 0)
+		goto fail;
+	if ((error = migrate(sb)) < 0)
+		goto fail;
+	*out = &sb->parent;
+	return 0;
+fail:
+	sq_free(&sb->parent);
+	return error;
+}
