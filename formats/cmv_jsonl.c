@@ -400,6 +400,8 @@ int cmv_import_cmv_file(cmv_import_result *out, cmv_repo *repo, const char *path
 			continue;
 		}
 		if (error < 0) {
+			if (error == CMV_EINVALID && r.last_unterminated)
+				cmv_error__prefix("truncated last line (is the file still being written?): ");
 			cmv_error__prefix("%s:%zu: ", path, r.lineno);
 			goto fail;
 		}

@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/* gc keeps exactly what refs reach; fsck finds corruption and dangling refs. */
+#include <sqlite3.h>
+#include "../support/test.h"
+
+typedef struct {
+	char *dir;
+	char db[4096];
+	cmv_repo *repo;
+} fixture;
+
+static int setup(void **state)
+{
+	fixture *f = calloc(1, sizeof(*f));
+
+	f->dir = test_tmpdir();
+	snprintf(f->db, sizeof(f->db), "%s/.cmv/store.db", f->dir);
+	if (cmv_repo_init(&f->repo, f->dir) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture *f = *state;
+
+	cmv_repo_free(f->repo);
+	test_rmdir(f->dir);
+	free(f->dir);
+	free(f);
+	cmv_error_clear();
+	return 0;
+}
+
+/* Change the store behind the library's back, as a disk fault or a bad tool would. */
+static void raw_sql(const fixture *f, const char *sql)
+{
+	sqlite3 *db;
+	char *msg = NULL;
+
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("raw sql failed: %s", msg);
+	sqlite3_close(db);
+}
+
+static int node_exists(cmv_repo *repo, const cmv_id *id)
+{
+	cmv_node *n = NULL;
+	int rc = cmv_node_read(&n, repo, id);
+
+	cmv_node_free(n);
+	cmv_error_clear();
+	return rc == 0;
+}
+
+static void test_dag_gc__keeps_exactly_what_refs_reach(void **state)
+{
+	fixture *f = *state;
+	cmv_repo *repo = f->repo;
+	cmv_block_content b;
+	cmv_message m;
+	cmv_id tip, orphan_root, orphan, original, trimmed, covered, summary, snapped;
+	cmv_gc_stats s;
+
+	/* main: 5 messages */
+	test_append_n(repo, "main", "kept", 5);
+	assert_cmv_ok(cmv_resolve(&tip, repo, "main"));
+
+	/* garbage: a chain no ref reaches */
+	m = test_text_message(&b, CMV_ROLE_USER, "unreachable root");
+	assert_cmv_ok(cmv_node_write(&orphan_root, repo, NULL, &m));
+	m = test_text_message(&b, CMV_ROLE_USER, "unreachable child with unique text");
+	assert_cmv_ok(cmv_node_write(&orphan, repo, &orphan_root, &m));
+
+	/* an original reachable only through derived_from from a branch */
+	m = test_text_message(&b, CMV_ROLE_ASSISTANT, "the long original");
+	assert_cmv_ok(cmv_node_write(&original, repo, NULL, &m));
+	m = test_text_message(&b, CMV_ROLE_ASSISTANT, "[trimmed]");
+	m.derived_from = &original;
+	m.n_derived_from = 1;
+	assert_cmv_ok(cmv_node_write(&trimmed, repo, &tip, &m));
+	assert_cmv_ok(cmv_branch_create(repo, "trimmed", &trimmed, "main"));
+
+	/* a range reachable only through covers from a snapshot */
+	m = test_text_message(&b, CMV_ROLE_USER, "covered detail");
+	assert_cmv_ok(cmv_node_write(&covered, repo, NULL, &m));
+	m = test_text_message(&b, CMV_ROLE_ASSISTANT, "summary of the detail");
+	m.kind = CMV_KIND_SUMMARY;
+	m.covers = &covered;
+	m.n_covers = 1;
+	assert_cmv_ok(cmv_node_write(&summary, repo, NULL, &m));
+	assert_cmv_ok(cmv_snapshot_create(repo, "summarized", &summary, NULL, NULL));
+
+	/* a branch that is deleted: its tip becomes garbage */
+	m = test_text_message(&b, CMV_ROLE_USER, "on a deleted branch");
+	assert_cmv_ok(cmv_node_write(&snapped, repo, &tip, &m));
+	assert_cmv_ok(cmv_branch_create(repo, "doomed", &snapped, "main"));
+	assert_cmv_ok(cmv_ref_delete(repo, "doomed"));
+
+	assert_cmv_ok(cmv_gc(&s, repo, CMV_GC_DRY_RUN));
+	assert_int_equal(s.nodes_removed, 3);
+	assert_true(node_exists(repo, &orphan)); /* dry run removed nothing */
+
+	assert_cmv_ok(cmv_gc(&s, repo, 0));
+	assert_int_equal(s.nodes_removed, 3);
+	/* 5 + trimmed + original + covered + summary */
+	assert_int_equal(s.nodes_kept, 9);
+	assert_int_equal(s.blobs_removed, 3);
+	assert_true(s.bytes_removed > 0);
+	assert_false(node_exists(repo, &orphan));
+	assert_false(node_exists(repo, &orphan_root));
+	assert_false(node_exists(repo, &snapped));
+	assert_true(node_exists(repo, &tip));
+	assert_true(node_exists(repo, &original));
+	assert_true(node_exists(repo, &covered));
+	assert_true(node_exists(repo, &summary));
+
+	/* removed text no longer matches a search; the store checks clean */
+	size_t problems = 99;
+	assert_cmv_ok(cmv_fsck(&problems, repo, NULL, NULL));
+	assert_int_equal(problems, 0);
+
+	/* gc again: nothing left to do */
+	assert_cmv_ok(cmv_gc(&s, repo, 0));
+	assert_int_equal(s.nodes_removed, 0);
+	assert_int_equal(s.blobs_removed, 0);
+}
+
+static int no_hit(const cmv_search_hit *h, void *payload)
+{
+	(void)h;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static void test_dag_gc__removed_text_leaves_the_index(void **state)
+{
+	fixture *f = *state;
+	cmv_block_content b;
+	cmv_message m;
+	cmv_id id;
+	cmv_gc_stats s;
+	int hits = 0;
+
+	test_append_n(f->repo, "main", "kept", 2);
+	m = test_text_message(&b, CMV_ROLE_USER, "xylophonic garbage");
+	assert_cmv_ok(cmv_node_write(&id, f->repo, NULL, &m));
+	assert_cmv_ok(cmv_search(f->repo, "xylophonic", 10, 0, no_hit, &hits));
+	assert_int_equal(hits, 1);
+	assert_cmv_ok(cmv_gc(&s, f->repo, 0));
+	hits = 0;
+	assert_cmv_ok(cmv_search(f->repo, "xylophonic", 10, 0, no_hit, &hits));
+	assert_int_equal(hits, 0);
+}
+
+typedef struct {
+	size_t n;
+	int types[16];
+	char first[512];
+} problems;
+
+static int collect_problem(const cmv_fsck_problem *p, void *payload)
+{
+	problems *ps = payload;
+
+	if (ps->n < 16)
+		ps->types[ps->n] = p->type;
+	if (!ps->n)
+		snprintf(ps->first, sizeof(ps->first), "%s", p->message);
+	ps->n++;
+	return 0;
+}
+
+static void test_dag_fsck__reports_corrupted_blob(void **state)
+{
+	fixture *f = *state;
+	problems ps;
+	size_t n = 0;
+	cmv_id tip;
+	cmv_node *node = NULL;
+	cmv_buf data = CMV_BUF_INIT(1024);
+	char hex[CMV_ID_HEXSZ + 1];
+
+	test_append_n(f->repo, "main", "intact", 3);
+	assert_cmv_ok(cmv_fsck(&n, f->repo, NULL, NULL));
+	assert_int_equal(n, 0);
+	assert_cmv_ok(cmv_resolve(&tip, f->repo, "main"));
+	assert_cmv_ok(cmv_node_read(&node, f->repo, &tip));
+	cmv_id_tostr(hex, CMV_ID_HEXSZ, &node->blocks[0].blob);
+
+	char sql[256];
+	snprintf(sql, sizeof(sql), "UPDATE blobs SET data = CAST('tampered' AS BLOB) WHERE hex(id) = upper('%s')", hex);
+	raw_sql(f, sql);
+
+	memset(&ps, 0, sizeof(ps));
+	assert_cmv_ok(cmv_fsck(&n, f->repo, collect_problem, &ps));
+	assert_int_equal(n, 1);
+	assert_int_equal(ps.types[0], CMV_FSCK_BLOB_MISMATCH);
+	assert_non_null(strstr(ps.first, hex));
+	/* verified reads refuse the bad bytes too */
+	cmv_repo_free(f->repo);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	assert_cmv_ok(cmv_repo_open(&f->repo, path, CMV_REPO_OPEN_VERIFY));
+	assert_cmv_fails_with(CMV_EMISMATCH, cmv_blob_read(&data, f->repo, &node->blocks[0].blob));
+	cmv_node_free(node);
+	cmv_buf_dispose(&data);
+}
+
+static void test_dag_fsck__reports_dangling_ref_and_missing_parent(void **state)
+{
+	fixture *f = *state;
+	problems ps;
+	size_t n = 0;
+
+	test_append_n(f->repo, "main", "m", 3);
+	assert_cmv_ok(cmv_head_set(f->repo, "main"));
+	raw_sql(f, "INSERT INTO refs(name, type, target, created, updated) VALUES"
+		   " ('ghost', 1, x'00112233445566778899aabbccddeeff', 0, 0)");
+	memset(&ps, 0, sizeof(ps));
+	assert_cmv_ok(cmv_fsck(&n, f->repo, collect_problem, &ps));
+	assert_int_equal(n, 1);
+	assert_int_equal(ps.types[0], CMV_FSCK_DANGLING_REF);
+	assert_non_null(strstr(ps.first, "ghost"));
+
+	/* delete a middle node: its child's parent is gone, and gc refuses to run */
+	raw_sql(f, "DELETE FROM refs WHERE name = 'ghost';"
+		   " DELETE FROM nodes WHERE depth = 1;");
+	memset(&ps, 0, sizeof(ps));
+	assert_cmv_ok(cmv_fsck(&n, f->repo, collect_problem, &ps));
+	assert_int_equal(n, 1);
+	assert_int_equal(ps.types[0], CMV_FSCK_MISSING_NODE);
+	cmv_gc_stats s;
+	assert_cmv_fails_with(CMV_ECORRUPT, cmv_gc(&s, f->repo, 0));
+	/* and a walk says so instead of returning a short conversation */
+	cmv_walk *w = NULL;
+	cmv_id tip;
+	assert_cmv_ok(cmv_resolve(&tip, f->repo, "main"));
+	assert_cmv_fails_with(CMV_ECORRUPT, cmv_walk_new(&w, f->repo, &tip));
+
+	/* a current branch that is not a branch */
+	raw_sql(f, "UPDATE config SET value = 'nowhere' WHERE key = 'HEAD'");
+	memset(&ps, 0, sizeof(ps));
+	assert_cmv_ok(cmv_fsck(&n, f->repo, collect_problem, &ps));
+	assert_int_equal(n, 2);
+	assert_int_equal(ps.types[1], CMV_FSCK_BAD_HEAD);
+}
+
+static void test_dag_fsck__reports_tampered_node(void **state)
+{
+	fixture *f = *state;
+	problems ps;
+	size_t n = 0;
+
+	test_append_n(f->repo, "main", "m", 2);
+	raw_sql(f, "UPDATE nodes SET role = 4 WHERE depth = 0");
+	memset(&ps, 0, sizeof(ps));
+	assert_cmv_ok(cmv_fsck(&n, f->repo, collect_problem, &ps));
+	assert_int_equal(n, 1);
+	assert_int_equal(ps.types[0], CMV_FSCK_NODE_MISMATCH);
+}
+
+static void test_dag_store__refuses_foreign_and_newer_files(void **state)
+{
+	fixture *f = *state;
+	cmv_repo *r = NULL;
+	char path[4096];
+	sqlite3 *db;
+
+	/* a newer schema than this cmv knows */
+	raw_sql(f, "PRAGMA user_version = 999");
+	cmv_repo_free(f->repo);
+	f->repo = NULL;
+	snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	assert_cmv_fails_with(CMV_EVERSION, cmv_repo_open(&r, path, 0));
+	assert_error_mentions("999");
+
+	/* somebody else's SQLite database */
+	snprintf(path, sizeof(path), "%s/other.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_cmv_fails_with(CMV_ECORRUPT, cmv_repo_open(&r, path, 0));
+	assert_error_mentions("not a cmv store");
+
+	/* not a database at all */
+	free(test_write_file(f->dir, "junk.db", "this is not sqlite, just text that is long enough", 50));
+	snprintf(path, sizeof(path), "%s/junk.db", f->dir);
+	assert_int_not_equal(cmv_repo_open(&r, path, 0), 0);
+	assert_null(r);
+
+	/* a missing store is "not found", and is not created without asking */
+	snprintf(path, sizeof(path), "%s/none/.cmv", f->dir);
+	assert_cmv_fails_with(CMV_ENOTFOUND, cmv_repo_open(&r, path, 0));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_dag_gc__keeps_exactly_what_refs_reach, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dag_gc__removed_text_leaves_the_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_corrupted_blob, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_dangling_ref_and_missing_parent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_tampered_node, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dag_store__refuses_foreign_and_newer_files, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("dag maintenance", tests, NULL, NULL);
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared test helpers: assertions that print the library's last error, and fixtures. */
+#ifndef CMV_TEST_H
+#define CMV_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include "cmv/cmv.h"
+
+/* Fail with the text of cmv_error_last() when expr returns < 0. */
+#define assert_cmv_ok(expr)                                                                 \
+	do {                                                                                \
+		int rc_ = (expr);                                                           \
+		if (rc_ < 0) {                                                              \
+			const cmv_error *e_ = cmv_error_last();                             \
+			fail_msg("%s failed with %d (%s): %s", #expr, rc_, cmv_strerror(rc_), \
+				 e_ ? e_->message : "(no message)");                        \
+		}                                                                           \
+	} while (0)
+
+#define assert_cmv_fails_with(code, expr)                                                   \
+	do {                                                                                \
+		int rc_ = (expr);                                                           \
+		if (rc_ != (code))                                                          \
+			fail_msg("%s returned %d (%s), expected %d (%s)", #expr, rc_,        \
+				 cmv_strerror(rc_), (int)(code), cmv_strerror(code));       \
+	} while (0)
+
+/* The last error message contains `needle`. */
+#define assert_error_mentions(needle)                                                       \
+	do {                                                                                \
+		const cmv_error *e_ = cmv_error_last();                                     \
+		if (!e_ || !strstr(e_->message, (needle)))                                  \
+			fail_msg("error message '%s' does not mention '%s'",                 \
+				 e_ ? e_->message : "(none)", (needle));                    \
+	} while (0)
+
+/* A fresh temporary directory (removed with test_rmdir). */
+char *test_tmpdir(void);
+void test_rmdir(const char *dir);
+/* Write a file; returns its path (malloc'd) under dir. */
+char *test_write_file(const char *dir, const char *name, const char *content, size_t len);
+/* A one-text-block message. */
+cmv_message test_text_message(cmv_block_content *block, cmv_role role, const char *text);
+/* Total rows of every kind in the store. */
+uint64_t test_total_rows(cmv_repo *repo);
+/* Append n text messages "prefix i" to a branch. */
+void test_append_n(cmv_repo *repo, const char *branch, const char *prefix, size_t n);
+/* Run a shell command; returns its exit status. */
+int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif
