@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# CLI tests: each case runs a command and checks its exit code and output.
+# Usage: cli_test.sh PATH/TO/cmv
+set -u
+CMV=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d /tmp/cmv-cli-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+unset CMV_DIR
+export CMV_NOW=1767225600   # 2026-01-01 00:00:00 UTC: stable times in output
+
+pass=0 fail=0
+out="" err="" rc=0
+run() { # run ARGS... : capture stdout, stderr, exit code
+	out=$("$CMV" "$@" 2>"$WORK/.err"); rc=$?; err=$(cat "$WORK/.err")
+}
+ok() { # ok NAME CONDITION...
+	local name=$1; shift
+	if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; echo "  rc=$rc"; echo "  out: ${out:0:400}"; echo "  err: ${err:0:400}"; fi
+}
+has() { grep -qF -- "$1" <<<"$2"; }
+# JSON is checked by an independent parser: python3 or node, whichever is there.
+if command -v python3 >/dev/null; then
+	is_json() { python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$1" 2>/dev/null; }
+elif command -v node >/dev/null; then
+	is_json() { node -e 'JSON.parse(require("fs").readFileSync(0,"utf8"))' <<<"$1" 2>/dev/null; }
+else
+	echo "cli_test: needs python3 or node to check JSON output" >&2; exit 1
+fi
+command -v sqlite3 >/dev/null || { echo "cli_test: needs sqlite3 (scripts/setup installs it)" >&2; exit 1; }
+
+# --- usage and help work outside a store ---
+run; ok "no command is a usage error" test $rc -eq 2
+run help; ok "help lists commands" test $rc -eq 0 -a -n "$(has snapshot "$out" && echo y)"
+run snapshot --help; ok "command help outside a store" test $rc -eq 0
+ok "help is generated from the option table" has "--description TEXT" "$out"
+run log; ok "no store: error" test $rc -eq 1
+ok "no store: says how to fix it" has "cmv init" "$err"
+run frobnicate; ok "unknown command: usage error" test $rc -eq 2
+ok "unknown command: named" has "'frobnicate' is not a cmv command" "$err"
+
+# --- init and the main job ---
+run init; ok "init" test $rc -eq 0
+ok "init says where" has "$WORK/.cmv" "$out"
+run init; ok "init again is harmless" test $rc -eq 0
+ok "init again says so" has "Reinitialized" "$out"
+run import --format cmv "$HERE/../../examples/sample.jsonl"
+ok "import sample" test $rc -eq 0
+ok "import names the branch" has "branch 'sample' created" "$out"
+run import --format cmv "$HERE/../../examples/sample.jsonl" --json
+ok "re-import: unchanged" has '"outcome":	"unchanged"' "$out"
+ok "import --json is JSON" is_json "$out"
+ok "import --json has records" has '"records":' "$out"
+run log -n 2; ok "log -n" test $rc -eq 0 -a "$(grep -c '^[0-9a-f]\{12\} ' <<<"$out")" -eq 2
+run log --json; ok "log --json" is_json "$out"
+run snapshot before-trim -d "first checkpoint" -t demo,v1
+ok "snapshot" test $rc -eq 0
+run snapshot before-trim; ok "snapshot name taken" test $rc -eq 1
+ok "snapshot name taken: says so" has "already exists" "$err"
+run branch experiment --from before-trim; ok "branch from snapshot" test $rc -eq 0
+run branch bad..name; ok "bad branch name" test $rc -eq 1
+ok "bad branch name: says why" has "invalid name" "$err"
+run branch early --at sample~3; ok "branch --at REF~N" test $rc -eq 0
+run checkout experiment; ok "checkout" test $rc -eq 0
+run append --role user --text "and one more thing"; ok "append to current" test $rc -eq 0
+run append --role wizard --text x; ok "append bad role: usage" test $rc -eq 2
+printf 'from stdin\n' | "$CMV" append --role assistant >/dev/null 2>&1; rc=$?
+ok "append from stdin" test $rc -eq 0
+run list; ok "list marks current" has "* branch" "$out"
+run list --json; ok "list --json" is_json "$out"
+run tree; ok "tree shows lineage" has "└── experiment" "$out"
+run tree --json; ok "tree --json nests children" has '"children"' "$out"
+run info before-trim; ok "info snapshot" has "tags:     demo, v1" "$out"
+run info --json; ok "info --json" is_json "$out"
+run search "heap-buffer-overflow"; ok "search finds tool output" has "heap-buffer-overflow" "$out"
+run search "segfault*" --raw --json; ok "search --json" is_json "$out"
+run search --raw 'AND ('; ok "bad raw query is an error" test $rc -eq 1
+id=$("$CMV" log --json sample | grep -o '"id":[^"]*"[0-9a-f]*"' | head -1 | grep -o '[0-9a-f]\{32\}')
+run show "${id:0:7}"; ok "show by 7-digit prefix" has "node $id" "$out"
+run show "${id:0:6}"; ok "6 digits is not enough" test $rc -eq 1
+run show nothing-here; ok "show unknown ref" test $rc -eq 1
+ok "unknown ref named" has "nothing-here" "$err"
+run export sample -o "$WORK/out.jsonl"; ok "export" test $rc -eq 0 -a -s "$WORK/out.jsonl"
+ok "export has every line" test "$(wc -l <"$WORK/out.jsonl")" -eq "$(grep -c . "$HERE/../../examples/sample.jsonl")"
+run fsck; ok "fsck clean" test $rc -eq 0
+run delete experiment; ok "cannot delete current" test $rc -eq 1
+run checkout sample; run delete experiment; ok "delete" test $rc -eq 0
+run gc --json; ok "gc" test $rc -eq 0
+ok "gc removed the appended messages" has '"nodes_removed":	2' "$out"
+run fsck --json; ok "fsck --json" has '"ok":	true' "$out"
+
+# --- a damaged store: fsck exits 1 and names the problem ---
+sqlite3 .cmv/store.db "UPDATE blobs SET data = CAST('x' AS BLOB) WHERE rowid = 1"
+run fsck; ok "fsck finds a corrupt blob" test $rc -eq 1
+ok "fsck names it" has "blob_mismatch" "$out"
+
+# --- bad input changes nothing ---
+before=$(ls -l .cmv/store.db | awk '{print $5}')
+printf '{"role":"user","content":"ok"}\n{"role":"user","content":\n' >"$WORK/bad.jsonl"
+run import "$WORK/bad.jsonl"; ok "bad import fails" test $rc -eq 1
+ok "bad import names file:line" has "bad.jsonl:2:" "$err"
+run list --json; ok "bad import made no branch" test -z "$(grep -F '"bad"' <<<"$out")"
+run import --max-line-bytes -5 "$WORK/bad.jsonl"; ok "bad option value: usage" test $rc -eq 2
+
+# --- the store is found from a subdirectory, and by CMV_DIR ---
+mkdir -p sub/dir && cd sub/dir
+run list; ok "discovered from a subdirectory" test $rc -eq 0
+cd "$WORK"
+CMV_DIR="$WORK/.cmv" "$CMV" list >/dev/null 2>&1; rc=$?
+ok "CMV_DIR" test $rc -eq 0
+CMV_DIR=/nonexistent/.cmv "$CMV" list >/dev/null 2>&1; rc=$?
+ok "CMV_DIR pointing nowhere" test $rc -eq 1
+
+echo "$pass passed, $fail failed"
+test "$fail" -eq 0
