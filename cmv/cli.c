@@ -240,46 +240,52 @@ int cli_resolve(cmv_id *out, cli_ctx *ctx, const char *spec)
 	return 0;
 }
 
-/* Append `len` bytes as one line: control characters become spaces. */
-static void put_flat(cmv_buf *out, const char *s, size_t len, size_t max_chars)
+/* Append `len` bytes as one line (control characters become spaces); false if cut short. */
+static bool put_flat(cmv_buf *out, const char *s, size_t len, size_t max_chars)
 {
-	for (size_t i = 0; i < len && out->size < max_chars; i++) {
+	size_t i;
+
+	for (i = 0; i < len && out->size < max_chars; i++) {
 		char c = s[i];
 		cmv_buf_putc(out, (c == '\n' || c == '\r' || c == '\t') ? ' ' : c);
 	}
+	return i == len;
 }
 
 int cli_preview(cmv_buf *out, cli_ctx *ctx, const cmv_node *node, size_t max_chars)
 {
 	cmv_buf data = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	bool whole = true;
 	int error = 0;
 
 	cmv_buf_clear(out);
-	for (size_t i = 0; i < node->n_blocks && out->size < max_chars; i++) {
+	for (size_t i = 0; i < node->n_blocks && whole; i++) {
 		const cmv_block *b = &node->blocks[i];
 		if (i)
 			cmv_buf_puts(out, " ");
 		if ((error = cmv_blob_read(&data, ctx->repo, &b->blob)) < 0)
 			break;
 		if (!strcmp(b->type, "text")) {
-			put_flat(out, data.ptr, data.size, max_chars);
+			whole = put_flat(out, data.ptr, data.size, max_chars);
 		} else if (!strcmp(b->type, "tool_use")) {
 			cmv_buf_printf(out, "[tool_use %s ", b->tool_name ? b->tool_name : "?");
-			put_flat(out, data.ptr, data.size, max_chars);
-			cmv_buf_puts(out, "]");
+			if ((whole = put_flat(out, data.ptr, data.size, max_chars)))
+				cmv_buf_puts(out, "]");
 		} else if (!strcmp(b->type, "tool_result")) {
 			cmv_buf_printf(out, "[tool_result%s %zu bytes: ",
 				       (b->flags & CMV_BLOCK_ERROR) ? " error" : "", data.size);
-			put_flat(out, data.ptr, data.size, max_chars);
-			cmv_buf_puts(out, "]");
+			if ((whole = put_flat(out, data.ptr, data.size, max_chars)))
+				cmv_buf_puts(out, "]");
 		} else {
 			cmv_buf_printf(out, "[%s %zu bytes]", b->type, data.size);
 		}
+		if (out->size > max_chars)
+			whole = false;
 	}
-	if (out->size > max_chars) {
-		/* Cut back to a UTF-8 boundary. */
-		size_t n = max_chars;
-		while (n > 0 && ((unsigned char)out->ptr[n] & 0xc0) == 0x80)
+	if (!whole) {
+		/* Cut back to max_chars, then to a UTF-8 boundary. */
+		size_t n = out->size < max_chars ? out->size : max_chars;
+		while (n > 0 && n < out->size && ((unsigned char)out->ptr[n] & 0xc0) == 0x80)
 			n--;
 		out->size = n;
 		out->ptr[n] = '\0';

@@ -35,7 +35,13 @@ CMD(branch)
 	}
 	if ((rc = cli_resolve(&at, ctx, from.ptr)) != 0)
 		goto done;
-	if (!b_at && cmv_ref_lookup(&src, ctx->repo, from.ptr) == 0)
+	/* Lineage: the ref named, also when it is given as REF~N with --at. */
+	if (b_at) {
+		char *tilde = strrchr(from.ptr, '~');
+		if (tilde)
+			*tilde = '\0';
+	}
+	if (cmv_ref_lookup(&src, ctx->repo, from.ptr) == 0)
 		from_ref = src->name;
 	cmv_error_clear();
 	if (cmv_branch_create(ctx->repo, b_name, &at, from_ref) < 0) {

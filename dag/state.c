@@ -62,7 +62,16 @@ static int make_snippet(search_state *st)
 	size_t len = st->text.size, term = 0, from, to;
 
 	cmv_buf_clear(&st->snippet);
-	hit = find_term(text, len, st->query, &term);
+	/* The whole query where it occurs as typed; else its earliest word. */
+	size_t qlen = strlen(st->query);
+	hit = NULL;
+	for (size_t i = 0; qlen && i + qlen <= len; i++)
+		if (!strncasecmp(text + i, st->query, qlen)) {
+			hit = text + i;
+			break;
+		}
+	if (!hit)
+		hit = find_term(text, len, st->query, &term);
 	from = hit ? (size_t)(hit - text) : 0;
 	from = from > SNIPPET_CHARS / 2 ? from - SNIPPET_CHARS / 2 : 0;
 	to = from + SNIPPET_CHARS < len ? from + SNIPPET_CHARS : len;
