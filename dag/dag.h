@@ -14,6 +14,15 @@ struct cmv_repo {
 	int txn_depth;
 	/* An inner level rolled back: the outermost commit must fail. */
 	bool txn_doomed;
+	/*
+	 * The node written last and its depth. Writers build chains, so the
+	 * next node's parent is almost always this one: its depth is known
+	 * without asking the store. Valid only inside the transaction that
+	 * wrote it: cleared when a new outermost transaction begins (another
+	 * process may have collected it since) and on rollback.
+	 */
+	cmv_id last_node;
+	uint64_t last_depth;
 };
 
 /*

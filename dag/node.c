@@ -151,6 +151,8 @@ static int node_write(cmv_id *out, cmv_repo *repo, const cmv_id *parent, uint64_
 	if ((error = repo->backend->node_put(repo->backend, &n)) < 0)
 		goto done;
 	*out = n.id;
+	repo->last_node = n.id;
+	repo->last_depth = n.depth;
 done:
 	if (blocks != stack_blocks)
 		free(blocks);
@@ -171,7 +173,10 @@ int cmv_node_write(cmv_id *out, cmv_repo *repo, const cmv_id *parent, const cmv_
 		parent = NULL;
 	if ((error = cmv_dag__txn_start(repo)) < 0)
 		return error;
-	if (parent && (error = repo->backend->node_parent(repo->backend, &grand, &depth, parent)) < 0) {
+	if (parent && !cmv_id_is_none(&repo->last_node) && cmv_id_equal(parent, &repo->last_node))
+		depth = repo->last_depth;
+	else if (parent &&
+		 (error = repo->backend->node_parent(repo->backend, &grand, &depth, parent)) < 0) {
 		char hex[CMV_ID_HEXSZ + 1];
 		if (error == CMV_ENOTFOUND)
 			error = cmv_error__set(CMV_ENOTFOUND, "parent node '%s' not found",

@@ -175,6 +175,8 @@ int cmv_repo_txn_begin(cmv_repo *repo)
 		if ((error = repo->backend->txn_begin(repo->backend)) < 0)
 			return error;
 		repo->txn_doomed = false;
+		/* Another process may have changed the store since: trust nothing cached. */
+		cmv_id_clear(&repo->last_node);
 	}
 	repo->txn_depth++;
 	return 0;
@@ -190,10 +192,12 @@ int cmv_repo_txn_commit(cmv_repo *repo)
 	if (--repo->txn_depth > 0)
 		return 0;
 	if (repo->txn_doomed) {
+		cmv_id_clear(&repo->last_node);
 		repo->backend->txn_rollback(repo->backend);
 		return cmv_error__set(CMV_ERROR, "transaction was rolled back by an inner failure");
 	}
 	if ((error = repo->backend->txn_commit(repo->backend)) < 0) {
+		cmv_id_clear(&repo->last_node);
 		repo->backend->txn_rollback(repo->backend);
 		return error;
 	}
@@ -204,6 +208,7 @@ void cmv_repo_txn_rollback(cmv_repo *repo)
 {
 	if (!repo || repo->txn_depth <= 0)
 		return;
+	cmv_id_clear(&repo->last_node);
 	if (--repo->txn_depth > 0) {
 		repo->txn_doomed = true;
 		return;

@@ -146,6 +146,23 @@ static int literal_query(cmv_buf *out, const char *query, bool any)
 	return error;
 }
 
+int cmv_repo_index(size_t *n_indexed_out, cmv_repo *repo)
+{
+	size_t n = 0;
+	int error;
+
+	CMV_ASSERT_ARG(repo);
+	if (!repo->backend->index_pending)
+		return cmv_error__set(CMV_EUNSUPPORTED, "search is unsupported by the '%s' backend",
+				      repo->backend->name);
+	if ((error = cmv_dag__txn_start(repo)) < 0)
+		return error;
+	error = repo->backend->index_pending(repo->backend, &n);
+	if ((error = cmv_dag__txn_end(repo, error)) == 0 && n_indexed_out)
+		*n_indexed_out = n;
+	return error;
+}
+
 int cmv_search(cmv_repo *repo, const char *query, size_t limit, unsigned int flags,
 	       int (*cb)(const cmv_search_hit *, void *), void *payload)
 {
@@ -168,6 +185,10 @@ int cmv_search(cmv_repo *repo, const char *query, size_t limit, unsigned int fla
 	if (!fts.size) {
 		cmv_buf_dispose(&fts);
 		return cmv_error__set(CMV_EINVALID, "empty search query");
+	}
+	if (!(repo->flags & CMV_REPO_OPEN_READONLY) && (error = cmv_repo_index(NULL, repo)) < 0) {
+		cmv_buf_dispose(&fts);
+		return error;
 	}
 	memset(&st, 0, sizeof(st));
 	st.repo = repo;

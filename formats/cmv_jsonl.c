@@ -35,6 +35,7 @@ typedef struct {
 	char **owned; /* strings and buffers to free */
 	size_t n_owned, cap_owned;
 	char *meta;
+	cJSON *doc;   /* the parsed line: blocks point into its strings */
 } parsed_line;
 
 static int own(parsed_line *pl, char *p)
@@ -62,6 +63,7 @@ static void parsed_line_dispose(parsed_line *pl)
 	free(pl->owned);
 	free(pl->blocks);
 	free(pl->meta);
+	cJSON_Delete(pl->doc);
 	memset(pl, 0, sizeof(*pl));
 }
 
@@ -107,9 +109,8 @@ static int parse_block(parsed_line *pl, cJSON *blk, size_t i, cJSON *meta_blocks
 	if (!(type = str_field(blk, "type")) || !*type)
 		return cmv_error__set(CMV_EINVALID, "content block %zu has no \"type\"", i);
 	memset(bc, 0, sizeof(*bc));
-	if ((error = own(pl, cmv__strdup(type))) < 0)
-		return error;
-	bc->type = pl->owned[pl->n_owned - 1];
+	/* Strings point into the parsed document, which lives as long as pl. */
+	bc->type = type;
 	snprintf(idx, sizeof(idx), "%zu", i);
 
 	if (!strcmp(type, "text") || !strcmp(type, "thinking")) {
@@ -118,9 +119,7 @@ static int parse_block(parsed_line *pl, cJSON *blk, size_t i, cJSON *meta_blocks
 		if (!t)
 			return cmv_error__set(CMV_EINVALID, "%s block %zu has no \"%s\" string", type, i,
 					      field);
-		if ((error = own(pl, cmv__strdup(t))) < 0)
-			return error;
-		bc->data = pl->owned[pl->n_owned - 1];
+		bc->data = t;
 		bc->len = strlen(t);
 		static const char *const used_text[] = { "type", "text", NULL };
 		static const char *const used_thinking[] = { "type", "thinking", NULL };
@@ -134,12 +133,8 @@ static int parse_block(parsed_line *pl, cJSON *blk, size_t i, cJSON *meta_blocks
 			return cmv_error__set(CMV_EINVALID, "tool_use block %zu needs \"id\" and \"name\"", i);
 		if (!input)
 			return cmv_error__set(CMV_EINVALID, "tool_use block %zu has no \"input\"", i);
-		if ((error = own(pl, cmv__strdup(id))) < 0)
-			return error;
-		bc->tool_id = pl->owned[pl->n_owned - 1];
-		if ((error = own(pl, cmv__strdup(name))) < 0)
-			return error;
-		bc->tool_name = pl->owned[pl->n_owned - 1];
+		bc->tool_id = id;
+		bc->tool_name = name;
 		if ((error = own(pl, cJSON_PrintUnformatted(input))) < 0)
 			return error;
 		bc->data = pl->owned[pl->n_owned - 1];
@@ -151,9 +146,7 @@ static int parse_block(parsed_line *pl, cJSON *blk, size_t i, cJSON *meta_blocks
 		const char *id = str_field(blk, "tool_use_id");
 		if (!id || !*id)
 			return cmv_error__set(CMV_EINVALID, "tool_result block %zu has no \"tool_use_id\"", i);
-		if ((error = own(pl, cmv__strdup(id))) < 0)
-			return error;
-		bc->tool_id = pl->owned[pl->n_owned - 1];
+		bc->tool_id = id;
 		v = cJSON_GetObjectItemCaseSensitive(blk, "content");
 		if (cJSON_IsString(v)) {
 			json = cmv__strdup(v->valuestring);
@@ -199,9 +192,7 @@ static int parse_block(parsed_line *pl, cJSON *blk, size_t i, cJSON *meta_blocks
 			if ((error = own(pl, cmv_buf_detach(&bytes))) < 0)
 				return error;
 			bc->data = pl->owned[pl->n_owned - 1];
-			if ((error = own(pl, cmv__strdup(str_field(src, "media_type")))) < 0)
-				return error;
-			bc->media_type = pl->owned[pl->n_owned - 1];
+			bc->media_type = str_field(src, "media_type");
 		} else {
 			if ((error = own(pl, cJSON_PrintUnformatted(src))) < 0)
 				return error;
@@ -282,10 +273,8 @@ static int parse_line(parsed_line *pl, const char *text, size_t len)
 			error = CMV_ENOMEM;
 			goto done;
 		}
-		if ((error = own(pl, cmv__strdup(content->valuestring))) < 0)
-			goto done;
 		pl->blocks[0].type = "text";
-		pl->blocks[0].data = pl->owned[pl->n_owned - 1];
+		pl->blocks[0].data = content->valuestring;
 		pl->blocks[0].len = strlen(content->valuestring);
 		pl->n_blocks = 1;
 		cJSON_AddTrueToObject(meta, "string");
@@ -320,6 +309,8 @@ static int parse_line(parsed_line *pl, const char *text, size_t len)
 	}
 	pl->msg.blocks = pl->blocks;
 	pl->msg.n_blocks = pl->n_blocks;
+	pl->doc = root;
+	root = NULL;
 done:
 	cJSON_Delete(root);
 	cJSON_Delete(meta);

@@ -408,7 +408,18 @@ enum cmv_search_flags {
 };
 
 /**
+ * Bring the search index up to date. Appends leave their text pending so
+ * that writing stays fast; cmv_search() calls this first, so a search
+ * always sees everything. Call it yourself at an idle moment to keep the
+ * first search after a large import quick.
+ * @param n_indexed_out blobs indexed now (may be NULL)
+ * @return 0, CMV_ELOCKED, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_repo_index(size_t *n_indexed_out, cmv_repo *repo);
+
+/**
  * Full-text search over block text (tool outputs included), best first.
+ * Indexes pending text first (a write) unless the store was opened read-only.
  * Without CMV_SEARCH_RAW each word of `query` is matched literally.
  * @return 0, CMV_EINVALID (bad FTS5 syntax in raw mode), CMV_EIO, or cb's
  *         non-zero return

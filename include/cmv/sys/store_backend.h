@@ -35,7 +35,7 @@ enum cmv_store_capabilities {
 };
 
 enum cmv_store_blob_flags {
-	CMV_STORE_BLOB_INDEX = (1u << 0), /**< add the blob's text to the search index */
+	CMV_STORE_BLOB_INDEX = (1u << 0), /**< the blob's text belongs in the search index */
 };
 
 enum cmv_store_ref_flags {
@@ -93,6 +93,12 @@ struct cmv_store_backend {
 	/** Remove one object (a node with its blocks and edges; a blob with its index entry). */
 	int (*object_delete)(cmv_store_backend *b, cmv_object_type type, const cmv_id *id);
 
+	/**
+	 * Bring the search index up to date with every blob written with
+	 * CMV_STORE_BLOB_INDEX (a backend may index those late, in batches;
+	 * search must see them all). *n_indexed gets the number indexed now.
+	 */
+	int (*index_pending)(cmv_store_backend *b, size_t *n_indexed);
 	/** FTS query in the backend's syntax; calls cb per matching blob, best first. */
 	int (*search)(cmv_store_backend *b, const char *fts_query, size_t limit,
 		      int (*cb)(const cmv_id *blob, double score, void *), void *payload);

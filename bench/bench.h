@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared helpers for cmv-bench: timing, machine description, scratch directories. */
+#ifndef CMV_BENCH_H
+#define CMV_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <cjson/cJSON.h>
+#include "cmv/cmv.h"
+
+double bench_now(void);             /* seconds, monotonic */
+char *bench_tmpdir(void);           /* malloc'd; removed by bench_rmdir */
+void bench_rmdir(const char *dir);
+uint64_t bench_file_bytes(const char *path);
+/* "x86_64, 2 cores, Intel(R) Xeon(R) ..." */
+void bench_machine(char *out, size_t n);
+/* Percentile of n doubles (sorts them). */
+double bench_percentile(double *v, size_t n, double p);
+
+int bench_store(int argc, char **argv);
+
+#endif
