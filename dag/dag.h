@@ -41,6 +41,15 @@ int cmv_dag__txn_end(cmv_repo *repo, int error);
 int cmv_dag__node_encode(cmv_buf *out, const cmv_node *node);
 void cmv_dag__node_hash(cmv_id *out, const cmv_node *node, cmv_buf *scratch);
 
+/* The block list alone, in the node encoding's format (what stores may keep). */
+int cmv_dag__blocks_encode(cmv_buf *out, const cmv_block *blocks, size_t n_blocks);
+/*
+ * Build a node (one allocation) from its fields in `head` (blocks ignored)
+ * and an encoded block list. @return 0, CMV_ECORRUPT, CMV_ENOMEM
+ */
+int cmv_dag__node_from_parts(cmv_node **out, const cmv_node *head, const void *blocks_enc,
+			     size_t blocks_len);
+
 /* Deep copies into one malloc'd block (what backends return). */
 cmv_node *cmv_dag__node_copy(const cmv_node *src);
 cmv_ref *cmv_dag__ref_copy(const cmv_ref *src);

@@ -43,13 +43,32 @@ static int put_id(cmv_buf *b, const cmv_id *id)
 	return cmv_buf_put(b, id->raw, CMV_ID_RAWSZ);
 }
 
+int cmv_dag__blocks_encode(cmv_buf *out, const cmv_block *blocks, size_t n_blocks)
+{
+	int error;
+
+	if ((error = put_varint(out, n_blocks)) < 0)
+		return error;
+	for (size_t i = 0; i < n_blocks; i++) {
+		const cmv_block *bl = &blocks[i];
+		if ((error = put_str(out, bl->type)) < 0 || (error = put_id(out, &bl->blob)) < 0 ||
+		    (error = put_str(out, bl->tool_id)) < 0 ||
+		    (error = put_str(out, bl->tool_name)) < 0 ||
+		    (error = put_str(out, bl->media_type)) < 0 ||
+		    (error = put_varint(out, bl->flags)) < 0)
+			return error;
+	}
+	return 0;
+}
+
 /*
  * Version 1 layout:
  *   "cmvnode\1" role:u8 kind:u8 parent:id
- *   n_blocks:varint { type:str blob:id tool_id:str tool_name:str media_type:str flags:varint }
+ *   blocks: n:varint { type:str blob:id tool_id:str tool_name:str media_type:str flags:varint }
  *   meta:bytes n_derived:varint {id} n_covers:varint {id}
  * where str and bytes are varint length + bytes and id is type:u8 [+16 raw].
  * The magic keeps node ids apart from blob ids of the same bytes' hash.
+ * The blocks part alone is also how a store may keep a node's block list.
  */
 int cmv_dag__node_encode(cmv_buf *out, const cmv_node *n)
 {
@@ -61,17 +80,8 @@ int cmv_dag__node_encode(cmv_buf *out, const cmv_node *n)
 	    (error = cmv_buf_putc(out, (char)n->role)) < 0 ||
 	    (error = cmv_buf_putc(out, (char)n->kind)) < 0 ||
 	    (error = put_id(out, &n->parent)) < 0 ||
-	    (error = put_varint(out, n->n_blocks)) < 0)
+	    (error = cmv_dag__blocks_encode(out, n->blocks, n->n_blocks)) < 0)
 		return error;
-	for (i = 0; i < n->n_blocks; i++) {
-		const cmv_block *bl = &n->blocks[i];
-		if ((error = put_str(out, bl->type)) < 0 || (error = put_id(out, &bl->blob)) < 0 ||
-		    (error = put_str(out, bl->tool_id)) < 0 ||
-		    (error = put_str(out, bl->tool_name)) < 0 ||
-		    (error = put_str(out, bl->media_type)) < 0 ||
-		    (error = put_varint(out, bl->flags)) < 0)
-			return error;
-	}
 	if ((error = put_bytes(out, n->meta ? n->meta : "", n->meta ? n->meta_len : 0)) < 0 ||
 	    (error = put_varint(out, n->n_derived_from)) < 0)
 		return error;
@@ -83,6 +93,141 @@ int cmv_dag__node_encode(cmv_buf *out, const cmv_node *n)
 	for (i = 0; i < n->n_covers; i++)
 		if ((error = put_id(out, &n->covers[i])) < 0)
 			return error;
+	return 0;
+}
+
+/* ---- decoding a block list --------------------------------------------- */
+
+typedef struct {
+	const unsigned char *p, *end;
+} reader;
+
+static bool get_varint(reader *r, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; shift < 64 && r->p < r->end; shift += 7) {
+		unsigned char c = *r->p++;
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A string field: its bytes (not terminated) and length; absent when len is 0. */
+static bool get_str(reader *r, const unsigned char **s, size_t *len)
+{
+	uint64_t n;
+
+	if (!get_varint(r, &n) || n > (uint64_t)(r->end - r->p))
+		return false;
+	*s = r->p;
+	*len = (size_t)n;
+	r->p += n;
+	return true;
+}
+
+static bool get_id(reader *r, cmv_id *id)
+{
+	if (r->p >= r->end)
+		return false;
+	id->type = *r->p++;
+	if (id->type == CMV_ID_NONE) {
+		memset(id->raw, 0, sizeof(id->raw));
+		return true;
+	}
+	if (id->type != CMV_ID_XXH3_128 || r->end - r->p < CMV_ID_RAWSZ)
+		return false;
+	memcpy(id->raw, r->p, CMV_ID_RAWSZ);
+	r->p += CMV_ID_RAWSZ;
+	return true;
+}
+
+/*
+ * Decode a block list into `blocks` (n entries), copying its strings,
+ * NUL-terminated, to *cursor. With blocks == NULL it only measures: *n_out
+ * gets the count and *bytes_out the string bytes needed.
+ */
+static bool blocks_walk(const void *data, size_t len, cmv_block *blocks, char **cursor,
+			size_t *n_out, size_t *bytes_out)
+{
+	reader r = { data, (const unsigned char *)data + len };
+	uint64_t n, flags;
+	size_t bytes = 0;
+
+	if (!get_varint(&r, &n) || n > len)
+		return false;
+	for (uint64_t i = 0; i < n; i++) {
+		const unsigned char *f[4];
+		size_t fl[4];
+		cmv_id blob;
+		if (!get_str(&r, &f[0], &fl[0]) || !get_id(&r, &blob) || !get_str(&r, &f[1], &fl[1]) ||
+		    !get_str(&r, &f[2], &fl[2]) || !get_str(&r, &f[3], &fl[3]) || !get_varint(&r, &flags))
+			return false;
+		for (int k = 0; k < 4; k++)
+			bytes += fl[k] ? fl[k] + 1 : 0;
+		if (!blocks)
+			continue;
+		const char **dst[4] = { &blocks[i].type, &blocks[i].tool_id, &blocks[i].tool_name,
+					&blocks[i].media_type };
+		for (int k = 0; k < 4; k++) {
+			if (!fl[k]) {
+				*dst[k] = NULL;
+				continue;
+			}
+			memcpy(*cursor, f[k], fl[k]);
+			(*cursor)[fl[k]] = '\0';
+			*dst[k] = *cursor;
+			*cursor += fl[k] + 1;
+		}
+		blocks[i].blob = blob;
+		blocks[i].flags = (unsigned int)flags;
+	}
+	if (r.p != r.end)
+		return false;
+	*n_out = (size_t)n;
+	*bytes_out = bytes;
+	return true;
+}
+
+int cmv_dag__node_from_parts(cmv_node **out, const cmv_node *head, const void *blocks_enc,
+			     size_t blocks_len)
+{
+	size_t n_blocks, str_bytes, total, n_ids = head->n_derived_from + head->n_covers;
+	cmv_node *n;
+	cmv_block *blocks;
+	cmv_id *ids;
+	char *cursor;
+
+	*out = NULL;
+	if (!blocks_walk(blocks_enc, blocks_len, NULL, NULL, &n_blocks, &str_bytes))
+		return cmv_error__set(CMV_ECORRUPT, "a node's block list cannot be decoded (run 'cmv fsck')");
+	total = sizeof(cmv_node) + n_blocks * sizeof(cmv_block) + n_ids * sizeof(cmv_id) + str_bytes +
+		(head->meta ? head->meta_len + 1 : 0);
+	if (!(n = cmv__malloc(total)))
+		return CMV_ENOMEM;
+	*n = *head;
+	blocks = (cmv_block *)(n + 1);
+	ids = (cmv_id *)(blocks + n_blocks);
+	cursor = (char *)(ids + n_ids);
+	blocks_walk(blocks_enc, blocks_len, blocks, &cursor, &n_blocks, &str_bytes);
+	n->blocks = blocks;
+	n->n_blocks = n_blocks;
+	if (head->n_derived_from)
+		memcpy(ids, head->derived_from, head->n_derived_from * sizeof(cmv_id));
+	if (head->n_covers)
+		memcpy(ids + head->n_derived_from, head->covers, head->n_covers * sizeof(cmv_id));
+	n->derived_from = ids;
+	n->covers = ids + head->n_derived_from;
+	if (head->meta) {
+		memcpy(cursor, head->meta, head->meta_len);
+		cursor[head->meta_len] = '\0';
+		n->meta = cursor;
+	}
+	*out = n;
 	return 0;
 }
 

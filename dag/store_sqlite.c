@@ -6,8 +6,12 @@
  *  - Blobs and nodes live in rowid tables with a UNIQUE index on the 16-byte
  *    id; large rows do badly in WITHOUT ROWID tables, small ones (blocks,
  *    edges, the token cache) use them.
- *  - Blocks name their blob by id, not rowid, so a row stays meaningful on
- *    its own and fsck can find a missing blob.
+ *  - A node's block list lives in its row, encoded as in the node's
+ *    canonical bytes (object.c): reading a node is one row, not a join.
+ *    blob_users maps each blob back to the nodes using it (for search);
+ *    blocks name blobs by id, not rowid, so fsck can find a missing blob.
+ *  - nodes.n_edges says whether the edges table has rows for the node, so
+ *    the common node (no derived_from, no covers) costs no second query.
  *  - The search index is a contentless FTS5 table keyed by the blob's rowid:
  *    the text already lives in `blobs`, so it is not stored twice. Deleting
  *    from it needs the original text, which gc has (it deletes the blob in
@@ -50,11 +54,10 @@ static const char *const migrations[] = {
 	"CREATE TABLE blobs(rid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
 	" size INTEGER NOT NULL, indexed INTEGER NOT NULL DEFAULT 0, data BLOB NOT NULL);"
 	"CREATE TABLE nodes(rid INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, parent BLOB,"
-	" role INTEGER NOT NULL, kind INTEGER NOT NULL, depth INTEGER NOT NULL, meta BLOB);"
-	"CREATE TABLE blocks(node INTEGER NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,"
-	" blob BLOB NOT NULL, tool_id TEXT, tool_name TEXT, media_type TEXT,"
-	" flags INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(node, seq)) WITHOUT ROWID;"
-	"CREATE INDEX blocks_blob ON blocks(blob);"
+	" role INTEGER NOT NULL, kind INTEGER NOT NULL, depth INTEGER NOT NULL, meta BLOB,"
+	" blocks BLOB NOT NULL, n_edges INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE blob_users(blob BLOB NOT NULL, node INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" PRIMARY KEY(blob, node, seq)) WITHOUT ROWID;"
 	"CREATE TABLE edges(node INTEGER NOT NULL, kind INTEGER NOT NULL, seq INTEGER NOT NULL,"
 	" target BLOB NOT NULL, PRIMARY KEY(node, kind, seq)) WITHOUT ROWID;"
 	"CREATE INDEX edges_target ON edges(target);"
@@ -81,8 +84,8 @@ enum stmt_id {
 	S_BEGIN_W, S_BEGIN_R, S_COMMIT, S_ROLLBACK,
 	S_BLOB_INS, S_BLOB_META, S_BLOB_GET, S_BLOB_EXISTS, S_BLOB_SETIDX, S_FTS_INS, S_FTS_DEL,
 	S_BLOB_DEL, S_TOK_DEL,
-	S_NODE_INS, S_BLOCK_INS, S_EDGE_INS, S_NODE_GET, S_BLOCKS_GET, S_EDGES_GET, S_NODE_PARENT,
-	S_NODE_RID, S_NODE_DEL, S_BLOCKS_DEL, S_EDGES_DEL,
+	S_NODE_INS, S_USER_INS, S_EDGE_INS, S_NODE_GET, S_EDGES_GET, S_NODE_PARENT,
+	S_NODE_DEL, S_USER_DEL, S_EDGES_DEL,
 	S_REF_GET, S_REF_INS, S_REF_UPD, S_REF_UPD_CAS, S_REF_DEL, S_REF_ALL,
 	S_CFG_GET, S_CFG_SET, S_CFG_DEL,
 	S_PREFIX_BLOB, S_PREFIX_NODE, S_ALL_BLOBS, S_ALL_NODES,
@@ -112,19 +115,16 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_FTS_DEL] = "INSERT INTO fts(fts, rowid, text) VALUES('delete', ?1, ?2)",
 	[S_BLOB_DEL] = "DELETE FROM blobs WHERE rid = ?1",
 	[S_TOK_DEL] = "DELETE FROM tokcache WHERE blob = ?1",
-	[S_NODE_INS] = "INSERT INTO nodes(id, parent, role, kind, depth, meta)"
-		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING",
-	[S_BLOCK_INS] = "INSERT INTO blocks(node, seq, type, blob, tool_id, tool_name, media_type,"
-			" flags) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[S_NODE_INS] = "INSERT INTO nodes(id, parent, role, kind, depth, meta, blocks, n_edges)"
+		       " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(id) DO NOTHING",
+	[S_USER_INS] = "INSERT OR IGNORE INTO blob_users(blob, node, seq) VALUES(?1, ?2, ?3)",
 	[S_EDGE_INS] = "INSERT INTO edges(node, kind, seq, target) VALUES(?1, ?2, ?3, ?4)",
-	[S_NODE_GET] = "SELECT rid, parent, role, kind, depth, meta FROM nodes WHERE id = ?1",
-	[S_BLOCKS_GET] = "SELECT type, blob, tool_id, tool_name, media_type, flags FROM blocks"
-			 " WHERE node = ?1 ORDER BY seq",
+	[S_NODE_GET] = "SELECT rid, parent, role, kind, depth, meta, blocks, n_edges FROM nodes"
+		       " WHERE id = ?1",
 	[S_EDGES_GET] = "SELECT kind, target FROM edges WHERE node = ?1 ORDER BY kind, seq",
 	[S_NODE_PARENT] = "SELECT parent, depth FROM nodes WHERE id = ?1",
-	[S_NODE_RID] = "SELECT rid FROM nodes WHERE id = ?1",
 	[S_NODE_DEL] = "DELETE FROM nodes WHERE rid = ?1",
-	[S_BLOCKS_DEL] = "DELETE FROM blocks WHERE node = ?1",
+	[S_USER_DEL] = "DELETE FROM blob_users WHERE blob = ?1 AND node = ?2 AND seq = ?3",
 	[S_EDGES_DEL] = "DELETE FROM edges WHERE node = ?1",
 	[S_REF_GET] = "SELECT name, type, target, description, tags, created, updated, from_ref"
 		      " FROM refs WHERE name = ?1",
@@ -146,8 +146,8 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_ALL_NODES] = "SELECT id FROM nodes",
 	[S_SEARCH] = "SELECT b.id, bm25(fts) FROM fts JOIN blobs b ON b.rid = fts.rowid"
 		     " WHERE fts MATCH ?1 ORDER BY bm25(fts), b.id LIMIT ?2",
-	[S_BLOB_USERS] = "SELECT n.id, bl.seq FROM blocks bl JOIN nodes n ON n.rid = bl.node"
-			 " WHERE bl.blob = ?1 ORDER BY n.depth, n.id, bl.seq",
+	[S_BLOB_USERS] = "SELECT n.id, u.seq FROM blob_users u JOIN nodes n ON n.rid = u.node"
+			 " WHERE u.blob = ?1 ORDER BY n.depth, n.id, u.seq",
 	[S_TOK_GET] = "SELECT count FROM tokcache WHERE blob = ?1 AND tokenizer = ?2",
 	[S_TOK_PUT] = "INSERT INTO tokcache(blob, tokenizer, count) VALUES(?1, ?2, ?3)"
 		      " ON CONFLICT(blob, tokenizer) DO UPDATE SET count = excluded.count",
@@ -175,6 +175,7 @@ typedef struct sqlite_backend {
 	char *path;
 	bool readonly;
 	sqlite3_stmt *stmts[S__COUNT];
+	cmv_buf scratch; /* encoded block lists */
 } sqlite_backend;
 
 #define SB(b) ((sqlite_backend *)(b))
@@ -441,6 +442,9 @@ static int sq_node_put(cmv_store_backend *b, const cmv_node *n)
 	int error;
 	size_t i;
 
+	cmv_buf_clear(&sb->scratch);
+	if ((error = cmv_dag__blocks_encode(&sb->scratch, n->blocks, n->n_blocks)) < 0)
+		return error;
 	if (!(s = stmt(sb, S_NODE_INS)))
 		return CMV_ERROR;
 	bind_id(s, 1, &n->id);
@@ -450,25 +454,21 @@ static int sq_node_put(cmv_store_backend *b, const cmv_node *n)
 	sqlite3_bind_int64(s, 5, (sqlite3_int64)n->depth);
 	if (n->meta)
 		sqlite3_bind_blob(s, 6, n->meta_len ? n->meta : "", (int)n->meta_len, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 7, sb->scratch.ptr, (int)sb->scratch.size, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, (sqlite3_int64)(n->n_derived_from + n->n_covers));
 	if ((error = exec_done(sb, s, "cannot write a node")) < 0)
 		return error;
 	if (sqlite3_changes(sb->db) == 0)
-		return 0; /* already stored, with its blocks and edges */
+		return 0; /* already stored, with its users and edges */
 	rid = sqlite3_last_insert_rowid(sb->db);
 
 	for (i = 0; i < n->n_blocks; i++) {
-		const cmv_block *bl = &n->blocks[i];
-		if (!(s = stmt(sb, S_BLOCK_INS)))
+		if (!(s = stmt(sb, S_USER_INS)))
 			return CMV_ERROR;
-		sqlite3_bind_int64(s, 1, rid);
-		sqlite3_bind_int64(s, 2, (sqlite3_int64)i);
-		bind_text(s, 3, bl->type);
-		bind_id(s, 4, &bl->blob);
-		bind_text(s, 5, bl->tool_id);
-		bind_text(s, 6, bl->tool_name);
-		bind_text(s, 7, bl->media_type);
-		sqlite3_bind_int64(s, 8, bl->flags);
-		if ((error = exec_done(sb, s, "cannot write a block")) < 0)
+		bind_id(s, 1, &n->blocks[i].blob);
+		sqlite3_bind_int64(s, 2, rid);
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+		if ((error = exec_done(sb, s, "cannot write a node")) < 0)
 			return error;
 	}
 	for (int kind = 1; kind <= 2; kind++) {
@@ -488,14 +488,13 @@ static int sq_node_put(cmv_store_backend *b, const cmv_node *n)
 	return 0;
 }
 
-static int sq_node_get(cmv_store_backend *b, cmv_node **out, const cmv_id *id)
+/* Read a node; *rid_out (may be NULL) gets its row id. */
+static int node_read(sqlite_backend *sb, cmv_node **out, sqlite3_int64 *rid_out, const cmv_id *id)
 {
-	sqlite_backend *sb = SB(b);
-	sqlite3_stmt *s, *sb_stmt = NULL, *se = NULL;
-	cmv_node n;
-	cmv_block *blocks = NULL;
+	sqlite3_stmt *s, *se = NULL;
+	cmv_node head;
 	cmv_id *edges = NULL;
-	size_t n_blocks = 0, cap_blocks = 0, n_edges = 0, cap_edges = 0, n_derived = 0;
+	size_t n_edges = 0, cap_edges = 0, n_derived = 0;
 	sqlite3_int64 rid;
 	int rc, error = 0;
 	char hex[CMV_ID_HEXSZ + 1];
@@ -514,99 +513,65 @@ static int sq_node_get(cmv_store_backend *b, cmv_node **out, const cmv_id *id)
 		sqlite3_reset(s);
 		return sq_error(sb, rc, "cannot read a node");
 	}
-	memset(&n, 0, sizeof(n));
-	n.id = *id;
+	/* Column memory stays valid until `s` is stepped or reset: used below, then reset. */
+	memset(&head, 0, sizeof(head));
+	head.id = *id;
 	rid = sqlite3_column_int64(s, 0);
-	column_id(&n.parent, s, 1);
-	n.role = (cmv_role)sqlite3_column_int(s, 2);
-	n.kind = (cmv_kind)sqlite3_column_int(s, 3);
-	n.depth = (uint64_t)sqlite3_column_int64(s, 4);
+	column_id(&head.parent, s, 1);
+	head.role = (cmv_role)sqlite3_column_int(s, 2);
+	head.kind = (cmv_kind)sqlite3_column_int(s, 3);
+	head.depth = (uint64_t)sqlite3_column_int64(s, 4);
 	if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
-		n.meta = sqlite3_column_blob(s, 5);
-		n.meta_len = (size_t)sqlite3_column_bytes(s, 5);
-		if (!n.meta)
-			n.meta = "";
+		head.meta = sqlite3_column_blob(s, 5);
+		head.meta_len = (size_t)sqlite3_column_bytes(s, 5);
+		if (!head.meta)
+			head.meta = "";
 	}
-	/* The meta pointer stays valid while `s` is not stepped or reset. */
-
-	if (!(sb_stmt = stmt(sb, S_BLOCKS_GET))) {
-		error = CMV_ERROR;
-		goto done;
-	}
-	sqlite3_bind_int64(sb_stmt, 1, rid);
-	while ((rc = sqlite3_step(sb_stmt)) == SQLITE_ROW) {
-		cmv_block *bl;
-		if (n_blocks == cap_blocks) {
-			size_t ncap = cap_blocks ? cap_blocks * 2 : 8;
-			cmv_block *nb = cmv__realloc(blocks, ncap * sizeof(*nb));
-			if (!nb) {
-				error = CMV_ENOMEM;
-				goto done;
-			}
-			blocks = nb;
-			cap_blocks = ncap;
+	if (sqlite3_column_int64(s, 7) > 0) {
+		if (!(se = stmt(sb, S_EDGES_GET))) {
+			error = CMV_ERROR;
+			goto done;
 		}
-		bl = &blocks[n_blocks++];
-		/* Column text stays valid until the next step: copy the strings now. */
-		bl->type = column_text(sb_stmt, 0) ? cmv__strdup(column_text(sb_stmt, 0)) : NULL;
-		column_id(&bl->blob, sb_stmt, 1);
-		bl->tool_id = column_text(sb_stmt, 2) ? cmv__strdup(column_text(sb_stmt, 2)) : NULL;
-		bl->tool_name = column_text(sb_stmt, 3) ? cmv__strdup(column_text(sb_stmt, 3)) : NULL;
-		bl->media_type = column_text(sb_stmt, 4) ? cmv__strdup(column_text(sb_stmt, 4)) : NULL;
-		bl->flags = (unsigned int)sqlite3_column_int64(sb_stmt, 5);
-	}
-	if (rc != SQLITE_DONE) {
-		error = sq_error(sb, rc, "cannot read blocks");
-		goto done;
-	}
-
-	if (!(se = stmt(sb, S_EDGES_GET))) {
-		error = CMV_ERROR;
-		goto done;
-	}
-	sqlite3_bind_int64(se, 1, rid);
-	while ((rc = sqlite3_step(se)) == SQLITE_ROW) {
-		if (n_edges == cap_edges) {
-			size_t ncap = cap_edges ? cap_edges * 2 : 4;
-			cmv_id *ne = cmv__realloc(edges, ncap * sizeof(*ne));
-			if (!ne) {
-				error = CMV_ENOMEM;
-				goto done;
+		sqlite3_bind_int64(se, 1, rid);
+		while ((rc = sqlite3_step(se)) == SQLITE_ROW) {
+			if (n_edges == cap_edges) {
+				size_t ncap = cap_edges ? cap_edges * 2 : 4;
+				cmv_id *ne = cmv__realloc(edges, ncap * sizeof(*ne));
+				if (!ne) {
+					error = CMV_ENOMEM;
+					goto done;
+				}
+				edges = ne;
+				cap_edges = ncap;
 			}
-			edges = ne;
-			cap_edges = ncap;
+			if (sqlite3_column_int(se, 0) == 1)
+				n_derived++;
+			column_id(&edges[n_edges++], se, 1);
 		}
-		if (sqlite3_column_int(se, 0) == 1)
-			n_derived++;
-		column_id(&edges[n_edges++], se, 1);
+		if (rc != SQLITE_DONE) {
+			error = sq_error(sb, rc, "cannot read edges");
+			goto done;
+		}
+		head.derived_from = edges;
+		head.n_derived_from = n_derived;
+		head.covers = edges + n_derived;
+		head.n_covers = n_edges - n_derived;
 	}
-	if (rc != SQLITE_DONE) {
-		error = sq_error(sb, rc, "cannot read edges");
-		goto done;
-	}
-	n.blocks = blocks;
-	n.n_blocks = n_blocks;
-	n.derived_from = edges;
-	n.n_derived_from = n_derived;
-	n.covers = edges ? edges + n_derived : NULL;
-	n.n_covers = n_edges - n_derived;
-	if (!(*out = cmv_dag__node_copy(&n)))
-		error = CMV_ENOMEM;
+	error = cmv_dag__node_from_parts(out, &head, sqlite3_column_blob(s, 6),
+					 (size_t)sqlite3_column_bytes(s, 6));
+	if (rid_out)
+		*rid_out = rid;
 done:
-	for (size_t i = 0; i < n_blocks; i++) {
-		free((char *)blocks[i].type);
-		free((char *)blocks[i].tool_id);
-		free((char *)blocks[i].tool_name);
-		free((char *)blocks[i].media_type);
-	}
-	free(blocks);
 	free(edges);
 	if (se)
 		sqlite3_reset(se);
-	if (sb_stmt)
-		sqlite3_reset(sb_stmt);
 	sqlite3_reset(s);
 	return error;
+}
+
+static int sq_node_get(cmv_store_backend *b, cmv_node **out, const cmv_id *id)
+{
+	return node_read(SB(b), out, NULL, id);
 }
 
 static int sq_node_parent(cmv_store_backend *b, cmv_id *parent, uint64_t *depth,
@@ -1034,25 +999,33 @@ static int sq_object_delete(cmv_store_backend *b, cmv_object_type type, const cm
 	int rc, error;
 
 	if (type == CMV_OBJ_NODE) {
-		if (!(s = stmt(sb, S_NODE_RID)))
-			return CMV_ERROR;
-		bind_id(s, 1, id);
-		rc = sqlite3_step(s);
-		if (rc != SQLITE_ROW) {
-			sqlite3_reset(s);
-			return rc == SQLITE_DONE ? 0 : sq_error(sb, rc, "cannot delete a node");
+		cmv_node *n = NULL;
+		error = node_read(sb, &n, &rid, id);
+		if (error == CMV_ENOTFOUND) {
+			cmv_error_clear();
+			return 0;
 		}
-		rid = sqlite3_column_int64(s, 0);
-		sqlite3_reset(s);
-		enum stmt_id dels[] = { S_BLOCKS_DEL, S_EDGES_DEL, S_NODE_DEL };
-		for (size_t i = 0; i < CMV_ARRAY_SIZE(dels); i++) {
+		if (error < 0)
+			return error;
+		for (size_t i = 0; i < n->n_blocks && !error; i++) {
+			if (!(s = stmt(sb, S_USER_DEL))) {
+				error = CMV_ERROR;
+				break;
+			}
+			bind_id(s, 1, &n->blocks[i].blob);
+			sqlite3_bind_int64(s, 2, rid);
+			sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
+			error = exec_done(sb, s, "cannot delete a node");
+		}
+		cmv_node_free(n);
+		enum stmt_id dels[] = { S_EDGES_DEL, S_NODE_DEL };
+		for (size_t i = 0; i < CMV_ARRAY_SIZE(dels) && !error; i++) {
 			if (!(s = stmt(sb, dels[i])))
 				return CMV_ERROR;
 			sqlite3_bind_int64(s, 1, rid);
-			if ((error = exec_done(sb, s, "cannot delete a node")) < 0)
-				return error;
+			error = exec_done(sb, s, "cannot delete a node");
 		}
-		return 0;
+		return error;
 	}
 
 	/* A blob: drop its index entry (which needs its text), then the row. */
@@ -1300,7 +1273,7 @@ static int sq_stats(cmv_store_backend *b, cmv_store_stats *out)
 	if ((error = count_query(sb, "SELECT count(*) FROM blobs", &out->n_blobs)) < 0 ||
 	    (error = count_query(sb, "SELECT coalesce(sum(size),0) FROM blobs", &out->blob_bytes)) < 0 ||
 	    (error = count_query(sb, "SELECT count(*) FROM nodes", &out->n_nodes)) < 0 ||
-	    (error = count_query(sb, "SELECT count(*) FROM blocks", &out->n_blocks)) < 0 ||
+	    (error = count_query(sb, "SELECT count(*) FROM blob_users", &out->n_blocks)) < 0 ||
 	    (error = count_query(sb, "SELECT count(*) FROM edges", &out->n_edges)) < 0 ||
 	    (error = count_query(sb, "SELECT count(*) FROM refs", &out->n_refs)) < 0 ||
 	    (error = count_query(sb, "SELECT count(*) FROM config", &a)) < 0 ||
@@ -1366,6 +1339,7 @@ static void sq_free(cmv_store_backend *b)
 		sqlite3_close_v2(sb->db);
 	}
 	free(sb->path);
+	cmv_buf_dispose(&sb->scratch);
 	free(sb);
 }
 
@@ -1489,6 +1463,7 @@ int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned in
 	if (!(sb = cmv__calloc(1, sizeof(*sb))))
 		return CMV_ENOMEM;
 	sb->parent = sqlite_backend_template;
+	cmv_buf_init(&sb->scratch, (size_t)64 << 20);
 	sb->readonly = (flags & CMV_REPO_OPEN_READONLY) != 0;
 	if (!(sb->path = cmv__strdup(path))) {
 		free(sb);
