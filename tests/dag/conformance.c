@@ -193,8 +193,21 @@ static void test_dag_conformance__snapshot_and_branch_add_one_row(void **state)
 	const char *tags[] = { "before-refactor", "v1" };
 	cmv_snapshot_options o = CMV_SNAPSHOT_OPTIONS_INIT;
 
-	test_append_n(REPO, "main", "m", 200);
-	assert_cmv_ok(cmv_resolve(&tip, REPO, "main"));
+	/* one row each, at a small and at a larger history */
+	size_t sizes[] = { 20, 5000 }, have = 0;
+	for (size_t k = 0; k < 2; k++) {
+		char name[64];
+		test_append_n(REPO, "main", "m", sizes[k] - have);
+		have = sizes[k];
+		assert_cmv_ok(cmv_resolve(&tip, REPO, "main"));
+		before = test_total_rows(REPO);
+		snprintf(name, sizeof(name), "snap-at-%zu", have);
+		assert_cmv_ok(cmv_snapshot_create(REPO, name, &tip, "main", NULL));
+		assert_int_equal(test_total_rows(REPO), before + 1);
+		snprintf(name, sizeof(name), "branch-at-%zu", have);
+		assert_cmv_ok(cmv_branch_create(REPO, name, &tip, "main"));
+		assert_int_equal(test_total_rows(REPO), before + 2);
+	}
 	before = test_total_rows(REPO);
 	o.description = "a checkpoint";
 	o.tags = tags;

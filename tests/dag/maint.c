@@ -3,35 +3,7 @@
 #include <sqlite3.h>
 #include "../support/test.h"
 
-typedef struct {
-	char *dir;
-	char db[4096];
-	cmv_repo *repo;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-
-	f->dir = test_tmpdir();
-	snprintf(f->db, sizeof(f->db), "%s/.cmv/store.db", f->dir);
-	if (cmv_repo_init(&f->repo, f->dir) < 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	cmv_repo_free(f->repo);
-	test_rmdir(f->dir);
-	free(f->dir);
-	free(f);
-	cmv_error_clear();
-	return 0;
-}
+typedef test_store fixture;
 
 /* Change the store behind the library's back, as a disk fault or a bad tool would. */
 static void raw_sql(const fixture *f, const char *sql)
@@ -329,13 +301,13 @@ static void test_dag_store__refuses_foreign_and_newer_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_dag_gc__keeps_exactly_what_refs_reach, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dag_gc__removed_text_leaves_the_index, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dag_gc__text_written_after_gc_is_searchable, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_corrupted_blob, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_dangling_ref_and_missing_parent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_tampered_node, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dag_store__refuses_foreign_and_newer_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dag_gc__keeps_exactly_what_refs_reach, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_gc__removed_text_leaves_the_index, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_gc__text_written_after_gc_is_searchable, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_corrupted_blob, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_dangling_ref_and_missing_parent, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_tampered_node, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_store__refuses_foreign_and_newer_files, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("dag maintenance", tests, NULL, NULL);
 }

@@ -5,33 +5,7 @@
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
-typedef struct {
-	char *dir;
-	cmv_repo *repo;
-} fixture;
-
-static int setup(void **state)
-{
-	fixture *f = calloc(1, sizeof(*f));
-
-	f->dir = test_tmpdir();
-	if (cmv_repo_init(&f->repo, f->dir) < 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fixture *f = *state;
-
-	cmv_repo_free(f->repo);
-	test_rmdir(f->dir);
-	free(f->dir);
-	free(f);
-	cmv_error_clear();
-	return 0;
-}
+typedef test_store fixture;
 
 /* Every shape the format allows, one per line. */
 static const char *const rich[] = {
@@ -311,12 +285,12 @@ static void test_formats_cmv__truncated_last_line_and_crlf(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_formats_cmv__round_trip_is_json_equal, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_formats_cmv__reimport_adds_nothing_and_grown_file_adds_tail, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_formats_cmv__bad_input_is_rejected_with_file_line_reason, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_formats_cmv__a_100_mb_line_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_formats_cmv__lenient_skips_and_lists_bad_lines, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_formats_cmv__truncated_last_line_and_crlf, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_formats_cmv__round_trip_is_json_equal, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_formats_cmv__reimport_adds_nothing_and_grown_file_adds_tail, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_formats_cmv__bad_input_is_rejected_with_file_line_reason, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_formats_cmv__a_100_mb_line_is_refused, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_formats_cmv__lenient_skips_and_lists_bad_lines, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_formats_cmv__truncated_last_line_and_crlf, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("formats: cmv jsonl", tests, NULL, NULL);
 }

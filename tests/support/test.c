@@ -90,3 +90,27 @@ int test_system(const char *fmt, ...)
 	st = system(cmd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+int test_store_setup(void **state)
+{
+	test_store *f = calloc(1, sizeof(*f));
+
+	f->dir = test_tmpdir();
+	snprintf(f->db, sizeof(f->db), "%s/.cmv/store.db", f->dir);
+	if (cmv_repo_init(&f->repo, f->dir) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+int test_store_teardown(void **state)
+{
+	test_store *f = *state;
+
+	cmv_repo_free(f->repo);
+	test_rmdir(f->dir);
+	free(f->dir);
+	free(f);
+	cmv_error_clear();
+	return 0;
+}

@@ -41,6 +41,15 @@
 				 e_ ? e_->message : "(none)", (needle));                    \
 	} while (0)
 
+/* The usual fixture: a fresh store in a temporary directory (state is a test_store *). */
+typedef struct test_store {
+	char *dir;       /* the project directory; the store is dir/.cmv */
+	char db[4096];   /* the SQLite file, for tests that damage it on purpose */
+	cmv_repo *repo;
+} test_store;
+int test_store_setup(void **state);
+int test_store_teardown(void **state);
+
 /* A fresh temporary directory (removed with test_rmdir). */
 char *test_tmpdir(void);
 void test_rmdir(const char *dir);
