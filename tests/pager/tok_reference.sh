@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Token ids, compared id for id with the official tiktoken core (tiktoken@1.0.22,
+# the Rust code as wasm; installed by scripts/setup), for cl100k_base and
+# o200k_base, over: every file in ../shared/transcripts/, this project's own
+# sources, and a generated multilingual/code/adversarial corpus.
+# Usage: tok_reference.sh TOK_DUMP DATA_DIR SOURCE_DIR
+set -euo pipefail
+DUMP=$1 DATA=$2 SRC=$3
+REF=$DATA/reference
+command -v node >/dev/null || { echo "tok_reference: node is required (scripts/setup installs it)" >&2; exit 1; }
+test -f "$REF/node_modules/tiktoken/package.json" ||
+	{ echo "tok_reference: the reference tokenizer is missing: run scripts/setup" >&2; exit 1; }
+TRANSCRIPTS=$SRC/../shared/transcripts
+test -d "$TRANSCRIPTS" || { echo "tok_reference: $TRANSCRIPTS is missing" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/cmv-tokref-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+cat >"$REF/ref.mjs" <<'JS'
+// node ref.mjs ENC OUTDIR FILE...: uint32 LE ids of each file, as tiktoken's encode_ordinary
+import fs from 'fs';
+import path from 'path';
+import { get_encoding } from 'tiktoken';
+const [enc, outDir, ...files] = process.argv.slice(2);
+const e = get_encoding(enc);
+files.forEach((f, i) => {
+  const ids = e.encode_ordinary(fs.readFileSync(f, 'utf8'));  // invalid UTF-8 -> U+FFFD here
+  fs.writeFileSync(path.join(outDir, `${i}.ref`), Buffer.from(new Uint32Array(ids).buffer));
+});
+e.free();
+JS
+
+# A generated corpus: every script class, code, emoji, whitespace runs, long pieces, bad bytes.
+node -e '
+let s = 1; const r = n => (s = (s * 1103515245 + 12345) % 2147483648) % n;
+const cls = [[0x20,0x7e],[0xa0,0x24f],[0x370,0x3ff],[0x400,0x4ff],[0x590,0x6ff],[0x900,0x97f],
+  [0xe00,0xe7f],[0x3040,0x30ff],[0x4e00,0x9fff],[0xac00,0xd7a3],[0x1f300,0x1faff],[0x2000,0x206f]];
+const out = [];
+for (let k = 0; k < 4000; k++) {
+  const c = cls[r(cls.length)], n = 1 + r(40); let w = "";
+  for (let i = 0; i < n; i++) w += String.fromCodePoint(c[0] + r(c[1] - c[0] + 1));
+  out.push(w, [" ", "\n", "  ", "\t", "\r\n", " \n\n", "'"'"'s ", "//", "*/\n/*"][r(9)]);
+}
+out.push("a\u180E\u180Eb  \u180E x", " ".repeat(3000), "x".repeat(70000), "_".repeat(30000), "\u00a0\u0085\u2028");
+require("fs").writeFileSync(process.argv[1], out.join(""));
+' "$WORK/generated.txt"
+printf '\x61\xC3\x28\x62\xE2\x82\x63\xF0\x9F\x98\x64\xA9\xFF\x65 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf \xe0\x80\x80' >"$WORK/invalid.bin"
+
+mapfile -t files < <(find "$TRANSCRIPTS" -type f -name '*.json*' -o -type f -name '*.traj' | sort)
+files+=("$WORK/generated.txt" "$WORK/invalid.bin")
+mapfile -t -O "${#files[@]}" files < <(find "$SRC/dag" "$SRC/pager" "$SRC/formats" "$SRC/include" -type f | sort)
+
+total=0
+for enc in cl100k_base o200k_base; do
+	mkdir -p "$WORK/$enc"
+	node "$REF/ref.mjs" "$enc" "$WORK/$enc" "${files[@]}"
+	for i in "${!files[@]}"; do
+		"$DUMP" "$enc" "${files[$i]}" "$WORK/$enc/$i.cmv"
+		if ! cmp -s "$WORK/$enc/$i.cmv" "$WORK/$enc/$i.ref"; then
+			echo "MISMATCH $enc ${files[$i]}: $(cmp "$WORK/$enc/$i.cmv" "$WORK/$enc/$i.ref" 2>&1 | head -1)" >&2
+			exit 1
+		fi
+		total=$((total + $(stat -c %s "$WORK/$enc/$i.ref") / 4))
+	done
+done
+echo "tok_reference: ${#files[@]} files x 2 encodings, $total ids, all identical to tiktoken"
