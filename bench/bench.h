@@ -19,5 +19,6 @@ void bench_machine(char *out, size_t n);
 double bench_percentile(double *v, size_t n, double p);
 
 int bench_store(int argc, char **argv);
+int bench_tokenizer(int argc, char **argv);
 
 #endif

@@ -97,7 +97,9 @@ static void usage(FILE *out)
 	fputs("usage: cmv-bench SUITE [OPTIONS]\n\n"
 	      "suites:\n"
 	      "    store [--quick] [--json]   append rate, snapshot/branch latency by history size,\n"
-	      "                               store bytes with 100 branches and 100 snapshots\n",
+	      "                               store bytes with 100 branches and 100 snapshots\n"
+	      "    tokenizer [--json]         MB/s per text class for each tokenizer, beside the\n"
+	      "                               official tiktoken core; the 1 MiB worst case\n",
 	      out);
 }
 
@@ -113,6 +115,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "store"))
 		return bench_store(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "tokenizer"))
+		return bench_tokenizer(argc - 1, argv + 1);
 	fprintf(stderr, "cmv-bench: unknown suite '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

@@ -59,12 +59,18 @@ int cmv_buf_grow(cmv_buf *buf, size_t need)
 
 int cmv_buf_put(cmv_buf *buf, const void *data, size_t len)
 {
+	/* The data may live in this very buffer, which growing can move. */
+	bool inside = buf->asize && (const char *)data >= buf->ptr &&
+		      (const char *)data < buf->ptr + buf->asize;
+	size_t off = inside ? (size_t)((const char *)data - buf->ptr) : 0;
 	int error;
 
 	if (len > buf->max || buf->size > buf->max - len)
 		return cmv_error__set(CMV_ETOOBIG, "buffer limit of %zu bytes exceeded", buf->max);
 	if ((error = cmv_buf_grow(buf, buf->size + len)) < 0)
 		return error;
+	if (inside)
+		data = buf->ptr + off;
 	if (len)
 		memmove(buf->ptr + buf->size, data, len);
 	buf->size += len;

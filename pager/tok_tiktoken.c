@@ -17,7 +17,10 @@
  *    same order (lowest rank, then leftmost), O(n log n) instead of O(n^2),
  *    so a 1 MiB run without spaces cannot stall the pager.
  *  - Token bytes live in one array; a hash table of (bytes -> rank) with
- *    open addressing serves lookups of any byte string.
+ *    open addressing serves lookups of any byte string. Each slot keeps
+ *    32 bits of the key's hash, so a probe that misses rarely touches the
+ *    token bytes. Two-byte keys (every merge starts with them) have a
+ *    direct 65,536-entry table instead.
  *
  * Invariants
  *  1. encode(text) equals tiktoken's encode_ordinary(sanitize(text)).
@@ -29,6 +32,8 @@
 #include <pcre2.h>
 #include <stdio.h>
 #include <sys/stat.h>
+/* Inlined: most keys are a few bytes long, where the call costs more than the hash. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 #include "../cmv/common.h"
 #include "cmv/tok.h"
@@ -51,15 +56,18 @@ static const char o200k_pattern[] =
 	"|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n/]*|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS
 	"])|[" WS "]+";
 
+typedef enum { PAT_CL100K = 1, PAT_O200K = 2 } pattern_id;
+
 typedef struct {
 	const char *name;
 	const char *file;
 	const char *pattern;
+	pattern_id pat;
 } tok_spec;
 
 static const tok_spec specs[] = {
-	{ "cl100k_base", "cl100k_base.tiktoken", cl100k_pattern },
-	{ "o200k_base", "o200k_base.tiktoken", o200k_pattern },
+	{ "cl100k_base", "cl100k_base.tiktoken", cl100k_pattern, PAT_CL100K },
+	{ "o200k_base", "o200k_base.tiktoken", o200k_pattern, PAT_O200K },
 };
 
 typedef struct {
@@ -76,9 +84,14 @@ struct cmv_tok {
 	tok_entry *entries;   /* by rank */
 	size_t n_ranks;
 	uint32_t *table;      /* open addressing: rank + 1, 0 = empty */
+	uint32_t *tags;       /* the high 32 bits of each slot's key hash */
 	size_t table_mask;
+	uint32_t *pair_rank;  /* [b0 << 8 | b1] -> rank of that two-byte token, or NO_RANK */
 	pcre2_code *re;
 	pcre2_match_data *md;
+	bool jit;             /* pcre2_jit_match may be called directly */
+	pattern_id pat;
+	bool fast;            /* use the ASCII pre-tokenizer (tests switch it off) */
 	/* scratch */
 	cmv_buf clean;        /* the text with invalid UTF-8 replaced */
 	uint32_t *start, *next, *prev, *pair; /* merge state, one per byte of a piece */
@@ -95,15 +108,21 @@ static uint64_t hash_bytes(const void *p, size_t n)
 
 static uint32_t rank_of(const cmv_tok *t, const unsigned char *p, size_t n)
 {
-	size_t i = (size_t)hash_bytes(p, n) & t->table_mask;
+	if (n == 2)
+		return t->pair_rank[(size_t)p[0] << 8 | p[1]];
+	uint64_t h = hash_bytes(p, n);
+	uint32_t tag = (uint32_t)(h >> 32);
+	size_t i = (size_t)h & t->table_mask;
 
 	for (;;) {
 		uint32_t v = t->table[i];
 		if (!v)
 			return NO_RANK;
-		const tok_entry *e = &t->entries[v - 1];
-		if (e->len == n && !memcmp(t->bytes + e->off, p, n))
-			return v - 1;
+		if (t->tags[i] == tag) {
+			const tok_entry *e = &t->entries[v - 1];
+			if (e->len == n && !memcmp(t->bytes + e->off, p, n))
+				return v - 1;
+		}
 		i = (i + 1) & t->table_mask;
 	}
 }
@@ -111,7 +130,8 @@ static uint32_t rank_of(const cmv_tok *t, const unsigned char *p, size_t n)
 static int table_insert(cmv_tok *t, uint32_t rank)
 {
 	const tok_entry *e = &t->entries[rank];
-	size_t i = (size_t)hash_bytes(t->bytes + e->off, e->len) & t->table_mask;
+	uint64_t h = hash_bytes(t->bytes + e->off, e->len);
+	size_t i = (size_t)h & t->table_mask;
 
 	while (t->table[i]) {
 		const tok_entry *o = &t->entries[t->table[i] - 1];
@@ -120,6 +140,9 @@ static int table_insert(cmv_tok *t, uint32_t rank)
 		i = (i + 1) & t->table_mask;
 	}
 	t->table[i] = rank + 1;
+	t->tags[i] = (uint32_t)(h >> 32);
+	if (e->len == 2)
+		t->pair_rank[(size_t)t->bytes[e->off] << 8 | t->bytes[e->off + 1]] = rank;
 	return 0;
 }
 
@@ -265,10 +288,14 @@ static int load_ranks(cmv_tok *t, const char *path)
 	size_t cap = 1;
 	while (cap < t->n_ranks * 2)
 		cap <<= 1;
-	if (!(t->table = cmv__calloc(cap, sizeof(*t->table)))) {
+	if (!(t->table = cmv__calloc(cap, sizeof(*t->table))) ||
+	    !(t->tags = cmv__calloc(cap, sizeof(*t->tags))) ||
+	    !(t->pair_rank = cmv__malloc(65536 * sizeof(*t->pair_rank)))) {
 		error = CMV_ENOMEM;
 		goto done;
 	}
+	for (size_t i = 0; i < 65536; i++)
+		t->pair_rank[i] = NO_RANK;
 	t->table_mask = cap - 1;
 	for (size_t r = 0; r < t->n_ranks; r++)
 		if (table_insert(t, (uint32_t)r) < 0) {
@@ -359,6 +386,8 @@ int cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir)
 		goto fail;
 	}
 	snprintf(t->name, sizeof(t->name), "%s", spec->name);
+	t->pat = spec->pat;
+	t->fast = true;
 	cmv_buf_init(&t->clean, (size_t)1 << 31);
 	if ((error = load_ranks(t, path.ptr)) < 0)
 		goto fail;
@@ -372,7 +401,7 @@ int cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir)
 		goto fail;
 	}
 	/* JIT is several times faster; without it (some platforms) matching still works. */
-	pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE);
+	t->jit = pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE) == 0;
 	if (!(t->md = pcre2_match_data_create_from_pattern(t->re, NULL))) {
 		error = cmv_error__oom();
 		goto fail;
@@ -397,6 +426,8 @@ void cmv_tok_free(cmv_tok *t)
 	free(t->bytes);
 	free(t->entries);
 	free(t->table);
+	free(t->tags);
+	free(t->pair_rank);
 	free(t->start);
 	free(t->next);
 	free(t->prev);
@@ -725,6 +756,211 @@ static int encode_piece(cmv_tok *t, const unsigned char *p, size_t n, sink *s)
 	return n <= SHORT_PIECE ? merge_short(t, p, n, s) : merge_long(t, p, n, s);
 }
 
+/* ---- the ASCII pre-tokenizers ----------------------------------------- */
+
+/*
+ * Hand-written equivalents of the two patterns for ASCII text, which is most
+ * of what agents write: the regex engine costs more than the BPE itself.
+ * Each returns the end of the piece starting at i, or 0 when the answer
+ * depends on a non-ASCII byte (a run might continue into é, a Unicode digit
+ * or NBSP; "'" might be followed by U+017F, which (?i:'s) matches): then
+ * PCRE2 decides that piece. Alternatives are tried in the patterns' order,
+ * with their leftmost-first, backtracking semantics spelled out. The tests
+ * compare this path with the PCRE2 path on random text.
+ */
+enum { C_OTHER = 0, C_UPPER = 1, C_LOWER = 2, C_DIGIT = 4, C_SPACE = 8, C_NL = 16 };
+#define IS_LETTER(c) ((c) & (C_UPPER | C_LOWER))
+#define NON_ASCII 0x80
+
+#define O C_OTHER
+#define U C_UPPER
+#define L C_LOWER
+#define D C_DIGIT
+#define S C_SPACE
+#define N (C_SPACE | C_NL)
+static const unsigned char ascii_class[128] = {
+	O, O, O, O, O, O, O, O, O, S, N, S, S, N, O, O,
+	O, O, O, O, O, O, O, O, O, O, O, O, O, O, O, O,
+	S, O, O, O, O, O, O, O, O, O, O, O, O, O, O, O,
+	D, D, D, D, D, D, D, D, D, D, O, O, O, O, O, O,
+	O, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	U, U, U, U, U, U, U, U, U, U, U, O, O, O, O, O,
+	O, L, L, L, L, L, L, L, L, L, L, L, L, L, L, L,
+	L, L, L, L, L, L, L, L, L, L, L, O, O, O, O, O,
+};
+#undef O
+#undef U
+#undef L
+#undef D
+#undef S
+#undef N
+
+/* The class of p[i], NON_ASCII for a byte >= 0x80, C_OTHER past the end never asked. */
+#define CLS(i) (p[i] < 0x80 ? ascii_class[p[i]] : NON_ASCII)
+
+/* (?i:'s|'t|'re|'ve|'m|'ll|'d) at i: its length, 0 if none, SIZE_MAX if undecidable. */
+static size_t contraction(const unsigned char *p, size_t len, size_t i)
+{
+	if (i >= len || p[i] != '\'')
+		return 0;
+	if (i + 1 >= len)
+		return 0;
+	unsigned char a = p[i + 1];
+	if (a >= 0x80)
+		return SIZE_MAX;
+	a |= 0x20;
+	if (a == 's' || a == 't' || a == 'm' || a == 'd')
+		return 2;
+	if (a == 'r' || a == 'v' || a == 'l') {
+		if (i + 2 >= len)
+			return 0;
+		unsigned char b = p[i + 2];
+		if (b >= 0x80)
+			return SIZE_MAX;
+		b |= 0x20;
+		if ((a == 'l' && b == 'l') || (a != 'l' && b == 'e'))
+			return 3;
+	}
+	return 0;
+}
+
+/* End of the run of bytes of class `want` from i, or 0 if a non-ASCII byte ends it. */
+static size_t run_of(const unsigned char *p, size_t len, size_t i, unsigned want)
+{
+	while (i < len && p[i] < 0x80 && (ascii_class[p[i]] & want))
+		i++;
+	if (i < len && p[i] >= 0x80)
+		return 0;
+	return i;
+}
+
+/* The whitespace alternatives shared by both patterns: \s*[\r\n]+ | \s+(?!\S) | \s+ */
+static size_t space_piece(const unsigned char *p, size_t len, size_t i)
+{
+	size_t w = run_of(p, len, i, C_SPACE), last_nl = SIZE_MAX;
+
+	if (!w)
+		return 0;
+	for (size_t k = i; k < w; k++)
+		if (ascii_class[p[k]] & C_NL)
+			last_nl = k;
+	if (last_nl != SIZE_MAX)
+		return last_nl + 1;
+	if (w == len || w - i == 1)
+		return w;
+	return w - 1; /* leave the last space to the word after it */
+}
+
+/* ` ?[^\s\p{L}\p{N}]+` then [\r\n]* (cl100k) or [\r\n/]* (o200k) */
+static size_t punct_piece(const unsigned char *p, size_t len, size_t i, bool slash)
+{
+	size_t k = i;
+
+	if (p[k] == ' ') {
+		if (k + 1 >= len)
+			return SIZE_MAX; /* not this alternative */
+		k++;
+	}
+	unsigned c = CLS(k);
+	if (c == NON_ASCII)
+		return 0;
+	if (c != C_OTHER)
+		return SIZE_MAX;
+	while (k < len && p[k] < 0x80 && ascii_class[p[k]] == C_OTHER)
+		k++;
+	if (k < len && p[k] >= 0x80)
+		return 0;
+	while (k < len && (p[k] == '\r' || p[k] == '\n' || (slash && p[k] == '/')))
+		k++;
+	return k;
+}
+
+static size_t cl100k_piece(const unsigned char *p, size_t len, size_t i)
+{
+	unsigned c = ascii_class[p[i]];
+	size_t n, end;
+
+	if ((n = contraction(p, len, i)) == SIZE_MAX)
+		return 0;
+	if (n)
+		return i + n;
+	/* [^\r\n\p{L}\p{N}]?\p{L}+ */
+	if (IS_LETTER(c))
+		return run_of(p, len, i, C_UPPER | C_LOWER);
+	if (!(c & (C_NL | C_DIGIT)) && i + 1 < len) {
+		unsigned d = CLS(i + 1);
+		if (d == NON_ASCII)
+			return 0;
+		if (IS_LETTER(d))
+			return run_of(p, len, i + 1, C_UPPER | C_LOWER);
+	}
+	/* \p{N}{1,3} */
+	if (c == C_DIGIT) {
+		end = i;
+		while (end < len && end - i < 3 && p[end] < 0x80 && ascii_class[p[end]] == C_DIGIT)
+			end++;
+		if (end - i < 3 && end < len && p[end] >= 0x80)
+			return 0;
+		return end;
+	}
+	if ((end = punct_piece(p, len, i, false)) != SIZE_MAX)
+		return end;
+	return (c & C_SPACE) ? space_piece(p, len, i) : 0;
+}
+
+/* o200k's two word alternatives, starting at k (after the optional prefix). */
+static size_t o200k_word(const unsigned char *p, size_t len, size_t k)
+{
+	size_t u = run_of(p, len, k, C_UPPER), v, n;
+
+	if (!u)
+		return 0;
+	v = run_of(p, len, u, C_LOWER);
+	if (!v)
+		return 0;
+	if (v == u && u == k)
+		return SIZE_MAX; /* no letter at all: not a word */
+	/* [Lu]*[Ll]+ when lowercase follows, else [Lu]+[Ll]* : both end at v */
+	if ((n = contraction(p, len, v)) == SIZE_MAX)
+		return 0;
+	return v + n;
+}
+
+static size_t o200k_piece(const unsigned char *p, size_t len, size_t i)
+{
+	unsigned c = ascii_class[p[i]];
+	size_t end;
+
+	if (IS_LETTER(c))
+		return o200k_word(p, len, i) == SIZE_MAX ? 0 : o200k_word(p, len, i);
+	if (!(c & (C_NL | C_DIGIT)) && i + 1 < len) {
+		unsigned d = CLS(i + 1);
+		if (d == NON_ASCII)
+			return 0;
+		if (IS_LETTER(d)) {
+			end = o200k_word(p, len, i + 1);
+			return end == SIZE_MAX ? 0 : end;
+		}
+	}
+	if (c == C_DIGIT) {
+		end = i;
+		while (end < len && end - i < 3 && p[end] < 0x80 && ascii_class[p[end]] == C_DIGIT)
+			end++;
+		if (end - i < 3 && end < len && p[end] >= 0x80)
+			return 0;
+		return end;
+	}
+	if ((end = punct_piece(p, len, i, true)) != SIZE_MAX)
+		return end;
+	return (c & C_SPACE) ? space_piece(p, len, i) : 0;
+}
+
+void cmv_tok__set_fast_path(cmv_tok *t, bool on);
+void cmv_tok__set_fast_path(cmv_tok *t, bool on)
+{
+	t->fast = on;
+}
+
 static int run(cmv_tok *t, const void *text, size_t len, sink *s)
 {
 	const unsigned char *p = text;
@@ -738,7 +974,18 @@ static int run(cmv_tok *t, const void *text, size_t len, sink *s)
 	if ((error = sanitize(&p, &len, t)) < 0)
 		return error;
 	while (off < len) {
-		int rc = pcre2_match(t->re, p, len, off, PCRE2_NO_UTF_CHECK, t->md, NULL);
+		if (t->fast && p[off] < 0x80) {
+			size_t end = t->pat == PAT_CL100K ? cl100k_piece(p, len, off) : o200k_piece(p, len, off);
+			if (end > off) {
+				if ((error = encode_piece(t, p + off, end - off, s)) < 0)
+					return error;
+				off = end;
+				continue;
+			}
+		}
+		/* The JIT entry skips pcre2_match's per-call checks: the input is valid UTF-8 by now. */
+		int rc = t->jit ? pcre2_jit_match(t->re, p, len, off, 0, t->md, NULL)
+				: pcre2_match(t->re, p, len, off, PCRE2_NO_UTF_CHECK, t->md, NULL);
 		PCRE2_SIZE *ov;
 		if (rc == PCRE2_ERROR_NOMATCH)
 			break;

@@ -45,7 +45,7 @@ CMV_EXTERN(void) cmv_buf_dispose(cmv_buf *buf);
 CMV_EXTERN(void) cmv_buf_clear(cmv_buf *buf);
 /** Ensure room for `need` bytes plus the terminator. @return 0, CMV_ETOOBIG, CMV_ENOMEM */
 CMV_EXTERN(int) cmv_buf_grow(cmv_buf *buf, size_t need);
-/** Append bytes. @return 0, CMV_ETOOBIG, CMV_ENOMEM */
+/** Append bytes (which may lie in the buffer itself). @return 0, CMV_ETOOBIG, CMV_ENOMEM */
 CMV_EXTERN(int) cmv_buf_put(cmv_buf *buf, const void *data, size_t len);
 CMV_EXTERN(int) cmv_buf_puts(cmv_buf *buf, const char *str);
 CMV_EXTERN(int) cmv_buf_putc(cmv_buf *buf, char c);

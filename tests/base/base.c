@@ -56,6 +56,21 @@ static void test_base_buf__set_from_itself_and_detach(void **state)
 	free(p);
 }
 
+static void test_base_buf__append_from_itself_while_growing(void **state)
+{
+	cmv_buf b = CMV_BUF_INIT(1 << 20);
+
+	(void)state;
+	assert_cmv_ok(cmv_buf_puts(&b, "abc"));
+	/* each append doubles the contents, so the buffer moves while reading itself */
+	for (int i = 0; i < 15; i++)
+		assert_cmv_ok(cmv_buf_put(&b, b.ptr, b.size));
+	assert_int_equal(b.size, 3u << 15);
+	for (size_t i = 0; i < b.size; i++)
+		assert_int_equal(b.ptr[i], "abc"[i % 3]);
+	cmv_buf_dispose(&b);
+}
+
 static void test_base_id__matches_xxhsum_and_roundtrips(void **state)
 {
 	cmv_id id, back;
@@ -129,6 +144,7 @@ int main(void)
 		cmocka_unit_test(test_base_buf__grows_and_stays_terminated),
 		cmocka_unit_test(test_base_buf__cap_is_enforced),
 		cmocka_unit_test(test_base_buf__set_from_itself_and_detach),
+		cmocka_unit_test(test_base_buf__append_from_itself_while_growing),
 		cmocka_unit_test(test_base_id__matches_xxhsum_and_roundtrips),
 		cmocka_unit_test(test_base_id__rejects_bad_hex_and_short_prefixes),
 		cmocka_unit_test(test_base_utf8__validation),

@@ -5,6 +5,7 @@
  * also compared with the official tiktoken core over real transcripts and a
  * generated corpus in tests/pager/tok_reference.sh.
  */
+#include <stdbool.h>
 #include <unistd.h>
 #include "../support/test.h"
 
@@ -189,6 +190,57 @@ static void test_pager_tok__long_pieces_round_trip(void **state)
 	assert_cmv_fails_with(CMV_EINVALID, cmv_tok_decode(&out, cl100k, 100256));
 }
 
+void cmv_tok__set_fast_path(cmv_tok *t, bool on);
+
+/*
+ * The hand-written ASCII pre-tokenizers against the PCRE2 path, on random
+ * strings made mostly of the characters where the patterns' alternatives
+ * compete, with non-ASCII neighbours mixed in.
+ */
+static void test_pager_tok__ascii_fast_path_equals_regex(void **state)
+{
+	static const char *const atoms[] = {
+		"'", "s", "S", "t", "T", "r", "R", "e", "E", "v", "V", "l", "L", "m", "M", "d", "D",
+		" ", " ", "  ", "\t", "\r", "\n", "\r\n", "\v", "\f", "/", "//", "*/", "0", "7", "123",
+		"a", "Z", "HTTP", "Server", "x_y", ".", ",", "!", "-", "_", "(", ")", "\"", "#", "\x7f",
+		"\x01", "\xc3\xa9", "\xc2\xa0", "\xc5\xbf", "\xd9\xa1", "\xef\xac\x81", "\xe2\x80\xa8",
+		"\xcc\x81", "\xe4\xb8\xad",
+	};
+	unsigned seed = 2026;
+	char text[512];
+	uint32_t *a = NULL, *b = NULL;
+	size_t na, nb, checked = 0;
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		size_t len = 0, n_atoms = 1 + (size_t)rand_r(&seed) % 40;
+		for (size_t k = 0; k < n_atoms; k++) {
+			const char *at = atoms[(size_t)rand_r(&seed) % (sizeof(atoms) / sizeof(atoms[0]))];
+			size_t l = strlen(at);
+			if (len + l >= sizeof(text))
+				break;
+			memcpy(text + len, at, l);
+			len += l;
+		}
+		for (int e = 0; e < 2; e++) {
+			cmv_tok *t = e ? o200k : cl100k;
+			na = nb = 0;
+			cmv_tok__set_fast_path(t, true);
+			assert_cmv_ok(cmv_tok_encode(&a, &na, t, text, len));
+			cmv_tok__set_fast_path(t, false);
+			assert_cmv_ok(cmv_tok_encode(&b, &nb, t, text, len));
+			cmv_tok__set_fast_path(t, true);
+			if (na != nb || memcmp(a, b, na * sizeof(uint32_t)))
+				fail_msg("%s: the ASCII path and PCRE2 disagree on %zu bytes: '%.*s'",
+					 cmv_tok_name(t), len, (int)len, text);
+			checked++;
+		}
+	}
+	free(a);
+	free(b);
+	assert_int_equal(checked, 40000);
+}
+
 static void expect_bad_vocab(const char *dir, const char *content, const char *why)
 {
 	char path[4096];
@@ -244,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_pager_tok__invalid_utf8_policy),
 		cmocka_unit_test(test_pager_tok__mongolian_vowel_separator),
 		cmocka_unit_test(test_pager_tok__long_pieces_round_trip),
+		cmocka_unit_test(test_pager_tok__ascii_fast_path_equals_regex),
 		cmocka_unit_test(test_pager_tok__bad_vocabulary_files_are_rejected),
 	};
 	return cmocka_run_group_tests_name("tokenizers: tiktoken family", tests, load_both, free_both);
