@@ -9,7 +9,7 @@ static const char *tk_name, *tk_file;
 static bool tk_ids, tk_json;
 const cli_opt opts_tokens[] = {
 	{ OPT_ARG_OPT, "FILE", 0, NULL, "the text to count (default: standard input)", &tk_file, NULL },
-	{ OPT_VALUE, "tokenizer", 't', "NAME", "cl100k_base or o200k_base (required)", &tk_name, NULL },
+	{ OPT_VALUE, "tokenizer", 't', "NAME", "cl100k_base, o200k_base or llama3 (required)", &tk_name, NULL },
 	{ OPT_FLAG, "ids", 0, NULL, "print the token ids, one per line, after the count", NULL, &tk_ids },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &tk_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },

@@ -68,6 +68,8 @@ typedef struct {
 static const tok_spec specs[] = {
 	{ "cl100k_base", "cl100k_base.tiktoken", cl100k_pattern, PAT_CL100K },
 	{ "o200k_base", "o200k_base.tiktoken", o200k_pattern, PAT_O200K },
+	/* Meta's Llama 3 and 3.x: the same algorithm and pattern as cl100k, its own ranks. */
+	{ "llama3", "llama3.tiktoken", cl100k_pattern, PAT_CL100K },
 };
 
 typedef struct {
@@ -367,8 +369,8 @@ int cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir)
 			spec = &specs[i];
 	}
 	if (!spec)
-		return cmv_error__set(CMV_ENOTFOUND, "unknown tokenizer '%s' (known: cl100k_base, o200k_base)",
-				      name);
+		return cmv_error__set(CMV_ENOTFOUND,
+				      "unknown tokenizer '%s' (known: cl100k_base, o200k_base, llama3)", name);
 	if (is_path) {
 		error = cmv_buf_puts(&path, name);
 	} else {

@@ -3,9 +3,10 @@
  * Tokenizers: exact token counts in a model's own vocabulary.
  *
  * So far the tiktoken family (byte-level BPE over a regex pre-tokenizer):
- * "cl100k_base" (GPT-4, GPT-3.5) and "o200k_base" (GPT-4o, GPT-4.1, GPT-5,
- * o-series). Ids are identical to OpenAI's tiktoken `encode_ordinary` on
- * every input (special-token text is ordinary text), with one documented
+ * "cl100k_base" (GPT-4, GPT-3.5), "o200k_base" (GPT-4o, GPT-4.1, GPT-5,
+ * o-series) and "llama3" (Llama 3 and 3.x). Ids are identical to OpenAI's
+ * tiktoken `encode_ordinary` (for llama3: to llama3-tokenizer-js without
+ * BOS/EOS) on every input (special-token text is ordinary text), with one documented
  * policy: invalid UTF-8 is first replaced by U+FFFD, one per maximal
  * invalid subsequence (WHATWG decoding, as node and the JS tokenizers do).
  *
@@ -26,7 +27,7 @@
 typedef struct cmv_tok cmv_tok;
 
 /**
- * Load a tokenizer by name ("cl100k_base", "o200k_base") or from a
+ * Load a tokenizer by name ("cl100k_base", "o200k_base", "llama3") or from a
  * `.tiktoken` file path, with the pre-tokenizer of `name` (a path must end
  * in one of the known names, e.g. ".../o200k_base.tiktoken").
  * @param data_dir where to look (NULL: the default order above)

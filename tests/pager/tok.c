@@ -9,12 +9,13 @@
 #include <unistd.h>
 #include "../support/test.h"
 
-static cmv_tok *cl100k, *o200k;
+static cmv_tok *cl100k, *o200k, *llama3;
 
 static int load_both(void **state)
 {
 	(void)state;
-	if (cmv_tok_load(&cl100k, "cl100k_base", NULL) < 0 || cmv_tok_load(&o200k, "o200k_base", NULL) < 0) {
+	if (cmv_tok_load(&cl100k, "cl100k_base", NULL) < 0 || cmv_tok_load(&o200k, "o200k_base", NULL) < 0 ||
+	    cmv_tok_load(&llama3, "llama3", NULL) < 0) {
 		/* A missing vocabulary is a failure, never a skip: scripts/setup installs it. */
 		fprintf(stderr, "cannot load tokenizers: %s\n", cmv_error_last()->message);
 		return -1;
@@ -27,6 +28,7 @@ static int free_both(void **state)
 	(void)state;
 	cmv_tok_free(cl100k);
 	cmv_tok_free(o200k);
+	cmv_tok_free(llama3);
 	return 0;
 }
 
@@ -70,6 +72,10 @@ static void test_pager_tok__published_vectors(void **state)
 	       481, 4044, 30, 130321, 235);
 	EXPECT(o200k, "\xd0\x97\xd0\xb4\xd1\x80\xd0\xb0\xd0\xb2\xd1\x81\xd1\x82\xd0\xb2\xd1\x83\xd0\xb9"
 		      "\xd1\x82\xd0\xb5", 182298);
+	/* llama3-tokenizer-js's own test vectors, without BOS and EOS */
+	EXPECT(llama3, "This is a test sentence.", 2028, 374, 264, 1296, 11914, 13);
+	EXPECT(llama3, "I", 40);
+	assert_int_equal(cmv_tok_vocab_size(llama3), 128000);
 	size_t n = 99;
 	assert_cmv_ok(cmv_tok_count(&n, cl100k, "", 0));
 	assert_int_equal(n, 0);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Token ids, compared id for id with the official tiktoken core (tiktoken@1.0.22,
-# the Rust code as wasm; installed by scripts/setup), for cl100k_base and
-# o200k_base, over: every file in ../shared/transcripts/, this project's own
-# sources, and a generated multilingual/code/adversarial corpus.
+# the Rust code as wasm; installed by scripts/setup) for cl100k_base and
+# o200k_base, and with llama3-tokenizer-js@1.2.0 for llama3, over: every file
+# in ../shared/transcripts/, this project's own sources, and a generated
+# multilingual/code/adversarial corpus.
 # Usage: tok_reference.sh TOK_DUMP DATA_DIR SOURCE_DIR
 set -euo pipefail
 DUMP=$1 DATA=$2 SRC=$3
@@ -29,6 +30,19 @@ files.forEach((f, i) => {
 });
 e.free();
 JS
+cat >"$REF/ref_llama3.mjs" <<'JS'
+// node ref_llama3.mjs llama3 OUTDIR FILE...: llama3-tokenizer-js ids, no BOS/EOS
+import fs from 'fs';
+import path from 'path';
+import { pathToFileURL } from 'url';
+const [, outDir, ...files] = process.argv.slice(2);
+const here = path.dirname(new URL(import.meta.url).pathname);
+const tok = (await import(pathToFileURL(path.join(here, 'llama3-tokenizer-js/bundle/llama3-tokenizer-with-baked-data.js')))).default;
+files.forEach((f, i) => {
+  const ids = tok.encode(fs.readFileSync(f, 'utf8'), { bos: false, eos: false });
+  fs.writeFileSync(path.join(outDir, `${i}.ref`), Buffer.from(new Uint32Array(ids).buffer));
+});
+JS
 
 # A generated corpus: every script class, code, emoji, whitespace runs, long pieces, bad bytes.
 node -e '
@@ -51,9 +65,13 @@ files+=("$WORK/generated.txt" "$WORK/invalid.bin")
 mapfile -t -O "${#files[@]}" files < <(find "$SRC/dag" "$SRC/pager" "$SRC/formats" "$SRC/include" -type f | sort)
 
 total=0
-for enc in cl100k_base o200k_base; do
+for enc in cl100k_base o200k_base llama3; do
 	mkdir -p "$WORK/$enc"
-	node "$REF/ref.mjs" "$enc" "$WORK/$enc" "${files[@]}"
+	if [ "$enc" = llama3 ]; then
+		node "$REF/ref_llama3.mjs" "$enc" "$WORK/$enc" "${files[@]}"
+	else
+		node "$REF/ref.mjs" "$enc" "$WORK/$enc" "${files[@]}"
+	fi
 	for i in "${!files[@]}"; do
 		"$DUMP" "$enc" "${files[$i]}" "$WORK/$enc/$i.cmv"
 		if ! cmp -s "$WORK/$enc/$i.cmv" "$WORK/$enc/$i.ref"; then
@@ -63,4 +81,4 @@ for enc in cl100k_base o200k_base; do
 		total=$((total + $(stat -c %s "$WORK/$enc/$i.ref") / 4))
 	done
 done
-echo "tok_reference: ${#files[@]} files x 2 encodings, $total ids, all identical to tiktoken"
+echo "tok_reference: ${#files[@]} files x 3 tokenizers, $total ids, all identical to the references"
