@@ -877,6 +877,18 @@ static size_t punct_piece(const unsigned char *p, size_t len, size_t i, bool sla
 	return k;
 }
 
+/* \p{N}{1,3} from a digit at i */
+static size_t digits_piece(const unsigned char *p, size_t len, size_t i)
+{
+	size_t end = i;
+
+	while (end < len && end - i < 3 && p[end] < 0x80 && ascii_class[p[end]] == C_DIGIT)
+		end++;
+	if (end - i < 3 && end < len && p[end] >= 0x80)
+		return 0; /* a Unicode digit might continue the run */
+	return end;
+}
+
 static size_t cl100k_piece(const unsigned char *p, size_t len, size_t i)
 {
 	unsigned c = ascii_class[p[i]];
@@ -896,15 +908,8 @@ static size_t cl100k_piece(const unsigned char *p, size_t len, size_t i)
 		if (IS_LETTER(d))
 			return run_of(p, len, i + 1, C_UPPER | C_LOWER);
 	}
-	/* \p{N}{1,3} */
-	if (c == C_DIGIT) {
-		end = i;
-		while (end < len && end - i < 3 && p[end] < 0x80 && ascii_class[p[end]] == C_DIGIT)
-			end++;
-		if (end - i < 3 && end < len && p[end] >= 0x80)
-			return 0;
-		return end;
-	}
+	if (c == C_DIGIT)
+		return digits_piece(p, len, i);
 	if ((end = punct_piece(p, len, i, false)) != SIZE_MAX)
 		return end;
 	return (c & C_SPACE) ? space_piece(p, len, i) : 0;
@@ -933,8 +938,10 @@ static size_t o200k_piece(const unsigned char *p, size_t len, size_t i)
 	unsigned c = ascii_class[p[i]];
 	size_t end;
 
-	if (IS_LETTER(c))
-		return o200k_word(p, len, i) == SIZE_MAX ? 0 : o200k_word(p, len, i);
+	if (IS_LETTER(c)) {
+		end = o200k_word(p, len, i);
+		return end == SIZE_MAX ? 0 : end;
+	}
 	if (!(c & (C_NL | C_DIGIT)) && i + 1 < len) {
 		unsigned d = CLS(i + 1);
 		if (d == NON_ASCII)
@@ -944,14 +951,8 @@ static size_t o200k_piece(const unsigned char *p, size_t len, size_t i)
 			return end == SIZE_MAX ? 0 : end;
 		}
 	}
-	if (c == C_DIGIT) {
-		end = i;
-		while (end < len && end - i < 3 && p[end] < 0x80 && ascii_class[p[end]] == C_DIGIT)
-			end++;
-		if (end - i < 3 && end < len && p[end] >= 0x80)
-			return 0;
-		return end;
-	}
+	if (c == C_DIGIT)
+		return digits_piece(p, len, i);
 	if ((end = punct_piece(p, len, i, true)) != SIZE_MAX)
 		return end;
 	return (c & C_SPACE) ? space_piece(p, len, i) : 0;
