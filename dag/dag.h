@@ -65,6 +65,22 @@ void cmv_idset_dispose(cmv_idset *s);
 int cmv_idset_add(cmv_idset *s, const cmv_id *id);
 bool cmv_idset_has(const cmv_idset *s, const cmv_id *id);
 
+/*
+ * A node's edge lists, by kind, so that code handling edges handles all of
+ * them. Kinds are stored numbers: never renumber one.
+ */
+enum { CMV_EDGE_DERIVED_FROM = 1, CMV_EDGE_COVERS = 2, CMV_EDGE_INCLUDES = 3, CMV_EDGE_KINDS = 3 };
+typedef struct cmv_edge_list {
+	int kind;
+	const char *name;
+	const cmv_id *ids;
+	size_t n;
+} cmv_edge_list;
+void cmv_dag__node_edges(cmv_edge_list out[CMV_EDGE_KINDS], const cmv_node *node);
+/* Point a node's edge fields at `ids`, laid out kind after kind with `counts`. */
+void cmv_dag__node_set_edges(cmv_node *node, const cmv_id *ids, const size_t counts[CMV_EDGE_KINDS]);
+size_t cmv_dag__node_n_edges(const cmv_node *node);
+
 /* Whether a block type's content is text worth indexing. */
 bool cmv_dag__block_is_text(const char *type, const char *media_type);
 

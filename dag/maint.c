@@ -4,7 +4,8 @@
  *
  * Invariants
  *  1. gc never removes an object reachable from a ref through parent,
- *     derived_from or covers edges, nor a blob such an object's blocks use.
+ *     derived_from, covers or includes edges, nor a blob such an object's
+ *     blocks use.
  *  2. gc is one transaction: it removes all it found unreachable, or nothing.
  *  3. fsck reads but never writes.
  */
@@ -66,10 +67,11 @@ static int gc_mark(gc_state *st)
 			return error;
 		if (!cmv_id_is_none(&node->parent))
 			error = id_list_push(&st->stack, &node->parent);
-		for (size_t i = 0; !error && i < node->n_derived_from; i++)
-			error = id_list_push(&st->stack, &node->derived_from[i]);
-		for (size_t i = 0; !error && i < node->n_covers; i++)
-			error = id_list_push(&st->stack, &node->covers[i]);
+		cmv_edge_list edges[CMV_EDGE_KINDS];
+		cmv_dag__node_edges(edges, node);
+		for (int k = 0; k < CMV_EDGE_KINDS; k++)
+			for (size_t i = 0; !error && i < edges[k].n; i++)
+				error = id_list_push(&st->stack, &edges[k].ids[i]);
 		for (size_t i = 0; !error && i < node->n_blocks; i++)
 			error = cmv_idset_add(&st->blobs, &node->blocks[i].blob) < 0 ? CMV_ENOMEM : 0;
 		cmv_node_free(node);
@@ -254,19 +256,20 @@ static int fsck_node(const cmv_id *id, void *payload)
 							   &node->blocks[i].blob))) != 0)
 			goto done;
 	}
-	for (size_t i = 0; i < node->n_derived_from + node->n_covers; i++) {
-		const cmv_id *t = i < node->n_derived_from ? &node->derived_from[i]
-							   : &node->covers[i - node->n_derived_from];
-		error = b->node_parent(b, &gp, &pdepth, t);
-		if (error == CMV_ENOTFOUND) {
-			cmv_error_clear();
-			error = report(st, CMV_FSCK_MISSING_NODE, id, NULL, "node %s: %s target %s missing",
-				       hex, i < node->n_derived_from ? "derived_from" : "covers",
-				       cmv_id_tostr(hex2, CMV_ID_HEXSZ, t));
+	cmv_edge_list edges[CMV_EDGE_KINDS];
+	cmv_dag__node_edges(edges, node);
+	for (int k = 0; k < CMV_EDGE_KINDS; k++)
+		for (size_t i = 0; i < edges[k].n; i++) {
+			error = b->node_parent(b, &gp, &pdepth, &edges[k].ids[i]);
+			if (error == CMV_ENOTFOUND) {
+				cmv_error_clear();
+				error = report(st, CMV_FSCK_MISSING_NODE, id, NULL,
+					       "node %s: %s target %s missing", hex, edges[k].name,
+					       cmv_id_tostr(hex2, CMV_ID_HEXSZ, &edges[k].ids[i]));
+			}
+			if (error)
+				goto done;
 		}
-		if (error)
-			goto done;
-	}
 done:
 	cmv_node_free(node);
 	return error;

@@ -74,7 +74,7 @@ static int check_exists(cmv_repo *repo, const cmv_id *id, const char *what)
 	int error = repo->backend->node_parent(repo->backend, &parent, &depth, id);
 
 	if (error == CMV_ENOTFOUND)
-		return cmv_error__set(CMV_ENOTFOUND, "%s '%s' not found", what,
+		return cmv_error__set(CMV_ENOTFOUND, "%s target '%s' not found", what,
 				      cmv_id_tostr(hex, CMV_ID_HEXSZ, id));
 	return error;
 }
@@ -124,14 +124,20 @@ static int node_write(cmv_id *out, cmv_repo *repo, const cmv_id *parent, uint64_
 						     bc->data ? bc->data : "", bc->len, bflags)) < 0)
 			goto done;
 	}
-	for (i = 0; i < msg->n_derived_from; i++)
-		if ((error = check_exists(repo, &msg->derived_from[i], "derived_from node")) < 0)
-			goto done;
-	for (i = 0; i < msg->n_covers; i++)
-		if ((error = check_exists(repo, &msg->covers[i], "covered node")) < 0)
-			goto done;
-
 	memset(&n, 0, sizeof(n));
+	n.n_derived_from = msg->n_derived_from;
+	n.derived_from = msg->derived_from;
+	n.n_covers = msg->n_covers;
+	n.covers = msg->covers;
+	n.n_includes = msg->n_includes;
+	n.includes = msg->includes;
+	cmv_edge_list edges[CMV_EDGE_KINDS];
+	cmv_dag__node_edges(edges, &n);
+	for (int k = 0; k < CMV_EDGE_KINDS; k++)
+		for (i = 0; i < edges[k].n; i++)
+			if ((error = check_exists(repo, &edges[k].ids[i], edges[k].name)) < 0)
+				goto done;
+
 	if (parent)
 		n.parent = *parent;
 	n.role = msg->role;
@@ -141,10 +147,6 @@ static int node_write(cmv_id *out, cmv_repo *repo, const cmv_id *parent, uint64_
 	n.blocks = blocks;
 	n.meta = msg->meta;
 	n.meta_len = msg->meta ? msg->meta_len : 0;
-	n.n_derived_from = msg->n_derived_from;
-	n.derived_from = msg->derived_from;
-	n.n_covers = msg->n_covers;
-	n.covers = msg->covers;
 	if ((error = cmv_dag__node_encode(scratch, &n)) < 0)
 		goto done;
 	cmv_id_hash(&n.id, scratch->ptr, scratch->size);

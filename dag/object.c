@@ -65,8 +65,10 @@ int cmv_dag__blocks_encode(cmv_buf *out, const cmv_block *blocks, size_t n_block
  * Version 1 layout:
  *   "cmvnode\1" role:u8 kind:u8 parent:id
  *   blocks: n:varint { type:str blob:id tool_id:str tool_name:str media_type:str flags:varint }
- *   meta:bytes n_derived:varint {id} n_covers:varint {id}
+ *   meta:bytes n_derived:varint {id} n_covers:varint {id} [n_includes:varint {id}]
  * where str and bytes are varint length + bytes and id is type:u8 [+16 raw].
+ * The includes list is written only when it is not empty, so nodes without
+ * one keep the ids they had before the list existed.
  * The magic keeps node ids apart from blob ids of the same bytes' hash.
  * The blocks part alone is also how a store may keep a node's block list.
  */
@@ -82,18 +84,58 @@ int cmv_dag__node_encode(cmv_buf *out, const cmv_node *n)
 	    (error = put_id(out, &n->parent)) < 0 ||
 	    (error = cmv_dag__blocks_encode(out, n->blocks, n->n_blocks)) < 0)
 		return error;
-	if ((error = put_bytes(out, n->meta ? n->meta : "", n->meta ? n->meta_len : 0)) < 0 ||
-	    (error = put_varint(out, n->n_derived_from)) < 0)
+	if ((error = put_bytes(out, n->meta ? n->meta : "", n->meta ? n->meta_len : 0)) < 0)
 		return error;
-	for (i = 0; i < n->n_derived_from; i++)
-		if ((error = put_id(out, &n->derived_from[i])) < 0)
+	cmv_edge_list edges[CMV_EDGE_KINDS];
+	cmv_dag__node_edges(edges, n);
+	for (int k = 0; k < CMV_EDGE_KINDS; k++) {
+		if (edges[k].kind == CMV_EDGE_INCLUDES && !edges[k].n)
+			break;
+		if ((error = put_varint(out, edges[k].n)) < 0)
 			return error;
-	if ((error = put_varint(out, n->n_covers)) < 0)
-		return error;
-	for (i = 0; i < n->n_covers; i++)
-		if ((error = put_id(out, &n->covers[i])) < 0)
-			return error;
+		for (i = 0; i < edges[k].n; i++)
+			if ((error = put_id(out, &edges[k].ids[i])) < 0)
+				return error;
+	}
 	return 0;
+}
+
+void cmv_dag__node_edges(cmv_edge_list out[CMV_EDGE_KINDS], const cmv_node *n)
+{
+	out[0] = (cmv_edge_list){ CMV_EDGE_DERIVED_FROM, "derived_from", n->derived_from, n->n_derived_from };
+	out[1] = (cmv_edge_list){ CMV_EDGE_COVERS, "covers", n->covers, n->n_covers };
+	out[2] = (cmv_edge_list){ CMV_EDGE_INCLUDES, "includes", n->includes, n->n_includes };
+}
+
+size_t cmv_dag__node_n_edges(const cmv_node *n)
+{
+	return n->n_derived_from + n->n_covers + n->n_includes;
+}
+
+void cmv_dag__node_set_edges(cmv_node *n, const cmv_id *ids, const size_t counts[CMV_EDGE_KINDS])
+{
+	n->derived_from = ids;
+	n->n_derived_from = counts[0];
+	n->covers = ids + counts[0];
+	n->n_covers = counts[1];
+	n->includes = ids + counts[0] + counts[1];
+	n->n_includes = counts[2];
+}
+
+/* Copy src's edge lists into ids (room for all of them) and point n at the copies. */
+static void copy_edges(cmv_node *n, cmv_id *ids, const cmv_node *src)
+{
+	cmv_edge_list edges[CMV_EDGE_KINDS];
+	size_t counts[CMV_EDGE_KINDS], at = 0;
+
+	cmv_dag__node_edges(edges, src);
+	for (int k = 0; k < CMV_EDGE_KINDS; k++) {
+		if (edges[k].n)
+			memcpy(ids + at, edges[k].ids, edges[k].n * sizeof(cmv_id));
+		counts[k] = edges[k].n;
+		at += edges[k].n;
+	}
+	cmv_dag__node_set_edges(n, ids, counts);
 }
 
 /* ---- decoding a block list --------------------------------------------- */
@@ -196,7 +238,7 @@ static bool blocks_walk(const void *data, size_t len, cmv_block *blocks, char **
 int cmv_dag__node_from_parts(cmv_node **out, const cmv_node *head, const void *blocks_enc,
 			     size_t blocks_len)
 {
-	size_t n_blocks, str_bytes, total, n_ids = head->n_derived_from + head->n_covers;
+	size_t n_blocks, str_bytes, total, n_ids = cmv_dag__node_n_edges(head);
 	cmv_node *n;
 	cmv_block *blocks;
 	cmv_id *ids;
@@ -216,12 +258,7 @@ int cmv_dag__node_from_parts(cmv_node **out, const cmv_node *head, const void *b
 	blocks_walk(blocks_enc, blocks_len, blocks, &cursor, &n_blocks, &str_bytes);
 	n->blocks = blocks;
 	n->n_blocks = n_blocks;
-	if (head->n_derived_from)
-		memcpy(ids, head->derived_from, head->n_derived_from * sizeof(cmv_id));
-	if (head->n_covers)
-		memcpy(ids + head->n_derived_from, head->covers, head->n_covers * sizeof(cmv_id));
-	n->derived_from = ids;
-	n->covers = ids + head->n_derived_from;
+	copy_edges(n, ids, head);
 	if (head->meta) {
 		memcpy(cursor, head->meta, head->meta_len);
 		cursor[head->meta_len] = '\0';
@@ -269,7 +306,7 @@ cmv_node *cmv_dag__node_copy(const cmv_node *src)
 	char *cursor;
 
 	total += src->n_blocks * sizeof(cmv_block);
-	total += (src->n_derived_from + src->n_covers) * sizeof(cmv_id);
+	total += cmv_dag__node_n_edges(src) * sizeof(cmv_id);
 	for (i = 0; i < src->n_blocks; i++)
 		total += str_size(src->blocks[i].type) + str_size(src->blocks[i].tool_id) +
 			 str_size(src->blocks[i].tool_name) + str_size(src->blocks[i].media_type);
@@ -280,7 +317,7 @@ cmv_node *cmv_dag__node_copy(const cmv_node *src)
 	*n = *src;
 	blocks = (cmv_block *)(n + 1);
 	ids = (cmv_id *)(blocks + src->n_blocks);
-	cursor = (char *)(ids + src->n_derived_from + src->n_covers);
+	cursor = (char *)(ids + cmv_dag__node_n_edges(src));
 	for (i = 0; i < src->n_blocks; i++) {
 		blocks[i] = src->blocks[i];
 		blocks[i].type = copy_str(&cursor, src->blocks[i].type);
@@ -289,12 +326,7 @@ cmv_node *cmv_dag__node_copy(const cmv_node *src)
 		blocks[i].media_type = copy_str(&cursor, src->blocks[i].media_type);
 	}
 	n->blocks = blocks;
-	if (src->n_derived_from)
-		memcpy(ids, src->derived_from, src->n_derived_from * sizeof(cmv_id));
-	n->derived_from = ids;
-	if (src->n_covers)
-		memcpy(ids + src->n_derived_from, src->covers, src->n_covers * sizeof(cmv_id));
-	n->covers = ids + src->n_derived_from;
+	copy_edges(n, ids, src);
 	if (src->meta) {
 		memcpy(cursor, src->meta, src->meta_len);
 		cursor[src->meta_len] = '\0';

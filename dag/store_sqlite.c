@@ -11,7 +11,8 @@
  *    blob_users maps each blob back to the nodes using it (for search);
  *    blocks name blobs by id, not rowid, so fsck can find a missing blob.
  *  - nodes.n_edges says whether the edges table has rows for the node, so
- *    the common node (no derived_from, no covers) costs no second query.
+ *    the common node (no derived_from, covers or includes) costs no second
+ *    query. edges.kind is 1 derived_from, 2 covers, 3 includes.
  *  - The search index is a contentless FTS5 table keyed by the blob's rowid:
  *    the text already lives in `blobs`, so it is not stored twice. Deleting
  *    from it needs the original text, which gc has (it deletes the blob in
@@ -455,7 +456,7 @@ static int sq_node_put(cmv_store_backend *b, const cmv_node *n)
 	if (n->meta)
 		sqlite3_bind_blob(s, 6, n->meta_len ? n->meta : "", (int)n->meta_len, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 7, sb->scratch.ptr, (int)sb->scratch.size, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 8, (sqlite3_int64)(n->n_derived_from + n->n_covers));
+	sqlite3_bind_int64(s, 8, (sqlite3_int64)cmv_dag__node_n_edges(n));
 	if ((error = exec_done(sb, s, "cannot write a node")) < 0)
 		return error;
 	if (sqlite3_changes(sb->db) == 0)
@@ -471,20 +472,19 @@ static int sq_node_put(cmv_store_backend *b, const cmv_node *n)
 		if ((error = exec_done(sb, s, "cannot write a node")) < 0)
 			return error;
 	}
-	for (int kind = 1; kind <= 2; kind++) {
-		size_t count = kind == 1 ? n->n_derived_from : n->n_covers;
-		const cmv_id *ids = kind == 1 ? n->derived_from : n->covers;
-		for (i = 0; i < count; i++) {
+	cmv_edge_list edges[CMV_EDGE_KINDS];
+	cmv_dag__node_edges(edges, n);
+	for (int k = 0; k < CMV_EDGE_KINDS; k++)
+		for (i = 0; i < edges[k].n; i++) {
 			if (!(s = stmt(sb, S_EDGE_INS)))
 				return CMV_ERROR;
 			sqlite3_bind_int64(s, 1, rid);
-			sqlite3_bind_int(s, 2, kind);
+			sqlite3_bind_int(s, 2, edges[k].kind);
 			sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
-			bind_id(s, 4, &ids[i]);
+			bind_id(s, 4, &edges[k].ids[i]);
 			if ((error = exec_done(sb, s, "cannot write an edge")) < 0)
 				return error;
 		}
-	}
 	return 0;
 }
 
@@ -494,7 +494,7 @@ static int node_read(sqlite_backend *sb, cmv_node **out, sqlite3_int64 *rid_out,
 	sqlite3_stmt *s, *se = NULL;
 	cmv_node head;
 	cmv_id *edges = NULL;
-	size_t n_edges = 0, cap_edges = 0, n_derived = 0;
+	size_t n_edges = 0, cap_edges = 0, counts[CMV_EDGE_KINDS] = { 0 };
 	sqlite3_int64 rid;
 	int rc, error = 0;
 	char hex[CMV_ID_HEXSZ + 1];
@@ -544,18 +544,20 @@ static int node_read(sqlite_backend *sb, cmv_node **out, sqlite3_int64 *rid_out,
 				edges = ne;
 				cap_edges = ncap;
 			}
-			if (sqlite3_column_int(se, 0) == 1)
-				n_derived++;
+			int kind = sqlite3_column_int(se, 0);
+			if (kind < 1 || kind > CMV_EDGE_KINDS) {
+				error = cmv_error__set(CMV_ECORRUPT, "node has an edge of unknown kind %d", kind);
+				goto done;
+			}
+			counts[kind - 1]++;
 			column_id(&edges[n_edges++], se, 1);
 		}
 		if (rc != SQLITE_DONE) {
 			error = sq_error(sb, rc, "cannot read edges");
 			goto done;
 		}
-		head.derived_from = edges;
-		head.n_derived_from = n_derived;
-		head.covers = edges + n_derived;
-		head.n_covers = n_edges - n_derived;
+		/* rows come ordered by kind, then position */
+		cmv_dag__node_set_edges(&head, edges, counts);
 	}
 	error = cmv_dag__node_from_parts(out, &head, sqlite3_column_blob(s, 6),
 					 (size_t)sqlite3_column_bytes(s, 6));

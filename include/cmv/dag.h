@@ -7,8 +7,8 @@
  *  - a blob is immutable bytes, stored once per id (the xxh3-128 of the bytes);
  *  - a node is one entry of a conversation: parent, role, kind, an ordered
  *    list of blocks (type + blob id + small fields), source meta, and
- *    `derived_from` / `covers` edges. Its id hashes all of that, so the same
- *    history written twice is stored once;
+ *    `derived_from` / `covers` / `includes` edges. Its id hashes all of that,
+ *    so the same history written twice is stored once;
  *  - a branch is a movable name for a node, moved by compare-and-swap; a
  *    snapshot is an immutable name for a node. Both cost one row;
  *  - the conversation at a ref is the path from the root to its node.
@@ -163,7 +163,15 @@ typedef struct cmv_node {
 	const cmv_id *derived_from;
 	size_t n_covers;
 	const cmv_id *covers;
+	size_t n_includes;
+	const cmv_id *includes;    /**< an ordered list (session manifests) */
 } cmv_node;
+
+/*
+ * The structs below only ever grow at the end. Initialise them with
+ * designated initializers ({ .type = "text", ... }) so that code keeps
+ * compiling, with the new fields zero, when a field is added.
+ */
 
 /** One block of a message to write: its content bytes and small fields. */
 typedef struct cmv_block_content {
@@ -176,7 +184,13 @@ typedef struct cmv_block_content {
 	unsigned int flags;
 } cmv_block_content;
 
-/** A message to write as a node. Ids in derived_from/covers must exist. */
+/**
+ * A message to write as a node. Ids in the edge lists must exist.
+ *  - derived_from: this node is a rewrite (a trim) of those;
+ *  - covers: this summary stands in for those;
+ *  - includes: this node lists those, in order (an imported session's
+ *    records in file order). gc keeps what is included.
+ */
 typedef struct cmv_message {
 	cmv_role role;
 	cmv_kind kind;
@@ -188,6 +202,8 @@ typedef struct cmv_message {
 	const cmv_id *derived_from;
 	size_t n_covers;
 	const cmv_id *covers;
+	size_t n_includes;
+	const cmv_id *includes;
 } cmv_message;
 
 /**
@@ -486,7 +502,7 @@ enum cmv_gc_flags {
 
 /**
  * Remove every node and blob that no ref reaches through parent,
- * derived_from and covers edges (and the blocks of reachable nodes). One
+ * derived_from, covers and includes edges (and the blocks of reachable nodes). One
  * transaction: a failure removes nothing.
  * @return 0, CMV_ECORRUPT (a reachable object is missing: run fsck), CMV_EIO
  */

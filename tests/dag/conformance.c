@@ -139,12 +139,40 @@ static void test_dag_conformance__nodes_are_content_addressed(void **state)
 	assert_int_equal(n->n_covers, 0);
 	cmv_node_free(n);
 
+	/* includes: an ordered list, kept in order, and part of the identity */
+	cmv_id listed[3] = { child, root, derived }, manifest, manifest2;
+	cmv_message mm;
+	cmv_block_content mb = { .type = "session", .data = "{}", .len = 2 };
+	memset(&mm, 0, sizeof(mm));
+	mm.role = CMV_ROLE_SYSTEM;
+	mm.kind = CMV_KIND_EVENT;
+	mm.n_blocks = 1;
+	mm.blocks = &mb;
+	mm.includes = listed;
+	mm.n_includes = 3;
+	assert_cmv_ok(cmv_node_write(&manifest, REPO, NULL, &mm));
+	assert_cmv_ok(cmv_node_read(&n, REPO, &manifest));
+	assert_int_equal(n->n_includes, 3);
+	assert_true(cmv_id_equal(&n->includes[0], &child));
+	assert_true(cmv_id_equal(&n->includes[1], &root));
+	assert_true(cmv_id_equal(&n->includes[2], &derived));
+	assert_int_equal(n->n_derived_from + n->n_covers, 0);
+	cmv_node_free(n);
+	listed[0] = root;
+	listed[1] = child;
+	assert_cmv_ok(cmv_node_write(&manifest2, REPO, NULL, &mm));
+	assert_false(cmv_id_equal(&manifest, &manifest2)); /* order matters */
+
 	/* edges must point at something */
 	cmv_id ghost;
 	cmv_id_hash(&ghost, "ghost", 5);
 	m.derived_from = &ghost;
 	assert_cmv_fails_with(CMV_ENOTFOUND, cmv_node_write(&again, REPO, &root, &m));
 	m.n_derived_from = 0;
+	mm.includes = &ghost;
+	mm.n_includes = 1;
+	assert_cmv_fails_with(CMV_ENOTFOUND, cmv_node_write(&again, REPO, NULL, &mm));
+	assert_error_mentions("includes");
 	assert_cmv_fails_with(CMV_ENOTFOUND, cmv_node_write(&again, REPO, &ghost, &m));
 	m.role = (cmv_role)9;
 	assert_cmv_fails_with(CMV_EINVALID, cmv_node_write(&again, REPO, NULL, &m));

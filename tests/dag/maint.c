@@ -65,6 +65,17 @@ static void test_dag_gc__keeps_exactly_what_refs_reach(void **state)
 	assert_cmv_ok(cmv_node_write(&summary, repo, NULL, &m));
 	assert_cmv_ok(cmv_snapshot_create(repo, "summarized", &summary, NULL, NULL));
 
+	/* a record reachable only because a session manifest includes it */
+	cmv_id record, manifest;
+	m = test_text_message(&b, CMV_ROLE_USER, "a record of an imported session");
+	assert_cmv_ok(cmv_node_write(&record, repo, NULL, &m));
+	m = test_text_message(&b, CMV_ROLE_SYSTEM, "manifest");
+	m.kind = CMV_KIND_EVENT;
+	m.includes = &record;
+	m.n_includes = 1;
+	assert_cmv_ok(cmv_node_write(&manifest, repo, NULL, &m));
+	assert_cmv_ok(cmv_snapshot_create(repo, "session-manifest", &manifest, NULL, NULL));
+
 	/* a branch that is deleted: its tip becomes garbage */
 	m = test_text_message(&b, CMV_ROLE_USER, "on a deleted branch");
 	assert_cmv_ok(cmv_node_write(&snapped, repo, &tip, &m));
@@ -77,8 +88,8 @@ static void test_dag_gc__keeps_exactly_what_refs_reach(void **state)
 
 	assert_cmv_ok(cmv_gc(&s, repo, 0));
 	assert_int_equal(s.nodes_removed, 3);
-	/* 5 + trimmed + original + covered + summary */
-	assert_int_equal(s.nodes_kept, 9);
+	/* 5 + trimmed + original + covered + summary + record + manifest */
+	assert_int_equal(s.nodes_kept, 11);
 	assert_int_equal(s.blobs_removed, 3);
 	assert_true(s.bytes_removed > 0);
 	assert_false(node_exists(repo, &orphan));
@@ -88,6 +99,7 @@ static void test_dag_gc__keeps_exactly_what_refs_reach(void **state)
 	assert_true(node_exists(repo, &original));
 	assert_true(node_exists(repo, &covered));
 	assert_true(node_exists(repo, &summary));
+	assert_true(node_exists(repo, &record));
 
 	/* removed text no longer matches a search; the store checks clean */
 	size_t problems = 99;

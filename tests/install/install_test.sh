@@ -29,8 +29,8 @@ cat >"$PREFIX/prog.c" <<'C'
 int main(void)
 {
 	cmv_repo *repo = NULL;
-	cmv_block_content b = { "text", "hello from an embedder", 22, NULL, NULL, NULL, 0 };
-	cmv_message m = { CMV_ROLE_USER, CMV_KIND_MESSAGE, 1, &b, NULL, 0, 0, NULL, 0, NULL };
+	cmv_block_content b = { .type = "text", .data = "hello from an embedder", .len = 22 };
+	cmv_message m = { .role = CMV_ROLE_USER, .kind = CMV_KIND_MESSAGE, .n_blocks = 1, .blocks = &b };
 	cmv_id head;
 	char hex[CMV_ID_HEXSZ + 1];
 
