@@ -294,3 +294,13 @@ int cli_preview(cmv_buf *out, cli_ctx *ctx, const cmv_node *node, size_t max_cha
 	cmv_buf_dispose(&data);
 	return error;
 }
+
+const char *cli_ref_type_name(cmv_ref_type type)
+{
+	switch (type) {
+	case CMV_REF_BRANCH: return "branch";
+	case CMV_REF_SNAPSHOT: return "snapshot";
+	case CMV_REF_SESSION: return "session";
+	}
+	return "ref";
+}

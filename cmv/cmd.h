@@ -87,6 +87,8 @@ const char *cli_time(int64_t t, char buf[32]);
 int cli_read_stdin(cmv_buf *buf);
 /* Split "a,b,c" into an array of strings (one allocation, free with free()). */
 char **cli_split_commas(const char *s, size_t *n_out);
+/* "branch", "snapshot" or "session". */
+const char *cli_ref_type_name(cmv_ref_type type);
 /* The current branch name, or NULL with an error printed. */
 int cli_current_branch(cmv_buf *out, cli_ctx *ctx);
 

@@ -8,7 +8,7 @@ static const char *i_format, *i_branch, *i_file, *i_max_line;
 static bool i_lenient, i_force, i_json;
 const cli_opt opts_import[] = {
 	{ OPT_ARG, "FILE", 0, NULL, "the file to import", &i_file, NULL },
-	{ OPT_VALUE, "format", 'f', "FORMAT", "the file's format: cmv (cmv's neutral JSONL)", &i_format, NULL },
+	{ OPT_VALUE, "format", 'f', "FORMAT", "claude-code or cmv (default: detected from the content)", &i_format, NULL },
 	{ OPT_VALUE, "branch", 'b', "NAME", "the branch to import into (default: the file's name)", &i_branch, NULL },
 	{ OPT_FLAG, "lenient", 0, NULL, "skip bad records instead of failing, and list them", NULL, &i_lenient },
 	{ OPT_FLAG, "force", 0, NULL, "move the branch even if it has diverged from the file", NULL, &i_force },
@@ -36,8 +36,9 @@ CMD(import)
 	char hex[CMV_ID_HEXSZ + 1];
 
 	CLI_PARSE("import");
-	if (i_format && strcmp(i_format, "cmv"))
-		return cli_usage_error(cli_find("import"), "unknown format '%s' (known: cmv)", i_format);
+	if (i_format && strcmp(i_format, "cmv") && strcmp(i_format, "claude-code"))
+		return cli_usage_error(cli_find("import"), "unknown format '%s' (known: claude-code, cmv)",
+				       i_format);
 	if (i_max_line) {
 		char *end;
 		unsigned long long v = strtoull(i_max_line, &end, 10);
@@ -47,7 +48,11 @@ CMD(import)
 	}
 	opts.branch = i_branch;
 	opts.flags = (i_lenient ? CMV_IMPORT_LENIENT : 0) | (i_force ? CMV_IMPORT_FORCE : 0);
-	if (cmv_import_cmv_file(&res, ctx->repo, i_file, &opts) < 0)
+	const char *format = i_format;
+	if (!format && cmv_format_detect(&format, i_file) < 0)
+		return cli_fail("cannot tell the format");
+	if (!strcmp(format, "claude-code") ? cmv_import_claude_code_file(&res, ctx->repo, i_file, &opts) < 0
+					   : cmv_import_cmv_file(&res, ctx->repo, i_file, &opts) < 0)
 		return cli_fail("import failed");
 	/* The first import into a fresh store becomes the current branch. */
 	if (cmv_head_get(&head, ctx->repo) == CMV_ENOTFOUND)
@@ -65,8 +70,18 @@ CMD(import)
 	if (i_json) {
 		cJSON *arr = cJSON_CreateArray(), *o = cJSON_CreateObject(), *skipped;
 		cJSON_AddStringToObject(o, "branch", res.branch);
-		cJSON_AddNullToObject(o, "session");
-		cJSON_AddStringToObject(o, "format", "cmv");
+		if (!strcmp(format, "claude-code")) {
+			cmv_ref *br = NULL;
+			if (cmv_ref_lookup(&br, ctx->repo, res.branch) == 0 && br->from_ref)
+				cJSON_AddStringToObject(o, "session", br->from_ref);
+			else
+				cJSON_AddNullToObject(o, "session");
+			cmv_ref_free(br);
+			cmv_error_clear();
+		} else {
+			cJSON_AddNullToObject(o, "session");
+		}
+		cJSON_AddStringToObject(o, "format", format);
 		cJSON_AddNumberToObject(o, "records", (double)res.records);
 		cJSON_AddStringToObject(o, "outcome", outcome_name(res.outcome));
 		cJSON_AddStringToObject(o, "head", cli_id(&res.head, hex));
@@ -77,9 +92,13 @@ CMD(import)
 		cJSON_AddItemToArray(arr, o);
 		return cli_print_json(arr);
 	}
-	printf("%s: %zu messages, branch '%s' %s at %s\n", i_file, res.records, res.branch,
-	       outcome_name(res.outcome), cli_short(&res.head, hex));
-	if (res.skipped) {
+	printf("%s: %zu %s, branch '%s' %s at %s\n", i_file, res.records,
+	       !strcmp(format, "cmv") ? "messages" : "records", res.branch, outcome_name(res.outcome),
+	       cli_short(&res.head, hex));
+	if (res.skipped && !strcmp(format, "claude-code")) {
+		fprintf(stderr, "cmv: the last line is incomplete (the session is still being written); "
+				"it will be imported next time\n");
+	} else if (res.skipped) {
 		fprintf(stderr, "cmv: skipped %zu bad record%s at line%s", res.skipped,
 			res.skipped == 1 ? "" : "s", res.skipped == 1 ? "" : "s");
 		for (size_t k = 0; k < res.skipped && k < CMV_IMPORT_SKIPPED_LISTED; k++)

@@ -104,7 +104,7 @@ CMD(info)
 		rc = cli_print_json(o);
 		goto done;
 	}
-	printf("%s: %s%s\n", r->type == CMV_REF_BRANCH ? "branch" : "snapshot", r->name,
+	printf("%s: %s%s\n", cli_ref_type_name(r->type), r->name,
 	       is_head ? " (current)" : "");
 	printf("node:     %s\n", cmv_id_is_none(&r->target) ? "(empty)" : cli_id(&r->target, hex));
 	printf("created:  %s UTC\n", cli_time(r->created, when));

@@ -3,10 +3,11 @@
 #include <string.h>
 #include "cmd.h"
 
-static bool ls_json, ls_branches, ls_snapshots;
+static bool ls_json, ls_branches, ls_snapshots, ls_sessions;
 const cli_opt opts_list[] = {
 	{ OPT_FLAG, "branches", 0, NULL, "only branches", NULL, &ls_branches },
 	{ OPT_FLAG, "snapshots", 0, NULL, "only snapshots", NULL, &ls_snapshots },
+	{ OPT_FLAG, "sessions", 0, NULL, "only imported sessions", NULL, &ls_sessions },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &ls_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -23,7 +24,7 @@ cJSON *cli_ref_json(const cmv_ref *r, const char *head)
 	char hex[CMV_ID_HEXSZ + 1], when[32];
 
 	cJSON_AddStringToObject(o, "name", r->name);
-	cJSON_AddStringToObject(o, "type", r->type == CMV_REF_BRANCH ? "branch" : "snapshot");
+	cJSON_AddStringToObject(o, "type", cli_ref_type_name(r->type));
 	if (cmv_id_is_none(&r->target))
 		cJSON_AddNullToObject(o, "node");
 	else
@@ -50,14 +51,15 @@ static int list_one(const cmv_ref *r, void *payload)
 	list_state *st = payload;
 	char hex[CMV_ID_HEXSZ + 1], when[32];
 
-	if ((ls_branches && r->type != CMV_REF_BRANCH) || (ls_snapshots && r->type != CMV_REF_SNAPSHOT))
+	if ((ls_branches && r->type != CMV_REF_BRANCH) || (ls_snapshots && r->type != CMV_REF_SNAPSHOT) ||
+	    (ls_sessions && r->type != CMV_REF_SESSION))
 		return 0;
 	if (st->arr) {
 		cJSON_AddItemToArray(st->arr, cli_ref_json(r, st->head));
 		return 0;
 	}
 	printf("%c %-8s %-12s %s  %s", st->head && !strcmp(st->head, r->name) ? '*' : ' ',
-	       r->type == CMV_REF_BRANCH ? "branch" : "snapshot",
+	       cli_ref_type_name(r->type),
 	       cmv_id_is_none(&r->target) ? "(empty)" : cli_short(&r->target, hex),
 	       cli_time(r->created, when), r->name);
 	if (r->n_tags) {

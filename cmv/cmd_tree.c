@@ -68,7 +68,7 @@ CMD(tree)
 		if (e->parent != SIZE_MAX)
 			printf("%s", is_last_child(t, i) ? "└── " : "├── ");
 		printf("%s%s (%s, %llu messages%s%s)", e->ref->name, h && !strcmp(h, e->ref->name) ? " *" : "",
-		       e->ref->type == CMV_REF_BRANCH ? "branch" : "snapshot",
+		       cli_ref_type_name(e->ref->type),
 		       (unsigned long long)e->n_nodes, cmv_id_is_none(&e->ref->target) ? "" : ", ",
 		       cmv_id_is_none(&e->ref->target) ? "" : cli_short(&e->ref->target, hex));
 		if (e->ref->description)

@@ -285,9 +285,10 @@ static int fsck_ref(const cmv_ref *ref, void *payload)
 	int error;
 
 	if (cmv_id_is_none(&ref->target)) {
-		if (ref->type == CMV_REF_SNAPSHOT)
+		if (ref->type != CMV_REF_BRANCH)
 			return report(st, CMV_FSCK_DANGLING_REF, NULL, ref->name,
-				      "snapshot '%s' points at nothing", ref->name);
+				      "%s '%s' points at nothing",
+				      ref->type == CMV_REF_SNAPSHOT ? "snapshot" : "session", ref->name);
 		return 0;
 	}
 	error = b->node_parent(b, &gp, &depth, &ref->target);
@@ -295,7 +296,7 @@ static int fsck_ref(const cmv_ref *ref, void *payload)
 		cmv_error_clear();
 		return report(st, CMV_FSCK_DANGLING_REF, &ref->target, ref->name,
 			      "%s '%s' points at missing node %s",
-			      ref->type == CMV_REF_BRANCH ? "branch" : "snapshot", ref->name,
+			      ref->type == CMV_REF_BRANCH ? "branch" : ref->type == CMV_REF_SNAPSHOT ? "snapshot" : "session", ref->name,
 			      cmv_id_tostr(hex, CMV_ID_HEXSZ, &ref->target));
 	}
 	return error;

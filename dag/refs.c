@@ -123,6 +123,48 @@ done:
 	return cmv_dag__txn_end(repo, error);
 }
 
+int cmv_session_set(cmv_repo *repo, const char *name, const cmv_id *manifest, const cmv_id *expected)
+{
+	cmv_ref *cur = NULL;
+	cmv_ref r;
+	int error;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(manifest);
+	if ((error = check_name(name)) < 0)
+		return error;
+	if ((error = cmv_dag__txn_start(repo)) < 0)
+		return error;
+	if ((error = node_must_exist(repo, manifest)) < 0)
+		goto done;
+	memset(&r, 0, sizeof(r));
+	r.name = name;
+	r.type = CMV_REF_SESSION;
+	r.target = *manifest;
+	r.created = r.updated = cmv__now();
+	error = repo->backend->ref_get(repo->backend, &cur, name);
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		if (expected) {
+			error = cmv_error__set(CMV_EMODIFIED, "session '%s' disappeared concurrently", name);
+			goto done;
+		}
+		error = repo->backend->ref_put(repo->backend, &r, CMV_STORE_REF_CREATE, NULL);
+		goto done;
+	}
+	if (error < 0)
+		goto done;
+	if (cur->type != CMV_REF_SESSION) {
+		error = cmv_error__set(CMV_EINVALID, "'%s' is a %s, not a session", name,
+				       cur->type == CMV_REF_BRANCH ? "branch" : "snapshot");
+		goto done;
+	}
+	error = repo->backend->ref_put(repo->backend, &r, expected ? CMV_STORE_REF_CAS : 0, expected);
+done:
+	cmv_ref_free(cur);
+	return cmv_dag__txn_end(repo, error);
+}
+
 int cmv_snapshot_create(cmv_repo *repo, const char *name, const cmv_id *at, const char *from_ref,
 			const cmv_snapshot_options *opts)
 {
@@ -227,8 +269,8 @@ int cmv_head_set(cmv_repo *repo, const char *branch)
 	if ((error = repo->backend->ref_get(repo->backend, &ref, branch)) < 0)
 		goto done;
 	if (ref->type != CMV_REF_BRANCH) {
-		error = cmv_error__set(CMV_EINVALID,
-				       "'%s' is a snapshot; branch from it to work on it", branch);
+		error = cmv_error__set(CMV_EINVALID, "'%s' is a %s; branch from it to work on it",
+				       branch, ref->type == CMV_REF_SNAPSHOT ? "snapshot" : "session");
 		goto done;
 	}
 	error = repo->backend->config_set(repo->backend, HEAD_KEY, branch);

@@ -248,6 +248,7 @@ CMV_EXTERN(int) cmv_append(cmv_id *out, cmv_repo *repo, const char *branch,
 typedef enum {
 	CMV_REF_BRANCH = 1,
 	CMV_REF_SNAPSHOT = 2,
+	CMV_REF_SESSION = 3, /**< an imported session file's manifest (see cmv_session_set) */
 } cmv_ref_type;
 
 /** Longest ref name, in bytes. */
@@ -294,6 +295,17 @@ CMV_EXTERN(int) cmv_branch_create(cmv_repo *repo, const char *name, const cmv_id
  */
 CMV_EXTERN(int) cmv_branch_update(cmv_repo *repo, const char *name, const cmv_id *target,
 				  const cmv_id *expected);
+
+/**
+ * Point the session ref `name` at a manifest node, creating it if needed;
+ * with `expected` (may be NULL) the move is a compare-and-swap. Importers
+ * use session refs to name the record list of a source file, so that the
+ * file can be written back record for record.
+ * @return 0, CMV_EMODIFIED, CMV_EINVALID (bad name, or a branch/snapshot of
+ *         that name exists), CMV_ENOTFOUND (no such node)
+ */
+CMV_EXTERN(int) cmv_session_set(cmv_repo *repo, const char *name, const cmv_id *manifest,
+				const cmv_id *expected);
 
 /** Options for cmv_snapshot_create(). */
 typedef struct cmv_snapshot_options {

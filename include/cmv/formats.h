@@ -2,8 +2,8 @@
 /*
  * Importing conversations into the store and exporting them back.
  *
- * So far one format: cmv's own neutral JSONL (docs/formats.md), one message
- * per line, {"role": ..., "content": ...} with content a string or an array
+ * So far: Claude Code session files (lossless, byte-identical export), and
+ * cmv's own neutral JSONL (docs/formats.md), one message per line, {"role": ..., "content": ...} with content a string or an array
  * of Anthropic-shaped blocks (text, image, tool_use, tool_result, thinking;
  * other block types are kept whole). Fields cmv does not model are kept in
  * the node's meta, so import then export gives JSON-equal lines.
@@ -79,5 +79,35 @@ typedef int (*cmv_write_fn)(const void *data, size_t len, void *payload);
  */
 CMV_EXTERN(int) cmv_export_cmv(cmv_repo *repo, const cmv_id *tip, cmv_write_fn write,
 			       void *payload);
+
+/**
+ * Import a Claude Code session file (~/.claude/projects/<dir>/<id>.jsonl).
+ * Every record is kept (events too) and the file can be written back byte
+ * for byte with cmv_export_session(). The session ref is "cc/<sessionId>";
+ * the conversation is a branch named after the session id (or
+ * opts->branch) at the newest user or assistant record. Re-importing a file
+ * that grew adds only its tail; a last line cut off mid-write is left for
+ * the next import (counted in out->skipped).
+ * @return as cmv_import_cmv_file()
+ */
+CMV_EXTERN(int) cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const char *path,
+					    const cmv_import_options *opts);
+
+/**
+ * Write an imported session back in its own format, every record in its
+ * original order, byte-identical to what was imported.
+ * @param session the session ref ("cc/<sessionId>")
+ * @return 0, CMV_ENOTFOUND, CMV_EINVALID (not a session), CMV_ECORRUPT, or
+ *         the write callback's error
+ */
+CMV_EXTERN(int) cmv_export_session(cmv_repo *repo, const char *session, cmv_write_fn write,
+				   void *payload);
+
+/**
+ * Tell a file's format from its first record: "cmv" or "claude-code".
+ * @param out a static string
+ * @return 0, CMV_EINVALID (unknown), CMV_ENOTFOUND, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_format_detect(const char **out, const char *path);
 
 #endif

@@ -104,6 +104,17 @@ ok "bad import names file:line" has "bad.jsonl:2:" "$err"
 run list --json; ok "bad import made no branch" test -z "$(grep -F '"bad"' <<<"$out")"
 run import --max-line-bytes -5 "$WORK/bad.jsonl"; ok "bad option value: usage" test $rc -eq 2
 
+# --- a real Claude Code session: detected, imported, written back byte for byte ---
+CC=$HERE/../../../shared/transcripts/claude-code/entireio-cli/39-7737088f0a-0__9b76dc0f-dc1b-4822-ac56-53cfa3fbc032.jsonl
+test -f "$CC" || { echo "cli_test: the shared transcripts are missing ($CC)" >&2; exit 1; }
+run import "$CC"; ok "claude code session detected and imported" has "12 records" "$out"
+run list --sessions; ok "the session is listed" has "cc/9b76dc0f-dc1b-4822-ac56-53cfa3fbc032" "$out"
+run export --session 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 -o "$WORK/cc.jsonl"
+ok "export --session" test $rc -eq 0
+ok "export --session is byte-identical" cmp -s "$WORK/cc.jsonl" "$CC"
+run log 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 -n 1; ok "the session's branch" has "SECRETS.md" "$out"
+run export --session no-such-session; ok "unknown session" test $rc -eq 1
+
 # --- the store is found from a subdirectory, and by CMV_DIR ---
 mkdir -p sub/dir && cd sub/dir
 run list; ok "discovered from a subdirectory" test $rc -eq 0

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A JSON scanner that works on byte ranges: where each value starts and
+ * ends in the source text, so that an importer can cut content out of a
+ * record and put it back byte for byte. Validation is structural (strings,
+ * numbers, literals, nesting up to JSCAN_MAX_DEPTH); cJSON does the semantic
+ * parse.
+ */
+#ifndef CMV_FORMATS_JSCAN_H
+#define CMV_FORMATS_JSCAN_H
+
+#include "formats.h"
+
+#define JSCAN_MAX_DEPTH 512
+
+typedef struct {
+	const char *p, *end; /* [p, end) */
+} jspan;
+
+const char *jscan_ws(const char *p, const char *end);
+/* The end of the JSON value starting at p (no leading space), or NULL if malformed. */
+const char *jscan_value(const char *p, const char *end);
+/*
+ * Find member `key` (compared with its raw, still-escaped text) of the object
+ * spanning `obj`. @return 1 found (value span set), 0 absent, -1 malformed.
+ */
+int jscan_member(jspan *value, jspan obj, const char *key);
+/* The elements of an array span, one at a time: *cursor starts at NULL. @return 1, 0 at the end, -1 */
+int jscan_next_element(jspan *elem, jspan array, const char **cursor);
+
+/* Decode a string literal (quotes included) to UTF-8. Lone surrogates become U+FFFD. */
+int jscan_unescape(cmv_buf *out, jspan literal);
+/* Encode bytes as a string literal, quotes included, escaping exactly as JavaScript's JSON.stringify. */
+int jscan_escape(cmv_buf *out, const void *data, size_t len);
+
+#endif
