@@ -212,7 +212,8 @@ static int build_meta(cmv_buf *meta, const char *rec, size_t len, record_build *
 	int error = 0;
 	size_t at = 0;
 
-	qsort(rb->holes, rb->n_holes, sizeof(*rb->holes), cmp_hole);
+	if (rb->n_holes > 1) /* qsort of a NULL array is undefined even when empty */
+		qsort(rb->holes, rb->n_holes, sizeof(*rb->holes), cmp_hole);
 	cmv_buf_clear(meta);
 	if ((error = cmv_buf_put(meta, META_MAGIC, sizeof(META_MAGIC) - 1)) < 0 ||
 	    (error = put_varint(meta, rb->n_holes)) < 0)
