@@ -48,14 +48,19 @@ C
 cc $EXTRA -Wall -Wextra -Werror -o "$PREFIX/prog" "$PREFIX/prog.c" $(pkg-config --cflags --libs cmv)
 out=$(LD_LIBRARY_PATH=$(dirname "$so") "$PREFIX/prog")
 echo "$out" | grep -Eq '^cmv [0-9]+\.[0-9]+\.[0-9]+ [0-9a-f]{32}$' || { echo "shared program printed: $out"; exit 1; }
-LD_LIBRARY_PATH=$(dirname "$so") ldd "$PREFIX/prog" | grep -q "$(dirname "$so")/libcmv.so" || { echo "not linked to the installed libcmv.so"; exit 1; }
+# Capture, then grep: with pipefail, `cmd | grep -q` fails at random when grep
+# exits early and cmd dies of SIGPIPE.
+deps=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$PREFIX/prog")
+grep -q "$(dirname "$so")/libcmv.so" <<<"$deps" || { echo "not linked to the installed libcmv.so"; exit 1; }
 # static
 cc $EXTRA -Wall -Wextra -Werror -o "$PREFIX/prog_static" "$PREFIX/prog.c" $(pkg-config --cflags cmv) \
 	"$a" $(pkg-config --libs-only-l --static cmv | sed 's/-lcmv//')
 out2=$("$PREFIX/prog_static")
 test "$out" = "$out2" || { echo "static and shared builds disagree: $out / $out2"; exit 1; }
 # internal symbols stay hidden in the shared library
-if nm -D --defined-only "$so" | grep -q ' cmv_dag__'; then echo "internal symbols exported"; exit 1; fi
-nm -D --defined-only "$so" | grep -q ' cmv_append$' || { echo "public symbol missing"; exit 1; }
-"$PREFIX/bin/cmv" --version | grep -q '^cmv ' || { echo "installed cmv does not run"; exit 1; }
+syms=$(nm -D --defined-only "$so")
+if grep -q ' cmv_dag__' <<<"$syms"; then echo "internal symbols exported"; exit 1; fi
+grep -q ' cmv_append$' <<<"$syms" || { echo "public symbol missing"; exit 1; }
+ver=$("$PREFIX/bin/cmv" --version)
+grep -q "^cmv " <<<"$ver" || { echo "installed cmv does not run"; exit 1; }
 echo "install test passed: $out"
