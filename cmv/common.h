@@ -66,6 +66,11 @@ char *cmv__strdup(const char *s);
 /* 1 when len bytes at s are well-formed UTF-8 (no surrogates, no overlongs). */
 bool cmv__utf8_valid(const void *s, size_t len, size_t *bad_offset);
 
+/* LEB128 varints, as the node encoding and the session templates use them. */
+int cmv__varint_put(cmv_buf *out, uint64_t v);
+/* Read one varint at *p (advancing it), not past end. */
+bool cmv__varint_get(const unsigned char **p, const unsigned char *end, uint64_t *out);
+
 /* Current time in unix seconds ($CMV_NOW overrides it, for reproducible tests). */
 int64_t cmv__now(void);
 

@@ -76,3 +76,31 @@ int cmv_utf8_valid(const void *s, size_t len, size_t *bad_offset)
 {
 	return cmv__utf8_valid(s, len, bad_offset) ? 1 : 0;
 }
+
+int cmv__varint_put(cmv_buf *out, uint64_t v)
+{
+	unsigned char tmp[10];
+	size_t n = 0;
+
+	do {
+		unsigned char c = v & 0x7f;
+		v >>= 7;
+		tmp[n++] = (unsigned char)(c | (v ? 0x80 : 0));
+	} while (v);
+	return cmv_buf_put(out, tmp, n);
+}
+
+bool cmv__varint_get(const unsigned char **p, const unsigned char *end, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+		unsigned char c = *(*p)++;
+		v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80)) {
+			*out = v;
+			return true;
+		}
+	}
+	return false;
+}

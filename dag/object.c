@@ -5,18 +5,7 @@
  */
 #include "dag.h"
 
-static int put_varint(cmv_buf *b, uint64_t v)
-{
-	unsigned char tmp[10];
-	size_t n = 0;
-
-	do {
-		unsigned char c = v & 0x7f;
-		v >>= 7;
-		tmp[n++] = (unsigned char)(c | (v ? 0x80 : 0));
-	} while (v);
-	return cmv_buf_put(b, tmp, n);
-}
+#define put_varint cmv__varint_put
 
 static int put_bytes(cmv_buf *b, const void *p, size_t n)
 {
@@ -146,17 +135,7 @@ typedef struct {
 
 static bool get_varint(reader *r, uint64_t *out)
 {
-	uint64_t v = 0;
-
-	for (int shift = 0; shift < 64 && r->p < r->end; shift += 7) {
-		unsigned char c = *r->p++;
-		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80)) {
-			*out = v;
-			return true;
-		}
-	}
-	return false;
+	return cmv__varint_get(&r->p, r->end, out);
 }
 
 /* A string field: its bytes (not terminated) and length; absent when len is 0. */

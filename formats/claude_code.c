@@ -177,33 +177,8 @@ static int cmp_hole(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-static int put_varint(cmv_buf *b, uint64_t v)
-{
-	unsigned char tmp[10];
-	size_t n = 0;
-
-	do {
-		unsigned char c = v & 0x7f;
-		v >>= 7;
-		tmp[n++] = (unsigned char)(c | (v ? 0x80 : 0));
-	} while (v);
-	return cmv_buf_put(b, tmp, n);
-}
-
-static bool get_varint(const unsigned char **p, const unsigned char *end, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	for (int shift = 0; shift < 64 && *p < end; shift += 7) {
-		unsigned char c = *(*p)++;
-		v |= (uint64_t)(c & 0x7f) << shift;
-		if (!(c & 0x80)) {
-			*out = v;
-			return true;
-		}
-	}
-	return false;
-}
+#define put_varint cmv__varint_put
+#define get_varint cmv__varint_get
 
 /* meta = magic, holes, the separator after the record, then the template. */
 static int build_meta(cmv_buf *meta, const char *rec, size_t len, record_build *rb, const char *sep,

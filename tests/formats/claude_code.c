@@ -35,6 +35,8 @@ static const char *transcripts_dir(void)
 	const char *d = getenv("CMV_TRANSCRIPTS");
 	struct stat st;
 
+	if (!d || !*d)
+		d = CMV_TEST_TRANSCRIPTS;
 	if (!d || stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
 		fail_msg("the shared transcripts are missing (CMV_TRANSCRIPTS=%s)", d ? d : "(unset)");
 	return d;
