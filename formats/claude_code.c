@@ -3,12 +3,17 @@
  * Claude Code session JSONL: lossless import, byte-identical export.
  *
  * Design notes
- *  - Every record of the file becomes a node, in the DAG that parentUuid
- *    draws (logicalParentUuid across a compaction boundary, so nothing
- *    before a compaction falls off the branch). User and assistant lines
- *    are messages; everything else (progress, system, summary,
+ *  - Every record of the file becomes a node. User and assistant lines are
+ *    messages; everything else (progress, system, summary,
  *    file-history-snapshot, queue-operation, pr-link, types not seen yet)
  *    is an event, never sent to a model but kept.
+ *  - The DAG is the conversation, linearized: a record follows the chain's
+ *    tail in file order, so the branch's path holds the results of parallel
+ *    tool calls (which Claude Code parents on their tool_use line, off the
+ *    path from the newest message) and crosses compaction boundaries. A new
+ *    prompt whose parentUuid points at or before an earlier message of the
+ *    chain is a rewind: the chain forks there, and the abandoned tail keeps
+ *    a branch. Sidechain records hang by their parentUuid, off the chain.
  *  - A record is stored as a template: its exact bytes with the content cut
  *    out. Each cut is a hole, marked by a NUL byte (which cannot occur in
  *    JSON text), and filled from a block's blob on export: a string is
@@ -214,7 +219,7 @@ static int build_meta(cmv_buf *meta, const char *rec, size_t len, record_build *
 
 typedef struct {
 	char **keys;
-	cmv_id *vals;
+	size_t *vals; /* record index */
 	size_t cap, n;
 } uuid_map;
 
@@ -229,13 +234,13 @@ static size_t map_slot(const uuid_map *m, const char *k)
 	return i;
 }
 
-static int map_put(uuid_map *m, const char *k, const cmv_id *v)
+static int map_put(uuid_map *m, const char *k, size_t v)
 {
 	if ((m->n + 1) * 2 > m->cap) {
 		uuid_map old = *m;
 		m->cap = old.cap ? old.cap * 2 : 1024;
 		m->n = 0;
-		if (!(m->keys = cmv__calloc(m->cap, sizeof(char *))) || !(m->vals = cmv__calloc(m->cap, sizeof(cmv_id)))) {
+		if (!(m->keys = cmv__calloc(m->cap, sizeof(char *))) || !(m->vals = cmv__calloc(m->cap, sizeof(size_t)))) {
 			free(m->keys);
 			*m = old;
 			return CMV_ENOMEM;
@@ -256,16 +261,17 @@ static int map_put(uuid_map *m, const char *k, const cmv_id *v)
 			return CMV_ENOMEM;
 		m->n++;
 	}
-	m->vals[s] = *v;
+	m->vals[s] = v;
 	return 0;
 }
 
-static const cmv_id *map_get(const uuid_map *m, const char *k)
+/* The record index of a uuid, or SIZE_MAX. */
+static size_t map_get(const uuid_map *m, const char *k)
 {
 	if (!m->cap || !k)
-		return NULL;
+		return SIZE_MAX;
 	size_t s = map_slot(m, k);
-	return m->keys[s] ? &m->vals[s] : NULL;
+	return m->keys[s] ? m->vals[s] : SIZE_MAX;
 }
 
 static void map_dispose(uuid_map *m)
@@ -300,9 +306,120 @@ static int read_file(cmv_buf *out, const char *path)
 }
 
 typedef struct {
-	cmv_id *ids; /* every record, in file order */
+	cmv_id *ids;          /* every record, in file order */
+	size_t *chain_parent; /* its parent in the DAG (a record index), or SIZE_MAX */
+	uint64_t *depth;
+	unsigned char *on_chain; /* on the current conversation chain */
+	unsigned char *is_msg;
 	size_t n, cap;
 } record_list;
+
+static int record_list_push(record_list *rl, const cmv_id *id, size_t parent, bool on_chain, bool msg)
+{
+	if (rl->n == rl->cap) {
+		size_t ncap = rl->cap ? rl->cap * 2 : 256;
+		void *a = cmv__realloc(rl->ids, ncap * sizeof(*rl->ids));
+		if (!a)
+			return CMV_ENOMEM;
+		rl->ids = a;
+		if (!(a = cmv__realloc(rl->chain_parent, ncap * sizeof(*rl->chain_parent))))
+			return CMV_ENOMEM;
+		rl->chain_parent = a;
+		if (!(a = cmv__realloc(rl->depth, ncap * sizeof(*rl->depth))))
+			return CMV_ENOMEM;
+		rl->depth = a;
+		if (!(a = cmv__realloc(rl->on_chain, ncap)))
+			return CMV_ENOMEM;
+		rl->on_chain = a;
+		if (!(a = cmv__realloc(rl->is_msg, ncap)))
+			return CMV_ENOMEM;
+		rl->is_msg = a;
+		rl->cap = ncap;
+	}
+	rl->ids[rl->n] = *id;
+	rl->chain_parent[rl->n] = parent;
+	rl->depth[rl->n] = parent == SIZE_MAX ? 0 : rl->depth[parent] + 1;
+	rl->on_chain[rl->n] = on_chain;
+	rl->is_msg[rl->n] = msg;
+	rl->n++;
+	return 0;
+}
+
+/*
+ * A new prompt typed by the user: a user record with text that is not a
+ * tool result, a meta line or a compaction summary. Only such a record can
+ * start a rewind.
+ */
+static bool is_prompt(const cJSON *j, const char *type)
+{
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message"), *content;
+
+	if (!type || strcmp(type, "user") || !cJSON_IsObject(msg) ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isMeta")) ||
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isCompactSummary")))
+		return false;
+	content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+	if (cJSON_IsString(content))
+		return true;
+	for (const cJSON *b = content ? content->child : NULL; b; b = b->next) {
+		const char *bt = cj_str(b, "type");
+		if (bt && !strcmp(bt, "tool_result"))
+			return false;
+	}
+	return cJSON_IsArray(content) && content->child;
+}
+
+/* Make the chain the path from `tip` to the root; the depth of its last message in *last_msg. */
+static void rebuild_chain(record_list *rl, size_t tip, uint64_t *last_msg)
+{
+	bool found = false;
+
+	memset(rl->on_chain, 0, rl->n);
+	*last_msg = 0;
+	for (size_t a = tip; a != SIZE_MAX; a = rl->chain_parent[a]) {
+		rl->on_chain[a] = 1;
+		if (!found && rl->is_msg[a]) {
+			*last_msg = rl->depth[a];
+			found = true;
+		}
+	}
+}
+
+/*
+ * Create a branch at `at`, or move it forward. Moving it sideways is
+ * refused unless forced, or unless its old position stays on one of the
+ * `kept` nodes (after a rewind, the abandoned tail keeps a branch).
+ */
+static int session_branch(cmv_repo *repo, const char *path, const char *branch, const cmv_id *at,
+			  const char *session_ref, unsigned int flags, const cmv_id *kept, size_t n_kept)
+{
+	cmv_ref *b = NULL;
+	int error = cmv_ref_lookup(&b, repo, branch);
+
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		return cmv_branch_create(repo, branch, at, session_ref);
+	}
+	if (error == 0 && !cmv_id_equal(&b->target, at)) {
+		int anc = b->type == CMV_REF_BRANCH && !cmv_id_is_none(&b->target)
+				  ? cmv_is_ancestor(repo, &b->target, at)
+				  : 0;
+		for (size_t k = 0; anc == 0 && k < n_kept; k++)
+			anc = cmv_is_ancestor(repo, &b->target, &kept[k]);
+		if (anc < 0)
+			error = anc;
+		else if (b->type != CMV_REF_BRANCH)
+			error = cmv_error__set(CMV_EINVALID, "'%s' is not a branch", branch);
+		else if (!anc && !(flags & CMV_IMPORT_FORCE))
+			error = cmv_error__set(CMV_EMODIFIED,
+					       "%s: branch '%s' has diverged from the session (force it, or import into another branch)",
+					       path, branch);
+		else
+			error = cmv_branch_update(repo, branch, at, &b->target);
+	}
+	cmv_ref_free(b);
+	return error;
+}
 
 static int write_chunked_manifest(cmv_id *out, cmv_repo *repo, const record_list *rl,
 				  const char *session_id, const char *lead, size_t lead_len)
@@ -364,6 +481,8 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	record_build rb;
 	record_list rl;
 	uuid_map uuids;
+	size_t tail = SIZE_MAX, *abandoned = NULL, n_abandoned = 0, cap_abandoned = 0;
+	uint64_t last_msg_depth = 0;
 	cmv_import_result res;
 	char session_id[128] = "";
 	const char *p, *end, *lead_end;
@@ -462,18 +581,44 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 		m.n_blocks = rb.n_blocks;
 		m.meta = meta.ptr;
 		m.meta_len = meta.size;
-		const cmv_id *pid = map_get(&uuids, parent);
+		/*
+		 * The record's place in the DAG. Records follow the chain's tail in
+		 * file order: parallel tool results (parented on their tool_use
+		 * line), events and compaction boundaries included, so the
+		 * branch's path is the conversation. A new prompt whose parent is
+		 * at or before an earlier message of the chain is a rewind: the
+		 * chain forks there and the abandoned tail keeps a branch.
+		 * Sidechain records hang by their parentUuid, off the chain.
+		 */
+		size_t pidx = map_get(&uuids, parent), cparent = tail;
+		bool sidechain = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain"));
+		if (sidechain) {
+			cparent = pidx;
+		} else if (pidx != SIZE_MAX && rl.on_chain[pidx] && pidx != tail && is_prompt(j, type) &&
+			   last_msg_depth > rl.depth[pidx] && rl.is_msg[pidx]) {
+			if ((error = grow((void **)&abandoned, &cap_abandoned, n_abandoned, sizeof(*abandoned))) < 0) {
+				cJSON_Delete(j);
+				goto fail;
+			}
+			abandoned[n_abandoned++] = tail;
+			cparent = pidx;
+			rebuild_chain(&rl, pidx, &last_msg_depth);
+		}
 		cmv_id id;
-		if ((error = grow((void **)&rl.ids, &rl.cap, rl.n, sizeof(*rl.ids))) < 0 ||
-		    (error = cmv_node_write(&id, repo, pid, &m)) < 0) {
+		if ((error = cmv_node_write(&id, repo, cparent == SIZE_MAX ? NULL : &rl.ids[cparent], &m)) < 0) {
 			cJSON_Delete(j);
 			cmv_error__prefix("%s:%zu: ", path, lineno);
 			goto fail;
 		}
-		rl.ids[rl.n++] = id;
-		if (uuid && (error = map_put(&uuids, uuid, &id)) < 0) {
+		if ((error = record_list_push(&rl, &id, cparent, !sidechain, is_msg)) < 0 ||
+		    (uuid && (error = map_put(&uuids, uuid, rl.n - 1)) < 0)) {
 			cJSON_Delete(j);
 			goto fail;
+		}
+		if (!sidechain) {
+			tail = rl.n - 1;
+			if (is_msg)
+				last_msg_depth = rl.depth[tail];
 		}
 		cJSON_Delete(j);
 		res.records++;
@@ -521,46 +666,35 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	if (error < 0)
 		goto fail;
 
-	/* the conversation: a branch at the newest user or assistant record */
-	cmv_id leaf;
-	bool have_leaf = false;
-	for (size_t i = rl.n; i-- > 0 && !have_leaf;) {
-		cmv_node *n = NULL;
-		if ((error = cmv_node_read(&n, repo, &rl.ids[i])) < 0)
-			goto fail;
-		if (n->kind == CMV_KIND_MESSAGE) {
-			leaf = n->id;
-			have_leaf = true;
-		}
-		cmv_node_free(n);
-	}
+	/*
+	 * The conversation is a branch at the chain's tail; each abandoned tail
+	 * (a rewind) keeps a branch NAME.2, NAME.3, ... in file order, which
+	 * stays stable as the file grows.
+	 */
 	char branch[CMV_REF_NAME_MAX + 1];
-	snprintf(branch, sizeof(branch), "%s", opts->branch ? opts->branch : name.ptr + 3);
-	if (have_leaf) {
-		cmv_ref *b = NULL;
-		error = cmv_ref_lookup(&b, repo, branch);
-		if (error == CMV_ENOTFOUND) {
-			cmv_error_clear();
-			error = cmv_branch_create(repo, branch, &leaf, name.ptr);
-		} else if (error == 0 && !cmv_id_equal(&b->target, &leaf)) {
-			int anc = b->type == CMV_REF_BRANCH && !cmv_id_is_none(&b->target)
-					  ? cmv_is_ancestor(repo, &b->target, &leaf)
-					  : 0;
-			if (anc < 0)
-				error = anc;
-			else if (b->type != CMV_REF_BRANCH)
-				error = cmv_error__set(CMV_EINVALID, "'%s' is not a branch", branch);
-			else if (!anc && !(opts->flags & CMV_IMPORT_FORCE))
-				error = cmv_error__set(CMV_EMODIFIED,
-						       "%s: branch '%s' has diverged from the session (force it, or import into another branch)",
-						       path, branch);
-			else
-				error = cmv_branch_update(repo, branch, &leaf, &b->target);
-		}
-		cmv_ref_free(b);
-		if (error < 0)
-			goto fail;
+	bool have_leaf = tail != SIZE_MAX;
+	cmv_id leaf;
+	cmv_buf alt = CMV_BUF_INIT(4096);
+	cmv_id *kept = cmv__calloc(n_abandoned ? n_abandoned : 1, sizeof(*kept));
+	if (!kept) {
+		error = CMV_ENOMEM;
+		goto fail;
 	}
+	snprintf(branch, sizeof(branch), "%s", opts->branch ? opts->branch : name.ptr + 3);
+	for (size_t k = 0; k < n_abandoned && !error; k++) {
+		kept[k] = rl.ids[abandoned[k]];
+		cmv_buf_clear(&alt);
+		if ((error = cmv_buf_printf(&alt, "%s.%zu", branch, k + 2)) == 0)
+			error = session_branch(repo, path, alt.ptr, &kept[k], name.ptr, opts->flags, NULL, 0);
+	}
+	cmv_buf_dispose(&alt);
+	if (!error && have_leaf) {
+		leaf = rl.ids[tail];
+		error = session_branch(repo, path, branch, &leaf, name.ptr, opts->flags, kept, n_abandoned);
+	}
+	free(kept);
+	if (error < 0)
+		goto fail;
 	if ((error = cmv_repo_txn_commit(repo)) < 0)
 		goto out;
 	snprintf(res.branch, sizeof(res.branch), "%s", have_leaf ? branch : name.ptr);
@@ -572,6 +706,11 @@ fail:
 out:
 	record_build_dispose(&rb);
 	free(rl.ids);
+	free(rl.chain_parent);
+	free(rl.depth);
+	free(rl.on_chain);
+	free(rl.is_msg);
+	free(abandoned);
 	map_dispose(&uuids);
 	cmv_buf_dispose(&file);
 	cmv_buf_dispose(&scratch);

@@ -112,7 +112,7 @@ run list --sessions; ok "the session is listed" has "cc/9b76dc0f-dc1b-4822-ac56-
 run export --session 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 -o "$WORK/cc.jsonl"
 ok "export --session" test $rc -eq 0
 ok "export --session is byte-identical" cmp -s "$WORK/cc.jsonl" "$CC"
-run log 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 -n 1; ok "the session's branch" has "SECRETS.md" "$out"
+run log 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032; ok "the session's branch" has "Created \`SECRETS.md\`" "$out"
 run export --session no-such-session; ok "unknown session" test $rc -eq 1
 
 # --- the store is found from a subdirectory, and by CMV_DIR ---

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <sys/stat.h>
+#include <cjson/cJSON.h>
 #include "../support/test.h"
 
 typedef test_store fixture;
@@ -53,7 +54,67 @@ static void session_of(char *out, size_t n, cmv_repo *repo, const char *branch)
 	cmv_ref_free(r);
 }
 
-static size_t files_checked;
+static size_t files_checked, orphans_seen;
+
+/*
+ * The branch's path is the conversation: it holds every tool call of the
+ * file outside sidechains, and each call's result, except calls the
+ * session never answered (MANIFEST: one each in 8c-, fc- and f6108699-).
+ */
+static void check_pairing(fixture *f, const char *path, const char *branch)
+{
+	cmv_buf file = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_walk *w = NULL;
+	const cmv_node *n;
+	cmv_id tip;
+	char **uses = NULL, **results = NULL;
+	size_t n_uses = 0, n_results = 0, file_uses = 0, unanswered = 0;
+
+	read_all(&file, path);
+	for (char *line = file.ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		cJSON *j = cJSON_ParseWithLength(line, nl ? (size_t)(nl - line) : strlen(line));
+		const cJSON *c = j ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "message"), "content") : NULL;
+		if (j && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")) && cJSON_IsArray(c))
+			for (const cJSON *b = c->child; b; b = b->next)
+				file_uses += cJSON_IsString(cJSON_GetObjectItemCaseSensitive(b, "type")) &&
+					     !strcmp(cJSON_GetObjectItemCaseSensitive(b, "type")->valuestring, "tool_use");
+		cJSON_Delete(j); /* a glued or cut line parses as nothing here: not a tool call */
+	}
+	assert_cmv_ok(cmv_resolve(&tip, f->repo, branch));
+	assert_cmv_ok(cmv_walk_new(&w, f->repo, &tip));
+	while (cmv_walk_next(&n, w) == 0)
+		for (size_t i = 0; i < n->n_blocks; i++) {
+			const cmv_block *b = &n->blocks[i];
+			if (!b->tool_id)
+				continue;
+			if (!strcmp(b->type, "tool_use")) {
+				uses = realloc(uses, (n_uses + 1) * sizeof(*uses));
+				uses[n_uses++] = strdup(b->tool_id);
+			} else if (!strcmp(b->type, "tool_result")) {
+				results = realloc(results, (n_results + 1) * sizeof(*results));
+				results[n_results++] = strdup(b->tool_id);
+			}
+		}
+	cmv_walk_free(w);
+	for (size_t i = 0; i < n_uses; i++) {
+		bool found = false;
+		for (size_t k = 0; k < n_results && !found; k++)
+			found = !strcmp(uses[i], results[k]);
+		unanswered += !found;
+	}
+	/* glued lines hide a few calls from the line-by-line count above; never the other way */
+	assert_true(n_uses >= file_uses);
+	assert_true(unanswered <= 1);
+	orphans_seen += unanswered;
+	for (size_t i = 0; i < n_uses; i++)
+		free(uses[i]);
+	for (size_t i = 0; i < n_results; i++)
+		free(results[i]);
+	free(uses);
+	free(results);
+	cmv_buf_dispose(&file);
+}
 
 static void check_file(fixture *f, const char *path)
 {
@@ -76,6 +137,7 @@ static void check_file(fixture *f, const char *path)
 			i++;
 		fail_msg("%s: export differs at byte %zu of %zu", path, i, orig.size);
 	}
+	check_pairing(f, path, res.branch);
 	/* the same file again: nothing new */
 	rows = test_total_rows(f->repo);
 	assert_cmv_ok(cmv_import_claude_code_file(&res, f->repo, path, NULL));
@@ -115,9 +177,10 @@ static void test_formats_claude_code__every_session_round_trips_byte_for_byte(vo
 	size_t problems = 99;
 
 	snprintf(dir, sizeof(dir), "%s/claude-code", transcripts_dir());
-	files_checked = 0;
+	files_checked = orphans_seen = 0;
 	walk_dir(f, dir);
 	assert_true(files_checked >= 14);
+	assert_int_equal(orphans_seen, 3); /* 8c-, fc- and f6108699- each end one call unanswered */
 	assert_cmv_ok(cmv_fsck(&problems, f->repo, NULL, NULL));
 	assert_int_equal(problems, 0);
 }
@@ -235,7 +298,7 @@ static void test_formats_claude_code__glued_cut_off_and_malformed_lines(void **s
 	cmv_id tip;
 	assert_cmv_ok(cmv_resolve(&tip, f->repo, res.branch));
 	assert_cmv_ok(cmv_walk_new(&w, f->repo, &tip));
-	assert_int_equal(cmv_walk_length(w), 3); /* u1 -> u2 -> u3; the snapshot is not in the chain */
+	assert_int_equal(cmv_walk_length(w), 4); /* u1 -> u2 -> the snapshot -> u3, in file order */
 	cmv_walk_free(w);
 
 	/* a last line cut off mid-write is left for next time */
@@ -258,6 +321,36 @@ static void test_formats_claude_code__glued_cut_off_and_malformed_lines(void **s
 	assert_error_mentions("bad.jsonl:2:");
 	assert_int_equal(test_total_rows(f->repo), rows);
 	cmv_buf_dispose(&back);
+}
+
+/* A rewind: the chain forks, the abandoned tail keeps a branch, the main branch follows. */
+static void test_formats_claude_code__rewind_forks_the_chain(void **state)
+{
+	fixture *f = *state;
+	char path[4096];
+	cmv_import_result res;
+	cmv_id a, b;
+	cmv_walk *w = NULL;
+	const char before[] = REC("s-5", "u1", "null", "start") "\n" REC("s-5", "u2", "\"u1\"", "middle") "\n"
+		REC("s-5", "u3", "\"u2\"", "first answer") "\n";
+	const char after[] = REC("s-5", "u1", "null", "start") "\n" REC("s-5", "u2", "\"u1\"", "middle") "\n"
+		REC("s-5", "u3", "\"u2\"", "first answer") "\n" REC("s-5", "u4", "\"u2\"", "edited prompt") "\n"
+		REC("s-5", "u5", "\"u4\"", "goes on") "\n";
+
+	snprintf(path, sizeof(path), "%s/rewind.jsonl", f->dir);
+	write_file(path, before, sizeof(before) - 1);
+	assert_cmv_ok(cmv_import_claude_code_file(&res, f->repo, path, NULL));
+	assert_string_equal(res.branch, "s-5");
+	write_file(path, after, sizeof(after) - 1);
+	assert_cmv_ok(cmv_import_claude_code_file(&res, f->repo, path, NULL));
+	assert_cmv_ok(cmv_resolve(&a, f->repo, "s-5"));
+	assert_cmv_ok(cmv_resolve(&b, f->repo, "s-5.2"));
+	assert_cmv_ok(cmv_walk_new(&w, f->repo, &a));
+	assert_int_equal(cmv_walk_length(w), 4); /* u1 u2 u4 u5 */
+	cmv_walk_free(w);
+	assert_cmv_ok(cmv_walk_new(&w, f->repo, &b));
+	assert_int_equal(cmv_walk_length(w), 3); /* u1 u2 u3 */
+	cmv_walk_free(w);
 }
 
 /* Escapes JavaScript would not write (\u00e9, \/) still come back byte for byte. */
@@ -299,6 +392,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_formats_claude_code__grown_file_adds_only_its_tail, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_formats_claude_code__glued_cut_off_and_malformed_lines, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_formats_claude_code__unusual_escapes_round_trip, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_formats_claude_code__rewind_forks_the_chain, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("formats: claude code", tests, NULL, NULL);
 }
