@@ -164,12 +164,10 @@ static int content_block(record_build *rb, const char *rec, jspan el, const cJSO
 					 cJSON_IsTrue(err) ? CMV_BLOCK_ERROR : 0, scratch);
 	} else if (!strcmp(type, "image")) {
 		jspan src;
-		const cJSON *csrc = cJSON_GetObjectItemCaseSensitive(cel, "source");
 		if (jscan_member(&src, el, "source") == 1 && *src.p == '{' && jscan_member(&v, src, "data") == 1 &&
 		    *v.p == '"')
 			return add_block(rb, rec, v, "image", NULL, NULL, "application/vnd.cmv.base64",
 					 0, scratch);
-		(void)csrc;
 	}
 	/* Anything else: the whole block, raw. */
 	return add_block(rb, rec, el, cj_str(cel, "type") ? cj_str(cel, "type") : "unknown", NULL, NULL,
@@ -517,8 +515,8 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
 			if (!nl) {
 				/* the last line, cut off: the session is still being written */
-				res.skipped_lines[res.skipped < CMV_IMPORT_SKIPPED_LISTED ? res.skipped : 0] = lineno;
-				res.skipped++;
+				res.skipped_lines[0] = lineno;
+				res.skipped = 1;
 				break;
 			}
 			error = cmv_error__set(CMV_EINVALID, "%s:%zu: malformed JSON record", path, lineno);

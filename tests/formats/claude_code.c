@@ -196,7 +196,6 @@ static void test_formats_claude_code__compaction_keeps_history_on_the_branch(voi
 	const cmv_node *n;
 	size_t messages = 0;
 	bool saw_boundary = false;
-	cmv_buf blob = CMV_BUF_INIT(1 << 24);
 
 	snprintf(path, sizeof(path), "%s/claude-code/entireio-cli/91-b42542f24f-0__53ea1606-cf60-417b-928a-068324ecc7b3.jsonl",
 		 transcripts_dir());
@@ -214,7 +213,6 @@ static void test_formats_claude_code__compaction_keeps_history_on_the_branch(voi
 	assert_true(saw_boundary);
 	/* 96 user + 129 assistant lines in the file; the active chain holds most of them */
 	assert_true(messages > 150);
-	cmv_buf_dispose(&blob);
 }
 
 static void write_file(const char *path, const char *data, size_t len)
