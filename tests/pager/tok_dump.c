@@ -1,8 +1,35 @@
 /* SPDX-License-Identifier: MIT */
-/* Test helper: write a file's token ids as uint32 little-endian (for cmp with the reference). */
+/*
+ * Test helper: write a file's token ids for comparison with a reference.
+ *   tok_dump TOKENIZER IN OUT          uint32 little-endian ids of the whole file
+ *   tok_dump --lines TOKENIZER IN OUT  each line (without its '\n') encoded on
+ *                                      its own, ids space-separated, one output
+ *                                      line per input line: spm_encode's format
+ */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cmv/cmv.h"
+
+static int dump_lines(cmv_tok *tok, const cmv_buf *text, FILE *out)
+{
+	const char *p = text->ptr, *end = text->ptr + text->size;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		uint32_t *ids = NULL;
+		size_t n = 0;
+		if (cmv_tok_encode(&ids, &n, tok, p, len) < 0)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			fprintf(out, i ? " %u" : "%u", ids[i]);
+		fputc('\n', out);
+		free(ids);
+		p += len + 1;
+	}
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -13,11 +40,13 @@ int main(int argc, char **argv)
 	char chunk[65536];
 	size_t got;
 	FILE *in, *out;
+	int lines = argc == 5 && !strcmp(argv[1], "--lines");
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: tok_dump TOKENIZER IN OUT\n");
+	if (argc != 4 && !lines) {
+		fprintf(stderr, "usage: tok_dump [--lines] TOKENIZER IN OUT\n");
 		return 2;
 	}
+	argv += lines;
 	if (!(in = fopen(argv[2], "rb")) || !(out = fopen(argv[3], "wb"))) {
 		perror("tok_dump");
 		return 1;
@@ -25,7 +54,8 @@ int main(int argc, char **argv)
 	while ((got = fread(chunk, 1, sizeof(chunk), in)) > 0)
 		cmv_buf_put(&text, chunk, got);
 	fclose(in);
-	if (cmv_tok_load(&tok, argv[1], NULL) < 0 || cmv_tok_encode(&ids, &n, tok, text.ptr, text.size) < 0) {
+	if (cmv_tok_load(&tok, argv[1], NULL) < 0 ||
+	    (lines ? dump_lines(tok, &text, out) : cmv_tok_encode(&ids, &n, tok, text.ptr, text.size)) < 0) {
 		fprintf(stderr, "tok_dump: %s\n", cmv_error_last()->message);
 		return 1;
 	}

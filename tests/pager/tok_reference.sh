@@ -4,7 +4,11 @@
 # the Rust code as wasm; installed by scripts/setup) for cl100k_base and
 # o200k_base, and with llama3-tokenizer-js@1.2.0 for llama3, over: every file
 # in ../shared/transcripts/, this project's own sources, and a generated
-# multilingual/code/adversarial corpus.
+# multilingual/code/adversarial corpus. Then the SentencePiece models, line by
+# line: against spm_encode (libsentencepiece's own tool, on the same .model
+# files) for llama2, mistral-7b-v0.1 and gemma3, and against the JavaScript
+# packages the models were converted from (llama-tokenizer-js,
+# mistral-tokenizer-js), which checks the converter.
 # Usage: tok_reference.sh TOK_DUMP DATA_DIR SOURCE_DIR
 set -euo pipefail
 DUMP=$1 DATA=$2 SRC=$3
@@ -81,4 +85,50 @@ for enc in cl100k_base o200k_base llama3; do
 		total=$((total + $(stat -c %s "$WORK/$enc/$i.ref") / 4))
 	done
 done
-echo "tok_reference: ${#files[@]} files x 3 tokenizers, $total ids, all identical to the references"
+echo "tok_reference: ${#files[@]} files x 3 tiktoken-family tokenizers, $total ids, all identical to the references"
+
+# ---- SentencePiece ------------------------------------------------------------
+command -v spm_encode >/dev/null || { echo "tok_reference: spm_encode is missing: run scripts/setup" >&2; exit 1; }
+cat >"$REF/ref_spm_js.mjs" <<'JS'
+// node ref_spm_js.mjs PKGDIR IN OUT: each line encoded alone, no BOS, as spm_encode prints ids
+import fs from 'fs';
+import path from 'path';
+import { pathToFileURL } from 'url';
+const [pkgDir, inFile, outFile] = process.argv.slice(2);
+const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
+const tok = (await import(pathToFileURL(path.join(pkgDir, pkg.main)).href)).default;
+const lines = fs.readFileSync(inFile, 'utf8').split('\n');
+if (lines[lines.length - 1] === '') lines.pop();
+fs.writeFileSync(outFile, lines.map(l => tok.encode(l, false).join(' ') + '\n').join(''));
+JS
+# spm_encode is about 2 MB/s: the SentencePiece pass takes a sample, not everything.
+# Invalid UTF-8 is left out: spm_encode replaces each bad byte, cmv (like node) each
+# maximal invalid sequence.
+spm_files=("$WORK/generated.txt" "$SRC/pager/tok.c" "$SRC/formats/claude_code.c")
+mapfile -t -O 3 spm_files < <(find "$TRANSCRIPTS" -type f \( -name '*.json*' -o -name '*.traj' \) -size -400k | sort | head -12)
+lines=0
+for model in llama2 mistral-7b-v0.1 gemma3; do
+	for i in "${!spm_files[@]}"; do
+		f=${spm_files[$i]}
+		"$DUMP" --lines "$model" "$f" "$WORK/$model.$i.cmv"
+		spm_encode --model="$DATA/tokenizers/$model.model" --output_format=id <"$f" >"$WORK/$model.$i.spm"
+		if ! cmp -s "$WORK/$model.$i.cmv" "$WORK/$model.$i.spm"; then
+			echo "MISMATCH $model (spm_encode) $f: $(cmp "$WORK/$model.$i.cmv" "$WORK/$model.$i.spm" 2>&1 | head -1)" >&2
+			exit 1
+		fi
+		case $model in
+		llama2) pkg=llama-tokenizer-js ;;
+		mistral-7b-v0.1) pkg=mistral-tokenizer-js ;;
+		*) pkg= ;;
+		esac
+		if [ -n "$pkg" ]; then
+			node "$REF/ref_spm_js.mjs" "$REF/$pkg" "$f" "$WORK/$model.$i.js"
+			if ! cmp -s "$WORK/$model.$i.cmv" "$WORK/$model.$i.js"; then
+				echo "MISMATCH $model ($pkg) $f: $(cmp "$WORK/$model.$i.cmv" "$WORK/$model.$i.js" 2>&1 | head -1)" >&2
+				exit 1
+			fi
+		fi
+		lines=$((lines + $(wc -l <"$f")))
+	done
+done
+echo "tok_reference: ${#spm_files[@]} files x 3 SentencePiece models, $lines lines, identical to spm_encode (and to the JS packages for llama2, mistral-7b-v0.1)"

