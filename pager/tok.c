@@ -445,6 +445,14 @@ static int load_spm(cmv_tok *t, const tok_spec *spec, const char *path)
 #endif
 }
 
+bool cmv_tok_is_known(const char *name)
+{
+	for (size_t i = 0; name && i < CMV_ARRAY_SIZE(specs); i++)
+		if (!strcmp(name, specs[i].name))
+			return true;
+	return false;
+}
+
 static void known_names(cmv_buf *out)
 {
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(specs); i++)

@@ -14,5 +14,6 @@
 #include "dag.h"
 #include "formats.h"
 #include "tok.h"
+#include "model.h"
 
 #endif

@@ -45,6 +45,9 @@ typedef struct cmv_tok cmv_tok;
 CMV_EXTERN(int) cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir);
 CMV_EXTERN(void) cmv_tok_free(cmv_tok *tok);
 
+/** Whether `name` is one of the tokenizer names above (installed or not). */
+CMV_EXTERN(bool) cmv_tok_is_known(const char *name);
+
 /** The tokenizer's name ("o200k_base"). Borrowed; lives as long as tok. */
 CMV_EXTERN(const char *) cmv_tok_name(const cmv_tok *tok);
 /** Number of ordinary tokens in the vocabulary. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cjson/cJSON.h>
 #include "cmv/cmv.h"
 
 static int dump_lines(cmv_tok *tok, const cmv_buf *text, FILE *out)
@@ -31,6 +32,30 @@ static int dump_lines(cmv_tok *tok, const cmv_buf *text, FILE *out)
 	return 0;
 }
 
+static int count_json_lines(cmv_tok *tok, const cmv_buf *text, FILE *out)
+{
+	const char *p = text->ptr, *end = text->ptr + text->size;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p), n;
+		cJSON *s = cJSON_ParseWithLength(p, len);
+		if (!cJSON_IsString(s)) {
+			fprintf(stderr, "tok_dump: a line is not a JSON string\n");
+			cJSON_Delete(s);
+			return -1;
+		}
+		if (cmv_tok_count(&n, tok, s->valuestring, strlen(s->valuestring)) < 0) {
+			cJSON_Delete(s);
+			return -1;
+		}
+		fprintf(out, "%zu\n", n);
+		cJSON_Delete(s);
+		p += len + 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	cmv_tok *tok = NULL;
@@ -41,12 +66,13 @@ int main(int argc, char **argv)
 	size_t got;
 	FILE *in, *out;
 	int lines = argc == 5 && !strcmp(argv[1], "--lines");
+	int counts = argc == 5 && !strcmp(argv[1], "--count-json");
 
-	if (argc != 4 && !lines) {
-		fprintf(stderr, "usage: tok_dump [--lines] TOKENIZER IN OUT\n");
+	if (argc != 4 && !lines && !counts) {
+		fprintf(stderr, "usage: tok_dump [--lines | --count-json] TOKENIZER IN OUT\n");
 		return 2;
 	}
-	argv += lines;
+	argv += lines || counts;
 	if (!(in = fopen(argv[2], "rb")) || !(out = fopen(argv[3], "wb"))) {
 		perror("tok_dump");
 		return 1;
@@ -55,7 +81,9 @@ int main(int argc, char **argv)
 		cmv_buf_put(&text, chunk, got);
 	fclose(in);
 	if (cmv_tok_load(&tok, argv[1], NULL) < 0 ||
-	    (lines ? dump_lines(tok, &text, out) : cmv_tok_encode(&ids, &n, tok, text.ptr, text.size)) < 0) {
+	    (lines    ? dump_lines(tok, &text, out)
+	     : counts ? count_json_lines(tok, &text, out)
+		      : cmv_tok_encode(&ids, &n, tok, text.ptr, text.size)) < 0) {
 		fprintf(stderr, "tok_dump: %s\n", cmv_error_last()->message);
 		return 1;
 	}

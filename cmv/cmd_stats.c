@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmv stats [REF] [--model M,...] [--json]: a conversation's tokens per model
+ * and per kind of content. Models default to the branch's own (cmv model)
+ * when it is a registry key, else gpt-4o and claude-sonnet-4-5. Counts go
+ * through the store's token cache, so a second run tokenizes nothing.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "cmd.h"
+
+static const char *s_ref, *s_models;
+static bool s_json;
+const cli_opt opts_stats[] = {
+	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &s_ref, NULL },
+	{ OPT_VALUE, "model", 'm', "M,...", "models to count for (see 'cmv models')", &s_models, NULL },
+	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &s_json },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
+/* The branch's model when it is a registry key; "" otherwise. */
+static void branch_model(cmv_buf *out, cli_ctx *ctx, const char *ref)
+{
+	cmv_buf head = CMV_BUF_INIT(CMV_BUF_SMALL);
+	const char *branch = ref;
+
+	cmv_buf_clear(out);
+	if (!ref) {
+		if (cmv_head_get(&head, ctx->repo) < 0) {
+			cmv_buf_dispose(&head);
+			return;
+		}
+		branch = head.ptr;
+	}
+	if (branch && cmv_branch_llm_get(out, ctx->repo, branch) < 0)
+		cmv_buf_clear(out);
+	if (out->size && out->ptr[0] == '{')
+		cmv_buf_clear(out);
+	cmv_buf_dispose(&head);
+}
+
+CMD(stats)
+{
+	cmv_models *models = NULL;
+	cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
+	char **names = NULL;
+	size_t n_names = 0;
+	cJSON *arr = NULL;
+	cmv_id tip;
+	char hex[CMV_ID_HEXSZ + 1];
+	int rc = EXIT_OK;
+
+	CLI_PARSE("stats");
+	if ((rc = cli_resolve(&tip, ctx, s_ref)) != 0)
+		return rc;
+	branch_model(&own, ctx, s_ref);
+	names = cli_split_commas(s_models ? s_models : own.size ? own.ptr : "gpt-4o,claude-sonnet-4-5",
+				 &n_names);
+	if (!names || !n_names) {
+		free(names);
+		cmv_buf_dispose(&own);
+		return cli_usage_error(cli_find("stats"), "--model needs at least one model");
+	}
+	if (cmv_models_load(&models, NULL) < 0) {
+		rc = cli_fail("cannot load the model registry");
+		goto done;
+	}
+	if (s_json)
+		arr = cJSON_CreateArray();
+	else
+		printf("%s %s\n", s_ref ? s_ref : "HEAD", cli_short(&tip, hex));
+	/* one transaction: the token cache rows land together */
+	if (cmv_repo_txn_begin(ctx->repo) < 0) {
+		rc = cli_fail("cannot start a transaction");
+		goto done;
+	}
+	for (size_t i = 0; i < n_names && rc == EXIT_OK; i++) {
+		const cmv_model *m;
+		cmv_tok *tok = NULL;
+		cmv_token_stats st;
+		if (cmv_models_find(&m, models, names[i]) < 0) {
+			rc = cli_fail("unknown model");
+			break;
+		}
+		if (cmv_tok_load(&tok, m->tokenizer, NULL) < 0 ||
+		    cmv_count_conversation(&st, ctx->repo, &tip, m, tok) < 0) {
+			rc = cli_fail("cannot count the conversation");
+			cmv_tok_free(tok);
+			break;
+		}
+		cmv_tok_free(tok);
+		if (s_json) {
+			cJSON *o = cJSON_CreateObject(), *k;
+			cJSON_AddStringToObject(o, "model", m->id);
+			cJSON_AddStringToObject(o, "tokenizer", m->tokenizer);
+			cJSON_AddBoolToObject(o, "exact", st.exact);
+			cJSON_AddNumberToObject(o, "total", (double)st.total);
+			cJSON_AddNumberToObject(o, "context_window", (double)m->context_window);
+			cJSON_AddNumberToObject(o, "input_budget", (double)cmv_model_input_budget(m));
+			cJSON_AddBoolToObject(o, "fits", st.total <= cmv_model_input_budget(m));
+			cJSON_AddNumberToObject(o, "messages", (double)st.messages);
+			cJSON_AddNumberToObject(o, "blocks", (double)st.blocks);
+			k = cJSON_AddObjectToObject(o, "kinds");
+			cJSON_AddNumberToObject(k, "text", (double)st.text);
+			cJSON_AddNumberToObject(k, "tool_calls", (double)st.tool_calls);
+			cJSON_AddNumberToObject(k, "tool_results", (double)st.tool_results);
+			cJSON_AddNumberToObject(k, "thinking", (double)st.thinking);
+			cJSON_AddNumberToObject(k, "images", (double)st.images);
+			cJSON_AddNumberToObject(k, "other", (double)st.other);
+			cJSON_AddNumberToObject(k, "overhead", (double)st.overhead);
+			cJSON_AddNumberToObject(k, "unsent", (double)st.unsent);
+			cJSON_AddItemToArray(arr, o);
+		} else {
+			uint64_t budget = cmv_model_input_budget(m);
+			printf("\n%s (%s, %s): %llu tokens, %.1f%% of its %llu-token input budget\n", m->id,
+			       m->tokenizer, st.exact ? "exact" : "approximate", (unsigned long long)st.total,
+			       budget ? 100.0 * (double)st.total / (double)budget : 0.0,
+			       (unsigned long long)budget);
+			printf("  %-13s %10llu\n  %-13s %10llu\n  %-13s %10llu\n  %-13s %10llu\n"
+			       "  %-13s %10llu\n  %-13s %10llu\n  %-13s %10llu\n  %-13s %10llu (not sent)\n",
+			       "text", (unsigned long long)st.text, "tool calls",
+			       (unsigned long long)st.tool_calls, "tool results",
+			       (unsigned long long)st.tool_results, "thinking", (unsigned long long)st.thinking,
+			       "images", (unsigned long long)st.images, "other", (unsigned long long)st.other,
+			       "overhead", (unsigned long long)st.overhead, "unsent",
+			       (unsigned long long)st.unsent);
+		}
+	}
+	if (rc == EXIT_OK && cmv_repo_txn_commit(ctx->repo) < 0)
+		rc = cli_fail("cannot save the token cache");
+	else if (rc != EXIT_OK)
+		cmv_repo_txn_rollback(ctx->repo);
+	if (rc == EXIT_OK && s_json)
+		rc = cli_print_json(arr);
+	else
+		cJSON_Delete(arr);
+done:
+	cmv_models_free(models);
+	free(names);
+	cmv_buf_dispose(&own);
+	return rc;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Model profiles: what the pager needs to know about a target model, and
+ * how to count tokens in it.
+ *
+ * A built-in registry covers current OpenAI, Anthropic, Google, Meta,
+ * Mistral and Gemma models, keyed by the providers' own model ids with
+ * aliases (dated snapshot ids such as "claude-sonnet-4-5-20250929"). A JSON
+ * file adds profiles or overrides fields (docs/tokenizers.md has the format):
+ * $CMV_MODELS when set, else $XDG_CONFIG_HOME/cmv/models.json (default
+ * ~/.config/cmv/models.json) when it exists.
+ *
+ * Counting: a model whose tokenizer is public is counted exactly. Claude
+ * and Gemini are not public; their profiles name an approximation (an exact
+ * tokenizer times a measured factor, rounded up) and hold back a safety
+ * margin of the window. cmv_model_count() says which it did.
+ */
+#ifndef CMV_MODEL_H
+#define CMV_MODEL_H
+
+#include <stdbool.h>
+#include "common.h"
+#include "buf.h"
+#include "tok.h"
+#include "dag.h"
+
+/** How requests to the model are built (the renderers of the formats layer). */
+typedef enum {
+	CMV_API_OPENAI_CHAT = 1,      /**< OpenAI Chat Completions */
+	CMV_API_OPENAI_RESPONSES = 2, /**< OpenAI Responses */
+	CMV_API_ANTHROPIC = 3,        /**< Anthropic Messages */
+	CMV_API_GEMINI = 4,           /**< Gemini generateContent */
+} cmv_api;
+
+/** Price per million tokens, in US dollars; negative when unknown or not sold per token. */
+typedef struct cmv_model_prices {
+	double input, output, cache_read, cache_write;
+} cmv_model_prices;
+
+typedef struct cmv_model {
+	const char *id;          /**< the provider's model id: "gpt-4o", "claude-sonnet-4-5" */
+	const char *provider;    /**< "openai", "anthropic", "google", "meta", "mistral" */
+	const char *aliases;     /**< comma-separated other ids, or "" */
+	cmv_api api;
+	const char *tokenizer;   /**< a cmv_tok name */
+	bool exact;              /**< the tokenizer is the model's own */
+	double token_factor;     /**< counts are ceil(tokenizer count * factor); 1 when exact */
+	double margin;           /**< fraction of the window held back for count error */
+	uint64_t context_window; /**< input + output tokens */
+	uint64_t max_output;     /**< the default output reserve */
+	bool tools, images;
+	/** Rendering overhead, in the model's tokens: per request, per message, per content block. */
+	uint32_t per_request, per_message, per_block;
+	uint32_t image_tokens;   /**< an image's cost when its size is unknown */
+	cmv_model_prices prices;
+	const char *prices_as_of; /**< when the prices were checked ("2025-11"), or "" */
+	const char *note;         /**< what is approximate, or "" */
+} cmv_model;
+
+typedef struct cmv_models cmv_models;
+
+/**
+ * The built-in registry plus the user's file (see above; `path` overrides
+ * the search, NULL searches, "" loads the built-ins only).
+ * @return 0, CMV_EINVALID (the file is malformed: the message names the
+ *         file, the entry and the reason), CMV_EIO, CMV_ENOMEM
+ */
+CMV_EXTERN(int) cmv_models_load(cmv_models **out, const char *path);
+CMV_EXTERN(void) cmv_models_free(cmv_models *models);
+CMV_EXTERN(size_t) cmv_models_count(const cmv_models *models);
+CMV_EXTERN(const cmv_model *) cmv_models_at(const cmv_models *models, size_t i);
+
+/**
+ * Find a model by id or alias. A dated id ("gpt-4o-2024-08-06",
+ * "claude-opus-4-5-20251101") finds its undated profile when it has none of
+ * its own. @return 0, CMV_ENOTFOUND (the message suggests close ids)
+ */
+CMV_EXTERN(int) cmv_models_find(const cmv_model **out, const cmv_models *models, const char *name);
+
+/** "openai-chat", "openai-responses", "anthropic", "gemini". */
+CMV_EXTERN(const char *) cmv_api_name(cmv_api api);
+
+/** Tokens the model may be sent: window minus output reserve minus the margin. */
+CMV_EXTERN(uint64_t) cmv_model_input_budget(const cmv_model *model);
+
+/**
+ * Count text in the model's tokens: exact, or the approximation rounded up.
+ * `tok` must be the model's tokenizer (cmv_tok_load(model->tokenizer)).
+ * @param exact set to whether the count is exact (may be NULL)
+ */
+CMV_EXTERN(int) cmv_model_count(size_t *out, bool *exact, const cmv_model *model, cmv_tok *tok,
+				const void *text, size_t len);
+
+/** Scale a raw tokenizer count by the model's approximation factor (identity when exact). */
+CMV_EXTERN(uint64_t) cmv_model_scale(const cmv_model *model, uint64_t raw);
+
+/* ---- counting a conversation ------------------------------------------ */
+
+/**
+ * Raw tokenizer count of one blob, through the store's token cache keyed by
+ * (blob id, tokenizer name): a blob is tokenized once per tokenizer.
+ */
+CMV_EXTERN(int) cmv_count_blob(uint64_t *out, cmv_repo *repo, cmv_tok *tok, const cmv_id *blob);
+
+/** Tokens of a conversation in one model, by kind of content. */
+typedef struct cmv_token_stats {
+	uint64_t text;         /**< text blocks and summaries */
+	uint64_t tool_calls;   /**< tool name + input */
+	uint64_t tool_results;
+	uint64_t thinking;     /**< thinking and redacted thinking */
+	uint64_t images;       /**< the model's per-image cost */
+	uint64_t other;        /**< other provider block types (document, server tool use, ...) */
+	uint64_t overhead;     /**< per-request, per-message and per-block framing */
+	uint64_t total;        /**< all of the above: what a request would carry */
+	/**
+	 * Stored but never sent, not in total: event nodes, and blocks that a
+	 * source format keeps for a faithful export (types with the format's
+	 * prefix, such as Claude Code's UI-only `cc_tool_use_result`).
+	 */
+	uint64_t unsent;
+	uint64_t messages, blocks;
+	bool exact;            /**< every figure is the model's own count */
+} cmv_token_stats;
+
+/**
+ * Count the conversation from its root to `tip` in `model`'s tokens (`tok`
+ * is the model's tokenizer). Uses and fills the token cache.
+ * @return 0, CMV_ENOTFOUND, CMV_EINVALID (tok is not the model's), CMV_EIO
+ */
+CMV_EXTERN(int) cmv_count_conversation(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip,
+				       const cmv_model *model, cmv_tok *tok);
+
+#endif
