@@ -181,6 +181,44 @@ static void test_pager_tok_blocks__block_counts_add_up(void **state)
 	}
 }
 
+bool cmv_tok__native(const cmv_tok *t);
+void cmv_tok__set_fast_path(cmv_tok *t, bool on);
+
+/*
+ * The native SentencePiece encoder is on for every installed model, and
+ * gives libsentencepiece's ids on the corpus, as a whole and block by block
+ * (with and without the dummy prefix).
+ */
+static void test_pager_tok_blocks__native_sentencepiece_equals_library(void **state)
+{
+	(void)state;
+	for (size_t i = 3; i < N_TOK; i++) {
+		cmv_tok *t = toks[i];
+		assert_true(cmv_tok__native(t));
+		for (size_t f = 0; f < sizeof(corpus) / sizeof(corpus[0]); f++) {
+			size_t len;
+			char *text = read_whole(corpus[f], &len);
+			for (int first = 0; first < 2; first++) {
+				uint32_t *a = NULL, *b = NULL;
+				size_t na = 0, nb = 0, cut = len > 200000 ? 200000 : len;
+				size_t n1 = 0, n2 = 0;
+				assert_cmv_ok(cmv_tok_encode(&a, &na, t, text, cut));
+				cmv_tok__set_fast_path(t, false);
+				assert_cmv_ok(cmv_tok_encode(&b, &nb, t, text, cut));
+				assert_cmv_ok(cmv_tok_count_block(&n2, t, text, cut, first));
+				cmv_tok__set_fast_path(t, true);
+				assert_cmv_ok(cmv_tok_count_block(&n1, t, text, cut, first));
+				if (na != nb || memcmp(a, b, na * sizeof(uint32_t)))
+					fail_msg("%s on %s: native and library ids differ", names[i], corpus[f]);
+				assert_int_equal(n1, n2);
+				free(a);
+				free(b);
+			}
+			free(text);
+		}
+	}
+}
+
 /* The longest prefix within N tokens: exact, within the limit, and maximal per block. */
 static void test_pager_tok_blocks__fit_prefix(void **state)
 {
@@ -222,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_pager_tok_blocks__sentencepiece_vectors),
 		cmocka_unit_test(test_pager_tok_blocks__bad_model_files_are_rejected),
 		cmocka_unit_test(test_pager_tok_blocks__block_counts_add_up),
+		cmocka_unit_test(test_pager_tok_blocks__native_sentencepiece_equals_library),
 		cmocka_unit_test(test_pager_tok_blocks__fit_prefix),
 	};
 	return cmocka_run_group_tests_name("tokenizers: SentencePiece, blocks, fitting", tests, load_all,
