@@ -115,6 +115,37 @@ ok "export --session is byte-identical" cmp -s "$WORK/cc.jsonl" "$CC"
 run log 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032; ok "the session's branch" has "Created \`SECRETS.md\`" "$out"
 run export --session no-such-session; ok "unknown session" test $rc -eq 1
 
+# --- models, counts per model, a branch's model ---
+export CMV_MODELS=
+run models; ok "models lists the registry" has "claude-sonnet-4-5" "$out"
+run models --json; ok "models --json is JSON" is_json "$out"
+ok "models --json has prices" has '"cache_write"' "$out"
+printf 'Hello, World! How are you today?' >"$WORK/hello.txt"
+run tokens --model gpt-4o "$WORK/hello.txt"; ok "tokens --model exact" test "$out" = 9
+run tokens --tokenizer o200k_base "$WORK/hello.txt"; ok "tokens --tokenizer" test "$out" = 9
+run tokens --model claude-sonnet-4-5 --json "$WORK/hello.txt"
+ok "tokens --model approximate says so" has '"exact":	false' "$out"
+ok "tokens --model approximate rounds up" has '"tokens":	12' "$out"
+run tokens --model llama-2-7b-chat --ids "$WORK/hello.txt"; ok "tokens in a SentencePiece model" has "15043" "$out"
+run tokens --model gpt-9 "$WORK/hello.txt"; ok "unknown model" test $rc -eq 1
+ok "unknown model suggests" has "did you mean" "$err"
+run tokens "$WORK/hello.txt"; ok "tokens needs one of --tokenizer and --model" test $rc -eq 2
+run stats 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 --model gpt-4o,claude-opus-4-5-20251101 --json
+ok "stats --json" is_json "$out"
+ok "stats counts per kind" has '"tool_results"' "$out"
+ok "stats resolves dated ids" has '"model":	"claude-opus-4-5"' "$out"
+run model 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032; ok "no model yet" has "no model set" "$out"
+run model 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 claude-sonnet-4-5-20250929
+ok "model set by alias, stored canonical" has "claude-sonnet-4-5 (anthropic" "$out"
+run stats 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 --json; ok "stats defaults to the branch's model" has '"model":	"claude-sonnet-4-5"' "$out"
+run model 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 '{"provider":"openai","model":"x","api_key":"sk-abcdefabcdefabcdefabcdef"}'
+ok "a secret is refused" test $rc -eq 1
+run model 9b76dc0f-dc1b-4822-ac56-53cfa3fbc032 --json; ok "the secret was not stored" has '"model":	"claude-sonnet-4-5"' "$out"
+printf '{"models":[{"id":"gpt-4o","colour":1}]}' >"$WORK/models.json"
+CMV_MODELS=$WORK/models.json "$CMV" models >/dev/null 2>"$WORK/err"; rc=$?
+ok "a bad models file fails" test $rc -eq 1
+ok "a bad models file is named" has "models.json: models[0]" "$(cat "$WORK/err")"
+
 # --- the store is found from a subdirectory, and by CMV_DIR ---
 mkdir -p sub/dir && cd sub/dir
 run list; ok "discovered from a subdirectory" test $rc -eq 0
