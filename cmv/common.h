@@ -71,6 +71,13 @@ int cmv__varint_put(cmv_buf *out, uint64_t v);
 /* Read one varint at *p (advancing it), not past end. */
 bool cmv__varint_get(const unsigned char **p, const unsigned char *end, uint64_t *out);
 
+/*
+ * Append a whole file to out (whose max bounds it: CMV_ETOOBIG, with the
+ * path in the message). CMV_ENOTFOUND when it does not exist, CMV_EIO when
+ * it cannot be opened or read.
+ */
+int cmv__read_file(cmv_buf *out, const char *path);
+
 /* Current time in unix seconds ($CMV_NOW overrides it, for reproducible tests). */
 int64_t cmv__now(void);
 

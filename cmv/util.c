@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Small shared helpers: UTF-8 validation and the clock. */
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include "common.h"
 
@@ -103,4 +105,25 @@ bool cmv__varint_get(const unsigned char **p, const unsigned char *end, uint64_t
 		}
 	}
 	return false;
+}
+
+int cmv__read_file(cmv_buf *out, const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	char chunk[1 << 16];
+	size_t n;
+	int error = 0;
+
+	if (!fp)
+		return cmv_error__set(errno == ENOENT ? CMV_ENOTFOUND : CMV_EIO, "cannot open '%s': %s", path,
+				      strerror(errno));
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		if ((error = cmv_buf_put(out, chunk, n)) < 0) {
+			cmv_error__prefix("%s: ", path);
+			break;
+		}
+	if (!error && ferror(fp))
+		error = cmv_error__set(CMV_EIO, "cannot read '%s'", path);
+	fclose(fp);
+	return error;
 }

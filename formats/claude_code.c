@@ -282,27 +282,6 @@ static void map_dispose(uuid_map *m)
 
 /* ---- import ------------------------------------------------------------- */
 
-static int read_file(cmv_buf *out, const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	char chunk[1 << 16];
-	size_t n;
-	int error = 0;
-
-	if (!fp)
-		return cmv_error__set(errno == ENOENT ? CMV_ENOTFOUND : CMV_EIO, "cannot open '%s': %s", path,
-				      strerror(errno));
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		if ((error = cmv_buf_put(out, chunk, n)) < 0) {
-			cmv_error__prefix("%s: ", path);
-			break;
-		}
-	if (!error && ferror(fp))
-		error = cmv_error__set(CMV_EIO, "cannot read '%s'", path);
-	fclose(fp);
-	return error;
-}
-
 typedef struct {
 	cmv_id *ids;          /* every record, in file order */
 	size_t *chain_parent; /* its parent in the DAG (a record index), or SIZE_MAX */
@@ -497,7 +476,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	memset(&uuids, 0, sizeof(uuids));
 	memset(&res, 0, sizeof(res));
 	cmv_buf_init(&rb.texts, CMV_BUF_CONTENT);
-	if ((error = read_file(&file, path)) < 0)
+	if ((error = cmv__read_file(&file, path)) < 0)
 		goto out;
 	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto out;

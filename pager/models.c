@@ -19,7 +19,6 @@
  *  - Per-message and per-request overheads for OpenAI are the cookbook's
  *    (3 per message, 3 to prime the reply); the others are estimates.
  */
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -447,7 +446,7 @@ static int apply_field(cmv_model *md, cmv_models *m, const cJSON *v, const where
 		return 0;
 	}
 	if (!strcmp(k, "context_window"))
-		return (error = get_u64(&md->context_window, v, w, k, 1, (uint64_t)1 << 40));
+		return get_u64(&md->context_window, v, w, k, 1, (uint64_t)1 << 40);
 	if (!strcmp(k, "max_output"))
 		return get_u64(&md->max_output, v, w, k, 0, (uint64_t)1 << 40);
 	if (!strcmp(k, "per_request") || !strcmp(k, "per_message") || !strcmp(k, "per_block") ||
@@ -481,21 +480,16 @@ static int apply_field(cmv_model *md, cmv_models *m, const cJSON *v, const where
 
 static int load_file(cmv_models *m, const char *path)
 {
-	FILE *fp = fopen(path, "rb");
 	cmv_buf text = CMV_BUF_INIT((size_t)4 << 20);
-	char chunk[8192];
-	size_t n;
 	cJSON *root = NULL, *list, *e;
-	int error = 0;
+	int error;
 	where w = { path, 0, NULL };
 
-	if (!fp)
-		return cmv_error__set(CMV_EIO, "%s: %s", path, strerror(errno));
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		if ((error = cmv_buf_put(&text, chunk, n)) < 0)
-			break;
-	fclose(fp);
-	if (error == CMV_ETOOBIG)
+	error = cmv__read_file(&text, path);
+	/* a models file that was named but is missing is an I/O error, like an unreadable one */
+	if (error == CMV_ENOTFOUND)
+		error = cmv_error__set(CMV_EIO, "%s: no such file", path);
+	else if (error == CMV_ETOOBIG)
 		error = cmv_error__set(CMV_EINVALID, "%s: over 4 MiB, not a models file", path);
 	if (error < 0)
 		goto out;

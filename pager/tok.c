@@ -396,26 +396,16 @@ int cmv_tok_data_dir(cmv_buf *out)
 /* A SentencePiece model file, whole: the shim parses it from memory. */
 static int load_spm_file(cmv_spm **out, cmv_buf *keep, const char *path, const char *name)
 {
-	FILE *fp = fopen(path, "rb");
 	cmv_buf data = CMV_BUF_INIT((size_t)256 << 20);
-	char chunk[65536], err[512] = "";
-	size_t n;
-	int error = 0, rc;
+	char err[512] = "";
+	int error, rc;
 
-	if (!fp) {
-		if (errno == ENOENT)
-			return cmv_error__set(CMV_ENOTFOUND,
-					      "tokenizer '%s' is not installed (%s is missing): run scripts/setup",
-					      name, path);
-		return cmv_error__set(CMV_EIO, "%s: %s", path, strerror(errno));
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		if ((error = cmv_buf_put(&data, chunk, n)) < 0)
-			break;
-	if (!error && ferror(fp))
-		error = cmv_error__set(CMV_EIO, "%s: read error", path);
-	fclose(fp);
-	if (error == CMV_ETOOBIG)
+	error = cmv__read_file(&data, path);
+	if (error == CMV_ENOTFOUND)
+		error = cmv_error__set(CMV_ENOTFOUND,
+				       "tokenizer '%s' is not installed (%s is missing): run scripts/setup",
+				       name, path);
+	else if (error == CMV_ETOOBIG)
 		error = cmv_error__set(CMV_EINVALID, "%s: not a SentencePiece model (over 256 MiB)", path);
 	if (!error) {
 		rc = cmv_spm__load(out, data.ptr ? data.ptr : "", data.size, err, sizeof(err));
@@ -624,11 +614,6 @@ static bool spm_is_noprefix_twin(const cmv_buf *main_model, const cmv_buf *cont)
 	return true;
 }
 
-static void spm_native_drop(cmv_tok *t)
-{
-	t->spm_native = false;
-}
-
 static int spm_native_build(cmv_tok *t, const cmv_buf *model)
 {
 	spm_spec sp;
@@ -730,16 +715,10 @@ static int spm_native_build(cmv_tok *t, const cmv_buf *model)
 	return 0;
 }
 
-/* The id of a symbol's bytes as sentencepiece's PieceToId sees it, or NO_RANK. */
-static uint32_t spm_lookup(const cmv_tok *t, const unsigned char *p, size_t n)
-{
-	return rank_of(t, p, n);
-}
-
 /* Can pieces l and r merge, and into what? Only normal and user-defined pieces take part. */
 static bool spm_mergeable(const cmv_tok *t, const unsigned char *p, uint32_t n, uint32_t *id)
 {
-	uint32_t r = spm_lookup(t, p, n);
+	uint32_t r = rank_of(t, p, n);
 	if (r == NO_RANK || (t->spm_type[r] != SPM_NORMAL && t->spm_type[r] != SPM_USER))
 		return false;
 	*id = r;
@@ -827,7 +806,7 @@ static size_t spm_user_match(const cmv_tok *t, const unsigned char *p, size_t av
 		int16_t last = t->spm_ud_last[p[0]][len];
 		if (last >= 0 && p[len - 1] != last)
 			continue;
-		uint32_t r = spm_lookup(t, p, (size_t)len);
+		uint32_t r = rank_of(t, p, (size_t)len);
 		if (r != NO_RANK && t->spm_type[r] == SPM_USER)
 			return (size_t)len;
 	}
@@ -860,7 +839,7 @@ static int spm_merge_segment(cmv_tok *t, const unsigned char *text, size_t from,
 	}
 	for (int32_t i = (int32_t)from; i >= 0; i = t->syms[i].next) {
 		const struct spm_sym *sy = &t->syms[i];
-		uint32_t id = spm_lookup(t, text + sy->off, sy->len);
+		uint32_t id = rank_of(t, text + sy->off, sy->len);
 		if (id != NO_RANK && t->spm_type[id] != SPM_UNKNOWN) {
 			if ((error = emit(s, id)) < 0)
 				return error;
@@ -974,7 +953,7 @@ static int spm_native_verify(cmv_tok *t)
 			if ((error = run_spm(t, p, n, &a, c)) == 0 &&
 			    (error = run_spm_native(t, p, n, &b, c)) == 0 &&
 			    (a.n != b.n || memcmp(a.ids, b.ids, a.n * sizeof(uint32_t))))
-				spm_native_drop(t);
+				t->spm_native = false;
 			free(a.ids);
 			free(b.ids);
 		}
@@ -1012,7 +991,7 @@ static int load_spm(cmv_tok *t, const tok_spec *spec, const char *path)
 		error = cmv_error__set(CMV_EINVALID, "%s: its vocabulary differs from %s", cont.ptr, path);
 	/* the native path covers the variant when it differs only by the dummy prefix */
 	if (!error && t->spm_native && !spm_is_noprefix_twin(&model, &cont_model))
-		spm_native_drop(t);
+		t->spm_native = false;
 verify:
 	if (!error && t->spm_native && (error = spm_native_verify(t)) < 0)
 		goto out;
