@@ -114,3 +114,24 @@ int test_store_teardown(void **state)
 	cmv_error_clear();
 	return 0;
 }
+
+void test_expect_ids(cmv_tok *t, const char *text, size_t len, const uint32_t *want, size_t n_want)
+{
+	uint32_t *ids = NULL;
+	size_t n = 0, count = 0;
+
+	assert_cmv_ok(cmv_tok_encode(&ids, &n, t, text, len));
+	if (n != n_want || (n && memcmp(ids, want, n * sizeof(uint32_t)))) {
+		fprintf(stderr, "%s: '%.*s' gave %zu ids:", cmv_tok_name(t), (int)(len > 60 ? 60 : len), text, n);
+		for (size_t i = 0; i < n && i < 20; i++)
+			fprintf(stderr, " %u", ids[i]);
+		fprintf(stderr, "\n  expected %zu:", n_want);
+		for (size_t i = 0; i < n_want && i < 20; i++)
+			fprintf(stderr, " %u", want[i]);
+		fprintf(stderr, "\n");
+		fail();
+	}
+	assert_cmv_ok(cmv_tok_count(&count, t, text, len));
+	assert_int_equal(count, n);
+	free(ids);
+}

@@ -62,6 +62,15 @@ cmv_message test_text_message(cmv_block_content *block, cmv_role role, const cha
 uint64_t test_total_rows(cmv_repo *repo);
 /* Append n text messages "prefix i" to a branch. */
 void test_append_n(cmv_repo *repo, const char *branch, const char *prefix, size_t n);
+/* Encode text and compare with the expected ids (printing both on a
+ * mismatch); the count must agree with the encoding. */
+void test_expect_ids(cmv_tok *t, const char *text, size_t len, const uint32_t *want, size_t n_want);
+#define EXPECT_IDS(t, text, ...)                                                     \
+	do {                                                                         \
+		const uint32_t want_[] = { __VA_ARGS__ };                            \
+		test_expect_ids(t, text, strlen(text), want_, sizeof(want_) / sizeof(want_[0])); \
+	} while (0)
+
 /* Run a shell command; returns its exit status. */
 int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
