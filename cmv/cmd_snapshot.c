@@ -3,12 +3,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cmd.h"
+#include "sessions.h"
 
-static const char *sn_name, *sn_from, *sn_desc, *sn_tags;
-static bool sn_json;
+static const char *sn_name, *sn_from, *sn_desc, *sn_tags, *sn_session;
+static bool sn_json, sn_latest;
 const cli_opt opts_snapshot[] = {
 	{ OPT_ARG, "NAME", 0, NULL, "the snapshot's name", &sn_name, NULL },
 	{ OPT_VALUE, "from", 0, "REF", "what to snapshot (default: the current branch)", &sn_from, NULL },
+	{ OPT_VALUE, "session", 's', "ID", "import this Claude Code or Codex session first, and snapshot it", &sn_session, NULL },
+	{ OPT_FLAG, "latest", 0, NULL, "import the newest session of this machine first, and snapshot it", NULL, &sn_latest },
 	{ OPT_VALUE, "description", 'd', "TEXT", "a description", &sn_desc, NULL },
 	{ OPT_VALUE, "tags", 't', "TAG,...", "comma-separated tags", &sn_tags, NULL },
 	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &sn_json },
@@ -26,7 +29,22 @@ CMD(snapshot)
 	int rc;
 
 	CLI_PARSE("snapshot");
-	if (sn_from)
+	if (!!sn_from + !!sn_session + sn_latest > 1)
+		return cli_usage_error(cli_find("snapshot"), "give at most one of --from, --session and --latest");
+	if (sn_session || sn_latest) {
+		/* import (or bring up to date) the session, then snapshot its branch */
+		cmv_buf path = CMV_BUF_INIT(4096);
+		cmv_import_result res;
+		if ((rc = cli_session_path(&path, sn_session)) != EXIT_OK) {
+			cmv_buf_dispose(&path);
+			return rc;
+		}
+		rc = cmv_import_file(&res, ctx->repo, path.ptr, NULL, NULL) < 0 ? cli_fail("import failed") : EXIT_OK;
+		cmv_buf_dispose(&path);
+		if (rc != EXIT_OK)
+			return rc;
+		cmv_buf_puts(&from, res.branch);
+	} else if (sn_from)
 		cmv_buf_puts(&from, sn_from);
 	else if ((rc = cli_current_branch(&from, ctx)) != 0)
 		return rc;

@@ -7,8 +7,9 @@
 
 const cli_cmd cli_commands[] = {
 	{ "init", cmd_init, 0, "Create a store (.cmv/) in a directory", opts_init },
-	{ "import", cmd_import, CLI_NEEDS_STORE, "Import a conversation file as a branch", opts_import },
-	{ "export", cmd_export, CLI_NEEDS_STORE, "Write a branch's conversation in a format", opts_export },
+	{ "import", cmd_import, CLI_NEEDS_STORE, "Import agent sessions or request bodies (a file, a folder, --session, --latest)", opts_import },
+	{ "export", cmd_export, CLI_NEEDS_STORE, "Write a branch as JSONL or a provider request, or a session back whole", opts_export },
+	{ "sessions", cmd_sessions, 0, "List the Claude Code and Codex sessions of this machine", opts_sessions },
 	{ "append", cmd_append, CLI_NEEDS_STORE, "Append one message to a branch", opts_append },
 	{ "log", cmd_log, CLI_NEEDS_STORE, "Show the conversation at a ref", opts_log },
 	{ "show", cmd_show, CLI_NEEDS_STORE, "Show a node, or print a blob's bytes", opts_show },

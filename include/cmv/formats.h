@@ -14,6 +14,7 @@
 #ifndef CMV_FORMATS_H
 #define CMV_FORMATS_H
 
+#include <stdbool.h>
 #include "common.h"
 #include "dag.h"
 
@@ -54,9 +55,13 @@ typedef struct cmv_import_result {
 	char branch[CMV_REF_NAME_MAX + 1];
 	cmv_import_outcome outcome;
 	cmv_id head;
-	size_t records;           /**< messages read */
-	size_t skipped;           /**< bad records skipped (lenient mode) */
+	size_t records;           /**< records read */
+	size_t skipped;           /**< bad records kept as opaque events (lenient mode), and a partial last line */
 	size_t skipped_lines[CMV_IMPORT_SKIPPED_LISTED];
+	char session[CMV_REF_NAME_MAX + 1]; /**< the session ref ("" for cmv JSONL) */
+	const char *format;       /**< the format's name (static) */
+	/** The last line was cut off mid-write (the agent is still writing): left for the next import. */
+	bool partial_tail;
 } cmv_import_result;
 
 /**
@@ -104,10 +109,94 @@ CMV_EXTERN(int) cmv_export_session(cmv_repo *repo, const char *session, cmv_writ
 				   void *payload);
 
 /**
- * Tell a file's format from its first record: "cmv" or "claude-code".
- * @param out a static string
+ * The formats cmv imports, by name: "claude-code", "codex", "copilot-cli",
+ * "gemini-cli", "swe-agent", "openhands", "anthropic", "openai-chat",
+ * "openai-responses", "gemini", and "cmv". NULL-terminated.
+ */
+CMV_EXTERN(const char *const *) cmv_format_names(void);
+
+/**
+ * Tell a file's format from its content (never from its name): the first
+ * record of a JSONL file, or the keys of a JSON document.
+ * @param out a static string, one of cmv_format_names()
  * @return 0, CMV_EINVALID (unknown), CMV_ENOTFOUND, CMV_EIO
  */
 CMV_EXTERN(int) cmv_format_detect(const char **out, const char *path);
+
+/**
+ * Import a file of any format (`format` NULL: detect it). Every format but
+ * "cmv" is kept losslessly as a session (cmv_export_session() gives the
+ * file back byte for byte), and its conversation becomes a branch.
+ * @return as cmv_import_cmv_file(); CMV_EINVALID for an unknown format name
+ */
+CMV_EXTERN(int) cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path,
+				const char *format, const cmv_import_options *opts);
+
+/* ---- rendering a branch as a provider request -------------------------- */
+
+typedef enum {
+	CMV_RENDER_ANTHROPIC = 1,        /**< Messages API body */
+	CMV_RENDER_OPENAI_CHAT = 2,      /**< Chat Completions body */
+	CMV_RENDER_OPENAI_RESPONSES = 3, /**< Responses API body (stateless) */
+	CMV_RENDER_GEMINI = 4,           /**< generateContent body */
+} cmv_render_target;
+
+/** "anthropic", "openai-chat", "openai-responses", "gemini". */
+CMV_EXTERN(const char *) cmv_render_target_name(cmv_render_target target);
+/** @return 0, or CMV_EINVALID naming the target and the known ones */
+CMV_EXTERN(int) cmv_render_target_parse(cmv_render_target *out, const char *name);
+
+enum cmv_render_flags {
+	/** No cache markers, reasoning include lists or signature placeholders. */
+	CMV_RENDER_NO_DECORATIONS = (1u << 0),
+	/** Render what came before the last compaction too (default: from it). */
+	CMV_RENDER_FULL_HISTORY = (1u << 1),
+	/** Indent the JSON. */
+	CMV_RENDER_PRETTY = (1u << 2),
+};
+
+typedef struct cmv_render_options {
+	unsigned int version;
+	const char *model;        /**< the "model" member; NULL: none */
+	unsigned int flags;       /**< cmv_render_flags */
+	unsigned int max_tokens;  /**< Anthropic's max_tokens; 0: 4096 */
+} cmv_render_options;
+#define CMV_RENDER_OPTIONS_VERSION 1
+#define CMV_RENDER_OPTIONS_INIT { CMV_RENDER_OPTIONS_VERSION, NULL, 0, 0 }
+
+/** What a rendering changed to satisfy the provider's rules. */
+typedef struct cmv_render_stats {
+	size_t messages;          /**< messages in the request */
+	size_t records;           /**< records read from the branch */
+	size_t compactions;       /**< compactions crossed (what came before was left out) */
+	size_t answered_calls;    /**< calls with no recorded result, answered with an error result */
+	size_t orphan_results;    /**< results with no call, kept as text */
+	size_t dropped_thinking;  /**< thinking/reasoning blocks this provider cannot replay */
+	size_t dropped_other;     /**< other blocks this provider cannot take */
+} cmv_render_stats;
+
+/**
+ * Render the conversation ending at `tip` as a request body for `target`.
+ * Events are left out; one API message spread over several records is one
+ * message again; every tool call is answered in the next message (a call
+ * with no result gets an error result saying so); what a provider cannot
+ * replay (another provider's thinking, redacted reasoning) is dropped. The
+ * output is deterministic byte for byte.
+ * @param stats may be NULL
+ * @return 0, CMV_ENOTFOUND, CMV_ECORRUPT, CMV_EINVALID (nothing to render)
+ */
+CMV_EXTERN(int) cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip,
+			   cmv_render_target target, const cmv_render_options *opts);
+
+/**
+ * Check a request body against the provider's structural rules: every tool
+ * call answered in the next message and every result after its call, no
+ * empty message or content, alternation where the provider needs it,
+ * thinking only where it can be replayed. Each problem is one line of
+ * `problems` ("messages[3]: ..."); `problems` may be NULL.
+ * @return the number of problems (0: the body passes), or CMV_EINVALID
+ *         when it is not JSON at all
+ */
+CMV_EXTERN(int) cmv_check_request(cmv_buf *problems, cmv_render_target target, const char *json, size_t len);
 
 #endif

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* The agent sessions on this machine (cmv/sessions.c). */
+#ifndef CMV_CLI_SESSIONS_H
+#define CMV_CLI_SESSIONS_H
+#include "cmd.h"
+
+typedef struct {
+	const char *agent; /* "claude-code" or "codex" */
+	char *path, *id, *project;
+	int64_t mtime;
+	uint64_t size;
+} cli_session;
+
+typedef struct {
+	cli_session *items;
+	size_t n, cap;
+} cli_session_list;
+
+/* Every session, newest first (or largest first); `project` filters by substring. */
+int cli_sessions_list(cli_session_list *out, const char *project, bool sort_by_size);
+void cli_sessions_free(cli_session_list *l);
+/* The file of session `id` (a unique prefix will do), or of the newest one when id is NULL. */
+int cli_session_path(cmv_buf *out, const char *id);
+
+#endif

@@ -1,0 +1,269 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Codex CLI rollout JSONL, and the OpenAI Responses input items it is made
+ * of (also imported on their own as an "openai-responses" request body).
+ *
+ * Each line is {timestamp, type, payload}. response_item lines are the
+ * model's history and become messages; session_meta carries the base
+ * instructions (a system message); a compacted line replaces the history
+ * before it with its replacement_history (a summary node, read as a
+ * reset when rendered); turn_context and event_msg lines (which repeat the
+ * response items for the UI) are events.
+ */
+#include "neutral.h"
+
+static const char *custom_media = "text/plain";
+
+/* The text parts of a message's content array (input_text, output_text, ...). */
+static int cut_text_parts(record_build *rb, jspan content, const cJSON *jc)
+{
+	const char *cur = NULL;
+	const cJSON *cel = jc ? jc->child : NULL;
+	jspan el;
+	int error = 0;
+
+	if (*content.p == '"')
+		return record_add_block(rb, content, "text", NULL, NULL, NULL, 0);
+	if (*content.p != '[')
+		return 0;
+	while (!error && cel && jscan_next_element(&el, content, &cur) == 1) {
+		const char *t = cj_str(cel, "type");
+		if (*el.p == '{' && cj_str(cel, "text"))
+			error = record_add_string(rb, el, "text", "text", NULL, NULL);
+		else if (*el.p == '{' && t && !strcmp(t, "input_image"))
+			error = record_add_block(rb, el, "input_image", NULL, NULL, "application/vnd.cmv.block+json", 0);
+		cel = cel->next;
+	}
+	return error;
+}
+
+int cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *role, cmv_kind *kind)
+{
+	const char *type = cj_str(j, "type"), *r = cj_str(j, "role");
+	jspan v;
+
+	*kind = CMV_KIND_MESSAGE;
+	if (!type && r)
+		type = "message"; /* an EasyInputMessage: {role, content} */
+	if (!type) {
+		*kind = CMV_KIND_EVENT;
+		return 0;
+	}
+	if (!strcmp(type, "message")) {
+		*role = !r ? CMV_ROLE_USER : !strcmp(r, "assistant") ? CMV_ROLE_ASSISTANT
+			: !strcmp(r, "user") ? CMV_ROLE_USER : CMV_ROLE_SYSTEM;
+		if (jscan_member(&v, item, "content") == 1)
+			return cut_text_parts(rb, v, cj_get(j, "content"));
+		return 0;
+	}
+	if (!strcmp(type, "reasoning")) {
+		*role = CMV_ROLE_ASSISTANT;
+		const char *cur = NULL;
+		const cJSON *cel = cj_get(j, "summary") ? cj_get(j, "summary")->child : NULL;
+		jspan el;
+		int error = 0;
+		if (jscan_member(&v, item, "summary") == 1 && *v.p == '[')
+			while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
+				error = record_add_string(rb, el, "text", "thinking", NULL, NULL);
+				cel = cel->next;
+			}
+		return error;
+	}
+	if (!strcmp(type, "function_call")) {
+		*role = CMV_ROLE_ASSISTANT;
+		return record_add_raw(rb, item, "arguments", "tool_use", cj_str(j, "call_id"), cj_str(j, "name"), NULL);
+	}
+	if (!strcmp(type, "custom_tool_call")) {
+		*role = CMV_ROLE_ASSISTANT;
+		if (jscan_member(&v, item, "input") == 1)
+			return record_add_block(rb, v, "tool_use", cj_str(j, "call_id"), cj_str(j, "name"),
+						*v.p == '"' ? custom_media : "application/json", 0);
+		return 0;
+	}
+	if (!strcmp(type, "local_shell_call")) {
+		*role = CMV_ROLE_ASSISTANT;
+		return record_add_raw(rb, item, "action", "tool_use", cj_str(j, "call_id"), "local_shell", NULL);
+	}
+	if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cj_str(j, "call_id")) {
+		*role = CMV_ROLE_TOOL;
+		if (jscan_member(&v, item, "output") == 1)
+			return record_add_block(rb, v, "tool_result", cj_str(j, "call_id"), NULL,
+						*v.p == '"' ? NULL : "application/vnd.cmv.openai-content+json", 0);
+		return 0;
+	}
+	/* web_search_call, tool_search_call, ...: kept, not rendered for other providers */
+	*role = CMV_ROLE_ASSISTANT;
+	*kind = CMV_KIND_EVENT;
+	return 0;
+}
+
+static int codex_record(session_import *si, record_build *rb, jspan rec, const cJSON *j, cmv_role *role,
+			cmv_kind *kind)
+{
+	const char *type = cj_str(j, "type");
+	const cJSON *payload = cj_get(j, "payload");
+	jspan p, v;
+
+	*role = CMV_ROLE_SYSTEM;
+	*kind = CMV_KIND_EVENT;
+	if (!type || !cJSON_IsObject(payload) || jscan_member(&p, rec, "payload") != 1)
+		return 0;
+	if (!strcmp(type, "session_meta")) {
+		session_import_id(si, cj_str(payload, "id"));
+		if (jscan_member(&v, p, "base_instructions") == 1 && *v.p == '{') {
+			*kind = CMV_KIND_MESSAGE;
+			return record_add_string(rb, v, "text", "text", NULL, NULL);
+		}
+		return 0;
+	}
+	if (!strcmp(type, "response_item"))
+		return cut_responses_item(rb, p, payload, role, kind);
+	if (!strcmp(type, "compacted")) {
+		const cJSON *hist = cj_get(payload, "replacement_history"), *cel = hist ? hist->child : NULL;
+		const char *cur = NULL;
+		jspan el;
+		int error = record_add_string(rb, p, "message", "text", NULL, NULL);
+		*kind = CMV_KIND_SUMMARY;
+		if (!error && jscan_member(&v, p, "replacement_history") == 1 && *v.p == '[')
+			while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
+				cmv_role r;
+				cmv_kind k;
+				if (*el.p == '{')
+					error = cut_responses_item(rb, el, cel, &r, &k);
+				cel = cel->next;
+			}
+		return error;
+	}
+	return 0;
+}
+
+const session_driver cmv__driver_codex = { "codex", "codex", NULL, codex_record };
+
+static int responses_record(session_import *si, record_build *rb, jspan rec, const cJSON *j, cmv_role *role,
+			    cmv_kind *kind)
+{
+	(void)si;
+	return cut_responses_item(rb, rec, j, role, kind);
+}
+
+const session_driver cmv__driver_openai_responses = { "openai-responses", "responses", "input",
+						      responses_record };
+
+/* ---- reading back ---------------------------------------------------------- */
+
+static void text_parts_neutral(conv *c, cJSON *content, const cJSON *parts)
+{
+	if (cJSON_IsString(parts)) {
+		nb_text(c, content, parts->valuestring);
+		return;
+	}
+	for (const cJSON *p = parts ? parts->child : NULL; p; p = p->next) {
+		const char *t = cj_str(p, "type");
+		if (cj_str(p, "text"))
+			nb_text(c, content, cj_str(p, "text"));
+		else if (cj_str(p, "refusal"))
+			nb_text(c, content, cj_str(p, "refusal"));
+		else if (t && !strcmp(t, "input_image") && cj_str(p, "image_url")) {
+			const char *url = cj_str(p, "image_url"), *comma = strchr(url, ',');
+			if (!strncmp(url, "data:", 5) && comma && strstr(url, ";base64,")) {
+				char mt[128];
+				size_t n = (size_t)(strchr(url, ';') - url - 5);
+				snprintf(mt, sizeof(mt), "%.*s", (int)(n < sizeof(mt) ? n : sizeof(mt) - 1), url + 5);
+				nb_image_b64(c, content, mt, comma + 1);
+			}
+		}
+	}
+}
+
+int responses_item_neutral(conv *c, const cJSON *item)
+{
+	const char *type = cj_str(item, "type"), *role = cj_str(item, "role");
+
+	if (!type && role)
+		type = "message";
+	if (!type)
+		return 0;
+	if (!strcmp(type, "message")) {
+		if (role && (!strcmp(role, "system") || !strcmp(role, "developer"))) {
+			const cJSON *parts = cj_get(item, "content");
+			if (cJSON_IsString(parts))
+				conv_system(c, parts->valuestring);
+			for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
+				if (cj_str(p, "text"))
+					conv_system(c, cj_str(p, "text"));
+			return 0;
+		}
+		bool asst = role && !strcmp(role, "assistant");
+		text_parts_neutral(c, conv_msg_join(c, asst ? "assistant" : "user", NULL), cj_get(item, "content"));
+	} else if (!strcmp(type, "reasoning")) {
+		nb_reasoning(c, conv_msg_join(c, "assistant", NULL), item);
+	} else if (!strcmp(type, "function_call")) {
+		nb_tool_use(c, conv_msg_join(c, "assistant", NULL), cj_str(item, "call_id"), cj_str(item, "name"),
+			    NULL, cj_str(item, "arguments") ? cj_str(item, "arguments") : "{}", false);
+	} else if (!strcmp(type, "custom_tool_call")) {
+		cJSON *content = conv_msg_join(c, "assistant", NULL);
+		const char *in = cj_str(item, "input");
+		cJSON *wrap = cJSON_CreateObject();
+		if (!wrap || !cJSON_AddStringToObject(wrap, "input", in ? in : ""))
+			c->oom = true;
+		nb_tool_use(c, content, cj_str(item, "call_id"), cj_str(item, "name"), wrap, NULL, true);
+		cJSON_Delete(wrap);
+	} else if (!strcmp(type, "local_shell_call")) {
+		nb_tool_use(c, conv_msg_join(c, "assistant", NULL), cj_str(item, "call_id"), "local_shell",
+			    cj_get(item, "action"), NULL, false);
+	} else if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cj_str(item, "call_id")) {
+		const cJSON *out = cj_get(item, "output");
+		cJSON *content = conv_msg_join(c, "user", NULL);
+		if (cJSON_IsString(out)) {
+			nb_tool_result(c, content, cj_str(item, "call_id"), out, NULL, false);
+		} else {
+			/* content items: their text, in order */
+			cJSON *blocks = cJSON_CreateArray();
+			if (!blocks)
+				c->oom = true;
+			for (const cJSON *p = out ? out->child : NULL; p && blocks; p = p->next)
+				if (cj_str(p, "text"))
+					nb_text(c, blocks, cj_str(p, "text"));
+			nb_tool_result(c, content, cj_str(item, "call_id"), blocks, NULL, false);
+			cJSON_Delete(blocks);
+		}
+	}
+	return 0;
+}
+
+int cmv__codex_neutral(conv *c, const cJSON *rec)
+{
+	const char *type = cj_str(rec, "type");
+	const cJSON *payload = cj_get(rec, "payload");
+
+	if (!type || !cJSON_IsObject(payload))
+		return 0;
+	if (!strcmp(type, "session_meta")) {
+		const cJSON *bi = cj_get(payload, "base_instructions");
+		if (cj_str(bi, "text"))
+			conv_system(c, cj_str(bi, "text"));
+	} else if (!strcmp(type, "response_item")) {
+		return responses_item_neutral(c, payload);
+	} else if (!strcmp(type, "compacted")) {
+		/* what Codex resumes with: the replacement history, or the summary as a message */
+		const cJSON *hist = cj_get(payload, "replacement_history");
+		const char *msg = cj_str(payload, "message");
+		conv_reset(c);
+		if (msg && *msg)
+			nb_text(c, conv_msg(c, "user", NULL), msg);
+		for (const cJSON *it = hist ? hist->child : NULL; it; it = it->next)
+			if (cJSON_IsObject(it)) {
+				/* developer items repeat the system prompts already kept */
+				const char *r = cj_str(it, "role");
+				if (r && (!strcmp(r, "developer") || !strcmp(r, "system")))
+					continue;
+				responses_item_neutral(c, it);
+			}
+	}
+	return 0;
+}
+
+int cmv__openai_responses_neutral(conv *c, const cJSON *rec)
+{
+	return responses_item_neutral(c, rec);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* Telling formats apart by their content, and importing any of them. */
+#include "neutral.h"
+
+static const char *const names[] = {
+	"claude-code", "codex", "copilot-cli", "gemini-cli", "swe-agent", "openhands",
+	"anthropic", "openai-chat", "openai-responses", "gemini", "cmv", NULL,
+};
+
+const char *const *cmv_format_names(void)
+{
+	return names;
+}
+
+static const session_driver *driver_for(const char *format)
+{
+	static const session_driver *const drivers[] = {
+		&cmv__driver_codex, &cmv__driver_copilot, &cmv__driver_gemini_cli, &cmv__driver_swe_agent,
+		&cmv__driver_openhands, &cmv__driver_anthropic, &cmv__driver_openai_chat,
+		&cmv__driver_openai_responses, &cmv__driver_gemini,
+	};
+	for (size_t i = 0; i < sizeof(drivers) / sizeof(*drivers); i++)
+		if (!strcmp(drivers[i]->name, format))
+			return drivers[i];
+	return NULL;
+}
+
+static const char *canonical(const char *name)
+{
+	for (size_t i = 0; names[i]; i++)
+		if (!strcmp(names[i], name))
+			return names[i];
+	return NULL;
+}
+
+/* Anthropic's or OpenAI's shape, for a body with a "messages" array. */
+static const char *messages_flavor(const cJSON *doc)
+{
+	const cJSON *msgs = cj_get(doc, "messages");
+	if (cj_get(doc, "system") || cj_get(doc, "anthropic_version") || cj_get(doc, "max_tokens"))
+		return "anthropic";
+	for (const cJSON *m = msgs ? msgs->child : NULL; m; m = m->next) {
+		const char *r = cj_str(m, "role");
+		if ((r && (!strcmp(r, "system") || !strcmp(r, "developer") || !strcmp(r, "tool"))) || cj_get(m, "tool_calls"))
+			return "openai-chat";
+		const cJSON *content = cj_get(m, "content");
+		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+			const char *t = cj_str(b, "type");
+			if (!t)
+				continue;
+			if (!strcmp(t, "tool_use") || !strcmp(t, "tool_result") || !strcmp(t, "thinking") ||
+			    (!strcmp(t, "image") && cj_get(b, "source")))
+				return "anthropic";
+			if (!strcmp(t, "image_url") || !strcmp(t, "input_audio"))
+				return "openai-chat";
+		}
+	}
+	return "openai-chat";
+}
+
+static bool has_key(const char *p, size_t n, const char *key)
+{
+	size_t k = strlen(key);
+	for (size_t i = 0; i + k <= n; i++)
+		if (p[i] == key[0] && !memcmp(p + i, key, k))
+			return true;
+	return false;
+}
+
+static const char *detect_record(const cJSON *j)
+{
+	if (!cJSON_IsObject(j))
+		return NULL;
+	if (cj_get(j, "role") && cj_get(j, "content"))
+		return "cmv";
+	if (cj_str(j, "type") && cJSON_IsObject(cj_get(j, "payload")) && cj_get(j, "timestamp"))
+		return "codex";
+	if (cj_str(j, "type") && cJSON_IsObject(cj_get(j, "data")) && (cj_get(j, "parentId") || cj_get(j, "id")))
+		return "copilot-cli";
+	if (cj_str(j, "type") && (cj_get(j, "sessionId") || cj_get(j, "uuid") || cj_get(j, "leafUuid") ||
+				  cj_get(j, "messageId")))
+		return "claude-code";
+	return NULL;
+}
+
+static const char *detect_document(const cJSON *doc)
+{
+	if (cJSON_IsArray(doc)) {
+		const cJSON *e = doc->child;
+		if (!e || (cj_get(e, "source") && (cj_get(e, "action") || cj_get(e, "observation"))))
+			return "openhands";
+		return NULL;
+	}
+	if (cj_get(doc, "sessionId") && cJSON_IsArray(cj_get(doc, "messages")))
+		return "gemini-cli";
+	if (cJSON_IsArray(cj_get(doc, "history")) && (cj_get(doc, "trajectory") || cj_get(doc, "info")))
+		return "swe-agent";
+	if (cJSON_IsArray(cj_get(doc, "contents")))
+		return "gemini";
+	if (cJSON_IsArray(cj_get(doc, "input")))
+		return "openai-responses";
+	if (cJSON_IsArray(cj_get(doc, "messages")))
+		return messages_flavor(doc);
+	return NULL;
+}
+
+int cmv_format_detect(const char **out, const char *path)
+{
+	cmv_buf file = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	int error;
+
+	*out = NULL;
+	if ((error = cmv__read_file(&file, path)) < 0)
+		return error;
+	const char *end = file.ptr + file.size, *p = jscan_ws(file.ptr, end);
+	const char *e = p < end ? jscan_value(p, end) : NULL;
+	if (e && jscan_ws(e, end) == end && (*p == '[' || memchr(p, '\n', (size_t)(e - p)))) {
+		/* one JSON value over several lines: a document */
+		cJSON *doc = cJSON_ParseWithLength(p, (size_t)(e - p));
+		*out = detect_document(doc);
+		cJSON_Delete(doc);
+	}
+	if (!*out && e) {
+		cJSON *j = cJSON_ParseWithLength(p, (size_t)(e - p));
+		if (!(*out = detect_record(j)) && jscan_ws(e, end) == end)
+			*out = detect_document(j);
+		cJSON_Delete(j);
+	} else if (!*out && p < end && *p == '{') {
+		/* a first line cut off mid-write: sniff its keys */
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (has_key(p, n, "\"sessionId\"") && has_key(p, n, "\"type\""))
+			*out = "claude-code";
+		else if (has_key(p, n, "\"payload\"") && has_key(p, n, "\"type\""))
+			*out = "codex";
+	}
+	cmv_buf_dispose(&file);
+	if (!*out)
+		return cmv_error__set(CMV_EINVALID, "%s: cannot tell the format (use --format)", path);
+	return 0;
+}
+
+int cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
+		    const cmv_import_options *opts)
+{
+	const session_driver *d;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(path);
+	if (!format && (error = cmv_format_detect(&format, path)) < 0)
+		return error;
+	if (!canonical(format))
+		return cmv_error__set(CMV_EINVALID, "unknown format '%s'", format);
+	format = canonical(format);
+	if (!strcmp(format, "cmv")) {
+		if ((error = cmv_import_cmv_file(out, repo, path, opts)) == 0) {
+			out->format = "cmv";
+			out->session[0] = '\0';
+		}
+		return error;
+	}
+	if (!strcmp(format, "claude-code"))
+		return cmv_import_claude_code_file(out, repo, path, opts);
+	d = driver_for(format);
+	return cmv__session_import(out, repo, path, d, opts);
+}
