@@ -98,6 +98,8 @@ static void usage(FILE *out)
 	      "suites:\n"
 	      "    store [--quick] [--json]   append rate, snapshot/branch latency by history size,\n"
 	      "                               store bytes with 100 branches and 100 snapshots\n"
+	      "    import DIR [--json]        import, re-import, export and render throughput over a\n"
+	      "                               folder of sessions; store bytes against input bytes\n"
 	      "    tokenizer [--json]         MB/s per text class for each tokenizer, beside the\n"
 	      "                               official tiktoken core; the 1 MiB worst case\n",
 	      out);
@@ -115,6 +117,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "store"))
 		return bench_store(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "import"))
+		return bench_import(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tokenizer"))
 		return bench_tokenizer(argc - 1, argv + 1);
 	fprintf(stderr, "cmv-bench: unknown suite '%s'\n", argv[1]);

@@ -223,6 +223,27 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	memset(&res, 0, sizeof(res));
 	if ((error = cmv__read_file(&file, path)) < 0)
 		goto out;
+	/* The session's id, from its first records: a file imported before, unchanged, costs only a hash. */
+	session_source src;
+	char probe_id[128] = "";
+	session_source_init(&src, file.ptr, file.size);
+	p = jscan_ws(file.ptr, file.ptr + file.size);
+	for (int k = 0; k < 16 && !probe_id[0] && p < file.ptr + file.size && *p == '{'; k++) {
+		const char *e = jscan_value(p, file.ptr + file.size);
+		cJSON *j = e ? cJSON_ParseWithLength(p, (size_t)(e - p)) : NULL;
+		if (cj_str(j, "sessionId"))
+			snprintf(probe_id, sizeof(probe_id), "%s", cj_str(j, "sessionId"));
+		cJSON_Delete(j);
+		if (!e)
+			break;
+		p = jscan_ws(e, file.ptr + file.size);
+	}
+	if (!probe_id[0] && (error = cmv_formats__branch_name_from_path(&name, path)) == 0)
+		snprintf(probe_id, sizeof(probe_id), "%s", name.ptr);
+	if (error < 0)
+		goto out;
+	if (session_unchanged(out, repo, "claude-code", "cc", probe_id, &src, opts))
+		goto out;
 	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto out;
 
@@ -248,6 +269,12 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			rec_end = nl;
 		}
 		const char *sep = rec_end, *next = jscan_ws(rec_end, end);
+		if ((size_t)(rec_end - rec) > (opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT)) {
+			error = cmv_error__set(CMV_ETOOBIG, "%s:%zu: a record of %zu bytes is over the limit of %zu (--max-line-bytes)",
+					       path, lineno, (size_t)(rec_end - rec),
+					       opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT);
+			goto fail;
+		}
 		if (*rec != '{' || !(j = cJSON_ParseWithLength(rec, (size_t)(rec_end - rec))) || !cJSON_IsObject(j)) {
 			cJSON_Delete(j);
 			if (!(opts->flags & CMV_IMPORT_LENIENT)) {
@@ -390,8 +417,9 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	 * (a rewind) keeps a branch NAME.2, NAME.3, ... in file order, which
 	 * stays stable as the file grows.
 	 */
+	src.records = res.records;
 	if ((error = session_finish(&res, repo, path, "claude-code", "cc", session_id, &rl, tail, abandoned,
-				    n_abandoned, file.ptr, (size_t)(lead_end - file.ptr), opts)) < 0 ||
+				    n_abandoned, file.ptr, (size_t)(lead_end - file.ptr), &src, opts)) < 0 ||
 	    (error = cmv_repo_txn_commit(repo)) < 0)
 		goto fail;
 	*out = res;

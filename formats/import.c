@@ -104,6 +104,46 @@ static const char *detect_document(const cJSON *doc)
 	return NULL;
 }
 
+/* A document's format from its top-level keys; only the small parts are parsed. */
+static const char *detect_document_keys(const char *p, const char *e)
+{
+	jspan doc = { p, e }, v, el;
+	const char *cur = NULL;
+	const char *f = NULL;
+
+	if (*p == '[') {
+		if (jscan_next_element(&el, doc, &cur) != 1)
+			return "openhands"; /* an empty event stream */
+		cJSON *first = cJSON_ParseWithLength(el.p, (size_t)(el.end - el.p));
+		cJSON *arr = cJSON_CreateArray();
+		if (first && arr) {
+			cJSON_AddItemToArray(arr, first);
+			f = detect_document(arr);
+		} else {
+			cJSON_Delete(first);
+		}
+		cJSON_Delete(arr);
+		return f;
+	}
+#define IS_ARRAY(k) (jscan_member(&v, doc, k) == 1 && *v.p == '[')
+	if (jscan_member(&v, doc, "sessionId") == 1 && IS_ARRAY("messages"))
+		return "gemini-cli";
+	if (IS_ARRAY("history") && (jscan_member(&v, doc, "trajectory") == 1 || jscan_member(&v, doc, "info") == 1))
+		return "swe-agent";
+	if (IS_ARRAY("contents"))
+		return "gemini";
+	if (IS_ARRAY("input"))
+		return "openai-responses";
+#undef IS_ARRAY
+	if (jscan_member(&v, doc, "messages") == 1 && *v.p == '[') {
+		/* a request body: small enough to read whole */
+		cJSON *body = cJSON_ParseWithLength(p, (size_t)(e - p));
+		f = body ? messages_flavor(body) : NULL;
+		cJSON_Delete(body);
+	}
+	return f;
+}
+
 int cmv_format_detect(const char **out, const char *path)
 {
 	cmv_buf file = CMV_BUF_INIT(SESSION_MAX_BYTES);
@@ -115,10 +155,8 @@ int cmv_format_detect(const char **out, const char *path)
 	const char *end = file.ptr + file.size, *p = jscan_ws(file.ptr, end);
 	const char *e = p < end ? jscan_value(p, end) : NULL;
 	if (e && jscan_ws(e, end) == end && (*p == '[' || memchr(p, '\n', (size_t)(e - p)))) {
-		/* one JSON value over several lines: a document */
-		cJSON *doc = cJSON_ParseWithLength(p, (size_t)(e - p));
-		*out = detect_document(doc);
-		cJSON_Delete(doc);
+		/* one JSON value over several lines: a document, told by its top keys (not parsed whole) */
+		*out = detect_document_keys(p, e);
 	}
 	if (!*out && e) {
 		cJSON *j = cJSON_ParseWithLength(p, (size_t)(e - p));

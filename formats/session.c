@@ -5,6 +5,7 @@
  * records form one chain (see session.h).
  */
 #include <errno.h>
+#include <xxhash.h>
 #include "session.h"
 
 #define META_MAGIC_CC "cmvcc\1"   /* Claude Code records: the format is implied */
@@ -327,8 +328,10 @@ static int session_branch(cmv_repo *repo, const char *path, const char *branch, 
 }
 
 static int write_manifest(cmv_id *out, cmv_repo *repo, const record_list *rl, const char *format,
-			  const char *session_id, const char *path, const char *lead, size_t lead_len)
+			  const char *session_id, const char *path, const char *lead, size_t lead_len,
+			  const session_source *src, const char *branch, size_t tip)
 {
+	char hex[CMV_ID_HEXSZ + 1], xxh[17];
 	cmv_id *chunks = NULL;
 	size_t n_chunks = (rl->n + SESSION_CHUNK - 1) / SESSION_CHUNK;
 	cmv_block_content b = { .type = "session_chunk", .data = "" };
@@ -351,6 +354,12 @@ static int write_manifest(cmv_id *out, cmv_repo *repo, const record_list *rl, co
 		       !cJSON_AddStringToObject(info, "session", session_id) ||
 		       cmv_buf_put(&leadbuf, lead, lead_len) < 0 ||
 		       !cJSON_AddStringToObject(info, "lead", leadbuf.ptr) ||
+		       /* what a re-import of the same file checks first, so that it costs a hash */
+		       !cJSON_AddNumberToObject(info, "bytes", (double)src->size) ||
+		       !cJSON_AddStringToObject(info, "xxh3", (snprintf(xxh, sizeof(xxh), "%016llx", (unsigned long long)src->xxh3), xxh)) ||
+		       !cJSON_AddNumberToObject(info, "records", (double)src->records) ||
+		       !cJSON_AddStringToObject(info, "branch", branch) ||
+		       !cJSON_AddStringToObject(info, "head", tip == SIZE_MAX ? "" : cmv_id_tostr(hex, sizeof(hex), &rl->ids[tip])) ||
 		       !(info_text = cJSON_PrintUnformatted(info))))
 		error = cmv_error__oom();
 	if (!error) {
@@ -369,10 +378,21 @@ static int write_manifest(cmv_id *out, cmv_repo *repo, const record_list *rl, co
 	return error;
 }
 
+/* The branch an import of this session goes to. */
+static void branch_for(char *branch, size_t n, const char *prefix, const char *session_id, const cmv_import_options *opts)
+{
+	if (opts->branch)
+		snprintf(branch, n, "%s", opts->branch);
+	else if (cmv_ref_name_is_valid(session_id))
+		snprintf(branch, n, "%s", session_id);
+	else
+		snprintf(branch, n, "%s/%s", prefix, session_id);
+}
+
 int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
 		   const char *prefix, const char *session_id, const record_list *rl, size_t tip,
 		   const size_t *abandoned, size_t n_abandoned, const char *lead, size_t lead_len,
-		   const cmv_import_options *opts)
+		   const session_source *src, const cmv_import_options *opts)
 {
 	cmv_buf name = CMV_BUF_INIT(4096), alt = CMV_BUF_INIT(4096);
 	cmv_id manifest, *kept = NULL;
@@ -380,7 +400,8 @@ int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, con
 	char branch[CMV_REF_NAME_MAX + 1];
 	int error;
 
-	if ((error = write_manifest(&manifest, repo, rl, format, session_id, path, lead, lead_len)) < 0 ||
+	branch_for(branch, sizeof(branch), prefix, session_id, opts);
+	if ((error = write_manifest(&manifest, repo, rl, format, session_id, path, lead, lead_len, src, branch, tip)) < 0 ||
 	    (error = cmv_buf_printf(&name, "%s/%s", prefix, session_id)) < 0)
 		goto done;
 	if (!cmv_ref_name_is_valid(name.ptr)) {
@@ -403,12 +424,6 @@ int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, con
 		error = CMV_ENOMEM;
 		goto done;
 	}
-	if (opts->branch)
-		snprintf(branch, sizeof(branch), "%s", opts->branch);
-	else if (cmv_ref_name_is_valid(session_id))
-		snprintf(branch, sizeof(branch), "%s", session_id);
-	else
-		snprintf(branch, sizeof(branch), "%s", name.ptr);
 	for (size_t k = 0; k < n_abandoned && !error; k++) {
 		kept[k] = rl->ids[abandoned[k]];
 		cmv_buf_clear(&alt);
@@ -429,6 +444,63 @@ done:
 	cmv_buf_dispose(&name);
 	cmv_buf_dispose(&alt);
 	return error;
+}
+
+void session_source_init(session_source *src, const char *data, size_t size)
+{
+	src->size = size;
+	src->xxh3 = XXH3_64bits(data, size);
+	src->records = 0;
+}
+
+int session_unchanged(cmv_import_result *out, cmv_repo *repo, const char *format, const char *prefix,
+		      const char *session_id, const session_source *src, const cmv_import_options *opts)
+{
+	cmv_buf name = CMV_BUF_INIT(4096), blob = CMV_BUF_INIT(1 << 24);
+	cmv_ref *ref = NULL, *br = NULL;
+	cmv_node *manifest = NULL;
+	cJSON *info = NULL;
+	char branch[CMV_REF_NAME_MAX + 1], xxh[17];
+	int same = 0;
+
+	if (opts->flags & CMV_IMPORT_FORCE)
+		return 0;
+	branch_for(branch, sizeof(branch), prefix, session_id, opts);
+	snprintf(xxh, sizeof(xxh), "%016llx", (unsigned long long)src->xxh3);
+	if (cmv_buf_printf(&name, "%s/%s", prefix, session_id) < 0 || !cmv_ref_name_is_valid(name.ptr) ||
+	    cmv_ref_lookup(&ref, repo, name.ptr) < 0 || ref->type != CMV_REF_SESSION ||
+	    cmv_node_read(&manifest, repo, &ref->target) < 0 || manifest->n_blocks != 1 ||
+	    cmv_blob_read(&blob, repo, &manifest->blocks[0].blob) < 0 ||
+	    !(info = cJSON_ParseWithLength(blob.ptr, blob.size)))
+		goto done;
+	const cJSON *bytes = cj_get(info, "bytes"), *records = cj_get(info, "records");
+	const char *head = cj_str(info, "head"), *b = cj_str(info, "branch"), *f = cj_str(info, "format");
+	cmv_id head_id;
+	if (!cJSON_IsNumber(bytes) || (size_t)bytes->valuedouble != src->size || !cj_str(info, "xxh3") ||
+	    strcmp(cj_str(info, "xxh3"), xxh) || !b || strcmp(b, branch) || !f || strcmp(f, format) || !head ||
+	    !cJSON_IsNumber(records) || cmv_id_fromstr(&head_id, head) < 0)
+		goto done;
+	/* the branch is still there, at the session's tail or past it (the user went on from it) */
+	if (cmv_ref_lookup(&br, repo, branch) < 0 || br->type != CMV_REF_BRANCH ||
+	    cmv_is_ancestor(repo, &head_id, &br->target) != 1)
+		goto done;
+	memset(out, 0, sizeof(*out));
+	snprintf(out->branch, sizeof(out->branch), "%s", branch);
+	snprintf(out->session, sizeof(out->session), "%s", name.ptr);
+	out->format = format;
+	out->outcome = CMV_IMPORT_UNCHANGED;
+	out->head = head_id;
+	out->records = (size_t)records->valuedouble;
+	same = 1;
+done:
+	cmv_error_clear();
+	cJSON_Delete(info);
+	cmv_node_free(manifest);
+	cmv_ref_free(ref);
+	cmv_ref_free(br);
+	cmv_buf_dispose(&name);
+	cmv_buf_dispose(&blob);
+	return same;
 }
 
 /* ---- export ------------------------------------------------------------- */
@@ -607,16 +679,47 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 	const char *fend = file.ptr + file.size;
 	lead_end = file.ptr;
 
+	/*
+	 * The session's id, from its first records, before anything else: a
+	 * file imported before and unchanged since costs a hash.
+	 */
+	session_source src;
+	session_source_init(&src, file.ptr, file.size);
+	{
+		const char *p = jscan_ws(file.ptr, fend), *top = p;
+		jspan doc = { top, fend }, v;
+		if (d->array_key && *top == '{' && jscan_member(&v, doc, "sessionId") == 1 && *v.p == '"' &&
+		    jscan_unescape(&meta, v) == 0)
+			session_import_id(&si, meta.ptr); /* Gemini CLI names its session at the top */
+		for (int k = 0; !d->array_key && k < 16 && !si.id[0] && p < fend && *p == '{'; k++) {
+			const char *e = jscan_value(p, fend);
+			cJSON *j = e ? cJSON_ParseWithLength(p, (size_t)(e - p)) : NULL;
+			cmv_role role;
+			cmv_kind kind;
+			jspan span = { p, e };
+			record_build_reset(&rb, p);
+			if (cJSON_IsObject(j))
+				d->record(&si, &rb, span, j, &role, &kind);
+			cJSON_Delete(j);
+			if (!e)
+				break;
+			p = jscan_ws(e, fend);
+		}
+	}
+	cmv_error_clear();
+	if (!si.id[0]) {
+		if ((error = cmv_formats__branch_name_from_path(&name, path)) < 0)
+			goto out;
+		snprintf(si.id, sizeof(si.id), "%s", name.ptr);
+	}
+	if (session_unchanged(out, repo, d->name, d->prefix, si.id, &src, opts))
+		goto out;
+
 	/* Split the file into records first: a malformed file fails before any write. */
 	if (d->array_key) {
 		if ((error = split_document(&recs, &n_recs, path, file.ptr, file.size, d->array_key)) < 0)
 			goto out;
-		/* a document may name its session at the top (Gemini CLI's sessionId) */
-		const char *top = jscan_ws(file.ptr, fend);
-		jspan doc = { top, fend }, v;
-		if (*top == '{' && jscan_member(&v, doc, "sessionId") == 1 && *v.p == '"' &&
-		    jscan_unescape(&meta, v) == 0)
-			session_import_id(&si, meta.ptr);
+
 	} else {
 		const char *p = lead_end = jscan_ws(file.ptr, fend);
 		size_t lineno = 1 + count_lines(file.ptr, p);
@@ -650,6 +753,14 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 		}
 	}
 
+	/* A record over the cap is refused before anything is written: it is an attack or a corrupt file. */
+	size_t max = opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT;
+	for (size_t i = 0, ln = 1 + count_lines(file.ptr, lead_end); i < n_recs; ln += count_lines(recs[i].rec, recs[i].next), i++)
+		if ((size_t)(recs[i].rec_end - recs[i].rec) > max) {
+			error = cmv_error__set(CMV_ETOOBIG, "%s:%zu: a record of %zu bytes is over the limit of %zu (--max-line-bytes)",
+					       path, ln, (size_t)(recs[i].rec_end - recs[i].rec), max);
+			goto out;
+		}
 	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto out;
 	size_t lineno = 1 + count_lines(file.ptr, lead_end);
@@ -713,13 +824,9 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 		error = cmv_error__set(CMV_EINVALID, "%s: no records to import", path);
 		goto fail;
 	}
-	if (!si.id[0]) {
-		if ((error = cmv_formats__branch_name_from_path(&name, path)) < 0)
-			goto fail;
-		snprintf(si.id, sizeof(si.id), "%s", name.ptr);
-	}
+	src.records = res.records;
 	if ((error = session_finish(&res, repo, path, d->name, d->prefix, si.id, &rl, tail, NULL, 0, file.ptr,
-				    (size_t)(lead_end - file.ptr), opts)) < 0 ||
+				    (size_t)(lead_end - file.ptr), &src, opts)) < 0 ||
 	    (error = cmv_repo_txn_commit(repo)) < 0)
 		goto fail;
 	*out = res;

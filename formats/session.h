@@ -90,6 +90,23 @@ typedef struct {
 int record_list_push(record_list *rl, const cmv_id *id, size_t parent, bool on_chain, bool msg);
 void record_list_dispose(record_list *rl);
 
+/* The file an import reads: what a re-import compares first. */
+typedef struct {
+	size_t size;
+	uint64_t xxh3;
+	size_t records;
+} session_source;
+
+void session_source_init(session_source *src, const char *data, size_t size);
+
+/*
+ * 1 when session "<prefix>/<id>" was imported from exactly these bytes into
+ * the same branch, which still holds it: *out is filled as UNCHANGED and
+ * nothing needs reading. 0 otherwise (never an error: the import just runs).
+ */
+int session_unchanged(cmv_import_result *out, cmv_repo *repo, const char *format, const char *prefix,
+		      const char *session_id, const session_source *src, const cmv_import_options *opts);
+
 /*
  * Finish an import inside its transaction: write the manifest, set the
  * session ref "<prefix>/<session_id>", and create or move the branch
@@ -100,7 +117,7 @@ void record_list_dispose(record_list *rl);
 int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
 		   const char *prefix, const char *session_id, const record_list *rl, size_t tip,
 		   const size_t *abandoned, size_t n_abandoned, const char *lead, size_t lead_len,
-		   const cmv_import_options *opts);
+		   const session_source *src, const cmv_import_options *opts);
 
 /* ---- generic importer for formats whose records form one chain ---------- */
 
