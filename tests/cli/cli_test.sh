@@ -146,6 +146,55 @@ CMV_MODELS=$WORK/models.json "$CMV" models >/dev/null 2>"$WORK/err"; rc=$?
 ok "a bad models file fails" test $rc -eq 1
 ok "a bad models file is named" has "models.json: models[0]" "$(cat "$WORK/err")"
 
+
+# --- sessions of this machine, import by id, snapshot of a session, renderings ---
+T=$HERE/../../../shared/transcripts
+mkdir -p "$WORK/home/.claude/projects/-home-u-proj" "$WORK/home/.codex/sessions/2026/06/26"
+cp "$HERE/../../examples/claude-code/2cba43de-c8d2-4a69-add8-9fae3ad93900.jsonl" "$WORK/home/.claude/projects/-home-u-proj/"
+cp "$T/codex/agentv/a3-92ff332928-0__019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl" \
+	"$WORK/home/.codex/sessions/2026/06/26/rollout-2026-06-26T10-00-00-019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl"
+touch -d '2026-06-01' "$WORK/home/.codex/sessions/2026/06/26/rollout-2026-06-26T10-00-00-019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl"
+export HOME=$WORK/home
+run sessions; ok "sessions lists both agents" test $rc -eq 0 -a "$(grep -c . <<<"$out")" -eq 2
+ok "newest first: the Claude Code session" has "claude-code" "$(head -1 <<<"$out")"
+ok "a Codex session's project is its cwd" has "/home/entity/projects/EntityProcess/agentv" "$out"
+run sessions --sort size --json; ok "sessions --json" is_json "$out"
+ok "largest first: the Codex rollout" has '"agent":	"codex"' "$(head -3 <<<"$out")"
+run sessions --project u-proj; ok "sessions --project filters" test "$(grep -c . <<<"$out")" -eq 1
+run import --latest; ok "import --latest" test $rc -eq 0
+ok "import --latest took the newest" has "branch '2cba43de-c8d2-4a69-add8-9fae3ad93900' created" "$out"
+run import --session nope; ok "an unknown session is an error" test $rc -eq 1
+ok "an unknown session says how to list them" has "cmv sessions" "$err"
+run snapshot codex-start --session 019ed836 --json; ok "snapshot --session imports and snapshots" test $rc -eq 0
+ok "snapshot --session took that session" has '"from":	"019ed836-b1da-78f1-8a0c-e598363d10f4"' "$out"
+run import --session 019ed836 --json; ok "import --session again: unchanged" has '"outcome":	"unchanged"' "$out"
+ok "import --json names format and session" has '"session":	"codex/019ed836-b1da-78f1-8a0c-e598363d10f4"' "$out"
+run export --session 019ed836-b1da-78f1-8a0c-e598363d10f4 -o "$WORK/rollout.jsonl"
+ok "export --session by a bare Codex id" test $rc -eq 0
+ok "the rollout comes back byte for byte" cmp -s "$WORK/rollout.jsonl" "$T/codex/agentv/a3-92ff332928-0__019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl"
+for f in anthropic openai-chat openai-responses gemini; do
+	run export codex-start --format $f --check -o "$WORK/req.json"
+	ok "Codex rendered for $f passes the checker" test $rc -eq 0
+	ok "the $f check reports the repaired calls" has "2 calls answered for lack of a result" "$err"
+	ok "the $f body is JSON" is_json "$(cat "$WORK/req.json")"
+done
+run export 2cba43de-c8d2-4a69-add8-9fae3ad93900 --format anthropic --model claude-sonnet-4-5
+ok "rendered to stdout" has '"model":"claude-sonnet-4-5"' "$out"
+run export --format klingon; ok "an unknown render format is a usage error" test $rc -eq 2
+run export --format cmv --check; ok "--check needs a provider format" test $rc -eq 2
+run import "$T/openhands"; ok "import a folder" test $rc -eq 0 -a "$(grep -c 'openhands, ' <<<"$out")" -eq 4
+run import "$T/codex" --json; ok "import a folder --json" is_json "$out"
+ok "a folder passes over what is not a session" test "$(grep -c '"format"' <<<"$out")" -eq 4
+printf '{"timestamp":"t","type":"session_meta","payload":{"id":"cli-bad"}}\n{"timestamp":"t","type":\n{"timestamp":"t","type":"event_msg","payload":{}}\n' >"$WORK/bad-rollout.jsonl"
+run import "$WORK/bad-rollout.jsonl"; ok "a bad line fails the import" test $rc -eq 1
+ok "the error names file and line" has "bad-rollout.jsonl:2: malformed JSON record" "$err"
+run import "$WORK/bad-rollout.jsonl" --lenient; ok "--lenient keeps going" test $rc -eq 0
+ok "--lenient lists the bad lines" has "kept 1 bad record as opaque events, at line 2" "$err"
+printf '{"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"x","content":"?"}]}],"max_tokens":5}' >"$WORK/orphan.json"
+run import "$WORK/orphan.json" --format anthropic; ok "an Anthropic body imports" test $rc -eq 0
+run export orphan --format anthropic --check; ok "an orphan result is kept as text, and passes" test $rc -eq 0
+ok "the orphan is reported" has "1 orphan result kept as text" "$err"
+
 # --- the store is found from a subdirectory, and by CMV_DIR ---
 mkdir -p sub/dir && cd sub/dir
 run list; ok "discovered from a subdirectory" test $rc -eq 0
