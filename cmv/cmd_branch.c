@@ -1,18 +1,156 @@
 /* SPDX-License-Identifier: MIT */
 /* cmv branch NAME [--from REF | --at NODE]: a new branch; one row, whatever the history size. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include "cmd.h"
 
 static const char *b_name, *b_from, *b_at;
-static bool b_checkout, b_json;
+static bool b_checkout, b_json, b_claude, b_launch;
 const cli_opt opts_branch[] = {
 	{ OPT_ARG, "NAME", 0, NULL, "the new branch's name", &b_name, NULL },
 	{ OPT_VALUE, "from", 0, "REF", "start from a branch or snapshot (default: the current branch)", &b_from, NULL },
 	{ OPT_VALUE, "at", 0, "NODE", "start at a node (an id prefix, or REF~N)", &b_at, NULL },
 	{ OPT_FLAG, "checkout", 'c', NULL, "make the new branch the current one", NULL, &b_checkout },
+	{ OPT_FLAG, "claude", 0, NULL, "also write it as a new Claude Code session, resumable with claude --resume", NULL, &b_claude },
+	{ OPT_FLAG, "launch", 0, NULL, "with --claude: run claude --resume on it", NULL, &b_launch },
 	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &b_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
+
+/* Claude Code's project folder name for a working directory: every non-alphanumeric byte is '-'. */
+static void encode_project(cmv_buf *out, const char *cwd)
+{
+	for (const char *p = cwd; *p; p++)
+		cmv_buf_putc(out, ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) ? *p : '-');
+}
+
+static void iso_now(char out[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+/* Add the new session to the project's sessions-index.json, when the project has one. */
+static int update_index(const char *dir, const char *id, const char *path, const char *cwd, size_t lines)
+{
+	cmv_buf idx = CMV_BUF_INIT(4096), tmp = CMV_BUF_INIT(4096), text = CMV_BUF_INIT(1 << 28);
+	char now[32];
+	FILE *fp;
+	int rc = EXIT_OK;
+
+	cmv_buf_printf(&idx, "%s/sessions-index.json", dir);
+	if (!(fp = fopen(idx.ptr, "rb"))) {
+		cmv_buf_dispose(&idx);
+		return EXIT_OK; /* none: Claude Code rescans the folder */
+	}
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		cmv_buf_put(&text, chunk, n);
+	fclose(fp);
+	cJSON *doc = cJSON_ParseWithLength(text.ptr ? text.ptr : "", text.size), *entries = cJSON_GetObjectItemCaseSensitive(doc, "entries");
+	if (!cJSON_IsArray(entries)) {
+		cJSON_Delete(doc);
+		cmv_buf_dispose(&idx);
+		cmv_buf_dispose(&text);
+		return cli_failf("%s: not a sessions index (no \"entries\" array); left as it was", idx.ptr);
+	}
+	cJSON *e = cJSON_CreateObject();
+	iso_now(now);
+	cJSON_AddStringToObject(e, "sessionId", id);
+	cJSON_AddStringToObject(e, "fullPath", path);
+	cJSON_AddNumberToObject(e, "fileMtime", (double)time(NULL) * 1000.0);
+	cJSON_AddStringToObject(e, "firstPrompt", b_name);
+	cJSON_AddStringToObject(e, "summary", "");
+	cJSON_AddNumberToObject(e, "messageCount", (double)lines);
+	cJSON_AddStringToObject(e, "created", now);
+	cJSON_AddStringToObject(e, "modified", now);
+	cJSON_AddStringToObject(e, "gitBranch", "");
+	cJSON_AddStringToObject(e, "projectPath", cwd);
+	cJSON_AddFalseToObject(e, "isSidechain");
+	cJSON_AddItemToArray(entries, e);
+	char *out = cJSON_Print(doc);
+	/* written beside it and renamed over it: a reader never sees half a file */
+	cmv_buf_printf(&tmp, "%s.cmv-tmp", idx.ptr);
+	if (!out || !(fp = fopen(tmp.ptr, "wb")) || fputs(out, fp) < 0 || fclose(fp) != 0 || rename(tmp.ptr, idx.ptr) != 0)
+		rc = cli_failf("cannot update %s: %s", idx.ptr, strerror(errno));
+	free(out);
+	cJSON_Delete(doc);
+	cmv_buf_dispose(&idx);
+	cmv_buf_dispose(&tmp);
+	cmv_buf_dispose(&text);
+	return rc;
+}
+
+static int write_claude(cli_ctx *ctx, const cmv_id *at, cJSON *json)
+{
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
+		path = CMV_BUF_INIT(4096);
+	char id[37];
+	const char *root = getenv("CLAUDE_CONFIG_DIR"), *home = getenv("HOME");
+	int rc = EXIT_OK, fd = -1;
+
+	if (cmv_claude_session_write(&body, id, &cwd, ctx->repo, at) < 0) {
+		rc = cli_fail("cannot write the branch as a Claude Code session");
+		goto done;
+	}
+	if (root && *root)
+		cmv_buf_printf(&dir, "%s/projects/", root);
+	else if (home && *home)
+		cmv_buf_printf(&dir, "%s/.claude/projects/", home);
+	else {
+		rc = cli_failf("no $CLAUDE_CONFIG_DIR or $HOME to find Claude Code's projects in");
+		goto done;
+	}
+	encode_project(&dir, cwd.size ? cwd.ptr : "unknown");
+	if (mkdir(dir.ptr, 0700) != 0 && errno != EEXIST) {
+		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
+		goto done;
+	}
+	cmv_buf_printf(&path, "%s/%s.jsonl", dir.ptr, id);
+	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+	    write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
+		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
+		goto done;
+	}
+	size_t lines = 0;
+	for (size_t i = 0; i < body.size; i++)
+		lines += body.ptr[i] == '\n';
+	if ((rc = update_index(dir.ptr, id, path.ptr, cwd.size ? cwd.ptr : "", lines)) != EXIT_OK)
+		goto done;
+	if (json) {
+		cJSON_AddStringToObject(json, "claude_session", id);
+		cJSON_AddStringToObject(json, "claude_file", path.ptr);
+		cJSON_AddStringToObject(json, "cwd", cwd.size ? cwd.ptr : "");
+	} else {
+		printf("Claude Code session %s written to %s\nresume it with: cd %s && claude --resume %s\n", id, path.ptr,
+		       cwd.size ? cwd.ptr : ".", id);
+	}
+	if (b_launch) {
+		fflush(stdout);
+		if (cwd.size && chdir(cwd.ptr) != 0) {
+			rc = cli_failf("cannot enter %s: %s", cwd.ptr, strerror(errno));
+			goto done;
+		}
+		execlp("claude", "claude", "--resume", id, (char *)NULL);
+		rc = cli_failf("cannot run claude: %s (is Claude Code installed?)", strerror(errno));
+	}
+done:
+	if (fd >= 0)
+		close(fd);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&cwd);
+	cmv_buf_dispose(&dir);
+	cmv_buf_dispose(&path);
+	return rc;
+}
 
 CMD(branch)
 {
@@ -24,6 +162,8 @@ CMD(branch)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("branch");
+	if (b_launch && !b_claude)
+		return cli_usage_error(cli_find("branch"), "--launch goes with --claude");
 	if (b_from && b_at)
 		return cli_usage_error(cli_find("branch"), "--from and --at cannot be used together");
 	if (b_at) {
@@ -52,19 +192,24 @@ CMD(branch)
 		rc = cli_fail("cannot check out the branch");
 		goto done;
 	}
+	cJSON *o = b_json ? cJSON_CreateObject() : NULL;
 	if (b_json) {
-		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "branch", b_name);
 		cJSON_AddStringToObject(o, "node", cli_id(&at, hex));
 		if (from_ref)
 			cJSON_AddStringToObject(o, "from", from_ref);
 		else
 			cJSON_AddNullToObject(o, "from");
-		rc = cli_print_json(o);
 	} else {
 		printf("branch '%s' at %s%s%s\n", b_name, cli_short(&at, hex),
 		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	}
+	if (b_claude && (rc = write_claude(ctx, &at, o)) != EXIT_OK) {
+		cJSON_Delete(o);
+		goto done;
+	}
+	if (o)
+		rc = cli_print_json(o);
 done:
 	cmv_ref_free(src);
 	cmv_buf_dispose(&from);

@@ -462,3 +462,166 @@ int cmv__cc_neutral(conv *c, const cJSON *rec)
 	/* one API message is spread over several lines that share message.id */
 	return anthropic_message_neutral(c, msg, type[0] == 'a' ? (cj_str(msg, "id") ? cj_str(msg, "id") : "") : NULL);
 }
+
+/* ---- writing a branch as a new Claude Code session ------------------------- */
+
+static int uuid_v4(char out[37])
+{
+	unsigned char b[16];
+	FILE *fp = fopen("/dev/urandom", "rb");
+	if (!fp || fread(b, 1, sizeof(b), fp) != sizeof(b)) {
+		if (fp)
+			fclose(fp);
+		return cmv_error__set(CMV_EIO, "cannot read /dev/urandom for a session id");
+	}
+	fclose(fp);
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3],
+		 b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
+}
+
+/* Copy a record, with every "sessionId":"..." naming the new session. */
+static int put_renamed(cmv_buf *out, const char *rec, size_t len, const char *new_id)
+{
+	static const char key[] = "\"sessionId\":\"";
+	const char *p = rec, *end = rec + len;
+	int error;
+
+	while (p < end) {
+		const char *hit = NULL;
+		for (const char *q = p; q + sizeof(key) - 1 <= end; q++)
+			if (*q == '"' && !memcmp(q, key, sizeof(key) - 1)) {
+				hit = q;
+				break;
+			}
+		if (!hit)
+			return cmv_buf_put(out, p, (size_t)(end - p));
+		const char *v = hit + sizeof(key) - 1, *close = memchr(v, '"', (size_t)(end - v));
+		if (!close)
+			return cmv_buf_put(out, p, (size_t)(end - p));
+		if ((error = cmv_buf_put(out, p, (size_t)(v - p))) < 0 || (error = cmv_buf_puts(out, new_id)) < 0)
+			return error;
+		p = close;
+	}
+	return 0;
+}
+
+/* A message appended in cmv (no source line): a Claude Code line of its own. */
+static int synth_line(cmv_buf *out, cmv_repo *repo, const cmv_node *n, const char *parent_uuid, const char *uuid,
+		      const char *session_id, const char *cwd)
+{
+	cmv_buf blob = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cJSON *o = cJSON_CreateObject(), *msg, *content;
+	char *text = NULL;
+	int error = 0;
+	bool asst = n->role == CMV_ROLE_ASSISTANT;
+
+	if (!o || !(parent_uuid ? cJSON_AddStringToObject(o, "parentUuid", parent_uuid) : cJSON_AddNullToObject(o, "parentUuid")) ||
+	    !cJSON_AddFalseToObject(o, "isSidechain") || !cJSON_AddStringToObject(o, "userType", "external") ||
+	    !cJSON_AddStringToObject(o, "cwd", cwd ? cwd : "") || !cJSON_AddStringToObject(o, "sessionId", session_id) ||
+	    !cJSON_AddStringToObject(o, "type", asst ? "assistant" : "user") ||
+	    !(msg = cJSON_AddObjectToObject(o, "message")) || !cJSON_AddStringToObject(msg, "role", asst ? "assistant" : "user") ||
+	    !(content = cJSON_AddArrayToObject(msg, "content"))) {
+		error = cmv_error__oom();
+		goto done;
+	}
+	for (size_t i = 0; i < n->n_blocks && !error; i++) {
+		const cmv_block *b = &n->blocks[i];
+		cJSON *blk;
+		if ((error = cmv_blob_read(&blob, repo, &b->blob)) < 0)
+			break;
+		if (!(blk = cJSON_CreateObject()) || !cJSON_AddItemToArray(content, blk)) {
+			cJSON_Delete(blk);
+			error = cmv_error__oom();
+			break;
+		}
+		if (!strcmp(b->type, "tool_use")) {
+			cJSON *in = cJSON_Parse(blob.ptr);
+			cJSON_AddStringToObject(blk, "type", "tool_use");
+			cJSON_AddStringToObject(blk, "id", b->tool_id ? b->tool_id : "");
+			cJSON_AddStringToObject(blk, "name", b->tool_name ? b->tool_name : "");
+			cJSON_AddItemToObject(blk, "input", cJSON_IsObject(in) ? in : cJSON_CreateObject());
+			if (!cJSON_IsObject(in))
+				cJSON_Delete(in);
+		} else if (!strcmp(b->type, "tool_result")) {
+			cJSON_AddStringToObject(blk, "type", "tool_result");
+			cJSON_AddStringToObject(blk, "tool_use_id", b->tool_id ? b->tool_id : "");
+			cJSON_AddStringToObject(blk, "content", blob.ptr);
+		} else {
+			cJSON_AddStringToObject(blk, "type", "text");
+			cJSON_AddStringToObject(blk, "text", blob.ptr);
+		}
+	}
+	if (!error && (!cJSON_AddStringToObject(o, "uuid", uuid) || !(text = cJSON_PrintUnformatted(o))))
+		error = cmv_error__oom();
+	if (!error && ((error = cmv_buf_puts(out, text)) == 0))
+		error = cmv_buf_putc(out, '\n');
+done:
+	cJSON_free(text);
+	cJSON_Delete(o);
+	cmv_buf_dispose(&blob);
+	return error;
+}
+
+int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_walk *walk = NULL;
+	const cmv_node *n;
+	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	char last_uuid[128] = "", source_id[128] = "";
+	size_t from_source = 0;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	if ((error = uuid_v4(new_id)) < 0 || (error = cmv_walk_new(&walk, repo, tip)) < 0)
+		return error;
+	cmv_buf_clear(out);
+	while ((error = cmv_walk_next(&n, walk)) == 0) {
+		const char *format;
+		error = session_record_bytes(&rec, &format, repo, n, true);
+		if (error == CMV_ENOTFOUND) {
+			cmv_error_clear();
+			if (n->kind != CMV_KIND_MESSAGE)
+				continue;
+			char uuid[37];
+			if ((error = uuid_v4(uuid)) < 0 ||
+			    (error = synth_line(out, repo, n, last_uuid[0] ? last_uuid : NULL, uuid, new_id,
+						cwd_out ? cwd_out->ptr : NULL)) < 0)
+				break;
+			snprintf(last_uuid, sizeof(last_uuid), "%s", uuid);
+			continue;
+		}
+		if (error < 0)
+			break;
+		if (strcmp(format, "claude-code")) {
+			error = cmv_error__set(CMV_EINVALID, "record %s is from a %s session, not Claude Code", cmv_id_tostr(last_uuid, sizeof(last_uuid), &n->id), format);
+			break;
+		}
+		cJSON *j = cJSON_ParseWithLength(rec.ptr, rec.size);
+		if (cj_str(j, "uuid"))
+			snprintf(last_uuid, sizeof(last_uuid), "%s", cj_str(j, "uuid"));
+		if (cj_str(j, "sessionId") && !source_id[0])
+			snprintf(source_id, sizeof(source_id), "%s", cj_str(j, "sessionId"));
+		if (cwd_out && cj_str(j, "cwd") && !cwd_out->size)
+			cmv_buf_puts(cwd_out, cj_str(j, "cwd"));
+		cJSON_Delete(j);
+		from_source++;
+		/* glued records had an empty separator: a resumable file has one record a line */
+		size_t len = rec.size;
+		while (len && (rec.ptr[len - 1] == '\n' || rec.ptr[len - 1] == '\r' || rec.ptr[len - 1] == ' '))
+			len--;
+		if ((error = put_renamed(out, rec.ptr, len, new_id)) < 0 || (error = cmv_buf_putc(out, '\n')) < 0)
+			break;
+	}
+	if (error == CMV_ITEROVER)
+		error = 0;
+	if (!error && !from_source)
+		error = cmv_error__set(CMV_EINVALID, "the branch holds no Claude Code records to resume from");
+	cmv_walk_free(walk);
+	cmv_buf_dispose(&rec);
+	return error;
+}

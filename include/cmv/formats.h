@@ -132,6 +132,19 @@ CMV_EXTERN(int) cmv_format_detect(const char **out, const char *path);
 CMV_EXTERN(int) cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path,
 				const char *format, const cmv_import_options *opts);
 
+/**
+ * The conversation ending at `tip` (a branch of an imported Claude Code
+ * session) as a new Claude Code session file: every record on the path, in
+ * order, with a new session id written into every line and the uuid chain
+ * as it was; a message appended in cmv becomes a line of its own, chained
+ * to the one before.
+ * @param new_id receives the new session id (a UUID v4)
+ * @param cwd_out may be NULL; receives the session's working directory
+ * @return 0, CMV_EINVALID (no Claude Code records on the path), CMV_EIO
+ */
+CMV_EXTERN(int) cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo,
+					 const cmv_id *tip);
+
 /* ---- rendering a branch as a provider request -------------------------- */
 
 typedef enum {

@@ -195,6 +195,39 @@ run import "$WORK/orphan.json" --format anthropic; ok "an Anthropic body imports
 run export orphan --format anthropic --check; ok "an orphan result is kept as text, and passes" test $rc -eq 0
 ok "the orphan is reported" has "1 orphan result kept as text" "$err"
 
+
+# --- a branch written back as a resumable Claude Code session ---
+V=2cba43de-c8d2-4a69-add8-9fae3ad93900
+printf '{"version":1,"entries":[],"originalPath":"/home/kenth56/vsla"}' >"$WORK/home/.claude/projects/-home-kenth56-vsla-index.json"
+mkdir -p "$WORK/home/.claude/projects/-home-kenth56-vsla"
+mv "$WORK/home/.claude/projects/-home-kenth56-vsla-index.json" "$WORK/home/.claude/projects/-home-kenth56-vsla/sessions-index.json"
+run snapshot vsla-snap --from $V; ok "snapshot of the session" test $rc -eq 0
+run branch vsla-more --from vsla-snap; ok "branch from it" test $rc -eq 0
+run append --role user --text "Now write the C17 migration plan." vsla-more; ok "append to it" test $rc -eq 0
+run branch vsla-resume --from vsla-more --claude --json; ok "branch --claude" test $rc -eq 0
+ok "branch --claude --json" is_json "$out"
+NEW=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["claude_session"])' <<<"$out")
+F=$WORK/home/.claude/projects/-home-kenth56-vsla/$NEW.jsonl
+ok "the new session is in the source's project folder" test -s "$F"
+ok "one line per record, plus the appended message" test "$(wc -l <"$F")" -eq "$(($(wc -l <"$HERE/../../examples/claude-code/$V.jsonl") + 1))"
+ok "every line names the new session" test "$(grep -c "\"sessionId\":\"$NEW\"" "$F")" -eq "$(wc -l <"$F")"
+ok "no line names the old one" test "$(grep -c "$V" "$F")" -eq 0
+ok "the uuid chain is intact" python3 - "$F" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+seen = set()
+for l in lines:
+    p = l.get("parentUuid")
+    assert p is None or p in seen, p
+    if l.get("uuid"): seen.add(l["uuid"])
+assert lines[-1]["message"]["content"][0]["text"] == "Now write the C17 migration plan."
+assert lines[-1]["parentUuid"] == [l for l in lines[:-1] if l.get("uuid")][-1]["uuid"]
+PY
+ok "sessions-index.json has the new entry" has "\"sessionId\":	\"$NEW\"" "$(cat "$WORK/home/.claude/projects/-home-kenth56-vsla/sessions-index.json")"
+run import "$F" --json; ok "the new session imports back" has '"format":	"claude-code"' "$out"
+run branch x --launch; ok "--launch needs --claude" test $rc -eq 2
+run branch codex-claude --from codex-start --claude; ok "a Codex branch cannot become a Claude Code session" test $rc -eq 1
+
 # --- the store is found from a subdirectory, and by CMV_DIR ---
 mkdir -p sub/dir && cd sub/dir
 run list; ok "discovered from a subdirectory" test $rc -eq 0
