@@ -10,14 +10,15 @@
 #include "cmd.h"
 
 static const char *b_name, *b_from, *b_at;
-static bool b_checkout, b_json, b_claude, b_launch;
+static bool b_checkout, b_json, b_claude, b_codex, b_launch;
 const cli_opt opts_branch[] = {
 	{ OPT_ARG, "NAME", 0, NULL, "the new branch's name", &b_name, NULL },
 	{ OPT_VALUE, "from", 0, "REF", "start from a branch or snapshot (default: the current branch)", &b_from, NULL },
 	{ OPT_VALUE, "at", 0, "NODE", "start at a node (an id prefix, or REF~N)", &b_at, NULL },
 	{ OPT_FLAG, "checkout", 'c', NULL, "make the new branch the current one", NULL, &b_checkout },
 	{ OPT_FLAG, "claude", 0, NULL, "also write it as a new Claude Code session, resumable with claude --resume", NULL, &b_claude },
-	{ OPT_FLAG, "launch", 0, NULL, "with --claude: run claude --resume on it", NULL, &b_launch },
+	{ OPT_FLAG, "codex", 0, NULL, "also write it as a new Codex rollout, resumable with codex resume", NULL, &b_codex },
+	{ OPT_FLAG, "launch", 0, NULL, "with --claude or --codex: resume it now", NULL, &b_launch },
 	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &b_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -152,6 +153,82 @@ done:
 	return rc;
 }
 
+static int mkdirs(const char *path)
+{
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+				return -1;
+			*p = '/';
+		}
+	return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int write_codex(cli_ctx *ctx, const cmv_id *at, cJSON *json)
+{
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
+		path = CMV_BUF_INIT(4096);
+	char id[37], day[32], stamp[32];
+	const char *root = getenv("CODEX_HOME"), *home = getenv("HOME");
+	time_t t = time(NULL);
+	struct tm tm;
+	int rc = EXIT_OK, fd = -1;
+
+	if (cmv_codex_session_write(&body, id, &cwd, ctx->repo, at) < 0) {
+		rc = cli_fail("cannot write the branch as a Codex rollout");
+		goto done;
+	}
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof(day), "%Y/%m/%d", &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H-%M-%S", &tm);
+	if (root && *root)
+		cmv_buf_printf(&dir, "%s/sessions/%s", root, day);
+	else if (home && *home)
+		cmv_buf_printf(&dir, "%s/.codex/sessions/%s", home, day);
+	else {
+		rc = cli_failf("no $CODEX_HOME or $HOME to find Codex's sessions in");
+		goto done;
+	}
+	if (mkdirs(dir.ptr) != 0) {
+		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
+		goto done;
+	}
+	cmv_buf_printf(&path, "%s/rollout-%s-%s.jsonl", dir.ptr, stamp, id);
+	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+	    write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
+		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
+		goto done;
+	}
+	if (json) {
+		cJSON_AddStringToObject(json, "codex_session", id);
+		cJSON_AddStringToObject(json, "codex_file", path.ptr);
+		cJSON_AddStringToObject(json, "cwd", cwd.size ? cwd.ptr : "");
+	} else {
+		printf("Codex session %s written to %s\nresume it with: cd %s && codex resume %s\n", id, path.ptr,
+		       cwd.size ? cwd.ptr : ".", id);
+	}
+	if (b_launch) {
+		fflush(stdout);
+		if (cwd.size && chdir(cwd.ptr) != 0) {
+			rc = cli_failf("cannot enter %s: %s", cwd.ptr, strerror(errno));
+			goto done;
+		}
+		execlp("codex", "codex", "resume", id, (char *)NULL);
+		rc = cli_failf("cannot run codex: %s (is Codex installed?)", strerror(errno));
+	}
+done:
+	if (fd >= 0)
+		close(fd);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&cwd);
+	cmv_buf_dispose(&dir);
+	cmv_buf_dispose(&path);
+	return rc;
+}
+
 CMD(branch)
 {
 	cmv_buf from = CMV_BUF_INIT(4096);
@@ -162,8 +239,10 @@ CMD(branch)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("branch");
-	if (b_launch && !b_claude)
-		return cli_usage_error(cli_find("branch"), "--launch goes with --claude");
+	if (b_launch && !b_claude && !b_codex)
+		return cli_usage_error(cli_find("branch"), "--launch goes with --claude or --codex");
+	if (b_claude && b_codex)
+		return cli_usage_error(cli_find("branch"), "--claude or --codex, not both");
 	if (b_from && b_at)
 		return cli_usage_error(cli_find("branch"), "--from and --at cannot be used together");
 	if (b_at) {
@@ -204,7 +283,7 @@ CMD(branch)
 		printf("branch '%s' at %s%s%s\n", b_name, cli_short(&at, hex),
 		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	}
-	if (b_claude && (rc = write_claude(ctx, &at, o)) != EXIT_OK) {
+	if ((b_claude || b_codex) && (rc = (b_claude ? write_claude : write_codex)(ctx, &at, o)) != EXIT_OK) {
 		cJSON_Delete(o);
 		goto done;
 	}

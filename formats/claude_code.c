@@ -465,7 +465,7 @@ int cmv__cc_neutral(conv *c, const cJSON *rec)
 
 /* ---- writing a branch as a new Claude Code session ------------------------- */
 
-static int uuid_v4(char out[37])
+int cmv__uuid_v4(char out[37])
 {
 	unsigned char b[16];
 	FILE *fp = fopen("/dev/urandom", "rb");
@@ -577,7 +577,7 @@ int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cm
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(repo);
 	CMV_ASSERT_ARG(tip);
-	if ((error = uuid_v4(new_id)) < 0 || (error = cmv_walk_new(&walk, repo, tip)) < 0)
+	if ((error = cmv__uuid_v4(new_id)) < 0 || (error = cmv_walk_new(&walk, repo, tip)) < 0)
 		return error;
 	cmv_buf_clear(out);
 	while ((error = cmv_walk_next(&n, walk)) == 0) {
@@ -588,7 +588,7 @@ int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cm
 			if (n->kind != CMV_KIND_MESSAGE)
 				continue;
 			char uuid[37];
-			if ((error = uuid_v4(uuid)) < 0 ||
+			if ((error = cmv__uuid_v4(uuid)) < 0 ||
 			    (error = synth_line(out, repo, n, last_uuid[0] ? last_uuid : NULL, uuid, new_id,
 						cwd_out ? cwd_out->ptr : NULL)) < 0)
 				break;

@@ -151,6 +151,9 @@ extern const session_driver cmv__driver_codex, cmv__driver_copilot, cmv__driver_
 	cmv__driver_swe_agent, cmv__driver_openhands, cmv__driver_anthropic, cmv__driver_openai_chat,
 	cmv__driver_openai_responses, cmv__driver_gemini;
 
+/* A random UUID v4, for a new session id. */
+int cmv__uuid_v4(char out[37]);
+
 /* Small cJSON helpers. */
 const char *cj_str(const cJSON *o, const char *k);
 const cJSON *cj_get(const cJSON *o, const char *k);

@@ -145,6 +145,14 @@ CMV_EXTERN(int) cmv_import_file(cmv_import_result *out, cmv_repo *repo, const ch
 CMV_EXTERN(int) cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo,
 					 const cmv_id *tip);
 
+/**
+ * The same for a branch of an imported Codex rollout: every record on the
+ * path, the new id in its session_meta line; a message appended in cmv
+ * becomes a response item of its own.
+ */
+CMV_EXTERN(int) cmv_codex_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo,
+					const cmv_id *tip);
+
 /* ---- rendering a branch as a provider request -------------------------- */
 
 typedef enum {

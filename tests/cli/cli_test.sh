@@ -225,6 +225,18 @@ assert lines[-1]["parentUuid"] == [l for l in lines[:-1] if l.get("uuid")][-1]["
 PY
 ok "sessions-index.json has the new entry" has "\"sessionId\":	\"$NEW\"" "$(cat "$WORK/home/.claude/projects/-home-kenth56-vsla/sessions-index.json")"
 run import "$F" --json; ok "the new session imports back" has '"format":	"claude-code"' "$out"
+run branch codex-more --from codex-start; ok "branch of the Codex session" test $rc -eq 0
+run append --role user --text "Continue with the third issue." codex-more; ok "append to it" test $rc -eq 0
+run branch codex-resume --from codex-more --codex --json; ok "branch --codex" test $rc -eq 0
+NEWC=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["codex_session"])' <<<"$out")
+FC=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["codex_file"])' <<<"$out")
+ok "the rollout is under CODEX_HOME's sessions, named by the new id" has "$WORK/home/.codex/sessions/" "$FC"
+ok "the rollout file exists" test -s "$FC"
+ok "its session_meta names the new id" has "\"id\":\"$NEWC\"" "$(head -1 "$FC")"
+ok "the rest is the branch, plus the appended message" test "$(wc -l <"$FC")" -eq 93
+ok "the appended message is a response item" has '"input_text","text":"Continue with the third issue."' "$(tail -1 "$FC")"
+run sessions --json; ok "cmv sessions sees the new rollout" has "$NEWC" "$out"
+run import --session "$NEWC" --json; ok "and imports it" has "\"session\":	\"codex/$NEWC\"" "$out"
 run branch x --launch; ok "--launch needs --claude" test $rc -eq 2
 run branch codex-claude --from codex-start --claude; ok "a Codex branch cannot become a Claude Code session" test $rc -eq 1
 
