@@ -52,40 +52,6 @@ static int grow(void **p, size_t *cap, size_t n, size_t size)
 	return 0;
 }
 
-/* The blocks of one content block object `el` (its cJSON twin is `cel`). */
-static int content_block(record_build *rb, jspan el, const cJSON *cel)
-{
-	const char *type = cj_str(cel, "type");
-	jspan v;
-	int found;
-
-	if (!type)
-		type = "unknown";
-	if (!strcmp(type, "text") || !strcmp(type, "thinking") || !strcmp(type, "redacted_thinking")) {
-		const char *field = !strcmp(type, "text") ? "text" : !strcmp(type, "thinking") ? "thinking" : "data";
-		if ((found = jscan_member(&v, el, field)) == 1 && *v.p == '"')
-			return record_add_block(rb, v, cj_str(cel, "type"), NULL, NULL, NULL, 0);
-	} else if (!strcmp(type, "tool_use")) {
-		if (jscan_member(&v, el, "input") == 1)
-			return record_add_block(rb, v, "tool_use", cj_str(cel, "id"), cj_str(cel, "name"),
-						"application/json", 0);
-	} else if (!strcmp(type, "tool_result")) {
-		const cJSON *err = cJSON_GetObjectItemCaseSensitive(cel, "is_error");
-		if (jscan_member(&v, el, "content") == 1)
-			return record_add_block(rb, v, "tool_result", cj_str(cel, "tool_use_id"), NULL,
-						*v.p == '"' ? NULL : "application/vnd.cmv.blocks+json",
-						cJSON_IsTrue(err) ? CMV_BLOCK_ERROR : 0);
-	} else if (!strcmp(type, "image")) {
-		jspan src;
-		if (jscan_member(&src, el, "source") == 1 && *src.p == '{' && jscan_member(&v, src, "data") == 1 &&
-		    *v.p == '"')
-			return record_add_block(rb, v, "image", NULL, NULL, "application/vnd.cmv.base64", 0);
-	}
-	/* Anything else: the whole block, raw. */
-	return record_add_block(rb, el, cj_str(cel, "type") ? cj_str(cel, "type") : "unknown", NULL, NULL,
-				"application/vnd.cmv.block+json", 0);
-}
-
 /* ---- uuid -> node map ---------------------------------------------------- */
 
 typedef struct {
@@ -320,17 +286,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 		jspan recspan = { rec, rec_end }, v, mspan;
 		if (is_msg && jscan_member(&mspan, recspan, "message") == 1 && jscan_member(&v, mspan, "content") == 1) {
 			const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
-			if (*v.p == '"') {
-				error = record_add_block(&rb, v, "text", NULL, NULL, NULL, 0);
-			} else if (*v.p == '[') {
-				const char *cur = NULL;
-				const cJSON *cel = content ? content->child : NULL;
-				jspan el;
-				while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
-					error = *el.p == '{' ? content_block(&rb, el, cel) : 0;
-					cel = cel->next;
-				}
-			}
+			error = cut_anthropic_content(&rb, v, content);
 		}
 		if (!error && jscan_member(&v, recspan, "toolUseResult") == 1)
 			error = record_add_block(&rb, v, "cc_tool_use_result", NULL, NULL, "application/json", 0);
