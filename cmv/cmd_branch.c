@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cmd.h"
+#include "sessions.h"
 
 static const char *b_name, *b_from, *b_at;
 static bool b_checkout, b_json, b_claude, b_codex, b_launch;
@@ -90,69 +91,6 @@ static int update_index(const char *dir, const char *id, const char *path, const
 	return rc;
 }
 
-static int write_claude(cli_ctx *ctx, const cmv_id *at, cJSON *json)
-{
-	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
-		path = CMV_BUF_INIT(4096);
-	char id[37];
-	const char *root = getenv("CLAUDE_CONFIG_DIR"), *home = getenv("HOME");
-	int rc = EXIT_OK, fd = -1;
-
-	if (cmv_claude_session_write(&body, id, &cwd, ctx->repo, at) < 0) {
-		rc = cli_fail("cannot write the branch as a Claude Code session");
-		goto done;
-	}
-	if (root && *root)
-		cmv_buf_printf(&dir, "%s/projects/", root);
-	else if (home && *home)
-		cmv_buf_printf(&dir, "%s/.claude/projects/", home);
-	else {
-		rc = cli_failf("no $CLAUDE_CONFIG_DIR or $HOME to find Claude Code's projects in");
-		goto done;
-	}
-	encode_project(&dir, cwd.size ? cwd.ptr : "unknown");
-	if (mkdir(dir.ptr, 0700) != 0 && errno != EEXIST) {
-		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
-		goto done;
-	}
-	cmv_buf_printf(&path, "%s/%s.jsonl", dir.ptr, id);
-	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
-	    write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
-		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
-		goto done;
-	}
-	size_t lines = 0;
-	for (size_t i = 0; i < body.size; i++)
-		lines += body.ptr[i] == '\n';
-	if ((rc = update_index(dir.ptr, id, path.ptr, cwd.size ? cwd.ptr : "", lines)) != EXIT_OK)
-		goto done;
-	if (json) {
-		cJSON_AddStringToObject(json, "claude_session", id);
-		cJSON_AddStringToObject(json, "claude_file", path.ptr);
-		cJSON_AddStringToObject(json, "cwd", cwd.size ? cwd.ptr : "");
-	} else {
-		printf("Claude Code session %s written to %s\nresume it with: cd %s && claude --resume %s\n", id, path.ptr,
-		       cwd.size ? cwd.ptr : ".", id);
-	}
-	if (b_launch) {
-		fflush(stdout);
-		if (cwd.size && chdir(cwd.ptr) != 0) {
-			rc = cli_failf("cannot enter %s: %s", cwd.ptr, strerror(errno));
-			goto done;
-		}
-		execlp("claude", "claude", "--resume", id, (char *)NULL);
-		rc = cli_failf("cannot run claude: %s (is Claude Code installed?)", strerror(errno));
-	}
-done:
-	if (fd >= 0)
-		close(fd);
-	cmv_buf_dispose(&body);
-	cmv_buf_dispose(&cwd);
-	cmv_buf_dispose(&dir);
-	cmv_buf_dispose(&path);
-	return rc;
-}
-
 static int mkdirs(const char *path)
 {
 	char buf[4096];
@@ -167,48 +105,89 @@ static int mkdirs(const char *path)
 	return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static int write_codex(cli_ctx *ctx, const cmv_id *at, cJSON *json)
+/* Where Claude Code keeps a project's sessions: projects/<cwd, encoded>/<id>.jsonl. */
+static void claude_place(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd)
 {
-	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
-		path = CMV_BUF_INIT(4096);
-	char id[37], day[32], stamp[32];
-	const char *root = getenv("CODEX_HOME"), *home = getenv("HOME");
+	cmv_buf_printf(dir, "%s/projects/", root);
+	encode_project(dir, *cwd ? cwd : "unknown");
+	cmv_buf_printf(path, "%s/%s.jsonl", dir->ptr, id);
+}
+
+/* Where Codex keeps rollouts: sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl. */
+static void codex_place(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd)
+{
+	char day[32], stamp[32];
 	time_t t = time(NULL);
 	struct tm tm;
-	int rc = EXIT_OK, fd = -1;
-
-	if (cmv_codex_session_write(&body, id, &cwd, ctx->repo, at) < 0) {
-		rc = cli_fail("cannot write the branch as a Codex rollout");
-		goto done;
-	}
+	(void)cwd;
 	gmtime_r(&t, &tm);
 	strftime(day, sizeof(day), "%Y/%m/%d", &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H-%M-%S", &tm);
-	if (root && *root)
-		cmv_buf_printf(&dir, "%s/sessions/%s", root, day);
-	else if (home && *home)
-		cmv_buf_printf(&dir, "%s/.codex/sessions/%s", home, day);
-	else {
-		rc = cli_failf("no $CODEX_HOME or $HOME to find Codex's sessions in");
+	cmv_buf_printf(dir, "%s/sessions/%s", root, day);
+	cmv_buf_printf(path, "%s/rollout-%s-%s.jsonl", dir->ptr, stamp, id);
+}
+
+/* An agent a branch can be written back to, as a new session it resumes. */
+typedef struct {
+	const char *label;                 /* "Claude Code" */
+	const char *key;                   /* JSON: <key>_session, <key>_file */
+	const char *env, *home_dir;        /* its folder: $env, else ~/home_dir */
+	const char *program, *resume;      /* program resume <id> */
+	bool has_index;                    /* keeps a sessions-index.json beside the sessions */
+	int (*write)(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip);
+	void (*place)(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd);
+} agent;
+
+static const agent claude_agent = { "Claude Code", "claude", "CLAUDE_CONFIG_DIR", ".claude", "claude", "--resume",
+				    true, cmv_claude_session_write, claude_place };
+static const agent codex_agent = { "Codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
+				   false, cmv_codex_session_write, codex_place };
+
+static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a)
+{
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
+		path = CMV_BUF_INIT(4096);
+	char id[37], *root = cli_agent_home(a->env, a->home_dir);
+	int rc = EXIT_OK, fd = -1;
+
+	if (a->write(&body, id, &cwd, ctx->repo, at) < 0) {
+		rc = cli_failf("cannot write the branch as a %s session: %s", a->label,
+			       cmv_error_last() ? cmv_error_last()->message : "failed");
 		goto done;
 	}
+	if (!root) {
+		rc = cli_failf("no $%s or $HOME to find %s's sessions in", a->env, a->label);
+		goto done;
+	}
+	a->place(&dir, &path, root, id, cwd.size ? cwd.ptr : "");
 	if (mkdirs(dir.ptr) != 0) {
 		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
 		goto done;
 	}
-	cmv_buf_printf(&path, "%s/rollout-%s-%s.jsonl", dir.ptr, stamp, id);
 	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
 	    write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
 		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
 		goto done;
 	}
+	if (a->has_index) {
+		size_t lines = 0;
+		for (size_t i = 0; i < body.size; i++)
+			lines += body.ptr[i] == '\n';
+		if ((rc = update_index(dir.ptr, id, path.ptr, cwd.size ? cwd.ptr : "", lines)) != EXIT_OK)
+			goto done;
+	}
 	if (json) {
-		cJSON_AddStringToObject(json, "codex_session", id);
-		cJSON_AddStringToObject(json, "codex_file", path.ptr);
+		cmv_buf k = CMV_BUF_INIT(64);
+		cmv_buf_printf(&k, "%s_session", a->key);
+		cJSON_AddStringToObject(json, k.ptr, id);
+		cmv_buf_clear(&k);
+		cmv_buf_printf(&k, "%s_file", a->key);
+		cJSON_AddStringToObject(json, k.ptr, path.ptr);
 		cJSON_AddStringToObject(json, "cwd", cwd.size ? cwd.ptr : "");
+		cmv_buf_dispose(&k);
 	} else {
-		printf("Codex session %s written to %s\nresume it with: cd %s && codex resume %s\n", id, path.ptr,
-		       cwd.size ? cwd.ptr : ".", id);
+		printf("%s session %s written to %s\nresume it with: cd %s && %s %s %s\n", a->label, id, path.ptr,
+		       cwd.size ? cwd.ptr : ".", a->program, a->resume, id);
 	}
 	if (b_launch) {
 		fflush(stdout);
@@ -216,12 +195,13 @@ static int write_codex(cli_ctx *ctx, const cmv_id *at, cJSON *json)
 			rc = cli_failf("cannot enter %s: %s", cwd.ptr, strerror(errno));
 			goto done;
 		}
-		execlp("codex", "codex", "resume", id, (char *)NULL);
-		rc = cli_failf("cannot run codex: %s (is Codex installed?)", strerror(errno));
+		execlp(a->program, a->program, a->resume, id, (char *)NULL);
+		rc = cli_failf("cannot run %s: %s (is %s installed?)", a->program, strerror(errno), a->label);
 	}
 done:
 	if (fd >= 0)
 		close(fd);
+	free(root);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&cwd);
 	cmv_buf_dispose(&dir);
@@ -283,7 +263,7 @@ CMD(branch)
 		printf("branch '%s' at %s%s%s\n", b_name, cli_short(&at, hex),
 		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	}
-	if ((b_claude || b_codex) && (rc = (b_claude ? write_claude : write_codex)(ctx, &at, o)) != EXIT_OK) {
+	if ((b_claude || b_codex) && (rc = write_session(ctx, &at, o, b_claude ? &claude_agent : &codex_agent)) != EXIT_OK) {
 		cJSON_Delete(o);
 		goto done;
 	}

@@ -44,7 +44,7 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
-static char *home_dir(const char *env, const char *dflt)
+char *cli_agent_home(const char *env, const char *dflt)
 {
 	const char *v = getenv(env), *home = getenv("HOME");
 	cmv_buf b = CMV_BUF_INIT(4096);
@@ -59,7 +59,7 @@ static char *home_dir(const char *env, const char *dflt)
 
 static void list_claude(cli_session_list *l)
 {
-	char *root = home_dir("CLAUDE_CONFIG_DIR", ".claude");
+	char *root = cli_agent_home("CLAUDE_CONFIG_DIR", ".claude");
 	cmv_buf dir = CMV_BUF_INIT(4096), file = CMV_BUF_INIT(4096);
 	DIR *d, *pd;
 	struct dirent *e, *f;
@@ -150,7 +150,7 @@ static void walk_codex(cli_session_list *l, const char *dir, int depth)
 
 static void list_codex(cli_session_list *l)
 {
-	char *root = home_dir("CODEX_HOME", ".codex");
+	char *root = cli_agent_home("CODEX_HOME", ".codex");
 	cmv_buf dir = CMV_BUF_INIT(4096);
 	if (!root)
 		return;

@@ -16,6 +16,9 @@ typedef struct {
 	size_t n, cap;
 } cli_session_list;
 
+/* An agent's folder: $env, else $HOME/dflt (malloc'd), or NULL with neither. */
+char *cli_agent_home(const char *env, const char *dflt);
+
 /* Every session, newest first (or largest first); `project` filters by substring. */
 int cli_sessions_list(cli_session_list *out, const char *project, bool sort_by_size);
 void cli_sessions_free(cli_session_list *l);
