@@ -161,6 +161,16 @@ static void rebuild_chain(record_list *rl, size_t tip, uint64_t *last_msg)
 	}
 }
 
+/* The first sessionId a record names. */
+static int probe_session_id(jspan rec, const cJSON *j, void *payload)
+{
+	(void)rec;
+	if (!cj_str(j, "sessionId"))
+		return 0;
+	snprintf(payload, 128, "%s", cj_str(j, "sessionId"));
+	return 1;
+}
+
 int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const char *path,
 				const cmv_import_options *opts)
 {
@@ -193,17 +203,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	session_source src;
 	char probe_id[128] = "";
 	session_source_init(&src, file.ptr, file.size);
-	p = jscan_ws(file.ptr, file.ptr + file.size);
-	for (int k = 0; k < 16 && !probe_id[0] && p < file.ptr + file.size && *p == '{'; k++) {
-		const char *e = jscan_value(p, file.ptr + file.size);
-		cJSON *j = e ? cJSON_ParseWithLength(p, (size_t)(e - p)) : NULL;
-		if (cj_str(j, "sessionId"))
-			snprintf(probe_id, sizeof(probe_id), "%s", cj_str(j, "sessionId"));
-		cJSON_Delete(j);
-		if (!e)
-			break;
-		p = jscan_ws(e, file.ptr + file.size);
-	}
+	session_probe(file.ptr, file.size, probe_session_id, probe_id);
 	if (!probe_id[0] && (error = cmv_formats__branch_name_from_path(&name, path)) == 0)
 		snprintf(probe_id, sizeof(probe_id), "%s", name.ptr);
 	if (error < 0)
@@ -226,21 +226,15 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
 			if (!nl) {
 				/* the last line, cut off: the session is still being written */
-				if (res.skipped < CMV_IMPORT_SKIPPED_LISTED)
-					res.skipped_lines[res.skipped] = lineno;
-				res.skipped++;
+				session_skip(&res, lineno);
 				res.partial_tail = true;
 				break;
 			}
 			rec_end = nl;
 		}
 		const char *sep = rec_end, *next = jscan_ws(rec_end, end);
-		if ((size_t)(rec_end - rec) > (opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT)) {
-			error = cmv_error__set(CMV_ETOOBIG, "%s:%zu: a record of %zu bytes is over the limit of %zu (--max-line-bytes)",
-					       path, lineno, (size_t)(rec_end - rec),
-					       opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT);
+		if ((error = session_check_size(path, lineno, (size_t)(rec_end - rec), opts)) < 0)
 			goto fail;
-		}
 		if (*rec != '{' || !(j = cJSON_ParseWithLength(rec, (size_t)(rec_end - rec))) || !cJSON_IsObject(j)) {
 			cJSON_Delete(j);
 			if (!(opts->flags & CMV_IMPORT_LENIENT)) {
@@ -248,9 +242,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 				goto fail;
 			}
 			/* kept whole as an opaque event, so export still gives the file back */
-			if (res.skipped < CMV_IMPORT_SKIPPED_LISTED)
-				res.skipped_lines[res.skipped] = lineno;
-			res.skipped++;
+			session_skip(&res, lineno);
 			record_build_reset(&rb, rec);
 			cmv_message m = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .meta = meta.ptr };
 			cmv_id id;

@@ -567,6 +567,40 @@ done:
 
 /* ---- the generic importer ------------------------------------------------- */
 
+/* ---- what every importer shares ---------------------------------------------- */
+
+void session_skip(cmv_import_result *res, size_t lineno)
+{
+	if (res->skipped < CMV_IMPORT_SKIPPED_LISTED)
+		res->skipped_lines[res->skipped] = lineno;
+	res->skipped++;
+}
+
+int session_check_size(const char *path, size_t lineno, size_t len, const cmv_import_options *opts)
+{
+	size_t max = opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT;
+	if (len <= max)
+		return 0;
+	return cmv_error__set(CMV_ETOOBIG, "%s:%zu: a record of %zu bytes is over the limit of %zu (--max-line-bytes)", path,
+			      lineno, len, max);
+}
+
+void session_probe(const char *file, size_t size, int (*fn)(jspan rec, const cJSON *j, void *payload), void *payload)
+{
+	const char *end = file + size, *p = jscan_ws(file, end);
+	for (int k = 0; k < 16 && p < end && *p == '{'; k++) {
+		const char *e = jscan_value(p, end);
+		cJSON *j = e ? cJSON_ParseWithLength(p, (size_t)(e - p)) : NULL;
+		jspan span = { p, e };
+		int found = cJSON_IsObject(j) ? fn(span, j, payload) : 0;
+		cJSON_Delete(j);
+		if (found || !e)
+			break;
+		p = jscan_ws(e, end);
+	}
+	cmv_error_clear();
+}
+
 struct session_import {
 	char id[256];
 };
@@ -650,6 +684,23 @@ fail:
 	return error;
 }
 
+typedef struct {
+	const session_driver *d;
+	session_import *si;
+	record_build *rb;
+} probe_ctx;
+
+/* Let the driver read a record for the session id it may hold (its blocks are thrown away). */
+static int probe_record(jspan rec, const cJSON *j, void *payload)
+{
+	probe_ctx *pc = payload;
+	cmv_role role;
+	cmv_kind kind;
+	record_build_reset(pc->rb, rec.p);
+	pc->d->record(pc->si, pc->rb, rec, j, &role, &kind);
+	return pc->si->id[0] != '\0';
+}
+
 int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path, const session_driver *d,
 			const cmv_import_options *opts)
 {
@@ -686,24 +737,14 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 	session_source src;
 	session_source_init(&src, file.ptr, file.size);
 	{
-		const char *p = jscan_ws(file.ptr, fend), *top = p;
+		const char *top = jscan_ws(file.ptr, fend);
 		jspan doc = { top, fend }, v;
 		if (d->array_key && *top == '{' && jscan_member(&v, doc, "sessionId") == 1 && *v.p == '"' &&
 		    jscan_unescape(&meta, v) == 0)
 			session_import_id(&si, meta.ptr); /* Gemini CLI names its session at the top */
-		for (int k = 0; !d->array_key && k < 16 && !si.id[0] && p < fend && *p == '{'; k++) {
-			const char *e = jscan_value(p, fend);
-			cJSON *j = e ? cJSON_ParseWithLength(p, (size_t)(e - p)) : NULL;
-			cmv_role role;
-			cmv_kind kind;
-			jspan span = { p, e };
-			record_build_reset(&rb, p);
-			if (cJSON_IsObject(j))
-				d->record(&si, &rb, span, j, &role, &kind);
-			cJSON_Delete(j);
-			if (!e)
-				break;
-			p = jscan_ws(e, fend);
+		if (!d->array_key && !si.id[0]) {
+			probe_ctx pc = { d, &si, &rb };
+			session_probe(file.ptr, file.size, probe_record, &pc);
 		}
 	}
 	cmv_error_clear();
@@ -719,7 +760,6 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 	if (d->array_key) {
 		if ((error = split_document(&recs, &n_recs, path, file.ptr, file.size, d->array_key)) < 0)
 			goto out;
-
 	} else {
 		const char *p = lead_end = jscan_ws(file.ptr, fend);
 		size_t lineno = 1 + count_lines(file.ptr, p);
@@ -730,9 +770,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 				goto out;
 			if (!rec_end) {
 				if (!nl) { /* the last line, cut off: the session is still being written */
-					if (res.skipped < CMV_IMPORT_SKIPPED_LISTED)
-						res.skipped_lines[res.skipped] = lineno;
-					res.skipped++;
+					session_skip(&res, lineno);
 					res.partial_tail = true;
 					break;
 				}
@@ -741,9 +779,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 					goto out;
 				}
 				/* kept as an opaque record, so that export still gives the file back */
-				if (res.skipped < CMV_IMPORT_SKIPPED_LISTED)
-					res.skipped_lines[res.skipped] = lineno;
-				res.skipped++;
+				session_skip(&res, lineno);
 				recs[n_recs++] = (raw_record){ p, nl, jscan_ws(nl, fend), REC_RAW };
 			} else {
 				recs[n_recs++] = (raw_record){ p, rec_end, jscan_ws(rec_end, fend), REC_JSON };
@@ -754,13 +790,9 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 	}
 
 	/* A record over the cap is refused before anything is written: it is an attack or a corrupt file. */
-	size_t max = opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT;
 	for (size_t i = 0, ln = 1 + count_lines(file.ptr, lead_end); i < n_recs; ln += count_lines(recs[i].rec, recs[i].next), i++)
-		if ((size_t)(recs[i].rec_end - recs[i].rec) > max) {
-			error = cmv_error__set(CMV_ETOOBIG, "%s:%zu: a record of %zu bytes is over the limit of %zu (--max-line-bytes)",
-					       path, ln, (size_t)(recs[i].rec_end - recs[i].rec), max);
+		if ((error = session_check_size(path, ln, (size_t)(recs[i].rec_end - recs[i].rec), opts)) < 0)
 			goto out;
-		}
 	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto out;
 	size_t lineno = 1 + count_lines(file.ptr, lead_end);
@@ -784,9 +816,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 							       j ? "a record is not a JSON object" : "malformed JSON record");
 					goto fail;
 				}
-				if (res.skipped < CMV_IMPORT_SKIPPED_LISTED)
-					res.skipped_lines[res.skipped] = lineno;
-				res.skipped++;
+				session_skip(&res, lineno);
 				j = NULL;
 			} else if ((error = d->record(&si, &rb, span, j, &role, &kind)) < 0) {
 				cJSON_Delete(j);

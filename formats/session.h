@@ -119,6 +119,13 @@ int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, con
 		   const size_t *abandoned, size_t n_abandoned, const char *lead, size_t lead_len,
 		   const session_source *src, const cmv_import_options *opts);
 
+/* List line `lineno` as skipped (the first CMV_IMPORT_SKIPPED_LISTED are named). */
+void session_skip(cmv_import_result *res, size_t lineno);
+/* CMV_ETOOBIG naming file and line when a record is over opts' cap; 0 otherwise. */
+int session_check_size(const char *path, size_t lineno, size_t len, const cmv_import_options *opts);
+/* Show a JSONL file's first records (at most 16) to fn until it returns 1 (it found the session id). */
+void session_probe(const char *file, size_t size, int (*fn)(jspan rec, const cJSON *j, void *payload), void *payload);
+
 /* ---- generic importer for formats whose records form one chain ---------- */
 
 typedef struct session_import session_import;
