@@ -504,8 +504,8 @@ static int synth_line(cmv_buf *out, cmv_repo *repo, const cmv_node *n, const cha
 	}
 	if (!error && (!cJSON_AddStringToObject(o, "uuid", uuid) || !(text = cJSON_PrintUnformatted(o))))
 		error = cmv_error__oom();
-	if (!error && ((error = cmv_buf_puts(out, text)) == 0))
-		error = cmv_buf_putc(out, '\n');
+	if (!error)
+		error = cmv_buf_puts(out, text);
 done:
 	cJSON_free(text);
 	cJSON_Delete(o);
@@ -513,63 +513,47 @@ done:
 	return error;
 }
 
+typedef struct {
+	const char *new_id;
+	char last_uuid[128];
+	cmv_buf *cwd_out;
+} cc_rewrite;
+
+static int cc_rewrite_record(cmv_buf *out, const char *rec, size_t len, void *payload)
+{
+	cc_rewrite *r = payload;
+	cJSON *j = cJSON_ParseWithLength(rec, len);
+	if (cj_str(j, "uuid"))
+		snprintf(r->last_uuid, sizeof(r->last_uuid), "%s", cj_str(j, "uuid"));
+	if (r->cwd_out && cj_str(j, "cwd") && !r->cwd_out->size)
+		cmv_buf_puts(r->cwd_out, cj_str(j, "cwd"));
+	cJSON_Delete(j);
+	return put_renamed(out, rec, len, r->new_id);
+}
+
+static int cc_rewrite_message(cmv_buf *out, cmv_repo *repo, const cmv_node *n, void *payload)
+{
+	cc_rewrite *r = payload;
+	char uuid[37];
+	int error;
+	if ((error = cmv__uuid_v4(uuid)) < 0 ||
+	    (error = synth_line(out, repo, n, r->last_uuid[0] ? r->last_uuid : NULL, uuid, r->new_id,
+				r->cwd_out ? r->cwd_out->ptr : NULL)) < 0)
+		return error;
+	snprintf(r->last_uuid, sizeof(r->last_uuid), "%s", uuid);
+	return 0;
+}
+
 int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip)
 {
-	cmv_walk *walk = NULL;
-	const cmv_node *n;
-	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
-	char last_uuid[128] = "", source_id[128] = "";
-	size_t from_source = 0;
+	static const session_rewriter w = { "claude-code", "Claude Code", cc_rewrite_record, cc_rewrite_message };
+	cc_rewrite r = { new_id, "", cwd_out };
 	int error;
 
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(repo);
 	CMV_ASSERT_ARG(tip);
-	if ((error = cmv__uuid_v4(new_id)) < 0 || (error = cmv_walk_new(&walk, repo, tip)) < 0)
+	if ((error = cmv__uuid_v4(new_id)) < 0)
 		return error;
-	cmv_buf_clear(out);
-	while ((error = cmv_walk_next(&n, walk)) == 0) {
-		const char *format;
-		error = session_record_bytes(&rec, &format, repo, n, true);
-		if (error == CMV_ENOTFOUND) {
-			cmv_error_clear();
-			if (n->kind != CMV_KIND_MESSAGE)
-				continue;
-			char uuid[37];
-			if ((error = cmv__uuid_v4(uuid)) < 0 ||
-			    (error = synth_line(out, repo, n, last_uuid[0] ? last_uuid : NULL, uuid, new_id,
-						cwd_out ? cwd_out->ptr : NULL)) < 0)
-				break;
-			snprintf(last_uuid, sizeof(last_uuid), "%s", uuid);
-			continue;
-		}
-		if (error < 0)
-			break;
-		if (strcmp(format, "claude-code")) {
-			error = cmv_error__set(CMV_EINVALID, "record %s is from a %s session, not Claude Code", cmv_id_tostr(last_uuid, sizeof(last_uuid), &n->id), format);
-			break;
-		}
-		cJSON *j = cJSON_ParseWithLength(rec.ptr, rec.size);
-		if (cj_str(j, "uuid"))
-			snprintf(last_uuid, sizeof(last_uuid), "%s", cj_str(j, "uuid"));
-		if (cj_str(j, "sessionId") && !source_id[0])
-			snprintf(source_id, sizeof(source_id), "%s", cj_str(j, "sessionId"));
-		if (cwd_out && cj_str(j, "cwd") && !cwd_out->size)
-			cmv_buf_puts(cwd_out, cj_str(j, "cwd"));
-		cJSON_Delete(j);
-		from_source++;
-		/* glued records had an empty separator: a resumable file has one record a line */
-		size_t len = rec.size;
-		while (len && (rec.ptr[len - 1] == '\n' || rec.ptr[len - 1] == '\r' || rec.ptr[len - 1] == ' '))
-			len--;
-		if ((error = put_renamed(out, rec.ptr, len, new_id)) < 0 || (error = cmv_buf_putc(out, '\n')) < 0)
-			break;
-	}
-	if (error == CMV_ITEROVER)
-		error = 0;
-	if (!error && !from_source)
-		error = cmv_error__set(CMV_EINVALID, "the branch holds no Claude Code records to resume from");
-	cmv_walk_free(walk);
-	cmv_buf_dispose(&rec);
-	return error;
+	return session_rewrite(out, repo, tip, &w, &r);
 }

@@ -292,90 +292,81 @@ static int put_replaced(cmv_buf *out, const char *rec, size_t len, const char *o
 	return cmv_buf_put(out, p, (size_t)(end - p));
 }
 
+typedef struct {
+	const char *new_id;
+	char old_id[128];
+	cmv_buf *cwd_out;
+} codex_rewrite;
+
+static int codex_rewrite_record(cmv_buf *out, const char *rec, size_t len, void *payload)
+{
+	codex_rewrite *r = payload;
+	cJSON *j = cJSON_ParseWithLength(rec, len);
+	const char *type = cj_str(j, "type");
+	const cJSON *p = cj_get(j, "payload");
+	bool meta = type && !strcmp(type, "session_meta");
+	int error;
+
+	if (meta && !r->old_id[0] && cj_str(p, "id"))
+		snprintf(r->old_id, sizeof(r->old_id), "%s", cj_str(p, "id"));
+	if (meta && r->cwd_out && !r->cwd_out->size && cj_str(p, "cwd"))
+		cmv_buf_puts(r->cwd_out, cj_str(p, "cwd"));
+	cJSON_Delete(j);
+	/* the session's id is named in its session_meta line */
+	error = meta ? put_replaced(out, rec, len, r->old_id, r->new_id) : cmv_buf_put(out, rec, len);
+	return error;
+}
+
+/* A message appended in cmv: a response item of its own. */
+static int codex_rewrite_message(cmv_buf *out, cmv_repo *repo, const cmv_node *n, void *payload)
+{
+	cmv_buf blob = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	bool asst = n->role == CMV_ROLE_ASSISTANT;
+	cJSON *o = cJSON_CreateObject(), *p, *content = NULL;
+	char *text = NULL, when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int error = 0;
+
+	(void)payload;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+	if (!o || !cJSON_AddStringToObject(o, "timestamp", when) || !cJSON_AddStringToObject(o, "type", "response_item") ||
+	    !(p = cJSON_AddObjectToObject(o, "payload")) || !cJSON_AddStringToObject(p, "type", "message") ||
+	    !cJSON_AddStringToObject(p, "role", asst ? "assistant" : "user") ||
+	    !(content = cJSON_AddArrayToObject(p, "content")))
+		error = cmv_error__oom();
+	for (size_t i = 0; !error && i < n->n_blocks; i++) {
+		cJSON *part;
+		if (strcmp(n->blocks[i].type, "text"))
+			continue;
+		if ((error = cmv_blob_read(&blob, repo, &n->blocks[i].blob)) < 0)
+			break;
+		if (!(part = cJSON_CreateObject()) || !cJSON_AddItemToArray(content, part) ||
+		    !cJSON_AddStringToObject(part, "type", asst ? "output_text" : "input_text") ||
+		    !cJSON_AddStringToObject(part, "text", blob.ptr))
+			error = cmv_error__oom();
+	}
+	if (!error && !(text = cJSON_PrintUnformatted(o)))
+		error = cmv_error__oom();
+	if (!error)
+		error = cmv_buf_puts(out, text);
+	cJSON_free(text);
+	cJSON_Delete(o);
+	cmv_buf_dispose(&blob);
+	return error;
+}
+
 int cmv_codex_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip)
 {
-	cmv_walk *walk = NULL;
-	const cmv_node *n;
-	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES), blob = CMV_BUF_INIT(CMV_BUF_CONTENT);
-	char old_id[128] = "";
-	size_t from_source = 0;
+	static const session_rewriter w = { "codex", "Codex", codex_rewrite_record, codex_rewrite_message };
+	codex_rewrite r = { new_id, "", cwd_out };
 	int error;
 
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(repo);
 	CMV_ASSERT_ARG(tip);
-	if ((error = cmv__uuid_v4(new_id)) < 0 || (error = cmv_walk_new(&walk, repo, tip)) < 0)
+	if ((error = cmv__uuid_v4(new_id)) < 0)
 		return error;
-	cmv_buf_clear(out);
-	while ((error = cmv_walk_next(&n, walk)) == 0) {
-		const char *format;
-		error = session_record_bytes(&rec, &format, repo, n, false);
-		if (error == CMV_ENOTFOUND) {
-			/* a message appended in cmv: a response item of its own */
-			cmv_error_clear();
-			error = 0;
-			if (n->kind != CMV_KIND_MESSAGE)
-				continue;
-			bool asst = n->role == CMV_ROLE_ASSISTANT;
-			cJSON *o = cJSON_CreateObject(), *p, *content = NULL;
-			char *text = NULL;
-			char when[32];
-			time_t now = time(NULL);
-			struct tm tm;
-			gmtime_r(&now, &tm);
-			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-			if (!o || !cJSON_AddStringToObject(o, "timestamp", when) || !cJSON_AddStringToObject(o, "type", "response_item") ||
-			    !(p = cJSON_AddObjectToObject(o, "payload")) || !cJSON_AddStringToObject(p, "type", "message") ||
-			    !cJSON_AddStringToObject(p, "role", asst ? "assistant" : "user") ||
-			    !(content = cJSON_AddArrayToObject(p, "content")))
-				error = cmv_error__oom();
-			for (size_t i = 0; !error && i < n->n_blocks; i++) {
-				cJSON *part;
-				if (strcmp(n->blocks[i].type, "text"))
-					continue;
-				if ((error = cmv_blob_read(&blob, repo, &n->blocks[i].blob)) < 0)
-					break;
-				if (!(part = cJSON_CreateObject()) || !cJSON_AddItemToArray(content, part) ||
-				    !cJSON_AddStringToObject(part, "type", asst ? "output_text" : "input_text") ||
-				    !cJSON_AddStringToObject(part, "text", blob.ptr))
-					error = cmv_error__oom();
-			}
-			if (!error && !(text = cJSON_PrintUnformatted(o)))
-				error = cmv_error__oom();
-			if (!error && (error = cmv_buf_puts(out, text)) == 0)
-				error = cmv_buf_putc(out, '\n');
-			cJSON_free(text);
-			cJSON_Delete(o);
-			if (error < 0)
-				break;
-			continue;
-		}
-		if (error < 0)
-			break;
-		if (strcmp(format, "codex")) {
-			error = cmv_error__set(CMV_EINVALID, "the branch has %s records, not a Codex rollout's", format);
-			break;
-		}
-		cJSON *j = cJSON_ParseWithLength(rec.ptr, rec.size);
-		const char *type = cj_str(j, "type");
-		bool meta = type && !strcmp(type, "session_meta");
-		if (meta && !old_id[0] && cj_str(cj_get(j, "payload"), "id"))
-			snprintf(old_id, sizeof(old_id), "%s", cj_str(cj_get(j, "payload"), "id"));
-		if (meta && cwd_out && !cwd_out->size && cj_str(cj_get(j, "payload"), "cwd"))
-			cmv_buf_puts(cwd_out, cj_str(cj_get(j, "payload"), "cwd"));
-		cJSON_Delete(j);
-		from_source++;
-		/* the session's id is named in its session_meta line */
-		error = meta ? put_replaced(out, rec.ptr, rec.size, old_id, new_id) : cmv_buf_put(out, rec.ptr, rec.size);
-		if (error < 0 || (error = cmv_buf_putc(out, '\n')) < 0)
-			break;
-	}
-	if (error == CMV_ITEROVER)
-		error = 0;
-	if (!error && !from_source)
-		error = cmv_error__set(CMV_EINVALID, "the branch holds no Codex records to resume from");
-	cmv_walk_free(walk);
-	cmv_buf_dispose(&rec);
-	cmv_buf_dispose(&blob);
-	return error;
+	return session_rewrite(out, repo, tip, &w, &r);
 }

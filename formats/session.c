@@ -503,6 +503,50 @@ done:
 	return same;
 }
 
+/* ---- writing a branch as a new session of its agent ------------------------ */
+
+int session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const session_rewriter *w, void *payload)
+{
+	cmv_walk *walk = NULL;
+	const cmv_node *n;
+	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	size_t from_source = 0;
+	int error;
+
+	if ((error = cmv_walk_new(&walk, repo, tip)) < 0)
+		return error;
+	cmv_buf_clear(out);
+	while ((error = cmv_walk_next(&n, walk)) == 0) {
+		const char *format;
+		/* without its separator: glued records become a line each, as a resumable file needs */
+		error = session_record_bytes(&rec, &format, repo, n, false);
+		if (error == CMV_ENOTFOUND) {
+			cmv_error_clear();
+			if (n->kind != CMV_KIND_MESSAGE) {
+				error = 0;
+				continue;
+			}
+			error = w->message(out, repo, n, payload); /* appended in cmv: a line of its own */
+		} else if (error < 0) {
+			break;
+		} else if (strcmp(format, w->format)) {
+			error = cmv_error__set(CMV_EINVALID, "the branch has %s records, not %s ones", format, w->label);
+		} else {
+			from_source++;
+			error = w->record(out, rec.ptr, rec.size, payload);
+		}
+		if (error < 0 || (error = cmv_buf_putc(out, '\n')) < 0)
+			break;
+	}
+	if (error == CMV_ITEROVER)
+		error = 0;
+	if (!error && !from_source)
+		error = cmv_error__set(CMV_EINVALID, "the branch holds no %s records to resume from", w->label);
+	cmv_walk_free(walk);
+	cmv_buf_dispose(&rec);
+	return error;
+}
+
 /* ---- export ------------------------------------------------------------- */
 
 int cmv_export_session(cmv_repo *repo, const char *session, cmv_write_fn write, void *payload)

@@ -126,6 +126,21 @@ int session_check_size(const char *path, size_t lineno, size_t len, const cmv_im
 /* Show a JSONL file's first records (at most 16) to fn until it returns 1 (it found the session id). */
 void session_probe(const char *file, size_t size, int (*fn)(jspan rec, const cJSON *j, void *payload), void *payload);
 
+/*
+ * Writing a branch as a new session of the agent it came from: each record
+ * of `format` on the path goes through record(), each message appended in
+ * cmv (no template) through message(); each writes one line without its
+ * newline. A record of another format is an error, and so is a path with
+ * none of this format.
+ */
+typedef struct {
+	const char *format, *label; /* "claude-code", "Claude Code" */
+	int (*record)(cmv_buf *out, const char *rec, size_t len, void *payload);
+	int (*message)(cmv_buf *out, cmv_repo *repo, const cmv_node *n, void *payload);
+} session_rewriter;
+
+int session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const session_rewriter *w, void *payload);
+
 /* ---- generic importer for formats whose records form one chain ---------- */
 
 typedef struct session_import session_import;
