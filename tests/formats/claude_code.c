@@ -12,35 +12,9 @@
 
 typedef test_store fixture;
 
-static int to_buf(const void *data, size_t len, void *payload)
-{
-	return cmv_buf_put(payload, data, len);
-}
-
-static void read_all(cmv_buf *out, const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	char chunk[65536];
-	size_t n;
-
-	if (!fp)
-		fail_msg("cannot read %s", path);
-	cmv_buf_clear(out);
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		assert_cmv_ok(cmv_buf_put(out, chunk, n));
-	fclose(fp);
-}
-
 static const char *transcripts_dir(void)
 {
-	const char *d = getenv("CMV_TRANSCRIPTS");
-	struct stat st;
-
-	if (!d || !*d)
-		d = CMV_TEST_TRANSCRIPTS;
-	if (!d || stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
-		fail_msg("the shared transcripts are missing (CMV_TRANSCRIPTS=%s)", d ? d : "(unset)");
-	return d;
+	return test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
 }
 
 /* The session ref a branch was imported from. */
@@ -70,7 +44,7 @@ static void check_pairing(fixture *f, const char *path, const char *branch)
 	char **uses = NULL, **results = NULL;
 	size_t n_uses = 0, n_results = 0, file_uses = 0, unanswered = 0;
 
-	read_all(&file, path);
+	test_read_file(&file, path);
 	for (char *line = file.ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
 		nl = strchr(line, '\n');
 		cJSON *j = cJSON_ParseWithLength(line, nl ? (size_t)(nl - line) : strlen(line));
@@ -129,8 +103,8 @@ static void check_file(fixture *f, const char *path)
 	assert_cmv_ok(cmv_import_claude_code_file(&res, f->repo, path, NULL));
 	assert_true(res.records > 0);
 	session_of(session, sizeof(session), f->repo, res.branch);
-	assert_cmv_ok(cmv_export_session(f->repo, session, to_buf, &back));
-	read_all(&orig, path);
+	assert_cmv_ok(cmv_export_session(f->repo, session, test_buf_writer, &back));
+	test_read_file(&orig, path);
 	if (orig.size != back.size || memcmp(orig.ptr, back.ptr, orig.size)) {
 		size_t i = 0;
 		while (i < orig.size && i < back.size && orig.ptr[i] == back.ptr[i])
@@ -234,7 +208,7 @@ static void test_formats_claude_code__grown_file_adds_only_its_tail(void **state
 
 	snprintf(src, sizeof(src), "%s/claude-code/entireio-cli/b0-2936744f3b-0__2026-01-14-b00b80af-879f-4265-b95b-48db0938673c.jsonl",
 		 transcripts_dir());
-	read_all(&orig, src);
+	test_read_file(&orig, src);
 	for (size_t i = 0; i < orig.size; i++)
 		if (orig.ptr[i] == '\n' && ++lines == 400) {
 			half = i + 1;
@@ -260,7 +234,7 @@ static void test_formats_claude_code__grown_file_adds_only_its_tail(void **state
 	assert_int_equal(s2.n_nodes - s1.n_nodes, tail + chunks + 1);
 	assert_int_equal(s2.n_refs, s1.n_refs);
 	session_of(session, sizeof(session), f->repo, branch);
-	assert_cmv_ok(cmv_export_session(f->repo, session, to_buf, &back));
+	assert_cmv_ok(cmv_export_session(f->repo, session, test_buf_writer, &back));
 	assert_int_equal(back.size, orig.size);
 	for (size_t i = 0; i < orig.size; i++)
 		if (back.ptr[i] != orig.ptr[i])
@@ -289,7 +263,7 @@ static void test_formats_claude_code__glued_cut_off_and_malformed_lines(void **s
 	write_file(path, glued, sizeof(glued) - 1);
 	assert_cmv_ok(cmv_import_claude_code_file(&res, f->repo, path, NULL));
 	assert_int_equal(res.records, 4);
-	assert_cmv_ok(cmv_export_session(f->repo, "cc/s-1", to_buf, &back));
+	assert_cmv_ok(cmv_export_session(f->repo, "cc/s-1", test_buf_writer, &back));
 	assert_int_equal(back.size, sizeof(glued) - 1);
 	assert_memory_equal(back.ptr, glued, back.size);
 	cmv_walk *w = NULL;
@@ -366,7 +340,7 @@ static void test_formats_claude_code__unusual_escapes_round_trip(void **state)
 	snprintf(path, sizeof(path), "%s/odd.jsonl", f->dir);
 	write_file(path, odd, sizeof(odd) - 1);
 	assert_cmv_ok(cmv_import_claude_code_file(&res, f->repo, path, NULL));
-	assert_cmv_ok(cmv_export_session(f->repo, "cc/s-2", to_buf, &back));
+	assert_cmv_ok(cmv_export_session(f->repo, "cc/s-2", test_buf_writer, &back));
 	assert_int_equal(back.size, sizeof(odd) - 1);
 	assert_memory_equal(back.ptr, odd, back.size);
 	/* and the stored text is the decoded text */

@@ -11,32 +11,7 @@
 
 static const char *transcripts_dir(void)
 {
-	const char *d = getenv("CMV_TRANSCRIPTS");
-	struct stat st;
-
-	if (!d || !*d)
-		d = CMV_TEST_TRANSCRIPTS;
-	if (!d || stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
-		fail_msg("the shared transcripts are missing (CMV_TRANSCRIPTS=%s)", d ? d : "(unset)");
-	return d;
-}
-
-static void read_all(cmv_buf *out, const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	char chunk[65536];
-	size_t n;
-
-	assert_non_null(fp);
-	cmv_buf_clear(out);
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		assert_cmv_ok(cmv_buf_put(out, chunk, n));
-	fclose(fp);
-}
-
-static int collect(const void *data, size_t len, void *payload)
-{
-	return cmv_buf_put(payload, data, len);
+	return test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
 }
 
 static const cmv_render_target targets[] = { CMV_RENDER_ANTHROPIC, CMV_RENDER_OPENAI_CHAT,
@@ -103,9 +78,9 @@ static void round_trip_dir(cmv_repo *repo, const char *dir)
 		assert_true(res.records > 0);
 		assert_int_equal(res.skipped, 0);
 
-		read_all(&file, path.ptr);
+		test_read_file(&file, path.ptr);
 		cmv_buf_clear(&back);
-		assert_cmv_ok(cmv_export_session(repo, res.session, collect, &back));
+		assert_cmv_ok(cmv_export_session(repo, res.session, test_buf_writer, &back));
 		if (back.size != file.size || memcmp(back.ptr, file.ptr, file.size))
 			fail_msg("%s: export is not byte-identical (%zu bytes back of %zu)", path.ptr, back.size, file.size);
 
@@ -350,7 +325,7 @@ static void test_grown_file(void **state)
 	assert_true(grown <= 20);
 	/* the records already there are shared, not rewritten */
 	assert_int_equal(cmv_is_ancestor(s->repo, &first_head, &res.head), 1);
-	assert_cmv_ok(cmv_export_session(s->repo, "codex/0199-test", collect, &back));
+	assert_cmv_ok(cmv_export_session(s->repo, "codex/0199-test", test_buf_writer, &back));
 	assert_int_equal(back.size, all.size);
 	assert_memory_equal(back.ptr, all.ptr, all.size);
 
@@ -407,7 +382,7 @@ static void test_failed_import_changes_nothing(void **state)
 	assert_int_equal(res.skipped, 1);
 	assert_int_equal(res.skipped_lines[0], 5);
 	assert_false(res.partial_tail);
-	assert_cmv_ok(cmv_export_session(s->repo, res.session, collect, &back));
+	assert_cmv_ok(cmv_export_session(s->repo, res.session, test_buf_writer, &back));
 	assert_int_equal(back.size, bad.size);
 	assert_memory_equal(back.ptr, bad.ptr, bad.size);
 
@@ -488,7 +463,7 @@ static void test_hostile_input(void **state)
 	cmv_buf back = CMV_BUF_INIT(1 << 20);
 	path = test_write_file(dir, "types.jsonl", types, strlen(types));
 	assert_cmv_ok(cmv_import_file(&res, s->repo, path, "codex", NULL));
-	assert_cmv_ok(cmv_export_session(s->repo, res.session, collect, &back));
+	assert_cmv_ok(cmv_export_session(s->repo, res.session, test_buf_writer, &back));
 	assert_int_equal(back.size, strlen(types));
 	assert_memory_equal(back.ptr, types, back.size);
 	render_all(s->repo, &res.head, "wrong types", NULL);
@@ -551,7 +526,7 @@ static void test_request_bodies(void **state)
 	assert_cmv_ok(cmv_import_file(&res, s->repo, path, NULL, NULL));
 	assert_string_equal(res.format, "anthropic");
 	assert_int_equal(res.records, 3);
-	assert_cmv_ok(cmv_export_session(s->repo, res.session, collect, &back));
+	assert_cmv_ok(cmv_export_session(s->repo, res.session, test_buf_writer, &back));
 	assert_int_equal(back.size, strlen(anthropic));
 	assert_memory_equal(back.ptr, anthropic, back.size);
 	assert_cmv_ok(cmv_render(&body, NULL, s->repo, &res.head, CMV_RENDER_GEMINI, NULL));

@@ -135,3 +135,34 @@ void test_expect_ids(cmv_tok *t, const char *text, size_t len, const uint32_t *w
 	assert_int_equal(count, n);
 	free(ids);
 }
+
+void test_read_file(cmv_buf *out, const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	char chunk[65536];
+	size_t n;
+
+	if (!fp)
+		fail_msg("cannot read %s", path);
+	cmv_buf_clear(out);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		assert_cmv_ok(cmv_buf_put(out, chunk, n));
+	fclose(fp);
+}
+
+int test_buf_writer(const void *data, size_t len, void *payload)
+{
+	return cmv_buf_put(payload, data, len);
+}
+
+const char *test_transcripts_dir(const char *fallback)
+{
+	const char *d = getenv("CMV_TRANSCRIPTS");
+	struct stat st;
+
+	if (!d || !*d)
+		d = fallback;
+	if (!d || stat(d, &st) != 0 || !S_ISDIR(st.st_mode))
+		fail_msg("the shared transcripts are missing (CMV_TRANSCRIPTS=%s)", d ? d : "(unset)");
+	return d;
+}

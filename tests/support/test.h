@@ -71,6 +71,13 @@ void test_expect_ids(cmv_tok *t, const char *text, size_t len, const uint32_t *w
 		test_expect_ids(t, text, strlen(text), want_, sizeof(want_) / sizeof(want_[0])); \
 	} while (0)
 
+/* A whole file into out (fails the test when it cannot be read). */
+void test_read_file(cmv_buf *out, const char *path);
+/* A cmv_write_fn that appends to the cmv_buf in payload. */
+int test_buf_writer(const void *data, size_t len, void *payload);
+/* The shared transcripts: $CMV_TRANSCRIPTS, else `fallback` (fails the test when missing). */
+const char *test_transcripts_dir(const char *fallback);
+
 /* Run a shell command; returns its exit status. */
 int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
