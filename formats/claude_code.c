@@ -39,19 +39,6 @@
 
 #include "neutral.h"
 
-static int grow(void **p, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 8;
-	void *q = cmv__realloc(*p, ncap * size);
-	if (!q)
-		return CMV_ENOMEM;
-	*p = q;
-	*cap = ncap;
-	return 0;
-}
-
 /* ---- uuid -> node map ---------------------------------------------------- */
 
 typedef struct {
@@ -315,7 +302,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			cparent = pidx;
 		} else if (pidx != SIZE_MAX && rl.on_chain[pidx] && pidx != tail && is_prompt(j, type) &&
 			   last_msg_depth > rl.depth[pidx] && rl.is_msg[pidx]) {
-			if ((error = grow((void **)&abandoned, &cap_abandoned, n_abandoned, sizeof(*abandoned))) < 0) {
+			if ((error = session_grow((void **)&abandoned, &cap_abandoned, n_abandoned, sizeof(*abandoned))) < 0) {
 				cJSON_Delete(j);
 				goto fail;
 			}

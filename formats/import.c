@@ -83,29 +83,8 @@ static const char *detect_record(const cJSON *j)
 	return NULL;
 }
 
-static const char *detect_document(const cJSON *doc)
-{
-	if (cJSON_IsArray(doc)) {
-		const cJSON *e = doc->child;
-		if (!e || (cj_get(e, "source") && (cj_get(e, "action") || cj_get(e, "observation"))))
-			return "openhands";
-		return NULL;
-	}
-	if (cj_get(doc, "sessionId") && cJSON_IsArray(cj_get(doc, "messages")))
-		return "gemini-cli";
-	if (cJSON_IsArray(cj_get(doc, "history")) && (cj_get(doc, "trajectory") || cj_get(doc, "info")))
-		return "swe-agent";
-	if (cJSON_IsArray(cj_get(doc, "contents")))
-		return "gemini";
-	if (cJSON_IsArray(cj_get(doc, "input")))
-		return "openai-responses";
-	if (cJSON_IsArray(cj_get(doc, "messages")))
-		return messages_flavor(doc);
-	return NULL;
-}
-
 /* A document's format from its top-level keys; only the small parts are parsed. */
-static const char *detect_document_keys(const char *p, const char *e)
+static const char *detect_document(const char *p, const char *e)
 {
 	jspan doc = { p, e }, v, el;
 	const char *cur = NULL;
@@ -114,15 +93,11 @@ static const char *detect_document_keys(const char *p, const char *e)
 	if (*p == '[') {
 		if (jscan_next_element(&el, doc, &cur) != 1)
 			return "openhands"; /* an empty event stream */
+		/* an OpenHands event: who it came from, and what it did or saw */
 		cJSON *first = cJSON_ParseWithLength(el.p, (size_t)(el.end - el.p));
-		cJSON *arr = cJSON_CreateArray();
-		if (first && arr) {
-			cJSON_AddItemToArray(arr, first);
-			f = detect_document(arr);
-		} else {
-			cJSON_Delete(first);
-		}
-		cJSON_Delete(arr);
+		if (cj_get(first, "source") && (cj_get(first, "action") || cj_get(first, "observation")))
+			f = "openhands";
+		cJSON_Delete(first);
 		return f;
 	}
 #define IS_ARRAY(k) (jscan_member(&v, doc, k) == 1 && *v.p == '[')
@@ -156,12 +131,12 @@ int cmv_format_detect(const char **out, const char *path)
 	const char *e = p < end ? jscan_value(p, end) : NULL;
 	if (e && jscan_ws(e, end) == end && (*p == '[' || memchr(p, '\n', (size_t)(e - p)))) {
 		/* one JSON value over several lines: a document, told by its top keys (not parsed whole) */
-		*out = detect_document_keys(p, e);
+		*out = detect_document(p, e);
 	}
 	if (!*out && e) {
 		cJSON *j = cJSON_ParseWithLength(p, (size_t)(e - p));
 		if (!(*out = detect_record(j)) && jscan_ws(e, end) == end)
-			*out = detect_document(j);
+			*out = detect_document(p, e); /* a document on one line */
 		cJSON_Delete(j);
 	} else if (!*out && p < end && *p == '{') {
 		/* a first line cut off mid-write: sniff its keys */

@@ -142,7 +142,7 @@ void nb_tool_use(conv *c, cJSON *content, const char *id, const char *name, cons
 		}
 		if (!parsed || !b || !cJSON_AddItemToObject(b, "input", parsed)) {
 			cJSON_Delete(parsed);
-			c->oom = c->oom || !parsed || b;
+			c->oom = true; /* a NULL block means an allocation already failed */
 		}
 	}
 	if (custom && b && !cJSON_AddTrueToObject(b, "custom"))

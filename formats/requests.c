@@ -156,9 +156,8 @@ static int chat_record(session_import *si, record_build *rb, jspan rec, const cJ
 
 const session_driver cmv__driver_openai_chat = { "openai-chat", "chat", "messages", chat_record };
 
-static void chat_parts_neutral(conv *c, cJSON *content, const cJSON *parts, bool as_blocks)
+static void chat_parts_neutral(conv *c, cJSON *content, const cJSON *parts)
 {
-	(void)as_blocks;
 	if (cJSON_IsString(parts)) {
 		nb_text(c, content, parts->valuestring);
 		return;
@@ -203,7 +202,7 @@ int chat_message_neutral(conv *c, const cJSON *msg)
 			if (!blocks)
 				c->oom = true;
 			else
-				chat_parts_neutral(c, blocks, body, true);
+				chat_parts_neutral(c, blocks, body);
 			nb_tool_result(c, content, id, blocks, NULL, false);
 			cJSON_Delete(blocks);
 		}
@@ -211,7 +210,7 @@ int chat_message_neutral(conv *c, const cJSON *msg)
 		bool asst = !strcmp(role, "assistant");
 		/* consecutive tool results are one user message; a new prompt is a new message */
 		cJSON *content = asst ? conv_msg_join(c, "assistant", NULL) : conv_msg(c, "user", NULL);
-		chat_parts_neutral(c, content, body, false);
+		chat_parts_neutral(c, content, body);
 		for (const cJSON *tc = calls ? calls->child : NULL; tc; tc = tc->next) {
 			const cJSON *f = cj_get(tc, "function");
 			nb_tool_use(c, content, cj_str(tc, "id"), cj_str(f, "name"), NULL,

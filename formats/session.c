@@ -22,7 +22,7 @@ const cJSON *cj_get(const cJSON *o, const char *k)
 	return cJSON_GetObjectItemCaseSensitive(o, k);
 }
 
-static int grow(void **p, size_t *cap, size_t n, size_t size)
+int session_grow(void **p, size_t *cap, size_t n, size_t size)
 {
 	if (n < *cap)
 		return 0;
@@ -75,9 +75,9 @@ int record_add_block(record_build *rb, jspan v, const char *type, const char *to
 	bool is_string = *v.p == '"';
 	size_t start = rb->texts.size;
 
-	if ((error = grow((void **)&rb->blocks, &rb->cap_blocks, rb->n_blocks, sizeof(*rb->blocks))) < 0 ||
-	    (error = grow((void **)&rb->holes, &rb->cap_holes, rb->n_holes, sizeof(*rb->holes))) < 0 ||
-	    (error = grow((void **)&rb->text_off, &rb->cap_text, rb->n_text, sizeof(*rb->text_off))) < 0)
+	if ((error = session_grow((void **)&rb->blocks, &rb->cap_blocks, rb->n_blocks, sizeof(*rb->blocks))) < 0 ||
+	    (error = session_grow((void **)&rb->holes, &rb->cap_holes, rb->n_holes, sizeof(*rb->holes))) < 0 ||
+	    (error = session_grow((void **)&rb->text_off, &rb->cap_text, rb->n_text, sizeof(*rb->text_off))) < 0)
 		return error;
 	if (is_string) {
 		if ((error = jscan_unescape(scratch, v)) < 0)
@@ -328,7 +328,7 @@ static int session_branch(cmv_repo *repo, const char *path, const char *branch, 
 }
 
 static int write_manifest(cmv_id *out, cmv_repo *repo, const record_list *rl, const char *format,
-			  const char *session_id, const char *path, const char *lead, size_t lead_len,
+			  const char *session_id, const char *lead, size_t lead_len,
 			  const session_source *src, const char *branch, size_t tip)
 {
 	char hex[CMV_ID_HEXSZ + 1], xxh[17];
@@ -349,7 +349,6 @@ static int write_manifest(cmv_id *out, cmv_repo *repo, const record_list *rl, co
 		error = cmv_node_write(&chunks[c], repo, NULL, &m);
 	}
 	/* The file's path is not kept: the same session imported from two places is one manifest. */
-	(void)path;
 	if (!error && (!(info = cJSON_CreateObject()) || !cJSON_AddStringToObject(info, "format", format) ||
 		       !cJSON_AddStringToObject(info, "session", session_id) ||
 		       cmv_buf_put(&leadbuf, lead, lead_len) < 0 ||
@@ -401,7 +400,7 @@ int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, con
 	int error;
 
 	branch_for(branch, sizeof(branch), prefix, session_id, opts);
-	if ((error = write_manifest(&manifest, repo, rl, format, session_id, path, lead, lead_len, src, branch, tip)) < 0 ||
+	if ((error = write_manifest(&manifest, repo, rl, format, session_id, lead, lead_len, src, branch, tip)) < 0 ||
 	    (error = cmv_buf_printf(&name, "%s/%s", prefix, session_id)) < 0)
 		goto done;
 	if (!cmv_ref_name_is_valid(name.ptr)) {
@@ -696,7 +695,7 @@ static int split_document(raw_record **out, size_t *n_out, const char *path, con
 	jspan el;
 	int more;
 	while ((more = jscan_next_element(&el, arr, &cur)) == 1 || !n) {
-		if ((error = grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
+		if ((error = session_grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
 			goto fail;
 		if (!n) { /* the header runs up to the first element, or to the closing bracket */
 			const char *stop = more == 1 ? el.p : jscan_ws(arr.p + 1, arr.end);
@@ -717,7 +716,7 @@ static int split_document(raw_record **out, size_t *n_out, const char *path, con
 	const char *close = arr.end - 1;
 	if (n > 1)
 		rs[n - 1].next = close;
-	if ((error = grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
+	if ((error = session_grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
 		goto fail;
 	rs[n++] = (raw_record){ close, end, end, REC_TRAILER };
 	*out = rs;
@@ -810,7 +809,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 		while (p < fend) {
 			const char *rec_end = (*p == '{' || *p == '[') ? jscan_value(p, fend) : NULL;
 			const char *nl = memchr(p, '\n', (size_t)(fend - p));
-			if ((error = grow((void **)&recs, &cap_recs, n_recs, sizeof(*recs))) < 0)
+			if ((error = session_grow((void **)&recs, &cap_recs, n_recs, sizeof(*recs))) < 0)
 				goto out;
 			if (!rec_end) {
 				if (!nl) { /* the last line, cut off: the session is still being written */

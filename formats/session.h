@@ -43,6 +43,9 @@ typedef struct {
 	const char *rec; /* the record being cut */
 } record_build;
 
+/* Make room for element n of a growing array (doubling); CMV_ENOMEM. */
+int session_grow(void **p, size_t *cap, size_t n, size_t size);
+
 void record_build_init(record_build *rb);
 void record_build_reset(record_build *rb, const char *rec);
 void record_build_dispose(record_build *rb);
