@@ -109,10 +109,20 @@ int cli_preview(cmv_buf *out, cli_ctx *ctx, const cmv_node *node, size_t max_cha
 CMD(init); CMD(append); CMD(import); CMD(export); CMD(log); CMD(show); CMD(snapshot);
 CMD(branch); CMD(checkout); CMD(list); CMD(tree); CMD(info); CMD(delete); CMD(search);
 CMD(gc); CMD(fsck); CMD(sessions); CMD(tokens); CMD(models); CMD(stats); CMD(model); CMD(help); CMD(version);
+CMD(trim); CMD(recall);
 
 extern const cli_opt opts_init[], opts_append[], opts_import[], opts_export[], opts_log[],
 	opts_show[], opts_snapshot[], opts_branch[], opts_checkout[], opts_list[], opts_tree[],
-	opts_info[], opts_delete[], opts_search[], opts_gc[], opts_fsck[], opts_sessions[], opts_tokens[], opts_models[], opts_stats[], opts_model[], opts_help[],
+	opts_info[], opts_delete[], opts_search[], opts_gc[], opts_fsck[], opts_sessions[], opts_tokens[], opts_models[], opts_stats[], opts_model[], opts_help[], opts_trim[], opts_recall[],
 	opts_version[];
+
+/* Parse a --threshold value: a whole number >= CMV_TRIM_THRESHOLD_MIN (NULL: 0, the default). -1 if bad. */
+int cli_parse_threshold(size_t *out, const char *s);
+/*
+ * Trim tip into `branch` (made from from_ref / snapshot) and report in the
+ * model's tokens: into json when given, else as a table on stdout.
+ */
+int cli_trim(cmv_id *head, cli_ctx *ctx, const cmv_id *tip, const char *from_ref, const char *branch,
+	     const char *snapshot, size_t threshold, const char *model, bool dry, cJSON *json);
 
 #endif

@@ -40,7 +40,8 @@ static void iso_now(char out[32])
 }
 
 /* Add the new session to the project's sessions-index.json, when the project has one. */
-static int update_index(const char *dir, const char *id, const char *path, const char *cwd, size_t lines)
+static int update_index(const char *dir, const char *id, const char *path, const char *cwd, size_t lines,
+			const char *title)
 {
 	cmv_buf idx = CMV_BUF_INIT(4096), tmp = CMV_BUF_INIT(4096), text = CMV_BUF_INIT(1 << 28);
 	char now[32];
@@ -69,7 +70,7 @@ static int update_index(const char *dir, const char *id, const char *path, const
 	cJSON_AddStringToObject(e, "sessionId", id);
 	cJSON_AddStringToObject(e, "fullPath", path);
 	cJSON_AddNumberToObject(e, "fileMtime", (double)time(NULL) * 1000.0);
-	cJSON_AddStringToObject(e, "firstPrompt", b_name);
+	cJSON_AddStringToObject(e, "firstPrompt", title);
 	cJSON_AddStringToObject(e, "summary", "");
 	cJSON_AddNumberToObject(e, "messageCount", (double)lines);
 	cJSON_AddStringToObject(e, "created", now);
@@ -143,7 +144,7 @@ static const agent claude_agent = { "Claude Code", "claude", "CLAUDE_CONFIG_DIR"
 static const agent codex_agent = { "Codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
 				   false, cmv_codex_session_write, codex_place };
 
-static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a)
+static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a, const char *title, bool launch)
 {
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
 		path = CMV_BUF_INIT(4096);
@@ -173,7 +174,7 @@ static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agen
 		size_t lines = 0;
 		for (size_t i = 0; i < body.size; i++)
 			lines += body.ptr[i] == '\n';
-		if ((rc = update_index(dir.ptr, id, path.ptr, cwd.size ? cwd.ptr : "", lines)) != EXIT_OK)
+		if ((rc = update_index(dir.ptr, id, path.ptr, cwd.size ? cwd.ptr : "", lines, title)) != EXIT_OK)
 			goto done;
 	}
 	if (json) {
@@ -189,7 +190,7 @@ static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agen
 		printf("%s session %s written to %s\nresume it with: cd %s && %s %s %s\n", a->label, id, path.ptr,
 		       cwd.size ? cwd.ptr : ".", a->program, a->resume, id);
 	}
-	if (b_launch) {
+	if (launch) {
 		fflush(stdout);
 		if (cwd.size && chdir(cwd.ptr) != 0) {
 			rc = cli_failf("cannot enter %s: %s", cwd.ptr, strerror(errno));
@@ -207,6 +208,12 @@ done:
 	cmv_buf_dispose(&dir);
 	cmv_buf_dispose(&path);
 	return rc;
+}
+
+int cli_write_agent_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const char *agent_name, const char *title,
+			    bool launch)
+{
+	return write_session(ctx, at, json, !strcmp(agent_name, "codex") ? &codex_agent : &claude_agent, title, launch);
 }
 
 CMD(branch)
@@ -263,7 +270,7 @@ CMD(branch)
 		printf("branch '%s' at %s%s%s\n", b_name, cli_short(&at, hex),
 		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	}
-	if ((b_claude || b_codex) && (rc = write_session(ctx, &at, o, b_claude ? &claude_agent : &codex_agent)) != EXIT_OK) {
+	if ((b_claude || b_codex) && (rc = write_session(ctx, &at, o, b_claude ? &claude_agent : &codex_agent, b_name, b_launch)) != EXIT_OK) {
 		cJSON_Delete(o);
 		goto done;
 	}

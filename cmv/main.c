@@ -15,6 +15,8 @@ const cli_cmd cli_commands[] = {
 	{ "show", cmd_show, CLI_NEEDS_STORE, "Show a node, or print a blob's bytes", opts_show },
 	{ "snapshot", cmd_snapshot, CLI_NEEDS_STORE, "Name an immutable snapshot of a ref", opts_snapshot },
 	{ "branch", cmd_branch, CLI_NEEDS_STORE, "Create a branch from a ref or node", opts_branch },
+	{ "trim", cmd_trim, CLI_NEEDS_STORE, "Snapshot, then a trimmed branch: bloat stubbed, every text kept", opts_trim },
+	{ "recall", cmd_recall, CLI_NEEDS_STORE, "Print the original bytes a trim stub names", opts_recall },
 	{ "checkout", cmd_checkout, CLI_NEEDS_STORE, "Make a branch the current one", opts_checkout },
 	{ "list", cmd_list, CLI_NEEDS_STORE, "List branches and snapshots", opts_list },
 	{ "tree", cmd_tree, CLI_NEEDS_STORE, "Show snapshots and branches as a lineage tree", opts_tree },

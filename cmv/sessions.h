@@ -25,4 +25,12 @@ void cli_sessions_free(cli_session_list *l);
 /* The file of session `id` (a unique prefix will do), or of the newest one when id is NULL. */
 int cli_session_path(cmv_buf *out, const char *id);
 
+/*
+ * Write the conversation at `at` as a new session of an agent ("claude" or
+ * "codex") in its folder, print how to resume it (or add it to json), and
+ * with `launch` resume it now. `title` names it in Claude Code's index.
+ */
+int cli_write_agent_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const char *agent, const char *title,
+			    bool launch);
+
 #endif

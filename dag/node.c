@@ -106,16 +106,31 @@ static int node_write(cmv_id *out, cmv_repo *repo, const cmv_id *parent, uint64_
 					       CMV_FIELD_MAX);
 			goto done;
 		}
-		if (bc->len > CMV_BUF_CONTENT) {
-			error = cmv_error__set(CMV_ETOOBIG, "block %zu: %zu bytes exceeds the limit", i,
-					       bc->len);
-			goto done;
-		}
 		blocks[i].type = bc->type;
 		blocks[i].tool_id = bc->tool_id && *bc->tool_id ? bc->tool_id : NULL;
 		blocks[i].tool_name = bc->tool_name && *bc->tool_name ? bc->tool_name : NULL;
 		blocks[i].media_type = bc->media_type && *bc->media_type ? bc->media_type : NULL;
 		blocks[i].flags = bc->flags;
+		if (bc->blob) {
+			char hex[CMV_ID_HEXSZ + 1];
+			int there = repo->backend->blob_exists(repo->backend, bc->blob);
+			if (there < 0) {
+				error = there;
+				goto done;
+			}
+			if (!there) {
+				error = cmv_error__set(CMV_ENOTFOUND, "block %zu: blob '%s' not found", i,
+						       cmv_id_tostr(hex, sizeof(hex), bc->blob));
+				goto done;
+			}
+			blocks[i].blob = *bc->blob;
+			continue;
+		}
+		if (bc->len > CMV_BUF_CONTENT) {
+			error = cmv_error__set(CMV_ETOOBIG, "block %zu: %zu bytes exceeds the limit", i,
+					       bc->len);
+			goto done;
+		}
 		cmv_id_hash(&blocks[i].blob, bc->data ? bc->data : "", bc->len);
 		if (cmv_dag__block_is_text(bc->type, blocks[i].media_type) &&
 		    cmv__utf8_valid(bc->data ? bc->data : "", bc->len, NULL))

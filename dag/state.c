@@ -451,3 +451,29 @@ int cmv_usage_foreach(cmv_repo *repo, const char *branch,
 	CMV_ASSERT_ARG(cb);
 	return repo->backend->usage_foreach(repo->backend, branch, cb, payload);
 }
+
+/* ---- other per-branch notes (trim provenance, ...) ---------------------------- */
+
+int cmv_branch_note_get(cmv_buf *out, cmv_repo *repo, const char *branch, const char *key)
+{
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(branch);
+	CMV_ASSERT_ARG(key);
+	return repo->backend->state_get(repo->backend, out, branch, key);
+}
+
+int cmv_branch_note_set(cmv_repo *repo, const char *branch, const char *key, const char *value)
+{
+	int error;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(branch);
+	CMV_ASSERT_ARG(key);
+	if (!strcmp(key, LLM_KEY))
+		return cmv_error__set(CMV_EINVALID, "the model of a branch is set with cmv_branch_llm_set");
+	if ((error = cmv_dag__txn_start(repo)) < 0)
+		return error;
+	error = repo->backend->state_set(repo->backend, branch, key, value);
+	return cmv_dag__txn_end(repo, error);
+}

@@ -177,19 +177,17 @@ static const char *const known_formats[] = {
 	"anthropic", "openai-chat", "openai-responses", "gemini",
 };
 
-int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, const cmv_node *n, bool with_sep)
+int session_template(session_tpl *t, const cmv_node *n)
 {
 	const unsigned char *p = (const unsigned char *)n->meta, *end = p + n->meta_len;
-	cmv_buf blob = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	uint64_t n_holes, sep_len, name_len;
-	int error = 0;
-
 	char hex[CMV_ID_HEXSZ + 1];
+
 #define DAMAGED() cmv_error__set(CMV_ECORRUPT, "the template of record %s is damaged", cmv_id_tostr(hex, sizeof(hex), &n->id))
-	*format = NULL;
+	memset(t, 0, sizeof(*t));
 	if (n->meta && n->meta_len >= sizeof(META_MAGIC_CC) - 1 &&
 	    !memcmp(p, META_MAGIC_CC, sizeof(META_MAGIC_CC) - 1)) {
-		*format = known_formats[0];
+		t->format = known_formats[0];
 		p += sizeof(META_MAGIC_CC) - 1;
 	} else if (n->meta && n->meta_len >= sizeof(META_MAGIC) - 1 && !memcmp(p, META_MAGIC, sizeof(META_MAGIC) - 1)) {
 		p += sizeof(META_MAGIC) - 1;
@@ -197,8 +195,8 @@ int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, cons
 			return DAMAGED();
 		for (size_t i = 0; i < sizeof(known_formats) / sizeof(*known_formats); i++)
 			if (strlen(known_formats[i]) == name_len && !memcmp(p, known_formats[i], name_len))
-				*format = known_formats[i];
-		if (!*format)
+				t->format = known_formats[i];
+		if (!t->format)
 			return DAMAGED();
 		p += name_len;
 	} else {
@@ -206,7 +204,7 @@ int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, cons
 	}
 	if (!cmv__varint_get(&p, end, &n_holes) || n_holes > n->meta_len)
 		return DAMAGED();
-	const unsigned char *holes = p;
+	t->holes = p;
 	for (uint64_t i = 0; i < n_holes; i++) {
 		uint64_t bi;
 		if (p >= end)
@@ -215,24 +213,58 @@ int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, cons
 		if (!cmv__varint_get(&p, end, &bi) || bi >= n->n_blocks)
 			return DAMAGED();
 	}
+	t->holes_end = p;
+	t->n_holes = (size_t)n_holes;
 	if (!cmv__varint_get(&p, end, &sep_len) || sep_len > (uint64_t)(end - p))
 		return DAMAGED();
-	const unsigned char *sep = p, *tpl = p + sep_len;
-	uint64_t left = n_holes;
+	t->sep = (const char *)p;
+	t->sep_len = (size_t)sep_len;
+	t->tpl = (const char *)p + sep_len;
+	t->tpl_end = (const char *)end;
+	size_t nuls = 0;
+	for (const char *q = t->tpl; (q = memchr(q, '\0', (size_t)(t->tpl_end - q))) != NULL; q++)
+		nuls++;
+	if (nuls != t->n_holes)
+		return DAMAGED();
+	return 0;
+#undef DAMAGED
+}
+
+int session_tpl_hole(char *enc, size_t *block, const unsigned char **cursor, const session_tpl *t)
+{
+	uint64_t bi = 0;
+	if (*cursor >= t->holes_end)
+		return CMV_ECORRUPT;
+	*enc = (char)*(*cursor)++;
+	if (!cmv__varint_get(cursor, t->holes_end, &bi))
+		return CMV_ECORRUPT;
+	*block = (size_t)bi;
+	return 0;
+}
+
+int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, const cmv_node *n, bool with_sep)
+{
+	cmv_buf blob = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	session_tpl t;
+	int error;
+
+	*format = NULL;
+	if ((error = session_template(&t, n)) < 0)
+		return error;
+	*format = t.format;
+	const unsigned char *holes = t.holes;
 	cmv_buf_clear(out);
-	for (const unsigned char *q = tpl; q < end;) {
-		const unsigned char *nul = memchr(q, '\0', (size_t)(end - q));
-		const unsigned char *stop = nul ? nul : end;
+	for (const char *q = t.tpl; q < t.tpl_end;) {
+		const char *nul = memchr(q, '\0', (size_t)(t.tpl_end - q));
+		const char *stop = nul ? nul : t.tpl_end;
 		if ((error = cmv_buf_put(out, q, (size_t)(stop - q))) < 0)
 			goto done;
 		if (!nul)
 			break;
-		uint64_t bi = 0;
-		char enc = (char)*holes++;
-		if (!left-- || !cmv__varint_get(&holes, end, &bi)) {
-			error = DAMAGED();
+		size_t bi;
+		char enc;
+		if ((error = session_tpl_hole(&enc, &bi, &holes, &t)) < 0)
 			goto done;
-		}
 		if ((error = cmv_blob_read(&blob, repo, &n->blocks[bi].blob)) < 0)
 			goto done;
 		error = enc == 'S' ? jscan_escape(out, blob.ptr, blob.size) : cmv_buf_put(out, blob.ptr, blob.size);
@@ -241,11 +273,10 @@ int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, cons
 		q = nul + 1;
 	}
 	if (with_sep)
-		error = cmv_buf_put(out, sep, sep_len);
+		error = cmv_buf_put(out, t.sep, t.sep_len);
 done:
 	cmv_buf_dispose(&blob);
 	return error;
-#undef DAMAGED
 }
 
 /* ---- the record list, the manifest, the session ref and the branch ------- */

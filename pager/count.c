@@ -5,6 +5,7 @@
  * model); the model's factor and overheads are applied on top, per block,
  * so two models that share a tokenizer share the cache.
  */
+#include <cjson/cJSON.h>
 #include "../cmv/common.h"
 #include "cmv/model.h"
 
@@ -117,4 +118,228 @@ int cmv_count_conversation(cmv_token_stats *out, cmv_repo *repo, const cmv_id *t
 out:
 	cmv_walk_free(walk);
 	return error;
+}
+
+/* ---- counting a rendered request ------------------------------------------ */
+
+typedef struct {
+	cmv_token_stats *st;
+	const cmv_model *model;
+	cmv_tok *tok;
+	int error;
+} req_count;
+
+static void add_text(req_count *rc, uint64_t *slot, const char *s, size_t len)
+{
+	size_t n;
+	if (rc->error || !s)
+		return;
+	if ((rc->error = cmv_model_count(&n, NULL, rc->model, rc->tok, s, len)) < 0)
+		return;
+	*slot += n;
+	rc->st->blocks++;
+	rc->st->overhead += rc->model->per_block;
+}
+
+static void add_str(req_count *rc, uint64_t *slot, const cJSON *v)
+{
+	if (cJSON_IsString(v))
+		add_text(rc, slot, v->valuestring, strlen(v->valuestring));
+}
+
+/* A JSON value sent as it is (tool arguments): counted as its compact text. */
+static void add_json(req_count *rc, uint64_t *slot, const cJSON *v)
+{
+	char *s;
+	if (!v || rc->error)
+		return;
+	if (cJSON_IsString(v)) {
+		add_str(rc, slot, v);
+		return;
+	}
+	if (!(s = cJSON_PrintUnformatted(v))) {
+		rc->error = CMV_ENOMEM;
+		return;
+	}
+	add_text(rc, slot, s, strlen(s));
+	cJSON_free(s);
+}
+
+static void add_image(req_count *rc)
+{
+	rc->st->images += rc->model->image_tokens;
+	rc->st->blocks++;
+	rc->st->overhead += rc->model->per_block;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const cJSON *jget(const cJSON *o, const char *k)
+{
+	return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+/* Anthropic content: a string or blocks (tool results nest blocks). */
+static void count_anthropic(req_count *rc, const cJSON *content, uint64_t *text_slot)
+{
+	cmv_token_stats *st = rc->st;
+	if (cJSON_IsString(content)) {
+		add_str(rc, text_slot, content);
+		return;
+	}
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !rc->error; b = b->next) {
+		const char *t = jstr(b, "type");
+		if (!t)
+			continue;
+		if (!strcmp(t, "text"))
+			add_str(rc, text_slot, jget(b, "text"));
+		else if (!strcmp(t, "image") || !strcmp(t, "document"))
+			add_image(rc);
+		else if (!strcmp(t, "tool_use")) {
+			add_str(rc, &st->tool_calls, jget(b, "name"));
+			add_json(rc, &st->tool_calls, jget(b, "input"));
+		} else if (!strcmp(t, "tool_result"))
+			count_anthropic(rc, jget(b, "content"), &st->tool_results);
+		else if (!strcmp(t, "thinking"))
+			add_str(rc, &st->thinking, jget(b, "thinking"));
+		else if (!strcmp(t, "redacted_thinking"))
+			add_str(rc, &st->thinking, jget(b, "data"));
+		else
+			add_json(rc, &st->other, b);
+	}
+}
+
+/* OpenAI Chat content: a string or parts. */
+static void count_chat_content(req_count *rc, const cJSON *content, uint64_t *slot)
+{
+	if (cJSON_IsString(content)) {
+		add_str(rc, slot, content);
+		return;
+	}
+	for (const cJSON *p = cJSON_IsArray(content) ? content->child : NULL; p && !rc->error; p = p->next) {
+		const char *t = jstr(p, "type");
+		if (t && (!strcmp(t, "image_url") || !strcmp(t, "input_image") || !strcmp(t, "file")))
+			add_image(rc);
+		else
+			add_str(rc, slot, jget(p, "text"));
+	}
+}
+
+static void count_responses_item(req_count *rc, const cJSON *it)
+{
+	cmv_token_stats *st = rc->st;
+	const char *t = jstr(it, "type");
+
+	if (!t || !strcmp(t, "message")) {
+		count_chat_content(rc, jget(it, "content"), &st->text);
+	} else if (!strcmp(t, "function_call") || !strcmp(t, "custom_tool_call") || !strcmp(t, "local_shell_call")) {
+		add_str(rc, &st->tool_calls, jget(it, "name"));
+		add_json(rc, &st->tool_calls, jget(it, "arguments") ? jget(it, "arguments") : jget(it, "input"));
+	} else if (!strcmp(t, "function_call_output") || !strcmp(t, "custom_tool_call_output")) {
+		const cJSON *o = jget(it, "output");
+		if (cJSON_IsArray(o))
+			count_chat_content(rc, o, &st->tool_results);
+		else
+			add_json(rc, &st->tool_results, o);
+	} else if (!strcmp(t, "reasoning")) {
+		for (const cJSON *s = jget(it, "summary") ? jget(it, "summary")->child : NULL; s; s = s->next)
+			add_str(rc, &st->thinking, jget(s, "text"));
+		add_str(rc, &st->thinking, jget(it, "encrypted_content"));
+	} else {
+		add_json(rc, &st->other, it);
+	}
+}
+
+static void count_gemini_parts(req_count *rc, const cJSON *parts)
+{
+	cmv_token_stats *st = rc->st;
+	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p && !rc->error; p = p->next) {
+		const cJSON *fc = jget(p, "functionCall"), *fr = jget(p, "functionResponse");
+		if (jget(p, "text"))
+			add_str(rc, cJSON_IsTrue(jget(p, "thought")) ? &st->thinking : &st->text, jget(p, "text"));
+		else if (fc) {
+			add_str(rc, &st->tool_calls, jget(fc, "name"));
+			add_json(rc, &st->tool_calls, jget(fc, "args"));
+		} else if (fr)
+			add_json(rc, &st->tool_results, jget(fr, "response"));
+		else if (jget(p, "inlineData") || jget(p, "fileData"))
+			add_image(rc);
+	}
+}
+
+int cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok, const char *json, size_t len)
+{
+	cJSON *body;
+	req_count rc = { out, model, tok, 0 };
+	const cJSON *arr;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	CMV_ASSERT_ARG(json);
+	memset(out, 0, sizeof(*out));
+	out->exact = model->exact;
+	if (!(body = cJSON_ParseWithLength(json, len)) || !cJSON_IsObject(body)) {
+		cJSON_Delete(body);
+		return cmv_error__set(CMV_EINVALID, "not a request body: the JSON does not parse");
+	}
+	switch (model->api) {
+	case CMV_API_ANTHROPIC:
+		count_anthropic(&rc, jget(body, "system"), &out->text);
+		arr = jget(body, "messages");
+		for (const cJSON *m = cJSON_IsArray(arr) ? arr->child : NULL; m && !rc.error; m = m->next) {
+			out->messages++;
+			out->overhead += model->per_message;
+			count_anthropic(&rc, jget(m, "content"), &out->text);
+		}
+		break;
+	case CMV_API_OPENAI_CHAT:
+		arr = jget(body, "messages");
+		for (const cJSON *m = cJSON_IsArray(arr) ? arr->child : NULL; m && !rc.error; m = m->next) {
+			const cJSON *calls = jget(m, "tool_calls");
+			const char *role = jstr(m, "role");
+			out->messages++;
+			out->overhead += model->per_message;
+			count_chat_content(&rc, jget(m, "content"),
+					   role && !strcmp(role, "tool") ? &out->tool_results : &out->text);
+			for (const cJSON *c = cJSON_IsArray(calls) ? calls->child : NULL; c && !rc.error; c = c->next) {
+				add_str(&rc, &out->tool_calls, jget(jget(c, "function"), "name"));
+				add_json(&rc, &out->tool_calls, jget(jget(c, "function"), "arguments"));
+			}
+			add_str(&rc, &out->thinking, jget(m, "reasoning_content"));
+		}
+		break;
+	case CMV_API_OPENAI_RESPONSES:
+		if (jget(body, "instructions"))
+			add_str(&rc, &out->text, jget(body, "instructions"));
+		arr = jget(body, "input");
+		for (const cJSON *it = cJSON_IsArray(arr) ? arr->child : NULL; it && !rc.error; it = it->next) {
+			out->messages++;
+			out->overhead += model->per_message;
+			count_responses_item(&rc, it);
+		}
+		break;
+	case CMV_API_GEMINI:
+		count_gemini_parts(&rc, jget(jget(body, "systemInstruction"), "parts"));
+		arr = jget(body, "contents");
+		for (const cJSON *c = cJSON_IsArray(arr) ? arr->child : NULL; c && !rc.error; c = c->next) {
+			out->messages++;
+			out->overhead += model->per_message;
+			count_gemini_parts(&rc, jget(c, "parts"));
+		}
+		break;
+	default:
+		rc.error = cmv_error__set(CMV_EINVALID, "model '%s' has no known API", model->id);
+	}
+	cJSON_Delete(body);
+	if (rc.error)
+		return rc.error;
+	out->overhead += model->per_request;
+	out->total = out->text + out->tool_calls + out->tool_results + out->thinking + out->images + out->other +
+		     out->overhead;
+	return 0;
 }

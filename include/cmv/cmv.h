@@ -15,5 +15,6 @@
 #include "formats.h"
 #include "tok.h"
 #include "model.h"
+#include "compaction.h"
 
 #endif

@@ -182,6 +182,12 @@ typedef struct cmv_block_content {
 	const char *tool_name;
 	const char *media_type;
 	unsigned int flags;
+	/**
+	 * An existing blob to use as the content instead of data/len (which
+	 * are then ignored): a rewrite (a trim) keeps what it does not change
+	 * without reading or hashing it again. CMV_ENOTFOUND if missing.
+	 */
+	const cmv_id *blob;
 } cmv_block_content;
 
 /**
@@ -393,6 +399,15 @@ CMV_EXTERN(void) cmv_walk_free(cmv_walk *walk);
  * own ancestor), 0 when not. @return 1, 0, or a negative error
  */
 CMV_EXTERN(int) cmv_is_ancestor(cmv_repo *repo, const cmv_id *ancestor, const cmv_id *node);
+
+/**
+ * Other notes kept per branch, by key (a trim's provenance: "trim"). The
+ * branch's model has its own calls (cmv_branch_llm_get/set). A NULL value
+ * deletes the note. Notes go with the branch when it is deleted.
+ * @return 0, CMV_ENOTFOUND (get: no such note), CMV_EINVALID, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_branch_note_get(cmv_buf *out, cmv_repo *repo, const char *branch, const char *key);
+CMV_EXTERN(int) cmv_branch_note_set(cmv_repo *repo, const char *branch, const char *key, const char *value);
 
 /* ---- the tree of refs -------------------------------------------------- */
 

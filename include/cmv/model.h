@@ -130,4 +130,13 @@ typedef struct cmv_token_stats {
 CMV_EXTERN(int) cmv_count_conversation(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip,
 				       const cmv_model *model, cmv_tok *tok);
 
+/**
+ * Count a rendered request body in `model`'s tokens (`tok` its tokenizer):
+ * what the model is sent, by kind of content. `json` is a body for the
+ * model's API, as cmv_render writes it.
+ * @return 0, CMV_EINVALID (not such a body), CMV_ENOMEM
+ */
+CMV_EXTERN(int) cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok, const char *json,
+				  size_t len);
+
 #endif
