@@ -251,8 +251,12 @@ static int stub_strings(trim_ctx *t, cJSON *v, const char *key, bool *changed)
 		if (utf8_chars(v->valuestring, len) <= t->threshold)
 			return 0;
 		cmv_id id;
-		if ((error = cmv_blob_write(&id, t->repo, v->valuestring, len)) < 0 ||
-		    (error = make_stub(t, "input", key, v->valuestring, len, true, &id)) < 0)
+		cmv_id_hash(&id, v->valuestring, len);
+		if ((error = make_stub(t, "input", key, v->valuestring, len, true, &id)) < 0)
+			return error;
+		if (t->stub.size >= len)
+			return 0; /* a stub no shorter than what it stands for saves nothing */
+		if ((error = cmv_blob_write(&id, t->repo, v->valuestring, len)) < 0)
 			return error;
 		rule_add(t, CMV_TRIM_TOOL_INPUTS, 1, (int64_t)len - (int64_t)t->stub.size,
 			 tokens_of(t, v->valuestring, len) - tokens_of(t, t->stub.ptr, t->stub.size));
@@ -332,8 +336,6 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 	if (k == SIZE_MAX || e->enc[k] == 'S') {
 		if (utf8_chars(t->blob.ptr, t->blob.size) <= t->threshold)
 			return 0;
-		if (k == SIZE_MAX && (error = cmv_blob_write(&blob, t->repo, t->blob.ptr, t->blob.size)) < 0)
-			return error;
 	} else {
 		/* blocks: images are stubbed whatever the size; the text decides the rest */
 		cJSON *arr = cJSON_ParseWithLength(t->blob.ptr ? t->blob.ptr : "", t->blob.size);
@@ -400,6 +402,10 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 	/* the whole result becomes a stub; the stub names the blob that holds it */
 	if ((error = make_stub(t, "result of", call ? call : "an unknown call", t->blob.ptr ? t->blob.ptr : "",
 			       t->blob.size, true, &blob)) < 0)
+		return error;
+	if (t->stub.size >= t->blob.size)
+		return 0; /* a stub no shorter than what it stands for saves nothing */
+	if (k == SIZE_MAX && (error = cmv_blob_write(&blob, t->repo, t->blob.ptr, t->blob.size)) < 0)
 		return error;
 	rule_add(t, CMV_TRIM_TOOL_RESULTS, 1, (int64_t)t->blob.size - (int64_t)t->stub.size,
 		 tokens_of_blob(t, &blob) - tokens_of(t, t->stub.ptr, t->stub.size));
@@ -745,6 +751,10 @@ static int trim_native(trim_ctx *t, const cmv_node *n)
 				if ((error = make_stub(t, image ? "image" : "result of", image ? b->media_type : call,
 						       t->blob.ptr ? t->blob.ptr : "", t->blob.size, !image, &b->blob)) < 0)
 					break;
+				if (!image && t->stub.size >= t->blob.size) {
+					blocks[nb++] = bc;
+					continue;
+				}
 				rule_add(t, image ? CMV_TRIM_IMAGES : CMV_TRIM_TOOL_RESULTS, 1,
 					 (int64_t)t->blob.size - (int64_t)t->stub.size,
 					 (image ? (t->opts->model ? (int64_t)t->opts->model->image_tokens : 0) : tokens_of_blob(t, &b->blob)) -
