@@ -21,5 +21,6 @@ double bench_percentile(double *v, size_t n, double p);
 int bench_store(int argc, char **argv);
 int bench_tokenizer(int argc, char **argv);
 int bench_import(int argc, char **argv);
+int bench_trim(int argc, char **argv);
 
 #endif

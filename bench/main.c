@@ -101,7 +101,10 @@ static void usage(FILE *out)
 	      "    import DIR [--json]        import, re-import, export and render throughput over a\n"
 	      "                               folder of sessions; store bytes against input bytes\n"
 	      "    tokenizer [--json]         MB/s per text class for each tokenizer, beside the\n"
-	      "                               official tiktoken core; the 1 MiB worst case\n",
+	      "                               official tiktoken core; the 1 MiB worst case\n"
+	      "    trim DIR [--model M] [--threshold N] [--json]\n"
+	      "                               trim every Claude Code session: tokens sent on resume\n"
+	      "                               before and after, beside claude-code-cmv's rules; MB/s\n",
 	      out);
 }
 
@@ -119,6 +122,8 @@ int main(int argc, char **argv)
 		return bench_store(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "import"))
 		return bench_import(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "trim"))
+		return bench_trim(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tokenizer"))
 		return bench_tokenizer(argc - 1, argv + 1);
 	fprintf(stderr, "cmv-bench: unknown suite '%s'\n", argv[1]);

@@ -30,7 +30,7 @@
 #include "cmv/compaction.h"
 #include "cmv/formats.h"
 
-#define STUB_ID_DIGITS 12
+#define STUB_ID_DIGITS 10
 
 static const char *const rule_names[CMV_TRIM_RULES] = {
 	"pre_boundary", "tool_results", "tool_inputs", "images", "thinking", "ui_copies", "progress",
@@ -129,7 +129,7 @@ typedef struct {
 	const cmv_trim_options *opts;
 	cmv_trim_report *rep;
 	size_t threshold;
-	strmap calls;    /* call id -> "Name detail" (after the boundary) */
+	strmap calls;    /* call ids seen after the boundary */
 	strmap results;  /* call ids with a result after the boundary */
 	strmap remap;    /* uuid of a dropped record -> the uuid its children now hang from (NULL: none) */
 	cmv_buf blob, text, stub;
@@ -192,85 +192,6 @@ static int64_t tokens_of_blob(trim_ctx *t, const cmv_id *blob)
 	return (int64_t)cmv_model_scale(t->opts->model, raw);
 }
 
-/* The stub for `len` bytes of `what`, kept in blob `id`: short, and enough to decide whether to recall it. */
-static int make_stub(trim_ctx *t, const char *what, const char *detail, const char *data, size_t len,
-		     bool lines, const cmv_id *id)
-{
-	char hex[CMV_ID_HEXSZ + 1];
-	cmv_id_tostr(hex, sizeof(hex), id);
-	hex[STUB_ID_DIGITS] = '\0';
-	cmv_buf_clear(&t->stub);
-	int error = cmv_buf_printf(&t->stub, "[cmv trimmed %s%s%s%s: %zu chars", what, detail && *detail ? " (" : "",
-				   detail && *detail ? detail : "", detail && *detail ? ")" : "", utf8_chars(data, len));
-	if (!error && lines)
-		error = cmv_buf_printf(&t->stub, ", %zu lines", count_lines(data, len));
-	if (!error)
-		error = cmv_buf_printf(&t->stub, "; cmv recall %s]", hex);
-	return error;
-}
-
-/* What a call was about, for the stub of its result: "Read src/x.c". */
-static int call_detail(cmv_buf *out, const char *name, const cJSON *input)
-{
-	static const char *const keys[] = { "file_path", "notebook_path", "path", "url", "pattern", "command",
-					    "query", "description", "prompt" };
-	const char *d = NULL;
-
-	cmv_buf_clear(out);
-	for (size_t i = 0; i < CMV_ARRAY_SIZE(keys) && !d; i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(input, keys[i]);
-		if (cJSON_IsString(v) && *v->valuestring)
-			d = v->valuestring;
-	}
-	int error = cmv_buf_puts(out, name ? name : "tool");
-	if (!error && d) {
-		size_t n = 0;
-		error = cmv_buf_putc(out, ' ');
-		/* one line, at most 60 characters */
-		for (const char *p = d; *p && !error && n < 60; p++) {
-			if (((unsigned char)*p & 0xC0) != 0x80)
-				n++;
-			error = cmv_buf_putc(out, *p == '\n' || *p == '\r' || *p == '\t' ? ' ' : *p);
-		}
-		if (!error && n >= 60)
-			error = cmv_buf_puts(out, "...");
-	}
-	return error;
-}
-
-/*
- * Stub every string over the threshold inside a tool input, nested ones
- * too; each original string is kept as a blob of its own. *changed says
- * whether anything was stubbed.
- */
-static int stub_strings(trim_ctx *t, cJSON *v, const char *key, bool *changed)
-{
-	int error = 0;
-	if (cJSON_IsString(v)) {
-		size_t len = strlen(v->valuestring);
-		if (utf8_chars(v->valuestring, len) <= t->threshold)
-			return 0;
-		cmv_id id;
-		cmv_id_hash(&id, v->valuestring, len);
-		if ((error = make_stub(t, "input", key, v->valuestring, len, true, &id)) < 0)
-			return error;
-		if (t->stub.size >= len)
-			return 0; /* a stub no shorter than what it stands for saves nothing */
-		if ((error = cmv_blob_write(&id, t->repo, v->valuestring, len)) < 0)
-			return error;
-		rule_add(t, CMV_TRIM_TOOL_INPUTS, 1, (int64_t)len - (int64_t)t->stub.size,
-			 tokens_of(t, v->valuestring, len) - tokens_of(t, t->stub.ptr, t->stub.size));
-		char *s = cJSON_SetValuestring(v, t->stub.ptr);
-		if (!s)
-			return CMV_ENOMEM;
-		*changed = true;
-		return 0;
-	}
-	for (cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c && !error; c = c->next)
-		error = stub_strings(t, c, cJSON_IsObject(v) ? c->string : key, changed);
-	return error;
-}
-
 /* Replace `old` in its parent by `neu`. */
 static int replace_item(cJSON *parent, cJSON *old, cJSON *neu)
 {
@@ -281,6 +202,115 @@ static int replace_item(cJSON *parent, cJSON *old, cJSON *neu)
 			  : cJSON_ReplaceItemViaPointer(parent, old, neu))) {
 		cJSON_Delete(neu);
 		return CMV_ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * The stub for `len` bytes kept in blob `id`: their size and the id that
+ * brings them back, as few tokens as that takes. What they were is said by
+ * where the stub sits: a result follows its call (tool and path), an input
+ * field keeps its key, an image says its type.
+ */
+static int make_stub(trim_ctx *t, const char *media, const char *data, size_t len, const cmv_id *id)
+{
+	char hex[CMV_ID_HEXSZ + 1];
+	size_t lines = media ? 0 : count_lines(data, len);
+	int error;
+
+	cmv_id_tostr(hex, sizeof(hex), id);
+	hex[STUB_ID_DIGITS] = '\0';
+	cmv_buf_clear(&t->stub);
+	if (media)
+		error = cmv_buf_printf(&t->stub, "[trimmed %s image, %zu bytes; recall %s]", media, len, hex);
+	else if (lines > 1)
+		error = cmv_buf_printf(&t->stub, "[trimmed %zu chars, %zu lines; recall %s]", utf8_chars(data, len),
+				       lines, hex);
+	else
+		error = cmv_buf_printf(&t->stub, "[trimmed %zu chars; recall %s]", utf8_chars(data, len), hex);
+	return error;
+}
+
+/* Stub one input string into a blob of its own (which gives back its exact bytes). */
+static int stub_value(trim_ctx *t, cJSON *v, bool *changed)
+{
+	const char *data = v->valuestring;
+	size_t len = strlen(data);
+	cmv_id id;
+	int error;
+
+	cmv_id_hash(&id, data, len);
+	if ((error = make_stub(t, NULL, data, len, &id)) < 0 || t->stub.size >= len)
+		return error; /* a stub no shorter than what it stands for saves nothing */
+	if ((error = cmv_blob_write(&id, t->repo, data, len)) < 0)
+		return error;
+	rule_add(t, CMV_TRIM_TOOL_INPUTS, 1, (int64_t)len - (int64_t)t->stub.size,
+		 tokens_of(t, data, len) - tokens_of(t, t->stub.ptr, t->stub.size));
+	if (!cJSON_SetValuestring(v, t->stub.ptr))
+		return CMV_ENOMEM;
+	*changed = true;
+	return 0;
+}
+
+/* Every string over the threshold, nested ones too. */
+static int stub_strings(trim_ctx *t, cJSON *v, bool *changed)
+{
+	int error = 0;
+	if (cJSON_IsString(v))
+		return utf8_chars(v->valuestring, strlen(v->valuestring)) > t->threshold ? stub_value(t, v, changed) : 0;
+	for (cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c && !error; c = c->next)
+		error = stub_strings(t, c, changed);
+	return error;
+}
+
+static size_t json_chars(const cJSON *v)
+{
+	char *s = cJSON_PrintUnformatted(v);
+	size_t n = s ? utf8_chars(s, strlen(s)) : 0;
+	cJSON_free(s);
+	return n;
+}
+
+/* The largest string below `v` worth a stub, and its parent. */
+static void largest(cJSON *v, cJSON **best, size_t *best_len)
+{
+	for (cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c; c = c->next) {
+		/* strings only: their stub gives back their exact bytes (a nested value printed again might not) */
+		size_t n = cJSON_IsString(c) ? utf8_chars(c->valuestring, strlen(c->valuestring)) : 0;
+		if (n > *best_len) {
+			*best = c;
+			*best_len = n;
+		}
+		largest(c, best, best_len);
+	}
+}
+
+/*
+ * A tool input over the threshold is cut down to it: first every string
+ * over the threshold (nested ones too: MultiEdit's edits, a Bash heredoc),
+ * then the largest remaining strings (an Edit's two halves) until it fits
+ * or nothing is worth a stub. Each stubbed string is a blob of its own,
+ * which gives back its exact bytes.
+ */
+static int fit_input(trim_ctx *t, cJSON *in, bool *changed)
+{
+	int error;
+	if (json_chars(in) <= t->threshold)
+		return 0;
+	if ((error = stub_strings(t, in, changed)) < 0)
+		return error;
+	for (int guard = 0; guard < 64 && json_chars(in) > t->threshold; guard++) {
+		cJSON *best = NULL;
+		size_t len = 160; /* below this a stub saves too little to hide the value */
+		largest(in, &best, &len);
+		if (!best)
+			break;
+		bool did = false;
+		if ((error = stub_value(t, best, &did)) < 0)
+			return error;
+		if (!did)
+			break;
+		*changed = true;
 	}
 	return 0;
 }
@@ -303,7 +333,7 @@ static int stub_image(trim_ctx *t, record_edit *e, cJSON *content, cJSON *el, co
 		      size_t len, const char *media)
 {
 	int error;
-	if ((error = make_stub(t, "image", media, data, len, false, blob)) < 0)
+	if ((error = make_stub(t, media ? media : "unknown", data, len, blob)) < 0)
 		return error;
 	rule_add(t, CMV_TRIM_IMAGES, 1, (int64_t)len - (int64_t)t->stub.size,
 		 (t->opts->model ? (int64_t)t->opts->model->image_tokens : 0) - tokens_of(t, t->stub.ptr, t->stub.size));
@@ -314,14 +344,13 @@ static int stub_image(trim_ctx *t, record_edit *e, cJSON *content, cJSON *el, co
 static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 {
 	cJSON *content = cJSON_GetObjectItemCaseSensitive(el, "content");
-	const char *call = NULL, *id = cj_str(el, "tool_use_id");
+	const char *id = cj_str(el, "tool_use_id");
 	size_t k = record_edit_block(e, content);
 	cmv_id blob;
 	int error;
 
 	if (!content)
 		return 0;
-	sm_get(&t->calls, id, &call);
 	if (k != SIZE_MAX) {
 		blob = e->node->blocks[k].blob;
 		if ((error = cmv_blob_read(&t->blob, t->repo, &blob)) < 0)
@@ -369,7 +398,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 				cmv_id iid;
 				const char *d = data ? data : "";
 				if ((error = cmv_blob_write(&iid, t->repo, d, strlen(d))) < 0 ||
-				    (error = make_stub(t, "image", cj_str(src, "media_type"), d, strlen(d), false, &iid)) < 0)
+				    (error = make_stub(t, cj_str(src, "media_type") ? cj_str(src, "media_type") : "unknown", d, strlen(d), &iid)) < 0)
 					break;
 				rule_add(t, CMV_TRIM_IMAGES, 1, (int64_t)strlen(d) - (int64_t)t->stub.size,
 					 (t->opts->model ? (int64_t)t->opts->model->image_tokens : 0) -
@@ -400,8 +429,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 		cJSON_Delete(arr);
 	}
 	/* the whole result becomes a stub; the stub names the blob that holds it */
-	if ((error = make_stub(t, "result of", call ? call : "an unknown call", t->blob.ptr ? t->blob.ptr : "",
-			       t->blob.size, true, &blob)) < 0)
+	if ((error = make_stub(t, NULL, t->blob.ptr ? t->blob.ptr : "", t->blob.size, &blob)) < 0)
 		return error;
 	if (t->stub.size >= t->blob.size)
 		return 0; /* a stub no shorter than what it stands for saves nothing */
@@ -432,10 +460,11 @@ static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 	} else {
 		in = input;
 	}
-	if (id && (error = call_detail(&t->text, name, in)) == 0)
-		error = sm_put(&t->calls, id, t->text.ptr);
+	(void)name;
+	if (id)
+		error = sm_put(&t->calls, id, NULL);
 	if (!error && in && (k == SIZE_MAX || t->blob.size > t->threshold))
-		error = stub_strings(t, in, NULL, &stubbed);
+		error = fit_input(t, in, &stubbed);
 	if (!error && stubbed && parsed) {
 		char *s = cJSON_PrintUnformatted(parsed);
 		const cmv_block *ob = &e->node->blocks[k];
@@ -511,8 +540,8 @@ static void derived_uuid(char out[37], const char *seed)
 static int answer_pending(trim_ctx *t)
 {
 	static const char *const copied[] = { "isSidechain", "userType", "cwd", "sessionId", "version", "gitBranch" };
-	static const char answer[] = "[cmv: no result was recorded for this call; the session ended or was "
-				     "interrupted before it returned]";
+	/* the words the renderer answers such a call with, so a trimmed branch reads the same */
+	static const char answer[] = "[cmv: no result was recorded for this call]";
 	record_edit e;
 	cJSON *o = cJSON_CreateObject(), *msg, *content;
 	char uuid[37];
@@ -734,7 +763,7 @@ static int trim_native(trim_ctx *t, const cmv_node *n)
 			changed = true;
 			continue;
 		}
-		if (is(b->type, "tool_use") && b->tool_id && (error = sm_put(&t->calls, b->tool_id, b->tool_name ? b->tool_name : "tool")) < 0)
+		if (is(b->type, "tool_use") && b->tool_id && (error = sm_put(&t->calls, b->tool_id, NULL)) < 0)
 			break;
 		if (is(b->type, "tool_result") && (!b->tool_id || !sm_get(&t->calls, b->tool_id, NULL))) {
 			rule_add(t, CMV_TRIM_ORPHANS, 1, 0, 0);
@@ -746,10 +775,8 @@ static int trim_native(trim_ctx *t, const cmv_node *n)
 				break;
 			bool image = is(b->type, "image");
 			if (image || utf8_chars(t->blob.ptr ? t->blob.ptr : "", t->blob.size) > t->threshold) {
-				const char *call = NULL;
-				sm_get(&t->calls, b->tool_id, &call);
-				if ((error = make_stub(t, image ? "image" : "result of", image ? b->media_type : call,
-						       t->blob.ptr ? t->blob.ptr : "", t->blob.size, !image, &b->blob)) < 0)
+				if ((error = make_stub(t, image ? (b->media_type ? b->media_type : "unknown") : NULL,
+						       t->blob.ptr ? t->blob.ptr : "", t->blob.size, &b->blob)) < 0)
 					break;
 				if (!image && t->stub.size >= t->blob.size) {
 					blocks[nb++] = bc;

@@ -171,10 +171,10 @@ static size_t check_stubs(cmv_repo *repo, const char *trimmed, const cmv_buf *or
 {
 	size_t n = 0;
 	cmv_buf got = CMV_BUF_INIT(1u << 30);
-	for (const char *p = trimmed; (p = strstr(p, "; cmv recall ")) != NULL; p++) {
-		char id[13];
-		memcpy(id, p + strlen("; cmv recall "), 12);
-		id[12] = '\0';
+	for (const char *p = trimmed; (p = strstr(p, "; recall ")) != NULL; p++) {
+		char id[11];
+		memcpy(id, p + strlen("; recall "), 10);
+		id[10] = '\0';
 		assert_cmv_ok(cmv_recall(&got, repo, id));
 		char key[17];
 		snprintf(key, sizeof(key), "%016llx", (unsigned long long)XXH3_64bits(got.ptr ? got.ptr : "", got.size));
@@ -441,23 +441,24 @@ static void test_bloat_rules(void **state)
 	assert_non_null(strstr(w.ptr, "/p/f.c")); /* small inputs stay */
 	assert_string_equal(str(s.lines[2], "parentUuid"), "a1"); /* past the dropped progress line */
 	/* the image's stub recalls the image's data, exactly */
-	const char *img = strstr(w.ptr, "[cmv trimmed image");
+	const char *img = strstr(w.ptr, "[trimmed image/png image");
 	assert_non_null(img);
-	char id[13];
-	memcpy(id, strstr(img, "cmv recall ") + strlen("cmv recall "), 12);
-	id[12] = '\0';
+	char id[11];
+	memcpy(id, strstr(img, "; recall ") + strlen("; recall "), 10);
+	id[10] = '\0';
 	assert_cmv_ok(cmv_recall(&got, ts->repo, id));
 	assert_int_equal(got.size, strlen("iVBORw0KGgoAAAANSUhEUg=="));
 	assert_memory_equal(got.ptr, "iVBORw0KGgoAAAANSUhEUg==", got.size);
 	/* the nested input's stub recalls the string itself */
-	const char *in = strstr(w.ptr, "[cmv trimmed input (new_string)");
+	const char *in = strstr(w.ptr, "\"new_string\":\"[trimmed ");
 	assert_non_null(in);
-	memcpy(id, strstr(in, "cmv recall ") + strlen("cmv recall "), 12);
+	memcpy(id, strstr(in, "; recall ") + strlen("; recall "), 10);
 	assert_cmv_ok(cmv_recall(&got, ts->repo, id));
 	assert_int_equal(got.size, strlen(big));
 	assert_memory_equal(got.ptr, big, got.size);
-	/* the result's stub says what the call was */
-	assert_non_null(strstr(w.ptr, "[cmv trimmed result of (Bash cat <<EOF > x"));
+	/* the heredoc's stub keeps its key; the result's stub gives size and lines */
+	assert_non_null(strstr(w.ptr, "\"command\":\"[trimmed 718 chars, 3 lines; recall "));
+	assert_non_null(strstr(w.ptr, "\"content\":\"[trimmed 700 chars; recall "));
 	session_free(&s);
 	cmv_buf_dispose(&w);
 	cmv_buf_dispose(&got);
