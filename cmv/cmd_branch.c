@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* cmv branch NAME [--from REF | --at NODE]: a new branch; one row, whatever the history size. */
+/*
+ * cmv branch NAME [--from REF | --at NODE]: a new branch; one row, whatever
+ * the history size. From a snapshot it is a trimmed branch unless
+ * --no-trim (claude-code-cmv's `branch <snapshot>` since its 2.0; so is
+ * `cmv branch SNAPSHOT`, which names the branch after it).
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,12 +15,15 @@
 #include "cmd.h"
 #include "sessions.h"
 
-static const char *b_name, *b_from, *b_at;
-static bool b_checkout, b_json, b_claude, b_codex, b_launch;
+static const char *b_name, *b_from, *b_at, *b_threshold;
+static bool b_checkout, b_json, b_claude, b_codex, b_launch, b_trim, b_no_trim;
 const cli_opt opts_branch[] = {
 	{ OPT_ARG, "NAME", 0, NULL, "the new branch's name", &b_name, NULL },
 	{ OPT_VALUE, "from", 0, "REF", "start from a branch or snapshot (default: the current branch)", &b_from, NULL },
 	{ OPT_VALUE, "at", 0, "NODE", "start at a node (an id prefix, or REF~N)", &b_at, NULL },
+	{ OPT_FLAG, "trim", 0, NULL, "trim it (the default from a snapshot)", NULL, &b_trim },
+	{ OPT_FLAG, "no-trim", 0, NULL, "a raw copy, even from a snapshot", NULL, &b_no_trim },
+	{ OPT_VALUE, "threshold", 't', "CHARS", "with trimming: stub content over this many characters (default 500)", &b_threshold, NULL },
 	{ OPT_FLAG, "checkout", 'c', NULL, "make the new branch the current one", NULL, &b_checkout },
 	{ OPT_FLAG, "claude", 0, NULL, "also write it as a new Claude Code session, resumable with claude --resume", NULL, &b_claude },
 	{ OPT_FLAG, "codex", 0, NULL, "also write it as a new Codex rollout, resumable with codex resume", NULL, &b_codex },
@@ -226,6 +234,27 @@ CMD(branch)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("branch");
+	size_t threshold;
+	char auto_name[CMV_REF_NAME_MAX + 1];
+	if (b_trim && b_no_trim)
+		return cli_usage_error(cli_find("branch"), "--trim or --no-trim, not both");
+	if (cli_parse_threshold(&threshold, b_threshold) < 0)
+		return cli_usage_error(cli_find("branch"), "--threshold needs a whole number of characters, at least %d, not '%s'",
+				       CMV_TRIM_THRESHOLD_MIN, b_threshold);
+	if (!b_from && !b_at && cmv_ref_lookup(&src, ctx->repo, b_name) == 0 && src->type == CMV_REF_SNAPSHOT) {
+		/* `cmv branch SNAPSHOT`: a branch of it named SNAPSHOT-<date> */
+		char stamp[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+		snprintf(auto_name, sizeof(auto_name), "%.200s-%s", b_name, stamp);
+		b_from = b_name;
+		b_name = auto_name;
+	}
+	cmv_ref_free(src);
+	src = NULL;
+	cmv_error_clear();
 	if (b_launch && !b_claude && !b_codex)
 		return cli_usage_error(cli_find("branch"), "--launch goes with --claude or --codex");
 	if (b_claude && b_codex)
@@ -250,15 +279,24 @@ CMD(branch)
 	if (cmv_ref_lookup(&src, ctx->repo, from.ptr) == 0)
 		from_ref = src->name;
 	cmv_error_clear();
-	if (cmv_branch_create(ctx->repo, b_name, &at, from_ref) < 0) {
+	bool trim = b_trim || (src && src->type == CMV_REF_SNAPSHOT && !b_at && !b_no_trim);
+	cJSON *o = b_json ? cJSON_CreateObject() : NULL;
+	if (trim) {
+		cJSON *report = o ? cJSON_AddObjectToObject(o, "trim") : NULL;
+		if ((rc = cli_trim(&at, ctx, &at, from_ref, b_name, NULL, threshold, NULL, false, report)) != EXIT_OK) {
+			cJSON_Delete(o);
+			goto done;
+		}
+	} else if (cmv_branch_create(ctx->repo, b_name, &at, from_ref) < 0) {
+		cJSON_Delete(o);
 		rc = cli_fail("cannot create the branch");
 		goto done;
 	}
 	if (b_checkout && cmv_head_set(ctx->repo, b_name) < 0) {
+		cJSON_Delete(o);
 		rc = cli_fail("cannot check out the branch");
 		goto done;
 	}
-	cJSON *o = b_json ? cJSON_CreateObject() : NULL;
 	if (b_json) {
 		cJSON_AddStringToObject(o, "branch", b_name);
 		cJSON_AddStringToObject(o, "node", cli_id(&at, hex));
@@ -267,7 +305,7 @@ CMD(branch)
 		else
 			cJSON_AddNullToObject(o, "from");
 	} else {
-		printf("branch '%s' at %s%s%s\n", b_name, cli_short(&at, hex),
+		printf("%sbranch '%s' at %s%s%s\n", trim ? "trimmed " : "", b_name, cli_short(&at, hex),
 		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	}
 	if ((b_claude || b_codex) && (rc = write_session(ctx, &at, o, b_claude ? &claude_agent : &codex_agent, b_name, b_launch)) != EXIT_OK) {

@@ -59,7 +59,7 @@ run snapshot before-trim -d "first checkpoint" -t demo,v1
 ok "snapshot" test $rc -eq 0
 run snapshot before-trim; ok "snapshot name taken" test $rc -eq 1
 ok "snapshot name taken: says so" has "already exists" "$err"
-run branch experiment --from before-trim; ok "branch from snapshot" test $rc -eq 0
+run branch experiment --from before-trim --no-trim; ok "branch from snapshot (untrimmed)" test $rc -eq 0
 run branch bad..name; ok "bad branch name" test $rc -eq 1
 ok "bad branch name: says why" has "invalid name" "$err"
 run branch early --at sample~3; ok "branch --at REF~N" test $rc -eq 0
@@ -202,7 +202,7 @@ printf '{"version":1,"entries":[],"originalPath":"/home/kenth56/vsla"}' >"$WORK/
 mkdir -p "$WORK/home/.claude/projects/-home-kenth56-vsla"
 mv "$WORK/home/.claude/projects/-home-kenth56-vsla-index.json" "$WORK/home/.claude/projects/-home-kenth56-vsla/sessions-index.json"
 run snapshot vsla-snap --from $V; ok "snapshot of the session" test $rc -eq 0
-run branch vsla-more --from vsla-snap; ok "branch from it" test $rc -eq 0
+run branch vsla-more --from vsla-snap --no-trim; ok "branch from it, untrimmed" test $rc -eq 0
 run append --role user --text "Now write the C17 migration plan." vsla-more; ok "append to it" test $rc -eq 0
 run branch vsla-resume --from vsla-more --claude --json; ok "branch --claude" test $rc -eq 0
 ok "branch --claude --json" is_json "$out"
@@ -239,6 +239,35 @@ run sessions --json; ok "cmv sessions sees the new rollout" has "$NEWC" "$out"
 run import --session "$NEWC" --json; ok "and imports it" has "\"session\":	\"codex/$NEWC\"" "$out"
 run branch x --launch; ok "--launch needs --claude" test $rc -eq 2
 run branch codex-claude --from codex-start --claude; ok "a Codex branch cannot become a Claude Code session" test $rc -eq 1
+
+# --- trim ---
+run trim $V --threshold abc; ok "trim: a bad threshold is a usage error" test $rc -eq 2
+ok "trim: says why" has "whole number" "$err"
+run trim $V --threshold 20; ok "trim: a threshold under 50 is a usage error" test $rc -eq 2
+run trim $V --name t1 --json; ok "trim --json" test $rc -eq 0
+ok "trim --json is JSON" is_json "$out"
+for k in tokens_before tokens_after bytes_before bytes_after model tokenizer branch snapshot rules; do
+	ok "trim --json has $k" has "\"$k\":" "$out"
+done
+ok "the report names the branch" has '"branch":	"t1.trim"' "$out"
+run trim $V --name t1; ok "trim: the snapshot name is taken" test $rc -eq 1
+run list; ok "trim made a snapshot and a branch" has "t1.trim" "$out"
+ok "trim made the snapshot" has "t1 " "$out"
+run export t1.trim --format anthropic --check; ok "the trimmed branch passes the checker" test $rc -eq 0
+ID=$("$CMV" export t1.trim --format anthropic | grep -o 'recall [0-9a-f]\{10\}' | head -1 | cut -d' ' -f2)
+ok "the trimmed branch has stubs" test -n "$ID"
+run recall "$ID"; ok "recall prints the original" test $rc -eq 0 -a -n "$out"
+run recall 0000000000; ok "recall of nothing fails" test $rc -eq 1
+run trim $V --dry-run --json; ok "trim --dry-run" has '"dry_run":	true' "$out"
+run list; ok "a dry run writes nothing" test "$(grep -c trim- <<<"$out")" -eq 0
+run branch vsla-snap --json; ok "branch SNAPSHOT: a trimmed branch named after it" has '"branch":	"vsla-snap-' "$out"
+ok "branch SNAPSHOT reports its trim" has '"tokens_after"' "$out"
+run branch raw-copy --from vsla-snap --no-trim --json; ok "branch --no-trim" test $rc -eq 0
+ok "--no-trim does not trim" test "$(grep -c tokens_after <<<"$out")" -eq 0
+run trim $V --name t2 --claude --json; ok "trim --claude" test $rc -eq 0
+TF=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["claude_file"])' <<<"$out")
+ok "trim --claude writes a session" test -s "$TF"
+ok "it is smaller than the source" test "$(wc -c <"$TF")" -lt "$(wc -c <"$HERE/../../examples/claude-code/$V.jsonl")"
 
 # --- the store is found from a subdirectory, and by CMV_DIR ---
 mkdir -p sub/dir && cd sub/dir
