@@ -447,7 +447,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 {
 	cJSON *input = cJSON_GetObjectItemCaseSensitive(el, "input"), *parsed = NULL, *in;
-	const char *id = cj_str(el, "id"), *name = cj_str(el, "name");
+	const char *id = cj_str(el, "id");
 	size_t k = record_edit_block(e, input);
 	bool stubbed = false;
 	int error = 0;
@@ -460,7 +460,6 @@ static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 	} else {
 		in = input;
 	}
-	(void)name;
 	if (id)
 		error = sm_put(&t->calls, id, NULL);
 	if (!error && in && (k == SIZE_MAX || t->blob.size > t->threshold))
@@ -536,10 +535,28 @@ static void derived_uuid(char out[37], const char *seed)
 	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
+static const char *const answer_copies[] = { "isSidechain", "userType", "cwd", "sessionId", "version", "gitBranch",
+					     "timestamp" };
+
+/* What an answer copies from its call's record: the fields every Claude Code line has. */
+static cJSON *answer_base(const cJSON *rec)
+{
+	cJSON *o = cJSON_CreateObject();
+	for (size_t i = 0; o && i < CMV_ARRAY_SIZE(answer_copies); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, answer_copies[i]);
+		cJSON *c = v ? cJSON_Duplicate(v, true) : NULL;
+		if (v && (!c || !cJSON_AddItemToObject(o, answer_copies[i], c))) {
+			cJSON_Delete(c);
+			cJSON_Delete(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
 /* Answer the pending calls with an error result, in a Claude Code line after their message. */
 static int answer_pending(trim_ctx *t)
 {
-	static const char *const copied[] = { "isSidechain", "userType", "cwd", "sessionId", "version", "gitBranch" };
 	/* the words the renderer answers such a call with, so a trimmed branch reads the same */
 	static const char answer[] = "[cmv: no result was recorded for this call]";
 	record_edit e;
@@ -559,9 +576,9 @@ static int answer_pending(trim_ctx *t)
 	derived_uuid(uuid, t->text.ptr ? t->text.ptr : "");
 	if (!(t->last_uuid[0] ? cJSON_AddStringToObject(o, "parentUuid", t->last_uuid) : cJSON_AddNullToObject(o, "parentUuid")))
 		error = CMV_ENOMEM;
-	for (size_t i = 0; !error && i < CMV_ARRAY_SIZE(copied); i++) {
-		const cJSON *v = cJSON_GetObjectItemCaseSensitive(t->pending_base, copied[i]);
-		if (v && !cJSON_AddItemToObject(o, copied[i], cJSON_Duplicate(v, true)))
+	for (size_t i = 0; !error && i + 1 < CMV_ARRAY_SIZE(answer_copies); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(t->pending_base, answer_copies[i]);
+		if (v && !cJSON_AddItemToObject(o, answer_copies[i], cJSON_Duplicate(v, true)))
 			error = CMV_ENOMEM;
 	}
 	if (!error && (!cJSON_AddStringToObject(o, "type", "user") || !(msg = cJSON_AddObjectToObject(o, "message")) ||
@@ -669,7 +686,10 @@ static int trim_cc(trim_ctx *t, const cmv_node *n)
 				if (!t->n_pending) {
 					snprintf(t->pending_group, sizeof(t->pending_group), "%s", group);
 					cJSON_Delete(t->pending_base);
-					t->pending_base = cJSON_Duplicate(root, false);
+					if (!(t->pending_base = answer_base(root))) {
+						error = CMV_ENOMEM;
+						break;
+					}
 					t->pending_from = n->id;
 				}
 				error = pending_push(t, id);

@@ -398,6 +398,8 @@ static void test_boundary_orphans_empty_and_unanswered(void **state)
 	assert_string_equal(str(res, "tool_use_id"), "T2");
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "is_error")));
 	assert_string_equal(str(s.lines[3], "parentUuid"), "a3");
+	assert_string_equal(str(s.lines[3], "cwd"), "/p"); /* the fields every line has, from the call's line */
+	assert_non_null(str(s.lines[3], "sessionId"));
 	/* usage of the untrimmed context is gone */
 	assert_null(strstr(w.ptr, "99000"));
 	session_free(&s);
