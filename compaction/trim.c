@@ -904,6 +904,8 @@ static int collect_pairs(trim_ctx *t, cmv_walk *walk)
 		for (size_t i = 0; i < n->n_blocks && !error; i++)
 			if (is(n->blocks[i].type, "tool_result") && n->blocks[i].tool_id)
 				error = sm_put(&t->results, n->blocks[i].tool_id, NULL);
+		if (error < 0)
+			return error;
 	}
 	return error == CMV_ITEROVER ? 0 : error;
 }
@@ -933,6 +935,8 @@ static int path_bytes(uint64_t *out, uint64_t *prefix_out, size_t prefix, cmv_re
 			for (size_t b = 0; b < n->n_blocks && !error; b++)
 				if ((error = cmv_blob_read(&rec, repo, &n->blocks[b].blob)) == 0)
 					*out += rec.size;
+			if (error < 0)
+				break;
 			continue;
 		}
 		if (error < 0)
