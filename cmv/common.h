@@ -78,6 +78,22 @@ bool cmv__varint_get(const unsigned char **p, const unsigned char *end, uint64_t
  */
 int cmv__read_file(cmv_buf *out, const char *path);
 
+/*
+ * A map from strings (uuids, tool call ids) to a number and an optional
+ * string, both copied: open addressing, grown by doubling. Zero it to start.
+ */
+typedef struct {
+	char **keys, **strs;
+	size_t *nums;
+	size_t cap, n;
+} cmv__strmap;
+
+/* Set key's entry (str may be NULL). @return 0, CMV_ENOMEM */
+int cmv__strmap_put(cmv__strmap *m, const char *key, size_t num, const char *str);
+/* 1 and the entry's fields (each out may be NULL) when present; 0 when not (or key is NULL). */
+int cmv__strmap_get(const cmv__strmap *m, const char *key, size_t *num, const char **str);
+void cmv__strmap_dispose(cmv__strmap *m);
+
 /* Current time in unix seconds ($CMV_NOW overrides it, for reproducible tests). */
 int64_t cmv__now(void);
 

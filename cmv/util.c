@@ -127,3 +127,84 @@ int cmv__read_file(cmv_buf *out, const char *path)
 	fclose(fp);
 	return error;
 }
+
+/* ---- string map ------------------------------------------------------------ */
+
+static size_t strmap_slot(const cmv__strmap *m, const char *k)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const char *p = k; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	size_t i = (size_t)h & (m->cap - 1);
+	while (m->keys[i] && strcmp(m->keys[i], k))
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+int cmv__strmap_put(cmv__strmap *m, const char *key, size_t num, const char *str)
+{
+	if ((m->n + 1) * 2 > m->cap) {
+		cmv__strmap old = *m;
+		m->cap = old.cap ? old.cap * 2 : 256;
+		m->n = 0;
+		if (!(m->keys = cmv__calloc(m->cap, sizeof(char *))) || !(m->strs = cmv__calloc(m->cap, sizeof(char *))) ||
+		    !(m->nums = cmv__calloc(m->cap, sizeof(size_t)))) {
+			free(m->keys);
+			free(m->strs);
+			*m = old;
+			return CMV_ENOMEM;
+		}
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.keys[i]) {
+				size_t s = strmap_slot(m, old.keys[i]);
+				m->keys[s] = old.keys[i];
+				m->strs[s] = old.strs[i];
+				m->nums[s] = old.nums[i];
+				m->n++;
+			}
+		free(old.keys);
+		free(old.strs);
+		free(old.nums);
+	}
+	size_t s = strmap_slot(m, key);
+	char *copy = str ? cmv__strdup(str) : NULL;
+	if (str && !copy)
+		return CMV_ENOMEM;
+	if (!m->keys[s]) {
+		if (!(m->keys[s] = cmv__strdup(key))) {
+			free(copy);
+			return CMV_ENOMEM;
+		}
+		m->n++;
+	}
+	free(m->strs[s]);
+	m->strs[s] = copy;
+	m->nums[s] = num;
+	return 0;
+}
+
+int cmv__strmap_get(const cmv__strmap *m, const char *key, size_t *num, const char **str)
+{
+	if (!m->cap || !key)
+		return 0;
+	size_t s = strmap_slot(m, key);
+	if (!m->keys[s])
+		return 0;
+	if (num)
+		*num = m->nums[s];
+	if (str)
+		*str = m->strs[s];
+	return 1;
+}
+
+void cmv__strmap_dispose(cmv__strmap *m)
+{
+	for (size_t i = 0; i < m->cap; i++) {
+		free(m->keys[i]);
+		free(m->strs[i]);
+	}
+	free(m->keys);
+	free(m->strs);
+	free(m->nums);
+	memset(m, 0, sizeof(*m));
+}

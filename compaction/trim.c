@@ -42,86 +42,6 @@ const char *cmv_trim_rule_name(cmv_trim_rule rule)
 	return (unsigned)rule < CMV_TRIM_RULES ? rule_names[rule] : NULL;
 }
 
-/* ---- a string map (uuids, tool call ids) ---------------------------------- */
-
-typedef struct {
-	char **keys;
-	char **vals; /* owned; may be NULL */
-	size_t cap, n;
-} strmap;
-
-static size_t sm_slot(const strmap *m, const char *k)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = k; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	size_t i = (size_t)h & (m->cap - 1);
-	while (m->keys[i] && strcmp(m->keys[i], k))
-		i = (i + 1) & (m->cap - 1);
-	return i;
-}
-
-static int sm_put(strmap *m, const char *k, const char *v)
-{
-	if ((m->n + 1) * 2 > m->cap) {
-		strmap old = *m;
-		m->cap = old.cap ? old.cap * 2 : 256;
-		m->n = 0;
-		if (!(m->keys = cmv__calloc(m->cap, sizeof(char *))) || !(m->vals = cmv__calloc(m->cap, sizeof(char *)))) {
-			free(m->keys);
-			*m = old;
-			return CMV_ENOMEM;
-		}
-		for (size_t i = 0; i < old.cap; i++)
-			if (old.keys[i]) {
-				size_t s = sm_slot(m, old.keys[i]);
-				m->keys[s] = old.keys[i];
-				m->vals[s] = old.vals[i];
-				m->n++;
-			}
-		free(old.keys);
-		free(old.vals);
-	}
-	size_t s = sm_slot(m, k);
-	char *nv = v ? cmv__strdup(v) : NULL;
-	if (v && !nv)
-		return CMV_ENOMEM;
-	if (!m->keys[s]) {
-		if (!(m->keys[s] = cmv__strdup(k))) {
-			free(nv);
-			return CMV_ENOMEM;
-		}
-		m->n++;
-	}
-	free(m->vals[s]);
-	m->vals[s] = nv;
-	return 0;
-}
-
-/* 1 and *v (may be NULL) when present, 0 when not. */
-static int sm_get(const strmap *m, const char *k, const char **v)
-{
-	if (!m->cap || !k)
-		return 0;
-	size_t s = sm_slot(m, k);
-	if (!m->keys[s])
-		return 0;
-	if (v)
-		*v = m->vals[s];
-	return 1;
-}
-
-static void sm_dispose(strmap *m)
-{
-	for (size_t i = 0; i < m->cap; i++) {
-		free(m->keys[i]);
-		free(m->vals[i]);
-	}
-	free(m->keys);
-	free(m->vals);
-	memset(m, 0, sizeof(*m));
-}
-
 /* ---- the trim ------------------------------------------------------------- */
 
 typedef struct {
@@ -129,9 +49,9 @@ typedef struct {
 	const cmv_trim_options *opts;
 	cmv_trim_report *rep;
 	size_t threshold;
-	strmap calls;    /* call ids seen after the boundary */
-	strmap results;  /* call ids with a result after the boundary */
-	strmap remap;    /* uuid of a dropped record -> the uuid its children now hang from (NULL: none) */
+	cmv__strmap calls;    /* call ids seen after the boundary */
+	cmv__strmap results;  /* call ids with a result after the boundary */
+	cmv__strmap remap;    /* uuid of a dropped record -> the uuid its children now hang from (NULL: none) */
 	cmv_buf blob, text, stub;
 	cmv_id tail;     /* the new branch's tip so far (none at first) */
 	bool parent_kept; /* the new tip is the original parent of the next record */
@@ -461,7 +381,7 @@ static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 		in = input;
 	}
 	if (id)
-		error = sm_put(&t->calls, id, NULL);
+		error = cmv__strmap_put(&t->calls, id, 0, NULL);
 	if (!error && in && (k == SIZE_MAX || t->blob.size > t->threshold))
 		error = fit_input(t, in, &stubbed);
 	if (!error && stubbed && parsed) {
@@ -482,7 +402,7 @@ static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 static const char *resolve_uuid(const trim_ctx *t, const char *uuid)
 {
 	const char *to;
-	for (int guard = 0; uuid && guard < 1 << 20 && sm_get(&t->remap, uuid, &to); guard++)
+	for (int guard = 0; uuid && guard < 1 << 20 && cmv__strmap_get(&t->remap, uuid, NULL, &to); guard++)
 		uuid = to;
 	return uuid;
 }
@@ -603,7 +523,7 @@ static int answer_pending(trim_ctx *t)
 					  CMV_ROLE_USER, CMV_KIND_MESSAGE, &t->pending_from);
 	/* whatever hung from the call's line now hangs from its answer */
 	if (!error && t->last_uuid[0])
-		error = sm_put(&t->remap, t->last_uuid, uuid);
+		error = cmv__strmap_put(&t->remap, t->last_uuid, 0, uuid);
 	if (!error) {
 		snprintf(t->last_uuid, sizeof(t->last_uuid), "%s", uuid);
 		t->parent_kept = false;
@@ -629,7 +549,7 @@ static int drop_record(trim_ctx *t, const cJSON *root, cmv_trim_rule rule, size_
 	const char *uuid = cj_str(root, "uuid"), *parent = cj_str(root, "parentUuid");
 	rule_add(t, rule, 1, (int64_t)bytes, 0);
 	t->parent_kept = false;
-	return uuid ? sm_put(&t->remap, uuid, resolve_uuid(t, parent)) : 0;
+	return uuid ? cmv__strmap_put(&t->remap, uuid, 0, resolve_uuid(t, parent)) : 0;
 }
 
 static int trim_cc(trim_ctx *t, const cmv_node *n)
@@ -682,7 +602,7 @@ static int trim_cc(trim_ctx *t, const cmv_node *n)
 		} else if (is(bt, "tool_use")) {
 			const char *id = cj_str(el, "id");
 			error = trim_call(t, &e, el, &changed);
-			if (!error && id && !sm_get(&t->results, id, NULL) && group) {
+			if (!error && id && !cmv__strmap_get(&t->results, id, NULL, NULL) && group) {
 				if (!t->n_pending) {
 					snprintf(t->pending_group, sizeof(t->pending_group), "%s", group);
 					cJSON_Delete(t->pending_base);
@@ -696,7 +616,7 @@ static int trim_cc(trim_ctx *t, const cmv_node *n)
 			}
 		} else if (is(bt, "tool_result")) {
 			const char *id = cj_str(el, "tool_use_id");
-			if (!id || !sm_get(&t->calls, id, NULL)) {
+			if (!id || !cmv__strmap_get(&t->calls, id, NULL, NULL)) {
 				/* its call is gone (before the compaction): a result with no call is refused */
 				char *s = cJSON_PrintUnformatted(el);
 				rule_add(t, CMV_TRIM_ORPHANS, 1, s ? (int64_t)strlen(s) : 0, 0);
@@ -783,9 +703,9 @@ static int trim_native(trim_ctx *t, const cmv_node *n)
 			changed = true;
 			continue;
 		}
-		if (is(b->type, "tool_use") && b->tool_id && (error = sm_put(&t->calls, b->tool_id, NULL)) < 0)
+		if (is(b->type, "tool_use") && b->tool_id && (error = cmv__strmap_put(&t->calls, b->tool_id, 0, NULL)) < 0)
 			break;
-		if (is(b->type, "tool_result") && (!b->tool_id || !sm_get(&t->calls, b->tool_id, NULL))) {
+		if (is(b->type, "tool_result") && (!b->tool_id || !cmv__strmap_get(&t->calls, b->tool_id, NULL, NULL))) {
 			rule_add(t, CMV_TRIM_ORPHANS, 1, 0, 0);
 			changed = true;
 			continue;
@@ -903,7 +823,7 @@ static int collect_pairs(trim_ctx *t, cmv_walk *walk)
 			continue;
 		for (size_t i = 0; i < n->n_blocks && !error; i++)
 			if (is(n->blocks[i].type, "tool_result") && n->blocks[i].tool_id)
-				error = sm_put(&t->results, n->blocks[i].tool_id, NULL);
+				error = cmv__strmap_put(&t->results, n->blocks[i].tool_id, 0, NULL);
 		if (error < 0)
 			return error;
 	}
@@ -1098,9 +1018,9 @@ fail:
 		cmv_error_clear();
 out:
 	cmv_walk_free(walk);
-	sm_dispose(&t.calls);
-	sm_dispose(&t.results);
-	sm_dispose(&t.remap);
+	cmv__strmap_dispose(&t.calls);
+	cmv__strmap_dispose(&t.results);
+	cmv__strmap_dispose(&t.remap);
 	for (size_t i = 0; i < t.n_pending; i++)
 		free(t.pending[i]);
 	free(t.pending);

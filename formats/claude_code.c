@@ -39,73 +39,6 @@
 
 #include "neutral.h"
 
-/* ---- uuid -> node map ---------------------------------------------------- */
-
-typedef struct {
-	char **keys;
-	size_t *vals; /* record index */
-	size_t cap, n;
-} uuid_map;
-
-static size_t map_slot(const uuid_map *m, const char *k)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = k; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	size_t i = (size_t)h & (m->cap - 1);
-	while (m->keys[i] && strcmp(m->keys[i], k))
-		i = (i + 1) & (m->cap - 1);
-	return i;
-}
-
-static int map_put(uuid_map *m, const char *k, size_t v)
-{
-	if ((m->n + 1) * 2 > m->cap) {
-		uuid_map old = *m;
-		m->cap = old.cap ? old.cap * 2 : 1024;
-		m->n = 0;
-		if (!(m->keys = cmv__calloc(m->cap, sizeof(char *))) || !(m->vals = cmv__calloc(m->cap, sizeof(size_t)))) {
-			free(m->keys);
-			*m = old;
-			return CMV_ENOMEM;
-		}
-		for (size_t i = 0; i < old.cap; i++)
-			if (old.keys[i]) {
-				size_t s = map_slot(m, old.keys[i]);
-				m->keys[s] = old.keys[i];
-				m->vals[s] = old.vals[i];
-				m->n++;
-			}
-		free(old.keys);
-		free(old.vals);
-	}
-	size_t s = map_slot(m, k);
-	if (!m->keys[s]) {
-		if (!(m->keys[s] = cmv__strdup(k)))
-			return CMV_ENOMEM;
-		m->n++;
-	}
-	m->vals[s] = v;
-	return 0;
-}
-
-/* The record index of a uuid, or SIZE_MAX. */
-static size_t map_get(const uuid_map *m, const char *k)
-{
-	if (!m->cap || !k)
-		return SIZE_MAX;
-	size_t s = map_slot(m, k);
-	return m->keys[s] ? m->vals[s] : SIZE_MAX;
-}
-
-static void map_dispose(uuid_map *m)
-{
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->keys[i]);
-	free(m->keys);
-	free(m->vals);
-}
-
 /* ---- import ------------------------------------------------------------- */
 
 /*
@@ -166,7 +99,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 		name = CMV_BUF_INIT(4096);
 	record_build rb;
 	record_list rl;
-	uuid_map uuids;
+	cmv__strmap uuids; /* uuid -> record index */
 	size_t tail = SIZE_MAX, *abandoned = NULL, n_abandoned = 0, cap_abandoned = 0;
 	uint64_t last_msg_depth = 0;
 	cmv_import_result res;
@@ -296,7 +229,8 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 		 * chain forks there and the abandoned tail keeps a branch.
 		 * Sidechain records hang by their parentUuid, off the chain.
 		 */
-		size_t pidx = map_get(&uuids, parent), cparent = tail;
+		size_t pidx = SIZE_MAX, cparent = tail;
+		cmv__strmap_get(&uuids, parent, &pidx, NULL);
 		bool sidechain = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain"));
 		if (sidechain) {
 			cparent = pidx;
@@ -317,7 +251,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			goto fail;
 		}
 		if ((error = record_list_push(&rl, &id, cparent, !sidechain, is_msg)) < 0 ||
-		    (uuid && (error = map_put(&uuids, uuid, rl.n - 1)) < 0)) {
+		    (uuid && (error = cmv__strmap_put(&uuids, uuid, rl.n - 1, NULL)) < 0)) {
 			cJSON_Delete(j);
 			goto fail;
 		}
@@ -365,7 +299,7 @@ out:
 	record_build_dispose(&rb);
 	record_list_dispose(&rl);
 	free(abandoned);
-	map_dispose(&uuids);
+	cmv__strmap_dispose(&uuids);
 	cmv_buf_dispose(&file);
 	cmv_buf_dispose(&meta);
 	cmv_buf_dispose(&name);
