@@ -18,6 +18,15 @@ void bench_machine(char *out, size_t n);
 /* Percentile of n doubles (sorts them). */
 double bench_percentile(double *v, size_t n, double p);
 
+/* Session files under a folder, recursively: those whose content is a known format (`format`: only that one). */
+typedef struct {
+	char **paths;
+	size_t n, cap;
+	uint64_t bytes;
+} bench_files;
+void bench_collect(bench_files *l, const char *dir, const char *format);
+void bench_files_free(bench_files *l);
+
 int bench_store(int argc, char **argv);
 int bench_tokenizer(int argc, char **argv);
 int bench_import(int argc, char **argv);

@@ -12,54 +12,10 @@
  *  - export: every session written back (byte-identical, checked);
  *  - render: every branch as an Anthropic request, checked.
  */
-#include <dirent.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "bench.h"
-
-typedef struct {
-	char **paths;
-	size_t n, cap;
-	uint64_t bytes;
-} file_list;
-
-static void collect(file_list *l, const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	struct stat st;
-	char path[4096];
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			collect(l, path);
-		} else if ((len > 6 && !strcmp(e->d_name + len - 6, ".jsonl")) || (len > 5 && !strcmp(e->d_name + len - 5, ".json")) ||
-			   (len > 5 && !strcmp(e->d_name + len - 5, ".traj"))) {
-			const char *f;
-			if (cmv_format_detect(&f, path) < 0) {
-				cmv_error_clear();
-				continue;
-			}
-			if (l->n == l->cap) {
-				l->cap = l->cap ? l->cap * 2 : 64;
-				l->paths = realloc(l->paths, l->cap * sizeof(*l->paths));
-			}
-			l->paths[l->n++] = strdup(path);
-			l->bytes += (uint64_t)st.st_size;
-		}
-	}
-	closedir(d);
-}
 
 static int count_bytes(const void *data, size_t len, void *payload)
 {
@@ -68,7 +24,7 @@ static int count_bytes(const void *data, size_t len, void *payload)
 	return 0;
 }
 
-static double baseline_insert(const char *dir, const file_list *l)
+static double baseline_insert(const char *dir, const bench_files *l)
 {
 	char path[4096];
 	sqlite3 *db;
@@ -119,7 +75,7 @@ int bench_import(int argc, char **argv)
 {
 	const char *src = NULL;
 	bool json = false;
-	file_list l = { 0 };
+	bench_files l = { 0 };
 	char machine[256], store[4096], dbfile[4200];
 	cmv_repo *repo;
 
@@ -132,7 +88,7 @@ int bench_import(int argc, char **argv)
 		fprintf(stderr, "usage: cmv-bench import DIR [--json]\n");
 		return 2;
 	}
-	collect(&l, src);
+	bench_collect(&l, src, NULL);
 	if (!l.n) {
 		fprintf(stderr, "cmv-bench: no sessions under %s\n", src);
 		return 1;
@@ -226,9 +182,7 @@ int bench_import(int argc, char **argv)
 		       (double)rendered / 1e6, problems);
 		printf("store: %.1f MB, %.2fx the input\n", (double)store_bytes / 1e6, (double)store_bytes / (double)l.bytes);
 	}
-	for (size_t i = 0; i < l.n; i++)
-		free(l.paths[i]);
-	free(l.paths);
+	bench_files_free(&l);
 	free(res);
 	bench_rmdir(dir);
 	free(dir);

@@ -17,10 +17,8 @@
  *    same-run baseline for throughput (a C port: faster than the Node
  *    original, which the reference measured at 19-27 MB/s).
  */
-#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include "bench.h"
 
 /* ---- claude-code-cmv's trimJsonl, from its spec ------------------------------ */
@@ -209,68 +207,11 @@ static int anchor_trim(cmv_buf *out, const char *data, size_t len, size_t T)
 
 /* ---- the run ------------------------------------------------------------------ */
 
-typedef struct {
-	char **paths;
-	size_t n, cap;
-} list;
-
-static void collect(list *l, const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[4096];
-	struct stat st;
-
-	while (d && (e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			collect(l, path);
-			continue;
-		}
-		const char *f;
-		if (len < 6 || strcmp(e->d_name + len - 6, ".jsonl") || cmv_format_detect(&f, path) < 0 ||
-		    strcmp(f, "claude-code")) {
-			cmv_error_clear();
-			continue;
-		}
-		if (l->n == l->cap) {
-			l->cap = l->cap ? l->cap * 2 : 32;
-			l->paths = realloc(l->paths, l->cap * sizeof(*l->paths));
-		}
-		l->paths[l->n++] = strdup(path);
-	}
-	if (d)
-		closedir(d);
-}
-
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int request_tokens(uint64_t *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *m, cmv_tok *tok)
-{
-	static const cmv_render_target targets[] = { [CMV_API_OPENAI_CHAT] = CMV_RENDER_OPENAI_CHAT,
-						      [CMV_API_OPENAI_RESPONSES] = CMV_RENDER_OPENAI_RESPONSES,
-						      [CMV_API_ANTHROPIC] = CMV_RENDER_ANTHROPIC,
-						      [CMV_API_GEMINI] = CMV_RENDER_GEMINI };
-	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
-	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31);
-	cmv_token_stats st;
-	int error;
-	ro.flags = CMV_RENDER_NO_DECORATIONS;
-	ro.model = m->id;
-	if ((error = cmv_render(&body, NULL, repo, tip, targets[m->api], &ro)) == 0 &&
-	    (error = cmv_count_request(&st, m, tok, body.ptr, body.size)) == 0)
-		*out = st.total;
-	cmv_buf_dispose(&body);
-	return error;
-}
 
 static void die(const char *what)
 {
@@ -284,7 +225,7 @@ int bench_trim(int argc, char **argv)
 	const char *dir = NULL, *model_name = "claude-sonnet-4-5";
 	size_t threshold = 0;
 	bool json = false;
-	list l = { 0 };
+	bench_files l = { 0 };
 	cmv_models *models = NULL;
 	const cmv_model *m;
 	cmv_tok *tok = NULL;
@@ -308,7 +249,7 @@ int bench_trim(int argc, char **argv)
 		fprintf(stderr, "usage: cmv-bench trim DIR [--model M] [--threshold N] [--json]\n");
 		return 2;
 	}
-	collect(&l, dir);
+	bench_collect(&l, dir, "claude-code");
 	if (!l.n) {
 		fprintf(stderr, "cmv-bench trim: no Claude Code sessions under %s\n", dir);
 		return 1;
@@ -350,8 +291,13 @@ int bench_trim(int argc, char **argv)
 		if (cmv_trim(&rep, repo, &res.head, &opts) < 0)
 			die(l.paths[i]);
 		double dt = bench_now() - t0;
-		if (request_tokens(&tb, repo, &res.head, m, tok) < 0 || request_tokens(&ta, repo, &rep.head, m, tok) < 0)
+		cmv_token_stats st;
+		if (cmv_count_sent(&st, repo, &res.head, m, tok) < 0)
 			die("counting");
+		tb = st.total;
+		if (cmv_count_sent(&st, repo, &rep.head, m, tok) < 0)
+			die("counting");
+		ta = st.total;
 
 		/* the anchor, on the same bytes */
 		t0 = bench_now();
@@ -367,8 +313,9 @@ int bench_trim(int argc, char **argv)
 		aio.branch = "anchor";
 		aio.flags = CMV_IMPORT_LENIENT;
 		if (cmv_import_file(&ares, repo, apath, "claude-code", &aio) < 0 ||
-		    request_tokens(&anchor_tokens, repo, &ares.head, m, tok) < 0)
+		    cmv_count_sent(&st, repo, &ares.head, m, tok) < 0)
 			die("the anchor's output");
+		anchor_tokens = st.total;
 		cmv_repo_free(repo);
 
 		const char *base = strrchr(l.paths[i], '/') ? strrchr(l.paths[i], '/') + 1 : l.paths[i];
@@ -432,9 +379,7 @@ int bench_trim(int argc, char **argv)
 	cJSON_Delete(doc);
 	bench_rmdir(tmp);
 	free(tmp);
-	for (size_t i = 0; i < l.n; i++)
-		free(l.paths[i]);
-	free(l.paths);
+	bench_files_free(&l);
 	cmv_buf_dispose(&file);
 	cmv_buf_dispose(&anchored);
 	cmv_tok_free(tok);

@@ -5,6 +5,7 @@
  * across machines as ratios. Never a pass/fail test.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -73,6 +74,50 @@ void bench_machine(char *out, size_t n)
 	}
 	uname(&u);
 	snprintf(out, n, "%s, %ld cores, %s", u.machine, sysconf(_SC_NPROCESSORS_ONLN), model);
+}
+
+void bench_collect(bench_files *l, const char *dir, const char *format)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat st;
+	char path[4096];
+
+	while (d && (e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		const char *f;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			bench_collect(l, path, format);
+			continue;
+		}
+		bool named = (len > 6 && !strcmp(e->d_name + len - 6, ".jsonl")) || (len > 5 && !strcmp(e->d_name + len - 5, ".json")) ||
+			     (len > 5 && !strcmp(e->d_name + len - 5, ".traj"));
+		if (!named || cmv_format_detect(&f, path) < 0 || (format && strcmp(f, format))) {
+			cmv_error_clear();
+			continue;
+		}
+		if (l->n == l->cap) {
+			l->cap = l->cap ? l->cap * 2 : 64;
+			l->paths = realloc(l->paths, l->cap * sizeof(*l->paths));
+		}
+		l->paths[l->n++] = strdup(path);
+		l->bytes += (uint64_t)st.st_size;
+	}
+	if (d)
+		closedir(d);
+}
+
+void bench_files_free(bench_files *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->paths[i]);
+	free(l->paths);
+	memset(l, 0, sizeof(*l));
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -873,25 +873,13 @@ static int path_bytes(uint64_t *out, uint64_t *prefix_out, size_t prefix, cmv_re
 	return error;
 }
 
-static int request_tokens(uint64_t *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts)
-{
-	static const cmv_render_target targets[] = { [CMV_API_OPENAI_CHAT] = CMV_RENDER_OPENAI_CHAT,
-						      [CMV_API_OPENAI_RESPONSES] = CMV_RENDER_OPENAI_RESPONSES,
-						      [CMV_API_ANTHROPIC] = CMV_RENDER_ANTHROPIC,
-						      [CMV_API_GEMINI] = CMV_RENDER_GEMINI };
-	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
-	cmv_buf body = CMV_BUF_INIT(SESSION_MAX_BYTES);
-	cmv_token_stats st;
-	int error;
 
-	ro.model = opts->model->id;
-	ro.flags = CMV_RENDER_NO_DECORATIONS;
-	if ((unsigned)opts->model->api >= CMV_ARRAY_SIZE(targets) || !targets[opts->model->api])
-		return cmv_error__set(CMV_EINVALID, "model '%s' has no API to render for", opts->model->id);
-	if ((error = cmv_render(&body, NULL, repo, tip, targets[opts->model->api], &ro)) == 0 &&
-	    (error = cmv_count_request(&st, opts->model, opts->tok, body.ptr, body.size)) == 0)
+static int sent_tokens(uint64_t *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts)
+{
+	cmv_token_stats st;
+	int error = cmv_count_sent(&st, repo, tip, opts->model, opts->tok);
+	if (!error)
 		*out = st.total;
-	cmv_buf_dispose(&body);
 	return error;
 }
 
@@ -942,7 +930,7 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 	uint64_t pre_bytes = 0;
 	if ((error = cmv_walk_new(&walk, repo, tip)) < 0 || (error = find_boundary(&boundary, walk)) < 0 ||
 	    (error = path_bytes(&out->bytes_before, &pre_bytes, boundary, repo, tip)) < 0 ||
-	    (opts->model && (error = request_tokens(&out->tokens_before, repo, tip, opts)) < 0))
+	    (opts->model && (error = sent_tokens(&out->tokens_before, repo, tip, opts)) < 0))
 		goto fail;
 	out->records_before = cmv_walk_length(walk);
 	cmv_walk_seek(walk, boundary);
@@ -987,7 +975,7 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 	}
 	out->head = t.tail;
 	if ((error = path_bytes(&out->bytes_after, NULL, 0, repo, &t.tail)) < 0 ||
-	    (opts->model && (error = request_tokens(&out->tokens_after, repo, &t.tail, opts)) < 0))
+	    (opts->model && (error = sent_tokens(&out->tokens_after, repo, &t.tail, opts)) < 0))
 		goto fail;
 	out->tokens_exact = opts->model && opts->model->exact;
 	if (!dry) {

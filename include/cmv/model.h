@@ -139,4 +139,14 @@ CMV_EXTERN(int) cmv_count_conversation(cmv_token_stats *out, cmv_repo *repo, con
 CMV_EXTERN(int) cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok, const char *json,
 				  size_t len);
 
+/**
+ * What the model is sent for the conversation ending at `tip`: the branch
+ * rendered for the model's API (no decorations) and counted with
+ * cmv_count_request.
+ * @return 0, CMV_EINVALID (a model with no API to render for), or
+ *         cmv_render's and cmv_count_request's errors
+ */
+CMV_EXTERN(int) cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
+			       cmv_tok *tok);
+
 #endif
