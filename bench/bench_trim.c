@@ -377,7 +377,11 @@ int bench_trim(int argc, char **argv)
 		       sum_anchor_time > 0 ? (double)sum_bytes / sum_anchor_time / 1e6 : 0, m->id, machine);
 	}
 	cJSON_Delete(doc);
-	bench_rmdir(tmp);
+	/* CMV_BENCH_KEEP=1 keeps the anchor's trimmed files for a side-by-side look */
+	if (getenv("CMV_BENCH_KEEP"))
+		fprintf(stderr, "cmv-bench trim: the anchor's outputs are in %s\n", tmp);
+	else
+		bench_rmdir(tmp);
 	free(tmp);
 	bench_files_free(&l);
 	cmv_buf_dispose(&file);

@@ -26,15 +26,26 @@
  *    of other formats are carried as they are and counted in the report.
  */
 #include <cjson/cJSON.h>
+#include "../formats/jscan.h"
 #include "../formats/session.h"
 #include "cmv/compaction.h"
 #include "cmv/formats.h"
 
-#define STUB_ID_DIGITS 10
 
 static const char *const rule_names[CMV_TRIM_RULES] = {
 	"pre_boundary", "tool_results", "tool_inputs", "images", "thinking", "ui_copies", "progress",
 	"file_history", "queue_operations", "usage", "orphan_results", "empty_records", "unanswered_calls",
+	"superseded_inputs",
+};
+
+/*
+ * Tools whose input is the whole of some state, restated in full by every
+ * call: all but the last call's copy say nothing the last one does not.
+ */
+static const struct {
+	const char *tool, *key;
+} snapshot_inputs[] = {
+	{ "TodoWrite", "todos" },
 };
 
 const char *cmv_trim_rule_name(cmv_trim_rule rule)
@@ -59,6 +70,7 @@ typedef struct {
 	/* calls of the last assistant message with no result anywhere after it */
 	char **pending;
 	size_t n_pending, cap_pending;
+	char *last_snapshot[CMV_ARRAY_SIZE(snapshot_inputs)]; /* the last call id of each snapshot tool */
 	char pending_group[128];
 	cJSON *pending_base; /* the call's record, for the fields an answer copies */
 	cmv_id pending_from;
@@ -127,10 +139,36 @@ static int replace_item(cJSON *parent, cJSON *old, cJSON *neu)
 }
 
 /*
+ * The shortest prefix of `id` that names one object in the store, 7 hex
+ * digits at least (as git abbreviates): a stub pays for every digit in
+ * tokens, on every request that carries it.
+ */
+static int abbrev(char hex[CMV_ID_HEXSZ + 1], trim_ctx *t, const cmv_id *id)
+{
+	cmv_id_tostr(hex, CMV_ID_HEXSZ + 1, id);
+	for (size_t n = CMV_ID_MINPREFIX; n < CMV_ID_HEXSZ; n++) {
+		char save = hex[n];
+		cmv_object_type type;
+		cmv_id found;
+		hex[n] = '\0';
+		int error = cmv_resolve_object(&found, &type, t->repo, hex);
+		if (error == CMV_ENOTFOUND || (error == 0 && cmv_id_equal(&found, id))) {
+			cmv_error_clear();
+			return 0;
+		}
+		if (error != CMV_EAMBIGUOUS && error != 0)
+			return error;
+		cmv_error_clear();
+		hex[n] = save;
+	}
+	return 0;
+}
+
+/*
  * The stub for `len` bytes kept in blob `id`: their size and the id that
- * brings them back, as few tokens as that takes. What they were is said by
- * where the stub sits: a result follows its call (tool and path), an input
- * field keeps its key, an image says its type.
+ * brings them back, in as few tokens as that takes. What they were is said
+ * by where the stub sits: a result follows its call (tool and path), an
+ * input field keeps its key, an image says its type.
  */
 static int make_stub(trim_ctx *t, const char *media, const char *data, size_t len, const cmv_id *id)
 {
@@ -138,16 +176,15 @@ static int make_stub(trim_ctx *t, const char *media, const char *data, size_t le
 	size_t lines = media ? 0 : count_lines(data, len);
 	int error;
 
-	cmv_id_tostr(hex, sizeof(hex), id);
-	hex[STUB_ID_DIGITS] = '\0';
+	if ((error = abbrev(hex, t, id)) < 0)
+		return error;
 	cmv_buf_clear(&t->stub);
 	if (media)
-		error = cmv_buf_printf(&t->stub, "[trimmed %s image, %zu bytes; recall %s]", media, len, hex);
+		error = cmv_buf_printf(&t->stub, "[%s image, %zu bytes; recall %s]", media, len, hex);
 	else if (lines > 1)
-		error = cmv_buf_printf(&t->stub, "[trimmed %zu chars, %zu lines; recall %s]", utf8_chars(data, len),
-				       lines, hex);
+		error = cmv_buf_printf(&t->stub, "[%zu chars, %zu lines; recall %s]", utf8_chars(data, len), lines, hex);
 	else
-		error = cmv_buf_printf(&t->stub, "[trimmed %zu chars; recall %s]", utf8_chars(data, len), hex);
+		error = cmv_buf_printf(&t->stub, "[%zu chars; recall %s]", utf8_chars(data, len), hex);
 	return error;
 }
 
@@ -363,6 +400,47 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 	return replace_item(el, content, record_edit_add(e, 'S', &bc));
 }
 
+/*
+ * A snapshot tool's input restated by a later call (every TodoWrite but the
+ * last): its state member becomes a stub whose blob is that member's exact
+ * bytes in the call (t->blob holds the input as recorded).
+ */
+static int stub_superseded(trim_ctx *t, cJSON *in, const char *name, const char *id, bool *changed)
+{
+	for (size_t s = 0; s < CMV_ARRAY_SIZE(snapshot_inputs); s++) {
+		const char *key = snapshot_inputs[s].key;
+		jspan obj = { t->blob.ptr, t->blob.ptr + t->blob.size }, val;
+		cJSON *member = cJSON_GetObjectItemCaseSensitive(in, key);
+		char hex[CMV_ID_HEXSZ + 1];
+		cmv_id blob;
+		int error;
+
+		if (!name || !id || strcmp(name, snapshot_inputs[s].tool) || !t->last_snapshot[s] ||
+		    !strcmp(id, t->last_snapshot[s]) || !member || !t->blob.ptr)
+			continue;
+		obj.p = jscan_ws(obj.p, obj.end);
+		if (jscan_member(&val, obj, key) != 1)
+			continue;
+		size_t len = (size_t)(val.end - val.p);
+		cmv_id_hash(&blob, val.p, len);
+		if ((error = abbrev(hex, t, &blob)) < 0)
+			return error;
+		cmv_buf_clear(&t->stub);
+		if ((error = cmv_buf_printf(&t->stub, "[superseded; recall %s]", hex)) < 0)
+			return error;
+		if (t->stub.size + 2 >= len)
+			continue; /* as its quoted string, the stub would be no shorter */
+		if ((error = cmv_blob_write(&blob, t->repo, val.p, len)) < 0)
+			return error;
+		rule_add(t, CMV_TRIM_SUPERSEDED, 1, (int64_t)len - (int64_t)t->stub.size - 2,
+			 tokens_of(t, val.p, len) - tokens_of(t, t->stub.ptr, t->stub.size));
+		if (replace_item(in, member, cJSON_CreateString(t->stub.ptr)) < 0)
+			return CMV_ENOMEM;
+		*changed = true;
+	}
+	return 0;
+}
+
 /* A tool call: its input's large strings stubbed; its id and what it was about remembered. */
 static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 {
@@ -382,6 +460,8 @@ static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 	}
 	if (id)
 		error = cmv__strmap_put(&t->calls, id, 0, NULL);
+	if (!error && parsed)
+		error = stub_superseded(t, parsed, cj_str(el, "name"), id, &stubbed);
 	if (!error && in && (k == SIZE_MAX || t->blob.size > t->threshold))
 		error = fit_input(t, in, &stubbed);
 	if (!error && stubbed && parsed) {
@@ -821,9 +901,17 @@ static int collect_pairs(trim_ctx *t, cmv_walk *walk)
 	while ((error = cmv_walk_next(&n, walk)) == 0) {
 		if (n->kind != CMV_KIND_MESSAGE)
 			continue;
-		for (size_t i = 0; i < n->n_blocks && !error; i++)
-			if (is(n->blocks[i].type, "tool_result") && n->blocks[i].tool_id)
-				error = cmv__strmap_put(&t->results, n->blocks[i].tool_id, 0, NULL);
+		for (size_t i = 0; i < n->n_blocks && !error; i++) {
+			const cmv_block *b = &n->blocks[i];
+			if (is(b->type, "tool_result") && b->tool_id)
+				error = cmv__strmap_put(&t->results, b->tool_id, 0, NULL);
+			for (size_t s = 0; s < CMV_ARRAY_SIZE(snapshot_inputs); s++)
+				if (is(b->type, "tool_use") && b->tool_id && is(b->tool_name, snapshot_inputs[s].tool)) {
+					free(t->last_snapshot[s]);
+					if (!(t->last_snapshot[s] = cmv__strdup(b->tool_id)))
+						error = CMV_ENOMEM;
+				}
+		}
 		if (error < 0)
 			return error;
 	}
@@ -1013,6 +1101,8 @@ out:
 		free(t.pending[i]);
 	free(t.pending);
 	cJSON_Delete(t.pending_base);
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(snapshot_inputs); i++)
+		free(t.last_snapshot[i]);
 	cmv_buf_dispose(&t.blob);
 	cmv_buf_dispose(&t.text);
 	cmv_buf_dispose(&t.stub);

@@ -39,6 +39,7 @@ typedef enum {
 	CMV_TRIM_ORPHANS,          /**< tool results whose call is gone, dropped */
 	CMV_TRIM_EMPTY,            /**< records left with no content, dropped */
 	CMV_TRIM_UNANSWERED,       /**< calls with no result, answered with an error result (adds) */
+	CMV_TRIM_SUPERSEDED,       /**< state-snapshot inputs (a TodoWrite list) restated by a later call, stubbed */
 	CMV_TRIM_RULES
 } cmv_trim_rule;
 

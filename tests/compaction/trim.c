@@ -6,6 +6,7 @@
  * then one test per claude-code-cmv defect, and the store left as it was
  * by a failed or dry trim.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <xxhash.h>
 #include <cjson/cJSON.h>
@@ -166,15 +167,29 @@ static bool contains(const char *hay, size_t n, const char *needle, size_t m)
 	return false;
 }
 
+/* The id after "; recall " at p: the hex digits up to the stub's end (7 at least). */
+static void stub_id(char id[CMV_ID_HEXSZ + 1], const char *p)
+{
+	size_t n = 0;
+	p = strstr(p, "; recall ");
+	assert_non_null(p);
+	p += strlen("; recall ");
+	while (n < CMV_ID_HEXSZ && isxdigit((unsigned char)p[n]))
+		n++;
+	memcpy(id, p, n);
+	id[n] = '\0';
+	assert_true(n >= CMV_ID_MINPREFIX);
+	assert_int_equal(p[n], ']');
+}
+
 /* Every stub's id gives back bytes that were in the session: a string value of it, or raw JSON of it. */
 static size_t check_stubs(cmv_repo *repo, const char *trimmed, const cmv_buf *original, const cJSON *strings)
 {
 	size_t n = 0;
 	cmv_buf got = CMV_BUF_INIT(1u << 30);
 	for (const char *p = trimmed; (p = strstr(p, "; recall ")) != NULL; p++) {
-		char id[11];
-		memcpy(id, p + strlen("; recall "), 10);
-		id[10] = '\0';
+		char id[CMV_ID_HEXSZ + 1];
+		stub_id(id, p);
 		assert_cmv_ok(cmv_recall(&got, repo, id));
 		char key[17];
 		snprintf(key, sizeof(key), "%016llx", (unsigned long long)XXH3_64bits(got.ptr ? got.ptr : "", got.size));
@@ -443,24 +458,120 @@ static void test_bloat_rules(void **state)
 	assert_non_null(strstr(w.ptr, "/p/f.c")); /* small inputs stay */
 	assert_string_equal(str(s.lines[2], "parentUuid"), "a1"); /* past the dropped progress line */
 	/* the image's stub recalls the image's data, exactly */
-	const char *img = strstr(w.ptr, "[trimmed image/png image");
+	const char *img = strstr(w.ptr, "[image/png image");
 	assert_non_null(img);
-	char id[11];
-	memcpy(id, strstr(img, "; recall ") + strlen("; recall "), 10);
-	id[10] = '\0';
+	char id[CMV_ID_HEXSZ + 1];
+	stub_id(id, img);
 	assert_cmv_ok(cmv_recall(&got, ts->repo, id));
 	assert_int_equal(got.size, strlen("iVBORw0KGgoAAAANSUhEUg=="));
 	assert_memory_equal(got.ptr, "iVBORw0KGgoAAAANSUhEUg==", got.size);
 	/* the nested input's stub recalls the string itself */
-	const char *in = strstr(w.ptr, "\"new_string\":\"[trimmed ");
+	const char *in = strstr(w.ptr, "\"new_string\":\"[");
 	assert_non_null(in);
-	memcpy(id, strstr(in, "; recall ") + strlen("; recall "), 10);
+	stub_id(id, in);
 	assert_cmv_ok(cmv_recall(&got, ts->repo, id));
 	assert_int_equal(got.size, strlen(big));
 	assert_memory_equal(got.ptr, big, got.size);
 	/* the heredoc's stub keeps its key; the result's stub gives size and lines */
-	assert_non_null(strstr(w.ptr, "\"command\":\"[trimmed 718 chars, 3 lines; recall "));
-	assert_non_null(strstr(w.ptr, "\"content\":\"[trimmed 700 chars; recall "));
+	assert_non_null(strstr(w.ptr, "\"command\":\"[718 chars, 3 lines; recall "));
+	assert_non_null(strstr(w.ptr, "\"content\":\"[700 chars; recall "));
+	session_free(&s);
+	cmv_buf_dispose(&w);
+	cmv_buf_dispose(&got);
+	cmv_buf_dispose(&t);
+}
+
+/* Every TodoWrite list but the last is restated by a later call: stubbed, and recalled byte for byte. */
+static void test_superseded_todo_lists(void **state)
+{
+	test_store *ts = *state;
+	cmv_trim_report rep;
+	session s;
+	cmv_buf w = CMV_BUF_INIT(1 << 20), got = CMV_BUF_INIT(1 << 20);
+	/* spaced as no serializer would write it: the recall must give these bytes, not a reprint */
+	const char *first = "[ {\"content\": \"write the parser\", \"status\": \"in_progress\", \"activeForm\": \"Writing the parser\"},"
+			    " {\"content\": \"test it\", \"status\": \"pending\", \"activeForm\": \"Testing it\"} ]";
+	const char *last = "[{\"content\":\"write the parser\",\"status\":\"completed\",\"activeForm\":\"Writing the parser\"}]";
+	cmv_buf t = CMV_BUF_INIT(1 << 20);
+	cmv_buf_printf(&t, "%s", USER("u1", "null", "\"plan it\""));
+	cmv_buf_printf(&t, ASST("a1", "\"u1\"", "m1", "[{\"type\":\"tool_use\",\"id\":\"T1\",\"name\":\"TodoWrite\",\"input\":{\"todos\":%s}}]"), first);
+	cmv_buf_printf(&t, "%s", USER("u2", "\"a1\"", "[{\"type\":\"tool_result\",\"tool_use_id\":\"T1\",\"content\":\"ok\"}]"));
+	cmv_buf_printf(&t, ASST("a2", "\"u2\"", "m2", "[{\"type\":\"tool_use\",\"id\":\"T2\",\"name\":\"TodoWrite\",\"input\":{\"todos\":%s}}]"), last);
+	cmv_buf_printf(&t, "%s", USER("u3", "\"a2\"", "[{\"type\":\"tool_result\",\"tool_use_id\":\"T2\",\"content\":\"ok\"}]"));
+	trim_text(ts, t.ptr, &rep, &s, &w);
+	assert_int_equal(rep.rules[CMV_TRIM_SUPERSEDED].items, 1);
+	assert_true(rep.rules[CMV_TRIM_SUPERSEDED].bytes > 0);
+	assert_null(strstr(w.ptr, "in_progress"));
+	assert_non_null(strstr(w.ptr, last)); /* the state as it stands stays verbatim */
+	const char *stub = strstr(w.ptr, "\"todos\":\"[superseded; recall ");
+	assert_non_null(stub);
+	char id[CMV_ID_HEXSZ + 1];
+	stub_id(id, stub);
+	assert_cmv_ok(cmv_recall(&got, ts->repo, id));
+	assert_int_equal(got.size, strlen(first));
+	assert_memory_equal(got.ptr, first, got.size);
+	session_free(&s);
+	cmv_buf_dispose(&w);
+	cmv_buf_dispose(&got);
+	cmv_buf_dispose(&t);
+}
+
+typedef struct {
+	uint32_t prefix; /* the id's first 7 hex digits */
+	uint32_t i;
+} prefix_of;
+
+static int cmp_prefix(const void *a, const void *b)
+{
+	const prefix_of *x = a, *y = b;
+	return x->prefix < y->prefix ? -1 : x->prefix > y->prefix ? 1 : (x->i > y->i) - (x->i < y->i);
+}
+
+/* A stub's id is as long as it must be to name one object: two blobs with the same 7 digits get 8 or more. */
+static void test_stub_ids_stay_unambiguous(void **state)
+{
+	test_store *ts = *state;
+	cmv_trim_report rep;
+	session s;
+	cmv_buf w = CMV_BUF_INIT(1 << 20), got = CMV_BUF_INIT(1 << 20), t = CMV_BUF_INIT(1 << 20);
+	enum { N = 100000 };
+	prefix_of *all = calloc(N, sizeof(*all));
+	char a[160], b[160], hex[CMV_ID_HEXSZ + 1];
+	size_t k;
+	assert_non_null(all);
+	/* a birthday search: among 100k texts, some two share 28 bits of id (about 18 pairs expected) */
+	for (uint32_t i = 0; i < N; i++) {
+		cmv_id id;
+		int n = snprintf(a, sizeof(a), "collide-%08u %s", i, SEVENTY);
+		cmv_id_hash(&id, a, (size_t)n);
+		cmv_id_tostr(hex, sizeof(hex), &id);
+		hex[7] = '\0';
+		all[i] = (prefix_of){ (uint32_t)strtoul(hex, NULL, 16), i };
+	}
+	qsort(all, N, sizeof(*all), cmp_prefix);
+	for (k = 0; k + 1 < N && all[k].prefix != all[k + 1].prefix; k++)
+		;
+	assert_true(k + 1 < N);
+	int na = snprintf(a, sizeof(a), "collide-%08u %s", all[k].i, SEVENTY);
+	snprintf(b, sizeof(b), "collide-%08u %s", all[k + 1].i, SEVENTY);
+	free(all);
+	cmv_id ida;
+	assert_cmv_ok(cmv_blob_write(&ida, ts->repo, a, (size_t)na));
+
+	cmv_buf_printf(&t, "%s", USER("u1", "null", "\"run it\""));
+	cmv_buf_printf(&t, "%s", ASST("a1", "\"u1\"", "m1", "[{\"type\":\"tool_use\",\"id\":\"T1\",\"name\":\"Bash\",\"input\":{\"command\":\"run\"}}]"));
+	cmv_buf_printf(&t, USER("u2", "\"a1\"", "[{\"type\":\"tool_result\",\"tool_use_id\":\"T1\",\"content\":\"%s\"}]"), b);
+	trim_text(ts, t.ptr, &rep, &s, &w);
+	const char *stub = strstr(w.ptr, "; recall ");
+	char id[CMV_ID_HEXSZ + 1];
+	stub_id(id, stub);
+	assert_true(strlen(id) > CMV_ID_MINPREFIX);
+	assert_cmv_ok(cmv_recall(&got, ts->repo, id));
+	assert_int_equal(got.size, strlen(b));
+	assert_memory_equal(got.ptr, b, got.size);
+	/* and the 7 digits alone are ambiguous, which is why */
+	id[CMV_ID_MINPREFIX] = '\0';
+	assert_int_equal(cmv_recall(&got, ts->repo, id), CMV_EAMBIGUOUS);
 	session_free(&s);
 	cmv_buf_dispose(&w);
 	cmv_buf_dispose(&got);
@@ -517,6 +628,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_title_summary_is_not_a_boundary, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_boundary_orphans_empty_and_unanswered, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_bloat_rules, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_superseded_todo_lists, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_stub_ids_stay_unambiguous, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_threshold_and_failures_change_nothing, test_store_setup,
 						test_store_teardown),
 	};
