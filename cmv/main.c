@@ -17,6 +17,8 @@ const cli_cmd cli_commands[] = {
 	{ "branch", cmd_branch, CLI_NEEDS_STORE, "Create a branch from a ref or node", opts_branch },
 	{ "trim", cmd_trim, CLI_NEEDS_STORE, "Snapshot, then a trimmed branch: bloat stubbed, every text kept", opts_trim },
 	{ "recall", cmd_recall, CLI_NEEDS_STORE, "Print the original bytes a trim stub names", opts_recall },
+	{ "hook", cmd_hook, CLI_NEEDS_STORE, "Install, check or undo the Claude Code hooks that trim a session before it compacts", opts_hook },
+	{ "auto-trim", cmd_auto_trim, 0, "What the hooks run: trim the live session on stdin in place (always exits 0)", opts_auto_trim },
 	{ "checkout", cmd_checkout, CLI_NEEDS_STORE, "Make a branch the current one", opts_checkout },
 	{ "list", cmd_list, CLI_NEEDS_STORE, "List branches and snapshots", opts_list },
 	{ "tree", cmd_tree, CLI_NEEDS_STORE, "Show snapshots and branches as a lineage tree", opts_tree },
@@ -116,6 +118,7 @@ int main(int argc, char **argv)
 	}
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cmd_name = cmd->name;
+	ctx.store_arg = store;
 	/* -h works anywhere, also outside a store. */
 	for (int j = i + 1; j < argc && strcmp(argv[j], "--"); j++)
 		if (!strcmp(argv[j], "-h") || !strcmp(argv[j], "--help")) {

@@ -73,6 +73,9 @@ typedef struct {
 	char *last_snapshot[CMV_ARRAY_SIZE(snapshot_inputs)]; /* the last call id of each snapshot tool */
 	char pending_group[128];
 	cJSON *pending_base; /* the call's record, for the fields an answer copies */
+	bool live;          /* CMV_TRIM_LIVE */
+	size_t index;       /* the record being rewritten, by position on the path */
+	size_t frozen_from; /* live: records from here on are only relinked */
 	cmv_id pending_from;
 } trim_ctx;
 
@@ -648,6 +651,9 @@ static int trim_cc(trim_ctx *t, const cmv_node *n)
 
 	bool is_msg = (is(type, "user") || is(type, "assistant")) && cJSON_IsObject(msg);
 
+	if (t->live && t->index >= t->frozen_from)
+		goto relink;
+
 	/* calls of the previous message with no result: answered once the next message begins */
 	if (t->n_pending && is_msg && !(group && !strcmp(group, t->pending_group)) && (error = answer_pending(t)) < 0)
 		goto done;
@@ -682,7 +688,7 @@ static int trim_cc(trim_ctx *t, const cmv_node *n)
 		} else if (is(bt, "tool_use")) {
 			const char *id = cj_str(el, "id");
 			error = trim_call(t, &e, el, &changed);
-			if (!error && id && !cmv__strmap_get(&t->results, id, NULL, NULL) && group) {
+			if (!error && !t->live && id && !cmv__strmap_get(&t->results, id, NULL, NULL) && group) {
 				if (!t->n_pending) {
 					snprintf(t->pending_group, sizeof(t->pending_group), "%s", group);
 					cJSON_Delete(t->pending_base);
@@ -731,6 +737,7 @@ static int trim_cc(trim_ctx *t, const cmv_node *n)
 		cJSON_DeleteItemFromObjectCaseSensitive(msg, "usage");
 		changed = true;
 	}
+relink:
 	/* children of dropped records hang from what is left */
 	static const char *const links[] = { "parentUuid", "leafUuid" };
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(links); i++) {
@@ -1024,18 +1031,29 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 	cmv_walk_seek(walk, boundary);
 	if ((error = collect_pairs(&t, walk)) < 0)
 		goto fail;
+	t.live = (opts->flags & CMV_TRIM_LIVE) != 0;
+	t.frozen_from = SIZE_MAX;
+	if (t.live) {
+		cmv_walk_seek(walk, boundary);
+		for (size_t i = boundary; (error = cmv_walk_next(&n, walk)) == 0; i++)
+			if (n->kind == CMV_KIND_MESSAGE && (n->role == CMV_ROLE_USER || n->role == CMV_ROLE_ASSISTANT))
+				t.frozen_from = i;
+		if (error != CMV_ITEROVER)
+			goto fail;
+		error = 0;
+	}
 	if (boundary)
 		rule_add(&t, CMV_TRIM_PRE_BOUNDARY, boundary, (int64_t)pre_bytes, 0);
 	t.parent_kept = boundary == 0;
 	cmv_walk_seek(walk, boundary);
-	while ((error = cmv_walk_next(&n, walk)) == 0) {
+	for (t.index = boundary; (error = cmv_walk_next(&n, walk)) == 0; t.index++) {
 		session_tpl tpl;
 		int is_tpl = session_template(&tpl, n);
 		if (is_tpl == CMV_ENOTFOUND) {
 			cmv_error_clear();
 			if (n->kind == CMV_KIND_MESSAGE && t.n_pending && (error = answer_pending(&t)) < 0)
 				break;
-			if (n->kind == CMV_KIND_MESSAGE) {
+			if (n->kind == CMV_KIND_MESSAGE && !(t.live && t.index >= t.frozen_from)) {
 				error = trim_native(&t, n);
 			} else {
 				error = carry(&t, n);

@@ -32,6 +32,7 @@
  *    picked up by the next import.
  */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -476,5 +477,24 @@ int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cm
 	CMV_ASSERT_ARG(tip);
 	if ((error = cmv__uuid_v4(new_id)) < 0)
 		return error;
+	return session_rewrite(out, repo, tip, &w, &r);
+}
+
+int cmv_claude_session_write_as(cmv_buf *out, const char *session_id, cmv_repo *repo, const cmv_id *tip)
+{
+	static const session_rewriter w = { "claude-code", "Claude Code", cc_rewrite_record, cc_rewrite_message };
+	cc_rewrite r = { session_id, "", NULL };
+	size_t n = 0;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(session_id);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	/* it goes into every line, unescaped: only the characters a session id has */
+	for (; session_id[n]; n++)
+		if (!isalnum((unsigned char)session_id[n]) && session_id[n] != '-' && session_id[n] != '_')
+			break;
+	if (!n || n > 36 || session_id[n])
+		return cmv_error__set(CMV_EINVALID, "'%s' is not a Claude Code session id", session_id);
 	return session_rewrite(out, repo, tip, &w, &r);
 }

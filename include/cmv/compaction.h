@@ -49,6 +49,13 @@ CMV_EXTERN(const char *) cmv_trim_rule_name(cmv_trim_rule rule);
 enum cmv_trim_flags {
 	/** Do everything, report, then roll back: the store is unchanged. */
 	CMV_TRIM_DRY_RUN = (1u << 0),
+	/**
+	 * The session is live (an agent is appending to it, as in a hook): the
+	 * last message record and what follows it are kept as they are, so the
+	 * agent's next line still hangs from a uuid that exists, and no call is
+	 * answered, since its result may still be on its way.
+	 */
+	CMV_TRIM_LIVE = (1u << 1),
 };
 
 typedef struct cmv_trim_options {

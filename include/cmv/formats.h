@@ -146,6 +146,16 @@ CMV_EXTERN(int) cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf 
 					 const cmv_id *tip);
 
 /**
+ * As cmv_claude_session_write(), but every line keeps `session_id`: the
+ * file that replaces a live session in place (a hook's trim), which its
+ * agent goes on appending to under that id.
+ * @return as cmv_claude_session_write(); CMV_EINVALID for an id that is
+ *         not 1 to 36 characters of [A-Za-z0-9_-]
+ */
+CMV_EXTERN(int) cmv_claude_session_write_as(cmv_buf *out, const char *session_id, cmv_repo *repo,
+					    const cmv_id *tip);
+
+/**
  * The same for a branch of an imported Codex rollout: every record on the
  * path, the new id in its session_meta line; a message appended in cmv
  * becomes a response item of its own.

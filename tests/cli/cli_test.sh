@@ -269,6 +269,75 @@ TF=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["claude_file"])' <<
 ok "trim --claude writes a session" test -s "$TF"
 ok "it is smaller than the source" test "$(wc -c <"$TF")" -lt "$(wc -c <"$HERE/../../examples/claude-code/$V.jsonl")"
 
+# --- hooks: install, the auto-trim entry point, restore, uninstall ---
+SET=$WORK/home/.claude/settings.json
+printf '{"model":"opus","hooks":{"PreCompact":[{"matcher":"","hooks":[{"type":"command","command":"other-tool --x"}]}]}}' >"$SET"
+run hook install; ok "hook install" test $rc -eq 0
+run hook install; ok "hook install again" test $rc -eq 0
+ok "install keeps other settings" has '"model":	"opus"' "$(cat "$SET")"
+ok "install keeps other hooks" has 'other-tool --x' "$(cat "$SET")"
+ok "install is idempotent: one PreCompact entry of ours" test "$(grep -c "auto-trim\"" "$SET")" -eq 1
+ok "install adds the size check after tool use" test "$(grep -c "auto-trim --check-size" "$SET")" -eq 1
+run hook status --json; ok "hook status --json" is_json "$out"
+ok "status: installed" has '"installed":	true' "$out"
+cp "$SET" "$WORK/settings.good"
+printf '{"hooks": [' >"$SET"
+run hook install; ok "malformed settings: an error" test $rc -eq 1
+ok "malformed settings: named" has "settings.json" "$err"
+ok "malformed settings: left as they were" test "$(cat "$SET")" = '{"hooks": ['
+cp "$WORK/settings.good" "$SET"
+run hook frob; ok "hook: an unknown action is a usage error" test $rc -eq 2
+
+LIVE=$WORK/home/.claude/projects/-home-u-proj/live.jsonl
+cp "$HERE/../../examples/claude-code/$V.jsonl" "$LIVE"; chmod 644 "$LIVE"
+SID=$(grep -o '"sessionId":"[^"]*"' "$LIVE" | head -1 | cut -d'"' -f4)
+at() { # at STDIN ARGS... : run auto-trim as a hook does
+	out=$(printf '%s' "$1" | "$CMV" --store "$WORK/.cmv" auto-trim "${@:2}" 2>"$WORK/.err"); rc=$?; err=$(cat "$WORK/.err")
+}
+lastlog() { tail -1 "$WORK/.cmv/auto-trim.log"; }
+at 'not json'; ok "auto-trim: bad stdin still exits 0" test $rc -eq 0
+ok "auto-trim: bad stdin is logged" has "not a JSON object" "$(lastlog)"
+at ''; ok "auto-trim: empty stdin exits 0" test $rc -eq 0
+at '{"session_id":"x"}'; ok "auto-trim: no transcript_path exits 0" test $rc -eq 0
+ok "auto-trim: says what is missing" has "no session_id or transcript_path" "$(lastlog)"
+at "{\"session_id\":\"$SID\",\"transcript_path\":\"$WORK/nope.jsonl\"}"; ok "auto-trim: a missing file exits 0" test $rc -eq 0
+ok "auto-trim: the missing file is named" has "nope.jsonl: No such file" "$(lastlog)"
+at "{\"session_id\":\"../../etc\",\"transcript_path\":\"$LIVE\"}"; ok "auto-trim: a hostile session id exits 0" test $rc -eq 0
+ok "auto-trim: a hostile session id is refused" has "not a Claude Code session id" "$(lastlog)"
+at "{\"session_id\":\"$SID\",\"transcript_path\":\"$WORK\"}"; ok "auto-trim: a folder exits 0" has "not a regular file" "$(lastlog)"
+at "{\"session_id\":\"$SID\",\"transcript_path\":\"$LIVE\"}" --threshold 5; ok "auto-trim: a usage error exits 0" test $rc -eq 0
+cmp -s "$LIVE" "$HERE/../../examples/claude-code/$V.jsonl"; ok "none of that touched the session" test $? -eq 0
+LINES=$(wc -l <"$WORK/.cmv/auto-trim.log")
+at "{\"session_id\":\"$SID\",\"transcript_path\":\"$LIVE\"}" --check-size; ok "auto-trim --check-size: under the size" test $rc -eq 0
+ok "under the size: untouched, nothing logged" test "$(wc -l <"$WORK/.cmv/auto-trim.log")" -eq "$LINES"
+# being written: the last line cut off mid-record
+cp "$LIVE" "$WORK/live.orig"; printf '\n{"parentUuid":"x","type":"assist' >>"$LIVE"; cp "$LIVE" "$WORK/live.partial"
+at "{\"session_id\":\"$SID\",\"transcript_path\":\"$LIVE\",\"hook_event_name\":\"PreCompact\"}"
+ok "auto-trim: a session being written exits 0" test $rc -eq 0
+ok "a session being written is left as it was" cmp -s "$LIVE" "$WORK/live.partial"
+ok "and that is logged" has "being written" "$(lastlog)"
+cp "$WORK/live.orig" "$LIVE"
+at "{\"session_id\":\"$SID\",\"transcript_path\":\"$LIVE\",\"hook_event_name\":\"PreCompact\"}" --check-size --size 1000
+ok "auto-trim over the size" test $rc -eq 0
+ok "auto-trim: logged as trimmed" has '"outcome":"trimmed"' "$(lastlog)"
+ok "the live session shrank" test "$(wc -c <"$LIVE")" -lt "$(wc -c <"$WORK/live.orig")"
+ok "it keeps its session id on every line" test "$(grep -c "\"sessionId\":\"$SID\"" "$LIVE")" -eq "$(grep -c '"sessionId"' "$LIVE")"
+ok "it keeps its mode" test "$(stat -c %a "$LIVE")" = 644
+run import "$LIVE" --branch live-chk; ok "the trimmed live session imports" test $rc -eq 0
+run export live-chk --format anthropic --check; ok "and passes the checker" test $rc -eq 0
+BK=$(ls "$WORK/.cmv/backups/$SID/"*.jsonl | head -1)
+ok "the backup is the session as it was" cmp -s "$BK" "$WORK/live.orig"
+run hook status; ok "status shows the last run" has '"outcome":"trimmed"' "$out"
+run hook restore --list --json; ok "restore --list" has "$SID" "$out"
+run hook restore "$SID"; ok "hook restore" test $rc -eq 0
+ok "restore brings the session back byte for byte" cmp -s "$LIVE" "$WORK/live.orig"
+run hook restore nobody; ok "restore of a session with no backup fails" test $rc -eq 1
+run hook uninstall; ok "hook uninstall" has "2 cmv hooks removed" "$out"
+ok "uninstall keeps the other hook" has 'other-tool --x' "$(cat "$SET")"
+ok "uninstall leaves none of ours" test "$(grep -c auto-trim "$SET")" -eq 0
+run hook status --json; ok "status: not installed" has '"installed":	false' "$out"
+(cd / && printf '{}' | HOME=/nonexistent "$CMV" auto-trim >/dev/null 2>&1); ok "auto-trim with no store still exits 0" test $? -eq 0
+
 # --- the store is found from a subdirectory, and by CMV_DIR ---
 mkdir -p sub/dir && cd sub/dir
 run list; ok "discovered from a subdirectory" test $rc -eq 0

@@ -516,6 +516,48 @@ static void test_superseded_todo_lists(void **state)
 	cmv_buf_dispose(&t);
 }
 
+/* A live trim (a hook's): the tail the agent still writes to stays, and no call is answered for it. */
+static void test_live_trim_keeps_the_tail(void **state)
+{
+	test_store *ts = *state;
+	cmv_trim_report rep;
+	cmv_import_result res;
+	cmv_trim_options opts = CMV_TRIM_OPTIONS_INIT;
+	cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+	cmv_buf t = CMV_BUF_INIT(1 << 20), w = CMV_BUF_INIT(1 << 20);
+	session s;
+	char id[37];
+	cmv_buf_printf(&t, "%s", USER("u1", "null", "\"run it\""));
+	cmv_buf_printf(&t, "%s", ASST("a1", "\"u1\"", "m1", "[{\"type\":\"tool_use\",\"id\":\"T1\",\"name\":\"Bash\",\"input\":{\"command\":\"run\"}}]"));
+	cmv_buf_printf(&t, "{\"parentUuid\":\"a1\",\"type\":\"progress\",\"data\":{},\"uuid\":\"p1\",\"sessionId\":\"S\"}\n");
+	cmv_buf_printf(&t, USER("u2", "\"p1\"", "[{\"type\":\"tool_result\",\"tool_use_id\":\"T1\",\"content\":\"%s\"}]"), big);
+	/* the call in flight: its result is not written yet, and a progress line hangs from it */
+	cmv_buf_printf(&t, "%s", ASST("a2", "\"u2\"", "m2", "[{\"type\":\"thinking\",\"thinking\":\"next\",\"signature\":\"s\"},{\"type\":\"tool_use\",\"id\":\"T2\",\"name\":\"Bash\",\"input\":{\"command\":\"again\"}}]"));
+	cmv_buf_printf(&t, "{\"parentUuid\":\"a2\",\"type\":\"progress\",\"data\":{},\"uuid\":\"p2\",\"sessionId\":\"S\"}\n");
+	char *file = test_write_file(ts->dir, "live.jsonl", t.ptr, t.size);
+	io.branch = "live";
+	assert_cmv_ok(cmv_import_file(&res, ts->repo, file, NULL, &io));
+	opts.branch = "live.trim";
+	opts.threshold = 50;
+	opts.flags = CMV_TRIM_LIVE;
+	assert_cmv_ok(cmv_trim(&rep, ts->repo, &res.head, &opts));
+	assert_int_equal(rep.rules[CMV_TRIM_UNANSWERED].items, 0);
+	assert_int_equal(rep.rules[CMV_TRIM_PROGRESS].items, 1); /* p1, not p2 */
+	assert_int_equal(rep.rules[CMV_TRIM_TOOL_RESULTS].items, 1);
+	assert_cmv_ok(cmv_claude_session_write(&w, id, NULL, ts->repo, &rep.head));
+	session_parse(&s, w.ptr, w.size);
+	assert_int_equal(s.n, 5);
+	assert_string_equal(str(s.lines[2], "parentUuid"), "a1"); /* relinked past p1 */
+	assert_string_equal(str(s.lines[3], "uuid"), "a2");
+	assert_non_null(strstr(w.ptr, "\"thinking\":\"next\"")); /* the tail as it was */
+	assert_string_equal(str(s.lines[4], "uuid"), "p2");
+	assert_null(strstr(w.ptr, "no result was recorded"));
+	session_free(&s);
+	free(file);
+	cmv_buf_dispose(&t);
+	cmv_buf_dispose(&w);
+}
+
 typedef struct {
 	uint32_t prefix; /* the id's first 7 hex digits */
 	uint32_t i;
@@ -630,6 +672,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bloat_rules, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_superseded_todo_lists, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stub_ids_stay_unambiguous, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_live_trim_keeps_the_tail, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_threshold_and_failures_change_nothing, test_store_setup,
 						test_store_teardown),
 	};
