@@ -73,6 +73,9 @@ typedef struct {
 	char *last_snapshot[CMV_ARRAY_SIZE(snapshot_inputs)]; /* the last call id of each snapshot tool */
 	char pending_group[128];
 	cJSON *pending_base; /* the call's record, for the fields an answer copies */
+	/* blobs made for this record's stubs (an input string, a superseded list, an image inside a result) */
+	cmv_id *held;
+	size_t n_held, cap_held;
 	bool live;          /* CMV_TRIM_LIVE */
 	size_t index;       /* the record being rewritten, by position on the path */
 	size_t frozen_from; /* live: records from here on are only relinked */
@@ -84,6 +87,38 @@ static void rule_add(trim_ctx *t, cmv_trim_rule r, size_t items, int64_t bytes, 
 	t->rep->rules[r].items += items;
 	t->rep->rules[r].bytes += bytes;
 	t->rep->rules[r].tokens += tokens;
+}
+
+/* A blob a stub of the record being rewritten names (written already). */
+static int hold(trim_ctx *t, const cmv_id *blob)
+{
+	int error = session_grow((void **)&t->held, &t->cap_held, t->n_held, sizeof(*t->held));
+	if (error < 0)
+		return error;
+	t->held[t->n_held++] = *blob;
+	return 0;
+}
+
+/*
+ * The blobs a record's stubs name hang from a node of their own, which the
+ * rewritten record is derived from (besides its original): nothing else
+ * points at them, and a stub must recall after gc, and in another store
+ * that a bundle brought it to.
+ */
+static int write_holder(cmv_id *out, trim_ctx *t)
+{
+	cmv_block_content stack[8], *blocks = stack;
+	int error;
+	if (t->n_held > CMV_ARRAY_SIZE(stack) && !(blocks = cmv__calloc(t->n_held, sizeof(*blocks))))
+		return CMV_ENOMEM;
+	for (size_t i = 0; i < t->n_held; i++)
+		blocks[i] = (cmv_block_content){ .type = "stubbed", .blob = &t->held[i] };
+	cmv_message m = { .role = CMV_ROLE_TOOL, .kind = CMV_KIND_EVENT, .blocks = blocks, .n_blocks = t->n_held };
+	error = cmv_node_write(out, t->repo, NULL, &m);
+	if (blocks != stack)
+		free(blocks);
+	t->n_held = 0;
+	return error;
 }
 
 static size_t utf8_chars(const char *s, size_t len)
@@ -202,7 +237,7 @@ static int stub_value(trim_ctx *t, cJSON *v, bool *changed)
 	cmv_id_hash(&id, data, len);
 	if ((error = make_stub(t, NULL, data, len, &id)) < 0 || t->stub.size >= len)
 		return error; /* a stub no shorter than what it stands for saves nothing */
-	if ((error = cmv_blob_write(&id, t->repo, data, len)) < 0)
+	if ((error = cmv_blob_write(&id, t->repo, data, len)) < 0 || (error = hold(t, &id)) < 0)
 		return error;
 	rule_add(t, CMV_TRIM_TOOL_INPUTS, 1, (int64_t)len - (int64_t)t->stub.size,
 		 tokens_of(t, data, len) - tokens_of(t, t->stub.ptr, t->stub.size));
@@ -357,7 +392,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 					continue;
 				cmv_id iid;
 				const char *d = data ? data : "";
-				if ((error = cmv_blob_write(&iid, t->repo, d, strlen(d))) < 0 ||
+				if ((error = cmv_blob_write(&iid, t->repo, d, strlen(d))) < 0 || (error = hold(t, &iid)) < 0 ||
 				    (error = make_stub(t, cj_str(src, "media_type") ? cj_str(src, "media_type") : "unknown", d, strlen(d), &iid)) < 0)
 					break;
 				rule_add(t, CMV_TRIM_IMAGES, 1, (int64_t)strlen(d) - (int64_t)t->stub.size,
@@ -433,7 +468,7 @@ static int stub_superseded(trim_ctx *t, cJSON *in, const char *name, const char 
 			return error;
 		if (t->stub.size + 2 >= len)
 			continue; /* as its quoted string, the stub would be no shorter */
-		if ((error = cmv_blob_write(&blob, t->repo, val.p, len)) < 0)
+		if ((error = cmv_blob_write(&blob, t->repo, val.p, len)) < 0 || (error = hold(t, &blob)) < 0)
 			return error;
 		rule_add(t, CMV_TRIM_SUPERSEDED, 1, (int64_t)len - (int64_t)t->stub.size - 2,
 			 tokens_of(t, val.p, len) - tokens_of(t, t->stub.ptr, t->stub.size));
@@ -603,7 +638,7 @@ static int answer_pending(trim_ctx *t)
 		error = CMV_ENOMEM;
 	if (!error)
 		error = record_edit_write(&t->tail, &e, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail,
-					  CMV_ROLE_USER, CMV_KIND_MESSAGE, &t->pending_from);
+					  CMV_ROLE_USER, CMV_KIND_MESSAGE, &t->pending_from, 1);
 	/* whatever hung from the call's line now hangs from its answer */
 	if (!error && t->last_uuid[0])
 		error = cmv__strmap_put(&t->remap, t->last_uuid, 0, uuid);
@@ -641,6 +676,7 @@ static int trim_cc(trim_ctx *t, const cmv_node *n)
 	bool changed = false;
 	int error;
 
+	t->n_held = 0;
 	if ((error = record_edit_load(&e, n)) < 0)
 		return error;
 	cJSON *root = e.root;
@@ -757,8 +793,13 @@ relink:
 	if (!changed) {
 		error = carry(t, n);
 	} else {
-		error = record_edit_write(&t->tail, &e, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, n->role, n->kind,
-					  &n->id);
+		cmv_id from[2] = { n->id };
+		size_t n_from = 1;
+		if (t->n_held && (error = write_holder(&from[1], t)) == 0)
+			n_from = 2;
+		if (!error)
+			error = record_edit_write(&t->tail, &e, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, n->role,
+						  n->kind, from, n_from);
 		t->parent_kept = false;
 	}
 	if (!error)
@@ -1121,6 +1162,7 @@ out:
 	cJSON_Delete(t.pending_base);
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(snapshot_inputs); i++)
 		free(t.last_snapshot[i]);
+	free(t.held);
 	cmv_buf_dispose(&t.blob);
 	cmv_buf_dispose(&t.text);
 	cmv_buf_dispose(&t.stub);

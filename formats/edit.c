@@ -126,7 +126,7 @@ cJSON *record_edit_add(record_edit *e, char enc, const cmv_block_content *bc)
 }
 
 int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id *parent, cmv_role role,
-		      cmv_kind kind, const cmv_id *derived_from)
+		      cmv_kind kind, const cmv_id *derived_from, size_t n_derived)
 {
 	size_t n_orig = e->node ? e->node->n_blocks : 0, n_all = n_orig + e->n_added, n_new = 0;
 	size_t *renum = NULL;
@@ -197,7 +197,7 @@ int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id 
 					e->sep_len)) < 0)
 		goto done;
 	cmv_message m = { .role = role, .kind = kind, .blocks = blocks, .n_blocks = n_new, .meta = meta.ptr,
-			  .meta_len = meta.size, .derived_from = derived_from, .n_derived_from = derived_from ? 1 : 0 };
+			  .meta_len = meta.size, .derived_from = derived_from, .n_derived_from = derived_from ? n_derived : 0 };
 	error = cmv_node_write(out, repo, parent, &m);
 done:
 	cJSON_free(text);

@@ -193,9 +193,9 @@ size_t record_edit_block(const record_edit *e, const cJSON *v);
  * JSON string of the bytes, 'R' for raw JSON. NULL when out of memory.
  */
 cJSON *record_edit_add(record_edit *e, char enc, const cmv_block_content *bc);
-/* Write the edited record as a node below parent (NULL: a root). */
+/* Write the edited record as a node below parent (NULL: a root), derived from the n_derived nodes given. */
 int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id *parent, cmv_role role,
-		      cmv_kind kind, const cmv_id *derived_from);
+		      cmv_kind kind, const cmv_id *derived_from, size_t n_derived);
 void record_edit_dispose(record_edit *e);
 
 /* ---- generic importer for formats whose records form one chain ---------- */
