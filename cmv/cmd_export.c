@@ -8,8 +8,8 @@
 #include <string.h>
 #include "cmd.h"
 
-static const char *e_ref, *e_format, *e_out, *e_session, *e_model;
-static bool e_check, e_pretty, e_full, e_plain;
+static const char *e_ref, *e_format, *e_out, *e_session, *e_model, *e_bundle;
+static bool e_check, e_pretty, e_full, e_plain, e_branches;
 const cli_opt opts_export[] = {
 	{ OPT_VALUE, "session", 's', "ID", "write an imported session back whole, byte for byte (cc/<id>, codex/<id>, ... or the id)", &e_session, NULL },
 	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &e_ref, NULL },
@@ -20,6 +20,8 @@ const cli_opt opts_export[] = {
 	{ OPT_FLAG, "no-decorations", 0, NULL, "no cache markers, reasoning includes or signature placeholders", NULL, &e_plain },
 	{ OPT_FLAG, "pretty", 0, NULL, "indent the JSON", NULL, &e_pretty },
 	{ OPT_VALUE, "output", 'o', "FILE", "write to FILE instead of standard output", &e_out, NULL },
+	{ OPT_VALUE, "bundle", 0, "FILE", "write snapshot REF, its lineage and every object they reach as a portable bundle (cmv import FILE)", &e_bundle, NULL },
+	{ OPT_FLAG, "with-branches", 0, NULL, "with --bundle: also the branches made from those snapshots (their trims)", NULL, &e_branches },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -64,6 +66,31 @@ CMD(export)
 	int rc;
 
 	CLI_PARSE("export");
+	if (e_branches && !e_bundle)
+		return cli_usage_error(cli_find("export"), "--with-branches goes with --bundle");
+	if (e_bundle) {
+		cmv_bundle_stats bs;
+		char tmp[4096];
+		if (!e_ref || e_session || e_format || e_out)
+			return cli_usage_error(cli_find("export"), "--bundle FILE takes a SNAPSHOT, and no --session, --format or --output");
+		/* through a temporary file: a failed export leaves no half bundle behind */
+		if (snprintf(tmp, sizeof(tmp), "%s.cmv-tmp", e_bundle) >= (int)sizeof(tmp) || !(fp = fopen(tmp, "wb")))
+			return cli_failf("cannot write '%s': %s", e_bundle, strerror(errno));
+		const char *snaps[1] = { e_ref };
+		rc = cmv_bundle_export(&bs, ctx->repo, snaps, 1, e_branches ? CMV_BUNDLE_WITH_BRANCHES : 0, write_file, fp) < 0
+			     ? cli_fail("export failed")
+			     : EXIT_OK;
+		if (fclose(fp) != 0 && rc == EXIT_OK)
+			rc = cli_failf("cannot write '%s': %s", e_bundle, strerror(errno));
+		if (rc == EXIT_OK && rename(tmp, e_bundle) != 0)
+			rc = cli_failf("cannot write '%s': %s", e_bundle, strerror(errno));
+		if (rc != EXIT_OK)
+			remove(tmp);
+		else
+			fprintf(stderr, "cmv: bundle %s: %zu ref%s, %zu nodes, %zu blobs, %llu bytes\n", e_bundle, bs.refs,
+				bs.refs == 1 ? "" : "s", bs.nodes, bs.blobs, (unsigned long long)bs.bytes);
+		return rc;
+	}
 	if (e_session) {
 		cmv_buf name = CMV_BUF_INIT(4096);
 		if (e_ref || e_format)

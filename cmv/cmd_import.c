@@ -7,7 +7,7 @@
 #include "cmd.h"
 #include "sessions.h"
 
-static const char *i_format, *i_branch, *i_file, *i_max_line, *i_session;
+static const char *i_format, *i_branch, *i_file, *i_max_line, *i_session, *i_prefix;
 static bool i_lenient, i_force, i_json, i_latest;
 const cli_opt opts_import[] = {
 	{ OPT_ARG_OPT, "FILE|DIR", 0, NULL, "a session file, or a folder of them (searched recursively)", &i_file, NULL },
@@ -19,6 +19,7 @@ const cli_opt opts_import[] = {
 	{ OPT_FLAG, "lenient", 0, NULL, "keep bad records as opaque events instead of failing, and list them", NULL, &i_lenient },
 	{ OPT_FLAG, "force", 0, NULL, "move the branch even if it has diverged from the file", NULL, &i_force },
 	{ OPT_VALUE, "max-line-bytes", 0, "N", "longest line accepted (default 67108864)", &i_max_line, NULL },
+	{ OPT_VALUE, "prefix", 0, "P", "a bundle: put its snapshots and branches under P/", &i_prefix, NULL },
 	{ OPT_FLAG, "json", 0, NULL, "print what was imported as JSON", NULL, &i_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -174,6 +175,29 @@ CMD(import)
 			return cli_usage_error(cli_find("import"), "--max-line-bytes needs a positive number");
 		opts.max_line_bytes = (size_t)v;
 	}
+	if (i_file && cmv_bundle_detect(i_file)) {
+		cmv_bundle_import_options bo = CMV_BUNDLE_IMPORT_OPTIONS_INIT;
+		cmv_bundle_stats bs;
+		if (i_format || i_branch || i_lenient || i_force || i_max_line)
+			return cli_usage_error(cli_find("import"), "a bundle takes no --format, --branch, --lenient, --force or --max-line-bytes");
+		bo.prefix = i_prefix;
+		if (cmv_bundle_import(&bs, ctx->repo, i_file, &bo) < 0)
+			return cli_fail("import failed");
+		if (i_json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "bundle", i_file);
+			cJSON_AddNumberToObject(o, "refs", (double)bs.refs);
+			cJSON_AddNumberToObject(o, "unchanged", (double)bs.unchanged);
+			cJSON_AddNumberToObject(o, "nodes", (double)bs.nodes);
+			cJSON_AddNumberToObject(o, "blobs", (double)bs.blobs);
+			return cli_print_json(o);
+		}
+		printf("bundle %s: %zu ref%s created, %zu already here; %zu nodes and %zu blobs verified\n", i_file, bs.refs,
+		       bs.refs == 1 ? "" : "s", bs.unchanged, bs.nodes, bs.blobs);
+		return EXIT_OK;
+	}
+	if (i_prefix)
+		return cli_usage_error(cli_find("import"), "--prefix is for bundles");
 	if (i_format) {
 		bool known = false;
 		for (const char *const *f = cmv_format_names(); *f; f++)

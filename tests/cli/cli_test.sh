@@ -338,6 +338,43 @@ ok "uninstall leaves none of ours" test "$(grep -c auto-trim "$SET")" -eq 0
 run hook status --json; ok "status: not installed" has '"installed":	false' "$out"
 (cd / && printf '{}' | HOME=/nonexistent "$CMV" auto-trim >/dev/null 2>&1); ok "auto-trim with no store still exits 0" test $? -eq 0
 
+# --- bundles ---
+run export t1 --bundle "$WORK/t1.cmvb" --with-branches; ok "export --bundle" test $rc -eq 0
+ok "export --bundle says what it holds" has "nodes" "$err"
+ok "a bundle is a tar any tar lists" has "nodes.jsonl" "$(tar tf "$WORK/t1.cmvb")"
+run export t1.trim --bundle "$WORK/x.cmvb"; ok "export --bundle of a branch is refused" test $rc -eq 1
+ok "and leaves no file" test ! -e "$WORK/x.cmvb"
+mkdir -p "$WORK/other" && (cd "$WORK/other" && "$CMV" init >/dev/null)
+OTHER=(--store "$WORK/other/.cmv")
+run "${OTHER[@]}" import "$WORK/t1.cmvb" --json; ok "import a bundle" test $rc -eq 0
+ok "import a bundle: its refs" has '"refs":	2' "$out"
+run "${OTHER[@]}" list; ok "the bundle's snapshot and trimmed branch arrived" has "t1.trim" "$out"
+ID=$("$CMV" "${OTHER[@]}" export t1.trim --format anthropic | grep -o 'recall [0-9a-f]\{7,\}' | head -1 | cut -d' ' -f2)
+run "${OTHER[@]}" recall "$ID"; ok "a stub recalls in the other store" test $rc -eq 0 -a -n "$out"
+run "${OTHER[@]}" import "$WORK/t1.cmvb" --prefix laptop; ok "import --prefix" test $rc -eq 0
+run "${OTHER[@]}" tree; ok "the lineage is kept under the prefix" has "laptop/t1.trim" "$out"
+python3 - "$WORK" <<'PY'
+import io, json, sys, tarfile
+w = sys.argv[1]
+m = json.dumps({"format": "cmv-bundle", "version": 1, "refs": []}).encode()
+def bundle(name, add):
+    with tarfile.open(f"{w}/{name}", "w", format=tarfile.USTAR_FORMAT) as t:
+        i = tarfile.TarInfo("cmv-bundle.json"); i.size = len(m); t.addfile(i, io.BytesIO(m))
+        add(t)
+def link(t):
+    i = tarfile.TarInfo("blobs/x"); i.type = tarfile.SYMTYPE; i.linkname = "/etc/passwd"; t.addfile(i)
+def dotdot(t):
+    i = tarfile.TarInfo("../../evil"); i.size = 3; t.addfile(i, io.BytesIO(b"abc"))
+def absolute(t):
+    i = tarfile.TarInfo("/tmp/evil"); i.size = 3; t.addfile(i, io.BytesIO(b"abc"))
+bundle("link.cmvb", link); bundle("dotdot.cmvb", dotdot); bundle("abs.cmvb", absolute)
+PY
+run "${OTHER[@]}" import "$WORK/link.cmvb"; ok "a bundle with a link is refused" test $rc -eq 1
+ok "the link is named" has "symbolic link" "$err"
+run "${OTHER[@]}" import "$WORK/dotdot.cmvb"; ok "a bundle with '..' is refused" has "'..'" "$err"
+run "${OTHER[@]}" import "$WORK/abs.cmvb"; ok "a bundle with an absolute path is refused" has "absolute path" "$err"
+ok "nothing was written outside" test ! -e "$WORK/../evil"
+
 # --- the store is found from a subdirectory, and by CMV_DIR ---
 mkdir -p sub/dir && cd sub/dir
 run list; ok "discovered from a subdirectory" test $rc -eq 0
