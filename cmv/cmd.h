@@ -126,4 +126,23 @@ int cli_parse_threshold(size_t *out, const char *s);
 int cli_trim(cmv_id *head, cli_ctx *ctx, const cmv_id *tip, const char *from_ref, const char *branch,
 	     const char *snapshot, size_t threshold, const char *model, bool dry, cJSON *json);
 
+/*
+ * Token counts of what models are sent for a conversation (cmv tree, cmv
+ * info): the models of a comma list (NULL: claude-sonnet-4-5), each with
+ * its tokenizer loaded once.
+ */
+#define CLI_COUNTER_MAX 8
+typedef struct cli_counter {
+	cmv_models *models;
+	const cmv_model *m[CLI_COUNTER_MAX];
+	cmv_tok *tok[CLI_COUNTER_MAX];
+	size_t n;
+} cli_counter;
+/* EXIT_OK, or EXIT_USAGE / EXIT_ERROR after saying why. */
+int cli_counter_init(cli_counter *c, const cli_cmd *cmd, const char *list);
+int cli_counter_count(uint64_t *out, cli_counter *c, size_t i, cmv_repo *repo, const cmv_id *tip);
+void cli_counter_free(cli_counter *c);
+/* "12.3k" for 12345 (3 significant digits) into buf. */
+const char *cli_human(uint64_t n, char buf[16]);
+
 #endif

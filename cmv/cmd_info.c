@@ -1,14 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* cmv info NAME: a branch or snapshot in detail, with its model and usage. */
+/*
+ * cmv info NAME: a branch or snapshot in detail: its model and usage, the
+ * tokens it sends to each model asked for, its lineage (what it was made
+ * from, up the chain), what was made from it, and, for a trim, what the
+ * trim cut.
+ */
+#include <stdlib.h>
 #include <string.h>
 #include "cmd.h"
 
 cJSON *cli_ref_json(const cmv_ref *r, const char *head);
 
-static const char *in_name;
-static bool in_json;
+static const char *in_name, *in_models;
+static bool in_json, in_no_tokens;
 const cli_opt opts_info[] = {
 	{ OPT_ARG_OPT, "NAME", 0, NULL, "a branch or snapshot (default: the current branch)", &in_name, NULL },
+	{ OPT_VALUE, "models", 'm', "M,...", "count the tokens it sends to these models (default claude-sonnet-4-5)", &in_models, NULL },
+	{ OPT_FLAG, "no-tokens", 0, NULL, "do not count tokens", NULL, &in_no_tokens },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &in_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -41,6 +49,44 @@ static int usage_one(const cmv_usage_segment *s, void *payload)
 	return 0;
 }
 
+typedef struct {
+	const char *name;
+	cJSON *names;
+} children_state;
+
+static int child_of(const cmv_ref *r, void *payload)
+{
+	children_state *st = payload;
+	if (r->from_ref && !strcmp(r->from_ref, st->name))
+		cJSON_AddItemToArray(st->names, cJSON_CreateString(r->name));
+	return 0;
+}
+
+/* What the ref was made from, and what that was made from, up to a root (or a deleted source). */
+static cJSON *lineage(cmv_repo *repo, const cmv_ref *r)
+{
+	cJSON *arr = cJSON_CreateArray();
+	char name[CMV_REF_NAME_MAX + 1];
+	if (!r->from_ref)
+		return arr;
+	snprintf(name, sizeof(name), "%s", r->from_ref);
+	for (int guard = 0; guard < 1000; guard++) {
+		cmv_ref *up = NULL;
+		cJSON_AddItemToArray(arr, cJSON_CreateString(name));
+		if (cmv_ref_lookup(&up, repo, name) < 0) {
+			cmv_error_clear();
+			break;
+		}
+		bool more = up->from_ref != NULL;
+		if (more)
+			snprintf(name, sizeof(name), "%s", up->from_ref);
+		cmv_ref_free(up);
+		if (!more)
+			break;
+	}
+	return arr;
+}
+
 CMD(info)
 {
 	cmv_buf name = CMV_BUF_INIT(4096), head = CMV_BUF_INIT(4096), llm = CMV_BUF_INIT(8192);
@@ -52,7 +98,15 @@ CMD(info)
 	size_t counts[4] = { 0 }, n_msgs = 0, n_events = 0, n_summaries = 0;
 	int rc = EXIT_OK, error;
 
+	cli_counter counter = { 0 };
+	cJSON *tokens = NULL, *lin = NULL, *kids = NULL, *trim = NULL;
+	char num[16];
+
 	CLI_PARSE("info");
+	if (in_models && in_no_tokens)
+		return cli_usage_error(cli_find("info"), "--models or --no-tokens, not both");
+	if (!in_no_tokens && (rc = cli_counter_init(&counter, cli_find("info"), in_models)) != EXIT_OK)
+		return rc;
 	if (in_name)
 		cmv_buf_puts(&name, in_name);
 	else if ((rc = cli_current_branch(&name, ctx)) != 0)
@@ -81,6 +135,27 @@ CMD(info)
 			goto done;
 		}
 	}
+	tokens = cJSON_CreateObject();
+	for (size_t m = 0; m < counter.n; m++) {
+		uint64_t v;
+		if (cli_counter_count(&v, &counter, m, ctx->repo, &r->target) < 0) {
+			cmv_error_clear();
+			cJSON_AddNullToObject(tokens, counter.m[m]->id);
+		} else {
+			cJSON_AddNumberToObject(tokens, counter.m[m]->id, (double)v);
+		}
+	}
+	lin = lineage(ctx->repo, r);
+	children_state cs = { r->name, kids = cJSON_CreateArray() };
+	cmv_ref_foreach(ctx->repo, child_of, &cs);
+	cmv_error_clear();
+	{
+		cmv_buf note = CMV_BUF_INIT(1 << 20);
+		if (r->type == CMV_REF_BRANCH && cmv_branch_note_get(&note, ctx->repo, r->name, "trim") == 0 && note.size)
+			trim = cJSON_Parse(note.ptr);
+		cmv_error_clear();
+		cmv_buf_dispose(&note);
+	}
 	bool has_llm = r->type == CMV_REF_BRANCH && cmv_branch_llm_get(&llm, ctx->repo, r->name) == 0;
 	bool is_head = cmv_head_get(&head, ctx->repo) == 0 && !strcmp(head.ptr, r->name);
 	cmv_error_clear();
@@ -96,6 +171,12 @@ CMD(info)
 			cJSON_AddStringToObject(o, "model", llm.ptr);
 		else
 			cJSON_AddNullToObject(o, "model");
+		cJSON_AddItemToObject(o, "tokens", tokens);
+		cJSON_AddItemToObject(o, "lineage", lin);
+		cJSON_AddItemToObject(o, "made_from_it", kids);
+		if (trim)
+			cJSON_AddItemToObject(o, "trim", trim);
+		tokens = lin = kids = trim = NULL;
 		us.arr = cJSON_AddArrayToObject(o, "usage");
 		if (r->type == CMV_REF_BRANCH)
 			cmv_usage_foreach(ctx->repo, r->name, usage_one, &us);
@@ -124,9 +205,39 @@ CMD(info)
 	       n_msgs, counts[0], counts[1], counts[2], counts[3], n_events, n_summaries);
 	if (has_llm)
 		printf("model:    %s\n", llm.ptr);
+	for (cJSON *t = tokens->child; t; t = t->next)
+		if (cJSON_IsNumber(t))
+			printf("tokens:   %s sent to %s (%.0f)\n", cli_human((uint64_t)t->valuedouble, num), t->string,
+			       t->valuedouble);
+	if (lin->child) {
+		printf("lineage:  %s", r->name);
+		for (cJSON *l = lin->child; l; l = l->next)
+			printf(" <- %s", l->valuestring);
+		printf("\n");
+	}
+	if (kids->child) {
+		printf("made from it:");
+		for (cJSON *l = kids->child; l; l = l->next)
+			printf(" %s", l->valuestring);
+		printf("\n");
+	}
+	if (trim) {
+		double b0 = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(trim, "bytes_before"));
+		double b1 = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(trim, "bytes_after"));
+		const char *of = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(trim, "from_ref"));
+		printf("trim:     of %s, threshold %g, bytes %.0f -> %.0f (-%.0f%%); stubs recall with cmv recall ID\n",
+		       of ? of : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(trim, "from")),
+		       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(trim, "threshold")), b0, b1,
+		       b0 > 0 ? 100.0 * (b0 - b1) / b0 : 0.0);
+	}
 	if (r->type == CMV_REF_BRANCH)
 		cmv_usage_foreach(ctx->repo, r->name, usage_one, &us);
 done:
+	cJSON_Delete(tokens);
+	cJSON_Delete(lin);
+	cJSON_Delete(kids);
+	cJSON_Delete(trim);
+	cli_counter_free(&counter);
 	cmv_walk_free(walk);
 	cmv_ref_free(r);
 	cmv_buf_dispose(&name);

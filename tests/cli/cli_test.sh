@@ -338,6 +338,25 @@ ok "uninstall leaves none of ours" test "$(grep -c auto-trim "$SET")" -eq 0
 run hook status --json; ok "status: not installed" has '"installed":	false' "$out"
 (cd / && printf '{}' | HOME=/nonexistent "$CMV" auto-trim >/dev/null 2>&1); ok "auto-trim with no store still exits 0" test $? -eq 0
 
+# --- tree and info: trims, lineage, tokens per model ---
+run tree; ok "tree marks a trim and what it is of" has "t1.trim (branch" "$out"
+ok "tree: the trim line" has "[trim of t1, threshold 500, bytes -" "$(grep 't1.trim' <<<"$out")"
+ok "tree: tokens per model" has "claude-sonnet-4-5)" "$(grep 't1.trim' <<<"$out")"
+run tree --models gpt-4o,claude-sonnet-4-5 --json; ok "tree --models --json" is_json "$out"
+ok "tree --json: tokens of both models" has '"gpt-4o":' "$out"
+ok "tree --json: the trim note" has '"threshold":	500' "$out"
+run tree --models nope; ok "tree: an unknown model is a usage error" test $rc -eq 2
+run tree --no-tokens; ok "tree --no-tokens" test $rc -eq 0 -a "$(grep -c 'claude-sonnet' <<<"$out")" -eq 0
+run info t1.trim -m gpt-4o,claude-sonnet-4-5; ok "info: tokens for each model" test "$(grep -c '^tokens:' <<<"$out")" -eq 2
+ok "info: the lineage" has "lineage:  t1.trim <- t1 <-" "$out"
+ok "info: the trim" has "trim:     of t1, threshold 500" "$out"
+run info t1 --json; ok "info --json" is_json "$out"
+ok "info --json: what was made from it" has '"made_from_it":	["t1.trim"' "$out"
+# fewer tokens after the trim, in the tree's own counts
+B=$("$CMV" info t1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"]["claude-sonnet-4-5"])')
+A=$("$CMV" info t1.trim --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"]["claude-sonnet-4-5"])')
+ok "the trim sends fewer tokens than its snapshot" test "$A" -lt "$B"
+
 # --- bundles ---
 run export t1 --bundle "$WORK/t1.cmvb" --with-branches; ok "export --bundle" test $rc -eq 0
 ok "export --bundle says what it holds" has "nodes" "$err"
