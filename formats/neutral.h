@@ -31,6 +31,22 @@ typedef struct {
 	bool keep_all;    /* a compaction does not drop what came before */
 } conv;
 
+/*
+ * A branch loaded for one provider and repaired to its rules, before it is
+ * written: the pager changes the messages in between (stubs, evictions).
+ */
+typedef struct cmv__conversation {
+	conv c;                   /* c.system: the system prompts */
+	cJSON *msgs;              /* the repaired messages, neutral shape */
+	cmv_render_stats st;
+	cmv_render_target target;
+} cmv__conversation;
+int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+			   unsigned int flags);
+/* The request body for cv->target, as cmv_render() writes it. */
+int cmv__conversation_write(cmv_buf *out, const cmv__conversation *cv, const cmv_render_options *opts);
+void cmv__conversation_dispose(cmv__conversation *cv);
+
 /* Start a message; returns its content array (NULL when out of memory). */
 cJSON *conv_msg(conv *c, const char *role, const char *group);
 /* The content array of the last message if it has this role and group, else a new message. */

@@ -1010,40 +1010,54 @@ int cmv_render_target_parse(cmv_render_target *out, const char *name)
 			      name ? name : "");
 }
 
-int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
-	       const cmv_render_options *opts)
+int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+			   unsigned int flags)
+{
+	int error;
+
+	memset(cv, 0, sizeof(*cv));
+	cv->target = target;
+	if (target < CMV_RENDER_ANTHROPIC || target > CMV_RENDER_GEMINI)
+		return cmv_error__set(CMV_EINVALID, "unknown render target %d", (int)target);
+	cv->c.keep_all = flags & CMV_RENDER_FULL_HISTORY;
+	if (!(cv->c.system = cJSON_CreateArray()) || !(cv->c.messages = cJSON_CreateArray())) {
+		cmv__conversation_dispose(cv);
+		return cmv_error__oom();
+	}
+	if ((error = load_conversation(&cv->c, &cv->st, repo, tip)) < 0 ||
+	    (error = repair(&cv->msgs, &cv->c, target, &cv->st)) < 0) {
+		cmv__conversation_dispose(cv);
+		return error;
+	}
+	cv->st.compactions = cv->c.resets;
+	cv->st.messages = (size_t)cJSON_GetArraySize(cv->msgs);
+	return 0;
+}
+
+void cmv__conversation_dispose(cmv__conversation *cv)
+{
+	cJSON_Delete(cv->msgs);
+	cJSON_Delete(cv->c.system);
+	cJSON_Delete(cv->c.messages);
+	memset(cv, 0, sizeof(*cv));
+}
+
+int cmv__conversation_write(cmv_buf *out, const cmv__conversation *cv, const cmv_render_options *opts)
 {
 	cmv_render_options defaults = CMV_RENDER_OPTIONS_INIT;
-	cmv_render_stats st;
 	cmv_buf scratch = CMV_BUF_INIT(SESSION_MAX_BYTES);
-	conv c;
-	cJSON *msgs = NULL, *body = NULL;
+	cmv_render_target target = cv->target;
+	cJSON *body = NULL, *msgs = NULL;
 	char *text = NULL;
 	int error;
 
-	CMV_ASSERT_ARG(out);
-	CMV_ASSERT_ARG(repo);
-	CMV_ASSERT_ARG(tip);
 	if (!opts)
 		opts = &defaults;
-	if (target < CMV_RENDER_ANTHROPIC || target > CMV_RENDER_GEMINI)
-		return cmv_error__set(CMV_EINVALID, "unknown render target %d", (int)target);
-	memset(&st, 0, sizeof(st));
-	memset(&c, 0, sizeof(c));
-	c.keep_all = opts->flags & CMV_RENDER_FULL_HISTORY;
-	if (!(c.system = cJSON_CreateArray()) || !(c.messages = cJSON_CreateArray())) {
-		error = cmv_error__oom();
-		goto done;
-	}
-	if ((error = load_conversation(&c, &st, repo, tip)) < 0 || (error = repair(&msgs, &c, target, &st)) < 0)
-		goto done;
-	st.compactions = c.resets;
-	st.messages = (size_t)cJSON_GetArraySize(msgs);
-	if (!st.messages) {
-		error = cmv_error__set(CMV_EINVALID, "nothing to render: the conversation has no messages");
-		goto done;
-	}
-	if (!(body = cJSON_CreateObject()) || (opts->model && !cJSON_AddStringToObject(body, "model", opts->model))) {
+	if (!cJSON_GetArraySize(cv->msgs))
+		return cmv_error__set(CMV_EINVALID, "nothing to render: the conversation has no messages");
+	/* the writers take the messages apart: they get a copy, the caller keeps its own */
+	if (!(msgs = cJSON_Duplicate(cv->msgs, 1)) || !(body = cJSON_CreateObject()) ||
+	    (opts->model && !cJSON_AddStringToObject(body, "model", opts->model))) {
 		error = cmv_error__oom();
 		goto done;
 	}
@@ -1052,13 +1066,13 @@ int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_
 			error = cmv_error__oom();
 			goto done;
 		}
-		error = write_anthropic(body, msgs, c.system, opts->flags);
+		error = write_anthropic(body, msgs, cv->c.system, opts->flags);
 	} else if (target == CMV_RENDER_OPENAI_CHAT) {
-		error = write_openai_chat(body, msgs, c.system, &scratch);
+		error = write_openai_chat(body, msgs, cv->c.system, &scratch);
 	} else if (target == CMV_RENDER_OPENAI_RESPONSES) {
-		error = write_openai_responses(body, msgs, c.system, opts->flags, &scratch);
+		error = write_openai_responses(body, msgs, cv->c.system, opts->flags, &scratch);
 	} else {
-		error = write_gemini(body, msgs, c.system, opts->flags);
+		error = write_gemini(body, msgs, cv->c.system, opts->flags);
 	}
 	if (error < 0) {
 		error = cmv_error__oom();
@@ -1071,14 +1085,27 @@ int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_
 	cmv_buf_clear(out);
 	if ((error = cmv_buf_puts(out, text)) < 0 || (error = cmv_buf_puts(out, "\n")) < 0)
 		goto done;
-	if (stats)
-		*stats = st;
 done:
 	cJSON_free(text);
 	cJSON_Delete(body);
 	cJSON_Delete(msgs);
-	cJSON_Delete(c.system);
-	cJSON_Delete(c.messages);
 	cmv_buf_dispose(&scratch);
+	return error;
+}
+
+int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+	       const cmv_render_options *opts)
+{
+	cmv__conversation cv;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	if ((error = cmv__conversation_load(&cv, repo, tip, target, opts ? opts->flags : 0)) < 0)
+		return error;
+	if ((error = cmv__conversation_write(out, &cv, opts)) == 0 && stats)
+		*stats = cv.st;
+	cmv__conversation_dispose(&cv);
 	return error;
 }
