@@ -1168,19 +1168,3 @@ out:
 	cmv_buf_dispose(&t.stub);
 	return error;
 }
-
-int cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id)
-{
-	cmv_object_type type;
-	cmv_id oid;
-	int error;
-
-	CMV_ASSERT_ARG(out);
-	CMV_ASSERT_ARG(repo);
-	CMV_ASSERT_ARG(id);
-	if ((error = cmv_resolve_object(&oid, &type, repo, id)) < 0)
-		return error;
-	if (type != CMV_OBJ_BLOB)
-		return cmv_error__set(CMV_EINVALID, "'%s' is a node, not the content a stub names", id);
-	return cmv_blob_read(out, repo, &oid);
-}

@@ -15,6 +15,7 @@
 #include "formats.h"
 #include "tok.h"
 #include "model.h"
+#include "pager.h"
 #include "compaction.h"
 
 #endif

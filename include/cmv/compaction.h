@@ -18,6 +18,7 @@
 #include "common.h"
 #include "dag.h"
 #include "model.h"
+#include "pager.h"
 #include "tok.h"
 
 /** Default and smallest stub threshold, in characters (claude-code-cmv's). */
@@ -102,12 +103,5 @@ typedef struct cmv_trim_report {
  *         On error nothing was written.
  */
 CMV_EXTERN(int) cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts);
-
-/**
- * The original bytes behind a stub's id (a blob id prefix of at least 7
- * hex digits, as a stub prints it).
- * @return 0, CMV_ENOTFOUND, CMV_EAMBIGUOUS, CMV_EINVALID
- */
-CMV_EXTERN(int) cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id);
 
 #endif

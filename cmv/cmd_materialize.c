@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmv materialize: the request a model is sent for a branch, within its
+ * budget (the pager decides what is resident); cmv fit: for each model,
+ * whether the branch fits and what would be paged out, sending nothing;
+ * cmv tool-schema: the recall tool's definition for a host to add.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmd.h"
+
+static const char *m_ref, *m_model, *m_budget, *m_format, *m_query, *m_pins, *m_report, *m_keep;
+static bool m_pretty;
+const cli_opt opts_materialize[] = {
+	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &m_ref, NULL },
+	{ OPT_VALUE, "model", 'm', "M", "the model the request is for (required; see cmv models)", &m_model, NULL },
+	{ OPT_VALUE, "budget", 'b', "N", "tokens the request may use (default: window - output reserve - margin)", &m_budget, NULL },
+	{ OPT_VALUE, "format", 'f', "FORMAT", "anthropic, openai-chat, openai-responses or gemini (default: the model's API)", &m_format, NULL },
+	{ OPT_VALUE, "query", 'q', "TEXT", "fault in the pages that match TEXT best", &m_query, NULL },
+	{ OPT_VALUE, "pin", 0, "ID,...", "keep these pages resident (ids from stubs)", &m_pins, NULL },
+	{ OPT_VALUE, "keep-turns", 0, "K", "the last K turns stay verbatim (default 2)", &m_keep, NULL },
+	{ OPT_VALUE, "report", 0, "FILE", "write the report as JSON to FILE (default: a short table on stderr)", &m_report, NULL },
+	{ OPT_FLAG, "pretty", 0, NULL, "indent the request", NULL, &m_pretty },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
+static const char *f_ref, *f_models, *f_budget;
+static bool f_json;
+const cli_opt opts_fit[] = {
+	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &f_ref, NULL },
+	{ OPT_VALUE, "model", 'm', "M,...", "the models to check (required)", &f_models, NULL },
+	{ OPT_VALUE, "budget", 'b', "N", "check against N tokens instead of each model's budget", &f_budget, NULL },
+	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &f_json },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
+static const char *s_format;
+const cli_opt opts_tool_schema[] = {
+	{ OPT_VALUE, "format", 'f', "FORMAT", "anthropic or openai (default anthropic)", &s_format, NULL },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
+static bool parse_u64(uint64_t *out, const char *s)
+{
+	char *end;
+	unsigned long long v;
+	if (!s || !*s || *s == '-')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end || errno)
+		return false;
+	*out = v;
+	return true;
+}
+
+static const char *state_name(cmv_page_state s)
+{
+	return s == CMV_PAGE_RESIDENT ? "resident" : s == CMV_PAGE_STUBBED ? "stubbed" : "evicted";
+}
+
+/* The report as JSON: totals, classes, and the pages that are not resident. */
+static cJSON *report_json(const cmv_materialize_report *r, const cmv_model *m)
+{
+	cJSON *o = cJSON_CreateObject(), *cl, *pages;
+	cJSON_AddStringToObject(o, "model", m->id);
+	cJSON_AddStringToObject(o, "tokenizer", m->tokenizer);
+	cJSON_AddBoolToObject(o, "exact", r->exact);
+	cJSON_AddNumberToObject(o, "budget", (double)r->budget);
+	cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
+	cJSON_AddNumberToObject(o, "tokens_full", (double)r->tokens_full);
+	cJSON_AddBoolToObject(o, "fits", r->fits);
+	cJSON_AddNumberToObject(o, "turns", (double)r->turns);
+	cJSON_AddNumberToObject(o, "pages", (double)r->n_pages);
+	cJSON_AddNumberToObject(o, "resident", (double)r->resident);
+	cJSON_AddNumberToObject(o, "stubbed", (double)r->stubbed);
+	cJSON_AddNumberToObject(o, "evicted", (double)r->evicted);
+	cJSON_AddNumberToObject(o, "pinned", (double)r->pinned);
+	cl = cJSON_AddObjectToObject(o, "classes");
+	cJSON_AddNumberToObject(cl, "text", (double)r->classes.text);
+	cJSON_AddNumberToObject(cl, "tool_calls", (double)r->classes.tool_calls);
+	cJSON_AddNumberToObject(cl, "tool_results", (double)r->classes.tool_results);
+	cJSON_AddNumberToObject(cl, "thinking", (double)r->classes.thinking);
+	cJSON_AddNumberToObject(cl, "images", (double)r->classes.images);
+	cJSON_AddNumberToObject(cl, "other", (double)r->classes.other);
+	cJSON_AddNumberToObject(cl, "overhead", (double)r->classes.overhead);
+	pages = cJSON_AddArrayToObject(o, "paged_out");
+	for (size_t i = 0; i < r->n_pages; i++) {
+		const cmv_page *p = &r->pages[i];
+		if (p->state == CMV_PAGE_RESIDENT)
+			continue;
+		cJSON *x = cJSON_CreateObject();
+		cJSON_AddStringToObject(x, "id", p->id);
+		cJSON_AddStringToObject(x, "kind", p->kind == CMV_PAGE_BODY ? "body" : "turn");
+		cJSON_AddStringToObject(x, "state", state_name(p->state));
+		cJSON_AddNumberToObject(x, "turn", (double)p->turn);
+		cJSON_AddNumberToObject(x, "tokens", (double)p->tokens);
+		cJSON_AddItemToArray(pages, x);
+	}
+	return o;
+}
+
+static int load_model(const cmv_model **m, cmv_models **models, cmv_tok **tok, const char *name)
+{
+	if (cmv_models_load(models, NULL) < 0)
+		return cli_fail("cannot load the model profiles");
+	if (cmv_models_find(m, *models, name) < 0)
+		return cli_fail("unknown model");
+	if (cmv_tok_load(tok, (*m)->tokenizer, NULL) < 0)
+		return cli_fail("cannot load the tokenizer");
+	return EXIT_OK;
+}
+
+CMD(materialize)
+{
+	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_models *models = NULL;
+	const cmv_model *m = NULL;
+	cmv_tok *tok = NULL;
+	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	char **pins = NULL;
+	size_t n_pins = 0;
+	cmv_id tip;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	CLI_PARSE("materialize");
+	if (!m_model)
+		return cli_usage_error(cli_find("materialize"), "--model is required");
+	if (m_budget && (!parse_u64(&po.budget, m_budget) || !po.budget))
+		return cli_usage_error(cli_find("materialize"), "--budget needs a positive number of tokens, not '%s'", m_budget);
+	if (m_keep) {
+		uint64_t k;
+		if (!parse_u64(&k, m_keep) || !k)
+			return cli_usage_error(cli_find("materialize"), "--keep-turns needs a positive number, not '%s'", m_keep);
+		po.keep_turns = (size_t)k;
+	}
+	if (m_format) {
+		cmv_render_target t;
+		if (cmv_render_target_parse(&t, m_format) < 0)
+			return cli_usage_error(cli_find("materialize"), "unknown format '%s' (anthropic, openai-chat, openai-responses, gemini)", m_format);
+		po.target = (int)t;
+	}
+	if ((rc = cli_resolve(&tip, ctx, m_ref)) != EXIT_OK || (rc = load_model(&m, &models, &tok, m_model)) != EXIT_OK)
+		goto done;
+	if (m_pins) {
+		pins = cli_split_commas(m_pins, &n_pins);
+		po.pins = (const char *const *)pins;
+		po.n_pins = n_pins;
+	}
+	po.query = m_query;
+	po.render_flags = m_pretty ? CMV_RENDER_PRETTY : 0;
+	if (cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po) < 0) {
+		rc = cli_fail("materialize failed");
+		goto done;
+	}
+	if (fwrite(out.ptr, 1, out.size, stdout) != out.size) {
+		rc = cli_failf("cannot write the request");
+		goto done;
+	}
+	cJSON *j = report_json(&rep, m);
+	if (m_report) {
+		char *s = cJSON_Print(j);
+		FILE *fp = fopen(m_report, "wb");
+		if (!s || !fp || fputs(s, fp) < 0 || fclose(fp) != 0) {
+			if (fp)
+				fclose(fp);
+			rc = cli_failf("cannot write '%s': %s", m_report, strerror(errno));
+		}
+		cJSON_free(s);
+	} else {
+		fprintf(stderr, "%s: %llu of %llu tokens (%s%s); %zu turns; pages %zu resident, %zu stubbed, %zu evicted, %zu pinned\n",
+			m->id, (unsigned long long)rep.tokens, (unsigned long long)rep.budget, rep.fits ? "fits" : "does not fit",
+			rep.exact ? "" : ", approximate tokenizer", rep.turns, rep.resident, rep.stubbed, rep.evicted, rep.pinned);
+	}
+	cJSON_Delete(j);
+done:
+	cmv_materialize_report_dispose(&rep);
+	free(pins);
+	cmv_tok_free(tok);
+	cmv_models_free(models);
+	cmv_buf_dispose(&out);
+	return rc;
+}
+
+CMD(fit)
+{
+	cmv_models *models = NULL;
+	char **names = NULL;
+	size_t n = 0;
+	uint64_t budget = 0;
+	cmv_id tip;
+	cJSON *arr = NULL;
+	int rc;
+
+	CLI_PARSE("fit");
+	if (!f_models)
+		return cli_usage_error(cli_find("fit"), "--model is required (one or more, comma-separated)");
+	if (f_budget && (!parse_u64(&budget, f_budget) || !budget))
+		return cli_usage_error(cli_find("fit"), "--budget needs a positive number of tokens, not '%s'", f_budget);
+	if ((rc = cli_resolve(&tip, ctx, f_ref)) != EXIT_OK)
+		return rc;
+	if (cmv_models_load(&models, NULL) < 0)
+		return cli_fail("cannot load the model profiles");
+	names = cli_split_commas(f_models, &n);
+	arr = cJSON_CreateArray();
+	if (!f_json)
+		printf("%-22s %10s %10s %10s  %-5s %s\n", "model", "budget", "branch", "sent", "fits", "paged out");
+	for (size_t i = 0; i < n && rc == EXIT_OK; i++) {
+		const cmv_model *m;
+		cmv_tok *tok = NULL;
+		cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
+		cmv_materialize_report rep;
+		cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+		memset(&rep, 0, sizeof(rep));
+		po.budget = budget;
+		if (cmv_models_find(&m, models, names[i]) < 0) {
+			rc = cli_fail("unknown model");
+		} else if (cmv_tok_load(&tok, m->tokenizer, NULL) < 0) {
+			rc = cli_fail("cannot load the tokenizer");
+		} else {
+			int e = cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po);
+			cJSON *j;
+			if (e == CMV_EBUDGET) {
+				/* not an error of fit's: the answer is "no, not even with everything paged out" */
+				j = cJSON_CreateObject();
+				cJSON_AddStringToObject(j, "model", m->id);
+				cJSON_AddNumberToObject(j, "budget", (double)(budget ? budget : cmv_model_input_budget(m)));
+				cJSON_AddBoolToObject(j, "fits", false);
+				cJSON_AddStringToObject(j, "why", cmv_error_last() ? cmv_error_last()->message : "");
+				cmv_error_clear();
+				if (!f_json)
+					printf("%-22s %10.0f %10s %10s  %-5s %s\n", m->id,
+					       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "budget")), "-", "-", "no",
+					       "the pinned turns alone do not fit (cmv compact, to come)");
+				cJSON_AddItemToArray(arr, j);
+			} else if (e < 0) {
+				rc = cli_fail("fit failed");
+			} else {
+				size_t turns_out = 0;
+				for (size_t q = 0; q < rep.n_pages; q++)
+					turns_out += rep.pages[q].kind == CMV_PAGE_GROUP && rep.pages[q].state == CMV_PAGE_EVICTED;
+				j = report_json(&rep, m);
+				cJSON_AddNumberToObject(j, "turns_left_out", (double)turns_out);
+				cJSON_AddItemToArray(arr, j);
+				if (!f_json)
+					printf("%-22s %10llu %10llu %10llu  %-5s %zu bodies stubbed, %zu of %zu turns left out\n",
+					       m->id, (unsigned long long)rep.budget, (unsigned long long)rep.tokens_full,
+					       (unsigned long long)rep.tokens, rep.fits ? "yes" : "no", rep.stubbed, turns_out,
+					       rep.turns);
+			}
+		}
+		cmv_materialize_report_dispose(&rep);
+		cmv_buf_dispose(&out);
+		cmv_tok_free(tok);
+	}
+	free(names);
+	cmv_models_free(models);
+	if (rc == EXIT_OK && f_json)
+		return cli_print_json(arr);
+	cJSON_Delete(arr);
+	return rc;
+}
+
+CMD(tool_schema)
+{
+	cmv_buf out = CMV_BUF_INIT(1 << 16);
+	int rc = EXIT_OK;
+	(void)ctx;
+	CLI_PARSE("tool-schema");
+	if (cmv_recall_tool_schema(&out, s_format ? s_format : "anthropic") < 0)
+		rc = cli_usage_error(cli_find("tool-schema"), "unknown format '%s' (anthropic, openai)", s_format);
+	else
+		printf("%s\n", out.ptr);
+	cmv_buf_dispose(&out);
+	return rc;
+}

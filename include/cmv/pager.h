@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * The pager: the working set of a branch for one model.
+ *
+ * The context window is a cache and the store is the truth. A *page* is
+ * the smallest thing that can leave the window without breaking a provider
+ * rule: the body of a tool result or of a large tool-input string (the call
+ * stays; a stub takes the body's place), or a whole turn group (a user
+ * message with everything that answers it). cmv_materialize() decides
+ * which pages are resident for a model and a budget, and renders the
+ * request that model receives. Every stub names the id that brings its
+ * page back (cmv_recall()). docs/pager.md has the algorithm and its
+ * invariants.
+ */
+#ifndef CMV_PAGER_H
+#define CMV_PAGER_H
+
+#include "common.h"
+#include "buf.h"
+#include "dag.h"
+#include "model.h"
+#include "tok.h"
+
+/* The tunables, in one place (docs/pager.md says why each default). */
+/** Turn groups at the end that are always resident. */
+#define CMV_PAGER_KEEP_TURNS_DEFAULT 2
+/** Once over the budget, evict down to this share of it (per mille), in one batch. */
+#define CMV_PAGER_LOW_WATER_DEFAULT 850
+/** A body under this many tokens is not a page: its stub would save too little. */
+#define CMV_PAGER_MIN_PAGE_TOKENS 48
+
+typedef struct cmv_pager_options {
+	unsigned int version;
+	/** Tokens the request may use; 0: cmv_model_input_budget() (window − output reserve − margin). */
+	uint64_t budget;
+	/** Latest turn groups pinned; 0: CMV_PAGER_KEEP_TURNS_DEFAULT. */
+	size_t keep_turns;
+	/** Page ids (a stub's id, 7+ hex digits) the caller pins. */
+	const char *const *pins;
+	size_t n_pins;
+	/** Fault pages in by query: those that match best are pinned, within query_allowance tokens. */
+	const char *query;
+	uint64_t query_allowance; /**< 0: a quarter of the budget */
+	/** Low-water mark, per mille of the budget; 0: CMV_PAGER_LOW_WATER_DEFAULT. */
+	unsigned int low_water;
+	/** The request format (a cmv_render_target); 0: the model's API. */
+	int target;
+	unsigned int render_flags; /**< cmv_render_flags */
+} cmv_pager_options;
+#define CMV_PAGER_OPTIONS_VERSION 1
+#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0 }
+
+typedef enum {
+	CMV_PAGE_BODY = 1,  /**< a tool result's body or a tool input string */
+	CMV_PAGE_GROUP = 2, /**< a turn group */
+} cmv_page_kind;
+
+typedef enum {
+	CMV_PAGE_RESIDENT = 1, /**< in the request verbatim */
+	CMV_PAGE_STUBBED = 2,  /**< a body replaced by its stub */
+	CMV_PAGE_EVICTED = 3,  /**< a turn group left out (a stub says where) */
+} cmv_page_state;
+
+typedef struct cmv_page {
+	char id[CMV_ID_HEXSZ + 1]; /**< the blob that holds it (cmv_recall) */
+	cmv_page_kind kind;
+	cmv_page_state state;
+	size_t turn;       /**< its turn group, from 0 */
+	uint64_t tokens;   /**< what it costs resident (model tokens, estimated per page) */
+	bool pinned;
+} cmv_page;
+
+typedef struct cmv_materialize_report {
+	uint64_t budget;       /**< what the request may use */
+	uint64_t tokens;       /**< what it uses, counted on the rendered request */
+	uint64_t tokens_full;  /**< the same with nothing paged out */
+	bool fits;             /**< tokens <= budget */
+	bool exact;            /**< counted in the model's own tokenizer */
+	size_t turns;          /**< turn groups */
+	size_t resident, stubbed, evicted, pinned; /**< pages by state; pinned among them */
+	uint64_t pinned_tokens;
+	cmv_token_stats classes; /**< the request's tokens by kind */
+	cmv_page *pages;       /**< every page, in conversation order (free with cmv_materialize_report_dispose) */
+	size_t n_pages;
+} cmv_materialize_report;
+
+CMV_EXTERN(void) cmv_materialize_report_dispose(cmv_materialize_report *rep);
+
+/**
+ * Render the branch ending at `tip` for `model` within the budget: the
+ * request body in `out`, and what was paged in `rep`. Pages leave oldest
+ * first, bodies before whole turns; once over the budget, down to the
+ * low-water mark in one batch. The same inputs give the same bytes, and a
+ * larger budget never makes a page leave. Stubs: "[N chars, L lines;
+ * recall ID]" for a body, "[paged out: N earlier turns, T tokens; recall
+ * ID]" for a run of turns (ID: their messages, as JSON).
+ * @return 0, CMV_EBUDGET (the pinned set alone does not fit: the message
+ *         says what is pinned and what it needs), CMV_EINVALID, CMV_ENOTFOUND,
+ *         CMV_EIO
+ */
+CMV_EXTERN(int) cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip,
+				const cmv_model *model, cmv_tok *tok, const cmv_pager_options *opts);
+
+/**
+ * The original bytes behind a stub's id (a blob id prefix of at least 7
+ * hex digits, as a stub prints it): a trim's stub or a page's.
+ * @return 0, CMV_ENOTFOUND, CMV_EAMBIGUOUS, CMV_EINVALID
+ */
+CMV_EXTERN(int) cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id);
+
+/**
+ * Answer a model's call of the recall tool: `input` is the call's input
+ * JSON ({"id": "..."}); `out` gets the page's contents, or a short error
+ * text for the model (a bad or unknown id is the model's mistake, not the
+ * host's: the return is then 1, with out set).
+ * @return 0, 1 (out holds an error for the model), CMV_ENOMEM, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_recall_tool_answer(cmv_buf *out, cmv_repo *repo, const char *input, size_t len);
+
+/**
+ * The recall tool for models, as a tool definition for `format`
+ * ("anthropic" or "openai"): its name is "cmv_recall", its one argument the
+ * page id a stub shows.
+ * @return 0, CMV_EINVALID (unknown format)
+ */
+CMV_EXTERN(int) cmv_recall_tool_schema(cmv_buf *out, const char *format);
+
+#endif

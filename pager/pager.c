@@ -1,0 +1,821 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pager: which pages of a branch are resident for a model, and the
+ * request that model is sent (docs/pager.md).
+ *
+ * The branch is loaded once, rendered-and-repaired for the target API
+ * (formats' two-step rendering), and walked once to find the pages in
+ * conversation order: tool-result bodies and large tool-input strings
+ * (body pages), and turn groups. The pages that may leave are put in one
+ * fixed order: bodies oldest first, then whole turns oldest first; pinned
+ * ones (the last turns, the caller's pins, query hits, and the turns that
+ * hold them) never enter it. What leaves is always a prefix of that order,
+ * the shortest whose request fits the target: nothing, when the branch fits
+ * the budget; else the low-water mark. Because the order does not depend
+ * on the budget and more eviction never costs more tokens, a larger budget
+ * never makes a page leave, and the same inputs give the same bytes.
+ *
+ * Each candidate prefix is checked on the request itself, rendered and
+ * counted in the model's tokenizer (per-message overhead included): the
+ * per-page estimates only choose where to start looking.
+ */
+#include <cjson/cJSON.h>
+#include <string.h>
+#include "../formats/neutral.h"
+#include "cmv/pager.h"
+
+/* A page, as the walk finds it. */
+typedef struct {
+	cmv_page pub;
+	size_t msg;      /* index in the messages */
+	int64_t saving;  /* estimated tokens saved when it leaves */
+	size_t chars, lines;
+	size_t cand;     /* body pages: the walk's candidate number */
+} page;
+
+typedef struct {
+	cmv_repo *repo;
+	const cmv_model *model;
+	cmv_tok *tok;
+	cmv__conversation cv;
+	page *pages;
+	size_t n, cap;
+	size_t n_groups;
+	size_t *group_first;  /* index of each group's first message */
+	size_t *group_page;   /* each group's page */
+	size_t *order;        /* pages that may leave, in the order they leave */
+	size_t n_order;
+	bool *gone;           /* per page: it has left in the rendering being built */
+	size_t next_body;     /* applying: the next body page to match */
+	cJSON *writes;        /* the final rendering: the texts its stubs name, to store */
+	cmv_buf scratch;
+} pager;
+
+static uint64_t count_text(pager *p, const char *s, size_t len)
+{
+	size_t n = 0;
+	if (cmv_model_count(&n, NULL, p->model, p->tok, s, len) < 0) {
+		cmv_error_clear();
+		return len / 4;
+	}
+	return n;
+}
+
+static size_t count_lines(const char *s, size_t len)
+{
+	size_t n = len ? 1 : 0;
+	for (size_t i = 0; i + 1 < len; i++)
+		n += s[i] == '\n';
+	return n;
+}
+
+static size_t utf8_chars(const char *s, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return n;
+}
+
+static bool is(const char *s, const char *want)
+{
+	return s && !strcmp(s, want);
+}
+
+/* A user message that starts a turn: it says something (not only tool results). */
+static bool starts_turn(const cJSON *m)
+{
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+	if (!is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role")), "user"))
+		return false;
+	if (cJSON_IsString(content))
+		return true;
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next)
+		if (!is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type")), "tool_result"))
+			return true;
+	return false;
+}
+
+/* The text of a result's content: the string, or the JSON of its blocks. */
+static char *body_text(const cJSON *content)
+{
+	if (cJSON_IsString(content))
+		return cmv__strdup(content->valuestring);
+	return cJSON_PrintUnformatted(content);
+}
+
+static int stub_for(cmv_buf *out, pager *p, const page *pg)
+{
+	(void)p;
+	cmv_buf_clear(out);
+	if (pg->lines > 1)
+		return cmv_buf_printf(out, "[%zu chars, %zu lines; recall %.7s]", pg->chars, pg->lines, pg->pub.id);
+	return cmv_buf_printf(out, "[%zu chars; recall %.7s]", pg->chars, pg->pub.id);
+}
+
+/*
+ * The walk: every body page in conversation order, the same on the loaded
+ * messages (to find them) and on a copy (to stub the ones that left), so
+ * that a page's number is the same in both.
+ */
+typedef int (*body_fn)(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *k, bool finding);
+
+static int walk_strings(pager *p, size_t msg, cJSON *v, size_t *k, bool finding, body_fn fn)
+{
+	int error = 0;
+	for (cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL, *next; c && !error; c = next) {
+		next = c->next; /* fn may replace c */
+		if (cJSON_IsString(c))
+			error = fn(p, msg, v, c, k, finding);
+		else
+			error = walk_strings(p, msg, c, k, finding, fn);
+	}
+	return error;
+}
+
+static int walk_bodies(pager *p, cJSON *msgs, bool finding, body_fn fn)
+{
+	size_t k = 0, i = 0;
+	int error = 0;
+	for (cJSON *m = msgs->child; m && !error; m = m->next, i++) {
+		cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		for (cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
+			const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+			if (is(t, "tool_result")) {
+				cJSON *rc = cJSON_GetObjectItemCaseSensitive(b, "content");
+				if (rc)
+					error = fn(p, i, b, rc, &k, finding);
+			} else if (is(t, "tool_use")) {
+				error = walk_strings(p, i, cJSON_GetObjectItemCaseSensitive(b, "input"), &k, finding, fn);
+			}
+		}
+	}
+	return error;
+}
+
+static int push_page(pager *p, const page *pg)
+{
+	if (p->n == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 64;
+		page *g = cmv__realloc(p->pages, nc * sizeof(*g));
+		if (!g)
+			return CMV_ENOMEM;
+		p->pages = g;
+		p->cap = nc;
+	}
+	p->pages[p->n++] = *pg;
+	return 0;
+}
+
+/* Finding: a body big enough to be a page becomes one (k counts candidates, pages or not). */
+static int find_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *k, bool finding)
+{
+	(void)holder;
+	(void)finding;
+	char *text = body_text(item);
+	size_t len;
+	page pg;
+	int error = 0;
+	if (!text)
+		return CMV_ENOMEM;
+	len = strlen(text);
+	(*k)++;
+	/* cheap first: under MIN tokens needs under MIN*8 bytes in any tokenizer we have */
+	uint64_t tokens = len < CMV_PAGER_MIN_PAGE_TOKENS ? 0 : count_text(p, text, len);
+	if (tokens >= CMV_PAGER_MIN_PAGE_TOKENS) {
+		cmv_id id;
+		memset(&pg, 0, sizeof(pg));
+		cmv_id_hash(&id, text, len);
+		cmv_id_tostr(pg.pub.id, sizeof(pg.pub.id), &id);
+		pg.pub.kind = CMV_PAGE_BODY;
+		pg.pub.state = CMV_PAGE_RESIDENT;
+		pg.pub.tokens = tokens;
+		pg.msg = msg;
+		pg.chars = utf8_chars(text, len);
+		pg.lines = count_lines(text, len);
+		if ((error = stub_for(&p->scratch, p, &pg)) == 0) {
+			pg.saving = (int64_t)tokens - (int64_t)count_text(p, p->scratch.ptr, p->scratch.size);
+			pg.cand = *k - 1; /* the walk on a copy finds it by this */
+			error = push_page(p, &pg);
+		}
+	}
+	cJSON_free(text);
+	return error;
+}
+
+/* Applying: a body page that left becomes its stub. */
+static int apply_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *k, bool finding)
+{
+	(void)msg;
+	(void)finding;
+	size_t cand = (*k)++;
+	while (p->next_body < p->n &&
+	       (p->pages[p->next_body].pub.kind != CMV_PAGE_BODY || p->pages[p->next_body].cand < cand))
+		p->next_body++;
+	if (p->next_body >= p->n || p->pages[p->next_body].cand != cand || !p->gone[p->next_body])
+		return 0;
+	page *pg = &p->pages[p->next_body];
+	if (p->writes) {
+		char *text = body_text(item);
+		cJSON *w = text ? cJSON_CreateString(text) : NULL;
+		cJSON_free(text);
+		if (!w || !cJSON_AddItemToArray(p->writes, w)) {
+			cJSON_Delete(w);
+			return CMV_ENOMEM;
+		}
+	}
+	int error = stub_for(&p->scratch, p, pg);
+	cJSON *s = error ? NULL : cJSON_CreateString(p->scratch.ptr);
+	if (!s)
+		return error ? error : CMV_ENOMEM;
+	if (!(item->string ? cJSON_ReplaceItemInObjectCaseSensitive(holder, item->string, s)
+			   : cJSON_ReplaceItemViaPointer(holder, item, s))) {
+		cJSON_Delete(s);
+		return CMV_ENOMEM;
+	}
+	return 0;
+}
+
+/* A run of evicted turns: its messages as JSON (what its id recalls), and its stub. */
+static int range_stub(cmv_buf *stub, char **json_out, pager *p, size_t g0, size_t g1)
+{
+	cJSON *arr = cJSON_CreateArray();
+	size_t i = 0, end = g1 + 1 < p->n_groups ? p->group_first[g1 + 1] : (size_t)cJSON_GetArraySize(p->cv.msgs);
+	uint64_t tokens = 0;
+	char *text;
+	cmv_id id;
+	char hex[CMV_ID_HEXSZ + 1];
+
+	if (!arr)
+		return CMV_ENOMEM;
+	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++)
+		if (i >= p->group_first[g0] && i < end && !cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1))) {
+			cJSON_Delete(arr);
+			return CMV_ENOMEM;
+		}
+	for (size_t g = g0; g <= g1; g++)
+		tokens += p->pages[p->group_page[g]].pub.tokens;
+	text = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	if (!text)
+		return CMV_ENOMEM;
+	cmv_id_hash(&id, text, strlen(text));
+	cmv_id_tostr(hex, sizeof(hex), &id);
+	cmv_buf_clear(stub);
+	int error = cmv_buf_printf(stub, "[paged out: %zu earlier turn%s, %llu tokens; recall %.7s]", g1 - g0 + 1,
+				   g1 > g0 ? "s" : "", (unsigned long long)tokens, hex);
+	if (json_out && !error)
+		*json_out = text;
+	else
+		cJSON_free(text);
+	return error;
+}
+
+static int prepend_text(cJSON *m, const char *text)
+{
+	cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content"), *b = cJSON_CreateObject();
+	if (!b || !cJSON_AddStringToObject(b, "type", "text") || !cJSON_AddStringToObject(b, "text", text)) {
+		cJSON_Delete(b);
+		return CMV_ENOMEM;
+	}
+	if (cJSON_IsString(content)) {
+		/* a string becomes blocks: the stub, then the text as it was */
+		cJSON *arr = cJSON_CreateArray(), *t = cJSON_CreateObject();
+		if (!arr || !t || !cJSON_AddStringToObject(t, "type", "text") ||
+		    !cJSON_AddStringToObject(t, "text", content->valuestring) || !cJSON_AddItemToArray(arr, b) ||
+		    !cJSON_AddItemToArray(arr, t) || !cJSON_ReplaceItemInObjectCaseSensitive(m, "content", arr)) {
+			cJSON_Delete(arr);
+			cJSON_Delete(t);
+			return CMV_ENOMEM;
+		}
+		return 0;
+	}
+	if (!cJSON_IsArray(content) || !cJSON_InsertItemInArray(content, 0, b)) {
+		if (!cJSON_IsArray(content) && cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "content"), b))
+			return 0;
+		cJSON_Delete(b);
+		return CMV_ENOMEM;
+	}
+	return 0;
+}
+
+/* The messages with the first k pages of the order gone; *writes collects the blobs stubs name (may be NULL). */
+static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
+{
+	cJSON *copy = NULL, *msgs = NULL;
+	cmv_buf stub = CMV_BUF_INIT(1 << 16);
+	int error;
+
+	memset(p->gone, 0, p->n * sizeof(*p->gone));
+	for (size_t i = 0; i < k; i++)
+		p->gone[p->order[i]] = true;
+	if (!(copy = cJSON_Duplicate(p->cv.msgs, 1)) || !(msgs = cJSON_CreateArray())) {
+		error = CMV_ENOMEM;
+		goto done;
+	}
+	p->next_body = 0;
+	p->writes = writes;
+	error = walk_bodies(p, copy, false, apply_body);
+	p->writes = NULL;
+	if (error < 0)
+		goto done;
+	/* whole turns: a run of them leaves, and a stub at the start of the next turn says so */
+	size_t i = 0, g = 0, run_start = SIZE_MAX;
+	cJSON *m = copy->child;
+	while (m) {
+		cJSON *next = m->next;
+		while (g + 1 < p->n_groups && p->group_first[g + 1] <= i)
+			g++;
+		bool gone = p->n_groups && p->gone[p->group_page[g]];
+		if (gone) {
+			if (run_start == SIZE_MAX)
+				run_start = g;
+		} else {
+			if (run_start != SIZE_MAX && i == p->group_first[g]) {
+				char *json = NULL;
+				if ((error = range_stub(&stub, writes ? &json : NULL, p, run_start, g - 1)) < 0 ||
+				    (error = prepend_text(m, stub.ptr)) < 0) {
+					cJSON_free(json);
+					goto done;
+				}
+				if (json && !cJSON_AddItemToArray(writes, cJSON_CreateString(json)))
+					error = CMV_ENOMEM;
+				cJSON_free(json);
+				if (error)
+					goto done;
+				run_start = SIZE_MAX;
+			}
+			cJSON_AddItemToArray(msgs, cJSON_DetachItemViaPointer(copy, m));
+		}
+		m = next;
+		i++;
+	}
+	*out = msgs;
+	msgs = NULL;
+done:
+	cJSON_Delete(copy);
+	cJSON_Delete(msgs);
+	cmv_buf_dispose(&stub);
+	return error;
+}
+
+/* The request for the first k pages gone, and its tokens. */
+static int eval(uint64_t *tokens, cmv_token_stats *classes, cmv_buf *body, pager *p, size_t k, cJSON *writes,
+		const cmv_render_options *ro)
+{
+	cmv__conversation tmp = p->cv;
+	cmv_token_stats st;
+	cJSON *msgs = NULL;
+	int error;
+
+	if ((error = build(&msgs, p, k, writes)) < 0)
+		return error;
+	tmp.msgs = msgs;
+	error = cmv__conversation_write(body, &tmp, ro);
+	cJSON_Delete(msgs);
+	if (error < 0 || (error = cmv_count_request(&st, p->model, p->tok, body->ptr, body->size)) < 0)
+		return error;
+	*tokens = st.total;
+	if (classes)
+		*classes = st;
+	return 0;
+}
+
+static cmv_render_target target_of(const cmv_model *m, int want)
+{
+	if (want)
+		return (cmv_render_target)want;
+	switch (m->api) {
+	case CMV_API_ANTHROPIC:
+		return CMV_RENDER_ANTHROPIC;
+	case CMV_API_OPENAI_RESPONSES:
+		return CMV_RENDER_OPENAI_RESPONSES;
+	case CMV_API_GEMINI:
+		return CMV_RENDER_GEMINI;
+	default:
+		return CMV_RENDER_OPENAI_CHAT;
+	}
+}
+
+typedef struct {
+	pager *p;
+	cmv__strmap *text_group; /* hash of a text block -> its turn */
+	uint64_t allowance, used;
+	size_t pinned;
+} query_state;
+
+static void pin_group(pager *p, size_t g)
+{
+	page *gp = &p->pages[p->group_page[g]];
+	gp->pub.pinned = true;
+}
+
+static int query_hit(const cmv_search_hit *hit, void *payload)
+{
+	query_state *q = payload;
+	pager *p = q->p;
+	char hex[CMV_ID_HEXSZ + 1];
+	size_t g;
+	cmv_id_tostr(hex, sizeof(hex), &hit->blob);
+	for (size_t i = 0; i < p->n; i++) {
+		page *pg = &p->pages[i];
+		if (pg->pub.kind != CMV_PAGE_BODY || strcmp(pg->pub.id, hex) || pg->pub.pinned)
+			continue;
+		if (q->used + pg->pub.tokens > q->allowance)
+			return 0;
+		q->used += pg->pub.tokens;
+		pg->pub.pinned = true;
+		pin_group(p, pg->pub.turn);
+		q->pinned++;
+		return 0;
+	}
+	if (cmv__strmap_get(q->text_group, hex, &g, NULL)) {
+		page *gp = &p->pages[p->group_page[g]];
+		if (!gp->pub.pinned && q->used + gp->pub.tokens <= q->allowance) {
+			q->used += gp->pub.tokens;
+			gp->pub.pinned = true;
+			q->pinned++;
+		}
+	}
+	return 0;
+}
+
+/* Each turn's texts by hash, so a search hit on a text finds its turn. */
+static int index_texts(cmv__strmap *map, pager *p)
+{
+	size_t i = 0, g = 0;
+	int error = 0;
+	for (const cJSON *m = p->cv.msgs->child; m && !error; m = m->next, i++) {
+		while (g + 1 < p->n_groups && p->group_first[g + 1] <= i)
+			g++;
+		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		const char *s = cJSON_GetStringValue(content);
+		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; (b || s) && !error; b = b ? b->next : NULL) {
+			const char *t = s ? s : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
+			s = NULL;
+			if (t) {
+				cmv_id id;
+				char hex[CMV_ID_HEXSZ + 1];
+				cmv_id_hash(&id, t, strlen(t));
+				error = cmv__strmap_put(map, cmv_id_tostr(hex, sizeof(hex), &id), g, NULL);
+			}
+			if (!b)
+				break;
+		}
+	}
+	return error;
+}
+
+void cmv_materialize_report_dispose(cmv_materialize_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->pages);
+	rep->pages = NULL;
+	rep->n_pages = 0;
+}
+
+static void pager_dispose(pager *p)
+{
+	cmv__conversation_dispose(&p->cv);
+	free(p->pages);
+	free(p->group_first);
+	free(p->group_page);
+	free(p->order);
+	free(p->gone);
+	cmv_buf_dispose(&p->scratch);
+}
+
+int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip,
+		    const cmv_model *model, cmv_tok *tok, const cmv_pager_options *opts)
+{
+	cmv_pager_options o = opts ? *opts : (cmv_pager_options)CMV_PAGER_OPTIONS_INIT;
+	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
+	pager p;
+	cmv_materialize_report r;
+	cmv__strmap texts = { 0 };
+	cJSON *writes = NULL;
+	uint64_t full = 0, tokens = 0;
+	size_t k = 0;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	memset(&p, 0, sizeof(p));
+	memset(&r, 0, sizeof(r));
+	if (rep)
+		memset(rep, 0, sizeof(*rep));
+	p.repo = repo;
+	p.model = model;
+	p.tok = tok;
+	cmv_buf_init(&p.scratch, 1 << 16);
+	r.budget = o.budget ? o.budget : cmv_model_input_budget(model);
+	if (!o.keep_turns)
+		o.keep_turns = CMV_PAGER_KEEP_TURNS_DEFAULT;
+	if (!o.low_water || o.low_water > 1000)
+		o.low_water = CMV_PAGER_LOW_WATER_DEFAULT;
+	ro.model = model->id;
+	ro.flags = o.render_flags | CMV_RENDER_NO_DECORATIONS;
+	if ((error = cmv__conversation_load(&p.cv, repo, tip, target_of(model, o.target), o.render_flags)) < 0)
+		goto done;
+	if (!cJSON_GetArraySize(p.cv.msgs)) {
+		error = cmv_error__set(CMV_EINVALID, "nothing to materialize: the conversation has no messages");
+		goto done;
+	}
+
+	/* the turns */
+	size_t n_msgs = (size_t)cJSON_GetArraySize(p.cv.msgs), i = 0;
+	if (!(p.group_first = cmv__calloc(n_msgs + 1, sizeof(size_t)))) {
+		error = CMV_ENOMEM;
+		goto done;
+	}
+	for (const cJSON *m = p.cv.msgs->child; m; m = m->next, i++)
+		if (i == 0 || starts_turn(m))
+			p.group_first[p.n_groups++] = i;
+	/* the bodies, then one page per turn */
+	if ((error = walk_bodies(&p, p.cv.msgs, true, find_body)) < 0)
+		goto done;
+	size_t n_bodies = p.n;
+	for (size_t b = 0, g = 0; b < n_bodies; b++) {
+		while (g + 1 < p.n_groups && p.group_first[g + 1] <= p.pages[b].msg)
+			g++;
+		p.pages[b].pub.turn = g;
+	}
+	if (!(p.group_page = cmv__calloc(p.n_groups + 1, sizeof(size_t)))) {
+		error = CMV_ENOMEM;
+		goto done;
+	}
+	i = 0;
+	for (size_t g = 0; g < p.n_groups; g++) {
+		size_t end = g + 1 < p.n_groups ? p.group_first[g + 1] : n_msgs;
+		cJSON *arr = cJSON_CreateArray();
+		for (const cJSON *m = p.cv.msgs->child; m && arr; m = m->next, i++)
+			if (i >= p.group_first[g] && i < end)
+				cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1));
+		i = 0;
+		char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+		cJSON_Delete(arr);
+		if (!text) {
+			error = CMV_ENOMEM;
+			goto done;
+		}
+		page pg;
+		cmv_id id;
+		memset(&pg, 0, sizeof(pg));
+		cmv_id_hash(&id, text, strlen(text));
+		cmv_id_tostr(pg.pub.id, sizeof(pg.pub.id), &id);
+		pg.pub.kind = CMV_PAGE_GROUP;
+		pg.pub.state = CMV_PAGE_RESIDENT;
+		pg.pub.turn = g;
+		pg.pub.tokens = count_text(&p, text, strlen(text));
+		pg.msg = p.group_first[g];
+		pg.saving = (int64_t)pg.pub.tokens;
+		for (size_t b = 0; b < n_bodies; b++)
+			if (p.pages[b].pub.turn == g)
+				pg.saving -= p.pages[b].saving;
+		cJSON_free(text);
+		p.group_page[g] = p.n;
+		if ((error = push_page(&p, &pg)) < 0)
+			goto done;
+	}
+
+	/* the pins: the last turns, the caller's pages, the query's hits; a pinned body pins its turn */
+	for (size_t g = p.n_groups > o.keep_turns ? p.n_groups - o.keep_turns : 0; g < p.n_groups; g++)
+		pin_group(&p, g);
+	for (size_t j = 0; j < o.n_pins; j++) {
+		size_t len = o.pins[j] ? strlen(o.pins[j]) : 0;
+		bool found = false;
+		if (len < CMV_ID_MINPREFIX || !cmv_id_is_prefix(o.pins[j])) {
+			error = cmv_error__set(CMV_EINVALID, "'%s' is not a page id (7 or more hex digits)",
+					       o.pins[j] ? o.pins[j] : "");
+			goto done;
+		}
+		for (size_t q = 0; q < p.n; q++)
+			if (!strncmp(p.pages[q].pub.id, o.pins[j], len)) {
+				p.pages[q].pub.pinned = found = true;
+				pin_group(&p, p.pages[q].pub.turn);
+			}
+		if (!found) {
+			error = cmv_error__set(CMV_ENOTFOUND, "no page '%s' in this branch", o.pins[j]);
+			goto done;
+		}
+	}
+	if (o.query && *o.query) {
+		query_state q = { &p, &texts, o.query_allowance ? o.query_allowance : r.budget / 4, 0, 0 };
+		if ((error = index_texts(&texts, &p)) < 0 ||
+		    (error = cmv_search(repo, o.query, 64, CMV_SEARCH_ANY, query_hit, &q)) < 0)
+			goto done;
+	}
+	/* the last turns are resident verbatim, bodies and all */
+	for (size_t b = 0; b < n_bodies; b++)
+		if (p.pages[b].pub.turn + o.keep_turns >= p.n_groups)
+			p.pages[b].pub.pinned = true;
+
+	/* the order pages leave in: bodies oldest first, then whole turns oldest first */
+	if (!(p.order = cmv__calloc(p.n + 1, sizeof(size_t))) || !(p.gone = cmv__calloc(p.n + 1, sizeof(bool)))) {
+		error = CMV_ENOMEM;
+		goto done;
+	}
+	for (size_t b = 0; b < n_bodies; b++)
+		if (!p.pages[b].pub.pinned && p.pages[b].saving > 0)
+			p.order[p.n_order++] = b;
+	for (size_t g = 0; g < p.n_groups; g++)
+		if (!p.pages[p.group_page[g]].pub.pinned)
+			p.order[p.n_order++] = p.group_page[g];
+
+	/* the shortest prefix of the order whose request fits the target */
+	if ((error = eval(&full, NULL, out, &p, 0, NULL, &ro)) < 0)
+		goto done;
+	r.tokens_full = full;
+	if (full > r.budget) {
+		uint64_t target = r.budget * o.low_water / 1000;
+		int64_t need = (int64_t)full - (int64_t)target, saved = 0;
+		/* the estimates say where to start; the request itself says where to stop */
+		while (k < p.n_order && saved < need)
+			saved += p.pages[p.order[k++]].saving;
+		if ((error = eval(&tokens, NULL, out, &p, k, NULL, &ro)) < 0)
+			goto done;
+		while (tokens > target && k < p.n_order) {
+			/* short of the mark: a step sized by what is still missing */
+			int64_t more = (int64_t)tokens - (int64_t)target, got = 0;
+			while (k < p.n_order && got < more)
+				got += p.pages[p.order[k++]].saving;
+			if ((error = eval(&tokens, NULL, out, &p, k, NULL, &ro)) < 0)
+				goto done;
+		}
+		while (k > 0) {
+			uint64_t t;
+			if ((error = eval(&t, NULL, out, &p, k - 1, NULL, &ro)) < 0)
+				goto done;
+			if (t > target)
+				break;
+			k--;
+			tokens = t;
+		}
+		if (tokens > target && tokens > r.budget) {
+			uint64_t pin_tokens = 0;
+			size_t n_pinned = 0;
+			for (size_t q = 0; q < p.n; q++)
+				if (p.pages[q].pub.pinned && p.pages[q].pub.kind == CMV_PAGE_GROUP) {
+					pin_tokens += p.pages[q].pub.tokens;
+					n_pinned++;
+				}
+			error = cmv_error__set(CMV_EBUDGET,
+					       "cannot fit %s's budget of %llu tokens: with every page that may leave gone, the "
+					       "request is %llu tokens; pinned: the system prompt, the last %zu turn%s and %zu "
+					       "page%s the caller or the query pinned (%zu turns, about %llu tokens)",
+					       model->id, (unsigned long long)r.budget, (unsigned long long)tokens, o.keep_turns,
+					       o.keep_turns == 1 ? "" : "s", o.n_pins, o.n_pins == 1 ? "" : "s", n_pinned,
+					       (unsigned long long)pin_tokens);
+			goto done;
+		}
+	}
+	/* the final rendering, and the blobs its stubs name */
+	if (!(writes = cJSON_CreateArray())) {
+		error = CMV_ENOMEM;
+		goto done;
+	}
+	if ((error = eval(&tokens, &r.classes, out, &p, k, writes, &ro)) < 0)
+		goto done;
+	for (const cJSON *w = writes->child; w && !error; w = w->next) {
+		cmv_id id;
+		error = cmv_blob_write(&id, repo, w->valuestring, strlen(w->valuestring));
+	}
+	for (size_t q = 0; q < p.n && !error; q++) {
+		page *pg = &p.pages[q];
+		if (p.gone[q])
+			pg->pub.state = pg->pub.kind == CMV_PAGE_BODY ? CMV_PAGE_STUBBED : CMV_PAGE_EVICTED;
+	}
+	if (error)
+		goto done;
+	r.tokens = tokens;
+	r.fits = tokens <= r.budget;
+	r.exact = model->exact;
+	r.turns = p.n_groups;
+	for (size_t q = 0; q < p.n; q++) {
+		page *pg = &p.pages[q];
+		/* a body inside an evicted turn went with it */
+		if (pg->pub.kind == CMV_PAGE_BODY && p.gone[p.group_page[pg->pub.turn]])
+			pg->pub.state = CMV_PAGE_EVICTED;
+		r.resident += pg->pub.state == CMV_PAGE_RESIDENT;
+		r.stubbed += pg->pub.state == CMV_PAGE_STUBBED;
+		r.evicted += pg->pub.state == CMV_PAGE_EVICTED;
+		if (pg->pub.pinned) {
+			r.pinned++;
+			if (pg->pub.kind == CMV_PAGE_GROUP)
+				r.pinned_tokens += pg->pub.tokens;
+		}
+	}
+	if (rep) {
+		if (p.n && !(r.pages = cmv__calloc(p.n, sizeof(*r.pages)))) {
+			error = CMV_ENOMEM;
+			goto done;
+		}
+		for (size_t q = 0; q < p.n; q++)
+			r.pages[q] = p.pages[q].pub;
+		r.n_pages = p.n;
+		*rep = r;
+	}
+done:
+	cJSON_Delete(writes);
+	cmv__strmap_dispose(&texts);
+	pager_dispose(&p);
+	return error;
+}
+
+/* ---- recall ------------------------------------------------------------------ */
+
+int cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id)
+{
+	cmv_object_type type;
+	cmv_id oid;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(id);
+	if ((error = cmv_resolve_object(&oid, &type, repo, id)) < 0)
+		return error;
+	if (type != CMV_OBJ_BLOB)
+		return cmv_error__set(CMV_EINVALID, "'%s' is a node, not the content a stub names", id);
+	return cmv_blob_read(out, repo, &oid);
+}
+
+int cmv_recall_tool_answer(cmv_buf *out, cmv_repo *repo, const char *input, size_t len)
+{
+	cJSON *in;
+	const char *id;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(input);
+	in = cJSON_ParseWithLength(input, len);
+	id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "id"));
+	cmv_buf_clear(out);
+	if (!id || !cmv_id_is_prefix(id)) {
+		cJSON_Delete(in);
+		error = cmv_buf_puts(out, "error: cmv_recall takes {\"id\": \"...\"}, the 7 or more hex digits a stub shows");
+		return error < 0 ? error : 1;
+	}
+	error = cmv_recall(out, repo, id);
+	if (error == CMV_ENOTFOUND || error == CMV_EAMBIGUOUS || error == CMV_EINVALID) {
+		/* the model's mistake: it gets told, the host goes on */
+		char msg[256];
+		snprintf(msg, sizeof(msg), "error: %s", cmv_error_last() ? cmv_error_last()->message : "no such page");
+		cmv_error_clear();
+		cJSON_Delete(in);
+		cmv_buf_clear(out);
+		error = cmv_buf_puts(out, msg);
+		return error < 0 ? error : 1;
+	}
+	cJSON_Delete(in);
+	return error;
+}
+
+int cmv_recall_tool_schema(cmv_buf *out, const char *format)
+{
+	static const char desc[] =
+		"Bring back content that was paged out of this conversation to save room. A stub such as "
+		"\"[2199 chars, 49 lines; recall cd29840]\" or \"[paged out: 3 earlier turns, 4210 tokens; recall "
+		"ab12cd3]\" stands where it was; call this with the id after 'recall' to read it whole.";
+	static const char params[] =
+		"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"the id a stub "
+		"shows after 'recall' (7 or more hex digits)\"}},\"required\":[\"id\"]}";
+	cJSON *o = cJSON_CreateObject(), *schema = cJSON_Parse(params), *fn;
+	char *text = NULL;
+	int error = 0;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(format);
+	if (!o || !schema) {
+		error = CMV_ENOMEM;
+	} else if (!strcmp(format, "anthropic")) {
+		cJSON_AddStringToObject(o, "name", "cmv_recall");
+		cJSON_AddStringToObject(o, "description", desc);
+		cJSON_AddItemToObject(o, "input_schema", schema);
+		schema = NULL;
+	} else if (!strcmp(format, "openai")) {
+		cJSON_AddStringToObject(o, "type", "function");
+		fn = cJSON_AddObjectToObject(o, "function");
+		cJSON_AddStringToObject(fn, "name", "cmv_recall");
+		cJSON_AddStringToObject(fn, "description", desc);
+		cJSON_AddItemToObject(fn, "parameters", schema);
+		schema = NULL;
+	} else {
+		error = cmv_error__set(CMV_EINVALID, "no tool schema format '%s' (anthropic, openai)", format);
+	}
+	if (!error && !(text = cJSON_Print(o)))
+		error = CMV_ENOMEM;
+	if (!error) {
+		cmv_buf_clear(out);
+		error = cmv_buf_puts(out, text);
+	}
+	cJSON_free(text);
+	cJSON_Delete(schema);
+	cJSON_Delete(o);
+	return error;
+}
