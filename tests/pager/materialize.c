@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pager's invariants (DESIGN.md section 5, docs/pager.md), over every
+ * Claude Code and Codex session of the shared transcripts for windows from
+ * 8k to 1M tokens, and over randomized histories:
+ *  1. the request never exceeds the budget, counted on the request itself;
+ *  2. the pinned turns are resident verbatim, or materialize fails saying
+ *     what is pinned;
+ *  3. the request passes the provider's checker;
+ *  4. the same inputs give the same bytes;
+ *  5. a larger budget never makes a page leave;
+ *  7. every stub's id recalls its page.
+ * (6, the stable prefix across appends, needs the page table kept in the
+ * store: not built yet, see docs/pager.md.)
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "../support/test.h"
+
+#ifndef CMV_TEST_TRANSCRIPTS
+#define CMV_TEST_TRANSCRIPTS "../shared/transcripts"
+#endif
+
+static cmv_models *models;
+static const cmv_model *gpt4o, *sonnet;
+static cmv_tok *o200k;
+
+static int load(void **state)
+{
+	(void)state;
+	if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&gpt4o, models, "gpt-4o") < 0 ||
+	    cmv_models_find(&sonnet, models, "claude-sonnet-4-5") < 0 || cmv_tok_load(&o200k, "o200k_base", NULL) < 0) {
+		fprintf(stderr, "cannot load the models: %s\n", cmv_error_last() ? cmv_error_last()->message : "");
+		return -1;
+	}
+	return 0;
+}
+
+static int unload(void **state)
+{
+	(void)state;
+	cmv_tok_free(o200k);
+	cmv_models_free(models);
+	return 0;
+}
+
+static cmv_render_target target_of(const cmv_model *m)
+{
+	return m->api == CMV_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC : CMV_RENDER_OPENAI_CHAT;
+}
+
+/*
+ * Materialize and check invariants 1 to 4 and 7. Returns false when the
+ * pinned set cannot fit (after checking that the error says so); rep is then
+ * empty.
+ */
+static bool materialize_checked(cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_model *m,
+				uint64_t budget, const char *what)
+{
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 30), again = CMV_BUF_INIT((size_t)1 << 30), got = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_materialize_report rep2;
+	cmv_token_stats st;
+	o.budget = budget;
+	int rc = cmv_materialize(&out, rep, repo, tip, m, o200k, &o);
+	if (rc == CMV_EBUDGET) {
+		assert_error_mentions("pinned");
+		assert_error_mentions("cannot fit");
+		cmv_buf_dispose(&out);
+		cmv_buf_dispose(&again);
+		cmv_buf_dispose(&got);
+		return false;
+	}
+	if (rc < 0)
+		fail_msg("%s, budget %llu: %s", what, (unsigned long long)budget, cmv_error_last() ? cmv_error_last()->message : "");
+	/* 1: within the budget, on the request itself */
+	assert_cmv_ok(cmv_count_request(&st, m, o200k, out.ptr, out.size));
+	if (st.total != rep->tokens || st.total > budget || !rep->fits)
+		fail_msg("%s: budget %llu, request %llu tokens, report %llu", what, (unsigned long long)budget,
+			 (unsigned long long)st.total, (unsigned long long)rep->tokens);
+	/* 3: the provider's rules */
+	cmv_buf problems = CMV_BUF_INIT(1 << 20);
+	int n = cmv_check_request(&problems, target_of(m), out.ptr, out.size);
+	if (n != 0)
+		fail_msg("%s, budget %llu: %d problems: %s", what, (unsigned long long)budget, n, problems.ptr);
+	cmv_buf_dispose(&problems);
+	/* 4: the same bytes again */
+	assert_cmv_ok(cmv_materialize(&again, &rep2, repo, tip, m, o200k, &o));
+	assert_int_equal(out.size, again.size);
+	assert_memory_equal(out.ptr, again.ptr, out.size);
+	cmv_materialize_report_dispose(&rep2);
+	/* 2: the last turns are resident, bodies and all */
+	for (size_t i = 0; i < rep->n_pages; i++)
+		if (rep->pages[i].turn + CMV_PAGER_KEEP_TURNS_DEFAULT >= rep->turns &&
+		    (rep->pages[i].state != CMV_PAGE_RESIDENT || !rep->pages[i].pinned))
+			fail_msg("%s: page %s of a pinned turn is not resident", what, rep->pages[i].id);
+	/* 7: every stub's id recalls its page */
+	for (const char *p = out.ptr; (p = strstr(p, "recall ")) != NULL; p++) {
+		char id[CMV_ID_HEXSZ + 1];
+		size_t k = 0;
+		const char *h = p + strlen("recall ");
+		while (k < CMV_ID_HEXSZ && isxdigit((unsigned char)h[k]) && !isupper((unsigned char)h[k]))
+			k++;
+		if (k < CMV_ID_MINPREFIX || h[k] != ']')
+			continue; /* the word in a message, not a stub */
+		memcpy(id, h, k);
+		id[k] = '\0';
+		if (cmv_recall(&got, repo, id) < 0)
+			fail_msg("%s: stub id %s does not recall: %s", what, id, cmv_error_last()->message);
+		assert_true(got.size > 0);
+	}
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&again);
+	cmv_buf_dispose(&got);
+	return true;
+}
+
+/* 5: what is resident with less room is resident with more. */
+static void assert_monotone(const cmv_materialize_report *small, const cmv_materialize_report *big, const char *what)
+{
+	assert_int_equal(small->n_pages, big->n_pages);
+	for (size_t i = 0; i < small->n_pages; i++) {
+		assert_string_equal(small->pages[i].id, big->pages[i].id);
+		if (small->pages[i].state == CMV_PAGE_RESIDENT && big->pages[i].state != CMV_PAGE_RESIDENT)
+			fail_msg("%s: page %s is resident with less room, not with more", what, small->pages[i].id);
+	}
+	assert_true(small->tokens <= big->tokens || big->tokens <= big->budget);
+}
+
+static void check_budgets(cmv_repo *repo, const cmv_id *tip, const cmv_model *m, const uint64_t *budgets, size_t n,
+			  const char *what, size_t *fitted, size_t *paged)
+{
+	cmv_materialize_report prev;
+	bool have_prev = false;
+	memset(&prev, 0, sizeof(prev));
+	for (size_t b = 0; b < n; b++) {
+		cmv_materialize_report rep;
+		memset(&rep, 0, sizeof(rep));
+		if (!materialize_checked(&rep, repo, tip, m, budgets[b], what))
+			continue;
+		(*fitted)++;
+		*paged += rep.stubbed + rep.evicted > 0;
+		if (have_prev)
+			assert_monotone(&prev, &rep, what);
+		cmv_materialize_report_dispose(&prev);
+		prev = rep;
+		have_prev = true;
+	}
+	cmv_materialize_report_dispose(&prev);
+}
+
+static void collect(char ***files, size_t *n, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		char path[4096];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			collect(files, n, path);
+		} else if (strstr(e->d_name, ".jsonl")) {
+			*files = realloc(*files, (*n + 1) * sizeof(**files));
+			(*files)[(*n)++] = strdup(path);
+		}
+	}
+	closedir(d);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_every_session(void **state)
+{
+	test_store *ts = *state;
+	static const uint64_t budgets[] = { 8000, 32000, 128000, 1000000 };
+	const char *root = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
+	char **files = NULL, dir[4096];
+	size_t n = 0, fitted = 0, paged = 0;
+	snprintf(dir, sizeof(dir), "%s/claude-code", root);
+	collect(&files, &n, dir);
+	snprintf(dir, sizeof(dir), "%s/codex", root);
+	collect(&files, &n, dir);
+	qsort(files, n, sizeof(*files), cmp_str);
+	assert_true(n >= 15);
+	for (size_t i = 0; i < n; i++) {
+		cmv_import_result res;
+		cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+		char name[32];
+		snprintf(name, sizeof(name), "s%zu", i);
+		io.branch = name;
+		assert_cmv_ok(cmv_import_file(&res, ts->repo, files[i], NULL, &io));
+		check_budgets(ts->repo, &res.head, gpt4o, budgets, 4, files[i], &fitted, &paged);
+		free(files[i]);
+	}
+	free(files);
+	print_message("%zu sessions, %zu materialized, %zu paged\n", n, fitted, paged);
+	/* the test means something only if most windows fit and some needed paging */
+	assert_true(fitted >= n * 2);
+	assert_true(paged >= 5);
+}
+
+/* One session in Claude's approximate tokenizer too (its counts are what its budget is checked in). */
+static void test_claude_budget(void **state)
+{
+	test_store *ts = *state;
+	static const uint64_t budgets[] = { 12000, 40000, 200000 };
+	char path[4096];
+	size_t fitted = 0, paged = 0;
+	cmv_import_result res;
+	snprintf(path, sizeof(path), "%s/claude-code/vsla/0a725fb5-6378-432a-9e84-9f3f49d4043d.jsonl",
+		 test_transcripts_dir(CMV_TEST_TRANSCRIPTS));
+	assert_cmv_ok(cmv_import_file(&res, ts->repo, path, NULL, NULL));
+	check_budgets(ts->repo, &res.head, sonnet, budgets, 3, path, &fitted, &paged);
+	assert_true(fitted >= 2 && paged >= 1);
+}
+
+/* ---- randomized histories ---------------------------------------------------- */
+
+static uint64_t rng;
+static uint64_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static void words(cmv_buf *b, size_t n)
+{
+	static const char *const w[] = { "alpha", "beta", "gamma", "delta", "parser", "token", "window", "page",
+					 "cache", "branch", "error", "value", "vector", "matrix", "file", "line" };
+	cmv_buf_clear(b);
+	for (size_t i = 0; i < n; i++)
+		cmv_buf_printf(b, "%s%s", i ? (next() % 9 ? " " : "\n") : "", w[next() % 16]);
+}
+
+static void random_history(cmv_repo *repo, const char *branch, size_t turns)
+{
+	cmv_buf text = CMV_BUF_INIT(1 << 20), input = CMV_BUF_INIT(1 << 20);
+	for (size_t t = 0; t < turns; t++) {
+		char id[32];
+		cmv_block_content b[2];
+		words(&text, 3 + next() % 40);
+		cmv_message u = test_text_message(&b[0], CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, repo, branch, &u, 1, CMV_APPEND_CREATE));
+		for (size_t c = next() % 4; c > 0; c--) {
+			snprintf(id, sizeof(id), "call_%zu_%zu", t, c);
+			words(&text, 1 + next() % 30);
+			cmv_buf_clear(&input);
+			cmv_buf_printf(&input, "{\"command\":\"%s\"}", "ls");
+			if (next() % 3 == 0) {
+				words(&text, 50 + next() % 600);
+				cmv_buf_clear(&input);
+				cmv_buf_printf(&input, "{\"path\":\"/p/f.c\",\"content\":\"");
+				for (size_t k = 0; k < text.size; k++)
+					cmv_buf_printf(&input, text.ptr[k] == '\n' ? "\\n" : "%c", text.ptr[k]);
+				cmv_buf_printf(&input, "\"}");
+			}
+			words(&text, 2 + next() % 20);
+			b[0] = (cmv_block_content){ .type = "text", .data = text.ptr, .len = text.size };
+			b[1] = (cmv_block_content){ .type = "tool_use", .data = input.ptr, .len = input.size, .tool_id = id,
+						    .tool_name = "Bash" };
+			cmv_message a = { .role = CMV_ROLE_ASSISTANT, .kind = CMV_KIND_MESSAGE, .blocks = b, .n_blocks = 2 };
+			assert_cmv_ok(cmv_append(NULL, repo, branch, &a, 1, 0));
+			words(&text, next() % 2 ? 5 + next() % 40 : 100 + next() % 2000);
+			b[0] = (cmv_block_content){ .type = "tool_result", .data = text.ptr, .len = text.size, .tool_id = id };
+			cmv_message r = { .role = CMV_ROLE_TOOL, .kind = CMV_KIND_MESSAGE, .blocks = b, .n_blocks = 1 };
+			assert_cmv_ok(cmv_append(NULL, repo, branch, &r, 1, 0));
+		}
+		words(&text, 5 + next() % 80);
+		cmv_message a = test_text_message(&b[0], CMV_ROLE_ASSISTANT, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, repo, branch, &a, 1, 0));
+	}
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&input);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void test_random_histories(void **state)
+{
+	test_store *ts = *state;
+	size_t fitted = 0, paged = 0;
+	for (uint64_t seed = 1; seed <= 12; seed++) {
+		char branch[32];
+		uint64_t budgets[6];
+		cmv_id tip;
+		rng = seed * 0x9E3779B97F4A7C15ull;
+		snprintf(branch, sizeof(branch), "r%llu", (unsigned long long)seed);
+		random_history(ts->repo, branch, 3 + next() % 25);
+		assert_cmv_ok(cmv_resolve(&tip, ts->repo, branch));
+		for (size_t i = 0; i < 6; i++)
+			budgets[i] = 1500 + next() % 60000;
+		qsort(budgets, 6, sizeof(*budgets), cmp_u64);
+		check_budgets(ts->repo, &tip, gpt4o, budgets, 6, branch, &fitted, &paged);
+	}
+	assert_true(fitted >= 30 && paged >= 10);
+}
+
+/* Pins and queries keep their pages; a page id that is not there is an error. */
+static void test_pins_and_query(void **state)
+{
+	test_store *ts = *state;
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep, pinned;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
+	cmv_id tip;
+	rng = 42;
+	random_history(ts->repo, "p", 30);
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "p"));
+	o.budget = 6000;
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+	/* the oldest body that left comes back when pinned */
+	const char *pin = NULL;
+	for (size_t i = 0; i < rep.n_pages && !pin; i++)
+		if (rep.pages[i].kind == CMV_PAGE_BODY && rep.pages[i].state != CMV_PAGE_RESIDENT)
+			pin = rep.pages[i].id;
+	assert_non_null(pin);
+	const char *pins[] = { pin };
+	o.pins = pins;
+	o.n_pins = 1;
+	assert_cmv_ok(cmv_materialize(&out, &pinned, ts->repo, &tip, gpt4o, o200k, &o));
+	for (size_t i = 0; i < pinned.n_pages; i++)
+		if (!strcmp(pinned.pages[i].id, pin))
+			assert_int_equal(pinned.pages[i].state, CMV_PAGE_RESIDENT);
+	/* no stub for it in the request: the body itself is there */
+	char stub[32];
+	snprintf(stub, sizeof(stub), "recall %.7s]", pin);
+	assert_null(strstr(out.ptr, stub));
+	cmv_buf page = CMV_BUF_INIT((size_t)1 << 28);
+	assert_cmv_ok(cmv_recall(&page, ts->repo, pin));
+	cmv_materialize_report_dispose(&pinned);
+	const char *nowhere[] = { "0000000000" };
+	o.pins = nowhere;
+	assert_int_equal(cmv_materialize(&out, &pinned, ts->repo, &tip, gpt4o, o200k, &o), CMV_ENOTFOUND);
+	const char *bad[] = { "xyz" };
+	o.pins = bad;
+	assert_int_equal(cmv_materialize(&out, &pinned, ts->repo, &tip, gpt4o, o200k, &o), CMV_EINVALID);
+	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&page);
+}
+
+/* The recall tool: its schemas, and its answers to good and bad calls. */
+static void test_recall_tool(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf out = CMV_BUF_INIT(1 << 20);
+	cmv_id id;
+	char hex[CMV_ID_HEXSZ + 1], input[128];
+	assert_cmv_ok(cmv_recall_tool_schema(&out, "anthropic"));
+	assert_non_null(strstr(out.ptr, "\"input_schema\""));
+	assert_non_null(strstr(out.ptr, "cmv_recall"));
+	assert_cmv_ok(cmv_recall_tool_schema(&out, "openai"));
+	assert_non_null(strstr(out.ptr, "\"parameters\""));
+	assert_int_equal(cmv_recall_tool_schema(&out, "nope"), CMV_EINVALID);
+	assert_cmv_ok(cmv_blob_write(&id, ts->repo, "the page body", 13));
+	snprintf(input, sizeof(input), "{\"id\":\"%.9s\"}", cmv_id_tostr(hex, sizeof(hex), &id));
+	assert_int_equal(cmv_recall_tool_answer(&out, ts->repo, input, strlen(input)), 0);
+	assert_string_equal(out.ptr, "the page body");
+	assert_int_equal(cmv_recall_tool_answer(&out, ts->repo, "{\"id\":\"0000000\"}", 16), 1);
+	assert_non_null(strstr(out.ptr, "error:"));
+	assert_int_equal(cmv_recall_tool_answer(&out, ts->repo, "not json", 8), 1);
+	assert_int_equal(cmv_recall_tool_answer(&out, ts->repo, "{\"id\":7}", 8), 1);
+	cmv_buf_dispose(&out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_every_session, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_claude_budget, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_random_histories, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_recall_tool, test_store_setup, test_store_teardown),
+	};
+	return cmocka_run_group_tests(tests, load, unload);
+}
