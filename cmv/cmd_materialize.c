@@ -10,7 +10,7 @@
 #include <string.h>
 #include "cmd.h"
 
-static const char *m_ref, *m_model, *m_budget, *m_format, *m_query, *m_pins, *m_report, *m_keep;
+static const char *m_ref, *m_model, *m_budget, *m_format, *m_query, *m_pins, *m_report, *m_keep, *m_out;
 static bool m_pretty;
 const cli_opt opts_materialize[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &m_ref, NULL },
@@ -21,6 +21,7 @@ const cli_opt opts_materialize[] = {
 	{ OPT_VALUE, "pin", 0, "ID,...", "keep these pages resident (ids from stubs)", &m_pins, NULL },
 	{ OPT_VALUE, "keep-turns", 0, "K", "the last K turns stay verbatim (default 2)", &m_keep, NULL },
 	{ OPT_VALUE, "report", 0, "FILE", "write the report as JSON to FILE (default: a short table on stderr)", &m_report, NULL },
+	{ OPT_VALUE, "output", 'o', "FILE", "write the request to FILE instead of standard output", &m_out, NULL },
 	{ OPT_FLAG, "pretty", 0, NULL, "indent the request", NULL, &m_pretty },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -156,17 +157,18 @@ CMD(materialize)
 		rc = cli_fail("materialize failed");
 		goto done;
 	}
-	if (fwrite(out.ptr, 1, out.size, stdout) != out.size) {
-		rc = cli_failf("cannot write the request");
+	FILE *fp = m_out ? fopen(m_out, "wb") : stdout;
+	if (!fp || fwrite(out.ptr, 1, out.size, fp) != out.size || (m_out && fclose(fp) != 0)) {
+		rc = cli_failf("cannot write the request%s%s: %s", m_out ? " to " : "", m_out ? m_out : "", strerror(errno));
 		goto done;
 	}
 	cJSON *j = report_json(&rep, m);
 	if (m_report) {
 		char *s = cJSON_Print(j);
-		FILE *fp = fopen(m_report, "wb");
-		if (!s || !fp || fputs(s, fp) < 0 || fclose(fp) != 0) {
-			if (fp)
-				fclose(fp);
+		FILE *rf = fopen(m_report, "wb");
+		if (!s || !rf || fputs(s, rf) < 0 || fclose(rf) != 0) {
+			if (rf)
+				fclose(rf);
 			rc = cli_failf("cannot write '%s': %s", m_report, strerror(errno));
 		}
 		cJSON_free(s);

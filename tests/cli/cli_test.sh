@@ -357,6 +357,23 @@ B=$("$CMV" info t1 --json | python3 -c 'import json,sys; print(json.load(sys.std
 A=$("$CMV" info t1.trim --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens"]["claude-sonnet-4-5"])')
 ok "the trim sends fewer tokens than its snapshot" test "$A" -lt "$B"
 
+# --- the pager: materialize, fit, the recall tool ---
+run fit "$V" --model claude-sonnet-4-5,gpt-4 --json; ok "fit --json" is_json "$out"
+ok "fit: the big window fits whole" has '"stubbed":	0' "$out"
+run fit "$V" --model gpt-4; ok "fit: gpt-4 needs paging" has "turns left out" "$out"
+run materialize "$V" --model gpt-4 -o "$WORK/g4.json" --report "$WORK/g4r.json"; ok "materialize" test $rc -eq 0
+ok "materialize: the report says it fits" has '"fits":	true' "$(cat "$WORK/g4r.json")"
+ok "materialize: a run of turns paged out, with its id" grep -q 'paged out: [0-9]* earlier turn' "$WORK/g4.json"
+PID=$(grep -o 'paged out[^]]*recall [0-9a-f]*' "$WORK/g4.json" | head -1 | grep -o '[0-9a-f]*$')
+run recall "$PID"; ok "the paged-out turns recall as JSON" is_json "$out"
+run materialize "$V" --model gpt-4 -o "$WORK/g4b.json"; ok "materialize again: the same bytes" cmp -s "$WORK/g4.json" "$WORK/g4b.json"
+run materialize "$V" --model gpt-4 --budget 100; ok "materialize: the pinned turns do not fit" test $rc -eq 1
+ok "materialize: says what is pinned" has "pinned" "$err"
+run materialize "$V"; ok "materialize without --model is a usage error" test $rc -eq 2
+run materialize "$V" --model gpt-4o --format gemini -o "$WORK/gem.json"; ok "materialize --format gemini" is_json "$(cat "$WORK/gem.json")"
+run tool-schema --format openai; ok "tool-schema --format openai" has '"name":	"cmv_recall"' "$out"
+run tool-schema --format nope; ok "tool-schema: an unknown format is a usage error" test $rc -eq 2
+
 # --- bundles ---
 run export t1 --bundle "$WORK/t1.cmvb" --with-branches; ok "export --bundle" test $rc -eq 0
 ok "export --bundle says what it holds" has "nodes" "$err"
