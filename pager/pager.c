@@ -299,16 +299,22 @@ static int prepend_text(cJSON *m, const char *text)
 	return 0;
 }
 
-/* The messages with the first k pages of the order gone; *writes collects the blobs stubs name (may be NULL). */
+/*
+ * The messages with the first k pages of the order gone (k == SIZE_MAX: the
+ * pages p->gone says); writes collects the texts stubs name (may be NULL).
+ */
+#define GONE_AS_SET SIZE_MAX
 static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 {
 	cJSON *copy = NULL, *msgs = NULL;
 	cmv_buf stub = CMV_BUF_INIT(1 << 16);
 	int error;
 
-	memset(p->gone, 0, p->n * sizeof(*p->gone));
-	for (size_t i = 0; i < k; i++)
-		p->gone[p->order[i]] = true;
+	if (k != GONE_AS_SET) {
+		memset(p->gone, 0, p->n * sizeof(*p->gone));
+		for (size_t i = 0; i < k; i++)
+			p->gone[p->order[i]] = true;
+	}
 	if (!(copy = cJSON_Duplicate(p->cv.msgs, 1)) || !(msgs = cJSON_CreateArray())) {
 		error = CMV_ENOMEM;
 		goto done;
@@ -673,13 +679,69 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 			goto done;
 		}
 	}
+	/*
+	 * The page table of the branch (for this model and format): what left
+	 * last time stays gone while the request fits, so an append does not
+	 * move the cut and the provider's prompt cache survives. A new batch is
+	 * cut only past the budget; pages come back when the budget grew (a
+	 * switch to a larger model) and the cut above leaves fewer out.
+	 */
+	size_t final_k = k;
+	char note_key[CMV_REF_NAME_MAX + 64];
+	snprintf(note_key, sizeof(note_key), "pager:%s:%s", model->id, cmv_render_target_name(p.cv.target));
+	if (o.state_branch) {
+		cmv_buf note = CMV_BUF_INIT(1 << 24);
+		cmv__strmap was = { 0 };
+		size_t n_was = 0;
+		if (cmv_branch_note_get(&note, repo, o.state_branch, note_key) == 0 && note.size) {
+			cJSON *j = cJSON_Parse(note.ptr);
+			for (const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "evicted") ? cJSON_GetObjectItemCaseSensitive(j, "evicted")->child : NULL;
+			     e && !error; e = e->next)
+				if (cJSON_IsString(e))
+					error = cmv__strmap_put(&was, e->valuestring, 0, NULL);
+			cJSON_Delete(j);
+		}
+		cmv_error_clear();
+		if (!error && was.n) {
+			memset(p.gone, 0, p.n * sizeof(*p.gone));
+			for (size_t q = 0; q < p.n_order; q++)
+				if (cmv__strmap_get(&was, p.pages[p.order[q]].pub.id, NULL, NULL)) {
+					p.gone[p.order[q]] = true;
+					n_was++;
+				}
+			uint64_t t = 0;
+			if (n_was && n_was <= k && (error = eval(&t, NULL, out, &p, GONE_AS_SET, NULL, &ro)) == 0 &&
+			    t <= r.budget)
+				final_k = GONE_AS_SET;
+		}
+		cmv__strmap_dispose(&was);
+		cmv_buf_dispose(&note);
+		if (error)
+			goto done;
+	}
 	/* the final rendering, and the blobs its stubs name */
 	if (!(writes = cJSON_CreateArray())) {
 		error = CMV_ENOMEM;
 		goto done;
 	}
-	if ((error = eval(&tokens, &r.classes, out, &p, k, writes, &ro)) < 0)
+	if ((error = eval(&tokens, &r.classes, out, &p, final_k, writes, &ro)) < 0)
 		goto done;
+	if (o.state_branch) {
+		cJSON *j = cJSON_CreateObject(), *ev = cJSON_AddArrayToObject(j, "evicted");
+		char *text;
+		cJSON_AddNumberToObject(j, "budget", (double)r.budget);
+		for (size_t q = 0; q < p.n; q++)
+			if (p.gone[q])
+				cJSON_AddItemToArray(ev, cJSON_CreateString(p.pages[q].pub.id));
+		if (!(text = cJSON_PrintUnformatted(j)))
+			error = CMV_ENOMEM;
+		else
+			error = cmv_branch_note_set(repo, o.state_branch, note_key, text);
+		cJSON_free(text);
+		cJSON_Delete(j);
+		if (error < 0)
+			goto done;
+	}
 	for (const cJSON *w = writes->child; w && !error; w = w->next) {
 		cmv_id id;
 		error = cmv_blob_write(&id, repo, w->valuestring, strlen(w->valuestring));

@@ -46,9 +46,16 @@ typedef struct cmv_pager_options {
 	/** The request format (a cmv_render_target); 0: the model's API. */
 	int target;
 	unsigned int render_flags; /**< cmv_render_flags */
+	/**
+	 * The branch whose page table to use and keep (NULL: none, every call
+	 * decides afresh): what left last time stays gone while the request
+	 * fits the budget, so appending a turn leaves the resident prefix as
+	 * it was; past the budget a new batch is cut to the low-water mark.
+	 */
+	const char *state_branch;
 } cmv_pager_options;
 #define CMV_PAGER_OPTIONS_VERSION 1
-#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0 }
+#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL }
 
 typedef enum {
 	CMV_PAGE_BODY = 1,  /**< a tool result's body or a tool input string */

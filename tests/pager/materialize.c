@@ -13,8 +13,10 @@
  * (6, the stable prefix across appends, needs the page table kept in the
  * store: not built yet, see docs/pager.md.)
  */
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "../support/test.h"
@@ -311,6 +313,84 @@ static void test_random_histories(void **state)
 	assert_true(fitted >= 30 && paged >= 10);
 }
 
+static cJSON *messages_of(const cmv_buf *body)
+{
+	cJSON *j = cJSON_ParseWithLength(body->ptr, body->size);
+	cJSON *m = cJSON_DetachItemFromObjectCaseSensitive(j, "messages");
+	cJSON_Delete(j);
+	assert_non_null(m);
+	return m;
+}
+
+/* 6: with the branch's page table, an append keeps the resident prefix until the budget is crossed. */
+static void test_stable_prefix(void **state)
+{
+	test_store *ts = *state;
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
+	cmv_id tip;
+	size_t stable = 0, batches = 0;
+	uint64_t prev_tokens = 0, added = 0;
+	cJSON *prev = NULL;
+
+	rng = 7;
+	random_history(ts->repo, "live", 12);
+	o.budget = 9000;
+	o.state_branch = "live";
+	for (int step = 0; step < 30; step++) {
+		assert_cmv_ok(cmv_resolve(&tip, ts->repo, "live"));
+		assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+		assert_true(rep.tokens <= o.budget);
+		cJSON *msgs = messages_of(&out);
+		if (prev) {
+			/* the request before the append is a prefix of the one after, or a new batch was cut */
+			bool prefix = cJSON_GetArraySize(prev) <= cJSON_GetArraySize(msgs);
+			const cJSON *a = prev->child, *b = msgs->child;
+			for (; prefix && a; a = a->next, b = b->next)
+				prefix = cJSON_Compare(a, b, true);
+			if (prefix) {
+				stable++;
+			} else {
+				/* a new batch only when the request would have crossed the budget: then down to the mark */
+				batches++;
+				if (prev_tokens + added <= o.budget)
+					fail_msg("step %d: a new cut although %llu + %llu tokens fit %llu", step,
+						 (unsigned long long)prev_tokens, (unsigned long long)added,
+						 (unsigned long long)o.budget);
+				assert_true(rep.tokens <= o.budget * CMV_PAGER_LOW_WATER_DEFAULT / 1000);
+			}
+		}
+		cJSON_Delete(prev);
+		prev = msgs;
+		prev_tokens = rep.tokens;
+		cmv_materialize_report_dispose(&rep);
+		/* one more short turn */
+		cmv_block_content b;
+		cmv_message u = test_text_message(&b, CMV_ROLE_USER, "and then?");
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "live", &u, 1, 0));
+		cmv_buf reply = CMV_BUF_INIT(1 << 20);
+		words(&reply, 150);
+		size_t nt = 0;
+		assert_cmv_ok(cmv_model_count(&nt, NULL, gpt4o, o200k, reply.ptr, reply.size));
+		added = nt + 3 + 16; /* "and then?", and the framing of two messages */
+		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, reply.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "live", &a, 1, 0));
+		cmv_buf_dispose(&reply);
+	}
+	cJSON_Delete(prev);
+	/* most appends kept the prefix; some crossed the mark and cut a batch */
+	print_message("%zu appends kept the prefix, %zu cut a new batch\n", stable, batches);
+	assert_true(stable >= 20 && batches >= 2);
+	/* a larger budget (a switch to a bigger window) brings pages back */
+	cmv_materialize_report big;
+	o.budget = 1000000;
+	assert_cmv_ok(cmv_materialize(&out, &big, ts->repo, &tip, gpt4o, o200k, &o));
+	assert_int_equal(big.stubbed + big.evicted, 0);
+	cmv_materialize_report_dispose(&big);
+	cmv_buf_dispose(&out);
+}
+
 /* Pins and queries keep their pages; a page id that is not there is an error. */
 static void test_pins_and_query(void **state)
 {
@@ -385,6 +465,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_every_session, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_claude_budget, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_random_histories, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_stable_prefix, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_recall_tool, test_store_setup, test_store_teardown),
 	};
