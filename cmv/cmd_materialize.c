@@ -11,7 +11,7 @@
 #include "cmd.h"
 
 static const char *m_ref, *m_model, *m_budget, *m_format, *m_query, *m_pins, *m_report, *m_keep, *m_out;
-static bool m_pretty;
+static bool m_pretty, m_stateless;
 const cli_opt opts_materialize[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &m_ref, NULL },
 	{ OPT_VALUE, "model", 'm', "M", "the model the request is for (required; see cmv models)", &m_model, NULL },
@@ -23,6 +23,18 @@ const cli_opt opts_materialize[] = {
 	{ OPT_VALUE, "report", 0, "FILE", "write the report as JSON to FILE (default: a short table on stderr)", &m_report, NULL },
 	{ OPT_VALUE, "output", 'o', "FILE", "write the request to FILE instead of standard output", &m_out, NULL },
 	{ OPT_FLAG, "pretty", 0, NULL, "indent the request", NULL, &m_pretty },
+	{ OPT_FLAG, "stateless", 0, NULL, "ignore and keep no page table (a branch keeps one per model by default)", NULL, &m_stateless },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
+static const char *sw_ref, *sw_model, *sw_budget, *sw_out;
+static bool sw_json;
+const cli_opt opts_switch[] = {
+	{ OPT_ARG_OPT, "BRANCH", 0, NULL, "the branch (default: the current branch)", &sw_ref, NULL },
+	{ OPT_VALUE, "model", 'm', "M", "the model to switch to (required)", &sw_model, NULL },
+	{ OPT_VALUE, "budget", 'b', "N", "tokens the request may use (default: the model's budget)", &sw_budget, NULL },
+	{ OPT_VALUE, "output", 'o', "FILE", "also write the request to FILE", &sw_out, NULL },
+	{ OPT_FLAG, "json", 0, NULL, "print the report as JSON", NULL, &sw_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -153,7 +165,19 @@ CMD(materialize)
 	}
 	po.query = m_query;
 	po.render_flags = m_pretty ? CMV_RENDER_PRETTY : 0;
-	if (cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po) < 0) {
+	/* a branch keeps its page table: an append does not move the cut (docs/pager.md) */
+	cmv_buf branch = CMV_BUF_INIT(CMV_REF_NAME_MAX + 1);
+	if (!m_stateless) {
+		cmv_ref *r = NULL;
+		if (m_ref ? (cmv_ref_lookup(&r, ctx->repo, m_ref) == 0 && r->type == CMV_REF_BRANCH && cmv_buf_puts(&branch, m_ref) == 0)
+			  : cli_current_branch(&branch, ctx) == 0)
+			po.state_branch = branch.ptr;
+		cmv_ref_free(r);
+		cmv_error_clear();
+	}
+	int merr = cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po);
+	cmv_buf_dispose(&branch);
+	if (merr < 0) {
 		rc = cli_fail("materialize failed");
 		goto done;
 	}
@@ -277,5 +301,102 @@ CMD(tool_schema)
 	else
 		printf("%s\n", out.ptr);
 	cmv_buf_dispose(&out);
+	return rc;
+}
+
+CMD(switch)
+{
+	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_models *models = NULL;
+	const cmv_model *m = NULL;
+	cmv_tok *tok = NULL;
+	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT), branch = CMV_BUF_INIT(CMV_REF_NAME_MAX + 1),
+		old = CMV_BUF_INIT(CMV_BUF_SMALL);
+	cmv_ref *r = NULL;
+	cmv_id tip;
+	int rc;
+
+	memset(&rep, 0, sizeof(rep));
+	CLI_PARSE("switch");
+	if (!sw_model)
+		return cli_usage_error(cli_find("switch"), "--model is required");
+	if (sw_budget && (!parse_u64(&po.budget, sw_budget) || !po.budget))
+		return cli_usage_error(cli_find("switch"), "--budget needs a positive number of tokens, not '%s'", sw_budget);
+	if (sw_ref) {
+		if (cmv_ref_lookup(&r, ctx->repo, sw_ref) < 0 || r->type != CMV_REF_BRANCH) {
+			cmv_ref_free(r);
+			cmv_error_clear();
+			return cli_failf("'%s' is not a branch (a switch is recorded on a branch)", sw_ref);
+		}
+		cmv_ref_free(r);
+		cmv_buf_puts(&branch, sw_ref);
+	} else if ((rc = cli_current_branch(&branch, ctx)) != EXIT_OK) {
+		return rc;
+	}
+	if ((rc = cli_resolve(&tip, ctx, branch.ptr)) != EXIT_OK || (rc = load_model(&m, &models, &tok, sw_model)) != EXIT_OK)
+		goto done;
+	if (cmv_branch_llm_get(&old, ctx->repo, branch.ptr) < 0)
+		cmv_error_clear();
+	po.state_branch = branch.ptr;
+	/* the working set for the new model first: a switch that cannot fit records nothing */
+	if (cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po) < 0) {
+		rc = cli_failf("cannot switch %s to %s: %s", branch.ptr, m->id,
+			       cmv_error_last() ? cmv_error_last()->message : "materialize failed");
+		goto done;
+	}
+	cJSON *ev = cJSON_CreateObject();
+	char *text = NULL;
+	cJSON_AddStringToObject(ev, "event", "model_switch");
+	if (old.size)
+		cJSON_AddStringToObject(ev, "from", old.ptr);
+	else
+		cJSON_AddNullToObject(ev, "from");
+	cJSON_AddStringToObject(ev, "to", m->id);
+	cJSON_AddNumberToObject(ev, "budget", (double)rep.budget);
+	cJSON_AddNumberToObject(ev, "tokens", (double)rep.tokens);
+	cJSON_AddNumberToObject(ev, "tokens_full", (double)rep.tokens_full);
+	cJSON_AddNumberToObject(ev, "stubbed", (double)rep.stubbed);
+	cJSON_AddNumberToObject(ev, "evicted", (double)rep.evicted);
+	text = cJSON_PrintUnformatted(ev);
+	cmv_block_content b = { .type = "cmv_switch", .data = text, .len = text ? strlen(text) : 0 };
+	cmv_message msg = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .blocks = &b, .n_blocks = 1 };
+	/* the event and the new usage segment land together */
+	if (!text || cmv_repo_txn_begin(ctx->repo) < 0) {
+		rc = cli_fail("cannot record the switch");
+	} else if (cmv_append(NULL, ctx->repo, branch.ptr, &msg, 1, 0) < 0 ||
+		   cmv_branch_llm_set(ctx->repo, branch.ptr, m->id) < 0 || cmv_repo_txn_commit(ctx->repo) < 0) {
+		cmv_repo_txn_rollback(ctx->repo);
+		rc = cli_fail("cannot record the switch");
+	}
+	cJSON_free(text);
+	cJSON_Delete(ev);
+	if (rc != EXIT_OK)
+		goto done;
+	if (sw_out) {
+		FILE *fp = fopen(sw_out, "wb");
+		if (!fp || fwrite(out.ptr, 1, out.size, fp) != out.size || fclose(fp) != 0) {
+			rc = cli_failf("cannot write '%s': %s", sw_out, strerror(errno));
+			goto done;
+		}
+	}
+	if (sw_json) {
+		cJSON *j = report_json(&rep, m);
+		cJSON_AddStringToObject(j, "branch", branch.ptr);
+		if (old.size)
+			cJSON_AddStringToObject(j, "from", old.ptr);
+		rc = cli_print_json(j);
+	} else {
+		printf("%s: %s -> %s; %llu of %llu tokens (%s); pages %zu resident, %zu stubbed, %zu evicted\n", branch.ptr,
+		       old.size ? old.ptr : "(no model)", m->id, (unsigned long long)rep.tokens, (unsigned long long)rep.budget,
+		       rep.fits ? "fits" : "does not fit", rep.resident, rep.stubbed, rep.evicted);
+	}
+done:
+	cmv_materialize_report_dispose(&rep);
+	cmv_tok_free(tok);
+	cmv_models_free(models);
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&branch);
+	cmv_buf_dispose(&old);
 	return rc;
 }

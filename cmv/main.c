@@ -21,6 +21,7 @@ const cli_cmd cli_commands[] = {
 	{ "auto-trim", cmd_auto_trim, 0, "What the hooks run: trim the live session on stdin in place (always exits 0)", opts_auto_trim },
 	{ "materialize", cmd_materialize, CLI_NEEDS_STORE, "The request a model is sent for a branch, paged to fit its window", opts_materialize },
 	{ "fit", cmd_fit, CLI_NEEDS_STORE, "Whether a branch fits each model, and what would be paged out", opts_fit },
+	{ "switch", cmd_switch, CLI_NEEDS_STORE, "Move a branch to another model: re-materialize it, record the switch", opts_switch },
 	{ "tool-schema", cmd_tool_schema, 0, "The recall tool's definition, for an agent host to offer models", opts_tool_schema },
 	{ "checkout", cmd_checkout, CLI_NEEDS_STORE, "Make a branch the current one", opts_checkout },
 	{ "list", cmd_list, CLI_NEEDS_STORE, "List branches and snapshots", opts_list },

@@ -374,6 +374,15 @@ run materialize "$V" --model gpt-4o --format gemini -o "$WORK/gem.json"; ok "mat
 run tool-schema --format openai; ok "tool-schema --format openai" has '"name":	"cmv_recall"' "$out"
 run tool-schema --format nope; ok "tool-schema: an unknown format is a usage error" test $rc -eq 2
 
+run switch "$V" --model gpt-4 --json; ok "switch to a small window" has '"evicted":' "$out"
+ok "switch: the report fits" has '"fits":	true' "$out"
+run model "$V"; ok "switch set the branch's model" has "gpt-4 (" "$out"
+run switch "$V" --model claude-sonnet-4-5; ok "switch to a large window brings the pages back" has "0 stubbed, 0 evicted" "$out"
+run info "$V"; ok "switch started a usage segment for each model" test "$(grep -c 'from turn' <<<"$out")" -ge 2
+run switch "$V" --model gpt-4 --budget 100; ok "a switch that cannot fit fails" test $rc -eq 1
+run model "$V"; ok "and records nothing" has "claude-sonnet-4-5 (" "$out"
+run switch t1 --model gpt-4; ok "switch needs a branch" test $rc -eq 1
+
 # --- bundles ---
 run export t1 --bundle "$WORK/t1.cmvb" --with-branches; ok "export --bundle" test $rc -eq 0
 ok "export --bundle says what it holds" has "nodes" "$err"
