@@ -1,11 +1,20 @@
 /* SPDX-License-Identifier: MIT */
-/* cmv recall ID: the exact bytes a trim stub stands for (the id it prints). */
+/*
+ * cmv recall ID: the exact bytes a stub stands for (a trim's or a page's);
+ * cmv recall --query TEXT: the pages of a branch that match best, through
+ * the pager's own query path, within a token budget.
+ */
+#include <errno.h>
 #include <stdlib.h>
 #include "cmd.h"
 
-static const char *r_id;
+static const char *r_id, *r_query, *r_budget, *r_ref, *r_model;
 const cli_opt opts_recall[] = {
-	{ OPT_ARG, "ID", 0, NULL, "the id a stub names (at least 7 hex digits)", &r_id, NULL },
+	{ OPT_ARG_OPT, "ID", 0, NULL, "the id a stub names (at least 7 hex digits)", &r_id, NULL },
+	{ OPT_VALUE, "query", 'q', "TEXT", "instead: the pages that match TEXT best", &r_query, NULL },
+	{ OPT_VALUE, "budget", 'b', "N", "with --query: at most N tokens of pages (default 2000)", &r_budget, NULL },
+	{ OPT_VALUE, "from", 0, "REF", "with --query: the branch to search (default: the current branch)", &r_ref, NULL },
+	{ OPT_VALUE, "model", 'm', "M", "with --query: count tokens as M does (default claude-sonnet-4-5)", &r_model, NULL },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -15,9 +24,39 @@ CMD(recall)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("recall");
-	if (cmv_recall(&out, ctx->repo, r_id) < 0)
+	if (!r_id == !r_query)
+		return cli_usage_error(cli_find("recall"), "give an ID or --query TEXT");
+	if (r_id && (r_budget || r_ref || r_model))
+		return cli_usage_error(cli_find("recall"), "--budget, --from and --model go with --query");
+	if (r_query) {
+		cmv_models *models = NULL;
+		const cmv_model *m = NULL;
+		cmv_tok *tok = NULL;
+		cmv_id tip;
+		size_t n = 0;
+		char *end = NULL;
+		unsigned long long budget = 2000;
+		if (r_budget) {
+			errno = 0;
+			budget = strtoull(r_budget, &end, 10);
+			if (!*r_budget || *end || errno || !budget || r_budget[0] == '-')
+				return cli_usage_error(cli_find("recall"), "--budget needs a positive number of tokens, not '%s'", r_budget);
+		}
+		if ((rc = cli_resolve(&tip, ctx, r_ref)) != EXIT_OK)
+			return rc;
+		if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&m, models, r_model ? r_model : "claude-sonnet-4-5") < 0 ||
+		    cmv_tok_load(&tok, m->tokenizer, NULL) < 0)
+			rc = cli_fail("cannot load the model");
+		else if (cmv_recall_query(&out, &n, ctx->repo, &tip, m, tok, r_query, budget) < 0)
+			rc = cli_fail("the query failed");
+		else if (!n)
+			fprintf(stderr, "cmv: no page matches '%s'\n", r_query);
+		cmv_tok_free(tok);
+		cmv_models_free(models);
+	} else if (cmv_recall(&out, ctx->repo, r_id) < 0) {
 		rc = cli_fail("cannot recall it");
-	else if (out.size && fwrite(out.ptr, 1, out.size, stdout) != out.size)
+	}
+	if (rc == EXIT_OK && out.size && fwrite(out.ptr, 1, out.size, stdout) != out.size)
 		rc = cli_failf("cannot write to stdout");
 	cmv_buf_dispose(&out);
 	return rc;

@@ -31,6 +31,7 @@ typedef struct {
 	int64_t saving;  /* estimated tokens saved when it leaves */
 	size_t chars, lines;
 	size_t cand;     /* body pages: the walk's candidate number */
+	bool hit;        /* the query matched it */
 } page;
 
 typedef struct {
@@ -430,7 +431,7 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 		if (q->used + pg->pub.tokens > q->allowance)
 			return 0;
 		q->used += pg->pub.tokens;
-		pg->pub.pinned = true;
+		pg->pub.pinned = pg->hit = true;
 		pin_group(p, pg->pub.turn);
 		q->pinned++;
 		return 0;
@@ -439,7 +440,7 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 		page *gp = &p->pages[p->group_page[g]];
 		if (!gp->pub.pinned && q->used + gp->pub.tokens <= q->allowance) {
 			q->used += gp->pub.tokens;
-			gp->pub.pinned = true;
+			gp->pub.pinned = gp->hit = true;
 			q->pinned++;
 		}
 	}
@@ -472,6 +473,94 @@ static int index_texts(cmv__strmap *map, pager *p)
 	return error;
 }
 
+/*
+ * Load the branch for the target and find its pages: the bodies in
+ * conversation order, then one page per turn. p->repo, model and tok set.
+ */
+static int pager_load(pager *p, const cmv_id *tip, cmv_render_target target, unsigned int flags)
+{
+	int error;
+	if ((error = cmv__conversation_load(&p->cv, p->repo, tip, target, flags)) < 0)
+		return error;
+	if (!cJSON_GetArraySize(p->cv.msgs)) {
+		return cmv_error__set(CMV_EINVALID, "nothing to page: the conversation has no messages");
+	}
+
+	/* the turns */
+	size_t n_msgs = (size_t)cJSON_GetArraySize(p->cv.msgs), i = 0;
+	if (!(p->group_first = cmv__calloc(n_msgs + 1, sizeof(size_t)))) {
+		return CMV_ENOMEM;
+	}
+	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++)
+		if (i == 0 || starts_turn(m))
+			p->group_first[p->n_groups++] = i;
+	/* the bodies, then one page per turn */
+	if ((error = walk_bodies(p, p->cv.msgs, true, find_body)) < 0)
+		return error;
+	size_t n_bodies = p->n;
+	for (size_t b = 0, g = 0; b < n_bodies; b++) {
+		while (g + 1 < p->n_groups && p->group_first[g + 1] <= p->pages[b].msg)
+			g++;
+		p->pages[b].pub.turn = g;
+	}
+	if (!(p->group_page = cmv__calloc(p->n_groups + 1, sizeof(size_t)))) {
+		return CMV_ENOMEM;
+	}
+	i = 0;
+	for (size_t g = 0; g < p->n_groups; g++) {
+		size_t end = g + 1 < p->n_groups ? p->group_first[g + 1] : n_msgs;
+		cJSON *arr = cJSON_CreateArray();
+		for (const cJSON *m = p->cv.msgs->child; m && arr; m = m->next, i++)
+			if (i >= p->group_first[g] && i < end)
+				cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1));
+		i = 0;
+		char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+		cJSON_Delete(arr);
+		if (!text) {
+			error = CMV_ENOMEM;
+			return error;
+		}
+		page pg;
+		cmv_id id;
+		memset(&pg, 0, sizeof(pg));
+		cmv_id_hash(&id, text, strlen(text));
+		cmv_id_tostr(pg.pub.id, sizeof(pg.pub.id), &id);
+		pg.pub.kind = CMV_PAGE_GROUP;
+		pg.pub.state = CMV_PAGE_RESIDENT;
+		pg.pub.turn = g;
+		pg.pub.tokens = count_text(p, text, strlen(text));
+		pg.msg = p->group_first[g];
+		pg.saving = (int64_t)pg.pub.tokens;
+		for (size_t b = 0; b < n_bodies; b++)
+			if (p->pages[b].pub.turn == g)
+				pg.saving -= p->pages[b].saving;
+		cJSON_free(text);
+		p->group_page[g] = p->n;
+		if ((error = push_page(p, &pg)) < 0)
+			return error;
+	}
+
+	return 0;
+}
+
+/*
+ * The query path, shared by materialize --query and recall --query: the
+ * pages that match best (FTS5 BM25 over the store, best first) are pinned,
+ * a body with its turn, while their tokens fit the allowance.
+ */
+static int pager_query(pager *p, const char *query, uint64_t allowance, size_t *pinned)
+{
+	cmv__strmap texts = { 0 };
+	query_state q = { p, &texts, allowance, 0, 0 };
+	int error = index_texts(&texts, p);
+	if (!error)
+		error = cmv_search(p->repo, query, 64, CMV_SEARCH_ANY, query_hit, &q);
+	cmv__strmap_dispose(&texts);
+	if (pinned)
+		*pinned = q.pinned;
+	return error;
+}
+
 void cmv_materialize_report_dispose(cmv_materialize_report *rep)
 {
 	if (!rep)
@@ -499,7 +588,6 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
 	pager p;
 	cmv_materialize_report r;
-	cmv__strmap texts = { 0 };
 	cJSON *writes = NULL;
 	uint64_t full = 0, tokens = 0;
 	size_t k = 0;
@@ -525,68 +613,11 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		o.low_water = CMV_PAGER_LOW_WATER_DEFAULT;
 	ro.model = model->id;
 	ro.flags = o.render_flags | CMV_RENDER_NO_DECORATIONS;
-	if ((error = cmv__conversation_load(&p.cv, repo, tip, target_of(model, o.target), o.render_flags)) < 0)
+	if ((error = pager_load(&p, tip, target_of(model, o.target), o.render_flags)) < 0)
 		goto done;
-	if (!cJSON_GetArraySize(p.cv.msgs)) {
-		error = cmv_error__set(CMV_EINVALID, "nothing to materialize: the conversation has no messages");
-		goto done;
-	}
-
-	/* the turns */
-	size_t n_msgs = (size_t)cJSON_GetArraySize(p.cv.msgs), i = 0;
-	if (!(p.group_first = cmv__calloc(n_msgs + 1, sizeof(size_t)))) {
-		error = CMV_ENOMEM;
-		goto done;
-	}
-	for (const cJSON *m = p.cv.msgs->child; m; m = m->next, i++)
-		if (i == 0 || starts_turn(m))
-			p.group_first[p.n_groups++] = i;
-	/* the bodies, then one page per turn */
-	if ((error = walk_bodies(&p, p.cv.msgs, true, find_body)) < 0)
-		goto done;
-	size_t n_bodies = p.n;
-	for (size_t b = 0, g = 0; b < n_bodies; b++) {
-		while (g + 1 < p.n_groups && p.group_first[g + 1] <= p.pages[b].msg)
-			g++;
-		p.pages[b].pub.turn = g;
-	}
-	if (!(p.group_page = cmv__calloc(p.n_groups + 1, sizeof(size_t)))) {
-		error = CMV_ENOMEM;
-		goto done;
-	}
-	i = 0;
-	for (size_t g = 0; g < p.n_groups; g++) {
-		size_t end = g + 1 < p.n_groups ? p.group_first[g + 1] : n_msgs;
-		cJSON *arr = cJSON_CreateArray();
-		for (const cJSON *m = p.cv.msgs->child; m && arr; m = m->next, i++)
-			if (i >= p.group_first[g] && i < end)
-				cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1));
-		i = 0;
-		char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
-		cJSON_Delete(arr);
-		if (!text) {
-			error = CMV_ENOMEM;
-			goto done;
-		}
-		page pg;
-		cmv_id id;
-		memset(&pg, 0, sizeof(pg));
-		cmv_id_hash(&id, text, strlen(text));
-		cmv_id_tostr(pg.pub.id, sizeof(pg.pub.id), &id);
-		pg.pub.kind = CMV_PAGE_GROUP;
-		pg.pub.state = CMV_PAGE_RESIDENT;
-		pg.pub.turn = g;
-		pg.pub.tokens = count_text(&p, text, strlen(text));
-		pg.msg = p.group_first[g];
-		pg.saving = (int64_t)pg.pub.tokens;
-		for (size_t b = 0; b < n_bodies; b++)
-			if (p.pages[b].pub.turn == g)
-				pg.saving -= p.pages[b].saving;
-		cJSON_free(text);
-		p.group_page[g] = p.n;
-		if ((error = push_page(&p, &pg)) < 0)
-			goto done;
-	}
+	size_t n_bodies = 0;
+	while (n_bodies < p.n && p.pages[n_bodies].pub.kind == CMV_PAGE_BODY)
+		n_bodies++;
 
 	/* the pins: the last turns, the caller's pages, the query's hits; a pinned body pins its turn */
 	for (size_t g = p.n_groups > o.keep_turns ? p.n_groups - o.keep_turns : 0; g < p.n_groups; g++)
@@ -609,12 +640,9 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 			goto done;
 		}
 	}
-	if (o.query && *o.query) {
-		query_state q = { &p, &texts, o.query_allowance ? o.query_allowance : r.budget / 4, 0, 0 };
-		if ((error = index_texts(&texts, &p)) < 0 ||
-		    (error = cmv_search(repo, o.query, 64, CMV_SEARCH_ANY, query_hit, &q)) < 0)
-			goto done;
-	}
+	if (o.query && *o.query &&
+	    (error = pager_query(&p, o.query, o.query_allowance ? o.query_allowance : r.budget / 4, NULL)) < 0)
+		goto done;
 	/* the last turns are resident verbatim, bodies and all */
 	for (size_t b = 0; b < n_bodies; b++)
 		if (p.pages[b].pub.turn + o.keep_turns >= p.n_groups)
@@ -783,12 +811,98 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	}
 done:
 	cJSON_Delete(writes);
-	cmv__strmap_dispose(&texts);
 	pager_dispose(&p);
 	return error;
 }
 
 /* ---- recall ------------------------------------------------------------------ */
+
+/* A turn's messages as plain lines: "role: text", calls and results marked. */
+static void turn_text(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
+{
+	size_t i = 0;
+	for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+		if (i < from || i >= to)
+			continue;
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
+		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		if (cJSON_IsString(content)) {
+			cmv_buf_printf(out, "%s: %s\n", role ? role : "?", content->valuestring);
+			continue;
+		}
+		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+			const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+			if (is(t, "text")) {
+				cmv_buf_printf(out, "%s: %s\n", role ? role : "?",
+					       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text")));
+			} else if (is(t, "tool_use")) {
+				char *in = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
+				cmv_buf_printf(out, "%s calls %s %s\n", role ? role : "?",
+					       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")), in ? in : "");
+				cJSON_free(in);
+			} else if (is(t, "tool_result")) {
+				char *r = body_text(cJSON_GetObjectItemCaseSensitive(b, "content"));
+				cmv_buf_printf(out, "result: %s\n", r ? r : "");
+				cJSON_free(r);
+			}
+		}
+	}
+}
+
+int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
+		     cmv_tok *tok, const char *query, uint64_t budget)
+{
+	pager p;
+	int error;
+	size_t shown = 0;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	CMV_ASSERT_ARG(query);
+	memset(&p, 0, sizeof(p));
+	p.repo = repo;
+	p.model = model;
+	p.tok = tok;
+	cmv_buf_init(&p.scratch, 1 << 16);
+	cmv_buf_clear(out);
+	if ((error = pager_load(&p, tip, target_of(model, 0), 0)) == 0 &&
+	    (error = pager_query(&p, query, budget, NULL)) == 0) {
+		/* in conversation order, each page under a line that names it */
+		for (size_t g = 0; g < p.n_groups && !error; g++) {
+			page *gp = &p.pages[p.group_page[g]];
+			size_t end = g + 1 < p.n_groups ? p.group_first[g + 1] : (size_t)cJSON_GetArraySize(p.cv.msgs);
+			if (gp->hit) {
+				cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)gp->pub.tokens,
+					       gp->pub.id);
+				turn_text(out, p.cv.msgs, p.group_first[g], end);
+				shown++;
+				continue;
+			}
+			for (size_t b = 0; b < p.n; b++) {
+				page *bp = &p.pages[b];
+				if (bp->pub.kind != CMV_PAGE_BODY || bp->pub.turn != g || !bp->hit)
+					continue;
+				cmv_buf blob = CMV_BUF_INIT((size_t)1 << 30);
+				if ((error = cmv_recall(&blob, repo, bp->pub.id)) == CMV_ENOTFOUND) {
+					cmv_error_clear();
+					error = 0;
+					cmv_buf_puts(&blob, "(not stored: materialize the branch first)");
+				}
+				cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n%s\n", g,
+					       (unsigned long long)bp->pub.tokens, bp->pub.id, blob.ptr ? blob.ptr : "");
+				cmv_buf_dispose(&blob);
+				shown++;
+			}
+		}
+	}
+	if (n_pages)
+		*n_pages = shown;
+	pager_dispose(&p);
+	return error;
+}
 
 int cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id)
 {

@@ -116,6 +116,17 @@ CMV_EXTERN(int) cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_r
 CMV_EXTERN(int) cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id);
 
 /**
+ * The pages of the branch at `tip` that match `query` best (the pager's own
+ * query path, as cmv_materialize's `query` uses it), within `budget`
+ * tokens of `model`: in conversation order, each under a line
+ * "[turn T, N tokens; page ID]", a turn as "role: text" lines, a body as
+ * its text. *n_pages (may be NULL) gets how many.
+ * @return 0 (no match is 0 pages), CMV_EINVALID, CMV_ENOTFOUND, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id *tip,
+				 const cmv_model *model, cmv_tok *tok, const char *query, uint64_t budget);
+
+/**
  * Answer a model's call of the recall tool: `input` is the call's input
  * JSON ({"id": "..."}); `out` gets the page's contents, or a short error
  * text for the model (a bad or unknown id is the model's mistake, not the

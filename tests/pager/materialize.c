@@ -435,6 +435,48 @@ static void test_pins_and_query(void **state)
 	cmv_buf_dispose(&page);
 }
 
+/* The query path: recall --query finds the turn, and materialize --query keeps it resident. */
+static void test_query_path(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28), text = CMV_BUF_INIT(1 << 20);
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_id tip;
+	size_t n = 0;
+	rng = 99;
+	for (int t = 0; t < 40; t++) {
+		cmv_block_content b;
+		words(&text, 120);
+		if (t == 5)
+			cmv_buf_puts(&text, " the zebra password is hidden in the attic");
+		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "q", &u, 1, CMV_APPEND_CREATE));
+		words(&text, 80);
+		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "q", &a, 1, 0));
+	}
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "q"));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra attic", 1000));
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(out.ptr, "[turn 5,"));
+	assert_non_null(strstr(out.ptr, "zebra password"));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "unicornish", 1000));
+	assert_int_equal(n, 0);
+	/* without the query turn 5 leaves a small window; with it, it stays */
+	o.budget = 2000;
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+	assert_null(strstr(out.ptr, "zebra password"));
+	cmv_materialize_report_dispose(&rep);
+	o.query = "zebra attic";
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+	assert_non_null(strstr(out.ptr, "zebra password"));
+	assert_true(rep.tokens <= 2000);
+	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&text);
+}
+
 /* The recall tool: its schemas, and its answers to good and bad calls. */
 static void test_recall_tool(void **state)
 {
@@ -467,6 +509,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_histories, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stable_prefix, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_recall_tool, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests(tests, load, unload);
