@@ -31,5 +31,6 @@ int bench_store(int argc, char **argv);
 int bench_tokenizer(int argc, char **argv);
 int bench_import(int argc, char **argv);
 int bench_trim(int argc, char **argv);
+int bench_locomo(int argc, char **argv);
 
 #endif

@@ -147,6 +147,9 @@ static void usage(FILE *out)
 	      "                               folder of sessions; store bytes against input bytes\n"
 	      "    tokenizer [--json]         MB/s per text class for each tokenizer, beside the\n"
 	      "                               official tiktoken core; the 1 MiB worst case\n"
+	      "    locomo FILE [--budget N,...] [--json]\n"
+	      "                               evidence recall within a token budget through the pager's\n"
+	      "                               query path, beside a BM25 top-turns baseline (same run)\n"
 	      "    trim DIR [--model M] [--threshold N] [--json]\n"
 	      "                               trim every Claude Code session: tokens sent on resume\n"
 	      "                               before and after, beside claude-code-cmv's rules; MB/s\n",
@@ -167,6 +170,8 @@ int main(int argc, char **argv)
 		return bench_store(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "import"))
 		return bench_import(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "locomo"))
+		return bench_locomo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trim"))
 		return bench_trim(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tokenizer"))

@@ -20,6 +20,7 @@
  * per-page estimates only choose where to start looking.
  */
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <string.h>
 #include "../formats/neutral.h"
 #include "cmv/pager.h"
@@ -81,6 +82,31 @@ static size_t utf8_chars(const char *s, size_t len)
 static bool is(const char *s, const char *want)
 {
 	return s && !strcmp(s, want);
+}
+
+/* What a message costs in the request, estimated: its contents and the framing of it and its blocks. */
+static uint64_t estimate_message(pager *p, const cJSON *m)
+{
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+	uint64_t n = p->model->per_message;
+	if (cJSON_IsString(content))
+		return n + p->model->per_block + count_text(p, content->valuestring, strlen(content->valuestring));
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+		const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+		const char *text = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
+		n += p->model->per_block;
+		if (text) {
+			n += count_text(p, text, strlen(text));
+		} else if (t && !strcmp(t, "image")) {
+			n += p->model->image_tokens;
+		} else {
+			/* a call or a result: its JSON is near enough */
+			char *s = cJSON_PrintUnformatted(b);
+			n += s ? count_text(p, s, strlen(s)) : 0;
+			cJSON_free(s);
+		}
+	}
+	return n;
 }
 
 /* A user message that starts a turn: it says something (not only tool results). */
@@ -263,7 +289,7 @@ static int range_stub(cmv_buf *stub, char **json_out, pager *p, size_t g0, size_
 	cmv_id_hash(&id, text, strlen(text));
 	cmv_id_tostr(hex, sizeof(hex), &id);
 	cmv_buf_clear(stub);
-	int error = cmv_buf_printf(stub, "[paged out: %zu earlier turn%s, %llu tokens; recall %.7s]", g1 - g0 + 1,
+	int error = cmv_buf_printf(stub, "[%zu turn%s, %llu tokens, paged out; recall %.7s]", g1 - g0 + 1,
 				   g1 > g0 ? "s" : "", (unsigned long long)tokens, hex);
 	if (json_out && !error)
 		*json_out = text;
@@ -404,12 +430,64 @@ static cmv_render_target target_of(const cmv_model *m, int want)
 	}
 }
 
+#define QUERY_STUB_TOKENS 16 /* what a stub costs, near enough */
+#define QUERY_MAX_HITS 256
+
 typedef struct {
 	pager *p;
 	cmv__strmap *text_group; /* hash of a text block -> its turn */
 	uint64_t allowance, used;
 	size_t pinned;
+	size_t hits[QUERY_MAX_HITS]; /* turns hit, best first */
+	size_t n_hits;
 } query_state;
+
+/* Words that say nothing about which turn is meant. */
+static const char *const query_stopwords[] = {
+	"a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as",
+	"is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "has", "have", "had",
+	"having", "i", "me", "my", "we", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its", "they",
+	"them", "their", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "that", "this",
+	"these", "those", "there", "here", "not", "no", "yes", "would", "could", "should", "will", "can", "may",
+	"might", "must", "shall", "about", "into", "over", "after", "before", "than", "then", "so", "such", "some",
+	"any", "all", "both", "each", "more", "most", "other", "also", "just", "only", "very", "too", "s", "t",
+	"up", "out", NULL };
+
+/*
+ * The query as search words: lowercase letters and digits, stopwords out,
+ * each once (a question's "what did she" matches every turn). Empty when
+ * nothing is left.
+ */
+static int query_words(cmv_buf *out, const char *query)
+{
+	char word[64];
+	size_t n = 0;
+	int error = 0;
+	cmv_buf_clear(out);
+	for (const char *s = query;; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch && (ch >= 0x80 || isalnum(ch))) {
+			if (n + 1 < sizeof(word))
+				word[n++] = (char)(ch < 0x80 ? tolower(ch) : ch);
+			continue;
+		}
+		if (n) {
+			word[n] = '\0';
+			bool stop = false, dup = false;
+			for (const char *const *w = query_stopwords; *w && !stop; w++)
+				stop = !strcmp(*w, word);
+			for (const char *p = out->ptr; !stop && p && (p = strstr(p, word)) != NULL; p++)
+				if ((p == out->ptr || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+					dup = true;
+			if (!stop && !dup)
+				error = cmv_buf_printf(out, "%s%s", out->size ? " " : "", word);
+			n = 0;
+		}
+		if (!ch || error)
+			break;
+	}
+	return error;
+}
 
 static void pin_group(pager *p, size_t g)
 {
@@ -438,10 +516,13 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	}
 	if (cmv__strmap_get(q->text_group, hex, &g, NULL)) {
 		page *gp = &p->pages[p->group_page[g]];
-		if (!gp->pub.pinned && q->used + gp->pub.tokens <= q->allowance) {
-			q->used += gp->pub.tokens;
+		/* a turn that comes back splits a run of paged-out turns: one more stub to pay for */
+		if (!gp->pub.pinned && q->used + gp->pub.tokens + QUERY_STUB_TOKENS <= q->allowance) {
+			q->used += gp->pub.tokens + QUERY_STUB_TOKENS;
 			gp->pub.pinned = gp->hit = true;
 			q->pinned++;
+			if (q->n_hits < QUERY_MAX_HITS)
+				q->hits[q->n_hits++] = g;
 		}
 	}
 	return 0;
@@ -528,7 +609,12 @@ static int pager_load(pager *p, const cmv_id *tip, cmv_render_target target, uns
 		pg.pub.kind = CMV_PAGE_GROUP;
 		pg.pub.state = CMV_PAGE_RESIDENT;
 		pg.pub.turn = g;
-		pg.pub.tokens = count_text(p, text, strlen(text));
+		pg.pub.tokens = 0;
+		i = 0;
+		for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++)
+			if (i >= p->group_first[g] && i < end)
+				pg.pub.tokens += estimate_message(p, m);
+		i = 0;
 		pg.msg = p->group_first[g];
 		pg.saving = (int64_t)pg.pub.tokens;
 		for (size_t b = 0; b < n_bodies; b++)
@@ -551,11 +637,36 @@ static int pager_load(pager *p, const cmv_id *tip, cmv_render_target target, uns
 static int pager_query(pager *p, const char *query, uint64_t allowance, size_t *pinned)
 {
 	cmv__strmap texts = { 0 };
-	query_state q = { p, &texts, allowance, 0, 0 };
-	int error = index_texts(&texts, p);
+	cmv_buf words = CMV_BUF_INIT(1 << 16);
+	query_state q;
+	int error;
+
+	memset(&q, 0, sizeof(q));
+	q.p = p;
+	q.text_group = &texts;
+	q.allowance = allowance;
+	if ((error = query_words(&words, query)) < 0 || !words.size) {
+		cmv_buf_dispose(&words);
+		return error;
+	}
+	error = index_texts(&texts, p);
 	if (!error)
-		error = cmv_search(p->repo, query, 64, CMV_SEARCH_ANY, query_hit, &q);
+		error = cmv_search(p->repo, words.ptr, 256, CMV_SEARCH_ANY, query_hit, &q);
+	/* then the neighbours of each hit, best hit first, while the allowance lasts: an answer often spans turns */
+	for (size_t h = 0; h < q.n_hits && !error; h++)
+		for (int d = -1; d <= 1; d += 2) {
+			size_t g = q.hits[h] + (size_t)d;
+			if ((d < 0 && !q.hits[h]) || g >= p->n_groups)
+				continue;
+			page *gp = &p->pages[p->group_page[g]];
+			if (gp->pub.pinned || q.used + gp->pub.tokens > q.allowance)
+				continue;
+			q.used += gp->pub.tokens;
+			gp->pub.pinned = true;
+			q.pinned++;
+		}
 	cmv__strmap_dispose(&texts);
+	cmv_buf_dispose(&words);
 	if (pinned)
 		*pinned = q.pinned;
 	return error;
@@ -640,9 +751,17 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 			goto done;
 		}
 	}
-	if (o.query && *o.query &&
-	    (error = pager_query(&p, o.query, o.query_allowance ? o.query_allowance : r.budget / 4, NULL)) < 0)
-		goto done;
+	if (o.query && *o.query) {
+		/* what the query may bring back: its allowance, and never more than the mark leaves after the pinned turns */
+		uint64_t room = r.budget * o.low_water / 1000, pinned_tokens = (uint64_t)p.model->per_request;
+		for (size_t g = 0; g < p.n_groups; g++)
+			if (p.pages[p.group_page[g]].pub.pinned)
+				pinned_tokens += p.pages[p.group_page[g]].pub.tokens;
+		room = room > pinned_tokens + QUERY_STUB_TOKENS ? room - pinned_tokens - QUERY_STUB_TOKENS : 0;
+		uint64_t allowance = o.query_allowance ? o.query_allowance : r.budget / 4;
+		if ((error = pager_query(&p, o.query, allowance < room ? allowance : room, NULL)) < 0)
+			goto done;
+	}
 	/* the last turns are resident verbatim, bodies and all */
 	for (size_t b = 0; b < n_bodies; b++)
 		if (p.pages[b].pub.turn + o.keep_turns >= p.n_groups)
@@ -956,7 +1075,7 @@ int cmv_recall_tool_schema(cmv_buf *out, const char *format)
 {
 	static const char desc[] =
 		"Bring back content that was paged out of this conversation to save room. A stub such as "
-		"\"[2199 chars, 49 lines; recall cd29840]\" or \"[paged out: 3 earlier turns, 4210 tokens; recall "
+		"\"[2199 chars, 49 lines; recall cd29840]\" or \"[3 turns, 4210 tokens, paged out; recall "
 		"ab12cd3]\" stands where it was; call this with the id after 'recall' to read it whole.";
 	static const char params[] =
 		"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"the id a stub "

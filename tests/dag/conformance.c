@@ -467,6 +467,13 @@ static void test_dag_conformance__search_finds_text_and_tool_output(void **state
 	assert_int_equal(hs.hits, 0); /* all words by default */
 	assert_cmv_ok(cmv_search(REPO, "makefile cats", 100, CMV_SEARCH_ANY, count_hit, &hs));
 	assert_int_equal(hs.hits, 21);
+	/* words are stemmed (schema 2): "looking" finds "look", "cat" finds "cats" */
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "looking makefiles", 10, 0, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "cat", 100, 0, count_hit, &hs));
+	assert_int_equal(hs.hits, 20);
 	/* punctuation in a literal query is not FTS syntax */
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "\"[all] Error\" (x", 10, 0, count_hit, &hs));

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmv-bench locomo FILE [--budget N,...] [--json]: evidence recall within a
+ * token budget on a LoCoMo-format file (../shared/reference/locomo.md §4).
+ *
+ * Each conversation becomes a branch, one message per dialog turn (speaker
+ * A as the user, speaker B as the assistant), text "Speaker: text" plus
+ * " [shares caption]" for an image turn. For each question the pager
+ * materializes the branch within the budget with the question as its
+ * query (cmv_materialize, the path of `cmv materialize --query`), and the
+ * share of the question's evidence turns present verbatim in the request
+ * is its recall. In the same run, the baseline of locomo.md §6 fills the
+ * same budget with BM25 top-ranked turns (SQLite FTS5, porter unicode61,
+ * stopwords dropped, words OR-ed). Tokens are cl100k_base (gpt-4's).
+ * Averages follow the reference: per category, summed recall over all
+ * questions of the category.
+ *
+ * The data is CC BY-NC 4.0: read it from where it is, never copy it.
+ */
+#include <ctype.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../cmv/common.h"
+#include "bench.h"
+
+#define MAX_BUDGETS 16
+#define MAX_CAT 6
+
+typedef struct {
+	char *dia;   /* "D1:3" */
+	char *text;  /* what the message says */
+	uint64_t tokens;
+} turn;
+
+typedef struct {
+	double recall[MAX_CAT], base[MAX_CAT];
+	size_t n[MAX_CAT];
+	double *ms;
+	size_t n_ms;
+	double tokens;
+} tally;
+
+static const char *const stopwords[] = {
+	"a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as", "is",
+	"are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "has", "have", "had", "having", "i",
+	"me", "my", "we", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its", "they", "them", "their",
+	"what", "which", "who", "whom", "whose", "when", "where", "why", "how", "that", "this", "these", "those",
+	"there", "here", "not", "no", "yes", "would", "could", "should", "will", "can", "may", "might", "must", "shall",
+	"about", "into", "over", "after", "before", "than", "then", "so", "such", "some", "any", "all", "both", "each",
+	"more", "most", "other", "also", "just", "only", "very", "too", "s", "t", "don", "doesn", "didn", "up", "out",
+	"one", "two", "get", "got", "go", "went", "like", "likely", NULL };
+
+static bool is_stop(const char *w)
+{
+	for (const char *const *s = stopwords; *s; s++)
+		if (!strcmp(*s, w))
+			return true;
+	return false;
+}
+
+/* locomo.md §6.1: lowercase [a-z0-9]+ runs, stopwords out, deduplicated, OR-ed as FTS5 strings. */
+static void baseline_query(cmv_buf *out, const char *q)
+{
+	char word[128], first[128] = "";
+	size_t n = 0;
+	cmv_buf seen = CMV_BUF_INIT(1 << 16);
+	cmv_buf_clear(out);
+	cmv_buf_puts(&seen, " ");
+	for (const char *p = q;; p++) {
+		if (*p && isalnum((unsigned char)*p) && !((unsigned char)*p & 0x80)) {
+			if (n + 1 < sizeof(word))
+				word[n++] = (char)tolower((unsigned char)*p);
+			continue;
+		}
+		if (n) {
+			word[n] = '\0';
+			char key[132];
+			snprintf(key, sizeof(key), " %s ", word);
+			if (!first[0])
+				snprintf(first, sizeof(first), "%s", word);
+			if (!is_stop(word) && !strstr(seen.ptr, key)) {
+				cmv_buf_printf(out, "%s\"%s\"", out->size ? " OR " : "", word);
+				cmv_buf_printf(&seen, "%s ", word);
+			}
+			n = 0;
+		}
+		if (!*p)
+			break;
+	}
+	if (!out->size && first[0])
+		cmv_buf_printf(out, "\"%s\"", first);
+	cmv_buf_dispose(&seen);
+}
+
+static int cmp_session(const void *a, const void *b)
+{
+	long x = strtol(*(char *const *)a + 8, NULL, 10), y = strtol(*(char *const *)b + 8, NULL, 10);
+	return (x > y) - (x < y);
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "cmv-bench locomo: %s: %s\n", what, cmv_error_last() ? cmv_error_last()->message : "failed");
+	exit(1);
+}
+
+/* The strings of every text in a request body, as a set. */
+static void collect_texts(cmv__strmap *set, const cJSON *v)
+{
+	if (cJSON_IsString(v))
+		cmv__strmap_put(set, v->valuestring, 0, NULL);
+	for (const cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c; c = c->next)
+		collect_texts(set, c);
+}
+
+static int category(const cJSON *q)
+{
+	int c = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(q, "category"));
+	return c >= 1 && c <= 5 ? c : 0;
+}
+
+int bench_locomo(int argc, char **argv)
+{
+	const char *file = NULL;
+	uint64_t budgets[MAX_BUDGETS] = { 512, 1294, 2048, 4096 };
+	size_t n_budgets = 4;
+	bool json = false;
+	cmv_buf data = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_models *models = NULL;
+	const cmv_model *m = NULL;
+	cmv_tok *tok = NULL;
+	char machine[256];
+	tally t[MAX_BUDGETS];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json")) {
+			json = true;
+		} else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
+			char *s = argv[++i], *end;
+			n_budgets = 0;
+			while (*s && n_budgets < MAX_BUDGETS) {
+				budgets[n_budgets] = strtoull(s, &end, 10);
+				if (end == s || !budgets[n_budgets]) {
+					fprintf(stderr, "cmv-bench locomo: --budget takes positive numbers, comma-separated\n");
+					return 2;
+				}
+				n_budgets++;
+				s = *end == ',' ? end + 1 : end;
+			}
+		} else if (argv[i][0] != '-' && !file) {
+			file = argv[i];
+		} else {
+			fprintf(stderr, "usage: cmv-bench locomo FILE [--budget N,...] [--json]\n");
+			return 2;
+		}
+	}
+	if (!file) {
+		fprintf(stderr, "usage: cmv-bench locomo FILE [--budget N,...] [--json]\n");
+		return 2;
+	}
+	if (cmv__read_file(&data, file) < 0)
+		die(file);
+	cJSON *doc = cJSON_ParseWithLength(data.ptr, data.size);
+	if (!cJSON_IsArray(doc)) {
+		fprintf(stderr, "cmv-bench locomo: %s: not a LoCoMo file (a JSON array of conversations)\n", file);
+		return 1;
+	}
+	if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&m, models, "gpt-4") < 0 ||
+	    cmv_tok_load(&tok, m->tokenizer, NULL) < 0)
+		die("the model");
+	bench_machine(machine, sizeof(machine));
+	memset(t, 0, sizeof(t));
+	size_t n_questions = 0, n_conv = 0;
+	for (const cJSON *conv = doc->child; conv; conv = conv->next) {
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(conv, "conversation");
+		const cJSON *qa = cJSON_GetObjectItemCaseSensitive(conv, "qa");
+		const char *a = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "speaker_a"));
+		if (!cJSON_IsObject(c) || !cJSON_IsArray(qa) || !a)
+			continue;
+		n_conv++;
+		/* the sessions, numerically */
+		char *keys[1024];
+		size_t n_keys = 0;
+		for (const cJSON *k = c->child; k && n_keys < 1024; k = k->next)
+			if (!strncmp(k->string, "session_", 8) && !strstr(k->string, "date") && cJSON_IsArray(k))
+				keys[n_keys++] = k->string;
+		qsort(keys, n_keys, sizeof(*keys), cmp_session);
+		cmv_repo *repo = NULL;
+		if (cmv_repo_open(&repo, ":memory:", CMV_REPO_OPEN_CREATE) < 0)
+			die("a store");
+		turn *turns = NULL;
+		size_t n_turns = 0;
+		sqlite3 *db = NULL;
+		if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
+		    sqlite3_exec(db, "CREATE VIRTUAL TABLE u USING fts5(ref UNINDEXED, body, tokenize='porter unicode61')",
+				 NULL, NULL, NULL) != SQLITE_OK)
+			die("the baseline's index");
+		sqlite3_stmt *ins = NULL, *sel = NULL;
+		sqlite3_prepare_v2(db, "INSERT INTO u(ref, body) VALUES (?1, ?2)", -1, &ins, NULL);
+		sqlite3_prepare_v2(db, "SELECT ref FROM u WHERE u MATCH ?1 ORDER BY bm25(u) LIMIT 200", -1, &sel, NULL);
+		for (size_t s = 0; s < n_keys; s++) {
+			const cJSON *sess = cJSON_GetObjectItemCaseSensitive(c, keys[s]);
+			for (const cJSON *tu = sess->child; tu; tu = tu->next) {
+				const char *spk = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tu, "speaker"));
+				const char *txt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tu, "text"));
+				const char *dia = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tu, "dia_id"));
+				const char *cap = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tu, "blip_caption"));
+				if (!spk || !txt || !dia)
+					continue;
+				cmv_buf body = CMV_BUF_INIT(1 << 20);
+				cmv_buf_printf(&body, "%s: %s", spk, txt);
+				if (cap)
+					cmv_buf_printf(&body, " [shares %s]", cap);
+				cmv_block_content b = { .type = "text", .data = body.ptr, .len = body.size };
+				cmv_message msg = { .role = strcmp(spk, a) ? CMV_ROLE_ASSISTANT : CMV_ROLE_USER,
+						    .kind = CMV_KIND_MESSAGE, .blocks = &b, .n_blocks = 1 };
+				if (cmv_append(NULL, repo, "conv", &msg, 1, CMV_APPEND_CREATE) < 0)
+					die("appending a turn");
+				turns = realloc(turns, (n_turns + 1) * sizeof(*turns));
+				size_t nt = 0;
+				cmv_model_count(&nt, NULL, m, tok, body.ptr, body.size);
+				turns[n_turns] = (turn){ strdup(dia), cmv_buf_detach(&body), nt + m->per_message + m->per_block };
+				sqlite3_bind_text(ins, 1, dia, -1, SQLITE_STATIC);
+				sqlite3_bind_text(ins, 2, turns[n_turns].text, -1, SQLITE_STATIC);
+				if (sqlite3_step(ins) != SQLITE_DONE)
+					die("the baseline's index");
+				sqlite3_reset(ins);
+				n_turns++;
+			}
+		}
+		cmv_id head;
+		if (cmv_resolve(&head, repo, "conv") < 0)
+			die("the branch");
+		cmv__strmap by_dia = { 0 };
+		for (size_t i = 0; i < n_turns; i++)
+			cmv__strmap_put(&by_dia, turns[i].dia, i, NULL);
+		for (const cJSON *q = qa->child; q; q = q->next) {
+			const char *question = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q, "question"));
+			const cJSON *ev = cJSON_GetObjectItemCaseSensitive(q, "evidence");
+			int cat = category(q);
+			if (!question)
+				continue;
+			n_questions++;
+			size_t n_ev = (size_t)cJSON_GetArraySize(ev);
+			cmv_buf fts = CMV_BUF_INIT(1 << 16);
+			baseline_query(&fts, question);
+			for (size_t b = 0; b < n_budgets; b++) {
+				tally *ty = &t[b];
+				/* the pager, through its query path */
+				cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+				cmv_materialize_report rep;
+				cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
+				o.budget = budgets[b];
+				o.keep_turns = 1;
+				o.query = question;
+				o.query_allowance = budgets[b];
+				double t0 = bench_now();
+				int rc = cmv_materialize(&out, &rep, repo, &head, m, tok, &o);
+				double ms = (bench_now() - t0) * 1e3;
+				ty->ms = realloc(ty->ms, (ty->n_ms + 1) * sizeof(double));
+				ty->ms[ty->n_ms++] = ms;
+				double got = 0, base = 0;
+				if (rc == 0) {
+					cmv__strmap set = { 0 };
+					cJSON *body = cJSON_ParseWithLength(out.ptr, out.size);
+					collect_texts(&set, body);
+					cJSON_Delete(body);
+					for (const cJSON *e = ev ? ev->child : NULL; e; e = e->next) {
+						size_t i;
+						if (cJSON_IsString(e) && cmv__strmap_get(&by_dia, e->valuestring, &i, NULL) &&
+						    cmv__strmap_get(&set, turns[i].text, NULL, NULL))
+							got += 1;
+					}
+					cmv__strmap_dispose(&set);
+					ty->tokens += (double)rep.tokens;
+					cmv_materialize_report_dispose(&rep);
+				} else {
+					cmv_error_clear();
+				}
+				cmv_buf_dispose(&out);
+				/* the baseline: BM25 top turns while they fit */
+				cmv__strmap in = { 0 };
+				uint64_t used = m->per_request;
+				if (fts.size) {
+					sqlite3_bind_text(sel, 1, fts.ptr, -1, SQLITE_STATIC);
+					while (sqlite3_step(sel) == SQLITE_ROW) {
+						size_t i;
+						const char *ref = (const char *)sqlite3_column_text(sel, 0);
+						if (!cmv__strmap_get(&by_dia, ref, &i, NULL))
+							continue;
+						if (used + turns[i].tokens > budgets[b])
+							break;
+						used += turns[i].tokens;
+						cmv__strmap_put(&in, ref, 0, NULL);
+					}
+					sqlite3_reset(sel);
+				}
+				for (const cJSON *e = ev ? ev->child : NULL; e; e = e->next)
+					if (cJSON_IsString(e) && cmv__strmap_get(&in, e->valuestring, NULL, NULL))
+						base += 1;
+				cmv__strmap_dispose(&in);
+				if (n_ev) {
+					ty->recall[cat] += got / (double)n_ev;
+					ty->base[cat] += base / (double)n_ev;
+				}
+				ty->n[cat]++;
+			}
+			cmv_buf_dispose(&fts);
+		}
+		cmv__strmap_dispose(&by_dia);
+		for (size_t i = 0; i < n_turns; i++) {
+			free(turns[i].dia);
+			free(turns[i].text);
+		}
+		free(turns);
+		sqlite3_finalize(ins);
+		sqlite3_finalize(sel);
+		sqlite3_close(db);
+		cmv_repo_free(repo);
+	}
+
+	static const char *const cat_names[MAX_CAT] = { "other", "multi-hop", "temporal", "open-domain", "single-hop",
+							"adversarial" };
+	cJSON *arr = cJSON_CreateArray();
+	if (!json)
+		printf("%s: %zu conversations, %zu questions; tokens cl100k_base; %s\n%8s %8s %9s %8s %9s %8s %8s\n", file,
+		       n_conv, n_questions, machine, "budget", "recall", "baseline", "gain", "tokens/q", "p50 ms", "p95 ms");
+	for (size_t b = 0; b < n_budgets; b++) {
+		tally *ty = &t[b];
+		double r = 0, base = 0;
+		size_t n = 0;
+		cJSON *o = cJSON_CreateObject(), *bycat = cJSON_CreateObject(), *basecat = cJSON_CreateObject();
+		for (int c = 0; c < MAX_CAT; c++) {
+			r += ty->recall[c];
+			base += ty->base[c];
+			n += ty->n[c];
+			if (ty->n[c]) {
+				cJSON_AddNumberToObject(bycat, cat_names[c], ty->recall[c] / (double)ty->n[c]);
+				cJSON_AddNumberToObject(basecat, cat_names[c], ty->base[c] / (double)ty->n[c]);
+			}
+		}
+		double recall = n ? r / (double)n : 0, brecall = n ? base / (double)n : 0;
+		double p50 = bench_percentile(ty->ms, ty->n_ms, 0.50), p95 = bench_percentile(ty->ms, ty->n_ms, 0.95);
+		cJSON_AddNumberToObject(o, "budget", (double)budgets[b]);
+		cJSON_AddNumberToObject(o, "recall", recall);
+		cJSON_AddItemToObject(o, "recall_by_category", bycat);
+		cJSON_AddNumberToObject(o, "baseline_recall", brecall);
+		cJSON_AddItemToObject(o, "baseline_recall_by_category", basecat);
+		cJSON_AddNumberToObject(o, "tokens_per_query", n ? ty->tokens / (double)n : 0);
+		cJSON_AddNumberToObject(o, "p50_ms", p50);
+		cJSON_AddNumberToObject(o, "p95_ms", p95);
+		cJSON_AddNumberToObject(o, "questions", (double)n);
+		cJSON_AddItemToArray(arr, o);
+		if (!json)
+			printf("%8llu %7.1f%% %8.1f%% %+7.1f %9.0f %8.2f %8.2f\n", (unsigned long long)budgets[b], 100 * recall,
+			       100 * brecall, 100 * (recall - brecall), n ? ty->tokens / (double)n : 0, p50, p95);
+		free(ty->ms);
+	}
+	if (json) {
+		char *s = cJSON_Print(arr);
+		puts(s);
+		cJSON_free(s);
+	}
+	cJSON_Delete(arr);
+	cJSON_Delete(doc);
+	cmv_buf_dispose(&data);
+	cmv_tok_free(tok);
+	cmv_models_free(models);
+	return 0;
+}
