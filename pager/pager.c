@@ -268,7 +268,6 @@ static int range_stub(cmv_buf *stub, char **json_out, pager *p, size_t g0, size_
 {
 	cJSON *arr = cJSON_CreateArray();
 	size_t i = 0, end = g1 + 1 < p->n_groups ? p->group_first[g1 + 1] : (size_t)cJSON_GetArraySize(p->cv.msgs);
-	uint64_t tokens = 0;
 	char *text;
 	cmv_id id;
 	char hex[CMV_ID_HEXSZ + 1];
@@ -280,8 +279,6 @@ static int range_stub(cmv_buf *stub, char **json_out, pager *p, size_t g0, size_
 			cJSON_Delete(arr);
 			return CMV_ENOMEM;
 		}
-	for (size_t g = g0; g <= g1; g++)
-		tokens += p->pages[p->group_page[g]].pub.tokens;
 	text = cJSON_PrintUnformatted(arr);
 	cJSON_Delete(arr);
 	if (!text)
@@ -289,8 +286,7 @@ static int range_stub(cmv_buf *stub, char **json_out, pager *p, size_t g0, size_
 	cmv_id_hash(&id, text, strlen(text));
 	cmv_id_tostr(hex, sizeof(hex), &id);
 	cmv_buf_clear(stub);
-	int error = cmv_buf_printf(stub, "[%zu turn%s, %llu tokens, paged out; recall %.7s]", g1 - g0 + 1,
-				   g1 > g0 ? "s" : "", (unsigned long long)tokens, hex);
+	int error = cmv_buf_printf(stub, "[%zu turn%s paged out; recall %.7s]", g1 - g0 + 1, g1 > g0 ? "s" : "", hex);
 	if (json_out && !error)
 		*json_out = text;
 	else
@@ -430,7 +426,7 @@ static cmv_render_target target_of(const cmv_model *m, int want)
 	}
 }
 
-#define QUERY_STUB_TOKENS 16 /* what a stub costs, near enough */
+#define QUERY_STUB_TOKENS 16 /* what a stub costs with its block's framing, near enough */
 #define QUERY_MAX_HITS 256
 
 typedef struct {
@@ -752,8 +748,13 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		}
 	}
 	if (o.query && *o.query) {
-		/* what the query may bring back: its allowance, and never more than the mark leaves after the pinned turns */
-		uint64_t room = r.budget * o.low_water / 1000, pinned_tokens = (uint64_t)p.model->per_request;
+		/*
+		 * What the query may bring back: its allowance, and never more
+		 * than the budget leaves after the pinned turns (less 3% for the
+		 * estimates' error). Up to the budget, not the low-water mark:
+		 * what a question faults in is what this request is for.
+		 */
+		uint64_t room = r.budget - r.budget * 3 / 100, pinned_tokens = (uint64_t)p.model->per_request;
 		for (size_t g = 0; g < p.n_groups; g++)
 			if (p.pages[p.group_page[g]].pub.pinned)
 				pinned_tokens += p.pages[p.group_page[g]].pub.tokens;
@@ -1075,7 +1076,7 @@ int cmv_recall_tool_schema(cmv_buf *out, const char *format)
 {
 	static const char desc[] =
 		"Bring back content that was paged out of this conversation to save room. A stub such as "
-		"\"[2199 chars, 49 lines; recall cd29840]\" or \"[3 turns, 4210 tokens, paged out; recall "
+		"\"[2199 chars, 49 lines; recall cd29840]\" or \"[3 turns paged out; recall "
 		"ab12cd3]\" stands where it was; call this with the id after 'recall' to read it whole.";
 	static const char params[] =
 		"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"the id a stub "

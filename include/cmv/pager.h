@@ -99,7 +99,7 @@ CMV_EXTERN(void) cmv_materialize_report_dispose(cmv_materialize_report *rep);
  * first, bodies before whole turns; once over the budget, down to the
  * low-water mark in one batch. The same inputs give the same bytes, and a
  * larger budget never makes a page leave. Stubs: "[N chars, L lines;
- * recall ID]" for a body, "[N turns, T tokens, paged out; recall
+ * recall ID]" for a body, "[N turns paged out; recall
  * ID]" for a run of turns (ID: their messages, as JSON).
  * @return 0, CMV_EBUDGET (the pinned set alone does not fit: the message
  *         says what is pinned and what it needs), CMV_EINVALID, CMV_ENOTFOUND,
