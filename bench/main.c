@@ -147,6 +147,8 @@ static void usage(FILE *out)
 	      "                               folder of sessions; store bytes against input bytes\n"
 	      "    tokenizer [--json]         MB/s per text class for each tokenizer, beside the\n"
 	      "                               official tiktoken core; the 1 MiB worst case\n"
+	      "    pager [--quick] [--json]     materialize latency, 10k to 1M-token histories into 8k to\n"
+	      "                               200k windows (cold, warm, after an append); fault-in latency\n"
 	      "    locomo FILE [--budget N,...] [--json]\n"
 	      "                               evidence recall within a token budget through the pager's\n"
 	      "                               query path, beside a BM25 top-turns baseline (same run)\n"
@@ -170,6 +172,8 @@ int main(int argc, char **argv)
 		return bench_store(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "import"))
 		return bench_import(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "pager"))
+		return bench_pager(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "locomo"))
 		return bench_locomo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trim"))
