@@ -688,6 +688,139 @@ static void pager_dispose(pager *p)
 	cmv_buf_dispose(&p->scratch);
 }
 
+/* ---- the page table ----------------------------------------------------------- */
+
+/* What a materialization depends on besides the store: the same key and tip give the same request. */
+static void options_key(cmv_buf *out, const cmv_pager_options *o, uint64_t budget)
+{
+	cmv_buf_clear(out);
+	cmv_buf_printf(out, "%llu/%zu/%u/%d/%u/%llu/", (unsigned long long)budget, o->keep_turns, o->low_water, o->target,
+		       o->render_flags, (unsigned long long)o->query_allowance);
+	for (size_t i = 0; i < o->n_pins; i++)
+		cmv_buf_printf(out, "%s,", o->pins[i] ? o->pins[i] : "");
+	cmv_buf_printf(out, "/%s", o->query ? o->query : "");
+}
+
+/*
+ * Keep the decision in the branch's note: the pages that left (the next
+ * call starts from them), and the request and report for this tip and
+ * these options (the next call with both the same is a lookup).
+ */
+static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip, pager *p,
+		      const cmv_materialize_report *r, const cmv_buf *request)
+{
+	cJSON *j = cJSON_CreateObject(), *ev = cJSON_AddArrayToObject(j, "evicted"), *pages, *rep;
+	cmv_buf ok = CMV_BUF_INIT(1 << 20);
+	char hex[CMV_ID_HEXSZ + 1], *text = NULL;
+	cmv_id req;
+	int error;
+
+	if ((error = cmv_blob_write(&req, repo, request->ptr, request->size)) < 0)
+		goto done;
+	options_key(&ok, o, r->budget);
+	cJSON_AddNumberToObject(j, "budget", (double)r->budget);
+	cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), tip));
+	cJSON_AddStringToObject(j, "options", ok.ptr);
+	cJSON_AddStringToObject(j, "request", cmv_id_tostr(hex, sizeof(hex), &req));
+	for (size_t q = 0; q < p->n; q++)
+		if (p->gone[q])
+			cJSON_AddItemToArray(ev, cJSON_CreateString(p->pages[q].pub.id));
+	rep = cJSON_AddObjectToObject(j, "report");
+	const double totals[] = { (double)r->tokens, (double)r->tokens_full, r->fits, r->exact, (double)r->turns,
+				  (double)r->resident, (double)r->stubbed, (double)r->evicted, (double)r->pinned,
+				  (double)r->pinned_tokens, (double)r->classes.text, (double)r->classes.tool_calls,
+				  (double)r->classes.tool_results, (double)r->classes.thinking, (double)r->classes.images,
+				  (double)r->classes.other, (double)r->classes.overhead, (double)r->classes.total };
+	cJSON_AddItemToObject(rep, "totals", cJSON_CreateDoubleArray(totals, (int)CMV_ARRAY_SIZE(totals)));
+	pages = cJSON_AddArrayToObject(rep, "pages");
+	for (size_t q = 0; q < p->n; q++) {
+		const cmv_page *pg = &p->pages[q].pub;
+		cJSON *x = cJSON_CreateArray();
+		cJSON_AddItemToArray(x, cJSON_CreateString(pg->id));
+		const double f[] = { pg->kind, pg->state, (double)pg->turn, (double)pg->tokens, pg->pinned };
+		for (size_t i = 0; i < CMV_ARRAY_SIZE(f); i++)
+			cJSON_AddItemToArray(x, cJSON_CreateNumber(f[i]));
+		cJSON_AddItemToArray(pages, x);
+	}
+	if (!(text = cJSON_PrintUnformatted(j)))
+		error = CMV_ENOMEM;
+	else
+		error = cmv_branch_note_set(repo, o->state_branch, key, text);
+done:
+	cJSON_free(text);
+	cJSON_Delete(j);
+	cmv_buf_dispose(&ok);
+	return error;
+}
+
+/* The request and report kept for this tip and these options: 1 when found (out and *r filled), else 0. */
+static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo, const cmv_pager_options *o,
+			const char *key, const cmv_id *tip, uint64_t budget)
+{
+	cmv_buf note = CMV_BUF_INIT((size_t)1 << 28), ok = CMV_BUF_INIT(1 << 20);
+	char hex[CMV_ID_HEXSZ + 1];
+	cJSON *j = NULL;
+	cmv_id req;
+	int found = 0;
+
+	if (cmv_branch_note_get(&note, repo, o->state_branch, key) < 0 || !note.size)
+		goto done;
+	options_key(&ok, o, budget);
+	j = cJSON_Parse(note.ptr);
+	const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tip"));
+	const char *opts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "options"));
+	const char *rq = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "request"));
+	const cJSON *rep = cJSON_GetObjectItemCaseSensitive(j, "report");
+	const cJSON *tot = cJSON_GetObjectItemCaseSensitive(rep, "totals"), *pages = cJSON_GetObjectItemCaseSensitive(rep, "pages");
+	if (!t || !opts || !rq || strcmp(t, cmv_id_tostr(hex, sizeof(hex), tip)) || strcmp(opts, ok.ptr) ||
+	    cJSON_GetArraySize(tot) != 18 || !cJSON_IsArray(pages) || cmv_id_fromstr(&req, rq) < 0 ||
+	    cmv_blob_read(out, repo, &req) < 0)
+		goto done;
+	double v[18];
+	size_t i = 0;
+	for (const cJSON *x = tot->child; x; x = x->next)
+		v[i++] = x->valuedouble;
+	memset(r, 0, sizeof(*r));
+	r->budget = budget;
+	r->tokens = (uint64_t)v[0];
+	r->tokens_full = (uint64_t)v[1];
+	r->fits = v[2] != 0;
+	r->exact = v[3] != 0;
+	r->turns = (size_t)v[4];
+	r->resident = (size_t)v[5];
+	r->stubbed = (size_t)v[6];
+	r->evicted = (size_t)v[7];
+	r->pinned = (size_t)v[8];
+	r->pinned_tokens = (uint64_t)v[9];
+	uint64_t *cl[] = { &r->classes.text, &r->classes.tool_calls, &r->classes.tool_results, &r->classes.thinking,
+			   &r->classes.images, &r->classes.other, &r->classes.overhead, &r->classes.total };
+	for (size_t c = 0; c < CMV_ARRAY_SIZE(cl); c++)
+		*cl[c] = (uint64_t)v[10 + c];
+	r->n_pages = (size_t)cJSON_GetArraySize(pages);
+	if (r->n_pages && !(r->pages = cmv__calloc(r->n_pages, sizeof(*r->pages)))) {
+		found = CMV_ENOMEM;
+		goto done;
+	}
+	i = 0;
+	for (const cJSON *x = pages->child; x; x = x->next, i++) {
+		cmv_page *pg = &r->pages[i];
+		const cJSON *e = x->child;
+		snprintf(pg->id, sizeof(pg->id), "%s", cJSON_GetStringValue(e) ? e->valuestring : "");
+		pg->kind = (cmv_page_kind)(e = e ? e->next : NULL, e ? e->valueint : 0);
+		pg->state = (cmv_page_state)(e = e ? e->next : NULL, e ? e->valueint : 0);
+		pg->turn = (size_t)(e = e ? e->next : NULL, e ? e->valuedouble : 0);
+		pg->tokens = (uint64_t)(e = e ? e->next : NULL, e ? e->valuedouble : 0);
+		pg->pinned = (e = e ? e->next : NULL, e ? e->valueint != 0 : false);
+	}
+	found = 1;
+done:
+	cmv_error_clear();
+	cJSON_Delete(j);
+	cmv_buf_dispose(&note);
+	cmv_buf_dispose(&ok);
+	return found;
+}
+
 int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip,
 		    const cmv_model *model, cmv_tok *tok, const cmv_pager_options *opts)
 {
@@ -698,7 +831,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	cJSON *writes = NULL;
 	uint64_t full = 0, tokens = 0;
 	size_t k = 0;
-	int error;
+	int error = 0;
 
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(repo);
@@ -720,6 +853,23 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		o.low_water = CMV_PAGER_LOW_WATER_DEFAULT;
 	ro.model = model->id;
 	ro.flags = o.render_flags | CMV_RENDER_NO_DECORATIONS;
+	/* the branch's page table: the same tip and options as last time are a lookup */
+	char note_key[CMV_REF_NAME_MAX + 64];
+	snprintf(note_key, sizeof(note_key), "pager:%s:%s", model->id, cmv_render_target_name(target_of(model, o.target)));
+	if (o.state_branch) {
+		int hit = table_lookup(out, &r, repo, &o, note_key, tip, r.budget);
+		if (hit < 0) {
+			error = hit;
+			goto done;
+		}
+		if (hit) {
+			if (rep)
+				*rep = r;
+			else
+				cmv_materialize_report_dispose(&r);
+			goto done;
+		}
+	}
 	if ((error = pager_load(&p, tip, target_of(model, o.target), o.render_flags)) < 0)
 		goto done;
 	size_t n_bodies = 0;
@@ -835,8 +985,6 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	 * switch to a larger model) and the cut above leaves fewer out.
 	 */
 	size_t final_k = k;
-	char note_key[CMV_REF_NAME_MAX + 64];
-	snprintf(note_key, sizeof(note_key), "pager:%s:%s", model->id, cmv_render_target_name(p.cv.target));
 	if (o.state_branch) {
 		cmv_buf note = CMV_BUF_INIT(1 << 24);
 		cmv__strmap was = { 0 };
@@ -874,22 +1022,6 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	}
 	if ((error = eval(&tokens, &r.classes, out, &p, final_k, writes, &ro)) < 0)
 		goto done;
-	if (o.state_branch) {
-		cJSON *j = cJSON_CreateObject(), *ev = cJSON_AddArrayToObject(j, "evicted");
-		char *text;
-		cJSON_AddNumberToObject(j, "budget", (double)r.budget);
-		for (size_t q = 0; q < p.n; q++)
-			if (p.gone[q])
-				cJSON_AddItemToArray(ev, cJSON_CreateString(p.pages[q].pub.id));
-		if (!(text = cJSON_PrintUnformatted(j)))
-			error = CMV_ENOMEM;
-		else
-			error = cmv_branch_note_set(repo, o.state_branch, note_key, text);
-		cJSON_free(text);
-		cJSON_Delete(j);
-		if (error < 0)
-			goto done;
-	}
 	for (const cJSON *w = writes->child; w && !error; w = w->next) {
 		cmv_id id;
 		error = cmv_blob_write(&id, repo, w->valuestring, strlen(w->valuestring));
@@ -919,6 +1051,8 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 				r.pinned_tokens += pg->pub.tokens;
 		}
 	}
+	if (o.state_branch && (error = table_save(repo, &o, note_key, tip, &p, &r, out)) < 0)
+		goto done;
 	if (rep) {
 		if (p.n && !(r.pages = cmv__calloc(p.n, sizeof(*r.pages)))) {
 			error = CMV_ENOMEM;

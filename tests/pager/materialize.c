@@ -342,6 +342,21 @@ static void test_stable_prefix(void **state)
 		assert_cmv_ok(cmv_resolve(&tip, ts->repo, "live"));
 		assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
 		assert_true(rep.tokens <= o.budget);
+		/* the same tip again is the page table's lookup: the same bytes and the same report */
+		cmv_buf again = CMV_BUF_INIT((size_t)1 << 28);
+		cmv_materialize_report rep2;
+		assert_cmv_ok(cmv_materialize(&again, &rep2, ts->repo, &tip, gpt4o, o200k, &o));
+		assert_int_equal(again.size, out.size);
+		assert_memory_equal(again.ptr, out.ptr, out.size);
+		assert_int_equal(rep2.tokens, rep.tokens);
+		assert_int_equal(rep2.n_pages, rep.n_pages);
+		for (size_t i = 0; i < rep.n_pages; i++) {
+			assert_string_equal(rep2.pages[i].id, rep.pages[i].id);
+			assert_int_equal(rep2.pages[i].state, rep.pages[i].state);
+			assert_int_equal(rep2.pages[i].tokens, rep.pages[i].tokens);
+		}
+		cmv_materialize_report_dispose(&rep2);
+		cmv_buf_dispose(&again);
 		cJSON *msgs = messages_of(&out);
 		if (prev) {
 			/* the request before the append is a prefix of the one after, or a new batch was cut */
