@@ -711,12 +711,15 @@ static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *ke
 {
 	cJSON *j = cJSON_CreateObject(), *ev = cJSON_AddArrayToObject(j, "evicted"), *pages, *rep;
 	cmv_buf ok = CMV_BUF_INIT(1 << 20);
-	char hex[CMV_ID_HEXSZ + 1], *text = NULL;
+	char hex[CMV_ID_HEXSZ + 1], *text = NULL, rkey[CMV_REF_NAME_MAX + 80];
 	cmv_id req;
 	int error;
 
-	if ((error = cmv_blob_write(&req, repo, request->ptr, request->size)) < 0)
+	/* the request in a note of its own, replaced each time: a blob per append would pile up until gc */
+	snprintf(rkey, sizeof(rkey), "%s:request", key);
+	if ((error = cmv_branch_note_set(repo, o->state_branch, rkey, request->ptr ? request->ptr : "")) < 0)
 		goto done;
+	cmv_id_hash(&req, request->ptr ? request->ptr : "", request->size);
 	options_key(&ok, o, r->budget);
 	cJSON_AddNumberToObject(j, "budget", (double)r->budget);
 	cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), tip));
@@ -758,9 +761,9 @@ static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo,
 			const char *key, const cmv_id *tip, uint64_t budget)
 {
 	cmv_buf note = CMV_BUF_INIT((size_t)1 << 28), ok = CMV_BUF_INIT(1 << 20);
-	char hex[CMV_ID_HEXSZ + 1];
+	char hex[CMV_ID_HEXSZ + 1], rkey[CMV_REF_NAME_MAX + 80];
 	cJSON *j = NULL;
-	cmv_id req;
+	cmv_id req, got;
 	int found = 0;
 
 	if (cmv_branch_note_get(&note, repo, o->state_branch, key) < 0 || !note.size)
@@ -772,9 +775,14 @@ static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo,
 	const char *rq = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "request"));
 	const cJSON *rep = cJSON_GetObjectItemCaseSensitive(j, "report");
 	const cJSON *tot = cJSON_GetObjectItemCaseSensitive(rep, "totals"), *pages = cJSON_GetObjectItemCaseSensitive(rep, "pages");
+	snprintf(rkey, sizeof(rkey), "%s:request", key);
 	if (!t || !opts || !rq || strcmp(t, cmv_id_tostr(hex, sizeof(hex), tip)) || strcmp(opts, ok.ptr) ||
 	    cJSON_GetArraySize(tot) != 18 || !cJSON_IsArray(pages) || cmv_id_fromstr(&req, rq) < 0 ||
-	    cmv_blob_read(out, repo, &req) < 0)
+	    cmv_branch_note_get(out, repo, o->state_branch, rkey) < 0)
+		goto done;
+	/* the request note is the one the table was written with (not half of an older pair) */
+	cmv_id_hash(&got, out->ptr ? out->ptr : "", out->size);
+	if (!cmv_id_equal(&got, &req))
 		goto done;
 	double v[18];
 	size_t i = 0;
