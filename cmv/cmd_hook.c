@@ -282,6 +282,7 @@ static const char *auto_trim(auto_trim_job *job, cli_ctx *ctx)
 	cmv_tok *tok = NULL;
 	const char *err = NULL, *sid, *path;
 	char backup_dir[PATH_MAX / 2], backup[PATH_MAX], tmp[PATH_MAX], stamp[32], snap[128], branch[160];
+	char real[PATH_MAX];
 	struct stat st, st2;
 	int lock = -1;
 
@@ -309,11 +310,13 @@ static const char *auto_trim(auto_trim_job *job, cli_ctx *ctx)
 		err = "the session_id is not a Claude Code session id";
 		goto done;
 	}
-	if (stat(path, &st) != 0) {
+	/* a link is followed once, here: the file it names is what gets replaced, not the link */
+	if (!realpath(path, real) || stat(real, &st) != 0) {
 		snprintf(why, sizeof(why), "%s: %s", path, strerror(errno));
 		err = why;
 		goto done;
 	}
+	path = real;
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(why, sizeof(why), "%s: not a regular file", path);
 		err = why;
