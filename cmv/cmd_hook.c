@@ -379,7 +379,6 @@ static const char *auto_trim(auto_trim_job *job, cli_ctx *ctx)
 	cmv_trim_report rep;
 	io.flags = CMV_IMPORT_FORCE; /* the session ref follows the file, trimmed last time or not */
 	snprintf(snap, sizeof(snap), "auto-%.8s-%s", sid, stamp);
-	snprintf(branch, sizeof(branch), "%s.trim", snap);
 	if (cmv_repo_open(&repo, job->store, 0) < 0 || cmv_models_load(&models, NULL) < 0 ||
 	    cmv_models_find(&m, models, "claude-sonnet-4-5") < 0 || cmv_tok_load(&tok, m->tokenizer, NULL) < 0 ||
 	    cmv_import_file(&res, repo, backup, "claude-code", &io) < 0) {
@@ -393,6 +392,16 @@ static const char *auto_trim(auto_trim_job *job, cli_ctx *ctx)
 		err = "the session is being written (its last line is cut off); left as it was";
 		goto done;
 	}
+	/* two runs in one second: the second snapshot gets a suffix */
+	for (int k = 1; k < 100; k++) {
+		cmv_ref *taken = NULL;
+		if (cmv_ref_lookup(&taken, repo, snap) < 0)
+			break;
+		cmv_ref_free(taken);
+		snprintf(snap, sizeof(snap), "auto-%.8s-%s-%d", sid, stamp, k);
+	}
+	cmv_error_clear();
+	snprintf(branch, sizeof(branch), "%s.trim", snap);
 	to.threshold = job->threshold;
 	to.branch = branch;
 	to.from_ref = snap;
