@@ -13,7 +13,8 @@ const cli_opt opts_recall[] = {
 	{ OPT_ARG_OPT, "ID", 0, NULL, "the id a stub names (at least 7 hex digits)", &r_id, NULL },
 	{ OPT_VALUE, "query", 'q', "TEXT", "instead: the pages that match TEXT best", &r_query, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "with --query: at most N tokens of pages (default 2000)", &r_budget, NULL },
-	{ OPT_VALUE, "from", 0, "REF", "with --query: the branch to search (default: the current branch)", &r_ref, NULL },
+	{ OPT_VALUE, "from", 0, "BRANCH", "with --query: the branch to search (default: the current branch); with an ID: "
+		   "record the fault on BRANCH, which keeps the page resident there for a while", &r_ref, NULL },
 	{ OPT_VALUE, "model", 'm', "M", "with --query: count tokens as M does (default claude-sonnet-4-5)", &r_model, NULL },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -26,8 +27,8 @@ CMD(recall)
 	CLI_PARSE("recall");
 	if (!r_id == !r_query)
 		return cli_usage_error(cli_find("recall"), "give an ID or --query TEXT");
-	if (r_id && (r_budget || r_ref || r_model))
-		return cli_usage_error(cli_find("recall"), "--budget, --from and --model go with --query");
+	if (r_id && (r_budget || r_model))
+		return cli_usage_error(cli_find("recall"), "--budget and --model go with --query");
 	if (r_query) {
 		cmv_models *models = NULL;
 		const cmv_model *m = NULL;
@@ -55,6 +56,8 @@ CMD(recall)
 		cmv_models_free(models);
 	} else if (cmv_recall(&out, ctx->repo, r_id) < 0) {
 		rc = cli_fail("cannot recall it");
+	} else if (r_ref && cmv_pager_fault(ctx->repo, r_ref, r_id) < 0) {
+		rc = cli_fail("cannot record the fault");
 	}
 	if (rc == EXIT_OK && out.size && fwrite(out.ptr, 1, out.size, stdout) != out.size)
 		rc = cli_failf("cannot write to stdout");

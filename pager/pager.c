@@ -688,12 +688,118 @@ static void pager_dispose(pager *p)
 	cmv_buf_dispose(&p->scratch);
 }
 
+/* ---- fault-driven pinning --------------------------------------------------------- */
+
+#define FAULT_KEY "pager:faults"
+#define FAULT_TTL_NODES 8     /* a page faulted in once stays for this many appended records */
+#define FAULT_TTL_MAX 512     /* and at most this many, however often it faulted */
+
+static uint64_t depth_of(cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_node *n = NULL;
+	uint64_t d = 0;
+	if (cmv_node_read(&n, repo, tip) == 0)
+		d = n->depth;
+	cmv_error_clear();
+	cmv_node_free(n);
+	return d;
+}
+
+static uint64_t fault_ttl(uint64_t count)
+{
+	uint64_t ttl = FAULT_TTL_NODES;
+	for (uint64_t i = 1; i < count && ttl < FAULT_TTL_MAX; i++)
+		ttl *= 2;
+	return ttl < FAULT_TTL_MAX ? ttl : FAULT_TTL_MAX;
+}
+
+int cmv_pager_fault(cmv_repo *repo, const char *branch, const char *page_id)
+{
+	cmv_buf note = CMV_BUF_INIT(1 << 24);
+	cmv_id tip;
+	cJSON *j = NULL;
+	char *text = NULL;
+	int error;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(branch);
+	CMV_ASSERT_ARG(page_id);
+	if (!cmv_id_is_prefix(page_id))
+		return cmv_error__set(CMV_EINVALID, "'%s' is not a page id (7 or more hex digits)", page_id);
+	if ((error = cmv_resolve(&tip, repo, branch)) < 0)
+		return error;
+	if (cmv_branch_note_get(&note, repo, branch, FAULT_KEY) == 0 && note.size)
+		j = cJSON_Parse(note.ptr);
+	cmv_error_clear();
+	if (!cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		j = cJSON_CreateObject();
+	}
+	/* [faults, depth of the branch at the last one] */
+	cJSON *e = cJSON_GetObjectItemCaseSensitive(j, page_id);
+	double count = cJSON_IsArray(e) && e->child ? e->child->valuedouble : 0;
+	const double v[2] = { count + 1, (double)depth_of(repo, &tip) };
+	cJSON *ne = cJSON_CreateDoubleArray(v, 2);
+	if (!ne || (e ? !cJSON_ReplaceItemInObjectCaseSensitive(j, page_id, ne) : !cJSON_AddItemToObject(j, page_id, ne))) {
+		cJSON_Delete(ne);
+		error = CMV_ENOMEM;
+	} else if (!(text = cJSON_PrintUnformatted(j))) {
+		error = CMV_ENOMEM;
+	} else {
+		error = cmv_branch_note_set(repo, branch, FAULT_KEY, text);
+	}
+	cJSON_free(text);
+	cJSON_Delete(j);
+	cmv_buf_dispose(&note);
+	return error;
+}
+
+/* Pages faulted in lately stay pinned: longer the more often they faulted (no thrashing). */
+static void pin_faulted(pager *p, const char *branch, const cmv_id *tip, size_t *n_pinned)
+{
+	cmv_buf note = CMV_BUF_INIT(1 << 24);
+	cJSON *j = NULL;
+	uint64_t now = depth_of(p->repo, tip);
+	if (cmv_branch_note_get(&note, p->repo, branch, FAULT_KEY) == 0 && note.size)
+		j = cJSON_Parse(note.ptr);
+	cmv_error_clear();
+	for (const cJSON *e = cJSON_IsObject(j) ? j->child : NULL; e; e = e->next) {
+		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2)
+			continue;
+		uint64_t count = (uint64_t)e->child->valuedouble, at = (uint64_t)e->child->next->valuedouble;
+		if (now < at || now - at >= fault_ttl(count))
+			continue;
+		size_t len = strlen(e->string);
+		for (size_t q = 0; q < p->n; q++)
+			if (!strncmp(p->pages[q].pub.id, e->string, len) && !p->pages[q].pub.pinned) {
+				p->pages[q].pub.pinned = true;
+				pin_group(p, p->pages[q].pub.turn);
+				(*n_pinned)++;
+			}
+	}
+	cJSON_Delete(j);
+	cmv_buf_dispose(&note);
+}
+
 /* ---- the page table ----------------------------------------------------------- */
 
-/* What a materialization depends on besides the store: the same key and tip give the same request. */
-static void options_key(cmv_buf *out, const cmv_pager_options *o, uint64_t budget)
+/*
+ * What a materialization depends on besides the tip: the options, the
+ * budget, and the faults recorded on the branch (a fault changes the pins).
+ */
+static void options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, uint64_t budget)
 {
+	cmv_buf faults = CMV_BUF_INIT(1 << 24);
+	char hex[CMV_ID_HEXSZ + 1] = "";
+	cmv_id h;
+	if (o->state_branch && cmv_branch_note_get(&faults, repo, o->state_branch, FAULT_KEY) == 0 && faults.size) {
+		cmv_id_hash(&h, faults.ptr, faults.size);
+		cmv_id_tostr(hex, sizeof(hex), &h);
+	}
+	cmv_error_clear();
+	cmv_buf_dispose(&faults);
 	cmv_buf_clear(out);
+	cmv_buf_printf(out, "%s/", hex);
 	cmv_buf_printf(out, "%llu/%zu/%u/%d/%u/%llu/", (unsigned long long)budget, o->keep_turns, o->low_water, o->target,
 		       o->render_flags, (unsigned long long)o->query_allowance);
 	for (size_t i = 0; i < o->n_pins; i++)
@@ -720,7 +826,7 @@ static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *ke
 	if ((error = cmv_branch_note_set(repo, o->state_branch, rkey, request->ptr ? request->ptr : "")) < 0)
 		goto done;
 	cmv_id_hash(&req, request->ptr ? request->ptr : "", request->size);
-	options_key(&ok, o, r->budget);
+	options_key(&ok, repo, o, r->budget);
 	cJSON_AddNumberToObject(j, "budget", (double)r->budget);
 	cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), tip));
 	cJSON_AddStringToObject(j, "options", ok.ptr);
@@ -768,7 +874,7 @@ static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo,
 
 	if (cmv_branch_note_get(&note, repo, o->state_branch, key) < 0 || !note.size)
 		goto done;
-	options_key(&ok, o, budget);
+	options_key(&ok, repo, o, budget);
 	j = cJSON_Parse(note.ptr);
 	const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tip"));
 	const char *opts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "options"));
@@ -884,9 +990,13 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	while (n_bodies < p.n && p.pages[n_bodies].pub.kind == CMV_PAGE_BODY)
 		n_bodies++;
 
-	/* the pins: the last turns, the caller's pages, the query's hits; a pinned body pins its turn */
+	/* the pins: the last turns, pages faulted in lately, the caller's pages, the query's hits; a pinned body pins its turn */
 	for (size_t g = p.n_groups > o.keep_turns ? p.n_groups - o.keep_turns : 0; g < p.n_groups; g++)
 		pin_group(&p, g);
+	if (o.state_branch) {
+		size_t n_faulted = 0;
+		pin_faulted(&p, o.state_branch, tip, &n_faulted);
+	}
 	for (size_t j = 0; j < o.n_pins; j++) {
 		size_t len = o.pins[j] ? strlen(o.pins[j]) : 0;
 		bool found = false;

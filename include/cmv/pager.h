@@ -136,6 +136,16 @@ CMV_EXTERN(int) cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, 
 CMV_EXTERN(int) cmv_recall_tool_answer(cmv_buf *out, cmv_repo *repo, const char *input, size_t len);
 
 /**
+ * Record that page `page_id` was faulted back in on `branch` (the host
+ * answered a recall for it). The branch's next materializations keep it
+ * resident for a while: 8 appended records after one fault, twice as long
+ * for each fault more, up to 512, so a page the model keeps asking for
+ * stops leaving (no thrashing).
+ * @return 0, CMV_EINVALID (not a page id), CMV_ENOTFOUND (no such branch)
+ */
+CMV_EXTERN(int) cmv_pager_fault(cmv_repo *repo, const char *branch, const char *page_id);
+
+/**
  * The recall tool for models, as a tool definition for `format`
  * ("anthropic" or "openai"): its name is "cmv_recall", its one argument the
  * page id a stub shows.

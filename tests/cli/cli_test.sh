@@ -371,6 +371,11 @@ ok "materialize: a run of turns paged out, with its id" grep -q '\[[0-9]* turns*
 PID=$(grep -o 'paged out[^]]*recall [0-9a-f]*' "$WORK/g4.json" | head -1 | grep -o '[0-9a-f]*$')
 run recall "$PID"; ok "the paged-out turns recall as JSON" is_json "$out"
 run materialize "$V" --model gpt-4 -o "$WORK/g4b.json"; ok "materialize again: the same bytes" cmp -s "$WORK/g4.json" "$WORK/g4b.json"
+BID=$(python3 -c 'import json,sys; print([p["id"] for p in json.load(open(sys.argv[1]))["paged_out"] if p["state"]=="stubbed"][0])' "$WORK/g4r.json")
+run recall "$BID" --from "$V"; ok "recall --from records a fault" test $rc -eq 0 -a -n "$out"
+run materialize "$V" --model gpt-4 --report "$WORK/g4f.json" -o /dev/null; ok "a faulted page comes back" test $rc -eq 0
+ok "it is no longer paged out" test "$(grep -c "$BID" "$WORK/g4f.json")" -eq 0
+run recall "$PID" --from nobranch; ok "a fault on no branch fails" test $rc -eq 1
 run materialize "$V" --model gpt-4 --budget 100; ok "materialize: the pinned turns do not fit" test $rc -eq 1
 ok "materialize: says what is pinned" has "pinned" "$err"
 run materialize "$V"; ok "materialize without --model is a usage error" test $rc -eq 2

@@ -492,6 +492,76 @@ static void test_query_path(void **state)
 	cmv_buf_dispose(&text);
 }
 
+static cmv_page_state state_of(const cmv_materialize_report *r, const char *id)
+{
+	for (size_t i = 0; i < r->n_pages; i++)
+		if (!strcmp(r->pages[i].id, id))
+			return r->pages[i].state;
+	fail_msg("no page %s", id);
+	return 0;
+}
+
+static cmv_page_state materialize_state(cmv_repo *repo, const char *id, cmv_pager_options *o)
+{
+	cmv_materialize_report rep;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
+	cmv_id tip;
+	assert_cmv_ok(cmv_resolve(&tip, repo, o->state_branch));
+	assert_cmv_ok(cmv_materialize(&out, &rep, repo, &tip, gpt4o, o200k, o));
+	assert_true(rep.tokens <= o->budget);
+	cmv_page_state st = state_of(&rep, id);
+	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&out);
+	return st;
+}
+
+static void append_chat(cmv_repo *repo, const char *branch, size_t records)
+{
+	for (size_t i = 0; i < records; i++) {
+		cmv_block_content b;
+		cmv_message m = test_text_message(&b, i % 2 ? CMV_ROLE_ASSISTANT : CMV_ROLE_USER, i % 2 ? "ok, done." : "next?");
+		assert_cmv_ok(cmv_append(NULL, repo, branch, &m, 1, 0));
+	}
+}
+
+/* A page faulted in stays resident for a while; one that faults again stays longer. */
+static void test_fault_pinning_decays(void **state)
+{
+	test_store *ts = *state;
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
+	cmv_id tip;
+	rng = 5;
+	random_history(ts->repo, "f", 30);
+	o.budget = 7000;
+	o.state_branch = "f";
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "f"));
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+	char page[CMV_ID_HEXSZ + 1] = "";
+	for (size_t i = 0; i < rep.n_pages && !page[0]; i++)
+		if (rep.pages[i].kind == CMV_PAGE_BODY && rep.pages[i].state == CMV_PAGE_STUBBED)
+			snprintf(page, sizeof(page), "%s", rep.pages[i].id);
+	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&out);
+	assert_true(page[0]);
+	/* one fault: resident now and for the next 8 records, gone after */
+	assert_cmv_ok(cmv_pager_fault(ts->repo, "f", page));
+	assert_int_equal(materialize_state(ts->repo, page, &o), CMV_PAGE_RESIDENT);
+	append_chat(ts->repo, "f", 6);
+	assert_int_equal(materialize_state(ts->repo, page, &o), CMV_PAGE_RESIDENT);
+	append_chat(ts->repo, "f", 4);
+	assert_int_not_equal(materialize_state(ts->repo, page, &o), CMV_PAGE_RESIDENT);
+	/* faulted twice: 16 records */
+	assert_cmv_ok(cmv_pager_fault(ts->repo, "f", page));
+	append_chat(ts->repo, "f", 12);
+	assert_int_equal(materialize_state(ts->repo, page, &o), CMV_PAGE_RESIDENT);
+	append_chat(ts->repo, "f", 6);
+	assert_int_not_equal(materialize_state(ts->repo, page, &o), CMV_PAGE_RESIDENT);
+	assert_int_equal(cmv_pager_fault(ts->repo, "f", "zz"), CMV_EINVALID);
+	assert_int_equal(cmv_pager_fault(ts->repo, "nobranch", page), CMV_ENOTFOUND);
+}
+
 /* The recall tool: its schemas, and its answers to good and bad calls. */
 static void test_recall_tool(void **state)
 {
@@ -525,6 +595,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stable_prefix, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_fault_pinning_decays, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_recall_tool, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests(tests, load, unload);
