@@ -348,9 +348,76 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 	p->writes = NULL;
 	if (error < 0)
 		goto done;
-	/* whole turns: a run of them leaves, and a stub at the start of the next turn says so */
-	size_t i = 0, g = 0, run_start = SIZE_MAX;
+	/*
+	 * Whole turns: the runs of them that leave. One run gets one stub, at
+	 * the start of the turn after it. Several get one stub in all, at the
+	 * start of the request, whose id recalls an index of the runs (each
+	 * with the id that recalls it): a stub per run would cost more than a
+	 * short turn, and a query that brings back scattered turns splits many.
+	 */
+	size_t runs[64][2], n_runs = 0, total = 0, i = 0, g = 0, run_start = SIZE_MAX;
+	bool many = false;
+	for (size_t q = 0; q < p->n_groups; q++) {
+		bool gone = p->gone[p->group_page[q]];
+		if (gone && run_start == SIZE_MAX)
+			run_start = q;
+		if (!gone && run_start != SIZE_MAX) {
+			if (n_runs < 64) {
+				runs[n_runs][0] = run_start;
+				runs[n_runs][1] = q - 1;
+			}
+			many = ++n_runs > 1;
+			total += q - run_start;
+			run_start = SIZE_MAX;
+		}
+	}
+	if (many) {
+		/* the index, and each run's blob (for the final rendering) */
+		cJSON *index = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(index, "paged_out");
+		run_start = SIZE_MAX;
+		for (size_t q = 0; q <= p->n_groups && !error; q++) {
+			bool gone = q < p->n_groups && p->gone[p->group_page[q]];
+			if (gone && run_start == SIZE_MAX)
+				run_start = q;
+			if (!gone && run_start != SIZE_MAX) {
+				char *json = NULL, hex[CMV_ID_HEXSZ + 1];
+				cmv_id rid;
+				if ((error = range_stub(&stub, &json, p, run_start, q - 1)) == 0) {
+					cmv_id_hash(&rid, json, strlen(json));
+					cJSON *x = cJSON_CreateObject();
+					cJSON *t = cJSON_AddArrayToObject(x, "turns");
+					cJSON_AddItemToArray(t, cJSON_CreateNumber((double)run_start));
+					cJSON_AddItemToArray(t, cJSON_CreateNumber((double)(q - 1)));
+					cJSON_AddStringToObject(x, "recall", cmv_id_tostr(hex, sizeof(hex), &rid));
+					cJSON_AddItemToArray(arr, x);
+					if (writes && !cJSON_AddItemToArray(writes, cJSON_CreateString(json)))
+						error = CMV_ENOMEM;
+				}
+				cJSON_free(json);
+				run_start = SIZE_MAX;
+			}
+		}
+		char *itext = error ? NULL : cJSON_PrintUnformatted(index);
+		cJSON_Delete(index);
+		if (!error && !itext)
+			error = CMV_ENOMEM;
+		if (error)
+			goto done;
+		cmv_id iid;
+		char ihex[CMV_ID_HEXSZ + 1];
+		cmv_id_hash(&iid, itext, strlen(itext));
+		cmv_id_tostr(ihex, sizeof(ihex), &iid);
+		cmv_buf_clear(&stub);
+		error = cmv_buf_printf(&stub, "[%zu turns paged out, in %zu runs; recall %.7s]", total, n_runs, ihex);
+		if (!error && writes && !cJSON_AddItemToArray(writes, cJSON_CreateString(itext)))
+			error = CMV_ENOMEM;
+		cJSON_free(itext);
+		if (error)
+			goto done;
+	}
+	run_start = SIZE_MAX;
 	cJSON *m = copy->child;
+	bool first = true;
 	while (m) {
 		cJSON *next = m->next;
 		while (g + 1 < p->n_groups && p->group_first[g + 1] <= i)
@@ -360,7 +427,10 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 			if (run_start == SIZE_MAX)
 				run_start = g;
 		} else {
-			if (run_start != SIZE_MAX && i == p->group_first[g]) {
+			if (many && first) {
+				if ((error = prepend_text(m, stub.ptr)) < 0)
+					goto done;
+			} else if (!many && run_start != SIZE_MAX && i == p->group_first[g]) {
 				char *json = NULL;
 				if ((error = range_stub(&stub, writes ? &json : NULL, p, run_start, g - 1)) < 0 ||
 				    (error = prepend_text(m, stub.ptr)) < 0) {
@@ -372,13 +442,16 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 				cJSON_free(json);
 				if (error)
 					goto done;
-				run_start = SIZE_MAX;
 			}
+			if (i == p->group_first[g])
+				run_start = SIZE_MAX;
+			first = false;
 			cJSON_AddItemToArray(msgs, cJSON_DetachItemViaPointer(copy, m));
 		}
 		m = next;
 		i++;
 	}
+	(void)runs;
 	*out = msgs;
 	msgs = NULL;
 done:
@@ -426,7 +499,7 @@ static cmv_render_target target_of(const cmv_model *m, int want)
 	}
 }
 
-#define QUERY_STUB_TOKENS 16 /* what a stub costs with its block's framing, near enough */
+#define QUERY_STUB_TOKENS 16 /* what the one stub for paged-out turns costs with its block's framing */
 #define QUERY_MAX_HITS 256
 
 typedef struct {
@@ -512,9 +585,9 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	}
 	if (cmv__strmap_get(q->text_group, hex, &g, NULL)) {
 		page *gp = &p->pages[p->group_page[g]];
-		/* a turn that comes back splits a run of paged-out turns: one more stub to pay for */
-		if (!gp->pub.pinned && q->used + gp->pub.tokens + QUERY_STUB_TOKENS <= q->allowance) {
-			q->used += gp->pub.tokens + QUERY_STUB_TOKENS;
+		/* the turns that stay away share one stub, paid for once by the caller's room */
+		if (!gp->pub.pinned && q->used + gp->pub.tokens <= q->allowance) {
+			q->used += gp->pub.tokens;
 			gp->pub.pinned = gp->hit = true;
 			q->pinned++;
 			if (q->n_hits < QUERY_MAX_HITS)

@@ -487,6 +487,27 @@ static void test_query_path(void **state)
 	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
 	assert_non_null(strstr(out.ptr, "zebra password"));
 	assert_true(rep.tokens <= 2000);
+	/* the turns around it left in two runs: one stub for both, whose id recalls an index of the runs */
+	const char *stub = strstr(out.ptr, "turns paged out, in 2 runs; recall ");
+	assert_non_null(stub);
+	assert_null(strstr(stub + strlen("turns paged out"), "paged out")); /* the only stub for turns */
+	char id[CMV_ID_HEXSZ + 1];
+	memcpy(id, stub + strlen("turns paged out, in 2 runs; recall "), 7);
+	id[7] = '\0';
+	cmv_buf idx = CMV_BUF_INIT(1 << 24), run = CMV_BUF_INIT(1 << 24);
+	assert_cmv_ok(cmv_recall(&idx, ts->repo, id));
+	cJSON *j = cJSON_Parse(idx.ptr);
+	const cJSON *runs = cJSON_GetObjectItemCaseSensitive(j, "paged_out");
+	assert_int_equal(cJSON_GetArraySize(runs), 2);
+	for (const cJSON *r = runs->child; r; r = r->next) {
+		assert_cmv_ok(cmv_recall(&run, ts->repo, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "recall"))));
+		cJSON *msgs = cJSON_Parse(run.ptr);
+		assert_true(cJSON_IsArray(msgs) && cJSON_GetArraySize(msgs) > 0);
+		cJSON_Delete(msgs);
+	}
+	cJSON_Delete(j);
+	cmv_buf_dispose(&idx);
+	cmv_buf_dispose(&run);
 	cmv_materialize_report_dispose(&rep);
 	cmv_buf_dispose(&out);
 	cmv_buf_dispose(&text);
