@@ -84,6 +84,8 @@ const char *cli_id(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1]);
 const char *cli_short(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1]);
 /* A unix time as "2026-11-22 11:01:00" (UTC) in buf. */
 const char *cli_time(int64_t t, char buf[32]);
+/* Create a folder and its missing parents (0700); -1 with errno set on failure. */
+int cli_mkdirs(const char *path);
 /* Read all of stdin into buf. */
 int cli_read_stdin(cmv_buf *buf);
 /* Split "a,b,c" into an array of strings (one allocation, free with free()). */

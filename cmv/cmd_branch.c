@@ -100,20 +100,6 @@ static int update_index(const char *dir, const char *id, const char *path, const
 	return rc;
 }
 
-static int mkdirs(const char *path)
-{
-	char buf[4096];
-	snprintf(buf, sizeof(buf), "%s", path);
-	for (char *p = buf + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Where Claude Code keeps a project's sessions: projects/<cwd, encoded>/<id>.jsonl. */
 static void claude_place(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd)
 {
@@ -169,7 +155,7 @@ static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agen
 		goto done;
 	}
 	a->place(&dir, &path, root, id, cwd.size ? cwd.ptr : "");
-	if (mkdirs(dir.ptr) != 0) {
+	if (cli_mkdirs(dir.ptr) != 0) {
 		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
 		goto done;
 	}

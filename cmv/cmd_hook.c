@@ -67,21 +67,6 @@ const cli_opt opts_auto_trim[] = {
 
 /* ---- small file helpers ------------------------------------------------------ */
 
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -1;
-	for (char *p = buf + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-				return -1;
-			*p = '/';
-		}
-	return mkdir(buf, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* Write `data` to `path` through a temporary file and a rename: readers see the old file or the new one. */
 static int write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
@@ -346,7 +331,7 @@ static const char *auto_trim(auto_trim_job *job, cli_ctx *ctx)
 	/* the backup first: it is exactly what was read, and what the store imports */
 	stamp_now(stamp);
 	if (snprintf(backup_dir, sizeof(backup_dir), "%s/backups/%s", job->store, sid) >= (int)sizeof(backup_dir) ||
-	    mkdir_p(backup_dir) != 0) {
+	    cli_mkdirs(backup_dir) != 0) {
 		snprintf(why, sizeof(why), "cannot create %s: %s", backup_dir, strerror(errno));
 		err = why;
 		goto done;
@@ -569,7 +554,7 @@ static int settings_save(const char *path, cJSON *j)
 	snprintf(dir, sizeof(dir), "%s", path);
 	if (strrchr(dir, '/'))
 		*strrchr(dir, '/') = '\0';
-	if (!text || (strchr(path, '/') && mkdir_p(dir) != 0))
+	if (!text || (strchr(path, '/') && cli_mkdirs(dir) != 0))
 		rc = cli_failf("cannot write %s: %s", path, text ? strerror(errno) : "out of memory");
 	else if (write_atomic(path, text, strlen(text), 0600) != 0)
 		rc = cli_failf("cannot write %s: %s", path, strerror(errno));
