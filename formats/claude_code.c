@@ -466,10 +466,16 @@ static int cc_rewrite_message(cmv_buf *out, cmv_repo *repo, const cmv_node *n, v
 	return 0;
 }
 
-int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip)
+/* The path as a Claude Code session under `session_id` (written into every line). */
+static int cc_write(cmv_buf *out, const char *session_id, cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip)
 {
 	static const session_rewriter w = { "claude-code", "Claude Code", cc_rewrite_record, cc_rewrite_message };
-	cc_rewrite r = { new_id, "", cwd_out };
+	cc_rewrite r = { session_id, "", cwd_out };
+	return session_rewrite(out, repo, tip, &w, &r);
+}
+
+int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip)
+{
 	int error;
 
 	CMV_ASSERT_ARG(out);
@@ -477,13 +483,11 @@ int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cm
 	CMV_ASSERT_ARG(tip);
 	if ((error = cmv__uuid_v4(new_id)) < 0)
 		return error;
-	return session_rewrite(out, repo, tip, &w, &r);
+	return cc_write(out, new_id, cwd_out, repo, tip);
 }
 
 int cmv_claude_session_write_as(cmv_buf *out, const char *session_id, cmv_repo *repo, const cmv_id *tip)
 {
-	static const session_rewriter w = { "claude-code", "Claude Code", cc_rewrite_record, cc_rewrite_message };
-	cc_rewrite r = { session_id, "", NULL };
 	size_t n = 0;
 
 	CMV_ASSERT_ARG(out);
@@ -496,5 +500,5 @@ int cmv_claude_session_write_as(cmv_buf *out, const char *session_id, cmv_repo *
 			break;
 	if (!n || n > 36 || session_id[n])
 		return cmv_error__set(CMV_EINVALID, "'%s' is not a Claude Code session id", session_id);
-	return session_rewrite(out, repo, tip, &w, &r);
+	return cc_write(out, session_id, NULL, repo, tip);
 }
