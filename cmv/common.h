@@ -66,6 +66,11 @@ char *cmv__strdup(const char *s);
 /* 1 when len bytes at s are well-formed UTF-8 (no surrogates, no overlongs). */
 bool cmv__utf8_valid(const void *s, size_t len, size_t *bad_offset);
 
+/* Characters (code points) in len bytes of UTF-8: what a "chars" threshold or stub counts. */
+size_t cmv__utf8_chars(const char *s, size_t len);
+/* Lines in len bytes: 1 for text without a newline, a final newline ending the last one. */
+size_t cmv__count_lines(const char *s, size_t len);
+
 /* LEB128 varints, as the node encoding and the session templates use them. */
 int cmv__varint_put(cmv_buf *out, uint64_t v);
 /* Read one varint at *p (advancing it), not past end. */

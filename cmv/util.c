@@ -208,3 +208,19 @@ void cmv__strmap_dispose(cmv__strmap *m)
 	free(m->nums);
 	memset(m, 0, sizeof(*m));
 }
+
+size_t cmv__utf8_chars(const char *s, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return n;
+}
+
+size_t cmv__count_lines(const char *s, size_t len)
+{
+	size_t n = len ? 1 : 0;
+	for (size_t i = 0; i + 1 < len; i++)
+		n += s[i] == '\n';
+	return n;
+}

@@ -28,6 +28,7 @@
 #include <cjson/cJSON.h>
 #include "../formats/jscan.h"
 #include "../formats/session.h"
+#include "../pager/stub.h"
 #include "cmv/compaction.h"
 #include "cmv/formats.h"
 
@@ -121,22 +122,6 @@ static int write_holder(cmv_id *out, trim_ctx *t)
 	return error;
 }
 
-static size_t utf8_chars(const char *s, size_t len)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++)
-		n += ((unsigned char)s[i] & 0xC0) != 0x80;
-	return n;
-}
-
-static size_t count_lines(const char *s, size_t len)
-{
-	size_t n = len ? 1 : 0;
-	for (size_t i = 0; i + 1 < len; i++)
-		n += s[i] == '\n';
-	return n;
-}
-
 /* Tokens of text in the report's model (0 without one). */
 static int64_t tokens_of(trim_ctx *t, const char *s, size_t len)
 {
@@ -211,7 +196,7 @@ static int abbrev(char hex[CMV_ID_HEXSZ + 1], trim_ctx *t, const cmv_id *id)
 static int make_stub(trim_ctx *t, const char *media, const char *data, size_t len, const cmv_id *id)
 {
 	char hex[CMV_ID_HEXSZ + 1];
-	size_t lines = media ? 0 : count_lines(data, len);
+	size_t lines = media ? 0 : cmv__count_lines(data, len);
 	int error;
 
 	if ((error = abbrev(hex, t, id)) < 0)
@@ -219,10 +204,8 @@ static int make_stub(trim_ctx *t, const char *media, const char *data, size_t le
 	cmv_buf_clear(&t->stub);
 	if (media)
 		error = cmv_buf_printf(&t->stub, "[%s image, %zu bytes; recall %s]", media, len, hex);
-	else if (lines > 1)
-		error = cmv_buf_printf(&t->stub, "[%zu chars, %zu lines; recall %s]", utf8_chars(data, len), lines, hex);
 	else
-		error = cmv_buf_printf(&t->stub, "[%zu chars; recall %s]", utf8_chars(data, len), hex);
+		error = cmv__stub_body(&t->stub, cmv__utf8_chars(data, len), lines, hex);
 	return error;
 }
 
@@ -252,7 +235,7 @@ static int stub_strings(trim_ctx *t, cJSON *v, bool *changed)
 {
 	int error = 0;
 	if (cJSON_IsString(v))
-		return utf8_chars(v->valuestring, strlen(v->valuestring)) > t->threshold ? stub_value(t, v, changed) : 0;
+		return cmv__utf8_chars(v->valuestring, strlen(v->valuestring)) > t->threshold ? stub_value(t, v, changed) : 0;
 	for (cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c && !error; c = c->next)
 		error = stub_strings(t, c, changed);
 	return error;
@@ -261,7 +244,7 @@ static int stub_strings(trim_ctx *t, cJSON *v, bool *changed)
 static size_t json_chars(const cJSON *v)
 {
 	char *s = cJSON_PrintUnformatted(v);
-	size_t n = s ? utf8_chars(s, strlen(s)) : 0;
+	size_t n = s ? cmv__utf8_chars(s, strlen(s)) : 0;
 	cJSON_free(s);
 	return n;
 }
@@ -271,7 +254,7 @@ static void largest(cJSON *v, cJSON **best, size_t *best_len)
 {
 	for (cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c; c = c->next) {
 		/* strings only: their stub gives back their exact bytes (a nested value printed again might not) */
-		size_t n = cJSON_IsString(c) ? utf8_chars(c->valuestring, strlen(c->valuestring)) : 0;
+		size_t n = cJSON_IsString(c) ? cmv__utf8_chars(c->valuestring, strlen(c->valuestring)) : 0;
 		if (n > *best_len) {
 			*best = c;
 			*best_len = n;
@@ -358,7 +341,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 		return 0; /* inline structure the importer did not cut: small by construction */
 	}
 	if (k == SIZE_MAX || e->enc[k] == 'S') {
-		if (utf8_chars(t->blob.ptr, t->blob.size) <= t->threshold)
+		if (cmv__utf8_chars(t->blob.ptr, t->blob.size) <= t->threshold)
 			return 0;
 	} else {
 		/* blocks: images are stubbed whatever the size; the text decides the rest */
@@ -368,7 +351,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 		for (cJSON *c = cJSON_IsArray(arr) ? arr->child : NULL; c; c = c->next) {
 			const char *ct = cj_str(c, "type");
 			if (ct && !strcmp(ct, "text") && cj_str(c, "text"))
-				chars += utf8_chars(cj_str(c, "text"), strlen(cj_str(c, "text")));
+				chars += cmv__utf8_chars(cj_str(c, "text"), strlen(cj_str(c, "text")));
 			else if (ct && !strcmp(ct, "image"))
 				images = true;
 			else if (!ct || strcmp(ct, "image")) {
@@ -842,7 +825,7 @@ static int trim_native(trim_ctx *t, const cmv_node *n)
 			if ((error = cmv_blob_read(&t->blob, t->repo, &b->blob)) < 0)
 				break;
 			bool image = is(b->type, "image");
-			if (image || utf8_chars(t->blob.ptr ? t->blob.ptr : "", t->blob.size) > t->threshold) {
+			if (image || cmv__utf8_chars(t->blob.ptr ? t->blob.ptr : "", t->blob.size) > t->threshold) {
 				if ((error = make_stub(t, image ? (b->media_type ? b->media_type : "unknown") : NULL,
 						       t->blob.ptr ? t->blob.ptr : "", t->blob.size, &b->blob)) < 0)
 					break;

@@ -23,6 +23,7 @@
 #include <ctype.h>
 #include <string.h>
 #include "../formats/neutral.h"
+#include "stub.h"
 #include "cmv/pager.h"
 
 /* A page, as the walk finds it. */
@@ -60,22 +61,6 @@ static uint64_t count_text(pager *p, const char *s, size_t len)
 		cmv_error_clear();
 		return len / 4;
 	}
-	return n;
-}
-
-static size_t count_lines(const char *s, size_t len)
-{
-	size_t n = len ? 1 : 0;
-	for (size_t i = 0; i + 1 < len; i++)
-		n += s[i] == '\n';
-	return n;
-}
-
-static size_t utf8_chars(const char *s, size_t len)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++)
-		n += ((unsigned char)s[i] & 0xC0) != 0x80;
 	return n;
 }
 
@@ -131,13 +116,21 @@ static char *body_text(const cJSON *content)
 	return cJSON_PrintUnformatted(content);
 }
 
-static int stub_for(cmv_buf *out, pager *p, const page *pg)
+int cmv__stub_body(cmv_buf *out, size_t chars, size_t lines, const char *id)
 {
-	(void)p;
 	cmv_buf_clear(out);
-	if (pg->lines > 1)
-		return cmv_buf_printf(out, "[%zu chars, %zu lines; recall %.7s]", pg->chars, pg->lines, pg->pub.id);
-	return cmv_buf_printf(out, "[%zu chars; recall %.7s]", pg->chars, pg->pub.id);
+	if (lines > 1)
+		return cmv_buf_printf(out, "[%zu chars, %zu lines; recall %s]", chars, lines, id);
+	return cmv_buf_printf(out, "[%zu chars; recall %s]", chars, id);
+}
+
+/* A body page's stub: its id cut to 7 digits. */
+static int stub_for(cmv_buf *out, const page *pg)
+{
+	char id[CMV_ID_MINPREFIX + 1];
+	memcpy(id, pg->pub.id, CMV_ID_MINPREFIX);
+	id[CMV_ID_MINPREFIX] = '\0';
+	return cmv__stub_body(out, pg->chars, pg->lines, id);
 }
 
 /*
@@ -218,9 +211,9 @@ static int find_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *k
 		pg.pub.state = CMV_PAGE_RESIDENT;
 		pg.pub.tokens = tokens;
 		pg.msg = msg;
-		pg.chars = utf8_chars(text, len);
-		pg.lines = count_lines(text, len);
-		if ((error = stub_for(&p->scratch, p, &pg)) == 0) {
+		pg.chars = cmv__utf8_chars(text, len);
+		pg.lines = cmv__count_lines(text, len);
+		if ((error = stub_for(&p->scratch, &pg)) == 0) {
 			pg.saving = (int64_t)tokens - (int64_t)count_text(p, p->scratch.ptr, p->scratch.size);
 			pg.cand = *k - 1; /* the walk on a copy finds it by this */
 			error = push_page(p, &pg);
@@ -251,7 +244,7 @@ static int apply_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *
 			return CMV_ENOMEM;
 		}
 	}
-	int error = stub_for(&p->scratch, p, pg);
+	int error = stub_for(&p->scratch, pg);
 	cJSON *s = error ? NULL : cJSON_CreateString(p->scratch.ptr);
 	if (!s)
 		return error ? error : CMV_ENOMEM;
