@@ -19,6 +19,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "../cmv/common.h"
 #include "bench.h"
 
 /* ---- claude-code-cmv's trimJsonl, from its spec ------------------------------ */
@@ -274,14 +275,9 @@ int bench_trim(int argc, char **argv)
 		cmv_trim_options opts = CMV_TRIM_OPTIONS_INIT;
 		cmv_trim_report rep;
 		uint64_t tb = 0, ta = 0, anchor_tokens = 0;
-		FILE *fp = fopen(l.paths[i], "rb");
-		char chunk[1 << 16];
-		size_t n;
 		cmv_buf_clear(&file);
-		while (fp && (n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-			cmv_buf_put(&file, chunk, n);
-		if (fp)
-			fclose(fp);
+		if (cmv__read_file(&file, l.paths[i]) < 0)
+			die(l.paths[i]);
 		if (cmv_repo_open(&repo, ":memory:", CMV_REPO_OPEN_CREATE) < 0 ||
 		    cmv_import_file(&res, repo, l.paths[i], "claude-code", NULL) < 0)
 			die(l.paths[i]);

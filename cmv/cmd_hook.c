@@ -255,7 +255,7 @@ typedef struct {
  * (the log entry says which), else why it gave up; the session file is
  * then as it was.
  */
-static const char *auto_trim(auto_trim_job *job, cli_ctx *ctx)
+static const char *auto_trim(auto_trim_job *job)
 {
 	static char why[PATH_MAX * 2 + 256];
 	cmv_buf in = CMV_BUF_INIT(HOOK_STDIN_MAX), body = CMV_BUF_INIT((size_t)1 << 31),
@@ -271,7 +271,6 @@ static const char *auto_trim(auto_trim_job *job, cli_ctx *ctx)
 	struct stat st, st2;
 	int lock = -1;
 
-	(void)ctx;
 	if ((err = read_hook_input(&in)) != NULL)
 		goto done;
 	if (!(hook = cJSON_ParseWithLength(in.ptr ? in.ptr : "", in.size)) || !cJSON_IsObject(hook)) {
@@ -494,7 +493,7 @@ CMD(auto_trim)
 		else if (cmv_repo_discover(&store, NULL) < 0)
 			cmv_error_clear();
 		job.store = store.size ? store.ptr : NULL;
-		err = auto_trim(&job, ctx);
+		err = auto_trim(&job);
 	}
 	if (err)
 		cJSON_AddStringToObject(job.log, "error", err);
