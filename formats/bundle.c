@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <string.h>
 #include "formats.h"
+#include "session.h"
 
 #define TAR_BLOCK 512
 #define BUNDLE_MANIFEST "cmv-bundle.json"
@@ -88,14 +89,9 @@ typedef struct {
 
 static int push_id(cmv_id **arr, size_t *n, size_t *cap, const cmv_id *id)
 {
-	if (*n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 256;
-		cmv_id *g = cmv__realloc(*arr, nc * sizeof(**arr));
-		if (!g)
-			return CMV_ENOMEM;
-		*arr = g;
-		*cap = nc;
-	}
+	int error = session_grow((void **)arr, cap, *n, sizeof(**arr));
+	if (error < 0)
+		return error;
 	(*arr)[(*n)++] = *id;
 	return 0;
 }

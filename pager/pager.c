@@ -175,14 +175,9 @@ static int walk_bodies(pager *p, cJSON *msgs, bool finding, body_fn fn)
 
 static int push_page(pager *p, const page *pg)
 {
-	if (p->n == p->cap) {
-		size_t nc = p->cap ? p->cap * 2 : 64;
-		page *g = cmv__realloc(p->pages, nc * sizeof(*g));
-		if (!g)
-			return CMV_ENOMEM;
-		p->pages = g;
-		p->cap = nc;
-	}
+	int error = session_grow((void **)&p->pages, &p->cap, p->n, sizeof(*p->pages));
+	if (error < 0)
+		return error;
 	p->pages[p->n++] = *pg;
 	return 0;
 }
