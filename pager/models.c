@@ -395,6 +395,22 @@ static int apply_field(cmv_model *md, cmv_models *m, const cJSON *v, const where
 		return get_str(&md->provider, m, v, w, k);
 	if (!strcmp(k, "note"))
 		return get_str(&md->note, m, v, w, k);
+	if (!strcmp(k, "base_url")) {
+		if (!cJSON_IsString(v) || (strncmp(v->valuestring, "http://", 7) && strncmp(v->valuestring, "https://", 8)))
+			return bad(w, "'%s' must be an http:// or https:// URL", k);
+		return get_str(&md->base_url, m, v, w, k);
+	}
+	if (!strcmp(k, "api_key_env")) {
+		const char *s = cJSON_IsString(v) ? v->valuestring : "";
+		bool ok = *s && !(*s >= '0' && *s <= '9');
+		for (; *s && ok; s++)
+			ok = (*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_';
+		if (!ok)
+			return bad(w, "'%s' must name an environment variable (letters, digits, '_')", k);
+		return get_str(&md->api_key_env, m, v, w, k);
+	}
+	if (!strcmp(k, "api_key") || !strcmp(k, "key") || !strcmp(k, "token"))
+		return bad(w, "'%s': a profile never holds a secret; name the variable that does with 'api_key_env'", k);
 	if (!strcmp(k, "prices_as_of"))
 		return get_str(&md->prices_as_of, m, v, w, k);
 	if (!strcmp(k, "aliases")) {

@@ -16,6 +16,7 @@
 #include "tok.h"
 #include "model.h"
 #include "pager.h"
+#include "llm.h"
 #include "compaction.h"
 
 #endif

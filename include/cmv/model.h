@@ -55,6 +55,14 @@ typedef struct cmv_model {
 	cmv_model_prices prices;
 	const char *prices_as_of; /**< when the prices were checked ("2025-11"), or "" */
 	const char *note;         /**< what is approximate, or "" */
+	/**
+	 * Where the model is served, for the LLM client (include/cmv/llm.h):
+	 * the base URL (".../v1"; NULL: the provider's public endpoint) and the
+	 * name of the environment variable that holds the API key (NULL: the
+	 * provider's usual one). The key itself is never in a profile.
+	 */
+	const char *base_url;
+	const char *api_key_env;
 } cmv_model;
 
 typedef struct cmv_models cmv_models;
