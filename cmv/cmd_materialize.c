@@ -340,9 +340,13 @@ CMD(switch)
 		cmv_error_clear();
 	po.state_branch = branch.ptr;
 	/* the working set for the new model first: a switch that cannot fit records nothing */
-	if (cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po) < 0) {
-		rc = cli_failf("cannot switch %s to %s: %s", branch.ptr, m->id,
-			       cmv_error_last() ? cmv_error_last()->message : "materialize failed");
+	int merr = cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po);
+	if (merr < 0) {
+		/* what is pinned cannot fit: paging is not enough, a summary is (it is the user's call) */
+		rc = cli_failf("cannot switch %s to %s: %s%s%s%s", branch.ptr, m->id,
+			       cmv_error_last() ? cmv_error_last()->message : "materialize failed",
+			       merr == CMV_EBUDGET ? "\nhint: 'cmv compact " : "", merr == CMV_EBUDGET ? branch.ptr : "",
+			       merr == CMV_EBUDGET ? " --for MODEL' summarizes only what does not fit, into a new branch" : "");
 		goto done;
 	}
 	cJSON *ev = cJSON_CreateObject();

@@ -408,6 +408,11 @@ void cmv_llm_free(cmv_llm *llm)
 	free(llm);
 }
 
+void cmv_llm_set_max_tokens(cmv_llm *llm, uint32_t max_tokens)
+{
+	llm->opts.max_tokens = max_tokens;
+}
+
 const char *cmv_llm_endpoint(const cmv_llm *llm)
 {
 	return llm->endpoint;

@@ -46,6 +46,16 @@ int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *
 /* The request body for cv->target, as cmv_render() writes it. */
 int cmv__conversation_write(cmv_buf *out, const cmv__conversation *cv, const cmv_render_options *opts);
 void cmv__conversation_dispose(cmv__conversation *cv);
+/*
+ * The messages of a branch as its records say them, before any repair,
+ * each with the "node" (hex id) of the record that began it: compaction
+ * cuts a branch at a message and needs to know which node that is.
+ */
+int cmv__conv_load_raw(conv *c, cmv_render_stats *st, cmv_repo *repo, const cmv_id *tip, unsigned int flags);
+void cmv__conv_dispose(conv *c);
+/* A conversation of raw messages [from, end), after a user message `lead` (may be NULL), repaired for target. */
+int cmv__conversation_from_raw(cmv__conversation *cv, const conv *raw, size_t from, const char *lead,
+			       cmv_render_target target);
 
 /* Start a message; returns its content array (NULL when out of memory). */
 cJSON *conv_msg(conv *c, const char *role, const char *group);

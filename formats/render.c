@@ -1034,6 +1034,106 @@ int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *
 	return 0;
 }
 
+int cmv__conv_load_raw(conv *c, cmv_render_stats *st, cmv_repo *repo, const cmv_id *tip, unsigned int flags)
+{
+	int error;
+
+	memset(c, 0, sizeof(*c));
+	memset(st, 0, sizeof(*st));
+	c->keep_all = flags & CMV_RENDER_FULL_HISTORY;
+	if (!(c->system = cJSON_CreateArray()) || !(c->messages = cJSON_CreateArray())) {
+		cmv__conv_dispose(c);
+		return cmv_error__oom();
+	}
+	if ((error = load_conversation(c, st, repo, tip)) < 0)
+		cmv__conv_dispose(c);
+	return error;
+}
+
+void cmv__conv_dispose(conv *c)
+{
+	cJSON_Delete(c->system);
+	cJSON_Delete(c->messages);
+	memset(c, 0, sizeof(*c));
+}
+
+int cmv__conversation_from_raw(cmv__conversation *cv, const conv *raw, size_t from, const char *lead,
+			       cmv_render_target target)
+{
+	int error;
+	size_t i = 0;
+
+	memset(cv, 0, sizeof(*cv));
+	cv->target = target;
+	if (!(cv->c.system = cJSON_Duplicate(raw->system, 1)) || !(cv->c.messages = cJSON_CreateArray()))
+		goto oom;
+	if (lead) {
+		cJSON *m = new_message("user"), *tb = text_block(lead);
+		if (!m || !tb) {
+			cJSON_Delete(m);
+			cJSON_Delete(tb);
+			goto oom;
+		}
+		cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(m, "content"), tb);
+		cJSON_AddItemToArray(cv->c.messages, m);
+	}
+	for (const cJSON *m = raw->messages->child; m; m = m->next, i++)
+		if (i >= from && !cJSON_AddItemToArray(cv->c.messages, cJSON_Duplicate(m, 1)))
+			goto oom;
+	if ((error = repair(&cv->msgs, &cv->c, target, &cv->st)) < 0) {
+		cmv__conversation_dispose(cv);
+		return error;
+	}
+	cv->st.messages = (size_t)cJSON_GetArraySize(cv->msgs);
+	return 0;
+oom:
+	cmv__conversation_dispose(cv);
+	return cmv_error__oom();
+}
+
+/*
+ * For a model without native tool calling: each call and each result
+ * becomes text in its message, so the request stays valid and nothing of
+ * what was said is lost.
+ */
+static int tools_as_text(cJSON *msgs)
+{
+	cmv_buf line = CMV_BUF_INIT(SESSION_MAX_BYTES), text = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	int error = 0;
+
+	for (cJSON *m = msgs->child; m && !error; m = m->next) {
+		cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		for (cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
+			bool use = !strcmp(btype(b), "tool_use"), res = !strcmp(btype(b), "tool_result");
+			if (!use && !res)
+				continue;
+			cmv_buf_clear(&line);
+			if (use) {
+				char *in = cJSON_PrintUnformatted(cj_get(b, "input"));
+				error = cmv_buf_printf(&line, "[tool call %s, id %s]\n%s", cj_str(b, "name") ? cj_str(b, "name") : "?",
+						       cj_str(b, "id") ? cj_str(b, "id") : "?", in ? in : "{}");
+				cJSON_free(in);
+			} else {
+				result_text(&text, cj_get(b, "content"));
+				error = cmv_buf_printf(&line, "[tool result for %s%s]\n%s",
+						       cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
+						       cJSON_IsTrue(cj_get(b, "is_error")) ? ", an error" : "",
+						       text.size ? text.ptr : "");
+			}
+			cJSON *tb = error ? NULL : text_block(line.ptr);
+			if (!tb) {
+				error = CMV_ENOMEM;
+				break;
+			}
+			cJSON_ReplaceItemViaPointer(content, b, tb);
+			b = tb;
+		}
+	}
+	cmv_buf_dispose(&line);
+	cmv_buf_dispose(&text);
+	return error;
+}
+
 void cmv__conversation_dispose(cmv__conversation *cv)
 {
 	cJSON_Delete(cv->msgs);
@@ -1057,7 +1157,8 @@ int cmv__conversation_write(cmv_buf *out, const cmv__conversation *cv, const cmv
 		return cmv_error__set(CMV_EINVALID, "nothing to render: the conversation has no messages");
 	/* the writers take the messages apart: they get a copy, the caller keeps its own */
 	if (!(msgs = cJSON_Duplicate(cv->msgs, 1)) || !(body = cJSON_CreateObject()) ||
-	    (opts->model && !cJSON_AddStringToObject(body, "model", opts->model))) {
+	    (opts->model && !cJSON_AddStringToObject(body, "model", opts->model)) ||
+	    ((opts->flags & CMV_RENDER_TOOLS_AS_TEXT) && tools_as_text(msgs) < 0)) {
 		error = cmv_error__oom();
 		goto done;
 	}

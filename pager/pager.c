@@ -1027,6 +1027,8 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	if (!o.low_water || o.low_water > 1000)
 		o.low_water = CMV_PAGER_LOW_WATER_DEFAULT;
 	ro.model = model->id;
+	if (!model->tools)
+		o.render_flags |= CMV_RENDER_TOOLS_AS_TEXT;
 	ro.flags = o.render_flags | CMV_RENDER_NO_DECORATIONS;
 	/* the branch's page table: the same tip and options as last time are a lookup */
 	char note_key[CMV_REF_NAME_MAX + 64];

@@ -184,6 +184,11 @@ enum cmv_render_flags {
 	CMV_RENDER_FULL_HISTORY = (1u << 1),
 	/** Indent the JSON. */
 	CMV_RENDER_PRETTY = (1u << 2),
+	/**
+	 * Tool calls and results as text in their messages, for a model
+	 * without native tool calling (the pager sets it from the profile).
+	 */
+	CMV_RENDER_TOOLS_AS_TEXT = (1u << 3),
 };
 
 typedef struct cmv_render_options {

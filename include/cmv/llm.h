@@ -114,6 +114,9 @@ typedef struct cmv_llm_usage {
 CMV_EXTERN(int) cmv_llm_complete(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const char *system,
 				 const char *user);
 
+/** Output tokens each later completion asks for (0: the default of cmv_llm_options.max_tokens). */
+CMV_EXTERN(void) cmv_llm_set_max_tokens(cmv_llm *llm, uint32_t max_tokens);
+
 /** The endpoint the client calls ("https://api.openai.com/v1/chat/completions"). */
 CMV_EXTERN(const char *) cmv_llm_endpoint(const cmv_llm *llm);
 

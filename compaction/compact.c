@@ -1,0 +1,744 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pre-migration job (docs/compaction.md): trim, then page, then
+ * summarize only what still does not fit.
+ *
+ *  1. Trim the branch into the new branch (structurally lossless).
+ *  2. If its rendering for the target fits the budget, that is the result.
+ *  3. Otherwise cut it in two at a message where the request stays valid
+ *     (a user turn, or an assistant message whose later results all answer
+ *     calls after the cut): the longest tail that fits beside a summary is
+ *     kept verbatim, and a summary node that `covers` everything before
+ *     the cut takes its place. The search and the fit are done on the
+ *     conversation in memory, counted exactly; nothing is written until the
+ *     result is known to fit, and the written branch is rendered, counted
+ *     and checked once more before the transaction commits.
+ *
+ * The covered messages are also kept as one blob, held by the job's event
+ * node, whose id the summary shows: `cmv recall ID` prints them verbatim.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "../cmv/common.h"
+#include "../formats/neutral.h"
+#include "cmv/compaction.h"
+#include "handoff.h"
+
+/* The summary gets at least this, and at most a quarter of the budget up to the cap. */
+#define SUMMARY_MIN_TOKENS 256
+#define SUMMARY_MAX_TOKENS 16000
+
+void cmv_compact_report_dispose(cmv_compact_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->tools_used);
+	rep->tools_used = NULL;
+}
+
+static cmv_render_target target_for(const cmv_model *m)
+{
+	switch (m->api) {
+	case CMV_API_ANTHROPIC:
+		return CMV_RENDER_ANTHROPIC;
+	case CMV_API_OPENAI_RESPONSES:
+		return CMV_RENDER_OPENAI_RESPONSES;
+	case CMV_API_GEMINI:
+		return CMV_RENDER_GEMINI;
+	default:
+		return CMV_RENDER_OPENAI_CHAT;
+	}
+}
+
+typedef struct {
+	cmv_repo *repo;
+	const cmv_compact_options *o;
+	cmv_render_options ro;
+	cmv_render_target target;
+	uint64_t budget;
+	conv raw;
+	size_t n;          /* raw messages */
+	cmv_buf body, problems;
+} job;
+
+/* Render [summary lead] + raw[from..] for the target; count it; optionally check it. */
+static int measure(uint64_t *tokens, size_t *problems, job *j, size_t from, const char *lead)
+{
+	cmv__conversation cv;
+	cmv_token_stats ts;
+	int error;
+
+	if ((error = cmv__conversation_from_raw(&cv, &j->raw, from, lead, j->target)) < 0)
+		return error;
+	if (!cJSON_GetArraySize(cv.msgs)) {
+		cmv__conversation_dispose(&cv);
+		return cmv_error__set(CMV_EINVALID, "nothing to render: the conversation has no messages");
+	}
+	error = cmv__conversation_write(&j->body, &cv, &j->ro);
+	cmv__conversation_dispose(&cv);
+	if (error < 0)
+		return error;
+	if ((error = cmv_count_request(&ts, j->o->target, j->o->tok, j->body.ptr, j->body.size)) < 0)
+		return error;
+	*tokens = ts.total;
+	if (problems) {
+		int np = cmv_check_request(&j->problems, j->target, j->body.ptr, j->body.size);
+		if (np < 0)
+			return np;
+		*problems = (size_t)np;
+	}
+	return 0;
+}
+
+static bool is_user_turn(const cJSON *m)
+{
+	const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
+	if (!role || strcmp(role, "user"))
+		return false;
+	bool text = false;
+	const cJSON *b;
+	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(m, "content")) {
+		const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+		if (t && !strcmp(t, "tool_result"))
+			return false;
+		if (t && (!strcmp(t, "text") || !strcmp(t, "image")))
+			text = true;
+	}
+	return text;
+}
+
+/*
+ * The messages a cut may start at, ascending: a user turn or an assistant
+ * message that begins a record, with every later result answering a call
+ * at or after it (a cut never orphans a result).
+ */
+static int cut_points(size_t **out, size_t *n_out, const cJSON *msgs, size_t n)
+{
+	size_t *use_at = NULL, *cuts = NULL, *minuse = NULL, nc = 0, i = 0;
+	cmv__strmap calls = { 0 };
+	int error = 0;
+
+	if (!(minuse = cmv__calloc(n + 1, sizeof(*minuse))) || !(cuts = cmv__calloc(n + 1, sizeof(*cuts))) ||
+	    !(use_at = cmv__calloc(n + 1, sizeof(*use_at)))) {
+		error = CMV_ENOMEM;
+		goto done;
+	}
+	/* for each message, the earliest message holding a call that one of its results answers */
+	for (const cJSON *m = msgs->child; m && !error; m = m->next, i++) {
+		const cJSON *b;
+		use_at[i] = i;
+		cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(m, "content")) {
+			const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+			if (!t)
+				continue;
+			if (!strcmp(t, "tool_use")) {
+				const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
+				if (id && (error = cmv__strmap_put(&calls, id, i, NULL)) < 0)
+					break;
+			} else if (!strcmp(t, "tool_result")) {
+				const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "tool_use_id"));
+				size_t at;
+				if (id && cmv__strmap_get(&calls, id, &at, NULL) && at < use_at[i])
+					use_at[i] = at;
+			}
+		}
+	}
+	minuse[n] = n;
+	for (size_t k = n; k-- > 0;)
+		minuse[k] = use_at[k] < minuse[k + 1] ? use_at[k] : minuse[k + 1];
+	i = 0;
+	for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
+		if (i == 0 || !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "node")) || minuse[i] < i)
+			continue;
+		if (is_user_turn(m) || (role && !strcmp(role, "assistant")))
+			cuts[nc++] = i;
+	}
+	cuts[nc++] = n; /* everything summarized: always valid */
+done:
+	cmv__strmap_dispose(&calls);
+	free(use_at);
+	free(minuse);
+	if (error < 0) {
+		free(cuts);
+		return error;
+	}
+	*out = cuts;
+	*n_out = nc;
+	return 0;
+}
+
+/* The capability check: what the session uses that the target may not take. */
+static int capabilities(cmv_compact_report *rep, const cJSON *msgs, const cmv_model *target)
+{
+	cmv_buf names = CMV_BUF_INIT(CMV_BUF_SMALL);
+	cmv__strmap seen = { 0 };
+	int error = 0;
+
+	for (const cJSON *m = msgs->child; m && !error; m = m->next) {
+		const cJSON *b;
+		cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(m, "content")) {
+			const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+			if (!t)
+				continue;
+			if (!strcmp(t, "tool_use")) {
+				const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+				rep->tool_calls++;
+				if (name && !cmv__strmap_get(&seen, name, NULL, NULL)) {
+					if ((error = cmv__strmap_put(&seen, name, 1, NULL)) < 0 ||
+					    (error = cmv_buf_printf(&names, "%s%s", names.size ? "," : "", name)) < 0)
+						break;
+				}
+			} else if (!strcmp(t, "image")) {
+				rep->images++;
+			} else if (!strcmp(t, "thinking") || !strcmp(t, "redacted_thinking") || !strcmp(t, "reasoning")) {
+				rep->thinking++;
+			}
+		}
+	}
+	if (!error && !(rep->tools_used = cmv__strdup(names.size ? names.ptr : "")))
+		error = CMV_ENOMEM;
+	rep->tools_as_text = rep->tool_calls && !target->tools;
+	rep->images_dropped = rep->images && !target->images;
+	cmv__strmap_dispose(&seen);
+	cmv_buf_dispose(&names);
+	return error;
+}
+
+/* The summary for raw[0..cut) within `allowance` tokens of the target. */
+static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep, job *j, size_t cut,
+		     uint64_t allowance, size_t covered_nodes)
+{
+	const cmv_compact_options *o = j->o;
+	ho_doc d;
+	int error;
+
+	ho_init(&d);
+	if (o->llm) {
+		ho_llm l = { o->llm, o->summarizer, o->summarizer_tok, 0, 0, 0, 0, 0 };
+		uint64_t want = allowance < o->summarizer->max_output ? allowance : o->summarizer->max_output;
+		l.max_tokens = (uint32_t)(want > 8192 ? 8192 : want);
+		error = ho_summarize(&d, &l, j->raw.messages, 0, cut);
+		rep->passes = l.passes;
+		rep->llm_input_tokens = l.in_tokens;
+		rep->llm_output_tokens = l.out_tokens;
+		/* the recall line is ours, whatever the model wrote */
+		if (!error) {
+			char line[256];
+			snprintf(line, sizeof(line),
+				 "This document replaces %zu messages (%zu records); they stay in the store, verbatim: "
+				 "recall %.7s (cmv recall, or the cmv_recall tool) returns them.",
+				 cut, covered_nodes, rep->recall);
+			error = ho_add(&d, CMV_HANDOFF_NSECTIONS - 1, line, 0);
+		}
+	} else {
+		error = ho_extract(&d, j->raw.messages, 0, cut, rep->recall, covered_nodes);
+	}
+	if (!error) {
+		char head[256];
+		snprintf(head, sizeof(head),
+			 "# Handoff document\nThis conversation continues from an earlier part that was summarized "
+			 "(%s) so that it fits %s; the messages after this one are verbatim.",
+			 o->llm ? o->summarizer->id : "extracted from the store, no model involved", o->target->id);
+		if (!(d.header = cmv__strdup(head)))
+			error = CMV_ENOMEM;
+	}
+	if (!error)
+		error = ho_fit(doc, doc_tokens, &d, o->target, o->tok, allowance);
+	ho_dispose(&d);
+	return error;
+}
+
+typedef struct {
+	cmv_id id;
+	cmv_kind kind;
+	cmv_role role;
+	cmv_id parent;
+	char hex[CMV_ID_HEXSZ + 1];
+} path_node;
+
+static int read_path(path_node **out, size_t *n_out, cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_walk *walk = NULL;
+	const cmv_node *n;
+	path_node *p = NULL;
+	size_t k = 0;
+	int error;
+
+	if ((error = cmv_walk_new(&walk, repo, tip)) < 0)
+		return error;
+	if (!(p = cmv__calloc(cmv_walk_length(walk) + 1, sizeof(*p)))) {
+		cmv_walk_free(walk);
+		return CMV_ENOMEM;
+	}
+	while ((error = cmv_walk_next(&n, walk)) == 0) {
+		p[k].id = n->id;
+		p[k].kind = n->kind;
+		p[k].role = n->role;
+		p[k].parent = n->parent;
+		cmv_id_tostr(p[k].hex, sizeof(p[k].hex), &n->id);
+		k++;
+	}
+	cmv_walk_free(walk);
+	if (error != CMV_ITEROVER) {
+		free(p);
+		return error;
+	}
+	*out = p;
+	*n_out = k;
+	return 0;
+}
+
+/*
+ * Before the cut, events and system prompts stay (they are never summarized
+ * and render no message); every message and earlier summary is covered. An
+ * agent's own compaction record (Codex's `compacted`) is a summary, whatever
+ * role its format gives it: carried, it would reset the conversation.
+ */
+static bool carried(const path_node *p)
+{
+	return p->kind == CMV_KIND_EVENT || (p->kind == CMV_KIND_MESSAGE && p->role == CMV_ROLE_SYSTEM);
+}
+
+/* Write node `id` again below `*tail` (the same node when its parent is the tail already). */
+static int carry(cmv_id *tail, cmv_repo *repo, const cmv_id *id)
+{
+	cmv_node *n = NULL;
+	cmv_block_content stack[16], *blocks = stack;
+	int error;
+
+	if ((error = cmv_node_read(&n, repo, id)) < 0)
+		return error;
+	if ((cmv_id_is_none(tail) && cmv_id_is_none(&n->parent)) || cmv_id_equal(tail, &n->parent)) {
+		*tail = n->id;
+		cmv_node_free(n);
+		return 0;
+	}
+	if (n->n_blocks > CMV_ARRAY_SIZE(stack) && !(blocks = cmv__calloc(n->n_blocks, sizeof(*blocks)))) {
+		cmv_node_free(n);
+		return CMV_ENOMEM;
+	}
+	for (size_t i = 0; i < n->n_blocks; i++)
+		blocks[i] = (cmv_block_content){ .type = n->blocks[i].type, .tool_id = n->blocks[i].tool_id,
+						 .tool_name = n->blocks[i].tool_name, .media_type = n->blocks[i].media_type,
+						 .flags = n->blocks[i].flags, .blob = &n->blocks[i].blob };
+	cmv_message m = { .role = n->role, .kind = n->kind, .blocks = blocks, .n_blocks = n->n_blocks, .meta = n->meta,
+			  .meta_len = n->meta_len, .derived_from = &n->id, .n_derived_from = 1,
+			  .covers = n->covers, .n_covers = n->n_covers };
+	error = cmv_node_write(tail, repo, cmv_id_is_none(tail) ? NULL : tail, &m);
+	if (blocks != stack)
+		free(blocks);
+	cmv_node_free(n);
+	return error;
+}
+
+static char *event_json(const cmv_compact_report *rep, const cmv_compact_options *o, const cmv_id *from,
+			const char *endpoint)
+{
+	cJSON *ev = cJSON_CreateObject();
+	char hex[CMV_ID_HEXSZ + 1], *text;
+	cJSON_AddStringToObject(ev, "event", "compact");
+	cJSON_AddStringToObject(ev, "from", cmv_id_tostr(hex, sizeof(hex), from));
+	cJSON_AddStringToObject(ev, "target", o->target->id);
+	cJSON_AddNumberToObject(ev, "budget", (double)rep->budget);
+	cJSON_AddNumberToObject(ev, "tokens_before", (double)rep->tokens_before);
+	cJSON_AddNumberToObject(ev, "tokens_trimmed", (double)rep->tokens_trimmed);
+	cJSON_AddNumberToObject(ev, "tokens_after", (double)rep->tokens_after);
+	cJSON_AddNumberToObject(ev, "covered_nodes", (double)rep->covered_nodes);
+	cJSON_AddNumberToObject(ev, "coverage", rep->coverage);
+	/* the LLM reference: the registry key and endpoint, never a key */
+	if (o->llm) {
+		cJSON *s = cJSON_AddObjectToObject(ev, "summarizer");
+		cJSON_AddStringToObject(s, "model", o->summarizer->id);
+		cJSON_AddStringToObject(s, "provider", o->summarizer->provider);
+		cJSON_AddStringToObject(s, "endpoint", endpoint);
+		cJSON_AddNumberToObject(s, "passes", rep->passes);
+		cJSON_AddNumberToObject(s, "input_tokens", (double)rep->llm_input_tokens);
+		cJSON_AddNumberToObject(s, "output_tokens", (double)rep->llm_output_tokens);
+	} else {
+		cJSON_AddStringToObject(ev, "summarizer", rep->covered_nodes ? "extractive" : "none");
+	}
+	if (rep->recall[0])
+		cJSON_AddStringToObject(ev, "recall", rep->recall);
+	text = cJSON_PrintUnformatted(ev);
+	cJSON_Delete(ev);
+	return text;
+}
+
+int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
+{
+	cmv_trim_options to = CMV_TRIM_OPTIONS_INIT;
+	cmv_trim_report trep;
+	cmv_render_stats rst;
+	job j;
+	path_node *path = NULL;
+	size_t n_path = 0, *cuts = NULL, n_cuts = 0;
+	cmv_buf doc = CMV_BUF_INIT(CMV_BUF_CONTENT), covered = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cmv_token_stats ts;
+	bool dry;
+	int error;
+
+	CMV_ASSERT_ARG(rep);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(opts);
+	memset(rep, 0, sizeof(*rep));
+	memset(&j, 0, sizeof(j));
+	if (!opts->target || !opts->tok)
+		return cmv_error__set(CMV_EINVALID, "compact needs the target model and its tokenizer");
+	if (opts->llm && (!opts->summarizer || !opts->summarizer_tok))
+		return cmv_error__set(CMV_EINVALID, "a summarizer needs its profile and tokenizer");
+	if (!opts->branch || !cmv_ref_name_is_valid(opts->branch))
+		return cmv_error__set(CMV_EINVALID, "compact needs a valid name for the new branch, not '%s'",
+				      opts->branch ? opts->branch : "");
+	dry = opts->flags & CMV_COMPACT_DRY_RUN;
+	j.repo = repo;
+	j.o = opts;
+	j.target = target_for(opts->target);
+	j.ro = (cmv_render_options)CMV_RENDER_OPTIONS_INIT;
+	j.ro.model = opts->target->id;
+	j.ro.flags = CMV_RENDER_NO_DECORATIONS | (opts->target->tools ? 0 : CMV_RENDER_TOOLS_AS_TEXT);
+	cmv_buf_init(&j.body, CMV_BUF_CONTENT);
+	cmv_buf_init(&j.problems, CMV_BUF_SMALL);
+	uint64_t cap = cmv_model_input_budget(opts->target);
+	j.budget = rep->budget = opts->budget && opts->budget < cap ? opts->budget : cap;
+
+	if ((error = cmv_repo_txn_begin(repo)) < 0)
+		goto out;
+	/* 0. the conversation as it is */
+	if ((error = cmv_render(&j.body, NULL, repo, tip, j.target, &j.ro)) < 0 ||
+	    (error = cmv_count_request(&ts, opts->target, opts->tok, j.body.ptr, j.body.size)) < 0)
+		goto fail;
+	rep->tokens_before = ts.total;
+
+	/* 1. trim */
+	to.threshold = opts->trim_threshold;
+	to.branch = opts->branch;
+	to.from_ref = opts->from_ref;
+	if ((error = cmv_trim(&trep, repo, tip, &to)) < 0)
+		goto fail;
+	cmv_id trimmed = trep.head;
+	if ((error = cmv__conv_load_raw(&j.raw, &rst, repo, &trimmed, 0)) < 0)
+		goto fail;
+	j.n = (size_t)cJSON_GetArraySize(j.raw.messages);
+	if ((error = capabilities(rep, j.raw.messages, opts->target)) < 0)
+		goto fail;
+	if ((error = measure(&rep->tokens_trimmed, NULL, &j, 0, NULL)) < 0)
+		goto fail;
+	rep->stage = 1;
+	rep->coverage = 1.0;
+	rep->kept_messages = j.n;
+	cmv_id head = trimmed;
+
+	if (rep->tokens_trimmed > j.budget) {
+		/* 2. the longest tail that fits beside a summary */
+		rep->stage = 2;
+		uint64_t reserve = j.budget / 4;
+		reserve = reserve < SUMMARY_MIN_TOKENS ? SUMMARY_MIN_TOKENS : reserve > SUMMARY_MAX_TOKENS ? SUMMARY_MAX_TOKENS : reserve;
+		if ((error = cut_points(&cuts, &n_cuts, j.raw.messages, j.n)) < 0)
+			goto fail;
+		size_t lo = 0, hi = n_cuts - 1; /* the last (everything summarized) is the fallback */
+		uint64_t t = 0;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if ((error = measure(&t, NULL, &j, cuts[mid], "x")) < 0)
+				goto fail;
+			if (t + reserve <= j.budget)
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		size_t cut = cuts[lo];
+		uint64_t tail_tokens = 0;
+		if ((error = measure(&tail_tokens, NULL, &j, cut, "x")) < 0)
+			goto fail;
+		if (tail_tokens + SUMMARY_MIN_TOKENS / 4 > j.budget) {
+			error = cmv_error__set(CMV_EBUDGET, "%s: even a summary alone does not fit %llu tokens of %s "
+					       "(the system prompt and framing take %llu)", opts->branch,
+					       (unsigned long long)j.budget, opts->target->id, (unsigned long long)tail_tokens);
+			goto fail;
+		}
+		/* the nodes before the cut's record are covered; system prompts and events are carried */
+		const char *cut_hex = cut < j.n ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+							  cJSON_GetArrayItem(j.raw.messages, (int)cut), "node"))
+					      : NULL;
+		if ((error = read_path(&path, &n_path, repo, &trimmed)) < 0)
+			goto fail;
+		size_t k = n_path;
+		for (size_t i = 0; cut_hex && i < n_path; i++)
+			if (!strcmp(path[i].hex, cut_hex)) {
+				k = i;
+				break;
+			}
+		if (cut_hex && k == n_path) {
+			error = cmv_error__set(CMV_ECORRUPT, "the cut's record %.12s is not on the branch", cut_hex);
+			goto fail;
+		}
+		cmv_id *cov = cmv__calloc(k + 1, sizeof(*cov));
+		if (!cov) {
+			error = CMV_ENOMEM;
+			goto fail;
+		}
+		for (size_t i = 0; i < k; i++)
+			if (!carried(&path[i]))
+				cov[rep->covered_nodes++] = path[i].id;
+		rep->kept_nodes = n_path - k;
+		rep->covered_messages = cut;
+		rep->kept_messages = j.n - cut;
+		/* the covered messages, verbatim, as one blob: the summary names its id */
+		cJSON *arr = cJSON_CreateArray();
+		size_t mi = 0;
+		for (const cJSON *m = j.raw.messages->child; arr && m && mi < cut; m = m->next, mi++)
+			cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1));
+		char *ctext = arr ? cJSON_PrintUnformatted(arr) : NULL;
+		cJSON_Delete(arr);
+		if (!ctext || (error = cmv_buf_puts(&covered, ctext)) < 0) {
+			cJSON_free(ctext);
+			free(cov);
+			error = error < 0 ? error : CMV_ENOMEM;
+			goto fail;
+		}
+		cJSON_free(ctext);
+		cmv_id rid;
+		cmv_id_hash(&rid, covered.ptr, covered.size);
+		cmv_id_tostr(rep->recall, sizeof(rep->recall), &rid);
+
+		/* the summary, made to fit what the tail leaves */
+		uint64_t room = j.budget - tail_tokens;
+		uint64_t allowance = room > 2 * reserve ? 2 * reserve : room;
+		uint64_t final_tokens = 0;
+		size_t problems = 0;
+		for (int round = 0;; round++) {
+			if ((error = summarize(&doc, &rep->summary_tokens, rep, &j, cut, allowance, rep->covered_nodes)) < 0 ||
+			    (error = measure(&final_tokens, &problems, &j, cut, doc.ptr)) < 0) {
+				free(cov);
+				goto fail;
+			}
+			if (final_tokens <= j.budget)
+				break;
+			/* rendering costs more than the document alone: give back the difference */
+			uint64_t over = final_tokens - j.budget + 8;
+			if (round == 4 || over >= allowance) {
+				free(cov);
+				error = cmv_error__set(CMV_EBUDGET, "%s: the summary does not fit beside the kept tail (%llu over %llu)",
+						       opts->branch, (unsigned long long)final_tokens, (unsigned long long)j.budget);
+				goto fail;
+			}
+			allowance -= over;
+		}
+		/* 3. write: carried prefix, summary, tail */
+		cmv_id tail = { 0 };
+		for (size_t i = 0; i < k && !error; i++)
+			if (carried(&path[i]))
+				error = carry(&tail, repo, &path[i].id);
+		if (!error) {
+			cmv_block_content b = { .type = "text", .data = doc.ptr, .len = doc.size };
+			cmv_message sm = { .role = CMV_ROLE_USER, .kind = CMV_KIND_SUMMARY, .blocks = &b, .n_blocks = 1,
+					   .covers = cov, .n_covers = rep->covered_nodes };
+			error = cmv_node_write(&tail, repo, cmv_id_is_none(&tail) ? NULL : &tail, &sm);
+			rep->summary = tail;
+		}
+		free(cov);
+		for (size_t i = k; i < n_path && !error; i++)
+			error = carry(&tail, repo, &path[i].id);
+		if (error < 0)
+			goto fail;
+		head = tail;
+		/* the fidelity check, over what the summary replaced */
+		cmv_buf src = CMV_BUF_INIT(CMV_BUF_CONTENT);
+		if (!(error = ho_transcript(&src, j.raw.messages, 0, cut)))
+			error = cmv_fidelity(&rep->coverage, &rep->entities, &rep->entities_found, NULL,
+					     src.ptr ? src.ptr : "", src.size, doc.ptr, doc.size);
+		cmv_buf_dispose(&src);
+		if (error < 0)
+			goto fail;
+	}
+
+	/* the written branch, rendered, counted and checked: the figures reported are these */
+	if ((error = cmv_render(&j.body, NULL, repo, &head, j.target, &j.ro)) < 0 ||
+	    (error = cmv_count_request(&ts, opts->target, opts->tok, j.body.ptr, j.body.size)) < 0)
+		goto fail;
+	rep->tokens_after = ts.total;
+	rep->fits = ts.total <= j.budget;
+	int np = cmv_check_request(&j.problems, j.target, j.body.ptr, j.body.size);
+	if (np < 0) {
+		error = np;
+		goto fail;
+	}
+	rep->problems = (size_t)np;
+	if (!rep->fits) {
+		error = cmv_error__set(CMV_EBUDGET, "%s: the result takes %llu tokens of %s, over the budget of %llu",
+				       opts->branch, (unsigned long long)ts.total, opts->target->id,
+				       (unsigned long long)j.budget);
+		goto fail;
+	}
+
+	/* the record: an event (holding the covered blob), the note, the target as the branch's LLM */
+	char *ev = event_json(rep, opts, tip, opts->llm ? cmv_llm_endpoint(opts->llm) : "");
+	if (!ev) {
+		error = CMV_ENOMEM;
+		goto fail;
+	}
+	cmv_block_content eb[2] = { { .type = "cmv_compact", .data = ev, .len = strlen(ev) },
+				    { .type = "cmv_covered", .data = covered.ptr, .len = covered.size,
+				      .media_type = "application/json" } };
+	cmv_message em = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .blocks = eb, .n_blocks = covered.size ? 2 : 1 };
+	cmv_id ev_id;
+	error = cmv_node_write(&ev_id, repo, &head, &em);
+	if (!error)
+		error = cmv_branch_update(repo, opts->branch, &ev_id, &trimmed);
+	if (!error)
+		error = cmv_branch_note_set(repo, opts->branch, "compact", ev);
+	cJSON_free(ev);
+	if (!error)
+		error = cmv_branch_llm_set(repo, opts->branch, opts->target->id);
+	if (error < 0)
+		goto fail;
+	{
+		cmv_ref *r = NULL;
+		if ((error = cmv_ref_lookup(&r, repo, opts->branch)) < 0)
+			goto fail;
+		rep->head = r->target;
+		cmv_ref_free(r);
+	}
+	if (dry) {
+		cmv_repo_txn_rollback(repo);
+		error = 0;
+		goto out;
+	}
+	if ((error = cmv_repo_txn_commit(repo)) < 0)
+		goto out;
+	goto out;
+fail:
+	cmv_repo_txn_rollback(repo);
+out:
+	if (error < 0) {
+		free(rep->tools_used);
+		rep->tools_used = NULL;
+	}
+	cmv__conv_dispose(&j.raw);
+	cmv_buf_dispose(&j.body);
+	cmv_buf_dispose(&j.problems);
+	cmv_buf_dispose(&doc);
+	cmv_buf_dispose(&covered);
+	free(path);
+	free(cuts);
+	return error;
+}
+
+/* ---- uncompact ------------------------------------------------------------------ */
+
+/* The original a rewritten node came from (itself when it is one). */
+static int original(cmv_id *out, cmv_repo *repo, const cmv_id *id)
+{
+	cmv_id cur = *id;
+	for (int guard = 0; guard < 64; guard++) {
+		cmv_node *n = NULL;
+		int error = cmv_node_read(&n, repo, &cur);
+		if (error < 0)
+			return error;
+		if (!n->n_derived_from) {
+			cmv_node_free(n);
+			*out = cur;
+			return 0;
+		}
+		cur = n->derived_from[0];
+		cmv_node_free(n);
+	}
+	return cmv_error__set(CMV_ECORRUPT, "derived_from edges loop");
+}
+
+int cmv_uncompact(cmv_id *out, size_t *restored, cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_walk *walk = NULL;
+	const cmv_node *n;
+	cmv_id from = { 0 }, *list = NULL;
+	size_t n_list = 0, cap = 0;
+	bool any_summary = false;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	if ((error = cmv_walk_new(&walk, repo, tip)) < 0)
+		return error;
+	while ((error = cmv_walk_next(&n, walk)) == 0) {
+		size_t need = n_list + n->n_covers + 1;
+		if (need > cap) {
+			size_t ncap = need * 2;
+			cmv_id *g = cmv__realloc(list, ncap * sizeof(*g));
+			if (!g) {
+				error = CMV_ENOMEM;
+				break;
+			}
+			list = g;
+			cap = ncap;
+		}
+		if (n->kind == CMV_KIND_SUMMARY && n->n_covers) {
+			any_summary = true;
+			for (size_t i = 0; i < n->n_covers; i++)
+				list[n_list++] = n->covers[i];
+			continue;
+		}
+		if (n->kind == CMV_KIND_EVENT && !n->n_derived_from) {
+			/* the job's own events; the last one names where it started */
+			for (size_t i = 0; i < n->n_blocks; i++)
+				if (!strcmp(n->blocks[i].type, "cmv_compact")) {
+					cmv_buf ev = CMV_BUF_INIT(CMV_BUF_SMALL);
+					if (cmv_blob_read(&ev, repo, &n->blocks[i].blob) == 0) {
+						cJSON *j = cJSON_ParseWithLength(ev.ptr, ev.size);
+						const char *f = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "from"));
+						if (f)
+							cmv_id_fromstr(&from, f);
+						cJSON_Delete(j);
+					}
+					cmv_buf_dispose(&ev);
+				}
+			continue;
+		}
+		list[n_list++] = n->id;
+	}
+	cmv_walk_free(walk);
+	if (error != CMV_ITEROVER) {
+		free(list);
+		return error;
+	}
+	(void)any_summary;
+	if (cmv_id_is_none(&from)) {
+		free(list);
+		return cmv_error__set(CMV_EINVALID, "not a compacted conversation (no compact event on it)");
+	}
+	/* every node, resolved to its original, must lie on the path to where the job started */
+	cmv__strmap on_path = { 0 };
+	char hex[CMV_ID_HEXSZ + 1];
+	size_t checked = 0;
+	if ((error = cmv_walk_new(&walk, repo, &from)) < 0)
+		goto done;
+	while ((error = cmv_walk_next(&n, walk)) == 0)
+		if ((error = cmv__strmap_put(&on_path, cmv_id_tostr(hex, sizeof(hex), &n->id), 1, NULL)) < 0)
+			break;
+	cmv_walk_free(walk);
+	if (error != CMV_ITEROVER)
+		goto done;
+	error = 0;
+	for (size_t i = 0; i < n_list && !error; i++) {
+		cmv_id o;
+		if ((error = original(&o, repo, &list[i])) < 0)
+			break;
+		if (!cmv__strmap_get(&on_path, cmv_id_tostr(hex, sizeof(hex), &o), NULL, NULL))
+			error = cmv_error__set(CMV_ECORRUPT, "node %.12s does not lead back to the compacted conversation", hex);
+		checked++;
+	}
+done:
+	cmv__strmap_dispose(&on_path);
+	free(list);
+	if (error < 0)
+		return error;
+	*out = from;
+	if (restored)
+		*restored = checked;
+	return 0;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal: the handoff document as items under the fixed sections, and its builders (handoff.c). */
+#ifndef CMV_COMPACTION_HANDOFF_H
+#define CMV_COMPACTION_HANDOFF_H
+
+#include <cjson/cJSON.h>
+#include "cmv/compaction.h"
+
+typedef struct {
+	char *header;                          /* the lines above the first section (owned), or NULL */
+	char **items[CMV_HANDOFF_NSECTIONS];
+	size_t n[CMV_HANDOFF_NSECTIONS], cap[CMV_HANDOFF_NSECTIONS];
+	size_t dropped[CMV_HANDOFF_NSECTIONS]; /* left out for room */
+	size_t noted;                          /* drops already declared */
+} ho_doc;
+
+void ho_init(ho_doc *d);
+void ho_dispose(ho_doc *d);
+/* Add an item to section s (at most max bytes, 0: all); a repeat is skipped. */
+int ho_add(ho_doc *d, int s, const char *text, size_t max);
+int ho_render(cmv_buf *out, const ho_doc *d);
+/* Declare in the losses what was dropped for room. */
+void ho_doc_note_drops(ho_doc *d);
+/* Render within max_tokens of model, dropping items as needed (and declaring them). */
+int ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cmv_tok *tok, uint64_t max_tokens);
+
+/* Neutral messages [from, to) as plain text, one line per block (each cut at cap bytes; 0: whole). */
+int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap);
+int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
+
+/* The extractive builder: from the messages themselves, no network, deterministic. */
+int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char *recall, size_t covered_nodes);
+/* An LLM's reply, parsed into the fixed sections. */
+int ho_parse(ho_doc *d, const char *reply);
+
+typedef struct {
+	cmv_llm *llm;
+	const cmv_model *model; /* the summarizer */
+	cmv_tok *tok;
+	uint32_t max_tokens;    /* asked for in each reply: the output reserve of every request */
+	unsigned int passes;
+	uint64_t in_tokens, out_tokens;
+	uint64_t largest;       /* the largest request sent, in the summarizer's tokens */
+} ho_llm;
+
+/* Summarize messages [from, to) with an LLM, in parts that fit its window, then combine. */
+int ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to);
+
+#endif
