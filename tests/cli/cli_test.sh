@@ -395,6 +395,39 @@ run switch "$V" --model gpt-4 --budget 100; ok "a switch that cannot fit fails" 
 run model "$V"; ok "and records nothing" has "claude-sonnet-4-5 (" "$out"
 run switch t1 --model gpt-4; ok "switch needs a branch" test $rc -eq 1
 
+# --- compaction: compact, handoff, uncompact ---
+run compact "$V" --for gpt-4 --json; ok "compact for gpt-4" test $rc -eq 0
+ok "compact --json is JSON" is_json "$out"
+ok "compact: the result fits" has '"fits":	true' "$out"
+ok "compact: it passes the checker" has '"passes_check":	true' "$out"
+ok "compact: a coverage score" has '"coverage":' "$out"
+ok "compact: what the session used" has '"tools_used":' "$out"
+CB=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["branch"])' <<<"$out")
+ok "compact: the default branch name" test "$CB" = "$V.compact-gpt-4"
+run fit "$CB" --model gpt-4 --json; ok "the compacted branch fits gpt-4 with nothing paged out" has '"evicted":	0' "$out"
+run model "$CB"; ok "compact set the branch's model" has "gpt-4 (" "$out"
+run compact "$V" --for gpt-4; ok "compact into an existing branch fails" test $rc -eq 1
+run uncompact "$CB" --branch restored; ok "uncompact" test $rc -eq 0
+ok "uncompact restores the same conversation" test "$("$CMV" log "$V" --json)" = "$("$CMV" log restored --json)"
+run uncompact "$V"; ok "uncompact of a branch never compacted fails" test $rc -eq 1
+run handoff "$V" --for gpt-4 --budget 800; ok "handoff" test $rc -eq 0
+ok "handoff: the fixed sections" has "## Pending actions and unanswered tool calls" "$out"
+ok "handoff: its size and coverage on stderr" has "coverage" "$err"
+DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+run compact "$V" --for gpt-4 --budget 2500 --json -n small; ok "compact below the trim: a summary" has '"stage":	2' "$out"
+ok "compact: the summary fits the budget" test "$(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["tokens_after"] <= 2500 and d["kept_messages"] > 0)' <<<"$out")" = True
+RID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["recall"][:7])' <<<"$out")
+run recall "$RID"; ok "the summary's id recalls the covered messages" is_json "$out"
+run export small --format openai-chat; ok "the summary names that id" has "recall $RID" "$out"
+run compact "$V" --for gpt-4 --budget 2500 --summarizer gpt-4o-mini --llm-url "http://127.0.0.1:$DEAD/v1" -n viallm
+ok "an unreachable summarizer fails" test $rc -eq 1
+ok "and says why" has "connection refused" "$err"
+run list; ok "and writes nothing" test -z "$(grep viallm <<<"$out")"
+run compact "$V" --for gpt-4 --budget 40 -n tiny; ok "a budget nothing fits is refused" test $rc -eq 1
+run compact "$V" --for gpt-4 --dry-run -n dry; ok "compact --dry-run" has "(dry run)" "$out"
+run list; ok "compact --dry-run writes nothing" test -z "$(grep ' dry$' <<<"$out")"
+run switch "$V" --model gpt-4 --budget 100; ok "a switch that cannot fit offers compaction" has "cmv compact" "$err"
+
 # --- bundles ---
 run export t1 --bundle "$WORK/t1.cmvb" --with-branches; ok "export --bundle" test $rc -eq 0
 ok "export --bundle says what it holds" has "nodes" "$err"
