@@ -154,7 +154,10 @@ static void usage(FILE *out)
 	      "                               query path, beside a BM25 top-turns baseline (same run)\n"
 	      "    trim DIR [--model M] [--threshold N] [--json]\n"
 	      "                               trim every Claude Code session: tokens sent on resume\n"
-	      "                               before and after, beside claude-code-cmv's rules; MB/s\n",
+	      "                               before and after, beside claude-code-cmv's rules; MB/s\n"
+	      "    compact DIR --for MODEL[:BUDGET][,...] [--offline] [--summarizer M] [--llm-url URL] [--json]\n"
+	      "                               the pre-migration job on every Claude Code and Codex session:\n"
+	      "                               tokens before and after, fits, passes, coverage, time\n",
 	      out);
 }
 
@@ -178,6 +181,8 @@ int main(int argc, char **argv)
 		return bench_locomo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trim"))
 		return bench_trim(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "compact"))
+		return bench_compact(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tokenizer"))
 		return bench_tokenizer(argc - 1, argv + 1);
 	fprintf(stderr, "cmv-bench: unknown suite '%s'\n", argv[1]);

@@ -208,6 +208,53 @@ static int capabilities(cmv_compact_report *rep, const cJSON *msgs, const cmv_mo
 	return error;
 }
 
+/*
+ * Replace the conversation's system prompts with one abridged text of at
+ * most `allowance` tokens: the head of each, in order, and a line that says
+ * how much there was and how to get it back.
+ */
+static int abridge_system(job *j, cmv_buf *full, cmv_buf *text, uint64_t allowance)
+{
+	const cJSON *s;
+	size_t n = 0;
+	int error = 0;
+
+	cmv_buf_clear(full);
+	cJSON_ArrayForEach(s, j->raw.system) {
+		if (cJSON_IsString(s) && (error = cmv_buf_printf(full, "%s%s", full->size ? "\n\n" : "", s->valuestring)) < 0)
+			return error;
+	}
+	if ((error = cmv_model_count(&n, NULL, j->o->target, j->o->tok, full->ptr, full->size)) < 0)
+		return error;
+	cmv_id id;
+	char hex[CMV_ID_HEXSZ + 1];
+	cmv_id_hash(&id, full->ptr, full->size);
+	cmv_id_tostr(hex, sizeof(hex), &id);
+	size_t keep = full->size;
+	for (int round = 0; round < 16; round++) {
+		size_t got = 0;
+		cmv_buf_clear(text);
+		while (keep && keep < full->size && ((unsigned char)full->ptr[keep] & 0xC0) == 0x80)
+			keep--;
+		if ((error = cmv_buf_put(text, full->ptr, keep)) < 0 ||
+		    (error = cmv_buf_printf(text, "\n\n[cmv: the system prompt (%zu tokens) is abridged to fit %s; "
+						  "recall %.7s has it whole]", n, j->o->target->id, hex)) < 0 ||
+		    (error = cmv_model_count(&got, NULL, j->o->target, j->o->tok, text->ptr, text->size)) < 0)
+			return error;
+		if (got <= allowance)
+			break;
+		keep = (size_t)((double)keep * (double)allowance / (double)got * 0.95);
+	}
+	cJSON *arr = cJSON_CreateArray();
+	if (!arr || !cJSON_AddItemToArray(arr, cJSON_CreateString(text->ptr))) {
+		cJSON_Delete(arr);
+		return CMV_ENOMEM;
+	}
+	cJSON_Delete(j->raw.system);
+	j->raw.system = arr;
+	return 0;
+}
+
 /* The summary for raw[0..cut) within `allowance` tokens of the target. */
 static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep, job *j, size_t cut,
 		     uint64_t allowance, size_t covered_nodes)
@@ -292,6 +339,11 @@ static int read_path(path_node **out, size_t *n_out, cmv_repo *repo, const cmv_i
 	return 0;
 }
 
+static bool is_system(const path_node *p)
+{
+	return p->kind == CMV_KIND_MESSAGE && p->role == CMV_ROLE_SYSTEM;
+}
+
 /*
  * Before the cut, events and system prompts stay (they are never summarized
  * and render no message); every message and earlier summary is covered. An
@@ -300,7 +352,7 @@ static int read_path(path_node **out, size_t *n_out, cmv_repo *repo, const cmv_i
  */
 static bool carried(const path_node *p)
 {
-	return p->kind == CMV_KIND_EVENT || (p->kind == CMV_KIND_MESSAGE && p->role == CMV_ROLE_SYSTEM);
+	return p->kind == CMV_KIND_EVENT || is_system(p);
 }
 
 /* Write node `id` again below `*tail` (the same node when its parent is the tail already). */
@@ -376,7 +428,8 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 	job j;
 	path_node *path = NULL;
 	size_t n_path = 0, *cuts = NULL, n_cuts = 0;
-	cmv_buf doc = CMV_BUF_INIT(CMV_BUF_CONTENT), covered = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cmv_buf doc = CMV_BUF_INIT(CMV_BUF_CONTENT), covered = CMV_BUF_INIT(CMV_BUF_CONTENT),
+		sys_full = CMV_BUF_INIT(CMV_BUF_CONTENT), sys_text = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	cmv_token_stats ts;
 	bool dry;
 	int error;
@@ -455,6 +508,22 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 		uint64_t tail_tokens = 0;
 		if ((error = measure(&tail_tokens, NULL, &j, cut, "x")) < 0)
 			goto fail;
+		/*
+		 * 3. The system prompts alone leave too little room (a Codex session's
+		 * instructions run past 10k tokens; an 8k model cannot take them).
+		 * They are pinned, and the pinned set does not fit: the one case
+		 * where they are abridged, into a new system node derived from the
+		 * originals, with the whole text a recall away.
+		 */
+		if (cut == j.n && tail_tokens + reserve / 2 > j.budget && cJSON_GetArraySize(j.raw.system) > 0) {
+			if ((error = abridge_system(&j, &sys_full, &sys_text, j.budget / 3)) < 0 ||
+			    (error = measure(&tail_tokens, NULL, &j, cut, "x")) < 0)
+				goto fail;
+			cmv_id sid;
+			cmv_id_hash(&sid, sys_full.ptr, sys_full.size);
+			cmv_id_tostr(rep->system_recall, sizeof(rep->system_recall), &sid);
+			rep->stage = 3;
+		}
 		if (tail_tokens + SUMMARY_MIN_TOKENS / 4 > j.budget) {
 			error = cmv_error__set(CMV_EBUDGET, "%s: even a summary alone does not fit %llu tokens of %s "
 					       "(the system prompt and framing take %llu)", opts->branch,
@@ -482,9 +551,13 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 			error = CMV_ENOMEM;
 			goto fail;
 		}
-		for (size_t i = 0; i < k; i++)
-			if (!carried(&path[i]))
+		size_t n_sys = 0;
+		for (size_t i = 0; i < k; i++) {
+			if (rep->stage == 3 && is_system(&path[i]))
+				n_sys++; /* the abridged prompt derives from these */
+			else if (!carried(&path[i]))
 				cov[rep->covered_nodes++] = path[i].id;
+		}
 		rep->kept_nodes = n_path - k;
 		rep->covered_messages = cut;
 		rep->kept_messages = j.n - cut;
@@ -508,7 +581,10 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 
 		/* the summary, made to fit what the tail leaves */
 		uint64_t room = j.budget - tail_tokens;
-		uint64_t allowance = room > 2 * reserve ? 2 * reserve : room;
+		/* what the tail leaves is the summary's, up to twice the cap */
+		uint64_t allowance = room > 16 ? room - 16 : room;
+		if (allowance > 2 * SUMMARY_MAX_TOKENS)
+			allowance = 2 * SUMMARY_MAX_TOKENS;
 		uint64_t final_tokens = 0;
 		size_t problems = 0;
 		for (int round = 0;; round++) {
@@ -531,8 +607,25 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 		}
 		/* 3. write: carried prefix, summary, tail */
 		cmv_id tail = { 0 };
+		if (rep->stage == 3) {
+			cmv_id *sys_ids = cmv__calloc(n_sys + 1, sizeof(*sys_ids));
+			size_t ns = 0;
+			if (!sys_ids) {
+				free(cov);
+				error = CMV_ENOMEM;
+				goto fail;
+			}
+			for (size_t i = 0; i < k; i++)
+				if (is_system(&path[i]))
+					sys_ids[ns++] = path[i].id;
+			cmv_block_content b = { .type = "text", .data = sys_text.ptr, .len = sys_text.size };
+			cmv_message sm = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_MESSAGE, .blocks = &b, .n_blocks = 1,
+					   .derived_from = sys_ids, .n_derived_from = ns };
+			error = cmv_node_write(&tail, repo, NULL, &sm);
+			free(sys_ids);
+		}
 		for (size_t i = 0; i < k && !error; i++)
-			if (carried(&path[i]))
+			if (carried(&path[i]) && !(rep->stage == 3 && is_system(&path[i])))
 				error = carry(&tail, repo, &path[i].id);
 		if (!error) {
 			cmv_block_content b = { .type = "text", .data = doc.ptr, .len = doc.size };
@@ -549,7 +642,7 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 		head = tail;
 		/* the fidelity check, over what the summary replaced */
 		cmv_buf src = CMV_BUF_INIT(CMV_BUF_CONTENT);
-		if (!(error = ho_transcript(&src, j.raw.messages, 0, cut)))
+		if (!(error = ho_fidelity_source(&src, j.raw.messages, 0, cut)))
 			error = cmv_fidelity(&rep->coverage, &rep->entities, &rep->entities_found, NULL,
 					     src.ptr ? src.ptr : "", src.size, doc.ptr, doc.size);
 		cmv_buf_dispose(&src);
@@ -582,10 +675,15 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 		error = CMV_ENOMEM;
 		goto fail;
 	}
-	cmv_block_content eb[2] = { { .type = "cmv_compact", .data = ev, .len = strlen(ev) },
-				    { .type = "cmv_covered", .data = covered.ptr, .len = covered.size,
-				      .media_type = "application/json" } };
-	cmv_message em = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .blocks = eb, .n_blocks = covered.size ? 2 : 1 };
+	cmv_block_content eb[3] = { { .type = "cmv_compact", .data = ev, .len = strlen(ev) } };
+	size_t n_eb = 1;
+	if (covered.size)
+		eb[n_eb++] = (cmv_block_content){ .type = "cmv_covered", .data = covered.ptr, .len = covered.size,
+						  .media_type = "application/json" };
+	if (sys_full.size)
+		eb[n_eb++] = (cmv_block_content){ .type = "cmv_system", .data = sys_full.ptr, .len = sys_full.size,
+						  .media_type = "text/plain" };
+	cmv_message em = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .blocks = eb, .n_blocks = n_eb };
 	cmv_id ev_id;
 	error = cmv_node_write(&ev_id, repo, &head, &em);
 	if (!error)
@@ -624,6 +722,8 @@ out:
 	cmv_buf_dispose(&j.problems);
 	cmv_buf_dispose(&doc);
 	cmv_buf_dispose(&covered);
+	cmv_buf_dispose(&sys_full);
+	cmv_buf_dispose(&sys_text);
 	free(path);
 	free(cuts);
 	return error;

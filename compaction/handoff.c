@@ -387,6 +387,7 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 	cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT), line = CMV_BUF_INIT(CMV_BUF_SMALL);
 	cmv__strmap calls = { 0 }, paths = { 0 };
 	const cJSON *todos = NULL;
+	cJSON *callinfo = cJSON_CreateObject();
 	size_t i = 0, n_results = 0, n_asst = 0, n_think = 0, n_calls = 0, answered = 0;
 	const cJSON *last_user = NULL;
 	const char *last_asst_text = NULL;
@@ -457,6 +458,15 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 						add_path(d, &paths, line.ptr, name);
 					}
 				}
+				if (bs(b, "id")) {
+					char *ins = cJSON_PrintUnformatted(in);
+					cmv_buf_clear(&line);
+					cmv_buf_printf(&line, "%s %.160s%s", name ? name : "?", ins ? ins : "{}",
+						       ins && strlen(ins) > 160 ? "..." : "");
+					cJSON_free(ins);
+					cJSON_DeleteItemFromObjectCaseSensitive(callinfo, bs(b, "id"));
+					cJSON_AddStringToObject(callinfo, bs(b, "id"), line.ptr);
+				}
 				size_t seen;
 				if (bs(b, "id") && !cmv__strmap_get(&calls, bs(b, "id"), &seen, NULL)) {
 					char *ins = cJSON_PrintUnformatted(in);
@@ -472,16 +482,15 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 				n_results++;
 				result_text(&text, cJSON_GetObjectItemCaseSensitive(b, "content"));
 				bool err = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "is_error"));
-				/* errors, and the last few results, by their first line */
-				if (err || to - i <= 6) {
-					size_t fl = text.size ? strcspn(text.ptr, "\n") : 0;
-					cmv_buf_clear(&line);
-					cmv_buf_printf(&line, "%s%s: %.*s", err ? "error from " : "result of ",
-						       bs(b, "tool_use_id") ? bs(b, "tool_use_id") : "?", (int)(fl > 240 ? 240 : fl),
-						       text.size ? text.ptr : "");
-					if (fl)
-						error = ho_add(d, 4, line.ptr, 300);
-				}
+				/* each call with the first line of what it returned: what was done, and what came of it */
+				size_t fl = text.size ? strcspn(text.ptr, "\n") : 0;
+				const char *what = bs(b, "tool_use_id") ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+										  callinfo, bs(b, "tool_use_id")))
+								 : NULL;
+				cmv_buf_clear(&line);
+				cmv_buf_printf(&line, "%s %s %.*s", what ? what : "a call", err ? "failed:" : "->",
+					       (int)(fl > 200 ? 200 : fl), text.size ? text.ptr : "(empty)");
+				error = ho_add(d, 4, line.ptr, 400);
 			} else if (!strcmp(t, "thinking") || !strcmp(t, "redacted_thinking") || !strcmp(t, "reasoning")) {
 				n_think++;
 			}
@@ -531,8 +540,8 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 	}
 	if (!error && n_results) {
 		cmv_buf_clear(&line);
-		cmv_buf_printf(&line, "The output of %zu tool results is not reproduced; only errors and the last "
-				      "results are named by their first line.", n_results);
+		cmv_buf_printf(&line, "The output of %zu tool results is not reproduced: each is named by its "
+				      "first line, the oldest left out first when room is short.", n_results);
 		error = ho_add(d, 7, line.ptr, 0);
 	}
 	if (!error && n_asst) {
@@ -546,6 +555,7 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 		error = ho_add(d, 7, line.ptr, 0);
 	}
 	(void)answered;
+	cJSON_Delete(callinfo);
 	cmv__strmap_dispose(&calls);
 	cmv__strmap_dispose(&paths);
 	cmv_buf_dispose(&text);
@@ -965,6 +975,36 @@ int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 	return error;
 }
 
+int ho_fidelity_source(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
+{
+	static pcre2_code *re;
+	int error;
+
+	if ((error = ho_transcript(out, msgs, from, to)) < 0)
+		return error;
+	if (!re) {
+		int ec;
+		PCRE2_SIZE eo;
+		/* "[calls Read, id toolu_01..]", "[result of call_x]", and "[2204 chars, 48 lines; recall ecd9902]" */
+		static const char pat[] = "(?:, id [^\\]\\s]+\\])|(?:\\[result of [^\\]\\s,]+)|(?:\\[\\d+ chars(?:, \\d+ lines)?; recall [0-9a-f]{7,}\\])";
+		re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_NO_UTF_CHECK, &ec, &eo, NULL);
+		if (!re)
+			return cmv_error__set(CMV_ERROR, "the fidelity source pattern does not compile (at %zu)", (size_t)eo);
+	}
+	if (!out->size)
+		return 0;
+	PCRE2_SIZE len = out->size;
+	char *dst = cmv__malloc(out->size + 1);
+	if (!dst)
+		return CMV_ENOMEM;
+	int rc = pcre2_substitute(re, (PCRE2_SPTR)out->ptr, out->size, 0, PCRE2_SUBSTITUTE_GLOBAL | PCRE2_NO_UTF_CHECK,
+				  NULL, NULL, (PCRE2_SPTR) "]", 1, (PCRE2_UCHAR *)dst, &len);
+	if (rc >= 0)
+		error = cmv_buf_set(out, dst, len);
+	free(dst);
+	return error;
+}
+
 int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
 		const cmv_handoff_options *opts)
 {
@@ -1006,7 +1046,7 @@ int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cm
 		d.header = cmv__strdup(head);
 		error = ho_fit(out, &st.tokens, &d, opts->model, opts->tok, max_tokens);
 	}
-	if (!error && !(error = ho_transcript(&src, raw.messages, 0, n)))
+	if (!error && !(error = ho_fidelity_source(&src, raw.messages, 0, n)))
 		error = cmv_fidelity(&st.coverage, &st.entities, &st.entities_found, NULL, src.ptr ? src.ptr : "", src.size,
 				     out->ptr, out->size);
 	if (stats)

@@ -27,6 +27,11 @@ int ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cm
 /* Neutral messages [from, to) as plain text, one line per block (each cut at cap bytes; 0: whole). */
 int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap);
 int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
+/*
+ * What the fidelity check reads: the transcript without what is not
+ * content (tool-call ids, and trim's stubs, whose bodies are a recall away).
+ */
+int ho_fidelity_source(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
 
 /* The extractive builder: from the messages themselves, no network, deterministic. */
 int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char *recall, size_t covered_nodes);

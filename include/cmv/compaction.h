@@ -192,7 +192,11 @@ typedef struct cmv_compact_report {
 	uint64_t summary_tokens;
 	bool fits;                  /**< tokens_after <= budget */
 	size_t problems;            /**< the provider checker's findings on the result (0: passes) */
-	unsigned int stage;         /**< 1 trim was enough, 2 trim + summary, 3 harder trim + summary */
+	/**
+	 * 1: the trim was enough; 2: trim and a summary; 3: the system prompts
+	 * alone left no room, and were abridged too (the whole text is a recall away)
+	 */
+	unsigned int stage;
 	unsigned int passes;        /**< summarizer calls (0: extractive or none) */
 	size_t covered_nodes, kept_nodes;
 	size_t covered_messages, kept_messages;
@@ -205,6 +209,7 @@ typedef struct cmv_compact_report {
 	bool tools_as_text;         /**< the target has no tool calling: calls and results are text */
 	bool images_dropped;        /**< the target takes no images */
 	char recall[CMV_ID_HEXSZ + 1]; /**< the id that recalls the covered messages, or "" */
+	char system_recall[CMV_ID_HEXSZ + 1]; /**< stage 3: the id that recalls the whole system prompt */
 } cmv_compact_report;
 
 CMV_EXTERN(void) cmv_compact_report_dispose(cmv_compact_report *rep);

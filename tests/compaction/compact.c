@@ -93,7 +93,7 @@ static void path_ids(cmv_buf *out, cmv_repo *repo, const cmv_id *tip)
 	cmv_walk_free(w);
 }
 
-static size_t compacted, summarized;
+static size_t compacted, summarized, abridged;
 
 static void compact_one(cmv_repo *repo, const char *file, size_t k, const cmv_model *m, cmv_tok *tok)
 {
@@ -148,6 +148,18 @@ static void compact_one(cmv_repo *repo, const char *file, size_t k, const cmv_mo
 			assert_non_null(strstr(body.ptr, h));
 		}
 		summarized++;
+	}
+	if (rep.stage == 3) {
+		/* the abridged system prompt says so, and its id brings the whole text back */
+		cmv_buf whole = CMV_BUF_INIT(CMV_BUF_CONTENT);
+		char shortid[8];
+		snprintf(shortid, sizeof(shortid), "%.7s", rep.system_recall);
+		assert_non_null(strstr(body.ptr, "is abridged to fit"));
+		assert_non_null(strstr(body.ptr, shortid));
+		assert_cmv_ok(cmv_recall(&whole, repo, rep.system_recall));
+		assert_true(whole.size > 10000);
+		cmv_buf_dispose(&whole);
+		abridged++;
 	}
 	/* uncompact: the original conversation, node for node */
 	cmv_id orig;
@@ -219,6 +231,14 @@ static void test_every_session_offline(void **state)
 		each_session("codex", each_compact, &c, &k);
 		cmv_tok_free(c.tok);
 	}
+	/* an 8k model: Codex's system prompts alone pass it, so they are abridged too (stage 3) */
+	each_ctx c8 = { ts->repo, model("gpt-4"), NULL };
+	size_t before = compacted, k8 = 1000;
+	assert_cmv_ok(cmv_tok_load(&c8.tok, c8.m->tokenizer, NULL));
+	each_session("codex", each_compact, &c8, &k8);
+	cmv_tok_free(c8.tok);
+	assert_true(compacted - before >= 4);
+	assert_true(abridged >= 1);
 	/* every session twice; trim alone brings most within 32k, the largest need a summary */
 	print_message("%zu compactions, %zu with a summary\n", compacted, summarized);
 	assert_true(compacted >= 2 * 18);
