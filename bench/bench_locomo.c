@@ -15,6 +15,13 @@
  * Averages follow the reference: per category, summed recall over all
  * questions of the category.
  *
+ * With --answer-with MODEL (and --llm-url URL, or the profile's endpoint)
+ * each question is also answered from the materialized working set by that
+ * model through the LLM client, posed as locomo.md §3.5 says (the category
+ * 2 suffix, category 5 as two options in a fixed order per question, 32
+ * tokens, temperature 0), and scored with the reference's token F1
+ * (locomo_score.c).
+ *
  * The data is CC BY-NC 4.0: read it from where it is, never copy it.
  */
 #include <ctype.h>
@@ -23,6 +30,7 @@
 #include <string.h>
 #include "../cmv/common.h"
 #include "bench.h"
+#include "locomo_score.h"
 
 #define MAX_BUDGETS 16
 #define MAX_CAT 6
@@ -39,7 +47,80 @@ typedef struct {
 	double *ms;
 	size_t n_ms;
 	double tokens;
+	double f1[MAX_CAT];
+	size_t answered, answer_errors;
 } tally;
+
+/* The working set as the answerer reads it: each text of the request, in order. */
+static void context_text(cmv_buf *out, const cJSON *v)
+{
+	if (cJSON_IsString(v) && v->string && !strcmp(v->string, "content")) {
+		cmv_buf_printf(out, "%s\n", v->valuestring);
+		return;
+	}
+	if (cJSON_IsString(v) && v->string && !strcmp(v->string, "text")) {
+		cmv_buf_printf(out, "%s\n", v->valuestring);
+		return;
+	}
+	for (const cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c; c = c->next)
+		if (!c->string || (strcmp(c->string, "model") && strcmp(c->string, "role")))
+			context_text(out, c);
+}
+
+/*
+ * Answer one question from the request body with the answerer; the score
+ * by the reference's rules. Category 5 is two options, in an order fixed
+ * by the question's number; a reply of a, b, (a) or (b) means its option.
+ */
+static double answer(tally *ty, cmv_llm *llm, const char *body, size_t len, const cJSON *q, int cat, size_t qno)
+{
+	static const char prompt[] = "Based on the above context, write an answer in the form of a short phrase for the "
+				     "following question. Answer with exact words from the context whenever possible.";
+	const char *question = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q, "question"));
+	const cJSON *ans = cJSON_GetObjectItemCaseSensitive(q, "answer");
+	const char *adv = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q, "adversarial_answer"));
+	cmv_buf user = CMV_BUF_INIT(CMV_BUF_CONTENT), reply = CMV_BUF_INIT(CMV_BUF_SMALL);
+	char gold[4096] = "", opt[2][1024];
+	double score = 0;
+
+	if (cJSON_IsString(ans))
+		snprintf(gold, sizeof(gold), "%s", ans->valuestring);
+	else if (cJSON_IsNumber(ans))
+		snprintf(gold, sizeof(gold), "%lld", (long long)ans->valuedouble);
+	cJSON *req = cJSON_ParseWithLength(body, len);
+	context_text(&user, req);
+	cJSON_Delete(req);
+	cmv_buf_printf(&user, "\n%s\n\nQuestion: %s", prompt, question);
+	if (cat == 2)
+		cmv_buf_puts(&user, " Use DATE of CONVERSATION to answer with an approximate date.");
+	if (cat == 5) {
+		int first = (int)(qno & 1);
+		snprintf(opt[first], sizeof(opt[0]), "%s", "Not mentioned in the conversation");
+		snprintf(opt[!first], sizeof(opt[0]), "%s", adv ? adv : gold);
+		cmv_buf_printf(&user, " Select the correct answer: (a) %s (b) %s. ", opt[0], opt[1]);
+	}
+	cmv_buf_puts(&user, "\nShort answer:");
+	if (cmv_llm_complete(&reply, NULL, llm, NULL, user.ptr) < 0) {
+		fprintf(stderr, "cmv-bench locomo: answering: %s\n", cmv_error_last() ? cmv_error_last()->message : "failed");
+		cmv_error_clear();
+		ty->answer_errors++;
+	} else {
+		const char *pred = reply.ptr;
+		if (cat == 5) {
+			const char *r = reply.ptr;
+			while (*r == ' ' || *r == '(')
+				r++;
+			if ((r[0] == 'a' || r[0] == 'b') && (!r[1] || r[1] == ')' || r[1] == '.' || r[1] == ' ' || r[1] == '\n'))
+				pred = opt[r[0] == 'b'];
+		}
+		score = locomo_score(pred, gold, cat);
+		ty->answered++;
+	}
+	ty->f1[cat] += score;
+	cmv_buf_dispose(&user);
+	cmv_buf_dispose(&reply);
+	return score;
+}
 
 /* locomo.md §6.1, word for word. */
 static const char *const stopwords[] = {
@@ -127,6 +208,10 @@ int bench_locomo(int argc, char **argv)
 	uint64_t budgets[MAX_BUDGETS] = { 512, 1294, 2048, 4096 };
 	size_t n_budgets = 4;
 	bool json = false;
+	const char *answer_with = NULL, *llm_url = NULL;
+	cmv_llm *llm = NULL;
+	const cmv_model *am = NULL;
+	size_t qno = 0;
 	cmv_buf data = CMV_BUF_INIT((size_t)1 << 30);
 	cmv_models *models = NULL;
 	const cmv_model *m = NULL;
@@ -149,10 +234,14 @@ int bench_locomo(int argc, char **argv)
 				n_budgets++;
 				s = *end == ',' ? end + 1 : end;
 			}
+		} else if (!strcmp(argv[i], "--answer-with") && i + 1 < argc) {
+			answer_with = argv[++i];
+		} else if (!strcmp(argv[i], "--llm-url") && i + 1 < argc) {
+			llm_url = argv[++i];
 		} else if (argv[i][0] != '-' && !file) {
 			file = argv[i];
 		} else {
-			fprintf(stderr, "usage: cmv-bench locomo FILE [--budget N,...] [--json]\n");
+			fprintf(stderr, "usage: cmv-bench locomo FILE [--budget N,...] [--answer-with MODEL [--llm-url URL]] [--json]\n");
 			return 2;
 		}
 	}
@@ -170,6 +259,13 @@ int bench_locomo(int argc, char **argv)
 	if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&m, models, "gpt-4") < 0 ||
 	    cmv_tok_load(&tok, m->tokenizer, NULL) < 0)
 		die("the model");
+	if (answer_with) {
+		cmv_llm_options lo = CMV_LLM_OPTIONS_INIT;
+		lo.base_url = llm_url;
+		lo.max_tokens = 32;
+		if (cmv_models_find(&am, models, answer_with) < 0 || cmv_llm_new(&llm, am, &lo) < 0)
+			die("the answering model");
+	}
 	bench_machine(machine, sizeof(machine));
 	memset(t, 0, sizeof(t));
 	size_t n_questions = 0, n_conv = 0;
@@ -243,6 +339,7 @@ int bench_locomo(int argc, char **argv)
 			if (!question)
 				continue;
 			n_questions++;
+			qno++;
 			size_t n_ev = (size_t)cJSON_GetArraySize(ev);
 			cmv_buf fts = CMV_BUF_INIT(1 << 16);
 			baseline_query(&fts, question);
@@ -274,6 +371,8 @@ int bench_locomo(int argc, char **argv)
 							got += 1;
 					}
 					cmv__strmap_dispose(&set);
+					if (llm)
+						answer(ty, llm, out.ptr, out.size, q, cat, qno);
 					ty->tokens += (double)rep.tokens;
 					cmv_materialize_report_dispose(&rep);
 				} else {
@@ -352,10 +451,28 @@ int bench_locomo(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "p50_ms", p50);
 		cJSON_AddNumberToObject(o, "p95_ms", p95);
 		cJSON_AddNumberToObject(o, "questions", (double)n);
+		if (llm) {
+			double f = 0;
+			cJSON *fcat = cJSON_CreateObject();
+			for (int c = 0; c < MAX_CAT; c++) {
+				f += ty->f1[c];
+				if (ty->n[c])
+					cJSON_AddNumberToObject(fcat, cat_names[c], ty->f1[c] / (double)ty->n[c]);
+			}
+			cJSON_AddStringToObject(o, "answer_model", am->id);
+			cJSON_AddNumberToObject(o, "answer_f1", n ? f / (double)n : 0);
+			cJSON_AddItemToObject(o, "answer_f1_by_category", fcat);
+			cJSON_AddNumberToObject(o, "answered", (double)ty->answered);
+			cJSON_AddNumberToObject(o, "answer_errors", (double)ty->answer_errors);
+		}
 		cJSON_AddItemToArray(arr, o);
 		if (!json)
 			printf("%8llu %7.1f%% %8.1f%% %+7.1f %9.0f %8.2f %8.2f\n", (unsigned long long)budgets[b], 100 * recall,
 			       100 * brecall, 100 * (recall - brecall), n ? ty->tokens / (double)n : 0, p50, p95);
+		if (!json && llm)
+			printf("%8s answer F1 %.1f%% (%s; %zu answered, %zu errors)\n", "",
+			       100 * cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "answer_f1")), am->id, ty->answered,
+			       ty->answer_errors);
 		free(ty->ms);
 	}
 	if (json) {
@@ -365,6 +482,7 @@ int bench_locomo(int argc, char **argv)
 	}
 	cJSON_Delete(arr);
 	cJSON_Delete(doc);
+	cmv_llm_free(llm);
 	cmv_buf_dispose(&data);
 	cmv_tok_free(tok);
 	cmv_models_free(models);
