@@ -26,6 +26,7 @@
 #include "../formats/neutral.h"
 #include "cmv/compaction.h"
 #include "handoff.h"
+#include "../pager/tok_memo.h"
 
 /* The summary gets at least this, and at most a quarter of the budget up to the cap. */
 #define SUMMARY_MIN_TOKENS 256
@@ -456,6 +457,8 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 	j.ro.flags = CMV_RENDER_NO_DECORATIONS | (opts->target->tools ? 0 : CMV_RENDER_TOOLS_AS_TEXT);
 	cmv_buf_init(&j.body, CMV_BUF_CONTENT);
 	cmv_buf_init(&j.problems, CMV_BUF_SMALL);
+	/* the cut search counts the same tail again and again */
+	cmv__tok_memo(opts->tok, true);
 	uint64_t cap = cmv_model_input_budget(opts->target);
 	j.budget = rep->budget = opts->budget && opts->budget < cap ? opts->budget : cap;
 

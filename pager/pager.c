@@ -24,6 +24,7 @@
 #include <string.h>
 #include "../formats/neutral.h"
 #include "stub.h"
+#include "tok_memo.h"
 #include "cmv/pager.h"
 
 /* A page, as the walk finds it. */
@@ -1020,6 +1021,8 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	p.repo = repo;
 	p.model = model;
 	p.tok = tok;
+	/* each candidate cut counts the same messages again: count each once */
+	cmv__tok_memo(tok, true);
 	cmv_buf_init(&p.scratch, 1 << 16);
 	r.budget = o.budget ? o.budget : cmv_model_input_budget(model);
 	if (!o.keep_turns)
@@ -1030,6 +1033,15 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	if (!model->tools)
 		o.render_flags |= CMV_RENDER_TOOLS_AS_TEXT;
 	ro.flags = o.render_flags | CMV_RENDER_NO_DECORATIONS;
+	/*
+	 * One transaction for the whole call: the hundreds of reads of a load
+	 * take the store's lock once, not once each, and the blobs and the page
+	 * table land together or not at all.
+	 */
+	if ((error = cmv_repo_txn_begin(repo)) < 0) {
+		cmv_buf_dispose(&p.scratch);
+		return error;
+	}
 	/* the branch's page table: the same tip and options as last time are a lookup */
 	char note_key[CMV_REF_NAME_MAX + 64];
 	snprintf(note_key, sizeof(note_key), "pager:%s:%s", model->id, cmv_render_target_name(target_of(model, o.target)));
@@ -1245,6 +1257,10 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		*rep = r;
 	}
 done:
+	if (error < 0)
+		cmv_repo_txn_rollback(repo);
+	else
+		error = cmv_repo_txn_commit(repo);
 	cJSON_Delete(writes);
 	pager_dispose(&p);
 	return error;

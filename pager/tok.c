@@ -44,6 +44,7 @@
 #include <xxhash.h>
 #include "../cmv/common.h"
 #include "cmv/tok.h"
+#include "tok_memo.h"
 #ifdef CMV_WITH_SENTENCEPIECE
 #include "spm_shim.h"
 #endif
@@ -140,7 +141,25 @@ struct cmv_tok {
 	uint32_t *start, *next, *prev, *pair; /* merge state, one per byte of a piece */
 	heap_item *heap;
 	size_t scratch_cap, heap_cap;
+	/* the count memo (cmv__tok_memo): texts seen before, by hash and length */
+	struct memo_slot *memo;
+	size_t memo_mask, memo_n;
+	bool memo_on;
 };
+
+/*
+ * A counted text: its xxh3-64, its length and its count. The pager counts
+ * the same messages again for each candidate cut and again after each
+ * append; a long text is tokenized once per cmv_tok.
+ */
+struct memo_slot {
+	uint64_t hash;
+	uint64_t len;
+	uint64_t count; /* + 1; 0: an empty slot */
+};
+#define MEMO_MIN_BYTES 64
+#define MEMO_INITIAL (1u << 12)
+#define MEMO_MAX (1u << 20)
 
 /* ---- the rank table ---------------------------------------------------- */
 
@@ -1124,6 +1143,7 @@ void cmv_tok_free(cmv_tok *t)
 	free(t->prev);
 	free(t->pair);
 	free(t->heap);
+	free(t->memo);
 	cmv_buf_dispose(&t->clean);
 	free(t->spm_score);
 	free(t->spm_type);
@@ -1728,14 +1748,72 @@ static int run(cmv_tok *t, const void *text, size_t len, sink *s, bool cont)
 	return 0;
 }
 
+static struct memo_slot *memo_find(cmv_tok *t, uint64_t h, size_t len)
+{
+	for (size_t i = (size_t)h & t->memo_mask;; i = (i + 1) & t->memo_mask) {
+		struct memo_slot *sl = &t->memo[i];
+		if (!sl->count || (sl->hash == h && sl->len == len))
+			return sl;
+	}
+}
+
+static void memo_put(cmv_tok *t, uint64_t h, size_t len, size_t count)
+{
+	if (!t->memo || (t->memo_n + 1) * 2 > t->memo_mask + 1) {
+		size_t cap = t->memo ? (t->memo_mask + 1) * 2 : MEMO_INITIAL;
+		struct memo_slot *old = t->memo;
+		size_t old_cap = t->memo ? t->memo_mask + 1 : 0;
+		if (cap > MEMO_MAX) {
+			/* full: start over rather than grow without bound */
+			memset(t->memo, 0, old_cap * sizeof(*t->memo));
+			t->memo_n = 0;
+		} else {
+			struct memo_slot *grown = calloc(cap, sizeof(*grown));
+			if (!grown)
+				return; /* a memo that cannot grow just remembers less */
+			t->memo = grown;
+			t->memo_mask = cap - 1;
+			t->memo_n = 0;
+			for (size_t i = 0; i < old_cap; i++)
+				if (old[i].count) {
+					*memo_find(t, old[i].hash, (size_t)old[i].len) = old[i];
+					t->memo_n++;
+				}
+			free(old);
+		}
+	}
+	struct memo_slot *sl = memo_find(t, h, len);
+	if (!sl->count)
+		t->memo_n++;
+	*sl = (struct memo_slot){ h, len, (uint64_t)count + 1 };
+}
+
+void cmv__tok_memo(cmv_tok *t, bool on)
+{
+	t->memo_on = on;
+}
+
 int cmv_tok_count(size_t *out, cmv_tok *t, const void *text, size_t len)
 {
 	sink s = { NULL, 0, 0, true };
+	uint64_t h = 0;
 	int error;
 
 	CMV_ASSERT_ARG(out);
+	if (t->memo_on && len >= MEMO_MIN_BYTES) {
+		h = hash_bytes(text, len);
+		if (t->memo) {
+			struct memo_slot *sl = memo_find(t, h, len);
+			if (sl->count) {
+				*out = (size_t)(sl->count - 1);
+				return 0;
+			}
+		}
+	}
 	if ((error = run(t, text, len, &s, false)) < 0)
 		return error;
+	if (t->memo_on && len >= MEMO_MIN_BYTES)
+		memo_put(t, h, len, s.n);
 	*out = s.n;
 	return 0;
 }
