@@ -63,7 +63,26 @@ typedef struct {
 	conv raw;
 	size_t n;          /* raw messages */
 	cmv_buf body, problems;
+	struct llm_plan *plan;
 } job;
+
+/*
+ * A summarizer can take minutes; the store's write lock must not be held
+ * that long. With an LLM the job runs twice: the first run finds the cut,
+ * has the covered messages summarized into `doc` and rolls back; the second
+ * (trim and cut are deterministic: the same nodes, the same cut) writes
+ * the branch from that document, refitting it without asking again.
+ */
+struct llm_plan {
+	bool have;           /* doc holds the summarizer's document */
+	ho_doc doc;
+	unsigned int passes;
+	uint64_t in_tokens, out_tokens;
+	size_t cut;          /* the first run's cut, which the second must find again */
+	uint64_t allowance;
+	cJSON *covered;      /* the first run's covered messages */
+};
+#define PLANNED 1
 
 /* Render [summary lead] + raw[from..] for the target; count it; optionally check it. */
 static int measure(uint64_t *tokens, size_t *problems, job *j, size_t from, const char *lead)
@@ -266,13 +285,34 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 
 	ho_init(&d);
 	if (o->llm) {
-		ho_llm l = { o->llm, o->summarizer, o->summarizer_tok, 0, 0, 0, 0, 0 };
-		uint64_t want = allowance < o->summarizer->max_output ? allowance : o->summarizer->max_output;
-		l.max_tokens = (uint32_t)(want > 8192 ? 8192 : want);
-		error = ho_summarize(&d, &l, j->raw.messages, 0, cut);
-		rep->passes = l.passes;
-		rep->llm_input_tokens = l.in_tokens;
-		rep->llm_output_tokens = l.out_tokens;
+		struct llm_plan *pl = j->plan;
+		error = 0;
+		if (!pl->have) {
+			/* what to summarize, kept for after the rollback: the model is asked with no lock held */
+			cJSON *msgs = cJSON_CreateArray();
+			size_t i = 0;
+			for (const cJSON *m = j->raw.messages->child; msgs && m && i < cut; m = m->next, i++)
+				if (!cJSON_AddItemToArray(msgs, cJSON_Duplicate(m, 1))) {
+					cJSON_Delete(msgs);
+					msgs = NULL;
+				}
+			ho_dispose(&d);
+			if (!msgs)
+				return CMV_ENOMEM;
+			cJSON_Delete(pl->covered);
+			pl->covered = msgs;
+			pl->cut = cut;
+			pl->allowance = allowance;
+			return PLANNED;
+		} else if (pl->cut != cut) {
+			error = cmv_error__set(CMV_ERROR, "the second run cut at message %zu, the first at %zu", cut, pl->cut);
+		}
+		rep->passes = pl->passes;
+		rep->llm_input_tokens = pl->in_tokens;
+		rep->llm_output_tokens = pl->out_tokens;
+		for (int sec = 0; sec < CMV_HANDOFF_NSECTIONS && !error; sec++)
+			for (size_t i = 0; i < pl->doc.n[sec] && !error; i++)
+				error = ho_add(&d, sec, pl->doc.items[sec][i], 0);
 		/* the recall line is ours, whatever the model wrote */
 		if (!error) {
 			char line[256];
@@ -421,7 +461,8 @@ static char *event_json(const cmv_compact_report *rep, const cmv_compact_options
 	return text;
 }
 
-int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
+static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts,
+			struct llm_plan *plan)
 {
 	cmv_trim_options to = CMV_TRIM_OPTIONS_INIT;
 	cmv_trim_report trep;
@@ -451,6 +492,7 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 	dry = opts->flags & CMV_COMPACT_DRY_RUN;
 	j.repo = repo;
 	j.o = opts;
+	j.plan = plan;
 	j.target = target_for(opts->target);
 	j.ro = (cmv_render_options)CMV_RENDER_OPTIONS_INIT;
 	j.ro.model = opts->target->id;
@@ -591,7 +633,7 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 		uint64_t final_tokens = 0;
 		size_t problems = 0;
 		for (int round = 0;; round++) {
-			if ((error = summarize(&doc, &rep->summary_tokens, rep, &j, cut, allowance, rep->covered_nodes)) < 0 ||
+			if ((error = summarize(&doc, &rep->summary_tokens, rep, &j, cut, allowance, rep->covered_nodes)) != 0 ||
 			    (error = measure(&final_tokens, &problems, &j, cut, doc.ptr)) < 0) {
 				free(cov);
 				goto fail;
@@ -729,6 +771,37 @@ out:
 	cmv_buf_dispose(&sys_text);
 	free(path);
 	free(cuts);
+	return error;
+}
+
+int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
+{
+	struct llm_plan plan;
+	int error;
+
+	CMV_ASSERT_ARG(rep);
+	CMV_ASSERT_ARG(opts);
+	memset(&plan, 0, sizeof(plan));
+	ho_init(&plan.doc);
+	error = compact_once(rep, repo, tip, opts, &plan);
+	if (error == PLANNED) {
+		/* rolled back: now the summarizer, with no lock held, then the run that writes */
+		ho_llm l = { opts->llm, opts->summarizer, opts->summarizer_tok, 0, 0, 0, 0, 0 };
+		uint64_t want = plan.allowance < opts->summarizer->max_output ? plan.allowance : opts->summarizer->max_output;
+		l.max_tokens = (uint32_t)(want > 8192 ? 8192 : want);
+		cmv_compact_report_dispose(rep);
+		error = ho_summarize(&plan.doc, &l, plan.covered, 0, plan.cut);
+		plan.passes = l.passes;
+		plan.in_tokens = l.in_tokens;
+		plan.out_tokens = l.out_tokens;
+		plan.have = error == 0;
+		if (!error)
+			error = compact_once(rep, repo, tip, opts, &plan);
+		if (error == PLANNED)
+			error = cmv_error__set(CMV_ERROR, "compaction did not settle on one cut");
+	}
+	cJSON_Delete(plan.covered);
+	ho_dispose(&plan.doc);
 	return error;
 }
 

@@ -363,6 +363,73 @@ static void test_multi_pass_with_an_8k_summarizer(void **state)
 	free(dir);
 }
 
+/* A transport that, before each answer, writes to the store from a second handle: the job must not hold its lock. */
+typedef struct {
+	cmv_llm_transport base;
+	cmv_llm_transport *inner;
+	const char *store;
+	size_t writes;
+} probing_transport;
+
+static int probing_send(cmv_llm_transport *t, const cmv_http_request *req, cmv_http_response *resp)
+{
+	probing_transport *p = (probing_transport *)t;
+	cmv_repo *other = NULL;
+	cmv_block_content b = { .type = "text", .data = "written while the summarizer thinks", .len = 35 };
+	cmv_message m = { .role = CMV_ROLE_USER, .kind = CMV_KIND_MESSAGE, .blocks = &b, .n_blocks = 1 };
+	assert_cmv_ok(cmv_repo_open(&other, p->store, 0));
+	assert_cmv_ok(cmv_append(NULL, other, "elsewhere", &m, 1, CMV_APPEND_CREATE));
+	cmv_repo_free(other);
+	p->writes++;
+	return p->inner->send(p->inner, req, resp);
+}
+
+static void test_summarizer_runs_without_the_lock(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf file = CMV_BUF_INIT(4096);
+	const cmv_model *target = model("target-16k"), *summ = model("gpt-4");
+	cmv_tok *tok = NULL, *stok = NULL;
+	cmv_llm_options lo = CMV_LLM_OPTIONS_INIT;
+	cmv_llm *llm = NULL;
+	char *dir = test_tmpdir(), *replay = replay_file(dir, 400, SIZE_MAX), store[4200];
+	probing_transport pt = { { CMV_LLM_TRANSPORT_VERSION, probing_send, NULL }, NULL, store, 0 };
+	cmv_id tip;
+
+	snprintf(store, sizeof(store), "%s/.cmv", ts->dir);
+	setenv("CMV_BUSY_TIMEOUT_MS", "200", 1); /* a held lock fails the probe fast */
+	import_as(ts->repo, largest_session(&file), "lk");
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "lk"));
+	assert_cmv_ok(cmv_tok_load(&tok, target->tokenizer, NULL));
+	assert_cmv_ok(cmv_tok_load(&stok, summ->tokenizer, NULL));
+	assert_cmv_ok(cmv_llm_transport_replay(&pt.inner, replay));
+	lo.transport = &pt.base;
+	assert_cmv_ok(cmv_llm_new(&llm, summ, &lo));
+	cmv_compact_options o = CMV_COMPACT_OPTIONS_INIT;
+	cmv_compact_report rep;
+	o.branch = "lk.compact";
+	o.target = target;
+	o.tok = tok;
+	o.llm = llm;
+	o.summarizer = summ;
+	o.summarizer_tok = stok;
+	o.budget = 6000;
+	assert_cmv_ok(cmv_compact(&rep, ts->repo, &tip, &o));
+	assert_true(rep.fits);
+	assert_true(pt.writes >= 2);
+	assert_int_equal(pt.writes, rep.passes);
+	cmv_compact_report_dispose(&rep);
+	unsetenv("CMV_BUSY_TIMEOUT_MS");
+	cmv_llm_free(llm);
+	pt.inner->free(pt.inner);
+	cmv_tok_free(tok);
+	cmv_tok_free(stok);
+	cmv_buf_dispose(&file);
+	free(replay);
+	test_rmdir(dir);
+	free(dir);
+}
+
 static void test_failed_call_changes_nothing(void **state)
 {
 	test_store *ts = *state;
@@ -546,6 +613,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_call_changes_nothing, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_target_without_tools, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_multi_pass_with_an_8k_summarizer, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_summarizer_runs_without_the_lock, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_every_session_offline, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests(tests, load_models, free_models);
