@@ -645,39 +645,40 @@ static int pager_load(pager *p, const cmv_id *tip, cmv_render_target target, uns
 	if (!(p->group_page = cmv__calloc(p->n_groups + 1, sizeof(size_t)))) {
 		return CMV_ENOMEM;
 	}
-	i = 0;
+	/* one pass over the messages, a group at a time (a message list is linked: no indexing) */
+	const cJSON *cur = p->cv.msgs->child;
+	size_t bi = 0;
 	for (size_t g = 0; g < p->n_groups; g++) {
 		size_t end = g + 1 < p->n_groups ? p->group_first[g + 1] : n_msgs;
 		cJSON *arr = cJSON_CreateArray();
-		for (const cJSON *m = p->cv.msgs->child; m && arr; m = m->next, i++)
-			if (i >= p->group_first[g] && i < end)
-				cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1));
-		i = 0;
+		page pg;
+		memset(&pg, 0, sizeof(pg));
+		for (size_t k = p->group_first[g]; k < end && cur; k++, cur = cur->next) {
+			if (arr && !cJSON_AddItemToArray(arr, cJSON_Duplicate(cur, 1))) {
+				cJSON_Delete(arr);
+				arr = NULL;
+			}
+			pg.pub.tokens += estimate_message(p, cur);
+		}
 		char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
 		cJSON_Delete(arr);
 		if (!text) {
 			error = CMV_ENOMEM;
 			return error;
 		}
-		page pg;
 		cmv_id id;
-		memset(&pg, 0, sizeof(pg));
 		cmv_id_hash(&id, text, strlen(text));
 		cmv_id_tostr(pg.pub.id, sizeof(pg.pub.id), &id);
 		pg.pub.kind = CMV_PAGE_GROUP;
 		pg.pub.state = CMV_PAGE_RESIDENT;
 		pg.pub.turn = g;
-		pg.pub.tokens = 0;
-		i = 0;
-		for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++)
-			if (i >= p->group_first[g] && i < end)
-				pg.pub.tokens += estimate_message(p, m);
-		i = 0;
 		pg.msg = p->group_first[g];
 		pg.saving = (int64_t)pg.pub.tokens;
-		for (size_t b = 0; b < n_bodies; b++)
-			if (p->pages[b].pub.turn == g)
-				pg.saving -= p->pages[b].saving;
+		/* the bodies are in conversation order: those of this group follow those of the last */
+		while (bi < n_bodies && p->pages[bi].pub.turn < g)
+			bi++;
+		for (size_t b = bi; b < n_bodies && p->pages[b].pub.turn == g; b++)
+			pg.saving -= p->pages[b].saving;
 		cJSON_free(text);
 		p->group_page[g] = p->n;
 		if ((error = push_page(p, &pg)) < 0)
@@ -1317,8 +1318,14 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 	p.repo = repo;
 	p.model = model;
 	p.tok = tok;
+	cmv__tok_memo(tok, true);
 	cmv_buf_init(&p.scratch, 1 << 16);
 	cmv_buf_clear(out);
+	/* one read lock for the load's many reads */
+	if ((error = cmv_repo_txn_begin(repo)) < 0) {
+		cmv_buf_dispose(&p.scratch);
+		return error;
+	}
 	if ((error = pager_load(&p, tip, target_of(model, 0), 0)) == 0 &&
 	    (error = pager_query(&p, query, budget, NULL)) == 0) {
 		/* in conversation order, each page under a line that names it */
@@ -1351,6 +1358,10 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 	}
 	if (n_pages)
 		*n_pages = shown;
+	if (error < 0)
+		cmv_repo_txn_rollback(repo);
+	else
+		error = cmv_repo_txn_commit(repo);
 	pager_dispose(&p);
 	return error;
 }
