@@ -27,6 +27,7 @@ typedef struct {
 	cmv_buf text, snippet;
 	double score;
 	cmv_id blob;
+	bool snippets;
 } search_state;
 
 /* Case-insensitive ASCII search for any word of the query; the first hit wins. */
@@ -109,9 +110,11 @@ static int search_blob(const cmv_id *blob, double score, void *payload)
 	search_state *st = payload;
 	int error;
 
-	if ((error = st->repo->backend->blob_get(st->repo->backend, &st->text, blob)) < 0)
-		return error;
-	make_snippet(st);
+	if (st->snippets) {
+		if ((error = st->repo->backend->blob_get(st->repo->backend, &st->text, blob)) < 0)
+			return error;
+		make_snippet(st);
+	}
 	st->blob = *blob;
 	st->score = score;
 	return st->repo->backend->blob_users(st->repo->backend, blob, search_user, st);
@@ -195,6 +198,7 @@ int cmv_search(cmv_repo *repo, const char *query, size_t limit, unsigned int fla
 	st.cb = cb;
 	st.payload = payload;
 	st.query = query;
+	st.snippets = !(flags & CMV_SEARCH_NO_SNIPPET);
 	cmv_buf_init(&st.text, CMV_BUF_CONTENT);
 	cmv_buf_init(&st.snippet, CMV_BUF_SMALL);
 	error = repo->backend->search(repo->backend, fts.ptr, limit, search_blob, &st);

@@ -710,7 +710,7 @@ static int pager_query(pager *p, const char *query, uint64_t allowance, size_t *
 	}
 	error = index_texts(&texts, p);
 	if (!error)
-		error = cmv_search(p->repo, words.ptr, 256, CMV_SEARCH_ANY, query_hit, &q);
+		error = cmv_search(p->repo, words.ptr, 256, CMV_SEARCH_ANY | CMV_SEARCH_NO_SNIPPET, query_hit, &q);
 	/* then the neighbours of each hit, best hit first, while the allowance lasts: an answer often spans turns */
 	for (size_t h = 0; h < q.n_hits && !error; h++)
 		for (int d = -1; d <= 1; d += 2) {

@@ -448,6 +448,8 @@ enum cmv_search_flags {
 	CMV_SEARCH_RAW = (1u << 0),
 	/** Match any term instead of all of them. */
 	CMV_SEARCH_ANY = (1u << 1),
+	/** No snippets (hit->snippet is ""): a caller that only wants the ids reads no blob. */
+	CMV_SEARCH_NO_SNIPPET = (1u << 2),
 };
 
 /**
