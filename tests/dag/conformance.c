@@ -458,6 +458,12 @@ static void test_dag_conformance__search_finds_text_and_tool_output(void **state
 	assert_int_equal(hs.hits, 1);
 	assert_true(cmv_id_equal(&hs.node, &id));
 	assert_non_null(strstr(hs.snippet, "zlib_inflate"));
+	/* the same hit with no snippet: the caller wants ids only */
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "zlib_inflate", 10, CMV_SEARCH_NO_SNIPPET, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	assert_true(cmv_id_equal(&hs.node, &id));
+	assert_string_equal(hs.snippet, "");
 
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "makefile", 10, 0, count_hit, &hs));
