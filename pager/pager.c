@@ -498,6 +498,7 @@ typedef struct {
 	size_t pinned;
 	size_t hits[QUERY_MAX_HITS]; /* turns hit, best first */
 	size_t n_hits;
+	size_t seen;                 /* search results, this branch's or not */
 } query_state;
 
 /* Words that say nothing about which turn is meant. */
@@ -559,6 +560,7 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	pager *p = q->p;
 	char hex[CMV_ID_HEXSZ + 1];
 	size_t g;
+	q->seen++;
 	cmv_id_tostr(hex, sizeof(hex), &hit->blob);
 	for (size_t i = 0; i < p->n; i++) {
 		page *pg = &p->pages[i];
@@ -709,8 +711,18 @@ static int pager_query(pager *p, const char *query, uint64_t allowance, size_t *
 		return error;
 	}
 	error = index_texts(&texts, p);
-	if (!error)
-		error = cmv_search(p->repo, words.ptr, 256, CMV_SEARCH_ANY | CMV_SEARCH_NO_SNIPPET, query_hit, &q);
+	/*
+	 * The index spans the whole store: in a store of many sessions the best
+	 * hits may all be elsewhere. While every result came back and the
+	 * allowance has room, look further down the ranking (a pinned page is
+	 * not pinned twice, so the hits seen before change nothing).
+	 */
+	for (size_t limit = 256; !error; limit *= 8) {
+		q.seen = 0;
+		error = cmv_search(p->repo, words.ptr, limit, CMV_SEARCH_ANY | CMV_SEARCH_NO_SNIPPET, query_hit, &q);
+		if (error || q.seen < limit || q.used * 10 >= q.allowance * 9 || limit >= 16384)
+			break;
+	}
 	/* then the neighbours of each hit, best hit first, while the allowance lasts: an answer often spans turns */
 	for (size_t h = 0; h < q.n_hits && !error; h++)
 		for (int d = -1; d <= 1; d += 2) {

@@ -449,6 +449,48 @@ static void test_pins_and_query(void **state)
 	cmv_buf_dispose(&page);
 }
 
+/* In a store of many sessions the query still finds this branch's turn, however far down the store's ranking. */
+static void test_query_in_a_crowded_store(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28), text = CMV_BUF_INIT(1 << 20);
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_id tip;
+	size_t n = 0;
+	rng = 7;
+	/* 600 short texts elsewhere that say "zebra" more densely than the one that matters */
+	for (int t = 0; t < 600; t++) {
+		cmv_block_content b;
+		cmv_buf_clear(&text);
+		cmv_buf_printf(&text, "zebra zebra %d", t);
+		cmv_message u = test_text_message(&b, t % 2 ? CMV_ROLE_ASSISTANT : CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "noise", &u, 1, CMV_APPEND_CREATE));
+	}
+	for (int t = 0; t < 40; t++) {
+		cmv_block_content b;
+		words(&text, 120);
+		if (t == 5)
+			cmv_buf_puts(&text, " a zebra was seen near the lighthouse, far from the harbour and the boats");
+		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "mine", &u, 1, CMV_APPEND_CREATE));
+		words(&text, 80);
+		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "mine", &a, 1, 0));
+	}
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "mine"));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra", 1000));
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(out.ptr, "lighthouse"));
+	o.budget = 2000;
+	o.query = "zebra";
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+	assert_non_null(strstr(out.ptr, "lighthouse"));
+	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&text);
+}
+
 /* The query path: recall --query finds the turn, and materialize --query keeps it resident. */
 static void test_query_path(void **state)
 {
@@ -615,6 +657,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stable_prefix, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_fault_pinning_decays, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_recall_tool, test_store_setup, test_store_teardown),
 	};
