@@ -53,6 +53,11 @@ typedef struct {
 	size_t next_body;     /* applying: the next body page to match */
 	cJSON *writes;        /* the final rendering: the texts its stubs name, to store */
 	cmv_buf scratch;
+	struct {
+		size_t g0, g1;
+		char hex[CMV_ID_HEXSZ + 1];
+	} runs_known[256];    /* the ids of runs of turns computed so far */
+	size_t n_runs_known;
 } pager;
 
 static uint64_t count_text(pager *p, const char *s, size_t len)
@@ -154,24 +159,43 @@ static int walk_strings(pager *p, size_t msg, cJSON *v, size_t *k, bool finding,
 	return error;
 }
 
+/* The body candidates of message i, in order (k counts them across messages). */
+static int walk_message(pager *p, size_t i, cJSON *m, size_t *k, bool finding, body_fn fn)
+{
+	cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+	int error = 0;
+	for (cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
+		const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+		if (is(t, "tool_result")) {
+			cJSON *rc = cJSON_GetObjectItemCaseSensitive(b, "content");
+			if (rc)
+				error = fn(p, i, b, rc, k, finding);
+		} else if (is(t, "tool_use")) {
+			error = walk_strings(p, i, cJSON_GetObjectItemCaseSensitive(b, "input"), k, finding, fn);
+		}
+	}
+	return error;
+}
+
 static int walk_bodies(pager *p, cJSON *msgs, bool finding, body_fn fn)
 {
 	size_t k = 0, i = 0;
 	int error = 0;
-	for (cJSON *m = msgs->child; m && !error; m = m->next, i++) {
-		cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-		for (cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
-			const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
-			if (is(t, "tool_result")) {
-				cJSON *rc = cJSON_GetObjectItemCaseSensitive(b, "content");
-				if (rc)
-					error = fn(p, i, b, rc, &k, finding);
-			} else if (is(t, "tool_use")) {
-				error = walk_strings(p, i, cJSON_GetObjectItemCaseSensitive(b, "input"), &k, finding, fn);
-			}
-		}
-	}
+	for (cJSON *m = msgs->child; m && !error; m = m->next, i++)
+		error = walk_message(p, i, m, &k, finding, fn);
 	return error;
+}
+
+/* Skipping an evicted message: its candidates are counted, nothing is touched. */
+static int skip_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *k, bool finding)
+{
+	(void)p;
+	(void)msg;
+	(void)holder;
+	(void)item;
+	(void)finding;
+	(*k)++;
+	return 0;
 }
 
 static int push_page(pager *p, const page *pg)
@@ -255,6 +279,13 @@ static int apply_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *
 /* A run of evicted turns: its messages as JSON (what its id recalls), and its stub. */
 static int range_stub(cmv_buf *stub, char **json_out, pager *p, size_t g0, size_t g1)
 {
+	/* a run's id depends on its ends only: each candidate cut asks again, so remember it */
+	for (size_t c = 0; !json_out && c < p->n_runs_known; c++)
+		if (p->runs_known[c].g0 == g0 && p->runs_known[c].g1 == g1) {
+			cmv_buf_clear(stub);
+			return cmv_buf_printf(stub, "[%zu turn%s paged out; recall %.7s]", g1 - g0 + 1, g1 > g0 ? "s" : "",
+					      p->runs_known[c].hex);
+		}
 	cJSON *arr = cJSON_CreateArray();
 	size_t i = 0, end = g1 + 1 < p->n_groups ? p->group_first[g1 + 1] : (size_t)cJSON_GetArraySize(p->cv.msgs);
 	char *text;
@@ -274,6 +305,12 @@ static int range_stub(cmv_buf *stub, char **json_out, pager *p, size_t g0, size_
 		return CMV_ENOMEM;
 	cmv_id_hash(&id, text, strlen(text));
 	cmv_id_tostr(hex, sizeof(hex), &id);
+	if (p->n_runs_known < CMV_ARRAY_SIZE(p->runs_known)) {
+		p->runs_known[p->n_runs_known].g0 = g0;
+		p->runs_known[p->n_runs_known].g1 = g1;
+		memcpy(p->runs_known[p->n_runs_known].hex, hex, sizeof(hex));
+		p->n_runs_known++;
+	}
 	cmv_buf_clear(stub);
 	int error = cmv_buf_printf(stub, "[%zu turn%s paged out; recall %.7s]", g1 - g0 + 1, g1 > g0 ? "s" : "", hex);
 	if (json_out && !error)
@@ -320,23 +357,19 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 {
 	cJSON *copy = NULL, *msgs = NULL;
 	cmv_buf stub = CMV_BUF_INIT(1 << 16);
-	int error;
+	int error = 0;
 
 	if (k != GONE_AS_SET) {
 		memset(p->gone, 0, p->n * sizeof(*p->gone));
 		for (size_t i = 0; i < k; i++)
 			p->gone[p->order[i]] = true;
 	}
-	if (!(copy = cJSON_Duplicate(p->cv.msgs, 1)) || !(msgs = cJSON_CreateArray())) {
+	/* only what stays is copied: with a small window most of the history is not */
+	if (!(msgs = cJSON_CreateArray())) {
 		error = CMV_ENOMEM;
 		goto done;
 	}
 	p->next_body = 0;
-	p->writes = writes;
-	error = walk_bodies(p, copy, false, apply_body);
-	p->writes = NULL;
-	if (error < 0)
-		goto done;
 	/*
 	 * Whole turns: the runs of them that leave. One run gets one stub, at
 	 * the start of the turn after it. Several get one stub in all, at the
@@ -405,17 +438,45 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 			goto done;
 	}
 	run_start = SIZE_MAX;
-	cJSON *m = copy->child;
+	cJSON *m = p->cv.msgs->child;
 	bool first = true;
+	size_t bk = 0; /* body candidates seen, as the finding walk numbered them */
 	while (m) {
 		cJSON *next = m->next;
 		while (g + 1 < p->n_groups && p->group_first[g + 1] <= i)
 			g++;
 		bool gone = p->n_groups && p->gone[p->group_page[g]];
 		if (gone) {
+			if (writes) {
+				/* the final rendering stores the bodies of evicted turns too: each page id recalls */
+				cJSON *scrap = cJSON_Duplicate(m, 1);
+				if (!scrap) {
+					error = CMV_ENOMEM;
+					goto done;
+				}
+				p->writes = writes;
+				error = walk_message(p, i, scrap, &bk, false, apply_body);
+				p->writes = NULL;
+				cJSON_Delete(scrap);
+			} else {
+				error = walk_message(p, i, m, &bk, false, skip_body);
+			}
+			if (error < 0)
+				goto done;
 			if (run_start == SIZE_MAX)
 				run_start = g;
 		} else {
+			cJSON *orig = m;
+			if (!(copy = cJSON_Duplicate(orig, 1))) {
+				error = CMV_ENOMEM;
+				goto done;
+			}
+			m = copy;
+			p->writes = writes;
+			error = walk_message(p, i, m, &bk, false, apply_body);
+			p->writes = NULL;
+			if (error < 0)
+				goto done;
 			if (many && first) {
 				if ((error = prepend_text(m, stub.ptr)) < 0)
 					goto done;
@@ -435,7 +496,8 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 			if (i == p->group_first[g])
 				run_start = SIZE_MAX;
 			first = false;
-			cJSON_AddItemToArray(msgs, cJSON_DetachItemViaPointer(copy, m));
+			cJSON_AddItemToArray(msgs, copy);
+			copy = NULL;
 		}
 		m = next;
 		i++;
