@@ -6,7 +6,7 @@ set -u
 CMV=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d /tmp/cmv-cli-XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+trap 'test -n "${LLM_PID:-}" && kill "$LLM_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
 unset CMV_DIR
 export CMV_NOW=1767225600   # 2026-01-01 00:00:00 UTC: stable times in output
@@ -423,6 +423,31 @@ run compact "$V" --for gpt-4 --budget 2500 --summarizer gpt-4o-mini --llm-url "h
 ok "an unreachable summarizer fails" test $rc -eq 1
 ok "and says why" has "connection refused" "$err"
 run list; ok "and writes nothing" test -z "$(grep viallm <<<"$out")"
+# an LLM summarizer end to end: the CLI, libcurl, a replaying server on 127.0.0.1
+cat > "$WORK/reply.md" <<'MD'
+## User instructions and constraints
+- keep the C17 standard
+## Decisions made
+- the replay server wrote this
+## Declared losses
+- the exact compiler flags
+MD
+rm -f "$WORK/llm.log" "$WORK/llm.port"
+python3 "$HERE/../support/llm_server.py" "$WORK/reply.md" "$WORK/llm.log" "$WORK/llm.port" &
+LLM_PID=$!
+for _ in $(seq 50); do test -s "$WORK/llm.port" && break; sleep 0.1; done
+LLM_URL="http://127.0.0.1:$(cat "$WORK/llm.port")/v1"
+OPENAI_API_KEY=sk-cli-test-key run compact "$V" --for gpt-4 --budget 2500 --summarizer gpt-4o-mini --llm-url "$LLM_URL" -n vialocal --json
+ok "compact with an LLM summarizer" test $rc -eq 0
+ok "compact with an LLM: the passes counted" test "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["passes"])' <<<"$out")" -ge 1
+ok "compact with an LLM: it fits" has '"fits":	true' "$out"
+ok "the summarizer got the model and the key from the environment" test "$(python3 -c 'import json,sys; l=[json.loads(x) for x in open(sys.argv[1])]; print(all(r["body"]["model"] == "gpt-4o-mini" and r["authorization"] == "Bearer sk-cli-test-key" and r["path"] == "/v1/chat/completions" for r in l) and len(l) >= 1)' "$WORK/llm.log")" = True
+run export vialocal --format openai-chat; ok "the model's document, in the fixed shape" has "the replay server wrote this" "$out"
+ok "the shape holds whatever the model wrote" has "## Pending actions and unanswered tool calls" "$out"
+ok "the key is stored nowhere" test -z "$(grep -rl sk-cli-test-key "$WORK/.cmv" 2>/dev/null)"
+OPENAI_API_KEY=sk-cli-test-key run handoff "$V" --for gpt-4 --summarizer gpt-4o-mini --llm-url "$LLM_URL" --budget 600
+ok "handoff with an LLM" has "the replay server wrote this" "$out"
+kill "$LLM_PID" 2>/dev/null; wait "$LLM_PID" 2>/dev/null
 run compact "$V" --for gpt-4 --budget 40 -n tiny; ok "a budget nothing fits is refused" test $rc -eq 1
 run compact "$V" --for gpt-4 --dry-run -n dry; ok "compact --dry-run" has "(dry run)" "$out"
 run list; ok "compact --dry-run writes nothing" test -z "$(grep ' dry$' <<<"$out")"
