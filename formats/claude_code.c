@@ -439,18 +439,46 @@ typedef struct {
 	const char *new_id;
 	char last_uuid[128];
 	cmv_buf *cwd_out;
+	cmv__strmap written; /* the uuids of the lines written so far */
 } cc_rewrite;
 
 static int cc_rewrite_record(cmv_buf *out, const char *rec, size_t len, void *payload)
 {
 	cc_rewrite *r = payload;
 	cJSON *j = cJSON_ParseWithLength(rec, len);
-	if (cj_str(j, "uuid"))
+	cmv_buf relinked = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	const char *parent = cj_str(j, "parentUuid");
+	jspan v;
+	int error = 0;
+
+	/*
+	 * A record whose parent is not in the file (it was summarized away by a
+	 * compaction, or dropped) hangs from the line before it: Claude Code
+	 * resumes along the uuid chain, and a gap would cut the chain there.
+	 */
+	if (parent && !cmv__strmap_get(&r->written, parent, NULL, NULL) &&
+	    jscan_member(&v, (jspan){ rec, rec + len }, "parentUuid") == 1) {
+		/* with no line before it, it is the root */
+		if ((error = cmv_buf_put(&relinked, rec, (size_t)(v.p - rec))) == 0 &&
+		    (error = r->last_uuid[0] ? cmv_buf_printf(&relinked, "\"%s\"", r->last_uuid)
+					     : cmv_buf_puts(&relinked, "null")) == 0)
+			error = cmv_buf_put(&relinked, v.end, (size_t)(rec + len - v.end));
+		if (!error) {
+			rec = relinked.ptr;
+			len = relinked.size;
+		}
+	}
+	if (!error && cj_str(j, "uuid")) {
 		snprintf(r->last_uuid, sizeof(r->last_uuid), "%s", cj_str(j, "uuid"));
+		error = cmv__strmap_put(&r->written, cj_str(j, "uuid"), 0, NULL);
+	}
 	if (r->cwd_out && cj_str(j, "cwd") && !r->cwd_out->size)
 		cmv_buf_puts(r->cwd_out, cj_str(j, "cwd"));
 	cJSON_Delete(j);
-	return put_renamed(out, rec, len, r->new_id);
+	if (!error)
+		error = put_renamed(out, rec, len, r->new_id);
+	cmv_buf_dispose(&relinked);
+	return error;
 }
 
 static int cc_rewrite_message(cmv_buf *out, cmv_repo *repo, const cmv_node *n, void *payload)
@@ -463,15 +491,17 @@ static int cc_rewrite_message(cmv_buf *out, cmv_repo *repo, const cmv_node *n, v
 				r->cwd_out ? r->cwd_out->ptr : NULL)) < 0)
 		return error;
 	snprintf(r->last_uuid, sizeof(r->last_uuid), "%s", uuid);
-	return 0;
+	return cmv__strmap_put(&r->written, uuid, 0, NULL);
 }
 
 /* The path as a Claude Code session under `session_id` (written into every line). */
 static int cc_write(cmv_buf *out, const char *session_id, cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip)
 {
 	static const session_rewriter w = { "claude-code", "Claude Code", cc_rewrite_record, cc_rewrite_message };
-	cc_rewrite r = { session_id, "", cwd_out };
-	return session_rewrite(out, repo, tip, &w, &r);
+	cc_rewrite r = { session_id, "", cwd_out, { 0 } };
+	int error = session_rewrite(out, repo, tip, &w, &r);
+	cmv__strmap_dispose(&r.written);
+	return error;
 }
 
 int cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip)

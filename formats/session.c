@@ -552,11 +552,12 @@ int session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const sessi
 		error = session_record_bytes(&rec, &format, repo, n, false);
 		if (error == CMV_ENOTFOUND) {
 			cmv_error_clear();
-			if (n->kind != CMV_KIND_MESSAGE) {
+			if (n->kind == CMV_KIND_EVENT) {
 				error = 0;
 				continue;
 			}
-			error = w->message(out, repo, n, payload); /* appended in cmv: a line of its own */
+			/* appended in cmv, or a summary a compaction wrote: a line of its own */
+			error = w->message(out, repo, n, payload);
 		} else if (error < 0) {
 			break;
 		} else if (strcmp(format, w->format)) {

@@ -93,7 +93,43 @@ static void path_ids(cmv_buf *out, cmv_repo *repo, const cmv_id *tip)
 	cmv_walk_free(w);
 }
 
-static size_t compacted, summarized, abridged;
+static size_t compacted, summarized, abridged, resumable;
+
+/* Written as a Claude Code session, the compacted branch resumes: the summary is a line, the uuid chain unbroken. */
+static void check_claude_session(cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	char id[37];
+	cJSON *uuids = cJSON_CreateObject();
+	size_t lines = 0;
+	bool summary_line = false;
+	assert_cmv_ok(cmv_claude_session_write(&out, id, NULL, repo, tip));
+	for (char *line = out.ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		cJSON *j = cJSON_Parse(line);
+		assert_non_null(j);
+		const char *parent = cJSON_GetStringValue(cJSON_GetObjectItem(j, "parentUuid"));
+		if (parent && !cJSON_GetObjectItem(uuids, parent))
+			fail_msg("line %zu hangs from %s, which is not in the file", lines + 1, parent);
+		const char *uuid = cJSON_GetStringValue(cJSON_GetObjectItem(j, "uuid"));
+		if (uuid)
+			cJSON_AddTrueToObject(uuids, uuid);
+		const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(j, "sessionId"));
+		if (sid) /* some record types (a title, file history) carry none */
+			assert_string_equal(sid, id);
+		if (strstr(line, "# Handoff document"))
+			summary_line = true;
+		cJSON_Delete(j);
+		lines++;
+	}
+	assert_true(summary_line);
+	assert_true(lines > 1);
+	cJSON_Delete(uuids);
+	cmv_buf_dispose(&out);
+	resumable++;
+}
 
 static void compact_one(cmv_repo *repo, const char *file, size_t k, const cmv_model *m, cmv_tok *tok)
 {
@@ -148,6 +184,8 @@ static void compact_one(cmv_repo *repo, const char *file, size_t k, const cmv_mo
 			assert_non_null(strstr(body.ptr, h));
 		}
 		summarized++;
+		if (strstr(file, "/claude-code/"))
+			check_claude_session(repo, &rep.head);
 	}
 	if (rep.stage == 3) {
 		/* the abridged system prompt says so, and its id brings the whole text back */
@@ -231,14 +269,20 @@ static void test_every_session_offline(void **state)
 		each_session("codex", each_compact, &c, &k);
 		cmv_tok_free(c.tok);
 	}
-	/* an 8k model: Codex's system prompts alone pass it, so they are abridged too (stage 3) */
+	/*
+	 * An 8k model: most sessions need a summary, each checked to resume as
+	 * a Claude Code session; Codex's system prompts alone pass it, so they
+	 * are abridged too (stage 3).
+	 */
 	each_ctx c8 = { ts->repo, model("gpt-4"), NULL };
 	size_t before = compacted, k8 = 1000;
 	assert_cmv_ok(cmv_tok_load(&c8.tok, c8.m->tokenizer, NULL));
+	each_session("claude-code", each_compact, &c8, &k8);
 	each_session("codex", each_compact, &c8, &k8);
 	cmv_tok_free(c8.tok);
-	assert_true(compacted - before >= 4);
+	assert_true(compacted - before >= 18);
 	assert_true(abridged >= 1);
+	assert_true(resumable >= 3);
 	/* every session twice; trim alone brings most within 32k, the largest need a summary */
 	print_message("%zu compactions, %zu with a summary\n", compacted, summarized);
 	assert_true(compacted >= 2 * 18);
