@@ -496,7 +496,8 @@ static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *t
 	j.target = target_for(opts->target);
 	j.ro = (cmv_render_options)CMV_RENDER_OPTIONS_INIT;
 	j.ro.model = opts->target->id;
-	j.ro.flags = CMV_RENDER_NO_DECORATIONS | (opts->target->tools ? 0 : CMV_RENDER_TOOLS_AS_TEXT);
+	j.ro.flags = CMV_RENDER_NO_DECORATIONS | (opts->target->tools ? 0 : CMV_RENDER_TOOLS_AS_TEXT) |
+		     (opts->target->images ? 0 : CMV_RENDER_NO_IMAGES);
 	cmv_buf_init(&j.body, CMV_BUF_CONTENT);
 	cmv_buf_init(&j.problems, CMV_BUF_SMALL);
 	/* the cut search counts the same tail again and again */

@@ -1091,6 +1091,27 @@ oom:
 	return cmv_error__oom();
 }
 
+/* An image block as a line of text, in a message or inside a result's content. */
+static int images_as_text(cJSON *arr)
+{
+	char line[160];
+	for (cJSON *b = cJSON_IsArray(arr) ? arr->child : NULL; b; b = b->next) {
+		if (!strcmp(btype(b), "image")) {
+			const char *mt = cj_str(cj_get(b, "source"), "media_type");
+			snprintf(line, sizeof(line), "[an image%s%s was here; this model takes no image input]", mt ? ", " : "",
+				 mt ? mt : "");
+			cJSON *tb = text_block(line);
+			if (!tb)
+				return CMV_ENOMEM;
+			cJSON_ReplaceItemViaPointer(arr, b, tb);
+			b = tb;
+		} else if (!strcmp(btype(b), "tool_result") && images_as_text(cJSON_GetObjectItemCaseSensitive(b, "content")) < 0) {
+			return CMV_ENOMEM;
+		}
+	}
+	return 0;
+}
+
 /*
  * For a model without native tool calling: each call and each result
  * becomes text in its message, so the request stays valid and nothing of
@@ -1161,6 +1182,12 @@ int cmv__conversation_write(cmv_buf *out, const cmv__conversation *cv, const cmv
 	    ((opts->flags & CMV_RENDER_TOOLS_AS_TEXT) && tools_as_text(msgs) < 0)) {
 		error = cmv_error__oom();
 		goto done;
+	}
+	for (cJSON *m = (opts->flags & CMV_RENDER_NO_IMAGES) ? msgs->child : NULL; m; m = m->next) {
+		if (images_as_text(cJSON_GetObjectItemCaseSensitive(m, "content")) < 0) {
+			error = cmv_error__oom();
+			goto done;
+		}
 	}
 	if (target == CMV_RENDER_ANTHROPIC) {
 		if (!cJSON_AddNumberToObject(body, "max_tokens", opts->max_tokens ? opts->max_tokens : 4096)) {

@@ -1107,6 +1107,8 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	ro.model = model->id;
 	if (!model->tools)
 		o.render_flags |= CMV_RENDER_TOOLS_AS_TEXT;
+	if (!model->images)
+		o.render_flags |= CMV_RENDER_NO_IMAGES;
 	ro.flags = o.render_flags | CMV_RENDER_NO_DECORATIONS;
 	/*
 	 * One transaction for the whole call: the hundreds of reads of a load

@@ -189,6 +189,11 @@ enum cmv_render_flags {
 	 * without native tool calling (the pager sets it from the profile).
 	 */
 	CMV_RENDER_TOOLS_AS_TEXT = (1u << 3),
+	/**
+	 * Each image as a line of text saying one was there, for a model
+	 * without image input (the pager sets it from the profile).
+	 */
+	CMV_RENDER_NO_IMAGES = (1u << 4),
 };
 
 typedef struct cmv_render_options {

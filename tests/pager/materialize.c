@@ -491,6 +491,40 @@ static void test_query_in_a_crowded_store(void **state)
 	cmv_buf_dispose(&text);
 }
 
+/* A model without image input gets a line of text where each image was; one with it gets the image. */
+static void test_images_for_a_model_without_them(void **state)
+{
+	test_store *ts = *state;
+	const cmv_model *gpt4 = NULL;
+	cmv_tok *cl100k = NULL;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24), problems = CMV_BUF_INIT(1 << 16);
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_id tip;
+	static const char png[] = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+	cmv_block_content b[2] = { { .type = "text", .data = "what is in this picture?", .len = 24 },
+				   { .type = "image", .data = png, .len = sizeof(png) - 1, .media_type = "image/png" } };
+	cmv_message u = { .role = CMV_ROLE_USER, .kind = CMV_KIND_MESSAGE, .blocks = b, .n_blocks = 2 };
+	cmv_block_content a = { .type = "text", .data = "a single pixel", .len = 14 };
+	cmv_message m = { .role = CMV_ROLE_ASSISTANT, .kind = CMV_KIND_MESSAGE, .blocks = &a, .n_blocks = 1 };
+	assert_cmv_ok(cmv_append(NULL, ts->repo, "img", &u, 1, CMV_APPEND_CREATE));
+	assert_cmv_ok(cmv_append(&tip, ts->repo, "img", &m, 1, 0));
+	assert_cmv_ok(cmv_models_find(&gpt4, models, "gpt-4"));
+	assert_false(gpt4->images);
+	assert_cmv_ok(cmv_tok_load(&cl100k, gpt4->tokenizer, NULL));
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4, cl100k, &o));
+	assert_null(strstr(out.ptr, "image_url"));
+	assert_non_null(strstr(out.ptr, "[an image, image/png was here; this model takes no image input]"));
+	assert_int_equal(cmv_check_request(&problems, CMV_RENDER_OPENAI_CHAT, out.ptr, out.size), 0);
+	cmv_materialize_report_dispose(&rep);
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+	assert_non_null(strstr(out.ptr, "image_url"));
+	cmv_materialize_report_dispose(&rep);
+	cmv_tok_free(cl100k);
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&problems);
+}
+
 /* The query path: recall --query finds the turn, and materialize --query keeps it resident. */
 static void test_query_path(void **state)
 {
@@ -658,6 +692,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_images_for_a_model_without_them, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_fault_pinning_decays, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_recall_tool, test_store_setup, test_store_teardown),
 	};
