@@ -664,10 +664,26 @@ static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *t
 			for (size_t i = 0; i < k; i++)
 				if (is_system(&path[i]))
 					sys_ids[ns++] = path[i].id;
-			cmv_block_content b = { .type = "text", .data = sys_text.ptr, .len = sys_text.size };
+			/*
+			 * When the first prompt is a source record with one text in it (a
+			 * Codex session_meta), the abridged text goes into a copy of that
+			 * record: written back as a session, it still opens with the
+			 * record its agent needs. Otherwise it is a system message of its own.
+			 */
+			cmv_node *first = NULL;
+			if (ns && (error = cmv_node_read(&first, repo, &sys_ids[0])) < 0) {
+				free(sys_ids);
+				free(cov);
+				goto fail;
+			}
+			bool templated = first && first->meta && first->n_blocks == 1 && !strcmp(first->blocks[0].type, "text");
+			cmv_block_content b = { .type = "text", .data = sys_text.ptr, .len = sys_text.size,
+						.media_type = templated ? first->blocks[0].media_type : NULL };
 			cmv_message sm = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_MESSAGE, .blocks = &b, .n_blocks = 1,
-					   .derived_from = sys_ids, .n_derived_from = ns };
+					   .derived_from = sys_ids, .n_derived_from = ns,
+					   .meta = templated ? first->meta : NULL, .meta_len = templated ? first->meta_len : 0 };
 			error = cmv_node_write(&tail, repo, NULL, &sm);
+			cmv_node_free(first);
 			free(sys_ids);
 		}
 		for (size_t i = 0; i < k && !error; i++)

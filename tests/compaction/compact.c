@@ -197,6 +197,20 @@ static void compact_one(cmv_repo *repo, const char *file, size_t k, const cmv_mo
 		assert_cmv_ok(cmv_recall(&whole, repo, rep.system_recall));
 		assert_true(whole.size > 10000);
 		cmv_buf_dispose(&whole);
+		/* written back as a Codex rollout, it still opens with its session_meta, abridged */
+		if (strstr(file, "/codex/")) {
+			cmv_buf rollout = CMV_BUF_INIT(CMV_BUF_CONTENT);
+			char new_id[37];
+			assert_cmv_ok(cmv_codex_session_write(&rollout, new_id, NULL, repo, &rep.head));
+			char *nl = strchr(rollout.ptr, '\n');
+			assert_non_null(nl);
+			*nl = '\0';
+			assert_non_null(strstr(rollout.ptr, "\"type\":\"session_meta\""));
+			assert_non_null(strstr(rollout.ptr, new_id));
+			assert_non_null(strstr(rollout.ptr, "is abridged to fit"));
+			assert_non_null(strstr(nl + 1, "# Handoff document"));
+			cmv_buf_dispose(&rollout);
+		}
 		abridged++;
 	}
 	/* uncompact: the original conversation, node for node */
