@@ -793,6 +793,74 @@ done:
 }
 
 /* A message appended in cmv (no source record): the same rules, on its blocks. */
+/*
+ * A record of a format with no rules of its own (a Codex rollout's): each
+ * tool result over the threshold that its template holds as a string
+ * becomes a stub in place. Nothing else changes, and no block goes, so the
+ * record keeps its shape and its template, and is written back whole.
+ */
+static int trim_templated(trim_ctx *t, const cmv_node *n)
+{
+	record_edit e;
+	cmv_block_content *blocks = n->n_blocks ? cmv__calloc(n->n_blocks, sizeof(*blocks)) : NULL;
+	cmv_buf stubs = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	size_t *stub_off = n->n_blocks ? cmv__calloc(n->n_blocks, sizeof(size_t)) : NULL;
+	bool changed = false;
+	int error;
+
+	if (n->n_blocks && (!blocks || !stub_off)) {
+		free(blocks);
+		free(stub_off);
+		return CMV_ENOMEM;
+	}
+	if ((error = record_edit_load(&e, n)) < 0)
+		goto done;
+	for (size_t i = 0; i < n->n_blocks && !error; i++) {
+		const cmv_block *b = &n->blocks[i];
+		blocks[i] = (cmv_block_content){ .type = b->type, .tool_id = b->tool_id, .tool_name = b->tool_name,
+						 .media_type = b->media_type, .flags = b->flags, .blob = &b->blob };
+		if (!is(b->type, "tool_result") || !e.enc || e.enc[i] != 'S')
+			continue;
+		if ((error = cmv_blob_read(&t->blob, t->repo, &b->blob)) < 0)
+			break;
+		if (cmv__utf8_chars(t->blob.ptr ? t->blob.ptr : "", t->blob.size) <= t->threshold)
+			continue;
+		if ((error = make_stub(t, NULL, t->blob.ptr ? t->blob.ptr : "", t->blob.size, &b->blob)) < 0)
+			break;
+		if (t->stub.size >= t->blob.size)
+			continue;
+		rule_add(t, CMV_TRIM_TOOL_RESULTS, 1, (int64_t)t->blob.size - (int64_t)t->stub.size,
+			 tokens_of_blob(t, &b->blob) - tokens_of(t, t->stub.ptr, t->stub.size));
+		stub_off[i] = stubs.size + 1;
+		if ((error = cmv_buf_put(&stubs, t->stub.ptr, t->stub.size)) < 0)
+			break;
+		blocks[i].blob = NULL;
+		blocks[i].len = t->stub.size;
+		changed = true;
+	}
+	if (error)
+		goto done;
+	if (!changed) {
+		error = carry(t, n);
+	} else {
+		for (size_t i = 0; i < n->n_blocks; i++)
+			if (stub_off[i])
+				blocks[i].data = stubs.ptr + stub_off[i] - 1;
+		cmv_message m = { .role = n->role, .kind = n->kind, .blocks = blocks, .n_blocks = n->n_blocks, .meta = n->meta,
+				  .meta_len = n->meta_len, .derived_from = &n->id, .n_derived_from = 1 };
+		error = cmv_node_write(&t->tail, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, &m);
+		t->parent_kept = false;
+	}
+	if (!error)
+		t->rep->records_after++;
+done:
+	record_edit_dispose(&e);
+	free(blocks);
+	free(stub_off);
+	cmv_buf_dispose(&stubs);
+	return error;
+}
+
 static int trim_native(trim_ctx *t, const cmv_node *n)
 {
 	cmv_block_content *blocks = n->n_blocks ? cmv__calloc(n->n_blocks, sizeof(*blocks)) : NULL;
@@ -1069,6 +1137,22 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 	if (boundary)
 		rule_add(&t, CMV_TRIM_PRE_BOUNDARY, boundary, (int64_t)pre_bytes, 0);
 	t.parent_kept = boundary == 0;
+	/*
+	 * A Codex rollout resumes from its last `compacted` record: what comes
+	 * before it is never sent, so stubbing it would save nothing (and the
+	 * report would count tokens no model was sent).
+	 */
+	size_t codex_from = 0;
+	cmv_walk_seek(walk, boundary);
+	for (size_t i = boundary; (error = cmv_walk_next(&n, walk)) == 0; i++) {
+		session_tpl tpl;
+		if (n->kind == CMV_KIND_SUMMARY && session_template(&tpl, n) == 0 && !strcmp(tpl.format, "codex"))
+			codex_from = i + 1;
+		cmv_error_clear();
+	}
+	if (error != CMV_ITEROVER)
+		goto fail;
+	error = 0;
 	cmv_walk_seek(walk, boundary);
 	for (t.index = boundary; (error = cmv_walk_next(&n, walk)) == 0; t.index++) {
 		session_tpl tpl;
@@ -1087,6 +1171,9 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 			error = is_tpl;
 		} else if (!strcmp(tpl.format, "claude-code")) {
 			error = trim_cc(&t, n);
+		} else if (!strcmp(tpl.format, "codex") && n->kind == CMV_KIND_MESSAGE && t.index >= codex_from &&
+			   !(t.live && t.index >= t.frozen_from)) {
+			error = trim_templated(&t, n);
 		} else {
 			out->untrimmed_records++;
 			out->records_after++;

@@ -336,6 +336,96 @@ static void test_every_claude_session(void **state)
 	cmv_buf_dispose(&path);
 }
 
+/*
+ * Codex rollouts: large tool outputs after the last `compacted` record are
+ * stubbed in place, every record is kept, the request passes both checkers,
+ * each stub recalls its output, and the rollout is written back whole.
+ */
+static void test_codex_rollouts(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf dir = CMV_BUF_INIT(4096), path = CMV_BUF_INIT(4096), file = CMV_BUF_INIT(4096),
+		body = CMV_BUF_INIT(1u << 30), problems = CMV_BUF_INIT(1 << 20), page = CMV_BUF_INIT(1u << 28),
+		rollout = CMV_BUF_INIT(1u << 30);
+	size_t k = 0, stubbed = 0;
+
+	cmv_buf_printf(&dir, "%s/codex", test_transcripts_dir(CMV_TEST_TRANSCRIPTS));
+	DIR *top = opendir(dir.ptr);
+	assert_non_null(top);
+	struct dirent *project;
+	while ((project = readdir(top))) {
+		if (project->d_name[0] == '.')
+			continue;
+		cmv_buf_clear(&path);
+		cmv_buf_printf(&path, "%s/%s", dir.ptr, project->d_name);
+		DIR *d = opendir(path.ptr);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			size_t len = strlen(e->d_name);
+			if (len < 6 || strcmp(e->d_name + len - 6, ".jsonl"))
+				continue;
+			cmv_buf_clear(&file);
+			cmv_buf_printf(&file, "%s/%s", path.ptr, e->d_name);
+			cmv_import_result res;
+			cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+			cmv_trim_options opts = CMV_TRIM_OPTIONS_INIT;
+			cmv_trim_report rep;
+			char branch[64], id[37];
+			snprintf(branch, sizeof(branch), "cx%zu", k);
+			io.branch = branch;
+			assert_cmv_ok(cmv_import_file(&res, ts->repo, file.ptr, NULL, &io));
+			snprintf(branch, sizeof(branch), "cx%zu.trim", k++);
+			opts.branch = branch;
+			opts.model = model;
+			opts.tok = tok;
+			assert_cmv_ok(cmv_trim(&rep, ts->repo, &res.head, &opts));
+			assert_int_equal(rep.records_after, rep.records_before);
+			assert_true(rep.tokens_after < rep.tokens_before);
+			/* what was cut is what the rule says, and only what a model is sent */
+			assert_int_equal((int64_t)(rep.tokens_before - rep.tokens_after), rep.rules[CMV_TRIM_TOOL_RESULTS].tokens);
+			stubbed += rep.rules[CMV_TRIM_TOOL_RESULTS].items;
+			static const cmv_render_target targets[] = { CMV_RENDER_OPENAI_RESPONSES, CMV_RENDER_ANTHROPIC };
+			for (size_t t = 0; t < 2; t++) {
+				assert_cmv_ok(cmv_render(&body, NULL, ts->repo, &rep.head, targets[t], NULL));
+				cmv_buf_clear(&problems);
+				if (cmv_check_request(&problems, targets[t], body.ptr, body.size) != 0)
+					fail_msg("%s trimmed: %s", file.ptr, problems.ptr);
+			}
+			/* each stub recalls an output the original rollout holds */
+			size_t checked = 0;
+			for (const char *p = body.ptr; (p = strstr(p, "; recall ")) && checked < 5; p++, checked++) {
+				char sid[8];
+				memcpy(sid, p + 9, 7);
+				sid[7] = '\0';
+				assert_cmv_ok(cmv_recall(&page, ts->repo, sid));
+				assert_true(page.size > 500);
+			}
+			/* written back as a rollout: every line JSON, session_meta first */
+			assert_cmv_ok(cmv_codex_session_write(&rollout, id, NULL, ts->repo, &rep.head));
+			assert_non_null(strstr(rollout.ptr, "\"type\":\"session_meta\""));
+			assert_true(strstr(rollout.ptr, "\"type\":\"session_meta\"") < strchr(rollout.ptr, '\n'));
+			for (char *line = rollout.ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+				nl = strchr(line, '\n');
+				cJSON *j = cJSON_ParseWithLength(line, nl ? (size_t)(nl - line) : strlen(line));
+				assert_non_null(j);
+				cJSON_Delete(j);
+			}
+		}
+		if (d)
+			closedir(d);
+	}
+	closedir(top);
+	assert_true(k >= 4);
+	assert_true(stubbed > 50);
+	cmv_buf_dispose(&dir);
+	cmv_buf_dispose(&path);
+	cmv_buf_dispose(&file);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&problems);
+	cmv_buf_dispose(&page);
+	cmv_buf_dispose(&rollout);
+}
+
 /* ---- the anchor's defects, one by one, on a hand-made session ---------------- */
 
 #define HDR(uuid, parent) "{\"parentUuid\":" parent ",\"isSidechain\":false,\"cwd\":\"/p\",\"sessionId\":\"S\",\"uuid\":\"" uuid "\","
@@ -673,6 +763,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_every_claude_session, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_codex_rollouts, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_title_summary_is_not_a_boundary, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_boundary_orphans_empty_and_unanswered, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_bloat_rules, test_store_setup, test_store_teardown),
