@@ -1793,6 +1793,23 @@ void cmv__tok_memo(cmv_tok *t, bool on)
 	t->memo_on = on;
 }
 
+int cmv__tok_memo_get(cmv_tok *t, const void *text, size_t len, size_t *raw)
+{
+	if (!t->memo_on || !t->memo || len < MEMO_MIN_BYTES)
+		return 0;
+	struct memo_slot *sl = memo_find(t, hash_bytes(text, len), len);
+	if (!sl->count)
+		return 0;
+	*raw = (size_t)(sl->count - 1);
+	return 1;
+}
+
+void cmv__tok_memo_put(cmv_tok *t, const void *text, size_t len, size_t raw)
+{
+	if (t->memo_on && len >= MEMO_MIN_BYTES)
+		memo_put(t, hash_bytes(text, len), len, raw);
+}
+
 int cmv_tok_count(size_t *out, cmv_tok *t, const void *text, size_t len)
 {
 	sink s = { NULL, 0, 0, true };

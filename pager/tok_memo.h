@@ -14,5 +14,9 @@
 #include "cmv/tok.h"
 
 void cmv__tok_memo(cmv_tok *tok, bool on);
+/* A count the memo holds for text (raw, before a model's factor): 1 found, 0 not. */
+int cmv__tok_memo_get(cmv_tok *tok, const void *text, size_t len, size_t *raw);
+/* Tell the memo a count known from elsewhere (the store's token cache). */
+void cmv__tok_memo_put(cmv_tok *tok, const void *text, size_t len, size_t raw);
 
 #endif

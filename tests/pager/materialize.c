@@ -525,6 +525,33 @@ static void test_images_for_a_model_without_them(void **state)
 	cmv_buf_dispose(&problems);
 }
 
+/* Long texts are counted once per store: materialize leaves their counts in the token cache. */
+static void test_counts_kept_in_the_store(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24), text = CMV_BUF_INIT(1 << 20);
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_id tip, id;
+	rng = 5;
+	words(&text, 600); /* well over a kilobyte */
+	cmv_block_content b;
+	cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
+	assert_cmv_ok(cmv_append(&tip, ts->repo, "long", &u, 1, CMV_APPEND_CREATE));
+	cmv_id_hash(&id, text.ptr, text.size);
+	uint64_t cached = 0;
+	assert_int_equal(cmv_tokcache_get(&cached, ts->repo, &id, "o200k_base"), CMV_ENOTFOUND);
+	cmv_error_clear();
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+	cmv_materialize_report_dispose(&rep);
+	size_t direct = 0;
+	assert_cmv_ok(cmv_tok_count(&direct, o200k, text.ptr, text.size));
+	assert_cmv_ok(cmv_tokcache_get(&cached, ts->repo, &id, "o200k_base"));
+	assert_int_equal(cached, direct);
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&text);
+}
+
 /* The query path: recall --query finds the turn, and materialize --query keeps it resident. */
 static void test_query_path(void **state)
 {
@@ -693,6 +720,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_images_for_a_model_without_them, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_counts_kept_in_the_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_fault_pinning_decays, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_recall_tool, test_store_setup, test_store_teardown),
 	};
