@@ -316,11 +316,17 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 		/* the recall line is ours, whatever the model wrote */
 		if (!error) {
 			char line[256];
-			snprintf(line, sizeof(line),
-				 "This document replaces %zu messages (%zu records); they stay in the store, verbatim: "
-				 "recall %.7s (cmv recall, or the cmv_recall tool) returns them.",
-				 cut, covered_nodes, rep->recall);
-			error = ho_add(&d, CMV_HANDOFF_NSECTIONS - 1, line, 0);
+			snprintf(line, sizeof(line), "Replaces %zu messages (%zu records), kept verbatim: recall %.7s.", cut,
+				 covered_nodes, rep->recall);
+			const int L = CMV_HANDOFF_NSECTIONS - 1;
+			size_t before = d.n[L];
+			error = ho_add(&d, L, line, 0);
+			/* first among the losses: the fitter keeps the first loss line to the end */
+			if (!error && d.n[L] > before && d.n[L] > 1) {
+				char *recall_line = d.items[L][d.n[L] - 1];
+				memmove(&d.items[L][1], &d.items[L][0], (d.n[L] - 1) * sizeof(char *));
+				d.items[L][0] = recall_line;
+			}
 		}
 	} else {
 		error = ho_extract(&d, j->raw.messages, 0, cut, rep->recall, covered_nodes);
@@ -328,9 +334,9 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 	if (!error) {
 		char head[256];
 		snprintf(head, sizeof(head),
-			 "# Handoff document\nThis conversation continues from an earlier part that was summarized "
-			 "(%s) so that it fits %s; the messages after this one are verbatim.",
-			 o->llm ? o->summarizer->id : "extracted from the store, no model involved", o->target->id);
+			 "# Handoff document\nThe earlier part of this conversation, summarized (%s) to fit %s; what "
+			 "follows is verbatim.",
+			 o->llm ? o->summarizer->id : "extractive", o->target->id);
 		if (!(d.header = cmv__strdup(head)))
 			error = CMV_ENOMEM;
 	}

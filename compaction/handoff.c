@@ -137,16 +137,28 @@ static void drop_item(ho_doc *d, int s, size_t i)
 	d->dropped[s]++;
 }
 
+static bool is_drop_note(const char *item)
+{
+	return !strncmp(item, "For room, ", 10);
+}
+
 /*
- * Drop one item from the largest section. The losses are kept to the end;
- * instructions lose their middle first (the first states the task, the
- * last is what the user wants now); the others lose their oldest.
+ * Make the document one step smaller:
+ *  1. the longest item of the largest section is shortened, if it is long;
+ *  2. else the largest section that has more than one item loses one: the
+ *     instructions their middle (the first states the task, the last says
+ *     what the user wants now), the others their oldest;
+ *  3. else, one item per section being left, sections go in order of what
+ *     a new runtime needs least, the instructions last;
+ *  4. last of all, the losses, but never the first (the recall id of what
+ *     was covered) nor the line that declares what was left out.
  */
 static bool drop_one(ho_doc *d)
 {
-	int best = -1;
-	size_t best_chars = 0;
-	for (int s = 0; s < CMV_HANDOFF_NSECTIONS - 1; s++) {
+	const int L = CMV_HANDOFF_NSECTIONS - 1;
+	int best = -1, multi = -1;
+	size_t best_chars = 0, multi_chars = 0;
+	for (int s = 0; s < L; s++) {
 		size_t c = 0;
 		for (size_t i = 0; i < d->n[s]; i++)
 			c += strlen(d->items[s][i]);
@@ -154,30 +166,44 @@ static bool drop_one(ho_doc *d)
 			best = s;
 			best_chars = c;
 		}
-	}
-	if (best < 0) {
-		if (!d->n[CMV_HANDOFF_NSECTIONS - 1])
-			return false;
-		drop_item(d, CMV_HANDOFF_NSECTIONS - 1, d->n[CMV_HANDOFF_NSECTIONS - 1] - 1);
-		return true;
-	}
-	/* a long item is shortened before any item goes */
-	size_t longest = 0, li = 0;
-	for (size_t i = 0; i < d->n[best]; i++)
-		if (strlen(d->items[best][i]) > longest) {
-			longest = strlen(d->items[best][i]);
-			li = i;
+		if (d->n[s] > 1 && c > multi_chars) {
+			multi = s;
+			multi_chars = c;
 		}
-	if (longest > 700) {
-		char *it = d->items[best][li];
-		size_t keep = longest / 2 > 600 ? longest / 2 : 600;
-		while (keep && ((unsigned char)it[keep] & 0xC0) == 0x80)
-			keep--;
-		memcpy(it + keep, " […]", sizeof(" […]"));
+	}
+	if (best >= 0) {
+		size_t longest = 0, li = 0;
+		for (size_t i = 0; i < d->n[best]; i++)
+			if (strlen(d->items[best][i]) > longest) {
+				longest = strlen(d->items[best][i]);
+				li = i;
+			}
+		if (longest > 700) {
+			char *it = d->items[best][li];
+			size_t keep = longest / 2 > 600 ? longest / 2 : 600;
+			while (keep && ((unsigned char)it[keep] & 0xC0) == 0x80)
+				keep--;
+			memcpy(it + keep, " […]", sizeof(" […]"));
+			return true;
+		}
+	}
+	if (multi >= 0) {
+		drop_item(d, multi, multi == 0 && d->n[0] > 2 ? 1 : 0);
 		return true;
 	}
-	drop_item(d, best, best == 0 && d->n[0] > 2 ? 1 : 0);
-	return true;
+	static const int order[] = { 4, 5, 6, 1, 2, 3, 0 };
+	for (size_t k = 0; k < CMV_ARRAY_SIZE(order); k++)
+		if (d->n[order[k]]) {
+			drop_item(d, order[k], 0);
+			return true;
+		}
+	for (size_t i = d->n[L]; i-- > 1;)
+		if (!is_drop_note(d->items[L][i])) {
+			drop_item(d, L, i);
+			d->dropped[L]--; /* a loss line is not content that was left out */
+			return true;
+		}
+	return false;
 }
 
 int ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cmv_tok *tok, uint64_t max_tokens)
@@ -219,9 +245,13 @@ void ho_doc_note_drops(ho_doc *d)
 	if (!total || total == d->noted)
 		return;
 	/* replace the previous note */
-	if (d->noted && d->n[L] && !strncmp(d->items[L][d->n[L] - 1], "For room, ", 10)) {
-		free(d->items[L][--d->n[L]]);
-	}
+	for (size_t i = 0; d->noted && i < d->n[L]; i++)
+		if (is_drop_note(d->items[L][i])) {
+			free(d->items[L][i]);
+			memmove(&d->items[L][i], &d->items[L][i + 1], (d->n[L] - i - 1) * sizeof(char *));
+			d->n[L]--;
+			break;
+		}
 	size_t len = (size_t)snprintf(line, sizeof(line), "For room, %zu items were left out:", total);
 	for (int s = 0; s < L && len < sizeof(line); s++)
 		if (d->dropped[s])
@@ -533,25 +563,23 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 	/* what the document cannot answer */
 	if (!error && recall && *recall) {
 		cmv_buf_clear(&line);
-		cmv_buf_printf(&line, "This document replaces %zu messages (%zu records); they stay in the store, "
-				      "verbatim: recall %.7s (cmv recall, or the cmv_recall tool) returns them.",
-			       to - from, covered_nodes, recall);
+		cmv_buf_printf(&line, "Replaces %zu messages (%zu records), kept verbatim: recall %.7s.", to - from,
+			       covered_nodes, recall);
 		error = ho_add(d, 7, line.ptr, 0);
 	}
 	if (!error && n_results) {
 		cmv_buf_clear(&line);
-		cmv_buf_printf(&line, "The output of %zu tool results is not reproduced: each is named by its "
-				      "first line, the oldest left out first when room is short.", n_results);
+		cmv_buf_printf(&line, "%zu tool outputs: first lines only.", n_results);
 		error = ho_add(d, 7, line.ptr, 0);
 	}
 	if (!error && n_asst) {
 		cmv_buf_clear(&line);
-		cmv_buf_printf(&line, "%zu assistant texts are represented only by their decisions and conclusions.", n_asst);
+		cmv_buf_printf(&line, "%zu assistant texts: decisions and conclusions only.", n_asst);
 		error = ho_add(d, 7, line.ptr, 0);
 	}
 	if (!error && n_think) {
 		cmv_buf_clear(&line);
-		cmv_buf_printf(&line, "%zu thinking blocks are not carried.", n_think);
+		cmv_buf_printf(&line, "%zu thinking blocks: not carried.", n_think);
 		error = ho_add(d, 7, line.ptr, 0);
 	}
 	(void)answered;

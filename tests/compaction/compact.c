@@ -630,6 +630,13 @@ static void test_handoff_shape_and_determinism(void **state)
 	assert_cmv_ok(cmv_handoff(&b, &st, ts->repo, &tip, &ho));
 	assert_true(st.tokens <= 400);
 	assert_non_null(strstr(b.ptr, "For room, "));
+	/* what goes last is what a new runtime needs most: the user's words */
+	assert_null(strstr(b.ptr, "## User instructions and constraints\n- (none)"));
+	/* a budget with room for the shape only: the drops are still declared */
+	ho.max_tokens = 200;
+	assert_cmv_ok(cmv_handoff(&b, &st, ts->repo, &tip, &ho));
+	assert_true(st.tokens <= 200);
+	assert_non_null(strstr(b.ptr, "For room, "));
 	cmv_tok_free(tok);
 	cmv_buf_dispose(&file);
 	cmv_buf_dispose(&a);
