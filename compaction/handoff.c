@@ -418,7 +418,7 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 	cmv__strmap calls = { 0 }, paths = { 0 };
 	const cJSON *todos = NULL;
 	cJSON *callinfo = cJSON_CreateObject();
-	size_t i = 0, n_results = 0, n_asst = 0, n_think = 0, n_calls = 0, answered = 0;
+	size_t i = 0, n_results = 0, n_asst = 0, n_think = 0;
 	const cJSON *last_user = NULL;
 	const char *last_asst_text = NULL;
 	int error = 0;
@@ -469,7 +469,6 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 			} else if (!strcmp(t, "tool_use")) {
 				const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
 				const char *name = bs(b, "name");
-				n_calls++;
 				if (name && (!strcmp(name, "TodoWrite") || !strcmp(name, "update_plan")))
 					todos = cJSON_GetObjectItemCaseSensitive(in, !strcmp(name, "TodoWrite") ? "todos" : "plan");
 				static const char *const keys[] = { "file_path", "path", "notebook_path", "filename", "file" };
@@ -505,8 +504,6 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 						       ins ? ins : "{}");
 					cJSON_free(ins);
 					error = ho_add(d, 3, line.ptr, 300);
-				} else {
-					answered++;
 				}
 			} else if (!strcmp(t, "tool_result")) {
 				n_results++;
@@ -582,7 +579,6 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 		cmv_buf_printf(&line, "%zu thinking blocks: not carried.", n_think);
 		error = ho_add(d, 7, line.ptr, 0);
 	}
-	(void)answered;
 	cJSON_Delete(callinfo);
 	cmv__strmap_dispose(&calls);
 	cmv__strmap_dispose(&paths);

@@ -159,7 +159,7 @@ struct memo_slot {
 };
 #define MEMO_MIN_BYTES 64
 #define MEMO_INITIAL (1u << 12)
-#define MEMO_MAX (1u << 20)
+#define MEMO_MAX (1u << 18) /* slots: 6 MiB at most, over 130,000 texts */
 
 /* ---- the rank table ---------------------------------------------------- */
 

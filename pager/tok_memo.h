@@ -2,7 +2,7 @@
 /*
  * Internal: the count memo of a cmv_tok. Once on, cmv_tok_count remembers the
  * count of each text of 64 bytes or more (by xxh3-64 and length, up to about a
- * million texts, then it starts over): the pager and compaction count the same
+ * hundred thousand texts, then it starts over): the pager and compaction count the same
  * messages once per candidate and again after each append. Counts are the
  * same with it or without it; only the time differs. The tokenizer benchmark
  * leaves it off.
