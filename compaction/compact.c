@@ -40,20 +40,6 @@ void cmv_compact_report_dispose(cmv_compact_report *rep)
 	rep->tools_used = NULL;
 }
 
-static cmv_render_target target_for(const cmv_model *m)
-{
-	switch (m->api) {
-	case CMV_API_ANTHROPIC:
-		return CMV_RENDER_ANTHROPIC;
-	case CMV_API_OPENAI_RESPONSES:
-		return CMV_RENDER_OPENAI_RESPONSES;
-	case CMV_API_GEMINI:
-		return CMV_RENDER_GEMINI;
-	default:
-		return CMV_RENDER_OPENAI_CHAT;
-	}
-}
-
 typedef struct {
 	cmv_repo *repo;
 	const cmv_compact_options *o;
@@ -499,7 +485,9 @@ static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *t
 	j.repo = repo;
 	j.o = opts;
 	j.plan = plan;
-	j.target = target_for(opts->target);
+	j.target = cmv_model_render_target(opts->target);
+	if (!j.target)
+		j.target = CMV_RENDER_OPENAI_CHAT;
 	j.ro = (cmv_render_options)CMV_RENDER_OPTIONS_INIT;
 	j.ro.model = opts->target->id;
 	j.ro.flags = CMV_RENDER_NO_DECORATIONS | (opts->target->tools ? 0 : CMV_RENDER_TOOLS_AS_TEXT) |

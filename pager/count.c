@@ -345,23 +345,29 @@ int cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok
 	return 0;
 }
 
-int cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok)
+cmv_render_target cmv_model_render_target(const cmv_model *model)
 {
 	static const cmv_render_target targets[] = { [CMV_API_OPENAI_CHAT] = CMV_RENDER_OPENAI_CHAT,
 						      [CMV_API_OPENAI_RESPONSES] = CMV_RENDER_OPENAI_RESPONSES,
 						      [CMV_API_ANTHROPIC] = CMV_RENDER_ANTHROPIC,
 						      [CMV_API_GEMINI] = CMV_RENDER_GEMINI };
+	return model && (unsigned)model->api < CMV_ARRAY_SIZE(targets) ? targets[model->api] : (cmv_render_target)0;
+}
+
+int cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok)
+{
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31);
 	int error;
 
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(model);
-	if ((unsigned)model->api >= CMV_ARRAY_SIZE(targets) || !targets[model->api])
+	cmv_render_target target = cmv_model_render_target(model);
+	if (!target)
 		return cmv_error__set(CMV_EINVALID, "model '%s' has no API to render for", model->id);
 	ro.model = model->id;
 	ro.flags = CMV_RENDER_NO_DECORATIONS;
-	if ((error = cmv_render(&body, NULL, repo, tip, targets[model->api], &ro)) == 0)
+	if ((error = cmv_render(&body, NULL, repo, tip, target, &ro)) == 0)
 		error = cmv_count_request(out, model, tok, body.ptr, body.size);
 	cmv_buf_dispose(&body);
 	return error;

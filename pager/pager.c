@@ -563,18 +563,8 @@ static int eval(uint64_t *tokens, cmv_token_stats *classes, cmv_buf *body, pager
 
 static cmv_render_target target_of(const cmv_model *m, int want)
 {
-	if (want)
-		return (cmv_render_target)want;
-	switch (m->api) {
-	case CMV_API_ANTHROPIC:
-		return CMV_RENDER_ANTHROPIC;
-	case CMV_API_OPENAI_RESPONSES:
-		return CMV_RENDER_OPENAI_RESPONSES;
-	case CMV_API_GEMINI:
-		return CMV_RENDER_GEMINI;
-	default:
-		return CMV_RENDER_OPENAI_CHAT;
-	}
+	cmv_render_target t = want ? (cmv_render_target)want : cmv_model_render_target(m);
+	return t ? t : CMV_RENDER_OPENAI_CHAT;
 }
 
 #define QUERY_STUB_TOKENS 16 /* what the one stub for paged-out turns costs with its block's framing */

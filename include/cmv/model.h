@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "tok.h"
 #include "dag.h"
+#include "formats.h"
 
 /** How requests to the model are built (the renderers of the formats layer). */
 typedef enum {
@@ -87,6 +88,9 @@ CMV_EXTERN(int) cmv_models_find(const cmv_model **out, const cmv_models *models,
 
 /** "openai-chat", "openai-responses", "anthropic", "gemini". */
 CMV_EXTERN(const char *) cmv_api_name(cmv_api api);
+
+/** The request format the model's API takes, or 0 for a model with no API to render for. */
+CMV_EXTERN(cmv_render_target) cmv_model_render_target(const cmv_model *model);
 
 /** Tokens the model may be sent: window minus output reserve minus the margin. */
 CMV_EXTERN(uint64_t) cmv_model_input_budget(const cmv_model *model);

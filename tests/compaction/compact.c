@@ -56,12 +56,6 @@ static const cmv_model *model(const char *id)
 	return m;
 }
 
-static cmv_render_target target_of(const cmv_model *m)
-{
-	return m->api == CMV_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC
-	       : m->api == CMV_API_OPENAI_RESPONSES ? CMV_RENDER_OPENAI_RESPONSES
-						     : CMV_RENDER_OPENAI_CHAT;
-}
 
 /* Render the branch for the model as compaction does, count it exactly, check it. */
 static uint64_t render_count_check(cmv_repo *repo, const cmv_id *tip, const cmv_model *m, cmv_tok *tok, cmv_buf *body)
@@ -71,9 +65,9 @@ static uint64_t render_count_check(cmv_repo *repo, const cmv_id *tip, const cmv_
 	cmv_buf problems = CMV_BUF_INIT(CMV_BUF_SMALL);
 	ro.model = m->id;
 	ro.flags = CMV_RENDER_NO_DECORATIONS | (m->tools ? 0 : CMV_RENDER_TOOLS_AS_TEXT);
-	assert_cmv_ok(cmv_render(body, NULL, repo, tip, target_of(m), &ro));
+	assert_cmv_ok(cmv_render(body, NULL, repo, tip, cmv_model_render_target(m), &ro));
 	assert_cmv_ok(cmv_count_request(&ts, m, tok, body->ptr, body->size));
-	int np = cmv_check_request(&problems, target_of(m), body->ptr, body->size);
+	int np = cmv_check_request(&problems, cmv_model_render_target(m), body->ptr, body->size);
 	if (np != 0)
 		fail_msg("the compacted request fails the checker: %s", problems.ptr);
 	cmv_buf_dispose(&problems);

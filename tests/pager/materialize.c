@@ -48,10 +48,6 @@ static int unload(void **state)
 	return 0;
 }
 
-static cmv_render_target target_of(const cmv_model *m)
-{
-	return m->api == CMV_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC : CMV_RENDER_OPENAI_CHAT;
-}
 
 /*
  * Materialize and check invariants 1 to 4 and 7. Returns false when the
@@ -84,7 +80,7 @@ static bool materialize_checked(cmv_materialize_report *rep, cmv_repo *repo, con
 			 (unsigned long long)st.total, (unsigned long long)rep->tokens);
 	/* 3: the provider's rules */
 	cmv_buf problems = CMV_BUF_INIT(1 << 20);
-	int n = cmv_check_request(&problems, target_of(m), out.ptr, out.size);
+	int n = cmv_check_request(&problems, cmv_model_render_target(m), out.ptr, out.size);
 	if (n != 0)
 		fail_msg("%s, budget %llu: %d problems: %s", what, (unsigned long long)budget, n, problems.ptr);
 	cmv_buf_dispose(&problems);
