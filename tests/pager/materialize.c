@@ -48,7 +48,6 @@ static int unload(void **state)
 	return 0;
 }
 
-
 /*
  * Materialize and check invariants 1 to 4 and 7. Returns false when the
  * pinned set cannot fit (after checking that the error says so); rep is then
