@@ -99,23 +99,6 @@ static int measure(uint64_t *tokens, size_t *problems, job *j, size_t from, cons
 	return 0;
 }
 
-static bool is_user_turn(const cJSON *m)
-{
-	const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
-	if (!role || strcmp(role, "user"))
-		return false;
-	bool text = false;
-	const cJSON *b;
-	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(m, "content")) {
-		const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
-		if (t && !strcmp(t, "tool_result"))
-			return false;
-		if (t && (!strcmp(t, "text") || !strcmp(t, "image")))
-			text = true;
-	}
-	return text;
-}
-
 /*
  * The messages a cut may start at, ascending: a user turn or an assistant
  * message that begins a record, with every later result answering a call
@@ -160,7 +143,7 @@ static int cut_points(size_t **out, size_t *n_out, const cJSON *msgs, size_t n)
 		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
 		if (i == 0 || !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "node")) || minuse[i] < i)
 			continue;
-		if (is_user_turn(m) || (role && !strcmp(role, "assistant")))
+		if (ho_user_turn(m) || (role && !strcmp(role, "assistant")))
 			cuts[nc++] = i;
 	}
 	cuts[nc++] = n; /* everything summarized: always valid */

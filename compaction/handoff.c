@@ -266,30 +266,8 @@ void ho_doc_note_drops(ho_doc *d)
 
 static const char *bt(const cJSON *b)
 {
-	const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+	const char *t = cj_str(b, "type");
 	return t ? t : "";
-}
-
-static const char *bs(const cJSON *o, const char *key)
-{
-	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
-
-static void result_text(cmv_buf *out, const cJSON *content)
-{
-	cmv_buf_clear(out);
-	if (cJSON_IsString(content)) {
-		cmv_buf_puts(out, content->valuestring);
-		return;
-	}
-	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
-		if (out->size)
-			cmv_buf_puts(out, "\n");
-		if (bs(b, "text"))
-			cmv_buf_puts(out, bs(b, "text"));
-		else if (!strcmp(bt(b), "image"))
-			cmv_buf_puts(out, "[image]");
-	}
 }
 
 /* s, at most cap bytes (0: all), cut at a character boundary. */
@@ -310,23 +288,23 @@ int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap)
 {
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
 	cmv_buf tmp = CMV_BUF_INIT(CMV_BUF_CONTENT);
-	const char *role = bs(m, "role") ? bs(m, "role") : "?";
+	const char *role = cj_str(m, "role") ? cj_str(m, "role") : "?";
 	int error = 0;
 
 	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
 		const char *t = bt(b);
 		if (!strcmp(t, "text")) {
 			if (!(error = cmv_buf_printf(out, "[%s] ", role)))
-				error = put_capped(out, bs(b, "text") ? bs(b, "text") : "", cap);
+				error = put_capped(out, cj_str(b, "text") ? cj_str(b, "text") : "", cap);
 		} else if (!strcmp(t, "tool_use")) {
 			char *in = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
-			if (!(error = cmv_buf_printf(out, "[%s calls %s, id %s] ", role, bs(b, "name") ? bs(b, "name") : "?",
-						     bs(b, "id") ? bs(b, "id") : "?")))
+			if (!(error = cmv_buf_printf(out, "[%s calls %s, id %s] ", role, cj_str(b, "name") ? cj_str(b, "name") : "?",
+						     cj_str(b, "id") ? cj_str(b, "id") : "?")))
 				error = put_capped(out, in ? in : "{}", cap);
 			cJSON_free(in);
 		} else if (!strcmp(t, "tool_result")) {
-			result_text(&tmp, cJSON_GetObjectItemCaseSensitive(b, "content"));
-			if (!(error = cmv_buf_printf(out, "[result of %s%s] ", bs(b, "tool_use_id") ? bs(b, "tool_use_id") : "?",
+			cmv__result_text(&tmp, cJSON_GetObjectItemCaseSensitive(b, "content"));
+			if (!(error = cmv_buf_printf(out, "[result of %s%s] ", cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
 						     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "is_error")) ? ", an error" : "")))
 				error = put_capped(out, tmp.size ? tmp.ptr : "", cap);
 		} else if (!strcmp(t, "image")) {
@@ -341,9 +319,9 @@ int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap)
 	return error;
 }
 
-static bool user_turn(const cJSON *m)
+bool ho_user_turn(const cJSON *m)
 {
-	if (!bs(m, "role") || strcmp(bs(m, "role"), "user"))
+	if (!cj_str(m, "role") || strcmp(cj_str(m, "role"), "user"))
 		return false;
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
 	bool text = false;
@@ -429,25 +407,25 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 			continue;
 		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
 		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next)
-			if (!strcmp(bt(b), "tool_result") && bs(b, "tool_use_id"))
-				error = cmv__strmap_put(&calls, bs(b, "tool_use_id"), 1, NULL);
+			if (!strcmp(bt(b), "tool_result") && cj_str(b, "tool_use_id"))
+				error = cmv__strmap_put(&calls, cj_str(b, "tool_use_id"), 1, NULL);
 	}
 	i = 0;
 	for (const cJSON *m = msgs->child; m && !error; m = m->next, i++) {
 		if (i < from || i >= to)
 			continue;
-		bool asst = bs(m, "role") && !strcmp(bs(m, "role"), "assistant");
+		bool asst = cj_str(m, "role") && !strcmp(cj_str(m, "role"), "assistant");
 		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-		if (user_turn(m))
+		if (ho_user_turn(m))
 			last_user = m;
 		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
 			const char *t = bt(b);
-			if (!strcmp(t, "text") && bs(b, "text")) {
-				const char *s = bs(b, "text");
+			if (!strcmp(t, "text") && cj_str(b, "text")) {
+				const char *s = cj_str(b, "text");
 				if (!asst) {
 					/* an earlier summary is the history itself: it keeps much more room */
 					bool prior = !strncmp(s, "This session is being continued from a previous conversation", 60);
-					if (user_turn(m) && !harness_text(s))
+					if (ho_user_turn(m) && !harness_text(s))
 						error = ho_add(d, 0, s, prior ? 4000 : 600);
 					continue;
 				}
@@ -468,14 +446,14 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 				}
 			} else if (!strcmp(t, "tool_use")) {
 				const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
-				const char *name = bs(b, "name");
+				const char *name = cj_str(b, "name");
 				if (name && (!strcmp(name, "TodoWrite") || !strcmp(name, "update_plan")))
 					todos = cJSON_GetObjectItemCaseSensitive(in, !strcmp(name, "TodoWrite") ? "todos" : "plan");
 				static const char *const keys[] = { "file_path", "path", "notebook_path", "filename", "file" };
 				for (size_t k = 0; k < CMV_ARRAY_SIZE(keys); k++)
-					add_path(d, &paths, bs(in, keys[k]), name);
+					add_path(d, &paths, cj_str(in, keys[k]), name);
 				/* apply_patch bodies name their files */
-				const char *patch = bs(in, "input") ? bs(in, "input") : bs(in, "patch");
+				const char *patch = cj_str(in, "input") ? cj_str(in, "input") : cj_str(in, "patch");
 				for (const char *p = patch; p && (p = strstr(p, "*** ")) != NULL; p += 4) {
 					const char *f = NULL;
 					if (!strncmp(p, "*** Update File: ", 17) || !strncmp(p, "*** Add File: ", 14) ||
@@ -487,32 +465,32 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 						add_path(d, &paths, line.ptr, name);
 					}
 				}
-				if (bs(b, "id")) {
+				if (cj_str(b, "id")) {
 					char *ins = cJSON_PrintUnformatted(in);
 					cmv_buf_clear(&line);
 					cmv_buf_printf(&line, "%s %.160s%s", name ? name : "?", ins ? ins : "{}",
 						       ins && strlen(ins) > 160 ? "..." : "");
 					cJSON_free(ins);
-					cJSON_DeleteItemFromObjectCaseSensitive(callinfo, bs(b, "id"));
-					cJSON_AddStringToObject(callinfo, bs(b, "id"), line.ptr);
+					cJSON_DeleteItemFromObjectCaseSensitive(callinfo, cj_str(b, "id"));
+					cJSON_AddStringToObject(callinfo, cj_str(b, "id"), line.ptr);
 				}
 				size_t seen;
-				if (bs(b, "id") && !cmv__strmap_get(&calls, bs(b, "id"), &seen, NULL)) {
+				if (cj_str(b, "id") && !cmv__strmap_get(&calls, cj_str(b, "id"), &seen, NULL)) {
 					char *ins = cJSON_PrintUnformatted(in);
 					cmv_buf_clear(&line);
-					cmv_buf_printf(&line, "%s (call %s) has no result: %.200s", name ? name : "?", bs(b, "id"),
+					cmv_buf_printf(&line, "%s (call %s) has no result: %.200s", name ? name : "?", cj_str(b, "id"),
 						       ins ? ins : "{}");
 					cJSON_free(ins);
 					error = ho_add(d, 3, line.ptr, 300);
 				}
 			} else if (!strcmp(t, "tool_result")) {
 				n_results++;
-				result_text(&text, cJSON_GetObjectItemCaseSensitive(b, "content"));
+				cmv__result_text(&text, cJSON_GetObjectItemCaseSensitive(b, "content"));
 				bool err = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "is_error"));
 				/* each call with the first line of what it returned: what was done, and what came of it */
 				size_t fl = text.size ? strcspn(text.ptr, "\n") : 0;
-				const char *what = bs(b, "tool_use_id") ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-										  callinfo, bs(b, "tool_use_id")))
+				const char *what = cj_str(b, "tool_use_id") ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+										  callinfo, cj_str(b, "tool_use_id")))
 								 : NULL;
 				cmv_buf_clear(&line);
 				cmv_buf_printf(&line, "%s %s %.*s", what ? what : "a call", err ? "failed:" : "->",
@@ -524,7 +502,7 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 		}
 		/* a turn's conclusion: its last assistant text, before the next user turn */
 		const cJSON *nx = m->next;
-		if (asst && last_asst_text && (i + 1 >= to || !nx || user_turn(nx))) {
+		if (asst && last_asst_text && (i + 1 >= to || !nx || ho_user_turn(nx))) {
 			cmv_buf_clear(&line);
 			cmv_buf_printf(&line, "Concluded: %s", last_asst_text);
 			error = ho_add(d, 1, line.ptr, 500);
@@ -535,8 +513,8 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 	const cJSON *t;
 	for (int pass = 0; pass < 2 && !error; pass++)
 		cJSON_ArrayForEach(t, todos) {
-			const char *st = bs(t, "status") ? bs(t, "status") : "";
-			const char *what = bs(t, "content") ? bs(t, "content") : bs(t, "step");
+			const char *st = cj_str(t, "status") ? cj_str(t, "status") : "";
+			const char *what = cj_str(t, "content") ? cj_str(t, "content") : cj_str(t, "step");
 			bool done = !strcmp(st, "completed");
 			if (!what || done != (pass == 1))
 				continue;
@@ -546,15 +524,15 @@ int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char 
 		}
 	if (!error && !todos && last_user) {
 		const cJSON *b = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(last_user, "content"), 0);
-		if (bs(b, "text") && !harness_text(bs(b, "text"))) {
+		if (cj_str(b, "text") && !harness_text(cj_str(b, "text"))) {
 			cmv_buf_clear(&line);
-			cmv_buf_printf(&line, "The last request: %s", bs(b, "text"));
+			cmv_buf_printf(&line, "The last request: %s", cj_str(b, "text"));
 			error = ho_add(d, 2, line.ptr, 400);
 		}
 	}
 	if (!error && to > from) {
 		const cJSON *lastm = cJSON_GetArrayItem(msgs, (int)to - 1);
-		if (user_turn(lastm))
+		if (ho_user_turn(lastm))
 			error = ho_add(d, 3, "The last user message above has no answer yet.", 0);
 	}
 	/* what the document cannot answer */

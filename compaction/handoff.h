@@ -33,6 +33,9 @@ int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
  */
 int ho_fidelity_source(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
 
+/* A user message that says something (text or an image, no tool result): a turn starts there. */
+bool ho_user_turn(const cJSON *m);
+
 /* The extractive builder: from the messages themselves, no network, deterministic. */
 int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char *recall, size_t covered_nodes);
 /* An LLM's reply, parsed into the fixed sections. */

@@ -96,6 +96,9 @@ int cmv__skeleton_neutral(conv *c, const char *format, const cJSON *doc);
 int cut_anthropic_content(record_build *rb, jspan content, const cJSON *jcontent);
 int cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *role, cmv_kind *kind);
 int cut_chat_message(record_build *rb, jspan msg, const cJSON *j, cmv_role *role, cmv_kind *kind);
+/* A tool result's content as plain text: the string, or its blocks' texts, an image as "[image]". */
+void cmv__result_text(cmv_buf *out, const cJSON *content);
+
 /* Shared readers (render side). */
 int responses_item_neutral(conv *c, const cJSON *item);
 int chat_message_neutral(conv *c, const cJSON *msg);

@@ -367,7 +367,7 @@ static bool keep_block(cmv_render_target t, const cJSON *b, bool asst, cmv_rende
 }
 
 /* A result's content as plain text (for orphans, and providers that take only text). */
-static void result_text(cmv_buf *out, const cJSON *content)
+void cmv__result_text(cmv_buf *out, const cJSON *content)
 {
 	cmv_buf_clear(out);
 	if (cJSON_IsString(content)) {
@@ -522,7 +522,7 @@ static int repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_render_sta
 					/* no call before it (or answered already): keep what it said, as text */
 					cmv_buf line = CMV_BUF_INIT(SESSION_MAX_BYTES);
 					cJSON *tb = NULL;
-					result_text(&text, cj_get(b, "content"));
+					cmv__result_text(&text, cj_get(b, "content"));
 					if (cmv_buf_printf(&line, "[tool result for %s]\n%s", id ? id : "?",
 							   text.size ? text.ptr : "") < 0 ||
 					    !(tb = text_block(line.ptr)))
@@ -761,7 +761,7 @@ static int write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system, cmv_
 		for (const cJSON *b = content->child; b; b = b->next) {
 			if (!strcmp(btype(b), "tool_result")) {
 				cJSON *o = cJSON_CreateObject();
-				result_text(scratch, cj_get(b, "content"));
+				cmv__result_text(scratch, cj_get(b, "content"));
 				if (!o || !cJSON_AddItemToArray(out, o) || !cJSON_AddStringToObject(o, "role", "tool") ||
 				    !cJSON_AddStringToObject(o, "tool_call_id", cj_str(b, "tool_use_id")) ||
 				    !cJSON_AddStringToObject(o, "content", scratch->size ? scratch->ptr : "(empty)")) {
@@ -888,7 +888,7 @@ static int write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *system,
 				}
 			} else if (!strcmp(t, "tool_result")) {
 				bool custom = cj_get(custom_ids, cj_str(b, "tool_use_id")) != NULL;
-				result_text(scratch, cj_get(b, "content"));
+				cmv__result_text(scratch, cj_get(b, "content"));
 				if (!cJSON_AddStringToObject(o, "type", custom ? "custom_tool_call_output" : "function_call_output") ||
 				    !cJSON_AddStringToObject(o, "call_id", cj_str(b, "tool_use_id")) ||
 				    !cJSON_AddStringToObject(o, "output", scratch->size ? scratch->ptr : ""))
@@ -972,7 +972,7 @@ static int write_gemini(cJSON *body, cJSON *msgs, const cJSON *system, unsigned 
 					const char *name = cj_str(names, id);
 					cJSON *fr = cJSON_AddObjectToObject(p, "functionResponse"), *resp;
 					cmv_buf text = CMV_BUF_INIT(SESSION_MAX_BYTES);
-					result_text(&text, cj_get(b, "content"));
+					cmv__result_text(&text, cj_get(b, "content"));
 					bool ok = fr && cJSON_AddStringToObject(fr, "id", id) &&
 						  cJSON_AddStringToObject(fr, "name", name ? name : "tool") &&
 						  (resp = cJSON_AddObjectToObject(fr, "response")) &&
@@ -1135,7 +1135,7 @@ static int tools_as_text(cJSON *msgs)
 						       cj_str(b, "id") ? cj_str(b, "id") : "?", in ? in : "{}");
 				cJSON_free(in);
 			} else {
-				result_text(&text, cj_get(b, "content"));
+				cmv__result_text(&text, cj_get(b, "content"));
 				error = cmv_buf_printf(&line, "[tool result for %s%s]\n%s",
 						       cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
 						       cJSON_IsTrue(cj_get(b, "is_error")) ? ", an error" : "",
