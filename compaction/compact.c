@@ -25,6 +25,7 @@
 #include "../cmv/common.h"
 #include "../formats/neutral.h"
 #include "cmv/compaction.h"
+#include "copy.h"
 #include "handoff.h"
 #include "../pager/tok_memo.h"
 
@@ -375,30 +376,14 @@ static bool carried(const path_node *p)
 static int carry(cmv_id *tail, cmv_repo *repo, const cmv_id *id)
 {
 	cmv_node *n = NULL;
-	cmv_block_content stack[16], *blocks = stack;
 	int error;
 
 	if ((error = cmv_node_read(&n, repo, id)) < 0)
 		return error;
-	if ((cmv_id_is_none(tail) && cmv_id_is_none(&n->parent)) || cmv_id_equal(tail, &n->parent)) {
+	if ((cmv_id_is_none(tail) && cmv_id_is_none(&n->parent)) || cmv_id_equal(tail, &n->parent))
 		*tail = n->id;
-		cmv_node_free(n);
-		return 0;
-	}
-	if (n->n_blocks > CMV_ARRAY_SIZE(stack) && !(blocks = cmv__calloc(n->n_blocks, sizeof(*blocks)))) {
-		cmv_node_free(n);
-		return CMV_ENOMEM;
-	}
-	for (size_t i = 0; i < n->n_blocks; i++)
-		blocks[i] = (cmv_block_content){ .type = n->blocks[i].type, .tool_id = n->blocks[i].tool_id,
-						 .tool_name = n->blocks[i].tool_name, .media_type = n->blocks[i].media_type,
-						 .flags = n->blocks[i].flags, .blob = &n->blocks[i].blob };
-	cmv_message m = { .role = n->role, .kind = n->kind, .blocks = blocks, .n_blocks = n->n_blocks, .meta = n->meta,
-			  .meta_len = n->meta_len, .derived_from = &n->id, .n_derived_from = 1,
-			  .covers = n->covers, .n_covers = n->n_covers };
-	error = cmv_node_write(tail, repo, cmv_id_is_none(tail) ? NULL : tail, &m);
-	if (blocks != stack)
-		free(blocks);
+	else
+		error = cmv__node_copy_below(tail, repo, n);
 	cmv_node_free(n);
 	return error;
 }

@@ -30,6 +30,7 @@
 #include "../formats/session.h"
 #include "../pager/stub.h"
 #include "cmv/compaction.h"
+#include "copy.h"
 #include "cmv/formats.h"
 
 
@@ -508,16 +509,11 @@ static const char *resolve_uuid(const trim_ctx *t, const char *uuid)
 	return uuid;
 }
 
-/* Write a record as it was, below the new tip. */
-static int carry(trim_ctx *t, const cmv_node *n)
+int cmv__node_copy_below(cmv_id *tail, cmv_repo *repo, const cmv_node *n)
 {
 	cmv_block_content stack[16], *blocks = stack;
 	int error;
 
-	if (t->parent_kept) {
-		t->tail = n->id; /* the same node: same parent, same bytes */
-		return 0;
-	}
 	if (n->n_blocks > CMV_ARRAY_SIZE(stack) && !(blocks = cmv__calloc(n->n_blocks, sizeof(*blocks))))
 		return CMV_ENOMEM;
 	for (size_t i = 0; i < n->n_blocks; i++)
@@ -527,10 +523,20 @@ static int carry(trim_ctx *t, const cmv_node *n)
 	cmv_message m = { .role = n->role, .kind = n->kind, .blocks = blocks, .n_blocks = n->n_blocks, .meta = n->meta,
 			  .meta_len = n->meta_len, .derived_from = &n->id, .n_derived_from = 1,
 			  .covers = n->covers, .n_covers = n->n_covers };
-	error = cmv_node_write(&t->tail, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, &m);
+	error = cmv_node_write(tail, repo, cmv_id_is_none(tail) ? NULL : tail, &m);
 	if (blocks != stack)
 		free(blocks);
 	return error;
+}
+
+/* Write a record as it was, below the new tip. */
+static int carry(trim_ctx *t, const cmv_node *n)
+{
+	if (t->parent_kept) {
+		t->tail = n->id; /* the same node: same parent, same bytes */
+		return 0;
+	}
+	return cmv__node_copy_below(&t->tail, t->repo, n);
 }
 
 static int pending_push(trim_ctx *t, const char *id)
