@@ -306,6 +306,20 @@ const char *cli_ref_type_name(cmv_ref_type type)
 	return "ref";
 }
 
+bool cli_parse_u64(uint64_t *out, const char *s)
+{
+	char *end;
+	unsigned long long v;
+	if (!s || !*s || *s == '-')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end || errno)
+		return false;
+	*out = v;
+	return true;
+}
+
 int cli_mkdirs(const char *path)
 {
 	char buf[4096];

@@ -123,6 +123,8 @@ extern const cli_opt opts_init[], opts_append[], opts_import[], opts_export[], o
 
 /* Parse a --threshold value: a whole number >= CMV_TRIM_THRESHOLD_MIN (NULL: 0, the default). -1 if bad. */
 int cli_parse_threshold(size_t *out, const char *s);
+/* A whole, non-negative number (a token budget, a count): false when s is not one. */
+bool cli_parse_u64(uint64_t *out, const char *s);
 /*
  * Trim tip into `branch` (made from from_ref / snapshot) and report in the
  * model's tokens: into json when given, else as a table on stdout.

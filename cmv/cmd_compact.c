@@ -6,7 +6,6 @@
  * otherwise, and always with --offline, the handoff is extracted from the
  * store: deterministic, and no byte leaves the machine.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cmd.h"
@@ -50,20 +49,6 @@ static int setup_load(setup *s, const char *target, const char *summarizer, cons
 	if (cmv_llm_new(&s->llm, s->summarizer, &lo) < 0)
 		return cli_fail("cannot set up the summarizer");
 	return EXIT_OK;
-}
-
-static bool parse_tokens(uint64_t *out, const char *s)
-{
-	char *end;
-	unsigned long long v;
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*end || errno || !v)
-		return false;
-	*out = v;
-	return true;
 }
 
 /* ---- compact --------------------------------------------------------------------- */
@@ -135,7 +120,7 @@ CMD(compact)
 	CLI_PARSE("compact");
 	if (!c_for)
 		return cli_usage_error(cli_find("compact"), "--for MODEL is required");
-	if (c_budget && !parse_tokens(&co.budget, c_budget))
+	if (c_budget && (!cli_parse_u64(&co.budget, c_budget) || !co.budget))
 		return cli_usage_error(cli_find("compact"), "--budget needs a positive number of tokens, not '%s'", c_budget);
 	if (cli_parse_threshold(&threshold, c_threshold) < 0)
 		return cli_usage_error(cli_find("compact"), "--threshold needs a whole number of characters, at least %d",
@@ -226,7 +211,7 @@ CMD(handoff)
 
 	memset(&s, 0, sizeof(s));
 	CLI_PARSE("handoff");
-	if (h_budget && !parse_tokens(&ho.max_tokens, h_budget))
+	if (h_budget && (!cli_parse_u64(&ho.max_tokens, h_budget) || !ho.max_tokens))
 		return cli_usage_error(cli_find("handoff"), "--budget needs a positive number of tokens, not '%s'", h_budget);
 	if ((rc = cli_resolve(&tip, ctx, h_ref)) != EXIT_OK ||
 	    (rc = setup_load(&s, h_for ? h_for : "claude-sonnet-4-5", h_summarizer, h_url, h_offline)) != EXIT_OK)

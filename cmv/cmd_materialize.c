@@ -54,20 +54,6 @@ const cli_opt opts_tool_schema[] = {
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
-static bool parse_u64(uint64_t *out, const char *s)
-{
-	char *end;
-	unsigned long long v;
-	if (!s || !*s || *s == '-')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (*end || errno)
-		return false;
-	*out = v;
-	return true;
-}
-
 static const char *state_name(cmv_page_state s)
 {
 	return s == CMV_PAGE_RESIDENT ? "resident" : s == CMV_PAGE_STUBBED ? "stubbed" : "evicted";
@@ -142,11 +128,11 @@ CMD(materialize)
 	CLI_PARSE("materialize");
 	if (!m_model)
 		return cli_usage_error(cli_find("materialize"), "--model is required");
-	if (m_budget && (!parse_u64(&po.budget, m_budget) || !po.budget))
+	if (m_budget && (!cli_parse_u64(&po.budget, m_budget) || !po.budget))
 		return cli_usage_error(cli_find("materialize"), "--budget needs a positive number of tokens, not '%s'", m_budget);
 	if (m_keep) {
 		uint64_t k;
-		if (!parse_u64(&k, m_keep) || !k)
+		if (!cli_parse_u64(&k, m_keep) || !k)
 			return cli_usage_error(cli_find("materialize"), "--keep-turns needs a positive number, not '%s'", m_keep);
 		po.keep_turns = (size_t)k;
 	}
@@ -224,7 +210,7 @@ CMD(fit)
 	CLI_PARSE("fit");
 	if (!f_models)
 		return cli_usage_error(cli_find("fit"), "--model is required (one or more, comma-separated)");
-	if (f_budget && (!parse_u64(&budget, f_budget) || !budget))
+	if (f_budget && (!cli_parse_u64(&budget, f_budget) || !budget))
 		return cli_usage_error(cli_find("fit"), "--budget needs a positive number of tokens, not '%s'", f_budget);
 	if ((rc = cli_resolve(&tip, ctx, f_ref)) != EXIT_OK)
 		return rc;
@@ -321,7 +307,7 @@ CMD(switch)
 	CLI_PARSE("switch");
 	if (!sw_model)
 		return cli_usage_error(cli_find("switch"), "--model is required");
-	if (sw_budget && (!parse_u64(&po.budget, sw_budget) || !po.budget))
+	if (sw_budget && (!cli_parse_u64(&po.budget, sw_budget) || !po.budget))
 		return cli_usage_error(cli_find("switch"), "--budget needs a positive number of tokens, not '%s'", sw_budget);
 	if (sw_ref) {
 		if (cmv_ref_lookup(&r, ctx->repo, sw_ref) < 0 || r->type != CMV_REF_BRANCH) {

@@ -4,7 +4,6 @@
  * cmv recall --query TEXT: the pages of a branch that match best, through
  * the pager's own query path, within a token budget.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include "cmd.h"
 
@@ -35,14 +34,9 @@ CMD(recall)
 		cmv_tok *tok = NULL;
 		cmv_id tip;
 		size_t n = 0;
-		char *end = NULL;
-		unsigned long long budget = 2000;
-		if (r_budget) {
-			errno = 0;
-			budget = strtoull(r_budget, &end, 10);
-			if (!*r_budget || *end || errno || !budget || r_budget[0] == '-')
-				return cli_usage_error(cli_find("recall"), "--budget needs a positive number of tokens, not '%s'", r_budget);
-		}
+		uint64_t budget = 2000;
+		if (r_budget && (!cli_parse_u64(&budget, r_budget) || !budget))
+			return cli_usage_error(cli_find("recall"), "--budget needs a positive number of tokens, not '%s'", r_budget);
 		if ((rc = cli_resolve(&tip, ctx, r_ref)) != EXIT_OK)
 			return rc;
 		if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&m, models, r_model ? r_model : "claude-sonnet-4-5") < 0 ||
