@@ -8,7 +8,6 @@
  * its output reserve; failures change nothing; the capability check; the
  * handoff document's shape; the fidelity check.
  */
-#include <dirent.h>
 #include <cjson/cJSON.h>
 #include "test.h"
 
@@ -222,47 +221,24 @@ static void compact_one(cmv_repo *repo, const char *file, size_t k, const cmv_mo
 	compacted++;
 }
 
-static void each_session(const char *agent, void (*fn)(const char *file, size_t k, void *p), void *p, size_t *k)
-{
-	cmv_buf dir = CMV_BUF_INIT(4096), path = CMV_BUF_INIT(4096), file = CMV_BUF_INIT(4096);
-	cmv_buf_printf(&dir, "%s/%s", test_transcripts_dir(CMV_TEST_TRANSCRIPTS), agent);
-	DIR *top = opendir(dir.ptr);
-	assert_non_null(top);
-	struct dirent *project;
-	while ((project = readdir(top))) {
-		if (project->d_name[0] == '.')
-			continue;
-		cmv_buf_clear(&path);
-		cmv_buf_printf(&path, "%s/%s", dir.ptr, project->d_name);
-		DIR *d = opendir(path.ptr);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			size_t len = strlen(e->d_name);
-			if (len < 6 || strcmp(e->d_name + len - 6, ".jsonl"))
-				continue;
-			cmv_buf_clear(&file);
-			cmv_buf_printf(&file, "%s/%s", path.ptr, e->d_name);
-			fn(file.ptr, (*k)++, p);
-		}
-		if (d)
-			closedir(d);
-	}
-	closedir(top);
-	cmv_buf_dispose(&dir);
-	cmv_buf_dispose(&path);
-	cmv_buf_dispose(&file);
-}
-
 typedef struct {
 	cmv_repo *repo;
 	const cmv_model *m;
 	cmv_tok *tok;
+	size_t k; /* sessions seen: names their branches */
 } each_ctx;
 
-static void each_compact(const char *file, size_t k, void *p)
+static void each_compact(const char *file, void *p)
 {
 	each_ctx *c = p;
-	compact_one(c->repo, file, k, c->m, c->tok);
+	compact_one(c->repo, file, c->k++, c->m, c->tok);
+}
+
+static void each_agent(each_ctx *c)
+{
+	const char *root = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
+	test_each_session(root, "claude-code", each_compact, c);
+	test_each_session(root, "codex", each_compact, c);
 }
 
 static void test_every_session_offline(void **state)
@@ -270,11 +246,9 @@ static void test_every_session_offline(void **state)
 	test_store *ts = *state;
 	static const char *const targets[] = { "target-16k", "target-32k" };
 	for (size_t t = 0; t < 2; t++) {
-		each_ctx c = { ts->repo, model(targets[t]), NULL };
+		each_ctx c = { ts->repo, model(targets[t]), NULL, 0 };
 		assert_cmv_ok(cmv_tok_load(&c.tok, c.m->tokenizer, NULL));
-		size_t k = 0;
-		each_session("claude-code", each_compact, &c, &k);
-		each_session("codex", each_compact, &c, &k);
+		each_agent(&c);
 		cmv_tok_free(c.tok);
 	}
 	/*
@@ -282,11 +256,10 @@ static void test_every_session_offline(void **state)
 	 * a Claude Code session; Codex's system prompts alone pass it, so they
 	 * are abridged too (stage 3).
 	 */
-	each_ctx c8 = { ts->repo, model("gpt-4"), NULL };
-	size_t before = compacted, k8 = 1000;
+	each_ctx c8 = { ts->repo, model("gpt-4"), NULL, 1000 };
+	size_t before = compacted;
 	assert_cmv_ok(cmv_tok_load(&c8.tok, c8.m->tokenizer, NULL));
-	each_session("claude-code", each_compact, &c8, &k8);
-	each_session("codex", each_compact, &c8, &k8);
+	each_agent(&c8);
 	cmv_tok_free(c8.tok);
 	assert_true(compacted - before >= 18);
 	assert_true(abridged >= 1);

@@ -7,7 +7,6 @@
  * by a failed or dry trim.
  */
 #include <ctype.h>
-#include <dirent.h>
 #include <xxhash.h>
 #include <cjson/cJSON.h>
 #include "../support/test.h"
@@ -300,40 +299,77 @@ static void trim_one(cmv_repo *repo, const char *path, size_t k)
 	sessions_seen++;
 }
 
+typedef struct {
+	cmv_repo *repo;
+	size_t k; /* sessions seen: names their branches */
+	size_t stubbed;
+	cmv_buf body, problems, page, rollout;
+} each_ctx;
+
+static void each_claude(const char *path, void *payload)
+{
+	each_ctx *c = payload;
+	trim_one(c->repo, path, c->k++);
+}
+
 static void test_every_claude_session(void **state)
 {
 	test_store *ts = *state;
-	cmv_buf dir = CMV_BUF_INIT(4096), path = CMV_BUF_INIT(4096);
-	size_t k = 0;
+	each_ctx c = { .repo = ts->repo };
 
-	cmv_buf_printf(&dir, "%s/claude-code", test_transcripts_dir(CMV_TEST_TRANSCRIPTS));
-	DIR *top = opendir(dir.ptr);
-	assert_non_null(top);
-	struct dirent *project;
-	while ((project = readdir(top))) {
-		if (project->d_name[0] == '.')
-			continue;
-		cmv_buf_clear(&path);
-		cmv_buf_printf(&path, "%s/%s", dir.ptr, project->d_name);
-		DIR *d = opendir(path.ptr);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			size_t len = strlen(e->d_name);
-			if (len < 6 || strcmp(e->d_name + len - 6, ".jsonl"))
-				continue;
-			cmv_buf file = CMV_BUF_INIT(4096);
-			cmv_buf_printf(&file, "%s/%s", path.ptr, e->d_name);
-			trim_one(ts->repo, file.ptr, k++);
-			cmv_buf_dispose(&file);
-		}
-		if (d)
-			closedir(d);
-	}
-	closedir(top);
+	test_each_session(test_transcripts_dir(CMV_TEST_TRANSCRIPTS), "claude-code", each_claude, &c);
 	assert_true(sessions_seen >= 14);
 	assert_true(stubs_seen > 100);
-	cmv_buf_dispose(&dir);
-	cmv_buf_dispose(&path);
+}
+
+/* One Codex rollout, trimmed and checked (see test_codex_rollouts). */
+static void each_codex(const char *path, void *payload)
+{
+	each_ctx *c = payload;
+	cmv_import_result res;
+	cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+	cmv_trim_options opts = CMV_TRIM_OPTIONS_INIT;
+	cmv_trim_report rep;
+	char branch[64], id[37];
+	snprintf(branch, sizeof(branch), "cx%zu", c->k);
+	io.branch = branch;
+	assert_cmv_ok(cmv_import_file(&res, c->repo, path, NULL, &io));
+	snprintf(branch, sizeof(branch), "cx%zu.trim", c->k++);
+	opts.branch = branch;
+	opts.model = model;
+	opts.tok = tok;
+	assert_cmv_ok(cmv_trim(&rep, c->repo, &res.head, &opts));
+	assert_int_equal(rep.records_after, rep.records_before);
+	assert_true(rep.tokens_after < rep.tokens_before);
+	/* what was cut is what the rule says, and only what a model is sent */
+	assert_int_equal((int64_t)(rep.tokens_before - rep.tokens_after), rep.rules[CMV_TRIM_TOOL_RESULTS].tokens);
+	c->stubbed += rep.rules[CMV_TRIM_TOOL_RESULTS].items;
+	static const cmv_render_target targets[] = { CMV_RENDER_OPENAI_RESPONSES, CMV_RENDER_ANTHROPIC };
+	for (size_t t = 0; t < 2; t++) {
+		assert_cmv_ok(cmv_render(&c->body, NULL, c->repo, &rep.head, targets[t], NULL));
+		cmv_buf_clear(&c->problems);
+		if (cmv_check_request(&c->problems, targets[t], c->body.ptr, c->body.size) != 0)
+			fail_msg("%s trimmed: %s", path, c->problems.ptr);
+	}
+	/* each stub recalls an output the original rollout holds */
+	size_t checked = 0;
+	for (const char *p = c->body.ptr; (p = strstr(p, "; recall ")) && checked < 5; p++, checked++) {
+		char sid[8];
+		memcpy(sid, p + 9, 7);
+		sid[7] = '\0';
+		assert_cmv_ok(cmv_recall(&c->page, c->repo, sid));
+		assert_true(c->page.size > 500);
+	}
+	/* written back as a rollout: every line JSON, session_meta first */
+	assert_cmv_ok(cmv_codex_session_write(&c->rollout, id, NULL, c->repo, &rep.head));
+	assert_non_null(strstr(c->rollout.ptr, "\"type\":\"session_meta\""));
+	assert_true(strstr(c->rollout.ptr, "\"type\":\"session_meta\"") < strchr(c->rollout.ptr, '\n'));
+	for (char *line = c->rollout.ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		cJSON *j = cJSON_ParseWithLength(line, nl ? (size_t)(nl - line) : strlen(line));
+		assert_non_null(j);
+		cJSON_Delete(j);
+	}
 }
 
 /*
@@ -344,86 +380,16 @@ static void test_every_claude_session(void **state)
 static void test_codex_rollouts(void **state)
 {
 	test_store *ts = *state;
-	cmv_buf dir = CMV_BUF_INIT(4096), path = CMV_BUF_INIT(4096), file = CMV_BUF_INIT(4096),
-		body = CMV_BUF_INIT(1u << 30), problems = CMV_BUF_INIT(1 << 20), page = CMV_BUF_INIT(1u << 28),
-		rollout = CMV_BUF_INIT(1u << 30);
-	size_t k = 0, stubbed = 0;
+	each_ctx c = { ts->repo, 0, 0, CMV_BUF_INIT(1u << 30), CMV_BUF_INIT(1 << 20), CMV_BUF_INIT(1u << 28),
+		       CMV_BUF_INIT(1u << 30) };
 
-	cmv_buf_printf(&dir, "%s/codex", test_transcripts_dir(CMV_TEST_TRANSCRIPTS));
-	DIR *top = opendir(dir.ptr);
-	assert_non_null(top);
-	struct dirent *project;
-	while ((project = readdir(top))) {
-		if (project->d_name[0] == '.')
-			continue;
-		cmv_buf_clear(&path);
-		cmv_buf_printf(&path, "%s/%s", dir.ptr, project->d_name);
-		DIR *d = opendir(path.ptr);
-		struct dirent *e;
-		while (d && (e = readdir(d))) {
-			size_t len = strlen(e->d_name);
-			if (len < 6 || strcmp(e->d_name + len - 6, ".jsonl"))
-				continue;
-			cmv_buf_clear(&file);
-			cmv_buf_printf(&file, "%s/%s", path.ptr, e->d_name);
-			cmv_import_result res;
-			cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
-			cmv_trim_options opts = CMV_TRIM_OPTIONS_INIT;
-			cmv_trim_report rep;
-			char branch[64], id[37];
-			snprintf(branch, sizeof(branch), "cx%zu", k);
-			io.branch = branch;
-			assert_cmv_ok(cmv_import_file(&res, ts->repo, file.ptr, NULL, &io));
-			snprintf(branch, sizeof(branch), "cx%zu.trim", k++);
-			opts.branch = branch;
-			opts.model = model;
-			opts.tok = tok;
-			assert_cmv_ok(cmv_trim(&rep, ts->repo, &res.head, &opts));
-			assert_int_equal(rep.records_after, rep.records_before);
-			assert_true(rep.tokens_after < rep.tokens_before);
-			/* what was cut is what the rule says, and only what a model is sent */
-			assert_int_equal((int64_t)(rep.tokens_before - rep.tokens_after), rep.rules[CMV_TRIM_TOOL_RESULTS].tokens);
-			stubbed += rep.rules[CMV_TRIM_TOOL_RESULTS].items;
-			static const cmv_render_target targets[] = { CMV_RENDER_OPENAI_RESPONSES, CMV_RENDER_ANTHROPIC };
-			for (size_t t = 0; t < 2; t++) {
-				assert_cmv_ok(cmv_render(&body, NULL, ts->repo, &rep.head, targets[t], NULL));
-				cmv_buf_clear(&problems);
-				if (cmv_check_request(&problems, targets[t], body.ptr, body.size) != 0)
-					fail_msg("%s trimmed: %s", file.ptr, problems.ptr);
-			}
-			/* each stub recalls an output the original rollout holds */
-			size_t checked = 0;
-			for (const char *p = body.ptr; (p = strstr(p, "; recall ")) && checked < 5; p++, checked++) {
-				char sid[8];
-				memcpy(sid, p + 9, 7);
-				sid[7] = '\0';
-				assert_cmv_ok(cmv_recall(&page, ts->repo, sid));
-				assert_true(page.size > 500);
-			}
-			/* written back as a rollout: every line JSON, session_meta first */
-			assert_cmv_ok(cmv_codex_session_write(&rollout, id, NULL, ts->repo, &rep.head));
-			assert_non_null(strstr(rollout.ptr, "\"type\":\"session_meta\""));
-			assert_true(strstr(rollout.ptr, "\"type\":\"session_meta\"") < strchr(rollout.ptr, '\n'));
-			for (char *line = rollout.ptr, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-				nl = strchr(line, '\n');
-				cJSON *j = cJSON_ParseWithLength(line, nl ? (size_t)(nl - line) : strlen(line));
-				assert_non_null(j);
-				cJSON_Delete(j);
-			}
-		}
-		if (d)
-			closedir(d);
-	}
-	closedir(top);
-	assert_true(k >= 4);
-	assert_true(stubbed > 50);
-	cmv_buf_dispose(&dir);
-	cmv_buf_dispose(&path);
-	cmv_buf_dispose(&file);
-	cmv_buf_dispose(&body);
-	cmv_buf_dispose(&problems);
-	cmv_buf_dispose(&page);
-	cmv_buf_dispose(&rollout);
+	test_each_session(test_transcripts_dir(CMV_TEST_TRANSCRIPTS), "codex", each_codex, &c);
+	assert_true(c.k >= 4);
+	assert_true(c.stubbed > 50);
+	cmv_buf_dispose(&c.body);
+	cmv_buf_dispose(&c.problems);
+	cmv_buf_dispose(&c.page);
+	cmv_buf_dispose(&c.rollout);
 }
 
 /* ---- the anchor's defects, one by one, on a hand-made session ---------------- */

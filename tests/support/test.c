@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Fixtures shared by the test programs. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -153,6 +154,33 @@ void test_read_file(cmv_buf *out, const char *path)
 int test_buf_writer(const void *data, size_t len, void *payload)
 {
 	return cmv_buf_put(payload, data, len);
+}
+
+void test_each_session(const char *root, const char *agent, void (*fn)(const char *path, void *payload), void *payload)
+{
+	char dir[4096], project[4096], file[4096];
+	snprintf(dir, sizeof(dir), "%s/%s", root, agent);
+	DIR *top = opendir(dir);
+	if (!top)
+		fail_msg("no %s sessions in %s", agent, root);
+	struct dirent *p;
+	while ((p = readdir(top))) {
+		if (p->d_name[0] == '.')
+			continue;
+		snprintf(project, sizeof(project), "%s/%s", dir, p->d_name);
+		DIR *d = opendir(project);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			size_t len = strlen(e->d_name);
+			if (len < 6 || strcmp(e->d_name + len - 6, ".jsonl"))
+				continue;
+			snprintf(file, sizeof(file), "%s/%s", project, e->d_name);
+			fn(file, payload);
+		}
+		if (d)
+			closedir(d);
+	}
+	closedir(top);
 }
 
 const char *test_transcripts_dir(const char *fallback)

@@ -77,6 +77,8 @@ void test_read_file(cmv_buf *out, const char *path);
 int test_buf_writer(const void *data, size_t len, void *payload);
 /* The shared transcripts: $CMV_TRANSCRIPTS, else `fallback` (fails the test when missing). */
 const char *test_transcripts_dir(const char *fallback);
+/* Call fn for each session file of one agent (the .jsonl files in each folder of root/agent), in directory order. */
+void test_each_session(const char *root, const char *agent, void (*fn)(const char *path, void *payload), void *payload);
 
 /* Run a shell command; returns its exit status. */
 int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
