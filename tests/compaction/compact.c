@@ -308,62 +308,99 @@ static const char *largest_session(cmv_buf *out)
 	return out->ptr;
 }
 
+/* The largest session, a 16k target, and gpt-4 (8k) summarizing from a replayed file. */
+typedef struct {
+	const cmv_model *target, *summ;
+	cmv_tok *tok, *stok;
+	cmv_llm_transport *replay;
+	cmv_llm *llm;
+	char *dir;
+	cmv_id tip;
+	cmv_compact_options o;
+} llm_job;
+
+/* Import the session as `name`; the replay holds n replies, the one at fail_at (SIZE_MAX: none) a 400. */
+static void llm_job_start(llm_job *j, cmv_repo *repo, const char *name, size_t n, size_t fail_at)
+{
+	cmv_buf file = CMV_BUF_INIT(4096);
+	memset(j, 0, sizeof(*j));
+	j->target = model("target-16k");
+	j->summ = model("gpt-4");
+	j->dir = test_tmpdir();
+	char *replay = replay_file(j->dir, n, fail_at);
+	import_as(repo, largest_session(&file), name);
+	assert_cmv_ok(cmv_resolve(&j->tip, repo, name));
+	assert_cmv_ok(cmv_tok_load(&j->tok, j->target->tokenizer, NULL));
+	assert_cmv_ok(cmv_tok_load(&j->stok, j->summ->tokenizer, NULL));
+	assert_cmv_ok(cmv_llm_transport_replay(&j->replay, replay));
+	free(replay);
+	cmv_buf_dispose(&file);
+	j->o = (cmv_compact_options)CMV_COMPACT_OPTIONS_INIT;
+	j->o.target = j->target;
+	j->o.tok = j->tok;
+	j->o.summarizer = j->summ;
+	j->o.summarizer_tok = j->stok;
+	/* small enough that most of the session must be summarized: many 8k parts */
+	j->o.budget = 6000;
+}
+
+/* The summarizer's client, through `t` (NULL: the replay itself), with these retries (0: the default). */
+static void llm_job_client(llm_job *j, cmv_llm_transport *t, unsigned int retries)
+{
+	cmv_llm_options lo = CMV_LLM_OPTIONS_INIT;
+	lo.transport = t ? t : j->replay;
+	lo.retries = retries;
+	assert_cmv_ok(cmv_llm_new(&j->llm, j->summ, &lo));
+	j->o.llm = j->llm;
+}
+
+static void llm_job_end(llm_job *j)
+{
+	cmv_llm_free(j->llm);
+	j->replay->free(j->replay);
+	cmv_tok_free(j->tok);
+	cmv_tok_free(j->stok);
+	test_rmdir(j->dir);
+	free(j->dir);
+}
+
 static void test_multi_pass_with_an_8k_summarizer(void **state)
 {
 	test_store *ts = *state;
-	cmv_buf file = CMV_BUF_INIT(4096), body = CMV_BUF_INIT(CMV_BUF_CONTENT);
-	const cmv_model *target = model("target-16k"), *summ = model("gpt-4");
-	cmv_tok *tok = NULL, *stok = NULL;
-	cmv_llm_transport *t = NULL;
-	cmv_llm_options lo = CMV_LLM_OPTIONS_INIT;
-	cmv_llm *llm = NULL;
-	char *dir = test_tmpdir(), *replay = replay_file(dir, 400, SIZE_MAX);
-
-	import_as(ts->repo, largest_session(&file), "mp");
-	assert_cmv_ok(cmv_tok_load(&tok, target->tokenizer, NULL));
-	assert_cmv_ok(cmv_tok_load(&stok, summ->tokenizer, NULL));
-	assert_cmv_ok(cmv_llm_transport_replay(&t, replay));
-	lo.transport = t;
-	assert_cmv_ok(cmv_llm_new(&llm, summ, &lo));
-	cmv_compact_options o = CMV_COMPACT_OPTIONS_INIT;
+	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	cmv_compact_report rep;
-	cmv_id tip;
-	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "mp"));
-	o.branch = "mp.compact";
-	o.target = target;
-	o.tok = tok;
-	o.llm = llm;
-	o.summarizer = summ;
-	o.summarizer_tok = stok;
-	/* small enough that most of the session must be summarized: many 8k parts */
-	o.budget = 6000;
-	o.trim_threshold = 2000;
-	assert_cmv_ok(cmv_compact(&rep, ts->repo, &tip, &o));
+	llm_job j;
+
+	llm_job_start(&j, ts->repo, "mp", 400, SIZE_MAX);
+	llm_job_client(&j, NULL, 0);
+	j.o.branch = "mp.compact";
+	j.o.trim_threshold = 2000;
+	assert_cmv_ok(cmv_compact(&rep, ts->repo, &j.tip, &j.o));
 	assert_true(rep.fits);
 	assert_int_equal(rep.problems, 0);
 	assert_int_equal(rep.stage, 2);
-	size_t calls = cmv_llm_replay_count(t);
+	size_t calls = cmv_llm_replay_count(j.replay);
 	assert_int_equal(calls, rep.passes);
 	assert_true(calls >= 4); /* several parts, then at least one combining call */
 	/* every request: the summarizer's model, system + user, within its window less the reply asked for */
 	for (size_t i = 0; i < calls; i++) {
-		const char *req = cmv_llm_replay_request(t, i);
-		cJSON *j = cJSON_Parse(req);
-		assert_string_equal(cJSON_GetObjectItem(j, "model")->valuestring, "gpt-4");
-		assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "messages")), 2);
-		int max_tokens = cJSON_GetObjectItem(j, "max_tokens")->valueint;
+		const char *req = cmv_llm_replay_request(j.replay, i);
+		cJSON *jr = cJSON_Parse(req);
+		assert_string_equal(cJSON_GetObjectItem(jr, "model")->valuestring, "gpt-4");
+		assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(jr, "messages")), 2);
+		int max_tokens = cJSON_GetObjectItem(jr, "max_tokens")->valueint;
 		assert_true(max_tokens > 0);
 		cmv_token_stats st;
-		assert_cmv_ok(cmv_count_request(&st, summ, stok, req, strlen(req)));
-		if (st.total + (uint64_t)max_tokens > summ->context_window)
+		assert_cmv_ok(cmv_count_request(&st, j.summ, j.stok, req, strlen(req)));
+		if (st.total + (uint64_t)max_tokens > j.summ->context_window)
 			fail_msg("request %zu: %llu tokens + %d for the reply > %llu", i, (unsigned long long)st.total, max_tokens,
-				 (unsigned long long)summ->context_window);
+				 (unsigned long long)j.summ->context_window);
 		if (i + 1 == calls)
 			assert_non_null(strstr(req, "Partial handoff documents"));
-		cJSON_Delete(j);
+		cJSON_Delete(jr);
 	}
 	/* the document is the canned reply in the fixed shape, plus the recall line */
-	uint64_t n = render_count_check(ts->repo, &rep.head, target, tok, &body);
+	uint64_t n = render_count_check(ts->repo, &rep.head, j.target, j.tok, &body);
 	assert_true(n <= 6000);
 	assert_non_null(strstr(body.ptr, "use the replay server"));
 	assert_non_null(strstr(body.ptr, "## Declared losses"));
@@ -377,15 +414,8 @@ static void test_multi_pass_with_an_8k_summarizer(void **state)
 	cmv_buf_dispose(&llm_ref);
 	cmv_buf_dispose(&note);
 	cmv_compact_report_dispose(&rep);
-	cmv_llm_free(llm);
-	t->free(t);
-	cmv_tok_free(tok);
-	cmv_tok_free(stok);
-	cmv_buf_dispose(&file);
 	cmv_buf_dispose(&body);
-	free(replay);
-	test_rmdir(dir);
-	free(dir);
+	llm_job_end(&j);
 }
 
 /* A transport that, before each answer, writes to the store from a second handle: the job must not hold its lock. */
@@ -412,109 +442,57 @@ static int probing_send(cmv_llm_transport *t, const cmv_http_request *req, cmv_h
 static void test_summarizer_runs_without_the_lock(void **state)
 {
 	test_store *ts = *state;
-	cmv_buf file = CMV_BUF_INIT(4096);
-	const cmv_model *target = model("target-16k"), *summ = model("gpt-4");
-	cmv_tok *tok = NULL, *stok = NULL;
-	cmv_llm_options lo = CMV_LLM_OPTIONS_INIT;
-	cmv_llm *llm = NULL;
-	char *dir = test_tmpdir(), *replay = replay_file(dir, 400, SIZE_MAX), store[4200];
+	char store[4200];
 	probing_transport pt = { { CMV_LLM_TRANSPORT_VERSION, probing_send, NULL }, NULL, store, 0 };
-	cmv_id tip;
+	cmv_compact_report rep;
+	llm_job j;
 
 	snprintf(store, sizeof(store), "%s/.cmv", ts->dir);
 	setenv("CMV_BUSY_TIMEOUT_MS", "200", 1); /* a held lock fails the probe fast */
-	import_as(ts->repo, largest_session(&file), "lk");
-	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "lk"));
-	assert_cmv_ok(cmv_tok_load(&tok, target->tokenizer, NULL));
-	assert_cmv_ok(cmv_tok_load(&stok, summ->tokenizer, NULL));
-	assert_cmv_ok(cmv_llm_transport_replay(&pt.inner, replay));
-	lo.transport = &pt.base;
-	assert_cmv_ok(cmv_llm_new(&llm, summ, &lo));
-	cmv_compact_options o = CMV_COMPACT_OPTIONS_INIT;
-	cmv_compact_report rep;
-	o.branch = "lk.compact";
-	o.target = target;
-	o.tok = tok;
-	o.llm = llm;
-	o.summarizer = summ;
-	o.summarizer_tok = stok;
-	o.budget = 6000;
-	assert_cmv_ok(cmv_compact(&rep, ts->repo, &tip, &o));
+	llm_job_start(&j, ts->repo, "lk", 400, SIZE_MAX);
+	pt.inner = j.replay;
+	llm_job_client(&j, &pt.base, 0);
+	j.o.branch = "lk.compact";
+	assert_cmv_ok(cmv_compact(&rep, ts->repo, &j.tip, &j.o));
 	assert_true(rep.fits);
 	assert_true(pt.writes >= 2);
 	assert_int_equal(pt.writes, rep.passes);
 	cmv_compact_report_dispose(&rep);
 	unsetenv("CMV_BUSY_TIMEOUT_MS");
-	cmv_llm_free(llm);
-	pt.inner->free(pt.inner);
-	cmv_tok_free(tok);
-	cmv_tok_free(stok);
-	cmv_buf_dispose(&file);
-	free(replay);
-	test_rmdir(dir);
-	free(dir);
+	llm_job_end(&j);
 }
 
 static void test_failed_call_changes_nothing(void **state)
 {
 	test_store *ts = *state;
-	cmv_buf file = CMV_BUF_INIT(4096);
-	const cmv_model *target = model("target-16k"), *summ = model("gpt-4");
-	cmv_tok *tok = NULL;
-	cmv_llm_transport *t = NULL;
-	cmv_llm_options lo = CMV_LLM_OPTIONS_INIT;
-	cmv_llm *llm = NULL;
-	char *dir = test_tmpdir(), *replay = replay_file(dir, 10, 2);
-	cmv_id tip;
-
-	import_as(ts->repo, largest_session(&file), "ff");
-	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "ff"));
-	assert_cmv_ok(cmv_tok_load(&tok, target->tokenizer, NULL));
-	assert_cmv_ok(cmv_llm_transport_replay(&t, replay));
-	lo.transport = t;
-	lo.retries = ~0u;
-	assert_cmv_ok(cmv_llm_new(&llm, summ, &lo));
-	uint64_t rows = test_total_rows(ts->repo);
-	cmv_compact_options o = CMV_COMPACT_OPTIONS_INIT;
 	cmv_compact_report rep;
-	o.branch = "ff.compact";
-	o.target = target;
-	o.tok = tok;
-	o.llm = llm;
-	o.summarizer = summ;
-	o.summarizer_tok = tok; /* gpt-4's cl100k is not target's o200k: the count is then a bound, not exact */
-	cmv_tok *stok = NULL;
-	assert_cmv_ok(cmv_tok_load(&stok, summ->tokenizer, NULL));
-	o.summarizer_tok = stok;
-	o.budget = 6000;
-	assert_int_equal(cmv_compact(&rep, ts->repo, &tip, &o), CMV_ETRANSPORT);
+	llm_job j;
+
+	llm_job_start(&j, ts->repo, "ff", 10, 2);
+	llm_job_client(&j, NULL, ~0u);
+	uint64_t rows = test_total_rows(ts->repo);
+	j.o.branch = "ff.compact";
+	assert_int_equal(cmv_compact(&rep, ts->repo, &j.tip, &j.o), CMV_ETRANSPORT);
 	assert_error_mentions("HTTP 400: boom");
 	assert_int_equal(test_total_rows(ts->repo), rows);
 	cmv_ref *r = NULL;
 	assert_int_equal(cmv_ref_lookup(&r, ts->repo, "ff.compact"), CMV_ENOTFOUND);
 	/* and a dry run writes nothing either */
-	o.llm = NULL;
-	o.flags = CMV_COMPACT_DRY_RUN;
-	assert_cmv_ok(cmv_compact(&rep, ts->repo, &tip, &o));
+	j.o.llm = NULL;
+	j.o.flags = CMV_COMPACT_DRY_RUN;
+	assert_cmv_ok(cmv_compact(&rep, ts->repo, &j.tip, &j.o));
 	assert_true(rep.fits);
 	cmv_compact_report_dispose(&rep);
 	assert_int_equal(test_total_rows(ts->repo), rows);
 	/* a name in use is refused before anything is done */
-	o.flags = 0;
-	o.branch = "ff";
-	assert_int_equal(cmv_compact(&rep, ts->repo, &tip, &o), CMV_EEXISTS);
+	j.o.flags = 0;
+	j.o.branch = "ff";
+	assert_int_equal(cmv_compact(&rep, ts->repo, &j.tip, &j.o), CMV_EEXISTS);
 	assert_int_equal(test_total_rows(ts->repo), rows);
 	/* uncompact of a conversation never compacted */
 	cmv_id orig;
-	assert_int_equal(cmv_uncompact(&orig, NULL, ts->repo, &tip), CMV_EINVALID);
-	cmv_llm_free(llm);
-	t->free(t);
-	cmv_tok_free(tok);
-	cmv_tok_free(stok);
-	cmv_buf_dispose(&file);
-	free(replay);
-	test_rmdir(dir);
-	free(dir);
+	assert_int_equal(cmv_uncompact(&orig, NULL, ts->repo, &j.tip), CMV_EINVALID);
+	llm_job_end(&j);
 }
 
 static void test_target_without_tools(void **state)
