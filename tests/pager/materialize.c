@@ -444,6 +444,25 @@ static void test_pins_and_query(void **state)
 	cmv_buf_dispose(&page);
 }
 
+/* Forty turns of filler words on `branch`, the sixth user message ending with `needle`. */
+static void forty_turns(cmv_id *tip, cmv_repo *repo, const char *branch, const char *needle)
+{
+	cmv_buf text = CMV_BUF_INIT(1 << 20);
+	for (int t = 0; t < 40; t++) {
+		cmv_block_content b;
+		words(&text, 120);
+		if (t == 5)
+			cmv_buf_puts(&text, needle);
+		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, repo, branch, &u, 1, CMV_APPEND_CREATE));
+		words(&text, 80);
+		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, repo, branch, &a, 1, 0));
+	}
+	assert_cmv_ok(cmv_resolve(tip, repo, branch));
+	cmv_buf_dispose(&text);
+}
+
 /* In a store of many sessions the query still finds this branch's turn, however far down the store's ranking. */
 static void test_query_in_a_crowded_store(void **state)
 {
@@ -462,18 +481,7 @@ static void test_query_in_a_crowded_store(void **state)
 		cmv_message u = test_text_message(&b, t % 2 ? CMV_ROLE_ASSISTANT : CMV_ROLE_USER, text.ptr);
 		assert_cmv_ok(cmv_append(NULL, ts->repo, "noise", &u, 1, CMV_APPEND_CREATE));
 	}
-	for (int t = 0; t < 40; t++) {
-		cmv_block_content b;
-		words(&text, 120);
-		if (t == 5)
-			cmv_buf_puts(&text, " a zebra was seen near the lighthouse, far from the harbour and the boats");
-		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
-		assert_cmv_ok(cmv_append(NULL, ts->repo, "mine", &u, 1, CMV_APPEND_CREATE));
-		words(&text, 80);
-		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, text.ptr);
-		assert_cmv_ok(cmv_append(NULL, ts->repo, "mine", &a, 1, 0));
-	}
-	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "mine"));
+	forty_turns(&tip, ts->repo, "mine", " a zebra was seen near the lighthouse, far from the harbour and the boats");
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra", 1000));
 	assert_int_equal(n, 1);
 	assert_non_null(strstr(out.ptr, "lighthouse"));
@@ -551,24 +559,13 @@ static void test_counts_kept_in_the_store(void **state)
 static void test_query_path(void **state)
 {
 	test_store *ts = *state;
-	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28), text = CMV_BUF_INIT(1 << 20);
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
 	cmv_materialize_report rep;
 	cmv_id tip;
 	size_t n = 0;
 	rng = 99;
-	for (int t = 0; t < 40; t++) {
-		cmv_block_content b;
-		words(&text, 120);
-		if (t == 5)
-			cmv_buf_puts(&text, " the zebra password is hidden in the attic");
-		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
-		assert_cmv_ok(cmv_append(NULL, ts->repo, "q", &u, 1, CMV_APPEND_CREATE));
-		words(&text, 80);
-		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, text.ptr);
-		assert_cmv_ok(cmv_append(NULL, ts->repo, "q", &a, 1, 0));
-	}
-	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "q"));
+	forty_turns(&tip, ts->repo, "q", " the zebra password is hidden in the attic");
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra attic", 1000));
 	assert_int_equal(n, 1);
 	assert_non_null(strstr(out.ptr, "[turn 5,"));
@@ -607,7 +604,6 @@ static void test_query_path(void **state)
 	cmv_buf_dispose(&run);
 	cmv_materialize_report_dispose(&rep);
 	cmv_buf_dispose(&out);
-	cmv_buf_dispose(&text);
 }
 
 static cmv_page_state state_of(const cmv_materialize_report *r, const char *id)
