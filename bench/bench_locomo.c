@@ -9,7 +9,8 @@
  * materializes the branch within the budget with the question as its
  * query (cmv_materialize, the path of `cmv materialize --query`), and the
  * share of the question's evidence turns present verbatim in the request
- * is its recall. In the same run, the baseline of locomo.md §6 fills the
+ * is its recall (the evidence normalized as locomo.md §6.1 says; a question
+ * with none left counts for answers, not for recall). In the same run, the baseline of locomo.md §6 fills the
  * same budget with BM25 top-ranked turns (SQLite FTS5, porter unicode61,
  * stopwords dropped, words OR-ed). Tokens are cl100k_base (gpt-4's).
  * Averages follow the reference: per category, summed recall over all
@@ -43,7 +44,7 @@ typedef struct {
 
 typedef struct {
 	double recall[MAX_CAT], base[MAX_CAT];
-	size_t n[MAX_CAT];
+	size_t n[MAX_CAT], n_rec[MAX_CAT]; /* questions; those with evidence, which recall counts */
 	double *ms;
 	size_t n_ms;
 	double tokens;
@@ -187,11 +188,30 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* The strings of every text in a request body, as a set. */
+/*
+ * The strings of every text in a request body, as a set. OpenAI Chat has
+ * one string per assistant message, so the renderer joins an assistant's
+ * text blocks (two dialog turns in a row by one speaker, as when a session
+ * opens with the speaker who closed the last) with a blank line: each part
+ * between blank lines is a text of the set too.
+ */
 static void collect_texts(cmv__strmap *set, const cJSON *v)
 {
-	if (cJSON_IsString(v))
-		cmv__strmap_put(set, v->valuestring, 0, NULL);
+	if (cJSON_IsString(v)) {
+		const char *s = v->valuestring, *sep;
+		cmv__strmap_put(set, s, 0, NULL);
+		while ((sep = strstr(s, "\n\n")) != NULL) {
+			char *part = cmv__strdup(s);
+			if (part) {
+				part[sep - s] = '\0';
+				cmv__strmap_put(set, part, 0, NULL);
+			}
+			free(part);
+			s = sep + 2;
+			if (!strstr(s, "\n\n"))
+				cmv__strmap_put(set, s, 0, NULL);
+		}
+	}
 	for (const cJSON *c = (cJSON_IsObject(v) || cJSON_IsArray(v)) ? v->child : NULL; c; c = c->next)
 		collect_texts(set, c);
 }
@@ -340,7 +360,21 @@ int bench_locomo(int argc, char **argv)
 				continue;
 			n_questions++;
 			qno++;
-			size_t n_ev = (size_t)cJSON_GetArraySize(ev);
+			/* the evidence as turns, normalized as locomo.md §6.1 says: ids that exist, each once */
+			size_t ev_turn[64], n_ev = 0;
+			for (const cJSON *e = ev ? ev->child : NULL; e; e = e->next) {
+				char ids[64][32];
+				size_t n_ids = locomo_evidence(ids, 64, cJSON_GetStringValue(e));
+				for (size_t k = 0; k < n_ids && n_ev < 64; k++) {
+					size_t i, j = 0;
+					if (!cmv__strmap_get(&by_dia, ids[k], &i, NULL))
+						continue;
+					while (j < n_ev && ev_turn[j] != i)
+						j++;
+					if (j == n_ev)
+						ev_turn[n_ev++] = i;
+				}
+			}
 			cmv_buf fts = CMV_BUF_INIT(1 << 16);
 			baseline_query(&fts, question);
 			for (size_t b = 0; b < n_budgets; b++) {
@@ -364,12 +398,9 @@ int bench_locomo(int argc, char **argv)
 					cJSON *body = cJSON_ParseWithLength(out.ptr, out.size);
 					collect_texts(&set, body);
 					cJSON_Delete(body);
-					for (const cJSON *e = ev ? ev->child : NULL; e; e = e->next) {
-						size_t i;
-						if (cJSON_IsString(e) && cmv__strmap_get(&by_dia, e->valuestring, &i, NULL) &&
-						    cmv__strmap_get(&set, turns[i].text, NULL, NULL))
+					for (size_t k = 0; k < n_ev; k++)
+						if (cmv__strmap_get(&set, turns[ev_turn[k]].text, NULL, NULL))
 							got += 1;
-					}
 					cmv__strmap_dispose(&set);
 					if (llm)
 						answer(ty, llm, out.ptr, out.size, q, cat, qno);
@@ -396,13 +427,14 @@ int bench_locomo(int argc, char **argv)
 					}
 					sqlite3_reset(sel);
 				}
-				for (const cJSON *e = ev ? ev->child : NULL; e; e = e->next)
-					if (cJSON_IsString(e) && cmv__strmap_get(&in, e->valuestring, NULL, NULL))
+				for (size_t k = 0; k < n_ev; k++)
+					if (cmv__strmap_get(&in, turns[ev_turn[k]].dia, NULL, NULL))
 						base += 1;
 				cmv__strmap_dispose(&in);
 				if (n_ev) {
 					ty->recall[cat] += got / (double)n_ev;
 					ty->base[cat] += base / (double)n_ev;
+					ty->n_rec[cat]++;
 				}
 				ty->n[cat]++;
 			}
@@ -429,18 +461,19 @@ int bench_locomo(int argc, char **argv)
 	for (size_t b = 0; b < n_budgets; b++) {
 		tally *ty = &t[b];
 		double r = 0, base = 0;
-		size_t n = 0;
+		size_t n = 0, nr = 0;
 		cJSON *o = cJSON_CreateObject(), *bycat = cJSON_CreateObject(), *basecat = cJSON_CreateObject();
 		for (int c = 0; c < MAX_CAT; c++) {
 			r += ty->recall[c];
 			base += ty->base[c];
 			n += ty->n[c];
-			if (ty->n[c]) {
-				cJSON_AddNumberToObject(bycat, cat_names[c], ty->recall[c] / (double)ty->n[c]);
-				cJSON_AddNumberToObject(basecat, cat_names[c], ty->base[c] / (double)ty->n[c]);
+			nr += ty->n_rec[c];
+			if (ty->n_rec[c]) {
+				cJSON_AddNumberToObject(bycat, cat_names[c], ty->recall[c] / (double)ty->n_rec[c]);
+				cJSON_AddNumberToObject(basecat, cat_names[c], ty->base[c] / (double)ty->n_rec[c]);
 			}
 		}
-		double recall = n ? r / (double)n : 0, brecall = n ? base / (double)n : 0;
+		double recall = nr ? r / (double)nr : 0, brecall = nr ? base / (double)nr : 0;
 		double p50 = bench_percentile(ty->ms, ty->n_ms, 0.50), p95 = bench_percentile(ty->ms, ty->n_ms, 0.95);
 		cJSON_AddNumberToObject(o, "budget", (double)budgets[b]);
 		cJSON_AddNumberToObject(o, "recall", recall);
@@ -451,6 +484,7 @@ int bench_locomo(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "p50_ms", p50);
 		cJSON_AddNumberToObject(o, "p95_ms", p95);
 		cJSON_AddNumberToObject(o, "questions", (double)n);
+		cJSON_AddNumberToObject(o, "recall_questions", (double)nr);
 		if (llm) {
 			double f = 0;
 			cJSON *fcat = cJSON_CreateObject();

@@ -525,3 +525,29 @@ double locomo_score(const char *pred, const char *answer, int cat)
 	}
 	return locomo_f1(pred, answer);
 }
+
+size_t locomo_evidence(char (*out)[32], size_t max, const char *evidence)
+{
+	size_t n = 0;
+	const char *s = evidence;
+	while (s && *s && n < max) {
+		size_t len = strcspn(s, ";, \t\r\n");
+		const char *p = s, *end = s + len;
+		unsigned long a = 0, b = 0;
+		bool ok = len > 0 && *p++ == 'D';
+		if (ok && p < end && *p == ':')
+			p++;
+		const char *d = p;
+		while (ok && p < end && *p >= '0' && *p <= '9' && a < 1000000)
+			a = a * 10 + (unsigned long)(*p++ - '0');
+		ok = ok && p > d && p < end && *p++ == ':';
+		d = p;
+		while (ok && p < end && *p >= '0' && *p <= '9' && b < 1000000)
+			b = b * 10 + (unsigned long)(*p++ - '0');
+		if (ok && p > d && p == end)
+			snprintf(out[n++], sizeof(out[0]), "D%lu:%lu", a, b);
+		s = end;
+		s += strspn(s, ";, \t\r\n");
+	}
+	return n;
+}

@@ -21,4 +21,12 @@ double locomo_f1(const char *pred, const char *gold);
 /* The score of one question of category cat (1-5) as §3.4 says. */
 double locomo_score(const char *pred, const char *answer, int cat);
 
+/*
+ * The dialog ids one evidence string names, normalized as §6.1 says: split
+ * on ';', ',' and whitespace; "D<s>:<t>" and "D:<s>:<t>" accepted; leading
+ * zeros of either number dropped. Each id ("D8:6") goes to out[k], up to
+ * max; anything else is skipped. @return how many were written
+ */
+size_t locomo_evidence(char (*out)[32], size_t max, const char *evidence);
+
 #endif

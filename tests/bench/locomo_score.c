@@ -87,12 +87,37 @@ static void test_normalization(void **state)
 	assert_true(fabs(locomo_f1("cat cat dog", "cat dog dog") - 2.0 / 3.0) < 1e-9);
 }
 
+/* Evidence strings as the dataset writes them (locomo.md §6.1): lists in one string, "D:" forms, leading zeros. */
+static void test_evidence(void **state)
+{
+	(void)state;
+	char ids[8][32];
+	assert_int_equal(locomo_evidence(ids, 8, "D1:3"), 1);
+	assert_string_equal(ids[0], "D1:3");
+	assert_int_equal(locomo_evidence(ids, 8, "D8:6; D9:17"), 2);
+	assert_string_equal(ids[0], "D8:6");
+	assert_string_equal(ids[1], "D9:17");
+	assert_int_equal(locomo_evidence(ids, 8, "D:11:26"), 1);
+	assert_string_equal(ids[0], "D11:26");
+	assert_int_equal(locomo_evidence(ids, 8, "D10:05,D2:1 D3:0"), 3);
+	assert_string_equal(ids[0], "D10:5");
+	assert_string_equal(ids[1], "D2:1");
+	assert_string_equal(ids[2], "D3:0");
+	/* not an id: skipped, the rest kept */
+	assert_int_equal(locomo_evidence(ids, 8, "D4 D:5: X1:2 D1:2x D6:7"), 1);
+	assert_string_equal(ids[0], "D6:7");
+	assert_int_equal(locomo_evidence(ids, 8, ""), 0);
+	assert_int_equal(locomo_evidence(ids, 8, NULL), 0);
+	assert_int_equal(locomo_evidence(ids, 1, "D1:1;D1:2"), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_worked_examples),
 		cmocka_unit_test(test_stemmer),
 		cmocka_unit_test(test_normalization),
+		cmocka_unit_test(test_evidence),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -483,13 +483,56 @@ static void test_query_in_a_crowded_store(void **state)
 	}
 	forty_turns(&tip, ts->repo, "mine", " a zebra was seen near the lighthouse, far from the harbour and the boats");
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra", 1000));
-	assert_int_equal(n, 1);
+	assert_int_equal(n, 2); /* the turn, and the one whose reply sits beside the hit */
 	assert_non_null(strstr(out.ptr, "lighthouse"));
 	o.budget = 2000;
 	o.query = "zebra";
 	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
 	assert_non_null(strstr(out.ptr, "lighthouse"));
 	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&text);
+}
+
+/*
+ * A message's neighbours count half in its score: the answer to a question
+ * the hit asks (the next turn, which shares no word with the query) comes
+ * before a weaker hit of its own when the allowance holds two turns.
+ */
+static void test_query_counts_neighbours(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24), text = CMV_BUF_INIT(1 << 20);
+	cmv_id tip;
+	size_t n = 0;
+	rng = 11;
+	for (int t = 0; t < 40; t++) {
+		cmv_block_content b;
+		words(&text, 60);
+		if (t == 11)
+			cmv_buf_puts(&text, " it was a lighthouse by the harbour");
+		if (t == 30)
+			cmv_buf_puts(&text, " nothing like a zebra");
+		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "nb", &u, 1, CMV_APPEND_CREATE));
+		words(&text, 40);
+		if (t == 10) {
+			cmv_buf_clear(&text);
+			cmv_buf_puts(&text, "which zebra did you paint, the zebra by the zebra fountain?");
+		}
+		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "nb", &a, 1, 0));
+	}
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "nb"));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra", 260));
+	assert_int_equal(n, 2);
+	assert_non_null(strstr(out.ptr, "[turn 10,"));
+	assert_non_null(strstr(out.ptr, "[turn 11,"));
+	assert_non_null(strstr(out.ptr, "lighthouse"));
+	assert_null(strstr(out.ptr, "[turn 30,"));
+	/* with room for all three, the weaker hit comes too */
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra", 2000));
+	assert_non_null(strstr(out.ptr, "[turn 30,"));
 	cmv_buf_dispose(&out);
 	cmv_buf_dispose(&text);
 }
@@ -567,8 +610,11 @@ static void test_query_path(void **state)
 	rng = 99;
 	forty_turns(&tip, ts->repo, "q", " the zebra password is hidden in the attic");
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra attic", 1000));
-	assert_int_equal(n, 1);
+	/* the turn hit, and its neighbour: the reply just before the hit counts half of it */
+	assert_int_equal(n, 2);
+	assert_non_null(strstr(out.ptr, "[turn 4,"));
 	assert_non_null(strstr(out.ptr, "[turn 5,"));
+	assert_true(strstr(out.ptr, "[turn 4,") < strstr(out.ptr, "[turn 5,"));
 	assert_non_null(strstr(out.ptr, "zebra password"));
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "unicornish", 1000));
 	assert_int_equal(n, 0);
@@ -710,6 +756,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_query_counts_neighbours, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_images_for_a_model_without_them, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_counts_kept_in_the_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_fault_pinning_decays, test_store_setup, test_store_teardown),
