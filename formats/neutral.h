@@ -40,9 +40,21 @@ typedef struct cmv__conversation {
 	cJSON *msgs;              /* the repaired messages, neutral shape */
 	cmv_render_stats st;
 	cmv_render_target target;
+	cJSON *nodes;             /* per message of msgs: the hex id of the record it began at, or null */
+	char raw_first_role[16];  /* the first message's role before repair ("" when none) */
 } cmv__conversation;
 int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
 			   unsigned int flags);
+/*
+ * The conversation of the records from `first` to `tip` alone, read and
+ * repaired as cmv__conversation_load reads a whole branch: the pager's
+ * last turn and what came after it. CMV_ENOTFOUND when first is not tip or
+ * an ancestor within max_records, or the records cannot be read apart from
+ * those before them (part of a JSON document, a compaction, a system
+ * prompt).
+ */
+int cmv__conversation_load_since(cmv__conversation *cv, cmv_repo *repo, const cmv_id *first, const cmv_id *tip,
+				 cmv_render_target target, unsigned int flags, size_t max_records);
 /* The request body for cv->target, as cmv_render() writes it. */
 int cmv__conversation_write(cmv_buf *out, const cmv__conversation *cv, const cmv_render_options *opts);
 void cmv__conversation_dispose(cmv__conversation *cv);

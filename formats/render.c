@@ -252,72 +252,94 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 	return c->oom ? CMV_ENOMEM : 0;
 }
 
+/* What reading records keeps between them: buffers, and a JSON document's header waiting for its trailer. */
+typedef struct {
+	cmv_buf rec, blob, header;
+	const char *header_format;
+	bool strict; /* a record that is not JSON alone is an error (a range read cannot see its document) */
+} load_state;
+
+#define LOAD_STATE_INIT { CMV_BUF_INIT(SESSION_MAX_BYTES), CMV_BUF_INIT(CMV_BUF_CONTENT), \
+			  CMV_BUF_INIT(SESSION_MAX_BYTES), NULL, false }
+
+static void load_state_dispose(load_state *ls)
+{
+	cmv_buf_dispose(&ls->rec);
+	cmv_buf_dispose(&ls->blob);
+	cmv_buf_dispose(&ls->header);
+}
+
+static int load_node(conv *c, cmv_render_stats *st, load_state *ls, cmv_repo *repo, const cmv_node *n)
+{
+	char hex[CMV_ID_HEXSZ + 1];
+	const char *format;
+	int error;
+
+	cmv_id_tostr(hex, sizeof(hex), &n->id);
+	c->node = hex;
+	st->records++;
+	error = session_record_bytes(&ls->rec, &format, repo, n, false);
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = node_neutral(c, repo, n, &ls->blob);
+		c->node = NULL;
+		return error < 0 ? error : 0;
+	}
+	if (error < 0)
+		goto out;
+	cJSON *j = cJSON_ParseWithLength(ls->rec.ptr, ls->rec.size);
+	if (!j) {
+		if (ls->strict) {
+			error = cmv_error__set(CMV_ENOTFOUND, "record %s is part of a document", hex);
+			goto out;
+		}
+		/*
+		 * Not JSON alone: the header or the trailer of a JSON
+		 * document (or a line a lenient import kept). Header and
+		 * trailer together are the body without its records.
+		 */
+		if (ls->header_format && !strcmp(ls->header_format, format)) {
+			if ((error = cmv_buf_put(&ls->header, ls->rec.ptr, ls->rec.size)) < 0)
+				goto out;
+			cJSON *doc = cJSON_ParseWithLength(ls->header.ptr, ls->header.size);
+			if (doc)
+				cmv__skeleton_neutral(c, format, doc);
+			cJSON_Delete(doc);
+			ls->header_format = NULL;
+		} else if (n->kind == CMV_KIND_EVENT && n->n_blocks == 0) {
+			if ((error = cmv_buf_set(&ls->header, ls->rec.ptr, ls->rec.size)) < 0)
+				goto out;
+			ls->header_format = format;
+		}
+		goto out;
+	}
+	neutral_fn fn = reader_for(format);
+	if (fn)
+		error = fn(c, j);
+	cJSON_Delete(j);
+	if (!error && c->oom)
+		error = cmv_error__oom();
+out:
+	c->node = NULL;
+	return error < 0 ? error : 0;
+}
+
 static int load_conversation(conv *c, cmv_render_stats *st, cmv_repo *repo, const cmv_id *tip)
 {
 	cmv_walk *walk = NULL;
 	const cmv_node *n;
-	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES), blob = CMV_BUF_INIT(CMV_BUF_CONTENT),
-		header = CMV_BUF_INIT(SESSION_MAX_BYTES);
-	const char *header_format = NULL;
-	char hex[CMV_ID_HEXSZ + 1];
+	load_state ls = LOAD_STATE_INIT;
 	int error;
 
 	if ((error = cmv_walk_new(&walk, repo, tip)) < 0)
 		return error;
-	while ((error = cmv_walk_next(&n, walk)) == 0) {
-		const char *format;
-		cmv_id_tostr(hex, sizeof(hex), &n->id);
-		c->node = hex;
-		st->records++;
-		error = session_record_bytes(&rec, &format, repo, n, false);
-		if (error == CMV_ENOTFOUND) {
-			cmv_error_clear();
-			if ((error = node_neutral(c, repo, n, &blob)) < 0)
-				break;
-			continue;
-		}
-		if (error < 0)
+	while ((error = cmv_walk_next(&n, walk)) == 0)
+		if ((error = load_node(c, st, &ls, repo, n)) < 0)
 			break;
-		cJSON *j = cJSON_ParseWithLength(rec.ptr, rec.size);
-		if (!j) {
-			/*
-			 * Not JSON alone: the header or the trailer of a JSON
-			 * document (or a line a lenient import kept). Header and
-			 * trailer together are the body without its records.
-			 */
-			if (header_format && !strcmp(header_format, format)) {
-				if ((error = cmv_buf_put(&header, rec.ptr, rec.size)) < 0)
-					break;
-				cJSON *doc = cJSON_ParseWithLength(header.ptr, header.size);
-				if (doc)
-					cmv__skeleton_neutral(c, format, doc);
-				cJSON_Delete(doc);
-				header_format = NULL;
-			} else if (n->kind == CMV_KIND_EVENT && n->n_blocks == 0) {
-				if ((error = cmv_buf_set(&header, rec.ptr, rec.size)) < 0)
-					break;
-				header_format = format;
-			}
-			continue;
-		}
-		neutral_fn fn = reader_for(format);
-		if (fn && (error = fn(c, j)) < 0) {
-			cJSON_Delete(j);
-			break;
-		}
-		cJSON_Delete(j);
-		if (c->oom) {
-			error = cmv_error__oom();
-			break;
-		}
-	}
 	if (error == CMV_ITEROVER)
 		error = 0;
-	c->node = NULL;
 	cmv_walk_free(walk);
-	cmv_buf_dispose(&rec);
-	cmv_buf_dispose(&blob);
-	cmv_buf_dispose(&header);
+	load_state_dispose(&ls);
 	return error;
 }
 
@@ -461,8 +483,8 @@ static int push_message(cJSON *out, cJSON *m)
 		cJSON_Delete(m);
 		return 0;
 	}
+	/* "node" stays until the end of the repair, which moves it to the conversation's list */
 	cJSON_DeleteItemFromObjectCaseSensitive(m, "group");
-	cJSON_DeleteItemFromObjectCaseSensitive(m, "node");
 	return cJSON_AddItemToArray(out, m) ? 0 : CMV_ENOMEM;
 }
 
@@ -1010,6 +1032,29 @@ int cmv_render_target_parse(cmv_render_target *out, const char *name)
 			      name ? name : "");
 }
 
+/*
+ * Repair, noting first the role of the first message as the records said
+ * it (repair takes them over), and after it the record each message began
+ * at.
+ */
+static int repair_keeping_tail(cmv__conversation *cv, cmv_render_target target)
+{
+	const cJSON *first = cJSON_GetArrayItem(cv->c.messages, 0);
+	snprintf(cv->raw_first_role, sizeof(cv->raw_first_role), "%s", first ? cj_str(first, "role") : "");
+	int error = repair(&cv->msgs, &cv->c, target, &cv->st);
+	if (error < 0)
+		return error;
+	if (!(cv->nodes = cJSON_CreateArray()))
+		return cmv_error__oom();
+	for (cJSON *m = cv->msgs->child; m; m = m->next) {
+		cJSON *n = cJSON_DetachItemFromObjectCaseSensitive(m, "node");
+		if (!n && !(n = cJSON_CreateNull()))
+			return cmv_error__oom();
+		cJSON_AddItemToArray(cv->nodes, n);
+	}
+	return 0;
+}
+
 int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
 			   unsigned int flags)
 {
@@ -1025,13 +1070,66 @@ int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *
 		return cmv_error__oom();
 	}
 	if ((error = load_conversation(&cv->c, &cv->st, repo, tip)) < 0 ||
-	    (error = repair(&cv->msgs, &cv->c, target, &cv->st)) < 0) {
+	    (error = repair_keeping_tail(cv, target)) < 0) {
 		cmv__conversation_dispose(cv);
 		return error;
 	}
 	cv->st.compactions = cv->c.resets;
 	cv->st.messages = (size_t)cJSON_GetArraySize(cv->msgs);
 	return 0;
+}
+
+int cmv__conversation_load_since(cmv__conversation *cv, cmv_repo *repo, const cmv_id *first, const cmv_id *tip,
+				 cmv_render_target target, unsigned int flags, size_t max_records)
+{
+	cmv_node **nodes = NULL;
+	size_t n = 0;
+	load_state ls = LOAD_STATE_INIT;
+	cmv_id cur = *tip;
+	int error = 0;
+
+	memset(cv, 0, sizeof(*cv));
+	cv->target = target;
+	if (target < CMV_RENDER_ANTHROPIC || target > CMV_RENDER_GEMINI)
+		return cmv_error__set(CMV_EINVALID, "unknown render target %d", (int)target);
+	if (!(nodes = cmv__calloc(max_records + 1, sizeof(*nodes))))
+		return CMV_ENOMEM;
+	/* up from the tip to the first: an ancestor within reach, or this is no range */
+	for (bool reached = false; !reached;) {
+		if (n == max_records || cmv_id_is_none(&cur)) {
+			error = cmv_error__set(CMV_ENOTFOUND, "the first record is not within %zu of the tip", max_records);
+			goto out;
+		}
+		if ((error = cmv_node_read(&nodes[n], repo, &cur)) < 0)
+			goto out;
+		reached = cmv_id_equal(&cur, first);
+		cur = nodes[n++]->parent;
+	}
+	cv->c.keep_all = flags & CMV_RENDER_FULL_HISTORY;
+	if (!(cv->c.system = cJSON_CreateArray()) || !(cv->c.messages = cJSON_CreateArray())) {
+		error = cmv_error__oom();
+		goto out;
+	}
+	ls.strict = true;
+	while (n > 0 && !error) {
+		error = load_node(&cv->c, &cv->st, &ls, repo, nodes[n - 1]);
+		cmv_node_free(nodes[--n]);
+		nodes[n] = NULL;
+	}
+	if (!error && (cv->c.resets || cJSON_GetArraySize(cv->c.system)))
+		error = cmv_error__set(CMV_ENOTFOUND, "the records reset the conversation or add a system prompt");
+	if (!error)
+		error = repair_keeping_tail(cv, target);
+	if (!error)
+		cv->st.messages = (size_t)cJSON_GetArraySize(cv->msgs);
+out:
+	for (size_t i = 0; i < n; i++)
+		cmv_node_free(nodes[i]);
+	free(nodes);
+	load_state_dispose(&ls);
+	if (error < 0)
+		cmv__conversation_dispose(cv);
+	return error;
 }
 
 int cmv__conv_load_raw(conv *c, cmv_render_stats *st, cmv_repo *repo, const cmv_id *tip, unsigned int flags)
@@ -1080,7 +1178,7 @@ int cmv__conversation_from_raw(cmv__conversation *cv, const conv *raw, size_t fr
 	for (const cJSON *m = raw->messages->child; m; m = m->next, i++)
 		if (i >= from && !cJSON_AddItemToArray(cv->c.messages, cJSON_Duplicate(m, 1)))
 			goto oom;
-	if ((error = repair(&cv->msgs, &cv->c, target, &cv->st)) < 0) {
+	if ((error = repair_keeping_tail(cv, target)) < 0) {
 		cmv__conversation_dispose(cv);
 		return error;
 	}
@@ -1158,6 +1256,7 @@ static int tools_as_text(cJSON *msgs)
 void cmv__conversation_dispose(cmv__conversation *cv)
 {
 	cJSON_Delete(cv->msgs);
+	cJSON_Delete(cv->nodes);
 	cJSON_Delete(cv->c.system);
 	cJSON_Delete(cv->c.messages);
 	memset(cv, 0, sizeof(*cv));

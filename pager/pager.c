@@ -24,6 +24,7 @@
 #include <string.h>
 #include "../formats/neutral.h"
 #include "stub.h"
+#include "pager_internal.h"
 #include "tok_memo.h"
 #include "cmv/pager.h"
 
@@ -35,6 +36,7 @@ typedef struct {
 	size_t chars, lines;
 	size_t cand;     /* body pages: the walk's candidate number */
 	bool hit;        /* the query matched it */
+	bool faulted;    /* pinned by a fault of late (and by nothing else) */
 } page;
 
 typedef struct {
@@ -771,11 +773,20 @@ static int query_pin(uint64_t *used_out, pager *p, const query_pick *picks, size
  * Load the branch for the target and find its pages: the bodies in
  * conversation order, then one page per turn. p->repo, model and tok set.
  */
+static int pager_pages(pager *p);
+
 static int pager_load(pager *p, const cmv_id *tip, cmv_render_target target, unsigned int flags)
 {
 	int error;
 	if ((error = cmv__conversation_load(&p->cv, p->repo, tip, target, flags)) < 0)
 		return error;
+	return pager_pages(p);
+}
+
+/* The pages of p->cv: the bodies in conversation order, then one page per turn. */
+static int pager_pages(pager *p)
+{
+	int error;
 	if (!cJSON_GetArraySize(p->cv.msgs)) {
 		return cmv_error__set(CMV_EINVALID, "nothing to page: the conversation has no messages");
 	}
@@ -994,30 +1005,98 @@ int cmv_pager_fault(cmv_repo *repo, const char *branch, const char *page_id)
 }
 
 /* Pages faulted in lately stay pinned: longer the more often they faulted (no thrashing). */
-static void pin_faulted(pager *p, const char *branch, const cmv_id *tip, size_t *n_pinned)
+/* Each page id (a prefix) that the branch's faults pin at tip's depth. */
+static void each_fault(cmv_repo *repo, const char *branch, const cmv_id *tip, void (*fn)(const char *id, void *ctx),
+		       void *ctx)
 {
 	cmv_buf note = CMV_BUF_INIT(1 << 24);
 	cJSON *j = NULL;
-	uint64_t now = depth_of(p->repo, tip);
-	if (cmv_branch_note_get(&note, p->repo, branch, FAULT_KEY) == 0 && note.size)
+	if (cmv_branch_note_get(&note, repo, branch, FAULT_KEY) == 0 && note.size)
 		j = cJSON_Parse(note.ptr);
 	cmv_error_clear();
+	uint64_t now = j ? depth_of(repo, tip) : 0;
 	for (const cJSON *e = cJSON_IsObject(j) ? j->child : NULL; e; e = e->next) {
 		if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2)
 			continue;
 		uint64_t count = (uint64_t)e->child->valuedouble, at = (uint64_t)e->child->next->valuedouble;
 		if (now < at || now - at >= fault_ttl(count))
 			continue;
-		size_t len = strlen(e->string);
-		for (size_t q = 0; q < p->n; q++)
-			if (!strncmp(p->pages[q].pub.id, e->string, len) && !p->pages[q].pub.pinned) {
-				p->pages[q].pub.pinned = true;
-				pin_group(p, p->pages[q].pub.turn);
-				(*n_pinned)++;
-			}
+		fn(e->string, ctx);
 	}
 	cJSON_Delete(j);
 	cmv_buf_dispose(&note);
+}
+
+typedef struct {
+	pager *p;
+	size_t n_pinned;
+} fault_pin;
+
+static void pin_fault(const char *id, void *ctx)
+{
+	fault_pin *fp = ctx;
+	pager *p = fp->p;
+	size_t len = strlen(id);
+	for (size_t q = 0; q < p->n; q++)
+		if (!strncmp(p->pages[q].pub.id, id, len) && !p->pages[q].pub.pinned) {
+			p->pages[q].pub.pinned = p->pages[q].faulted = true;
+			pin_group(p, p->pages[q].pub.turn);
+			fp->n_pinned++;
+		}
+}
+
+static void pin_faulted(pager *p, const char *branch, const cmv_id *tip, size_t *n_pinned)
+{
+	fault_pin fp = { p, 0 };
+	each_fault(p->repo, branch, tip, pin_fault, &fp);
+	*n_pinned += fp.n_pinned;
+}
+
+typedef struct {
+	cmv_materialize_report *r;
+	size_t n_bodies;
+} report_fault;
+
+static void report_fault_pin(const char *id, void *ctx)
+{
+	report_fault *rf = ctx;
+	size_t len = strlen(id);
+	for (size_t q = 0; q < rf->r->n_pages; q++) {
+		cmv_page *pg = &rf->r->pages[q];
+		if (strncmp(pg->id, id, len))
+			continue;
+		pg->pinned = true;
+		if (rf->n_bodies + pg->turn < rf->r->n_pages)
+			rf->r->pages[rf->n_bodies + pg->turn].pinned = true;
+	}
+}
+
+/*
+ * A report's pins and counts after an append, as the whole work would set
+ * them: the last keep_turns turns, bodies and all, and what faults pin now.
+ * The pages are the bodies (n_bodies of them), then one per turn in order.
+ */
+static void report_pins(cmv_materialize_report *r, const cmv_pager_options *o, cmv_repo *repo, const cmv_id *tip,
+			size_t n_bodies)
+{
+	report_fault rf = { r, n_bodies };
+	for (size_t q = 0; q < r->n_pages; q++)
+		r->pages[q].pinned = r->pages[q].turn + o->keep_turns >= r->turns;
+	if (o->state_branch)
+		each_fault(repo, o->state_branch, tip, report_fault_pin, &rf);
+	r->resident = r->stubbed = r->evicted = r->pinned = 0;
+	r->pinned_tokens = 0;
+	for (size_t q = 0; q < r->n_pages; q++) {
+		const cmv_page *pg = &r->pages[q];
+		r->resident += pg->state == CMV_PAGE_RESIDENT;
+		r->stubbed += pg->state == CMV_PAGE_STUBBED;
+		r->evicted += pg->state == CMV_PAGE_EVICTED;
+		if (pg->pinned) {
+			r->pinned++;
+			if (pg->kind == CMV_PAGE_GROUP)
+				r->pinned_tokens += pg->tokens;
+		}
+	}
 }
 
 /* ---- the page table ----------------------------------------------------------- */
@@ -1046,20 +1125,145 @@ static void options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o
 	cmv_buf_printf(out, "/%s", o->query ? o->query : "");
 }
 
-/*
- * Keep the decision in the branch's note: the pages that left (the next
- * call starts from them), and the request and report for this tip and
- * these options (the next call with both the same is a lookup).
- */
-static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip, pager *p,
-		      const cmv_materialize_report *r, const cmv_buf *request)
+/* The key each request format keeps its messages under: always its last. */
+static const char *messages_key(cmv_render_target t)
 {
-	cJSON *j = cJSON_CreateObject(), *ev = cJSON_AddArrayToObject(j, "evicted"), *pages, *rep;
+	switch (t) {
+	case CMV_RENDER_OPENAI_RESPONSES:
+		return "input";
+	case CMV_RENDER_GEMINI:
+		return "contents";
+	default:
+		return "messages";
+	}
+}
+
+/*
+ * Where the messages of a body begin and end: the text of its messages
+ * array's items, when that array is the body's last key (as the writers
+ * put it). 1 when found.
+ */
+static int body_items(const char **items, size_t *len, const cmv_buf *body, cmv_render_target t)
+{
+	char pat[32];
+	snprintf(pat, sizeof(pat), "\"%s\":[", messages_key(t));
+	const char *at = body->ptr ? strstr(body->ptr, pat) : NULL;
+	if (!at || body->size < 3 || memcmp(body->ptr + body->size - 3, "]}\n", 3))
+		return 0;
+	at += strlen(pat);
+	if (at > body->ptr + body->size - 3)
+		return 0;
+	*items = at;
+	*len = (size_t)(body->ptr + body->size - 3 - at);
+	return 1;
+}
+
+/*
+ * The seam of a request: where its last turn's messages begin, what the
+ * request costs without them, and the record that turn began at. The next
+ * materialize after an append renders from that record on, and puts the
+ * result there (splice_append).
+ */
+typedef struct {
+	bool found;
+	size_t offset;
+	uint64_t tokens;
+	cmv_token_stats classes;
+	char node[CMV_ID_HEXSZ + 1];
+} seam;
+
+/*
+ * Find the seam of body, the request p rendered (classes: its counts). The
+ * last turn, rendered alone, must be the body's tail byte for byte: then
+ * nothing before it depends on it (no stub sits in it, no repair reached
+ * across), and what comes after it cannot change what is before. No seam
+ * is no error: the next call does the whole work.
+ */
+static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_stats *classes,
+		     const cmv_render_options *ro)
+{
+	cmv__conversation tmp = p->cv;
+	cmv_buf frag = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_token_stats st;
+	const char *bi, *fi;
+	size_t blen, flen, first = p->n_groups ? p->group_first[p->n_groups - 1] : 0, i = 0;
+	const char *node = cJSON_GetStringValue(cJSON_GetArrayItem(p->cv.nodes, (int)first));
+	int error = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (!p->n_groups || !node || !body_items(&bi, &blen, body, p->cv.target))
+		return 0;
+	tmp.c.system = cJSON_CreateArray();
+	tmp.msgs = cJSON_CreateArray();
+	for (const cJSON *m = p->cv.msgs->child; m && tmp.msgs; m = m->next, i++)
+		if (i >= first && !cJSON_AddItemToArray(tmp.msgs, cJSON_Duplicate(m, 1)))
+			error = CMV_ENOMEM;
+	if (!tmp.c.system || !tmp.msgs || error) {
+		error = CMV_ENOMEM;
+		goto out;
+	}
+	if ((error = cmv__conversation_write(&frag, &tmp, ro)) < 0 ||
+	    (error = cmv_count_request(&st, p->model, p->tok, frag.ptr, frag.size)) < 0)
+		goto out;
+	if (!body_items(&fi, &flen, &frag, p->cv.target) || flen > blen || memcmp(bi + blen - flen, fi, flen) ||
+	    (flen < blen && bi[blen - flen - 1] != ','))
+		goto out;
+	uint64_t per_request = (uint64_t)p->model->per_request, last = st.total - per_request;
+	s->found = true;
+	s->offset = (size_t)(bi + blen - flen - body->ptr);
+	s->tokens = classes->total - last;
+	s->classes = *classes;
+	s->classes.text -= st.text;
+	s->classes.tool_calls -= st.tool_calls;
+	s->classes.tool_results -= st.tool_results;
+	s->classes.thinking -= st.thinking;
+	s->classes.images -= st.images;
+	s->classes.other -= st.other;
+	s->classes.overhead -= st.overhead - per_request;
+	s->classes.total = s->tokens;
+	snprintf(s->node, sizeof(s->node), "%s", node);
+out:
+	cJSON_Delete(tmp.c.system);
+	cJSON_Delete(tmp.msgs);
+	cmv_buf_dispose(&frag);
+	return error;
+}
+
+static void stats_to_array(double *v, const cmv_token_stats *c)
+{
+	const uint64_t f[] = { c->text, c->tool_calls, c->tool_results, c->thinking, c->images, c->other, c->overhead, c->total };
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(f); i++)
+		v[i] = (double)f[i];
+}
+
+static void stats_from_array(cmv_token_stats *c, const double *v)
+{
+	uint64_t *f[] = { &c->text, &c->tool_calls, &c->tool_results, &c->thinking, &c->images, &c->other, &c->overhead, &c->total };
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(f); i++)
+		*f[i] = (uint64_t)v[i];
+}
+
+/* The page table's note: `evicted` (an array of page ids) is taken over. */
+static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip, cJSON *evicted,
+		       cJSON *faulted, const cmv_materialize_report *r, const cmv_buf *request, const seam *sm)
+{
+	cJSON *j = cJSON_CreateObject(), *pages, *rep;
 	cmv_buf ok = CMV_BUF_INIT(1 << 20);
 	char hex[CMV_ID_HEXSZ + 1], *text = NULL, rkey[CMV_REF_NAME_MAX + 80];
 	cmv_id req;
 	int error;
 
+	if (!j || !cJSON_AddItemToObject(j, "evicted", evicted)) {
+		cJSON_Delete(evicted);
+		cJSON_Delete(faulted);
+		cJSON_Delete(j);
+		return CMV_ENOMEM;
+	}
+	if (!cJSON_AddItemToObject(j, "faulted", faulted)) {
+		cJSON_Delete(faulted);
+		cJSON_Delete(j);
+		return CMV_ENOMEM;
+	}
 	/* the request in a note of its own, replaced each time: a blob per append would pile up until gc */
 	snprintf(rkey, sizeof(rkey), "%s:request", key);
 	if ((error = cmv_branch_note_set(repo, o->state_branch, rkey, request->ptr ? request->ptr : "")) < 0)
@@ -1070,9 +1274,15 @@ static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *ke
 	cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), tip));
 	cJSON_AddStringToObject(j, "options", ok.ptr);
 	cJSON_AddStringToObject(j, "request", cmv_id_tostr(hex, sizeof(hex), &req));
-	for (size_t q = 0; q < p->n; q++)
-		if (p->gone[q])
-			cJSON_AddItemToArray(ev, cJSON_CreateString(p->pages[q].pub.id));
+	if (sm->found) {
+		cJSON *x = cJSON_AddObjectToObject(j, "seam");
+		double v[8];
+		stats_to_array(v, &sm->classes);
+		cJSON_AddNumberToObject(x, "offset", (double)sm->offset);
+		cJSON_AddNumberToObject(x, "tokens", (double)sm->tokens);
+		cJSON_AddItemToObject(x, "classes", cJSON_CreateDoubleArray(v, 8));
+		cJSON_AddStringToObject(x, "node", sm->node);
+	}
 	rep = cJSON_AddObjectToObject(j, "report");
 	const double totals[] = { (double)r->tokens, (double)r->tokens_full, r->fits, r->exact, (double)r->turns,
 				  (double)r->resident, (double)r->stubbed, (double)r->evicted, (double)r->pinned,
@@ -1081,8 +1291,8 @@ static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *ke
 				  (double)r->classes.other, (double)r->classes.overhead, (double)r->classes.total };
 	cJSON_AddItemToObject(rep, "totals", cJSON_CreateDoubleArray(totals, (int)CMV_ARRAY_SIZE(totals)));
 	pages = cJSON_AddArrayToObject(rep, "pages");
-	for (size_t q = 0; q < p->n; q++) {
-		const cmv_page *pg = &p->pages[q].pub;
+	for (size_t q = 0; q < r->n_pages; q++) {
+		const cmv_page *pg = &r->pages[q];
 		cJSON *x = cJSON_CreateArray();
 		cJSON_AddItemToArray(x, cJSON_CreateString(pg->id));
 		const double f[] = { pg->kind, pg->state, (double)pg->turn, (double)pg->tokens, pg->pinned };
@@ -1101,36 +1311,57 @@ done:
 	return error;
 }
 
-/* The request and report kept for this tip and these options: 1 when found (out and *r filled), else 0. */
-static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo, const cmv_pager_options *o,
-			const char *key, const cmv_id *tip, uint64_t budget)
+/*
+ * Keep the decision in the branch's note: the pages that left (the next
+ * call starts from them), and the request and report for this tip and
+ * these options (the next call with both the same is a lookup, and one
+ * after an append grows the request: splice_append).
+ */
+static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip, pager *p,
+		      const cmv_materialize_report *r, const cmv_buf *request, const cmv_render_options *ro)
 {
-	cmv_buf note = CMV_BUF_INIT((size_t)1 << 28), ok = CMV_BUF_INIT(1 << 20);
-	char hex[CMV_ID_HEXSZ + 1], rkey[CMV_REF_NAME_MAX + 80];
-	cJSON *j = NULL;
-	cmv_id req, got;
-	int found = 0;
+	cJSON *ev = cJSON_CreateArray(), *fa = cJSON_CreateArray();
+	bool oom = !ev || !fa;
+	seam sm;
+	int error;
+	for (size_t q = 0; q < p->n && !oom; q++) {
+		if (p->gone[q] && !cJSON_AddItemToArray(ev, cJSON_CreateString(p->pages[q].pub.id)))
+			oom = true;
+		if (p->pages[q].faulted && !cJSON_AddItemToArray(fa, cJSON_CreateString(p->pages[q].pub.id)))
+			oom = true;
+	}
+	if (oom || (error = seam_find(&sm, p, request, &r->classes, ro)) < 0) {
+		cJSON_Delete(ev);
+		cJSON_Delete(fa);
+		return oom ? CMV_ENOMEM : error;
+	}
+	return table_write(repo, o, key, tip, ev, fa, r, request, &sm);
+}
 
-	if (cmv_branch_note_get(&note, repo, o->state_branch, key) < 0 || !note.size)
-		goto done;
-	options_key(&ok, repo, o, budget);
-	j = cJSON_Parse(note.ptr);
-	const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tip"));
-	const char *opts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "options"));
-	const char *rq = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "request"));
-	const cJSON *rep = cJSON_GetObjectItemCaseSensitive(j, "report");
+/* The branch's page table for this model and format, parsed; NULL when it has none. */
+static cJSON *table_read(cmv_repo *repo, const cmv_pager_options *o, const char *key)
+{
+	cmv_buf note = CMV_BUF_INIT((size_t)1 << 28);
+	cJSON *j = NULL;
+	if (cmv_branch_note_get(&note, repo, o->state_branch, key) == 0 && note.size)
+		j = cJSON_ParseWithLength(note.ptr, note.size);
+	cmv_error_clear();
+	cmv_buf_dispose(&note);
+	if (j && !cJSON_IsObject(j)) {
+		cJSON_Delete(j);
+		j = NULL;
+	}
+	return j;
+}
+
+/* The report a table keeps: 1 when whole (*r filled), 0 when not, CMV_ENOMEM. */
+static int report_from_json(cmv_materialize_report *r, const cJSON *rep, uint64_t budget)
+{
 	const cJSON *tot = cJSON_GetObjectItemCaseSensitive(rep, "totals"), *pages = cJSON_GetObjectItemCaseSensitive(rep, "pages");
-	snprintf(rkey, sizeof(rkey), "%s:request", key);
-	if (!t || !opts || !rq || strcmp(t, cmv_id_tostr(hex, sizeof(hex), tip)) || strcmp(opts, ok.ptr) ||
-	    cJSON_GetArraySize(tot) != 18 || !cJSON_IsArray(pages) || cmv_id_fromstr(&req, rq) < 0 ||
-	    cmv_branch_note_get(out, repo, o->state_branch, rkey) < 0)
-		goto done;
-	/* the request note is the one the table was written with (not half of an older pair) */
-	cmv_id_hash(&got, out->ptr ? out->ptr : "", out->size);
-	if (!cmv_id_equal(&got, &req))
-		goto done;
 	double v[18];
 	size_t i = 0;
+	if (cJSON_GetArraySize(tot) != 18 || !cJSON_IsArray(pages))
+		return 0;
 	for (const cJSON *x = tot->child; x; x = x->next)
 		v[i++] = x->valuedouble;
 	memset(r, 0, sizeof(*r));
@@ -1150,28 +1381,227 @@ static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo,
 	for (size_t c = 0; c < CMV_ARRAY_SIZE(cl); c++)
 		*cl[c] = (uint64_t)v[10 + c];
 	r->n_pages = (size_t)cJSON_GetArraySize(pages);
-	if (r->n_pages && !(r->pages = cmv__calloc(r->n_pages, sizeof(*r->pages)))) {
-		found = CMV_ENOMEM;
-		goto done;
-	}
+	if (r->n_pages && !(r->pages = cmv__calloc(r->n_pages, sizeof(*r->pages))))
+		return CMV_ENOMEM;
 	i = 0;
 	for (const cJSON *x = pages->child; x; x = x->next, i++) {
 		cmv_page *pg = &r->pages[i];
-		const cJSON *e = x->child;
-		snprintf(pg->id, sizeof(pg->id), "%s", cJSON_GetStringValue(e) ? e->valuestring : "");
-		pg->kind = (cmv_page_kind)(e = e ? e->next : NULL, e ? e->valueint : 0);
-		pg->state = (cmv_page_state)(e = e ? e->next : NULL, e ? e->valueint : 0);
-		pg->turn = (size_t)(e = e ? e->next : NULL, e ? e->valuedouble : 0);
-		pg->tokens = (uint64_t)(e = e ? e->next : NULL, e ? e->valuedouble : 0);
-		pg->pinned = (e = e ? e->next : NULL, e ? e->valueint != 0 : false);
+		const cJSON *f = x->child;
+		snprintf(pg->id, sizeof(pg->id), "%s", cJSON_GetStringValue(f) ? f->valuestring : "");
+		pg->kind = (cmv_page_kind)(f = f ? f->next : NULL, f ? f->valueint : 0);
+		pg->state = (cmv_page_state)(f = f ? f->next : NULL, f ? f->valueint : 0);
+		pg->turn = (size_t)(f = f ? f->next : NULL, f ? f->valuedouble : 0);
+		pg->tokens = (uint64_t)(f = f ? f->next : NULL, f ? f->valuedouble : 0);
+		pg->pinned = (f = f ? f->next : NULL, f ? f->valueint != 0 : false);
 	}
-	found = 1;
-done:
-	cmv_error_clear();
-	cJSON_Delete(j);
-	cmv_buf_dispose(&note);
-	cmv_buf_dispose(&ok);
+	return 1;
+}
+
+/* The request the table was written with, into out: 1 when found whole, else 0. */
+static int table_request(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, const char *key, const cJSON *j)
+{
+	char rkey[CMV_REF_NAME_MAX + 80];
+	const char *rq = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "request"));
+	cmv_id req, got;
+	snprintf(rkey, sizeof(rkey), "%s:request", key);
+	if (!rq || cmv_id_fromstr(&req, rq) < 0 || cmv_branch_note_get(out, repo, o->state_branch, rkey) < 0) {
+		cmv_error_clear();
+		return 0;
+	}
+	/* the request note is the one the table was written with (not half of an older pair) */
+	cmv_id_hash(&got, out->ptr ? out->ptr : "", out->size);
+	return cmv_id_equal(&got, &req);
+}
+
+/* The request and report kept for this tip and these options: 1 when found (out and *r filled), else 0. */
+static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo, const cmv_pager_options *o,
+			const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget)
+{
+	char hex[CMV_ID_HEXSZ + 1];
+	const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tip"));
+	const char *opts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "options"));
+	if (!t || !opts || strcmp(t, cmv_id_tostr(hex, sizeof(hex), tip)) || strcmp(opts, ok) ||
+	    !table_request(out, repo, o, key, j))
+		return 0;
+	int found = report_from_json(r, cJSON_GetObjectItemCaseSensitive(j, "report"), budget);
+	if (found <= 0)
+		cmv_materialize_report_dispose(r);
 	return found;
+}
+
+typedef struct {
+	const char *id;
+	bool held;
+} fault_hold;
+
+static void fault_holds(const char *prefix, void *ctx)
+{
+	fault_hold *h = ctx;
+	if (!strncmp(h->id, prefix, strlen(prefix)))
+		h->held = true;
+}
+
+/*
+ * Whether every page the table's faults pinned is still pinned by one at
+ * tip: when a pin ran out, the page leaves again, and that is a new cut.
+ */
+static bool faults_hold(cmv_repo *repo, const char *branch, const cmv_id *tip, const cJSON *faulted)
+{
+	for (const cJSON *f = faulted ? faulted->child : NULL; f; f = f->next) {
+		fault_hold h = { cJSON_GetStringValue(f), false };
+		if (!h.id)
+			return false;
+		each_fault(repo, branch, tip, fault_holds, &h);
+		if (!h.held)
+			return false;
+	}
+	return true;
+}
+
+
+/* Records read after the table's tip at most: past that, the whole work is no dearer than reading them. */
+#define SPLICE_MAX_RECORDS 256
+
+bool cmv__pager_splice = true;
+size_t cmv__pager_spliced;
+
+/*
+ * After an append: the request kept for an earlier tip is cut at its seam
+ * (where its last turn begins) and the records from that turn's first on
+ * are rendered alone and put there, when that gives the bytes the whole
+ * work would: the table has a seam (seam_find), the options are the same
+ * (no query, no pins, the same faults still pinning), the records read
+ * alone begin a user's turn and answer no call before them, and the
+ * request still fits the budget, so nothing leaves: the pages that left
+ * stay gone and no stub moves, which the whole work decides too
+ * (docs/pager.md, "The page table"). The last turn is always resident
+ * (pinned), and counting is per message, so its tokens and the new ones
+ * add to the seam's. 1 when done (out, *r and the table written), 0 when
+ * the whole work must be done, or an error.
+ */
+static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, const cmv_pager_options *o,
+			 const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget,
+			 cmv_render_target target, const cmv_render_options *ro)
+{
+	const char *opts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "options"));
+	const cJSON *evicted = cJSON_GetObjectItemCaseSensitive(j, "evicted");
+	const cJSON *faulted = cJSON_GetObjectItemCaseSensitive(j, "faulted");
+	const cJSON *sj = cJSON_GetObjectItemCaseSensitive(j, "seam");
+	const cJSON *scl = cJSON_GetObjectItemCaseSensitive(sj, "classes");
+	const char *snode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sj, "node"));
+	cmv_materialize_report old, nr;
+	cmv_buf frag = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_token_stats st;
+	cmv_id first;
+	seam was, next;
+	int error = 0, done = 0;
+
+	memset(&old, 0, sizeof(old));
+	memset(&nr, 0, sizeof(nr));
+	if (!cmv__pager_splice || !opts || strcmp(opts, ok) || !cJSON_IsArray(evicted) || !cJSON_IsArray(faulted) ||
+	    !snode || cJSON_GetArraySize(scl) != 8 || (o->query && *o->query) || o->n_pins ||
+	    cmv_id_fromstr(&first, snode) < 0 || !faults_hold(fp->repo, o->state_branch, tip, faulted))
+		return 0;
+	memset(&was, 0, sizeof(was));
+	double v[8];
+	size_t i = 0;
+	for (const cJSON *x = scl->child; x; x = x->next)
+		v[i++] = x->valuedouble;
+	stats_from_array(&was.classes, v);
+	was.offset = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "offset"));
+	was.tokens = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "tokens"));
+	if ((error = cmv__conversation_load_since(&fp->cv, fp->repo, &first, tip, target, o->render_flags,
+						  SPLICE_MAX_RECORDS)) < 0) {
+		if (error != CMV_ENOTFOUND)
+			return error;
+		cmv_error_clear();
+		return 0;
+	}
+	const cJSON *head = cJSON_GetArrayItem(fp->cv.msgs, 0);
+	if (!head || !starts_turn(head) || strcmp(fp->cv.raw_first_role, "user") || fp->cv.st.orphan_results)
+		goto out;
+	if ((error = report_from_json(&old, cJSON_GetObjectItemCaseSensitive(j, "report"), budget)) <= 0 ||
+	    !old.turns || !table_request(out, fp->repo, o, key, j) || was.offset > out->size)
+		goto out;
+	if ((error = pager_pages(fp)) < 0 || (error = cmv__conversation_write(&frag, &fp->cv, ro)) < 0 ||
+	    (error = cmv_count_request(&st, fp->model, fp->tok, frag.ptr, frag.size)) < 0)
+		goto out;
+	uint64_t per_request = (uint64_t)fp->model->per_request, more = st.total - per_request;
+	if (was.tokens + more > budget)
+		goto out; /* a new batch must be cut: the whole work */
+	const char *items;
+	size_t len;
+	if (!body_items(&items, &len, &frag, target))
+		goto out;
+	out->size = was.offset;
+	if ((error = cmv_buf_put(out, items, len)) < 0 || (error = cmv_buf_puts(out, "]}\n")) < 0)
+		goto out;
+
+	/* the report: the kept pages before the last turn, then the fragment's, bodies before turns */
+	size_t kept = old.turns - 1, n = 0, old_bodies = 0, new_bodies = 0;
+	while (old_bodies < old.n_pages && old.pages[old_bodies].kind == CMV_PAGE_BODY)
+		old_bodies++;
+	while (new_bodies < fp->n && fp->pages[new_bodies].pub.kind == CMV_PAGE_BODY)
+		new_bodies++;
+	if (!(nr.pages = cmv__calloc(old.n_pages + fp->n + 1, sizeof(*nr.pages)))) {
+		error = CMV_ENOMEM;
+		goto out;
+	}
+	size_t nb = 0;
+	for (size_t q = 0; q < old_bodies; q++)
+		if (old.pages[q].turn < kept)
+			nr.pages[n++] = old.pages[q];
+	for (size_t q = 0; q < new_bodies; q++, n++) {
+		nr.pages[n] = fp->pages[q].pub;
+		nr.pages[n].turn += kept;
+	}
+	nb = n;
+	for (size_t q = old_bodies; q < old.n_pages; q++)
+		if (old.pages[q].turn < kept)
+			nr.pages[n++] = old.pages[q];
+	for (size_t q = new_bodies; q < fp->n; q++, n++) {
+		nr.pages[n] = fp->pages[q].pub;
+		nr.pages[n].turn += kept;
+	}
+	nr.n_pages = n;
+	nr.budget = budget;
+	nr.exact = old.exact;
+	nr.turns = kept + fp->n_groups;
+	nr.tokens = was.tokens + more;
+	nr.tokens_full = old.tokens_full - (old.tokens - was.tokens) + more;
+	nr.fits = true;
+	nr.classes = was.classes;
+	nr.classes.text += st.text;
+	nr.classes.tool_calls += st.tool_calls;
+	nr.classes.tool_results += st.tool_results;
+	nr.classes.thinking += st.thinking;
+	nr.classes.images += st.images;
+	nr.classes.other += st.other;
+	nr.classes.overhead += st.overhead - per_request;
+	nr.classes.total = nr.tokens;
+	report_pins(&nr, o, fp->repo, tip, nb);
+
+	/* the next seam: the fragment's last turn, in the new body */
+	if ((error = seam_find(&next, fp, out, &nr.classes, ro)) < 0)
+		goto out;
+	cJSON *ev = cJSON_Duplicate(evicted, 1), *fa = cJSON_Duplicate(faulted, 1);
+	if (!ev || !fa) {
+		cJSON_Delete(ev);
+		cJSON_Delete(fa);
+		error = CMV_ENOMEM;
+		goto out;
+	}
+	if ((error = table_write(fp->repo, o, key, tip, ev, fa, &nr, out, &next)) < 0)
+		goto out;
+	*r = nr;
+	nr.pages = NULL;
+	done = 1;
+	cmv__pager_spliced++;
+out:
+	free(nr.pages);
+	cmv_materialize_report_dispose(&old);
+	cmv_buf_dispose(&frag);
+	return error < 0 ? error : done;
 }
 
 int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip,
@@ -1181,7 +1611,8 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
 	pager p;
 	cmv_materialize_report r;
-	cJSON *writes = NULL;
+	cJSON *writes = NULL, *table = NULL;
+	cmv_buf okey = CMV_BUF_INIT(1 << 20);
 	uint64_t full = 0, tokens = 0;
 	size_t k = 0;
 	int error = 0;
@@ -1225,7 +1656,13 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	char note_key[CMV_REF_NAME_MAX + 64];
 	snprintf(note_key, sizeof(note_key), "pager:%s:%s", model->id, cmv_render_target_name(target_of(model, o.target)));
 	if (o.state_branch) {
-		int hit = table_lookup(out, &r, repo, &o, note_key, tip, r.budget);
+		table = table_read(repo, &o, note_key);
+		options_key(&okey, repo, &o, r.budget);
+		int hit = table ? table_lookup(out, &r, repo, &o, note_key, table, okey.ptr, tip, r.budget) : 0;
+		/* after an append, the kept request grows by what came since */
+		if (table && !hit)
+			hit = splice_append(out, &r, &p, &o, note_key, table, okey.ptr, tip, r.budget,
+					    target_of(model, o.target), &ro);
 		if (hit < 0) {
 			error = hit;
 			goto done;
@@ -1237,6 +1674,12 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 				cmv_materialize_report_dispose(&r);
 			goto done;
 		}
+		pager_dispose(&p);
+		memset(&p, 0, sizeof(p));
+		p.repo = repo;
+		p.model = model;
+		p.tok = tok;
+		cmv_buf_init(&p.scratch, 1 << 16);
 	}
 	if ((error = pager_load(&p, tip, target_of(model, o.target), o.render_flags)) < 0)
 		goto done;
@@ -1358,18 +1801,20 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	 */
 	size_t final_k = k;
 	if (o.state_branch) {
-		cmv_buf note = CMV_BUF_INIT(1 << 24);
 		cmv__strmap was = { 0 };
 		size_t n_was = 0;
-		if (cmv_branch_note_get(&note, repo, o.state_branch, note_key) == 0 && note.size) {
-			cJSON *j = cJSON_Parse(note.ptr);
-			for (const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "evicted") ? cJSON_GetObjectItemCaseSensitive(j, "evicted")->child : NULL;
-			     e && !error; e = e->next)
-				if (cJSON_IsString(e))
-					error = cmv__strmap_put(&was, e->valuestring, 0, NULL);
-			cJSON_Delete(j);
-		}
-		cmv_error_clear();
+		const cJSON *ev = cJSON_GetObjectItemCaseSensitive(table, "evicted");
+		const cJSON *fa = cJSON_GetObjectItemCaseSensitive(table, "faulted");
+		const char *topts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(table, "options"));
+		/* the same options as last time: what left stays gone while it fits, whatever a fresh cut would take */
+		bool same = topts && !strcmp(topts, okey.ptr) && full > r.budget;
+		for (const cJSON *e = cJSON_IsArray(ev) ? ev->child : NULL; e && !error; e = e->next)
+			if (cJSON_IsString(e))
+				error = cmv__strmap_put(&was, e->valuestring, 0, NULL);
+		/* a page a fault brought back goes again when its pin runs out (while pinned it is no candidate) */
+		for (const cJSON *e = cJSON_IsArray(fa) ? fa->child : NULL; e && !error; e = e->next)
+			if (cJSON_IsString(e))
+				error = cmv__strmap_put(&was, e->valuestring, 0, NULL);
 		if (!error && was.n) {
 			memset(p.gone, 0, p.n * sizeof(*p.gone));
 			for (size_t q = 0; q < p.n_order; q++)
@@ -1378,12 +1823,11 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 					n_was++;
 				}
 			uint64_t t = 0;
-			if (n_was && n_was <= k && (error = eval(&t, NULL, out, &p, GONE_AS_SET, NULL, &ro)) == 0 &&
+			if (n_was && (n_was <= k || same) && (error = eval(&t, NULL, out, &p, GONE_AS_SET, NULL, &ro)) == 0 &&
 			    t <= r.budget)
 				final_k = GONE_AS_SET;
 		}
 		cmv__strmap_dispose(&was);
-		cmv_buf_dispose(&note);
 		if (error)
 			goto done;
 	}
@@ -1423,24 +1867,29 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 				r.pinned_tokens += pg->pub.tokens;
 		}
 	}
-	if (o.state_branch && (error = table_save(repo, &o, note_key, tip, &p, &r, out)) < 0)
+	if (p.n && !(r.pages = cmv__calloc(p.n, sizeof(*r.pages)))) {
+		error = CMV_ENOMEM;
 		goto done;
-	if (rep) {
-		if (p.n && !(r.pages = cmv__calloc(p.n, sizeof(*r.pages)))) {
-			error = CMV_ENOMEM;
-			goto done;
-		}
-		for (size_t q = 0; q < p.n; q++)
-			r.pages[q] = p.pages[q].pub;
-		r.n_pages = p.n;
-		*rep = r;
 	}
+	for (size_t q = 0; q < p.n; q++)
+		r.pages[q] = p.pages[q].pub;
+	r.n_pages = p.n;
+	if (o.state_branch && (error = table_save(repo, &o, note_key, tip, &p, &r, out, &ro)) < 0) {
+		cmv_materialize_report_dispose(&r);
+		goto done;
+	}
+	if (rep)
+		*rep = r;
+	else
+		cmv_materialize_report_dispose(&r);
 done:
 	if (error < 0)
 		cmv_repo_txn_rollback(repo);
 	else
 		error = cmv_repo_txn_commit(repo);
 	cJSON_Delete(writes);
+	cJSON_Delete(table);
+	cmv_buf_dispose(&okey);
 	pager_dispose(&p);
 	return error;
 }
