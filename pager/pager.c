@@ -1231,42 +1231,161 @@ out:
 
 static void stats_to_array(double *v, const cmv_token_stats *c)
 {
-	const uint64_t f[] = { c->text, c->tool_calls, c->tool_results, c->thinking, c->images, c->other, c->overhead, c->total };
+	const uint64_t f[] = { c->text, c->tool_calls, c->tool_results, c->thinking,
+			       c->images, c->other, c->overhead, c->total };
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(f); i++)
 		v[i] = (double)f[i];
 }
 
 static void stats_from_array(cmv_token_stats *c, const double *v)
 {
-	uint64_t *f[] = { &c->text, &c->tool_calls, &c->tool_results, &c->thinking, &c->images, &c->other, &c->overhead, &c->total };
+	uint64_t *f[] = { &c->text, &c->tool_calls, &c->tool_results, &c->thinking,
+			  &c->images, &c->other, &c->overhead, &c->total };
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(f); i++)
 		*f[i] = (uint64_t)v[i];
 }
 
-/* The page table's note: `evicted` (an array of page ids) is taken over. */
-static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip, cJSON *evicted,
-		       cJSON *faulted, const cmv_materialize_report *r, const cmv_buf *request, const seam *sm)
-{
-	cJSON *j = cJSON_CreateObject(), *pages, *rep;
-	cmv_buf ok = CMV_BUF_INIT(1 << 20);
-	char hex[CMV_ID_HEXSZ + 1], *text = NULL, rkey[CMV_REF_NAME_MAX + 80];
-	cmv_id req;
-	int error;
+/*
+ * The page table is kept in notes of the branch, so that an append writes
+ * about what changed and not the whole request again:
+ *   KEY           the table: tip, options, budget, totals, pins, seam, and
+ *                 where the request and its pages are split (JSON, small);
+ *   KEY:request   the request up to the split (written by the whole work,
+ *                 and when the tail has grown past cmv__pager_fold_bytes);
+ *   KEY:tail      the request from the split on (written every time);
+ *   KEY:pages     the pages of the turns before the split turn, one line
+ *                 each: "id kind state turn tokens", turn by turn, each
+ *                 turn's bodies before the turn itself;
+ *   KEY:ptail     the pages from the split turn on, likewise;
+ *   KEY:evicted   the ids of the pages that left, one a line.
+ * The split is the seam (splice_append) when there is one.
+ */
+size_t cmv__pager_fold_bytes = 64 * 1024;
 
-	if (!j || !cJSON_AddItemToObject(j, "evicted", evicted)) {
-		cJSON_Delete(evicted);
-		cJSON_Delete(faulted);
-		cJSON_Delete(j);
-		return CMV_ENOMEM;
+static void note_key(char *out, size_t cap, const char *key, const char *part)
+{
+	snprintf(out, cap, "%s:%s", key, part);
+}
+
+static int note_put(cmv_repo *repo, const cmv_pager_options *o, const char *key, const char *part, const char *s,
+		    size_t len)
+{
+	char k[CMV_REF_NAME_MAX + 96];
+	cmv_buf b = CMV_BUF_INIT((size_t)1 << 30);
+	int error;
+	note_key(k, sizeof(k), key, part);
+	if ((error = cmv_buf_put(&b, s ? s : "", s ? len : 0)) == 0)
+		error = cmv_branch_note_set(repo, o->state_branch, k, b.ptr ? b.ptr : "");
+	cmv_buf_dispose(&b);
+	return error;
+}
+
+/* 1 and the note in out when it is there; 0 when not. */
+static int note_take(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, const char *key, const char *part)
+{
+	char k[CMV_REF_NAME_MAX + 96];
+	note_key(k, sizeof(k), key, part);
+	if (cmv_branch_note_get(out, repo, o->state_branch, k) < 0) {
+		cmv_error_clear();
+		return 0;
 	}
-	if (!cJSON_AddItemToObject(j, "faulted", faulted)) {
-		cJSON_Delete(faulted);
-		cJSON_Delete(j);
-		return CMV_ENOMEM;
+	return 1;
+}
+
+/* A report's pages in the notes' order: turn by turn, each turn's bodies before the turn. */
+static size_t *pages_turn_major(const cmv_materialize_report *r)
+{
+	size_t *ix = cmv__calloc(r->n_pages + 1, sizeof(size_t)), n = 0, b = 0, g = 0;
+	if (!ix)
+		return NULL;
+	size_t n_bodies = 0;
+	while (n_bodies < r->n_pages && r->pages[n_bodies].kind == CMV_PAGE_BODY)
+		n_bodies++;
+	for (g = n_bodies; g < r->n_pages; g++) {
+		while (b < n_bodies && r->pages[b].turn <= r->pages[g].turn)
+			ix[n++] = b++;
+		ix[n++] = g;
 	}
-	/* the request in a note of its own, replaced each time: a blob per append would pile up until gc */
-	snprintf(rkey, sizeof(rkey), "%s:request", key);
-	if ((error = cmv_branch_note_set(repo, o->state_branch, rkey, request->ptr ? request->ptr : "")) < 0)
+	while (b < n_bodies)
+		ix[n++] = b++;
+	return ix;
+}
+
+/* The lines of the pages (in the notes' order) of turns in [from, to). */
+static int pages_text(cmv_buf *out, const cmv_materialize_report *r, const size_t *ix, size_t from, size_t to)
+{
+	int error = 0;
+	cmv_buf_clear(out);
+	for (size_t k = 0; k < r->n_pages && !error; k++) {
+		const cmv_page *pg = &r->pages[ix[k]];
+		if (pg->turn >= from && pg->turn < to)
+			error = cmv_buf_printf(out, "%s %d %d %zu %llu\n", pg->id, (int)pg->kind, (int)pg->state, pg->turn,
+					       (unsigned long long)pg->tokens);
+	}
+	return error;
+}
+
+/* Parse page lines onto r's pages (room for them all). 0, or 1 when a line is not one. */
+static int pages_parse(cmv_materialize_report *r, size_t cap, const cmv_buf *text)
+{
+	const char *s = text->ptr ? text->ptr : "", *end = s + text->size;
+	while (s < end) {
+		const char *nl = memchr(s, '\n', (size_t)(end - s));
+		char *p;
+		if (!nl || r->n_pages == cap || nl - s <= CMV_ID_HEXSZ || s[CMV_ID_HEXSZ] != ' ')
+			return 1;
+		cmv_page *pg = &r->pages[r->n_pages++];
+		memcpy(pg->id, s, CMV_ID_HEXSZ);
+		pg->id[CMV_ID_HEXSZ] = '\0';
+		pg->kind = (cmv_page_kind)strtoul(s + CMV_ID_HEXSZ + 1, &p, 10);
+		pg->state = (cmv_page_state)strtoul(p, &p, 10);
+		pg->turn = (size_t)strtoull(p, &p, 10);
+		pg->tokens = (uint64_t)strtoull(p, &p, 10);
+		if (p != nl)
+			return 1;
+		s = nl + 1;
+	}
+	return 0;
+}
+
+/*
+ * Write the page table. `full`: every note (the whole work, or a fold);
+ * else only the table and the tails, the request and pages before the
+ * split being those of the table before (split_bytes, split_turn).
+ * `evicted` (page ids, the whole work's) and `faulted` are taken over.
+ */
+static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip,
+		       const cmv_buf *evicted, cJSON *faulted, const cmv_materialize_report *r, const cmv_buf *request,
+		       const seam *sm, bool full, size_t split_bytes, size_t split_turn)
+{
+	cJSON *j = cJSON_CreateObject();
+	cmv_buf ok = CMV_BUF_INIT(1 << 20), text = CMV_BUF_INIT((size_t)1 << 30);
+	char hex[CMV_ID_HEXSZ + 1], *json = NULL;
+	size_t *ix = pages_turn_major(r);
+	cmv_id req;
+	int error = 0;
+
+	if (!j || !ix || !faulted || !cJSON_AddItemToObject(j, "faulted", faulted)) {
+		cJSON_Delete(faulted);
+		error = CMV_ENOMEM;
+		goto done;
+	}
+	if (evicted)
+		error = note_put(repo, o, key, "evicted", evicted->ptr, evicted->size);
+	if (full) {
+		split_bytes = sm->found ? sm->offset : request->size;
+		split_turn = sm->found ? r->turns - 1 : r->turns;
+		if (!error)
+			error = note_put(repo, o, key, "request", request->ptr, split_bytes);
+		if (!error && !(error = pages_text(&text, r, ix, 0, split_turn)))
+			error = note_put(repo, o, key, "pages", text.ptr, text.size);
+	}
+	if (!error)
+		error = note_put(repo, o, key, "tail", request->ptr ? request->ptr + split_bytes : NULL,
+				 request->size - split_bytes);
+	if (!error && !(error = pages_text(&text, r, ix, split_turn, SIZE_MAX)))
+		error = note_put(repo, o, key, "ptail", text.ptr, text.size);
+	if (error)
 		goto done;
 	cmv_id_hash(&req, request->ptr ? request->ptr : "", request->size);
 	options_key(&ok, repo, o, r->budget);
@@ -1274,6 +1393,8 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 	cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), tip));
 	cJSON_AddStringToObject(j, "options", ok.ptr);
 	cJSON_AddStringToObject(j, "request", cmv_id_tostr(hex, sizeof(hex), &req));
+	cJSON_AddNumberToObject(j, "split_bytes", (double)split_bytes);
+	cJSON_AddNumberToObject(j, "split_turn", (double)split_turn);
 	if (sm->found) {
 		cJSON *x = cJSON_AddObjectToObject(j, "seam");
 		double v[8];
@@ -1283,59 +1404,51 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 		cJSON_AddItemToObject(x, "classes", cJSON_CreateDoubleArray(v, 8));
 		cJSON_AddStringToObject(x, "node", sm->node);
 	}
-	rep = cJSON_AddObjectToObject(j, "report");
 	const double totals[] = { (double)r->tokens, (double)r->tokens_full, r->fits, r->exact, (double)r->turns,
 				  (double)r->resident, (double)r->stubbed, (double)r->evicted, (double)r->pinned,
 				  (double)r->pinned_tokens, (double)r->classes.text, (double)r->classes.tool_calls,
 				  (double)r->classes.tool_results, (double)r->classes.thinking, (double)r->classes.images,
 				  (double)r->classes.other, (double)r->classes.overhead, (double)r->classes.total };
-	cJSON_AddItemToObject(rep, "totals", cJSON_CreateDoubleArray(totals, (int)CMV_ARRAY_SIZE(totals)));
-	pages = cJSON_AddArrayToObject(rep, "pages");
-	for (size_t q = 0; q < r->n_pages; q++) {
-		const cmv_page *pg = &r->pages[q];
-		cJSON *x = cJSON_CreateArray();
-		cJSON_AddItemToArray(x, cJSON_CreateString(pg->id));
-		const double f[] = { pg->kind, pg->state, (double)pg->turn, (double)pg->tokens, pg->pinned };
-		for (size_t i = 0; i < CMV_ARRAY_SIZE(f); i++)
-			cJSON_AddItemToArray(x, cJSON_CreateNumber(f[i]));
-		cJSON_AddItemToArray(pages, x);
-	}
-	if (!(text = cJSON_PrintUnformatted(j)))
+	cJSON_AddItemToObject(j, "totals", cJSON_CreateDoubleArray(totals, (int)CMV_ARRAY_SIZE(totals)));
+	/* the pinned pages, by their place in the notes' order */
+	cJSON *pins = cJSON_AddArrayToObject(j, "pinned");
+	for (size_t k = 0; k < r->n_pages && pins; k++)
+		if (r->pages[ix[k]].pinned)
+			cJSON_AddItemToArray(pins, cJSON_CreateNumber((double)k));
+	if (!(json = cJSON_PrintUnformatted(j)))
 		error = CMV_ENOMEM;
 	else
-		error = cmv_branch_note_set(repo, o->state_branch, key, text);
+		error = cmv_branch_note_set(repo, o->state_branch, key, json);
 done:
-	cJSON_free(text);
+	cJSON_free(json);
 	cJSON_Delete(j);
+	free(ix);
 	cmv_buf_dispose(&ok);
+	cmv_buf_dispose(&text);
 	return error;
 }
 
-/*
- * Keep the decision in the branch's note: the pages that left (the next
- * call starts from them), and the request and report for this tip and
- * these options (the next call with both the same is a lookup, and one
- * after an append grows the request: splice_append).
- */
+/* The whole work's page table: the pages that left (the next call starts from them), the request, the report. */
 static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip, pager *p,
 		      const cmv_materialize_report *r, const cmv_buf *request, const cmv_render_options *ro)
 {
-	cJSON *ev = cJSON_CreateArray(), *fa = cJSON_CreateArray();
-	bool oom = !ev || !fa;
+	cmv_buf ev = CMV_BUF_INIT((size_t)1 << 30);
+	cJSON *fa = cJSON_CreateArray();
+	int error = fa ? 0 : CMV_ENOMEM;
 	seam sm;
-	int error;
-	for (size_t q = 0; q < p->n && !oom; q++) {
-		if (p->gone[q] && !cJSON_AddItemToArray(ev, cJSON_CreateString(p->pages[q].pub.id)))
-			oom = true;
-		if (p->pages[q].faulted && !cJSON_AddItemToArray(fa, cJSON_CreateString(p->pages[q].pub.id)))
-			oom = true;
+	for (size_t q = 0; q < p->n && !error; q++) {
+		if (p->gone[q])
+			error = cmv_buf_printf(&ev, "%s\n", p->pages[q].pub.id);
+		if (!error && p->pages[q].faulted && !cJSON_AddItemToArray(fa, cJSON_CreateString(p->pages[q].pub.id)))
+			error = CMV_ENOMEM;
 	}
-	if (oom || (error = seam_find(&sm, p, request, &r->classes, ro)) < 0) {
-		cJSON_Delete(ev);
-		cJSON_Delete(fa);
-		return oom ? CMV_ENOMEM : error;
+	if (!error && (error = seam_find(&sm, p, request, &r->classes, ro)) == 0) {
+		error = table_write(repo, o, key, tip, &ev, fa, r, request, &sm, true, 0, 0);
+		fa = NULL;
 	}
-	return table_write(repo, o, key, tip, ev, fa, r, request, &sm);
+	cJSON_Delete(fa);
+	cmv_buf_dispose(&ev);
+	return error;
 }
 
 /* The branch's page table for this model and format, parsed; NULL when it has none. */
@@ -1354,17 +1467,29 @@ static cJSON *table_read(cmv_repo *repo, const cmv_pager_options *o, const char 
 	return j;
 }
 
-/* The report a table keeps: 1 when whole (*r filled), 0 when not, CMV_ENOMEM. */
-static int report_from_json(cmv_materialize_report *r, const cJSON *rep, uint64_t budget)
+/*
+ * The report a table keeps, its pages in the report's order (bodies, then
+ * turns): 1 when whole (*r filled), 0 when not, CMV_ENOMEM. *split_turn
+ * (may be NULL): the first turn whose pages the table keeps in its tail.
+ */
+static int table_report(cmv_materialize_report *r, cmv_repo *repo, const cmv_pager_options *o, const char *key,
+			const cJSON *j, uint64_t budget, size_t *split_turn)
 {
-	const cJSON *tot = cJSON_GetObjectItemCaseSensitive(rep, "totals"), *pages = cJSON_GetObjectItemCaseSensitive(rep, "pages");
+	const cJSON *tot = cJSON_GetObjectItemCaseSensitive(j, "totals");
+	const cJSON *pins = cJSON_GetObjectItemCaseSensitive(j, "pinned");
+	cmv_buf pages = CMV_BUF_INIT((size_t)1 << 30), tail = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_materialize_report tm;
 	double v[18];
 	size_t i = 0;
-	if (cJSON_GetArraySize(tot) != 18 || !cJSON_IsArray(pages))
-		return 0;
+	int found = 0;
+
+	memset(r, 0, sizeof(*r));
+	memset(&tm, 0, sizeof(tm));
+	if (cJSON_GetArraySize(tot) != 18 || !cJSON_IsArray(pins) || !note_take(&pages, repo, o, key, "pages") ||
+	    !note_take(&tail, repo, o, key, "ptail"))
+		goto done;
 	for (const cJSON *x = tot->child; x; x = x->next)
 		v[i++] = x->valuedouble;
-	memset(r, 0, sizeof(*r));
 	r->budget = budget;
 	r->tokens = (uint64_t)v[0];
 	r->tokens_full = (uint64_t)v[1];
@@ -1376,39 +1501,53 @@ static int report_from_json(cmv_materialize_report *r, const cJSON *rep, uint64_
 	r->evicted = (size_t)v[7];
 	r->pinned = (size_t)v[8];
 	r->pinned_tokens = (uint64_t)v[9];
-	uint64_t *cl[] = { &r->classes.text, &r->classes.tool_calls, &r->classes.tool_results, &r->classes.thinking,
-			   &r->classes.images, &r->classes.other, &r->classes.overhead, &r->classes.total };
-	for (size_t c = 0; c < CMV_ARRAY_SIZE(cl); c++)
-		*cl[c] = (uint64_t)v[10 + c];
-	r->n_pages = (size_t)cJSON_GetArraySize(pages);
-	if (r->n_pages && !(r->pages = cmv__calloc(r->n_pages, sizeof(*r->pages))))
-		return CMV_ENOMEM;
-	i = 0;
-	for (const cJSON *x = pages->child; x; x = x->next, i++) {
-		cmv_page *pg = &r->pages[i];
-		const cJSON *f = x->child;
-		snprintf(pg->id, sizeof(pg->id), "%s", cJSON_GetStringValue(f) ? f->valuestring : "");
-		pg->kind = (cmv_page_kind)(f = f ? f->next : NULL, f ? f->valueint : 0);
-		pg->state = (cmv_page_state)(f = f ? f->next : NULL, f ? f->valueint : 0);
-		pg->turn = (size_t)(f = f ? f->next : NULL, f ? f->valuedouble : 0);
-		pg->tokens = (uint64_t)(f = f ? f->next : NULL, f ? f->valuedouble : 0);
-		pg->pinned = (f = f ? f->next : NULL, f ? f->valueint != 0 : false);
+	stats_from_array(&r->classes, v + 10);
+	/* a line is at least an id and five fields */
+	size_t cap = (pages.size + tail.size) / (CMV_ID_HEXSZ + 10) + 1;
+	if (!(tm.pages = cmv__calloc(cap, sizeof(*tm.pages)))) {
+		found = CMV_ENOMEM;
+		goto done;
 	}
-	return 1;
+	if (pages_parse(&tm, cap, &pages) || pages_parse(&tm, cap, &tail))
+		goto done;
+	if (split_turn) {
+		const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "split_turn");
+		*split_turn = cJSON_IsNumber(st) ? (size_t)st->valuedouble : 0;
+	}
+	for (const cJSON *x = pins->child; x; x = x->next)
+		if (cJSON_IsNumber(x) && x->valuedouble >= 0 && (size_t)x->valuedouble < tm.n_pages)
+			tm.pages[(size_t)x->valuedouble].pinned = true;
+	/* the report's order: the bodies, then the turns, each in conversation order */
+	if (!(r->pages = cmv__calloc(tm.n_pages + 1, sizeof(*r->pages)))) {
+		found = CMV_ENOMEM;
+		goto done;
+	}
+	for (int kind = CMV_PAGE_BODY; kind <= CMV_PAGE_GROUP; kind++)
+		for (size_t k = 0; k < tm.n_pages; k++)
+			if ((int)tm.pages[k].kind == kind)
+				r->pages[r->n_pages++] = tm.pages[k];
+	found = r->n_pages == tm.n_pages;
+done:
+	free(tm.pages);
+	if (found <= 0)
+		cmv_materialize_report_dispose(r);
+	cmv_buf_dispose(&pages);
+	cmv_buf_dispose(&tail);
+	return found;
 }
 
 /* The request the table was written with, into out: 1 when found whole, else 0. */
 static int table_request(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, const char *key, const cJSON *j)
 {
-	char rkey[CMV_REF_NAME_MAX + 80];
 	const char *rq = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "request"));
+	cmv_buf tail = CMV_BUF_INIT((size_t)1 << 30);
 	cmv_id req, got;
-	snprintf(rkey, sizeof(rkey), "%s:request", key);
-	if (!rq || cmv_id_fromstr(&req, rq) < 0 || cmv_branch_note_get(out, repo, o->state_branch, rkey) < 0) {
-		cmv_error_clear();
+	int ok = rq && cmv_id_fromstr(&req, rq) == 0 && note_take(out, repo, o, key, "request") &&
+		 note_take(&tail, repo, o, key, "tail") && cmv_buf_put(out, tail.ptr ? tail.ptr : "", tail.size) == 0;
+	cmv_buf_dispose(&tail);
+	if (!ok)
 		return 0;
-	}
-	/* the request note is the one the table was written with (not half of an older pair) */
+	/* the notes are the ones the table was written with (not half of an older set) */
 	cmv_id_hash(&got, out->ptr ? out->ptr : "", out->size);
 	return cmv_id_equal(&got, &req);
 }
@@ -1423,10 +1562,7 @@ static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo,
 	if (!t || !opts || strcmp(t, cmv_id_tostr(hex, sizeof(hex), tip)) || strcmp(opts, ok) ||
 	    !table_request(out, repo, o, key, j))
 		return 0;
-	int found = report_from_json(r, cJSON_GetObjectItemCaseSensitive(j, "report"), budget);
-	if (found <= 0)
-		cmv_materialize_report_dispose(r);
-	return found;
+	return table_report(r, repo, o, key, j, budget, NULL);
 }
 
 typedef struct {
@@ -1459,8 +1595,12 @@ static bool faults_hold(cmv_repo *repo, const char *branch, const cmv_id *tip, c
 }
 
 
-/* Records read after the table's tip at most: past that, the whole work is no dearer than reading them. */
-#define SPLICE_MAX_RECORDS 256
+/*
+ * Records read from the seam's on, at most: an agent's turn can run to
+ * hundreds of calls, and past a few thousand records reading them is
+ * no longer small beside the whole work.
+ */
+#define SPLICE_MAX_RECORDS 2048
 
 bool cmv__pager_splice = true;
 size_t cmv__pager_spliced;
@@ -1484,7 +1624,6 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 			 cmv_render_target target, const cmv_render_options *ro)
 {
 	const char *opts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "options"));
-	const cJSON *evicted = cJSON_GetObjectItemCaseSensitive(j, "evicted");
 	const cJSON *faulted = cJSON_GetObjectItemCaseSensitive(j, "faulted");
 	const cJSON *sj = cJSON_GetObjectItemCaseSensitive(j, "seam");
 	const cJSON *scl = cJSON_GetObjectItemCaseSensitive(sj, "classes");
@@ -1498,7 +1637,7 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 
 	memset(&old, 0, sizeof(old));
 	memset(&nr, 0, sizeof(nr));
-	if (!cmv__pager_splice || !opts || strcmp(opts, ok) || !cJSON_IsArray(evicted) || !cJSON_IsArray(faulted) ||
+	if (!cmv__pager_splice || !opts || strcmp(opts, ok) || !cJSON_IsArray(faulted) ||
 	    !snode || cJSON_GetArraySize(scl) != 8 || (o->query && *o->query) || o->n_pins ||
 	    cmv_id_fromstr(&first, snode) < 0 || !faults_hold(fp->repo, o->state_branch, tip, faulted))
 		return 0;
@@ -1520,8 +1659,10 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	const cJSON *head = cJSON_GetArrayItem(fp->cv.msgs, 0);
 	if (!head || !starts_turn(head) || strcmp(fp->cv.raw_first_role, "user") || fp->cv.st.orphan_results)
 		goto out;
-	if ((error = report_from_json(&old, cJSON_GetObjectItemCaseSensitive(j, "report"), budget)) <= 0 ||
-	    !old.turns || !table_request(out, fp->repo, o, key, j) || was.offset > out->size)
+	size_t split_turn = 0, split_bytes = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "split_bytes"));
+	if ((error = table_report(&old, fp->repo, o, key, j, budget, &split_turn)) <= 0 || !old.turns ||
+	    split_turn + 1 > old.turns || !table_request(out, fp->repo, o, key, j) || was.offset > out->size ||
+	    split_bytes > was.offset)
 		goto out;
 	if ((error = pager_pages(fp)) < 0 || (error = cmv__conversation_write(&frag, &fp->cv, ro)) < 0 ||
 	    (error = cmv_count_request(&st, fp->model, fp->tok, frag.ptr, frag.size)) < 0)
@@ -1584,14 +1725,10 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	/* the next seam: the fragment's last turn, in the new body */
 	if ((error = seam_find(&next, fp, out, &nr.classes, ro)) < 0)
 		goto out;
-	cJSON *ev = cJSON_Duplicate(evicted, 1), *fa = cJSON_Duplicate(faulted, 1);
-	if (!ev || !fa) {
-		cJSON_Delete(ev);
-		cJSON_Delete(fa);
-		error = CMV_ENOMEM;
-		goto out;
-	}
-	if ((error = table_write(fp->repo, o, key, tip, ev, fa, &nr, out, &next)) < 0)
+	/* the request and pages before the split stay as they are written, until the tail has grown long */
+	bool fold = out->size - split_bytes > cmv__pager_fold_bytes;
+	if ((error = table_write(fp->repo, o, key, tip, NULL, cJSON_Duplicate(faulted, 1), &nr, out, &next, fold,
+				 split_bytes, split_turn)) < 0)
 		goto out;
 	*r = nr;
 	nr.pages = NULL;
@@ -1803,14 +1940,18 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	if (o.state_branch) {
 		cmv__strmap was = { 0 };
 		size_t n_was = 0;
-		const cJSON *ev = cJSON_GetObjectItemCaseSensitive(table, "evicted");
+		cmv_buf ev = CMV_BUF_INIT((size_t)1 << 30);
 		const cJSON *fa = cJSON_GetObjectItemCaseSensitive(table, "faulted");
 		const char *topts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(table, "options"));
 		/* the same options as last time: what left stays gone while it fits, whatever a fresh cut would take */
 		bool same = topts && !strcmp(topts, okey.ptr) && full > r.budget;
-		for (const cJSON *e = cJSON_IsArray(ev) ? ev->child : NULL; e && !error; e = e->next)
-			if (cJSON_IsString(e))
-				error = cmv__strmap_put(&was, e->valuestring, 0, NULL);
+		if (table && note_take(&ev, repo, &o, note_key, "evicted")) {
+			for (char *s = ev.ptr, *nl; s && !error && (nl = strchr(s, '\n')) != NULL; s = nl + 1) {
+				*nl = '\0';
+				error = cmv__strmap_put(&was, s, 0, NULL);
+			}
+		}
+		cmv_buf_dispose(&ev);
 		/* a page a fault brought back goes again when its pin runs out (while pinned it is no candidate) */
 		for (const cJSON *e = cJSON_IsArray(fa) ? fa->child : NULL; e && !error; e = e->next)
 			if (cJSON_IsString(e))

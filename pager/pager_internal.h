@@ -14,6 +14,13 @@
  * off to check that both give the same bytes and the same report.
  */
 extern bool cmv__pager_splice;
+/*
+ * After an append, the kept request up to its split is written again only
+ * when what follows the split has grown past this many bytes (64 KiB): an
+ * append writes about what changed, and the whole now and then. The tests
+ * set it low to write it every time.
+ */
+extern size_t cmv__pager_fold_bytes;
 /* How many materializations grew a kept request, since the process began. */
 extern size_t cmv__pager_spliced;
 

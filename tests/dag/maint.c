@@ -276,6 +276,48 @@ static void test_dag_fsck__reports_tampered_node(void **state)
 	assert_int_equal(ps.types[0], CMV_FSCK_NODE_MISMATCH);
 }
 
+/*
+ * A version 2 store (branch notes in a WITHOUT ROWID table) opens as
+ * version 3 with every note kept, read and written as before.
+ */
+static void test_dag_store__upgrades_branch_notes(void **state)
+{
+	fixture *f = *state;
+	cmv_buf out = CMV_BUF_INIT(1 << 24);
+	char path[4096];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	test_append_n(f->repo, "main", "m", 2);
+	cmv_repo_free(f->repo);
+	f->repo = NULL;
+	raw_sql(f, "DROP TABLE branch_state;"
+		   "CREATE TABLE branch_state(branch TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+		   " PRIMARY KEY(branch, key)) WITHOUT ROWID;"
+		   "INSERT INTO branch_state VALUES('main', 'a', 'one'), ('main', 'b', 'two');"
+		   "PRAGMA user_version = 2");
+	snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	assert_cmv_ok(cmv_repo_open(&f->repo, path, 0));
+	assert_cmv_ok(cmv_branch_note_get(&out, f->repo, "main", "a"));
+	assert_string_equal(out.ptr, "one");
+	assert_cmv_ok(cmv_branch_note_get(&out, f->repo, "main", "b"));
+	assert_string_equal(out.ptr, "two");
+	assert_cmv_ok(cmv_branch_note_set(f->repo, "main", "a", "uno"));
+	assert_cmv_ok(cmv_branch_note_get(&out, f->repo, "main", "a"));
+	assert_string_equal(out.ptr, "uno");
+	assert_cmv_fails_with(CMV_ENOTFOUND, cmv_branch_note_get(&out, f->repo, "main", "c"));
+	/* a rowid table now, at the version this cmv writes */
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT rowid FROM branch_state", -1, &s, NULL), SQLITE_OK);
+	sqlite3_finalize(s);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), 3);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	cmv_buf_dispose(&out);
+}
+
 static void test_dag_store__refuses_foreign_and_newer_files(void **state)
 {
 	fixture *f = *state;
@@ -319,6 +361,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_corrupted_blob, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_dangling_ref_and_missing_parent, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_tampered_node, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_store__upgrades_branch_notes, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_store__refuses_foreign_and_newer_files, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("dag maintenance", tests, NULL, NULL);
