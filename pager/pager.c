@@ -706,8 +706,7 @@ static int pick_cmp(const void *a, const void *b)
 /*
  * The turns and bodies the hits point at, best first: a body by its own
  * score, a turn by its best message's, where a message's score is its own
- * plus QUERY_NEIGHBOUR_WEIGHT of each neighbour's. NULL *out when nothing
- * scored.
+ * plus QUERY_NEIGHBOUR_WEIGHT of each neighbour's.
  */
 static int query_rank(query_pick **out, size_t *n_out, query_state *q)
 {
@@ -769,12 +768,12 @@ static int query_pin(uint64_t *used_out, pager *p, const query_pick *picks, size
 	return 0;
 }
 
+static int pager_pages(pager *p);
+
 /*
  * Load the branch for the target and find its pages: the bodies in
  * conversation order, then one page per turn. p->repo, model and tok set.
  */
-static int pager_pages(pager *p);
-
 static int pager_load(pager *p, const cmv_id *tip, cmv_render_target target, unsigned int flags)
 {
 	int error;
@@ -1004,7 +1003,6 @@ int cmv_pager_fault(cmv_repo *repo, const char *branch, const char *page_id)
 	return error;
 }
 
-/* Pages faulted in lately stay pinned: longer the more often they faulted (no thrashing). */
 /* Each page id (a prefix) that the branch's faults pin at tip's depth. */
 static void each_fault(cmv_repo *repo, const char *branch, const cmv_id *tip, void (*fn)(const char *id, void *ctx),
 		       void *ctx)
@@ -1045,6 +1043,7 @@ static void pin_fault(const char *id, void *ctx)
 		}
 }
 
+/* Pages faulted in lately stay pinned: longer the more often they faulted (no thrashing). */
 static void pin_faulted(pager *p, const char *branch, const cmv_id *tip, size_t *n_pinned)
 {
 	fault_pin fp = { p, 0 };
@@ -1502,8 +1501,11 @@ static int table_report(cmv_materialize_report *r, cmv_repo *repo, const cmv_pag
 	r->pinned = (size_t)v[8];
 	r->pinned_tokens = (uint64_t)v[9];
 	stats_from_array(&r->classes, v + 10);
-	/* a line is at least an id and five fields */
-	size_t cap = (pages.size + tail.size) / (CMV_ID_HEXSZ + 10) + 1;
+	size_t cap = 1;
+	for (size_t k = 0; k < pages.size; k++)
+		cap += pages.ptr[k] == '\n';
+	for (size_t k = 0; k < tail.size; k++)
+		cap += tail.ptr[k] == '\n';
 	if (!(tm.pages = cmv__calloc(cap, sizeof(*tm.pages)))) {
 		found = CMV_ENOMEM;
 		goto done;
@@ -1593,7 +1595,6 @@ static bool faults_hold(cmv_repo *repo, const char *branch, const cmv_id *tip, c
 	}
 	return true;
 }
-
 
 /*
  * Records read from the seam's on, at most: an agent's turn can run to
