@@ -60,6 +60,7 @@ typedef struct {
 		char hex[CMV_ID_HEXSZ + 1];
 	} runs_known[256];    /* the ids of runs of turns computed so far */
 	size_t n_runs_known;
+	bool lazy_ids;        /* turn pages get their ids when asked (group_id): recall by query shows a few */
 } pager;
 
 /*
@@ -768,6 +769,26 @@ static int query_pin(uint64_t *used_out, pager *p, const query_pick *picks, size
 	return 0;
 }
 
+/* A turn's page id: the xxh128 of its n messages (from first on) as JSON, the blob that recalls it. */
+static int group_id(char *out, const cJSON *first, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (const cJSON *m = first; m && n && arr; m = m->next, n--)
+		if (!cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1))) {
+			cJSON_Delete(arr);
+			arr = NULL;
+		}
+	char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+	cJSON_Delete(arr);
+	if (!text)
+		return CMV_ENOMEM;
+	cmv_id id;
+	cmv_id_hash(&id, text, strlen(text));
+	cmv_id_tostr(out, CMV_ID_HEXSZ + 1, &id);
+	cJSON_free(text);
+	return 0;
+}
+
 static int pager_pages(pager *p);
 
 /*
@@ -815,25 +836,12 @@ static int pager_pages(pager *p)
 	size_t bi = 0;
 	for (size_t g = 0; g < p->n_groups; g++) {
 		size_t end = g + 1 < p->n_groups ? p->group_first[g + 1] : n_msgs;
-		cJSON *arr = cJSON_CreateArray();
 		page pg;
 		memset(&pg, 0, sizeof(pg));
-		for (size_t k = p->group_first[g]; k < end && cur; k++, cur = cur->next) {
-			if (arr && !cJSON_AddItemToArray(arr, cJSON_Duplicate(cur, 1))) {
-				cJSON_Delete(arr);
-				arr = NULL;
-			}
-			pg.pub.tokens += estimate_message(p, cur);
-		}
-		char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
-		cJSON_Delete(arr);
-		if (!text) {
-			error = CMV_ENOMEM;
+		if (!p->lazy_ids && (error = group_id(pg.pub.id, cur, end - p->group_first[g])) < 0)
 			return error;
-		}
-		cmv_id id;
-		cmv_id_hash(&id, text, strlen(text));
-		cmv_id_tostr(pg.pub.id, sizeof(pg.pub.id), &id);
+		for (size_t k = p->group_first[g]; k < end && cur; k++, cur = cur->next)
+			pg.pub.tokens += estimate_message(p, cur);
 		pg.pub.kind = CMV_PAGE_GROUP;
 		pg.pub.state = CMV_PAGE_RESIDENT;
 		pg.pub.turn = g;
@@ -844,12 +852,10 @@ static int pager_pages(pager *p)
 			bi++;
 		for (size_t b = bi; b < n_bodies && p->pages[b].pub.turn == g; b++)
 			pg.saving -= p->pages[b].saving;
-		cJSON_free(text);
 		p->group_page[g] = p->n;
 		if ((error = push_page(p, &pg)) < 0)
 			return error;
 	}
-
 	return 0;
 }
 
@@ -2095,6 +2101,7 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		cmv_buf_dispose(&p.scratch);
 		return error;
 	}
+	p.lazy_ids = true;
 	if ((error = pager_load(&p, tip, target_of(model, 0), 0)) == 0 &&
 	    (error = pager_query(&p, query, budget, NULL)) == 0) {
 		/* in conversation order, each page under a line that names it */
@@ -2102,6 +2109,9 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 			page *gp = &p.pages[p.group_page[g]];
 			size_t end = g + 1 < p.n_groups ? p.group_first[g + 1] : (size_t)cJSON_GetArraySize(p.cv.msgs);
 			if (gp->hit) {
+				if ((error = group_id(gp->pub.id, cJSON_GetArrayItem(p.cv.msgs, (int)p.group_first[g]),
+						      end - p.group_first[g])) < 0)
+					break;
 				cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)gp->pub.tokens,
 					       gp->pub.id);
 				turn_text(out, p.cv.msgs, p.group_first[g], end);

@@ -760,6 +760,10 @@ static void test_query_path(void **state)
 	assert_non_null(strstr(out.ptr, "[turn 4,"));
 	assert_non_null(strstr(out.ptr, "[turn 5,"));
 	assert_true(strstr(out.ptr, "[turn 4,") < strstr(out.ptr, "[turn 5,"));
+	char shown[CMV_ID_HEXSZ + 1];
+	const char *pid = strstr(strstr(out.ptr, "[turn 5,"), "page ");
+	assert_non_null(pid);
+	snprintf(shown, 8, "%s", pid + 5);
 	assert_non_null(strstr(out.ptr, "zebra password"));
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "unicornish", 1000));
 	assert_int_equal(n, 0);
@@ -771,6 +775,11 @@ static void test_query_path(void **state)
 	o.query = "zebra attic";
 	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
 	assert_non_null(strstr(out.ptr, "zebra password"));
+	/* the id recall --query showed for the turn is the turn's page id */
+	bool named = false;
+	for (size_t i = 0; i < rep.n_pages; i++)
+		named |= rep.pages[i].kind == CMV_PAGE_GROUP && rep.pages[i].turn == 5 && !strncmp(rep.pages[i].id, shown, 7);
+	assert_true(named);
 	assert_true(rep.tokens <= 2000);
 	/* the turns around it left in two runs: one stub for both, whose id recalls an index of the runs */
 	const char *stub = strstr(out.ptr, "turns paged out, in 2 runs; recall ");
