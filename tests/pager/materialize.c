@@ -220,6 +220,31 @@ static size_t path_of(cmv_id **out, cmv_repo *repo, const cmv_id *tip)
 	return n;
 }
 
+/* Two reports that say the same: totals, and every page with its state, turn, tokens and pin. */
+static void assert_reports_equal(const cmv_materialize_report *a, const cmv_materialize_report *b)
+{
+	assert_int_equal(a->tokens, b->tokens);
+	assert_int_equal(a->tokens_full, b->tokens_full);
+	assert_int_equal(a->turns, b->turns);
+	assert_int_equal(a->classes.total, b->classes.total);
+	assert_int_equal(a->classes.overhead, b->classes.overhead);
+	assert_int_equal(a->classes.text, b->classes.text);
+	assert_int_equal(a->pinned, b->pinned);
+	assert_int_equal(a->pinned_tokens, b->pinned_tokens);
+	assert_int_equal(a->resident, b->resident);
+	assert_int_equal(a->stubbed, b->stubbed);
+	assert_int_equal(a->evicted, b->evicted);
+	assert_int_equal(a->n_pages, b->n_pages);
+	for (size_t i = 0; i < a->n_pages; i++) {
+		assert_string_equal(a->pages[i].id, b->pages[i].id);
+		assert_int_equal(a->pages[i].kind, b->pages[i].kind);
+		assert_int_equal(a->pages[i].state, b->pages[i].state);
+		assert_int_equal(a->pages[i].turn, b->pages[i].turn);
+		assert_int_equal(a->pages[i].tokens, b->pages[i].tokens);
+		assert_int_equal(a->pages[i].pinned, b->pages[i].pinned);
+	}
+}
+
 /*
  * Materialize branch a (the kept request may grow) and branch b (the
  * whole work each time) at the same node: the same bytes, the same report.
@@ -250,38 +275,13 @@ static bool same_both_ways(cmv_repo *repo, const char *a, const char *b, const c
 		o.state_branch = a;
 		assert_cmv_ok(cmv_materialize(&oc, &rc, repo, at, m, tok, &o));
 		assert_true(oc.size == oa.size && !memcmp(oc.ptr, oa.ptr, oa.size));
-		assert_int_equal(rc.n_pages, ra.n_pages);
-		for (size_t i = 0; i < rc.n_pages; i++) {
-			assert_string_equal(rc.pages[i].id, ra.pages[i].id);
-			assert_int_equal(rc.pages[i].pinned, ra.pages[i].pinned);
-			assert_int_equal(rc.pages[i].state, ra.pages[i].state);
-		}
-		assert_int_equal(rc.tokens, ra.tokens);
-		assert_int_equal(rc.pinned, ra.pinned);
+		assert_reports_equal(&rc, &ra);
 		cmv_materialize_report_dispose(&rc);
 		cmv_buf_dispose(&oc);
 		if (oa.size != ob.size || memcmp(oa.ptr, ob.ptr, oa.size))
 			fail_msg("%s, %s, budget %llu: the grown request differs from the whole work's", what, m->id,
 				 (unsigned long long)budget);
-		assert_int_equal(ra.tokens, rb.tokens);
-		assert_int_equal(ra.tokens_full, rb.tokens_full);
-		assert_int_equal(ra.turns, rb.turns);
-		assert_int_equal(ra.classes.total, rb.classes.total);
-		assert_int_equal(ra.classes.overhead, rb.classes.overhead);
-		assert_int_equal(ra.classes.text, rb.classes.text);
-		assert_int_equal(ra.pinned, rb.pinned);
-		assert_int_equal(ra.pinned_tokens, rb.pinned_tokens);
-		assert_int_equal(ra.resident, rb.resident);
-		assert_int_equal(ra.stubbed, rb.stubbed);
-		assert_int_equal(ra.evicted, rb.evicted);
-		assert_int_equal(ra.n_pages, rb.n_pages);
-		for (size_t i = 0; i < ra.n_pages; i++) {
-			assert_string_equal(ra.pages[i].id, rb.pages[i].id);
-			assert_int_equal(ra.pages[i].state, rb.pages[i].state);
-			assert_int_equal(ra.pages[i].turn, rb.pages[i].turn);
-			assert_int_equal(ra.pages[i].tokens, rb.pages[i].tokens);
-			assert_int_equal(ra.pages[i].pinned, rb.pages[i].pinned);
-		}
+		assert_reports_equal(&ra, &rb);
 		cmv_materialize_report_dispose(&ra);
 		cmv_materialize_report_dispose(&rb);
 	}
@@ -487,13 +487,7 @@ static void test_stable_prefix(void **state)
 		assert_cmv_ok(cmv_materialize(&again, &rep2, ts->repo, &tip, gpt4o, o200k, &o));
 		assert_int_equal(again.size, out.size);
 		assert_memory_equal(again.ptr, out.ptr, out.size);
-		assert_int_equal(rep2.tokens, rep.tokens);
-		assert_int_equal(rep2.n_pages, rep.n_pages);
-		for (size_t i = 0; i < rep.n_pages; i++) {
-			assert_string_equal(rep2.pages[i].id, rep.pages[i].id);
-			assert_int_equal(rep2.pages[i].state, rep.pages[i].state);
-			assert_int_equal(rep2.pages[i].tokens, rep.pages[i].tokens);
-		}
+		assert_reports_equal(&rep2, &rep);
 		cmv_materialize_report_dispose(&rep2);
 		cmv_buf_dispose(&again);
 		cJSON *msgs = messages_of(&out);
