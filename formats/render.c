@@ -1037,7 +1037,7 @@ int cmv_render_target_parse(cmv_render_target *out, const char *name)
  * it (repair takes them over), and after it the record each message began
  * at.
  */
-static int repair_keeping_tail(cmv__conversation *cv, cmv_render_target target)
+static int repair_noting_records(cmv__conversation *cv, cmv_render_target target)
 {
 	const cJSON *first = cJSON_GetArrayItem(cv->c.messages, 0);
 	snprintf(cv->raw_first_role, sizeof(cv->raw_first_role), "%s", first ? cj_str(first, "role") : "");
@@ -1070,7 +1070,7 @@ int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *
 		return cmv_error__oom();
 	}
 	if ((error = load_conversation(&cv->c, &cv->st, repo, tip)) < 0 ||
-	    (error = repair_keeping_tail(cv, target)) < 0) {
+	    (error = repair_noting_records(cv, target)) < 0) {
 		cmv__conversation_dispose(cv);
 		return error;
 	}
@@ -1119,7 +1119,7 @@ int cmv__conversation_load_since(cmv__conversation *cv, cmv_repo *repo, const cm
 	if (!error && (cv->c.resets || cJSON_GetArraySize(cv->c.system)))
 		error = cmv_error__set(CMV_ENOTFOUND, "the records reset the conversation or add a system prompt");
 	if (!error)
-		error = repair_keeping_tail(cv, target);
+		error = repair_noting_records(cv, target);
 	if (!error)
 		cv->st.messages = (size_t)cJSON_GetArraySize(cv->msgs);
 out:
@@ -1178,7 +1178,7 @@ int cmv__conversation_from_raw(cmv__conversation *cv, const conv *raw, size_t fr
 	for (const cJSON *m = raw->messages->child; m; m = m->next, i++)
 		if (i >= from && !cJSON_AddItemToArray(cv->c.messages, cJSON_Duplicate(m, 1)))
 			goto oom;
-	if ((error = repair_keeping_tail(cv, target)) < 0) {
+	if ((error = repair_noting_records(cv, target)) < 0) {
 		cmv__conversation_dispose(cv);
 		return error;
 	}
