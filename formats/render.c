@@ -524,6 +524,7 @@ static int repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_render_sta
 				if (is_use && map_find(&calls, id) >= 0) {
 					char fresh[512];
 					snprintf(fresh, sizeof(fresh), "%.480s_%zu", id, ++renamed);
+					st->renamed_calls++;
 					cJSON_DeleteItemFromObjectCaseSensitive(aliases, id);
 					if (!cJSON_AddStringToObject(aliases, id, fresh) ||
 					    !cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(b, "id"), fresh))

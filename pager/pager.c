@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <string.h>
+#include <xxhash.h>
 #include "../formats/neutral.h"
 #include "stub.h"
 #include "pager_internal.h"
@@ -1169,23 +1170,65 @@ static int body_items(const char **items, size_t *len, const cmv_buf *body, cmv_
  * materialize after an append renders from that record on, and puts the
  * result there (splice_append).
  */
+#define CALLS_FILTER_BYTES 8192 /* 65,536 bits: 3,000 calls before the seam give 0.2% false alarms */
+
 typedef struct {
 	bool found;
 	size_t offset;
 	uint64_t tokens;
 	cmv_token_stats classes;
 	char node[CMV_ID_HEXSZ + 1];
+	/*
+	 * The ids of the calls before the seam, as a Bloom filter. Repair gives
+	 * a call whose id an earlier call had a fresh one, so new records that
+	 * reuse one render otherwise after the whole conversation than alone:
+	 * splice_append leaves those to the whole work (a false alarm costs
+	 * only that).
+	 */
+	uint8_t calls[CALLS_FILTER_BYTES];
 } seam;
 
+static void calls_bits(size_t bit[3], const char *id)
+{
+	uint64_t h = XXH3_64bits(id, strlen(id));
+	for (size_t k = 0; k < 3; k++)
+		bit[k] = (size_t)(h >> (16 * k)) & (CALLS_FILTER_BYTES * 8 - 1);
+}
+
+/* Each call id of messages [from, to) of msgs, into the filter (add) or tested against it: true when one may be in it. */
+static bool calls_filter(uint8_t *filter, const cJSON *msgs, size_t from, size_t to, bool add)
+{
+	size_t i = 0;
+	for (const cJSON *m = msgs ? msgs->child : NULL; m && i < to; m = m->next, i++) {
+		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		for (const cJSON *b = i >= from && cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+			const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "id"));
+			size_t bit[3];
+			if (!id || !is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type")), "tool_use"))
+				continue;
+			calls_bits(bit, id);
+			if (add) {
+				for (size_t k = 0; k < 3; k++)
+					filter[bit[k] / 8] |= (uint8_t)(1u << (bit[k] % 8));
+			} else if ((filter[bit[0] / 8] >> (bit[0] % 8) & 1) && (filter[bit[1] / 8] >> (bit[1] % 8) & 1) &&
+				   (filter[bit[2] / 8] >> (bit[2] % 8) & 1)) {
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 /*
- * Find the seam of body, the request p rendered (classes: its counts). The
+ * Find the seam of body, the request p rendered (classes: its counts;
+ * calls_before: the filter of calls before p's messages, or NULL). The
  * last turn, rendered alone, must be the body's tail byte for byte: then
  * nothing before it depends on it (no stub sits in it, no repair reached
  * across), and what comes after it cannot change what is before. No seam
  * is no error: the next call does the whole work.
  */
 static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_stats *classes,
-		     const cmv_render_options *ro)
+		     const uint8_t *calls_before, const cmv_render_options *ro)
 {
 	cmv__conversation tmp = p->cv;
 	cmv_buf frag = CMV_BUF_INIT((size_t)1 << 30);
@@ -1227,6 +1270,10 @@ static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_sta
 	s->classes.overhead -= st.overhead - per_request;
 	s->classes.total = s->tokens;
 	snprintf(s->node, sizeof(s->node), "%s", node);
+	/* the calls before the seam: those before p's messages (calls_before), then p's before its last turn */
+	if (calls_before)
+		memcpy(s->calls, calls_before, sizeof(s->calls));
+	calls_filter(s->calls, p->cv.msgs, 0, first, true);
 out:
 	cJSON_Delete(tmp.c.system);
 	cJSON_Delete(tmp.msgs);
@@ -1408,6 +1455,15 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 		cJSON_AddNumberToObject(x, "tokens", (double)sm->tokens);
 		cJSON_AddItemToObject(x, "classes", cJSON_CreateDoubleArray(v, 8));
 		cJSON_AddStringToObject(x, "node", sm->node);
+		char *hexf = cmv__malloc(2 * sizeof(sm->calls) + 1);
+		if (!hexf) {
+			error = CMV_ENOMEM;
+			goto done;
+		}
+		for (size_t k = 0; k < sizeof(sm->calls); k++)
+			snprintf(hexf + 2 * k, 3, "%02x", sm->calls[k]);
+		cJSON_AddStringToObject(x, "calls", hexf);
+		free(hexf);
 	}
 	const double totals[] = { (double)r->tokens, (double)r->tokens_full, r->fits, r->exact, (double)r->turns,
 				  (double)r->resident, (double)r->stubbed, (double)r->evicted, (double)r->pinned,
@@ -1447,7 +1503,7 @@ static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *ke
 		if (!error && p->pages[q].faulted && !cJSON_AddItemToArray(fa, cJSON_CreateString(p->pages[q].pub.id)))
 			error = CMV_ENOMEM;
 	}
-	if (!error && (error = seam_find(&sm, p, request, &r->classes, ro)) == 0) {
+	if (!error && (error = seam_find(&sm, p, request, &r->classes, NULL, ro)) == 0) {
 		error = table_write(repo, o, key, tip, &ev, fa, r, request, &sm, true, 0, 0);
 		fa = NULL;
 	}
@@ -1635,6 +1691,7 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	const cJSON *sj = cJSON_GetObjectItemCaseSensitive(j, "seam");
 	const cJSON *scl = cJSON_GetObjectItemCaseSensitive(sj, "classes");
 	const char *snode = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sj, "node"));
+	const char *scalls = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sj, "calls"));
 	cmv_materialize_report old, nr;
 	cmv_buf frag = CMV_BUF_INIT((size_t)1 << 30);
 	cmv_token_stats st;
@@ -1645,7 +1702,8 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	memset(&old, 0, sizeof(old));
 	memset(&nr, 0, sizeof(nr));
 	if (!cmv__pager_splice || !opts || strcmp(opts, ok) || !cJSON_IsArray(faulted) ||
-	    !snode || cJSON_GetArraySize(scl) != 8 || (o->query && *o->query) || o->n_pins ||
+	    !snode || cJSON_GetArraySize(scl) != 8 || !scalls || strlen(scalls) != 2 * CALLS_FILTER_BYTES ||
+	    (o->query && *o->query) || o->n_pins ||
 	    cmv_id_fromstr(&first, snode) < 0 || !faults_hold(fp->repo, o->state_branch, tip, faulted))
 		return 0;
 	memset(&was, 0, sizeof(was));
@@ -1654,6 +1712,10 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	for (const cJSON *x = scl->child; x; x = x->next)
 		v[i++] = x->valuedouble;
 	stats_from_array(&was.classes, v);
+	for (size_t k = 0; k < CALLS_FILTER_BYTES; k++) {
+		char two[3] = { scalls[2 * k], scalls[2 * k + 1], '\0' };
+		was.calls[k] = (uint8_t)strtoul(two, NULL, 16);
+	}
 	was.offset = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "offset"));
 	was.tokens = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "tokens"));
 	if ((error = cmv__conversation_load_since(&fp->cv, fp->repo, &first, tip, target, o->render_flags,
@@ -1664,7 +1726,9 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 		return 0;
 	}
 	const cJSON *head = cJSON_GetArrayItem(fp->cv.msgs, 0);
-	if (!head || !starts_turn(head) || strcmp(fp->cv.raw_first_role, "user") || fp->cv.st.orphan_results)
+	/* a call id the records reuse (from before the seam, or among themselves) is renamed by the whole work */
+	if (!head || !starts_turn(head) || strcmp(fp->cv.raw_first_role, "user") || fp->cv.st.orphan_results ||
+	    fp->cv.st.renamed_calls || calls_filter(was.calls, fp->cv.msgs, 0, SIZE_MAX, false))
 		goto out;
 	size_t split_turn = 0, split_bytes = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "split_bytes"));
 	if ((error = table_report(&old, fp->repo, o, key, j, budget, &split_turn)) <= 0 || !old.turns ||
@@ -1730,7 +1794,7 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	report_pins(&nr, o, fp->repo, tip, nb);
 
 	/* the next seam: the fragment's last turn, in the new body */
-	if ((error = seam_find(&next, fp, out, &nr.classes, ro)) < 0)
+	if ((error = seam_find(&next, fp, out, &nr.classes, was.calls, ro)) < 0)
 		goto out;
 	/* the request and pages before the split stay as they are written, until the tail has grown long */
 	bool fold = out->size - split_bytes > cmv__pager_fold_bytes;

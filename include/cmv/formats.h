@@ -214,6 +214,7 @@ typedef struct cmv_render_stats {
 	size_t orphan_results;    /**< results with no call, kept as text */
 	size_t dropped_thinking;  /**< thinking/reasoning blocks this provider cannot replay */
 	size_t dropped_other;     /**< other blocks this provider cannot take */
+	size_t renamed_calls;     /**< calls whose id an earlier call had, given a fresh one */
 } cmv_render_stats;
 
 /**

@@ -676,6 +676,54 @@ static void test_query_counts_neighbours(void **state)
 	cmv_buf_dispose(&text);
 }
 
+/*
+ * Calls that reuse an id (some hosts number them per turn): the whole work
+ * gives each repeat a fresh id, so growing the kept request must leave
+ * such appends to it, and both ways still give the same bytes.
+ */
+static void test_append_with_reused_call_ids(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf text = CMV_BUF_INIT(1 << 20);
+	cmv_materialize_report rep;
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24);
+	cmv_id tip, *path = NULL;
+	rng = 21;
+	for (size_t t = 0; t < 24; t++) {
+		cmv_block_content b[2];
+		words(&text, 20 + next() % 40);
+		cmv_message u = test_text_message(&b[0], CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "r", &u, 1, CMV_APPEND_CREATE));
+		b[0] = (cmv_block_content){ .type = "tool_use", .data = "{\"command\":\"ls\"}", .len = 16, .tool_id = "call_1",
+					    .tool_name = "Bash" };
+		cmv_message a = { .role = CMV_ROLE_ASSISTANT, .kind = CMV_KIND_MESSAGE, .blocks = b, .n_blocks = 1 };
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "r", &a, 1, 0));
+		words(&text, 30 + next() % 300);
+		b[0] = (cmv_block_content){ .type = "tool_result", .data = text.ptr, .len = text.size, .tool_id = "call_1" };
+		cmv_message r = { .role = CMV_ROLE_TOOL, .kind = CMV_KIND_MESSAGE, .blocks = b, .n_blocks = 1 };
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "r", &r, 1, 0));
+		words(&text, 10 + next() % 30);
+		cmv_message d = test_text_message(&b[0], CMV_ROLE_ASSISTANT, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "r", &d, 1, 0));
+	}
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "r"));
+	size_t len = path_of(&path, ts->repo, &tip), steps = 0;
+	assert_cmv_ok(cmv_branch_create(ts->repo, "ra", &path[7], NULL));
+	assert_cmv_ok(cmv_branch_create(ts->repo, "rb", &path[7], NULL));
+	for (size_t s = 7; s < len; s++)
+		steps += same_both_ways(ts->repo, "ra", "rb", &path[s], gpt4o, o200k, 4000, "reused ids");
+	assert_int_equal(steps, len - 7);
+	/* the whole work did rename the repeats: the case is the one meant */
+	o.budget = 4000;
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &tip, gpt4o, o200k, &o));
+	assert_non_null(strstr(out.ptr, "\"call_1_"));
+	cmv_materialize_report_dispose(&rep);
+	free(path);
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&text);
+}
+
 /* A model without image input gets a line of text where each image was; one with it gets the image. */
 static void test_images_for_a_model_without_them(void **state)
 {
@@ -902,6 +950,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_histories, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stable_prefix, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_grows_the_kept_request, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_append_with_reused_call_ids, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
