@@ -1460,8 +1460,12 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 			error = CMV_ENOMEM;
 			goto done;
 		}
-		for (size_t k = 0; k < sizeof(sm->calls); k++)
-			snprintf(hexf + 2 * k, 3, "%02x", sm->calls[k]);
+		static const char digits[] = "0123456789abcdef";
+		for (size_t k = 0; k < sizeof(sm->calls); k++) {
+			hexf[2 * k] = digits[sm->calls[k] >> 4];
+			hexf[2 * k + 1] = digits[sm->calls[k] & 15];
+		}
+		hexf[2 * sizeof(sm->calls)] = '\0';
 		cJSON_AddStringToObject(x, "calls", hexf);
 		free(hexf);
 	}
@@ -1712,9 +1716,10 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	for (const cJSON *x = scl->child; x; x = x->next)
 		v[i++] = x->valuedouble;
 	stats_from_array(&was.classes, v);
-	for (size_t k = 0; k < CALLS_FILTER_BYTES; k++) {
-		char two[3] = { scalls[2 * k], scalls[2 * k + 1], '\0' };
-		was.calls[k] = (uint8_t)strtoul(two, NULL, 16);
+	for (size_t k = 0; k < 2 * CALLS_FILTER_BYTES; k++) {
+		char ch = scalls[k];
+		unsigned nib = ch >= 'a' ? (unsigned)(ch - 'a' + 10) : (unsigned)(ch - '0');
+		was.calls[k / 2] = (uint8_t)(k % 2 ? was.calls[k / 2] | (nib & 15) : (nib & 15) << 4);
 	}
 	was.offset = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "offset"));
 	was.tokens = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "tokens"));
