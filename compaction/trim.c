@@ -798,7 +798,31 @@ done:
 	return error;
 }
 
-/* A message appended in cmv (no source record): the same rules, on its blocks. */
+/*
+ * The record below the tail: carried as it is when nothing changed, else
+ * written anew from its nb kept blocks, a stubbed one taking its bytes
+ * from stubs (stub_off: 1 + the offset, 0 for a block not stubbed).
+ */
+static int write_blocks(trim_ctx *t, const cmv_node *n, cmv_block_content *blocks, size_t nb, const size_t *stub_off,
+			const cmv_buf *stubs, bool changed)
+{
+	int error;
+	if (!changed) {
+		error = carry(t, n);
+	} else {
+		for (size_t i = 0; i < nb; i++)
+			if (stub_off[i])
+				blocks[i].data = stubs->ptr + stub_off[i] - 1;
+		cmv_message m = { .role = n->role, .kind = n->kind, .blocks = blocks, .n_blocks = nb, .meta = n->meta,
+				  .meta_len = n->meta_len, .derived_from = &n->id, .n_derived_from = 1 };
+		error = cmv_node_write(&t->tail, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, &m);
+		t->parent_kept = false;
+	}
+	if (!error)
+		t->rep->records_after++;
+	return error;
+}
+
 /*
  * A record of a format with no rules of its own (a Codex rollout's): each
  * tool result over the threshold that its template holds as a string
@@ -846,19 +870,7 @@ static int trim_templated(trim_ctx *t, const cmv_node *n)
 	}
 	if (error)
 		goto done;
-	if (!changed) {
-		error = carry(t, n);
-	} else {
-		for (size_t i = 0; i < n->n_blocks; i++)
-			if (stub_off[i])
-				blocks[i].data = stubs.ptr + stub_off[i] - 1;
-		cmv_message m = { .role = n->role, .kind = n->kind, .blocks = blocks, .n_blocks = n->n_blocks, .meta = n->meta,
-				  .meta_len = n->meta_len, .derived_from = &n->id, .n_derived_from = 1 };
-		error = cmv_node_write(&t->tail, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, &m);
-		t->parent_kept = false;
-	}
-	if (!error)
-		t->rep->records_after++;
+	error = write_blocks(t, n, blocks, n->n_blocks, stub_off, &stubs, changed);
 done:
 	record_edit_dispose(&e);
 	free(blocks);
@@ -867,6 +879,7 @@ done:
 	return error;
 }
 
+/* A message appended in cmv (no source record): the same rules, on its blocks. */
 static int trim_native(trim_ctx *t, const cmv_node *n)
 {
 	cmv_block_content *blocks = n->n_blocks ? cmv__calloc(n->n_blocks, sizeof(*blocks)) : NULL;
@@ -931,19 +944,7 @@ static int trim_native(trim_ctx *t, const cmv_node *n)
 		t->parent_kept = false;
 		goto done;
 	}
-	if (!changed) {
-		error = carry(t, n);
-	} else {
-		for (size_t i = 0; i < nb; i++)
-			if (stub_off[i])
-				blocks[i].data = stubs.ptr + stub_off[i] - 1;
-		cmv_message m = { .role = n->role, .kind = n->kind, .blocks = blocks, .n_blocks = nb, .meta = n->meta,
-				  .meta_len = n->meta_len, .derived_from = &n->id, .n_derived_from = 1 };
-		error = cmv_node_write(&t->tail, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, &m);
-		t->parent_kept = false;
-	}
-	if (!error)
-		t->rep->records_after++;
+	error = write_blocks(t, n, blocks, nb, stub_off, &stubs, changed);
 done:
 	free(blocks);
 	free(stub_off);
