@@ -7,6 +7,9 @@ reference scorer's rules. Usage: locomo_answer_test.py PATH/TO/cmv-bench"""
 import json, os, subprocess, sys, tempfile, threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from openai_fake import send_chat_reply  # noqa: E402
+
 BENCH = sys.argv[1]
 CONV = [{
     "sample_id": "made-up-1",
@@ -41,14 +44,7 @@ class Handler(BaseHTTPRequestHandler):
         requests.append((self.path, body))
         text = body["messages"][-1]["content"]
         reply = next(v for k, v in REPLIES.items() if k in text.split("Question:")[1])
-        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply},
-                                       "finish_reason": "stop"}],
-                          "usage": {"prompt_tokens": 100, "completion_tokens": 3}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        send_chat_reply(self, reply, 100, 3)
     def log_message(self, *a):
         pass
 

@@ -6,6 +6,7 @@ request (path, headers that matter, body) as a JSON line to LOG_FILE, and writes
 its port to PORT_FILE once it listens. Usage: llm_server.py REPLY_FILE LOG_FILE PORT_FILE"""
 import json, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from openai_fake import send_chat_reply
 
 reply_file, log_file, port_file = sys.argv[1:4]
 reply = open(reply_file).read()
@@ -16,15 +17,7 @@ class Handler(BaseHTTPRequestHandler):
         with open(log_file, "a") as log:
             log.write(json.dumps({"path": self.path, "authorization": self.headers.get("Authorization"),
                                   "body": json.loads(body)}) + "\n")
-        out = json.dumps({"id": "chatcmpl-replay", "object": "chat.completion",
-                          "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                                       "finish_reason": "stop"}],
-                          "usage": {"prompt_tokens": 1000, "completion_tokens": 100}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        send_chat_reply(self, reply, 1000, 100)
     def log_message(self, *a):
         pass
 
