@@ -29,6 +29,19 @@ static int cmp_str(const void *a, const void *b)
 
 #define USAGE "usage: cmv-bench compact DIR --for MODEL[:BUDGET][,...] [--offline] [--summarizer M] [--llm-url URL] [--json]\n"
 
+/* The counts of a set of runs (a target's, or all of them) in the --json output. */
+static void add_counts(cJSON *o, size_t n, size_t fit, size_t pass, size_t summarized, double cov, double time,
+		       double trim_time)
+{
+	cJSON_AddNumberToObject(o, "sessions", (double)n);
+	cJSON_AddNumberToObject(o, "fit", (double)fit);
+	cJSON_AddNumberToObject(o, "pass_check", (double)pass);
+	cJSON_AddNumberToObject(o, "summarized", (double)summarized);
+	cJSON_AddNumberToObject(o, "mean_coverage_summarized", summarized ? cov / (double)summarized : 1.0);
+	cJSON_AddNumberToObject(o, "seconds", time);
+	cJSON_AddNumberToObject(o, "trim_seconds", trim_time);
+}
+
 int bench_compact(int argc, char **argv)
 {
 	const char *dir = NULL, *targets = NULL, *summ_name = NULL, *url = NULL;
@@ -180,13 +193,7 @@ int bench_compact(int argc, char **argv)
 		cJSON *pt = cJSON_CreateObject();
 		cJSON_AddStringToObject(pt, "target", m->id);
 		cJSON_AddNumberToObject(pt, "budget", (double)budget);
-		cJSON_AddNumberToObject(pt, "sessions", (double)n);
-		cJSON_AddNumberToObject(pt, "fit", (double)fit);
-		cJSON_AddNumberToObject(pt, "pass_check", (double)pass);
-		cJSON_AddNumberToObject(pt, "summarized", (double)summarized);
-		cJSON_AddNumberToObject(pt, "mean_coverage_summarized", summarized ? cov / (double)summarized : 1.0);
-		cJSON_AddNumberToObject(pt, "seconds", time);
-		cJSON_AddNumberToObject(pt, "trim_seconds", trim_time);
+		add_counts(pt, n, fit, pass, summarized, cov, time, trim_time);
 		cJSON_AddItemToArray(per_target, pt);
 		if (!json)
 			printf("%s: %zu of %zu fit, %zu pass the checker; %zu needed a summary (mean coverage %.1f%%); "
@@ -203,13 +210,7 @@ int bench_compact(int argc, char **argv)
 	}
 	free(list);
 	cJSON *total = cJSON_AddObjectToObject(doc, "total");
-	cJSON_AddNumberToObject(total, "sessions", (double)all);
-	cJSON_AddNumberToObject(total, "fit", (double)all_fit);
-	cJSON_AddNumberToObject(total, "pass_check", (double)all_pass);
-	cJSON_AddNumberToObject(total, "summarized", (double)all_summarized);
-	cJSON_AddNumberToObject(total, "mean_coverage_summarized", all_summarized ? all_cov / (double)all_summarized : 1.0);
-	cJSON_AddNumberToObject(total, "seconds", all_time);
-	cJSON_AddNumberToObject(total, "trim_seconds", all_trim_time);
+	add_counts(total, all, all_fit, all_pass, all_summarized, all_cov, all_time, all_trim_time);
 	if (json) {
 		char *text = cJSON_Print(doc);
 		puts(text);
