@@ -1406,12 +1406,12 @@ static int pages_parse(cmv_materialize_report *r, size_t cap, const cmv_buf *tex
  * split being those of the table before (split_bytes, split_turn).
  * `evicted` (page ids, the whole work's) and `faulted` are taken over.
  */
-static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip,
+static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *key, const char *okey, const cmv_id *tip,
 		       const cmv_buf *evicted, cJSON *faulted, const cmv_materialize_report *r, const cmv_buf *request,
 		       const seam *sm, bool full, size_t split_bytes, size_t split_turn)
 {
 	cJSON *j = cJSON_CreateObject();
-	cmv_buf ok = CMV_BUF_INIT(1 << 20), text = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30);
 	char hex[CMV_ID_HEXSZ + 1], *json = NULL;
 	size_t *ix = pages_turn_major(r);
 	cmv_id req;
@@ -1440,10 +1440,9 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 	if (error)
 		goto done;
 	cmv_id_hash(&req, request->ptr ? request->ptr : "", request->size);
-	options_key(&ok, repo, o, r->budget);
 	cJSON_AddNumberToObject(j, "budget", (double)r->budget);
 	cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), tip));
-	cJSON_AddStringToObject(j, "options", ok.ptr);
+	cJSON_AddStringToObject(j, "options", okey);
 	cJSON_AddStringToObject(j, "request", cmv_id_tostr(hex, sizeof(hex), &req));
 	cJSON_AddNumberToObject(j, "split_bytes", (double)split_bytes);
 	cJSON_AddNumberToObject(j, "split_turn", (double)split_turn);
@@ -1488,14 +1487,13 @@ done:
 	cJSON_free(json);
 	cJSON_Delete(j);
 	free(ix);
-	cmv_buf_dispose(&ok);
 	cmv_buf_dispose(&text);
 	return error;
 }
 
 /* The whole work's page table: the pages that left (the next call starts from them), the request, the report. */
-static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *key, const cmv_id *tip, pager *p,
-		      const cmv_materialize_report *r, const cmv_buf *request, const cmv_render_options *ro)
+static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *key, const char *okey, const cmv_id *tip,
+		      pager *p, const cmv_materialize_report *r, const cmv_buf *request, const cmv_render_options *ro)
 {
 	cmv_buf ev = CMV_BUF_INIT((size_t)1 << 30);
 	cJSON *fa = cJSON_CreateArray();
@@ -1508,7 +1506,7 @@ static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *ke
 			error = CMV_ENOMEM;
 	}
 	if (!error && (error = seam_find(&sm, p, request, &r->classes, NULL, ro)) == 0) {
-		error = table_write(repo, o, key, tip, &ev, fa, r, request, &sm, true, 0, 0);
+		error = table_write(repo, o, key, okey, tip, &ev, fa, r, request, &sm, true, 0, 0);
 		fa = NULL;
 	}
 	cJSON_Delete(fa);
@@ -1634,15 +1632,17 @@ static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo,
 }
 
 typedef struct {
-	const char *id;
-	bool held;
+	const cJSON *faulted; /* the ids the table's faults pinned */
+	bool *held;           /* per id: a fault pins it still */
 } fault_hold;
 
 static void fault_holds(const char *prefix, void *ctx)
 {
 	fault_hold *h = ctx;
-	if (!strncmp(h->id, prefix, strlen(prefix)))
-		h->held = true;
+	size_t k = 0;
+	for (const cJSON *f = h->faulted->child; f; f = f->next, k++)
+		if (cJSON_IsString(f) && !strncmp(f->valuestring, prefix, strlen(prefix)))
+			h->held[k] = true;
 }
 
 /*
@@ -1651,15 +1651,17 @@ static void fault_holds(const char *prefix, void *ctx)
  */
 static bool faults_hold(cmv_repo *repo, const char *branch, const cmv_id *tip, const cJSON *faulted)
 {
-	for (const cJSON *f = faulted ? faulted->child : NULL; f; f = f->next) {
-		fault_hold h = { cJSON_GetStringValue(f), false };
-		if (!h.id)
-			return false;
+	size_t n = (size_t)cJSON_GetArraySize(faulted);
+	if (!n)
+		return true;
+	fault_hold h = { faulted, cmv__calloc(n, sizeof(bool)) };
+	bool all = h.held != NULL;
+	if (all)
 		each_fault(repo, branch, tip, fault_holds, &h);
-		if (!h.held)
-			return false;
-	}
-	return true;
+	for (size_t k = 0; k < n && all; k++)
+		all = h.held[k];
+	free(h.held);
+	return all;
 }
 
 /*
@@ -1803,7 +1805,7 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 		goto out;
 	/* the request and pages before the split stay as they are written, until the tail has grown long */
 	bool fold = out->size - split_bytes > cmv__pager_fold_bytes;
-	if ((error = table_write(fp->repo, o, key, tip, NULL, cJSON_Duplicate(faulted, 1), &nr, out, &next, fold,
+	if ((error = table_write(fp->repo, o, key, ok, tip, NULL, cJSON_Duplicate(faulted, 1), &nr, out, &next, fold,
 				 split_bytes, split_turn)) < 0)
 		goto out;
 	*r = nr;
@@ -2091,7 +2093,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	for (size_t q = 0; q < p.n; q++)
 		r.pages[q] = p.pages[q].pub;
 	r.n_pages = p.n;
-	if (o.state_branch && (error = table_save(repo, &o, note_key, tip, &p, &r, out, &ro)) < 0) {
+	if (o.state_branch && (error = table_save(repo, &o, note_key, okey.ptr, tip, &p, &r, out, &ro)) < 0) {
 		cmv_materialize_report_dispose(&r);
 		goto done;
 	}
