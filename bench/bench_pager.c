@@ -207,7 +207,7 @@ int bench_pager(int argc, char **argv)
 				for (size_t q = 0; q < 48; q++) {
 					size_t n = 0;
 					double f0 = bench_now();
-					if (cmv_recall_query(&page, &n, repo, &tip, m, tok, queries[q % 6], 2000) < 0)
+					if (cmv_recall_query(&page, &n, repo, &tip, "h", m, tok, queries[q % 6], 2000) < 0)
 						die("recall --query");
 					by_q[n_q++] = (bench_now() - f0) * 1e3;
 				}

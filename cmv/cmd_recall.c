@@ -18,6 +18,22 @@ const cli_opt opts_recall[] = {
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
+/*
+ * The branch whose notes keep the query index: --from's, when it names a
+ * branch, else the current one; none (an id, a detached head) is no error.
+ */
+static int query_branch(cmv_buf *out, cli_ctx *ctx)
+{
+	cmv_ref *r = NULL;
+	cmv_buf_clear(out);
+	if (r_ref ? cmv_ref_lookup(&r, ctx->repo, r_ref) < 0 || r->type != CMV_REF_BRANCH || cmv_buf_puts(out, r_ref) < 0
+		  : cmv_head_get(out, ctx->repo) < 0)
+		cmv_buf_clear(out);
+	cmv_ref_free(r);
+	cmv_error_clear();
+	return 0;
+}
+
 CMD(recall)
 {
 	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
@@ -35,6 +51,7 @@ CMD(recall)
 		cmv_id tip;
 		size_t n = 0;
 		uint64_t budget = 2000;
+		cmv_buf branch = CMV_BUF_INIT(CMV_REF_NAME_MAX + 1);
 		if (r_budget && (!cli_parse_u64(&budget, r_budget) || !budget))
 			return cli_usage_error(cli_find("recall"), "--budget needs a positive number of tokens, not '%s'", r_budget);
 		if ((rc = cli_resolve(&tip, ctx, r_ref)) != EXIT_OK)
@@ -42,12 +59,14 @@ CMD(recall)
 		if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&m, models, r_model ? r_model : "claude-sonnet-4-5") < 0 ||
 		    cmv_tok_load(&tok, m->tokenizer, NULL) < 0)
 			rc = cli_fail("cannot load the model");
-		else if (cmv_recall_query(&out, &n, ctx->repo, &tip, m, tok, r_query, budget) < 0)
+		else if (query_branch(&branch, ctx) < 0 ||
+			 cmv_recall_query(&out, &n, ctx->repo, &tip, branch.size ? branch.ptr : NULL, m, tok, r_query, budget) < 0)
 			rc = cli_fail("the query failed");
 		else if (!n)
 			fprintf(stderr, "cmv: no page matches '%s'\n", r_query);
 		cmv_tok_free(tok);
 		cmv_models_free(models);
+		cmv_buf_dispose(&branch);
 	} else if (cmv_recall(&out, ctx->repo, r_id) < 0) {
 		rc = cli_fail("cannot recall it");
 	} else if (r_ref && cmv_pager_fault(ctx->repo, r_ref, r_id) < 0) {

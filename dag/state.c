@@ -28,6 +28,7 @@ typedef struct {
 	double score;
 	cmv_id blob;
 	bool snippets;
+	bool blobs;      /* one hit per blob (CMV_SEARCH_BLOBS) */
 } search_state;
 
 /* Case-insensitive ASCII search for any word of the query; the first hit wins. */
@@ -117,6 +118,11 @@ static int search_blob(const cmv_id *blob, double score, void *payload)
 	}
 	st->blob = *blob;
 	st->score = score;
+	if (st->blobs) {
+		cmv_id none;
+		cmv_id_clear(&none);
+		return search_user(&none, 0, st);
+	}
 	return st->repo->backend->blob_users(st->repo->backend, blob, search_user, st);
 }
 
@@ -199,6 +205,7 @@ int cmv_search(cmv_repo *repo, const char *query, size_t limit, unsigned int fla
 	st.payload = payload;
 	st.query = query;
 	st.snippets = !(flags & CMV_SEARCH_NO_SNIPPET);
+	st.blobs = (flags & CMV_SEARCH_BLOBS) != 0;
 	cmv_buf_init(&st.text, CMV_BUF_CONTENT);
 	cmv_buf_init(&st.snippet, CMV_BUF_SMALL);
 	error = repo->backend->search(repo->backend, fts.ptr, limit, search_blob, &st);

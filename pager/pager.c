@@ -582,10 +582,33 @@ static cmv_render_target target_of(const cmv_model *m, int want)
 #define QUERY_NEIGHBOUR_WEIGHT 500
 #define QUERY_STUB_TOKENS 16 /* what the one stub for paged-out turns costs with its block's framing */
 
+/*
+ * What the query path needs of a branch, and no more: the hash of each
+ * text of its messages, its pages with their tokens, in the pager's order
+ * (the bodies in conversation order, then one page per turn), and where
+ * each turn begins. Taken from a loaded branch (qindex_of), or read from
+ * the branch's notes, where it is kept per model and grown after an append
+ * (qindex_get), so that a query need not load the branch at all.
+ */
+typedef char qhex[CMV_ID_HEXSZ + 1];
 typedef struct {
-	pager *p;
-	cmv__strmap *where;  /* hash of a text block -> its message; of a body page -> page + n_msgs */
-	size_t n_msgs;
+	qhex tip;
+	size_t n_msgs, n_bodies, n_turns, n_texts;
+	size_t *turn_first;  /* per turn: its first message */
+	size_t *body_msg;    /* per body: its message */
+	uint64_t *tokens;    /* per page */
+	qhex *ids;           /* per page: its id; "" for a turn whose id was not computed */
+	qhex *nodes;         /* per turn: the record its first message began at, "" when none */
+	size_t *text_msg;    /* per text, in message order: its message */
+	qhex *texts;         /* and its hash */
+	/* growing it after an append (qindex_grow): the last turn, as it reads alone */
+	qhex seam;
+	uint8_t *calls;      /* the calls before the seam (calls_filter); NULL with no seam */
+} qindex;
+
+typedef struct {
+	const qindex *qi;
+	cmv__strmap *where;  /* hash of a text -> its message; of a body page -> page + n_msgs */
 	double *msg_score;   /* per message: its best hit (BM25, higher is better) */
 	double *page_score;  /* per page: a body's own hit */
 	size_t seen;         /* search results, this branch's or not */
@@ -647,17 +670,16 @@ static void pin_group(pager *p, size_t g)
 static int query_hit(const cmv_search_hit *hit, void *payload)
 {
 	query_state *q = payload;
-	pager *p = q->p;
+	const qindex *qi = q->qi;
 	char hex[CMV_ID_HEXSZ + 1];
 	size_t at;
 	double s = -hit->score; /* SQLite's BM25 is lower for better */
 	q->seen++;
 	if (!cmv__strmap_get(q->where, cmv_id_tostr(hex, sizeof(hex), &hit->blob), &at, NULL) || s <= 0)
 		return 0;
-	if (at >= q->n_msgs) {
-		page *pg = &p->pages[at - q->n_msgs];
-		q->page_score[at - q->n_msgs] = s;
-		at = pg->msg;
+	if (at >= qi->n_msgs) {
+		q->page_score[at - qi->n_msgs] = s;
+		at = qi->body_msg[at - qi->n_msgs];
 	}
 	/* a blob seen again when the search looks further down has the same score */
 	if (s > q->msg_score[at])
@@ -665,30 +687,14 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	return 0;
 }
 
-/* Each message's texts by hash, and each body page by id, so that a search hit finds its place. */
-static int index_texts(cmv__strmap *map, pager *p, size_t n_msgs)
+/* The texts in message order, then the bodies: a hash both have is the body's, as a later text's is the later. */
+static int qindex_where(cmv__strmap *map, const qindex *qi)
 {
-	size_t i = 0;
 	int error = 0;
-	for (const cJSON *m = p->cv.msgs->child; m && !error; m = m->next, i++) {
-		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-		const char *s = cJSON_GetStringValue(content);
-		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; (b || s) && !error; b = b ? b->next : NULL) {
-			const char *t = s ? s : cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
-			s = NULL;
-			if (t) {
-				cmv_id id;
-				char hex[CMV_ID_HEXSZ + 1];
-				cmv_id_hash(&id, t, strlen(t));
-				error = cmv__strmap_put(map, cmv_id_tostr(hex, sizeof(hex), &id), i, NULL);
-			}
-			if (!b)
-				break;
-		}
-	}
-	for (size_t k = 0; k < p->n && !error; k++)
-		if (p->pages[k].pub.kind == CMV_PAGE_BODY)
-			error = cmv__strmap_put(map, p->pages[k].pub.id, n_msgs + k, NULL);
+	for (size_t k = 0; k < qi->n_texts && !error; k++)
+		error = cmv__strmap_put(map, qi->texts[k], qi->text_msg[k], NULL);
+	for (size_t k = 0; k < qi->n_bodies && !error; k++)
+		error = cmv__strmap_put(map, qi->ids[k], qi->n_msgs + k, NULL);
 	return error;
 }
 
@@ -712,26 +718,26 @@ static int pick_cmp(const void *a, const void *b)
  */
 static int query_rank(query_pick **out, size_t *n_out, query_state *q)
 {
-	pager *p = q->p;
-	query_pick *picks = cmv__calloc(p->n + 1, sizeof(*picks));
-	size_t n = 0;
+	const qindex *qi = q->qi;
+	size_t n_pages = qi->n_bodies + qi->n_turns, n = 0;
+	query_pick *picks = cmv__calloc(n_pages + 1, sizeof(*picks));
 	if (!picks)
 		return CMV_ENOMEM;
-	for (size_t k = 0; k < p->n; k++)
+	for (size_t k = 0; k < qi->n_bodies; k++)
 		if (q->page_score[k] > 0)
 			picks[n++] = (query_pick){ q->page_score[k], k };
-	for (size_t g = 0, i = 0; g < p->n_groups; g++) {
-		size_t end = g + 1 < p->n_groups ? p->group_first[g + 1] : q->n_msgs;
+	for (size_t g = 0, i = 0; g < qi->n_turns; g++) {
+		size_t end = g + 1 < qi->n_turns ? qi->turn_first[g + 1] : qi->n_msgs;
 		double best = 0;
 		for (; i < end; i++) {
 			double v = q->msg_score[i];
-			double near = (i ? q->msg_score[i - 1] : 0) + (i + 1 < q->n_msgs ? q->msg_score[i + 1] : 0);
+			double near = (i ? q->msg_score[i - 1] : 0) + (i + 1 < qi->n_msgs ? q->msg_score[i + 1] : 0);
 			v += near * QUERY_NEIGHBOUR_WEIGHT / 1000.0;
 			if (v > best)
 				best = v;
 		}
 		if (best > 0)
-			picks[n++] = (query_pick){ best, p->group_page[g] };
+			picks[n++] = (query_pick){ best, qi->n_bodies + g };
 	}
 	qsort(picks, n, sizeof(*picks), pick_cmp);
 	*out = picks;
@@ -739,35 +745,113 @@ static int query_rank(query_pick **out, size_t *n_out, query_state *q)
 	return 0;
 }
 
+/* A body's turn page. */
+static size_t body_turn_page(const qindex *qi, size_t k)
+{
+	size_t lo = 0, hi = qi->n_turns;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (qi->turn_first[mid] <= qi->body_msg[k])
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return qi->n_bodies + lo;
+}
+
 /*
- * Pin the ranked picks while their tokens fit the allowance (one that does
- * not fit is passed over for a smaller one after it): a body with its
- * turn, a turn whole. With apply false, only the tokens they would take.
+ * Take the ranked picks while their tokens fit the allowance (one that
+ * does not fit is passed over for a smaller one after it): a body pins its
+ * turn, a turn comes whole; a page pinned already costs nothing here. With
+ * hit NULL, only the tokens they would take; else hit[page] marks those
+ * taken, and pinned[] gets the turns of the bodies among them.
  */
-static int query_pin(uint64_t *used_out, pager *p, const query_pick *picks, size_t n, uint64_t allowance, bool apply,
-		     size_t *pinned)
+static int query_take(uint64_t *used_out, const qindex *qi, bool *pinned, const query_pick *picks, size_t n,
+		      uint64_t allowance, bool *hit)
 {
 	uint64_t used = 0;
-	bool *taken = cmv__calloc(p->n + 1, sizeof(bool));
+	size_t n_pages = qi->n_bodies + qi->n_turns;
+	bool *taken = cmv__calloc(n_pages + 1, sizeof(bool));
 	if (!taken)
 		return CMV_ENOMEM;
 	for (size_t k = 0; k < n; k++) {
-		page *pg = &p->pages[picks[k].page];
-		if (pg->pub.pinned || taken[picks[k].page] || used + pg->pub.tokens > allowance)
+		size_t pg = picks[k].page;
+		if (pinned[pg] || taken[pg] || used + qi->tokens[pg] > allowance)
 			continue;
-		used += pg->pub.tokens;
-		taken[picks[k].page] = true;
-		if (!apply)
+		used += qi->tokens[pg];
+		taken[pg] = true;
+		if (!hit)
 			continue;
-		pg->pub.pinned = pg->hit = true;
-		if (pg->pub.kind == CMV_PAGE_BODY)
-			pin_group(p, pg->pub.turn);
-		if (pinned)
-			(*pinned)++;
+		pinned[pg] = hit[pg] = true;
+		if (pg < qi->n_bodies)
+			pinned[body_turn_page(qi, pg)] = true;
 	}
 	free(taken);
 	*used_out = used;
 	return 0;
+}
+
+/*
+ * The query path, shared by materialize --query and recall --query: the
+ * pages that match best (FTS5 BM25 over the store, a message's neighbours
+ * counted too: query_rank) are taken, a body with its turn, while their
+ * tokens fit the allowance. pinned[] (per page) says which cost nothing,
+ * and gets the turns of the bodies taken; hit[] (per page, zeroed) gets
+ * the pages taken.
+ */
+static int qindex_query(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
+			bool *hit)
+{
+	cmv__strmap where = { 0 };
+	cmv_buf words = CMV_BUF_INIT(1 << 16);
+	query_state q;
+	query_pick *picks = NULL;
+	size_t n_picks = 0;
+	int error;
+
+	memset(&q, 0, sizeof(q));
+	q.qi = qi;
+	q.where = &where;
+	if ((error = query_words(&words, query)) < 0 || !words.size) {
+		cmv_buf_dispose(&words);
+		return error;
+	}
+	if (!(q.msg_score = cmv__calloc(qi->n_msgs + 1, sizeof(double))) ||
+	    !(q.page_score = cmv__calloc(qi->n_bodies + 1, sizeof(double))))
+		error = CMV_ENOMEM;
+	if (!error)
+		error = qindex_where(&where, qi);
+	/*
+	 * The index spans the whole store: in a store of many sessions the best
+	 * hits may all be elsewhere. While every result came back and this
+	 * branch's picks do not fill the allowance, look further down the
+	 * ranking (a blob seen again scores the same, so what was seen before
+	 * changes nothing).
+	 */
+	for (size_t limit = 256; !error; limit *= 8) {
+		q.seen = 0;
+		error = cmv_search(repo, words.ptr, limit, CMV_SEARCH_ANY | CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS, query_hit, &q);
+		if (error || q.seen < limit || limit >= 16384)
+			break;
+		uint64_t used = 0;
+		free(picks);
+		picks = NULL;
+		if ((error = query_rank(&picks, &n_picks, &q)) < 0 ||
+		    (error = query_take(&used, qi, pinned, picks, n_picks, allowance, NULL)) < 0 || used * 10 >= allowance * 9)
+			break;
+	}
+	free(picks);
+	picks = NULL;
+	if (!error && (error = query_rank(&picks, &n_picks, &q)) == 0) {
+		uint64_t used;
+		error = query_take(&used, qi, pinned, picks, n_picks, allowance, hit);
+	}
+	free(picks);
+	free(q.msg_score);
+	free(q.page_score);
+	cmv__strmap_dispose(&where);
+	cmv_buf_dispose(&words);
+	return error;
 }
 
 /* A turn's page id: the xxh128 of its n messages (from first on) as JSON, the blob that recalls it. */
@@ -860,67 +944,120 @@ static int pager_pages(pager *p)
 	return 0;
 }
 
-/*
- * The query path, shared by materialize --query and recall --query: the
- * pages that match best (FTS5 BM25 over the store, a message's neighbours
- * counted too: query_rank) are pinned, a body with its turn, while their
- * tokens fit the allowance.
- */
-static int pager_query(pager *p, const char *query, uint64_t allowance, size_t *pinned)
+static void qindex_dispose(qindex *qi)
 {
-	cmv__strmap where = { 0 };
-	cmv_buf words = CMV_BUF_INIT(1 << 16);
-	query_state q;
-	query_pick *picks = NULL;
-	size_t n_picks = 0;
-	int error;
+	free(qi->turn_first);
+	free(qi->body_msg);
+	free(qi->tokens);
+	free(qi->ids);
+	free(qi->nodes);
+	free(qi->text_msg);
+	free(qi->texts);
+	free(qi->calls);
+	memset(qi, 0, sizeof(*qi));
+}
 
-	memset(&q, 0, sizeof(q));
-	q.p = p;
-	q.where = &where;
-	q.n_msgs = (size_t)cJSON_GetArraySize(p->cv.msgs);
-	if ((error = query_words(&words, query)) < 0 || !words.size) {
-		cmv_buf_dispose(&words);
+/* Room for n_msgs, n_bodies, n_turns and n_texts (set): the arrays, zeroed. */
+static int qindex_alloc(qindex *qi)
+{
+	size_t n_pages = qi->n_bodies + qi->n_turns;
+	if (!(qi->turn_first = cmv__calloc(qi->n_turns + 1, sizeof(size_t))) ||
+	    !(qi->body_msg = cmv__calloc(qi->n_bodies + 1, sizeof(size_t))) ||
+	    !(qi->tokens = cmv__calloc(n_pages + 1, sizeof(uint64_t))) || !(qi->ids = cmv__calloc(n_pages + 1, sizeof(qhex))) ||
+	    !(qi->nodes = cmv__calloc(qi->n_turns + 1, sizeof(qhex))) ||
+	    !(qi->text_msg = cmv__calloc(qi->n_texts + 1, sizeof(size_t))) ||
+	    !(qi->texts = cmv__calloc(qi->n_texts + 1, sizeof(qhex))))
+		return CMV_ENOMEM;
+	return 0;
+}
+
+/*
+ * Each text of message m (its string content, or the "text" of each of its
+ * blocks) in order, to fn; returns how many.
+ */
+static size_t message_texts(const cJSON *m, void (*fn)(const char *text, void *ctx), void *ctx)
+{
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+	size_t n = 0;
+	if (cJSON_IsString(content)) {
+		if (fn)
+			fn(content->valuestring, ctx);
+		return 1;
+	}
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+		const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
+		if (t && fn)
+			fn(t, ctx);
+		n += t != NULL;
+	}
+	return n;
+}
+
+typedef struct {
+	qindex *qi;
+	size_t msg, k;
+} text_ctx;
+
+static void put_text(const char *text, void *ctx)
+{
+	text_ctx *t = ctx;
+	cmv_id id;
+	cmv_id_hash(&id, text, strlen(text));
+	cmv_id_tostr(t->qi->texts[t->k], sizeof(qhex), &id);
+	t->qi->text_msg[t->k++] = t->msg;
+}
+
+/* The index of a loaded branch (p: after pager_pages; a turn's id is "" when p->lazy_ids). */
+static int qindex_of(qindex *qi, const pager *p)
+{
+	size_t n_bodies = 0;
+	int error;
+	memset(qi, 0, sizeof(*qi));
+	while (n_bodies < p->n && p->pages[n_bodies].pub.kind == CMV_PAGE_BODY)
+		n_bodies++;
+	qi->n_msgs = (size_t)cJSON_GetArraySize(p->cv.msgs);
+	qi->n_bodies = n_bodies;
+	qi->n_turns = p->n_groups;
+	for (const cJSON *m = p->cv.msgs->child; m; m = m->next)
+		qi->n_texts += message_texts(m, NULL, 0);
+	if ((error = qindex_alloc(qi)) < 0)
 		return error;
+	for (size_t pg = 0; pg < p->n; pg++) {
+		qi->tokens[pg] = p->pages[pg].pub.tokens;
+		memcpy(qi->ids[pg], p->pages[pg].pub.id, sizeof(qhex));
+		if (pg < n_bodies)
+			qi->body_msg[pg] = p->pages[pg].msg;
 	}
-	if (!(q.msg_score = cmv__calloc(q.n_msgs + 1, sizeof(double))) ||
-	    !(q.page_score = cmv__calloc(p->n + 1, sizeof(double))))
-		error = CMV_ENOMEM;
-	if (!error)
-		error = index_texts(&where, p, q.n_msgs);
-	/*
-	 * The index spans the whole store: in a store of many sessions the best
-	 * hits may all be elsewhere. While every result came back and this
-	 * branch's picks do not fill the allowance, look further down the
-	 * ranking (a blob seen again scores the same, so what was seen before
-	 * changes nothing).
-	 */
-	for (size_t limit = 256; !error; limit *= 8) {
-		q.seen = 0;
-		error = cmv_search(p->repo, words.ptr, limit, CMV_SEARCH_ANY | CMV_SEARCH_NO_SNIPPET, query_hit, &q);
-		if (error || q.seen < limit || limit >= 16384)
-			break;
-		uint64_t used = 0;
-		free(picks);
-		picks = NULL;
-		if ((error = query_rank(&picks, &n_picks, &q)) < 0 ||
-		    (error = query_pin(&used, p, picks, n_picks, allowance, false, NULL)) < 0 || used * 10 >= allowance * 9)
-			break;
+	for (size_t g = 0; g < p->n_groups; g++) {
+		const char *node = cJSON_GetStringValue(cJSON_GetArrayItem(p->cv.nodes, (int)p->group_first[g]));
+		qi->turn_first[g] = p->group_first[g];
+		snprintf(qi->nodes[g], sizeof(qhex), "%s", node ? node : "");
 	}
-	free(picks);
-	picks = NULL;
-	if (!error && (error = query_rank(&picks, &n_picks, &q)) == 0) {
-		size_t n = 0;
-		uint64_t used;
-		error = query_pin(&used, p, picks, n_picks, allowance, true, &n);
-		if (pinned)
-			*pinned = n;
-	}
-	free(picks);
-	free(q.msg_score);
-	free(q.page_score);
-	cmv__strmap_dispose(&where);
-	cmv_buf_dispose(&words);
+	text_ctx tc = { qi, 0, 0 };
+	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, tc.msg++)
+		message_texts(m, put_text, &tc);
+	return 0;
+}
+
+/* materialize --query: the pages the query takes are pinned, a body with its turn. */
+static int pager_query(pager *p, const char *query, uint64_t allowance, size_t *n_pinned)
+{
+	qindex qi;
+	bool *pinned = cmv__calloc(p->n + 1, sizeof(bool)), *hit = cmv__calloc(p->n + 1, sizeof(bool));
+	int error = !pinned || !hit ? CMV_ENOMEM : qindex_of(&qi, p);
+	for (size_t k = 0; k < p->n && !error; k++)
+		pinned[k] = p->pages[k].pub.pinned;
+	if (!error && (error = qindex_query(&qi, p->repo, query, allowance, pinned, hit)) == 0)
+		for (size_t k = 0; k < p->n; k++) {
+			p->pages[k].pub.pinned = pinned[k];
+			p->pages[k].hit = hit[k];
+			if (n_pinned && hit[k])
+				(*n_pinned)++;
+		}
+	if (pinned && hit)
+		qindex_dispose(&qi);
+	free(pinned);
+	free(hit);
 	return error;
 }
 
@@ -2113,6 +2250,337 @@ done:
 	return error;
 }
 
+/* ---- the query index, kept ------------------------------------------------------ */
+
+/*
+ * A branch keeps its query index in a note per model and target, so that
+ * recall --query reads it instead of loading the branch: one line each for
+ * the header, the tip, the counts, the seam and the calls before it, then
+ * a line per turn ("t first tokens id node"), per body ("b msg tokens id")
+ * and per text ("x msg hash"). After an append it grows from the seam
+ * (qindex_grow) as the kept request does (splice_append), by the same rules.
+ */
+#define QINDEX_MAGIC "cmv query index 1"
+#define QINDEX_TURN_RECORDS 8192 /* a turn read alone for recall: at most this many records */
+
+size_t cmv__pager_qgrown;
+
+static void qindex_key(char *out, size_t cap, const cmv_model *m, cmv_render_target target)
+{
+	snprintf(out, cap, CMV__PAGER_QUERY_NOTE, m->id, (int)target);
+}
+
+static int qindex_text(cmv_buf *out, const qindex *qi)
+{
+	int error = cmv_buf_printf(out, "%s\ntip %s\ncounts %zu %zu %zu %zu\nseam %s\ncalls ", QINDEX_MAGIC, qi->tip,
+				   qi->n_msgs, qi->n_bodies, qi->n_turns, qi->n_texts, qi->seam[0] ? qi->seam : "-");
+	for (size_t k = 0; qi->calls && k < CALLS_FILTER_BYTES && !error; k++)
+		error = cmv_buf_printf(out, "%02x", qi->calls[k]);
+	if (!error)
+		error = cmv_buf_puts(out, qi->calls ? "\n" : "-\n");
+	for (size_t g = 0; g < qi->n_turns && !error; g++)
+		error = cmv_buf_printf(out, "t %zu %llu %s %s\n", qi->turn_first[g],
+				       (unsigned long long)qi->tokens[qi->n_bodies + g],
+				       qi->ids[qi->n_bodies + g][0] ? qi->ids[qi->n_bodies + g] : "-",
+				       qi->nodes[g][0] ? qi->nodes[g] : "-");
+	for (size_t k = 0; k < qi->n_bodies && !error; k++)
+		error = cmv_buf_printf(out, "b %zu %llu %s\n", qi->body_msg[k], (unsigned long long)qi->tokens[k], qi->ids[k]);
+	for (size_t k = 0; k < qi->n_texts && !error; k++)
+		error = cmv_buf_printf(out, "x %zu %s\n", qi->text_msg[k], qi->texts[k]);
+	return error;
+}
+
+/* The next word of a line, moving *at past it and the space after it; false at the end of the line. */
+static bool next_word(const char **at, const char **word, size_t *len)
+{
+	const char *s = *at;
+	size_t n = strcspn(s, " \n");
+	if (!n)
+		return false;
+	*word = s;
+	*len = n;
+	*at = s + n + (s[n] == ' ');
+	return true;
+}
+
+static bool next_size(const char **at, size_t *out)
+{
+	const char *w;
+	size_t len;
+	char *end;
+	if (!next_word(at, &w, &len) || !isdigit((unsigned char)*w))
+		return false;
+	unsigned long long v = strtoull(w, &end, 10);
+	*out = (size_t)v;
+	return end == w + len;
+}
+
+/* A hex id, or "-" for none (when none is allowed). */
+static bool next_hex(const char **at, char *out, bool none_ok)
+{
+	const char *w;
+	size_t len;
+	if (!next_word(at, &w, &len))
+		return false;
+	if (len == 1 && *w == '-' && none_ok) {
+		out[0] = '\0';
+		return true;
+	}
+	if (len != CMV_ID_HEXSZ || strspn(w, "0123456789abcdef") < len)
+		return false;
+	memcpy(out, w, len);
+	out[len] = '\0';
+	return true;
+}
+
+/* The line after the current one, which must begin with `tag` and a space: its words, or NULL. */
+static const char *next_line(const char **at, const char *tag)
+{
+	const char *s = *at, *nl = strchr(s, '\n');
+	size_t n = strlen(tag);
+	if (!nl || strncmp(s, tag, n) || s[n] != ' ')
+		return NULL;
+	*at = nl + 1;
+	return s + n + 1;
+}
+
+/* 1 when text is an index, read into qi; 0 when it is not one (an older or a broken note). */
+static int qindex_parse(qindex *qi, const char *text)
+{
+	const char *at = text, *l;
+	size_t v;
+	int error;
+	memset(qi, 0, sizeof(*qi));
+	if (strncmp(at, QINDEX_MAGIC "\n", sizeof(QINDEX_MAGIC)))
+		return 0;
+	at += sizeof(QINDEX_MAGIC);
+	if (!(l = next_line(&at, "tip")) || !next_hex(&l, qi->tip, false) || !(l = next_line(&at, "counts")) ||
+	    !next_size(&l, &qi->n_msgs) || !next_size(&l, &qi->n_bodies) || !next_size(&l, &qi->n_turns) ||
+	    !next_size(&l, &qi->n_texts) || !(l = next_line(&at, "seam")) || !next_hex(&l, qi->seam, true) ||
+	    !(l = next_line(&at, "calls")))
+		return 0;
+	if ((error = qindex_alloc(qi)) < 0)
+		return error;
+	if (*l != '-') {
+		if (strspn(l, "0123456789abcdef") != 2 * CALLS_FILTER_BYTES || !(qi->calls = cmv__malloc(CALLS_FILTER_BYTES)))
+			goto bad;
+		for (size_t k = 0; k < CALLS_FILTER_BYTES; k++) {
+			unsigned hi = (unsigned)(isdigit((unsigned char)l[2 * k]) ? l[2 * k] - '0' : l[2 * k] - 'a' + 10);
+			unsigned lo = (unsigned)(isdigit((unsigned char)l[2 * k + 1]) ? l[2 * k + 1] - '0' : l[2 * k + 1] - 'a' + 10);
+			qi->calls[k] = (uint8_t)(hi << 4 | lo);
+		}
+	}
+	for (size_t g = 0; g < qi->n_turns; g++) {
+		if (!(l = next_line(&at, "t")) || !next_size(&l, &qi->turn_first[g]) || !next_size(&l, &v) ||
+		    !next_hex(&l, qi->ids[qi->n_bodies + g], true) || !next_hex(&l, qi->nodes[g], true) ||
+		    qi->turn_first[g] >= qi->n_msgs || (g && qi->turn_first[g] <= qi->turn_first[g - 1]))
+			goto bad;
+		qi->tokens[qi->n_bodies + g] = v;
+	}
+	for (size_t k = 0; k < qi->n_bodies; k++) {
+		if (!(l = next_line(&at, "b")) || !next_size(&l, &qi->body_msg[k]) || !next_size(&l, &v) ||
+		    !next_hex(&l, qi->ids[k], false) || qi->body_msg[k] >= qi->n_msgs)
+			goto bad;
+		qi->tokens[k] = v;
+	}
+	for (size_t k = 0; k < qi->n_texts; k++)
+		if (!(l = next_line(&at, "x")) || !next_size(&l, &qi->text_msg[k]) || !next_hex(&l, qi->texts[k], false) ||
+		    qi->text_msg[k] >= qi->n_msgs)
+			goto bad;
+	if (*at || !qi->n_turns || qi->turn_first[0])
+		goto bad;
+	return 1;
+bad:
+	qindex_dispose(qi);
+	return 0;
+}
+
+/*
+ * The records from first_hex to last, read alone for the target: 1 when
+ * their messages are the turn whose page id is want (the whole branch
+ * renders them so), 0 when not or when they cannot be read apart (cv is
+ * then empty).
+ */
+static int load_turn(cmv__conversation *cv, cmv_repo *repo, const char *first_hex, const cmv_id *last,
+		     cmv_render_target target, const char *want)
+{
+	cmv_id first;
+	char id[CMV_ID_HEXSZ + 1];
+	int error;
+	memset(cv, 0, sizeof(*cv));
+	if (!first_hex[0] || !want[0] || cmv_id_fromstr(&first, first_hex) < 0)
+		return 0;
+	if ((error = cmv__conversation_load_since(cv, repo, &first, last, target, 0, QINDEX_TURN_RECORDS)) < 0) {
+		if (error != CMV_ENOTFOUND)
+			return error;
+		cmv_error_clear();
+		return 0;
+	}
+	if (!cJSON_GetArraySize(cv->msgs) ||
+	    (error = group_id(id, cv->msgs->child, (size_t)cJSON_GetArraySize(cv->msgs))) < 0 || strcmp(id, want)) {
+		cmv__conversation_dispose(cv);
+		return error < 0 ? error : 0;
+	}
+	return 1;
+}
+
+/*
+ * The seam of qi, the index of tip: its last turn, when those records read
+ * alone give that turn as the whole branch does; else none (the next query
+ * after an append builds the index again). calls_before: the filter of the
+ * calls before msgs, NULL for none; msgs: the messages from qi's message
+ * `from` on, in which the calls before the seam are looked for.
+ */
+static int qindex_seam(qindex *qi, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+		       const uint8_t *calls_before, const cJSON *msgs, size_t from)
+{
+	size_t g = qi->n_turns - 1;
+	cmv__conversation cv;
+	int ok;
+	qi->seam[0] = '\0';
+	free(qi->calls);
+	qi->calls = NULL;
+	if ((ok = load_turn(&cv, repo, qi->nodes[g], tip, target, qi->ids[qi->n_bodies + g])) <= 0)
+		return ok;
+	cmv__conversation_dispose(&cv);
+	if (!(qi->calls = cmv__calloc(1, CALLS_FILTER_BYTES)))
+		return CMV_ENOMEM;
+	if (calls_before)
+		memcpy(qi->calls, calls_before, CALLS_FILTER_BYTES);
+	calls_filter(qi->calls, msgs, 0, qi->turn_first[g] - from, true);
+	memcpy(qi->seam, qi->nodes[g], sizeof(qhex));
+	return 0;
+}
+
+static int qindex_put(cmv_repo *repo, const char *branch, const cmv_model *m, cmv_render_target target,
+		      const qindex *qi)
+{
+	char key[256];
+	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30);
+	int error;
+	qindex_key(key, sizeof(key), m, target);
+	if ((error = qindex_text(&text, qi)) == 0)
+		error = cmv_branch_note_set(repo, branch, key, text.ptr);
+	cmv_buf_dispose(&text);
+	return error;
+}
+
+/*
+ * qi, the index of an ancestor of tip, grown to tip: the records from its
+ * seam on are read alone, and what they say replaces its last turn. 1 when
+ * grown; 0 when those records would read otherwise in the whole branch (a
+ * result whose call is before the seam, a call id used before) or cannot
+ * be read apart, as for splice_append.
+ */
+static int qindex_grow(qindex *qi, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok,
+		       cmv_render_target target)
+{
+	pager fp;
+	qindex part, nq;
+	cmv_id first;
+	int error, done = 0;
+	if (!qi->seam[0] || !qi->calls || cmv_id_fromstr(&first, qi->seam) < 0)
+		return 0;
+	memset(&fp, 0, sizeof(fp));
+	memset(&part, 0, sizeof(part));
+	memset(&nq, 0, sizeof(nq));
+	fp.repo = repo;
+	fp.model = model;
+	fp.tok = tok;
+	cmv_buf_init(&fp.scratch, 1 << 16);
+	if ((error = cmv__conversation_load_since(&fp.cv, repo, &first, tip, target, 0, SPLICE_MAX_RECORDS)) < 0) {
+		if (error == CMV_ENOTFOUND) {
+			cmv_error_clear();
+			error = 0;
+		}
+		goto out;
+	}
+	const cJSON *head = cJSON_GetArrayItem(fp.cv.msgs, 0);
+	size_t last = qi->n_turns - 1, base = qi->turn_first[last];
+	if (!head || !starts_turn(head) || strcmp(fp.cv.raw_first_role, "user") || fp.cv.st.orphan_results ||
+	    fp.cv.st.renamed_calls || calls_filter(qi->calls, fp.cv.msgs, 0, SIZE_MAX, false))
+		goto out;
+	if ((error = pager_pages(&fp)) < 0 || (error = qindex_of(&part, &fp)) < 0)
+		goto out;
+	/* what came before the last turn stays; the records from its start on say the rest */
+	size_t kb = 0, kx = 0;
+	while (kb < qi->n_bodies && qi->body_msg[kb] < base)
+		kb++;
+	while (kx < qi->n_texts && qi->text_msg[kx] < base)
+		kx++;
+	nq.n_msgs = base + part.n_msgs;
+	nq.n_bodies = kb + part.n_bodies;
+	nq.n_turns = last + part.n_turns;
+	nq.n_texts = kx + part.n_texts;
+	if ((error = qindex_alloc(&nq)) < 0)
+		goto out;
+	cmv_id_tostr(nq.tip, sizeof(nq.tip), tip);
+	for (size_t k = 0; k < nq.n_bodies; k++) {
+		bool old = k < kb;
+		nq.body_msg[k] = old ? qi->body_msg[k] : base + part.body_msg[k - kb];
+		nq.tokens[k] = old ? qi->tokens[k] : part.tokens[k - kb];
+		memcpy(nq.ids[k], old ? qi->ids[k] : part.ids[k - kb], sizeof(qhex));
+	}
+	for (size_t g = 0; g < nq.n_turns; g++) {
+		bool old = g < last;
+		size_t from = old ? qi->n_bodies + g : part.n_bodies + g - last;
+		nq.turn_first[g] = old ? qi->turn_first[g] : base + part.turn_first[g - last];
+		nq.tokens[nq.n_bodies + g] = old ? qi->tokens[from] : part.tokens[from];
+		memcpy(nq.ids[nq.n_bodies + g], old ? qi->ids[from] : part.ids[from], sizeof(qhex));
+		memcpy(nq.nodes[g], old ? qi->nodes[g] : part.nodes[g - last], sizeof(qhex));
+	}
+	for (size_t k = 0; k < nq.n_texts; k++) {
+		bool old = k < kx;
+		nq.text_msg[k] = old ? qi->text_msg[k] : base + part.text_msg[k - kx];
+		memcpy(nq.texts[k], old ? qi->texts[k] : part.texts[k - kx], sizeof(qhex));
+	}
+	/* the seam stays where it is when no turn began since; else it moves to the last turn, if that reads alone */
+	if (part.n_turns == 1) {
+		memcpy(nq.seam, qi->seam, sizeof(qhex));
+		nq.calls = qi->calls;
+		qi->calls = NULL;
+	} else if ((error = qindex_seam(&nq, repo, tip, target, qi->calls, fp.cv.msgs, base)) < 0) {
+		goto out;
+	}
+	qindex_dispose(qi);
+	*qi = nq;
+	memset(&nq, 0, sizeof(nq));
+	done = 1;
+	cmv__pager_qgrown++;
+out:
+	qindex_dispose(&nq);
+	qindex_dispose(&part);
+	pager_dispose(&fp);
+	return error < 0 ? error : done;
+}
+
+/*
+ * The branch's query index for tip: 1 when read (grown from an ancestor's
+ * and kept again, if need be), 0 when there is none to use.
+ */
+static int qindex_get(qindex *qi, cmv_repo *repo, const char *branch, const cmv_id *tip, const cmv_model *model,
+		      cmv_tok *tok, cmv_render_target target)
+{
+	char key[256], hex[CMV_ID_HEXSZ + 1];
+	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30);
+	int ok;
+	qindex_key(key, sizeof(key), model, target);
+	if (cmv_branch_note_get(&text, repo, branch, key) < 0) {
+		cmv_error_clear();
+		cmv_buf_dispose(&text);
+		return 0;
+	}
+	ok = qindex_parse(qi, text.ptr);
+	cmv_buf_dispose(&text);
+	if (ok <= 0 || !strcmp(qi->tip, cmv_id_tostr(hex, sizeof(hex), tip)))
+		return ok;
+	if ((ok = qindex_grow(qi, repo, tip, model, tok, target)) > 0 && qindex_put(repo, branch, model, target, qi) < 0)
+		cmv_error_clear(); /* a read-only store: the next query grows it again */
+	if (ok <= 0)
+		qindex_dispose(qi);
+	return ok;
+}
+
 /* ---- recall ------------------------------------------------------------------ */
 
 /* A turn's messages as plain lines: "role: text", calls and results marked. */
@@ -2147,11 +2615,83 @@ static void turn_text(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 	}
 }
 
-int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
-		     cmv_tok *tok, const char *query, uint64_t budget)
+/* A body page the query took, under the line that names it. */
+static int recall_body(cmv_buf *out, cmv_repo *repo, size_t g, uint64_t tokens, const char *id)
 {
-	pager p;
+	cmv_buf blob = CMV_BUF_INIT((size_t)1 << 30);
 	int error;
+	if ((error = cmv_recall(&blob, repo, id)) == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = 0;
+		cmv_buf_puts(&blob, "(not stored: materialize the branch first)");
+	}
+	if (!error)
+		cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n%s\n", g, (unsigned long long)tokens, id,
+			       blob.ptr ? blob.ptr : "");
+	cmv_buf_dispose(&blob);
+	return error;
+}
+
+/*
+ * What the query took, in conversation order, each page under a line that
+ * names it. The turns come from p (the branch, loaded) or, with p NULL,
+ * are read alone from their records: 0 then when one does not read as the
+ * index says (the caller loads the branch instead).
+ */
+static int recall_print(cmv_buf *out, size_t *shown, const qindex *qi, const bool *hit, pager *p, cmv_repo *repo,
+			const cmv_id *tip, cmv_render_target target)
+{
+	int error = 0;
+	for (size_t g = 0, b = 0; g < qi->n_turns && !error; g++) {
+		size_t pg = qi->n_bodies + g, end = g + 1 < qi->n_turns ? qi->turn_first[g + 1] : qi->n_msgs;
+		for (; !hit[pg] && b < qi->n_bodies && qi->body_msg[b] < end; b++)
+			if (hit[b] && (error = recall_body(out, repo, g, qi->tokens[b], qi->ids[b])) == 0)
+				(*shown)++;
+		if (!hit[pg] || error)
+			continue;
+		while (b < qi->n_bodies && qi->body_msg[b] < end)
+			b++;
+		if (p) {
+			char id[CMV_ID_HEXSZ + 1];
+			if ((error = group_id(id, cJSON_GetArrayItem(p->cv.msgs, (int)qi->turn_first[g]), end - qi->turn_first[g])) < 0)
+				break;
+			cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)qi->tokens[pg], id);
+			turn_text(out, p->cv.msgs, qi->turn_first[g], end);
+		} else {
+			cmv__conversation cv;
+			cmv_id last = *tip;
+			cmv_node *next = NULL;
+			if (g + 1 < qi->n_turns) {
+				cmv_id nid;
+				if (!qi->nodes[g + 1][0] || cmv_id_fromstr(&nid, qi->nodes[g + 1]) < 0 ||
+				    cmv_node_read(&next, repo, &nid) < 0) {
+					cmv_error_clear();
+					return 0;
+				}
+				last = next->parent;
+				cmv_node_free(next);
+			}
+			int ok = load_turn(&cv, repo, qi->nodes[g], &last, target, qi->ids[pg]);
+			if (ok <= 0)
+				return ok;
+			cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)qi->tokens[pg],
+				       qi->ids[pg]);
+			turn_text(out, cv.msgs, 0, SIZE_MAX);
+			cmv__conversation_dispose(&cv);
+		}
+		(*shown)++;
+	}
+	return error < 0 ? error : 1;
+}
+
+int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id *tip, const char *branch,
+		     const cmv_model *model, cmv_tok *tok, const char *query, uint64_t budget)
+{
+	cmv_render_target target;
+	pager p;
+	qindex qi;
+	bool *pinned = NULL, *hit = NULL;
+	int error, done = 0;
 	size_t shown = 0;
 
 	CMV_ASSERT_ARG(out);
@@ -2161,9 +2701,11 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 	CMV_ASSERT_ARG(tok);
 	CMV_ASSERT_ARG(query);
 	memset(&p, 0, sizeof(p));
+	memset(&qi, 0, sizeof(qi));
 	p.repo = repo;
 	p.model = model;
 	p.tok = tok;
+	target = target_of(model, 0);
 	cmv__tok_memo(tok, true);
 	cmv_buf_init(&p.scratch, 1 << 16);
 	cmv_buf_clear(out);
@@ -2172,39 +2714,38 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		cmv_buf_dispose(&p.scratch);
 		return error;
 	}
-	p.lazy_ids = true;
-	if ((error = pager_load(&p, tip, target_of(model, 0), 0)) == 0 &&
-	    (error = pager_query(&p, query, budget, NULL)) == 0) {
-		/* in conversation order, each page under a line that names it */
-		for (size_t g = 0; g < p.n_groups && !error; g++) {
-			page *gp = &p.pages[p.group_page[g]];
-			size_t end = g + 1 < p.n_groups ? p.group_first[g + 1] : (size_t)cJSON_GetArraySize(p.cv.msgs);
-			if (gp->hit) {
-				if ((error = group_id(gp->pub.id, cJSON_GetArrayItem(p.cv.msgs, (int)p.group_first[g]),
-						      end - p.group_first[g])) < 0)
-					break;
-				cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)gp->pub.tokens,
-					       gp->pub.id);
-				turn_text(out, p.cv.msgs, p.group_first[g], end);
-				shown++;
-				continue;
-			}
-			for (size_t b = 0; b < p.n; b++) {
-				page *bp = &p.pages[b];
-				if (bp->pub.kind != CMV_PAGE_BODY || bp->pub.turn != g || !bp->hit)
-					continue;
-				cmv_buf blob = CMV_BUF_INIT((size_t)1 << 30);
-				if ((error = cmv_recall(&blob, repo, bp->pub.id)) == CMV_ENOTFOUND) {
-					cmv_error_clear();
-					error = 0;
-					cmv_buf_puts(&blob, "(not stored: materialize the branch first)");
-				}
-				cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n%s\n", g,
-					       (unsigned long long)bp->pub.tokens, bp->pub.id, blob.ptr ? blob.ptr : "");
-				cmv_buf_dispose(&blob);
-				shown++;
-			}
+	/* the branch's index, when it keeps one: no load, each turn taken read alone */
+	if (branch && (error = qindex_get(&qi, repo, branch, tip, model, tok, target)) > 0) {
+		size_t n = qi.n_bodies + qi.n_turns;
+		if (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool))))
+			error = CMV_ENOMEM;
+		else if ((error = qindex_query(&qi, repo, query, budget, pinned, hit)) == 0 &&
+			 (error = done = recall_print(out, &shown, &qi, hit, NULL, repo, tip, target)) == 0) {
+			cmv_buf_clear(out);
+			shown = 0;
 		}
+		qindex_dispose(&qi);
+		free(pinned);
+		free(hit);
+		pinned = hit = NULL;
+	}
+	/* else the branch, loaded (no message is no match); its index kept for the next query */
+	if (error >= 0 && !done && (error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) == 0 &&
+	    cJSON_GetArraySize(p.cv.msgs)) {
+		p.lazy_ids = !branch;
+		if ((error = pager_pages(&p)) == 0 && (error = qindex_of(&qi, &p)) == 0 && branch &&
+		    (error = qindex_seam(&qi, repo, tip, target, NULL, p.cv.msgs, 0)) == 0) {
+			cmv_id_tostr(qi.tip, sizeof(qi.tip), tip);
+			if (qindex_put(repo, branch, model, target, &qi) < 0)
+				cmv_error_clear(); /* a read-only store: each query loads the branch */
+		}
+		size_t n = qi.n_bodies + qi.n_turns;
+		if (!error && (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool)))))
+			error = CMV_ENOMEM;
+		if (!error && (error = qindex_query(&qi, repo, query, budget, pinned, hit)) == 0)
+			error = recall_print(out, &shown, &qi, hit, &p, repo, tip, target);
+		if (error > 0)
+			error = 0;
 	}
 	if (n_pages)
 		*n_pages = shown;
@@ -2212,6 +2753,9 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		cmv_repo_txn_rollback(repo);
 	else
 		error = cmv_repo_txn_commit(repo);
+	qindex_dispose(&qi);
+	free(pinned);
+	free(hit);
 	pager_dispose(&p);
 	return error;
 }

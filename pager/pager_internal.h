@@ -24,4 +24,12 @@ extern size_t cmv__pager_fold_bytes;
 /* How many materializations grew a kept request, since the process began. */
 extern size_t cmv__pager_spliced;
 
+/*
+ * The note a branch keeps its query index for a model and target in
+ * (printf: the model's id, the render target), and how many recall queries
+ * grew one from an ancestor's (qindex_grow) since the process began.
+ */
+#define CMV__PAGER_QUERY_NOTE "pager:query:%s:%d"
+extern size_t cmv__pager_qgrown;
+
 #endif

@@ -450,6 +450,12 @@ enum cmv_search_flags {
 	CMV_SEARCH_ANY = (1u << 1),
 	/** No snippets (hit->snippet is ""): a caller that only wants the ids reads no blob. */
 	CMV_SEARCH_NO_SNIPPET = (1u << 2),
+	/**
+	 * One hit per matching blob, with no node (hit->node is zeroed, block
+	 * 0): a caller that knows where its blobs are does no lookup per hit,
+	 * and `limit` hits back means the results went on.
+	 */
+	CMV_SEARCH_BLOBS = (1u << 3),
 };
 
 /**

@@ -121,10 +121,16 @@ CMV_EXTERN(int) cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id);
  * tokens of `model`: in conversation order, each under a line
  * "[turn T, N tokens; page ID]", a turn as "role: text" lines, a body as
  * its text. *n_pages (may be NULL) gets how many.
+ *
+ * `branch` (may be NULL) names the branch whose notes keep the query index
+ * for `model`: with one, a query reads the index instead of loading the
+ * branch, and the first query after an append grows it from what was
+ * appended; the answer is the same bytes either way (docs/pager.md).
  * @return 0 (no match is 0 pages), CMV_EINVALID, CMV_ENOTFOUND, CMV_EIO
  */
 CMV_EXTERN(int) cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id *tip,
-				 const cmv_model *model, cmv_tok *tok, const char *query, uint64_t budget);
+				 const char *branch, const cmv_model *model, cmv_tok *tok, const char *query,
+				 uint64_t budget);
 
 /**
  * Answer a model's call of the recall tool: `input` is the call's input

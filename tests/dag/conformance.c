@@ -494,6 +494,16 @@ static void test_dag_conformance__search_finds_text_and_tool_output(void **state
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "zlib_inflate", 10, 0, count_hit, &hs));
 	assert_int_equal(hs.hits, 1);
+	/* after another record it is another node that uses the same blob: a hit each, or one for the blob */
+	test_append_n(REPO, "alt", "a word between", 1);
+	assert_cmv_ok(cmv_append(NULL, REPO, "alt", &m, 1, 0));
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "zlib_inflate", 10, CMV_SEARCH_NO_SNIPPET, count_hit, &hs));
+	assert_int_equal(hs.hits, 2);
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "zlib_inflate", 10, CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	assert_true(cmv_id_is_none(&hs.node));
 }
 
 static void test_dag_conformance__token_cache(void **state)

@@ -350,6 +350,167 @@ static void test_append_grows_the_kept_request(void **state)
 	assert_true(spliced * 3 >= steps);
 }
 
+static void forty_turns(cmv_id *tip, cmv_repo *repo, const char *branch, const char *needle);
+
+static int query_target(const cmv_model *m)
+{
+	cmv_render_target t = cmv_model_render_target(m);
+	return t ? (int)t : (int)CMV_RENDER_OPENAI_CHAT;
+}
+
+/*
+ * recall --query at `at` with branch's query index (read, or grown from
+ * the last step's) says what the branch loaded whole says, and the index
+ * it kept is the one a fresh build keeps (fresh: a branch whose note is
+ * dropped first).
+ */
+static void same_query_both_ways(cmv_repo *repo, const char *branch, const char *fresh, const cmv_id *at,
+				 const cmv_model *m, cmv_tok *tok, const char *query, uint64_t budget, const char *what)
+{
+	char key[256];
+	cmv_buf a = CMV_BUF_INIT((size_t)1 << 28), b = CMV_BUF_INIT((size_t)1 << 28);
+	cmv_buf na = CMV_BUF_INIT((size_t)1 << 28), nb = CMV_BUF_INIT((size_t)1 << 28);
+	size_t n_a = 0, n_b = 0;
+	snprintf(key, sizeof(key), CMV__PAGER_QUERY_NOTE, m->id, query_target(m));
+	assert_cmv_ok(cmv_branch_update(repo, branch, at, NULL));
+	assert_cmv_ok(cmv_branch_update(repo, fresh, at, NULL));
+	assert_cmv_ok(cmv_recall_query(&a, &n_a, repo, at, branch, m, tok, query, budget));
+	assert_cmv_ok(cmv_branch_note_set(repo, fresh, key, NULL));
+	assert_cmv_ok(cmv_recall_query(&b, &n_b, repo, at, fresh, m, tok, query, budget));
+	if (n_a != n_b || a.size != b.size || memcmp(a.ptr, b.ptr, a.size))
+		fail_msg("%s, %s, '%s': the index's answer differs from the loaded branch's", what, m->id, query);
+	/* a branch with no message yet keeps none */
+	int ga = cmv_branch_note_get(&na, repo, branch, key), gb = cmv_branch_note_get(&nb, repo, fresh, key);
+	cmv_error_clear();
+	assert_int_equal(ga, gb);
+	assert_true(ga == 0 || n_a == 0);
+	if (na.size != nb.size || memcmp(na.ptr, nb.ptr, na.size))
+		fail_msg("%s, %s: the grown query index differs from a fresh one", what, m->id);
+	cmv_buf_dispose(&a);
+	cmv_buf_dispose(&b);
+	cmv_buf_dispose(&na);
+	cmv_buf_dispose(&nb);
+}
+
+/*
+ * A branch keeps its query index, and the first query after an append
+ * grows it from the records appended (qindex_grow) instead of loading the
+ * branch: the answer and the index must be a fresh build's. Every Claude
+ * Code and Codex session, replayed a record at a time over its last
+ * records, for a model of each target.
+ */
+static void test_query_index_grows(void **state)
+{
+	test_store *ts = *state;
+	const char *root = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
+	const char *const others[] = { "claude-sonnet-4", "gpt-5", "gemini-2.5-pro" };
+	static const char *const queries[] = { "error test file", "function build run output", "fix the bug" };
+	cmv_tok *toks[3] = { NULL };
+	const cmv_model *om[3] = { NULL };
+	char **files = NULL, dir[4096];
+	size_t n = 0, steps = 0, before = cmv__pager_qgrown;
+	for (size_t i = 0; i < 3; i++) {
+		assert_cmv_ok(cmv_models_find(&om[i], models, others[i]));
+		assert_cmv_ok(cmv_tok_load(&toks[i], om[i]->tokenizer, NULL));
+	}
+	snprintf(dir, sizeof(dir), "%s/claude-code", root);
+	collect(&files, &n, dir);
+	snprintf(dir, sizeof(dir), "%s/codex", root);
+	collect(&files, &n, dir);
+	qsort(files, n, sizeof(*files), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		cmv_import_result res;
+		cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+		cmv_id *path = NULL;
+		char name[32], a[40], b[40];
+		snprintf(name, sizeof(name), "s%zu", i);
+		io.branch = name;
+		assert_cmv_ok(cmv_import_file(&res, ts->repo, files[i], NULL, &io));
+		size_t len = path_of(&path, ts->repo, &res.head), from = len > 10 ? len - 10 : 0;
+		for (size_t k = 0; k < 2; k++) {
+			const cmv_model *m = k ? om[i % 3] : gpt4o;
+			cmv_tok *tok = k ? toks[i % 3] : o200k;
+			snprintf(a, sizeof(a), "qa%zu-%zu", i, k);
+			snprintf(b, sizeof(b), "qb%zu-%zu", i, k);
+			assert_cmv_ok(cmv_branch_create(ts->repo, a, &path[from], NULL));
+			assert_cmv_ok(cmv_branch_create(ts->repo, b, &path[from], NULL));
+			for (size_t s = from; s < len; s++, steps++)
+				same_query_both_ways(ts->repo, a, b, &path[s], m, tok, queries[s % 3], s % 2 ? 300 : 1500,
+						     files[i]);
+		}
+		free(path);
+		free(files[i]);
+	}
+	free(files);
+	for (size_t i = 0; i < 3; i++)
+		cmv_tok_free(toks[i]);
+	size_t grown = cmv__pager_qgrown - before;
+	print_message("%zu sessions, %zu steps compared, %zu grew the query index\n", n, steps, grown);
+	/* it means something only if most steps grew the index */
+	assert_true(grown * 3 >= steps * 2);
+}
+
+/*
+ * A query index that does not say what the branch says (a turn's id
+ * changed under it, or a note that is no index at all) is not believed:
+ * the turn read alone does not match it, and the branch is loaded instead.
+ */
+static void test_query_index_not_believed(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf a = CMV_BUF_INIT((size_t)1 << 24), b = CMV_BUF_INIT((size_t)1 << 24), note = CMV_BUF_INIT(1 << 24);
+	cmv_buf orig = CMV_BUF_INIT(1 << 24);
+	cmv_id tip;
+	size_t n_a = 0, n_b = 0;
+	char key[256];
+	forty_turns(&tip, ts->repo, "qi", " a zebra was seen near the lighthouse");
+	snprintf(key, sizeof(key), CMV__PAGER_QUERY_NOTE, gpt4o->id, query_target(gpt4o));
+	assert_cmv_ok(cmv_recall_query(&b, &n_b, ts->repo, &tip, NULL, gpt4o, o200k, "zebra lighthouse", 1000));
+	assert_true(n_b > 0);
+	assert_cmv_ok(cmv_recall_query(&a, &n_a, ts->repo, &tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
+	assert_int_equal(n_a, n_b);
+	assert_memory_equal(a.ptr, b.ptr, b.size);
+	/* every turn's id altered: each turn the query takes is found not to match, and the branch is loaded */
+	assert_cmv_ok(cmv_branch_note_get(&note, ts->repo, "qi", key));
+	assert_cmv_ok(cmv_buf_set(&orig, note.ptr, note.size));
+	for (char *t = note.ptr; (t = strstr(t, "\nt ")) != NULL; t++) {
+		char *id = strchr(strchr(t + 3, ' ') + 1, ' ') + 1;
+		*id = *id == '0' ? '1' : '0';
+	}
+	assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, note.ptr));
+	assert_cmv_ok(cmv_recall_query(&a, &n_a, ts->repo, &tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
+	assert_int_equal(n_a, n_b);
+	assert_int_equal(a.size, b.size);
+	assert_memory_equal(a.ptr, b.ptr, b.size);
+	/* and the load kept a true index again */
+	cmv_buf_clear(&a);
+	assert_cmv_ok(cmv_branch_note_get(&a, ts->repo, "qi", key));
+	assert_int_equal(a.size, orig.size);
+	assert_memory_equal(a.ptr, orig.ptr, a.size);
+	/* a note that is no index, cut short or not one at all */
+	static const char *const bad[] = { "cmv query index 1\ntip 00\n", "something else", "" };
+	for (size_t i = 0; i < 3; i++) {
+		assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, bad[i]));
+		assert_cmv_ok(cmv_recall_query(&a, &n_a, ts->repo, &tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
+		assert_int_equal(a.size, b.size);
+		assert_memory_equal(a.ptr, b.ptr, b.size);
+	}
+	/* cut anywhere, it is never believed in part */
+	assert_cmv_ok(cmv_branch_note_get(&note, ts->repo, "qi", key));
+	for (size_t cut = 0; cut < note.size; cut += note.size / 13 + 1) {
+		char *c = strndup(note.ptr, cut);
+		assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, c));
+		free(c);
+		assert_cmv_ok(cmv_recall_query(&a, &n_a, ts->repo, &tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
+		assert_int_equal(a.size, b.size);
+		assert_memory_equal(a.ptr, b.ptr, b.size);
+	}
+	cmv_buf_dispose(&a);
+	cmv_buf_dispose(&b);
+	cmv_buf_dispose(&note);
+	cmv_buf_dispose(&orig);
+}
+
 /* One session in Claude's approximate tokenizer too (its counts are what its budget is checked in). */
 static void test_claude_budget(void **state)
 {
@@ -621,7 +782,7 @@ static void test_query_in_a_crowded_store(void **state)
 		assert_cmv_ok(cmv_append(NULL, ts->repo, "noise", &u, 1, CMV_APPEND_CREATE));
 	}
 	forty_turns(&tip, ts->repo, "mine", " a zebra was seen near the lighthouse, far from the harbour and the boats");
-	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra", 1000));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra", 1000));
 	assert_int_equal(n, 2); /* the turn, and the one whose reply sits beside the hit */
 	assert_non_null(strstr(out.ptr, "lighthouse"));
 	o.budget = 2000;
@@ -663,14 +824,14 @@ static void test_query_counts_neighbours(void **state)
 		assert_cmv_ok(cmv_append(NULL, ts->repo, "nb", &a, 1, 0));
 	}
 	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "nb"));
-	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra", 260));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra", 260));
 	assert_int_equal(n, 2);
 	assert_non_null(strstr(out.ptr, "[turn 10,"));
 	assert_non_null(strstr(out.ptr, "[turn 11,"));
 	assert_non_null(strstr(out.ptr, "lighthouse"));
 	assert_null(strstr(out.ptr, "[turn 30,"));
 	/* with room for all three, the weaker hit comes too */
-	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra", 2000));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra", 2000));
 	assert_non_null(strstr(out.ptr, "[turn 30,"));
 	cmv_buf_dispose(&out);
 	cmv_buf_dispose(&text);
@@ -796,7 +957,7 @@ static void test_query_path(void **state)
 	size_t n = 0;
 	rng = 99;
 	forty_turns(&tip, ts->repo, "q", " the zebra password is hidden in the attic");
-	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "zebra attic", 1000));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra attic", 1000));
 	/* the turn hit, and its neighbour: the reply just before the hit counts half of it */
 	assert_int_equal(n, 2);
 	assert_non_null(strstr(out.ptr, "[turn 4,"));
@@ -807,7 +968,7 @@ static void test_query_path(void **state)
 	assert_non_null(pid);
 	snprintf(shown, 8, "%s", pid + 5);
 	assert_non_null(strstr(out.ptr, "zebra password"));
-	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, gpt4o, o200k, "unicornish", 1000));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "unicornish", 1000));
 	assert_int_equal(n, 0);
 	/* without the query turn 5 leaves a small window; with it, it stays */
 	o.budget = 2000;
@@ -951,6 +1112,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stable_prefix, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_grows_the_kept_request, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_with_reused_call_ids, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_query_index_grows, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_query_index_not_believed, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
