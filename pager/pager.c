@@ -21,6 +21,7 @@
  */
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
 #include "../formats/neutral.h"
@@ -604,6 +605,9 @@ typedef struct {
 	/* growing it after an append (qindex_grow): the last turn, as it reads alone */
 	qhex seam;
 	uint8_t *calls;      /* the calls before the seam (calls_filter); NULL with no seam */
+	/* kept: the turns before split in a note of their own (qindex_put), its size and hash */
+	size_t split, base_bytes;
+	uint64_t base_hash;
 } qindex;
 
 typedef struct {
@@ -857,20 +861,33 @@ static int qindex_query(const qindex *qi, cmv_repo *repo, const char *query, uin
 /* A turn's page id: the xxh128 of its n messages (from first on) as JSON, the blob that recalls it. */
 static int group_id(char *out, const cJSON *first, size_t n)
 {
-	cJSON *arr = cJSON_CreateArray();
-	for (const cJSON *m = first; m && n && arr; m = m->next, n--)
-		if (!cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1))) {
-			cJSON_Delete(arr);
-			arr = NULL;
-		}
-	char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
-	cJSON_Delete(arr);
-	if (!text)
-		return CMV_ENOMEM;
+	/* the bytes cJSON prints for the array, hashed as they come: no copy of the messages, no whole text */
+	XXH3_state_t *st = XXH3_createState();
+	char buf[16384];
+	XXH128_canonical_t c;
 	cmv_id id;
-	cmv_id_hash(&id, text, strlen(text));
+	if (!st)
+		return CMV_ENOMEM;
+	XXH3_128bits_reset(st);
+	XXH3_128bits_update(st, "[", 1);
+	for (const cJSON *m = first; m && n; m = m->next, n--) {
+		char *big = NULL;
+		const char *text = buf;
+		if (!cJSON_PrintPreallocated((cJSON *)m, buf, (int)sizeof(buf), 0) && !(text = big = cJSON_PrintUnformatted(m))) {
+			XXH3_freeState(st);
+			return CMV_ENOMEM;
+		}
+		if (m != first)
+			XXH3_128bits_update(st, ",", 1);
+		XXH3_128bits_update(st, text, strlen(text));
+		cJSON_free(big);
+	}
+	XXH3_128bits_update(st, "]", 1);
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+	XXH3_freeState(st);
+	id.type = CMV_ID_XXH3_128;
+	memcpy(id.raw, c.digest, CMV_ID_RAWSZ);
 	cmv_id_tostr(out, CMV_ID_HEXSZ + 1, &id);
-	cJSON_free(text);
 	return 0;
 }
 
@@ -2253,41 +2270,72 @@ done:
 /* ---- the query index, kept ------------------------------------------------------ */
 
 /*
- * A branch keeps its query index in a note per model and target, so that
- * recall --query reads it instead of loading the branch: one line each for
- * the header, the tip, the counts, the seam and the calls before it, then
- * a line per turn ("t first tokens id node"), per body ("b msg tokens id")
- * and per text ("x msg hash"). After an append it grows from the seam
- * (qindex_grow) as the kept request does (splice_append), by the same rules.
+ * A branch keeps its query index in notes per model and target, so that
+ * recall --query reads it instead of loading the branch. KEY holds a line
+ * each for the header, the tip, the counts, the seam and the calls before
+ * it, and where the index is split; then a line per turn ("t first tokens
+ * id node"), per body ("b msg tokens id") and per text ("x msg hash") from
+ * the split turn on. KEY:base holds the same lines for the turns before
+ * the split, with its size and hash in KEY: an append rewrites KEY alone,
+ * and KEY:base when what follows the split has grown past
+ * cmv__pager_fold_bytes, as the page table does. After an append the index
+ * grows from the seam (qindex_grow) as the kept request does
+ * (splice_append), by the same rules.
  */
-#define QINDEX_MAGIC "cmv query index 1"
+#define QINDEX_MAGIC "cmv query index 2"
 #define QINDEX_TURN_RECORDS 8192 /* a turn read alone for recall: at most this many records */
 
-size_t cmv__pager_qgrown;
+size_t cmv__pager_qgrown, cmv__pager_qread;
 
 static void qindex_key(char *out, size_t cap, const cmv_model *m, cmv_render_target target)
 {
 	snprintf(out, cap, CMV__PAGER_QUERY_NOTE, m->id, (int)target);
 }
 
-static int qindex_text(cmv_buf *out, const qindex *qi)
+/* Where turn g's bodies and texts begin (g may be n_turns: where they end). */
+static void qindex_at(const qindex *qi, size_t g, size_t *body, size_t *text)
 {
-	int error = cmv_buf_printf(out, "%s\ntip %s\ncounts %zu %zu %zu %zu\nseam %s\ncalls ", QINDEX_MAGIC, qi->tip,
-				   qi->n_msgs, qi->n_bodies, qi->n_turns, qi->n_texts, qi->seam[0] ? qi->seam : "-");
-	for (size_t k = 0; qi->calls && k < CALLS_FILTER_BYTES && !error; k++)
-		error = cmv_buf_printf(out, "%02x", qi->calls[k]);
-	if (!error)
-		error = cmv_buf_puts(out, qi->calls ? "\n" : "-\n");
-	for (size_t g = 0; g < qi->n_turns && !error; g++)
+	size_t first = g < qi->n_turns ? qi->turn_first[g] : qi->n_msgs;
+	*body = *text = 0;
+	while (*body < qi->n_bodies && qi->body_msg[*body] < first)
+		(*body)++;
+	while (*text < qi->n_texts && qi->text_msg[*text] < first)
+		(*text)++;
+}
+
+/* The lines of turns [g0, g1) with their bodies and texts. */
+static int qindex_lines(cmv_buf *out, const qindex *qi, size_t g0, size_t g1)
+{
+	size_t b0, b1, x0, x1;
+	int error = 0;
+	qindex_at(qi, g0, &b0, &x0);
+	qindex_at(qi, g1, &b1, &x1);
+	for (size_t g = g0; g < g1 && !error; g++)
 		error = cmv_buf_printf(out, "t %zu %llu %s %s\n", qi->turn_first[g],
 				       (unsigned long long)qi->tokens[qi->n_bodies + g],
 				       qi->ids[qi->n_bodies + g][0] ? qi->ids[qi->n_bodies + g] : "-",
 				       qi->nodes[g][0] ? qi->nodes[g] : "-");
-	for (size_t k = 0; k < qi->n_bodies && !error; k++)
+	for (size_t k = b0; k < b1 && !error; k++)
 		error = cmv_buf_printf(out, "b %zu %llu %s\n", qi->body_msg[k], (unsigned long long)qi->tokens[k], qi->ids[k]);
-	for (size_t k = 0; k < qi->n_texts && !error; k++)
+	for (size_t k = x0; k < x1 && !error; k++)
 		error = cmv_buf_printf(out, "x %zu %s\n", qi->text_msg[k], qi->texts[k]);
 	return error;
+}
+
+/* KEY: the header, then the lines from the split turn on. */
+static int qindex_text(cmv_buf *out, const qindex *qi)
+{
+	size_t b, x;
+	qindex_at(qi, qi->split, &b, &x);
+	int error = cmv_buf_printf(out, "%s\ntip %s\ncounts %zu %zu %zu %zu\nseam %s\nbase %zu %zu %zu %zu %016llx\ncalls ",
+				   QINDEX_MAGIC, qi->tip, qi->n_msgs, qi->n_bodies, qi->n_turns, qi->n_texts,
+				   qi->seam[0] ? qi->seam : "-", qi->split, b, x, qi->base_bytes,
+				   (unsigned long long)qi->base_hash);
+	for (size_t k = 0; qi->calls && k < CALLS_FILTER_BYTES && !error; k++)
+		error = cmv_buf_printf(out, "%02x", qi->calls[k]);
+	if (!error)
+		error = cmv_buf_puts(out, qi->calls ? "\n" : "-\n");
+	return error ? error : qindex_lines(out, qi, qi->split, qi->n_turns);
 }
 
 /* The next word of a line, moving *at past it and the space after it; false at the end of the line. */
@@ -2344,11 +2392,41 @@ static const char *next_line(const char **at, const char *tag)
 	return s + n + 1;
 }
 
-/* 1 when text is an index, read into qi; 0 when it is not one (an older or a broken note). */
-static int qindex_parse(qindex *qi, const char *text)
+/* The lines of turns [g0, g1), bodies [b0, b1) and texts [x0, x1): all of text, or false. */
+static bool parse_lines(qindex *qi, const char *at, size_t g0, size_t g1, size_t b0, size_t b1, size_t x0, size_t x1)
+{
+	const char *l;
+	size_t v;
+	for (size_t g = g0; g < g1; g++) {
+		if (!(l = next_line(&at, "t")) || !next_size(&l, &qi->turn_first[g]) || !next_size(&l, &v) ||
+		    !next_hex(&l, qi->ids[qi->n_bodies + g], true) || !next_hex(&l, qi->nodes[g], true) ||
+		    qi->turn_first[g] >= qi->n_msgs || (g && qi->turn_first[g] <= qi->turn_first[g - 1]) || *l != '\n')
+			return false;
+		qi->tokens[qi->n_bodies + g] = v;
+	}
+	for (size_t k = b0; k < b1; k++) {
+		if (!(l = next_line(&at, "b")) || !next_size(&l, &qi->body_msg[k]) || !next_size(&l, &v) ||
+		    !next_hex(&l, qi->ids[k], false) || qi->body_msg[k] >= qi->n_msgs || *l != '\n')
+			return false;
+		qi->tokens[k] = v;
+	}
+	for (size_t k = x0; k < x1; k++)
+		if (!(l = next_line(&at, "x")) || !next_size(&l, &qi->text_msg[k]) || !next_hex(&l, qi->texts[k], false) ||
+		    qi->text_msg[k] >= qi->n_msgs || *l != '\n')
+			return false;
+	return !*at;
+}
+
+/*
+ * 1 when text (KEY) and base (KEY:base) are an index, read into qi; 0 when
+ * they are not one (an older or a broken note, a base that is not the one
+ * KEY names).
+ */
+static int qindex_parse(qindex *qi, const char *text, const cmv_buf *base)
 {
 	const char *at = text, *l;
-	size_t v;
+	size_t b, x;
+	unsigned long long hash;
 	int error;
 	memset(qi, 0, sizeof(*qi));
 	if (strncmp(at, QINDEX_MAGIC "\n", sizeof(QINDEX_MAGIC)))
@@ -2357,7 +2435,13 @@ static int qindex_parse(qindex *qi, const char *text)
 	if (!(l = next_line(&at, "tip")) || !next_hex(&l, qi->tip, false) || !(l = next_line(&at, "counts")) ||
 	    !next_size(&l, &qi->n_msgs) || !next_size(&l, &qi->n_bodies) || !next_size(&l, &qi->n_turns) ||
 	    !next_size(&l, &qi->n_texts) || !(l = next_line(&at, "seam")) || !next_hex(&l, qi->seam, true) ||
-	    !(l = next_line(&at, "calls")))
+	    !(l = next_line(&at, "base")) || !next_size(&l, &qi->split) || !next_size(&l, &b) || !next_size(&l, &x) ||
+	    !next_size(&l, &qi->base_bytes) || sscanf(l, "%16llx", &hash) != 1 || !(l = next_line(&at, "calls")))
+		return 0;
+	qi->base_hash = hash;
+	/* the base must be the one this names, whole */
+	if (!qi->n_turns || qi->split >= qi->n_turns || b > qi->n_bodies || x > qi->n_texts ||
+	    (qi->split && (!base || base->size != qi->base_bytes || XXH3_64bits(base->ptr, base->size) != qi->base_hash)))
 		return 0;
 	if ((error = qindex_alloc(qi)) < 0)
 		return error;
@@ -2370,24 +2454,13 @@ static int qindex_parse(qindex *qi, const char *text)
 			qi->calls[k] = (uint8_t)(hi << 4 | lo);
 		}
 	}
-	for (size_t g = 0; g < qi->n_turns; g++) {
-		if (!(l = next_line(&at, "t")) || !next_size(&l, &qi->turn_first[g]) || !next_size(&l, &v) ||
-		    !next_hex(&l, qi->ids[qi->n_bodies + g], true) || !next_hex(&l, qi->nodes[g], true) ||
-		    qi->turn_first[g] >= qi->n_msgs || (g && qi->turn_first[g] <= qi->turn_first[g - 1]))
-			goto bad;
-		qi->tokens[qi->n_bodies + g] = v;
-	}
-	for (size_t k = 0; k < qi->n_bodies; k++) {
-		if (!(l = next_line(&at, "b")) || !next_size(&l, &qi->body_msg[k]) || !next_size(&l, &v) ||
-		    !next_hex(&l, qi->ids[k], false) || qi->body_msg[k] >= qi->n_msgs)
-			goto bad;
-		qi->tokens[k] = v;
-	}
-	for (size_t k = 0; k < qi->n_texts; k++)
-		if (!(l = next_line(&at, "x")) || !next_size(&l, &qi->text_msg[k]) || !next_hex(&l, qi->texts[k], false) ||
-		    qi->text_msg[k] >= qi->n_msgs)
-			goto bad;
-	if (*at || !qi->n_turns || qi->turn_first[0])
+	if ((qi->split && !parse_lines(qi, base->ptr, 0, qi->split, 0, b, 0, x)) ||
+	    !parse_lines(qi, at, qi->split, qi->n_turns, b, qi->n_bodies, x, qi->n_texts) || qi->turn_first[0])
+		goto bad;
+	/* each line was where its counts said: the split falls between turns */
+	size_t bb, xx;
+	qindex_at(qi, qi->split, &bb, &xx);
+	if (bb != b || xx != x)
 		goto bad;
 	return 1;
 bad:
@@ -2452,14 +2525,35 @@ static int qindex_seam(qindex *qi, cmv_repo *repo, const cmv_id *tip, cmv_render
 	return 0;
 }
 
-static int qindex_put(cmv_repo *repo, const char *branch, const cmv_model *m, cmv_render_target target,
-		      const qindex *qi)
+/*
+ * Keep qi in the branch's notes. fold: KEY:base is written again, with
+ * the turns before the last (on a build, or when what follows the split
+ * has grown long); else only KEY.
+ */
+static int qindex_put(cmv_repo *repo, const char *branch, const cmv_model *m, cmv_render_target target, qindex *qi,
+		      bool fold)
 {
-	char key[256];
+	char key[256], bkey[300];
 	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30);
-	int error;
+	int error = 0;
 	qindex_key(key, sizeof(key), m, target);
-	if ((error = qindex_text(&text, qi)) == 0)
+	snprintf(bkey, sizeof(bkey), "%s:base", key);
+	/* the calls' filter is KEY's bulk; the lines after the split are what grows */
+	if (!fold && (error = qindex_text(&text, qi)) == 0)
+		fold = text.size > 2 * CALLS_FILTER_BYTES + 512 + cmv__pager_fold_bytes;
+	if (!error && fold) {
+		qi->split = qi->n_turns - 1;
+		cmv_buf_clear(&text);
+		if ((error = qindex_lines(&text, qi, 0, qi->split)) == 0 &&
+		    (error = cmv_branch_note_set(repo, branch, bkey, text.ptr ? text.ptr : "")) == 0) {
+			qi->base_bytes = text.size;
+			qi->base_hash = XXH3_64bits(text.ptr ? text.ptr : "", text.size);
+		}
+		cmv_buf_clear(&text);
+		if (!error)
+			error = qindex_text(&text, qi);
+	}
+	if (!error)
 		error = cmv_branch_note_set(repo, branch, key, text.ptr);
 	cmv_buf_dispose(&text);
 	return error;
@@ -2515,6 +2609,9 @@ static int qindex_grow(qindex *qi, cmv_repo *repo, const cmv_id *tip, const cmv_
 	if ((error = qindex_alloc(&nq)) < 0)
 		goto out;
 	cmv_id_tostr(nq.tip, sizeof(nq.tip), tip);
+	nq.split = qi->split; /* at or before the last turn: what is before it stays as it is kept */
+	nq.base_bytes = qi->base_bytes;
+	nq.base_hash = qi->base_hash;
 	for (size_t k = 0; k < nq.n_bodies; k++) {
 		bool old = k < kb;
 		nq.body_msg[k] = old ? qi->body_msg[k] : base + part.body_msg[k - kb];
@@ -2561,24 +2658,55 @@ out:
 static int qindex_get(qindex *qi, cmv_repo *repo, const char *branch, const cmv_id *tip, const cmv_model *model,
 		      cmv_tok *tok, cmv_render_target target)
 {
-	char key[256], hex[CMV_ID_HEXSZ + 1];
-	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30);
+	char key[256], bkey[300], hex[CMV_ID_HEXSZ + 1];
+	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30), base = CMV_BUF_INIT((size_t)1 << 30);
 	int ok;
 	qindex_key(key, sizeof(key), model, target);
+	snprintf(bkey, sizeof(bkey), "%s:base", key);
 	if (cmv_branch_note_get(&text, repo, branch, key) < 0) {
 		cmv_error_clear();
 		cmv_buf_dispose(&text);
 		return 0;
 	}
-	ok = qindex_parse(qi, text.ptr);
+	bool has_base = cmv_branch_note_get(&base, repo, branch, bkey) == 0;
+	cmv_error_clear();
+	ok = qindex_parse(qi, text.ptr, has_base ? &base : NULL);
 	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&base);
 	if (ok <= 0 || !strcmp(qi->tip, cmv_id_tostr(hex, sizeof(hex), tip)))
 		return ok;
-	if ((ok = qindex_grow(qi, repo, tip, model, tok, target)) > 0 && qindex_put(repo, branch, model, target, qi) < 0)
+	if ((ok = qindex_grow(qi, repo, tip, model, tok, target)) > 0 &&
+	    qindex_put(repo, branch, model, target, qi, false) < 0)
 		cmv_error_clear(); /* a read-only store: the next query grows it again */
 	if (ok <= 0)
 		qindex_dispose(qi);
 	return ok;
+}
+
+int cmv__pager_query_index(cmv_buf *out, cmv_repo *repo, const char *branch, const cmv_model *model)
+{
+	char key[256], bkey[300];
+	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30), base = CMV_BUF_INIT((size_t)1 << 30);
+	qindex qi;
+	int error = 0;
+	qindex_key(key, sizeof(key), model, target_of(model, 0));
+	snprintf(bkey, sizeof(bkey), "%s:base", key);
+	cmv_buf_clear(out);
+	if ((error = cmv_branch_note_get(&text, repo, branch, key)) == 0) {
+		bool has_base = cmv_branch_note_get(&base, repo, branch, bkey) == 0;
+		cmv_error_clear();
+		if ((error = qindex_parse(&qi, text.ptr, has_base ? &base : NULL)) == 0) {
+			error = cmv_error__set(CMV_EINVALID, "the query index of '%s' does not read", branch);
+		} else if (error > 0) {
+			qi.split = qi.base_bytes = 0;
+			qi.base_hash = 0;
+			error = qindex_text(out, &qi);
+			qindex_dispose(&qi);
+		}
+	}
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&base);
+	return error;
 }
 
 /* ---- recall ------------------------------------------------------------------ */
@@ -2724,6 +2852,8 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 			cmv_buf_clear(out);
 			shown = 0;
 		}
+		if (done > 0)
+			cmv__pager_qread++;
 		qindex_dispose(&qi);
 		free(pinned);
 		free(hit);
@@ -2736,7 +2866,7 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		if ((error = pager_pages(&p)) == 0 && (error = qindex_of(&qi, &p)) == 0 && branch &&
 		    (error = qindex_seam(&qi, repo, tip, target, NULL, p.cv.msgs, 0)) == 0) {
 			cmv_id_tostr(qi.tip, sizeof(qi.tip), tip);
-			if (qindex_put(repo, branch, model, target, &qi) < 0)
+			if (qindex_put(repo, branch, model, target, &qi, true) < 0)
 				cmv_error_clear(); /* a read-only store: each query loads the branch */
 		}
 		size_t n = qi.n_bodies + qi.n_turns;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include "cmv/pager.h"
 
 /*
  * Whether a materialize after an append may grow the kept request
@@ -31,5 +32,13 @@ extern size_t cmv__pager_spliced;
  */
 #define CMV__PAGER_QUERY_NOTE "pager:query:%s:%d"
 extern size_t cmv__pager_qgrown;
+/* How many recall queries were answered from a kept index (no load), likewise. */
+extern size_t cmv__pager_qread;
+/*
+ * The query index a branch keeps for a model, as one text whatever its
+ * split (the tests compare a grown one with a fresh one): CMV_ENOTFOUND
+ * when it keeps none, CMV_EINVALID when its notes do not read as one.
+ */
+int cmv__pager_query_index(cmv_buf *out, cmv_repo *repo, const char *branch, const cmv_model *model);
 
 #endif

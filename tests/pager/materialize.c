@@ -18,6 +18,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 #include <sys/stat.h>
 #include "../support/test.h"
 #include "../../pager/pager_internal.h"
@@ -380,7 +381,7 @@ static void same_query_both_ways(cmv_repo *repo, const char *branch, const char 
 	if (n_a != n_b || a.size != b.size || memcmp(a.ptr, b.ptr, a.size))
 		fail_msg("%s, %s, '%s': the index's answer differs from the loaded branch's", what, m->id, query);
 	/* a branch with no message yet keeps none */
-	int ga = cmv_branch_note_get(&na, repo, branch, key), gb = cmv_branch_note_get(&nb, repo, fresh, key);
+	int ga = cmv__pager_query_index(&na, repo, branch, m), gb = cmv__pager_query_index(&nb, repo, fresh, m);
 	cmv_error_clear();
 	assert_int_equal(ga, gb);
 	assert_true(ga == 0 || n_a == 0);
@@ -408,7 +409,7 @@ static void test_query_index_grows(void **state)
 	cmv_tok *toks[3] = { NULL };
 	const cmv_model *om[3] = { NULL };
 	char **files = NULL, dir[4096];
-	size_t n = 0, steps = 0, before = cmv__pager_qgrown;
+	size_t n = 0, steps = 0, before = cmv__pager_qgrown, before_read = cmv__pager_qread;
 	for (size_t i = 0; i < 3; i++) {
 		assert_cmv_ok(cmv_models_find(&om[i], models, others[i]));
 		assert_cmv_ok(cmv_tok_load(&toks[i], om[i]->tokenizer, NULL));
@@ -434,9 +435,12 @@ static void test_query_index_grows(void **state)
 			snprintf(b, sizeof(b), "qb%zu-%zu", i, k);
 			assert_cmv_ok(cmv_branch_create(ts->repo, a, &path[from], NULL));
 			assert_cmv_ok(cmv_branch_create(ts->repo, b, &path[from], NULL));
+			/* the second model writes the whole index every time (a fold each step) */
+			cmv__pager_fold_bytes = k ? 0 : 64 * 1024;
 			for (size_t s = from; s < len; s++, steps++)
 				same_query_both_ways(ts->repo, a, b, &path[s], m, tok, queries[s % 3], s % 2 ? 300 : 1500,
 						     files[i]);
+			cmv__pager_fold_bytes = 64 * 1024;
 		}
 		free(path);
 		free(files[i]);
@@ -444,71 +448,109 @@ static void test_query_index_grows(void **state)
 	free(files);
 	for (size_t i = 0; i < 3; i++)
 		cmv_tok_free(toks[i]);
-	size_t grown = cmv__pager_qgrown - before;
-	print_message("%zu sessions, %zu steps compared, %zu grew the query index\n", n, steps, grown);
-	/* it means something only if most steps grew the index */
+	size_t grown = cmv__pager_qgrown - before, read = cmv__pager_qread - before_read;
+	print_message("%zu sessions, %zu steps compared, %zu grew the query index, %zu answered from it\n", n, steps,
+		      grown, read);
+	/* it means something only if most steps grew the index and were answered from it */
 	assert_true(grown * 3 >= steps * 2);
+	assert_true(read * 3 >= steps * 2);
+}
+
+/* recall --query with branch "qi"'s index: the same bytes as b (the branch loaded); whether the index answered. */
+static bool query_as_loaded(cmv_repo *repo, const cmv_id *tip, const cmv_buf *b)
+{
+	cmv_buf a = CMV_BUF_INIT((size_t)1 << 24);
+	size_t n = 0, before = cmv__pager_qread;
+	assert_cmv_ok(cmv_recall_query(&a, &n, repo, tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
+	assert_int_equal(a.size, b->size);
+	assert_memory_equal(a.ptr, b->ptr, b->size);
+	cmv_buf_dispose(&a);
+	return cmv__pager_qread > before;
+}
+
+/* Each "t" line's id in text altered (its first digit). */
+static void alter_turn_ids(cmv_buf *text)
+{
+	for (char *t = text->ptr; t && (t = strstr(t, "t ")) != NULL; t++)
+		if (t == text->ptr || t[-1] == '\n') {
+			char *id = strchr(strchr(t + 2, ' ') + 1, ' ') + 1;
+			*id = *id == '0' ? '1' : '0';
+		}
 }
 
 /*
- * A query index that does not say what the branch says (a turn's id
- * changed under it, or a note that is no index at all) is not believed:
- * the turn read alone does not match it, and the branch is loaded instead.
+ * A query index that does not say what the branch says is not believed:
+ * a turn whose id changed under it is read alone, does not match, and the
+ * branch is loaded instead (which keeps a true index again); notes that
+ * are no index, or a base that is not the one the index names, are not
+ * read at all.
  */
 static void test_query_index_not_believed(void **state)
 {
 	test_store *ts = *state;
-	cmv_buf a = CMV_BUF_INIT((size_t)1 << 24), b = CMV_BUF_INIT((size_t)1 << 24), note = CMV_BUF_INIT(1 << 24);
-	cmv_buf orig = CMV_BUF_INIT(1 << 24);
+	cmv_buf b = CMV_BUF_INIT((size_t)1 << 24), note = CMV_BUF_INIT(1 << 24), base = CMV_BUF_INIT(1 << 24);
+	cmv_buf orig = CMV_BUF_INIT(1 << 24), orig_base = CMV_BUF_INIT(1 << 24), now = CMV_BUF_INIT(1 << 24);
 	cmv_id tip;
-	size_t n_a = 0, n_b = 0;
-	char key[256];
+	size_t n_b = 0;
+	char key[256], bkey[300], hash[17];
 	forty_turns(&tip, ts->repo, "qi", " a zebra was seen near the lighthouse");
 	snprintf(key, sizeof(key), CMV__PAGER_QUERY_NOTE, gpt4o->id, query_target(gpt4o));
+	snprintf(bkey, sizeof(bkey), "%s:base", key);
 	assert_cmv_ok(cmv_recall_query(&b, &n_b, ts->repo, &tip, NULL, gpt4o, o200k, "zebra lighthouse", 1000));
 	assert_true(n_b > 0);
-	assert_cmv_ok(cmv_recall_query(&a, &n_a, ts->repo, &tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
-	assert_int_equal(n_a, n_b);
-	assert_memory_equal(a.ptr, b.ptr, b.size);
-	/* every turn's id altered: each turn the query takes is found not to match, and the branch is loaded */
-	assert_cmv_ok(cmv_branch_note_get(&note, ts->repo, "qi", key));
-	assert_cmv_ok(cmv_buf_set(&orig, note.ptr, note.size));
-	for (char *t = note.ptr; (t = strstr(t, "\nt ")) != NULL; t++) {
-		char *id = strchr(strchr(t + 3, ' ') + 1, ' ') + 1;
-		*id = *id == '0' ? '1' : '0';
-	}
+	assert_false(query_as_loaded(ts->repo, &tip, &b)); /* builds the index */
+	assert_true(query_as_loaded(ts->repo, &tip, &b)); /* reads it */
+	assert_cmv_ok(cmv_branch_note_get(&orig, ts->repo, "qi", key));
+	assert_cmv_ok(cmv_branch_note_get(&orig_base, ts->repo, "qi", bkey));
+
+	/* every turn's id altered, the base's hash made to match: the turns do not read as it says */
+	assert_cmv_ok(cmv_buf_set(&note, orig.ptr, orig.size));
+	assert_cmv_ok(cmv_buf_set(&base, orig_base.ptr, orig_base.size));
+	alter_turn_ids(&note);
+	alter_turn_ids(&base);
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)XXH3_64bits(base.ptr, base.size));
+	char *line = strstr(note.ptr, "\nbase ");
+	assert_non_null(line);
+	memcpy(strchr(line + 1, '\n') - 16, hash, 16);
+	assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", bkey, base.ptr));
 	assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, note.ptr));
-	assert_cmv_ok(cmv_recall_query(&a, &n_a, ts->repo, &tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
-	assert_int_equal(n_a, n_b);
-	assert_int_equal(a.size, b.size);
-	assert_memory_equal(a.ptr, b.ptr, b.size);
-	/* and the load kept a true index again */
-	cmv_buf_clear(&a);
-	assert_cmv_ok(cmv_branch_note_get(&a, ts->repo, "qi", key));
-	assert_int_equal(a.size, orig.size);
-	assert_memory_equal(a.ptr, orig.ptr, a.size);
-	/* a note that is no index, cut short or not one at all */
+	assert_false(query_as_loaded(ts->repo, &tip, &b));
+	assert_cmv_ok(cmv_branch_note_get(&now, ts->repo, "qi", key));
+	assert_true(now.size == orig.size && !memcmp(now.ptr, orig.ptr, orig.size));
+	assert_cmv_ok(cmv_branch_note_get(&now, ts->repo, "qi", bkey));
+	assert_true(now.size == orig_base.size && !memcmp(now.ptr, orig_base.ptr, orig_base.size));
+	assert_true(query_as_loaded(ts->repo, &tip, &b));
+
+	/* a base that is not the one named (its hash not made to match) */
+	assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", bkey, base.ptr));
+	assert_false(query_as_loaded(ts->repo, &tip, &b));
+	assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", bkey, NULL));
+	assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, orig.ptr));
+	assert_false(query_as_loaded(ts->repo, &tip, &b));
+
+	/* notes that are no index: another version's, or not one at all */
 	static const char *const bad[] = { "cmv query index 1\ntip 00\n", "something else", "" };
 	for (size_t i = 0; i < 3; i++) {
 		assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, bad[i]));
-		assert_cmv_ok(cmv_recall_query(&a, &n_a, ts->repo, &tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
-		assert_int_equal(a.size, b.size);
-		assert_memory_equal(a.ptr, b.ptr, b.size);
+		assert_false(query_as_loaded(ts->repo, &tip, &b));
 	}
-	/* cut anywhere, it is never believed in part */
-	assert_cmv_ok(cmv_branch_note_get(&note, ts->repo, "qi", key));
-	for (size_t cut = 0; cut < note.size; cut += note.size / 13 + 1) {
-		char *c = strndup(note.ptr, cut);
-		assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, c));
-		free(c);
-		assert_cmv_ok(cmv_recall_query(&a, &n_a, ts->repo, &tip, "qi", gpt4o, o200k, "zebra lighthouse", 1000));
-		assert_int_equal(a.size, b.size);
-		assert_memory_equal(a.ptr, b.ptr, b.size);
+	/* cut anywhere, neither is believed in part */
+	for (size_t which = 0; which < 2; which++) {
+		const cmv_buf *whole = which ? &orig_base : &orig;
+		for (size_t cut = 0; cut < whole->size; cut += whole->size / 13 + 1) {
+			char *c = strndup(whole->ptr, cut);
+			assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", which ? bkey : key, c));
+			free(c);
+			assert_false(query_as_loaded(ts->repo, &tip, &b));
+		}
+		assert_true(query_as_loaded(ts->repo, &tip, &b));
 	}
-	cmv_buf_dispose(&a);
 	cmv_buf_dispose(&b);
 	cmv_buf_dispose(&note);
+	cmv_buf_dispose(&base);
 	cmv_buf_dispose(&orig);
+	cmv_buf_dispose(&orig_base);
+	cmv_buf_dispose(&now);
 }
 
 /* One session in Claude's approximate tokenizer too (its counts are what its budget is checked in). */
