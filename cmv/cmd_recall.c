@@ -12,7 +12,8 @@ const cli_opt opts_recall[] = {
 	{ OPT_ARG_OPT, "ID", 0, NULL, "the id a stub names (at least 7 hex digits)", &r_id, NULL },
 	{ OPT_VALUE, "query", 'q', "TEXT", "instead: the pages that match TEXT best", &r_query, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "with --query: at most N tokens of pages (default 2000)", &r_budget, NULL },
-	{ OPT_VALUE, "from", 0, "BRANCH", "with --query: the branch to search (default: the current branch); with an ID: "
+	{ OPT_VALUE, "from", 0, "BRANCH", "with --query: the branch to search (default: the current branch; a branch keeps a query index "
+		   "that spares the next query loading it); with an ID: "
 		   "record the fault on BRANCH, which keeps the page resident there for a while", &r_ref, NULL },
 	{ OPT_VALUE, "model", 'm', "M", "with --query: count tokens as M does (default claude-sonnet-4-5)", &r_model, NULL },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },

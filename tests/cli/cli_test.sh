@@ -381,6 +381,10 @@ ok "materialize: says what is pinned" has "pinned" "$err"
 run materialize "$V"; ok "materialize without --model is a usage error" test $rc -eq 2
 run materialize "$V" --model gpt-4o --format gemini -o "$WORK/gem.json"; ok "materialize --format gemini" is_json "$(cat "$WORK/gem.json")"
 run recall --query "C17 standard" --from "$V" --budget 3000; ok "recall --query finds pages" has "[turn " "$out"
+Q1=$out
+run recall --query "C17 standard" --from "$V" --budget 3000; ok "recall --query again, from the branch's query index: the same" test "$out" = "$Q1"
+run snapshot vq-snap --from "$V"
+run recall --query "C17 standard" --from vq-snap --budget 3000; ok "recall --query from a snapshot (no index kept): the same" test "$out" = "$Q1"
 run recall --query zzqqxxnothing --from "$V"; ok "recall --query with no match" has "no page matches" "$err"
 run recall; ok "recall needs an ID or --query" test $rc -eq 2
 run tool-schema --format openai; ok "tool-schema --format openai" has '"name":	"cmv_recall"' "$out"
