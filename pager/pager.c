@@ -21,7 +21,6 @@
  */
 #include <cjson/cJSON.h>
 #include <ctype.h>
-#include <stdio.h>
 #include <string.h>
 #include <xxhash.h>
 #include "../formats/neutral.h"
@@ -2424,9 +2423,8 @@ static bool parse_lines(qindex *qi, const char *at, size_t g0, size_t g1, size_t
  */
 static int qindex_parse(qindex *qi, const char *text, const cmv_buf *base)
 {
-	const char *at = text, *l;
-	size_t b, x;
-	unsigned long long hash;
+	const char *at = text, *l, *w;
+	size_t b, x, len;
 	int error;
 	memset(qi, 0, sizeof(*qi));
 	if (strncmp(at, QINDEX_MAGIC "\n", sizeof(QINDEX_MAGIC)))
@@ -2436,15 +2434,22 @@ static int qindex_parse(qindex *qi, const char *text, const cmv_buf *base)
 	    !next_size(&l, &qi->n_msgs) || !next_size(&l, &qi->n_bodies) || !next_size(&l, &qi->n_turns) ||
 	    !next_size(&l, &qi->n_texts) || !(l = next_line(&at, "seam")) || !next_hex(&l, qi->seam, true) ||
 	    !(l = next_line(&at, "base")) || !next_size(&l, &qi->split) || !next_size(&l, &b) || !next_size(&l, &x) ||
-	    !next_size(&l, &qi->base_bytes) || sscanf(l, "%16llx", &hash) != 1 || !(l = next_line(&at, "calls")))
+	    !next_size(&l, &qi->base_bytes) || !next_word(&l, &w, &len) || len != 16 || strspn(w, "0123456789abcdef") < 16 ||
+	    !(l = next_line(&at, "calls")))
 		return 0;
-	qi->base_hash = hash;
-	/* the base must be the one this names, whole */
-	if (!qi->n_turns || qi->split >= qi->n_turns || b > qi->n_bodies || x > qi->n_texts ||
+	qi->base_hash = (uint64_t)strtoull(w, NULL, 16);
+	/*
+	 * The counts must be what the lines can hold (a line is over 10 bytes),
+	 * so that no allocation below is sized by a number the note made up;
+	 * and the base must be the one this names, whole.
+	 */
+	size_t bytes = strlen(text) + (base ? base->size : 0);
+	if (!qi->n_turns || qi->n_turns > bytes / 10 || qi->n_bodies > bytes / 10 || qi->n_texts > bytes / 10 ||
+	    qi->n_msgs > ((size_t)1 << 32) || qi->split >= qi->n_turns || b > qi->n_bodies || x > qi->n_texts ||
 	    (qi->split && (!base || base->size != qi->base_bytes || XXH3_64bits(base->ptr, base->size) != qi->base_hash)))
 		return 0;
 	if ((error = qindex_alloc(qi)) < 0)
-		return error;
+		goto bad; /* not believed: the load path says whether memory is short */
 	if (*l != '-') {
 		if (strspn(l, "0123456789abcdef") != 2 * CALLS_FILTER_BYTES || !(qi->calls = cmv__malloc(CALLS_FILTER_BYTES)))
 			goto bad;
@@ -2842,7 +2847,11 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		cmv_buf_dispose(&p.scratch);
 		return error;
 	}
-	/* the branch's index, when it keeps one: no load, each turn taken read alone */
+	/*
+	 * The branch's index, when it keeps one: no load, each turn taken read
+	 * alone. Memory short on its way (an index of made-up sizes, or truly
+	 * short) sends the query to the load path, which says which.
+	 */
 	if (branch && (error = qindex_get(&qi, repo, branch, tip, model, tok, target)) > 0) {
 		size_t n = qi.n_bodies + qi.n_turns;
 		if (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool))))
@@ -2854,6 +2863,12 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		}
 		if (done > 0)
 			cmv__pager_qread++;
+		if (error == CMV_ENOMEM) {
+			cmv_error_clear();
+			cmv_buf_clear(out);
+			shown = 0;
+			error = done = 0;
+		}
 		qindex_dispose(&qi);
 		free(pinned);
 		free(hit);

@@ -534,6 +534,19 @@ static void test_query_index_not_believed(void **state)
 		assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, bad[i]));
 		assert_false(query_as_loaded(ts->repo, &tip, &b));
 	}
+	/* counts its lines cannot hold: not believed, and nothing is sized by them */
+	static const char *const counts[] = { "counts 18446744073709551615 1 1 1", "counts 80 1 99999999999 1",
+					      "counts 80 18446744073709551615 1 18446744073709551615" };
+	for (size_t i = 0; i < 3; i++) {
+		const char *c0 = strstr(orig.ptr, "\ncounts ") + 1, *c1 = strchr(c0, '\n');
+		cmv_buf_clear(&note);
+		assert_cmv_ok(cmv_buf_put(&note, orig.ptr, (size_t)(c0 - orig.ptr)));
+		assert_cmv_ok(cmv_buf_puts(&note, counts[i]));
+		assert_cmv_ok(cmv_buf_puts(&note, c1));
+		assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, note.ptr));
+		assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", bkey, orig_base.ptr));
+		assert_false(query_as_loaded(ts->repo, &tip, &b));
+	}
 	/* cut anywhere, neither is believed in part */
 	for (size_t which = 0; which < 2; which++) {
 		const cmv_buf *whole = which ? &orig_base : &orig;
