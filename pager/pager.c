@@ -607,7 +607,15 @@ typedef struct {
 	/* kept: the turns before split in a note of their own (qindex_put), its size and hash */
 	size_t split, base_bytes;
 	uint64_t base_hash;
+	char model[160];     /* what its tokens were counted by (qindex_model) */
 } qindex;
+
+/* What a model's counts depend on: an index counted otherwise (an edited profile) is not used. */
+static void qindex_model(char *out, size_t cap, const cmv_model *m)
+{
+	snprintf(out, cap, "%s %.9g %u %u %u", m->tokenizer, m->token_factor, m->per_message, m->per_block,
+		 m->image_tokens);
+}
 
 typedef struct {
 	const qindex *qi;
@@ -1038,6 +1046,7 @@ static int qindex_of(qindex *qi, const pager *p)
 		qi->n_texts += message_texts(m, NULL, 0);
 	if ((error = qindex_alloc(qi)) < 0)
 		return error;
+	qindex_model(qi->model, sizeof(qi->model), p->model);
 	for (size_t pg = 0; pg < p->n; pg++) {
 		qi->tokens[pg] = p->pages[pg].pub.tokens;
 		memcpy(qi->ids[pg], p->pages[pg].pub.id, sizeof(qhex));
@@ -2326,8 +2335,8 @@ static int qindex_text(cmv_buf *out, const qindex *qi)
 {
 	size_t b, x;
 	qindex_at(qi, qi->split, &b, &x);
-	int error = cmv_buf_printf(out, "%s\ntip %s\ncounts %zu %zu %zu %zu\nseam %s\nbase %zu %zu %zu %zu %016llx\ncalls ",
-				   QINDEX_MAGIC, qi->tip, qi->n_msgs, qi->n_bodies, qi->n_turns, qi->n_texts,
+	int error = cmv_buf_printf(out, "%s\ntip %s\nmodel %s\ncounts %zu %zu %zu %zu\nseam %s\nbase %zu %zu %zu %zu %016llx\ncalls ",
+				   QINDEX_MAGIC, qi->tip, qi->model, qi->n_msgs, qi->n_bodies, qi->n_turns, qi->n_texts,
 				   qi->seam[0] ? qi->seam : "-", qi->split, b, x, qi->base_bytes,
 				   (unsigned long long)qi->base_hash);
 	for (size_t k = 0; qi->calls && k < CALLS_FILTER_BYTES && !error; k++)
@@ -2430,7 +2439,12 @@ static int qindex_parse(qindex *qi, const char *text, const cmv_buf *base)
 	if (strncmp(at, QINDEX_MAGIC "\n", sizeof(QINDEX_MAGIC)))
 		return 0;
 	at += sizeof(QINDEX_MAGIC);
-	if (!(l = next_line(&at, "tip")) || !next_hex(&l, qi->tip, false) || !(l = next_line(&at, "counts")) ||
+	if (!(l = next_line(&at, "tip")) || !next_hex(&l, qi->tip, false) || !(l = next_line(&at, "model")) ||
+	    (len = strcspn(l, "\n")) >= sizeof(qi->model))
+		return 0;
+	memcpy(qi->model, l, len);
+	qi->model[len] = '\0';
+	if (!(l = next_line(&at, "counts")) ||
 	    !next_size(&l, &qi->n_msgs) || !next_size(&l, &qi->n_bodies) || !next_size(&l, &qi->n_turns) ||
 	    !next_size(&l, &qi->n_texts) || !(l = next_line(&at, "seam")) || !next_hex(&l, qi->seam, true) ||
 	    !(l = next_line(&at, "base")) || !next_size(&l, &qi->split) || !next_size(&l, &b) || !next_size(&l, &x) ||
@@ -2614,6 +2628,7 @@ static int qindex_grow(qindex *qi, cmv_repo *repo, const cmv_id *tip, const cmv_
 	if ((error = qindex_alloc(&nq)) < 0)
 		goto out;
 	cmv_id_tostr(nq.tip, sizeof(nq.tip), tip);
+	memcpy(nq.model, qi->model, sizeof(nq.model));
 	nq.split = qi->split; /* at or before the last turn: what is before it stays as it is kept */
 	nq.base_bytes = qi->base_bytes;
 	nq.base_hash = qi->base_hash;
@@ -2678,6 +2693,12 @@ static int qindex_get(qindex *qi, cmv_repo *repo, const char *branch, const cmv_
 	ok = qindex_parse(qi, text.ptr, has_base ? &base : NULL);
 	cmv_buf_dispose(&text);
 	cmv_buf_dispose(&base);
+	char fp[sizeof(qi->model)];
+	qindex_model(fp, sizeof(fp), model);
+	if (ok > 0 && strcmp(fp, qi->model)) {
+		qindex_dispose(qi);
+		return 0;
+	}
 	if (ok <= 0 || !strcmp(qi->tip, cmv_id_tostr(hex, sizeof(hex), tip)))
 		return ok;
 	if ((ok = qindex_grow(qi, repo, tip, model, tok, target)) > 0 &&

@@ -534,6 +534,19 @@ static void test_query_index_not_believed(void **state)
 		assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, bad[i]));
 		assert_false(query_as_loaded(ts->repo, &tip, &b));
 	}
+	/* an index counted by the model's profile before it was edited */
+	cmv_model edited = *gpt4o;
+	cmv_buf e = CMV_BUF_INIT(1 << 24);
+	size_t n_e = 0, read = cmv__pager_qread;
+	edited.per_message++;
+	assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", key, orig.ptr));
+	assert_cmv_ok(cmv_branch_note_set(ts->repo, "qi", bkey, orig_base.ptr));
+	assert_cmv_ok(cmv_recall_query(&e, &n_e, ts->repo, &tip, "qi", &edited, o200k, "zebra lighthouse", 1000));
+	assert_int_equal(cmv__pager_qread, read);
+	assert_cmv_ok(cmv_recall_query(&e, &n_e, ts->repo, &tip, "qi", &edited, o200k, "zebra lighthouse", 1000));
+	assert_int_equal(cmv__pager_qread, read + 1); /* and its own is kept */
+	assert_false(query_as_loaded(ts->repo, &tip, &b));
+	cmv_buf_dispose(&e);
 	/* counts its lines cannot hold: not believed, and nothing is sized by them */
 	static const char *const counts[] = { "counts 18446744073709551615 1 1 1", "counts 80 1 99999999999 1",
 					      "counts 80 18446744073709551615 1 18446744073709551615" };
