@@ -22,7 +22,6 @@
  * every text, so FTS5 scores them all; its fault-in figures are the worst
  * case, not what text does.
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
@@ -76,9 +75,9 @@ static const char *word(void)
 }
 
 /*
- * Texts are sized in tokens of about 1.3 a word (English's, in this
- * tokenizer); made-up words take more, so a text of n words has n times
- * this many (set from the tokenizer: per_word_scale).
+ * turn() sizes its texts in words of 1.3 tokens (English's, in this
+ * tokenizer); a made-up word takes more, so words() writes n times this
+ * many of them (per_word_scale sets it from the tokenizer).
  */
 static double word_scale = 1.0;
 
