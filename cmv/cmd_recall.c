@@ -23,7 +23,7 @@ const cli_opt opts_recall[] = {
  * The branch whose notes keep the query index: --from's, when it names a
  * branch, else the current one; none (an id, a detached head) is no error.
  */
-static int query_branch(cmv_buf *out, cli_ctx *ctx)
+static void query_branch(cmv_buf *out, cli_ctx *ctx)
 {
 	cmv_ref *r = NULL;
 	cmv_buf_clear(out);
@@ -32,7 +32,6 @@ static int query_branch(cmv_buf *out, cli_ctx *ctx)
 		cmv_buf_clear(out);
 	cmv_ref_free(r);
 	cmv_error_clear();
-	return 0;
 }
 
 CMD(recall)
@@ -57,11 +56,11 @@ CMD(recall)
 			return cli_usage_error(cli_find("recall"), "--budget needs a positive number of tokens, not '%s'", r_budget);
 		if ((rc = cli_resolve(&tip, ctx, r_ref)) != EXIT_OK)
 			return rc;
+		query_branch(&branch, ctx);
 		if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&m, models, r_model ? r_model : "claude-sonnet-4-5") < 0 ||
 		    cmv_tok_load(&tok, m->tokenizer, NULL) < 0)
 			rc = cli_fail("cannot load the model");
-		else if (query_branch(&branch, ctx) < 0 ||
-			 cmv_recall_query(&out, &n, ctx->repo, &tip, branch.size ? branch.ptr : NULL, m, tok, r_query, budget) < 0)
+		else if (cmv_recall_query(&out, &n, ctx->repo, &tip, branch.size ? branch.ptr : NULL, m, tok, r_query, budget) < 0)
 			rc = cli_fail("the query failed");
 		else if (!n)
 			fprintf(stderr, "cmv: no page matches '%s'\n", r_query);
