@@ -164,6 +164,14 @@ int cmv_repo_index(size_t *n_indexed_out, cmv_repo *repo)
 	if (!repo->backend->index_pending)
 		return cmv_error__set(CMV_EUNSUPPORTED, "search is unsupported by the '%s' backend",
 				      repo->backend->name);
+	if (n_indexed_out)
+		*n_indexed_out = 0;
+	/* nothing pending: no write lock (a search must not wait on a writer for nothing) */
+	bool behind = true;
+	if (repo->backend->index_behind && (error = repo->backend->index_behind(repo->backend, &behind)) < 0)
+		return error;
+	if (!behind)
+		return 0;
 	if ((error = cmv_dag__txn_start(repo)) < 0)
 		return error;
 	error = repo->backend->index_pending(repo->backend, &n);

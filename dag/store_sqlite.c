@@ -1209,6 +1209,22 @@ static int sq_index_pending(cmv_store_backend *b, size_t *n_out)
 	return 0;
 }
 
+/* Pending text is above the watermark: a blob newer than it means index_pending has work. */
+static int sq_index_behind(cmv_store_backend *b, bool *behind)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_int64 wm;
+	uint64_t max_rid = 0;
+	int error;
+
+	*behind = true;
+	if ((error = watermark_get(sb, &wm)) < 0 ||
+	    (error = count_query(sb, "SELECT coalesce(max(rid), 0) FROM blobs", &max_rid)) < 0)
+		return error;
+	*behind = (sqlite3_int64)max_rid > wm;
+	return 0;
+}
+
 static int sq_search(cmv_store_backend *b, const char *query, size_t limit,
 		     int (*cb)(const cmv_id *, double, void *), void *payload)
 {
@@ -1501,6 +1517,7 @@ static const cmv_store_backend sqlite_backend_template = {
 	.object_delete = sq_object_delete,
 	.search = sq_search,
 	.index_pending = sq_index_pending,
+	.index_behind = sq_index_behind,
 	.blob_users = sq_blob_users,
 	.tokcache_get = sq_tokcache_get,
 	.tokcache_put = sq_tokcache_put,

@@ -169,6 +169,42 @@ static void test_dag_gc__text_written_after_gc_is_searchable(void **state)
 	assert_int_equal(n, 0); /* nothing left pending */
 }
 
+/*
+ * A search with nothing to index takes no write lock, so it does not wait
+ * on a writer; with text pending it must index it, so it waits (and, past
+ * the busy timeout, says the store is locked).
+ */
+static void test_dag_search__waits_on_a_writer_only_to_index(void **state)
+{
+	fixture *f = *state;
+	cmv_repo *writer = NULL, *reader = NULL;
+	char path[4096];
+	int hits = 0;
+
+	test_append_n(f->repo, "main", "alpha", 2);
+	assert_cmv_ok(cmv_search(f->repo, "alpha", 10, 0, no_hit, &hits));
+	snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	setenv("CMV_BUSY_TIMEOUT_MS", "50", 1);
+	assert_cmv_ok(cmv_repo_open(&writer, path, 0));
+	assert_cmv_ok(cmv_repo_open(&reader, path, 0));
+	unsetenv("CMV_BUSY_TIMEOUT_MS");
+	assert_cmv_ok(cmv_repo_txn_begin(writer)); /* the write lock, held */
+	hits = 0;
+	assert_cmv_ok(cmv_search(reader, "alpha", 10, 0, no_hit, &hits));
+	assert_int_equal(hits, 2);
+	assert_cmv_ok(cmv_repo_txn_commit(writer));
+	/* text pending, the lock held again: the search must wait for it */
+	test_append_n(writer, "main", "beta", 1);
+	assert_cmv_ok(cmv_repo_txn_begin(writer));
+	assert_cmv_fails_with(CMV_ELOCKED, cmv_search(reader, "beta", 10, 0, no_hit, &hits));
+	assert_cmv_ok(cmv_repo_txn_commit(writer));
+	hits = 0;
+	assert_cmv_ok(cmv_search(reader, "beta", 10, 0, no_hit, &hits));
+	assert_int_equal(hits, 1);
+	cmv_repo_free(writer);
+	cmv_repo_free(reader);
+}
+
 typedef struct {
 	size_t n;
 	int types[16];
@@ -358,6 +394,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dag_gc__keeps_exactly_what_refs_reach, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_gc__removed_text_leaves_the_index, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_gc__text_written_after_gc_is_searchable, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_search__waits_on_a_writer_only_to_index, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_corrupted_blob, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_dangling_ref_and_missing_parent, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_tampered_node, test_store_setup, test_store_teardown),

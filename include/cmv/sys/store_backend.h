@@ -99,6 +99,11 @@ struct cmv_store_backend {
 	 * search must see them all). *n_indexed gets the number indexed now.
 	 */
 	int (*index_pending)(cmv_store_backend *b, size_t *n_indexed);
+	/**
+	 * Optional: whether index_pending has anything to do, read without a
+	 * write lock, so that a search with nothing pending takes none.
+	 */
+	int (*index_behind)(cmv_store_backend *b, bool *behind);
 	/** FTS query in the backend's syntax; calls cb per matching blob, best first. */
 	int (*search)(cmv_store_backend *b, const char *fts_query, size_t limit,
 		      int (*cb)(const cmv_id *blob, double score, void *), void *payload);
