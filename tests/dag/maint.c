@@ -2,6 +2,7 @@
 /* gc keeps exactly what refs reach; fsck finds corruption and dangling refs. */
 #include <sqlite3.h>
 #include "../support/test.h"
+#include "cmv/sys/store_backend.h"
 
 typedef test_store fixture;
 
@@ -205,6 +206,18 @@ static void test_dag_search__waits_on_a_writer_only_to_index(void **state)
 	cmv_repo_free(reader);
 }
 
+/* A backend built against another interface version is refused, and freed. */
+static void test_dag_store__refuses_another_backend_version(void **state)
+{
+	(void)state;
+	cmv_store_backend *b = NULL;
+	cmv_repo *r = NULL;
+	assert_cmv_ok(cmv_store_sqlite_open(&b, ":memory:", CMV_REPO_OPEN_CREATE));
+	b->version = CMV_STORE_BACKEND_VERSION - 1;
+	assert_cmv_fails_with(CMV_EVERSION, cmv_repo_wrap_backend(&r, b, 0));
+	assert_null(r);
+}
+
 typedef struct {
 	size_t n;
 	int types[16];
@@ -395,6 +408,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dag_gc__removed_text_leaves_the_index, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_gc__text_written_after_gc_is_searchable, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_search__waits_on_a_writer_only_to_index, test_store_setup, test_store_teardown),
+		cmocka_unit_test(test_dag_store__refuses_another_backend_version),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_corrupted_blob, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_dangling_ref_and_missing_parent, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_tampered_node, test_store_setup, test_store_teardown),

@@ -24,9 +24,11 @@
 #ifndef CMV_SYS_STORE_BACKEND_H
 #define CMV_SYS_STORE_BACKEND_H
 
+#include <stdbool.h>
 #include "../dag.h"
 
-#define CMV_STORE_BACKEND_VERSION 1
+/* 2: index_behind (a backend built against 1 is refused, not read past its end) */
+#define CMV_STORE_BACKEND_VERSION 2
 
 enum cmv_store_capabilities {
 	CMV_STORE_CAP_FTS = (1u << 0),        /**< search() works */
