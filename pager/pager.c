@@ -1381,6 +1381,29 @@ static bool calls_filter(uint8_t *filter, const cJSON *msgs, size_t from, size_t
 	return false;
 }
 
+/* A filter as 2 * CALLS_FILTER_BYTES hex digits and a NUL, into out, as the notes keep it. */
+static void calls_to_hex(char *out, const uint8_t *filter)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t k = 0; k < CALLS_FILTER_BYTES; k++) {
+		out[2 * k] = digits[filter[k] >> 4];
+		out[2 * k + 1] = digits[filter[k] & 15];
+	}
+	out[2 * CALLS_FILTER_BYTES] = '\0';
+}
+
+/* hex (as calls_to_hex wrote it, whatever follows) back into a filter; false when it is not that. */
+static bool calls_from_hex(uint8_t *filter, const char *hex)
+{
+	if (strspn(hex, "0123456789abcdef") != 2 * CALLS_FILTER_BYTES)
+		return false;
+	for (size_t k = 0; k < 2 * CALLS_FILTER_BYTES; k++) {
+		unsigned nib = (unsigned)(hex[k] >= 'a' ? hex[k] - 'a' + 10 : hex[k] - '0');
+		filter[k / 2] = (uint8_t)(k % 2 ? filter[k / 2] | nib : nib << 4);
+	}
+	return true;
+}
+
 /*
  * Find the seam of body, the request p rendered (classes: its counts;
  * calls_before: the filter of calls before p's messages, or NULL). The
@@ -1616,17 +1639,12 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 		cJSON_AddNumberToObject(x, "tokens", (double)sm->tokens);
 		cJSON_AddItemToObject(x, "classes", cJSON_CreateDoubleArray(v, 8));
 		cJSON_AddStringToObject(x, "node", sm->node);
-		char *hexf = cmv__malloc(2 * sizeof(sm->calls) + 1);
+		char *hexf = cmv__malloc(2 * CALLS_FILTER_BYTES + 1);
 		if (!hexf) {
 			error = CMV_ENOMEM;
 			goto done;
 		}
-		static const char digits[] = "0123456789abcdef";
-		for (size_t k = 0; k < sizeof(sm->calls); k++) {
-			hexf[2 * k] = digits[sm->calls[k] >> 4];
-			hexf[2 * k + 1] = digits[sm->calls[k] & 15];
-		}
-		hexf[2 * sizeof(sm->calls)] = '\0';
+		calls_to_hex(hexf, sm->calls);
 		cJSON_AddStringToObject(x, "calls", hexf);
 		free(hexf);
 	}
@@ -1875,16 +1893,13 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	    cmv_id_fromstr(&first, snode) < 0 || !faults_hold(fp->repo, o->state_branch, tip, faulted))
 		return 0;
 	memset(&was, 0, sizeof(was));
+	if (!calls_from_hex(was.calls, scalls))
+		return 0;
 	double v[8];
 	size_t i = 0;
 	for (const cJSON *x = scl->child; x; x = x->next)
 		v[i++] = x->valuedouble;
 	stats_from_array(&was.classes, v);
-	for (size_t k = 0; k < 2 * CALLS_FILTER_BYTES; k++) {
-		char ch = scalls[k];
-		unsigned nib = ch >= 'a' ? (unsigned)(ch - 'a' + 10) : (unsigned)(ch - '0');
-		was.calls[k / 2] = (uint8_t)(k % 2 ? was.calls[k / 2] | (nib & 15) : (nib & 15) << 4);
-	}
 	was.offset = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "offset"));
 	was.tokens = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "tokens"));
 	if ((error = cmv__conversation_load_since(&fp->cv, fp->repo, &first, tip, target, o->render_flags,
@@ -2339,8 +2354,11 @@ static int qindex_text(cmv_buf *out, const qindex *qi)
 				   QINDEX_MAGIC, qi->tip, qi->model, qi->n_msgs, qi->n_bodies, qi->n_turns, qi->n_texts,
 				   qi->seam[0] ? qi->seam : "-", qi->split, b, x, qi->base_bytes,
 				   (unsigned long long)qi->base_hash);
-	for (size_t k = 0; qi->calls && k < CALLS_FILTER_BYTES && !error; k++)
-		error = cmv_buf_printf(out, "%02x", qi->calls[k]);
+	if (!error && qi->calls) {
+		char hexf[2 * CALLS_FILTER_BYTES + 1];
+		calls_to_hex(hexf, qi->calls);
+		error = cmv_buf_puts(out, hexf);
+	}
 	if (!error)
 		error = cmv_buf_puts(out, qi->calls ? "\n" : "-\n");
 	return error ? error : qindex_lines(out, qi, qi->split, qi->n_turns);
@@ -2434,7 +2452,6 @@ static int qindex_parse(qindex *qi, const char *text, const cmv_buf *base)
 {
 	const char *at = text, *l, *w;
 	size_t b, x, len;
-	int error;
 	memset(qi, 0, sizeof(*qi));
 	if (strncmp(at, QINDEX_MAGIC "\n", sizeof(QINDEX_MAGIC)))
 		return 0;
@@ -2462,17 +2479,10 @@ static int qindex_parse(qindex *qi, const char *text, const cmv_buf *base)
 	    qi->n_msgs > ((size_t)1 << 32) || qi->split >= qi->n_turns || b > qi->n_bodies || x > qi->n_texts ||
 	    (qi->split && (!base || base->size != qi->base_bytes || XXH3_64bits(base->ptr, base->size) != qi->base_hash)))
 		return 0;
-	if ((error = qindex_alloc(qi)) < 0)
+	if (qindex_alloc(qi) < 0)
 		goto bad; /* not believed: the load path says whether memory is short */
-	if (*l != '-') {
-		if (strspn(l, "0123456789abcdef") != 2 * CALLS_FILTER_BYTES || !(qi->calls = cmv__malloc(CALLS_FILTER_BYTES)))
-			goto bad;
-		for (size_t k = 0; k < CALLS_FILTER_BYTES; k++) {
-			unsigned hi = (unsigned)(isdigit((unsigned char)l[2 * k]) ? l[2 * k] - '0' : l[2 * k] - 'a' + 10);
-			unsigned lo = (unsigned)(isdigit((unsigned char)l[2 * k + 1]) ? l[2 * k + 1] - '0' : l[2 * k + 1] - 'a' + 10);
-			qi->calls[k] = (uint8_t)(hi << 4 | lo);
-		}
-	}
+	if (*l != '-' && (!(qi->calls = cmv__malloc(CALLS_FILTER_BYTES)) || !calls_from_hex(qi->calls, l)))
+		goto bad;
 	if ((qi->split && !parse_lines(qi, base->ptr, 0, qi->split, 0, b, 0, x)) ||
 	    !parse_lines(qi, at, qi->split, qi->n_turns, b, qi->n_bodies, x, qi->n_texts) || qi->turn_first[0])
 		goto bad;
@@ -2672,27 +2682,38 @@ out:
 }
 
 /*
+ * The index branch keeps for model and target, as its notes say it: 1 when
+ * read, 0 when they do not read as one, CMV_ENOTFOUND (no error set) when
+ * it keeps none.
+ */
+static int qindex_read(qindex *qi, cmv_repo *repo, const char *branch, const cmv_model *model,
+		       cmv_render_target target)
+{
+	char key[256], bkey[300];
+	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30), base = CMV_BUF_INIT((size_t)1 << 30);
+	int ok = CMV_ENOTFOUND;
+	memset(qi, 0, sizeof(*qi));
+	qindex_key(key, sizeof(key), model, target);
+	snprintf(bkey, sizeof(bkey), "%s:base", key);
+	if (cmv_branch_note_get(&text, repo, branch, key) == 0) {
+		bool has_base = cmv_branch_note_get(&base, repo, branch, bkey) == 0;
+		ok = qindex_parse(qi, text.ptr, has_base ? &base : NULL);
+	}
+	cmv_error_clear();
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&base);
+	return ok;
+}
+
+/*
  * The branch's query index for tip: 1 when read (grown from an ancestor's
  * and kept again, if need be), 0 when there is none to use.
  */
 static int qindex_get(qindex *qi, cmv_repo *repo, const char *branch, const cmv_id *tip, const cmv_model *model,
 		      cmv_tok *tok, cmv_render_target target)
 {
-	char key[256], bkey[300], hex[CMV_ID_HEXSZ + 1];
-	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30), base = CMV_BUF_INIT((size_t)1 << 30);
-	int ok;
-	qindex_key(key, sizeof(key), model, target);
-	snprintf(bkey, sizeof(bkey), "%s:base", key);
-	if (cmv_branch_note_get(&text, repo, branch, key) < 0) {
-		cmv_error_clear();
-		cmv_buf_dispose(&text);
-		return 0;
-	}
-	bool has_base = cmv_branch_note_get(&base, repo, branch, bkey) == 0;
-	cmv_error_clear();
-	ok = qindex_parse(qi, text.ptr, has_base ? &base : NULL);
-	cmv_buf_dispose(&text);
-	cmv_buf_dispose(&base);
+	char hex[CMV_ID_HEXSZ + 1];
+	int ok = qindex_read(qi, repo, branch, model, target) > 0;
 	char fp[sizeof(qi->model)];
 	qindex_model(fp, sizeof(fp), model);
 	if (ok > 0 && strcmp(fp, qi->model)) {
@@ -2711,27 +2732,17 @@ static int qindex_get(qindex *qi, cmv_repo *repo, const char *branch, const cmv_
 
 int cmv__pager_query_index(cmv_buf *out, cmv_repo *repo, const char *branch, const cmv_model *model)
 {
-	char key[256], bkey[300];
-	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30), base = CMV_BUF_INIT((size_t)1 << 30);
 	qindex qi;
-	int error = 0;
-	qindex_key(key, sizeof(key), model, target_of(model, 0));
-	snprintf(bkey, sizeof(bkey), "%s:base", key);
+	int error = qindex_read(&qi, repo, branch, model, target_of(model, 0));
 	cmv_buf_clear(out);
-	if ((error = cmv_branch_note_get(&text, repo, branch, key)) == 0) {
-		bool has_base = cmv_branch_note_get(&base, repo, branch, bkey) == 0;
-		cmv_error_clear();
-		if ((error = qindex_parse(&qi, text.ptr, has_base ? &base : NULL)) == 0) {
-			error = cmv_error__set(CMV_EINVALID, "the query index of '%s' does not read", branch);
-		} else if (error > 0) {
-			qi.split = qi.base_bytes = 0;
-			qi.base_hash = 0;
-			error = qindex_text(out, &qi);
-			qindex_dispose(&qi);
-		}
-	}
-	cmv_buf_dispose(&text);
-	cmv_buf_dispose(&base);
+	if (error == CMV_ENOTFOUND)
+		return cmv_error__set(CMV_ENOTFOUND, "'%s' keeps no query index for %s", branch, model->id);
+	if (!error)
+		return cmv_error__set(CMV_EINVALID, "the query index of '%s' does not read", branch);
+	qi.split = qi.base_bytes = 0;
+	qi.base_hash = 0;
+	error = qindex_text(out, &qi);
+	qindex_dispose(&qi);
 	return error;
 }
 
