@@ -292,15 +292,22 @@ static bool same_both_ways(cmv_repo *repo, const char *a, const char *b, const c
 }
 
 /*
- * After an append the kept request grows by the new records (splice_append)
- * instead of the whole branch being paged again; that must be the whole
- * work's result byte for byte. Every Claude Code and Codex session is
- * replayed a record at a time over its last records, in OpenAI Chat and in
- * one other format each, at a budget that pages the large ones.
+ * One step of a replay: branches a and b at `at` (record s of file) for
+ * model m (second: the model of another target, whose run folds its kept
+ * state at every step); returns how many steps it counts.
  */
-static void test_append_grows_the_kept_request(void **state)
+typedef size_t (*replay_step)(cmv_repo *repo, const char *a, const char *b, const cmv_id *at, const cmv_model *m,
+			      cmv_tok *tok, bool second, size_t s, const char *file);
+
+/*
+ * Every Claude Code and Codex session imported, and its last `records`
+ * records replayed one at a time on a pair of branches (named from
+ * prefix) for gpt-4o, and on another pair for a model of another target
+ * (claude-sonnet-4, gpt-5 or gemini-2.5-pro, in turn) with
+ * cmv__pager_fold_bytes 0. Returns the steps step counted.
+ */
+static size_t replay_sessions(test_store *ts, size_t records, const char *prefix, replay_step step)
 {
-	test_store *ts = *state;
 	const char *root = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
 	const char *const others[] = { "claude-sonnet-4", "gpt-5", "gemini-2.5-pro" };
 	cmv_tok *toks[3] = { NULL };
@@ -316,27 +323,25 @@ static void test_append_grows_the_kept_request(void **state)
 	snprintf(dir, sizeof(dir), "%s/codex", root);
 	collect(&files, &n, dir);
 	qsort(files, n, sizeof(*files), cmp_str);
-	size_t before = cmv__pager_spliced;
 	for (size_t i = 0; i < n; i++) {
 		cmv_import_result res;
 		cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
 		cmv_id *path = NULL;
 		char name[32], a[40], b[40];
-		snprintf(name, sizeof(name), "s%zu", i);
+		snprintf(name, sizeof(name), "%s-s%zu", prefix, i);
 		io.branch = name;
 		assert_cmv_ok(cmv_import_file(&res, ts->repo, files[i], NULL, &io));
-		size_t len = path_of(&path, ts->repo, &res.head), from = len > 12 ? len - 12 : 0;
+		size_t len = path_of(&path, ts->repo, &res.head), from = len > records ? len - records : 0;
 		for (size_t k = 0; k < 2; k++) {
-			const cmv_model *m = k ? om[i % 3] : gpt4o;
-			cmv_tok *tok = k ? toks[i % 3] : o200k;
-			snprintf(a, sizeof(a), "a%zu-%zu", i, k);
-			snprintf(b, sizeof(b), "b%zu-%zu", i, k);
+			snprintf(a, sizeof(a), "%sa%zu-%zu", prefix, i, k);
+			snprintf(b, sizeof(b), "%sb%zu-%zu", prefix, i, k);
 			assert_cmv_ok(cmv_branch_create(ts->repo, a, &path[from], NULL));
 			assert_cmv_ok(cmv_branch_create(ts->repo, b, &path[from], NULL));
-			/* the second model writes the whole kept request every time (a fold each step) */
+			/* the second model's run writes its whole kept state every time (a fold each step) */
 			cmv__pager_fold_bytes = k ? 0 : 64 * 1024;
 			for (size_t s = from; s < len; s++)
-				steps += same_both_ways(ts->repo, a, b, &path[s], m, tok, k ? 48000 : 24000, files[i]);
+				steps += step(ts->repo, a, b, &path[s], k ? om[i % 3] : gpt4o, k ? toks[i % 3] : o200k, k, s,
+					      files[i]);
 			cmv__pager_fold_bytes = 64 * 1024;
 		}
 		free(path);
@@ -345,8 +350,30 @@ static void test_append_grows_the_kept_request(void **state)
 	free(files);
 	for (size_t i = 0; i < 3; i++)
 		cmv_tok_free(toks[i]);
+	print_message("%zu sessions, ", n);
+	return steps;
+}
+
+static size_t splice_step(cmv_repo *repo, const char *a, const char *b, const cmv_id *at, const cmv_model *m,
+			  cmv_tok *tok, bool second, size_t s, const char *file)
+{
+	(void)s;
+	return same_both_ways(repo, a, b, at, m, tok, second ? 48000 : 24000, file);
+}
+
+/*
+ * After an append the kept request grows by the new records (splice_append)
+ * instead of the whole branch being paged again; that must be the whole
+ * work's result byte for byte. Every Claude Code and Codex session is
+ * replayed a record at a time over its last records, in OpenAI Chat and in
+ * one other format each, at a budget that pages the large ones.
+ */
+static void test_append_grows_the_kept_request(void **state)
+{
+	size_t before = cmv__pager_spliced;
+	size_t steps = replay_sessions(*state, 12, "k", splice_step);
 	size_t spliced = cmv__pager_spliced - before;
-	print_message("%zu sessions, %zu steps compared, %zu grew the kept request\n", n, steps, spliced);
+	print_message("%zu steps compared, %zu grew the kept request\n", steps, spliced);
 	/* it means something only if most steps were appends the kept request could take */
 	assert_true(spliced * 3 >= steps);
 }
@@ -393,6 +420,15 @@ static void same_query_both_ways(cmv_repo *repo, const char *branch, const char 
 	cmv_buf_dispose(&nb);
 }
 
+static size_t query_step(cmv_repo *repo, const char *a, const char *b, const cmv_id *at, const cmv_model *m,
+			 cmv_tok *tok, bool second, size_t s, const char *file)
+{
+	static const char *const queries[] = { "error test file", "function build run output", "fix the bug" };
+	(void)second;
+	same_query_both_ways(repo, a, b, at, m, tok, queries[s % 3], s % 2 ? 300 : 1500, file);
+	return 1;
+}
+
 /*
  * A branch keeps its query index, and the first query after an append
  * grows it from the records appended (qindex_grow) instead of loading the
@@ -402,55 +438,10 @@ static void same_query_both_ways(cmv_repo *repo, const char *branch, const char 
  */
 static void test_query_index_grows(void **state)
 {
-	test_store *ts = *state;
-	const char *root = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
-	const char *const others[] = { "claude-sonnet-4", "gpt-5", "gemini-2.5-pro" };
-	static const char *const queries[] = { "error test file", "function build run output", "fix the bug" };
-	cmv_tok *toks[3] = { NULL };
-	const cmv_model *om[3] = { NULL };
-	char **files = NULL, dir[4096];
-	size_t n = 0, steps = 0, before = cmv__pager_qgrown, before_read = cmv__pager_qread;
-	for (size_t i = 0; i < 3; i++) {
-		assert_cmv_ok(cmv_models_find(&om[i], models, others[i]));
-		assert_cmv_ok(cmv_tok_load(&toks[i], om[i]->tokenizer, NULL));
-	}
-	snprintf(dir, sizeof(dir), "%s/claude-code", root);
-	collect(&files, &n, dir);
-	snprintf(dir, sizeof(dir), "%s/codex", root);
-	collect(&files, &n, dir);
-	qsort(files, n, sizeof(*files), cmp_str);
-	for (size_t i = 0; i < n; i++) {
-		cmv_import_result res;
-		cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
-		cmv_id *path = NULL;
-		char name[32], a[40], b[40];
-		snprintf(name, sizeof(name), "s%zu", i);
-		io.branch = name;
-		assert_cmv_ok(cmv_import_file(&res, ts->repo, files[i], NULL, &io));
-		size_t len = path_of(&path, ts->repo, &res.head), from = len > 10 ? len - 10 : 0;
-		for (size_t k = 0; k < 2; k++) {
-			const cmv_model *m = k ? om[i % 3] : gpt4o;
-			cmv_tok *tok = k ? toks[i % 3] : o200k;
-			snprintf(a, sizeof(a), "qa%zu-%zu", i, k);
-			snprintf(b, sizeof(b), "qb%zu-%zu", i, k);
-			assert_cmv_ok(cmv_branch_create(ts->repo, a, &path[from], NULL));
-			assert_cmv_ok(cmv_branch_create(ts->repo, b, &path[from], NULL));
-			/* the second model writes the whole index every time (a fold each step) */
-			cmv__pager_fold_bytes = k ? 0 : 64 * 1024;
-			for (size_t s = from; s < len; s++, steps++)
-				same_query_both_ways(ts->repo, a, b, &path[s], m, tok, queries[s % 3], s % 2 ? 300 : 1500,
-						     files[i]);
-			cmv__pager_fold_bytes = 64 * 1024;
-		}
-		free(path);
-		free(files[i]);
-	}
-	free(files);
-	for (size_t i = 0; i < 3; i++)
-		cmv_tok_free(toks[i]);
+	size_t before = cmv__pager_qgrown, before_read = cmv__pager_qread;
+	size_t steps = replay_sessions(*state, 10, "q", query_step);
 	size_t grown = cmv__pager_qgrown - before, read = cmv__pager_qread - before_read;
-	print_message("%zu sessions, %zu steps compared, %zu grew the query index, %zu answered from it\n", n, steps,
-		      grown, read);
+	print_message("%zu steps compared, %zu grew the query index, %zu answered from it\n", steps, grown, read);
 	/* it means something only if most steps grew the index and were answered from it */
 	assert_true(grown * 3 >= steps * 2);
 	assert_true(read * 3 >= steps * 2);
