@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <cjson/cJSON.h>
-#include "cmv/cmv.h"
+#include <cmv/cmv.h>
 
 double bench_now(void);             /* seconds, monotonic */
 char *bench_tmpdir(void);           /* malloc'd; removed by bench_rmdir */

@@ -12,7 +12,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "../cmv/common.h"
+#include "base/base.h"
 #include "bench.h"
 
 static void die(const char *what)

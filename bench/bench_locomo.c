@@ -29,7 +29,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../cmv/common.h"
+#include "base/base.h"
 #include "bench.h"
 #include "locomo_score.h"
 

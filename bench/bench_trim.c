@@ -19,7 +19,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "../cmv/common.h"
+#include "base/base.h"
 #include "bench.h"
 
 /* ---- claude-code-cmv's trimJsonl, from its spec ------------------------------ */

@@ -22,12 +22,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
-#include "../cmv/common.h"
-#include "../formats/neutral.h"
-#include "cmv/compaction.h"
+#include "base/base.h"
+#include "formats/formats_int.h"
+#include <cmv/compaction.h>
 #include "copy.h"
 #include "handoff.h"
-#include "../pager/tok_memo.h"
+#include "tok/tok_int.h"
 
 /* The summary gets at least this, and at most a quarter of the budget up to the cap. */
 #define SUMMARY_MIN_TOKENS 256

@@ -3,7 +3,7 @@
 #ifndef CMV_COMPACTION_COPY_H
 #define CMV_COMPACTION_COPY_H
 
-#include "cmv/dag.h"
+#include <cmv/dag.h>
 
 /*
  * Write node n again below *tail (none: as a root), derived from n, its

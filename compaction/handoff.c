@@ -18,9 +18,9 @@
 #include <string.h>
 #include <pcre2.h>
 #include <cjson/cJSON.h>
-#include "../cmv/common.h"
-#include "../formats/neutral.h"
-#include "cmv/compaction.h"
+#include "base/base.h"
+#include "formats/formats_int.h"
+#include <cmv/compaction.h>
 #include "handoff.h"
 
 static const char *const sections[CMV_HANDOFF_NSECTIONS] = {

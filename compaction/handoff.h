@@ -4,7 +4,7 @@
 #define CMV_COMPACTION_HANDOFF_H
 
 #include <cjson/cJSON.h>
-#include "cmv/compaction.h"
+#include <cmv/compaction.h>
 
 typedef struct {
 	char *header;                          /* the lines above the first section (owned), or NULL */

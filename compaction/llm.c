@@ -17,8 +17,8 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include <cjson/cJSON.h>
-#include "../cmv/common.h"
-#include "cmv/llm.h"
+#include "base/base.h"
+#include <cmv/llm.h>
 
 #define DEFAULT_TIMEOUT_MS 120000
 #define DEFAULT_RETRIES 4

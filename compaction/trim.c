@@ -26,12 +26,11 @@
  *    of other formats are carried as they are and counted in the report.
  */
 #include <cjson/cJSON.h>
-#include "../formats/jscan.h"
-#include "../formats/session.h"
-#include "../pager/stub.h"
-#include "cmv/compaction.h"
+#include "formats/formats_int.h"
+#include "pager/pager_int.h"
+#include <cmv/compaction.h>
 #include "copy.h"
-#include "cmv/formats.h"
+#include <cmv/formats.h>
 
 
 static const char *const rule_names[CMV_TRIM_RULES] = {
@@ -94,7 +93,7 @@ static void rule_add(trim_ctx *t, cmv_trim_rule r, size_t items, int64_t bytes, 
 /* A blob a stub of the record being rewritten names (written already). */
 static int hold(trim_ctx *t, const cmv_id *blob)
 {
-	int error = session_grow((void **)&t->held, &t->cap_held, t->n_held, sizeof(*t->held));
+	int error = cmv__array_grow((void **)&t->held, &t->cap_held, t->n_held, sizeof(*t->held));
 	if (error < 0)
 		return error;
 	t->held[t->n_held++] = *blob;
@@ -541,7 +540,7 @@ static int carry(trim_ctx *t, const cmv_node *n)
 
 static int pending_push(trim_ctx *t, const char *id)
 {
-	int error = session_grow((void **)&t->pending, &t->cap_pending, t->n_pending, sizeof(*t->pending));
+	int error = cmv__array_grow((void **)&t->pending, &t->cap_pending, t->n_pending, sizeof(*t->pending));
 	if (error < 0)
 		return error;
 	if (!(t->pending[t->n_pending] = cmv__strdup(id)))

@@ -10,7 +10,7 @@
  *  3. fsck reads but never writes.
  */
 #include <stdio.h>
-#include "dag.h"
+#include "repo.h"
 
 typedef struct {
 	cmv_id *ids;

@@ -10,7 +10,7 @@
  *  3. cmv_append reads the branch head and moves it inside one transaction,
  *     with a compare-and-swap as a second line of defence.
  */
-#include "dag.h"
+#include "repo.h"
 
 /* Big enough for the encoding of any node this module accepts. */
 #define NODE_ENCODING_MAX ((size_t)64 << 20)

@@ -3,7 +3,7 @@
  * Nodes as values: canonical encoding, hashing, validation, deep copies,
  * and the id set used by gc and fsck.
  */
-#include "dag.h"
+#include "repo.h"
 
 #define put_varint cmv__varint_put
 

@@ -11,7 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
-#include "dag.h"
+#include "repo.h"
 
 #define HEAD_KEY "HEAD"
 

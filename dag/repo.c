@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "dag.h"
+#include "repo.h"
 
 int cmv_repo_wrap_backend(cmv_repo **out, cmv_store_backend *backend, unsigned int flags)
 {

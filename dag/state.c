@@ -13,7 +13,7 @@
 #include <ctype.h>
 #include <strings.h>
 #include <stdio.h>
-#include "dag.h"
+#include "repo.h"
 
 /* ---- search ------------------------------------------------------------ */
 

@@ -45,7 +45,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include "dag.h"
+#include "repo.h"
 
 #define SQLITE_APP_ID 0x636d7601 /* "cmv\1" */
 #define BUSY_TIMEOUT_MS_DEFAULT 30000

@@ -6,7 +6,7 @@
  * lookup per node) and then replayed forwards, so a walk costs O(depth)
  * ids of memory and one full node read per step.
  */
-#include "dag.h"
+#include "repo.h"
 
 struct cmv_walk {
 	cmv_repo *repo;

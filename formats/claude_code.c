@@ -237,7 +237,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			cparent = pidx;
 		} else if (pidx != SIZE_MAX && rl.on_chain[pidx] && pidx != tail && is_prompt(j, type) &&
 			   last_msg_depth > rl.depth[pidx] && rl.is_msg[pidx]) {
-			if ((error = session_grow((void **)&abandoned, &cap_abandoned, n_abandoned, sizeof(*abandoned))) < 0) {
+			if ((error = cmv__array_grow((void **)&abandoned, &cap_abandoned, n_abandoned, sizeof(*abandoned))) < 0) {
 				cJSON_Delete(j);
 				goto fail;
 			}

@@ -21,7 +21,7 @@
  * which export merges back, so import then export is JSON-equal.
  */
 #include <cjson/cJSON.h>
-#include "formats.h"
+#include "util.h"
 
 #define MEDIA_BLOCKS_JSON "application/vnd.cmv.blocks+json"
 #define MEDIA_SOURCE_JSON "application/vnd.cmv.source+json"

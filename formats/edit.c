@@ -100,8 +100,8 @@ cJSON *record_edit_add(record_edit *e, char enc, const cmv_block_content *bc)
 	size_t n_orig = e->node ? e->node->n_blocks : 0;
 	char ph[48];
 
-	if (session_grow((void **)&e->added, &e->cap_added, e->n_added, sizeof(*e->added)) < 0 ||
-	    session_grow((void **)&e->added_off, &e->cap_off, e->n_added, sizeof(*e->added_off)) < 0)
+	if (cmv__array_grow((void **)&e->added, &e->cap_added, e->n_added, sizeof(*e->added)) < 0 ||
+	    cmv__array_grow((void **)&e->added_off, &e->cap_off, e->n_added, sizeof(*e->added_off)) < 0)
 		return NULL;
 	e->added_off[e->n_added] = e->added_data.size;
 	if (cmv_buf_put(&e->added_data, bc->data, bc->len) < 0)
@@ -176,7 +176,7 @@ int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id 
 			}
 			n_new++;
 		}
-		if ((error = session_grow((void **)&rb.holes, &rb.cap_holes, rb.n_holes, sizeof(*rb.holes))) < 0 ||
+		if ((error = cmv__array_grow((void **)&rb.holes, &rb.cap_holes, rb.n_holes, sizeof(*rb.holes))) < 0 ||
 		    (error = cmv_buf_put(&tpl, p, (size_t)(hit - p))) < 0)
 			goto done;
 		/* session_meta_build wants the hole's place in a record: mark it with one byte */

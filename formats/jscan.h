@@ -9,22 +9,15 @@
 #ifndef CMV_FORMATS_JSCAN_H
 #define CMV_FORMATS_JSCAN_H
 
-#include "formats.h"
+#include "util.h"
+#include "formats_int.h"
 
 #define JSCAN_MAX_DEPTH 512
 
-typedef struct {
-	const char *p, *end; /* [p, end) */
-} jspan;
+/* jspan, jscan_ws and jscan_member are in formats_int.h: trim uses them too. */
 
-const char *jscan_ws(const char *p, const char *end);
 /* The end of the JSON value starting at p (no leading space), or NULL if malformed. */
 const char *jscan_value(const char *p, const char *end);
-/*
- * Find member `key` (compared with its raw, still-escaped text) of the object
- * spanning `obj`. @return 1 found (value span set), 0 absent, -1 malformed.
- */
-int jscan_member(jspan *value, jspan obj, const char *key);
 /* The elements of an array span, one at a time: *cursor starts at NULL. @return 1, 0 at the end, -1 */
 int jscan_next_element(jspan *elem, jspan array, const char **cursor);
 

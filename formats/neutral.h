@@ -22,52 +22,6 @@
 
 #include "session.h"
 
-typedef struct {
-	cJSON *system;    /* array of strings */
-	cJSON *messages;  /* array of messages */
-	const char *node; /* the id (hex) of the record being read */
-	bool oom;
-	size_t resets;    /* compactions crossed */
-	bool keep_all;    /* a compaction does not drop what came before */
-} conv;
-
-/*
- * A branch loaded for one provider and repaired to its rules, before it is
- * written: the pager changes the messages in between (stubs, evictions).
- */
-typedef struct cmv__conversation {
-	conv c;                   /* c.system: the system prompts */
-	cJSON *msgs;              /* the repaired messages, neutral shape */
-	cmv_render_stats st;
-	cmv_render_target target;
-	cJSON *nodes;             /* per message of msgs: the hex id of the record it began at, or null */
-	char raw_first_role[16];  /* the first message's role before repair ("" when none) */
-} cmv__conversation;
-int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
-			   unsigned int flags);
-/*
- * The conversation of the records from `first` to `tip` alone, read and
- * repaired as cmv__conversation_load reads a whole branch: the pager's
- * last turn and what came after it. CMV_ENOTFOUND when first is not tip or
- * an ancestor within max_records, or the records cannot be read apart from
- * those before them (part of a JSON document, a compaction, a system
- * prompt).
- */
-int cmv__conversation_load_since(cmv__conversation *cv, cmv_repo *repo, const cmv_id *first, const cmv_id *tip,
-				 cmv_render_target target, unsigned int flags, size_t max_records);
-/* The request body for cv->target, as cmv_render() writes it. */
-int cmv__conversation_write(cmv_buf *out, const cmv__conversation *cv, const cmv_render_options *opts);
-void cmv__conversation_dispose(cmv__conversation *cv);
-/*
- * The messages of a branch as its records say them, before any repair,
- * each with the "node" (hex id) of the record that began it: compaction
- * cuts a branch at a message and needs to know which node that is.
- */
-int cmv__conv_load_raw(conv *c, cmv_render_stats *st, cmv_repo *repo, const cmv_id *tip, unsigned int flags);
-void cmv__conv_dispose(conv *c);
-/* A conversation of raw messages [from, end), after a user message `lead` (may be NULL), repaired for target. */
-int cmv__conversation_from_raw(cmv__conversation *cv, const conv *raw, size_t from, const char *lead,
-			       cmv_render_target target);
 
 /* Start a message; returns its content array (NULL when out of memory). */
 cJSON *conv_msg(conv *c, const char *role, const char *group);
@@ -108,12 +62,27 @@ int cmv__skeleton_neutral(conv *c, const char *format, const cJSON *doc);
 int cut_anthropic_content(record_build *rb, jspan content, const cJSON *jcontent);
 int cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *role, cmv_kind *kind);
 int cut_chat_message(record_build *rb, jspan msg, const cJSON *j, cmv_role *role, cmv_kind *kind);
-/* A tool result's content as plain text: the string, or its blocks' texts, an image as "[image]". */
-void cmv__result_text(cmv_buf *out, const cJSON *content);
 
 /* Shared readers (render side). */
 int responses_item_neutral(conv *c, const cJSON *item);
 int chat_message_neutral(conv *c, const cJSON *msg);
 int anthropic_message_neutral(conv *c, const cJSON *msg, const char *group);
+
+/* ---- between the files of rendering (render.c, repair.c, write.c) ----------- */
+
+/* A message's blocks repaired for target t (repair.c): what comes out passes its checker. */
+int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_render_stats *st);
+/* A block's "type", or "" when it has none. */
+const char *cmv_formats__btype(const cJSON *b);
+/* Whether a text has anything but white space. */
+bool cmv_formats__has_text(const char *s);
+cJSON *cmv_formats__text_block(const char *text);
+cJSON *cmv_formats__new_message(const char *role);
+/* The provider shapes (write.c): msgs and system as repaired, written into body. */
+int cmv_formats__write_anthropic(cJSON *body, cJSON *msgs, const cJSON *system, unsigned flags);
+int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system, cmv_buf *scratch);
+int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *system, unsigned flags,
+					cmv_buf *scratch);
+int cmv_formats__write_gemini(cJSON *body, cJSON *msgs, const cJSON *system, unsigned flags);
 
 #endif

@@ -22,19 +22,6 @@ const cJSON *cj_get(const cJSON *o, const char *k)
 	return cJSON_GetObjectItemCaseSensitive(o, k);
 }
 
-int session_grow(void **p, size_t *cap, size_t n, size_t size)
-{
-	if (n < *cap)
-		return 0;
-	size_t ncap = *cap ? *cap * 2 : 8;
-	void *q = cmv__realloc(*p, ncap * size);
-	if (!q)
-		return CMV_ENOMEM;
-	*p = q;
-	*cap = ncap;
-	return 0;
-}
-
 /* ---- cutting a record into blocks ---------------------------------------- */
 
 void record_build_init(record_build *rb)
@@ -75,9 +62,9 @@ int record_add_block(record_build *rb, jspan v, const char *type, const char *to
 	bool is_string = *v.p == '"';
 	size_t start = rb->texts.size;
 
-	if ((error = session_grow((void **)&rb->blocks, &rb->cap_blocks, rb->n_blocks, sizeof(*rb->blocks))) < 0 ||
-	    (error = session_grow((void **)&rb->holes, &rb->cap_holes, rb->n_holes, sizeof(*rb->holes))) < 0 ||
-	    (error = session_grow((void **)&rb->text_off, &rb->cap_text, rb->n_text, sizeof(*rb->text_off))) < 0)
+	if ((error = cmv__array_grow((void **)&rb->blocks, &rb->cap_blocks, rb->n_blocks, sizeof(*rb->blocks))) < 0 ||
+	    (error = cmv__array_grow((void **)&rb->holes, &rb->cap_holes, rb->n_holes, sizeof(*rb->holes))) < 0 ||
+	    (error = cmv__array_grow((void **)&rb->text_off, &rb->cap_text, rb->n_text, sizeof(*rb->text_off))) < 0)
 		return error;
 	if (is_string) {
 		if ((error = jscan_unescape(scratch, v)) < 0)
@@ -727,7 +714,7 @@ static int split_document(raw_record **out, size_t *n_out, const char *path, con
 	jspan el;
 	int more;
 	while ((more = jscan_next_element(&el, arr, &cur)) == 1 || !n) {
-		if ((error = session_grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
+		if ((error = cmv__array_grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
 			goto fail;
 		if (!n) { /* the header runs up to the first element, or to the closing bracket */
 			const char *stop = more == 1 ? el.p : jscan_ws(arr.p + 1, arr.end);
@@ -748,7 +735,7 @@ static int split_document(raw_record **out, size_t *n_out, const char *path, con
 	const char *close = arr.end - 1;
 	if (n > 1)
 		rs[n - 1].next = close;
-	if ((error = session_grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
+	if ((error = cmv__array_grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
 		goto fail;
 	rs[n++] = (raw_record){ close, end, end, REC_TRAILER };
 	*out = rs;
@@ -841,7 +828,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 		while (p < fend) {
 			const char *rec_end = (*p == '{' || *p == '[') ? jscan_value(p, fend) : NULL;
 			const char *nl = memchr(p, '\n', (size_t)(fend - p));
-			if ((error = session_grow((void **)&recs, &cap_recs, n_recs, sizeof(*recs))) < 0)
+			if ((error = cmv__array_grow((void **)&recs, &cap_recs, n_recs, sizeof(*recs))) < 0)
 				goto out;
 			if (!rec_end) {
 				if (!nl) { /* the last line, cut off: the session is still being written */

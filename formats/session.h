@@ -20,9 +20,9 @@
 
 #include <cjson/cJSON.h>
 #include "jscan.h"
+#include "formats_int.h"
 
 #define SESSION_CHUNK 256
-#define SESSION_MAX_BYTES ((size_t)1 << 31)
 
 /* The content cut out of one record, as blocks, and where each hole is. */
 typedef struct {
@@ -42,9 +42,6 @@ typedef struct {
 	cmv_buf scratch;
 	const char *rec; /* the record being cut */
 } record_build;
-
-/* Make room for element n of a growing array (doubling); CMV_ENOMEM. */
-int session_grow(void **p, size_t *cap, size_t n, size_t size);
 
 void record_build_init(record_build *rb);
 void record_build_reset(record_build *rb, const char *rec);
@@ -72,27 +69,7 @@ int record_add_raw(record_build *rb, jspan obj, const char *key, const char *typ
 int session_meta_build(cmv_buf *meta, const char *format, const char *rec, size_t len, record_build *rb,
 		       const char *sep, size_t sep_len);
 
-/* A record node's template, parsed (pointers into the node's meta). */
-typedef struct {
-	const char *format;           /* static */
-	const unsigned char *holes, *holes_end; /* (enc, block varint) per hole, in template order */
-	size_t n_holes;
-	const char *sep, *tpl, *tpl_end;
-	size_t sep_len;
-} session_tpl;
 
-/* @return 0, CMV_ENOTFOUND (not a session record), CMV_ECORRUPT */
-int session_template(session_tpl *t, const cmv_node *n);
-/* The next hole's encoding and block, advancing *cursor (start at t->holes). */
-int session_tpl_hole(char *enc, size_t *block, const unsigned char **cursor, const session_tpl *t);
-
-/*
- * Rebuild a record's bytes from its node: `*format` is set to the format
- * name (static). With `with_sep`, the separator that followed it is added.
- * @return 0, CMV_ENOTFOUND (the node is not a session record), CMV_ECORRUPT
- */
-int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, const cmv_node *n,
-			 bool with_sep);
 
 /* The record nodes of an import, in file order, with the chain they form. */
 typedef struct {
@@ -158,45 +135,6 @@ typedef struct {
 
 int session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const session_rewriter *w, void *payload);
 
-/* ---- editing a record (formats/edit.c) ---------------------------------- */
-
-/*
- * A record as a JSON tree to edit (trim): the template parsed with each
- * hole as a placeholder string that stands for its block, so a rule can
- * move, drop or replace content without reading it, and the record is
- * written back as a template whose untouched holes still point at the
- * original blobs. Only an edited record is re-encoded (by cJSON: compact,
- * keys in order).
- */
-typedef struct {
-	cJSON *root;
-	const char *format;        /* static */
-	const cmv_node *node;      /* the original; NULL for a new record */
-	const char *sep;
-	size_t sep_len;
-	char *enc;                 /* per original block: 'S', 'R', or 0 (no hole) */
-	cmv_block_content *added;  /* blocks the edit added */
-	size_t n_added, cap_added;
-	cmv_buf added_data;
-	size_t *added_off;
-	size_t cap_off;
-} record_edit;
-
-/* @return 0, CMV_ENOTFOUND (not a session record), CMV_ECORRUPT */
-int record_edit_load(record_edit *e, const cmv_node *n);
-/* A new record of `format` (root is taken over). */
-int record_edit_new(record_edit *e, const char *format, cJSON *root);
-/* The original block a value stands for, or SIZE_MAX when it is not a hole. */
-size_t record_edit_block(const record_edit *e, const cJSON *v);
-/*
- * A placeholder for a new block (its bytes are copied): 'S' stands for a
- * JSON string of the bytes, 'R' for raw JSON. NULL when out of memory.
- */
-cJSON *record_edit_add(record_edit *e, char enc, const cmv_block_content *bc);
-/* Write the edited record as a node below parent (NULL: a root), derived from the n_derived nodes given. */
-int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id *parent, cmv_role role,
-		      cmv_kind kind, const cmv_id *derived_from, size_t n_derived);
-void record_edit_dispose(record_edit *e);
 
 /* ---- generic importer for formats whose records form one chain ---------- */
 
@@ -233,8 +171,5 @@ extern const session_driver cmv__driver_codex, cmv__driver_copilot, cmv__driver_
 /* A random UUID v4, for a new session id. */
 int cmv__uuid_v4(char out[37]);
 
-/* Small cJSON helpers. */
-const char *cj_str(const cJSON *o, const char *k);
-const cJSON *cj_get(const cJSON *o, const char *k);
 
 #endif

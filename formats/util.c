@@ -2,7 +2,7 @@
 /* Line reading with a length cap, base64, and naming branches after files. */
 #include <ctype.h>
 #include <errno.h>
-#include "formats.h"
+#include "util.h"
 
 #define READ_BLOCK 65536
 
@@ -74,67 +74,6 @@ void cmv_linereader_close(cmv_linereader *r)
 	free(r->block);
 	r->block = NULL;
 	cmv_buf_dispose(&r->line);
-}
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-int cmv_base64_encode(cmv_buf *out, const void *in, size_t len)
-{
-	const unsigned char *p = in;
-	size_t i;
-	int error;
-
-	cmv_buf_clear(out);
-	if ((error = cmv_buf_grow(out, (len + 2) / 3 * 4)) < 0)
-		return error;
-	for (i = 0; i + 2 < len; i += 3) {
-		char q[4] = { b64[p[i] >> 2], b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
-			      b64[((p[i + 1] & 15) << 2) | (p[i + 2] >> 6)], b64[p[i + 2] & 63] };
-		cmv_buf_put(out, q, 4);
-	}
-	if (len - i == 1) {
-		char q[4] = { b64[p[i] >> 2], b64[(p[i] & 3) << 4], '=', '=' };
-		cmv_buf_put(out, q, 4);
-	} else if (len - i == 2) {
-		char q[4] = { b64[p[i] >> 2], b64[((p[i] & 3) << 4) | (p[i + 1] >> 4)],
-			      b64[(p[i + 1] & 15) << 2], '=' };
-		cmv_buf_put(out, q, 4);
-	}
-	return 0;
-}
-
-int cmv_base64_decode(cmv_buf *out, const char *in, size_t len)
-{
-	cmv_buf check = CMV_BUF_INIT(CMV_BUF_CONTENT);
-	int error;
-
-	cmv_buf_clear(out);
-	if (len % 4)
-		return cmv_error__set(CMV_EINVALID, "base64 data length is not a multiple of 4");
-	if ((error = cmv_buf_grow(out, len / 4 * 3)) < 0)
-		return error;
-	for (size_t i = 0; i < len; i += 4) {
-		int v[4];
-		for (int k = 0; k < 4; k++) {
-			const char *pos = in[i + k] ? strchr(b64, in[i + k]) : NULL;
-			v[k] = pos ? (int)(pos - b64) : (in[i + k] == '=' && i + 4 == len && k >= 2) ? -1 : -2;
-			if (v[k] == -2)
-				return cmv_error__set(CMV_EINVALID, "invalid base64 character at offset %zu",
-						      i + (size_t)k);
-		}
-		if (v[0] < 0 || v[1] < 0 || (v[2] < 0 && v[3] >= 0))
-			return cmv_error__set(CMV_EINVALID, "invalid base64 padding");
-		unsigned char o[3] = { (unsigned char)(v[0] << 2 | v[1] >> 4),
-				       (unsigned char)((v[1] & 15) << 4 | (v[2] < 0 ? 0 : v[2] >> 2)),
-				       (unsigned char)((v[2] < 0 ? 0 : (v[2] & 3) << 6) | (v[3] < 0 ? 0 : v[3])) };
-		cmv_buf_put(out, o, v[2] < 0 ? 1 : v[3] < 0 ? 2 : 3);
-	}
-	/* Non-canonical input (stray bits in the padding) would not export back as it came. */
-	if ((error = cmv_base64_encode(&check, out->ptr, out->size)) == 0 &&
-	    (check.size != len || memcmp(check.ptr, in, len)))
-		error = cmv_error__set(CMV_EINVALID, "non-canonical base64 data");
-	cmv_buf_dispose(&check);
-	return error;
 }
 
 int cmv_formats__branch_name_from_path(cmv_buf *out, const char *path)

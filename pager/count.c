@@ -6,9 +6,9 @@
  * so two models that share a tokenizer share the cache.
  */
 #include <cjson/cJSON.h>
-#include "../cmv/common.h"
-#include "cmv/model.h"
-#include "cmv/formats.h"
+#include "base/base.h"
+#include <cmv/count.h>
+#include <cmv/formats.h>
 
 int cmv_count_blob(uint64_t *out, cmv_repo *repo, cmv_tok *tok, const cmv_id *blob)
 {

@@ -23,11 +23,10 @@
 #include <ctype.h>
 #include <string.h>
 #include <xxhash.h>
-#include "../formats/neutral.h"
-#include "stub.h"
-#include "pager_internal.h"
-#include "tok_memo.h"
-#include "cmv/pager.h"
+#include "formats/formats_int.h"
+#include "pager_int.h"
+#include "tok/tok_int.h"
+#include <cmv/pager.h>
 
 /* A page, as the walk finds it. */
 typedef struct {
@@ -231,7 +230,7 @@ static int skip_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *k
 
 static int push_page(pager *p, const page *pg)
 {
-	int error = session_grow((void **)&p->pages, &p->cap, p->n, sizeof(*p->pages));
+	int error = cmv__array_grow((void **)&p->pages, &p->cap, p->n, sizeof(*p->pages));
 	if (error < 0)
 		return error;
 	p->pages[p->n++] = *pg;

@@ -18,5 +18,6 @@
 #include "pager.h"
 #include "llm.h"
 #include "compaction.h"
+#include "count.h"
 
 #endif

@@ -74,8 +74,6 @@ typedef struct cmv_import_result {
 CMV_EXTERN(int) cmv_import_cmv_file(cmv_import_result *out, cmv_repo *repo, const char *path,
 				    const cmv_import_options *opts);
 
-/** Where export output goes: a write callback (0 on success). */
-typedef int (*cmv_write_fn)(const void *data, size_t len, void *payload);
 
 /**
  * Write the conversation ending at `tip` as cmv JSONL, one line per node
@@ -242,61 +240,5 @@ CMV_EXTERN(int) cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo
 CMV_EXTERN(int) cmv_check_request(cmv_buf *problems, cmv_render_target target, const char *json, size_t len);
 
 
-/* ---- bundles ---------------------------------------------------------------- */
-
-/** What a bundle held, or what an import added. */
-typedef struct cmv_bundle_stats {
-	size_t refs;      /**< refs written (import: created) */
-	size_t unchanged; /**< import: refs already there, at the same target */
-	size_t nodes, blobs;
-	uint64_t bytes;   /**< export: the archive's size */
-} cmv_bundle_stats;
-
-enum cmv_bundle_flags {
-	/** Also bundle the branches made from the snapshots (their trims). */
-	CMV_BUNDLE_WITH_BRANCHES = (1u << 0),
-};
-
-/**
- * Write snapshots, the snapshots of their lineage (each one's "made from",
- * up the chain) and every object they reach, edges included, as a POSIX
- * ustar archive (see formats/bundle.c for its entries).
- * @return 0, CMV_ENOTFOUND, CMV_EINVALID (not a snapshot), CMV_EIO, or the
- *         write callback's error
- */
-CMV_EXTERN(int) cmv_bundle_export(cmv_bundle_stats *out, cmv_repo *repo, const char *const *snapshots,
-				  size_t n_snapshots, unsigned int flags, cmv_write_fn write, void *payload);
-
-#define CMV_BUNDLE_MAX_ENTRY_DEFAULT ((uint64_t)1 << 30)
-#define CMV_BUNDLE_MAX_TOTAL_DEFAULT ((uint64_t)16 << 30)
-
-typedef struct cmv_bundle_import_options {
-	unsigned int version;
-	/** Put every ref under "PREFIX/" (NULL: the names as bundled). */
-	const char *prefix;
-	/** Refuse an entry over this many bytes (0: CMV_BUNDLE_MAX_ENTRY_DEFAULT). */
-	uint64_t max_entry_bytes;
-	/** Refuse a bundle whose entries add up to more (0: CMV_BUNDLE_MAX_TOTAL_DEFAULT). */
-	uint64_t max_total_bytes;
-} cmv_bundle_import_options;
-#define CMV_BUNDLE_IMPORT_OPTIONS_VERSION 1
-#define CMV_BUNDLE_IMPORT_OPTIONS_INIT { CMV_BUNDLE_IMPORT_OPTIONS_VERSION, NULL, 0, 0 }
-
-/**
- * Import a bundle: every blob and node verified against its id, then the
- * refs, in one transaction. An absolute path, a "..", a link or any other
- * entry a bundle does not have, an oversized entry, a bad checksum or a
- * truncated archive is refused with the file, the entry and the reason,
- * and the store is left as it was. A ref that exists at the same target is
- * left alone (importing twice is harmless); one that points elsewhere is
- * CMV_EEXISTS (use a prefix).
- * @return 0, CMV_ENOTFOUND, CMV_EINVALID, CMV_ETOOBIG, CMV_EMISMATCH,
- *         CMV_EEXISTS, CMV_EVERSION, CMV_EIO
- */
-CMV_EXTERN(int) cmv_bundle_import(cmv_bundle_stats *out, cmv_repo *repo, const char *path,
-				  const cmv_bundle_import_options *opts);
-
-/** 1 when the file is a cmv bundle (a tar whose first entry is its manifest), else 0. */
-CMV_EXTERN(int) cmv_bundle_detect(const char *path);
 
 #endif

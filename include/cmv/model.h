@@ -13,7 +13,10 @@
  * Counting: a model whose tokenizer is public is counted exactly. Claude
  * and Gemini are not public; their profiles name an approximation (an exact
  * tokenizer times a measured factor, rounded up) and hold back a safety
- * margin of the window. cmv_model_count() says which it did.
+ * margin of the window. cmv_model_count() says which it did. Counting what
+ * is stored or rendered (a conversation, a request body) is in <cmv/count.h>:
+ * profiles and tokenizers are a layer of their own, below the store's
+ * users and beside formats.
  */
 #ifndef CMV_MODEL_H
 #define CMV_MODEL_H
@@ -22,8 +25,6 @@
 #include "common.h"
 #include "buf.h"
 #include "tok.h"
-#include "dag.h"
-#include "formats.h"
 
 /** How requests to the model are built (the renderers of the formats layer). */
 typedef enum {
@@ -89,9 +90,6 @@ CMV_EXTERN(int) cmv_models_find(const cmv_model **out, const cmv_models *models,
 /** "openai-chat", "openai-responses", "anthropic", "gemini". */
 CMV_EXTERN(const char *) cmv_api_name(cmv_api api);
 
-/** The request format the model's API takes, or 0 for a model with no API to render for. */
-CMV_EXTERN(cmv_render_target) cmv_model_render_target(const cmv_model *model);
-
 /** Tokens the model may be sent: window minus output reserve minus the margin. */
 CMV_EXTERN(uint64_t) cmv_model_input_budget(const cmv_model *model);
 
@@ -105,60 +103,5 @@ CMV_EXTERN(int) cmv_model_count(size_t *out, bool *exact, const cmv_model *model
 
 /** Scale a raw tokenizer count by the model's approximation factor (identity when exact). */
 CMV_EXTERN(uint64_t) cmv_model_scale(const cmv_model *model, uint64_t raw);
-
-/* ---- counting a conversation ------------------------------------------ */
-
-/**
- * Raw tokenizer count of one blob, through the store's token cache keyed by
- * (blob id, tokenizer name): a blob is tokenized once per tokenizer.
- */
-CMV_EXTERN(int) cmv_count_blob(uint64_t *out, cmv_repo *repo, cmv_tok *tok, const cmv_id *blob);
-
-/** Tokens of a conversation in one model, by kind of content. */
-typedef struct cmv_token_stats {
-	uint64_t text;         /**< text blocks and summaries */
-	uint64_t tool_calls;   /**< tool name + input */
-	uint64_t tool_results;
-	uint64_t thinking;     /**< thinking and redacted thinking */
-	uint64_t images;       /**< the model's per-image cost */
-	uint64_t other;        /**< other provider block types (document, server tool use, ...) */
-	uint64_t overhead;     /**< per-request, per-message and per-block framing */
-	uint64_t total;        /**< all of the above: what a request would carry */
-	/**
-	 * Stored but never sent, not in total: event nodes, and blocks that a
-	 * source format keeps for a faithful export (types with the format's
-	 * prefix, such as Claude Code's UI-only `cc_tool_use_result`).
-	 */
-	uint64_t unsent;
-	uint64_t messages, blocks;
-	bool exact;            /**< every figure is the model's own count */
-} cmv_token_stats;
-
-/**
- * Count the conversation from its root to `tip` in `model`'s tokens (`tok`
- * is the model's tokenizer). Uses and fills the token cache.
- * @return 0, CMV_ENOTFOUND, CMV_EINVALID (tok is not the model's), CMV_EIO
- */
-CMV_EXTERN(int) cmv_count_conversation(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip,
-				       const cmv_model *model, cmv_tok *tok);
-
-/**
- * Count a rendered request body in `model`'s tokens (`tok` its tokenizer):
- * what the model is sent, by kind of content. `json` is a body for the
- * model's API, as cmv_render writes it.
- * @return 0, CMV_EINVALID (not such a body), CMV_ENOMEM
- */
-CMV_EXTERN(int) cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok, const char *json,
-				  size_t len);
-
-/**
- * What the model is sent for the conversation ending at `tip`: the branch
- * rendered for the model's API (no decorations) and counted with
- * cmv_count_request.
- * @return 0, CMV_EINVALID (a model with no API to render for), or
- *         cmv_render's and cmv_count_request's errors
- */
-CMV_EXTERN(int) cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
-			       cmv_tok *tok);
 
 #endif

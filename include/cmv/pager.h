@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "dag.h"
 #include "model.h"
+#include "count.h"
 #include "tok.h"
 
 /* The tunables, in one place (docs/pager.md says why each default). */

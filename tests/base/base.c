@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Base layer: bounded buffers, ids, UTF-8 validation, error reporting. */
-#include "../support/test.h"
-#include "../../cmv/common.h"
+#include "test.h"
+#include "base/base.h"
 
 static void test_base_buf__grows_and_stays_terminated(void **state)
 {

@@ -10,7 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include "test.h"
-#include "../../bench/locomo_score.h"
+#include "bench/locomo_score.h"
 
 static void test_worked_examples(void **state)
 {

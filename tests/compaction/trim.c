@@ -9,7 +9,7 @@
 #include <ctype.h>
 #include <xxhash.h>
 #include <cjson/cJSON.h>
-#include "../support/test.h"
+#include "test.h"
 
 static cmv_models *models;
 static const cmv_model *model;

@@ -5,7 +5,7 @@
  * in-memory store); a new backend adds a fixture below and must pass all.
  */
 #include <sys/stat.h>
-#include "../support/test.h"
+#include "test.h"
 
 typedef struct {
 	const char *kind; /* "file" or "memory" */

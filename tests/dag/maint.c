@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* gc keeps exactly what refs reach; fsck finds corruption and dangling refs. */
 #include <sqlite3.h>
-#include "../support/test.h"
-#include "cmv/sys/store_backend.h"
+#include "test.h"
+#include <cmv/sys/store_backend.h>
 
 typedef test_store fixture;
 

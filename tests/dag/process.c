@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "../support/test.h"
+#include "test.h"
 
 typedef struct {
 	char *dir;

@@ -7,9 +7,9 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include "../support/test.h"
-#include "cmv/compaction.h"
-#include "cmv/formats.h"
+#include "test.h"
+#include <cmv/compaction.h>
+#include <cmv/formats.h>
 
 #ifndef CMV_TEST_SOURCE
 #define CMV_TEST_SOURCE "."

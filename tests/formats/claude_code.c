@@ -8,7 +8,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
-#include "../support/test.h"
+#include "test.h"
 
 typedef test_store fixture;
 

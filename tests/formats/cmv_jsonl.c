@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* cmv's neutral JSONL: lossless round trip, idempotent re-import, and bad input. */
 #include <cjson/cJSON.h>
-#include "../support/test.h"
+#include "test.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 

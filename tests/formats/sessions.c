@@ -7,7 +7,7 @@
  */
 #include <dirent.h>
 #include <sys/stat.h>
-#include "../support/test.h"
+#include "test.h"
 
 static const char *transcripts_dir(void)
 {

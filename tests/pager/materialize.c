@@ -20,8 +20,8 @@
 #include <string.h>
 #include <xxhash.h>
 #include <sys/stat.h>
-#include "../support/test.h"
-#include "../../pager/pager_internal.h"
+#include "test.h"
+#include "pager/pager_int.h"
 
 #ifndef CMV_TEST_TRANSCRIPTS
 #define CMV_TEST_TRANSCRIPTS "../shared/transcripts"

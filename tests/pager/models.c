@@ -6,7 +6,7 @@
  * by kind of content through the token cache.
  */
 #include <math.h>
-#include "../support/test.h"
+#include "test.h"
 
 static void write_file(const char *path, const char *text)
 {

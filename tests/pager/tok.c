@@ -7,7 +7,7 @@
  */
 #include <stdbool.h>
 #include <unistd.h>
-#include "../support/test.h"
+#include "test.h"
 
 static cmv_tok *cl100k, *o200k, *llama3;
 

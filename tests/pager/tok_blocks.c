@@ -7,7 +7,7 @@
  */
 #include <stdbool.h>
 #include <unistd.h>
-#include "../support/test.h"
+#include "test.h"
 
 static const char *const names[] = { "cl100k_base", "o200k_base", "llama3",
 				      "llama2", "mistral-7b-v0.1", "gemma3" };
@@ -125,7 +125,7 @@ static const char *const corpus[] = {
 	CMV_TEST_TRANSCRIPTS "/openhands/basic_gui_mode.json",
 	CMV_TEST_TRANSCRIPTS "/gemini-cli/entireio-cli/ab-2b9748b105-0__session.json",
 	CMV_TEST_TRANSCRIPTS "/MANIFEST.md",
-	CMV_TEST_SOURCE "/pager/tok.c",
+	CMV_TEST_SOURCE "/tok/models.c",
 	CMV_TEST_SOURCE "/docs/tokenizers.md",
 };
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
-#include "cmv/cmv.h"
+#include <cmv/cmv.h>
 
 static int dump_lines(cmv_tok *tok, const cmv_buf *text, FILE *out)
 {

@@ -104,7 +104,7 @@ JS
 # spm_encode is about 2 MB/s: the SentencePiece pass takes a sample, not everything.
 # Invalid UTF-8 is left out: spm_encode replaces each bad byte, cmv (like node) each
 # maximal invalid sequence.
-spm_files=("$WORK/generated.txt" "$SRC/pager/tok.c" "$SRC/formats/claude_code.c")
+spm_files=("$WORK/generated.txt" "$SRC/tok/models.c" "$SRC/formats/claude_code.c")
 mapfile -t -O 3 spm_files < <(find "$TRANSCRIPTS" -type f \( -name '*.json*' -o -name '*.traj' \) -size -400k | sort | head -12)
 lines=0
 for model in llama2 mistral-7b-v0.1 gemma3; do

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
-#include "cmv/cmv.h"
+#include <cmv/cmv.h>
 
 /* Fail with the text of cmv_error_last() when expr returns < 0. */
 #define assert_cmv_ok(expr)                                                                 \

@@ -1,13 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the pager's tests reach past the public header for.
+ * The pager's header for the layers above it and for its tests; the only
+ * way into pager/ besides the public <cmv/pager.h> and <cmv/count.h>.
  */
-#ifndef CMV_PAGER_INTERNAL_H
-#define CMV_PAGER_INTERNAL_H
+#ifndef CMV_PAGER_INT_H
+#define CMV_PAGER_INT_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include "cmv/pager.h"
+#include <cmv/pager.h>
+#include "base/base.h"
+
+/*
+ * The stub that stands for a paged-out or trimmed body, shared by the pager
+ * and trim so that a model sees one form: "[N chars, L lines; recall ID]"
+ * (no line count for one line). `id`: the hex digits to print (already as
+ * short as they should be).
+ */
+int cmv__stub_body(cmv_buf *out, size_t chars, size_t lines, const char *id);
+
+/* ---- what the pager's tests reach past the public header for ---------------- */
 
 /*
  * Whether a materialize after an append may grow the kept request

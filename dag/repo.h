@@ -3,9 +3,9 @@
 #ifndef CMV_DAG_INTERNAL_H
 #define CMV_DAG_INTERNAL_H
 
-#include "../cmv/common.h"
-#include "cmv/dag.h"
-#include "cmv/sys/store_backend.h"
+#include "base/base.h"
+#include <cmv/dag.h>
+#include <cmv/sys/store_backend.h>
 
 struct cmv_repo {
 	cmv_store_backend *backend;

@@ -23,8 +23,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <string.h>
-#include "formats.h"
-#include "session.h"
+#include "base/base.h"
+#include <cmv/dag.h>
 
 #define TAR_BLOCK 512
 #define BUNDLE_MANIFEST "cmv-bundle.json"
@@ -89,7 +89,7 @@ typedef struct {
 
 static int push_id(cmv_id **arr, size_t *n, size_t *cap, const cmv_id *id)
 {
-	int error = session_grow((void **)arr, cap, *n, sizeof(**arr));
+	int error = cmv__array_grow((void **)arr, cap, *n, sizeof(**arr));
 	if (error < 0)
 		return error;
 	(*arr)[(*n)++] = *id;

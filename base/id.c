@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* xxh3-128 ids: hashing, hex formatting and parsing. */
 #include <xxhash.h>
-#include "common.h"
+#include "base.h"
 
 void cmv_id_hash(cmv_id *out, const void *data, size_t len)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The bounded growable buffer; invariants in include/cmv/buf.h. */
 #include <stdio.h>
-#include "common.h"
+#include "base.h"
 
 char cmv_buf__empty[1];
 

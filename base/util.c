@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Small shared helpers: UTF-8 validation and the clock. */
+/* Small shared helpers: UTF-8, varints, the clock, a string map and a growing array. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include "common.h"
+#include "base.h"
 
 bool cmv__utf8_valid(const void *s, size_t len, size_t *bad_offset)
 {
@@ -107,27 +107,6 @@ bool cmv__varint_get(const unsigned char **p, const unsigned char *end, uint64_t
 	return false;
 }
 
-int cmv__read_file(cmv_buf *out, const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	char chunk[1 << 16];
-	size_t n;
-	int error = 0;
-
-	if (!fp)
-		return cmv_error__set(errno == ENOENT ? CMV_ENOTFOUND : CMV_EIO, "cannot open '%s': %s", path,
-				      strerror(errno));
-	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
-		if ((error = cmv_buf_put(out, chunk, n)) < 0) {
-			cmv_error__prefix("%s: ", path);
-			break;
-		}
-	if (!error && ferror(fp))
-		error = cmv_error__set(CMV_EIO, "cannot read '%s'", path);
-	fclose(fp);
-	return error;
-}
-
 /* ---- string map ------------------------------------------------------------ */
 
 static size_t strmap_slot(const cmv__strmap *m, const char *k)
@@ -223,4 +202,21 @@ size_t cmv__count_lines(const char *s, size_t len)
 	for (size_t i = 0; i + 1 < len; i++)
 		n += s[i] == '\n';
 	return n;
+}
+
+int cmv__array_grow(void **p, size_t *cap, size_t n, size_t size)
+{
+	if (n < *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 8;
+	while (ncap <= n)
+		ncap *= 2;
+	if (ncap > SIZE_MAX / size)
+		return cmv_error__oom();
+	void *q = cmv__realloc(*p, ncap * size);
+	if (!q)
+		return CMV_ENOMEM;
+	*p = q;
+	*cap = ncap;
+	return 0;
 }

@@ -42,9 +42,9 @@
 /* Inlined: most keys are a few bytes long, where the call costs more than the hash. */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
-#include "../cmv/common.h"
-#include "cmv/tok.h"
-#include "tok_memo.h"
+#include "base/base.h"
+#include <cmv/tok.h>
+#include "tok_int.h"
 #ifdef CMV_WITH_SENTENCEPIECE
 #include "spm_shim.h"
 #endif
@@ -208,43 +208,6 @@ static int table_insert(cmv_tok *t, uint32_t rank)
 	return 0;
 }
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decode one base64 token; returns its length or -1. */
-static long b64_decode(unsigned char *out, const char *in, size_t len)
-{
-	size_t o = 0;
-
-	if (len == 0 || len % 4)
-		return -1;
-	for (size_t i = 0; i < len; i += 4) {
-		int v[4];
-		for (int k = 0; k < 4; k++)
-			v[k] = in[i + k] == '=' && i + 4 == len && k >= 2 ? -2 : b64val(in[i + k]);
-		if (v[0] < 0 || v[1] < 0 || v[2] == -1 || v[3] == -1 || (v[2] == -2 && v[3] != -2))
-			return -1;
-		out[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);
-		if (v[2] >= 0)
-			out[o++] = (unsigned char)((v[1] & 15) << 4 | v[2] >> 2);
-		if (v[3] >= 0)
-			out[o++] = (unsigned char)((v[2] & 3) << 6 | v[3]);
-	}
-	return (long)o;
-}
-
 /*
  * Parse a .tiktoken file: one "base64 rank" per line, ranks 0..n-1 each
  * exactly once. Anything else is refused with the file and line.
@@ -321,7 +284,7 @@ static int load_ranks(cmv_tok *t, const char *path)
 			t->bytes = nb;
 			cap_bytes *= 2;
 		}
-		if ((n = b64_decode(t->bytes + n_bytes, line, (size_t)(sp - line))) <= 0) {
+		if ((n = cmv__base64_decode_into(t->bytes + n_bytes, line, (size_t)(sp - line))) <= 0) {
 			error = cmv_error__set(CMV_EINVALID, "%s:%zu: bad base64 token", path, lineno);
 			goto done;
 		}

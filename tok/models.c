@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
-#include "../cmv/common.h"
-#include "cmv/model.h"
+#include "base/base.h"
+#include <cmv/model.h>
 
 #define OAI_CHAT CMV_API_OPENAI_CHAT
 #define ANTH CMV_API_ANTHROPIC

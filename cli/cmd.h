@@ -19,7 +19,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <cjson/cJSON.h>
-#include "cmv/cmv.h"
+#include <cmv/cmv.h>
 
 #define EXIT_OK 0
 #define EXIT_ERROR 1

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The thread-local last error and the code-to-text table. */
 #include <stdio.h>
-#include "common.h"
+#include "base.h"
 
 #define CMV_ERROR_MSG_MAX 4096
 

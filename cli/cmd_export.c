@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <string.h>
 #include "cmd.h"
+#include "base/base.h"
 
 static const char *e_ref, *e_format, *e_out, *e_session, *e_model, *e_bundle;
 static bool e_check, e_pretty, e_full, e_plain, e_branches;
@@ -70,23 +71,21 @@ CMD(export)
 		return cli_usage_error(cli_find("export"), "--with-branches goes with --bundle");
 	if (e_bundle) {
 		cmv_bundle_stats bs;
-		char tmp[4096];
+		cmv__atomic_file af;
 		if (!e_ref || e_session || e_format || e_out)
 			return cli_usage_error(cli_find("export"), "--bundle FILE takes a SNAPSHOT, and no --session, --format or --output");
 		/* through a temporary file: a failed export leaves no half bundle behind */
-		if (snprintf(tmp, sizeof(tmp), "%s.cmv-tmp", e_bundle) >= (int)sizeof(tmp) || !(fp = fopen(tmp, "wb")))
-			return cli_failf("cannot write '%s': %s", e_bundle, strerror(errno));
+		if (cmv__atomic_open(&af, e_bundle, 0644) < 0)
+			return cli_fail("cannot write the bundle");
 		const char *snaps[1] = { e_ref };
-		rc = cmv_bundle_export(&bs, ctx->repo, snaps, 1, e_branches ? CMV_BUNDLE_WITH_BRANCHES : 0, write_file, fp) < 0
-			     ? cli_fail("export failed")
-			     : EXIT_OK;
-		if (fclose(fp) != 0 && rc == EXIT_OK)
-			rc = cli_failf("cannot write '%s': %s", e_bundle, strerror(errno));
-		if (rc == EXIT_OK && rename(tmp, e_bundle) != 0)
-			rc = cli_failf("cannot write '%s': %s", e_bundle, strerror(errno));
-		if (rc != EXIT_OK)
-			remove(tmp);
-		else
+		if (cmv_bundle_export(&bs, ctx->repo, snaps, 1, e_branches ? CMV_BUNDLE_WITH_BRANCHES : 0, write_file,
+				      af.fp) < 0) {
+			rc = cli_fail("export failed");
+			cmv__atomic_abort(&af);
+		} else {
+			rc = cmv__atomic_commit(&af) < 0 ? cli_fail("cannot write the bundle") : EXIT_OK;
+		}
+		if (rc == EXIT_OK)
 			fprintf(stderr, "cmv: bundle %s: %zu ref%s, %zu nodes, %zu blobs, %llu bytes\n", e_bundle, bs.refs,
 				bs.refs == 1 ? "" : "s", bs.nodes, bs.blobs, (unsigned long long)bs.bytes);
 		return rc;

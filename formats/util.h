@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Internal helpers shared by the importers and exporters of formats/. */
-#ifndef CMV_FORMATS_INTERNAL_H
-#define CMV_FORMATS_INTERNAL_H
+#ifndef CMV_FORMATS_UTIL_H
+#define CMV_FORMATS_UTIL_H
 
 #include <stdio.h>
-#include "../cmv/common.h"
-#include "cmv/formats.h"
+#include "base/base.h"
+#include <cmv/formats.h>
 
 /*
  * A line reader with a hard cap on line length: a 100 MB line fails with
@@ -27,10 +27,6 @@ int cmv_linereader_open(cmv_linereader *r, const char *path, size_t max_line_byt
 /* @return 0 with r->line set, CMV_ITEROVER at the end, CMV_ETOOBIG, CMV_EIO */
 int cmv_linereader_next(cmv_linereader *r);
 void cmv_linereader_close(cmv_linereader *r);
-
-/* Standard base64 (RFC 4648, with padding). Decoding refuses anything non-canonical. */
-int cmv_base64_decode(cmv_buf *out, const char *in, size_t len);
-int cmv_base64_encode(cmv_buf *out, const void *in, size_t len);
 
 /* The base name of a path without its extension, made into a valid ref name. */
 int cmv_formats__branch_name_from_path(cmv_buf *out, const char *path);

@@ -1,20 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal header shared by every library source: error setting, asserts, small helpers. */
-#ifndef CMV_INTERNAL_COMMON_H
-#define CMV_INTERNAL_COMMON_H
+/*
+ * The base layer (base/): what every other layer of the library, and the
+ * CLI, builds on: errors, allocation, bounded buffers, ids, UTF-8, base64,
+ * whole files and the clock. It knows nothing of the DAG or of formats.
+ */
+#ifndef CMV_BASE_H
+#define CMV_BASE_H
 
 #include <assert.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmv/common.h"
-#include "cmv/errors.h"
-#include "cmv/buf.h"
-#include "cmv/id.h"
+#include <cmv/common.h>
+#include <cmv/errors.h>
+#include <cmv/buf.h>
+#include <cmv/id.h>
 #include "banned.h"
 
 /*
@@ -77,11 +82,42 @@ int cmv__varint_put(cmv_buf *out, uint64_t v);
 bool cmv__varint_get(const unsigned char **p, const unsigned char *end, uint64_t *out);
 
 /*
+ * Make room for element n of a growing array of `size`-byte elements at *p,
+ * doubling *cap: the one array grower. @return 0, CMV_ENOMEM
+ */
+int cmv__array_grow(void **p, size_t *cap, size_t n, size_t size);
+
+/*
+ * Standard base64 (RFC 4648, padded). decode_into writes the bytes of one
+ * strictly padded text to out (room for len / 4 * 3) and returns their
+ * number, or -1; the cmv_buf forms set the error and refuse non-canonical
+ * text (base/base64.c).
+ */
+long cmv__base64_decode_into(unsigned char *out, const char *in, size_t len);
+int cmv_base64_decode(cmv_buf *out, const char *in, size_t len);
+int cmv_base64_encode(cmv_buf *out, const void *in, size_t len);
+
+/*
  * Append a whole file to out (whose max bounds it: CMV_ETOOBIG, with the
  * path in the message). CMV_ENOTFOUND when it does not exist, CMV_EIO when
  * it cannot be opened or read.
  */
 int cmv__read_file(cmv_buf *out, const char *path);
+
+/*
+ * Replacing a file atomically (base/file.c): open writes PATH.cmv-tmp (never
+ * through a link) with `mode`; commit flushes, fsyncs and renames it over
+ * PATH; abort removes it. Either leaves *f empty. @return 0, CMV_EIO, CMV_ENOMEM
+ */
+typedef struct {
+	FILE *fp; /* write here between open and commit */
+	char *tmp, *path;
+} cmv__atomic_file;
+int cmv__atomic_open(cmv__atomic_file *f, const char *path, unsigned int mode);
+int cmv__atomic_commit(cmv__atomic_file *f);
+void cmv__atomic_abort(cmv__atomic_file *f);
+/* All of `data` as the new content of path, through the three calls above. */
+int cmv__file_write_atomic(const char *path, const void *data, size_t len, unsigned int mode);
 
 /*
  * A map from strings (uuids, tool call ids) to a number and an optional

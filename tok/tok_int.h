@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal: the count memo of a cmv_tok. Once on, cmv_tok_count remembers the
- * count of each text of 64 bytes or more (by xxh3-64 and length, up to about a
- * hundred thousand texts, then it starts over): the pager and compaction count the same
+ * The tokenizer layer's header for the layers above it (the pager and
+ * compaction), besides <cmv/tok.h> and <cmv/model.h>: the count memo of a
+ * cmv_tok. Once on, cmv_tok_count remembers the count of each text of 64
+ * bytes or more (by xxh3-64 and length, up to about a hundred thousand
+ * texts, then it starts over): the pager and compaction count the same
  * messages once per candidate and again after each append. Counts are the
  * same with it or without it; only the time differs. The tokenizer benchmark
  * leaves it off.
  */
-#ifndef CMV_PAGER_TOK_MEMO_H
-#define CMV_PAGER_TOK_MEMO_H
+#ifndef CMV_TOK_INT_H
+#define CMV_TOK_INT_H
 
 #include <stdbool.h>
-#include "cmv/tok.h"
+#include <cmv/tok.h>
 
 void cmv__tok_memo(cmv_tok *tok, bool on);
 /* A count the memo holds for text (raw, before a model's factor): 1 found, 0 not. */

@@ -29,10 +29,10 @@
 #include <unistd.h>
 #include <dirent.h>
 #include "cmd.h"
-#include "cmv/compaction.h"
-#include "cmv/formats.h"
-#include "cmv/model.h"
-#include "common.h"
+#include <cmv/compaction.h>
+#include <cmv/formats.h>
+#include <cmv/model.h>
+#include "base/base.h"
 #include "sessions.h"
 
 #define HOOK_MARK "auto-trim"            /* how our entries are told from others' */
@@ -66,29 +66,6 @@ const cli_opt opts_auto_trim[] = {
 };
 
 /* ---- small file helpers ------------------------------------------------------ */
-
-/* Write `data` to `path` through a temporary file and a rename: readers see the old file or the new one. */
-static int write_atomic(const char *path, const void *data, size_t len, mode_t mode)
-{
-	char tmp[PATH_MAX];
-	int fd, saved;
-	if (snprintf(tmp, sizeof(tmp), "%s.cmv-tmp", path) >= (int)sizeof(tmp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode)) < 0)
-		return -1;
-	bool ok = write(fd, data, len) == (ssize_t)len && fchmod(fd, mode) == 0 && fsync(fd) == 0;
-	saved = errno;
-	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		saved = ok ? errno : saved;
-		unlink(tmp);
-		errno = saved;
-		return -1;
-	}
-	return 0;
-}
 
 /* A session id as it may go into a file name: what Claude Code's ids are made of. */
 static bool session_id_ok(const char *s)
@@ -140,7 +117,7 @@ static void log_entry(const char *store, cJSON *e)
 			cmv_buf keep = CMV_BUF_INIT((size_t)64 << 20);
 			cmv_buf_put(&keep, old.ptr + i, old.size - i);
 			cmv_buf_printf(&keep, "%s\n", line);
-			write_atomic(path, keep.ptr, keep.size, 0600);
+			cmv__file_write_atomic(path, keep.ptr, keep.size, 0600);
 			cmv_buf_dispose(&keep);
 		} else {
 			FILE *fp = fopen(path, "ab");
@@ -349,8 +326,8 @@ static const char *auto_trim(auto_trim_job *job)
 		break;
 	}
 	snprintf(tmp, sizeof(tmp), "%s/path", backup_dir);
-	if (write_atomic(tmp, path, strlen(path), 0600) != 0) {
-		snprintf(why, sizeof(why), "cannot write %s: %s", tmp, strerror(errno));
+	if (cmv__file_write_atomic(tmp, path, strlen(path), 0600) < 0) {
+		snprintf(why, sizeof(why), "%s", cmv_error_last()->message);
 		err = why;
 		goto done;
 	}
@@ -418,27 +395,22 @@ static const char *auto_trim(auto_trim_job *job)
 	cJSON_AddNumberToObject(job->log, "tokens_after", (double)rep.tokens_after);
 
 	/* the trimmed file replaces the session only if nothing was appended meanwhile */
-	snprintf(tmp, sizeof(tmp), "%s.cmv-trim-tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, st.st_mode & 07777);
-	if (fd < 0 || fchmod(fd, st.st_mode & 07777) != 0 || write(fd, trimmed.ptr, trimmed.size) != (ssize_t)trimmed.size ||
-	    fsync(fd) != 0) {
-		snprintf(why, sizeof(why), "cannot write %s: %s", tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
+	cmv__atomic_file af;
+	if (cmv__atomic_open(&af, path, st.st_mode & 07777) < 0 ||
+	    fwrite(trimmed.ptr, 1, trimmed.size, af.fp) != trimmed.size || fflush(af.fp) != 0) {
+		snprintf(why, sizeof(why), "%s", af.fp ? strerror(errno) : cmv_error_last()->message);
+		cmv__atomic_abort(&af);
 		err = why;
 		goto done;
 	}
-	close(fd);
 	if (stat(path, &st2) != 0 || st2.st_size != st.st_size || st2.st_mtim.tv_sec != st.st_mtim.tv_sec ||
 	    st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec || st2.st_ino != st.st_ino) {
-		unlink(tmp);
+		cmv__atomic_abort(&af);
 		err = "the session changed while it was trimmed; left as it was (the next hook tries again)";
 		goto done;
 	}
-	if (rename(tmp, path) != 0) {
-		snprintf(why, sizeof(why), "cannot replace %s: %s", path, strerror(errno));
-		unlink(tmp);
+	if (cmv__atomic_commit(&af) < 0) {
+		snprintf(why, sizeof(why), "%s", cmv_error_last()->message);
 		err = why;
 		goto done;
 	}
@@ -555,8 +527,8 @@ static int settings_save(const char *path, cJSON *j)
 		*strrchr(dir, '/') = '\0';
 	if (!text || (strchr(path, '/') && cli_mkdirs(dir) != 0))
 		rc = cli_failf("cannot write %s: %s", path, text ? strerror(errno) : "out of memory");
-	else if (write_atomic(path, text, strlen(text), 0600) != 0)
-		rc = cli_failf("cannot write %s: %s", path, strerror(errno));
+	else if (cmv__file_write_atomic(path, text, strlen(text), 0600) < 0)
+		rc = cli_fail("cannot write the settings");
 	cJSON_free(text);
 	return rc;
 }
@@ -810,8 +782,8 @@ static int hook_restore(cli_ctx *ctx)
 		close(fd);
 	}
 	cmv_error_clear();
-	if (write_atomic(b->transcript, body.ptr, body.size, 0600) != 0) {
-		rc = cli_failf("cannot write %s: %s", b->transcript, strerror(errno));
+	if (cmv__file_write_atomic(b->transcript, body.ptr, body.size, 0600) < 0) {
+		rc = cli_fail("cannot restore the transcript");
 		goto done;
 	}
 	if (o) {

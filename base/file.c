@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Whole files: read one into a buffer, and replace one atomically (a
+ * temporary file beside it, fsync, rename), so that a reader sees the old
+ * bytes or the new ones, never half of them. The one way this project
+ * replaces a file: the CLI's session index, backups and bundles, and the
+ * hook's in-place trim (which checks the live file between write and commit).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "base.h"
+
+int cmv__read_file(cmv_buf *out, const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	char chunk[1 << 16];
+	size_t n;
+	int error = 0;
+
+	if (!fp)
+		return cmv_error__set(errno == ENOENT ? CMV_ENOTFOUND : CMV_EIO, "cannot open '%s': %s", path,
+				      strerror(errno));
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		if ((error = cmv_buf_put(out, chunk, n)) < 0) {
+			cmv_error__prefix("%s: ", path);
+			break;
+		}
+	if (!error && ferror(fp))
+		error = cmv_error__set(CMV_EIO, "cannot read '%s'", path);
+	fclose(fp);
+	return error;
+}
+
+int cmv__atomic_open(cmv__atomic_file *f, const char *path, unsigned int mode)
+{
+	int fd;
+	size_t len = strlen(path);
+
+	memset(f, 0, sizeof(*f));
+	if (!(f->path = cmv__strdup(path)) || !(f->tmp = cmv__malloc(len + sizeof(".cmv-tmp"))))
+		goto oom;
+	memcpy(f->tmp, path, len);
+	memcpy(f->tmp + len, ".cmv-tmp", sizeof(".cmv-tmp"));
+	/* O_NOFOLLOW: a link planted at the temporary name is not written through */
+	if ((fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, (mode_t)mode)) < 0 ||
+	    fchmod(fd, (mode_t)mode) != 0 || !(f->fp = fdopen(fd, "wb"))) {
+		int saved = errno;
+		if (fd >= 0) {
+			close(fd);
+			unlink(f->tmp);
+		}
+		cmv_error__set(CMV_EIO, "cannot write '%s': %s", f->tmp, strerror(saved));
+		free(f->path);
+		free(f->tmp);
+		memset(f, 0, sizeof(*f));
+		return CMV_EIO;
+	}
+	return 0;
+oom:
+	free(f->path);
+	free(f->tmp);
+	memset(f, 0, sizeof(*f));
+	return CMV_ENOMEM;
+}
+
+int cmv__atomic_commit(cmv__atomic_file *f)
+{
+	int error = 0;
+	bool ok = fflush(f->fp) == 0 && fsync(fileno(f->fp)) == 0;
+	int saved = errno;
+
+	ok = fclose(f->fp) == 0 && ok;
+	f->fp = NULL;
+	if (!ok)
+		error = cmv_error__set(CMV_EIO, "cannot write '%s': %s", f->tmp, strerror(saved ? saved : errno));
+	else if (rename(f->tmp, f->path) != 0)
+		error = cmv_error__set(CMV_EIO, "cannot replace '%s': %s", f->path, strerror(errno));
+	if (error)
+		unlink(f->tmp);
+	free(f->tmp);
+	free(f->path);
+	f->tmp = f->path = NULL;
+	return error;
+}
+
+void cmv__atomic_abort(cmv__atomic_file *f)
+{
+	if (f->fp)
+		fclose(f->fp);
+	if (f->tmp)
+		unlink(f->tmp);
+	free(f->tmp);
+	free(f->path);
+	memset(f, 0, sizeof(*f));
+}
+
+int cmv__file_write_atomic(const char *path, const void *data, size_t len, unsigned int mode)
+{
+	cmv__atomic_file f;
+	int error = cmv__atomic_open(&f, path, mode);
+
+	if (error < 0)
+		return error;
+	if (len && fwrite(data, 1, len, f.fp) != len) {
+		error = cmv_error__set(CMV_EIO, "cannot write '%s': %s", f.tmp, strerror(errno));
+		cmv__atomic_abort(&f);
+		return error;
+	}
+	return cmv__atomic_commit(&f);
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmv branch NAME [--from REF | --at NODE]: a new branch; one row, whatever
+ * the history size. From a snapshot it is a trimmed branch unless
+ * --no-trim (claude-code-cmv's `branch <snapshot>` since its 2.0; so is
+ * `cmv branch SNAPSHOT`, which names the branch after it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "cmd.h"
+#include "sessions.h"
+
+static const char *b_name, *b_from, *b_at, *b_threshold;
+static bool b_checkout, b_json, b_claude, b_codex, b_launch, b_trim, b_no_trim;
+const cli_opt opts_branch[] = {
+	{ OPT_ARG, "NAME", 0, NULL, "the new branch's name", &b_name, NULL },
+	{ OPT_VALUE, "from", 0, "REF", "start from a branch or snapshot (default: the current branch)", &b_from, NULL },
+	{ OPT_VALUE, "at", 0, "NODE", "start at a node (an id prefix, or REF~N)", &b_at, NULL },
+	{ OPT_FLAG, "trim", 0, NULL, "trim it (the default from a snapshot)", NULL, &b_trim },
+	{ OPT_FLAG, "no-trim", 0, NULL, "a raw copy, even from a snapshot", NULL, &b_no_trim },
+	{ OPT_VALUE, "threshold", 't', "CHARS", "with trimming: stub content over this many characters (default 500)", &b_threshold, NULL },
+	{ OPT_FLAG, "checkout", 'c', NULL, "make the new branch the current one", NULL, &b_checkout },
+	{ OPT_FLAG, "claude", 0, NULL, "also write it as a new Claude Code session, resumable with claude --resume", NULL, &b_claude },
+	{ OPT_FLAG, "codex", 0, NULL, "also write it as a new Codex rollout, resumable with codex resume", NULL, &b_codex },
+	{ OPT_FLAG, "launch", 0, NULL, "with --claude or --codex: resume it now", NULL, &b_launch },
+	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &b_json },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
+CMD(branch)
+{
+	cmv_buf from = CMV_BUF_INIT(4096);
+	cmv_ref *src = NULL;
+	cmv_id at;
+	char hex[CMV_ID_HEXSZ + 1];
+	const char *from_ref = NULL;
+	int rc = EXIT_OK;
+
+	CLI_PARSE("branch");
+	size_t threshold;
+	char auto_name[CMV_REF_NAME_MAX + 1];
+	if (b_trim && b_no_trim)
+		return cli_usage_error(cli_find("branch"), "--trim or --no-trim, not both");
+	if (cli_parse_threshold(&threshold, b_threshold) < 0)
+		return cli_usage_error(cli_find("branch"), "--threshold needs a whole number of characters, at least %d, not '%s'",
+				       CMV_TRIM_THRESHOLD_MIN, b_threshold);
+	if (!b_from && !b_at && cmv_ref_lookup(&src, ctx->repo, b_name) == 0 && src->type == CMV_REF_SNAPSHOT) {
+		/* `cmv branch SNAPSHOT`: a branch of it named SNAPSHOT-<date> */
+		char stamp[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+		snprintf(auto_name, sizeof(auto_name), "%.200s-%s", b_name, stamp);
+		b_from = b_name;
+		b_name = auto_name;
+	}
+	cmv_ref_free(src);
+	src = NULL;
+	cmv_error_clear();
+	if (b_launch && !b_claude && !b_codex)
+		return cli_usage_error(cli_find("branch"), "--launch goes with --claude or --codex");
+	if (b_claude && b_codex)
+		return cli_usage_error(cli_find("branch"), "--claude or --codex, not both");
+	if (b_from && b_at)
+		return cli_usage_error(cli_find("branch"), "--from and --at cannot be used together");
+	if (b_at) {
+		cmv_buf_puts(&from, b_at);
+	} else if (b_from) {
+		cmv_buf_puts(&from, b_from);
+	} else if ((rc = cli_current_branch(&from, ctx)) != 0) {
+		goto done;
+	}
+	if ((rc = cli_resolve(&at, ctx, from.ptr)) != 0)
+		goto done;
+	/* Lineage: the ref named, also when it is given as REF~N with --at. */
+	if (b_at) {
+		char *tilde = strrchr(from.ptr, '~');
+		if (tilde)
+			*tilde = '\0';
+	}
+	if (cmv_ref_lookup(&src, ctx->repo, from.ptr) == 0)
+		from_ref = src->name;
+	cmv_error_clear();
+	bool trim = b_trim || (src && src->type == CMV_REF_SNAPSHOT && !b_at && !b_no_trim);
+	cJSON *o = b_json ? cJSON_CreateObject() : NULL;
+	if (trim) {
+		cJSON *report = o ? cJSON_AddObjectToObject(o, "trim") : NULL;
+		if ((rc = cli_trim(&at, ctx, &at, from_ref, b_name, NULL, threshold, NULL, false, report)) != EXIT_OK) {
+			cJSON_Delete(o);
+			goto done;
+		}
+	} else if (cmv_branch_create(ctx->repo, b_name, &at, from_ref) < 0) {
+		cJSON_Delete(o);
+		rc = cli_fail("cannot create the branch");
+		goto done;
+	}
+	if (b_checkout && cmv_head_set(ctx->repo, b_name) < 0) {
+		cJSON_Delete(o);
+		rc = cli_fail("cannot check out the branch");
+		goto done;
+	}
+	if (b_json) {
+		cJSON_AddStringToObject(o, "branch", b_name);
+		cJSON_AddStringToObject(o, "node", cli_id(&at, hex));
+		if (from_ref)
+			cJSON_AddStringToObject(o, "from", from_ref);
+		else
+			cJSON_AddNullToObject(o, "from");
+	} else {
+		printf("%sbranch '%s' at %s%s%s\n", trim ? "trimmed " : "", b_name, cli_short(&at, hex),
+		       from_ref ? " from " : "", from_ref ? from_ref : "");
+	}
+	if ((b_claude || b_codex) && (rc = cli_write_agent_session(ctx, &at, o, b_claude ? "claude" : "codex", b_name, b_launch)) != EXIT_OK) {
+		cJSON_Delete(o);
+		goto done;
+	}
+	if (o)
+		rc = cli_print_json(o);
+done:
+	cmv_ref_free(src);
+	cmv_buf_dispose(&from);
+	return rc;
+}

@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Finding the agent sessions on this machine: Claude Code's under
+ * $CLAUDE_CONFIG_DIR (default ~/.claude) /projects/<project>/<id>.jsonl,
+ * and Codex rollouts under $CODEX_HOME (default ~/.codex)
+ * /sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "cmd.h"
+#include "sessions.h"
+#include "base/base.h"
+
+static int push(cli_session_list *l, const char *agent, const char *path, const char *id, const char *project,
+		const struct stat *st)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		cli_session *a = realloc(l->items, ncap * sizeof(*a));
+		if (!a)
+			return -1;
+		l->items = a;
+		l->cap = ncap;
+	}
+	cli_session *s = &l->items[l->n];
+	memset(s, 0, sizeof(*s));
+	s->agent = agent;
+	if (!(s->path = strdup(path)) || !(s->id = strdup(id)) || !(s->project = strdup(project ? project : ""))) {
+		free(s->path);
+		free(s->id);
+		return -1;
+	}
+	s->mtime = (int64_t)st->st_mtime;
+	s->size = (uint64_t)st->st_size;
+	l->n++;
+	return 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+char *cli_agent_home(const char *env, const char *dflt)
+{
+	const char *v = getenv(env), *home = getenv("HOME");
+	cmv_buf b = CMV_BUF_INIT(4096);
+	if (v && *v)
+		cmv_buf_puts(&b, v);
+	else if (home && *home)
+		cmv_buf_printf(&b, "%s/%s", home, dflt);
+	else
+		return NULL;
+	return cmv_buf_detach(&b);
+}
+
+static void list_claude(cli_session_list *l)
+{
+	char *root = cli_agent_home("CLAUDE_CONFIG_DIR", ".claude");
+	cmv_buf dir = CMV_BUF_INIT(4096), file = CMV_BUF_INIT(4096);
+	DIR *d, *pd;
+	struct dirent *e, *f;
+	struct stat st;
+
+	if (!root)
+		return;
+	cmv_buf_printf(&dir, "%s/projects", root);
+	if ((d = opendir(dir.ptr))) {
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			cmv_buf_clear(&file);
+			cmv_buf_printf(&file, "%s/%s", dir.ptr, e->d_name);
+			if (!(pd = opendir(file.ptr)))
+				continue;
+			while ((f = readdir(pd))) {
+				if (f->d_name[0] == '.' || !ends_with(f->d_name, ".jsonl"))
+					continue;
+				cmv_buf path = CMV_BUF_INIT(4096);
+				cmv_buf_printf(&path, "%s/%s", file.ptr, f->d_name);
+				if (stat(path.ptr, &st) == 0 && S_ISREG(st.st_mode)) {
+					char id[256];
+					snprintf(id, sizeof(id), "%.*s", (int)(strlen(f->d_name) - 6), f->d_name);
+					push(l, "claude-code", path.ptr, id, e->d_name, &st);
+				}
+				cmv_buf_dispose(&path);
+			}
+			closedir(pd);
+		}
+		closedir(d);
+	}
+	cmv_buf_dispose(&dir);
+	cmv_buf_dispose(&file);
+	free(root);
+}
+
+/* The cwd a rollout's first line (session_meta) names, as its project. */
+static void codex_project(char *out, size_t n, const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	cmv_buf line = CMV_BUF_INIT(1 << 20);
+	int c;
+	out[0] = '\0';
+	if (!fp)
+		return;
+	while ((c = fgetc(fp)) != EOF && c != '\n' && line.size < (1 << 20))
+		cmv_buf_putc(&line, (char)c);
+	fclose(fp);
+	cJSON *j = line.size ? cJSON_ParseWithLength(line.ptr, line.size) : NULL;
+	cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+	cJSON *cwd = cJSON_GetObjectItemCaseSensitive(p, "cwd");
+	if (cJSON_IsString(cwd))
+		snprintf(out, n, "%s", cwd->valuestring);
+	cJSON_Delete(j);
+	cmv_buf_dispose(&line);
+}
+
+static void walk_codex(cli_session_list *l, const char *dir, int depth)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	struct stat st;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		cmv_buf path = CMV_BUF_INIT(4096);
+		cmv_buf_printf(&path, "%s/%s", dir, e->d_name);
+		if (stat(path.ptr, &st) == 0) {
+			if (S_ISDIR(st.st_mode) && depth < 4) {
+				walk_codex(l, path.ptr, depth + 1);
+			} else if (S_ISREG(st.st_mode) && !strncmp(e->d_name, "rollout-", 8) && ends_with(e->d_name, ".jsonl") &&
+				   strlen(e->d_name) >= 8 + 36 + 6) {
+				/* rollout-<time>-<uuid>.jsonl: the id is the last 36 characters */
+				char id[64], project[1024];
+				snprintf(id, sizeof(id), "%.36s", e->d_name + strlen(e->d_name) - 6 - 36);
+				codex_project(project, sizeof(project), path.ptr);
+				push(l, "codex", path.ptr, id, project, &st);
+			}
+		}
+		cmv_buf_dispose(&path);
+	}
+	closedir(d);
+}
+
+static void list_codex(cli_session_list *l)
+{
+	char *root = cli_agent_home("CODEX_HOME", ".codex");
+	cmv_buf dir = CMV_BUF_INIT(4096);
+	if (!root)
+		return;
+	cmv_buf_printf(&dir, "%s/sessions", root);
+	walk_codex(l, dir.ptr, 0);
+	cmv_buf_dispose(&dir);
+	free(root);
+}
+
+static int by_date(const void *a, const void *b)
+{
+	const cli_session *x = a, *y = b;
+	if (x->mtime != y->mtime)
+		return x->mtime > y->mtime ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+static int by_size(const void *a, const void *b)
+{
+	const cli_session *x = a, *y = b;
+	if (x->size != y->size)
+		return x->size > y->size ? -1 : 1;
+	return strcmp(x->path, y->path);
+}
+
+int cli_sessions_list(cli_session_list *out, const char *project, bool sort_by_size)
+{
+	cli_session_list all = { 0 };
+	memset(out, 0, sizeof(*out));
+	list_claude(&all);
+	list_codex(&all);
+	for (size_t i = 0; i < all.n; i++) {
+		if (project && !strstr(all.items[i].project, project)) {
+			free(all.items[i].path);
+			free(all.items[i].id);
+			free(all.items[i].project);
+			continue;
+		}
+		all.items[out->n++] = all.items[i];
+	}
+	out->items = all.items;
+	out->cap = all.cap;
+	if (out->n > 1)
+		qsort(out->items, out->n, sizeof(*out->items), sort_by_size ? by_size : by_date);
+	return 0;
+}
+
+void cli_sessions_free(cli_session_list *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->items[i].path);
+		free(l->items[i].id);
+		free(l->items[i].project);
+	}
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+int cli_session_path(cmv_buf *out, const char *id)
+{
+	cli_session_list l;
+	const cli_session *hit = NULL;
+	size_t matches = 0;
+
+	cli_sessions_list(&l, NULL, false);
+	if (!l.n) {
+		cli_sessions_free(&l);
+		return cli_failf("no Claude Code or Codex sessions found (looked in $CLAUDE_CONFIG_DIR or ~/.claude, "
+				 "and $CODEX_HOME or ~/.codex)");
+	}
+	if (!id) {
+		hit = &l.items[0]; /* newest first */
+		matches = 1;
+	} else {
+		for (size_t i = 0; i < l.n; i++)
+			if (!strcmp(l.items[i].id, id)) {
+				hit = &l.items[i];
+				matches = 1;
+				break;
+			} else if (!strncmp(l.items[i].id, id, strlen(id))) {
+				hit = matches ? hit : &l.items[i];
+				matches++;
+			}
+	}
+	int rc = EXIT_OK;
+	if (!matches)
+		rc = cli_failf("no session '%s' (see cmv sessions)", id);
+	else if (matches > 1)
+		rc = cli_failf("'%s' matches %zu sessions; give more of the id", id, matches);
+	else
+		cmv_buf_puts(out, hit->path);
+	cli_sessions_free(&l);
+	return rc;
+}
+
+/* ---- writing a branch as a new session of an agent -------------------------- */
+
+/* Claude Code's project folder name for a working directory: every non-alphanumeric byte is '-'. */
+static void encode_project(cmv_buf *out, const char *cwd)
+{
+	for (const char *p = cwd; *p; p++)
+		cmv_buf_putc(out, ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9')) ? *p : '-');
+}
+
+static void iso_now(char out[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+}
+
+/* Add the new session to the project's sessions-index.json, when the project has one. */
+static int update_index(const char *dir, const char *id, const char *path, const char *cwd, size_t lines,
+			const char *title)
+{
+	cmv_buf idx = CMV_BUF_INIT(4096), text = CMV_BUF_INIT(1 << 28);
+	char now[32];
+	FILE *fp;
+	int rc = EXIT_OK;
+
+	cmv_buf_printf(&idx, "%s/sessions-index.json", dir);
+	if (!(fp = fopen(idx.ptr, "rb"))) {
+		cmv_buf_dispose(&idx);
+		return EXIT_OK; /* none: Claude Code rescans the folder */
+	}
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		cmv_buf_put(&text, chunk, n);
+	fclose(fp);
+	cJSON *doc = cJSON_ParseWithLength(text.ptr ? text.ptr : "", text.size), *entries = cJSON_GetObjectItemCaseSensitive(doc, "entries");
+	if (!cJSON_IsArray(entries)) {
+		cJSON_Delete(doc);
+		cmv_buf_dispose(&idx);
+		cmv_buf_dispose(&text);
+		return cli_failf("%s: not a sessions index (no \"entries\" array); left as it was", idx.ptr);
+	}
+	cJSON *e = cJSON_CreateObject();
+	iso_now(now);
+	cJSON_AddStringToObject(e, "sessionId", id);
+	cJSON_AddStringToObject(e, "fullPath", path);
+	cJSON_AddNumberToObject(e, "fileMtime", (double)time(NULL) * 1000.0);
+	cJSON_AddStringToObject(e, "firstPrompt", title);
+	cJSON_AddStringToObject(e, "summary", "");
+	cJSON_AddNumberToObject(e, "messageCount", (double)lines);
+	cJSON_AddStringToObject(e, "created", now);
+	cJSON_AddStringToObject(e, "modified", now);
+	cJSON_AddStringToObject(e, "gitBranch", "");
+	cJSON_AddStringToObject(e, "projectPath", cwd);
+	cJSON_AddFalseToObject(e, "isSidechain");
+	cJSON_AddItemToArray(entries, e);
+	char *out = cJSON_Print(doc);
+	/* a reader (Claude Code) never sees half a file */
+	if (!out || cmv__file_write_atomic(idx.ptr, out, strlen(out), 0644) < 0)
+		rc = cli_fail(out ? "cannot update the sessions index" : "out of memory");
+	free(out);
+	cJSON_Delete(doc);
+	cmv_buf_dispose(&idx);
+	cmv_buf_dispose(&text);
+	return rc;
+}
+
+/* Where Claude Code keeps a project's sessions: projects/<cwd, encoded>/<id>.jsonl. */
+static void claude_place(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd)
+{
+	cmv_buf_printf(dir, "%s/projects/", root);
+	encode_project(dir, *cwd ? cwd : "unknown");
+	cmv_buf_printf(path, "%s/%s.jsonl", dir->ptr, id);
+}
+
+/* Where Codex keeps rollouts: sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl. */
+static void codex_place(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd)
+{
+	char day[32], stamp[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	(void)cwd;
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof(day), "%Y/%m/%d", &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H-%M-%S", &tm);
+	cmv_buf_printf(dir, "%s/sessions/%s", root, day);
+	cmv_buf_printf(path, "%s/rollout-%s-%s.jsonl", dir->ptr, stamp, id);
+}
+
+/* An agent a branch can be written back to, as a new session it resumes. */
+typedef struct {
+	const char *label;                 /* "Claude Code" */
+	const char *key;                   /* JSON: <key>_session, <key>_file */
+	const char *env, *home_dir;        /* its folder: $env, else ~/home_dir */
+	const char *program, *resume;      /* program resume <id> */
+	bool has_index;                    /* keeps a sessions-index.json beside the sessions */
+	int (*write)(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip);
+	void (*place)(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd);
+} agent;
+
+static const agent claude_agent = { "Claude Code", "claude", "CLAUDE_CONFIG_DIR", ".claude", "claude", "--resume",
+				    true, cmv_claude_session_write, claude_place };
+static const agent codex_agent = { "Codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
+				   false, cmv_codex_session_write, codex_place };
+
+static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a, const char *title, bool launch)
+{
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
+		path = CMV_BUF_INIT(4096);
+	char id[37], *root = cli_agent_home(a->env, a->home_dir);
+	int rc = EXIT_OK, fd = -1;
+
+	if (a->write(&body, id, &cwd, ctx->repo, at) < 0) {
+		rc = cli_failf("cannot write the branch as a %s session: %s", a->label,
+			       cmv_error_last() ? cmv_error_last()->message : "failed");
+		goto done;
+	}
+	if (!root) {
+		rc = cli_failf("no $%s or $HOME to find %s's sessions in", a->env, a->label);
+		goto done;
+	}
+	a->place(&dir, &path, root, id, cwd.size ? cwd.ptr : "");
+	if (cli_mkdirs(dir.ptr) != 0) {
+		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
+		goto done;
+	}
+	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+	    write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
+		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
+		goto done;
+	}
+	if (a->has_index) {
+		size_t lines = 0;
+		for (size_t i = 0; i < body.size; i++)
+			lines += body.ptr[i] == '\n';
+		if ((rc = update_index(dir.ptr, id, path.ptr, cwd.size ? cwd.ptr : "", lines, title)) != EXIT_OK)
+			goto done;
+	}
+	if (json) {
+		cmv_buf k = CMV_BUF_INIT(64);
+		cmv_buf_printf(&k, "%s_session", a->key);
+		cJSON_AddStringToObject(json, k.ptr, id);
+		cmv_buf_clear(&k);
+		cmv_buf_printf(&k, "%s_file", a->key);
+		cJSON_AddStringToObject(json, k.ptr, path.ptr);
+		cJSON_AddStringToObject(json, "cwd", cwd.size ? cwd.ptr : "");
+		cmv_buf_dispose(&k);
+	} else {
+		printf("%s session %s written to %s\nresume it with: cd %s && %s %s %s\n", a->label, id, path.ptr,
+		       cwd.size ? cwd.ptr : ".", a->program, a->resume, id);
+	}
+	if (launch) {
+		fflush(stdout);
+		if (cwd.size && chdir(cwd.ptr) != 0) {
+			rc = cli_failf("cannot enter %s: %s", cwd.ptr, strerror(errno));
+			goto done;
+		}
+		execlp(a->program, a->program, a->resume, id, (char *)NULL);
+		rc = cli_failf("cannot run %s: %s (is %s installed?)", a->program, strerror(errno), a->label);
+	}
+done:
+	if (fd >= 0)
+		close(fd);
+	free(root);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&cwd);
+	cmv_buf_dispose(&dir);
+	cmv_buf_dispose(&path);
+	return rc;
+}
+
+int cli_write_agent_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const char *agent_name, const char *title,
+			    bool launch)
+{
+	return write_session(ctx, at, json, !strcmp(agent_name, "codex") ? &codex_agent : &claude_agent, title, launch);
+}

@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Building the provider-neutral conversation (neutral.h has its shape): the
+ * messages and blocks every format's reader (claude_code.c, codex.c,
+ * agents.c, requests.c) writes into. A failed allocation sets c->oom
+ * instead of failing each call; the caller checks it once.
+ */
+#include "neutral.h"
+
+/* ---- the neutral conversation --------------------------------------------- */
+
+cJSON *conv_msg(conv *c, const char *role, const char *group)
+{
+	cJSON *m = cJSON_CreateObject(), *content;
+
+	if (!m || !cJSON_AddStringToObject(m, "role", role) || !(content = cJSON_AddArrayToObject(m, "content")) ||
+	    (group && !cJSON_AddStringToObject(m, "group", group)) ||
+	    (c->node && !cJSON_AddStringToObject(m, "node", c->node)) || !cJSON_AddItemToArray(c->messages, m)) {
+		cJSON_Delete(m);
+		c->oom = true;
+		return NULL;
+	}
+	return content;
+}
+
+static bool only_results(const cJSON *m)
+{
+	const cJSON *content = cj_get(m, "content");
+	if (!content || !content->child)
+		return false;
+	for (const cJSON *b = content->child; b; b = b->next)
+		if (!cj_str(b, "type") || strcmp(cj_str(b, "type"), "tool_result"))
+			return false;
+	return true;
+}
+
+cJSON *conv_msg_join(conv *c, const char *role, const char *group)
+{
+	/*
+	 * A message spread over several records (Claude Code writes a block a
+	 * line, with the results of parallel calls in between) is joined back
+	 * by its group; otherwise only to a last message of the same role.
+	 */
+	for (cJSON *m = c->messages->child ? c->messages->child->prev : NULL; m; m = m == c->messages->child ? NULL : m->prev) {
+		const char *r = cj_str(m, "role"), *g = cj_str(m, "group");
+		if (r && !strcmp(r, role) && (!group || !*group ? !g || !*g : g && !strcmp(g, group)))
+			return cJSON_GetObjectItemCaseSensitive(m, "content");
+		if (!group || !*group || !r || strcmp(r, "user") || !only_results(m))
+			break;
+	}
+	return conv_msg(c, role, group);
+}
+
+void conv_system(conv *c, const char *text)
+{
+	cJSON *s = cJSON_CreateString(text);
+	if (!s || !cJSON_AddItemToArray(c->system, s)) {
+		cJSON_Delete(s);
+		c->oom = true;
+	}
+}
+
+void conv_reset(conv *c)
+{
+	while (!c->keep_all && c->messages->child)
+		cJSON_DeleteItemFromArray(c->messages, 0);
+	c->resets++;
+}
+
+static cJSON *new_block(conv *c, cJSON *content, const char *type)
+{
+	cJSON *b;
+	if (!content)
+		return NULL;
+	if (!(b = cJSON_CreateObject()) || !cJSON_AddStringToObject(b, "type", type) || !cJSON_AddItemToArray(content, b)) {
+		cJSON_Delete(b);
+		c->oom = true;
+		return NULL;
+	}
+	return b;
+}
+
+static void add_str(conv *c, cJSON *o, const char *k, const char *v)
+{
+	if (o && !cJSON_AddStringToObject(o, k, v ? v : ""))
+		c->oom = true;
+}
+
+static void add_dup(conv *c, cJSON *o, const char *k, const cJSON *v)
+{
+	cJSON *d;
+	if (!o)
+		return;
+	if (!(d = cJSON_Duplicate(v, 1)) || !cJSON_AddItemToObject(o, k, d)) {
+		cJSON_Delete(d);
+		c->oom = true;
+	}
+}
+
+void nb_text(conv *c, cJSON *content, const char *text)
+{
+	add_str(c, new_block(c, content, "text"), "text", text);
+}
+
+void nb_copy(conv *c, cJSON *content, const cJSON *block)
+{
+	cJSON *d;
+	if (!content)
+		return;
+	if (!(d = cJSON_Duplicate(block, 1)) || !cJSON_AddItemToArray(content, d)) {
+		cJSON_Delete(d);
+		c->oom = true;
+	}
+}
+
+void nb_tool_use(conv *c, cJSON *content, const char *id, const char *name, const cJSON *input,
+		 const char *args_json, bool custom)
+{
+	cJSON *b = new_block(c, content, "tool_use");
+	add_str(c, b, "id", id);
+	add_str(c, b, "name", name);
+	if (input && cJSON_IsObject(input)) {
+		add_dup(c, b, "input", input);
+	} else {
+		cJSON *parsed = args_json ? cJSON_Parse(args_json) : NULL;
+		if (!cJSON_IsObject(parsed)) {
+			/* not an object: keep the text whole, under one key */
+			cJSON_Delete(parsed);
+			parsed = cJSON_CreateObject();
+			if (parsed && input && !cJSON_IsObject(input))
+				add_dup(c, parsed, "input", input);
+			else if (parsed)
+				add_str(c, parsed, "input", args_json);
+		}
+		if (!parsed || !b || !cJSON_AddItemToObject(b, "input", parsed)) {
+			cJSON_Delete(parsed);
+			c->oom = true; /* a NULL block means an allocation already failed */
+		}
+	}
+	if (custom && b && !cJSON_AddTrueToObject(b, "custom"))
+		c->oom = true;
+}
+
+void nb_tool_result(conv *c, cJSON *content, const char *id, const cJSON *result, const char *text,
+		    bool is_error)
+{
+	cJSON *b = new_block(c, content, "tool_result");
+	add_str(c, b, "tool_use_id", id);
+	if (result)
+		add_dup(c, b, "content", result);
+	else
+		add_str(c, b, "content", text);
+	if (is_error && b && !cJSON_AddTrueToObject(b, "is_error"))
+		c->oom = true;
+}
+
+void nb_reasoning(conv *c, cJSON *content, const cJSON *item)
+{
+	cJSON *b = new_block(c, content, "reasoning");
+	if (cj_str(item, "id"))
+		add_str(c, b, "id", cj_str(item, "id"));
+	if (cJSON_IsArray(cj_get(item, "summary")))
+		add_dup(c, b, "summary", cj_get(item, "summary"));
+	else if (b && !cJSON_AddArrayToObject(b, "summary"))
+		c->oom = true;
+	if (cj_str(item, "encrypted_content"))
+		add_str(c, b, "encrypted_content", cj_str(item, "encrypted_content"));
+}
+
+void nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data)
+{
+	cJSON *b = new_block(c, content, "image"), *src = b ? cJSON_AddObjectToObject(b, "source") : NULL;
+	if (b && !src)
+		c->oom = true;
+	add_str(c, src, "type", "base64");
+	add_str(c, src, "media_type", media_type);
+	add_str(c, src, "data", data);
+}
+

@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Repairing a neutral conversation for a target, for every provider alike:
+ * drop what the target cannot replay, move each tool result to the message
+ * right after its call (results first), answer calls that never got a
+ * result with an error result, keep results with no call as text, merge
+ * same-role neighbours, drop empty messages. Invariant: what comes out
+ * passes the target's checker (check.c) whatever came in.
+ */
+#include "neutral.h"
+
+/* ---- repair ------------------------------------------------------------------- */
+
+const char *cmv_formats__btype(const cJSON *b)
+{
+	const char *t = cj_str(b, "type");
+	return t ? t : "";
+}
+
+bool cmv_formats__has_text(const char *s)
+{
+	for (; s && *s; s++)
+		if (!strchr(" \t\r\n", *s))
+			return true;
+	return false;
+}
+
+/* Whether a block can go to this target in a message of this role. */
+static bool keep_block(cmv_render_target t, const cJSON *b, bool asst, cmv_render_stats *st)
+{
+	const char *type = cmv_formats__btype(b);
+
+	if (!strcmp(type, "text"))
+		return cmv_formats__has_text(cj_str(b, "text"));
+	if (!strcmp(type, "tool_use"))
+		return asst;
+	if (!strcmp(type, "tool_result"))
+		return !asst;
+	if (!strcmp(type, "thinking") || !strcmp(type, "redacted_thinking") || !strcmp(type, "reasoning")) {
+		bool ok = false;
+		if (t == CMV_RENDER_ANTHROPIC && asst && !strcmp(type, "thinking"))
+			ok = cmv_formats__has_text(cj_str(b, "signature"));
+		else if (t == CMV_RENDER_ANTHROPIC && asst && !strcmp(type, "redacted_thinking"))
+			ok = cmv_formats__has_text(cj_str(b, "data"));
+		else if (t == CMV_RENDER_OPENAI_RESPONSES && asst && !strcmp(type, "reasoning"))
+			/* stateless replay needs the encrypted content; the samples' is redacted upstream */
+			ok = cmv_formats__has_text(cj_str(b, "encrypted_content")) && strcmp(cj_str(b, "encrypted_content"), "REDACTED");
+		st->dropped_thinking += !ok;
+		return ok;
+	}
+	if (!strcmp(type, "image") && !asst)
+		return true;
+	st->dropped_other++;
+	return false;
+}
+
+/* A result's content as plain text (for orphans, and providers that take only text). */
+void cmv__result_text(cmv_buf *out, const cJSON *content)
+{
+	cmv_buf_clear(out);
+	if (cJSON_IsString(content)) {
+		cmv_buf_puts(out, content->valuestring);
+		return;
+	}
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+		if (out->size)
+			cmv_buf_puts(out, "\n");
+		if (cj_str(b, "text"))
+			cmv_buf_puts(out, cj_str(b, "text"));
+		else if (!strcmp(cmv_formats__btype(b), "image"))
+			cmv_buf_puts(out, "[image]");
+	}
+}
+
+typedef struct {
+	char **ids;
+	cJSON **results; /* detached, owned */
+	size_t n, cap;
+} result_map;
+
+static ssize_t map_find(const result_map *m, const char *id)
+{
+	for (size_t i = m->n; i-- > 0;)
+		if (!strcmp(m->ids[i], id))
+			return (ssize_t)i;
+	return -1;
+}
+
+static int map_add(result_map *m, const char *id)
+{
+	if (m->n == m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 64;
+		char **a = cmv__realloc(m->ids, ncap * sizeof(*a));
+		if (!a)
+			return CMV_ENOMEM;
+		m->ids = a;
+		cJSON **r = cmv__realloc(m->results, ncap * sizeof(*r));
+		if (!r)
+			return CMV_ENOMEM;
+		m->results = r;
+		m->cap = ncap;
+	}
+	if (!(m->ids[m->n] = cmv__strdup(id)))
+		return CMV_ENOMEM;
+	m->results[m->n++] = NULL;
+	return 0;
+}
+
+static void map_free(result_map *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->ids[i]);
+		cJSON_Delete(m->results[i]);
+	}
+	free(m->ids);
+	free(m->results);
+}
+
+cJSON *cmv_formats__text_block(const char *text)
+{
+	cJSON *b = cJSON_CreateObject();
+	if (b && (!cJSON_AddStringToObject(b, "type", "text") || !cJSON_AddStringToObject(b, "text", text))) {
+		cJSON_Delete(b);
+		return NULL;
+	}
+	return b;
+}
+
+cJSON *cmv_formats__new_message(const char *role)
+{
+	cJSON *m = cJSON_CreateObject();
+	if (m && (!cJSON_AddStringToObject(m, "role", role) || !cJSON_AddArrayToObject(m, "content"))) {
+		cJSON_Delete(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* Append message m (taken) to out, merging it into a last message of the same role. */
+static int push_message(cJSON *out, cJSON *m)
+{
+	cJSON *last = out->child ? out->child->prev : NULL;
+	if (last && !strcmp(cj_str(last, "role"), cj_str(m, "role"))) {
+		cJSON *dst = cJSON_GetObjectItemCaseSensitive(last, "content"), *src = cJSON_GetObjectItemCaseSensitive(m, "content");
+		while (src->child) {
+			cJSON *b = cJSON_DetachItemViaPointer(src, src->child);
+			cJSON_AddItemToArray(dst, b);
+		}
+		cJSON_Delete(m);
+		return 0;
+	}
+	/* "node" stays until the end of the repair, which moves it to the conversation's list */
+	cJSON_DeleteItemFromObjectCaseSensitive(m, "group");
+	return cJSON_AddItemToArray(out, m) ? 0 : CMV_ENOMEM;
+}
+
+/* The repaired message list (see the top of this file); takes c->messages apart. */
+int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_render_stats *st)
+{
+	result_map calls = { 0 };
+	cmv_buf text = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	cJSON *out = cJSON_CreateArray(), *aliases = cJSON_CreateObject();
+	size_t renamed = 0;
+	int error = 0;
+
+	if (!out || !aliases) {
+		cJSON_Delete(out);
+		cJSON_Delete(aliases);
+		return cmv_error__oom();
+	}
+	/* 1. filter blocks, and take each first result of a known call out of its message */
+	for (cJSON *m = c->messages->child; m && !error; m = m->next) {
+		bool asst = !strcmp(cj_str(m, "role"), "assistant");
+		cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		for (cJSON *b = content->child, *next; b && !error; b = next) {
+			next = b->next;
+			if (!keep_block(t, b, asst, st)) {
+				cJSON_Delete(cJSON_DetachItemViaPointer(content, b));
+				continue;
+			}
+			bool is_use = !strcmp(cmv_formats__btype(b), "tool_use");
+			const char *id = cj_str(b, is_use ? "id" : "tool_use_id");
+			if (id && (is_use || !strcmp(cmv_formats__btype(b), "tool_result"))) {
+				/*
+				 * An id used by an earlier call (replayed runs reuse
+				 * them) gets a fresh one, and so does the result that
+				 * follows it: providers want ids unique.
+				 */
+				const char *alias = cj_str(aliases, id);
+				if (is_use && map_find(&calls, id) >= 0) {
+					char fresh[512];
+					snprintf(fresh, sizeof(fresh), "%.480s_%zu", id, ++renamed);
+					st->renamed_calls++;
+					cJSON_DeleteItemFromObjectCaseSensitive(aliases, id);
+					if (!cJSON_AddStringToObject(aliases, id, fresh) ||
+					    !cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(b, "id"), fresh))
+						error = CMV_ENOMEM;
+				} else if (!is_use && alias) {
+					if (!cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(b, "tool_use_id"), alias))
+						error = CMV_ENOMEM;
+				}
+				id = cj_str(b, is_use ? "id" : "tool_use_id");
+			}
+			if (is_use) {
+				error = map_find(&calls, id ? id : "") < 0 ? map_add(&calls, id ? id : "") : 0;
+			} else if (!strcmp(cmv_formats__btype(b), "tool_result")) {
+				ssize_t k = map_find(&calls, id ? id : "");
+				if (k >= 0 && !calls.results[k]) {
+					calls.results[k] = cJSON_DetachItemViaPointer(content, b);
+				} else {
+					/* no call before it (or answered already): keep what it said, as text */
+					cmv_buf line = CMV_BUF_INIT(SESSION_MAX_BYTES);
+					cJSON *tb = NULL;
+					cmv__result_text(&text, cj_get(b, "content"));
+					if (cmv_buf_printf(&line, "[tool result for %s]\n%s", id ? id : "?",
+							   text.size ? text.ptr : "") < 0 ||
+					    !(tb = cmv_formats__text_block(line.ptr)))
+						error = CMV_ENOMEM;
+					else
+						cJSON_ReplaceItemViaPointer(content, b, tb);
+					cmv_buf_dispose(&line);
+					st->orphan_results++;
+				}
+			}
+		}
+	}
+	/* 2. rebuild: each assistant message is answered by the next message, results first */
+	while (!error && c->messages->child) {
+		cJSON *m = cJSON_DetachItemViaPointer(c->messages, c->messages->child);
+		cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		bool asst = !strcmp(cj_str(m, "role"), "assistant");
+		if (!content->child) {
+			cJSON_Delete(m);
+			continue;
+		}
+		cJSON *answer = NULL;
+		if (asst) {
+			for (cJSON *b = content->child; b && !error; b = b->next) {
+				if (strcmp(cmv_formats__btype(b), "tool_use"))
+					continue;
+				const char *id = cj_str(b, "id") ? cj_str(b, "id") : "";
+				ssize_t k = map_find(&calls, id);
+				cJSON *r = k >= 0 ? calls.results[k] : NULL;
+				if (k >= 0)
+					calls.results[k] = NULL;
+				if (!r) {
+					/* never answered (interrupted, aborted, cut by a compaction) */
+					r = cJSON_CreateObject();
+					if (!r || !cJSON_AddStringToObject(r, "type", "tool_result") ||
+					    !cJSON_AddStringToObject(r, "tool_use_id", id) ||
+					    !cJSON_AddStringToObject(r, "content", "[cmv: no result was recorded for this call]") ||
+					    !cJSON_AddTrueToObject(r, "is_error")) {
+						cJSON_Delete(r);
+						error = CMV_ENOMEM;
+						break;
+					}
+					st->answered_calls++;
+				}
+				if (!answer && !(answer = cmv_formats__new_message("user"))) {
+					cJSON_Delete(r);
+					error = CMV_ENOMEM;
+					break;
+				}
+				cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(answer, "content"), r);
+			}
+		}
+		if (!error)
+			error = push_message(out, m);
+		else
+			cJSON_Delete(m);
+		if (answer) {
+			if (!error)
+				error = push_message(out, answer);
+			else
+				cJSON_Delete(answer);
+		}
+	}
+	/* 3. Anthropic and Gemini want a user message first */
+	if (!error && out->child && strcmp(cj_str(out->child, "role"), "user") &&
+	    (t == CMV_RENDER_ANTHROPIC || t == CMV_RENDER_GEMINI)) {
+		cJSON *m = cmv_formats__new_message("user"), *tb = cmv_formats__text_block("(continued)");
+		if (!m || !tb) {
+			cJSON_Delete(m);
+			cJSON_Delete(tb);
+			error = CMV_ENOMEM;
+		} else {
+			cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(m, "content"), tb);
+			cJSON_InsertItemInArray(out, 0, m);
+		}
+	}
+	map_free(&calls);
+	cJSON_Delete(aliases);
+	cmv_buf_dispose(&text);
+	if (error) {
+		cJSON_Delete(out);
+		return error == CMV_ENOMEM ? cmv_error__oom() : error;
+	}
+	*out_msgs = out;
+	return 0;
+}
+
