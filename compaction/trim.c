@@ -658,6 +658,9 @@ static int drop_record(trim_ctx *t, const cJSON *root, cmv_trim_rule rule, size_
 	return uuid ? cmv__strmap_put(&t->remap, uuid, 0, resolve_uuid(t, parent)) : 0;
 }
 
+/* The members by which a Claude Code record names the record it hangs from. */
+static const char *const uuid_links[] = { "parentUuid", "leafUuid" };
+
 static int trim_cc(trim_ctx *t, const cmv_node *n)
 {
 	record_edit e;
@@ -763,12 +766,11 @@ static int trim_cc(trim_ctx *t, const cmv_node *n)
 	}
 relink:
 	/* children of dropped records hang from what is left */
-	static const char *const links[] = { "parentUuid", "leafUuid" };
-	for (size_t i = 0; i < CMV_ARRAY_SIZE(links); i++) {
-		const char *p = cj_str(root, links[i]), *to = p ? resolve_uuid(t, p) : NULL;
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(uuid_links); i++) {
+		const char *p = cj_str(root, uuid_links[i]), *to = p ? resolve_uuid(t, p) : NULL;
 		if (p && to != p) {
 			cJSON *nv = to ? cJSON_CreateString(to) : cJSON_CreateNull();
-			if (!nv || !cJSON_ReplaceItemInObjectCaseSensitive(root, links[i], nv)) {
+			if (!nv || !cJSON_ReplaceItemInObjectCaseSensitive(root, uuid_links[i], nv)) {
 				cJSON_Delete(nv);
 				error = CMV_ENOMEM;
 				goto done;
