@@ -3,7 +3,7 @@
  * The tiktoken family, exact: the published test vectors, the UTF-8 policy,
  * hostile pieces, round trips, and malformed vocabulary files. The ids are
  * also compared with the official tiktoken core over real transcripts and a
- * generated corpus in tests/pager/tok_reference.sh.
+ * generated corpus in tests/tok/tok_reference.sh.
  */
 #include <stdbool.h>
 #include <unistd.h>
