@@ -619,7 +619,7 @@ static int node_apply(cmv_repo *repo, const char *line, size_t len, const char *
 		const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
 		const char *bb = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "blob"));
 		const cJSON *fl = cJSON_GetObjectItemCaseSensitive(b, "flags");
-		if (!bt || !bb || !hex32(bb) || cmv_id_fromstr(&blob_ids[i], bb) < 0 || (fl && !cJSON_IsNumber(fl))) {
+		if (!bt || !bb || !hex32(bb) || cmv_id_fromstr(&blob_ids[i], bb) < 0 || (fl && (!cJSON_IsNumber(fl) || fl->valuedouble < 0 || fl->valuedouble > UINT32_MAX))) {
 			why = "bad block";
 			goto bad;
 		}

@@ -363,6 +363,8 @@ const char *cmv_kind_name(cmv_kind kind)
 
 int cmv_role_parse(cmv_role *out, const char *name)
 {
+	if (!name)
+		return cmv_error__set(CMV_EINVALID, "missing role (expected system, user, assistant or tool)");
 	for (int i = 1; i <= 4; i++)
 		if (!strcmp(name, role_names[i])) {
 			*out = (cmv_role)i;
@@ -374,6 +376,8 @@ int cmv_role_parse(cmv_role *out, const char *name)
 
 int cmv_kind_parse(cmv_kind *out, const char *name)
 {
+	if (!name)
+		return cmv_error__set(CMV_EINVALID, "missing kind (expected message, event or summary)");
 	for (int i = 1; i <= 3; i++)
 		if (!strcmp(name, kind_names[i])) {
 			*out = (cmv_kind)i;

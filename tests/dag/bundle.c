@@ -289,6 +289,23 @@ static void test_hostile_bundles(void **state)
 	tar_end(&b);
 	expect_refused(ts, &b, &(hostile_case){ "missing blob", CMV_EINVALID, "nodes.jsonl:1" }, NULL);
 	cmv_buf_dispose(&nodes);
+#define Z32 "00000000000000000000000000000000"
+	/* a node without "kind" or "role", or with a value that is not a string (it used to crash) */
+	static const char *const partial[] = {
+		"{\"id\":\"" Z32 "\",\"parent\":null,\"role\":\"user\",\"blocks\":[]}\n",
+		"{\"id\":\"" Z32 "\",\"parent\":null,\"kind\":\"message\",\"blocks\":[]}\n",
+		"{\"id\":\"" Z32 "\",\"parent\":null,\"role\":7,\"kind\":\"message\",\"blocks\":[]}\n",
+		"{\"id\":\"" Z32 "\",\"parent\":null,\"role\":\"user\",\"kind\":[],\"blocks\":[]}\n",
+		"{\"id\":\"" Z32 "\",\"parent\":null,\"role\":\"user\",\"kind\":\"message\",\"blocks\":"
+		"[{\"type\":\"text\",\"blob\":\"" Z32 "\",\"flags\":-1e300}]}\n",
+	};
+	for (size_t i = 0; i < sizeof(partial) / sizeof(*partial); i++) {
+		cmv_buf_clear(&b);
+		tar_add(&b, "cmv-bundle.json", '0', manifest, strlen(manifest), strlen(manifest));
+		tar_add(&b, "nodes.jsonl", '0', partial[i], strlen(partial[i]), strlen(partial[i]));
+		tar_end(&b);
+		expect_refused(ts, &b, &(hostile_case){ "partial node", CMV_EINVALID, "nodes.jsonl:1" }, NULL);
+	}
 
 	/* not a bundle at all */
 	cmv_buf_clear(&b);
