@@ -143,6 +143,8 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	while (p < end) {
 		const char *rec = p, *rec_end = *p == '{' ? jscan_value(p, end) : NULL;
 		cJSON *j = NULL;
+		/* cJSON is laxer than JSON (it takes raw control bytes in strings): only what the scanner took is parsed */
+		bool scanned = rec_end != NULL;
 		if (!rec_end) {
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
 			if (!nl) {
@@ -156,7 +158,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 		const char *sep = rec_end, *next = jscan_ws(rec_end, end);
 		if ((error = session_check_size(path, lineno, (size_t)(rec_end - rec), opts)) < 0)
 			goto fail;
-		if (*rec != '{' || !(j = cJSON_ParseWithLength(rec, (size_t)(rec_end - rec))) || !cJSON_IsObject(j)) {
+		if (!scanned || !(j = cJSON_ParseWithLength(rec, (size_t)(rec_end - rec))) || !cJSON_IsObject(j)) {
 			cJSON_Delete(j);
 			if (!(opts->flags & CMV_IMPORT_LENIENT)) {
 				error = cmv_error__set(CMV_EINVALID, "%s:%zu: malformed JSON record", path, lineno);
@@ -167,9 +169,15 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			record_build_reset(&rb, rec);
 			cmv_message m = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .meta = meta.ptr };
 			cmv_id id;
-			if ((error = session_meta_build(&meta, "claude-code", rec, (size_t)(rec_end - rec), &rb, sep,
-							(size_t)(next - sep))) < 0)
+			if ((error = record_add_opaque(&rb, (jspan){ rec, rec_end })) < 0 ||
+			    (error = session_meta_build(&meta, "claude-code", rec, (size_t)(rec_end - rec), &rb, sep,
+							(size_t)(next - sep))) < 0) {
+				cmv_error__prefix("%s:%zu: ", path, lineno);
 				goto fail;
+			}
+			record_build_finish(&rb);
+			m.blocks = rb.blocks;
+			m.n_blocks = rb.n_blocks;
 			m.meta = meta.ptr;
 			m.meta_len = meta.size;
 			if ((error = cmv_node_write(&id, repo, tail == SIZE_MAX ? NULL : &rl.ids[tail], &m)) < 0 ||

@@ -53,13 +53,12 @@ void record_build_finish(record_build *rb)
 		rb->blocks[i].data = rb->texts.ptr + rb->text_off[i];
 }
 
-int record_add_block(record_build *rb, jspan v, const char *type, const char *tool_id, const char *tool_name,
-		     const char *media_type, unsigned flags)
+static int add_block(record_build *rb, jspan v, bool is_string, const char *type, const char *tool_id,
+		     const char *tool_name, const char *media_type, unsigned flags)
 {
 	cmv_block_content *b;
 	cmv_buf *scratch = &rb->scratch;
 	int error;
-	bool is_string = *v.p == '"';
 	size_t start = rb->texts.size;
 
 	if ((error = cmv__array_grow((void **)&rb->blocks, &rb->cap_blocks, rb->n_blocks, sizeof(*rb->blocks))) < 0 ||
@@ -96,6 +95,20 @@ int record_add_block(record_build *rb, jspan v, const char *type, const char *to
 							   is_string ? 'S' : 'R', rb->n_blocks };
 	rb->n_blocks++;
 	return 0;
+}
+
+int record_add_block(record_build *rb, jspan v, const char *type, const char *tool_id, const char *tool_name,
+		     const char *media_type, unsigned flags)
+{
+	return add_block(rb, v, *v.p == '"', type, tool_id, tool_name, media_type, flags);
+}
+
+int record_add_opaque(record_build *rb, jspan rec)
+{
+	/* NUL separates a template's pieces, so bytes holding one can only live in a blob */
+	if (!memchr(rec.p, '\0', (size_t)(rec.end - rec.p)))
+		return 0;
+	return add_block(rb, rec, false, "opaque", NULL, NULL, "application/octet-stream", 0);
 }
 
 int record_add_string(record_build *rb, jspan obj, const char *key, const char *type, const char *tool_id,
@@ -147,15 +160,22 @@ int session_meta_build(cmv_buf *meta, const char *format, const char *rec, size_
 			return error;
 	if ((error = cmv__varint_put(meta, sep_len)) < 0 || (error = cmv_buf_put(meta, sep, sep_len)) < 0)
 		return error;
-	for (size_t i = 0; i < rb->n_holes; i++) {
-		if (rb->holes[i].off < at)
+	for (size_t i = 0; i <= rb->n_holes; i++) {
+		size_t to = i < rb->n_holes ? rb->holes[i].off : len;
+		if (to < at)
 			return cmv_error__set(CMV_ERROR, "overlapping content in a record");
-		if ((error = cmv_buf_put(meta, rec + at, rb->holes[i].off - at)) < 0 ||
-		    (error = cmv_buf_putc(meta, '\0')) < 0)
+		/* a NUL in the template would read back as a hole: refused, never stored damaged */
+		if (memchr(rec + at, '\0', to - at))
+			return cmv_error__set(CMV_EINVALID, "a NUL byte outside the record's content");
+		if ((error = cmv_buf_put(meta, rec + at, to - at)) < 0)
+			return error;
+		if (i == rb->n_holes)
+			break;
+		if ((error = cmv_buf_putc(meta, '\0')) < 0)
 			return error;
 		at = rb->holes[i].off + rb->holes[i].len;
 	}
-	return cmv_buf_put(meta, rec + at, len - at);
+	return 0;
 }
 
 /* The format names a template can carry; a static string for each. */
@@ -886,9 +906,11 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 				goto fail;
 			}
 		}
-		if ((error = session_meta_build(&meta, d->name, r->rec, (size_t)(r->rec_end - r->rec), &rb, r->rec_end,
+		if ((!j && (error = record_add_opaque(&rb, span)) < 0) ||
+		    (error = session_meta_build(&meta, d->name, r->rec, (size_t)(r->rec_end - r->rec), &rb, r->rec_end,
 						(size_t)(r->next - r->rec_end))) < 0) {
 			cJSON_Delete(j);
+			cmv_error__prefix("%s:%zu: ", path, lineno);
 			goto fail;
 		}
 		record_build_finish(&rb);

@@ -58,6 +58,12 @@ void record_build_finish(record_build *rb);
  */
 int record_add_block(record_build *rb, jspan v, const char *type, const char *tool_id,
 		     const char *tool_name, const char *media_type, unsigned flags);
+/*
+ * A record kept whole because it does not read as JSON (a lenient import):
+ * when its bytes hold a NUL, which a template cannot, they become one raw
+ * block of type "opaque" (never sent); otherwise nothing is added.
+ */
+int record_add_opaque(record_build *rb, jspan rec);
 /* Add the string member `key` of object `obj` as a block, if it is a string. */
 int record_add_string(record_build *rb, jspan obj, const char *key, const char *type,
 		      const char *tool_id, const char *tool_name);

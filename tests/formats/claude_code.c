@@ -356,6 +356,43 @@ static void test_formats_claude_code__unusual_escapes_round_trip(void **state)
 	cmv_buf_dispose(&back);
 }
 
+/*
+ * A raw NUL inside a string is not JSON (cJSON takes it all the same): the
+ * import refuses it with file and line; a lenient one keeps the line whole,
+ * and export still gives the file back byte for byte.
+ */
+static void test_formats_claude_code__raw_nul_is_refused_or_kept_whole(void **state)
+{
+	fixture *f = *state;
+	char path[4096];
+	cmv_import_result res;
+	cmv_buf back = CMV_BUF_INIT(1 << 20), body = CMV_BUF_INIT(1 << 20);
+	cmv_import_options lenient = CMV_IMPORT_OPTIONS_INIT;
+	cmv_id tip;
+	static const char nul[] = REC("s-9", "u1", "null", "first") "\n"
+		"{\"type\":\"user\",\"uuid\":\"u2\",\"parentUuid\":\"u1\",\"message\":{\"role\":\"user\","
+		"\"content\":\"a\0b\"}}\n" REC("s-9", "u3", "\"u1\"", "third") "\n";
+
+	snprintf(path, sizeof(path), "%s/nul.jsonl", f->dir);
+	write_file(path, nul, sizeof(nul) - 1);
+	uint64_t rows = test_total_rows(f->repo);
+	assert_cmv_fails_with(CMV_EINVALID, cmv_import_claude_code_file(&res, f->repo, path, NULL));
+	assert_error_mentions("nul.jsonl:2:");
+	assert_int_equal(test_total_rows(f->repo), rows);
+
+	lenient.flags = CMV_IMPORT_LENIENT;
+	assert_cmv_ok(cmv_import_claude_code_file(&res, f->repo, path, &lenient));
+	assert_int_equal(res.skipped, 1);
+	assert_cmv_ok(cmv_export_session(f->repo, "cc/s-9", test_buf_writer, &back));
+	assert_int_equal(back.size, sizeof(nul) - 1);
+	assert_memory_equal(back.ptr, nul, back.size);
+	assert_cmv_ok(cmv_resolve(&tip, f->repo, res.branch));
+	assert_cmv_ok(cmv_render(&body, NULL, f->repo, &tip, CMV_RENDER_ANTHROPIC, NULL));
+	assert_int_equal(cmv_check_request(NULL, CMV_RENDER_ANTHROPIC, body.ptr, body.size), 0);
+	cmv_buf_dispose(&back);
+	cmv_buf_dispose(&body);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +402,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_formats_claude_code__glued_cut_off_and_malformed_lines, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_formats_claude_code__unusual_escapes_round_trip, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_formats_claude_code__rewind_forks_the_chain, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_formats_claude_code__raw_nul_is_refused_or_kept_whole, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("formats: claude code", tests, NULL, NULL);
 }
