@@ -155,9 +155,58 @@ int cli_failf(const char *fmt, ...)
 	return EXIT_ERROR;
 }
 
+/*
+ * Text as it may go into JSON: each byte that does not start a well-formed
+ * UTF-8 sequence becomes U+FFFD. Stored content can hold any bytes (a tool's
+ * binary output); cJSON prints strings as they are, and strict parsers refuse
+ * invalid UTF-8, so every string the CLI prints as JSON passes here.
+ */
+static int utf8_repair(cmv_buf *out, const char *s, size_t len)
+{
+	size_t bad, at = 0;
+	int error = 0;
+
+	cmv_buf_clear(out);
+	while (!error && at < len && !cmv_utf8_valid(s + at, len - at, &bad)) {
+		if ((error = cmv_buf_put(out, s + at, bad)) == 0)
+			error = cmv_buf_puts(out, "\xef\xbf\xbd");
+		at += bad + 1;
+	}
+	return error ? error : cmv_buf_put(out, s + at, len - at);
+}
+
+static int json_repair_strings(cJSON *item)
+{
+	cmv_buf fixed = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	int error = 0;
+
+	for (cJSON *c = item; c && !error; c = c->next) {
+		if (cJSON_IsString(c) && c->valuestring && !cmv_utf8_valid(c->valuestring, strlen(c->valuestring), NULL) &&
+		    (error = utf8_repair(&fixed, c->valuestring, strlen(c->valuestring))) == 0 &&
+		    !cJSON_SetValuestring(c, fixed.ptr))
+			error = CMV_ENOMEM;
+		if (!error && c->string && !cmv_utf8_valid(c->string, strlen(c->string), NULL) &&
+		    (error = utf8_repair(&fixed, c->string, strlen(c->string))) == 0) {
+			char *k = strdup(fixed.ptr);
+			if (!k) {
+				error = CMV_ENOMEM;
+			} else {
+				if (!(c->type & cJSON_StringIsConst))
+					free(c->string);
+				c->string = k;
+				c->type &= ~cJSON_StringIsConst;
+			}
+		}
+		if (!error && c->child)
+			error = json_repair_strings(c->child);
+	}
+	cmv_buf_dispose(&fixed);
+	return error;
+}
+
 int cli_print_json(cJSON *doc)
 {
-	char *s = doc ? cJSON_Print(doc) : NULL;
+	char *s = doc && json_repair_strings(doc) == 0 ? cJSON_Print(doc) : NULL;
 
 	cJSON_Delete(doc);
 	if (!s)
@@ -284,10 +333,16 @@ int cli_preview(cmv_buf *out, cli_ctx *ctx, const cmv_node *node, size_t max_cha
 			whole = false;
 	}
 	if (!whole) {
-		/* Cut back to max_chars, then to a UTF-8 boundary. */
-		size_t n = out->size < max_chars ? out->size : max_chars;
-		while (n > 0 && n < out->size && ((unsigned char)out->ptr[n] & 0xc0) == 0x80)
-			n--;
+		/* Cut back to max_chars, then to the start of the character the cut falls in. */
+		size_t n = out->size < max_chars ? out->size : max_chars, k = n;
+		while (k > 0 && ((unsigned char)out->ptr[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (unsigned char)out->ptr[k - 1] >= 0xc0) {
+			unsigned char lead = (unsigned char)out->ptr[k - 1];
+			size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+			if (n - (k - 1) < need) /* the last character is not all there */
+				n = k - 1;
+		}
 		out->size = n;
 		out->ptr[n] = '\0';
 		cmv_buf_puts(out, "...");

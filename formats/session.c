@@ -186,7 +186,8 @@ static const char *const known_formats[] = {
 
 int session_template(session_tpl *t, const cmv_node *n)
 {
-	const unsigned char *p = (const unsigned char *)n->meta, *end = p + n->meta_len;
+	/* a node with no meta (cmv JSONL, appended messages) has meta NULL: no pointer arithmetic on it */
+	const unsigned char *p = (const unsigned char *)n->meta, *end = p ? p + n->meta_len : p;
 	uint64_t n_holes, sep_len, name_len;
 	char hex[CMV_ID_HEXSZ + 1];
 

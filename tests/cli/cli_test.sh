@@ -23,7 +23,8 @@ ok() { # ok NAME CONDITION...
 has() { grep -qF -- "$1" <<<"$2"; }
 # JSON is checked by an independent parser: python3 or node, whichever is there.
 if command -v python3 >/dev/null; then
-	is_json() { python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$1" 2>/dev/null; }
+	# bytes decoded strictly: under the C locale sys.stdin would let invalid UTF-8 through
+	is_json() { python3 -c 'import json,sys; json.loads(sys.stdin.buffer.read().decode("utf-8"))' <<<"$1" 2>/dev/null; }
 elif command -v node >/dev/null; then
 	is_json() { node -e 'JSON.parse(require("fs").readFileSync(0,"utf8"))' <<<"$1" 2>/dev/null; }
 else
@@ -55,6 +56,11 @@ ok "import --json is JSON" is_json "$out"
 ok "import --json has records" has '"records":' "$out"
 run log -n 2; ok "log -n" test $rc -eq 0 -a "$(grep -c '^[0-9a-f]\{12\} ' <<<"$out")" -eq 2
 run log --json; ok "log --json" is_json "$out"
+# a preview cut inside a two-byte character, and bytes that are not UTF-8: still strict JSON
+printf 'a%.0s' 1 >"$WORK/.mb"; for i in $(seq 300); do printf '\xc3\xa9' >>"$WORK/.mb"; done
+run append --role user utf8 <"$WORK/.mb"
+ok "append multi-byte text" test $rc -eq 0
+run log utf8 --json; ok "log --json cut inside a character is strict UTF-8" is_json "$out"
 run snapshot before-trim -d "first checkpoint" -t demo,v1
 ok "snapshot" test $rc -eq 0
 run snapshot before-trim; ok "snapshot name taken" test $rc -eq 1
