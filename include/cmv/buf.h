@@ -55,7 +55,11 @@ CMV_EXTERN(int) cmv_buf_printf(cmv_buf *buf, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)))
 #endif
 	;
-CMV_EXTERN(int) cmv_buf_vprintf(cmv_buf *buf, const char *fmt, va_list ap);
+CMV_EXTERN(int) cmv_buf_vprintf(cmv_buf *buf, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 0)))
+#endif
+	;
 /** Replace the contents with `len` bytes. */
 CMV_EXTERN(int) cmv_buf_set(cmv_buf *buf, const void *data, size_t len);
 /**
