@@ -474,6 +474,12 @@ static void quote_body(char *dst, size_t cap, const cmv_buf *body)
 	cJSON_Delete(j);
 }
 
+/* A token count as the endpoint reported it: anything but a whole number in range is 0, never a cast out of range. */
+static uint64_t reported_count(const cJSON *n)
+{
+	return cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble < 9.2e18 ? (uint64_t)n->valuedouble : 0;
+}
+
 static int parse_reply(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const cmv_buf *body)
 {
 	cJSON *j = cJSON_ParseWithLength(body->ptr, body->size);
@@ -503,8 +509,8 @@ static int parse_reply(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const c
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
 		const cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "input_tokens");
 		const cJSON *outt = cJSON_GetObjectItemCaseSensitive(u, "output_tokens");
-		usage->input_tokens = cJSON_IsNumber(in) ? (uint64_t)in->valuedouble : 0;
-		usage->output_tokens = cJSON_IsNumber(outt) ? (uint64_t)outt->valuedouble : 0;
+		usage->input_tokens = reported_count(in);
+		usage->output_tokens = reported_count(outt);
 	} else {
 		const cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(choice, "message");
@@ -519,10 +525,13 @@ static int parse_reply(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const c
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
 		const cJSON *in = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
 		const cJSON *outt = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
-		usage->input_tokens = cJSON_IsNumber(in) ? (uint64_t)in->valuedouble : 0;
-		usage->output_tokens = cJSON_IsNumber(outt) ? (uint64_t)outt->valuedouble : 0;
+		usage->input_tokens = reported_count(in);
+		usage->output_tokens = reported_count(outt);
 	}
 	cJSON_Delete(j);
+	/* the text becomes a summary node: bytes that are not UTF-8 (raw, or a lone surrogate escaped) are refused */
+	if (!error && !cmv__utf8_valid(out->ptr, out->size, NULL))
+		error = cmv_error__set(CMV_ETRANSPORT, "%s: the reply's text is not valid UTF-8", llm->endpoint);
 	return error;
 }
 
