@@ -6,6 +6,7 @@
  * status; the rest is the reply's body, handed over by a transport that
  * stands for the network. A reply is text or a clean error, never a crash.
  */
+#define _GNU_SOURCE
 #include <stdlib.h>
 #include <string.h>
 #include "fuzz.h"
@@ -62,7 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc = cmv_llm_complete(&out, &usage, llm, "system", "user");
 	if (rc < 0 && (!cmv_error_last() || !cmv_error_last()->message[0]))
 		fuzz_fail("a completion failed with no message");
-	if (rc < 0 && strstr(cmv_error_last()->message, "fuzz-key"))
+	/* a body may quote the key back (the fuzzer learns it); otherwise no message may hold it */
+	if (rc < 0 && strstr(cmv_error_last()->message, "fuzz-key") && !memmem(data + 1, size - 1, "fuzz-key", 8))
 		fuzz_fail("an error message holds the API key");
 	if (rc == 0 && !cmv_utf8_valid(out.ptr, out.size, NULL))
 		fuzz_fail("a reply's text is not UTF-8");
