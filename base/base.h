@@ -67,6 +67,14 @@ void *cmv__malloc(size_t n);
 void *cmv__calloc(size_t n, size_t size);
 void *cmv__realloc(void *p, size_t n);
 char *cmv__strdup(const char *s);
+/*
+ * Tests only: count allocations from now on, and fail the fail_at-th (0:
+ * none) once; off again with on = false. cmv__alloc_fails() is the check
+ * the wrappers make, for a test's own hooks (cJSON, SQLite) to make too.
+ */
+void cmv__alloc_inject(bool on, size_t fail_at);
+size_t cmv__alloc_injected_calls(void);
+bool cmv__alloc_fails(void);
 
 /* 1 when len bytes at s are well-formed UTF-8 (no surrogates, no overlongs). */
 bool cmv__utf8_valid(const void *s, size_t len, size_t *bad_offset);

@@ -49,7 +49,7 @@ int cmv_buf_grow(cmv_buf *buf, size_t need)
 		want = buf->max + 1;
 	p = cmv__realloc(buf->asize ? buf->ptr : NULL, want);
 	if (!p)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	if (!buf->asize)
 		p[0] = '\0';
 	buf->ptr = p;

@@ -97,9 +97,39 @@ const char *cmv_strerror(int code)
 	}
 }
 
+/*
+ * Failure on demand, for tests only: while on, every allocation of the
+ * library (these wrappers, and whatever a test routes through
+ * cmv__alloc_fails: cJSON's hooks, SQLite's allocator) is counted, and the
+ * n-th fails. Off, the cost is one read of a flag nobody writes; turning it
+ * on or off while other threads allocate is not supported.
+ */
+static bool inject;
+static size_t inject_countdown, inject_count;
+
+void cmv__alloc_inject(bool on, size_t fail_at)
+{
+	inject = on;
+	inject_count = 0;
+	inject_countdown = fail_at;
+}
+
+size_t cmv__alloc_injected_calls(void)
+{
+	return inject_count;
+}
+
+bool cmv__alloc_fails(void)
+{
+	if (!inject)
+		return false;
+	inject_count++;
+	return inject_countdown && --inject_countdown == 0;
+}
+
 void *cmv__malloc(size_t n)
 {
-	void *p = malloc(n ? n : 1);
+	void *p = cmv__alloc_fails() ? NULL : malloc(n ? n : 1);
 
 	if (!p)
 		cmv_error__oom();
@@ -108,7 +138,7 @@ void *cmv__malloc(size_t n)
 
 void *cmv__calloc(size_t n, size_t size)
 {
-	void *p = calloc(n ? n : 1, size ? size : 1);
+	void *p = cmv__alloc_fails() ? NULL : calloc(n ? n : 1, size ? size : 1);
 
 	if (!p)
 		cmv_error__oom();
@@ -117,7 +147,7 @@ void *cmv__calloc(size_t n, size_t size)
 
 void *cmv__realloc(void *p, size_t n)
 {
-	void *q = realloc(p, n ? n : 1);
+	void *q = cmv__alloc_fails() ? NULL : realloc(p, n ? n : 1);
 
 	if (!q)
 		cmv_error__oom();

@@ -64,7 +64,7 @@ oom:
 	free(f->path);
 	free(f->tmp);
 	memset(f, 0, sizeof(*f));
-	return CMV_ENOMEM;
+	return cmv_error__oom();
 }
 
 int cmv__atomic_commit(cmv__atomic_file *f)

@@ -131,7 +131,7 @@ int cmv__strmap_put(cmv__strmap *m, const char *key, size_t num, const char *str
 			free(m->keys);
 			free(m->strs);
 			*m = old;
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 		for (size_t i = 0; i < old.cap; i++)
 			if (old.keys[i]) {
@@ -148,11 +148,11 @@ int cmv__strmap_put(cmv__strmap *m, const char *key, size_t num, const char *str
 	size_t s = strmap_slot(m, key);
 	char *copy = str ? cmv__strdup(str) : NULL;
 	if (str && !copy)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	if (!m->keys[s]) {
 		if (!(m->keys[s] = cmv__strdup(key))) {
 			free(copy);
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 		m->n++;
 	}
@@ -215,7 +215,7 @@ int cmv__array_grow(void **p, size_t *cap, size_t n, size_t size)
 		return cmv_error__oom();
 	void *q = cmv__realloc(*p, ncap * size);
 	if (!q)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	*p = q;
 	*cap = ncap;
 	return 0;

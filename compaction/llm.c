@@ -184,7 +184,7 @@ int cmv_llm_transport_curl(cmv_llm_transport **out)
 		started = true;
 	}
 	if (!(t = cmv__calloc(1, sizeof(*t))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	t->base = (cmv_llm_transport){ CMV_LLM_TRANSPORT_VERSION, curl_send, curl_free_transport };
 	*out = &t->base;
 	return 0;
@@ -211,10 +211,10 @@ static int replay_send(cmv_llm_transport *t, const cmv_http_request *req, cmv_ht
 	resp->retry_after_ms = -1;
 	cmv_buf_clear(&resp->body);
 	if (!(grown = cmv__realloc(r->requests, (r->n_requests + 1) * sizeof(*grown))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	r->requests = grown;
 	if (!(copy = cmv__malloc(req->body_len + 1)))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	memcpy(copy, req->body, req->body_len);
 	copy[req->body_len] = '\0';
 	r->requests[r->n_requests++] = copy;
@@ -238,7 +238,7 @@ static int replay_send(cmv_llm_transport *t, const cmv_http_request *req, cmv_ht
 		resp->retry_after_ms = (long)(ra->valuedouble * 1000);
 	if (cJSON_IsString(body)) {
 		if (cmv_buf_puts(&resp->body, body->valuestring) < 0)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 	} else if (body) {
 		char *text = cJSON_PrintUnformatted(body);
 		int error = text ? cmv_buf_puts(&resp->body, text) : cmv_error__oom();
@@ -368,7 +368,7 @@ int cmv_llm_new(cmv_llm **out, const cmv_model *model, const cmv_llm_options *op
 	if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))
 		return cmv_error__set(CMV_EINVALID, "'%s' is not an http:// or https:// URL", base);
 	if (!(llm = cmv__calloc(1, sizeof(*llm))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	llm->model = model;
 	llm->opts = *opts;
 	llm->anthropic = model->api == CMV_API_ANTHROPIC;
@@ -380,7 +380,7 @@ int cmv_llm_new(cmv_llm **out, const cmv_model *model, const cmv_llm_options *op
 										       : default_key_env(model);
 	if (!(llm->endpoint = cmv__malloc(blen + strlen(path) + 1)) || !(llm->key_env = cmv__strdup(env))) {
 		cmv_llm_free(llm);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	memcpy(llm->endpoint, base, blen);
 	memcpy(llm->endpoint + blen, path, strlen(path) + 1);
@@ -582,7 +582,7 @@ int cmv_llm_complete(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const cha
 		const char *pre = llm->anthropic ? "x-api-key: " : "Authorization: Bearer ";
 		auth_len = strlen(pre) + strlen(key) + 1;
 		if (!(auth = cmv__malloc(auth_len))) {
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 			goto done;
 		}
 		snprintf(auth, auth_len, "%s%s", pre, key);

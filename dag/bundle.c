@@ -118,7 +118,7 @@ static int collect_from(collect *c, const cmv_id *root)
 		if (n == cap) {                                                                \
 			frame *g_ = cmv__realloc(stack, (cap = cap ? cap * 2 : 64) * sizeof(*stack)); \
 			if (!g_) {                                                             \
-				error = CMV_ENOMEM;                                            \
+				error = cmv_error__oom();                                            \
 				goto done;                                                     \
 			}                                                                      \
 			stack = g_;                                                            \
@@ -199,7 +199,7 @@ static int node_line(cmv_buf *out, const cmv_node *n)
 			char *m = cmv__malloc(n->meta_len + 1);
 			if (!m) {
 				cJSON_Delete(o);
-				return CMV_ENOMEM;
+				return cmv_error__oom();
 			}
 			memcpy(m, n->meta, n->meta_len);
 			m[n->meta_len] = '\0';
@@ -235,7 +235,7 @@ static int node_line(cmv_buf *out, const cmv_node *n)
 	if (n->n_includes)
 		cJSON_AddItemToObject(o, "includes", ids_json(n->includes, n->n_includes));
 	if (!error && !(s = cJSON_PrintUnformatted(o)))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	if (!error) {
 		error = cmv_buf_printf(out, "%s\n", s);
 		cJSON_free(s);
@@ -263,7 +263,7 @@ static int add_ref(pick *p, const cmv_ref *r)
 	if (cmv__strmap_get(&p->names, r->name, NULL, NULL))
 		return 0;
 	if (cmv__strmap_put(&p->names, r->name, 0, NULL) < 0 || !(o = cJSON_CreateObject()))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	cJSON_AddStringToObject(o, "name", r->name);
 	cJSON_AddStringToObject(o, "type", r->type == CMV_REF_SNAPSHOT ? "snapshot" : "branch");
 	cJSON_AddStringToObject(o, "target", cmv_id_tostr(hex, sizeof(hex), &r->target));
@@ -325,7 +325,7 @@ int cmv_bundle_export(cmv_bundle_stats *out, cmv_repo *repo, const char *const *
 		return cmv_error__set(CMV_EINVALID, "a bundle needs at least one snapshot");
 	if (!(doc = cJSON_CreateObject()) || !(p.refs = cJSON_CreateArray())) {
 		cJSON_Delete(doc);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	cJSON_AddStringToObject(doc, "format", BUNDLE_FORMAT);
 	cJSON_AddNumberToObject(doc, "version", BUNDLE_VERSION);
@@ -372,7 +372,7 @@ int cmv_bundle_export(cmv_bundle_stats *out, cmv_repo *repo, const char *const *
 	cJSON_AddNumberToObject(doc, "nodes", (double)c.n);
 	cJSON_AddNumberToObject(doc, "blobs", (double)c.blobs.n);
 	if (!(s = cJSON_Print(doc))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	if ((error = tar_entry(&t, BUNDLE_MANIFEST, s, strlen(s))) < 0)
@@ -544,7 +544,7 @@ static int ids_parse(cmv_id **out, size_t *n_out, const cJSON *arr)
 	if (!arr)
 		return 0;
 	if (!cJSON_IsArray(arr) || (n && !(*out = cmv__calloc(n, sizeof(**out)))))
-		return cJSON_IsArray(arr) ? CMV_ENOMEM : CMV_EINVALID;
+		return cJSON_IsArray(arr) ? cmv_error__oom() : CMV_EINVALID;
 	for (const cJSON *c = arr->child; c; c = c->next, i++)
 		if (!cJSON_IsString(c) || !hex32(c->valuestring) || cmv_id_fromstr(&(*out)[i], c->valuestring) < 0)
 			return CMV_EINVALID;
@@ -611,7 +611,7 @@ static int node_apply(cmv_repo *repo, const char *line, size_t len, const char *
 	}
 	nb = (size_t)cJSON_GetArraySize(blocks);
 	if (nb && (!(bcs = cmv__calloc(nb, sizeof(*bcs))) || !(blob_ids = cmv__calloc(nb, sizeof(*blob_ids))))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	size_t i = 0;

@@ -23,7 +23,7 @@ static int id_list_push(id_list *l, const cmv_id *id)
 		size_t ncap = l->cap ? l->cap * 2 : 256;
 		cmv_id *n = cmv__realloc(l->ids, ncap * sizeof(*n));
 		if (!n)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		l->ids = n;
 		l->cap = ncap;
 	}
@@ -73,7 +73,7 @@ static int gc_mark(gc_state *st)
 			for (size_t i = 0; !error && i < edges[k].n; i++)
 				error = id_list_push(&st->stack, &edges[k].ids[i]);
 		for (size_t i = 0; !error && i < node->n_blocks; i++)
-			error = cmv_idset_add(&st->blobs, &node->blocks[i].blob) < 0 ? CMV_ENOMEM : 0;
+			error = cmv_idset_add(&st->blobs, &node->blocks[i].blob) < 0 ? cmv_error__oom() : 0;
 		cmv_node_free(node);
 		if (error < 0)
 			return error;

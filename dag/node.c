@@ -94,7 +94,7 @@ static int node_write(cmv_id *out, cmv_repo *repo, const cmv_id *parent, uint64_
 		return cmv_error__set(CMV_EINVALID, "invalid kind %d", (int)msg->kind);
 	if (msg->n_blocks > CMV_ARRAY_SIZE(stack_blocks) &&
 	    !(blocks = cmv__calloc(msg->n_blocks, sizeof(*blocks))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 
 	for (i = 0; i < msg->n_blocks; i++) {
 		const cmv_block_content *bc = &msg->blocks[i];

@@ -229,7 +229,7 @@ int cmv_dag__node_from_parts(cmv_node **out, const cmv_node *head, const void *b
 	total = sizeof(cmv_node) + n_blocks * sizeof(cmv_block) + n_ids * sizeof(cmv_id) + str_bytes +
 		(head->meta ? head->meta_len + 1 : 0);
 	if (!(n = cmv__malloc(total)))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	*n = *head;
 	blocks = (cmv_block *)(n + 1);
 	ids = (cmv_id *)(blocks + n_blocks);
@@ -433,7 +433,7 @@ int cmv_idset_add(cmv_idset *s, const cmv_id *id)
 
 		if (!(s->slots = cmv__calloc(ncap, sizeof(cmv_id)))) {
 			s->slots = old.slots;
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 		s->cap = ncap;
 		s->n = 0;

@@ -404,12 +404,12 @@ static int collect_ref(const cmv_ref *ref, void *payload)
 		size_t ncap = l->cap ? l->cap * 2 : 16;
 		cmv_ref **nr = cmv__realloc(l->refs, ncap * sizeof(*nr));
 		if (!nr)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		l->refs = nr;
 		l->cap = ncap;
 	}
 	if (!(l->refs[l->n] = cmv_dag__ref_copy(ref)))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	l->n++;
 	return 0;
 }
@@ -446,7 +446,7 @@ int cmv_tree_build(cmv_tree **out, cmv_repo *repo)
 	    !(t->entries = cmv__calloc(l.n ? l.n : 1, sizeof(*t->entries))) ||
 	    !(parent_of = cmv__calloc(l.n ? l.n : 1, sizeof(*parent_of))) ||
 	    !(placed = cmv__calloc(l.n ? l.n : 1, sizeof(*placed)))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto fail;
 	}
 	for (size_t i = 0; i < l.n; i++) {

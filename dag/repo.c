@@ -31,7 +31,7 @@ int cmv_repo_wrap_backend(cmv_repo **out, cmv_store_backend *backend, unsigned i
 	}
 	if (!(repo = cmv__calloc(1, sizeof(*repo)))) {
 		backend->free(backend);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	repo->backend = backend;
 	repo->flags = flags;

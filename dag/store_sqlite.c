@@ -566,7 +566,7 @@ static int node_read(sqlite_backend *sb, cmv_node **out, sqlite3_int64 *rid_out,
 				size_t ncap = cap_edges ? cap_edges * 2 : 4;
 				cmv_id *ne = cmv__realloc(edges, ncap * sizeof(*ne));
 				if (!ne) {
-					error = CMV_ENOMEM;
+					error = cmv_error__oom();
 					goto done;
 				}
 				edges = ne;
@@ -652,7 +652,7 @@ static int ref_from_row(cmv_ref **out, sqlite3_stmt *s)
 	if (tags && *tags) {
 		char *p;
 		if (!(tagcopy = cmv__strdup(tags)))
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		p = tagcopy;
 		while (p && n_tags < CMV_ARRAY_SIZE(tagv)) {
 			char *nl = strchr(p, '\n');
@@ -782,7 +782,7 @@ static int sq_ref_foreach(cmv_store_backend *b, int (*cb)(const cmv_ref *, void 
 			size_t ncap = cap ? cap * 2 : 16;
 			cmv_ref **nr = cmv__realloc(refs, ncap * sizeof(*nr));
 			if (!nr) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				break;
 			}
 			refs = nr;
@@ -1245,12 +1245,12 @@ static int sq_search(cmv_store_backend *b, const char *query, size_t limit,
 			cmv_id *ni = cmv__realloc(ids, ncap * sizeof(*ni));
 			double *ns;
 			if (!ni) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				break;
 			}
 			ids = ni;
 			if (!(ns = cmv__realloc(scores, ncap * sizeof(*ns)))) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				break;
 			}
 			scores = ns;
@@ -1545,13 +1545,13 @@ int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned in
 	if (!memory && !(flags & CMV_REPO_OPEN_CREATE) && stat(path, &st) != 0)
 		return cmv_error__set(CMV_ENOTFOUND, "no store at '%s'", path);
 	if (!(sb = cmv__calloc(1, sizeof(*sb))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	sb->parent = sqlite_backend_template;
 	cmv_buf_init(&sb->scratch, (size_t)64 << 20);
 	sb->readonly = (flags & CMV_REPO_OPEN_READONLY) != 0;
 	if (!(sb->path = cmv__strdup(path))) {
 		free(sb);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	oflags = SQLITE_OPEN_NOMUTEX | (sb->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
 	if (flags & CMV_REPO_OPEN_CREATE)

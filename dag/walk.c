@@ -29,7 +29,7 @@ static int read_chain(cmv_id **out, size_t *n_out, cmv_repo *repo, const cmv_id 
 				      (unsigned long long)depth);
 	n = (size_t)depth + 1;
 	if (!(chain = cmv__malloc(n * sizeof(*chain))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t i = n; i-- > 0;) {
 		chain[i] = cur;
 		if (i == 0)
@@ -71,7 +71,7 @@ int cmv_walk_new(cmv_walk **out, cmv_repo *repo, const cmv_id *tip)
 	CMV_ASSERT_ARG(tip);
 	*out = NULL;
 	if (!(w = cmv__calloc(1, sizeof(*w))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	w->repo = repo;
 	if ((error = read_chain(&w->chain, &w->n, repo, tip)) < 0) {
 		free(w);

@@ -47,7 +47,7 @@ static int own(parsed_line *pl, char *p)
 		char **n = cmv__realloc(pl->owned, ncap * sizeof(*n));
 		if (!n) {
 			free(p);
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 		pl->owned = n;
 		pl->cap_owned = ncap;
@@ -270,7 +270,7 @@ static int parse_line(parsed_line *pl, const char *text, size_t len)
 	}
 	if (cJSON_IsString(content)) {
 		if (!(pl->blocks = cmv__calloc(1, sizeof(*pl->blocks)))) {
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 			goto done;
 		}
 		pl->blocks[0].type = "text";
@@ -281,7 +281,7 @@ static int parse_line(parsed_line *pl, const char *text, size_t len)
 	} else if (cJSON_IsArray(content)) {
 		size_t n = (size_t)cJSON_GetArraySize(content), i = 0;
 		if (!(pl->blocks = cmv__calloc(n ? n : 1, sizeof(*pl->blocks)))) {
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 			goto done;
 		}
 		for (cJSON *blk = content->child; blk; blk = blk->next, i++)

@@ -35,7 +35,7 @@ int record_edit_load(record_edit *e, const cmv_node *n)
 	e->sep = t.sep;
 	e->sep_len = t.sep_len;
 	if (n->n_blocks && !(e->enc = cmv__calloc(n->n_blocks, 1)))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	const unsigned char *cursor = t.holes;
 	for (const char *q = t.tpl; q < t.tpl_end;) {
 		const char *nul = memchr(q, '\0', (size_t)(t.tpl_end - q));
@@ -139,7 +139,7 @@ int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id 
 	record_build_init(&rb);
 	if (!text || (n_all && (!(renum = cmv__calloc(n_all, sizeof(*renum))) ||
 				!(blocks = cmv__calloc(n_all, sizeof(*blocks)))))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	for (size_t i = 0; i < n_all; i++)

@@ -290,3 +290,18 @@ int jscan_escape(cmv_buf *out, const void *data, size_t len)
 		return error;
 	return cmv_buf_putc(out, '"');
 }
+
+cJSON *jscan_parse(const char *s, size_t len, int *error)
+{
+	cJSON *j = cJSON_ParseWithLength(s, len);
+	const char *p, *end = s + len;
+
+	*error = 0;
+	if (j)
+		return j;
+	/* cJSON says NULL for bad text and for a failed allocation alike: the scanner, which allocates nothing, tells them apart */
+	p = jscan_ws(s, end);
+	if (p < end && (p = jscan_value(p, end)) != NULL && jscan_ws(p, end) == end)
+		*error = cmv_error__oom();
+	return NULL;
+}

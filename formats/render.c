@@ -71,7 +71,10 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 			nb_tool_use(c, content, b->tool_id, b->tool_name, NULL, blob->ptr,
 				    b->media_type && !strcmp(b->media_type, "text/plain"));
 		} else if (!strcmp(b->type, "tool_result")) {
-			cJSON *blocks = b->media_type && strstr(b->media_type, "json") ? cJSON_Parse(blob->ptr) : NULL;
+			cJSON *blocks = NULL;
+			if (b->media_type && strstr(b->media_type, "json") &&
+			    !(blocks = jscan_parse(blob->ptr, blob->size, &error)) && error < 0)
+				return error;
 			nb_tool_result(c, content, b->tool_id, cJSON_IsArray(blocks) ? blocks : NULL,
 				       cJSON_IsArray(blocks) ? NULL : blob->ptr, b->flags & CMV_BLOCK_ERROR);
 			cJSON_Delete(blocks);
@@ -80,7 +83,7 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 		}
 		/* thinking without a signature cannot be replayed; other types are not model content */
 	}
-	return c->oom ? CMV_ENOMEM : 0;
+	return c->oom ? cmv_error__oom() : 0;
 }
 
 /* What reading records keeps between them: buffers, and a JSON document's header waiting for its trailer. */
@@ -118,7 +121,9 @@ static int load_node(conv *c, cmv_render_stats *st, load_state *ls, cmv_repo *re
 	}
 	if (error < 0)
 		goto out;
-	cJSON *j = cJSON_ParseWithLength(ls->rec.ptr, ls->rec.size);
+	cJSON *j = jscan_parse(ls->rec.ptr, ls->rec.size, &error);
+	if (error < 0)
+		goto out;
 	if (!j) {
 		if (ls->strict) {
 			error = cmv_error__set(CMV_ENOTFOUND, "record %s is part of a document", hex);
@@ -256,7 +261,7 @@ int cmv__conversation_load_since(cmv__conversation *cv, cmv_repo *repo, const cm
 	if (target < CMV_RENDER_ANTHROPIC || target > CMV_RENDER_GEMINI)
 		return cmv_error__set(CMV_EINVALID, "unknown render target %d", (int)target);
 	if (!(nodes = cmv__calloc(max_records + 1, sizeof(*nodes))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	/* up from the tip to the first: an ancestor within reach, or this is no range */
 	for (bool reached = false; !reached;) {
 		if (n == max_records || cmv_id_is_none(&cur)) {
@@ -363,11 +368,11 @@ static int images_as_text(cJSON *arr)
 				 mt ? mt : "");
 			cJSON *tb = cmv_formats__text_block(line);
 			if (!tb)
-				return CMV_ENOMEM;
+				return cmv_error__oom();
 			cJSON_ReplaceItemViaPointer(arr, b, tb);
 			b = tb;
 		} else if (!strcmp(cmv_formats__btype(b), "tool_result") && images_as_text(cJSON_GetObjectItemCaseSensitive(b, "content")) < 0) {
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 	}
 	return 0;
@@ -404,7 +409,7 @@ static int tools_as_text(cJSON *msgs)
 			}
 			cJSON *tb = error ? NULL : cmv_formats__text_block(line.ptr);
 			if (!tb) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				break;
 			}
 			cJSON_ReplaceItemViaPointer(content, b, tb);

@@ -92,16 +92,16 @@ static int map_add(result_map *m, const char *id)
 		size_t ncap = m->cap ? m->cap * 2 : 64;
 		char **a = cmv__realloc(m->ids, ncap * sizeof(*a));
 		if (!a)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		m->ids = a;
 		cJSON **r = cmv__realloc(m->results, ncap * sizeof(*r));
 		if (!r)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		m->results = r;
 		m->cap = ncap;
 	}
 	if (!(m->ids[m->n] = cmv__strdup(id)))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	m->results[m->n++] = NULL;
 	return 0;
 }
@@ -194,10 +194,10 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					cJSON_DeleteItemFromObjectCaseSensitive(aliases, id);
 					if (!cJSON_AddStringToObject(aliases, id, fresh) ||
 					    !cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(b, "id"), fresh))
-						error = CMV_ENOMEM;
+						error = cmv_error__oom();
 				} else if (!is_use && alias) {
 					if (!cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(b, "tool_use_id"), alias))
-						error = CMV_ENOMEM;
+						error = cmv_error__oom();
 				}
 				id = cj_str(b, is_use ? "id" : "tool_use_id");
 			}
@@ -215,7 +215,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					if (cmv_buf_printf(&line, "[tool result for %s]\n%s", id ? id : "?",
 							   text.size ? text.ptr : "") < 0 ||
 					    !(tb = cmv_formats__text_block(line.ptr)))
-						error = CMV_ENOMEM;
+						error = cmv_error__oom();
 					else
 						cJSON_ReplaceItemViaPointer(content, b, tb);
 					cmv_buf_dispose(&line);
@@ -251,14 +251,14 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					    !cJSON_AddStringToObject(r, "content", "[cmv: no result was recorded for this call]") ||
 					    !cJSON_AddTrueToObject(r, "is_error")) {
 						cJSON_Delete(r);
-						error = CMV_ENOMEM;
+						error = cmv_error__oom();
 						break;
 					}
 					st->answered_calls++;
 				}
 				if (!answer && !(answer = cmv_formats__new_message("user"))) {
 					cJSON_Delete(r);
-					error = CMV_ENOMEM;
+					error = cmv_error__oom();
 					break;
 				}
 				cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(answer, "content"), r);
@@ -282,7 +282,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 		if (!m || !tb) {
 			cJSON_Delete(m);
 			cJSON_Delete(tb);
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 		} else {
 			cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(m, "content"), tb);
 			cJSON_InsertItemInArray(out, 0, m);

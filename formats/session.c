@@ -295,19 +295,19 @@ int record_list_push(record_list *rl, const cmv_id *id, size_t parent, bool on_c
 		size_t ncap = rl->cap ? rl->cap * 2 : 256;
 		void *a = cmv__realloc(rl->ids, ncap * sizeof(*rl->ids));
 		if (!a)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		rl->ids = a;
 		if (!(a = cmv__realloc(rl->chain_parent, ncap * sizeof(*rl->chain_parent))))
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		rl->chain_parent = a;
 		if (!(a = cmv__realloc(rl->depth, ncap * sizeof(*rl->depth))))
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		rl->depth = a;
 		if (!(a = cmv__realloc(rl->on_chain, ncap)))
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		rl->on_chain = a;
 		if (!(a = cmv__realloc(rl->is_msg, ncap)))
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		rl->is_msg = a;
 		rl->cap = ncap;
 	}
@@ -381,7 +381,7 @@ static int write_manifest(cmv_id *out, cmv_repo *repo, const record_list *rl, co
 	int error = 0;
 
 	if (!(chunks = cmv__calloc(n_chunks ? n_chunks : 1, sizeof(*chunks))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t c = 0; c < n_chunks && !error; c++) {
 		m.includes = rl->ids + c * SESSION_CHUNK;
 		m.n_includes = rl->n - c * SESSION_CHUNK < SESSION_CHUNK ? rl->n - c * SESSION_CHUNK : SESSION_CHUNK;
@@ -459,7 +459,7 @@ int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, con
 		goto done;
 
 	if (!(kept = cmv__calloc(n_abandoned ? n_abandoned : 1, sizeof(*kept)))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	for (size_t k = 0; k < n_abandoned && !error; k++) {

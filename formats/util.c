@@ -13,7 +13,7 @@ int cmv_linereader_open(cmv_linereader *r, const char *path, size_t max_line_byt
 	r->max = max_line_bytes ? max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT;
 	cmv_buf_init(&r->line, r->max);
 	if (!(r->block = cmv__malloc(READ_BLOCK)))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	if (!(r->fp = fopen(path, "rb")))
 		return cmv_error__set(errno == ENOENT ? CMV_ENOTFOUND : CMV_EIO, "cannot open '%s': %s",
 				      path, strerror(errno));

@@ -9,7 +9,7 @@
 
 /* ---- writing each provider's shape -------------------------------------------- */
 
-#define OOM_IF(x) do { if (!(x)) return CMV_ENOMEM; } while (0)
+#define OOM_IF(x) do { if (!(x)) return cmv_error__oom(); } while (0)
 
 static void sanitize_id(cJSON *b, const char *key)
 {
@@ -106,7 +106,7 @@ static int add_owned_string(cJSON *o, const char *k, char *s)
 	cJSON_free(s);
 	if (!v || !cJSON_AddItemToObject(o, k, v)) {
 		cJSON_Delete(v);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	return 0;
 }
@@ -141,7 +141,7 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 					       (fn = cJSON_AddObjectToObject(tc, "function")) &&
 					       cJSON_AddStringToObject(fn, "name", cj_str(b, "name")));
 					if (add_owned_string(fn, "arguments", json_text(cj_get(b, "input"))) < 0)
-						return CMV_ENOMEM;
+						return cmv_error__oom();
 				}
 			}
 			if (scratch->size)
@@ -163,14 +163,14 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 				    !cJSON_AddStringToObject(o, "tool_call_id", cj_str(b, "tool_use_id")) ||
 				    !cJSON_AddStringToObject(o, "content", scratch->size ? scratch->ptr : "(empty)")) {
 					cJSON_Delete(parts);
-					return CMV_ENOMEM;
+					return cmv_error__oom();
 				}
 			} else if (!strcmp(cmv_formats__btype(b), "text")) {
 				cJSON *p = cJSON_CreateObject();
 				if (!p || !cJSON_AddItemToArray(parts, p) || !cJSON_AddStringToObject(p, "type", "text") ||
 				    !cJSON_AddStringToObject(p, "text", cj_str(b, "text"))) {
 					cJSON_Delete(parts);
-					return CMV_ENOMEM;
+					return cmv_error__oom();
 				}
 			} else if (!strcmp(cmv_formats__btype(b), "image")) {
 				const cJSON *src = cj_get(b, "source");
@@ -181,7 +181,7 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 				if (!p || !cJSON_AddItemToArray(parts, p) || !cJSON_AddStringToObject(p, "type", "image_url") ||
 				    !(iu = cJSON_AddObjectToObject(p, "image_url")) || !cJSON_AddStringToObject(iu, "url", scratch->ptr)) {
 					cJSON_Delete(parts);
-					return CMV_ENOMEM;
+					return cmv_error__oom();
 				}
 			}
 		}
@@ -189,7 +189,7 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 			cJSON *o = cJSON_CreateObject();
 			if (!o || !cJSON_AddItemToArray(out, o) || !cJSON_AddStringToObject(o, "role", "user")) {
 				cJSON_Delete(parts);
-				return CMV_ENOMEM;
+				return cmv_error__oom();
 			}
 			if (!parts->child->next && cj_str(parts->child, "text")) {
 				OOM_IF(cJSON_AddStringToObject(o, "content", cj_str(parts->child, "text")));
@@ -217,7 +217,7 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 {
 	cJSON *out, *custom_ids = cJSON_CreateObject();
 	bool any_reasoning = false;
-	int error = CMV_ENOMEM;
+	int error = cmv_error__oom();
 
 	OOM_IF(custom_ids);
 	if (joined_system(scratch, system) && !cJSON_AddStringToObject(body, "instructions", scratch->ptr))
@@ -310,7 +310,7 @@ int cmv_formats__write_gemini(cJSON *body, cJSON *msgs, const cJSON *system, uns
 {
 	bool deco = !(flags & CMV_RENDER_NO_DECORATIONS);
 	cJSON *names = cJSON_CreateObject(), *contents;
-	int error = CMV_ENOMEM;
+	int error = cmv_error__oom();
 
 	OOM_IF(names);
 	if (system->child) {

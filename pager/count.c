@@ -159,7 +159,7 @@ static void add_json(req_count *rc, uint64_t *slot, const cJSON *v)
 		return;
 	}
 	if (!(s = cJSON_PrintUnformatted(v))) {
-		rc->error = CMV_ENOMEM;
+		rc->error = cmv_error__oom();
 		return;
 	}
 	add_text(rc, slot, s, strlen(s));

@@ -601,7 +601,7 @@ int cmv_models_load(cmv_models **out, const char *path)
 	CMV_ASSERT_ARG(out);
 	*out = NULL;
 	if (!(m = cmv__calloc(1, sizeof(*m))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(builtin) && !error; i++)
 		error = push(m, &builtin[i]);
 	if (!file) {
