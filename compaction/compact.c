@@ -41,8 +41,18 @@ void cmv_compact_report_dispose(cmv_compact_report *rep)
 	rep->tools_used = NULL;
 }
 
+/* A node of the trimmed branch, as the cut and the write see it. */
+typedef struct {
+	cmv_id id;
+	cmv_kind kind;
+	cmv_role role;
+	cmv_id parent;
+	char hex[CMV_ID_HEXSZ + 1];
+} path_node;
+
 typedef struct {
 	cmv_repo *repo;
+	const cmv_id *tip;
 	const cmv_compact_options *o;
 	cmv_render_options ro;
 	cmv_render_target target;
@@ -51,6 +61,19 @@ typedef struct {
 	size_t n;          /* raw messages */
 	cmv_buf body, problems;
 	struct llm_plan *plan;
+	/* what each phase of compact_once leaves to the next */
+	cmv_id trimmed;        /* the trimmed branch's tip */
+	cmv_id head;           /* the written branch's tip, before the event that records the job */
+	uint64_t reserve;      /* the room the cut search leaves for the summary */
+	size_t *cuts, n_cuts;  /* where a cut may go (cut_points) */
+	size_t cut;            /* raw[0..cut) are summarized */
+	uint64_t tail_tokens;  /* raw[cut..] rendered beside a one-token summary */
+	path_node *path;       /* the trimmed branch, root first */
+	size_t n_path, k;      /* path[k] is the cut's record (n_path: none) */
+	cmv_id *cov;           /* the covered nodes (rep->covered_nodes of them) */
+	size_t n_sys;          /* stage 3: the system prompts the abridged one derives from */
+	cmv_buf doc, covered;  /* the summary; raw[0..cut) as one JSON array, kept whole in the event */
+	cmv_buf sys_full, sys_text; /* stage 3: the system prompts whole, and abridged */
 } job;
 
 /*
@@ -316,14 +339,6 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 	return error;
 }
 
-typedef struct {
-	cmv_id id;
-	cmv_kind kind;
-	cmv_role role;
-	cmv_id parent;
-	char hex[CMV_ID_HEXSZ + 1];
-} path_node;
-
 static int read_path(path_node **out, size_t *n_out, cmv_repo *repo, const cmv_id *tip)
 {
 	cmv_walk *walk = NULL;
@@ -421,19 +436,383 @@ static char *event_json(const cmv_compact_report *rep, const cmv_compact_options
 	return text;
 }
 
-static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts,
-			struct llm_plan *plan)
+/* ---- the job, phase by phase ------------------------------------------------------ */
+
+/* Check the options and set the job up: nothing is read or written yet. */
+static int job_init(job *j, cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts,
+		    struct llm_plan *plan)
+{
+	if (!opts->target || !opts->tok)
+		return cmv_error__set(CMV_EINVALID, "compact needs the target model and its tokenizer");
+	if (opts->llm && (!opts->summarizer || !opts->summarizer_tok))
+		return cmv_error__set(CMV_EINVALID, "a summarizer needs its profile and tokenizer");
+	if (!opts->branch || !cmv_ref_name_is_valid(opts->branch))
+		return cmv_error__set(CMV_EINVALID, "compact needs a valid name for the new branch, not '%s'",
+				      opts->branch ? opts->branch : "");
+	j->repo = repo;
+	j->tip = tip;
+	j->o = opts;
+	j->plan = plan;
+	j->target = cmv_model_render_target(opts->target);
+	if (!j->target)
+		j->target = CMV_RENDER_OPENAI_CHAT;
+	j->ro = (cmv_render_options)CMV_RENDER_OPTIONS_INIT;
+	j->ro.model = opts->target->id;
+	j->ro.flags = CMV_RENDER_NO_DECORATIONS | (opts->target->tools ? 0 : CMV_RENDER_TOOLS_AS_TEXT) |
+		      (opts->target->images ? 0 : CMV_RENDER_NO_IMAGES);
+	cmv_buf_init(&j->body, CMV_BUF_CONTENT);
+	cmv_buf_init(&j->problems, CMV_BUF_SMALL);
+	cmv_buf_init(&j->doc, CMV_BUF_CONTENT);
+	cmv_buf_init(&j->covered, CMV_BUF_CONTENT);
+	cmv_buf_init(&j->sys_full, CMV_BUF_CONTENT);
+	cmv_buf_init(&j->sys_text, CMV_BUF_CONTENT);
+	/* the cut search counts the same tail again and again */
+	cmv__tok_memo(opts->tok, true);
+	uint64_t cap = cmv_model_input_budget(opts->target);
+	j->budget = rep->budget = opts->budget && opts->budget < cap ? opts->budget : cap;
+	return 0;
+}
+
+static void job_dispose(job *j)
+{
+	cmv__conv_dispose(&j->raw);
+	cmv_buf_dispose(&j->body);
+	cmv_buf_dispose(&j->problems);
+	cmv_buf_dispose(&j->doc);
+	cmv_buf_dispose(&j->covered);
+	cmv_buf_dispose(&j->sys_full);
+	cmv_buf_dispose(&j->sys_text);
+	free(j->path);
+	free(j->cuts);
+	free(j->cov);
+}
+
+/* 0. The conversation as it is: what the report measures the job against. */
+static int measure_before(job *j, cmv_compact_report *rep)
+{
+	cmv_token_stats ts;
+	int error;
+
+	if ((error = cmv_render(&j->body, NULL, j->repo, j->tip, j->target, &j->ro)) < 0 ||
+	    (error = cmv_count_request(&ts, j->o->target, j->o->tok, j->body.ptr, j->body.size)) < 0)
+		return error;
+	rep->tokens_before = ts.total;
+	return 0;
+}
+
+/* 1. Trim into the new branch: lossless, and often all it takes; the rest works on its result. */
+static int trim_branch(job *j, cmv_compact_report *rep)
 {
 	cmv_trim_options to = CMV_TRIM_OPTIONS_INIT;
 	cmv_trim_report trep;
 	cmv_render_stats rst;
-	job j;
-	path_node *path = NULL;
-	size_t n_path = 0, *cuts = NULL, n_cuts = 0;
-	cmv_buf doc = CMV_BUF_INIT(CMV_BUF_CONTENT), covered = CMV_BUF_INIT(CMV_BUF_CONTENT),
-		sys_full = CMV_BUF_INIT(CMV_BUF_CONTENT), sys_text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	int error;
+
+	to.threshold = j->o->trim_threshold;
+	to.branch = j->o->branch;
+	to.from_ref = j->o->from_ref;
+	if ((error = cmv_trim(&trep, j->repo, j->tip, &to)) < 0)
+		return error;
+	j->trimmed = trep.head;
+	if ((error = cmv__conv_load_raw(&j->raw, &rst, j->repo, &j->trimmed, 0)) < 0)
+		return error;
+	j->n = (size_t)cJSON_GetArraySize(j->raw.messages);
+	if ((error = capabilities(rep, j->raw.messages, j->o->target)) < 0 ||
+	    (error = measure(&rep->tokens_trimmed, NULL, j, 0, NULL)) < 0)
+		return error;
+	rep->stage = 1;
+	rep->coverage = 1.0;
+	rep->kept_messages = j->n;
+	j->head = j->trimmed;
+	return 0;
+}
+
+/* 2. The longest tail that fits beside a summary: the more is kept verbatim, the less is lost. */
+static int find_cut(job *j, cmv_compact_report *rep)
+{
+	int error;
+
+	rep->stage = 2;
+	uint64_t reserve = j->budget / 4;
+	reserve = reserve < SUMMARY_MIN_TOKENS ? SUMMARY_MIN_TOKENS : reserve > SUMMARY_MAX_TOKENS ? SUMMARY_MAX_TOKENS : reserve;
+	j->reserve = reserve;
+	if ((error = cut_points(&j->cuts, &j->n_cuts, j->raw.messages, j->n)) < 0)
+		return error;
+	size_t lo = 0, hi = j->n_cuts - 1; /* the last (everything summarized) is the fallback */
+	uint64_t t = 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if ((error = measure(&t, NULL, j, j->cuts[mid], "x")) < 0)
+			return error;
+		if (t + reserve <= j->budget)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	j->cut = j->cuts[lo];
+	return measure(&j->tail_tokens, NULL, j, j->cut, "x");
+}
+
+/*
+ * 3. The system prompts alone leave too little room (a Codex session's
+ * instructions run past 10k tokens; an 8k model cannot take them).
+ * They are pinned, and the pinned set does not fit: the one case
+ * where they are abridged, into a new system node derived from the
+ * originals, with the whole text a recall away. After that, a tail that
+ * leaves no room even for a summary is refused.
+ */
+static int fit_system_prompts(job *j, cmv_compact_report *rep)
+{
+	int error;
+
+	if (j->cut == j->n && j->tail_tokens + j->reserve / 2 > j->budget && cJSON_GetArraySize(j->raw.system) > 0) {
+		if ((error = abridge_system(j, &j->sys_full, &j->sys_text, j->budget / 3)) < 0 ||
+		    (error = measure(&j->tail_tokens, NULL, j, j->cut, "x")) < 0)
+			return error;
+		cmv_id sid;
+		cmv_id_hash(&sid, j->sys_full.ptr, j->sys_full.size);
+		cmv_id_tostr(rep->system_recall, sizeof(rep->system_recall), &sid);
+		rep->stage = 3;
+	}
+	if (j->tail_tokens + SUMMARY_MIN_TOKENS / 4 > j->budget)
+		return cmv_error__set(CMV_EBUDGET, "%s: even a summary alone does not fit %llu tokens of %s "
+				      "(the system prompt and framing take %llu)", j->o->branch,
+				      (unsigned long long)j->budget, j->o->target->id, (unsigned long long)j->tail_tokens);
+	return 0;
+}
+
+/* The nodes before the cut's record are covered; system prompts and events are carried. */
+static int split_at_cut(job *j, cmv_compact_report *rep)
+{
+	size_t cut = j->cut;
+	int error;
+
+	const char *cut_hex = cut < j->n ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
+						   cJSON_GetArrayItem(j->raw.messages, (int)cut), "node"))
+				       : NULL;
+	if ((error = read_path(&j->path, &j->n_path, j->repo, &j->trimmed)) < 0)
+		return error;
+	size_t k = j->n_path;
+	for (size_t i = 0; cut_hex && i < j->n_path; i++)
+		if (!strcmp(j->path[i].hex, cut_hex)) {
+			k = i;
+			break;
+		}
+	if (cut_hex && k == j->n_path)
+		return cmv_error__set(CMV_ECORRUPT, "the cut's record %.12s is not on the branch", cut_hex);
+	j->k = k;
+	if (!(j->cov = cmv__calloc(k + 1, sizeof(*j->cov))))
+		return CMV_ENOMEM;
+	for (size_t i = 0; i < k; i++) {
+		if (rep->stage == 3 && is_system(&j->path[i]))
+			j->n_sys++; /* the abridged prompt derives from these */
+		else if (!carried(&j->path[i]))
+			j->cov[rep->covered_nodes++] = j->path[i].id;
+	}
+	rep->kept_nodes = j->n_path - k;
+	rep->covered_messages = cut;
+	rep->kept_messages = j->n - cut;
+	return 0;
+}
+
+/* The covered messages, verbatim, as one blob: the summary names its id, so nothing is lost. */
+static int keep_covered(job *j, cmv_compact_report *rep)
+{
+	int error = 0;
+	cJSON *arr = cJSON_CreateArray();
+	size_t mi = 0;
+
+	for (const cJSON *m = j->raw.messages->child; arr && m && mi < j->cut; m = m->next, mi++)
+		cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1));
+	char *ctext = arr ? cJSON_PrintUnformatted(arr) : NULL;
+	cJSON_Delete(arr);
+	if (!ctext || (error = cmv_buf_puts(&j->covered, ctext)) < 0) {
+		cJSON_free(ctext);
+		return error < 0 ? error : CMV_ENOMEM;
+	}
+	cJSON_free(ctext);
+	cmv_id rid;
+	cmv_id_hash(&rid, j->covered.ptr, j->covered.size);
+	cmv_id_tostr(rep->recall, sizeof(rep->recall), &rid);
+	return 0;
+}
+
+/*
+ * The summary, made to fit what the tail leaves: it is measured rendered
+ * with the tail, and made smaller until the two fit. PLANNED: the first run
+ * of an LLM job, which stops here (see struct llm_plan).
+ */
+static int summarize_to_fit(job *j, cmv_compact_report *rep)
+{
+	uint64_t room = j->budget - j->tail_tokens;
+	/* what the tail leaves is the summary's, up to twice the cap */
+	uint64_t allowance = room > 16 ? room - 16 : room;
+	if (allowance > 2 * SUMMARY_MAX_TOKENS)
+		allowance = 2 * SUMMARY_MAX_TOKENS;
+	uint64_t final_tokens = 0;
+	size_t problems = 0;
+	int error;
+
+	for (int round = 0;; round++) {
+		if ((error = summarize(&j->doc, &rep->summary_tokens, rep, j, j->cut, allowance, rep->covered_nodes)) != 0 ||
+		    (error = measure(&final_tokens, &problems, j, j->cut, j->doc.ptr)) < 0)
+			return error;
+		if (final_tokens <= j->budget)
+			break;
+		/* rendering costs more than the document alone: give back the difference */
+		uint64_t over = final_tokens - j->budget + 8;
+		if (round == 4 || over >= allowance)
+			return cmv_error__set(CMV_EBUDGET, "%s: the summary does not fit beside the kept tail (%llu over %llu)",
+					      j->o->branch, (unsigned long long)final_tokens, (unsigned long long)j->budget);
+		allowance -= over;
+	}
+	return 0;
+}
+
+/* Stage 3: the abridged system prompt, the new branch's root, derived from the prompts it replaces. */
+static int write_abridged_system(cmv_id *tail, job *j)
+{
+	cmv_id *sys_ids = cmv__calloc(j->n_sys + 1, sizeof(*sys_ids));
+	size_t ns = 0;
+	int error;
+
+	if (!sys_ids)
+		return CMV_ENOMEM;
+	for (size_t i = 0; i < j->k; i++)
+		if (is_system(&j->path[i]))
+			sys_ids[ns++] = j->path[i].id;
+	/*
+	 * When the first prompt is a source record with one text in it (a
+	 * Codex session_meta), the abridged text goes into a copy of that
+	 * record: written back as a session, it still opens with the
+	 * record its agent needs. Otherwise it is a system message of its own.
+	 */
+	cmv_node *first = NULL;
+	if (ns && (error = cmv_node_read(&first, j->repo, &sys_ids[0])) < 0) {
+		free(sys_ids);
+		return error;
+	}
+	bool templated = first && first->meta && first->n_blocks == 1 && !strcmp(first->blocks[0].type, "text");
+	cmv_block_content b = { .type = "text", .data = j->sys_text.ptr, .len = j->sys_text.size,
+				.media_type = templated ? first->blocks[0].media_type : NULL };
+	cmv_message sm = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_MESSAGE, .blocks = &b, .n_blocks = 1,
+			   .derived_from = sys_ids, .n_derived_from = ns,
+			   .meta = templated ? first->meta : NULL, .meta_len = templated ? first->meta_len : 0 };
+	error = cmv_node_write(tail, j->repo, NULL, &sm);
+	cmv_node_free(first);
+	free(sys_ids);
+	return error;
+}
+
+/* 3. Write: carried prefix, the summary node with a covers edge to each covered node, tail. */
+static int write_summarized(job *j, cmv_compact_report *rep)
+{
+	cmv_id tail = { 0 };
+	int error = 0;
+
+	if (rep->stage == 3 && (error = write_abridged_system(&tail, j)) < 0)
+		return error;
+	for (size_t i = 0; i < j->k && !error; i++)
+		if (carried(&j->path[i]) && !(rep->stage == 3 && is_system(&j->path[i])))
+			error = carry(&tail, j->repo, &j->path[i].id);
+	if (!error) {
+		cmv_block_content b = { .type = "text", .data = j->doc.ptr, .len = j->doc.size };
+		cmv_message sm = { .role = CMV_ROLE_USER, .kind = CMV_KIND_SUMMARY, .blocks = &b, .n_blocks = 1,
+				   .covers = j->cov, .n_covers = rep->covered_nodes };
+		error = cmv_node_write(&tail, j->repo, cmv_id_is_none(&tail) ? NULL : &tail, &sm);
+		rep->summary = tail;
+	}
+	for (size_t i = j->k; i < j->n_path && !error; i++)
+		error = carry(&tail, j->repo, &j->path[i].id);
+	if (error < 0)
+		return error;
+	j->head = tail;
+	return 0;
+}
+
+/* The fidelity check, over what the summary replaced: the report says how much of it the summary names. */
+static int check_fidelity(job *j, cmv_compact_report *rep)
+{
+	cmv_buf src = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	int error;
+
+	if (!(error = ho_fidelity_source(&src, j->raw.messages, 0, j->cut)))
+		error = cmv_fidelity(&rep->coverage, &rep->entities, &rep->entities_found, NULL,
+				     src.ptr ? src.ptr : "", src.size, j->doc.ptr, j->doc.size);
+	cmv_buf_dispose(&src);
+	return error;
+}
+
+/* The written branch, rendered, counted and checked: the figures reported are these, and over the budget is refused. */
+static int verify_written(job *j, cmv_compact_report *rep)
+{
 	cmv_token_stats ts;
-	bool dry;
+	int error;
+
+	if ((error = cmv_render(&j->body, NULL, j->repo, &j->head, j->target, &j->ro)) < 0 ||
+	    (error = cmv_count_request(&ts, j->o->target, j->o->tok, j->body.ptr, j->body.size)) < 0)
+		return error;
+	rep->tokens_after = ts.total;
+	rep->fits = ts.total <= j->budget;
+	int np = cmv_check_request(&j->problems, j->target, j->body.ptr, j->body.size);
+	if (np < 0)
+		return np;
+	rep->problems = (size_t)np;
+	if (!rep->fits)
+		return cmv_error__set(CMV_EBUDGET, "%s: the result takes %llu tokens of %s, over the budget of %llu",
+				      j->o->branch, (unsigned long long)ts.total, j->o->target->id,
+				      (unsigned long long)j->budget);
+	return 0;
+}
+
+/* The record: an event (holding the covered blob), the note, the target as the branch's LLM. */
+static int record_job(job *j, cmv_compact_report *rep)
+{
+	const cmv_compact_options *opts = j->o;
+	int error;
+
+	char *ev = event_json(rep, opts, j->tip, opts->llm ? cmv_llm_endpoint(opts->llm) : "");
+	if (!ev)
+		return CMV_ENOMEM;
+	cmv_block_content eb[3] = { { .type = "cmv_compact", .data = ev, .len = strlen(ev) } };
+	size_t n_eb = 1;
+	if (j->covered.size)
+		eb[n_eb++] = (cmv_block_content){ .type = "cmv_covered", .data = j->covered.ptr, .len = j->covered.size,
+						  .media_type = "application/json" };
+	if (j->sys_full.size)
+		eb[n_eb++] = (cmv_block_content){ .type = "cmv_system", .data = j->sys_full.ptr, .len = j->sys_full.size,
+						  .media_type = "text/plain" };
+	cmv_message em = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .blocks = eb, .n_blocks = n_eb };
+	cmv_id ev_id;
+	error = cmv_node_write(&ev_id, j->repo, &j->head, &em);
+	if (!error)
+		error = cmv_branch_update(j->repo, opts->branch, &ev_id, &j->trimmed);
+	if (!error)
+		error = cmv_branch_note_set(j->repo, opts->branch, "compact", ev);
+	cJSON_free(ev);
+	if (!error)
+		error = cmv_branch_llm_set(j->repo, opts->branch, opts->target->id);
+	if (error < 0)
+		return error;
+	cmv_ref *r = NULL;
+	if ((error = cmv_ref_lookup(&r, j->repo, opts->branch)) < 0)
+		return error;
+	rep->head = r->target;
+	cmv_ref_free(r);
+	return 0;
+}
+
+/*
+ * One run of the job, in one transaction: trim; then, only when the trimmed
+ * branch is over the budget, cut, summarize and write the summarized
+ * branch; then check what was written and record it. Nothing is committed
+ * unless every phase succeeds (and not at all on a dry run). Returns
+ * PLANNED from the first run of an LLM job, rolled back.
+ */
+static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts,
+			struct llm_plan *plan)
+{
+	job j;
 	int error;
 
 	CMV_ASSERT_ARG(rep);
@@ -442,297 +821,27 @@ static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *t
 	CMV_ASSERT_ARG(opts);
 	memset(rep, 0, sizeof(*rep));
 	memset(&j, 0, sizeof(j));
-	if (!opts->target || !opts->tok)
-		return cmv_error__set(CMV_EINVALID, "compact needs the target model and its tokenizer");
-	if (opts->llm && (!opts->summarizer || !opts->summarizer_tok))
-		return cmv_error__set(CMV_EINVALID, "a summarizer needs its profile and tokenizer");
-	if (!opts->branch || !cmv_ref_name_is_valid(opts->branch))
-		return cmv_error__set(CMV_EINVALID, "compact needs a valid name for the new branch, not '%s'",
-				      opts->branch ? opts->branch : "");
-	dry = opts->flags & CMV_COMPACT_DRY_RUN;
-	j.repo = repo;
-	j.o = opts;
-	j.plan = plan;
-	j.target = cmv_model_render_target(opts->target);
-	if (!j.target)
-		j.target = CMV_RENDER_OPENAI_CHAT;
-	j.ro = (cmv_render_options)CMV_RENDER_OPTIONS_INIT;
-	j.ro.model = opts->target->id;
-	j.ro.flags = CMV_RENDER_NO_DECORATIONS | (opts->target->tools ? 0 : CMV_RENDER_TOOLS_AS_TEXT) |
-		     (opts->target->images ? 0 : CMV_RENDER_NO_IMAGES);
-	cmv_buf_init(&j.body, CMV_BUF_CONTENT);
-	cmv_buf_init(&j.problems, CMV_BUF_SMALL);
-	/* the cut search counts the same tail again and again */
-	cmv__tok_memo(opts->tok, true);
-	uint64_t cap = cmv_model_input_budget(opts->target);
-	j.budget = rep->budget = opts->budget && opts->budget < cap ? opts->budget : cap;
+	if ((error = job_init(&j, rep, repo, tip, opts, plan)) < 0)
+		return error;
 
 	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto out;
-	/* 0. the conversation as it is */
-	if ((error = cmv_render(&j.body, NULL, repo, tip, j.target, &j.ro)) < 0 ||
-	    (error = cmv_count_request(&ts, opts->target, opts->tok, j.body.ptr, j.body.size)) < 0)
+	if ((error = measure_before(&j, rep)) < 0 || (error = trim_branch(&j, rep)) < 0)
 		goto fail;
-	rep->tokens_before = ts.total;
-
-	/* 1. trim */
-	to.threshold = opts->trim_threshold;
-	to.branch = opts->branch;
-	to.from_ref = opts->from_ref;
-	if ((error = cmv_trim(&trep, repo, tip, &to)) < 0)
+	if (rep->tokens_trimmed > j.budget &&
+	    ((error = find_cut(&j, rep)) < 0 || (error = fit_system_prompts(&j, rep)) < 0 ||
+	     (error = split_at_cut(&j, rep)) < 0 || (error = keep_covered(&j, rep)) < 0 ||
+	     (error = summarize_to_fit(&j, rep)) != 0 || (error = write_summarized(&j, rep)) < 0 ||
+	     (error = check_fidelity(&j, rep)) < 0))
 		goto fail;
-	cmv_id trimmed = trep.head;
-	if ((error = cmv__conv_load_raw(&j.raw, &rst, repo, &trimmed, 0)) < 0)
+	if ((error = verify_written(&j, rep)) < 0 || (error = record_job(&j, rep)) < 0)
 		goto fail;
-	j.n = (size_t)cJSON_GetArraySize(j.raw.messages);
-	if ((error = capabilities(rep, j.raw.messages, opts->target)) < 0)
-		goto fail;
-	if ((error = measure(&rep->tokens_trimmed, NULL, &j, 0, NULL)) < 0)
-		goto fail;
-	rep->stage = 1;
-	rep->coverage = 1.0;
-	rep->kept_messages = j.n;
-	cmv_id head = trimmed;
-
-	if (rep->tokens_trimmed > j.budget) {
-		/* 2. the longest tail that fits beside a summary */
-		rep->stage = 2;
-		uint64_t reserve = j.budget / 4;
-		reserve = reserve < SUMMARY_MIN_TOKENS ? SUMMARY_MIN_TOKENS : reserve > SUMMARY_MAX_TOKENS ? SUMMARY_MAX_TOKENS : reserve;
-		if ((error = cut_points(&cuts, &n_cuts, j.raw.messages, j.n)) < 0)
-			goto fail;
-		size_t lo = 0, hi = n_cuts - 1; /* the last (everything summarized) is the fallback */
-		uint64_t t = 0;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if ((error = measure(&t, NULL, &j, cuts[mid], "x")) < 0)
-				goto fail;
-			if (t + reserve <= j.budget)
-				hi = mid;
-			else
-				lo = mid + 1;
-		}
-		size_t cut = cuts[lo];
-		uint64_t tail_tokens = 0;
-		if ((error = measure(&tail_tokens, NULL, &j, cut, "x")) < 0)
-			goto fail;
-		/*
-		 * 3. The system prompts alone leave too little room (a Codex session's
-		 * instructions run past 10k tokens; an 8k model cannot take them).
-		 * They are pinned, and the pinned set does not fit: the one case
-		 * where they are abridged, into a new system node derived from the
-		 * originals, with the whole text a recall away.
-		 */
-		if (cut == j.n && tail_tokens + reserve / 2 > j.budget && cJSON_GetArraySize(j.raw.system) > 0) {
-			if ((error = abridge_system(&j, &sys_full, &sys_text, j.budget / 3)) < 0 ||
-			    (error = measure(&tail_tokens, NULL, &j, cut, "x")) < 0)
-				goto fail;
-			cmv_id sid;
-			cmv_id_hash(&sid, sys_full.ptr, sys_full.size);
-			cmv_id_tostr(rep->system_recall, sizeof(rep->system_recall), &sid);
-			rep->stage = 3;
-		}
-		if (tail_tokens + SUMMARY_MIN_TOKENS / 4 > j.budget) {
-			error = cmv_error__set(CMV_EBUDGET, "%s: even a summary alone does not fit %llu tokens of %s "
-					       "(the system prompt and framing take %llu)", opts->branch,
-					       (unsigned long long)j.budget, opts->target->id, (unsigned long long)tail_tokens);
-			goto fail;
-		}
-		/* the nodes before the cut's record are covered; system prompts and events are carried */
-		const char *cut_hex = cut < j.n ? cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(
-							  cJSON_GetArrayItem(j.raw.messages, (int)cut), "node"))
-					      : NULL;
-		if ((error = read_path(&path, &n_path, repo, &trimmed)) < 0)
-			goto fail;
-		size_t k = n_path;
-		for (size_t i = 0; cut_hex && i < n_path; i++)
-			if (!strcmp(path[i].hex, cut_hex)) {
-				k = i;
-				break;
-			}
-		if (cut_hex && k == n_path) {
-			error = cmv_error__set(CMV_ECORRUPT, "the cut's record %.12s is not on the branch", cut_hex);
-			goto fail;
-		}
-		cmv_id *cov = cmv__calloc(k + 1, sizeof(*cov));
-		if (!cov) {
-			error = CMV_ENOMEM;
-			goto fail;
-		}
-		size_t n_sys = 0;
-		for (size_t i = 0; i < k; i++) {
-			if (rep->stage == 3 && is_system(&path[i]))
-				n_sys++; /* the abridged prompt derives from these */
-			else if (!carried(&path[i]))
-				cov[rep->covered_nodes++] = path[i].id;
-		}
-		rep->kept_nodes = n_path - k;
-		rep->covered_messages = cut;
-		rep->kept_messages = j.n - cut;
-		/* the covered messages, verbatim, as one blob: the summary names its id */
-		cJSON *arr = cJSON_CreateArray();
-		size_t mi = 0;
-		for (const cJSON *m = j.raw.messages->child; arr && m && mi < cut; m = m->next, mi++)
-			cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1));
-		char *ctext = arr ? cJSON_PrintUnformatted(arr) : NULL;
-		cJSON_Delete(arr);
-		if (!ctext || (error = cmv_buf_puts(&covered, ctext)) < 0) {
-			cJSON_free(ctext);
-			free(cov);
-			error = error < 0 ? error : CMV_ENOMEM;
-			goto fail;
-		}
-		cJSON_free(ctext);
-		cmv_id rid;
-		cmv_id_hash(&rid, covered.ptr, covered.size);
-		cmv_id_tostr(rep->recall, sizeof(rep->recall), &rid);
-
-		/* the summary, made to fit what the tail leaves */
-		uint64_t room = j.budget - tail_tokens;
-		/* what the tail leaves is the summary's, up to twice the cap */
-		uint64_t allowance = room > 16 ? room - 16 : room;
-		if (allowance > 2 * SUMMARY_MAX_TOKENS)
-			allowance = 2 * SUMMARY_MAX_TOKENS;
-		uint64_t final_tokens = 0;
-		size_t problems = 0;
-		for (int round = 0;; round++) {
-			if ((error = summarize(&doc, &rep->summary_tokens, rep, &j, cut, allowance, rep->covered_nodes)) != 0 ||
-			    (error = measure(&final_tokens, &problems, &j, cut, doc.ptr)) < 0) {
-				free(cov);
-				goto fail;
-			}
-			if (final_tokens <= j.budget)
-				break;
-			/* rendering costs more than the document alone: give back the difference */
-			uint64_t over = final_tokens - j.budget + 8;
-			if (round == 4 || over >= allowance) {
-				free(cov);
-				error = cmv_error__set(CMV_EBUDGET, "%s: the summary does not fit beside the kept tail (%llu over %llu)",
-						       opts->branch, (unsigned long long)final_tokens, (unsigned long long)j.budget);
-				goto fail;
-			}
-			allowance -= over;
-		}
-		/* 3. write: carried prefix, summary, tail */
-		cmv_id tail = { 0 };
-		if (rep->stage == 3) {
-			cmv_id *sys_ids = cmv__calloc(n_sys + 1, sizeof(*sys_ids));
-			size_t ns = 0;
-			if (!sys_ids) {
-				free(cov);
-				error = CMV_ENOMEM;
-				goto fail;
-			}
-			for (size_t i = 0; i < k; i++)
-				if (is_system(&path[i]))
-					sys_ids[ns++] = path[i].id;
-			/*
-			 * When the first prompt is a source record with one text in it (a
-			 * Codex session_meta), the abridged text goes into a copy of that
-			 * record: written back as a session, it still opens with the
-			 * record its agent needs. Otherwise it is a system message of its own.
-			 */
-			cmv_node *first = NULL;
-			if (ns && (error = cmv_node_read(&first, repo, &sys_ids[0])) < 0) {
-				free(sys_ids);
-				free(cov);
-				goto fail;
-			}
-			bool templated = first && first->meta && first->n_blocks == 1 && !strcmp(first->blocks[0].type, "text");
-			cmv_block_content b = { .type = "text", .data = sys_text.ptr, .len = sys_text.size,
-						.media_type = templated ? first->blocks[0].media_type : NULL };
-			cmv_message sm = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_MESSAGE, .blocks = &b, .n_blocks = 1,
-					   .derived_from = sys_ids, .n_derived_from = ns,
-					   .meta = templated ? first->meta : NULL, .meta_len = templated ? first->meta_len : 0 };
-			error = cmv_node_write(&tail, repo, NULL, &sm);
-			cmv_node_free(first);
-			free(sys_ids);
-		}
-		for (size_t i = 0; i < k && !error; i++)
-			if (carried(&path[i]) && !(rep->stage == 3 && is_system(&path[i])))
-				error = carry(&tail, repo, &path[i].id);
-		if (!error) {
-			cmv_block_content b = { .type = "text", .data = doc.ptr, .len = doc.size };
-			cmv_message sm = { .role = CMV_ROLE_USER, .kind = CMV_KIND_SUMMARY, .blocks = &b, .n_blocks = 1,
-					   .covers = cov, .n_covers = rep->covered_nodes };
-			error = cmv_node_write(&tail, repo, cmv_id_is_none(&tail) ? NULL : &tail, &sm);
-			rep->summary = tail;
-		}
-		free(cov);
-		for (size_t i = k; i < n_path && !error; i++)
-			error = carry(&tail, repo, &path[i].id);
-		if (error < 0)
-			goto fail;
-		head = tail;
-		/* the fidelity check, over what the summary replaced */
-		cmv_buf src = CMV_BUF_INIT(CMV_BUF_CONTENT);
-		if (!(error = ho_fidelity_source(&src, j.raw.messages, 0, cut)))
-			error = cmv_fidelity(&rep->coverage, &rep->entities, &rep->entities_found, NULL,
-					     src.ptr ? src.ptr : "", src.size, doc.ptr, doc.size);
-		cmv_buf_dispose(&src);
-		if (error < 0)
-			goto fail;
-	}
-
-	/* the written branch, rendered, counted and checked: the figures reported are these */
-	if ((error = cmv_render(&j.body, NULL, repo, &head, j.target, &j.ro)) < 0 ||
-	    (error = cmv_count_request(&ts, opts->target, opts->tok, j.body.ptr, j.body.size)) < 0)
-		goto fail;
-	rep->tokens_after = ts.total;
-	rep->fits = ts.total <= j.budget;
-	int np = cmv_check_request(&j.problems, j.target, j.body.ptr, j.body.size);
-	if (np < 0) {
-		error = np;
-		goto fail;
-	}
-	rep->problems = (size_t)np;
-	if (!rep->fits) {
-		error = cmv_error__set(CMV_EBUDGET, "%s: the result takes %llu tokens of %s, over the budget of %llu",
-				       opts->branch, (unsigned long long)ts.total, opts->target->id,
-				       (unsigned long long)j.budget);
-		goto fail;
-	}
-
-	/* the record: an event (holding the covered blob), the note, the target as the branch's LLM */
-	char *ev = event_json(rep, opts, tip, opts->llm ? cmv_llm_endpoint(opts->llm) : "");
-	if (!ev) {
-		error = CMV_ENOMEM;
-		goto fail;
-	}
-	cmv_block_content eb[3] = { { .type = "cmv_compact", .data = ev, .len = strlen(ev) } };
-	size_t n_eb = 1;
-	if (covered.size)
-		eb[n_eb++] = (cmv_block_content){ .type = "cmv_covered", .data = covered.ptr, .len = covered.size,
-						  .media_type = "application/json" };
-	if (sys_full.size)
-		eb[n_eb++] = (cmv_block_content){ .type = "cmv_system", .data = sys_full.ptr, .len = sys_full.size,
-						  .media_type = "text/plain" };
-	cmv_message em = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .blocks = eb, .n_blocks = n_eb };
-	cmv_id ev_id;
-	error = cmv_node_write(&ev_id, repo, &head, &em);
-	if (!error)
-		error = cmv_branch_update(repo, opts->branch, &ev_id, &trimmed);
-	if (!error)
-		error = cmv_branch_note_set(repo, opts->branch, "compact", ev);
-	cJSON_free(ev);
-	if (!error)
-		error = cmv_branch_llm_set(repo, opts->branch, opts->target->id);
-	if (error < 0)
-		goto fail;
-	{
-		cmv_ref *r = NULL;
-		if ((error = cmv_ref_lookup(&r, repo, opts->branch)) < 0)
-			goto fail;
-		rep->head = r->target;
-		cmv_ref_free(r);
-	}
-	if (dry) {
+	if (opts->flags & CMV_COMPACT_DRY_RUN) {
 		cmv_repo_txn_rollback(repo);
 		error = 0;
 		goto out;
 	}
-	if ((error = cmv_repo_txn_commit(repo)) < 0)
-		goto out;
+	error = cmv_repo_txn_commit(repo);
 	goto out;
 fail:
 	cmv_repo_txn_rollback(repo);
@@ -741,15 +850,7 @@ out:
 		free(rep->tools_used);
 		rep->tools_used = NULL;
 	}
-	cmv__conv_dispose(&j.raw);
-	cmv_buf_dispose(&j.body);
-	cmv_buf_dispose(&j.problems);
-	cmv_buf_dispose(&doc);
-	cmv_buf_dispose(&covered);
-	cmv_buf_dispose(&sys_full);
-	cmv_buf_dispose(&sys_text);
-	free(path);
-	free(cuts);
+	job_dispose(&j);
 	return error;
 }
 
