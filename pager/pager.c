@@ -24,44 +24,9 @@
 #include <string.h>
 #include <xxhash.h>
 #include "formats/formats_int.h"
-#include "pager_int.h"
+#include "pager_priv.h"
 #include "tok/tok_int.h"
 #include <cmv/pager.h>
-
-/* A page, as the walk finds it. */
-typedef struct {
-	cmv_page pub;
-	size_t msg;      /* index in the messages */
-	int64_t saving;  /* estimated tokens saved when it leaves */
-	size_t chars, lines;
-	size_t cand;     /* body pages: the walk's candidate number */
-	bool hit;        /* the query matched it */
-	bool faulted;    /* pinned by a fault of late (and by nothing else) */
-} page;
-
-typedef struct {
-	cmv_repo *repo;
-	const cmv_model *model;
-	cmv_tok *tok;
-	cmv__conversation cv;
-	page *pages;
-	size_t n, cap;
-	size_t n_groups;
-	size_t *group_first;  /* index of each group's first message */
-	size_t *group_page;   /* each group's page */
-	size_t *order;        /* pages that may leave, in the order they leave */
-	size_t n_order;
-	bool *gone;           /* per page: it has left in the rendering being built */
-	size_t next_body;     /* applying: the next body page to match */
-	cJSON *writes;        /* the final rendering: the texts its stubs name, to store */
-	cmv_buf scratch;
-	struct {
-		size_t g0, g1;
-		char hex[CMV_ID_HEXSZ + 1];
-	} runs_known[256];    /* the ids of runs of turns computed so far */
-	size_t n_runs_known;
-	bool lazy_ids;        /* turn pages get their ids when asked (group_id): recall by query shows a few */
-} pager;
 
 /*
  * Texts this long are counted through the store's token cache (keyed by the
@@ -131,7 +96,7 @@ static uint64_t estimate_message(pager *p, const cJSON *m)
 }
 
 /* A user message that starts a turn: it says something (not only tool results). */
-static bool starts_turn(const cJSON *m)
+bool cmv_pager__starts_turn(const cJSON *m)
 {
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
 	if (!is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role")), "user"))
@@ -145,7 +110,7 @@ static bool starts_turn(const cJSON *m)
 }
 
 /* The text of a result's content: the string, or the JSON of its blocks. */
-static char *body_text(const cJSON *content)
+char *cmv_pager__body_text(const cJSON *content)
 {
 	if (cJSON_IsString(content))
 		return cmv__strdup(content->valuestring);
@@ -242,7 +207,7 @@ static int find_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *k
 {
 	(void)holder;
 	(void)finding;
-	char *text = body_text(item);
+	char *text = cmv_pager__body_text(item);
 	size_t len;
 	page pg;
 	int error = 0;
@@ -286,7 +251,7 @@ static int apply_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *
 		return 0;
 	page *pg = &p->pages[p->next_body];
 	if (p->writes) {
-		char *text = body_text(item);
+		char *text = cmv_pager__body_text(item);
 		cJSON *w = text ? cJSON_CreateString(text) : NULL;
 		cJSON_free(text);
 		if (!w || !cJSON_AddItemToArray(p->writes, w)) {
@@ -382,7 +347,6 @@ static int prepend_text(cJSON *m, const char *text)
  * The messages with the first k pages of the order gone (k == SIZE_MAX: the
  * pages p->gone says); writes collects the texts stubs name (may be NULL).
  */
-#define GONE_AS_SET SIZE_MAX
 static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 {
 	cJSON *copy = NULL, *msgs = NULL;
@@ -543,8 +507,8 @@ done:
 }
 
 /* The request for the first k pages gone, and its tokens. */
-static int eval(uint64_t *tokens, cmv_token_stats *classes, cmv_buf *body, pager *p, size_t k, cJSON *writes,
-		const cmv_render_options *ro)
+int cmv_pager__eval(uint64_t *tokens, cmv_token_stats *classes, cmv_buf *body, pager *p, size_t k, cJSON *writes,
+		    const cmv_render_options *ro)
 {
 	cmv__conversation tmp = p->cv;
 	cmv_token_stats st;
@@ -564,7 +528,7 @@ static int eval(uint64_t *tokens, cmv_token_stats *classes, cmv_buf *body, pager
 	return 0;
 }
 
-static cmv_render_target target_of(const cmv_model *m, int want)
+cmv_render_target cmv_pager__target_of(const cmv_model *m, int want)
 {
 	cmv_render_target t = want ? (cmv_render_target)want : cmv_model_render_target(m);
 	return t ? t : CMV_RENDER_OPENAI_CHAT;
@@ -579,38 +543,9 @@ static cmv_render_target target_of(const cmv_model *m, int want)
  * a half to a whole neighbour gives the same within half a point.
  */
 #define QUERY_NEIGHBOUR_WEIGHT 500
-#define QUERY_STUB_TOKENS 16 /* what the one stub for paged-out turns costs with its block's framing */
-
-/*
- * What the query path needs of a branch, and no more: the hash of each
- * text of its messages, its pages with their tokens, in the pager's order
- * (the bodies in conversation order, then one page per turn), and where
- * each turn begins. Taken from a loaded branch (qindex_of), or read from
- * the branch's notes, where it is kept per model and grown after an append
- * (qindex_get), so that a query need not load the branch at all.
- */
-typedef char qhex[CMV_ID_HEXSZ + 1];
-typedef struct {
-	qhex tip;
-	size_t n_msgs, n_bodies, n_turns, n_texts;
-	size_t *turn_first;  /* per turn: its first message */
-	size_t *body_msg;    /* per body: its message */
-	uint64_t *tokens;    /* per page */
-	qhex *ids;           /* per page: its id; "" for a turn whose id was not computed */
-	qhex *nodes;         /* per turn: the record its first message began at, "" when none */
-	size_t *text_msg;    /* per text, in message order: its message */
-	qhex *texts;         /* and its hash */
-	/* growing it after an append (qindex_grow): the last turn, as it reads alone */
-	qhex seam;
-	uint8_t *calls;      /* the calls before the seam (calls_filter); NULL with no seam */
-	/* kept: the turns before split in a note of their own (qindex_put), its size and hash */
-	size_t split, base_bytes;
-	uint64_t base_hash;
-	char model[160];     /* what its tokens were counted by (qindex_model) */
-} qindex;
 
 /* What a model's counts depend on: an index counted otherwise (an edited profile) is not used. */
-static void qindex_model(char *out, size_t cap, const cmv_model *m)
+void cmv_pager__qindex_model(char *out, size_t cap, const cmv_model *m)
 {
 	snprintf(out, cap, "%s %.9g %u %u %u", m->tokenizer, m->token_factor, m->per_message, m->per_block,
 		 m->image_tokens);
@@ -671,7 +606,7 @@ static int query_words(cmv_buf *out, const char *query)
 	return error;
 }
 
-static void pin_group(pager *p, size_t g)
+void cmv_pager__pin_group(pager *p, size_t g)
 {
 	page *gp = &p->pages[p->group_page[g]];
 	gp->pub.pinned = true;
@@ -809,8 +744,8 @@ static int query_take(uint64_t *used_out, const qindex *qi, bool *pinned, const 
  * and gets the turns of the bodies taken; hit[] (per page, zeroed) gets
  * the pages taken.
  */
-static int qindex_query(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
-			bool *hit)
+int cmv_pager__qindex_query(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
+			    bool *hit)
 {
 	cmv__strmap where = { 0 };
 	cmv_buf words = CMV_BUF_INIT(1 << 16);
@@ -865,7 +800,7 @@ static int qindex_query(const qindex *qi, cmv_repo *repo, const char *query, uin
 }
 
 /* A turn's page id: the xxh128 of its n messages (from first on) as JSON, the blob that recalls it. */
-static int group_id(char *out, const cJSON *first, size_t n)
+int cmv_pager__group_id(char *out, const cJSON *first, size_t n)
 {
 	/* the bytes cJSON prints for the array, hashed as they come: no copy of the messages, no whole text */
 	XXH3_state_t *st = XXH3_createState();
@@ -897,22 +832,20 @@ static int group_id(char *out, const cJSON *first, size_t n)
 	return 0;
 }
 
-static int pager_pages(pager *p);
-
 /*
  * Load the branch for the target and find its pages: the bodies in
  * conversation order, then one page per turn. p->repo, model and tok set.
  */
-static int pager_load(pager *p, const cmv_id *tip, cmv_render_target target, unsigned int flags)
+int cmv_pager__load(pager *p, const cmv_id *tip, cmv_render_target target, unsigned int flags)
 {
 	int error;
 	if ((error = cmv__conversation_load(&p->cv, p->repo, tip, target, flags)) < 0)
 		return error;
-	return pager_pages(p);
+	return cmv_pager__pages(p);
 }
 
 /* The pages of p->cv: the bodies in conversation order, then one page per turn. */
-static int pager_pages(pager *p)
+int cmv_pager__pages(pager *p)
 {
 	int error;
 	if (!cJSON_GetArraySize(p->cv.msgs)) {
@@ -925,7 +858,7 @@ static int pager_pages(pager *p)
 		return CMV_ENOMEM;
 	}
 	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++)
-		if (i == 0 || starts_turn(m))
+		if (i == 0 || cmv_pager__starts_turn(m))
 			p->group_first[p->n_groups++] = i;
 	/* the bodies, then one page per turn */
 	if ((error = walk_bodies(p, p->cv.msgs, true, find_body)) < 0)
@@ -946,7 +879,7 @@ static int pager_pages(pager *p)
 		size_t end = g + 1 < p->n_groups ? p->group_first[g + 1] : n_msgs;
 		page pg;
 		memset(&pg, 0, sizeof(pg));
-		if (!p->lazy_ids && (error = group_id(pg.pub.id, cur, end - p->group_first[g])) < 0)
+		if (!p->lazy_ids && (error = cmv_pager__group_id(pg.pub.id, cur, end - p->group_first[g])) < 0)
 			return error;
 		for (size_t k = p->group_first[g]; k < end && cur; k++, cur = cur->next)
 			pg.pub.tokens += estimate_message(p, cur);
@@ -967,7 +900,7 @@ static int pager_pages(pager *p)
 	return 0;
 }
 
-static void qindex_dispose(qindex *qi)
+void cmv_pager__qindex_dispose(qindex *qi)
 {
 	free(qi->turn_first);
 	free(qi->body_msg);
@@ -981,7 +914,7 @@ static void qindex_dispose(qindex *qi)
 }
 
 /* Room for n_msgs, n_bodies, n_turns and n_texts (set): the arrays, zeroed. */
-static int qindex_alloc(qindex *qi)
+int cmv_pager__qindex_alloc(qindex *qi)
 {
 	size_t n_pages = qi->n_bodies + qi->n_turns;
 	if (!(qi->turn_first = cmv__calloc(qi->n_turns + 1, sizeof(size_t))) ||
@@ -1030,8 +963,8 @@ static void put_text(const char *text, void *ctx)
 	t->qi->text_msg[t->k++] = t->msg;
 }
 
-/* The index of a loaded branch (p: after pager_pages; a turn's id is "" when p->lazy_ids). */
-static int qindex_of(qindex *qi, const pager *p)
+/* The index of a loaded branch (p: after cmv_pager__pages; a turn's id is "" when p->lazy_ids). */
+int cmv_pager__qindex_of(qindex *qi, const pager *p)
 {
 	size_t n_bodies = 0;
 	int error;
@@ -1043,9 +976,9 @@ static int qindex_of(qindex *qi, const pager *p)
 	qi->n_turns = p->n_groups;
 	for (const cJSON *m = p->cv.msgs->child; m; m = m->next)
 		qi->n_texts += message_texts(m, NULL, 0);
-	if ((error = qindex_alloc(qi)) < 0)
+	if ((error = cmv_pager__qindex_alloc(qi)) < 0)
 		return error;
-	qindex_model(qi->model, sizeof(qi->model), p->model);
+	cmv_pager__qindex_model(qi->model, sizeof(qi->model), p->model);
 	for (size_t pg = 0; pg < p->n; pg++) {
 		qi->tokens[pg] = p->pages[pg].pub.tokens;
 		memcpy(qi->ids[pg], p->pages[pg].pub.id, sizeof(qhex));
@@ -1064,14 +997,14 @@ static int qindex_of(qindex *qi, const pager *p)
 }
 
 /* materialize --query: the pages the query takes are pinned, a body with its turn. */
-static int pager_query(pager *p, const char *query, uint64_t allowance, size_t *n_pinned)
+int cmv_pager__query(pager *p, const char *query, uint64_t allowance, size_t *n_pinned)
 {
 	qindex qi;
 	bool *pinned = cmv__calloc(p->n + 1, sizeof(bool)), *hit = cmv__calloc(p->n + 1, sizeof(bool));
-	int error = !pinned || !hit ? CMV_ENOMEM : qindex_of(&qi, p);
+	int error = !pinned || !hit ? CMV_ENOMEM : cmv_pager__qindex_of(&qi, p);
 	for (size_t k = 0; k < p->n && !error; k++)
 		pinned[k] = p->pages[k].pub.pinned;
-	if (!error && (error = qindex_query(&qi, p->repo, query, allowance, pinned, hit)) == 0)
+	if (!error && (error = cmv_pager__qindex_query(&qi, p->repo, query, allowance, pinned, hit)) == 0)
 		for (size_t k = 0; k < p->n; k++) {
 			p->pages[k].pub.pinned = pinned[k];
 			p->pages[k].hit = hit[k];
@@ -1079,7 +1012,7 @@ static int pager_query(pager *p, const char *query, uint64_t allowance, size_t *
 				(*n_pinned)++;
 		}
 	if (pinned && hit)
-		qindex_dispose(&qi);
+		cmv_pager__qindex_dispose(&qi);
 	free(pinned);
 	free(hit);
 	return error;
@@ -1094,7 +1027,7 @@ void cmv_materialize_report_dispose(cmv_materialize_report *rep)
 	rep->n_pages = 0;
 }
 
-static void pager_dispose(pager *p)
+void cmv_pager__dispose(pager *p)
 {
 	cmv__conversation_dispose(&p->cv);
 	free(p->pages);
@@ -1107,7 +1040,6 @@ static void pager_dispose(pager *p)
 
 /* ---- fault-driven pinning --------------------------------------------------------- */
 
-#define FAULT_KEY "pager:faults"
 #define FAULT_TTL_NODES 8     /* a page faulted in once stays for this many appended records */
 #define FAULT_TTL_MAX 512     /* and at most this many, however often it faulted */
 
@@ -1206,13 +1138,13 @@ static void pin_fault(const char *id, void *ctx)
 	for (size_t q = 0; q < p->n; q++)
 		if (!strncmp(p->pages[q].pub.id, id, len) && !p->pages[q].pub.pinned) {
 			p->pages[q].pub.pinned = p->pages[q].faulted = true;
-			pin_group(p, p->pages[q].pub.turn);
+			cmv_pager__pin_group(p, p->pages[q].pub.turn);
 			fp->n_pinned++;
 		}
 }
 
 /* Pages faulted in lately stay pinned: longer the more often they faulted (no thrashing). */
-static void pin_faulted(pager *p, const char *branch, const cmv_id *tip, size_t *n_pinned)
+void cmv_pager__pin_faulted(pager *p, const char *branch, const cmv_id *tip, size_t *n_pinned)
 {
 	fault_pin fp = { p, 0 };
 	each_fault(p->repo, branch, tip, pin_fault, &fp);
@@ -1243,8 +1175,8 @@ static void report_fault_pin(const char *id, void *ctx)
  * them: the last keep_turns turns, bodies and all, and what faults pin now.
  * The pages are the bodies (n_bodies of them), then one per turn in order.
  */
-static void report_pins(cmv_materialize_report *r, const cmv_pager_options *o, cmv_repo *repo, const cmv_id *tip,
-			size_t n_bodies)
+void cmv_pager__report_pins(cmv_materialize_report *r, const cmv_pager_options *o, cmv_repo *repo, const cmv_id *tip,
+			    size_t n_bodies)
 {
 	report_fault rf = { r, n_bodies };
 	for (size_t q = 0; q < r->n_pages; q++)
@@ -1272,7 +1204,7 @@ static void report_pins(cmv_materialize_report *r, const cmv_pager_options *o, c
  * What a materialization depends on besides the tip: the options, the
  * budget, and the faults recorded on the branch (a fault changes the pins).
  */
-static void options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, uint64_t budget)
+void cmv_pager__options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, uint64_t budget)
 {
 	cmv_buf faults = CMV_BUF_INIT(1 << 24);
 	char hex[CMV_ID_HEXSZ + 1] = "";
@@ -1329,10 +1261,8 @@ static int body_items(const char **items, size_t *len, const cmv_buf *body, cmv_
  * The seam of a request: where its last turn's messages begin, what the
  * request costs without them, and the record that turn began at. The next
  * materialize after an append renders from that record on, and puts the
- * result there (splice_append).
+ * result there (cmv_pager__splice_append).
  */
-#define CALLS_FILTER_BYTES 8192 /* 65,536 bits: 3,000 calls before the seam give 0.2% false alarms */
-
 typedef struct {
 	bool found;
 	size_t offset;
@@ -1343,7 +1273,7 @@ typedef struct {
 	 * The ids of the calls before the seam, as a Bloom filter. Repair gives
 	 * a call whose id an earlier call had a fresh one, so new records that
 	 * reuse one render otherwise after the whole conversation than alone:
-	 * splice_append leaves those to the whole work (a false alarm costs
+	 * cmv_pager__splice_append leaves those to the whole work (a false alarm costs
 	 * only that).
 	 */
 	uint8_t calls[CALLS_FILTER_BYTES];
@@ -1357,7 +1287,7 @@ static void calls_bits(size_t bit[3], const char *id)
 }
 
 /* Each call id of messages [from, to) of msgs, into the filter (add) or tested against it: true when one may be in it. */
-static bool calls_filter(uint8_t *filter, const cJSON *msgs, size_t from, size_t to, bool add)
+bool cmv_pager__calls_filter(uint8_t *filter, const cJSON *msgs, size_t from, size_t to, bool add)
 {
 	size_t i = 0;
 	for (const cJSON *m = msgs ? msgs->child : NULL; m && i < to; m = m->next, i++) {
@@ -1381,7 +1311,7 @@ static bool calls_filter(uint8_t *filter, const cJSON *msgs, size_t from, size_t
 }
 
 /* A filter as 2 * CALLS_FILTER_BYTES hex digits and a NUL, into out, as the notes keep it. */
-static void calls_to_hex(char *out, const uint8_t *filter)
+void cmv_pager__calls_to_hex(char *out, const uint8_t *filter)
 {
 	static const char digits[] = "0123456789abcdef";
 	for (size_t k = 0; k < CALLS_FILTER_BYTES; k++) {
@@ -1391,8 +1321,8 @@ static void calls_to_hex(char *out, const uint8_t *filter)
 	out[2 * CALLS_FILTER_BYTES] = '\0';
 }
 
-/* hex (as calls_to_hex wrote it, whatever follows) back into a filter; false when it is not that. */
-static bool calls_from_hex(uint8_t *filter, const char *hex)
+/* hex (as cmv_pager__calls_to_hex wrote it, whatever follows) back into a filter; false when it is not that. */
+bool cmv_pager__calls_from_hex(uint8_t *filter, const char *hex)
 {
 	if (strspn(hex, "0123456789abcdef") != 2 * CALLS_FILTER_BYTES)
 		return false;
@@ -1457,7 +1387,7 @@ static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_sta
 	/* the calls before the seam: those before p's messages (calls_before), then p's before its last turn */
 	if (calls_before)
 		memcpy(s->calls, calls_before, sizeof(s->calls));
-	calls_filter(s->calls, p->cv.msgs, 0, first, true);
+	cmv_pager__calls_filter(s->calls, p->cv.msgs, 0, first, true);
 out:
 	cJSON_Delete(tmp.c.system);
 	cJSON_Delete(tmp.msgs);
@@ -1494,7 +1424,7 @@ static void stats_from_array(cmv_token_stats *c, const double *v)
  *                 turn's bodies before the turn itself;
  *   KEY:ptail     the pages from the split turn on, likewise;
  *   KEY:evicted   the ids of the pages that left, one a line.
- * The split is the seam (splice_append) when there is one.
+ * The split is the seam (cmv_pager__splice_append) when there is one.
  */
 size_t cmv__pager_fold_bytes = 64 * 1024;
 
@@ -1517,7 +1447,7 @@ static int note_put(cmv_repo *repo, const cmv_pager_options *o, const char *key,
 }
 
 /* 1 and the note in out when it is there; 0 when not. */
-static int note_take(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, const char *key, const char *part)
+int cmv_pager__note_take(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, const char *key, const char *part)
 {
 	char k[CMV_REF_NAME_MAX + 96];
 	note_key(k, sizeof(k), key, part);
@@ -1643,7 +1573,7 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 			error = CMV_ENOMEM;
 			goto done;
 		}
-		calls_to_hex(hexf, sm->calls);
+		cmv_pager__calls_to_hex(hexf, sm->calls);
 		cJSON_AddStringToObject(x, "calls", hexf);
 		free(hexf);
 	}
@@ -1671,8 +1601,8 @@ done:
 }
 
 /* The whole work's page table: the pages that left (the next call starts from them), the request, the report. */
-static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *key, const char *okey, const cmv_id *tip,
-		      pager *p, const cmv_materialize_report *r, const cmv_buf *request, const cmv_render_options *ro)
+int cmv_pager__table_save(cmv_repo *repo, const cmv_pager_options *o, const char *key, const char *okey, const cmv_id *tip,
+			  pager *p, const cmv_materialize_report *r, const cmv_buf *request, const cmv_render_options *ro)
 {
 	cmv_buf ev = CMV_BUF_INIT((size_t)1 << 30);
 	cJSON *fa = cJSON_CreateArray();
@@ -1694,7 +1624,7 @@ static int table_save(cmv_repo *repo, const cmv_pager_options *o, const char *ke
 }
 
 /* The branch's page table for this model and format, parsed; NULL when it has none. */
-static cJSON *table_read(cmv_repo *repo, const cmv_pager_options *o, const char *key)
+cJSON *cmv_pager__table_read(cmv_repo *repo, const cmv_pager_options *o, const char *key)
 {
 	cmv_buf note = CMV_BUF_INIT((size_t)1 << 28);
 	cJSON *j = NULL;
@@ -1727,8 +1657,8 @@ static int table_report(cmv_materialize_report *r, cmv_repo *repo, const cmv_pag
 
 	memset(r, 0, sizeof(*r));
 	memset(&tm, 0, sizeof(tm));
-	if (cJSON_GetArraySize(tot) != 18 || !cJSON_IsArray(pins) || !note_take(&pages, repo, o, key, "pages") ||
-	    !note_take(&tail, repo, o, key, "ptail"))
+	if (cJSON_GetArraySize(tot) != 18 || !cJSON_IsArray(pins) || !cmv_pager__note_take(&pages, repo, o, key, "pages") ||
+	    !cmv_pager__note_take(&tail, repo, o, key, "ptail"))
 		goto done;
 	for (const cJSON *x = tot->child; x; x = x->next)
 		v[i++] = x->valuedouble;
@@ -1787,8 +1717,8 @@ static int table_request(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *
 	const char *rq = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "request"));
 	cmv_buf tail = CMV_BUF_INIT((size_t)1 << 30);
 	cmv_id req, got;
-	int ok = rq && cmv_id_fromstr(&req, rq) == 0 && note_take(out, repo, o, key, "request") &&
-		 note_take(&tail, repo, o, key, "tail") && cmv_buf_put(out, tail.ptr ? tail.ptr : "", tail.size) == 0;
+	int ok = rq && cmv_id_fromstr(&req, rq) == 0 && cmv_pager__note_take(out, repo, o, key, "request") &&
+		 cmv_pager__note_take(&tail, repo, o, key, "tail") && cmv_buf_put(out, tail.ptr ? tail.ptr : "", tail.size) == 0;
 	cmv_buf_dispose(&tail);
 	if (!ok)
 		return 0;
@@ -1798,8 +1728,8 @@ static int table_request(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *
 }
 
 /* The request and report kept for this tip and these options: 1 when found (out and *r filled), else 0. */
-static int table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo, const cmv_pager_options *o,
-			const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget)
+int cmv_pager__table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *repo, const cmv_pager_options *o,
+			    const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget)
 {
 	char hex[CMV_ID_HEXSZ + 1];
 	const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tip"));
@@ -1828,7 +1758,7 @@ static void fault_holds(const char *prefix, void *ctx)
  * Whether every page the table's faults pinned is still pinned by one at
  * tip: when a pin ran out, the page leaves again, and that is a new cut.
  */
-static bool faults_hold(cmv_repo *repo, const char *branch, const cmv_id *tip, const cJSON *faulted)
+bool cmv_pager__faults_hold(cmv_repo *repo, const char *branch, const cmv_id *tip, const cJSON *faulted)
 {
 	size_t n = (size_t)cJSON_GetArraySize(faulted);
 	if (!n)
@@ -1842,13 +1772,6 @@ static bool faults_hold(cmv_repo *repo, const char *branch, const cmv_id *tip, c
 	free(h.held);
 	return all;
 }
-
-/*
- * Records read from the seam's on, at most: an agent's turn can run to
- * hundreds of calls, and past a few thousand records reading them is
- * no longer small beside the whole work.
- */
-#define SPLICE_MAX_RECORDS 2048
 
 bool cmv__pager_splice = true;
 size_t cmv__pager_spliced;
@@ -1867,9 +1790,9 @@ size_t cmv__pager_spliced;
  * add to the seam's. 1 when done (out, *r and the table written), 0 when
  * the whole work must be done, or an error.
  */
-static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, const cmv_pager_options *o,
-			 const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget,
-			 cmv_render_target target, const cmv_render_options *ro)
+int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, const cmv_pager_options *o,
+			     const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget,
+			     cmv_render_target target, const cmv_render_options *ro)
 {
 	const char *opts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "options"));
 	const cJSON *faulted = cJSON_GetObjectItemCaseSensitive(j, "faulted");
@@ -1889,10 +1812,10 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	if (!cmv__pager_splice || !opts || strcmp(opts, ok) || !cJSON_IsArray(faulted) ||
 	    !snode || cJSON_GetArraySize(scl) != 8 || !scalls || strlen(scalls) != 2 * CALLS_FILTER_BYTES ||
 	    (o->query && *o->query) || o->n_pins ||
-	    cmv_id_fromstr(&first, snode) < 0 || !faults_hold(fp->repo, o->state_branch, tip, faulted))
+	    cmv_id_fromstr(&first, snode) < 0 || !cmv_pager__faults_hold(fp->repo, o->state_branch, tip, faulted))
 		return 0;
 	memset(&was, 0, sizeof(was));
-	if (!calls_from_hex(was.calls, scalls))
+	if (!cmv_pager__calls_from_hex(was.calls, scalls))
 		return 0;
 	double v[8];
 	size_t i = 0;
@@ -1910,15 +1833,15 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	}
 	const cJSON *head = cJSON_GetArrayItem(fp->cv.msgs, 0);
 	/* a call id the records reuse (from before the seam, or among themselves) is renamed by the whole work */
-	if (!head || !starts_turn(head) || strcmp(fp->cv.raw_first_role, "user") || fp->cv.st.orphan_results ||
-	    fp->cv.st.renamed_calls || calls_filter(was.calls, fp->cv.msgs, 0, SIZE_MAX, false))
+	if (!head || !cmv_pager__starts_turn(head) || strcmp(fp->cv.raw_first_role, "user") || fp->cv.st.orphan_results ||
+	    fp->cv.st.renamed_calls || cmv_pager__calls_filter(was.calls, fp->cv.msgs, 0, SIZE_MAX, false))
 		goto out;
 	size_t split_turn = 0, split_bytes = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "split_bytes"));
 	if ((error = table_report(&old, fp->repo, o, key, j, budget, &split_turn)) <= 0 || !old.turns ||
 	    split_turn + 1 > old.turns || !table_request(out, fp->repo, o, key, j) || was.offset > out->size ||
 	    split_bytes > was.offset)
 		goto out;
-	if ((error = pager_pages(fp)) < 0 || (error = cmv__conversation_write(&frag, &fp->cv, ro)) < 0 ||
+	if ((error = cmv_pager__pages(fp)) < 0 || (error = cmv__conversation_write(&frag, &fp->cv, ro)) < 0 ||
 	    (error = cmv_count_request(&st, fp->model, fp->tok, frag.ptr, frag.size)) < 0)
 		goto out;
 	uint64_t per_request = (uint64_t)fp->model->per_request, more = st.total - per_request;
@@ -1974,7 +1897,7 @@ static int splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, con
 	nr.classes.other += st.other;
 	nr.classes.overhead += st.overhead - per_request;
 	nr.classes.total = nr.tokens;
-	report_pins(&nr, o, fp->repo, tip, nb);
+	cmv_pager__report_pins(&nr, o, fp->repo, tip, nb);
 
 	/* the next seam: the fragment's last turn, in the new body */
 	if ((error = seam_find(&next, fp, out, &nr.classes, was.calls, ro)) < 0)
@@ -2045,15 +1968,15 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	}
 	/* the branch's page table: the same tip and options as last time are a lookup */
 	char note_key[CMV_REF_NAME_MAX + 64];
-	snprintf(note_key, sizeof(note_key), "pager:%s:%s", model->id, cmv_render_target_name(target_of(model, o.target)));
+	snprintf(note_key, sizeof(note_key), "pager:%s:%s", model->id, cmv_render_target_name(cmv_pager__target_of(model, o.target)));
 	if (o.state_branch) {
-		table = table_read(repo, &o, note_key);
-		options_key(&okey, repo, &o, r.budget);
-		int hit = table ? table_lookup(out, &r, repo, &o, note_key, table, okey.ptr, tip, r.budget) : 0;
+		table = cmv_pager__table_read(repo, &o, note_key);
+		cmv_pager__options_key(&okey, repo, &o, r.budget);
+		int hit = table ? cmv_pager__table_lookup(out, &r, repo, &o, note_key, table, okey.ptr, tip, r.budget) : 0;
 		/* after an append, the kept request grows by what came since */
 		if (table && !hit)
-			hit = splice_append(out, &r, &p, &o, note_key, table, okey.ptr, tip, r.budget,
-					    target_of(model, o.target), &ro);
+			hit = cmv_pager__splice_append(out, &r, &p, &o, note_key, table, okey.ptr, tip, r.budget,
+						       cmv_pager__target_of(model, o.target), &ro);
 		if (hit < 0) {
 			error = hit;
 			goto done;
@@ -2065,14 +1988,14 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 				cmv_materialize_report_dispose(&r);
 			goto done;
 		}
-		pager_dispose(&p);
+		cmv_pager__dispose(&p);
 		memset(&p, 0, sizeof(p));
 		p.repo = repo;
 		p.model = model;
 		p.tok = tok;
 		cmv_buf_init(&p.scratch, 1 << 16);
 	}
-	if ((error = pager_load(&p, tip, target_of(model, o.target), o.render_flags)) < 0)
+	if ((error = cmv_pager__load(&p, tip, cmv_pager__target_of(model, o.target), o.render_flags)) < 0)
 		goto done;
 	size_t n_bodies = 0;
 	while (n_bodies < p.n && p.pages[n_bodies].pub.kind == CMV_PAGE_BODY)
@@ -2080,10 +2003,10 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 
 	/* the pins: the last turns, pages faulted in lately, the caller's pages, the query's hits; a pinned body pins its turn */
 	for (size_t g = p.n_groups > o.keep_turns ? p.n_groups - o.keep_turns : 0; g < p.n_groups; g++)
-		pin_group(&p, g);
+		cmv_pager__pin_group(&p, g);
 	if (o.state_branch) {
 		size_t n_faulted = 0;
-		pin_faulted(&p, o.state_branch, tip, &n_faulted);
+		cmv_pager__pin_faulted(&p, o.state_branch, tip, &n_faulted);
 	}
 	for (size_t j = 0; j < o.n_pins; j++) {
 		size_t len = o.pins[j] ? strlen(o.pins[j]) : 0;
@@ -2096,7 +2019,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		for (size_t q = 0; q < p.n; q++)
 			if (!strncmp(p.pages[q].pub.id, o.pins[j], len)) {
 				p.pages[q].pub.pinned = found = true;
-				pin_group(&p, p.pages[q].pub.turn);
+				cmv_pager__pin_group(&p, p.pages[q].pub.turn);
 			}
 		if (!found) {
 			error = cmv_error__set(CMV_ENOTFOUND, "no page '%s' in this branch", o.pins[j]);
@@ -2116,7 +2039,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 				pinned_tokens += p.pages[p.group_page[g]].pub.tokens;
 		room = room > pinned_tokens + QUERY_STUB_TOKENS ? room - pinned_tokens - QUERY_STUB_TOKENS : 0;
 		uint64_t allowance = o.query_allowance ? o.query_allowance : r.budget / 4;
-		if ((error = pager_query(&p, o.query, allowance < room ? allowance : room, NULL)) < 0)
+		if ((error = cmv_pager__query(&p, o.query, allowance < room ? allowance : room, NULL)) < 0)
 			goto done;
 	}
 	/* the last turns are resident verbatim, bodies and all */
@@ -2137,7 +2060,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 			p.order[p.n_order++] = p.group_page[g];
 
 	/* the shortest prefix of the order whose request fits the target */
-	if ((error = eval(&full, NULL, out, &p, 0, NULL, &ro)) < 0)
+	if ((error = cmv_pager__eval(&full, NULL, out, &p, 0, NULL, &ro)) < 0)
 		goto done;
 	r.tokens_full = full;
 	if (full > r.budget) {
@@ -2146,19 +2069,19 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		/* the estimates say where to start; the request itself says where to stop */
 		while (k < p.n_order && saved < need)
 			saved += p.pages[p.order[k++]].saving;
-		if ((error = eval(&tokens, NULL, out, &p, k, NULL, &ro)) < 0)
+		if ((error = cmv_pager__eval(&tokens, NULL, out, &p, k, NULL, &ro)) < 0)
 			goto done;
 		while (tokens > target && k < p.n_order) {
 			/* short of the mark: a step sized by what is still missing */
 			int64_t more = (int64_t)tokens - (int64_t)target, got = 0;
 			while (k < p.n_order && got < more)
 				got += p.pages[p.order[k++]].saving;
-			if ((error = eval(&tokens, NULL, out, &p, k, NULL, &ro)) < 0)
+			if ((error = cmv_pager__eval(&tokens, NULL, out, &p, k, NULL, &ro)) < 0)
 				goto done;
 		}
 		while (k > 0) {
 			uint64_t t;
-			if ((error = eval(&t, NULL, out, &p, k - 1, NULL, &ro)) < 0)
+			if ((error = cmv_pager__eval(&t, NULL, out, &p, k - 1, NULL, &ro)) < 0)
 				goto done;
 			if (t > target)
 				break;
@@ -2199,7 +2122,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		const char *topts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(table, "options"));
 		/* the same options as last time: what left stays gone while it fits, whatever a fresh cut would take */
 		bool same = topts && !strcmp(topts, okey.ptr) && full > r.budget;
-		if (table && note_take(&ev, repo, &o, note_key, "evicted")) {
+		if (table && cmv_pager__note_take(&ev, repo, &o, note_key, "evicted")) {
 			for (char *s = ev.ptr, *nl; s && !error && (nl = strchr(s, '\n')) != NULL; s = nl + 1) {
 				*nl = '\0';
 				error = cmv__strmap_put(&was, s, 0, NULL);
@@ -2218,7 +2141,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 					n_was++;
 				}
 			uint64_t t = 0;
-			if (n_was && (n_was <= k || same) && (error = eval(&t, NULL, out, &p, GONE_AS_SET, NULL, &ro)) == 0 &&
+			if (n_was && (n_was <= k || same) && (error = cmv_pager__eval(&t, NULL, out, &p, GONE_AS_SET, NULL, &ro)) == 0 &&
 			    t <= r.budget)
 				final_k = GONE_AS_SET;
 		}
@@ -2231,7 +2154,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		error = CMV_ENOMEM;
 		goto done;
 	}
-	if ((error = eval(&tokens, &r.classes, out, &p, final_k, writes, &ro)) < 0)
+	if ((error = cmv_pager__eval(&tokens, &r.classes, out, &p, final_k, writes, &ro)) < 0)
 		goto done;
 	for (const cJSON *w = writes->child; w && !error; w = w->next) {
 		cmv_id id;
@@ -2269,7 +2192,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	for (size_t q = 0; q < p.n; q++)
 		r.pages[q] = p.pages[q].pub;
 	r.n_pages = p.n;
-	if (o.state_branch && (error = table_save(repo, &o, note_key, okey.ptr, tip, &p, &r, out, &ro)) < 0) {
+	if (o.state_branch && (error = cmv_pager__table_save(repo, &o, note_key, okey.ptr, tip, &p, &r, out, &ro)) < 0) {
 		cmv_materialize_report_dispose(&r);
 		goto done;
 	}
@@ -2285,7 +2208,7 @@ done:
 	cJSON_Delete(writes);
 	cJSON_Delete(table);
 	cmv_buf_dispose(&okey);
-	pager_dispose(&p);
+	cmv_pager__dispose(&p);
 	return error;
 }
 
@@ -2302,7 +2225,7 @@ done:
  * and KEY:base when what follows the split has grown past
  * cmv__pager_fold_bytes, as the page table does. After an append the index
  * grows from the seam (qindex_grow) as the kept request does
- * (splice_append), by the same rules.
+ * (cmv_pager__splice_append), by the same rules.
  */
 #define QINDEX_MAGIC "cmv query index 2"
 #define QINDEX_TURN_RECORDS 8192 /* a turn read alone for recall: at most this many records */
@@ -2355,7 +2278,7 @@ static int qindex_text(cmv_buf *out, const qindex *qi)
 				   (unsigned long long)qi->base_hash);
 	if (!error && qi->calls) {
 		char hexf[2 * CALLS_FILTER_BYTES + 1];
-		calls_to_hex(hexf, qi->calls);
+		cmv_pager__calls_to_hex(hexf, qi->calls);
 		error = cmv_buf_puts(out, hexf);
 	}
 	if (!error)
@@ -2478,9 +2401,9 @@ static int qindex_parse(qindex *qi, const char *text, const cmv_buf *base)
 	    qi->n_msgs > ((size_t)1 << 32) || qi->split >= qi->n_turns || b > qi->n_bodies || x > qi->n_texts ||
 	    (qi->split && (!base || base->size != qi->base_bytes || XXH3_64bits(base->ptr, base->size) != qi->base_hash)))
 		return 0;
-	if (qindex_alloc(qi) < 0)
+	if (cmv_pager__qindex_alloc(qi) < 0)
 		goto bad; /* not believed: the load path says whether memory is short */
-	if (*l != '-' && (!(qi->calls = cmv__malloc(CALLS_FILTER_BYTES)) || !calls_from_hex(qi->calls, l)))
+	if (*l != '-' && (!(qi->calls = cmv__malloc(CALLS_FILTER_BYTES)) || !cmv_pager__calls_from_hex(qi->calls, l)))
 		goto bad;
 	if ((qi->split && !parse_lines(qi, base->ptr, 0, qi->split, 0, b, 0, x)) ||
 	    !parse_lines(qi, at, qi->split, qi->n_turns, b, qi->n_bodies, x, qi->n_texts) || qi->turn_first[0])
@@ -2492,7 +2415,7 @@ static int qindex_parse(qindex *qi, const char *text, const cmv_buf *base)
 		goto bad;
 	return 1;
 bad:
-	qindex_dispose(qi);
+	cmv_pager__qindex_dispose(qi);
 	return 0;
 }
 
@@ -2502,8 +2425,8 @@ bad:
  * renders them so), 0 when not or when they cannot be read apart (cv is
  * then empty).
  */
-static int load_turn(cmv__conversation *cv, cmv_repo *repo, const char *first_hex, const cmv_id *last,
-		     cmv_render_target target, const char *want)
+int cmv_pager__load_turn(cmv__conversation *cv, cmv_repo *repo, const char *first_hex, const cmv_id *last,
+			 cmv_render_target target, const char *want)
 {
 	cmv_id first;
 	char id[CMV_ID_HEXSZ + 1];
@@ -2518,7 +2441,7 @@ static int load_turn(cmv__conversation *cv, cmv_repo *repo, const char *first_he
 		return 0;
 	}
 	if (!cJSON_GetArraySize(cv->msgs) ||
-	    (error = group_id(id, cv->msgs->child, (size_t)cJSON_GetArraySize(cv->msgs))) < 0 || strcmp(id, want)) {
+	    (error = cmv_pager__group_id(id, cv->msgs->child, (size_t)cJSON_GetArraySize(cv->msgs))) < 0 || strcmp(id, want)) {
 		cmv__conversation_dispose(cv);
 		return error < 0 ? error : 0;
 	}
@@ -2532,8 +2455,8 @@ static int load_turn(cmv__conversation *cv, cmv_repo *repo, const char *first_he
  * calls before msgs, NULL for none; msgs: the messages from qi's message
  * `from` on, in which the calls before the seam are looked for.
  */
-static int qindex_seam(qindex *qi, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
-		       const uint8_t *calls_before, const cJSON *msgs, size_t from)
+int cmv_pager__qindex_seam(qindex *qi, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+			   const uint8_t *calls_before, const cJSON *msgs, size_t from)
 {
 	size_t g = qi->n_turns - 1;
 	cmv__conversation cv;
@@ -2541,14 +2464,14 @@ static int qindex_seam(qindex *qi, cmv_repo *repo, const cmv_id *tip, cmv_render
 	qi->seam[0] = '\0';
 	free(qi->calls);
 	qi->calls = NULL;
-	if ((ok = load_turn(&cv, repo, qi->nodes[g], tip, target, qi->ids[qi->n_bodies + g])) <= 0)
+	if ((ok = cmv_pager__load_turn(&cv, repo, qi->nodes[g], tip, target, qi->ids[qi->n_bodies + g])) <= 0)
 		return ok;
 	cmv__conversation_dispose(&cv);
 	if (!(qi->calls = cmv__calloc(1, CALLS_FILTER_BYTES)))
 		return CMV_ENOMEM;
 	if (calls_before)
 		memcpy(qi->calls, calls_before, CALLS_FILTER_BYTES);
-	calls_filter(qi->calls, msgs, 0, qi->turn_first[g] - from, true);
+	cmv_pager__calls_filter(qi->calls, msgs, 0, qi->turn_first[g] - from, true);
 	memcpy(qi->seam, qi->nodes[g], sizeof(qhex));
 	return 0;
 }
@@ -2558,8 +2481,8 @@ static int qindex_seam(qindex *qi, cmv_repo *repo, const cmv_id *tip, cmv_render
  * the turns before the last (on a build, or when what follows the split
  * has grown long); else only KEY.
  */
-static int qindex_put(cmv_repo *repo, const char *branch, const cmv_model *m, cmv_render_target target, qindex *qi,
-		      bool fold)
+int cmv_pager__qindex_put(cmv_repo *repo, const char *branch, const cmv_model *m, cmv_render_target target, qindex *qi,
+			  bool fold)
 {
 	char key[256], bkey[300];
 	cmv_buf text = CMV_BUF_INIT((size_t)1 << 30);
@@ -2592,7 +2515,7 @@ static int qindex_put(cmv_repo *repo, const char *branch, const cmv_model *m, cm
  * seam on are read alone, and what they say replaces its last turn. 1 when
  * grown; 0 when those records would read otherwise in the whole branch (a
  * result whose call is before the seam, a call id used before) or cannot
- * be read apart, as for splice_append.
+ * be read apart, as for cmv_pager__splice_append.
  */
 static int qindex_grow(qindex *qi, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok,
 		       cmv_render_target target)
@@ -2619,10 +2542,10 @@ static int qindex_grow(qindex *qi, cmv_repo *repo, const cmv_id *tip, const cmv_
 	}
 	const cJSON *head = cJSON_GetArrayItem(fp.cv.msgs, 0);
 	size_t last = qi->n_turns - 1, base = qi->turn_first[last];
-	if (!head || !starts_turn(head) || strcmp(fp.cv.raw_first_role, "user") || fp.cv.st.orphan_results ||
-	    fp.cv.st.renamed_calls || calls_filter(qi->calls, fp.cv.msgs, 0, SIZE_MAX, false))
+	if (!head || !cmv_pager__starts_turn(head) || strcmp(fp.cv.raw_first_role, "user") || fp.cv.st.orphan_results ||
+	    fp.cv.st.renamed_calls || cmv_pager__calls_filter(qi->calls, fp.cv.msgs, 0, SIZE_MAX, false))
 		goto out;
-	if ((error = pager_pages(&fp)) < 0 || (error = qindex_of(&part, &fp)) < 0)
+	if ((error = cmv_pager__pages(&fp)) < 0 || (error = cmv_pager__qindex_of(&part, &fp)) < 0)
 		goto out;
 	/* what came before the last turn stays; the records from its start on say the rest */
 	size_t kb = 0, kx = 0;
@@ -2634,7 +2557,7 @@ static int qindex_grow(qindex *qi, cmv_repo *repo, const cmv_id *tip, const cmv_
 	nq.n_bodies = kb + part.n_bodies;
 	nq.n_turns = last + part.n_turns;
 	nq.n_texts = kx + part.n_texts;
-	if ((error = qindex_alloc(&nq)) < 0)
+	if ((error = cmv_pager__qindex_alloc(&nq)) < 0)
 		goto out;
 	cmv_id_tostr(nq.tip, sizeof(nq.tip), tip);
 	memcpy(nq.model, qi->model, sizeof(nq.model));
@@ -2665,18 +2588,18 @@ static int qindex_grow(qindex *qi, cmv_repo *repo, const cmv_id *tip, const cmv_
 		memcpy(nq.seam, qi->seam, sizeof(qhex));
 		nq.calls = qi->calls;
 		qi->calls = NULL;
-	} else if ((error = qindex_seam(&nq, repo, tip, target, qi->calls, fp.cv.msgs, base)) < 0) {
+	} else if ((error = cmv_pager__qindex_seam(&nq, repo, tip, target, qi->calls, fp.cv.msgs, base)) < 0) {
 		goto out;
 	}
-	qindex_dispose(qi);
+	cmv_pager__qindex_dispose(qi);
 	*qi = nq;
 	memset(&nq, 0, sizeof(nq));
 	done = 1;
 	cmv__pager_qgrown++;
 out:
-	qindex_dispose(&nq);
-	qindex_dispose(&part);
-	pager_dispose(&fp);
+	cmv_pager__qindex_dispose(&nq);
+	cmv_pager__qindex_dispose(&part);
+	cmv_pager__dispose(&fp);
 	return error < 0 ? error : done;
 }
 
@@ -2708,31 +2631,31 @@ static int qindex_read(qindex *qi, cmv_repo *repo, const char *branch, const cmv
  * The branch's query index for tip: 1 when read (grown from an ancestor's
  * and kept again, if need be), 0 when there is none to use.
  */
-static int qindex_get(qindex *qi, cmv_repo *repo, const char *branch, const cmv_id *tip, const cmv_model *model,
-		      cmv_tok *tok, cmv_render_target target)
+int cmv_pager__qindex_get(qindex *qi, cmv_repo *repo, const char *branch, const cmv_id *tip, const cmv_model *model,
+			  cmv_tok *tok, cmv_render_target target)
 {
 	char hex[CMV_ID_HEXSZ + 1];
 	int ok = qindex_read(qi, repo, branch, model, target) > 0;
 	char fp[sizeof(qi->model)];
-	qindex_model(fp, sizeof(fp), model);
+	cmv_pager__qindex_model(fp, sizeof(fp), model);
 	if (ok > 0 && strcmp(fp, qi->model)) {
-		qindex_dispose(qi);
+		cmv_pager__qindex_dispose(qi);
 		return 0;
 	}
 	if (ok <= 0 || !strcmp(qi->tip, cmv_id_tostr(hex, sizeof(hex), tip)))
 		return ok;
 	if ((ok = qindex_grow(qi, repo, tip, model, tok, target)) > 0 &&
-	    qindex_put(repo, branch, model, target, qi, false) < 0)
+	    cmv_pager__qindex_put(repo, branch, model, target, qi, false) < 0)
 		cmv_error_clear(); /* a read-only store: the next query grows it again */
 	if (ok <= 0)
-		qindex_dispose(qi);
+		cmv_pager__qindex_dispose(qi);
 	return ok;
 }
 
 int cmv__pager_query_index(cmv_buf *out, cmv_repo *repo, const char *branch, const cmv_model *model)
 {
 	qindex qi;
-	int error = qindex_read(&qi, repo, branch, model, target_of(model, 0));
+	int error = qindex_read(&qi, repo, branch, model, cmv_pager__target_of(model, 0));
 	cmv_buf_clear(out);
 	if (error == CMV_ENOTFOUND)
 		return cmv_error__set(CMV_ENOTFOUND, "'%s' keeps no query index for %s", branch, model->id);
@@ -2741,7 +2664,7 @@ int cmv__pager_query_index(cmv_buf *out, cmv_repo *repo, const char *branch, con
 	qi.split = qi.base_bytes = 0;
 	qi.base_hash = 0;
 	error = qindex_text(out, &qi);
-	qindex_dispose(&qi);
+	cmv_pager__qindex_dispose(&qi);
 	return error;
 }
 
@@ -2771,7 +2694,7 @@ static void turn_text(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 					       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")), in ? in : "");
 				cJSON_free(in);
 			} else if (is(t, "tool_result")) {
-				char *r = body_text(cJSON_GetObjectItemCaseSensitive(b, "content"));
+				char *r = cmv_pager__body_text(cJSON_GetObjectItemCaseSensitive(b, "content"));
 				cmv_buf_printf(out, "result: %s\n", r ? r : "");
 				cJSON_free(r);
 			}
@@ -2817,7 +2740,7 @@ static int recall_print(cmv_buf *out, size_t *shown, const qindex *qi, const boo
 			b++;
 		if (p) {
 			char id[CMV_ID_HEXSZ + 1];
-			if ((error = group_id(id, cJSON_GetArrayItem(p->cv.msgs, (int)qi->turn_first[g]), end - qi->turn_first[g])) < 0)
+			if ((error = cmv_pager__group_id(id, cJSON_GetArrayItem(p->cv.msgs, (int)qi->turn_first[g]), end - qi->turn_first[g])) < 0)
 				break;
 			cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)qi->tokens[pg], id);
 			turn_text(out, p->cv.msgs, qi->turn_first[g], end);
@@ -2835,7 +2758,7 @@ static int recall_print(cmv_buf *out, size_t *shown, const qindex *qi, const boo
 				last = next->parent;
 				cmv_node_free(next);
 			}
-			int ok = load_turn(&cv, repo, qi->nodes[g], &last, target, qi->ids[pg]);
+			int ok = cmv_pager__load_turn(&cv, repo, qi->nodes[g], &last, target, qi->ids[pg]);
 			if (ok <= 0)
 				return ok;
 			cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)qi->tokens[pg],
@@ -2869,7 +2792,7 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 	p.repo = repo;
 	p.model = model;
 	p.tok = tok;
-	target = target_of(model, 0);
+	target = cmv_pager__target_of(model, 0);
 	cmv__tok_memo(tok, true);
 	cmv_buf_init(&p.scratch, 1 << 16);
 	cmv_buf_clear(out);
@@ -2883,11 +2806,11 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 	 * alone. Memory short on its way (an index of made-up sizes, or truly
 	 * short) sends the query to the load path, which says which.
 	 */
-	if (branch && (error = qindex_get(&qi, repo, branch, tip, model, tok, target)) > 0) {
+	if (branch && (error = cmv_pager__qindex_get(&qi, repo, branch, tip, model, tok, target)) > 0) {
 		size_t n = qi.n_bodies + qi.n_turns;
 		if (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool))))
 			error = CMV_ENOMEM;
-		else if ((error = qindex_query(&qi, repo, query, budget, pinned, hit)) == 0 &&
+		else if ((error = cmv_pager__qindex_query(&qi, repo, query, budget, pinned, hit)) == 0 &&
 			 (error = done = recall_print(out, &shown, &qi, hit, NULL, repo, tip, target)) == 0) {
 			cmv_buf_clear(out);
 			shown = 0;
@@ -2900,7 +2823,7 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 			shown = 0;
 			error = done = 0;
 		}
-		qindex_dispose(&qi);
+		cmv_pager__qindex_dispose(&qi);
 		free(pinned);
 		free(hit);
 		pinned = hit = NULL;
@@ -2909,16 +2832,16 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 	if (error >= 0 && !done && (error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) == 0 &&
 	    cJSON_GetArraySize(p.cv.msgs)) {
 		p.lazy_ids = !branch;
-		if ((error = pager_pages(&p)) == 0 && (error = qindex_of(&qi, &p)) == 0 && branch &&
-		    (error = qindex_seam(&qi, repo, tip, target, NULL, p.cv.msgs, 0)) == 0) {
+		if ((error = cmv_pager__pages(&p)) == 0 && (error = cmv_pager__qindex_of(&qi, &p)) == 0 && branch &&
+		    (error = cmv_pager__qindex_seam(&qi, repo, tip, target, NULL, p.cv.msgs, 0)) == 0) {
 			cmv_id_tostr(qi.tip, sizeof(qi.tip), tip);
-			if (qindex_put(repo, branch, model, target, &qi, true) < 0)
+			if (cmv_pager__qindex_put(repo, branch, model, target, &qi, true) < 0)
 				cmv_error_clear(); /* a read-only store: each query loads the branch */
 		}
 		size_t n = qi.n_bodies + qi.n_turns;
 		if (!error && (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool)))))
 			error = CMV_ENOMEM;
-		if (!error && (error = qindex_query(&qi, repo, query, budget, pinned, hit)) == 0)
+		if (!error && (error = cmv_pager__qindex_query(&qi, repo, query, budget, pinned, hit)) == 0)
 			error = recall_print(out, &shown, &qi, hit, &p, repo, tip, target);
 		if (error > 0)
 			error = 0;
@@ -2929,10 +2852,10 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		cmv_repo_txn_rollback(repo);
 	else
 		error = cmv_repo_txn_commit(repo);
-	qindex_dispose(&qi);
+	cmv_pager__qindex_dispose(&qi);
 	free(pinned);
 	free(hit);
-	pager_dispose(&p);
+	cmv_pager__dispose(&p);
 	return error;
 }
 
