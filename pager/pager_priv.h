@@ -53,7 +53,7 @@ typedef struct {
 		char hex[CMV_ID_HEXSZ + 1];
 	} runs_known[256];    /* the ids of runs of turns computed so far */
 	size_t n_runs_known;
-	bool lazy_ids;        /* turn pages get their ids when asked (cmv_pager__group_id): recall by query shows a few */
+	bool lazy_ids;        /* turn pages get their ids when asked (group_id): recall by query shows a few */
 } pager;
 
 /*
@@ -148,7 +148,7 @@ bool cmv_pager__faults_hold(cmv_repo *repo, const char *branch, const cmv_id *ti
  */
 #define SPLICE_MAX_RECORDS 2048
 
-/* Each call id of messages [from, to) of msgs, into the filter (add) or tested against it: true when one may be in it. */
+/* The call ids of messages [from, to) of msgs, into the filter (add) or tested against it. */
 bool cmv_pager__calls_filter(uint8_t *filter, const cJSON *msgs, size_t from, size_t to, bool add);
 /* A filter as 2 * CALLS_FILTER_BYTES hex digits and a NUL, into out, as the notes keep it. */
 void cmv_pager__calls_to_hex(char *out, const uint8_t *filter);
