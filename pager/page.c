@@ -17,39 +17,16 @@
 #include <string.h>
 #include <xxhash.h>
 #include "pager_priv.h"
-#include "tok/tok_int.h"
 
 /*
- * Texts this long are counted through the store's token cache (keyed by the
- * xxh128 of the bytes, as a blob's id is): a new process, a CLI call after
- * an append, does not tokenize the whole history again.
+ * A text's tokens as the pager estimates them: counted as count.c counts
+ * every text of pager/ (cmv_pager__count_text), or a quarter of its bytes
+ * when the tokenizer fails.
  */
-#define CACHED_TEXT_BYTES 1024
-
 static uint64_t count_text(pager *p, const char *s, size_t len)
 {
-	size_t n = 0;
-	if (len >= CACHED_TEXT_BYTES && p->repo && !cmv__tok_memo_get(p->tok, s, len, &n)) {
-		cmv_id id;
-		uint64_t raw;
-		cmv_id_hash(&id, s, len);
-		if (cmv_tokcache_get(&raw, p->repo, &id, cmv_tok_name(p->tok)) == 0) {
-			cmv__tok_memo_put(p->tok, s, len, (size_t)raw);
-			return cmv_model_scale(p->model, raw);
-		}
-		cmv_error_clear();
-		if (cmv_tok_count(&n, p->tok, s, len) == 0) {
-			/* a read-only store cannot keep it: that only costs the next call the count */
-			if (cmv_tokcache_put(p->repo, &id, cmv_tok_name(p->tok), n) < 0)
-				cmv_error_clear();
-			return cmv_model_scale(p->model, n);
-		}
-		cmv_error_clear();
-		return len / 4;
-	}
-	if (len >= CACHED_TEXT_BYTES && p->repo)
-		return cmv_model_scale(p->model, n); /* the memo had it */
-	if (cmv_model_count(&n, NULL, p->model, p->tok, s, len) < 0) {
+	uint64_t n;
+	if (cmv_pager__count_text(&n, p->repo, p->model, p->tok, s, len) < 0) {
 		cmv_error_clear();
 		return len / 4;
 	}

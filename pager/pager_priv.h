@@ -84,6 +84,16 @@ typedef struct {
 	char model[160];     /* what its tokens were counted by (cmv_pager__qindex_model) */
 } qindex;
 
+/* ---- counting (count.c) ------------------------------------------------------- */
+
+/*
+ * A text's tokens in model's count: through tok's memo and, for a long text
+ * with a store (repo not NULL), the store's token cache, as a blob's count
+ * is kept. An error only when the tokenizer fails.
+ */
+int cmv_pager__count_text(uint64_t *out, cmv_repo *repo, const cmv_model *model, cmv_tok *tok, const char *s,
+			  size_t len);
+
 /* ---- pages: the walk, stubs, the request for a cut (page.c) ------------------- */
 
 /* eval's k for "the pages p->gone says", not a prefix of the order. */
