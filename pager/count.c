@@ -9,23 +9,86 @@
 #include "base/base.h"
 #include <cmv/count.h>
 #include <cmv/formats.h>
+#include "pager_priv.h"
+#include "tok/tok_int.h"
+
+/*
+ * Texts this long are counted through the store's token cache (keyed by the
+ * xxh128 of the bytes, as a blob's id is): a new process, a CLI call after
+ * an append, does not tokenize the whole history again.
+ */
+#define CACHED_TEXT_BYTES 1024
+
+/*
+ * Count text raw in tok and keep the count in the store's token cache under
+ * id, the xxh128 of the bytes (a blob's id): *out when counted, and *kept,
+ * what the cache said (a read-only store cannot keep it).
+ */
+static int count_and_keep(uint64_t *out, int *kept, cmv_repo *repo, cmv_tok *tok, const cmv_id *id, const char *s,
+			  size_t len)
+{
+	size_t n;
+	int error;
+	if ((error = cmv_tok_count(&n, tok, s, len)) < 0)
+		return error;
+	*out = n;
+	*kept = cmv_tokcache_put(repo, id, cmv_tok_name(tok), n);
+	return 0;
+}
 
 int cmv_count_blob(uint64_t *out, cmv_repo *repo, cmv_tok *tok, const cmv_id *blob)
 {
 	cmv_buf data = CMV_BUF_INIT(CMV_BUF_CONTENT);
-	size_t n;
-	int error;
+	int error, kept;
 
 	CMV_ASSERT_ARG(out);
 	if ((error = cmv_tokcache_get(out, repo, blob, cmv_tok_name(tok))) != CMV_ENOTFOUND)
 		return error;
 	if ((error = cmv_blob_read(&data, repo, blob)) == 0 &&
-	    (error = cmv_tok_count(&n, tok, data.ptr ? data.ptr : "", data.size)) == 0) {
-		*out = n;
-		error = cmv_tokcache_put(repo, blob, cmv_tok_name(tok), n);
-	}
+	    (error = count_and_keep(out, &kept, repo, tok, blob, data.ptr ? data.ptr : "", data.size)) == 0)
+		error = kept;
 	cmv_buf_dispose(&data);
 	return error;
+}
+
+/*
+ * The one way pager/ counts a text: a short one, or one with no store, is
+ * counted (tok's memo remembers it); a long one is looked for in the memo,
+ * then in the store's token cache, and else counted and kept there, as a
+ * blob's count is, so that the next process finds it.
+ */
+int cmv_pager__count_text(uint64_t *out, cmv_repo *repo, const cmv_model *model, cmv_tok *tok, const char *s,
+			  size_t len)
+{
+	size_t n = 0;
+	uint64_t raw;
+	cmv_id id;
+	int error, kept;
+
+	if (len < CACHED_TEXT_BYTES || !repo) {
+		if ((error = cmv_model_count(&n, NULL, model, tok, s, len)) < 0)
+			return error;
+		*out = n;
+		return 0;
+	}
+	if (cmv__tok_memo_get(tok, s, len, &n)) {
+		*out = cmv_model_scale(model, n);
+		return 0;
+	}
+	cmv_id_hash(&id, s, len);
+	if (cmv_tokcache_get(&raw, repo, &id, cmv_tok_name(tok)) == 0) {
+		cmv__tok_memo_put(tok, s, len, (size_t)raw);
+		*out = cmv_model_scale(model, raw);
+		return 0;
+	}
+	cmv_error_clear();
+	if ((error = count_and_keep(&raw, &kept, repo, tok, &id, s, len)) < 0)
+		return error;
+	/* a read-only store cannot keep it: that only costs the next call the count */
+	if (kept < 0)
+		cmv_error_clear();
+	*out = cmv_model_scale(model, raw);
+	return 0;
 }
 
 static bool is(const char *type, const char *want)
@@ -132,10 +195,11 @@ typedef struct {
 
 static void add_text(req_count *rc, uint64_t *slot, const char *s, size_t len)
 {
-	size_t n;
+	uint64_t n;
 	if (rc->error || !s)
 		return;
-	if ((rc->error = cmv_model_count(&n, NULL, rc->model, rc->tok, s, len)) < 0)
+	/* a request has no store: counted, never kept */
+	if ((rc->error = cmv_pager__count_text(&n, NULL, rc->model, rc->tok, s, len)) < 0)
 		return;
 	*slot += n;
 	rc->st->blocks++;

@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pager: which pages of a branch are resident for a model, and the
+ * request that model is sent (docs/pager.md).
+ *
+ * The branch is loaded once, rendered-and-repaired for the target API
+ * (formats' two-step rendering), and walked once to find the pages in
+ * conversation order: tool-result bodies and large tool-input strings
+ * (body pages), and turn groups. The pages that may leave are put in one
+ * fixed order: bodies oldest first, then whole turns oldest first; pinned
+ * ones (the last turns, the caller's pins, query hits, and the turns that
+ * hold them) never enter it. What leaves is always a prefix of that order,
+ * the shortest whose request fits the target: nothing, when the branch fits
+ * the budget; else the low-water mark. Because the order does not depend
+ * on the budget and more eviction never costs more tokens, a larger budget
+ * never makes a page leave, and the same inputs give the same bytes.
+ *
+ * Each candidate prefix is checked on the request itself, rendered and
+ * counted in the model's tokenizer (per-message overhead included): the
+ * per-page estimates only choose where to start looking.
+ *
+ * This file is the pager's one entry for a request, cmv_materialize, and
+ * says these rules once: the other files of pager/ find the pages
+ * (page.c), rank a query's (query.c), pin faulted ones (fault.c), and keep
+ * the result in the branch's page table (table.c).
+ */
+#include <cjson/cJSON.h>
+#include <string.h>
+#include "pager_priv.h"
+#include "tok/tok_int.h"
+
+void cmv_materialize_report_dispose(cmv_materialize_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->pages);
+	rep->pages = NULL;
+	rep->n_pages = 0;
+}
+
+/* One call of cmv_materialize: what its phases share. */
+typedef struct {
+	cmv_buf *out;             /* the request, as the phases build it */
+	cmv_repo *repo;
+	const cmv_id *tip;
+	const cmv_model *model;
+	cmv_tok *tok;
+	cmv_pager_options o;      /* the caller's, the defaults filled in */
+	cmv_render_options ro;
+	cmv_render_target target;
+	char note_key[CMV_REF_NAME_MAX + 64]; /* the page table's note, for this model and format */
+	cmv_buf okey;             /* the options as the page table keys them */
+	cJSON *table;             /* the page table as kept; NULL when none */
+	pager p;
+	size_t n_bodies;          /* the body pages, first in p.pages */
+	cmv_materialize_report r;
+} materialization;
+
+/* A pager with nothing loaded, for this call's store and model: what the splice and the whole work load into. */
+static void pager_start(materialization *m)
+{
+	memset(&m->p, 0, sizeof(m->p));
+	m->p.repo = m->repo;
+	m->p.model = m->model;
+	m->p.tok = m->tok;
+	cmv_buf_init(&m->p.scratch, 1 << 16);
+}
+
+/* Resolve the options: what the caller left unset takes its default, and the model says what the request may hold. */
+static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, const cmv_id *tip,
+			    const cmv_model *model, cmv_tok *tok, const cmv_pager_options *opts)
+{
+	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
+
+	memset(m, 0, sizeof(*m));
+	m->out = out;
+	m->repo = repo;
+	m->tip = tip;
+	m->model = model;
+	m->tok = tok;
+	m->o = opts ? *opts : (cmv_pager_options)CMV_PAGER_OPTIONS_INIT;
+	m->ro = ro;
+	cmv_buf_init(&m->okey, 1 << 20);
+	pager_start(m);
+	/* each candidate cut counts the same messages again: count each once */
+	cmv__tok_memo(tok, true);
+	m->r.budget = m->o.budget ? m->o.budget : cmv_model_input_budget(model);
+	if (!m->o.keep_turns)
+		m->o.keep_turns = CMV_PAGER_KEEP_TURNS_DEFAULT;
+	if (!m->o.low_water || m->o.low_water > 1000)
+		m->o.low_water = CMV_PAGER_LOW_WATER_DEFAULT;
+	m->ro.model = model->id;
+	if (!model->tools)
+		m->o.render_flags |= CMV_RENDER_TOOLS_AS_TEXT;
+	if (!model->images)
+		m->o.render_flags |= CMV_RENDER_NO_IMAGES;
+	m->ro.flags = m->o.render_flags | CMV_RENDER_NO_DECORATIONS;
+	m->target = cmv_pager__target_of(model, m->o.target);
+	snprintf(m->note_key, sizeof(m->note_key), "pager:%s:%s", model->id, cmv_render_target_name(m->target));
+}
+
+/* Try the kept page table: the same tip and options as last time are a lookup, the bytes written then. */
+static int try_table(materialization *m)
+{
+	if (!m->o.state_branch)
+		return 0;
+	m->table = cmv_pager__table_read(m->repo, &m->o, m->note_key);
+	cmv_pager__options_key(&m->okey, m->repo, &m->o, m->r.budget);
+	return m->table ? cmv_pager__table_lookup(m->out, &m->r, m->repo, &m->o, m->note_key, m->table, m->okey.ptr,
+						  m->tip, m->r.budget)
+			: 0;
+}
+
+/* Try the splice: after an append, the kept request grows by what came since, its prefix untouched. */
+static int try_splice(materialization *m)
+{
+	if (!m->table)
+		return 0;
+	return cmv_pager__splice_append(m->out, &m->r, &m->p, &m->o, m->note_key, m->table, m->okey.ptr, m->tip,
+					m->r.budget, m->target, &m->ro);
+}
+
+/* Load the branch and find its pages: the whole work starts afresh, not from what a splice tried left in the pager. */
+static int load_pages(materialization *m)
+{
+	int error;
+	if (m->o.state_branch) {
+		cmv_pager__dispose(&m->p);
+		pager_start(m);
+	}
+	if ((error = cmv_pager__load(&m->p, m->tip, m->target, m->o.render_flags)) < 0)
+		return error;
+	while (m->n_bodies < m->p.n && m->p.pages[m->n_bodies].pub.kind == CMV_PAGE_BODY)
+		m->n_bodies++;
+	return 0;
+}
+
+/* Pin the query's hits, within the room the pinned turns leave: a question's pages must not push out the last turns. */
+static int pin_query(materialization *m)
+{
+	pager *p = &m->p;
+	/*
+	 * What the query may bring back: its allowance, and never more
+	 * than the budget leaves after the pinned turns (less 3% for the
+	 * estimates' error). Up to the budget, not the low-water mark:
+	 * what a question faults in is what this request is for.
+	 */
+	uint64_t room = m->r.budget - m->r.budget * 3 / 100, pinned_tokens = (uint64_t)p->model->per_request;
+	for (size_t g = 0; g < p->n_groups; g++)
+		if (p->pages[p->group_page[g]].pub.pinned)
+			pinned_tokens += p->pages[p->group_page[g]].pub.tokens;
+	room = room > pinned_tokens + QUERY_STUB_TOKENS ? room - pinned_tokens - QUERY_STUB_TOKENS : 0;
+	uint64_t allowance = m->o.query_allowance ? m->o.query_allowance : m->r.budget / 4;
+	return cmv_pager__query(p, m->o.query, allowance < room ? allowance : room, NULL);
+}
+
+/* Pin what must stay whatever the budget: a pinned page never enters the order, so no cut takes it. */
+static int pin_pages(materialization *m)
+{
+	pager *p = &m->p;
+	const cmv_pager_options *o = &m->o;
+	int error;
+
+	/* the pins: the last turns, pages faulted in lately, the caller's pages, the query's hits; a pinned body pins its turn */
+	for (size_t g = p->n_groups > o->keep_turns ? p->n_groups - o->keep_turns : 0; g < p->n_groups; g++)
+		cmv_pager__pin_group(p, g);
+	if (o->state_branch) {
+		size_t n_faulted = 0;
+		cmv_pager__pin_faulted(p, o->state_branch, m->tip, &n_faulted);
+	}
+	for (size_t j = 0; j < o->n_pins; j++) {
+		size_t len = o->pins[j] ? strlen(o->pins[j]) : 0;
+		bool found = false;
+		if (len < CMV_ID_MINPREFIX || !cmv_id_is_prefix(o->pins[j]))
+			return cmv_error__set(CMV_EINVALID, "'%s' is not a page id (7 or more hex digits)",
+					      o->pins[j] ? o->pins[j] : "");
+		for (size_t q = 0; q < p->n; q++)
+			if (!strncmp(p->pages[q].pub.id, o->pins[j], len)) {
+				p->pages[q].pub.pinned = found = true;
+				cmv_pager__pin_group(p, p->pages[q].pub.turn);
+			}
+		if (!found)
+			return cmv_error__set(CMV_ENOTFOUND, "no page '%s' in this branch", o->pins[j]);
+	}
+	if (o->query && *o->query && (error = pin_query(m)) < 0)
+		return error;
+	/* the last turns are resident verbatim, bodies and all */
+	for (size_t b = 0; b < m->n_bodies; b++)
+		if (p->pages[b].pub.turn + o->keep_turns >= p->n_groups)
+			p->pages[b].pub.pinned = true;
+	return 0;
+}
+
+/* Put the pages that may leave in one order, independent of the budget, so a larger budget never makes a page leave. */
+static int leave_order(materialization *m)
+{
+	pager *p = &m->p;
+	/* the order pages leave in: bodies oldest first, then whole turns oldest first */
+	if (!(p->order = cmv__calloc(p->n + 1, sizeof(size_t))) || !(p->gone = cmv__calloc(p->n + 1, sizeof(bool))))
+		return CMV_ENOMEM;
+	for (size_t b = 0; b < m->n_bodies; b++)
+		if (!p->pages[b].pub.pinned && p->pages[b].saving > 0)
+			p->order[p->n_order++] = b;
+	for (size_t g = 0; g < p->n_groups; g++)
+		if (!p->pages[p->group_page[g]].pub.pinned)
+			p->order[p->n_order++] = p->group_page[g];
+	return 0;
+}
+
+/* Cut: the shortest prefix of the order whose request, counted itself, fits the target (*k: its length). */
+static int cut(materialization *m, size_t *k_out)
+{
+	pager *p = &m->p;
+	cmv_materialize_report *r = &m->r;
+	uint64_t full = 0, tokens = 0;
+	size_t k = 0;
+	int error;
+
+	/* the shortest prefix of the order whose request fits the target */
+	if ((error = cmv_pager__eval(&full, NULL, m->out, p, 0, NULL, &m->ro)) < 0)
+		return error;
+	r->tokens_full = full;
+	if (full > r->budget) {
+		uint64_t target = r->budget * m->o.low_water / 1000;
+		int64_t need = (int64_t)full - (int64_t)target, saved = 0;
+		/* the estimates say where to start; the request itself says where to stop */
+		while (k < p->n_order && saved < need)
+			saved += p->pages[p->order[k++]].saving;
+		if ((error = cmv_pager__eval(&tokens, NULL, m->out, p, k, NULL, &m->ro)) < 0)
+			return error;
+		while (tokens > target && k < p->n_order) {
+			/* short of the mark: a step sized by what is still missing */
+			int64_t more = (int64_t)tokens - (int64_t)target, got = 0;
+			while (k < p->n_order && got < more)
+				got += p->pages[p->order[k++]].saving;
+			if ((error = cmv_pager__eval(&tokens, NULL, m->out, p, k, NULL, &m->ro)) < 0)
+				return error;
+		}
+		while (k > 0) {
+			uint64_t t;
+			if ((error = cmv_pager__eval(&t, NULL, m->out, p, k - 1, NULL, &m->ro)) < 0)
+				return error;
+			if (t > target)
+				break;
+			k--;
+			tokens = t;
+		}
+		if (tokens > target && tokens > r->budget) {
+			uint64_t pin_tokens = 0;
+			size_t n_pinned = 0;
+			for (size_t q = 0; q < p->n; q++)
+				if (p->pages[q].pub.pinned && p->pages[q].pub.kind == CMV_PAGE_GROUP) {
+					pin_tokens += p->pages[q].pub.tokens;
+					n_pinned++;
+				}
+			return cmv_error__set(CMV_EBUDGET,
+					      "cannot fit %s's budget of %llu tokens: with every page that may leave gone, the "
+					      "request is %llu tokens; pinned: the system prompt, the last %zu turn%s and %zu "
+					      "page%s the caller or the query pinned (%zu turns, about %llu tokens)",
+					      m->model->id, (unsigned long long)r->budget, (unsigned long long)tokens,
+					      m->o.keep_turns, m->o.keep_turns == 1 ? "" : "s", m->o.n_pins,
+					      m->o.n_pins == 1 ? "" : "s", n_pinned, (unsigned long long)pin_tokens);
+		}
+	}
+	*k_out = k;
+	return 0;
+}
+
+/* Keep the last cut while it fits: an append then does not move the cut, and the provider's prompt cache survives. */
+static int keep_last_cut(materialization *m, size_t k, size_t *final_k)
+{
+	pager *p = &m->p;
+	int error = 0;
+	/*
+	 * The page table of the branch (for this model and format): what left
+	 * last time stays gone while the request fits, so an append does not
+	 * move the cut and the provider's prompt cache survives. A new batch is
+	 * cut only past the budget; pages come back when the budget grew (a
+	 * switch to a larger model) and the cut above leaves fewer out.
+	 */
+	*final_k = k;
+	if (!m->o.state_branch)
+		return 0;
+	cmv__strmap was = { 0 };
+	size_t n_was = 0;
+	cmv_buf ev = CMV_BUF_INIT((size_t)1 << 30);
+	const cJSON *fa = cJSON_GetObjectItemCaseSensitive(m->table, "faulted");
+	const char *topts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m->table, "options"));
+	/* the same options as last time: what left stays gone while it fits, whatever a fresh cut would take */
+	bool same = topts && !strcmp(topts, m->okey.ptr) && m->r.tokens_full > m->r.budget;
+	if (m->table && cmv_pager__note_take(&ev, m->repo, &m->o, m->note_key, "evicted")) {
+		for (char *s = ev.ptr, *nl; s && !error && (nl = strchr(s, '\n')) != NULL; s = nl + 1) {
+			*nl = '\0';
+			error = cmv__strmap_put(&was, s, 0, NULL);
+		}
+	}
+	cmv_buf_dispose(&ev);
+	/* a page a fault brought back goes again when its pin runs out (while pinned it is no candidate) */
+	for (const cJSON *e = cJSON_IsArray(fa) ? fa->child : NULL; e && !error; e = e->next)
+		if (cJSON_IsString(e))
+			error = cmv__strmap_put(&was, e->valuestring, 0, NULL);
+	if (!error && was.n) {
+		memset(p->gone, 0, p->n * sizeof(*p->gone));
+		for (size_t q = 0; q < p->n_order; q++)
+			if (cmv__strmap_get(&was, p->pages[p->order[q]].pub.id, NULL, NULL)) {
+				p->gone[p->order[q]] = true;
+				n_was++;
+			}
+		uint64_t t = 0;
+		if (n_was && (n_was <= k || same) &&
+		    (error = cmv_pager__eval(&t, NULL, m->out, p, GONE_AS_SET, NULL, &m->ro)) == 0 && t <= m->r.budget)
+			*final_k = GONE_AS_SET;
+	}
+	cmv__strmap_dispose(&was);
+	return error;
+}
+
+/* Render the final request and store the blobs its stubs name: every stub it holds must recall. */
+static int render_final(materialization *m, size_t final_k)
+{
+	pager *p = &m->p;
+	cJSON *writes;
+	uint64_t tokens = 0;
+	int error;
+
+	/* the final rendering, and the blobs its stubs name */
+	if (!(writes = cJSON_CreateArray()))
+		return CMV_ENOMEM;
+	if ((error = cmv_pager__eval(&tokens, &m->r.classes, m->out, p, final_k, writes, &m->ro)) < 0)
+		goto done;
+	for (const cJSON *w = writes->child; w && !error; w = w->next) {
+		cmv_id id;
+		error = cmv_blob_write(&id, m->repo, w->valuestring, strlen(w->valuestring));
+	}
+	for (size_t q = 0; q < p->n && !error; q++) {
+		page *pg = &p->pages[q];
+		if (p->gone[q])
+			pg->pub.state = pg->pub.kind == CMV_PAGE_BODY ? CMV_PAGE_STUBBED : CMV_PAGE_EVICTED;
+	}
+	if (!error)
+		m->r.tokens = tokens;
+done:
+	cJSON_Delete(writes);
+	return error;
+}
+
+/* Fill the report from the pages as they ended: the caller (and the page table) see what was sent. */
+static int fill_report(materialization *m)
+{
+	pager *p = &m->p;
+	cmv_materialize_report *r = &m->r;
+
+	r->fits = r->tokens <= r->budget;
+	r->exact = m->model->exact;
+	r->turns = p->n_groups;
+	for (size_t q = 0; q < p->n; q++) {
+		page *pg = &p->pages[q];
+		/* a body inside an evicted turn went with it */
+		if (pg->pub.kind == CMV_PAGE_BODY && p->gone[p->group_page[pg->pub.turn]])
+			pg->pub.state = CMV_PAGE_EVICTED;
+		r->resident += pg->pub.state == CMV_PAGE_RESIDENT;
+		r->stubbed += pg->pub.state == CMV_PAGE_STUBBED;
+		r->evicted += pg->pub.state == CMV_PAGE_EVICTED;
+		if (pg->pub.pinned) {
+			r->pinned++;
+			if (pg->pub.kind == CMV_PAGE_GROUP)
+				r->pinned_tokens += pg->pub.tokens;
+		}
+	}
+	if (p->n && !(r->pages = cmv__calloc(p->n, sizeof(*r->pages))))
+		return CMV_ENOMEM;
+	for (size_t q = 0; q < p->n; q++)
+		r->pages[q] = p->pages[q].pub;
+	r->n_pages = p->n;
+	return 0;
+}
+
+/* Write the page table back: the next call with this tip is a lookup, and the next after an append may splice. */
+static int save_table(materialization *m)
+{
+	if (!m->o.state_branch)
+		return 0;
+	return cmv_pager__table_save(m->repo, &m->o, m->note_key, m->okey.ptr, m->tip, &m->p, &m->r, m->out, &m->ro);
+}
+
+/* The whole work: the branch loaded, pinned, cut to fit, rendered, and its report and page table written. */
+static int materialize_whole(materialization *m)
+{
+	size_t k = 0, final_k = 0;
+	int error;
+
+	if ((error = load_pages(m)) < 0 || (error = pin_pages(m)) < 0 || (error = leave_order(m)) < 0 ||
+	    (error = cut(m, &k)) < 0 || (error = keep_last_cut(m, k, &final_k)) < 0 ||
+	    (error = render_final(m, final_k)) < 0 || (error = fill_report(m)) < 0)
+		return error;
+	return save_table(m);
+}
+
+int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip,
+		    const cmv_model *model, cmv_tok *tok, const cmv_pager_options *opts)
+{
+	materialization m;
+	int error = 0, kept;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	if (rep)
+		memset(rep, 0, sizeof(*rep));
+	resolve_options(&m, out, repo, tip, model, tok, opts);
+	/*
+	 * One transaction for the whole call: the hundreds of reads of a load
+	 * take the store's lock once, not once each, and the blobs and the page
+	 * table land together or not at all.
+	 */
+	if ((error = cmv_repo_txn_begin(repo)) < 0) {
+		cmv_buf_dispose(&m.p.scratch);
+		return error;
+	}
+	if ((kept = try_table(&m)) == 0)
+		kept = try_splice(&m);
+	if (kept < 0)
+		error = kept;
+	else if (!kept)
+		error = materialize_whole(&m);
+	if (error < 0)
+		cmv_materialize_report_dispose(&m.r);
+	else if (rep)
+		*rep = m.r;
+	else
+		cmv_materialize_report_dispose(&m.r);
+	if (error < 0)
+		cmv_repo_txn_rollback(repo);
+	else
+		error = cmv_repo_txn_commit(repo);
+	cJSON_Delete(m.table);
+	cmv_buf_dispose(&m.okey);
+	cmv_pager__dispose(&m.p);
+	return error;
+}

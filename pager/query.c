@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The query: which pages a question brings back. The store's full-text
+ * search (BM25) is asked for the question's words; its hits are mapped to
+ * this branch's messages and pages through the query index (a qindex: the
+ * hash of each text, the pages and their tokens), ranked, and taken while
+ * they fit an allowance. The index in memory is built here from a loaded
+ * branch (cmv_pager__qindex_of); qindex.c keeps it in the branch's notes.
+ *
+ * The ranking depends on the query, the store and the index only, never on
+ * how the index was had (built, read, or grown): materialize --query and
+ * recall --query share it, and a kept index must give what a fresh one
+ * would. A body taken brings its turn; a page pinned already costs nothing.
+ */
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <string.h>
+#include "pager_priv.h"
+
+/*
+ * A neighbour's score counts this much in a message's own (per mille). An
+ * answer often sits next to the words that find it: the reply to a
+ * question, the result of a call. On LoCoMo's dev file, single turns
+ * ranked by their own BM25 plus half their neighbours' hold 85% of the
+ * evidence in 1,294 tokens, against 78% by their own alone; anything from
+ * a half to a whole neighbour gives the same within half a point.
+ */
+#define QUERY_NEIGHBOUR_WEIGHT 500
+
+/* What a model's counts depend on: an index counted otherwise (an edited profile) is not used. */
+void cmv_pager__qindex_model(char *out, size_t cap, const cmv_model *m)
+{
+	snprintf(out, cap, "%s %.9g %u %u %u", m->tokenizer, m->token_factor, m->per_message, m->per_block,
+		 m->image_tokens);
+}
+
+typedef struct {
+	const qindex *qi;
+	cmv__strmap *where;  /* hash of a text -> its message; of a body page -> page + n_msgs */
+	double *msg_score;   /* per message: its best hit (BM25, higher is better) */
+	double *page_score;  /* per page: a body's own hit */
+	size_t seen;         /* search results, this branch's or not */
+} query_state;
+
+/* Words that say nothing about which turn is meant. */
+static const char *const query_stopwords[] = {
+	"a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as",
+	"is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "done", "has", "have", "had",
+	"having", "i", "me", "my", "we", "our", "you", "your", "he", "him", "his", "she", "her", "it", "its", "they",
+	"them", "their", "what", "which", "who", "whom", "whose", "when", "where", "why", "how", "that", "this",
+	"these", "those", "there", "here", "not", "no", "yes", "would", "could", "should", "will", "can", "may",
+	"might", "must", "shall", "about", "into", "over", "after", "before", "than", "then", "so", "such", "some",
+	"any", "all", "both", "each", "more", "most", "other", "also", "just", "only", "very", "too", "s", "t",
+	"up", "out", NULL };
+
+/*
+ * The query as search words: lowercase letters and digits, stopwords out,
+ * each once (a question's "what did she" matches every turn). Empty when
+ * nothing is left.
+ */
+static int query_words(cmv_buf *out, const char *query)
+{
+	char word[64];
+	size_t n = 0;
+	int error = 0;
+	cmv_buf_clear(out);
+	for (const char *s = query;; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch && (ch >= 0x80 || isalnum(ch))) {
+			if (n + 1 < sizeof(word))
+				word[n++] = (char)(ch < 0x80 ? tolower(ch) : ch);
+			continue;
+		}
+		if (n) {
+			word[n] = '\0';
+			bool stop = false, dup = false;
+			for (const char *const *w = query_stopwords; *w && !stop; w++)
+				stop = !strcmp(*w, word);
+			for (const char *p = out->ptr; !stop && p && (p = strstr(p, word)) != NULL; p++)
+				if ((p == out->ptr || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+					dup = true;
+			if (!stop && !dup)
+				error = cmv_buf_printf(out, "%s%s", out->size ? " " : "", word);
+			n = 0;
+		}
+		if (!ch || error)
+			break;
+	}
+	return error;
+}
+
+static int query_hit(const cmv_search_hit *hit, void *payload)
+{
+	query_state *q = payload;
+	const qindex *qi = q->qi;
+	char hex[CMV_ID_HEXSZ + 1];
+	size_t at;
+	double s = -hit->score; /* SQLite's BM25 is lower for better */
+	q->seen++;
+	if (!cmv__strmap_get(q->where, cmv_id_tostr(hex, sizeof(hex), &hit->blob), &at, NULL) || s <= 0)
+		return 0;
+	if (at >= qi->n_msgs) {
+		q->page_score[at - qi->n_msgs] = s;
+		at = qi->body_msg[at - qi->n_msgs];
+	}
+	/* a blob seen again when the search looks further down has the same score */
+	if (s > q->msg_score[at])
+		q->msg_score[at] = s;
+	return 0;
+}
+
+/* The texts in message order, then the bodies: a hash both have is the body's, as a later text's is the later. */
+static int qindex_where(cmv__strmap *map, const qindex *qi)
+{
+	int error = 0;
+	for (size_t k = 0; k < qi->n_texts && !error; k++)
+		error = cmv__strmap_put(map, qi->texts[k], qi->text_msg[k], NULL);
+	for (size_t k = 0; k < qi->n_bodies && !error; k++)
+		error = cmv__strmap_put(map, qi->ids[k], qi->n_msgs + k, NULL);
+	return error;
+}
+
+typedef struct {
+	double score;
+	size_t page; /* a body page, or a turn's page */
+} query_pick;
+
+static int pick_cmp(const void *a, const void *b)
+{
+	const query_pick *x = a, *y = b;
+	if (x->score != y->score)
+		return x->score < y->score ? 1 : -1;
+	return (x->page > y->page) - (x->page < y->page);
+}
+
+/*
+ * The turns and bodies the hits point at, best first: a body by its own
+ * score, a turn by its best message's, where a message's score is its own
+ * plus QUERY_NEIGHBOUR_WEIGHT of each neighbour's.
+ */
+static int query_rank(query_pick **out, size_t *n_out, query_state *q)
+{
+	const qindex *qi = q->qi;
+	size_t n_pages = qi->n_bodies + qi->n_turns, n = 0;
+	query_pick *picks = cmv__calloc(n_pages + 1, sizeof(*picks));
+	if (!picks)
+		return CMV_ENOMEM;
+	for (size_t k = 0; k < qi->n_bodies; k++)
+		if (q->page_score[k] > 0)
+			picks[n++] = (query_pick){ q->page_score[k], k };
+	for (size_t g = 0, i = 0; g < qi->n_turns; g++) {
+		size_t end = g + 1 < qi->n_turns ? qi->turn_first[g + 1] : qi->n_msgs;
+		double best = 0;
+		for (; i < end; i++) {
+			double v = q->msg_score[i];
+			double near = (i ? q->msg_score[i - 1] : 0) + (i + 1 < qi->n_msgs ? q->msg_score[i + 1] : 0);
+			v += near * QUERY_NEIGHBOUR_WEIGHT / 1000.0;
+			if (v > best)
+				best = v;
+		}
+		if (best > 0)
+			picks[n++] = (query_pick){ best, qi->n_bodies + g };
+	}
+	qsort(picks, n, sizeof(*picks), pick_cmp);
+	*out = picks;
+	*n_out = n;
+	return 0;
+}
+
+/* A body's turn page. */
+static size_t body_turn_page(const qindex *qi, size_t k)
+{
+	size_t lo = 0, hi = qi->n_turns;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (qi->turn_first[mid] <= qi->body_msg[k])
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return qi->n_bodies + lo;
+}
+
+/*
+ * Take the ranked picks while their tokens fit the allowance (one that
+ * does not fit is passed over for a smaller one after it): a body pins its
+ * turn, a turn comes whole; a page pinned already costs nothing here. With
+ * hit NULL, only the tokens they would take; else hit[page] marks those
+ * taken, and pinned[] gets the turns of the bodies among them.
+ */
+static int query_take(uint64_t *used_out, const qindex *qi, bool *pinned, const query_pick *picks, size_t n,
+		      uint64_t allowance, bool *hit)
+{
+	uint64_t used = 0;
+	size_t n_pages = qi->n_bodies + qi->n_turns;
+	bool *taken = cmv__calloc(n_pages + 1, sizeof(bool));
+	if (!taken)
+		return CMV_ENOMEM;
+	for (size_t k = 0; k < n; k++) {
+		size_t pg = picks[k].page;
+		if (pinned[pg] || taken[pg] || used + qi->tokens[pg] > allowance)
+			continue;
+		used += qi->tokens[pg];
+		taken[pg] = true;
+		if (!hit)
+			continue;
+		pinned[pg] = hit[pg] = true;
+		if (pg < qi->n_bodies)
+			pinned[body_turn_page(qi, pg)] = true;
+	}
+	free(taken);
+	*used_out = used;
+	return 0;
+}
+
+/*
+ * The query path, shared by materialize --query and recall --query: the
+ * pages that match best (FTS5 BM25 over the store, a message's neighbours
+ * counted too: query_rank) are taken, a body with its turn, while their
+ * tokens fit the allowance. pinned[] (per page) says which cost nothing,
+ * and gets the turns of the bodies taken; hit[] (per page, zeroed) gets
+ * the pages taken.
+ */
+int cmv_pager__qindex_query(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
+			    bool *hit)
+{
+	cmv__strmap where = { 0 };
+	cmv_buf words = CMV_BUF_INIT(1 << 16);
+	query_state q;
+	query_pick *picks = NULL;
+	size_t n_picks = 0;
+	int error;
+
+	memset(&q, 0, sizeof(q));
+	q.qi = qi;
+	q.where = &where;
+	if ((error = query_words(&words, query)) < 0 || !words.size) {
+		cmv_buf_dispose(&words);
+		return error;
+	}
+	if (!(q.msg_score = cmv__calloc(qi->n_msgs + 1, sizeof(double))) ||
+	    !(q.page_score = cmv__calloc(qi->n_bodies + 1, sizeof(double))))
+		error = CMV_ENOMEM;
+	if (!error)
+		error = qindex_where(&where, qi);
+	/*
+	 * The index spans the whole store: in a store of many sessions the best
+	 * hits may all be elsewhere. While every result came back and this
+	 * branch's picks do not fill the allowance, look further down the
+	 * ranking (a blob seen again scores the same, so what was seen before
+	 * changes nothing).
+	 */
+	for (size_t limit = 256; !error; limit *= 8) {
+		q.seen = 0;
+		error = cmv_search(repo, words.ptr, limit, CMV_SEARCH_ANY | CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS, query_hit, &q);
+		if (error || q.seen < limit || limit >= 16384)
+			break;
+		uint64_t used = 0;
+		free(picks);
+		picks = NULL;
+		if ((error = query_rank(&picks, &n_picks, &q)) < 0 ||
+		    (error = query_take(&used, qi, pinned, picks, n_picks, allowance, NULL)) < 0 || used * 10 >= allowance * 9)
+			break;
+	}
+	free(picks);
+	picks = NULL;
+	if (!error && (error = query_rank(&picks, &n_picks, &q)) == 0) {
+		uint64_t used;
+		error = query_take(&used, qi, pinned, picks, n_picks, allowance, hit);
+	}
+	free(picks);
+	free(q.msg_score);
+	free(q.page_score);
+	cmv__strmap_dispose(&where);
+	cmv_buf_dispose(&words);
+	return error;
+}
+
+void cmv_pager__qindex_dispose(qindex *qi)
+{
+	free(qi->turn_first);
+	free(qi->body_msg);
+	free(qi->tokens);
+	free(qi->ids);
+	free(qi->nodes);
+	free(qi->text_msg);
+	free(qi->texts);
+	free(qi->calls);
+	memset(qi, 0, sizeof(*qi));
+}
+
+/* Room for n_msgs, n_bodies, n_turns and n_texts (set): the arrays, zeroed. */
+int cmv_pager__qindex_alloc(qindex *qi)
+{
+	size_t n_pages = qi->n_bodies + qi->n_turns;
+	if (!(qi->turn_first = cmv__calloc(qi->n_turns + 1, sizeof(size_t))) ||
+	    !(qi->body_msg = cmv__calloc(qi->n_bodies + 1, sizeof(size_t))) ||
+	    !(qi->tokens = cmv__calloc(n_pages + 1, sizeof(uint64_t))) || !(qi->ids = cmv__calloc(n_pages + 1, sizeof(qhex))) ||
+	    !(qi->nodes = cmv__calloc(qi->n_turns + 1, sizeof(qhex))) ||
+	    !(qi->text_msg = cmv__calloc(qi->n_texts + 1, sizeof(size_t))) ||
+	    !(qi->texts = cmv__calloc(qi->n_texts + 1, sizeof(qhex))))
+		return CMV_ENOMEM;
+	return 0;
+}
+
+/*
+ * Each text of message m (its string content, or the "text" of each of its
+ * blocks) in order, to fn; returns how many.
+ */
+static size_t message_texts(const cJSON *m, void (*fn)(const char *text, void *ctx), void *ctx)
+{
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+	size_t n = 0;
+	if (cJSON_IsString(content)) {
+		if (fn)
+			fn(content->valuestring, ctx);
+		return 1;
+	}
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+		const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
+		if (t && fn)
+			fn(t, ctx);
+		n += t != NULL;
+	}
+	return n;
+}
+
+typedef struct {
+	qindex *qi;
+	size_t msg, k;
+} text_ctx;
+
+static void put_text(const char *text, void *ctx)
+{
+	text_ctx *t = ctx;
+	cmv_id id;
+	cmv_id_hash(&id, text, strlen(text));
+	cmv_id_tostr(t->qi->texts[t->k], sizeof(qhex), &id);
+	t->qi->text_msg[t->k++] = t->msg;
+}
+
+/* The index of a loaded branch (p: after cmv_pager__pages; a turn's id is "" when p->lazy_ids). */
+int cmv_pager__qindex_of(qindex *qi, const pager *p)
+{
+	size_t n_bodies = 0;
+	int error;
+	memset(qi, 0, sizeof(*qi));
+	while (n_bodies < p->n && p->pages[n_bodies].pub.kind == CMV_PAGE_BODY)
+		n_bodies++;
+	qi->n_msgs = (size_t)cJSON_GetArraySize(p->cv.msgs);
+	qi->n_bodies = n_bodies;
+	qi->n_turns = p->n_groups;
+	for (const cJSON *m = p->cv.msgs->child; m; m = m->next)
+		qi->n_texts += message_texts(m, NULL, 0);
+	if ((error = cmv_pager__qindex_alloc(qi)) < 0)
+		return error;
+	cmv_pager__qindex_model(qi->model, sizeof(qi->model), p->model);
+	for (size_t pg = 0; pg < p->n; pg++) {
+		qi->tokens[pg] = p->pages[pg].pub.tokens;
+		memcpy(qi->ids[pg], p->pages[pg].pub.id, sizeof(qhex));
+		if (pg < n_bodies)
+			qi->body_msg[pg] = p->pages[pg].msg;
+	}
+	for (size_t g = 0; g < p->n_groups; g++) {
+		const char *node = cJSON_GetStringValue(cJSON_GetArrayItem(p->cv.nodes, (int)p->group_first[g]));
+		qi->turn_first[g] = p->group_first[g];
+		snprintf(qi->nodes[g], sizeof(qhex), "%s", node ? node : "");
+	}
+	text_ctx tc = { qi, 0, 0 };
+	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, tc.msg++)
+		message_texts(m, put_text, &tc);
+	return 0;
+}
+
+/* materialize --query: the pages the query takes are pinned, a body with its turn. */
+int cmv_pager__query(pager *p, const char *query, uint64_t allowance, size_t *n_pinned)
+{
+	qindex qi;
+	bool *pinned = cmv__calloc(p->n + 1, sizeof(bool)), *hit = cmv__calloc(p->n + 1, sizeof(bool));
+	int error = !pinned || !hit ? CMV_ENOMEM : cmv_pager__qindex_of(&qi, p);
+	for (size_t k = 0; k < p->n && !error; k++)
+		pinned[k] = p->pages[k].pub.pinned;
+	if (!error && (error = cmv_pager__qindex_query(&qi, p->repo, query, allowance, pinned, hit)) == 0)
+		for (size_t k = 0; k < p->n; k++) {
+			p->pages[k].pub.pinned = pinned[k];
+			p->pages[k].hit = hit[k];
+			if (n_pinned && hit[k])
+				(*n_pinned)++;
+		}
+	if (pinned && hit)
+		cmv_pager__qindex_dispose(&qi);
+	free(pinned);
+	free(hit);
+	return error;
+}

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Recall: the content a stub names, read back by its id (cmv_recall, and
+ * the tool a model calls for it), and recall --query, which answers from
+ * the branch's kept query index when it has one and loads the branch when
+ * not.
+ *
+ * A stub's id is a blob the final rendering stored, so recall by id is a
+ * blob read and depends on nothing the pager decides. A query answered
+ * from the kept index must print what the loaded branch would: each turn
+ * read alone is checked against its page id (cmv_pager__load_turn), and any
+ * doubt (or memory short on the index's way) sends the query to the load
+ * path instead of answering otherwise.
+ */
+#include <cjson/cJSON.h>
+#include <string.h>
+#include "pager_priv.h"
+#include "tok/tok_int.h"
+
+static bool is(const char *s, const char *want)
+{
+	return s && !strcmp(s, want);
+}
+
+/* A turn's messages as plain lines: "role: text", calls and results marked. */
+static void turn_text(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
+{
+	size_t i = 0;
+	for (const cJSON *m = msgs->child; m; m = m->next, i++) {
+		if (i < from || i >= to)
+			continue;
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
+		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		if (cJSON_IsString(content)) {
+			cmv_buf_printf(out, "%s: %s\n", role ? role : "?", content->valuestring);
+			continue;
+		}
+		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+			const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+			if (is(t, "text")) {
+				cmv_buf_printf(out, "%s: %s\n", role ? role : "?",
+					       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text")));
+			} else if (is(t, "tool_use")) {
+				char *in = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
+				cmv_buf_printf(out, "%s calls %s %s\n", role ? role : "?",
+					       cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")), in ? in : "");
+				cJSON_free(in);
+			} else if (is(t, "tool_result")) {
+				char *r = cmv_pager__body_text(cJSON_GetObjectItemCaseSensitive(b, "content"));
+				cmv_buf_printf(out, "result: %s\n", r ? r : "");
+				cJSON_free(r);
+			}
+		}
+	}
+}
+
+/* A body page the query took, under the line that names it. */
+static int recall_body(cmv_buf *out, cmv_repo *repo, size_t g, uint64_t tokens, const char *id)
+{
+	cmv_buf blob = CMV_BUF_INIT((size_t)1 << 30);
+	int error;
+	if ((error = cmv_recall(&blob, repo, id)) == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = 0;
+		cmv_buf_puts(&blob, "(not stored: materialize the branch first)");
+	}
+	if (!error)
+		cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n%s\n", g, (unsigned long long)tokens, id,
+			       blob.ptr ? blob.ptr : "");
+	cmv_buf_dispose(&blob);
+	return error;
+}
+
+/*
+ * What the query took, in conversation order, each page under a line that
+ * names it. The turns come from p (the branch, loaded) or, with p NULL,
+ * are read alone from their records: 0 then when one does not read as the
+ * index says (the caller loads the branch instead).
+ */
+static int recall_print(cmv_buf *out, size_t *shown, const qindex *qi, const bool *hit, pager *p, cmv_repo *repo,
+			const cmv_id *tip, cmv_render_target target)
+{
+	int error = 0;
+	for (size_t g = 0, b = 0; g < qi->n_turns && !error; g++) {
+		size_t pg = qi->n_bodies + g, end = g + 1 < qi->n_turns ? qi->turn_first[g + 1] : qi->n_msgs;
+		for (; !hit[pg] && b < qi->n_bodies && qi->body_msg[b] < end; b++)
+			if (hit[b] && (error = recall_body(out, repo, g, qi->tokens[b], qi->ids[b])) == 0)
+				(*shown)++;
+		if (!hit[pg] || error)
+			continue;
+		while (b < qi->n_bodies && qi->body_msg[b] < end)
+			b++;
+		if (p) {
+			char id[CMV_ID_HEXSZ + 1];
+			if ((error = cmv_pager__group_id(id, cJSON_GetArrayItem(p->cv.msgs, (int)qi->turn_first[g]), end - qi->turn_first[g])) < 0)
+				break;
+			cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)qi->tokens[pg], id);
+			turn_text(out, p->cv.msgs, qi->turn_first[g], end);
+		} else {
+			cmv__conversation cv;
+			cmv_id last = *tip;
+			cmv_node *next = NULL;
+			if (g + 1 < qi->n_turns) {
+				cmv_id nid;
+				if (!qi->nodes[g + 1][0] || cmv_id_fromstr(&nid, qi->nodes[g + 1]) < 0 ||
+				    cmv_node_read(&next, repo, &nid) < 0) {
+					cmv_error_clear();
+					return 0;
+				}
+				last = next->parent;
+				cmv_node_free(next);
+			}
+			int ok = cmv_pager__load_turn(&cv, repo, qi->nodes[g], &last, target, qi->ids[pg]);
+			if (ok <= 0)
+				return ok;
+			cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)qi->tokens[pg],
+				       qi->ids[pg]);
+			turn_text(out, cv.msgs, 0, SIZE_MAX);
+			cmv__conversation_dispose(&cv);
+		}
+		(*shown)++;
+	}
+	return error < 0 ? error : 1;
+}
+
+int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id *tip, const char *branch,
+		     const cmv_model *model, cmv_tok *tok, const char *query, uint64_t budget)
+{
+	cmv_render_target target;
+	pager p;
+	qindex qi;
+	bool *pinned = NULL, *hit = NULL;
+	int error, done = 0;
+	size_t shown = 0;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	CMV_ASSERT_ARG(query);
+	memset(&p, 0, sizeof(p));
+	memset(&qi, 0, sizeof(qi));
+	p.repo = repo;
+	p.model = model;
+	p.tok = tok;
+	target = cmv_pager__target_of(model, 0);
+	cmv__tok_memo(tok, true);
+	cmv_buf_init(&p.scratch, 1 << 16);
+	cmv_buf_clear(out);
+	/* one read lock for the load's many reads */
+	if ((error = cmv_repo_txn_begin(repo)) < 0) {
+		cmv_buf_dispose(&p.scratch);
+		return error;
+	}
+	/*
+	 * The branch's index, when it keeps one: no load, each turn taken read
+	 * alone. Memory short on its way (an index of made-up sizes, or truly
+	 * short) sends the query to the load path, which says which.
+	 */
+	if (branch && (error = cmv_pager__qindex_get(&qi, repo, branch, tip, model, tok, target)) > 0) {
+		size_t n = qi.n_bodies + qi.n_turns;
+		if (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool))))
+			error = CMV_ENOMEM;
+		else if ((error = cmv_pager__qindex_query(&qi, repo, query, budget, pinned, hit)) == 0 &&
+			 (error = done = recall_print(out, &shown, &qi, hit, NULL, repo, tip, target)) == 0) {
+			cmv_buf_clear(out);
+			shown = 0;
+		}
+		if (done > 0)
+			cmv__pager_qread++;
+		if (error == CMV_ENOMEM) {
+			cmv_error_clear();
+			cmv_buf_clear(out);
+			shown = 0;
+			error = done = 0;
+		}
+		cmv_pager__qindex_dispose(&qi);
+		free(pinned);
+		free(hit);
+		pinned = hit = NULL;
+	}
+	/* else the branch, loaded (no message is no match); its index kept for the next query */
+	if (error >= 0 && !done && (error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) == 0 &&
+	    cJSON_GetArraySize(p.cv.msgs)) {
+		p.lazy_ids = !branch;
+		if ((error = cmv_pager__pages(&p)) == 0 && (error = cmv_pager__qindex_of(&qi, &p)) == 0 && branch &&
+		    (error = cmv_pager__qindex_seam(&qi, repo, tip, target, NULL, p.cv.msgs, 0)) == 0) {
+			cmv_id_tostr(qi.tip, sizeof(qi.tip), tip);
+			if (cmv_pager__qindex_put(repo, branch, model, target, &qi, true) < 0)
+				cmv_error_clear(); /* a read-only store: each query loads the branch */
+		}
+		size_t n = qi.n_bodies + qi.n_turns;
+		if (!error && (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool)))))
+			error = CMV_ENOMEM;
+		if (!error && (error = cmv_pager__qindex_query(&qi, repo, query, budget, pinned, hit)) == 0)
+			error = recall_print(out, &shown, &qi, hit, &p, repo, tip, target);
+		if (error > 0)
+			error = 0;
+	}
+	if (n_pages)
+		*n_pages = shown;
+	if (error < 0)
+		cmv_repo_txn_rollback(repo);
+	else
+		error = cmv_repo_txn_commit(repo);
+	cmv_pager__qindex_dispose(&qi);
+	free(pinned);
+	free(hit);
+	cmv_pager__dispose(&p);
+	return error;
+}
+
+int cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id)
+{
+	cmv_object_type type;
+	cmv_id oid;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(id);
+	if ((error = cmv_resolve_object(&oid, &type, repo, id)) < 0)
+		return error;
+	if (type != CMV_OBJ_BLOB)
+		return cmv_error__set(CMV_EINVALID, "'%s' is a node, not the content a stub names", id);
+	return cmv_blob_read(out, repo, &oid);
+}
+
+int cmv_recall_tool_answer(cmv_buf *out, cmv_repo *repo, const char *input, size_t len)
+{
+	cJSON *in;
+	const char *id;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(input);
+	in = cJSON_ParseWithLength(input, len);
+	id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "id"));
+	cmv_buf_clear(out);
+	if (!id || !cmv_id_is_prefix(id)) {
+		cJSON_Delete(in);
+		error = cmv_buf_puts(out, "error: cmv_recall takes {\"id\": \"...\"}, the 7 or more hex digits a stub shows");
+		return error < 0 ? error : 1;
+	}
+	error = cmv_recall(out, repo, id);
+	if (error == CMV_ENOTFOUND || error == CMV_EAMBIGUOUS || error == CMV_EINVALID) {
+		/* the model's mistake: it gets told, the host goes on */
+		char msg[256];
+		snprintf(msg, sizeof(msg), "error: %s", cmv_error_last() ? cmv_error_last()->message : "no such page");
+		cmv_error_clear();
+		cJSON_Delete(in);
+		cmv_buf_clear(out);
+		error = cmv_buf_puts(out, msg);
+		return error < 0 ? error : 1;
+	}
+	cJSON_Delete(in);
+	return error;
+}
+
+int cmv_recall_tool_schema(cmv_buf *out, const char *format)
+{
+	static const char desc[] =
+		"Bring back content that was paged out of this conversation to save room. A stub such as "
+		"\"[2199 chars, 49 lines; recall cd29840]\" or \"[3 turns paged out; recall "
+		"ab12cd3]\" stands where it was; call this with the id after 'recall' to read it whole.";
+	static const char params[] =
+		"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"description\":\"the id a stub "
+		"shows after 'recall' (7 or more hex digits)\"}},\"required\":[\"id\"]}";
+	cJSON *o = cJSON_CreateObject(), *schema = cJSON_Parse(params), *fn;
+	char *text = NULL;
+	int error = 0;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(format);
+	if (!o || !schema) {
+		error = CMV_ENOMEM;
+	} else if (!strcmp(format, "anthropic")) {
+		cJSON_AddStringToObject(o, "name", "cmv_recall");
+		cJSON_AddStringToObject(o, "description", desc);
+		cJSON_AddItemToObject(o, "input_schema", schema);
+		schema = NULL;
+	} else if (!strcmp(format, "openai")) {
+		cJSON_AddStringToObject(o, "type", "function");
+		fn = cJSON_AddObjectToObject(o, "function");
+		cJSON_AddStringToObject(fn, "name", "cmv_recall");
+		cJSON_AddStringToObject(fn, "description", desc);
+		cJSON_AddItemToObject(fn, "parameters", schema);
+		schema = NULL;
+	} else {
+		error = cmv_error__set(CMV_EINVALID, "no tool schema format '%s' (anthropic, openai)", format);
+	}
+	if (!error && !(text = cJSON_Print(o)))
+		error = CMV_ENOMEM;
+	if (!error) {
+		cmv_buf_clear(out);
+		error = cmv_buf_puts(out, text);
+	}
+	cJSON_free(text);
+	cJSON_Delete(schema);
+	cJSON_Delete(o);
+	return error;
+}
