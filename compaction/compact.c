@@ -136,7 +136,7 @@ static int cut_points(size_t **out, size_t *n_out, const cJSON *msgs, size_t n)
 
 	if (!(minuse = cmv__calloc(n + 1, sizeof(*minuse))) || !(cuts = cmv__calloc(n + 1, sizeof(*cuts))) ||
 	    !(use_at = cmv__calloc(n + 1, sizeof(*use_at)))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	/* for each message, the earliest message holding a call that one of its results answers */
@@ -213,7 +213,7 @@ static int capabilities(cmv_compact_report *rep, const cJSON *msgs, const cmv_mo
 		}
 	}
 	if (!error && !(rep->tools_used = cmv__strdup(names.size ? names.ptr : "")))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	rep->tools_as_text = rep->tool_calls && !target->tools;
 	rep->images_dropped = rep->images && !target->images;
 	cmv__strmap_dispose(&seen);
@@ -261,7 +261,7 @@ static int abridge_system(job *j, cmv_buf *full, cmv_buf *text, uint64_t allowan
 	cJSON *arr = cJSON_CreateArray();
 	if (!arr || !cJSON_AddItemToArray(arr, cJSON_CreateString(text->ptr))) {
 		cJSON_Delete(arr);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	cJSON_Delete(j->raw.system);
 	j->raw.system = arr;
@@ -291,7 +291,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 				}
 			ho_dispose(&d);
 			if (!msgs)
-				return CMV_ENOMEM;
+				return cmv_error__oom();
 			cJSON_Delete(pl->covered);
 			pl->covered = msgs;
 			pl->cut = cut;
@@ -331,7 +331,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 			 "follows is verbatim.",
 			 o->llm ? o->summarizer->id : "extractive", o->target->id);
 		if (!(d.header = cmv__strdup(head)))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 	}
 	if (!error)
 		error = ho_fit(doc, doc_tokens, &d, o->target, o->tok, allowance);
@@ -351,7 +351,7 @@ static int read_path(path_node **out, size_t *n_out, cmv_repo *repo, const cmv_i
 		return error;
 	if (!(p = cmv__calloc(cmv_walk_length(walk) + 1, sizeof(*p)))) {
 		cmv_walk_free(walk);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	while ((error = cmv_walk_next(&n, walk)) == 0) {
 		p[k].id = n->id;
@@ -602,7 +602,7 @@ static int split_at_cut(job *j, cmv_compact_report *rep)
 		return cmv_error__set(CMV_ECORRUPT, "the cut's record %.12s is not on the branch", cut_hex);
 	j->k = k;
 	if (!(j->cov = cmv__calloc(k + 1, sizeof(*j->cov))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t i = 0; i < k; i++) {
 		if (rep->stage == 3 && is_system(&j->path[i]))
 			j->n_sys++; /* the abridged prompt derives from these */
@@ -677,7 +677,7 @@ static int write_abridged_system(cmv_id *tail, job *j)
 	int error;
 
 	if (!sys_ids)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t i = 0; i < j->k; i++)
 		if (is_system(&j->path[i]))
 			sys_ids[ns++] = j->path[i].id;
@@ -773,7 +773,7 @@ static int record_job(job *j, cmv_compact_report *rep)
 
 	char *ev = event_json(rep, opts, j->tip, opts->llm ? cmv_llm_endpoint(opts->llm) : "");
 	if (!ev)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	cmv_block_content eb[3] = { { .type = "cmv_compact", .data = ev, .len = strlen(ev) } };
 	size_t n_eb = 1;
 	if (j->covered.size)
@@ -927,7 +927,7 @@ int cmv_uncompact(cmv_id *out, size_t *restored, cmv_repo *repo, const cmv_id *t
 			size_t ncap = need * 2;
 			cmv_id *g = cmv__realloc(list, ncap * sizeof(*g));
 			if (!g) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				break;
 			}
 			list = g;

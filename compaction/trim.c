@@ -139,7 +139,7 @@ int cmv__node_copy_below(cmv_id *tail, cmv_repo *repo, const cmv_node *n)
 	int error;
 
 	if (n->n_blocks > CMV_ARRAY_SIZE(stack) && !(blocks = cmv__calloc(n->n_blocks, sizeof(*blocks))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t i = 0; i < n->n_blocks; i++)
 		blocks[i] = (cmv_block_content){ .type = n->blocks[i].type, .tool_id = n->blocks[i].tool_id,
 						 .tool_name = n->blocks[i].tool_name, .media_type = n->blocks[i].media_type,
@@ -233,7 +233,7 @@ static int collect_pairs(trim_ctx *t, cmv_walk *walk)
 				if (is(b->type, "tool_use") && b->tool_id && is(b->tool_name, trim_snapshot_inputs[s].tool)) {
 					free(t->last_snapshot[s]);
 					if (!(t->last_snapshot[s] = cmv__strdup(b->tool_id)))
-						error = CMV_ENOMEM;
+						error = cmv_error__oom();
 				}
 		}
 		if (error < 0)
@@ -432,7 +432,7 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 			text = cJSON_PrintUnformatted(note);
 		cJSON_Delete(note);
 		if (!text) {
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 			goto fail;
 		}
 		error = cmv_branch_create(repo, opts->branch, &t.tail, opts->from_ref);

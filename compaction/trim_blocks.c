@@ -64,7 +64,7 @@ int cmv_trim__templated(trim_ctx *t, const cmv_node *n)
 	if (n->n_blocks && (!blocks || !stub_off)) {
 		free(blocks);
 		free(stub_off);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	if ((error = record_edit_load(&e, n)) < 0)
 		goto done;
@@ -112,7 +112,7 @@ int cmv_trim__native(trim_ctx *t, const cmv_node *n)
 	int error = 0;
 
 	if (n->n_blocks && (!blocks || !stub_off)) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	for (size_t i = 0; i < n->n_blocks && !error; i++) {

@@ -43,7 +43,7 @@ static int write_holder(cmv_id *out, trim_ctx *t)
 	cmv_block_content stack[8], *blocks = stack;
 	int error;
 	if (t->n_held > CMV_ARRAY_SIZE(stack) && !(blocks = cmv__calloc(t->n_held, sizeof(*blocks))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t i = 0; i < t->n_held; i++)
 		blocks[i] = (cmv_block_content){ .type = "stubbed", .blob = &t->held[i] };
 	cmv_message m = { .role = CMV_ROLE_TOOL, .kind = CMV_KIND_EVENT, .blocks = blocks, .n_blocks = t->n_held };
@@ -58,12 +58,12 @@ static int write_holder(cmv_id *out, trim_ctx *t)
 static int replace_item(cJSON *parent, cJSON *old, cJSON *neu)
 {
 	if (!neu)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	/* a member keeps its key (ReplaceItemViaPointer would leave the new item without one) */
 	if (!(old->string ? cJSON_ReplaceItemInObjectCaseSensitive(parent, old->string, neu)
 			  : cJSON_ReplaceItemViaPointer(parent, old, neu))) {
 		cJSON_Delete(neu);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	return 0;
 }
@@ -84,7 +84,7 @@ static int stub_value(trim_ctx *t, cJSON *v, bool *changed)
 	cmv_trim__rule_add(t, CMV_TRIM_TOOL_INPUTS, 1, (int64_t)len - (int64_t)t->stub.size,
 		 cmv_trim__tokens_of(t, data, len) - cmv_trim__tokens_of(t, t->stub.ptr, t->stub.size));
 	if (!cJSON_SetValuestring(v, t->stub.ptr))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	*changed = true;
 	return 0;
 }
@@ -244,7 +244,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 				if (!tb || !cJSON_AddStringToObject(tb, "type", "text") ||
 				    !cJSON_AddStringToObject(tb, "text", t->stub.ptr)) {
 					cJSON_Delete(tb);
-					error = CMV_ENOMEM;
+					error = cmv_error__oom();
 					break;
 				}
 				cJSON_ReplaceItemViaPointer(arr, c, tb);
@@ -254,7 +254,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 			if (error)
 				return error;
 			if (!s)
-				return CMV_ENOMEM;
+				return cmv_error__oom();
 			const cmv_block *ob = &e->node->blocks[k];
 			cmv_block_content bc = { .type = ob->type, .data = s, .len = strlen(s), .tool_id = ob->tool_id,
 						 .media_type = ob->media_type, .flags = ob->flags };
@@ -315,7 +315,7 @@ static int stub_superseded(trim_ctx *t, cJSON *in, const char *name, const char 
 		cmv_trim__rule_add(t, CMV_TRIM_SUPERSEDED, 1, (int64_t)len - (int64_t)t->stub.size - 2,
 			 cmv_trim__tokens_of(t, val.p, len) - cmv_trim__tokens_of(t, t->stub.ptr, t->stub.size));
 		if (replace_item(in, member, cJSON_CreateString(t->stub.ptr)) < 0)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		*changed = true;
 	}
 	return 0;
@@ -373,7 +373,7 @@ static int pending_push(trim_ctx *t, const char *id)
 	if (error < 0)
 		return error;
 	if (!(t->pending[t->n_pending] = cmv__strdup(id)))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	t->n_pending++;
 	return 0;
 }
@@ -430,15 +430,15 @@ int cmv_trim__answer_pending(trim_ctx *t)
 		cmv_buf_puts(&t->text, t->pending[i]);
 	derived_uuid(uuid, t->text.ptr ? t->text.ptr : "");
 	if (!(t->last_uuid[0] ? cJSON_AddStringToObject(o, "parentUuid", t->last_uuid) : cJSON_AddNullToObject(o, "parentUuid")))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	for (size_t i = 0; !error && i + 1 < CMV_ARRAY_SIZE(answer_copies); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(t->pending_base, answer_copies[i]);
 		if (v && !cJSON_AddItemToObject(o, answer_copies[i], cJSON_Duplicate(v, true)))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 	}
 	if (!error && (!cJSON_AddStringToObject(o, "type", "user") || !(msg = cJSON_AddObjectToObject(o, "message")) ||
 		       !cJSON_AddStringToObject(msg, "role", "user") || !(content = cJSON_AddArrayToObject(msg, "content"))))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	for (size_t i = 0; !error && i < t->n_pending; i++) {
 		cJSON *b = cJSON_CreateObject(), *ph;
 		cmv_block_content bc = { .type = "tool_result", .data = answer, .len = sizeof(answer) - 1,
@@ -446,13 +446,13 @@ int cmv_trim__answer_pending(trim_ctx *t)
 		if (!b || !cJSON_AddItemToArray(content, b) || !cJSON_AddStringToObject(b, "tool_use_id", t->pending[i]) ||
 		    !cJSON_AddStringToObject(b, "type", "tool_result") || !(ph = record_edit_add(&e, 'S', &bc)) ||
 		    !cJSON_AddItemToObject(b, "content", ph) || !cJSON_AddTrueToObject(b, "is_error"))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 		cmv_trim__rule_add(t, CMV_TRIM_UNANSWERED, 1, -(int64_t)sizeof(answer), -cmv_trim__tokens_of(t, answer, sizeof(answer) - 1));
 	}
 	const cJSON *ts = cJSON_GetObjectItemCaseSensitive(t->pending_base, "timestamp");
 	if (!error && (!cJSON_AddStringToObject(o, "uuid", uuid) ||
 		       (ts && !cJSON_AddItemToObject(o, "timestamp", cJSON_Duplicate(ts, true)))))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	if (!error)
 		error = record_edit_write(&t->tail, &e, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail,
 					  CMV_ROLE_USER, CMV_KIND_MESSAGE, &t->pending_from, 1);
@@ -549,7 +549,7 @@ int cmv_trim__cc(trim_ctx *t, const cmv_node *n)
 					snprintf(t->pending_group, sizeof(t->pending_group), "%s", group);
 					cJSON_Delete(t->pending_base);
 					if (!(t->pending_base = answer_base(root))) {
-						error = CMV_ENOMEM;
+						error = cmv_error__oom();
 						break;
 					}
 					t->pending_from = n->id;
@@ -601,7 +601,7 @@ relink:
 			cJSON *nv = to ? cJSON_CreateString(to) : cJSON_CreateNull();
 			if (!nv || !cJSON_ReplaceItemInObjectCaseSensitive(root, uuid_links[i], nv)) {
 				cJSON_Delete(nv);
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				goto done;
 			}
 			changed = true;

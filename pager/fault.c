@@ -66,9 +66,9 @@ int cmv_pager_fault(cmv_repo *repo, const char *branch, const char *page_id)
 	cJSON *ne = cJSON_CreateDoubleArray(v, 2);
 	if (!ne || (e ? !cJSON_ReplaceItemInObjectCaseSensitive(j, page_id, ne) : !cJSON_AddItemToObject(j, page_id, ne))) {
 		cJSON_Delete(ne);
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	} else if (!(text = cJSON_PrintUnformatted(j))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	} else {
 		error = cmv_branch_note_set(repo, branch, FAULT_KEY, text);
 	}

@@ -197,7 +197,7 @@ static int leave_order(materialization *m)
 	pager *p = &m->p;
 	/* the order pages leave in: bodies oldest first, then whole turns oldest first */
 	if (!(p->order = cmv__calloc(p->n + 1, sizeof(size_t))) || !(p->gone = cmv__calloc(p->n + 1, sizeof(bool))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t b = 0; b < m->n_bodies; b++)
 		if (!p->pages[b].pub.pinned && p->pages[b].saving > 0)
 			p->order[p->n_order++] = b;
@@ -325,7 +325,7 @@ static int render_final(materialization *m, size_t final_k)
 
 	/* the final rendering, and the blobs its stubs name */
 	if (!(writes = cJSON_CreateArray()))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	if ((error = cmv_pager__eval(&tokens, &m->r.classes, m->out, p, final_k, writes, &m->ro)) < 0)
 		goto done;
 	for (const cJSON *w = writes->child; w && !error; w = w->next) {
@@ -368,7 +368,7 @@ static int fill_report(materialization *m)
 		}
 	}
 	if (p->n && !(r->pages = cmv__calloc(p->n, sizeof(*r->pages))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t q = 0; q < p->n; q++)
 		r->pages[q] = p->pages[q].pub;
 	r->n_pages = p->n;

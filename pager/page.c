@@ -180,7 +180,7 @@ static int find_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *k
 	page pg;
 	int error = 0;
 	if (!text)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	len = strlen(text);
 	(*k)++;
 	/* cheap first: under MIN tokens needs under MIN*8 bytes in any tokenizer we have */
@@ -224,7 +224,7 @@ static int apply_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *
 		cJSON_free(text);
 		if (!w || !cJSON_AddItemToArray(p->writes, w)) {
 			cJSON_Delete(w);
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 	}
 	int error = stub_for(&p->scratch, pg);
@@ -234,7 +234,7 @@ static int apply_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *
 	if (!(item->string ? cJSON_ReplaceItemInObjectCaseSensitive(holder, item->string, s)
 			   : cJSON_ReplaceItemViaPointer(holder, item, s))) {
 		cJSON_Delete(s);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	return 0;
 }
@@ -256,16 +256,16 @@ static int range_stub(cmv_buf *stub, char **json_out, pager *p, size_t g0, size_
 	char hex[CMV_ID_HEXSZ + 1];
 
 	if (!arr)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++)
 		if (i >= p->group_first[g0] && i < end && !cJSON_AddItemToArray(arr, cJSON_Duplicate(m, 1))) {
 			cJSON_Delete(arr);
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 	text = cJSON_PrintUnformatted(arr);
 	cJSON_Delete(arr);
 	if (!text)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	cmv_id_hash(&id, text, strlen(text));
 	cmv_id_tostr(hex, sizeof(hex), &id);
 	if (p->n_runs_known < CMV_ARRAY_SIZE(p->runs_known)) {
@@ -288,7 +288,7 @@ static int prepend_text(cJSON *m, const char *text)
 	cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content"), *b = cJSON_CreateObject();
 	if (!b || !cJSON_AddStringToObject(b, "type", "text") || !cJSON_AddStringToObject(b, "text", text)) {
 		cJSON_Delete(b);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	if (cJSON_IsString(content)) {
 		/* a string becomes blocks: the stub, then the text as it was */
@@ -298,7 +298,7 @@ static int prepend_text(cJSON *m, const char *text)
 		    !cJSON_AddItemToArray(arr, t) || !cJSON_ReplaceItemInObjectCaseSensitive(m, "content", arr)) {
 			cJSON_Delete(arr);
 			cJSON_Delete(t);
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 		return 0;
 	}
@@ -306,7 +306,7 @@ static int prepend_text(cJSON *m, const char *text)
 		if (!cJSON_IsArray(content) && cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "content"), b))
 			return 0;
 		cJSON_Delete(b);
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	return 0;
 }
@@ -328,7 +328,7 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 	}
 	/* only what stays is copied: with a small window most of the history is not */
 	if (!(msgs = cJSON_CreateArray())) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	p->next_body = 0;
@@ -375,7 +375,7 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 					cJSON_AddStringToObject(x, "recall", cmv_id_tostr(hex, sizeof(hex), &rid));
 					cJSON_AddItemToArray(arr, x);
 					if (writes && !cJSON_AddItemToArray(writes, cJSON_CreateString(json)))
-						error = CMV_ENOMEM;
+						error = cmv_error__oom();
 				}
 				cJSON_free(json);
 				run_start = SIZE_MAX;
@@ -384,7 +384,7 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 		char *itext = error ? NULL : cJSON_PrintUnformatted(index);
 		cJSON_Delete(index);
 		if (!error && !itext)
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 		if (error)
 			goto done;
 		cmv_id iid;
@@ -394,7 +394,7 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 		cmv_buf_clear(&stub);
 		error = cmv_buf_printf(&stub, "[%zu turns paged out, in %zu runs; recall %.7s]", total, n_runs, ihex);
 		if (!error && writes && !cJSON_AddItemToArray(writes, cJSON_CreateString(itext)))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 		cJSON_free(itext);
 		if (error)
 			goto done;
@@ -413,7 +413,7 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 				/* the final rendering stores the bodies of evicted turns too: each page id recalls */
 				cJSON *scrap = cJSON_Duplicate(m, 1);
 				if (!scrap) {
-					error = CMV_ENOMEM;
+					error = cmv_error__oom();
 					goto done;
 				}
 				p->writes = writes;
@@ -430,7 +430,7 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 		} else {
 			cJSON *orig = m;
 			if (!(copy = cJSON_Duplicate(orig, 1))) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				goto done;
 			}
 			m = copy;
@@ -450,7 +450,7 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 					goto done;
 				}
 				if (json && !cJSON_AddItemToArray(writes, cJSON_CreateString(json)))
-					error = CMV_ENOMEM;
+					error = cmv_error__oom();
 				cJSON_free(json);
 				if (error)
 					goto done;
@@ -511,7 +511,7 @@ int cmv_pager__group_id(char *out, const cJSON *first, size_t n)
 	XXH128_canonical_t c;
 	cmv_id id;
 	if (!st)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	XXH3_128bits_reset(st);
 	XXH3_128bits_update(st, "[", 1);
 	for (const cJSON *m = first; m && n; m = m->next, n--) {
@@ -519,7 +519,7 @@ int cmv_pager__group_id(char *out, const cJSON *first, size_t n)
 		const char *text = buf;
 		if (!cJSON_PrintPreallocated((cJSON *)m, buf, (int)sizeof(buf), 0) && !(text = big = cJSON_PrintUnformatted(m))) {
 			XXH3_freeState(st);
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		}
 		if (m != first)
 			XXH3_128bits_update(st, ",", 1);
@@ -558,7 +558,7 @@ int cmv_pager__pages(pager *p)
 	/* the turns */
 	size_t n_msgs = (size_t)cJSON_GetArraySize(p->cv.msgs), i = 0;
 	if (!(p->group_first = cmv__calloc(n_msgs + 1, sizeof(size_t)))) {
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++)
 		if (i == 0 || cmv_pager__starts_turn(m))
@@ -573,7 +573,7 @@ int cmv_pager__pages(pager *p)
 		p->pages[b].pub.turn = g;
 	}
 	if (!(p->group_page = cmv__calloc(p->n_groups + 1, sizeof(size_t)))) {
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	}
 	/* one pass over the messages, a group at a time (a message list is linked: no indexing) */
 	const cJSON *cur = p->cv.msgs->child;

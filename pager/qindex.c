@@ -270,7 +270,7 @@ int cmv_pager__qindex_seam(qindex *qi, cmv_repo *repo, const cmv_id *tip, cmv_re
 		return ok;
 	cmv__conversation_dispose(&cv);
 	if (!(qi->calls = cmv__calloc(1, CALLS_FILTER_BYTES)))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	if (calls_before)
 		memcpy(qi->calls, calls_before, CALLS_FILTER_BYTES);
 	cmv_pager__calls_filter(qi->calls, msgs, 0, qi->turn_first[g] - from, true);

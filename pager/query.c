@@ -144,7 +144,7 @@ static int query_rank(query_pick **out, size_t *n_out, query_state *q)
 	size_t n_pages = qi->n_bodies + qi->n_turns, n = 0;
 	query_pick *picks = cmv__calloc(n_pages + 1, sizeof(*picks));
 	if (!picks)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t k = 0; k < qi->n_bodies; k++)
 		if (q->page_score[k] > 0)
 			picks[n++] = (query_pick){ q->page_score[k], k };
@@ -195,7 +195,7 @@ static int query_take(uint64_t *used_out, const qindex *qi, bool *pinned, const 
 	size_t n_pages = qi->n_bodies + qi->n_turns;
 	bool *taken = cmv__calloc(n_pages + 1, sizeof(bool));
 	if (!taken)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	for (size_t k = 0; k < n; k++) {
 		size_t pg = picks[k].page;
 		if (pinned[pg] || taken[pg] || used + qi->tokens[pg] > allowance)
@@ -240,7 +240,7 @@ int cmv_pager__qindex_query(const qindex *qi, cmv_repo *repo, const char *query,
 	}
 	if (!(q.msg_score = cmv__calloc(qi->n_msgs + 1, sizeof(double))) ||
 	    !(q.page_score = cmv__calloc(qi->n_bodies + 1, sizeof(double))))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	if (!error)
 		error = qindex_where(&where, qi);
 	/*
@@ -299,7 +299,7 @@ int cmv_pager__qindex_alloc(qindex *qi)
 	    !(qi->nodes = cmv__calloc(qi->n_turns + 1, sizeof(qhex))) ||
 	    !(qi->text_msg = cmv__calloc(qi->n_texts + 1, sizeof(size_t))) ||
 	    !(qi->texts = cmv__calloc(qi->n_texts + 1, sizeof(qhex))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	return 0;
 }
 
@@ -377,7 +377,7 @@ int cmv_pager__query(pager *p, const char *query, uint64_t allowance, size_t *n_
 {
 	qindex qi;
 	bool *pinned = cmv__calloc(p->n + 1, sizeof(bool)), *hit = cmv__calloc(p->n + 1, sizeof(bool));
-	int error = !pinned || !hit ? CMV_ENOMEM : cmv_pager__qindex_of(&qi, p);
+	int error = !pinned || !hit ? cmv_error__oom() : cmv_pager__qindex_of(&qi, p);
 	for (size_t k = 0; k < p->n && !error; k++)
 		pinned[k] = p->pages[k].pub.pinned;
 	if (!error && (error = cmv_pager__qindex_query(&qi, p->repo, query, allowance, pinned, hit)) == 0)

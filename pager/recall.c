@@ -161,7 +161,7 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 	if (branch && (error = cmv_pager__qindex_get(&qi, repo, branch, tip, model, tok, target)) > 0) {
 		size_t n = qi.n_bodies + qi.n_turns;
 		if (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool))))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 		else if ((error = cmv_pager__qindex_query(&qi, repo, query, budget, pinned, hit)) == 0 &&
 			 (error = done = recall_print(out, &shown, &qi, hit, NULL, repo, tip, target)) == 0) {
 			cmv_buf_clear(out);
@@ -192,7 +192,7 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		}
 		size_t n = qi.n_bodies + qi.n_turns;
 		if (!error && (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool)))))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 		if (!error && (error = cmv_pager__qindex_query(&qi, repo, query, budget, pinned, hit)) == 0)
 			error = recall_print(out, &shown, &qi, hit, &p, repo, tip, target);
 		if (error > 0)
@@ -275,7 +275,7 @@ int cmv_recall_tool_schema(cmv_buf *out, const char *format)
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(format);
 	if (!o || !schema) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	} else if (!strcmp(format, "anthropic")) {
 		cJSON_AddStringToObject(o, "name", "cmv_recall");
 		cJSON_AddStringToObject(o, "description", desc);
@@ -292,7 +292,7 @@ int cmv_recall_tool_schema(cmv_buf *out, const char *format)
 		error = cmv_error__set(CMV_EINVALID, "no tool schema format '%s' (anthropic, openai)", format);
 	}
 	if (!error && !(text = cJSON_Print(o)))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	if (!error) {
 		cmv_buf_clear(out);
 		error = cmv_buf_puts(out, text);

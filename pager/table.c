@@ -181,9 +181,9 @@ static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_sta
 	tmp.msgs = cJSON_CreateArray();
 	for (const cJSON *m = p->cv.msgs->child; m && tmp.msgs; m = m->next, i++)
 		if (i >= first && !cJSON_AddItemToArray(tmp.msgs, cJSON_Duplicate(m, 1)))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 	if (!tmp.c.system || !tmp.msgs || error) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto out;
 	}
 	if ((error = cmv__conversation_write(&frag, &tmp, ro)) < 0 ||
@@ -355,7 +355,7 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 
 	if (!j || !ix || !faulted || !cJSON_AddItemToObject(j, "faulted", faulted)) {
 		cJSON_Delete(faulted);
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	if (evicted)
@@ -392,7 +392,7 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 		cJSON_AddStringToObject(x, "node", sm->node);
 		char *hexf = cmv__malloc(2 * CALLS_FILTER_BYTES + 1);
 		if (!hexf) {
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 			goto done;
 		}
 		cmv_pager__calls_to_hex(hexf, sm->calls);
@@ -411,7 +411,7 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 		if (r->pages[ix[k]].pinned)
 			cJSON_AddItemToArray(pins, cJSON_CreateNumber((double)k));
 	if (!(json = cJSON_PrintUnformatted(j)))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	else
 		error = cmv_branch_note_set(repo, o->state_branch, key, json);
 done:
@@ -434,7 +434,7 @@ int cmv_pager__table_save(cmv_repo *repo, const cmv_pager_options *o, const char
 		if (p->gone[q])
 			error = cmv_buf_printf(&ev, "%s\n", p->pages[q].pub.id);
 		if (!error && p->pages[q].faulted && !cJSON_AddItemToArray(fa, cJSON_CreateString(p->pages[q].pub.id)))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 	}
 	if (!error && (error = seam_find(&sm, p, request, &r->classes, NULL, ro)) == 0) {
 		error = table_write(repo, o, key, okey, tip, &ev, fa, r, request, &sm, true, 0, 0);
@@ -502,7 +502,7 @@ static int table_report(cmv_materialize_report *r, cmv_repo *repo, const cmv_pag
 	for (size_t k = 0; k < tail.size; k++)
 		cap += tail.ptr[k] == '\n';
 	if (!(tm.pages = cmv__calloc(cap, sizeof(*tm.pages)))) {
-		found = CMV_ENOMEM;
+		found = cmv_error__oom();
 		goto done;
 	}
 	if (pages_parse(&tm, cap, &pages) || pages_parse(&tm, cap, &tail))
@@ -516,7 +516,7 @@ static int table_report(cmv_materialize_report *r, cmv_repo *repo, const cmv_pag
 			tm.pages[(size_t)x->valuedouble].pinned = true;
 	/* the report's order: the bodies, then the turns, each in conversation order */
 	if (!(r->pages = cmv__calloc(tm.n_pages + 1, sizeof(*r->pages)))) {
-		found = CMV_ENOMEM;
+		found = cmv_error__oom();
 		goto done;
 	}
 	for (int kind = CMV_PAGE_BODY; kind <= CMV_PAGE_GROUP; kind++)
@@ -651,7 +651,7 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 	while (new_bodies < fp->n && fp->pages[new_bodies].pub.kind == CMV_PAGE_BODY)
 		new_bodies++;
 	if (!(nr.pages = cmv__calloc(old.n_pages + fp->n + 1, sizeof(*nr.pages)))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto out;
 	}
 	size_t nb = 0;
