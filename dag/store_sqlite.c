@@ -203,6 +203,7 @@ typedef struct sqlite_backend {
 	sqlite3 *db;
 	char *path;
 	bool readonly;
+	bool in_txn; /* between a BEGIN that worked and its COMMIT or ROLLBACK */
 	sqlite3_stmt *stmts[S__COUNT];
 	cmv_buf scratch; /* encoded block lists */
 } sqlite_backend;
@@ -245,6 +246,18 @@ static sqlite3_stmt *stmt(sqlite_backend *sb, enum stmt_id id)
 {
 	sqlite3_stmt *s = sb->stmts[id];
 	int rc;
+
+	/*
+	 * SQLite rolls a whole transaction back by itself after some errors
+	 * (out of memory, a full disk, I/O). A caller that goes on after such
+	 * an error (a cache it could not fill) must not write the rest outside
+	 * any transaction: nothing more runs until the caller rolls back.
+	 */
+	if (sb->in_txn && id != S_ROLLBACK && sqlite3_get_autocommit(sb->db)) {
+		cmv_error__set(CMV_ERROR, "the transaction on store '%s' was rolled back after an earlier error",
+			       sb->path);
+		return NULL;
+	}
 
 	if (s) {
 		sqlite3_reset(s);
@@ -323,16 +336,21 @@ static int sq_txn_begin(cmv_store_backend *b)
 {
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s = stmt(sb, sb->readonly ? S_BEGIN_R : S_BEGIN_W);
+	int error = s ? exec_done(sb, s, "cannot begin a transaction") : CMV_ERROR;
 
-	return s ? exec_done(sb, s, "cannot begin a transaction") : CMV_ERROR;
+	sb->in_txn = error == 0;
+	return error;
 }
 
 static int sq_txn_commit(cmv_store_backend *b)
 {
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s = stmt(sb, S_COMMIT);
+	int error = s ? exec_done(sb, s, "cannot commit") : CMV_ERROR;
 
-	return s ? exec_done(sb, s, "cannot commit") : CMV_ERROR;
+	if (error == 0)
+		sb->in_txn = false;
+	return error;
 }
 
 static int sq_txn_rollback(cmv_store_backend *b)
@@ -340,6 +358,7 @@ static int sq_txn_rollback(cmv_store_backend *b)
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s;
 
+	sb->in_txn = false;
 	/* After some errors SQLite has already rolled back by itself. */
 	if (sqlite3_get_autocommit(sb->db))
 		return 0;
