@@ -320,6 +320,8 @@ void cmv_tok__set_fast_path(cmv_tok *t, bool on)
 	t->fast = on;
 }
 
+/* ---- count, encode, fit ---------------------------------------------- */
+
 /* cont: a block after the first (SentencePiece adds no dummy prefix to it) */
 static int run(cmv_tok *t, const void *text, size_t len, sink *s, bool cont)
 {
