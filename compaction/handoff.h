@@ -1,5 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal: the handoff document as items under the fixed sections, and its builders (handoff.c). */
+/*
+ * Internal to compaction: the handoff document as items under the fixed
+ * sections (handoff.c), its two builders (handoff_extract.c, handoff_llm.c)
+ * and the fidelity check's source (fidelity.c).
+ */
 #ifndef CMV_COMPACTION_HANDOFF_H
 #define CMV_COMPACTION_HANDOFF_H
 
@@ -19,11 +23,15 @@ void ho_dispose(ho_doc *d);
 /* Add an item to section s (at most max bytes, 0: all); a repeat is skipped. */
 int ho_add(ho_doc *d, int s, const char *text, size_t max);
 int ho_render(cmv_buf *out, const ho_doc *d);
+/* Remove item i of section s, counted as left out for room (undo the count if it is not). */
+void ho_drop_item(ho_doc *d, int s, size_t i);
 /* Declare in the losses what was dropped for room. */
 void ho_doc_note_drops(ho_doc *d);
 /* Render within max_tokens of model, dropping items as needed (and declaring them). */
 int ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cmv_tok *tok, uint64_t max_tokens);
 
+/* A neutral content block's type, "" when it has none. */
+const char *ho_block_type(const cJSON *b);
 /* Neutral messages [from, to) as plain text, one line per block (each cut at cap bytes; 0: whole). */
 int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap);
 int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);

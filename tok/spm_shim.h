@@ -3,7 +3,7 @@
  * A C face for Debian's libsentencepiece, whose API is C++ only. Nothing
  * C++ crosses this line: every entry point catches all exceptions, and
  * errors come back as codes with a message copied into the caller's buffer.
- * Internal to the tokenizer (pager/tok.c).
+ * Internal to the tokenizer (tok/spm.c; tok/tok.c decodes and frees).
  */
 #ifndef CMV_PAGER_SPM_SHIM_H
 #define CMV_PAGER_SPM_SHIM_H
