@@ -148,7 +148,7 @@ int ho_fidelity_source(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 	PCRE2_SIZE len = out->size;
 	char *dst = cmv__malloc(out->size + 1);
 	if (!dst)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	int rc = pcre2_substitute(re, (PCRE2_SPTR)out->ptr, out->size, 0, PCRE2_SUBSTITUTE_GLOBAL | PCRE2_NO_UTF_CHECK,
 				  NULL, NULL, (PCRE2_SPTR) "]", 1, (PCRE2_UCHAR *)dst, &len);
 	if (rc >= 0)

@@ -86,13 +86,13 @@ int ho_add(ho_doc *d, int s, const char *text, size_t max)
 		size_t ncap = d->cap[s] ? d->cap[s] * 2 : 16;
 		char **g = cmv__realloc(d->items[s], ncap * sizeof(*g));
 		if (!g)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		d->items[s] = g;
 		d->cap[s] = ncap;
 	}
 	char *item = cmv__malloc(len + mlen + 1);
 	if (!item)
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	memcpy(item, text, len);
 	memcpy(item + len, mark, mlen);
 	item[len + mlen] = '\0';

@@ -182,7 +182,7 @@ static int chunks(cJSON *parts, ho_llm *l, const cJSON *msgs, size_t from, size_
 			break;
 		if (cur_tokens + n > part_tokens && cur.size) {
 			if (!cJSON_AddItemToArray(parts, cJSON_CreateString(cur.ptr))) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				break;
 			}
 			cmv_buf_clear(&cur);
@@ -199,13 +199,13 @@ static int chunks(cJSON *parts, ho_llm *l, const cJSON *msgs, size_t from, size_
 					len--;
 				char *piece = cmv__malloc(len + 1);
 				if (!piece) {
-					error = CMV_ENOMEM;
+					error = cmv_error__oom();
 					break;
 				}
 				memcpy(piece, one.ptr + off, len);
 				piece[len] = '\0';
 				if (!cJSON_AddItemToArray(parts, cJSON_CreateString(piece)))
-					error = CMV_ENOMEM;
+					error = cmv_error__oom();
 				free(piece);
 				if (len < step)
 					off -= step - len; /* the cut moved back to a character boundary */
@@ -216,7 +216,7 @@ static int chunks(cJSON *parts, ho_llm *l, const cJSON *msgs, size_t from, size_
 		cur_tokens += n;
 	}
 	if (!error && cur.size && !cJSON_AddItemToArray(parts, cJSON_CreateString(cur.ptr)))
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 	cmv_buf_dispose(&cur);
 	cmv_buf_dispose(&one);
 	return error;
@@ -230,7 +230,7 @@ int ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to
 	int error;
 
 	if (!parts || !docs) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	/* the reply asked for is the output reserve every request is sized against */
@@ -255,7 +255,7 @@ int ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to
 			       cJSON_GetArrayItem(parts, i)->valuestring);
 		if ((error = call(&reply, l, summarize_prompt, user.ptr)) == 0 &&
 		    !cJSON_AddItemToArray(docs, cJSON_CreateString(reply.ptr)))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 	}
 	/* combine, in groups that fit a request, until one is left */
 	uint64_t comb_sys = 0;
@@ -265,7 +265,7 @@ int ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to
 		cJSON *next = cJSON_CreateArray();
 		int nd = cJSON_GetArraySize(docs), i = 0;
 		if (!next) {
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 			break;
 		}
 		while (i < nd && !error) {
@@ -294,7 +294,7 @@ int ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to
 			}
 			if ((error = call(&reply, l, combine_prompt, user.ptr)) == 0 &&
 			    !cJSON_AddItemToArray(next, cJSON_CreateString(reply.ptr)))
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 		}
 		if (!error && cJSON_GetArraySize(next) >= nd) {
 			/* no group could merge two documents: keep the newest, declare the rest */

@@ -58,7 +58,7 @@ int cmv_tok__load_ranks(cmv_tok *t, const char *path)
 	if (!(t->bytes = cmv__malloc(cap_bytes)) ||
 	    !(t->entries = cmv__calloc(cap_entries, sizeof(*t->entries))) ||
 	    !(seen = cmv__calloc(cap_entries, 1))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	while (fgets(line, sizeof(line), fp)) {
@@ -89,12 +89,12 @@ int cmv_tok__load_ranks(cmv_tok *t, const char *path)
 			tok_entry *ne = cmv__realloc(t->entries, ncap * sizeof(*ne));
 			unsigned char *ns;
 			if (!ne) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				goto done;
 			}
 			t->entries = ne;
 			if (!(ns = cmv__realloc(seen, ncap))) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				goto done;
 			}
 			seen = ns;
@@ -108,7 +108,7 @@ int cmv_tok__load_ranks(cmv_tok *t, const char *path)
 		if (n_bytes + (size_t)(sp - line) > cap_bytes) {
 			unsigned char *nb = cmv__realloc(t->bytes, cap_bytes * 2);
 			if (!nb) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 				goto done;
 			}
 			t->bytes = nb;
@@ -146,7 +146,7 @@ int cmv_tok__load_ranks(cmv_tok *t, const char *path)
 	if (!(t->table = cmv__calloc(cap, sizeof(*t->table))) ||
 	    !(t->tags = cmv__calloc(cap, sizeof(*t->tags))) ||
 	    !(t->pair_rank = cmv__malloc(65536 * sizeof(*t->pair_rank)))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto done;
 	}
 	for (size_t i = 0; i < 65536; i++)
@@ -184,16 +184,16 @@ static int grow_scratch(cmv_tok *t, size_t n)
 	while (cap < n)
 		cap *= 2;
 	if (!(a = cmv__realloc(t->start, cap * sizeof(uint32_t))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	t->start = a;
 	if (!(b = cmv__realloc(t->next, cap * sizeof(uint32_t))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	t->next = b;
 	if (!(c = cmv__realloc(t->prev, cap * sizeof(uint32_t))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	t->prev = c;
 	if (!(d = cmv__realloc(t->pair, cap * sizeof(uint32_t))))
-		return CMV_ENOMEM;
+		return cmv_error__oom();
 	t->pair = d;
 	t->scratch_cap = cap;
 	return 0;
@@ -256,7 +256,7 @@ static int heap_push(cmv_tok *t, size_t *n, heap_item it)
 		size_t ncap = t->heap_cap ? t->heap_cap * 2 : 256;
 		heap_item *nh = cmv__realloc(t->heap, ncap * sizeof(*nh));
 		if (!nh)
-			return CMV_ENOMEM;
+			return cmv_error__oom();
 		t->heap = nh;
 		t->heap_cap = ncap;
 	}

@@ -142,7 +142,7 @@ int cmv_tok_load(cmv_tok **out, const char *name, const char *data_dir)
 	if (error < 0)
 		goto fail;
 	if (!(t = cmv__calloc(1, sizeof(*t)))) {
-		error = CMV_ENOMEM;
+		error = cmv_error__oom();
 		goto fail;
 	}
 	snprintf(t->name, sizeof(t->name), "%s", spec->name);
