@@ -3,10 +3,10 @@
  * The cmv command line: the command table and what every command shares.
  *
  * To add a command:
- *  1. write cmv/cmd_<name>.c with `int cmd_<name>(cli_ctx *, int, char **)`,
+ *  1. write cli/cmd_<name>.c with `int cmd_<name>(cli_ctx *, int, char **)`,
  *     a static cli_opt array describing its options and arguments (help is
  *     generated from it), and a one-line summary;
- *  2. declare it below and add it to the table in cmv/main.c, with
+ *  2. declare it below and add it to the table in cli/main.c, with
  *     CLI_NEEDS_STORE when it works on a store;
  *  3. add tests in tests/cli/ and a line in README.md's "CLI at a glance".
  *

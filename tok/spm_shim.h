@@ -5,8 +5,8 @@
  * errors come back as codes with a message copied into the caller's buffer.
  * Internal to the tokenizer (tok/spm.c; tok/tok.c decodes and frees).
  */
-#ifndef CMV_PAGER_SPM_SHIM_H
-#define CMV_PAGER_SPM_SHIM_H
+#ifndef CMV_TOK_SPM_SHIM_H
+#define CMV_TOK_SPM_SHIM_H
 
 #include <stddef.h>
 #include <stdint.h>
