@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Trim: every Claude Code session in ../shared/transcripts keeps every user
+ * Trim: every Claude Code session of the transcripts keeps every user
  * and assistant text after its last compaction, passes the checkers, keeps
  * its uuid chain and pairing, and every stub recalls its original bytes;
  * then one test per claude-code-cmv defect, and the store left as it was
@@ -317,9 +317,16 @@ static void test_every_claude_session(void **state)
 	test_store *ts = *state;
 	each_ctx c = { .repo = ts->repo };
 
-	test_each_session(test_transcripts_dir(CMV_TEST_TRANSCRIPTS), "claude-code", each_claude, &c);
-	assert_true(sessions_seen >= 14);
-	assert_true(stubs_seen > 100);
+	const char *dir = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
+	test_each_session(dir, "claude-code", each_claude, &c);
+	print_message("%zu sessions trimmed, %zu stubs\n", sessions_seen, stubs_seen);
+	if (test_transcripts_full(dir)) {
+		assert_true(sessions_seen >= 14);
+		assert_true(stubs_seen > 100);
+	} else {
+		assert_true(sessions_seen >= 5);
+		assert_true(stubs_seen > 40);
+	}
 }
 
 /* One Codex rollout, trimmed and checked (see test_codex_rollouts). */
@@ -383,9 +390,16 @@ static void test_codex_rollouts(void **state)
 	each_ctx c = { ts->repo, 0, 0, CMV_BUF_INIT(1u << 30), CMV_BUF_INIT(1 << 20), CMV_BUF_INIT(1u << 28),
 		       CMV_BUF_INIT(1u << 30) };
 
-	test_each_session(test_transcripts_dir(CMV_TEST_TRANSCRIPTS), "codex", each_codex, &c);
-	assert_true(c.k >= 4);
-	assert_true(c.stubbed > 50);
+	const char *dir = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
+	test_each_session(dir, "codex", each_codex, &c);
+	print_message("%zu rollouts trimmed, %zu outputs stubbed\n", c.k, c.stubbed);
+	if (test_transcripts_full(dir)) {
+		assert_true(c.k >= 4);
+		assert_true(c.stubbed > 50);
+	} else {
+		assert_true(c.k >= 1);
+		assert_true(c.stubbed > 10);
+	}
 	cmv_buf_dispose(&c.body);
 	cmv_buf_dispose(&c.problems);
 	cmv_buf_dispose(&c.page);

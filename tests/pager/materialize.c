@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The pager's invariants (DESIGN.md section 5, docs/pager.md), over every
- * Claude Code and Codex session of the shared transcripts for windows from
+ * Claude Code and Codex session of the transcripts for windows from
  * 8k to 1M tokens, and over randomized histories:
  *  1. the request never exceeds the budget, counted on the request itself;
  *  2. the pinned turns are resident verbatim, or materialize fails saying
@@ -24,8 +24,15 @@
 #include "pager/pager_int.h"
 
 #ifndef CMV_TEST_TRANSCRIPTS
-#define CMV_TEST_TRANSCRIPTS "../shared/transcripts"
+#define CMV_TEST_TRANSCRIPTS "tests/resources/transcripts"
 #endif
+
+/* The Claude Code and Codex sessions the transcripts must hold at least: the full
+ * corpus has 14 + 4, the curated set 5 + 1. */
+static size_t sessions_expected(const char *root)
+{
+	return test_transcripts_full(root) ? 15 : 6;
+}
 
 static cmv_models *models;
 static const cmv_model *gpt4o, *sonnet;
@@ -189,7 +196,7 @@ static void test_every_session(void **state)
 	snprintf(dir, sizeof(dir), "%s/codex", root);
 	collect(&files, &n, dir);
 	qsort(files, n, sizeof(*files), cmp_str);
-	assert_true(n >= 15);
+	assert_true(n >= sessions_expected(root));
 	for (size_t i = 0; i < n; i++) {
 		cmv_import_result res;
 		cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
@@ -204,7 +211,13 @@ static void test_every_session(void **state)
 	print_message("%zu sessions, %zu materialized, %zu paged\n", n, fitted, paged);
 	/* the test means something only if most windows fit and some needed paging */
 	assert_true(fitted >= n * 2);
-	assert_true(paged >= 5);
+	if (test_transcripts_full(root))
+		assert_true(paged >= 5);
+	else if (paged == 0)
+		/* the curated set's sessions fit these windows whole, or not at all (pinned turns over 8k);
+		 * test_claude_budget pages one of them */
+		print_message("NOT RUN HERE: paging a real session in gpt-4o's windows: the curated set has none that "
+			      "needs it; the corpus tier runs it (ctest -L corpus)\n");
 }
 
 /* The node ids from the root to tip. */
@@ -323,6 +336,7 @@ static size_t replay_sessions(test_store *ts, size_t records, const char *prefix
 	snprintf(dir, sizeof(dir), "%s/codex", root);
 	collect(&files, &n, dir);
 	qsort(files, n, sizeof(*files), cmp_str);
+	assert_true(n >= sessions_expected(root));
 	for (size_t i = 0; i < n; i++) {
 		cmv_import_result res;
 		cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
@@ -578,8 +592,12 @@ static void test_claude_budget(void **state)
 	char path[4096];
 	size_t fitted = 0, paged = 0;
 	cmv_import_result res;
-	snprintf(path, sizeof(path), "%s/claude-code/vsla/0a725fb5-6378-432a-9e84-9f3f49d4043d.jsonl",
-		 test_transcripts_dir(CMV_TEST_TRANSCRIPTS));
+	const char *root = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
+	/* the full corpus's largest old-format session (1.5 MB); the curated set's largest text session */
+	snprintf(path, sizeof(path), "%s/%s", root,
+		 test_transcripts_full(root)
+			 ? "claude-code/vsla/0a725fb5-6378-432a-9e84-9f3f49d4043d.jsonl"
+			 : "claude-code/entireio-cli/64-267478c135-0__8897bd54-16f4-4a28-8e23-cb187c639e40.jsonl");
 	assert_cmv_ok(cmv_import_file(&res, ts->repo, path, NULL, NULL));
 	check_budgets(ts->repo, &res.head, sonnet, budgets, 3, path, &fitted, &paged);
 	assert_true(fitted >= 2 && paged >= 1);

@@ -75,8 +75,23 @@ void test_expect_ids(cmv_tok *t, const char *text, size_t len, const uint32_t *w
 void test_read_file(cmv_buf *out, const char *path);
 /* A cmv_write_fn that appends to the cmv_buf in payload. */
 int test_buf_writer(const void *data, size_t len, void *payload);
-/* The shared transcripts: $CMV_TRANSCRIPTS, else `fallback` (fails the test when missing). */
+/*
+ * The transcripts a test reads: $CMV_TRANSCRIPTS, else `fallback` (fails the
+ * test when missing). ctest gives the curated set, tests/resources/transcripts
+ * (a few small real sessions, shipped; the quick tier), or the full corpus,
+ * ../shared/transcripts (the corpus tier, registered when it is there).
+ */
 const char *test_transcripts_dir(const char *fallback);
+/* Whether dir is the full corpus (it has MANIFEST.md; the curated set has NOTICE.md instead). */
+bool test_transcripts_full(const char *dir);
+/*
+ * The path of the named file of the transcripts in dir (rel: its path in the
+ * set), in out: true when it is there. A file the curated set does not ship:
+ * prints that `what` is not run here and that the corpus tier runs it, and
+ * returns false (the caller leaves that check out, or skips). A file the full
+ * corpus lacks fails the test.
+ */
+bool test_transcript(cmv_buf *out, const char *dir, const char *rel, const char *what);
 /* Call fn for each session file of one agent (the .jsonl files in each folder of root/agent), in directory order. */
 void test_each_session(const char *root, const char *agent, void (*fn)(const char *path, void *payload), void *payload);
 

@@ -119,21 +119,36 @@ static char *read_whole(const char *path, size_t *len)
 	return p;
 }
 
-static const char *const corpus[] = {
-	CMV_TEST_TRANSCRIPTS "/claude-code/vsla/2cba43de-c8d2-4a69-add8-9fae3ad93900.jsonl",
-	CMV_TEST_TRANSCRIPTS "/swe-agent/gpt4_default__pydicom-1458.traj",
-	CMV_TEST_TRANSCRIPTS "/openhands/basic_gui_mode.json",
-	CMV_TEST_TRANSCRIPTS "/gemini-cli/entireio-cli/ab-2b9748b105-0__session.json",
-	CMV_TEST_TRANSCRIPTS "/MANIFEST.md",
-	CMV_TEST_SOURCE "/tok/models.c",
-	CMV_TEST_SOURCE "/docs/tokenizers.md",
+/* Files of the transcripts (the curated set ships each of them; the set's own notice is
+ * MANIFEST.md in the full corpus, NOTICE.md in the curated set) and of this project. */
+static const char *const transcript_files[] = {
+	"claude-code/vsla/2cba43de-c8d2-4a69-add8-9fae3ad93900.jsonl",
+	"swe-agent/gpt4_default__pydicom-1458.traj",
+	"openhands/basic_gui_mode.json",
+	"gemini-cli/entireio-cli/ab-2b9748b105-0__session.json",
+	NULL,
 };
+static const char *const source_files[] = { CMV_TEST_SOURCE "/tok/models.c", CMV_TEST_SOURCE "/docs/tokenizers.md" };
+#define N_CORPUS (sizeof(transcript_files) / sizeof(*transcript_files) + sizeof(source_files) / sizeof(*source_files))
+static char corpus[N_CORPUS][4096];
+
+static void corpus_paths(void)
+{
+	const char *dir = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(transcript_files) / sizeof(*transcript_files); i++)
+		snprintf(corpus[n++], sizeof(*corpus), "%s/%s", dir,
+			 transcript_files[i] ? transcript_files[i] : test_transcripts_full(dir) ? "MANIFEST.md" : "NOTICE.md");
+	for (size_t i = 0; i < sizeof(source_files) / sizeof(*source_files); i++)
+		snprintf(corpus[n++], sizeof(*corpus), "%s", source_files[i]);
+}
 
 /* What the pager's per-block count cache relies on (docs/tokenizers.md). */
 static void test_pager_tok_blocks__block_counts_add_up(void **state)
 {
 	(void)state;
-	for (size_t f = 0; f < (sizeof(corpus) / sizeof(corpus[0])); f++) {
+	corpus_paths();
+	for (size_t f = 0; f < N_CORPUS; f++) {
 		size_t len, blocks = 0;
 		char *text = read_whole(corpus[f], &len);
 		for (size_t i = 0; i < N_TOK; i++) {
@@ -168,10 +183,11 @@ void cmv_tok__set_fast_path(cmv_tok *t, bool on);
 static void test_pager_tok_blocks__native_sentencepiece_equals_library(void **state)
 {
 	(void)state;
+	corpus_paths();
 	for (size_t i = 3; i < N_TOK; i++) {
 		cmv_tok *t = toks[i];
 		assert_true(cmv_tok__native(t));
-		for (size_t f = 0; f < sizeof(corpus) / sizeof(corpus[0]); f++) {
+		for (size_t f = 0; f < N_CORPUS; f++) {
 			size_t len;
 			char *text = read_whole(corpus[f], &len);
 			for (int first = 0; first < 2; first++) {
@@ -199,8 +215,10 @@ static void test_pager_tok_blocks__native_sentencepiece_equals_library(void **st
 static void test_pager_tok_blocks__fit_prefix(void **state)
 {
 	size_t len;
-	char *text = read_whole(CMV_TEST_TRANSCRIPTS "/claude-code/vsla/f6108699-47cc-4b21-8ca6-3223992990b3.jsonl",
-				&len);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/claude-code/vsla/f6108699-47cc-4b21-8ca6-3223992990b3.jsonl",
+		 test_transcripts_dir(CMV_TEST_TRANSCRIPTS));
+	char *text = read_whole(path, &len);
 	static const size_t limits[] = { 0, 1, 7, 100, 1000, 5000, 1000000 };
 
 	(void)state;

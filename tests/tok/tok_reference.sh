@@ -3,20 +3,20 @@
 # Token ids, compared id for id with the official tiktoken core (tiktoken@1.0.22,
 # the Rust code as wasm; installed by scripts/setup) for cl100k_base and
 # o200k_base, and with llama3-tokenizer-js@1.2.0 for llama3, over: every file
-# in ../shared/transcripts/, this project's own sources, and a generated
+# of TRANSCRIPTS (the curated set, tests/resources/transcripts, by default; the
+# full corpus, ../shared/transcripts, in the corpus tier), this project's own sources, and a generated
 # multilingual/code/adversarial corpus. Then the SentencePiece models, line by
 # line: against spm_encode (libsentencepiece's own tool, on the same .model
 # files) for llama2, mistral-7b-v0.1 and gemma3, and against the JavaScript
 # packages the models were converted from (llama-tokenizer-js,
 # mistral-tokenizer-js), which checks the converter.
-# Usage: tok_reference.sh TOK_DUMP DATA_DIR SOURCE_DIR
+# Usage: tok_reference.sh TOK_DUMP DATA_DIR SOURCE_DIR [TRANSCRIPTS]
 set -euo pipefail
-DUMP=$1 DATA=$2 SRC=$3
+DUMP=$1 DATA=$2 SRC=$3 TRANSCRIPTS=${4:-$3/tests/resources/transcripts}
 REF=$DATA/reference
 command -v node >/dev/null || { echo "tok_reference: node is required (scripts/setup installs it)" >&2; exit 1; }
 test -f "$REF/node_modules/tiktoken/package.json" ||
 	{ echo "tok_reference: the reference tokenizer is missing: run scripts/setup" >&2; exit 1; }
-TRANSCRIPTS=$SRC/../shared/transcripts
 test -d "$TRANSCRIPTS" || { echo "tok_reference: $TRANSCRIPTS is missing" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/cmv-tokref-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -65,6 +65,8 @@ require("fs").writeFileSync(process.argv[1], out.join(""));
 printf '\x61\xC3\x28\x62\xE2\x82\x63\xF0\x9F\x98\x64\xA9\xFF\x65 \xed\xa0\x80 \xf4\x90\x80\x80 \xc0\xaf \xe0\x80\x80' >"$WORK/invalid.bin"
 
 mapfile -t files < <(find "$TRANSCRIPTS" -type f -name '*.json*' -o -type f -name '*.traj' | sort)
+# fail, never pass on nothing: the curated set has 16 such files, the full corpus 45
+test "${#files[@]}" -ge 10 || { echo "tok_reference: only ${#files[@]} transcripts in $TRANSCRIPTS" >&2; exit 1; }
 files+=("$WORK/generated.txt" "$WORK/invalid.bin")
 mapfile -t -O "${#files[@]}" files < <(find "$SRC/dag" "$SRC/pager" "$SRC/formats" "$SRC/include" -type f | sort)
 
