@@ -124,7 +124,7 @@ static char *read_whole(const char *path, size_t *len)
 static const char *const transcript_files[] = {
 	"claude-code/vsla/2cba43de-c8d2-4a69-add8-9fae3ad93900.jsonl",
 	"swe-agent/gpt4_default__pydicom-1458.traj",
-	"openhands/basic_gui_mode.json",
+	"openhands/cmv-count-lines.json",
 	"gemini-cli/entireio-cli/ab-2b9748b105-0__session.json",
 	NULL,
 };
