@@ -210,8 +210,9 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 				return cmv_error__oom();
 			}
 			if (!parts->child->next && cj_str(parts->child, "text")) {
-				OOM_IF(cJSON_AddStringToObject(o, "content", cj_str(parts->child, "text")));
+				bool ok = cJSON_AddStringToObject(o, "content", cj_str(parts->child, "text")) != NULL;
 				cJSON_Delete(parts);
+				OOM_IF(ok);
 			} else if ((error = add_owned(o, "content", parts)) < 0) {
 				return error;
 			}
