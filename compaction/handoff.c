@@ -305,8 +305,8 @@ int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap)
 				error = put_capped(out, in ? in : "{}", cap);
 			cJSON_free(in);
 		} else if (!strcmp(t, "tool_result")) {
-			cmv__result_text(&tmp, cJSON_GetObjectItemCaseSensitive(b, "content"));
-			if (!(error = cmv_buf_printf(out, "[result of %s%s] ", cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
+			if (!(error = cmv__result_text(&tmp, cJSON_GetObjectItemCaseSensitive(b, "content"))) &&
+			    !(error = cmv_buf_printf(out, "[result of %s%s] ", cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
 						     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "is_error")) ? ", an error" : "")))
 				error = put_capped(out, tmp.size ? tmp.ptr : "", cap);
 		} else if (!strcmp(t, "image")) {

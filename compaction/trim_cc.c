@@ -60,11 +60,16 @@ static int replace_item(cJSON *parent, cJSON *old, cJSON *neu)
 	if (!neu)
 		return cmv_error__oom();
 	/* a member keeps its key (ReplaceItemViaPointer would leave the new item without one) */
-	if (!(old->string ? cJSON_ReplaceItemInObjectCaseSensitive(parent, old->string, neu)
-			  : cJSON_ReplaceItemViaPointer(parent, old, neu))) {
+	bool member = old->string != NULL;
+	if (!(member ? cJSON_ReplaceItemInObjectCaseSensitive(parent, old->string, neu)
+		     : cJSON_ReplaceItemViaPointer(parent, old, neu))) {
 		cJSON_Delete(neu);
 		return cmv_error__oom();
 	}
+	/* cJSON (1.7.15) does not check its copy of the key: when that fails it
+	 * still replaces, leaving the member keyless (in the tree, freed with it) */
+	if (member && !neu->string)
+		return cmv_error__oom();
 	return 0;
 }
 

@@ -53,13 +53,16 @@ int record_edit_load(record_edit *e, const cmv_node *n)
 			goto done;
 		q = nul + 1;
 	}
-	if (!(e->root = cJSON_ParseWithLength(text.ptr ? text.ptr : "", text.size))) {
+	/* a parse that ran out of memory is not a damaged record */
+	if (!(e->root = jscan_parse(text.ptr ? text.ptr : "", text.size, &error)) && !error) {
 		char hex[CMV_ID_HEXSZ + 1];
 		error = cmv_error__set(CMV_ECORRUPT, "record %s does not parse as JSON",
 				       cmv_id_tostr(hex, sizeof(hex), &n->id));
 	}
 done:
 	cmv_buf_dispose(&text);
+	if (error < 0)
+		record_edit_dispose(e); /* the caller disposes only what loaded */
 	return error;
 }
 
@@ -70,7 +73,7 @@ int record_edit_new(record_edit *e, const char *format, cJSON *root)
 	e->root = root;
 	e->sep = "\n";
 	e->sep_len = 1;
-	return root ? 0 : CMV_ENOMEM;
+	return root ? 0 : cmv_error__oom();
 }
 
 /* The block number of a placeholder string, or SIZE_MAX. */

@@ -151,6 +151,6 @@ void cmv__conv_dispose(conv *c);
 int cmv__conversation_from_raw(cmv__conversation *cv, const conv *raw, size_t from, const char *lead,
 			       cmv_render_target target);
 /* A tool result's content as plain text: the string, or its blocks' texts, an image as "[image]". */
-void cmv__result_text(cmv_buf *out, const cJSON *content);
+int cmv__result_text(cmv_buf *out, const cJSON *content);
 
 #endif

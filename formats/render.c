@@ -401,11 +401,11 @@ static int tools_as_text(cJSON *msgs)
 						       cj_str(b, "id") ? cj_str(b, "id") : "?", in ? in : "{}");
 				cJSON_free(in);
 			} else {
-				cmv__result_text(&text, cj_get(b, "content"));
-				error = cmv_buf_printf(&line, "[tool result for %s%s]\n%s",
-						       cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
-						       cJSON_IsTrue(cj_get(b, "is_error")) ? ", an error" : "",
-						       text.size ? text.ptr : "");
+				if ((error = cmv__result_text(&text, cj_get(b, "content"))) == 0)
+					error = cmv_buf_printf(&line, "[tool result for %s%s]\n%s",
+							       cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
+							       cJSON_IsTrue(cj_get(b, "is_error")) ? ", an error" : "",
+							       text.size ? text.ptr : "");
 			}
 			cJSON *tb = error ? NULL : cmv_formats__text_block(line.ptr);
 			if (!tb) {

@@ -55,21 +55,22 @@ static bool keep_block(cmv_render_target t, const cJSON *b, bool asst, cmv_rende
 }
 
 /* A result's content as plain text (for orphans, and providers that take only text). */
-void cmv__result_text(cmv_buf *out, const cJSON *content)
+int cmv__result_text(cmv_buf *out, const cJSON *content)
 {
+	int error = 0;
+
 	cmv_buf_clear(out);
-	if (cJSON_IsString(content)) {
-		cmv_buf_puts(out, content->valuestring);
-		return;
-	}
-	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
-		if (out->size)
-			cmv_buf_puts(out, "\n");
+	if (cJSON_IsString(content))
+		return cmv_buf_puts(out, content->valuestring);
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
+		if (out->size && (error = cmv_buf_puts(out, "\n")) < 0)
+			break;
 		if (cj_str(b, "text"))
-			cmv_buf_puts(out, cj_str(b, "text"));
+			error = cmv_buf_puts(out, cj_str(b, "text"));
 		else if (!strcmp(cmv_formats__btype(b), "image"))
-			cmv_buf_puts(out, "[image]");
+			error = cmv_buf_puts(out, "[image]");
 	}
+	return error;
 }
 
 typedef struct {
@@ -211,8 +212,8 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					/* no call before it (or answered already): keep what it said, as text */
 					cmv_buf line = CMV_BUF_INIT(SESSION_MAX_BYTES);
 					cJSON *tb = NULL;
-					cmv__result_text(&text, cj_get(b, "content"));
-					if (cmv_buf_printf(&line, "[tool result for %s]\n%s", id ? id : "?",
+					if (cmv__result_text(&text, cj_get(b, "content")) < 0 ||
+					    cmv_buf_printf(&line, "[tool result for %s]\n%s", id ? id : "?",
 							   text.size ? text.ptr : "") < 0 ||
 					    !(tb = cmv_formats__text_block(line.ptr)))
 						error = cmv_error__oom();

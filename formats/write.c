@@ -11,27 +11,31 @@
 
 #define OOM_IF(x) do { if (!(x)) return cmv_error__oom(); } while (0)
 
-static void sanitize_id(cJSON *b, const char *key)
+static int sanitize_id(cJSON *b, const char *key)
 {
 	cJSON *v = cJSON_GetObjectItemCaseSensitive(b, key);
 	if (!cJSON_IsString(v))
-		return;
+		return 0;
 	for (char *p = v->valuestring; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
 			*p = '_';
-	if (!*v->valuestring)
-		cJSON_SetValuestring(v, "_");
+	if (!*v->valuestring && !cJSON_SetValuestring(v, "_"))
+		return cmv_error__oom();
+	return 0;
 }
 
-static const char *joined_system(cmv_buf *out, const cJSON *system)
+/* The system prompts joined into out (empty when there are none). */
+static int joined_system(cmv_buf *out, const cJSON *system)
 {
+	int error = 0;
+
 	cmv_buf_clear(out);
-	for (const cJSON *s = system->child; s; s = s->next) {
-		if (out->size)
-			cmv_buf_puts(out, "\n\n");
-		cmv_buf_puts(out, s->valuestring);
+	for (const cJSON *s = system->child; s && !error; s = s->next) {
+		if (out->size && (error = cmv_buf_puts(out, "\n\n")) < 0)
+			break;
+		error = cmv_buf_puts(out, s->valuestring);
 	}
-	return out->size ? out->ptr : NULL;
+	return error;
 }
 
 static cJSON *cache_marker(void)
@@ -42,6 +46,28 @@ static cJSON *cache_marker(void)
 		return NULL;
 	}
 	return cc;
+}
+
+/* Add v (taken; NULL when making it ran out of memory) to o as k. */
+static int add_owned(cJSON *o, const char *k, cJSON *v)
+{
+	if (!v || !cJSON_AddItemToObject(o, k, v)) {
+		cJSON_Delete(v);
+		return cmv_error__oom();
+	}
+	return 0;
+}
+
+static char *json_text(const cJSON *v)
+{
+	return cJSON_PrintUnformatted(v);
+}
+
+static int add_owned_string(cJSON *o, const char *k, char *s)
+{
+	cJSON *v = s ? cJSON_CreateString(s) : NULL;
+	cJSON_free(s);
+	return add_owned(o, k, v);
 }
 
 int cmv_formats__write_anthropic(cJSON *body, cJSON *msgs, const cJSON *system, unsigned flags)
@@ -56,8 +82,8 @@ int cmv_formats__write_anthropic(cJSON *body, cJSON *msgs, const cJSON *system, 
 			cJSON *tb = cmv_formats__text_block(s->valuestring);
 			OOM_IF(tb && cJSON_AddItemToArray(sys, tb));
 		}
-		if (deco && sys->child)
-			OOM_IF(cJSON_AddItemToObject(sys->child->prev, "cache_control", cache_marker()));
+		if (deco && sys->child && add_owned(sys->child->prev, "cache_control", cache_marker()) < 0)
+			return cmv_error__oom();
 		if (!sys->child)
 			cJSON_DeleteItemFromObjectCaseSensitive(body, "system");
 	}
@@ -68,9 +94,9 @@ int cmv_formats__write_anthropic(cJSON *body, cJSON *msgs, const cJSON *system, 
 			cJSON_DeleteItemFromObjectCaseSensitive(b, "cache_control");
 			cJSON_DeleteItemFromObjectCaseSensitive(b, "custom");
 			if (!strcmp(cmv_formats__btype(b), "tool_use")) {
-				sanitize_id(b, "id");
+				OOM_IF(sanitize_id(b, "id") == 0);
 			} else if (!strcmp(cmv_formats__btype(b), "tool_result")) {
-				sanitize_id(b, "tool_use_id");
+				OOM_IF(sanitize_id(b, "tool_use_id") == 0);
 				cJSON *rc = cJSON_GetObjectItemCaseSensitive(b, "content");
 				for (cJSON *x = cJSON_IsArray(rc) ? rc->child : NULL, *next; x; x = next) {
 					next = x->next;
@@ -88,34 +114,20 @@ int cmv_formats__write_anthropic(cJSON *body, cJSON *msgs, const cJSON *system, 
 		for (cJSON *b = content->child; b; b = b->next)
 			if (strcmp(cmv_formats__btype(b), "thinking") && strcmp(cmv_formats__btype(b), "redacted_thinking"))
 				target = b;
-		if (target)
-			OOM_IF(cJSON_AddItemToObject(target, "cache_control", cache_marker()));
+		if (target && add_owned(target, "cache_control", cache_marker()) < 0)
+			return cmv_error__oom();
 	}
-	OOM_IF(cJSON_AddItemToObject(body, "messages", cJSON_Duplicate(msgs, 1)));
-	return 0;
-}
-
-static char *json_text(const cJSON *v)
-{
-	return cJSON_PrintUnformatted(v);
-}
-
-static int add_owned_string(cJSON *o, const char *k, char *s)
-{
-	cJSON *v = s ? cJSON_CreateString(s) : NULL;
-	cJSON_free(s);
-	if (!v || !cJSON_AddItemToObject(o, k, v)) {
-		cJSON_Delete(v);
-		return cmv_error__oom();
-	}
-	return 0;
+	return add_owned(body, "messages", cJSON_Duplicate(msgs, 1));
 }
 
 int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system, cmv_buf *scratch)
 {
 	cJSON *out = cJSON_AddArrayToObject(body, "messages");
+	int error;
 	OOM_IF(out);
-	if (joined_system(scratch, system)) {
+	if ((error = joined_system(scratch, system)) < 0)
+		return error;
+	if (scratch->size) {
 		cJSON *m = cJSON_CreateObject();
 		OOM_IF(m && cJSON_AddItemToArray(out, m));
 		OOM_IF(cJSON_AddStringToObject(m, "role", "system") && cJSON_AddStringToObject(m, "content", scratch->ptr));
@@ -126,30 +138,34 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 			cJSON *o = cJSON_CreateObject(), *calls = NULL;
 			OOM_IF(o && cJSON_AddItemToArray(out, o) && cJSON_AddStringToObject(o, "role", "assistant"));
 			cmv_buf_clear(scratch);
-			for (const cJSON *b = content->child; b; b = b->next) {
+			for (const cJSON *b = content->child; b && !error; b = b->next) {
 				if (!strcmp(cmv_formats__btype(b), "text")) {
-					if (scratch->size)
-						cmv_buf_puts(scratch, "\n\n");
-					cmv_buf_puts(scratch, cj_str(b, "text"));
+					if (!scratch->size || (error = cmv_buf_puts(scratch, "\n\n")) == 0)
+						error = cmv_buf_puts(scratch, cj_str(b, "text"));
 				} else if (!strcmp(cmv_formats__btype(b), "tool_use")) {
 					cJSON *tc = cJSON_CreateObject(), *fn;
-					if (!calls)
-						OOM_IF(calls = cJSON_CreateArray());
-					OOM_IF(tc && cJSON_AddItemToArray(calls, tc));
-					OOM_IF(cJSON_AddStringToObject(tc, "id", cj_str(b, "id")) &&
-					       cJSON_AddStringToObject(tc, "type", "function") &&
-					       (fn = cJSON_AddObjectToObject(tc, "function")) &&
-					       cJSON_AddStringToObject(fn, "name", cj_str(b, "name")));
-					if (add_owned_string(fn, "arguments", json_text(cj_get(b, "input"))) < 0)
-						return cmv_error__oom();
+					if (!tc || (!calls && !(calls = cJSON_CreateArray()))) {
+						cJSON_Delete(tc);
+						error = cmv_error__oom();
+					} else if (!cJSON_AddItemToArray(calls, tc) || !cJSON_AddStringToObject(tc, "id", cj_str(b, "id")) ||
+						   !cJSON_AddStringToObject(tc, "type", "function") ||
+						   !(fn = cJSON_AddObjectToObject(tc, "function")) ||
+						   !cJSON_AddStringToObject(fn, "name", cj_str(b, "name"))) {
+						error = cmv_error__oom();
+					} else {
+						error = add_owned_string(fn, "arguments", json_text(cj_get(b, "input")));
+					}
 				}
 			}
-			if (scratch->size)
-				OOM_IF(cJSON_AddStringToObject(o, "content", scratch->ptr));
+			if (!error && !(scratch->size ? cJSON_AddStringToObject(o, "content", scratch->ptr)
+						      : cJSON_AddNullToObject(o, "content")))
+				error = cmv_error__oom();
+			if (!error && calls)
+				error = add_owned(o, "tool_calls", calls);
 			else
-				OOM_IF(cJSON_AddNullToObject(o, "content"));
-			if (calls)
-				OOM_IF(cJSON_AddItemToObject(o, "tool_calls", calls));
+				cJSON_Delete(calls);
+			if (error)
+				return error;
 			continue;
 		}
 		/* results first, as tool messages; then the rest as one user message */
@@ -158,8 +174,8 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 		for (const cJSON *b = content->child; b; b = b->next) {
 			if (!strcmp(cmv_formats__btype(b), "tool_result")) {
 				cJSON *o = cJSON_CreateObject();
-				cmv__result_text(scratch, cj_get(b, "content"));
-				if (!o || !cJSON_AddItemToArray(out, o) || !cJSON_AddStringToObject(o, "role", "tool") ||
+				if (!o || !cJSON_AddItemToArray(out, o) || cmv__result_text(scratch, cj_get(b, "content")) < 0 ||
+				    !cJSON_AddStringToObject(o, "role", "tool") ||
 				    !cJSON_AddStringToObject(o, "tool_call_id", cj_str(b, "tool_use_id")) ||
 				    !cJSON_AddStringToObject(o, "content", scratch->size ? scratch->ptr : "(empty)")) {
 					cJSON_Delete(parts);
@@ -176,9 +192,11 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 				const cJSON *src = cj_get(b, "source");
 				cJSON *p = cJSON_CreateObject(), *iu;
 				cmv_buf_clear(scratch);
-				cmv_buf_printf(scratch, "data:%s;base64,%s", cj_str(src, "media_type") ? cj_str(src, "media_type") : "image/png",
-					       cj_str(src, "data") ? cj_str(src, "data") : "");
-				if (!p || !cJSON_AddItemToArray(parts, p) || !cJSON_AddStringToObject(p, "type", "image_url") ||
+				if (!p || !cJSON_AddItemToArray(parts, p) ||
+				    cmv_buf_printf(scratch, "data:%s;base64,%s",
+						   cj_str(src, "media_type") ? cj_str(src, "media_type") : "image/png",
+						   cj_str(src, "data") ? cj_str(src, "data") : "") < 0 ||
+				    !cJSON_AddStringToObject(p, "type", "image_url") ||
 				    !(iu = cJSON_AddObjectToObject(p, "image_url")) || !cJSON_AddStringToObject(iu, "url", scratch->ptr)) {
 					cJSON_Delete(parts);
 					return cmv_error__oom();
@@ -192,10 +210,11 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 				return cmv_error__oom();
 			}
 			if (!parts->child->next && cj_str(parts->child, "text")) {
-				OOM_IF(cJSON_AddStringToObject(o, "content", cj_str(parts->child, "text")));
+				bool ok = cJSON_AddStringToObject(o, "content", cj_str(parts->child, "text")) != NULL;
 				cJSON_Delete(parts);
-			} else {
-				OOM_IF(cJSON_AddItemToObject(o, "content", parts));
+				OOM_IF(ok);
+			} else if ((error = add_owned(o, "content", parts)) < 0) {
+				return error;
 			}
 		} else {
 			cJSON_Delete(parts);
@@ -220,7 +239,8 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 	int error = cmv_error__oom();
 
 	OOM_IF(custom_ids);
-	if (joined_system(scratch, system) && !cJSON_AddStringToObject(body, "instructions", scratch->ptr))
+	if (joined_system(scratch, system) < 0 ||
+	    (scratch->size && !cJSON_AddStringToObject(body, "instructions", scratch->ptr)))
 		goto done;
 	if (!(out = cJSON_AddArrayToObject(body, "input")))
 		goto done;
@@ -257,10 +277,10 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 				} else {
 					const cJSON *src = cj_get(b, "source");
 					cmv_buf_clear(scratch);
-					cmv_buf_printf(scratch, "data:%s;base64,%s",
-						       cj_str(src, "media_type") ? cj_str(src, "media_type") : "image/png",
-						       cj_str(src, "data") ? cj_str(src, "data") : "");
-					if (!cJSON_AddStringToObject(o, "type", "input_image") ||
+					if (cmv_buf_printf(scratch, "data:%s;base64,%s",
+							   cj_str(src, "media_type") ? cj_str(src, "media_type") : "image/png",
+							   cj_str(src, "data") ? cj_str(src, "data") : "") < 0 ||
+					    !cJSON_AddStringToObject(o, "type", "input_image") ||
 					    !cJSON_AddStringToObject(o, "image_url", scratch->ptr))
 						goto done;
 				}
@@ -285,8 +305,8 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 				}
 			} else if (!strcmp(t, "tool_result")) {
 				bool custom = cj_get(custom_ids, cj_str(b, "tool_use_id")) != NULL;
-				cmv__result_text(scratch, cj_get(b, "content"));
-				if (!cJSON_AddStringToObject(o, "type", custom ? "custom_tool_call_output" : "function_call_output") ||
+				if (cmv__result_text(scratch, cj_get(b, "content")) < 0 ||
+				    !cJSON_AddStringToObject(o, "type", custom ? "custom_tool_call_output" : "function_call_output") ||
 				    !cJSON_AddStringToObject(o, "call_id", cj_str(b, "tool_use_id")) ||
 				    !cJSON_AddStringToObject(o, "output", scratch->size ? scratch->ptr : ""))
 					goto done;
@@ -354,7 +374,7 @@ int cmv_formats__write_gemini(cJSON *body, cJSON *msgs, const cJSON *system, uns
 					cJSON *fc = cJSON_AddObjectToObject(p, "functionCall");
 					if (!fc || !cJSON_AddStringToObject(fc, "id", cj_str(b, "id")) ||
 					    !cJSON_AddStringToObject(fc, "name", cj_str(b, "name")) ||
-					    !cJSON_AddItemToObject(fc, "args", cJSON_Duplicate(cj_get(b, "input"), 1)))
+					    add_owned(fc, "args", cJSON_Duplicate(cj_get(b, "input"), 1)) < 0)
 						goto done;
 					if (!cj_get(names, cj_str(b, "id")) &&
 					    !cJSON_AddStringToObject(names, cj_str(b, "id"), cj_str(b, "name")))
@@ -369,8 +389,8 @@ int cmv_formats__write_gemini(cJSON *body, cJSON *msgs, const cJSON *system, uns
 					const char *name = cj_str(names, id);
 					cJSON *fr = cJSON_AddObjectToObject(p, "functionResponse"), *resp;
 					cmv_buf text = CMV_BUF_INIT(SESSION_MAX_BYTES);
-					cmv__result_text(&text, cj_get(b, "content"));
-					bool ok = fr && cJSON_AddStringToObject(fr, "id", id) &&
+					bool ok = fr && cmv__result_text(&text, cj_get(b, "content")) == 0 &&
+						  cJSON_AddStringToObject(fr, "id", id) &&
 						  cJSON_AddStringToObject(fr, "name", name ? name : "tool") &&
 						  (resp = cJSON_AddObjectToObject(fr, "response")) &&
 						  cJSON_AddStringToObject(resp, cJSON_IsTrue(cj_get(b, "is_error")) ? "error" : "output",

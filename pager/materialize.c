@@ -426,15 +426,14 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	else if (!kept)
 		error = materialize_whole(&m);
 	if (error < 0)
-		cmv_materialize_report_dispose(&m.r);
-	else if (rep)
-		*rep = m.r;
-	else
-		cmv_materialize_report_dispose(&m.r);
-	if (error < 0)
 		cmv_repo_txn_rollback(repo);
 	else
 		error = cmv_repo_txn_commit(repo);
+	/* after the commit, which can fail too: a failed call hands back no report */
+	if (error == 0 && rep)
+		*rep = m.r;
+	else
+		cmv_materialize_report_dispose(&m.r);
 	cJSON_Delete(m.table);
 	cmv_buf_dispose(&m.okey);
 	cmv_pager__dispose(&m.p);

@@ -230,12 +230,16 @@ static int apply_body(pager *p, size_t msg, cJSON *holder, cJSON *item, size_t *
 	int error = stub_for(&p->scratch, pg);
 	cJSON *s = error ? NULL : cJSON_CreateString(p->scratch.ptr);
 	if (!s)
-		return error ? error : CMV_ENOMEM;
-	if (!(item->string ? cJSON_ReplaceItemInObjectCaseSensitive(holder, item->string, s)
-			   : cJSON_ReplaceItemViaPointer(holder, item, s))) {
+		return error ? error : cmv_error__oom();
+	bool member = item->string != NULL;
+	if (!(member ? cJSON_ReplaceItemInObjectCaseSensitive(holder, item->string, s)
+		     : cJSON_ReplaceItemViaPointer(holder, item, s))) {
 		cJSON_Delete(s);
 		return cmv_error__oom();
 	}
+	/* cJSON (1.7.15) replaces even when its copy of the key failed: a keyless member is out of memory */
+	if (member && !s->string)
+		return cmv_error__oom();
 	return 0;
 }
 
@@ -294,13 +298,21 @@ static int prepend_text(cJSON *m, const char *text)
 		/* a string becomes blocks: the stub, then the text as it was */
 		cJSON *arr = cJSON_CreateArray(), *t = cJSON_CreateObject();
 		if (!arr || !t || !cJSON_AddStringToObject(t, "type", "text") ||
-		    !cJSON_AddStringToObject(t, "text", content->valuestring) || !cJSON_AddItemToArray(arr, b) ||
-		    !cJSON_AddItemToArray(arr, t) || !cJSON_ReplaceItemInObjectCaseSensitive(m, "content", arr)) {
+		    !cJSON_AddStringToObject(t, "text", content->valuestring)) {
 			cJSON_Delete(arr);
 			cJSON_Delete(t);
+			cJSON_Delete(b);
 			return cmv_error__oom();
 		}
-		return 0;
+		/* adding to an array allocates nothing: from here arr owns b and t */
+		cJSON_AddItemToArray(arr, b);
+		cJSON_AddItemToArray(arr, t);
+		if (!cJSON_ReplaceItemInObjectCaseSensitive(m, "content", arr)) {
+			cJSON_Delete(arr);
+			return cmv_error__oom();
+		}
+		/* cJSON (1.7.15) replaces even when its copy of the key failed: a keyless member is out of memory */
+		return arr->string ? 0 : cmv_error__oom();
 	}
 	if (!cJSON_IsArray(content) || !cJSON_InsertItemInArray(content, 0, b)) {
 		if (!cJSON_IsArray(content) && cJSON_AddItemToArray(cJSON_AddArrayToObject(m, "content"), b))

@@ -336,6 +336,16 @@ static int pages_parse(cmv_materialize_report *r, size_t cap, const cmv_buf *tex
 	return 0;
 }
 
+/* Add v (taken; NULL when making it ran out of memory) to o as k: false when out of memory. */
+static bool add_owned(cJSON *o, const char *k, cJSON *v)
+{
+	if (!v || !cJSON_AddItemToObject(o, k, v)) {
+		cJSON_Delete(v);
+		return false;
+	}
+	return true;
+}
+
 /*
  * Write the page table. `full`: every note (the whole work, or a fold);
  * else only the table and the tails, the request and pages before the
@@ -376,41 +386,45 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 	if (error)
 		goto done;
 	cmv_id_hash(&req, request->ptr ? request->ptr : "", request->size);
-	cJSON_AddNumberToObject(j, "budget", (double)r->budget);
-	cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), tip));
-	cJSON_AddStringToObject(j, "options", okey);
-	cJSON_AddStringToObject(j, "request", cmv_id_tostr(hex, sizeof(hex), &req));
-	cJSON_AddNumberToObject(j, "split_bytes", (double)split_bytes);
-	cJSON_AddNumberToObject(j, "split_turn", (double)split_turn);
-	if (sm->found) {
+	/* a table short of a member would be taken for another (or half a seam): every one is checked */
+	bool ok = cJSON_AddNumberToObject(j, "budget", (double)r->budget) &&
+		  cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), tip)) &&
+		  cJSON_AddStringToObject(j, "options", okey) &&
+		  cJSON_AddStringToObject(j, "request", cmv_id_tostr(hex, sizeof(hex), &req)) &&
+		  cJSON_AddNumberToObject(j, "split_bytes", (double)split_bytes) &&
+		  cJSON_AddNumberToObject(j, "split_turn", (double)split_turn);
+	if (ok && sm->found) {
 		cJSON *x = cJSON_AddObjectToObject(j, "seam");
 		double v[8];
 		stats_to_array(v, &sm->classes);
-		cJSON_AddNumberToObject(x, "offset", (double)sm->offset);
-		cJSON_AddNumberToObject(x, "tokens", (double)sm->tokens);
-		cJSON_AddItemToObject(x, "classes", cJSON_CreateDoubleArray(v, 8));
-		cJSON_AddStringToObject(x, "node", sm->node);
-		char *hexf = cmv__malloc(2 * CALLS_FILTER_BYTES + 1);
-		if (!hexf) {
-			error = cmv_error__oom();
-			goto done;
+		ok = x && cJSON_AddNumberToObject(x, "offset", (double)sm->offset) &&
+		     cJSON_AddNumberToObject(x, "tokens", (double)sm->tokens) &&
+		     add_owned(x, "classes", cJSON_CreateDoubleArray(v, 8)) && cJSON_AddStringToObject(x, "node", sm->node);
+		char *hexf = ok ? cmv__malloc(2 * CALLS_FILTER_BYTES + 1) : NULL;
+		if (hexf) {
+			cmv_pager__calls_to_hex(hexf, sm->calls);
+			ok = cJSON_AddStringToObject(x, "calls", hexf) != NULL;
+			free(hexf);
+		} else {
+			ok = false;
 		}
-		cmv_pager__calls_to_hex(hexf, sm->calls);
-		cJSON_AddStringToObject(x, "calls", hexf);
-		free(hexf);
+	}
+	if (!ok) {
+		error = cmv_error__oom();
+		goto done;
 	}
 	const double totals[] = { (double)r->tokens, (double)r->tokens_full, r->fits, r->exact, (double)r->turns,
 				  (double)r->resident, (double)r->stubbed, (double)r->evicted, (double)r->pinned,
 				  (double)r->pinned_tokens, (double)r->classes.text, (double)r->classes.tool_calls,
 				  (double)r->classes.tool_results, (double)r->classes.thinking, (double)r->classes.images,
 				  (double)r->classes.other, (double)r->classes.overhead, (double)r->classes.total };
-	cJSON_AddItemToObject(j, "totals", cJSON_CreateDoubleArray(totals, (int)CMV_ARRAY_SIZE(totals)));
 	/* the pinned pages, by their place in the notes' order */
-	cJSON *pins = cJSON_AddArrayToObject(j, "pinned");
+	cJSON *pins = add_owned(j, "totals", cJSON_CreateDoubleArray(totals, (int)CMV_ARRAY_SIZE(totals)))
+			      ? cJSON_AddArrayToObject(j, "pinned") : NULL;
 	for (size_t k = 0; k < r->n_pages && pins; k++)
-		if (r->pages[ix[k]].pinned)
-			cJSON_AddItemToArray(pins, cJSON_CreateNumber((double)k));
-	if (!(json = cJSON_PrintUnformatted(j)))
+		if (r->pages[ix[k]].pinned && !cJSON_AddItemToArray(pins, cJSON_CreateNumber((double)k)))
+			pins = NULL;
+	if (!pins || !(json = cJSON_PrintUnformatted(j)))
 		error = cmv_error__oom();
 	else
 		error = cmv_branch_note_set(repo, o->state_branch, key, json);
@@ -428,7 +442,7 @@ int cmv_pager__table_save(cmv_repo *repo, const cmv_pager_options *o, const char
 {
 	cmv_buf ev = CMV_BUF_INIT((size_t)1 << 30);
 	cJSON *fa = cJSON_CreateArray();
-	int error = fa ? 0 : CMV_ENOMEM;
+	int error = fa ? 0 : cmv_error__oom();
 	seam sm;
 	for (size_t q = 0; q < p->n && !error; q++) {
 		if (p->gone[q])
