@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 # Install into a scratch prefix; build and run a program against it with
 # pkg-config, linked both to libcmv.so and to libcmv.a.
-# Usage: install_test.sh BUILD_DIR [EXTRA_CFLAGS]
+# Usage: install_test.sh BUILD_DIR [EXTRA_CFLAGS [COMPILER]]
+# COMPILER: the one the library was built with (a sanitized library needs its own runtime).
 set -euo pipefail
 BUILD=$1
 EXTRA=${2:-}
+CC=${3:-cc}
 PREFIX=$(mktemp -d /tmp/cmv-install-XXXXXX)
 trap 'rm -rf "$PREFIX"' EXIT
 
@@ -45,7 +47,7 @@ int main(void)
 }
 C
 # shared
-cc $EXTRA -Wall -Wextra -Werror -o "$PREFIX/prog" "$PREFIX/prog.c" $(pkg-config --cflags --libs cmv)
+"$CC" $EXTRA -Wall -Wextra -Werror -o "$PREFIX/prog" "$PREFIX/prog.c" $(pkg-config --cflags --libs cmv)
 out=$(LD_LIBRARY_PATH=$(dirname "$so") "$PREFIX/prog")
 echo "$out" | grep -Eq '^cmv [0-9]+\.[0-9]+\.[0-9]+ [0-9a-f]{32}$' || { echo "shared program printed: $out"; exit 1; }
 # Capture, then grep: with pipefail, `cmd | grep -q` fails at random when grep
@@ -53,7 +55,7 @@ echo "$out" | grep -Eq '^cmv [0-9]+\.[0-9]+\.[0-9]+ [0-9a-f]{32}$' || { echo "sh
 deps=$(LD_LIBRARY_PATH=$(dirname "$so") ldd "$PREFIX/prog")
 grep -q "$(dirname "$so")/libcmv.so" <<<"$deps" || { echo "not linked to the installed libcmv.so"; exit 1; }
 # static
-cc $EXTRA -Wall -Wextra -Werror -o "$PREFIX/prog_static" "$PREFIX/prog.c" $(pkg-config --cflags cmv) \
+"$CC" $EXTRA -Wall -Wextra -Werror -o "$PREFIX/prog_static" "$PREFIX/prog.c" $(pkg-config --cflags cmv) \
 	"$a" $(pkg-config --libs-only-l --static cmv | sed 's/-lcmv//')
 out2=$("$PREFIX/prog_static")
 test "$out" = "$out2" || { echo "static and shared builds disagree: $out / $out2"; exit 1; }
