@@ -468,8 +468,9 @@ static int job_init(job *j, cmv_compact_report *rep, cmv_repo *repo, const cmv_i
 	cmv_buf_init(&j->sys_text, CMV_BUF_CONTENT);
 	/* the cut search counts the same tail again and again */
 	cmv__tok_memo(opts->tok, true);
-	uint64_t cap = cmv_model_input_budget(opts->target);
-	j->budget = rep->budget = opts->budget && opts->budget < cap ? opts->budget : cap;
+	/* what the provider may bill, less the target's count margin (cmv_count_ceiling) */
+	uint64_t cap = cmv_count_ceiling(opts->target, 0), asked = cmv_count_ceiling(opts->target, opts->budget);
+	j->budget = rep->budget = opts->budget && asked < cap ? asked : cap;
 	return 0;
 }
 

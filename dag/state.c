@@ -473,6 +473,44 @@ int cmv_usage_foreach(cmv_repo *repo, const char *branch,
 
 /* ---- other per-branch notes (trim provenance, ...) ---------------------------- */
 
+/* Store notes live in the settings table under this prefix, which no setting of the store's own uses. */
+#define STORE_NOTE_PREFIX "note:"
+
+static int store_note_key(char *out, size_t cap, const char *key)
+{
+	if (!*key || strlen(key) + sizeof(STORE_NOTE_PREFIX) > cap)
+		return cmv_error__set(CMV_EINVALID, "a store note's key must be 1 to %zu bytes",
+				      cap - sizeof(STORE_NOTE_PREFIX));
+	snprintf(out, cap, STORE_NOTE_PREFIX "%s", key);
+	return 0;
+}
+
+int cmv_store_note_get(cmv_buf *out, cmv_repo *repo, const char *key)
+{
+	char k[512];
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(key);
+	if ((error = store_note_key(k, sizeof(k), key)) < 0)
+		return error;
+	return repo->backend->config_get(repo->backend, out, k);
+}
+
+int cmv_store_note_set(cmv_repo *repo, const char *key, const char *value)
+{
+	char k[512];
+	int error;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(key);
+	if ((error = store_note_key(k, sizeof(k), key)) < 0 || (error = cmv_dag__txn_start(repo)) < 0)
+		return error;
+	error = repo->backend->config_set(repo->backend, k, value);
+	return cmv_dag__txn_end(repo, error);
+}
+
 int cmv_branch_note_get(cmv_buf *out, cmv_repo *repo, const char *branch, const char *key)
 {
 	CMV_ASSERT_ARG(out);

@@ -84,7 +84,8 @@ static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, co
 	pager_start(m);
 	/* each candidate cut counts the same messages again: count each once */
 	cmv__tok_memo(tok, true);
-	m->r.budget = m->o.budget ? m->o.budget : cmv_model_input_budget(model);
+	/* a budget is a ceiling on what the provider bills: the count keeps the model's margin below it */
+	m->r.budget = cmv_count_ceiling(model, m->o.budget);
 	if (!m->o.keep_turns)
 		m->o.keep_turns = CMV_PAGER_KEEP_TURNS_DEFAULT;
 	if (!m->o.low_water || m->o.low_water > 1000)
@@ -430,8 +431,13 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	else
 		error = cmv_repo_txn_commit(repo);
 	/* after the commit, which can fail too: a failed call hands back no report */
-	if (error == 0 && rep)
+	if (error == 0 && rep) {
 		*rep = m.r;
+		/* whichever path made it (the table, a splice, the whole work), the promise it keeps */
+		rep->margin = model->margin;
+		rep->billed_budget = m.o.budget ? m.o.budget
+			: model->context_window > model->max_output ? model->context_window - model->max_output : 0;
+	}
 	else
 		cmv_materialize_report_dispose(&m.r);
 	cJSON_Delete(m.table);

@@ -72,4 +72,65 @@ CMV_EXTERN(int) cmv_count_request(cmv_token_stats *out, const cmv_model *model, 
 CMV_EXTERN(int) cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
 			       cmv_tok *tok);
 
+/* ---- calibration from billed usage (pager/calibrate.c, docs/tokenizers.md) ---- */
+
+/** Below this many pairs a calibration is shown, not used for counting. */
+#define CMV_CALIBRATION_MIN_PAIRS 20
+#define CMV_CALIBRATION_MODEL_MAX 128
+
+/**
+ * What a provider billed for what cmv counted, for one model: fitted over
+ * consecutive calls of imported sessions as
+ * billed = factor x raw + per_block x blocks + per_pair, where raw is the
+ * appended content counted by `tokenizer`. Errors are (billed - predicted) /
+ * billed over the pairs: positive means cmv counted low.
+ */
+typedef struct cmv_calibration {
+	char model[CMV_CALIBRATION_MODEL_MAX]; /**< the profile's id */
+	char tokenizer[32];
+	size_t pairs, sessions;
+	double factor, per_block, per_pair;
+	double err_p50, err_p95, err_p99, err_max;
+	/** The relative margin counts keep: the pairs' 99th percentile under-count, at least a floor. */
+	double margin;
+	int64_t updated; /**< unix seconds */
+} cmv_calibration;
+
+/**
+ * Learn from the session at `tip` (a Claude Code session's branch): each pair
+ * of consecutive calls of one model whose appended content cmv sees whole
+ * becomes a pair of the model's calibration, kept under `key` (the session
+ * ref; NULL: the tip's id), replacing what that key held, and the model's
+ * fit is made again. Models the registry does not know are passed over.
+ * @param n_pairs how many pairs the session gave (may be NULL)
+ * @return 0, or the store's and the tokenizers' errors
+ */
+CMV_EXTERN(int) cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char *key,
+			      const cmv_models *models);
+/** A model's calibration. @return 0, CMV_ENOTFOUND, CMV_ECORRUPT */
+CMV_EXTERN(int) cmv_calibration_get(cmv_calibration *out, cmv_repo *repo, const char *model);
+/** Each calibration the store holds; cb's non-zero return stops and is returned. */
+CMV_EXTERN(int) cmv_calibration_foreach(cmv_repo *repo, int (*cb)(const cmv_calibration *c, void *payload),
+					void *payload);
+/** The billed tokens a calibration predicts for `raw` tokenizer tokens in `blocks` blocks, one pair. */
+CMV_EXTERN(double) cmv_calibration_predict(const cmv_calibration *c, uint64_t raw, uint64_t blocks);
+
+/**
+ * `model` as the store's calibration says it counts: its own calibration
+ * (of at least CMV_CALIBRATION_MIN_PAIRS pairs), else its family's (same
+ * name up to the version, same tokenizer), sets token_factor, per_block,
+ * per_message and margin; with none, *out is *model. `source` (may be NULL)
+ * says in a line where the counts and the margin come from. `repo` may be
+ * NULL (no calibration). *out borrows model's strings.
+ * @return 0, or the store's error
+ */
+CMV_EXTERN(int) cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_model *model, cmv_repo *repo);
+
+/**
+ * The most a request may count for the provider to bill at most `budget`
+ * tokens: budget / (1 + the model's margin); budget 0 stands for the
+ * model's window less its output reserve (cmv_model_input_budget).
+ */
+CMV_EXTERN(uint64_t) cmv_count_ceiling(const cmv_model *model, uint64_t budget);
+
 #endif

@@ -409,6 +409,15 @@ CMV_EXTERN(int) cmv_is_ancestor(cmv_repo *repo, const cmv_id *ancestor, const cm
 CMV_EXTERN(int) cmv_branch_note_get(cmv_buf *out, cmv_repo *repo, const char *branch, const char *key);
 CMV_EXTERN(int) cmv_branch_note_set(cmv_repo *repo, const char *branch, const char *key, const char *value);
 
+/**
+ * Notes kept for the whole store, by key (a model's calibration from billed
+ * usage: "calibration:MODEL"), apart from the store's own settings. A NULL
+ * value deletes the note. They outlive every branch.
+ * @return 0, CMV_ENOTFOUND (get: no such note), CMV_EINVALID, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_store_note_get(cmv_buf *out, cmv_repo *repo, const char *key);
+CMV_EXTERN(int) cmv_store_note_set(cmv_repo *repo, const char *key, const char *value);
+
 /* ---- the tree of refs -------------------------------------------------- */
 
 /** One ref in the tree: its parent is the ref it was made from. */

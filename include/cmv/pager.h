@@ -79,7 +79,7 @@ typedef struct cmv_page {
 } cmv_page;
 
 typedef struct cmv_materialize_report {
-	uint64_t budget;       /**< what the request may use */
+	uint64_t budget;       /**< what the request may count (billed_budget less the model's margin) */
 	uint64_t tokens;       /**< what it uses, counted on the rendered request */
 	uint64_t tokens_full;  /**< the same with nothing paged out */
 	bool fits;             /**< tokens <= budget */
@@ -90,6 +90,13 @@ typedef struct cmv_materialize_report {
 	cmv_token_stats classes; /**< the request's tokens by kind */
 	cmv_page *pages;       /**< every page, in conversation order (free with cmv_materialize_report_dispose) */
 	size_t n_pages;
+	/**
+	 * The promise: what the provider may bill (the budget asked for, or the
+	 * window less the output reserve), and the model's count margin that
+	 * turned it into `budget` (cmv_count_ceiling).
+	 */
+	uint64_t billed_budget;
+	double margin;
 } cmv_materialize_report;
 
 CMV_EXTERN(void) cmv_materialize_report_dispose(cmv_materialize_report *rep);

@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Calibration from billed usage: what a provider really bills for what cmv
+ * counts, per model, learned from the sessions a store imports.
+ *
+ * A Claude Code session records each API call's prompt size
+ * (message.usage: input + cache_creation + cache_read tokens). Between two
+ * consecutive calls of one model the prompt grows by exactly what was
+ * appended: the first call's reply and the tool results or user text that
+ * followed. The host's own hidden prefix (its system prompt and tool
+ * definitions) is in both and cancels out. Over every such pair whose
+ * appended content cmv can see whole (no system record, no attachment, no
+ * thinking, no image in between), the billed growth is fitted as
+ *
+ *     billed = factor x raw + per_block x blocks + per_pair
+ *
+ * where raw is the appended content counted by the model's tokenizer (the
+ * store's token cache makes this cheap), blocks the content blocks, and
+ * per_pair the framing of the two messages a pair adds. The fit minimizes
+ * relative error (weights 1/billed^2), so a 40-token reply weighs as much as
+ * a 40k-token tool output; a coefficient that comes out negative is dropped
+ * and the rest refitted.
+ *
+ * Invariants:
+ * 1. A session's pairs are kept under its key: importing it again (or a
+ *    grown copy) replaces them, never adds them twice.
+ * 2. A calibration is used for counting only from CMV_CALIBRATION_MIN_PAIRS
+ *    pairs on; below that it is shown, not believed.
+ * 3. The margin a calibrated model keeps is the 99th percentile of the
+ *    pairs' under-count (billed above predicted), never below a floor: the
+ *    provider bills at most count x (1 + margin) for all but the worst pairs
+ *    seen, and a whole request, a sum of many pairs, errs less than its worst
+ *    pair.
+ *
+ * Kept in store notes ("calibration:MODEL", and "calibration:models" listing
+ * them), as text: a header line per fit and a line per pair.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <cjson/cJSON.h>
+#include "base/base.h"
+#include <cmv/count.h>
+#include "formats/formats_int.h"
+#include "pager_priv.h"
+
+#define NOTE_PREFIX "calibration:"
+#define NOTE_INDEX "calibration:models"
+#define NOTE_MAGIC "cmv-calibration 1"
+/* The least margin a fitted approximation keeps, and an exact tokenizer's (framing can still differ). */
+#define MARGIN_FLOOR_APPROX 0.02
+#define MARGIN_FLOOR_EXACT 0.005
+
+typedef struct {
+	char session[160];
+	uint64_t raw, blocks, billed;
+} obs_pair;
+
+typedef struct {
+	char model[CMV_CALIBRATION_MODEL_MAX];
+	char tokenizer[32];
+	obs_pair *v;
+	size_t n, cap;
+} model_pairs;
+
+typedef struct {
+	model_pairs *v;
+	size_t n, cap;
+} observation;
+
+static void observation_dispose(observation *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		free(o->v[i].v);
+	free(o->v);
+	memset(o, 0, sizeof(*o));
+}
+
+static int observe_pair(observation *o, const char *model, const char *tokenizer, const char *session, uint64_t raw,
+			uint64_t blocks, uint64_t billed)
+{
+	model_pairs *mp = NULL;
+	int error;
+
+	for (size_t i = 0; i < o->n && !mp; i++)
+		if (!strcmp(o->v[i].model, model))
+			mp = &o->v[i];
+	if (!mp) {
+		if ((error = cmv__array_grow((void **)&o->v, &o->cap, o->n, sizeof(*o->v))) < 0)
+			return error;
+		mp = &o->v[o->n++];
+		memset(mp, 0, sizeof(*mp));
+		snprintf(mp->model, sizeof(mp->model), "%s", model);
+		snprintf(mp->tokenizer, sizeof(mp->tokenizer), "%s", tokenizer);
+	}
+	if ((error = cmv__array_grow((void **)&mp->v, &mp->cap, mp->n, sizeof(*mp->v))) < 0)
+		return error;
+	obs_pair *p = &mp->v[mp->n++];
+	snprintf(p->session, sizeof(p->session), "%s", session);
+	p->raw = raw;
+	p->blocks = blocks;
+	p->billed = billed;
+	return 0;
+}
+
+/* ---- reading a Claude Code session's calls ---------------------------------------- */
+
+/* One API call: its prompt size, and what its reply and the records after it appended. */
+typedef struct {
+	char id[128], model[CMV_CALIBRATION_MODEL_MAX];
+	uint64_t prompt;      /* billed prompt size */
+	uint64_t raw, blocks; /* the reply and what followed, counted */
+	bool unseen;          /* content cmv cannot count went in after it */
+} call;
+
+typedef struct {
+	cmv_repo *repo;
+	const cmv_models *models;
+	cmv_tok *toks[8];
+	const cmv_model *model; /* the profile of the current call's model, or NULL */
+	call *calls;
+	size_t n, cap;
+} reader;
+
+static cmv_tok *tok_for(reader *r, const char *name)
+{
+	size_t i;
+	for (i = 0; i < CMV_ARRAY_SIZE(r->toks) && r->toks[i]; i++)
+		if (!strcmp(cmv_tok_name(r->toks[i]), name))
+			return r->toks[i];
+	if (i == CMV_ARRAY_SIZE(r->toks) || cmv_tok_load(&r->toks[i], name, NULL) < 0)
+		return NULL;
+	return r->toks[i];
+}
+
+/* Block types a provider is sent whose size cmv counts from its blob alone. */
+static bool countable(const char *type)
+{
+	return !strcmp(type, "text") || !strcmp(type, "tool_use") || !strcmp(type, "tool_result");
+}
+
+/* Add a node's sent blocks to the current call; anything cmv cannot count marks it unseen. */
+static int add_blocks(reader *r, call *c, const cmv_node *n)
+{
+	cmv_tok *tok = r->model ? tok_for(r, r->model->tokenizer) : NULL;
+	int error;
+
+	if (!tok) {
+		c->unseen = true;
+		cmv_error_clear();
+		return 0;
+	}
+	for (size_t i = 0; i < n->n_blocks; i++) {
+		const cmv_block *b = &n->blocks[i];
+		uint64_t raw;
+		size_t name_tokens = 0;
+		if (!strcmp(b->type, "thinking") || !strcmp(b->type, "redacted_thinking") || !strcmp(b->type, "image") ||
+		    !strcmp(b->type, "document")) {
+			c->unseen = true; /* billed otherwise than its text: not a plain pair */
+			continue;
+		}
+		if (!countable(b->type))
+			continue; /* a format's own block (Claude Code's UI copy of a result): never sent */
+		if ((error = cmv_count_blob(&raw, r->repo, tok, &b->blob)) < 0)
+			return error;
+		if (b->tool_name && (error = cmv_tok_count(&name_tokens, tok, b->tool_name, strlen(b->tool_name))) < 0)
+			return error;
+		c->raw += raw + name_tokens;
+		c->blocks++;
+	}
+	return 0;
+}
+
+static uint64_t usage_num(const cJSON *u, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(u, k);
+	return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1e15 ? (uint64_t)v->valuedouble : 0;
+}
+
+/* One record of the session, in file order along the branch. */
+static int read_record(reader *r, const cmv_node *n, const cJSON *j)
+{
+	const char *type = cj_str(j, "type");
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+	call *cur = r->n ? &r->calls[r->n - 1] : NULL;
+	int error;
+
+	if (!type || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")))
+		return 0;
+	if (!strcmp(type, "assistant") && cJSON_IsObject(msg)) {
+		const char *id = cj_str(msg, "id"), *model = cj_str(msg, "model");
+		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
+		if (!id || !model || !strcmp(model, "<synthetic>") || !cJSON_IsObject(u)) {
+			if (cur)
+				cur->unseen = true;
+			return 0;
+		}
+		if (!cur || strcmp(cur->id, id)) {
+			if ((error = cmv__array_grow((void **)&r->calls, &r->cap, r->n, sizeof(*r->calls))) < 0)
+				return error;
+			cur = &r->calls[r->n++];
+			memset(cur, 0, sizeof(*cur));
+			snprintf(cur->id, sizeof(cur->id), "%s", id);
+			snprintf(cur->model, sizeof(cur->model), "%s", model);
+			cur->prompt = usage_num(u, "input_tokens") + usage_num(u, "cache_creation_input_tokens") +
+				      usage_num(u, "cache_read_input_tokens");
+			r->model = NULL;
+			if (cmv_models_find(&r->model, r->models, model) < 0) {
+				cmv_error_clear();
+				r->model = NULL;
+			}
+		}
+		return add_blocks(r, cur, n);
+	}
+	if (!cur)
+		return 0;
+	if (!strcmp(type, "user"))
+		return add_blocks(r, cur, n);
+	/* sent to the model, but not from blocks cmv counts here */
+	if (!strcmp(type, "system") || !strcmp(type, "attachment"))
+		cur->unseen = true;
+	return 0;
+}
+
+static int read_session(reader *r, const cmv_id *tip)
+{
+	cmv_walk *w = NULL;
+	const cmv_node *n;
+	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	int error;
+
+	if ((error = cmv_walk_new(&w, r->repo, tip)) < 0)
+		return error;
+	while ((error = cmv_walk_next(&n, w)) == 0) {
+		const char *format;
+		int rc = session_record_bytes(&rec, &format, r->repo, n, false);
+		if (rc == CMV_ENOTFOUND) {
+			/* a message appended in cmv: no usage, and the next prompt holds it */
+			cmv_error_clear();
+			if (r->n)
+				r->calls[r->n - 1].unseen = true;
+			continue;
+		}
+		if (rc < 0) {
+			error = rc;
+			break;
+		}
+		if (strcmp(format, "claude-code"))
+			continue;
+		cJSON *j = cJSON_ParseWithLength(rec.ptr, rec.size);
+		if (!j)
+			continue; /* a line a lenient import kept whole */
+		error = read_record(r, n, j);
+		cJSON_Delete(j);
+		if (error < 0)
+			break;
+	}
+	if (error == CMV_ITEROVER)
+		error = 0;
+	cmv_walk_free(w);
+	cmv_buf_dispose(&rec);
+	return error;
+}
+
+/* ---- fitting ----------------------------------------------------------------- */
+
+/* Solve the k x k system a x = b in place (Gaussian elimination); false when singular. */
+static bool solve(double a[3][3], double b[3], int k, double x[3])
+{
+	for (int c = 0; c < k; c++) {
+		int p = c;
+		for (int r = c + 1; r < k; r++)
+			if (fabs(a[r][c]) > fabs(a[p][c]))
+				p = r;
+		if (fabs(a[p][c]) < 1e-12)
+			return false;
+		for (int j = 0; j < k; j++) {
+			double t = a[c][j];
+			a[c][j] = a[p][j];
+			a[p][j] = t;
+		}
+		double t = b[c];
+		b[c] = b[p];
+		b[p] = t;
+		for (int r = c + 1; r < k; r++) {
+			double f = a[r][c] / a[c][c];
+			for (int j = c; j < k; j++)
+				a[r][j] -= f * a[c][j];
+			b[r] -= f * b[c];
+		}
+	}
+	for (int c = k - 1; c >= 0; c--) {
+		double s = b[c];
+		for (int j = c + 1; j < k; j++)
+			s -= a[c][j] * x[j];
+		x[c] = s / a[c][c];
+	}
+	return true;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double quantile(const double *sorted, size_t n, double q)
+{
+	size_t i = (size_t)ceil(q * (double)n) - (q > 0 ? 1 : 0);
+	return sorted[i < n ? i : n - 1];
+}
+
+double cmv_calibration_predict(const cmv_calibration *c, uint64_t raw, uint64_t blocks)
+{
+	return c->factor * (double)raw + c->per_block * (double)blocks + c->per_pair;
+}
+
+/*
+ * Fit factor, per_block and per_pair to the pairs (relative least squares),
+ * dropping a coefficient that comes out negative, then the error spread.
+ */
+static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
+{
+	double x[3] = { 0, 0, 0 };
+	int k;
+	double *err;
+
+	c->pairs = n;
+	c->factor = c->per_block = c->per_pair = 0;
+	if (!n)
+		return 0;
+	/* columns: raw, blocks, 1; the last ones go first when negative */
+	for (k = 3; k >= 1; k--) {
+		double a[3][3] = { { 0 } }, b[3] = { 0 };
+		for (size_t i = 0; i < n; i++) {
+			double col[3] = { (double)p[i].raw, (double)p[i].blocks, 1 };
+			double w = 1.0 / ((double)p[i].billed * (double)p[i].billed);
+			for (int r = 0; r < k; r++) {
+				for (int s = 0; s < k; s++)
+					a[r][s] += w * col[r] * col[s];
+				b[r] += w * col[r] * (double)p[i].billed;
+			}
+		}
+		x[0] = x[1] = x[2] = 0;
+		if (!solve(a, b, k, x))
+			continue;
+		bool ok = x[0] > 0;
+		for (int r = 1; r < k; r++)
+			ok = ok && x[r] >= 0;
+		if (ok)
+			break;
+	}
+	if (k == 0)
+		return cmv_error__set(CMV_EINVALID, "the billed usage of '%s' fits no positive factor", c->model);
+	c->factor = x[0];
+	c->per_block = k > 1 ? x[1] : 0;
+	c->per_pair = k > 2 ? x[2] : 0;
+	if (!(err = cmv__calloc(n, sizeof(*err))))
+		return CMV_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		err[i] = ((double)p[i].billed - cmv_calibration_predict(c, p[i].raw, p[i].blocks)) / (double)p[i].billed;
+	qsort(err, n, sizeof(*err), cmp_double);
+	c->err_p50 = quantile(err, n, 0.50);
+	c->err_p95 = quantile(err, n, 0.95);
+	c->err_p99 = quantile(err, n, 0.99);
+	c->err_max = err[n - 1];
+	double floor_m = exact ? MARGIN_FLOOR_EXACT : MARGIN_FLOOR_APPROX;
+	c->margin = c->err_p99 > floor_m ? c->err_p99 : floor_m;
+	free(err);
+	return 0;
+}
+
+/* ---- the notes ------------------------------------------------------------------ */
+
+static int note_read(cmv_calibration *c, model_pairs *mp, cmv_repo *repo, const char *model)
+{
+	cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	char key[256];
+	int error;
+
+	snprintf(key, sizeof(key), NOTE_PREFIX "%s", model);
+	if ((error = cmv_store_note_get(&text, repo, key)) < 0)
+		goto done;
+	char *line = text.ptr, *nl;
+	if (strncmp(line, NOTE_MAGIC "\n", sizeof(NOTE_MAGIC))) {
+		error = cmv_error__set(CMV_ECORRUPT, "the calibration note of '%s' is not one", model);
+		goto done;
+	}
+	memset(c, 0, sizeof(*c));
+	snprintf(c->model, sizeof(c->model), "%s", model);
+	for (line += sizeof(NOTE_MAGIC); *line; line = nl ? nl + 1 : line + strlen(line)) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		char sess[160];
+		unsigned long long raw, blocks, billed;
+		long long updated;
+		unsigned long long pairs, sessions;
+		if (!strncmp(line, "tokenizer ", 10)) {
+			snprintf(c->tokenizer, sizeof(c->tokenizer), "%s", line + 10);
+		} else if (sscanf(line, "fit %llu %llu %lf %lf %lf %lf %lf %lf %lf %lf %lld", &pairs, &sessions,
+				  &c->factor, &c->per_block, &c->per_pair, &c->err_p50, &c->err_p95, &c->err_p99,
+				  &c->err_max, &c->margin, &updated) == 11) {
+			c->pairs = (size_t)pairs;
+			c->sessions = (size_t)sessions;
+			c->updated = updated;
+		} else if (mp && sscanf(line, "p %159s %llu %llu %llu", sess, &raw, &blocks, &billed) == 4 && billed) {
+			if ((error = cmv__array_grow((void **)&mp->v, &mp->cap, mp->n, sizeof(*mp->v))) < 0)
+				goto done;
+			obs_pair *p = &mp->v[mp->n++];
+			snprintf(p->session, sizeof(p->session), "%s", sess);
+			p->raw = raw;
+			p->blocks = blocks;
+			p->billed = billed;
+		}
+	}
+	if (!c->tokenizer[0]) {
+		error = cmv_error__set(CMV_ECORRUPT, "the calibration note of '%s' names no tokenizer", model);
+		goto done;
+	}
+done:
+	cmv_buf_dispose(&text);
+	return error;
+}
+
+static int note_write(cmv_repo *repo, const cmv_calibration *c, const model_pairs *mp)
+{
+	cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	char key[256];
+	int error = 0;
+
+	cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nfit %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %lld\n",
+		       c->tokenizer, c->pairs, c->sessions, c->factor, c->per_block, c->per_pair, c->err_p50, c->err_p95,
+		       c->err_p99, c->err_max, c->margin, (long long)c->updated);
+	for (size_t i = 0; i < mp->n && !error; i++)
+		error = cmv_buf_printf(&text, "p %s %llu %llu %llu\n", mp->v[i].session,
+				       (unsigned long long)mp->v[i].raw, (unsigned long long)mp->v[i].blocks,
+				       (unsigned long long)mp->v[i].billed);
+	snprintf(key, sizeof(key), NOTE_PREFIX "%s", c->model);
+	if (!error)
+		error = cmv_store_note_set(repo, key, text.ptr);
+	cmv_buf_dispose(&text);
+	return error;
+}
+
+/* Add model to the index note of calibrated models, once. */
+static int index_add(cmv_repo *repo, const char *model)
+{
+	cmv_buf idx = CMV_BUF_INIT(1 << 20);
+	int error = cmv_store_note_get(&idx, repo, NOTE_INDEX);
+
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = 0;
+	}
+	for (char *l = idx.ptr; !error && l && *l;) {
+		char *nl = strchr(l, '\n');
+		size_t len = nl ? (size_t)(nl - l) : strlen(l);
+		if (len == strlen(model) && !strncmp(l, model, len))
+			goto done;
+		l = nl ? nl + 1 : NULL;
+	}
+	if (!error && (error = cmv_buf_printf(&idx, "%s\n", model)) == 0)
+		error = cmv_store_note_set(repo, NOTE_INDEX, idx.ptr);
+done:
+	cmv_buf_dispose(&idx);
+	return error;
+}
+
+static size_t count_sessions(const model_pairs *mp)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < mp->n; i++) {
+		bool seen = false;
+		for (size_t k = 0; k < i && !seen; k++)
+			seen = !strcmp(mp->v[k].session, mp->v[i].session);
+		n += !seen;
+	}
+	return n;
+}
+
+/* Merge one session's new pairs into a model's note and fit again. */
+static int update_model(cmv_repo *repo, const model_pairs *fresh, const char *session, const cmv_models *models)
+{
+	cmv_calibration c;
+	model_pairs all = { 0 };
+	const cmv_model *m = NULL;
+	int error = note_read(&c, &all, repo, fresh->model);
+
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = 0;
+		memset(&c, 0, sizeof(c));
+		snprintf(c.model, sizeof(c.model), "%s", fresh->model);
+	}
+	if (error < 0)
+		goto done;
+	if (strcmp(c.tokenizer, fresh->tokenizer)) {
+		/* counted with another tokenizer before (a profile changed): those pairs say nothing now */
+		all.n = 0;
+		snprintf(c.tokenizer, sizeof(c.tokenizer), "%s", fresh->tokenizer);
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < all.n; i++)
+		if (strcmp(all.v[i].session, session))
+			all.v[kept++] = all.v[i];
+	all.n = kept;
+	for (size_t i = 0; i < fresh->n; i++) {
+		if ((error = cmv__array_grow((void **)&all.v, &all.cap, all.n, sizeof(*all.v))) < 0)
+			goto done;
+		all.v[all.n++] = fresh->v[i];
+	}
+	if (cmv_models_find(&m, models, c.model) < 0) {
+		cmv_error_clear();
+		m = NULL;
+	}
+	if ((error = fit(&c, all.v, all.n, m && m->exact)) < 0)
+		goto done;
+	c.sessions = count_sessions(&all);
+	c.updated = cmv__now();
+	if ((error = note_write(repo, &c, &all)) == 0)
+		error = index_add(repo, c.model);
+done:
+	free(all.v);
+	return error;
+}
+
+int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char *key, const cmv_models *models)
+{
+	reader r = { .repo = repo, .models = models };
+	observation o = { 0 };
+	char hex[CMV_ID_HEXSZ + 1];
+	int error;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(models);
+	if (n_pairs)
+		*n_pairs = 0;
+	if (!key || !*key)
+		key = cmv_id_tostr(hex, sizeof(hex), tip);
+	if (strchr(key, ' ') || strchr(key, '\n') || strlen(key) >= sizeof(((obs_pair *)0)->session))
+		return cmv_error__set(CMV_EINVALID, "a calibration key has no space and is under 160 bytes: '%s'", key);
+	if ((error = read_session(&r, tip)) < 0)
+		goto done;
+	for (size_t i = 0; i + 1 < r.n; i++) {
+		const call *a = &r.calls[i], *b = &r.calls[i + 1];
+		const cmv_model *m = NULL;
+		if (a->unseen || strcmp(a->model, b->model) || b->prompt <= a->prompt || !a->blocks)
+			continue;
+		if (cmv_models_find(&m, models, a->model) < 0) {
+			cmv_error_clear();
+			continue;
+		}
+		/* pairs are kept under the profile's id, so a dated id and its alias are one model */
+		if ((error = observe_pair(&o, m->id, m->tokenizer, key, a->raw, a->blocks, b->prompt - a->prompt)) < 0)
+			goto done;
+	}
+	if ((error = cmv_repo_txn_begin(repo)) < 0)
+		goto done;
+	for (size_t i = 0; i < o.n && !error; i++) {
+		error = update_model(repo, &o.v[i], key, models);
+		if (n_pairs)
+			*n_pairs += o.v[i].n;
+	}
+	if (error)
+		cmv_repo_txn_rollback(repo);
+	else
+		error = cmv_repo_txn_commit(repo);
+done:
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(r.toks); i++)
+		cmv_tok_free(r.toks[i]);
+	free(r.calls);
+	observation_dispose(&o);
+	return error;
+}
+
+int cmv_calibration_get(cmv_calibration *out, cmv_repo *repo, const char *model)
+{
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(model);
+	return note_read(out, NULL, repo, model);
+}
+
+int cmv_calibration_foreach(cmv_repo *repo, int (*cb)(const cmv_calibration *c, void *payload), void *payload)
+{
+	cmv_buf idx = CMV_BUF_INIT(1 << 20);
+	int error = cmv_store_note_get(&idx, repo, NOTE_INDEX);
+
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		cmv_buf_dispose(&idx);
+		return 0;
+	}
+	for (char *l = idx.ptr, *nl; !error && l && *l; l = nl ? nl + 1 : NULL) {
+		cmv_calibration c;
+		if ((nl = strchr(l, '\n')) != NULL)
+			*nl = '\0';
+		if ((error = note_read(&c, NULL, repo, l)) == 0)
+			error = cb(&c, payload);
+	}
+	cmv_buf_dispose(&idx);
+	return error;
+}
+
+/*
+ * The calibration a model counts with: its own, else the one of its family
+ * (the same provider and the same name up to its version: claude-opus-*)
+ * with the most pairs, else none.
+ */
+static int calibration_for(cmv_calibration *out, bool *own, cmv_repo *repo, const cmv_model *model)
+{
+	int error = cmv_calibration_get(out, repo, model->id);
+
+	*own = true;
+	if (error == 0 && out->pairs >= CMV_CALIBRATION_MIN_PAIRS)
+		return 0;
+	if (error < 0 && error != CMV_ENOTFOUND)
+		return error;
+	cmv_error_clear();
+	*own = false;
+	/* the family: the id up to the first digit ("claude-opus-", "gpt-", "gemini-") */
+	size_t fam = strcspn(model->id, "0123456789");
+	cmv_buf idx = CMV_BUF_INIT(1 << 20);
+	bool found = false;
+	if ((error = cmv_store_note_get(&idx, repo, NOTE_INDEX)) < 0) {
+		cmv_buf_dispose(&idx);
+		if (error == CMV_ENOTFOUND)
+			cmv_error_clear();
+		return CMV_ENOTFOUND;
+	}
+	for (char *l = idx.ptr, *nl; l && *l; l = nl ? nl + 1 : NULL) {
+		cmv_calibration c;
+		if ((nl = strchr(l, '\n')) != NULL)
+			*nl = '\0';
+		if (fam && !strncmp(l, model->id, fam) && note_read(&c, NULL, repo, l) == 0 &&
+		    !strcmp(c.tokenizer, model->tokenizer) && c.pairs >= CMV_CALIBRATION_MIN_PAIRS &&
+		    (!found || c.pairs > out->pairs)) {
+			*out = c;
+			found = true;
+		}
+		cmv_error_clear();
+	}
+	cmv_buf_dispose(&idx);
+	return found ? 0 : CMV_ENOTFOUND;
+}
+
+int cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_model *model, cmv_repo *repo)
+{
+	cmv_calibration c;
+	bool own;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(model);
+	*out = *model;
+	if (source)
+		cmv_buf_clear(source);
+	error = repo ? calibration_for(&c, &own, repo, model) : CMV_ENOTFOUND;
+	if (error == 0 && c.pairs >= CMV_CALIBRATION_MIN_PAIRS && !strcmp(c.tokenizer, model->tokenizer)) {
+		/* the per-pair framing is two messages' worth */
+		out->token_factor = c.factor;
+		out->per_block = (uint32_t)ceil(c.per_block);
+		out->per_message = (uint32_t)ceil(c.per_pair / 2);
+		out->margin = c.margin;
+		if (source)
+			cmv_buf_printf(source, "calibrated from %zu billed pairs of %s%s (99%% under-counted by at most %.1f%%)",
+				       c.pairs, c.model, own ? "" : ", its family", c.err_p99 * 100);
+		return 0;
+	}
+	if (error < 0 && error != CMV_ENOTFOUND)
+		return error;
+	cmv_error_clear();
+	if (source)
+		cmv_buf_printf(source, "%s profile%s", model->exact ? "exact" : "built-in approximation",
+			       model->exact ? "" : ", not calibrated: its conservative margin");
+	return 0;
+}
+
+uint64_t cmv_count_ceiling(const cmv_model *model, uint64_t budget)
+{
+	if (!budget)
+		return cmv_model_input_budget(model);
+	/* the promise is about what is billed: count x (1 + margin) stays within it */
+	return (uint64_t)floor((double)budget / (1.0 + (model->margin > 0 ? model->margin : 0)));
+}
