@@ -129,6 +129,27 @@ static void print_result(const char *file, const cmv_import_result *res)
 	}
 }
 
+/*
+ * A session that records what its calls were billed feeds the calibration of
+ * its models (docs/tokenizers.md). It never fails the import: a session cmv
+ * cannot learn from is said so on stderr and the import stands.
+ */
+static bool calibrate(size_t *pairs, cli_ctx *ctx, const cmv_import_result *res)
+{
+	static cmv_models *models;
+
+	if (!res->format || strcmp(res->format, "claude-code") || res->outcome == CMV_IMPORT_UNCHANGED)
+		return false;
+	if ((!models && cmv_models_load(&models, NULL) < 0) ||
+	    cmv_calibrate(pairs, ctx->repo, &res->head, res->session[0] ? res->session : NULL, models) < 0) {
+		fprintf(stderr, "cmv: %s: not used for calibration: %s\n", res->branch,
+			cmv_error_last() ? cmv_error_last()->message : "unknown error");
+		cmv_error_clear();
+		return false;
+	}
+	return true;
+}
+
 /* Import one file; for a folder, a file of no known format is passed over (reported), not an error. */
 static int import_one(cli_ctx *ctx, const char *file, const cmv_import_options *opts, cJSON *json_out, bool in_dir,
 		      size_t *n_ok)
@@ -149,10 +170,16 @@ static int import_one(cli_ctx *ctx, const char *file, const cmv_import_options *
 		return cli_fail("import failed");
 	maybe_checkout(ctx, res.branch);
 	(*n_ok)++;
-	if (json_out)
-		cJSON_AddItemToArray(json_out, result_json(file, &res));
-	else
+	size_t pairs = 0;
+	bool calibrated = calibrate(&pairs, ctx, &res);
+	if (json_out) {
+		cJSON *o = result_json(file, &res);
+		if (calibrated)
+			cJSON_AddNumberToObject(o, "calibration_pairs", (double)pairs);
+		cJSON_AddItemToArray(json_out, o);
+	} else {
 		print_result(file, &res);
+	}
 	return EXIT_OK;
 }
 
