@@ -21,16 +21,22 @@
  * a 40k-token tool output; a coefficient that comes out negative is dropped
  * and the rest refitted.
  *
+ * The margin is learned on whole requests, not pairs: each call's prompt,
+ * less the hidden prefix (the session's first call's prompt less what cmv
+ * counts of the conversation before it), against what the fitted profile
+ * counts of the whole conversation before the call (everything sent:
+ * thinking text, images at their profile cost, and what it cannot see, which
+ * counts nothing and so shows as under-count). That is the promise a budget
+ * makes: a request cmv counts at c is billed at most c x (1 + margin).
+ *
  * Invariants:
- * 1. A session's pairs are kept under its key: importing it again (or a
- *    grown copy) replaces them, never adds them twice.
+ * 1. A session's pairs and requests are kept under its key: importing it
+ *    again (or a grown copy) replaces them, never adds them twice.
  * 2. A calibration is used for counting only from CMV_CALIBRATION_MIN_PAIRS
  *    pairs on; below that it is shown, not believed.
- * 3. The margin a calibrated model keeps is the 99th percentile of the
- *    pairs' under-count (billed above predicted), never below a floor: the
- *    provider bills at most count x (1 + margin) for all but the worst pairs
- *    seen, and a whole request, a sum of many pairs, errs less than its worst
- *    pair.
+ * 3. The margin a calibrated model keeps is the largest under-count (billed
+ *    above counted) of its requests, never below a floor: a budget is a
+ *    promise for every request like those seen, not for 99 in 100.
  *
  * Kept in store notes ("calibration:MODEL", and "calibration:models" listing
  * them), as text: a header line per fit and a line per pair.
@@ -52,9 +58,11 @@
 #define MARGIN_FLOOR_APPROX 0.02
 #define MARGIN_FLOOR_EXACT 0.005
 
+/* A pair (appended content against billed growth), or a request (everything before a call against its prompt). */
 typedef struct {
 	char session[160];
-	uint64_t raw, blocks, billed;
+	bool request;
+	uint64_t raw, blocks, messages, billed;
 } obs_pair;
 
 typedef struct {
@@ -77,8 +85,8 @@ static void observation_dispose(observation *o)
 	memset(o, 0, sizeof(*o));
 }
 
-static int observe_pair(observation *o, const char *model, const char *tokenizer, const char *session, uint64_t raw,
-			uint64_t blocks, uint64_t billed)
+static int observe_pair(observation *o, const char *model, const char *tokenizer, const char *session, bool request,
+			uint64_t raw, uint64_t blocks, uint64_t messages, uint64_t billed)
 {
 	model_pairs *mp = NULL;
 	int error;
@@ -98,8 +106,10 @@ static int observe_pair(observation *o, const char *model, const char *tokenizer
 		return error;
 	obs_pair *p = &mp->v[mp->n++];
 	snprintf(p->session, sizeof(p->session), "%s", session);
+	p->request = request;
 	p->raw = raw;
 	p->blocks = blocks;
+	p->messages = messages;
 	p->billed = billed;
 	return 0;
 }
@@ -112,6 +122,7 @@ typedef struct {
 	uint64_t prompt;      /* billed prompt size */
 	uint64_t raw, blocks; /* the reply and what followed, counted */
 	bool unseen;          /* content cmv cannot count went in after it */
+	uint64_t before_raw, before_blocks, before_messages; /* the whole conversation before the call */
 } call;
 
 typedef struct {
@@ -121,6 +132,8 @@ typedef struct {
 	const cmv_model *model; /* the profile of the current call's model, or NULL */
 	call *calls;
 	size_t n, cap;
+	uint64_t raw, blocks, messages; /* the conversation so far */
+	cmv_role last_role;
 } reader;
 
 static cmv_tok *tok_for(reader *r, const char *name)
@@ -140,36 +153,69 @@ static bool countable(const char *type)
 	return !strcmp(type, "text") || !strcmp(type, "tool_use") || !strcmp(type, "tool_result");
 }
 
-/* Add a node's sent blocks to the current call; anything cmv cannot count marks it unseen. */
+/*
+ * Add a node's sent blocks to the conversation so far and to the current
+ * call (c, may be NULL); what cmv cannot count from a blob marks the call
+ * unseen, for a pair: its share of a request still counts as cmv counts it.
+ */
 static int add_blocks(reader *r, call *c, const cmv_node *n)
 {
 	cmv_tok *tok = r->model ? tok_for(r, r->model->tokenizer) : NULL;
+	bool any = false;
 	int error;
 
 	if (!tok) {
-		c->unseen = true;
+		if (c)
+			c->unseen = true;
 		cmv_error_clear();
 		return 0;
 	}
 	for (size_t i = 0; i < n->n_blocks; i++) {
 		const cmv_block *b = &n->blocks[i];
-		uint64_t raw;
+		uint64_t raw = 0;
 		size_t name_tokens = 0;
-		if (!strcmp(b->type, "thinking") || !strcmp(b->type, "redacted_thinking") || !strcmp(b->type, "image") ||
-		    !strcmp(b->type, "document")) {
-			c->unseen = true; /* billed otherwise than its text: not a plain pair */
+		bool thinking = !strcmp(b->type, "thinking") || !strcmp(b->type, "redacted_thinking");
+		if (!strcmp(b->type, "image") || !strcmp(b->type, "document")) {
+			r->raw += r->model->image_tokens;
+			r->blocks++;
+			any = true;
+			if (c)
+				c->unseen = true;
 			continue;
 		}
-		if (!countable(b->type))
+		if (!countable(b->type) && !thinking)
 			continue; /* a format's own block (Claude Code's UI copy of a result): never sent */
 		if ((error = cmv_count_blob(&raw, r->repo, tok, &b->blob)) < 0)
 			return error;
 		if (b->tool_name && (error = cmv_tok_count(&name_tokens, tok, b->tool_name, strlen(b->tool_name))) < 0)
 			return error;
+		r->raw += raw + name_tokens;
+		r->blocks++;
+		any = true;
+		if (!c)
+			continue;
+		if (thinking) {
+			c->unseen = true; /* billed otherwise than its text: not a plain pair */
+			continue;
+		}
 		c->raw += raw + name_tokens;
 		c->blocks++;
 	}
+	/* consecutive records of one role are one message of the request */
+	if (any && n->role != r->last_role) {
+		r->messages++;
+		r->last_role = n->role;
+	}
 	return 0;
+}
+
+/* Count what follows in this model's tokenizer (none when the registry does not know it). */
+static void resolve_model(reader *r, const char *model)
+{
+	if (cmv_models_find(&r->model, r->models, model) < 0) {
+		cmv_error_clear();
+		r->model = NULL;
+	}
 }
 
 static uint64_t usage_num(const cJSON *u, const char *k)
@@ -205,22 +251,58 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 			snprintf(cur->model, sizeof(cur->model), "%s", model);
 			cur->prompt = usage_num(u, "input_tokens") + usage_num(u, "cache_creation_input_tokens") +
 				      usage_num(u, "cache_read_input_tokens");
-			r->model = NULL;
-			if (cmv_models_find(&r->model, r->models, model) < 0) {
-				cmv_error_clear();
-				r->model = NULL;
-			}
+			cur->before_raw = r->raw;
+			cur->before_blocks = r->blocks;
+			cur->before_messages = r->messages;
+			resolve_model(r, model);
 		}
 		return add_blocks(r, cur, n);
 	}
-	if (!cur)
-		return 0;
 	if (!strcmp(type, "user"))
 		return add_blocks(r, cur, n);
+	if (!cur)
+		return 0;
 	/* sent to the model, but not from blocks cmv counts here */
 	if (!strcmp(type, "system") || !strcmp(type, "attachment"))
 		cur->unseen = true;
 	return 0;
+}
+
+/* The record's JSON, when the node is a Claude Code record; NULL otherwise (or on error: *error). */
+static cJSON *record_of(cmv_buf *rec, cmv_repo *repo, const cmv_node *n, int *error)
+{
+	const char *format;
+	int rc = session_record_bytes(rec, &format, repo, n, false);
+
+	*error = 0;
+	if (rc == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		return NULL;
+	}
+	if (rc < 0) {
+		*error = rc;
+		return NULL;
+	}
+	return strcmp(format, "claude-code") ? NULL : cJSON_ParseWithLength(rec->ptr, rec->size);
+}
+
+/* The model of the session's first call: what the conversation before it is counted in. */
+static int first_model(reader *r, const cmv_id *tip, cmv_buf *rec)
+{
+	cmv_walk *w = NULL;
+	const cmv_node *n;
+	int error = cmv_walk_new(&w, r->repo, tip);
+
+	while (!error && !r->model && (error = cmv_walk_next(&n, w)) == 0) {
+		cJSON *j = record_of(rec, r->repo, n, &error);
+		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+		const char *model = cj_str(msg, "model");
+		if (model && strcmp(model, "<synthetic>") && cj_str(j, "type") && !strcmp(cj_str(j, "type"), "assistant"))
+			resolve_model(r, model);
+		cJSON_Delete(j);
+	}
+	cmv_walk_free(w);
+	return error == CMV_ITEROVER ? 0 : error;
 }
 
 static int read_session(reader *r, const cmv_id *tip)
@@ -230,8 +312,10 @@ static int read_session(reader *r, const cmv_id *tip)
 	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
 	int error;
 
-	if ((error = cmv_walk_new(&w, r->repo, tip)) < 0)
+	if ((error = first_model(r, tip, &rec)) < 0 || (error = cmv_walk_new(&w, r->repo, tip)) < 0) {
+		cmv_buf_dispose(&rec);
 		return error;
+	}
 	while ((error = cmv_walk_next(&n, w)) == 0) {
 		const char *format;
 		int rc = session_record_bytes(&rec, &format, r->repo, n, false);
@@ -316,29 +400,41 @@ double cmv_calibration_predict(const cmv_calibration *c, uint64_t raw, uint64_t 
 	return c->factor * (double)raw + c->per_block * (double)blocks + c->per_pair;
 }
 
+static double predict_request(const cmv_calibration *c, const obs_pair *p)
+{
+	return c->factor * (double)p->raw + c->per_block * (double)p->blocks + c->per_pair / 2 * (double)p->messages;
+}
+
 /*
  * Fit factor, per_block and per_pair to the pairs (relative least squares),
- * dropping a coefficient that comes out negative, then the error spread.
+ * dropping a coefficient that comes out negative; then the error of whole
+ * requests, each session's hidden prefix taken off (its first call's prompt
+ * less what the fit counts before it), and the margin from it.
  */
 static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 {
 	double x[3] = { 0, 0, 0 };
 	int k;
 	double *err;
+	size_t n_err = 0, pairs = 0;
 
-	c->pairs = n;
 	c->factor = c->per_block = c->per_pair = 0;
-	if (!n)
+	for (size_t i = 0; i < n; i++)
+		pairs += !p[i].request;
+	c->pairs = pairs;
+	if (!pairs)
 		return 0;
 	/* columns: raw, blocks, 1; the last ones go first when negative */
 	for (k = 3; k >= 1; k--) {
 		double a[3][3] = { { 0 } }, b[3] = { 0 };
 		for (size_t i = 0; i < n; i++) {
+			if (p[i].request)
+				continue;
 			double col[3] = { (double)p[i].raw, (double)p[i].blocks, 1 };
 			double w = 1.0 / ((double)p[i].billed * (double)p[i].billed);
 			for (int r = 0; r < k; r++) {
-				for (int s = 0; s < k; s++)
-					a[r][s] += w * col[r] * col[s];
+				for (int q = 0; q < k; q++)
+					a[r][q] += w * col[r] * col[q];
 				b[r] += w * col[r] * (double)p[i].billed;
 			}
 		}
@@ -358,15 +454,36 @@ static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 	c->per_pair = k > 2 ? x[2] : 0;
 	if (!(err = cmv__calloc(n, sizeof(*err))))
 		return CMV_ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		err[i] = ((double)p[i].billed - cmv_calibration_predict(c, p[i].raw, p[i].blocks)) / (double)p[i].billed;
-	qsort(err, n, sizeof(*err), cmp_double);
-	c->err_p50 = quantile(err, n, 0.50);
-	c->err_p95 = quantile(err, n, 0.95);
-	c->err_p99 = quantile(err, n, 0.99);
-	c->err_max = err[n - 1];
+	for (size_t i = 0; i < n; i++) {
+		if (!p[i].request)
+			continue;
+		/* the session's first request (lines keep file order) says its hidden prefix */
+		size_t first = i;
+		while (first > 0 && (!p[first - 1].request || !strcmp(p[first - 1].session, p[i].session)))
+			first--;
+		while (first < i && (!p[first].request || strcmp(p[first].session, p[i].session)))
+			first++;
+		if (first == i)
+			continue;
+		double hidden = (double)p[first].billed - predict_request(c, &p[first]);
+		double content = (double)p[i].billed - hidden;
+		if (content <= 0)
+			continue;
+		err[n_err++] = (content - predict_request(c, &p[i])) / content;
+	}
+	if (n_err) {
+		qsort(err, n_err, sizeof(*err), cmp_double);
+		c->err_p50 = quantile(err, n_err, 0.50);
+		c->err_p95 = quantile(err, n_err, 0.95);
+		c->err_p99 = quantile(err, n_err, 0.99);
+		c->err_max = err[n_err - 1];
+	} else {
+		c->err_p50 = c->err_p95 = c->err_p99 = c->err_max = 0;
+	}
+	c->requests = n_err;
 	double floor_m = exact ? MARGIN_FLOOR_EXACT : MARGIN_FLOOR_APPROX;
-	c->margin = c->err_p99 > floor_m ? c->err_p99 : floor_m;
+	/* every request seen, not 99 in 100: a budget is a promise for each request like those */
+	c->margin = c->err_max > floor_m ? c->err_max : floor_m;
 	free(err);
 	return 0;
 }
@@ -394,25 +511,31 @@ static int note_read(cmv_calibration *c, model_pairs *mp, cmv_repo *repo, const 
 		if (nl)
 			*nl = '\0';
 		char sess[160];
-		unsigned long long raw, blocks, billed;
+		unsigned long long raw, blocks, billed, msgs = 0, requests = 0;
 		long long updated;
 		unsigned long long pairs, sessions;
 		if (!strncmp(line, "tokenizer ", 10)) {
 			snprintf(c->tokenizer, sizeof(c->tokenizer), "%s", line + 10);
-		} else if (sscanf(line, "fit %llu %llu %lf %lf %lf %lf %lf %lf %lf %lf %lld", &pairs, &sessions,
-				  &c->factor, &c->per_block, &c->per_pair, &c->err_p50, &c->err_p95, &c->err_p99,
-				  &c->err_max, &c->margin, &updated) == 11) {
+		} else if (sscanf(line, "fit %llu %llu %llu %lf %lf %lf %lf %lf %lf %lf %lf %lld", &pairs, &requests,
+				  &sessions, &c->factor, &c->per_block, &c->per_pair, &c->err_p50, &c->err_p95, &c->err_p99,
+				  &c->err_max, &c->margin, &updated) == 12) {
 			c->pairs = (size_t)pairs;
+			c->requests = (size_t)requests;
 			c->sessions = (size_t)sessions;
 			c->updated = updated;
-		} else if (mp && sscanf(line, "p %159s %llu %llu %llu", sess, &raw, &blocks, &billed) == 4 && billed) {
+		} else if (mp && (sscanf(line, "p %159s %llu %llu %llu", sess, &raw, &blocks, &billed) == 4 ||
+				  sscanf(line, "r %159s %llu %llu %llu %llu", sess, &raw, &blocks, &msgs, &billed) == 5) &&
+			   billed) {
 			if ((error = cmv__array_grow((void **)&mp->v, &mp->cap, mp->n, sizeof(*mp->v))) < 0)
 				goto done;
 			obs_pair *p = &mp->v[mp->n++];
 			snprintf(p->session, sizeof(p->session), "%s", sess);
+			p->request = line[0] == 'r';
 			p->raw = raw;
 			p->blocks = blocks;
+			p->messages = p->request ? msgs : 2;
 			p->billed = billed;
+			msgs = 0;
 		}
 	}
 	if (!c->tokenizer[0]) {
@@ -430,13 +553,19 @@ static int note_write(cmv_repo *repo, const cmv_calibration *c, const model_pair
 	char key[256];
 	int error = 0;
 
-	cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nfit %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %lld\n",
-		       c->tokenizer, c->pairs, c->sessions, c->factor, c->per_block, c->per_pair, c->err_p50, c->err_p95,
-		       c->err_p99, c->err_max, c->margin, (long long)c->updated);
-	for (size_t i = 0; i < mp->n && !error; i++)
-		error = cmv_buf_printf(&text, "p %s %llu %llu %llu\n", mp->v[i].session,
-				       (unsigned long long)mp->v[i].raw, (unsigned long long)mp->v[i].blocks,
-				       (unsigned long long)mp->v[i].billed);
+	cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nfit %zu %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %lld\n",
+		       c->tokenizer, c->pairs, c->requests, c->sessions, c->factor, c->per_block, c->per_pair, c->err_p50,
+		       c->err_p95, c->err_p99, c->err_max, c->margin, (long long)c->updated);
+	for (size_t i = 0; i < mp->n && !error; i++) {
+		const obs_pair *p = &mp->v[i];
+		if (p->request)
+			error = cmv_buf_printf(&text, "r %s %llu %llu %llu %llu\n", p->session, (unsigned long long)p->raw,
+					       (unsigned long long)p->blocks, (unsigned long long)p->messages,
+					       (unsigned long long)p->billed);
+		else
+			error = cmv_buf_printf(&text, "p %s %llu %llu %llu\n", p->session, (unsigned long long)p->raw,
+					       (unsigned long long)p->blocks, (unsigned long long)p->billed);
+	}
 	snprintf(key, sizeof(key), NOTE_PREFIX "%s", c->model);
 	if (!error)
 		error = cmv_store_note_set(repo, key, text.ptr);
@@ -544,25 +673,29 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 		return cmv_error__set(CMV_EINVALID, "a calibration key has no space and is under 160 bytes: '%s'", key);
 	if ((error = read_session(&r, tip)) < 0)
 		goto done;
-	for (size_t i = 0; i + 1 < r.n; i++) {
-		const call *a = &r.calls[i], *b = &r.calls[i + 1];
+	for (size_t i = 0; i < r.n; i++) {
+		const call *a = &r.calls[i], *b = i + 1 < r.n ? &r.calls[i + 1] : NULL;
 		const cmv_model *m = NULL;
-		if (a->unseen || strcmp(a->model, b->model) || b->prompt <= a->prompt || !a->blocks)
-			continue;
 		if (cmv_models_find(&m, models, a->model) < 0) {
 			cmv_error_clear();
 			continue;
 		}
-		/* pairs are kept under the profile's id, so a dated id and its alias are one model */
-		if ((error = observe_pair(&o, m->id, m->tokenizer, key, a->raw, a->blocks, b->prompt - a->prompt)) < 0)
+		/* kept under the profile's id, so a dated id and its alias are one model */
+		if (a->prompt && (error = observe_pair(&o, m->id, m->tokenizer, key, true, a->before_raw, a->before_blocks,
+						       a->before_messages, a->prompt)) < 0)
+			goto done;
+		if (!b || a->unseen || strcmp(a->model, b->model) || b->prompt <= a->prompt || !a->blocks)
+			continue;
+		if ((error = observe_pair(&o, m->id, m->tokenizer, key, false, a->raw, a->blocks, 2,
+					  b->prompt - a->prompt)) < 0)
 			goto done;
 	}
 	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto done;
 	for (size_t i = 0; i < o.n && !error; i++) {
 		error = update_model(repo, &o.v[i], key, models);
-		if (n_pairs)
-			*n_pairs += o.v[i].n;
+		for (size_t k = 0; n_pairs && k < o.v[i].n; k++)
+			*n_pairs += !o.v[i].v[k].request;
 	}
 	if (error)
 		cmv_repo_txn_rollback(repo);
@@ -666,8 +799,10 @@ int cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_model *model
 		out->per_message = (uint32_t)ceil(c.per_pair / 2);
 		out->margin = c.margin;
 		if (source)
-			cmv_buf_printf(source, "calibrated from %zu billed pairs of %s%s (99%% under-counted by at most %.1f%%)",
-				       c.pairs, c.model, own ? "" : ", its family", c.err_p99 * 100);
+			cmv_buf_printf(source,
+				       "calibrated on %zu billed pairs of %s%s; margin %.1f%%: the most any of %zu requests "
+				       "was under-counted",
+				       c.pairs, c.model, own ? "" : " (its family)", c.margin * 100, c.requests);
 		return 0;
 	}
 	if (error < 0 && error != CMV_ENOTFOUND)

@@ -82,16 +82,19 @@ CMV_EXTERN(int) cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_i
  * What a provider billed for what cmv counted, for one model: fitted over
  * consecutive calls of imported sessions as
  * billed = factor x raw + per_block x blocks + per_pair, where raw is the
- * appended content counted by `tokenizer`. Errors are (billed - predicted) /
- * billed over the pairs: positive means cmv counted low.
+ * appended content counted by `tokenizer`. Errors are over whole requests
+ * (each call's prompt less the session's hidden prefix, against what the fit
+ * counts of the conversation before it), (billed - counted) / billed:
+ * positive means cmv counted low.
  */
 typedef struct cmv_calibration {
 	char model[CMV_CALIBRATION_MODEL_MAX]; /**< the profile's id */
 	char tokenizer[32];
 	size_t pairs, sessions;
+	size_t requests; /**< whole requests the errors and the margin come from */
 	double factor, per_block, per_pair;
 	double err_p50, err_p95, err_p99, err_max;
-	/** The relative margin counts keep: the pairs' 99th percentile under-count, at least a floor. */
+	/** The relative margin counts keep: the requests' largest under-count, at least a floor. */
 	double margin;
 	int64_t updated; /**< unix seconds */
 } cmv_calibration;
