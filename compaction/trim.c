@@ -190,6 +190,17 @@ static bool tpl_has(const session_tpl *tpl, const char *lit)
  * compaction summary is one only when no boundary line came just before
  * it (files older than boundary lines).
  */
+/*
+ * A Claude Code `attachment` sent to the model (formats.md): a message node,
+ * but no turn of the conversation. Trim keeps it as it is (its rules are for
+ * turns); where trim counts turns, it is not one. Its template has no
+ * `message` member; a user or assistant line always has one.
+ */
+static bool is_cc_attachment(const session_tpl *tpl)
+{
+	return tpl_has(tpl, "\"type\":\"attachment\"") && !tpl_has(tpl, "\"message\":");
+}
+
 static int find_boundary(size_t *out, cmv_walk *walk)
 {
 	const cmv_node *n;
@@ -204,7 +215,7 @@ static int find_boundary(size_t *out, cmv_walk *walk)
 				line = i;
 				*out = i;
 				msgs_since_line = 0;
-			} else if (n->kind == CMV_KIND_MESSAGE) {
+			} else if (n->kind == CMV_KIND_MESSAGE && !is_cc_attachment(&tpl)) {
 				if (tpl_has(&tpl, "\"isCompactSummary\":true") && (line == SIZE_MAX || msgs_since_line > 0))
 					*out = i;
 				msgs_since_line++;
@@ -353,9 +364,13 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 	t.frozen_from = SIZE_MAX;
 	if (t.live) {
 		cmv_walk_seek(walk, boundary);
-		for (size_t i = boundary; (error = cmv_walk_next(&n, walk)) == 0; i++)
-			if (n->kind == CMV_KIND_MESSAGE && (n->role == CMV_ROLE_USER || n->role == CMV_ROLE_ASSISTANT))
+		for (size_t i = boundary; (error = cmv_walk_next(&n, walk)) == 0; i++) {
+			session_tpl tpl;
+			if (n->kind == CMV_KIND_MESSAGE && (n->role == CMV_ROLE_USER || n->role == CMV_ROLE_ASSISTANT) &&
+			    !(session_template(&tpl, n) == 0 && is_cc_attachment(&tpl)))
 				t.frozen_from = i;
+			cmv_error_clear();
+		}
 		if (error != CMV_ITEROVER)
 			goto fail;
 		error = 0;

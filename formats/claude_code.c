@@ -4,9 +4,13 @@
  *
  * Design notes
  *  - Every record of the file becomes a node. User and assistant lines are
- *    messages; everything else (progress, system, summary,
- *    file-history-snapshot, queue-operation, pr-link, types not seen yet)
- *    is an event, never sent to a model but kept.
+ *    messages, and so is an `attachment` that carries `rendered` (what
+ *    Claude Code sent the model for it: a skill listing, a nested
+ *    CLAUDE.md, hook context) as the role `renderedRole` names; everything
+ *    else (progress, system, summary, file-history-snapshot,
+ *    queue-operation, pr-link, an attachment from a version that did not
+ *    record what it sent, types not seen yet) is an event, never sent to a
+ *    model but kept.
  *  - The DAG is the conversation, linearized: a record follows the chain's
  *    tail in file order, so the branch's path holds the results of parallel
  *    tool calls (which Claude Code parents on their tool_use line, off the
@@ -64,6 +68,25 @@ static bool is_prompt(const cJSON *j, const char *type)
 			return false;
 	}
 	return cJSON_IsArray(content) && content->child;
+}
+
+/*
+ * The role an `attachment` record was sent to the model as ("user" or
+ * "system"), or NULL when it is not one that was sent: older versions
+ * record no `rendered` text, and an empty one sends nothing. Claude Code
+ * sends attachments as user content unless it says otherwise; a role it
+ * names that is neither is not guessed at (the record stays an event).
+ * Import and rendering both ask this, so what is counted is what is sent.
+ */
+static const char *attachment_role(const cJSON *j)
+{
+	const char *type = cj_str(j, "type"), *text = cj_str(j, "rendered"), *role = cj_str(j, "renderedRole");
+
+	if (!type || strcmp(type, "attachment") || !text || !*text)
+		return NULL;
+	if (!cj_get(j, "renderedRole") || (role && !strcmp(role, "user")))
+		return "user";
+	return role && !strcmp(role, "system") ? "system" : NULL;
 }
 
 /* Make the chain the path from `tip` to the root; the depth of its last message in *last_msg. */
@@ -202,6 +225,8 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			snprintf(session_id, sizeof(session_id), "%s", cj_str(j, "sessionId"));
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 		bool is_msg = type && (!strcmp(type, "user") || !strcmp(type, "assistant")) && cJSON_IsObject(msg);
+		/* content the model was sent, but not a turn: it takes no part in finding rewinds */
+		const char *att_role = attachment_role(j);
 
 		record_build_reset(&rb, rec);
 		jspan recspan = { rec, rec_end }, v, mspan;
@@ -209,6 +234,8 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
 			error = cut_anthropic_content(&rb, v, content);
 		}
+		if (!error && att_role)
+			error = record_add_string(&rb, recspan, "rendered", "text", NULL, NULL);
 		if (!error && jscan_member(&v, recspan, "toolUseResult") == 1)
 			error = record_add_block(&rb, v, "cc_tool_use_result", NULL, NULL, "application/json", 0);
 		if (!error)
@@ -223,8 +250,9 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 
 		cmv_message m;
 		memset(&m, 0, sizeof(m));
-		m.role = !is_msg ? CMV_ROLE_SYSTEM : !strcmp(type, "user") ? CMV_ROLE_USER : CMV_ROLE_ASSISTANT;
-		m.kind = is_msg ? CMV_KIND_MESSAGE : CMV_KIND_EVENT;
+		m.role = att_role ? (!strcmp(att_role, "user") ? CMV_ROLE_USER : CMV_ROLE_SYSTEM)
+			 : !is_msg ? CMV_ROLE_SYSTEM : !strcmp(type, "user") ? CMV_ROLE_USER : CMV_ROLE_ASSISTANT;
+		m.kind = is_msg || att_role ? CMV_KIND_MESSAGE : CMV_KIND_EVENT;
 		m.blocks = rb.blocks;
 		m.n_blocks = rb.n_blocks;
 		m.meta = meta.ptr;
@@ -326,8 +354,19 @@ int cmv__cc_neutral(conv *c, const cJSON *rec)
 		return 0;
 	if (!strcmp(type, "system")) {
 		const char *sub = cj_str(rec, "subtype");
-		if (sub && !strcmp(sub, "compact_boundary"))
+		if (sub && !strcmp(sub, "compact_boundary")) {
 			conv_reset(c); /* the summary that follows is what the model sees */
+			c->after_boundary = true;
+		}
+		return 0;
+	}
+	const char *att_role = attachment_role(rec);
+	if (att_role) {
+		/* sent in its place: as user content (merged with its neighbours by repair), or as a system prompt */
+		if (!strcmp(att_role, "system"))
+			conv_system(c, cj_str(rec, "rendered"));
+		else
+			nb_text(c, conv_msg(c, "user", NULL), cj_str(rec, "rendered"));
 		return 0;
 	}
 	if ((strcmp(type, "user") && strcmp(type, "assistant")) || !cJSON_IsObject(msg))
@@ -335,8 +374,15 @@ int cmv__cc_neutral(conv *c, const cJSON *rec)
 	const char *model = cj_str(msg, "model");
 	if (cJSON_IsTrue(cj_get(rec, "isApiErrorMessage")) || (model && !strcmp(model, "<synthetic>")))
 		return 0; /* written by Claude Code, never by the model */
-	if (cJSON_IsTrue(cj_get(rec, "isCompactSummary")) && cJSON_GetArraySize(c->messages) > 0 && !c->keep_all)
-		conv_reset(c); /* older files have no boundary line before the summary */
+	/*
+	 * Older files have no boundary line before the summary. After a
+	 * boundary, what came between it and the summary (attachments Claude
+	 * Code re-sends) is not a second compaction.
+	 */
+	if (cJSON_IsTrue(cj_get(rec, "isCompactSummary")) && !c->after_boundary &&
+	    cJSON_GetArraySize(c->messages) > 0 && !c->keep_all)
+		conv_reset(c);
+	c->after_boundary = false;
 	/* one API message is spread over several lines that share message.id */
 	return anthropic_message_neutral(c, msg, type[0] == 'a' ? (cj_str(msg, "id") ? cj_str(msg, "id") : "") : NULL);
 }

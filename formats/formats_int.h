@@ -111,6 +111,7 @@ typedef struct {
 	bool oom;
 	size_t resets;    /* compactions crossed */
 	bool keep_all;    /* a compaction does not drop what came before */
+	bool after_boundary; /* a Claude Code compaction boundary was read, and no user or assistant line since */
 } conv;
 
 /*

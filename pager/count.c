@@ -248,6 +248,32 @@ static const cJSON *jget(const cJSON *o, const char *k)
 	return cJSON_GetObjectItemCaseSensitive(o, k);
 }
 
+/*
+ * A thinking block stored as empty text and a signature (Claude Code's
+ * sessions from late 2026 keep no thinking text) is billed whole within a
+ * tool loop all the same. The signature encrypts the thinking, so its size
+ * grows with it: such a block is charged, in the tokenizer's raw tokens
+ * (which the model's factor then scales, as any text),
+ *     ceil(THINKING_TOKENS_PER_KB / 1000 * (signature bytes - THINKING_SIGNATURE_BASE)),
+ * at least 0. Fitted by tests/tok/thinking_fit.py on the thinking blocks of
+ * older sessions that carry both text and signature, one session held out
+ * (docs/tokenizers.md has the figures); the script reads these two lines.
+ */
+#define THINKING_SIGNATURE_BASE 200
+#define THINKING_TOKENS_PER_KB 138
+
+/* A signed thinking block whose text is empty: charged by its signature (above). */
+static void add_signed_thinking(req_count *rc, const char *signature)
+{
+	size_t len = strlen(signature);
+	uint64_t raw = len > THINKING_SIGNATURE_BASE
+			       ? ((uint64_t)(len - THINKING_SIGNATURE_BASE) * THINKING_TOKENS_PER_KB + 999) / 1000
+			       : 0;
+	rc->st->thinking += cmv_model_scale(rc->model, raw);
+	rc->st->blocks++;
+	rc->st->overhead += rc->model->per_block;
+}
+
 /* Anthropic content: a string or blocks (tool results nest blocks). */
 static void count_anthropic(req_count *rc, const cJSON *content, uint64_t *text_slot)
 {
@@ -269,6 +295,9 @@ static void count_anthropic(req_count *rc, const cJSON *content, uint64_t *text_
 			add_json(rc, &st->tool_calls, jget(b, "input"));
 		} else if (!strcmp(t, "tool_result"))
 			count_anthropic(rc, jget(b, "content"), &st->tool_results);
+		else if (!strcmp(t, "thinking") && cJSON_IsString(jget(b, "thinking")) &&
+			 !*jstr(b, "thinking") && jstr(b, "signature") && *jstr(b, "signature"))
+			add_signed_thinking(rc, jstr(b, "signature"));
 		else if (!strcmp(t, "thinking"))
 			add_str(rc, &st->thinking, jget(b, "thinking"));
 		else if (!strcmp(t, "redacted_thinking"))
