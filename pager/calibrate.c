@@ -22,21 +22,25 @@
  * and the rest refitted.
  *
  * The margin is learned on whole requests, not pairs: each call's prompt,
- * less the hidden prefix (the session's first call's prompt less what cmv
- * counts of the conversation before it), against what the fitted profile
- * counts of the whole conversation before the call (everything sent:
- * thinking text, images at their profile cost, and what it cannot see, which
- * counts nothing and so shows as under-count). That is the promise a budget
- * makes: a request cmv counts at c is billed at most c x (1 + margin).
+ * less the hidden prefix (the prompt of the first call of its segment, a
+ * session's calls of one model between compactions, less what cmv counts of
+ * the conversation before it), against what the fitted profile
+ * counts of the conversation before the call, rendered for the model as the
+ * pager renders it (what it cannot see counts nothing and so shows as
+ * under-count). That is the promise a budget makes: a request cmv counts at
+ * c is billed at most c x (1 + margin). Up to REQUESTS_PER_SESSION calls of a
+ * session are rendered for it, evenly spread.
  *
  * Invariants:
  * 1. A session's pairs and requests are kept under its key: importing it
  *    again (or a grown copy) replaces them, never adds them twice.
  * 2. A calibration is used for counting only from CMV_CALIBRATION_MIN_PAIRS
  *    pairs on; below that it is shown, not believed.
- * 3. The margin a calibrated model keeps is the largest under-count (billed
- *    above counted) of its requests, never below a floor: a budget is a
- *    promise for every request like those seen, not for 99 in 100.
+ * 3. The margin a calibrated model keeps is relative (the 95th percentile of
+ *    its large requests' under-count, never below a floor) plus a number of
+ *    tokens, so that no request seen was billed more than count x (1 +
+ *    margin) + margin_tokens: a budget is a promise for every request like
+ *    those seen, small ones (where a host's own additions weigh most) too.
  *
  * Kept in store notes ("calibration:MODEL", and "calibration:models" listing
  * them), as text: a header line per fit and a line per pair.
@@ -57,6 +61,10 @@
 /* The least margin a fitted approximation keeps, and an exact tokenizer's (framing can still differ). */
 #define MARGIN_FLOOR_APPROX 0.02
 #define MARGIN_FLOOR_EXACT 0.005
+/* A request this large (billed content) says the relative margin; smaller ones, what a host adds to each. */
+#define LARGE_REQUEST 20000.0
+/* Requests rendered and counted per session (evenly spread): what calibrating a session costs. */
+#define REQUESTS_PER_SESSION 40
 
 /* A pair (appended content against billed growth), or a request (everything before a call against its prompt). */
 typedef struct {
@@ -122,7 +130,8 @@ typedef struct {
 	uint64_t prompt;      /* billed prompt size */
 	uint64_t raw, blocks; /* the reply and what followed, counted */
 	bool unseen;          /* content cmv cannot count went in after it */
-	uint64_t before_raw, before_blocks, before_messages; /* the whole conversation before the call */
+	cmv_id before;        /* the last node before the call's reply: the conversation it was sent */
+	unsigned segment;     /* calls of one model between compactions: one hidden prefix */
 } call;
 
 typedef struct {
@@ -132,8 +141,7 @@ typedef struct {
 	const cmv_model *model; /* the profile of the current call's model, or NULL */
 	call *calls;
 	size_t n, cap;
-	uint64_t raw, blocks, messages; /* the conversation so far */
-	cmv_role last_role;
+	cmv_id prev; /* the node read last */
 } reader;
 
 static cmv_tok *tok_for(reader *r, const char *name)
@@ -153,58 +161,36 @@ static bool countable(const char *type)
 	return !strcmp(type, "text") || !strcmp(type, "tool_use") || !strcmp(type, "tool_result");
 }
 
-/*
- * Add a node's sent blocks to the conversation so far and to the current
- * call (c, may be NULL); what cmv cannot count from a blob marks the call
- * unseen, for a pair: its share of a request still counts as cmv counts it.
- */
+/* Add a node's sent blocks to the current call; anything cmv cannot count from a blob marks it unseen. */
 static int add_blocks(reader *r, call *c, const cmv_node *n)
 {
 	cmv_tok *tok = r->model ? tok_for(r, r->model->tokenizer) : NULL;
-	bool any = false;
 	int error;
 
+	if (!c)
+		return 0;
 	if (!tok) {
-		if (c)
-			c->unseen = true;
+		c->unseen = true;
 		cmv_error_clear();
 		return 0;
 	}
 	for (size_t i = 0; i < n->n_blocks; i++) {
 		const cmv_block *b = &n->blocks[i];
-		uint64_t raw = 0;
+		uint64_t raw;
 		size_t name_tokens = 0;
-		bool thinking = !strcmp(b->type, "thinking") || !strcmp(b->type, "redacted_thinking");
-		if (!strcmp(b->type, "image") || !strcmp(b->type, "document")) {
-			r->raw += r->model->image_tokens;
-			r->blocks++;
-			any = true;
-			if (c)
-				c->unseen = true;
+		if (!strcmp(b->type, "thinking") || !strcmp(b->type, "redacted_thinking") || !strcmp(b->type, "image") ||
+		    !strcmp(b->type, "document")) {
+			c->unseen = true; /* billed otherwise than its text: not a plain pair */
 			continue;
 		}
-		if (!countable(b->type) && !thinking)
+		if (!countable(b->type))
 			continue; /* a format's own block (Claude Code's UI copy of a result): never sent */
 		if ((error = cmv_count_blob(&raw, r->repo, tok, &b->blob)) < 0)
 			return error;
 		if (b->tool_name && (error = cmv_tok_count(&name_tokens, tok, b->tool_name, strlen(b->tool_name))) < 0)
 			return error;
-		r->raw += raw + name_tokens;
-		r->blocks++;
-		any = true;
-		if (!c)
-			continue;
-		if (thinking) {
-			c->unseen = true; /* billed otherwise than its text: not a plain pair */
-			continue;
-		}
 		c->raw += raw + name_tokens;
 		c->blocks++;
-	}
-	/* consecutive records of one role are one message of the request */
-	if (any && n->role != r->last_role) {
-		r->messages++;
-		r->last_role = n->role;
 	}
 	return 0;
 }
@@ -251,9 +237,17 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 			snprintf(cur->model, sizeof(cur->model), "%s", model);
 			cur->prompt = usage_num(u, "input_tokens") + usage_num(u, "cache_creation_input_tokens") +
 				      usage_num(u, "cache_read_input_tokens");
-			cur->before_raw = r->raw;
-			cur->before_blocks = r->blocks;
-			cur->before_messages = r->messages;
+			cur->before = r->prev;
+			/*
+			 * A new segment where the model changed or the prompt fell by
+			 * a third (a compaction, a /clear): what the host sends beside
+			 * the conversation may have changed with it.
+			 */
+			if (r->n > 1) {
+				const call *last = &r->calls[r->n - 2];
+				cur->segment = last->segment +
+					       (strcmp(last->model, cur->model) || cur->prompt * 3 < last->prompt * 2);
+			}
 			resolve_model(r, model);
 		}
 		return add_blocks(r, cur, n);
@@ -316,7 +310,7 @@ static int read_session(reader *r, const cmv_id *tip)
 		cmv_buf_dispose(&rec);
 		return error;
 	}
-	while ((error = cmv_walk_next(&n, w)) == 0) {
+	for (; (error = cmv_walk_next(&n, w)) == 0; r->prev = n->id) {
 		const char *format;
 		int rc = session_record_bytes(&rec, &format, r->repo, n, false);
 		if (rc == CMV_ENOTFOUND) {
@@ -405,11 +399,34 @@ static double predict_request(const cmv_calibration *c, const obs_pair *p)
 	return c->factor * (double)p->raw + c->per_block * (double)p->blocks + c->per_pair / 2 * (double)p->messages;
 }
 
+/* The first request of i's segment (i itself when it is the first). */
+static size_t segment_first(const obs_pair *p, size_t i)
+{
+	for (size_t q = 0; q < i; q++)
+		if (p[q].request && !strcmp(p[q].session, p[i].session))
+			return q;
+	return i;
+}
+
+/*
+ * A segment's hidden prefix (the host's system prompt and tools, in every
+ * prompt): its first request's prompt less the fit's count of the
+ * conversation before it. Requests are kept by segment (a session's calls
+ * of one model between compactions), so that the first one stands for all.
+ */
+static double hidden_prefix(const cmv_calibration *c, const obs_pair *p, size_t n, const char *segment)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].request && !strcmp(p[i].session, segment))
+			return (double)p[i].billed - predict_request(c, &p[i]);
+	return 0;
+}
+
 /*
  * Fit factor, per_block and per_pair to the pairs (relative least squares),
  * dropping a coefficient that comes out negative; then the error of whole
- * requests, each session's hidden prefix taken off (its first call's prompt
- * less what the fit counts before it), and the margin from it.
+ * requests, each session's hidden prefix taken off (hidden_prefix), and the
+ * margins from it.
  */
 static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 {
@@ -422,20 +439,26 @@ static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 	for (size_t i = 0; i < n; i++)
 		pairs += !p[i].request;
 	c->pairs = pairs;
+	/*
+	 * Fitted on the pairs, counted from blobs. (Fitting the growth of whole
+	 * requests within a segment instead was tried: with fewer points whose
+	 * blocks and messages grow together, it gave a degenerate fit.) Columns:
+	 * raw, blocks, 1; the last ones go first when a coefficient comes out
+	 * negative.
+	 */
 	if (!pairs)
 		return 0;
-	/* columns: raw, blocks, 1; the last ones go first when negative */
 	for (k = 3; k >= 1; k--) {
 		double a[3][3] = { { 0 } }, b[3] = { 0 };
 		for (size_t i = 0; i < n; i++) {
 			if (p[i].request)
 				continue;
-			double col[3] = { (double)p[i].raw, (double)p[i].blocks, 1 };
-			double w = 1.0 / ((double)p[i].billed * (double)p[i].billed);
+			double col[3] = { (double)p[i].raw, (double)p[i].blocks, 1 }, y = (double)p[i].billed;
+			double w = 1.0 / (y * y);
 			for (int r = 0; r < k; r++) {
 				for (int q = 0; q < k; q++)
 					a[r][q] += w * col[r] * col[q];
-				b[r] += w * col[r] * (double)p[i].billed;
+				b[r] += w * col[r] * y;
 			}
 		}
 		x[0] = x[1] = x[2] = 0;
@@ -452,38 +475,54 @@ static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 	c->factor = x[0];
 	c->per_block = k > 1 ? x[1] : 0;
 	c->per_pair = k > 2 ? x[2] : 0;
-	if (!(err = cmv__calloc(n, sizeof(*err))))
+	/* one allocation: errors, contents, counts, and the large requests' errors */
+	if (!(err = cmv__calloc(4 * n, sizeof(*err))))
 		return CMV_ENOMEM;
+	double *content = err + n, *counted = err + 2 * n, *large = err + 3 * n;
 	for (size_t i = 0; i < n; i++) {
 		if (!p[i].request)
 			continue;
-		/* the session's first request (lines keep file order) says its hidden prefix */
-		size_t first = i;
-		while (first > 0 && (!p[first - 1].request || !strcmp(p[first - 1].session, p[i].session)))
-			first--;
-		while (first < i && (!p[first].request || strcmp(p[first].session, p[i].session)))
-			first++;
-		if (first == i)
+		if (segment_first(p, i) == i)
+			continue; /* it says the hidden prefix: no error of its own */
+		double hidden = hidden_prefix(c, p, n, p[i].session);
+		double billed = (double)p[i].billed - hidden, count = predict_request(c, &p[i]);
+		if (billed <= 0)
 			continue;
-		double hidden = (double)p[first].billed - predict_request(c, &p[first]);
-		double content = (double)p[i].billed - hidden;
-		if (content <= 0)
-			continue;
-		err[n_err++] = (content - predict_request(c, &p[i])) / content;
+		content[n_err] = billed;
+		counted[n_err] = count;
+		err[n_err++] = (billed - count) / billed;
 	}
+	double floor_m = exact ? MARGIN_FLOOR_EXACT : MARGIN_FLOOR_APPROX;
+	c->requests = n_err;
+	c->err_p50 = c->err_p95 = c->err_p99 = c->err_max = 0;
+	c->margin = floor_m;
+	c->margin_tokens = 0;
 	if (n_err) {
+		/*
+		 * The relative margin from large requests, where a host's fixed
+		 * additions weigh little (their 95th percentile); then the
+		 * tokens every request seen still needs above that: together, no
+		 * request seen was billed more than count x (1 + margin) +
+		 * margin_tokens.
+		 */
+		size_t n_large = 0;
+		for (size_t i = 0; i < n_err; i++)
+			if (content[i] >= LARGE_REQUEST)
+				large[n_large++] = err[i];
+		qsort(large, n_large, sizeof(*large), cmp_double);
+		double rel = n_large ? quantile(large, n_large, 0.95) : 0;
+		c->margin = rel > floor_m ? rel : floor_m;
+		for (size_t i = 0; i < n_err; i++) {
+			double over = content[i] - counted[i] * (1 + c->margin);
+			if (over > (double)c->margin_tokens)
+				c->margin_tokens = (uint64_t)ceil(over);
+		}
 		qsort(err, n_err, sizeof(*err), cmp_double);
 		c->err_p50 = quantile(err, n_err, 0.50);
 		c->err_p95 = quantile(err, n_err, 0.95);
 		c->err_p99 = quantile(err, n_err, 0.99);
 		c->err_max = err[n_err - 1];
-	} else {
-		c->err_p50 = c->err_p95 = c->err_p99 = c->err_max = 0;
 	}
-	c->requests = n_err;
-	double floor_m = exact ? MARGIN_FLOOR_EXACT : MARGIN_FLOOR_APPROX;
-	/* every request seen, not 99 in 100: a budget is a promise for each request like those */
-	c->margin = c->err_max > floor_m ? c->err_max : floor_m;
 	free(err);
 	return 0;
 }
@@ -511,14 +550,15 @@ static int note_read(cmv_calibration *c, model_pairs *mp, cmv_repo *repo, const 
 		if (nl)
 			*nl = '\0';
 		char sess[160];
-		unsigned long long raw, blocks, billed, msgs = 0, requests = 0;
+		unsigned long long raw, blocks, billed, msgs = 0, requests = 0, margin_tokens = 0;
 		long long updated;
 		unsigned long long pairs, sessions;
 		if (!strncmp(line, "tokenizer ", 10)) {
 			snprintf(c->tokenizer, sizeof(c->tokenizer), "%s", line + 10);
-		} else if (sscanf(line, "fit %llu %llu %llu %lf %lf %lf %lf %lf %lf %lf %lf %lld", &pairs, &requests,
+		} else if (sscanf(line, "fit %llu %llu %llu %lf %lf %lf %lf %lf %lf %lf %lf %llu %lld", &pairs, &requests,
 				  &sessions, &c->factor, &c->per_block, &c->per_pair, &c->err_p50, &c->err_p95, &c->err_p99,
-				  &c->err_max, &c->margin, &updated) == 12) {
+				  &c->err_max, &c->margin, &margin_tokens, &updated) == 13) {
+			c->margin_tokens = (uint64_t)margin_tokens;
 			c->pairs = (size_t)pairs;
 			c->requests = (size_t)requests;
 			c->sessions = (size_t)sessions;
@@ -553,9 +593,10 @@ static int note_write(cmv_repo *repo, const cmv_calibration *c, const model_pair
 	char key[256];
 	int error = 0;
 
-	cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nfit %zu %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %lld\n",
+	cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nfit %zu %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %llu %lld\n",
 		       c->tokenizer, c->pairs, c->requests, c->sessions, c->factor, c->per_block, c->per_pair, c->err_p50,
-		       c->err_p95, c->err_p99, c->err_max, c->margin, (long long)c->updated);
+		       c->err_p95, c->err_p99, c->err_max, c->margin, (unsigned long long)c->margin_tokens,
+		       (long long)c->updated);
 	for (size_t i = 0; i < mp->n && !error; i++) {
 		const obs_pair *p = &mp->v[i];
 		if (p->request)
@@ -602,8 +643,9 @@ static size_t count_sessions(const model_pairs *mp)
 	size_t n = 0;
 	for (size_t i = 0; i < mp->n; i++) {
 		bool seen = false;
+		size_t len = strcspn(mp->v[i].session, "#");
 		for (size_t k = 0; k < i && !seen; k++)
-			seen = !strcmp(mp->v[k].session, mp->v[i].session);
+			seen = strcspn(mp->v[k].session, "#") == len && !strncmp(mp->v[k].session, mp->v[i].session, len);
 		n += !seen;
 	}
 	return n;
@@ -630,9 +672,9 @@ static int update_model(cmv_repo *repo, const model_pairs *fresh, const char *se
 		all.n = 0;
 		snprintf(c.tokenizer, sizeof(c.tokenizer), "%s", fresh->tokenizer);
 	}
-	size_t kept = 0;
+	size_t kept = 0, len = strlen(session);
 	for (size_t i = 0; i < all.n; i++)
-		if (strcmp(all.v[i].session, session))
+		if (strncmp(all.v[i].session, session, len) || (all.v[i].session[len] && all.v[i].session[len] != '#'))
 			all.v[kept++] = all.v[i];
 	all.n = kept;
 	for (size_t i = 0; i < fresh->n; i++) {
@@ -655,6 +697,34 @@ done:
 	return error;
 }
 
+/*
+ * A whole request: the conversation before the call, rendered for the model
+ * as the pager renders it and counted with a unit profile (factor 1, no
+ * overheads), so that any fit's count of it is factor x raw + per_block x
+ * blocks + per_message x messages, as the pager's would be.
+ */
+static int observe_request(observation *o, reader *r, const cmv_model *m, const char *key, const call *a)
+{
+	cmv_model unit = *m;
+	cmv_token_stats st;
+	cmv_tok *tok = tok_for(r, m->tokenizer);
+	int error;
+
+	if (!tok)
+		return 0;
+	unit.exact = true;
+	unit.token_factor = 1;
+	unit.per_block = unit.per_message = unit.per_request = 0;
+	if ((error = cmv_count_sent(&st, r->repo, &a->before, &unit, tok)) < 0) {
+		/* a conversation that does not render (nothing to send yet): no request to learn from */
+		cmv_error_clear();
+		return 0;
+	}
+	char segment[160];
+	snprintf(segment, sizeof(segment), "%s#%u", key, a->segment);
+	return observe_pair(o, m->id, m->tokenizer, segment, true, st.total, st.blocks, st.messages, a->prompt);
+}
+
 int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char *key, const cmv_models *models)
 {
 	reader r = { .repo = repo, .models = models };
@@ -669,10 +739,12 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 		*n_pairs = 0;
 	if (!key || !*key)
 		key = cmv_id_tostr(hex, sizeof(hex), tip);
-	if (strchr(key, ' ') || strchr(key, '\n') || strlen(key) >= sizeof(((obs_pair *)0)->session))
-		return cmv_error__set(CMV_EINVALID, "a calibration key has no space and is under 160 bytes: '%s'", key);
+	if (strpbrk(key, " \n#") || strlen(key) >= sizeof(((obs_pair *)0)->session) - 12)
+		return cmv_error__set(CMV_EINVALID, "a calibration key has no space or '#' and is under 148 bytes: '%s'",
+				      key);
 	if ((error = read_session(&r, tip)) < 0)
 		goto done;
+	size_t step = r.n / REQUESTS_PER_SESSION + 1;
 	for (size_t i = 0; i < r.n; i++) {
 		const call *a = &r.calls[i], *b = i + 1 < r.n ? &r.calls[i + 1] : NULL;
 		const cmv_model *m = NULL;
@@ -681,8 +753,8 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 			continue;
 		}
 		/* kept under the profile's id, so a dated id and its alias are one model */
-		if (a->prompt && (error = observe_pair(&o, m->id, m->tokenizer, key, true, a->before_raw, a->before_blocks,
-						       a->before_messages, a->prompt)) < 0)
+		if (a->prompt && !cmv_id_is_none(&a->before) && (i == 0 || i % step == 0) &&
+		    (error = observe_request(&o, &r, m, key, a)) < 0)
 			goto done;
 		if (!b || a->unseen || strcmp(a->model, b->model) || b->prompt <= a->prompt || !a->blocks)
 			continue;
@@ -798,11 +870,13 @@ int cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_model *model
 		out->per_block = (uint32_t)ceil(c.per_block);
 		out->per_message = (uint32_t)ceil(c.per_pair / 2);
 		out->margin = c.margin;
+		out->margin_tokens = c.margin_tokens;
 		if (source)
 			cmv_buf_printf(source,
-				       "calibrated on %zu billed pairs of %s%s; margin %.1f%%: the most any of %zu requests "
-				       "was under-counted",
-				       c.pairs, c.model, own ? "" : " (its family)", c.margin * 100, c.requests);
+				       "calibrated on %zu billed pairs of %s%s; margin %.1f%% + %llu tokens: no one of %zu "
+				       "requests seen was billed more",
+				       c.pairs, c.model, own ? "" : " (its family)", c.margin * 100,
+				       (unsigned long long)c.margin_tokens, c.requests);
 		return 0;
 	}
 	if (error < 0 && error != CMV_ENOTFOUND)
@@ -817,7 +891,11 @@ int cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_model *model
 uint64_t cmv_count_ceiling(const cmv_model *model, uint64_t budget)
 {
 	if (!budget)
-		return cmv_model_input_budget(model);
-	/* the promise is about what is billed: count x (1 + margin) stays within it */
-	return (uint64_t)floor((double)budget / (1.0 + (model->margin > 0 ? model->margin : 0)));
+		return cmv_model_input_budget(model) > model->margin_tokens
+			       ? cmv_model_input_budget(model) - model->margin_tokens : 0;
+	/* the promise is about what is billed: count x (1 + margin) + margin_tokens stays within it */
+	if (budget <= model->margin_tokens)
+		return 0;
+	return (uint64_t)floor((double)(budget - model->margin_tokens) /
+			       (1.0 + (model->margin > 0 ? model->margin : 0)));
 }

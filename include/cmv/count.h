@@ -94,8 +94,13 @@ typedef struct cmv_calibration {
 	size_t requests; /**< whole requests the errors and the margin come from */
 	double factor, per_block, per_pair;
 	double err_p50, err_p95, err_p99, err_max;
-	/** The relative margin counts keep: the requests' largest under-count, at least a floor. */
+	/**
+	 * What counts keep: no request seen was billed more than count x (1 +
+	 * margin) + margin_tokens (margin: the large requests' 95th percentile
+	 * under-count, at least a floor).
+	 */
 	double margin;
+	uint64_t margin_tokens;
 	int64_t updated; /**< unix seconds */
 } cmv_calibration;
 
@@ -131,8 +136,9 @@ CMV_EXTERN(int) cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_
 
 /**
  * The most a request may count for the provider to bill at most `budget`
- * tokens: budget / (1 + the model's margin); budget 0 stands for the
- * model's window less its output reserve (cmv_model_input_budget).
+ * tokens: (budget - margin_tokens) / (1 + margin), the model's margins; budget
+ * 0 stands for the model's input budget (cmv_model_input_budget) less
+ * margin_tokens.
  */
 CMV_EXTERN(uint64_t) cmv_count_ceiling(const cmv_model *model, uint64_t budget);
 

@@ -47,7 +47,7 @@ typedef struct cmv_model {
 	const char *tokenizer;   /**< a cmv_tok name */
 	bool exact;              /**< the tokenizer is the model's own */
 	double token_factor;     /**< counts are ceil(tokenizer count * factor); 1 when exact */
-	double margin;           /**< fraction of the window held back for count error */
+	double margin;           /**< the count's relative error a budget keeps below it (see margin_tokens) */
 	uint64_t context_window; /**< input + output tokens */
 	uint64_t max_output;     /**< the default output reserve */
 	bool tools, images;
@@ -65,6 +65,14 @@ typedef struct cmv_model {
 	 */
 	const char *base_url;
 	const char *api_key_env;
+	/**
+	 * Tokens a request may be billed above its count whatever its size (a
+	 * host's per-request additions cmv cannot see), beside `margin`, the
+	 * relative error: the provider bills at most count x (1 + margin) +
+	 * margin_tokens (cmv_count_ceiling). 0 in the built-in profiles; a
+	 * calibration sets both.
+	 */
+	uint64_t margin_tokens;
 } cmv_model;
 
 typedef struct cmv_models cmv_models;

@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Calibration from billed usage (pager/calibrate.c) and the budget promise:
+ * - on a synthetic session billed with known parameters, the fit gives them
+ *   back, and importing it again or grown replaces its pairs;
+ * - on the real Claude Code sessions of the transcripts (CMV_TRANSCRIPTS:
+ *   the curated set, or the full corpus), with every session calibrated:
+ *   asked to fit the conversation before a call into a budget 2% below what
+ *   that call was billed for its content, cmv never answers "fits with
+ *   nothing paged out"; with a budget 30% above, it answers "fits" for at
+ *   least 90% of the calls;
+ * - the same promise on a session held out of the calibration (counted as
+ *   its model's, or its family's, calibration says).
+ * Billed content: the call's prompt (input + cache creation + cache read)
+ * less the hidden prefix (the host's system prompt and tools), taken as the
+ * calibration takes it: per segment (a session's calls of one model between
+ * compactions), the first call's prompt less what cmv counts before it.
+ */
+#include <math.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include "test.h"
+#include "formats/formats_int.h"
+
+static cmv_models *models;
+static const cmv_model *sonnet;
+static cmv_tok *o200k;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&sonnet, models, "claude-sonnet-4-5") < 0 ||
+	    cmv_tok_load(&o200k, "o200k_base", NULL) < 0)
+		return -1;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	cmv_tok_free(o200k);
+	cmv_models_free(models);
+	return 0;
+}
+
+/* ---- a synthetic session, billed with known parameters ------------------------------ */
+
+#define SYN_FACTOR 1.37
+#define SYN_PER_BLOCK 11.0
+#define SYN_PER_PAIR 9.0
+#define SYN_HIDDEN 5000
+
+static uint32_t rng = 12345;
+static uint32_t next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 17;
+	rng ^= rng << 5;
+	return rng;
+}
+
+static void words(cmv_buf *out, size_t n)
+{
+	static const char *const w[] = { "store", "branch", "the", "model", "window", "token", "page", "fault",
+					 "recall", "snapshot", "budget", "context", "provider", "request", "cache" };
+	cmv_buf_clear(out);
+	for (size_t i = 0; i < n; i++)
+		cmv_buf_printf(out, "%s%s", i ? " " : "", w[next_rand() % CMV_ARRAY_SIZE(w)]);
+}
+
+static void put_record(cmv_buf *file, cmv_buf *esc, char *parent, size_t cap, const char *uuid, const char *text,
+		       size_t len, size_t call, double prompt, size_t reply_tokens)
+{
+	/* words() writes letters and spaces only: a JSON string as it is */
+	cmv_buf_clear(esc);
+	cmv_buf_printf(esc, "\"%.*s\"", (int)len, text);
+	if (call == SIZE_MAX)
+		cmv_buf_printf(file,
+			       "{\"parentUuid\":%s,\"isSidechain\":false,\"type\":\"user\",\"message\":{\"role\":\"user\","
+			       "\"content\":%s},\"uuid\":\"%s\",\"sessionId\":\"syn\"}\n",
+			       parent, esc->ptr, uuid);
+	else
+		cmv_buf_printf(file,
+			       "{\"parentUuid\":%s,\"isSidechain\":false,\"type\":\"assistant\",\"message\":{\"id\":"
+			       "\"msg_%zu\",\"model\":\"claude-sonnet-4-5-20250929\",\"role\":\"assistant\",\"content\":"
+			       "[{\"type\":\"text\",\"text\":%s}],\"usage\":{\"input_tokens\":%.0f,"
+			       "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":%zu}},"
+			       "\"uuid\":\"%s\",\"sessionId\":\"syn\"}\n",
+			       parent, call, esc->ptr, prompt, reply_tokens, uuid);
+	snprintf(parent, cap, "\"%s\"", uuid);
+}
+
+/*
+ * A Claude Code session of `turns` exchanges (user, then assistant) whose
+ * usage is what the parameters above bill: each call's prompt is the one
+ * before plus SYN_FACTOR x the tokens of the reply and the next user text,
+ * SYN_PER_BLOCK for each of their two blocks, and SYN_PER_PAIR.
+ */
+static char *synthetic_session(const char *dir, const char *name, size_t turns)
+{
+	cmv_buf file = CMV_BUF_INIT(1 << 24), user = CMV_BUF_INIT(1 << 20), reply = CMV_BUF_INIT(1 << 20),
+		esc = CMV_BUF_INIT(1 << 20);
+	char parent[40] = "null", uuid[32];
+	double prompt = SYN_HIDDEN;
+	size_t n_user, n_reply;
+
+	words(&user, 20);
+	for (size_t t = 0; t < turns; t++) {
+		snprintf(uuid, sizeof(uuid), "u%zu", t);
+		put_record(&file, &esc, parent, sizeof(parent), uuid, user.ptr, user.size, SIZE_MAX, 0, 0);
+		words(&reply, 3 + next_rand() % 200);
+		assert_cmv_ok(cmv_tok_count(&n_reply, o200k, reply.ptr, reply.size));
+		snprintf(uuid, sizeof(uuid), "a%zu", t);
+		put_record(&file, &esc, parent, sizeof(parent), uuid, reply.ptr, reply.size, t, floor(prompt), n_reply);
+		words(&user, 5 + next_rand() % 400);
+		assert_cmv_ok(cmv_tok_count(&n_user, o200k, user.ptr, user.size));
+		prompt += SYN_FACTOR * (double)(n_reply + n_user) + SYN_PER_BLOCK * 2 + SYN_PER_PAIR;
+	}
+	char *path = test_write_file(dir, name, file.ptr, file.size);
+	cmv_buf_dispose(&file);
+	cmv_buf_dispose(&user);
+	cmv_buf_dispose(&reply);
+	cmv_buf_dispose(&esc);
+	return path;
+}
+
+static void test_calibrate__recovers_known_parameters(void **state)
+{
+	test_store *ts = *state;
+	cmv_import_result res;
+	cmv_calibration c;
+	size_t pairs = 0, again = 0;
+
+	char *path = synthetic_session(ts->dir, "syn.jsonl", 40);
+	assert_cmv_ok(cmv_import_file(&res, ts->repo, path, NULL, NULL));
+	assert_cmv_ok(cmv_calibrate(&pairs, ts->repo, &res.head, res.session, models));
+	assert_cmv_ok(cmv_calibration_get(&c, ts->repo, "claude-sonnet-4-5"));
+	print_message("synthetic: %zu pairs; factor %.4f (billed at %.2f), per block %.2f (%.0f), per pair %.2f (%.0f), "
+		      "largest request under-count %.4f\n",
+		      c.pairs, c.factor, SYN_FACTOR, c.per_block, SYN_PER_BLOCK, c.per_pair, SYN_PER_PAIR, c.err_max);
+	assert_true(pairs >= 30);
+	assert_int_equal(c.pairs, pairs);
+	assert_true(fabs(c.factor - SYN_FACTOR) / SYN_FACTOR < 0.01);
+	/* blocks and pairs are two per pair here: together they are what the fit can tell apart */
+	assert_true(fabs(2 * c.per_block + c.per_pair - (2 * SYN_PER_BLOCK + SYN_PER_PAIR)) < 3);
+	assert_true(c.err_max < 0.01);
+	/* a second import of the same session replaces its pairs: the same count */
+	assert_cmv_ok(cmv_calibrate(&again, ts->repo, &res.head, res.session, models));
+	assert_cmv_ok(cmv_calibration_get(&c, ts->repo, "claude-sonnet-4-5"));
+	assert_int_equal(c.pairs, pairs);
+	assert_int_equal(c.sessions, 1);
+	/* the calibrated profile counts with the fit, and says so */
+	cmv_model m;
+	cmv_buf source = CMV_BUF_INIT(4096);
+	assert_cmv_ok(cmv_model_calibrated(&m, &source, sonnet, ts->repo));
+	assert_true(fabs(m.token_factor - c.factor) < 1e-9);
+	assert_true(strstr(source.ptr, "calibrated") != NULL);
+	/* a model of the same family with no calibration of its own takes this one */
+	const cmv_model *opus = NULL;
+	assert_cmv_ok(cmv_models_find(&opus, models, "claude-sonnet-4"));
+	assert_cmv_ok(cmv_model_calibrated(&m, &source, opus, ts->repo));
+	assert_true(fabs(m.token_factor - c.factor) < 1e-9);
+	assert_true(strstr(source.ptr, "family") != NULL);
+	cmv_buf_dispose(&source);
+	free(path);
+}
+
+/* ---- the budget promise on real sessions ---------------------------------------------- */
+
+typedef struct {
+	cmv_id before; /* the last node before the call's reply */
+	uint64_t prompt;
+	char model[128];
+} real_call;
+
+/* The calls of an imported Claude Code session along its branch, with the node before each. */
+static size_t calls_of(real_call **out, cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_walk *w = NULL;
+	const cmv_node *n;
+	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	real_call *v = NULL;
+	size_t count = 0;
+	char last_id[128] = "";
+	cmv_id prev = { 0 };
+
+	assert_cmv_ok(cmv_walk_new(&w, repo, tip));
+	while (cmv_walk_next(&n, w) == 0) {
+		const char *format;
+		cJSON *j = NULL;
+		if (session_record_bytes(&rec, &format, repo, n, false) == 0 && !strcmp(format, "claude-code"))
+			j = cJSON_ParseWithLength(rec.ptr, rec.size);
+		cmv_error_clear();
+		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
+		const char *id = cj_str(msg, "id"), *model = cj_str(msg, "model");
+		if (cj_str(j, "type") && !strcmp(cj_str(j, "type"), "assistant") && id && model && cJSON_IsObject(u) &&
+		    strcmp(model, "<synthetic>") && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")) &&
+		    strcmp(id, last_id) && !cmv_id_is_none(&prev)) {
+			v = realloc(v, (count + 1) * sizeof(*v));
+			v[count].before = prev;
+			v[count].prompt = 0;
+			for (const char *k = "input_tokens\0cache_creation_input_tokens\0cache_read_input_tokens\0"; *k;
+			     k += strlen(k) + 1) {
+				const cJSON *x = cJSON_GetObjectItemCaseSensitive(u, k);
+				v[count].prompt += cJSON_IsNumber(x) ? (uint64_t)x->valuedouble : 0;
+			}
+			snprintf(v[count].model, sizeof(v[count].model), "%s", model);
+			count++;
+			snprintf(last_id, sizeof(last_id), "%s", id);
+		}
+		cJSON_Delete(j);
+		prev = n->id;
+	}
+	cmv_walk_free(w);
+	cmv_buf_dispose(&rec);
+	*out = v;
+	return count;
+}
+
+typedef struct {
+	size_t calls, promise_kept, large, tight_asked, tight_fits, skipped;
+	bool small_too; /* tightness asked of every call (a set with too few large ones) */
+} promise_stats;
+
+/*
+ * Tightness is asked of requests of at least this many billed content
+ * tokens (the issue measured calls of at least 10k): below, what a host adds
+ * to each request (the calibration's margin_tokens) weighs more than 30%.
+ */
+#define LARGE_CONTENT 10000.0
+
+/* What the pager says of the conversation before a call, for `budget` tokens billed. */
+static bool fits_whole(cmv_repo *repo, const cmv_id *at, const cmv_model *m, uint64_t budget, uint64_t *tokens)
+{
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	o.budget = budget;
+	int rc = cmv_materialize(&out, &rep, repo, at, m, o200k, &o);
+	bool whole = false;
+	if (rc == 0) {
+		whole = rep.fits && rep.stubbed == 0 && rep.evicted == 0;
+		if (tokens)
+			*tokens = rep.tokens_full;
+		cmv_materialize_report_dispose(&rep);
+	} else {
+		assert_int_equal(rc, CMV_EBUDGET);
+		cmv_error_clear();
+	}
+	cmv_buf_dispose(&out);
+	return whole;
+}
+
+static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, const char *what)
+{
+	real_call *calls = NULL;
+	size_t n = calls_of(&calls, repo, tip);
+	cmv_model m;
+	const cmv_model *base = NULL;
+	if (n < 2 || cmv_models_find(&base, models, calls[0].model) < 0 || strcmp(base->tokenizer, "o200k_base")) {
+		cmv_error_clear();
+		ps->skipped++;
+		free(calls);
+		return;
+	}
+	assert_cmv_ok(cmv_model_calibrated(&m, NULL, base, repo));
+	/*
+	 * The hidden prefix, as the calibration takes it: per segment (a
+	 * session's calls of one model between compactions: a new one where the
+	 * model changes or the prompt falls by a third), the first call's prompt
+	 * less what cmv counts of the conversation before it.
+	 */
+	double hidden = 0;
+	size_t step = n / 25 + 1;
+	for (size_t k = 0; k < n; k++) {
+		bool starts = k == 0 || strcmp(calls[k].model, calls[k - 1].model) ||
+			      calls[k].prompt * 3 < calls[k - 1].prompt * 2;
+		if (starts) {
+			uint64_t t = 0;
+			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
+			hidden = (double)calls[k].prompt - (double)t;
+			continue;
+		}
+		if (k % step || strcmp(calls[k].model, calls[0].model))
+			continue;
+		double content = (double)calls[k].prompt - hidden;
+		if (content < 1000)
+			continue;
+		ps->calls++;
+		ps->large += content >= LARGE_CONTENT;
+		if (fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * 0.98), NULL)) {
+			uint64_t t = 0;
+			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
+			fail_msg("%s, call %zu: billed %.0f for its content, yet %llu tokens (margin %.3f + %llu) fit a budget "
+				 "2%% below it whole", what, k, content, (unsigned long long)t, m.margin,
+				 (unsigned long long)m.margin_tokens);
+		}
+		ps->promise_kept++;
+		if (content < LARGE_CONTENT && !ps->small_too)
+			continue;
+		bool tight = fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * 1.30), NULL);
+		ps->tight_asked++;
+		ps->tight_fits += tight;
+		if (!tight && getenv("CMV_TEST_VERBOSE")) {
+			uint64_t t = 0;
+			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
+			print_message("  not fitting 30%% over: %s call %zu (%s): content %.0f, counted %llu, margin %.3f + %llu\n",
+				      strrchr(what, '/') + 1, k, m.id, content, (unsigned long long)t, m.margin,
+				      (unsigned long long)m.margin_tokens);
+		}
+	}
+	free(calls);
+}
+
+static void collect_claude(char ***files, size_t *n, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[4096];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			collect_claude(files, n, path);
+		} else if (strstr(e->d_name, ".jsonl")) {
+			*files = realloc(*files, (*n + 1) * sizeof(**files));
+			(*files)[(*n)++] = strdup(path);
+		}
+	}
+	closedir(d);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int show(const cmv_calibration *c, void *payload)
+{
+	(void)payload;
+	print_message("  %s: %zu pairs, %zu requests, %zu sessions; factor %.3f, per block %.1f, per pair %.1f; request "
+		      "error p50 %.3f p95 %.3f p99 %.3f max %.3f; margin %.3f + %llu tokens\n",
+		      c->model, c->pairs, c->requests, c->sessions, c->factor, c->per_block, c->per_pair, c->err_p50,
+		      c->err_p95, c->err_p99, c->err_max, c->margin, (unsigned long long)c->margin_tokens);
+	return 0;
+}
+
+static void test_calibrate__budget_is_a_promise(void **state)
+{
+	test_store *ts = *state;
+	const char *root = test_transcripts_dir(CMV_TEST_TRANSCRIPTS);
+	char dir[4096], **files = NULL;
+	size_t n = 0, pairs = 0;
+	cmv_id *tips;
+	promise_stats in = { 0 }, out = { 0 };
+
+	snprintf(dir, sizeof(dir), "%s/claude-code", root);
+	collect_claude(&files, &n, dir);
+	qsort(files, n, sizeof(*files), cmp_str);
+	assert_true(n >= 3);
+	/*
+	 * Held out: the largest session whose model another session has too,
+	 * so that its own model's calibration (learned elsewhere) counts it.
+	 * It goes last; the others are calibrated on.
+	 */
+	size_t held = n, held_size = 0;
+	char (*model)[64] = calloc(n, sizeof(*model));
+	for (size_t i = 0; i < n; i++) {
+		cmv_buf text = CMV_BUF_INIT(SESSION_MAX_BYTES);
+		test_read_file(&text, files[i]);
+		const char *at = strstr(text.ptr, "\"model\":\"claude-");
+		if (at)
+			sscanf(at + 9, "%63[^\"]", model[i]);
+		cmv_buf_dispose(&text);
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		bool shared = false;
+		for (size_t k = 0; k < n && model[i][0]; k++)
+			shared = shared || (k != i && !strcmp(model[k], model[i]));
+		if (shared && stat(files[i], &st) == 0 && (size_t)st.st_size > held_size) {
+			held = i;
+			held_size = (size_t)st.st_size;
+		}
+	}
+	free(model);
+	assert_true(held < n);
+	char *h = files[held];
+	memmove(files + held, files + held + 1, (n - held - 1) * sizeof(*files));
+	files[n - 1] = h;
+	tips = calloc(n, sizeof(*tips));
+	/* the last session is held out: imported, never calibrated on */
+	for (size_t i = 0; i < n; i++) {
+		cmv_import_result res;
+		cmv_import_options o = CMV_IMPORT_OPTIONS_INIT;
+		char branch[32];
+		size_t got = 0;
+		snprintf(branch, sizeof(branch), "s%zu", i);
+		o.branch = branch;
+		assert_cmv_ok(cmv_import_file(&res, ts->repo, files[i], NULL, &o));
+		tips[i] = res.head;
+		if (i + 1 < n) {
+			assert_cmv_ok(cmv_calibrate(&got, ts->repo, &res.head, res.session, models));
+			pairs += got;
+		}
+	}
+	assert_cmv_ok(cmv_calibration_foreach(ts->repo, show, NULL));
+	for (size_t i = 0; i + 1 < n; i++)
+		check_promise(&in, ts->repo, &tips[i], files[i]);
+	check_promise(&out, ts->repo, &tips[n - 1], files[n - 1]);
+	/* a set of small sessions (the curated one): tightness is asked of every call instead */
+	if (in.tight_asked < 20 || out.tight_asked < 3) {
+		promise_stats a = { .small_too = true }, b = { .small_too = true };
+		for (size_t i = 0; i + 1 < n; i++)
+			check_promise(&a, ts->repo, &tips[i], files[i]);
+		check_promise(&b, ts->repo, &tips[n - 1], files[n - 1]);
+		if (in.tight_asked < 20)
+			in = a;
+		if (out.tight_asked < 3)
+			out = b;
+	}
+	print_message("budget promise: %zu pairs from %zu sessions; %zu calls of them: none fits whole 2%% under its "
+		      "billed content; of %zu %s, %zu (%.0f%%) fit 30%% over; held out (%s): %zu calls, none; %zu of %zu "
+		      "fit 30%% over\n",
+		      pairs, n - 1, in.calls, in.tight_asked, in.small_too ? "calls" : "calls of at least 10k tokens",
+		      in.tight_fits, in.tight_asked ? 100.0 * (double)in.tight_fits / (double)in.tight_asked : 0,
+		      strrchr(files[n - 1], '/') + 1, out.calls, out.tight_fits, out.tight_asked);
+	assert_true(pairs >= CMV_CALIBRATION_MIN_PAIRS);
+	assert_true(in.calls >= 20);
+	assert_true(out.calls >= 3);
+	assert_true(in.tight_fits * 10 >= in.tight_asked * 9);
+	assert_true(out.tight_fits * 10 >= out.tight_asked * 9);
+	for (size_t i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
+	free(tips);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_calibrate__recovers_known_parameters, test_store_setup,
+						test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_calibrate__budget_is_a_promise, test_store_setup, test_store_teardown),
+	};
+	return cmocka_run_group_tests_name("calibration", tests, group_setup, group_teardown);
+}
