@@ -17,8 +17,9 @@ static const char *const rich[] = {
 	"{\"type\":\"text\",\"text\":\"Looking.\"},"
 	"{\"type\":\"tool_use\",\"id\":\"toolu_01\",\"name\":\"Bash\",\"input\":{\"command\":\"make\",\"opts\":{\"j\":2,\"env\":[\"A=1\",null,true]}}},"
 	"{\"type\":\"tool_use\",\"id\":\"toolu_02\",\"name\":\"Read\",\"input\":{\"file_path\":\"/src/a.c\"},\"cache_control\":{\"type\":\"ephemeral\"}}]}",
-	"{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_01\",\"content\":\"make: *** Error 2\",\"is_error\":true},"
-	"{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_02\",\"content\":[{\"type\":\"text\",\"text\":\"int main(void) {}\"}],\"is_error\":false}]}",
+	/* parenthesized: one element written on two lines (clang's -Wstring-concatenation) */
+	("{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_01\",\"content\":\"make: *** Error 2\",\"is_error\":true},"
+	 "{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_02\",\"content\":[{\"type\":\"text\",\"text\":\"int main(void) {}\"}],\"is_error\":false}]}"),
 	"{\"role\":\"assistant\",\"content\":[{\"type\":\"redacted_thinking\",\"data\":\"opaque\"},{\"type\":\"text\",\"text\":\"\"}]}",
 	"{\"role\":\"system\",\"kind\":\"event\",\"content\":[{\"type\":\"progress\",\"n\":1}],\"subtype\":\"hook\"}",
 	"{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{\"type\":\"url\",\"url\":\"https://example.invalid/a.png\"}}]}",
