@@ -25,8 +25,11 @@
  *  - Gemini 2.x and 3 use the vocabulary published as Gemma 3's (the Gemma
  *    3 report says it is Gemini 2.0's); not checked against countTokens,
  *    hence inexact with a small margin.
- *  - Per-message and per-request overheads for OpenAI are the cookbook's
- *    (3 per message, 3 to prime the reply); the others are estimates.
+ *  - OpenAI overheads: the Responses profiles' per-item framing is measured
+ *    on the Codex rollouts' billed prompt growth (tests/tok/openai_overhead.py;
+ *    pager/count.c adds the function-call framing); the Chat profiles keep
+ *    the cookbook's 3 per message and 3 to prime the reply. The others are
+ *    estimates.
  */
 #include <limits.h>
 #include <math.h>
@@ -62,8 +65,12 @@
 #define CLAUDE_CODE_AS(base) "Claude Code 2.1.328 names it, 2026-12; window and output as " base "'s (no modelUsage figures)"
 #define CODEX(date) "Codex rollout token_count, " date
 #define CODEX_NOTE "window: Codex's model_context_window; output reserve: cmv's, a tenth of it (the rollouts give none)"
-/* The Responses API's framing: the cookbook's, as the Chat profiles' */
-#define RESP_OVH 3, 3, 3
+/*
+ * The Responses API's framing, measured on Codex rollouts (docs/tokenizers.md):
+ * 4 per item, 3 per text; pager/count.c adds a function call's and an
+ * output's own framing.
+ */
+#define RESP_OVH 3, 4, 3
 
 static const cmv_model builtin[] = {
 	/*
