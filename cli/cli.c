@@ -361,6 +361,18 @@ const char *cli_ref_type_name(cmv_ref_type type)
 	return "ref";
 }
 
+int cli_model(const cmv_model **out, cmv_models *models, const char *name)
+{
+	cmv_buf what = CMV_BUF_INIT(CMV_BUF_SMALL);
+	int error = cmv_models_resolve(out, models, name);
+
+	/* a count made on assumptions says so, where the person running it reads */
+	if (error == 0 && (*out)->provisional && cmv_model_assumed(&what, *out) == 0)
+		fprintf(stderr, "cmv: %s\n", what.ptr);
+	cmv_buf_dispose(&what);
+	return error;
+}
+
 bool cli_parse_u64(uint64_t *out, const char *s)
 {
 	char *end;

@@ -126,6 +126,13 @@ int cli_parse_threshold(size_t *out, const char *s);
 /* A whole, non-negative number (a token budget, a count): false when s is not one. */
 bool cli_parse_u64(uint64_t *out, const char *s);
 /*
+ * The one way the command line resolves a model name (cmv_models_resolve):
+ * an id, alias or dated id, else a provisional profile by family, which
+ * prints what it assumed on stderr ("cmv: unknown model ...: counted as
+ * ..."). @return 0, or the library's error (its message suggests close ids)
+ */
+int cli_model(const cmv_model **out, cmv_models *models, const char *name);
+/*
  * Trim tip into `branch` (made from from_ref / snapshot) and report in the
  * model's tokens: into json when given, else as a table on stdout.
  */

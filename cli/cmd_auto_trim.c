@@ -227,7 +227,7 @@ static bool import_session(auto_trim_job *job)
 
 	io.flags = CMV_IMPORT_FORCE; /* the session ref follows the file, trimmed last time or not */
 	if (cmv_repo_open(&job->repo, job->store, 0) < 0 || cmv_models_load(&job->models, NULL) < 0 ||
-	    cmv_models_find(&job->m, job->models, "claude-sonnet-4-5") < 0 ||
+	    cli_model(&job->m, job->models, "claude-sonnet-4-5") < 0 ||
 	    cmv_tok_load(&job->tok, job->m->tokenizer, NULL) < 0 ||
 	    cmv_import_file(&job->res, job->repo, job->backup, "claude-code", &io) < 0)
 		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "cannot import the session");

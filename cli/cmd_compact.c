@@ -32,13 +32,13 @@ static int setup_load(setup *s, const char *target, const char *summarizer, cons
 	memset(s, 0, sizeof(*s));
 	if (cmv_models_load(&s->models, NULL) < 0)
 		return cli_fail("cannot load the model profiles");
-	if (cmv_models_find(&s->target, s->models, target) < 0)
+	if (cli_model(&s->target, s->models, target) < 0)
 		return cli_fail("unknown model");
 	if (cmv_tok_load(&s->tok, s->target->tokenizer, NULL) < 0)
 		return cli_fail("cannot load the tokenizer");
 	if (offline || (!summarizer && !url))
 		return EXIT_OK;
-	if (cmv_models_find(&s->summarizer, s->models, summarizer ? summarizer : target) < 0)
+	if (cli_model(&s->summarizer, s->models, summarizer ? summarizer : target) < 0)
 		return cli_fail("unknown summarizer model");
 	if (s->summarizer == s->target)
 		s->stok = s->tok;

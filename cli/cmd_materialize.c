@@ -104,7 +104,7 @@ static int load_model(const cmv_model **m, cmv_models **models, cmv_tok **tok, c
 {
 	if (cmv_models_load(models, NULL) < 0)
 		return cli_fail("cannot load the model profiles");
-	if (cmv_models_find(m, *models, name) < 0)
+	if (cli_model(m, *models, name) < 0)
 		return cli_fail("unknown model");
 	if (cmv_tok_load(tok, (*m)->tokenizer, NULL) < 0)
 		return cli_fail("cannot load the tokenizer");
@@ -228,7 +228,7 @@ CMD(fit)
 		cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
 		memset(&rep, 0, sizeof(rep));
 		po.budget = budget;
-		if (cmv_models_find(&m, models, names[i]) < 0) {
+		if (cli_model(&m, models, names[i]) < 0) {
 			rc = cli_fail("unknown model");
 		} else if (cmv_tok_load(&tok, m->tokenizer, NULL) < 0) {
 			rc = cli_fail("cannot load the tokenizer");

@@ -58,7 +58,7 @@ CMD(model)
 	}
 	if (name) {
 		if (name[0] != '{') {
-			if (cmv_models_find(&m, models, name) < 0) {
+			if (cli_model(&m, models, name) < 0) {
 				rc = cli_fail("unknown model");
 				goto done;
 			}
@@ -77,7 +77,7 @@ CMD(model)
 		cmv_error_clear();
 		cmv_buf_clear(&llm);
 	}
-	if (!m && llm.size && llm.ptr[0] != '{' && cmv_models_find(&m, models, llm.ptr) < 0)
+	if (!m && llm.size && llm.ptr[0] != '{' && cli_model(&m, models, llm.ptr) < 0)
 		cmv_error_clear();
 	if (md_json) {
 		cJSON *o = cJSON_CreateObject();

@@ -1,13 +1,116 @@
 /* SPDX-License-Identifier: MIT */
-/* cmv models [--json]: the model registry (built-in profiles and the user's file). */
+/*
+ * cmv models [--json]: the model registry (built-in profiles and the user's
+ * file), with where each profile's figures come from.
+ * cmv models add ID --like BASE [--window N] [--output N] ...,
+ * cmv models set ID FIELD VALUE, cmv models remove ID: edit the user's file
+ * ($CMV_MODELS, else $XDG_CONFIG_HOME/cmv/models.json) through the library,
+ * which checks the result as it will be loaded and writes it atomically.
+ */
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include "cmd.h"
 
 static bool m_json;
+static const char *m_action, *m_id, *m_field, *m_value, *m_like, *m_window, *m_output, *m_tokenizer,
+	*m_base_url, *m_key_env, *m_provider, *m_api, *m_aliases, *m_note;
 const cli_opt opts_models[] = {
+	{ OPT_ARG_OPT, "ACTION", 0, NULL, "add, set or remove (none: list the profiles)", &m_action, NULL },
+	{ OPT_ARG_OPT, "ID", 0, NULL, "the model to add, set or remove", &m_id, NULL },
+	{ OPT_ARG_OPT, "FIELD", 0, NULL, "set: a field of the file format (context_window or window, max_output or output, tokenizer, prices.input, ...)", &m_field, NULL },
+	{ OPT_ARG_OPT, "VALUE", 0, NULL, "set: its value (a number, true/false, text; aliases comma-separated; a price may be null)", &m_value, NULL },
+	{ OPT_VALUE, "like", 0, "BASE", "add: the model to copy (required)", &m_like, NULL },
+	{ OPT_VALUE, "window", 0, "N", "add: the context window, in tokens", &m_window, NULL },
+	{ OPT_VALUE, "output", 0, "N", "add: the output reserve, in tokens", &m_output, NULL },
+	{ OPT_VALUE, "tokenizer", 0, "T", "add: the tokenizer (see cmv tokens --help)", &m_tokenizer, NULL },
+	{ OPT_VALUE, "base-url", 0, "URL", "add: where the model is served (http:// or https://)", &m_base_url, NULL },
+	{ OPT_VALUE, "api-key-env", 0, "VAR", "add: the variable that holds the API key (the key is never stored)", &m_key_env, NULL },
+	{ OPT_VALUE, "provider", 0, "NAME", "add: the provider", &m_provider, NULL },
+	{ OPT_VALUE, "api", 0, "API", "add: openai-chat, openai-responses, anthropic or gemini", &m_api, NULL },
+	{ OPT_VALUE, "aliases", 0, "A,B", "add: other ids for it", &m_aliases, NULL },
+	{ OPT_VALUE, "note", 0, "TEXT", "add: a note", &m_note, NULL },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &m_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
+
+/* The folder of the file, made when missing (the library makes the file, not its folders). */
+static int make_folder(const char *path)
+{
+	char dir[4096];
+	char *slash;
+
+	if (snprintf(dir, sizeof(dir), "%s", path) >= (int)sizeof(dir))
+		return cli_failf("the model file's path is too long: %s", path);
+	if (!(slash = strrchr(dir, '/')) || slash == dir)
+		return EXIT_OK;
+	slash[1] = '\0';
+	if (cli_mkdirs(dir) != 0)
+		return cli_failf("cannot make the folder of %s: %s", path, strerror(errno));
+	return EXIT_OK;
+}
+
+static int edit(void)
+{
+	const cli_cmd *cmd = cli_find("models");
+	cmv_buf path = CMV_BUF_INIT(CMV_BUF_SMALL);
+	cmv_model_field f[10];
+	size_t n = 0;
+	cmv_models_op op;
+	int rc;
+
+	if (!strcmp(m_action, "add"))
+		op = CMV_MODELS_ADD;
+	else if (!strcmp(m_action, "set"))
+		op = CMV_MODELS_SET;
+	else if (!strcmp(m_action, "remove"))
+		op = CMV_MODELS_REMOVE;
+	else
+		return cli_usage_error(cmd, "unknown action '%s' (add, set or remove)", m_action);
+	if (!m_id)
+		return cli_usage_error(cmd, "%s needs a model id", m_action);
+	if (op == CMV_MODELS_SET ? !m_field || !m_value : !!m_field)
+		return cli_usage_error(cmd, op == CMV_MODELS_SET ? "set needs ID FIELD VALUE" : "%s takes options, not a FIELD",
+				       m_action);
+	if (op != CMV_MODELS_ADD && (m_like || m_window || m_output || m_tokenizer || m_base_url || m_key_env ||
+				     m_provider || m_api || m_aliases || m_note))
+		return cli_usage_error(cmd, "the options --like, --window, ... are for add; %s", op == CMV_MODELS_SET
+				       ? "set takes one FIELD VALUE" : "remove takes the id only");
+	if (op == CMV_MODELS_ADD && !m_like)
+		return cli_usage_error(cmd, "add needs --like BASE, the model to copy");
+	if (op == CMV_MODELS_SET) {
+		f[n++] = (cmv_model_field){ m_field, m_value };
+	} else {
+#define FIELD(v, name)                                             \
+	do {                                                       \
+		if (v)                                             \
+			f[n++] = (cmv_model_field){ name, v };     \
+	} while (0)
+		FIELD(m_window, "context_window");
+		FIELD(m_output, "max_output");
+		FIELD(m_tokenizer, "tokenizer");
+		FIELD(m_base_url, "base_url");
+		FIELD(m_key_env, "api_key_env");
+		FIELD(m_provider, "provider");
+		FIELD(m_api, "api");
+		FIELD(m_aliases, "aliases");
+		FIELD(m_note, "note");
+#undef FIELD
+	}
+	if (cmv_models_user_path(&path) < 0) {
+		cmv_buf_dispose(&path);
+		return cli_fail("no model file");
+	}
+	if ((rc = make_folder(path.ptr)) == EXIT_OK) {
+		if (cmv_models_edit(path.ptr, op, m_id, m_like, f, n) < 0)
+			rc = cli_fail("cannot edit the model file");
+		else
+			printf("%s %s in %s\n", op == CMV_MODELS_ADD ? "added" : op == CMV_MODELS_SET ? "set" : "removed",
+			       m_id, path.ptr);
+	}
+	cmv_buf_dispose(&path);
+	return rc;
+}
 
 static void add_price(cJSON *o, const char *k, double v)
 {
@@ -32,13 +135,15 @@ CMD(models)
 
 	(void)ctx;
 	CLI_PARSE("models");
+	if (m_action)
+		return edit();
 	if (cmv_models_load(&models, NULL) < 0)
 		return cli_fail("cannot load the model registry");
 	if (m_json)
 		arr = cJSON_CreateArray();
 	else
-		printf("%-24s %-9s %-16s %-15s %9s %7s %7s %7s  %s\n", "MODEL", "PROVIDER", "API",
-		       "TOKENIZER", "WINDOW", "OUTPUT", "$IN/M", "$OUT/M", "COUNT");
+		printf("%-24s %-9s %-16s %-15s %9s %7s %7s %7s  %-7s  %s\n", "MODEL", "PROVIDER", "API",
+		       "TOKENIZER", "WINDOW", "OUTPUT", "$IN/M", "$OUT/M", "COUNT", "SOURCE");
 	for (size_t i = 0; i < cmv_models_count(models); i++) {
 		const cmv_model *m = cmv_models_at(models, i);
 		if (m_json) {
@@ -73,13 +178,15 @@ CMD(models)
 			add_price(p, "cache_write", m->prices.cache_write);
 			cJSON_AddStringToObject(o, "prices_as_of", m->prices_as_of);
 			cJSON_AddStringToObject(o, "note", m->note);
+			cJSON_AddStringToObject(o, "source", m->source ? m->source : "");
+			cJSON_AddBoolToObject(o, "provisional", m->provisional);
 			cJSON_AddItemToArray(arr, o);
 		} else {
 			char a[16], b[16];
-			printf("%-24s %-9s %-16s %-15s %9llu %7llu %7s %7s  %s\n", m->id, m->provider,
+			printf("%-24s %-9s %-16s %-15s %9llu %7llu %7s %7s  %-7s  %s\n", m->id, m->provider,
 			       cmv_api_name(m->api), m->tokenizer, (unsigned long long)m->context_window,
 			       (unsigned long long)m->max_output, price(a, m->prices.input),
-			       price(b, m->prices.output), m->exact ? "exact" : "approx.");
+			       price(b, m->prices.output), m->exact ? "exact" : "approx.", m->source ? m->source : "");
 		}
 	}
 	cmv_models_free(models);

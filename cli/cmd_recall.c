@@ -57,7 +57,7 @@ CMD(recall)
 		if ((rc = cli_resolve(&tip, ctx, r_ref)) != EXIT_OK)
 			return rc;
 		query_branch(&branch, ctx);
-		if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&m, models, r_model ? r_model : "claude-sonnet-4-5") < 0 ||
+		if (cmv_models_load(&models, NULL) < 0 || cli_model(&m, models, r_model ? r_model : "claude-sonnet-4-5") < 0 ||
 		    cmv_tok_load(&tok, m->tokenizer, NULL) < 0)
 			rc = cli_fail("cannot load the model");
 		else if (cmv_recall_query(&out, &n, ctx->repo, &tip, branch.size ? branch.ptr : NULL, m, tok, r_query, budget) < 0)

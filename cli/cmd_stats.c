@@ -78,7 +78,7 @@ CMD(stats)
 		const cmv_model *m;
 		cmv_tok *tok = NULL;
 		cmv_token_stats st;
-		if (cmv_models_find(&m, models, names[i]) < 0) {
+		if (cli_model(&m, models, names[i]) < 0) {
 			rc = cli_fail("unknown model");
 			break;
 		}

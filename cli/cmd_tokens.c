@@ -36,7 +36,7 @@ CMD(tokens)
 	if (!tk_name == !tk_model)
 		return cli_usage_error(cli_find("tokens"), "give one of --tokenizer and --model");
 	if (tk_model) {
-		if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&model, models, tk_model) < 0) {
+		if (cmv_models_load(&models, NULL) < 0 || cli_model(&model, models, tk_model) < 0) {
 			rc = cli_fail("unknown model");
 			cmv_models_free(models);
 			return rc;

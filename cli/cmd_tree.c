@@ -37,7 +37,7 @@ int cli_counter_init(cli_counter *c, const cli_cmd *cmd, const char *list)
 	}
 	for (size_t i = 0; i < (names ? n : 1) && rc == EXIT_OK; i++) {
 		const char *name = names ? names[i] : dflt[0];
-		if (cmv_models_find(&c->m[i], c->models, name) < 0)
+		if (cli_model(&c->m[i], c->models, name) < 0)
 			rc = cli_usage_error(cmd, "unknown model '%s' (see cmv models)", name);
 		else if (cmv_tok_load(&c->tok[i], c->m[i]->tokenizer, NULL) < 0)
 			rc = cli_fail("cannot load the tokenizer");

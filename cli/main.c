@@ -35,7 +35,7 @@ const cli_cmd cli_commands[] = {
 	{ "gc", cmd_gc, CLI_NEEDS_STORE, "Remove content that no branch or snapshot reaches", opts_gc },
 	{ "fsck", cmd_fsck, CLI_NEEDS_STORE, "Check the store; exit 1 if anything is wrong", opts_fsck },
 	{ "tokens", cmd_tokens, 0, "Count tokens exactly in a model's tokenizer", opts_tokens },
-	{ "models", cmd_models, 0, "List the model profiles (window, prices, tokenizer)", opts_models },
+	{ "models", cmd_models, 0, "List the model profiles (window, prices, tokenizer, source); add, set or remove your own", opts_models },
 	{ "stats", cmd_stats, CLI_NEEDS_STORE, "Tokens of a conversation per model and kind", opts_stats },
 	{ "model", cmd_model, CLI_NEEDS_STORE, "Show or set the model a branch runs on", opts_model },
 	{ "help", cmd_help, 0, "Show help for cmv or one command", opts_help },

@@ -91,7 +91,7 @@ int cli_trim(cmv_id *head, cli_ctx *ctx, const cmv_id *tip, const char *from_ref
 	cmv_error_clear();
 	if (!model_name)
 		model_name = "claude-sonnet-4-5";
-	if (cmv_models_load(&models, NULL) < 0 || cmv_models_find(&m, models, model_name) < 0 ||
+	if (cmv_models_load(&models, NULL) < 0 || cli_model(&m, models, model_name) < 0 ||
 	    cmv_tok_load(&tok, m->tokenizer, NULL) < 0) {
 		rc = cli_fail("cannot load the model");
 		goto done;

@@ -186,6 +186,21 @@ out:
 
 /* ---- counting a rendered request ------------------------------------------ */
 
+/*
+ * OpenAI's framing of a function call and of its output, beyond the
+ * profile's per_message (each is an item, or a message of its own, in what
+ * the model reads) and per_block (the name, the arguments, the output text).
+ * Measured on the billed prompt growth of Codex rollouts
+ * (tests/tok/openai_overhead.py, docs/tokenizers.md): a call and its output
+ * cost 22 tokens beyond their text when a reply makes one call, 54 for two
+ * parallel calls, 16 more for each further one; with a Responses profile's
+ * 4 per item and 3 per text this charges 14 for a call and 13 for its
+ * output, 27 a pair, which no pair seen exceeds. Call ids and JSON syntax are
+ * not billed; arguments are billed as their raw JSON text.
+ */
+#define OPENAI_CALL_FRAMING 4
+#define OPENAI_OUTPUT_FRAMING 6
+
 typedef struct {
 	cmv_token_stats *st;
 	const cmv_model *model;
@@ -333,16 +348,23 @@ static void count_responses_item(req_count *rc, const cJSON *it)
 	} else if (!strcmp(t, "function_call") || !strcmp(t, "custom_tool_call") || !strcmp(t, "local_shell_call")) {
 		add_str(rc, &st->tool_calls, jget(it, "name"));
 		add_json(rc, &st->tool_calls, jget(it, "arguments") ? jget(it, "arguments") : jget(it, "input"));
+		st->overhead += OPENAI_CALL_FRAMING;
 	} else if (!strcmp(t, "function_call_output") || !strcmp(t, "custom_tool_call_output")) {
 		const cJSON *o = jget(it, "output");
 		if (cJSON_IsArray(o))
 			count_chat_content(rc, o, &st->tool_results);
 		else
 			add_json(rc, &st->tool_results, o);
+		st->overhead += OPENAI_OUTPUT_FRAMING;
 	} else if (!strcmp(t, "reasoning")) {
+		/*
+		 * The summary is text. encrypted_content is not: it is an opaque
+		 * carrier of the reasoning, whose tokens the provider bills as it
+		 * recorded them (within a turn, the call's reasoning_output_tokens),
+		 * not as the base64's o200k count, which overstates them many times.
+		 */
 		for (const cJSON *s = jget(it, "summary") ? jget(it, "summary")->child : NULL; s; s = s->next)
 			add_str(rc, &st->thinking, jget(s, "text"));
-		add_str(rc, &st->thinking, jget(it, "encrypted_content"));
 	} else {
 		add_json(rc, &st->other, it);
 	}
@@ -396,13 +418,15 @@ int cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok
 		for (const cJSON *m = cJSON_IsArray(arr) ? arr->child : NULL; m && !rc.error; m = m->next) {
 			const cJSON *calls = jget(m, "tool_calls");
 			const char *role = jstr(m, "role");
+			bool tool = role && !strcmp(role, "tool");
 			out->messages++;
-			out->overhead += model->per_message;
-			count_chat_content(&rc, jget(m, "content"),
-					   role && !strcmp(role, "tool") ? &out->tool_results : &out->text);
+			out->overhead += model->per_message + (tool ? OPENAI_OUTPUT_FRAMING : 0);
+			count_chat_content(&rc, jget(m, "content"), tool ? &out->tool_results : &out->text);
+			/* each call is framed as a message of its own, as a Responses function_call item is */
 			for (const cJSON *c = cJSON_IsArray(calls) ? calls->child : NULL; c && !rc.error; c = c->next) {
 				add_str(&rc, &out->tool_calls, jget(jget(c, "function"), "name"));
 				add_json(&rc, &out->tool_calls, jget(jget(c, "function"), "arguments"));
+				out->overhead += model->per_message + OPENAI_CALL_FRAMING;
 			}
 			add_str(&rc, &out->thinking, jget(m, "reasoning_content"));
 		}

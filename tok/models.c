@@ -1,23 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The model registry: built-in profiles plus the user's JSON file.
+ * The model registry: built-in profiles plus the user's JSON file, the
+ * provisional profiles of ids resolved by family, and edits to the file.
  *
- * Where the figures come from
- *  - Windows, output limits and list prices are the providers' published
- *    figures as of prices_as_of; they change, so every field can be
- *    overridden from the user's file without a rebuild.
+ * Where the figures come from (each profile's `source` names it, with a date)
+ *  - Current Claude models: the contextWindow and maxOutputTokens Claude
+ *    Code 2.1.328 reports in modelUsage (../shared/reference/real-clients.md,
+ *    2026-12); ids its binary names without figures take their family's.
+ *  - Current OpenAI models: model_context_window in the token_count events
+ *    of the Codex rollouts that name them (Codex already holds 5% of the
+ *    input limit back: 258,400 = 0.95 x 272,000). The rollouts give no output
+ *    limit, so the reserve is cmv's: a tenth of the window.
+ *  - Older models: the providers' published figures as of prices_as_of.
+ *    Figures change, so every field can be overridden from the user's file
+ *    (cmv models set) without a rebuild. A price is never guessed: a model
+ *    the project has no dated price for has none (negative).
  *  - Exact tokenizers: OpenAI models use o200k_base (GPT-4o and later) or
  *    cl100k_base (GPT-4, GPT-3.5); Llama, Mistral 7B and Gemma 3 their own.
  *  - Claude: o200k_base times 1.25, plus 20 tokens per content block,
  *    fitted on 418 request-to-request prompt growths (usage.input_tokens +
  *    cache tokens) in the Claude Code sessions of ../shared/transcripts;
- *    tests/pager/approx_test.sh measures it again. docs/tokenizers.md has
+ *    tests/tok/approx_test.py measures it again. docs/tokenizers.md has
  *    the error.
  *  - Gemini 2.x and 3 use the vocabulary published as Gemma 3's (the Gemma
  *    3 report says it is Gemini 2.0's); not checked against countTokens,
  *    hence inexact with a small margin.
- *  - Per-message and per-request overheads for OpenAI are the cookbook's
- *    (3 per message, 3 to prime the reply); the others are estimates.
+ *  - OpenAI overheads: the Responses profiles' per-item framing is measured
+ *    on the Codex rollouts' billed prompt growth (tests/tok/openai_overhead.py;
+ *    pager/count.c adds the function-call framing); the Chat profiles keep
+ *    the cookbook's 3 per message and 3 to prime the reply. The others are
+ *    estimates.
  */
 #include <limits.h>
 #include <math.h>
@@ -40,96 +52,156 @@
 #define CLAUDE_NOTE "approximation: o200k_base x 1.25 + 20 per block, fitted on Claude Code usage"
 #define GEMINI_NOTE "Gemma 3 vocabulary (shared with Gemini 2.x); not checked against countTokens"
 
+/* The tail of a built-in profile: no base URL or key variable of its own, and where its figures come from. */
+#define SRC(s) NULL, NULL, s
+#define OPENAI_PUBLISHED "OpenAI's published figures, 2025-11"
+#define ANTHROPIC_PUBLISHED "Anthropic's published figures, 2025-11"
+#define GOOGLE_PUBLISHED "Google's published figures, 2025-11"
+#define META_CARD "Meta's model cards, 2025-11"
+#define MISTRAL_CARD "Mistral's model cards, 2025-11"
+#define GEMMA_CARD "Google's Gemma 3 model card, 2025-11"
+#define CLAUDE_CODE "Claude Code 2.1.328 modelUsage, 2026-12"
+/* ids the binary names without figures: their family's, and the source says whose */
+#define CLAUDE_CODE_AS(base) "Claude Code 2.1.328 names it, 2026-12; window and output as " base "'s (no modelUsage figures)"
+#define CODEX(date) "Codex rollout token_count, " date
+#define CODEX_NOTE "window: Codex's model_context_window; output reserve: cmv's, a tenth of it (the rollouts give none)"
+/*
+ * The Responses API's framing, measured on Codex rollouts (docs/tokenizers.md):
+ * 4 per item, 3 per text; pager/count.c adds a function call's and an
+ * output's own framing.
+ */
+#define RESP_OVH 3, 4, 3
+
 static const cmv_model builtin[] = {
-	/* OpenAI */
+	/*
+	 * OpenAI. In each family the newest comes first: an id cmv does not
+	 * know resolves to the first profile that shares the most leading words
+	 * with it (cmv_models_resolve).
+	 */
+	{ "gpt-5.5", "openai", "", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1, 0.01, 258400, 25840,
+	  true, true, RESP_OVH, 765, NOPRICE, "", CODEX_NOTE, SRC(CODEX("2026-06-25")) },
+	{ "gpt-5.4", "openai", "", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1, 0.01, 258400, 25840,
+	  true, true, RESP_OVH, 765, NOPRICE, "", CODEX_NOTE, SRC(CODEX("2026-06-18")) },
+	{ "gpt-5.3-codex-spark", "openai", "", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1, 0.01, 121600,
+	  12160, true, true, RESP_OVH, 765, NOPRICE, "", CODEX_NOTE, SRC(CODEX("2026-06-26")) },
 	{ "gpt-4o", "openai", "gpt-4o-2024-08-06,gpt-4o-2024-11-20,chatgpt-4o-latest", OAI_CHAT,
 	  "o200k_base", true, 1, 0.01, 128000, 16384, true, true, 3, 3, 3, 765,
-	  { 2.50, 10.00, 1.25, 0 }, "2025-11", "" },
+	  { 2.50, 10.00, 1.25, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-4o-mini", "openai", "gpt-4o-mini-2024-07-18", OAI_CHAT, "o200k_base", true, 1, 0.01,
-	  128000, 16384, true, true, 3, 3, 3, 765, { 0.15, 0.60, 0.075, 0 }, "2025-11", "" },
+	  128000, 16384, true, true, 3, 3, 3, 765, { 0.15, 0.60, 0.075, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-4.1", "openai", "gpt-4.1-2025-04-14", OAI_CHAT, "o200k_base", true, 1, 0.01, 1047576,
-	  32768, true, true, 3, 3, 3, 765, { 2.00, 8.00, 0.50, 0 }, "2025-11", "" },
+	  32768, true, true, 3, 3, 3, 765, { 2.00, 8.00, 0.50, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-4.1-mini", "openai", "gpt-4.1-mini-2025-04-14", OAI_CHAT, "o200k_base", true, 1, 0.01,
-	  1047576, 32768, true, true, 3, 3, 3, 765, { 0.40, 1.60, 0.10, 0 }, "2025-11", "" },
+	  1047576, 32768, true, true, 3, 3, 3, 765, { 0.40, 1.60, 0.10, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-4.1-nano", "openai", "gpt-4.1-nano-2025-04-14", OAI_CHAT, "o200k_base", true, 1, 0.01,
-	  1047576, 32768, true, true, 3, 3, 3, 765, { 0.10, 0.40, 0.025, 0 }, "2025-11", "" },
+	  1047576, 32768, true, true, 3, 3, 3, 765, { 0.10, 0.40, 0.025, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-5", "openai", "gpt-5-2025-08-07,gpt-5-chat-latest", CMV_API_OPENAI_RESPONSES,
-	  "o200k_base", true, 1, 0.01, 400000, 128000, true, true, 3, 3, 3, 765,
-	  { 1.25, 10.00, 0.125, 0 }, "2025-11", "" },
+	  "o200k_base", true, 1, 0.01, 400000, 128000, true, true, RESP_OVH, 765,
+	  { 1.25, 10.00, 0.125, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-5.1", "openai", "gpt-5.1-2025-11-13", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1,
-	  0.01, 400000, 128000, true, true, 3, 3, 3, 765, { 1.25, 10.00, 0.125, 0 }, "2025-11", "" },
+	  0.01, 400000, 128000, true, true, RESP_OVH, 765, { 1.25, 10.00, 0.125, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-5-mini", "openai", "gpt-5-mini-2025-08-07", CMV_API_OPENAI_RESPONSES, "o200k_base",
-	  true, 1, 0.01, 400000, 128000, true, true, 3, 3, 3, 765, { 0.25, 2.00, 0.025, 0 },
-	  "2025-11", "" },
+	  true, 1, 0.01, 400000, 128000, true, true, RESP_OVH, 765, { 0.25, 2.00, 0.025, 0 },
+	  "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-5-nano", "openai", "gpt-5-nano-2025-08-07", CMV_API_OPENAI_RESPONSES, "o200k_base",
-	  true, 1, 0.01, 400000, 128000, true, true, 3, 3, 3, 765, { 0.05, 0.40, 0.005, 0 },
-	  "2025-11", "" },
-	{ "o1", "openai", "o1-2024-12-17", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1, 0.01,
-	  200000, 100000, true, true, 3, 3, 3, 765, { 15.00, 60.00, 7.50, 0 }, "2025-11", "" },
+	  true, 1, 0.01, 400000, 128000, true, true, RESP_OVH, 765, { 0.05, 0.40, 0.005, 0 },
+	  "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "o3", "openai", "o3-2025-04-16", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1, 0.01,
-	  200000, 100000, true, true, 3, 3, 3, 765, { 2.00, 8.00, 0.50, 0 }, "2025-11", "" },
-	{ "o3-mini", "openai", "o3-mini-2025-01-31", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1,
-	  0.01, 200000, 100000, true, false, 3, 3, 3, 0, { 1.10, 4.40, 0.55, 0 }, "2025-11", "" },
+	  200000, 100000, true, true, RESP_OVH, 765, { 2.00, 8.00, 0.50, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "o4-mini", "openai", "o4-mini-2025-04-16", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1,
-	  0.01, 200000, 100000, true, true, 3, 3, 3, 765, { 1.10, 4.40, 0.275, 0 }, "2025-11", "" },
+	  0.01, 200000, 100000, true, true, RESP_OVH, 765, { 1.10, 4.40, 0.275, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
+	{ "o3-mini", "openai", "o3-mini-2025-01-31", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1,
+	  0.01, 200000, 100000, true, false, RESP_OVH, 0, { 1.10, 4.40, 0.55, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
+	{ "o1", "openai", "o1-2024-12-17", CMV_API_OPENAI_RESPONSES, "o200k_base", true, 1, 0.01,
+	  200000, 100000, true, true, RESP_OVH, 765, { 15.00, 60.00, 7.50, 0 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-4-turbo", "openai", "gpt-4-turbo-2024-04-09", OAI_CHAT, "cl100k_base", true, 1, 0.01,
-	  128000, 4096, true, true, 3, 3, 3, 765, { 10.00, 30.00, -1, -1 }, "2025-11", "" },
+	  128000, 4096, true, true, 3, 3, 3, 765, { 10.00, 30.00, -1, -1 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-4", "openai", "gpt-4-0613", OAI_CHAT, "cl100k_base", true, 1, 0.01, 8192, 4096, true,
-	  false, 3, 3, 3, 0, { 30.00, 60.00, -1, -1 }, "2025-11", "" },
+	  false, 3, 3, 3, 0, { 30.00, 60.00, -1, -1 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
 	{ "gpt-3.5-turbo", "openai", "gpt-3.5-turbo-0125", OAI_CHAT, "cl100k_base", true, 1, 0.01,
-	  16385, 4096, true, false, 3, 3, 3, 0, { 0.50, 1.50, -1, -1 }, "2025-11", "" },
-	/* Anthropic */
+	  16385, 4096, true, false, 3, 3, 3, 0, { 0.50, 1.50, -1, -1 }, "2025-11", "", SRC(OPENAI_PUBLISHED) },
+	/* Anthropic: Claude Code 2.1.328's models first (newest first in each family), then the older ones */
+	{ "claude-opus-5-5", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE) },
+	{ "claude-sonnet-5-5", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE) },
+	{ "claude-haiku-5-5", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE) },
+	{ "claude-fable-5-2", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE) },
+	{ "claude-mythos-5-2", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE) },
+	{ "claude-sonnet-5", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 64000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE) },
+	{ "claude-opus-5", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE_AS("claude-opus-5-5")) },
+	{ "claude-fable-5-1", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE_AS("claude-fable-5-2")) },
+	{ "claude-fable-5", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE_AS("claude-fable-5-2")) },
+	{ "claude-mythos-5-1", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE_AS("claude-mythos-5-2")) },
+	{ "claude-mythos-5", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 128000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE_AS("claude-mythos-5-2")) },
+	{ "claude-opus-4-8", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 64000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE) },
+	{ "claude-opus-4-7", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 64000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE_AS("claude-opus-4-8")) },
+	{ "claude-opus-4-6", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 1000000, 64000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE_AS("claude-opus-4-8")) },
+	{ "claude-sonnet-4-6", "anthropic", "", ANTH, "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 200000, 32000,
+	  true, true, 0, 3, 20, 1600, NOPRICE, "", CLAUDE_NOTE, SRC(CLAUDE_CODE) },
 	{ "claude-opus-4-5", "anthropic", "claude-opus-4-5-20251101", ANTH, "o200k_base", false,
 	  CLAUDE_FACTOR, CLAUDE_MARGIN, 200000, 64000, true, true, 0, 3, 20, 1600,
-	  { 5.00, 25.00, 0.50, 6.25 }, "2025-11", CLAUDE_NOTE },
+	  { 5.00, 25.00, 0.50, 6.25 }, "2025-11", CLAUDE_NOTE, SRC(ANTHROPIC_PUBLISHED) },
 	{ "claude-opus-4-1", "anthropic", "claude-opus-4-1-20250805", ANTH, "o200k_base", false,
 	  CLAUDE_FACTOR, CLAUDE_MARGIN, 200000, 32000, true, true, 0, 3, 20, 1600,
-	  { 15.00, 75.00, 1.50, 18.75 }, "2025-11", CLAUDE_NOTE },
+	  { 15.00, 75.00, 1.50, 18.75 }, "2025-11", CLAUDE_NOTE, SRC(ANTHROPIC_PUBLISHED) },
 	{ "claude-opus-4", "anthropic", "claude-opus-4-20250514,claude-opus-4-0", ANTH, "o200k_base",
 	  false, CLAUDE_FACTOR, CLAUDE_MARGIN, 200000, 32000, true, true, 0, 3, 20, 1600,
-	  { 15.00, 75.00, 1.50, 18.75 }, "2025-11", CLAUDE_NOTE },
+	  { 15.00, 75.00, 1.50, 18.75 }, "2025-11", CLAUDE_NOTE, SRC(ANTHROPIC_PUBLISHED) },
 	{ "claude-sonnet-4-5", "anthropic", "claude-sonnet-4-5-20250929", ANTH, "o200k_base", false,
 	  CLAUDE_FACTOR, CLAUDE_MARGIN, 200000, 64000, true, true, 0, 3, 20, 1600,
-	  { 3.00, 15.00, 0.30, 3.75 }, "2025-11", CLAUDE_NOTE },
+	  { 3.00, 15.00, 0.30, 3.75 }, "2025-11", CLAUDE_NOTE, SRC(ANTHROPIC_PUBLISHED) },
 	{ "claude-sonnet-4", "anthropic", "claude-sonnet-4-20250514,claude-sonnet-4-0", ANTH,
 	  "o200k_base", false, CLAUDE_FACTOR, CLAUDE_MARGIN, 200000, 64000, true, true, 0, 3, 20, 1600,
-	  { 3.00, 15.00, 0.30, 3.75 }, "2025-11", CLAUDE_NOTE },
+	  { 3.00, 15.00, 0.30, 3.75 }, "2025-11", CLAUDE_NOTE, SRC(ANTHROPIC_PUBLISHED) },
 	{ "claude-haiku-4-5", "anthropic", "claude-haiku-4-5-20251001", ANTH, "o200k_base", false,
 	  CLAUDE_FACTOR, CLAUDE_MARGIN, 200000, 64000, true, true, 0, 3, 20, 1600,
-	  { 1.00, 5.00, 0.10, 1.25 }, "2025-11", CLAUDE_NOTE },
+	  { 1.00, 5.00, 0.10, 1.25 }, "2025-11", CLAUDE_NOTE, SRC(ANTHROPIC_PUBLISHED) },
 	/* Google */
 	{ "gemini-3-pro-preview", "google", "gemini-3-pro", GEM, "gemma3", false, 1, 0.05, 1048576,
-	  65536, true, true, 0, 4, 4, 258, { 2.00, 12.00, 0.20, -1 }, "2025-11", GEMINI_NOTE },
+	  65536, true, true, 0, 4, 4, 258, { 2.00, 12.00, 0.20, -1 }, "2025-11", GEMINI_NOTE, SRC(GOOGLE_PUBLISHED) },
 	{ "gemini-2.5-pro", "google", "", GEM, "gemma3", false, 1, 0.05, 1048576, 65536, true, true,
-	  0, 4, 4, 258, { 1.25, 10.00, 0.125, -1 }, "2025-11", GEMINI_NOTE },
+	  0, 4, 4, 258, { 1.25, 10.00, 0.125, -1 }, "2025-11", GEMINI_NOTE, SRC(GOOGLE_PUBLISHED) },
 	{ "gemini-2.5-flash", "google", "", GEM, "gemma3", false, 1, 0.05, 1048576, 65536, true,
-	  true, 0, 4, 4, 258, { 0.30, 2.50, 0.03, -1 }, "2025-11", GEMINI_NOTE },
+	  true, 0, 4, 4, 258, { 0.30, 2.50, 0.03, -1 }, "2025-11", GEMINI_NOTE, SRC(GOOGLE_PUBLISHED) },
 	{ "gemini-2.5-flash-lite", "google", "", GEM, "gemma3", false, 1, 0.05, 1048576, 65536, true,
-	  true, 0, 4, 4, 258, { 0.10, 0.40, 0.01, -1 }, "2025-11", GEMINI_NOTE },
+	  true, 0, 4, 4, 258, { 0.10, 0.40, 0.01, -1 }, "2025-11", GEMINI_NOTE, SRC(GOOGLE_PUBLISHED) },
 	/* Meta: open weights, served anywhere; no list price */
 	{ "llama-3.1-8b", "meta", "llama-3.1-8b-instruct,meta-llama/Llama-3.1-8B-Instruct", OAI_CHAT,
-	  "llama3", true, 1, 0, 131072, 4096, true, false, 1, 5, 0, 0, NOPRICE, "", "" },
+	  "llama3", true, 1, 0, 131072, 4096, true, false, 1, 5, 0, 0, NOPRICE, "", "", SRC(META_CARD) },
 	{ "llama-3.1-70b", "meta", "llama-3.1-70b-instruct,meta-llama/Llama-3.1-70B-Instruct",
-	  OAI_CHAT, "llama3", true, 1, 0, 131072, 4096, true, false, 1, 5, 0, 0, NOPRICE, "", "" },
+	  OAI_CHAT, "llama3", true, 1, 0, 131072, 4096, true, false, 1, 5, 0, 0, NOPRICE, "", "", SRC(META_CARD) },
 	{ "llama-3.1-405b", "meta", "llama-3.1-405b-instruct", OAI_CHAT, "llama3", true, 1, 0, 131072,
-	  4096, true, false, 1, 5, 0, 0, NOPRICE, "", "" },
+	  4096, true, false, 1, 5, 0, 0, NOPRICE, "", "", SRC(META_CARD) },
 	{ "llama-3.2-3b", "meta", "llama-3.2-3b-instruct", OAI_CHAT, "llama3", true, 1, 0, 131072,
-	  4096, true, false, 1, 5, 0, 0, NOPRICE, "", "" },
+	  4096, true, false, 1, 5, 0, 0, NOPRICE, "", "", SRC(META_CARD) },
 	{ "llama-3.3-70b", "meta", "llama-3.3-70b-instruct,meta-llama/Llama-3.3-70B-Instruct",
-	  OAI_CHAT, "llama3", true, 1, 0, 131072, 4096, true, false, 1, 5, 0, 0, NOPRICE, "", "" },
+	  OAI_CHAT, "llama3", true, 1, 0, 131072, 4096, true, false, 1, 5, 0, 0, NOPRICE, "", "", SRC(META_CARD) },
 	{ "llama-2-7b-chat", "meta", "llama-2-13b-chat,llama-2-70b-chat", OAI_CHAT, "llama2", true, 1,
-	  0, 4096, 1024, false, false, 1, 4, 0, 0, NOPRICE, "", "" },
+	  0, 4096, 1024, false, false, 1, 4, 0, 0, NOPRICE, "", "", SRC(META_CARD) },
 	/* Mistral: the 32k SentencePiece vocabulary (the Tekken models are not public here) */
 	{ "mistral-7b-instruct-v0.2", "mistral", "mistral-7b-instruct-v0.1,open-mistral-7b", OAI_CHAT,
-	  "mistral-7b-v0.1", true, 1, 0, 32768, 4096, false, false, 1, 4, 0, 0, NOPRICE, "", "" },
+	  "mistral-7b-v0.1", true, 1, 0, 32768, 4096, false, false, 1, 4, 0, 0, NOPRICE, "", "", SRC(MISTRAL_CARD) },
 	{ "mixtral-8x7b-instruct", "mistral", "open-mixtral-8x7b,mixtral-8x7b-instruct-v0.1",
 	  OAI_CHAT, "mistral-7b-v0.1", true, 1, 0, 32768, 4096, false, false, 1, 4, 0, 0, NOPRICE,
-	  "", "" },
+	  "", "", SRC(MISTRAL_CARD) },
 	/* Gemma 3 */
 	{ "gemma-3-27b", "google", "gemma-3-27b-it,gemma-3-12b,gemma-3-12b-it,gemma-3-4b,gemma-3-4b-it",
-	  GEM, "gemma3", true, 1, 0, 131072, 8192, false, true, 1, 4, 0, 256, NOPRICE, "", "" },
+	  GEM, "gemma3", true, 1, 0, 131072, 8192, false, true, 1, 4, 0, 256, NOPRICE, "", "", SRC(GEMMA_CARD) },
 	{ "gemma-3-1b", "google", "gemma-3-1b-it", GEM, "gemma3", true, 1, 0, 32768, 8192, false,
-	  false, 1, 4, 0, 0, NOPRICE, "", "" },
+	  false, 1, 4, 0, 0, NOPRICE, "", "", SRC(GEMMA_CARD) },
 };
 
 struct cmv_models {
@@ -137,6 +209,9 @@ struct cmv_models {
 	size_t n, cap;
 	char **strings; /* owned copies of user-file strings */
 	size_t n_strings, cap_strings;
+	/* provisional profiles (cmv_models_resolve), each allocated alone: a pointer handed out stays valid */
+	cmv_model **prov;
+	size_t n_prov;
 };
 
 static const char *const api_names[] = { NULL, "openai-chat", "openai-responses", "anthropic",
@@ -281,6 +356,9 @@ void cmv_models_free(cmv_models *m)
 	for (size_t i = 0; i < m->n_strings; i++)
 		free(m->strings[i]);
 	free(m->strings);
+	for (size_t i = 0; i < m->n_prov; i++)
+		free(m->prov[i]);
+	free(m->prov);
 	free(m->v);
 	free(m);
 }
@@ -413,6 +491,8 @@ static int apply_field(cmv_model *md, cmv_models *m, const cJSON *v, const where
 		return bad(w, "'%s': a profile never holds a secret; name the variable that does with 'api_key_env'", k);
 	if (!strcmp(k, "prices_as_of"))
 		return get_str(&md->prices_as_of, m, v, w, k);
+	if (!strcmp(k, "source"))
+		return get_str(&md->source, m, v, w, k);
 	if (!strcmp(k, "aliases")) {
 		cmv_buf all = CMV_BUF_INIT(8192);
 		const cJSON *a;
@@ -494,25 +574,20 @@ static int apply_field(cmv_model *md, cmv_models *m, const cJSON *v, const where
 	return bad(w, "unknown field '%s'", k);
 }
 
-static int load_file(cmv_models *m, const char *path)
-{
-	cmv_buf text = CMV_BUF_INIT((size_t)4 << 20);
-	cJSON *root = NULL, *list, *e;
-	int error;
-	where w = { path, 0, NULL };
+#define MODELS_FILE_MAX ((size_t)4 << 20)
 
-	error = cmv__read_file(&text, path);
-	/* a models file that was named but is missing is an I/O error, like an unreadable one */
-	if (error == CMV_ENOTFOUND)
-		error = cmv_error__set(CMV_EIO, "%s: no such file", path);
-	else if (error == CMV_ETOOBIG)
-		error = cmv_error__set(CMV_EINVALID, "%s: over 4 MiB, not a models file", path);
-	if (error < 0)
-		goto out;
-	if (!text.ptr || !(root = cJSON_ParseWithLength(text.ptr, text.size))) {
+/* The user's file as text (path names it in messages). */
+static int load_text(cmv_models *m, const char *path, const cmv_buf *text)
+{
+	cJSON *root = NULL, *list, *e;
+	int error = 0;
+	where w = { path, 0, NULL };
+	const char *user_source = NULL;
+
+	if (!text->ptr || !(root = cJSON_ParseWithLength(text->ptr, text->size))) {
 		size_t line = 1;
 		const char *at = cJSON_GetErrorPtr();
-		for (const char *p = text.ptr; p && at && p < at && p < text.ptr + text.size; p++)
+		for (const char *p = text->ptr; p && at && p < at && p < text->ptr + text->size; p++)
 			line += *p == '\n';
 		error = cmv_error__set(CMV_EINVALID, "%s:%zu: malformed JSON", path, line);
 		goto out;
@@ -557,6 +632,19 @@ static int load_file(cmv_models *m, const char *path)
 		}
 		if ((error = keep_string(&md.id, m, id->valuestring)) < 0)
 			goto out;
+		/* what the entry says is the user's; an entry may name its own source */
+		if (!user_source) {
+			cmv_buf src = CMV_BUF_INIT(8192);
+			error = cmv_buf_printf(&src, "user file %s", path);
+			if (!error)
+				error = keep_string(&user_source, m, src.ptr);
+			cmv_buf_dispose(&src);
+			if (error < 0)
+				goto out;
+		}
+		md.source = user_source;
+		md.provisional = false;
+		md.assumed_from = NULL;
 		cJSON_ArrayForEach(f, e)
 			if ((error = apply_field(&md, m, f, &w)) < 0)
 				goto out;
@@ -581,6 +669,21 @@ static int load_file(cmv_models *m, const char *path)
 	}
 out:
 	cJSON_Delete(root);
+	return error;
+}
+
+static int load_file(cmv_models *m, const char *path)
+{
+	cmv_buf text = CMV_BUF_INIT(MODELS_FILE_MAX);
+	int error = cmv__read_file(&text, path);
+
+	/* a models file that was named but is missing is an I/O error, like an unreadable one */
+	if (error == CMV_ENOTFOUND)
+		error = cmv_error__set(CMV_EIO, "%s: no such file", path);
+	else if (error == CMV_ETOOBIG)
+		error = cmv_error__set(CMV_EINVALID, "%s: over 4 MiB, not a models file", path);
+	if (error == 0)
+		error = load_text(m, path, &text);
 	cmv_buf_dispose(&text);
 	return error;
 }
@@ -591,11 +694,47 @@ static bool exists(const char *p)
 	return stat(p, &st) == 0;
 }
 
+/* $CMV_MODELS, else $XDG_CONFIG_HOME/cmv/models.json, else ~/.config/cmv/models.json; *from_env when the first. */
+static int user_path(char *found, size_t size, bool *from_env)
+{
+	const char *env = getenv("CMV_MODELS"), *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	int n;
+
+	*from_env = false;
+	if (env && *env) {
+		*from_env = true;
+		n = snprintf(found, size, "%s", env);
+	} else if (xdg && *xdg) {
+		n = snprintf(found, size, "%s/cmv/models.json", xdg);
+	} else if (home && *home) {
+		n = snprintf(found, size, "%s/.config/cmv/models.json", home);
+	} else {
+		return cmv_error__set(CMV_ENOTFOUND, "no model file: none of CMV_MODELS, XDG_CONFIG_HOME and HOME is set");
+	}
+	if (n < 0 || (size_t)n >= size)
+		return cmv_error__set(CMV_EINVALID, "the model file's path is over %zu bytes", size - 1);
+	return 0;
+}
+
+int cmv_models_user_path(cmv_buf *out)
+{
+	char found[PATH_MAX];
+	bool from_env;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	if ((error = user_path(found, sizeof(found), &from_env)) < 0)
+		return error;
+	cmv_buf_clear(out);
+	return cmv_buf_puts(out, found);
+}
+
 int cmv_models_load(cmv_models **out, const char *path)
 {
 	cmv_models *m;
 	char found[PATH_MAX];
 	const char *file = path;
+	bool from_env = false;
 	int error = 0;
 
 	CMV_ASSERT_ARG(out);
@@ -605,16 +744,10 @@ int cmv_models_load(cmv_models **out, const char *path)
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(builtin) && !error; i++)
 		error = push(m, &builtin[i]);
 	if (!file) {
-		const char *env = getenv("CMV_MODELS"), *xdg = getenv("XDG_CONFIG_HOME"),
-			   *home = getenv("HOME");
-		if (env && *env)
-			file = env;
-		else if (xdg && *xdg)
-			snprintf(found, sizeof(found), "%s/cmv/models.json", xdg), file = found;
-		else if (home && *home)
-			snprintf(found, sizeof(found), "%s/.config/cmv/models.json", home), file = found;
-		if (file == found && !exists(found))
-			file = NULL;
+		/* no file anywhere is no error: the built-ins alone; a named one must exist */
+		if (user_path(found, sizeof(found), &from_env) == 0 && (from_env || exists(found)))
+			file = found;
+		cmv_error_clear();
 	}
 	if (!error && file && *file)
 		error = load_file(m, file);
@@ -624,4 +757,356 @@ int cmv_models_load(cmv_models **out, const char *path)
 	}
 	*out = m;
 	return 0;
+}
+
+/* ---- ids cmv does not know: resolved by family ---------------------------- */
+
+/* The family of an id: "claude", "gpt", "o" (o1, o3-mini, ...), "gemini", or NULL. */
+static const char *family_of(const char *id)
+{
+	if (!strncmp(id, "claude-", 7) && id[7])
+		return "claude";
+	if (!strncmp(id, "gpt-", 4) && id[4])
+		return "gpt";
+	if (id[0] == 'o' && id[1] >= '0' && id[1] <= '9')
+		return "o";
+	if (!strncmp(id, "gemini-", 7) && id[7])
+		return "gemini";
+	return NULL;
+}
+
+/* How many leading dash-separated words a and b share. */
+static size_t shared_words(const char *a, const char *b)
+{
+	size_t n = 0;
+
+	for (;;) {
+		size_t la = strcspn(a, "-"), lb = strcspn(b, "-");
+		if (la != lb || memcmp(a, b, la))
+			return n;
+		n++;
+		if (!a[la] || !b[lb])
+			return n;
+		a += la + 1;
+		b += lb + 1;
+	}
+}
+
+int cmv_models_resolve(const cmv_model **out, cmv_models *m, const char *name)
+{
+	const cmv_model *best = NULL;
+	const char *fam;
+	size_t best_words = 0;
+	cmv_model *p, **grown;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(m);
+	CMV_ASSERT_ARG(name);
+	if ((error = cmv_models_find(out, m, name)) != CMV_ENOTFOUND)
+		return error;
+	for (size_t i = 0; i < m->n_prov; i++)
+		if (!strcmp(m->prov[i]->id, name)) {
+			cmv_error_clear();
+			*out = m->prov[i];
+			return 0;
+		}
+	/* no family: cmv_models_find's message (with close ids) stands */
+	if (!(fam = family_of(name)) || strlen(name) > 200)
+		return error;
+	/* the built-ins only: the table lists each family newest first, so the first best match wins */
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(builtin); i++) {
+		const char *f = family_of(builtin[i].id);
+		size_t k;
+		if (!f || strcmp(f, fam))
+			continue;
+		k = shared_words(builtin[i].id, name);
+		if (!best || k > best_words) {
+			best = &builtin[i];
+			best_words = k;
+		}
+	}
+	if (!best)
+		return error;
+	cmv_error_clear();
+	/* one allocation: the profile, then its id */
+	if (!(p = cmv__calloc(1, sizeof(*p) + strlen(name) + 1)))
+		return cmv_error__oom();
+	if (!(grown = realloc(m->prov, (m->n_prov + 1) * sizeof(*grown)))) {
+		free(p);
+		return cmv_error__oom();
+	}
+	m->prov = grown;
+	*p = *best;
+	memcpy(p + 1, name, strlen(name) + 1);
+	p->id = (const char *)(p + 1);
+	p->aliases = "";
+	/* another model's price would be a guess */
+	p->prices = (cmv_model_prices){ -1, -1, -1, -1 };
+	p->prices_as_of = "";
+	p->provisional = true;
+	p->assumed_from = best->id;
+	p->source = "provisional: cmv does not know this id; the figures are its family's newest built-in profile's";
+	m->prov[m->n_prov++] = p;
+	*out = p;
+	return 0;
+}
+
+/* 1000000 -> "1,000,000" */
+static const char *grouped(char buf[32], uint64_t v)
+{
+	char digits[24];
+	int n = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)v), o = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (i && (n - i) % 3 == 0)
+			buf[o++] = ',';
+		buf[o++] = digits[i];
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+int cmv_model_assumed(cmv_buf *out, const cmv_model *model)
+{
+	char w[32], o[32];
+	const char *fam;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(model);
+	cmv_buf_clear(out);
+	if (!model->provisional || !model->assumed_from)
+		return 0;
+	fam = family_of(model->id);
+	return cmv_buf_printf(out, "unknown model '%s': counted as the %s family (%s's window %s, output %s, tokenizer %s)",
+			      model->id, fam && !strcmp(fam, "o") ? "o-series" : fam ? fam : "?", model->assumed_from,
+			      grouped(w, model->context_window), grouped(o, model->max_output),
+			      model->exact ? model->tokenizer : "approximation");
+}
+
+/* ---- editing the user's file (cmv models add|set|remove) ------------------ */
+
+static bool is_number_field(const char *k)
+{
+	static const char *const nums[] = { "context_window", "max_output", "per_request", "per_message",
+					    "per_block", "image_tokens", "token_factor", "margin" };
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(nums); i++)
+		if (!strcmp(k, nums[i]))
+			return true;
+	return false;
+}
+
+static bool is_bool_field(const char *k)
+{
+	return !strcmp(k, "exact") || !strcmp(k, "tools") || !strcmp(k, "images");
+}
+
+/* A value as the text a shell gives it, into the entry's JSON (under obj, key k). */
+static int set_field(cJSON *entry, const char *id, const char *name, const char *value)
+{
+	const char *k = name;
+	cJSON *v = NULL, *obj = entry;
+	char *end;
+
+	if (!name || !*name || !value)
+		return cmv_error__set(CMV_EINVALID, "model '%s': a field needs a name and a value", id);
+	if (!strcmp(k, "window"))
+		k = "context_window";
+	else if (!strcmp(k, "output"))
+		k = "max_output";
+	if (!strcmp(k, "id") || !strcmp(k, "base"))
+		return cmv_error__set(CMV_EINVALID, "model '%s': '%s' is not a field to set (add ID --like BASE makes a copy)",
+				      id, k);
+	if (!strcmp(k, "api_key") || !strcmp(k, "key") || !strcmp(k, "token"))
+		return cmv_error__set(CMV_EINVALID,
+				      "model '%s': '%s': a profile never holds a secret; name the variable that does with 'api_key_env'",
+				      id, k);
+	if (!strncmp(k, "prices.", 7)) {
+		k += 7;
+		if (!(obj = cJSON_GetObjectItemCaseSensitive(entry, "prices")) &&
+		    !(obj = cJSON_AddObjectToObject(entry, "prices")))
+			return cmv_error__oom();
+		if (!strcmp(value, "null") || !strcmp(value, "-")) {
+			v = cJSON_CreateNull();
+		} else {
+			double d = strtod(value, &end);
+			if (end == value || *end)
+				return cmv_error__set(CMV_EINVALID, "model '%s': price '%s' must be a number of dollars per million tokens, or null, not '%s'",
+						      id, k, value);
+			v = cJSON_CreateNumber(d);
+		}
+	} else if (is_number_field(k)) {
+		double d = strtod(value, &end);
+		if (end == value || *end)
+			return cmv_error__set(CMV_EINVALID, "model '%s': '%s' must be a number, not '%s'", id, k, value);
+		v = cJSON_CreateNumber(d);
+	} else if (is_bool_field(k)) {
+		if (strcmp(value, "true") && strcmp(value, "false"))
+			return cmv_error__set(CMV_EINVALID, "model '%s': '%s' must be true or false, not '%s'", id, k, value);
+		v = cJSON_CreateBool(!strcmp(value, "true"));
+	} else if (!strcmp(k, "aliases")) {
+		const char *p = value;
+		if (!(v = cJSON_CreateArray()))
+			return cmv_error__oom();
+		while (*p) {
+			size_t len = strcspn(p, ",");
+			cJSON *a;
+			char *one = cmv__calloc(1, len + 1);
+			if (!one) {
+				cJSON_Delete(v);
+				return cmv_error__oom();
+			}
+			memcpy(one, p, len);
+			a = cJSON_CreateString(one);
+			free(one);
+			if (!a || !cJSON_AddItemToArray(v, a)) {
+				cJSON_Delete(a);
+				cJSON_Delete(v);
+				return cmv_error__oom();
+			}
+			p += len + (p[len] == ',');
+		}
+	} else {
+		/* a string field; an unknown name is refused when the result is loaded, with the file's message */
+		v = cJSON_CreateString(value);
+	}
+	if (!v)
+		return cmv_error__oom();
+	if (cJSON_GetObjectItemCaseSensitive(obj, k) ? !cJSON_ReplaceItemInObjectCaseSensitive(obj, k, v)
+						     : !cJSON_AddItemToObject(obj, k, v)) {
+		cJSON_Delete(v);
+		return cmv_error__oom();
+	}
+	return 0;
+}
+
+static cJSON *file_entry(cJSON *list, const char *id, int *index)
+{
+	int i = 0;
+	for (cJSON *e = list ? list->child : NULL; e; e = e->next, i++) {
+		const cJSON *eid = cJSON_GetObjectItemCaseSensitive(e, "id");
+		if (cJSON_IsString(eid) && !strcmp(eid->valuestring, id)) {
+			*index = i;
+			return e;
+		}
+	}
+	return NULL;
+}
+
+int cmv_models_edit(const char *path, cmv_models_op op, const char *id, const char *base,
+		    const cmv_model_field *fields, size_t n_fields)
+{
+	cmv_buf text = CMV_BUF_INIT(MODELS_FILE_MAX), check = CMV_BUF_INIT(MODELS_FILE_MAX);
+	cmv_models *now = NULL, *after = NULL;
+	const cmv_model *found = NULL;
+	cJSON *root = NULL, *list, *entry;
+	char *json = NULL;
+	int error, index = -1;
+
+	CMV_ASSERT_ARG(path);
+	CMV_ASSERT_ARG(id);
+	if (op < CMV_MODELS_ADD || op > CMV_MODELS_REMOVE)
+		return cmv_error__set(CMV_EINVALID, "unknown edit of the model file (%d)", (int)op);
+	if (!*id || strlen(id) > 200 || strchr(id, ','))
+		return cmv_error__set(CMV_EINVALID, "'%s' is not a model id (1 to 200 bytes, no comma)", id);
+	/* the registry as it stands: an unreadable or malformed file is not edited over */
+	if ((error = cmv_models_load(&now, exists(path) ? path : "")) < 0)
+		goto out;
+	error = exists(path) ? cmv__read_file(&text, path) : 0;
+	if (error < 0)
+		goto out;
+	if (text.size) {
+		if (!(root = cJSON_ParseWithLength(text.ptr, text.size))) {
+			error = cmv_error__set(CMV_EINVALID, "%s: malformed JSON", path);
+			goto out;
+		}
+	} else if (!(root = cJSON_CreateObject()) || !cJSON_AddArrayToObject(root, "models")) {
+		error = cmv_error__oom();
+		goto out;
+	}
+	list = cJSON_GetObjectItemCaseSensitive(root, "models");
+	entry = file_entry(list, id, &index);
+	switch (op) {
+	case CMV_MODELS_ADD:
+		if (cmv_models_find(&found, now, id) == 0) {
+			error = cmv_error__set(CMV_EINVALID, "model '%s' exists (%s); change it with 'cmv models set'", id,
+					       entry ? path : "built in");
+			goto out;
+		}
+		cmv_error_clear();
+		if (!base || cmv_models_find(&found, now, base) < 0) {
+			error = base ? cmv_error_last()->code : cmv_error__set(CMV_EINVALID, "model '%s': add needs a model to copy (--like)", id);
+			goto out;
+		}
+		if (!(entry = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, entry)) {
+			cJSON_Delete(entry);
+			error = cmv_error__oom();
+			goto out;
+		}
+		/* base names the profile, canonical: an alias or a dated id is not one the file format takes */
+		if (!cJSON_AddStringToObject(entry, "id", id) || !cJSON_AddStringToObject(entry, "base", found->id)) {
+			error = cmv_error__oom();
+			goto out;
+		}
+		break;
+	case CMV_MODELS_SET:
+		if (!entry) {
+			/* a built-in gets an entry that overrides it; an alias or dated id is not the entry's id */
+			if (cmv_models_find(&found, now, id) < 0 || strcmp(found->id, id)) {
+				error = found ? cmv_error__set(CMV_ENOTFOUND, "'%s' is another name of '%s': set that", id, found->id)
+					      : cmv_error_last()->code;
+				goto out;
+			}
+			if (!(entry = cJSON_CreateObject()) || !cJSON_AddItemToArray(list, entry)) {
+				cJSON_Delete(entry);
+				error = cmv_error__oom();
+				goto out;
+			}
+			if (!cJSON_AddStringToObject(entry, "id", id)) {
+				error = cmv_error__oom();
+				goto out;
+			}
+		}
+		if (!n_fields) {
+			error = cmv_error__set(CMV_EINVALID, "model '%s': nothing to set", id);
+			goto out;
+		}
+		break;
+	case CMV_MODELS_REMOVE:
+		if (!entry) {
+			error = cmv_error__set(CMV_ENOTFOUND, "model '%s' has no entry in %s%s", id, path,
+					       cmv_models_find(&found, now, id) == 0 ? " (a built-in cannot be removed)" : "");
+			goto out;
+		}
+		cJSON_DeleteItemFromArray(list, index);
+		break;
+	}
+	cmv_error_clear();
+	for (size_t i = 0; op != CMV_MODELS_REMOVE && i < n_fields; i++)
+		if ((error = set_field(entry, id, fields[i].name, fields[i].value)) < 0)
+			goto out;
+	if (!(json = cJSON_Print(root))) {
+		error = cmv_error__oom();
+		goto out;
+	}
+	/* the new file must load as it will be read: the message names the file and the entry */
+	if ((error = cmv_buf_puts(&check, json)) < 0 || (error = cmv_buf_putc(&check, '\n')) < 0)
+		goto out;
+	if (!(after = cmv__calloc(1, sizeof(*after)))) {
+		error = cmv_error__oom();
+		goto out;
+	}
+	for (size_t i = 0; i < CMV_ARRAY_SIZE(builtin) && !error; i++)
+		error = push(after, &builtin[i]);
+	if (error < 0 || (error = load_text(after, path, &check)) < 0)
+		goto out;
+	error = cmv__file_write_atomic(path, check.ptr, check.size, 0600);
+out:
+	cmv_models_free(now);
+	cmv_models_free(after);
+	cJSON_free(json);
+	cJSON_Delete(root);
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&check);
+	return error;
 }

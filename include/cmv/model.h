@@ -66,6 +66,20 @@ typedef struct cmv_model {
 	const char *base_url;
 	const char *api_key_env;
 	/**
+	 * Where the window and output limit come from, with its date:
+	 * "Claude Code 2.1.328 modelUsage, 2026-12", "Codex rollout
+	 * token_count, 2026-06-25", or the user's file. Never NULL.
+	 */
+	const char *source;
+	/**
+	 * Set on a profile cmv_models_resolve() made for an id cmv does not
+	 * know, by the id's family (claude-*, gpt-*, o<digit>*, gemini-*): a
+	 * copy of `assumed_from` (a built-in id) under the new id, with no
+	 * price. cmv_model_assumed() says so in a line.
+	 */
+	bool provisional;
+	const char *assumed_from;
+	/**
 	 * Tokens a request may be billed above its count whatever its size (a
 	 * host's per-request additions cmv cannot see), beside `margin`, the
 	 * relative error: the provider bills at most count x (1 + margin) +
@@ -108,6 +122,61 @@ CMV_EXTERN(uint64_t) cmv_model_input_budget(const cmv_model *model);
  */
 CMV_EXTERN(int) cmv_model_count(size_t *out, bool *exact, const cmv_model *model, cmv_tok *tok,
 				const void *text, size_t len);
+
+/**
+ * Find a model as cmv_models_find() does, and else by its family: an id
+ * that starts with "claude-", "gpt-", "o" and a digit, or "gemini-" gets a
+ * provisional profile (see cmv_model.provisional), a copy of the family's
+ * built-in profile that shares the most leading dash-separated words with
+ * it, the newest on a tie ("claude-sonnet-7": claude-sonnet-5-5). The copy
+ * lives as long as `models`; resolving the same id again returns it.
+ * @return 0, CMV_ENOTFOUND (no family either: cmv_models_find's message,
+ *         with close ids), CMV_ENOMEM
+ */
+CMV_EXTERN(int) cmv_models_resolve(const cmv_model **out, cmv_models *models, const char *name);
+
+/**
+ * What a provisional profile assumed, in one line (nothing for another):
+ * "unknown model 'claude-sonnet-7': counted as the claude family
+ * (claude-sonnet-5-5's window 1,000,000, output 128,000, tokenizer
+ * approximation)".
+ */
+CMV_EXTERN(int) cmv_model_assumed(cmv_buf *out, const cmv_model *model);
+
+/**
+ * The user's model file: $CMV_MODELS, else $XDG_CONFIG_HOME/cmv/models.json,
+ * else ~/.config/cmv/models.json, whether it exists or not.
+ * @return 0, CMV_ENOTFOUND (none of those variables is set)
+ */
+CMV_EXTERN(int) cmv_models_user_path(cmv_buf *out);
+
+/** How cmv_models_edit() changes the file. */
+typedef enum {
+	CMV_MODELS_ADD = 1,    /**< a new entry: `base` copied under `id`, then the fields */
+	CMV_MODELS_SET = 2,    /**< set fields of the file's entry for `id` (made for a built-in id) */
+	CMV_MODELS_REMOVE = 3, /**< remove the file's entry for `id` (a built-in comes back) */
+} cmv_models_op;
+
+/** One field of an entry, as text: "262144", "true", "llama3", "a,b" (aliases), "null" (a price). */
+typedef struct cmv_model_field {
+	const char *name;  /**< a key of the file format ("context_window"; "window" and "output" too; "prices.input") */
+	const char *value;
+} cmv_model_field;
+
+/**
+ * Edit the model file at `path` (docs/tokenizers.md has its format; the
+ * file is made when missing, its folder is not) without hand-written JSON:
+ * the result is loaded as cmv_models_load() would before it replaces the
+ * file, atomically, so a bad value leaves the file as it was and the
+ * message names the field. A key is never stored: "api_key" and the like
+ * are refused; name the variable that holds it with "api_key_env".
+ * @param base for CMV_MODELS_ADD, the model to copy (any known id)
+ * @return 0, CMV_EINVALID (a bad value or field; an ADD of an id that
+ *         exists), CMV_ENOTFOUND (SET or REMOVE of an id the file and the
+ *         built-ins do not have; an unknown base), CMV_EIO, CMV_ENOMEM
+ */
+CMV_EXTERN(int) cmv_models_edit(const char *path, cmv_models_op op, const char *id, const char *base,
+				const cmv_model_field *fields, size_t n_fields);
 
 /** Scale a raw tokenizer count by the model's approximation factor (identity when exact). */
 CMV_EXTERN(uint64_t) cmv_model_scale(const cmv_model *model, uint64_t raw);

@@ -56,6 +56,33 @@ static int count_json_lines(cmv_tok *tok, const cmv_buf *text, FILE *out)
 	return 0;
 }
 
+/* Each line a request body: the model's count of it, as the pager counts what it sends. */
+static int count_requests(const char *model_id, const cmv_buf *text, FILE *out)
+{
+	cmv_models *models = NULL;
+	const cmv_model *m;
+	cmv_tok *tok = NULL;
+	const char *p = text->ptr, *end = text->ptr + text->size;
+	int error;
+
+	if ((error = cmv_models_load(&models, "")) < 0 || (error = cmv_models_find(&m, models, model_id)) < 0 ||
+	    (error = cmv_tok_load(&tok, m->tokenizer, NULL)) < 0)
+		goto out;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		cmv_token_stats st;
+		if ((error = cmv_count_request(&st, m, tok, p, len)) < 0)
+			goto out;
+		fprintf(out, "%llu\n", (unsigned long long)st.total);
+		p += len + 1;
+	}
+out:
+	cmv_tok_free(tok);
+	cmv_models_free(models);
+	return error;
+}
+
 int main(int argc, char **argv)
 {
 	cmv_tok *tok = NULL;
@@ -67,12 +94,14 @@ int main(int argc, char **argv)
 	FILE *in, *out;
 	int lines = argc == 5 && !strcmp(argv[1], "--lines");
 	int counts = argc == 5 && !strcmp(argv[1], "--count-json");
+	int requests = argc == 5 && !strcmp(argv[1], "--count-request");
 
-	if (argc != 4 && !lines && !counts) {
-		fprintf(stderr, "usage: tok_dump [--lines | --count-json] TOKENIZER IN OUT\n");
+	if (argc != 4 && !lines && !counts && !requests) {
+		fprintf(stderr, "usage: tok_dump [--lines | --count-json] TOKENIZER IN OUT\n"
+				"       tok_dump --count-request MODEL IN OUT\n");
 		return 2;
 	}
-	argv += lines || counts;
+	argv += lines || counts || requests;
 	if (!(in = fopen(argv[2], "rb")) || !(out = fopen(argv[3], "wb"))) {
 		perror("tok_dump");
 		return 1;
@@ -80,6 +109,14 @@ int main(int argc, char **argv)
 	while ((got = fread(chunk, 1, sizeof(chunk), in)) > 0)
 		cmv_buf_put(&text, chunk, got);
 	fclose(in);
+	if (requests) {
+		int rc = count_requests(argv[1], &text, out) < 0;
+		if (rc)
+			fprintf(stderr, "tok_dump: %s\n", cmv_error_last()->message);
+		fclose(out);
+		cmv_buf_dispose(&text);
+		return rc;
+	}
 	if (cmv_tok_load(&tok, argv[1], NULL) < 0 ||
 	    (lines    ? dump_lines(tok, &text, out)
 	     : counts ? count_json_lines(tok, &text, out)
