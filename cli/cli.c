@@ -361,8 +361,19 @@ const char *cli_ref_type_name(cmv_ref_type type)
 	return "ref";
 }
 
+/* The store the running command opened, whose calibrations count for it (cli_model). */
+static cmv_repo *calibrating_repo;
+
+void cli_calibrate_with(cmv_repo *repo)
+{
+	calibrating_repo = repo;
+}
+
 int cli_model(const cmv_model **out, cmv_models *models, const char *name)
 {
+	/* a command resolves a few models: their calibrated copies live as long as the process */
+	static cmv_model calibrated[32];
+	static size_t n_calibrated;
 	cmv_buf what = CMV_BUF_INIT(CMV_BUF_SMALL);
 	int error = cmv_models_resolve(out, models, name);
 
@@ -370,6 +381,16 @@ int cli_model(const cmv_model **out, cmv_models *models, const char *name)
 	if (error == 0 && (*out)->provisional && cmv_model_assumed(&what, *out) == 0)
 		fprintf(stderr, "cmv: %s\n", what.ptr);
 	cmv_buf_dispose(&what);
+	/* counted as the store's calibration from billed usage says, when it has one (docs/tokenizers.md) */
+	if (error == 0 && calibrating_repo && n_calibrated < sizeof(calibrated) / sizeof(*calibrated)) {
+		cmv_model *m = &calibrated[n_calibrated];
+		if (cmv_model_calibrated(m, NULL, *out, calibrating_repo) == 0) {
+			*out = m;
+			n_calibrated++;
+		} else {
+			cmv_error_clear();
+		}
+	}
 	return error;
 }
 

@@ -132,6 +132,8 @@ bool cli_parse_u64(uint64_t *out, const char *s);
  * ..."). @return 0, or the library's error (its message suggests close ids)
  */
 int cli_model(const cmv_model **out, cmv_models *models, const char *name);
+/* Models cli_model resolves from now on count as `repo`'s calibrations say (main: the command's store). */
+void cli_calibrate_with(cmv_repo *repo);
 /*
  * Trim tip into `branch` (made from from_ref / snapshot) and report in the
  * model's tokens: into json when given, else as a table on stdout.

@@ -66,7 +66,11 @@ static cJSON *report_json(const cmv_materialize_report *r, const cmv_model *m)
 	cJSON_AddStringToObject(o, "model", m->id);
 	cJSON_AddStringToObject(o, "tokenizer", m->tokenizer);
 	cJSON_AddBoolToObject(o, "exact", r->exact);
+	/* the promise: billed_budget is what may be billed; budget what the count may reach, margins kept */
 	cJSON_AddNumberToObject(o, "budget", (double)r->budget);
+	cJSON_AddNumberToObject(o, "billed_budget", (double)r->billed_budget);
+	cJSON_AddNumberToObject(o, "margin", r->margin);
+	cJSON_AddNumberToObject(o, "margin_tokens", (double)m->margin_tokens);
 	cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
 	cJSON_AddNumberToObject(o, "tokens_full", (double)r->tokens_full);
 	cJSON_AddBoolToObject(o, "fits", r->fits);
@@ -254,14 +258,22 @@ CMD(fit)
 				size_t turns_out = 0;
 				for (size_t q = 0; q < rep.n_pages; q++)
 					turns_out += rep.pages[q].kind == CMV_PAGE_GROUP && rep.pages[q].state == CMV_PAGE_EVICTED;
+				cmv_model again;
+				cmv_buf source = CMV_BUF_INIT(4096);
 				j = report_json(&rep, m);
 				cJSON_AddNumberToObject(j, "turns_left_out", (double)turns_out);
+				/* where the counts and their margin come from: a calibration, or the profile */
+				if (cmv_model_calibrated(&again, &source, m, ctx->repo) == 0)
+					cJSON_AddStringToObject(j, "counted_as", source.ptr);
+				cmv_error_clear();
 				cJSON_AddItemToArray(arr, j);
 				if (!f_json)
-					printf("%-22s %10llu %10llu %10llu  %-5s %zu bodies stubbed, %zu of %zu turns left out\n",
+					printf("%-22s %10llu %10llu %10llu  %-5s %zu bodies stubbed, %zu of %zu turns left out\n"
+					       "%-22s %s; billed at most %llu\n",
 					       m->id, (unsigned long long)rep.budget, (unsigned long long)rep.tokens_full,
 					       (unsigned long long)rep.tokens, rep.fits ? "yes" : "no", rep.stubbed, turns_out,
-					       rep.turns);
+					       rep.turns, "", source.ptr, (unsigned long long)rep.billed_budget);
+				cmv_buf_dispose(&source);
 			}
 		}
 		cmv_materialize_report_dispose(&rep);

@@ -10,9 +10,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "cmd.h"
 
-static bool m_json;
+static bool m_json, m_calibration;
 static const char *m_action, *m_id, *m_field, *m_value, *m_like, *m_window, *m_output, *m_tokenizer,
 	*m_base_url, *m_key_env, *m_provider, *m_api, *m_aliases, *m_note;
 const cli_opt opts_models[] = {
@@ -30,6 +31,7 @@ const cli_opt opts_models[] = {
 	{ OPT_VALUE, "api", 0, "API", "add: openai-chat, openai-responses, anthropic or gemini", &m_api, NULL },
 	{ OPT_VALUE, "aliases", 0, "A,B", "add: other ids for it", &m_aliases, NULL },
 	{ OPT_VALUE, "note", 0, "TEXT", "add: a note", &m_note, NULL },
+	{ OPT_FLAG, "calibration", 0, NULL, "what the store learned of each model from billed usage (ID: one model)", NULL, &m_calibration },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &m_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -128,13 +130,89 @@ static const char *price(char buf[16], double v)
 	return buf;
 }
 
+typedef struct {
+	const char *only;
+	cJSON *arr;
+	size_t shown;
+} calib_list;
+
+static int show_calibration(const cmv_calibration *c, void *payload)
+{
+	calib_list *l = payload;
+	char when[32];
+	time_t t = (time_t)c->updated;
+	struct tm tm;
+
+	if (l->only && strcmp(l->only, c->model))
+		return 0;
+	l->shown++;
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	if (l->arr) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "model", c->model);
+		cJSON_AddStringToObject(o, "tokenizer", c->tokenizer);
+		cJSON_AddNumberToObject(o, "pairs", (double)c->pairs);
+		cJSON_AddNumberToObject(o, "requests", (double)c->requests);
+		cJSON_AddNumberToObject(o, "sessions", (double)c->sessions);
+		cJSON_AddBoolToObject(o, "used", c->pairs >= CMV_CALIBRATION_MIN_PAIRS);
+		cJSON_AddNumberToObject(o, "factor", c->factor);
+		cJSON_AddNumberToObject(o, "per_block", c->per_block);
+		cJSON_AddNumberToObject(o, "per_pair", c->per_pair);
+		cJSON *e = cJSON_AddObjectToObject(o, "request_error");
+		cJSON_AddNumberToObject(e, "p50", c->err_p50);
+		cJSON_AddNumberToObject(e, "p95", c->err_p95);
+		cJSON_AddNumberToObject(e, "p99", c->err_p99);
+		cJSON_AddNumberToObject(e, "max", c->err_max);
+		cJSON_AddNumberToObject(o, "margin", c->margin);
+		cJSON_AddNumberToObject(o, "margin_tokens", (double)c->margin_tokens);
+		cJSON_AddStringToObject(o, "updated", when);
+		cJSON_AddItemToArray(l->arr, o);
+	} else {
+		printf("%s (%s): %zu pairs, %zu requests, %zu sessions%s; updated %s\n", c->model, c->tokenizer, c->pairs,
+		       c->requests, c->sessions,
+		       c->pairs >= CMV_CALIBRATION_MIN_PAIRS ? "" : " (too few pairs: not used yet)", when);
+		printf("    billed = %.4f x tokens + %.1f per block + %.1f per pair of messages\n", c->factor, c->per_block,
+		       c->per_pair);
+		printf("    under-count of whole requests: p50 %.1f%%, p95 %.1f%%, p99 %.1f%%, max %.1f%%\n", c->err_p50 * 100,
+		       c->err_p95 * 100, c->err_p99 * 100, c->err_max * 100);
+		printf("    margin kept: %.1f%% + %llu tokens\n", c->margin * 100, (unsigned long long)c->margin_tokens);
+	}
+	return 0;
+}
+
+/* cmv models --calibration [ID]: what the store learned from billed usage (cmv import feeds it). */
+static int calibration(cli_ctx *ctx)
+{
+	cmv_buf path = CMV_BUF_INIT(4096);
+	cmv_repo *repo = NULL;
+	calib_list l = { m_id ? m_id : m_action, m_json ? cJSON_CreateArray() : NULL, 0 };
+	int rc = EXIT_OK;
+
+	if ((ctx->store_arg ? cmv_buf_puts(&path, ctx->store_arg) : cmv_repo_discover(&path, NULL)) < 0 ||
+	    cmv_repo_open(&repo, path.ptr, CMV_REPO_OPEN_READONLY) < 0)
+		rc = cli_fail("cannot open the store");
+	else if (cmv_calibration_foreach(repo, show_calibration, &l) < 0)
+		rc = cli_fail("cannot read the calibrations");
+	else if (l.only && !l.shown)
+		rc = cli_failf("no calibration of '%s' in this store (cmv import a session of it)", l.only);
+	else if (!l.shown && !l.arr)
+		printf("no calibration yet: cmv import a Claude Code session that records usage\n");
+	cmv_repo_free(repo);
+	cmv_buf_dispose(&path);
+	if (rc == EXIT_OK && l.arr)
+		return cli_print_json(l.arr);
+	cJSON_Delete(l.arr);
+	return rc;
+}
+
 CMD(models)
 {
 	cmv_models *models = NULL;
 	cJSON *arr = NULL;
 
-	(void)ctx;
 	CLI_PARSE("models");
+	if (m_calibration)
+		return calibration(ctx);
 	if (m_action)
 		return edit();
 	if (cmv_models_load(&models, NULL) < 0)

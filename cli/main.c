@@ -144,7 +144,9 @@ int main(int argc, char **argv)
 		}
 		ctx.store_path = path.ptr;
 	}
+	cli_calibrate_with(ctx.repo);
 	rc = cmd->fn(&ctx, argc - i, argv + i);
+	cli_calibrate_with(NULL);
 	cmv_repo_free(ctx.repo);
 	cmv_buf_dispose(&path);
 	/* A full disk or a closed pipe must not pass for success. */
