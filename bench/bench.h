@@ -34,5 +34,6 @@ int bench_trim(int argc, char **argv);
 int bench_locomo(int argc, char **argv);
 int bench_pager(int argc, char **argv);
 int bench_compact(int argc, char **argv);
+int bench_count(int argc, char **argv);
 
 #endif

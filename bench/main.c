@@ -28,7 +28,10 @@ static void usage(FILE *out)
 	      "                               before and after, beside claude-code-cmv's rules; MB/s\n"
 	      "    compact DIR --for MODEL[:BUDGET][,...] [--offline] [--summarizer M] [--llm-url URL] [--json]\n"
 	      "                               the pre-migration job on every Claude Code and Codex session:\n"
-	      "                               tokens before and after, fits, passes, coverage, time\n",
+	      "                               tokens before and after, fits, passes, coverage, time\n"
+	      "    count DIR [--json]         counted against billed per model, over every Claude Code session\n"
+	      "                               that records usage, calibrated on the other half (two folds),\n"
+	      "                               beside the built-in profiles\n",
 	      out);
 }
 
@@ -54,6 +57,8 @@ int main(int argc, char **argv)
 		return bench_trim(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "compact"))
 		return bench_compact(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "count"))
+		return bench_count(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tokenizer"))
 		return bench_tokenizer(argc - 1, argv + 1);
 	fprintf(stderr, "cmv-bench: unknown suite '%s'\n", argv[1]);

@@ -76,6 +76,8 @@ CMV_EXTERN(int) cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_i
 
 /** Below this many pairs a calibration is shown, not used for counting. */
 #define CMV_CALIBRATION_MIN_PAIRS 20
+/** Below this many sessions a calibration's margin is never smaller than the profile's. */
+#define CMV_CALIBRATION_MIN_SESSIONS 3
 #define CMV_CALIBRATION_MODEL_MAX 128
 
 /**
@@ -123,11 +125,30 @@ CMV_EXTERN(int) cmv_calibration_foreach(cmv_repo *repo, int (*cb)(const cmv_cali
 /** The billed tokens a calibration predicts for `raw` tokenizer tokens in `blocks` blocks, one pair. */
 CMV_EXTERN(double) cmv_calibration_predict(const cmv_calibration *c, uint64_t raw, uint64_t blocks);
 
+/** One API call of an imported session, as its record says it was billed. */
+typedef struct cmv_billed_call {
+	char model[CMV_CALIBRATION_MODEL_MAX]; /**< as the session names it */
+	uint64_t prompt;  /**< input + cache creation + cache read tokens */
+	cmv_id before;    /**< the last node before the call's reply: the conversation it was sent (none: nothing before) */
+	unsigned segment; /**< calls of one model between compactions share a hidden prefix */
+} cmv_billed_call;
+
+/**
+ * The calls of a Claude Code session's branch, in order, that record what
+ * they were billed (the evidence calibration learns from).
+ * @param out an array to free()
+ * @return 0, or the store's errors
+ */
+CMV_EXTERN(int) cmv_billed_calls(cmv_billed_call **out, size_t *n, cmv_repo *repo, const cmv_id *tip,
+				 const cmv_models *models);
+
 /**
  * `model` as the store's calibration says it counts: its own calibration
  * (of at least CMV_CALIBRATION_MIN_PAIRS pairs), else its family's (same
  * name up to the version, same tokenizer), sets token_factor, per_block,
- * per_message and margin; with none, *out is *model. `source` (may be NULL)
+ * per_message, margin and margin_tokens (the margin never below the
+ * profile's until CMV_CALIBRATION_MIN_SESSIONS sessions back it); with none,
+ * *out is *model. `source` (may be NULL)
  * says in a line where the counts and the margin come from. `repo` may be
  * NULL (no calibration). *out borrows model's strings.
  * @return 0, or the store's error

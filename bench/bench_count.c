@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmv-bench count DIR: what cmv counts against what providers billed, per
+ * model, over every Claude Code session in DIR that records usage.
+ *
+ * Two folds: the sessions (sorted by path) alternate between A and B; each
+ * fold is calibrated on the other's sessions only (cmv_calibrate) and
+ * measured on its own, so no figure comes from a calibration that saw the
+ * session it measures. For each measured call: billed content (the prompt
+ * less its segment's hidden prefix, the segment's first call's prompt less
+ * what cmv counts before it) against what cmv counts of the conversation
+ * before the call, rendered for the model and counted with its calibrated
+ * profile; "under" is a call billed more than count x (1 + margin) +
+ * margin_tokens. Beside it, in the same run, the same calls counted with
+ * the built-in profile (no calibration): the baseline.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "bench.h"
+
+typedef struct {
+	char model[CMV_CALIBRATION_MODEL_MAX];
+	double *cal, *base; /* counted / billed, calibrated and built-in */
+	size_t n, cap, under_cal, under_base, pairs;
+} per_model;
+
+typedef struct {
+	per_model *v;
+	size_t n;
+} results;
+
+static per_model *slot(results *r, const char *model)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->v[i].model, model))
+			return &r->v[i];
+	r->v = realloc(r->v, (r->n + 1) * sizeof(*r->v));
+	per_model *p = &r->v[r->n++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->model, sizeof(p->model), "%s", model);
+	return p;
+}
+
+static bool counted(uint64_t *out, cmv_repo *repo, const cmv_id *at, const cmv_model *m, cmv_tok *tok)
+{
+	cmv_token_stats st;
+	if (cmv_count_sent(&st, repo, at, m, tok) < 0) {
+		cmv_error_clear();
+		return false;
+	}
+	*out = st.total;
+	return true;
+}
+
+/* Measure one session's calls against both profiles of its model. */
+static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models *models)
+{
+	cmv_billed_call *calls = NULL;
+	size_t n = 0;
+	const cmv_model *base = NULL;
+	cmv_model cal;
+	cmv_tok *tok = NULL;
+	double hidden_cal = 0, hidden_base = 0;
+
+	if (cmv_billed_calls(&calls, &n, repo, tip, models) < 0 || !n) {
+		cmv_error_clear();
+		free(calls);
+		return;
+	}
+	for (size_t k = 0; k < n; k++) {
+		uint64_t c_cal, c_base;
+		if (cmv_id_is_none(&calls[k].before))
+			continue;
+		if (!base || strcmp(calls[k].model, calls[k - (k > 0)].model) || k == 0) {
+			base = NULL;
+			cmv_tok_free(tok);
+			tok = NULL;
+			if (cmv_models_resolve(&base, models, calls[k].model) < 0 ||
+			    cmv_tok_load(&tok, base->tokenizer, NULL) < 0 || cmv_model_calibrated(&cal, NULL, base, repo) < 0) {
+				cmv_error_clear();
+				base = NULL;
+				continue;
+			}
+		}
+		if (!counted(&c_cal, repo, &calls[k].before, &cal, tok) ||
+		    !counted(&c_base, repo, &calls[k].before, base, tok))
+			continue;
+		if (k == 0 || calls[k].segment != calls[k - 1].segment) {
+			hidden_cal = (double)calls[k].prompt - (double)c_cal;
+			hidden_base = (double)calls[k].prompt - (double)c_base;
+			continue;
+		}
+		double billed_cal = (double)calls[k].prompt - hidden_cal, billed_base = (double)calls[k].prompt - hidden_base;
+		if (billed_cal < 10000 || billed_base < 10000)
+			continue; /* as the issue measured: calls of at least 10k content tokens */
+		per_model *p = slot(res, base->id);
+		if (p->n == p->cap) {
+			p->cap = p->cap ? p->cap * 2 : 64;
+			p->cal = realloc(p->cal, p->cap * sizeof(*p->cal));
+			p->base = realloc(p->base, p->cap * sizeof(*p->base));
+		}
+		p->cal[p->n] = (double)c_cal / billed_cal;
+		p->base[p->n] = (double)c_base / billed_base;
+		p->under_cal += billed_cal > (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens;
+		p->under_base += billed_base > (double)c_base * (1 + base->margin) + (double)base->margin_tokens;
+		p->n++;
+	}
+	cmv_tok_free(tok);
+	free(calls);
+}
+
+static int pairs_of(const cmv_calibration *c, void *payload)
+{
+	results *r = payload;
+	for (size_t i = 0; i < r->n; i++)
+		if (!strcmp(r->v[i].model, c->model))
+			r->v[i].pairs += c->pairs;
+	return 0;
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static double pct(double *v, size_t n, double p)
+{
+	return n ? bench_percentile(v, n, p) : 0;
+}
+
+int bench_count(int argc, char **argv)
+{
+	const char *dir = NULL;
+	bool json = false;
+	bench_files files = { 0 };
+	results res = { 0 };
+	cmv_models *models = NULL;
+	char machine[256];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!dir)
+			dir = argv[i];
+	}
+	if (!dir) {
+		fprintf(stderr, "usage: cmv-bench count DIR [--json]\n");
+		return 2;
+	}
+	bench_collect(&files, dir, "claude-code");
+	qsort(files.paths, files.n, sizeof(*files.paths), cmp_path); /* the folds, the same on every run */
+	if (!files.n) {
+		fprintf(stderr, "cmv-bench count: no Claude Code session in %s\n", dir);
+		return 1;
+	}
+	if (cmv_models_load(&models, NULL) < 0) {
+		fprintf(stderr, "cmv-bench count: %s\n", cmv_error_last()->message);
+		return 1;
+	}
+	double t0 = bench_now();
+	for (int fold = 0; fold < 2; fold++) {
+		char *tmp = bench_tmpdir();
+		cmv_repo *repo = NULL;
+		cmv_id *tips = calloc(files.n, sizeof(*tips));
+		if (cmv_repo_init(&repo, tmp) < 0) {
+			fprintf(stderr, "cmv-bench count: %s\n", cmv_error_last()->message);
+			return 1;
+		}
+		for (size_t i = 0; i < files.n; i++) {
+			cmv_import_result ir;
+			cmv_import_options o = CMV_IMPORT_OPTIONS_INIT;
+			char branch[32];
+			snprintf(branch, sizeof(branch), "s%zu", i);
+			o.branch = branch;
+			o.flags = CMV_IMPORT_LENIENT;
+			if (cmv_import_file(&ir, repo, files.paths[i], "claude-code", &o) < 0) {
+				cmv_error_clear();
+				continue;
+			}
+			tips[i] = ir.head;
+			/* calibrated on the other fold's sessions only */
+			if ((int)(i % 2) != fold && cmv_calibrate(NULL, repo, &ir.head, ir.session, models) < 0)
+				cmv_error_clear();
+		}
+		for (size_t i = 0; i < files.n; i++)
+			if ((int)(i % 2) == fold && !cmv_id_is_none(&tips[i]))
+				measure(&res, repo, &tips[i], models);
+		cmv_calibration_foreach(repo, pairs_of, &res);
+		cmv_repo_free(repo);
+		bench_rmdir(tmp);
+		free(tmp);
+		free(tips);
+	}
+	double secs = bench_now() - t0;
+	bench_machine(machine, sizeof(machine));
+	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	if (!json) {
+		printf("cmv-bench count: %zu Claude Code sessions in %s, two folds (each measured with a calibration "
+		       "of the other's sessions), calls of at least 10k content tokens; %s; %.1f s\n",
+		       files.n, dir, machine, secs);
+		printf("%-20s %6s %7s | %-27s %7s | %-27s %7s\n", "model", "calls", "pairs", "calibrated: counted/billed",
+		       "under", "built-in: counted/billed", "under");
+		printf("%-20s %6s %7s | %8s %8s %9s %7s | %8s %8s %9s %7s\n", "", "", "", "median", "p5", "p95", "margin",
+		       "median", "p5", "p95", "margin");
+	}
+	for (size_t i = 0; i < res.n; i++) {
+		per_model *p = &res.v[i];
+		double cm = pct(p->cal, p->n, 0.5), c5 = pct(p->cal, p->n, 0.05), c95 = pct(p->cal, p->n, 0.95);
+		double bm = pct(p->base, p->n, 0.5), b5 = pct(p->base, p->n, 0.05), b95 = pct(p->base, p->n, 0.95);
+		if (json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "model", p->model);
+			cJSON_AddNumberToObject(o, "calls", (double)p->n);
+			cJSON_AddNumberToObject(o, "calibration_pairs", (double)p->pairs);
+			cJSON_AddNumberToObject(o, "calibrated_median", cm);
+			cJSON_AddNumberToObject(o, "calibrated_p5", c5);
+			cJSON_AddNumberToObject(o, "calibrated_p95", c95);
+			cJSON_AddNumberToObject(o, "calibrated_under_beyond_margin", (double)p->under_cal);
+			cJSON_AddNumberToObject(o, "builtin_median", bm);
+			cJSON_AddNumberToObject(o, "builtin_p5", b5);
+			cJSON_AddNumberToObject(o, "builtin_p95", b95);
+			cJSON_AddNumberToObject(o, "builtin_under_beyond_margin", (double)p->under_base);
+			cJSON_AddItemToArray(arr, o);
+		} else {
+			printf("%-20s %6zu %7zu | %8.3f %8.3f %9.3f %6.1f%% | %8.3f %8.3f %9.3f %6.1f%%\n", p->model, p->n,
+			       p->pairs, cm, c5, c95, p->n ? 100.0 * (double)p->under_cal / (double)p->n : 0, bm, b5, b95,
+			       p->n ? 100.0 * (double)p->under_base / (double)p->n : 0);
+		}
+		free(p->cal);
+		free(p->base);
+	}
+	if (json) {
+		char *s = cJSON_Print(arr);
+		printf("%s\n", s);
+		free(s);
+		cJSON_Delete(arr);
+	}
+	free(res.v);
+	bench_files_free(&files);
+	cmv_models_free(models);
+	return 0;
+}
