@@ -12,7 +12,9 @@ pair in TRANSCRIPTS/claude-code whose appended content is plain
 (no thinking, images or injected system records), this compares that growth
 with the Claude profile's estimate (its tokenizer count times token_factor,
 plus per_block per content block; all read from `cmv models --json`, not
-from here), and fails when the aggregate error leaves the stated bound.
+from here), and fails when the aggregate error leaves the stated bound; then the same with
+the calibration cmv import learns from the same sessions (in sample: what a store that
+imported them counts with), within the same bound.
 The bound is stated for the full corpus (../shared/transcripts, at least
 100 pairs); the curated set the project ships (tests/resources/transcripts)
 has fewer pairs, named by MIN_PAIRS.
@@ -118,3 +120,35 @@ for m, (e, o, n) in sorted(by_model.items()):
     print(f"  {m:28} n={n:3} estimate/observed = {e / o:.3f}")
 if abs(ratio - 1) > BOUND:
     sys.exit(f"approx_test: aggregate error {ratio - 1:+.3f} is outside the stated +-{BOUND}")
+
+# The same pairs against the calibrated counts: the sessions imported into a scratch store
+# (cmv import learns each model's calibration from them), each pair estimated as its model's
+# calibration says (factor x tokens + per_block x blocks + per_pair), else as the profile.
+with tempfile.TemporaryDirectory() as d:
+    env = dict(os.environ, CMV_DIR=os.path.join(d, ".cmv"))
+    subprocess.check_call([cmv, "init", d], env=env, stdout=subprocess.DEVNULL)
+    subprocess.run([cmv, "import", os.path.join(transcripts, "claude-code")], env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    cal = {c["model"]: c for c in json.loads(subprocess.check_output(
+        [cmv, "models", "--calibration", "--json"], env=env)) if c["used"]}
+models = json.loads(subprocess.check_output([cmv, "models", "--json"]))
+def profile_id(model_id):
+    for m in models:
+        if m["id"] == model_id or model_id in m.get("aliases", []):
+            return m["id"]
+    return None
+est_c, used = [], 0
+for r, p, e in zip(raw, ps, est):
+    c = cal.get(profile_id(p[3]))
+    if c:
+        used += 1
+        est_c.append(c["factor"] * r + c["per_block"] * p[1] + c["per_pair"])
+    else:
+        est_c.append(e)
+ratio_c = sum(est_c) / sum(obs)
+print(f"  calibrated ({len(cal)} models calibrated by cmv import, {used} of {len(ps)} pairs counted with "
+      f"theirs): aggregate estimate/observed = {ratio_c:.3f}")
+if used == 0:
+    sys.exit("approx_test: cmv import calibrated no model of these pairs")
+if abs(ratio_c - 1) > BOUND:
+    sys.exit(f"approx_test: calibrated aggregate error {ratio_c - 1:+.3f} is outside the stated +-{BOUND}")
