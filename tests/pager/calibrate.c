@@ -313,35 +313,6 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 	free(calls);
 }
 
-static void collect_claude(char ***files, size_t *n, const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		char path[4096];
-		struct stat st;
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			collect_claude(files, n, path);
-		} else if (strstr(e->d_name, ".jsonl")) {
-			*files = realloc(*files, (*n + 1) * sizeof(**files));
-			(*files)[(*n)++] = strdup(path);
-		}
-	}
-	closedir(d);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int show(const cmv_calibration *c, void *payload)
 {
 	(void)payload;
@@ -362,8 +333,7 @@ static void test_calibrate__budget_is_a_promise(void **state)
 	promise_stats in = { 0 }, out = { 0 };
 
 	snprintf(dir, sizeof(dir), "%s/claude-code", root);
-	collect_claude(&files, &n, dir);
-	qsort(files, n, sizeof(*files), cmp_str);
+	test_collect_jsonl(&files, &n, dir);
 	assert_true(n >= 3);
 	/*
 	 * Held out: the largest session whose model another session has too,

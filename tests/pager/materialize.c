@@ -159,34 +159,6 @@ static void check_budgets(cmv_repo *repo, const cmv_id *tip, const cmv_model *m,
 	cmv_materialize_report_dispose(&prev);
 }
 
-static void collect(char ***files, size_t *n, const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	assert_non_null(d);
-	while ((e = readdir(d))) {
-		char path[4096];
-		struct stat st;
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (stat(path, &st) != 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			collect(files, n, path);
-		} else if (strstr(e->d_name, ".jsonl")) {
-			*files = realloc(*files, (*n + 1) * sizeof(**files));
-			(*files)[(*n)++] = strdup(path);
-		}
-	}
-	closedir(d);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_every_session(void **state)
 {
 	test_store *ts = *state;
@@ -195,10 +167,9 @@ static void test_every_session(void **state)
 	char **files = NULL, dir[4096];
 	size_t n = 0, fitted = 0, paged = 0;
 	snprintf(dir, sizeof(dir), "%s/claude-code", root);
-	collect(&files, &n, dir);
+	test_collect_jsonl(&files, &n, dir);
 	snprintf(dir, sizeof(dir), "%s/codex", root);
-	collect(&files, &n, dir);
-	qsort(files, n, sizeof(*files), cmp_str);
+	test_collect_jsonl(&files, &n, dir);
 	assert_true(n >= sessions_expected(root));
 	for (size_t i = 0; i < n; i++) {
 		cmv_import_result res;
@@ -335,10 +306,9 @@ static size_t replay_sessions(test_store *ts, size_t records, const char *prefix
 		assert_cmv_ok(cmv_tok_load(&toks[i], om[i]->tokenizer, NULL));
 	}
 	snprintf(dir, sizeof(dir), "%s/claude-code", root);
-	collect(&files, &n, dir);
+	test_collect_jsonl(&files, &n, dir);
 	snprintf(dir, sizeof(dir), "%s/codex", root);
-	collect(&files, &n, dir);
-	qsort(files, n, sizeof(*files), cmp_str);
+	test_collect_jsonl(&files, &n, dir);
 	assert_true(n >= sessions_expected(root));
 	for (size_t i = 0; i < n; i++) {
 		cmv_import_result res;

@@ -225,3 +225,37 @@ bool test_transcript(cmv_buf *out, const char *dir, const char *rel, const char 
 		      what, rel, dir);
 	return false;
 }
+
+static void collect_jsonl(char ***files, size_t *n, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		char path[4096];
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			collect_jsonl(files, n, path);
+		} else if (strstr(e->d_name, ".jsonl")) {
+			*files = realloc(*files, (*n + 1) * sizeof(**files));
+			(*files)[(*n)++] = strdup(path);
+		}
+	}
+	closedir(d);
+}
+
+static int cmp_path(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void test_collect_jsonl(char ***files, size_t *n, const char *dir)
+{
+	collect_jsonl(files, n, dir);
+	qsort(*files, *n, sizeof(**files), cmp_path);
+}

@@ -82,6 +82,8 @@ int test_buf_writer(const void *data, size_t len, void *payload);
  * ../shared/transcripts (the corpus tier, registered when it is there).
  */
 const char *test_transcripts_dir(const char *fallback);
+/* Append the .jsonl files under dir (recursively) to *files (strdup'd, realloc'd), and sort all of them by path. */
+void test_collect_jsonl(char ***files, size_t *n, const char *dir);
 /* Whether dir is the full corpus (it has MANIFEST.md; the curated set has NOTICE.md instead). */
 bool test_transcripts_full(const char *dir);
 /*
