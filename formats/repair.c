@@ -26,6 +26,35 @@ bool cmv_formats__has_text(const char *s)
 }
 
 /* Whether a block can go to this target in a message of this role. */
+/*
+ * A call's input as every provider takes it, an object: {} for a record
+ * that had none, a value of another kind kept under "input" (as the readers
+ * keep free text, nb_tool_use). Found by the import fuzz target: a Claude
+ * Code line whose tool_use lost its "input" member.
+ */
+static int object_input(cJSON *b)
+{
+	cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input"), *o;
+
+	if (cJSON_IsObject(in))
+		return 0;
+	if (!(o = cJSON_CreateObject()))
+		return cmv_error__oom();
+	if (in) {
+		cJSON *v = cJSON_DetachItemViaPointer(b, in);
+		if (!cJSON_AddItemToObject(o, "input", v)) {
+			cJSON_Delete(v);
+			cJSON_Delete(o);
+			return cmv_error__oom();
+		}
+	}
+	if (!cJSON_AddItemToObject(b, "input", o)) {
+		cJSON_Delete(o);
+		return cmv_error__oom();
+	}
+	return 0;
+}
+
 static bool keep_block(cmv_render_target t, const cJSON *b, bool asst, cmv_render_stats *st)
 {
 	const char *type = cmv_formats__btype(b);
@@ -180,6 +209,8 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 				continue;
 			}
 			bool is_use = !strcmp(cmv_formats__btype(b), "tool_use");
+			if (is_use && (error = object_input(b)) < 0)
+				break;
 			const char *id = cj_str(b, is_use ? "id" : "tool_use_id");
 			if (id && (is_use || !strcmp(cmv_formats__btype(b), "tool_result"))) {
 				/*
