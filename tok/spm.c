@@ -519,7 +519,8 @@ int cmv_tok__run_spm_native(cmv_tok *t, const unsigned char *p, size_t len, sink
 		while (end < n_syms) {
 			const struct spm_sym *a = &t->syms[end - 1], *b = &t->syms[end];
 			const unsigned char *last = text + a->off + a->len;
-			if (!memcmp(text + b->off, "\xe2\x96\x81", 3) && b->len >= 3 && !t->spm_no_cut[last[-1]] &&
+			/* the length first: a last symbol of one byte has no three bytes to compare */
+			if (b->len >= 3 && !memcmp(text + b->off, "\xe2\x96\x81", 3) && !t->spm_no_cut[last[-1]] &&
 			    (a->len < 3 || memcmp(last - 3, "\xe2\x96\x81", 3)))
 				break;
 			end++;
