@@ -113,8 +113,8 @@ int cmv_base64_encode(cmv_buf *out, const void *in, size_t len);
 int cmv__read_file(cmv_buf *out, const char *path);
 
 /*
- * Replacing a file atomically (base/file.c): open writes PATH.cmv-tmp (never
- * through a link) with `mode`; commit flushes, fsyncs and renames it over
+ * Replacing a file atomically (base/file.c): open writes PATH.cmv-tmp.XXXXXX
+ * (a new file of its own, never through a link) with `mode`; commit flushes, fsyncs and renames it over
  * PATH; abort removes it. Either leaves *f empty. @return 0, CMV_EIO, CMV_ENOMEM
  */
 typedef struct {

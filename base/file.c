@@ -37,17 +37,21 @@ int cmv__read_file(cmv_buf *out, const char *path)
 
 int cmv__atomic_open(cmv__atomic_file *f, const char *path, unsigned int mode)
 {
+	static const char suffix[] = ".cmv-tmp.XXXXXX";
 	int fd;
 	size_t len = strlen(path);
 
 	memset(f, 0, sizeof(*f));
-	if (!(f->path = cmv__strdup(path)) || !(f->tmp = cmv__malloc(len + sizeof(".cmv-tmp"))))
+	if (!(f->path = cmv__strdup(path)) || !(f->tmp = cmv__malloc(len + sizeof(suffix))))
 		goto oom;
 	memcpy(f->tmp, path, len);
-	memcpy(f->tmp + len, ".cmv-tmp", sizeof(".cmv-tmp"));
-	/* O_NOFOLLOW: a link planted at the temporary name is not written through */
-	if ((fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, (mode_t)mode)) < 0 ||
-	    fchmod(fd, (mode_t)mode) != 0 || !(f->fp = fdopen(fd, "wb"))) {
+	memcpy(f->tmp + len, suffix, sizeof(suffix));
+	/*
+	 * A name of its own (mkstemp: created, never an existing file or a
+	 * link): two processes replacing one file each write their own
+	 * temporary file, and the last rename wins whole.
+	 */
+	if ((fd = mkstemp(f->tmp)) < 0 || fchmod(fd, (mode_t)mode) != 0 || !(f->fp = fdopen(fd, "wb"))) {
 		int saved = errno;
 		if (fd >= 0) {
 			close(fd);
@@ -64,19 +68,22 @@ oom:
 	free(f->path);
 	free(f->tmp);
 	memset(f, 0, sizeof(*f));
-	return cmv_error__oom();
+	return CMV_ENOMEM;
 }
 
 int cmv__atomic_commit(cmv__atomic_file *f)
 {
 	int error = 0;
 	bool ok = fflush(f->fp) == 0 && fsync(fileno(f->fp)) == 0;
-	int saved = errno;
+	int saved = ok ? 0 : errno;
 
-	ok = fclose(f->fp) == 0 && ok;
+	if (fclose(f->fp) != 0 && ok) {
+		ok = false;
+		saved = errno;
+	}
 	f->fp = NULL;
 	if (!ok)
-		error = cmv_error__set(CMV_EIO, "cannot write '%s': %s", f->tmp, strerror(saved ? saved : errno));
+		error = cmv_error__set(CMV_EIO, "cannot write '%s': %s", f->tmp, strerror(saved));
 	else if (rename(f->tmp, f->path) != 0)
 		error = cmv_error__set(CMV_EIO, "cannot replace '%s': %s", f->path, strerror(errno));
 	if (error)

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "cmd.h"
+#include "base/base.h"
 
 const cli_cmd *cli_find(const char *name)
 {
@@ -184,12 +185,12 @@ static int json_repair_strings(cJSON *item)
 		if (cJSON_IsString(c) && c->valuestring && !cmv_utf8_valid(c->valuestring, strlen(c->valuestring), NULL) &&
 		    (error = utf8_repair(&fixed, c->valuestring, strlen(c->valuestring))) == 0 &&
 		    !cJSON_SetValuestring(c, fixed.ptr))
-			error = CMV_ENOMEM;
+			error = cmv_error__oom();
 		if (!error && c->string && !cmv_utf8_valid(c->string, strlen(c->string), NULL) &&
 		    (error = utf8_repair(&fixed, c->string, strlen(c->string))) == 0) {
 			char *k = strdup(fixed.ptr);
 			if (!k) {
-				error = CMV_ENOMEM;
+				error = cmv_error__oom();
 			} else {
 				if (!(c->type & cJSON_StringIsConst))
 					free(c->string);
@@ -296,8 +297,9 @@ static bool put_flat(cmv_buf *out, const char *s, size_t len, size_t max_chars)
 	size_t i;
 
 	for (i = 0; i < len && out->size < max_chars; i++) {
-		char c = s[i];
-		cmv_buf_putc(out, (c == '\n' || c == '\r' || c == '\t') ? ' ' : c);
+		unsigned char c = (unsigned char)s[i];
+		/* no control byte (an escape sequence in a tool's output) reaches the terminal */
+		cmv_buf_putc(out, c < 0x20 || c == 0x7f ? ' ' : (char)c);
 	}
 	return i == len;
 }
@@ -382,14 +384,19 @@ int cli_model(const cmv_model **out, cmv_models *models, const char *name)
 		fprintf(stderr, "cmv: %s\n", what.ptr);
 	cmv_buf_dispose(&what);
 	/* counted as the store's calibration from billed usage says, when it has one (docs/tokenizers.md) */
-	if (error == 0 && calibrating_repo && n_calibrated < sizeof(calibrated) / sizeof(*calibrated)) {
+	if (error == 0 && calibrating_repo) {
+		for (size_t i = 0; i < n_calibrated; i++)
+			if (!strcmp(calibrated[i].id, (*out)->id)) {
+				*out = &calibrated[i];
+				return 0;
+			}
+		if (n_calibrated == sizeof(calibrated) / sizeof(*calibrated))
+			return cmv_error__set(CMV_ERROR, "more than %zu models in one command", n_calibrated);
 		cmv_model *m = &calibrated[n_calibrated];
-		if (cmv_model_calibrated(m, NULL, *out, calibrating_repo) == 0) {
-			*out = m;
-			n_calibrated++;
-		} else {
-			cmv_error_clear();
-		}
+		if ((error = cmv_model_calibrated(m, NULL, *out, calibrating_repo)) < 0)
+			return error;
+		*out = m;
+		n_calibrated++;
 	}
 	return error;
 }

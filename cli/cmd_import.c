@@ -55,14 +55,21 @@ static void collect(char ***files, size_t *n, size_t *cap, const char *dir, int 
 			continue;
 		cmv_buf path = CMV_BUF_INIT(4096);
 		cmv_buf_printf(&path, "%s/%s", dir, e->d_name);
-		if (stat(path.ptr, &st) == 0 && S_ISDIR(st.st_mode) && depth < 16) {
+		/* an entry that cannot be stat'ed (a dangling link) is passed over, not judged by the last one's mode */
+		bool ok = stat(path.ptr, &st) == 0;
+		if (ok && S_ISDIR(st.st_mode) && depth < 16) {
 			collect(files, n, cap, path.ptr, depth + 1);
-		} else if (S_ISREG(st.st_mode) &&
+		} else if (ok && S_ISREG(st.st_mode) &&
 			   ((len > 6 && !strcmp(e->d_name + len - 6, ".jsonl")) || (len > 5 && !strcmp(e->d_name + len - 5, ".json")) ||
 			    (len > 5 && !strcmp(e->d_name + len - 5, ".traj")))) {
 			if (*n == *cap) {
+				char **grown = realloc(*files, (*cap ? *cap * 2 : 64) * sizeof(**files));
+				if (!grown) {
+					cmv_buf_dispose(&path);
+					break;
+				}
+				*files = grown;
 				*cap = *cap ? *cap * 2 : 64;
-				*files = realloc(*files, *cap * sizeof(**files));
 			}
 			(*files)[(*n)++] = cmv_buf_detach(&path);
 		}

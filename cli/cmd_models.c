@@ -146,7 +146,8 @@ static int show_calibration(const cmv_calibration *c, void *payload)
 	if (l->only && strcmp(l->only, c->model))
 		return 0;
 	l->shown++;
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+	if (!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(when, sizeof(when), "unknown");
 	if (l->arr) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "model", c->model);
@@ -186,7 +187,14 @@ static int calibration(cli_ctx *ctx)
 	cmv_buf path = CMV_BUF_INIT(4096);
 	cmv_repo *repo = NULL;
 	calib_list l = { m_id ? m_id : m_action, m_json ? cJSON_CreateArray() : NULL, 0 };
+	cmv_models *models = NULL;
+	const cmv_model *m = NULL;
 	int rc = EXIT_OK;
+
+	/* a dated id or an alias names its profile's calibration */
+	if (l.only && cmv_models_load(&models, NULL) == 0 && cmv_models_find(&m, models, l.only) == 0)
+		l.only = m->id;
+	cmv_error_clear();
 
 	if ((ctx->store_arg ? cmv_buf_puts(&path, ctx->store_arg) : cmv_repo_discover(&path, NULL)) < 0 ||
 	    cmv_repo_open(&repo, path.ptr, CMV_REPO_OPEN_READONLY) < 0)
@@ -199,8 +207,12 @@ static int calibration(cli_ctx *ctx)
 		printf("no calibration yet: cmv import a Claude Code session that records usage\n");
 	cmv_repo_free(repo);
 	cmv_buf_dispose(&path);
-	if (rc == EXIT_OK && l.arr)
-		return cli_print_json(l.arr);
+	if (rc == EXIT_OK && l.arr) {
+		rc = cli_print_json(l.arr);
+		cmv_models_free(models);
+		return rc;
+	}
+	cmv_models_free(models);
 	cJSON_Delete(l.arr);
 	return rc;
 }

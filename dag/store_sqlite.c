@@ -358,12 +358,17 @@ static int sq_txn_rollback(cmv_store_backend *b)
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s;
 
-	sb->in_txn = false;
 	/* After some errors SQLite has already rolled back by itself. */
-	if (sqlite3_get_autocommit(sb->db))
+	if (sqlite3_get_autocommit(sb->db)) {
+		sb->in_txn = false;
 		return 0;
+	}
 	s = stmt(sb, S_ROLLBACK);
-	return s ? exec_done(sb, s, "cannot roll back") : CMV_ERROR;
+	int error = s ? exec_done(sb, s, "cannot roll back") : CMV_ERROR;
+	/* closed only when SQLite says so: a ROLLBACK that could not run leaves the transaction open */
+	if (sqlite3_get_autocommit(sb->db))
+		sb->in_txn = false;
+	return error;
 }
 
 /* ---- blobs ------------------------------------------------------------- */

@@ -31,6 +31,13 @@ const char *jscan_ws(const char *p, const char *end);
  */
 int jscan_member(jspan *value, jspan obj, const char *key);
 
+/*
+ * cJSON_ParseWithLength, and when it gives NULL for text that is JSON (an
+ * allocation failed) *error = CMV_ENOMEM rather than taking the text for
+ * malformed; *error is 0 otherwise.
+ */
+cJSON *jscan_parse(const char *s, size_t len, int *error);
+
 /* Small cJSON helpers. */
 const char *cj_str(const cJSON *o, const char *k);
 const cJSON *cj_get(const cJSON *o, const char *k);

@@ -22,12 +22,6 @@ const char *jscan_value(const char *p, const char *end);
 /* The elements of an array span, one at a time: *cursor starts at NULL. @return 1, 0 at the end, -1 */
 int jscan_next_element(jspan *elem, jspan array, const char **cursor);
 
-/*
- * cJSON_ParseWithLength, and when it gives NULL for text that is JSON (an
- * allocation failed) *error = CMV_ENOMEM rather than taking the text for
- * malformed; *error is 0 otherwise.
- */
-cJSON *jscan_parse(const char *s, size_t len, int *error);
 /* Decode a string literal (quotes included) to UTF-8. Lone surrogates become U+FFFD. */
 int jscan_unescape(cmv_buf *out, jspan literal);
 /* Encode bytes as a string literal, quotes included, escaping exactly as JavaScript's JSON.stringify. */

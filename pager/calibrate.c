@@ -153,7 +153,11 @@ static cmv_tok *tok_for(reader *r, const char *name)
 	for (i = 0; i < CMV_ARRAY_SIZE(r->toks) && r->toks[i]; i++)
 		if (!strcmp(cmv_tok_name(r->toks[i]), name))
 			return r->toks[i];
-	if (i == CMV_ARRAY_SIZE(r->toks) || cmv_tok_load(&r->toks[i], name, NULL) < 0)
+	if (i == CMV_ARRAY_SIZE(r->toks)) {
+		cmv_error__set(CMV_ERROR, "a session of more than %zu tokenizers", CMV_ARRAY_SIZE(r->toks));
+		return NULL;
+	}
+	if (cmv_tok_load(&r->toks[i], name, NULL) < 0)
 		return NULL;
 	return r->toks[i];
 }
@@ -167,16 +171,18 @@ static bool countable(const char *type)
 /* Add a node's sent blocks to the current call; anything cmv cannot count from a blob marks it unseen. */
 static int add_blocks(reader *r, call *c, const cmv_node *n)
 {
-	cmv_tok *tok = r->model ? tok_for(r, r->model->tokenizer) : NULL;
+	cmv_tok *tok = NULL;
 	int error;
 
 	if (!c)
 		return 0;
-	if (!tok) {
-		c->unseen = true;
-		cmv_error_clear();
+	if (!r->model) {
+		c->unseen = true; /* a model the registry does not know: nothing to count in */
 		return 0;
 	}
+	/* a tokenizer that does not load (or memory that runs out) is an error, not an unseen call */
+	if (!(tok = tok_for(r, r->model->tokenizer)))
+		return CMV_ERROR;
 	for (size_t i = 0; i < n->n_blocks; i++) {
 		const cmv_block *b = &n->blocks[i];
 		uint64_t raw;
@@ -280,7 +286,7 @@ static cJSON *record_of(cmv_buf *rec, cmv_repo *repo, const cmv_node *n, int *er
 		*error = rc;
 		return NULL;
 	}
-	return strcmp(format, "claude-code") ? NULL : cJSON_ParseWithLength(rec->ptr, rec->size);
+	return strcmp(format, "claude-code") ? NULL : jscan_parse(rec->ptr, rec->size, error);
 }
 
 /* The model of the session's first call: what the conversation before it is counted in. */
@@ -292,6 +298,8 @@ static int first_model(reader *r, const cmv_id *tip, cmv_buf *rec)
 
 	while (!error && !r->model && (error = cmv_walk_next(&n, w)) == 0) {
 		cJSON *j = record_of(rec, r->repo, n, &error);
+		if (error < 0)
+			break;
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 		const char *model = cj_str(msg, "model");
 		if (model && strcmp(model, "<synthetic>") && cj_str(j, "type") && !strcmp(cj_str(j, "type"), "assistant"))
@@ -329,7 +337,9 @@ static int read_session(reader *r, const cmv_id *tip)
 		}
 		if (strcmp(format, "claude-code"))
 			continue;
-		cJSON *j = cJSON_ParseWithLength(rec.ptr, rec.size);
+		cJSON *j = jscan_parse(rec.ptr, rec.size, &error);
+		if (error < 0)
+			break; /* out of memory, not bad text: the session's evidence would be wrong */
 		if (!j)
 			continue; /* a line a lenient import kept whole */
 		error = read_record(r, n, j);
@@ -402,29 +412,6 @@ static double predict_request(const cmv_calibration *c, const obs_pair *p)
 	return c->factor * (double)p->raw + c->per_block * (double)p->blocks + c->per_pair / 2 * (double)p->messages;
 }
 
-/* The first request of i's segment (i itself when it is the first). */
-static size_t segment_first(const obs_pair *p, size_t i)
-{
-	for (size_t q = 0; q < i; q++)
-		if (p[q].request && !strcmp(p[q].session, p[i].session))
-			return q;
-	return i;
-}
-
-/*
- * A segment's hidden prefix (the host's system prompt and tools, in every
- * prompt): its first request's prompt less the fit's count of the
- * conversation before it. Requests are kept by segment (a session's calls
- * of one model between compactions), so that the first one stands for all.
- */
-static double hidden_prefix(const cmv_calibration *c, const obs_pair *p, size_t n, const char *segment)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i].request && !strcmp(p[i].session, segment))
-			return (double)p[i].billed - predict_request(c, &p[i]);
-	return 0;
-}
-
 /*
  * Fit factor, per_block and per_pair to the pairs (relative least squares),
  * dropping a coefficient that comes out negative; then the error of whole
@@ -449,6 +436,10 @@ static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 	 * raw, blocks, 1; the last ones go first when a coefficient comes out
 	 * negative.
 	 */
+	c->requests = 0;
+	c->err_p50 = c->err_p95 = c->err_p99 = c->err_max = 0;
+	c->margin = exact ? MARGIN_FLOOR_EXACT : MARGIN_FLOOR_APPROX;
+	c->margin_tokens = 0;
 	if (!pairs)
 		return 0;
 	for (k = 3; k >= 1; k--) {
@@ -482,12 +473,25 @@ static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 	if (!(err = cmv__calloc(4 * n, sizeof(*err))))
 		return CMV_ENOMEM;
 	double *content = err + n, *counted = err + 2 * n, *large = err + 3 * n;
+	/*
+	 * Each segment's hidden prefix (the host's system prompt and tools, in
+	 * every prompt): its first request's prompt less the fit's count of the
+	 * conversation before it. Requests are kept by segment (a session's
+	 * calls of one model between compactions), in order.
+	 */
+	cmv__strmap first = { 0 };
+	for (size_t i = 0; i < n; i++)
+		if (p[i].request && !cmv__strmap_get(&first, p[i].session, NULL, NULL) &&
+		    cmv__strmap_put(&first, p[i].session, i, NULL) < 0) {
+			cmv__strmap_dispose(&first);
+			free(err);
+			return CMV_ENOMEM;
+		}
 	for (size_t i = 0; i < n; i++) {
-		if (!p[i].request)
-			continue;
-		if (segment_first(p, i) == i)
-			continue; /* it says the hidden prefix: no error of its own */
-		double hidden = hidden_prefix(c, p, n, p[i].session);
+		size_t f = i;
+		if (!p[i].request || (cmv__strmap_get(&first, p[i].session, &f, NULL), f == i))
+			continue; /* the first says the hidden prefix: no error of its own */
+		double hidden = (double)p[f].billed - predict_request(c, &p[f]);
 		double billed = (double)p[i].billed - hidden, count = predict_request(c, &p[i]);
 		if (billed <= 0)
 			continue;
@@ -526,6 +530,7 @@ static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 		c->err_p99 = quantile(err, n_err, 0.99);
 		c->err_max = err[n_err - 1];
 	}
+	cmv__strmap_dispose(&first);
 	free(err);
 	return 0;
 }
@@ -585,6 +590,13 @@ static int note_read(cmv_calibration *c, model_pairs *mp, cmv_repo *repo, const 
 		error = cmv_error__set(CMV_ECORRUPT, "the calibration note of '%s' names no tokenizer", model);
 		goto done;
 	}
+	/* store data: a fit nobody could have made is refused, not turned into a profile */
+	if (!isfinite(c->factor) || c->factor < 0 || c->factor > 100 || !isfinite(c->per_block) || c->per_block < 0 ||
+	    c->per_block > 1e6 || !isfinite(c->per_pair) || c->per_pair < 0 || c->per_pair > 1e6 ||
+	    !isfinite(c->margin) || c->margin < 0 || c->margin >= 1 || (c->pairs && c->factor == 0)) {
+		error = cmv_error__set(CMV_ECORRUPT, "the calibration note of '%s' holds a fit out of range", model);
+		goto done;
+	}
 done:
 	cmv_buf_dispose(&text);
 	return error;
@@ -596,7 +608,7 @@ static int note_write(cmv_repo *repo, const cmv_calibration *c, const model_pair
 	char key[256];
 	int error = 0;
 
-	cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nfit %zu %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %llu %lld\n",
+	error = cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nfit %zu %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %llu %lld\n",
 		       c->tokenizer, c->pairs, c->requests, c->sessions, c->factor, c->per_block, c->per_pair, c->err_p50,
 		       c->err_p95, c->err_p99, c->err_max, c->margin, (unsigned long long)c->margin_tokens,
 		       (long long)c->updated);
@@ -641,17 +653,23 @@ done:
 	return error;
 }
 
-static size_t count_sessions(const model_pairs *mp)
+/* The sessions a model's pairs and requests come from (a request's key is "SESSION#SEGMENT"). */
+static int count_sessions(size_t *out, const model_pairs *mp)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < mp->n; i++) {
-		bool seen = false;
-		size_t len = strcspn(mp->v[i].session, "#");
-		for (size_t k = 0; k < i && !seen; k++)
-			seen = strcspn(mp->v[k].session, "#") == len && !strncmp(mp->v[k].session, mp->v[i].session, len);
-		n += !seen;
+	cmv__strmap seen = { 0 };
+	char key[160];
+	int error = 0;
+
+	*out = 0;
+	for (size_t i = 0; i < mp->n && !error; i++) {
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(mp->v[i].session, "#"), mp->v[i].session);
+		if (!cmv__strmap_get(&seen, key, NULL, NULL)) {
+			error = cmv__strmap_put(&seen, key, 0, NULL);
+			++*out;
+		}
 	}
-	return n;
+	cmv__strmap_dispose(&seen);
+	return error;
 }
 
 /* Merge one session's new pairs into a model's note and fit again. */
@@ -662,6 +680,11 @@ static int update_model(cmv_repo *repo, const model_pairs *fresh, const char *se
 	const cmv_model *m = NULL;
 	int error = note_read(&c, &all, repo, fresh->model);
 
+	/* a damaged note is learned again from this session on, rather than never again */
+	if (error == CMV_ECORRUPT) {
+		all.n = 0;
+		error = CMV_ENOTFOUND;
+	}
 	if (error == CMV_ENOTFOUND) {
 		cmv_error_clear();
 		error = 0;
@@ -689,9 +712,8 @@ static int update_model(cmv_repo *repo, const model_pairs *fresh, const char *se
 		cmv_error_clear();
 		m = NULL;
 	}
-	if ((error = fit(&c, all.v, all.n, m && m->exact)) < 0)
+	if ((error = fit(&c, all.v, all.n, m && m->exact)) < 0 || (error = count_sessions(&c.sessions, &all)) < 0)
 		goto done;
-	c.sessions = count_sessions(&all);
 	c.updated = cmv__now();
 	if ((error = note_write(repo, &c, &all)) == 0)
 		error = index_add(repo, c.model);
@@ -714,11 +736,13 @@ static int observe_request(observation *o, reader *r, const cmv_model *m, const 
 	int error;
 
 	if (!tok)
-		return 0;
+		return CMV_ERROR;
 	unit.exact = true;
 	unit.token_factor = 1;
 	unit.per_block = unit.per_message = unit.per_request = 0;
 	if ((error = cmv_count_sent(&st, r->repo, &a->before, &unit, tok)) < 0) {
+		if (error != CMV_EINVALID)
+			return error;
 		/* a conversation that does not render (nothing to send yet): no request to learn from */
 		cmv_error_clear();
 		return 0;
@@ -742,11 +766,17 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 		*n_pairs = 0;
 	if (!key || !*key)
 		key = cmv_id_tostr(hex, sizeof(hex), tip);
-	if (strpbrk(key, " \n#") || strlen(key) >= sizeof(((obs_pair *)0)->session) - 12)
+	if (strpbrk(key, " \t\r\n#") || strlen(key) >= sizeof(((obs_pair *)0)->session) - 12)
 		return cmv_error__set(CMV_EINVALID, "a calibration key has no space or '#' and is under 148 bytes: '%s'",
 				      key);
-	if ((error = read_session(&r, tip)) < 0)
+	/*
+	 * One transaction for the whole call: the token counts it keeps on its
+	 * way, the notes, all or nothing; and one lock taking, not hundreds.
+	 */
+	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto done;
+	if ((error = read_session(&r, tip)) < 0)
+		goto fail;
 	size_t step = r.n / REQUESTS_PER_SESSION + 1;
 	for (size_t i = 0; i < r.n; i++) {
 		const call *a = &r.calls[i], *b = i + 1 < r.n ? &r.calls[i + 1] : NULL;
@@ -758,24 +788,24 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 		/* kept under the profile's id, so a dated id and its alias are one model */
 		if (a->prompt && !cmv_id_is_none(&a->before) && (i == 0 || i % step == 0) &&
 		    (error = observe_request(&o, &r, m, key, a)) < 0)
-			goto done;
+			goto fail;
 		if (!b || a->unseen || strcmp(a->model, b->model) || b->prompt <= a->prompt || !a->blocks)
 			continue;
 		if ((error = observe_pair(&o, m->id, m->tokenizer, key, false, a->raw, a->blocks, 2,
 					  b->prompt - a->prompt)) < 0)
-			goto done;
+			goto fail;
 	}
-	if ((error = cmv_repo_txn_begin(repo)) < 0)
-		goto done;
 	for (size_t i = 0; i < o.n && !error; i++) {
 		error = update_model(repo, &o.v[i], key, models);
 		for (size_t k = 0; n_pairs && k < o.v[i].n; k++)
 			*n_pairs += !o.v[i].v[k].request;
 	}
-	if (error)
-		cmv_repo_txn_rollback(repo);
-	else
+	if (!error) {
 		error = cmv_repo_txn_commit(repo);
+		goto done;
+	}
+fail:
+	cmv_repo_txn_rollback(repo);
 done:
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(r.toks); i++)
 		cmv_tok_free(r.toks[i]);
@@ -806,8 +836,13 @@ int cmv_calibration_foreach(cmv_repo *repo, int (*cb)(const cmv_calibration *c, 
 		cmv_calibration c;
 		if ((nl = strchr(l, '\n')) != NULL)
 			*nl = '\0';
-		if ((error = note_read(&c, NULL, repo, l)) == 0)
+		if ((error = note_read(&c, NULL, repo, l)) == 0) {
 			error = cb(&c, payload);
+		} else if (error == CMV_ECORRUPT || error == CMV_ENOTFOUND) {
+			/* one damaged note hides no other (the next import of that model writes it again) */
+			cmv_error_clear();
+			error = 0;
+		}
 	}
 	cmv_buf_dispose(&idx);
 	return error;
@@ -837,21 +872,30 @@ static int calibration_for(cmv_calibration *out, bool *own, cmv_repo *repo, cons
 		cmv_buf_dispose(&idx);
 		if (error == CMV_ENOTFOUND)
 			cmv_error_clear();
-		return CMV_ENOTFOUND;
+		return error;
 	}
 	for (char *l = idx.ptr, *nl; l && *l; l = nl ? nl + 1 : NULL) {
 		cmv_calibration c;
 		if ((nl = strchr(l, '\n')) != NULL)
 			*nl = '\0';
-		if (fam && !strncmp(l, model->id, fam) && note_read(&c, NULL, repo, l) == 0 &&
-		    !strcmp(c.tokenizer, model->tokenizer) && c.pairs >= CMV_CALIBRATION_MIN_PAIRS &&
+		if (!fam || strncmp(l, model->id, fam))
+			continue;
+		if ((error = note_read(&c, NULL, repo, l)) < 0) {
+			if (error != CMV_ENOTFOUND && error != CMV_ECORRUPT)
+				break;
+			cmv_error_clear();
+			error = 0;
+			continue;
+		}
+		if (!strcmp(c.tokenizer, model->tokenizer) && c.pairs >= CMV_CALIBRATION_MIN_PAIRS &&
 		    (!found || c.pairs > out->pairs)) {
 			*out = c;
 			found = true;
 		}
-		cmv_error_clear();
 	}
 	cmv_buf_dispose(&idx);
+	if (error < 0)
+		return error;
 	return found ? 0 : CMV_ENOTFOUND;
 }
 
@@ -870,6 +914,8 @@ int cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_model *model
 	if (error == 0 && c.pairs >= CMV_CALIBRATION_MIN_PAIRS && !strcmp(c.tokenizer, model->tokenizer)) {
 		/* the per-pair framing is two messages' worth */
 		out->token_factor = c.factor;
+		/* a factor other than 1 is an approximation, whatever the tokenizer (cmv_model_scale skips it for exact) */
+		out->exact = false;
 		out->per_block = (uint32_t)ceil(c.per_block);
 		out->per_message = (uint32_t)ceil(c.per_pair / 2);
 		/* a few sessions say little of the next one: their margin is trusted only from enough of them */

@@ -9,6 +9,7 @@
 #include "base/base.h"
 #include <cmv/count.h>
 #include <cmv/formats.h>
+#include "formats/formats_int.h"
 #include "pager_priv.h"
 #include "tok/tok_int.h"
 
@@ -399,9 +400,11 @@ int cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok
 	CMV_ASSERT_ARG(json);
 	memset(out, 0, sizeof(*out));
 	out->exact = model->exact;
-	if (!(body = cJSON_ParseWithLength(json, len)) || !cJSON_IsObject(body)) {
+	int perr = 0;
+	if (!(body = jscan_parse(json, len, &perr)) || !cJSON_IsObject(body)) {
 		cJSON_Delete(body);
-		return cmv_error__set(CMV_EINVALID, "not a request body: the JSON does not parse");
+		/* out of memory is not a body that does not parse */
+		return perr < 0 ? perr : cmv_error__set(CMV_EINVALID, "not a request body: the JSON does not parse");
 	}
 	switch (model->api) {
 	case CMV_API_ANTHROPIC:

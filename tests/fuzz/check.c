@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include "fuzz.h"
 
-static const char *const models[] = { NULL, "claude-sonnet-4-5", "gpt-4o", "gpt-4o", "gemini-2.5-pro" };
+/* a model of each request format, in cmv_render_target's order: Responses bodies are counted for gpt-5 */
+static const char *const models[] = { NULL, "claude-sonnet-4-5", "gpt-4o", "gpt-5", "gemini-2.5-pro" };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -51,6 +51,10 @@ int main(int argc, char **argv)
 		}
 		struct dirent **names;
 		int n = scandir(argv[i], &names, NULL, alphasort);
+		if (n < 0) {
+			fprintf(stderr, "standalone: cannot read the folder %s\n", argv[i]);
+			return 1;
+		}
 		for (int k = 0; k < n; k++) {
 			char path[4096];
 			snprintf(path, sizeof(path), "%s/%s", argv[i], names[k]->d_name);

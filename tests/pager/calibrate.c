@@ -2,7 +2,7 @@
 /*
  * Calibration from billed usage (pager/calibrate.c) and the budget promise:
  * - on a synthetic session billed with known parameters, the fit gives them
- *   back, and importing it again or grown replaces its pairs;
+ *   back, and importing it grown, or again, replaces its pairs;
  * - on the real Claude Code sessions of the transcripts (CMV_TRANSCRIPTS:
  *   the curated set, or the full corpus), with every session calibrated:
  *   asked to fit the conversation before a call into a budget 2% below what
@@ -132,8 +132,23 @@ static void test_calibrate__recovers_known_parameters(void **state)
 	size_t pairs = 0, again = 0;
 
 	char *path = synthetic_session(ts->dir, "syn.jsonl", 40);
+	/* first the session's first half (as a live session is imported while it grows) */
+	cmv_buf whole = CMV_BUF_INIT(1 << 24);
+	test_read_file(&whole, path);
+	size_t half = 0, lines = 0;
+	while (half < whole.size && lines < 40)
+		lines += whole.ptr[half++] == '\n';
+	char *part = test_write_file(ts->dir, "syn.jsonl", whole.ptr, half);
+	size_t half_pairs = 0;
+	assert_cmv_ok(cmv_import_file(&res, ts->repo, part, NULL, NULL));
+	assert_cmv_ok(cmv_calibrate(&half_pairs, ts->repo, &res.head, res.session, models));
+	free(part);
+	free(test_write_file(ts->dir, "syn.jsonl", whole.ptr, whole.size));
+	cmv_buf_dispose(&whole);
+	/* then grown: its pairs replace the half's */
 	assert_cmv_ok(cmv_import_file(&res, ts->repo, path, NULL, NULL));
 	assert_cmv_ok(cmv_calibrate(&pairs, ts->repo, &res.head, res.session, models));
+	assert_true(half_pairs > 0 && half_pairs < pairs);
 	assert_cmv_ok(cmv_calibration_get(&c, ts->repo, "claude-sonnet-4-5"));
 	print_message("synthetic: %zu pairs; factor %.4f (billed at %.2f), per block %.2f (%.0f), per pair %.2f (%.0f), "
 		      "largest request under-count %.4f\n",
@@ -156,9 +171,9 @@ static void test_calibrate__recovers_known_parameters(void **state)
 	assert_true(fabs(m.token_factor - c.factor) < 1e-9);
 	assert_true(strstr(source.ptr, "calibrated") != NULL);
 	/* a model of the same family with no calibration of its own takes this one */
-	const cmv_model *opus = NULL;
-	assert_cmv_ok(cmv_models_find(&opus, models, "claude-sonnet-4"));
-	assert_cmv_ok(cmv_model_calibrated(&m, &source, opus, ts->repo));
+	const cmv_model *sonnet4 = NULL;
+	assert_cmv_ok(cmv_models_find(&sonnet4, models, "claude-sonnet-4"));
+	assert_cmv_ok(cmv_model_calibrated(&m, &source, sonnet4, ts->repo));
 	assert_true(fabs(m.token_factor - c.factor) < 1e-9);
 	assert_true(strstr(source.ptr, "family") != NULL);
 	cmv_buf_dispose(&source);

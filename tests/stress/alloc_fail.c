@@ -109,6 +109,21 @@ static int op_materialize(result *out, cmv_repo *repo, const fixture *f)
 	return rc;
 }
 
+/* What calibration keeps is its note: the same text, or a clean error and no note. */
+static int op_calibrate(result *out, cmv_repo *repo, const fixture *f)
+{
+	size_t pairs;
+	(void)out;
+	return cmv_calibrate(&pairs, repo, &f->tip, "cc/s-1", f->models);
+}
+
+/* The note, read once allocations stop failing (its reading is not what is tested). */
+static int op_calibrate_result(result *out, cmv_repo *repo, const fixture *f)
+{
+	(void)f;
+	return cmv_store_note_get(&out->bytes, repo, "calibration:claude-sonnet-4-5");
+}
+
 static int op_bundle(result *out, cmv_repo *repo, const fixture *f)
 {
 	cmv_bundle_stats st;
@@ -153,13 +168,13 @@ static void copy_store(const char *from, const char *to)
 
 static const char session_text[] =
 	"{\"parentUuid\":null,\"isSidechain\":false,\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"list the files and say what each is\"},\"uuid\":\"u1\",\"sessionId\":\"s-1\"}\n"
-	"{\"parentUuid\":\"u1\",\"isSidechain\":false,\"type\":\"assistant\",\"message\":{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Listing.\"},{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"Bash\",\"input\":{\"command\":\"ls -l\"}}]},\"uuid\":\"u2\",\"sessionId\":\"s-1\"}\n"
+	"{\"parentUuid\":\"u1\",\"isSidechain\":false,\"type\":\"assistant\",\"message\":{\"id\":\"m1\",\"model\":\"claude-sonnet-4-5-20250929\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Listing.\"},{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"Bash\",\"input\":{\"command\":\"ls -l\"}}],\"usage\":{\"input_tokens\":3010,\"output_tokens\":20}},\"uuid\":\"u2\",\"sessionId\":\"s-1\"}\n"
 	"{\"parentUuid\":\"u2\",\"isSidechain\":false,\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"t1\",\"content\":\""
 	"alpha.c beta.c gamma.c delta.c epsilon.c zeta.c eta.c theta.c iota.c kappa.c lambda.c mu.c nu.c xi.c omicron.c pi.c rho.c sigma.c tau.c upsilon.c phi.c chi.c psi.c omega.c "
 	"alpha.h beta.h gamma.h delta.h epsilon.h zeta.h eta.h theta.h iota.h kappa.h lambda.h mu.h nu.h xi.h omicron.h pi.h rho.h sigma.h tau.h upsilon.h phi.h chi.h psi.h omega.h\"}]},\"uuid\":\"u3\",\"sessionId\":\"s-1\"}\n"
-	"{\"parentUuid\":\"u3\",\"isSidechain\":false,\"type\":\"assistant\",\"message\":{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Forty-eight C sources and headers, one pair per Greek letter.\"}]},\"uuid\":\"u4\",\"sessionId\":\"s-1\"}\n"
+	"{\"parentUuid\":\"u3\",\"isSidechain\":false,\"type\":\"assistant\",\"message\":{\"id\":\"m2\",\"model\":\"claude-sonnet-4-5-20250929\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Forty-eight C sources and headers, one pair per Greek letter.\"}],\"usage\":{\"input_tokens\":3260,\"output_tokens\":15}},\"uuid\":\"u4\",\"sessionId\":\"s-1\"}\n"
 	"{\"parentUuid\":\"u4\",\"isSidechain\":false,\"type\":\"user\",\"message\":{\"role\":\"user\",\"content\":\"and which is largest?\"},\"uuid\":\"u5\",\"sessionId\":\"s-1\"}\n"
-	"{\"parentUuid\":\"u5\",\"isSidechain\":false,\"type\":\"assistant\",\"message\":{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"omega.c, by a little.\"}]},\"uuid\":\"u6\",\"sessionId\":\"s-1\"}\n";
+	"{\"parentUuid\":\"u5\",\"isSidechain\":false,\"type\":\"assistant\",\"message\":{\"id\":\"m3\",\"model\":\"claude-sonnet-4-5-20250929\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"omega.c, by a little.\"}],\"usage\":{\"input_tokens\":3330,\"output_tokens\":9}},\"uuid\":\"u6\",\"sessionId\":\"s-1\"}\n";
 
 static int setup(void **state)
 {
@@ -294,7 +309,10 @@ static void fail_every_allocation(const fixture *f, const char *store, op_fn op,
 
 	size_t total = run_failing(f, store, op, after, 0, &reference, NULL, what);
 	assert_true(total > 0);
-	for (size_t n = 1; n <= total; n += stride) {
+	/* CMV_FAILALLOC_FIRST=N: start at the N-th allocation (to look at one failure) */
+	const char *first = getenv("CMV_FAILALLOC_FIRST");
+	size_t from = first && strtoul(first, NULL, 10) > 0 ? (size_t)strtoul(first, NULL, 10) : 1;
+	for (size_t n = from; n <= total; n += stride) {
 		run_failing(f, store, op, after, n, &r, &reference, what);
 		failed++;
 	}
@@ -321,6 +339,12 @@ static void test_alloc_fail__materialize(void **state)
 	fail_every_allocation(f, f->prepared, op_materialize, NULL, "materialize");
 }
 
+static void test_alloc_fail__calibrate(void **state)
+{
+	fixture *f = *state;
+	fail_every_allocation(f, f->prepared, op_calibrate, op_calibrate_result, "calibrate");
+}
+
 static void test_alloc_fail__bundle_import(void **state)
 {
 	fixture *f = *state;
@@ -329,11 +353,14 @@ static void test_alloc_fail__bundle_import(void **state)
 
 int main(void)
 {
+	/* calibration dates its note: one clock for the runs to compare */
+	setenv("CMV_NOW", "1767225600", 1);
 	route_allocators();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_alloc_fail__import),
 		cmocka_unit_test(test_alloc_fail__trim),
 		cmocka_unit_test(test_alloc_fail__materialize),
+		cmocka_unit_test(test_alloc_fail__calibrate),
 		cmocka_unit_test(test_alloc_fail__bundle_import),
 	};
 	return cmocka_run_group_tests_name("allocation failure", tests, setup, teardown);
