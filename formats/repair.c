@@ -211,6 +211,16 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 			bool is_use = !strcmp(cmv_formats__btype(b), "tool_use");
 			if (is_use && (error = object_input(b)) < 0)
 				break;
+			if (is_use && !cmv_formats__has_text(cj_str(b, "id"))) {
+				/* a call with no id (a damaged record) gets one: nothing can answer it, so repair will */
+				char fresh[64];
+				snprintf(fresh, sizeof(fresh), "cmv_call_%zu", ++renamed);
+				cJSON_DeleteItemFromObjectCaseSensitive(b, "id");
+				if (!cJSON_AddStringToObject(b, "id", fresh)) {
+					error = cmv_error__oom();
+					break;
+				}
+			}
 			const char *id = cj_str(b, is_use ? "id" : "tool_use_id");
 			if (id && (is_use || !strcmp(cmv_formats__btype(b), "tool_result"))) {
 				/*
