@@ -71,6 +71,31 @@ oom:
 	return CMV_ENOMEM;
 }
 
+/*
+ * The rename is in the folder's entries: fsync the folder too, so that the
+ * new file, not the old one, is what a power loss leaves. Best effort: a
+ * folder that cannot be opened or synced (some file systems) changes nothing.
+ */
+static void sync_folder(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	int fd;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else if ((size_t)(slash - path) < sizeof(dir))
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	else
+		return;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
 int cmv__atomic_commit(cmv__atomic_file *f)
 {
 	int error = 0;
@@ -86,6 +111,8 @@ int cmv__atomic_commit(cmv__atomic_file *f)
 		error = cmv_error__set(CMV_EIO, "cannot write '%s': %s", f->tmp, strerror(saved));
 	else if (rename(f->tmp, f->path) != 0)
 		error = cmv_error__set(CMV_EIO, "cannot replace '%s': %s", f->path, strerror(errno));
+	else
+		sync_folder(f->path);
 	if (error)
 		unlink(f->tmp);
 	free(f->tmp);
