@@ -28,8 +28,10 @@
  * counts of the conversation before the call, rendered for the model as the
  * pager renders it (what it cannot see counts nothing and so shows as
  * under-count). That is the promise a budget makes: a request cmv counts at
- * c is billed at most c x (1 + margin). Up to REQUESTS_PER_SESSION calls of a
- * session are rendered for it, evenly spread.
+ * c is billed at most c x (1 + margin) + margin_tokens. Up to
+ * REQUESTS_PER_SESSION calls of a session are rendered for it, evenly spread.
+ * A session is calibrated in one transaction: its token counts, its notes,
+ * all or nothing.
  *
  * Invariants:
  * 1. A session's pairs and requests are kept under its key: importing it
@@ -46,7 +48,8 @@
  *    those seen, small ones (where a host's own additions weigh most) too.
  *
  * Kept in store notes ("calibration:MODEL", and "calibration:models" listing
- * them), as text: a header line per fit and a line per pair.
+ * them), as text: a header and a fit line, then a line per pair ("p") and
+ * per request ("r", keyed by session and segment).
  */
 #include <errno.h>
 #include <math.h>
