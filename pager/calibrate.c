@@ -405,11 +405,6 @@ static double quantile(const double *sorted, size_t n, double q)
 	return sorted[i < n ? i : n - 1];
 }
 
-double cmv_calibration_predict(const cmv_calibration *c, uint64_t raw, uint64_t blocks)
-{
-	return c->factor * (double)raw + c->per_block * (double)blocks + c->per_pair;
-}
-
 static double predict_request(const cmv_calibration *c, const obs_pair *p)
 {
 	return c->factor * (double)p->raw + c->per_block * (double)p->blocks + c->per_pair / 2 * (double)p->messages;

@@ -122,8 +122,6 @@ CMV_EXTERN(int) cmv_calibration_get(cmv_calibration *out, cmv_repo *repo, const 
 /** Each calibration the store holds; cb's non-zero return stops and is returned. */
 CMV_EXTERN(int) cmv_calibration_foreach(cmv_repo *repo, int (*cb)(const cmv_calibration *c, void *payload),
 					void *payload);
-/** The billed tokens a calibration predicts for `raw` tokenizer tokens in `blocks` blocks, one pair. */
-CMV_EXTERN(double) cmv_calibration_predict(const cmv_calibration *c, uint64_t raw, uint64_t blocks);
 
 /** One API call of an imported session, as its record says it was billed. */
 typedef struct cmv_billed_call {

@@ -234,7 +234,7 @@ static size_t calls_of(real_call **out, cmv_repo *repo, const cmv_id *tip)
 }
 
 typedef struct {
-	size_t calls, promise_kept, large, tight_asked, tight_fits, skipped;
+	size_t calls, tight_asked, tight_fits;
 	bool small_too; /* tightness asked of every call (a set with too few large ones) */
 } promise_stats;
 
@@ -275,7 +275,6 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 	const cmv_model *base = NULL;
 	if (n < 2 || cmv_models_find(&base, models, calls[0].model) < 0 || strcmp(base->tokenizer, "o200k_base")) {
 		cmv_error_clear();
-		ps->skipped++;
 		free(calls);
 		return;
 	}
@@ -303,7 +302,6 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 		if (content < 1000)
 			continue;
 		ps->calls++;
-		ps->large += content >= LARGE_CONTENT;
 		if (fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * 0.98), NULL)) {
 			uint64_t t = 0;
 			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
@@ -311,7 +309,6 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 				 "2%% below it whole", what, k, content, (unsigned long long)t, m.margin,
 				 (unsigned long long)m.margin_tokens);
 		}
-		ps->promise_kept++;
 		if (content < LARGE_CONTENT && !ps->small_too)
 			continue;
 		bool tight = fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * 1.30), NULL);
