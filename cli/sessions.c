@@ -349,10 +349,12 @@ typedef struct {
 	bool has_index;                    /* keeps a sessions-index.json beside the sessions */
 	int (*write)(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip);
 	void (*place)(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd);
+	/* files the session refers to, put beside it before it is written (may be NULL) */
+	int (*beside)(cmv_buf *body, size_t *n_out, cmv_repo *repo, const cmv_id *tip, const char *session_path);
 } agent;
 
 static const agent claude_agent = { "Claude Code", "claude", "CLAUDE_CONFIG_DIR", ".claude", "claude", "--resume",
-				    true, cmv_claude_session_write, claude_place };
+				    true, cmv_claude_session_write, claude_place, cmv_claude_session_place_outputs };
 static const agent codex_agent = { "Codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
 				   false, cmv_codex_session_write, codex_place };
 
@@ -375,6 +377,12 @@ static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agen
 	a->place(&dir, &path, root, id, cwd.size ? cwd.ptr : "");
 	if (cli_mkdirs(dir.ptr) != 0) {
 		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
+		goto done;
+	}
+	/* a <persisted-output> preview names its saved output in the new session's own folder */
+	if (a->beside && a->beside(&body, NULL, ctx->repo, at, path.ptr) < 0) {
+		rc = cli_failf("cannot write the saved tool outputs of %s: %s", path.ptr,
+			       cmv_error_last() ? cmv_error_last()->message : "failed");
 		goto done;
 	}
 	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
