@@ -356,7 +356,7 @@ typedef struct {
 static const agent claude_agent = { "Claude Code", "claude", "CLAUDE_CONFIG_DIR", ".claude", "claude", "--resume",
 				    true, cmv_claude_session_write, claude_place, cmv_claude_session_place_outputs };
 static const agent codex_agent = { "Codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
-				   false, cmv_codex_session_write, codex_place };
+				   false, cmv_codex_session_write, codex_place, NULL };
 
 static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a, const char *title, bool launch)
 {
