@@ -204,13 +204,10 @@ static bool find_session(auto_trim_job *job)
 /* The store, to ourselves. */
 static bool lock_store(auto_trim_job *job)
 {
-	char tmp[PATH_MAX];
-
 	if (!job->store)
 		return stop(job, "no store: install the hooks from one (cmv hook install)");
 	/* one auto-trim at a time: PreCompact and PostToolUse can fire together */
-	snprintf(tmp, sizeof(tmp), "%s/auto-trim.lock", job->store);
-	if ((job->lock = open(tmp, O_RDWR | O_CREAT | O_NOFOLLOW, 0600)) < 0 || flock(job->lock, LOCK_EX | LOCK_NB) != 0)
+	if ((job->lock = hook_lock(job->store)) < 0)
 		return stop(job, "another auto-trim is running");
 	return true;
 }

@@ -51,6 +51,9 @@ typedef struct {
 bool hook_state_read(hook_state *out, const char *store, const char *session);
 void hook_state_write(const char *store, const char *session, const struct stat *st);
 
+/* The store's auto-trim.lock, taken without waiting: its descriptor (close to let go), or -1 when held. */
+int hook_lock(const char *store);
+
 /* Add the time to entry e, say it on stderr, and append it to the store's auto-trim.log (store NULL: stderr only). */
 void hook_log_entry(const char *store, cJSON *e);
 /* The last line of the log, parsed (NULL if none). */

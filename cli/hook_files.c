@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 #include "base/base.h"
@@ -108,6 +109,20 @@ void hook_state_write(const char *store, const char *session, const struct stat 
 	/* a lost state costs one trim more, never a wrong one: no error to report */
 	if (cmv__file_write_atomic(path, text, (size_t)n, 0600) < 0)
 		cmv_error_clear();
+}
+
+int hook_lock(const char *store)
+{
+	char path[PATH_MAX];
+	int fd;
+	if (snprintf(path, sizeof(path), "%s/auto-trim.lock", store) >= (int)sizeof(path) ||
+	    (fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* ---- the log ------------------------------------------------------------------ */
