@@ -11,15 +11,25 @@
  * (auto-trim.log, one JSON object per line) and on stderr.
  *
  * Nothing is lost on the way: the bytes read are first copied to a backup
- * file (`cmv hook restore` puts it back) and imported into the store, where
- * a snapshot keeps them; the trimmed file replaces the session by rename,
- * and only if the session did not change while it was being trimmed. A
- * session whose last line is cut off is being written: it is left alone.
+ * file (`cmv hook restore` puts it back) and imported into the store; the
+ * trimmed file replaces the session by rename, and only if the session did
+ * not change while it was being trimmed. A session whose last line is cut
+ * off is being written: it is left alone.
  *
- * The job runs as phases (auto_trim): read the hook's input, find the
- * session, lock the store, read the session, back it up, import it, trim
- * it in the store, replace the session file, prune old backups. A phase
- * that gives up says why and stops the rest.
+ * Invariants (docs/trim.md, "Hooks"):
+ *  - only a file below Claude Code's projects folder whose own session id
+ *    is the hook's is read, backed up or replaced;
+ *  - the session's branch holds what the file holds: the trimmed bytes are
+ *    imported in the transaction that is committed just before the rename;
+ *  - one ref per session, auto/<session>, whatever the number of trims;
+ *  - with --check-size, nothing to do costs a stat and a read of the
+ *    session's state file; PreCompact always trims.
+ *
+ * The job runs as phases (auto_trim): read the hook's input, see whether
+ * it is worth a trim, find the session, lock the store, read the session,
+ * back it up, import it, trim it, import the trim, record it, replace the
+ * session file, prune old backups. A phase that gives up says why and
+ * stops the rest.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>

@@ -4,7 +4,8 @@
  * hook commands make:
  *  - backups/<session>/<stamp>.jsonl: a session as auto-trim read it
  *    (<stamp>-before-restore.jsonl: as restore found it), and
- *    backups/<session>/path, the transcript they came from;
+ *    backups/<session>/path, the transcript they came from, and
+ *    backups/<session>/state, its size and inode as the hooks last left it;
  *  - auto-trim.log: what each run did, one JSON object per line.
  *
  * Invariants: a backup's name starts with its UTC stamp, so names sort by
