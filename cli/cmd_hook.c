@@ -37,7 +37,7 @@ static int hook_restore(cli_ctx *ctx)
 {
 	hook_backup *items;
 	size_t n;
-	int rc = EXIT_OK;
+	int rc = EXIT_OK, lock = -1;
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cur = CMV_BUF_INIT((size_t)1 << 31);
 	cJSON *o = h_json ? cJSON_CreateObject() : NULL, *arr = o ? cJSON_AddArrayToObject(o, "backups") : NULL;
 
@@ -70,6 +70,29 @@ static int hook_restore(cli_ctx *ctx)
 		rc = cli_failf("%s: the session file it came from is not recorded", b->file);
 		goto done;
 	}
+	/* only over a session file in Claude Code's projects folder, never through a link */
+	char projects[PATH_MAX], dir[PATH_MAX], real[PATH_MAX];
+	struct stat st;
+	unsigned int mode = 0600;
+	snprintf(dir, sizeof(dir), "%s", b->transcript);
+	if (strrchr(dir, '/'))
+		*strrchr(dir, '/') = '\0';
+	if (!hook_projects_dir(projects) || !realpath(dir, real) ||
+	    strcmp(real, dir) || !hook_path_below(b->transcript, projects)) {
+		rc = cli_failf("%s: not a session file in Claude Code's projects folder; not restored", b->transcript);
+		goto done;
+	}
+	if (lstat(b->transcript, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			rc = cli_failf("%s: not a regular file; not restored", b->transcript);
+			goto done;
+		}
+		mode = st.st_mode & 07777; /* the agent's choice of mode stays */
+	}
+	if ((lock = hook_lock(ctx->store_path)) < 0) {
+		rc = cli_failf("an auto-trim is running on this store; try again");
+		goto done;
+	}
 	if (cmv__read_file(&body, b->file) < 0) {
 		rc = cli_fail("cannot read the backup");
 		goto done;
@@ -90,10 +113,25 @@ static int hook_restore(cli_ctx *ctx)
 		close(fd);
 	}
 	cmv_error_clear();
-	if (cmv__file_write_atomic(b->transcript, body.ptr, body.size, 0600) < 0) {
+	if (cmv__file_write_atomic(b->transcript, body.ptr, body.size, mode) < 0) {
 		rc = cli_fail("cannot restore the transcript");
 		goto done;
 	}
+	/*
+	 * The session's branch follows the file back, so --latest commands stay
+	 * a step forward from it; the state makes --check-size wait for growth
+	 * past what was restored (PreCompact still trims).
+	 */
+	cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+	cmv_import_result res;
+	io.flags = CMV_IMPORT_FORCE;
+	if (cmv_import_file(&res, ctx->repo, b->transcript, "claude-code", &io) < 0) {
+		fprintf(stderr, "cmv: restored, but the session's branch was not moved back: %s\n",
+			cmv_error_last() ? cmv_error_last()->message : "import failed");
+		cmv_error_clear();
+	}
+	if (stat(b->transcript, &st) == 0)
+		hook_state_write(ctx->store_path, b->session, &st);
 	if (o) {
 		cJSON_AddStringToObject(o, "restored", b->transcript);
 		cJSON_AddStringToObject(o, "from", b->file);
@@ -106,6 +144,8 @@ done:
 		rc = cli_print_json(o);
 	else
 		cJSON_Delete(o);
+	if (lock >= 0)
+		close(lock);
 	hook_backups_free(items, n);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&cur);
