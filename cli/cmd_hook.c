@@ -19,7 +19,7 @@
 #include "base/base.h"
 #include "hook.h"
 
-static const char *h_action, *h_arg, *h_settings, *h_threshold, *h_size;
+static const char *h_action, *h_arg, *h_settings, *h_threshold, *h_size, *h_growth;
 static bool h_json, h_list;
 const cli_opt opts_hook[] = {
 	{ OPT_ARG, "ACTION", 0, NULL, "install, uninstall, status or restore", &h_action, NULL },
@@ -27,6 +27,7 @@ const cli_opt opts_hook[] = {
 	{ OPT_VALUE, "settings", 0, "FILE", "Claude Code's settings file (default: $CLAUDE_CONFIG_DIR or ~/.claude, settings.json)", &h_settings, NULL },
 	{ OPT_VALUE, "threshold", 't', "CHARS", "install: the trim threshold the hooks use (default 500)", &h_threshold, NULL },
 	{ OPT_VALUE, "size", 0, "BYTES", "install: the session size that makes the after-tool-use hook trim (default 600000)", &h_size, NULL },
+	{ OPT_VALUE, "growth", 0, "BYTES", "install: how much the session must grow after a trim before the after-tool-use hook trims again (default 65536)", &h_growth, NULL },
 	{ OPT_FLAG, "list", 'l', NULL, "restore: list the backups instead", NULL, &h_list },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &h_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -155,7 +156,7 @@ done:
 CMD(hook)
 {
 	char *path;
-	size_t threshold = 0, size = 0, removed = 0;
+	size_t threshold = 0, size = 0, growth = HOOK_GROWTH_UNSET, removed = 0;
 	int rc;
 
 	CLI_PARSE("hook");
@@ -169,12 +170,14 @@ CMD(hook)
 				       CMV_TRIM_THRESHOLD_MIN, h_threshold);
 	if (!hook_parse_count(&size, h_size, 0, 1))
 		return cli_usage_error(cli_find("hook"), "--size needs a whole number of bytes, not '%s'", h_size);
+	if (!hook_parse_count(&growth, h_growth, HOOK_GROWTH_UNSET, 0) || (h_growth && growth == HOOK_GROWTH_UNSET))
+		return cli_usage_error(cli_find("hook"), "--growth needs a whole number of bytes, not '%s'", h_growth);
 	if (!strcmp(h_action, "restore"))
 		return hook_restore(ctx);
 	if (!(path = hook_settings_path(h_settings)))
 		return cli_failf("no $CLAUDE_CONFIG_DIR or $HOME to find Claude Code's settings in (use --settings)");
 	if (!strcmp(h_action, "install")) {
-		rc = hook_install(ctx, path, threshold, size, h_json);
+		rc = hook_install(ctx, path, threshold, size, growth, h_json);
 	} else if (!strcmp(h_action, "uninstall")) {
 		rc = hook_uninstall(path, &removed);
 		if (rc == EXIT_OK && !h_json)

@@ -21,6 +21,7 @@
  * 200k window, and makes a trim of 250-400 ms one per 64 KiB appended).
  */
 #define HOOK_GROWTH_DEFAULT 65536
+#define HOOK_GROWTH_UNSET ((size_t)-1) /* hook install: no --growth given */
 
 /* ---- the files under the store, and the checks of input both commands make (hook_files.c) ---- */
 
@@ -74,7 +75,8 @@ void hook_prune_backups(const char *dir, size_t keep);
 /* The settings file: `given` (--settings), else settings.json in Claude Code's folder; NULL with neither. */
 char *hook_settings_path(const char *given);
 /* Each returns an exit code, having said what went wrong; `json`: leave the output to the caller. */
-int hook_install(cli_ctx *ctx, const char *path, size_t threshold, size_t size, bool json);
+/* growth: HOOK_GROWTH_UNSET leaves auto-trim's default. */
+int hook_install(cli_ctx *ctx, const char *path, size_t threshold, size_t size, size_t growth, bool json);
 int hook_uninstall(const char *path, size_t *removed);
 /* `json`: print the status as JSON instead of text. */
 int hook_status(cli_ctx *ctx, const char *path, bool json);

@@ -163,5 +163,14 @@ run hook restore "$OTHER"; ok "restore over a path outside the projects folder i
 ok "and names it" has "not a session file in Claude Code's projects folder" "$err"
 ok "nothing was written there" test ! -e "$WORK/elsewhere/victim.jsonl"
 
+# --- hook install passes --size and --growth to the after-tool-use hook only ---
+run --store "$WORK/.cmv" hook install --settings "$WORK/settings.json" --size 700000 --growth 131072
+ok "hook install --growth: exits 0" test $rc -eq 0
+post_cmd=$(python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))["hooks"]; print(h["PostToolUse"][0]["hooks"][0]["command"]); print(h["PreCompact"][0]["hooks"][0]["command"])' "$WORK/settings.json")
+ok "hook install --growth: in the PostToolUse command" has "--check-size --size 700000 --growth 131072" "$post_cmd"
+ok "hook install --growth: not in the PreCompact command" test "$(grep -c -- --growth <<<"$post_cmd")" -eq 1
+run --store "$WORK/.cmv" hook install --settings "$WORK/settings.json" --growth -5
+ok "hook install --growth -5: a usage error" test $rc -eq 2
+
 echo "$pass passed, $fail failed"
 test $fail -eq 0
