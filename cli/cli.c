@@ -284,11 +284,94 @@ int cli_current_branch(cmv_buf *out, cli_ctx *ctx)
 	return 0;
 }
 
+/* The branch (or, with it gone, the last imported head) a session ref's manifest names. */
+static int session_target(cmv_buf *out, cmv_repo *repo, const cmv_ref *ref)
+{
+	cmv_node *manifest = NULL;
+	cmv_buf blob = CMV_BUF_INIT(1 << 24);
+	cmv_ref *br = NULL;
+	cJSON *info = NULL;
+	int found = 0;
+
+	if (cmv_node_read(&manifest, repo, &ref->target) < 0 || manifest->n_blocks != 1 ||
+	    strcmp(manifest->blocks[0].type, "session") || cmv_blob_read(&blob, repo, &manifest->blocks[0].blob) < 0 ||
+	    !(info = cJSON_ParseWithLength(blob.ptr, blob.size)))
+		goto done;
+	const char *branch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(info, "branch"));
+	const char *head = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(info, "head"));
+	if (branch && cmv_ref_lookup(&br, repo, branch) == 0 && br->type == CMV_REF_BRANCH &&
+	    !cmv_id_is_none(&br->target))
+		found = cmv_buf_puts(out, branch) == 0;
+	else if (head && *head)
+		found = cmv_buf_puts(out, head) == 0;
+done:
+	cmv_error_clear();
+	cJSON_Delete(info);
+	cmv_ref_free(br);
+	cmv_node_free(manifest);
+	cmv_buf_dispose(&blob);
+	return found;
+}
+
+const char *cli_ref_canon(cmv_buf *out, cli_ctx *ctx, const char *spec)
+{
+	const char *tilde;
+	cmv_ref *ref = NULL;
+	cmv_buf base = CMV_BUF_INIT(CMV_BUF_SMALL);
+
+	cmv_buf_clear(out);
+	if (!spec)
+		return NULL;
+	tilde = strrchr(spec, '~');
+	cmv_buf_put(&base, spec, tilde ? (size_t)(tilde - spec) : strlen(spec));
+	/*
+	 * import prints a session as its ref (cc/<id>), which names the record
+	 * list; whoever passes it back means the conversation: its branch.
+	 */
+	if (!cmv_ref_name_is_valid(base.ptr) || cmv_ref_lookup(&ref, ctx->repo, base.ptr) < 0 ||
+	    ref->type != CMV_REF_SESSION || !session_target(out, ctx->repo, ref)) {
+		cmv_buf_clear(out);
+		cmv_buf_puts(out, spec);
+	} else if (tilde) {
+		cmv_buf_puts(out, tilde);
+	}
+	cmv_error_clear();
+	cmv_ref_free(ref);
+	cmv_buf_dispose(&base);
+	return out->ptr;
+}
+
+/* cli_ref_arg's strings, kept until the command ends (cli_ref_args_free) */
+static char *ref_args[16];
+static size_t n_ref_args;
+
+const char *cli_ref_arg(cli_ctx *ctx, const char *spec)
+{
+	cmv_buf canon = CMV_BUF_INIT(CMV_BUF_SMALL);
+	const char *ret = spec;
+
+	if (spec && n_ref_args < sizeof(ref_args) / sizeof(*ref_args) && cli_ref_canon(&canon, ctx, spec) &&
+	    strcmp(canon.ptr, spec))
+		ret = ref_args[n_ref_args++] = cmv_buf_detach(&canon);
+	cmv_buf_dispose(&canon);
+	return ret;
+}
+
+void cli_ref_args_free(void)
+{
+	while (n_ref_args)
+		free(ref_args[--n_ref_args]);
+}
+
 int cli_resolve(cmv_id *out, cli_ctx *ctx, const char *spec)
 {
-	if (cmv_resolve(out, ctx->repo, spec ? spec : "HEAD") < 0)
-		return cli_fail("cannot resolve the ref");
-	return 0;
+	cmv_buf canon = CMV_BUF_INIT(CMV_BUF_SMALL);
+	int rc = 0;
+
+	if (cmv_resolve(out, ctx->repo, spec ? cli_ref_canon(&canon, ctx, spec) : "HEAD") < 0)
+		rc = cli_fail("cannot resolve the ref");
+	cmv_buf_dispose(&canon);
+	return rc;
 }
 
 /* Append `len` bytes as one line (control characters become spaces); false if cut short. */

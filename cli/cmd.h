@@ -103,7 +103,16 @@ int cli_current_branch(cmv_buf *out, cli_ctx *ctx);
 			return parse_rc_ < 0 ? EXIT_OK : parse_rc_;            \
 	} while (0)
 
-/* Resolve a REF argument (NULL: the current branch) to a node id, or fail. */
+/*
+ * A REF as the user gave it, with a session ref (cc/<id>, codex/<id>: what
+ * import prints) replaced by the session's branch, or by its last imported
+ * head when the branch is gone; anything else unchanged. NULL for NULL.
+ */
+const char *cli_ref_canon(cmv_buf *out, cli_ctx *ctx, const char *spec);
+/* As cli_ref_canon, kept until the command returns: `ref = cli_ref_arg(ctx, ref);` */
+const char *cli_ref_arg(cli_ctx *ctx, const char *spec);
+void cli_ref_args_free(void);
+/* Resolve a REF argument (NULL: the current branch; a session ref: its branch) to a node id, or fail. */
 int cli_resolve(cmv_id *out, cli_ctx *ctx, const char *spec);
 /* A one-line preview of a node's content, at most max_chars bytes. */
 int cli_preview(cmv_buf *out, cli_ctx *ctx, const cmv_node *node, size_t max_chars);

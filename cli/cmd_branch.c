@@ -69,10 +69,8 @@ CMD(branch)
 		return cli_usage_error(cli_find("branch"), "--claude or --codex, not both");
 	if (b_from && b_at)
 		return cli_usage_error(cli_find("branch"), "--from and --at cannot be used together");
-	if (b_at) {
-		cmv_buf_puts(&from, b_at);
-	} else if (b_from) {
-		cmv_buf_puts(&from, b_from);
+	if (b_at || b_from) {
+		cli_ref_canon(&from, ctx, b_at ? b_at : b_from);
 	} else if ((rc = cli_current_branch(&from, ctx)) != 0) {
 		goto done;
 	}

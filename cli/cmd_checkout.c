@@ -11,6 +11,7 @@ const cli_opt opts_checkout[] = {
 CMD(checkout)
 {
 	CLI_PARSE("checkout");
+	c_branch = cli_ref_arg(ctx, c_branch);
 	if (cmv_head_set(ctx->repo, c_branch) < 0)
 		return cli_fail("cannot check out");
 	printf("on branch '%s'\n", c_branch);

@@ -126,7 +126,7 @@ CMD(compact)
 		return cli_usage_error(cli_find("compact"), "--threshold needs a whole number of characters, at least %d",
 				       CMV_TRIM_THRESHOLD_MIN);
 	if (c_ref)
-		cmv_buf_puts(&from, c_ref);
+		cli_ref_canon(&from, ctx, c_ref);
 	else if ((rc = cli_current_branch(&from, ctx)) != EXIT_OK)
 		goto done;
 	if ((rc = cli_resolve(&tip, ctx, from.ptr)) != EXIT_OK)
@@ -266,7 +266,7 @@ CMD(uncompact)
 
 	CLI_PARSE("uncompact");
 	if (u_ref)
-		cmv_buf_puts(&from, u_ref);
+		cli_ref_canon(&from, ctx, u_ref);
 	else if ((rc = cli_current_branch(&from, ctx)) != EXIT_OK)
 		goto done;
 	if ((rc = cli_resolve(&tip, ctx, from.ptr)) != EXIT_OK)

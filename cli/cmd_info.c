@@ -108,7 +108,7 @@ CMD(info)
 	if (!in_no_tokens && (rc = cli_counter_init(&counter, cli_find("info"), in_models)) != EXIT_OK)
 		return rc;
 	if (in_name)
-		cmv_buf_puts(&name, in_name);
+		cli_ref_canon(&name, ctx, in_name);
 	else if ((rc = cli_current_branch(&name, ctx)) != 0)
 		return rc;
 	if (cmv_ref_lookup(&r, ctx->repo, name.ptr) < 0) {

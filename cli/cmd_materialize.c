@@ -146,6 +146,7 @@ CMD(materialize)
 			return cli_usage_error(cli_find("materialize"), "unknown format '%s' (anthropic, openai-chat, openai-responses, gemini)", m_format);
 		po.target = (int)t;
 	}
+	m_ref = cli_ref_arg(ctx, m_ref);
 	if ((rc = cli_resolve(&tip, ctx, m_ref)) != EXIT_OK || (rc = load_model(&m, &models, &tok, m_model)) != EXIT_OK)
 		goto done;
 	if (m_pins) {
@@ -212,6 +213,7 @@ CMD(fit)
 	int rc;
 
 	CLI_PARSE("fit");
+	f_ref = cli_ref_arg(ctx, f_ref);
 	if (!f_models)
 		return cli_usage_error(cli_find("fit"), "--model is required (one or more, comma-separated)");
 	if (f_budget && (!cli_parse_u64(&budget, f_budget) || !budget))
@@ -317,6 +319,7 @@ CMD(switch)
 
 	memset(&rep, 0, sizeof(rep));
 	CLI_PARSE("switch");
+	sw_ref = cli_ref_arg(ctx, sw_ref);
 	if (!sw_model)
 		return cli_usage_error(cli_find("switch"), "--model is required");
 	if (sw_budget && (!cli_parse_u64(&po.budget, sw_budget) || !po.budget))

@@ -40,6 +40,7 @@ CMD(recall)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("recall");
+	r_ref = cli_ref_arg(ctx, r_ref);
 	if (!r_id == !r_query)
 		return cli_usage_error(cli_find("recall"), "give an ID or --query TEXT");
 	if (r_id && (r_budget || r_model))

@@ -45,7 +45,7 @@ CMD(snapshot)
 			return rc;
 		cmv_buf_puts(&from, res.branch);
 	} else if (sn_from)
-		cmv_buf_puts(&from, sn_from);
+		cli_ref_canon(&from, ctx, sn_from);
 	else if ((rc = cli_current_branch(&from, ctx)) != 0)
 		return rc;
 	if ((rc = cli_resolve(&at, ctx, from.ptr)) != 0)

@@ -51,6 +51,7 @@ CMD(stats)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("stats");
+	s_ref = cli_ref_arg(ctx, s_ref);
 	if ((rc = cli_resolve(&tip, ctx, s_ref)) != 0)
 		return rc;
 	branch_model(&own, ctx, s_ref);

@@ -59,7 +59,7 @@ CMD(trim)
 			goto done;
 		cmv_buf_puts(&from, res.branch);
 	} else if (t_ref) {
-		cmv_buf_puts(&from, t_ref);
+		cli_ref_canon(&from, ctx, t_ref);
 	} else if ((rc = cli_current_branch(&from, ctx)) != 0) {
 		goto done;
 	}

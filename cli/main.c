@@ -147,6 +147,7 @@ int main(int argc, char **argv)
 	cli_calibrate_with(ctx.repo);
 	rc = cmd->fn(&ctx, argc - i, argv + i);
 	cli_calibrate_with(NULL);
+	cli_ref_args_free();
 	cmv_repo_free(ctx.repo);
 	cmv_buf_dispose(&path);
 	/* A full disk or a closed pipe must not pass for success. */

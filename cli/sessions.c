@@ -219,6 +219,15 @@ int cli_session_path(cmv_buf *out, const char *id)
 	const cli_session *hit = NULL;
 	size_t matches = 0;
 
+	/* the session as import names it (cc/<id>, codex/<id>) is that agent's session <id> */
+	const char *agent = NULL;
+	if (id && !strncmp(id, "cc/", 3)) {
+		agent = "claude-code";
+		id += 3;
+	} else if (id && !strncmp(id, "codex/", 6)) {
+		agent = "codex";
+		id += 6;
+	}
 	cli_sessions_list(&l, NULL, false);
 	if (!l.n) {
 		cli_sessions_free(&l);
@@ -230,7 +239,9 @@ int cli_session_path(cmv_buf *out, const char *id)
 		matches = 1;
 	} else {
 		for (size_t i = 0; i < l.n; i++)
-			if (!strcmp(l.items[i].id, id)) {
+			if (agent && strcmp(l.items[i].agent, agent))
+				continue;
+			else if (!strcmp(l.items[i].id, id)) {
 				hit = &l.items[i];
 				matches = 1;
 				break;

@@ -322,6 +322,23 @@ TF=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["claude_file"])' <<
 ok "trim --claude writes a session" test -s "$TF"
 ok "it is smaller than the source" test "$(wc -c <"$TF")" -lt "$(wc -c <"$HERE/../../examples/claude-code/$V.jsonl")"
 
+# --- a session as import prints it (cc/<id>) is accepted wherever a session is asked for ---
+SREF=$(python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["session"])' <<<"$("$CMV" import --session $V --json)")
+ok "import --json names the session ref" test "$SREF" = "cc/$V"
+run trim --session "cc/${V:0:8}" --dry-run --json; ok "trim --session cc/ID" test $rc -eq 0
+ok "trim --session cc/ID trims that session" has "\"from\":	\"$V\"" "$out"
+run trim "$SREF" --dry-run --json; ok "trim cc/ID" test $rc -eq 0
+WANT=$("$CMV" trim $V --dry-run --json | grep tokens_before)
+ok "trim cc/ID counts the session's messages" test "$(grep tokens_before <<<"$out")" = "$WANT"
+run branch from-sref --from "$SREF" --no-trim --json; ok "branch --from cc/ID" test $rc -eq 0
+ok "branch --from cc/ID is the session's conversation" test "$("$CMV" log from-sref | wc -l)" -eq "$("$CMV" log $V | wc -l)"
+ok "branch --from cc/ID is not empty" test "$("$CMV" log from-sref | wc -l)" -gt 10
+run log "$SREF~1" -n 1; ok "log cc/ID~1" test $rc -eq 0 -a "$(grep -c '^[0-9a-f]\{12\} ' <<<"$out")" -eq 1
+run snapshot from-sref-snap --from "$SREF" --json; ok "snapshot --from cc/ID" has "\"from\":	\"$V\"" "$out"
+run stats "$SREF" --json; ok "stats cc/ID" test $rc -eq 0 -a "$(grep -c '"messages":	0' <<<"$out")" -eq 0
+run info "$SREF" --json; ok "info cc/ID is the session's branch" has "\"name\":	\"$V\"" "$out"
+run snapshot x --session codex/nope; ok "--session codex/ID of an unknown id" test $rc -eq 1
+
 # --- hooks: install, the auto-trim entry point, restore, uninstall ---
 SET=$WORK/home/.claude/settings.json
 printf '{"model":"opus","hooks":{"PreCompact":[{"matcher":"","hooks":[{"type":"command","command":"other-tool --x"}]}]}}' >"$SET"
