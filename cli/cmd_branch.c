@@ -86,40 +86,47 @@ CMD(branch)
 		from_ref = src->name;
 	cmv_error_clear();
 	bool trim = b_trim || (src && src->type == CMV_REF_SNAPSHOT && !b_at && !b_no_trim);
+	/* with an agent's session, the branch and the session stand together or neither does */
+	bool agent = b_claude || b_codex;
+	if (agent && cmv_repo_txn_begin(ctx->repo) < 0) {
+		rc = cli_fail("cannot start a transaction");
+		goto done;
+	}
 	cJSON *o = b_json ? cJSON_CreateObject() : NULL;
 	if (trim) {
 		cJSON *report = o ? cJSON_AddObjectToObject(o, "trim") : NULL;
-		if ((rc = cli_trim(&at, ctx, &at, from_ref, b_name, NULL, threshold, NULL, false, report)) != EXIT_OK) {
-			cJSON_Delete(o);
-			goto done;
-		}
+		rc = cli_trim(&at, ctx, &at, from_ref, b_name, NULL, threshold, NULL, false, report);
 	} else if (cmv_branch_create(ctx->repo, b_name, &at, from_ref) < 0) {
-		cJSON_Delete(o);
 		rc = cli_fail("cannot create the branch");
-		goto done;
 	}
-	if (b_checkout && cmv_head_set(ctx->repo, b_name) < 0) {
-		cJSON_Delete(o);
+	if (rc == EXIT_OK && b_checkout && cmv_head_set(ctx->repo, b_name) < 0)
 		rc = cli_fail("cannot check out the branch");
+	if (rc != EXIT_OK) {
+		if (agent)
+			cmv_repo_txn_rollback(ctx->repo);
+		cJSON_Delete(o);
 		goto done;
 	}
 	if (b_json) {
 		cJSON_AddStringToObject(o, "branch", b_name);
-		cJSON_AddStringToObject(o, "node", cli_id(&at, hex));
+		cJSON_AddStringToObject(o, "head", cli_id(&at, hex));
 		if (from_ref)
 			cJSON_AddStringToObject(o, "from", from_ref);
 		else
 			cJSON_AddNullToObject(o, "from");
-	} else {
-		printf("%sbranch '%s' at %s%s%s\n", trim ? "trimmed " : "", b_name, cli_short(&at, hex),
-		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	}
-	if ((b_claude || b_codex) && (rc = cli_write_agent_session(ctx, &at, o, b_claude ? "claude" : "codex", b_name, b_launch)) != EXIT_OK) {
+	cli_agent_session written;
+	if (agent && (rc = cli_write_agent_session(&written, ctx, &at, o, b_claude ? "claude" : "codex", b_name, true)) != EXIT_OK) {
 		cJSON_Delete(o);
 		goto done;
 	}
+	if (!b_json)
+		printf("%sbranch '%s' at %s%s%s\n", trim ? "trimmed " : "", b_name, cli_short(&at, hex),
+		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	if (o)
 		rc = cli_print_json(o);
+	if (rc == EXIT_OK && b_launch)
+		rc = cli_launch_agent_session(&written);
 done:
 	cmv_ref_free(src);
 	cmv_buf_dispose(&from);

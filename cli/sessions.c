@@ -367,14 +367,44 @@ static const agent claude_agent = { "Claude Code", "claude", "CLAUDE_CONFIG_DIR"
 static const agent codex_agent = { "Codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
 				   false, cmv_codex_session_write, codex_place };
 
-static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a, const char *title, bool launch)
+/*
+ * The folder the session is resumed in: the one its records name, when it
+ * exists on this machine; else (a session from another machine, or none
+ * recorded) the current one, said on stderr, so that the session lands
+ * where `claude --resume` run here looks for it.
+ */
+static bool resume_folder(cmv_buf *out, const cmv_buf *recorded, const agent *a)
 {
-	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
-		path = CMV_BUF_INIT(4096);
+	struct stat st;
+	char here[4096];
+
+	cmv_buf_clear(out);
+	if (recorded->size && stat(recorded->ptr, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cmv_buf_puts(out, recorded->ptr);
+		return false;
+	}
+	if (!getcwd(here, sizeof(here))) {
+		cmv_buf_puts(out, recorded->ptr ? recorded->ptr : "");
+		return false;
+	}
+	cmv_buf_puts(out, here);
+	if (recorded->size)
+		fprintf(stderr, "cmv: %s, where the session was recorded, does not exist here; "
+				"the %s session goes with the current folder, %s\n", recorded->ptr, a->label, here);
+	return true;
+}
+
+static int write_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a,
+			 const char *title, bool in_txn)
+{
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), recorded = CMV_BUF_INIT(4096), cwd = CMV_BUF_INIT(4096),
+		dir = CMV_BUF_INIT(4096), path = CMV_BUF_INIT(4096);
 	char id[37], *root = cli_agent_home(a->env, a->home_dir);
 	int rc = EXIT_OK, fd = -1;
+	bool created = false, moved;
 
-	if (a->write(&body, id, &cwd, ctx->repo, at) < 0) {
+	/* the conversion goes first: a branch it refuses is rolled back with the transaction */
+	if (a->write(&body, id, &recorded, ctx->repo, at) < 0) {
 		rc = cli_failf("cannot write the branch as a %s session: %s", a->label,
 			       cmv_error_last() ? cmv_error_last()->message : "failed");
 		goto done;
@@ -383,22 +413,35 @@ static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agen
 		rc = cli_failf("no $%s or $HOME to find %s's sessions in", a->env, a->label);
 		goto done;
 	}
-	a->place(&dir, &path, root, id, cwd.size ? cwd.ptr : "");
+	moved = resume_folder(&cwd, &recorded, a);
+	a->place(&dir, &path, root, id, cwd.ptr);
 	if (cli_mkdirs(dir.ptr) != 0) {
 		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
 		goto done;
 	}
-	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
-	    write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
+	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0) {
 		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
 		goto done;
 	}
+	created = true;
+	if (write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
+		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
+		goto done;
+	}
+	if (in_txn && cmv_repo_txn_commit(ctx->repo) < 0) {
+		in_txn = false;
+		rc = cli_fail("cannot commit the branch");
+		goto done;
+	}
+	in_txn = false;
+	created = false; /* from here on the session stands, whatever follows */
 	if (a->has_index) {
 		size_t lines = 0;
 		for (size_t i = 0; i < body.size; i++)
 			lines += body.ptr[i] == '\n';
-		if ((rc = update_index(dir.ptr, id, path.ptr, cwd.size ? cwd.ptr : "", lines, title)) != EXIT_OK)
-			goto done;
+		/* the session is written: an index cmv cannot update is a warning (Claude Code rescans the folder) */
+		if (update_index(dir.ptr, id, path.ptr, cwd.ptr, lines, title) != EXIT_OK)
+			fprintf(stderr, "cmv: the session stands; Claude Code finds it without the index\n");
 	}
 	if (json) {
 		cmv_buf k = CMV_BUF_INIT(64);
@@ -407,34 +450,52 @@ static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agen
 		cmv_buf_clear(&k);
 		cmv_buf_printf(&k, "%s_file", a->key);
 		cJSON_AddStringToObject(json, k.ptr, path.ptr);
-		cJSON_AddStringToObject(json, "cwd", cwd.size ? cwd.ptr : "");
+		cJSON_AddStringToObject(json, "cwd", cwd.ptr);
+		if (moved)
+			cJSON_AddStringToObject(json, "recorded_cwd", recorded.ptr);
 		cmv_buf_dispose(&k);
 	} else {
 		printf("%s session %s written to %s\nresume it with: cd %s && %s %s %s\n", a->label, id, path.ptr,
 		       cwd.size ? cwd.ptr : ".", a->program, a->resume, id);
 	}
-	if (launch) {
-		fflush(stdout);
-		if (cwd.size && chdir(cwd.ptr) != 0) {
-			rc = cli_failf("cannot enter %s: %s", cwd.ptr, strerror(errno));
-			goto done;
-		}
-		execlp(a->program, a->program, a->resume, id, (char *)NULL);
-		rc = cli_failf("cannot run %s: %s (is %s installed?)", a->program, strerror(errno), a->label);
+	if (out) {
+		out->agent = a;
+		memcpy(out->id, id, sizeof(id));
+		snprintf(out->cwd, sizeof(out->cwd), "%s", cwd.ptr);
 	}
 done:
 	if (fd >= 0)
 		close(fd);
+	if (created)
+		unlink(path.ptr);
+	if (in_txn) {
+		cmv_repo_txn_rollback(ctx->repo);
+		fprintf(stderr, "cmv: nothing was kept\n");
+	}
 	free(root);
 	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&recorded);
 	cmv_buf_dispose(&cwd);
 	cmv_buf_dispose(&dir);
 	cmv_buf_dispose(&path);
 	return rc;
 }
 
-int cli_write_agent_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const char *agent_name, const char *title,
-			    bool launch)
+int cli_write_agent_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at, cJSON *json,
+			    const char *agent_name, const char *title, bool in_txn)
 {
-	return write_session(ctx, at, json, !strcmp(agent_name, "codex") ? &codex_agent : &claude_agent, title, launch);
+	return write_session(out, ctx, at, json, !strcmp(agent_name, "codex") ? &codex_agent : &claude_agent, title,
+			     in_txn);
+}
+
+int cli_launch_agent_session(const cli_agent_session *s)
+{
+	const agent *a = s->agent;
+
+	fflush(stdout);
+	if (*s->cwd && chdir(s->cwd) != 0)
+		return cli_failf("cannot enter %s: %s; the session is written: resume it as above", s->cwd, strerror(errno));
+	execlp(a->program, a->program, a->resume, s->id, (char *)NULL);
+	return cli_failf("cannot run %s: %s (is %s installed?); the session is written: resume it as above",
+			 a->program, strerror(errno), a->label);
 }

@@ -251,17 +251,20 @@ ok "the orphan is reported" has "1 orphan result kept as text" "$err"
 
 # --- a branch written back as a resumable Claude Code session ---
 V=2cba43de-c8d2-4a69-add8-9fae3ad93900
-printf '{"version":1,"entries":[],"originalPath":"/home/kenth56/vsla"}' >"$WORK/home/.claude/projects/-home-kenth56-vsla-index.json"
-mkdir -p "$WORK/home/.claude/projects/-home-kenth56-vsla"
-mv "$WORK/home/.claude/projects/-home-kenth56-vsla-index.json" "$WORK/home/.claude/projects/-home-kenth56-vsla/sessions-index.json"
+# the session was recorded in /home/kenth56/vsla, which does not exist here: it goes with the current folder
+HERE_PROJ=$(printf '%s' "$WORK" | sed 's/[^A-Za-z0-9]/-/g')
+mkdir -p "$WORK/home/.claude/projects/$HERE_PROJ"
+printf '{"version":1,"entries":[],"originalPath":"%s"}' "$WORK" >"$WORK/home/.claude/projects/$HERE_PROJ/sessions-index.json"
 run snapshot vsla-snap --from $V; ok "snapshot of the session" test $rc -eq 0
 run branch vsla-more --from vsla-snap --no-trim; ok "branch from it, untrimmed" test $rc -eq 0
 run append --role user --text "Now write the C17 migration plan." vsla-more; ok "append to it" test $rc -eq 0
 run branch vsla-resume --from vsla-more --claude --json; ok "branch --claude" test $rc -eq 0
 ok "branch --claude --json" is_json "$out"
+ok "a recorded folder missing here is said" has "/home/kenth56/vsla, where the session was recorded, does not exist here" "$err"
+ok "and named in the JSON" has '"recorded_cwd":	"/home/kenth56/vsla"' "$out"
 NEW=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["claude_session"])' <<<"$out")
-F=$WORK/home/.claude/projects/-home-kenth56-vsla/$NEW.jsonl
-ok "the new session is in the source's project folder" test -s "$F"
+F=$WORK/home/.claude/projects/$HERE_PROJ/$NEW.jsonl
+ok "the new session is in the current folder's project, where claude --resume looks" test -s "$F"
 ok "one line per record, plus the appended message" test "$(wc -l <"$F")" -eq "$(($(wc -l <"$HERE/../../examples/claude-code/$V.jsonl") + 1))"
 ok "every line names the new session" test "$(grep -c "\"sessionId\":\"$NEW\"" "$F")" -eq "$(wc -l <"$F")"
 ok "no line names the old one" test "$(grep -c "$V" "$F")" -eq 0
@@ -276,7 +279,7 @@ for l in lines:
 assert lines[-1]["message"]["content"][0]["text"] == "Now write the C17 migration plan."
 assert lines[-1]["parentUuid"] == [l for l in lines[:-1] if l.get("uuid")][-1]["uuid"]
 PY
-ok "sessions-index.json has the new entry" has "\"sessionId\":	\"$NEW\"" "$(cat "$WORK/home/.claude/projects/-home-kenth56-vsla/sessions-index.json")"
+ok "sessions-index.json has the new entry" has "\"sessionId\":	\"$NEW\"" "$(cat "$WORK/home/.claude/projects/$HERE_PROJ/sessions-index.json")"
 run import "$F" --json; ok "the new session imports back" has '"format":	"claude-code"' "$out"
 run branch codex-more --from codex-start; ok "branch of the Codex session" test $rc -eq 0
 run append --role user --text "Continue with the third issue." codex-more; ok "append to it" test $rc -eq 0
@@ -292,6 +295,29 @@ run sessions --json; ok "cmv sessions sees the new rollout" has "$NEWC" "$out"
 run import --session "$NEWC" --json; ok "and imports it" has "\"session\":	\"codex/$NEWC\"" "$out"
 run branch x --launch; ok "--launch needs --claude" test $rc -eq 2
 run branch codex-claude --from codex-start --claude; ok "a Codex branch cannot become a Claude Code session" test $rc -eq 1
+run branch claude-codex --from vsla-more --codex; ok "a Claude Code branch cannot become a Codex rollout" test $rc -eq 1
+ok "the refused branch is not left behind" test -z "$("$CMV" list | grep claude-codex)"
+ok "the refusal says nothing was kept" has "nothing was kept" "$err"
+run branch claude-codex --from vsla-snap --codex; ok "nor a trimmed one" test $rc -eq 1 -a -z "$("$CMV" list | grep claude-codex)"
+run trim vsla-more --name refused --claude --json; ok "trim --claude of a Claude Code branch" test $rc -eq 0
+run trim codex-more --name refused2 --claude; ok "trim --claude of a Codex branch is refused" test $rc -eq 1
+ok "and leaves neither snapshot nor branch" test -z "$("$CMV" list | grep refused2)"
+# --launch: a stand-in claude records where and how it was run
+mkdir -p "$WORK/bin"; printf '#!/bin/sh\necho "$PWD $*" >"%s/launched"\n' "$WORK" >"$WORK/bin/claude"; chmod +x "$WORK/bin/claude"
+mkdir -p "$WORK/elsewhere"
+out=$(cd "$WORK/elsewhere" && PATH=$WORK/bin:$PATH "$CMV" --store "$WORK/.cmv" branch launched --from vsla-more --claude --launch 2>"$WORK/.err"); rc=$?; err=$(cat "$WORK/.err")
+ok "branch --claude --launch with the recorded folder missing" test $rc -eq 0
+ok "--launch says it falls back" has "goes with the current folder, $WORK/elsewhere" "$err"
+ok "claude was run in the current folder with --resume ID" has "$WORK/elsewhere --resume " "$(cat "$WORK/launched")"
+LID=$(cut -d' ' -f3 <"$WORK/launched")
+ok "the session is where claude --resume run there looks" test -s "$WORK/home/.claude/projects/$(printf '%s' "$WORK/elsewhere" | sed 's/[^A-Za-z0-9]/-/g')/$LID.jsonl"
+# a session recorded in a folder that exists here stays with it
+mkdir -p "$WORK/proj"
+sed "s#/home/kenth56/vsla#$WORK/proj#g; s#$V#11111111-2222-4333-8444-555555555555#g" "$HERE/../../examples/claude-code/$V.jsonl" >"$WORK/here.jsonl"
+"$CMV" import "$WORK/here.jsonl" >/dev/null
+run branch here-resume --from 11111111-2222-4333-8444-555555555555 --claude --json; ok "branch --claude, recorded folder present" test $rc -eq 0
+ok "nothing said about the folder" test -z "$err"
+ok "the session is in the recorded folder's project" has "/projects/$(printf '%s' "$WORK/proj" | sed 's/[^A-Za-z0-9]/-/g')/" "$out"
 
 # --- trim ---
 run trim $V --threshold abc; ok "trim: a bad threshold is a usage error" test $rc -eq 2
