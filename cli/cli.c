@@ -357,6 +357,14 @@ const char *cli_ref_arg(cli_ctx *ctx, const char *spec)
 	return ret;
 }
 
+const char *cli_ref_arg_keep(char *s)
+{
+	if (s && n_ref_args < sizeof(ref_args) / sizeof(*ref_args))
+		return ref_args[n_ref_args++] = s;
+	free(s);
+	return NULL;
+}
+
 void cli_ref_args_free(void)
 {
 	while (n_ref_args)
@@ -444,6 +452,40 @@ const char *cli_ref_type_name(cmv_ref_type type)
 	case CMV_REF_SESSION: return "session";
 	}
 	return "ref";
+}
+
+int cli_branch_model(cmv_buf *out, cli_ctx *ctx, const char *ref)
+{
+	cmv_buf name = CMV_BUF_INIT(CMV_BUF_SMALL);
+
+	cmv_buf_clear(out);
+	if (ref)
+		cli_ref_canon(&name, ctx, ref);
+	else if (cmv_head_get(&name, ctx->repo) < 0)
+		cmv_buf_clear(&name);
+	/* a snapshot (or a branch with none set) counts as what it was made from does */
+	for (int hops = 0; hops < 16 && name.size && !out->size; hops++) {
+		cmv_ref *r = NULL;
+		char *tilde = strrchr(name.ptr, '~');
+		if (tilde) {
+			*tilde = '\0';
+			name.size = (size_t)(tilde - name.ptr);
+		}
+		if (!cmv_ref_name_is_valid(name.ptr) || cmv_ref_lookup(&r, ctx->repo, name.ptr) < 0)
+			break;
+		if (r->type == CMV_REF_BRANCH && cmv_branch_llm_get(out, ctx->repo, r->name) < 0)
+			cmv_buf_clear(out);
+		/* an inline JSON descriptor is no registry key a count can use */
+		if (out->size && out->ptr[0] == '{')
+			cmv_buf_clear(out);
+		cmv_buf_clear(&name);
+		if (r->from_ref)
+			cmv_buf_puts(&name, r->from_ref);
+		cmv_ref_free(r);
+	}
+	cmv_error_clear();
+	cmv_buf_dispose(&name);
+	return out->size ? 1 : 0;
 }
 
 /* The store the running command opened, whose calibrations count for it (cli_model). */

@@ -111,6 +111,8 @@ int cli_current_branch(cmv_buf *out, cli_ctx *ctx);
 const char *cli_ref_canon(cmv_buf *out, cli_ctx *ctx, const char *spec);
 /* As cli_ref_canon, kept until the command returns: `ref = cli_ref_arg(ctx, ref);` */
 const char *cli_ref_arg(cli_ctx *ctx, const char *spec);
+/* Keep a malloc'd string until the command returns (NULL: cannot). */
+const char *cli_ref_arg_keep(char *s);
 void cli_ref_args_free(void);
 /* Resolve a REF argument (NULL: the current branch; a session ref: its branch) to a node id, or fail. */
 int cli_resolve(cmv_id *out, cli_ctx *ctx, const char *spec);
@@ -141,6 +143,14 @@ bool cli_parse_u64(uint64_t *out, const char *s);
  * ..."). @return 0, or the library's error (its message suggests close ids)
  */
 int cli_model(const cmv_model **out, cmv_models *models, const char *name);
+/*
+ * The model REF runs on (NULL: the current branch): the branch's (cmv
+ * model), else that of what it was made from; 1 with its id in out, 0 with
+ * out empty when none is set. Every command that needs a model defaults
+ * to this, then to CLI_DEFAULT_MODEL.
+ */
+int cli_branch_model(cmv_buf *out, cli_ctx *ctx, const char *ref);
+#define CLI_DEFAULT_MODEL "claude-sonnet-4-5"
 /* Models cli_model resolves from now on count as `repo`'s calibrations say (main: the command's store). */
 void cli_calibrate_with(cmv_repo *repo);
 /*
@@ -164,6 +174,8 @@ typedef struct cli_counter {
 } cli_counter;
 /* EXIT_OK, or EXIT_USAGE / EXIT_ERROR after saying why. */
 int cli_counter_init(cli_counter *c, const cli_cmd *cmd, const char *list);
+/* The index of model `name` in c, loading it when new (up to CLI_COUNTER_MAX); EXIT_OK or as cli_counter_init. */
+int cli_counter_add(size_t *index, cli_counter *c, const cli_cmd *cmd, const char *name);
 int cli_counter_count(uint64_t *out, cli_counter *c, size_t i, cmv_repo *repo, const cmv_id *tip);
 void cli_counter_free(cli_counter *c);
 /* "12.3k" for 12345 (3 significant digits) into buf. */

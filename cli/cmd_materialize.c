@@ -14,7 +14,7 @@ static const char *m_ref, *m_model, *m_budget, *m_format, *m_query, *m_pins, *m_
 static bool m_pretty, m_stateless;
 const cli_opt opts_materialize[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &m_ref, NULL },
-	{ OPT_VALUE, "model", 'm', "M", "the model the request is for (required; see cmv models)", &m_model, NULL },
+	{ OPT_VALUE, "model", 'm', "M", "the model the request is for (default: the branch's, see cmv model)", &m_model, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "tokens the request may use (default: window - output reserve - margin)", &m_budget, NULL },
 	{ OPT_VALUE, "format", 'f', "FORMAT", "anthropic, openai-chat, openai-responses or gemini (default: the model's API)", &m_format, NULL },
 	{ OPT_VALUE, "query", 'q', "TEXT", "fault in the pages that match TEXT best", &m_query, NULL },
@@ -42,7 +42,7 @@ static const char *f_ref, *f_models, *f_budget;
 static bool f_json;
 const cli_opt opts_fit[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &f_ref, NULL },
-	{ OPT_VALUE, "model", 'm', "M,...", "the models to check (required)", &f_models, NULL },
+	{ OPT_VALUE, "model", 'm', "M,...", "the models to check (default: the branch's, see cmv model)", &f_models, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "check against N tokens instead of each model's budget", &f_budget, NULL },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &f_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -128,10 +128,16 @@ CMD(materialize)
 	cmv_id tip;
 	int rc;
 
+	cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
+
 	memset(&rep, 0, sizeof(rep));
 	CLI_PARSE("materialize");
+	m_ref = cli_ref_arg(ctx, m_ref);
+	if (!m_model && cli_branch_model(&own, ctx, m_ref))
+		m_model = cli_ref_arg_keep(cmv_buf_detach(&own));
+	cmv_buf_dispose(&own);
 	if (!m_model)
-		return cli_usage_error(cli_find("materialize"), "--model is required");
+		return cli_usage_error(cli_find("materialize"), "--model is required: the branch has none (set one with cmv model NAME)");
 	if (m_budget && (!cli_parse_u64(&po.budget, m_budget) || !po.budget))
 		return cli_usage_error(cli_find("materialize"), "--budget needs a positive number of tokens, not '%s'", m_budget);
 	if (m_keep) {
@@ -146,7 +152,6 @@ CMD(materialize)
 			return cli_usage_error(cli_find("materialize"), "unknown format '%s' (anthropic, openai-chat, openai-responses, gemini)", m_format);
 		po.target = (int)t;
 	}
-	m_ref = cli_ref_arg(ctx, m_ref);
 	if ((rc = cli_resolve(&tip, ctx, m_ref)) != EXIT_OK || (rc = load_model(&m, &models, &tok, m_model)) != EXIT_OK)
 		goto done;
 	if (m_pins) {
@@ -214,8 +219,12 @@ CMD(fit)
 
 	CLI_PARSE("fit");
 	f_ref = cli_ref_arg(ctx, f_ref);
+	cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
+	if (!f_models && cli_branch_model(&own, ctx, f_ref))
+		f_models = cli_ref_arg_keep(cmv_buf_detach(&own));
+	cmv_buf_dispose(&own);
 	if (!f_models)
-		return cli_usage_error(cli_find("fit"), "--model is required (one or more, comma-separated)");
+		return cli_usage_error(cli_find("fit"), "--model is required (one or more, comma-separated): the branch has none (set one with cmv model NAME)");
 	if (f_budget && (!cli_parse_u64(&budget, f_budget) || !budget))
 		return cli_usage_error(cli_find("fit"), "--budget needs a positive number of tokens, not '%s'", f_budget);
 	if ((rc = cli_resolve(&tip, ctx, f_ref)) != EXIT_OK)

@@ -15,7 +15,7 @@ const cli_opt opts_recall[] = {
 	{ OPT_VALUE, "from", 0, "BRANCH", "with --query: the branch to search (default: the current branch; a branch keeps a query index "
 		   "that spares the next query loading it); with an ID: "
 		   "record the fault on BRANCH, which keeps the page resident there for a while", &r_ref, NULL },
-	{ OPT_VALUE, "model", 'm', "M", "with --query: count tokens as M does (default claude-sonnet-4-5)", &r_model, NULL },
+	{ OPT_VALUE, "model", 'm', "M", "with --query: count tokens as M does (default: the branch's, else claude-sonnet-4-5)", &r_model, NULL },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -58,7 +58,11 @@ CMD(recall)
 		if ((rc = cli_resolve(&tip, ctx, r_ref)) != EXIT_OK)
 			return rc;
 		query_branch(&branch, ctx);
-		if (cmv_models_load(&models, NULL) < 0 || cli_model(&m, models, r_model ? r_model : "claude-sonnet-4-5") < 0 ||
+		cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
+		if (!r_model && cli_branch_model(&own, ctx, r_ref))
+			r_model = cli_ref_arg_keep(cmv_buf_detach(&own));
+		cmv_buf_dispose(&own);
+		if (cmv_models_load(&models, NULL) < 0 || cli_model(&m, models, r_model ? r_model : CLI_DEFAULT_MODEL) < 0 ||
 		    cmv_tok_load(&tok, m->tokenizer, NULL) < 0)
 			rc = cli_fail("cannot load the model");
 		else if (cmv_recall_query(&out, &n, ctx->repo, &tip, branch.size ? branch.ptr : NULL, m, tok, r_query, budget) < 0)

@@ -606,5 +606,42 @@ ok "CMV_DIR" test $rc -eq 0
 CMV_DIR=/nonexistent/.cmv "$CMV" list >/dev/null 2>&1; rc=$?
 ok "CMV_DIR pointing nowhere" test $rc -eq 1
 
+
+# --- init honours --store and CMV_DIR ---
+run --store "$WORK/by-option" init; ok "init --store" test $rc -eq 0 -a -f "$WORK/by-option/store.db"
+ok "init --store says where" has "$WORK/by-option" "$out"
+ok "init --store makes no ./.cmv elsewhere" test ! -e "$WORK/by-option/.cmv"
+run --store "$WORK/by-option" list; ok "the store init --store made is the one --store opens" has "main" "$out"
+out=$(CMV_DIR="$WORK/by-env" "$CMV" init 2>&1); rc=$?
+ok "init with CMV_DIR" test $rc -eq 0 -a -f "$WORK/by-env/store.db"
+out=$(CMV_DIR="$WORK/by-env" "$CMV" list 2>&1); ok "the store init made under CMV_DIR opens" has "main" "$out"
+run --store "$WORK/x" init "$WORK/y"; ok "init DIR --store: usage" test $rc -eq 2
+
+# --- the branch's model is the default wherever a model is needed ---
+"$CMV" append --role user --text "no model here" no-model-yet >/dev/null
+run materialize no-model-yet -o /dev/null; ok "materialize without a model anywhere: usage" test $rc -eq 2
+ok "... says how to set one" has "cmv model" "$err"
+run model vsla-more gpt-4o; ok "cmv model BRANCH gpt-4o" test $rc -eq 0
+run materialize vsla-more -o "$WORK/mat.json"; ok "materialize takes the branch's model" test $rc -eq 0
+ok "... and says it" has "gpt-4o:" "$err"
+ok "... an OpenAI request" has '"model":"gpt-4o"' "$(head -c 300 "$WORK/mat.json")"
+run fit vsla-more --json; ok "fit takes the branch's model" test $rc -eq 0 -a "$(grep -c '"model":	"gpt-4o"' <<<"$out")" -eq 1
+run info vsla-more --json; ok "info counts in the branch's model" has '"gpt-4o":' "$out"
+ok "... only in it" test "$(grep -c '"claude-sonnet-4-5":' <<<"$out")" -eq 0
+run snapshot model-snap --from vsla-more; run info model-snap --json
+ok "a snapshot counts in the model of what it was made from" has '"gpt-4o":' "$out"
+run tree --json; ok "tree counts each ref in its own model" python3 -c '
+import json, sys
+def walk(xs):
+    for x in xs:
+        yield x
+        yield from walk(x["children"])
+refs = {x["name"]: x for x in walk(json.loads(sys.argv[1]))}
+assert list(refs["vsla-more"]["tokens"]) == ["gpt-4o"], refs["vsla-more"]["tokens"]
+assert list(refs["vsla-snap"]["tokens"]) == ["claude-sonnet-4-5"], refs["vsla-snap"]["tokens"]
+' "$out"
+run tree --models claude-sonnet-4-5,gpt-4o --json; ok "tree --models counts all in each" test "$(grep -c '"gpt-4o":' <<<"$out")" -gt 5
+run trim vsla-more --dry-run --json; ok "trim counts in the branch's model" has '"model":	"gpt-4o"' "$out"
+
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0
