@@ -238,6 +238,28 @@ const char *cli_time(int64_t t, char buf[32])
 	return buf;
 }
 
+const char *cli_rfc3339(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, 32, "1970-01-01T00:00:00Z");
+	return buf;
+}
+
+size_t cli_utf8_cut(const char *s, size_t len, size_t max)
+{
+	size_t n;
+
+	if (len <= max)
+		return len;
+	/* back to the first byte of the character the cut falls in */
+	for (n = max; n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80; n--)
+		;
+	return n;
+}
+
 int cli_read_stdin(cmv_buf *buf)
 {
 	char chunk[65536];

@@ -82,8 +82,12 @@ int cli_print_json(cJSON *doc);
 /* Hex id helpers: full and abbreviated (12 digits). */
 const char *cli_id(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1]);
 const char *cli_short(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1]);
-/* A unix time as "2026-11-22 11:01:00" (UTC) in buf. */
+/* A unix time as "2026-11-22 11:01:00" (UTC) in buf: for people. */
 const char *cli_time(int64_t t, char buf[32]);
+/* A unix time as RFC 3339 in UTC, "2026-11-22T11:01:00Z": every time in JSON. */
+const char *cli_rfc3339(int64_t t, char buf[32]);
+/* The longest prefix of s[0..len) of at most max bytes that ends on a UTF-8 character boundary. */
+size_t cli_utf8_cut(const char *s, size_t len, size_t max);
 /* Create a folder and its missing parents (0700); -1 with errno set on failure. */
 int cli_mkdirs(const char *path);
 /* Read all of stdin into buf. */

@@ -55,7 +55,7 @@ CMD(append)
 	if (a_json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "branch", branch.ptr);
-		cJSON_AddStringToObject(o, "node", cli_id(&head, hex));
+		cJSON_AddStringToObject(o, "head", cli_id(&head, hex));
 		rc = cli_print_json(o);
 	} else {
 		printf("%s\n", cli_id(&head, hex));

@@ -56,7 +56,8 @@ CMD(branch)
 		struct tm tm;
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-		snprintf(auto_name, sizeof(auto_name), "%.200s-%s", b_name, stamp);
+		snprintf(auto_name, sizeof(auto_name), "%.*s-%s", (int)cli_utf8_cut(b_name, strlen(b_name), 200), b_name,
+			 stamp);
 		b_from = b_name;
 		b_name = auto_name;
 	}

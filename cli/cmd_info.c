@@ -34,7 +34,7 @@ static int usage_one(const cmv_usage_segment *s, void *payload)
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "model", s->signature);
 		cJSON_AddNumberToObject(o, "start_turn", (double)s->start_turn);
-		cJSON_AddStringToObject(o, "started", cli_time(s->started, when));
+		cJSON_AddStringToObject(o, "started", cli_rfc3339(s->started, when));
 		cJSON_AddNumberToObject(o, "calls", (double)s->calls);
 		cJSON_AddNumberToObject(o, "input_tokens", (double)s->input_tokens);
 		cJSON_AddNumberToObject(o, "output_tokens", (double)s->output_tokens);

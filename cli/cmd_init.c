@@ -12,7 +12,9 @@
 #include "cmd.h"
 
 static const char *init_dir;
+static bool init_json;
 const cli_opt opts_init[] = {
+	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &init_json },
 	{ OPT_ARG_OPT, "DIR", 0, NULL, "the project directory (default: --store's or $CMV_DIR's store, else the current directory)", &init_dir, NULL },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -55,12 +57,20 @@ CMD(init)
 		    cmv_head_set(repo, "main") < 0)
 			rc = cli_fail("cannot create the main branch");
 	}
-	if (rc == EXIT_OK && store)
-		printf("%s cmv store in %s\n", fresh ? "Initialized empty" : "Reinitialized existing",
-		       realpath(store, abs) ? abs : store);
-	else if (rc == EXIT_OK)
-		printf("%s cmv store in %s/%s\n", fresh ? "Initialized empty" : "Reinitialized existing",
-		       realpath(init_dir, abs) ? abs : init_dir, CMV_DIRNAME);
+	cmv_buf where = CMV_BUF_INIT(PATH_MAX + 16);
+	if (store)
+		cmv_buf_puts(&where, realpath(store, abs) ? abs : store);
+	else
+		cmv_buf_printf(&where, "%s/%s", realpath(init_dir, abs) ? abs : init_dir, CMV_DIRNAME);
+	if (rc == EXIT_OK && init_json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "store", where.ptr);
+		cJSON_AddBoolToObject(o, "fresh", fresh);
+		rc = cli_print_json(o);
+	} else if (rc == EXIT_OK) {
+		printf("%s cmv store in %s\n", fresh ? "Initialized empty" : "Reinitialized existing", where.ptr);
+	}
+	cmv_buf_dispose(&where);
 	cmv_buf_dispose(&head);
 	cmv_repo_free(repo);
 	return rc;

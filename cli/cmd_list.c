@@ -25,13 +25,14 @@ cJSON *cli_ref_json(const cmv_ref *r, const char *head)
 
 	cJSON_AddStringToObject(o, "name", r->name);
 	cJSON_AddStringToObject(o, "type", cli_ref_type_name(r->type));
+	/* the tip is "head" in every output (docs/cli.md) */
 	if (cmv_id_is_none(&r->target))
-		cJSON_AddNullToObject(o, "node");
+		cJSON_AddNullToObject(o, "head");
 	else
-		cJSON_AddStringToObject(o, "node", cli_id(&r->target, hex));
+		cJSON_AddStringToObject(o, "head", cli_id(&r->target, hex));
 	cJSON_AddBoolToObject(o, "current", head && !strcmp(head, r->name));
-	cJSON_AddStringToObject(o, "created", cli_time(r->created, when));
-	cJSON_AddStringToObject(o, "updated", cli_time(r->updated, when));
+	cJSON_AddStringToObject(o, "created", cli_rfc3339(r->created, when));
+	cJSON_AddStringToObject(o, "updated", cli_rfc3339(r->updated, when));
 	if (r->from_ref)
 		cJSON_AddStringToObject(o, "from", r->from_ref);
 	else

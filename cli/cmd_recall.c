@@ -8,6 +8,7 @@
 #include "cmd.h"
 
 static const char *r_id, *r_query, *r_budget, *r_ref, *r_model;
+static bool r_json;
 const cli_opt opts_recall[] = {
 	{ OPT_ARG_OPT, "ID", 0, NULL, "the id a stub names (at least 7 hex digits)", &r_id, NULL },
 	{ OPT_VALUE, "query", 'q', "TEXT", "instead: the pages that match TEXT best", &r_query, NULL },
@@ -16,6 +17,7 @@ const cli_opt opts_recall[] = {
 		   "that spares the next query loading it); with an ID: "
 		   "record the fault on BRANCH, which keeps the page resident there for a while", &r_ref, NULL },
 	{ OPT_VALUE, "model", 'm', "M", "with --query: count tokens as M does (default: the branch's, else claude-sonnet-4-5)", &r_model, NULL },
+	{ OPT_FLAG, "json", 0, NULL, "print the recalled text as JSON ({\"id\" or \"query\", \"bytes\", \"text\"})", NULL, &r_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -77,7 +79,16 @@ CMD(recall)
 	} else if (r_ref && cmv_pager_fault(ctx->repo, r_ref, r_id) < 0) {
 		rc = cli_fail("cannot record the fault");
 	}
-	if (rc == EXIT_OK && out.size && fwrite(out.ptr, 1, out.size, stdout) != out.size)
+	if (rc == EXIT_OK && r_json) {
+		cJSON *o = cJSON_CreateObject();
+		if (r_id)
+			cJSON_AddStringToObject(o, "id", r_id);
+		else
+			cJSON_AddStringToObject(o, "query", r_query);
+		cJSON_AddNumberToObject(o, "bytes", (double)out.size);
+		cJSON_AddStringToObject(o, "text", out.size ? out.ptr : "");
+		rc = cli_print_json(o);
+	} else if (rc == EXIT_OK && out.size && fwrite(out.ptr, 1, out.size, stdout) != out.size)
 		rc = cli_failf("cannot write to stdout");
 	cmv_buf_dispose(&out);
 	return rc;

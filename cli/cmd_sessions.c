@@ -32,7 +32,7 @@ CMD(sessions)
 			cJSON_AddStringToObject(o, "project", l.items[i].project);
 			cJSON_AddStringToObject(o, "path", l.items[i].path);
 			cJSON_AddNumberToObject(o, "size", (double)l.items[i].size);
-			cJSON_AddStringToObject(o, "modified", cli_time(l.items[i].mtime, when));
+			cJSON_AddStringToObject(o, "modified", cli_rfc3339(l.items[i].mtime, when));
 			cJSON_AddItemToArray(arr, o);
 		}
 		cli_sessions_free(&l);

@@ -69,7 +69,7 @@ CMD(snapshot)
 	if (sn_json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "snapshot", sn_name);
-		cJSON_AddStringToObject(o, "node", cli_id(&at, hex));
+		cJSON_AddStringToObject(o, "head", cli_id(&at, hex));
 		cJSON_AddStringToObject(o, "from", from.ptr);
 		rc = cli_print_json(o);
 	} else {

@@ -78,15 +78,24 @@ CMD(help)
 	return EXIT_OK;
 }
 
+static bool version_json;
+const cli_opt opts_version[] = {
+	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &version_json },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
 CMD(version)
 {
 	(void)ctx;
-	(void)argc;
-	(void)argv;
+	CLI_PARSE("version");
+	if (version_json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "version", cmv_version());
+		return cli_print_json(o);
+	}
 	printf("cmv %s\n", cmv_version());
 	return EXIT_OK;
 }
-const cli_opt opts_version[] = { { OPT_END, NULL, 0, NULL, NULL, NULL, NULL } };
 
 int main(int argc, char **argv)
 {
