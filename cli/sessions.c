@@ -261,6 +261,140 @@ int cli_session_path(cmv_buf *out, const char *id)
 	return rc;
 }
 
+/* ---- what a session holds ------------------------------------------------------ */
+
+/* s as one line of at most n-1 bytes: whitespace runs become one space, cut at a character boundary. */
+static void one_line(char *out, size_t n, const char *s)
+{
+	size_t o = 0, bad;
+	bool space = false;
+
+	for (; *s && o + 1 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 0x20 || c == 0x7f) {
+			space = o > 0;
+			continue;
+		}
+		if (space) {
+			if (o + 2 >= n)
+				break;
+			out[o++] = ' ';
+		}
+		space = false;
+		out[o++] = (char)c;
+	}
+	/* a cut that falls inside a character drops it whole */
+	if (*s) {
+		size_t k = o;
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (unsigned char)out[k - 1] >= 0xc0) {
+			unsigned char lead = (unsigned char)out[k - 1];
+			size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+			if (o - (k - 1) < need)
+				o = k - 1;
+		}
+	}
+	out[o] = '\0';
+	/* bytes that are not UTF-8 at all end the title there */
+	if (!cmv_utf8_valid(out, o, &bad))
+		out[bad] = '\0';
+}
+
+/* A prompt a person typed, not a wrapper the client adds (commands, caveats, injected instructions). */
+static bool is_prompt(const char *t)
+{
+	while (*t == ' ' || *t == '\n')
+		t++;
+	return *t && *t != '<' && strncmp(t, "Caveat:", 7) && strncmp(t, "# AGENTS.md", 11);
+}
+
+static const char *first_text(const cJSON *content, const char *type)
+{
+	if (cJSON_IsString(content))
+		return content->valuestring;
+	const cJSON *b;
+	cJSON_ArrayForEach(b, content) {
+		const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+		const char *tx = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
+		if (bt && tx && !strcmp(bt, type))
+			return tx;
+	}
+	return NULL;
+}
+
+static void claude_line(cli_session_detail *d, const cJSON *j)
+{
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "type"));
+	const char *cwd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "cwd"));
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+
+	if (cwd && !d->cwd[0])
+		snprintf(d->cwd, sizeof(d->cwd), "%s", cwd);
+	if (!type || (strcmp(type, "user") && strcmp(type, "assistant")))
+		return;
+	d->messages++;
+	if (!strcmp(type, "assistant")) {
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "model"));
+		if (m && strcmp(m, "<synthetic>"))
+			snprintf(d->model, sizeof(d->model), "%s", m);
+	} else if (!d->title[0] && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isMeta"))) {
+		const char *t = first_text(cJSON_GetObjectItemCaseSensitive(msg, "content"), "text");
+		if (t && is_prompt(t))
+			one_line(d->title, sizeof(d->title), t);
+	}
+}
+
+static void codex_line(cli_session_detail *d, const cJSON *j)
+{
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "type"));
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+	const char *ptype = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "type"));
+
+	if (!type)
+		return;
+	if (!strcmp(type, "session_meta") || !strcmp(type, "turn_context")) {
+		const char *cwd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "cwd"));
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "model"));
+		if (cwd && !d->cwd[0])
+			snprintf(d->cwd, sizeof(d->cwd), "%s", cwd);
+		if (m)
+			snprintf(d->model, sizeof(d->model), "%s", m);
+	} else if (!strcmp(type, "response_item") && ptype && !strcmp(ptype, "message")) {
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "role"));
+		if (!role || (strcmp(role, "user") && strcmp(role, "assistant")))
+			return;
+		d->messages++;
+		if (!strcmp(role, "user") && !d->title[0]) {
+			const char *t = first_text(cJSON_GetObjectItemCaseSensitive(p, "content"), "input_text");
+			if (t && is_prompt(t))
+				one_line(d->title, sizeof(d->title), t);
+		}
+	}
+}
+
+int cli_session_details(cli_session_detail *d, const cli_session *s)
+{
+	FILE *fp = fopen(s->path, "rb");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	bool codex = !strcmp(s->agent, "codex");
+
+	memset(d, 0, sizeof(*d));
+	if (!fp)
+		return -1;
+	while ((len = getline(&line, &cap, fp)) > 0) {
+		cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+		if (j)
+			(codex ? codex_line : claude_line)(d, j);
+		cJSON_Delete(j);
+	}
+	free(line);
+	fclose(fp);
+	return 0;
+}
+
 /* ---- writing a branch as a new session of an agent -------------------------- */
 
 /* Claude Code's project folder name for a working directory: every non-alphanumeric byte is '-'. */

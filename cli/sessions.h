@@ -16,6 +16,17 @@ typedef struct {
 	size_t n, cap;
 } cli_session_list;
 
+/* What a session holds, read from its file (cli_session_details). */
+typedef struct {
+	char title[256];  /* the first prompt, on one line, cut at a character boundary ("" if none) */
+	char model[128];  /* the last model it ran on ("" if none recorded) */
+	char cwd[1024];   /* the folder it was recorded in ("" if none) */
+	size_t messages;  /* user and assistant messages */
+} cli_session_detail;
+
+/* Read a session's file for its details; 0, or -1 when it cannot be read. */
+int cli_session_details(cli_session_detail *d, const cli_session *s);
+
 /* An agent's folder: $env, else $HOME/dflt (malloc'd), or NULL with neither. */
 char *cli_agent_home(const char *env, const char *dflt);
 

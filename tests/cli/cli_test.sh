@@ -205,12 +205,58 @@ cp "$T/codex/agentv/a3-92ff332928-0__019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl"
 	"$WORK/home/.codex/sessions/2026/06/26/rollout-2026-06-26T10-00-00-019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl"
 touch -d '2026-06-01' "$WORK/home/.codex/sessions/2026/06/26/rollout-2026-06-26T10-00-00-019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl"
 export HOME=$WORK/home
-run sessions; ok "sessions lists both agents" test $rc -eq 0 -a "$(grep -c . <<<"$out")" -eq 2
+run sessions; ok "sessions lists both agents" test $rc -eq 0 -a "$(grep -c '^[a-z]' <<<"$out")" -eq 2
 ok "newest first: the Claude Code session" has "claude-code" "$(head -1 <<<"$out")"
 ok "a Codex session's project is its cwd" has "/home/entity/projects/EntityProcess/agentv" "$out"
 run sessions --sort size --json; ok "sessions --json" is_json "$out"
 ok "largest first: the Codex rollout" has '"agent":	"codex"' "$(head -3 <<<"$out")"
-run sessions --project u-proj; ok "sessions --project filters" test "$(grep -c . <<<"$out")" -eq 1
+run sessions --project u-proj; ok "sessions --project filters" test "$(grep -c '^[a-z]' <<<"$out")" -eq 1
+# what each session holds: its first prompt, messages, size, model, the path it was recorded in
+ok "sessions shows the first prompt" has "(focus on the forthcom" "$out"
+ok "sessions shows the message count" has " 28 msgs" "$out"
+ok "sessions shows the model" has "claude-sonnet-4-20250514" "$out"
+run sessions --json; ok "sessions --json details" python3 -c '
+import json, sys
+s = {x["id"][:8]: x for x in json.loads(sys.argv[1])}
+c = s["2cba43de"]
+assert c["title"].startswith("**Peer") and "(focus on the forthcom" in c["title"], c["title"]
+assert "\n" not in c["title"] and len(c["title"].encode()) < 256
+assert c["messages"] == 28 and c["model"] == "claude-sonnet-4-20250514" and c["cwd"] == "/home/kenth56/vsla", c
+assert c["size"] > 70000 and c["made"] == []
+x = s["019ed836"]
+assert x["messages"] > 0 and x["model"] and x["title"] and not x["title"].startswith("<"), x
+' "$out"
+run sessions -p /home/kenth56/vsla; ok "-p matches the path the session was recorded in" test "$(grep -c '^claude-code' <<<"$out")" -eq 1
+run sessions -p EntityProcess/agentv; ok "-p matches a Codex session's cwd" test "$(grep -c '^codex' <<<"$out")" -eq 1
+run sessions --sort messages --json; ok "sessions --sort messages: most first" python3 -c '
+import json, sys
+m = [x["messages"] for x in json.loads(sys.argv[1])]
+assert m == sorted(m, reverse=True) and len(m) == 2, m
+' "$out"
+run sessions --sort bytes; ok "sessions --sort: a bad key is a usage error" test $rc -eq 2
+# a session with no message (Claude Code writes some that only track files): left out unless --all
+printf '{"type":"file-history-snapshot","messageId":"m","snapshot":{},"isSnapshotUpdate":false}\n' \
+	>"$WORK/home/.claude/projects/-home-u-proj/00000000-0000-4000-8000-000000000000.jsonl"
+touch -d '2026-05-01' "$WORK/home/.claude/projects/-home-u-proj/00000000-0000-4000-8000-000000000000.jsonl"
+run sessions; ok "a session with no message is left out" test "$(grep -c 00000000-0000 <<<"$out")" -eq 0
+run sessions --all; ok "sessions --all shows it" test "$(grep -c '^claude-code  00000000-0000' <<<"$out")" -eq 1
+rm "$WORK/home/.claude/projects/-home-u-proj/00000000-0000-4000-8000-000000000000.jsonl"
+# a title cut inside a character: the character goes whole
+mkdir -p "$WORK/home/.claude/projects/-home-u-utf8"
+python3 -c '
+import json
+rec = {"type":"user","cwd":"/home/u/utf8","sessionId":"u","uuid":"a","parentUuid":None,"message":{"role":"user","content":"x" + "é"*400}}
+print(json.dumps(rec, ensure_ascii=False))
+' >"$WORK/home/.claude/projects/-home-u-utf8/22222222-0000-4000-8000-000000000000.jsonl"
+touch -d '2026-05-01' "$WORK/home/.claude/projects/-home-u-utf8/22222222-0000-4000-8000-000000000000.jsonl"
+run sessions -p utf8 --json; ok "a long title is cut at a character boundary (strict JSON)" is_json "$out"
+ok "and keeps whole characters" python3 -c '
+import json, sys
+t = json.loads(sys.stdin.buffer.read().decode("utf-8"))[0]["title"]
+assert t.startswith("xé") and set(t[1:]) == {"é"} and len(t.encode()) <= 255, t
+' <<<"$out"
+run sessions -p utf8; ok "the text view cuts it too" has "xéé" "$out"
+rm -r "$WORK/home/.claude/projects/-home-u-utf8"
 run import --latest; ok "import --latest" test $rc -eq 0
 ok "import --latest took the newest" has "branch '2cba43de-c8d2-4a69-add8-9fae3ad93900' created" "$out"
 run import --session nope; ok "an unknown session is an error" test $rc -eq 1
@@ -218,6 +264,9 @@ ok "an unknown session says how to list them" has "cmv sessions" "$err"
 run snapshot codex-start --session 019ed836 --json; ok "snapshot --session imports and snapshots" test $rc -eq 0
 ok "snapshot --session took that session" has '"from":	"019ed836-b1da-78f1-8a0c-e598363d10f4"' "$out"
 run import --session 019ed836 --json; ok "import --session again: unchanged" has '"outcome":	"unchanged"' "$out"
+run sessions -p agentv; ok "sessions names the snapshots made from a session" has "snap: codex-start" "$out"
+ok "and its branch" has "branch: 019ed836-b1da-78f1-8a0c-e598363d10f4" "$out"
+run sessions -p agentv --json; ok "sessions --json lists them under made" has '"name":	"codex-start"' "$out"
 ok "import --json names format and session" has '"session":	"codex/019ed836-b1da-78f1-8a0c-e598363d10f4"' "$out"
 run export --session 019ed836-b1da-78f1-8a0c-e598363d10f4 -o "$WORK/rollout.jsonl"
 ok "export --session by a bare Codex id" test $rc -eq 0
