@@ -264,10 +264,10 @@ ok "an unknown session says how to list them" has "cmv sessions" "$err"
 run snapshot codex-start --session 019ed836 --json; ok "snapshot --session imports and snapshots" test $rc -eq 0
 ok "snapshot --session took that session" has '"from":	"019ed836-b1da-78f1-8a0c-e598363d10f4"' "$out"
 run import --session 019ed836 --json; ok "import --session again: unchanged" has '"outcome":	"unchanged"' "$out"
+ok "import --json names format and session" has '"session":	"codex/019ed836-b1da-78f1-8a0c-e598363d10f4"' "$out"
 run sessions -p agentv; ok "sessions names the snapshots made from a session" has "snap: codex-start" "$out"
 ok "and its branch" has "branch: 019ed836-b1da-78f1-8a0c-e598363d10f4" "$out"
 run sessions -p agentv --json; ok "sessions --json lists them under made" has '"name":	"codex-start"' "$out"
-ok "import --json names format and session" has '"session":	"codex/019ed836-b1da-78f1-8a0c-e598363d10f4"' "$out"
 run export --session 019ed836-b1da-78f1-8a0c-e598363d10f4 -o "$WORK/rollout.jsonl"
 ok "export --session by a bare Codex id" test $rc -eq 0
 ok "the rollout comes back byte for byte" cmp -s "$WORK/rollout.jsonl" "$T/codex/agentv/a3-92ff332928-0__019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl"
