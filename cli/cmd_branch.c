@@ -16,7 +16,7 @@
 #include "sessions.h"
 
 static const char *b_name, *b_from, *b_at, *b_threshold;
-static bool b_checkout, b_json, b_claude, b_codex, b_launch, b_trim, b_no_trim;
+static bool b_checkout, b_json, b_claude, b_codex, b_launch, b_trim, b_no_trim, b_skip_launch, b_dry;
 const cli_opt opts_branch[] = {
 	{ OPT_ARG, "NAME", 0, NULL, "the new branch's name", &b_name, NULL },
 	{ OPT_VALUE, "from", 0, "REF", "start from a branch or snapshot (default: the current branch)", &b_from, NULL },
@@ -28,6 +28,8 @@ const cli_opt opts_branch[] = {
 	{ OPT_FLAG, "claude", 0, NULL, "also write it as a new Claude Code session, resumable with claude --resume", NULL, &b_claude },
 	{ OPT_FLAG, "codex", 0, NULL, "also write it as a new Codex rollout, resumable with codex resume", NULL, &b_codex },
 	{ OPT_FLAG, "launch", 0, NULL, "with --claude or --codex: resume it now", NULL, &b_launch },
+	{ OPT_FLAG, "skip-launch", 0, NULL, "accepted for claude-code-cmv's scripts: cmv launches only with --launch", NULL, &b_skip_launch },
+	{ OPT_FLAG, "dry-run", 0, NULL, "say what would be made (and the trim's figures); change nothing", NULL, &b_dry },
 	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &b_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -64,6 +66,10 @@ CMD(branch)
 	cmv_ref_free(src);
 	src = NULL;
 	cmv_error_clear();
+	if (b_launch && b_skip_launch)
+		return cli_usage_error(cli_find("branch"), "--launch or --skip-launch, not both");
+	if (b_launch && b_dry)
+		return cli_usage_error(cli_find("branch"), "--dry-run launches nothing: no --launch");
 	if (b_launch && !b_claude && !b_codex)
 		return cli_usage_error(cli_find("branch"), "--launch goes with --claude or --codex");
 	if (b_claude && b_codex)
@@ -89,6 +95,46 @@ CMD(branch)
 	bool trim = b_trim || (src && src->type == CMV_REF_SNAPSHOT && !b_at && !b_no_trim);
 	/* with an agent's session, the branch and the session stand together or neither does */
 	bool agent = b_claude || b_codex;
+	if (b_dry) {
+		/* the branch name is checked as creating it would; the trim runs dry */
+		cmv_ref *taken = NULL;
+		if (!cmv_ref_name_is_valid(b_name)) {
+			rc = cli_failf("invalid name '%s'", b_name);
+			goto done;
+		}
+		if (cmv_ref_lookup(&taken, ctx->repo, b_name) == 0) {
+			cmv_ref_free(taken);
+			rc = cli_failf("'%s' already exists", b_name);
+			goto done;
+		}
+		cmv_error_clear();
+		cJSON *o = b_json ? cJSON_CreateObject() : NULL;
+		cmv_id head = at;
+		if (trim && (rc = cli_trim(&head, ctx, &at, from_ref, b_name, NULL, threshold, NULL, true,
+					   o ? cJSON_AddObjectToObject(o, "trim") : NULL)) != EXIT_OK) {
+			cJSON_Delete(o);
+			goto done;
+		}
+		if (o) {
+			cJSON_AddStringToObject(o, "branch", b_name);
+			cJSON_AddStringToObject(o, "head", cli_id(&head, hex));
+			if (from_ref)
+				cJSON_AddStringToObject(o, "from", from_ref);
+			else
+				cJSON_AddNullToObject(o, "from");
+			cJSON_AddBoolToObject(o, "trimmed", trim);
+			if (agent)
+				cJSON_AddStringToObject(o, "agent", b_claude ? "claude-code" : "codex");
+			cJSON_AddBoolToObject(o, "dry_run", true);
+			rc = cli_print_json(o);
+		} else {
+			printf("would make %sbranch '%s'%s%s%s%s; nothing was changed\n", trim ? "trimmed " : "", b_name,
+			       from_ref ? " from " : "", from_ref ? from_ref : "",
+			       agent ? (b_claude ? ", and a Claude Code session of it" : ", and a Codex rollout of it") : "",
+			       b_checkout ? ", checked out" : "");
+		}
+		goto done;
+	}
 	if (agent && cmv_repo_txn_begin(ctx->repo) < 0) {
 		rc = cli_fail("cannot start a transaction");
 		goto done;

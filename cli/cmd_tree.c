@@ -11,8 +11,10 @@
 cJSON *cli_ref_json(const cmv_ref *r, const char *head);
 
 static bool t_json, t_no_tokens;
-static const char *t_models;
+static const char *t_models, *t_depth;
+static size_t max_depth = SIZE_MAX;
 const cli_opt opts_tree[] = {
+	{ OPT_VALUE, "depth", 'd', "N", "show N levels (1: the roots only)", &t_depth, NULL },
 	{ OPT_VALUE, "models", 'm', "M,...", "count the tokens each ref sends to these models (default: each in its own, see cmv model, else claude-sonnet-4-5)", &t_models, NULL },
 	{ OPT_FLAG, "no-tokens", 0, NULL, "do not count tokens (faster on a large store)", NULL, &t_no_tokens },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON (nested \"children\")", NULL, &t_json },
@@ -122,6 +124,14 @@ typedef struct {
 	uint64_t *tokens; /* n_entries x c.n */
 } counts;
 
+static size_t depth_of(const cmv_tree *t, size_t i)
+{
+	size_t d = 1;
+	for (size_t a = t->entries[i].parent; a != SIZE_MAX && d < SIZE_MAX; a = t->entries[a].parent)
+		d++;
+	return d;
+}
+
 static cJSON *tree_json(const cmv_tree *t, size_t i, const char *head, cmv_repo *repo, const counts *k)
 {
 	cJSON *o = cli_ref_json(t->entries[i].ref, head), *kids, *trim = trim_note(repo, t->entries[i].ref);
@@ -143,7 +153,7 @@ static cJSON *tree_json(const cmv_tree *t, size_t i, const char *head, cmv_repo 
 	}
 	kids = cJSON_AddArrayToObject(o, "children");
 	for (size_t j = i + 1; j < t->n_entries; j++)
-		if (t->entries[j].parent == i)
+		if (t->entries[j].parent == i && depth_of(t, j) <= max_depth)
 			cJSON_AddItemToArray(kids, tree_json(t, j, head, repo, k));
 	return o;
 }
@@ -166,6 +176,12 @@ CMD(tree)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("tree");
+	if (t_depth) {
+		uint64_t d;
+		if (!cli_parse_u64(&d, t_depth) || !d)
+			return cli_usage_error(cli_find("tree"), "--depth needs a positive number of levels, not '%s'", t_depth);
+		max_depth = (size_t)d;
+	}
 	if (t_models && t_no_tokens)
 		return cli_usage_error(cli_find("tree"), "--models or --no-tokens, not both");
 	if (!t_no_tokens && t_models && (rc = cli_counter_init(&k.c, cli_find("tree"), t_models)) != EXIT_OK)
@@ -221,6 +237,8 @@ CMD(tree)
 		printf("(no branches or snapshots)\n");
 	for (size_t i = 0; i < t->n_entries; i++) {
 		const cmv_tree_entry *e = &t->entries[i];
+		if (depth_of(t, i) > max_depth)
+			continue;
 		/* Draw the guides of each ancestor level, then this entry's connector. */
 		size_t chain[256], n = 0;
 		for (size_t a = e->parent; a != SIZE_MAX && n < 256; a = t->entries[a].parent)

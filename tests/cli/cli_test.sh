@@ -692,5 +692,68 @@ assert list(refs["vsla-snap"]["tokens"]) == ["claude-sonnet-4-5"], refs["vsla-sn
 run tree --models claude-sonnet-4-5,gpt-4o --json; ok "tree --models counts all in each" test "$(grep -c '"gpt-4o":' <<<"$out")" -gt 5
 run trim vsla-more --dry-run --json; ok "trim counts in the branch's model" has '"model":	"gpt-4o"' "$out"
 
+# --- command for command with claude-code-cmv ---
+run branch cmd-dry --from vsla-snap --dry-run --json; ok "branch --dry-run" test $rc -eq 0
+ok "branch --dry-run reports the trim" has '"tokens_after"' "$out"
+ok "branch --dry-run makes nothing" test -z "$("$CMV" list | grep ' cmd-dry$')"
+run branch cmd-skip --from vsla-more --skip-launch; ok "branch --skip-launch" test $rc -eq 0
+run branch cmd-x --from vsla-more --claude --launch --skip-launch; ok "--launch with --skip-launch: usage" test $rc -eq 2
+run list --sort name --json; ok "list --sort name" python3 -c '
+import json, sys
+n = [x["name"].encode() for x in json.loads(sys.argv[1])]
+assert n == sorted(n) and len(n) > 5, n
+' "$out"
+run list --sort branches --json; ok "list --sort branches: most first" python3 -c '
+import json, sys
+b = [x["branches"] for x in json.loads(sys.argv[1])]
+assert b == sorted(b, reverse=True) and b[0] >= 2, b
+' "$out"
+run list --sort size; ok "list --sort: a bad key is a usage error" test $rc -eq 2
+run list --tag trimmed; ok "list --tag" test $rc -eq 0 -a "$(grep -c . <<<"$out")" -ge 1 -a "$(grep -vc '\[.*trimmed' <<<"$out")" -eq 0
+run tree --depth 1 --no-tokens; ok "tree --depth 1: roots only" test $rc -eq 0 -a "$(grep -c '──' <<<"$out")" -eq 0
+run tree --depth 2 --no-tokens --json; ok "tree --depth 2 --json" python3 -c '
+import json, sys
+for r in json.loads(sys.argv[1]):
+    for c in r["children"]:
+        assert c["children"] == [], c["name"]
+' "$out"
+run tree --depth 0; ok "tree --depth 0: usage" test $rc -eq 2
+run delete -f cmd-skip; ok "delete -f" test $rc -eq 0
+run delete --force nothing-here; ok "delete --force of nothing still fails" test $rc -eq 1
+run benchmark -s "cc/${V:0:8}" --json; ok "benchmark -s" test $rc -eq 0
+ok "benchmark counts with the real trimmer" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1]); s = d["sessions"][0]
+assert d["model"] == "claude-sonnet-4-5" and d["cache_rate"] == 0.9
+assert s["id"] == "'$V'" and 0 < s["tokens_after"] < s["tokens_before"], s
+assert s["cost_per_turn_after"] < s["cost_per_turn_before"] and s["break_even_turns"] >= 1, s
+' "$out"
+WANT=$("$CMV" trim $V --dry-run --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_after"])')
+ok "benchmark's tokens are trim's" has "\"tokens_after\":	$WANT" "$out"
+run benchmark --all -m gpt-4o -c 50 --json; ok "benchmark --all -m -c" test $rc -eq 0
+ok "benchmark --all covers every session" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["model"] == "gpt-4o" and d["cache_rate"] == 0.5 and d["summary"]["sessions"] == len(d["sessions"]) >= 2, d["summary"]
+' "$out"
+run benchmark --latest -o "$WORK/bench.json"; ok "benchmark --latest -o" test $rc -eq 0 -a -s "$WORK/bench.json"
+ok "benchmark -o writes JSON" is_json "$(cat "$WORK/bench.json")"
+run benchmark -c 101; ok "benchmark -c over 100: usage" test $rc -eq 2
+for sh in bash zsh fish; do
+	run completions $sh; ok "completions $sh" test $rc -eq 0
+	for c in benchmark completions sessions; do ok "completions $sh names $c" has "$c" "$out"; done
+	ok "completions $sh names a flag from the table" has "skip-launch" "$out"
+done
+run completions bash; printf '%s\n' "$out" >"$WORK/comp.bash"
+ok "the bash completion parses" bash -n "$WORK/comp.bash"
+ok "the bash completion completes" bash -c 'source "$1"; COMP_WORDS=(cmv bra); COMP_CWORD=1; _cmv; [ "${COMPREPLY[*]}" = branch ]' _ "$WORK/comp.bash"
+ok "... and a command's flags" bash -c 'source "$1"; COMP_WORDS=(cmv list --so); COMP_CWORD=2; _cmv; [ "${COMPREPLY[*]}" = --sort ]' _ "$WORK/comp.bash"
+# every command and flag of the table is in it: generated, not kept by hand
+for c in $("$CMV" help | sed -n 's/^    \([a-z-]*\) .*/\1/p'); do
+	grep -q "^	$c) words=" "$WORK/comp.bash" || { fail=$((fail + 1)); echo "FAIL: completion lacks $c"; }
+done
+run completions powershell; ok "completions of an unknown shell: usage" test $rc -eq 2
+run completions bash --install; ok "completions --install" test $rc -eq 0 -a -s "$WORK/home/.local/share/bash-completion/completions/cmv"
+
 echo "$pass passed, $fail failed"
 test "$fail" -eq 0

@@ -98,7 +98,6 @@ check "fsck" fsck
 check "hook status" hook status
 check "version" version
 check "benchmark" benchmark -s "$V"
-check "config" config
 
 # --- every command that prints for a program has --json, and ran above ---
 # not here, each for a reason: help (text for people), export (its output is
