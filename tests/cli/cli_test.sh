@@ -728,7 +728,10 @@ assert d["model"] == "claude-sonnet-4-5" and d["cache_rate"] == 0.9
 assert s["id"] == "'$V'" and 0 < s["tokens_after"] < s["tokens_before"], s
 assert s["cost_per_turn_after"] < s["cost_per_turn_before"] and s["break_even_turns"] >= 1, s
 ' "$out"
-WANT=$("$CMV" trim $V --dry-run -m claude-sonnet-4-5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_after"])')
+# benchmark counts in the model's profile (a scratch store has no calibration): so does a fresh store
+"$CMV" --store "$WORK/bench-store" init >/dev/null
+"$CMV" --store "$WORK/bench-store" import "$HERE/../../examples/claude-code/$V.jsonl" >/dev/null
+WANT=$("$CMV" --store "$WORK/bench-store" trim $V --dry-run -m claude-sonnet-4-5 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["tokens_after"])')
 ok "benchmark's tokens are trim's" has "\"tokens_after\":	$WANT" "$out"
 run benchmark --all -m gpt-4o -c 50 --json; ok "benchmark --all -m -c" test $rc -eq 0
 ok "benchmark --all covers every session" python3 -c '
