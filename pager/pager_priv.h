@@ -132,6 +132,8 @@ int cmv_pager__qindex_of(qindex *qi, const pager *p);
 /* The query path, shared by materialize --query and recall --query. */
 int cmv_pager__qindex_query(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
 			    bool *hit);
+int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
+			     bool *hit, size_t *order, size_t *n_order);
 /* materialize --query: the pages the query takes are pinned, a body with its turn. */
 int cmv_pager__query(pager *p, const char *query, uint64_t allowance, size_t *n_pinned);
 

@@ -189,7 +189,7 @@ static size_t body_turn_page(const qindex *qi, size_t k)
  * taken, and pinned[] gets the turns of the bodies among them.
  */
 static int query_take(uint64_t *used_out, const qindex *qi, bool *pinned, const query_pick *picks, size_t n,
-		      uint64_t allowance, bool *hit)
+		      uint64_t allowance, bool *hit, size_t *order, size_t *n_order)
 {
 	uint64_t used = 0;
 	size_t n_pages = qi->n_bodies + qi->n_turns;
@@ -205,6 +205,8 @@ static int query_take(uint64_t *used_out, const qindex *qi, bool *pinned, const 
 		if (!hit)
 			continue;
 		pinned[pg] = hit[pg] = true;
+		if (order)
+			order[(*n_order)++] = pg;
 		if (pg < qi->n_bodies)
 			pinned[body_turn_page(qi, pg)] = true;
 	}
@@ -223,6 +225,13 @@ static int query_take(uint64_t *used_out, const qindex *qi, bool *pinned, const 
  */
 int cmv_pager__qindex_query(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
 			    bool *hit)
+{
+	return cmv_pager__qindex_ranked(qi, repo, query, allowance, pinned, hit, NULL, NULL);
+}
+
+/* As cmv_pager__qindex_query; order (room for every page) gets the pages taken, best first. */
+int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
+			     bool *hit, size_t *order, size_t *n_order)
 {
 	cmv__strmap where = { 0 };
 	cmv_buf words = CMV_BUF_INIT(1 << 16);
@@ -259,14 +268,14 @@ int cmv_pager__qindex_query(const qindex *qi, cmv_repo *repo, const char *query,
 		free(picks);
 		picks = NULL;
 		if ((error = query_rank(&picks, &n_picks, &q)) < 0 ||
-		    (error = query_take(&used, qi, pinned, picks, n_picks, allowance, NULL)) < 0 || used * 10 >= allowance * 9)
+		    (error = query_take(&used, qi, pinned, picks, n_picks, allowance, NULL, NULL, NULL)) < 0 || used * 10 >= allowance * 9)
 			break;
 	}
 	free(picks);
 	picks = NULL;
 	if (!error && (error = query_rank(&picks, &n_picks, &q)) == 0) {
 		uint64_t used;
-		error = query_take(&used, qi, pinned, picks, n_picks, allowance, hit);
+		error = query_take(&used, qi, pinned, picks, n_picks, allowance, hit, order, n_order);
 	}
 	free(picks);
 	free(q.msg_score);

@@ -302,3 +302,282 @@ int cmv_recall_tool_schema(cmv_buf *out, const char *format)
 	cJSON_Delete(o);
 	return error;
 }
+
+/* ---- the query's pages, ranked, for a search index (cmv_query_pages) ---------------- */
+
+void cmv_query_hits_free(cmv_query_hit *hits, size_t n)
+{
+	for (size_t i = 0; hits && i < n; i++)
+		free(hits[i].text);
+	free(hits);
+}
+
+/*
+ * Keep a turn's messages as the blob its page id names (the bytes
+ * cmv_pager__group_id hashes), so that recall by that id gives the turn
+ * back as it does after a materialization paged it out.
+ */
+static int turn_keep(cmv_repo *repo, const cJSON *first, size_t n)
+{
+	cmv_buf s = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_id id;
+	int error = cmv_buf_puts(&s, "[");
+	for (const cJSON *m = first; m && n && !error; m = m->next, n--) {
+		char *t = cJSON_PrintUnformatted(m);
+		if (!t)
+			error = cmv_error__oom();
+		else
+			error = cmv_buf_printf(&s, "%s%s", m == first ? "" : ",", t);
+		cJSON_free(t);
+	}
+	if (!error && (error = cmv_buf_puts(&s, "]")) == 0)
+		error = cmv_blob_write(&id, repo, s.ptr, s.size);
+	cmv_buf_dispose(&s);
+	return error;
+}
+
+/* A body's turn. */
+static size_t body_turn_of(const qindex *qi, size_t k)
+{
+	size_t lo = 0, hi = qi->n_turns;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (qi->turn_first[mid] <= qi->body_msg[k])
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * The text of each page in order[] (bodies read as blobs; turns from p, or
+ * with p NULL read alone: 0 when one does not read as the index says).
+ */
+static int hits_fill(cmv_query_hit *hits, const qindex *qi, const size_t *order, size_t n, pager *p, cmv_repo *repo,
+		     const cmv_id *tip, cmv_render_target target)
+{
+	for (size_t k = 0; k < n; k++) {
+		size_t pg = order[k], g;
+		cmv_query_hit *h = &hits[k];
+		cmv_buf text = CMV_BUF_INIT((size_t)1 << 30);
+		int error = 0;
+		g = pg < qi->n_bodies ? body_turn_of(qi, pg) : pg - qi->n_bodies;
+		size_t end = g + 1 < qi->n_turns ? qi->turn_first[g + 1] : qi->n_msgs;
+		h->kind = pg < qi->n_bodies ? CMV_PAGE_BODY : CMV_PAGE_GROUP;
+		h->turn = g;
+		h->turns = qi->n_turns;
+		h->tokens = qi->tokens[pg];
+		snprintf(h->node, sizeof(h->node), "%s", qi->nodes[g]);
+		snprintf(h->id, sizeof(h->id), "%s", qi->ids[pg]);
+		if (pg < qi->n_bodies) {
+			cmv_id oid;
+			if ((error = cmv_id_fromstr(&oid, qi->ids[pg])) == 0 && (error = cmv_blob_read(&text, repo, &oid)) == CMV_ENOTFOUND) {
+				cmv_error_clear();
+				error = cmv_buf_puts(&text, "(not stored: materialize the branch first)");
+			}
+		} else if (p) {
+			const cJSON *first = cJSON_GetArrayItem(p->cv.msgs, (int)qi->turn_first[g]);
+			if ((error = cmv_pager__group_id(h->id, first, end - qi->turn_first[g])) == 0 &&
+			    (error = turn_keep(repo, first, end - qi->turn_first[g])) == 0)
+				turn_text(&text, p->cv.msgs, qi->turn_first[g], end);
+		} else {
+			cmv__conversation cv;
+			cmv_id last = *tip;
+			cmv_node *next = NULL;
+			if (g + 1 < qi->n_turns) {
+				cmv_id nid;
+				if (!qi->nodes[g + 1][0] || cmv_id_fromstr(&nid, qi->nodes[g + 1]) < 0 ||
+				    cmv_node_read(&next, repo, &nid) < 0) {
+					cmv_error_clear();
+					cmv_buf_dispose(&text);
+					return 0;
+				}
+				last = next->parent;
+				cmv_node_free(next);
+			}
+			int ok = cmv_pager__load_turn(&cv, repo, qi->nodes[g], &last, target, qi->ids[pg]);
+			if (ok <= 0) {
+				cmv_buf_dispose(&text);
+				return ok;
+			}
+			if ((error = turn_keep(repo, cv.msgs->child, (size_t)cJSON_GetArraySize(cv.msgs))) == 0)
+				turn_text(&text, cv.msgs, 0, SIZE_MAX);
+			cmv__conversation_dispose(&cv);
+		}
+		if (error < 0) {
+			cmv_buf_dispose(&text);
+			return error;
+		}
+		free(h->text);
+		h->text = cmv_buf_detach(&text);
+		if (!h->text)
+			return cmv_error__oom();
+	}
+	return 1;
+}
+
+int cmv_query_pages(cmv_query_hit **out, size_t *n_out, cmv_repo *repo, const cmv_id *tip, const char *branch,
+		    const cmv_model *model, cmv_tok *tok, const char *query, uint64_t allowance)
+{
+	cmv_render_target target;
+	pager p;
+	qindex qi;
+	bool *pinned = NULL, *hit = NULL;
+	size_t *order = NULL, n_order = 0;
+	cmv_query_hit *hits = NULL;
+	int error, done = 0;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(n_out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	CMV_ASSERT_ARG(query);
+	*out = NULL;
+	*n_out = 0;
+	memset(&p, 0, sizeof(p));
+	memset(&qi, 0, sizeof(qi));
+	p.repo = repo;
+	p.model = model;
+	p.tok = tok;
+	target = cmv_pager__target_of(model, 0);
+	cmv__tok_memo(tok, true);
+	cmv_buf_init(&p.scratch, 1 << 16);
+	if ((error = cmv_repo_txn_begin(repo)) < 0) {
+		cmv_buf_dispose(&p.scratch);
+		return error;
+	}
+	/* as cmv_recall_query: the kept index when there is one, and any doubt sends it to the load path */
+	for (int pass = 0; pass < 2 && error >= 0 && !done; pass++) {
+		bool kept = false;
+		if (pass == 0) {
+			if (!branch || (error = cmv_pager__qindex_get(&qi, repo, branch, tip, model, tok, target)) <= 0)
+				continue;
+			kept = true;
+		} else {
+			if ((error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) < 0 || !cJSON_GetArraySize(p.cv.msgs))
+				break;
+			p.lazy_ids = !branch;
+			if ((error = cmv_pager__pages(&p)) < 0 || (error = cmv_pager__qindex_of(&qi, &p)) < 0)
+				break;
+			if (branch && (error = cmv_pager__qindex_seam(&qi, repo, tip, target, NULL, p.cv.msgs, 0)) == 0) {
+				cmv_id_tostr(qi.tip, sizeof(qi.tip), tip);
+				if (cmv_pager__qindex_put(repo, branch, model, target, &qi, true) < 0)
+					cmv_error_clear(); /* a read-only store: each query loads the branch */
+			}
+			if (error < 0)
+				break;
+		}
+		size_t n = qi.n_bodies + qi.n_turns;
+		free(pinned);
+		free(hit);
+		free(order);
+		cmv_query_hits_free(hits, n_order);
+		hits = NULL;
+		n_order = 0;
+		if (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool))) ||
+		    !(order = cmv__calloc(n + 1, sizeof(size_t))) || !(hits = cmv__calloc(n + 1, sizeof(*hits))))
+			error = cmv_error__oom();
+		else if ((error = cmv_pager__qindex_ranked(&qi, repo, query, allowance, pinned, hit, order, &n_order)) == 0)
+			error = done = hits_fill(hits, &qi, order, n_order, kept ? NULL : &p, repo, tip, target);
+		if (kept && error == CMV_ENOMEM) {
+			cmv_error_clear();
+			error = 0;
+		}
+		cmv_pager__qindex_dispose(&qi);
+	}
+	if (error < 0) {
+		cmv_repo_txn_rollback(repo);
+		cmv_query_hits_free(hits, n_order);
+	} else if ((error = cmv_repo_txn_commit(repo)) < 0) {
+		cmv_query_hits_free(hits, n_order);
+	} else {
+		*out = done > 0 ? hits : NULL;
+		*n_out = done > 0 ? n_order : 0;
+		if (done <= 0)
+			cmv_query_hits_free(hits, n_order);
+		error = 0;
+	}
+	cmv_pager__qindex_dispose(&qi);
+	free(pinned);
+	free(hit);
+	free(order);
+	cmv_pager__dispose(&p);
+	return error;
+}
+
+int cmv_query_turns(cmv_query_hit **out, size_t *n_out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
+		    cmv_tok *tok, const char *id, size_t before, size_t after)
+{
+	pager p;
+	qindex qi;
+	size_t *order = NULL, n = 0, at = SIZE_MAX, len;
+	cmv_query_hit *hits = NULL;
+	cmv_render_target target;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(n_out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	CMV_ASSERT_ARG(id);
+	*out = NULL;
+	*n_out = 0;
+	if (!cmv_id_is_prefix(id))
+		return cmv_error__set(CMV_EINVALID, "'%s' is not a page id (7 or more hex digits)", id);
+	len = strlen(id);
+	memset(&p, 0, sizeof(p));
+	memset(&qi, 0, sizeof(qi));
+	p.repo = repo;
+	p.model = model;
+	p.tok = tok;
+	target = cmv_pager__target_of(model, 0);
+	cmv__tok_memo(tok, true);
+	cmv_buf_init(&p.scratch, 1 << 16);
+	if ((error = cmv_repo_txn_begin(repo)) < 0) {
+		cmv_buf_dispose(&p.scratch);
+		return error;
+	}
+	if ((error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) == 0 && cJSON_GetArraySize(p.cv.msgs) &&
+	    (error = cmv_pager__pages(&p)) == 0 && (error = cmv_pager__qindex_of(&qi, &p)) == 0) {
+		/* a page's id, or the record a turn begins at */
+		for (size_t pg = 0; pg < qi.n_bodies + qi.n_turns && at == SIZE_MAX; pg++)
+			if (!strncmp(qi.ids[pg], id, len))
+				at = pg < qi.n_bodies ? body_turn_of(&qi, pg) : pg - qi.n_bodies;
+		for (size_t g = 0; g < qi.n_turns && at == SIZE_MAX; g++)
+			if (!strncmp(qi.nodes[g], id, len))
+				at = g;
+		if (at == SIZE_MAX) {
+			error = cmv_error__set(CMV_ENOTFOUND, "no page or record '%s' on this branch", id);
+		} else {
+			size_t from = at > before ? at - before : 0, to = at + after < qi.n_turns ? at + after + 1 : qi.n_turns;
+			if (!(order = cmv__calloc(to - from + 1, sizeof(size_t))) || !(hits = cmv__calloc(to - from + 1, sizeof(*hits)))) {
+				error = cmv_error__oom();
+			} else {
+				for (size_t g = from; g < to; g++)
+					order[n++] = qi.n_bodies + g;
+				if ((error = hits_fill(hits, &qi, order, n, &p, repo, tip, target)) > 0)
+					error = 0;
+			}
+		}
+	} else if (!error) {
+		error = cmv_error__set(CMV_ENOTFOUND, "the branch has no messages");
+	}
+	if (error < 0) {
+		cmv_repo_txn_rollback(repo);
+		cmv_query_hits_free(hits, n);
+	} else if ((error = cmv_repo_txn_commit(repo)) < 0) {
+		cmv_query_hits_free(hits, n);
+	} else {
+		*out = hits;
+		*n_out = n;
+	}
+	free(order);
+	cmv_pager__qindex_dispose(&qi);
+	cmv_pager__dispose(&p);
+	return error;
+}

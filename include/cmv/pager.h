@@ -140,6 +140,38 @@ CMV_EXTERN(int) cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, 
 				 const char *branch, const cmv_model *model, cmv_tok *tok, const char *query,
 				 uint64_t budget);
 
+/** A page a query took (cmv_query_pages). */
+typedef struct cmv_query_hit {
+	char id[CMV_ID_HEXSZ + 1];   /**< the page: cmv_recall(id) gives it back (a turn: its messages as JSON) */
+	cmv_page_kind kind;
+	size_t turn;                 /**< its turn group, from 0 */
+	size_t turns;                /**< the branch's turn groups */
+	uint64_t tokens;             /**< what it costs resident, in the model's tokens */
+	char node[CMV_ID_HEXSZ + 1]; /**< the record its turn begins at ("" when not known) */
+	char *text;                  /**< a turn as "role: text" lines, a body as its text */
+} cmv_query_hit;
+
+/**
+ * The pages cmv_recall_query would take for `query` within `allowance`
+ * tokens, best first (the same query path and ranking), each with its
+ * text. A turn taken is kept as the blob its id names, so cmv_recall(id)
+ * brings it back. Free with cmv_query_hits_free().
+ * @return 0 (no match: *n_out 0), CMV_EINVALID, CMV_ENOTFOUND, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_query_pages(cmv_query_hit **out, size_t *n_out, cmv_repo *repo, const cmv_id *tip,
+				const char *branch, const cmv_model *model, cmv_tok *tok, const char *query,
+				uint64_t allowance);
+CMV_EXTERN(void) cmv_query_hits_free(cmv_query_hit *hits, size_t n);
+
+/**
+ * The turns around a page (a page id as cmv_query_pages gives it, or the
+ * id of the record a turn begins at): `before` turns before its turn, the
+ * turn, and `after` turns after it, in order, as cmv_query_pages gives them.
+ * @return 0, CMV_ENOTFOUND (not on this branch), CMV_EINVALID, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_query_turns(cmv_query_hit **out, size_t *n_out, cmv_repo *repo, const cmv_id *tip,
+				const cmv_model *model, cmv_tok *tok, const char *id, size_t before, size_t after);
+
 /**
  * Answer a model's call of the recall tool: `input` is the call's input
  * JSON ({"id": "..."}); `out` gets the page's contents, or a short error
