@@ -20,6 +20,9 @@ static void usage(FILE *out)
 	      "                               official tiktoken core; the 1 MiB worst case\n"
 	      "    pager [--quick] [--json]     materialize latency, 10k to 1M-token histories into 8k to\n"
 	      "                               200k windows (cold, warm, after an append); fault-in latency\n"
+	      "    mcp [--quick] [--queries N] [--json]\n"
+	      "                               MCP search and get p50/p95 over stdio and HTTP on 100k and\n"
+	      "                               1M-token histories, beside the in-process query path\n"
 	      "    locomo FILE [--budget N,...] [--json]\n"
 	      "                               evidence recall within a token budget through the pager's\n"
 	      "                               query path, beside a BM25 top-turns baseline (same run)\n"
@@ -53,6 +56,8 @@ int main(int argc, char **argv)
 		return bench_pager(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "locomo"))
 		return bench_locomo(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "mcp"))
+		return bench_mcp(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trim"))
 		return bench_trim(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "compact"))
