@@ -228,7 +228,7 @@ int bench_locomo(int argc, char **argv)
 	uint64_t budgets[MAX_BUDGETS] = { 512, 1294, 2048, 4096 };
 	size_t n_budgets = 4;
 	bool json = false;
-	const char *answer_with = NULL, *llm_url = NULL;
+	const char *answer_with = NULL, *llm_url = NULL, *only = NULL;
 	cmv_llm *llm = NULL;
 	const cmv_model *am = NULL;
 	size_t qno = 0;
@@ -256,12 +256,14 @@ int bench_locomo(int argc, char **argv)
 			}
 		} else if (!strcmp(argv[i], "--answer-with") && i + 1 < argc) {
 			answer_with = argv[++i];
+		} else if (!strcmp(argv[i], "--conversation") && i + 1 < argc) {
+			only = argv[++i]; /* one conversation (its sample_id): tune on one, measure on another */
 		} else if (!strcmp(argv[i], "--llm-url") && i + 1 < argc) {
 			llm_url = argv[++i];
 		} else if (argv[i][0] != '-' && !file) {
 			file = argv[i];
 		} else {
-			fprintf(stderr, "usage: cmv-bench locomo FILE [--budget N,...] [--answer-with MODEL [--llm-url URL]] [--json]\n");
+			fprintf(stderr, "usage: cmv-bench locomo FILE [--budget N,...] [--conversation ID] [--answer-with MODEL [--llm-url URL]] [--json]\n");
 			return 2;
 		}
 	}
@@ -293,7 +295,8 @@ int bench_locomo(int argc, char **argv)
 		const cJSON *c = cJSON_GetObjectItemCaseSensitive(conv, "conversation");
 		const cJSON *qa = cJSON_GetObjectItemCaseSensitive(conv, "qa");
 		const char *a = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "speaker_a"));
-		if (!cJSON_IsObject(c) || !cJSON_IsArray(qa) || !a)
+		const char *sample = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(conv, "sample_id"));
+		if (!cJSON_IsObject(c) || !cJSON_IsArray(qa) || !a || (only && (!sample || strcmp(sample, only))))
 			continue;
 		n_conv++;
 		/* the sessions, numerically */
