@@ -97,6 +97,8 @@ check "gc" gc --dry-run
 check "fsck" fsck
 check "hook status" hook status
 check "version" version
+check "mcp install" mcp install --codex --config "$WORK/codex-home"
+check "mcp uninstall" mcp uninstall --codex --config "$WORK/codex-home"
 check "benchmark" benchmark -s "$V"
 
 # --- every command that prints for a program has --json, and ran above ---
