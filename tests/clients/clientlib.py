@@ -33,6 +33,15 @@ def clients_dir():
     return os.path.join(data, "clients", "bin")
 
 
+def _die_with_parent():
+    """The server goes when the test does, however the test ends (PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes, signal
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 _checked = {}
 
 
@@ -103,7 +112,8 @@ class Sandbox:
             json.dump({"turns": turns, "done": done}, f)
         self.log = os.path.join(self.root, f"requests{n}")
         self.server = subprocess.Popen([sys.executable, SERVER, "--script", script, "--log-dir", self.log],
-                                       stdout=subprocess.PIPE, text=True)
+                                       stdout=subprocess.PIPE, stderr=open(self.log + ".err", "w"), text=True,
+                                       preexec_fn=_die_with_parent)
         self.port = int(self.server.stdout.readline())
         with open(os.path.join(self.codex_home, "config.toml"), "w") as f:
             f.write(f'model = "gpt-5"\nopenai_base_url = "http://127.0.0.1:{self.port}/v1"\n')
