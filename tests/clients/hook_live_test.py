@@ -3,8 +3,8 @@
 """The hooks in a live Claude Code session (clients tier, docs/clients.md).
 
 `cmv hook install` into a temporary CLAUDE_CONFIG_DIR, then a scripted session of four runs of
-the real Claude Code (`claude -p`, then `claude --resume ID -p` three times), 18 tool calls in
-all, each a Bash `seq` whose output (about 28 KB) is sent whole. The PostToolUse hook must:
+the real Claude Code (`claude -p`, then `claude --resume ID -p` three times), 19 tool calls in
+all, a Bash `seq` whose output (about 28 KB) is sent whole, and one `cat` of 300 KB. The PostToolUse hook must:
 fire and trim the live file in place (auto-trim.log says so, the file stays where it is);
 leave Claude Code going (every run ends with the script's last reply); make the next request
 smaller (a run that resumes after a trim sends fewer tokens than the run before it last sent);
@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clientlib import (Sandbox, anthropic_messages_text, anthropic_problems, check, client, finish, o200k)
 
 SIZE = 150_000  # the hook's --size: a few calls' outputs, so it fires several times per run
-RUNS = [6, 4, 4, 4]  # tool calls per claude run
-
+RUNS = [6, 4, 4, 4]  # tool calls per claude run; run 2 also cats a 300 KB file, which Claude Code
+# 2.1.328 saves beside the session and sends as a 2 KB <persisted-output> preview
 client("claude")
 sb = Sandbox("hook-live")
 try:
@@ -31,6 +31,8 @@ try:
     r = sb.run_cmv("hook", "status")
     check(r.returncode == 0, f"cmv hook status: {r.stdout.strip()[:200]}")
 
+    with open(os.path.join(sb.work, "big.txt"), "w") as f:
+        f.write("".join(f"line {i} of a large file\n" for i in range(12_000)))
     sid = str(uuid.uuid4())
     log_path = os.path.join(sb.store, ".cmv", "auto-trim.log")
     transcript = None
@@ -43,6 +45,9 @@ try:
             turns.append({"tool": "Bash", "input": {"command": f"seq {call * 1_000_000} {call * 1_000_000 + 3500}",
                                                      "description": f"count {call}"}})
             call += 1
+        if k == 2:
+            turns.append({"tool": "Bash", "input": {"command": "cat big.txt", "description": "show it"}})
+            n += 1
         turns.append({"text": f"Run {k} counted."})
         sb.serve(turns)
         logged = open(log_path).read().splitlines() if os.path.exists(log_path) else []
