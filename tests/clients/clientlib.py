@@ -91,6 +91,10 @@ class Sandbox:
         self.cmv = cmv_bin()
         self.run_cmv("init", self.store)
 
+    @staticmethod
+    def cmv_path():
+        return cmv_bin()
+
     def env(self, **extra):
         e = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_", "CLAUDE", "CODEX"))}
         e.update(HOME=self.home, CLAUDE_CONFIG_DIR=self.claude_dir, CODEX_HOME=self.codex_home,
@@ -202,7 +206,8 @@ def block_text(b):
     if t == "thinking":
         return b.get("thinking", "")
     if t == "tool_use":
-        return b.get("name", "") + " " + json.dumps(b.get("input", {}), ensure_ascii=False)
+        # compact, as cmv-bench resume writes it (cJSON_PrintUnformatted)
+        return b.get("name", "") + " " + json.dumps(b.get("input", {}), ensure_ascii=False, separators=(",", ":"))
     if t == "tool_result":
         c = b.get("content", "")
         return c if isinstance(c, str) else "\n".join(block_text(x) for x in c)

@@ -142,11 +142,28 @@ for path in sessions:
         check(trimmed <= full, f"{name}: the trimmed resume is no larger ({trimmed} <= {full} tokens)")
         if os.path.getsize(path) > 100_000:
             check(trimmed < full, f"{name}: the trimmed resume of a large session is smaller")
-        rows.append((os.path.basename(path), len(history(sent)), full, trimmed))
+        rows.append((os.path.basename(path), len(history(sent)), full, trimmed, os.path.realpath(path)))
     sb.close()
 
 print("\nresume with Claude Code: o200k tokens of the session's messages the server received")
 print(f"{'session':58} {'messages':>8} {'untrimmed':>10} {'trimmed':>9} {'ratio':>6}")
-for n, m, a, b in rows:
+for n, m, a, b, _ in rows:
     print(f"{n:58} {m:8} {a:10} {b:9} {b / max(a, 1):6.3f}")
+
+# cmv-bench resume counts with the model: its figures must be the client's, within the tolerance.
+bench = os.environ.get("CMV_BENCH")
+if bench:
+    import subprocess
+    r = subprocess.run([bench, "resume", transcripts, "--json", "--runs", "1", "--cmv", Sandbox.cmv_path()],
+                       capture_output=True, text=True, timeout=600)
+    if check(r.returncode == 0, f"cmv-bench resume {transcripts} ({r.stderr.strip()[:300]})"):
+        got = {os.path.realpath(s["file"]): s for s in json.loads(r.stdout)["sessions"]}
+        for n, m, a, b, real in rows:
+            s = got.get(real)
+            if not check(s is not None, f"cmv-bench resume measured {n}"):
+                continue
+            for what, bench_t, client_t in (("untrimmed", s["tokens_untrimmed"], a), ("trimmed", s["tokens_trimmed"], b)):
+                check(abs(bench_t - client_t) <= RESUME_MODEL_TOLERANCE * client_t + 2,
+                      f"{n[:12]}: cmv-bench resume's {what} {bench_t:.0f} tokens are within "
+                      f"{RESUME_MODEL_TOLERANCE:.0%} of what Claude Code sent ({client_t})")
 finish("resume_test")
