@@ -238,6 +238,28 @@ const char *cli_time(int64_t t, char buf[32])
 	return buf;
 }
 
+const char *cli_rfc3339(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, 32, "1970-01-01T00:00:00Z");
+	return buf;
+}
+
+size_t cli_utf8_cut(const char *s, size_t len, size_t max)
+{
+	size_t n;
+
+	if (len <= max)
+		return len;
+	/* back to the first byte of the character the cut falls in */
+	for (n = max; n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80; n--)
+		;
+	return n;
+}
+
 int cli_read_stdin(cmv_buf *buf)
 {
 	char chunk[65536];
@@ -284,11 +306,102 @@ int cli_current_branch(cmv_buf *out, cli_ctx *ctx)
 	return 0;
 }
 
+/* The branch (or, with it gone, the last imported head) a session ref's manifest names. */
+static int session_target(cmv_buf *out, cmv_repo *repo, const cmv_ref *ref)
+{
+	cmv_node *manifest = NULL;
+	cmv_buf blob = CMV_BUF_INIT(1 << 24);
+	cmv_ref *br = NULL;
+	cJSON *info = NULL;
+	int found = 0;
+
+	if (cmv_node_read(&manifest, repo, &ref->target) < 0 || manifest->n_blocks != 1 ||
+	    strcmp(manifest->blocks[0].type, "session") || cmv_blob_read(&blob, repo, &manifest->blocks[0].blob) < 0 ||
+	    !(info = cJSON_ParseWithLength(blob.ptr, blob.size)))
+		goto done;
+	const char *branch = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(info, "branch"));
+	const char *head = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(info, "head"));
+	if (branch && cmv_ref_lookup(&br, repo, branch) == 0 && br->type == CMV_REF_BRANCH &&
+	    !cmv_id_is_none(&br->target))
+		found = cmv_buf_puts(out, branch) == 0;
+	else if (head && *head)
+		found = cmv_buf_puts(out, head) == 0;
+done:
+	cmv_error_clear();
+	cJSON_Delete(info);
+	cmv_ref_free(br);
+	cmv_node_free(manifest);
+	cmv_buf_dispose(&blob);
+	return found;
+}
+
+const char *cli_ref_canon(cmv_buf *out, cli_ctx *ctx, const char *spec)
+{
+	const char *tilde;
+	cmv_ref *ref = NULL;
+	cmv_buf base = CMV_BUF_INIT(CMV_BUF_SMALL);
+
+	cmv_buf_clear(out);
+	if (!spec)
+		return NULL;
+	tilde = strrchr(spec, '~');
+	cmv_buf_put(&base, spec, tilde ? (size_t)(tilde - spec) : strlen(spec));
+	/*
+	 * import prints a session as its ref (cc/<id>), which names the record
+	 * list; whoever passes it back means the conversation: its branch.
+	 */
+	if (!cmv_ref_name_is_valid(base.ptr) || cmv_ref_lookup(&ref, ctx->repo, base.ptr) < 0 ||
+	    ref->type != CMV_REF_SESSION || !session_target(out, ctx->repo, ref)) {
+		cmv_buf_clear(out);
+		cmv_buf_puts(out, spec);
+	} else if (tilde) {
+		cmv_buf_puts(out, tilde);
+	}
+	cmv_error_clear();
+	cmv_ref_free(ref);
+	cmv_buf_dispose(&base);
+	return out->ptr;
+}
+
+/* cli_ref_arg's strings, kept until the command ends (cli_ref_args_free) */
+static char *ref_args[16];
+static size_t n_ref_args;
+
+const char *cli_ref_arg(cli_ctx *ctx, const char *spec)
+{
+	cmv_buf canon = CMV_BUF_INIT(CMV_BUF_SMALL);
+	const char *ret = spec;
+
+	if (spec && n_ref_args < sizeof(ref_args) / sizeof(*ref_args) && cli_ref_canon(&canon, ctx, spec) &&
+	    strcmp(canon.ptr, spec))
+		ret = ref_args[n_ref_args++] = cmv_buf_detach(&canon);
+	cmv_buf_dispose(&canon);
+	return ret;
+}
+
+const char *cli_ref_arg_keep(char *s)
+{
+	if (s && n_ref_args < sizeof(ref_args) / sizeof(*ref_args))
+		return ref_args[n_ref_args++] = s;
+	free(s);
+	return NULL;
+}
+
+void cli_ref_args_free(void)
+{
+	while (n_ref_args)
+		free(ref_args[--n_ref_args]);
+}
+
 int cli_resolve(cmv_id *out, cli_ctx *ctx, const char *spec)
 {
-	if (cmv_resolve(out, ctx->repo, spec ? spec : "HEAD") < 0)
-		return cli_fail("cannot resolve the ref");
-	return 0;
+	cmv_buf canon = CMV_BUF_INIT(CMV_BUF_SMALL);
+	int rc = 0;
+
+	if (cmv_resolve(out, ctx->repo, spec ? cli_ref_canon(&canon, ctx, spec) : "HEAD") < 0)
+		rc = cli_fail("cannot resolve the ref");
+	cmv_buf_dispose(&canon);
+	return rc;
 }
 
 /* Append `len` bytes as one line (control characters become spaces); false if cut short. */
@@ -361,6 +474,40 @@ const char *cli_ref_type_name(cmv_ref_type type)
 	case CMV_REF_SESSION: return "session";
 	}
 	return "ref";
+}
+
+int cli_branch_model(cmv_buf *out, cli_ctx *ctx, const char *ref)
+{
+	cmv_buf name = CMV_BUF_INIT(CMV_BUF_SMALL);
+
+	cmv_buf_clear(out);
+	if (ref)
+		cli_ref_canon(&name, ctx, ref);
+	else if (cmv_head_get(&name, ctx->repo) < 0)
+		cmv_buf_clear(&name);
+	/* a snapshot (or a branch with none set) counts as what it was made from does */
+	for (int hops = 0; hops < 16 && name.size && !out->size; hops++) {
+		cmv_ref *r = NULL;
+		char *tilde = strrchr(name.ptr, '~');
+		if (tilde) {
+			*tilde = '\0';
+			name.size = (size_t)(tilde - name.ptr);
+		}
+		if (!cmv_ref_name_is_valid(name.ptr) || cmv_ref_lookup(&r, ctx->repo, name.ptr) < 0)
+			break;
+		if (r->type == CMV_REF_BRANCH && cmv_branch_llm_get(out, ctx->repo, r->name) < 0)
+			cmv_buf_clear(out);
+		/* an inline JSON descriptor is no registry key a count can use */
+		if (out->size && out->ptr[0] == '{')
+			cmv_buf_clear(out);
+		cmv_buf_clear(&name);
+		if (r->from_ref)
+			cmv_buf_puts(&name, r->from_ref);
+		cmv_ref_free(r);
+	}
+	cmv_error_clear();
+	cmv_buf_dispose(&name);
+	return out->size ? 1 : 0;
 }
 
 /* The store the running command opened, whose calibrations count for it (cli_model). */

@@ -82,8 +82,12 @@ int cli_print_json(cJSON *doc);
 /* Hex id helpers: full and abbreviated (12 digits). */
 const char *cli_id(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1]);
 const char *cli_short(const cmv_id *id, char buf[CMV_ID_HEXSZ + 1]);
-/* A unix time as "2026-11-22 11:01:00" (UTC) in buf. */
+/* A unix time as "2026-11-22 11:01:00" (UTC) in buf: for people. */
 const char *cli_time(int64_t t, char buf[32]);
+/* A unix time as RFC 3339 in UTC, "2026-11-22T11:01:00Z": every time in JSON. */
+const char *cli_rfc3339(int64_t t, char buf[32]);
+/* The longest prefix of s[0..len) of at most max bytes that ends on a UTF-8 character boundary. */
+size_t cli_utf8_cut(const char *s, size_t len, size_t max);
 /* Create a folder and its missing parents (0700); -1 with errno set on failure. */
 int cli_mkdirs(const char *path);
 /* Read all of stdin into buf. */
@@ -103,7 +107,18 @@ int cli_current_branch(cmv_buf *out, cli_ctx *ctx);
 			return parse_rc_ < 0 ? EXIT_OK : parse_rc_;            \
 	} while (0)
 
-/* Resolve a REF argument (NULL: the current branch) to a node id, or fail. */
+/*
+ * A REF as the user gave it, with a session ref (cc/<id>, codex/<id>: what
+ * import prints) replaced by the session's branch, or by its last imported
+ * head when the branch is gone; anything else unchanged. NULL for NULL.
+ */
+const char *cli_ref_canon(cmv_buf *out, cli_ctx *ctx, const char *spec);
+/* As cli_ref_canon, kept until the command returns: `ref = cli_ref_arg(ctx, ref);` */
+const char *cli_ref_arg(cli_ctx *ctx, const char *spec);
+/* Keep a malloc'd string until the command returns (NULL: cannot). */
+const char *cli_ref_arg_keep(char *s);
+void cli_ref_args_free(void);
+/* Resolve a REF argument (NULL: the current branch; a session ref: its branch) to a node id, or fail. */
 int cli_resolve(cmv_id *out, cli_ctx *ctx, const char *spec);
 /* A one-line preview of a node's content, at most max_chars bytes. */
 int cli_preview(cmv_buf *out, cli_ctx *ctx, const cmv_node *node, size_t max_chars);
@@ -113,12 +128,12 @@ CMD(init); CMD(append); CMD(import); CMD(export); CMD(log); CMD(show); CMD(snaps
 CMD(branch); CMD(checkout); CMD(list); CMD(tree); CMD(info); CMD(delete); CMD(search);
 CMD(gc); CMD(fsck); CMD(sessions); CMD(tokens); CMD(models); CMD(stats); CMD(model); CMD(help); CMD(version);
 CMD(trim); CMD(recall); CMD(hook); CMD(auto_trim); CMD(materialize); CMD(fit); CMD(tool_schema); CMD(switch);
-CMD(compact); CMD(handoff); CMD(uncompact);
+CMD(compact); CMD(handoff); CMD(uncompact); CMD(benchmark); CMD(completions);
 
 extern const cli_opt opts_init[], opts_append[], opts_import[], opts_export[], opts_log[],
 	opts_show[], opts_snapshot[], opts_branch[], opts_checkout[], opts_list[], opts_tree[],
 	opts_info[], opts_delete[], opts_search[], opts_gc[], opts_fsck[], opts_sessions[], opts_tokens[], opts_models[], opts_stats[], opts_model[], opts_help[], opts_trim[], opts_recall[], opts_hook[], opts_auto_trim[], opts_materialize[], opts_fit[], opts_tool_schema[], opts_switch[],
-	opts_compact[], opts_handoff[], opts_uncompact[],
+	opts_compact[], opts_handoff[], opts_uncompact[], opts_benchmark[], opts_completions[],
 	opts_version[];
 
 /* Parse a --threshold value: a whole number >= CMV_TRIM_THRESHOLD_MIN (NULL: 0, the default). -1 if bad. */
@@ -132,6 +147,14 @@ bool cli_parse_u64(uint64_t *out, const char *s);
  * ..."). @return 0, or the library's error (its message suggests close ids)
  */
 int cli_model(const cmv_model **out, cmv_models *models, const char *name);
+/*
+ * The model REF runs on (NULL: the current branch): the branch's (cmv
+ * model), else that of what it was made from; 1 with its id in out, 0 with
+ * out empty when none is set. Every command that needs a model defaults
+ * to this, then to CLI_DEFAULT_MODEL.
+ */
+int cli_branch_model(cmv_buf *out, cli_ctx *ctx, const char *ref);
+#define CLI_DEFAULT_MODEL "claude-sonnet-4-5"
 /* Models cli_model resolves from now on count as `repo`'s calibrations say (main: the command's store). */
 void cli_calibrate_with(cmv_repo *repo);
 /*
@@ -155,6 +178,8 @@ typedef struct cli_counter {
 } cli_counter;
 /* EXIT_OK, or EXIT_USAGE / EXIT_ERROR after saying why. */
 int cli_counter_init(cli_counter *c, const cli_cmd *cmd, const char *list);
+/* The index of model `name` in c, loading it when new (up to CLI_COUNTER_MAX); EXIT_OK or as cli_counter_init. */
+int cli_counter_add(size_t *index, cli_counter *c, const cli_cmd *cmd, const char *name);
 int cli_counter_count(uint64_t *out, cli_counter *c, size_t i, cmv_repo *repo, const cmv_id *tip);
 void cli_counter_free(cli_counter *c);
 /* "12.3k" for 12345 (3 significant digits) into buf. */

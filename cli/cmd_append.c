@@ -31,7 +31,7 @@ CMD(append)
 	if (cmv_role_parse(&msg.role, a_role) < 0 || (a_kind && cmv_kind_parse(&msg.kind, a_kind) < 0))
 		return cli_usage_error(cli_find("append"), "%s", cmv_error_last()->message);
 	if (a_branch)
-		cmv_buf_puts(&branch, a_branch);
+		cli_ref_canon(&branch, ctx, a_branch);
 	else if ((rc = cli_current_branch(&branch, ctx)) != 0)
 		goto done;
 	if (a_text)
@@ -55,7 +55,7 @@ CMD(append)
 	if (a_json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "branch", branch.ptr);
-		cJSON_AddStringToObject(o, "node", cli_id(&head, hex));
+		cJSON_AddStringToObject(o, "head", cli_id(&head, hex));
 		rc = cli_print_json(o);
 	} else {
 		printf("%s\n", cli_id(&head, hex));

@@ -11,16 +11,27 @@
  * (auto-trim.log, one JSON object per line) and on stderr.
  *
  * Nothing is lost on the way: the bytes read are first copied to a backup
- * file (`cmv hook restore` puts it back) and imported into the store, where
- * a snapshot keeps them; the trimmed file replaces the session by rename,
- * and only if the session did not change while it was being trimmed. A
- * session whose last line is cut off is being written: it is left alone.
+ * file (`cmv hook restore` puts it back) and imported into the store; the
+ * trimmed file replaces the session by rename, and only if the session did
+ * not change while it was being trimmed. A session whose last line is cut
+ * off is being written: it is left alone.
  *
- * The job runs as phases (auto_trim): read the hook's input, find the
- * session, lock the store, read the session, back it up, import it, trim
- * it in the store, replace the session file, prune old backups. A phase
- * that gives up says why and stops the rest.
+ * Invariants (docs/trim.md, "Hooks"):
+ *  - only a file below Claude Code's projects folder whose own session id
+ *    is the hook's is read, backed up or replaced;
+ *  - the session's branch holds what the file holds: the trimmed bytes are
+ *    imported in the transaction that is committed just before the rename;
+ *  - one ref per session, auto/<session>, whatever the number of trims;
+ *  - with --check-size, nothing to do costs a stat and a read of the
+ *    session's state file; PreCompact always trims.
+ *
+ * The job runs as phases (auto_trim): read the hook's input, see whether
+ * it is worth a trim, find the session, lock the store, read the session,
+ * back it up, import it, trim it, import the trim, record it, replace the
+ * session file, prune old backups. A phase that gives up says why and
+ * stops the rest.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -38,61 +49,61 @@
 #include "base/base.h"
 #include "hook.h"
 
-#define HOOK_STDIN_MAX ((size_t)1 << 20) /* a hook's input is a few hundred bytes */
+/*
+ * The most a hook's input may be. Claude Code sends the tool's input and
+ * response after each call: for a Write or an Edit, the whole file (twice
+ * over for an Edit: content, old file, patch), each byte escaped as JSON
+ * (\n is two, a control character six). 64 MiB takes an edit of a file of
+ * over 10 MB; the input is streamed, not kept (hook_input.c), so the cap
+ * bounds the time read (a 5 MB input: docs/trim.md), not memory.
+ */
+#define HOOK_STDIN_MAX ((size_t)64 << 20)
 #define HOOK_STDIN_WAIT_MS 5000
 #define HOOK_KEEP_DEFAULT 5              /* backups kept per session */
 
-static const char *a_size, *a_threshold, *a_keep;
+static const char *a_size, *a_threshold, *a_keep, *a_growth;
 static bool a_check;
 const cli_opt opts_auto_trim[] = {
-	{ OPT_FLAG, "check-size", 0, NULL, "trim only once the session file is over --size bytes", NULL, &a_check },
+	{ OPT_FLAG, "check-size", 0, NULL, "trim only once the session file is over --size bytes, and grew by --growth since the last trim", NULL, &a_check },
 	{ OPT_VALUE, "size", 0, "BYTES", "the size for --check-size (default 600000)", &a_size, NULL },
+	{ OPT_VALUE, "growth", 0, "BYTES", "the growth for --check-size (default 65536)", &a_growth, NULL },
 	{ OPT_VALUE, "threshold", 't', "CHARS", "stub content over this many characters (default 500)", &a_threshold, NULL },
 	{ OPT_VALUE, "keep", 0, "N", "backups kept per session (default 5)", &a_keep, NULL },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
-
-/* Read stdin, at most HOOK_STDIN_MAX bytes, waiting at most HOOK_STDIN_WAIT_MS for each part. */
-static const char *read_hook_input(cmv_buf *out)
+/* stdin for hook_input_parse, waiting at most HOOK_STDIN_WAIT_MS for each part. */
+static long read_stdin(void *payload, char *buf, size_t n, const char **err)
 {
-	char chunk[4096];
-	if (isatty(STDIN_FILENO))
-		return "standard input is a terminal, not a hook's input";
+	(void)payload;
 	for (;;) {
 		struct pollfd p = { .fd = STDIN_FILENO, .events = POLLIN };
 		int r = poll(&p, 1, HOOK_STDIN_WAIT_MS);
-		if (r == 0)
-			return "no hook input within 5 seconds";
+		if (r == 0) {
+			*err = "no hook input within 5 seconds";
+			return -1;
+		}
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
-			return "cannot read standard input";
-		ssize_t n = read(STDIN_FILENO, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
+		ssize_t k = r < 0 ? -1 : read(STDIN_FILENO, buf, n);
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return "cannot read standard input";
-		if (n == 0)
-			return NULL;
-		if (out->size + (size_t)n > HOOK_STDIN_MAX)
-			return "the hook input is over 1 MiB";
-		if (cmv_buf_put(out, chunk, (size_t)n) < 0)
-			return "out of memory";
+		if (k < 0)
+			*err = "cannot read standard input";
+		return (long)k;
 	}
 }
 
 typedef struct {
 	const char *store;
 	cJSON *log;
-	size_t size_limit, threshold, keep;
+	size_t size_limit, threshold, keep, growth;
 	bool check_size;
 	/* what each phase of the job leaves to the next */
 	const char *err;                /* why it gave up (NULL: it did not) */
-	cmv_buf in;                     /* the hook's input */
-	cJSON *hook;                    /* ... parsed; sid and path point into it */
+	hook_input in;                  /* the hook's input; sid and path point into it */
 	const char *sid, *path;         /* path: the session file, once found (real) */
-	char real[PATH_MAX];
+	char real[PATH_MAX], projects[PATH_MAX];
 	struct stat st;                 /* the session file when it was found */
 	int lock;                       /* the store's auto-trim.lock, held */
 	cmv_buf body;                   /* the session's bytes, as read */
@@ -101,10 +112,13 @@ typedef struct {
 	cmv_models *models;
 	const cmv_model *m;             /* the model the log counts tokens in */
 	cmv_tok *tok;
-	cmv_import_result res;          /* the session as imported */
-	char snap[128], branch[160];    /* the snapshot of it, and the trimmed branch */
+	cmv_import_result res, tres;    /* the session as read, and as trimmed, imported */
+	char ref[CMV_REF_NAME_MAX + 1]; /* auto/<session>: the rolling record of the trims */
+	char tmp_branch[CMV_REF_NAME_MAX + 1];
 	cmv_trim_report rep;
 	cmv_buf trimmed;                /* the trimmed branch, written as the session */
+	cmv__atomic_file af;            /* ... on its way to replace it */
+	bool in_txn;                    /* the store's transaction is open */
 } auto_trim_job;
 
 /* A phase gives up: the session file is left as it was, and `err` says why. */
@@ -127,24 +141,30 @@ static bool give_up(auto_trim_job *job, const char *fmt, ...)
 	return stop(job, why);
 }
 
+/* Nothing to do: said in the log only when asked (CMV_HOOK_LOG=all), since it happens after every tool call. */
+static bool quiet(auto_trim_job *job, const char *outcome)
+{
+	cJSON_AddStringToObject(job->log, "outcome", outcome);
+	return false;
+}
+
 /* The hook's input: which session, in which file, and what fired the hook (for the log). */
 static bool read_hook(auto_trim_job *job)
 {
 	const char *err;
 
-	if ((err = read_hook_input(&job->in)) != NULL)
+	if (isatty(STDIN_FILENO))
+		return stop(job, "standard input is a terminal, not a hook's input");
+	if ((err = hook_input_parse(&job->in, read_stdin, NULL, HOOK_STDIN_MAX)) != NULL)
 		return stop(job, err);
-	if (!(job->hook = cJSON_ParseWithLength(job->in.ptr ? job->in.ptr : "", job->in.size)) || !cJSON_IsObject(job->hook))
-		return stop(job, "the hook input is not a JSON object");
-	job->sid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job->hook, "session_id"));
-	job->path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job->hook, "transcript_path"));
-	const char *trigger = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job->hook, "hook_event_name"));
-	if (!trigger)
-		trigger = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job->hook, "trigger"));
-	if (trigger)
-		cJSON_AddStringToObject(job->log, "trigger", trigger);
-	if (!job->sid || !job->path)
+	if (job->in.seen & HOOK_IN_EVENT)
+		cJSON_AddStringToObject(job->log, "trigger", job->in.event);
+	if (job->in.seen & HOOK_IN_TRIGGER)
+		cJSON_AddStringToObject(job->log, "compact", job->in.trigger);
+	if (!(job->in.seen & HOOK_IN_SESSION_ID) || !(job->in.seen & HOOK_IN_TRANSCRIPT))
 		return stop(job, "the hook input has no session_id or transcript_path");
+	job->sid = job->in.session_id;
+	job->path = job->in.transcript_path;
 	cJSON_AddStringToObject(job->log, "session", job->sid);
 	cJSON_AddStringToObject(job->log, "transcript", job->path);
 	if (!hook_session_id_ok(job->sid))
@@ -152,32 +172,52 @@ static bool read_hook(auto_trim_job *job)
 	return true;
 }
 
-/* The session file, a regular one; with --check-size, one big enough to be worth a trim. */
+/*
+ * After a tool call (--check-size), the whole cost when there is nothing to
+ * do: a stat of the session, and a read of the state the last trim left.
+ * PreCompact trims whatever the size: Claude Code is about to compact.
+ */
+static bool worth_a_trim(auto_trim_job *job)
+{
+	struct stat st;
+	hook_state last;
+
+	if (!job->check_size || !strcmp(job->in.event, "PreCompact"))
+		return true;
+	if (stat(job->path, &st) != 0)
+		return true; /* find_session says why */
+	if ((uint64_t)st.st_size < job->size_limit)
+		return quiet(job, "small");
+	/* the same file (a restore or another writer makes a new one), not grown enough since */
+	if (job->store && hook_state_read(&last, job->store, job->sid) && last.ino == (unsigned long long)st.st_ino &&
+	    (unsigned long long)st.st_size < last.bytes + job->growth)
+		return quiet(job, "not grown");
+	return true;
+}
+
+/* The session file: a regular file inside Claude Code's projects folder. */
 static bool find_session(auto_trim_job *job)
 {
+	if (!hook_projects_dir(job->projects))
+		return stop(job, "no Claude Code projects folder ($CLAUDE_CONFIG_DIR/projects or ~/.claude/projects)");
 	/* a link is followed once, here: the file it names is what gets replaced, not the link */
 	if (!realpath(job->path, job->real) || stat(job->real, &job->st) != 0)
 		return give_up(job, "%s: %s", job->path, strerror(errno));
+	if (!hook_path_below(job->real, job->projects))
+		return give_up(job, "%s: not inside Claude Code's projects folder %s; left alone", job->real, job->projects);
 	job->path = job->real;
 	if (!S_ISREG(job->st.st_mode))
 		return give_up(job, "%s: not a regular file", job->path);
-	if (job->check_size && (uint64_t)job->st.st_size < job->size_limit) {
-		cJSON_AddStringToObject(job->log, "outcome", "small");
-		return false;
-	}
 	return true;
 }
 
 /* The store, to ourselves. */
 static bool lock_store(auto_trim_job *job)
 {
-	char tmp[PATH_MAX];
-
 	if (!job->store)
 		return stop(job, "no store: install the hooks from one (cmv hook install)");
 	/* one auto-trim at a time: PreCompact and PostToolUse can fire together */
-	snprintf(tmp, sizeof(tmp), "%s/auto-trim.lock", job->store);
-	if ((job->lock = open(tmp, O_RDWR | O_CREAT | O_NOFOLLOW, 0600)) < 0 || flock(job->lock, LOCK_EX | LOCK_NB) != 0)
+	if ((job->lock = hook_lock(job->store)) < 0)
 		return stop(job, "another auto-trim is running");
 	return true;
 }
@@ -188,6 +228,26 @@ static bool read_session(auto_trim_job *job)
 	if (cmv__read_file(&job->body, job->path) < 0)
 		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "cannot read the session");
 	cJSON_AddNumberToObject(job->log, "bytes_before", (double)job->body.size);
+	/*
+	 * The file's own id: the last record that names one, as Claude Code
+	 * writes it ("sessionId":"<id>", no escapes), is the session being
+	 * appended to. The trimmed file names the hook's id on every line, so
+	 * another id here would be a rewrite of someone else's session.
+	 */
+	static const char key[] = "\"sessionId\":\"";
+	const char *last = NULL, *p = job->body.ptr, *end = job->body.ptr + job->body.size;
+	while (p && (p = memmem(p, (size_t)(end - p), key, sizeof(key) - 1))) {
+		last = p + sizeof(key) - 1;
+		p = last;
+	}
+	size_t n = strlen(job->sid);
+	if (!last)
+		return give_up(job, "%s: no record names its session; left alone", job->path);
+	if ((size_t)(end - last) <= n || memcmp(last, job->sid, n) || last[n] != '"') {
+		const char *q = memchr(last, '"', (size_t)(end - last));
+		return give_up(job, "%s: the session is %.*s, not the hook's session_id; left alone", job->path,
+			       q && q - last <= 64 ? (int)(q - last) : 0, last);
+	}
 	return true;
 }
 
@@ -220,16 +280,25 @@ static bool back_up(auto_trim_job *job)
 	return true;
 }
 
-/* Into the store: the session as read (the backup), unless the agent is still writing its last line. */
+/* The session, the trim and the record of it, into the store: one transaction, committed by replace_session. */
+static bool open_store(auto_trim_job *job)
+{
+	if (cmv_repo_open(&job->repo, job->store, 0) < 0 || cmv_models_load(&job->models, NULL) < 0 ||
+	    cli_model(&job->m, job->models, "claude-sonnet-4-5") < 0 ||
+	    cmv_tok_load(&job->tok, job->m->tokenizer, NULL) < 0 || cmv_repo_txn_begin(job->repo) < 0)
+		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "cannot open the store");
+	job->in_txn = true;
+	return true;
+}
+
+/* The session as read (the backup), unless the agent is still writing its last line. */
 static bool import_session(auto_trim_job *job)
 {
 	cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
 
-	io.flags = CMV_IMPORT_FORCE; /* the session ref follows the file, trimmed last time or not */
-	if (cmv_repo_open(&job->repo, job->store, 0) < 0 || cmv_models_load(&job->models, NULL) < 0 ||
-	    cli_model(&job->m, job->models, "claude-sonnet-4-5") < 0 ||
-	    cmv_tok_load(&job->tok, job->m->tokenizer, NULL) < 0 ||
-	    cmv_import_file(&job->res, job->repo, job->backup, "claude-code", &io) < 0)
+	/* the branch is where the last trim left it, so this is a step forward; forced, since the file rules */
+	io.flags = CMV_IMPORT_FORCE;
+	if (cmv_import_file(&job->res, job->repo, job->backup, "claude-code", &io) < 0)
 		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "cannot import the session");
 	if (job->res.partial_tail) {
 		/* the agent is mid-line: what we would write back could not hold the rest of it */
@@ -239,77 +308,126 @@ static bool import_session(auto_trim_job *job)
 	return true;
 }
 
-/*
- * A snapshot of the session as read and the trimmed branch beside it, in
- * one transaction, kept only when the trimmed session is smaller: else
- * there is nothing to trim, and nothing of this run is left behind.
- */
+/* The live trim, on a branch of the transaction's own, written out as the same session. */
 static bool trim_in_store(auto_trim_job *job)
 {
 	cmv_trim_options to = CMV_TRIM_OPTIONS_INIT;
 
-	snprintf(job->snap, sizeof(job->snap), "auto-%.8s-%s", job->sid, job->stamp);
-	/* two runs in one second: the second snapshot gets a suffix */
-	for (int k = 1; k < 100; k++) {
-		cmv_ref *taken = NULL;
-		if (cmv_ref_lookup(&taken, job->repo, job->snap) < 0)
-			break;
-		cmv_ref_free(taken);
-		snprintf(job->snap, sizeof(job->snap), "auto-%.8s-%s-%d", job->sid, job->stamp, k);
-	}
-	cmv_error_clear();
-	snprintf(job->branch, sizeof(job->branch), "%s.trim", job->snap);
+	snprintf(job->ref, sizeof(job->ref), "auto/%s", job->sid);
+	snprintf(job->tmp_branch, sizeof(job->tmp_branch), "auto/%s.trimming", job->sid);
 	to.threshold = job->threshold;
-	to.branch = job->branch;
-	to.from_ref = job->snap;
+	to.branch = job->tmp_branch;
+	to.from_ref = job->res.branch;
 	to.flags = CMV_TRIM_LIVE;
 	to.model = job->m;
 	to.tok = job->tok;
-	if (cmv_repo_txn_begin(job->repo) < 0 ||
-	    cmv_snapshot_create(job->repo, job->snap, &job->res.head, job->res.branch, NULL) < 0 ||
-	    cmv_trim(&job->rep, job->repo, &job->res.head, &to) < 0 ||
-	    cmv_claude_session_write_as(&job->trimmed, job->sid, job->repo, &job->rep.head) < 0) {
-		give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "the trim failed");
-		cmv_repo_txn_rollback(job->repo);
-		return false;
-	}
+	if (cmv_trim(&job->rep, job->repo, &job->res.head, &to) < 0 ||
+	    cmv_claude_session_write_as(&job->trimmed, job->sid, job->repo, &job->rep.head) < 0)
+		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "the trim failed");
 	if (job->trimmed.size >= job->body.size) {
-		cmv_repo_txn_rollback(job->repo);
+		/* nothing of this run is kept; the state says not to look again before the file grows */
 		unlink(job->backup);
 		cJSON_DeleteItemFromObjectCaseSensitive(job->log, "backup");
 		cJSON_AddStringToObject(job->log, "outcome", "nothing to trim");
+		hook_state_write(job->store, job->sid, &job->st);
 		return false;
 	}
-	if (cmv_repo_txn_commit(job->repo) < 0)
-		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "cannot commit");
-	cJSON_AddStringToObject(job->log, "snapshot", job->snap);
-	cJSON_AddStringToObject(job->log, "branch", job->branch);
+	return true;
+}
+
+/*
+ * The trimmed bytes, written beside the session (not yet over it), are
+ * imported too: the session's branch then holds what the file will hold,
+ * so the next `cmv import --latest` (or trim, or snapshot) is a step
+ * forward from it, not a divergence.
+ */
+static bool import_trimmed(auto_trim_job *job)
+{
+	cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+
+	io.flags = CMV_IMPORT_FORCE;
+	if (cmv__atomic_open(&job->af, job->path, job->st.st_mode & 07777) < 0 ||
+	    fwrite(job->trimmed.ptr, 1, job->trimmed.size, job->af.fp) != job->trimmed.size || fflush(job->af.fp) != 0)
+		return give_up(job, "%s", job->af.fp ? strerror(errno) : cmv_error_last()->message);
+	if (cmv_import_file(&job->tres, job->repo, job->af.tmp, "claude-code", &io) < 0)
+		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "cannot import the trimmed session");
+	if (strcmp(job->tres.branch, job->res.branch))
+		return give_up(job, "the trimmed session went to branch %s, not %s", job->tres.branch, job->res.branch);
+	return true;
+}
+
+/*
+ * One ref per session, however many trims: auto/<session>, a snapshot of
+ * a chain of records, one per trim, each including the session as read
+ * and its trim (so every stub of every trim still recalls after gc) and
+ * hanging from the one before. The trim's own branch goes.
+ */
+static bool record_trim(auto_trim_job *job)
+{
+	char hex[3][CMV_ID_HEXSZ + 1];
+	cmv_ref *prev = NULL;
+	cmv_id rec, inc[2] = { job->res.head, job->rep.head };
+	cmv_snapshot_options so = CMV_SNAPSHOT_OPTIONS_INIT;
+	cmv_buf text = CMV_BUF_INIT(4096), desc = CMV_BUF_INIT(4096);
+	int error = cmv_ref_lookup(&prev, job->repo, job->ref);
+
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = 0;
+	} else if (error == 0 && prev->type != CMV_REF_SNAPSHOT) {
+		error = cmv_error__set(CMV_EEXISTS, "'%s' is not the snapshot auto-trim keeps", job->ref);
+	}
+	cmv_buf_printf(&text, "{\"session\":\"%s\",\"time\":\"%s\",\"original\":\"%s\",\"trim\":\"%s\","
+			      "\"trimmed\":\"%s\",\"bytes_before\":%zu,\"bytes_after\":%zu}",
+		       job->sid, job->stamp, cli_id(&job->res.head, hex[0]), cli_id(&job->rep.head, hex[1]),
+		       cli_id(&job->tres.head, hex[2]), job->body.size, job->trimmed.size);
+	cmv_buf_printf(&desc, "auto-trim of session %s, last at %s", job->sid, job->stamp);
+	so.description = desc.ptr;
+	cmv_block_content b = { .type = "auto_trim", .data = text.ptr, .len = text.size, .media_type = "application/json" };
+	cmv_message m = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .blocks = &b, .n_blocks = 1,
+			  .includes = inc, .n_includes = 2 };
+	if (error == 0)
+		error = cmv_ref_delete(job->repo, job->tmp_branch);
+	if (error == 0)
+		error = cmv_node_write(&rec, job->repo, prev ? &prev->target : NULL, &m);
+	if (error == 0 && prev)
+		error = cmv_ref_delete(job->repo, job->ref);
+	if (error == 0)
+		error = cmv_snapshot_create(job->repo, job->ref, &rec, job->res.branch, &so);
+	cmv_ref_free(prev);
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&desc);
+	if (error < 0)
+		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "cannot record the trim");
+	cJSON_AddStringToObject(job->log, "ref", job->ref);
+	cJSON_AddStringToObject(job->log, "original", hex[0]);
 	cJSON_AddNumberToObject(job->log, "tokens_before", (double)job->rep.tokens_before);
 	cJSON_AddNumberToObject(job->log, "tokens_after", (double)job->rep.tokens_after);
 	return true;
 }
 
-/* The trimmed file replaces the session only if nothing was appended meanwhile. */
+/*
+ * The trimmed file replaces the session only if nothing was appended
+ * meanwhile; the store's transaction is committed just before, so the
+ * branch and the file change together (a failed rename is logged: the
+ * next import of the file is then forced by the next trim).
+ */
 static bool replace_session(auto_trim_job *job)
 {
 	struct stat st2;
-	cmv__atomic_file af;
 
-	if (cmv__atomic_open(&af, job->path, job->st.st_mode & 07777) < 0 ||
-	    fwrite(job->trimmed.ptr, 1, job->trimmed.size, af.fp) != job->trimmed.size || fflush(af.fp) != 0) {
-		give_up(job, "%s", af.fp ? strerror(errno) : cmv_error_last()->message);
-		cmv__atomic_abort(&af);
-		return false;
-	}
 	if (stat(job->path, &st2) != 0 || st2.st_size != job->st.st_size || st2.st_mtim.tv_sec != job->st.st_mtim.tv_sec ||
-	    st2.st_mtim.tv_nsec != job->st.st_mtim.tv_nsec || st2.st_ino != job->st.st_ino) {
-		cmv__atomic_abort(&af);
+	    st2.st_mtim.tv_nsec != job->st.st_mtim.tv_nsec || st2.st_ino != job->st.st_ino)
 		return stop(job, "the session changed while it was trimmed; left as it was (the next hook tries again)");
-	}
-	if (cmv__atomic_commit(&af) < 0)
-		return give_up(job, "%s", cmv_error_last()->message);
+	job->in_txn = false;
+	if (cmv_repo_txn_commit(job->repo) < 0)
+		return give_up(job, "%s", cmv_error_last() ? cmv_error_last()->message : "cannot commit");
+	if (cmv__atomic_commit(&job->af) < 0)
+		return give_up(job, "%s (the store has the trim, the file not)", cmv_error_last()->message);
 	cJSON_AddStringToObject(job->log, "outcome", "trimmed");
 	cJSON_AddNumberToObject(job->log, "bytes_after", (double)job->trimmed.size);
+	if (stat(job->path, &st2) == 0)
+		hook_state_write(job->store, job->sid, &st2);
 	return true;
 }
 
@@ -320,20 +438,22 @@ static bool replace_session(auto_trim_job *job)
  */
 static const char *auto_trim(auto_trim_job *job)
 {
-	cmv_buf_init(&job->in, HOOK_STDIN_MAX);
 	cmv_buf_init(&job->body, (size_t)1 << 31);
 	cmv_buf_init(&job->trimmed, (size_t)1 << 31);
 	job->lock = -1;
-	if (read_hook(job) && find_session(job) && lock_store(job) && read_session(job) && back_up(job) &&
-	    import_session(job) && trim_in_store(job) && replace_session(job))
+	if (read_hook(job) && worth_a_trim(job) && find_session(job) && lock_store(job) && read_session(job) &&
+	    back_up(job) && open_store(job) && import_session(job) && trim_in_store(job) && import_trimmed(job) &&
+	    record_trim(job) && replace_session(job))
 		hook_prune_backups(job->backup_dir, job->keep);
+	if (job->af.fp)
+		cmv__atomic_abort(&job->af);
+	if (job->in_txn)
+		cmv_repo_txn_rollback(job->repo);
 	if (job->lock >= 0)
 		close(job->lock);
 	cmv_tok_free(job->tok);
 	cmv_models_free(job->models);
 	cmv_repo_free(job->repo);
-	cJSON_Delete(job->hook);
-	cmv_buf_dispose(&job->in);
 	cmv_buf_dispose(&job->body);
 	cmv_buf_dispose(&job->trimmed);
 	return job->err;
@@ -351,8 +471,9 @@ CMD(auto_trim)
 	job.log = cJSON_CreateObject();
 	job.check_size = a_check;
 	if (!hook_parse_count(&job.size_limit, a_size, HOOK_SIZE_DEFAULT, 0) ||
+	    !hook_parse_count(&job.growth, a_growth, HOOK_GROWTH_DEFAULT, 0) ||
 	    cli_parse_threshold(&job.threshold, a_threshold) < 0 || !hook_parse_count(&job.keep, a_keep, HOOK_KEEP_DEFAULT, 1))
-		err = "bad --size, --threshold or --keep";
+		err = "bad --size, --growth, --threshold or --keep";
 	if (!err) {
 		if (ctx->store_arg)
 			cmv_buf_puts(&store, ctx->store_arg);
@@ -363,8 +484,9 @@ CMD(auto_trim)
 	}
 	if (err)
 		cJSON_AddStringToObject(job.log, "error", err);
-	if (err || !cJSON_GetObjectItemCaseSensitive(job.log, "outcome") ||
-	    strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job.log, "outcome")), "small"))
+	const char *outcome = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(job.log, "outcome")),
+		   *all = getenv("CMV_HOOK_LOG");
+	if (err || !outcome || (strcmp(outcome, "small") && strcmp(outcome, "not grown")) || (all && !strcmp(all, "all")))
 		hook_log_entry(job.store, job.log);
 	cJSON_Delete(job.log);
 	cmv_buf_dispose(&store);

@@ -16,7 +16,7 @@
 #include "sessions.h"
 
 static const char *b_name, *b_from, *b_at, *b_threshold;
-static bool b_checkout, b_json, b_claude, b_codex, b_launch, b_trim, b_no_trim;
+static bool b_checkout, b_json, b_claude, b_codex, b_launch, b_trim, b_no_trim, b_skip_launch, b_dry;
 const cli_opt opts_branch[] = {
 	{ OPT_ARG, "NAME", 0, NULL, "the new branch's name", &b_name, NULL },
 	{ OPT_VALUE, "from", 0, "REF", "start from a branch or snapshot (default: the current branch)", &b_from, NULL },
@@ -28,6 +28,8 @@ const cli_opt opts_branch[] = {
 	{ OPT_FLAG, "claude", 0, NULL, "also write it as a new Claude Code session, resumable with claude --resume", NULL, &b_claude },
 	{ OPT_FLAG, "codex", 0, NULL, "also write it as a new Codex rollout, resumable with codex resume", NULL, &b_codex },
 	{ OPT_FLAG, "launch", 0, NULL, "with --claude or --codex: resume it now", NULL, &b_launch },
+	{ OPT_FLAG, "skip-launch", 0, NULL, "accepted for claude-code-cmv's scripts: cmv launches only with --launch", NULL, &b_skip_launch },
+	{ OPT_FLAG, "dry-run", 0, NULL, "say what would be made (and the trim's figures); change nothing", NULL, &b_dry },
 	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &b_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
@@ -56,23 +58,26 @@ CMD(branch)
 		struct tm tm;
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-		snprintf(auto_name, sizeof(auto_name), "%.200s-%s", b_name, stamp);
+		snprintf(auto_name, sizeof(auto_name), "%.*s-%s", (int)cli_utf8_cut(b_name, strlen(b_name), 200), b_name,
+			 stamp);
 		b_from = b_name;
 		b_name = auto_name;
 	}
 	cmv_ref_free(src);
 	src = NULL;
 	cmv_error_clear();
+	if (b_launch && b_skip_launch)
+		return cli_usage_error(cli_find("branch"), "--launch or --skip-launch, not both");
+	if (b_launch && b_dry)
+		return cli_usage_error(cli_find("branch"), "--dry-run launches nothing: no --launch");
 	if (b_launch && !b_claude && !b_codex)
 		return cli_usage_error(cli_find("branch"), "--launch goes with --claude or --codex");
 	if (b_claude && b_codex)
 		return cli_usage_error(cli_find("branch"), "--claude or --codex, not both");
 	if (b_from && b_at)
 		return cli_usage_error(cli_find("branch"), "--from and --at cannot be used together");
-	if (b_at) {
-		cmv_buf_puts(&from, b_at);
-	} else if (b_from) {
-		cmv_buf_puts(&from, b_from);
+	if (b_at || b_from) {
+		cli_ref_canon(&from, ctx, b_at ? b_at : b_from);
 	} else if ((rc = cli_current_branch(&from, ctx)) != 0) {
 		goto done;
 	}
@@ -88,40 +93,87 @@ CMD(branch)
 		from_ref = src->name;
 	cmv_error_clear();
 	bool trim = b_trim || (src && src->type == CMV_REF_SNAPSHOT && !b_at && !b_no_trim);
-	cJSON *o = b_json ? cJSON_CreateObject() : NULL;
-	if (trim) {
-		cJSON *report = o ? cJSON_AddObjectToObject(o, "trim") : NULL;
-		if ((rc = cli_trim(&at, ctx, &at, from_ref, b_name, NULL, threshold, NULL, false, report)) != EXIT_OK) {
+	/* with an agent's session, the branch and the session stand together or neither does */
+	bool agent = b_claude || b_codex;
+	if (b_dry) {
+		/* the branch name is checked as creating it would; the trim runs dry */
+		cmv_ref *taken = NULL;
+		if (!cmv_ref_name_is_valid(b_name)) {
+			rc = cli_failf("invalid name '%s'", b_name);
+			goto done;
+		}
+		if (cmv_ref_lookup(&taken, ctx->repo, b_name) == 0) {
+			cmv_ref_free(taken);
+			rc = cli_failf("'%s' already exists", b_name);
+			goto done;
+		}
+		cmv_error_clear();
+		cJSON *o = b_json ? cJSON_CreateObject() : NULL;
+		cmv_id head = at;
+		if (trim && (rc = cli_trim(&head, ctx, &at, from_ref, b_name, NULL, threshold, NULL, true,
+					   o ? cJSON_AddObjectToObject(o, "trim") : NULL)) != EXIT_OK) {
 			cJSON_Delete(o);
 			goto done;
 		}
-	} else if (cmv_branch_create(ctx->repo, b_name, &at, from_ref) < 0) {
-		cJSON_Delete(o);
-		rc = cli_fail("cannot create the branch");
+		if (o) {
+			cJSON_AddStringToObject(o, "branch", b_name);
+			cJSON_AddStringToObject(o, "head", cli_id(&head, hex));
+			if (from_ref)
+				cJSON_AddStringToObject(o, "from", from_ref);
+			else
+				cJSON_AddNullToObject(o, "from");
+			cJSON_AddBoolToObject(o, "trimmed", trim);
+			if (agent)
+				cJSON_AddStringToObject(o, "agent", b_claude ? "claude-code" : "codex");
+			cJSON_AddBoolToObject(o, "dry_run", true);
+			rc = cli_print_json(o);
+		} else {
+			printf("would make %sbranch '%s'%s%s%s%s; nothing was changed\n", trim ? "trimmed " : "", b_name,
+			       from_ref ? " from " : "", from_ref ? from_ref : "",
+			       agent ? (b_claude ? ", and a Claude Code session of it" : ", and a Codex rollout of it") : "",
+			       b_checkout ? ", checked out" : "");
+		}
 		goto done;
 	}
-	if (b_checkout && cmv_head_set(ctx->repo, b_name) < 0) {
-		cJSON_Delete(o);
+	if (agent && cmv_repo_txn_begin(ctx->repo) < 0) {
+		rc = cli_fail("cannot start a transaction");
+		goto done;
+	}
+	cJSON *o = b_json ? cJSON_CreateObject() : NULL;
+	if (trim) {
+		cJSON *report = o ? cJSON_AddObjectToObject(o, "trim") : NULL;
+		rc = cli_trim(&at, ctx, &at, from_ref, b_name, NULL, threshold, NULL, false, report);
+	} else if (cmv_branch_create(ctx->repo, b_name, &at, from_ref) < 0) {
+		rc = cli_fail("cannot create the branch");
+	}
+	if (rc == EXIT_OK && b_checkout && cmv_head_set(ctx->repo, b_name) < 0)
 		rc = cli_fail("cannot check out the branch");
+	if (rc != EXIT_OK) {
+		if (agent)
+			cmv_repo_txn_rollback(ctx->repo);
+		cJSON_Delete(o);
 		goto done;
 	}
 	if (b_json) {
 		cJSON_AddStringToObject(o, "branch", b_name);
-		cJSON_AddStringToObject(o, "node", cli_id(&at, hex));
+		cJSON_AddStringToObject(o, "head", cli_id(&at, hex));
 		if (from_ref)
 			cJSON_AddStringToObject(o, "from", from_ref);
 		else
 			cJSON_AddNullToObject(o, "from");
-	} else {
-		printf("%sbranch '%s' at %s%s%s\n", trim ? "trimmed " : "", b_name, cli_short(&at, hex),
-		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	}
-	if ((b_claude || b_codex) && (rc = cli_write_agent_session(ctx, &at, o, b_claude ? "claude" : "codex", b_name, b_launch)) != EXIT_OK) {
+	cli_agent_session written;
+	if (agent && (rc = cli_write_agent_session(&written, ctx, &at, o, b_claude ? "claude" : "codex", b_name, true)) != EXIT_OK) {
 		cJSON_Delete(o);
 		goto done;
 	}
+	if (!b_json)
+		printf("%sbranch '%s' at %s%s%s\n", trim ? "trimmed " : "", b_name, cli_short(&at, hex),
+		       from_ref ? " from " : "", from_ref ? from_ref : "");
 	if (o)
 		rc = cli_print_json(o);
+	if (rc == EXIT_OK && b_launch)
+		rc = cli_launch_agent_session(&written);
 done:
 	cmv_ref_free(src);
 	cmv_buf_dispose(&from);

@@ -57,7 +57,7 @@ static const char *c_ref, *c_for, *c_budget, *c_summarizer, *c_url, *c_branch, *
 static bool c_offline, c_json, c_dry;
 const cli_opt opts_compact[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "what to compact (default: the current branch)", &c_ref, NULL },
-	{ OPT_VALUE, "for", 0, "MODEL", "the model the result must fit (required)", &c_for, NULL },
+	{ OPT_VALUE, "for", 0, "MODEL", "the model the result must fit (default: the branch's, see cmv model)", &c_for, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "aim below the target's window: at most N tokens", &c_budget, NULL },
 	{ OPT_VALUE, "summarizer", 0, "MODEL", "summarize with this model (default: extract, no network)", &c_summarizer, NULL },
 	{ OPT_VALUE, "llm-url", 0, "URL", "the summarizer's base URL (an OpenAI-compatible or Anthropic endpoint)", &c_url, NULL },
@@ -118,15 +118,17 @@ CMD(compact)
 	memset(&rep, 0, sizeof(rep));
 	memset(&s, 0, sizeof(s));
 	CLI_PARSE("compact");
+	if (!c_for && cli_branch_model(&name, ctx, c_ref))
+		c_for = cli_ref_arg_keep(cmv_buf_detach(&name));
 	if (!c_for)
-		return cli_usage_error(cli_find("compact"), "--for MODEL is required");
+		return cli_usage_error(cli_find("compact"), "--for MODEL is required: the branch has none (set one with cmv model NAME)");
 	if (c_budget && (!cli_parse_u64(&co.budget, c_budget) || !co.budget))
 		return cli_usage_error(cli_find("compact"), "--budget needs a positive number of tokens, not '%s'", c_budget);
 	if (cli_parse_threshold(&threshold, c_threshold) < 0)
 		return cli_usage_error(cli_find("compact"), "--threshold needs a whole number of characters, at least %d",
 				       CMV_TRIM_THRESHOLD_MIN);
 	if (c_ref)
-		cmv_buf_puts(&from, c_ref);
+		cli_ref_canon(&from, ctx, c_ref);
 	else if ((rc = cli_current_branch(&from, ctx)) != EXIT_OK)
 		goto done;
 	if ((rc = cli_resolve(&tip, ctx, from.ptr)) != EXIT_OK)
@@ -191,7 +193,7 @@ static const char *h_ref, *h_for, *h_budget, *h_summarizer, *h_url;
 static bool h_offline, h_json;
 const cli_opt opts_handoff[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "the conversation (default: the current branch)", &h_ref, NULL },
-	{ OPT_VALUE, "for", 0, "MODEL", "count in this model's tokens (default claude-sonnet-4-5)", &h_for, NULL },
+	{ OPT_VALUE, "for", 0, "MODEL", "count in this model's tokens (default: the branch's, else claude-sonnet-4-5)", &h_for, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "the longest document, in tokens (default 4096)", &h_budget, NULL },
 	{ OPT_VALUE, "summarizer", 0, "MODEL", "write it with this model (default: extract, no network)", &h_summarizer, NULL },
 	{ OPT_VALUE, "llm-url", 0, "URL", "the summarizer's base URL", &h_url, NULL },
@@ -211,10 +213,13 @@ CMD(handoff)
 
 	memset(&s, 0, sizeof(s));
 	CLI_PARSE("handoff");
+	h_ref = cli_ref_arg(ctx, h_ref);
+	if (!h_for && cli_branch_model(&out, ctx, h_ref))
+		h_for = cli_ref_arg_keep(cmv_buf_detach(&out));
 	if (h_budget && (!cli_parse_u64(&ho.max_tokens, h_budget) || !ho.max_tokens))
 		return cli_usage_error(cli_find("handoff"), "--budget needs a positive number of tokens, not '%s'", h_budget);
 	if ((rc = cli_resolve(&tip, ctx, h_ref)) != EXIT_OK ||
-	    (rc = setup_load(&s, h_for ? h_for : "claude-sonnet-4-5", h_summarizer, h_url, h_offline)) != EXIT_OK)
+	    (rc = setup_load(&s, h_for ? h_for : CLI_DEFAULT_MODEL, h_summarizer, h_url, h_offline)) != EXIT_OK)
 		goto done;
 	ho.model = s.target;
 	ho.tok = s.tok;
@@ -250,9 +255,11 @@ done:
 /* ---- uncompact ------------------------------------------------------------------------ */
 
 static const char *u_ref, *u_branch;
+static bool u_json;
 const cli_opt opts_uncompact[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "a compacted branch (default: the current branch)", &u_ref, NULL },
 	{ OPT_VALUE, "branch", 'n', "NAME", "the restored branch (default REF.uncompacted)", &u_branch, NULL },
+	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &u_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -266,7 +273,7 @@ CMD(uncompact)
 
 	CLI_PARSE("uncompact");
 	if (u_ref)
-		cmv_buf_puts(&from, u_ref);
+		cli_ref_canon(&from, ctx, u_ref);
 	else if ((rc = cli_current_branch(&from, ctx)) != EXIT_OK)
 		goto done;
 	if ((rc = cli_resolve(&tip, ctx, from.ptr)) != EXIT_OK)
@@ -283,9 +290,18 @@ CMD(uncompact)
 		rc = cli_fail("cannot create the restored branch");
 		goto done;
 	}
-	printf("%s: the conversation %s was compacted from (%zu nodes checked), at %s\n", name.ptr, from.ptr, n,
-	       cli_id(&orig, hex));
 	rc = EXIT_OK;
+	if (u_json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "branch", name.ptr);
+		cJSON_AddStringToObject(o, "from", from.ptr);
+		cJSON_AddStringToObject(o, "head", cli_id(&orig, hex));
+		cJSON_AddNumberToObject(o, "checked", (double)n);
+		rc = cli_print_json(o);
+	} else {
+		printf("%s: the conversation %s was compacted from (%zu nodes checked), at %s\n", name.ptr, from.ptr, n,
+		       cli_id(&orig, hex));
+	}
 done:
 	cmv_buf_dispose(&from);
 	cmv_buf_dispose(&name);

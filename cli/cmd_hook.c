@@ -19,7 +19,7 @@
 #include "base/base.h"
 #include "hook.h"
 
-static const char *h_action, *h_arg, *h_settings, *h_threshold, *h_size;
+static const char *h_action, *h_arg, *h_settings, *h_threshold, *h_size, *h_growth;
 static bool h_json, h_list;
 const cli_opt opts_hook[] = {
 	{ OPT_ARG, "ACTION", 0, NULL, "install, uninstall, status or restore", &h_action, NULL },
@@ -27,6 +27,7 @@ const cli_opt opts_hook[] = {
 	{ OPT_VALUE, "settings", 0, "FILE", "Claude Code's settings file (default: $CLAUDE_CONFIG_DIR or ~/.claude, settings.json)", &h_settings, NULL },
 	{ OPT_VALUE, "threshold", 't', "CHARS", "install: the trim threshold the hooks use (default 500)", &h_threshold, NULL },
 	{ OPT_VALUE, "size", 0, "BYTES", "install: the session size that makes the after-tool-use hook trim (default 600000)", &h_size, NULL },
+	{ OPT_VALUE, "growth", 0, "BYTES", "install: how much the session must grow after a trim before the after-tool-use hook trims again (default 65536)", &h_growth, NULL },
 	{ OPT_FLAG, "list", 'l', NULL, "restore: list the backups instead", NULL, &h_list },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &h_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -37,7 +38,7 @@ static int hook_restore(cli_ctx *ctx)
 {
 	hook_backup *items;
 	size_t n;
-	int rc = EXIT_OK;
+	int rc = EXIT_OK, lock = -1;
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cur = CMV_BUF_INIT((size_t)1 << 31);
 	cJSON *o = h_json ? cJSON_CreateObject() : NULL, *arr = o ? cJSON_AddArrayToObject(o, "backups") : NULL;
 
@@ -70,6 +71,29 @@ static int hook_restore(cli_ctx *ctx)
 		rc = cli_failf("%s: the session file it came from is not recorded", b->file);
 		goto done;
 	}
+	/* only over a session file in Claude Code's projects folder, never through a link */
+	char projects[PATH_MAX], dir[PATH_MAX], real[PATH_MAX];
+	struct stat st;
+	unsigned int mode = 0600;
+	snprintf(dir, sizeof(dir), "%s", b->transcript);
+	if (strrchr(dir, '/'))
+		*strrchr(dir, '/') = '\0';
+	if (!hook_projects_dir(projects) || !realpath(dir, real) ||
+	    strcmp(real, dir) || !hook_path_below(b->transcript, projects)) {
+		rc = cli_failf("%s: not a session file in Claude Code's projects folder; not restored", b->transcript);
+		goto done;
+	}
+	if (lstat(b->transcript, &st) == 0) {
+		if (!S_ISREG(st.st_mode)) {
+			rc = cli_failf("%s: not a regular file; not restored", b->transcript);
+			goto done;
+		}
+		mode = st.st_mode & 07777; /* the agent's choice of mode stays */
+	}
+	if ((lock = hook_lock(ctx->store_path)) < 0) {
+		rc = cli_failf("an auto-trim is running on this store; try again");
+		goto done;
+	}
 	if (cmv__read_file(&body, b->file) < 0) {
 		rc = cli_fail("cannot read the backup");
 		goto done;
@@ -90,10 +114,25 @@ static int hook_restore(cli_ctx *ctx)
 		close(fd);
 	}
 	cmv_error_clear();
-	if (cmv__file_write_atomic(b->transcript, body.ptr, body.size, 0600) < 0) {
+	if (cmv__file_write_atomic(b->transcript, body.ptr, body.size, mode) < 0) {
 		rc = cli_fail("cannot restore the transcript");
 		goto done;
 	}
+	/*
+	 * The session's branch follows the file back, so --latest commands stay
+	 * a step forward from it; the state makes --check-size wait for growth
+	 * past what was restored (PreCompact still trims).
+	 */
+	cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+	cmv_import_result res;
+	io.flags = CMV_IMPORT_FORCE;
+	if (cmv_import_file(&res, ctx->repo, b->transcript, "claude-code", &io) < 0) {
+		fprintf(stderr, "cmv: restored, but the session's branch was not moved back: %s\n",
+			cmv_error_last() ? cmv_error_last()->message : "import failed");
+		cmv_error_clear();
+	}
+	if (stat(b->transcript, &st) == 0)
+		hook_state_write(ctx->store_path, b->session, &st);
 	if (o) {
 		cJSON_AddStringToObject(o, "restored", b->transcript);
 		cJSON_AddStringToObject(o, "from", b->file);
@@ -106,6 +145,8 @@ done:
 		rc = cli_print_json(o);
 	else
 		cJSON_Delete(o);
+	if (lock >= 0)
+		close(lock);
 	hook_backups_free(items, n);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&cur);
@@ -115,7 +156,7 @@ done:
 CMD(hook)
 {
 	char *path;
-	size_t threshold = 0, size = 0, removed = 0;
+	size_t threshold = 0, size = 0, growth = HOOK_GROWTH_UNSET, removed = 0;
 	int rc;
 
 	CLI_PARSE("hook");
@@ -129,12 +170,14 @@ CMD(hook)
 				       CMV_TRIM_THRESHOLD_MIN, h_threshold);
 	if (!hook_parse_count(&size, h_size, 0, 1))
 		return cli_usage_error(cli_find("hook"), "--size needs a whole number of bytes, not '%s'", h_size);
+	if (!hook_parse_count(&growth, h_growth, HOOK_GROWTH_UNSET, 0) || (h_growth && growth == HOOK_GROWTH_UNSET))
+		return cli_usage_error(cli_find("hook"), "--growth needs a whole number of bytes, not '%s'", h_growth);
 	if (!strcmp(h_action, "restore"))
 		return hook_restore(ctx);
 	if (!(path = hook_settings_path(h_settings)))
 		return cli_failf("no $CLAUDE_CONFIG_DIR or $HOME to find Claude Code's settings in (use --settings)");
 	if (!strcmp(h_action, "install")) {
-		rc = hook_install(ctx, path, threshold, size, h_json);
+		rc = hook_install(ctx, path, threshold, size, growth, h_json);
 	} else if (!strcmp(h_action, "uninstall")) {
 		rc = hook_uninstall(path, &removed);
 		if (rc == EXIT_OK && !h_json)

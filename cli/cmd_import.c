@@ -111,6 +111,8 @@ static cJSON *result_json(const char *file, const cmv_import_result *res)
 	cJSON_AddStringToObject(o, "head", cli_id(&res->head, hex));
 	cJSON_AddNumberToObject(o, "skipped", (double)res->skipped);
 	cJSON_AddBoolToObject(o, "partial_tail", res->partial_tail);
+	cJSON_AddNumberToObject(o, "saved_outputs", (double)res->saved_outputs);
+	cJSON_AddNumberToObject(o, "saved_missing", (double)res->saved_missing);
 	skipped = cJSON_AddArrayToObject(o, "skipped_lines");
 	for (size_t k = 0; k < res->skipped && k < CMV_IMPORT_SKIPPED_LISTED; k++)
 		cJSON_AddItemToArray(skipped, cJSON_CreateNumber((double)res->skipped_lines[k]));
@@ -134,6 +136,10 @@ static void print_result(const char *file, const cmv_import_result *res)
 			fprintf(stderr, "%s %zu", k ? "," : "", res->skipped_lines[k]);
 		fprintf(stderr, "%s\n", bad > CMV_IMPORT_SKIPPED_LISTED ? ", ..." : "");
 	}
+	if (res->saved_missing)
+		fprintf(stderr, "cmv: %s: %zu tool output%s sent as a <persisted-output> preview: the saved file is not "
+				"beside the session (<id>/tool-results/); the preview is kept, the whole output is not\n",
+			file, res->saved_missing, res->saved_missing == 1 ? "" : "s");
 }
 
 /*

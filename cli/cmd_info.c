@@ -15,7 +15,7 @@ static const char *in_name, *in_models;
 static bool in_json, in_no_tokens;
 const cli_opt opts_info[] = {
 	{ OPT_ARG_OPT, "NAME", 0, NULL, "a branch or snapshot (default: the current branch)", &in_name, NULL },
-	{ OPT_VALUE, "models", 'm', "M,...", "count the tokens it sends to these models (default claude-sonnet-4-5)", &in_models, NULL },
+	{ OPT_VALUE, "models", 'm', "M,...", "count the tokens it sends to these models (default: its own, see cmv model, else claude-sonnet-4-5)", &in_models, NULL },
 	{ OPT_FLAG, "no-tokens", 0, NULL, "do not count tokens", NULL, &in_no_tokens },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &in_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -34,7 +34,7 @@ static int usage_one(const cmv_usage_segment *s, void *payload)
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "model", s->signature);
 		cJSON_AddNumberToObject(o, "start_turn", (double)s->start_turn);
-		cJSON_AddStringToObject(o, "started", cli_time(s->started, when));
+		cJSON_AddStringToObject(o, "started", cli_rfc3339(s->started, when));
 		cJSON_AddNumberToObject(o, "calls", (double)s->calls);
 		cJSON_AddNumberToObject(o, "input_tokens", (double)s->input_tokens);
 		cJSON_AddNumberToObject(o, "output_tokens", (double)s->output_tokens);
@@ -105,12 +105,18 @@ CMD(info)
 	CLI_PARSE("info");
 	if (in_models && in_no_tokens)
 		return cli_usage_error(cli_find("info"), "--models or --no-tokens, not both");
-	if (!in_no_tokens && (rc = cli_counter_init(&counter, cli_find("info"), in_models)) != EXIT_OK)
-		return rc;
 	if (in_name)
-		cmv_buf_puts(&name, in_name);
+		cli_ref_canon(&name, ctx, in_name);
 	else if ((rc = cli_current_branch(&name, ctx)) != 0)
 		return rc;
+	/* counted in the branch's own model, as stats does, unless told otherwise */
+	if (!in_models && cli_branch_model(&llm, ctx, name.ptr))
+		in_models = cli_ref_arg_keep(cmv_buf_detach(&llm));
+	cmv_buf_clear(&llm);
+	if (!in_no_tokens && (rc = cli_counter_init(&counter, cli_find("info"), in_models)) != EXIT_OK) {
+		cmv_buf_dispose(&name);
+		return rc;
+	}
 	if (cmv_ref_lookup(&r, ctx->repo, name.ptr) < 0) {
 		rc = cli_fail("not found");
 		goto done;

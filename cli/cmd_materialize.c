@@ -11,10 +11,10 @@
 #include "cmd.h"
 
 static const char *m_ref, *m_model, *m_budget, *m_format, *m_query, *m_pins, *m_report, *m_keep, *m_out;
-static bool m_pretty, m_stateless;
+static bool m_pretty, m_stateless, m_json;
 const cli_opt opts_materialize[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &m_ref, NULL },
-	{ OPT_VALUE, "model", 'm', "M", "the model the request is for (required; see cmv models)", &m_model, NULL },
+	{ OPT_VALUE, "model", 'm', "M", "the model the request is for (default: the branch's, see cmv model)", &m_model, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "tokens the request may use (default: window - output reserve - margin)", &m_budget, NULL },
 	{ OPT_VALUE, "format", 'f', "FORMAT", "anthropic, openai-chat, openai-responses or gemini (default: the model's API)", &m_format, NULL },
 	{ OPT_VALUE, "query", 'q', "TEXT", "fault in the pages that match TEXT best", &m_query, NULL },
@@ -24,6 +24,7 @@ const cli_opt opts_materialize[] = {
 	{ OPT_VALUE, "output", 'o', "FILE", "write the request to FILE instead of standard output", &m_out, NULL },
 	{ OPT_FLAG, "pretty", 0, NULL, "indent the request", NULL, &m_pretty },
 	{ OPT_FLAG, "stateless", 0, NULL, "ignore and keep no page table (a branch keeps one per model by default)", NULL, &m_stateless },
+	{ OPT_FLAG, "json", 0, NULL, "print {\"report\", \"request\"} as one JSON document (with --output: the report only)", NULL, &m_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -42,7 +43,7 @@ static const char *f_ref, *f_models, *f_budget;
 static bool f_json;
 const cli_opt opts_fit[] = {
 	{ OPT_ARG_OPT, "REF", 0, NULL, "branch, snapshot or node (default: the current branch)", &f_ref, NULL },
-	{ OPT_VALUE, "model", 'm', "M,...", "the models to check (required)", &f_models, NULL },
+	{ OPT_VALUE, "model", 'm', "M,...", "the models to check (default: the branch's, see cmv model)", &f_models, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "check against N tokens instead of each model's budget", &f_budget, NULL },
 	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &f_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -128,10 +129,18 @@ CMD(materialize)
 	cmv_id tip;
 	int rc;
 
+	cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
+
 	memset(&rep, 0, sizeof(rep));
 	CLI_PARSE("materialize");
+	if (m_json && m_report)
+		return cli_usage_error(cli_find("materialize"), "--json prints the report: no --report");
+	m_ref = cli_ref_arg(ctx, m_ref);
+	if (!m_model && cli_branch_model(&own, ctx, m_ref))
+		m_model = cli_ref_arg_keep(cmv_buf_detach(&own));
+	cmv_buf_dispose(&own);
 	if (!m_model)
-		return cli_usage_error(cli_find("materialize"), "--model is required");
+		return cli_usage_error(cli_find("materialize"), "--model is required: the branch has none (set one with cmv model NAME)");
 	if (m_budget && (!cli_parse_u64(&po.budget, m_budget) || !po.budget))
 		return cli_usage_error(cli_find("materialize"), "--budget needs a positive number of tokens, not '%s'", m_budget);
 	if (m_keep) {
@@ -171,12 +180,25 @@ CMD(materialize)
 		rc = cli_fail("materialize failed");
 		goto done;
 	}
-	FILE *fp = m_out ? fopen(m_out, "wb") : stdout;
-	if (!fp || fwrite(out.ptr, 1, out.size, fp) != out.size || (m_out && fclose(fp) != 0)) {
+	FILE *fp = m_out ? fopen(m_out, "wb") : m_json ? NULL : stdout;
+	if ((m_out || !m_json) && (!fp || fwrite(out.ptr, 1, out.size, fp) != out.size || (m_out && fclose(fp) != 0))) {
 		rc = cli_failf("cannot write the request%s%s: %s", m_out ? " to " : "", m_out ? m_out : "", strerror(errno));
 		goto done;
 	}
 	cJSON *j = report_json(&rep, m);
+	if (m_json) {
+		cJSON *doc = cJSON_CreateObject();
+		cJSON *req = m_out ? NULL : cJSON_ParseWithLength(out.ptr, out.size);
+		cJSON_AddItemToObject(doc, "report", j);
+		if (m_out)
+			cJSON_AddStringToObject(doc, "output", m_out);
+		else if (req)
+			cJSON_AddItemToObject(doc, "request", req);
+		else
+			cJSON_AddNullToObject(doc, "request");
+		rc = cli_print_json(doc);
+		goto done;
+	}
 	if (m_report) {
 		char *s = cJSON_Print(j);
 		FILE *rf = fopen(m_report, "wb");
@@ -212,8 +234,13 @@ CMD(fit)
 	int rc;
 
 	CLI_PARSE("fit");
+	f_ref = cli_ref_arg(ctx, f_ref);
+	cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
+	if (!f_models && cli_branch_model(&own, ctx, f_ref))
+		f_models = cli_ref_arg_keep(cmv_buf_detach(&own));
+	cmv_buf_dispose(&own);
 	if (!f_models)
-		return cli_usage_error(cli_find("fit"), "--model is required (one or more, comma-separated)");
+		return cli_usage_error(cli_find("fit"), "--model is required (one or more, comma-separated): the branch has none (set one with cmv model NAME)");
 	if (f_budget && (!cli_parse_u64(&budget, f_budget) || !budget))
 		return cli_usage_error(cli_find("fit"), "--budget needs a positive number of tokens, not '%s'", f_budget);
 	if ((rc = cli_resolve(&tip, ctx, f_ref)) != EXIT_OK)
@@ -317,6 +344,7 @@ CMD(switch)
 
 	memset(&rep, 0, sizeof(rep));
 	CLI_PARSE("switch");
+	sw_ref = cli_ref_arg(ctx, sw_ref);
 	if (!sw_model)
 		return cli_usage_error(cli_find("switch"), "--model is required");
 	if (sw_budget && (!cli_parse_u64(&po.budget, sw_budget) || !po.budget))

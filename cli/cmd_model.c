@@ -37,6 +37,7 @@ CMD(model)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("model");
+	md_a = cli_ref_arg(ctx, md_a);
 	ref = md_a;
 	name = md_b;
 	if (md_a && !md_b && !is_branch(ctx, md_a)) {

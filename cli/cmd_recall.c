@@ -8,6 +8,7 @@
 #include "cmd.h"
 
 static const char *r_id, *r_query, *r_budget, *r_ref, *r_model;
+static bool r_json;
 const cli_opt opts_recall[] = {
 	{ OPT_ARG_OPT, "ID", 0, NULL, "the id a stub names (at least 7 hex digits)", &r_id, NULL },
 	{ OPT_VALUE, "query", 'q', "TEXT", "instead: the pages that match TEXT best", &r_query, NULL },
@@ -15,7 +16,8 @@ const cli_opt opts_recall[] = {
 	{ OPT_VALUE, "from", 0, "BRANCH", "with --query: the branch to search (default: the current branch; a branch keeps a query index "
 		   "that spares the next query loading it); with an ID: "
 		   "record the fault on BRANCH, which keeps the page resident there for a while", &r_ref, NULL },
-	{ OPT_VALUE, "model", 'm', "M", "with --query: count tokens as M does (default claude-sonnet-4-5)", &r_model, NULL },
+	{ OPT_VALUE, "model", 'm', "M", "with --query: count tokens as M does (default: the branch's, else claude-sonnet-4-5)", &r_model, NULL },
+	{ OPT_FLAG, "json", 0, NULL, "print the recalled text as JSON ({\"id\" or \"query\", \"bytes\", \"text\"})", NULL, &r_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -40,6 +42,7 @@ CMD(recall)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("recall");
+	r_ref = cli_ref_arg(ctx, r_ref);
 	if (!r_id == !r_query)
 		return cli_usage_error(cli_find("recall"), "give an ID or --query TEXT");
 	if (r_id && (r_budget || r_model))
@@ -57,7 +60,11 @@ CMD(recall)
 		if ((rc = cli_resolve(&tip, ctx, r_ref)) != EXIT_OK)
 			return rc;
 		query_branch(&branch, ctx);
-		if (cmv_models_load(&models, NULL) < 0 || cli_model(&m, models, r_model ? r_model : "claude-sonnet-4-5") < 0 ||
+		cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
+		if (!r_model && cli_branch_model(&own, ctx, r_ref))
+			r_model = cli_ref_arg_keep(cmv_buf_detach(&own));
+		cmv_buf_dispose(&own);
+		if (cmv_models_load(&models, NULL) < 0 || cli_model(&m, models, r_model ? r_model : CLI_DEFAULT_MODEL) < 0 ||
 		    cmv_tok_load(&tok, m->tokenizer, NULL) < 0)
 			rc = cli_fail("cannot load the model");
 		else if (cmv_recall_query(&out, &n, ctx->repo, &tip, branch.size ? branch.ptr : NULL, m, tok, r_query, budget) < 0)
@@ -72,7 +79,16 @@ CMD(recall)
 	} else if (r_ref && cmv_pager_fault(ctx->repo, r_ref, r_id) < 0) {
 		rc = cli_fail("cannot record the fault");
 	}
-	if (rc == EXIT_OK && out.size && fwrite(out.ptr, 1, out.size, stdout) != out.size)
+	if (rc == EXIT_OK && r_json) {
+		cJSON *o = cJSON_CreateObject();
+		if (r_id)
+			cJSON_AddStringToObject(o, "id", r_id);
+		else
+			cJSON_AddStringToObject(o, "query", r_query);
+		cJSON_AddNumberToObject(o, "bytes", (double)out.size);
+		cJSON_AddStringToObject(o, "text", out.size ? out.ptr : "");
+		rc = cli_print_json(o);
+	} else if (rc == EXIT_OK && out.size && fwrite(out.ptr, 1, out.size, stdout) != out.size)
 		rc = cli_failf("cannot write to stdout");
 	cmv_buf_dispose(&out);
 	return rc;

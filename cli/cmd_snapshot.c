@@ -45,7 +45,7 @@ CMD(snapshot)
 			return rc;
 		cmv_buf_puts(&from, res.branch);
 	} else if (sn_from)
-		cmv_buf_puts(&from, sn_from);
+		cli_ref_canon(&from, ctx, sn_from);
 	else if ((rc = cli_current_branch(&from, ctx)) != 0)
 		return rc;
 	if ((rc = cli_resolve(&at, ctx, from.ptr)) != 0)
@@ -69,7 +69,7 @@ CMD(snapshot)
 	if (sn_json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "snapshot", sn_name);
-		cJSON_AddStringToObject(o, "node", cli_id(&at, hex));
+		cJSON_AddStringToObject(o, "head", cli_id(&at, hex));
 		cJSON_AddStringToObject(o, "from", from.ptr);
 		rc = cli_print_json(o);
 	} else {

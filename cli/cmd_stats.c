@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv stats [REF] [--model M,...] [--json]: a conversation's tokens per model
- * and per kind of content. Models default to the branch's own (cmv model)
- * when it is a registry key, else gpt-4o and claude-sonnet-4-5. Counts go
+ * and per kind of content. Models default to the branch's own (cmv model,
+ * cli_branch_model), else gpt-4o and claude-sonnet-4-5. Counts go
  * through the store's token cache, so a second run tokenizes nothing.
  */
 #include <stdlib.h>
@@ -18,27 +18,6 @@ const cli_opt opts_stats[] = {
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
-/* The branch's model when it is a registry key; "" otherwise. */
-static void branch_model(cmv_buf *out, cli_ctx *ctx, const char *ref)
-{
-	cmv_buf head = CMV_BUF_INIT(CMV_BUF_SMALL);
-	const char *branch = ref;
-
-	cmv_buf_clear(out);
-	if (!ref) {
-		if (cmv_head_get(&head, ctx->repo) < 0) {
-			cmv_buf_dispose(&head);
-			return;
-		}
-		branch = head.ptr;
-	}
-	if (branch && cmv_branch_llm_get(out, ctx->repo, branch) < 0)
-		cmv_buf_clear(out);
-	if (out->size && out->ptr[0] == '{')
-		cmv_buf_clear(out);
-	cmv_buf_dispose(&head);
-}
-
 CMD(stats)
 {
 	cmv_models *models = NULL;
@@ -51,9 +30,10 @@ CMD(stats)
 	int rc = EXIT_OK;
 
 	CLI_PARSE("stats");
+	s_ref = cli_ref_arg(ctx, s_ref);
 	if ((rc = cli_resolve(&tip, ctx, s_ref)) != 0)
 		return rc;
-	branch_model(&own, ctx, s_ref);
+	cli_branch_model(&own, ctx, s_ref);
 	names = cli_split_commas(s_models ? s_models : own.size ? own.ptr : "gpt-4o,claude-sonnet-4-5",
 				 &n_names);
 	if (!names || !n_names) {

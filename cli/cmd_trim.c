@@ -59,7 +59,7 @@ CMD(trim)
 			goto done;
 		cmv_buf_puts(&from, res.branch);
 	} else if (t_ref) {
-		cmv_buf_puts(&from, t_ref);
+		cli_ref_canon(&from, ctx, t_ref);
 	} else if ((rc = cli_current_branch(&from, ctx)) != 0) {
 		goto done;
 	}
@@ -96,7 +96,8 @@ CMD(trim)
 	}
 	rc = cli_trim(&head, ctx, &tip, src ? src->name : NULL, branch.ptr, t_dry ? NULL : snap.ptr, threshold, t_model,
 		      t_dry, o);
-	if (rc != EXIT_OK || (!t_dry && cmv_repo_txn_commit(ctx->repo) < 0)) {
+	/* with --claude the session write commits it: the trim and the session stand together */
+	if (rc != EXIT_OK || (!t_dry && !t_claude && cmv_repo_txn_commit(ctx->repo) < 0)) {
 		cmv_repo_txn_rollback(ctx->repo);
 		rc = rc != EXIT_OK ? rc : cli_fail("cannot commit the trim");
 		goto done;
@@ -108,12 +109,15 @@ CMD(trim)
 		cJSON_AddStringToObject(o, "snapshot", t_dry ? "" : snap.ptr);
 		cJSON_AddStringToObject(o, "from", from.ptr);
 	}
-	if (t_claude && (rc = cli_write_agent_session(ctx, &head, o, "claude", branch.ptr, t_launch)) != EXIT_OK)
+	cli_agent_session written;
+	if (t_claude && (rc = cli_write_agent_session(&written, ctx, &head, o, "claude", branch.ptr, true)) != EXIT_OK)
 		goto done;
 	if (o) {
 		rc = cli_print_json(o);
 		o = NULL;
 	}
+	if (rc == EXIT_OK && t_launch)
+		rc = cli_launch_agent_session(&written);
 done:
 	cJSON_Delete(o);
 	cmv_ref_free(src);

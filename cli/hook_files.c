@@ -4,7 +4,8 @@
  * hook commands make:
  *  - backups/<session>/<stamp>.jsonl: a session as auto-trim read it
  *    (<stamp>-before-restore.jsonl: as restore found it), and
- *    backups/<session>/path, the transcript they came from;
+ *    backups/<session>/path, the transcript they came from, and
+ *    backups/<session>/state, its size and inode as the hooks last left it;
  *  - auto-trim.log: what each run did, one JSON object per line.
  *
  * Invariants: a backup's name starts with its UTC stamp, so names sort by
@@ -14,13 +15,17 @@
  * says what happened lately, it is not an archive.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 #include "base/base.h"
 #include "hook.h"
+#include "sessions.h"
 
 #define HOOK_LOG_MAX_LINES 200           /* the log is cut back to half this when it grows past it */
 
@@ -58,6 +63,67 @@ bool hook_parse_count(size_t *out, const char *s, size_t dflt, size_t min)
 		return false;
 	*out = (size_t)v;
 	return true;
+}
+
+/* ---- where sessions may be, and what the hooks left them as ------------------- */
+
+bool hook_projects_dir(char out[PATH_MAX])
+{
+	char *root = cli_agent_home("CLAUDE_CONFIG_DIR", ".claude");
+	cmv_buf b = CMV_BUF_INIT(PATH_MAX);
+	bool ok = root && cmv_buf_printf(&b, "%s/projects", root) == 0 && realpath(b.ptr, out);
+	free(root);
+	cmv_buf_dispose(&b);
+	return ok;
+}
+
+bool hook_path_below(const char *real, const char *dir)
+{
+	size_t n = strlen(dir);
+	return n && !strncmp(real, dir, n) && real[n] == '/' && real[n + 1];
+}
+
+bool hook_state_read(hook_state *out, const char *store, const char *session)
+{
+	char path[PATH_MAX], text[256];
+	int fd;
+	ssize_t n;
+	if (snprintf(path, sizeof(path), "%s/backups/%s/state", store, session) >= (int)sizeof(path) ||
+	    (fd = open(path, O_RDONLY | O_NOFOLLOW)) < 0)
+		return false;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	return sscanf(text, "{\"bytes\":%llu,\"ino\":%llu}", &out->bytes, &out->ino) == 2;
+}
+
+void hook_state_write(const char *store, const char *session, const struct stat *st)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 8], text[128];
+	int n = snprintf(text, sizeof(text), "{\"bytes\":%llu,\"ino\":%llu}\n", (unsigned long long)st->st_size,
+			 (unsigned long long)st->st_ino);
+	if (snprintf(dir, sizeof(dir), "%s/backups/%s", store, session) >= (int)sizeof(dir) || cli_mkdirs(dir) != 0)
+		return;
+	snprintf(path, sizeof(path), "%s/state", dir);
+	/* a lost state costs one trim more, never a wrong one: no error to report */
+	if (cmv__file_write_atomic(path, text, (size_t)n, 0600) < 0)
+		cmv_error_clear();
+}
+
+int hook_lock(const char *store)
+{
+	char path[PATH_MAX];
+	int fd;
+	if (snprintf(path, sizeof(path), "%s/auto-trim.lock", store) >= (int)sizeof(path) ||
+	    (fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 /* ---- the log ------------------------------------------------------------------ */

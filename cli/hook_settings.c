@@ -124,7 +124,7 @@ static const struct {
 	{ "PostToolUse", " --check-size", 10 },
 };
 
-int hook_install(cli_ctx *ctx, const char *path, size_t threshold, size_t size, bool json)
+int hook_install(cli_ctx *ctx, const char *path, size_t threshold, size_t size, size_t growth, bool json)
 {
 	char exe[PATH_MAX], store[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -156,6 +156,8 @@ int hook_install(cli_ctx *ctx, const char *path, size_t threshold, size_t size, 
 			cmv_buf_printf(&cmd, " --threshold %zu", threshold);
 		if (size && our_hooks[i].args[0])
 			cmv_buf_printf(&cmd, " --size %zu", size);
+		if (growth != HOOK_GROWTH_UNSET && our_hooks[i].args[0])
+			cmv_buf_printf(&cmd, " --growth %zu", growth);
 		g = cJSON_CreateObject();
 		cJSON_AddStringToObject(g, "matcher", "");
 		list = cJSON_AddArrayToObject(g, "hooks");

@@ -25,6 +25,7 @@ const cli_cmd cli_commands[] = {
 	{ "compact", cmd_compact, CLI_NEEDS_STORE, "Make a branch fit a model: trim, page, summarize only what still does not fit", opts_compact },
 	{ "handoff", cmd_handoff, CLI_NEEDS_STORE, "Print the handoff document of a conversation (for a new runtime)", opts_handoff },
 	{ "uncompact", cmd_uncompact, CLI_NEEDS_STORE, "Restore the conversation a compacted branch came from", opts_uncompact },
+	{ "benchmark", cmd_benchmark, 0, "What trimming saves per session, in the model's tokens and dollars (the real trimmer, a scratch store)", opts_benchmark },
 	{ "tool-schema", cmd_tool_schema, 0, "The recall tool's definition, for an agent host to offer models", opts_tool_schema },
 	{ "checkout", cmd_checkout, CLI_NEEDS_STORE, "Make a branch the current one", opts_checkout },
 	{ "list", cmd_list, CLI_NEEDS_STORE, "List branches and snapshots", opts_list },
@@ -38,6 +39,7 @@ const cli_cmd cli_commands[] = {
 	{ "models", cmd_models, 0, "List the model profiles (window, prices, tokenizer, source); add, set or remove your own", opts_models },
 	{ "stats", cmd_stats, CLI_NEEDS_STORE, "Tokens of a conversation per model and kind", opts_stats },
 	{ "model", cmd_model, CLI_NEEDS_STORE, "Show or set the model a branch runs on", opts_model },
+	{ "completions", cmd_completions, 0, "Tab completion for bash, zsh or fish, made from this command table", opts_completions },
 	{ "help", cmd_help, 0, "Show help for cmv or one command", opts_help },
 	{ "version", cmd_version, 0, "Print the version", opts_version },
 	{ NULL, NULL, 0, NULL, NULL },
@@ -78,15 +80,24 @@ CMD(help)
 	return EXIT_OK;
 }
 
+static bool version_json;
+const cli_opt opts_version[] = {
+	{ OPT_FLAG, "json", 0, NULL, "print as JSON", NULL, &version_json },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
 CMD(version)
 {
 	(void)ctx;
-	(void)argc;
-	(void)argv;
+	CLI_PARSE("version");
+	if (version_json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "version", cmv_version());
+		return cli_print_json(o);
+	}
 	printf("cmv %s\n", cmv_version());
 	return EXIT_OK;
 }
-const cli_opt opts_version[] = { { OPT_END, NULL, 0, NULL, NULL, NULL, NULL } };
 
 int main(int argc, char **argv)
 {
@@ -147,6 +158,7 @@ int main(int argc, char **argv)
 	cli_calibrate_with(ctx.repo);
 	rc = cmd->fn(&ctx, argc - i, argv + i);
 	cli_calibrate_with(NULL);
+	cli_ref_args_free();
 	cmv_repo_free(ctx.repo);
 	cmv_buf_dispose(&path);
 	/* A full disk or a closed pipe must not pass for success. */

@@ -219,6 +219,15 @@ int cli_session_path(cmv_buf *out, const char *id)
 	const cli_session *hit = NULL;
 	size_t matches = 0;
 
+	/* the session as import names it (cc/<id>, codex/<id>) is that agent's session <id> */
+	const char *agent = NULL;
+	if (id && !strncmp(id, "cc/", 3)) {
+		agent = "claude-code";
+		id += 3;
+	} else if (id && !strncmp(id, "codex/", 6)) {
+		agent = "codex";
+		id += 6;
+	}
 	cli_sessions_list(&l, NULL, false);
 	if (!l.n) {
 		cli_sessions_free(&l);
@@ -230,7 +239,9 @@ int cli_session_path(cmv_buf *out, const char *id)
 		matches = 1;
 	} else {
 		for (size_t i = 0; i < l.n; i++)
-			if (!strcmp(l.items[i].id, id)) {
+			if (agent && strcmp(l.items[i].agent, agent))
+				continue;
+			else if (!strcmp(l.items[i].id, id)) {
 				hit = &l.items[i];
 				matches = 1;
 				break;
@@ -248,6 +259,140 @@ int cli_session_path(cmv_buf *out, const char *id)
 		cmv_buf_puts(out, hit->path);
 	cli_sessions_free(&l);
 	return rc;
+}
+
+/* ---- what a session holds ------------------------------------------------------ */
+
+/* s as one line of at most n-1 bytes: whitespace runs become one space, cut at a character boundary. */
+static void one_line(char *out, size_t n, const char *s)
+{
+	size_t o = 0, bad;
+	bool space = false;
+
+	for (; *s && o + 1 < n; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= 0x20 || c == 0x7f) {
+			space = o > 0;
+			continue;
+		}
+		if (space) {
+			if (o + 2 >= n)
+				break;
+			out[o++] = ' ';
+		}
+		space = false;
+		out[o++] = (char)c;
+	}
+	/* a cut that falls inside a character drops it whole */
+	if (*s) {
+		size_t k = o;
+		while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80)
+			k--;
+		if (k > 0 && (unsigned char)out[k - 1] >= 0xc0) {
+			unsigned char lead = (unsigned char)out[k - 1];
+			size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+			if (o - (k - 1) < need)
+				o = k - 1;
+		}
+	}
+	out[o] = '\0';
+	/* bytes that are not UTF-8 at all end the title there */
+	if (!cmv_utf8_valid(out, o, &bad))
+		out[bad] = '\0';
+}
+
+/* A prompt a person typed, not a wrapper the client adds (commands, caveats, injected instructions). */
+static bool is_prompt(const char *t)
+{
+	while (*t == ' ' || *t == '\n')
+		t++;
+	return *t && *t != '<' && strncmp(t, "Caveat:", 7) && strncmp(t, "# AGENTS.md", 11);
+}
+
+static const char *first_text(const cJSON *content, const char *type)
+{
+	if (cJSON_IsString(content))
+		return content->valuestring;
+	const cJSON *b;
+	cJSON_ArrayForEach(b, content) {
+		const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+		const char *tx = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text"));
+		if (bt && tx && !strcmp(bt, type))
+			return tx;
+	}
+	return NULL;
+}
+
+static void claude_line(cli_session_detail *d, const cJSON *j)
+{
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "type"));
+	const char *cwd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "cwd"));
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
+
+	if (cwd && !d->cwd[0])
+		snprintf(d->cwd, sizeof(d->cwd), "%s", cwd);
+	if (!type || (strcmp(type, "user") && strcmp(type, "assistant")))
+		return;
+	d->messages++;
+	if (!strcmp(type, "assistant")) {
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "model"));
+		if (m && strcmp(m, "<synthetic>"))
+			snprintf(d->model, sizeof(d->model), "%s", m);
+	} else if (!d->title[0] && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isMeta"))) {
+		const char *t = first_text(cJSON_GetObjectItemCaseSensitive(msg, "content"), "text");
+		if (t && is_prompt(t))
+			one_line(d->title, sizeof(d->title), t);
+	}
+}
+
+static void codex_line(cli_session_detail *d, const cJSON *j)
+{
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "type"));
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+	const char *ptype = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "type"));
+
+	if (!type)
+		return;
+	if (!strcmp(type, "session_meta") || !strcmp(type, "turn_context")) {
+		const char *cwd = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "cwd"));
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "model"));
+		if (cwd && !d->cwd[0])
+			snprintf(d->cwd, sizeof(d->cwd), "%s", cwd);
+		if (m)
+			snprintf(d->model, sizeof(d->model), "%s", m);
+	} else if (!strcmp(type, "response_item") && ptype && !strcmp(ptype, "message")) {
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "role"));
+		if (!role || (strcmp(role, "user") && strcmp(role, "assistant")))
+			return;
+		d->messages++;
+		if (!strcmp(role, "user") && !d->title[0]) {
+			const char *t = first_text(cJSON_GetObjectItemCaseSensitive(p, "content"), "input_text");
+			if (t && is_prompt(t))
+				one_line(d->title, sizeof(d->title), t);
+		}
+	}
+}
+
+int cli_session_details(cli_session_detail *d, const cli_session *s)
+{
+	FILE *fp = fopen(s->path, "rb");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	bool codex = !strcmp(s->agent, "codex");
+
+	memset(d, 0, sizeof(*d));
+	if (!fp)
+		return -1;
+	while ((len = getline(&line, &cap, fp)) > 0) {
+		cJSON *j = cJSON_ParseWithLength(line, (size_t)len);
+		if (j)
+			(codex ? codex_line : claude_line)(d, j);
+		cJSON_Delete(j);
+	}
+	free(line);
+	fclose(fp);
+	return 0;
 }
 
 /* ---- writing a branch as a new session of an agent -------------------------- */
@@ -349,21 +494,53 @@ typedef struct {
 	bool has_index;                    /* keeps a sessions-index.json beside the sessions */
 	int (*write)(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo, const cmv_id *tip);
 	void (*place)(cmv_buf *dir, cmv_buf *path, const char *root, const char *id, const char *cwd);
+	/* files the session refers to, put beside it before it is written (may be NULL) */
+	int (*beside)(cmv_buf *body, size_t *n_out, cmv_repo *repo, const cmv_id *tip, const char *session_path);
 } agent;
 
 static const agent claude_agent = { "Claude Code", "claude", "CLAUDE_CONFIG_DIR", ".claude", "claude", "--resume",
-				    true, cmv_claude_session_write, claude_place };
+				    true, cmv_claude_session_write, claude_place, cmv_claude_session_place_outputs };
 static const agent codex_agent = { "Codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
-				   false, cmv_codex_session_write, codex_place };
+				   false, cmv_codex_session_write, codex_place, NULL };
 
-static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a, const char *title, bool launch)
+/*
+ * The folder the session is resumed in: the one its records name, when it
+ * exists on this machine; else (a session from another machine, or none
+ * recorded) the current one, said on stderr, so that the session lands
+ * where `claude --resume` run here looks for it.
+ */
+static bool resume_folder(cmv_buf *out, const cmv_buf *recorded, const agent *a)
 {
-	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), cwd = CMV_BUF_INIT(4096), dir = CMV_BUF_INIT(4096),
-		path = CMV_BUF_INIT(4096);
+	struct stat st;
+	char here[4096];
+
+	cmv_buf_clear(out);
+	if (recorded->size && stat(recorded->ptr, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cmv_buf_puts(out, recorded->ptr);
+		return false;
+	}
+	if (!getcwd(here, sizeof(here))) {
+		cmv_buf_puts(out, recorded->ptr ? recorded->ptr : "");
+		return false;
+	}
+	cmv_buf_puts(out, here);
+	if (recorded->size)
+		fprintf(stderr, "cmv: %s, where the session was recorded, does not exist here; "
+				"the %s session goes with the current folder, %s\n", recorded->ptr, a->label, here);
+	return true;
+}
+
+static int write_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a,
+			 const char *title, bool in_txn)
+{
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), recorded = CMV_BUF_INIT(4096), cwd = CMV_BUF_INIT(4096),
+		dir = CMV_BUF_INIT(4096), path = CMV_BUF_INIT(4096);
 	char id[37], *root = cli_agent_home(a->env, a->home_dir);
 	int rc = EXIT_OK, fd = -1;
+	bool created = false, moved;
 
-	if (a->write(&body, id, &cwd, ctx->repo, at) < 0) {
+	/* the conversion goes first: a branch it refuses is rolled back with the transaction */
+	if (a->write(&body, id, &recorded, ctx->repo, at) < 0) {
 		rc = cli_failf("cannot write the branch as a %s session: %s", a->label,
 			       cmv_error_last() ? cmv_error_last()->message : "failed");
 		goto done;
@@ -372,22 +549,41 @@ static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agen
 		rc = cli_failf("no $%s or $HOME to find %s's sessions in", a->env, a->label);
 		goto done;
 	}
-	a->place(&dir, &path, root, id, cwd.size ? cwd.ptr : "");
+	moved = resume_folder(&cwd, &recorded, a);
+	a->place(&dir, &path, root, id, cwd.ptr);
 	if (cli_mkdirs(dir.ptr) != 0) {
 		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
 		goto done;
 	}
-	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
-	    write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
+	/* a <persisted-output> preview names its saved output in the new session's own folder */
+	if (a->beside && a->beside(&body, NULL, ctx->repo, at, path.ptr) < 0) {
+		rc = cli_failf("cannot write the saved tool outputs of %s: %s", path.ptr,
+			       cmv_error_last() ? cmv_error_last()->message : "failed");
+		goto done;
+	}
+	if ((fd = open(path.ptr, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0) {
 		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
 		goto done;
 	}
+	created = true;
+	if (write(fd, body.ptr, body.size) != (ssize_t)body.size || fsync(fd) != 0) {
+		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
+		goto done;
+	}
+	if (in_txn && cmv_repo_txn_commit(ctx->repo) < 0) {
+		in_txn = false;
+		rc = cli_fail("cannot commit the branch");
+		goto done;
+	}
+	in_txn = false;
+	created = false; /* from here on the session stands, whatever follows */
 	if (a->has_index) {
 		size_t lines = 0;
 		for (size_t i = 0; i < body.size; i++)
 			lines += body.ptr[i] == '\n';
-		if ((rc = update_index(dir.ptr, id, path.ptr, cwd.size ? cwd.ptr : "", lines, title)) != EXIT_OK)
-			goto done;
+		/* the session is written: an index cmv cannot update is a warning (Claude Code rescans the folder) */
+		if (update_index(dir.ptr, id, path.ptr, cwd.ptr, lines, title) != EXIT_OK)
+			fprintf(stderr, "cmv: the session stands; Claude Code finds it without the index\n");
 	}
 	if (json) {
 		cmv_buf k = CMV_BUF_INIT(64);
@@ -396,34 +592,52 @@ static int write_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const agen
 		cmv_buf_clear(&k);
 		cmv_buf_printf(&k, "%s_file", a->key);
 		cJSON_AddStringToObject(json, k.ptr, path.ptr);
-		cJSON_AddStringToObject(json, "cwd", cwd.size ? cwd.ptr : "");
+		cJSON_AddStringToObject(json, "cwd", cwd.ptr);
+		if (moved)
+			cJSON_AddStringToObject(json, "recorded_cwd", recorded.ptr);
 		cmv_buf_dispose(&k);
 	} else {
 		printf("%s session %s written to %s\nresume it with: cd %s && %s %s %s\n", a->label, id, path.ptr,
 		       cwd.size ? cwd.ptr : ".", a->program, a->resume, id);
 	}
-	if (launch) {
-		fflush(stdout);
-		if (cwd.size && chdir(cwd.ptr) != 0) {
-			rc = cli_failf("cannot enter %s: %s", cwd.ptr, strerror(errno));
-			goto done;
-		}
-		execlp(a->program, a->program, a->resume, id, (char *)NULL);
-		rc = cli_failf("cannot run %s: %s (is %s installed?)", a->program, strerror(errno), a->label);
+	if (out) {
+		out->agent = a;
+		memcpy(out->id, id, sizeof(id));
+		snprintf(out->cwd, sizeof(out->cwd), "%s", cwd.ptr);
 	}
 done:
 	if (fd >= 0)
 		close(fd);
+	if (created)
+		unlink(path.ptr);
+	if (in_txn) {
+		cmv_repo_txn_rollback(ctx->repo);
+		fprintf(stderr, "cmv: nothing was kept\n");
+	}
 	free(root);
 	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&recorded);
 	cmv_buf_dispose(&cwd);
 	cmv_buf_dispose(&dir);
 	cmv_buf_dispose(&path);
 	return rc;
 }
 
-int cli_write_agent_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const char *agent_name, const char *title,
-			    bool launch)
+int cli_write_agent_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at, cJSON *json,
+			    const char *agent_name, const char *title, bool in_txn)
 {
-	return write_session(ctx, at, json, !strcmp(agent_name, "codex") ? &codex_agent : &claude_agent, title, launch);
+	return write_session(out, ctx, at, json, !strcmp(agent_name, "codex") ? &codex_agent : &claude_agent, title,
+			     in_txn);
+}
+
+int cli_launch_agent_session(const cli_agent_session *s)
+{
+	const agent *a = s->agent;
+
+	fflush(stdout);
+	if (*s->cwd && chdir(s->cwd) != 0)
+		return cli_failf("cannot enter %s: %s; the session is written: resume it as above", s->cwd, strerror(errno));
+	execlp(a->program, a->program, a->resume, s->id, (char *)NULL);
+	return cli_failf("cannot run %s: %s (is %s installed?); the session is written: resume it as above",
+			 a->program, strerror(errno), a->label);
 }

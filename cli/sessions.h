@@ -16,6 +16,17 @@ typedef struct {
 	size_t n, cap;
 } cli_session_list;
 
+/* What a session holds, read from its file (cli_session_details). */
+typedef struct {
+	char title[256];  /* the first prompt, on one line, cut at a character boundary ("" if none) */
+	char model[128];  /* the last model it ran on ("" if none recorded) */
+	char cwd[1024];   /* the folder it was recorded in ("" if none) */
+	size_t messages;  /* user and assistant messages */
+} cli_session_detail;
+
+/* Read a session's file for its details; 0, or -1 when it cannot be read. */
+int cli_session_details(cli_session_detail *d, const cli_session *s);
+
 /* An agent's folder: $env, else $HOME/dflt (malloc'd), or NULL with neither. */
 char *cli_agent_home(const char *env, const char *dflt);
 
@@ -25,12 +36,27 @@ void cli_sessions_free(cli_session_list *l);
 /* The file of session `id` (a unique prefix will do), or of the newest one when id is NULL. */
 int cli_session_path(cmv_buf *out, const char *id);
 
+/* A session cli_write_agent_session wrote: what resuming it needs. */
+typedef struct {
+	const void *agent;
+	char id[37];
+	char cwd[4096];
+} cli_agent_session;
+
 /*
  * Write the conversation at `at` as a new session of an agent ("claude" or
  * "codex") in its folder, print how to resume it (or add it to json), and
- * with `launch` resume it now. `title` names it in Claude Code's index.
+ * fill `out` (may be NULL) for cli_launch_agent_session. `title` names it
+ * in Claude Code's index.
+ * The session goes with the folder its records name, or the current one
+ * when that does not exist here (said on stderr). With `in_txn` the caller
+ * has begun a transaction holding what it made for this session: it is
+ * committed once the session is written, rolled back (and no file left)
+ * when the agent cannot take the branch or the file cannot be written.
  */
-int cli_write_agent_session(cli_ctx *ctx, const cmv_id *at, cJSON *json, const char *agent, const char *title,
-			    bool launch);
+int cli_write_agent_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at, cJSON *json, const char *agent,
+			    const char *title, bool in_txn);
+/* Resume it now, in its folder (replaces the process); returns only on failure. */
+int cli_launch_agent_session(const cli_agent_session *s);
 
 #endif

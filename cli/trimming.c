@@ -86,11 +86,10 @@ int cli_trim(cmv_id *head, cli_ctx *ctx, const cmv_id *tip, const char *from_ref
 	cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
 	int rc = EXIT_OK;
 
-	if (!model_name && from_ref && cmv_branch_llm_get(&own, ctx->repo, from_ref) == 0 && own.size && own.ptr[0] != '{')
+	if (!model_name && from_ref && cli_branch_model(&own, ctx, from_ref))
 		model_name = own.ptr;
-	cmv_error_clear();
 	if (!model_name)
-		model_name = "claude-sonnet-4-5";
+		model_name = CLI_DEFAULT_MODEL;
 	if (cmv_models_load(&models, NULL) < 0 || cli_model(&m, models, model_name) < 0 ||
 	    cmv_tok_load(&tok, m->tokenizer, NULL) < 0) {
 		rc = cli_fail("cannot load the model");

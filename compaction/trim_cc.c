@@ -182,6 +182,56 @@ static int stub_image(trim_ctx *t, record_edit *e, cJSON *content, cJSON *el, co
 	return replace_item(content, el, text_block(e, t->stub.ptr, t->stub.size));
 }
 
+/*
+ * A result Claude Code sent as a <persisted-output> preview (over the
+ * threshold; one at or under it stays as it is). The tags and the first
+ * line stay: they tell the model the output was too large and where it was
+ * saved, a path it can Read (a written session names the copy in its own
+ * folder). The preview between them becomes the stub, which names the
+ * whole saved output when the import kept it (the record's
+ * `cc_saved_output` block, carried with the record), else the preview.
+ * The report counts what was sent: the preview, not the saved output.
+ */
+static int persisted_stub(trim_ctx *t, record_edit *e, cJSON *el, cJSON *content, const char *id, const cmv_id *preview,
+			  bool inline_text, size_t header, bool *changed)
+{
+	static const char close[] = "\n</persisted-output>";
+	const cmv_block *saved = NULL;
+	cmv_buf whole = CMV_BUF_INIT(CMV_BUF_CONTENT), text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	int error = 0;
+
+	for (size_t i = 0; id && e->node && i < e->node->n_blocks && !saved; i++) {
+		const cmv_block *b = &e->node->blocks[i];
+		if (!strcmp(b->type, "cc_saved_output") && b->tool_id && !strcmp(b->tool_id, id))
+			saved = b;
+	}
+	if (saved && (error = cmv_blob_read(&whole, t->repo, &saved->blob)) < 0)
+		goto done;
+	if (saved)
+		error = cmv_trim__make_stub(t, NULL, whole.ptr ? whole.ptr : "", whole.size, &saved->blob);
+	else
+		error = cmv_trim__make_stub(t, NULL, t->blob.ptr, t->blob.size, preview);
+	if (error < 0 || (error = cmv_buf_put(&text, t->blob.ptr, header)) < 0 || (error = cmv_buf_putc(&text, '\n')) < 0 ||
+	    (error = cmv_buf_put(&text, t->stub.ptr, t->stub.size)) < 0 ||
+	    (error = cmv_buf_put(&text, close, sizeof(close) - 1)) < 0)
+		goto done;
+	if (text.size >= t->blob.size)
+		goto done; /* saves nothing */
+	if (!saved && inline_text && (error = cmv_blob_write(&(cmv_id){ 0 }, t->repo, t->blob.ptr, t->blob.size)) < 0)
+		goto done;
+	cmv_trim__rule_add(t, CMV_TRIM_TOOL_RESULTS, 1, (int64_t)t->blob.size - (int64_t)text.size,
+			   (inline_text ? cmv_trim__tokens_of(t, t->blob.ptr, t->blob.size) : cmv_trim__tokens_of_blob(t, preview)) -
+				   cmv_trim__tokens_of(t, text.ptr, text.size));
+	cmv_block_content bc = { .type = "tool_result", .data = text.ptr, .len = text.size, .tool_id = id,
+				 .flags = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(el, "is_error")) ? CMV_BLOCK_ERROR : 0 };
+	*changed = true;
+	error = replace_item(el, content, record_edit_add(e, 'S', &bc));
+done:
+	cmv_buf_dispose(&whole);
+	cmv_buf_dispose(&text);
+	return error;
+}
+
 /* A tool result's content: images stubbed, and the whole stubbed when over the threshold. */
 static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 {
@@ -205,8 +255,11 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 		return 0; /* inline structure the importer did not cut: small by construction */
 	}
 	if (k == SIZE_MAX || e->enc[k] == 'S') {
+		size_t header;
 		if (cmv__utf8_chars(t->blob.ptr, t->blob.size) <= t->threshold)
 			return 0;
+		if (cmv__cc_persisted(t->blob.ptr, t->blob.size, &header, NULL, NULL))
+			return persisted_stub(t, e, el, content, id, &blob, k == SIZE_MAX, header, changed);
 	} else {
 		/* blocks: images are stubbed whatever the size; the text decides the rest */
 		cJSON *arr = cJSON_ParseWithLength(t->blob.ptr ? t->blob.ptr : "", t->blob.size);

@@ -89,6 +89,89 @@ static const char *attachment_role(const cJSON *j)
 	return role && !strcmp(role, "system") ? "system" : NULL;
 }
 
+/* The saved outputs found for one record: their bytes back to back, and each one's call and path. */
+typedef struct {
+	cmv_buf bytes, paths;
+	struct {
+		size_t off, path_off;
+		const char *tool_id;
+	} *items;
+	size_t n, cap;
+} saved_list;
+
+/* The text of a tool result's content: a string, or an array whose first block is text. */
+static const char *result_text(const cJSON *content)
+{
+	if (cJSON_IsString(content))
+		return content->valuestring;
+	const cJSON *first = cJSON_IsArray(content) ? content->child : NULL;
+	const char *t = cj_str(first, "type");
+	return t && !strcmp(t, "text") ? cj_str(first, "text") : NULL;
+}
+
+/*
+ * Each result of a user record sent as a <persisted-output> preview gets
+ * its saved file as a `cc_saved_output` block (formats/cc_saved.c): added
+ * after the holes are laid out, it has none, so the record's bytes and
+ * every rendering stay what they were.
+ */
+static int add_saved_outputs(record_build *rb, saved_list *sl, cmv_import_result *res, const char *path,
+			     const cJSON *msg, const cmv_import_options *opts)
+{
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+	size_t cap = opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT;
+	cmv_buf file = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	int error = 0;
+
+	cmv_buf_clear(&sl->bytes);
+	cmv_buf_clear(&sl->paths);
+	sl->n = 0;
+	if (cap > CMV_BUF_CONTENT)
+		cap = CMV_BUF_CONTENT;
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
+		const char *bt = cj_str(b, "type"), *text, *rec_path, *id = cj_str(b, "tool_use_id");
+		size_t plen;
+		if (!bt || strcmp(bt, "tool_result") || !(text = result_text(cj_get(b, "content"))) ||
+		    !cmv__cc_persisted(text, strlen(text), NULL, &rec_path, &plen))
+			continue;
+		if (plen > CMV_FIELD_MAX || !cmv__cc_saved_find(&file, path, text, strlen(text), cap)) {
+			res->saved_missing++;
+			continue;
+		}
+		if ((error = cmv__array_grow((void **)&sl->items, &sl->cap, sl->n, sizeof(*sl->items))) < 0)
+			break;
+		sl->items[sl->n].off = sl->bytes.size;
+		sl->items[sl->n].path_off = sl->paths.size;
+		sl->items[sl->n].tool_id = id;
+		if ((error = cmv_buf_put(&sl->bytes, file.ptr ? file.ptr : "", file.size)) < 0 ||
+		    (error = cmv_buf_put(&sl->paths, rec_path, plen)) < 0 || (error = cmv_buf_putc(&sl->paths, '\0')) < 0)
+			break;
+		sl->n++;
+		res->saved_outputs++;
+	}
+	cmv_buf_dispose(&file);
+	/* the bytes are in place now: point the blocks at them */
+	for (size_t i = 0; i < sl->n && !error; i++) {
+		if ((error = cmv__array_grow((void **)&rb->blocks, &rb->cap_blocks, rb->n_blocks, sizeof(*rb->blocks))) < 0)
+			break;
+		size_t off = sl->items[i].off, end = i + 1 < sl->n ? sl->items[i + 1].off : sl->bytes.size;
+		rb->blocks[rb->n_blocks++] = (cmv_block_content){ .type = "cc_saved_output",
+								  .data = sl->bytes.ptr ? sl->bytes.ptr + off : "",
+								  .len = end - off,
+								  .tool_id = sl->items[i].tool_id,
+								  .tool_name = sl->paths.ptr + sl->items[i].path_off,
+								  .media_type = "text/plain" };
+	}
+	return error;
+}
+
+static void saved_list_dispose(saved_list *sl)
+{
+	cmv_buf_dispose(&sl->bytes);
+	cmv_buf_dispose(&sl->paths);
+	free(sl->items);
+}
+
 /* Make the chain the path from `tip` to the root; the depth of its last message in *last_msg. */
 static void rebuild_chain(record_list *rl, size_t tip, uint64_t *last_msg)
 {
@@ -123,6 +206,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 		name = CMV_BUF_INIT(4096);
 	record_build rb;
 	record_list rl;
+	saved_list saved;
 	cmv__strmap uuids; /* uuid -> record index */
 	size_t tail = SIZE_MAX, *abandoned = NULL, n_abandoned = 0, cap_abandoned = 0;
 	uint64_t last_msg_depth = 0;
@@ -141,6 +225,9 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	memset(&rl, 0, sizeof(rl));
 	memset(&uuids, 0, sizeof(uuids));
 	memset(&res, 0, sizeof(res));
+	memset(&saved, 0, sizeof(saved));
+	cmv_buf_init(&saved.bytes, CMV_BUF_CONTENT);
+	cmv_buf_init(&saved.paths, CMV_BUF_CONTENT);
 	if ((error = cmv__read_file(&file, path)) < 0)
 		goto out;
 	/* The session's id, from its first records: a file imported before, unchanged, costs only a hash. */
@@ -247,6 +334,11 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			goto fail;
 		}
 		record_build_finish(&rb);
+		if (is_msg && !strcmp(type, "user") && (error = add_saved_outputs(&rb, &saved, &res, path, msg, opts)) < 0) {
+			cJSON_Delete(j);
+			cmv_error__prefix("%s:%zu: ", path, lineno);
+			goto fail;
+		}
 
 		cmv_message m;
 		memset(&m, 0, sizeof(m));
@@ -335,6 +427,7 @@ fail:
 out:
 	record_build_dispose(&rb);
 	record_list_dispose(&rl);
+	saved_list_dispose(&saved);
 	free(abandoned);
 	cmv__strmap_dispose(&uuids);
 	cmv_buf_dispose(&file);

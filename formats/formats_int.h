@@ -109,6 +109,22 @@ int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id 
 		      cmv_kind kind, const cmv_id *derived_from, size_t n_derived);
 void record_edit_dispose(record_edit *e);
 
+/* ---- Claude Code's saved tool outputs (formats/cc_saved.c) ---------------------- */
+
+/*
+ * 1 when `text` is a <persisted-output> preview naming where the whole
+ * output was saved: its first line ends at text + *header_len, and the path
+ * it names is [*path, *path + *path_len). Each out may be NULL.
+ */
+int cmv__cc_persisted(const char *text, size_t len, size_t *header_len, const char **path, size_t *path_len);
+/*
+ * The saved file a preview names, read into `out` (at most `cap` bytes):
+ * beside `transcript` in Claude Code's layout, or at the recorded path when
+ * it lies inside the local projects folder; a regular file that begins with
+ * the preview. @return 1 found, 0 not (never an error)
+ */
+int cmv__cc_saved_find(cmv_buf *out, const char *transcript, const char *text, size_t len, size_t cap);
+
 /* ---- the neutral conversation (formats/neutral.h has the shape) ---------------- */
 
 typedef struct {

@@ -62,6 +62,18 @@ typedef struct cmv_import_result {
 	const char *format;       /**< the format's name (static) */
 	/** The last line was cut off mid-write (the agent is still writing): left for the next import. */
 	bool partial_tail;
+	/**
+	 * Claude Code results sent as a <persisted-output> preview whose saved
+	 * file (<id>/tool-results/<name> beside the session) was kept as the
+	 * result's original (a `cc_saved_output` block of the record).
+	 */
+	size_t saved_outputs;
+	/**
+	 * Such results whose saved file was not found (a session copied
+	 * without its folder) or is not the one the preview begins: the record
+	 * is kept as it is, preview and all; only the whole output is missing.
+	 */
+	size_t saved_missing;
 } cmv_import_result;
 
 /**
@@ -152,6 +164,24 @@ CMV_EXTERN(int) cmv_claude_session_write(cmv_buf *out, char new_id[37], cmv_buf 
  */
 CMV_EXTERN(int) cmv_claude_session_write_as(cmv_buf *out, const char *session_id, cmv_repo *repo,
 					    const cmv_id *tip);
+
+/**
+ * Put the saved tool outputs a written Claude Code session refers to beside
+ * it, as Claude Code lays a session out, and make the session name them
+ * there. Each `cc_saved_output` on the path to `tip` (the whole output of a
+ * result sent as a <persisted-output> preview, kept by the import) is
+ * written to <folder>/<id>/tool-results/<name> for a session file
+ * <folder>/<id>.jsonl (mode 0600; a file already there with the same bytes
+ * is left as it is), and every mention in `body` (the session as
+ * cmv_claude_session_write() wrote it) of the path the record named becomes
+ * that path. A new session is then whole by itself: its previews name files
+ * that exist, whatever becomes of the session it was made from.
+ * @param n_out may be NULL; receives the number of files placed
+ * @return 0, CMV_EINVALID (session_path is not <folder>/<id>.jsonl),
+ *         CMV_EEXISTS (other bytes at a file's place), CMV_EIO
+ */
+CMV_EXTERN(int) cmv_claude_session_place_outputs(cmv_buf *body, size_t *n_out, cmv_repo *repo, const cmv_id *tip,
+						 const char *session_path);
 
 /**
  * The same for a branch of an imported Codex rollout: every record on the
