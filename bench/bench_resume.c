@@ -20,6 +20,8 @@
  *    "again" right after a trim with nothing appended and the file still
  *    over --size (the common case once a big session has crossed it: an
  *    incremental hook has nothing to do, so it should cost what idle does).
+ *    The same-run baseline is an exec of `cmv version`: what any hook
+ *    command costs before it reads a byte.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -165,6 +167,26 @@ static double hook_once(const char *cmv, const char *store, size_t size, const c
 		errno = 0;
 		die("cmv auto-trim did not exit 0 (the hook must always)");
 	}
+	return bench_now() - t0;
+}
+
+/* The same-run baseline: one exec of `cmv version` (process start, linking, no store). */
+static double exec_once(const char *cmv)
+{
+	fflush(stdout);
+	double t0 = bench_now();
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(127);
+		execl(cmv, cmv, "version", (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) < 0)
+		die("waitpid");
 	return bench_now() - t0;
 }
 
@@ -344,6 +366,13 @@ int bench_resume(int argc, char **argv)
 			       before ? (double)after / (double)before : 1.0, mi, mt, ma);
 	}
 	double mi = median(idle, n_idle) * 1e3, mt = median(trims, n_trim) * 1e3, ma = median(again, n_again) * 1e3;
+	double *base_runs = calloc(runs, sizeof(double));
+	if (!base_runs)
+		die("memory");
+	for (size_t r = 0; r < runs; r++)
+		base_runs[r] = exec_once(cmv);
+	double mb = median(base_runs, runs) * 1e3;
+	free(base_runs);
 	cJSON *total = cJSON_AddObjectToObject(doc, "total");
 	cJSON_AddNumberToObject(total, "sessions", (double)l.n);
 	cJSON_AddNumberToObject(total, "tokens_untrimmed", (double)sum_before);
@@ -352,6 +381,7 @@ int bench_resume(int argc, char **argv)
 	cJSON_AddNumberToObject(total, "hook_idle_ms", mi);
 	cJSON_AddNumberToObject(total, "hook_trim_ms", mt);
 	cJSON_AddNumberToObject(total, "hook_again_ms", ma);
+	cJSON_AddNumberToObject(total, "exec_baseline_ms", mb);
 	cJSON_AddStringToObject(doc, "tokenizer", "o200k_base");
 	cJSON_AddStringToObject(doc, "client_model", "Claude Code 2.1.328");
 	cJSON_AddStringToObject(doc, "cmv", cmv);
@@ -366,8 +396,8 @@ int bench_resume(int argc, char **argv)
 		       l.n, (unsigned long long)sum_before, (unsigned long long)sum_after,
 		       sum_before ? (double)sum_after / (double)sum_before : 1.0);
 		printf("hook per tool call (median of %zu execs each): %.1f ms with nothing to do, %.1f ms when it trims, "
-		       "%.1f ms fired again after a trim; %s\n",
-		       runs, mi, mt, ma, machine);
+		       "%.1f ms fired again after a trim; `cmv version` %.1f ms (same run); %s\n",
+		       runs, mi, mt, ma, mb, machine);
 	}
 	cJSON_Delete(doc);
 	bench_rmdir(tmp);
