@@ -47,6 +47,12 @@ static bool jis(const cJSON *o, const char *k, const char *v)
 	return cJSON_IsString(x) && !strcmp(x->valuestring, v);
 }
 
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+	return v ? v : "";
+}
+
 static void block_text(cmv_buf *t, const cJSON *b)
 {
 	const cJSON *c;
@@ -54,12 +60,12 @@ static void block_text(cmv_buf *t, const cJSON *b)
 	if (cJSON_IsString(b)) {
 		cmv_buf_puts(t, b->valuestring);
 	} else if (jis(b, "type", "text")) {
-		cmv_buf_puts(t, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "text")) ?: "");
+		cmv_buf_puts(t, jstr(b, "text"));
 	} else if (jis(b, "type", "thinking")) {
-		cmv_buf_puts(t, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "thinking")) ?: "");
+		cmv_buf_puts(t, jstr(b, "thinking"));
 	} else if (jis(b, "type", "tool_use")) {
 		char *in = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
-		cmv_buf_printf(t, "%s %s", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")) ?: "",
+		cmv_buf_printf(t, "%s %s", jstr(b, "name"),
 			       in ? in : "{}");
 		cJSON_free(in);
 	} else if (jis(b, "type", "tool_result")) {
