@@ -36,5 +36,6 @@ int bench_pager(int argc, char **argv);
 int bench_compact(int argc, char **argv);
 int bench_count(int argc, char **argv);
 int bench_mcp(int argc, char **argv);
+int bench_resume(int argc, char **argv);
 
 #endif

@@ -34,7 +34,10 @@ static void usage(FILE *out)
 	      "                               tokens before and after, fits, passes, coverage, time\n"
 	      "    count DIR [--json]         counted against billed per model, over every Claude Code session\n"
 	      "                               that records usage, calibrated on the other half (two folds),\n"
-	      "                               beside the built-in profiles\n",
+	      "                               beside the built-in profiles\n"
+	      "    resume DIR [--threshold N] [--runs N] [--cmv PATH] [--json]\n"
+	      "                               what a real Claude Code resume sends for each session, untrimmed\n"
+	      "                               and after cmv trim (o200k tokens); the hook's cost per tool call\n",
 	      out);
 }
 
@@ -64,6 +67,8 @@ int main(int argc, char **argv)
 		return bench_compact(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "count"))
 		return bench_count(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "resume"))
+		return bench_resume(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tokenizer"))
 		return bench_tokenizer(argc - 1, argv + 1);
 	fprintf(stderr, "cmv-bench: unknown suite '%s'\n", argv[1]);
