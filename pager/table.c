@@ -43,7 +43,7 @@ void cmv_pager__options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_option
 		       o->render_flags, (unsigned long long)o->query_allowance);
 	for (size_t i = 0; i < o->n_pins; i++)
 		cmv_buf_printf(out, "%s,", o->pins[i] ? o->pins[i] : "");
-	cmv_buf_printf(out, "/%s", o->query ? o->query : "");
+	cmv_buf_printf(out, "/%s%s", o->query ? o->query : "", o->stub_pinned ? "/stub-pinned" : "");
 }
 
 /* The key each request format keeps its messages under: always its last. */
