@@ -225,6 +225,11 @@ void cmv_repo_txn_rollback(cmv_repo *repo)
 	repo->backend->txn_rollback(repo->backend);
 }
 
+int cmv_repo_is_readonly(const cmv_repo *repo)
+{
+	return repo && (repo->flags & CMV_REPO_OPEN_READONLY) ? 1 : 0;
+}
+
 int cmv_dag__txn_start(cmv_repo *repo)
 {
 	if (repo->flags & CMV_REPO_OPEN_READONLY)

@@ -311,21 +311,12 @@ done:
 
 int cmv_recall_tool_call(cmv_buf *out, cmv_repo *repo, const char *branch, const char *input, size_t len)
 {
-	cJSON *in;
-	const char *id;
-	int rc, error;
-
-	if ((rc = cmv_recall_tool_answer(out, repo, input, len)) != 0)
-		return rc;
-	/* the model asked for it: keep it resident a while, so it does not ask again next turn */
-	in = cJSON_ParseWithLength(input, len);
-	id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "id"));
-	error = id ? cmv_pager_fault(repo, branch, id) : 0;
-	if (error == CMV_EINVALID || error == CMV_ENOTFOUND) {
-		/* a trim's stub, an index: not a page of this branch, nothing to pin */
-		cmv_error_clear();
-		error = 0;
-	}
-	cJSON_Delete(in);
-	return error;
+	CMV_ASSERT_ARG(branch);
+	/*
+	 * No fault: the answer is in the conversation now, as the tool's result
+	 * (a body the pager pages like any other); pinning the original too
+	 * would send the same content twice while the pin lasts. A host that
+	 * wants the page back in place calls cmv_pager_fault itself.
+	 */
+	return cmv_recall_tool_answer(out, repo, input, len);
 }

@@ -348,7 +348,8 @@ static int render_final(materialization *m, size_t final_k)
 		return cmv_error__oom();
 	if ((error = cmv_pager__eval(&tokens, &m->r.classes, m->out, p, final_k, writes, &m->ro)) < 0)
 		goto done;
-	for (const cJSON *w = writes->child; w && !error; w = w->next) {
+	/* a read-only store keeps nothing: its stubs recall what an earlier materialization stored, or nothing */
+	for (const cJSON *w = writes->child; w && !error && !cmv_repo_is_readonly(m->repo); w = w->next) {
 		cmv_id id;
 		error = cmv_blob_write(&id, m->repo, w->valuestring, strlen(w->valuestring));
 	}
@@ -398,7 +399,7 @@ static int fill_report(materialization *m)
 /* Write the page table back: the next call with this tip is a lookup, and the next after an append may splice. */
 static int save_table(materialization *m)
 {
-	if (!m->o.state_branch)
+	if (!m->o.state_branch || cmv_repo_is_readonly(m->repo))
 		return 0;
 	return cmv_pager__table_save(m->repo, &m->o, m->note_key, m->okey.ptr, m->tip, &m->p, &m->r, m->out, &m->ro);
 }

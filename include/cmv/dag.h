@@ -76,6 +76,9 @@ CMV_EXTERN(int) cmv_repo_discover(cmv_buf *out, const char *start);
 /** Close the store; NULL is a no-op. An open transaction is rolled back. */
 CMV_EXTERN(void) cmv_repo_free(cmv_repo *repo);
 
+/** 1 when the store was opened with CMV_REPO_OPEN_READONLY (it writes nothing), else 0. */
+CMV_EXTERN(int) cmv_repo_is_readonly(const cmv_repo *repo);
+
 /** The name of the backend ("sqlite"). Borrowed; lives as long as repo. */
 CMV_EXTERN(const char *) cmv_repo_backend_name(const cmv_repo *repo);
 

@@ -187,8 +187,10 @@ CMV_EXTERN(int) cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *rep
 CMV_EXTERN(int) cmv_branch_tools_set(cmv_repo *repo, const char *branch, const char *tools);
 
 /**
- * Answer a call of the recall tool on `branch`: cmv_recall_tool_answer(),
- * and the page is faulted in (cmv_pager_fault) when it is one.
+ * Answer a call of the recall tool on `branch`: cmv_recall_tool_answer()
+ * (a multi-run stub's turns come back in the one call). The page is not
+ * faulted in: its content is in the conversation as the tool's result, and
+ * pinning the original too would send it twice.
  * @return 0, 1 (out holds an error for the model), or a negative error
  */
 CMV_EXTERN(int) cmv_recall_tool_call(cmv_buf *out, cmv_repo *repo, const char *branch, const char *input, size_t len);
