@@ -20,6 +20,9 @@ static void usage(FILE *out)
 	      "                               official tiktoken core; the 1 MiB worst case\n"
 	      "    pager [--quick] [--json]     materialize latency, 10k to 1M-token histories into 8k to\n"
 	      "                               200k windows (cold, warm, after an append); fault-in latency\n"
+	      "    host [--turns N] [--budget N] [--json]\n"
+	      "                               an agent host's loop per turn (append, request, reply, usage),\n"
+	      "                               in C and in Python (bindings/python); the goal: Python within 1.3x\n"
 	      "    locomo FILE [--budget N,...] [--json]\n"
 	      "                               evidence recall within a token budget through the pager's\n"
 	      "                               query path, beside a BM25 top-turns baseline (same run)\n"
@@ -51,6 +54,8 @@ int main(int argc, char **argv)
 		return bench_import(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "pager"))
 		return bench_pager(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "host"))
+		return bench_host(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "locomo"))
 		return bench_locomo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trim"))
