@@ -37,5 +37,6 @@ int bench_compact(int argc, char **argv);
 int bench_count(int argc, char **argv);
 int bench_mcp(int argc, char **argv);
 int bench_resume(int argc, char **argv);
+int bench_host(int argc, char **argv);
 
 #endif

@@ -384,7 +384,7 @@ int bench_locomo(int argc, char **argv)
 				tally *ty = &t[b];
 				/* the pager, through its query path */
 				cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-				cmv_materialize_report rep;
+				cmv_materialize_report rep = { 0 };
 				cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
 				o.budget = budgets[b];
 				o.keep_turns = 1;

@@ -316,12 +316,12 @@ int bench_pager(int argc, char **argv)
 		cmv_id tip;
 		cmv_buf body = CMV_BUF_INIT((size_t)1 << 30);
 		cmv_token_stats st;
-		cmv_materialize_report rep_id;
+		cmv_materialize_report rep_id = { 0 };
 		if (cmv_resolve(&tip, repo, "h") < 0 || cmv_count_sent(&st, repo, &tip, m, tok) < 0)
 			die("count");
 		memset(&rep_id, 0, sizeof(rep_id));
 		for (size_t k = 0; k < sizeof(windows) / sizeof(*windows); k++) {
-			cmv_materialize_report rep, rep2, rep3;
+			cmv_materialize_report rep = { 0 }, rep2 = { 0 }, rep3 = { 0 };
 			/* cold: the store just opened */
 			cmv_repo_free(repo);
 			if (cmv_repo_open(&repo, path, 0) < 0)

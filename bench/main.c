@@ -23,6 +23,9 @@ static void usage(FILE *out)
 	      "    mcp [--quick] [--queries N] [--json]\n"
 	      "                               MCP search and get p50/p95 over stdio and HTTP on 100k and\n"
 	      "                               1M-token histories, beside the in-process query path\n"
+	      "    host [--turns N] [--budget N] [--json]\n"
+	      "                               an agent host's loop per turn (append, request, reply, usage),\n"
+	      "                               in C and in Python (bindings/python); the goal: Python within 1.3x\n"
 	      "    locomo FILE [--budget N,...] [--json]\n"
 	      "                               evidence recall within a token budget through the pager's\n"
 	      "                               query path, beside a BM25 top-turns baseline (same run)\n"
@@ -57,6 +60,8 @@ int main(int argc, char **argv)
 		return bench_import(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "pager"))
 		return bench_pager(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "host"))
+		return bench_host(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "locomo"))
 		return bench_locomo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mcp"))

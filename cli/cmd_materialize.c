@@ -119,7 +119,7 @@ static int load_model(const cmv_model **m, cmv_models **models, cmv_tok **tok, c
 CMD(materialize)
 {
 	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_models *models = NULL;
 	const cmv_model *m = NULL;
 	cmv_tok *tok = NULL;
@@ -255,7 +255,7 @@ CMD(fit)
 		const cmv_model *m;
 		cmv_tok *tok = NULL;
 		cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
-		cmv_materialize_report rep;
+		cmv_materialize_report rep = { 0 };
 		cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
 		memset(&rep, 0, sizeof(rep));
 		po.budget = budget;
@@ -331,23 +331,22 @@ CMD(tool_schema)
 
 CMD(switch)
 {
-	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
-	cmv_models *models = NULL;
+	cmv_switch_options so;
+	cmv_switch_report rep = { 0 };
+	cmv_model_handle *h = NULL;
 	const cmv_model *m = NULL;
-	cmv_tok *tok = NULL;
 	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT), branch = CMV_BUF_INIT(CMV_REF_NAME_MAX + 1),
 		old = CMV_BUF_INIT(CMV_BUF_SMALL);
 	cmv_ref *r = NULL;
 	cmv_id tip;
 	int rc;
 
-	memset(&rep, 0, sizeof(rep));
+	cmv_switch_options_init(&so);
 	CLI_PARSE("switch");
 	sw_ref = cli_ref_arg(ctx, sw_ref);
 	if (!sw_model)
 		return cli_usage_error(cli_find("switch"), "--model is required");
-	if (sw_budget && (!cli_parse_u64(&po.budget, sw_budget) || !po.budget))
+	if (sw_budget && (!cli_parse_u64(&so.budget, sw_budget) || !so.budget))
 		return cli_usage_error(cli_find("switch"), "--budget needs a positive number of tokens, not '%s'", sw_budget);
 	if (sw_ref) {
 		if (cmv_ref_lookup(&r, ctx->repo, sw_ref) < 0 || r->type != CMV_REF_BRANCH) {
@@ -360,49 +359,37 @@ CMD(switch)
 	} else if ((rc = cli_current_branch(&branch, ctx)) != EXIT_OK) {
 		return rc;
 	}
-	if ((rc = cli_resolve(&tip, ctx, branch.ptr)) != EXIT_OK || (rc = load_model(&m, &models, &tok, sw_model)) != EXIT_OK)
+	if ((rc = cli_resolve(&tip, ctx, branch.ptr)) != EXIT_OK)
 		goto done;
+	/* a registry key, an alias or an inline descriptor: the library resolves them all alike */
+	if (cmv_model_handle_open(&h, ctx->repo, sw_model) < 0) {
+		rc = cli_fail("unknown model");
+		goto done;
+	}
+	m = cmv_model_handle_profile(h);
 	if (cmv_branch_llm_get(&old, ctx->repo, branch.ptr) < 0)
 		cmv_error_clear();
-	po.state_branch = branch.ptr;
-	/* the working set for the new model first: a switch that cannot fit records nothing */
-	int merr = cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po);
+	/* the fit check, the reference, the segment and the one event, in one transaction */
+	int merr = cmv_switch(&rep, ctx->repo, branch.ptr, h, &so);
 	if (merr < 0) {
 		/* what is pinned cannot fit: paging is not enough, a summary is (it is the user's call) */
-		rc = cli_failf("cannot switch %s to %s: %s%s%s%s", branch.ptr, m->id,
-			       cmv_error_last() ? cmv_error_last()->message : "materialize failed",
+		rc = cli_failf("%s%s%s%s", cmv_error_last() ? cmv_error_last()->message : "switch failed",
 			       merr == CMV_EBUDGET ? "\nhint: 'cmv compact " : "", merr == CMV_EBUDGET ? branch.ptr : "",
 			       merr == CMV_EBUDGET ? " --for MODEL' summarizes only what does not fit, into a new branch" : "");
 		goto done;
 	}
-	cJSON *ev = cJSON_CreateObject();
-	char *text = NULL;
-	cJSON_AddStringToObject(ev, "event", "model_switch");
-	if (old.size)
-		cJSON_AddStringToObject(ev, "from", old.ptr);
-	else
-		cJSON_AddNullToObject(ev, "from");
-	cJSON_AddStringToObject(ev, "to", m->id);
-	cJSON_AddNumberToObject(ev, "budget", (double)rep.budget);
-	cJSON_AddNumberToObject(ev, "tokens", (double)rep.tokens);
-	cJSON_AddNumberToObject(ev, "tokens_full", (double)rep.tokens_full);
-	cJSON_AddNumberToObject(ev, "stubbed", (double)rep.stubbed);
-	cJSON_AddNumberToObject(ev, "evicted", (double)rep.evicted);
-	text = cJSON_PrintUnformatted(ev);
-	cmv_block_content b = { .type = "cmv_switch", .data = text, .len = text ? strlen(text) : 0 };
-	cmv_message msg = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .blocks = &b, .n_blocks = 1 };
-	/* the event and the new usage segment land together */
-	if (!text || cmv_repo_txn_begin(ctx->repo) < 0) {
-		rc = cli_fail("cannot record the switch");
-	} else if (cmv_append(NULL, ctx->repo, branch.ptr, &msg, 1, 0) < 0 ||
-		   cmv_branch_llm_set(ctx->repo, branch.ptr, m->id) < 0 || cmv_repo_txn_commit(ctx->repo) < 0) {
-		cmv_repo_txn_rollback(ctx->repo);
-		rc = cli_fail("cannot record the switch");
+	if (sw_out) {
+		cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+		cmv_materialize_report mr = { 0 };
+		po.budget = so.budget;
+		po.state_branch = branch.ptr;
+		int e = cmv_materialize_for(&out, &mr, ctx->repo, &tip, h, &po);
+		cmv_materialize_report_dispose(&mr);
+		if (e < 0) {
+			rc = cli_fail("cannot write the request");
+			goto done;
+		}
 	}
-	cJSON_free(text);
-	cJSON_Delete(ev);
-	if (rc != EXIT_OK)
-		goto done;
 	if (sw_out) {
 		FILE *fp = fopen(sw_out, "wb");
 		if (!fp || fwrite(out.ptr, 1, out.size, fp) != out.size || fclose(fp) != 0) {
@@ -411,20 +398,33 @@ CMD(switch)
 		}
 	}
 	if (sw_json) {
-		cJSON *j = report_json(&rep, m);
+		cJSON *j = cJSON_CreateObject();
+		char hex[CMV_ID_HEXSZ + 1];
+		cJSON_AddStringToObject(j, "model", m->id);
+		cJSON_AddStringToObject(j, "to", cmv_model_handle_ref(h));
+		cJSON_AddStringToObject(j, "signature", cmv_model_handle_signature(h));
+		cJSON_AddStringToObject(j, "tokenizer", m->tokenizer);
+		cJSON_AddBoolToObject(j, "exact", m->exact);
+		cJSON_AddNumberToObject(j, "budget", (double)rep.budget);
+		cJSON_AddNumberToObject(j, "tokens", (double)rep.tokens);
+		cJSON_AddNumberToObject(j, "tokens_full", (double)rep.tokens_full);
+		cJSON_AddBoolToObject(j, "fits", rep.tokens <= rep.budget);
+		cJSON_AddNumberToObject(j, "stubbed", (double)rep.stubbed);
+		cJSON_AddNumberToObject(j, "evicted", (double)rep.evicted);
+		cJSON_AddBoolToObject(j, "changed", rep.changed);
+		if (!cmv_id_is_none(&rep.event))
+			cJSON_AddStringToObject(j, "event", cli_id(&rep.event, hex));
 		cJSON_AddStringToObject(j, "branch", branch.ptr);
 		if (old.size)
 			cJSON_AddStringToObject(j, "from", old.ptr);
 		rc = cli_print_json(j);
 	} else {
-		printf("%s: %s -> %s; %llu of %llu tokens (%s); pages %zu resident, %zu stubbed, %zu evicted\n", branch.ptr,
+		printf("%s: %s -> %s; %llu of %llu tokens (%s); pages %zu stubbed, %zu evicted\n", branch.ptr,
 		       old.size ? old.ptr : "(no model)", m->id, (unsigned long long)rep.tokens, (unsigned long long)rep.budget,
-		       rep.fits ? "fits" : "does not fit", rep.resident, rep.stubbed, rep.evicted);
+		       rep.tokens <= rep.budget ? "fits" : "does not fit", rep.stubbed, rep.evicted);
 	}
 done:
-	cmv_materialize_report_dispose(&rep);
-	cmv_tok_free(tok);
-	cmv_models_free(models);
+	cmv_model_handle_free(h);
 	cmv_buf_dispose(&out);
 	cmv_buf_dispose(&branch);
 	cmv_buf_dispose(&old);

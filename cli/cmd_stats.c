@@ -18,6 +18,44 @@ const cli_opt opts_stats[] = {
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
+/* The branch's usage segments, per model signature, with what they cost (nothing for a snapshot or a branch with none). */
+static void print_usage(cli_ctx *ctx, const char *ref)
+{
+	cmv_buf branch = CMV_BUF_INIT(CMV_REF_NAME_MAX + 1), u = CMV_BUF_INIT(1 << 22);
+	cJSON *j = NULL;
+	if (ref)
+		cmv_buf_puts(&branch, ref);
+	else if (cmv_head_get(&branch, ctx->repo) < 0)
+		goto done;
+	if (cmv_usage_json(&u, ctx->repo, branch.ptr) < 0 || !(j = cJSON_Parse(u.ptr)))
+		goto done;
+	const cJSON *segs = cJSON_GetObjectItem(j, "segments"), *cost = cJSON_GetObjectItem(j, "cost_usd");
+	if (!cJSON_GetArraySize(segs))
+		goto done;
+	printf("\nusage by model (%d segment%s):\n", cJSON_GetArraySize(segs), cJSON_GetArraySize(segs) == 1 ? "" : "s");
+	for (const cJSON *x = segs->child; x; x = x->next) {
+		const cJSON *c = cJSON_GetObjectItem(x, "cost_usd");
+		char price[64];
+		if (cJSON_IsNumber(c))
+			snprintf(price, sizeof(price), "$%.4f", c->valuedouble);
+		else
+			snprintf(price, sizeof(price), "price unknown");
+		printf("  from turn %-6.0f %-36s %5.0f calls %10.0f in %8.0f out %8.0f cache read %8.0f cache write  %s\n",
+		       cJSON_GetObjectItem(x, "start_turn")->valuedouble, cJSON_GetObjectItem(x, "signature")->valuestring,
+		       cJSON_GetObjectItem(x, "calls")->valuedouble, cJSON_GetObjectItem(x, "input_tokens")->valuedouble,
+		       cJSON_GetObjectItem(x, "output_tokens")->valuedouble,
+		       cJSON_GetObjectItem(x, "cache_read_tokens")->valuedouble,
+		       cJSON_GetObjectItem(x, "cache_write_tokens")->valuedouble, price);
+	}
+	if (cJSON_IsNumber(cost))
+		printf("  total $%.4f\n", cost->valuedouble);
+done:
+	cmv_error_clear();
+	cJSON_Delete(j);
+	cmv_buf_dispose(&branch);
+	cmv_buf_dispose(&u);
+}
+
 CMD(stats)
 {
 	cmv_models *models = NULL;
@@ -110,6 +148,8 @@ CMD(stats)
 		rc = cli_fail("cannot save the token cache");
 	else if (rc != EXIT_OK)
 		cmv_repo_txn_rollback(ctx->repo);
+	if (rc == EXIT_OK && !s_json)
+		print_usage(ctx, s_ref);
 	if (rc == EXIT_OK && s_json)
 		rc = cli_print_json(arr);
 	else

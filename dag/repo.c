@@ -70,14 +70,23 @@ int cmv_repo_open(cmv_repo **out, const char *path, unsigned int flags)
 	if ((error = store_file_path(&file, path)) < 0)
 		goto done;
 	if (flags & CMV_REPO_OPEN_CREATE) {
-		/* Create the .cmv folder that holds the file, if that is what we were given. */
+		/* Create the folders that hold the file, parents too (mkdir -p): a host names a path, not a tree. */
 		char *slash = strrchr(file.ptr, '/');
 		if (slash && strcmp(file.ptr, ":memory:")) {
 			*slash = '\0';
-			if (*file.ptr && mkdir(file.ptr, 0777) != 0 && errno != EEXIST) {
-				error = cmv_error__set(CMV_EIO, "cannot create '%s': %s", file.ptr,
-						       strerror(errno));
-				goto done;
+			for (char *p = file.ptr + 1; *file.ptr; p++) {
+				if (*p && *p != '/')
+					continue;
+				char c = *p;
+				*p = '\0';
+				if (mkdir(file.ptr, 0777) != 0 && errno != EEXIST) {
+					error = cmv_error__set(CMV_EIO, "cannot create '%s': %s", file.ptr,
+							       strerror(errno));
+					goto done;
+				}
+				*p = c;
+				if (!c)
+					break;
 			}
 			*slash = '/';
 		}
@@ -214,6 +223,11 @@ void cmv_repo_txn_rollback(cmv_repo *repo)
 		return;
 	}
 	repo->backend->txn_rollback(repo->backend);
+}
+
+int cmv_repo_is_readonly(const cmv_repo *repo)
+{
+	return repo && (repo->flags & CMV_REPO_OPEN_READONLY) ? 1 : 0;
 }
 
 int cmv_dag__txn_start(cmv_repo *repo)

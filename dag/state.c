@@ -367,18 +367,40 @@ int cmv_branch_llm_get(cmv_buf *out, cmv_repo *repo, const char *branch)
 
 int cmv_branch_llm_set(cmv_repo *repo, const char *branch, const char *llm)
 {
-	cmv_buf sig = CMV_BUF_INIT(LLM_MAX), old = CMV_BUF_INIT(LLM_MAX);
+	return cmv_branch_llm_switch(NULL, repo, branch, llm, NULL, NULL);
+}
+
+/* The signature of the branch's newest segment, "" when it has none. */
+static int last_signature_cb(const cmv_usage_segment *seg, void *payload)
+{
+	cmv_buf *b = payload;
+	cmv_buf_clear(b);
+	return cmv_buf_puts(b, seg->signature);
+}
+
+int cmv_branch_llm_switch(cmv_id *event, cmv_repo *repo, const char *branch, const char *llm, const char *signature,
+			  const char *detail)
+{
+	cmv_buf sig = CMV_BUF_INIT(LLM_MAX), old = CMV_BUF_INIT(LLM_MAX), last = CMV_BUF_INIT(LLM_MAX);
 	cmv_ref *ref = NULL;
-	cJSON *ev = NULL;
+	cJSON *ev = NULL, *det = NULL;
 	char *evtext = NULL;
 	int error;
 
 	CMV_ASSERT_ARG(repo);
 	CMV_ASSERT_ARG(branch);
 	CMV_ASSERT_ARG(llm);
+	if (event)
+		cmv_id_clear(event);
 	if (!*llm || strlen(llm) > LLM_MAX)
 		return cmv_error__set(CMV_EINVALID, "model reference is empty or over %d bytes", LLM_MAX);
+	if (detail && (!(det = cJSON_Parse(detail)) || !cJSON_IsObject(det))) {
+		cJSON_Delete(det);
+		return cmv_error__set(CMV_EINVALID, "a switch's detail is not a JSON object");
+	}
 	if ((error = llm_signature(&sig, llm)) < 0)
+		goto out;
+	if (signature && (error = cmv_buf_set(&sig, signature, strlen(signature))) < 0)
 		goto out;
 	if ((error = cmv_dag__txn_start(repo)) < 0)
 		goto out;
@@ -395,8 +417,13 @@ int cmv_branch_llm_set(cmv_repo *repo, const char *branch, const char *llm)
 		cmv_error_clear();
 		error = 0;
 	}
-	if (error < 0)
+	if (error < 0 || (error = repo->backend->usage_foreach(repo->backend, branch, last_signature_cb, &last)) < 0)
 		goto done;
+	/* another name for the model it runs on (a key, then its descriptor): the reference changes, nothing else */
+	if (old.size && last.size && !strcmp(last.ptr, sig.ptr)) {
+		error = repo->backend->state_set(repo->backend, branch, LLM_KEY, llm);
+		goto done;
+	}
 
 	/* The switch is part of the conversation's history: an event node. */
 	cmv_id head = ref->target;
@@ -406,8 +433,20 @@ int cmv_branch_llm_set(cmv_repo *repo, const char *branch, const char *llm)
 		    !cJSON_AddStringToObject(ev, "type", "model_switch") ||
 		    !cJSON_AddStringToObject(ev, "from", old.size ? old.ptr : "") ||
 		    !cJSON_AddStringToObject(ev, "to", llm) ||
-		    !cJSON_AddNumberToObject(ev, "at", (double)cmv__now()) ||
-		    !(evtext = cJSON_PrintUnformatted(ev))) {
+		    !cJSON_AddStringToObject(ev, "signature", sig.ptr) ||
+		    !cJSON_AddNumberToObject(ev, "at", (double)cmv__now())) {
+			error = cmv_error__oom();
+			goto done;
+		}
+		/* what the caller measured for the switch (the fit), after the fields every switch has */
+		while (det && det->child) {
+			cJSON *c = cJSON_DetachItemViaPointer(det, det->child);
+			if (!cJSON_GetObjectItemCaseSensitive(ev, c->string))
+				cJSON_AddItemToObject(ev, c->string, c);
+			else
+				cJSON_Delete(c);
+		}
+		if (!(evtext = cJSON_PrintUnformatted(ev))) {
 			error = cmv_error__oom();
 			goto done;
 		}
@@ -416,6 +455,8 @@ int cmv_branch_llm_set(cmv_repo *repo, const char *branch, const char *llm)
 		cmv_message m = { CMV_ROLE_SYSTEM, CMV_KIND_EVENT, 1, &bc, NULL, 0, 0, NULL, 0, NULL };
 		if ((error = cmv_append(&head, repo, branch, &m, 1, 0)) < 0)
 			goto done;
+		if (event)
+			*event = head;
 		cmv_id parent;
 		uint64_t depth = 0;
 		if ((error = repo->backend->node_parent(repo->backend, &parent, &depth, &head)) < 0)
@@ -435,10 +476,12 @@ done:
 	error = cmv_dag__txn_end(repo, error);
 out:
 	cJSON_Delete(ev);
+	cJSON_Delete(det);
 	free(evtext);
 	cmv_ref_free(ref);
 	cmv_buf_dispose(&sig);
 	cmv_buf_dispose(&old);
+	cmv_buf_dispose(&last);
 	return error;
 }
 
@@ -459,6 +502,58 @@ int cmv_usage_record(cmv_repo *repo, const char *branch, uint64_t input_tokens,
 	if ((error = cmv_dag__txn_start(repo)) < 0)
 		return error;
 	error = repo->backend->usage_add(repo->backend, branch, &d);
+	return cmv_dag__txn_end(repo, error);
+}
+
+int cmv_usage_record_for(cmv_repo *repo, const char *branch, const char *signature, uint64_t input_tokens,
+			 uint64_t output_tokens, uint64_t cache_read_tokens, uint64_t cache_write_tokens)
+{
+	cmv_buf last = CMV_BUF_INIT(LLM_MAX);
+	cmv_usage_segment d;
+	cmv_ref *ref = NULL;
+	int error;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(branch);
+	CMV_ASSERT_ARG(signature);
+	if (!*signature || strlen(signature) > LLM_MAX)
+		return cmv_error__set(CMV_EINVALID, "a model signature is 1 to %d bytes", LLM_MAX);
+	memset(&d, 0, sizeof(d));
+	d.calls = 1;
+	d.input_tokens = input_tokens;
+	d.output_tokens = output_tokens;
+	d.cache_read_tokens = cache_read_tokens;
+	d.cache_write_tokens = cache_write_tokens;
+	if ((error = cmv_dag__txn_start(repo)) < 0)
+		return error;
+	if ((error = repo->backend->ref_get(repo->backend, &ref, branch)) < 0 ||
+	    (error = repo->backend->usage_foreach(repo->backend, branch, last_signature_cb, &last)) < 0)
+		goto done;
+	if (ref->type != CMV_REF_BRANCH) {
+		error = cmv_error__set(CMV_EINVALID, "'%s' is a snapshot: usage is recorded on a branch", branch);
+		goto done;
+	}
+	/* a call to another model than the current segment's: its own segment, from the head, so no call is booked to a model it did not use */
+	if (strcmp(last.ptr, signature)) {
+		cmv_usage_segment seg;
+		uint64_t depth = 0;
+		cmv_id parent;
+		memset(&seg, 0, sizeof(seg));
+		seg.signature = signature;
+		seg.start_node = ref->target;
+		if (!cmv_id_is_none(&ref->target)) {
+			if ((error = repo->backend->node_parent(repo->backend, &parent, &depth, &ref->target)) < 0)
+				goto done;
+			seg.start_turn = depth + 1;
+		}
+		seg.started = cmv__now();
+		if ((error = repo->backend->usage_begin(repo->backend, branch, &seg)) < 0)
+			goto done;
+	}
+	error = repo->backend->usage_add(repo->backend, branch, &d);
+done:
+	cmv_ref_free(ref);
+	cmv_buf_dispose(&last);
 	return cmv_dag__txn_end(repo, error);
 }
 

@@ -22,6 +22,7 @@
  */
 #include <cjson/cJSON.h>
 #include "util.h"
+#include "formats_int.h"
 
 #define MEDIA_BLOCKS_JSON "application/vnd.cmv.blocks+json"
 #define MEDIA_SOURCE_JSON "application/vnd.cmv.source+json"
@@ -322,6 +323,39 @@ done:
 			cmv_error__set(error, "cannot parse the line");
 	}
 	return error;
+}
+
+struct cmv__parsed_message {
+	parsed_line pl;
+};
+
+int cmv__message_parse(cmv__parsed_message **out, const char *text, size_t len)
+{
+	cmv__parsed_message *p;
+	int error;
+
+	*out = NULL;
+	if (!(p = cmv__calloc(1, sizeof(*p))))
+		return cmv_error__oom();
+	if ((error = parse_line(&p->pl, text, len)) < 0) {
+		free(p);
+		return error;
+	}
+	*out = p;
+	return 0;
+}
+
+const cmv_message *cmv__parsed_message_get(const cmv__parsed_message *p)
+{
+	return &p->pl.msg;
+}
+
+void cmv__parsed_message_free(cmv__parsed_message *p)
+{
+	if (!p)
+		return;
+	parsed_line_dispose(&p->pl);
+	free(p);
 }
 
 int cmv_import_cmv_file(cmv_import_result *out, cmv_repo *repo, const char *path,

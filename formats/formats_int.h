@@ -42,6 +42,18 @@ cJSON *jscan_parse(const char *s, size_t len, int *error);
 const char *cj_str(const cJSON *o, const char *k);
 const cJSON *cj_get(const cJSON *o, const char *k);
 
+/* ---- one message of cmv's JSONL (formats/cmv_jsonl.c) ----------------------- */
+
+/*
+ * A message in cmv's JSONL shape ({"role", "content", "kind"?}) parsed into
+ * a cmv_message that points into the parsed text (the host's appends).
+ * @return 0, CMV_EINVALID (the message says why), CMV_ENOMEM
+ */
+typedef struct cmv__parsed_message cmv__parsed_message;
+int cmv__message_parse(cmv__parsed_message **out, const char *text, size_t len);
+const cmv_message *cmv__parsed_message_get(const cmv__parsed_message *p);
+void cmv__parsed_message_free(cmv__parsed_message *p);
+
 /* ---- session records (formats/session.c) ------------------------------------- */
 
 /* The largest session file an import reads, and so the largest a trim writes. */

@@ -38,6 +38,18 @@ void cmv_materialize_report_dispose(cmv_materialize_report *rep)
 	rep->n_pages = 0;
 }
 
+void cmv_materialize_report_init(cmv_materialize_report *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->version = CMV_MATERIALIZE_REPORT_VERSION;
+}
+
+void cmv_pager_options_init(cmv_pager_options *opts)
+{
+	cmv_pager_options d = CMV_PAGER_OPTIONS_INIT;
+	*opts = d;
+}
+
 /* One call of cmv_materialize: what its phases share. */
 typedef struct {
 	cmv_buf *out;             /* the request, as the phases build it */
@@ -185,8 +197,8 @@ static int pin_pages(materialization *m)
 	}
 	if (o->query && *o->query && (error = pin_query(m)) < 0)
 		return error;
-	/* the last turns are resident verbatim, bodies and all */
-	for (size_t b = 0; b < m->n_bodies; b++)
+	/* the last turns are resident verbatim, bodies and all (unless the caller lets their bodies go last) */
+	for (size_t b = 0; b < m->n_bodies && !o->stub_pinned; b++)
 		if (p->pages[b].pub.turn + o->keep_turns >= p->n_groups)
 			p->pages[b].pub.pinned = true;
 	return 0;
@@ -199,12 +211,19 @@ static int leave_order(materialization *m)
 	/* the order pages leave in: bodies oldest first, then whole turns oldest first */
 	if (!(p->order = cmv__calloc(p->n + 1, sizeof(size_t))) || !(p->gone = cmv__calloc(p->n + 1, sizeof(bool))))
 		return cmv_error__oom();
+	bool last;
 	for (size_t b = 0; b < m->n_bodies; b++)
-		if (!p->pages[b].pub.pinned && p->pages[b].saving > 0)
+		if (!p->pages[b].pub.pinned && p->pages[b].saving > 0 &&
+		    !(m->o.stub_pinned && p->pages[b].pub.turn + m->o.keep_turns >= p->n_groups))
 			p->order[p->n_order++] = b;
 	for (size_t g = 0; g < p->n_groups; g++)
 		if (!p->pages[p->group_page[g]].pub.pinned)
 			p->order[p->n_order++] = p->group_page[g];
+	/* with stub_pinned, the bodies of the last turns: after everything else, oldest first */
+	for (size_t b = 0; b < m->n_bodies && m->o.stub_pinned; b++)
+		if (!p->pages[b].pub.pinned && p->pages[b].saving > 0 &&
+		    (last = p->pages[b].pub.turn + m->o.keep_turns >= p->n_groups))
+			p->order[p->n_order++] = b;
 	return 0;
 }
 
@@ -329,7 +348,8 @@ static int render_final(materialization *m, size_t final_k)
 		return cmv_error__oom();
 	if ((error = cmv_pager__eval(&tokens, &m->r.classes, m->out, p, final_k, writes, &m->ro)) < 0)
 		goto done;
-	for (const cJSON *w = writes->child; w && !error; w = w->next) {
+	/* a read-only store keeps nothing: its stubs recall what an earlier materialization stored, or nothing */
+	for (const cJSON *w = writes->child; w && !error && !cmv_repo_is_readonly(m->repo); w = w->next) {
 		cmv_id id;
 		error = cmv_blob_write(&id, m->repo, w->valuestring, strlen(w->valuestring));
 	}
@@ -379,7 +399,7 @@ static int fill_report(materialization *m)
 /* Write the page table back: the next call with this tip is a lookup, and the next after an append may splice. */
 static int save_table(materialization *m)
 {
-	if (!m->o.state_branch)
+	if (!m->o.state_branch || cmv_repo_is_readonly(m->repo))
 		return 0;
 	return cmv_pager__table_save(m->repo, &m->o, m->note_key, m->okey.ptr, m->tip, &m->p, &m->r, m->out, &m->ro);
 }
@@ -408,8 +428,13 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	CMV_ASSERT_ARG(tip);
 	CMV_ASSERT_ARG(model);
 	CMV_ASSERT_ARG(tok);
-	if (rep)
+	if (rep) {
+		/* a report used before: what it held goes, so a loop that reuses one leaks nothing */
+		unsigned int version = rep->version;
+		cmv_materialize_report_dispose(rep);
 		memset(rep, 0, sizeof(*rep));
+		rep->version = version;
+	}
 	resolve_options(&m, out, repo, tip, model, tok, opts);
 	/*
 	 * One transaction for the whole call: the hundreds of reads of a load
@@ -433,6 +458,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	/* after the commit, which can fail too: a failed call hands back no report */
 	if (error == 0 && rep) {
 		*rep = m.r;
+		rep->version = CMV_MATERIALIZE_REPORT_VERSION;
 		/* whichever path made it (the table, a splice, the whole work), the promise it keeps */
 		rep->margin = model->margin;
 		rep->billed_budget = m.o.budget ? m.o.budget

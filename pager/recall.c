@@ -227,6 +227,43 @@ int cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id)
 	return cmv_blob_read(out, repo, &oid);
 }
 
+/*
+ * A stub for several runs of evicted turns names an index of the runs, each
+ * with the id of its turns: the model asked for the turns, so it gets them
+ * in the one call, each run's messages under its turn numbers (one recall,
+ * never two). Anything else is left as it was read.
+ */
+static int expand_index(cmv_buf *out, cmv_repo *repo)
+{
+	static const char head[] = "{\"paged_out\":[";
+	cmv_buf run = CMV_BUF_INIT(CMV_BUF_CONTENT), all = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cJSON *index;
+	int error = 0;
+
+	if (out->size < sizeof(head) - 1 || memcmp(out->ptr, head, sizeof(head) - 1))
+		return 0;
+	if (!(index = cJSON_ParseWithLength(out->ptr, out->size)))
+		return 0;
+	const cJSON *runs = cJSON_GetObjectItemCaseSensitive(index, "paged_out");
+	for (const cJSON *r = runs ? runs->child : NULL; r && !error; r = r->next) {
+		const char *rid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "recall"));
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(r, "turns");
+		if (!rid || cJSON_GetArraySize(t) != 2)
+			continue;
+		if ((error = cmv_recall(&run, repo, rid)) < 0)
+			break;
+		error = cmv_buf_printf(&all, "%s{\"turns\":[%d,%d],\"messages\":%s}", all.size ? "," : "[",
+				       (int)cJSON_GetArrayItem(t, 0)->valuedouble, (int)cJSON_GetArrayItem(t, 1)->valuedouble,
+				       run.ptr);
+	}
+	if (!error && all.size && (error = cmv_buf_putc(&all, ']')) == 0)
+		error = cmv_buf_set(out, all.ptr, all.size);
+	cJSON_Delete(index);
+	cmv_buf_dispose(&run);
+	cmv_buf_dispose(&all);
+	return error;
+}
+
 int cmv_recall_tool_answer(cmv_buf *out, cmv_repo *repo, const char *input, size_t len)
 {
 	cJSON *in;
@@ -256,6 +293,8 @@ int cmv_recall_tool_answer(cmv_buf *out, cmv_repo *repo, const char *input, size
 		return error < 0 ? error : 1;
 	}
 	cJSON_Delete(in);
+	if (error == 0)
+		error = expand_index(out, repo);
 	return error;
 }
 

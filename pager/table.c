@@ -43,7 +43,7 @@ void cmv_pager__options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_option
 		       o->render_flags, (unsigned long long)o->query_allowance);
 	for (size_t i = 0; i < o->n_pins; i++)
 		cmv_buf_printf(out, "%s,", o->pins[i] ? o->pins[i] : "");
-	cmv_buf_printf(out, "/%s", o->query ? o->query : "");
+	cmv_buf_printf(out, "/%s%s", o->query ? o->query : "", o->stub_pinned ? "/stub-pinned" : "");
 }
 
 /* The key each request format keeps its messages under: always its last. */
@@ -261,6 +261,8 @@ static int note_put(cmv_repo *repo, const cmv_pager_options *o, const char *key,
 	char k[CMV_REF_NAME_MAX + 96];
 	cmv_buf b = CMV_BUF_INIT((size_t)1 << 30);
 	int error;
+	if (cmv_repo_is_readonly(repo))
+		return 0; /* a read-only store keeps no table: each call decides afresh */
 	note_key(k, sizeof(k), key, part);
 	if ((error = cmv_buf_put(&b, s ? s : "", s ? len : 0)) == 0)
 		error = cmv_branch_note_set(repo, o->state_branch, k, b.ptr ? b.ptr : "");
@@ -426,7 +428,7 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 			pins = NULL;
 	if (!pins || !(json = cJSON_PrintUnformatted(j)))
 		error = cmv_error__oom();
-	else
+	else if (!cmv_repo_is_readonly(repo))
 		error = cmv_branch_note_set(repo, o->state_branch, key, json);
 done:
 	cJSON_free(json);

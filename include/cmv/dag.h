@@ -39,7 +39,7 @@ typedef struct cmv_walk cmv_walk;
 #define CMV_STORE_FILENAME "store.db"
 
 enum cmv_repo_open_flags {
-	/** Create the store file (and its folder) if missing. */
+	/** Create the store file (and its folders, parents too) if missing. */
 	CMV_REPO_OPEN_CREATE = (1u << 0),
 	/** Recompute blob ids on every read and fail with CMV_EMISMATCH. */
 	CMV_REPO_OPEN_VERIFY = (1u << 1),
@@ -75,6 +75,9 @@ CMV_EXTERN(int) cmv_repo_discover(cmv_buf *out, const char *start);
 
 /** Close the store; NULL is a no-op. An open transaction is rolled back. */
 CMV_EXTERN(void) cmv_repo_free(cmv_repo *repo);
+
+/** 1 when the store was opened with CMV_REPO_OPEN_READONLY (it writes nothing), else 0. */
+CMV_EXTERN(int) cmv_repo_is_readonly(const cmv_repo *repo);
 
 /** The name of the backend ("sqlite"). Borrowed; lives as long as repo. */
 CMV_EXTERN(const char *) cmv_repo_backend_name(const cmv_repo *repo);
@@ -513,6 +516,19 @@ CMV_EXTERN(int) cmv_branch_llm_get(cmv_buf *out, cmv_repo *repo, const char *bra
  */
 CMV_EXTERN(int) cmv_branch_llm_set(cmv_repo *repo, const char *branch, const char *llm);
 
+/**
+ * cmv_branch_llm_set() with what a host knows: `signature` (NULL: made from
+ * `llm` as above) keys the usage segment, so that a registry key and a
+ * descriptor of one model share it (cmv_model_handle_open() normalizes
+ * them); `detail` (a JSON object, may be NULL) adds its members to the
+ * switch event (the fit a switch measured). Setting another name of the
+ * model whose segment is current changes the reference alone: no event, no
+ * segment. `event` (may be NULL) gets the event node, or CMV_ID_NONE.
+ * @return as cmv_branch_llm_set()
+ */
+CMV_EXTERN(int) cmv_branch_llm_switch(cmv_id *event, cmv_repo *repo, const char *branch, const char *llm,
+				      const char *signature, const char *detail);
+
 /** Token usage of one model on one branch, from the turn it took over. */
 typedef struct cmv_usage_segment {
 	const char *signature;  /**< provider/model[@base_url], or the registry key */
@@ -526,6 +542,17 @@ typedef struct cmv_usage_segment {
 CMV_EXTERN(int) cmv_usage_record(cmv_repo *repo, const char *branch, uint64_t input_tokens,
 				 uint64_t output_tokens, uint64_t cache_read_tokens,
 				 uint64_t cache_write_tokens);
+
+/**
+ * Add one call's usage to the branch's segment for the model `signature`:
+ * the current segment when it is that model's, else a new segment of that
+ * model begins at the branch's head (a call to another model than the
+ * branch's is booked to the model it used, never to the current one).
+ * @return 0, CMV_ENOTFOUND (no such branch), CMV_EINVALID (a snapshot)
+ */
+CMV_EXTERN(int) cmv_usage_record_for(cmv_repo *repo, const char *branch, const char *signature,
+				     uint64_t input_tokens, uint64_t output_tokens, uint64_t cache_read_tokens,
+				     uint64_t cache_write_tokens);
 
 /** Call cb for each segment of a branch, oldest first. */
 CMV_EXTERN(int) cmv_usage_foreach(cmv_repo *repo, const char *branch,

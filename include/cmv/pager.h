@@ -54,9 +54,18 @@ typedef struct cmv_pager_options {
 	 * it was; past the budget a new batch is cut to the low-water mark.
 	 */
 	const char *state_branch;
+	/**
+	 * Bodies inside the last keep_turns turns may be stubbed too, after
+	 * every other page has left: a large result in the turn being answered
+	 * then costs its stub instead of a CMV_EBUDGET. The turns themselves
+	 * stay; pages the caller pins stay whole.
+	 */
+	bool stub_pinned;
 } cmv_pager_options;
 #define CMV_PAGER_OPTIONS_VERSION 1
-#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL }
+#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false }
+/** The defaults, for callers (bindings) that cannot use the macro. */
+CMV_EXTERN(void) cmv_pager_options_init(cmv_pager_options *opts);
 
 typedef enum {
 	CMV_PAGE_BODY = 1,  /**< a tool result's body or a tool input string */
@@ -78,7 +87,14 @@ typedef struct cmv_page {
 	bool pinned;
 } cmv_page;
 
+#define CMV_MATERIALIZE_REPORT_VERSION 1
+/**
+ * What a materialization did. Zero it (or call cmv_materialize_report_init)
+ * before its first use: a report passed again is disposed of first, so a
+ * loop that reuses one leaks nothing.
+ */
 typedef struct cmv_materialize_report {
+	unsigned int version;  /**< the caller's: 0 or CMV_MATERIALIZE_REPORT_VERSION (set on return) */
 	uint64_t budget;       /**< what the request may count (billed_budget less the model's margin) */
 	uint64_t tokens;       /**< what it uses, counted on the rendered request */
 	uint64_t tokens_full;  /**< the same with nothing paged out */
@@ -100,6 +116,7 @@ typedef struct cmv_materialize_report {
 } cmv_materialize_report;
 
 CMV_EXTERN(void) cmv_materialize_report_dispose(cmv_materialize_report *rep);
+CMV_EXTERN(void) cmv_materialize_report_init(cmv_materialize_report *rep);
 
 /**
  * Render the branch ending at `tip` for `model` within the budget: the

@@ -553,6 +553,9 @@ run info "$V"; ok "switch started a usage segment for each model" test "$(grep -
 run switch "$V" --model gpt-4 --budget 100; ok "a switch that cannot fit fails" test $rc -eq 1
 run model "$V"; ok "and records nothing" has "claude-sonnet-4-5 (" "$out"
 run switch t1 --model gpt-4; ok "switch needs a branch" test $rc -eq 1
+run switch "$V" --model '{"provider":"openai","model":"gpt-4o"}' --json; ok "switch takes a model descriptor" has '"signature":	"openai/gpt-4o"' "$out"
+run log "$V"; ok "one switch, one event" test "$(grep -c 'model_switch' <<<"$out")" -eq "$(grep -c 'model_switch\|cmv_switch' <<<"$out")"
+run stats "$V" --model gpt-4o; ok "stats shows the usage segments" has "openai/gpt-4o" "$out"
 
 # --- compaction: compact, handoff, uncompact ---
 run compact "$V" --for gpt-4 --json; ok "compact for gpt-4" test $rc -eq 0

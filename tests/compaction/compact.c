@@ -547,7 +547,7 @@ static void test_target_without_tools(void **state)
 	assert_non_null(strstr(body.ptr, "[tool result for "));
 	/* the pager renders it the same way for this model */
 	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report mr;
+	cmv_materialize_report mr = { 0 };
 	assert_cmv_ok(cmv_materialize(&body, &mr, ts->repo, &tip, target, tok, &po));
 	assert_null(strstr(body.ptr, "\"tool_calls\""));
 	cmv_materialize_report_dispose(&mr);

@@ -3,15 +3,15 @@
 # The layout's rules, checked on the source tree (docs/ARCHITECTURE.md):
 #  1. no #include "../...": a module is reached through a header of its own;
 #  2. a layer includes internal headers only of layers below it (base <- dag <-
-#     formats, tok <- pager <- compaction <- server <- cli, bench), and of another
-#     layer only its *_int.h (base/base.h is the base's; server/mcp.h the server's);
+#     formats, tok <- pager <- compaction <- host <- server <- cli, bench), and of
+#     another layer only its *_int.h (base/base.h is the base's; server/mcp.h the server's);
 #  3. public headers are included as <cmv/...>, never by a path.
 # Usage: layers_test.sh SOURCE_DIR
 set -u
 cd "$1" || exit 1
-declare -A rank=([base]=0 [dag]=1 [formats]=2 [tok]=2 [pager]=3 [compaction]=4 [server]=5 [cli]=6 [bench]=6)
+declare -A rank=([base]=0 [dag]=1 [formats]=2 [tok]=2 [pager]=3 [compaction]=4 [host]=5 [server]=6 [cli]=7 [bench]=7)
 fail=0 checked=0
-for f in base/* dag/* formats/* tok/* pager/* compaction/* server/* cli/* bench/*; do
+for f in base/* dag/* formats/* tok/* pager/* compaction/* host/* server/* cli/* bench/*; do
 	case $f in *.c|*.h|*.cc) ;; *) continue ;; esac
 	layer=${f%%/*}
 	checked=$((checked + 1))

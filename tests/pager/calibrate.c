@@ -249,7 +249,7 @@ typedef struct {
 static bool fits_whole(cmv_repo *repo, const cmv_id *at, const cmv_model *m, uint64_t budget, uint64_t *tokens)
 {
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	o.budget = budget;
 	int rc = cmv_materialize(&out, &rep, repo, at, m, o200k, &o);

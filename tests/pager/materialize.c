@@ -67,7 +67,7 @@ static bool materialize_checked(cmv_materialize_report *rep, cmv_repo *repo, con
 {
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 30), again = CMV_BUF_INIT((size_t)1 << 30), got = CMV_BUF_INIT((size_t)1 << 30);
-	cmv_materialize_report rep2;
+	cmv_materialize_report rep2 = { 0 };
 	cmv_token_stats st;
 	o.budget = budget;
 	int rc = cmv_materialize(&out, rep, repo, tip, m, o200k, &o);
@@ -140,11 +140,11 @@ static void assert_monotone(const cmv_materialize_report *small, const cmv_mater
 static void check_budgets(cmv_repo *repo, const cmv_id *tip, const cmv_model *m, const uint64_t *budgets, size_t n,
 			  const char *what, size_t *fitted, size_t *paged)
 {
-	cmv_materialize_report prev;
+	cmv_materialize_report prev = { 0 };
 	bool have_prev = false;
 	memset(&prev, 0, sizeof(prev));
 	for (size_t b = 0; b < n; b++) {
-		cmv_materialize_report rep;
+		cmv_materialize_report rep = { 0 };
 		memset(&rep, 0, sizeof(rep));
 		if (!materialize_checked(&rep, repo, tip, m, budgets[b], what))
 			continue;
@@ -241,7 +241,7 @@ static bool same_both_ways(cmv_repo *repo, const char *a, const char *b, const c
 			   cmv_tok *tok, uint64_t budget, const char *what)
 {
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report ra, rb;
+	cmv_materialize_report ra = { 0 }, rb = { 0 };
 	cmv_buf oa = CMV_BUF_INIT((size_t)1 << 28), ob = CMV_BUF_INIT((size_t)1 << 28);
 	o.budget = budget;
 	assert_cmv_ok(cmv_branch_update(repo, a, at, NULL));
@@ -258,7 +258,7 @@ static bool same_both_ways(cmv_repo *repo, const char *a, const char *b, const c
 		fail_msg("%s, %s: %d against %d", what, m->id, ea, eb);
 	if (ea == 0) {
 		/* and the same again is a lookup of what was kept: the same bytes and pages */
-		cmv_materialize_report rc;
+		cmv_materialize_report rc = { 0 };
 		cmv_buf oc = CMV_BUF_INIT((size_t)1 << 28);
 		o.state_branch = a;
 		assert_cmv_ok(cmv_materialize(&oc, &rc, repo, at, m, tok, &o));
@@ -682,7 +682,7 @@ static void test_stable_prefix(void **state)
 {
 	test_store *ts = *state;
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
 	cmv_id tip;
 	size_t stable = 0, batches = 0;
@@ -699,7 +699,7 @@ static void test_stable_prefix(void **state)
 		assert_true(rep.tokens <= o.budget);
 		/* the same tip again is the page table's lookup: the same bytes and the same report */
 		cmv_buf again = CMV_BUF_INIT((size_t)1 << 28);
-		cmv_materialize_report rep2;
+		cmv_materialize_report rep2 = { 0 };
 		assert_cmv_ok(cmv_materialize(&again, &rep2, ts->repo, &tip, gpt4o, o200k, &o));
 		assert_int_equal(again.size, out.size);
 		assert_memory_equal(again.ptr, out.ptr, out.size);
@@ -748,7 +748,7 @@ static void test_stable_prefix(void **state)
 	print_message("%zu appends kept the prefix, %zu cut a new batch\n", stable, batches);
 	assert_true(stable >= 20 && batches >= 2);
 	/* a larger budget (a switch to a bigger window) brings pages back */
-	cmv_materialize_report big;
+	cmv_materialize_report big = { 0 };
 	o.budget = 1000000;
 	assert_cmv_ok(cmv_materialize(&out, &big, ts->repo, &tip, gpt4o, o200k, &o));
 	assert_int_equal(big.stubbed + big.evicted, 0);
@@ -761,7 +761,7 @@ static void test_pins_and_query(void **state)
 {
 	test_store *ts = *state;
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep, pinned;
+	cmv_materialize_report rep = { 0 }, pinned = { 0 };
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
 	cmv_id tip;
 	rng = 42;
@@ -825,7 +825,7 @@ static void test_query_in_a_crowded_store(void **state)
 	test_store *ts = *state;
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28), text = CMV_BUF_INIT(1 << 20);
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_id tip;
 	size_t n = 0;
 	rng = 7;
@@ -902,7 +902,7 @@ static void test_append_with_reused_call_ids(void **state)
 {
 	test_store *ts = *state;
 	cmv_buf text = CMV_BUF_INIT(1 << 20);
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24);
 	cmv_id tip, *path = NULL;
@@ -949,7 +949,7 @@ static void test_images_for_a_model_without_them(void **state)
 	cmv_tok *cl100k = NULL;
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24), problems = CMV_BUF_INIT(1 << 16);
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_id tip;
 	static const char png[] = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 	cmv_block_content b[2] = { { .type = "text", .data = "what is in this picture?", .len = 24 },
@@ -981,7 +981,7 @@ static void test_counts_kept_in_the_store(void **state)
 	test_store *ts = *state;
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24), text = CMV_BUF_INIT(1 << 20);
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_id tip, id;
 	rng = 5;
 	words(&text, 600); /* well over a kilobyte */
@@ -1008,7 +1008,7 @@ static void test_query_path(void **state)
 	test_store *ts = *state;
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_id tip;
 	size_t n = 0;
 	rng = 99;
@@ -1076,7 +1076,7 @@ static cmv_page_state state_of(const cmv_materialize_report *r, const char *id)
 
 static cmv_page_state materialize_state(cmv_repo *repo, const char *id, cmv_pager_options *o)
 {
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
 	cmv_id tip;
 	assert_cmv_ok(cmv_resolve(&tip, repo, o->state_branch));
@@ -1102,7 +1102,7 @@ static void test_fault_pinning_decays(void **state)
 {
 	test_store *ts = *state;
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 28);
 	cmv_id tip;
 	rng = 5;

@@ -100,7 +100,7 @@ static int op_trim(result *out, cmv_repo *repo, const fixture *f)
 static int op_materialize(result *out, cmv_repo *repo, const fixture *f)
 {
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep;
+	cmv_materialize_report rep = { 0 };
 	o.budget = 900;
 	o.state_branch = "s-1";
 	int rc = cmv_materialize(&out->bytes, &rep, repo, &f->tip, f->model, f->tok, &o);

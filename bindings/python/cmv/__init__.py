@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: MIT
+"""cmv for Python: the agent-host loop over libcmv's JSON entry (include/cmv/host.h).
+
+    import cmv
+    with cmv.Store("/tmp/s/.cmv") as store:           # created when missing
+        b = store.branch("main")                     # created when missing
+        b.append([{"role": "user", "content": "hi"}], format="openai-chat")
+        body, report = b.materialize("gpt-4o", tools=[...], recall_tool=True)
+        ...send body...
+        reply = b.append_response(response_json_or_sse_chunks, format="openai-chat", model="gpt-4o")
+
+Every call is one libcmv call (ctypes releases the GIL while it runs); a failure
+raises an Error subclass named after its CMV_E* code, with libcmv's message. A
+Branch keeps its Store alive; a closed Store refuses every call.
+"""
+import ctypes
+import ctypes.util
+import json
+import os
+import threading
+
+__all__ = ["Store", "Branch", "Error", "NotFound", "Exists", "Ambiguous", "Budget", "Modified", "Locked",
+           "Mismatch", "Transport", "Invalid", "NoMemory", "IOError_", "Corrupt", "Unsupported", "TooBig",
+           "Version", "library_path"]
+
+
+class Error(Exception):
+    """A libcmv failure: .code is the CMV_E* code (negative), .message its message."""
+    code = -1
+
+    def __init__(self, message, code=None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+def _err(name, code):
+    return type(name, (Error,), {"code": code})
+
+
+NotFound = _err("NotFound", -30001)
+Exists = _err("Exists", -30002)
+Ambiguous = _err("Ambiguous", -30003)
+Budget = _err("Budget", -30004)
+Modified = _err("Modified", -30005)
+Locked = _err("Locked", -30006)
+Mismatch = _err("Mismatch", -30007)
+Transport = _err("Transport", -30008)
+Invalid = _err("Invalid", -30009)
+NoMemory = _err("NoMemory", -30010)
+IOError_ = _err("IOError", -30011)
+Corrupt = _err("Corrupt", -30012)
+Unsupported = _err("Unsupported", -30013)
+TooBig = _err("TooBig", -30014)
+Version = _err("Version", -30017)
+_BY_CODE = {c.code: c for c in (NotFound, Exists, Ambiguous, Budget, Modified, Locked, Mismatch, Transport, Invalid,
+                                NoMemory, IOError_, Corrupt, Unsupported, TooBig, Version)}
+
+_CREATE, _READONLY = 1, 4
+
+
+class _ErrorStruct(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_int), ("message", ctypes.c_char_p)]
+
+
+def library_path():
+    """Where libcmv is loaded from: $CMV_LIBRARY, the build in this source tree, or the system's."""
+    env = os.environ.get("CMV_LIBRARY")
+    if env:
+        return env
+    here = os.path.dirname(os.path.abspath(__file__))
+    for build in ("build", "build-asan"):
+        p = os.path.join(here, "..", "..", "..", build, "libcmv.so")
+        if os.path.exists(p):
+            return os.path.normpath(p)
+    found = ctypes.util.find_library("cmv")
+    if not found:
+        raise ImportError("libcmv not found: build it (cmake --build build) or set CMV_LIBRARY")
+    return found
+
+
+_lib = None
+_lib_lock = threading.Lock()
+
+
+def _load():
+    global _lib
+    with _lib_lock:
+        if _lib is None:
+            lib = ctypes.CDLL(library_path())
+            lib.cmv_host_open.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_uint]
+            lib.cmv_host_open.restype = ctypes.c_int
+            lib.cmv_host_call.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_char_p,
+                                          ctypes.c_char_p]
+            lib.cmv_host_call.restype = ctypes.c_int
+            lib.cmv_host_string_free.argtypes = [ctypes.c_void_p]
+            lib.cmv_host_string_free.restype = None
+            lib.cmv_host_free.argtypes = [ctypes.c_void_p]
+            lib.cmv_host_free.restype = None
+            lib.cmv_error_last.argtypes = []
+            lib.cmv_error_last.restype = ctypes.POINTER(_ErrorStruct)
+            lib.cmv_version.restype = ctypes.c_char_p
+            _lib = lib
+    return _lib
+
+
+def _raise(lib, rc):
+    e = lib.cmv_error_last()
+    msg = e.contents.message.decode("utf-8", "replace") if e and e.contents.message else "error %d" % rc
+    raise _BY_CODE.get(rc, Error)(msg, rc)
+
+
+def version():
+    return _load().cmv_version().decode()
+
+
+class Store:
+    """An open store. Store(path) creates it (folders too) unless readonly=True."""
+
+    def __init__(self, path, readonly=False):
+        lib = _load()
+        self._lib = lib
+        self._lock = threading.Lock()
+        h = ctypes.c_void_p()
+        rc = lib.cmv_host_open(ctypes.byref(h), os.fsencode(path), _READONLY if readonly else _CREATE)
+        if rc < 0:
+            _raise(lib, rc)
+        self._h = h
+        self.path = path
+
+    def close(self):
+        with self._lock:
+            if self._h is not None:
+                self._lib.cmv_host_free(self._h)
+                self._h = None
+
+    def __del__(self):
+        if getattr(self, "_h", None) is not None:
+            self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def call(self, method, **params):
+        """One JSON call (docs/host.md lists the methods); the result as Python values."""
+        return json.loads(self.call_text(method, **params))
+
+    def call_text(self, method, **params):
+        text = json.dumps({k: v for k, v in params.items() if v is not None}).encode()
+        out = ctypes.c_void_p()
+        # one libcmv call at a time on a store (a cmv_repo is used by one thread at a time)
+        with self._lock:
+            if self._h is None:
+                raise Error("the store is closed")
+            rc = self._lib.cmv_host_call(ctypes.byref(out), self._h, method.encode(), text)
+            if rc < 0:
+                _raise(self._lib, rc)
+            try:
+                return ctypes.string_at(out.value).decode("utf-8")
+            finally:
+                self._lib.cmv_host_string_free(out)
+
+    def branch(self, name, from_=None):
+        """The branch `name`, made when missing (from a snapshot, branch or node: `from_`)."""
+        self.call("branch", name=name, **({"from": from_} if from_ else {}))
+        return Branch(self, name)
+
+    def snapshot(self, name, ref, description=None):
+        return self.call("snapshot", name=name, ref=ref, description=description)["head"]
+
+    def recall(self, id):
+        """The bytes behind a stub's id, as text."""
+        return self.call("recall", id=id)["text"]
+
+    def search(self, query, limit=None):
+        return self.call("search", query=query, limit=limit)["hits"]
+
+    def model(self, ref):
+        """What a model reference resolves to (signature, window, tokenizer...)."""
+        return self.call("model", model=ref)
+
+
+class Branch:
+    """A branch of a Store; keeps the Store open as long as it lives."""
+
+    def __init__(self, store, name):
+        self.store = store
+        self.name = name
+
+    def __repr__(self):
+        return "Branch(%r)" % self.name
+
+    @property
+    def head(self):
+        return self.store.call("head", branch=self.name)["head"]
+
+    def append(self, messages, format="anthropic"):
+        """Append one message or a list, in a provider's shape; returns the new head."""
+        return self.store.call("append", branch=self.name, messages=messages, format=format)["head"]
+
+    def append_response(self, body_or_events, format, model=None):
+        """Append a provider's reply: its JSON body (dict or text) or its SSE stream (text, bytes or chunks).
+        Returns {"head", "text", "tool_calls", "usage", "stop_reason", "cost_usd"}; usage is booked to `model`."""
+        x = body_or_events
+        if isinstance(x, (bytes, bytearray)):
+            x = x.decode("utf-8")
+        elif not isinstance(x, (str, dict)):
+            x = "".join(c.decode("utf-8") if isinstance(c, (bytes, bytearray)) else c for c in x)
+        if isinstance(x, str) and not x.lstrip().startswith("{"):
+            return self.store.call("append_response", branch=self.name, format=format, events=x, model=model)
+        return self.store.call("append_response", branch=self.name, format=format, body=x, model=model)
+
+    def materialize(self, model=None, budget=None, tools=None, format=None, recall_tool=False, max_tokens=None,
+                    query=None, pins=None, keep_turns=None, stub_pinned=False):
+        """The request body to send (a dict) and the report: what the pager kept, stubbed and evicted."""
+        r = self.store.call("request", branch=self.name, model=model, budget=budget, tools=tools, format=format,
+                            recall_tool=recall_tool or None, max_tokens=max_tokens, query=query, pins=pins,
+                            keep_turns=keep_turns, stub_pinned=stub_pinned or None)
+        return r["request"], r["report"]
+
+    def switch(self, model, budget=None):
+        """Switch the branch's model: checked to fit, recorded as one event with a new usage segment."""
+        return self.store.call("switch", branch=self.name, model=model, budget=budget)
+
+    def record_usage(self, model=None, input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0):
+        return self.store.call("record_usage", branch=self.name, model=model, input_tokens=input_tokens,
+                               output_tokens=output_tokens, cache_read_tokens=cache_read_tokens,
+                               cache_write_tokens=cache_write_tokens)
+
+    def usage(self):
+        """{"segments": [...], "totals": [... per model signature], "cost_usd"}."""
+        return self.store.call("usage", branch=self.name)
+
+    def set_tools(self, tools):
+        self.store.call("tools_set", branch=self.name, tools=tools)
+
+    def search(self, query, budget=None, model=None, limit=None):
+        """With a budget: the pages of this branch that match, as text within `budget` tokens; else hits."""
+        if budget:
+            return self.store.call("search", query=query, branch=self.name, budget=budget, model=model)["text"]
+        return self.store.call("search", query=query, limit=limit)["hits"]
+
+    def recall_tool(self, input):
+        """Answer a call of the cmv_recall tool: (text, is_error); the page is faulted in."""
+        r = self.store.call("recall_tool", branch=self.name, input=input)
+        return r["text"], r["is_error"]

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: MIT
+"""The Python package over libcmv's JSON entry (run by ctest: host_python)."""
+import json
+import os
+
+import pytest
+
+import cmv
+
+SSE = ("event: message_start\ndata: " + json.dumps({"type": "message_start", "message": {
+    "type": "message", "role": "assistant", "content": [], "usage": {"input_tokens": 1000, "output_tokens": 1}}}) +
+       "\n\ndata: " + json.dumps({"type": "content_block_start", "index": 0, "content_block": {
+           "type": "tool_use", "id": "tu1", "name": "cmv_recall", "input": {}}}) +
+       "\n\ndata: " + json.dumps({"type": "content_block_delta", "index": 0, "delta": {
+           "type": "input_json_delta", "partial_json": "{\"id\": \"abc"}}) +
+       "\n\ndata: " + json.dumps({"type": "content_block_delta", "index": 0, "delta": {
+           "type": "input_json_delta", "partial_json": "def0\"}"}}) +
+       "\n\ndata: " + json.dumps({"type": "content_block_stop", "index": 0}) +
+       "\n\ndata: " + json.dumps({"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                                  "usage": {"output_tokens": 9}}) + "\n\n")
+
+
+@pytest.fixture
+def store(tmp_path):
+    with cmv.Store(str(tmp_path / "a" / "b" / ".cmv")) as s:
+        yield s
+
+
+def test_store_and_branch_are_created(tmp_path, store):
+    assert os.path.isdir(tmp_path / "a" / "b" / ".cmv")
+    b = store.branch("main")
+    assert b.head is None
+    head = b.append([{"role": "user", "content": "hello"}], format="openai-chat")
+    assert len(head) == 32 and b.head == head
+    assert store.branch("main").head == head  # the same branch, not a new one
+
+
+def test_materialize_tools_and_budget(store):
+    b = store.branch("m")
+    b.append({"role": "user", "content": "list the files"}, format="anthropic")
+    tools = [{"name": "shell", "description": "run", "input_schema": {"type": "object", "properties": {}}}]
+    body, report = b.materialize("claude-sonnet-4-5", tools=tools, recall_tool=True, max_tokens=2000)
+    assert [t["name"] for t in body["tools"]] == ["shell", "cmv_recall"]
+    assert body["max_tokens"] == 2000 and body["messages"][0]["role"] == "user"
+    assert report["fits"] and report["tools_tokens"] > 0 and report["signature"] == "anthropic/claude-sonnet-4-5"
+    body, _ = b.materialize("gpt-4o", tools=tools, format="openai-chat")
+    assert body["tools"][0]["function"]["name"] == "shell"
+
+
+def test_switch_usage_and_cost(store):
+    b = store.branch("s")
+    b.append({"role": "user", "content": "hi"})
+    r = b.switch("gpt-4o")
+    assert r["changed"] and r["event"] and r["signature"] == "openai/gpt-4o"
+    # the same model by its descriptor: one segment
+    assert not b.switch({"provider": "openai", "model": "gpt-4o"})["event"]
+    b.switch("claude-sonnet-4-5")
+    # a call to gpt-4o is booked to gpt-4o, whatever the branch runs on
+    assert b.record_usage("gpt-4o", input_tokens=1_000_000)["cost_usd"] > 0
+    b.record_usage(input_tokens=10, output_tokens=5)  # the branch's model
+    u = b.usage()
+    sigs = [t["signature"] for t in u["totals"]]
+    assert sigs == ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]
+    assert u["totals"][0]["input_tokens"] == 1_000_000 and u["cost_usd"] > 2
+    with pytest.raises(cmv.Budget) as e:
+        b.switch("gpt-4o", budget=5)
+    assert "cannot switch" in e.value.message and e.value.code == -30004
+
+
+def test_append_response_body_and_stream_chunks(store):
+    b = store.branch("r")
+    b.append({"role": "user", "content": "go"})
+    r = b.append_response({"choices": [{"message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
+                           "usage": {"prompt_tokens": 100, "completion_tokens": 3}}, format="openai-chat",
+                          model="gpt-4o")
+    assert r["text"] == "fine" and r["usage"]["input_tokens"] == 100 and r["cost_usd"] > 0
+    b.append({"role": "user", "content": "more"})
+    chunks = [SSE[i:i + 13].encode() for i in range(0, len(SSE), 13)]
+    r = b.append_response(iter(chunks), format="anthropic", model="claude-sonnet-4-5")
+    assert r["tool_calls"] == [{"id": "tu1", "name": "cmv_recall", "input": {"id": "abcdef0"}}]
+    assert r["stop_reason"] == "tool_use" and r["usage"]["output_tokens"] == 9
+    text, is_error = b.recall_tool(r["tool_calls"][0]["input"])
+    assert is_error and text.startswith("error:")  # the model's mistake, told to the model
+    with pytest.raises(cmv.Invalid):
+        b.append_response({"error": {"message": "rate limited"}}, format="anthropic")
+
+
+def test_snapshot_branch_from_recall_search(store):
+    b = store.branch("main")
+    b.append({"role": "user", "content": "the password of the vault is purple-elephant"})
+    store.snapshot("s1", "main")
+    c = store.branch("alt", from_="s1")
+    assert c.head == b.head
+    with pytest.raises(cmv.Exists):
+        store.branch("alt", from_="s1")
+    hits = store.search("elephant")
+    assert hits and "elephant" in hits[0]["snippet"]
+    assert "elephant" in store.recall(hits[0]["blob"][:12])
+    with pytest.raises(cmv.NotFound):
+        store.recall("0123456789abcdef")
+    b.switch("gpt-4o")
+    assert "purple-elephant" in b.search("vault", budget=2000)
+
+
+def test_models_and_errors(store):
+    m = store.model("claude-sonnet-4-5-20250929")
+    assert m["signature"] == "anthropic/claude-sonnet-4-5" and m["context_window"] > 100000
+    with pytest.raises(cmv.NotFound):
+        store.model("no-such-model-x")
+    with pytest.raises(cmv.Invalid) as e:
+        store.model({"model": "gpt-4o", "api_key": "sk-123"})
+    assert "secret" in str(e.value)
+
+
+def test_no_object_outlives_its_store(tmp_path):
+    s = cmv.Store(str(tmp_path / ".cmv"))
+    b = s.branch("x")
+    s.close()
+    with pytest.raises(cmv.Error):
+        b.append({"role": "user", "content": "late"})
+    s.close()  # twice is harmless
+
+
+def test_readonly_store_materializes(tmp_path):
+    path = str(tmp_path / ".cmv")
+    with cmv.Store(path) as s:
+        s.branch("main").append({"role": "user", "content": "hi"})
+    with cmv.Store(path, readonly=True) as ro:
+        body, report = ro.branch("main").materialize("gpt-4o")
+        assert body["messages"] and report["fits"]
+        with pytest.raises(cmv.Invalid):
+            ro.branch("main").append({"role": "user", "content": "no"})

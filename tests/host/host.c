@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/* The agent-host loop (include/cmv/host.h): handles, switch, usage, requests, replies, streams, the JSON entry. */
+#include <sys/stat.h>
+#include <cjson/cJSON.h>
+#include "test.h"
+
+static void msg(cmv_repo *repo, const char *branch, const char *role, const char *text)
+{
+	char json[8192];
+	snprintf(json, sizeof(json), "{\"role\":\"%s\",\"content\":\"%s\"}", role, text);
+	assert_cmv_ok(cmv_append_json(NULL, repo, branch, "anthropic", json, strlen(json)));
+}
+
+static size_t count_events(cmv_repo *repo, const char *branch, const char *type)
+{
+	cmv_id tip;
+	cmv_walk *w;
+	const cmv_node *n;
+	size_t k = 0;
+	assert_cmv_ok(cmv_resolve(&tip, repo, branch));
+	assert_cmv_ok(cmv_walk_new(&w, repo, &tip));
+	while (cmv_walk_next(&n, w) == 0)
+		k += n->kind == CMV_KIND_EVENT && n->n_blocks && !strcmp(n->blocks[0].type, type);
+	cmv_walk_free(w);
+	return k;
+}
+
+static void test_handles(void **state)
+{
+	test_store *ts = *state;
+	cmv_model_handle *a, *b, *c, *d;
+	assert_cmv_ok(cmv_model_handle_open(&a, ts->repo, "gpt-4o"));
+	assert_cmv_ok(cmv_model_handle_open(&b, ts->repo, "{\"provider\":\"openai\",\"model\":\"gpt-4o\",\"base_url\":\"https://api.openai.com/v1/\"}"));
+	assert_cmv_ok(cmv_model_handle_open(&c, ts->repo, "{\"provider\":\"openai\",\"model\":\"gpt-4o\",\"base_url\":\"http://127.0.0.1:8000/v1\"}"));
+	/* one model, one signature: the key and its descriptor at the public endpoint; another endpoint apart */
+	assert_string_equal(cmv_model_handle_signature(a), "openai/gpt-4o");
+	assert_string_equal(cmv_model_handle_signature(b), "openai/gpt-4o");
+	assert_string_equal(cmv_model_handle_signature(c), "openai/gpt-4o@http://127.0.0.1:8000/v1");
+	assert_string_equal(cmv_tok_name(cmv_model_handle_tok(a)), "o200k_base");
+	assert_true(cmv_model_handle_max_tokens(a) > 0);
+	/* an unknown model needs a tokenizer and a window; with them it counts */
+	assert_cmv_fails_with(CMV_ENOTFOUND, cmv_model_handle_open(&d, NULL, "{\"provider\":\"acme\",\"model\":\"zz-9\"}"));
+	assert_cmv_ok(cmv_model_handle_open(&d, NULL, "{\"provider\":\"acme\",\"model\":\"zz-9\",\"base_url\":\"http://h/v1\","
+						   "\"options\":{\"tokenizer\":\"cl100k_base\",\"context_window\":32768,\"max_tokens\":512}}"));
+	assert_int_equal(cmv_model_handle_profile(d)->context_window, 32768);
+	assert_int_equal(cmv_model_handle_max_tokens(d), 512);
+	cmv_model_handle_free(d);
+	/* never a secret */
+	assert_cmv_fails_with(CMV_EINVALID, cmv_model_handle_open(&d, NULL, "{\"model\":\"gpt-4o\",\"api_key\":\"sk-x\"}"));
+	cmv_model_handle_free(a);
+	cmv_model_handle_free(b);
+	cmv_model_handle_free(c);
+}
+
+static void test_switch_and_usage(void **state)
+{
+	test_store *ts = *state;
+	cmv_model_handle *gpt, *claude, *gpt_desc;
+	cmv_switch_report rep = { 0 };
+	cmv_switch_options so;
+	cmv_buf u = CMV_BUF_INIT(1 << 20);
+	char big[6000];
+	double cost = 0;
+
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	assert_cmv_ok(cmv_model_handle_open(&gpt_desc, ts->repo, "{\"provider\":\"openai\",\"model\":\"gpt-4o\"}"));
+	assert_cmv_ok(cmv_model_handle_open(&claude, ts->repo, "claude-sonnet-4-5"));
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (int i = 0; i < 4; i++) {
+		msg(ts->repo, "h", "user", "hello there");
+		msg(ts->repo, "h", "assistant", big);
+	}
+	assert_cmv_ok(cmv_switch(&rep, ts->repo, "h", gpt, NULL));
+	assert_true(rep.changed);
+	assert_false(cmv_id_is_none(&rep.event));
+	assert_int_equal(count_events(ts->repo, "h", "model_switch"), 1);
+	/* the same model by its descriptor: the reference changes, no event, no segment */
+	assert_cmv_ok(cmv_switch(&rep, ts->repo, "h", gpt_desc, NULL));
+	assert_int_equal(count_events(ts->repo, "h", "model_switch"), 1);
+	/* a switch that cannot fit records nothing */
+	cmv_switch_options_init(&so);
+	so.budget = 50;
+	assert_cmv_fails_with(CMV_EBUDGET, cmv_switch(&rep, ts->repo, "h", claude, &so));
+	assert_error_mentions("cannot switch h");
+	assert_int_equal(count_events(ts->repo, "h", "model_switch"), 1);
+	assert_cmv_ok(cmv_switch(&rep, ts->repo, "h", claude, NULL));
+	assert_int_equal(count_events(ts->repo, "h", "model_switch"), 2);
+	/* a call to gpt-4o while the branch runs on claude is booked to gpt-4o */
+	cmv_usage one = { CMV_USAGE_VERSION, 1000000, 0, 0, 0 };
+	assert_cmv_ok(cmv_usage_add(&cost, ts->repo, "h", gpt, &one));
+	assert_true(cost > 0);
+	cmv_usage two = { CMV_USAGE_VERSION, 1000, 100, 0, 0 };
+	assert_cmv_ok(cmv_usage_add(NULL, ts->repo, "h", claude, &two));
+	assert_cmv_ok(cmv_usage_json(&u, ts->repo, "h"));
+	cJSON *j = cJSON_Parse(u.ptr);
+	const cJSON *totals = cJSON_GetObjectItem(j, "totals");
+	assert_int_equal(cJSON_GetArraySize(totals), 2);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(totals, 0), "signature")->valuestring, "openai/gpt-4o");
+	assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(totals, 0), "input_tokens")->valuedouble, 1000000);
+	assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(totals, 0), "cost_usd")->valuedouble > 0);
+	assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(totals, 1), "calls")->valuedouble, 1);
+	assert_true(cJSON_IsNumber(cJSON_GetObjectItem(j, "cost_usd")));
+	cJSON_Delete(j);
+	/* restore, then switch: a branch made at a snapshot in the same step */
+	cmv_id tip;
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "h"));
+	assert_cmv_ok(cmv_snapshot_create(ts->repo, "s1", &tip, "h", NULL));
+	cmv_switch_options_init(&so);
+	so.from = "s1";
+	assert_cmv_ok(cmv_switch(&rep, ts->repo, "h2", gpt, &so));
+	assert_true(rep.created);
+	cmv_buf llm = CMV_BUF_INIT(4096);
+	assert_cmv_ok(cmv_branch_llm_get(&llm, ts->repo, "h2"));
+	assert_string_equal(llm.ptr, "gpt-4o");
+	assert_cmv_fails_with(CMV_EEXISTS, cmv_switch(&rep, ts->repo, "h2", gpt, &so));
+	cmv_buf_dispose(&llm);
+	cmv_buf_dispose(&u);
+	cmv_model_handle_free(gpt);
+	cmv_model_handle_free(gpt_desc);
+	cmv_model_handle_free(claude);
+}
+
+static void test_request(void **state)
+{
+	test_store *ts = *state;
+	cmv_model_handle *claude, *gpt;
+	cmv_request_report rep = { 0 };
+	cmv_request_options ro;
+	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	const char *tools = "[{\"type\":\"function\",\"function\":{\"name\":\"shell\",\"description\":\"run\","
+			    "\"parameters\":{\"type\":\"object\",\"properties\":{\"cmd\":{\"type\":\"string\"}}}}}]";
+
+	assert_cmv_ok(cmv_model_handle_open(&claude, ts->repo, "claude-sonnet-4-5"));
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	msg(ts->repo, "r", "user", "hi");
+	cmv_request_options_init(&ro);
+	ro.tools = tools;
+	ro.recall_tool = true;
+	ro.max_tokens = 1234;
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", claude, &ro));
+	cJSON *j = cJSON_Parse(body.ptr);
+	assert_non_null(j);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "tools")), 2);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tools"), 0), "name")->valuestring, "shell");
+	assert_non_null(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tools"), 1), "input_schema"));
+	assert_int_equal(cJSON_GetObjectItem(j, "max_tokens")->valueint, 1234);
+	assert_true(rep.tools_tokens > 20);
+	cJSON_Delete(j);
+	/* the branch's tools, rendered for OpenAI; the report reused without leaking its pages */
+	assert_cmv_ok(cmv_branch_tools_set(ts->repo, "r", tools));
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", gpt, NULL));
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", gpt, NULL));
+	j = cJSON_Parse(body.ptr);
+	const cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tools"), 0);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(t0, "function"), "name")->valuestring, "shell");
+	assert_non_null(cJSON_GetObjectItem(j, "max_completion_tokens"));
+	assert_int_equal(rep.n_tools, 1);
+	cJSON_Delete(j);
+	assert_cmv_fails_with(CMV_EINVALID, cmv_branch_tools_set(ts->repo, "r", "[{\"description\":\"no name\"}]"));
+	cmv_request_report_dispose(&rep);
+	cmv_buf_dispose(&body);
+	cmv_model_handle_free(claude);
+	cmv_model_handle_free(gpt);
+}
+
+/* Each format's reply, as a body and as a stream fed a few bytes at a time: the same node. */
+static void reply_both(cmv_repo *repo, const char *format, const char *body, const char *sse, const char *want_text,
+		       const char *want_tool, uint64_t want_in)
+{
+	cmv_reply a = { 0 }, b = { 0 };
+	cmv_reply_stream *s;
+	cmv_buf sb = CMV_BUF_INIT(1 << 20);
+	char branch[64];
+
+	snprintf(branch, sizeof(branch), "reply-%s", format);
+	msg(repo, branch, "user", "go");
+	assert_cmv_ok(cmv_reply_append(&a, repo, branch, format, body, strlen(body), NULL));
+	assert_string_equal(a.text.ptr, want_text);
+	assert_int_equal(a.n_tool_calls, want_tool ? 1 : 0);
+	if (want_tool)
+		assert_non_null(strstr(a.tool_calls.ptr, want_tool));
+	assert_true(a.has_usage);
+	assert_int_equal(a.usage.input_tokens, want_in);
+	assert_cmv_ok(cmv_reply_stream_new(&s, format));
+	for (size_t i = 0; i < strlen(sse); i += 7)
+		assert_cmv_ok(cmv_reply_stream_feed(s, sse + i, strlen(sse) - i < 7 ? strlen(sse) - i : 7));
+	assert_cmv_ok(cmv_reply_stream_body(&sb, s));
+	cmv_reply_stream_free(s);
+	snprintf(branch, sizeof(branch), "stream-%s", format);
+	msg(repo, branch, "user", "go");
+	assert_cmv_ok(cmv_reply_append(&b, repo, branch, format, sb.ptr, sb.size, NULL));
+	assert_string_equal(b.text.ptr, want_text);
+	assert_string_equal(b.tool_calls.ptr, a.tool_calls.ptr);
+	/* the same reply: the same node */
+	assert_true(cmv_id_equal(&a.head, &b.head));
+	cmv_reply_dispose(&a);
+	cmv_reply_dispose(&b);
+	cmv_buf_dispose(&sb);
+}
+
+static void test_replies(void **state)
+{
+	test_store *ts = *state;
+	reply_both(ts->repo, "anthropic",
+		   "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Hi there\"},"
+		   "{\"type\":\"tool_use\",\"id\":\"tu1\",\"name\":\"ls\",\"input\":{\"p\":\"/\"}}],\"stop_reason\":\"tool_use\","
+		   "\"usage\":{\"input_tokens\":10,\"output_tokens\":5,\"cache_read_input_tokens\":3}}",
+		   "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"type\":\"message\",\"role\":\"assistant\","
+		   "\"content\":[],\"usage\":{\"input_tokens\":10,\"output_tokens\":1,\"cache_read_input_tokens\":3}}}\n\n"
+		   "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+		   "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi \"}}\r\n\r\n"
+		   "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"there\"}}\n\n"
+		   "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"tu1\",\"name\":\"ls\",\"input\":{}}}\n\n"
+		   "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"p\\\":\"}}\n\n"
+		   "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\\\"/\\\"}\"}}\n\n"
+		   "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+		   "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\"},\"usage\":{\"output_tokens\":5}}\n\n",
+		   "Hi there", "\"name\":\"ls\",\"input\":{\"p\":\"/\"}", 10);
+	reply_both(ts->repo, "openai-chat",
+		   "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"Hi there\",\"tool_calls\":[{\"id\":\"c1\","
+		   "\"type\":\"function\",\"function\":{\"name\":\"ls\",\"arguments\":\"{\\\"p\\\":\\\"/\\\"}\"}}]},"
+		   "\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":5,"
+		   "\"prompt_tokens_details\":{\"cached_tokens\":2}}}",
+		   "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"Hi \"}}]}\n\n"
+		   "data: {\"choices\":[{\"delta\":{\"content\":\"there\"}}]}\n\n"
+		   "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"ls\",\"arguments\":\"{\\\"p\\\"\"}}]}}]}\n\n"
+		   "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\":\\\"/\\\"}\"}}]}}]}\n\n"
+		   "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n"
+		   "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":5,\"prompt_tokens_details\":{\"cached_tokens\":2}}}\n\n"
+		   "data: [DONE]\n\n",
+		   "Hi there", "\"name\":\"ls\",\"input\":{\"p\":\"/\"}", 10);
+	reply_both(ts->repo, "openai-responses",
+		   "{\"status\":\"completed\",\"output\":[{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":"
+		   "\"output_text\",\"text\":\"Hi there\"}]},{\"type\":\"function_call\",\"call_id\":\"f1\",\"name\":\"ls\","
+		   "\"arguments\":\"{}\"}],\"usage\":{\"input_tokens\":9,\"output_tokens\":4}}",
+		   "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n"
+		   "data: {\"type\":\"response.completed\",\"response\":{\"status\":\"completed\",\"output\":[{\"type\":\"message\","
+		   "\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi there\"}]},{\"type\":"
+		   "\"function_call\",\"call_id\":\"f1\",\"name\":\"ls\",\"arguments\":\"{}\"}],\"usage\":{\"input_tokens\":9,"
+		   "\"output_tokens\":4}}}\n\n",
+		   "Hi there", "\"id\":\"f1\"", 9);
+	reply_both(ts->repo, "gemini",
+		   "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hi there\"},{\"functionCall\":"
+		   "{\"name\":\"ls\",\"args\":{\"p\":\"/\"}}}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":"
+		   "{\"promptTokenCount\":8,\"candidatesTokenCount\":3}}",
+		   "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hi \"}]}}]}\n\n"
+		   "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"there\"},{\"functionCall\":"
+		   "{\"name\":\"ls\",\"args\":{\"p\":\"/\"}}}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":"
+		   "{\"promptTokenCount\":8,\"candidatesTokenCount\":3}}\n\n",
+		   "Hi there", "\"id\":\"call_ls\"", 8);
+	/* an error response is refused, naming the provider's message */
+	cmv_reply r = { 0 };
+	const char *err = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}";
+	assert_cmv_fails_with(CMV_EINVALID, cmv_reply_append(&r, ts->repo, "x", "anthropic", err, strlen(err), NULL));
+	assert_error_mentions("Overloaded");
+}
+
+static void test_append_formats(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf out = CMV_BUF_INIT(1 << 20);
+	cmv_id tip;
+	const char *chat = "[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"list\"},"
+			   "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+			   "\"function\":{\"name\":\"ls\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\",\"tool_call_id\":\"c1\","
+			   "\"content\":\"a b\"}]";
+	assert_cmv_ok(cmv_append_json(&tip, ts->repo, "f", "openai-chat", chat, strlen(chat)));
+	/* rendered for Anthropic: the call and its result paired, the system prompt apart */
+	assert_cmv_ok(cmv_render(&out, NULL, ts->repo, &tip, CMV_RENDER_ANTHROPIC, NULL));
+	assert_non_null(strstr(out.ptr, "\"tool_use_id\":\"c1\""));
+	assert_non_null(strstr(out.ptr, "be brief"));
+	assert_int_equal(cmv_check_request(NULL, CMV_RENDER_ANTHROPIC, out.ptr, out.size), 0);
+	assert_cmv_fails_with(CMV_EINVALID, cmv_append_json(NULL, ts->repo, "f", "openai-chat", "[{\"role\":\"robot\"}]", 18));
+	assert_error_mentions("message 0");
+	assert_cmv_fails_with(CMV_EINVALID, cmv_append_json(NULL, ts->repo, "f", "klingon", "{}", 2));
+	cmv_buf_dispose(&out);
+}
+
+static void test_json_entry(void **state)
+{
+	test_store *ts = *state;
+	char path[4200], *out = NULL;
+	cmv_host *h;
+	struct stat st;
+	/* a store whose folders do not exist yet */
+	snprintf(path, sizeof(path), "%s/a/b/c/.cmv", ts->dir);
+	assert_cmv_ok(cmv_host_open(&h, path, CMV_REPO_OPEN_CREATE));
+	assert_int_equal(stat(path, &st), 0);
+	assert_cmv_ok(cmv_host_call(&out, h, "branch", "{\"name\":\"main\"}"));
+	assert_non_null(strstr(out, "\"created\":true"));
+	cmv_host_string_free(out);
+	assert_cmv_ok(cmv_host_call(&out, h, "append", "{\"branch\":\"main\",\"format\":\"openai-chat\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"));
+	cmv_host_string_free(out);
+	assert_cmv_ok(cmv_host_call(&out, h, "request", "{\"branch\":\"main\",\"model\":\"gpt-4o\",\"recall_tool\":true}"));
+	cJSON *j = cJSON_Parse(out);
+	assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "request"), "messages"));
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "report"), "tools")->valueint, 1);
+	cJSON_Delete(j);
+	cmv_host_string_free(out);
+	out = NULL;
+	assert_cmv_fails_with(CMV_EINVALID, cmv_host_call(&out, h, "nope", NULL));
+	assert_null(out);
+	assert_cmv_fails_with(CMV_ENOTFOUND, cmv_host_call(&out, h, "model", "{\"model\":\"no-such-model-x\"}"));
+	assert_error_mentions("model:");
+	cmv_host_free(h);
+	/* read-only: a request is made, nothing is written */
+	assert_cmv_ok(cmv_host_open(&h, path, CMV_REPO_OPEN_READONLY));
+	assert_cmv_ok(cmv_host_call(&out, h, "request", "{\"branch\":\"main\",\"model\":\"claude-sonnet-4-5\"}"));
+	cmv_host_string_free(out);
+	cmv_host_free(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_handles, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_switch_and_usage, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_request, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_replies, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_append_formats, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_json_entry, test_store_setup, test_store_teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
