@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""A scripted model server on 127.0.0.1 for the real-client tests (docs/clients.md).
+
+It answers Claude Code (POST /v1/messages, Anthropic server-sent events) and Codex
+(POST /v1/responses, Responses events) from a script, and keeps every request it
+receives as one JSON file in a folder, so a test can assert on what the client sent.
+
+Usage: model_server.py --script FILE --log-dir DIR [--port-file FILE]
+  It prints the port on stdout (one line) and writes it to --port-file once it listens.
+
+The script (JSON):
+  {"turns": [
+     {"text": "I will look."},                                 a text reply (ends the client's turn)
+     {"tool": "Bash", "input": {"command": "cat big.txt"}},    a tool call (Claude Code's tools)
+     {"tool": "exec_command", "input": {"cmd": "seq 1 9"}}     (Codex's: input becomes arguments)
+   ],
+   "done": "Done."}                                            the reply once the turns are used up
+A turn may carry "text" and "tool" together (the text comes first). Each request of
+the client's main loop (one that offers tools) takes the next turn; a request
+without tools (a title, a summary, a quota probe) gets a short text and takes none.
+
+Each request is logged as DIR/NNNN.json: {"n", "method", "path", "turn" (the index
+served, or null), "bytes" (of the body), "body" (parsed JSON, or the raw text when
+it is not JSON)}. Nothing here needs the network; it survives any request: a body
+that is not JSON gets 400, an unknown path 404."""
+import argparse, gzip, json, os, sys, threading, time, zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--script", required=True)
+ap.add_argument("--log-dir", required=True)
+ap.add_argument("--port-file")
+args = ap.parse_args()
+
+try:
+    with open(args.script) as f:
+        script = json.load(f)
+    turns = script["turns"]
+    if not isinstance(turns, list):
+        raise ValueError('"turns" is not a list')
+except (OSError, ValueError, KeyError, TypeError) as e:
+    sys.exit(f"model_server: {args.script}: {e}")
+done_text = script.get("done", "Done.")
+os.makedirs(args.log_dir, exist_ok=True)
+
+lock = threading.Lock()
+state = {"n": 0, "turn": 0}
+
+
+def next_turn():
+    """The index and the turn the next main-loop request gets (None once they are used up)."""
+    with lock:
+        i = state["turn"]
+        state["turn"] += 1
+    if i < len(turns):
+        return i, turns[i]
+    return None, {"text": done_text}
+
+
+def log_request(method, path, raw, body, turn):
+    with lock:
+        state["n"] += 1
+        n = state["n"]
+    rec = {"n": n, "t": round(time.time(), 3), "method": method, "path": path, "turn": turn, "bytes": len(raw),
+           "body": body if body is not None else raw.decode("utf-8", "replace")}
+    tmp = os.path.join(args.log_dir, f".{n:04d}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(rec, f)
+    # Renamed into place: a test polling the folder never reads half a file.
+    os.replace(tmp, os.path.join(args.log_dir, f"{n:04d}.json"))
+
+
+def estimate_tokens(raw):
+    return max(1, len(raw) // 4)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            raw = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                raw += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        enc = self.headers.get("Content-Encoding", "").lower()
+        if enc == "gzip":
+            raw = gzip.decompress(raw)
+        elif enc == "deflate":
+            raw = zlib.decompress(raw)
+        return raw
+
+    def send_json(self, code, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def error(self, code, kind, message):
+        self.send_json(code, {"type": "error", "error": {"type": kind, "message": message}})
+
+    def start_sse(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def event(self, name, data):
+        self.wfile.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+        self.wfile.flush()
+
+    # Probes: Claude Code and Codex may look at the server before they post; answer them plainly.
+    def do_HEAD(self):
+        log_request("HEAD", self.path, b"", None, None)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self):
+        path = self.path.split("?")[0]
+        log_request("GET", self.path, b"", None, None)
+        if self.headers.get("Upgrade"):
+            # Codex tries a WebSocket for /v1/responses first; refusing the upgrade sends it to POST.
+            self.error(426, "invalid_request_error", "no WebSocket here: POST instead")
+        elif path in ("/", "/v1", "/health", "/v1/health"):
+            self.send_json(200, {"ok": True})
+        elif path == "/v1/models":
+            self.send_json(200, {"object": "list", "data": [], "models": []})
+        else:
+            self.error(404, "not_found_error", f"no such path: {path}")
+
+    def do_POST(self):
+        path = self.path.split("?")[0]
+        try:
+            raw = self.read_body()
+        except (ValueError, OSError, zlib.error, EOFError) as e:
+            log_request("POST", self.path, b"", None, None)
+            return self.error(400, "invalid_request_error", f"unreadable body: {e}")
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("the body is not a JSON object")
+        except ValueError as e:
+            log_request("POST", self.path, raw, None, None)
+            return self.error(400, "invalid_request_error", f"body is not JSON: {e}")
+        if path == "/v1/messages/count_tokens":
+            log_request("POST", self.path, raw, body, None)
+            return self.send_json(200, {"input_tokens": estimate_tokens(raw)})
+        if path not in ("/v1/messages", "/v1/responses"):
+            log_request("POST", self.path, raw, body, None)
+            return self.error(404, "not_found_error", f"no such path: {path}")
+        if body.get("tools"):
+            i, turn = next_turn()
+        else:
+            i, turn = None, {"text": "OK."}
+        log_request("POST", self.path, raw, body, i)
+        model = str(body.get("model", "scripted"))
+        try:
+            if path == "/v1/messages":
+                self.anthropic(body, raw, model, turn, i)
+            else:
+                self.openai_responses(raw, model, turn, i)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away mid-stream: nothing to answer
+        except Exception as e:  # a turn the script got wrong: say so, and keep serving
+            print(f"model_server: turn {i}: {e!r}", file=sys.stderr, flush=True)
+            self.close_connection = True
+
+    def anthropic(self, body, raw, model, turn, i):
+        blocks = []
+        if turn.get("text"):
+            blocks.append({"type": "text", "text": turn["text"]})
+        if turn.get("tool"):
+            blocks.append({"type": "tool_use", "id": f"toolu_{i:04d}_{int(time.time() * 1000) % 100000:05d}",
+                           "name": turn["tool"], "input": turn.get("input", {})})
+        if not blocks:
+            blocks.append({"type": "text", "text": done_text})
+        stop = "tool_use" if turn.get("tool") else "end_turn"
+        usage = {"input_tokens": estimate_tokens(raw), "output_tokens": 10,
+                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        msg_id = f"msg_scripted_{i if i is not None else 'x'}"
+        if not body.get("stream"):
+            return self.send_json(200, {"id": msg_id, "type": "message", "role": "assistant", "model": model,
+                                        "content": blocks, "stop_reason": stop, "stop_sequence": None,
+                                        "usage": usage})
+        self.start_sse()
+        self.event("message_start", {"type": "message_start", "message": {
+            "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": dict(usage, output_tokens=1)}})
+        for k, b in enumerate(blocks):
+            if b["type"] == "text":
+                self.event("content_block_start", {"type": "content_block_start", "index": k,
+                                                   "content_block": {"type": "text", "text": ""}})
+                self.event("content_block_delta", {"type": "content_block_delta", "index": k,
+                                                   "delta": {"type": "text_delta", "text": b["text"]}})
+            else:
+                self.event("content_block_start", {"type": "content_block_start", "index": k,
+                                                   "content_block": dict(b, input={})})
+                self.event("content_block_delta", {"type": "content_block_delta", "index": k, "delta": {
+                    "type": "input_json_delta", "partial_json": json.dumps(b["input"])}})
+            self.event("content_block_stop", {"type": "content_block_stop", "index": k})
+        self.event("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": stop, "stop_sequence": None},
+                                     "usage": {"output_tokens": 10}})
+        self.event("message_stop", {"type": "message_stop"})
+
+    def openai_responses(self, raw, model, turn, i):
+        tag = i if i is not None else "x"
+        resp = {"id": f"resp_scripted_{tag}", "object": "response", "created_at": int(time.time()),
+                "status": "in_progress", "model": model, "output": []}
+        self.start_sse()
+        seq = [0]
+
+        def ev(name, data):
+            data = dict(type=name, sequence_number=seq[0], **data)
+            seq[0] += 1
+            self.event(name, data)
+
+        ev("response.created", {"response": resp})
+        output = []
+        if turn.get("text") or not turn.get("tool"):
+            text = turn.get("text") or done_text
+            item_id = f"msg_scripted_{tag}"
+            k = len(output)
+            ev("response.output_item.added", {"output_index": k, "item": {
+                "type": "message", "id": item_id, "status": "in_progress", "role": "assistant", "content": []}})
+            part = {"type": "output_text", "text": "", "annotations": []}
+            ev("response.content_part.added", {"item_id": item_id, "output_index": k, "content_index": 0,
+                                               "part": part})
+            ev("response.output_text.delta", {"item_id": item_id, "output_index": k, "content_index": 0,
+                                              "delta": text})
+            ev("response.output_text.done", {"item_id": item_id, "output_index": k, "content_index": 0,
+                                             "text": text})
+            ev("response.content_part.done", {"item_id": item_id, "output_index": k, "content_index": 0,
+                                              "part": dict(part, text=text)})
+            item = {"type": "message", "id": item_id, "status": "completed", "role": "assistant",
+                    "content": [dict(part, text=text)]}
+            ev("response.output_item.done", {"output_index": k, "item": item})
+            output.append(item)
+        if turn.get("tool"):
+            k = len(output)
+            arguments = json.dumps(turn.get("input", {}))
+            item = {"type": "function_call", "id": f"fc_scripted_{tag}", "call_id": f"call_scripted_{tag}",
+                    "name": turn["tool"], "arguments": "", "status": "in_progress"}
+            ev("response.output_item.added", {"output_index": k, "item": item})
+            ev("response.function_call_arguments.delta", {"item_id": item["id"], "output_index": k,
+                                                          "delta": arguments})
+            ev("response.function_call_arguments.done", {"item_id": item["id"], "output_index": k,
+                                                         "arguments": arguments})
+            item = dict(item, arguments=arguments, status="completed")
+            ev("response.output_item.done", {"output_index": k, "item": item})
+            output.append(item)
+        n_in = estimate_tokens(raw)
+        ev("response.completed", {"response": dict(resp, status="completed", output=output, usage={
+            "input_tokens": n_in, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 10,
+            "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": n_in + 10})})
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A client that drops a kept-alive connection is no error of the server's.
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
+srv = Server(("127.0.0.1", 0), Handler)
+port = srv.server_port
+if args.port_file:
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(f"{port}\n")
+    os.replace(args.port_file + ".tmp", args.port_file)
+print(port, flush=True)
+try:
+    srv.serve_forever()
+except KeyboardInterrupt:
+    pass
