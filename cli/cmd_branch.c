@@ -15,7 +15,7 @@
 #include "cmd.h"
 #include "sessions.h"
 
-static const char *b_name, *b_from, *b_at, *b_threshold;
+static const char *b_name, *b_from, *b_at, *b_threshold, *b_cwd;
 static bool b_checkout, b_json, b_claude, b_codex, b_launch, b_trim, b_no_trim, b_skip_launch, b_dry;
 const cli_opt opts_branch[] = {
 	{ OPT_ARG, "NAME", 0, NULL, "the new branch's name", &b_name, NULL },
@@ -27,6 +27,8 @@ const cli_opt opts_branch[] = {
 	{ OPT_FLAG, "checkout", 'c', NULL, "make the new branch the current one", NULL, &b_checkout },
 	{ OPT_FLAG, "claude", 0, NULL, "also write it as a new Claude Code session, resumable with claude --resume", NULL, &b_claude },
 	{ OPT_FLAG, "codex", 0, NULL, "also write it as a new Codex rollout, resumable with codex resume", NULL, &b_codex },
+	{ OPT_VALUE, "cwd", 0, "DIR", "carrying into the other agent: the folder it runs in (default: the current one); "
+		   "the recorded one is remapped to it in what is carried", &b_cwd, NULL },
 	{ OPT_FLAG, "launch", 0, NULL, "with --claude or --codex: resume it now", NULL, &b_launch },
 	{ OPT_FLAG, "skip-launch", 0, NULL, "accepted for claude-code-cmv's scripts: cmv launches only with --launch", NULL, &b_skip_launch },
 	{ OPT_FLAG, "dry-run", 0, NULL, "say what would be made (and the trim's figures); change nothing", NULL, &b_dry },
@@ -76,6 +78,8 @@ CMD(branch)
 		return cli_usage_error(cli_find("branch"), "--claude or --codex, not both");
 	if (b_from && b_at)
 		return cli_usage_error(cli_find("branch"), "--from and --at cannot be used together");
+	if (b_cwd && !b_claude && !b_codex)
+		return cli_usage_error(cli_find("branch"), "--cwd goes with --claude or --codex");
 	if (b_at || b_from) {
 		cli_ref_canon(&from, ctx, b_at ? b_at : b_from);
 	} else if ((rc = cli_current_branch(&from, ctx)) != 0) {
@@ -163,7 +167,8 @@ CMD(branch)
 			cJSON_AddNullToObject(o, "from");
 	}
 	cli_agent_session written;
-	if (agent && (rc = cli_write_agent_session(&written, ctx, &at, o, b_claude ? "claude" : "codex", b_name, true)) != EXIT_OK) {
+	cli_carry_opts carry = { b_cwd, b_name, from_ref };
+	if (agent && (rc = cli_write_agent_session(&written, ctx, &at, o, b_claude ? "claude" : "codex", b_name, true, &carry)) != EXIT_OK) {
 		cJSON_Delete(o);
 		goto done;
 	}
