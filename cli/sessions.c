@@ -634,7 +634,8 @@ static int pair_carried(cli_ctx *ctx, cJSON *json, const agent *a, const char *s
 		cJSON_AddNullToObject(s, "file");
 	if (co && co->from_ref)
 		cJSON_AddStringToObject(s, "ref", co->from_ref);
-	cJSON_AddStringToObject(s, "synced", r->last_node);
+	/* a sync carries what the source adds after its own tip, not after a compaction of it */
+	cJSON_AddStringToObject(s, "synced", co && co->source_tip ? cli_id(co->source_tip, hex) : r->last_node);
 	cJSON_AddStringToObject(s, "cwd", r->source_cwd);
 	cJSON_AddStringToObject(t, "agent", a->format);
 	cJSON_AddStringToObject(t, "session", id);

@@ -59,6 +59,7 @@ typedef struct {
 	const char *cwd;      /* --cwd (NULL: the current folder) */
 	const char *branch;   /* the branch that becomes the carried session */
 	const char *from_ref; /* what it was carried from */
+	const cmv_id *source_tip; /* the source's tip when a compaction made what is carried (NULL: the same) */
 } cli_carry_opts;
 
 /*
