@@ -97,6 +97,7 @@ check "gc" gc --dry-run
 check "fsck" fsck
 check "hook status" hook status
 check "version" version
+check "sync (no pairs)" sync
 check "benchmark" benchmark -s "$V"
 
 # --- every command that prints for a program has --json, and ran above ---
