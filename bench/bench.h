@@ -35,5 +35,6 @@ int bench_locomo(int argc, char **argv);
 int bench_pager(int argc, char **argv);
 int bench_compact(int argc, char **argv);
 int bench_count(int argc, char **argv);
+int bench_carry(int argc, char **argv);
 
 #endif
