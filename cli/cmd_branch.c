@@ -270,6 +270,15 @@ CMD(branch)
 		cJSON_Delete(o);
 		goto done;
 	}
+	/* a carried branch holds the target's records now: its head is theirs */
+	cmv_ref *made = NULL;
+	if (agent && cmv_ref_lookup(&made, ctx->repo, b_name) == 0 && !cmv_id_equal(&made->target, &at)) {
+		at = made->target;
+		if (o)
+			cJSON_ReplaceItemInObjectCaseSensitive(o, "head", cJSON_CreateString(cli_id(&at, hex)));
+	}
+	cmv_ref_free(made);
+	cmv_error_clear();
 	if (!b_json)
 		printf("%sbranch '%s' at %s%s%s\n", trim ? "trimmed " : "", b_name, cli_short(&at, hex),
 		       from_ref ? " from " : "", from_ref ? from_ref : "");
