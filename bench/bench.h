@@ -38,5 +38,6 @@ int bench_count(int argc, char **argv);
 int bench_mcp(int argc, char **argv);
 int bench_resume(int argc, char **argv);
 int bench_host(int argc, char **argv);
+int bench_carry(int argc, char **argv);
 
 #endif

@@ -35,6 +35,9 @@ static void usage(FILE *out)
 	      "    compact DIR --for MODEL[:BUDGET][,...] [--offline] [--summarizer M] [--llm-url URL] [--json]\n"
 	      "                               the pre-migration job on every Claude Code and Codex session:\n"
 	      "                               tokens before and after, fits, passes, coverage, time\n"
+	      "    carry DIR [--json]         every Claude Code session carried into Codex and every Codex\n"
+	      "                               rollout into Claude Code: what crossed, what could not,\n"
+	      "                               tokens in the target's count, time\n"
 	      "    count DIR [--json]         counted against billed per model, over every Claude Code session\n"
 	      "                               that records usage, calibrated on the other half (two folds),\n"
 	      "                               beside the built-in profiles\n"
@@ -70,6 +73,8 @@ int main(int argc, char **argv)
 		return bench_trim(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "compact"))
 		return bench_compact(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "carry"))
+		return bench_carry(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "count"))
 		return bench_count(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "resume"))

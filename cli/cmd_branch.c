@@ -15,7 +15,7 @@
 #include "cmd.h"
 #include "sessions.h"
 
-static const char *b_name, *b_from, *b_at, *b_threshold;
+static const char *b_name, *b_from, *b_at, *b_threshold, *b_cwd, *b_model, *b_budget;
 static bool b_checkout, b_json, b_claude, b_codex, b_launch, b_trim, b_no_trim, b_skip_launch, b_dry;
 const cli_opt opts_branch[] = {
 	{ OPT_ARG, "NAME", 0, NULL, "the new branch's name", &b_name, NULL },
@@ -27,12 +27,100 @@ const cli_opt opts_branch[] = {
 	{ OPT_FLAG, "checkout", 'c', NULL, "make the new branch the current one", NULL, &b_checkout },
 	{ OPT_FLAG, "claude", 0, NULL, "also write it as a new Claude Code session, resumable with claude --resume", NULL, &b_claude },
 	{ OPT_FLAG, "codex", 0, NULL, "also write it as a new Codex rollout, resumable with codex resume", NULL, &b_codex },
+	{ OPT_VALUE, "cwd", 0, "DIR", "carrying into the other agent: the folder it runs in (default: the current one); "
+		   "the recorded one is remapped to it in what is carried", &b_cwd, NULL },
+	{ OPT_VALUE, "model", 'm', "M", "carrying into the other agent: the model it will run (default: the agent's own, "
+		   "claude-opus-5-5 or gpt-5); a branch over its window is compacted to fit", &b_model, NULL },
+	{ OPT_VALUE, "budget", 'b', "N", "carrying: the tokens the carried session may take (default: the model's input budget)", &b_budget, NULL },
 	{ OPT_FLAG, "launch", 0, NULL, "with --claude or --codex: resume it now", NULL, &b_launch },
 	{ OPT_FLAG, "skip-launch", 0, NULL, "accepted for claude-code-cmv's scripts: cmv launches only with --launch", NULL, &b_skip_launch },
 	{ OPT_FLAG, "dry-run", 0, NULL, "say what would be made (and the trim's figures); change nothing", NULL, &b_dry },
 	{ OPT_FLAG, "json", 0, NULL, "print the result as JSON", NULL, &b_json },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
+
+/*
+ * Carrying into the other agent, what is carried fits the model it will
+ * run: a branch whose rendering for that model is over its budget is
+ * compacted first (trim, page, summarize what still does not fit: the
+ * compaction's own rules), as branch NAME, and the report says what went.
+ * *fitted is 1 when it made the branch. Nothing to do when the branch is
+ * already the agent's own records (no carry) or fits.
+ */
+static int fit_carry(int *fitted, cmv_id *at, cli_ctx *ctx, const char *agent, const char *from_ref, uint64_t budget,
+		     cJSON *o)
+{
+	const char *fmt = agent;
+	cmv_models *models = NULL;
+	const cmv_model *m = NULL;
+	cmv_tok *tok = NULL;
+	cmv_token_stats ts;
+	int rc = EXIT_OK;
+
+	*fitted = 0;
+	if (cmv_branch_format(&fmt, ctx->repo, at) < 0 || !strcmp(fmt, agent))
+		return EXIT_OK;
+	const char *model = b_model ? b_model : !strcmp(agent, "codex") ? "gpt-5" : "claude-opus-5-5";
+	if (cmv_models_load(&models, NULL) < 0 || cli_model(&m, models, model) < 0 || cmv_tok_load(&tok, m->tokenizer, NULL) < 0) {
+		rc = cli_failf("cannot load model %s to fit the carried session", model);
+		goto done;
+	}
+	if (!budget)
+		budget = cmv_model_input_budget(m);
+	if (cmv_count_sent(&ts, ctx->repo, at, m, tok) < 0) {
+		rc = cli_failf("cannot count the branch in %s's tokens: %s", m->id, cmv_error_last() ? cmv_error_last()->message : "failed");
+		goto done;
+	}
+	cJSON *fit = o ? cJSON_AddObjectToObject(o, "fit") : NULL;
+	if (fit) {
+		cJSON_AddStringToObject(fit, "model", m->id);
+		cJSON_AddNumberToObject(fit, "budget", (double)budget);
+		cJSON_AddNumberToObject(fit, "tokens_before", (double)ts.total);
+	}
+	if (ts.total <= budget) {
+		if (fit)
+			cJSON_AddBoolToObject(fit, "compacted", false);
+		goto done;
+	}
+	cmv_compact_options co = CMV_COMPACT_OPTIONS_INIT;
+	cmv_compact_report rep;
+	memset(&rep, 0, sizeof(rep));
+	co.branch = b_name;
+	co.from_ref = from_ref;
+	co.target = m;
+	co.tok = tok;
+	co.budget = budget;
+	if (cmv_compact(&rep, ctx->repo, at, &co) < 0) {
+		rc = cli_failf("the branch (%llu tokens) is over %s's budget of %llu and cannot be made to fit: %s",
+			       (unsigned long long)ts.total, m->id, (unsigned long long)budget,
+			       cmv_error_last() ? cmv_error_last()->message : "compaction failed");
+		goto done;
+	}
+	*at = rep.head;
+	*fitted = 1;
+	if (fit) {
+		cJSON_AddBoolToObject(fit, "compacted", true);
+		cJSON_AddNumberToObject(fit, "tokens_after", (double)rep.tokens_after);
+		cJSON_AddNumberToObject(fit, "stage", rep.stage);
+		cJSON_AddNumberToObject(fit, "summarized_messages", (double)rep.covered_messages);
+		cJSON_AddNumberToObject(fit, "kept_messages", (double)rep.kept_messages);
+		if (rep.recall[0])
+			cJSON_AddStringToObject(fit, "recall", rep.recall);
+		else
+			cJSON_AddNullToObject(fit, "recall");
+	} else {
+		fprintf(stderr, "cmv: the branch is %llu tokens of %s, over its budget of %llu: compacted to %llu (%s%zu messages "
+				"summarized, %zu kept%s%s)\n",
+			(unsigned long long)ts.total, m->id, (unsigned long long)budget, (unsigned long long)rep.tokens_after,
+			rep.stage == 1 ? "trimmed; " : "", rep.covered_messages, rep.kept_messages,
+			rep.recall[0] ? "; cmv recall " : "", rep.recall[0] ? rep.recall : "");
+	}
+	cmv_compact_report_dispose(&rep);
+done:
+	cmv_tok_free(tok);
+	cmv_models_free(models);
+	return rc;
+}
 
 CMD(branch)
 {
@@ -76,6 +164,11 @@ CMD(branch)
 		return cli_usage_error(cli_find("branch"), "--claude or --codex, not both");
 	if (b_from && b_at)
 		return cli_usage_error(cli_find("branch"), "--from and --at cannot be used together");
+	if ((b_cwd || b_model || b_budget) && !b_claude && !b_codex)
+		return cli_usage_error(cli_find("branch"), "--cwd, --model and --budget go with --claude or --codex");
+	uint64_t budget = 0;
+	if (b_budget && (!cli_parse_u64(&budget, b_budget) || !budget))
+		return cli_usage_error(cli_find("branch"), "--budget needs a positive number of tokens, not '%s'", b_budget);
 	if (b_at || b_from) {
 		cli_ref_canon(&from, ctx, b_at ? b_at : b_from);
 	} else if ((rc = cli_current_branch(&from, ctx)) != 0) {
@@ -140,7 +233,16 @@ CMD(branch)
 		goto done;
 	}
 	cJSON *o = b_json ? cJSON_CreateObject() : NULL;
-	if (trim) {
+	int fitted = 0;
+	cmv_id source_tip = at;
+	if (agent && !trim && (rc = fit_carry(&fitted, &at, ctx, b_claude ? "claude-code" : "codex", from_ref, budget, o)) != EXIT_OK) {
+		cmv_repo_txn_rollback(ctx->repo);
+		cJSON_Delete(o);
+		goto done;
+	}
+	if (fitted) {
+		/* the compaction made the branch */
+	} else if (trim) {
 		cJSON *report = o ? cJSON_AddObjectToObject(o, "trim") : NULL;
 		rc = cli_trim(&at, ctx, &at, from_ref, b_name, NULL, threshold, NULL, false, report);
 	} else if (cmv_branch_create(ctx->repo, b_name, &at, from_ref) < 0) {
@@ -163,10 +265,20 @@ CMD(branch)
 			cJSON_AddNullToObject(o, "from");
 	}
 	cli_agent_session written;
-	if (agent && (rc = cli_write_agent_session(&written, ctx, &at, o, b_claude ? "claude" : "codex", b_name, true)) != EXIT_OK) {
+	cli_carry_opts carry = { b_cwd, b_name, from_ref, fitted ? &source_tip : NULL };
+	if (agent && (rc = cli_write_agent_session(&written, ctx, &at, o, b_claude ? "claude" : "codex", b_name, true, &carry)) != EXIT_OK) {
 		cJSON_Delete(o);
 		goto done;
 	}
+	/* a carried branch holds the target's records now: its head is theirs */
+	cmv_ref *made = NULL;
+	if (agent && cmv_ref_lookup(&made, ctx->repo, b_name) == 0 && !cmv_id_equal(&made->target, &at)) {
+		at = made->target;
+		if (o)
+			cJSON_ReplaceItemInObjectCaseSensitive(o, "head", cJSON_CreateString(cli_id(&at, hex)));
+	}
+	cmv_ref_free(made);
+	cmv_error_clear();
 	if (!b_json)
 		printf("%sbranch '%s' at %s%s%s\n", trim ? "trimmed " : "", b_name, cli_short(&at, hex),
 		       from_ref ? " from " : "", from_ref ? from_ref : "");

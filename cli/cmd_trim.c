@@ -110,7 +110,7 @@ CMD(trim)
 		cJSON_AddStringToObject(o, "from", from.ptr);
 	}
 	cli_agent_session written;
-	if (t_claude && (rc = cli_write_agent_session(&written, ctx, &head, o, "claude", branch.ptr, true)) != EXIT_OK)
+	if (t_claude && (rc = cli_write_agent_session(&written, ctx, &head, o, "claude", branch.ptr, true, NULL)) != EXIT_OK)
 		goto done;
 	if (o) {
 		rc = cli_print_json(o);

@@ -15,6 +15,7 @@ const cli_cmd cli_commands[] = {
 	{ "show", cmd_show, CLI_NEEDS_STORE, "Show a node, or print a blob's bytes", opts_show },
 	{ "snapshot", cmd_snapshot, CLI_NEEDS_STORE, "Name an immutable snapshot of a ref", opts_snapshot },
 	{ "branch", cmd_branch, CLI_NEEDS_STORE, "Create a branch from a ref or node", opts_branch },
+	{ "sync", cmd_sync, CLI_NEEDS_STORE, "Carry what either agent added since into the other, for each carried pair", opts_sync },
 	{ "trim", cmd_trim, CLI_NEEDS_STORE, "Snapshot, then a trimmed branch: bloat stubbed, every text kept", opts_trim },
 	{ "recall", cmd_recall, CLI_NEEDS_STORE, "Print the original bytes a trim stub names", opts_recall },
 	{ "hook", cmd_hook, CLI_NEEDS_STORE, "Install, check or undo the Claude Code hooks that trim a session before it compacts", opts_hook },

@@ -488,6 +488,7 @@ static void codex_place(cmv_buf *dir, cmv_buf *path, const char *root, const cha
 /* An agent a branch can be written back to, as a new session it resumes. */
 typedef struct {
 	const char *label;                 /* "Claude Code" */
+	const char *format;                /* its records' format: "claude-code" */
 	const char *key;                   /* JSON: <key>_session, <key>_file */
 	const char *env, *home_dir;        /* its folder: $env, else ~/home_dir */
 	const char *program, *resume;      /* program resume <id> */
@@ -498,9 +499,9 @@ typedef struct {
 	int (*beside)(cmv_buf *body, size_t *n_out, cmv_repo *repo, const cmv_id *tip, const char *session_path);
 } agent;
 
-static const agent claude_agent = { "Claude Code", "claude", "CLAUDE_CONFIG_DIR", ".claude", "claude", "--resume",
+static const agent claude_agent = { "Claude Code", "claude-code", "claude", "CLAUDE_CONFIG_DIR", ".claude", "claude", "--resume",
 				    true, cmv_claude_session_write, claude_place, cmv_claude_session_place_outputs };
-static const agent codex_agent = { "Codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
+static const agent codex_agent = { "Codex", "codex", "codex", "CODEX_HOME", ".codex", "codex", "resume",
 				   false, cmv_codex_session_write, codex_place, NULL };
 
 /*
@@ -530,17 +531,174 @@ static bool resume_folder(cmv_buf *out, const cmv_buf *recorded, const agent *a)
 	return true;
 }
 
+
+/* ---- carrying a branch into the other agent ------------------------------------ */
+
+/* The folder a carried session goes with: --cwd (made absolute), else the current one. */
+static int carry_folder(cmv_buf *out, const char *given)
+{
+	char here[4096], *real;
+
+	cmv_buf_clear(out);
+	if (!getcwd(here, sizeof(here)))
+		return cli_failf("cannot tell the current folder: %s", strerror(errno));
+	if (!given || !*given) {
+		cmv_buf_puts(out, here);
+		return EXIT_OK;
+	}
+	/* another machine's folder need not exist here: it is only named */
+	if ((real = realpath(given, NULL))) {
+		cmv_buf_puts(out, real);
+		free(real);
+	} else if (given[0] == '/') {
+		cmv_buf_puts(out, given);
+	} else {
+		cmv_buf_printf(out, "%s/%s", here, given);
+	}
+	while (out->size > 1 && out->ptr[out->size - 1] == '/')
+		out->ptr[--out->size] = '\0';
+	return EXIT_OK;
+}
+
+int cli_session_file(cmv_buf *out, const char *agent_format, const char *id)
+{
+	cli_session_list l;
+	int found = 0;
+
+	cmv_buf_clear(out);
+	if (!id || !*id)
+		return 0;
+	cli_sessions_list(&l, NULL, false);
+	for (size_t i = 0; i < l.n && !found; i++)
+		if (!strcmp(l.items[i].agent, agent_format) && !strcmp(l.items[i].id, id)) {
+			cmv_buf_puts(out, l.items[i].path);
+			found = 1;
+		}
+	cli_sessions_free(&l);
+	return found;
+}
+
+void cli_carry_report(cJSON *o, const cmv_carry_result *r)
+{
+	cJSON_AddStringToObject(o, "source_agent", r->source_format);
+	cJSON_AddNumberToObject(o, "records", (double)r->records);
+	cJSON_AddNumberToObject(o, "messages", (double)r->messages);
+	cJSON_AddNumberToObject(o, "lines", (double)r->lines);
+	cJSON_AddNumberToObject(o, "tool_calls", (double)r->calls);
+	cJSON_AddNumberToObject(o, "mapped_calls", (double)r->mapped_calls);
+	cJSON_AddNumberToObject(o, "stubbed_calls", (double)r->stubbed_calls);
+	cJSON_AddNumberToObject(o, "stubbed_thinking", (double)r->stubbed_thinking);
+	cJSON_AddNumberToObject(o, "system_prompts_left", (double)r->dropped_system);
+	cJSON_AddNumberToObject(o, "answered_calls", (double)r->answered_calls);
+	cJSON_AddNumberToObject(o, "remapped_paths", (double)r->remapped_paths);
+	cJSON *notes = r->notes.size ? cJSON_ParseWithLength(r->notes.ptr, r->notes.size) : NULL;
+	cJSON_AddItemToObject(o, "not_carried", notes ? notes : cJSON_CreateArray());
+}
+
+void cli_carry_say(const cmv_carry_result *r, const char *label, const char *from_cwd, const char *to_cwd)
+{
+	fprintf(stderr, "cmv: carried %zu messages (%zu lines) from %s into %s: %zu tool calls, %zu to its shell, "
+			"%zu as text (a tool it lacks)\n",
+		r->messages, r->lines, r->source_format, label, r->calls, r->mapped_calls, r->stubbed_calls);
+	if (r->stubbed_thinking || r->dropped_system)
+		fprintf(stderr, "cmv: left behind: %zu thinking blocks (signed for the source's provider), %zu system prompts "
+				"(the source agent's own); see --json's not_carried for recall ids\n",
+			r->stubbed_thinking, r->dropped_system);
+	if (r->remapped_paths)
+		fprintf(stderr, "cmv: remapped %s to %s (%zu mentions)\n", from_cwd, to_cwd, r->remapped_paths);
+}
+
+/* Import the carried session as a branch and note the pair on it: the next `cmv sync` starts from here. */
+static int pair_carried(cli_ctx *ctx, cJSON *json, const agent *a, const char *src_format, const cmv_carry_result *r,
+			const char *path, const char *id, const char *cwd, const cli_carry_opts *co)
+{
+	cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+	cmv_import_result ir;
+	cmv_buf src_file = CMV_BUF_INIT(4096);
+	char hex[CMV_ID_HEXSZ + 1];
+	int rc = EXIT_OK;
+
+	io.branch = co ? co->branch : NULL;
+	io.flags = CMV_IMPORT_FORCE; /* NAME was made at the source; it becomes the carried session */
+	if (cmv_import_file(&ir, ctx->repo, path, a->format, &io) < 0)
+		return cli_failf("cannot import the carried session %s: %s", path,
+				 cmv_error_last() ? cmv_error_last()->message : "failed");
+	cli_session_file(&src_file, src_format, r->source_session);
+	cJSON *pair = cJSON_CreateObject(), *s = cJSON_AddObjectToObject(pair, "source"),
+	      *t = cJSON_AddObjectToObject(pair, "target");
+	cJSON_AddStringToObject(s, "agent", src_format);
+	cJSON_AddStringToObject(s, "session", r->source_session);
+	if (src_file.size)
+		cJSON_AddStringToObject(s, "file", src_file.ptr);
+	else
+		cJSON_AddNullToObject(s, "file");
+	if (co && co->from_ref)
+		cJSON_AddStringToObject(s, "ref", co->from_ref);
+	/* a sync carries what the source adds after its own tip, not after a compaction of it */
+	cJSON_AddStringToObject(s, "synced", co && co->source_tip ? cli_id(co->source_tip, hex) : r->last_node);
+	cJSON_AddStringToObject(s, "cwd", r->source_cwd);
+	cJSON_AddStringToObject(t, "agent", a->format);
+	cJSON_AddStringToObject(t, "session", id);
+	cJSON_AddStringToObject(t, "file", path);
+	cJSON_AddStringToObject(t, "synced", cli_id(&ir.head, hex));
+	cJSON_AddStringToObject(t, "cwd", cwd);
+	char *text = cJSON_PrintUnformatted(pair);
+	if (!text || cmv_branch_note_set(ctx->repo, ir.branch, "carry", text) < 0)
+		rc = cli_fail("cannot note the pair on the branch");
+	free(text);
+	cJSON_Delete(pair);
+	if (json) {
+		cJSON *c = cJSON_AddObjectToObject(json, "carried");
+		cJSON_AddStringToObject(c, "branch", ir.branch);
+		cJSON_AddStringToObject(c, "head", hex);
+		cli_carry_report(c, r);
+		if (strcmp(r->source_cwd, cwd) && *r->source_cwd) {
+			cJSON_AddStringToObject(c, "cwd_from", r->source_cwd);
+			cJSON_AddStringToObject(c, "cwd_to", cwd);
+		}
+	} else {
+		cli_carry_say(r, a->label, r->source_cwd, cwd);
+	}
+	cmv_buf_dispose(&src_file);
+	return rc;
+}
+
 static int write_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at, cJSON *json, const agent *a,
-			 const char *title, bool in_txn)
+			 const char *title, bool in_txn, const cli_carry_opts *co)
 {
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31), recorded = CMV_BUF_INIT(4096), cwd = CMV_BUF_INIT(4096),
 		dir = CMV_BUF_INIT(4096), path = CMV_BUF_INIT(4096);
-	char id[37], *root = cli_agent_home(a->env, a->home_dir);
+	char id[65], *root = cli_agent_home(a->env, a->home_dir);
 	int rc = EXIT_OK, fd = -1;
-	bool created = false, moved;
+	bool created = false, moved = false;
+	const char *fmt = a->format;
+	cmv_carry_result cres;
 
+	memset(&cres, 0, sizeof(cres));
+	/* a branch of the other agent's records (or a host's) is carried across: the records are rewritten */
+	if (cmv_branch_format(&fmt, ctx->repo, at) < 0)
+		fmt = a->format;
+	bool carry = strcmp(fmt, a->format) != 0;
 	/* the conversion goes first: a branch it refuses is rolled back with the transaction */
-	if (a->write(&body, id, &recorded, ctx->repo, at) < 0) {
+	if (carry) {
+		cmv_carry_options o = CMV_CARRY_OPTIONS_INIT;
+		if ((rc = carry_folder(&cwd, co ? co->cwd : NULL)) != EXIT_OK)
+			goto done;
+		o.agent = a->format;
+		o.cwd = cwd.ptr;
+		o.flags = CMV_CARRY_HEADER;
+		if (cmv_carry(&body, &cres, ctx->repo, at, &o) < 0) {
+			rc = cli_failf("cannot carry the branch into %s: %s", a->label,
+				       cmv_error_last() ? cmv_error_last()->message : "failed");
+			goto done;
+		}
+		if (!cres.messages) {
+			rc = cli_failf("the branch has no messages to carry into %s", a->label);
+			goto done;
+		}
+		snprintf(id, sizeof(id), "%s", cres.session_id);
+		cmv_buf_puts(&recorded, cres.source_cwd);
+	} else if (a->write(&body, id, &recorded, ctx->repo, at) < 0) {
 		rc = cli_failf("cannot write the branch as a %s session: %s", a->label,
 			       cmv_error_last() ? cmv_error_last()->message : "failed");
 		goto done;
@@ -549,7 +707,8 @@ static int write_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at,
 		rc = cli_failf("no $%s or $HOME to find %s's sessions in", a->env, a->label);
 		goto done;
 	}
-	moved = resume_folder(&cwd, &recorded, a);
+	if (!carry)
+		moved = resume_folder(&cwd, &recorded, a);
 	a->place(&dir, &path, root, id, cwd.ptr);
 	if (cli_mkdirs(dir.ptr) != 0) {
 		rc = cli_failf("cannot create %s: %s", dir.ptr, strerror(errno));
@@ -570,6 +729,9 @@ static int write_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at,
 		rc = cli_failf("cannot write %s: %s", path.ptr, strerror(errno));
 		goto done;
 	}
+	/* the carried session is a branch of the store too, in its own records: what `cmv sync` pairs */
+	if (carry && (rc = pair_carried(ctx, json, a, fmt, &cres, path.ptr, id, cwd.ptr, co)) != EXIT_OK)
+		goto done;
 	if (in_txn && cmv_repo_txn_commit(ctx->repo) < 0) {
 		in_txn = false;
 		rc = cli_fail("cannot commit the branch");
@@ -602,7 +764,7 @@ static int write_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at,
 	}
 	if (out) {
 		out->agent = a;
-		memcpy(out->id, id, sizeof(id));
+		snprintf(out->id, sizeof(out->id), "%s", id);
 		snprintf(out->cwd, sizeof(out->cwd), "%s", cwd.ptr);
 	}
 done:
@@ -620,14 +782,15 @@ done:
 	cmv_buf_dispose(&cwd);
 	cmv_buf_dispose(&dir);
 	cmv_buf_dispose(&path);
+	cmv_carry_result_dispose(&cres);
 	return rc;
 }
 
 int cli_write_agent_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at, cJSON *json,
-			    const char *agent_name, const char *title, bool in_txn)
+			    const char *agent_name, const char *title, bool in_txn, const cli_carry_opts *carry)
 {
 	return write_session(out, ctx, at, json, !strcmp(agent_name, "codex") ? &codex_agent : &claude_agent, title,
-			     in_txn);
+			     in_txn, carry);
 }
 
 int cli_launch_agent_session(const cli_agent_session *s)

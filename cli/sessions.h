@@ -39,7 +39,7 @@ int cli_session_path(cmv_buf *out, const char *id);
 /* A session cli_write_agent_session wrote: what resuming it needs. */
 typedef struct {
 	const void *agent;
-	char id[37];
+	char id[65];
 	char cwd[4096];
 } cli_agent_session;
 
@@ -54,8 +54,26 @@ typedef struct {
  * committed once the session is written, rolled back (and no file left)
  * when the agent cannot take the branch or the file cannot be written.
  */
+/* Carrying into the other agent: where the session goes, which branch becomes it (NULL: its id), lineage. */
+typedef struct {
+	const char *cwd;      /* --cwd (NULL: the current folder) */
+	const char *branch;   /* the branch that becomes the carried session */
+	const char *from_ref; /* what it was carried from */
+	const cmv_id *source_tip; /* the source's tip when a compaction made what is carried (NULL: the same) */
+} cli_carry_opts;
+
+/*
+ * ... When the branch holds the other agent's records (or a host's), it is
+ * carried across (cmv_carry): the session goes with `carry->cwd`, is
+ * imported as `carry->branch`, and the pair is noted there for cmv sync.
+ */
 int cli_write_agent_session(cli_agent_session *out, cli_ctx *ctx, const cmv_id *at, cJSON *json, const char *agent,
-			    const char *title, bool in_txn);
+			    const char *title, bool in_txn, const cli_carry_opts *carry);
+/* The file of agent `agent_format`'s session `id` on this machine: 1 found, 0 not. */
+int cli_session_file(cmv_buf *out, const char *agent_format, const char *id);
+/* A carry's figures, into a JSON object, or said on stderr. */
+void cli_carry_report(cJSON *o, const cmv_carry_result *r);
+void cli_carry_say(const cmv_carry_result *r, const char *label, const char *from_cwd, const char *to_cwd);
 /* Resume it now, in its folder (replaces the process); returns only on failure. */
 int cli_launch_agent_session(const cli_agent_session *s);
 

@@ -191,6 +191,87 @@ CMV_EXTERN(int) cmv_claude_session_place_outputs(cmv_buf *body, size_t *n_out, c
 CMV_EXTERN(int) cmv_codex_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv_repo *repo,
 					const cmv_id *tip);
 
+/* ---- carrying a branch into the other agent -------------------------------- */
+
+enum cmv_carry_flags {
+	/** Begin with the lines that open a session (Codex's session_meta): a new session, not an append. */
+	CMV_CARRY_HEADER = (1u << 0),
+};
+
+typedef struct cmv_carry_options {
+	unsigned int version;
+	/** The agent whose records are written: "claude-code" or "codex". */
+	const char *agent;
+	/** The target session's id, written into its records ([A-Za-z0-9_-], at most 64); NULL: a new UUID v4. */
+	const char *session_id;
+	/**
+	 * The target's working directory. When the records name another one,
+	 * it is remapped: every mention of that folder (as a whole path) in
+	 * tool inputs, results and text becomes this one. NULL: as recorded.
+	 */
+	const char *cwd;
+	/** The hex id of the last record carried before (a sync): only what follows it. NULL: the whole branch. */
+	const char *after;
+	/** Claude Code: the uuid of the line the first written line hangs from (an append). NULL: a root. */
+	const char *parent_uuid;
+	/** What each line's provenance names as its source ("codex/<id>"); NULL: the source's session id. */
+	const char *origin;
+	unsigned int flags; /**< cmv_carry_flags */
+} cmv_carry_options;
+#define CMV_CARRY_OPTIONS_VERSION 1
+#define CMV_CARRY_OPTIONS_INIT { CMV_CARRY_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, 0 }
+
+typedef struct cmv_carry_result {
+	char session_id[65];             /**< the target session's id (opts->session_id, or the new one) */
+	/** The records' format ("claude-code", "codex", ...; "cmv" for a branch a host wrote). Static. */
+	const char *source_format;
+	char source_session[128];        /**< the session id the records name ("" if none) */
+	char source_cwd[4096];           /**< the folder they were recorded in ("" if none) */
+	char last_node[CMV_ID_HEXSZ + 1]; /**< the tip's hex id: the next sync's `after` */
+	char last_uuid[64];              /**< Claude Code: the last line written ("" when none) */
+	size_t records;                  /**< records on the path */
+	size_t messages;                 /**< messages carried */
+	size_t lines;                    /**< lines written */
+	size_t calls;                    /**< tool calls carried */
+	size_t mapped_calls;             /**< of those, to the target's own tool (the shell) */
+	size_t stubbed_calls;            /**< to a tool the target lacks: call and result as text */
+	size_t stubbed_thinking;         /**< thinking or reasoning blocks left behind (a stub per message) */
+	size_t dropped_system;           /**< the source agent's system prompts, not carried */
+	size_t answered_calls;           /**< calls with no result, answered with an error result */
+	size_t remapped_paths;           /**< mentions of the recorded folder made the target's */
+	/**
+	 * What could not cross, as a JSON array: {"what": "thinking"|"tool"|
+	 * "system", "detail", "node", "recall"} (recall: the blob id that
+	 * `cmv recall` gives back, or null). Dispose with cmv_carry_result_dispose().
+	 */
+	cmv_buf notes;
+} cmv_carry_result;
+
+/**
+ * Write the conversation ending at `tip`, whatever wrote it, as lines of
+ * another agent's session (one JSON record a line, each ending in '\n'):
+ * Claude Code lines chained by uuid, or Codex rollout items. The branch is
+ * read and repaired as a rendering for that agent's provider is; the
+ * shell crosses as the target's shell tool, any other tool as text (call
+ * and result), thinking and the other agent's system prompts stay behind
+ * (stubbed, listed in res->notes). Every line carries its provenance
+ * ("cmvCarried" / "cmv_carried": the source, its agent, the record).
+ * Nothing new after opts->after writes nothing (res->messages is 0).
+ * @return 0, CMV_EINVALID (options), CMV_ENOTFOUND (opts->after not on the
+ *         branch), CMV_EIO, CMV_ECORRUPT
+ */
+CMV_EXTERN(int) cmv_carry(cmv_buf *out, cmv_carry_result *res, cmv_repo *repo, const cmv_id *tip,
+			  const cmv_carry_options *opts);
+CMV_EXTERN(void) cmv_carry_result_dispose(cmv_carry_result *res);
+
+/**
+ * The format of the branch's records: that of the first session record on
+ * the path to `tip` ("claude-code", "codex", ...), or "cmv" when none has
+ * one (a branch an agent host wrote through the library). Static.
+ * @return 0, CMV_ENOTFOUND
+ */
+CMV_EXTERN(int) cmv_branch_format(const char **out, cmv_repo *repo, const cmv_id *tip);
+
 /* ---- rendering a branch as a provider request -------------------------- */
 
 typedef enum {

@@ -343,14 +343,14 @@ ok "the appended message is a response item" has '"input_text","text":"Continue 
 run sessions --json; ok "cmv sessions sees the new rollout" has "$NEWC" "$out"
 run import --session "$NEWC" --json; ok "and imports it" has "\"session\":	\"codex/$NEWC\"" "$out"
 run branch x --launch; ok "--launch needs --claude" test $rc -eq 2
-run branch codex-claude --from codex-start --claude; ok "a Codex branch cannot become a Claude Code session" test $rc -eq 1
-run branch claude-codex --from vsla-more --codex; ok "a Claude Code branch cannot become a Codex rollout" test $rc -eq 1
-ok "the refused branch is not left behind" test -z "$("$CMV" list | grep claude-codex)"
-ok "the refusal says nothing was kept" has "nothing was kept" "$err"
-run branch claude-codex --from vsla-snap --codex; ok "nor a trimmed one" test $rc -eq 1 -a -z "$("$CMV" list | grep claude-codex)"
+# the other agent's branch is carried across (tests/cli/carry_test.sh has the details)
+run branch codex-claude --from codex-start --claude; ok "a Codex branch is carried into Claude Code" test $rc -eq 0
+ok "and says what crossed" has "cmv: carried" "$err"
+run branch claude-codex --from vsla-more --codex; ok "a Claude Code branch is carried into Codex" test $rc -eq 0
+run branch claude-codex2 --from vsla-more --codex --budget 5; ok "a carry nothing fits is refused" test $rc -eq 1
+ok "the refused branch is not left behind" test -z "$("$CMV" list | grep claude-codex2)"
 run trim vsla-more --name refused --claude --json; ok "trim --claude of a Claude Code branch" test $rc -eq 0
-run trim codex-more --name refused2 --claude; ok "trim --claude of a Codex branch is refused" test $rc -eq 1
-ok "and leaves neither snapshot nor branch" test -z "$("$CMV" list | grep refused2)"
+run trim codex-more --name carried2 --claude; ok "trim --claude of a Codex branch carries the trimmed branch" test $rc -eq 0
 # --launch: a stand-in claude records where and how it was run
 mkdir -p "$WORK/bin"; printf '#!/bin/sh\necho "$PWD $*" >"%s/launched"\n' "$WORK" >"$WORK/bin/claude"; chmod +x "$WORK/bin/claude"
 mkdir -p "$WORK/elsewhere"

@@ -99,6 +99,7 @@ check "hook status" hook status
 check "version" version
 check "mcp install" mcp install --codex --config "$WORK/codex-home"
 check "mcp uninstall" mcp uninstall --codex --config "$WORK/codex-home"
+check "sync (no pairs)" sync
 check "benchmark" benchmark -s "$V"
 
 # --- every command that prints for a program has --json, and ran above ---
