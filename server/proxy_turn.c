@@ -71,10 +71,15 @@ struct proxy_turn {
 	size_t replies;
 	fault_key *fk;
 	size_t n_fk;
+	cmv_page *pages;      /* the last window's pages (ids and sizes: what a fault may pin) */
+	size_t n_pages;
+	uint64_t page_budget;
 	size_t round;
 	cmv_buf upstream;
 	proxy_turn_stats st;
 };
+
+static void fault(proxy_turn *t, const char *page);
 
 /* ---- JSON spans ----------------------------------------------------------------------- */
 
@@ -759,6 +764,14 @@ static int build_upstream(proxy_turn *t)
 	    (error = cmv_materialize_for(&mat, &rep, p->repo, &tip, t->model, &po)) < 0)
 		goto done;
 	t->st.budget = p->cfg.budget ? p->cfg.budget : base;
+	free(t->pages);
+	t->pages = NULL;
+	t->n_pages = 0;
+	if (rep.n_pages && (t->pages = malloc(rep.n_pages * sizeof(*t->pages)))) {
+		memcpy(t->pages, rep.pages, rep.n_pages * sizeof(*t->pages));
+		t->n_pages = rep.n_pages;
+	}
+	t->page_budget = po.budget;
 	t->st.tokens = rep.tokens + held;
 	t->st.tokens_full = rep.tokens_full + held;
 	t->st.stubbed = rep.stubbed;
@@ -931,13 +944,15 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 		error = cmv_error__set(CMV_EINVALID, "the request has no \"model\"");
 		goto fail;
 	}
-	if (!cJSON_IsArray(msgs) || !pjs_member(&ms, whole, msgs_key) || (error = pjs_items(&items, &n_items, ms)) < 0) {
+	if (api == PROXY_API_RESPONSES && cJSON_IsString(msgs)) {
 		/* a Responses input given as one string: taken as is, recorded nowhere */
-		if (error < 0)
-			cmv_error_clear();
-		error = 0;
 		t->side = true;
 		goto side;
+	}
+	if (!cJSON_IsArray(msgs) || !pjs_member(&ms, whole, msgs_key) || (error = pjs_items(&items, &n_items, ms)) < 0) {
+		cmv_error_clear();
+		error = cmv_error__set(CMV_EINVALID, "the request's \"%s\" is not an array", msgs_key);
+		goto fail;
 	}
 	if (n_items != (size_t)cJSON_GetArraySize(msgs)) {
 		error = cmv_error__set(CMV_EINVALID, "the request's \"%s\" could not be read", msgs_key);
@@ -1053,6 +1068,7 @@ void proxy_turn_free(proxy_turn *t)
 		free(t->tools[i].name);
 	free(t->tools);
 	free(t->fk);
+	free(t->pages);
 	cmv_buf_dispose(&t->upstream);
 	free(t);
 }
@@ -1083,6 +1099,26 @@ const proxy_turn_stats *proxy_turn_stats_get(const proxy_turn *t)
 }
 
 /* ---- a reply in ------------------------------------------------------------------------ */
+
+/*
+ * A fault: counted, and recorded on the branch by the pager (which keeps
+ * the page resident for a while) when the page can stay without crowding
+ * the window: one over a quarter of the messages' budget is answered but
+ * not pinned, or the next request could not fit at all.
+ */
+static void fault(proxy_turn *t, const char *page)
+{
+	size_t n = strlen(page);
+	t->st.faults++;
+	for (size_t i = 0; i < t->n_pages; i++)
+		if (!strncmp(t->pages[i].id, page, n)) {
+			if (t->pages[i].tokens > t->page_budget / 4)
+				return;
+			break;
+		}
+	if (cmv_pager_fault(t->p->repo, t->branch, page) < 0)
+		cmv_error_clear();
+}
 
 /* A call in a reply: the provider's id, name and input. */
 typedef struct {
@@ -1156,12 +1192,8 @@ static int recall_answers(cmv_buf *out, proxy_turn *t, reply_call *calls, size_t
 		cJSON *id = in ? cJSON_Parse(in) : NULL;
 		const char *page = jstr(id, "id");
 		int rc = in ? cmv_recall_tool_call(&ans, t->p->repo, t->branch, in, strlen(in)) : cmv_error__oom();
-		if (rc >= 0 && rc != 1 && page) {
-			/* a fault: recorded on the branch, the page kept resident for a while (as the pager does) */
-			if (cmv_pager_fault(t->p->repo, t->branch, page) < 0)
-				cmv_error_clear();
-			t->st.faults++;
-		}
+		if (rc >= 0 && rc != 1 && page)
+			fault(t, page);
 		if (rc < 0) {
 			error = rc;
 		} else {
@@ -1259,9 +1291,7 @@ int proxy_turn_reply(proxy_turn *t, const char *body, size_t len, bool *again)
 		cmv_id_hash(&key, k.ptr, k.size);
 		for (size_t f = 0; f < t->n_fk; f++)
 			if (cmv_id_equal(&key, &t->fk[f].key)) {
-				if (cmv_pager_fault(p->repo, t->branch, t->fk[f].page) < 0)
-					cmv_error_clear();
-				t->st.faults++;
+				fault(t, t->fk[f].page);
 				break;
 			}
 		free(in);
