@@ -20,6 +20,7 @@ const cli_cmd cli_commands[] = {
 	{ "recall", cmd_recall, CLI_NEEDS_STORE, "Print the original bytes a trim stub names", opts_recall },
 	{ "hook", cmd_hook, CLI_NEEDS_STORE, "Install, check or undo the Claude Code hooks that trim a session before it compacts", opts_hook },
 	{ "mcp", cmd_mcp, 0, "The MCP server (stdio or HTTP) and its install into Claude Code, Codex, Gemini CLI", opts_mcp },
+	{ "proxy", cmd_proxy, CLI_NEEDS_STORE, "The proxy: an agent's model API with demand paging, through its base URL", opts_proxy },
 	{ "auto-trim", cmd_auto_trim, 0, "What the hooks run: trim the live session on stdin in place (always exits 0)", opts_auto_trim },
 	{ "materialize", cmd_materialize, CLI_NEEDS_STORE, "The request a model is sent for a branch, paged to fit its window", opts_materialize },
 	{ "fit", cmd_fit, CLI_NEEDS_STORE, "Whether a branch fits each model, and what would be paged out", opts_fit },

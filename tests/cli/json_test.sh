@@ -105,8 +105,9 @@ check "benchmark" benchmark -s "$V"
 # --- every command that prints for a program has --json, and ran above ---
 # not here, each for a reason: help (text for people), export (its output is
 # the data: JSONL or a request body), tool-schema (always JSON), auto-trim (the
-# hooks' entry point: prints nothing, always exits 0), completions (a shell script)
-exempt=" help export tool-schema auto-trim completions "
+# hooks' entry point: prints nothing, always exits 0), completions (a shell script), proxy (a server: its one
+# line on stdout says where it listens)
+exempt=" help export tool-schema auto-trim completions proxy "
 for c in $("$CMV" help | sed -n 's/^    \([a-z-]*\) .*/\1/p'); do
 	if [[ $exempt == *" $c "* ]]; then continue; fi
 	if ! "$CMV" help "$c" | grep -q -- '--json'; then
