@@ -57,8 +57,9 @@ CMV_EXTERN(int) cmv_repo_init(cmv_repo **out, const char *dir);
 
 /**
  * Open a store.
- * @param path a `.cmv` folder, a store file, or ":memory:" for a private
- *        in-memory store (tests, scratch work)
+ * @param path a `.cmv` folder, a store file, ":memory:" for a private
+ *        in-memory store (tests, scratch work), or a PostgreSQL URL
+ *        ("postgresql://..." or "postgres://...", see docs/store.md)
  * @param flags cmv_repo_open_flags
  * @return 0, CMV_ENOTFOUND (no store there and no CREATE flag), CMV_EIO,
  *         CMV_ECORRUPT, CMV_EVERSION (written by a newer cmv)
@@ -72,6 +73,15 @@ CMV_EXTERN(int) cmv_repo_open(cmv_repo **out, const char *path, unsigned int fla
  * @return 0, CMV_ENOTFOUND
  */
 CMV_EXTERN(int) cmv_repo_discover(cmv_buf *out, const char *start);
+
+/** Whether a store location is a URL (PostgreSQL), not a path. */
+CMV_EXTERN(int) cmv_store_is_url(const char *location);
+
+/**
+ * A store location fit to print or log: a URL loses its password (in the
+ * user part or the query string); a path is itself.
+ */
+CMV_EXTERN(int) cmv_store_display(cmv_buf *out, const char *location);
 
 /** Close the store; NULL is a no-op. An open transaction is rolled back. */
 CMV_EXTERN(void) cmv_repo_free(cmv_repo *repo);

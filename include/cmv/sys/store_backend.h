@@ -150,6 +150,14 @@ CMV_EXTERN(int) cmv_store_sqlite_open(cmv_store_backend **out, const char *path,
 				      unsigned int flags);
 
 /**
+ * Open the PostgreSQL backend on a libpq URL ("postgresql://..." or
+ * "postgres://..."); CMV_REPO_OPEN_CREATE creates the schema in an empty
+ * database. A build without libpq answers CMV_EUNSUPPORTED.
+ * @return 0, CMV_ENOTFOUND, CMV_EIO, CMV_ECORRUPT, CMV_EVERSION, CMV_EUNSUPPORTED
+ */
+CMV_EXTERN(int) cmv_store_pg_open(cmv_store_backend **out, const char *url, unsigned int flags);
+
+/**
  * Wrap a backend in a repository. The repository takes ownership of the
  * backend (and frees it, also on failure).
  */
