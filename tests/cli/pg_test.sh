@@ -61,7 +61,7 @@ ok "...prints no password" hasnt s3cretpw "$out$err"
 # --- 16 writers at once: appends to one branch, to their own, and imports ----------
 P=$(store t_many)
 "$CMV" init "$P" >/dev/null
-N=20
+N=10
 pids=()
 for w in $(seq 1 16); do
 	(
@@ -107,8 +107,10 @@ run --store "$P" fsck; ok "...and the store is clean" test $rc -eq 0 -a "$out" =
 # --- push and pull: SQLite -> PostgreSQL -> SQLite -> bundle -> SQLite, same ids ---
 P=$(store t_sync)
 mkdir a b c
+python3 -c 'import json
+for i in range(300): print(json.dumps({"role": "user" if i % 2 == 0 else "assistant", "content": "line %d" % i}))' >lines.jsonl
 (cd a && "$CMV" init >/dev/null && "$CMV" import "$TRANSCRIPTS/claude-code/vsla" >/dev/null &&
-	for i in $(seq 1 300); do "$CMV" append main --role user --text "line $i" >/dev/null; done && "$CMV" snapshot s1 --from main >/dev/null)
+	"$CMV" import --format cmv --branch main ../lines.jsonl >/dev/null && "$CMV" snapshot s1 --from main >/dev/null)
 "$CMV" init "$P" >/dev/null
 run --store a/.cmv push "$P"; ok "push SQLite -> PostgreSQL" test $rc -eq 0
 ok "...reports what moved" has "created      s1" "$out"
