@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +39,12 @@ static void die(const char *what)
 	exit(1);
 }
 
+static void quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static void pg_admin(const char *base, const char *sql)
 {
 	PGconn *c = PQconnectdb(base);
@@ -47,6 +54,7 @@ static void pg_admin(const char *base, const char *sql)
 		fprintf(stderr, "cmv-bench: cannot connect to the --store database: %s", PQerrorMessage(c));
 		exit(1);
 	}
+	PQsetNoticeProcessor(c, quiet, NULL); /* DROP ... CASCADE lists what it drops */
 	r = PQexec(c, sql);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		fprintf(stderr, "cmv-bench: %s: %s", sql, PQerrorMessage(c));
@@ -63,6 +71,8 @@ static char *fresh_store(shared_ctx *c, bool pg)
 	int k = c->k++;
 
 	if (!pg) {
+		snprintf(loc, 8192, "%s/s%d", c->dir, k);
+		mkdir(loc, 0777);
 		snprintf(loc, 8192, "%s/s%d/.cmv", c->dir, k);
 		return loc;
 	}
@@ -144,6 +154,7 @@ static double writers(const char *loc, int w, size_t per)
 	double t0 = bench_now();
 	pid_t pids[64];
 
+	fflush(stdout); /* a child must not print the parent's buffer again */
 	for (int i = 0; i < w; i++) {
 		pid_t p = fork();
 		if (p == 0) {
