@@ -323,7 +323,37 @@ cJSON *bench_store_shared(const char *url, bool quick, bool json)
 	free(c.dir);
 	return out;
 }
+static shared_ctx fresh_ctx;
+
+static void drop_fresh(void)
+{
+	for (size_t i = 0; i < fresh_ctx.n_schemas; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", fresh_ctx.schemas[i]);
+		pg_admin(fresh_ctx.base, sql);
+		free(fresh_ctx.schemas[i]);
+	}
+	free(fresh_ctx.schemas);
+}
+
+char *bench_pg_fresh(const char *url)
+{
+	if (!fresh_ctx.base) {
+		fresh_ctx.base = url;
+		fresh_ctx.k = 1000;
+		atexit(drop_fresh);
+	}
+	return fresh_store(&fresh_ctx, true);
+}
+
 #else
+char *bench_pg_fresh(const char *url)
+{
+	(void)url;
+	fprintf(stderr, "cmv-bench: built without PostgreSQL: --store needs -DCMV_WITH_POSTGRESQL=ON\n");
+	exit(2);
+}
+
 cJSON *bench_store_shared(const char *url, bool quick, bool json)
 {
 	(void)url;

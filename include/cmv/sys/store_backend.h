@@ -3,10 +3,9 @@
  * The store backend interface: what a storage engine implements so that
  * dag/ can keep conversations in it.
  *
- * Stability: version 1 is the first cut, made with a single persistent
- * backend (SQLite). It may still change when the second one (PostgreSQL,
- * DESIGN.md section 10) is written; from then on methods are only appended
- * and each version bump is listed here.
+ * Stability: two persistent backends implement it (SQLite, PostgreSQL in
+ * dag/store_pg.c); from now on methods are only appended and each version
+ * bump is listed here.
  *
  * Contract for every backend (tests/dag/conformance.c checks it):
  *  1. Ids are computed above the backend. A backend stores what it is given
