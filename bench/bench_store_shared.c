@@ -15,10 +15,10 @@
  * Each PostgreSQL store is a fresh schema, cmv_bench_<pid>_<k>, in the
  * database the URL names; the schemas are dropped at the end.
  */
+#include <stdlib.h>
 #include "bench.h"
 #ifdef CMV_WITH_POSTGRESQL
 #include <libpq-fe.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
