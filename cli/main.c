@@ -36,6 +36,8 @@ const cli_cmd cli_commands[] = {
 	{ "info", cmd_info, CLI_NEEDS_STORE, "Show details of a branch or snapshot", opts_info },
 	{ "delete", cmd_delete, CLI_NEEDS_STORE, "Delete a branch or snapshot (content stays until gc)", opts_delete },
 	{ "search", cmd_search, CLI_NEEDS_STORE, "Full-text search over every stored message", opts_search },
+	{ "push", cmd_push, CLI_NEEDS_STORE, "Send branches and snapshots, and only the objects it lacks, to another store or a bundle", opts_push },
+	{ "pull", cmd_pull, CLI_NEEDS_STORE, "Fetch branches and snapshots, and only the objects this store lacks, from another store or a bundle", opts_pull },
 	{ "gc", cmd_gc, CLI_NEEDS_STORE, "Remove content that no branch or snapshot reaches", opts_gc },
 	{ "fsck", cmd_fsck, CLI_NEEDS_STORE, "Check the store; exit 1 if anything is wrong", opts_fsck },
 	{ "tokens", cmd_tokens, 0, "Count tokens exactly in a model's tokenizer", opts_tokens },

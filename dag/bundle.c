@@ -344,6 +344,11 @@ int cmv_bundle_export(cmv_bundle_stats *out, cmv_repo *repo, const char *const *
 				}
 				break;
 			}
+			if (!guard && r->type == CMV_REF_BRANCH && (flags & CMV_BUNDLE_ANY_REFS)) {
+				error = add_ref(&p, r);
+				cmv_ref_free(r);
+				break;
+			}
 			if (!guard && r->type != CMV_REF_SNAPSHOT) {
 				error = cmv_error__set(CMV_EINVALID, "'%s' is a %s; a bundle holds snapshots (snapshot it first)",
 						       name, r->type == CMV_REF_BRANCH ? "branch" : "session");

@@ -93,6 +93,8 @@ check "tokens" tokens "$T/claude-code/vsla/$V.jsonl" -m gpt-4o
 check "models" models
 check "checkout" checkout b1
 check "delete" delete snap1
+check "push" push "$WORK/out.bundle" b1
+check "pull" pull "$WORK/out.bundle"
 check "gc" gc --dry-run
 check "fsck" fsck
 check "hook status" hook status
