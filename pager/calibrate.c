@@ -936,10 +936,13 @@ static int pool_update(cmv_repo *repo, const cmv_models *models)
 			error = 0;
 			continue;
 		}
-		x->loaded = error == 0;
-		if (x->loaded && cmv_models_find(&m, models, x->c.model) == 0)
+		if (error < 0)
+			break;
+		x->loaded = true;
+		if (cmv_models_find(&m, models, x->c.model) == 0)
 			x->exact = m->exact;
-		cmv_error_clear();
+		else
+			cmv_error_clear();
 	}
 	/* the fit each model counts with: its own, else its family's with the most pairs (as calibration_for) */
 	for (size_t i = 0; i < n; i++) {
