@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv-bench count DIR: what cmv counts against what providers billed, per
- * model, over every Claude Code session in DIR that records usage.
+ * model, over every Claude Code session and Codex rollout in DIR (the
+ * sessions that record usage: message.usage, token_count).
  *
  * Leave one session out: every session is imported and calibrated into one
  * store; each is then measured with a calibration of all the others (its
@@ -158,9 +159,10 @@ int bench_count(int argc, char **argv)
 		return 2;
 	}
 	bench_collect(&files, dir, "claude-code");
+	bench_collect(&files, dir, "codex");
 	qsort(files.paths, files.n, sizeof(*files.paths), cmp_path); /* the folds, the same on every run */
 	if (!files.n) {
-		fprintf(stderr, "cmv-bench count: no Claude Code session in %s\n", dir);
+		fprintf(stderr, "cmv-bench count: no Claude Code session or Codex rollout in %s\n", dir);
 		return 1;
 	}
 	if (cmv_models_load(&models, NULL) < 0) {

@@ -147,6 +147,9 @@ typedef struct {
 	bool unseen;          /* content cmv cannot count went in after it */
 	cmv_id before;        /* the last node before the call's reply: the conversation it was sent */
 	unsigned segment;     /* calls of one model between compactions: one hidden prefix */
+	uint64_t reasoning;   /* Codex: the reply's reasoning tokens, billed in the next prompt of the turn */
+	bool broke;           /* Codex: a turn began (or the history was compacted) before this call */
+	bool has_before;
 } call;
 
 typedef struct {
@@ -157,6 +160,10 @@ typedef struct {
 	call *calls;
 	size_t n, cap;
 	cmv_id prev; /* the node read last */
+	/* Codex: a call's record (token_count) comes after its items: they gather here */
+	call pending;
+	char codex_model[CMV_CALIBRATION_MODEL_MAX];
+	double codex_total; /* the last token_count's running total: a repeat is no new call */
 } reader;
 
 static cmv_tok *tok_for(reader *r, const char *name)
@@ -283,6 +290,91 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 	return 0;
 }
 
+/*
+ * One record of a Codex rollout. A call's usage (token_count) is logged
+ * after its output items and the outputs of its tool calls; within a turn
+ * the next call's prompt is this one's plus exactly those items, plus the
+ * reply's reasoning (billed as its reasoning_output_tokens: the
+ * encrypted_content that carries it is never counted). A turn's start, a
+ * user message or a compaction adds what the pair cannot see
+ * (tests/tok/openai_overhead.py measured the same pairs).
+ */
+static int read_codex(reader *r, const cmv_node *n, const cJSON *j)
+{
+	const char *type = cj_str(j, "type");
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+	const char *pt = cj_str(p, "type");
+	call *c = &r->pending;
+	int error;
+
+	if (!type)
+		return 0;
+	if (!strcmp(type, "turn_context")) {
+		const char *model = cj_str(p, "model");
+		if (model) {
+			snprintf(r->codex_model, sizeof(r->codex_model), "%s", model);
+			resolve_model(r, model);
+		}
+		c->broke = true;
+		return 0;
+	}
+	if (!strcmp(type, "compacted")) {
+		c->broke = c->unseen = true;
+		return 0;
+	}
+	if (!strcmp(type, "response_item")) {
+		const char *role = cj_str(p, "role");
+		if (!pt || (!strcmp(pt, "message") && (!role || strcmp(role, "assistant")))) {
+			c->unseen = true; /* the user's or the host's message: a turn's own additions */
+			return 0;
+		}
+		if (!strcmp(pt, "reasoning"))
+			return 0; /* billed as the reply's reasoning tokens */
+		if (strcmp(pt, "message") && strcmp(pt, "function_call") && strcmp(pt, "custom_tool_call") &&
+		    strcmp(pt, "function_call_output") && strcmp(pt, "custom_tool_call_output")) {
+			c->unseen = true;
+			return 0;
+		}
+		if (!c->has_before) {
+			c->before = r->prev;
+			c->has_before = true;
+		}
+		return add_blocks(r, c, n);
+	}
+	if (strcmp(type, "event_msg") || !pt)
+		return 0;
+	if (!strcmp(pt, "task_started") || !strcmp(pt, "user_message") || !strcmp(pt, "context_compacted") ||
+	    !strcmp(pt, "turn_aborted") || !strcmp(pt, "task_complete")) {
+		c->broke = true;
+		return 0;
+	}
+	const cJSON *info = cJSON_GetObjectItemCaseSensitive(p, "info");
+	const cJSON *last = cJSON_GetObjectItemCaseSensitive(info, "last_token_usage");
+	const cJSON *total = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(info, "total_token_usage"),
+							     "total_tokens");
+	if (strcmp(pt, "token_count") || !cJSON_IsObject(last) || !r->codex_model[0])
+		return 0;
+	/* Codex may log a call's usage twice: the repeat is no new call */
+	if (cJSON_IsNumber(total) && total->valuedouble == r->codex_total)
+		return 0;
+	r->codex_total = cJSON_IsNumber(total) ? total->valuedouble : -1;
+	if ((error = cmv__array_grow((void **)&r->calls, &r->cap, r->n, sizeof(*r->calls))) < 0)
+		return error;
+	call *cur = &r->calls[r->n++];
+	*cur = *c;
+	snprintf(cur->model, sizeof(cur->model), "%s", r->codex_model);
+	cur->prompt = usage_num(last, "input_tokens");
+	cur->reasoning = usage_num(last, "reasoning_output_tokens");
+	if (!cur->has_before)
+		cur->before = r->prev;
+	if (r->n > 1) {
+		const call *prev = &r->calls[r->n - 2];
+		cur->segment = prev->segment + (strcmp(prev->model, cur->model) || cur->prompt * 3 < prev->prompt * 2);
+	}
+	memset(c, 0, sizeof(*c));
+	return 0;
+}
+
 /* The record's JSON, when the node is a Claude Code record; NULL otherwise (or on error: *error). */
 static cJSON *record_of(cmv_buf *rec, cmv_repo *repo, const cmv_node *n, int *error)
 {
@@ -347,14 +439,15 @@ static int read_session(reader *r, const cmv_id *tip)
 			error = rc;
 			break;
 		}
-		if (strcmp(format, "claude-code"))
+		bool codex = !strcmp(format, "codex");
+		if (strcmp(format, "claude-code") && !codex)
 			continue;
 		cJSON *j = jscan_parse(rec.ptr, rec.size, &error);
 		if (error < 0)
 			break; /* out of memory, not bad text: the session's evidence would be wrong */
 		if (!j)
 			continue; /* a line a lenient import kept whole */
-		error = read_record(r, n, j);
+		error = codex ? read_codex(r, n, j) : read_record(r, n, j);
 		cJSON_Delete(j);
 		if (error < 0)
 			break;
@@ -1118,10 +1211,11 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 		if (a->prompt && !cmv_id_is_none(&a->before) && (i < EARLY_REQUESTS || i % step == 0) &&
 		    (error = observe_request(&o, &r, m, key, a)) < 0)
 			goto fail;
-		if (!b || a->unseen || strcmp(a->model, b->model) || b->prompt <= a->prompt || !a->blocks)
+		if (!b || a->unseen || a->broke || b->broke || strcmp(a->model, b->model) ||
+		    b->prompt <= a->prompt + a->reasoning || !a->blocks)
 			continue;
 		if ((error = observe_pair(&o, m->id, m->tokenizer, key, false, a->raw, a->blocks, 2,
-					  b->prompt - a->prompt)) < 0)
+					  b->prompt - a->prompt - a->reasoning)) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < o.n && !error; i++) {
