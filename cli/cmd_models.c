@@ -223,7 +223,7 @@ static int calibration(cli_ctx *ctx)
 	else if (l.only && !l.shown)
 		rc = cli_failf("no calibration of '%s' in this store (cmv import a session of it)", l.only);
 	else if (!l.shown && !l.arr)
-		printf("no calibration yet: cmv import a Claude Code session that records usage\n");
+		printf("no calibration yet: cmv import a Claude Code session or a Codex rollout that records usage\n");
 	cmv_repo_free(repo);
 	cmv_buf_dispose(&path);
 	if (rc == EXIT_OK && l.arr) {
