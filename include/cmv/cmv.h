@@ -18,6 +18,7 @@
 #include "pager.h"
 #include "llm.h"
 #include "compaction.h"
+#include "ledger.h"
 #include "host.h"
 #include "count.h"
 
