@@ -589,6 +589,15 @@ static int visit(builder *b, cmv_repo *repo, const cmv_node *n)
 			cmv_ledger_entry *e = &b->l->entries[at - 1];
 			if (e->has_result)
 				continue;
+			if (k->flags & CMV_BLOCK_ERROR) {
+				/* trim's stand-in answer (CMV_NO_RESULT_TEXT) is no result: the outcome is still unknown */
+				int rerr = cmv_blob_read(&b->scratch, repo, &k->blob);
+				if (rerr < 0 && rerr != CMV_ETOOBIG)
+					return rerr;
+				cmv_error_clear();
+				if (rerr == 0 && b->scratch.size < 1024 && strstr(b->scratch.ptr, "[cmv: no result was recorded"))
+					continue;
+			}
 			e->has_result = true;
 			e->error = k->flags & CMV_BLOCK_ERROR;
 			e->result_node = n->id;

@@ -82,6 +82,8 @@ check "model" model b1 gpt-4o
 check "materialize" materialize b1
 check "fit" fit b1
 check "switch" switch b1 -m claude-sonnet-4-5
+check "ledger" ledger b1
+check "ledger --check" ledger b1 --check Bash --args '{"command":"ls"}'
 ID=$("$CMV" export t1.trim --format anthropic | grep -o 'recall [0-9a-f]\{7,\}' | head -1 | cut -d' ' -f2)
 check "recall ID" recall "$ID"
 check "recall --query" recall --query "vsla" --from b1
