@@ -834,3 +834,43 @@ done:
 	builder_dispose(&b);
 	return error;
 }
+
+int cmv_ledger_prompts(cmv_id **out, size_t *n_out, cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_buf scratch = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cmv_walk *w = NULL;
+	const cmv_node *n;
+	cmv_id *ids = NULL;
+	size_t cnt = 0, cap = 0;
+	int error;
+
+	*out = NULL;
+	*n_out = 0;
+	if (cmv_id_is_none(tip))
+		return 0;
+	if ((error = cmv_walk_new(&w, repo, tip)) < 0)
+		return error;
+	while ((error = cmv_walk_next(&n, w)) == 0) {
+		bool p;
+		if ((error = is_prompt(&p, repo, n, &scratch)) < 0)
+			break;
+		if (!p)
+			continue;
+		if ((error = cmv__array_grow((void **)&ids, &cap, cnt, sizeof(*ids))) < 0)
+			break;
+		ids[cnt++] = n->id;
+	}
+	cmv_walk_free(w);
+	cmv_buf_dispose(&scratch);
+	if (error == CMV_ITEROVER) {
+		cmv_error_clear();
+		error = 0;
+	}
+	if (error < 0) {
+		free(ids);
+		return error;
+	}
+	*out = ids;
+	*n_out = cnt;
+	return 0;
+}

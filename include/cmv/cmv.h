@@ -19,6 +19,7 @@
 #include "llm.h"
 #include "compaction.h"
 #include "ledger.h"
+#include "shadow.h"
 #include "host.h"
 #include "count.h"
 

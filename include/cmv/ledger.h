@@ -120,6 +120,13 @@ typedef struct cmv_ledger_check_result {
 CMV_EXTERN(int) cmv_ledger_check(cmv_ledger_check_result *out, cmv_repo *repo, const cmv_id *tip, const char *branch,
 				 const char *name, const char *args, size_t len);
 
+/**
+ * The user prompts of the conversation ending at `tip`, root first: the
+ * nodes where the ledger's turns begin (cmv_shadow's --replay answers them).
+ * `*out` is freed with free().
+ */
+CMV_EXTERN(int) cmv_ledger_prompts(cmv_id **out, size_t *n, cmv_repo *repo, const cmv_id *tip);
+
 /** The classification of tool `name` for `branch` (may be NULL); `source` gets its origin (static). */
 CMV_EXTERN(int) cmv_ledger_effect(cmv_effect *out, const char **source, cmv_repo *repo, const char *branch,
 				  const char *name);
