@@ -106,8 +106,9 @@ check "benchmark" benchmark -s "$V"
 # --- every command that prints for a program has --json, and ran above ---
 # not here, each for a reason: help (text for people), export (its output is
 # the data: JSONL or a request body), tool-schema (always JSON), auto-trim (the
-# hooks' entry point: prints nothing, always exits 0), completions (a shell script)
-exempt=" help export tool-schema auto-trim completions "
+# hooks' entry point: prints nothing, always exits 0), completions (a shell script), shadow
+# (it needs model endpoints: tests/host/shadow_test.sh parses its --json against a scripted server)
+exempt=" help export tool-schema auto-trim completions shadow "
 for c in $("$CMV" help | sed -n 's/^    \([a-z-]*\) .*/\1/p'); do
 	if [[ $exempt == *" $c "* ]]; then continue; fi
 	if ! "$CMV" help "$c" | grep -q -- '--json'; then
