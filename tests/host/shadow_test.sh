@@ -58,5 +58,12 @@ check "an existing branch is refused" 'grep -q "already exists" "$tmp/e1"'
 check "a down endpoint: an error naming it, and no branch left" 'grep -q "127.0.0.1:9" "$tmp/e2" && ! "$CMV" info down/gpt-4o >/dev/null 2>&1'
 "$CMV" shadow main --models gpt-4o --replay 9 --llm-url "openai=$url" >/dev/null 2>"$tmp/e3"
 check "replaying more turns than there are" 'grep -q "has 2 user turns" "$tmp/e3"'
+# a switch and a compaction of a branch that ends mid-call warn, naming the call
+"$CMV" switch shadow/main/gpt-4o-mini -m claude-sonnet-4-5 >/dev/null 2>"$tmp/w1"
+check "cmv switch warns of the call in flight" 'grep -q "warning: 1 call with side effects is in flight" "$tmp/w1" && grep -q "make deploy --dry-run" "$tmp/w1"'
+"$CMV" compact shadow/main/gpt-4o --for gpt-4o --dry-run >/dev/null 2>"$tmp/w2"
+check "cmv compact --for warns of it too" 'grep -q "in flight: the requests to gpt-4o say the outcome is unknown" "$tmp/w2"'
+"$CMV" handoff shadow/main/gpt-4o >"$tmp/h.md" 2>/dev/null
+check "the handoff lists it as a pending action" 'grep -q "In flight, outcome unknown.*make deploy" "$tmp/h.md"'
 check "no key is stored" '! grep -rqa "shadowtestsecret" "$tmp/.cmv"'
 exit $fail
