@@ -28,6 +28,8 @@ const cli_cmd cli_commands[] = {
 	{ "compact", cmd_compact, CLI_NEEDS_STORE, "Make a branch fit a model: trim, page, summarize only what still does not fit", opts_compact },
 	{ "handoff", cmd_handoff, CLI_NEEDS_STORE, "Print the handoff document of a conversation (for a new runtime)", opts_handoff },
 	{ "uncompact", cmd_uncompact, CLI_NEEDS_STORE, "Restore the conversation a compacted branch came from", opts_uncompact },
+	{ "ledger", cmd_ledger, CLI_NEEDS_STORE, "The side effects of a conversation: every tool call, its idempotency key and state", opts_ledger },
+	{ "shadow", cmd_shadow, CLI_NEEDS_STORE, "Send a branch to two or more models, each reply on its own branch, and compare them side by side", opts_shadow },
 	{ "benchmark", cmd_benchmark, 0, "What trimming saves per session, in the model's tokens and dollars (the real trimmer, a scratch store)", opts_benchmark },
 	{ "tool-schema", cmd_tool_schema, 0, "The recall tool's definition, for an agent host to offer models", opts_tool_schema },
 	{ "checkout", cmd_checkout, CLI_NEEDS_STORE, "Make a branch the current one", opts_checkout },

@@ -25,6 +25,7 @@
 #include "base/base.h"
 #include "formats/formats_int.h"
 #include <cmv/compaction.h>
+#include <cmv/ledger.h>
 #include "copy.h"
 #include "handoff.h"
 #include "tok/tok_int.h"
@@ -39,6 +40,8 @@ void cmv_compact_report_dispose(cmv_compact_report *rep)
 		return;
 	free(rep->tools_used);
 	rep->tools_used = NULL;
+	free(rep->in_flight);
+	rep->in_flight = NULL;
 }
 
 /* A node of the trimmed branch, as the cut and the write see it. */
@@ -218,6 +221,25 @@ static int capabilities(cmv_compact_report *rep, const cJSON *msgs, const cmv_mo
 	rep->images_dropped = rep->images && !target->images;
 	cmv__strmap_dispose(&seen);
 	cmv_buf_dispose(&names);
+	return error;
+}
+
+/* The ledger's part of the capability check: calls with side effects whose outcome is unknown. */
+static int in_flight(cmv_compact_report *rep, job *j)
+{
+	cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cmv_ledger *l = NULL;
+	int error;
+
+	if ((error = cmv_ledger_build(&l, j->repo, j->tip, NULL)) < 0 || (error = cmv_ledger_in_flight_text(&text, l, 10)) < 0)
+		goto done;
+	rep->in_flight_effects = l->in_flight_effects;
+	free(rep->in_flight);
+	if (!(rep->in_flight = cmv__strdup(text.ptr ? text.ptr : "")))
+		error = cmv_error__oom();
+done:
+	cmv_ledger_free(l);
+	cmv_buf_dispose(&text);
 	return error;
 }
 
@@ -518,7 +540,7 @@ static int trim_branch(job *j, cmv_compact_report *rep)
 	if ((error = cmv__conv_load_raw(&j->raw, &rst, j->repo, &j->trimmed, 0)) < 0)
 		return error;
 	j->n = (size_t)cJSON_GetArraySize(j->raw.messages);
-	if ((error = capabilities(rep, j->raw.messages, j->o->target)) < 0 ||
+	if ((error = capabilities(rep, j->raw.messages, j->o->target)) < 0 || (error = in_flight(rep, j)) < 0 ||
 	    (error = measure(&rep->tokens_trimmed, NULL, j, 0, NULL)) < 0)
 		return error;
 	rep->stage = 1;
@@ -847,10 +869,8 @@ static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *t
 fail:
 	cmv_repo_txn_rollback(repo);
 out:
-	if (error < 0) {
-		free(rep->tools_used);
-		rep->tools_used = NULL;
-	}
+	if (error < 0)
+		cmv_compact_report_dispose(rep);
 	job_dispose(&j);
 	return error;
 }

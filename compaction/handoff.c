@@ -23,6 +23,7 @@
 #include "base/base.h"
 #include "formats/formats_int.h"
 #include <cmv/compaction.h>
+#include <cmv/ledger.h>
 #include "handoff.h"
 
 static const char *const sections[CMV_HANDOFF_NSECTIONS] = {
@@ -349,6 +350,34 @@ int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 
 /* ---- a whole conversation's handoff ---------------------------------------------------- */
 
+/*
+ * The pending actions the ledger knows: calls with side effects that have no
+ * result, last in their section (a document cut for room drops a section's
+ * first items first, so these go last).
+ */
+static int ledger_pending(ho_doc *d, cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT), line = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cmv_ledger *l = NULL;
+	int error;
+
+	if ((error = cmv_ledger_build(&l, repo, tip, NULL)) < 0 || (error = cmv_ledger_in_flight_text(&text, l, 20)) < 0)
+		goto done;
+	for (char *p = text.size ? text.ptr : NULL, *nl; p && !error; p = nl ? nl + 1 : NULL) {
+		if ((nl = strchr(p, '\n')))
+			*nl = '\0';
+		cmv_buf_clear(&line);
+		if ((error = cmv_buf_printf(&line, "In flight, outcome unknown (it may have run in full, in part or not at "
+						   "all; check before issuing it again): %s", p)) == 0)
+			error = ho_add(d, 3, line.ptr, 0);
+	}
+done:
+	cmv_ledger_free(l);
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&line);
+	return error;
+}
+
 int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
 		const cmv_handoff_options *opts)
 {
@@ -383,6 +412,8 @@ int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cm
 	} else {
 		error = ho_extract(&d, raw.messages, 0, n, NULL, 0);
 	}
+	if (!error)
+		error = ledger_pending(&d, repo, tip);
 	if (!error) {
 		char head[160];
 		snprintf(head, sizeof(head), "# Handoff document\nThe conversation so far (%zu messages), %s.", n,

@@ -471,7 +471,7 @@ static cJSON *answer_base(const cJSON *rec)
 int cmv_trim__answer_pending(trim_ctx *t)
 {
 	/* the words the renderer answers such a call with, so a trimmed branch reads the same */
-	static const char answer[] = "[cmv: no result was recorded for this call]";
+	static const char answer[] = CMV_NO_RESULT_TEXT;
 	record_edit e;
 	cJSON *o = cJSON_CreateObject(), *msg, *content;
 	char uuid[37];

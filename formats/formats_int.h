@@ -57,6 +57,16 @@ void cmv__parsed_message_free(cmv__parsed_message *p);
 /* ---- session records (formats/session.c) ------------------------------------- */
 
 /* The largest session file an import reads, and so the largest a trim writes. */
+/*
+ * What a call with no result is answered with when a conversation is sent
+ * again (the renderer's repair, trim's added line): the outcome is unknown,
+ * in words a model can act on (docs/ledger.md), not a bare error.
+ */
+#define CMV_NO_RESULT_TEXT                                                                                   \
+	"[cmv: no result was recorded for this call: it was in flight when the agent stopped, crashed or "  \
+	"was switched to another model, so its outcome is unknown (it may have run in full, in part, or "   \
+	"not at all). If the call changes anything, check whether it took effect before issuing it again.]"
+
 #define SESSION_MAX_BYTES ((size_t)1 << 31)
 
 /* A record node's template, parsed (pointers into the node's meta). */

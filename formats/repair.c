@@ -290,7 +290,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					r = cJSON_CreateObject();
 					if (!r || !cJSON_AddStringToObject(r, "type", "tool_result") ||
 					    !cJSON_AddStringToObject(r, "tool_use_id", id) ||
-					    !cJSON_AddStringToObject(r, "content", "[cmv: no result was recorded for this call]") ||
+					    !cJSON_AddStringToObject(r, "content", CMV_NO_RESULT_TEXT) ||
 					    !cJSON_AddTrueToObject(r, "is_error")) {
 						cJSON_Delete(r);
 						error = cmv_error__oom();

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <cmv/host.h>
 #include <cmv/count.h>
+#include <cmv/ledger.h>
 #include "base/base.h"
 
 struct cmv_model_handle {

@@ -425,6 +425,8 @@ static int m_switch(call *c)
 		cJSON_AddNumberToObject(c->res, "tokens_full", (double)rep.tokens_full);
 		cJSON_AddNumberToObject(c->res, "stubbed", (double)rep.stubbed);
 		cJSON_AddNumberToObject(c->res, "evicted", (double)rep.evicted);
+		cJSON_AddNumberToObject(c->res, "in_flight", (double)rep.in_flight);
+		cJSON_AddNumberToObject(c->res, "in_flight_side_effects", (double)rep.in_flight_effects);
 	}
 	cmv_buf_dispose(&old);
 	return error;
@@ -458,6 +460,55 @@ static int m_usage(call *c)
 	if ((error = need(&branch, c->p, "branch")) < 0)
 		return error;
 	return cmv_usage_json(&c->raw, c->h->repo, branch);
+}
+
+/* {branch | ref}: the ledger of side effects (the branch's tool annotations count when a branch is named) */
+static int m_ledger(call *c)
+{
+	const char *branch = pstr(c->p, "branch"), *ref = branch ? branch : pstr(c->p, "ref");
+	cmv_ledger *l = NULL;
+	cmv_id tip;
+	int error;
+	if (!ref)
+		return cmv_error__set(CMV_EINVALID, "\"branch\" or \"ref\" is required");
+	if ((error = cmv_resolve(&tip, c->h->repo, ref)) < 0 || (error = cmv_ledger_build(&l, c->h->repo, &tip, branch)) < 0)
+		return error;
+	error = cmv_ledger_json(&c->raw, l);
+	cmv_ledger_free(l);
+	return error;
+}
+
+/* {branch, name, input?}: before running a call, has one with its key committed on the branch? */
+static int m_ledger_check(call *c)
+{
+	const char *branch, *name;
+	const cJSON *in = cJSON_GetObjectItemCaseSensitive(c->p, "input");
+	cmv_ledger_check_result r;
+	char *text = NULL, h[CMV_ID_HEXSZ + 1];
+	cmv_id tip;
+	int error;
+	if ((error = need(&branch, c->p, "branch")) < 0 || (error = need(&name, c->p, "name")) < 0)
+		return error;
+	if (cJSON_IsString(in))
+		text = cmv__strdup(in->valuestring);
+	else
+		text = in ? json_text(in) : cmv__strdup("{}");
+	if (!text)
+		return cmv_error__oom();
+	if ((error = cmv_resolve(&tip, c->h->repo, branch)) == 0 &&
+	    (error = cmv_ledger_check(&r, c->h->repo, &tip, branch, name, text, strlen(text))) == 0) {
+		cJSON_AddStringToObject(c->res, "key", r.key);
+		cJSON_AddStringToObject(c->res, "args_hash", r.args_hash);
+		cJSON_AddStringToObject(c->res, "effect", cmv_effect_name(r.effect));
+		cJSON_AddBoolToObject(c->res, "committed", r.committed);
+		if (r.committed) {
+			cJSON_AddStringToObject(c->res, "call_node", hex(h, &r.call_node));
+			cJSON_AddStringToObject(c->res, "result_node", hex(h, &r.result_node));
+			cJSON_AddStringToObject(c->res, "result", r.error ? "error" : "ok");
+		}
+	}
+	free(text);
+	return error;
 }
 
 static int m_tools_set(call *c)
@@ -607,6 +658,8 @@ static const struct {
 	{ "record_usage", m_record_usage },
 	{ "usage", m_usage },
 	{ "tools_set", m_tools_set },
+	{ "ledger", m_ledger },
+	{ "ledger_check", m_ledger_check },
 	{ "search", m_search },
 	{ "recall", m_recall },
 	{ "recall_tool", m_recall_tool },

@@ -55,6 +55,14 @@ static int tool_neutral(cJSON *arr, const cJSON *t, int i)
 		cJSON_Delete(o);
 		return cmv_error__oom();
 	}
+	/* MCP's annotations (readOnlyHint...) stay with the definition for the ledger; no request carries them */
+	const cJSON *ann = cJSON_GetObjectItemCaseSensitive(t, "annotations");
+	if (!cJSON_IsObject(ann))
+		ann = cJSON_GetObjectItemCaseSensitive(src, "annotations");
+	if (cJSON_IsObject(ann) && !cJSON_AddItemToObject(o, "annotations", cJSON_Duplicate(ann, 1))) {
+		cJSON_Delete(o);
+		return cmv_error__oom();
+	}
 	cJSON_AddItemToArray(arr, o);
 	return 0;
 }

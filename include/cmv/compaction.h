@@ -210,6 +210,13 @@ typedef struct cmv_compact_report {
 	bool images_dropped;        /**< the target takes no images */
 	char recall[CMV_ID_HEXSZ + 1]; /**< the id that recalls the covered messages, or "" */
 	char system_recall[CMV_ID_HEXSZ + 1]; /**< stage 3: the id that recalls the whole system prompt */
+	/**
+	 * The capability check's ledger (cmv_ledger_build on the source): calls
+	 * with side effects and no result, whose outcome is unknown, one line
+	 * each (cmv_ledger_in_flight_text; owned, "" when none).
+	 */
+	size_t in_flight_effects;
+	char *in_flight;
 } cmv_compact_report;
 
 CMV_EXTERN(void) cmv_compact_report_dispose(cmv_compact_report *rep);

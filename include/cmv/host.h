@@ -97,6 +97,13 @@ typedef struct cmv_switch_report {
 	cmv_id event;          /**< the switch event (CMV_ID_NONE when nothing was recorded) */
 	uint64_t budget, tokens, tokens_full; /**< the fit, as cmv_materialize_report says it */
 	size_t stubbed, evicted;
+	/**
+	 * Calls with no result on the branch (cmv_ledger_build), and those of
+	 * them with side effects: their outcome is unknown, and the next model
+	 * is told so with each of them (docs/ledger.md). A caller warns, naming
+	 * them (cmv_ledger_in_flight_text).
+	 */
+	size_t in_flight, in_flight_effects;
 } cmv_switch_report;
 
 /**
