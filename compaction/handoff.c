@@ -25,6 +25,12 @@
 #include <cmv/compaction.h>
 #include "handoff.h"
 
+void cmv_handoff_options_init(cmv_handoff_options *opts)
+{
+	static const cmv_handoff_options init = CMV_HANDOFF_OPTIONS_INIT;
+	*opts = init;
+}
+
 static const char *const sections[CMV_HANDOFF_NSECTIONS] = {
 	"User instructions and constraints",
 	"Decisions made",
@@ -349,7 +355,7 @@ int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 
 /* ---- a whole conversation's handoff ---------------------------------------------------- */
 
-int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
+static int handoff_filled(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
 		const cmv_handoff_options *opts)
 {
 	cmv_handoff_stats st;
@@ -398,5 +404,14 @@ int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cm
 	ho_dispose(&d);
 	cmv__conv_dispose(&raw);
 	cmv_buf_dispose(&src);
+	return error;
+}
+
+int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
+		const cmv_handoff_options *opts)
+{
+	int error = handoff_filled(out, stats, repo, tip, opts);
+	if (stats)
+		stats->version = CMV_HANDOFF_STATS_VERSION;
 	return error;
 }
