@@ -446,6 +446,90 @@ static void test_stub_pinned(void **state)
 	cmv_model_handle_free(gpt);
 }
 
+/* For bindings: every options struct has its init function, giving the macro's defaults; reports carry their version. */
+static void test_options_init_and_report_versions(void **state)
+{
+	test_store *ts = *state;
+	cmv_trim_options trim;
+	cmv_handoff_options handoff;
+	cmv_compact_options compact;
+	cmv_snapshot_options snap;
+	cmv_bundle_import_options bundle;
+	cmv_import_options import;
+	cmv_render_options render;
+	cmv_llm_options llm;
+	cmv_pager_options pager;
+	memset(&trim, 0xa5, sizeof(trim));
+	memset(&handoff, 0xa5, sizeof(handoff));
+	memset(&compact, 0xa5, sizeof(compact));
+	memset(&snap, 0xa5, sizeof(snap));
+	memset(&bundle, 0xa5, sizeof(bundle));
+	memset(&import, 0xa5, sizeof(import));
+	memset(&render, 0xa5, sizeof(render));
+	memset(&llm, 0xa5, sizeof(llm));
+	memset(&pager, 0xa5, sizeof(pager));
+	cmv_trim_options_init(&trim);
+	cmv_handoff_options_init(&handoff);
+	cmv_compact_options_init(&compact);
+	cmv_snapshot_options_init(&snap);
+	cmv_bundle_import_options_init(&bundle);
+	cmv_import_options_init(&import);
+	cmv_render_options_init(&render);
+	cmv_llm_options_init(&llm);
+	cmv_pager_options_init(&pager);
+	assert_int_equal(trim.version, CMV_TRIM_OPTIONS_VERSION);
+	assert_int_equal(handoff.version, CMV_HANDOFF_OPTIONS_VERSION);
+	assert_int_equal(compact.version, CMV_COMPACT_OPTIONS_VERSION);
+	assert_int_equal(snap.version, CMV_SNAPSHOT_OPTIONS_VERSION);
+	assert_int_equal(bundle.version, CMV_BUNDLE_IMPORT_OPTIONS_VERSION);
+	assert_int_equal(import.version, CMV_IMPORT_OPTIONS_VERSION);
+	assert_int_equal(render.version, CMV_RENDER_OPTIONS_VERSION);
+	assert_int_equal(llm.version, CMV_LLM_OPTIONS_VERSION);
+	assert_int_equal(pager.version, CMV_PAGER_OPTIONS_VERSION);
+	/* the macro's zeros, not the 0xa5 that was there */
+	assert_null(trim.branch);
+	assert_null(compact.target);
+	assert_null(snap.description);
+	assert_null(llm.base_url);
+	assert_int_equal(pager.budget, 0);
+	assert_null(pager.pins);
+	assert_false(pager.stub_pinned);
+	/* the macros still compile and agree */
+	cmv_snapshot_options m = CMV_SNAPSHOT_OPTIONS_INIT;
+	assert_int_equal(m.version, snap.version);
+	/* and a snapshot made with the function's options is made */
+	cmv_id tip;
+	msg(ts->repo, "v", "user", "hello");
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "v"));
+	assert_cmv_ok(cmv_snapshot_create(ts->repo, "vs", &tip, "v", &snap));
+
+	/* reports: the version of the layout the call wrote */
+	cmv_store_stats ss;
+	cmv_gc_stats gs;
+	cmv_render_stats rs;
+	cmv_token_stats ts2;
+	cmv_buf out = CMV_BUF_INIT(1 << 20);
+	memset(&ss, 0, sizeof(ss));
+	memset(&gs, 0, sizeof(gs));
+	memset(&rs, 0, sizeof(rs));
+	memset(&ts2, 0, sizeof(ts2));
+	assert_cmv_ok(cmv_repo_stats(&ss, ts->repo));
+	assert_int_equal(ss.version, CMV_STORE_STATS_VERSION);
+	assert_true(ss.n_nodes >= 1);
+	assert_cmv_ok(cmv_gc(&gs, ts->repo, CMV_GC_DRY_RUN));
+	assert_int_equal(gs.version, CMV_GC_STATS_VERSION);
+	assert_cmv_ok(cmv_render(&out, &rs, ts->repo, &tip, CMV_RENDER_ANTHROPIC, &render));
+	assert_int_equal(rs.version, CMV_RENDER_STATS_VERSION);
+	assert_int_equal(rs.messages, 1);
+	cmv_model_handle *gpt;
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	assert_cmv_ok(cmv_count_conversation(&ts2, ts->repo, &tip, cmv_model_handle_profile(gpt), cmv_model_handle_tok(gpt)));
+	assert_int_equal(ts2.version, CMV_TOKEN_STATS_VERSION);
+	assert_true(ts2.total > 0);
+	cmv_model_handle_free(gpt);
+	cmv_buf_dispose(&out);
+}
+
 static void test_append_formats(void **state)
 {
 	test_store *ts = *state;
@@ -511,6 +595,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gemini_positional_ids, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_multi_run_stub_one_recall, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stub_pinned, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_options_init_and_report_versions, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_formats, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_json_entry, test_store_setup, test_store_teardown),
 	};
