@@ -355,7 +355,9 @@ static void test_multi_run_stub_one_recall(void **state)
 	assert_true(runs >= 2);
 	const char *rid = strstr(stub, "runs; recall ");
 	assert_non_null(rid);
-	snprintf(input, sizeof(input), "{\"id\":\"%.7s\"}", rid + strlen("runs; recall "));
+	char id7[8];
+	snprintf(id7, sizeof(id7), "%.7s", rid + strlen("runs; recall "));
+	snprintf(input, sizeof(input), "{\"id\":\"%s\"}", id7);
 	/* one call: the runs' messages, each under its turns, not an index to recall again */
 	assert_int_equal(cmv_recall_tool_call(&ans, ts->repo, "m", input, strlen(input)), 0);
 	cJSON *a = cJSON_Parse(ans.ptr);
@@ -373,6 +375,13 @@ static void test_multi_run_stub_one_recall(void **state)
 	cJSON_Delete(a);
 	assert_non_null(strstr(ans.ptr, "t0w7 ")); /* the first turn's words, verbatim */
 	assert_non_null(strstr(ans.ptr, "t13w7 ")); /* and the first after the kept one */
+	/* the MCP server's recall gives the same (cmv_recall_runs); cmv_recall, the store's bytes, the index */
+	cmv_buf same = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	assert_cmv_ok(cmv_recall_runs(&same, ts->repo, id7));
+	assert_string_equal(same.ptr, ans.ptr);
+	assert_cmv_ok(cmv_recall(&same, ts->repo, id7));
+	assert_memory_equal(same.ptr, "{\"paged_out\":[", 14);
+	cmv_buf_dispose(&same);
 	cmv_request_report_dispose(&rep);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&t);

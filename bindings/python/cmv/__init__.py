@@ -186,9 +186,16 @@ class Store:
             if rc < 0:
                 _raise(self._lib, rc)
 
-    def branch(self, name, from_=None):
-        """The branch `name`, made when missing (from a snapshot, branch or node: `from_`)."""
-        self.call("branch", name=name, **({"from": from_} if from_ else {}))
+    def branch(self, name, from_=None, model=None):
+        """The branch `name`, made when missing (from a snapshot, branch or node: `from_`). With `model` and
+        `from_`: restore, then switch, in one step (the branch is made at `from_` and switched to `model`, or
+        nothing is written); with `model` alone, the branch is switched to it."""
+        if model is not None and from_:
+            self.call("switch", branch=name, model=model, **{"from": from_})
+        else:
+            self.call("branch", name=name, **({"from": from_} if from_ else {}))
+            if model is not None:
+                self.call("switch", branch=name, model=model)
         return Branch(self, name)
 
     def snapshot(self, name, ref, description=None):
@@ -268,9 +275,11 @@ class Branch:
                                     stub_pinned, stream, pages)
         return json.loads(body), report
 
-    def switch(self, model, budget=None):
-        """Switch the branch's model: checked to fit, recorded as one event with a new usage segment."""
-        return self.store.call("switch", branch=self.name, model=model, budget=budget)
+    def switch(self, model, budget=None, keep_turns=None, stub_pinned=False):
+        """Switch the branch's model: checked to fit, recorded as one event with a new usage segment; a
+        no-op when it runs on that model. Raises Budget (nothing written) when the pinned set cannot fit."""
+        return self.store.call("switch", branch=self.name, model=model, budget=budget, keep_turns=keep_turns,
+                               stub_pinned=stub_pinned or None)
 
     def record_usage(self, model=None, input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0):
         return self.store.call("record_usage", branch=self.name, model=model, input_tokens=input_tokens,

@@ -202,3 +202,21 @@ def test_reply_stream_object(tmp_path):
     del rs
     with pytest.raises(cmv.Invalid):
         cmv.Store(str(tmp_path / ".cmv")).call("stream_open", format="cohere")
+
+
+def test_restore_then_switch_in_one_step(store):
+    b = store.branch("main")
+    b.append({"role": "user", "content": "x " * 3000})
+    store.snapshot("s", "main")
+    head = b.head
+    c = store.branch("retry", from_="s", model="claude-sonnet-4-5")
+    # made at the snapshot, with the switch event on it; main untouched
+    assert c.head != head and b.head == head
+    assert [s["signature"] for s in c.usage()["segments"]] == ["anthropic/claude-sonnet-4-5"]
+    body, _ = c.materialize()  # the branch's model now
+    assert "max_tokens" in body and body["messages"][0]["role"] == "user"
+    # refused to fit: nothing is made
+    with pytest.raises(cmv.Budget):
+        store.call("switch", branch="tiny", model="gpt-4o", budget=10, **{"from": "s"})
+    with pytest.raises(cmv.NotFound):
+        store.call("head", branch="tiny")
