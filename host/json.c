@@ -306,9 +306,15 @@ static int m_append(call *c)
 	char *text;
 	cmv_id head;
 	int error;
+	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(c->p, "messages");
 	if ((error = need(&branch, c->p, "branch")) < 0)
 		return error;
-	if (!(text = json_text(cJSON_GetObjectItemCaseSensitive(c->p, "messages"))))
+	if (cJSON_IsObject(msgs) || cJSON_IsArray(msgs)) {
+		/* already parsed with the parameters: appended as they are */
+		error = cmv_host__append_parsed(&head, c->h->repo, branch, pstr(c->p, "format") ? pstr(c->p, "format") : "cmv", msgs);
+		return error < 0 ? error : add_head(c->res, "head", &head);
+	}
+	if (!(text = json_text(msgs)))
 		return cmv_error__set(CMV_EINVALID, "\"messages\" is required");
 	error = cmv_append_json(&head, c->h->repo, branch, pstr(c->p, "format") ? pstr(c->p, "format") : "cmv", text,
 				strlen(text));

@@ -346,17 +346,25 @@ int cmv_append_json(cmv_id *head, cmv_repo *repo, const char *branch, const char
 		    size_t len)
 {
 	int error, perr = 0;
-	cJSON *in, *msgs = NULL;
+	cJSON *in;
 
 	CMV_ASSERT_ARG(repo);
 	CMV_ASSERT_ARG(branch);
 	CMV_ASSERT_ARG(json);
 	if (!(in = jscan_parse(json, len, &perr)))
 		return perr ? perr : cmv_error__set(CMV_EINVALID, "the messages are not JSON");
+	error = cmv_host__append_parsed(head, repo, branch, format, in);
+	cJSON_Delete(in);
+	return error;
+}
+
+int cmv_host__append_parsed(cmv_id *head, cmv_repo *repo, const char *branch, const char *format, const cJSON *in)
+{
+	cJSON *msgs = NULL;
+	int error;
 	if ((error = to_neutral(&msgs, format ? format : "cmv", in)) == 0)
 		error = cmv_host__append_neutral(head, repo, branch, msgs);
 	cJSON_Delete(msgs);
-	cJSON_Delete(in);
 	return error;
 }
 
