@@ -220,3 +220,33 @@ def test_restore_then_switch_in_one_step(store):
         store.call("switch", branch="tiny", model="gpt-4o", budget=10, **{"from": "s"})
     with pytest.raises(cmv.NotFound):
         store.call("head", branch="tiny")
+
+
+def test_calls_release_the_gil(store):
+    # a CDLL's foreign calls run without the GIL (a PyDLL's would hold it)
+    import ctypes
+    lib = cmv._load()
+    assert not isinstance(lib, ctypes.PyDLL)
+    assert not lib.cmv_host_call._flags_ & ctypes._FUNCFLAG_PYTHONAPI
+    # and a store is used by one thread at a time: calls from several threads are serialized, not corrupted
+    import threading
+    b = store.branch("t")
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(20):
+                b.append({"role": "user", "content": "thread %d message %d" % (k, i)})
+                b.request("gpt-4o")
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    body = json.loads(b.request("gpt-4o", budget=100000)[0])
+    text = json.dumps(body)  # consecutive user messages render as one: count what they said
+    assert all("thread %d message %d\"" % (k, i) in text for k in range(4) for i in range(20))
