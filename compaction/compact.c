@@ -30,6 +30,12 @@
 #include "handoff.h"
 #include "tok/tok_int.h"
 
+void cmv_compact_options_init(cmv_compact_options *opts)
+{
+	static const cmv_compact_options init = CMV_COMPACT_OPTIONS_INIT;
+	*opts = init;
+}
+
 /* The summary gets at least this, and at most a quarter of the budget up to the cap. */
 #define SUMMARY_MIN_TOKENS 256
 #define SUMMARY_MAX_TOKENS 16000
@@ -875,7 +881,7 @@ out:
 	return error;
 }
 
-int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
+static int compact_filled(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
 {
 	struct llm_plan plan;
 	int error;
@@ -903,6 +909,14 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 	}
 	cJSON_Delete(plan.covered);
 	ho_dispose(&plan.doc);
+	return error;
+}
+
+int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
+{
+	int error = compact_filled(rep, repo, tip, opts);
+	if (rep)
+		rep->version = CMV_COMPACT_REPORT_VERSION;
 	return error;
 }
 

@@ -26,6 +26,12 @@
 #include <cmv/ledger.h>
 #include "handoff.h"
 
+void cmv_handoff_options_init(cmv_handoff_options *opts)
+{
+	static const cmv_handoff_options init = CMV_HANDOFF_OPTIONS_INIT;
+	*opts = init;
+}
+
 static const char *const sections[CMV_HANDOFF_NSECTIONS] = {
 	"User instructions and constraints",
 	"Decisions made",
@@ -378,7 +384,7 @@ done:
 	return error;
 }
 
-int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
+static int handoff_filled(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
 		const cmv_handoff_options *opts)
 {
 	cmv_handoff_stats st;
@@ -429,5 +435,14 @@ int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cm
 	ho_dispose(&d);
 	cmv__conv_dispose(&raw);
 	cmv_buf_dispose(&src);
+	return error;
+}
+
+int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
+		const cmv_handoff_options *opts)
+{
+	int error = handoff_filled(out, stats, repo, tip, opts);
+	if (stats)
+		stats->version = CMV_HANDOFF_STATS_VERSION;
 	return error;
 }

@@ -20,6 +20,12 @@
 #include "base/base.h"
 #include <cmv/llm.h>
 
+void cmv_llm_options_init(cmv_llm_options *opts)
+{
+	static const cmv_llm_options init = CMV_LLM_OPTIONS_INIT;
+	*opts = init;
+}
+
 #define DEFAULT_TIMEOUT_MS 120000
 #define DEFAULT_RETRIES 4
 #define DEFAULT_BACKOFF_MS 500

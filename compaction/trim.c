@@ -38,6 +38,12 @@
 #include <cmv/formats.h>
 #include "trim_priv.h"
 
+void cmv_trim_options_init(cmv_trim_options *opts)
+{
+	static const cmv_trim_options init = CMV_TRIM_OPTIONS_INIT;
+	*opts = init;
+}
+
 static const char *const rule_names[CMV_TRIM_RULES] = {
 	"pre_boundary", "tool_results", "tool_inputs", "images", "thinking", "ui_copies", "progress",
 	"file_history", "queue_operations", "usage", "orphan_results", "empty_records", "unanswered_calls",
@@ -307,7 +313,7 @@ static int sent_tokens(uint64_t *out, cmv_repo *repo, const cmv_id *tip, const c
 
 /* ---- the entry ------------------------------------------------------------------- */
 
-int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts)
+static int trim_filled(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts)
 {
 	trim_ctx t;
 	cmv_walk *walk = NULL;
@@ -477,5 +483,13 @@ out:
 	cmv_buf_dispose(&t.blob);
 	cmv_buf_dispose(&t.text);
 	cmv_buf_dispose(&t.stub);
+	return error;
+}
+
+int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts)
+{
+	int error = trim_filled(out, repo, tip, opts);
+	if (out)
+		out->version = CMV_TRIM_REPORT_VERSION;
 	return error;
 }

@@ -286,9 +286,17 @@ int cmv_dag__txn_end(cmv_repo *repo, int error)
 	return cmv_repo_txn_commit(repo);
 }
 
-int cmv_repo_stats(cmv_store_stats *out, cmv_repo *repo)
+static int repo_stats_filled(cmv_store_stats *out, cmv_repo *repo)
 {
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(repo);
 	return repo->backend->stats(repo->backend, out);
+}
+
+int cmv_repo_stats(cmv_store_stats *out, cmv_repo *repo)
+{
+	int error = repo_stats_filled(out, repo);
+	if (out)
+		out->version = CMV_STORE_STATS_VERSION;
+	return error;
 }

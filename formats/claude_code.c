@@ -198,7 +198,7 @@ static int probe_session_id(jspan rec, const cJSON *j, void *payload)
 	return 1;
 }
 
-int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const char *path,
+static int import_claude_code_file_filled(cmv_import_result *out, cmv_repo *repo, const char *path,
 				const cmv_import_options *opts)
 {
 	cmv_import_options defaults = CMV_IMPORT_OPTIONS_INIT;
@@ -433,6 +433,15 @@ out:
 	cmv_buf_dispose(&file);
 	cmv_buf_dispose(&meta);
 	cmv_buf_dispose(&name);
+	return error;
+}
+
+int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const char *path,
+				const cmv_import_options *opts)
+{
+	int error = import_claude_code_file_filled(out, repo, path, opts);
+	if (out)
+		out->version = CMV_IMPORT_RESULT_VERSION;
 	return error;
 }
 

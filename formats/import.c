@@ -2,6 +2,12 @@
 /* Telling formats apart by their content, and importing any of them. */
 #include "neutral.h"
 
+void cmv_import_options_init(cmv_import_options *opts)
+{
+	static const cmv_import_options init = CMV_IMPORT_OPTIONS_INIT;
+	*opts = init;
+}
+
 static const char *const names[] = {
 	"claude-code", "codex", "copilot-cli", "gemini-cli", "swe-agent", "openhands",
 	"anthropic", "openai-chat", "openai-responses", "gemini", "cmv", NULL,
@@ -153,7 +159,7 @@ int cmv_format_detect(const char **out, const char *path)
 	return 0;
 }
 
-int cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
+static int import_file_filled(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
 		    const cmv_import_options *opts)
 {
 	const session_driver *d;
@@ -178,4 +184,13 @@ int cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path, co
 		return cmv_import_claude_code_file(out, repo, path, opts);
 	d = driver_for(format);
 	return cmv__session_import(out, repo, path, d, opts);
+}
+
+int cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
+		    const cmv_import_options *opts)
+{
+	int error = import_file_filled(out, repo, path, format, opts);
+	if (out)
+		out->version = CMV_IMPORT_RESULT_VERSION;
+	return error;
 }

@@ -15,6 +15,12 @@
  */
 #include "neutral.h"
 
+void cmv_render_options_init(cmv_render_options *opts)
+{
+	static const cmv_render_options init = CMV_RENDER_OPTIONS_INIT;
+	*opts = init;
+}
+
 
 /* ---- reading a branch ------------------------------------------------------- */
 
@@ -488,7 +494,7 @@ done:
 	return error;
 }
 
-int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+static int render_filled(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
 	       const cmv_render_options *opts)
 {
 	cmv__conversation cv;
@@ -502,6 +508,15 @@ int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_
 	if ((error = cmv__conversation_write(out, &cv, opts)) == 0 && stats)
 		*stats = cv.st;
 	cmv__conversation_dispose(&cv);
+	return error;
+}
+
+int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+	       const cmv_render_options *opts)
+{
+	int error = render_filled(out, stats, repo, tip, target, opts);
+	if (stats)
+		stats->version = CMV_RENDER_STATS_VERSION;
 	return error;
 }
 

@@ -214,10 +214,14 @@ static int set_member(cmv_buf *body, const char *name, const char *value)
 	if (!end)
 		return cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
 	end--;
-	if ((error = cmv_buf_put(&tmp, body->ptr, end)) == 0 &&
-	    (error = cmv_buf_printf(&tmp, ",\"%s\":%s", name, value)) == 0 &&
-	    (error = cmv_buf_put(&tmp, body->ptr + end, body->size - end)) == 0)
-		error = cmv_buf_set(body, tmp.ptr, tmp.size);
+	/* in place: the body (about 100 KB) is not copied for a member of a few bytes */
+	if ((error = cmv_buf_put(&tmp, body->ptr + end, body->size - end)) == 0) {
+		body->size = end;
+		error = cmv_buf_printf(body, ",\"%s\":%s", name, value);
+		/* the tail goes back either way (a failed printf leaves the buffer as it was) */
+		if (cmv_buf_put(body, tmp.ptr, tmp.size) < 0 && !error)
+			error = cmv_error__oom();
+	}
 	cmv_buf_dispose(&tmp);
 	return error;
 }
@@ -303,6 +307,10 @@ int cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *repo, const cha
 		}
 		}
 	}
+	if (!error && o.stream && target != CMV_RENDER_GEMINI)
+		error = set_member(out, "stream", "true");
+	if (!error && o.stream && target == CMV_RENDER_OPENAI_CHAT)
+		error = set_member(out, "stream_options", "{\"include_usage\":true}");
 done:
 	if (error == 0 && rep) {
 		unsigned int v = rep->version;

@@ -26,7 +26,9 @@ CMV_EXTERN(cmv_render_target) cmv_model_render_target(const cmv_model *model);
 CMV_EXTERN(int) cmv_count_blob(uint64_t *out, cmv_repo *repo, cmv_tok *tok, const cmv_id *blob);
 
 /** Tokens of a conversation in one model, by kind of content. */
+#define CMV_TOKEN_STATS_VERSION 1
 typedef struct cmv_token_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_TOKEN_STATS_VERSION) */
 	uint64_t text;         /**< text blocks and summaries */
 	uint64_t tool_calls;   /**< tool name + input */
 	uint64_t tool_results;

@@ -104,7 +104,9 @@ CMV_EXTERN(int) cmv_repo_txn_commit(cmv_repo *repo);
 CMV_EXTERN(void) cmv_repo_txn_rollback(cmv_repo *repo);
 
 /** Row and byte counts of a store (for tests, `cmv info`, the bench). */
+#define CMV_STORE_STATS_VERSION 1
 typedef struct cmv_store_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_STORE_STATS_VERSION) */
 	uint64_t n_blobs, n_nodes, n_blocks, n_edges, n_refs;
 	uint64_t n_other_rows; /**< config, token cache, branch state, usage, ... */
 	uint64_t blob_bytes;   /**< sum of blob sizes */
@@ -335,6 +337,8 @@ typedef struct cmv_snapshot_options {
 } cmv_snapshot_options;
 #define CMV_SNAPSHOT_OPTIONS_VERSION 1
 #define CMV_SNAPSHOT_OPTIONS_INIT { CMV_SNAPSHOT_OPTIONS_VERSION, NULL, NULL, 0 }
+/** The defaults, as CMV_SNAPSHOT_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_snapshot_options_init(cmv_snapshot_options *opts);
 
 /**
  * Create an immutable snapshot of node `at`, made from `from_ref` (may be
@@ -571,7 +575,9 @@ CMV_EXTERN(int) cmv_usage_foreach(cmv_repo *repo, const char *branch,
 
 /* ---- maintenance ------------------------------------------------------- */
 
+#define CMV_GC_STATS_VERSION 1
 typedef struct cmv_gc_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_GC_STATS_VERSION) */
 	uint64_t nodes_kept, nodes_removed;
 	uint64_t blobs_kept, blobs_removed;
 	uint64_t bytes_removed;
@@ -675,7 +681,9 @@ CMV_EXTERN(int) cmv_sync(cmv_sync_stats *out, cmv_repo *dst, cmv_repo *src, cons
 /* ---- bundles ---------------------------------------------------------------- */
 
 /** What a bundle held, or what an import added. */
+#define CMV_BUNDLE_STATS_VERSION 1
 typedef struct cmv_bundle_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_BUNDLE_STATS_VERSION) */
 	size_t refs;      /**< refs written (import: created) */
 	size_t unchanged; /**< import: refs already there, at the same target */
 	size_t nodes, blobs;
@@ -713,6 +721,8 @@ typedef struct cmv_bundle_import_options {
 } cmv_bundle_import_options;
 #define CMV_BUNDLE_IMPORT_OPTIONS_VERSION 1
 #define CMV_BUNDLE_IMPORT_OPTIONS_INIT { CMV_BUNDLE_IMPORT_OPTIONS_VERSION, NULL, 0, 0 }
+/** The defaults, as CMV_BUNDLE_IMPORT_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_bundle_import_options_init(cmv_bundle_import_options *opts);
 
 /**
  * Import a bundle: every blob and node verified against its id, then the

@@ -85,6 +85,8 @@ typedef struct cmv_llm_options {
 } cmv_llm_options;
 #define CMV_LLM_OPTIONS_VERSION 1
 #define CMV_LLM_OPTIONS_INIT { CMV_LLM_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, NULL }
+/** The defaults, as CMV_LLM_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_llm_options_init(cmv_llm_options *opts);
 
 typedef struct cmv_llm cmv_llm;
 
