@@ -176,7 +176,7 @@ static int cut_points(size_t **out, size_t *n_out, const cJSON *msgs, size_t n)
 		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
 		if (i == 0 || !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "node")) || minuse[i] < i)
 			continue;
-		if (ho_user_turn(m) || (role && !strcmp(role, "assistant")))
+		if (cmv_compaction__ho_user_turn(m) || (role && !strcmp(role, "assistant")))
 			cuts[nc++] = i;
 	}
 	cuts[nc++] = n; /* everything summarized: always valid */
@@ -304,7 +304,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 	ho_doc d;
 	int error;
 
-	ho_init(&d);
+	cmv_compaction__ho_init(&d);
 	if (o->llm) {
 		struct llm_plan *pl = j->plan;
 		error = 0;
@@ -317,7 +317,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 					cJSON_Delete(msgs);
 					msgs = NULL;
 				}
-			ho_dispose(&d);
+			cmv_compaction__ho_dispose(&d);
 			if (!msgs)
 				return cmv_error__oom();
 			cJSON_Delete(pl->covered);
@@ -333,7 +333,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 		rep->llm_output_tokens = pl->out_tokens;
 		for (int sec = 0; sec < CMV_HANDOFF_NSECTIONS && !error; sec++)
 			for (size_t i = 0; i < pl->doc.n[sec] && !error; i++)
-				error = ho_add(&d, sec, pl->doc.items[sec][i], 0);
+				error = cmv_compaction__ho_add(&d, sec, pl->doc.items[sec][i], 0);
 		/* the recall line is ours, whatever the model wrote */
 		if (!error) {
 			char line[256];
@@ -341,7 +341,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 				 covered_nodes, rep->recall);
 			const int L = CMV_HANDOFF_NSECTIONS - 1;
 			size_t before = d.n[L];
-			error = ho_add(&d, L, line, 0);
+			error = cmv_compaction__ho_add(&d, L, line, 0);
 			/* first among the losses: the fitter keeps the first loss line to the end */
 			if (!error && d.n[L] > before && d.n[L] > 1) {
 				char *recall_line = d.items[L][d.n[L] - 1];
@@ -350,7 +350,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 			}
 		}
 	} else {
-		error = ho_extract(&d, j->raw.messages, 0, cut, rep->recall, covered_nodes);
+		error = cmv_compaction__ho_extract(&d, j->raw.messages, 0, cut, rep->recall, covered_nodes);
 	}
 	if (!error) {
 		char head[256];
@@ -362,8 +362,8 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 			error = cmv_error__oom();
 	}
 	if (!error)
-		error = ho_fit(doc, doc_tokens, &d, o->target, o->tok, allowance);
-	ho_dispose(&d);
+		error = cmv_compaction__ho_fit(doc, doc_tokens, &d, o->target, o->tok, allowance);
+	cmv_compaction__ho_dispose(&d);
 	return error;
 }
 
@@ -765,7 +765,7 @@ static int check_fidelity(job *j, cmv_compact_report *rep)
 	cmv_buf src = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	int error;
 
-	if (!(error = ho_fidelity_source(&src, j->raw.messages, 0, j->cut)))
+	if (!(error = cmv_compaction__ho_fidelity_source(&src, j->raw.messages, 0, j->cut)))
 		error = cmv_fidelity(&rep->coverage, &rep->entities, &rep->entities_found, NULL,
 				     src.ptr ? src.ptr : "", src.size, j->doc.ptr, j->doc.size);
 	cmv_buf_dispose(&src);
@@ -889,7 +889,7 @@ static int compact_filled(cmv_compact_report *rep, cmv_repo *repo, const cmv_id 
 	CMV_ASSERT_ARG(rep);
 	CMV_ASSERT_ARG(opts);
 	memset(&plan, 0, sizeof(plan));
-	ho_init(&plan.doc);
+	cmv_compaction__ho_init(&plan.doc);
 	error = compact_once(rep, repo, tip, opts, &plan);
 	if (error == PLANNED) {
 		/* rolled back: now the summarizer, with no lock held, then the run that writes */
@@ -897,7 +897,7 @@ static int compact_filled(cmv_compact_report *rep, cmv_repo *repo, const cmv_id 
 		uint64_t want = plan.allowance < opts->summarizer->max_output ? plan.allowance : opts->summarizer->max_output;
 		l.max_tokens = (uint32_t)(want > 8192 ? 8192 : want);
 		cmv_compact_report_dispose(rep);
-		error = ho_summarize(&plan.doc, &l, plan.covered, 0, plan.cut);
+		error = cmv_compaction__ho_summarize(&plan.doc, &l, plan.covered, 0, plan.cut);
 		plan.passes = l.passes;
 		plan.in_tokens = l.in_tokens;
 		plan.out_tokens = l.out_tokens;
@@ -908,7 +908,7 @@ static int compact_filled(cmv_compact_report *rep, cmv_repo *repo, const cmv_id 
 			error = cmv_error__set(CMV_ERROR, "compaction did not settle on one cut");
 	}
 	cJSON_Delete(plan.covered);
-	ho_dispose(&plan.doc);
+	cmv_compaction__ho_dispose(&plan.doc);
 	return error;
 }
 

@@ -351,7 +351,7 @@ int cmv_append_json(cmv_id *head, cmv_repo *repo, const char *branch, const char
 	CMV_ASSERT_ARG(repo);
 	CMV_ASSERT_ARG(branch);
 	CMV_ASSERT_ARG(json);
-	if (!(in = jscan_parse(json, len, &perr)))
+	if (!(in = cmv_formats__jscan_parse(json, len, &perr)))
 		return perr ? perr : cmv_error__set(CMV_EINVALID, "the messages are not JSON");
 	error = cmv_host__append_parsed(head, repo, branch, format, in);
 	cJSON_Delete(in);
@@ -507,7 +507,7 @@ int cmv_reply_append(cmv_reply *reply, cmv_repo *repo, const char *branch, const
 	cmv_buf_init(&r.tool_calls, CMV_BUF_CONTENT);
 	if (reply)
 		cmv_reply_dispose(reply);
-	if (!(in = jscan_parse(body, len, &perr)))
+	if (!(in = cmv_formats__jscan_parse(body, len, &perr)))
 		return perr ? perr : cmv_error__set(CMV_EINVALID, "the %s response is not JSON", format);
 	if ((error = parse_response(&msgs, &r, format, in)) < 0)
 		goto done;
@@ -806,7 +806,7 @@ static int stream_event(cmv_reply_stream *s)
 
 	if (!s->data.size || !strcmp(s->data.ptr, "[DONE]"))
 		return 0;
-	if (!(e = jscan_parse(s->data.ptr, s->data.size, &perr)))
+	if (!(e = cmv_formats__jscan_parse(s->data.ptr, s->data.size, &perr)))
 		return perr ? perr : cmv_error__set(CMV_EINVALID, "stream: an event's data is not JSON: %.80s", s->data.ptr);
 	if (!strcmp(s->format, "anthropic"))
 		error = anthropic_event(s, e);

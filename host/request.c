@@ -200,8 +200,8 @@ static int set_member(cmv_buf *body, const char *name, const char *value)
 	int error = 0;
 
 	snprintf(key, sizeof(key), "%s", name);
-	whole.p = jscan_ws(whole.p, whole.end);
-	if (jscan_member(&v, whole, key) == 1) {
+	whole.p = cmv_formats__jscan_ws(whole.p, whole.end);
+	if (cmv_formats__jscan_member(&v, whole, key) == 1) {
 		size_t at = (size_t)(v.p - body->ptr), len = (size_t)(v.end - v.p);
 		if ((error = cmv_buf_put(&tmp, body->ptr, at)) == 0 && (error = cmv_buf_puts(&tmp, value)) == 0 &&
 		    (error = cmv_buf_put(&tmp, body->ptr + at + len, body->size - at - len)) == 0)

@@ -241,7 +241,7 @@ static uint64_t usage_num(const cJSON *u, const char *k)
 /* One record of the session, in file order along the branch. */
 static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 {
-	const char *type = cj_str(j, "type");
+	const char *type = cmv_formats__cj_str(j, "type");
 	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 	call *cur = r->n ? &r->calls[r->n - 1] : NULL;
 	int error;
@@ -249,7 +249,7 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 	if (!type || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")))
 		return 0;
 	if (!strcmp(type, "assistant") && cJSON_IsObject(msg)) {
-		const char *id = cj_str(msg, "id"), *model = cj_str(msg, "model");
+		const char *id = cmv_formats__cj_str(msg, "id"), *model = cmv_formats__cj_str(msg, "model");
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
 		if (!id || !model || !strcmp(model, "<synthetic>") || !cJSON_IsObject(u)) {
 			if (cur)
@@ -301,16 +301,16 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
  */
 static int read_codex(reader *r, const cmv_node *n, const cJSON *j)
 {
-	const char *type = cj_str(j, "type");
+	const char *type = cmv_formats__cj_str(j, "type");
 	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
-	const char *pt = cj_str(p, "type");
+	const char *pt = cmv_formats__cj_str(p, "type");
 	call *c = &r->pending;
 	int error;
 
 	if (!type)
 		return 0;
 	if (!strcmp(type, "turn_context")) {
-		const char *model = cj_str(p, "model");
+		const char *model = cmv_formats__cj_str(p, "model");
 		if (model) {
 			snprintf(r->codex_model, sizeof(r->codex_model), "%s", model);
 			resolve_model(r, model);
@@ -323,7 +323,7 @@ static int read_codex(reader *r, const cmv_node *n, const cJSON *j)
 		return 0;
 	}
 	if (!strcmp(type, "response_item")) {
-		const char *role = cj_str(p, "role");
+		const char *role = cmv_formats__cj_str(p, "role");
 		if (!pt || (!strcmp(pt, "message") && (!role || strcmp(role, "assistant")))) {
 			c->unseen = true; /* the user's or the host's message: a turn's own additions */
 			return 0;
@@ -379,7 +379,7 @@ static int read_codex(reader *r, const cmv_node *n, const cJSON *j)
 static cJSON *record_of(cmv_buf *rec, cmv_repo *repo, const cmv_node *n, int *error)
 {
 	const char *format;
-	int rc = session_record_bytes(rec, &format, repo, n, false);
+	int rc = cmv_formats__session_record_bytes(rec, &format, repo, n, false);
 
 	*error = 0;
 	if (rc == CMV_ENOTFOUND) {
@@ -390,7 +390,7 @@ static cJSON *record_of(cmv_buf *rec, cmv_repo *repo, const cmv_node *n, int *er
 		*error = rc;
 		return NULL;
 	}
-	return strcmp(format, "claude-code") ? NULL : jscan_parse(rec->ptr, rec->size, error);
+	return strcmp(format, "claude-code") ? NULL : cmv_formats__jscan_parse(rec->ptr, rec->size, error);
 }
 
 /* The model of the session's first call: what the conversation before it is counted in. */
@@ -405,8 +405,8 @@ static int first_model(reader *r, const cmv_id *tip, cmv_buf *rec)
 		if (error < 0)
 			break;
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
-		const char *model = cj_str(msg, "model");
-		if (model && strcmp(model, "<synthetic>") && cj_str(j, "type") && !strcmp(cj_str(j, "type"), "assistant"))
+		const char *model = cmv_formats__cj_str(msg, "model");
+		if (model && strcmp(model, "<synthetic>") && cmv_formats__cj_str(j, "type") && !strcmp(cmv_formats__cj_str(j, "type"), "assistant"))
 			resolve_model(r, model);
 		cJSON_Delete(j);
 	}
@@ -427,7 +427,7 @@ static int read_session(reader *r, const cmv_id *tip)
 	}
 	for (; (error = cmv_walk_next(&n, w)) == 0; r->prev = n->id) {
 		const char *format;
-		int rc = session_record_bytes(&rec, &format, r->repo, n, false);
+		int rc = cmv_formats__session_record_bytes(&rec, &format, r->repo, n, false);
 		if (rc == CMV_ENOTFOUND) {
 			/* a message appended in cmv: no usage, and the next prompt holds it */
 			cmv_error_clear();
@@ -442,7 +442,7 @@ static int read_session(reader *r, const cmv_id *tip)
 		bool codex = !strcmp(format, "codex");
 		if (strcmp(format, "claude-code") && !codex)
 			continue;
-		cJSON *j = jscan_parse(rec.ptr, rec.size, &error);
+		cJSON *j = cmv_formats__jscan_parse(rec.ptr, rec.size, &error);
 		if (error < 0)
 			break; /* out of memory, not bad text: the session's evidence would be wrong */
 		if (!j)

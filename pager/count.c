@@ -410,7 +410,7 @@ static int count_request_filled(cmv_token_stats *out, const cmv_model *model, cm
 	memset(out, 0, sizeof(*out));
 	out->exact = model->exact;
 	int perr = 0;
-	if (!(body = jscan_parse(json, len, &perr)) || !cJSON_IsObject(body)) {
+	if (!(body = cmv_formats__jscan_parse(json, len, &perr)) || !cJSON_IsObject(body)) {
 		cJSON_Delete(body);
 		/* out of memory is not a body that does not parse */
 		return perr < 0 ? perr : cmv_error__set(CMV_EINVALID, "not a request body: the JSON does not parse");

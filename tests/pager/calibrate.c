@@ -203,13 +203,13 @@ static size_t calls_of(real_call **out, cmv_repo *repo, const cmv_id *tip)
 	while (cmv_walk_next(&n, w) == 0) {
 		const char *format;
 		cJSON *j = NULL;
-		if (session_record_bytes(&rec, &format, repo, n, false) == 0 && !strcmp(format, "claude-code"))
+		if (cmv_formats__session_record_bytes(&rec, &format, repo, n, false) == 0 && !strcmp(format, "claude-code"))
 			j = cJSON_ParseWithLength(rec.ptr, rec.size);
 		cmv_error_clear();
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
-		const char *id = cj_str(msg, "id"), *model = cj_str(msg, "model");
-		if (cj_str(j, "type") && !strcmp(cj_str(j, "type"), "assistant") && id && model && cJSON_IsObject(u) &&
+		const char *id = cmv_formats__cj_str(msg, "id"), *model = cmv_formats__cj_str(msg, "model");
+		if (cmv_formats__cj_str(j, "type") && !strcmp(cmv_formats__cj_str(j, "type"), "assistant") && id && model && cJSON_IsObject(u) &&
 		    strcmp(model, "<synthetic>") && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")) &&
 		    strcmp(id, last_id) && !cmv_id_is_none(&prev)) {
 			v = realloc(v, (count + 1) * sizeof(*v));
