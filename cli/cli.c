@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "cmd.h"
 #include "base/base.h"
+#include "server/proxy.h"
 
 const cli_cmd *cli_find(const char *name)
 {
@@ -350,13 +351,24 @@ const char *cli_ref_canon(cmv_buf *out, cli_ctx *ctx, const char *spec)
 	 * import prints a session as its ref (cc/<id>), which names the record
 	 * list; whoever passes it back means the conversation: its branch.
 	 */
-	if (!cmv_ref_name_is_valid(base.ptr) || cmv_ref_lookup(&ref, ctx->repo, base.ptr) < 0 ||
-	    ref->type != CMV_REF_SESSION || !session_target(out, ctx->repo, ref)) {
+	int found = cmv_ref_name_is_valid(base.ptr) ? cmv_ref_lookup(&ref, ctx->repo, base.ptr) : CMV_EINVALID;
+	if (found == CMV_ENOTFOUND) {
+		/* a session id the proxy keeps and no import has named: the proxy's branch (docs/proxy.md) */
+		cmv_buf_clear(out);
+		cmv_buf_printf(out, PROXY_BRANCH_PREFIX "%s", base.ptr);
+		if (cmv_ref_name_is_valid(out->ptr) && cmv_ref_lookup(&ref, ctx->repo, out->ptr) == 0 &&
+		    ref->type == CMV_REF_BRANCH) {
+			cmv_buf_puts(out, tilde ? tilde : "");
+			goto done;
+		}
+	}
+	if (found < 0 || ref->type != CMV_REF_SESSION || !session_target(out, ctx->repo, ref)) {
 		cmv_buf_clear(out);
 		cmv_buf_puts(out, spec);
 	} else if (tilde) {
 		cmv_buf_puts(out, tilde);
 	}
+done:
 	cmv_error_clear();
 	cmv_ref_free(ref);
 	cmv_buf_dispose(&base);

@@ -98,6 +98,7 @@ typedef struct {
 	bool rewrite;           /* events are re-serialized (a hidden call was seen, or a later round) */
 	cmv_buf held;           /* the end events, held until the round is known to be the last */
 	cmv_buf line;           /* an event being read */
+	cJSON *start_usage;     /* Anthropic: this round's message_start usage (its delta may lack input counts) */
 } sse_filter;
 
 typedef struct job {
@@ -132,6 +133,7 @@ typedef struct job {
 	long up_status;
 	struct timespec t0;
 	double ttfb_ms;
+	cJSON *usage_acc;     /* the usage of the rounds before this one (recall faults): the client is billed all */
 } job;
 
 static void job_unref(job *j)
@@ -156,6 +158,8 @@ static void job_unref(job *j)
 	cmv_buf_dispose(&j->resp);
 	cmv_buf_dispose(&j->f.held);
 	cmv_buf_dispose(&j->f.line);
+	cJSON_Delete(j->f.start_usage);
+	cJSON_Delete(j->usage_acc);
 	cmv_reply_stream_free(j->rs);
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->cv);
@@ -239,6 +243,48 @@ static void job_error(job *j, long status, const char *kind, const char *msg)
 	cJSON_free(text);
 }
 
+/* ---- usage across rounds ---------------------------------------------------------------- */
+
+/* Add every count of `u` into `acc` (members matched by name, nested objects too). */
+static void usage_sum(cJSON *acc, const cJSON *u)
+{
+	for (const cJSON *m = u ? u->child : NULL; m && acc; m = m->next) {
+		cJSON *a = m->string ? cJSON_GetObjectItemCaseSensitive(acc, m->string) : NULL;
+		if (cJSON_IsNumber(m)) {
+			if (cJSON_IsNumber(a))
+				cJSON_SetNumberValue(a, a->valuedouble + m->valuedouble);
+			else if (!a && m->string)
+				cJSON_AddNumberToObject(acc, m->string, m->valuedouble);
+		} else if (cJSON_IsObject(m) && m->string) {
+			if (!a)
+				a = cJSON_AddObjectToObject(acc, m->string);
+			if (cJSON_IsObject(a))
+				usage_sum(a, m);
+		}
+	}
+}
+
+/* Replace `holder`'s usage with the earlier rounds' sum plus its own (`base` first, `u` over it). */
+static void usage_patch(job *j, cJSON *holder, const cJSON *base)
+{
+	cJSON *u = cJSON_GetObjectItemCaseSensitive(holder, "usage");
+	cJSON *sum = cJSON_Duplicate(j->usage_acc, 1);
+	if (!cJSON_IsObject(u) || !sum) {
+		cJSON_Delete(sum);
+		return;
+	}
+	cJSON *cur = base ? cJSON_Duplicate(base, 1) : cJSON_CreateObject();
+	/* this round's counts: the start's, each overridden by the later event's */
+	for (const cJSON *m = u->child; cur && m; m = m->next)
+		if (m->string) {
+			cJSON_DeleteItemFromObjectCaseSensitive(cur, m->string);
+			cJSON_AddItemToObject(cur, m->string, cJSON_Duplicate(m, 1));
+		}
+	usage_sum(sum, cur);
+	cJSON_Delete(cur);
+	cJSON_ReplaceItemInObjectCaseSensitive(holder, "usage", sum);
+}
+
 /* ---- the stream filter ------------------------------------------------------------------ */
 
 static void filter_round(sse_filter *f, int round)
@@ -279,8 +325,14 @@ static int filter_decide(job *j, cJSON *o, int round)
 	if (j->api == PROXY_API_ANTHROPIC) {
 		if (!type)
 			return 1;
-		if (!strcmp(type, "message_start"))
+		if (!strcmp(type, "message_start")) {
+			cJSON_Delete(f->start_usage);
+			f->start_usage = cJSON_Duplicate(
+				cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "message"), "usage"), 1);
 			return round == 0;
+		}
+		if (!strcmp(type, "message_delta") && j->usage_acc)
+			usage_patch(j, o, f->start_usage);
 		if (!strcmp(type, "message_delta") || !strcmp(type, "message_stop"))
 			return 2;
 		if (!strcmp(type, "content_block_start")) {
@@ -309,6 +361,8 @@ static int filter_decide(job *j, cJSON *o, int round)
 				if (is_recall(it))
 					cJSON_Delete(cJSON_DetachItemViaPointer(out, it));
 			}
+			if (j->usage_acc)
+				usage_patch(j, cJSON_GetObjectItemCaseSensitive(o, "response"), NULL);
 			return 2;
 		}
 		if (!strcmp(type, "response.output_item.added")) {
@@ -324,6 +378,8 @@ static int filter_decide(job *j, cJSON *o, int round)
 	}
 	/* Chat Completions: chunks; the tool calls of the first choice, the finish and usage held */
 	cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+	if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(o, "usage")) && j->usage_acc)
+		usage_patch(j, o, NULL);
 	if (!choice)
 		return cJSON_GetObjectItemCaseSensitive(o, "usage") ? 2 : 1;
 	const cJSON *fin = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
@@ -702,6 +758,12 @@ static void *job_run(void *arg)
 			again = false;
 		}
 		if (again) {
+			/* this round's usage is the client's too: added to what the last round reports */
+			cJSON *rb = cJSON_ParseWithLength(body.ptr, body.size);
+			if (!j->usage_acc)
+				j->usage_acc = cJSON_CreateObject();
+			usage_sum(j->usage_acc, cJSON_GetObjectItemCaseSensitive(rb, "usage"));
+			cJSON_Delete(rb);
 			cmv_buf_dispose(&body);
 			cmv_reply_stream_free(j->rs);
 			j->rs = NULL;
@@ -714,8 +776,19 @@ static void *job_run(void *arg)
 		if (j->stream) {
 			job_emit(j, j->f.held.ptr, j->f.held.size);
 		} else {
+			cJSON *rb = j->usage_acc ? cJSON_ParseWithLength(j->resp.ptr, j->resp.size) : NULL;
+			char *text = NULL;
+			if (rb) {
+				usage_patch(j, rb, NULL);
+				text = cJSON_PrintUnformatted(rb);
+				cJSON_Delete(rb);
+			}
 			job_status(j, 200, resp_header(j, "content-type"));
-			job_emit(j, j->resp.ptr, j->resp.size);
+			if (text)
+				job_emit(j, text, strlen(text));
+			else
+				job_emit(j, j->resp.ptr, j->resp.size);
+			cJSON_free(text);
 		}
 		cmv_buf_dispose(&body);
 		break;

@@ -35,6 +35,7 @@
 #define PROXY_TOOL_RECENT 64                  /* a tool called within this many replies is sent whole */
 #define PROXY_ANTHROPIC_URL "https://api.anthropic.com"
 #define PROXY_OPENAI_URL "https://api.openai.com"
+#define PROXY_BRANCH_PREFIX "proxy/"             /* a session's branch: proxy/SESSION_ID */
 
 typedef enum {
 	PROXY_API_NONE = 0,   /* passed through untouched */

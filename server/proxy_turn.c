@@ -394,7 +394,13 @@ static bool session_of(char *out, size_t n, const cJSON *body, const char *hint)
 	return out[0] != '\0';
 }
 
-/* A branch name from a session id: itself when it is a valid one, else a digest of it. */
+/*
+ * A branch name from a session id: "proxy/ID" when ID makes a valid one,
+ * else "proxy/" and a digest of it. Never the bare id: an import of the
+ * same session (the hook, `cmv import`) names its branch by the bare id,
+ * and the two record different things (the agent's records, the API's
+ * messages), so each keeps its own line (docs/proxy.md).
+ */
 static void branch_of(char *out, size_t n, const char *sid)
 {
 	cmv_id d;
@@ -402,12 +408,11 @@ static void branch_of(char *out, size_t n, const char *sid)
 	bool ok = strlen(sid) < 200;
 	for (const char *c = sid; ok && *c; c++)
 		ok = isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.';
-	if (ok && cmv_ref_name_is_valid(sid) == 1) {
-		snprintf(out, n, "%s", sid);
+	snprintf(out, n, PROXY_BRANCH_PREFIX "%.200s", sid);
+	if (ok && cmv_ref_name_is_valid(out) == 1)
 		return;
-	}
 	cmv_id_hash(&d, sid, strlen(sid));
-	snprintf(out, n, "proxy-%.16s", cmv_id_tostr(hex, sizeof(hex), &d));
+	snprintf(out, n, PROXY_BRANCH_PREFIX "h-%.16s", cmv_id_tostr(hex, sizeof(hex), &d));
 }
 
 static int model_for(cmv_model_handle **out, proxy *p, const char *name, proxy_api api)
@@ -971,7 +976,7 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 		cmv_id d;
 		char hex[CMV_ID_HEXSZ + 1];
 		cmv_id_hash(&d, n_items ? (const void *)&dig[0] : "", n_items ? sizeof(dig[0]) : 0);
-		snprintf(sid, sizeof(sid), "proxy-%.16s", cmv_id_tostr(hex, sizeof(hex), &d));
+		snprintf(sid, sizeof(sid), "conv-%.16s", cmv_id_tostr(hex, sizeof(hex), &d));
 	}
 	branch_of(t->branch, sizeof(t->branch), sid);
 

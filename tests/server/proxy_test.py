@@ -41,6 +41,9 @@ turns.append({"recall": True})
 turns.append({"text": "I read it again."})
 turns.append({"tool": "Bash", "input": {"command": "cat big0.txt"}})  # the same call: a fault
 turns.append({"text": "All done."})
+turns.append({"text": "Still done."})
+turns.append({"recall": True})  # a non-streamed request whose model recalls: one body, usage of both rounds
+turns.append({"text": "Recalled, done."})
 script = os.path.join(root, "script.json")
 json.dump({"turns": turns, "done": "Done."}, open(script, "w"))
 log = os.path.join(root, "log")
@@ -147,6 +150,11 @@ for turn in range(12):
     check(kinds.count("message_start") == 1 and kinds[-1] == "message_stop" and kinds.count("message_stop") == 1,
           f"turn {turn}: one message_start, one message_stop at the end")
     msg, stop, idx = message_from_events(evs)
+    if any(b.get("text") == "I read it again." for b in msg["content"]):
+        # the round after a recall: the client's usage counts both upstream calls (10 output tokens each)
+        u = [e["data"].get("usage", {}) for e in evs if e.get("event") == "message_delta"]
+        check(u and u[-1].get("output_tokens") == 20 and u[-1].get("input_tokens", 0) > 0,
+              f"a streamed recall turn reports the usage of both rounds ({u})")
     check(idx == list(range(len(idx))), f"turn {turn}: block indices 0..n-1 ({idx})")
     check(all(b.get("name") != "cmv_recall" for b in msg["content"]), f"turn {turn}: the client sees no recall call")
     client_stops.append(stop)
@@ -158,6 +166,18 @@ for turn in range(12):
         continue
     messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": BIG + str(turn)}
                                                  for c in calls]})
+
+# not streamed: the model recalls, the proxy goes on; the client gets the last round's body, usage summed
+messages.append({"role": "user", "content": "Recall the first file."})
+status, text = post("/v1/messages", dict(body, stream=False, messages=messages))
+whole = json.loads(text) if status == 200 else {}
+check([b.get("text") for b in whole.get("content", [])] == ["Recalled, done."],
+      f"a non-streamed recall turn: the client gets the final answer only ({status} {text[:200]})")
+usage = whole.get("usage", {})
+last_up = [r for r in upstream("/v1/messages") if r["turn"] is not None][-1]
+check(usage.get("output_tokens") == 20 and usage.get("input_tokens", 0) > max(1, last_up["bytes"] // 4 - (last_up["cache_read"] or 0)),
+      f"a non-streamed recall turn's usage is the sum of both rounds ({usage})")
+messages.append({"role": "assistant", "content": whole.get("content", [])})
 
 reqs = upstream("/v1/messages")
 main = [r for r in reqs if r["turn"] is not None]
@@ -235,9 +255,11 @@ check("recall rounds" in open(os.path.join(root, "proxy.err")).read(), "the prox
 err = open(os.path.join(root, "proxy.err")).read()
 check(re.search(r", [1-9]\d* faults", err) is not None, "faults recorded (recall, and the repeated call)")
 
-# the session's branch: named by the session id, every message once
+# the session's branch: proxy/SESSION_ID (`cmv log SESSION_ID` finds it), every message once
 out = subprocess.run([CMV, "log", SESSION, "--json"], capture_output=True, text=True, env=env, cwd=store)
 check(out.returncode == 0, f"cmv log {SESSION} shows the session ({out.stderr[:200]})")
+lb = subprocess.run([CMV, "list", "--branches"], capture_output=True, text=True, env=env, cwd=store).stdout
+check("proxy/" + SESSION in lb, f"the session's branch is proxy/{SESSION} ({lb[:300]})")
 n_nodes = len(json.loads(out.stdout)) if out.returncode == 0 and out.stdout.strip().startswith("[") else \
     len([l for l in out.stdout.splitlines() if l.strip()])
 check(n_nodes >= len(messages), f"every message on the branch ({n_nodes} nodes, {len(messages)} client messages)")
@@ -259,6 +281,28 @@ for dirpath, _, files in os.walk(store):
             hits.append(f)
 check(not hits, f"the key is in no file of the store ({hits})")
 check(KEY not in open(os.path.join(root, "proxy.err")).read(), "the key is not in the proxy's log")
+
+# an import of the same session (the hook, `cmv import`) keeps its own branch: the bare id; the proxy's is untouched
+cc = os.path.join(root, SESSION + ".jsonl")
+with open(cc, "w") as f:
+    for rec in ({"type": "user", "uuid": "u-1", "parentUuid": None, "sessionId": SESSION, "cwd": "/tmp",
+                 "timestamp": "2026-12-01T00:00:00.000Z", "message": {"role": "user", "content": "hello from the import"}},
+                {"type": "assistant", "uuid": "a-1", "parentUuid": "u-1", "sessionId": SESSION, "cwd": "/tmp",
+                 "timestamp": "2026-12-01T00:00:01.000Z",
+                 "message": {"id": "msg_imp", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                             "content": [{"type": "text", "text": "imported reply"}], "stop_reason": "end_turn",
+                             "usage": {"input_tokens": 3, "output_tokens": 2}}}):
+        f.write(json.dumps(rec) + "\n")
+before = subprocess.run([CMV, "log", "proxy/" + SESSION], capture_output=True, text=True, env=env, cwd=store).stdout
+imp = subprocess.run([CMV, "import", cc], capture_output=True, text=True, env=env, cwd=store)
+check(imp.returncode == 0, f"the same session imported beside the proxy's ({imp.stderr[:200]})")
+lg = subprocess.run([CMV, "log", SESSION], capture_output=True, text=True, env=env, cwd=store).stdout
+check("hello from the import" in lg and "Read the big files" not in lg, "cmv log SESSION_ID: the import's branch once there is one")
+status, _ = post("/v1/messages", dict(body, stream=False, messages=messages + [{"role": "user", "content": "One more."}]))
+after = subprocess.run([CMV, "log", "proxy/" + SESSION], capture_output=True, text=True, env=env, cwd=store).stdout
+lg2 = subprocess.run([CMV, "log", SESSION], capture_output=True, text=True, env=env, cwd=store).stdout
+check(status == 200 and len(after.splitlines()) > len(before.splitlines()) and "hello from the import" not in after
+      and lg2 == lg, "after the import the proxy goes on on its own branch, and leaves the import's alone")
 
 # a side request (no tools, not the session's line) passes through unrecorded
 status, text = post("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5, "metadata": meta,
