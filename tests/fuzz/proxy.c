@@ -2,11 +2,14 @@
 /*
  * Fuzz target: a client request as cmv proxy reads it (server/proxy_turn.c):
  * the first byte picks the API (Anthropic Messages, Chat Completions,
- * Responses) and whether a session header came with it; the rest is the
+ * Responses), whether a session header came with it (4), and whether the
+ * upstream's reply follows the body after a NUL byte (8); the rest is the
  * body. The request is parsed, matched against its session, appended and
  * paged into an upstream body, on a store that lives across inputs (so
- * later inputs meet sessions earlier ones made). A request is refused with
- * a message or answered with a JSON body, never a crash.
+ * later inputs meet sessions earlier ones made); a reply is recorded, its
+ * recall calls answered and the body built again (the same reply each
+ * round). A request is refused with a message or answered with a JSON
+ * body, never a crash; a reply is recorded or refused with a message.
  */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -31,8 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (proxy_new(&p, fuzz_store(), &cfg) < 0)
 			fuzz_fail("proxy_new: %s", cmv_error_last()->message);
 	}
-	int rc = proxy_turn_new(&t, p, apis[data[0] & 3], data[0] & 4 ? "fuzz-session" : NULL, (const char *)data + 1,
-				size - 1);
+	const char *body = (const char *)data + 1, *reply = NULL;
+	size_t len_body = size - 1, len_reply = 0;
+	if (data[0] & 8) {
+		const char *nul = memchr(body, '\0', len_body);
+		if (nul) {
+			reply = nul + 1;
+			len_reply = (size_t)(body + len_body - reply);
+			len_body = (size_t)(nul - body);
+		}
+	}
+	int rc = proxy_turn_new(&t, p, apis[data[0] & 3], data[0] & 4 ? "fuzz-session" : NULL, body, len_body);
 	if (rc < 0) {
 		if (!cmv_error_last()->message[0])
 			fuzz_fail("a refusal without a message");
@@ -50,6 +62,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (s->tokens > s->budget)
 			fuzz_fail("the upstream body counts %llu tokens, over its budget of %llu",
 				  (unsigned long long)s->tokens, (unsigned long long)s->budget);
+	}
+	for (int round = 0; up && reply && round < PROXY_MAX_ROUNDS + 1; round++) {
+		bool again = false;
+		if (proxy_turn_reply(t, reply, len_reply, &again) < 0) {
+			if (!cmv_error_last()->message[0])
+				fuzz_fail("a reply refused without a message");
+			cmv_error_clear();
+			break;
+		}
+		if (!again)
+			break;
+		if (round == PROXY_MAX_ROUNDS)
+			fuzz_fail("more than %d upstream rounds", PROXY_MAX_ROUNDS);
+		up = proxy_turn_upstream(t, &len);
+		cJSON *j = up ? cJSON_ParseWithLength(up, len) : NULL;
+		if (!cJSON_IsObject(j))
+			fuzz_fail("the upstream body after a recall is not a JSON object");
+		cJSON_Delete(j);
 	}
 	proxy_turn_free(t);
 	return 0;
