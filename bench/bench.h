@@ -43,5 +43,7 @@ int bench_mcp(int argc, char **argv);
 int bench_resume(int argc, char **argv);
 int bench_host(int argc, char **argv);
 int bench_carry(int argc, char **argv);
+/* bench_proxy.c */
+int bench_proxy(int argc, char **argv);
 
 #endif

@@ -43,7 +43,11 @@ static void usage(FILE *out)
 	      "                               beside the built-in profiles\n"
 	      "    resume DIR [--threshold N] [--runs N] [--cmv PATH] [--json]\n"
 	      "                               what a real Claude Code resume sends for each session, untrimmed\n"
-	      "                               and after cmv trim (o200k tokens); the hook's cost per tool call\n",
+	      "                               and after cmv trim (o200k tokens); the hook's cost per tool call\n"
+	      "    proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE] [--quick] [--json]\n"
+	      "                               cmv proxy: added time to first byte beside the direct path on a\n"
+	      "                               200k-token session; tokens sent, tool definitions saved and faults\n"
+	      "                               on replayed Claude Code sessions\n",
 	      out);
 }
 
@@ -79,6 +83,8 @@ int main(int argc, char **argv)
 		return bench_count(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "resume"))
 		return bench_resume(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "proxy"))
+		return bench_proxy(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "tokenizer"))
 		return bench_tokenizer(argc - 1, argv + 1);
 	fprintf(stderr, "cmv-bench: unknown suite '%s'\n", argv[1]);

@@ -63,18 +63,26 @@ static uint64_t estimate_message(pager *p, const cJSON *m)
 	return n;
 }
 
-/* A user message that starts a turn: it says something (not only tool results). */
+/*
+ * A user message that starts a turn: it says something and answers no
+ * call. One that answers calls too (Claude Code sends what the user typed
+ * mid-turn beside the results) belongs to the turn of those calls: a cut
+ * before it would leave its results without their calls.
+ */
 bool cmv_pager__starts_turn(const cJSON *m)
 {
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+	bool says = false;
 	if (!is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role")), "user"))
 		return false;
 	if (cJSON_IsString(content))
 		return true;
 	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next)
-		if (!is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type")), "tool_result"))
-			return true;
-	return false;
+		if (is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type")), "tool_result"))
+			return false;
+		else
+			says = true;
+	return says;
 }
 
 /* The text of a result's content: the string, or the JSON of its blocks. */

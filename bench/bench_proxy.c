@@ -1,0 +1,922 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE] [--quick] [--json]:
+ * what `cmv proxy` costs and saves (docs/proxy.md, "Measured").
+ *
+ *  - latency: one client (libcurl, one kept-alive connection per path)
+ *    talks to a scripted upstream (libmicrohttpd, in this process, that
+ *    streams a short Anthropic reply) directly and through the proxy
+ *    (proxy_serve on a store on disk, in this process), turn by turn, the
+ *    two paths interleaved (which goes first alternates) with the same
+ *    body: a session of --session-tokens (200k) tokens, its whole history
+ *    resent each turn as Claude Code does. Time to first byte and total per
+ *    request; the added time is the proxy's minus the direct one, turn by
+ *    turn. The model's own budget (claude-sonnet-4-5: its window less its
+ *    output reserve) pages the session, as it would live.
+ *  - replay: every Claude Code session under DIR (../shared/transcripts
+ *    when present, else tests/resources/transcripts) rendered as the
+ *    Anthropic requests its client sent, one per assistant message (the
+ *    history before it), each passed through the proxy's request path
+ *    (proxy_turn_new) and answered with the message the session recorded
+ *    (proxy_turn_reply): the scripted upstream answers as the session did.
+ *    The client's tools and system prompt come from --client FILE (a
+ *    request body a real client sent, e.g. logged by
+ *    tests/support/model_server.py) or else are a stand-in of Claude
+ *    Code's: its 18 tool names, 63 KB of definitions (the size the research
+ *    measured), a 28k-character system prompt. Tokens are counted by this
+ *    file, independently of the proxy's own figures, on each body as sent:
+ *    the client's (without paging) and the upstream's (with). Each
+ *    upstream body is also checked: within its budget, valid for the
+ *    provider (cmv_check_request). A fault is the proxy's: a call repeated
+ *    with the same input as a result the window shows as a stub (the
+ *    replayed model never calls recall); a repeat fault is one on a call
+ *    that faulted before in the session (thrashing).
+ *
+ * Figures are ratios against the same run's baseline (the direct path,
+ * the unpaged request).
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "base/base.h"
+#include "bench.h"
+#include "server/proxy.h"
+
+#define MODEL "claude-sonnet-4-5"
+
+static void die(const char *what)
+{
+	const cmv_error *e = cmv_error_last();
+	fprintf(stderr, "cmv-bench proxy: %s: %s\n", what, e && e->message[0] ? e->message : "failed");
+	exit(1);
+}
+
+/* ---- deterministic text ------------------------------------------------------------------ */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void)
+{
+	rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(rng_state >> 33);
+}
+
+/* Text that tokenizes like a tool's output: paths, identifiers, numbers, words. */
+static void filler(cmv_buf *b, size_t bytes)
+{
+	static const char *const words[] = { "return", "struct", "const", "static", "int", "error", "buffer", "the",
+					     "value", "index", "node", "branch", "size_t", "if", "else", "while", "for",
+					     "NULL", "len", "count", "page", "window", "token", "request", "reply" };
+	size_t start = b->size;
+	while (b->size - start < bytes) {
+		cmv_buf_printf(b, "src/%s_%u.c:%u: ", words[rnd() % 25], rnd() % 97, rnd() % 4000);
+		for (int w = 0, n = 6 + (int)(rnd() % 10); w < n; w++)
+			cmv_buf_printf(b, w % 4 == 3 ? "%s(%u) " : "%s ", words[rnd() % 25], rnd() % 1000);
+		cmv_buf_putc(b, '\n');
+	}
+}
+
+/* A JSON string of the text (quoted, escaped). */
+static char *jquote(const char *s)
+{
+	cJSON *o = cJSON_CreateString(s);
+	char *t = o ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return t;
+}
+
+/* The stand-in client: Claude Code's 18 tool names, ~63 KB of definitions; a 28k-character system prompt. */
+static void standin_client(char **tools, char **system)
+{
+	static const char *const names[] = { "Task", "Bash", "Glob", "Grep", "LS", "ExitPlanMode", "Read", "Edit",
+					     "MultiEdit", "Write", "NotebookEdit", "WebFetch", "TodoWrite", "WebSearch",
+					     "BashOutput", "KillShell", "Skill", "SlashCommand" };
+	cJSON *arr = cJSON_CreateArray();
+	cmv_buf t = CMV_BUF_INIT((size_t)1 << 24);
+	for (size_t i = 0; i < 18; i++) {
+		cJSON *d = cJSON_CreateObject(), *schema = cJSON_CreateObject(), *props;
+		cmv_buf_clear(&t);
+		cmv_buf_printf(&t, "The %s tool.\n", names[i]);
+		filler(&t, 2900);
+		cJSON_AddStringToObject(d, "name", names[i]);
+		cJSON_AddStringToObject(d, "description", t.ptr);
+		cJSON_AddStringToObject(schema, "type", "object");
+		props = cJSON_AddObjectToObject(schema, "properties");
+		for (int k = 0; k < 4; k++) {
+			char pn[16];
+			cJSON *pr = cJSON_AddObjectToObject(props, (snprintf(pn, sizeof(pn), "arg%d", k), pn));
+			cmv_buf_clear(&t);
+			filler(&t, 90);
+			cJSON_AddStringToObject(pr, "type", "string");
+			cJSON_AddStringToObject(pr, "description", t.ptr);
+		}
+		cJSON_AddItemToObject(d, "input_schema", schema);
+		cJSON_AddItemToArray(arr, d);
+	}
+	*tools = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	cmv_buf_clear(&t);
+	filler(&t, 28000);
+	*system = jquote(t.ptr);
+	cmv_buf_dispose(&t);
+}
+
+static size_t count_text(const cmv_model *m, cmv_tok *tok, const char *s, size_t len)
+{
+	size_t n = 0;
+	return cmv_model_count(&n, NULL, m, tok, s, len) == 0 ? n : 0;
+}
+
+/* ---- the scripted upstream (latency) -------------------------------------------------------- */
+
+typedef struct {
+	cmv_buf body;
+} up_req;
+
+/* A short streamed reply: a text block and a Bash call whose id is the turn's. */
+static void sse_reply(cmv_buf *b, const char *turn)
+{
+	cmv_buf_printf(b,
+		       "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_bench_%s\","
+		       "\"type\":\"message\",\"role\":\"assistant\",\"model\":\"" MODEL "\",\"content\":[],"
+		       "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":1000,\"output_tokens\":1}}}\n\n"
+		       "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+		       "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+		       "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+		       "\"delta\":{\"type\":\"text_delta\",\"text\":\"I will look.\"}}\n\n"
+		       "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"
+		       "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,"
+		       "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_bench_%s\",\"name\":\"Bash\",\"input\":{}}}\n\n"
+		       "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,"
+		       "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"command\\\":\\\"cat f%s\\\"}\"}}\n\n"
+		       "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n"
+		       "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\","
+		       "\"stop_sequence\":null},\"usage\":{\"output_tokens\":20}}\n\n"
+		       "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+		       turn, turn, turn);
+}
+
+static enum MHD_Result up_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	up_req *r = *con_cls;
+	(void)cls, (void)url, (void)method, (void)version;
+	if (!r) {
+		if (!(r = calloc(1, sizeof(*r))))
+			return MHD_NO;
+		cmv_buf_init(&r->body, (size_t)1 << 30);
+		*con_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		cmv_buf_put(&r->body, upload, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	const char *turn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-bench-turn");
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 20);
+	sse_reply(&out, turn ? turn : "0");
+	struct MHD_Response *resp = MHD_create_response_from_buffer(out.size, out.ptr, MHD_RESPMEM_MUST_COPY);
+	cmv_buf_dispose(&out);
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void up_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why)
+{
+	up_req *r = *con_cls;
+	(void)cls, (void)c, (void)why;
+	if (r) {
+		cmv_buf_dispose(&r->body);
+		free(r);
+		*con_cls = NULL;
+	}
+}
+
+/* ---- the proxy, in this process ------------------------------------------------------------- */
+
+typedef struct {
+	proxy *p;
+	volatile sig_atomic_t stop;
+	unsigned int port;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int rc;
+} proxy_run;
+
+static void on_ready(unsigned int port, void *payload)
+{
+	proxy_run *r = payload;
+	pthread_mutex_lock(&r->mu);
+	r->port = port;
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void *serve(void *arg)
+{
+	proxy_run *r = arg;
+	r->rc = proxy_serve(r->p, "127.0.0.1:0", &r->stop, on_ready, r);
+	pthread_mutex_lock(&r->mu);
+	r->port = r->port ? r->port : 1; /* wake the waiter on a failed start */
+	pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+	return NULL;
+}
+
+typedef struct {
+	cmv_buf *b;
+	double t0, first; /* the request's start; its first byte back (a header or the body) */
+} recv_ctx;
+
+static size_t sink(char *buf, size_t size, size_t n, void *ud)
+{
+	recv_ctx *r = ud;
+	if (!r->first)
+		r->first = bench_now();
+	cmv_buf_put(r->b, buf, size * n);
+	return size * n;
+}
+
+static size_t on_hdr(char *buf, size_t size, size_t n, void *ud)
+{
+	recv_ctx *r = ud;
+	(void)buf;
+	if (!r->first)
+		r->first = bench_now();
+	return size * n;
+}
+
+/* One POST; *ttfb and *total in ms. Returns the HTTP status. */
+static long post(CURL *h, const char *url, const char *body, size_t len, const char *turn, cmv_buf *resp,
+		 double *ttfb, double *total)
+{
+	struct curl_slist *hd = NULL;
+	char th[64];
+	recv_ctx rc = { resp, 0, 0 };
+	long status = 0;
+	snprintf(th, sizeof(th), "x-bench-turn: %s", turn);
+	hd = curl_slist_append(hd, "content-type: application/json");
+	hd = curl_slist_append(hd, "anthropic-version: 2023-06-01");
+	hd = curl_slist_append(hd, "x-api-key: sk-bench-not-a-key");
+	hd = curl_slist_append(hd, "Expect:");
+	hd = curl_slist_append(hd, th);
+	cmv_buf_clear(resp);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &rc);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_hdr);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &rc);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	rc.t0 = bench_now();
+	if (curl_easy_perform(h) != CURLE_OK)
+		status = -1;
+	else
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+	*total = (bench_now() - rc.t0) * 1e3;
+	*ttfb = ((rc.first ? rc.first : bench_now()) - rc.t0) * 1e3;
+	curl_slist_free_all(hd);
+	return status;
+}
+
+static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, const char *system, bool json)
+{
+	char *dir = bench_tmpdir(), path[4096], url_up[128], url_px[128];
+	cmv_repo *repo = NULL;
+	cmv_model_handle *mh = NULL;
+	unsigned int up_port = 0;
+	cmv_buf msgs = CMV_BUF_INIT((size_t)1 << 30), body = CMV_BUF_INIT((size_t)1 << 30), t = CMV_BUF_INIT((size_t)1 << 26);
+	cmv_buf resp = CMV_BUF_INIT((size_t)1 << 26);
+	size_t tokens = 0, n;
+
+	snprintf(path, sizeof(path), "%s/store", dir);
+	if (cmv_repo_open(&repo, path, CMV_REPO_OPEN_CREATE) < 0 || cmv_model_handle_open(&mh, repo, MODEL) < 0)
+		die("the store");
+	const cmv_model *m = cmv_model_handle_profile(mh);
+	cmv_tok *tok = cmv_model_handle_tok(mh);
+
+	/* the scripted upstream */
+	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
+						NULL, up_handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, up_done, NULL,
+						MHD_OPTION_SOCK_ADDR,
+						(struct sockaddr *)&(struct sockaddr_in){ .sin_family = AF_INET,
+											.sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
+						MHD_OPTION_END);
+	const union MHD_DaemonInfo *di = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+	if (!di)
+		die("the scripted upstream");
+	up_port = di->port;
+
+	/* the proxy */
+	proxy_run run = { .rc = 0 };
+	proxy_config cfg;
+	char upurl[64];
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(upurl, sizeof(upurl), "http://127.0.0.1:%u", up_port);
+	cfg.anthropic_url = upurl;
+	cfg.quiet = true;
+	pthread_mutex_init(&run.mu, NULL);
+	pthread_cond_init(&run.cv, NULL);
+	if (proxy_new(&run.p, repo, &cfg) < 0)
+		die("proxy_new");
+	pthread_t th;
+	pthread_create(&th, NULL, serve, &run);
+	pthread_mutex_lock(&run.mu);
+	while (!run.port)
+		pthread_cond_wait(&run.cv, &run.mu);
+	pthread_mutex_unlock(&run.mu);
+	if (run.rc < 0)
+		die("proxy_serve");
+	snprintf(url_up, sizeof(url_up), "http://127.0.0.1:%u/v1/messages?beta=true", up_port);
+	snprintf(url_px, sizeof(url_px), "http://127.0.0.1:%u/v1/messages?beta=true", run.port);
+
+	/* the session: tool calls and their outputs up to session_tokens */
+	cmv_buf_puts(&msgs, "{\"role\":\"user\",\"content\":\"Read the files one by one.\"}");
+	tokens = count_text(m, tok, tools, strlen(tools)) + count_text(m, tok, system, strlen(system));
+	for (size_t k = 0; tokens < session_tokens; k++) {
+		cmv_buf_clear(&t);
+		filler(&t, 8000);
+		char *q = jquote(t.ptr);
+		cmv_buf_printf(&msgs,
+			       ",{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I will look.\"},"
+			       "{\"type\":\"tool_use\",\"id\":\"toolu_hist_%zu\",\"name\":\"Bash\",\"input\":{\"command\":\"cat h%zu\"}}]}"
+			       ",{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_hist_%zu\",\"content\":%s}]}",
+			       k, k, k, q);
+		if (cmv_model_count(&n, NULL, m, tok, q, strlen(q)) == 0)
+			tokens += n + 30;
+		cJSON_free(q);
+	}
+	size_t warm = 3;
+	double *ttfb[2], *tot[2], *added = calloc(turns + 1, sizeof(double));
+	for (int p = 0; p < 2; p++) {
+		ttfb[p] = calloc(turns + 1, sizeof(double));
+		tot[p] = calloc(turns + 1, sizeof(double));
+	}
+	CURL *h[2] = { curl_easy_init(), curl_easy_init() };
+	size_t body_bytes = 0, measured = 0;
+	for (size_t k = 0; k < warm + turns; k++) {
+		char turn[32];
+		snprintf(turn, sizeof(turn), "%zu", k);
+		cmv_buf_clear(&body);
+		cmv_buf_printf(&body,
+			       "{\"model\":\"" MODEL "\",\"max_tokens\":32000,\"stream\":true,"
+			       "\"metadata\":{\"user_id\":\"{\\\"session_id\\\":\\\"bench-latency\\\"}\"},"
+			       "\"system\":%s,\"tools\":%s,\"messages\":[%s]}",
+			       system, tools, msgs.ptr);
+		double tf[2] = { 0, 0 }, tt[2] = { 0, 0 };
+		for (int o = 0; o < 2; o++) {
+			int p = (int)((k + (size_t)o) % 2); /* which path goes first alternates */
+			long st = post(h[p], p ? url_px : url_up, body.ptr, body.size, turn, &resp, &tf[p], &tt[p]);
+			if (st != 200 || !strstr(resp.ptr ? resp.ptr : "", "message_stop")) {
+				fprintf(stderr, "cmv-bench proxy: turn %zu via %s: HTTP %ld: %.300s\n", k, p ? "proxy" : "direct", st,
+					resp.ptr ? resp.ptr : "");
+				exit(1);
+			}
+		}
+		if (k >= warm) {
+			for (int p = 0; p < 2; p++) {
+				ttfb[p][measured] = tf[p];
+				tot[p][measured] = tt[p];
+			}
+			added[measured++] = tf[1] - tf[0];
+			body_bytes = body.size;
+		}
+		/* the reply, and a small tool output: the session stays at its size */
+		cmv_buf_clear(&t);
+		filler(&t, 600);
+		char *q = jquote(t.ptr);
+		cmv_buf_printf(&msgs,
+			       ",{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I will look.\"},"
+			       "{\"type\":\"tool_use\",\"id\":\"toolu_bench_%zu\",\"name\":\"Bash\",\"input\":{\"command\":\"cat f%zu\"}}]}"
+			       ",{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_bench_%zu\",\"content\":%s}]}",
+			       k, k, k, q);
+		cJSON_free(q);
+	}
+	size_t session_count = 0;
+	cmv_model_count(&session_count, NULL, m, tok, body.ptr, body.size);
+
+	static const char *const pname[2] = { "direct", "proxy" };
+	double r[2][4];
+	for (int p = 0; p < 2; p++) {
+		r[p][0] = bench_percentile(ttfb[p], measured, 0.5);
+		r[p][1] = bench_percentile(ttfb[p], measured, 0.95);
+		r[p][2] = bench_percentile(tot[p], measured, 0.5);
+		r[p][3] = bench_percentile(tot[p], measured, 0.95);
+	}
+	double a50 = bench_percentile(added, measured, 0.5), a95 = bench_percentile(added, measured, 0.95);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "session_tokens", (double)session_count);
+	cJSON_AddNumberToObject(o, "request_bytes", (double)body_bytes);
+	cJSON_AddNumberToObject(o, "turns", (double)measured);
+	for (int p = 0; p < 2; p++) {
+		cJSON *x = cJSON_AddObjectToObject(o, pname[p]);
+		cJSON_AddNumberToObject(x, "ttfb_p50_ms", r[p][0]);
+		cJSON_AddNumberToObject(x, "ttfb_p95_ms", r[p][1]);
+		cJSON_AddNumberToObject(x, "total_p50_ms", r[p][2]);
+		cJSON_AddNumberToObject(x, "total_p95_ms", r[p][3]);
+	}
+	cJSON_AddNumberToObject(o, "added_ttfb_p50_ms", a50);
+	cJSON_AddNumberToObject(o, "added_ttfb_p95_ms", a95);
+	cJSON_AddNumberToObject(o, "ttfb_p95_ratio", r[0][1] > 0 ? r[1][1] / r[0][1] : 0);
+	if (!json) {
+		printf("latency: a %zu-token session (%zu KB per request), %zu turns, each path the same body\n",
+		       session_count, body_bytes >> 10, measured);
+		printf("  %-8s %12s %12s %12s %12s\n", "path", "ttfb p50 ms", "ttfb p95 ms", "total p50", "total p95");
+		for (int p = 0; p < 2; p++)
+			printf("  %-8s %12.2f %12.2f %12.2f %12.2f\n", pname[p], r[p][0], r[p][1], r[p][2], r[p][3]);
+		printf("  added time to first byte (proxy - direct, per turn): p50 %.2f ms, p95 %.2f ms (goal: p95 < 5 ms); "
+		       "ttfb p95 ratio %.1fx\n",
+		       a50, a95, r[0][1] > 0 ? r[1][1] / r[0][1] : 0);
+	}
+	curl_easy_cleanup(h[0]);
+	curl_easy_cleanup(h[1]);
+	run.stop = 1;
+	pthread_join(th, NULL);
+	proxy_free(run.p);
+	MHD_stop_daemon(d);
+	pthread_mutex_destroy(&run.mu);
+	pthread_cond_destroy(&run.cv);
+	for (int p = 0; p < 2; p++) {
+		free(ttfb[p]);
+		free(tot[p]);
+	}
+	free(added);
+	cmv_buf_dispose(&msgs);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&t);
+	cmv_buf_dispose(&resp);
+	cmv_model_handle_free(mh);
+	cmv_repo_free(repo);
+	bench_rmdir(dir);
+	free(dir);
+	return o;
+}
+
+/* ---- replayed sessions ---------------------------------------------------------------------- */
+
+typedef struct {
+	uint64_t budget;
+	size_t sessions, requests, calls, faults, repeat_faults, over_budget, invalid, invalid_client, refused;
+	uint64_t tok_client, tok_up, tools_client, tools_up;
+	uint64_t few_tools_client, few_tools_up; /* sessions that call at most 5 distinct tools */
+	size_t few_sessions;
+	double worst_session_rate;
+	char worst_session[128];
+	double *turn_ratio; /* upstream / client, per request */
+	size_t n_ratio, cap_ratio;
+} replay_acc;
+
+static size_t count_json(const cmv_model *m, cmv_tok *tok, const cJSON *j)
+{
+	char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+	size_t n = s ? count_text(m, tok, s, strlen(s)) : 0;
+	cJSON_free(s);
+	return n;
+}
+
+/* The key of a call (name and input), for telling repeat faults apart. */
+static char *call_key(const cJSON *b)
+{
+	char *in = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
+	char *k = NULL;
+	if (asprintf(&k, "%s\x1f%s", cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name")), in ? in : "{}") < 0)
+		k = NULL;
+	cJSON_free(in);
+	return k;
+}
+
+static bool has_key(char **keys, size_t n, const char *k)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(keys[i], k))
+			return true;
+	return false;
+}
+
+static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON *msgs, const char *sid,
+			   const char *tools, const char *system, const cmv_model *m, cmv_tok *tok)
+{
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 30), reply = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_buf items = CMV_BUF_INIT((size_t)1 << 30);
+	char **seen = NULL, **faulted = NULL, **used = NULL;
+	size_t n_seen = 0, n_faulted = 0, n_used = 0, calls = 0, faults = 0, requests = 0;
+	uint64_t tc = 0, tu = 0, s_tools_up = 0;
+	size_t n = (size_t)cJSON_GetArraySize(msgs), i = 0;
+	size_t tools_client = count_text(m, tok, tools, strlen(tools));
+	(void)repo;
+
+	seen = calloc(n * 8 + 1, sizeof(*seen));
+	faulted = calloc(n * 8 + 1, sizeof(*faulted));
+	used = calloc(n * 8 + 1, sizeof(*used));
+	for (const cJSON *msg = msgs->child; msg; msg = msg->next, i++) {
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "role"));
+		if (role && !strcmp(role, "assistant") && i > 0) {
+			/* the request the client sent before this message; the message is the upstream's answer */
+			cmv_buf_clear(&body);
+			cmv_buf_printf(&body,
+				       "{\"model\":\"" MODEL "\",\"max_tokens\":32000,\"stream\":false,"
+				       "\"metadata\":{\"user_id\":\"{\\\"session_id\\\":\\\"%s\\\"}\"},"
+				       "\"system\":%s,\"tools\":%s,\"messages\":[%s]}",
+				       sid, system, tools, items.ptr ? items.ptr : "");
+			proxy_turn *t = NULL;
+			if (proxy_turn_new(&t, p, PROXY_API_ANTHROPIC, NULL, body.ptr, body.size) < 0) {
+				if (!a->refused++ && getenv("CMV_BENCH_VERBOSE"))
+					fprintf(stderr, "cmv-bench proxy: %s, request %zu refused: %s\n", sid, requests,
+						cmv_error_last()->message);
+				cmv_error_clear();
+			} else {
+				size_t len = 0;
+				const char *up = proxy_turn_upstream(t, &len);
+				size_t c_client = count_text(m, tok, body.ptr, body.size);
+				size_t c_up = up ? count_text(m, tok, up, len) : c_client;
+				const proxy_turn_stats *st = proxy_turn_stats_get(t);
+				cJSON *uj = up ? cJSON_ParseWithLength(up, len) : NULL;
+				size_t tools_up = uj ? count_json(m, tok, cJSON_GetObjectItemCaseSensitive(uj, "tools")) : tools_client;
+				if (up && (c_up > st->budget || !uj))
+					a->over_budget++;
+				cmv_buf probs = CMV_BUF_INIT((size_t)1 << 20);
+				if (up && cmv_check_request(&probs, CMV_RENDER_ANTHROPIC, up, len) != 0) {
+					if (cmv_check_request(NULL, CMV_RENDER_ANTHROPIC, body.ptr, body.size) != 0)
+						a->invalid_client++; /* the client's own request fails the checker: not the proxy's doing */
+					else if (!a->invalid++ && getenv("CMV_BENCH_VERBOSE")) {
+						fprintf(stderr, "cmv-bench proxy: %s, request %zu invalid: %.400s\n", sid, requests,
+							probs.ptr ? probs.ptr : "");
+						if (getenv("CMV_BENCH_DUMP")) {
+							FILE *df = fopen(getenv("CMV_BENCH_DUMP"), "w");
+							if (df) {
+								fwrite(up, 1, len, df);
+								fputc('\n', df);
+								fwrite(body.ptr, 1, body.size, df);
+								fclose(df);
+							}
+						}
+					}
+				}
+				cmv_buf_dispose(&probs);
+				cJSON_Delete(uj);
+				requests++;
+				tc += c_client;
+				tu += c_up;
+				a->tools_client += tools_client;
+				a->tools_up += tools_up;
+				s_tools_up += tools_up;
+				if (a->n_ratio == a->cap_ratio) {
+					a->cap_ratio = a->cap_ratio ? a->cap_ratio * 2 : 1024;
+					a->turn_ratio = realloc(a->turn_ratio, a->cap_ratio * sizeof(double));
+				}
+				a->turn_ratio[a->n_ratio++] = c_client ? (double)c_up / (double)c_client : 1;
+				/* the upstream answers with what the session recorded */
+				cJSON *r = cJSON_CreateObject();
+				cJSON_AddStringToObject(r, "id", "msg_replay");
+				cJSON_AddStringToObject(r, "type", "message");
+				cJSON_AddStringToObject(r, "role", "assistant");
+				cJSON_AddStringToObject(r, "model", MODEL);
+				const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+				cJSON_AddItemToObject(r, "content", cJSON_Duplicate(content, 1));
+				bool calls_tool = false;
+				for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+					const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+					calls_tool |= bt && !strcmp(bt, "tool_use");
+				}
+				cJSON_AddStringToObject(r, "stop_reason", calls_tool ? "tool_use" : "end_turn");
+				cJSON *u = cJSON_AddObjectToObject(r, "usage");
+				cJSON_AddNumberToObject(u, "input_tokens", (double)c_up);
+				cJSON_AddNumberToObject(u, "output_tokens", 100);
+				char *rt = cJSON_PrintUnformatted(r);
+				cJSON_Delete(r);
+				size_t before = st->faults;
+				bool again = false;
+				if (!rt || proxy_turn_reply(t, rt, strlen(rt), &again) < 0)
+					cmv_error_clear();
+				cJSON_free(rt);
+				size_t f = st->faults - before;
+				faults += f;
+				/* the calls: which repeat one seen before (a fault's candidates), which repeat a fault */
+				bool repeat_fault = false;
+				for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+					const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+					if (!bt || strcmp(bt, "tool_use"))
+						continue;
+					calls++;
+					const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+					if (name && !has_key(used, n_used, name) && n_used < n * 8)
+						used[n_used++] = strdup(name);
+					char *k = call_key(b);
+					if (!k)
+						continue;
+					if (f && has_key(seen, n_seen, k)) {
+						repeat_fault |= has_key(faulted, n_faulted, k);
+						if (!has_key(faulted, n_faulted, k) && n_faulted < n * 8)
+							faulted[n_faulted++] = strdup(k);
+					}
+					if (!has_key(seen, n_seen, k) && n_seen < n * 8)
+						seen[n_seen++] = k;
+					else
+						free(k);
+				}
+				a->repeat_faults += repeat_fault;
+				proxy_turn_free(t);
+			}
+		}
+		char *s = cJSON_PrintUnformatted(msg);
+		if (items.size)
+			cmv_buf_putc(&items, ',');
+		cmv_buf_puts(&items, s ? s : "{}");
+		cJSON_free(s);
+	}
+	a->sessions++;
+	a->requests += requests;
+	a->calls += calls;
+	a->faults += faults;
+	a->tok_client += tc;
+	a->tok_up += tu;
+	if (n_used <= 5 && requests) {
+		a->few_sessions++;
+		a->few_tools_client += tools_client * requests;
+		a->few_tools_up += s_tools_up;
+	}
+	double rate = calls ? (double)faults / (double)calls : 0;
+	if (rate > a->worst_session_rate || !a->worst_session[0]) {
+		a->worst_session_rate = rate;
+		snprintf(a->worst_session, sizeof(a->worst_session), "%s", sid);
+	}
+	for (size_t k = 0; k < n_seen; k++)
+		free(seen[k]);
+	for (size_t k = 0; k < n_faulted; k++)
+		free(faulted[k]);
+	for (size_t k = 0; k < n_used; k++)
+		free(used[k]);
+	free(seen);
+	free(faulted);
+	free(used);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&reply);
+	cmv_buf_dispose(&items);
+}
+
+/* The Claude Code sessions under dir, rendered as the Anthropic messages their client sent. */
+typedef struct {
+	char sid[96];
+	cJSON *msgs;
+	size_t tokens;
+} replay_session_src;
+
+static size_t load_sessions(replay_session_src **out, const char *dir, const cmv_model *m, cmv_tok *tok, size_t max)
+{
+	bench_files l = { 0 };
+	cmv_repo *repo = NULL;
+	size_t n = 0;
+
+	bench_collect(&l, dir, "claude-code");
+	*out = calloc(l.n + 1, sizeof(**out));
+	if (cmv_repo_open(&repo, ":memory:", CMV_REPO_OPEN_CREATE) < 0)
+		die("a scratch store");
+	for (size_t i = 0; i < l.n && n < max; i++) {
+		cmv_import_result res;
+		cmv_import_options io = CMV_IMPORT_OPTIONS_INIT;
+		cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
+		cmv_buf out_b = CMV_BUF_INIT((size_t)1 << 30);
+		cmv_id tip;
+		char br[64];
+		snprintf(br, sizeof(br), "s%zu", i);
+		io.branch = br;
+		io.flags = CMV_IMPORT_LENIENT;
+		ro.model = MODEL;
+		/* the client's whole line: the proxy, not the client, keeps the window (what came before a compaction too) */
+		ro.flags = CMV_RENDER_FULL_HISTORY | CMV_RENDER_NO_DECORATIONS;
+		if (cmv_import_file(&res, repo, l.paths[i], "claude-code", &io) < 0 || cmv_resolve(&tip, repo, br) < 0 ||
+		    cmv_render(&out_b, NULL, repo, &tip, CMV_RENDER_ANTHROPIC, &ro) < 0) {
+			fprintf(stderr, "cmv-bench proxy: %s: left out: %s\n", l.paths[i], cmv_error_last()->message);
+			cmv_error_clear();
+			cmv_buf_dispose(&out_b);
+			continue;
+		}
+		cJSON *j = cJSON_ParseWithLength(out_b.ptr, out_b.size);
+		cJSON *msgs = cJSON_DetachItemFromObjectCaseSensitive(j, "messages");
+		cJSON_Delete(j);
+		if (cJSON_GetArraySize(msgs) >= 2) {
+			const char *base = strrchr(l.paths[i], '/');
+			snprintf((*out)[n].sid, sizeof((*out)[n].sid), "replay-%zu-%.40s", i, base ? base + 1 : l.paths[i]);
+			for (char *c = (*out)[n].sid; *c; c++)
+				if (!(*c == '-' || *c == '_' || (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') ||
+				      (*c >= 'A' && *c <= 'Z')))
+					*c = '-';
+			(*out)[n].tokens = count_json(m, tok, msgs);
+			(*out)[n++].msgs = msgs;
+		} else {
+			cJSON_Delete(msgs);
+		}
+		cmv_buf_dispose(&out_b);
+	}
+	cmv_repo_free(repo);
+	bench_files_free(&l);
+	return n;
+}
+
+static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets, size_t max_sessions, const char *tools,
+		     const char *system, bool json)
+{
+	cmv_repo *repo = NULL;
+	cmv_model_handle *mh = NULL;
+	replay_session_src *src = NULL;
+	cJSON *arr = cJSON_CreateArray();
+
+	if (cmv_repo_open(&repo, ":memory:", CMV_REPO_OPEN_CREATE) < 0 || cmv_model_handle_open(&mh, repo, MODEL) < 0)
+		die("the model");
+	const cmv_model *m = cmv_model_handle_profile(mh);
+	cmv_tok *tok = cmv_model_handle_tok(mh);
+	size_t n = load_sessions(&src, dir, m, tok, max_sessions), msgs_total = 0;
+	uint64_t tokens_total = 0, biggest = 0;
+	for (size_t i = 0; i < n; i++) {
+		msgs_total += (size_t)cJSON_GetArraySize(src[i].msgs);
+		tokens_total += src[i].tokens;
+		biggest = src[i].tokens > biggest ? src[i].tokens : biggest;
+	}
+	if (!json)
+		printf("\nreplay: %zu Claude Code sessions from %s (%zu messages, %llu tokens of messages, the largest %llu)\n", n,
+		       dir, msgs_total, (unsigned long long)tokens_total, (unsigned long long)biggest);
+	for (size_t b = 0; b < n_budgets; b++) {
+		cmv_repo *prepo = NULL;
+		proxy *p = NULL;
+		proxy_config cfg;
+		replay_acc a;
+		memset(&a, 0, sizeof(a));
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.budget = budgets[b];
+		cfg.quiet = true;
+		a.budget = budgets[b];
+		if (cmv_repo_open(&prepo, ":memory:", CMV_REPO_OPEN_CREATE) < 0 || proxy_new(&p, prepo, &cfg) < 0)
+			die("the proxy");
+		double t0 = bench_now();
+		for (size_t i = 0; i < n; i++)
+			replay_session(&a, p, prepo, src[i].msgs, src[i].sid, tools, system, m, tok);
+		double dt = bench_now() - t0;
+		double p50 = bench_percentile(a.turn_ratio, a.n_ratio, 0.5), p95 = bench_percentile(a.turn_ratio, a.n_ratio, 0.95);
+		double sent = a.tok_client ? (double)a.tok_up / (double)a.tok_client : 0;
+		double tools_saved = a.tools_client ? 1 - (double)a.tools_up / (double)a.tools_client : 0;
+		double few_saved = a.few_tools_client ? 1 - (double)a.few_tools_up / (double)a.few_tools_client : 0;
+		double rate = a.calls ? (double)a.faults / (double)a.calls : 0;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "budget", (double)a.budget);
+		cJSON_AddNumberToObject(o, "sessions", (double)a.sessions);
+		cJSON_AddNumberToObject(o, "requests", (double)a.requests);
+		cJSON_AddNumberToObject(o, "tokens_client", (double)a.tok_client);
+		cJSON_AddNumberToObject(o, "tokens_upstream", (double)a.tok_up);
+		cJSON_AddNumberToObject(o, "sent_ratio", sent);
+		cJSON_AddNumberToObject(o, "turn_ratio_p50", p50);
+		cJSON_AddNumberToObject(o, "turn_ratio_p95", p95);
+		cJSON_AddNumberToObject(o, "tool_tokens_client", (double)a.tools_client);
+		cJSON_AddNumberToObject(o, "tool_tokens_upstream", (double)a.tools_up);
+		cJSON_AddNumberToObject(o, "tool_tokens_saved", tools_saved);
+		cJSON_AddNumberToObject(o, "few_tool_sessions", (double)a.few_sessions);
+		cJSON_AddNumberToObject(o, "few_tool_tokens_saved", few_saved);
+		cJSON_AddNumberToObject(o, "tool_calls", (double)a.calls);
+		cJSON_AddNumberToObject(o, "faults", (double)a.faults);
+		cJSON_AddNumberToObject(o, "fault_rate", rate);
+		cJSON_AddNumberToObject(o, "repeat_faults", (double)a.repeat_faults);
+		cJSON_AddNumberToObject(o, "worst_session_fault_rate", a.worst_session_rate);
+		cJSON_AddStringToObject(o, "worst_session", a.worst_session);
+		cJSON_AddNumberToObject(o, "over_budget", (double)a.over_budget);
+		cJSON_AddNumberToObject(o, "invalid", (double)a.invalid);
+		cJSON_AddNumberToObject(o, "invalid_as_sent_by_client", (double)a.invalid_client);
+		cJSON_AddNumberToObject(o, "refused", (double)a.refused);
+		cJSON_AddNumberToObject(o, "seconds", dt);
+		cJSON_AddItemToArray(arr, o);
+		if (!json) {
+			char bl[32];
+			if (a.budget)
+				snprintf(bl, sizeof(bl), "%llu", (unsigned long long)a.budget);
+			else
+				snprintf(bl, sizeof(bl), "the model's");
+			printf("  budget %s: %zu requests, sent %.3fx of the unpaged tokens (%llu of %llu; per request p50 %.3f, "
+			       "p95 %.3f)\n",
+			       bl, a.requests, sent, (unsigned long long)a.tok_up, (unsigned long long)a.tok_client, p50, p95);
+			printf("    tool definitions: %.1f%% of their tokens saved (%.1f%% on the %zu sessions calling <= 5 tools; "
+			       "goal >= 85%%)\n",
+			       100 * tools_saved, 100 * few_saved, a.few_sessions);
+			printf("    faults: %zu of %zu tool calls (%.2f%%; goal < 1%%), %zu repeat faults, worst session %.2f%% "
+			       "(%s)\n",
+			       a.faults, a.calls, 100 * rate, a.repeat_faults, 100 * a.worst_session_rate, a.worst_session);
+			printf("    checks: %zu over budget, %zu invalid for the provider (and %zu the client sent invalid), "
+			       "%zu refused; %.1f s\n",
+			       a.over_budget, a.invalid, a.invalid_client, a.refused, dt);
+		}
+		free(a.turn_ratio);
+		proxy_free(p);
+		cmv_repo_free(prepo);
+	}
+	for (size_t i = 0; i < n; i++)
+		cJSON_Delete(src[i].msgs);
+	free(src);
+	cmv_model_handle_free(mh);
+	cmv_repo_free(repo);
+	return arr;
+}
+
+static bool exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+int bench_proxy(int argc, char **argv)
+{
+	const char *dir = NULL, *client = NULL;
+	size_t turns = 50, session_tokens = 200000, max_sessions = SIZE_MAX;
+	uint64_t budgets[8] = { 0, 30000 };
+	size_t n_budgets = 2;
+	bool json = false, quick = false;
+	char machine[256], defdir[4096];
+	char *tools = NULL, *system = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			json = true;
+		else if (!strcmp(argv[i], "--quick"))
+			quick = true;
+		else if (!strcmp(argv[i], "--turns") && i + 1 < argc)
+			turns = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--session-tokens") && i + 1 < argc)
+			session_tokens = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--client") && i + 1 < argc)
+			client = argv[++i];
+		else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
+			n_budgets = 0;
+			for (char *s = argv[++i], *e; *s && n_budgets < 8; s = *e ? e + 1 : e) {
+				budgets[n_budgets++] = strtoull(s, &e, 10);
+				if (e == s)
+					break;
+			}
+		} else if (argv[i][0] != '-' && !dir)
+			dir = argv[i];
+		else {
+			fprintf(stderr, "usage: cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] "
+					"[--client FILE] [--quick] [--json]\n");
+			return 2;
+		}
+	}
+	if (quick) {
+		turns = turns < 15 ? turns : 15;
+		max_sessions = 4;
+	}
+	if (!turns)
+		turns = 1;
+	if (!dir) {
+		snprintf(defdir, sizeof(defdir), "%s/../shared/transcripts", CMV_SOURCE_ROOT);
+		if (!exists(defdir))
+			snprintf(defdir, sizeof(defdir), "%s/tests/resources/transcripts", CMV_SOURCE_ROOT);
+		dir = defdir;
+	}
+	if (client) {
+		/* a request body a real client sent: its tools and system prompt */
+		cmv_buf f = CMV_BUF_INIT((size_t)1 << 30);
+		if (cmv__read_file(&f, client) < 0)
+			die(client);
+		cJSON *j = cJSON_ParseWithLength(f.ptr, f.size);
+		cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "body");
+		const cJSON *src = cJSON_IsObject(b) ? b : j; /* a model_server.py log record holds the body */
+		const cJSON *jt = cJSON_GetObjectItemCaseSensitive(src, "tools"), *js = cJSON_GetObjectItemCaseSensitive(src, "system");
+		if (!cJSON_IsArray(jt)) {
+			fprintf(stderr, "cmv-bench proxy: %s: no \"tools\" array in the request\n", client);
+			return 1;
+		}
+		tools = cJSON_PrintUnformatted(jt);
+		system = js ? cJSON_PrintUnformatted(js) : jquote("");
+		cJSON_Delete(j);
+		cmv_buf_dispose(&f);
+	} else {
+		standin_client(&tools, &system);
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	bench_machine(machine, sizeof(machine));
+	if (!json)
+		printf("cmv-bench proxy on %s; model %s; client tools: %s (%zu bytes), system %zu bytes\n", machine, MODEL,
+		       client ? client : "the stand-in for Claude Code's 18", strlen(tools), strlen(system));
+	cJSON *out = cJSON_CreateObject();
+	cJSON_AddStringToObject(out, "suite", "proxy");
+	cJSON_AddStringToObject(out, "machine", machine);
+	cJSON_AddStringToObject(out, "model", MODEL);
+	cJSON_AddStringToObject(out, "client", client ? client : "stand-in");
+	cJSON_AddItemToObject(out, "latency", latency(session_tokens, turns, tools, system, json));
+	cJSON_AddItemToObject(out, "replay", replay(dir, budgets, n_budgets, max_sessions, tools, system, json));
+	if (json) {
+		char *text = cJSON_Print(out);
+		puts(text);
+		cJSON_free(text);
+	}
+	cJSON_Delete(out);
+	cJSON_free(tools);
+	cJSON_free(system);
+	curl_global_cleanup();
+	return 0;
+}
