@@ -833,7 +833,7 @@ int bench_proxy(int argc, char **argv)
 {
 	const char *dir = NULL, *client = NULL;
 	size_t turns = 50, session_tokens = 200000, max_sessions = SIZE_MAX;
-	uint64_t budgets[8] = { 0, 30000 };
+	uint64_t budgets[8] = { 0, 60000 };
 	size_t n_budgets = 2;
 	bool json = false, quick = false;
 	char machine[256], defdir[4096];

@@ -631,11 +631,21 @@ static void merge_usage(cJSON *body, const char *k, const cJSON *u)
 	}
 }
 
+/*
+ * An event's block index: -1 when it has none or one past any real reply
+ * (a missing one is NaN, whose cast to int is undefined; a huge one would
+ * have the blocks before it made).
+ */
+static int event_index(const cJSON *v)
+{
+	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 4096 ? (int)v->valuedouble : -1;
+}
+
 static int anthropic_event(cmv_reply_stream *s, const cJSON *e)
 {
 	const char *type = str(e, "type");
 	char key[32];
-	int index = (int)cJSON_GetNumberValue(get(e, "index"));
+	int index = event_index(get(e, "index"));
 	cJSON *content = get(s->body, "content");
 
 	snprintf(key, sizeof(key), "%d", index);
@@ -716,7 +726,7 @@ static int chat_event(cmv_reply_stream *s, const cJSON *e)
 		append_str(msg, "reasoning_content", str(d, "reasoning_content"));
 	const cJSON *tcs = get(d, "tool_calls");
 	for (const cJSON *tc = cJSON_IsArray(tcs) ? tcs->child : NULL; tc; tc = tc->next) {
-		int index = (int)cJSON_GetNumberValue(get(tc, "index"));
+		int index = event_index(get(tc, "index"));
 		cJSON *calls = get(msg, "tool_calls");
 		if (!calls)
 			calls = cJSON_AddArrayToObject(msg, "tool_calls");

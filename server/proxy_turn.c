@@ -526,8 +526,8 @@ static int page_tools(char **out, proxy_turn *t, bool recall)
 		cJSON_AddStringToObject(fn, "description", sd);
 		free(sd);
 		/* any input is taken: the client checks it against the whole schema it holds */
-		cJSON_ReplaceItemInObjectCaseSensitive(fn, schema_key,
-						       cJSON_Parse("{\"type\":\"object\",\"additionalProperties\":true}"));
+		cJSON_DeleteItemFromObjectCaseSensitive(fn, schema_key); /* a definition may have none: replace would leak */
+		cJSON_AddItemToObject(fn, schema_key, cJSON_Parse("{\"type\":\"object\",\"additionalProperties\":true}"));
 		if (cJSON_GetObjectItemCaseSensitive(fn, "strict"))
 			cJSON_ReplaceItemInObjectCaseSensitive(fn, "strict", cJSON_CreateFalse());
 		t->st.n_tools_stubbed++;
@@ -1237,7 +1237,7 @@ static int recall_answers(cmv_buf *out, proxy_turn *t, reply_call *calls, size_t
 int proxy_turn_reply(proxy_turn *t, const char *body, size_t len, bool *again)
 {
 	proxy *p = t->p;
-	cJSON *j = cJSON_ParseWithLength(body, len);
+	cJSON *j = t->side ? NULL : cJSON_ParseWithLength(body, len); /* a side request's reply is not read */
 	reply_call *calls = NULL;
 	size_t n_calls = 0, n_recall = 0;
 	cmv_buf answers = CMV_BUF_INIT((size_t)1 << 30);
