@@ -187,7 +187,14 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 	} else if (!strcmp(type, "function_call")) {
 		content = message_for(msgs, "assistant");
 		cJSON_AddItemToArray(content, tool_use(str(it, "call_id"), str(it, "name"), NULL, str(it, "arguments")));
-	} else if (!strcmp(type, "function_call_output")) {
+	} else if (!strcmp(type, "custom_tool_call")) {
+		/* a custom (freeform) tool's input is text: kept as {"input": TEXT}, as Codex's reader keeps it */
+		cJSON *in = cJSON_CreateObject();
+		cJSON_AddStringToObject(in, "input", str(it, "input") ? str(it, "input") : "");
+		content = message_for(msgs, "assistant");
+		cJSON_AddItemToArray(content, tool_use(str(it, "call_id"), str(it, "name"), in, NULL));
+		cJSON_Delete(in);
+	} else if (!strcmp(type, "function_call_output") || !strcmp(type, "custom_tool_call_output")) {
 		content = message_for(msgs, "user");
 		cJSON_AddItemToArray(content, tool_result(str(it, "call_id"), get(it, "output"), "", false));
 	} else if (!strcmp(type, "reasoning")) {
