@@ -394,7 +394,8 @@ void cmv_reply_dispose(cmv_reply *reply)
 static uint64_t u64(const cJSON *o, const char *k)
 {
 	const cJSON *v = get(o, k);
-	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+	/* past 1e18 the cast would be undefined, and no count is that large */
+	return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1e18 ? (uint64_t)v->valuedouble : 0;
 }
 
 /* The provider's error, quoted: a host that passes an error response on learns why. */
