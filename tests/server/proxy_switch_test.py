@@ -12,7 +12,7 @@ client (Codex's shape, a custom tool among its tools) switched to Claude; a Chat
 not streamed, switched to Claude. Failover on a scripted 529, a dropped connection and a
 stream cut mid-answer, each recorded as a switch event, and the return. A switch to a
 model without tool calling or images is refused, naming what is missing."""
-import glob, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
+import atexit, glob, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "..", "support", "model_server.py")
@@ -84,6 +84,22 @@ px = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream", f"
                        "--upstream", f"openai=http://127.0.0.1:{up_port}/v1", "--fallback", "gpt-5",
                        "--retry-primary", "1", "--timeout", "20"],
                       stdout=subprocess.PIPE, stderr=errlog, text=True, cwd=store, env=penv)
+
+
+def _cleanup():
+    # whatever ends the test, no server outlives it (an orphan holding ctest's pipe hangs the run),
+    # and a proxy that died says why
+    died = px.poll() is not None and px.returncode not in (0, -15)
+    for p in (px, up):
+        if p.poll() is None:
+            p.kill()
+    errlog.flush()
+    if died:
+        print("the proxy died (exit %s); its stderr ends:" % px.returncode, file=sys.stderr)
+        print("".join(open(errlog.name).readlines()[-60:]), file=sys.stderr)
+
+
+atexit.register(_cleanup)
 line = px.stdout.readline()
 port = int(re.search(r":(\d+)$", line.strip()).group(1))
 BASE = f"http://127.0.0.1:{port}"
