@@ -40,6 +40,8 @@ int bench_pager(int argc, char **argv);
 int bench_compact(int argc, char **argv);
 int bench_count(int argc, char **argv);
 int bench_mcp(int argc, char **argv);
+/* bench_proxy_switch.c: cmv-bench proxy --switch */
+int bench_proxy_switch(int argc, char **argv);
 int bench_resume(int argc, char **argv);
 int bench_host(int argc, char **argv);
 int bench_carry(int argc, char **argv);

@@ -23,6 +23,9 @@ static void usage(FILE *out)
 	      "    mcp [--quick] [--queries N] [--json]\n"
 	      "                               MCP search and get p50/p95 over stdio and HTTP on 100k and\n"
 	      "                               1M-token histories, beside the in-process query path\n"
+	      "    proxy --switch [--requests N] [--words N] [--corpus DIR] [--quick] [--json]\n"
+	      "                               a switched session's added first byte; Anthropic -> OpenAI -> Anthropic\n"
+	      "                               round trips of every session in the corpus, with what changed\n"
 	      "    host [--turns N] [--budget N] [--json]\n"
 	      "                               an agent host's loop per turn (append, request, reply, usage),\n"
 	      "                               in C and in Python (bindings/python); the goal: Python within 1.3x\n"
@@ -73,6 +76,10 @@ int main(int argc, char **argv)
 		return bench_locomo(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "mcp"))
 		return bench_mcp(argc - 1, argv + 1);
+	/* `proxy --switch`: switching and translation (bench_proxy_switch.c); plain `proxy` is bench_proxy.c's */
+	for (int i = 2; !strcmp(argv[1], "proxy") && i < argc; i++)
+		if (!strcmp(argv[i], "--switch"))
+			return bench_proxy_switch(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trim"))
 		return bench_trim(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "compact"))

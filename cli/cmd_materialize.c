@@ -29,7 +29,7 @@ const cli_opt opts_materialize[] = {
 };
 
 static const char *sw_ref, *sw_model, *sw_budget, *sw_out, *sw_from;
-static bool sw_json;
+static bool sw_json, sw_tools_as_text;
 const cli_opt opts_switch[] = {
 	{ OPT_ARG_OPT, "BRANCH", 0, NULL, "the branch (default: the current branch)", &sw_ref, NULL },
 	{ OPT_VALUE, "from", 0, "REF", "restore, then switch: make BRANCH (new) at REF, a snapshot, in the same step", &sw_from,
@@ -38,6 +38,7 @@ const cli_opt opts_switch[] = {
 	{ OPT_VALUE, "budget", 'b', "N", "tokens the request may use (default: the model's budget)", &sw_budget, NULL },
 	{ OPT_VALUE, "output", 'o', "FILE", "also write the request to FILE", &sw_out, NULL },
 	{ OPT_FLAG, "json", 0, NULL, "print the report as JSON", NULL, &sw_json },
+	{ OPT_FLAG, "tools-as-text", 0, NULL, "to a model without tool calling or images: carry calls and results as text, images as placeholders (else refused)", NULL, &sw_tools_as_text },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
@@ -351,6 +352,7 @@ CMD(switch)
 	if (sw_budget && (!cli_parse_u64(&so.budget, sw_budget) || !so.budget))
 		return cli_usage_error(cli_find("switch"), "--budget needs a positive number of tokens, not '%s'", sw_budget);
 	so.from = sw_from;
+	so.tools_as_text = sw_tools_as_text;
 	if (sw_from && !sw_ref)
 		return cli_usage_error(cli_find("switch"), "--from needs the BRANCH to make");
 	if (sw_from) {

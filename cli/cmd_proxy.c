@@ -14,12 +14,15 @@
 #include "server/mcp.h"
 #include "server/proxy.h"
 
-static const char *p_listen, *p_upstream, *p_budget;
+static const char *p_listen, *p_upstream, *p_budget, *p_fallback, *p_timeout, *p_retry;
 static bool p_no_tools, p_no_recall, p_quiet;
 const cli_opt opts_proxy[] = {
 	{ OPT_VALUE, "listen", 0, "ADDR", "PORT or HOST:PORT (default host 127.0.0.1; another host needs $CMV_PROXY_TOKEN)", &p_listen, NULL },
 	{ OPT_VALUE, "upstream", 0, "PROVIDER=URL", "where a provider's requests go (anthropic, openai; repeatable; default: the providers' own)", &p_upstream, NULL },
 	{ OPT_VALUE, "budget", 0, "N", "tokens every upstream request may count (default: the model's input budget)", &p_budget, NULL },
+	{ OPT_VALUE, "fallback", 0, "MODEL,...", "on 429, 5xx, a dropped connection or a timeout, the request goes to these models in turn (recorded as switches)", &p_fallback, NULL },
+	{ OPT_VALUE, "timeout", 0, "SECONDS", "an upstream silent this long has failed (default 300; 0: never)", &p_timeout, NULL },
+	{ OPT_VALUE, "retry-primary", 0, "SECONDS", "after a failover, try the model failed over from again at most this often (default 30)", &p_retry, NULL },
 	{ OPT_FLAG, "no-tool-paging", 0, NULL, "send every tool definition whole", NULL, &p_no_tools },
 	{ OPT_FLAG, "no-recall", 0, NULL, "offer no recall tool upstream", NULL, &p_no_recall },
 	{ OPT_FLAG, "quiet", 'q', NULL, "no line per request on stderr", NULL, &p_quiet },
@@ -67,6 +70,33 @@ CMD(proxy)
 		return cli_usage_error(cli_find("proxy"), "--listen ADDR is required");
 	if (p_budget && (!cli_parse_u64(&cfg.budget, p_budget) || !cfg.budget))
 		return cli_usage_error(cli_find("proxy"), "--budget %s: expected a number of tokens", p_budget);
+	uint64_t v;
+	cfg.timeout_s = 300;
+	cfg.retry_primary_s = 30;
+	if (p_timeout) {
+		if (!cli_parse_u64(&v, p_timeout) && strcmp(p_timeout, "0"))
+			return cli_usage_error(cli_find("proxy"), "--timeout %s: expected a number of seconds", p_timeout);
+		cfg.timeout_s = strcmp(p_timeout, "0") ? (unsigned int)(v > 86400 ? 86400 : v) : 0;
+	}
+	if (p_retry) {
+		if (!cli_parse_u64(&v, p_retry) && strcmp(p_retry, "0"))
+			return cli_usage_error(cli_find("proxy"), "--retry-primary %s: expected a number of seconds", p_retry);
+		cfg.retry_primary_s = strcmp(p_retry, "0") ? (unsigned int)(v > 86400 ? 86400 : v) : 0;
+	}
+	if (p_fallback) {
+		/* every fallback must be a model cmv can call: found now, not at the first outage */
+		for (const char *f = p_fallback; *f;) {
+			size_t n = strcspn(f, ",");
+			char name[512];
+			cmv_model_handle *h = NULL;
+			snprintf(name, sizeof(name), "%.*s", (int)(n < sizeof(name) ? n : sizeof(name) - 1), f);
+			if (n && cmv_model_handle_open(&h, ctx->repo, name) < 0)
+				return cli_failf("--fallback %s: %s", name, cmv_error_last()->message);
+			cmv_model_handle_free(h);
+			f += n + (f[n] == ',');
+		}
+		cfg.fallback = p_fallback;
+	}
 	if (token && !*token)
 		token = NULL;
 	const char *colon = strrchr(p_listen, ':');

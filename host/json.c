@@ -162,7 +162,8 @@ static const char *pstr(const cJSON *p, const char *k)
 static uint64_t pnum(const cJSON *p, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, k);
-	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+	/* past 1e18 the cast would be undefined, and no count is that large */
+	return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1e18 ? (uint64_t)v->valuedouble : 0;
 }
 
 static int need(const char **out, const cJSON *p, const char *k)

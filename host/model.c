@@ -88,7 +88,8 @@ static int check_descriptor(const cJSON *j)
 static uint64_t num_opt(const cJSON *opts, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(opts, k);
-	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+	/* past 1e18 the cast would be undefined, and no count is that large */
+	return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1e18 ? (uint64_t)v->valuedouble : 0;
 }
 
 /* A profile for a model the registry does not know: a built-in of the same API, with the descriptor's tokenizer and window. */

@@ -111,6 +111,19 @@ static cJSON *get(const cJSON *o, const char *k)
 	return cJSON_GetObjectItemCaseSensitive(o, k);
 }
 
+/*
+ * A stream's block or call index: a whole number below STREAM_INDEX_MAX, else
+ * -1. The stream is the provider's (or whatever answers in its place): a
+ * missing index reads as NaN, and a huge one would have the assembler grow an
+ * array to it.
+ */
+#define STREAM_INDEX_MAX 4096
+static int stream_index(const cJSON *v)
+{
+	double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+	return d >= 0 && d < STREAM_INDEX_MAX && d == (double)(int)d ? (int)d : -1;
+}
+
 /* Text content as OpenAI gives it: a string, or parts of text and images. */
 static void openai_content(cJSON *content, const cJSON *c)
 {
@@ -187,7 +200,14 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 	} else if (!strcmp(type, "function_call")) {
 		content = message_for(msgs, "assistant");
 		cJSON_AddItemToArray(content, tool_use(str(it, "call_id"), str(it, "name"), NULL, str(it, "arguments")));
-	} else if (!strcmp(type, "function_call_output")) {
+	} else if (!strcmp(type, "custom_tool_call")) {
+		/* a custom (freeform) tool's input is text: kept as {"input": TEXT}, as Codex's reader keeps it */
+		cJSON *in = cJSON_CreateObject();
+		cJSON_AddStringToObject(in, "input", str(it, "input") ? str(it, "input") : "");
+		content = message_for(msgs, "assistant");
+		cJSON_AddItemToArray(content, tool_use(str(it, "call_id"), str(it, "name"), in, NULL));
+		cJSON_Delete(in);
+	} else if (!strcmp(type, "function_call_output") || !strcmp(type, "custom_tool_call_output")) {
 		content = message_for(msgs, "user");
 		cJSON_AddItemToArray(content, tool_result(str(it, "call_id"), get(it, "output"), "", false));
 	} else if (!strcmp(type, "reasoning")) {
@@ -381,7 +401,8 @@ void cmv_reply_dispose(cmv_reply *reply)
 static uint64_t u64(const cJSON *o, const char *k)
 {
 	const cJSON *v = get(o, k);
-	return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+	/* past 1e18 the cast would be undefined, and no count is that large */
+	return cJSON_IsNumber(v) && v->valuedouble > 0 && v->valuedouble < 1e18 ? (uint64_t)v->valuedouble : 0;
 }
 
 /* The provider's error, quoted: a host that passes an error response on learns why. */
@@ -631,23 +652,17 @@ static void merge_usage(cJSON *body, const char *k, const cJSON *u)
 	}
 }
 
-/*
- * An event's block index: -1 when it has none or one past any real reply
- * (a missing one is NaN, whose cast to int is undefined; a huge one would
- * have the blocks before it made).
- */
-static int event_index(const cJSON *v)
-{
-	return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 4096 ? (int)v->valuedouble : -1;
-}
-
 static int anthropic_event(cmv_reply_stream *s, const cJSON *e)
 {
 	const char *type = str(e, "type");
 	char key[32];
-	int index = event_index(get(e, "index"));
+	const cJSON *ix = get(e, "index");
+	int index = ix ? stream_index(ix) : 0;
 	cJSON *content = get(s->body, "content");
 
+	if (index < 0)
+		return cmv_error__set(CMV_EINVALID, "stream: a block index that is not a whole number from 0 to %d",
+				      STREAM_INDEX_MAX - 1);
 	snprintf(key, sizeof(key), "%d", index);
 	if (!type)
 		return 0;
@@ -726,7 +741,10 @@ static int chat_event(cmv_reply_stream *s, const cJSON *e)
 		append_str(msg, "reasoning_content", str(d, "reasoning_content"));
 	const cJSON *tcs = get(d, "tool_calls");
 	for (const cJSON *tc = cJSON_IsArray(tcs) ? tcs->child : NULL; tc; tc = tc->next) {
-		int index = event_index(get(tc, "index"));
+		int index = stream_index(get(tc, "index"));
+		if (index < 0)
+			return cmv_error__set(CMV_EINVALID, "stream: a tool call index that is not a whole number from 0 to %d",
+					      STREAM_INDEX_MAX - 1);
 		cJSON *calls = get(msg, "tool_calls");
 		if (!calls)
 			calls = cJSON_AddArrayToObject(msg, "tool_calls");

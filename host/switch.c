@@ -12,6 +12,7 @@
  *     tokens, which do not go stale; a price may.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include "host_priv.h"
 
@@ -31,7 +32,7 @@ int cmv_switch(cmv_switch_report *rep, cmv_repo *repo, const char *branch, const
 	cmv_switch_report r;
 	cmv_ref *ref = NULL;
 	cmv_id tip;
-	char detail[512];
+	char detail[2048];
 	int error;
 
 	CMV_ASSERT_ARG(repo);
@@ -41,10 +42,9 @@ int cmv_switch(cmv_switch_report *rep, cmv_repo *repo, const char *branch, const
 	memset(&mr, 0, sizeof(mr));
 	r.version = CMV_SWITCH_REPORT_VERSION;
 	cmv_id_clear(&tip);
+	cmv_switch_options_init(&o);
 	if (opts)
-		o = *opts;
-	else
-		cmv_switch_options_init(&o);
+		memcpy(&o, opts, opts->version >= 2 ? sizeof(o) : offsetof(cmv_switch_options, tools_as_text));
 	po.budget = o.budget;
 	po.keep_turns = o.keep_turns;
 	po.stub_pinned = o.stub_pinned;
@@ -69,6 +69,26 @@ int cmv_switch(cmv_switch_report *rep, cmv_repo *repo, const char *branch, const
 	}
 	if (cmv_branch_llm_get(&old, repo, branch) < 0)
 		cmv_error_clear();
+	if (!cmv_id_is_none(&tip) && !o.tools_as_text) {
+		/* what the session uses and the model lacks, before anything else: named, nothing recorded */
+		const cmv_model *m = cmv_model_handle_profile(model);
+		cmv_token_stats ts;
+		memset(&ts, 0, sizeof(ts));
+		if ((!m->tools || !m->images) &&
+		    (error = cmv_count_conversation(&ts, repo, &tip, m, cmv_model_handle_tok(model))) < 0)
+			goto done;
+		if ((!m->tools && ts.tool_calls) || (!m->images && ts.images)) {
+			error = cmv_error__set(CMV_EINVALID,
+					       "cannot switch %s to %s: the model has no %s%s%s, and the session uses %s "
+					       "(switch with tools as text to carry them as text)",
+					       branch, cmv_model_handle_ref(model), !m->tools && ts.tool_calls ? "tool calling" : "",
+					       !m->tools && ts.tool_calls && !m->images && ts.images ? " and no " : "",
+					       !m->images && ts.images ? "images" : "",
+					       !m->tools && ts.tool_calls && !m->images && ts.images ? "both"
+					       : !m->tools && ts.tool_calls ? "tool calls" : "images");
+			goto done;
+		}
+	}
 	if (!cmv_id_is_none(&tip)) {
 		/* the working set for the new model first: a switch that cannot fit records nothing */
 		if ((error = cmv_materialize_for(&body, &mr, repo, &tip, model, &po)) < 0) {
@@ -96,6 +116,18 @@ int cmv_switch(cmv_switch_report *rep, cmv_repo *repo, const char *branch, const
 	if (r.in_flight_effects)
 		snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), ",\"in_flight_side_effects\":%zu}",
 			 r.in_flight_effects);
+	if (o.version >= 2 && o.reason) {
+		/* the reason, escaped as JSON, inside the object */
+		char cut[512];
+		snprintf(cut, sizeof(cut), "%s", o.reason); /* a long upstream message is cut: the event is a record, not a log */
+		cJSON *s = cJSON_CreateString(cut);
+		char *q = s ? cJSON_PrintUnformatted(s) : NULL;
+		size_t n = strlen(detail);
+		if (q && n + strlen(q) + 12 < sizeof(detail))
+			snprintf(detail + n - 1, sizeof(detail) - n + 1, ",\"reason\":%s}", q);
+		cJSON_free(q);
+		cJSON_Delete(s);
+	}
 	if ((error = cmv_branch_llm_switch(&r.event, repo, branch, cmv_model_handle_ref(model),
 					   cmv_model_handle_signature(model), detail)) < 0)
 		goto done;

@@ -96,6 +96,7 @@ typedef struct {
 	int next;               /* the next client index */
 	long seq;               /* Responses: the client's sequence numbers */
 	bool rewrite;           /* events are re-serialized (a hidden call was seen, or a later round) */
+	bool ended;             /* the round's end event was seen (a stream cut short has none) */
 	cmv_buf held;           /* the end events, held until the round is known to be the last */
 	cmv_buf line;           /* an event being read */
 	cJSON *start_usage;     /* Anthropic: this round's message_start usage (its delta may lack input counts) */
@@ -130,6 +131,11 @@ typedef struct job {
 	bool pass;            /* the upstream's bytes go to the client as they are */
 	sse_filter f;
 	cmv_reply_stream *rs;
+	const proxy_target *tg; /* where the call goes (the turn's; NULL: passed through) */
+	xlate *xl;              /* the upstream's events as the client's API's (a translated target) */
+	char xerr[256];         /* the upstream's stream failed (an error event, or unreadable) */
+	char client_model[256];
+	bool chat_usage;        /* a Chat client asked for the usage chunk */
 	long up_status;
 	struct timespec t0;
 	double ttfb_ms;
@@ -161,6 +167,7 @@ static void job_unref(job *j)
 	cJSON_Delete(j->f.start_usage);
 	cJSON_Delete(j->usage_acc);
 	cmv_reply_stream_free(j->rs);
+	xlate_free(j->xl);
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->cv);
 	free(j);
@@ -293,6 +300,7 @@ static void filter_round(sse_filter *f, int round)
 		f->map[i] = -2; /* not seen */
 	if (round > 0)
 		f->rewrite = true;
+	f->ended = false;
 }
 
 static int map_index(sse_filter *f, cJSON *o, const char *key)
@@ -333,6 +341,8 @@ static int filter_decide(job *j, cJSON *o, int round)
 		}
 		if (!strcmp(type, "message_delta") && j->usage_acc)
 			usage_patch(j, o, f->start_usage);
+		if (!strcmp(type, "message_stop"))
+			f->ended = true;
 		if (!strcmp(type, "message_delta") || !strcmp(type, "message_stop"))
 			return 2;
 		if (!strcmp(type, "content_block_start")) {
@@ -355,6 +365,7 @@ static int filter_decide(job *j, cJSON *o, int round)
 			return round == 0;
 		if (!strcmp(type, "response.completed") || !strcmp(type, "response.incomplete") ||
 		    !strcmp(type, "response.failed")) {
+			f->ended = true;
 			cJSON *out = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "response"), "output");
 			for (cJSON *it = out ? out->child : NULL, *next; it; it = next) {
 				next = it->next;
@@ -425,8 +436,10 @@ static bool filter_event(job *j, const char *ev, size_t n, int round)
 	}
 	if (!data)
 		return job_emit(j, ev, n) && job_emit(j, "\n\n", 2);
-	if (data_len == 6 && !strncmp(data, "[DONE]", 6))
+	if (data_len == 6 && !strncmp(data, "[DONE]", 6)) {
+		j->f.ended = true;
 		return cmv_buf_put(&j->f.held, "data: [DONE]\n\n", 14) == 0;
+	}
 	cJSON *o = cJSON_ParseWithLength(data, data_len);
 	if (!o)
 		return job_emit(j, ev, n) && job_emit(j, "\n\n", 2);
@@ -463,6 +476,48 @@ static bool filter_event(job *j, const char *ev, size_t n, int round)
 	return ok;
 }
 
+/* Events in the client's API, whole ("...\n\n" each), through the filter. */
+static bool client_events(job *j, const cmv_buf *evs, int round)
+{
+	for (size_t at = 0; at < evs->size;) {
+		const char *e = memmem(evs->ptr + at, evs->size - at, "\n\n", 2);
+		size_t n = e ? (size_t)(e - (evs->ptr + at)) : evs->size - at;
+		if (n && !filter_event(j, evs->ptr + at, n, round))
+			return false;
+		at += n + 2;
+	}
+	return true;
+}
+
+/* One upstream event of another API: written as the client's, then filtered as the client's own. */
+static bool translate_event(job *j, const char *ev, size_t n, int round)
+{
+	const char *data = NULL;
+	size_t data_len = 0;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 30);
+	bool ok = true;
+	for (const char *p = ev, *end = ev + n; p < end;) {
+		const char *e = memchr(p, '\n', (size_t)(end - p));
+		size_t l = e ? (size_t)(e - p) : (size_t)(end - p);
+		if (l && p[l - 1] == '\r')
+			l--;
+		if (l >= 5 && !strncmp(p, "data:", 5)) {
+			data = p + 5 + (l > 5 && p[5] == ' ');
+			data_len = l - (size_t)(data - p);
+		}
+		p = e ? e + 1 : end;
+	}
+	if (data && xlate_event(j->xl, data, data_len, &out) < 0) {
+		snprintf(j->xerr, sizeof(j->xerr), "%s", cmv_error_last()->message);
+		cmv_error_clear();
+		ok = false;
+	}
+	if (ok && out.size)
+		ok = client_events(j, &out, round);
+	cmv_buf_dispose(&out);
+	return ok;
+}
+
 /* ---- the upstream call -------------------------------------------------------------------- */
 
 typedef struct {
@@ -482,6 +537,9 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 		return len;
 	}
 	if (c->round > 0 || j->n_resp_headers >= MAX_HEADERS)
+		return len;
+	/* another provider's headers mean nothing to the client: its content type only (read, not passed) */
+	if (j->tg && j->tg->translated && strncasecmp(buf, "content-type:", 13))
 		return len;
 	for (int i = 0; keep[i]; i++)
 		if (!strncasecmp(buf, keep[i], strlen(keep[i]))) {
@@ -515,6 +573,10 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 	size_t len = size * n;
 	if (j->resp.size + len > PROXY_MAX_RESPONSE)
 		return 0; /* over the limit: curl stops with a write error */
+	if (!j->pass && j->up_status != 200) {
+		/* held: the request may fail over, or its error be written in the client's API */
+		return cmv_buf_put(&j->resp, buf, len) == 0 ? len : 0;
+	}
 	if (j->pass || j->up_status != 200) {
 		/* passed as it comes; an error body is also kept, for the log's reason */
 		if (c->round == 0) {
@@ -545,7 +607,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 		size_t l = i - start;
 		if (l && p[start + l - 1] == '\r')
 			l--;
-		if (l && !filter_event(j, p + start, l, c->round))
+		if (l && !(j->xl ? translate_event(j, p + start, l, c->round) : filter_event(j, p + start, l, c->round)))
 			return 0;
 		start = i + skip;
 		i = start - 1;
@@ -574,6 +636,13 @@ static int upstream_url(cmv_buf *out, job *j)
 	const char *base = j->api == PROXY_API_ANTHROPIC || strstr(j->path, "/messages") ? j->p->anthropic_url
 											  : j->p->openai_url;
 	const char *path = j->path;
+	const proxy_target *tg = j->tg;
+	if (tg && (tg->translated || tg->base_url)) {
+		/* another API, or the model's own endpoint: its path, none of the client's query */
+		base = tg->base_url ? tg->base_url : tg->api == PROXY_API_ANTHROPIC ? j->p->anthropic_url : j->p->openai_url;
+		path = tg->api == PROXY_API_ANTHROPIC ? "/v1/messages"
+			: tg->api == PROXY_API_CHAT ? "/v1/chat/completions" : "/v1/responses";
+	}
 	size_t bl = strlen(base);
 	while (bl && base[bl - 1] == '/')
 		bl--;
@@ -609,12 +678,24 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 		cmv_buf_dispose(&url);
 		return CURLE_OUT_OF_MEMORY;
 	}
-	for (size_t i = 0; i < j->n_headers; i++)
-		hdrs = curl_slist_append(hdrs, j->headers[i]);
-	if (!j->has_key) {
-		/* no key with the request: the provider's from the environment, read now and not kept */
-		const char *k = getenv(j->api == PROXY_API_ANTHROPIC ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY");
-		if (k && *k && asprintf(&keyhdr, j->api == PROXY_API_ANTHROPIC ? "x-api-key: %s" : "Authorization: Bearer %s", k) > 0)
+	const proxy_target *tg = j->tg;
+	bool own = !tg || tg->own_key;
+	proxy_api up = tg ? tg->api : j->api;
+	for (size_t i = 0; i < j->n_headers; i++) {
+		const char *hd = j->headers[i];
+		/* the client's key goes only to its own provider, and no provider's headers to another */
+		if (!own && (!strncasecmp(hd, "x-api-key:", 10) || !strncasecmp(hd, "authorization:", 14) ||
+			     !strncasecmp(hd, "anthropic-", 10) || !strncasecmp(hd, "openai-", 7)))
+			continue;
+		hdrs = curl_slist_append(hdrs, hd);
+	}
+	if (!own && up == PROXY_API_ANTHROPIC)
+		hdrs = curl_slist_append(hdrs, "anthropic-version: 2023-06-01");
+	if (!j->has_key || !own) {
+		/* the upstream's key from the environment (the model's profile may name the variable), read now, not kept */
+		const char *var = tg && tg->key_env ? tg->key_env : up == PROXY_API_ANTHROPIC ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY";
+		const char *k = getenv(var);
+		if (k && *k && asprintf(&keyhdr, up == PROXY_API_ANTHROPIC ? "x-api-key: %s" : "Authorization: Bearer %s", k) > 0)
 			hdrs = curl_slist_append(hdrs, keyhdr);
 	}
 	hdrs = curl_slist_append(hdrs, "Expect:");
@@ -625,6 +706,12 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 	j->up_status = 0;
 	cmv_buf_clear(&j->resp);
 	cmv_buf_clear(&j->f.line);
+	if (round == 0) {
+		/* a model failed over from: its headers are not the answer's */
+		for (size_t i = 0; i < j->n_resp_headers; i++)
+			free(j->resp_headers[i]);
+		j->n_resp_headers = 0;
+	}
 	curl_easy_setopt(h, CURLOPT_URL, url.ptr);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -645,6 +732,11 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &c);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	if (j->p->cfg.timeout_s) {
+		/* an upstream silent this long has failed (and the request fails over) */
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)j->p->cfg.timeout_s);
+	}
 	rc = curl_easy_perform(h);
 	if (j->up_status == 0)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &j->up_status);
@@ -652,6 +744,22 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 	curl_easy_cleanup(h);
 	cmv_buf_dispose(&url);
 	return rc;
+}
+
+static const char *api_format_name(proxy_api api)
+{
+	return api == PROXY_API_ANTHROPIC ? "anthropic" : api == PROXY_API_CHAT ? "openai-chat" : "openai-responses";
+}
+
+/* An upstream's error status as the client's API names its kind. */
+static const char *error_kind(proxy_api api, long status)
+{
+	if (api == PROXY_API_ANTHROPIC)
+		return status == 429 ? "rate_limit_error" : status == 529 ? "overloaded_error"
+			: status == 401 ? "authentication_error" : status == 403 ? "permission_error"
+			: status == 404 ? "not_found_error" : status >= 500 ? "api_error" : "invalid_request_error";
+	return status == 429 ? "rate_limit_exceeded" : status == 401 ? "invalid_api_key"
+		: status >= 500 ? "server_error" : "invalid_request_error";
 }
 
 static void log_line(job *j, proxy_turn *t, const char *what)
@@ -667,10 +775,13 @@ static void log_line(job *j, proxy_turn *t, const char *what)
 		fprintf(stderr, "cmv proxy: %s: %ld, passed through (not the session's line)\n", proxy_turn_branch(t), j->status);
 		return;
 	}
+	const proxy_target *tg = proxy_turn_target(t);
 	fprintf(stderr,
-		"cmv proxy: %s: %ld, +%zu messages, %llu/%llu tokens (%llu unpaged), %zu stubbed, %zu evicted, "
-		"tools %zu/%zu stubbed, %zu faults, %zu recall rounds, first byte %.1f ms%s%s\n",
-		proxy_turn_branch(t), j->status, s->appended, (unsigned long long)s->tokens, (unsigned long long)s->budget,
+		"cmv proxy: %s: %ld, %s%s%s%s, %zu failovers%s, +%zu messages, %llu/%llu tokens (%llu unpaged), %zu stubbed, "
+		"%zu evicted, tools %zu/%zu stubbed, %zu faults, %zu recall rounds, first byte %.1f ms%s%s\n",
+		proxy_turn_branch(t), j->status, tg->model ? tg->model : "?", tg->translated ? " (translated to " : "",
+		tg->translated ? api_format_name(tg->api) : "", tg->translated ? ")" : "", s->failovers,
+		s->switched ? ", switch recorded" : "", s->appended, (unsigned long long)s->tokens, (unsigned long long)s->budget,
 		(unsigned long long)s->tokens_full, s->stubbed, s->evicted, s->n_tools_stubbed, s->n_tools, s->faults,
 		s->rounds, j->ttfb_ms, what ? ": " : "", what ? what : "");
 }
@@ -712,36 +823,95 @@ static void *job_run(void *arg)
 			job_error(j, 502, "api_error", curl_easy_strerror(rc));
 		goto done;
 	}
-	if (j->stream && cmv_reply_stream_new(&j->rs, j->api == PROXY_API_ANTHROPIC ? "anthropic"
-						 : j->api == PROXY_API_CHAT ? "openai-chat" : "openai-responses") < 0) {
-		job_error(j, 500, "api_error", "cmv proxy: out of memory");
-		goto done;
+	j->tg = proxy_turn_target(t);
+	{
+		cJSON *b = cJSON_ParseWithLength(j->body, j->len);
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "model"));
+		snprintf(j->client_model, sizeof(j->client_model), "%s", m ? m : "");
+		const cJSON *so = cJSON_GetObjectItemCaseSensitive(b, "stream_options");
+		j->chat_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
+		cJSON_Delete(b);
 	}
-	for (int round = 0; round < PROXY_MAX_ROUNDS; round++) {
+	for (int round = 0, tries = 0; round < PROXY_MAX_ROUNDS; round++) {
 		bool again = false;
+		j->tg = proxy_turn_target(t);
+		cmv_reply_stream_free(j->rs);
+		j->rs = NULL;
+		xlate_free(j->xl);
+		j->xl = NULL;
+		j->xerr[0] = '\0';
+		if ((j->stream && cmv_reply_stream_new(&j->rs, api_format_name(j->tg->api)) < 0) ||
+		    (j->tg->translated && xlate_new(&j->xl, j->tg->api, j->api, j->client_model, j->tg->custom,
+						    j->chat_usage) < 0)) {
+			job_error(j, 500, "api_error", "cmv proxy: out of memory");
+			break;
+		}
 		filter_round(&j->f, round);
 		cmv_buf_clear(&j->f.held);
 		CURLcode rc = call_upstream(j, up, len, round);
 		pthread_mutex_lock(&j->mu);
-		bool gone = j->cancelled;
+		bool gone = j->cancelled, sent = j->status_ready;
 		pthread_mutex_unlock(&j->mu);
 		if (gone) {
 			why = "the client went away: the upstream call was cancelled";
 			break;
 		}
-		if (rc != CURLE_OK) {
-			snprintf(whybuf, sizeof(whybuf), "cmv proxy: the upstream call failed: %s", curl_easy_strerror(rc));
-			job_error(j, 502, "api_error", whybuf);
+		if (rc == CURLE_OK && j->up_status == 200 && !j->xerr[0] && j->xl && j->stream) {
+			/* a Chat stream that ended without [DONE]; a stream cut short has no end */
+			cmv_buf tail = CMV_BUF_INIT((size_t)1 << 20);
+			if (xlate_end(j->xl, &tail) == 0)
+				client_events(j, &tail, round);
+			cmv_buf_dispose(&tail);
+		}
+		if (rc == CURLE_OK && j->up_status == 200 && !j->xerr[0] && j->stream &&
+		    (j->xl ? !xlate_finished(j->xl) : !j->f.ended && j->api != PROXY_API_CHAT))
+			snprintf(j->xerr, sizeof(j->xerr), "the upstream's stream ended before its end event");
+		if (rc != CURLE_OK || j->up_status != 200 || j->xerr[0]) {
+			char msg[256] = "";
+			bool retry = j->xerr[0] || j->up_status == 408 || j->up_status == 429 || j->up_status >= 500 ||
+				     (rc != CURLE_OK && rc != CURLE_WRITE_ERROR && rc != CURLE_OUT_OF_MEMORY);
+			if (j->xerr[0])
+				snprintf(whybuf, sizeof(whybuf), "%s", j->xerr);
+			else if (rc != CURLE_OK)
+				snprintf(whybuf, sizeof(whybuf), "%s", curl_easy_strerror(rc));
+			else
+				snprintf(whybuf, sizeof(whybuf), "upstream %ld%s%s", j->up_status,
+					 *xlate_error_message(j->resp.ptr ? j->resp.ptr : "", j->resp.size, msg, sizeof(msg)) ? ": " : "",
+					 msg);
 			why = whybuf;
+			if (retry && !sent && tries < PROXY_MAX_MODELS && proxy_turn_next(t, whybuf) > 0) {
+				/* nothing reached the client yet: the same request goes to the next model */
+				tries++;
+				up = proxy_turn_upstream(t, &len);
+				round--;
+				continue;
+			}
+			if (sent || round > 0) {
+				/* partly streamed: never restarted silently; the stream ends with an error, and the
+				   client's retry goes to the next model (a failover recorded now) */
+				char m2[600];
+				snprintf(m2, sizeof(m2), "cmv proxy: the upstream failed mid-answer (%s)%s", whybuf,
+					 retry && proxy_turn_next(t, whybuf) > 0 && proxy_turn_settle(t, whybuf) == 0
+						 ? "; the session fails over: retry the request" : "");
+				job_error(j, 502, j->api == PROXY_API_ANTHROPIC ? "overloaded_error" : "server_error", m2);
+			} else if (rc != CURLE_OK) {
+				char m2[600];
+				snprintf(m2, sizeof(m2), "cmv proxy: the upstream call failed: %s", whybuf);
+				job_error(j, 502, "api_error", m2);
+			} else if (!j->tg->translated) {
+				/* the provider's own error, as it came */
+				job_status(j, j->up_status, resp_header(j, "content-type"));
+				job_emit(j, j->resp.ptr ? j->resp.ptr : "", j->resp.size);
+			} else {
+				job_error(j, j->up_status, error_kind(j->api, j->up_status), *msg ? msg : whybuf);
+			}
 			break;
 		}
-		if (j->up_status != 200) {
-			if (round > 0) {
-				snprintf(whybuf, sizeof(whybuf), "cmv proxy: the upstream answered %ld after a recall", j->up_status);
-				job_error(j, 502, "api_error", whybuf);
-			}
-			why = "the upstream's error passed on";
-			break;
+		if (round == 0 && proxy_turn_settle(t, NULL) < 0) {
+			/* the answer stands; the record of the switch is the proxy's to report */
+			snprintf(whybuf, sizeof(whybuf), "the switch was not recorded: %s", cmv_error_last()->message);
+			why = whybuf;
+			cmv_error_clear();
 		}
 		cmv_buf body = CMV_BUF_INIT(PROXY_MAX_RESPONSE * 2);
 		int err = 0;
@@ -765,16 +935,24 @@ static void *job_run(void *arg)
 			usage_sum(j->usage_acc, cJSON_GetObjectItemCaseSensitive(rb, "usage"));
 			cJSON_Delete(rb);
 			cmv_buf_dispose(&body);
-			cmv_reply_stream_free(j->rs);
-			j->rs = NULL;
-			if (cmv_reply_stream_new(&j->rs, j->api == PROXY_API_ANTHROPIC ? "anthropic"
-							 : j->api == PROXY_API_CHAT ? "openai-chat" : "openai-responses") < 0)
-				break;
 			up = proxy_turn_upstream(t, &len);
 			continue;
 		}
 		if (j->stream) {
 			job_emit(j, j->f.held.ptr, j->f.held.size);
+		} else if (j->tg->translated) {
+			cmv_buf out = CMV_BUF_INIT(PROXY_MAX_RESPONSE * 2);
+			if (xlate_body(&out, j->tg->api, j->api, j->client_model, j->tg->custom, j->resp.ptr ? j->resp.ptr : "",
+				       j->resp.size) < 0) {
+				snprintf(whybuf, sizeof(whybuf), "cmv proxy: the upstream's reply could not be translated: %s",
+					 cmv_error_last()->message);
+				job_error(j, 502, "api_error", whybuf);
+				why = whybuf;
+			} else {
+				job_status(j, 200, "application/json");
+				job_emit(j, out.ptr, out.size);
+			}
+			cmv_buf_dispose(&out);
 		} else {
 			cJSON *rb = j->usage_acc ? cJSON_ParseWithLength(j->resp.ptr, j->resp.size) : NULL;
 			char *text = NULL;

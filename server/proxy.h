@@ -54,7 +54,26 @@ typedef struct {
 	bool no_tool_paging;       /* send every tool definition whole */
 	bool no_recall;            /* offer no recall tool upstream */
 	bool quiet;                /* no line per request on stderr */
+	const char *fallback;      /* models to fail over to, comma-separated, in order (NULL: none) */
+	unsigned int timeout_s;    /* an upstream silent this long fails (and fails over); 0: none */
+	unsigned int retry_primary_s; /* after a failover, the first model is tried again at most this often */
 } proxy_config;
+
+/*
+ * Where a request goes: the session's model (the branch's, once switched;
+ * else the client's own), or a fallback. Translated when its API is not
+ * the client's: the client still speaks, and is answered in, its own.
+ */
+typedef struct {
+	proxy_api api;        /* the upstream's API */
+	const char *model;    /* the model id sent upstream */
+	const char *ref;      /* the model as the branch names it */
+	const char *base_url; /* the profile's endpoint, or NULL: the proxy's upstream for the API */
+	const char *key_env;  /* the variable holding the key (NULL: ANTHROPIC_API_KEY or OPENAI_API_KEY) */
+	bool translated;      /* api is not the client's */
+	bool own_key;         /* the client's key goes along (the same provider, its public endpoint) */
+	const char *custom;   /* the client's custom tools, for the translator (NULL: none) */
+} proxy_target;
 
 int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg);
 void proxy_free(proxy *p);
@@ -97,6 +116,24 @@ bool proxy_turn_streams(const proxy_turn *t);
  */
 int proxy_turn_reply(proxy_turn *t, const char *body, size_t len, bool *again);
 
+/* Where the upstream body goes (valid until the next proxy_turn_next). */
+const proxy_target *proxy_turn_target(const proxy_turn *t);
+
+/*
+ * The upstream failed (`why`): move to the next model that can take the
+ * request (its API, window and capabilities) and build its body. Takes the
+ * store lock. @return 1 moved, 0 none is left (the turn is as it was), <0
+ */
+int proxy_turn_next(proxy_turn *t, const char *why);
+
+/*
+ * The request was answered by the current model: when it is not the
+ * branch's (a failover), or it is the model failed over from (a return),
+ * the branch is switched to it, one switch event recording why. Takes the
+ * store lock.
+ */
+int proxy_turn_settle(proxy_turn *t, const char *why);
+
 /* Figures of one turn, for the log line and the benchmark. */
 typedef struct {
 	uint64_t budget, tokens, tokens_full; /* the upstream request's count, its budget, without paging */
@@ -106,6 +143,10 @@ typedef struct {
 	size_t faults, rounds;
 	size_t appended;                      /* client messages appended by this request */
 	bool side;                            /* not the session's line: passed through unrecorded */
+	size_t failovers;                     /* models given up on for this request */
+	size_t tools_dropped;                 /* provider built-ins the upstream's API cannot take */
+	bool switched;                        /* a switch event was recorded (a failover, or a return) */
+	char why[512];                        /* what failed, for the log line and the switch event */
 } proxy_turn_stats;
 const proxy_turn_stats *proxy_turn_stats_get(const proxy_turn *t);
 

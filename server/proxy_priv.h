@@ -31,4 +31,35 @@ const char *pjs_skip(const char *p, const char *end);
 /* The value of top-level member `key` of the object in `obj`: 1 found, 0 not. */
 int pjs_member(pspan *out, pspan obj, const char *key);
 
+/* ---- translation between APIs (proxy_xlate.c) ---- */
+typedef struct xlate xlate;
+/*
+ * A reply stream of API `from` written as API `to`'s events. `model` is
+ * what the client's events name; `custom_tools` the client's Responses
+ * custom tools, one name a line (their calls are written as custom tool
+ * calls); chat_usage: a Chat client asked for the usage chunk.
+ */
+int xlate_new(xlate **out, proxy_api from, proxy_api to, const char *model, const char *custom_tools, bool chat_usage);
+void xlate_free(xlate *x);
+/* One upstream event's data (the text after "data:"): the client's events for it appended to out. */
+int xlate_event(xlate *x, const char *data, size_t len, cmv_buf *out);
+/* The stream ended: whatever end is owed (a Chat stream without [DONE]). */
+int xlate_end(xlate *x, cmv_buf *out);
+bool xlate_finished(const xlate *x);
+/* A whole response body of API `from` as API `to`'s. */
+int xlate_body(cmv_buf *out, proxy_api from, proxy_api to, const char *model, const char *custom_tools,
+	       const char *body, size_t len);
+/* The message of an error body of any of the APIs, in buf ("" when it has none). */
+const char *xlate_error_message(const char *body, size_t len, char *buf, size_t n);
+/*
+ * The upstream body for API `to`: `mat` is the pager's request in that
+ * API (its messages are taken from it), `client` the client's request
+ * (system prompt, tool choice, output limit, sampling, stream), `tools`
+ * the client's tool definitions as paged (the recall tool among them).
+ * *custom_out: the client's custom tools (see xlate_new), or NULL;
+ * *n_dropped: built-in tools the other API cannot carry.
+ */
+int xlate_request(cmv_buf *out, char **custom_out, size_t *n_dropped, const cJSON *client, proxy_api from,
+		  cJSON *mat, proxy_api to, const char *model, const cJSON *tools, uint64_t max_output, bool tools_ok);
+
 #endif

@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "base/base.h"
 #include "proxy_priv.h"
 
@@ -77,6 +78,16 @@ struct proxy_turn {
 	size_t round;
 	cmv_buf upstream;
 	proxy_turn_stats st;
+	/* the model the request goes to (docs/proxy.md, "Switching"): candidates, the session's first */
+	char client_model[256];
+	char *cand[PROXY_MAX_MODELS];
+	size_t n_cand, ci;
+	proxy_target target;
+	char *custom;          /* the client's custom tools, when translated */
+	/* the failover state kept in the note: the model failed over from, the one failed over to, when */
+	char *fo_primary, *fo_fallback;
+	long long fo_time;
+	bool fo_dirty;
 };
 
 static void fault(proxy_turn *t, const char *page);
@@ -328,6 +339,13 @@ static int state_load(proxy_turn *t)
 		} else if (line[0] == 't' && sscanf(line, "t %zu %255s", &n, name) == 2) {
 			if (!(error = tool_used(t, name)))
 				t->tools[t->n_tools - 1].last = n;
+		} else if (!strncmp(line, "fp ", 3) || !strncmp(line, "ff ", 3)) {
+			char **slot = line[1] == 'p' ? &t->fo_primary : &t->fo_fallback;
+			free(*slot);
+			if (!(*slot = strdup(line + 3)))
+				error = cmv_error__oom();
+		} else if (!strncmp(line, "ft ", 3)) {
+			t->fo_time = strtoll(line + 3, NULL, 10);
 		} else if (line[0] == 'e' && sscanf(line, "e %c %zu %63s %63s", &kind, &n, dig, node) == 4) {
 			cmv_id d, nd;
 			if (cmv_id_fromstr(&d, dig) < 0 || cmv_id_fromstr(&nd, node) < 0) {
@@ -349,6 +367,8 @@ static int state_save(proxy_turn *t)
 
 	for (size_t i = 0; !error && i < t->n_tools; i++)
 		error = cmv_buf_printf(&note, "t %zu %s\n", t->tools[i].last, t->tools[i].name);
+	if (!error && t->fo_primary && t->fo_fallback)
+		error = cmv_buf_printf(&note, "fp %s\nff %s\nft %lld\n", t->fo_primary, t->fo_fallback, t->fo_time);
 	for (size_t i = 0; !error && i < t->n_e; i++)
 		error = cmv_buf_printf(&note, "e %c %zu %s %s\n", t->e[i].kind, t->e[i].n,
 				       cmv_id_tostr(a, sizeof(a), &t->e[i].digest), cmv_id_tostr(b, sizeof(b), &t->e[i].node));
@@ -415,7 +435,7 @@ static void branch_of(char *out, size_t n, const char *sid)
 	snprintf(out, n, PROXY_BRANCH_PREFIX "h-%.16s", cmv_id_tostr(hex, sizeof(hex), &d));
 }
 
-static int model_for(cmv_model_handle **out, proxy *p, const char *name, proxy_api api)
+static int model_for(cmv_model_handle **out, proxy *p, const char *name, proxy_api api, bool lenient)
 {
 	const char *fallback = api == PROXY_API_ANTHROPIC ? "claude-sonnet-4-5" : "gpt-4o";
 	int error;
@@ -429,6 +449,8 @@ static int model_for(cmv_model_handle **out, proxy *p, const char *name, proxy_a
 		return cmv_error__set(CMV_ETOOBIG, "model %s: the proxy keeps %d models at most", name, PROXY_MAX_MODELS);
 	if ((error = cmv_model_handle_open(out, p->repo, name)) < 0) {
 		/* a model cmv does not know is counted as its API's reference model (docs/proxy.md) */
+		if (!lenient)
+			return error;
 		cmv_error_clear();
 		if ((error = cmv_model_handle_open(out, p->repo, fallback)) < 0)
 			return error;
@@ -446,6 +468,126 @@ static int model_for(cmv_model_handle **out, proxy *p, const char *name, proxy_a
 static const char *api_format(proxy_api api)
 {
 	return api == PROXY_API_ANTHROPIC ? "anthropic" : api == PROXY_API_CHAT ? "openai-chat" : "openai-responses";
+}
+
+/* ---- the model a request goes to ------------------------------------------------------- */
+
+static proxy_api api_of_profile(const cmv_model *m)
+{
+	switch (m->api) {
+	case CMV_API_ANTHROPIC:
+		return PROXY_API_ANTHROPIC;
+	case CMV_API_OPENAI_CHAT:
+		return PROXY_API_CHAT;
+	case CMV_API_OPENAI_RESPONSES:
+		return PROXY_API_RESPONSES;
+	default:
+		return PROXY_API_NONE;
+	}
+}
+
+static bool request_has_images(const proxy_turn *t)
+{
+	return memmem(t->raw, t->raw_len, "\"image\"", 7) || memmem(t->raw, t->raw_len, "\"input_image\"", 13) ||
+	       memmem(t->raw, t->raw_len, "\"image_url\"", 11);
+}
+
+/*
+ * Point the turn at candidate i. The client's own model goes as the client
+ * wrote it; another is called in its own API, at its profile's endpoint.
+ * A fallback (i > 0) that lacks what the request uses (tool calling,
+ * images) is refused, naming it; the session's model was checked when it
+ * was switched to (cmv switch).
+ */
+static int set_target(proxy_turn *t, size_t i, bool check)
+{
+	const char *name = t->cand[i];
+	bool own = !strcmp(name, t->client_model);
+	cmv_model_handle *h;
+	int error;
+
+	if ((error = model_for(&h, t->p, name, t->api, own)) < 0) {
+		cmv_error__prefix("model %s: ", name);
+		return error;
+	}
+	const cmv_model *m = cmv_model_handle_profile(h);
+	proxy_target tg = { t->api, name, name, NULL, NULL, false, true, NULL };
+	if (!own) {
+		tg.api = api_of_profile(m);
+		if (tg.api == PROXY_API_NONE)
+			return cmv_error__set(CMV_EINVALID, "model %s: the proxy calls Anthropic Messages, OpenAI Chat "
+					      "Completions and Responses; %s is none of them", name, cmv_api_name(m->api));
+		tg.model = m->id;
+		tg.translated = tg.api != t->api;
+		tg.base_url = m->base_url;
+		tg.key_env = m->api_key_env;
+		tg.own_key = !m->base_url && !m->api_key_env &&
+			     (tg.api == PROXY_API_ANTHROPIC) == (t->api == PROXY_API_ANTHROPIC);
+	}
+	if (check) {
+		if (!m->tools && cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t->body, "tools")) > 0)
+			return cmv_error__set(CMV_EINVALID, "model %s has no tool calling, and the request offers tools", name);
+		if (!m->images && request_has_images(t))
+			return cmv_error__set(CMV_EINVALID, "model %s takes no images, and the session has some", name);
+	}
+	t->model = h;
+	t->target = tg;
+	t->ci = i;
+	return 0;
+}
+
+static int add_candidate(proxy_turn *t, const char *name, size_t n)
+{
+	for (size_t i = 0; i < t->n_cand; i++)
+		if (strlen(t->cand[i]) == n && !strncmp(t->cand[i], name, n))
+			return 0;
+	if (t->n_cand == PROXY_MAX_MODELS)
+		return 0;
+	if (!(t->cand[t->n_cand] = strndup(name, n)))
+		return cmv_error__oom();
+	t->n_cand++;
+	return 0;
+}
+
+/*
+ * The models to try, in order: the branch's (once switched, the session
+ * runs on it; never switched, it follows the client's), then the
+ * fallbacks. After a failover the model failed over from comes first again
+ * once retry_primary_s have passed: the return.
+ */
+static int plan_models(proxy_turn *t)
+{
+	proxy *p = t->p;
+	cmv_buf ref = CMV_BUF_INIT(1 << 20);
+	int error = cmv_branch_llm_get(&ref, p->repo, t->branch);
+
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = 0;
+	}
+	if (error < 0)
+		goto done;
+	/* failed over, then switched by the user: the user's choice stands, the failover is over */
+	if (t->fo_primary && (!ref.size || strcmp(ref.ptr, t->fo_fallback))) {
+		free(t->fo_primary);
+		free(t->fo_fallback);
+		t->fo_primary = t->fo_fallback = NULL;
+		t->fo_dirty = true;
+	}
+	if (t->fo_primary && (long long)time(NULL) - t->fo_time >= (long long)p->cfg.retry_primary_s &&
+	    (error = add_candidate(t, t->fo_primary, strlen(t->fo_primary))) < 0)
+		goto done;
+	if ((error = add_candidate(t, ref.size ? ref.ptr : t->client_model, ref.size ? ref.size : strlen(t->client_model))) < 0)
+		goto done;
+	for (const char *f = p->cfg.fallback; f && *f && !error;) {
+		size_t n = strcspn(f, ",");
+		if (n)
+			error = add_candidate(t, f, n);
+		f += n + (f[n] == ',');
+	}
+done:
+	cmv_buf_dispose(&ref);
+	return error;
 }
 
 /* Whether a client item is the assistant's (what a reply comes back as). */
@@ -718,6 +860,53 @@ static size_t count_markers(pspan s)
 	return n;
 }
 
+/* The same API, another model: the body's "model" member names it. */
+static int rename_model(proxy_turn *t)
+{
+	pspan whole = { t->upstream.ptr, t->upstream.ptr + t->upstream.size }, m;
+	cmv_buf b = CMV_BUF_INIT((size_t)1 << 30);
+	cJSON *name = cJSON_CreateString(t->target.model);
+	char *text = name ? cJSON_PrintUnformatted(name) : NULL;
+	int error = 0;
+
+	if (!text)
+		error = cmv_error__oom();
+	else if (pjs_member(&m, whole, "model") &&
+		 !(error = cmv_buf_put(&b, t->upstream.ptr, (size_t)(m.p - t->upstream.ptr))) &&
+		 !(error = cmv_buf_puts(&b, text)) &&
+		 !(error = cmv_buf_put(&b, m.end, (size_t)(whole.end - m.end))))
+		error = cmv_buf_set(&t->upstream, b.ptr, b.size);
+	cJSON_free(text);
+	cJSON_Delete(name);
+	cmv_buf_dispose(&b);
+	return error;
+}
+
+/* Another API: the pager's request in it, and what the client sent besides its messages, translated. */
+static int build_translated(proxy_turn *t, const cmv_buf *mat, const char *tools)
+{
+	cJSON *mj = cJSON_ParseWithLength(mat->ptr, mat->size), *tj = tools ? cJSON_Parse(tools) : NULL;
+	const cmv_model *m = cmv_model_handle_profile(t->model);
+	const char *mkey = t->target.api == PROXY_API_RESPONSES ? "input" : "messages";
+	int error;
+
+	if (!mj || (tools && !tj)) {
+		error = cmv_error__oom();
+		goto done;
+	}
+	if ((error = collect_fault_keys(t, cJSON_GetObjectItemCaseSensitive(mj, mkey))) < 0)
+		goto done;
+	free(t->custom);
+	t->custom = NULL;
+	error = xlate_request(&t->upstream, &t->custom, &t->st.tools_dropped, t->body, t->api, mj, t->target.api,
+			      t->target.model, tj, cmv_model_handle_max_tokens(t->model), m->tools);
+	t->target.custom = t->custom;
+done:
+	cJSON_Delete(mj);
+	cJSON_Delete(tj);
+	return error;
+}
+
 /*
  * Build the upstream body from the branch: the pager's window for the
  * budget left once system and tools are counted, spliced into the
@@ -763,8 +952,8 @@ static int build_upstream(proxy_turn *t)
 	po.budget = base - held;
 	po.state_branch = t->branch;
 	po.stub_pinned = true;
-	po.target = t->api == PROXY_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC
-		: t->api == PROXY_API_CHAT ? CMV_RENDER_OPENAI_CHAT : CMV_RENDER_OPENAI_RESPONSES;
+	po.target = t->target.api == PROXY_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC
+		: t->target.api == PROXY_API_CHAT ? CMV_RENDER_OPENAI_CHAT : CMV_RENDER_OPENAI_RESPONSES;
 	if ((error = cmv_resolve(&tip, p->repo, t->branch)) < 0 ||
 	    (error = cmv_materialize_for(&mat, &rep, p->repo, &tip, t->model, &po)) < 0)
 		goto done;
@@ -781,6 +970,10 @@ static int build_upstream(proxy_turn *t)
 	t->st.tokens_full = rep.tokens_full + held;
 	t->st.stubbed = rep.stubbed;
 	t->st.evicted = rep.evicted;
+	if (t->target.translated) {
+		error = build_translated(t, &mat, tools);
+		goto done;
+	}
 	pspan mwhole = { mat.ptr, mat.ptr + mat.size }, mm;
 	if (!pjs_member(&mm, mwhole, msgs_key)) {
 		error = cmv_error__set(CMV_EINVALID, "the pager's request has no \"%s\"", msgs_key);
@@ -869,6 +1062,8 @@ static int build_upstream(proxy_turn *t)
 	} else if ((error = cmv_buf_put(&t->upstream, first.end, (size_t)(t->raw + t->raw_len - first.end))) < 0) {
 		goto done;
 	}
+	if (strcmp(t->target.model, t->client_model))
+		error = rename_model(t);
 done:
 	cJSON_free(msgs_text);
 	cJSON_free(tools);
@@ -981,7 +1176,8 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 	branch_of(t->branch, sizeof(t->branch), sid);
 
 	pthread_mutex_lock(&p->lock);
-	if ((error = model_for(&t->model, p, model, api)) < 0 || (error = state_load(t)) < 0)
+	snprintf(t->client_model, sizeof(t->client_model), "%s", model);
+	if ((error = model_for(&t->model, p, model, api, true)) < 0 || (error = state_load(t)) < 0)
 		goto unlock;
 	/* match the client's items against the branch's entries */
 	size_t i = 0, j = 0;
@@ -1039,7 +1235,18 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 			goto unlock;
 		t->st.appended = n_items - i;
 	}
-	if ((error = state_save(t)) < 0 || (error = build_upstream(t)) < 0)
+	if ((error = plan_models(t)) < 0)
+		goto unlock;
+	/* the first model that can take the request: a model failed over from that still fails is passed by */
+	for (size_t c = 0; c < t->n_cand; c++) {
+		if ((error = set_target(t, c, c > 0)) == 0 && (error = build_upstream(t)) == 0)
+			break;
+		if (c + 1 < t->n_cand && t->fo_primary && !strcmp(t->cand[c], t->fo_primary))
+			cmv_error_clear();
+		else
+			goto unlock;
+	}
+	if ((error = state_save(t)) < 0)
 		goto unlock;
 unlock:
 	pthread_mutex_unlock(&p->lock);
@@ -1075,6 +1282,11 @@ void proxy_turn_free(proxy_turn *t)
 	free(t->fk);
 	free(t->pages);
 	cmv_buf_dispose(&t->upstream);
+	for (size_t i = 0; i < t->n_cand; i++)
+		free(t->cand[i]);
+	free(t->custom);
+	free(t->fo_primary);
+	free(t->fo_fallback);
 	free(t);
 }
 
@@ -1185,7 +1397,7 @@ static int recall_answers(cmv_buf *out, proxy_turn *t, reply_call *calls, size_t
 
 	if (!arr)
 		return cmv_error__oom();
-	if (t->api == PROXY_API_ANTHROPIC) {
+	if (t->target.api == PROXY_API_ANTHROPIC) {
 		cJSON *m = cJSON_CreateObject();
 		cJSON_AddStringToObject(m, "role", "user");
 		blocks = cJSON_AddArrayToObject(m, "content");
@@ -1203,14 +1415,14 @@ static int recall_answers(cmv_buf *out, proxy_turn *t, reply_call *calls, size_t
 			error = rc;
 		} else {
 			cJSON *o = cJSON_CreateObject();
-			if (t->api == PROXY_API_ANTHROPIC) {
+			if (t->target.api == PROXY_API_ANTHROPIC) {
 				cJSON_AddStringToObject(o, "type", "tool_result");
 				cJSON_AddStringToObject(o, "tool_use_id", calls[i].id);
 				cJSON_AddStringToObject(o, "content", ans.ptr);
 				if (rc == 1)
 					cJSON_AddTrueToObject(o, "is_error");
 				cJSON_AddItemToArray(blocks, o);
-			} else if (t->api == PROXY_API_CHAT) {
+			} else if (t->target.api == PROXY_API_CHAT) {
 				cJSON_AddStringToObject(o, "role", "tool");
 				cJSON_AddStringToObject(o, "tool_call_id", calls[i].id);
 				cJSON_AddStringToObject(o, "content", ans.ptr);
@@ -1253,7 +1465,7 @@ int proxy_turn_reply(proxy_turn *t, const char *body, size_t len, bool *again)
 		error = cmv_error__set(CMV_EINVALID, "the upstream's reply is not JSON");
 		goto done;
 	}
-	if ((error = reply_calls(&calls, &n_calls, j, t->api)) < 0)
+	if ((error = reply_calls(&calls, &n_calls, j, t->target.api)) < 0)
 		goto done;
 	for (size_t i = 0; i < n_calls; i++)
 		n_recall += !strcmp(calls[i].name, "cmv_recall");
@@ -1265,14 +1477,14 @@ int proxy_turn_reply(proxy_turn *t, const char *body, size_t len, bool *again)
 				cJSON_Delete(cJSON_DetachItemViaPointer(calls[i].parent, calls[i].node));
 		free(calls);
 		calls = NULL;
-		if (!(filtered = cJSON_PrintUnformatted(j)) || (error = reply_calls(&calls, &n_calls, j, t->api)) < 0) {
+		if (!(filtered = cJSON_PrintUnformatted(j)) || (error = reply_calls(&calls, &n_calls, j, t->target.api)) < 0) {
 			error = error ? error : cmv_error__oom();
 			goto done;
 		}
 		n_recall = 0;
 	}
 	pthread_mutex_lock(&p->lock);
-	if ((error = cmv_reply_append(&reply, p->repo, t->branch, api_format(t->api), filtered ? filtered : body,
+	if ((error = cmv_reply_append(&reply, p->repo, t->branch, api_format(t->target.api), filtered ? filtered : body,
 				      filtered ? strlen(filtered) : len, t->model)) < 0)
 		goto unlock;
 	t->replies++;
@@ -1305,7 +1517,7 @@ int proxy_turn_reply(proxy_turn *t, const char *body, size_t len, bool *again)
 	if (!error && answer) {
 		cmv_id head;
 		if ((error = recall_answers(&answers, t, calls, n_calls)) < 0 ||
-		    (error = cmv_append_json(&head, p->repo, t->branch, api_format(t->api), answers.ptr, answers.size)) < 0 ||
+		    (error = cmv_append_json(&head, p->repo, t->branch, api_format(t->target.api), answers.ptr, answers.size)) < 0 ||
 		    (error = push_entry(t, 'h', 0, NULL, &head)) < 0)
 			goto unlock;
 		t->round++;
@@ -1324,5 +1536,102 @@ done:
 	cJSON_free(filtered);
 	free(calls);
 	cJSON_Delete(j);
+	return error;
+}
+
+/* ---- failover -------------------------------------------------------------------------- */
+
+const proxy_target *proxy_turn_target(const proxy_turn *t)
+{
+	return &t->target;
+}
+
+int proxy_turn_next(proxy_turn *t, const char *why)
+{
+	proxy *p = t->p;
+	size_t from = t->ci;
+	int moved = 0;
+
+	pthread_mutex_lock(&p->lock);
+	snprintf(t->st.why, sizeof(t->st.why), "%s: %s", t->cand[from], why);
+	for (size_t c = from + 1; c < t->n_cand && !moved; c++) {
+		if (set_target(t, c, true) == 0 && build_upstream(t) == 0) {
+			moved = 1;
+			t->st.failovers++;
+			break;
+		}
+		/* a model that cannot take the request is passed by, and the log line says why */
+		size_t n = strlen(t->st.why);
+		snprintf(t->st.why + n, sizeof(t->st.why) - n, "; %s skipped: %s", t->cand[c], cmv_error_last()->message);
+		cmv_error_clear();
+	}
+	pthread_mutex_unlock(&p->lock);
+	return moved;
+}
+
+int proxy_turn_settle(proxy_turn *t, const char *why)
+{
+	proxy *p = t->p;
+	cmv_buf ref = CMV_BUF_INIT(1 << 20), reason = CMV_BUF_INIT(1 << 12);
+	cmv_switch_options so;
+	cmv_switch_report rep = { 0 };
+	cmv_model_handle *h;
+	int error;
+
+	if (t->side || !t->n_cand)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	const char *used = t->cand[t->ci];
+	if ((error = cmv_branch_llm_get(&ref, p->repo, t->branch)) == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = 0;
+	}
+	if (error < 0)
+		goto done;
+	const char *cur = ref.size ? ref.ptr : t->client_model;
+	bool back = t->fo_primary && !strcmp(used, t->fo_primary);
+	if (!strcmp(used, cur) && !back) {
+		if (t->st.failovers && t->fo_primary) {
+			/* the model failed over from failed again: the next try waits its time */
+			t->fo_time = (long long)time(NULL);
+			t->fo_dirty = true;
+		}
+		if (t->fo_dirty)
+			error = state_save(t);
+		goto done;
+	}
+	if (back)
+		error = cmv_buf_printf(&reason, "return to %s after a failover", used);
+	else
+		error = cmv_buf_printf(&reason, "failover from %s: %s", cur, why ? why : t->st.why);
+	if (error < 0 || (error = model_for(&h, p, used, t->api, !strcmp(used, t->client_model))) < 0)
+		goto done;
+	cmv_switch_options_init(&so);
+	so.reason = reason.ptr;
+	so.tools_as_text = true; /* checked when the model was chosen; a fallback is never refused after it answered */
+	if ((error = cmv_switch(&rep, p->repo, t->branch, h, &so)) < 0)
+		goto done;
+	t->st.switched = true;
+	if (back) {
+		free(t->fo_primary);
+		free(t->fo_fallback);
+		t->fo_primary = t->fo_fallback = NULL;
+	} else {
+		if (!t->fo_primary && !(t->fo_primary = strdup(cur))) {
+			error = cmv_error__oom();
+			goto done;
+		}
+		free(t->fo_fallback);
+		if (!(t->fo_fallback = strdup(used))) {
+			error = cmv_error__oom();
+			goto done;
+		}
+		t->fo_time = (long long)time(NULL);
+	}
+	error = state_save(t);
+done:
+	pthread_mutex_unlock(&p->lock);
+	cmv_buf_dispose(&ref);
+	cmv_buf_dispose(&reason);
 	return error;
 }

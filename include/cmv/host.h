@@ -85,8 +85,18 @@ typedef struct cmv_switch_options {
 	const char *from;
 	size_t keep_turns;    /**< as cmv_pager_options.keep_turns */
 	bool stub_pinned;     /**< as cmv_pager_options.stub_pinned */
+	/* version 2 */
+	/**
+	 * A model without tool calling for a session with tool calls, or
+	 * without images for one with images, is refused (CMV_EINVALID, naming
+	 * what is missing) unless this is set: then the calls and results are
+	 * carried as text and images as placeholders, as the pager renders them
+	 * for such a model.
+	 */
+	bool tools_as_text;
+	const char *reason;   /**< why (a failover, a return): kept in the switch event; NULL: none */
 } cmv_switch_options;
-#define CMV_SWITCH_OPTIONS_VERSION 1
+#define CMV_SWITCH_OPTIONS_VERSION 2
 CMV_EXTERN(void) cmv_switch_options_init(cmv_switch_options *opts);
 
 #define CMV_SWITCH_REPORT_VERSION 1

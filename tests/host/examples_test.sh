@@ -26,7 +26,10 @@ check "host.c: both models booked, each with a price" 'grep -q "\"signature\":\"
 check "host.c: the model recalled" 'grep -q "^recalled [1-9]" "$tmp/c.out"'
 check "the server saw both wire formats, streamed, with the tools" 'grep -q "/v1/messages.*\"stream\": true.*cmv_recall" "$tmp/log" && grep -q "/v1/chat/completions.*\"stream\": true.*\"shell\"" "$tmp/log"'
 : >"$tmp/log"
-CMV_LIBRARY="$2" PYTHONPATH="$src/bindings/python" "$3" "$src/examples/host.py" "$tmp/py/.cmv" "$url" >"$tmp/py.out" 2>&1
+# a sanitized libcmv in Python needs the sanitizer's runtime first (CMV_PYTHON_PRELOAD, set by ctest)
+py_env=()
+[ -n "${CMV_PYTHON_PRELOAD:-}" ] && py_env=(LD_PRELOAD="$CMV_PYTHON_PRELOAD" ASAN_OPTIONS=detect_leaks=0)
+env "${py_env[@]}" CMV_LIBRARY="$2" PYTHONPATH="$src/bindings/python" "$3" "$src/examples/host.py" "$tmp/py/.cmv" "$url" >"$tmp/py.out" 2>&1
 rc=$?
 cat "$tmp/py.out"
 check "host.py runs the loop" '[ $rc -eq 0 ]'

@@ -10,6 +10,7 @@ history resent costs nothing; tool definitions paged; the model's recall answere
 proxy (the client sees one message); a repeated call counted as a fault; the key passed
 through and never stored; Chat Completions and Responses, streamed and not; a side
 request passed through; bad requests answered, never fatal."""
+import atexit
 import glob, json, os, re, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -55,6 +56,22 @@ errlog = open(os.path.join(root, "proxy.err"), "w")
 px = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream", f"anthropic=http://127.0.0.1:{up_port}",
                        "--upstream", f"openai=http://127.0.0.1:{up_port}/v1", "--budget", str(BUDGET)],
                       stdout=subprocess.PIPE, stderr=errlog, text=True, cwd=store, env=env)
+
+
+def _cleanup():
+    # whatever ends the test: no server outlives it (an orphan holding ctest's pipe hangs the run),
+    # and a proxy that died says why (a sanitizer's report goes to its stderr)
+    died = px.poll() is not None
+    for p in (px, up):
+        if p.poll() is None:
+            p.kill()
+    errlog.flush()
+    if died:
+        print("the proxy died (exit %s); its stderr ends:" % px.returncode, file=sys.stderr)
+        print("".join(open(errlog.name).readlines()[-60:]), file=sys.stderr)
+
+
+atexit.register(_cleanup)
 line = px.stdout.readline()
 port = int(re.search(r":(\d+)$", line.strip()).group(1))
 BASE = f"http://127.0.0.1:{port}"

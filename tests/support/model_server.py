@@ -16,7 +16,10 @@ The script (JSON):
      {"tool": "exec_command", "input": {"cmd": "seq 1 9"}}     (Codex's: input becomes arguments)
    ],
    "done": "Done."}                                            the reply once the turns are used up
-A turn may carry "text" and "tool" together (the text comes first). {"recall": true} calls
+A turn may carry "text" and "tool" together (the text comes first). Failures, for failover
+tests: {"error": 529} answers that status with the provider's error body, {"drop": true}
+closes the connection without a reply, {"drop_mid": true} starts the stream and closes it
+after the first event. {"recall": true} calls
 cmv_recall with the first stub id ("...; recall ID]") the request shows (cmv proxy's faults). Each request of
 the client's main loop (one that offers tools) takes the next turn; a request
 without tools (a title, a summary, a quota probe) gets a short text and takes none.
@@ -29,7 +32,7 @@ prompt-cache reads as the providers do: Anthropic's cache_read_input_tokens for 
 longest earlier prefix ending at a cache_control marker, OpenAI's cached_tokens for the
 longest earlier prefix (whole items, 1024 tokens at least); a token is 4 bytes here. Nothing here needs the network; it survives any request: a body
 that is not JSON gets 400, an unknown path 404."""
-import argparse, gzip, hashlib, json, os, re, sys, threading, time, zlib
+import argparse, gzip, hashlib, json, os, re, socket, sys, threading, time, zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ap = argparse.ArgumentParser()
@@ -229,6 +232,25 @@ class Handler(BaseHTTPRequestHandler):
             self.cache_read = 0  # a body of the wrong shape: no cache, the reply says the rest
         log_request("POST", self.path, raw, body, i, auth or None, self.cache_read)
         model = str(body.get("model", "scripted"))
+        if turn.get("error"):
+            code = int(turn["error"])
+            return self.error(code, "overloaded_error" if code == 529 else "rate_limit_error" if code == 429
+                              else "api_error", f"scripted failure {code}")
+        if turn.get("drop") or turn.get("drop_mid"):
+            if turn.get("drop_mid"):
+                self.start_sse()
+                self.wfile.write(b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_cut",'
+                                 b'"type":"message","role":"assistant","model":"m","content":[],"usage":'
+                                 b'{"input_tokens":1,"output_tokens":0}}}\n\n' if path == "/v1/messages" else
+                                 b'data: {"type":"response.created","sequence_number":0,"response":{"id":"r",'
+                                 b'"object":"response","status":"in_progress","output":[]}}\n\n')
+                self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         if turn.get("recall"):
             ids = re.findall(r"; recall ([0-9a-f]{7,})\]", json.dumps(body))
             turn = {"tool": "cmv_recall", "input": {"id": ids[0]}} if ids else {"text": "nothing to recall"}
