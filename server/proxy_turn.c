@@ -201,7 +201,8 @@ static int pjs_items(pspan **out, size_t *n, pspan arr)
 		if (*p == ']')
 			return 0;
 		const char *v = p;
-		if (!(p = pjs_skip(p, end)))
+		/* an item must take at least a byte: a scan that stops where it started would loop for ever */
+		if (!(p = pjs_skip(p, end)) || p == v)
 			return cmv_error__set(CMV_EINVALID, "an array item is not JSON");
 		if (*n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
@@ -215,6 +216,8 @@ static int pjs_items(pspan **out, size_t *n, pspan arr)
 		p = pjs_ws(p, end);
 		if (p < end && *p == ',')
 			p++;
+		else if (p < end && *p != ']')
+			return cmv_error__set(CMV_EINVALID, "array items are not separated by commas");
 	}
 }
 
