@@ -535,6 +535,8 @@ int cmv_reply_append(cmv_reply *reply, cmv_repo *repo, const char *branch, const
 	calls = cJSON_CreateArray();
 	for (const cJSON *b = get(msgs->child, "content")->child; b; b = b->next) {
 		const char *type = str(b, "type");
+		if (!type)
+			continue; /* a block of no kind (a reply is untrusted): nothing to list */
 		if (!strcmp(type, "text"))
 			error = cmv_buf_puts(&r.text, str(b, "text"));
 		else if (!strcmp(type, "tool_use")) {
