@@ -448,7 +448,8 @@ static int parse_response(cJSON **msgs, cmv_reply *r, const char *format, const 
 		if (!cJSON_IsObject(get(ch, "message")))
 			return cmv_error__set(CMV_EINVALID, "not a Chat Completions response: no choices[0].message");
 		cJSON *m = cJSON_Duplicate(get(ch, "message"), 1);
-		cJSON_ReplaceItemInObjectCaseSensitive(m, "role", cJSON_CreateString("assistant"));
+		cJSON_DeleteItemFromObjectCaseSensitive(m, "role"); /* a message may have none: replace would leak */
+		cJSON_AddStringToObject(m, "role", "assistant");
 		error = to_neutral(msgs, "openai-chat", m);
 		cJSON_Delete(m);
 		if (error < 0)
@@ -478,7 +479,8 @@ static int parse_response(cJSON **msgs, cmv_reply *r, const char *format, const 
 		if (!cJSON_IsObject(get(cand, "content")))
 			return cmv_error__set(CMV_EINVALID, "not a generateContent response: no candidates[0].content");
 		cJSON *c = cJSON_Duplicate(get(cand, "content"), 1);
-		cJSON_ReplaceItemInObjectCaseSensitive(c, "role", cJSON_CreateString("model"));
+		cJSON_DeleteItemFromObjectCaseSensitive(c, "role");
+		cJSON_AddStringToObject(c, "role", "model");
 		error = to_neutral(msgs, "gemini", c);
 		cJSON_Delete(c);
 		if (error < 0)
@@ -698,7 +700,8 @@ static int anthropic_event(cmv_reply_stream *s, const cJSON *e)
 			cJSON *in = cJSON_Parse(j);
 			if (!in)
 				return cmv_error__set(CMV_EINVALID, "stream: block %d's input is not JSON", index);
-			cJSON_ReplaceItemInObjectCaseSensitive(b, "input", in);
+			cJSON_DeleteItemFromObjectCaseSensitive(b, "input"); /* a block may start with none: replace would leak */
+			cJSON_AddItemToObject(b, "input", in);
 		}
 	} else if (!strcmp(type, "message_delta")) {
 		const cJSON *d = get(e, "delta");
