@@ -156,6 +156,7 @@ typedef struct {
 	bool oom;
 	size_t resets;    /* compactions crossed */
 	bool keep_all;    /* a compaction does not drop what came before */
+	bool stub_thinking; /* CMV_RENDER_STUB_THINKING */
 	bool after_boundary; /* a Claude Code compaction boundary was read, and no user or assistant line since */
 } conv;
 

@@ -50,7 +50,7 @@ static neutral_fn reader_for(const char *format)
 /* A node with no template (cmv JSONL, an appended message): read its blocks. */
 static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blob)
 {
-	cJSON *content = NULL;
+	cJSON *content = NULL, *meta = NULL;
 	int error;
 
 	if (n->kind == CMV_KIND_EVENT)
@@ -69,8 +69,10 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 								      : cmv_formats__conv_msg(c, "user", NULL);
 	for (size_t i = 0; i < n->n_blocks && content; i++) {
 		const cmv_block *b = &n->blocks[i];
-		if ((error = cmv_blob_read(blob, repo, &b->blob)) < 0)
+		if ((error = cmv_blob_read(blob, repo, &b->blob)) < 0) {
+			cJSON_Delete(meta);
 			return error;
+		}
 		if (!strcmp(b->type, "text")) {
 			cmv_formats__nb_text(c, content, blob->ptr);
 		} else if (!strcmp(b->type, "tool_use")) {
@@ -79,16 +81,39 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 		} else if (!strcmp(b->type, "tool_result")) {
 			cJSON *blocks = NULL;
 			if (b->media_type && strstr(b->media_type, "json") &&
-			    !(blocks = cmv_formats__jscan_parse(blob->ptr, blob->size, &error)) && error < 0)
+			    !(blocks = cmv_formats__jscan_parse(blob->ptr, blob->size, &error)) && error < 0) {
+				cJSON_Delete(meta);
 				return error;
+			}
 			cmv_formats__nb_tool_result(c, content, b->tool_id, cJSON_IsArray(blocks) ? blocks : NULL,
 				       cJSON_IsArray(blocks) ? NULL : blob->ptr, b->flags & CMV_BLOCK_ERROR);
 			cJSON_Delete(blocks);
 		} else if (!strcmp(b->type, "image") && b->media_type && !strncmp(b->media_type, "image/", 6)) {
 			cmv_formats__nb_image_b64(c, content, b->media_type, blob->ptr);
+		} else if (!strcmp(b->type, "thinking") && asst) {
+			/*
+			 * Signed thinking (a host's or the proxy's reply keeps the
+			 * signature in the node's meta, as cmv JSONL does) is
+			 * replayed to its provider; the others drop or stub it
+			 * (repair.c). Without a signature it cannot be replayed.
+			 */
+			char idx[32];
+			snprintf(idx, sizeof(idx), "%zu", i);
+			if (!meta && n->meta && n->meta_len)
+				meta = cJSON_ParseWithLength(n->meta, n->meta_len);
+			const char *sig = cmv_formats__cj_str(
+				cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "blocks"), idx), "signature");
+			cJSON *tb = sig && *sig ? cJSON_CreateObject() : NULL;
+			if (tb && cJSON_AddStringToObject(tb, "type", "thinking") && cJSON_AddStringToObject(tb, "thinking", blob->ptr) &&
+			    cJSON_AddStringToObject(tb, "signature", sig))
+				cmv_formats__nb_copy(c, content, tb);
+			else if (sig && *sig)
+				c->oom = true;
+			cJSON_Delete(tb);
 		}
-		/* thinking without a signature cannot be replayed; other types are not model content */
+		/* other types are not model content */
 	}
+	cJSON_Delete(meta);
 	return c->oom ? cmv_error__oom() : 0;
 }
 
@@ -239,6 +264,7 @@ int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *
 	if (target < CMV_RENDER_ANTHROPIC || target > CMV_RENDER_GEMINI)
 		return cmv_error__set(CMV_EINVALID, "unknown render target %d", (int)target);
 	cv->c.keep_all = flags & CMV_RENDER_FULL_HISTORY;
+	cv->c.stub_thinking = flags & CMV_RENDER_STUB_THINKING;
 	if (!(cv->c.system = cJSON_CreateArray()) || !(cv->c.messages = cJSON_CreateArray())) {
 		cmv__conversation_dispose(cv);
 		return cmv_error__oom();
@@ -280,6 +306,7 @@ int cmv__conversation_load_since(cmv__conversation *cv, cmv_repo *repo, const cm
 		cur = nodes[n++]->parent;
 	}
 	cv->c.keep_all = flags & CMV_RENDER_FULL_HISTORY;
+	cv->c.stub_thinking = flags & CMV_RENDER_STUB_THINKING;
 	if (!(cv->c.system = cJSON_CreateArray()) || !(cv->c.messages = cJSON_CreateArray())) {
 		error = cmv_error__oom();
 		goto out;

@@ -83,6 +83,33 @@ static bool keep_block(cmv_render_target t, const cJSON *b, bool asst, cmv_rende
 	return false;
 }
 
+/*
+ * The stub of a signed thinking block another provider cannot take, or
+ * *out NULL: it names the blob of the thinking text (its id is the hash of
+ * the text, as the store wrote it), so the other model recalls it through
+ * cmv_recall. A block with no text (the signature alone) has nothing to
+ * recall and is dropped.
+ */
+static int thinking_stub(cJSON **out, const cJSON *b, cmv_buf *scratch)
+{
+	const char *text = cmv_formats__cj_str(b, "thinking");
+	char hex[CMV_ID_HEXSZ + 1];
+	cmv_id id;
+	int error;
+
+	*out = NULL;
+	if (strcmp(cmv_formats__btype(b), "thinking") || !cmv_formats__has_text(cmv_formats__cj_str(b, "signature")) ||
+	    !cmv_formats__has_text(text))
+		return 0;
+	cmv_id_hash(&id, text, strlen(text));
+	cmv_id_tostr(hex, sizeof(hex), &id);
+	cmv_buf_clear(scratch);
+	if ((error = cmv_buf_printf(scratch, "[thinking signed for another provider, %zu chars; recall %.7s]", strlen(text),
+				    hex)) < 0)
+		return error;
+	return (*out = cmv_formats__text_block(scratch->ptr)) ? 0 : cmv_error__oom();
+}
+
 /* A result's content as plain text (for orphans, and providers that take only text). */
 int cmv__result_text(cmv_buf *out, const cJSON *content)
 {
@@ -205,7 +232,13 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 		for (cJSON *b = content->child, *next; b && !error; b = next) {
 			next = b->next;
 			if (!keep_block(t, b, asst, st)) {
-				cJSON_Delete(cJSON_DetachItemViaPointer(content, b));
+				cJSON *stub = NULL;
+				if (c->stub_thinking && (error = thinking_stub(&stub, b, &text)) < 0)
+					break;
+				if (stub)
+					cJSON_ReplaceItemViaPointer(content, b, stub);
+				else
+					cJSON_Delete(cJSON_DetachItemViaPointer(content, b));
 				continue;
 			}
 			bool is_use = !strcmp(cmv_formats__btype(b), "tool_use");

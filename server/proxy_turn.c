@@ -955,6 +955,8 @@ static int build_upstream(proxy_turn *t)
 	po.budget = base - held;
 	po.state_branch = t->branch;
 	po.stub_pinned = true;
+	/* signed thinking of the other provider's phase: a recallable stub, where it would be refused (docs/proxy.md) */
+	po.render_flags |= CMV_RENDER_STUB_THINKING;
 	po.target = t->target.api == PROXY_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC
 		: t->target.api == PROXY_API_CHAT ? CMV_RENDER_OPENAI_CHAT : CMV_RENDER_OPENAI_RESPONSES;
 	if ((error = cmv_resolve(&tip, p->repo, t->branch)) < 0 ||

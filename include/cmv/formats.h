@@ -307,6 +307,13 @@ enum cmv_render_flags {
 	 * without image input (the pager sets it from the profile).
 	 */
 	CMV_RENDER_NO_IMAGES = (1u << 4),
+	/**
+	 * Each signed thinking block the target cannot replay as a text stub
+	 * naming the blob of its text ("[thinking signed for another
+	 * provider, N chars; recall ID]"), not dropped: a proxy switched to
+	 * another provider's model lets it recall what the first one thought.
+	 */
+	CMV_RENDER_STUB_THINKING = (1u << 5),
 };
 
 typedef struct cmv_render_options {

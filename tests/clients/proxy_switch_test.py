@@ -10,7 +10,7 @@ switched back, the Messages request holds both phases; `cmv log` holds every mes
 The same with Codex switched to Claude."""
 import json, os, re, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clientlib import Sandbox, check, finish
+from clientlib import Sandbox, check, finish, clients_dir
 
 sb = Sandbox("proxy-switch")
 turns = [{"tool": "Bash", "input": {"command": "echo phase-one-output", "description": "echo"}},
@@ -93,6 +93,28 @@ check(any("codex-on-claude" in json.dumps(q["body"]["messages"]) for q in msgs),
       "Claude's tool call was run by Codex, its output sent back as a tool_result")
 lg = sb.run_cmv("log", conv)
 check("Codex says hi." in lg.stdout and "Codex done on Claude." in lg.stdout, "cmv log holds Codex's both phases")
+# the official SDKs streaming through switched sessions, each phase's answer assembled by the SDK's stream helpers
+sb.stop()
+sb.serve([{"text": "Claude first."}, {"tool": "lookup", "input": {"q": "x"}},
+          {"text": "Chat first."}, {"tool": "lookup", "input": {"q": "y"}},
+          {"text": "Responses first."}, {"tool": "lookup", "input": {"q": "z"}}])
+px.terminate()
+px.wait()
+up_port = sb.port
+px = start_proxy()
+mods = os.path.join(os.path.dirname(clients_dir()), "node_modules")
+sdk = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proxy_switch_sdk.mjs")
+for phase, session, model, path in [("a1", None, None, "/v1/messages"), ("a2", "sdk-switch-a", "gpt-4o", "/v1/chat/completions"),
+                                    ("c1", None, None, "/v1/chat/completions"), ("c2", "sdk-switch-chat", "claude-sonnet-4-5", "/v1/messages"),
+                                    ("r1", None, None, "/v1/responses"), ("r2", "sdk-switch-resp", "claude-sonnet-4-5", "/v1/messages")]:
+    if session:
+        sw = sb.run_cmv("switch", session, "--model", model, check_rc=False)
+        check(sw.returncode == 0, f"cmv switch {session} --model {model} ({sw.stderr.strip()[:200]})")
+    before = len(sb.requests())
+    node = subprocess.run(["node", sdk, mods, f"http://127.0.0.1:{sb.port}", phase], capture_output=True, text=True, timeout=120)
+    print(node.stdout, node.stderr[-2000:])
+    ups = [q["path"].split("?")[0] for q in sb.requests()[before:]]
+    check(node.returncode == 0 and ups == [path], f"SDK phase {phase}: the SDK's stream helpers accept it, upstream {ups}")
 px.terminate()
 px.wait()
 err.close()

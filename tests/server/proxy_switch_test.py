@@ -47,9 +47,10 @@ def cmv(*a, ok=True):
     return r
 
 
+THOUGHT = "The user wants a listing first; ls, then read a.txt. THINK-MARK-1."
 turns = [
     # A: Anthropic client
-    {"tool": "Bash", "input": {"command": "ls"}},                 # 0 anthropic
+    {"tool": "Bash", "input": {"command": "ls"}, "thinking": THOUGHT},  # 0 anthropic, signed thinking
     {"text": "I see two files."},                                 # 1 anthropic
     {"tool": "Bash", "input": {"command": "cat a.txt"}},          # 2 responses (switched to gpt-5)
     {"text": "It says alpha."},                                   # 3 responses
@@ -174,6 +175,10 @@ def anthropic_message(evs):
             b = blocks[d["index"]]
             if d["delta"]["type"] == "text_delta":
                 b["text"] = b.get("text", "") + d["delta"]["text"]
+            elif d["delta"]["type"] == "thinking_delta":
+                b["thinking"] += d["delta"]["thinking"]
+            elif d["delta"]["type"] == "signature_delta":
+                b["signature"] += d["delta"]["signature"]
             else:
                 b["_json"] += d["delta"]["partial_json"]
         elif t == "content_block_stop":
@@ -263,6 +268,14 @@ first_call = m0["content"][-1]["id"]
 check(any(i.get("type") == "function_call" and i.get("call_id") == first_call for i in items) and
       any(i.get("type") == "function_call_output" and i.get("call_id") == first_call and "a.txt" in str(i.get("output"))
           for i in items), "A: Claude's tool call and its result cross as function_call and function_call_output")
+# signed thinking cannot cross: a stub naming its recall id stands in its place, and recall brings it back
+thought_stub = re.findall(r"\[thinking signed for another provider, \d+ chars; recall ([0-9a-f]{7,})\]", json.dumps(items))
+check(m0["content"][0].get("type") == "thinking" and len(thought_stub) == 1,
+      f"A: Claude's signed thinking reaches the Responses upstream as one stub with a recall id ({thought_stub})")
+check("THINK-MARK-1" not in json.dumps(b2) and "EqSig0" not in json.dumps(b2) and
+      not any(i.get("type") == "reasoning" for i in items), "A: neither the thinking nor its signature is sent to OpenAI")
+rc = cmv("recall", thought_stub[0]) if thought_stub else None
+check(rc is not None and rc.stdout.strip() == THOUGHT, f"A: cmv recall of the stub's id returns the thinking ({rc.stdout[:120] if rc else ''})")
 calls2 = [b for b in m2["content"] if b["type"] == "tool_use"]
 check(len(calls2) == 1 and calls2[0]["id"] == "call_scripted_2" and calls2[0]["input"] == {"command": "cat a.txt"},
       f"A: the OpenAI model's call reaches the client as a tool_use with its id and input ({calls2})")
@@ -283,6 +296,8 @@ check(cm[:1] and cm[0].get("role") == "system" and "SYSTEM-MARK-7" in cm[0].get(
 check(any(m.get("role") == "tool" and m.get("tool_call_id") == "call_scripted_2" for m in cm) and
       any(tc.get("id") == first_call for m in cm for tc in m.get("tool_calls") or []),
       "A: every earlier call and result crosses to Chat, paired by id")
+check(re.search(r"\[thinking signed for another provider, \d+ chars; recall [0-9a-f]{7,}\]", json.dumps(cm)) and
+      "THINK-MARK-1" not in json.dumps(b4), "A: on Chat too, the thinking is the stub")
 check(b4.get("stream") is True and (b4.get("stream_options") or {}).get("include_usage") is True,
       "A: the Chat stream asks for its usage")
 check([b["id"] for b in m4["content"] if b["type"] == "tool_use"] == ["call_scripted_4"],
@@ -298,6 +313,10 @@ sent = json.dumps(b6.get("messages"))
 check(all(x in sent for x in ["List the files", "I see two files.", "alpha", "It says alpha.", "call_scripted_2",
                               "call_scripted_4", "One line.", "Thanks."]) and "; recall " not in sent,
       "A: back on Claude, the window holds both phases whole (nothing summarized, nothing paged)")
+th6 = [b for m in b6.get("messages") or [] if isinstance(m.get("content"), list) for b in m["content"]
+       if b.get("type") == "thinking"]
+check(len(th6) == 1 and th6[0].get("thinking") == THOUGHT and th6[0].get("signature") == "EqSig0scripted0123456789",
+      f"A: back on Claude, the original thinking block with its signature, not the stub ({th6})")
 runs = sum(1 for i, m in enumerate(msgs[:-1]) if i == 0 or m["role"] != msgs[i - 1]["role"])
 check(len(b6.get("messages") or []) == runs, f"A: every message the client sent (same-role neighbours merged: {len(b6.get('messages') or [])}/{runs})")
 lg = cmv("log", "sess-a", "--json")

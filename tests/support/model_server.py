@@ -269,6 +269,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def anthropic(self, body, raw, model, turn, i):
         blocks = []
+        if turn.get("thinking"):
+            # signed thinking, as Claude's extended thinking streams it
+            blocks.append({"type": "thinking", "thinking": turn["thinking"], "signature": f"EqSig{i}scripted0123456789"})
         if turn.get("text"):
             blocks.append({"type": "text", "text": turn["text"]})
         if turn.get("tool"):
@@ -289,7 +292,14 @@ class Handler(BaseHTTPRequestHandler):
             "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": None, "stop_sequence": None, "usage": dict(usage, output_tokens=1)}})
         for k, b in enumerate(blocks):
-            if b["type"] == "text":
+            if b["type"] == "thinking":
+                self.event("content_block_start", {"type": "content_block_start", "index": k,
+                                                   "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                self.event("content_block_delta", {"type": "content_block_delta", "index": k,
+                                                   "delta": {"type": "thinking_delta", "thinking": b["thinking"]}})
+                self.event("content_block_delta", {"type": "content_block_delta", "index": k,
+                                                   "delta": {"type": "signature_delta", "signature": b["signature"]}})
+            elif b["type"] == "text":
                 self.event("content_block_start", {"type": "content_block_start", "index": k,
                                                    "content_block": {"type": "text", "text": ""}})
                 self.event("content_block_delta", {"type": "content_block_delta", "index": k,
