@@ -28,6 +28,10 @@ void bench_collect(bench_files *l, const char *dir, const char *format);
 void bench_files_free(bench_files *l);
 
 int bench_store(int argc, char **argv);
+/* The shared-store part of `store --store URL` (bench_store_shared.c): a JSON object. */
+cJSON *bench_store_shared(const char *url, bool quick, bool json);
+/* A fresh empty schema in the PostgreSQL database at url, as a store URL (malloc'd); dropped at exit. */
+char *bench_pg_fresh(const char *url);
 int bench_tokenizer(int argc, char **argv);
 int bench_import(int argc, char **argv);
 int bench_trim(int argc, char **argv);

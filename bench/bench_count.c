@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv-bench count DIR: what cmv counts against what providers billed, per
- * model, over every Claude Code session in DIR that records usage.
+ * model, over every Claude Code session and Codex rollout in DIR (the
+ * sessions that record usage: message.usage, token_count).
  *
- * Two folds: the sessions (sorted by path) alternate between A and B; each
- * fold is calibrated on the other's sessions only (cmv_calibrate) and
- * measured on its own, so no figure comes from a calibration that saw the
- * session it measures. For each measured call: billed content (the prompt
+ * Leave one session out: every session is imported and calibrated into one
+ * store; each is then measured with a calibration of all the others (its
+ * pairs and requests forgotten, cmv_calibration_forget, inside a
+ * transaction rolled back afterwards), so no figure comes from a
+ * calibration that saw the session it measures, and each session is
+ * measured as a new session would be counted. For each measured call: billed content (the prompt
  * less its segment's hidden prefix, the segment's first call's prompt less
  * what cmv counts before it) against what cmv counts of the conversation
  * before the call, rendered for the model and counted with its calibrated
@@ -23,6 +26,8 @@ typedef struct {
 	char model[CMV_CALIBRATION_MODEL_MAX];
 	double *cal, *base; /* counted / billed, calibrated and built-in */
 	size_t n, cap, under_cal, under_base, pairs;
+	size_t sessions, last; /* sessions measured; the last one (1-based) */
+	double margin_min, margin_max; /* the calibrated margins counted with */
 } per_model;
 
 typedef struct {
@@ -54,7 +59,7 @@ static bool counted(uint64_t *out, cmv_repo *repo, const cmv_id *at, const cmv_m
 }
 
 /* Measure one session's calls against both profiles of its model. */
-static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models *models)
+static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models *models, size_t session)
 {
 	cmv_billed_call *calls = NULL;
 	size_t n = 0;
@@ -102,6 +107,14 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 		}
 		p->cal[p->n] = (double)c_cal / billed_cal;
 		p->base[p->n] = (double)c_base / billed_base;
+		if (p->last != session + 1) {
+			p->last = session + 1;
+			p->sessions++;
+		}
+		if (!p->n || cal.margin < p->margin_min)
+			p->margin_min = cal.margin;
+		if (!p->n || cal.margin > p->margin_max)
+			p->margin_max = cal.margin;
 		p->under_cal += billed_cal > (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens;
 		p->under_base += billed_base > (double)c_base * (1 + base->margin) + (double)base->margin_tokens;
 		p->n++;
@@ -112,10 +125,7 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 
 static int pairs_of(const cmv_calibration *c, void *payload)
 {
-	results *r = payload;
-	for (size_t i = 0; i < r->n; i++)
-		if (!strcmp(r->v[i].model, c->model))
-			r->v[i].pairs += c->pairs;
+	slot(payload, c->model)->pairs = c->pairs;
 	return 0;
 }
 
@@ -149,9 +159,10 @@ int bench_count(int argc, char **argv)
 		return 2;
 	}
 	bench_collect(&files, dir, "claude-code");
+	bench_collect(&files, dir, "codex");
 	qsort(files.paths, files.n, sizeof(*files.paths), cmp_path); /* the folds, the same on every run */
 	if (!files.n) {
-		fprintf(stderr, "cmv-bench count: no Claude Code session in %s\n", dir);
+		fprintf(stderr, "cmv-bench count: no Claude Code session or Codex rollout in %s\n", dir);
 		return 1;
 	}
 	if (cmv_models_load(&models, NULL) < 0) {
@@ -159,50 +170,58 @@ int bench_count(int argc, char **argv)
 		return 1;
 	}
 	double t0 = bench_now();
-	for (int fold = 0; fold < 2; fold++) {
-		char *tmp = bench_tmpdir();
-		cmv_repo *repo = NULL;
-		cmv_id *tips = calloc(files.n, sizeof(*tips));
-		if (cmv_repo_init(&repo, tmp) < 0) {
-			fprintf(stderr, "cmv-bench count: %s\n", cmv_error_last()->message);
-			return 1;
-		}
-		for (size_t i = 0; i < files.n; i++) {
-			cmv_import_result ir;
-			cmv_import_options o = CMV_IMPORT_OPTIONS_INIT;
-			char branch[32];
-			snprintf(branch, sizeof(branch), "s%zu", i);
-			o.branch = branch;
-			o.flags = CMV_IMPORT_LENIENT;
-			if (cmv_import_file(&ir, repo, files.paths[i], "claude-code", &o) < 0) {
-				cmv_error_clear();
-				continue;
-			}
-			tips[i] = ir.head;
-			/* calibrated on the other fold's sessions only */
-			if ((int)(i % 2) != fold && cmv_calibrate(NULL, repo, &ir.head, ir.session, models) < 0)
-				cmv_error_clear();
-		}
-		for (size_t i = 0; i < files.n; i++)
-			if ((int)(i % 2) == fold && !cmv_id_is_none(&tips[i]))
-				measure(&res, repo, &tips[i], models);
-		cmv_calibration_foreach(repo, pairs_of, &res);
-		cmv_repo_free(repo);
-		bench_rmdir(tmp);
-		free(tmp);
-		free(tips);
+	char *tmp = bench_tmpdir();
+	cmv_repo *repo = NULL;
+	cmv_id *tips = calloc(files.n, sizeof(*tips));
+	char (*keys)[256] = calloc(files.n, sizeof(*keys));
+	if (!tips || !keys || cmv_repo_init(&repo, tmp) < 0) {
+		fprintf(stderr, "cmv-bench count: %s\n", cmv_error_last()->message);
+		return 1;
 	}
+	for (size_t i = 0; i < files.n; i++) {
+		cmv_import_result ir;
+		cmv_import_options o = CMV_IMPORT_OPTIONS_INIT;
+		char branch[32];
+		snprintf(branch, sizeof(branch), "s%zu", i);
+		o.branch = branch;
+		o.flags = CMV_IMPORT_LENIENT;
+		if (cmv_import_file(&ir, repo, files.paths[i], NULL, &o) < 0) {
+			cmv_error_clear();
+			continue;
+		}
+		tips[i] = ir.head;
+		snprintf(keys[i], sizeof(keys[i]), "%s", ir.session);
+		if (cmv_calibrate(NULL, repo, &ir.head, ir.session, models) < 0)
+			cmv_error_clear();
+	}
+	cmv_calibration_foreach(repo, pairs_of, &res);
+	/* each session measured with a calibration of all the others: forgotten inside a transaction rolled back */
+	for (size_t i = 0; i < files.n; i++) {
+		if (cmv_id_is_none(&tips[i]) || cmv_repo_txn_begin(repo) < 0) {
+			cmv_error_clear();
+			continue;
+		}
+		if (cmv_calibration_forget(repo, keys[i], models) == 0)
+			measure(&res, repo, &tips[i], models, i);
+		cmv_error_clear();
+		cmv_repo_txn_rollback(repo);
+	}
+	cmv_repo_free(repo);
+	bench_rmdir(tmp);
+	free(tmp);
+	free(tips);
+	free(keys);
 	double secs = bench_now() - t0;
 	bench_machine(machine, sizeof(machine));
 	cJSON *arr = json ? cJSON_CreateArray() : NULL;
 	if (!json) {
-		printf("cmv-bench count: %zu Claude Code sessions in %s, two folds (each measured with a calibration "
-		       "of the other's sessions), calls of at least 10k content tokens; %s; %.1f s\n",
+		printf("cmv-bench count: %zu sessions with usage in %s, each measured with a calibration of all the "
+		       "others (leave one session out), calls of at least 10k content tokens; %s; %.1f s\n",
 		       files.n, dir, machine, secs);
-		printf("%-20s %6s %7s | %-27s %7s | %-27s %7s\n", "model", "calls", "pairs", "calibrated: counted/billed",
-		       "under", "built-in: counted/billed", "under");
-		printf("%-20s %6s %7s | %8s %8s %9s %7s | %8s %8s %9s %7s\n", "", "", "", "median", "p5", "p95", "margin",
-		       "median", "p5", "p95", "margin");
+		printf("%-20s %5s %6s %6s | %-26s %7s %13s | %-26s %7s\n", "model", "sess", "calls", "pairs",
+		       "calibrated: counted/billed", "under", "margin used", "built-in: counted/billed", "under");
+		printf("%-20s %5s %6s %6s | %8s %8s %8s %7s %13s | %8s %8s %8s %7s\n", "", "", "", "", "median", "p5", "p95",
+		       "margin", "min-max", "median", "p5", "p95", "margin");
 	}
 	for (size_t i = 0; i < res.n; i++) {
 		per_model *p = &res.v[i];
@@ -211,7 +230,10 @@ int bench_count(int argc, char **argv)
 		if (json) {
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddStringToObject(o, "model", p->model);
+			cJSON_AddNumberToObject(o, "sessions", (double)p->sessions);
 			cJSON_AddNumberToObject(o, "calls", (double)p->n);
+			cJSON_AddNumberToObject(o, "margin_min", p->margin_min);
+			cJSON_AddNumberToObject(o, "margin_max", p->margin_max);
 			cJSON_AddNumberToObject(o, "calibration_pairs", (double)p->pairs);
 			cJSON_AddNumberToObject(o, "calibrated_median", cm);
 			cJSON_AddNumberToObject(o, "calibrated_p5", c5);
@@ -223,9 +245,12 @@ int bench_count(int argc, char **argv)
 			cJSON_AddNumberToObject(o, "builtin_under_beyond_margin", (double)p->under_base);
 			cJSON_AddItemToArray(arr, o);
 		} else {
-			printf("%-20s %6zu %7zu | %8.3f %8.3f %9.3f %6.1f%% | %8.3f %8.3f %9.3f %6.1f%%\n", p->model, p->n,
-			       p->pairs, cm, c5, c95, p->n ? 100.0 * (double)p->under_cal / (double)p->n : 0, bm, b5, b95,
-			       p->n ? 100.0 * (double)p->under_base / (double)p->n : 0);
+			if (!p->n)
+				continue; /* calibrated, but no call of 10k tokens to measure */
+			printf("%-20s %5zu %6zu %6zu | %8.3f %8.3f %8.3f %6.1f%% %5.1f-%5.1f%% | %8.3f %8.3f %8.3f %6.1f%%\n",
+			       p->model, p->sessions, p->n, p->pairs, cm, c5, c95,
+			       100.0 * (double)p->under_cal / (double)p->n, 100 * p->margin_min, 100 * p->margin_max, bm, b5,
+			       b95, 100.0 * (double)p->under_base / (double)p->n);
 		}
 		free(p->cal);
 		free(p->base);

@@ -238,6 +238,7 @@ int bench_locomo(int argc, char **argv)
 	cmv_tok *tok = NULL;
 	char machine[256];
 	tally t[MAX_BUDGETS];
+	const char *store_url = NULL;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json")) {
@@ -260,10 +261,12 @@ int bench_locomo(int argc, char **argv)
 			only = argv[++i]; /* one conversation (its sample_id): tune on one, measure on another */
 		} else if (!strcmp(argv[i], "--llm-url") && i + 1 < argc) {
 			llm_url = argv[++i];
+		} else if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+			store_url = argv[++i]; /* cmv's search on a PostgreSQL store instead of SQLite's FTS5 */
 		} else if (argv[i][0] != '-' && !file) {
 			file = argv[i];
 		} else {
-			fprintf(stderr, "usage: cmv-bench locomo FILE [--budget N,...] [--conversation ID] [--answer-with MODEL [--llm-url URL]] [--json]\n");
+			fprintf(stderr, "usage: cmv-bench locomo FILE [--budget N,...] [--conversation ID] [--answer-with MODEL [--llm-url URL]] [--store postgresql://URL] [--json]\n");
 			return 2;
 		}
 	}
@@ -307,8 +310,10 @@ int bench_locomo(int argc, char **argv)
 				keys[n_keys++] = k->string;
 		qsort(keys, n_keys, sizeof(*keys), cmp_session);
 		cmv_repo *repo = NULL;
-		if (cmv_repo_open(&repo, ":memory:", CMV_REPO_OPEN_CREATE) < 0)
+		char *loc = store_url ? bench_pg_fresh(store_url) : NULL;
+		if (cmv_repo_open(&repo, loc ? loc : ":memory:", CMV_REPO_OPEN_CREATE) < 0)
 			die("a store");
+		free(loc);
 		turn *turns = NULL;
 		size_t n_turns = 0;
 		sqlite3 *db = NULL;

@@ -8,7 +8,9 @@
  *  2. snapshot and branch latency at 1k, 100k and 1M nodes of history,
  *     against a one-row INSERT + COMMIT into a bare SQLite table;
  *  3. store bytes for one 10 MB conversation, then with 100 branches and
- *     100 snapshots of it.
+ *     100 snapshots of it;
+ *  4. with --store URL, a PostgreSQL store beside SQLite (bench_store_shared.c):
+ *     appends, ref latency, bytes, 1/4/16 writers, push. --shared-only skips 1-3.
  */
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -229,7 +231,8 @@ static latency_row measure_refs(cmv_repo *repo, size_t nodes, size_t rounds, dou
 
 int bench_store(int argc, char **argv)
 {
-	bool quick = false, json = false;
+	bool quick = false, json = false, shared_only = false;
+	const char *shared_url = NULL;
 	char machine[512], path[4096], store[4096];
 	char *dir = bench_tmpdir();
 	cmv_repo *repo = NULL;
@@ -244,8 +247,12 @@ int bench_store(int argc, char **argv)
 			quick = true;
 		else if (!strcmp(argv[i], "--json"))
 			json = true;
+		else if (!strcmp(argv[i], "--store") && i + 1 < argc)
+			shared_url = argv[++i];
+		else if (!strcmp(argv[i], "--shared-only"))
+			shared_only = true;
 		else {
-			fprintf(stderr, "usage: cmv-bench store [--quick] [--json]\n");
+			fprintf(stderr, "usage: cmv-bench store [--quick] [--json] [--store postgresql://URL [--shared-only]]\n");
 			return 2;
 		}
 	}
@@ -257,6 +264,24 @@ int bench_store(int argc, char **argv)
 	bench_machine(machine, sizeof(machine));
 	if (!json)
 		printf("cmv-bench store on %s\n\n", machine);
+	if (shared_only) {
+		if (!shared_url) {
+			fprintf(stderr, "cmv-bench: --shared-only needs --store URL\n");
+			return 2;
+		}
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "machine", machine);
+		cJSON_AddItemToObject(o, "shared", bench_store_shared(shared_url, quick, json));
+		if (json) {
+			char *s = cJSON_Print(o);
+			puts(s);
+			free(s);
+		}
+		cJSON_Delete(o);
+		bench_rmdir(dir);
+		free(dir);
+		return 0;
+	}
 
 	/* 1. import rate */
 	snprintf(path, sizeof(path), "%s/import.jsonl", dir);
@@ -339,6 +364,8 @@ int bench_store(int argc, char **argv)
 		       (double)one / (double)convo_bytes, (double)with_refs / 1e6,
 		       (double)with_refs / (double)one);
 
+	if (!json && shared_url)
+		cJSON_Delete(bench_store_shared(shared_url, quick, json));
 	if (json) {
 		cJSON *o = cJSON_CreateObject(), *imp, *lat, *bytes;
 		char *s;
@@ -366,6 +393,8 @@ int bench_store(int argc, char **argv)
 		cJSON_AddNumberToObject(bytes, "store_one_copy", (double)one);
 		cJSON_AddNumberToObject(bytes, "store_with_100_branches_100_snapshots", (double)with_refs);
 		cJSON_AddNumberToObject(bytes, "ratio", (double)with_refs / (double)one);
+		if (shared_url)
+			cJSON_AddItemToObject(o, "shared", bench_store_shared(shared_url, quick, json));
 		s = cJSON_Print(o);
 		puts(s);
 		free(s);

@@ -128,13 +128,15 @@ CMD(init); CMD(append); CMD(import); CMD(export); CMD(log); CMD(show); CMD(snaps
 CMD(branch); CMD(checkout); CMD(list); CMD(tree); CMD(info); CMD(delete); CMD(search);
 CMD(gc); CMD(fsck); CMD(sessions); CMD(tokens); CMD(models); CMD(stats); CMD(model); CMD(help); CMD(version);
 CMD(trim); CMD(recall); CMD(hook); CMD(auto_trim); CMD(materialize); CMD(fit); CMD(tool_schema); CMD(switch);
-CMD(compact); CMD(sync); CMD(handoff); CMD(uncompact); CMD(benchmark); CMD(completions); CMD(mcp);
+CMD(compact); CMD(sync); CMD(handoff); CMD(uncompact); CMD(benchmark); CMD(completions); CMD(mcp); CMD(proxy);
+CMD(push); CMD(pull);
+CMD(ledger); CMD(shadow);
 
 extern const cli_opt opts_init[], opts_append[], opts_import[], opts_export[], opts_log[],
 	opts_show[], opts_snapshot[], opts_branch[], opts_sync[], opts_checkout[], opts_list[], opts_tree[],
 	opts_info[], opts_delete[], opts_search[], opts_gc[], opts_fsck[], opts_sessions[], opts_tokens[], opts_models[], opts_stats[], opts_model[], opts_help[], opts_trim[], opts_recall[], opts_hook[], opts_auto_trim[], opts_materialize[], opts_fit[], opts_tool_schema[], opts_switch[],
 	opts_compact[], opts_handoff[], opts_uncompact[], opts_benchmark[], opts_completions[],
-	opts_version[], opts_mcp[];
+	opts_version[], opts_mcp[], opts_proxy[], opts_push[], opts_pull[], opts_ledger[], opts_shadow[];
 
 /* Parse a --threshold value: a whole number >= CMV_TRIM_THRESHOLD_MIN (NULL: 0, the default). -1 if bad. */
 int cli_parse_threshold(size_t *out, const char *s);

@@ -101,6 +101,17 @@ static cJSON *compact_json(const cmv_compact_report *r, const char *branch, cons
 	cJSON_AddNumberToObject(cap, "images", (double)r->images);
 	cJSON_AddBoolToObject(cap, "images_dropped", r->images_dropped);
 	cJSON_AddNumberToObject(cap, "thinking", (double)r->thinking);
+	cJSON_AddNumberToObject(cap, "in_flight_side_effects", (double)r->in_flight_effects);
+	cJSON *pl = cJSON_AddArrayToObject(cap, "in_flight_calls");
+	const char *line = r->in_flight && *r->in_flight ? r->in_flight : NULL;
+	while (line) {
+		const char *nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		char *one = strndup(line, n);
+		cJSON_AddItemToArray(pl, cJSON_CreateString(one ? one : ""));
+		free(one);
+		line = nl ? nl + 1 : NULL;
+	}
 	cJSON_AddItemToObject(o, "capabilities", cap);
 	return o;
 }
@@ -179,6 +190,11 @@ CMD(compact)
 		if (rep.thinking)
 			printf("  %zu thinking blocks: replayed only where the target's provider accepts them\n", rep.thinking);
 	}
+	if (rep.in_flight_effects)
+		fprintf(stderr, "cmv: warning: %zu call%s with side effects %s in flight: the requests to %s say the outcome is unknown "
+				"('cmv ledger --in-flight'):\n%s\n",
+			rep.in_flight_effects, rep.in_flight_effects == 1 ? "" : "s", rep.in_flight_effects == 1 ? "is" : "are",
+			co.target->id, rep.in_flight ? rep.in_flight : "");
 done:
 	cmv_compact_report_dispose(&rep);
 	setup_dispose(&s);

@@ -151,7 +151,8 @@ static bool calibrate(size_t *pairs, cli_ctx *ctx, const cmv_import_result *res)
 {
 	static cmv_models *models;
 
-	if (!res->format || strcmp(res->format, "claude-code") || res->outcome == CMV_IMPORT_UNCHANGED)
+	if (!res->format || (strcmp(res->format, "claude-code") && strcmp(res->format, "codex")) ||
+	    res->outcome == CMV_IMPORT_UNCHANGED)
 		return false;
 	if ((!models && cmv_models_load(&models, NULL) < 0) ||
 	    cmv_calibrate(pairs, ctx->repo, &res->head, res->session[0] ? res->session : NULL, models) < 0) {

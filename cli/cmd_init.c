@@ -33,9 +33,17 @@ CMD(init)
 	CLI_PARSE("init");
 	if (init_dir && store)
 		return cli_usage_error(cli_find("init"), "DIR or --store, not both");
+	/* `cmv init postgresql://...`: a URL names a store, not a project directory */
+	if (init_dir && cmv_store_is_url(init_dir)) {
+		store = init_dir;
+		init_dir = NULL;
+	}
 	if (!init_dir && !store && env && *env)
 		store = env;
-	if (store) {
+	if (store && cmv_store_is_url(store)) {
+		if (cmv_repo_open(&repo, store, CMV_REPO_OPEN_CREATE) < 0)
+			return cli_fail("cannot create the store");
+	} else if (store) {
 		/* a store named by path is a folder (as cmv init makes them), unless it is an existing file */
 		if (stat(store, &st) != 0 && cli_mkdirs(store) != 0)
 			return cli_failf("cannot create %s: %s", store, strerror(errno));
@@ -58,7 +66,9 @@ CMD(init)
 			rc = cli_fail("cannot create the main branch");
 	}
 	cmv_buf where = CMV_BUF_INIT(PATH_MAX + 16);
-	if (store)
+	if (store && cmv_store_is_url(store))
+		cmv_store_display(&where, store); /* never the password */
+	else if (store)
 		cmv_buf_puts(&where, realpath(store, abs) ? abs : store);
 	else
 		cmv_buf_printf(&where, "%s/%s", realpath(init_dir, abs) ? abs : init_dir, CMV_DIRNAME);

@@ -28,10 +28,12 @@ const cli_opt opts_materialize[] = {
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
-static const char *sw_ref, *sw_model, *sw_budget, *sw_out;
+static const char *sw_ref, *sw_model, *sw_budget, *sw_out, *sw_from;
 static bool sw_json;
 const cli_opt opts_switch[] = {
 	{ OPT_ARG_OPT, "BRANCH", 0, NULL, "the branch (default: the current branch)", &sw_ref, NULL },
+	{ OPT_VALUE, "from", 0, "REF", "restore, then switch: make BRANCH (new) at REF, a snapshot, in the same step", &sw_from,
+	  NULL },
 	{ OPT_VALUE, "model", 'm', "M", "the model to switch to (required)", &sw_model, NULL },
 	{ OPT_VALUE, "budget", 'b', "N", "tokens the request may use (default: the model's budget)", &sw_budget, NULL },
 	{ OPT_VALUE, "output", 'o', "FILE", "also write the request to FILE", &sw_out, NULL },
@@ -348,7 +350,12 @@ CMD(switch)
 		return cli_usage_error(cli_find("switch"), "--model is required");
 	if (sw_budget && (!cli_parse_u64(&so.budget, sw_budget) || !so.budget))
 		return cli_usage_error(cli_find("switch"), "--budget needs a positive number of tokens, not '%s'", sw_budget);
-	if (sw_ref) {
+	so.from = sw_from;
+	if (sw_from && !sw_ref)
+		return cli_usage_error(cli_find("switch"), "--from needs the BRANCH to make");
+	if (sw_from) {
+		cmv_buf_puts(&branch, sw_ref);
+	} else if (sw_ref) {
 		if (cmv_ref_lookup(&r, ctx->repo, sw_ref) < 0 || r->type != CMV_REF_BRANCH) {
 			cmv_ref_free(r);
 			cmv_error_clear();
@@ -359,7 +366,7 @@ CMD(switch)
 	} else if ((rc = cli_current_branch(&branch, ctx)) != EXIT_OK) {
 		return rc;
 	}
-	if ((rc = cli_resolve(&tip, ctx, branch.ptr)) != EXIT_OK)
+	if ((rc = cli_resolve(&tip, ctx, sw_from ? sw_from : branch.ptr)) != EXIT_OK)
 		goto done;
 	/* a registry key, an alias or an inline descriptor: the library resolves them all alike */
 	if (cmv_model_handle_open(&h, ctx->repo, sw_model) < 0) {
@@ -397,9 +404,30 @@ CMD(switch)
 			goto done;
 		}
 	}
+	/* calls whose outcome is unknown: the new model is told with each call; the user is told here */
+	cmv_buf pending = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	if (rep.in_flight_effects) {
+		cmv_ledger *l = NULL;
+		if (cmv_ledger_build(&l, ctx->repo, &tip, branch.ptr) == 0)
+			cmv_ledger_in_flight_text(&pending, l, 10);
+		cmv_ledger_free(l);
+		cmv_error_clear();
+		fprintf(stderr, "cmv: warning: %zu call%s with side effects %s in flight (outcome unknown; 'cmv ledger %s "
+				"--in-flight'):\n%s\n",
+			rep.in_flight_effects, rep.in_flight_effects == 1 ? "" : "s", rep.in_flight_effects == 1 ? "is" : "are",
+			branch.ptr, pending.ptr ? pending.ptr : "");
+	}
 	if (sw_json) {
 		cJSON *j = cJSON_CreateObject();
 		char hex[CMV_ID_HEXSZ + 1];
+		cJSON_AddNumberToObject(j, "in_flight", (double)rep.in_flight);
+		cJSON_AddNumberToObject(j, "in_flight_side_effects", (double)rep.in_flight_effects);
+		cJSON *pl = cJSON_AddArrayToObject(j, "in_flight_calls");
+		for (char *line = pending.size ? pending.ptr : NULL, *nl; line; line = nl ? nl + 1 : NULL) {
+			if ((nl = strchr(line, '\n')))
+				*nl = '\0';
+			cJSON_AddItemToArray(pl, cJSON_CreateString(line));
+		}
 		cJSON_AddStringToObject(j, "model", m->id);
 		cJSON_AddStringToObject(j, "to", cmv_model_handle_ref(h));
 		cJSON_AddStringToObject(j, "signature", cmv_model_handle_signature(h));
@@ -423,6 +451,7 @@ CMD(switch)
 		       old.size ? old.ptr : "(no model)", m->id, (unsigned long long)rep.tokens, (unsigned long long)rep.budget,
 		       rep.tokens <= rep.budget ? "fits" : "does not fit", rep.stubbed, rep.evicted);
 	}
+	cmv_buf_dispose(&pending);
 done:
 	cmv_model_handle_free(h);
 	cmv_buf_dispose(&out);

@@ -166,6 +166,14 @@ static int show_calibration(const cmv_calibration *c, void *payload)
 		cJSON_AddNumberToObject(e, "max", c->err_max);
 		cJSON_AddNumberToObject(o, "margin", c->margin);
 		cJSON_AddNumberToObject(o, "margin_tokens", (double)c->margin_tokens);
+		cJSON *pool = cJSON_AddObjectToObject(o, "session_bound");
+		cJSON_AddStringToObject(pool, "provider", c->provider);
+		cJSON_AddNumberToObject(pool, "sessions", (double)c->pool_sessions);
+		cJSON_AddNumberToObject(pool, "mean", c->pool_mean);
+		cJSON_AddNumberToObject(pool, "sd", c->pool_sd);
+		cJSON_AddNumberToObject(pool, "max", c->pool_max);
+		cJSON_AddNumberToObject(pool, "margin", c->pool_margin);
+		cJSON_AddNumberToObject(pool, "margin_tokens", (double)c->pool_margin_tokens);
 		cJSON_AddStringToObject(o, "updated", when);
 		cJSON_AddItemToArray(l->arr, o);
 	} else {
@@ -176,7 +184,18 @@ static int show_calibration(const cmv_calibration *c, void *payload)
 		       c->per_pair);
 		printf("    under-count of whole requests: p50 %.1f%%, p95 %.1f%%, p99 %.1f%%, max %.1f%%\n", c->err_p50 * 100,
 		       c->err_p95 * 100, c->err_p99 * 100, c->err_max * 100);
-		printf("    margin kept: %.1f%% + %llu tokens\n", c->margin * 100, (unsigned long long)c->margin_tokens);
+		printf("    this model's requests alone: %.1f%% + %llu tokens cover them all\n", c->margin * 100,
+		       (unsigned long long)c->margin_tokens);
+		if (c->pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS)
+			printf("    margin kept: %.1f%% + %llu tokens, a 97.5%% bound for a new session over %zu sessions of %s "
+			       "(%s) models (their worst under-count: mean %.1f%%, sd %.1f%%, max %.1f%%)\n",
+			       c->pool_margin * 100, (unsigned long long)c->pool_margin_tokens, c->pool_sessions,
+			       c->provider[0] ? c->provider : "its provider's", c->tokenizer, c->pool_mean * 100,
+			       c->pool_sd * 100, c->pool_max * 100);
+		else
+			printf("    margin kept: the profile's, or the worst seen if larger (%zu session%s of %s models: too few "
+			       "for a bound)\n",
+			       c->pool_sessions, c->pool_sessions == 1 ? "" : "s", c->provider[0] ? c->provider : "its provider's");
 	}
 	return 0;
 }
@@ -204,7 +223,7 @@ static int calibration(cli_ctx *ctx)
 	else if (l.only && !l.shown)
 		rc = cli_failf("no calibration of '%s' in this store (cmv import a session of it)", l.only);
 	else if (!l.shown && !l.arr)
-		printf("no calibration yet: cmv import a Claude Code session that records usage\n");
+		printf("no calibration yet: cmv import a Claude Code session or a Codex rollout that records usage\n");
 	cmv_repo_free(repo);
 	cmv_buf_dispose(&path);
 	if (rc == EXIT_OK && l.arr) {

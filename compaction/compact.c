@@ -25,9 +25,16 @@
 #include "base/base.h"
 #include "formats/formats_int.h"
 #include <cmv/compaction.h>
+#include <cmv/ledger.h>
 #include "copy.h"
 #include "handoff.h"
 #include "tok/tok_int.h"
+
+void cmv_compact_options_init(cmv_compact_options *opts)
+{
+	static const cmv_compact_options init = CMV_COMPACT_OPTIONS_INIT;
+	*opts = init;
+}
 
 /* The summary gets at least this, and at most a quarter of the budget up to the cap. */
 #define SUMMARY_MIN_TOKENS 256
@@ -39,6 +46,8 @@ void cmv_compact_report_dispose(cmv_compact_report *rep)
 		return;
 	free(rep->tools_used);
 	rep->tools_used = NULL;
+	free(rep->in_flight);
+	rep->in_flight = NULL;
 }
 
 /* A node of the trimmed branch, as the cut and the write see it. */
@@ -167,7 +176,7 @@ static int cut_points(size_t **out, size_t *n_out, const cJSON *msgs, size_t n)
 		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
 		if (i == 0 || !cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "node")) || minuse[i] < i)
 			continue;
-		if (ho_user_turn(m) || (role && !strcmp(role, "assistant")))
+		if (cmv_compaction__ho_user_turn(m) || (role && !strcmp(role, "assistant")))
 			cuts[nc++] = i;
 	}
 	cuts[nc++] = n; /* everything summarized: always valid */
@@ -218,6 +227,25 @@ static int capabilities(cmv_compact_report *rep, const cJSON *msgs, const cmv_mo
 	rep->images_dropped = rep->images && !target->images;
 	cmv__strmap_dispose(&seen);
 	cmv_buf_dispose(&names);
+	return error;
+}
+
+/* The ledger's part of the capability check: calls with side effects whose outcome is unknown. */
+static int in_flight(cmv_compact_report *rep, job *j)
+{
+	cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cmv_ledger *l = NULL;
+	int error;
+
+	if ((error = cmv_ledger_build(&l, j->repo, j->tip, NULL)) < 0 || (error = cmv_ledger_in_flight_text(&text, l, 10)) < 0)
+		goto done;
+	rep->in_flight_effects = l->in_flight_effects;
+	free(rep->in_flight);
+	if (!(rep->in_flight = cmv__strdup(text.ptr ? text.ptr : "")))
+		error = cmv_error__oom();
+done:
+	cmv_ledger_free(l);
+	cmv_buf_dispose(&text);
 	return error;
 }
 
@@ -276,7 +304,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 	ho_doc d;
 	int error;
 
-	ho_init(&d);
+	cmv_compaction__ho_init(&d);
 	if (o->llm) {
 		struct llm_plan *pl = j->plan;
 		error = 0;
@@ -289,7 +317,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 					cJSON_Delete(msgs);
 					msgs = NULL;
 				}
-			ho_dispose(&d);
+			cmv_compaction__ho_dispose(&d);
 			if (!msgs)
 				return cmv_error__oom();
 			cJSON_Delete(pl->covered);
@@ -305,7 +333,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 		rep->llm_output_tokens = pl->out_tokens;
 		for (int sec = 0; sec < CMV_HANDOFF_NSECTIONS && !error; sec++)
 			for (size_t i = 0; i < pl->doc.n[sec] && !error; i++)
-				error = ho_add(&d, sec, pl->doc.items[sec][i], 0);
+				error = cmv_compaction__ho_add(&d, sec, pl->doc.items[sec][i], 0);
 		/* the recall line is ours, whatever the model wrote */
 		if (!error) {
 			char line[256];
@@ -313,7 +341,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 				 covered_nodes, rep->recall);
 			const int L = CMV_HANDOFF_NSECTIONS - 1;
 			size_t before = d.n[L];
-			error = ho_add(&d, L, line, 0);
+			error = cmv_compaction__ho_add(&d, L, line, 0);
 			/* first among the losses: the fitter keeps the first loss line to the end */
 			if (!error && d.n[L] > before && d.n[L] > 1) {
 				char *recall_line = d.items[L][d.n[L] - 1];
@@ -322,7 +350,7 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 			}
 		}
 	} else {
-		error = ho_extract(&d, j->raw.messages, 0, cut, rep->recall, covered_nodes);
+		error = cmv_compaction__ho_extract(&d, j->raw.messages, 0, cut, rep->recall, covered_nodes);
 	}
 	if (!error) {
 		char head[256];
@@ -334,8 +362,8 @@ static int summarize(cmv_buf *doc, uint64_t *doc_tokens, cmv_compact_report *rep
 			error = cmv_error__oom();
 	}
 	if (!error)
-		error = ho_fit(doc, doc_tokens, &d, o->target, o->tok, allowance);
-	ho_dispose(&d);
+		error = cmv_compaction__ho_fit(doc, doc_tokens, &d, o->target, o->tok, allowance);
+	cmv_compaction__ho_dispose(&d);
 	return error;
 }
 
@@ -518,7 +546,7 @@ static int trim_branch(job *j, cmv_compact_report *rep)
 	if ((error = cmv__conv_load_raw(&j->raw, &rst, j->repo, &j->trimmed, 0)) < 0)
 		return error;
 	j->n = (size_t)cJSON_GetArraySize(j->raw.messages);
-	if ((error = capabilities(rep, j->raw.messages, j->o->target)) < 0 ||
+	if ((error = capabilities(rep, j->raw.messages, j->o->target)) < 0 || (error = in_flight(rep, j)) < 0 ||
 	    (error = measure(&rep->tokens_trimmed, NULL, j, 0, NULL)) < 0)
 		return error;
 	rep->stage = 1;
@@ -737,7 +765,7 @@ static int check_fidelity(job *j, cmv_compact_report *rep)
 	cmv_buf src = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	int error;
 
-	if (!(error = ho_fidelity_source(&src, j->raw.messages, 0, j->cut)))
+	if (!(error = cmv_compaction__ho_fidelity_source(&src, j->raw.messages, 0, j->cut)))
 		error = cmv_fidelity(&rep->coverage, &rep->entities, &rep->entities_found, NULL,
 				     src.ptr ? src.ptr : "", src.size, j->doc.ptr, j->doc.size);
 	cmv_buf_dispose(&src);
@@ -847,15 +875,13 @@ static int compact_once(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *t
 fail:
 	cmv_repo_txn_rollback(repo);
 out:
-	if (error < 0) {
-		free(rep->tools_used);
-		rep->tools_used = NULL;
-	}
+	if (error < 0)
+		cmv_compact_report_dispose(rep);
 	job_dispose(&j);
 	return error;
 }
 
-int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
+static int compact_filled(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
 {
 	struct llm_plan plan;
 	int error;
@@ -863,7 +889,7 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 	CMV_ASSERT_ARG(rep);
 	CMV_ASSERT_ARG(opts);
 	memset(&plan, 0, sizeof(plan));
-	ho_init(&plan.doc);
+	cmv_compaction__ho_init(&plan.doc);
 	error = compact_once(rep, repo, tip, opts, &plan);
 	if (error == PLANNED) {
 		/* rolled back: now the summarizer, with no lock held, then the run that writes */
@@ -871,7 +897,7 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 		uint64_t want = plan.allowance < opts->summarizer->max_output ? plan.allowance : opts->summarizer->max_output;
 		l.max_tokens = (uint32_t)(want > 8192 ? 8192 : want);
 		cmv_compact_report_dispose(rep);
-		error = ho_summarize(&plan.doc, &l, plan.covered, 0, plan.cut);
+		error = cmv_compaction__ho_summarize(&plan.doc, &l, plan.covered, 0, plan.cut);
 		plan.passes = l.passes;
 		plan.in_tokens = l.in_tokens;
 		plan.out_tokens = l.out_tokens;
@@ -882,7 +908,15 @@ int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, cons
 			error = cmv_error__set(CMV_ERROR, "compaction did not settle on one cut");
 	}
 	cJSON_Delete(plan.covered);
-	ho_dispose(&plan.doc);
+	cmv_compaction__ho_dispose(&plan.doc);
+	return error;
+}
+
+int cmv_compact(cmv_compact_report *rep, cmv_repo *repo, const cmv_id *tip, const cmv_compact_options *opts)
+{
+	int error = compact_filled(rep, repo, tip, opts);
+	if (rep)
+		rep->version = CMV_COMPACT_REPORT_VERSION;
 	return error;
 }
 

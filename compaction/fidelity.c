@@ -127,12 +127,12 @@ int cmv_fidelity(double *coverage, size_t *total, size_t *found, cmv_buf *missin
 
 /* ---- what the check reads of a conversation ---------------------------------------------- */
 
-int ho_fidelity_source(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
+int cmv_compaction__ho_fidelity_source(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 {
 	static pcre2_code *re;
 	int error;
 
-	if ((error = ho_transcript(out, msgs, from, to)) < 0)
+	if ((error = cmv_compaction__ho_transcript(out, msgs, from, to)) < 0)
 		return error;
 	if (!re) {
 		int ec;

@@ -23,7 +23,14 @@
 #include "base/base.h"
 #include "formats/formats_int.h"
 #include <cmv/compaction.h>
+#include <cmv/ledger.h>
 #include "handoff.h"
+
+void cmv_handoff_options_init(cmv_handoff_options *opts)
+{
+	static const cmv_handoff_options init = CMV_HANDOFF_OPTIONS_INIT;
+	*opts = init;
+}
 
 static const char *const sections[CMV_HANDOFF_NSECTIONS] = {
 	"User instructions and constraints",
@@ -43,12 +50,12 @@ const char *const *cmv_handoff_sections(void)
 
 /* ---- the document as items ------------------------------------------------- */
 
-void ho_init(ho_doc *d)
+void cmv_compaction__ho_init(ho_doc *d)
 {
 	memset(d, 0, sizeof(*d));
 }
 
-void ho_dispose(ho_doc *d)
+void cmv_compaction__ho_dispose(ho_doc *d)
 {
 	for (int s = 0; s < CMV_HANDOFF_NSECTIONS; s++) {
 		for (size_t i = 0; i < d->n[s]; i++)
@@ -60,7 +67,7 @@ void ho_dispose(ho_doc *d)
 }
 
 /* Add an item (copied; at most `max` bytes, cut at a UTF-8 boundary with a mark). */
-int ho_add(ho_doc *d, int s, const char *text, size_t max)
+int cmv_compaction__ho_add(ho_doc *d, int s, const char *text, size_t max)
 {
 	size_t len = strlen(text);
 	while (len && isspace((unsigned char)text[len - 1]))
@@ -100,7 +107,7 @@ int ho_add(ho_doc *d, int s, const char *text, size_t max)
 	return 0;
 }
 
-int ho_render(cmv_buf *out, const ho_doc *d)
+int cmv_compaction__ho_render(cmv_buf *out, const ho_doc *d)
 {
 	int error = 0;
 	cmv_buf_clear(out);
@@ -131,7 +138,7 @@ static size_t doc_chars(const ho_doc *d)
 	return n;
 }
 
-void ho_drop_item(ho_doc *d, int s, size_t i)
+void cmv_compaction__ho_drop_item(ho_doc *d, int s, size_t i)
 {
 	free(d->items[s][i]);
 	memmove(&d->items[s][i], &d->items[s][i + 1], (d->n[s] - i - 1) * sizeof(char *));
@@ -190,33 +197,33 @@ static bool drop_one(ho_doc *d)
 		}
 	}
 	if (multi >= 0) {
-		ho_drop_item(d, multi, multi == 0 && d->n[0] > 2 ? 1 : 0);
+		cmv_compaction__ho_drop_item(d, multi, multi == 0 && d->n[0] > 2 ? 1 : 0);
 		return true;
 	}
 	static const int order[] = { 4, 5, 6, 1, 2, 3, 0 };
 	for (size_t k = 0; k < CMV_ARRAY_SIZE(order); k++)
 		if (d->n[order[k]]) {
-			ho_drop_item(d, order[k], 0);
+			cmv_compaction__ho_drop_item(d, order[k], 0);
 			return true;
 		}
 	for (size_t i = d->n[L]; i-- > 1;)
 		if (!is_drop_note(d->items[L][i])) {
-			ho_drop_item(d, L, i);
+			cmv_compaction__ho_drop_item(d, L, i);
 			d->dropped[L]--; /* a loss line is not content that was left out */
 			return true;
 		}
 	return false;
 }
 
-int ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cmv_tok *tok, uint64_t max_tokens)
+int cmv_compaction__ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cmv_tok *tok, uint64_t max_tokens)
 {
 	size_t n = 0;
 	int error;
 
 	for (int round = 0; round < 64; round++) {
 		/* what was left out for room is declared, once, with the counts */
-		ho_doc_note_drops(d);
-		if ((error = ho_render(out, d)) < 0)
+		cmv_compaction__ho_doc_note_drops(d);
+		if ((error = cmv_compaction__ho_render(out, d)) < 0)
 			return error;
 		if ((error = cmv_model_count(&n, NULL, model, tok, out->ptr, out->size)) < 0)
 			return error;
@@ -237,7 +244,7 @@ int ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cm
 			      (unsigned long long)max_tokens);
 }
 
-void ho_doc_note_drops(ho_doc *d)
+void cmv_compaction__ho_doc_note_drops(ho_doc *d)
 {
 	const int L = CMV_HANDOFF_NSECTIONS - 1;
 	char line[256];
@@ -261,14 +268,14 @@ void ho_doc_note_drops(ho_doc *d)
 	if (len < sizeof(line) && len)
 		line[len - 1] = '.';
 	d->noted = total;
-	ho_add(d, L, line, 0);
+	cmv_compaction__ho_add(d, L, line, 0);
 }
 
 /* ---- reading a conversation -------------------------------------------------- */
 
-const char *ho_block_type(const cJSON *b)
+const char *cmv_compaction__ho_block_type(const cJSON *b)
 {
-	const char *t = cj_str(b, "type");
+	const char *t = cmv_formats__cj_str(b, "type");
 	return t ? t : "";
 }
 
@@ -286,27 +293,27 @@ static int put_capped(cmv_buf *out, const char *s, size_t cap)
 	return cmv_buf_put(out, s, len);
 }
 
-int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap)
+int cmv_compaction__ho_message_text(cmv_buf *out, const cJSON *m, size_t cap)
 {
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
 	cmv_buf tmp = CMV_BUF_INIT(CMV_BUF_CONTENT);
-	const char *role = cj_str(m, "role") ? cj_str(m, "role") : "?";
+	const char *role = cmv_formats__cj_str(m, "role") ? cmv_formats__cj_str(m, "role") : "?";
 	int error = 0;
 
 	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
-		const char *t = ho_block_type(b);
+		const char *t = cmv_compaction__ho_block_type(b);
 		if (!strcmp(t, "text")) {
 			if (!(error = cmv_buf_printf(out, "[%s] ", role)))
-				error = put_capped(out, cj_str(b, "text") ? cj_str(b, "text") : "", cap);
+				error = put_capped(out, cmv_formats__cj_str(b, "text") ? cmv_formats__cj_str(b, "text") : "", cap);
 		} else if (!strcmp(t, "tool_use")) {
 			char *in = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(b, "input"));
-			if (!(error = cmv_buf_printf(out, "[%s calls %s, id %s] ", role, cj_str(b, "name") ? cj_str(b, "name") : "?",
-						     cj_str(b, "id") ? cj_str(b, "id") : "?")))
+			if (!(error = cmv_buf_printf(out, "[%s calls %s, id %s] ", role, cmv_formats__cj_str(b, "name") ? cmv_formats__cj_str(b, "name") : "?",
+						     cmv_formats__cj_str(b, "id") ? cmv_formats__cj_str(b, "id") : "?")))
 				error = put_capped(out, in ? in : "{}", cap);
 			cJSON_free(in);
 		} else if (!strcmp(t, "tool_result")) {
 			if (!(error = cmv__result_text(&tmp, cJSON_GetObjectItemCaseSensitive(b, "content"))) &&
-			    !(error = cmv_buf_printf(out, "[result of %s%s] ", cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
+			    !(error = cmv_buf_printf(out, "[result of %s%s] ", cmv_formats__cj_str(b, "tool_use_id") ? cmv_formats__cj_str(b, "tool_use_id") : "?",
 						     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "is_error")) ? ", an error" : "")))
 				error = put_capped(out, tmp.size ? tmp.ptr : "", cap);
 		} else if (!strcmp(t, "image")) {
@@ -321,35 +328,63 @@ int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap)
 	return error;
 }
 
-bool ho_user_turn(const cJSON *m)
+bool cmv_compaction__ho_user_turn(const cJSON *m)
 {
-	if (!cj_str(m, "role") || strcmp(cj_str(m, "role"), "user"))
+	if (!cmv_formats__cj_str(m, "role") || strcmp(cmv_formats__cj_str(m, "role"), "user"))
 		return false;
 	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
 	bool text = false;
 	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
-		if (!strcmp(ho_block_type(b), "tool_result"))
+		if (!strcmp(cmv_compaction__ho_block_type(b), "tool_result"))
 			return false;
-		if (!strcmp(ho_block_type(b), "text") || !strcmp(ho_block_type(b), "image"))
+		if (!strcmp(cmv_compaction__ho_block_type(b), "text") || !strcmp(cmv_compaction__ho_block_type(b), "image"))
 			text = true;
 	}
 	return text;
 }
 
-int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
+int cmv_compaction__ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 {
 	size_t i = 0;
 	int error = 0;
 	cmv_buf_clear(out);
 	for (const cJSON *m = msgs->child; m && !error; m = m->next, i++)
 		if (i >= from && i < to)
-			error = ho_message_text(out, m, 0);
+			error = cmv_compaction__ho_message_text(out, m, 0);
 	return error;
 }
 
 /* ---- a whole conversation's handoff ---------------------------------------------------- */
 
-int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
+/*
+ * The pending actions the ledger knows: calls with side effects that have no
+ * result, last in their section (a document cut for room drops a section's
+ * first items first, so these go last).
+ */
+static int ledger_pending(ho_doc *d, cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT), line = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	cmv_ledger *l = NULL;
+	int error;
+
+	if ((error = cmv_ledger_build(&l, repo, tip, NULL)) < 0 || (error = cmv_ledger_in_flight_text(&text, l, 20)) < 0)
+		goto done;
+	for (char *p = text.size ? text.ptr : NULL, *nl; p && !error; p = nl ? nl + 1 : NULL) {
+		if ((nl = strchr(p, '\n')))
+			*nl = '\0';
+		cmv_buf_clear(&line);
+		if ((error = cmv_buf_printf(&line, "In flight, outcome unknown (it may have run in full, in part or not at "
+						   "all; check before issuing it again): %s", p)) == 0)
+			error = cmv_compaction__ho_add(d, 3, line.ptr, 0);
+	}
+done:
+	cmv_ledger_free(l);
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&line);
+	return error;
+}
+
+static int handoff_filled(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
 		const cmv_handoff_options *opts)
 {
 	cmv_handoff_stats st;
@@ -368,7 +403,7 @@ int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cm
 	if (opts->llm && (!opts->summarizer || !opts->summarizer_tok))
 		return cmv_error__set(CMV_EINVALID, "a summarizer needs its profile and tokenizer");
 	memset(&st, 0, sizeof(st));
-	ho_init(&d);
+	cmv_compaction__ho_init(&d);
 	if ((error = cmv__conv_load_raw(&raw, &rst, repo, tip, 0)) < 0)
 		return error;
 	size_t n = (size_t)cJSON_GetArraySize(raw.messages);
@@ -376,27 +411,38 @@ int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cm
 	if (opts->llm) {
 		ho_llm l = { opts->llm, opts->summarizer, opts->summarizer_tok, 0, 0, 0, 0, 0 };
 		l.max_tokens = (uint32_t)(max_tokens < opts->summarizer->max_output ? max_tokens : opts->summarizer->max_output);
-		error = ho_summarize(&d, &l, raw.messages, 0, n);
+		error = cmv_compaction__ho_summarize(&d, &l, raw.messages, 0, n);
 		st.passes = l.passes;
 		st.llm_input_tokens = l.in_tokens;
 		st.llm_output_tokens = l.out_tokens;
 	} else {
-		error = ho_extract(&d, raw.messages, 0, n, NULL, 0);
+		error = cmv_compaction__ho_extract(&d, raw.messages, 0, n, NULL, 0);
 	}
+	if (!error)
+		error = ledger_pending(&d, repo, tip);
 	if (!error) {
 		char head[160];
 		snprintf(head, sizeof(head), "# Handoff document\nThe conversation so far (%zu messages), %s.", n,
 			 opts->llm ? "summarized" : "extracted from the store");
 		d.header = cmv__strdup(head);
-		error = ho_fit(out, &st.tokens, &d, opts->model, opts->tok, max_tokens);
+		error = cmv_compaction__ho_fit(out, &st.tokens, &d, opts->model, opts->tok, max_tokens);
 	}
-	if (!error && !(error = ho_fidelity_source(&src, raw.messages, 0, n)))
+	if (!error && !(error = cmv_compaction__ho_fidelity_source(&src, raw.messages, 0, n)))
 		error = cmv_fidelity(&st.coverage, &st.entities, &st.entities_found, NULL, src.ptr ? src.ptr : "", src.size,
 				     out->ptr, out->size);
 	if (stats)
 		*stats = st;
-	ho_dispose(&d);
+	cmv_compaction__ho_dispose(&d);
 	cmv__conv_dispose(&raw);
 	cmv_buf_dispose(&src);
+	return error;
+}
+
+int cmv_handoff(cmv_buf *out, cmv_handoff_stats *stats, cmv_repo *repo, const cmv_id *tip,
+		const cmv_handoff_options *opts)
+{
+	int error = handoff_filled(out, stats, repo, tip, opts);
+	if (stats)
+		stats->version = CMV_HANDOFF_STATS_VERSION;
 	return error;
 }

@@ -18,36 +18,36 @@ typedef struct {
 	size_t noted;                          /* drops already declared */
 } ho_doc;
 
-void ho_init(ho_doc *d);
-void ho_dispose(ho_doc *d);
+void cmv_compaction__ho_init(ho_doc *d);
+void cmv_compaction__ho_dispose(ho_doc *d);
 /* Add an item to section s (at most max bytes, 0: all); a repeat is skipped. */
-int ho_add(ho_doc *d, int s, const char *text, size_t max);
-int ho_render(cmv_buf *out, const ho_doc *d);
+int cmv_compaction__ho_add(ho_doc *d, int s, const char *text, size_t max);
+int cmv_compaction__ho_render(cmv_buf *out, const ho_doc *d);
 /* Remove item i of section s, counted as left out for room (undo the count if it is not). */
-void ho_drop_item(ho_doc *d, int s, size_t i);
+void cmv_compaction__ho_drop_item(ho_doc *d, int s, size_t i);
 /* Declare in the losses what was dropped for room. */
-void ho_doc_note_drops(ho_doc *d);
+void cmv_compaction__ho_doc_note_drops(ho_doc *d);
 /* Render within max_tokens of model, dropping items as needed (and declaring them). */
-int ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cmv_tok *tok, uint64_t max_tokens);
+int cmv_compaction__ho_fit(cmv_buf *out, uint64_t *tokens, ho_doc *d, const cmv_model *model, cmv_tok *tok, uint64_t max_tokens);
 
 /* A neutral content block's type, "" when it has none. */
-const char *ho_block_type(const cJSON *b);
+const char *cmv_compaction__ho_block_type(const cJSON *b);
 /* Neutral messages [from, to) as plain text, one line per block (each cut at cap bytes; 0: whole). */
-int ho_message_text(cmv_buf *out, const cJSON *m, size_t cap);
-int ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
+int cmv_compaction__ho_message_text(cmv_buf *out, const cJSON *m, size_t cap);
+int cmv_compaction__ho_transcript(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
 /*
  * What the fidelity check reads: the transcript without what is not
  * content (tool-call ids, and trim's stubs, whose bodies are a recall away).
  */
-int ho_fidelity_source(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
+int cmv_compaction__ho_fidelity_source(cmv_buf *out, const cJSON *msgs, size_t from, size_t to);
 
 /* A user message that says something (text or an image, no tool result): a turn starts there. */
-bool ho_user_turn(const cJSON *m);
+bool cmv_compaction__ho_user_turn(const cJSON *m);
 
 /* The extractive builder: from the messages themselves, no network, deterministic. */
-int ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char *recall, size_t covered_nodes);
+int cmv_compaction__ho_extract(ho_doc *d, const cJSON *msgs, size_t from, size_t to, const char *recall, size_t covered_nodes);
 /* An LLM's reply, parsed into the fixed sections. */
-int ho_parse(ho_doc *d, const char *reply);
+int cmv_compaction__ho_parse(ho_doc *d, const char *reply);
 
 typedef struct {
 	cmv_llm *llm;
@@ -60,6 +60,6 @@ typedef struct {
 } ho_llm;
 
 /* Summarize messages [from, to) with an LLM, in parts that fit its window, then combine. */
-int ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to);
+int cmv_compaction__ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to);
 
 #endif

@@ -3,7 +3,7 @@
  * The LLM builder of a handoff document: the transcript in parts that each
  * fit one request to the summarizer, a partial document per part, then the
  * partial documents merged in groups that fit, until one is left; that one
- * is parsed back into the fixed sections (ho_parse).
+ * is parsed back into the fixed sections (cmv_compaction__ho_parse).
  *
  * Every request is counted before it is sent: it must fit the summarizer's
  * window less the reply it asks for and less the margin its count may be
@@ -44,7 +44,7 @@ static int section_of(const char *heading)
 	return -1;
 }
 
-int ho_parse(ho_doc *d, const char *reply)
+int cmv_compaction__ho_parse(ho_doc *d, const char *reply)
 {
 	cmv_buf item = CMV_BUF_INIT(CMV_BUF_SMALL);
 	int cur = -1, error = 0;
@@ -58,7 +58,7 @@ int ho_parse(ho_doc *d, const char *reply)
 			lead++;
 		if (lead < len && l[lead] == '#') {
 			if (cur >= 0 && item.size)
-				error = ho_add(d, cur, item.ptr, 2000);
+				error = cmv_compaction__ho_add(d, cur, item.ptr, 2000);
 			cmv_buf_clear(&item);
 			size_t h = lead;
 			while (h < len && (l[h] == '#' || l[h] == ' '))
@@ -75,7 +75,7 @@ int ho_parse(ho_doc *d, const char *reply)
 		bool bullet = lead + 1 < len && (l[lead] == '-' || l[lead] == '*') && l[lead + 1] == ' ';
 		if (bullet || lead == len) {
 			if (item.size)
-				error = ho_add(d, cur, item.ptr, 2000);
+				error = cmv_compaction__ho_add(d, cur, item.ptr, 2000);
 			cmv_buf_clear(&item);
 			if (lead == len)
 				continue;
@@ -86,12 +86,12 @@ int ho_parse(ho_doc *d, const char *reply)
 		cmv_buf_put(&item, l + lead, len - lead);
 	}
 	if (!error && cur >= 0 && item.size)
-		error = ho_add(d, cur, item.ptr, 2000);
+		error = cmv_compaction__ho_add(d, cur, item.ptr, 2000);
 	/* an "(none)" item says nothing */
 	for (int s = 0; s < CMV_HANDOFF_NSECTIONS; s++)
 		for (size_t i = 0; i < d->n[s];)
 			if (!strcmp(d->items[s][i], "(none)") || !strcmp(d->items[s][i], "None")) {
-				ho_drop_item(d, s, i);
+				cmv_compaction__ho_drop_item(d, s, i);
 				d->dropped[s]--;
 			} else {
 				i++;
@@ -175,7 +175,7 @@ static int chunks(cJSON *parts, ho_llm *l, const cJSON *msgs, size_t from, size_
 		if (i < from || i >= to)
 			continue;
 		cmv_buf_clear(&one);
-		if ((error = ho_message_text(&one, m, 20000)) < 0 || !one.size)
+		if ((error = cmv_compaction__ho_message_text(&one, m, 20000)) < 0 || !one.size)
 			continue;
 		size_t n = 0;
 		if ((error = cmv_model_count(&n, NULL, l->model, l->tok, one.ptr, one.size)) < 0)
@@ -222,7 +222,7 @@ static int chunks(cJSON *parts, ho_llm *l, const cJSON *msgs, size_t from, size_
 	return error;
 }
 
-int ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to)
+int cmv_compaction__ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to)
 {
 	cJSON *parts = cJSON_CreateArray(), *docs = cJSON_CreateArray();
 	cmv_buf user = CMV_BUF_INIT(CMV_BUF_CONTENT), reply = CMV_BUF_INIT(CMV_BUF_CONTENT);
@@ -305,7 +305,7 @@ int ho_summarize(ho_doc *d, ho_llm *l, const cJSON *msgs, size_t from, size_t to
 		docs = next;
 	}
 	if (!error && cJSON_GetArraySize(docs) == 1)
-		error = ho_parse(d, docs->child->valuestring);
+		error = cmv_compaction__ho_parse(d, docs->child->valuestring);
 done:
 	cJSON_Delete(parts);
 	cJSON_Delete(docs);

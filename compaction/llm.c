@@ -20,6 +20,12 @@
 #include "base/base.h"
 #include <cmv/llm.h>
 
+void cmv_llm_options_init(cmv_llm_options *opts)
+{
+	static const cmv_llm_options init = CMV_LLM_OPTIONS_INIT;
+	*opts = init;
+}
+
 #define DEFAULT_TIMEOUT_MS 120000
 #define DEFAULT_RETRIES 4
 #define DEFAULT_BACKOFF_MS 500
@@ -559,20 +565,17 @@ static void sleep_ms(long ms)
 		;
 }
 
-int cmv_llm_complete(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const char *system, const char *user)
+/*
+ * One exchange with retries: `body` to the endpoint with the key read now,
+ * the 2xx response into resp (the caller disposes of its body).
+ */
+static int exchange(cmv_http_response *resp, unsigned int *attempts, cmv_llm *llm, const char *body, size_t len)
 {
-	cmv_llm_usage scratch;
-	cmv_http_response resp = { 0, -1, CMV_BUF_INIT(CMV_BUF_CONTENT) };
-	char *body = NULL, *auth = NULL;
+	char *auth = NULL;
 	const char *headers[3];
 	size_t n_headers = 0, auth_len = 0;
 	int error;
 
-	if (!usage)
-		usage = &scratch;
-	memset(usage, 0, sizeof(*usage));
-	if ((error = build_body(&body, llm, system, user)) < 0)
-		return error;
 	/* read at call time: a key set or rotated after the client was made is the one used */
 	const char *key = getenv(llm->key_env);
 	headers[n_headers++] = "Content-Type: application/json";
@@ -581,44 +584,71 @@ int cmv_llm_complete(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const cha
 	if (key && *key) {
 		const char *pre = llm->anthropic ? "x-api-key: " : "Authorization: Bearer ";
 		auth_len = strlen(pre) + strlen(key) + 1;
-		if (!(auth = cmv__malloc(auth_len))) {
-			error = cmv_error__oom();
-			goto done;
-		}
+		if (!(auth = cmv__malloc(auth_len)))
+			return cmv_error__oom();
 		snprintf(auth, auth_len, "%s%s", pre, key);
 		headers[n_headers++] = auth;
 	}
-	cmv_http_request req = { llm->endpoint, headers, n_headers, body, strlen(body),
+	cmv_http_request req = { llm->endpoint, headers, n_headers, body, len,
 				 llm->opts.timeout_ms > 0 ? llm->opts.timeout_ms : DEFAULT_TIMEOUT_MS,
 				 llm->opts.max_response ? llm->opts.max_response : DEFAULT_MAX_RESPONSE };
 	unsigned int retries = llm->opts.retries == ~0u ? 0 : llm->opts.retries ? llm->opts.retries : DEFAULT_RETRIES;
 	for (unsigned int attempt = 1;; attempt++) {
-		usage->attempts = attempt;
-		if ((error = llm->transport->send(llm->transport, &req, &resp)) < 0)
-			goto done;
-		if (resp.status >= 200 && resp.status < 300) {
-			error = parse_reply(out, usage, llm, &resp.body);
-			goto done;
-		}
-		bool again = resp.status == 429 || resp.status >= 500;
+		*attempts = attempt;
+		cmv_buf_clear(&resp->body);
+		if ((error = llm->transport->send(llm->transport, &req, resp)) < 0)
+			break;
+		if (resp->status >= 200 && resp->status < 300)
+			break;
+		bool again = resp->status == 429 || resp->status >= 500;
 		if (!again || attempt > retries) {
 			char quote[QUOTE_MAX + 1], hint[128] = "";
-			quote_body(quote, sizeof(quote), &resp.body);
-			if (resp.status == 401 || resp.status == 403)
+			quote_body(quote, sizeof(quote), &resp->body);
+			if (resp->status == 401 || resp->status == 403)
 				snprintf(hint, sizeof(hint), " (%s $%s)", key && *key ? "check the key in" : "no key: set",
 					 llm->key_env);
-			error = cmv_error__set(CMV_ETRANSPORT, "%s: HTTP %ld%s: %s%s", llm->endpoint, resp.status,
+			error = cmv_error__set(CMV_ETRANSPORT, "%s: HTTP %ld%s: %s%s", llm->endpoint, resp->status,
 					       again ? " (retries exhausted)" : "", quote, hint);
-			goto done;
+			break;
 		}
-		sleep_ms(backoff(llm, attempt, resp.retry_after_ms));
+		sleep_ms(backoff(llm, attempt, resp->retry_after_ms));
 	}
-done:
 	if (auth) {
 		wipe(auth, auth_len);
 		free(auth);
 	}
+	return error;
+}
+
+int cmv_llm_complete(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const char *system, const char *user)
+{
+	cmv_llm_usage scratch;
+	cmv_http_response resp = { 0, -1, CMV_BUF_INIT(CMV_BUF_CONTENT) };
+	char *body = NULL;
+	int error;
+
+	if (!usage)
+		usage = &scratch;
+	memset(usage, 0, sizeof(*usage));
+	if ((error = build_body(&body, llm, system, user)) < 0)
+		return error;
+	if ((error = exchange(&resp, &usage->attempts, llm, body, strlen(body))) == 0)
+		error = parse_reply(out, usage, llm, &resp.body);
 	cJSON_free(body);
+	cmv_buf_dispose(&resp.body);
+	return error;
+}
+
+int cmv_llm_send(cmv_buf *out, unsigned int *attempts, cmv_llm *llm, const char *body, size_t len)
+{
+	cmv_http_response resp = { 0, -1, CMV_BUF_INIT(CMV_BUF_CONTENT) };
+	unsigned int scratch;
+	int error;
+
+	if ((error = exchange(&resp, attempts ? attempts : &scratch, llm, body, len)) == 0) {
+		cmv_buf_clear(out);
+		error = cmv_buf_put(out, resp.body.ptr ? resp.body.ptr : "", resp.body.size);
+	}
 	cmv_buf_dispose(&resp.body);
 	return error;
 }

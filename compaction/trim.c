@@ -38,6 +38,12 @@
 #include <cmv/formats.h>
 #include "trim_priv.h"
 
+void cmv_trim_options_init(cmv_trim_options *opts)
+{
+	static const cmv_trim_options init = CMV_TRIM_OPTIONS_INIT;
+	*opts = init;
+}
+
 static const char *const rule_names[CMV_TRIM_RULES] = {
 	"pre_boundary", "tool_results", "tool_inputs", "images", "thinking", "ui_copies", "progress",
 	"file_history", "queue_operations", "usage", "orphan_results", "empty_records", "unanswered_calls",
@@ -210,7 +216,7 @@ static int find_boundary(size_t *out, cmv_walk *walk)
 	*out = 0;
 	while ((error = cmv_walk_next(&n, walk)) == 0) {
 		session_tpl tpl;
-		if (session_template(&tpl, n) == 0 && tpl.format && !strcmp(tpl.format, "claude-code")) {
+		if (cmv_formats__session_template(&tpl, n) == 0 && tpl.format && !strcmp(tpl.format, "claude-code")) {
 			if (tpl_has(&tpl, "\"subtype\":\"compact_boundary\"")) {
 				line = i;
 				*out = i;
@@ -272,7 +278,7 @@ static int path_bytes(uint64_t *out, uint64_t *prefix_out, size_t prefix, cmv_re
 		const char *format;
 		if (prefix_out && i++ == prefix)
 			*prefix_out = *out;
-		if ((error = session_record_bytes(&rec, &format, repo, n, true)) == CMV_ENOTFOUND) {
+		if ((error = cmv_formats__session_record_bytes(&rec, &format, repo, n, true)) == CMV_ENOTFOUND) {
 			cmv_error_clear();
 			error = 0;
 			for (size_t b = 0; b < n->n_blocks && !error; b++)
@@ -307,7 +313,7 @@ static int sent_tokens(uint64_t *out, cmv_repo *repo, const cmv_id *tip, const c
 
 /* ---- the entry ------------------------------------------------------------------- */
 
-int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts)
+static int trim_filled(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts)
 {
 	trim_ctx t;
 	cmv_walk *walk = NULL;
@@ -367,7 +373,7 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 		for (size_t i = boundary; (error = cmv_walk_next(&n, walk)) == 0; i++) {
 			session_tpl tpl;
 			if (n->kind == CMV_KIND_MESSAGE && (n->role == CMV_ROLE_USER || n->role == CMV_ROLE_ASSISTANT) &&
-			    !(session_template(&tpl, n) == 0 && is_cc_attachment(&tpl)))
+			    !(cmv_formats__session_template(&tpl, n) == 0 && is_cc_attachment(&tpl)))
 				t.frozen_from = i;
 			cmv_error_clear();
 		}
@@ -387,7 +393,7 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 	cmv_walk_seek(walk, boundary);
 	for (size_t i = boundary; (error = cmv_walk_next(&n, walk)) == 0; i++) {
 		session_tpl tpl;
-		if (n->kind == CMV_KIND_SUMMARY && session_template(&tpl, n) == 0 && !strcmp(tpl.format, "codex"))
+		if (n->kind == CMV_KIND_SUMMARY && cmv_formats__session_template(&tpl, n) == 0 && !strcmp(tpl.format, "codex"))
 			codex_from = i + 1;
 		cmv_error_clear();
 	}
@@ -397,7 +403,7 @@ int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_
 	cmv_walk_seek(walk, boundary);
 	for (t.index = boundary; (error = cmv_walk_next(&n, walk)) == 0; t.index++) {
 		session_tpl tpl;
-		int is_tpl = session_template(&tpl, n);
+		int is_tpl = cmv_formats__session_template(&tpl, n);
 		if (is_tpl == CMV_ENOTFOUND) {
 			cmv_error_clear();
 			if (n->kind == CMV_KIND_MESSAGE && t.n_pending && (error = cmv_trim__answer_pending(&t)) < 0)
@@ -477,5 +483,13 @@ out:
 	cmv_buf_dispose(&t.blob);
 	cmv_buf_dispose(&t.text);
 	cmv_buf_dispose(&t.stub);
+	return error;
+}
+
+int cmv_trim(cmv_trim_report *out, cmv_repo *repo, const cmv_id *tip, const cmv_trim_options *opts)
+{
+	int error = trim_filled(out, repo, tip, opts);
+	if (out)
+		out->version = CMV_TRIM_REPORT_VERSION;
 	return error;
 }

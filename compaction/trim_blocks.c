@@ -66,7 +66,7 @@ int cmv_trim__templated(trim_ctx *t, const cmv_node *n)
 		free(stub_off);
 		return cmv_error__oom();
 	}
-	if ((error = record_edit_load(&e, n)) < 0)
+	if ((error = cmv_formats__record_edit_load(&e, n)) < 0)
 		goto done;
 	for (size_t i = 0; i < n->n_blocks && !error; i++) {
 		const cmv_block *b = &n->blocks[i];
@@ -95,7 +95,7 @@ int cmv_trim__templated(trim_ctx *t, const cmv_node *n)
 		goto done;
 	error = write_blocks(t, n, blocks, n->n_blocks, stub_off, &stubs, changed);
 done:
-	record_edit_dispose(&e);
+	cmv_formats__record_edit_dispose(&e);
 	free(blocks);
 	free(stub_off);
 	cmv_buf_dispose(&stubs);

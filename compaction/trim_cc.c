@@ -162,7 +162,7 @@ static cJSON *text_block(record_edit *e, const char *text, size_t len)
 {
 	cJSON *b = cJSON_CreateObject(), *ph;
 	cmv_block_content bc = { .type = "text", .data = text, .len = len };
-	if (!b || !cJSON_AddStringToObject(b, "type", "text") || !(ph = record_edit_add(e, 'S', &bc))) {
+	if (!b || !cJSON_AddStringToObject(b, "type", "text") || !(ph = cmv_formats__record_edit_add(e, 'S', &bc))) {
 		cJSON_Delete(b);
 		return NULL;
 	}
@@ -225,7 +225,7 @@ static int persisted_stub(trim_ctx *t, record_edit *e, cJSON *el, cJSON *content
 	cmv_block_content bc = { .type = "tool_result", .data = text.ptr, .len = text.size, .tool_id = id,
 				 .flags = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(el, "is_error")) ? CMV_BLOCK_ERROR : 0 };
 	*changed = true;
-	error = replace_item(el, content, record_edit_add(e, 'S', &bc));
+	error = replace_item(el, content, cmv_formats__record_edit_add(e, 'S', &bc));
 done:
 	cmv_buf_dispose(&whole);
 	cmv_buf_dispose(&text);
@@ -236,8 +236,8 @@ done:
 static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 {
 	cJSON *content = cJSON_GetObjectItemCaseSensitive(el, "content");
-	const char *id = cj_str(el, "tool_use_id");
-	size_t k = record_edit_block(e, content);
+	const char *id = cmv_formats__cj_str(el, "tool_use_id");
+	size_t k = cmv_formats__record_edit_block(e, content);
 	cmv_id blob;
 	int error;
 
@@ -266,9 +266,9 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 		size_t chars = 0;
 		bool images = false;
 		for (cJSON *c = cJSON_IsArray(arr) ? arr->child : NULL; c; c = c->next) {
-			const char *ct = cj_str(c, "type");
-			if (ct && !strcmp(ct, "text") && cj_str(c, "text"))
-				chars += cmv__utf8_chars(cj_str(c, "text"), strlen(cj_str(c, "text")));
+			const char *ct = cmv_formats__cj_str(c, "type");
+			if (ct && !strcmp(ct, "text") && cmv_formats__cj_str(c, "text"))
+				chars += cmv__utf8_chars(cmv_formats__cj_str(c, "text"), strlen(cmv_formats__cj_str(c, "text")));
 			else if (ct && !strcmp(ct, "image"))
 				images = true;
 			else if (!ct || strcmp(ct, "image")) {
@@ -285,15 +285,15 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 			/* small text: keep it, stub each image into a blob of its own */
 			for (cJSON *c = arr->child, *next; c; c = next) {
 				next = c->next;
-				const char *ct = cj_str(c, "type");
+				const char *ct = cmv_formats__cj_str(c, "type");
 				const cJSON *src = cJSON_GetObjectItemCaseSensitive(c, "source");
-				const char *data = cj_str(src, "data");
+				const char *data = cmv_formats__cj_str(src, "data");
 				if (!ct || strcmp(ct, "image"))
 					continue;
 				cmv_id iid;
 				const char *d = data ? data : "";
 				if ((error = cmv_blob_write(&iid, t->repo, d, strlen(d))) < 0 || (error = hold(t, &iid)) < 0 ||
-				    (error = cmv_trim__make_stub(t, cj_str(src, "media_type") ? cj_str(src, "media_type") : "unknown", d, strlen(d), &iid)) < 0)
+				    (error = cmv_trim__make_stub(t, cmv_formats__cj_str(src, "media_type") ? cmv_formats__cj_str(src, "media_type") : "unknown", d, strlen(d), &iid)) < 0)
 					break;
 				cmv_trim__rule_add(t, CMV_TRIM_IMAGES, 1, (int64_t)strlen(d) - (int64_t)t->stub.size,
 					 (t->opts->model ? (int64_t)t->opts->model->image_tokens : 0) -
@@ -316,7 +316,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 			const cmv_block *ob = &e->node->blocks[k];
 			cmv_block_content bc = { .type = ob->type, .data = s, .len = strlen(s), .tool_id = ob->tool_id,
 						 .media_type = ob->media_type, .flags = ob->flags };
-			error = replace_item(el, content, record_edit_add(e, 'R', &bc));
+			error = replace_item(el, content, cmv_formats__record_edit_add(e, 'R', &bc));
 			cJSON_free(s);
 			*changed = true;
 			return error;
@@ -335,7 +335,7 @@ static int trim_result(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 	cmv_block_content bc = { .type = "tool_result", .data = t->stub.ptr, .len = t->stub.size, .tool_id = id,
 				 .flags = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(el, "is_error")) ? CMV_BLOCK_ERROR : 0 };
 	*changed = true;
-	return replace_item(el, content, record_edit_add(e, 'S', &bc));
+	return replace_item(el, content, cmv_formats__record_edit_add(e, 'S', &bc));
 }
 
 /*
@@ -356,8 +356,8 @@ static int stub_superseded(trim_ctx *t, cJSON *in, const char *name, const char 
 		if (!name || !id || strcmp(name, trim_snapshot_inputs[s].tool) || !t->last_snapshot[s] ||
 		    !strcmp(id, t->last_snapshot[s]) || !member || !t->blob.ptr)
 			continue;
-		obj.p = jscan_ws(obj.p, obj.end);
-		if (jscan_member(&val, obj, key) != 1)
+		obj.p = cmv_formats__jscan_ws(obj.p, obj.end);
+		if (cmv_formats__jscan_member(&val, obj, key) != 1)
 			continue;
 		size_t len = (size_t)(val.end - val.p);
 		cmv_id_hash(&blob, val.p, len);
@@ -383,8 +383,8 @@ static int stub_superseded(trim_ctx *t, cJSON *in, const char *name, const char 
 static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 {
 	cJSON *input = cJSON_GetObjectItemCaseSensitive(el, "input"), *parsed = NULL, *in;
-	const char *id = cj_str(el, "id");
-	size_t k = record_edit_block(e, input);
+	const char *id = cmv_formats__cj_str(el, "id");
+	size_t k = cmv_formats__record_edit_block(e, input);
 	bool stubbed = false;
 	int error = 0;
 
@@ -399,7 +399,7 @@ static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 	if (id)
 		error = cmv__strmap_put(&t->calls, id, 0, NULL);
 	if (!error && parsed)
-		error = stub_superseded(t, parsed, cj_str(el, "name"), id, &stubbed);
+		error = stub_superseded(t, parsed, cmv_formats__cj_str(el, "name"), id, &stubbed);
 	if (!error && in && (k == SIZE_MAX || t->blob.size > t->threshold))
 		error = fit_input(t, in, &stubbed);
 	if (!error && stubbed && parsed) {
@@ -407,7 +407,7 @@ static int trim_call(trim_ctx *t, record_edit *e, cJSON *el, bool *changed)
 		const cmv_block *ob = &e->node->blocks[k];
 		cmv_block_content bc = { .type = ob->type, .data = s, .len = s ? strlen(s) : 0, .tool_id = ob->tool_id,
 					 .tool_name = ob->tool_name, .media_type = ob->media_type, .flags = ob->flags };
-		error = s ? replace_item(el, input, record_edit_add(e, 'R', &bc)) : CMV_ENOMEM;
+		error = s ? replace_item(el, input, cmv_formats__record_edit_add(e, 'R', &bc)) : CMV_ENOMEM;
 		cJSON_free(s);
 	}
 	if (stubbed)
@@ -471,7 +471,7 @@ static cJSON *answer_base(const cJSON *rec)
 int cmv_trim__answer_pending(trim_ctx *t)
 {
 	/* the words the renderer answers such a call with, so a trimmed branch reads the same */
-	static const char answer[] = "[cmv: no result was recorded for this call]";
+	static const char answer[] = CMV_NO_RESULT_TEXT;
 	record_edit e;
 	cJSON *o = cJSON_CreateObject(), *msg, *content;
 	char uuid[37];
@@ -481,7 +481,7 @@ int cmv_trim__answer_pending(trim_ctx *t)
 		cJSON_Delete(o);
 		return 0;
 	}
-	if ((error = record_edit_new(&e, "claude-code", o)) < 0)
+	if ((error = cmv_formats__record_edit_new(&e, "claude-code", o)) < 0)
 		return error;
 	cmv_buf_clear(&t->text);
 	for (size_t i = 0; i < t->n_pending; i++)
@@ -502,7 +502,7 @@ int cmv_trim__answer_pending(trim_ctx *t)
 		cmv_block_content bc = { .type = "tool_result", .data = answer, .len = sizeof(answer) - 1,
 					 .tool_id = t->pending[i], .flags = CMV_BLOCK_ERROR };
 		if (!b || !cJSON_AddItemToArray(content, b) || !cJSON_AddStringToObject(b, "tool_use_id", t->pending[i]) ||
-		    !cJSON_AddStringToObject(b, "type", "tool_result") || !(ph = record_edit_add(&e, 'S', &bc)) ||
+		    !cJSON_AddStringToObject(b, "type", "tool_result") || !(ph = cmv_formats__record_edit_add(&e, 'S', &bc)) ||
 		    !cJSON_AddItemToObject(b, "content", ph) || !cJSON_AddTrueToObject(b, "is_error"))
 			error = cmv_error__oom();
 		cmv_trim__rule_add(t, CMV_TRIM_UNANSWERED, 1, -(int64_t)sizeof(answer), -cmv_trim__tokens_of(t, answer, sizeof(answer) - 1));
@@ -512,7 +512,7 @@ int cmv_trim__answer_pending(trim_ctx *t)
 		       (ts && !cJSON_AddItemToObject(o, "timestamp", cJSON_Duplicate(ts, true)))))
 		error = cmv_error__oom();
 	if (!error)
-		error = record_edit_write(&t->tail, &e, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail,
+		error = cmv_formats__record_edit_write(&t->tail, &e, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail,
 					  CMV_ROLE_USER, CMV_KIND_MESSAGE, &t->pending_from, 1);
 	/* whatever hung from the call's line now hangs from its answer */
 	if (!error && t->last_uuid[0])
@@ -522,7 +522,7 @@ int cmv_trim__answer_pending(trim_ctx *t)
 		t->parent_kept = false;
 		t->rep->records_after++;
 	}
-	record_edit_dispose(&e);
+	cmv_formats__record_edit_dispose(&e);
 	for (size_t i = 0; i < t->n_pending; i++)
 		free(t->pending[i]);
 	t->n_pending = 0;
@@ -539,7 +539,7 @@ static bool is(const char *s, const char *want)
 /* Drop a record: its children hang from its parent instead. */
 static int drop_record(trim_ctx *t, const cJSON *root, cmv_trim_rule rule, size_t bytes)
 {
-	const char *uuid = cj_str(root, "uuid"), *parent = cj_str(root, "parentUuid");
+	const char *uuid = cmv_formats__cj_str(root, "uuid"), *parent = cmv_formats__cj_str(root, "parentUuid");
 	cmv_trim__rule_add(t, rule, 1, (int64_t)bytes, 0);
 	t->parent_kept = false;
 	return uuid ? cmv__strmap_put(&t->remap, uuid, 0, resolve_uuid(t, parent)) : 0;
@@ -555,13 +555,13 @@ int cmv_trim__cc(trim_ctx *t, const cmv_node *n)
 	int error;
 
 	t->n_held = 0;
-	if ((error = record_edit_load(&e, n)) < 0)
+	if ((error = cmv_formats__record_edit_load(&e, n)) < 0)
 		return error;
 	cJSON *root = e.root;
-	const char *type = cj_str(root, "type");
+	const char *type = cmv_formats__cj_str(root, "type");
 	size_t tpl_bytes = n->meta_len;
 	cJSON *msg = cJSON_GetObjectItemCaseSensitive(root, "message");
-	const char *group = is(type, "assistant") ? cj_str(msg, "id") : NULL;
+	const char *group = is(type, "assistant") ? cmv_formats__cj_str(msg, "id") : NULL;
 
 	bool is_msg = (is(type, "user") || is(type, "assistant")) && cJSON_IsObject(msg);
 
@@ -580,9 +580,9 @@ int cmv_trim__cc(trim_ctx *t, const cmv_node *n)
 	cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
 	for (cJSON *el = is_msg && cJSON_IsArray(content) ? content->child : NULL, *next; el && !error; el = next) {
 		next = el->next;
-		const char *bt = cj_str(el, "type");
+		const char *bt = cmv_formats__cj_str(el, "type");
 		if (is(bt, "thinking") || is(bt, "redacted_thinking")) {
-			size_t k = record_edit_block(&e, cJSON_GetObjectItemCaseSensitive(el, is(bt, "thinking") ? "thinking" : "data"));
+			size_t k = cmv_formats__record_edit_block(&e, cJSON_GetObjectItemCaseSensitive(el, is(bt, "thinking") ? "thinking" : "data"));
 			char *s = cJSON_PrintUnformatted(el);
 			cmv_trim__rule_add(t, CMV_TRIM_THINKING, 1, s ? (int64_t)strlen(s) : 0,
 				 k != SIZE_MAX ? cmv_trim__tokens_of_blob(t, &n->blocks[k].blob) : 0);
@@ -591,16 +591,16 @@ int cmv_trim__cc(trim_ctx *t, const cmv_node *n)
 			changed = true;
 		} else if (is(bt, "image")) {
 			cJSON *src = cJSON_GetObjectItemCaseSensitive(el, "source");
-			size_t k = record_edit_block(&e, cJSON_GetObjectItemCaseSensitive(src, "data"));
+			size_t k = cmv_formats__record_edit_block(&e, cJSON_GetObjectItemCaseSensitive(src, "data"));
 			if (k == SIZE_MAX)
 				continue; /* an image by URL: a few tokens of text, kept */
 			if ((error = cmv_blob_read(&t->blob, t->repo, &n->blocks[k].blob)) < 0)
 				break;
 			error = stub_image(t, &e, content, el, &n->blocks[k].blob, t->blob.ptr ? t->blob.ptr : "",
-					   t->blob.size, cj_str(src, "media_type"));
+					   t->blob.size, cmv_formats__cj_str(src, "media_type"));
 			changed = true;
 		} else if (is(bt, "tool_use")) {
-			const char *id = cj_str(el, "id");
+			const char *id = cmv_formats__cj_str(el, "id");
 			error = trim_call(t, &e, el, &changed);
 			if (!error && !t->live && id && !cmv__strmap_get(&t->results, id, NULL, NULL) && group) {
 				if (!t->n_pending) {
@@ -615,7 +615,7 @@ int cmv_trim__cc(trim_ctx *t, const cmv_node *n)
 				error = pending_push(t, id);
 			}
 		} else if (is(bt, "tool_result")) {
-			const char *id = cj_str(el, "tool_use_id");
+			const char *id = cmv_formats__cj_str(el, "tool_use_id");
 			if (!id || !cmv__strmap_get(&t->calls, id, NULL, NULL)) {
 				/* its call is gone (before the compaction): a result with no call is refused */
 				char *s = cJSON_PrintUnformatted(el);
@@ -636,7 +636,7 @@ int cmv_trim__cc(trim_ctx *t, const cmv_node *n)
 	}
 	cJSON *ui = cJSON_GetObjectItemCaseSensitive(root, "toolUseResult");
 	if (ui) {
-		size_t k = record_edit_block(&e, ui);
+		size_t k = cmv_formats__record_edit_block(&e, ui);
 		int64_t bytes = 0;
 		if (k != SIZE_MAX && (error = cmv_blob_read(&t->blob, t->repo, &n->blocks[k].blob)) == 0)
 			bytes = (int64_t)t->blob.size;
@@ -654,7 +654,7 @@ int cmv_trim__cc(trim_ctx *t, const cmv_node *n)
 relink:
 	/* children of dropped records hang from what is left */
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(uuid_links); i++) {
-		const char *p = cj_str(root, uuid_links[i]), *to = p ? resolve_uuid(t, p) : NULL;
+		const char *p = cmv_formats__cj_str(root, uuid_links[i]), *to = p ? resolve_uuid(t, p) : NULL;
 		if (p && to != p) {
 			cJSON *nv = to ? cJSON_CreateString(to) : cJSON_CreateNull();
 			if (!nv || !cJSON_ReplaceItemInObjectCaseSensitive(root, uuid_links[i], nv)) {
@@ -665,8 +665,8 @@ relink:
 			changed = true;
 		}
 	}
-	if (cj_str(root, "uuid") && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "isSidechain")))
-		snprintf(t->last_uuid, sizeof(t->last_uuid), "%s", cj_str(root, "uuid"));
+	if (cmv_formats__cj_str(root, "uuid") && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "isSidechain")))
+		snprintf(t->last_uuid, sizeof(t->last_uuid), "%s", cmv_formats__cj_str(root, "uuid"));
 	if (!changed) {
 		error = cmv_trim__carry(t, n);
 	} else {
@@ -675,13 +675,13 @@ relink:
 		if (t->n_held && (error = write_holder(&from[1], t)) == 0)
 			n_from = 2;
 		if (!error)
-			error = record_edit_write(&t->tail, &e, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, n->role,
+			error = cmv_formats__record_edit_write(&t->tail, &e, t->repo, cmv_id_is_none(&t->tail) ? NULL : &t->tail, n->role,
 						  n->kind, from, n_from);
 		t->parent_kept = false;
 	}
 	if (!error)
 		t->rep->records_after++;
 done:
-	record_edit_dispose(&e);
+	cmv_formats__record_edit_dispose(&e);
 	return error;
 }

@@ -26,6 +26,12 @@
 #include "base/base.h"
 #include <cmv/dag.h>
 
+void cmv_bundle_import_options_init(cmv_bundle_import_options *opts)
+{
+	static const cmv_bundle_import_options init = CMV_BUNDLE_IMPORT_OPTIONS_INIT;
+	*opts = init;
+}
+
 #define TAR_BLOCK 512
 #define BUNDLE_MANIFEST "cmv-bundle.json"
 #define BUNDLE_NODES "nodes.jsonl"
@@ -306,7 +312,7 @@ static int pick_children(const cmv_ref *r, void *payload)
 	return 0;
 }
 
-int cmv_bundle_export(cmv_bundle_stats *out, cmv_repo *repo, const char *const *snapshots, size_t n_snapshots,
+static int bundle_export_filled(cmv_bundle_stats *out, cmv_repo *repo, const char *const *snapshots, size_t n_snapshots,
 		      unsigned int flags, cmv_write_fn write, void *payload)
 {
 	pick p = { .repo = repo, .want = snapshots, .n_want = n_snapshots, .with_branches = flags & CMV_BUNDLE_WITH_BRANCHES };
@@ -342,6 +348,11 @@ int cmv_bundle_export(cmv_bundle_stats *out, cmv_repo *repo, const char *const *
 					cmv_error_clear(); /* a lineage whose source was deleted ends there */
 					error = 0;
 				}
+				break;
+			}
+			if (!guard && r->type == CMV_REF_BRANCH && (flags & CMV_BUNDLE_ANY_REFS)) {
+				error = add_ref(&p, r);
+				cmv_ref_free(r);
 				break;
 			}
 			if (!guard && r->type != CMV_REF_SNAPSHOT) {
@@ -415,6 +426,15 @@ done:
 	free(c.order);
 	cmv_buf_dispose(&text);
 	cmv_buf_dispose(&blob);
+	return error;
+}
+
+int cmv_bundle_export(cmv_bundle_stats *out, cmv_repo *repo, const char *const *snapshots, size_t n_snapshots,
+		      unsigned int flags, cmv_write_fn write, void *payload)
+{
+	int error = bundle_export_filled(out, repo, snapshots, n_snapshots, flags, write, payload);
+	if (out)
+		out->version = CMV_BUNDLE_STATS_VERSION;
 	return error;
 }
 
@@ -739,7 +759,7 @@ static int refs_apply(cmv_bundle_stats *st, cmv_repo *repo, const cJSON *refs, c
 	return error;
 }
 
-int cmv_bundle_import(cmv_bundle_stats *out, cmv_repo *repo, const char *path, const cmv_bundle_import_options *opts)
+static int bundle_import_filled(cmv_bundle_stats *out, cmv_repo *repo, const char *path, const cmv_bundle_import_options *opts)
 {
 	cmv_bundle_import_options o = opts ? *opts : (cmv_bundle_import_options)CMV_BUNDLE_IMPORT_OPTIONS_INIT;
 	cmv_bundle_stats st = { 0 };
@@ -848,6 +868,14 @@ done:
 	cmv_buf_dispose(&body);
 	if (!error && out)
 		*out = st;
+	return error;
+}
+
+int cmv_bundle_import(cmv_bundle_stats *out, cmv_repo *repo, const char *path, const cmv_bundle_import_options *opts)
+{
+	int error = bundle_import_filled(out, repo, path, opts);
+	if (out)
+		out->version = CMV_BUNDLE_STATS_VERSION;
 	return error;
 }
 

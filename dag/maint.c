@@ -95,7 +95,7 @@ static int gc_sweep_blob(const cmv_id *id, void *payload)
 	return cmv_idset_has(&st->blobs, id) ? 0 : id_list_push(&st->garbage_blobs, id);
 }
 
-int cmv_gc(cmv_gc_stats *out, cmv_repo *repo, unsigned int flags)
+static int gc_filled(cmv_gc_stats *out, cmv_repo *repo, unsigned int flags)
 {
 	gc_state st;
 	cmv_buf scratch = CMV_BUF_INIT(CMV_BUF_CONTENT);
@@ -144,6 +144,14 @@ done:
 	free(st.garbage_nodes.ids);
 	free(st.garbage_blobs.ids);
 	cmv_buf_dispose(&scratch);
+	return error;
+}
+
+int cmv_gc(cmv_gc_stats *out, cmv_repo *repo, unsigned int flags)
+{
+	int error = gc_filled(out, repo, flags);
+	if (out)
+		out->version = CMV_GC_STATS_VERSION;
 	return error;
 }
 

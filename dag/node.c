@@ -223,9 +223,27 @@ int cmv_append(cmv_id *out, cmv_repo *repo, const char *branch, const cmv_messag
 		return error;
 	error = repo->backend->ref_get(repo->backend, &ref, branch);
 	if (error == CMV_ENOTFOUND && (flags & CMV_APPEND_CREATE)) {
+		cmv_ref nr;
 		cmv_error_clear();
-		if ((error = cmv_branch_create(repo, branch, NULL, NULL)) < 0 ||
-		    (error = repo->backend->ref_get(repo->backend, &ref, branch)) < 0)
+		if (!cmv_ref_name_is_valid(branch)) {
+			error = cmv_branch_create(repo, branch, NULL, NULL); /* says what is wrong with the name */
+			goto done;
+		}
+		memset(&nr, 0, sizeof(nr));
+		nr.name = branch;
+		nr.type = CMV_REF_BRANCH;
+		nr.created = nr.updated = cmv__now();
+		/*
+		 * Another writer may create it between our read and this put (a
+		 * shared store, where creating does not lock the whole store): then
+		 * we append to theirs, as if we had come second.
+		 */
+		error = repo->backend->ref_put(repo->backend, &nr, CMV_STORE_REF_CREATE, NULL);
+		if (error == CMV_EEXISTS) {
+			cmv_error_clear();
+			error = 0;
+		}
+		if (error < 0 || (error = repo->backend->ref_get(repo->backend, &ref, branch)) < 0)
 			goto done;
 	} else if (error < 0) {
 		goto done;

@@ -13,6 +13,12 @@
 #include <stdio.h>
 #include "repo.h"
 
+void cmv_snapshot_options_init(cmv_snapshot_options *opts)
+{
+	static const cmv_snapshot_options init = CMV_SNAPSHOT_OPTIONS_INIT;
+	*opts = init;
+}
+
 #define HEAD_KEY "HEAD"
 
 int cmv_ref_name_is_valid(const char *name)

@@ -58,6 +58,37 @@ static int store_file_path(cmv_buf *out, const char *path)
 	return cmv_buf_puts(out, path);
 }
 
+int cmv_store_is_url(const char *location)
+{
+	return location && (!strncmp(location, "postgresql://", 13) || !strncmp(location, "postgres://", 11));
+}
+
+int cmv_store_display(cmv_buf *out, const char *location)
+{
+	const char *p, *at, *end, *colon, *q;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(location);
+	cmv_buf_clear(out);
+	if (!cmv_store_is_url(location))
+		return cmv_buf_puts(out, location);
+	p = strstr(location, "://") + 3;
+	end = p + strcspn(p, "/?");
+	at = memchr(p, '@', (size_t)(end - p));
+	if ((error = cmv_buf_put(out, location, (size_t)(p - location))) < 0)
+		return error;
+	if (at) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		if ((error = cmv_buf_put(out, p, (size_t)((colon ? colon : at) - p))) < 0)
+			return error;
+		p = at;
+	}
+	/* the query string may carry password=...: none of it is printed */
+	q = strchr(p, '?');
+	return cmv_buf_put(out, p, q ? (size_t)(q - p) : strlen(p));
+}
+
 int cmv_repo_open(cmv_repo **out, const char *path, unsigned int flags)
 {
 	cmv_buf file = CMV_BUF_INIT(PATH_MAX);
@@ -67,6 +98,11 @@ int cmv_repo_open(cmv_repo **out, const char *path, unsigned int flags)
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(path);
 	*out = NULL;
+	if (cmv_store_is_url(path)) {
+		if ((error = cmv_store_pg_open(&backend, path, flags)) < 0)
+			return error;
+		return cmv_repo_wrap_backend(out, backend, flags);
+	}
 	if ((error = store_file_path(&file, path)) < 0)
 		goto done;
 	if (flags & CMV_REPO_OPEN_CREATE) {
@@ -250,9 +286,17 @@ int cmv_dag__txn_end(cmv_repo *repo, int error)
 	return cmv_repo_txn_commit(repo);
 }
 
-int cmv_repo_stats(cmv_store_stats *out, cmv_repo *repo)
+static int repo_stats_filled(cmv_store_stats *out, cmv_repo *repo)
 {
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(repo);
 	return repo->backend->stats(repo->backend, out);
+}
+
+int cmv_repo_stats(cmv_store_stats *out, cmv_repo *repo)
+{
+	int error = repo_stats_filled(out, repo);
+	if (out)
+		out->version = CMV_STORE_STATS_VERSION;
+	return error;
 }

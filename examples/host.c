@@ -37,17 +37,12 @@ static void shell(cmv_buf *out, const char *cmd)
 		cmv_buf_printf(out, "%s%d", i > a ? "\n" : "", i);
 }
 
-/* POST the body, asking for a stream; the events are fed to a reply stream in 256-byte chunks. */
+/* POST the body (it asks for a stream); the events are fed to a reply stream in 256-byte chunks. */
 static void send(cmv_buf *reply, cmv_llm_transport *t, const char *url, const char *api, cmv_buf *body)
 {
 	const char *hdr[] = { "Content-Type: application/json" };
 	cmv_http_response resp = { 0, -1, CMV_BUF_INIT(CMV_BUF_CONTENT) };
 	cmv_reply_stream *s;
-	while (body->size && body->ptr[body->size - 1] != '}')
-		body->size--;
-	body->size--; /* the object's '}': the stream members go before it */
-	cmv_buf_puts(body, strcmp(api, "anthropic") ? ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}"
-						    : ",\"stream\":true}");
 	cmv_http_request req = { url, hdr, 1, body->ptr, body->size, 30000, CMV_BUF_CONTENT };
 	check(t->send(t, &req, &resp), "send");
 	if (resp.status != 200) {
@@ -84,6 +79,7 @@ int main(int argc, char **argv)
 	cmv_request_options_init(&ro);
 	ro.tools = TOOLS;
 	ro.recall_tool = true;
+	ro.stream = true;
 	ro.pager = &po;
 	for (size_t k = 0; k < sizeof(SCRIPT) / sizeof(*SCRIPT); k++) {
 		cmv_model_handle *model;

@@ -4,7 +4,7 @@
 server, with tools, a switch from an OpenAI model to a Claude model and back, usage
 per model, and the model recalling a paged-out result through cmv_recall.
 Usage: host.py STORE_DIR BASE_URL   (tests/support/host_server.py serves BASE_URL)"""
-import json, sys, urllib.request
+import sys, urllib.request
 import cmv
 
 store_dir, base = sys.argv[1], sys.argv[2]
@@ -22,14 +22,11 @@ def shell(cmd):
 
 
 def send(api, body):
-    """POST the body, streamed; the events come back as the server sent them."""
+    """POST the body (it asks for a stream); the events come back in chunks as the server sends them."""
     path = "/v1/messages" if api == "anthropic" else "/v1/chat/completions"
-    body = dict(body, stream=True)
-    if api != "anthropic":
-        body["stream_options"] = {"include_usage": True}
-    req = urllib.request.Request(base + path, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    req = urllib.request.Request(base + path, body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(req) as r:
-        return [chunk for chunk in iter(lambda: r.read(256), b"")]
+        yield from iter(lambda: r.read(256), b"")
 
 
 recalled = 0
@@ -40,7 +37,7 @@ with cmv.Store(store_dir) as store:
         api = store.model(model)["api"]
         b.append({"role": "user", "content": text}, format="anthropic")
         for _ in range(4):  # the model's steps in one turn
-            body, report = b.materialize(model, budget=6000, tools=TOOLS, recall_tool=True, stub_pinned=True)
+            body, report = b.request(model, budget=6000, tools=TOOLS, recall_tool=True, stub_pinned=True, stream=True)
             reply = b.append_response(send(api, body), format=api, model=model)
             if not reply["tool_calls"]:
                 break

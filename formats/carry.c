@@ -58,18 +58,18 @@ static void note_record(cmv_carry_result *res, const char *format, const cJSON *
 	if (!res->source_format || !strcmp(res->source_format, "cmv"))
 		res->source_format = format;
 	if (!strcmp(format, "claude-code")) {
-		if (!res->source_session[0] && cj_str(j, "sessionId"))
-			snprintf(res->source_session, sizeof(res->source_session), "%s", cj_str(j, "sessionId"));
-		if (!res->source_cwd[0] && cj_str(j, "cwd") && *cj_str(j, "cwd"))
-			snprintf(res->source_cwd, sizeof(res->source_cwd), "%s", cj_str(j, "cwd"));
+		if (!res->source_session[0] && cmv_formats__cj_str(j, "sessionId"))
+			snprintf(res->source_session, sizeof(res->source_session), "%s", cmv_formats__cj_str(j, "sessionId"));
+		if (!res->source_cwd[0] && cmv_formats__cj_str(j, "cwd") && *cmv_formats__cj_str(j, "cwd"))
+			snprintf(res->source_cwd, sizeof(res->source_cwd), "%s", cmv_formats__cj_str(j, "cwd"));
 	} else if (!strcmp(format, "codex")) {
-		const char *type = cj_str(j, "type");
-		const cJSON *p = cj_get(j, "payload");
-		if (type && !strcmp(type, "session_meta") && !res->source_session[0] && cj_str(p, "id"))
-			snprintf(res->source_session, sizeof(res->source_session), "%s", cj_str(p, "id"));
+		const char *type = cmv_formats__cj_str(j, "type");
+		const cJSON *p = cmv_formats__cj_get(j, "payload");
+		if (type && !strcmp(type, "session_meta") && !res->source_session[0] && cmv_formats__cj_str(p, "id"))
+			snprintf(res->source_session, sizeof(res->source_session), "%s", cmv_formats__cj_str(p, "id"));
 		if (type && (!strcmp(type, "session_meta") || !strcmp(type, "turn_context")) && !res->source_cwd[0] &&
-		    cj_str(p, "cwd"))
-			snprintf(res->source_cwd, sizeof(res->source_cwd), "%s", cj_str(p, "cwd"));
+		    cmv_formats__cj_str(p, "cwd"))
+			snprintf(res->source_cwd, sizeof(res->source_cwd), "%s", cmv_formats__cj_str(p, "cwd"));
 	}
 }
 
@@ -99,7 +99,7 @@ static int read_path(path_list *p, cmv_carry_result *res, cmv_repo *repo, const 
 			break;
 		p->n++;
 		res->records++;
-		error = session_record_bytes(&rec, &format, repo, n, false);
+		error = cmv_formats__session_record_bytes(&rec, &format, repo, n, false);
 		if (error == CMV_ENOTFOUND) {
 			cmv_error_clear();
 			error = 0;
@@ -109,7 +109,7 @@ static int read_path(path_list *p, cmv_carry_result *res, cmv_repo *repo, const 
 		}
 		if (error < 0)
 			break;
-		cJSON *j = jscan_parse(rec.ptr, rec.size, &error);
+		cJSON *j = cmv_formats__jscan_parse(rec.ptr, rec.size, &error);
 		if (error < 0)
 			break;
 		note_record(res, format, j);
@@ -225,9 +225,9 @@ static cJSON *map_call(const char **name_out, const char *name, const cJSON *inp
 
 	if (is_claude(target)) {
 		if (!strcmp(name, "exec_command") || !strcmp(name, "shell_command"))
-			cmd = cj_str(input, "cmd") ? cj_str(input, "cmd") : cj_str(input, "command");
+			cmd = cmv_formats__cj_str(input, "cmd") ? cmv_formats__cj_str(input, "cmd") : cmv_formats__cj_str(input, "command");
 		else if (!strcmp(name, "shell") || !strcmp(name, "local_shell")) {
-			const cJSON *argv = cj_get(input, "command");
+			const cJSON *argv = cmv_formats__cj_get(input, "command");
 			if (cJSON_IsString(argv))
 				cmd = argv->valuestring;
 			else if (cJSON_IsArray(argv)) {
@@ -253,7 +253,7 @@ static cJSON *map_call(const char **name_out, const char *name, const cJSON *inp
 		if ((in = cJSON_CreateObject()))
 			cJSON_AddStringToObject(in, "command", cmd);
 	} else {
-		if (strcmp(name, "Bash") || !(cmd = cj_str(input, "command")))
+		if (strcmp(name, "Bash") || !(cmd = cmv_formats__cj_str(input, "command")))
 			return NULL;
 		*name_out = "exec_command";
 		if ((in = cJSON_CreateObject()))
@@ -296,10 +296,10 @@ static void add_note(carry_state *s, const char *what, const char *detail, const
 /* The records of a message: from the one it began at to where the next began. */
 static void message_span(const carry_state *s, const cJSON *m, size_t *from, size_t *to)
 {
-	*from = path_pos(s->path, cj_str(m, "node"));
+	*from = path_pos(s->path, cmv_formats__cj_str(m, "node"));
 	*to = s->path->n;
 	for (const cJSON *x = m->next; x; x = x->next) {
-		size_t pos = path_pos(s->path, cj_str(x, "node"));
+		size_t pos = path_pos(s->path, cmv_formats__cj_str(x, "node"));
 		if (pos != SIZE_MAX) {
 			*to = pos;
 			break;
@@ -317,8 +317,8 @@ static void message_span(const carry_state *s, const cJSON *m, size_t *from, siz
 static int cross_message(carry_state *s, cJSON *m)
 {
 	cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-	const char *node = cj_str(m, "node");
-	bool asst = !strcmp(cj_str(m, "role"), "assistant"), thought = false;
+	const char *node = cmv_formats__cj_str(m, "node");
+	bool asst = !strcmp(cmv_formats__cj_str(m, "role"), "assistant"), thought = false;
 	char blob[CMV_ID_HEXSZ + 1];
 	cmv_buf text = CMV_BUF_INIT(SESSION_MAX_BYTES);
 	size_t from, to;
@@ -346,8 +346,8 @@ static int cross_message(carry_state *s, cJSON *m)
 			continue;
 		}
 		if (!strcmp(t, "tool_use") && asst) {
-			const char *name = cj_str(b, "name") ? cj_str(b, "name") : "", *mapped = NULL;
-			cJSON *in = map_call(&mapped, name, cj_get(b, "input"), s->o->agent);
+			const char *name = cmv_formats__cj_str(b, "name") ? cmv_formats__cj_str(b, "name") : "", *mapped = NULL;
+			cJSON *in = map_call(&mapped, name, cmv_formats__cj_get(b, "input"), s->o->agent);
 			s->res->calls++;
 			if (in) {
 				s->res->mapped_calls++;
@@ -361,16 +361,16 @@ static int cross_message(carry_state *s, cJSON *m)
 			}
 			/* a tool the target does not have: the call as text, one recall from its input */
 			s->res->stubbed_calls++;
-			const cJSON *input = cj_get(b, "input");
-			char *js = cJSON_IsTrue(cj_get(b, "custom")) && cj_str(input, "input") ? NULL : cJSON_PrintUnformatted(input);
-			const char *shown = js ? js : cj_str(input, "input") ? cj_str(input, "input") : "";
+			const cJSON *input = cmv_formats__cj_get(b, "input");
+			char *js = cJSON_IsTrue(cmv_formats__cj_get(b, "custom")) && cmv_formats__cj_str(input, "input") ? NULL : cJSON_PrintUnformatted(input);
+			const char *shown = js ? js : cmv_formats__cj_str(input, "input") ? cmv_formats__cj_str(input, "input") : "";
 			char *mapped_text = s->from_cwd ? remap(shown, s->from_cwd, s->o->cwd, &s->res->remapped_paths) : NULL;
 			if (mapped_text)
 				shown = mapped_text;
 			size_t len = strlen(shown), cut = len > STUB_INPUT_MAX ? STUB_INPUT_MAX : len;
 			while (cut < len && cut > 0 && ((unsigned char)shown[cut] & 0xc0) == 0x80)
 				cut--;
-			find_blob(blob, s->repo, s->path, from, to, "tool_use", cj_str(b, "id"));
+			find_blob(blob, s->repo, s->path, from, to, "tool_use", cmv_formats__cj_str(b, "id"));
 			cmv_buf_printf(&text, "[%s called its tool %s (%s has no such tool; carried as text%s%s)]\n%.*s%s", s->src_label,
 				       name, is_claude(s->o->agent) ? "Claude Code" : "Codex", blob[0] ? "; cmv recall " : "",
 				       blob[0] ? blob : "", (int)cut, shown, cut < len ? "\n[... cut; the whole input is recalled by the id above]" : "");
@@ -379,15 +379,15 @@ static int cross_message(carry_state *s, cJSON *m)
 			cmv_buf_clear(&s->scratch);
 			cmv_buf_printf(&s->scratch, "%s: %s has no such tool", name, is_claude(s->o->agent) ? "Claude Code" : "Codex");
 			add_note(s, "tool", s->scratch.ptr, node, blob);
-			if (cj_str(b, "id"))
-				cJSON_AddStringToObject(s->stubbed_ids, cj_str(b, "id"), name);
+			if (cmv_formats__cj_str(b, "id"))
+				cJSON_AddStringToObject(s->stubbed_ids, cmv_formats__cj_str(b, "id"), name);
 			OOM_IF(tb = cmv_formats__text_block(text.ptr));
 			cJSON_ReplaceItemViaPointer(content, b, tb);
 			continue;
 		}
 		if (!strcmp(t, "tool_result")) {
-			const char *id = cj_str(b, "tool_use_id");
-			const char *name = id ? cj_str(s->stubbed_ids, id) : NULL;
+			const char *id = cmv_formats__cj_str(b, "tool_use_id");
+			const char *name = id ? cmv_formats__cj_str(s->stubbed_ids, id) : NULL;
 			if (s->from_cwd)
 				remap_json(cJSON_GetObjectItemCaseSensitive(b, "content"), s->from_cwd, s->o->cwd,
 					   &s->res->remapped_paths);
@@ -395,12 +395,12 @@ static int cross_message(carry_state *s, cJSON *m)
 				continue;
 			/* the result of a call carried as text is text too */
 			cmv_buf body = CMV_BUF_INIT(SESSION_MAX_BYTES);
-			if ((error = cmv__result_text(&body, cj_get(b, "content"))) < 0) {
+			if ((error = cmv__result_text(&body, cmv_formats__cj_get(b, "content"))) < 0) {
 				cmv_buf_dispose(&body);
 				goto done;
 			}
 			cmv_buf_printf(&text, "[what %s's %s returned%s]\n%s", s->src_label, name,
-				       cJSON_IsTrue(cj_get(b, "is_error")) ? ", an error" : "", body.size ? body.ptr : "");
+				       cJSON_IsTrue(cmv_formats__cj_get(b, "is_error")) ? ", an error" : "", body.size ? body.ptr : "");
 			cmv_buf_dispose(&body);
 			OOM_IF(tb = cmv_formats__text_block(text.ptr));
 			cJSON_ReplaceItemViaPointer(content, b, tb);
@@ -474,8 +474,8 @@ static int write_claude(cmv_buf *out, carry_state *s, cJSON *msgs, const cJSON *
 	/* Anthropic's shape, ids made valid for it; no decorations: they are a request's, not a session's */
 	if ((error = cmv_formats__write_anthropic(shaped, msgs, empty, CMV_RENDER_NO_DECORATIONS)) < 0)
 		goto done;
-	for (const cJSON *m = cj_get(shaped, "messages")->child; m; m = m->next, i++) {
-		bool asst = !strcmp(cj_str(m, "role"), "assistant");
+	for (const cJSON *m = cmv_formats__cj_get(shaped, "messages")->child; m; m = m->next, i++) {
+		bool asst = !strcmp(cmv_formats__cj_str(m, "role"), "assistant");
 		const cJSON *nd = cJSON_GetArrayItem(nodes, (int)i);
 		cJSON *line = cJSON_CreateObject(), *msg;
 		if ((error = cmv__uuid_v4(uuid)) < 0) {
@@ -504,12 +504,12 @@ static int write_claude(cmv_buf *out, carry_state *s, cJSON *msgs, const cJSON *
 			cJSON_AddStringToObject(msg, "id", mid);
 			cJSON_AddStringToObject(msg, "type", "message");
 			cJSON_AddStringToObject(msg, "role", "assistant");
-			cJSON_AddItemToObject(msg, "content", cJSON_Duplicate(cj_get(m, "content"), 1));
+			cJSON_AddItemToObject(msg, "content", cJSON_Duplicate(cmv_formats__cj_get(m, "content"), 1));
 			cJSON_AddStringToObject(msg, "stop_reason", "end_turn");
 			cJSON_AddNullToObject(msg, "stop_sequence");
 		} else {
 			cJSON_AddStringToObject(msg, "role", "user");
-			cJSON_AddItemToObject(msg, "content", cJSON_Duplicate(cj_get(m, "content"), 1));
+			cJSON_AddItemToObject(msg, "content", cJSON_Duplicate(cmv_formats__cj_get(m, "content"), 1));
 		}
 		cJSON_AddStringToObject(line, "uuid", uuid);
 		cJSON_AddStringToObject(line, "timestamp", when);
@@ -586,11 +586,11 @@ static int write_codex(cmv_buf *out, carry_state *s, cJSON *msgs, const cJSON *n
 			goto done;
 	}
 	for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-		bool asst = !strcmp(cj_str(m, "role"), "assistant");
+		bool asst = !strcmp(cmv_formats__cj_str(m, "role"), "assistant");
 		const cJSON *nd = cJSON_GetArrayItem(nodes, (int)i);
 		const char *node = cJSON_IsString(nd) ? nd->valuestring : NULL;
 		cJSON *open = NULL; /* the message item being filled */
-		for (const cJSON *b = cj_get(m, "content")->child; b; b = b->next) {
+		for (const cJSON *b = cmv_formats__cj_get(m, "content")->child; b; b = b->next) {
 			const char *t = cmv_formats__btype(b);
 			if (!strcmp(t, "text") || !strcmp(t, "image")) {
 				cJSON *part = cJSON_CreateObject();
@@ -602,13 +602,13 @@ static int write_codex(cmv_buf *out, carry_state *s, cJSON *msgs, const cJSON *n
 				OOM_IF(part && cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(open, "content"), part));
 				if (!strcmp(t, "text")) {
 					cJSON_AddStringToObject(part, "type", asst ? "output_text" : "input_text");
-					cJSON_AddStringToObject(part, "text", cj_str(b, "text"));
+					cJSON_AddStringToObject(part, "text", cmv_formats__cj_str(b, "text"));
 				} else {
-					const cJSON *src = cj_get(b, "source");
+					const cJSON *src = cmv_formats__cj_get(b, "source");
 					cmv_buf_clear(&scratch);
 					cmv_buf_printf(&scratch, "data:%s;base64,%s",
-						       cj_str(src, "media_type") ? cj_str(src, "media_type") : "image/png",
-						       cj_str(src, "data") ? cj_str(src, "data") : "");
+						       cmv_formats__cj_str(src, "media_type") ? cmv_formats__cj_str(src, "media_type") : "image/png",
+						       cmv_formats__cj_str(src, "data") ? cmv_formats__cj_str(src, "data") : "");
 					cJSON_AddStringToObject(part, "type", "input_image");
 					cJSON_AddStringToObject(part, "image_url", scratch.ptr);
 				}
@@ -622,19 +622,19 @@ static int write_codex(cmv_buf *out, carry_state *s, cJSON *msgs, const cJSON *n
 			cJSON *p = cJSON_CreateObject();
 			OOM_IF(p);
 			if (!strcmp(t, "tool_use")) {
-				char *args = cJSON_PrintUnformatted(cj_get(b, "input"));
+				char *args = cJSON_PrintUnformatted(cmv_formats__cj_get(b, "input"));
 				cJSON_AddStringToObject(p, "type", "function_call");
-				cJSON_AddStringToObject(p, "name", cj_str(b, "name"));
+				cJSON_AddStringToObject(p, "name", cmv_formats__cj_str(b, "name"));
 				cJSON_AddStringToObject(p, "arguments", args ? args : "{}");
-				cJSON_AddStringToObject(p, "call_id", cj_str(b, "id"));
+				cJSON_AddStringToObject(p, "call_id", cmv_formats__cj_str(b, "id"));
 				cJSON_free(args);
 			} else if (!strcmp(t, "tool_result")) {
-				if ((error = cmv__result_text(&scratch, cj_get(b, "content"))) < 0) {
+				if ((error = cmv__result_text(&scratch, cmv_formats__cj_get(b, "content"))) < 0) {
 					cJSON_Delete(p);
 					goto done;
 				}
 				cJSON_AddStringToObject(p, "type", "function_call_output");
-				cJSON_AddStringToObject(p, "call_id", cj_str(b, "tool_use_id"));
+				cJSON_AddStringToObject(p, "call_id", cmv_formats__cj_str(b, "tool_use_id"));
 				cJSON_AddStringToObject(p, "output", scratch.size ? scratch.ptr : "");
 			} else {
 				cJSON_Delete(p);
@@ -719,7 +719,7 @@ int cmv_carry(cmv_buf *out, cmv_carry_result *res, cmv_repo *repo, const cmv_id 
 	}
 	for (cJSON *m = raw.messages->child, *next; m; m = next) {
 		next = m->next;
-		size_t pos = path_pos(&path, cj_str(m, "node"));
+		size_t pos = path_pos(&path, cmv_formats__cj_str(m, "node"));
 		/* only what followed the last carry; a message of no record (none here) goes with the first */
 		if (after != SIZE_MAX && (pos == SIZE_MAX || pos <= after))
 			continue;
@@ -772,7 +772,7 @@ int cmv_branch_format(const char **out, cmv_repo *repo, const cmv_id *tip)
 	if ((error = cmv_walk_new(&walk, repo, tip)) < 0)
 		return error;
 	while ((error = cmv_walk_next(&n, walk)) == 0)
-		if (session_template(&t, n) == 0) {
+		if (cmv_formats__session_template(&t, n) == 0) {
 			*out = t.format;
 			break;
 		}

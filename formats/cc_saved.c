@@ -276,7 +276,7 @@ static int replace_all(cmv_buf *body, const char *from, size_t flen, const char 
 static int escaped(cmv_buf *out, const char *s)
 {
 	cmv_buf_clear(out);
-	int error = jscan_escape(out, s, strlen(s));
+	int error = cmv_formats__jscan_escape(out, s, strlen(s));
 	if (!error) {
 		memmove(out->ptr, out->ptr + 1, out->size - 2);
 		out->size -= 2;

@@ -33,7 +33,7 @@ static void problem(report *r, const char *fmt, ...)
 
 static const char *type_of(const cJSON *b)
 {
-	const char *t = cj_str(b, "type");
+	const char *t = cmv_formats__cj_str(b, "type");
 	return t ? t : "";
 }
 
@@ -65,7 +65,7 @@ static bool valid_tool_id(const char *s)
 
 static void check_anthropic(report *r, const cJSON *body)
 {
-	const cJSON *msgs = cj_get(body, "messages");
+	const cJSON *msgs = cmv_formats__cj_get(body, "messages");
 	cJSON *pending = cJSON_CreateArray(); /* ids the previous message called */
 	const char *prev_role = NULL;
 	int i = 0;
@@ -75,11 +75,11 @@ static void check_anthropic(report *r, const cJSON *body)
 		cJSON_Delete(pending);
 		return;
 	}
-	if (!cJSON_IsNumber(cj_get(body, "max_tokens")))
+	if (!cJSON_IsNumber(cmv_formats__cj_get(body, "max_tokens")))
 		problem(r, "max_tokens: missing");
 	for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-		const char *role = cj_str(m, "role");
-		const cJSON *content = cj_get(m, "content");
+		const char *role = cmv_formats__cj_str(m, "role");
+		const cJSON *content = cmv_formats__cj_get(m, "content");
 		cJSON *calls = cJSON_CreateArray();
 		bool asst = role && !strcmp(role, "assistant"), seen_other = false;
 
@@ -99,23 +99,23 @@ static void check_anthropic(report *r, const cJSON *body)
 		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
 			const char *t = type_of(b);
 			if (!strcmp(t, "text")) {
-				if (blank(cj_str(b, "text")))
+				if (blank(cmv_formats__cj_str(b, "text")))
 					problem(r, "messages[%d]: an empty text block", i);
 				seen_other = true;
 			} else if (!strcmp(t, "tool_use")) {
 				if (!asst)
 					problem(r, "messages[%d]: tool_use in a user message", i);
-				if (!valid_tool_id(cj_str(b, "id")))
+				if (!valid_tool_id(cmv_formats__cj_str(b, "id")))
 					problem(r, "messages[%d]: tool_use id '%s' does not match ^[a-zA-Z0-9_-]+$", i,
-						cj_str(b, "id") ? cj_str(b, "id") : "");
-				if (!cJSON_IsObject(cj_get(b, "input")))
+						cmv_formats__cj_str(b, "id") ? cmv_formats__cj_str(b, "id") : "");
+				if (!cJSON_IsObject(cmv_formats__cj_get(b, "input")))
 					problem(r, "messages[%d]: tool_use input must be an object", i);
-				if (in_list(calls, cj_str(b, "id")))
-					problem(r, "messages[%d]: tool_use id %s used twice", i, cj_str(b, "id"));
+				if (in_list(calls, cmv_formats__cj_str(b, "id")))
+					problem(r, "messages[%d]: tool_use id %s used twice", i, cmv_formats__cj_str(b, "id"));
 				else
-					cJSON_AddItemToArray(calls, cJSON_CreateString(cj_str(b, "id") ? cj_str(b, "id") : ""));
+					cJSON_AddItemToArray(calls, cJSON_CreateString(cmv_formats__cj_str(b, "id") ? cmv_formats__cj_str(b, "id") : ""));
 			} else if (!strcmp(t, "tool_result")) {
-				const char *id = cj_str(b, "tool_use_id");
+				const char *id = cmv_formats__cj_str(b, "tool_use_id");
 				if (asst)
 					problem(r, "messages[%d]: tool_result in an assistant message", i);
 				else if (!in_list(pending, id))
@@ -130,7 +130,7 @@ static void check_anthropic(report *r, const cJSON *body)
 			} else if (!strcmp(t, "thinking") || !strcmp(t, "redacted_thinking")) {
 				if (!asst)
 					problem(r, "messages[%d]: %s in a user message", i, t);
-				else if (!strcmp(t, "thinking") && blank(cj_str(b, "signature")))
+				else if (!strcmp(t, "thinking") && blank(cmv_formats__cj_str(b, "signature")))
 					problem(r, "messages[%d]: a thinking block without its signature cannot be replayed", i);
 			} else {
 				seen_other = true;
@@ -149,7 +149,7 @@ static void check_anthropic(report *r, const cJSON *body)
 
 static void check_openai_chat(report *r, const cJSON *body)
 {
-	const cJSON *msgs = cj_get(body, "messages");
+	const cJSON *msgs = cmv_formats__cj_get(body, "messages");
 	cJSON *pending = cJSON_CreateArray();
 	int i = 0;
 
@@ -159,8 +159,8 @@ static void check_openai_chat(report *r, const cJSON *body)
 		return;
 	}
 	for (const cJSON *m = msgs->child; m; m = m->next, i++) {
-		const char *role = cj_str(m, "role");
-		const cJSON *content = cj_get(m, "content"), *calls = cj_get(m, "tool_calls");
+		const char *role = cmv_formats__cj_str(m, "role");
+		const cJSON *content = cmv_formats__cj_get(m, "content"), *calls = cmv_formats__cj_get(m, "tool_calls");
 		if (!role) {
 			problem(r, "messages[%d]: no role", i);
 			continue;
@@ -173,7 +173,7 @@ static void check_openai_chat(report *r, const cJSON *body)
 			pending = cJSON_CreateArray();
 		}
 		if (!strcmp(role, "tool")) {
-			const char *id = cj_str(m, "tool_call_id");
+			const char *id = cmv_formats__cj_str(m, "tool_call_id");
 			bool found = false;
 			for (cJSON *x = pending->child; x; x = x->next)
 				if (id && !strcmp(x->valuestring, id)) {
@@ -192,19 +192,19 @@ static void check_openai_chat(report *r, const cJSON *body)
 			    !(cJSON_IsArray(content) && content->child))
 				problem(r, "messages[%d]: an assistant message with neither content nor tool_calls", i);
 			for (const cJSON *tc = has_calls ? calls->child : NULL; tc; tc = tc->next) {
-				const cJSON *fn = cj_get(tc, "function");
-				const char *args = cj_str(fn, "arguments");
+				const cJSON *fn = cmv_formats__cj_get(tc, "function");
+				const char *args = cmv_formats__cj_str(fn, "arguments");
 				cJSON *parsed = args ? cJSON_Parse(args) : NULL;
-				if (!cj_str(tc, "id") || !cj_str(fn, "name"))
+				if (!cmv_formats__cj_str(tc, "id") || !cmv_formats__cj_str(fn, "name"))
 					problem(r, "messages[%d]: a tool call without an id or a name", i);
 				if (!cJSON_IsObject(parsed))
 					problem(r, "messages[%d]: tool call %s: arguments must be a JSON object in a string", i,
-						cj_str(tc, "id") ? cj_str(tc, "id") : "");
+						cmv_formats__cj_str(tc, "id") ? cmv_formats__cj_str(tc, "id") : "");
 				cJSON_Delete(parsed);
-				if (in_list(pending, cj_str(tc, "id")))
-					problem(r, "messages[%d]: tool call id %s used twice", i, cj_str(tc, "id"));
-				else if (cj_str(tc, "id"))
-					cJSON_AddItemToArray(pending, cJSON_CreateString(cj_str(tc, "id")));
+				if (in_list(pending, cmv_formats__cj_str(tc, "id")))
+					problem(r, "messages[%d]: tool call id %s used twice", i, cmv_formats__cj_str(tc, "id"));
+				else if (cmv_formats__cj_str(tc, "id"))
+					cJSON_AddItemToArray(pending, cJSON_CreateString(cmv_formats__cj_str(tc, "id")));
 			}
 		} else if (!strcmp(role, "user") || !strcmp(role, "system") || !strcmp(role, "developer")) {
 			if (cJSON_IsString(content) ? blank(content->valuestring) : !(cJSON_IsArray(content) && content->child))
@@ -220,7 +220,7 @@ static void check_openai_chat(report *r, const cJSON *body)
 
 static void check_openai_responses(report *r, const cJSON *body)
 {
-	const cJSON *input = cj_get(body, "input");
+	const cJSON *input = cmv_formats__cj_get(body, "input");
 	cJSON *calls = cJSON_CreateArray(), *answered = cJSON_CreateArray();
 	int i = 0;
 
@@ -229,19 +229,19 @@ static void check_openai_responses(report *r, const cJSON *body)
 		goto done;
 	}
 	for (const cJSON *it = input->child; it; it = it->next, i++) {
-		const char *t = cj_str(it, "type");
-		if (!t && cj_str(it, "role"))
+		const char *t = cmv_formats__cj_str(it, "type");
+		if (!t && cmv_formats__cj_str(it, "role"))
 			t = "message";
 		if (!t) {
 			problem(r, "input[%d]: an item without a type", i);
 			continue;
 		}
 		if (!strcmp(t, "message")) {
-			const cJSON *content = cj_get(it, "content");
+			const cJSON *content = cmv_formats__cj_get(it, "content");
 			if (cJSON_IsString(content) ? blank(content->valuestring) : !(cJSON_IsArray(content) && content->child))
 				problem(r, "input[%d]: empty message", i);
 		} else if (!strcmp(t, "function_call") || !strcmp(t, "custom_tool_call")) {
-			const char *id = cj_str(it, "call_id");
+			const char *id = cmv_formats__cj_str(it, "call_id");
 			if (!id)
 				problem(r, "input[%d]: a call without a call_id", i);
 			else if (in_list(calls, id))
@@ -249,13 +249,13 @@ static void check_openai_responses(report *r, const cJSON *body)
 			else
 				cJSON_AddItemToArray(calls, cJSON_CreateString(id));
 			if (!strcmp(t, "function_call")) {
-				cJSON *parsed = cj_str(it, "arguments") ? cJSON_Parse(cj_str(it, "arguments")) : NULL;
+				cJSON *parsed = cmv_formats__cj_str(it, "arguments") ? cJSON_Parse(cmv_formats__cj_str(it, "arguments")) : NULL;
 				if (!cJSON_IsObject(parsed))
 					problem(r, "input[%d]: arguments must be a JSON object in a string", i);
 				cJSON_Delete(parsed);
 			}
 		} else if (!strcmp(t, "function_call_output") || !strcmp(t, "custom_tool_call_output")) {
-			const char *id = cj_str(it, "call_id");
+			const char *id = cmv_formats__cj_str(it, "call_id");
 			if (!in_list(calls, id))
 				problem(r, "input[%d]: no call found for output with call_id %s", i, id ? id : "(none)");
 			else if (in_list(answered, id))
@@ -264,12 +264,12 @@ static void check_openai_responses(report *r, const cJSON *body)
 				cJSON_AddItemToArray(answered, cJSON_CreateString(id));
 		} else if (!strcmp(t, "reasoning")) {
 			const cJSON *next = it->next;
-			const char *nt = next ? cj_str(next, "type") : NULL;
+			const char *nt = next ? cmv_formats__cj_str(next, "type") : NULL;
 			if (!next || (nt && !strcmp(nt, "reasoning")) ||
-			    (nt && !strcmp(nt, "message") && cj_str(next, "role") && strcmp(cj_str(next, "role"), "assistant")))
+			    (nt && !strcmp(nt, "message") && cmv_formats__cj_str(next, "role") && strcmp(cmv_formats__cj_str(next, "role"), "assistant")))
 				problem(r, "input[%d]: item %s of type reasoning was provided without its required following item", i,
-					cj_str(it, "id") ? cj_str(it, "id") : "(no id)");
-			if (blank(cj_str(it, "encrypted_content")) && !cj_str(it, "id"))
+					cmv_formats__cj_str(it, "id") ? cmv_formats__cj_str(it, "id") : "(no id)");
+			if (blank(cmv_formats__cj_str(it, "encrypted_content")) && !cmv_formats__cj_str(it, "id"))
 				problem(r, "input[%d]: a reasoning item with neither an id nor encrypted content", i);
 		}
 	}
@@ -283,7 +283,7 @@ done:
 
 static void check_gemini(report *r, const cJSON *body)
 {
-	const cJSON *contents = cj_get(body, "contents");
+	const cJSON *contents = cmv_formats__cj_get(body, "contents");
 	int i = 0, prev_calls = 0;
 	const cJSON *prev_call_turn = NULL;
 
@@ -292,8 +292,8 @@ static void check_gemini(report *r, const cJSON *body)
 		return;
 	}
 	for (const cJSON *c = contents->child; c; c = c->next, i++) {
-		const char *role = cj_str(c, "role");
-		const cJSON *parts = cj_get(c, "parts");
+		const char *role = cmv_formats__cj_str(c, "role");
+		const cJSON *parts = cmv_formats__cj_get(c, "parts");
 		int calls = 0, responses = 0;
 		bool model = role && !strcmp(role, "model");
 		if (!role || (strcmp(role, "user") && !model))
@@ -303,32 +303,32 @@ static void check_gemini(report *r, const cJSON *body)
 		if (!cJSON_IsArray(parts) || !parts->child)
 			problem(r, "contents[%d]: no parts", i);
 		for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next) {
-			const cJSON *fc = cj_get(p, "functionCall"), *fr = cj_get(p, "functionResponse");
+			const cJSON *fc = cmv_formats__cj_get(p, "functionCall"), *fr = cmv_formats__cj_get(p, "functionResponse");
 			if (cJSON_IsObject(fc)) {
 				calls++;
 				if (!model)
 					problem(r, "contents[%d]: functionCall in a user turn", i);
-				if (!cj_str(fc, "name"))
+				if (!cmv_formats__cj_str(fc, "name"))
 					problem(r, "contents[%d]: functionCall without a name", i);
-				if (cj_get(fc, "args") && !cJSON_IsObject(cj_get(fc, "args")))
+				if (cmv_formats__cj_get(fc, "args") && !cJSON_IsObject(cmv_formats__cj_get(fc, "args")))
 					problem(r, "contents[%d]: functionCall args must be an object", i);
 			} else if (cJSON_IsObject(fr)) {
 				if (model)
 					problem(r, "contents[%d]: functionResponse in a model turn", i);
-				if (!cJSON_IsObject(cj_get(fr, "response")))
+				if (!cJSON_IsObject(cmv_formats__cj_get(fr, "response")))
 					problem(r, "contents[%d]: functionResponse response must be an object", i);
 				/* positional pairing: the k-th response answers the k-th call, by name */
 				const cJSON *call = NULL;
 				int k = 0;
-				for (const cJSON *q = prev_call_turn ? cj_get(prev_call_turn, "parts")->child : NULL; q; q = q->next)
-					if (cJSON_IsObject(cj_get(q, "functionCall")) && k++ == responses)
-						call = cj_get(q, "functionCall");
-				if (call && cj_str(call, "name") && cj_str(fr, "name") && strcmp(cj_str(call, "name"), cj_str(fr, "name")))
+				for (const cJSON *q = prev_call_turn ? cmv_formats__cj_get(prev_call_turn, "parts")->child : NULL; q; q = q->next)
+					if (cJSON_IsObject(cmv_formats__cj_get(q, "functionCall")) && k++ == responses)
+						call = cmv_formats__cj_get(q, "functionCall");
+				if (call && cmv_formats__cj_str(call, "name") && cmv_formats__cj_str(fr, "name") && strcmp(cmv_formats__cj_str(call, "name"), cmv_formats__cj_str(fr, "name")))
 					problem(r, "contents[%d]: functionResponse %d is for %s, but the call in that place is %s", i,
-						responses, cj_str(fr, "name"), cj_str(call, "name"));
+						responses, cmv_formats__cj_str(fr, "name"), cmv_formats__cj_str(call, "name"));
 				responses++;
-			} else if (cj_get(p, "text")) {
-				if (!cj_str(p, "text"))
+			} else if (cmv_formats__cj_get(p, "text")) {
+				if (!cmv_formats__cj_str(p, "text"))
 					problem(r, "contents[%d]: text must be a string", i);
 			}
 		}

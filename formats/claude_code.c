@@ -63,7 +63,7 @@ static bool is_prompt(const cJSON *j, const char *type)
 	if (cJSON_IsString(content))
 		return true;
 	for (const cJSON *b = content ? content->child : NULL; b; b = b->next) {
-		const char *bt = cj_str(b, "type");
+		const char *bt = cmv_formats__cj_str(b, "type");
 		if (bt && !strcmp(bt, "tool_result"))
 			return false;
 	}
@@ -80,11 +80,11 @@ static bool is_prompt(const cJSON *j, const char *type)
  */
 static const char *attachment_role(const cJSON *j)
 {
-	const char *type = cj_str(j, "type"), *text = cj_str(j, "rendered"), *role = cj_str(j, "renderedRole");
+	const char *type = cmv_formats__cj_str(j, "type"), *text = cmv_formats__cj_str(j, "rendered"), *role = cmv_formats__cj_str(j, "renderedRole");
 
 	if (!type || strcmp(type, "attachment") || !text || !*text)
 		return NULL;
-	if (!cj_get(j, "renderedRole") || (role && !strcmp(role, "user")))
+	if (!cmv_formats__cj_get(j, "renderedRole") || (role && !strcmp(role, "user")))
 		return "user";
 	return role && !strcmp(role, "system") ? "system" : NULL;
 }
@@ -105,8 +105,8 @@ static const char *result_text(const cJSON *content)
 	if (cJSON_IsString(content))
 		return content->valuestring;
 	const cJSON *first = cJSON_IsArray(content) ? content->child : NULL;
-	const char *t = cj_str(first, "type");
-	return t && !strcmp(t, "text") ? cj_str(first, "text") : NULL;
+	const char *t = cmv_formats__cj_str(first, "type");
+	return t && !strcmp(t, "text") ? cmv_formats__cj_str(first, "text") : NULL;
 }
 
 /*
@@ -129,9 +129,9 @@ static int add_saved_outputs(record_build *rb, saved_list *sl, cmv_import_result
 	if (cap > CMV_BUF_CONTENT)
 		cap = CMV_BUF_CONTENT;
 	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
-		const char *bt = cj_str(b, "type"), *text, *rec_path, *id = cj_str(b, "tool_use_id");
+		const char *bt = cmv_formats__cj_str(b, "type"), *text, *rec_path, *id = cmv_formats__cj_str(b, "tool_use_id");
 		size_t plen;
-		if (!bt || strcmp(bt, "tool_result") || !(text = result_text(cj_get(b, "content"))) ||
+		if (!bt || strcmp(bt, "tool_result") || !(text = result_text(cmv_formats__cj_get(b, "content"))) ||
 		    !cmv__cc_persisted(text, strlen(text), NULL, &rec_path, &plen))
 			continue;
 		if (plen > CMV_FIELD_MAX || !cmv__cc_saved_find(&file, path, text, strlen(text), cap)) {
@@ -192,13 +192,13 @@ static void rebuild_chain(record_list *rl, size_t tip, uint64_t *last_msg)
 static int probe_session_id(jspan rec, const cJSON *j, void *payload)
 {
 	(void)rec;
-	if (!cj_str(j, "sessionId"))
+	if (!cmv_formats__cj_str(j, "sessionId"))
 		return 0;
-	snprintf(payload, 128, "%s", cj_str(j, "sessionId"));
+	snprintf(payload, 128, "%s", cmv_formats__cj_str(j, "sessionId"));
 	return 1;
 }
 
-int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const char *path,
+static int import_claude_code_file_filled(cmv_import_result *out, cmv_repo *repo, const char *path,
 				const cmv_import_options *opts)
 {
 	cmv_import_options defaults = CMV_IMPORT_OPTIONS_INIT;
@@ -221,7 +221,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	CMV_ASSERT_ARG(path);
 	if (!opts)
 		opts = &defaults;
-	record_build_init(&rb);
+	cmv_formats__record_build_init(&rb);
 	memset(&rl, 0, sizeof(rl));
 	memset(&uuids, 0, sizeof(uuids));
 	memset(&res, 0, sizeof(res));
@@ -233,25 +233,25 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	/* The session's id, from its first records: a file imported before, unchanged, costs only a hash. */
 	session_source src;
 	char probe_id[128] = "";
-	session_source_init(&src, file.ptr, file.size);
-	session_probe(file.ptr, file.size, probe_session_id, probe_id);
+	cmv_formats__session_source_init(&src, file.ptr, file.size);
+	cmv_formats__session_probe(file.ptr, file.size, probe_session_id, probe_id);
 	if (!probe_id[0] && (error = cmv_formats__branch_name_from_path(&name, path)) == 0)
 		snprintf(probe_id, sizeof(probe_id), "%s", name.ptr);
 	if (error < 0)
 		goto out;
-	if (session_unchanged(out, repo, "claude-code", "cc", probe_id, &src, opts))
+	if (cmv_formats__session_unchanged(out, repo, "claude-code", "cc", probe_id, &src, opts))
 		goto out;
 	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto out;
 
 	p = file.ptr;
 	end = file.ptr + file.size;
-	lead_end = jscan_ws(p, end);
+	lead_end = cmv_formats__jscan_ws(p, end);
 	for (const char *q = p; q < lead_end; q++)
 		lineno += *q == '\n';
 	p = lead_end;
 	while (p < end) {
-		const char *rec = p, *rec_end = *p == '{' ? jscan_value(p, end) : NULL;
+		const char *rec = p, *rec_end = *p == '{' ? cmv_formats__jscan_value(p, end) : NULL;
 		cJSON *j = NULL;
 		/* cJSON is laxer than JSON (it takes raw control bytes in strings): only what the scanner took is parsed */
 		bool scanned = rec_end != NULL;
@@ -259,14 +259,14 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
 			if (!nl) {
 				/* the last line, cut off: the session is still being written */
-				session_skip(&res, lineno);
+				cmv_formats__session_skip(&res, lineno);
 				res.partial_tail = true;
 				break;
 			}
 			rec_end = nl;
 		}
-		const char *sep = rec_end, *next = jscan_ws(rec_end, end);
-		if ((error = session_check_size(path, lineno, (size_t)(rec_end - rec), opts)) < 0)
+		const char *sep = rec_end, *next = cmv_formats__jscan_ws(rec_end, end);
+		if ((error = cmv_formats__session_check_size(path, lineno, (size_t)(rec_end - rec), opts)) < 0)
 			goto fail;
 		if (!scanned || !(j = cJSON_ParseWithLength(rec, (size_t)(rec_end - rec))) || !cJSON_IsObject(j)) {
 			cJSON_Delete(j);
@@ -275,23 +275,23 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 				goto fail;
 			}
 			/* kept whole as an opaque event, so export still gives the file back */
-			session_skip(&res, lineno);
-			record_build_reset(&rb, rec);
+			cmv_formats__session_skip(&res, lineno);
+			cmv_formats__record_build_reset(&rb, rec);
 			cmv_message m = { .role = CMV_ROLE_SYSTEM, .kind = CMV_KIND_EVENT, .meta = meta.ptr };
 			cmv_id id;
-			if ((error = record_add_opaque(&rb, (jspan){ rec, rec_end })) < 0 ||
-			    (error = session_meta_build(&meta, "claude-code", rec, (size_t)(rec_end - rec), &rb, sep,
+			if ((error = cmv_formats__record_add_opaque(&rb, (jspan){ rec, rec_end })) < 0 ||
+			    (error = cmv_formats__session_meta_build(&meta, "claude-code", rec, (size_t)(rec_end - rec), &rb, sep,
 							(size_t)(next - sep))) < 0) {
 				cmv_error__prefix("%s:%zu: ", path, lineno);
 				goto fail;
 			}
-			record_build_finish(&rb);
+			cmv_formats__record_build_finish(&rb);
 			m.blocks = rb.blocks;
 			m.n_blocks = rb.n_blocks;
 			m.meta = meta.ptr;
 			m.meta_len = meta.size;
 			if ((error = cmv_node_write(&id, repo, tail == SIZE_MAX ? NULL : &rl.ids[tail], &m)) < 0 ||
-			    (error = record_list_push(&rl, &id, tail, true, false)) < 0)
+			    (error = cmv_formats__record_list_push(&rl, &id, tail, true, false)) < 0)
 				goto fail;
 			tail = rl.n - 1;
 			for (const char *q = rec; q < next; q++)
@@ -304,36 +304,36 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			error = cmv_error__set(CMV_EINVALID, "%s:%zu: invalid UTF-8", path, lineno);
 			goto fail;
 		}
-		const char *type = cj_str(j, "type"), *uuid = cj_str(j, "uuid");
-		const char *parent = cj_str(j, "parentUuid");
+		const char *type = cmv_formats__cj_str(j, "type"), *uuid = cmv_formats__cj_str(j, "uuid");
+		const char *parent = cmv_formats__cj_str(j, "parentUuid");
 		if (!parent)
-			parent = cj_str(j, "logicalParentUuid");
-		if (!session_id[0] && cj_str(j, "sessionId"))
-			snprintf(session_id, sizeof(session_id), "%s", cj_str(j, "sessionId"));
+			parent = cmv_formats__cj_str(j, "logicalParentUuid");
+		if (!session_id[0] && cmv_formats__cj_str(j, "sessionId"))
+			snprintf(session_id, sizeof(session_id), "%s", cmv_formats__cj_str(j, "sessionId"));
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 		bool is_msg = type && (!strcmp(type, "user") || !strcmp(type, "assistant")) && cJSON_IsObject(msg);
 		/* content the model was sent, but not a turn: it takes no part in finding rewinds */
 		const char *att_role = attachment_role(j);
 
-		record_build_reset(&rb, rec);
+		cmv_formats__record_build_reset(&rb, rec);
 		jspan recspan = { rec, rec_end }, v, mspan;
-		if (is_msg && jscan_member(&mspan, recspan, "message") == 1 && jscan_member(&v, mspan, "content") == 1) {
+		if (is_msg && cmv_formats__jscan_member(&mspan, recspan, "message") == 1 && cmv_formats__jscan_member(&v, mspan, "content") == 1) {
 			const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
-			error = cut_anthropic_content(&rb, v, content);
+			error = cmv_formats__cut_anthropic_content(&rb, v, content);
 		}
 		if (!error && att_role)
-			error = record_add_string(&rb, recspan, "rendered", "text", NULL, NULL);
-		if (!error && jscan_member(&v, recspan, "toolUseResult") == 1)
-			error = record_add_block(&rb, v, "cc_tool_use_result", NULL, NULL, "application/json", 0);
+			error = cmv_formats__record_add_string(&rb, recspan, "rendered", "text", NULL, NULL);
+		if (!error && cmv_formats__jscan_member(&v, recspan, "toolUseResult") == 1)
+			error = cmv_formats__record_add_block(&rb, v, "cc_tool_use_result", NULL, NULL, "application/json", 0);
 		if (!error)
-			error = session_meta_build(&meta, "claude-code", rec, (size_t)(rec_end - rec), &rb, sep,
+			error = cmv_formats__session_meta_build(&meta, "claude-code", rec, (size_t)(rec_end - rec), &rb, sep,
 						   (size_t)(next - sep));
 		if (error) {
 			cJSON_Delete(j);
 			cmv_error__prefix("%s:%zu: ", path, lineno);
 			goto fail;
 		}
-		record_build_finish(&rb);
+		cmv_formats__record_build_finish(&rb);
 		if (is_msg && !strcmp(type, "user") && (error = add_saved_outputs(&rb, &saved, &res, path, msg, opts)) < 0) {
 			cJSON_Delete(j);
 			cmv_error__prefix("%s:%zu: ", path, lineno);
@@ -379,7 +379,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 			cmv_error__prefix("%s:%zu: ", path, lineno);
 			goto fail;
 		}
-		if ((error = record_list_push(&rl, &id, cparent, !sidechain, is_msg)) < 0 ||
+		if ((error = cmv_formats__record_list_push(&rl, &id, cparent, !sidechain, is_msg)) < 0 ||
 		    (uuid && (error = cmv__strmap_put(&uuids, uuid, rl.n - 1, NULL)) < 0)) {
 			cJSON_Delete(j);
 			goto fail;
@@ -416,7 +416,7 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 	 * stays stable as the file grows.
 	 */
 	src.records = res.records;
-	if ((error = session_finish(&res, repo, path, "claude-code", "cc", session_id, &rl, tail, abandoned,
+	if ((error = cmv_formats__session_finish(&res, repo, path, "claude-code", "cc", session_id, &rl, tail, abandoned,
 				    n_abandoned, file.ptr, (size_t)(lead_end - file.ptr), &src, opts)) < 0 ||
 	    (error = cmv_repo_txn_commit(repo)) < 0)
 		goto fail;
@@ -425,8 +425,8 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 fail:
 	cmv_repo_txn_rollback(repo);
 out:
-	record_build_dispose(&rb);
-	record_list_dispose(&rl);
+	cmv_formats__record_build_dispose(&rb);
+	cmv_formats__record_list_dispose(&rl);
 	saved_list_dispose(&saved);
 	free(abandoned);
 	cmv__strmap_dispose(&uuids);
@@ -436,19 +436,28 @@ out:
 	return error;
 }
 
+int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const char *path,
+				const cmv_import_options *opts)
+{
+	int error = import_claude_code_file_filled(out, repo, path, opts);
+	if (out)
+		out->version = CMV_IMPORT_RESULT_VERSION;
+	return error;
+}
+
 /* ---- reading back for rendering (formats.md §1.9) ------------------------- */
 
 int cmv__cc_neutral(conv *c, const cJSON *rec)
 {
-	const char *type = cj_str(rec, "type");
-	const cJSON *msg = cj_get(rec, "message");
+	const char *type = cmv_formats__cj_str(rec, "type");
+	const cJSON *msg = cmv_formats__cj_get(rec, "message");
 
-	if (!type || cJSON_IsTrue(cj_get(rec, "isSidechain")))
+	if (!type || cJSON_IsTrue(cmv_formats__cj_get(rec, "isSidechain")))
 		return 0;
 	if (!strcmp(type, "system")) {
-		const char *sub = cj_str(rec, "subtype");
+		const char *sub = cmv_formats__cj_str(rec, "subtype");
 		if (sub && !strcmp(sub, "compact_boundary")) {
-			conv_reset(c); /* the summary that follows is what the model sees */
+			cmv_formats__conv_reset(c); /* the summary that follows is what the model sees */
 			c->after_boundary = true;
 		}
 		return 0;
@@ -457,27 +466,27 @@ int cmv__cc_neutral(conv *c, const cJSON *rec)
 	if (att_role) {
 		/* sent in its place: as user content (merged with its neighbours by repair), or as a system prompt */
 		if (!strcmp(att_role, "system"))
-			conv_system(c, cj_str(rec, "rendered"));
+			cmv_formats__conv_system(c, cmv_formats__cj_str(rec, "rendered"));
 		else
-			nb_text(c, conv_msg(c, "user", NULL), cj_str(rec, "rendered"));
+			cmv_formats__nb_text(c, cmv_formats__conv_msg(c, "user", NULL), cmv_formats__cj_str(rec, "rendered"));
 		return 0;
 	}
 	if ((strcmp(type, "user") && strcmp(type, "assistant")) || !cJSON_IsObject(msg))
 		return 0;
-	const char *model = cj_str(msg, "model");
-	if (cJSON_IsTrue(cj_get(rec, "isApiErrorMessage")) || (model && !strcmp(model, "<synthetic>")))
+	const char *model = cmv_formats__cj_str(msg, "model");
+	if (cJSON_IsTrue(cmv_formats__cj_get(rec, "isApiErrorMessage")) || (model && !strcmp(model, "<synthetic>")))
 		return 0; /* written by Claude Code, never by the model */
 	/*
 	 * Older files have no boundary line before the summary. After a
 	 * boundary, what came between it and the summary (attachments Claude
 	 * Code re-sends) is not a second compaction.
 	 */
-	if (cJSON_IsTrue(cj_get(rec, "isCompactSummary")) && !c->after_boundary &&
+	if (cJSON_IsTrue(cmv_formats__cj_get(rec, "isCompactSummary")) && !c->after_boundary &&
 	    cJSON_GetArraySize(c->messages) > 0 && !c->keep_all)
-		conv_reset(c);
+		cmv_formats__conv_reset(c);
 	c->after_boundary = false;
 	/* one API message is spread over several lines that share message.id */
-	return anthropic_message_neutral(c, msg, type[0] == 'a' ? (cj_str(msg, "id") ? cj_str(msg, "id") : "") : NULL);
+	return cmv_formats__anthropic_message_neutral(c, msg, type[0] == 'a' ? (cmv_formats__cj_str(msg, "id") ? cmv_formats__cj_str(msg, "id") : "") : NULL);
 }
 
 /* ---- writing a branch as a new Claude Code session ------------------------- */
@@ -594,7 +603,7 @@ static int cc_rewrite_record(cmv_buf *out, const char *rec, size_t len, void *pa
 	cc_rewrite *r = payload;
 	cJSON *j = cJSON_ParseWithLength(rec, len);
 	cmv_buf relinked = CMV_BUF_INIT(SESSION_MAX_BYTES);
-	const char *parent = cj_str(j, "parentUuid");
+	const char *parent = cmv_formats__cj_str(j, "parentUuid");
 	jspan v;
 	int error = 0;
 
@@ -604,7 +613,7 @@ static int cc_rewrite_record(cmv_buf *out, const char *rec, size_t len, void *pa
 	 * resumes along the uuid chain, and a gap would cut the chain there.
 	 */
 	if (parent && !cmv__strmap_get(&r->written, parent, NULL, NULL) &&
-	    jscan_member(&v, (jspan){ rec, rec + len }, "parentUuid") == 1) {
+	    cmv_formats__jscan_member(&v, (jspan){ rec, rec + len }, "parentUuid") == 1) {
 		/* with no line before it, it is the root */
 		if ((error = cmv_buf_put(&relinked, rec, (size_t)(v.p - rec))) == 0 &&
 		    (error = r->last_uuid[0] ? cmv_buf_printf(&relinked, "\"%s\"", r->last_uuid)
@@ -615,12 +624,12 @@ static int cc_rewrite_record(cmv_buf *out, const char *rec, size_t len, void *pa
 			len = relinked.size;
 		}
 	}
-	if (!error && cj_str(j, "uuid")) {
-		snprintf(r->last_uuid, sizeof(r->last_uuid), "%s", cj_str(j, "uuid"));
-		error = cmv__strmap_put(&r->written, cj_str(j, "uuid"), 0, NULL);
+	if (!error && cmv_formats__cj_str(j, "uuid")) {
+		snprintf(r->last_uuid, sizeof(r->last_uuid), "%s", cmv_formats__cj_str(j, "uuid"));
+		error = cmv__strmap_put(&r->written, cmv_formats__cj_str(j, "uuid"), 0, NULL);
 	}
-	if (r->cwd_out && cj_str(j, "cwd") && !r->cwd_out->size)
-		cmv_buf_puts(r->cwd_out, cj_str(j, "cwd"));
+	if (r->cwd_out && cmv_formats__cj_str(j, "cwd") && !r->cwd_out->size)
+		cmv_buf_puts(r->cwd_out, cmv_formats__cj_str(j, "cwd"));
 	cJSON_Delete(j);
 	if (!error)
 		error = put_renamed(out, rec, len, r->new_id);
@@ -646,7 +655,7 @@ static int cc_write(cmv_buf *out, const char *session_id, cmv_buf *cwd_out, cmv_
 {
 	static const session_rewriter w = { "claude-code", "Claude Code", cc_rewrite_record, cc_rewrite_message };
 	cc_rewrite r = { session_id, "", cwd_out, { 0 } };
-	int error = session_rewrite(out, repo, tip, &w, &r);
+	int error = cmv_formats__session_rewrite(out, repo, tip, &w, &r);
 	cmv__strmap_dispose(&r.written);
 	return error;
 }

@@ -358,7 +358,7 @@ void cmv__parsed_message_free(cmv__parsed_message *p)
 	free(p);
 }
 
-int cmv_import_cmv_file(cmv_import_result *out, cmv_repo *repo, const char *path,
+static int import_cmv_file_filled(cmv_import_result *out, cmv_repo *repo, const char *path,
 			const cmv_import_options *opts)
 {
 	cmv_import_options defaults = CMV_IMPORT_OPTIONS_INIT;
@@ -486,6 +486,15 @@ out:
 	cmv_ref_free(ref);
 	cmv_linereader_close(&r);
 	cmv_buf_dispose(&branch);
+	return error;
+}
+
+int cmv_import_cmv_file(cmv_import_result *out, cmv_repo *repo, const char *path,
+			const cmv_import_options *opts)
+{
+	int error = import_cmv_file_filled(out, repo, path, opts);
+	if (out)
+		out->version = CMV_IMPORT_RESULT_VERSION;
 	return error;
 }
 

@@ -24,23 +24,23 @@ static int cut_text_parts(record_build *rb, jspan content, const cJSON *jc)
 	int error = 0;
 
 	if (*content.p == '"')
-		return record_add_block(rb, content, "text", NULL, NULL, NULL, 0);
+		return cmv_formats__record_add_block(rb, content, "text", NULL, NULL, NULL, 0);
 	if (*content.p != '[')
 		return 0;
-	while (!error && cel && jscan_next_element(&el, content, &cur) == 1) {
-		const char *t = cj_str(cel, "type");
-		if (*el.p == '{' && cj_str(cel, "text"))
-			error = record_add_string(rb, el, "text", "text", NULL, NULL);
+	while (!error && cel && cmv_formats__jscan_next_element(&el, content, &cur) == 1) {
+		const char *t = cmv_formats__cj_str(cel, "type");
+		if (*el.p == '{' && cmv_formats__cj_str(cel, "text"))
+			error = cmv_formats__record_add_string(rb, el, "text", "text", NULL, NULL);
 		else if (*el.p == '{' && t && !strcmp(t, "input_image"))
-			error = record_add_block(rb, el, "input_image", NULL, NULL, "application/vnd.cmv.block+json", 0);
+			error = cmv_formats__record_add_block(rb, el, "input_image", NULL, NULL, "application/vnd.cmv.block+json", 0);
 		cel = cel->next;
 	}
 	return error;
 }
 
-int cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *role, cmv_kind *kind)
+int cmv_formats__cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *role, cmv_kind *kind)
 {
-	const char *type = cj_str(j, "type"), *r = cj_str(j, "role");
+	const char *type = cmv_formats__cj_str(j, "type"), *r = cmv_formats__cj_str(j, "role");
 	jspan v;
 
 	*kind = CMV_KIND_MESSAGE;
@@ -53,42 +53,42 @@ int cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *r
 	if (!strcmp(type, "message")) {
 		*role = !r ? CMV_ROLE_USER : !strcmp(r, "assistant") ? CMV_ROLE_ASSISTANT
 			: !strcmp(r, "user") ? CMV_ROLE_USER : CMV_ROLE_SYSTEM;
-		if (jscan_member(&v, item, "content") == 1)
-			return cut_text_parts(rb, v, cj_get(j, "content"));
+		if (cmv_formats__jscan_member(&v, item, "content") == 1)
+			return cut_text_parts(rb, v, cmv_formats__cj_get(j, "content"));
 		return 0;
 	}
 	if (!strcmp(type, "reasoning")) {
 		*role = CMV_ROLE_ASSISTANT;
 		const char *cur = NULL;
-		const cJSON *cel = cj_get(j, "summary") ? cj_get(j, "summary")->child : NULL;
+		const cJSON *cel = cmv_formats__cj_get(j, "summary") ? cmv_formats__cj_get(j, "summary")->child : NULL;
 		jspan el;
 		int error = 0;
-		if (jscan_member(&v, item, "summary") == 1 && *v.p == '[')
-			while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
-				error = record_add_string(rb, el, "text", "thinking", NULL, NULL);
+		if (cmv_formats__jscan_member(&v, item, "summary") == 1 && *v.p == '[')
+			while (!error && cel && cmv_formats__jscan_next_element(&el, v, &cur) == 1) {
+				error = cmv_formats__record_add_string(rb, el, "text", "thinking", NULL, NULL);
 				cel = cel->next;
 			}
 		return error;
 	}
 	if (!strcmp(type, "function_call")) {
 		*role = CMV_ROLE_ASSISTANT;
-		return record_add_raw(rb, item, "arguments", "tool_use", cj_str(j, "call_id"), cj_str(j, "name"), NULL);
+		return cmv_formats__record_add_raw(rb, item, "arguments", "tool_use", cmv_formats__cj_str(j, "call_id"), cmv_formats__cj_str(j, "name"), NULL);
 	}
 	if (!strcmp(type, "custom_tool_call")) {
 		*role = CMV_ROLE_ASSISTANT;
-		if (jscan_member(&v, item, "input") == 1)
-			return record_add_block(rb, v, "tool_use", cj_str(j, "call_id"), cj_str(j, "name"),
+		if (cmv_formats__jscan_member(&v, item, "input") == 1)
+			return cmv_formats__record_add_block(rb, v, "tool_use", cmv_formats__cj_str(j, "call_id"), cmv_formats__cj_str(j, "name"),
 						*v.p == '"' ? custom_media : "application/json", 0);
 		return 0;
 	}
 	if (!strcmp(type, "local_shell_call")) {
 		*role = CMV_ROLE_ASSISTANT;
-		return record_add_raw(rb, item, "action", "tool_use", cj_str(j, "call_id"), "local_shell", NULL);
+		return cmv_formats__record_add_raw(rb, item, "action", "tool_use", cmv_formats__cj_str(j, "call_id"), "local_shell", NULL);
 	}
-	if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cj_str(j, "call_id")) {
+	if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cmv_formats__cj_str(j, "call_id")) {
 		*role = CMV_ROLE_TOOL;
-		if (jscan_member(&v, item, "output") == 1)
-			return record_add_block(rb, v, "tool_result", cj_str(j, "call_id"), NULL,
+		if (cmv_formats__jscan_member(&v, item, "output") == 1)
+			return cmv_formats__record_add_block(rb, v, "tool_result", cmv_formats__cj_str(j, "call_id"), NULL,
 						*v.p == '"' ? NULL : "application/vnd.cmv.openai-content+json", 0);
 		return 0;
 	}
@@ -101,36 +101,36 @@ int cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *r
 static int codex_record(session_import *si, record_build *rb, jspan rec, const cJSON *j, cmv_role *role,
 			cmv_kind *kind)
 {
-	const char *type = cj_str(j, "type");
-	const cJSON *payload = cj_get(j, "payload");
+	const char *type = cmv_formats__cj_str(j, "type");
+	const cJSON *payload = cmv_formats__cj_get(j, "payload");
 	jspan p, v;
 
 	*role = CMV_ROLE_SYSTEM;
 	*kind = CMV_KIND_EVENT;
-	if (!type || !cJSON_IsObject(payload) || jscan_member(&p, rec, "payload") != 1)
+	if (!type || !cJSON_IsObject(payload) || cmv_formats__jscan_member(&p, rec, "payload") != 1)
 		return 0;
 	if (!strcmp(type, "session_meta")) {
-		session_import_id(si, cj_str(payload, "id"));
-		if (jscan_member(&v, p, "base_instructions") == 1 && *v.p == '{') {
+		cmv_formats__session_import_id(si, cmv_formats__cj_str(payload, "id"));
+		if (cmv_formats__jscan_member(&v, p, "base_instructions") == 1 && *v.p == '{') {
 			*kind = CMV_KIND_MESSAGE;
-			return record_add_string(rb, v, "text", "text", NULL, NULL);
+			return cmv_formats__record_add_string(rb, v, "text", "text", NULL, NULL);
 		}
 		return 0;
 	}
 	if (!strcmp(type, "response_item"))
-		return cut_responses_item(rb, p, payload, role, kind);
+		return cmv_formats__cut_responses_item(rb, p, payload, role, kind);
 	if (!strcmp(type, "compacted")) {
-		const cJSON *hist = cj_get(payload, "replacement_history"), *cel = hist ? hist->child : NULL;
+		const cJSON *hist = cmv_formats__cj_get(payload, "replacement_history"), *cel = hist ? hist->child : NULL;
 		const char *cur = NULL;
 		jspan el;
-		int error = record_add_string(rb, p, "message", "text", NULL, NULL);
+		int error = cmv_formats__record_add_string(rb, p, "message", "text", NULL, NULL);
 		*kind = CMV_KIND_SUMMARY;
-		if (!error && jscan_member(&v, p, "replacement_history") == 1 && *v.p == '[')
-			while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
+		if (!error && cmv_formats__jscan_member(&v, p, "replacement_history") == 1 && *v.p == '[')
+			while (!error && cel && cmv_formats__jscan_next_element(&el, v, &cur) == 1) {
 				cmv_role r;
 				cmv_kind k;
 				if (*el.p == '{')
-					error = cut_responses_item(rb, el, cel, &r, &k);
+					error = cmv_formats__cut_responses_item(rb, el, cel, &r, &k);
 				cel = cel->next;
 			}
 		return error;
@@ -144,7 +144,7 @@ static int responses_record(session_import *si, record_build *rb, jspan rec, con
 			    cmv_kind *kind)
 {
 	(void)si;
-	return cut_responses_item(rb, rec, j, role, kind);
+	return cmv_formats__cut_responses_item(rb, rec, j, role, kind);
 }
 
 const session_driver cmv__driver_openai_responses = { "openai-responses", "responses", "input",
@@ -155,30 +155,30 @@ const session_driver cmv__driver_openai_responses = { "openai-responses", "respo
 static void text_parts_neutral(conv *c, cJSON *content, const cJSON *parts)
 {
 	if (cJSON_IsString(parts)) {
-		nb_text(c, content, parts->valuestring);
+		cmv_formats__nb_text(c, content, parts->valuestring);
 		return;
 	}
 	for (const cJSON *p = parts ? parts->child : NULL; p; p = p->next) {
-		const char *t = cj_str(p, "type");
-		if (cj_str(p, "text"))
-			nb_text(c, content, cj_str(p, "text"));
-		else if (cj_str(p, "refusal"))
-			nb_text(c, content, cj_str(p, "refusal"));
-		else if (t && !strcmp(t, "input_image") && cj_str(p, "image_url")) {
-			const char *url = cj_str(p, "image_url"), *comma = strchr(url, ',');
+		const char *t = cmv_formats__cj_str(p, "type");
+		if (cmv_formats__cj_str(p, "text"))
+			cmv_formats__nb_text(c, content, cmv_formats__cj_str(p, "text"));
+		else if (cmv_formats__cj_str(p, "refusal"))
+			cmv_formats__nb_text(c, content, cmv_formats__cj_str(p, "refusal"));
+		else if (t && !strcmp(t, "input_image") && cmv_formats__cj_str(p, "image_url")) {
+			const char *url = cmv_formats__cj_str(p, "image_url"), *comma = strchr(url, ',');
 			if (!strncmp(url, "data:", 5) && comma && strstr(url, ";base64,")) {
 				char mt[128];
 				size_t n = (size_t)(strchr(url, ';') - url - 5);
 				snprintf(mt, sizeof(mt), "%.*s", (int)(n < sizeof(mt) ? n : sizeof(mt) - 1), url + 5);
-				nb_image_b64(c, content, mt, comma + 1);
+				cmv_formats__nb_image_b64(c, content, mt, comma + 1);
 			}
 		}
 	}
 }
 
-int responses_item_neutral(conv *c, const cJSON *item)
+int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 {
-	const char *type = cj_str(item, "type"), *role = cj_str(item, "role");
+	const char *type = cmv_formats__cj_str(item, "type"), *role = cmv_formats__cj_str(item, "role");
 
 	if (!type && role)
 		type = "message";
@@ -186,46 +186,46 @@ int responses_item_neutral(conv *c, const cJSON *item)
 		return 0;
 	if (!strcmp(type, "message")) {
 		if (role && (!strcmp(role, "system") || !strcmp(role, "developer"))) {
-			const cJSON *parts = cj_get(item, "content");
+			const cJSON *parts = cmv_formats__cj_get(item, "content");
 			if (cJSON_IsString(parts))
-				conv_system(c, parts->valuestring);
+				cmv_formats__conv_system(c, parts->valuestring);
 			for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
-				if (cj_str(p, "text"))
-					conv_system(c, cj_str(p, "text"));
+				if (cmv_formats__cj_str(p, "text"))
+					cmv_formats__conv_system(c, cmv_formats__cj_str(p, "text"));
 			return 0;
 		}
 		bool asst = role && !strcmp(role, "assistant");
-		text_parts_neutral(c, conv_msg_join(c, asst ? "assistant" : "user", NULL), cj_get(item, "content"));
+		text_parts_neutral(c, cmv_formats__conv_msg_join(c, asst ? "assistant" : "user", NULL), cmv_formats__cj_get(item, "content"));
 	} else if (!strcmp(type, "reasoning")) {
-		nb_reasoning(c, conv_msg_join(c, "assistant", NULL), item);
+		cmv_formats__nb_reasoning(c, cmv_formats__conv_msg_join(c, "assistant", NULL), item);
 	} else if (!strcmp(type, "function_call")) {
-		nb_tool_use(c, conv_msg_join(c, "assistant", NULL), cj_str(item, "call_id"), cj_str(item, "name"),
-			    NULL, cj_str(item, "arguments") ? cj_str(item, "arguments") : "{}", false);
+		cmv_formats__nb_tool_use(c, cmv_formats__conv_msg_join(c, "assistant", NULL), cmv_formats__cj_str(item, "call_id"), cmv_formats__cj_str(item, "name"),
+			    NULL, cmv_formats__cj_str(item, "arguments") ? cmv_formats__cj_str(item, "arguments") : "{}", false);
 	} else if (!strcmp(type, "custom_tool_call")) {
-		cJSON *content = conv_msg_join(c, "assistant", NULL);
-		const char *in = cj_str(item, "input");
+		cJSON *content = cmv_formats__conv_msg_join(c, "assistant", NULL);
+		const char *in = cmv_formats__cj_str(item, "input");
 		cJSON *wrap = cJSON_CreateObject();
 		if (!wrap || !cJSON_AddStringToObject(wrap, "input", in ? in : ""))
 			c->oom = true;
-		nb_tool_use(c, content, cj_str(item, "call_id"), cj_str(item, "name"), wrap, NULL, true);
+		cmv_formats__nb_tool_use(c, content, cmv_formats__cj_str(item, "call_id"), cmv_formats__cj_str(item, "name"), wrap, NULL, true);
 		cJSON_Delete(wrap);
 	} else if (!strcmp(type, "local_shell_call")) {
-		nb_tool_use(c, conv_msg_join(c, "assistant", NULL), cj_str(item, "call_id"), "local_shell",
-			    cj_get(item, "action"), NULL, false);
-	} else if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cj_str(item, "call_id")) {
-		const cJSON *out = cj_get(item, "output");
-		cJSON *content = conv_msg_join(c, "user", NULL);
+		cmv_formats__nb_tool_use(c, cmv_formats__conv_msg_join(c, "assistant", NULL), cmv_formats__cj_str(item, "call_id"), "local_shell",
+			    cmv_formats__cj_get(item, "action"), NULL, false);
+	} else if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cmv_formats__cj_str(item, "call_id")) {
+		const cJSON *out = cmv_formats__cj_get(item, "output");
+		cJSON *content = cmv_formats__conv_msg_join(c, "user", NULL);
 		if (cJSON_IsString(out)) {
-			nb_tool_result(c, content, cj_str(item, "call_id"), out, NULL, false);
+			cmv_formats__nb_tool_result(c, content, cmv_formats__cj_str(item, "call_id"), out, NULL, false);
 		} else {
 			/* content items: their text, in order */
 			cJSON *blocks = cJSON_CreateArray();
 			if (!blocks)
 				c->oom = true;
 			for (const cJSON *p = out ? out->child : NULL; p && blocks; p = p->next)
-				if (cj_str(p, "text"))
-					nb_text(c, blocks, cj_str(p, "text"));
-			nb_tool_result(c, content, cj_str(item, "call_id"), blocks, NULL, false);
+				if (cmv_formats__cj_str(p, "text"))
+					cmv_formats__nb_text(c, blocks, cmv_formats__cj_str(p, "text"));
+			cmv_formats__nb_tool_result(c, content, cmv_formats__cj_str(item, "call_id"), blocks, NULL, false);
 			cJSON_Delete(blocks);
 		}
 	}
@@ -234,31 +234,31 @@ int responses_item_neutral(conv *c, const cJSON *item)
 
 int cmv__codex_neutral(conv *c, const cJSON *rec)
 {
-	const char *type = cj_str(rec, "type");
-	const cJSON *payload = cj_get(rec, "payload");
+	const char *type = cmv_formats__cj_str(rec, "type");
+	const cJSON *payload = cmv_formats__cj_get(rec, "payload");
 
 	if (!type || !cJSON_IsObject(payload))
 		return 0;
 	if (!strcmp(type, "session_meta")) {
-		const cJSON *bi = cj_get(payload, "base_instructions");
-		if (cj_str(bi, "text"))
-			conv_system(c, cj_str(bi, "text"));
+		const cJSON *bi = cmv_formats__cj_get(payload, "base_instructions");
+		if (cmv_formats__cj_str(bi, "text"))
+			cmv_formats__conv_system(c, cmv_formats__cj_str(bi, "text"));
 	} else if (!strcmp(type, "response_item")) {
-		return responses_item_neutral(c, payload);
+		return cmv_formats__responses_item_neutral(c, payload);
 	} else if (!strcmp(type, "compacted")) {
 		/* what Codex resumes with: the replacement history, or the summary as a message */
-		const cJSON *hist = cj_get(payload, "replacement_history");
-		const char *msg = cj_str(payload, "message");
-		conv_reset(c);
+		const cJSON *hist = cmv_formats__cj_get(payload, "replacement_history");
+		const char *msg = cmv_formats__cj_str(payload, "message");
+		cmv_formats__conv_reset(c);
 		if (msg && *msg)
-			nb_text(c, conv_msg(c, "user", NULL), msg);
+			cmv_formats__nb_text(c, cmv_formats__conv_msg(c, "user", NULL), msg);
 		for (const cJSON *it = hist ? hist->child : NULL; it; it = it->next)
 			if (cJSON_IsObject(it)) {
 				/* developer items repeat the system prompts already kept */
-				const char *r = cj_str(it, "role");
+				const char *r = cmv_formats__cj_str(it, "role");
 				if (r && (!strcmp(r, "developer") || !strcmp(r, "system")))
 					continue;
-				responses_item_neutral(c, it);
+				cmv_formats__responses_item_neutral(c, it);
 			}
 	}
 	return 0;
@@ -266,7 +266,7 @@ int cmv__codex_neutral(conv *c, const cJSON *rec)
 
 int cmv__openai_responses_neutral(conv *c, const cJSON *rec)
 {
-	return responses_item_neutral(c, rec);
+	return cmv_formats__responses_item_neutral(c, rec);
 }
 
 /* ---- writing a branch as a new Codex rollout --------------------------------- */
@@ -302,15 +302,15 @@ static int codex_rewrite_record(cmv_buf *out, const char *rec, size_t len, void 
 {
 	codex_rewrite *r = payload;
 	cJSON *j = cJSON_ParseWithLength(rec, len);
-	const char *type = cj_str(j, "type");
-	const cJSON *p = cj_get(j, "payload");
+	const char *type = cmv_formats__cj_str(j, "type");
+	const cJSON *p = cmv_formats__cj_get(j, "payload");
 	bool meta = type && !strcmp(type, "session_meta");
 	int error;
 
-	if (meta && !r->old_id[0] && cj_str(p, "id"))
-		snprintf(r->old_id, sizeof(r->old_id), "%s", cj_str(p, "id"));
-	if (meta && r->cwd_out && !r->cwd_out->size && cj_str(p, "cwd"))
-		cmv_buf_puts(r->cwd_out, cj_str(p, "cwd"));
+	if (meta && !r->old_id[0] && cmv_formats__cj_str(p, "id"))
+		snprintf(r->old_id, sizeof(r->old_id), "%s", cmv_formats__cj_str(p, "id"));
+	if (meta && r->cwd_out && !r->cwd_out->size && cmv_formats__cj_str(p, "cwd"))
+		cmv_buf_puts(r->cwd_out, cmv_formats__cj_str(p, "cwd"));
 	cJSON_Delete(j);
 	/* the session's id is named in its session_meta line */
 	error = meta ? put_replaced(out, rec, len, r->old_id, r->new_id) : cmv_buf_put(out, rec, len);
@@ -368,5 +368,5 @@ int cmv_codex_session_write(cmv_buf *out, char new_id[37], cmv_buf *cwd_out, cmv
 	CMV_ASSERT_ARG(tip);
 	if ((error = cmv__uuid_v4(new_id)) < 0)
 		return error;
-	return session_rewrite(out, repo, tip, &w, &r);
+	return cmv_formats__session_rewrite(out, repo, tip, &w, &r);
 }

@@ -21,7 +21,7 @@ static void edit_init(record_edit *e)
 	cmv_buf_init(&e->added_data, CMV_BUF_CONTENT);
 }
 
-int record_edit_load(record_edit *e, const cmv_node *n)
+int cmv_formats__record_edit_load(record_edit *e, const cmv_node *n)
 {
 	cmv_buf text = CMV_BUF_INIT(SESSION_MAX_BYTES);
 	session_tpl t;
@@ -29,7 +29,7 @@ int record_edit_load(record_edit *e, const cmv_node *n)
 
 	edit_init(e);
 	e->node = n;
-	if ((error = session_template(&t, n)) < 0)
+	if ((error = cmv_formats__session_template(&t, n)) < 0)
 		return error;
 	e->format = t.format;
 	e->sep = t.sep;
@@ -46,7 +46,7 @@ int record_edit_load(record_edit *e, const cmv_node *n)
 			break;
 		char enc;
 		size_t bi;
-		if ((error = session_tpl_hole(&enc, &bi, &cursor, &t)) < 0)
+		if ((error = cmv_formats__session_tpl_hole(&enc, &bi, &cursor, &t)) < 0)
 			goto done;
 		e->enc[bi] = enc;
 		if ((error = cmv_buf_printf(&text, "\"" PH_OPEN "%zu" PH_CLOSE, bi)) < 0)
@@ -54,7 +54,7 @@ int record_edit_load(record_edit *e, const cmv_node *n)
 		q = nul + 1;
 	}
 	/* a parse that ran out of memory is not a damaged record */
-	if (!(e->root = jscan_parse(text.ptr ? text.ptr : "", text.size, &error)) && !error) {
+	if (!(e->root = cmv_formats__jscan_parse(text.ptr ? text.ptr : "", text.size, &error)) && !error) {
 		char hex[CMV_ID_HEXSZ + 1];
 		error = cmv_error__set(CMV_ECORRUPT, "record %s does not parse as JSON",
 				       cmv_id_tostr(hex, sizeof(hex), &n->id));
@@ -62,11 +62,11 @@ int record_edit_load(record_edit *e, const cmv_node *n)
 done:
 	cmv_buf_dispose(&text);
 	if (error < 0)
-		record_edit_dispose(e); /* the caller disposes only what loaded */
+		cmv_formats__record_edit_dispose(e); /* the caller disposes only what loaded */
 	return error;
 }
 
-int record_edit_new(record_edit *e, const char *format, cJSON *root)
+int cmv_formats__record_edit_new(record_edit *e, const char *format, cJSON *root)
 {
 	edit_init(e);
 	e->format = format;
@@ -92,13 +92,13 @@ static size_t placeholder(const cJSON *v)
 	return s[0] == '\2' && !s[1] ? k : SIZE_MAX;
 }
 
-size_t record_edit_block(const record_edit *e, const cJSON *v)
+size_t cmv_formats__record_edit_block(const record_edit *e, const cJSON *v)
 {
 	size_t k = placeholder(v);
 	return e->node && k < e->node->n_blocks ? k : SIZE_MAX;
 }
 
-cJSON *record_edit_add(record_edit *e, char enc, const cmv_block_content *bc)
+cJSON *cmv_formats__record_edit_add(record_edit *e, char enc, const cmv_block_content *bc)
 {
 	size_t n_orig = e->node ? e->node->n_blocks : 0;
 	char ph[48];
@@ -128,7 +128,7 @@ cJSON *record_edit_add(record_edit *e, char enc, const cmv_block_content *bc)
 	return v;
 }
 
-int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id *parent, cmv_role role,
+int cmv_formats__record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id *parent, cmv_role role,
 		      cmv_kind kind, const cmv_id *derived_from, size_t n_derived)
 {
 	size_t n_orig = e->node ? e->node->n_blocks : 0, n_all = n_orig + e->n_added, n_new = 0;
@@ -139,7 +139,7 @@ int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id 
 	char *text = cJSON_PrintUnformatted(e->root);
 	int error = 0;
 
-	record_build_init(&rb);
+	cmv_formats__record_build_init(&rb);
 	if (!text || (n_all && (!(renum = cmv__calloc(n_all, sizeof(*renum))) ||
 				!(blocks = cmv__calloc(n_all, sizeof(*blocks)))))) {
 		error = cmv_error__oom();
@@ -182,7 +182,7 @@ int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id 
 		if ((error = cmv__array_grow((void **)&rb.holes, &rb.cap_holes, rb.n_holes, sizeof(*rb.holes))) < 0 ||
 		    (error = cmv_buf_put(&tpl, p, (size_t)(hit - p))) < 0)
 			goto done;
-		/* session_meta_build wants the hole's place in a record: mark it with one byte */
+		/* cmv_formats__session_meta_build wants the hole's place in a record: mark it with one byte */
 		rb.holes[rb.n_holes++] = (session_hole){ tpl.size, 1, e->enc[k], renum[k] };
 		if ((error = cmv_buf_putc(&tpl, 'x')) < 0)
 			goto done;
@@ -196,7 +196,7 @@ int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id 
 							       .tool_name = ob->tool_name, .media_type = ob->media_type,
 							       .flags = ob->flags, .blob = &ob->blob };
 		}
-	if ((error = session_meta_build(&meta, e->format, tpl.ptr ? tpl.ptr : "", tpl.size, &rb, e->sep,
+	if ((error = cmv_formats__session_meta_build(&meta, e->format, tpl.ptr ? tpl.ptr : "", tpl.size, &rb, e->sep,
 					e->sep_len)) < 0)
 		goto done;
 	cmv_message m = { .role = role, .kind = kind, .blocks = blocks, .n_blocks = n_new, .meta = meta.ptr,
@@ -208,13 +208,13 @@ done:
 	free(blocks);
 	free(rb.holes);
 	rb.holes = NULL;
-	record_build_dispose(&rb);
+	cmv_formats__record_build_dispose(&rb);
 	cmv_buf_dispose(&tpl);
 	cmv_buf_dispose(&meta);
 	return error;
 }
 
-void record_edit_dispose(record_edit *e)
+void cmv_formats__record_edit_dispose(record_edit *e)
 {
 	cJSON_Delete(e->root);
 	free(e->enc);

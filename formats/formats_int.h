@@ -24,23 +24,23 @@ typedef struct {
 	const char *p, *end; /* [p, end) */
 } jspan;
 
-const char *jscan_ws(const char *p, const char *end);
+const char *cmv_formats__jscan_ws(const char *p, const char *end);
 /*
  * Find member `key` (compared with its raw, still-escaped text) of the object
  * spanning `obj`. @return 1 found (value span set), 0 absent, -1 malformed.
  */
-int jscan_member(jspan *value, jspan obj, const char *key);
+int cmv_formats__jscan_member(jspan *value, jspan obj, const char *key);
 
 /*
  * cJSON_ParseWithLength, and when it gives NULL for text that is JSON (an
  * allocation failed) *error = CMV_ENOMEM rather than taking the text for
  * malformed; *error is 0 otherwise.
  */
-cJSON *jscan_parse(const char *s, size_t len, int *error);
+cJSON *cmv_formats__jscan_parse(const char *s, size_t len, int *error);
 
 /* Small cJSON helpers. */
-const char *cj_str(const cJSON *o, const char *k);
-const cJSON *cj_get(const cJSON *o, const char *k);
+const char *cmv_formats__cj_str(const cJSON *o, const char *k);
+const cJSON *cmv_formats__cj_get(const cJSON *o, const char *k);
 
 /* ---- one message of cmv's JSONL (formats/cmv_jsonl.c) ----------------------- */
 
@@ -57,6 +57,16 @@ void cmv__parsed_message_free(cmv__parsed_message *p);
 /* ---- session records (formats/session.c) ------------------------------------- */
 
 /* The largest session file an import reads, and so the largest a trim writes. */
+/*
+ * What a call with no result is answered with when a conversation is sent
+ * again (the renderer's repair, trim's added line): the outcome is unknown,
+ * in words a model can act on (docs/ledger.md), not a bare error.
+ */
+#define CMV_NO_RESULT_TEXT                                                                                   \
+	"[cmv: no result was recorded for this call: it was in flight when the agent stopped, crashed or "  \
+	"was switched to another model, so its outcome is unknown (it may have run in full, in part, or "   \
+	"not at all). If the call changes anything, check whether it took effect before issuing it again.]"
+
 #define SESSION_MAX_BYTES ((size_t)1 << 31)
 
 /* A record node's template, parsed (pointers into the node's meta). */
@@ -69,16 +79,16 @@ typedef struct {
 } session_tpl;
 
 /* @return 0, CMV_ENOTFOUND (not a session record), CMV_ECORRUPT */
-int session_template(session_tpl *t, const cmv_node *n);
+int cmv_formats__session_template(session_tpl *t, const cmv_node *n);
 /* The next hole's encoding and block, advancing *cursor (start at t->holes). */
-int session_tpl_hole(char *enc, size_t *block, const unsigned char **cursor, const session_tpl *t);
+int cmv_formats__session_tpl_hole(char *enc, size_t *block, const unsigned char **cursor, const session_tpl *t);
 
 /*
  * Rebuild a record's bytes from its node: `*format` is set to the format
  * name (static). With `with_sep`, the separator that followed it is added.
  * @return 0, CMV_ENOTFOUND (the node is not a session record), CMV_ECORRUPT
  */
-int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, const cmv_node *n,
+int cmv_formats__session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, const cmv_node *n,
 			 bool with_sep);
 
 /* ---- editing a record (formats/edit.c) ---------------------------------- */
@@ -106,20 +116,20 @@ typedef struct {
 } record_edit;
 
 /* @return 0, CMV_ENOTFOUND (not a session record), CMV_ECORRUPT */
-int record_edit_load(record_edit *e, const cmv_node *n);
+int cmv_formats__record_edit_load(record_edit *e, const cmv_node *n);
 /* A new record of `format` (root is taken over). */
-int record_edit_new(record_edit *e, const char *format, cJSON *root);
+int cmv_formats__record_edit_new(record_edit *e, const char *format, cJSON *root);
 /* The original block a value stands for, or SIZE_MAX when it is not a hole. */
-size_t record_edit_block(const record_edit *e, const cJSON *v);
+size_t cmv_formats__record_edit_block(const record_edit *e, const cJSON *v);
 /*
  * A placeholder for a new block (its bytes are copied): 'S' stands for a
  * JSON string of the bytes, 'R' for raw JSON. NULL when out of memory.
  */
-cJSON *record_edit_add(record_edit *e, char enc, const cmv_block_content *bc);
+cJSON *cmv_formats__record_edit_add(record_edit *e, char enc, const cmv_block_content *bc);
 /* Write the edited record as a node below parent (NULL: a root), derived from the n_derived nodes given. */
-int record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id *parent, cmv_role role,
+int cmv_formats__record_edit_write(cmv_id *out, record_edit *e, cmv_repo *repo, const cmv_id *parent, cmv_role role,
 		      cmv_kind kind, const cmv_id *derived_from, size_t n_derived);
-void record_edit_dispose(record_edit *e);
+void cmv_formats__record_edit_dispose(record_edit *e);
 
 /* ---- Claude Code's saved tool outputs (formats/cc_saved.c) ---------------------- */
 

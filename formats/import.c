@@ -2,6 +2,12 @@
 /* Telling formats apart by their content, and importing any of them. */
 #include "neutral.h"
 
+void cmv_import_options_init(cmv_import_options *opts)
+{
+	static const cmv_import_options init = CMV_IMPORT_OPTIONS_INIT;
+	*opts = init;
+}
+
 static const char *const names[] = {
 	"claude-code", "codex", "copilot-cli", "gemini-cli", "swe-agent", "openhands",
 	"anthropic", "openai-chat", "openai-responses", "gemini", "cmv", NULL,
@@ -36,20 +42,20 @@ static const char *canonical(const char *name)
 /* Anthropic's or OpenAI's shape, for a body with a "messages" array. */
 static const char *messages_flavor(const cJSON *doc)
 {
-	const cJSON *msgs = cj_get(doc, "messages");
-	if (cj_get(doc, "system") || cj_get(doc, "anthropic_version") || cj_get(doc, "max_tokens"))
+	const cJSON *msgs = cmv_formats__cj_get(doc, "messages");
+	if (cmv_formats__cj_get(doc, "system") || cmv_formats__cj_get(doc, "anthropic_version") || cmv_formats__cj_get(doc, "max_tokens"))
 		return "anthropic";
 	for (const cJSON *m = msgs ? msgs->child : NULL; m; m = m->next) {
-		const char *r = cj_str(m, "role");
-		if ((r && (!strcmp(r, "system") || !strcmp(r, "developer") || !strcmp(r, "tool"))) || cj_get(m, "tool_calls"))
+		const char *r = cmv_formats__cj_str(m, "role");
+		if ((r && (!strcmp(r, "system") || !strcmp(r, "developer") || !strcmp(r, "tool"))) || cmv_formats__cj_get(m, "tool_calls"))
 			return "openai-chat";
-		const cJSON *content = cj_get(m, "content");
+		const cJSON *content = cmv_formats__cj_get(m, "content");
 		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
-			const char *t = cj_str(b, "type");
+			const char *t = cmv_formats__cj_str(b, "type");
 			if (!t)
 				continue;
 			if (!strcmp(t, "tool_use") || !strcmp(t, "tool_result") || !strcmp(t, "thinking") ||
-			    (!strcmp(t, "image") && cj_get(b, "source")))
+			    (!strcmp(t, "image") && cmv_formats__cj_get(b, "source")))
 				return "anthropic";
 			if (!strcmp(t, "image_url") || !strcmp(t, "input_audio"))
 				return "openai-chat";
@@ -71,14 +77,14 @@ static const char *detect_record(const cJSON *j)
 {
 	if (!cJSON_IsObject(j))
 		return NULL;
-	if (cj_get(j, "role") && cj_get(j, "content"))
+	if (cmv_formats__cj_get(j, "role") && cmv_formats__cj_get(j, "content"))
 		return "cmv";
-	if (cj_str(j, "type") && cJSON_IsObject(cj_get(j, "payload")) && cj_get(j, "timestamp"))
+	if (cmv_formats__cj_str(j, "type") && cJSON_IsObject(cmv_formats__cj_get(j, "payload")) && cmv_formats__cj_get(j, "timestamp"))
 		return "codex";
-	if (cj_str(j, "type") && cJSON_IsObject(cj_get(j, "data")) && (cj_get(j, "parentId") || cj_get(j, "id")))
+	if (cmv_formats__cj_str(j, "type") && cJSON_IsObject(cmv_formats__cj_get(j, "data")) && (cmv_formats__cj_get(j, "parentId") || cmv_formats__cj_get(j, "id")))
 		return "copilot-cli";
-	if (cj_str(j, "type") && (cj_get(j, "sessionId") || cj_get(j, "uuid") || cj_get(j, "leafUuid") ||
-				  cj_get(j, "messageId")))
+	if (cmv_formats__cj_str(j, "type") && (cmv_formats__cj_get(j, "sessionId") || cmv_formats__cj_get(j, "uuid") || cmv_formats__cj_get(j, "leafUuid") ||
+				  cmv_formats__cj_get(j, "messageId")))
 		return "claude-code";
 	return NULL;
 }
@@ -91,26 +97,26 @@ static const char *detect_document(const char *p, const char *e)
 	const char *f = NULL;
 
 	if (*p == '[') {
-		if (jscan_next_element(&el, doc, &cur) != 1)
+		if (cmv_formats__jscan_next_element(&el, doc, &cur) != 1)
 			return "openhands"; /* an empty event stream */
 		/* an OpenHands event: who it came from, and what it did or saw */
 		cJSON *first = cJSON_ParseWithLength(el.p, (size_t)(el.end - el.p));
-		if (cj_get(first, "source") && (cj_get(first, "action") || cj_get(first, "observation")))
+		if (cmv_formats__cj_get(first, "source") && (cmv_formats__cj_get(first, "action") || cmv_formats__cj_get(first, "observation")))
 			f = "openhands";
 		cJSON_Delete(first);
 		return f;
 	}
-#define IS_ARRAY(k) (jscan_member(&v, doc, k) == 1 && *v.p == '[')
-	if (jscan_member(&v, doc, "sessionId") == 1 && IS_ARRAY("messages"))
+#define IS_ARRAY(k) (cmv_formats__jscan_member(&v, doc, k) == 1 && *v.p == '[')
+	if (cmv_formats__jscan_member(&v, doc, "sessionId") == 1 && IS_ARRAY("messages"))
 		return "gemini-cli";
-	if (IS_ARRAY("history") && (jscan_member(&v, doc, "trajectory") == 1 || jscan_member(&v, doc, "info") == 1))
+	if (IS_ARRAY("history") && (cmv_formats__jscan_member(&v, doc, "trajectory") == 1 || cmv_formats__jscan_member(&v, doc, "info") == 1))
 		return "swe-agent";
 	if (IS_ARRAY("contents"))
 		return "gemini";
 	if (IS_ARRAY("input"))
 		return "openai-responses";
 #undef IS_ARRAY
-	if (jscan_member(&v, doc, "messages") == 1 && *v.p == '[') {
+	if (cmv_formats__jscan_member(&v, doc, "messages") == 1 && *v.p == '[') {
 		/* a request body: small enough to read whole */
 		cJSON *body = cJSON_ParseWithLength(p, (size_t)(e - p));
 		f = body ? messages_flavor(body) : NULL;
@@ -127,15 +133,15 @@ int cmv_format_detect(const char **out, const char *path)
 	*out = NULL;
 	if ((error = cmv__read_file(&file, path)) < 0)
 		return error;
-	const char *end = file.ptr + file.size, *p = jscan_ws(file.ptr, end);
-	const char *e = p < end ? jscan_value(p, end) : NULL;
-	if (e && jscan_ws(e, end) == end && (*p == '[' || memchr(p, '\n', (size_t)(e - p)))) {
+	const char *end = file.ptr + file.size, *p = cmv_formats__jscan_ws(file.ptr, end);
+	const char *e = p < end ? cmv_formats__jscan_value(p, end) : NULL;
+	if (e && cmv_formats__jscan_ws(e, end) == end && (*p == '[' || memchr(p, '\n', (size_t)(e - p)))) {
 		/* one JSON value over several lines: a document, told by its top keys (not parsed whole) */
 		*out = detect_document(p, e);
 	}
 	if (!*out && e) {
 		cJSON *j = cJSON_ParseWithLength(p, (size_t)(e - p));
-		if (!(*out = detect_record(j)) && jscan_ws(e, end) == end)
+		if (!(*out = detect_record(j)) && cmv_formats__jscan_ws(e, end) == end)
 			*out = detect_document(p, e); /* a document on one line */
 		cJSON_Delete(j);
 	} else if (!*out && p < end && *p == '{') {
@@ -153,7 +159,7 @@ int cmv_format_detect(const char **out, const char *path)
 	return 0;
 }
 
-int cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
+static int import_file_filled(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
 		    const cmv_import_options *opts)
 {
 	const session_driver *d;
@@ -178,4 +184,13 @@ int cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path, co
 		return cmv_import_claude_code_file(out, repo, path, opts);
 	d = driver_for(format);
 	return cmv__session_import(out, repo, path, d, opts);
+}
+
+int cmv_import_file(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
+		    const cmv_import_options *opts)
+{
+	int error = import_file_filled(out, repo, path, format, opts);
+	if (out)
+		out->version = CMV_IMPORT_RESULT_VERSION;
+	return error;
 }

@@ -2,7 +2,7 @@
 /* The byte-range JSON scanner (see jscan.h). */
 #include "jscan.h"
 
-const char *jscan_ws(const char *p, const char *end)
+const char *cmv_formats__jscan_ws(const char *p, const char *end)
 {
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
 		p++;
@@ -79,23 +79,23 @@ static const char *scan(const char *p, const char *end, int depth)
 	case '[': {
 		char close = *p == '{' ? '}' : ']';
 		bool obj = *p == '{';
-		p = jscan_ws(p + 1, end);
+		p = cmv_formats__jscan_ws(p + 1, end);
 		if (p < end && *p == close)
 			return p + 1;
 		for (;;) {
 			if (obj) {
 				if (!(p = scan_string(p, end)))
 					return NULL;
-				p = jscan_ws(p, end);
+				p = cmv_formats__jscan_ws(p, end);
 				if (p >= end || *p != ':')
 					return NULL;
-				p = jscan_ws(p + 1, end);
+				p = cmv_formats__jscan_ws(p + 1, end);
 			}
 			if (!(p = scan(p, end, depth + 1)))
 				return NULL;
-			p = jscan_ws(p, end);
+			p = cmv_formats__jscan_ws(p, end);
 			if (p < end && *p == ',') {
-				p = jscan_ws(p + 1, end);
+				p = cmv_formats__jscan_ws(p + 1, end);
 				continue;
 			}
 			if (p < end && *p == close)
@@ -114,64 +114,64 @@ static const char *scan(const char *p, const char *end, int depth)
 	}
 }
 
-const char *jscan_value(const char *p, const char *end)
+const char *cmv_formats__jscan_value(const char *p, const char *end)
 {
 	return scan(p, end, 0);
 }
 
-int jscan_member(jspan *value, jspan obj, const char *key)
+int cmv_formats__jscan_member(jspan *value, jspan obj, const char *key)
 {
 	const char *p = obj.p, *end = obj.end;
 	size_t klen = strlen(key);
 
 	if (p >= end || *p != '{')
 		return -1;
-	p = jscan_ws(p + 1, end);
+	p = cmv_formats__jscan_ws(p + 1, end);
 	if (p < end && *p == '}')
 		return 0;
 	for (;;) {
 		const char *ks = p, *ke = scan_string(p, end), *ve;
 		if (!ke)
 			return -1;
-		p = jscan_ws(ke, end);
+		p = cmv_formats__jscan_ws(ke, end);
 		if (p >= end || *p != ':')
 			return -1;
-		p = jscan_ws(p + 1, end);
-		if (!(ve = jscan_value(p, end)))
+		p = cmv_formats__jscan_ws(p + 1, end);
+		if (!(ve = cmv_formats__jscan_value(p, end)))
 			return -1;
 		if ((size_t)(ke - ks) == klen + 2 && !memcmp(ks + 1, key, klen)) {
 			value->p = p;
 			value->end = ve;
 			return 1;
 		}
-		p = jscan_ws(ve, end);
+		p = cmv_formats__jscan_ws(ve, end);
 		if (p < end && *p == ',') {
-			p = jscan_ws(p + 1, end);
+			p = cmv_formats__jscan_ws(p + 1, end);
 			continue;
 		}
 		return p < end && *p == '}' ? 0 : -1;
 	}
 }
 
-int jscan_next_element(jspan *elem, jspan array, const char **cursor)
+int cmv_formats__jscan_next_element(jspan *elem, jspan array, const char **cursor)
 {
 	const char *p = *cursor ? *cursor : array.p, *end = array.end, *ve;
 
 	if (!*cursor) {
 		if (p >= end || *p != '[')
 			return -1;
-		p = jscan_ws(p + 1, end);
+		p = cmv_formats__jscan_ws(p + 1, end);
 		if (p < end && *p == ']')
 			return 0;
 	} else {
-		p = jscan_ws(p, end);
+		p = cmv_formats__jscan_ws(p, end);
 		if (p < end && *p == ']')
 			return 0;
 		if (p >= end || *p != ',')
 			return -1;
-		p = jscan_ws(p + 1, end);
+		p = cmv_formats__jscan_ws(p + 1, end);
 	}
-	if (!(ve = jscan_value(p, end)))
+	if (!(ve = cmv_formats__jscan_value(p, end)))
 		return -1;
 	elem->p = p;
 	elem->end = ve;
@@ -211,7 +211,7 @@ static int put_utf8(cmv_buf *out, uint32_t cp)
 	return cmv_buf_put(out, b, n);
 }
 
-int jscan_unescape(cmv_buf *out, jspan lit)
+int cmv_formats__jscan_unescape(cmv_buf *out, jspan lit)
 {
 	const char *p = lit.p + 1, *end = lit.end - 1;
 	int error = 0;
@@ -254,7 +254,7 @@ int jscan_unescape(cmv_buf *out, jspan lit)
 	return error;
 }
 
-int jscan_escape(cmv_buf *out, const void *data, size_t len)
+int cmv_formats__jscan_escape(cmv_buf *out, const void *data, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = data, *end = p + len, *run = p;
@@ -291,7 +291,7 @@ int jscan_escape(cmv_buf *out, const void *data, size_t len)
 	return cmv_buf_putc(out, '"');
 }
 
-cJSON *jscan_parse(const char *s, size_t len, int *error)
+cJSON *cmv_formats__jscan_parse(const char *s, size_t len, int *error)
 {
 	cJSON *j = cJSON_ParseWithLength(s, len);
 	const char *p, *end = s + len;
@@ -300,8 +300,8 @@ cJSON *jscan_parse(const char *s, size_t len, int *error)
 	if (j)
 		return j;
 	/* cJSON says NULL for bad text and for a failed allocation alike: the scanner, which allocates nothing, tells them apart */
-	p = jscan_ws(s, end);
-	if (p < end && (p = jscan_value(p, end)) != NULL && jscan_ws(p, end) == end)
+	p = cmv_formats__jscan_ws(s, end);
+	if (p < end && (p = cmv_formats__jscan_value(p, end)) != NULL && cmv_formats__jscan_ws(p, end) == end)
 		*error = cmv_error__oom();
 	return NULL;
 }

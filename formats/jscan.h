@@ -15,16 +15,16 @@
 
 #define JSCAN_MAX_DEPTH 512
 
-/* jspan, jscan_ws and jscan_member are in formats_int.h: trim uses them too. */
+/* jspan, cmv_formats__jscan_ws and cmv_formats__jscan_member are in formats_int.h: trim uses them too. */
 
 /* The end of the JSON value starting at p (no leading space), or NULL if malformed. */
-const char *jscan_value(const char *p, const char *end);
+const char *cmv_formats__jscan_value(const char *p, const char *end);
 /* The elements of an array span, one at a time: *cursor starts at NULL. @return 1, 0 at the end, -1 */
-int jscan_next_element(jspan *elem, jspan array, const char **cursor);
+int cmv_formats__jscan_next_element(jspan *elem, jspan array, const char **cursor);
 
 /* Decode a string literal (quotes included) to UTF-8. Lone surrogates become U+FFFD. */
-int jscan_unescape(cmv_buf *out, jspan literal);
+int cmv_formats__jscan_unescape(cmv_buf *out, jspan literal);
 /* Encode bytes as a string literal, quotes included, escaping exactly as JavaScript's JSON.stringify. */
-int jscan_escape(cmv_buf *out, const void *data, size_t len);
+int cmv_formats__jscan_escape(cmv_buf *out, const void *data, size_t len);
 
 #endif

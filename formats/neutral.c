@@ -9,7 +9,7 @@
 
 /* ---- the neutral conversation --------------------------------------------- */
 
-cJSON *conv_msg(conv *c, const char *role, const char *group)
+cJSON *cmv_formats__conv_msg(conv *c, const char *role, const char *group)
 {
 	cJSON *m = cJSON_CreateObject(), *content;
 
@@ -25,16 +25,16 @@ cJSON *conv_msg(conv *c, const char *role, const char *group)
 
 static bool only_results(const cJSON *m)
 {
-	const cJSON *content = cj_get(m, "content");
+	const cJSON *content = cmv_formats__cj_get(m, "content");
 	if (!content || !content->child)
 		return false;
 	for (const cJSON *b = content->child; b; b = b->next)
-		if (!cj_str(b, "type") || strcmp(cj_str(b, "type"), "tool_result"))
+		if (!cmv_formats__cj_str(b, "type") || strcmp(cmv_formats__cj_str(b, "type"), "tool_result"))
 			return false;
 	return true;
 }
 
-cJSON *conv_msg_join(conv *c, const char *role, const char *group)
+cJSON *cmv_formats__conv_msg_join(conv *c, const char *role, const char *group)
 {
 	/*
 	 * A message spread over several records (Claude Code writes a block a
@@ -42,16 +42,16 @@ cJSON *conv_msg_join(conv *c, const char *role, const char *group)
 	 * by its group; otherwise only to a last message of the same role.
 	 */
 	for (cJSON *m = c->messages->child ? c->messages->child->prev : NULL; m; m = m == c->messages->child ? NULL : m->prev) {
-		const char *r = cj_str(m, "role"), *g = cj_str(m, "group");
+		const char *r = cmv_formats__cj_str(m, "role"), *g = cmv_formats__cj_str(m, "group");
 		if (r && !strcmp(r, role) && (!group || !*group ? !g || !*g : g && !strcmp(g, group)))
 			return cJSON_GetObjectItemCaseSensitive(m, "content");
 		if (!group || !*group || !r || strcmp(r, "user") || !only_results(m))
 			break;
 	}
-	return conv_msg(c, role, group);
+	return cmv_formats__conv_msg(c, role, group);
 }
 
-void conv_system(conv *c, const char *text)
+void cmv_formats__conv_system(conv *c, const char *text)
 {
 	cJSON *s = cJSON_CreateString(text);
 	if (!s || !cJSON_AddItemToArray(c->system, s)) {
@@ -60,7 +60,7 @@ void conv_system(conv *c, const char *text)
 	}
 }
 
-void conv_reset(conv *c)
+void cmv_formats__conv_reset(conv *c)
 {
 	while (!c->keep_all && c->messages->child)
 		cJSON_DeleteItemFromArray(c->messages, 0);
@@ -97,12 +97,12 @@ static void add_dup(conv *c, cJSON *o, const char *k, const cJSON *v)
 	}
 }
 
-void nb_text(conv *c, cJSON *content, const char *text)
+void cmv_formats__nb_text(conv *c, cJSON *content, const char *text)
 {
 	add_str(c, new_block(c, content, "text"), "text", text);
 }
 
-void nb_copy(conv *c, cJSON *content, const cJSON *block)
+void cmv_formats__nb_copy(conv *c, cJSON *content, const cJSON *block)
 {
 	cJSON *d;
 	if (!content)
@@ -113,7 +113,7 @@ void nb_copy(conv *c, cJSON *content, const cJSON *block)
 	}
 }
 
-void nb_tool_use(conv *c, cJSON *content, const char *id, const char *name, const cJSON *input,
+void cmv_formats__nb_tool_use(conv *c, cJSON *content, const char *id, const char *name, const cJSON *input,
 		 const char *args_json, bool custom)
 {
 	cJSON *b = new_block(c, content, "tool_use");
@@ -141,7 +141,7 @@ void nb_tool_use(conv *c, cJSON *content, const char *id, const char *name, cons
 		c->oom = true;
 }
 
-void nb_tool_result(conv *c, cJSON *content, const char *id, const cJSON *result, const char *text,
+void cmv_formats__nb_tool_result(conv *c, cJSON *content, const char *id, const cJSON *result, const char *text,
 		    bool is_error)
 {
 	cJSON *b = new_block(c, content, "tool_result");
@@ -154,20 +154,20 @@ void nb_tool_result(conv *c, cJSON *content, const char *id, const cJSON *result
 		c->oom = true;
 }
 
-void nb_reasoning(conv *c, cJSON *content, const cJSON *item)
+void cmv_formats__nb_reasoning(conv *c, cJSON *content, const cJSON *item)
 {
 	cJSON *b = new_block(c, content, "reasoning");
-	if (cj_str(item, "id"))
-		add_str(c, b, "id", cj_str(item, "id"));
-	if (cJSON_IsArray(cj_get(item, "summary")))
-		add_dup(c, b, "summary", cj_get(item, "summary"));
+	if (cmv_formats__cj_str(item, "id"))
+		add_str(c, b, "id", cmv_formats__cj_str(item, "id"));
+	if (cJSON_IsArray(cmv_formats__cj_get(item, "summary")))
+		add_dup(c, b, "summary", cmv_formats__cj_get(item, "summary"));
 	else if (b && !cJSON_AddArrayToObject(b, "summary"))
 		c->oom = true;
-	if (cj_str(item, "encrypted_content"))
-		add_str(c, b, "encrypted_content", cj_str(item, "encrypted_content"));
+	if (cmv_formats__cj_str(item, "encrypted_content"))
+		add_str(c, b, "encrypted_content", cmv_formats__cj_str(item, "encrypted_content"));
 }
 
-void nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data)
+void cmv_formats__nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data)
 {
 	cJSON *b = new_block(c, content, "image"), *src = b ? cJSON_AddObjectToObject(b, "source") : NULL;
 	if (b && !src)

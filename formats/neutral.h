@@ -24,24 +24,24 @@
 
 
 /* Start a message; returns its content array (NULL when out of memory). */
-cJSON *conv_msg(conv *c, const char *role, const char *group);
+cJSON *cmv_formats__conv_msg(conv *c, const char *role, const char *group);
 /* The content array of the last message if it has this role and group, else a new message. */
-cJSON *conv_msg_join(conv *c, const char *role, const char *group);
-void conv_system(conv *c, const char *text);
+cJSON *cmv_formats__conv_msg_join(conv *c, const char *role, const char *group);
+void cmv_formats__conv_system(conv *c, const char *text);
 /* A compaction: what came before is replaced (system prompts stay). */
-void conv_reset(conv *c);
+void cmv_formats__conv_reset(conv *c);
 
-void nb_text(conv *c, cJSON *content, const char *text);
+void cmv_formats__nb_text(conv *c, cJSON *content, const char *text);
 /* A copy of an Anthropic-shaped block. */
-void nb_copy(conv *c, cJSON *content, const cJSON *block);
+void cmv_formats__nb_copy(conv *c, cJSON *content, const cJSON *block);
 /* input: an object (copied); args_json: JSON text (parsed; wrapped as {"input": text} if not an object). */
-void nb_tool_use(conv *c, cJSON *content, const char *id, const char *name, const cJSON *input,
+void cmv_formats__nb_tool_use(conv *c, cJSON *content, const char *id, const char *name, const cJSON *input,
 		 const char *args_json, bool custom);
 /* result: a string or an array of blocks (copied), or text. */
-void nb_tool_result(conv *c, cJSON *content, const char *id, const cJSON *result, const char *text,
+void cmv_formats__nb_tool_result(conv *c, cJSON *content, const char *id, const cJSON *result, const char *text,
 		    bool is_error);
-void nb_reasoning(conv *c, cJSON *content, const cJSON *item);
-void nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data);
+void cmv_formats__nb_reasoning(conv *c, cJSON *content, const cJSON *item);
+void cmv_formats__nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data);
 
 /* Readers: one record (parsed), into the conversation. */
 typedef int (*neutral_fn)(conv *c, const cJSON *rec);
@@ -59,14 +59,14 @@ int cmv__gemini_neutral(conv *c, const cJSON *rec);
 int cmv__skeleton_neutral(conv *c, const char *format, const cJSON *doc);
 
 /* Shared cutters (import side). */
-int cut_anthropic_content(record_build *rb, jspan content, const cJSON *jcontent);
-int cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *role, cmv_kind *kind);
-int cut_chat_message(record_build *rb, jspan msg, const cJSON *j, cmv_role *role, cmv_kind *kind);
+int cmv_formats__cut_anthropic_content(record_build *rb, jspan content, const cJSON *jcontent);
+int cmv_formats__cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *role, cmv_kind *kind);
+int cmv_formats__cut_chat_message(record_build *rb, jspan msg, const cJSON *j, cmv_role *role, cmv_kind *kind);
 
 /* Shared readers (render side). */
-int responses_item_neutral(conv *c, const cJSON *item);
-int chat_message_neutral(conv *c, const cJSON *msg);
-int anthropic_message_neutral(conv *c, const cJSON *msg, const char *group);
+int cmv_formats__responses_item_neutral(conv *c, const cJSON *item);
+int cmv_formats__chat_message_neutral(conv *c, const cJSON *msg);
+int cmv_formats__anthropic_message_neutral(conv *c, const cJSON *msg, const char *group);
 
 /* ---- between the files of rendering (render.c, repair.c, write.c) ----------- */
 

@@ -15,6 +15,12 @@
  */
 #include "neutral.h"
 
+void cmv_render_options_init(cmv_render_options *opts)
+{
+	static const cmv_render_options init = CMV_RENDER_OPTIONS_INIT;
+	*opts = init;
+}
+
 
 /* ---- reading a branch ------------------------------------------------------- */
 
@@ -54,32 +60,32 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 			if (!strcmp(n->blocks[i].type, "text")) {
 				if ((error = cmv_blob_read(blob, repo, &n->blocks[i].blob)) < 0)
 					return error;
-				conv_system(c, blob->ptr);
+				cmv_formats__conv_system(c, blob->ptr);
 			}
 		return 0;
 	}
 	bool asst = n->role == CMV_ROLE_ASSISTANT;
-	content = asst ? conv_msg_join(c, "assistant", NULL) : n->role == CMV_ROLE_TOOL ? conv_msg_join(c, "user", NULL)
-								      : conv_msg(c, "user", NULL);
+	content = asst ? cmv_formats__conv_msg_join(c, "assistant", NULL) : n->role == CMV_ROLE_TOOL ? cmv_formats__conv_msg_join(c, "user", NULL)
+								      : cmv_formats__conv_msg(c, "user", NULL);
 	for (size_t i = 0; i < n->n_blocks && content; i++) {
 		const cmv_block *b = &n->blocks[i];
 		if ((error = cmv_blob_read(blob, repo, &b->blob)) < 0)
 			return error;
 		if (!strcmp(b->type, "text")) {
-			nb_text(c, content, blob->ptr);
+			cmv_formats__nb_text(c, content, blob->ptr);
 		} else if (!strcmp(b->type, "tool_use")) {
-			nb_tool_use(c, content, b->tool_id, b->tool_name, NULL, blob->ptr,
+			cmv_formats__nb_tool_use(c, content, b->tool_id, b->tool_name, NULL, blob->ptr,
 				    b->media_type && !strcmp(b->media_type, "text/plain"));
 		} else if (!strcmp(b->type, "tool_result")) {
 			cJSON *blocks = NULL;
 			if (b->media_type && strstr(b->media_type, "json") &&
-			    !(blocks = jscan_parse(blob->ptr, blob->size, &error)) && error < 0)
+			    !(blocks = cmv_formats__jscan_parse(blob->ptr, blob->size, &error)) && error < 0)
 				return error;
-			nb_tool_result(c, content, b->tool_id, cJSON_IsArray(blocks) ? blocks : NULL,
+			cmv_formats__nb_tool_result(c, content, b->tool_id, cJSON_IsArray(blocks) ? blocks : NULL,
 				       cJSON_IsArray(blocks) ? NULL : blob->ptr, b->flags & CMV_BLOCK_ERROR);
 			cJSON_Delete(blocks);
 		} else if (!strcmp(b->type, "image") && b->media_type && !strncmp(b->media_type, "image/", 6)) {
-			nb_image_b64(c, content, b->media_type, blob->ptr);
+			cmv_formats__nb_image_b64(c, content, b->media_type, blob->ptr);
 		}
 		/* thinking without a signature cannot be replayed; other types are not model content */
 	}
@@ -112,7 +118,7 @@ static int load_node(conv *c, cmv_render_stats *st, load_state *ls, cmv_repo *re
 	cmv_id_tostr(hex, sizeof(hex), &n->id);
 	c->node = hex;
 	st->records++;
-	error = session_record_bytes(&ls->rec, &format, repo, n, false);
+	error = cmv_formats__session_record_bytes(&ls->rec, &format, repo, n, false);
 	if (error == CMV_ENOTFOUND) {
 		cmv_error_clear();
 		error = node_neutral(c, repo, n, &ls->blob);
@@ -121,7 +127,7 @@ static int load_node(conv *c, cmv_render_stats *st, load_state *ls, cmv_repo *re
 	}
 	if (error < 0)
 		goto out;
-	cJSON *j = jscan_parse(ls->rec.ptr, ls->rec.size, &error);
+	cJSON *j = cmv_formats__jscan_parse(ls->rec.ptr, ls->rec.size, &error);
 	if (error < 0)
 		goto out;
 	if (!j) {
@@ -208,7 +214,7 @@ int cmv_render_target_parse(cmv_render_target *out, const char *name)
 static int repair_noting_records(cmv__conversation *cv, cmv_render_target target)
 {
 	const cJSON *first = cJSON_GetArrayItem(cv->c.messages, 0);
-	snprintf(cv->raw_first_role, sizeof(cv->raw_first_role), "%s", first ? cj_str(first, "role") : "");
+	snprintf(cv->raw_first_role, sizeof(cv->raw_first_role), "%s", first ? cmv_formats__cj_str(first, "role") : "");
 	int error = cmv_formats__repair(&cv->msgs, &cv->c, target, &cv->st);
 	if (error < 0)
 		return error;
@@ -363,7 +369,7 @@ static int images_as_text(cJSON *arr)
 	char line[160];
 	for (cJSON *b = cJSON_IsArray(arr) ? arr->child : NULL; b; b = b->next) {
 		if (!strcmp(cmv_formats__btype(b), "image")) {
-			const char *mt = cj_str(cj_get(b, "source"), "media_type");
+			const char *mt = cmv_formats__cj_str(cmv_formats__cj_get(b, "source"), "media_type");
 			snprintf(line, sizeof(line), "[an image%s%s was here; this model takes no image input]", mt ? ", " : "",
 				 mt ? mt : "");
 			cJSON *tb = cmv_formats__text_block(line);
@@ -396,15 +402,15 @@ static int tools_as_text(cJSON *msgs)
 				continue;
 			cmv_buf_clear(&line);
 			if (use) {
-				char *in = cJSON_PrintUnformatted(cj_get(b, "input"));
-				error = cmv_buf_printf(&line, "[tool call %s, id %s]\n%s", cj_str(b, "name") ? cj_str(b, "name") : "?",
-						       cj_str(b, "id") ? cj_str(b, "id") : "?", in ? in : "{}");
+				char *in = cJSON_PrintUnformatted(cmv_formats__cj_get(b, "input"));
+				error = cmv_buf_printf(&line, "[tool call %s, id %s]\n%s", cmv_formats__cj_str(b, "name") ? cmv_formats__cj_str(b, "name") : "?",
+						       cmv_formats__cj_str(b, "id") ? cmv_formats__cj_str(b, "id") : "?", in ? in : "{}");
 				cJSON_free(in);
 			} else {
-				if ((error = cmv__result_text(&text, cj_get(b, "content"))) == 0)
+				if ((error = cmv__result_text(&text, cmv_formats__cj_get(b, "content"))) == 0)
 					error = cmv_buf_printf(&line, "[tool result for %s%s]\n%s",
-							       cj_str(b, "tool_use_id") ? cj_str(b, "tool_use_id") : "?",
-							       cJSON_IsTrue(cj_get(b, "is_error")) ? ", an error" : "",
+							       cmv_formats__cj_str(b, "tool_use_id") ? cmv_formats__cj_str(b, "tool_use_id") : "?",
+							       cJSON_IsTrue(cmv_formats__cj_get(b, "is_error")) ? ", an error" : "",
 							       text.size ? text.ptr : "");
 			}
 			cJSON *tb = error ? NULL : cmv_formats__text_block(line.ptr);
@@ -488,7 +494,7 @@ done:
 	return error;
 }
 
-int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+static int render_filled(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
 	       const cmv_render_options *opts)
 {
 	cmv__conversation cv;
@@ -502,6 +508,15 @@ int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_
 	if ((error = cmv__conversation_write(out, &cv, opts)) == 0 && stats)
 		*stats = cv.st;
 	cmv__conversation_dispose(&cv);
+	return error;
+}
+
+int cmv_render(cmv_buf *out, cmv_render_stats *stats, cmv_repo *repo, const cmv_id *tip, cmv_render_target target,
+	       const cmv_render_options *opts)
+{
+	int error = render_filled(out, stats, repo, tip, target, opts);
+	if (stats)
+		stats->version = CMV_RENDER_STATS_VERSION;
 	return error;
 }
 

@@ -13,7 +13,7 @@
 
 const char *cmv_formats__btype(const cJSON *b)
 {
-	const char *t = cj_str(b, "type");
+	const char *t = cmv_formats__cj_str(b, "type");
 	return t ? t : "";
 }
 
@@ -29,7 +29,7 @@ bool cmv_formats__has_text(const char *s)
 /*
  * A call's input as every provider takes it, an object: {} for a record
  * that had none, a value of another kind kept under "input" (as the readers
- * keep free text, nb_tool_use). Found by the import fuzz target: a Claude
+ * keep free text, cmv_formats__nb_tool_use). Found by the import fuzz target: a Claude
  * Code line whose tool_use lost its "input" member.
  */
 static int object_input(cJSON *b)
@@ -60,7 +60,7 @@ static bool keep_block(cmv_render_target t, const cJSON *b, bool asst, cmv_rende
 	const char *type = cmv_formats__btype(b);
 
 	if (!strcmp(type, "text"))
-		return cmv_formats__has_text(cj_str(b, "text"));
+		return cmv_formats__has_text(cmv_formats__cj_str(b, "text"));
 	if (!strcmp(type, "tool_use"))
 		return asst;
 	if (!strcmp(type, "tool_result"))
@@ -68,12 +68,12 @@ static bool keep_block(cmv_render_target t, const cJSON *b, bool asst, cmv_rende
 	if (!strcmp(type, "thinking") || !strcmp(type, "redacted_thinking") || !strcmp(type, "reasoning")) {
 		bool ok = false;
 		if (t == CMV_RENDER_ANTHROPIC && asst && !strcmp(type, "thinking"))
-			ok = cmv_formats__has_text(cj_str(b, "signature"));
+			ok = cmv_formats__has_text(cmv_formats__cj_str(b, "signature"));
 		else if (t == CMV_RENDER_ANTHROPIC && asst && !strcmp(type, "redacted_thinking"))
-			ok = cmv_formats__has_text(cj_str(b, "data"));
+			ok = cmv_formats__has_text(cmv_formats__cj_str(b, "data"));
 		else if (t == CMV_RENDER_OPENAI_RESPONSES && asst && !strcmp(type, "reasoning"))
 			/* stateless replay needs the encrypted content; the samples' is redacted upstream */
-			ok = cmv_formats__has_text(cj_str(b, "encrypted_content")) && strcmp(cj_str(b, "encrypted_content"), "REDACTED");
+			ok = cmv_formats__has_text(cmv_formats__cj_str(b, "encrypted_content")) && strcmp(cmv_formats__cj_str(b, "encrypted_content"), "REDACTED");
 		st->dropped_thinking += !ok;
 		return ok;
 	}
@@ -94,8 +94,8 @@ int cmv__result_text(cmv_buf *out, const cJSON *content)
 	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
 		if (out->size && (error = cmv_buf_puts(out, "\n")) < 0)
 			break;
-		if (cj_str(b, "text"))
-			error = cmv_buf_puts(out, cj_str(b, "text"));
+		if (cmv_formats__cj_str(b, "text"))
+			error = cmv_buf_puts(out, cmv_formats__cj_str(b, "text"));
 		else if (!strcmp(cmv_formats__btype(b), "image"))
 			error = cmv_buf_puts(out, "[image]");
 	}
@@ -170,7 +170,7 @@ cJSON *cmv_formats__new_message(const char *role)
 static int push_message(cJSON *out, cJSON *m)
 {
 	cJSON *last = out->child ? out->child->prev : NULL;
-	if (last && !strcmp(cj_str(last, "role"), cj_str(m, "role"))) {
+	if (last && !strcmp(cmv_formats__cj_str(last, "role"), cmv_formats__cj_str(m, "role"))) {
 		cJSON *dst = cJSON_GetObjectItemCaseSensitive(last, "content"), *src = cJSON_GetObjectItemCaseSensitive(m, "content");
 		while (src->child) {
 			cJSON *b = cJSON_DetachItemViaPointer(src, src->child);
@@ -200,7 +200,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 	}
 	/* 1. filter blocks, and take each first result of a known call out of its message */
 	for (cJSON *m = c->messages->child; m && !error; m = m->next) {
-		bool asst = !strcmp(cj_str(m, "role"), "assistant");
+		bool asst = !strcmp(cmv_formats__cj_str(m, "role"), "assistant");
 		cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
 		for (cJSON *b = content->child, *next; b && !error; b = next) {
 			next = b->next;
@@ -211,7 +211,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 			bool is_use = !strcmp(cmv_formats__btype(b), "tool_use");
 			if (is_use && (error = object_input(b)) < 0)
 				break;
-			if (is_use && !cmv_formats__has_text(cj_str(b, "id"))) {
+			if (is_use && !cmv_formats__has_text(cmv_formats__cj_str(b, "id"))) {
 				/* a call with no id (a damaged record) gets one: nothing can answer it, so repair will */
 				char fresh[64];
 				snprintf(fresh, sizeof(fresh), "cmv_call_%zu", ++renamed);
@@ -221,14 +221,14 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					break;
 				}
 			}
-			const char *id = cj_str(b, is_use ? "id" : "tool_use_id");
+			const char *id = cmv_formats__cj_str(b, is_use ? "id" : "tool_use_id");
 			if (id && (is_use || !strcmp(cmv_formats__btype(b), "tool_result"))) {
 				/*
 				 * An id used by an earlier call (replayed runs reuse
 				 * them) gets a fresh one, and so does the result that
 				 * follows it: providers want ids unique.
 				 */
-				const char *alias = cj_str(aliases, id);
+				const char *alias = cmv_formats__cj_str(aliases, id);
 				if (is_use && map_find(&calls, id) >= 0) {
 					char fresh[512];
 					snprintf(fresh, sizeof(fresh), "%.480s_%zu", id, ++renamed);
@@ -241,7 +241,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					if (!cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(b, "tool_use_id"), alias))
 						error = cmv_error__oom();
 				}
-				id = cj_str(b, is_use ? "id" : "tool_use_id");
+				id = cmv_formats__cj_str(b, is_use ? "id" : "tool_use_id");
 			}
 			if (is_use) {
 				error = map_find(&calls, id ? id : "") < 0 ? map_add(&calls, id ? id : "") : 0;
@@ -253,7 +253,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					/* no call before it (or answered already): keep what it said, as text */
 					cmv_buf line = CMV_BUF_INIT(SESSION_MAX_BYTES);
 					cJSON *tb = NULL;
-					if (cmv__result_text(&text, cj_get(b, "content")) < 0 ||
+					if (cmv__result_text(&text, cmv_formats__cj_get(b, "content")) < 0 ||
 					    cmv_buf_printf(&line, "[tool result for %s]\n%s", id ? id : "?",
 							   text.size ? text.ptr : "") < 0 ||
 					    !(tb = cmv_formats__text_block(line.ptr)))
@@ -270,7 +270,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 	while (!error && c->messages->child) {
 		cJSON *m = cJSON_DetachItemViaPointer(c->messages, c->messages->child);
 		cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-		bool asst = !strcmp(cj_str(m, "role"), "assistant");
+		bool asst = !strcmp(cmv_formats__cj_str(m, "role"), "assistant");
 		if (!content->child) {
 			cJSON_Delete(m);
 			continue;
@@ -280,7 +280,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 			for (cJSON *b = content->child; b && !error; b = b->next) {
 				if (strcmp(cmv_formats__btype(b), "tool_use"))
 					continue;
-				const char *id = cj_str(b, "id") ? cj_str(b, "id") : "";
+				const char *id = cmv_formats__cj_str(b, "id") ? cmv_formats__cj_str(b, "id") : "";
 				ssize_t k = map_find(&calls, id);
 				cJSON *r = k >= 0 ? calls.results[k] : NULL;
 				if (k >= 0)
@@ -290,7 +290,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					r = cJSON_CreateObject();
 					if (!r || !cJSON_AddStringToObject(r, "type", "tool_result") ||
 					    !cJSON_AddStringToObject(r, "tool_use_id", id) ||
-					    !cJSON_AddStringToObject(r, "content", "[cmv: no result was recorded for this call]") ||
+					    !cJSON_AddStringToObject(r, "content", CMV_NO_RESULT_TEXT) ||
 					    !cJSON_AddTrueToObject(r, "is_error")) {
 						cJSON_Delete(r);
 						error = cmv_error__oom();
@@ -318,7 +318,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 		}
 	}
 	/* 3. Anthropic and Gemini want a user message first */
-	if (!error && out->child && strcmp(cj_str(out->child, "role"), "user") &&
+	if (!error && out->child && strcmp(cmv_formats__cj_str(out->child, "role"), "user") &&
 	    (t == CMV_RENDER_ANTHROPIC || t == CMV_RENDER_GEMINI)) {
 		cJSON *m = cmv_formats__new_message("user"), *tb = cmv_formats__text_block("(continued)");
 		if (!m || !tb) {

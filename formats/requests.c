@@ -13,46 +13,46 @@
 
 static int anthropic_block(record_build *rb, jspan el, const cJSON *cel)
 {
-	const char *type = cj_str(cel, "type");
+	const char *type = cmv_formats__cj_str(cel, "type");
 	jspan v;
 
 	if (!type)
 		type = "unknown";
 	if (!strcmp(type, "text") || !strcmp(type, "thinking") || !strcmp(type, "redacted_thinking")) {
 		const char *field = !strcmp(type, "text") ? "text" : !strcmp(type, "thinking") ? "thinking" : "data";
-		if (jscan_member(&v, el, field) == 1 && *v.p == '"')
-			return record_add_block(rb, v, cj_str(cel, "type"), NULL, NULL, NULL, 0);
+		if (cmv_formats__jscan_member(&v, el, field) == 1 && *v.p == '"')
+			return cmv_formats__record_add_block(rb, v, cmv_formats__cj_str(cel, "type"), NULL, NULL, NULL, 0);
 	} else if (!strcmp(type, "tool_use")) {
-		if (jscan_member(&v, el, "input") == 1)
-			return record_add_block(rb, v, "tool_use", cj_str(cel, "id"), cj_str(cel, "name"),
+		if (cmv_formats__jscan_member(&v, el, "input") == 1)
+			return cmv_formats__record_add_block(rb, v, "tool_use", cmv_formats__cj_str(cel, "id"), cmv_formats__cj_str(cel, "name"),
 						"application/json", 0);
 	} else if (!strcmp(type, "tool_result")) {
-		if (jscan_member(&v, el, "content") == 1)
-			return record_add_block(rb, v, "tool_result", cj_str(cel, "tool_use_id"), NULL,
+		if (cmv_formats__jscan_member(&v, el, "content") == 1)
+			return cmv_formats__record_add_block(rb, v, "tool_result", cmv_formats__cj_str(cel, "tool_use_id"), NULL,
 						*v.p == '"' ? NULL : "application/vnd.cmv.blocks+json",
-						cJSON_IsTrue(cj_get(cel, "is_error")) ? CMV_BLOCK_ERROR : 0);
+						cJSON_IsTrue(cmv_formats__cj_get(cel, "is_error")) ? CMV_BLOCK_ERROR : 0);
 	} else if (!strcmp(type, "image")) {
 		jspan src;
-		if (jscan_member(&src, el, "source") == 1 && *src.p == '{' && jscan_member(&v, src, "data") == 1 &&
+		if (cmv_formats__jscan_member(&src, el, "source") == 1 && *src.p == '{' && cmv_formats__jscan_member(&v, src, "data") == 1 &&
 		    *v.p == '"')
-			return record_add_block(rb, v, "image", NULL, NULL, "application/vnd.cmv.base64", 0);
+			return cmv_formats__record_add_block(rb, v, "image", NULL, NULL, "application/vnd.cmv.base64", 0);
 	}
 	/* Anything else: the whole block, raw. */
-	return record_add_block(rb, el, cj_str(cel, "type") ? cj_str(cel, "type") : "unknown", NULL, NULL,
+	return cmv_formats__record_add_block(rb, el, cmv_formats__cj_str(cel, "type") ? cmv_formats__cj_str(cel, "type") : "unknown", NULL, NULL,
 				"application/vnd.cmv.block+json", 0);
 }
 
-int cut_anthropic_content(record_build *rb, jspan v, const cJSON *content)
+int cmv_formats__cut_anthropic_content(record_build *rb, jspan v, const cJSON *content)
 {
 	int error = 0;
 
 	if (*v.p == '"')
-		return record_add_block(rb, v, "text", NULL, NULL, NULL, 0);
+		return cmv_formats__record_add_block(rb, v, "text", NULL, NULL, NULL, 0);
 	if (*v.p == '[') {
 		const char *cur = NULL;
 		const cJSON *cel = content ? content->child : NULL;
 		jspan el;
-		while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
+		while (!error && cel && cmv_formats__jscan_next_element(&el, v, &cur) == 1) {
 			error = *el.p == '{' ? anthropic_block(rb, el, cel) : 0;
 			cel = cel->next;
 		}
@@ -63,48 +63,48 @@ int cut_anthropic_content(record_build *rb, jspan v, const cJSON *content)
 static int anthropic_record(session_import *si, record_build *rb, jspan rec, const cJSON *j, cmv_role *role,
 			    cmv_kind *kind)
 {
-	const char *r = cj_str(j, "role");
+	const char *r = cmv_formats__cj_str(j, "role");
 	jspan v;
 
 	(void)si;
 	*kind = CMV_KIND_MESSAGE;
 	*role = r && !strcmp(r, "assistant") ? CMV_ROLE_ASSISTANT : CMV_ROLE_USER;
-	if (jscan_member(&v, rec, "content") == 1)
-		return cut_anthropic_content(rb, v, cj_get(j, "content"));
+	if (cmv_formats__jscan_member(&v, rec, "content") == 1)
+		return cmv_formats__cut_anthropic_content(rb, v, cmv_formats__cj_get(j, "content"));
 	return 0;
 }
 
 const session_driver cmv__driver_anthropic = { "anthropic", "anthropic", "messages", anthropic_record };
 
-int anthropic_message_neutral(conv *c, const cJSON *msg, const char *group)
+int cmv_formats__anthropic_message_neutral(conv *c, const cJSON *msg, const char *group)
 {
-	const char *role = cj_str(msg, "role");
-	const cJSON *body = cj_get(msg, "content");
+	const char *role = cmv_formats__cj_str(msg, "role");
+	const cJSON *body = cmv_formats__cj_get(msg, "content");
 	cJSON *content;
 
 	if (!role || (strcmp(role, "user") && strcmp(role, "assistant")))
 		return 0;
-	content = group ? conv_msg_join(c, role, group) : conv_msg(c, role, NULL);
+	content = group ? cmv_formats__conv_msg_join(c, role, group) : cmv_formats__conv_msg(c, role, NULL);
 	if (cJSON_IsString(body))
-		nb_text(c, content, body->valuestring);
+		cmv_formats__nb_text(c, content, body->valuestring);
 	for (const cJSON *b = cJSON_IsArray(body) ? body->child : NULL; b; b = b->next)
 		if (cJSON_IsObject(b))
-			nb_copy(c, content, b);
+			cmv_formats__nb_copy(c, content, b);
 	return 0;
 }
 
 int cmv__anthropic_neutral(conv *c, const cJSON *rec)
 {
-	return anthropic_message_neutral(c, rec, NULL);
+	return cmv_formats__anthropic_message_neutral(c, rec, NULL);
 }
 
 /* ---- OpenAI Chat Completions (and SWE-agent's history) ------------------------- */
 
-int cut_chat_message(record_build *rb, jspan msg, const cJSON *j, cmv_role *role, cmv_kind *kind)
+int cmv_formats__cut_chat_message(record_build *rb, jspan msg, const cJSON *j, cmv_role *role, cmv_kind *kind)
 {
-	const char *r = cj_str(j, "role");
-	const cJSON *ids = cj_get(j, "tool_call_ids");
-	const char *tool_id = cj_str(j, "tool_call_id");
+	const char *r = cmv_formats__cj_str(j, "role");
+	const cJSON *ids = cmv_formats__cj_get(j, "tool_call_ids");
+	const char *tool_id = cmv_formats__cj_str(j, "tool_call_id");
 	jspan v;
 	int error = 0;
 
@@ -113,34 +113,34 @@ int cut_chat_message(record_build *rb, jspan msg, const cJSON *j, cmv_role *role
 		: !strcmp(r, "user") ? CMV_ROLE_USER : CMV_ROLE_SYSTEM;
 	if (!tool_id && cJSON_IsArray(ids) && cJSON_IsString(ids->child))
 		tool_id = ids->child->valuestring; /* SWE-agent */
-	if (jscan_member(&v, msg, "content") == 1) {
+	if (cmv_formats__jscan_member(&v, msg, "content") == 1) {
 		const char *type = *role == CMV_ROLE_TOOL ? "tool_result" : "text";
 		if (*v.p == '"') {
-			error = record_add_block(rb, v, type, *role == CMV_ROLE_TOOL ? tool_id : NULL, NULL, NULL, 0);
+			error = cmv_formats__record_add_block(rb, v, type, *role == CMV_ROLE_TOOL ? tool_id : NULL, NULL, NULL, 0);
 		} else if (*v.p == '[') {
 			const char *cur = NULL;
-			const cJSON *cel = cj_get(j, "content") ? cj_get(j, "content")->child : NULL;
+			const cJSON *cel = cmv_formats__cj_get(j, "content") ? cmv_formats__cj_get(j, "content")->child : NULL;
 			jspan el;
-			while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
-				const char *t = cj_str(cel, "type");
-				if (*el.p == '{' && cj_str(cel, "text"))
-					error = record_add_string(rb, el, "text", type,
+			while (!error && cel && cmv_formats__jscan_next_element(&el, v, &cur) == 1) {
+				const char *t = cmv_formats__cj_str(cel, "type");
+				if (*el.p == '{' && cmv_formats__cj_str(cel, "text"))
+					error = cmv_formats__record_add_string(rb, el, "text", type,
 								  *role == CMV_ROLE_TOOL ? tool_id : NULL, NULL);
 				else if (*el.p == '{' && t && !strcmp(t, "image_url"))
-					error = record_add_block(rb, el, "image_url", NULL, NULL,
+					error = cmv_formats__record_add_block(rb, el, "image_url", NULL, NULL,
 								 "application/vnd.cmv.block+json", 0);
 				cel = cel->next;
 			}
 		}
 	}
-	const cJSON *calls = cj_get(j, "tool_calls"), *cel = calls ? calls->child : NULL;
+	const cJSON *calls = cmv_formats__cj_get(j, "tool_calls"), *cel = calls ? calls->child : NULL;
 	const char *cur = NULL;
 	jspan el, fn;
-	if (!error && jscan_member(&v, msg, "tool_calls") == 1 && *v.p == '[')
-		while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
-			const cJSON *f = cj_get(cel, "function");
-			if (*el.p == '{' && jscan_member(&fn, el, "function") == 1 && *fn.p == '{')
-				error = record_add_raw(rb, fn, "arguments", "tool_use", cj_str(cel, "id"), cj_str(f, "name"),
+	if (!error && cmv_formats__jscan_member(&v, msg, "tool_calls") == 1 && *v.p == '[')
+		while (!error && cel && cmv_formats__jscan_next_element(&el, v, &cur) == 1) {
+			const cJSON *f = cmv_formats__cj_get(cel, "function");
+			if (*el.p == '{' && cmv_formats__jscan_member(&fn, el, "function") == 1 && *fn.p == '{')
+				error = cmv_formats__record_add_raw(rb, fn, "arguments", "tool_use", cmv_formats__cj_str(cel, "id"), cmv_formats__cj_str(f, "name"),
 						       NULL);
 			cel = cel->next;
 		}
@@ -151,7 +151,7 @@ static int chat_record(session_import *si, record_build *rb, jspan rec, const cJ
 		       cmv_kind *kind)
 {
 	(void)si;
-	return cut_chat_message(rb, rec, j, role, kind);
+	return cmv_formats__cut_chat_message(rb, rec, j, role, kind);
 }
 
 const session_driver cmv__driver_openai_chat = { "openai-chat", "chat", "messages", chat_record };
@@ -159,62 +159,62 @@ const session_driver cmv__driver_openai_chat = { "openai-chat", "chat", "message
 static void chat_parts_neutral(conv *c, cJSON *content, const cJSON *parts)
 {
 	if (cJSON_IsString(parts)) {
-		nb_text(c, content, parts->valuestring);
+		cmv_formats__nb_text(c, content, parts->valuestring);
 		return;
 	}
 	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next) {
-		const cJSON *iu = cj_get(p, "image_url");
-		const char *url = cj_str(iu, "url");
-		if (cj_str(p, "text")) {
-			nb_text(c, content, cj_str(p, "text"));
+		const cJSON *iu = cmv_formats__cj_get(p, "image_url");
+		const char *url = cmv_formats__cj_str(iu, "url");
+		if (cmv_formats__cj_str(p, "text")) {
+			cmv_formats__nb_text(c, content, cmv_formats__cj_str(p, "text"));
 		} else if (url && !strncmp(url, "data:", 5) && strstr(url, ";base64,")) {
 			char mt[128];
 			size_t n = (size_t)(strchr(url, ';') - url - 5);
 			snprintf(mt, sizeof(mt), "%.*s", (int)(n < sizeof(mt) ? n : sizeof(mt) - 1), url + 5);
-			nb_image_b64(c, content, mt, strstr(url, ";base64,") + 8);
+			cmv_formats__nb_image_b64(c, content, mt, strstr(url, ";base64,") + 8);
 		}
 	}
 }
 
-int chat_message_neutral(conv *c, const cJSON *msg)
+int cmv_formats__chat_message_neutral(conv *c, const cJSON *msg)
 {
-	const char *role = cj_str(msg, "role");
-	const cJSON *body = cj_get(msg, "content"), *calls = cj_get(msg, "tool_calls");
+	const char *role = cmv_formats__cj_str(msg, "role");
+	const cJSON *body = cmv_formats__cj_get(msg, "content"), *calls = cmv_formats__cj_get(msg, "tool_calls");
 
 	if (!role)
 		return 0;
 	if (!strcmp(role, "system") || !strcmp(role, "developer")) {
 		if (cJSON_IsString(body))
-			conv_system(c, body->valuestring);
+			cmv_formats__conv_system(c, body->valuestring);
 		for (const cJSON *p = cJSON_IsArray(body) ? body->child : NULL; p; p = p->next)
-			if (cj_str(p, "text"))
-				conv_system(c, cj_str(p, "text"));
+			if (cmv_formats__cj_str(p, "text"))
+				cmv_formats__conv_system(c, cmv_formats__cj_str(p, "text"));
 	} else if (!strcmp(role, "tool")) {
-		const cJSON *ids = cj_get(msg, "tool_call_ids");
-		const char *id = cj_str(msg, "tool_call_id");
+		const cJSON *ids = cmv_formats__cj_get(msg, "tool_call_ids");
+		const char *id = cmv_formats__cj_str(msg, "tool_call_id");
 		if (!id && cJSON_IsArray(ids) && cJSON_IsString(ids->child))
 			id = ids->child->valuestring;
-		cJSON *content = conv_msg_join(c, "user", NULL);
+		cJSON *content = cmv_formats__conv_msg_join(c, "user", NULL);
 		if (cJSON_IsString(body)) {
-			nb_tool_result(c, content, id, body, NULL, false);
+			cmv_formats__nb_tool_result(c, content, id, body, NULL, false);
 		} else {
 			cJSON *blocks = cJSON_CreateArray();
 			if (!blocks)
 				c->oom = true;
 			else
 				chat_parts_neutral(c, blocks, body);
-			nb_tool_result(c, content, id, blocks, NULL, false);
+			cmv_formats__nb_tool_result(c, content, id, blocks, NULL, false);
 			cJSON_Delete(blocks);
 		}
 	} else {
 		bool asst = !strcmp(role, "assistant");
 		/* consecutive tool results are one user message; a new prompt is a new message */
-		cJSON *content = asst ? conv_msg_join(c, "assistant", NULL) : conv_msg(c, "user", NULL);
+		cJSON *content = asst ? cmv_formats__conv_msg_join(c, "assistant", NULL) : cmv_formats__conv_msg(c, "user", NULL);
 		chat_parts_neutral(c, content, body);
 		for (const cJSON *tc = calls ? calls->child : NULL; tc; tc = tc->next) {
-			const cJSON *f = cj_get(tc, "function");
-			nb_tool_use(c, content, cj_str(tc, "id"), cj_str(f, "name"), NULL,
-				    cj_str(f, "arguments") ? cj_str(f, "arguments") : "{}", false);
+			const cJSON *f = cmv_formats__cj_get(tc, "function");
+			cmv_formats__nb_tool_use(c, content, cmv_formats__cj_str(tc, "id"), cmv_formats__cj_str(f, "name"), NULL,
+				    cmv_formats__cj_str(f, "arguments") ? cmv_formats__cj_str(f, "arguments") : "{}", false);
 		}
 	}
 	return 0;
@@ -222,7 +222,7 @@ int chat_message_neutral(conv *c, const cJSON *msg)
 
 int cmv__openai_chat_neutral(conv *c, const cJSON *rec)
 {
-	return chat_message_neutral(c, rec);
+	return cmv_formats__chat_message_neutral(c, rec);
 }
 
 /* ---- Gemini generateContent ----------------------------------------------------- */
@@ -230,8 +230,8 @@ int cmv__openai_chat_neutral(conv *c, const cJSON *rec)
 static int gemini_record(session_import *si, record_build *rb, jspan rec, const cJSON *j, cmv_role *role,
 			 cmv_kind *kind)
 {
-	const char *r = cj_str(j, "role");
-	const cJSON *parts = cj_get(j, "parts"), *cel = parts ? parts->child : NULL;
+	const char *r = cmv_formats__cj_str(j, "role");
+	const cJSON *parts = cmv_formats__cj_get(j, "parts"), *cel = parts ? parts->child : NULL;
 	const char *cur = NULL;
 	jspan v, el, inner;
 	int error = 0;
@@ -239,22 +239,22 @@ static int gemini_record(session_import *si, record_build *rb, jspan rec, const 
 	(void)si;
 	*kind = CMV_KIND_MESSAGE;
 	*role = r && !strcmp(r, "model") ? CMV_ROLE_ASSISTANT : CMV_ROLE_USER;
-	if (jscan_member(&v, rec, "parts") != 1 || *v.p != '[')
+	if (cmv_formats__jscan_member(&v, rec, "parts") != 1 || *v.p != '[')
 		return 0;
-	while (!error && cel && jscan_next_element(&el, v, &cur) == 1) {
-		const cJSON *fc = cj_get(cel, "functionCall"), *fr = cj_get(cel, "functionResponse");
+	while (!error && cel && cmv_formats__jscan_next_element(&el, v, &cur) == 1) {
+		const cJSON *fc = cmv_formats__cj_get(cel, "functionCall"), *fr = cmv_formats__cj_get(cel, "functionResponse");
 		if (*el.p != '{') {
-		} else if (cj_str(cel, "text")) {
-			error = record_add_string(rb, el, "text", cJSON_IsTrue(cj_get(cel, "thought")) ? "thinking" : "text",
+		} else if (cmv_formats__cj_str(cel, "text")) {
+			error = cmv_formats__record_add_string(rb, el, "text", cJSON_IsTrue(cmv_formats__cj_get(cel, "thought")) ? "thinking" : "text",
 						  NULL, NULL);
-		} else if (fc && jscan_member(&inner, el, "functionCall") == 1 && *inner.p == '{') {
-			error = record_add_raw(rb, inner, "args", "tool_use", cj_str(fc, "id"), cj_str(fc, "name"), NULL);
-		} else if (fr && jscan_member(&inner, el, "functionResponse") == 1 && *inner.p == '{') {
+		} else if (fc && cmv_formats__jscan_member(&inner, el, "functionCall") == 1 && *inner.p == '{') {
+			error = cmv_formats__record_add_raw(rb, inner, "args", "tool_use", cmv_formats__cj_str(fc, "id"), cmv_formats__cj_str(fc, "name"), NULL);
+		} else if (fr && cmv_formats__jscan_member(&inner, el, "functionResponse") == 1 && *inner.p == '{') {
 			*role = CMV_ROLE_TOOL;
-			error = record_add_raw(rb, inner, "response", "tool_result",
-					       cj_str(fr, "id") ? cj_str(fr, "id") : cj_str(fr, "name"), cj_str(fr, "name"), NULL);
-		} else if (jscan_member(&inner, el, "inlineData") == 1 && *inner.p == '{') {
-			error = record_add_string(rb, inner, "data", "image", NULL, NULL);
+			error = cmv_formats__record_add_raw(rb, inner, "response", "tool_result",
+					       cmv_formats__cj_str(fr, "id") ? cmv_formats__cj_str(fr, "id") : cmv_formats__cj_str(fr, "name"), cmv_formats__cj_str(fr, "name"), NULL);
+		} else if (cmv_formats__jscan_member(&inner, el, "inlineData") == 1 && *inner.p == '{') {
+			error = cmv_formats__record_add_string(rb, inner, "data", "image", NULL, NULL);
 		}
 		cel = cel->next;
 	}
@@ -265,47 +265,47 @@ const session_driver cmv__driver_gemini = { "gemini", "gemini", "contents", gemi
 
 int cmv__gemini_neutral(conv *c, const cJSON *rec)
 {
-	const char *role = cj_str(rec, "role");
-	const cJSON *parts = cj_get(rec, "parts");
+	const char *role = cmv_formats__cj_str(rec, "role");
+	const cJSON *parts = cmv_formats__cj_get(rec, "parts");
 	bool model = role && !strcmp(role, "model");
-	cJSON *content = conv_msg(c, model ? "assistant" : "user", NULL);
+	cJSON *content = cmv_formats__conv_msg(c, model ? "assistant" : "user", NULL);
 	size_t n = 0;
 	char idbuf[64];
 
 	for (const cJSON *p = parts ? parts->child : NULL; p; p = p->next) {
-		const cJSON *fc = cj_get(p, "functionCall"), *fr = cj_get(p, "functionResponse"), *id = cj_get(p, "inlineData");
-		if (cj_str(p, "text") && !cJSON_IsTrue(cj_get(p, "thought"))) {
-			nb_text(c, content, cj_str(p, "text"));
+		const cJSON *fc = cmv_formats__cj_get(p, "functionCall"), *fr = cmv_formats__cj_get(p, "functionResponse"), *id = cmv_formats__cj_get(p, "inlineData");
+		if (cmv_formats__cj_str(p, "text") && !cJSON_IsTrue(cmv_formats__cj_get(p, "thought"))) {
+			cmv_formats__nb_text(c, content, cmv_formats__cj_str(p, "text"));
 		} else if (cJSON_IsObject(fc)) {
 			/* ids are optional here: pair by position, as Gemini does */
 			snprintf(idbuf, sizeof(idbuf), "call_%s_%zu", c->node ? c->node : "x", n++);
-			nb_tool_use(c, content, cj_str(fc, "id") ? cj_str(fc, "id") : idbuf, cj_str(fc, "name"),
-				    cj_get(fc, "args"), "{}", false);
+			cmv_formats__nb_tool_use(c, content, cmv_formats__cj_str(fc, "id") ? cmv_formats__cj_str(fc, "id") : idbuf, cmv_formats__cj_str(fc, "name"),
+				    cmv_formats__cj_get(fc, "args"), "{}", false);
 		} else if (cJSON_IsObject(fr)) {
 			/* answer the calls of the last assistant message, in order */
-			const char *rid = cj_str(fr, "id");
+			const char *rid = cmv_formats__cj_str(fr, "id");
 			if (!rid) {
 				int nmsg = cJSON_GetArraySize(c->messages);
 				const cJSON *prev = nmsg >= 2 ? cJSON_GetArrayItem(c->messages, nmsg - 2) : NULL;
 				size_t k = 0;
-				for (const cJSON *b = prev ? cj_get(prev, "content")->child : NULL; b && !rid; b = b->next)
-					if (cj_str(b, "type") && !strcmp(cj_str(b, "type"), "tool_use") && k++ == n)
-						rid = cj_str(b, "id");
+				for (const cJSON *b = prev ? cmv_formats__cj_get(prev, "content")->child : NULL; b && !rid; b = b->next)
+					if (cmv_formats__cj_str(b, "type") && !strcmp(cmv_formats__cj_str(b, "type"), "tool_use") && k++ == n)
+						rid = cmv_formats__cj_str(b, "id");
 				n++;
 			}
 			{
-				const cJSON *resp = cj_get(fr, "response");
+				const cJSON *resp = cmv_formats__cj_get(fr, "response");
 				char *s = resp ? cJSON_PrintUnformatted(resp) : NULL;
-				const cJSON *out = cj_get(resp, "output");
+				const cJSON *out = cmv_formats__cj_get(resp, "output");
 				if (cJSON_IsString(out) && cJSON_GetArraySize(resp) == 1)
-					nb_tool_result(c, content, rid ? rid : "", out, NULL, false);
+					cmv_formats__nb_tool_result(c, content, rid ? rid : "", out, NULL, false);
 				else
-					nb_tool_result(c, content, rid ? rid : "", NULL, s ? s : "", cj_get(resp, "error") != NULL);
+					cmv_formats__nb_tool_result(c, content, rid ? rid : "", NULL, s ? s : "", cmv_formats__cj_get(resp, "error") != NULL);
 				cJSON_free(s);
 			}
-		} else if (cJSON_IsObject(id) && cj_str(id, "data")) {
-			nb_image_b64(c, content, cj_str(id, "mimeType") ? cj_str(id, "mimeType") : "image/png",
-				     cj_str(id, "data"));
+		} else if (cJSON_IsObject(id) && cmv_formats__cj_str(id, "data")) {
+			cmv_formats__nb_image_b64(c, content, cmv_formats__cj_str(id, "mimeType") ? cmv_formats__cj_str(id, "mimeType") : "image/png",
+				     cmv_formats__cj_str(id, "data"));
 		}
 	}
 	return 0;
@@ -316,24 +316,24 @@ int cmv__gemini_neutral(conv *c, const cJSON *rec)
 static void system_value(conv *c, const cJSON *v)
 {
 	if (cJSON_IsString(v))
-		conv_system(c, v->valuestring);
+		cmv_formats__conv_system(c, v->valuestring);
 	for (const cJSON *p = cJSON_IsArray(v) ? v->child : NULL; p; p = p->next)
-		if (cj_str(p, "text"))
-			conv_system(c, cj_str(p, "text"));
+		if (cmv_formats__cj_str(p, "text"))
+			cmv_formats__conv_system(c, cmv_formats__cj_str(p, "text"));
 		else if (cJSON_IsString(p))
-			conv_system(c, p->valuestring);
+			cmv_formats__conv_system(c, p->valuestring);
 	if (cJSON_IsObject(v))
-		system_value(c, cj_get(v, "parts"));
+		system_value(c, cmv_formats__cj_get(v, "parts"));
 }
 
 int cmv__skeleton_neutral(conv *c, const char *format, const cJSON *doc)
 {
 	if (!strcmp(format, "anthropic"))
-		system_value(c, cj_get(doc, "system"));
+		system_value(c, cmv_formats__cj_get(doc, "system"));
 	else if (!strcmp(format, "openai-responses"))
-		system_value(c, cj_get(doc, "instructions"));
+		system_value(c, cmv_formats__cj_get(doc, "instructions"));
 	else if (!strcmp(format, "gemini"))
-		system_value(c, cj_get(doc, "systemInstruction") ? cj_get(doc, "systemInstruction")
-								  : cj_get(doc, "system_instruction"));
+		system_value(c, cmv_formats__cj_get(doc, "systemInstruction") ? cmv_formats__cj_get(doc, "systemInstruction")
+								  : cmv_formats__cj_get(doc, "system_instruction"));
 	return 0;
 }

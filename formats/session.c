@@ -11,34 +11,34 @@
 #define META_MAGIC_CC "cmvcc\1"   /* Claude Code records: the format is implied */
 #define META_MAGIC "cmvrec\1"     /* then the format's name, length first */
 
-const char *cj_str(const cJSON *o, const char *k)
+const char *cmv_formats__cj_str(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-const cJSON *cj_get(const cJSON *o, const char *k)
+const cJSON *cmv_formats__cj_get(const cJSON *o, const char *k)
 {
 	return cJSON_GetObjectItemCaseSensitive(o, k);
 }
 
 /* ---- cutting a record into blocks ---------------------------------------- */
 
-void record_build_init(record_build *rb)
+void cmv_formats__record_build_init(record_build *rb)
 {
 	memset(rb, 0, sizeof(*rb));
 	cmv_buf_init(&rb->texts, CMV_BUF_CONTENT);
 	cmv_buf_init(&rb->scratch, CMV_BUF_CONTENT);
 }
 
-void record_build_reset(record_build *rb, const char *rec)
+void cmv_formats__record_build_reset(record_build *rb, const char *rec)
 {
 	rb->n_blocks = rb->n_holes = rb->n_text = 0;
 	rb->rec = rec;
 	cmv_buf_clear(&rb->texts);
 }
 
-void record_build_dispose(record_build *rb)
+void cmv_formats__record_build_dispose(record_build *rb)
 {
 	free(rb->blocks);
 	free(rb->holes);
@@ -47,7 +47,7 @@ void record_build_dispose(record_build *rb)
 	cmv_buf_dispose(&rb->scratch);
 }
 
-void record_build_finish(record_build *rb)
+void cmv_formats__record_build_finish(record_build *rb)
 {
 	for (size_t i = 0; i < rb->n_blocks; i++)
 		rb->blocks[i].data = rb->texts.ptr + rb->text_off[i];
@@ -66,7 +66,7 @@ static int add_block(record_build *rb, jspan v, bool is_string, const char *type
 	    (error = cmv__array_grow((void **)&rb->text_off, &rb->cap_text, rb->n_text, sizeof(*rb->text_off))) < 0)
 		return error;
 	if (is_string) {
-		if ((error = jscan_unescape(scratch, v)) < 0)
+		if ((error = cmv_formats__jscan_unescape(scratch, v)) < 0)
 			return error;
 	} else {
 		if ((error = cmv_buf_set(scratch, v.p, (size_t)(v.end - v.p))) < 0)
@@ -86,7 +86,7 @@ static int add_block(record_build *rb, jspan v, bool is_string, const char *type
 	bool exact = true;
 	if (is_string) {
 		cmv_buf_clear(scratch);
-		if ((error = jscan_escape(scratch, rb->texts.ptr + start, b->len)) < 0)
+		if ((error = cmv_formats__jscan_escape(scratch, rb->texts.ptr + start, b->len)) < 0)
 			return error;
 		exact = scratch->size == (size_t)(v.end - v.p) && !memcmp(scratch->ptr, v.p, scratch->size);
 	}
@@ -97,13 +97,13 @@ static int add_block(record_build *rb, jspan v, bool is_string, const char *type
 	return 0;
 }
 
-int record_add_block(record_build *rb, jspan v, const char *type, const char *tool_id, const char *tool_name,
+int cmv_formats__record_add_block(record_build *rb, jspan v, const char *type, const char *tool_id, const char *tool_name,
 		     const char *media_type, unsigned flags)
 {
 	return add_block(rb, v, *v.p == '"', type, tool_id, tool_name, media_type, flags);
 }
 
-int record_add_opaque(record_build *rb, jspan rec)
+int cmv_formats__record_add_opaque(record_build *rb, jspan rec)
 {
 	/* NUL separates a template's pieces, so bytes holding one can only live in a blob */
 	if (!memchr(rec.p, '\0', (size_t)(rec.end - rec.p)))
@@ -111,24 +111,24 @@ int record_add_opaque(record_build *rb, jspan rec)
 	return add_block(rb, rec, false, "opaque", NULL, NULL, "application/octet-stream", 0);
 }
 
-int record_add_string(record_build *rb, jspan obj, const char *key, const char *type, const char *tool_id,
+int cmv_formats__record_add_string(record_build *rb, jspan obj, const char *key, const char *type, const char *tool_id,
 		      const char *tool_name)
 {
 	jspan v;
-	if (*obj.p != '{' || jscan_member(&v, obj, key) != 1 || *v.p != '"')
+	if (*obj.p != '{' || cmv_formats__jscan_member(&v, obj, key) != 1 || *v.p != '"')
 		return 0;
-	return record_add_block(rb, v, type, tool_id, tool_name, NULL, 0);
+	return cmv_formats__record_add_block(rb, v, type, tool_id, tool_name, NULL, 0);
 }
 
-int record_add_raw(record_build *rb, jspan obj, const char *key, const char *type, const char *tool_id,
+int cmv_formats__record_add_raw(record_build *rb, jspan obj, const char *key, const char *type, const char *tool_id,
 		   const char *tool_name, const char *media_type)
 {
 	jspan v;
-	if (*obj.p != '{' || jscan_member(&v, obj, key) != 1)
+	if (*obj.p != '{' || cmv_formats__jscan_member(&v, obj, key) != 1)
 		return 0;
 	if (*v.p == '"') /* a string is kept as its text: counted and searched as such */
-		return record_add_block(rb, v, type, tool_id, tool_name, NULL, 0);
-	return record_add_block(rb, v, type, tool_id, tool_name, media_type ? media_type : "application/json", 0);
+		return cmv_formats__record_add_block(rb, v, type, tool_id, tool_name, NULL, 0);
+	return cmv_formats__record_add_block(rb, v, type, tool_id, tool_name, media_type ? media_type : "application/json", 0);
 }
 
 static int cmp_hole(const void *a, const void *b)
@@ -137,7 +137,7 @@ static int cmp_hole(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-int session_meta_build(cmv_buf *meta, const char *format, const char *rec, size_t len, record_build *rb,
+int cmv_formats__session_meta_build(cmv_buf *meta, const char *format, const char *rec, size_t len, record_build *rb,
 		       const char *sep, size_t sep_len)
 {
 	int error = 0;
@@ -184,7 +184,7 @@ static const char *const known_formats[] = {
 	"anthropic", "openai-chat", "openai-responses", "gemini",
 };
 
-int session_template(session_tpl *t, const cmv_node *n)
+int cmv_formats__session_template(session_tpl *t, const cmv_node *n)
 {
 	/* a node with no meta (cmv JSONL, appended messages) has meta NULL: no pointer arithmetic on it */
 	const unsigned char *p = (const unsigned char *)n->meta, *end = p ? p + n->meta_len : p;
@@ -238,7 +238,7 @@ int session_template(session_tpl *t, const cmv_node *n)
 #undef DAMAGED
 }
 
-int session_tpl_hole(char *enc, size_t *block, const unsigned char **cursor, const session_tpl *t)
+int cmv_formats__session_tpl_hole(char *enc, size_t *block, const unsigned char **cursor, const session_tpl *t)
 {
 	uint64_t bi = 0;
 	if (*cursor >= t->holes_end)
@@ -250,14 +250,14 @@ int session_tpl_hole(char *enc, size_t *block, const unsigned char **cursor, con
 	return 0;
 }
 
-int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, const cmv_node *n, bool with_sep)
+int cmv_formats__session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, const cmv_node *n, bool with_sep)
 {
 	cmv_buf blob = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	session_tpl t;
 	int error;
 
 	*format = NULL;
-	if ((error = session_template(&t, n)) < 0)
+	if ((error = cmv_formats__session_template(&t, n)) < 0)
 		return error;
 	*format = t.format;
 	const unsigned char *holes = t.holes;
@@ -271,11 +271,11 @@ int session_record_bytes(cmv_buf *out, const char **format, cmv_repo *repo, cons
 			break;
 		size_t bi;
 		char enc;
-		if ((error = session_tpl_hole(&enc, &bi, &holes, &t)) < 0)
+		if ((error = cmv_formats__session_tpl_hole(&enc, &bi, &holes, &t)) < 0)
 			goto done;
 		if ((error = cmv_blob_read(&blob, repo, &n->blocks[bi].blob)) < 0)
 			goto done;
-		error = enc == 'S' ? jscan_escape(out, blob.ptr, blob.size) : cmv_buf_put(out, blob.ptr, blob.size);
+		error = enc == 'S' ? cmv_formats__jscan_escape(out, blob.ptr, blob.size) : cmv_buf_put(out, blob.ptr, blob.size);
 		if (error < 0)
 			goto done;
 		q = nul + 1;
@@ -289,7 +289,7 @@ done:
 
 /* ---- the record list, the manifest, the session ref and the branch ------- */
 
-int record_list_push(record_list *rl, const cmv_id *id, size_t parent, bool on_chain, bool msg)
+int cmv_formats__record_list_push(record_list *rl, const cmv_id *id, size_t parent, bool on_chain, bool msg)
 {
 	if (rl->n == rl->cap) {
 		size_t ncap = rl->cap ? rl->cap * 2 : 256;
@@ -320,7 +320,7 @@ int record_list_push(record_list *rl, const cmv_id *id, size_t parent, bool on_c
 	return 0;
 }
 
-void record_list_dispose(record_list *rl)
+void cmv_formats__record_list_dispose(record_list *rl)
 {
 	free(rl->ids);
 	free(rl->chain_parent);
@@ -427,7 +427,7 @@ static void branch_for(char *branch, size_t n, const char *prefix, const char *s
 		snprintf(branch, n, "%s/%s", prefix, session_id);
 }
 
-int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
+int cmv_formats__session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
 		   const char *prefix, const char *session_id, const record_list *rl, size_t tip,
 		   const size_t *abandoned, size_t n_abandoned, const char *lead, size_t lead_len,
 		   const session_source *src, const cmv_import_options *opts)
@@ -484,14 +484,14 @@ done:
 	return error;
 }
 
-void session_source_init(session_source *src, const char *data, size_t size)
+void cmv_formats__session_source_init(session_source *src, const char *data, size_t size)
 {
 	src->size = size;
 	src->xxh3 = XXH3_64bits(data, size);
 	src->records = 0;
 }
 
-int session_unchanged(cmv_import_result *out, cmv_repo *repo, const char *format, const char *prefix,
+int cmv_formats__session_unchanged(cmv_import_result *out, cmv_repo *repo, const char *format, const char *prefix,
 		      const char *session_id, const session_source *src, const cmv_import_options *opts)
 {
 	cmv_buf name = CMV_BUF_INIT(4096), blob = CMV_BUF_INIT(1 << 24);
@@ -511,11 +511,11 @@ int session_unchanged(cmv_import_result *out, cmv_repo *repo, const char *format
 	    cmv_blob_read(&blob, repo, &manifest->blocks[0].blob) < 0 ||
 	    !(info = cJSON_ParseWithLength(blob.ptr, blob.size)))
 		goto done;
-	const cJSON *bytes = cj_get(info, "bytes"), *records = cj_get(info, "records");
-	const char *head = cj_str(info, "head"), *b = cj_str(info, "branch"), *f = cj_str(info, "format");
+	const cJSON *bytes = cmv_formats__cj_get(info, "bytes"), *records = cmv_formats__cj_get(info, "records");
+	const char *head = cmv_formats__cj_str(info, "head"), *b = cmv_formats__cj_str(info, "branch"), *f = cmv_formats__cj_str(info, "format");
 	cmv_id head_id;
-	if (!cJSON_IsNumber(bytes) || (size_t)bytes->valuedouble != src->size || !cj_str(info, "xxh3") ||
-	    strcmp(cj_str(info, "xxh3"), xxh) || !b || strcmp(b, branch) || !f || strcmp(f, format) || !head ||
+	if (!cJSON_IsNumber(bytes) || (size_t)bytes->valuedouble != src->size || !cmv_formats__cj_str(info, "xxh3") ||
+	    strcmp(cmv_formats__cj_str(info, "xxh3"), xxh) || !b || strcmp(b, branch) || !f || strcmp(f, format) || !head ||
 	    !cJSON_IsNumber(records) || cmv_id_fromstr(&head_id, head) < 0)
 		goto done;
 	/* the branch is still there, at the session's tail or past it (the user went on from it) */
@@ -543,7 +543,7 @@ done:
 
 /* ---- writing a branch as a new session of its agent ------------------------ */
 
-int session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const session_rewriter *w, void *payload)
+int cmv_formats__session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const session_rewriter *w, void *payload)
 {
 	cmv_walk *walk = NULL;
 	const cmv_node *n;
@@ -557,7 +557,7 @@ int session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const sessi
 	while ((error = cmv_walk_next(&n, walk)) == 0) {
 		const char *format;
 		/* without its separator: glued records become a line each, as a resumable file needs */
-		error = session_record_bytes(&rec, &format, repo, n, false);
+		error = cmv_formats__session_record_bytes(&rec, &format, repo, n, false);
 		if (error == CMV_ENOTFOUND) {
 			cmv_error_clear();
 			if (n->kind == CMV_KIND_EVENT) {
@@ -614,7 +614,7 @@ int cmv_export_session(cmv_repo *repo, const char *session, cmv_write_fn write, 
 		error = error < 0 ? error : cmv_error__set(CMV_ECORRUPT, "session '%s' has no manifest", session);
 		goto done;
 	}
-	const char *lead = cj_str(info, "lead");
+	const char *lead = cmv_formats__cj_str(info, "lead");
 	if (lead && *lead && (error = write(lead, strlen(lead), payload)) < 0)
 		goto done;
 	for (size_t c = 0; c < manifest->n_includes && !error; c++) {
@@ -623,7 +623,7 @@ int cmv_export_session(cmv_repo *repo, const char *session, cmv_write_fn write, 
 		for (size_t r = 0; r < chunk->n_includes && !error; r++) {
 			if ((error = cmv_node_read(&rec, repo, &chunk->includes[r])) < 0)
 				break;
-			error = session_record_bytes(&line, &format, repo, rec, true);
+			error = cmv_formats__session_record_bytes(&line, &format, repo, rec, true);
 			if (error == CMV_ENOTFOUND) {
 				char hex[CMV_ID_HEXSZ + 1];
 				error = cmv_error__set(CMV_ECORRUPT, "record %s of session '%s' has no template",
@@ -652,14 +652,14 @@ done:
 
 /* ---- what every importer shares ---------------------------------------------- */
 
-void session_skip(cmv_import_result *res, size_t lineno)
+void cmv_formats__session_skip(cmv_import_result *res, size_t lineno)
 {
 	if (res->skipped < CMV_IMPORT_SKIPPED_LISTED)
 		res->skipped_lines[res->skipped] = lineno;
 	res->skipped++;
 }
 
-int session_check_size(const char *path, size_t lineno, size_t len, const cmv_import_options *opts)
+int cmv_formats__session_check_size(const char *path, size_t lineno, size_t len, const cmv_import_options *opts)
 {
 	size_t max = opts->max_line_bytes ? opts->max_line_bytes : CMV_IMPORT_MAX_LINE_DEFAULT;
 	if (len <= max)
@@ -668,18 +668,18 @@ int session_check_size(const char *path, size_t lineno, size_t len, const cmv_im
 			      lineno, len, max);
 }
 
-void session_probe(const char *file, size_t size, int (*fn)(jspan rec, const cJSON *j, void *payload), void *payload)
+void cmv_formats__session_probe(const char *file, size_t size, int (*fn)(jspan rec, const cJSON *j, void *payload), void *payload)
 {
-	const char *end = file + size, *p = jscan_ws(file, end);
+	const char *end = file + size, *p = cmv_formats__jscan_ws(file, end);
 	for (int k = 0; k < 16 && p < end && *p == '{'; k++) {
-		const char *e = jscan_value(p, end);
+		const char *e = cmv_formats__jscan_value(p, end);
 		cJSON *j = e ? cJSON_ParseWithLength(p, (size_t)(e - p)) : NULL;
 		jspan span = { p, e };
 		int found = cJSON_IsObject(j) ? fn(span, j, payload) : 0;
 		cJSON_Delete(j);
 		if (found || !e)
 			break;
-		p = jscan_ws(e, end);
+		p = cmv_formats__jscan_ws(e, end);
 	}
 	cmv_error_clear();
 }
@@ -688,7 +688,7 @@ struct session_import {
 	char id[256];
 };
 
-void session_import_id(session_import *si, const char *id)
+void cmv_formats__session_import_id(session_import *si, const char *id)
 {
 	if (!si->id[0] && id && *id)
 		snprintf(si->id, sizeof(si->id), "%s", id);
@@ -712,33 +712,33 @@ static size_t count_lines(const char *p, const char *end)
 static int split_document(raw_record **out, size_t *n_out, const char *path, const char *file, size_t size,
 			  const char *key)
 {
-	const char *end = file + size, *p = jscan_ws(file, end);
+	const char *end = file + size, *p = cmv_formats__jscan_ws(file, end);
 	jspan arr;
 	raw_record *rs = NULL;
 	size_t n = 0, cap = 0;
 	int error = 0;
 
-	if (p == end || !jscan_value(p, end) || jscan_ws(jscan_value(p, end), end) != end)
+	if (p == end || !cmv_formats__jscan_value(p, end) || cmv_formats__jscan_ws(cmv_formats__jscan_value(p, end), end) != end)
 		return cmv_error__set(CMV_EINVALID, "%s:%zu: malformed JSON document", path,
-				      1 + count_lines(file, p < end && jscan_value(p, end) ? jscan_value(p, end) : p));
+				      1 + count_lines(file, p < end && cmv_formats__jscan_value(p, end) ? cmv_formats__jscan_value(p, end) : p));
 	if (!*key) {
 		arr.p = p;
-		arr.end = jscan_value(p, end);
+		arr.end = cmv_formats__jscan_value(p, end);
 		if (*p != '[')
 			return cmv_error__set(CMV_EINVALID, "%s:1: expected a JSON array of records", path);
 	} else {
-		jspan doc = { p, jscan_value(p, end) };
-		if (*p != '{' || jscan_member(&arr, doc, key) != 1 || *arr.p != '[')
+		jspan doc = { p, cmv_formats__jscan_value(p, end) };
+		if (*p != '{' || cmv_formats__jscan_member(&arr, doc, key) != 1 || *arr.p != '[')
 			return cmv_error__set(CMV_EINVALID, "%s: no \"%s\" array of records", path, key);
 	}
 	const char *cur = NULL, *prev_end = NULL;
 	jspan el;
 	int more;
-	while ((more = jscan_next_element(&el, arr, &cur)) == 1 || !n) {
+	while ((more = cmv_formats__jscan_next_element(&el, arr, &cur)) == 1 || !n) {
 		if ((error = cmv__array_grow((void **)&rs, &cap, n + 1, sizeof(*rs))) < 0)
 			goto fail;
 		if (!n) { /* the header runs up to the first element, or to the closing bracket */
-			const char *stop = more == 1 ? el.p : jscan_ws(arr.p + 1, arr.end);
+			const char *stop = more == 1 ? el.p : cmv_formats__jscan_ws(arr.p + 1, arr.end);
 			rs[n++] = (raw_record){ file, stop, stop, REC_HEADER };
 			if (more != 1)
 				break;
@@ -779,7 +779,7 @@ static int probe_record(jspan rec, const cJSON *j, void *payload)
 	probe_ctx *pc = payload;
 	cmv_role role;
 	cmv_kind kind;
-	record_build_reset(pc->rb, rec.p);
+	cmv_formats__record_build_reset(pc->rb, rec.p);
 	pc->d->record(pc->si, pc->rb, rec, j, &role, &kind);
 	return pc->si->id[0] != '\0';
 }
@@ -804,7 +804,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 	CMV_ASSERT_ARG(path);
 	if (!opts)
 		opts = &defaults;
-	record_build_init(&rb);
+	cmv_formats__record_build_init(&rb);
 	memset(&rl, 0, sizeof(rl));
 	memset(&si, 0, sizeof(si));
 	memset(&res, 0, sizeof(res));
@@ -818,16 +818,16 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 	 * file imported before and unchanged since costs a hash.
 	 */
 	session_source src;
-	session_source_init(&src, file.ptr, file.size);
+	cmv_formats__session_source_init(&src, file.ptr, file.size);
 	{
-		const char *top = jscan_ws(file.ptr, fend);
+		const char *top = cmv_formats__jscan_ws(file.ptr, fend);
 		jspan doc = { top, fend }, v;
-		if (d->array_key && *top == '{' && jscan_member(&v, doc, "sessionId") == 1 && *v.p == '"' &&
-		    jscan_unescape(&meta, v) == 0)
-			session_import_id(&si, meta.ptr); /* Gemini CLI names its session at the top */
+		if (d->array_key && *top == '{' && cmv_formats__jscan_member(&v, doc, "sessionId") == 1 && *v.p == '"' &&
+		    cmv_formats__jscan_unescape(&meta, v) == 0)
+			cmv_formats__session_import_id(&si, meta.ptr); /* Gemini CLI names its session at the top */
 		if (!d->array_key && !si.id[0]) {
 			probe_ctx pc = { d, &si, &rb };
-			session_probe(file.ptr, file.size, probe_record, &pc);
+			cmv_formats__session_probe(file.ptr, file.size, probe_record, &pc);
 		}
 	}
 	cmv_error_clear();
@@ -836,7 +836,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 			goto out;
 		snprintf(si.id, sizeof(si.id), "%s", name.ptr);
 	}
-	if (session_unchanged(out, repo, d->name, d->prefix, si.id, &src, opts))
+	if (cmv_formats__session_unchanged(out, repo, d->name, d->prefix, si.id, &src, opts))
 		goto out;
 
 	/* Split the file into records first: a malformed file fails before any write. */
@@ -844,16 +844,16 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 		if ((error = split_document(&recs, &n_recs, path, file.ptr, file.size, d->array_key)) < 0)
 			goto out;
 	} else {
-		const char *p = lead_end = jscan_ws(file.ptr, fend);
+		const char *p = lead_end = cmv_formats__jscan_ws(file.ptr, fend);
 		size_t lineno = 1 + count_lines(file.ptr, p);
 		while (p < fend) {
-			const char *rec_end = (*p == '{' || *p == '[') ? jscan_value(p, fend) : NULL;
+			const char *rec_end = (*p == '{' || *p == '[') ? cmv_formats__jscan_value(p, fend) : NULL;
 			const char *nl = memchr(p, '\n', (size_t)(fend - p));
 			if ((error = cmv__array_grow((void **)&recs, &cap_recs, n_recs, sizeof(*recs))) < 0)
 				goto out;
 			if (!rec_end) {
 				if (!nl) { /* the last line, cut off: the session is still being written */
-					session_skip(&res, lineno);
+					cmv_formats__session_skip(&res, lineno);
 					res.partial_tail = true;
 					break;
 				}
@@ -862,10 +862,10 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 					goto out;
 				}
 				/* kept as an opaque record, so that export still gives the file back */
-				session_skip(&res, lineno);
-				recs[n_recs++] = (raw_record){ p, nl, jscan_ws(nl, fend), REC_RAW };
+				cmv_formats__session_skip(&res, lineno);
+				recs[n_recs++] = (raw_record){ p, nl, cmv_formats__jscan_ws(nl, fend), REC_RAW };
 			} else {
-				recs[n_recs++] = (raw_record){ p, rec_end, jscan_ws(rec_end, fend), REC_JSON };
+				recs[n_recs++] = (raw_record){ p, rec_end, cmv_formats__jscan_ws(rec_end, fend), REC_JSON };
 			}
 			lineno += count_lines(p, recs[n_recs - 1].next);
 			p = recs[n_recs - 1].next;
@@ -874,7 +874,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 
 	/* A record over the cap is refused before anything is written: it is an attack or a corrupt file. */
 	for (size_t i = 0, ln = 1 + count_lines(file.ptr, lead_end); i < n_recs; ln += count_lines(recs[i].rec, recs[i].next), i++)
-		if ((error = session_check_size(path, ln, (size_t)(recs[i].rec_end - recs[i].rec), opts)) < 0)
+		if ((error = cmv_formats__session_check_size(path, ln, (size_t)(recs[i].rec_end - recs[i].rec), opts)) < 0)
 			goto out;
 	if ((error = cmv_repo_txn_begin(repo)) < 0)
 		goto out;
@@ -886,7 +886,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 		cmv_kind kind = CMV_KIND_EVENT;
 		jspan span = { r->rec, r->rec_end };
 
-		record_build_reset(&rb, r->rec);
+		cmv_formats__record_build_reset(&rb, r->rec);
 		if (r->what == REC_JSON) {
 			if (!cmv__utf8_valid(r->rec, (size_t)(r->rec_end - r->rec), NULL)) {
 				error = cmv_error__set(CMV_EINVALID, "%s:%zu: invalid UTF-8", path, lineno);
@@ -899,7 +899,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 							       j ? "a record is not a JSON object" : "malformed JSON record");
 					goto fail;
 				}
-				session_skip(&res, lineno);
+				cmv_formats__session_skip(&res, lineno);
 				j = NULL;
 			} else if ((error = d->record(&si, &rb, span, j, &role, &kind)) < 0) {
 				cJSON_Delete(j);
@@ -907,14 +907,14 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 				goto fail;
 			}
 		}
-		if ((!j && (error = record_add_opaque(&rb, span)) < 0) ||
-		    (error = session_meta_build(&meta, d->name, r->rec, (size_t)(r->rec_end - r->rec), &rb, r->rec_end,
+		if ((!j && (error = cmv_formats__record_add_opaque(&rb, span)) < 0) ||
+		    (error = cmv_formats__session_meta_build(&meta, d->name, r->rec, (size_t)(r->rec_end - r->rec), &rb, r->rec_end,
 						(size_t)(r->next - r->rec_end))) < 0) {
 			cJSON_Delete(j);
 			cmv_error__prefix("%s:%zu: ", path, lineno);
 			goto fail;
 		}
-		record_build_finish(&rb);
+		cmv_formats__record_build_finish(&rb);
 		cmv_message m = { .role = role, .kind = kind, .blocks = rb.blocks, .n_blocks = rb.n_blocks,
 				  .meta = meta.ptr, .meta_len = meta.size };
 		cmv_id id;
@@ -924,7 +924,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 			cmv_error__prefix("%s:%zu: ", path, lineno);
 			goto fail;
 		}
-		if ((error = record_list_push(&rl, &id, tail, true, kind == CMV_KIND_MESSAGE)) < 0)
+		if ((error = cmv_formats__record_list_push(&rl, &id, tail, true, kind == CMV_KIND_MESSAGE)) < 0)
 			goto fail;
 		tail = rl.n - 1;
 		if (r->what == REC_JSON)
@@ -940,7 +940,7 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 		goto fail;
 	}
 	src.records = res.records;
-	if ((error = session_finish(&res, repo, path, d->name, d->prefix, si.id, &rl, tail, NULL, 0, file.ptr,
+	if ((error = cmv_formats__session_finish(&res, repo, path, d->name, d->prefix, si.id, &rl, tail, NULL, 0, file.ptr,
 				    (size_t)(lead_end - file.ptr), &src, opts)) < 0 ||
 	    (error = cmv_repo_txn_commit(repo)) < 0)
 		goto fail;
@@ -949,8 +949,8 @@ int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path
 fail:
 	cmv_repo_txn_rollback(repo);
 out:
-	record_build_dispose(&rb);
-	record_list_dispose(&rl);
+	cmv_formats__record_build_dispose(&rb);
+	cmv_formats__record_list_dispose(&rl);
 	free(recs);
 	cmv_buf_dispose(&file);
 	cmv_buf_dispose(&meta);

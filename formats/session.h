@@ -43,11 +43,11 @@ typedef struct {
 	const char *rec; /* the record being cut */
 } record_build;
 
-void record_build_init(record_build *rb);
-void record_build_reset(record_build *rb, const char *rec);
-void record_build_dispose(record_build *rb);
+void cmv_formats__record_build_init(record_build *rb);
+void cmv_formats__record_build_reset(record_build *rb, const char *rec);
+void cmv_formats__record_build_dispose(record_build *rb);
 /* Point each block's data at its text (once no more blocks are added). */
-void record_build_finish(record_build *rb);
+void cmv_formats__record_build_finish(record_build *rb);
 
 /*
  * Add a block whose content is the value `v` of the record: a string is
@@ -56,23 +56,23 @@ void record_build_finish(record_build *rb);
  * anything else is a raw hole. The strings are borrowed: they must outlive
  * the node write.
  */
-int record_add_block(record_build *rb, jspan v, const char *type, const char *tool_id,
+int cmv_formats__record_add_block(record_build *rb, jspan v, const char *type, const char *tool_id,
 		     const char *tool_name, const char *media_type, unsigned flags);
 /*
  * A record kept whole because it does not read as JSON (a lenient import):
  * when its bytes hold a NUL, which a template cannot, they become one raw
  * block of type "opaque" (never sent); otherwise nothing is added.
  */
-int record_add_opaque(record_build *rb, jspan rec);
+int cmv_formats__record_add_opaque(record_build *rb, jspan rec);
 /* Add the string member `key` of object `obj` as a block, if it is a string. */
-int record_add_string(record_build *rb, jspan obj, const char *key, const char *type,
+int cmv_formats__record_add_string(record_build *rb, jspan obj, const char *key, const char *type,
 		      const char *tool_id, const char *tool_name);
 /* Add the member `key` of object `obj` (any JSON value) as a raw block. */
-int record_add_raw(record_build *rb, jspan obj, const char *key, const char *type,
+int cmv_formats__record_add_raw(record_build *rb, jspan obj, const char *key, const char *type,
 		   const char *tool_id, const char *tool_name, const char *media_type);
 
 /* The meta of a record node: its format, the holes, its separator, the template. */
-int session_meta_build(cmv_buf *meta, const char *format, const char *rec, size_t len, record_build *rb,
+int cmv_formats__session_meta_build(cmv_buf *meta, const char *format, const char *rec, size_t len, record_build *rb,
 		       const char *sep, size_t sep_len);
 
 
@@ -87,8 +87,8 @@ typedef struct {
 	size_t n, cap;
 } record_list;
 
-int record_list_push(record_list *rl, const cmv_id *id, size_t parent, bool on_chain, bool msg);
-void record_list_dispose(record_list *rl);
+int cmv_formats__record_list_push(record_list *rl, const cmv_id *id, size_t parent, bool on_chain, bool msg);
+void cmv_formats__record_list_dispose(record_list *rl);
 
 /* The file an import reads: what a re-import compares first. */
 typedef struct {
@@ -97,14 +97,14 @@ typedef struct {
 	size_t records;
 } session_source;
 
-void session_source_init(session_source *src, const char *data, size_t size);
+void cmv_formats__session_source_init(session_source *src, const char *data, size_t size);
 
 /*
  * 1 when session "<prefix>/<id>" was imported from exactly these bytes into
  * the same branch, which still holds it: *out is filled as UNCHANGED and
  * nothing needs reading. 0 otherwise (never an error: the import just runs).
  */
-int session_unchanged(cmv_import_result *out, cmv_repo *repo, const char *format, const char *prefix,
+int cmv_formats__session_unchanged(cmv_import_result *out, cmv_repo *repo, const char *format, const char *prefix,
 		      const char *session_id, const session_source *src, const cmv_import_options *opts);
 
 /*
@@ -114,17 +114,17 @@ int session_unchanged(cmv_import_result *out, cmv_repo *repo, const char *format
  * (rewinds) that keep branches BRANCH.2, BRANCH.3, ... Fills out->outcome,
  * branch and head.
  */
-int session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
+int cmv_formats__session_finish(cmv_import_result *out, cmv_repo *repo, const char *path, const char *format,
 		   const char *prefix, const char *session_id, const record_list *rl, size_t tip,
 		   const size_t *abandoned, size_t n_abandoned, const char *lead, size_t lead_len,
 		   const session_source *src, const cmv_import_options *opts);
 
 /* List line `lineno` as skipped (the first CMV_IMPORT_SKIPPED_LISTED are named). */
-void session_skip(cmv_import_result *res, size_t lineno);
+void cmv_formats__session_skip(cmv_import_result *res, size_t lineno);
 /* CMV_ETOOBIG naming file and line when a record is over opts' cap; 0 otherwise. */
-int session_check_size(const char *path, size_t lineno, size_t len, const cmv_import_options *opts);
+int cmv_formats__session_check_size(const char *path, size_t lineno, size_t len, const cmv_import_options *opts);
 /* Show a JSONL file's first records (at most 16) to fn until it returns 1 (it found the session id). */
-void session_probe(const char *file, size_t size, int (*fn)(jspan rec, const cJSON *j, void *payload), void *payload);
+void cmv_formats__session_probe(const char *file, size_t size, int (*fn)(jspan rec, const cJSON *j, void *payload), void *payload);
 
 /*
  * Writing a branch as a new session of the agent it came from: each record
@@ -139,7 +139,7 @@ typedef struct {
 	int (*message)(cmv_buf *out, cmv_repo *repo, const cmv_node *n, void *payload);
 } session_rewriter;
 
-int session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const session_rewriter *w, void *payload);
+int cmv_formats__session_rewrite(cmv_buf *out, cmv_repo *repo, const cmv_id *tip, const session_rewriter *w, void *payload);
 
 
 /* ---- generic importer for formats whose records form one chain ---------- */
@@ -159,13 +159,13 @@ typedef struct {
 	const char *array_key;
 	/*
 	 * Cut one record's content into rb and say its role and kind. `j` is
-	 * the parsed record. May set the session id with session_import_id().
+	 * the parsed record. May set the session id with cmv_formats__session_import_id().
 	 */
 	int (*record)(session_import *si, record_build *rb, jspan rec, const cJSON *j, cmv_role *role,
 		      cmv_kind *kind);
 } session_driver;
 
-void session_import_id(session_import *si, const char *id);
+void cmv_formats__session_import_id(session_import *si, const char *id);
 int cmv__session_import(cmv_import_result *out, cmv_repo *repo, const char *path, const session_driver *d,
 			const cmv_import_options *opts);
 

@@ -103,7 +103,7 @@ int cmv_formats__write_anthropic(cJSON *body, cJSON *msgs, const cJSON *system, 
 					cJSON_DeleteItemFromObjectCaseSensitive(x, "cache_control");
 					if (strcmp(cmv_formats__btype(x), "text") && strcmp(cmv_formats__btype(x), "image") && strcmp(cmv_formats__btype(x), "document"))
 						cJSON_Delete(cJSON_DetachItemViaPointer(rc, x));
-					else if (!strcmp(cmv_formats__btype(x), "text") && !cmv_formats__has_text(cj_str(x, "text")))
+					else if (!strcmp(cmv_formats__btype(x), "text") && !cmv_formats__has_text(cmv_formats__cj_str(x, "text")))
 						cJSON_Delete(cJSON_DetachItemViaPointer(rc, x));
 				}
 			}
@@ -133,27 +133,27 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 		OOM_IF(cJSON_AddStringToObject(m, "role", "system") && cJSON_AddStringToObject(m, "content", scratch->ptr));
 	}
 	for (const cJSON *m = msgs->child; m; m = m->next) {
-		const cJSON *content = cj_get(m, "content");
-		if (!strcmp(cj_str(m, "role"), "assistant")) {
+		const cJSON *content = cmv_formats__cj_get(m, "content");
+		if (!strcmp(cmv_formats__cj_str(m, "role"), "assistant")) {
 			cJSON *o = cJSON_CreateObject(), *calls = NULL;
 			OOM_IF(o && cJSON_AddItemToArray(out, o) && cJSON_AddStringToObject(o, "role", "assistant"));
 			cmv_buf_clear(scratch);
 			for (const cJSON *b = content->child; b && !error; b = b->next) {
 				if (!strcmp(cmv_formats__btype(b), "text")) {
 					if (!scratch->size || (error = cmv_buf_puts(scratch, "\n\n")) == 0)
-						error = cmv_buf_puts(scratch, cj_str(b, "text"));
+						error = cmv_buf_puts(scratch, cmv_formats__cj_str(b, "text"));
 				} else if (!strcmp(cmv_formats__btype(b), "tool_use")) {
 					cJSON *tc = cJSON_CreateObject(), *fn;
 					if (!tc || (!calls && !(calls = cJSON_CreateArray()))) {
 						cJSON_Delete(tc);
 						error = cmv_error__oom();
-					} else if (!cJSON_AddItemToArray(calls, tc) || !cJSON_AddStringToObject(tc, "id", cj_str(b, "id")) ||
+					} else if (!cJSON_AddItemToArray(calls, tc) || !cJSON_AddStringToObject(tc, "id", cmv_formats__cj_str(b, "id")) ||
 						   !cJSON_AddStringToObject(tc, "type", "function") ||
 						   !(fn = cJSON_AddObjectToObject(tc, "function")) ||
-						   !cJSON_AddStringToObject(fn, "name", cj_str(b, "name"))) {
+						   !cJSON_AddStringToObject(fn, "name", cmv_formats__cj_str(b, "name"))) {
 						error = cmv_error__oom();
 					} else {
-						error = add_owned_string(fn, "arguments", json_text(cj_get(b, "input")));
+						error = add_owned_string(fn, "arguments", json_text(cmv_formats__cj_get(b, "input")));
 					}
 				}
 			}
@@ -174,9 +174,9 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 		for (const cJSON *b = content->child; b; b = b->next) {
 			if (!strcmp(cmv_formats__btype(b), "tool_result")) {
 				cJSON *o = cJSON_CreateObject();
-				if (!o || !cJSON_AddItemToArray(out, o) || cmv__result_text(scratch, cj_get(b, "content")) < 0 ||
+				if (!o || !cJSON_AddItemToArray(out, o) || cmv__result_text(scratch, cmv_formats__cj_get(b, "content")) < 0 ||
 				    !cJSON_AddStringToObject(o, "role", "tool") ||
-				    !cJSON_AddStringToObject(o, "tool_call_id", cj_str(b, "tool_use_id")) ||
+				    !cJSON_AddStringToObject(o, "tool_call_id", cmv_formats__cj_str(b, "tool_use_id")) ||
 				    !cJSON_AddStringToObject(o, "content", scratch->size ? scratch->ptr : "(empty)")) {
 					cJSON_Delete(parts);
 					return cmv_error__oom();
@@ -184,18 +184,18 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 			} else if (!strcmp(cmv_formats__btype(b), "text")) {
 				cJSON *p = cJSON_CreateObject();
 				if (!p || !cJSON_AddItemToArray(parts, p) || !cJSON_AddStringToObject(p, "type", "text") ||
-				    !cJSON_AddStringToObject(p, "text", cj_str(b, "text"))) {
+				    !cJSON_AddStringToObject(p, "text", cmv_formats__cj_str(b, "text"))) {
 					cJSON_Delete(parts);
 					return cmv_error__oom();
 				}
 			} else if (!strcmp(cmv_formats__btype(b), "image")) {
-				const cJSON *src = cj_get(b, "source");
+				const cJSON *src = cmv_formats__cj_get(b, "source");
 				cJSON *p = cJSON_CreateObject(), *iu;
 				cmv_buf_clear(scratch);
 				if (!p || !cJSON_AddItemToArray(parts, p) ||
 				    cmv_buf_printf(scratch, "data:%s;base64,%s",
-						   cj_str(src, "media_type") ? cj_str(src, "media_type") : "image/png",
-						   cj_str(src, "data") ? cj_str(src, "data") : "") < 0 ||
+						   cmv_formats__cj_str(src, "media_type") ? cmv_formats__cj_str(src, "media_type") : "image/png",
+						   cmv_formats__cj_str(src, "data") ? cmv_formats__cj_str(src, "data") : "") < 0 ||
 				    !cJSON_AddStringToObject(p, "type", "image_url") ||
 				    !(iu = cJSON_AddObjectToObject(p, "image_url")) || !cJSON_AddStringToObject(iu, "url", scratch->ptr)) {
 					cJSON_Delete(parts);
@@ -209,8 +209,8 @@ int cmv_formats__write_openai_chat(cJSON *body, cJSON *msgs, const cJSON *system
 				cJSON_Delete(parts);
 				return cmv_error__oom();
 			}
-			if (!parts->child->next && cj_str(parts->child, "text")) {
-				bool ok = cJSON_AddStringToObject(o, "content", cj_str(parts->child, "text")) != NULL;
+			if (!parts->child->next && cmv_formats__cj_str(parts->child, "text")) {
+				bool ok = cJSON_AddStringToObject(o, "content", cmv_formats__cj_str(parts->child, "text")) != NULL;
 				cJSON_Delete(parts);
 				OOM_IF(ok);
 			} else if ((error = add_owned(o, "content", parts)) < 0) {
@@ -245,10 +245,10 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 	if (!(out = cJSON_AddArrayToObject(body, "input")))
 		goto done;
 	for (const cJSON *m = msgs->child; m; m = m->next) {
-		bool asst = !strcmp(cj_str(m, "role"), "assistant");
+		bool asst = !strcmp(cmv_formats__cj_str(m, "role"), "assistant");
 		cJSON *parts = NULL; /* the open message item's content */
 		const cJSON *pending = NULL; /* a reasoning item waits for the item it produced */
-		for (const cJSON *b = cj_get(m, "content")->child; b; b = b->next) {
+		for (const cJSON *b = cmv_formats__cj_get(m, "content")->child; b; b = b->next) {
 			const char *t = cmv_formats__btype(b);
 			cJSON *o;
 			if (!strcmp(t, "reasoning")) {
@@ -272,14 +272,14 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 					goto done;
 				if (!strcmp(t, "text")) {
 					if (!cJSON_AddStringToObject(o, "type", asst ? "output_text" : "input_text") ||
-					    !cJSON_AddStringToObject(o, "text", cj_str(b, "text")))
+					    !cJSON_AddStringToObject(o, "text", cmv_formats__cj_str(b, "text")))
 						goto done;
 				} else {
-					const cJSON *src = cj_get(b, "source");
+					const cJSON *src = cmv_formats__cj_get(b, "source");
 					cmv_buf_clear(scratch);
 					if (cmv_buf_printf(scratch, "data:%s;base64,%s",
-							   cj_str(src, "media_type") ? cj_str(src, "media_type") : "image/png",
-							   cj_str(src, "data") ? cj_str(src, "data") : "") < 0 ||
+							   cmv_formats__cj_str(src, "media_type") ? cmv_formats__cj_str(src, "media_type") : "image/png",
+							   cmv_formats__cj_str(src, "data") ? cmv_formats__cj_str(src, "data") : "") < 0 ||
 					    !cJSON_AddStringToObject(o, "type", "input_image") ||
 					    !cJSON_AddStringToObject(o, "image_url", scratch->ptr))
 						goto done;
@@ -290,24 +290,24 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 			if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(out, o))
 				goto done;
 			if (!strcmp(t, "tool_use")) {
-				bool custom = cJSON_IsTrue(cj_get(b, "custom"));
-				const cJSON *in = cj_get(b, "input");
+				bool custom = cJSON_IsTrue(cmv_formats__cj_get(b, "custom"));
+				const cJSON *in = cmv_formats__cj_get(b, "input");
 				if (!cJSON_AddStringToObject(o, "type", custom ? "custom_tool_call" : "function_call") ||
-				    !cJSON_AddStringToObject(o, "call_id", cj_str(b, "id")) ||
-				    !cJSON_AddStringToObject(o, "name", cj_str(b, "name")))
+				    !cJSON_AddStringToObject(o, "call_id", cmv_formats__cj_str(b, "id")) ||
+				    !cJSON_AddStringToObject(o, "name", cmv_formats__cj_str(b, "name")))
 					goto done;
 				if (custom) {
-					if (!cJSON_AddStringToObject(o, "input", cj_str(in, "input") ? cj_str(in, "input") : "") ||
-					    !cJSON_AddTrueToObject(custom_ids, cj_str(b, "id")))
+					if (!cJSON_AddStringToObject(o, "input", cmv_formats__cj_str(in, "input") ? cmv_formats__cj_str(in, "input") : "") ||
+					    !cJSON_AddTrueToObject(custom_ids, cmv_formats__cj_str(b, "id")))
 						goto done;
 				} else if (add_owned_string(o, "arguments", json_text(in)) < 0) {
 					goto done;
 				}
 			} else if (!strcmp(t, "tool_result")) {
-				bool custom = cj_get(custom_ids, cj_str(b, "tool_use_id")) != NULL;
-				if (cmv__result_text(scratch, cj_get(b, "content")) < 0 ||
+				bool custom = cmv_formats__cj_get(custom_ids, cmv_formats__cj_str(b, "tool_use_id")) != NULL;
+				if (cmv__result_text(scratch, cmv_formats__cj_get(b, "content")) < 0 ||
 				    !cJSON_AddStringToObject(o, "type", custom ? "custom_tool_call_output" : "function_call_output") ||
-				    !cJSON_AddStringToObject(o, "call_id", cj_str(b, "tool_use_id")) ||
+				    !cJSON_AddStringToObject(o, "call_id", cmv_formats__cj_str(b, "tool_use_id")) ||
 				    !cJSON_AddStringToObject(o, "output", scratch->size ? scratch->ptr : ""))
 					goto done;
 			}
@@ -346,14 +346,14 @@ int cmv_formats__write_gemini(cJSON *body, cJSON *msgs, const cJSON *system, uns
 	if (!(contents = cJSON_AddArrayToObject(body, "contents")))
 		goto done;
 	for (const cJSON *m = msgs->child; m; m = m->next) {
-		bool asst = !strcmp(cj_str(m, "role"), "assistant"), first_call = true;
+		bool asst = !strcmp(cmv_formats__cj_str(m, "role"), "assistant"), first_call = true;
 		cJSON *o = cJSON_CreateObject(), *parts;
 		if (!o || !cJSON_AddItemToArray(contents, o) || !cJSON_AddStringToObject(o, "role", asst ? "model" : "user") ||
 		    !(parts = cJSON_AddArrayToObject(o, "parts")))
 			goto done;
 		/* function responses first: the turn answers the calls before it, in order */
 		for (int pass = 0; pass < 2; pass++)
-			for (const cJSON *b = cj_get(m, "content")->child; b; b = b->next) {
+			for (const cJSON *b = cmv_formats__cj_get(m, "content")->child; b; b = b->next) {
 				const char *t = cmv_formats__btype(b);
 				bool is_result = !strcmp(t, "tool_result");
 				if ((pass == 0) != is_result)
@@ -362,22 +362,22 @@ int cmv_formats__write_gemini(cJSON *body, cJSON *msgs, const cJSON *system, uns
 				if (!p || !cJSON_AddItemToArray(parts, p))
 					goto done;
 				if (!strcmp(t, "text")) {
-					if (!cJSON_AddStringToObject(p, "text", cj_str(b, "text")))
+					if (!cJSON_AddStringToObject(p, "text", cmv_formats__cj_str(b, "text")))
 						goto done;
 				} else if (!strcmp(t, "image")) {
-					const cJSON *src = cj_get(b, "source");
+					const cJSON *src = cmv_formats__cj_get(b, "source");
 					cJSON *d = cJSON_AddObjectToObject(p, "inlineData");
-					if (!d || !cJSON_AddStringToObject(d, "mimeType", cj_str(src, "media_type") ? cj_str(src, "media_type") : "image/png") ||
-					    !cJSON_AddStringToObject(d, "data", cj_str(src, "data") ? cj_str(src, "data") : ""))
+					if (!d || !cJSON_AddStringToObject(d, "mimeType", cmv_formats__cj_str(src, "media_type") ? cmv_formats__cj_str(src, "media_type") : "image/png") ||
+					    !cJSON_AddStringToObject(d, "data", cmv_formats__cj_str(src, "data") ? cmv_formats__cj_str(src, "data") : ""))
 						goto done;
 				} else if (!strcmp(t, "tool_use")) {
 					cJSON *fc = cJSON_AddObjectToObject(p, "functionCall");
-					if (!fc || !cJSON_AddStringToObject(fc, "id", cj_str(b, "id")) ||
-					    !cJSON_AddStringToObject(fc, "name", cj_str(b, "name")) ||
-					    add_owned(fc, "args", cJSON_Duplicate(cj_get(b, "input"), 1)) < 0)
+					if (!fc || !cJSON_AddStringToObject(fc, "id", cmv_formats__cj_str(b, "id")) ||
+					    !cJSON_AddStringToObject(fc, "name", cmv_formats__cj_str(b, "name")) ||
+					    add_owned(fc, "args", cJSON_Duplicate(cmv_formats__cj_get(b, "input"), 1)) < 0)
 						goto done;
-					if (!cj_get(names, cj_str(b, "id")) &&
-					    !cJSON_AddStringToObject(names, cj_str(b, "id"), cj_str(b, "name")))
+					if (!cmv_formats__cj_get(names, cmv_formats__cj_str(b, "id")) &&
+					    !cJSON_AddStringToObject(names, cmv_formats__cj_str(b, "id"), cmv_formats__cj_str(b, "name")))
 						goto done;
 					/* Gemini 3 wants a signature on each step's first call; history from elsewhere has none */
 					if (deco && first_call &&
@@ -385,15 +385,15 @@ int cmv_formats__write_gemini(cJSON *body, cJSON *msgs, const cJSON *system, uns
 						goto done;
 					first_call = false;
 				} else if (is_result) {
-					const char *id = cj_str(b, "tool_use_id");
-					const char *name = cj_str(names, id);
+					const char *id = cmv_formats__cj_str(b, "tool_use_id");
+					const char *name = cmv_formats__cj_str(names, id);
 					cJSON *fr = cJSON_AddObjectToObject(p, "functionResponse"), *resp;
 					cmv_buf text = CMV_BUF_INIT(SESSION_MAX_BYTES);
-					bool ok = fr && cmv__result_text(&text, cj_get(b, "content")) == 0 &&
+					bool ok = fr && cmv__result_text(&text, cmv_formats__cj_get(b, "content")) == 0 &&
 						  cJSON_AddStringToObject(fr, "id", id) &&
 						  cJSON_AddStringToObject(fr, "name", name ? name : "tool") &&
 						  (resp = cJSON_AddObjectToObject(fr, "response")) &&
-						  cJSON_AddStringToObject(resp, cJSON_IsTrue(cj_get(b, "is_error")) ? "error" : "output",
+						  cJSON_AddStringToObject(resp, cJSON_IsTrue(cmv_formats__cj_get(b, "is_error")) ? "error" : "output",
 									  text.size ? text.ptr : "");
 					cmv_buf_dispose(&text);
 					if (!ok)

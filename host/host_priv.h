@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <cmv/host.h>
 #include <cmv/count.h>
+#include <cmv/ledger.h>
 #include "base/base.h"
 
 struct cmv_model_handle {
@@ -25,6 +26,9 @@ int cmv_host__format(cmv_render_target *out, const char *format);
 
 /* A tool list in the neutral shape [{name, description, input_schema}], from either provider's shape. */
 int cmv_host__tools_neutral(cJSON **out, const char *json);
+
+/* cmv_append_json for messages already parsed (the JSON entry's: not printed and parsed again). */
+int cmv_host__append_parsed(cmv_id *head, cmv_repo *repo, const char *branch, const char *format, const cJSON *in);
 
 /* A neutral message ({"role", "content": [blocks]}) appended to a branch. */
 int cmv_host__append_neutral(cmv_id *head, cmv_repo *repo, const char *branch, const cJSON *msgs);

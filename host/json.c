@@ -10,12 +10,15 @@
  *  2. Model handles are kept per reference for the host's life: a
  *     tokenizer loads once, not once per turn.
  *  3. A request body is passed through as the JSON it is, never parsed and
- *     printed again.
+ *     printed again: request's result is exactly {"report":R,"request":B}
+ *     with B the body's bytes, so a binding may take B out without parsing
+ *     it (bindings/python does).
  */
 #include <stdio.h>
 #include "host_priv.h"
 
 #define HOST_MODELS_MAX 32
+#define HOST_STREAMS_MAX 64
 
 struct cmv_host {
 	cmv_repo *repo;
@@ -24,6 +27,13 @@ struct cmv_host {
 		cmv_model_handle *h;
 	} models[HOST_MODELS_MAX];
 	size_t n_models;
+	/* replies arriving as streams, fed by cmv_host_stream_feed; 0 is no id */
+	struct {
+		unsigned int id;
+		char format[24];
+		cmv_reply_stream *s;
+	} streams[HOST_STREAMS_MAX];
+	unsigned int next_stream;
 };
 
 int cmv_host_open(cmv_host **out, const char *path, unsigned int flags)
@@ -52,6 +62,8 @@ void cmv_host_free(cmv_host *h)
 		free(h->models[i].ref);
 		cmv_model_handle_free(h->models[i].h);
 	}
+	for (size_t i = 0; i < HOST_STREAMS_MAX; i++)
+		cmv_reply_stream_free(h->streams[i].s);
 	cmv_repo_free(h->repo);
 	free(h);
 }
@@ -64,6 +76,28 @@ cmv_repo *cmv_host_repo(cmv_host *h)
 void cmv_host_string_free(char *s)
 {
 	free(s);
+}
+
+/* The slot of open stream `id`, or -1. */
+static int stream_slot(const cmv_host *h, unsigned int id)
+{
+	for (int i = 0; id && i < HOST_STREAMS_MAX; i++)
+		if (h->streams[i].id == id)
+			return i;
+	return -1;
+}
+
+int cmv_host_stream_feed(cmv_host *h, unsigned int stream, const char *chunk, size_t len)
+{
+	int i;
+	CMV_ASSERT_ARG(h);
+	cmv_error_clear();
+	if ((i = stream_slot(h, stream)) < 0)
+		return cmv_error__set(CMV_ENOTFOUND, "stream_feed: no open stream %u", stream);
+	if (!len)
+		return 0;
+	CMV_ASSERT_ARG(chunk);
+	return cmv_reply_stream_feed(h->streams[i].s, chunk, len);
 }
 
 /* A model by reference (a string, or a descriptor object), resolved once per host. */
@@ -155,9 +189,10 @@ static int add_head(cJSON *o, const char *k, const cmv_id *id)
 	return cmv_id_is_none(id) ? (cJSON_AddNullToObject(o, k) ? 0 : -1) : (cJSON_AddStringToObject(o, k, hex(h, id)) ? 0 : -1);
 }
 
-static cJSON *report_json(const cmv_materialize_report *r)
+/* The pager's report; the pages paged out only when asked (a long session has hundreds). */
+static cJSON *report_json(const cmv_materialize_report *r, bool with_pages)
 {
-	cJSON *o = cJSON_CreateObject(), *pages = cJSON_AddArrayToObject(o, "paged_out");
+	cJSON *o = cJSON_CreateObject(), *pages = with_pages ? cJSON_AddArrayToObject(o, "paged_out") : NULL;
 	cJSON_AddNumberToObject(o, "budget", (double)r->budget);
 	cJSON_AddNumberToObject(o, "billed_budget", (double)r->billed_budget);
 	cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
@@ -169,7 +204,7 @@ static cJSON *report_json(const cmv_materialize_report *r)
 	cJSON_AddNumberToObject(o, "stubbed", (double)r->stubbed);
 	cJSON_AddNumberToObject(o, "evicted", (double)r->evicted);
 	cJSON_AddNumberToObject(o, "pinned", (double)r->pinned);
-	for (size_t i = 0; i < r->n_pages; i++) {
+	for (size_t i = 0; pages && i < r->n_pages; i++) {
 		const cmv_page *pg = &r->pages[i];
 		if (pg->state == CMV_PAGE_RESIDENT)
 			continue;
@@ -271,9 +306,15 @@ static int m_append(call *c)
 	char *text;
 	cmv_id head;
 	int error;
+	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(c->p, "messages");
 	if ((error = need(&branch, c->p, "branch")) < 0)
 		return error;
-	if (!(text = json_text(cJSON_GetObjectItemCaseSensitive(c->p, "messages"))))
+	if (cJSON_IsObject(msgs) || cJSON_IsArray(msgs)) {
+		/* already parsed with the parameters: appended as they are */
+		error = cmv_host__append_parsed(&head, c->h->repo, branch, pstr(c->p, "format") ? pstr(c->p, "format") : "cmv", msgs);
+		return error < 0 ? error : add_head(c->res, "head", &head);
+	}
+	if (!(text = json_text(msgs)))
 		return cmv_error__set(CMV_EINVALID, "\"messages\" is required");
 	error = cmv_append_json(&head, c->h->repo, branch, pstr(c->p, "format") ? pstr(c->p, "format") : "cmv", text,
 				strlen(text));
@@ -292,11 +333,30 @@ static int m_append_response(call *c)
 	char *text = NULL;
 	int error;
 
-	if ((error = need(&branch, c->p, "branch")) < 0 || (error = need(&format, c->p, "format")) < 0)
+	const cJSON *sid = cJSON_GetObjectItemCaseSensitive(c->p, "stream");
+	char sformat[sizeof(c->h->streams[0].format)];
+	int slot = -1;
+
+	if ((error = need(&branch, c->p, "branch")) < 0)
+		return error;
+	if (sid && (slot = stream_slot(c->h, cJSON_IsNumber(sid) && sid->valuedouble > 0 ? (unsigned int)sid->valuedouble : 0)) < 0)
+		return cmv_error__set(CMV_ENOTFOUND, "no open stream %s", cJSON_IsNumber(sid) ? "of that id" : "(\"stream\" is an id)");
+	if (slot >= 0) {
+		/* the slot is cleared below */
+		memcpy(sformat, c->h->streams[slot].format, sizeof(sformat));
+		format = sformat;
+	} else if ((error = need(&format, c->p, "format")) < 0)
 		return error;
 	if (cJSON_GetObjectItemCaseSensitive(c->p, "model") && (error = host_model(&model, c->h, cJSON_GetObjectItemCaseSensitive(c->p, "model"))) < 0)
 		return error;
-	if (events) {
+	if (slot >= 0) {
+		/* the stream ends here, appended or not: its id is spent */
+		error = cmv_reply_stream_body(&sbody, c->h->streams[slot].s);
+		cmv_reply_stream_free(c->h->streams[slot].s);
+		memset(&c->h->streams[slot], 0, sizeof(c->h->streams[slot]));
+		if (error < 0)
+			goto done;
+	} else if (events) {
 		cmv_reply_stream *s = NULL;
 		if ((error = cmv_reply_stream_new(&s, format)) == 0 &&
 		    (error = cmv_reply_stream_feed(s, events, strlen(events))) == 0)
@@ -308,8 +368,8 @@ static int m_append_response(call *c)
 		error = cmv_error__set(CMV_EINVALID, "\"body\" (the response) or \"events\" (its stream) is required");
 		goto done;
 	}
-	if ((error = cmv_reply_append(&r, c->h->repo, branch, format, events ? sbody.ptr : text,
-				      events ? sbody.size : strlen(text), model)) < 0)
+	if ((error = cmv_reply_append(&r, c->h->repo, branch, format, text ? text : sbody.ptr,
+				      text ? strlen(text) : sbody.size, model)) < 0)
 		goto done;
 	add_head(c->res, "head", &r.head);
 	cJSON_AddStringToObject(c->res, "text", r.text.ptr);
@@ -327,6 +387,42 @@ done:
 	cmv_buf_dispose(&sbody);
 	free(text);
 	return error;
+}
+
+static int m_stream_open(call *c)
+{
+	const char *format;
+	cmv_reply_stream *s;
+	int error, i;
+	if ((error = need(&format, c->p, "format")) < 0)
+		return error;
+	for (i = 0; i < HOST_STREAMS_MAX && c->h->streams[i].s; i++)
+		;
+	if (i == HOST_STREAMS_MAX)
+		return cmv_error__set(CMV_ETOOBIG, "%d streams are open: finish one (append_response) or close it first",
+				      HOST_STREAMS_MAX);
+	if ((error = cmv_reply_stream_new(&s, format)) < 0)
+		return error;
+	if (!++c->h->next_stream)
+		c->h->next_stream = 1;
+	c->h->streams[i].id = c->h->next_stream;
+	c->h->streams[i].s = s;
+	snprintf(c->h->streams[i].format, sizeof(c->h->streams[i].format), "%s", format);
+	cJSON_AddNumberToObject(c->res, "stream", (double)c->h->streams[i].id);
+	return 0;
+}
+
+static int m_stream_close(call *c)
+{
+	const cJSON *sid = cJSON_GetObjectItemCaseSensitive(c->p, "stream");
+	int slot = stream_slot(c->h, cJSON_IsNumber(sid) && sid->valuedouble > 0 ? (unsigned int)sid->valuedouble : 0);
+	/* closing a stream already finished is no error: a binding's finalizer may run after append_response */
+	if (slot >= 0) {
+		cmv_reply_stream_free(c->h->streams[slot].s);
+		memset(&c->h->streams[slot], 0, sizeof(c->h->streams[slot]));
+	}
+	cJSON_AddBoolToObject(c->res, "closed", slot >= 0);
+	return 0;
 }
 
 static int m_request(call *c)
@@ -366,9 +462,10 @@ static int m_request(call *c)
 	ro.recall_tool = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->p, "recall_tool"));
 	ro.max_tokens = (uint32_t)pnum(c->p, "max_tokens");
 	ro.pager = &po;
+	ro.stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->p, "stream"));
 	if ((error = cmv_request(&body, &rep, c->h->repo, branch, model, &ro)) < 0)
 		goto done;
-	cJSON *r = report_json(&rep.pages);
+	cJSON *r = report_json(&rep.pages, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c->p, "pages")));
 	cJSON_AddNumberToObject(r, "tools_tokens", (double)rep.tools_tokens);
 	cJSON_AddNumberToObject(r, "tools", (double)rep.n_tools);
 	cJSON_AddNumberToObject(r, "max_tokens", (double)rep.max_tokens);
@@ -425,6 +522,8 @@ static int m_switch(call *c)
 		cJSON_AddNumberToObject(c->res, "tokens_full", (double)rep.tokens_full);
 		cJSON_AddNumberToObject(c->res, "stubbed", (double)rep.stubbed);
 		cJSON_AddNumberToObject(c->res, "evicted", (double)rep.evicted);
+		cJSON_AddNumberToObject(c->res, "in_flight", (double)rep.in_flight);
+		cJSON_AddNumberToObject(c->res, "in_flight_side_effects", (double)rep.in_flight_effects);
 	}
 	cmv_buf_dispose(&old);
 	return error;
@@ -458,6 +557,55 @@ static int m_usage(call *c)
 	if ((error = need(&branch, c->p, "branch")) < 0)
 		return error;
 	return cmv_usage_json(&c->raw, c->h->repo, branch);
+}
+
+/* {branch | ref}: the ledger of side effects (the branch's tool annotations count when a branch is named) */
+static int m_ledger(call *c)
+{
+	const char *branch = pstr(c->p, "branch"), *ref = branch ? branch : pstr(c->p, "ref");
+	cmv_ledger *l = NULL;
+	cmv_id tip;
+	int error;
+	if (!ref)
+		return cmv_error__set(CMV_EINVALID, "\"branch\" or \"ref\" is required");
+	if ((error = cmv_resolve(&tip, c->h->repo, ref)) < 0 || (error = cmv_ledger_build(&l, c->h->repo, &tip, branch)) < 0)
+		return error;
+	error = cmv_ledger_json(&c->raw, l);
+	cmv_ledger_free(l);
+	return error;
+}
+
+/* {branch, name, input?}: before running a call, has one with its key committed on the branch? */
+static int m_ledger_check(call *c)
+{
+	const char *branch, *name;
+	const cJSON *in = cJSON_GetObjectItemCaseSensitive(c->p, "input");
+	cmv_ledger_check_result r;
+	char *text = NULL, h[CMV_ID_HEXSZ + 1];
+	cmv_id tip;
+	int error;
+	if ((error = need(&branch, c->p, "branch")) < 0 || (error = need(&name, c->p, "name")) < 0)
+		return error;
+	if (cJSON_IsString(in))
+		text = cmv__strdup(in->valuestring);
+	else
+		text = in ? json_text(in) : cmv__strdup("{}");
+	if (!text)
+		return cmv_error__oom();
+	if ((error = cmv_resolve(&tip, c->h->repo, branch)) == 0 &&
+	    (error = cmv_ledger_check(&r, c->h->repo, &tip, branch, name, text, strlen(text))) == 0) {
+		cJSON_AddStringToObject(c->res, "key", r.key);
+		cJSON_AddStringToObject(c->res, "args_hash", r.args_hash);
+		cJSON_AddStringToObject(c->res, "effect", cmv_effect_name(r.effect));
+		cJSON_AddBoolToObject(c->res, "committed", r.committed);
+		if (r.committed) {
+			cJSON_AddStringToObject(c->res, "call_node", hex(h, &r.call_node));
+			cJSON_AddStringToObject(c->res, "result_node", hex(h, &r.result_node));
+			cJSON_AddStringToObject(c->res, "result", r.error ? "error" : "ok");
+		}
+	}
+	free(text);
+	return error;
 }
 
 static int m_tools_set(call *c)
@@ -607,11 +755,15 @@ static const struct {
 	{ "record_usage", m_record_usage },
 	{ "usage", m_usage },
 	{ "tools_set", m_tools_set },
+	{ "ledger", m_ledger },
+	{ "ledger_check", m_ledger_check },
 	{ "search", m_search },
 	{ "recall", m_recall },
 	{ "recall_tool", m_recall_tool },
 	{ "snapshot", m_snapshot },
 	{ "model", m_model },
+	{ "stream_open", m_stream_open },
+	{ "stream_close", m_stream_close },
 };
 
 int cmv_host_call(char **out, cmv_host *h, const char *method, const char *params)

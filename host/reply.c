@@ -9,8 +9,9 @@
  *     blocks, in the order the provider gave them.
  *  2. A stream adds up to the body the same call returns unstreamed; the
  *     body, not the events, is what is appended (one code path for both).
- *  3. A tool call keeps the provider's id (Gemini has none: "call_NAME",
- *     and a functionResponse answers the call of its name).
+ *  3. A tool call keeps the provider's id (Gemini has none: "call_NAME_k"
+ *     for the k-th call of NAME in its content, which the k-th
+ *     functionResponse of NAME in the next content answers).
  */
 #include <stdio.h>
 #include "host_priv.h"
@@ -204,6 +205,37 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 	return 0;
 }
 
+/*
+ * Gemini's id for the call (or response) `fc` of a content: its own when it
+ * has one, else "call_NAME_k" for the k-th part of that name in the content
+ * (from 1). Gemini answers the calls of a content in order, so the k-th
+ * functionResponse of NAME answers the k-th functionCall of NAME: two calls
+ * of one tool in a message are two ids. The name is kept to the characters
+ * every provider takes in an id; the suffix keeps "x" 2nd ("call_x_2") apart
+ * from "x_2" 1st ("call_x_2_1").
+ */
+static const char *gemini_id(char *id, size_t cap, const cJSON *parts, const cJSON *part, const char *kind,
+			     const cJSON *fc)
+{
+	const char *name = str(fc, "name") ? str(fc, "name") : "", *own = str(fc, "id");
+	size_t k = 0, n;
+	if (own && *own)
+		return own;
+	for (const cJSON *q = parts->child; q; q = q->next) {
+		const char *qn = str(get(q, kind), "name");
+		if (get(q, kind) && !strcmp(qn ? qn : "", name))
+			k++;
+		if (q == part)
+			break;
+	}
+	n = (size_t)snprintf(id, cap, "call_%.200s", *name ? name : "0");
+	for (char *c = id + 5; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-'))
+			*c = '_';
+	snprintf(id + n, cap - n, "_%zu", k);
+	return id;
+}
+
 static int gemini_content(cJSON *msgs, const cJSON *c, int i)
 {
 	const char *role = str(c, "role");
@@ -214,13 +246,13 @@ static int gemini_content(cJSON *msgs, const cJSON *c, int i)
 		const cJSON *fc = get(p, "functionCall"), *fr = get(p, "functionResponse"), *inl = get(p, "inlineData");
 		char id[300];
 		if (fc) {
-			snprintf(id, sizeof(id), "call_%s", str(fc, "name") ? str(fc, "name") : "0");
 			cJSON_AddItemToArray(message_for(msgs, "assistant"),
-					     tool_use(str(fc, "id") ? str(fc, "id") : id, str(fc, "name"), get(fc, "args"), NULL));
+					     tool_use(gemini_id(id, sizeof(id), parts, p, "functionCall", fc), str(fc, "name"),
+						      get(fc, "args"), NULL));
 		} else if (fr) {
-			snprintf(id, sizeof(id), "call_%s", str(fr, "name") ? str(fr, "name") : "0");
 			cJSON_AddItemToArray(message_for(msgs, "user"),
-					     tool_result(str(fr, "id") ? str(fr, "id") : id, get(fr, "response"), "", false));
+					     tool_result(gemini_id(id, sizeof(id), parts, p, "functionResponse", fr),
+							 get(fr, "response"), "", false));
 		} else {
 			const char *r = role && !strcmp(role, "model") ? "assistant" : role && !strcmp(role, "system") ? "system" : "user";
 			if (inl)
@@ -314,17 +346,25 @@ int cmv_append_json(cmv_id *head, cmv_repo *repo, const char *branch, const char
 		    size_t len)
 {
 	int error, perr = 0;
-	cJSON *in, *msgs = NULL;
+	cJSON *in;
 
 	CMV_ASSERT_ARG(repo);
 	CMV_ASSERT_ARG(branch);
 	CMV_ASSERT_ARG(json);
-	if (!(in = jscan_parse(json, len, &perr)))
+	if (!(in = cmv_formats__jscan_parse(json, len, &perr)))
 		return perr ? perr : cmv_error__set(CMV_EINVALID, "the messages are not JSON");
+	error = cmv_host__append_parsed(head, repo, branch, format, in);
+	cJSON_Delete(in);
+	return error;
+}
+
+int cmv_host__append_parsed(cmv_id *head, cmv_repo *repo, const char *branch, const char *format, const cJSON *in)
+{
+	cJSON *msgs = NULL;
+	int error;
 	if ((error = to_neutral(&msgs, format ? format : "cmv", in)) == 0)
 		error = cmv_host__append_neutral(head, repo, branch, msgs);
 	cJSON_Delete(msgs);
-	cJSON_Delete(in);
 	return error;
 }
 
@@ -467,7 +507,7 @@ int cmv_reply_append(cmv_reply *reply, cmv_repo *repo, const char *branch, const
 	cmv_buf_init(&r.tool_calls, CMV_BUF_CONTENT);
 	if (reply)
 		cmv_reply_dispose(reply);
-	if (!(in = jscan_parse(body, len, &perr)))
+	if (!(in = cmv_formats__jscan_parse(body, len, &perr)))
 		return perr ? perr : cmv_error__set(CMV_EINVALID, "the %s response is not JSON", format);
 	if ((error = parse_response(&msgs, &r, format, in)) < 0)
 		goto done;
@@ -766,7 +806,7 @@ static int stream_event(cmv_reply_stream *s)
 
 	if (!s->data.size || !strcmp(s->data.ptr, "[DONE]"))
 		return 0;
-	if (!(e = jscan_parse(s->data.ptr, s->data.size, &perr)))
+	if (!(e = cmv_formats__jscan_parse(s->data.ptr, s->data.size, &perr)))
 		return perr ? perr : cmv_error__set(CMV_EINVALID, "stream: an event's data is not JSON: %.80s", s->data.ptr);
 	if (!strcmp(s->format, "anthropic"))
 		error = anthropic_event(s, e);

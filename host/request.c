@@ -55,6 +55,14 @@ static int tool_neutral(cJSON *arr, const cJSON *t, int i)
 		cJSON_Delete(o);
 		return cmv_error__oom();
 	}
+	/* MCP's annotations (readOnlyHint...) stay with the definition for the ledger; no request carries them */
+	const cJSON *ann = cJSON_GetObjectItemCaseSensitive(t, "annotations");
+	if (!cJSON_IsObject(ann))
+		ann = cJSON_GetObjectItemCaseSensitive(src, "annotations");
+	if (cJSON_IsObject(ann) && !cJSON_AddItemToObject(o, "annotations", cJSON_Duplicate(ann, 1))) {
+		cJSON_Delete(o);
+		return cmv_error__oom();
+	}
 	cJSON_AddItemToArray(arr, o);
 	return 0;
 }
@@ -192,8 +200,8 @@ static int set_member(cmv_buf *body, const char *name, const char *value)
 	int error = 0;
 
 	snprintf(key, sizeof(key), "%s", name);
-	whole.p = jscan_ws(whole.p, whole.end);
-	if (jscan_member(&v, whole, key) == 1) {
+	whole.p = cmv_formats__jscan_ws(whole.p, whole.end);
+	if (cmv_formats__jscan_member(&v, whole, key) == 1) {
 		size_t at = (size_t)(v.p - body->ptr), len = (size_t)(v.end - v.p);
 		if ((error = cmv_buf_put(&tmp, body->ptr, at)) == 0 && (error = cmv_buf_puts(&tmp, value)) == 0 &&
 		    (error = cmv_buf_put(&tmp, body->ptr + at + len, body->size - at - len)) == 0)
@@ -206,10 +214,14 @@ static int set_member(cmv_buf *body, const char *name, const char *value)
 	if (!end)
 		return cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
 	end--;
-	if ((error = cmv_buf_put(&tmp, body->ptr, end)) == 0 &&
-	    (error = cmv_buf_printf(&tmp, ",\"%s\":%s", name, value)) == 0 &&
-	    (error = cmv_buf_put(&tmp, body->ptr + end, body->size - end)) == 0)
-		error = cmv_buf_set(body, tmp.ptr, tmp.size);
+	/* in place: the body (about 100 KB) is not copied for a member of a few bytes */
+	if ((error = cmv_buf_put(&tmp, body->ptr + end, body->size - end)) == 0) {
+		body->size = end;
+		error = cmv_buf_printf(body, ",\"%s\":%s", name, value);
+		/* the tail goes back either way (a failed printf leaves the buffer as it was) */
+		if (cmv_buf_put(body, tmp.ptr, tmp.size) < 0 && !error)
+			error = cmv_error__oom();
+	}
 	cmv_buf_dispose(&tmp);
 	return error;
 }
@@ -295,6 +307,10 @@ int cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *repo, const cha
 		}
 		}
 	}
+	if (!error && o.stream && target != CMV_RENDER_GEMINI)
+		error = set_member(out, "stream", "true");
+	if (!error && o.stream && target == CMV_RENDER_OPENAI_CHAT)
+		error = set_member(out, "stream_options", "{\"include_usage\":true}");
 done:
 	if (error == 0 && rep) {
 		unsigned int v = rep->version;

@@ -81,11 +81,21 @@ int cmv_switch(cmv_switch_report *rep, cmv_repo *repo, const char *branch, const
 		r.tokens_full = mr.tokens_full;
 		r.stubbed = mr.stubbed;
 		r.evicted = mr.evicted;
+		/* what the new model cannot know from the conversation alone: calls whose outcome is unknown */
+		cmv_ledger *l = NULL;
+		if ((error = cmv_ledger_build(&l, repo, &tip, branch)) < 0)
+			goto done;
+		r.in_flight = l->in_flight;
+		r.in_flight_effects = l->in_flight_effects;
+		cmv_ledger_free(l);
 	}
 	snprintf(detail, sizeof(detail),
-		 "{\"budget\":%llu,\"tokens\":%llu,\"tokens_full\":%llu,\"stubbed\":%zu,\"evicted\":%zu}",
+		 "{\"budget\":%llu,\"tokens\":%llu,\"tokens_full\":%llu,\"stubbed\":%zu,\"evicted\":%zu%s",
 		 (unsigned long long)r.budget, (unsigned long long)r.tokens, (unsigned long long)r.tokens_full,
-		 r.stubbed, r.evicted);
+		 r.stubbed, r.evicted, r.in_flight_effects ? "" : "}");
+	if (r.in_flight_effects)
+		snprintf(detail + strlen(detail), sizeof(detail) - strlen(detail), ",\"in_flight_side_effects\":%zu}",
+			 r.in_flight_effects);
 	if ((error = cmv_branch_llm_switch(&r.event, repo, branch, cmv_model_handle_ref(model),
 					   cmv_model_handle_signature(model), detail)) < 0)
 		goto done;

@@ -64,6 +64,9 @@
 #define NOTE_PREFIX "calibration:"
 #define NOTE_INDEX "calibration:models"
 #define NOTE_MAGIC "cmv-calibration 1"
+/* A provider's pooled margin (per tokenizer): "calibration-pool:PROVIDER:TOKENIZER", apart from the models' notes. */
+#define NOTE_POOL "calibration-pool:"
+#define POOL_MAGIC "cmv-calibration-pool 1"
 /* The least margin a fitted approximation keeps, and an exact tokenizer's (framing can still differ). */
 #define MARGIN_FLOOR_APPROX 0.02
 #define MARGIN_FLOOR_EXACT 0.005
@@ -71,6 +74,12 @@
 #define LARGE_REQUEST 20000.0
 /* Requests rendered and counted per session (evenly spread): what calibrating a session costs. */
 #define REQUESTS_PER_SESSION 40
+/*
+ * And every one of a session's first calls: small and cheap to render, they
+ * are where what a host adds unseen weighs most (a file's new text after an
+ * edit is a third of a 6k-token request, a thirtieth of a 200k one).
+ */
+#define EARLY_REQUESTS 12
 
 /* A pair (appended content against billed growth), or a request (everything before a call against its prompt). */
 typedef struct {
@@ -138,6 +147,9 @@ typedef struct {
 	bool unseen;          /* content cmv cannot count went in after it */
 	cmv_id before;        /* the last node before the call's reply: the conversation it was sent */
 	unsigned segment;     /* calls of one model between compactions: one hidden prefix */
+	uint64_t reasoning;   /* Codex: the reply's reasoning tokens, billed in the next prompt of the turn */
+	bool broke;           /* Codex: a turn began (or the history was compacted) before this call */
+	bool has_before;
 } call;
 
 typedef struct {
@@ -148,6 +160,10 @@ typedef struct {
 	call *calls;
 	size_t n, cap;
 	cmv_id prev; /* the node read last */
+	/* Codex: a call's record (token_count) comes after its items: they gather here */
+	call pending;
+	char codex_model[CMV_CALIBRATION_MODEL_MAX];
+	double codex_total; /* the last token_count's running total: a repeat is no new call */
 } reader;
 
 static cmv_tok *tok_for(reader *r, const char *name)
@@ -225,7 +241,7 @@ static uint64_t usage_num(const cJSON *u, const char *k)
 /* One record of the session, in file order along the branch. */
 static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 {
-	const char *type = cj_str(j, "type");
+	const char *type = cmv_formats__cj_str(j, "type");
 	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
 	call *cur = r->n ? &r->calls[r->n - 1] : NULL;
 	int error;
@@ -233,7 +249,7 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 	if (!type || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")))
 		return 0;
 	if (!strcmp(type, "assistant") && cJSON_IsObject(msg)) {
-		const char *id = cj_str(msg, "id"), *model = cj_str(msg, "model");
+		const char *id = cmv_formats__cj_str(msg, "id"), *model = cmv_formats__cj_str(msg, "model");
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
 		if (!id || !model || !strcmp(model, "<synthetic>") || !cJSON_IsObject(u)) {
 			if (cur)
@@ -274,11 +290,96 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 	return 0;
 }
 
+/*
+ * One record of a Codex rollout. A call's usage (token_count) is logged
+ * after its output items and the outputs of its tool calls; within a turn
+ * the next call's prompt is this one's plus exactly those items, plus the
+ * reply's reasoning (billed as its reasoning_output_tokens: the
+ * encrypted_content that carries it is never counted). A turn's start, a
+ * user message or a compaction adds what the pair cannot see
+ * (tests/tok/openai_overhead.py measured the same pairs).
+ */
+static int read_codex(reader *r, const cmv_node *n, const cJSON *j)
+{
+	const char *type = cmv_formats__cj_str(j, "type");
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+	const char *pt = cmv_formats__cj_str(p, "type");
+	call *c = &r->pending;
+	int error;
+
+	if (!type)
+		return 0;
+	if (!strcmp(type, "turn_context")) {
+		const char *model = cmv_formats__cj_str(p, "model");
+		if (model) {
+			snprintf(r->codex_model, sizeof(r->codex_model), "%s", model);
+			resolve_model(r, model);
+		}
+		c->broke = true;
+		return 0;
+	}
+	if (!strcmp(type, "compacted")) {
+		c->broke = c->unseen = true;
+		return 0;
+	}
+	if (!strcmp(type, "response_item")) {
+		const char *role = cmv_formats__cj_str(p, "role");
+		if (!pt || (!strcmp(pt, "message") && (!role || strcmp(role, "assistant")))) {
+			c->unseen = true; /* the user's or the host's message: a turn's own additions */
+			return 0;
+		}
+		if (!strcmp(pt, "reasoning"))
+			return 0; /* billed as the reply's reasoning tokens */
+		if (strcmp(pt, "message") && strcmp(pt, "function_call") && strcmp(pt, "custom_tool_call") &&
+		    strcmp(pt, "function_call_output") && strcmp(pt, "custom_tool_call_output")) {
+			c->unseen = true;
+			return 0;
+		}
+		if (!c->has_before) {
+			c->before = r->prev;
+			c->has_before = true;
+		}
+		return add_blocks(r, c, n);
+	}
+	if (strcmp(type, "event_msg") || !pt)
+		return 0;
+	if (!strcmp(pt, "task_started") || !strcmp(pt, "user_message") || !strcmp(pt, "context_compacted") ||
+	    !strcmp(pt, "turn_aborted") || !strcmp(pt, "task_complete")) {
+		c->broke = true;
+		return 0;
+	}
+	const cJSON *info = cJSON_GetObjectItemCaseSensitive(p, "info");
+	const cJSON *last = cJSON_GetObjectItemCaseSensitive(info, "last_token_usage");
+	const cJSON *total = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(info, "total_token_usage"),
+							     "total_tokens");
+	if (strcmp(pt, "token_count") || !cJSON_IsObject(last) || !r->codex_model[0])
+		return 0;
+	/* Codex may log a call's usage twice: the repeat is no new call */
+	if (cJSON_IsNumber(total) && total->valuedouble == r->codex_total)
+		return 0;
+	r->codex_total = cJSON_IsNumber(total) ? total->valuedouble : -1;
+	if ((error = cmv__array_grow((void **)&r->calls, &r->cap, r->n, sizeof(*r->calls))) < 0)
+		return error;
+	call *cur = &r->calls[r->n++];
+	*cur = *c;
+	snprintf(cur->model, sizeof(cur->model), "%s", r->codex_model);
+	cur->prompt = usage_num(last, "input_tokens");
+	cur->reasoning = usage_num(last, "reasoning_output_tokens");
+	if (!cur->has_before)
+		cur->before = r->prev;
+	if (r->n > 1) {
+		const call *prev = &r->calls[r->n - 2];
+		cur->segment = prev->segment + (strcmp(prev->model, cur->model) || cur->prompt * 3 < prev->prompt * 2);
+	}
+	memset(c, 0, sizeof(*c));
+	return 0;
+}
+
 /* The record's JSON, when the node is a Claude Code record; NULL otherwise (or on error: *error). */
 static cJSON *record_of(cmv_buf *rec, cmv_repo *repo, const cmv_node *n, int *error)
 {
 	const char *format;
-	int rc = session_record_bytes(rec, &format, repo, n, false);
+	int rc = cmv_formats__session_record_bytes(rec, &format, repo, n, false);
 
 	*error = 0;
 	if (rc == CMV_ENOTFOUND) {
@@ -289,7 +390,7 @@ static cJSON *record_of(cmv_buf *rec, cmv_repo *repo, const cmv_node *n, int *er
 		*error = rc;
 		return NULL;
 	}
-	return strcmp(format, "claude-code") ? NULL : jscan_parse(rec->ptr, rec->size, error);
+	return strcmp(format, "claude-code") ? NULL : cmv_formats__jscan_parse(rec->ptr, rec->size, error);
 }
 
 /* The model of the session's first call: what the conversation before it is counted in. */
@@ -304,8 +405,8 @@ static int first_model(reader *r, const cmv_id *tip, cmv_buf *rec)
 		if (error < 0)
 			break;
 		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
-		const char *model = cj_str(msg, "model");
-		if (model && strcmp(model, "<synthetic>") && cj_str(j, "type") && !strcmp(cj_str(j, "type"), "assistant"))
+		const char *model = cmv_formats__cj_str(msg, "model");
+		if (model && strcmp(model, "<synthetic>") && cmv_formats__cj_str(j, "type") && !strcmp(cmv_formats__cj_str(j, "type"), "assistant"))
 			resolve_model(r, model);
 		cJSON_Delete(j);
 	}
@@ -326,7 +427,7 @@ static int read_session(reader *r, const cmv_id *tip)
 	}
 	for (; (error = cmv_walk_next(&n, w)) == 0; r->prev = n->id) {
 		const char *format;
-		int rc = session_record_bytes(&rec, &format, r->repo, n, false);
+		int rc = cmv_formats__session_record_bytes(&rec, &format, r->repo, n, false);
 		if (rc == CMV_ENOTFOUND) {
 			/* a message appended in cmv: no usage, and the next prompt holds it */
 			cmv_error_clear();
@@ -338,14 +439,15 @@ static int read_session(reader *r, const cmv_id *tip)
 			error = rc;
 			break;
 		}
-		if (strcmp(format, "claude-code"))
+		bool codex = !strcmp(format, "codex");
+		if (strcmp(format, "claude-code") && !codex)
 			continue;
-		cJSON *j = jscan_parse(rec.ptr, rec.size, &error);
+		cJSON *j = cmv_formats__jscan_parse(rec.ptr, rec.size, &error);
 		if (error < 0)
 			break; /* out of memory, not bad text: the session's evidence would be wrong */
 		if (!j)
 			continue; /* a line a lenient import kept whole */
-		error = read_record(r, n, j);
+		error = codex ? read_codex(r, n, j) : read_record(r, n, j);
 		cJSON_Delete(j);
 		if (error < 0)
 			break;
@@ -561,6 +663,8 @@ static int note_read(cmv_calibration *c, model_pairs *mp, cmv_repo *repo, const 
 		unsigned long long pairs, sessions;
 		if (!strncmp(line, "tokenizer ", 10)) {
 			snprintf(c->tokenizer, sizeof(c->tokenizer), "%s", line + 10);
+		} else if (!strncmp(line, "provider ", 9)) {
+			snprintf(c->provider, sizeof(c->provider), "%s", strcmp(line + 9, "-") ? line + 9 : "");
 		} else if (sscanf(line, "fit %llu %llu %llu %lf %lf %lf %lf %lf %lf %lf %lf %llu %lld", &pairs, &requests,
 				  &sessions, &c->factor, &c->per_block, &c->per_pair, &c->err_p50, &c->err_p95, &c->err_p99,
 				  &c->err_max, &c->margin, &margin_tokens, &updated) == 13) {
@@ -606,8 +710,8 @@ static int note_write(cmv_repo *repo, const cmv_calibration *c, const model_pair
 	char key[256];
 	int error = 0;
 
-	error = cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nfit %zu %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %llu %lld\n",
-		       c->tokenizer, c->pairs, c->requests, c->sessions, c->factor, c->per_block, c->per_pair, c->err_p50,
+	error = cmv_buf_printf(&text, NOTE_MAGIC "\ntokenizer %s\nprovider %s\nfit %zu %zu %zu %.6f %.4f %.4f %.6f %.6f %.6f %.6f %.6f %llu %lld\n",
+		       c->tokenizer, c->provider[0] ? c->provider : "-", c->pairs, c->requests, c->sessions, c->factor, c->per_block, c->per_pair, c->err_p50,
 		       c->err_p95, c->err_p99, c->err_max, c->margin, (unsigned long long)c->margin_tokens,
 		       (long long)c->updated);
 	for (size_t i = 0; i < mp->n && !error; i++) {
@@ -710,6 +814,7 @@ static int update_model(cmv_repo *repo, const model_pairs *fresh, const char *se
 		cmv_error_clear();
 		m = NULL;
 	}
+	snprintf(c.provider, sizeof(c.provider), "%s", m && m->provider ? m->provider : "");
 	if ((error = fit(&c, all.v, all.n, m && m->exact)) < 0 || (error = count_sessions(&c.sessions, &all)) < 0)
 		goto done;
 	c.updated = cmv__now();
@@ -718,6 +823,325 @@ static int update_model(cmv_repo *repo, const model_pairs *fresh, const char *se
 done:
 	free(all.v);
 	return error;
+}
+
+/* ---- the margin: a prediction bound over sessions ------------------------------------ */
+
+/*
+ * Student's t, one-sided 0.975 (a two-sided 95% interval), for 1 to 30
+ * degrees of freedom; beyond, 1.96 + 2.4 / df (within 0.002 of the table
+ * from 30 to 120).
+ */
+static double t975(size_t df)
+{
+	static const double t[] = { 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+				    2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+				    2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042 };
+	if (df == 0)
+		return INFINITY;
+	return df <= CMV_ARRAY_SIZE(t) ? t[df - 1] : 1.96 + 2.4 / (double)df;
+}
+
+/* The mean of v (n of them), its sample standard deviation and its largest. */
+static double mean_sd(double *sd, double *max, const double *v, size_t n)
+{
+	double mean = 0;
+
+	*sd = 0;
+	*max = 0;
+	for (size_t i = 0; i < n; i++) {
+		mean += v[i] / (double)n;
+		if (i == 0 || v[i] > *max)
+			*max = v[i];
+	}
+	for (size_t i = 0; n > 1 && i < n; i++)
+		*sd += (v[i] - mean) * (v[i] - mean) / (double)(n - 1);
+	*sd = sqrt(*sd);
+	return mean;
+}
+
+/* What a prediction bound for one more of n draws adds to their mean: t(0.975, n - 1) x sd x sqrt(1 + 1/n). */
+static double prediction_allowance(double sd, size_t n)
+{
+	return n < 2 ? INFINITY : t975(n - 1) * sd * sqrt(1.0 + 1.0 / (double)n);
+}
+
+typedef struct {
+	cmv_calibration c;
+	model_pairs mp;
+	bool loaded, exact;
+	size_t fit; /* the loaded calibration this model counts with (its own or its family's); SIZE_MAX: none */
+} pool_member;
+
+/* The family of a model id: up to its first digit ("claude-opus-", "gpt-"). */
+static bool same_family(const char *a, const char *b)
+{
+	size_t fa = strcspn(a, "0123456789");
+	return fa && fa == strcspn(b, "0123456789") && !strncmp(a, b, fa);
+}
+
+static int pool_note_key(char *out, size_t cap, const char *provider, const char *tokenizer)
+{
+	if ((size_t)snprintf(out, cap, NOTE_POOL "%s:%s", provider[0] ? provider : "-", tokenizer) >= cap)
+		return cmv_error__set(CMV_EINVALID, "a provider or tokenizer name too long for a calibration");
+	return 0;
+}
+
+/*
+ * The margin of one provider's models with one tokenizer, from every
+ * session of them the store learned from: each (model, session) is a unit,
+ * its largest relative under-count among its large requests (against the
+ * fit that model counts with). Sessions differ more than calls (a host adds
+ * what the transcript never shows: a file's new text after an edit, a
+ * reminder), so a bound for the next session is a prediction bound over
+ * sessions, not a percentile over calls: mean + t(0.975, n - 1) x sd x
+ * sqrt(1 + 1/n). Its allowance for few sessions shrinks as they accumulate.
+ * margin_tokens: what every request seen still needs beyond it.
+ */
+static int pool_write(cmv_repo *repo, pool_member *pm, size_t n, size_t lead)
+{
+	size_t n_req = 0, n_units = 0, n_large = 0;
+	double *content = NULL, *counted = NULL, *unit = NULL, *over = NULL, *large = NULL;
+	size_t *unit_of = NULL;
+	bool *has_large = NULL;
+	cmv__strmap first = { 0 }, units = { 0 };
+	cmv_buf text = CMV_BUF_INIT(4096);
+	char key[256], segkey[CMV_CALIBRATION_MODEL_MAX + 200];
+	int error = 0;
+
+	for (size_t i = 0; i < n; i++)
+		n_req += pm[i].mp.n;
+	/* one allocation: per request its content, count and unit; per unit its worst relative and token excess */
+	if (n_req && (!(content = cmv__calloc(n_req, 5 * sizeof(double) + sizeof(size_t) + sizeof(bool)))))
+		return CMV_ENOMEM;
+	counted = content + n_req;
+	unit = content + 2 * n_req;
+	over = content + 3 * n_req;
+	large = content + 4 * n_req;
+	unit_of = (size_t *)(content + 5 * n_req);
+	has_large = (bool *)(unit_of + n_req);
+	size_t k = 0;
+	for (size_t i = 0; i < n && !error; i++) {
+		pool_member *x = &pm[i];
+		if (!x->loaded || x->fit == SIZE_MAX || strcmp(x->c.provider, pm[lead].c.provider) ||
+		    strcmp(x->c.tokenizer, pm[lead].c.tokenizer))
+			continue;
+		const cmv_calibration *f = &pm[x->fit].c;
+		for (size_t j = 0; j < x->mp.n && !error; j++) {
+			const obs_pair *p = &x->mp.v[j];
+			size_t fi = j, ui;
+			if (!p->request)
+				continue;
+			snprintf(segkey, sizeof(segkey), "%s\t%s", x->c.model, p->session);
+			if (!cmv__strmap_get(&first, segkey, &fi, NULL)) {
+				error = cmv__strmap_put(&first, segkey, j, NULL);
+				continue; /* the first says the hidden prefix: no error of its own */
+			}
+			const obs_pair *pf = &x->mp.v[fi];
+			double billed = (double)p->billed - ((double)pf->billed - predict_request(f, pf));
+			if (billed <= 0)
+				continue;
+			/* the unit: this model in this session ("SESSION#SEGMENT" less the segment) */
+			snprintf(segkey, sizeof(segkey), "%s\t%.*s", x->c.model, (int)strcspn(p->session, "#"), p->session);
+			if (!cmv__strmap_get(&units, segkey, &ui, NULL)) {
+				if ((error = cmv__strmap_put(&units, segkey, n_units, NULL)) < 0)
+					break;
+				ui = n_units++;
+			}
+			content[k] = billed;
+			counted[k] = predict_request(f, p);
+			unit_of[k++] = ui;
+			double e = (billed - predict_request(f, p)) / billed;
+			if (billed >= LARGE_REQUEST && (!has_large[ui] || e > unit[ui])) {
+				n_large += !has_large[ui];
+				has_large[ui] = true;
+				unit[ui] = e;
+			}
+		}
+	}
+	cmv_calibration pool = { 0 };
+	double floor_m = pm[lead].exact ? MARGIN_FLOOR_EXACT : MARGIN_FLOOR_APPROX;
+	for (size_t i = 0, j = 0; i < n_units; i++)
+		if (has_large[i])
+			large[j++] = unit[i];
+	pool.pool_sessions = n_large;
+	pool.pool_mean = mean_sd(&pool.pool_sd, &pool.pool_max, large, n_large);
+	if (n_large >= CMV_CALIBRATION_MIN_SESSIONS) {
+		pool.pool_margin = pool.pool_mean + prediction_allowance(pool.pool_sd, n_large);
+		if (pool.pool_margin < floor_m)
+			pool.pool_margin = floor_m;
+		if (pool.pool_margin > 0.9)
+			pool.pool_margin = 0.9;
+		/*
+		 * The tokens beyond it, the same way: each unit's largest excess
+		 * over count x (1 + margin), every request size (small ones are
+		 * where a host's own additions weigh), bound for a new session;
+		 * never below the largest seen.
+		 */
+		double seen = 0, max_over, bound;
+		for (size_t i = 0; i < k; i++) {
+			double o = content[i] - counted[i] * (1 + pool.pool_margin);
+			if (o > over[unit_of[i]])
+				over[unit_of[i]] = o;
+			if (o > seen)
+				seen = o;
+		}
+		double m_over = mean_sd(&bound, &max_over, over, n_units);
+		bound = m_over + prediction_allowance(bound, n_units);
+		pool.pool_margin_tokens = (uint64_t)ceil(bound > seen ? bound : seen);
+	}
+	if (!error && (error = pool_note_key(key, sizeof(key), pm[lead].c.provider, pm[lead].c.tokenizer)) == 0 &&
+	    (error = cmv_buf_printf(&text, POOL_MAGIC "\npool %zu %.6f %.6f %.6f %.6f %llu\n", pool.pool_sessions,
+				    pool.pool_mean, pool.pool_sd, pool.pool_max, pool.pool_margin,
+				    (unsigned long long)pool.pool_margin_tokens)) == 0)
+		error = cmv_store_note_set(repo, key, text.ptr);
+	cmv__strmap_dispose(&first);
+	cmv__strmap_dispose(&units);
+	cmv_buf_dispose(&text);
+	free(content);
+	return error;
+}
+
+/* Every provider's pooled margin, made again from the store's calibrations. */
+static int pool_update(cmv_repo *repo, const cmv_models *models)
+{
+	cmv_buf idx = CMV_BUF_INIT(1 << 20);
+	pool_member *pm = NULL;
+	size_t n = 0, cap = 0;
+	int error = cmv_store_note_get(&idx, repo, NOTE_INDEX);
+
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		cmv_buf_dispose(&idx);
+		return 0;
+	}
+	for (char *l = idx.ptr, *nl; !error && l && *l; l = nl ? nl + 1 : NULL) {
+		if ((nl = strchr(l, '\n')) != NULL)
+			*nl = '\0';
+		if ((error = cmv__array_grow((void **)&pm, &cap, n, sizeof(*pm))) < 0)
+			break;
+		pool_member *x = &pm[n++];
+		const cmv_model *m = NULL;
+		memset(x, 0, sizeof(*x));
+		x->fit = SIZE_MAX;
+		if ((error = note_read(&x->c, &x->mp, repo, l)) == CMV_ENOTFOUND || error == CMV_ECORRUPT) {
+			cmv_error_clear();
+			error = 0;
+			continue;
+		}
+		if (error < 0)
+			break;
+		x->loaded = true;
+		if (cmv_models_find(&m, models, x->c.model) == 0)
+			x->exact = m->exact;
+		else
+			cmv_error_clear();
+	}
+	/* the fit each model counts with: its own, else its family's with the most pairs (as calibration_for) */
+	for (size_t i = 0; i < n; i++) {
+		if (!pm[i].loaded)
+			continue;
+		if (pm[i].c.pairs >= CMV_CALIBRATION_MIN_PAIRS) {
+			pm[i].fit = i;
+			continue;
+		}
+		for (size_t j = 0; j < n; j++)
+			if (j != i && pm[j].loaded && pm[j].c.pairs >= CMV_CALIBRATION_MIN_PAIRS &&
+			    same_family(pm[i].c.model, pm[j].c.model) && !strcmp(pm[i].c.tokenizer, pm[j].c.tokenizer) &&
+			    (pm[i].fit == SIZE_MAX || pm[j].c.pairs > pm[pm[i].fit].c.pairs))
+				pm[i].fit = j;
+	}
+	/* one note per provider and tokenizer, written by its first member */
+	for (size_t i = 0; i < n && !error; i++) {
+		bool lead = pm[i].loaded;
+		for (size_t j = 0; j < i && lead; j++)
+			lead = !(pm[j].loaded && !strcmp(pm[j].c.provider, pm[i].c.provider) &&
+				 !strcmp(pm[j].c.tokenizer, pm[i].c.tokenizer));
+		if (lead)
+			error = pool_write(repo, pm, n, i);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(pm[i].mp.v);
+	free(pm);
+	cmv_buf_dispose(&idx);
+	return error;
+}
+
+/* The pooled margin of c's provider and tokenizer into c (none yet: pool_sessions 0). */
+static int pool_read(cmv_calibration *c, cmv_repo *repo)
+{
+	cmv_buf text = CMV_BUF_INIT(4096);
+	char key[256];
+	unsigned long long sessions, mt;
+	int error;
+
+	c->pool_sessions = 0;
+	c->pool_mean = c->pool_sd = c->pool_max = c->pool_margin = 0;
+	c->pool_margin_tokens = 0;
+	if ((error = pool_note_key(key, sizeof(key), c->provider, c->tokenizer)) < 0)
+		return error;
+	if ((error = cmv_store_note_get(&text, repo, key)) == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		error = 0;
+	} else if (error == 0) {
+		const char *line = strchr(text.ptr, '\n');
+		if (strncmp(text.ptr, POOL_MAGIC "\n", sizeof(POOL_MAGIC)) || !line ||
+		    sscanf(line + 1, "pool %llu %lf %lf %lf %lf %llu", &sessions, &c->pool_mean, &c->pool_sd, &c->pool_max,
+			   &c->pool_margin, &mt) != 6 ||
+		    !isfinite(c->pool_margin) || c->pool_margin < 0 || c->pool_margin >= 1 || !isfinite(c->pool_max)) {
+			/* learned again on the next import; until then, the profile's margin */
+			c->pool_mean = c->pool_sd = c->pool_max = c->pool_margin = 0;
+		} else {
+			c->pool_sessions = (size_t)sessions;
+			c->pool_margin_tokens = (uint64_t)mt;
+		}
+	}
+	cmv_buf_dispose(&text);
+	return error;
+}
+
+int cmv_calibration_forget(cmv_repo *repo, const char *key, const cmv_models *models)
+{
+	cmv_buf idx = CMV_BUF_INIT(1 << 20);
+	int error;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(key);
+	CMV_ASSERT_ARG(models);
+	if ((error = cmv_store_note_get(&idx, repo, NOTE_INDEX)) == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		cmv_buf_dispose(&idx);
+		return 0;
+	}
+	if (error == 0)
+		error = cmv_repo_txn_begin(repo);
+	if (error < 0) {
+		cmv_buf_dispose(&idx);
+		return error;
+	}
+	for (char *l = idx.ptr, *nl; !error && l && *l; l = nl ? nl + 1 : NULL) {
+		cmv_calibration c;
+		model_pairs none = { 0 };
+		if ((nl = strchr(l, '\n')) != NULL)
+			*nl = '\0';
+		if ((error = note_read(&c, NULL, repo, l)) == CMV_ENOTFOUND || error == CMV_ECORRUPT) {
+			cmv_error_clear();
+			error = 0;
+			continue;
+		}
+		snprintf(none.model, sizeof(none.model), "%s", c.model);
+		snprintf(none.tokenizer, sizeof(none.tokenizer), "%s", c.tokenizer);
+		if (!error)
+			error = update_model(repo, &none, key, models);
+	}
+	if (!error)
+		error = pool_update(repo, models);
+	cmv_buf_dispose(&idx);
+	if (error < 0) {
+		cmv_repo_txn_rollback(repo);
+		return error;
+	}
+	return cmv_repo_txn_commit(repo);
 }
 
 /*
@@ -784,13 +1208,14 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 			continue;
 		}
 		/* kept under the profile's id, so a dated id and its alias are one model */
-		if (a->prompt && !cmv_id_is_none(&a->before) && (i == 0 || i % step == 0) &&
+		if (a->prompt && !cmv_id_is_none(&a->before) && (i < EARLY_REQUESTS || i % step == 0) &&
 		    (error = observe_request(&o, &r, m, key, a)) < 0)
 			goto fail;
-		if (!b || a->unseen || strcmp(a->model, b->model) || b->prompt <= a->prompt || !a->blocks)
+		if (!b || a->unseen || a->broke || b->broke || strcmp(a->model, b->model) ||
+		    b->prompt <= a->prompt + a->reasoning || !a->blocks)
 			continue;
 		if ((error = observe_pair(&o, m->id, m->tokenizer, key, false, a->raw, a->blocks, 2,
-					  b->prompt - a->prompt)) < 0)
+					  b->prompt - a->prompt - a->reasoning)) < 0)
 			goto fail;
 	}
 	for (size_t i = 0; i < o.n && !error; i++) {
@@ -798,6 +1223,8 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 		for (size_t k = 0; n_pairs && k < o.v[i].n; k++)
 			*n_pairs += !o.v[i].v[k].request;
 	}
+	if (!error && o.n)
+		error = pool_update(repo, models);
 	if (!error) {
 		error = cmv_repo_txn_commit(repo);
 		goto done;
@@ -817,7 +1244,8 @@ int cmv_calibration_get(cmv_calibration *out, cmv_repo *repo, const char *model)
 	CMV_ASSERT_ARG(out);
 	CMV_ASSERT_ARG(repo);
 	CMV_ASSERT_ARG(model);
-	return note_read(out, NULL, repo, model);
+	int error = note_read(out, NULL, repo, model);
+	return error < 0 ? error : pool_read(out, repo);
 }
 
 int cmv_calibration_foreach(cmv_repo *repo, int (*cb)(const cmv_calibration *c, void *payload), void *payload)
@@ -834,7 +1262,7 @@ int cmv_calibration_foreach(cmv_repo *repo, int (*cb)(const cmv_calibration *c, 
 		cmv_calibration c;
 		if ((nl = strchr(l, '\n')) != NULL)
 			*nl = '\0';
-		if ((error = note_read(&c, NULL, repo, l)) == 0) {
+		if ((error = note_read(&c, NULL, repo, l)) == 0 && (error = pool_read(&c, repo)) == 0) {
 			error = cb(&c, payload);
 		} else if (error == CMV_ECORRUPT || error == CMV_ENOTFOUND) {
 			/* one damaged note hides no other (the next import of that model writes it again) */
@@ -886,7 +1314,7 @@ static int calibration_for(cmv_calibration *out, bool *own, cmv_repo *repo, cons
 			continue;
 		}
 		if (!strcmp(c.tokenizer, model->tokenizer) && c.pairs >= CMV_CALIBRATION_MIN_PAIRS &&
-		    (!found || c.pairs > out->pairs)) {
+		    (!found || c.pairs > out->pairs) && (error = pool_read(&c, repo)) == 0) {
 			*out = c;
 			found = true;
 		}
@@ -916,15 +1344,33 @@ int cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_model *model
 		out->exact = false;
 		out->per_block = (uint32_t)ceil(c.per_block);
 		out->per_message = (uint32_t)ceil(c.per_pair / 2);
-		/* a few sessions say little of the next one: their margin is trusted only from enough of them */
-		out->margin = c.sessions >= CMV_CALIBRATION_MIN_SESSIONS || c.margin > model->margin ? c.margin : model->margin;
-		out->margin_tokens = c.margin_tokens;
-		if (source)
+		if (c.pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS) {
+			/* a bound for a session not seen, from the provider's sessions (pool_write) */
+			out->margin = c.pool_margin;
+			out->margin_tokens = c.pool_margin_tokens;
+		} else {
+			/* too few sessions for a bound: the profile's margin, or the worst seen if larger */
+			out->margin = model->margin;
+			if (c.pool_max > out->margin)
+				out->margin = c.pool_max;
+			if (c.margin > out->margin)
+				out->margin = c.margin;
+			out->margin_tokens = c.margin_tokens > c.pool_margin_tokens ? c.margin_tokens : c.pool_margin_tokens;
+		}
+		if (source && c.pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS)
 			cmv_buf_printf(source,
-				       "calibrated on %zu billed pairs of %s%s; margin %.1f%% + %llu tokens: no one of %zu "
-				       "requests seen was billed more",
-				       c.pairs, c.model, own ? "" : " (its family)", c.margin * 100,
-				       (unsigned long long)c.margin_tokens, c.requests);
+				       "calibrated on %zu billed pairs of %s%s; margin %.1f%% + %llu tokens: a 97.5%% "
+				       "prediction bound for a new session over %zu sessions of %s models",
+				       c.pairs, c.model, own ? "" : " (its family)", out->margin * 100,
+				       (unsigned long long)out->margin_tokens, c.pool_sessions,
+				       c.provider[0] ? c.provider : "its provider's");
+		else if (source)
+			cmv_buf_printf(source,
+				       "calibrated on %zu billed pairs of %s%s; margin %.1f%% + %llu tokens: the profile's "
+				       "(or the worst seen), %zu session%s too few for a bound",
+				       c.pairs, c.model, own ? "" : " (its family)", out->margin * 100,
+				       (unsigned long long)out->margin_tokens, c.pool_sessions,
+				       c.pool_sessions == 1 ? " is" : "s are");
 		return 0;
 	}
 	if (error < 0 && error != CMV_ENOTFOUND)

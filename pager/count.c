@@ -109,7 +109,7 @@ static bool is_sent(const char *type)
 	return false;
 }
 
-int cmv_count_conversation(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip,
+static int count_conversation_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip,
 			   const cmv_model *model, cmv_tok *tok)
 {
 	cmv_walk *walk = NULL;
@@ -182,6 +182,15 @@ int cmv_count_conversation(cmv_token_stats *out, cmv_repo *repo, const cmv_id *t
 		     out->other + out->overhead;
 out:
 	cmv_walk_free(walk);
+	return error;
+}
+
+int cmv_count_conversation(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip,
+			   const cmv_model *model, cmv_tok *tok)
+{
+	int error = count_conversation_filled(out, repo, tip, model, tok);
+	if (out)
+		out->version = CMV_TOKEN_STATS_VERSION;
 	return error;
 }
 
@@ -388,7 +397,7 @@ static void count_gemini_parts(req_count *rc, const cJSON *parts)
 	}
 }
 
-int cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok, const char *json, size_t len)
+static int count_request_filled(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok, const char *json, size_t len)
 {
 	cJSON *body;
 	req_count rc = { out, model, tok, 0 };
@@ -401,7 +410,7 @@ int cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok
 	memset(out, 0, sizeof(*out));
 	out->exact = model->exact;
 	int perr = 0;
-	if (!(body = jscan_parse(json, len, &perr)) || !cJSON_IsObject(body)) {
+	if (!(body = cmv_formats__jscan_parse(json, len, &perr)) || !cJSON_IsObject(body)) {
 		cJSON_Delete(body);
 		/* out of memory is not a body that does not parse */
 		return perr < 0 ? perr : cmv_error__set(CMV_EINVALID, "not a request body: the JSON does not parse");
@@ -465,6 +474,14 @@ int cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok
 	return 0;
 }
 
+int cmv_count_request(cmv_token_stats *out, const cmv_model *model, cmv_tok *tok, const char *json, size_t len)
+{
+	int error = count_request_filled(out, model, tok, json, len);
+	if (out)
+		out->version = CMV_TOKEN_STATS_VERSION;
+	return error;
+}
+
 cmv_render_target cmv_model_render_target(const cmv_model *model)
 {
 	static const cmv_render_target targets[] = { [CMV_API_OPENAI_CHAT] = CMV_RENDER_OPENAI_CHAT,
@@ -474,7 +491,7 @@ cmv_render_target cmv_model_render_target(const cmv_model *model)
 	return model && (unsigned)model->api < CMV_ARRAY_SIZE(targets) ? targets[model->api] : (cmv_render_target)0;
 }
 
-int cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok)
+static int count_sent_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok)
 {
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31);
@@ -490,5 +507,13 @@ int cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, cons
 	if ((error = cmv_render(&body, NULL, repo, tip, target, &ro)) == 0)
 		error = cmv_count_request(out, model, tok, body.ptr, body.size);
 	cmv_buf_dispose(&body);
+	return error;
+}
+
+int cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok)
+{
+	int error = count_sent_filled(out, repo, tip, model, tok);
+	if (out)
+		out->version = CMV_TOKEN_STATS_VERSION;
 	return error;
 }

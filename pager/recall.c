@@ -264,6 +264,12 @@ static int expand_index(cmv_buf *out, cmv_repo *repo)
 	return error;
 }
 
+int cmv_recall_runs(cmv_buf *out, cmv_repo *repo, const char *id)
+{
+	int error = cmv_recall(out, repo, id);
+	return error < 0 ? error : expand_index(out, repo);
+}
+
 int cmv_recall_tool_answer(cmv_buf *out, cmv_repo *repo, const char *input, size_t len)
 {
 	cJSON *in;

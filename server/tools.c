@@ -599,7 +599,7 @@ static cJSON *do_get(mcp_server *s, targs *a, bool *bad_args)
 	size_t left = 0;
 	for (size_t i = 0; i < n; i++) {
 		cmv_buf blob = CMV_BUF_INIT((size_t)1 << 30);
-		if (cmv_recall(&blob, s->repo, ids[i]) < 0) {
+		if (cmv_recall_runs(&blob, s->repo, ids[i]) < 0) {
 			cJSON *m = cJSON_CreateObject();
 			cJSON_AddStringToObject(m, "id", ids[i]);
 			cJSON_AddStringToObject(m, "why", cmv_error_last() ? cmv_error_last()->message : "not found");
@@ -639,7 +639,7 @@ static cJSON *do_recall(mcp_server *s, targs *a, bool *bad_args)
 		return NULL;
 	}
 	cmv_buf blob = CMV_BUF_INIT((size_t)1 << 30);
-	if (cmv_recall(&blob, s->repo, id) < 0) {
+	if (cmv_recall_runs(&blob, s->repo, id) < 0) {
 		cmv_buf_dispose(&blob);
 		return store_error("recall");
 	}

@@ -24,12 +24,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 #include "base/base.h"
+#include "http.h"
 #include "mcp_priv.h"
 
 /* ---- stdio ------------------------------------------------------------------------ */
@@ -100,40 +100,6 @@ typedef struct {
 	bool over;
 } conn;
 
-static bool same(const char *a, const char *b)
-{
-	/* constant time over the longer: the token's length leaks, not its bytes */
-	size_t la = strlen(a), lb = strlen(b), n = la > lb ? la : lb;
-	unsigned char d = la != lb;
-	for (size_t i = 0; i < n; i++)
-		d |= (unsigned char)(i < la ? a[i] : 0) ^ (unsigned char)(i < lb ? b[i] : 0);
-	return d == 0;
-}
-
-/* An Origin a browser on this machine would send: http(s)://localhost, 127.x, [::1], any port. */
-static bool origin_ok(const char *o)
-{
-	char host[256];
-	const char *p = strstr(o, "://");
-	if (!strcmp(o, "null"))
-		return false;
-	if (!p)
-		return false;
-	p += 3;
-	size_t n = 0;
-	if (*p == '[') {
-		p++;
-		while (p[n] && p[n] != ']' && n + 1 < sizeof(host))
-			n++;
-	} else {
-		while (p[n] && p[n] != ':' && p[n] != '/' && n + 1 < sizeof(host))
-			n++;
-	}
-	memcpy(host, p, n);
-	host[n] = '\0';
-	return mcp_host_is_loopback(host);
-}
-
 static enum MHD_Result respond(struct MHD_Connection *c, unsigned int status, const char *body, const char *session,
 			    bool json)
 {
@@ -187,11 +153,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return respond(c, 404, "not found: the MCP endpoint is /mcp\n", NULL, false);
 	if (h->token) {
 		const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-		if (!auth || strncasecmp(auth, "Bearer ", 7) || !same(auth + 7, h->token))
+		if (!auth || strncasecmp(auth, "Bearer ", 7) || !srv_secret_equal(auth + 7, h->token))
 			return respond(c, 401, "a bearer token is required\n", NULL, false);
 	}
 	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-	if (origin && !origin_ok(origin))
+	if (origin && !srv_origin_ok(origin))
 		return respond(c, 403, "forbidden: requests from this Origin are refused\n", NULL, false);
 	const char *session = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Mcp-Session-Id");
 	if (!strcmp(method, "DELETE")) {
@@ -238,48 +204,32 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MH
 int mcp_serve_http(mcp_server *s, const char *addr, const char *token, volatile sig_atomic_t *stop,
 		   void (*ready)(unsigned int port, void *payload), void *payload)
 {
-	char host[256] = "127.0.0.1", port[16];
-	const char *colon = strrchr(addr, ':');
-	struct addrinfo hints, *ai = NULL;
+	char host[256], port[16];
+	unsigned int bound = 0;
 	http_ctx h = { s, token };
-	int rc;
+	int error;
 
-	if (colon) {
-		size_t n = (size_t)(colon - addr);
-		if (n && addr[0] == '[' && addr[n - 1] == ']')
-			addr++, n -= 2;
-		if (!n || n >= sizeof(host))
-			return cmv_error__set(CMV_EINVALID, "--http %s: expected PORT or HOST:PORT", addr);
-		memcpy(host, addr, n);
-		host[n] = '\0';
-		snprintf(port, sizeof(port), "%s", colon + 1);
-	} else {
-		snprintf(port, sizeof(port), "%s", addr);
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((rc = getaddrinfo(host, port, &hints, &ai)) != 0)
-		return cmv_error__set(CMV_EINVALID, "--http %s:%s: %s", host, port, gai_strerror(rc));
-	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
-	if (ai->ai_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+	if ((error = srv_addr_parse(host, port, addr, "--http")) < 0)
+		return error;
 	/*
 	 * A pool of threads that each poll: 16 clients at once are served by 8
 	 * threads; the tools run one at a time on the store, the rest (parsing,
 	 * counting, writing) runs beside them.
 	 */
-	struct MHD_Daemon *d = MHD_start_daemon(
-		flags, 0, NULL, NULL, on_request, &h, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_done,
-		NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)8, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)256,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)60, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
-		MHD_OPTION_END);
-	freeaddrinfo(ai);
+	struct MHD_OptionItem options[] = {
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, NULL },
+		{ MHD_OPTION_THREAD_POOL_SIZE, 8, NULL },
+		{ MHD_OPTION_CONNECTION_LIMIT, 256, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 256 * 1024, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	struct MHD_Daemon *d = srv_daemon_start(&bound, host, port, MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+						 on_request, &h, options);
 	if (!d)
-		return cmv_error__set(CMV_EIO, "cannot listen on %s:%s: %s", host, port, strerror(errno));
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+		return cmv_error_last()->code;
 	if (ready)
-		ready(info ? info->port : 0, payload);
+		ready(bound, payload);
 	while (!*stop)
 		usleep(100000);
 	MHD_stop_daemon(d);

@@ -18,6 +18,8 @@
 #include "pager.h"
 #include "llm.h"
 #include "compaction.h"
+#include "ledger.h"
+#include "shadow.h"
 #include "host.h"
 #include "count.h"
 

@@ -80,6 +80,8 @@ typedef struct cmv_trim_options {
 } cmv_trim_options;
 #define CMV_TRIM_OPTIONS_VERSION 1
 #define CMV_TRIM_OPTIONS_INIT { CMV_TRIM_OPTIONS_VERSION, 0, NULL, NULL, 0, NULL, NULL }
+/** The defaults, as CMV_TRIM_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_trim_options_init(cmv_trim_options *opts);
 
 typedef struct cmv_trim_rule_stats {
 	size_t items;     /**< blocks, fields or records */
@@ -87,7 +89,9 @@ typedef struct cmv_trim_rule_stats {
 	int64_t tokens;   /**< tokens removed from what the model is sent (negative: added) */
 } cmv_trim_rule_stats;
 
+#define CMV_TRIM_REPORT_VERSION 1
 typedef struct cmv_trim_report {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_TRIM_REPORT_VERSION) */
 	cmv_id head;              /**< the trimmed branch's tip */
 	size_t threshold;
 	size_t records_before, records_after;
@@ -129,8 +133,12 @@ typedef struct cmv_handoff_options {
 } cmv_handoff_options;
 #define CMV_HANDOFF_OPTIONS_VERSION 1
 #define CMV_HANDOFF_OPTIONS_INIT { CMV_HANDOFF_OPTIONS_VERSION, NULL, NULL, 0, NULL, NULL, NULL }
+/** The defaults, as CMV_HANDOFF_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_handoff_options_init(cmv_handoff_options *opts);
 
+#define CMV_HANDOFF_STATS_VERSION 1
 typedef struct cmv_handoff_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_HANDOFF_STATS_VERSION) */
 	unsigned int passes;       /**< summarizer calls (0: extractive) */
 	uint64_t tokens;           /**< the document, in opts->model's tokens */
 	uint64_t llm_input_tokens, llm_output_tokens; /**< as the endpoint reported */
@@ -181,8 +189,12 @@ typedef struct cmv_compact_options {
 } cmv_compact_options;
 #define CMV_COMPACT_OPTIONS_VERSION 1
 #define CMV_COMPACT_OPTIONS_INIT { CMV_COMPACT_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, 0, 0 }
+/** The defaults, as CMV_COMPACT_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_compact_options_init(cmv_compact_options *opts);
 
+#define CMV_COMPACT_REPORT_VERSION 1
 typedef struct cmv_compact_report {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_COMPACT_REPORT_VERSION) */
 	cmv_id head;                /**< the new branch's tip */
 	cmv_id summary;             /**< the summary node (none when nothing was summarized) */
 	uint64_t budget;
@@ -210,6 +222,13 @@ typedef struct cmv_compact_report {
 	bool images_dropped;        /**< the target takes no images */
 	char recall[CMV_ID_HEXSZ + 1]; /**< the id that recalls the covered messages, or "" */
 	char system_recall[CMV_ID_HEXSZ + 1]; /**< stage 3: the id that recalls the whole system prompt */
+	/**
+	 * The capability check's ledger (cmv_ledger_build on the source): calls
+	 * with side effects and no result, whose outcome is unknown, one line
+	 * each (cmv_ledger_in_flight_text; owned, "" when none).
+	 */
+	size_t in_flight_effects;
+	char *in_flight;
 } cmv_compact_report;
 
 CMV_EXTERN(void) cmv_compact_report_dispose(cmv_compact_report *rep);

@@ -26,7 +26,9 @@ CMV_EXTERN(cmv_render_target) cmv_model_render_target(const cmv_model *model);
 CMV_EXTERN(int) cmv_count_blob(uint64_t *out, cmv_repo *repo, cmv_tok *tok, const cmv_id *blob);
 
 /** Tokens of a conversation in one model, by kind of content. */
+#define CMV_TOKEN_STATS_VERSION 1
 typedef struct cmv_token_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_TOKEN_STATS_VERSION) */
 	uint64_t text;         /**< text blocks and summaries */
 	uint64_t tool_calls;   /**< tool name + input */
 	uint64_t tool_results;
@@ -76,7 +78,7 @@ CMV_EXTERN(int) cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_i
 
 /** Below this many pairs a calibration is shown, not used for counting. */
 #define CMV_CALIBRATION_MIN_PAIRS 20
-/** Below this many sessions a calibration's margin is never smaller than the profile's. */
+/** Below this many sessions (pooled over a provider's models) a margin is never smaller than the profile's. */
 #define CMV_CALIBRATION_MIN_SESSIONS 3
 #define CMV_CALIBRATION_MODEL_MAX 128
 
@@ -104,6 +106,20 @@ typedef struct cmv_calibration {
 	double margin;
 	uint64_t margin_tokens;
 	int64_t updated; /**< unix seconds */
+	char provider[32]; /**< the profile's provider: whose sessions the margin is pooled over */
+	/**
+	 * The margin counting keeps (cmv_model_calibrated): pooled over every
+	 * session of the provider's calibrated models with this tokenizer, each
+	 * a unit (its largest under-count of a large request, against the fit
+	 * its model counts with): pool_mean + t(0.975, n - 1) x pool_sd x
+	 * sqrt(1 + 1/n), a prediction bound for one session not seen, over
+	 * pool_sessions sessions. Below CMV_CALIBRATION_MIN_SESSIONS sessions
+	 * there is no bound (pool_margin 0): the profile's margin holds, or the
+	 * largest under-count seen if larger.
+	 */
+	size_t pool_sessions;
+	double pool_mean, pool_sd, pool_max, pool_margin;
+	uint64_t pool_margin_tokens;
 } cmv_calibration;
 
 /**
@@ -117,6 +133,12 @@ typedef struct cmv_calibration {
  */
 CMV_EXTERN(int) cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char *key,
 			      const cmv_models *models);
+/**
+ * Forget what the session under `key` taught every calibration, and fit
+ * again (a session deleted, or held out to measure it).
+ * @return 0, or the store's errors
+ */
+CMV_EXTERN(int) cmv_calibration_forget(cmv_repo *repo, const char *key, const cmv_models *models);
 /** A model's calibration. @return 0, CMV_ENOTFOUND, CMV_ECORRUPT */
 CMV_EXTERN(int) cmv_calibration_get(cmv_calibration *out, cmv_repo *repo, const char *model);
 /** Each calibration the store holds; cb's non-zero return stops and is returned. */

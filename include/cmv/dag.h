@@ -57,8 +57,9 @@ CMV_EXTERN(int) cmv_repo_init(cmv_repo **out, const char *dir);
 
 /**
  * Open a store.
- * @param path a `.cmv` folder, a store file, or ":memory:" for a private
- *        in-memory store (tests, scratch work)
+ * @param path a `.cmv` folder, a store file, ":memory:" for a private
+ *        in-memory store (tests, scratch work), or a PostgreSQL URL
+ *        ("postgresql://..." or "postgres://...", see docs/store.md)
  * @param flags cmv_repo_open_flags
  * @return 0, CMV_ENOTFOUND (no store there and no CREATE flag), CMV_EIO,
  *         CMV_ECORRUPT, CMV_EVERSION (written by a newer cmv)
@@ -72,6 +73,15 @@ CMV_EXTERN(int) cmv_repo_open(cmv_repo **out, const char *path, unsigned int fla
  * @return 0, CMV_ENOTFOUND
  */
 CMV_EXTERN(int) cmv_repo_discover(cmv_buf *out, const char *start);
+
+/** Whether a store location is a URL (PostgreSQL), not a path. */
+CMV_EXTERN(int) cmv_store_is_url(const char *location);
+
+/**
+ * A store location fit to print or log: a URL loses its password (in the
+ * user part or the query string); a path is itself.
+ */
+CMV_EXTERN(int) cmv_store_display(cmv_buf *out, const char *location);
 
 /** Close the store; NULL is a no-op. An open transaction is rolled back. */
 CMV_EXTERN(void) cmv_repo_free(cmv_repo *repo);
@@ -94,7 +104,9 @@ CMV_EXTERN(int) cmv_repo_txn_commit(cmv_repo *repo);
 CMV_EXTERN(void) cmv_repo_txn_rollback(cmv_repo *repo);
 
 /** Row and byte counts of a store (for tests, `cmv info`, the bench). */
+#define CMV_STORE_STATS_VERSION 1
 typedef struct cmv_store_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_STORE_STATS_VERSION) */
 	uint64_t n_blobs, n_nodes, n_blocks, n_edges, n_refs;
 	uint64_t n_other_rows; /**< config, token cache, branch state, usage, ... */
 	uint64_t blob_bytes;   /**< sum of blob sizes */
@@ -325,6 +337,8 @@ typedef struct cmv_snapshot_options {
 } cmv_snapshot_options;
 #define CMV_SNAPSHOT_OPTIONS_VERSION 1
 #define CMV_SNAPSHOT_OPTIONS_INIT { CMV_SNAPSHOT_OPTIONS_VERSION, NULL, NULL, 0 }
+/** The defaults, as CMV_SNAPSHOT_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_snapshot_options_init(cmv_snapshot_options *opts);
 
 /**
  * Create an immutable snapshot of node `at`, made from `from_ref` (may be
@@ -561,7 +575,9 @@ CMV_EXTERN(int) cmv_usage_foreach(cmv_repo *repo, const char *branch,
 
 /* ---- maintenance ------------------------------------------------------- */
 
+#define CMV_GC_STATS_VERSION 1
 typedef struct cmv_gc_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_GC_STATS_VERSION) */
 	uint64_t nodes_kept, nodes_removed;
 	uint64_t blobs_kept, blobs_removed;
 	uint64_t bytes_removed;
@@ -608,10 +624,66 @@ CMV_EXTERN(int) cmv_fsck(size_t *n_problems_out, cmv_repo *repo,
 /** Where export output goes: a write callback (0 on success). */
 typedef int (*cmv_write_fn)(const void *data, size_t len, void *payload);
 
+/* ---- sync (push and pull) ---------------------------------------------------- */
+
+/** What happened to one ref in a sync. */
+typedef enum cmv_sync_status {
+	CMV_SYNC_UP_TO_DATE,   /**< the destination had it */
+	CMV_SYNC_CREATED,      /**< new in the destination */
+	CMV_SYNC_FAST_FORWARD, /**< a branch moved forward */
+	CMV_SYNC_FORCED,       /**< replaced, with CMV_SYNC_FORCE */
+	CMV_SYNC_REJECTED,     /**< left alone: see reason */
+} cmv_sync_status;
+
+typedef struct cmv_sync_ref {
+	const char *name;
+	cmv_ref_type type;
+	cmv_id old_target; /**< in the destination before (none: it had no such ref) */
+	cmv_id new_target;
+	cmv_sync_status status;
+	const char *reason; /**< CMV_SYNC_REJECTED: why */
+	uint64_t nodes, blobs, bytes; /**< sent for this ref */
+} cmv_sync_ref;
+
+typedef struct cmv_sync_stats {
+	size_t refs_moved, refs_up_to_date, refs_rejected;
+	uint64_t nodes, blobs, bytes;
+} cmv_sync_stats;
+
+enum cmv_sync_flags {
+	/** Move refs that are not fast-forwards, and replace snapshots. */
+	CMV_SYNC_FORCE = (1u << 0),
+};
+
+typedef struct cmv_sync_options {
+	unsigned int flags;      /**< cmv_sync_flags */
+	const char *origin;      /**< the source as recorded in each moved ref's "origin" note (no secret) */
+	size_t batch_nodes;      /**< nodes per transaction (0: 1000) */
+	/** After each committed batch; non-zero stops the sync (what is committed stays). */
+	int (*progress)(const char *ref, size_t done, size_t total, void *payload);
+	/** Once per ref, after it was handled. */
+	int (*report)(const cmv_sync_ref *ref, void *payload);
+	void *payload;
+} cmv_sync_options;
+#define CMV_SYNC_OPTIONS_INIT { 0, NULL, 0, NULL, NULL, NULL }
+
+/**
+ * Send refs (all of the source's when n_refs is 0) and the objects they
+ * reach that `dst` lacks, from `src` to `dst` (see dag/sync.c): negotiated
+ * by ids, verified on arrival, written in batches (an interrupted sync run
+ * again sends only the rest), refs moved by compare-and-swap, a branch only
+ * forward unless forced. Rejected refs are counted, not errors.
+ * @return 0, CMV_ENOTFOUND (a named ref is not in src), CMV_EMISMATCH, CMV_EIO, ...
+ */
+CMV_EXTERN(int) cmv_sync(cmv_sync_stats *out, cmv_repo *dst, cmv_repo *src, const char *const *refs,
+			 size_t n_refs, const cmv_sync_options *opts);
+
 /* ---- bundles ---------------------------------------------------------------- */
 
 /** What a bundle held, or what an import added. */
+#define CMV_BUNDLE_STATS_VERSION 1
 typedef struct cmv_bundle_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_BUNDLE_STATS_VERSION) */
 	size_t refs;      /**< refs written (import: created) */
 	size_t unchanged; /**< import: refs already there, at the same target */
 	size_t nodes, blobs;
@@ -621,6 +693,8 @@ typedef struct cmv_bundle_stats {
 enum cmv_bundle_flags {
 	/** Also bundle the branches made from the snapshots (their trims). */
 	CMV_BUNDLE_WITH_BRANCHES = (1u << 0),
+	/** The names may be branches too (cmv push to a bundle), each bundled as it is. */
+	CMV_BUNDLE_ANY_REFS = (1u << 1),
 };
 
 /**
@@ -647,6 +721,8 @@ typedef struct cmv_bundle_import_options {
 } cmv_bundle_import_options;
 #define CMV_BUNDLE_IMPORT_OPTIONS_VERSION 1
 #define CMV_BUNDLE_IMPORT_OPTIONS_INIT { CMV_BUNDLE_IMPORT_OPTIONS_VERSION, NULL, 0, 0 }
+/** The defaults, as CMV_BUNDLE_IMPORT_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_bundle_import_options_init(cmv_bundle_import_options *opts);
 
 /**
  * Import a bundle: every blob and node verified against its id, then the

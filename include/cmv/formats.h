@@ -40,6 +40,8 @@ typedef struct cmv_import_options {
 } cmv_import_options;
 #define CMV_IMPORT_OPTIONS_VERSION 1
 #define CMV_IMPORT_OPTIONS_INIT { CMV_IMPORT_OPTIONS_VERSION, NULL, 0, 0, NULL, NULL }
+/** The defaults, as CMV_IMPORT_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_import_options_init(cmv_import_options *opts);
 
 /** At most this many skipped line numbers are listed in a result. */
 #define CMV_IMPORT_SKIPPED_LISTED 32
@@ -51,7 +53,9 @@ typedef enum {
 	CMV_IMPORT_REPLACED = 4,  /**< the branch had diverged; moved with FORCE */
 } cmv_import_outcome;
 
+#define CMV_IMPORT_RESULT_VERSION 1
 typedef struct cmv_import_result {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_IMPORT_RESULT_VERSION) */
 	char branch[CMV_REF_NAME_MAX + 1];
 	cmv_import_outcome outcome;
 	cmv_id head;
@@ -313,9 +317,13 @@ typedef struct cmv_render_options {
 } cmv_render_options;
 #define CMV_RENDER_OPTIONS_VERSION 1
 #define CMV_RENDER_OPTIONS_INIT { CMV_RENDER_OPTIONS_VERSION, NULL, 0, 0 }
+/** The defaults, as CMV_RENDER_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_render_options_init(cmv_render_options *opts);
 
 /** What a rendering changed to satisfy the provider's rules. */
+#define CMV_RENDER_STATS_VERSION 1
 typedef struct cmv_render_stats {
+	unsigned int version; /**< set by the call that fills it: the layout it wrote (CMV_RENDER_STATS_VERSION) */
 	size_t messages;          /**< messages in the request */
 	size_t records;           /**< records read from the branch */
 	size_t compactions;       /**< compactions crossed (what came before was left out) */

@@ -97,6 +97,13 @@ typedef struct cmv_switch_report {
 	cmv_id event;          /**< the switch event (CMV_ID_NONE when nothing was recorded) */
 	uint64_t budget, tokens, tokens_full; /**< the fit, as cmv_materialize_report says it */
 	size_t stubbed, evicted;
+	/**
+	 * Calls with no result on the branch (cmv_ledger_build), and those of
+	 * them with side effects: their outcome is unknown, and the next model
+	 * is told so with each of them (docs/ledger.md). A caller warns, naming
+	 * them (cmv_ledger_in_flight_text).
+	 */
+	size_t in_flight, in_flight_effects;
 } cmv_switch_report;
 
 /**
@@ -159,6 +166,13 @@ typedef struct cmv_request_options {
 	uint32_t max_tokens; /**< output tokens asked for; 0: cmv_model_handle_max_tokens() */
 	/** The pager's options (budget, pins, query, format...); NULL: defaults. state_branch is the branch. */
 	const cmv_pager_options *pager;
+	/**
+	 * Ask for a stream of server-sent events: "stream": true, and for
+	 * OpenAI Chat "stream_options": {"include_usage": true} (else its
+	 * stream carries no usage). Gemini streams by its URL
+	 * (streamGenerateContent?alt=sse): nothing is added.
+	 */
+	bool stream;
 } cmv_request_options;
 #define CMV_REQUEST_OPTIONS_VERSION 1
 CMV_EXTERN(void) cmv_request_options_init(cmv_request_options *opts);
@@ -262,9 +276,21 @@ CMV_EXTERN(cmv_repo *) cmv_host_repo(cmv_host *host);
  * result as JSON (free with cmv_host_string_free), or NULL on failure, when
  * the code and message are cmv_error_last()'s. docs/host.md lists the
  * methods: branch, append, append_response, request, switch, record_usage,
- * usage, tools_set, search, recall, recall_tool, snapshot, model, head.
+ * usage, tools_set, search, recall, recall_tool, snapshot, model, head,
+ * stream_open, stream_close.
  */
 CMV_EXTERN(int) cmv_host_call(char **out, cmv_host *host, const char *method, const char *params);
 CMV_EXTERN(void) cmv_host_string_free(char *s);
+
+/**
+ * Feed a chunk of a reply's stream (opened by the method stream_open, which
+ * gives its id) as it arrives, raw bytes, no JSON around them; the method
+ * append_response {stream: id} appends what the chunks add up to, and ends
+ * the stream (stream_close drops one unfinished). The host frees streams
+ * left open.
+ * @return 0, CMV_ENOTFOUND (no open stream of that id), or as
+ *         cmv_reply_stream_feed()
+ */
+CMV_EXTERN(int) cmv_host_stream_feed(cmv_host *host, unsigned int stream, const char *chunk, size_t len);
 
 #endif

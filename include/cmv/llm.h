@@ -85,6 +85,8 @@ typedef struct cmv_llm_options {
 } cmv_llm_options;
 #define CMV_LLM_OPTIONS_VERSION 1
 #define CMV_LLM_OPTIONS_INIT { CMV_LLM_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, 0, 0, NULL }
+/** The defaults, as CMV_LLM_OPTIONS_INIT gives them (for callers that cannot use the macro). */
+CMV_EXTERN(void) cmv_llm_options_init(cmv_llm_options *opts);
 
 typedef struct cmv_llm cmv_llm;
 
@@ -113,6 +115,16 @@ typedef struct cmv_llm_usage {
  */
 CMV_EXTERN(int) cmv_llm_complete(cmv_buf *out, cmv_llm_usage *usage, cmv_llm *llm, const char *system,
 				 const char *user);
+
+/**
+ * Send a request body the caller built (a pager's request: cmv_request) to
+ * the endpoint, with the key, retries and errors of cmv_llm_complete, and
+ * give back the response body as it came (for cmv_reply_append). The body
+ * must be of the client's protocol (Anthropic Messages or Chat Completions).
+ * @param attempts (may be NULL) how many tries it took
+ * @return 0, CMV_ETRANSPORT, CMV_ETOOBIG, CMV_ENOMEM
+ */
+CMV_EXTERN(int) cmv_llm_send(cmv_buf *out, unsigned int *attempts, cmv_llm *llm, const char *body, size_t len);
 
 /** Output tokens each later completion asks for (0: the default of cmv_llm_options.max_tokens). */
 CMV_EXTERN(void) cmv_llm_set_max_tokens(cmv_llm *llm, uint32_t max_tokens);

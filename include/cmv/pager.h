@@ -141,6 +141,16 @@ CMV_EXTERN(int) cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_r
 CMV_EXTERN(int) cmv_recall(cmv_buf *out, cmv_repo *repo, const char *id);
 
 /**
+ * cmv_recall() as a model gets it: the id of a stub for several runs of
+ * evicted turns ("[N turns paged out, in K runs; recall ID]") names an index
+ * of the runs, and comes back as every run's messages under its turns
+ * ([{"turns": [first, last], "messages": [...]}]), in one recall, never two.
+ * Any other id gives what cmv_recall() gives.
+ * @return as cmv_recall()
+ */
+CMV_EXTERN(int) cmv_recall_runs(cmv_buf *out, cmv_repo *repo, const char *id);
+
+/**
  * The pages of the branch at `tip` that match `query` best (the pager's own
  * query path, as cmv_materialize's `query` uses it), within `budget`
  * tokens of `model`: in conversation order, each under a line

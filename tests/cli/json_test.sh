@@ -82,6 +82,8 @@ check "model" model b1 gpt-4o
 check "materialize" materialize b1
 check "fit" fit b1
 check "switch" switch b1 -m claude-sonnet-4-5
+check "ledger" ledger b1
+check "ledger --check" ledger b1 --check Bash --args '{"command":"ls"}'
 ID=$("$CMV" export t1.trim --format anthropic | grep -o 'recall [0-9a-f]\{7,\}' | head -1 | cut -d' ' -f2)
 check "recall ID" recall "$ID"
 check "recall --query" recall --query "vsla" --from b1
@@ -93,6 +95,8 @@ check "tokens" tokens "$T/claude-code/vsla/$V.jsonl" -m gpt-4o
 check "models" models
 check "checkout" checkout b1
 check "delete" delete snap1
+check "push" push "$WORK/out.bundle" b1
+check "pull" pull "$WORK/out.bundle"
 check "gc" gc --dry-run
 check "fsck" fsck
 check "hook status" hook status
@@ -105,8 +109,10 @@ check "benchmark" benchmark -s "$V"
 # --- every command that prints for a program has --json, and ran above ---
 # not here, each for a reason: help (text for people), export (its output is
 # the data: JSONL or a request body), tool-schema (always JSON), auto-trim (the
-# hooks' entry point: prints nothing, always exits 0), completions (a shell script)
-exempt=" help export tool-schema auto-trim completions "
+# hooks' entry point: prints nothing, always exits 0), completions (a shell script), proxy (a server: its one
+# line on stdout says where it listens), shadow (it needs model endpoints: tests/host/shadow_test.sh parses
+# its --json against a scripted server)
+exempt=" help export tool-schema auto-trim completions proxy shadow "
 for c in $("$CMV" help | sed -n 's/^    \([a-z-]*\) .*/\1/p'); do
 	if [[ $exempt == *" $c "* ]]; then continue; fi
 	if ! "$CMV" help "$c" | grep -q -- '--json'; then

@@ -1,15 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The store conformance suite: what every backend must do. Each test runs
- * once per backend configuration (the SQLite file store and the SQLite
- * in-memory store); a new backend adds a fixture below and must pass all.
+ * once per backend configuration (the SQLite file store, the SQLite
+ * in-memory store, and a PostgreSQL store in the test cluster when the
+ * build has PostgreSQL); a new backend adds a fixture below and must pass all.
  */
 #include <sys/stat.h>
 #include "test.h"
 
 typedef struct {
-	const char *kind; /* "file" or "memory" */
+	const char *kind; /* "file", "memory" or "postgresql" */
 	char *dir;
+	char *url; /* postgresql */
 	cmv_repo *repo;
 } fixture;
 
@@ -36,11 +38,29 @@ static int setup_memory(void **state)
 	return 0;
 }
 
+#ifdef CMV_WITH_POSTGRESQL
+static int setup_pg(void **state)
+{
+	static int n;
+	fixture *f = calloc(1, sizeof(*f));
+	char name[64];
+
+	f->kind = "postgresql";
+	snprintf(name, sizeof(name), "conformance_%d", n++);
+	f->url = test_pg_url(name);
+	if (cmv_repo_open(&f->repo, f->url, CMV_REPO_OPEN_CREATE) < 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+#endif
+
 static int teardown(void **state)
 {
 	fixture *f = *state;
 
 	cmv_repo_free(f->repo);
+	free(f->url);
 	if (f->dir) {
 		test_rmdir(f->dir);
 		free(f->dir);
@@ -638,11 +658,14 @@ static void test_dag_conformance__store_reopens_with_everything(void **state)
 	test_append_n(REPO, "main", "persisted", 10);
 	assert_cmv_ok(cmv_resolve(&tip, REPO, "main"));
 	cmv_repo_free(f->repo);
-	snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	if (f->url)
+		snprintf(path, sizeof(path), "%s", f->url);
+	else
+		snprintf(path, sizeof(path), "%s/.cmv", f->dir);
 	assert_cmv_ok(cmv_repo_open(&f->repo, path, 0));
 	assert_cmv_ok(cmv_resolve(&again, REPO, "main"));
 	assert_true(cmv_id_equal(&tip, &again));
-	assert_string_equal(cmv_repo_backend_name(REPO), "sqlite");
+	assert_string_equal(cmv_repo_backend_name(REPO), f->url ? "postgresql" : "sqlite");
 }
 
 #define CONFORMANCE_TESTS(setup)                                                                  \
@@ -675,5 +698,14 @@ int main(void)
 						setup_file, teardown),
 	};
 	failed += cmocka_run_group_tests_name("conformance: persistent stores", persistent_tests, NULL, NULL);
+#ifdef CMV_WITH_POSTGRESQL
+	const struct CMUnitTest pg_tests[] = CONFORMANCE_TESTS(setup_pg);
+	const struct CMUnitTest pg_persistent[] = {
+		cmocka_unit_test_setup_teardown(test_dag_conformance__store_reopens_with_everything,
+						setup_pg, teardown),
+	};
+	failed += cmocka_run_group_tests_name("conformance: postgresql", pg_tests, NULL, NULL);
+	failed += cmocka_run_group_tests_name("conformance: postgresql persistent", pg_persistent, NULL, NULL);
+#endif
 	return failed;
 }

@@ -248,12 +248,295 @@ static void test_replies(void **state)
 		   "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"there\"},{\"functionCall\":"
 		   "{\"name\":\"ls\",\"args\":{\"p\":\"/\"}}}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":"
 		   "{\"promptTokenCount\":8,\"candidatesTokenCount\":3}}\n\n",
-		   "Hi there", "\"id\":\"call_ls\"", 8);
+		   "Hi there", "\"id\":\"call_ls_1\"", 8);
 	/* an error response is refused, naming the provider's message */
 	cmv_reply r = { 0 };
 	const char *err = "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}";
 	assert_cmv_fails_with(CMV_EINVALID, cmv_reply_append(&r, ts->repo, "x", "anthropic", err, strlen(err), NULL));
 	assert_error_mentions("Overloaded");
+}
+
+/* Gemini's calls carry no id: two calls of one tool in a message get two, which its responses answer in order. */
+static void test_gemini_positional_ids(void **state)
+{
+	test_store *ts = *state;
+	cmv_reply r = { 0 };
+	cmv_buf out = CMV_BUF_INIT(1 << 20);
+	cmv_id tip;
+	const char *body = "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"ls\",\"args\":"
+			   "{\"p\":\"/a\"}}},{\"functionCall\":{\"name\":\"cat\",\"args\":{}}},{\"functionCall\":{\"name\":\"ls\","
+			   "\"args\":{\"p\":\"/b\"}}},{\"functionCall\":{\"name\":\"ls_2\",\"args\":{}}},{\"functionCall\":"
+			   "{\"name\":\"my.tool\",\"args\":{}}}]},\"finishReason\":\"STOP\"}]}";
+	const char *answers = "{\"role\":\"user\",\"parts\":[{\"functionResponse\":{\"name\":\"ls\",\"response\":{\"r\":\"in a\"}}},"
+			      "{\"functionResponse\":{\"name\":\"cat\",\"response\":{\"r\":\"meow\"}}},{\"functionResponse\":"
+			      "{\"name\":\"ls\",\"response\":{\"r\":\"in b\"}}},{\"functionResponse\":{\"name\":\"ls_2\",\"response\":"
+			      "{}}},{\"functionResponse\":{\"name\":\"my.tool\",\"response\":{}}}]}";
+	msg(ts->repo, "g", "user", "look around");
+	assert_cmv_ok(cmv_reply_append(&r, ts->repo, "g", "gemini", body, strlen(body), NULL));
+	assert_int_equal(r.n_tool_calls, 5);
+	cJSON *calls = cJSON_Parse(r.tool_calls.ptr);
+	const char *want[][2] = { { "call_ls_1", "/a" }, { "call_cat_1", NULL }, { "call_ls_2", "/b" }, { "call_ls_2_1", NULL },
+				  { "call_my_tool_1", NULL } };
+	for (int i = 0; i < 5; i++) {
+		const cJSON *c = cJSON_GetArrayItem(calls, i);
+		assert_string_equal(cJSON_GetObjectItem(c, "id")->valuestring, want[i][0]);
+		if (want[i][1])
+			assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "input"), "p")->valuestring, want[i][1]);
+	}
+	cJSON_Delete(calls);
+	/* the responses, in Gemini's shape: the k-th of a name answers the k-th call of it */
+	assert_cmv_ok(cmv_append_json(&tip, ts->repo, "g", "gemini", answers, strlen(answers)));
+	assert_cmv_ok(cmv_render(&out, NULL, ts->repo, &tip, CMV_RENDER_OPENAI_CHAT, NULL));
+	assert_int_equal(cmv_check_request(NULL, CMV_RENDER_OPENAI_CHAT, out.ptr, out.size), 0);
+	cJSON *req = cJSON_Parse(out.ptr);
+	size_t tools = 0;
+	for (const cJSON *m = cJSON_GetObjectItem(req, "messages")->child; m; m = m->next) {
+		const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(m, "tool_call_id"));
+		const char *content = cJSON_GetStringValue(cJSON_GetObjectItem(m, "content"));
+		if (!id)
+			continue;
+		tools++;
+		if (!strcmp(id, "call_ls_1"))
+			assert_non_null(strstr(content, "in a"));
+		else if (!strcmp(id, "call_ls_2"))
+			assert_non_null(strstr(content, "in b"));
+		else if (!strcmp(id, "call_cat_1"))
+			assert_non_null(strstr(content, "meow"));
+	}
+	assert_int_equal(tools, 5);
+	cJSON_Delete(req);
+	/* and for Anthropic, whose ids take letters, digits, '_' and '-' only */
+	assert_cmv_ok(cmv_render(&out, NULL, ts->repo, &tip, CMV_RENDER_ANTHROPIC, NULL));
+	assert_int_equal(cmv_check_request(NULL, CMV_RENDER_ANTHROPIC, out.ptr, out.size), 0);
+	assert_null(strstr(out.ptr, "call_my.tool"));
+	cmv_reply_dispose(&r);
+	cmv_buf_dispose(&out);
+}
+
+/* Text of `n` words that no other turn has. */
+static void turn_words(cmv_buf *out, int turn, int n, const char *extra)
+{
+	cmv_buf_clear(out);
+	for (int i = 0; i < n; i++)
+		cmv_buf_printf(out, "t%dw%d ", turn, i * 7 % 101);
+	if (extra)
+		cmv_buf_puts(out, extra);
+}
+
+/* A stub for several runs of evicted turns: one call of the recall tool brings back every run's messages. */
+static void test_multi_run_stub_one_recall(void **state)
+{
+	test_store *ts = *state;
+	cmv_model_handle *gpt;
+	cmv_request_report rep = { 0 };
+	cmv_request_options ro;
+	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT), t = CMV_BUF_INIT(1 << 20), ans = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	char input[64];
+
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	for (int k = 0; k < 30; k++) {
+		turn_words(&t, k, 30, k == 12 ? " the zebra password is hidden in the attic" : NULL);
+		msg(ts->repo, "m", "user", t.ptr);
+		turn_words(&t, k + 1000, 30, NULL);
+		msg(ts->repo, "m", "assistant", t.ptr);
+	}
+	/* the query keeps turn 12: the turns before and after it leave in two runs, under one stub */
+	po.budget = 2500;
+	po.query = "zebra attic";
+	cmv_request_options_init(&ro);
+	ro.recall_tool = true;
+	ro.pager = &po;
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "m", gpt, &ro));
+	assert_non_null(strstr(body.ptr, "zebra password"));
+	const char *stub = strstr(body.ptr, " turns paged out, in ");
+	assert_non_null(stub);
+	int runs = atoi(stub + strlen(" turns paged out, in "));
+	assert_true(runs >= 2);
+	const char *rid = strstr(stub, "runs; recall ");
+	assert_non_null(rid);
+	char id7[8];
+	snprintf(id7, sizeof(id7), "%.7s", rid + strlen("runs; recall "));
+	snprintf(input, sizeof(input), "{\"id\":\"%s\"}", id7);
+	/* one call: the runs' messages, each under its turns, not an index to recall again */
+	assert_int_equal(cmv_recall_tool_call(&ans, ts->repo, "m", input, strlen(input)), 0);
+	cJSON *a = cJSON_Parse(ans.ptr);
+	assert_true(cJSON_IsArray(a));
+	assert_int_equal(cJSON_GetArraySize(a), runs);
+	int prev_last = -1;
+	for (const cJSON *r = a->child; r; r = r->next) {
+		const cJSON *turns = cJSON_GetObjectItem(r, "turns"), *msgs = cJSON_GetObjectItem(r, "messages");
+		int first = cJSON_GetArrayItem(turns, 0)->valueint, last = cJSON_GetArrayItem(turns, 1)->valueint;
+		assert_true(first > prev_last && last >= first);
+		assert_true(first > 12 || last < 12); /* the kept turn is in no run */
+		assert_int_equal(cJSON_GetArraySize(msgs), 2 * (last - first + 1));
+		prev_last = last;
+	}
+	cJSON_Delete(a);
+	assert_non_null(strstr(ans.ptr, "t0w7 ")); /* the first turn's words, verbatim */
+	assert_non_null(strstr(ans.ptr, "t13w7 ")); /* and the first after the kept one */
+	/* the MCP server's recall gives the same (cmv_recall_runs); cmv_recall, the store's bytes, the index */
+	cmv_buf same = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	assert_cmv_ok(cmv_recall_runs(&same, ts->repo, id7));
+	assert_string_equal(same.ptr, ans.ptr);
+	assert_cmv_ok(cmv_recall(&same, ts->repo, id7));
+	assert_memory_equal(same.ptr, "{\"paged_out\":[", 14);
+	cmv_buf_dispose(&same);
+	cmv_request_report_dispose(&rep);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&t);
+	cmv_buf_dispose(&ans);
+	cmv_model_handle_free(gpt);
+}
+
+/* stub_pinned: a result too large for the budget inside the turn being answered costs its stub, not CMV_EBUDGET. */
+static void test_stub_pinned(void **state)
+{
+	test_store *ts = *state;
+	cmv_model_handle *gpt;
+	cmv_request_report rep = { 0 };
+	cmv_request_options ro;
+	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT), t = CMV_BUF_INIT(1 << 20), big = CMV_BUF_INIT(1 << 20),
+		back = CMV_BUF_INIT(1 << 21);
+
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	for (int k = 0; k < 4; k++) {
+		turn_words(&t, k, 60, NULL);
+		msg(ts->repo, "p", "user", t.ptr);
+		msg(ts->repo, "p", "assistant", "ok");
+	}
+	msg(ts->repo, "p", "user", "list everything");
+	const char *call = "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"t1\",\"name\":\"shell\","
+			   "\"input\":{\"cmd\":\"find /\"}}]}";
+	assert_cmv_ok(cmv_append_json(NULL, ts->repo, "p", "anthropic", call, strlen(call)));
+	turn_words(&big, 77, 9000, "the end of the listing");
+	cJSON *res = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(res, "content"), *b = cJSON_CreateObject();
+	cJSON_AddStringToObject(res, "role", "user");
+	cJSON_AddStringToObject(b, "type", "tool_result");
+	cJSON_AddStringToObject(b, "tool_use_id", "t1");
+	cJSON_AddStringToObject(b, "content", big.ptr);
+	cJSON_AddItemToArray(content, b);
+	char *text = cJSON_PrintUnformatted(res);
+	assert_cmv_ok(cmv_append_json(NULL, ts->repo, "p", "anthropic", text, strlen(text)));
+	cJSON_free(text);
+	cJSON_Delete(res);
+	po.budget = 4000;
+	cmv_request_options_init(&ro);
+	ro.pager = &po;
+	/* the result is in the last turns, which are pinned: without the option it cannot fit, and says what is pinned */
+	assert_cmv_fails_with(CMV_EBUDGET, cmv_request(&body, &rep, ts->repo, "p", gpt, &ro));
+	assert_error_mentions("pinned");
+	po.stub_pinned = true;
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "p", gpt, &ro));
+	assert_true(rep.pages.fits && rep.pages.tokens <= rep.pages.budget);
+	assert_true(rep.pages.stubbed >= 1);
+	assert_null(strstr(body.ptr, "the end of the listing"));
+	/* the turn stays (its question, the call, the result's stub), and the stub recalls the result whole */
+	assert_non_null(strstr(body.ptr, "list everything"));
+	assert_non_null(strstr(body.ptr, "find /"));
+	const cmv_page *page = NULL;
+	for (size_t i = 0; i < rep.pages.n_pages; i++)
+		if (rep.pages.pages[i].kind == CMV_PAGE_BODY && rep.pages.pages[i].state == CMV_PAGE_STUBBED &&
+		    rep.pages.pages[i].tokens > 5000)
+			page = &rep.pages.pages[i];
+	assert_non_null(page);
+	char shown[8];
+	snprintf(shown, sizeof(shown), "%.7s", page->id);
+	assert_non_null(strstr(body.ptr, shown)); /* the stub names it */
+	assert_cmv_ok(cmv_recall(&back, ts->repo, page->id));
+	assert_non_null(strstr(back.ptr, "the end of the listing"));
+	assert_true(back.size >= big.size);
+	cmv_request_report_dispose(&rep);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&t);
+	cmv_buf_dispose(&big);
+	cmv_buf_dispose(&back);
+	cmv_model_handle_free(gpt);
+}
+
+/* For bindings: every options struct has its init function, giving the macro's defaults; reports carry their version. */
+static void test_options_init_and_report_versions(void **state)
+{
+	test_store *ts = *state;
+	cmv_trim_options trim;
+	cmv_handoff_options handoff;
+	cmv_compact_options compact;
+	cmv_snapshot_options snap;
+	cmv_bundle_import_options bundle;
+	cmv_import_options import;
+	cmv_render_options render;
+	cmv_llm_options llm;
+	cmv_pager_options pager;
+	memset(&trim, 0xa5, sizeof(trim));
+	memset(&handoff, 0xa5, sizeof(handoff));
+	memset(&compact, 0xa5, sizeof(compact));
+	memset(&snap, 0xa5, sizeof(snap));
+	memset(&bundle, 0xa5, sizeof(bundle));
+	memset(&import, 0xa5, sizeof(import));
+	memset(&render, 0xa5, sizeof(render));
+	memset(&llm, 0xa5, sizeof(llm));
+	memset(&pager, 0xa5, sizeof(pager));
+	cmv_trim_options_init(&trim);
+	cmv_handoff_options_init(&handoff);
+	cmv_compact_options_init(&compact);
+	cmv_snapshot_options_init(&snap);
+	cmv_bundle_import_options_init(&bundle);
+	cmv_import_options_init(&import);
+	cmv_render_options_init(&render);
+	cmv_llm_options_init(&llm);
+	cmv_pager_options_init(&pager);
+	assert_int_equal(trim.version, CMV_TRIM_OPTIONS_VERSION);
+	assert_int_equal(handoff.version, CMV_HANDOFF_OPTIONS_VERSION);
+	assert_int_equal(compact.version, CMV_COMPACT_OPTIONS_VERSION);
+	assert_int_equal(snap.version, CMV_SNAPSHOT_OPTIONS_VERSION);
+	assert_int_equal(bundle.version, CMV_BUNDLE_IMPORT_OPTIONS_VERSION);
+	assert_int_equal(import.version, CMV_IMPORT_OPTIONS_VERSION);
+	assert_int_equal(render.version, CMV_RENDER_OPTIONS_VERSION);
+	assert_int_equal(llm.version, CMV_LLM_OPTIONS_VERSION);
+	assert_int_equal(pager.version, CMV_PAGER_OPTIONS_VERSION);
+	/* the macro's zeros, not the 0xa5 that was there */
+	assert_null(trim.branch);
+	assert_null(compact.target);
+	assert_null(snap.description);
+	assert_null(llm.base_url);
+	assert_int_equal(pager.budget, 0);
+	assert_null(pager.pins);
+	assert_false(pager.stub_pinned);
+	/* the macros still compile and agree */
+	cmv_snapshot_options m = CMV_SNAPSHOT_OPTIONS_INIT;
+	assert_int_equal(m.version, snap.version);
+	/* and a snapshot made with the function's options is made */
+	cmv_id tip;
+	msg(ts->repo, "v", "user", "hello");
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "v"));
+	assert_cmv_ok(cmv_snapshot_create(ts->repo, "vs", &tip, "v", &snap));
+
+	/* reports: the version of the layout the call wrote */
+	cmv_store_stats ss;
+	cmv_gc_stats gs;
+	cmv_render_stats rs;
+	cmv_token_stats ts2;
+	cmv_buf out = CMV_BUF_INIT(1 << 20);
+	memset(&ss, 0, sizeof(ss));
+	memset(&gs, 0, sizeof(gs));
+	memset(&rs, 0, sizeof(rs));
+	memset(&ts2, 0, sizeof(ts2));
+	assert_cmv_ok(cmv_repo_stats(&ss, ts->repo));
+	assert_int_equal(ss.version, CMV_STORE_STATS_VERSION);
+	assert_true(ss.n_nodes >= 1);
+	assert_cmv_ok(cmv_gc(&gs, ts->repo, CMV_GC_DRY_RUN));
+	assert_int_equal(gs.version, CMV_GC_STATS_VERSION);
+	assert_cmv_ok(cmv_render(&out, &rs, ts->repo, &tip, CMV_RENDER_ANTHROPIC, &render));
+	assert_int_equal(rs.version, CMV_RENDER_STATS_VERSION);
+	assert_int_equal(rs.messages, 1);
+	cmv_model_handle *gpt;
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	assert_cmv_ok(cmv_count_conversation(&ts2, ts->repo, &tip, cmv_model_handle_profile(gpt), cmv_model_handle_tok(gpt)));
+	assert_int_equal(ts2.version, CMV_TOKEN_STATS_VERSION);
+	assert_true(ts2.total > 0);
+	cmv_model_handle_free(gpt);
+	cmv_buf_dispose(&out);
 }
 
 static void test_append_formats(void **state)
@@ -318,6 +601,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_switch_and_usage, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_request, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_replies, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_gemini_positional_ids, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_multi_run_stub_one_recall, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_stub_pinned, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_options_init_and_report_versions, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_formats, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_json_entry, test_store_setup, test_store_teardown),
 	};

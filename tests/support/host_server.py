@@ -11,6 +11,8 @@ The script is the conversation itself, so a host can run any number of turns:
   - it says "recall": the model calls `cmv_recall` with the id of the first stub
     ("... recall ID]") in the request (a text answer "no stub" when there is none);
   - otherwise: "ok: " and the text's first words.
+A model whose id has "mini" in it (gpt-4o-mini) is a second opinion, for shadow runs:
+it runs "CMD --dry-run" instead of CMD and answers "sure: " and the first words.
 A request whose tools lack one it is about to call gets a 400, as a provider
 refuses a history with tool calls and no tools. Usage is input = body bytes / 4,
 output = 7 (cache read 0). LOG_FILE, when given, gets one line per request:
@@ -43,6 +45,11 @@ def last_user(msgs):
 def decide(body, raw):
     """(text, tool name, tool input) for this request."""
     text, results = last_user(body.get("messages", []))
+    if "mini" in (body.get("model") or "") and not results:
+        if text.startswith("run: "):
+            return "running it dry first", "shell", {"cmd": text[5:] + " --dry-run"}
+        if text.strip() != "recall":
+            return "sure: " + " ".join(text.split()[:4]), None, None
     if results:
         n = sum(1 for m in body["messages"][-3:] if m.get("role") == "tool") or 1
         return "done (%d results)" % n, None, None

@@ -17,15 +17,20 @@ The script (JSON):
      {"tool": "search", "namespace": "mcp__cmv", "input": {}}  (a tool Codex offers in a namespace, as its MCP tools)
    ],
    "done": "Done."}                                            the reply once the turns are used up
-A turn may carry "text" and "tool" together (the text comes first). Each request of
+A turn may carry "text" and "tool" together (the text comes first). {"recall": true} calls
+cmv_recall with the first stub id ("...; recall ID]") the request shows (cmv proxy's faults). Each request of
 the client's main loop (one that offers tools) takes the next turn; a request
 without tools (a title, a summary, a quota probe) gets a short text and takes none.
 
 Each request is logged as DIR/NNNN.json: {"n", "method", "path", "turn" (the index
-served, or null), "bytes" (of the body), "body" (parsed JSON, or the raw text when
-it is not JSON)}. Nothing here needs the network; it survives any request: a body
+served, or null), "bytes" (of the body), "key" (the API key it carried: tests use fake
+ones), "body" (parsed JSON, or the raw text when it is not JSON)}. It also answers
+OpenAI Chat Completions (/v1/chat/completions, chunks or a whole body), and reports
+prompt-cache reads as the providers do: Anthropic's cache_read_input_tokens for the
+longest earlier prefix ending at a cache_control marker, OpenAI's cached_tokens for the
+longest earlier prefix (whole items, 1024 tokens at least); a token is 4 bytes here. Nothing here needs the network; it survives any request: a body
 that is not JSON gets 400, an unknown path 404."""
-import argparse, gzip, json, os, sys, threading, time, zlib
+import argparse, gzip, hashlib, json, os, re, sys, threading, time, zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ap = argparse.ArgumentParser()
@@ -59,11 +64,60 @@ def next_turn():
     return None, {"text": done_text}
 
 
-def log_request(method, path, raw, body, turn):
+cache = {"anthropic": {}, "openai": {}}  # prefix digest -> tokens
+
+
+def prefix_units(body, kind):
+    """The request as the units a provider caches by, in order: tools, system, message blocks."""
+    units = []
+    if kind == "anthropic":
+        units += [(json.dumps(t, sort_keys=True), "cache_control" in t) for t in body.get("tools") or []]
+        system = body.get("system") or []
+        if isinstance(system, str):
+            system = [{"type": "text", "text": system}]
+        units += [(json.dumps(b, sort_keys=True), isinstance(b, dict) and "cache_control" in b) for b in system]
+        for m in body.get("messages") or []:
+            c = m.get("content")
+            for b in [c] if isinstance(c, str) else c or []:
+                mark = isinstance(b, dict) and "cache_control" in b
+                if isinstance(b, dict):
+                    b = {k: v for k, v in b.items() if k != "cache_control"}
+                units.append((m.get("role", "") + json.dumps(b, sort_keys=True), mark))
+    else:
+        units += [(json.dumps(t, sort_keys=True), False) for t in body.get("tools") or []]
+        units += [(json.dumps(body.get("instructions", ""), sort_keys=True), False)]
+        items = body.get("input") if "input" in body else body.get("messages")
+        units += [(json.dumps(i, sort_keys=True), False) for i in (items if isinstance(items, list) else [items])]
+    return units
+
+
+def cached_tokens(body, kind):
+    """Tokens read from the simulated prompt cache, and the prefixes this request writes."""
+    units = prefix_units(body, kind)
+    h, digests, total = hashlib.sha256(), [], 0
+    for text, mark in units:
+        h.update(text.encode())
+        total += max(1, len(text) // 4)
+        digests.append((h.hexdigest(), total, mark))
+    with lock:
+        store = cache[kind]
+        read = 0
+        for d, n, mark in digests:
+            if d in store:
+                read = max(read, n)
+        if kind == "openai" and read < 1024:
+            read = 0
+        for d, n, mark in digests:
+            if kind == "openai" or mark:
+                store[d] = n
+    return read
+
+
+def log_request(method, path, raw, body, turn, key=None, cache_read=None):
     with lock:
         state["n"] += 1
         n = state["n"]
-    rec = {"n": n, "t": round(time.time(), 3), "method": method, "path": path, "turn": turn, "bytes": len(raw),
+    rec = {"n": n, "t": round(time.time(), 3), "method": method, "path": path, "turn": turn, "bytes": len(raw), "key": key, "cache_read": cache_read,
            "body": body if body is not None else raw.decode("utf-8", "replace")}
     tmp = os.path.join(args.log_dir, f".{n:04d}.tmp")
     with open(tmp, "w") as f:
@@ -161,18 +215,29 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/v1/messages/count_tokens":
             log_request("POST", self.path, raw, body, None)
             return self.send_json(200, {"input_tokens": estimate_tokens(raw)})
-        if path not in ("/v1/messages", "/v1/responses"):
+        if path not in ("/v1/messages", "/v1/responses", "/v1/chat/completions"):
             log_request("POST", self.path, raw, body, None)
             return self.error(404, "not_found_error", f"no such path: {path}")
         if body.get("tools"):
             i, turn = next_turn()
         else:
             i, turn = None, {"text": "OK."}
-        log_request("POST", self.path, raw, body, i)
+        auth = self.headers.get("x-api-key") or (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        kind = "anthropic" if path == "/v1/messages" else "openai"
+        try:
+            self.cache_read = cached_tokens(body, kind)
+        except (AttributeError, TypeError):
+            self.cache_read = 0  # a body of the wrong shape: no cache, the reply says the rest
+        log_request("POST", self.path, raw, body, i, auth or None, self.cache_read)
         model = str(body.get("model", "scripted"))
+        if turn.get("recall"):
+            ids = re.findall(r"; recall ([0-9a-f]{7,})\]", json.dumps(body))
+            turn = {"tool": "cmv_recall", "input": {"id": ids[0]}} if ids else {"text": "nothing to recall"}
         try:
             if path == "/v1/messages":
                 self.anthropic(body, raw, model, turn, i)
+            elif path == "/v1/chat/completions":
+                self.openai_chat(body, raw, model, turn, i)
             else:
                 self.openai_responses(raw, model, turn, i)
         except (BrokenPipeError, ConnectionResetError):
@@ -191,8 +256,8 @@ class Handler(BaseHTTPRequestHandler):
         if not blocks:
             blocks.append({"type": "text", "text": done_text})
         stop = "tool_use" if turn.get("tool") else "end_turn"
-        usage = {"input_tokens": estimate_tokens(raw), "output_tokens": 10,
-                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        usage = {"input_tokens": max(1, estimate_tokens(raw) - self.cache_read), "output_tokens": 10,
+                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": self.cache_read}
         msg_id = f"msg_scripted_{i if i is not None else 'x'}"
         if not body.get("stream"):
             return self.send_json(200, {"id": msg_id, "type": "message", "role": "assistant", "model": model,
@@ -269,8 +334,49 @@ class Handler(BaseHTTPRequestHandler):
             output.append(item)
         n_in = estimate_tokens(raw)
         ev("response.completed", {"response": dict(resp, status="completed", output=output, usage={
-            "input_tokens": n_in, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 10,
+            "input_tokens": n_in, "input_tokens_details": {"cached_tokens": min(n_in, self.cache_read)}, "output_tokens": 10,
             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": n_in + 10})})
+
+
+    def openai_chat(self, body, raw, model, turn, i):
+        tag = i if i is not None else "x"
+        text = turn.get("text") or ("" if turn.get("tool") else done_text)
+        calls = []
+        if turn.get("tool"):
+            calls.append({"id": f"call_scripted_{tag}", "type": "function",
+                          "function": {"name": turn["tool"], "arguments": json.dumps(turn.get("input", {}))}})
+        n_in = estimate_tokens(raw)
+        usage = {"prompt_tokens": n_in, "completion_tokens": 10, "total_tokens": n_in + 10,
+                 "prompt_tokens_details": {"cached_tokens": min(n_in, self.cache_read)}}
+        finish = "tool_calls" if calls else "stop"
+        base = {"id": f"chatcmpl-scripted-{tag}", "created": int(time.time()), "model": model}
+        if not body.get("stream"):
+            msg = {"role": "assistant", "content": text or None}
+            if calls:
+                msg["tool_calls"] = calls
+            return self.send_json(200, dict(base, object="chat.completion", usage=usage, choices=[
+                {"index": 0, "message": msg, "finish_reason": finish}]))
+        self.start_sse()
+
+        def chunk(delta, fin=None, **extra):
+            data = dict(base, object="chat.completion.chunk", choices=[{"index": 0, "delta": delta, "finish_reason": fin}],
+                        **extra)
+            self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+            self.wfile.flush()
+
+        chunk({"role": "assistant", "content": ""})
+        if text:
+            chunk({"content": text})
+        for k, c in enumerate(calls):
+            chunk({"tool_calls": [{"index": k, "id": c["id"], "type": "function",
+                                   "function": {"name": c["function"]["name"], "arguments": ""}}]})
+            chunk({"tool_calls": [{"index": k, "function": {"arguments": c["function"]["arguments"]}}]})
+        chunk({}, finish)
+        if (body.get("stream_options") or {}).get("include_usage"):
+            data = dict(base, object="chat.completion.chunk", choices=[], usage=usage)
+            self.wfile.write(f"data: {json.dumps(data)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
 
 
 class Server(ThreadingHTTPServer):

@@ -259,3 +259,64 @@ void test_collect_jsonl(char ***files, size_t *n, const char *dir)
 	collect_jsonl(files, n, dir);
 	qsort(*files, *n, sizeof(**files), cmp_path);
 }
+
+#ifdef CMV_WITH_POSTGRESQL
+#include <libpq-fe.h>
+
+static void pg_quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+static char *pg_base_url(void)
+{
+	const char *state = getenv("CMV_TEST_PG");
+	char line[4096], *url = NULL;
+	FILE *f;
+
+	if (!state || !*state || !(f = fopen(state, "r")))
+		fail_msg("no test PostgreSQL cluster: CMV_TEST_PG names no state file (ctest starts one)");
+	/* line 1 is the cluster's folder, line 2 its URL */
+	for (int i = 0; i < 2 && fgets(line, sizeof(line), f); i++)
+		if (i == 1) {
+			line[strcspn(line, "\n")] = '\0';
+			url = strdup(line);
+		}
+	fclose(f);
+	if (!url)
+		fail_msg("the test cluster's state file '%s' has no URL", state);
+	return url;
+}
+
+void test_pg_exec(const char *sql)
+{
+	char *url = pg_base_url();
+	PGconn *c = PQconnectdb(url);
+	PGresult *r;
+
+	free(url);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("cannot connect to the test cluster: %s", PQerrorMessage(c));
+	PQsetNoticeProcessor(c, pg_quiet, NULL); /* DROP ... IF EXISTS notices */
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+char *test_pg_url(const char *name)
+{
+	char sql[512], *base = pg_base_url(), *url;
+
+	snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS \"%s\" CASCADE; CREATE SCHEMA \"%s\"", name, name);
+	test_pg_exec(sql);
+	/* the store lives in the schema first on its search_path */
+	size_t n = strlen(base) + strlen(name) + 64;
+	url = malloc(n);
+	snprintf(url, n, "%s&options=-csearch_path%%3D%s", base, name);
+	free(base);
+	return url;
+}
+#endif

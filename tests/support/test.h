@@ -100,4 +100,14 @@ void test_each_session(const char *root, const char *agent, void (*fn)(const cha
 /* Run a shell command; returns its exit status. */
 int test_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * PostgreSQL stores (builds with CMV_WITH_POSTGRESQL): the URL of a fresh,
+ * empty schema `name` in the test cluster that tests/support/pg_cluster.sh
+ * started, named by the file in $CMV_TEST_PG (a missing cluster fails the
+ * test: it is never skipped). malloc'd.
+ */
+char *test_pg_url(const char *name);
+/* Run one SQL command on the test cluster's database (fails the test on error). */
+void test_pg_exec(const char *sql);
+
 #endif

@@ -19,7 +19,7 @@ import json
 import os
 import threading
 
-__all__ = ["Store", "Branch", "Error", "NotFound", "Exists", "Ambiguous", "Budget", "Modified", "Locked",
+__all__ = ["Store", "Branch", "ReplyStream", "Error", "NotFound", "Exists", "Ambiguous", "Budget", "Modified", "Locked",
            "Mismatch", "Transport", "Invalid", "NoMemory", "IOError_", "Corrupt", "Unsupported", "TooBig",
            "Version", "library_path"]
 
@@ -58,6 +58,12 @@ _BY_CODE = {c.code: c for c in (NotFound, Exists, Ambiguous, Budget, Modified, L
                                 NoMemory, IOError_, Corrupt, Unsupported, TooBig, Version)}
 
 _CREATE, _READONLY = 1, 4
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_METHODS = {m: m.encode() for m in ("branch", "head", "append", "append_response", "request", "switch", "record_usage",
+                                   "usage", "tools_set", "search", "recall", "recall_tool", "snapshot", "model",
+                                   "stream_open", "stream_close")}
+# request's result is exactly {"report":R,"request":B} (host/json.c, invariant 3): B is sliced out, never parsed
+_REQ_HEAD, _REQ_MID = b'{"report":', b',"request":'
 
 
 class _ErrorStruct(ctypes.Structure):
@@ -96,6 +102,8 @@ def _load():
             lib.cmv_host_call.restype = ctypes.c_int
             lib.cmv_host_string_free.argtypes = [ctypes.c_void_p]
             lib.cmv_host_string_free.restype = None
+            lib.cmv_host_stream_feed.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_char_p, ctypes.c_size_t]
+            lib.cmv_host_stream_feed.restype = ctypes.c_int
             lib.cmv_host_free.argtypes = [ctypes.c_void_p]
             lib.cmv_host_free.restype = None
             lib.cmv_error_last.argtypes = []
@@ -128,6 +136,7 @@ class Store:
             _raise(lib, rc)
         self._h = h
         self.path = path
+        self._call_fn, self._free = lib.cmv_host_call, lib.cmv_host_string_free
 
     def close(self):
         with self._lock:
@@ -147,26 +156,46 @@ class Store:
 
     def call(self, method, **params):
         """One JSON call (docs/host.md lists the methods); the result as Python values."""
-        return json.loads(self.call_text(method, **params))
+        return json.loads(self._call(method, params))
 
     def call_text(self, method, **params):
-        text = json.dumps({k: v for k, v in params.items() if v is not None}).encode()
+        """One JSON call; the result as the JSON text libcmv returned."""
+        return self._call(method, params).decode("utf-8")
+
+    def _call(self, method, params):
+        """The call's result as bytes. Members that are None are left out (libcmv's defaults)."""
+        text = _dumps({k: v for k, v in params.items() if v is not None}).encode()
         out = ctypes.c_void_p()
         # one libcmv call at a time on a store (a cmv_repo is used by one thread at a time)
         with self._lock:
             if self._h is None:
                 raise Error("the store is closed")
-            rc = self._lib.cmv_host_call(ctypes.byref(out), self._h, method.encode(), text)
+            rc = self._call_fn(ctypes.byref(out), self._h, _METHODS.get(method) or method.encode(), text)
             if rc < 0:
                 _raise(self._lib, rc)
             try:
-                return ctypes.string_at(out.value).decode("utf-8")
+                return ctypes.string_at(out.value)
             finally:
-                self._lib.cmv_host_string_free(out)
+                self._free(out)
 
-    def branch(self, name, from_=None):
-        """The branch `name`, made when missing (from a snapshot, branch or node: `from_`)."""
-        self.call("branch", name=name, **({"from": from_} if from_ else {}))
+    def _feed(self, stream, chunk):
+        with self._lock:
+            if self._h is None:
+                raise Error("the store is closed")
+            rc = self._lib.cmv_host_stream_feed(self._h, stream, chunk, len(chunk))
+            if rc < 0:
+                _raise(self._lib, rc)
+
+    def branch(self, name, from_=None, model=None):
+        """The branch `name`, made when missing (from a snapshot, branch or node: `from_`). With `model` and
+        `from_`: restore, then switch, in one step (the branch is made at `from_` and switched to `model`, or
+        nothing is written); with `model` alone, the branch is switched to it."""
+        if model is not None and from_:
+            self.call("switch", branch=name, model=model, **{"from": from_})
+        else:
+            self.call("branch", name=name, **({"from": from_} if from_ else {}))
+            if model is not None:
+                self.call("switch", branch=name, model=model)
         return Branch(self, name)
 
     def snapshot(self, name, ref, description=None):
@@ -203,28 +232,54 @@ class Branch:
         return self.store.call("append", branch=self.name, messages=messages, format=format)["head"]
 
     def append_response(self, body_or_events, format, model=None):
-        """Append a provider's reply: its JSON body (dict or text) or its SSE stream (text, bytes or chunks).
-        Returns {"head", "text", "tool_calls", "usage", "stop_reason", "cost_usd"}; usage is booked to `model`."""
+        """Append a provider's reply: its JSON body (dict, text or bytes) or its SSE stream (text, bytes, or an
+        iterable of chunks, each fed to libcmv as it comes). Returns {"head", "text", "tool_calls", "usage",
+        "stop_reason", "cost_usd"}; usage is booked to `model`."""
         x = body_or_events
-        if isinstance(x, (bytes, bytearray)):
-            x = x.decode("utf-8")
-        elif not isinstance(x, (str, dict)):
-            x = "".join(c.decode("utf-8") if isinstance(c, (bytes, bytearray)) else c for c in x)
-        if isinstance(x, str) and not x.lstrip().startswith("{"):
-            return self.store.call("append_response", branch=self.name, format=format, events=x, model=model)
-        return self.store.call("append_response", branch=self.name, format=format, body=x, model=model)
+        if isinstance(x, dict):
+            return self.store.call("append_response", branch=self.name, format=format, body=x, model=model)
+        if isinstance(x, (bytes, bytearray, memoryview, str)):
+            x = bytes(x) if not isinstance(x, str) else x.encode("utf-8")
+            if x.lstrip().startswith(b"{"):
+                return self.store.call("append_response", branch=self.name, format=format,
+                                       body=x.decode("utf-8"), model=model)
+            x = (x,)
+        with self.reply_stream(format, model) as s:
+            for chunk in x:
+                s.feed(chunk)
+            return s.finish()
+
+    def reply_stream(self, format, model=None):
+        """A reply arriving as server-sent events: feed(chunk) as each arrives, then finish() appends it."""
+        return ReplyStream(self, format, model)
+
+    def request(self, model=None, budget=None, tools=None, format=None, recall_tool=False, max_tokens=None,
+                query=None, pins=None, keep_turns=None, stub_pinned=False, stream=False, pages=False):
+        """The request body to send, as the bytes to send, and the report (what the pager kept, stubbed and
+        evicted; the pages paged out listed under "paged_out" with pages=True). stream=True asks for
+        server-sent events (and OpenAI Chat's usage in them). The body is never parsed on the way."""
+        raw = self.store._call("request", dict(
+            branch=self.name, model=model, budget=budget, tools=tools, format=format,
+            recall_tool=recall_tool or None, max_tokens=max_tokens, query=query, pins=pins, keep_turns=keep_turns,
+            stub_pinned=stub_pinned or None, stream=stream or None, pages=pages or None))
+        # the first ',"request":' ends the report: inside a JSON string a quote is escaped, and no key of it is "request"
+        mid = raw.find(_REQ_MID)
+        if not raw.startswith(_REQ_HEAD) or mid < 0:
+            raise Error("request: an unexpected result from libcmv")
+        return raw[mid + len(_REQ_MID):-1], json.loads(raw[len(_REQ_HEAD):mid])
 
     def materialize(self, model=None, budget=None, tools=None, format=None, recall_tool=False, max_tokens=None,
-                    query=None, pins=None, keep_turns=None, stub_pinned=False):
-        """The request body to send (a dict) and the report: what the pager kept, stubbed and evicted."""
-        r = self.store.call("request", branch=self.name, model=model, budget=budget, tools=tools, format=format,
-                            recall_tool=recall_tool or None, max_tokens=max_tokens, query=query, pins=pins,
-                            keep_turns=keep_turns, stub_pinned=stub_pinned or None)
-        return r["request"], r["report"]
+                    query=None, pins=None, keep_turns=None, stub_pinned=False, stream=False, pages=True):
+        """request() with the body as a dict (parsed: a host that only sends it should use request())."""
+        body, report = self.request(model, budget, tools, format, recall_tool, max_tokens, query, pins, keep_turns,
+                                    stub_pinned, stream, pages)
+        return json.loads(body), report
 
-    def switch(self, model, budget=None):
-        """Switch the branch's model: checked to fit, recorded as one event with a new usage segment."""
-        return self.store.call("switch", branch=self.name, model=model, budget=budget)
+    def switch(self, model, budget=None, keep_turns=None, stub_pinned=False):
+        """Switch the branch's model: checked to fit, recorded as one event with a new usage segment; a
+        no-op when it runs on that model. Raises Budget (nothing written) when the pinned set cannot fit."""
+        return self.store.call("switch", branch=self.name, model=model, budget=budget, keep_turns=keep_turns,
+                               stub_pinned=stub_pinned or None)
 
     def record_usage(self, model=None, input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0):
         return self.store.call("record_usage", branch=self.name, model=model, input_tokens=input_tokens,
@@ -248,3 +303,45 @@ class Branch:
         """Answer a call of the cmv_recall tool: (text, is_error); the page is faulted in."""
         r = self.store.call("recall_tool", branch=self.name, input=input)
         return r["text"], r["is_error"]
+
+
+class ReplyStream:
+    """A reply's stream of server-sent events, fed to libcmv chunk by chunk (chunks of any size, bytes or text);
+    finish() appends the reply it adds up to. Keeps its Store alive; an unfinished stream is dropped on close."""
+
+    def __init__(self, branch, format, model=None):
+        self.branch, self.format, self.model = branch, format, model
+        self._store = branch.store
+        self._id = self._store.call("stream_open", format=format)["stream"]
+
+    def feed(self, chunk):
+        if self._id is None:
+            raise Error("the stream is finished")
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8")
+        self._store._feed(self._id, bytes(chunk))
+
+    def finish(self):
+        """Append the reply to the branch; the same result as Branch.append_response."""
+        if self._id is None:
+            raise Error("the stream is finished")
+        sid, self._id = self._id, None
+        return self._store.call("append_response", branch=self.branch.name, stream=sid, model=self.model)
+
+    def close(self):
+        """Drop the stream unfinished (nothing is appended); a no-op once finished."""
+        sid, self._id = self._id, None
+        if sid is not None and self._store._h is not None:
+            self._store.call("stream_close", stream=sid)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -130,3 +130,123 @@ def test_readonly_store_materializes(tmp_path):
         assert body["messages"] and report["fits"]
         with pytest.raises(cmv.Invalid):
             ro.branch("main").append({"role": "user", "content": "no"})
+
+
+def test_request_bytes_are_the_materialized_dict(store):
+    b = store.branch("q")
+    b.append({"role": "user", "content": "ünïcode and \"quotes\" in ,\"request\": text"}, format="anthropic")
+    tools = [{"name": "shell", "description": "run", "input_schema": {"type": "object", "properties": {}}}]
+    raw, report = b.request("gpt-4o", tools=tools, recall_tool=True)
+    assert isinstance(raw, bytes) and "paged_out" not in report and report["tools"] == 2
+    body, full = b.materialize("gpt-4o", tools=tools, recall_tool=True)
+    assert json.loads(raw) == body and "ünïcode" in body["messages"][0]["content"]
+    assert full["paged_out"] == [] and full["tokens"] == report["tokens"]
+    assert "stream" not in body
+    # stream=True: what each API needs to stream, usage included
+    chat = json.loads(b.request("gpt-4o", stream=True)[0])
+    assert chat["stream"] is True and chat["stream_options"] == {"include_usage": True}
+    msgs = json.loads(b.request("claude-sonnet-4-5", stream=True)[0])
+    assert msgs["stream"] is True and "stream_options" not in msgs
+    gem = json.loads(b.request("gemini-2.5-pro", stream=True)[0])
+    assert "stream" not in gem  # Gemini streams by its URL
+
+
+def test_stream_is_fed_as_it_arrives(store):
+    b = store.branch("inc")
+    b.append({"role": "user", "content": "go"})
+    fed = []
+
+    def arriving():
+        for i in range(0, len(SSE), 7):
+            fed.append(i)
+            yield SSE[i:i + 7].encode()
+
+    r = b.append_response(arriving(), format="anthropic", model="claude-sonnet-4-5")
+    assert r["tool_calls"][0]["input"] == {"id": "abcdef0"} and len(fed) > 10
+
+    # a bad event fails at its chunk: nothing after it is read, nothing is appended
+    head = b.head
+
+    def broken():
+        yield b"data: {not json}\n\n"
+        raise AssertionError("read past the bad event: the chunks were joined, not fed")
+
+    with pytest.raises(cmv.Invalid):
+        b.append_response(broken(), format="anthropic")
+    assert b.head == head
+
+
+def test_reply_stream_object(tmp_path):
+    s = cmv.Store(str(tmp_path / ".cmv"))
+    b = s.branch("x")
+    b.append({"role": "user", "content": "go"})
+    with b.reply_stream("anthropic") as rs:
+        for i in range(0, len(SSE), 5):
+            rs.feed(SSE[i:i + 5])  # text chunks too
+        r = rs.finish()
+    assert r["stop_reason"] == "tool_use" and b.head == r["head"]
+    with pytest.raises(cmv.Error):
+        rs.feed(b"data: {}\n\n")  # finished
+    # dropped unfinished: nothing appended, its id is gone
+    rs = b.reply_stream("openai-chat")
+    rs.feed(b"data: {\"choices\": []}\n\n")
+    rs.close()
+    assert b.head == r["head"]
+    with pytest.raises(cmv.NotFound):
+        s.call("append_response", branch="x", stream=rs._id or 12345)
+    # a stream outliving its store: refused, and the store's close freed it (valgrind: no leak)
+    rs = b.reply_stream("anthropic")
+    s.close()
+    with pytest.raises(cmv.Error):
+        rs.feed(b"data: {}\n\n")
+    del rs
+    with pytest.raises(cmv.Invalid):
+        cmv.Store(str(tmp_path / ".cmv")).call("stream_open", format="cohere")
+
+
+def test_restore_then_switch_in_one_step(store):
+    b = store.branch("main")
+    b.append({"role": "user", "content": "x " * 3000})
+    store.snapshot("s", "main")
+    head = b.head
+    c = store.branch("retry", from_="s", model="claude-sonnet-4-5")
+    # made at the snapshot, with the switch event on it; main untouched
+    assert c.head != head and b.head == head
+    assert [s["signature"] for s in c.usage()["segments"]] == ["anthropic/claude-sonnet-4-5"]
+    body, _ = c.materialize()  # the branch's model now
+    assert "max_tokens" in body and body["messages"][0]["role"] == "user"
+    # refused to fit: nothing is made
+    with pytest.raises(cmv.Budget):
+        store.call("switch", branch="tiny", model="gpt-4o", budget=10, **{"from": "s"})
+    with pytest.raises(cmv.NotFound):
+        store.call("head", branch="tiny")
+
+
+def test_calls_release_the_gil(store):
+    # a CDLL's foreign calls run without the GIL (a PyDLL's would hold it)
+    import ctypes
+    lib = cmv._load()
+    assert not isinstance(lib, ctypes.PyDLL)
+    assert not lib.cmv_host_call._flags_ & ctypes._FUNCFLAG_PYTHONAPI
+    # and a store is used by one thread at a time: calls from several threads are serialized, not corrupted
+    import threading
+    b = store.branch("t")
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(20):
+                b.append({"role": "user", "content": "thread %d message %d" % (k, i)})
+                b.request("gpt-4o")
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    body = json.loads(b.request("gpt-4o", budget=100000)[0])
+    text = json.dumps(body)  # consecutive user messages render as one: count what they said
+    assert all("thread %d message %d\"" % (k, i) in text for k in range(4) for i in range(20))

@@ -3,10 +3,9 @@
  * The store backend interface: what a storage engine implements so that
  * dag/ can keep conversations in it.
  *
- * Stability: version 1 is the first cut, made with a single persistent
- * backend (SQLite). It may still change when the second one (PostgreSQL,
- * DESIGN.md section 10) is written; from then on methods are only appended
- * and each version bump is listed here.
+ * Stability: two persistent backends implement it (SQLite, PostgreSQL in
+ * dag/store_pg.c); from now on methods are only appended and each version
+ * bump is listed here.
  *
  * Contract for every backend (tests/dag/conformance.c checks it):
  *  1. Ids are computed above the backend. A backend stores what it is given
@@ -148,6 +147,14 @@ struct cmv_store_backend {
  */
 CMV_EXTERN(int) cmv_store_sqlite_open(cmv_store_backend **out, const char *path,
 				      unsigned int flags);
+
+/**
+ * Open the PostgreSQL backend on a libpq URL ("postgresql://..." or
+ * "postgres://..."); CMV_REPO_OPEN_CREATE creates the schema in an empty
+ * database. A build without libpq answers CMV_EUNSUPPORTED.
+ * @return 0, CMV_ENOTFOUND, CMV_EIO, CMV_ECORRUPT, CMV_EVERSION, CMV_EUNSUPPORTED
+ */
+CMV_EXTERN(int) cmv_store_pg_open(cmv_store_backend **out, const char *url, unsigned int flags);
 
 /**
  * Wrap a backend in a repository. The repository takes ownership of the

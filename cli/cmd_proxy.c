@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmv proxy --listen ADDR [--upstream PROVIDER=URL]... [--budget N]: the
+ * proxy (server/proxy.c, docs/proxy.md) an agent reaches through its base
+ * URL. Loopback by default; another host needs $CMV_PROXY_TOKEN.
+ */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/base.h"
+#include "cmd.h"
+#include "server/mcp.h"
+#include "server/proxy.h"
+
+static const char *p_listen, *p_upstream, *p_budget;
+static bool p_no_tools, p_no_recall, p_quiet;
+const cli_opt opts_proxy[] = {
+	{ OPT_VALUE, "listen", 0, "ADDR", "PORT or HOST:PORT (default host 127.0.0.1; another host needs $CMV_PROXY_TOKEN)", &p_listen, NULL },
+	{ OPT_VALUE, "upstream", 0, "PROVIDER=URL", "where a provider's requests go (anthropic, openai; repeatable; default: the providers' own)", &p_upstream, NULL },
+	{ OPT_VALUE, "budget", 0, "N", "tokens every upstream request may count (default: the model's input budget)", &p_budget, NULL },
+	{ OPT_FLAG, "no-tool-paging", 0, NULL, "send every tool definition whole", NULL, &p_no_tools },
+	{ OPT_FLAG, "no-recall", 0, NULL, "offer no recall tool upstream", NULL, &p_no_recall },
+	{ OPT_FLAG, "quiet", 'q', NULL, "no line per request on stderr", NULL, &p_quiet },
+	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
+};
+
+static volatile sig_atomic_t stop_flag;
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void on_ready(unsigned int port, void *payload)
+{
+	const char *host = payload;
+	/* stdout, one line: a script that started it with port 0 reads where it went */
+	printf("cmv proxy: listening on http://%s:%u\n", host, port);
+	fflush(stdout);
+}
+
+CMD(proxy)
+{
+	proxy_config cfg;
+	proxy *p = NULL;
+	char host[256] = "127.0.0.1";
+	const char *token = getenv("CMV_PROXY_TOKEN");
+	int rc = EXIT_OK;
+
+	/* --upstream is repeatable: every one is read here, the parser keeps the last */
+	memset(&cfg, 0, sizeof(cfg));
+	for (int i = 1; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "--upstream"))
+			continue;
+		const char *v = argv[i + 1], *eq = strchr(v, '=');
+		if (eq && !strncmp(v, "anthropic=", 10))
+			cfg.anthropic_url = eq + 1;
+		else if (eq && !strncmp(v, "openai=", 7))
+			cfg.openai_url = eq + 1;
+		else
+			return cli_usage_error(cli_find("proxy"), "--upstream %s: expected anthropic=URL or openai=URL", v);
+	}
+	CLI_PARSE("proxy");
+	if (!p_listen)
+		return cli_usage_error(cli_find("proxy"), "--listen ADDR is required");
+	if (p_budget && (!cli_parse_u64(&cfg.budget, p_budget) || !cfg.budget))
+		return cli_usage_error(cli_find("proxy"), "--budget %s: expected a number of tokens", p_budget);
+	if (token && !*token)
+		token = NULL;
+	const char *colon = strrchr(p_listen, ':');
+	if (colon) {
+		size_t n = (size_t)(colon - p_listen);
+		const char *h = p_listen;
+		if (n > 2 && h[0] == '[')
+			h++, n -= 2;
+		snprintf(host, sizeof(host), "%.*s", (int)n, h);
+	}
+	if (!mcp_host_is_loopback(host) && !token)
+		return cli_usage_error(cli_find("proxy"), "--listen %s is not a loopback address: set CMV_PROXY_TOKEN (a token every client must send)", p_listen);
+	cfg.token = mcp_host_is_loopback(host) ? NULL : token;
+	cfg.no_tool_paging = p_no_tools;
+	cfg.no_recall = p_no_recall;
+	cfg.quiet = p_quiet;
+	if (proxy_new(&p, ctx->repo, &cfg) < 0)
+		return cli_fail("cannot start the proxy");
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (proxy_serve(p, p_listen, &stop_flag, on_ready, host) < 0)
+		rc = cli_fail("cannot serve");
+	proxy_free(p);
+	return rc;
+}

@@ -1,0 +1,1002 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The proxy's HTTP side (docs/proxy.md): libmicrohttpd in, libcurl out.
+ *
+ * Each client request gets a job: a worker thread builds the upstream body
+ * (proxy_turn.c), calls the upstream with libcurl, and passes what comes
+ * back to the client through a bounded queue that the connection's thread
+ * drains. A full queue stalls the upstream read (backpressure); a client
+ * that goes away cancels the upstream call (curl's progress callback).
+ * Streams are filtered on the way: the recall tool's calls never reach the
+ * client, and when the model called only the recall tool the proxy
+ * answers, calls the upstream again, and the client's stream goes on as
+ * one message (indices renumbered, one start, one end).
+ *
+ * One thread per connection: a streamed reply is long-lived, and each
+ * connection's thread blocks on its job only.
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include "base/base.h"
+#include "http.h"
+#include "mcp.h"
+#include "proxy_priv.h"
+
+#define QUEUE_MAX ((size_t)4 << 20) /* bytes waiting for a slow client before the upstream read stalls */
+#define MAX_HEADERS 64
+
+int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
+{
+	proxy *p = calloc(1, sizeof(*p));
+	*out = NULL;
+	if (!p)
+		return cmv_error__oom();
+	p->repo = repo;
+	if (cfg)
+		p->cfg = *cfg;
+	p->anthropic_url = strdup(p->cfg.anthropic_url ? p->cfg.anthropic_url : PROXY_ANTHROPIC_URL);
+	p->openai_url = strdup(p->cfg.openai_url ? p->cfg.openai_url : PROXY_OPENAI_URL);
+	p->token = p->cfg.token ? strdup(p->cfg.token) : NULL;
+	if (!p->anthropic_url || !p->openai_url || (p->cfg.token && !p->token)) {
+		proxy_free(p);
+		return cmv_error__oom();
+	}
+	p->cfg.anthropic_url = p->anthropic_url;
+	p->cfg.openai_url = p->openai_url;
+	p->cfg.token = p->token;
+	pthread_mutex_init(&p->lock, NULL);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	*out = p;
+	return 0;
+}
+
+void proxy_free(proxy *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n_models; i++) {
+		free(p->models[i].name);
+		cmv_model_handle_free(p->models[i].h);
+	}
+	free(p->anthropic_url);
+	free(p->openai_url);
+	if (p->token) {
+		memset(p->token, 0, strlen(p->token));
+		free(p->token);
+	}
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+proxy_api proxy_api_of(const char *path)
+{
+	size_t n = strcspn(path, "?");
+	if (n >= 12 && !strncmp(path + n - 12, "/v1/messages", 12))
+		return PROXY_API_ANTHROPIC;
+	if (n >= 20 && !strncmp(path + n - 20, "/v1/chat/completions", 20))
+		return PROXY_API_CHAT;
+	if (n >= 13 && !strncmp(path + n - 13, "/v1/responses", 13))
+		return PROXY_API_RESPONSES;
+	return PROXY_API_NONE;
+}
+
+/* ---- a job: one client request, its upstream calls, and the queue between ---------------- */
+
+typedef struct {
+	/* the filter's state across upstream rounds */
+	int map[256];           /* upstream index -> client index (-1: a recall call, hidden) */
+	int next;               /* the next client index */
+	long seq;               /* Responses: the client's sequence numbers */
+	bool rewrite;           /* events are re-serialized (a hidden call was seen, or a later round) */
+	cmv_buf held;           /* the end events, held until the round is known to be the last */
+	cmv_buf line;           /* an event being read */
+} sse_filter;
+
+typedef struct job {
+	proxy *p;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int refs;
+	/* the request */
+	char *method, *path;
+	char *body;
+	size_t len;
+	bool over;
+	char *headers[MAX_HEADERS];
+	size_t n_headers;
+	char *session_hint;
+	bool has_key;
+	proxy_api api;
+	int fd; /* the client's socket, watched for a hang-up */
+	/* the answer */
+	bool status_ready, done, cancelled, stream;
+	long status;
+	char ctype[128];
+	char *resp_headers[MAX_HEADERS];
+	size_t n_resp_headers;
+	cmv_buf q;   /* bytes for the client */
+	size_t q_off;
+	/* the upstream call in progress */
+	cmv_buf resp;         /* a whole (non-streamed or error) body, or the stream's raw bytes for the record */
+	bool pass;            /* the upstream's bytes go to the client as they are */
+	sse_filter f;
+	cmv_reply_stream *rs;
+	long up_status;
+	struct timespec t0;
+	double ttfb_ms;
+} job;
+
+static void job_unref(job *j)
+{
+	pthread_mutex_lock(&j->mu);
+	int left = --j->refs;
+	pthread_mutex_unlock(&j->mu);
+	if (left)
+		return;
+	free(j->method);
+	free(j->path);
+	free(j->body);
+	for (size_t i = 0; i < j->n_headers; i++) {
+		/* headers may hold the client's key: wiped before they are freed */
+		memset(j->headers[i], 0, strlen(j->headers[i]));
+		free(j->headers[i]);
+	}
+	for (size_t i = 0; i < j->n_resp_headers; i++)
+		free(j->resp_headers[i]);
+	free(j->session_hint);
+	cmv_buf_dispose(&j->q);
+	cmv_buf_dispose(&j->resp);
+	cmv_buf_dispose(&j->f.held);
+	cmv_buf_dispose(&j->f.line);
+	cmv_reply_stream_free(j->rs);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+	free(j);
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 + (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* Bytes for the client; waits while the queue is full. Returns false when the client is gone. */
+static bool job_emit(job *j, const char *data, size_t n)
+{
+	bool ok;
+	pthread_mutex_lock(&j->mu);
+	if (!j->ttfb_ms && n)
+		j->ttfb_ms = ms_since(&j->t0);
+	while (!j->cancelled && j->q.size - j->q_off > QUEUE_MAX)
+		pthread_cond_wait(&j->cv, &j->mu);
+	if ((ok = !j->cancelled)) {
+		if (j->q_off && j->q_off == j->q.size) {
+			cmv_buf_clear(&j->q);
+			j->q_off = 0;
+		}
+		ok = cmv_buf_put(&j->q, data, n) == 0;
+	}
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	return ok;
+}
+
+static void job_status(job *j, long status, const char *ctype)
+{
+	pthread_mutex_lock(&j->mu);
+	if (!j->status_ready) {
+		j->status = status;
+		snprintf(j->ctype, sizeof(j->ctype), "%s", ctype ? ctype : "application/json");
+		j->status_ready = true;
+	}
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* An error in the provider's shape, as the client's SDK reads one. */
+static void job_error(job *j, long status, const char *kind, const char *msg)
+{
+	cJSON *o = cJSON_CreateObject(), *e;
+	char *text;
+	if (j->api == PROXY_API_ANTHROPIC) {
+		cJSON_AddStringToObject(o, "type", "error");
+		e = cJSON_AddObjectToObject(o, "error");
+		cJSON_AddStringToObject(e, "type", kind);
+		cJSON_AddStringToObject(e, "message", msg);
+	} else {
+		e = cJSON_AddObjectToObject(o, "error");
+		cJSON_AddStringToObject(e, "message", msg);
+		cJSON_AddStringToObject(e, "type", kind);
+	}
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	pthread_mutex_lock(&j->mu);
+	bool sent = j->status_ready;
+	pthread_mutex_unlock(&j->mu);
+	if (!sent) {
+		job_status(j, status, "application/json");
+		if (text)
+			job_emit(j, text, strlen(text));
+	} else if (text) {
+		/* the stream is under way: the error is its last event */
+		cmv_buf ev = CMV_BUF_INIT((size_t)1 << 20);
+		if (j->api == PROXY_API_ANTHROPIC)
+			cmv_buf_printf(&ev, "event: error\ndata: %s\n\n", text);
+		else
+			cmv_buf_printf(&ev, "data: %s\n\n", text);
+		job_emit(j, ev.ptr, ev.size);
+		cmv_buf_dispose(&ev);
+	}
+	cJSON_free(text);
+}
+
+/* ---- the stream filter ------------------------------------------------------------------ */
+
+static void filter_round(sse_filter *f, int round)
+{
+	for (size_t i = 0; i < sizeof(f->map) / sizeof(f->map[0]); i++)
+		f->map[i] = -2; /* not seen */
+	if (round > 0)
+		f->rewrite = true;
+}
+
+static int map_index(sse_filter *f, cJSON *o, const char *key)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= 256)
+		return 0;
+	int i = (int)v->valuedouble;
+	if (f->map[i] == -2)
+		f->map[i] = f->next++;
+	if (f->map[i] == -1)
+		return -1;
+	if (f->map[i] != i)
+		f->rewrite = true;
+	cJSON_SetNumberValue(v, f->map[i]);
+	return 1;
+}
+
+static bool is_recall(const cJSON *o)
+{
+	const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "name"));
+	return n && !strcmp(n, "cmv_recall");
+}
+
+/* What to do with one event: 0 drop, 1 pass (as `o` says when rewritten), 2 hold. */
+static int filter_decide(job *j, cJSON *o, int round)
+{
+	sse_filter *f = &j->f;
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
+	if (j->api == PROXY_API_ANTHROPIC) {
+		if (!type)
+			return 1;
+		if (!strcmp(type, "message_start"))
+			return round == 0;
+		if (!strcmp(type, "message_delta") || !strcmp(type, "message_stop"))
+			return 2;
+		if (!strcmp(type, "content_block_start")) {
+			const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "content_block");
+			const cJSON *idx = cJSON_GetObjectItemCaseSensitive(o, "index");
+			const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+			if (bt && !strcmp(bt, "tool_use") && is_recall(b) && cJSON_IsNumber(idx) && idx->valuedouble >= 0 &&
+			    idx->valuedouble < 256) {
+				f->map[(int)idx->valuedouble] = -1;
+				f->rewrite = true;
+				return 0;
+			}
+		}
+		return map_index(f, o, "index") < 0 ? 0 : 1;
+	}
+	if (j->api == PROXY_API_RESPONSES) {
+		if (!type)
+			return 1;
+		if (!strcmp(type, "response.created") || !strcmp(type, "response.in_progress"))
+			return round == 0;
+		if (!strcmp(type, "response.completed") || !strcmp(type, "response.incomplete") ||
+		    !strcmp(type, "response.failed")) {
+			cJSON *out = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "response"), "output");
+			for (cJSON *it = out ? out->child : NULL, *next; it; it = next) {
+				next = it->next;
+				if (is_recall(it))
+					cJSON_Delete(cJSON_DetachItemViaPointer(out, it));
+			}
+			return 2;
+		}
+		if (!strcmp(type, "response.output_item.added")) {
+			const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, "item");
+			const cJSON *idx = cJSON_GetObjectItemCaseSensitive(o, "output_index");
+			if (is_recall(it) && cJSON_IsNumber(idx) && idx->valuedouble >= 0 && idx->valuedouble < 256) {
+				f->map[(int)idx->valuedouble] = -1;
+				f->rewrite = true;
+				return 0;
+			}
+		}
+		return map_index(f, o, "output_index") < 0 ? 0 : 1;
+	}
+	/* Chat Completions: chunks; the tool calls of the first choice, the finish and usage held */
+	cJSON *choice = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+	if (!choice)
+		return cJSON_GetObjectItemCaseSensitive(o, "usage") ? 2 : 1;
+	const cJSON *fin = cJSON_GetObjectItemCaseSensitive(choice, "finish_reason");
+	cJSON *tcs = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(choice, "delta"), "tool_calls");
+	for (cJSON *tc = tcs ? tcs->child : NULL, *next; tc; tc = next) {
+		next = tc->next;
+		const cJSON *idx = cJSON_GetObjectItemCaseSensitive(tc, "index");
+		if (is_recall(cJSON_GetObjectItemCaseSensitive(tc, "function")) && cJSON_IsNumber(idx) &&
+		    idx->valuedouble >= 0 && idx->valuedouble < 256) {
+			f->map[(int)idx->valuedouble] = -1;
+			f->rewrite = true;
+		}
+		if (map_index(f, tc, "index") < 0)
+			cJSON_Delete(cJSON_DetachItemViaPointer(tcs, tc));
+	}
+	if (tcs && !cJSON_GetArraySize(tcs)) {
+		cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(choice, "delta"), "tool_calls");
+		const cJSON *d = cJSON_GetObjectItemCaseSensitive(choice, "delta");
+		if (!d || !d->child)
+			return cJSON_IsString(fin) ? 2 : 0;
+	}
+	return cJSON_IsString(fin) ? 2 : 1;
+}
+
+/* One whole event (its lines, without the blank line that ended it). */
+static bool filter_event(job *j, const char *ev, size_t n, int round)
+{
+	const char *data = NULL, *name = NULL;
+	size_t data_len = 0, name_len = 0;
+	for (const char *p = ev, *end = ev + n; p < end;) {
+		const char *e = memchr(p, '\n', (size_t)(end - p));
+		size_t l = e ? (size_t)(e - p) : (size_t)(end - p);
+		if (l && p[l - 1] == '\r')
+			l--;
+		if (l >= 5 && !strncmp(p, "data:", 5)) {
+			data = p + 5 + (l > 5 && p[5] == ' ');
+			data_len = l - (size_t)(data - p);
+		} else if (l >= 6 && !strncmp(p, "event:", 6)) {
+			name = p + 6 + (l > 6 && p[6] == ' ');
+			name_len = l - (size_t)(name - p);
+		}
+		p = e ? e + 1 : end;
+	}
+	if (!data)
+		return job_emit(j, ev, n) && job_emit(j, "\n\n", 2);
+	if (data_len == 6 && !strncmp(data, "[DONE]", 6))
+		return cmv_buf_put(&j->f.held, "data: [DONE]\n\n", 14) == 0;
+	cJSON *o = cJSON_ParseWithLength(data, data_len);
+	if (!o)
+		return job_emit(j, ev, n) && job_emit(j, "\n\n", 2);
+	int what = filter_decide(j, o, round);
+	bool ok = true;
+	if (what) {
+		cmv_buf out = CMV_BUF_INIT((size_t)1 << 30);
+		char *text = NULL;
+		if (j->api == PROXY_API_RESPONSES) {
+			cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "sequence_number");
+			if (cJSON_IsNumber(s) && s->valuedouble != (double)j->f.seq) {
+				cJSON_SetNumberValue(s, (double)j->f.seq);
+				j->f.rewrite = true;
+			}
+			j->f.seq++;
+		}
+		if (j->f.rewrite || what == 2) {
+			text = cJSON_PrintUnformatted(o);
+			if (name)
+				cmv_buf_printf(&out, "event: %.*s\n", (int)name_len, name);
+			cmv_buf_printf(&out, "data: %s\n\n", text ? text : "{}");
+		} else {
+			cmv_buf_put(&out, ev, n);
+			cmv_buf_puts(&out, "\n\n");
+		}
+		if (what == 2)
+			ok = cmv_buf_put(&j->f.held, out.ptr, out.size) == 0;
+		else
+			ok = job_emit(j, out.ptr, out.size);
+		cJSON_free(text);
+		cmv_buf_dispose(&out);
+	}
+	cJSON_Delete(o);
+	return ok;
+}
+
+/* ---- the upstream call -------------------------------------------------------------------- */
+
+typedef struct {
+	job *j;
+	int round;
+} call_ctx;
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud)
+{
+	call_ctx *c = ud;
+	job *j = c->j;
+	size_t len = size * n;
+	static const char *keep[] = { "content-type:", "request-id:", "x-request-id:", "retry-after:", "anthropic-",
+				      "openai-", "x-ratelimit-", NULL };
+	if (len > 5 && !strncmp(buf, "HTTP/", 5)) {
+		j->up_status = strtol(buf + 9, NULL, 10);
+		return len;
+	}
+	if (c->round > 0 || j->n_resp_headers >= MAX_HEADERS)
+		return len;
+	for (int i = 0; keep[i]; i++)
+		if (!strncasecmp(buf, keep[i], strlen(keep[i]))) {
+			size_t l = len;
+			while (l && (buf[l - 1] == '\r' || buf[l - 1] == '\n'))
+				l--;
+			if ((j->resp_headers[j->n_resp_headers] = strndup(buf, l)))
+				j->n_resp_headers++;
+			break;
+		}
+	return len;
+}
+
+static const char *resp_header(job *j, const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < j->n_resp_headers; i++)
+		if (!strncasecmp(j->resp_headers[i], name, n) && j->resp_headers[i][n] == ':') {
+			const char *v = j->resp_headers[i] + n + 1;
+			while (*v == ' ')
+				v++;
+			return v;
+		}
+	return NULL;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *ud)
+{
+	call_ctx *c = ud;
+	job *j = c->j;
+	size_t len = size * n;
+	if (j->resp.size + len > PROXY_MAX_RESPONSE)
+		return 0; /* over the limit: curl stops with a write error */
+	if (j->pass || j->up_status != 200) {
+		/* passed as it comes; an error body is also kept, for the log's reason */
+		if (c->round == 0) {
+			const char *ct = resp_header(j, "content-type");
+			job_status(j, j->up_status, ct);
+			return job_emit(j, buf, len) ? len : 0;
+		}
+		return cmv_buf_put(&j->resp, buf, len) == 0 ? len : 0;
+	}
+	if (!j->stream)
+		return cmv_buf_put(&j->resp, buf, len) == 0 ? len : 0;
+	job_status(j, 200, "text/event-stream");
+	if (cmv_reply_stream_feed(j->rs, buf, len) < 0)
+		cmv_error_clear(); /* the record is checked once the stream ends */
+	/* split into events at blank lines */
+	if (cmv_buf_put(&j->f.line, buf, len) < 0)
+		return 0;
+	size_t start = 0;
+	for (size_t i = 0; i + 1 < j->f.line.size; i++) {
+		const char *p = j->f.line.ptr;
+		size_t skip = 0;
+		if (p[i] == '\n' && p[i + 1] == '\n')
+			skip = 2;
+		else if (p[i] == '\n' && p[i + 1] == '\r' && i + 2 < j->f.line.size && p[i + 2] == '\n')
+			skip = 3;
+		if (!skip)
+			continue;
+		size_t l = i - start;
+		if (l && p[start + l - 1] == '\r')
+			l--;
+		if (l && !filter_event(j, p + start, l, c->round))
+			return 0;
+		start = i + skip;
+		i = start - 1;
+	}
+	if (start) {
+		memmove(j->f.line.ptr, j->f.line.ptr + start, j->f.line.size - start);
+		j->f.line.size -= start;
+		j->f.line.ptr[j->f.line.size] = '\0';
+	}
+	return len;
+}
+
+static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c2, curl_off_t d)
+{
+	call_ctx *c = ud;
+	(void)a, (void)b, (void)c2, (void)d;
+	pthread_mutex_lock(&c->j->mu);
+	bool gone = c->j->cancelled;
+	pthread_mutex_unlock(&c->j->mu);
+	return gone; /* non-zero aborts the transfer */
+}
+
+/* The upstream URL: the provider's base and the client's path, one "/v1" between them. */
+static int upstream_url(cmv_buf *out, job *j)
+{
+	const char *base = j->api == PROXY_API_ANTHROPIC || strstr(j->path, "/messages") ? j->p->anthropic_url
+											  : j->p->openai_url;
+	const char *path = j->path;
+	size_t bl = strlen(base);
+	while (bl && base[bl - 1] == '/')
+		bl--;
+	if (bl >= 3 && !strncmp(base + bl - 3, "/v1", 3) && !strncmp(path, "/v1", 3) && (path[3] == '/' || !path[3]))
+		path += 3;
+	return cmv_buf_printf(out, "%.*s%s", (int)bl, base, path);
+}
+
+/* Whether a client header goes upstream: all but hop-by-hop ones and the proxy's own. */
+static bool forwarded(const char *name)
+{
+	static const char *drop[] = { "host", "content-length", "connection", "transfer-encoding", "accept-encoding",
+				      "keep-alive", "te", "upgrade", "proxy-authorization", "proxy-connection",
+				      "x-cmv-token", "expect", NULL };
+	for (int i = 0; drop[i]; i++)
+		if (!strcasecmp(name, drop[i]))
+			return false;
+	return true;
+}
+
+/* One call upstream; its answer goes through the job. Returns the transfer's result. */
+static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
+{
+	CURL *h = curl_easy_init();
+	struct curl_slist *hdrs = NULL;
+	cmv_buf url = CMV_BUF_INIT(1 << 16);
+	call_ctx c = { j, round };
+	CURLcode rc;
+	char *keyhdr = NULL;
+
+	if (!h || upstream_url(&url, j) < 0) {
+		curl_easy_cleanup(h);
+		cmv_buf_dispose(&url);
+		return CURLE_OUT_OF_MEMORY;
+	}
+	for (size_t i = 0; i < j->n_headers; i++)
+		hdrs = curl_slist_append(hdrs, j->headers[i]);
+	if (!j->has_key) {
+		/* no key with the request: the provider's from the environment, read now and not kept */
+		const char *k = getenv(j->api == PROXY_API_ANTHROPIC ? "ANTHROPIC_API_KEY" : "OPENAI_API_KEY");
+		if (k && *k && asprintf(&keyhdr, j->api == PROXY_API_ANTHROPIC ? "x-api-key: %s" : "Authorization: Bearer %s", k) > 0)
+			hdrs = curl_slist_append(hdrs, keyhdr);
+	}
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (keyhdr) {
+		memset(keyhdr, 0, strlen(keyhdr));
+		free(keyhdr);
+	}
+	j->up_status = 0;
+	cmv_buf_clear(&j->resp);
+	cmv_buf_clear(&j->f.line);
+	curl_easy_setopt(h, CURLOPT_URL, url.ptr);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, j->method);
+	if (strcmp(j->method, "GET") && strcmp(j->method, "HEAD")) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	} else if (!strcmp(j->method, "HEAD")) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	}
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &c);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &c);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
+	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	rc = curl_easy_perform(h);
+	if (j->up_status == 0)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &j->up_status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	cmv_buf_dispose(&url);
+	return rc;
+}
+
+static void log_line(job *j, proxy_turn *t, const char *what)
+{
+	if (j->p->cfg.quiet)
+		return;
+	if (!t) {
+		fprintf(stderr, "cmv proxy: %s %s: %ld%s%s\n", j->method, j->path, j->status, what ? ": " : "", what ? what : "");
+		return;
+	}
+	const proxy_turn_stats *s = proxy_turn_stats_get(t);
+	if (s->side) {
+		fprintf(stderr, "cmv proxy: %s: %ld, passed through (not the session's line)\n", proxy_turn_branch(t), j->status);
+		return;
+	}
+	fprintf(stderr,
+		"cmv proxy: %s: %ld, +%zu messages, %llu/%llu tokens (%llu unpaged), %zu stubbed, %zu evicted, "
+		"tools %zu/%zu stubbed, %zu faults, %zu recall rounds, first byte %.1f ms%s%s\n",
+		proxy_turn_branch(t), j->status, s->appended, (unsigned long long)s->tokens, (unsigned long long)s->budget,
+		(unsigned long long)s->tokens_full, s->stubbed, s->evicted, s->n_tools_stubbed, s->n_tools, s->faults,
+		s->rounds, j->ttfb_ms, what ? ": " : "", what ? what : "");
+}
+
+static void *job_run(void *arg)
+{
+	job *j = arg;
+	proxy_turn *t = NULL;
+	const char *why = NULL;
+	char whybuf[512];
+
+	clock_gettime(CLOCK_MONOTONIC, &j->t0);
+	if (j->over) {
+		job_error(j, 413, "request_too_large", "cmv proxy: the request is too large");
+		goto done;
+	}
+	if (j->api == PROXY_API_NONE || strcmp(j->method, "POST")) {
+		j->pass = true;
+		CURLcode rc = call_upstream(j, j->body ? j->body : "", j->len, 0);
+		if (rc != CURLE_OK && !j->status_ready)
+			job_error(j, 502, "api_error", curl_easy_strerror(rc));
+		goto done;
+	}
+	if (proxy_turn_new(&t, j->p, j->api, j->session_hint, j->body ? j->body : "", j->len) < 0) {
+		const cmv_error *e = cmv_error_last();
+		snprintf(whybuf, sizeof(whybuf), "cmv proxy: %s", e->message);
+		job_error(j, e->code == CMV_EINVALID || e->code == CMV_EBUDGET || e->code == CMV_ETOOBIG ? 400 : 500,
+			  "invalid_request_error", whybuf);
+		why = whybuf;
+		goto done;
+	}
+	j->stream = proxy_turn_streams(t);
+	size_t len;
+	const char *up = proxy_turn_upstream(t, &len);
+	if (!up) {
+		j->pass = true;
+		CURLcode rc = call_upstream(j, j->body, j->len, 0);
+		if (rc != CURLE_OK && !j->status_ready)
+			job_error(j, 502, "api_error", curl_easy_strerror(rc));
+		goto done;
+	}
+	if (j->stream && cmv_reply_stream_new(&j->rs, j->api == PROXY_API_ANTHROPIC ? "anthropic"
+						 : j->api == PROXY_API_CHAT ? "openai-chat" : "openai-responses") < 0) {
+		job_error(j, 500, "api_error", "cmv proxy: out of memory");
+		goto done;
+	}
+	for (int round = 0; round < PROXY_MAX_ROUNDS; round++) {
+		bool again = false;
+		filter_round(&j->f, round);
+		cmv_buf_clear(&j->f.held);
+		CURLcode rc = call_upstream(j, up, len, round);
+		pthread_mutex_lock(&j->mu);
+		bool gone = j->cancelled;
+		pthread_mutex_unlock(&j->mu);
+		if (gone) {
+			why = "the client went away: the upstream call was cancelled";
+			break;
+		}
+		if (rc != CURLE_OK) {
+			snprintf(whybuf, sizeof(whybuf), "cmv proxy: the upstream call failed: %s", curl_easy_strerror(rc));
+			job_error(j, 502, "api_error", whybuf);
+			why = whybuf;
+			break;
+		}
+		if (j->up_status != 200) {
+			if (round > 0) {
+				snprintf(whybuf, sizeof(whybuf), "cmv proxy: the upstream answered %ld after a recall", j->up_status);
+				job_error(j, 502, "api_error", whybuf);
+			}
+			why = "the upstream's error passed on";
+			break;
+		}
+		cmv_buf body = CMV_BUF_INIT(PROXY_MAX_RESPONSE * 2);
+		int err = 0;
+		if (j->stream)
+			err = cmv_reply_stream_body(&body, j->rs);
+		else
+			err = cmv_buf_set(&body, j->resp.ptr, j->resp.size);
+		if (!err)
+			err = proxy_turn_reply(t, body.ptr, body.size, &again);
+		if (err < 0) {
+			/* the reply goes to the client all the same: the record's failure is the proxy's to report */
+			snprintf(whybuf, sizeof(whybuf), "the reply was not recorded: %s", cmv_error_last()->message);
+			why = whybuf;
+			again = false;
+		}
+		if (again) {
+			cmv_buf_dispose(&body);
+			cmv_reply_stream_free(j->rs);
+			j->rs = NULL;
+			if (cmv_reply_stream_new(&j->rs, j->api == PROXY_API_ANTHROPIC ? "anthropic"
+							 : j->api == PROXY_API_CHAT ? "openai-chat" : "openai-responses") < 0)
+				break;
+			up = proxy_turn_upstream(t, &len);
+			continue;
+		}
+		if (j->stream) {
+			job_emit(j, j->f.held.ptr, j->f.held.size);
+		} else {
+			job_status(j, 200, resp_header(j, "content-type"));
+			job_emit(j, j->resp.ptr, j->resp.size);
+		}
+		cmv_buf_dispose(&body);
+		break;
+	}
+done:
+	if (!j->status_ready)
+		job_error(j, 502, "api_error", "cmv proxy: no answer from the upstream");
+	pthread_mutex_lock(&j->mu);
+	j->done = true;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	log_line(j, t, why);
+	proxy_turn_free(t);
+	job_unref(j);
+	return NULL;
+}
+
+/* ---- libmicrohttpd ---------------------------------------------------------------------- */
+
+static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	job *j = cls;
+	ssize_t n;
+	(void)pos;
+	pthread_mutex_lock(&j->mu);
+	while (j->q.size == j->q_off && !j->done && !j->cancelled) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+	}
+	if (j->q.size > j->q_off) {
+		size_t k = j->q.size - j->q_off;
+		n = (ssize_t)(k < max ? k : max);
+		memcpy(buf, j->q.ptr + j->q_off, (size_t)n);
+		j->q_off += (size_t)n;
+		if (j->q_off == j->q.size) {
+			cmv_buf_clear(&j->q);
+			j->q_off = 0;
+		}
+	} else {
+		n = j->cancelled ? MHD_CONTENT_READER_END_WITH_ERROR : MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	return n;
+}
+
+static void job_cancel(job *j)
+{
+	pthread_mutex_lock(&j->mu);
+	j->cancelled = true;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
+static void reader_free(void *cls)
+{
+	job *j = cls;
+	job_cancel(j); /* a no-op once the job is done; else the client left mid-stream */
+	job_unref(j);
+}
+
+typedef struct {
+	job *j;
+} conn;
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	job *j = cls;
+	(void)kind;
+	if (!strcasecmp(key, "x-api-key") || !strcasecmp(key, "authorization"))
+		j->has_key = true;
+	if ((!strcasecmp(key, "session_id") || !strcasecmp(key, "conversation_id") ||
+	     !strcasecmp(key, "x-claude-code-session-id")) && !j->session_hint)
+		j->session_hint = strdup(value);
+	if (forwarded(key) && j->n_headers < MAX_HEADERS) {
+		char *h = NULL;
+		if (asprintf(&h, "%s: %s", key, value ? value : "") > 0)
+			j->headers[j->n_headers++] = h;
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	job *j = cls;
+	char *np = NULL;
+	(void)kind;
+	if (asprintf(&np, "%s%c%s%s%s", j->path, strchr(j->path, '?') ? '&' : '?', key, value ? "=" : "",
+		     value ? value : "") > 0) {
+		free(j->path);
+		j->path = np;
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *c, unsigned int status, const char *text)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Whether the client's socket was closed (a hang-up while its answer is being made). */
+static bool client_gone(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+	return fd >= 0 && poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	proxy *p = cls;
+	conn *k = *con_cls;
+	(void)version;
+	if (!k) {
+		if (!(k = calloc(1, sizeof(*k))))
+			return MHD_NO;
+		*con_cls = k;
+		return MHD_YES;
+	}
+	if (!k->j) {
+		if (!(k->j = calloc(1, sizeof(*k->j))))
+			return MHD_NO;
+		k->j->p = p;
+		k->j->refs = 1;
+		k->j->fd = -1;
+		pthread_mutex_init(&k->j->mu, NULL);
+		pthread_cond_init(&k->j->cv, NULL);
+		cmv_buf_init(&k->j->q, (size_t)1 << 31);
+		cmv_buf_init(&k->j->resp, PROXY_MAX_RESPONSE + 1);
+		cmv_buf_init(&k->j->f.held, (size_t)1 << 28);
+		cmv_buf_init(&k->j->f.line, PROXY_MAX_RESPONSE + 1);
+	}
+	job *j = k->j;
+	if (*upload_size) {
+		if (!j->over && j->len + *upload_size <= PROXY_MAX_REQUEST) {
+			char *nb = realloc(j->body, j->len + *upload_size + 1);
+			if (!nb)
+				return MHD_NO;
+			j->body = nb;
+			memcpy(j->body + j->len, upload, *upload_size);
+			j->len += *upload_size;
+			j->body[j->len] = '\0';
+		} else {
+			j->over = true; /* read and dropped: the answer is a 413 */
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	/* the proxy's token: a header, or the first path segment /t/TOKEN (for clients that set a base URL only) */
+	if (p->token) {
+		const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Cmv-Token");
+		char given[256] = "";
+		if (tok)
+			snprintf(given, sizeof(given), "%s", tok);
+		else if (!strncmp(url, "/t/", 3)) {
+			size_t n = strcspn(url + 3, "/");
+			snprintf(given, sizeof(given), "%.*s", (int)(n < 255 ? n : 255), url + 3);
+			url += 3 + n;
+		}
+		if (!srv_secret_equal(given, p->token))
+			return respond_text(c, 401, "cmv proxy: a token is required (X-Cmv-Token, or a base URL ending in /t/TOKEN)\n");
+	}
+	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	if (origin && !srv_origin_ok(origin))
+		return respond_text(c, 403, "cmv proxy: requests from this Origin are refused\n");
+	if (!(j->method = strdup(method)) || !(j->path = strdup(url)))
+		return MHD_NO;
+	/* the query string (Claude Code's ?beta=true) goes upstream too */
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_arg, j);
+	j->api = proxy_api_of(url);
+	MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, j);
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	j->fd = ci ? ci->connect_fd : -1;
+
+	pthread_t th;
+	j->refs++; /* the worker's */
+	if (pthread_create(&th, NULL, job_run, j) != 0) {
+		j->refs--;
+		return respond_text(c, 503, "cmv proxy: cannot start a worker\n");
+	}
+	pthread_detach(th);
+	/* wait for the status line (a stream) or the whole answer, watching for a hang-up */
+	pthread_mutex_lock(&j->mu);
+	while (!j->done && !j->cancelled && !(j->status_ready && j->stream && j->status == 200)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+		if (!j->done && client_gone(j->fd)) {
+			j->cancelled = true;
+			pthread_cond_broadcast(&j->cv);
+		}
+	}
+	bool cancelled = j->cancelled, done = j->done;
+	pthread_mutex_unlock(&j->mu);
+	if (cancelled && !done)
+		return MHD_NO;
+	struct MHD_Response *r;
+	if (done && !(j->stream && j->status == 200)) {
+		r = MHD_create_response_from_buffer(j->q.size - j->q_off, j->q.ptr + j->q_off, MHD_RESPMEM_MUST_COPY);
+	} else {
+		j->refs++; /* the response's */
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, reader, j, reader_free);
+		if (!r)
+			j->refs--;
+	}
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", j->ctype);
+	for (size_t i = 0; i < j->n_resp_headers; i++) {
+		char *colon = strchr(j->resp_headers[i], ':');
+		if (!colon || !strncasecmp(j->resp_headers[i], "content-type:", 13))
+			continue;
+		*colon = '\0';
+		const char *v = colon + 1;
+		while (*v == ' ')
+			v++;
+		MHD_add_response_header(r, j->resp_headers[i], v);
+		*colon = ':';
+	}
+	if (j->stream)
+		MHD_add_response_header(r, "Cache-Control", "no-cache");
+	enum MHD_Result ret = MHD_queue_response(c, (unsigned int)j->status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why)
+{
+	conn *k = *con_cls;
+	(void)cls;
+	(void)c;
+	if (k) {
+		if (k->j) {
+			if (why != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+				job_cancel(k->j);
+			job_unref(k->j);
+		}
+		free(k);
+		*con_cls = NULL;
+	}
+}
+
+int proxy_serve(proxy *p, const char *addr, volatile sig_atomic_t *stop,
+		void (*ready)(unsigned int port, void *payload), void *payload)
+{
+	char host[256], port[16];
+	unsigned int bound = 0;
+	int error;
+
+	if ((error = srv_addr_parse(host, port, addr, "--listen")) < 0)
+		return error;
+	if (!mcp_host_is_loopback(host) && !p->token)
+		return cmv_error__set(CMV_EINVALID, "--listen %s is not a loopback address: a token is required", addr);
+	struct MHD_OptionItem options[] = {
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_done, NULL },
+		{ MHD_OPTION_CONNECTION_LIMIT, 512, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, 600, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 256 * 1024, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	struct MHD_Daemon *d = srv_daemon_start(&bound, host, port,
+						 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+							 MHD_USE_ERROR_LOG,
+						 on_request, p, options);
+	if (!d)
+		return cmv_error_last()->code;
+	if (ready)
+		ready(bound, payload);
+	while (!*stop)
+		usleep(100000);
+	MHD_stop_daemon(d);
+	return 0;
+}

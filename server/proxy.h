@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The proxy (docs/proxy.md): an agent's model API, served on loopback, that
+ * keeps every session in the store and sends the provider the pager's
+ * window of it. Beside the MCP server in the server layer; this header is
+ * its face for the CLI, the benchmark and the fuzz target.
+ *
+ * Invariants:
+ *  - a client request is read with a bounded size (PROXY_MAX_REQUEST); an
+ *    upstream response is held to PROXY_MAX_RESPONSE; anything wrong with
+ *    a request is an error response in the provider's shape, never the end
+ *    of the proxy;
+ *  - every message a client sends is appended to its session's branch once
+ *    (a resent history is matched, not stored again), and every reply is
+ *    appended before the client sees its end;
+ *  - the request sent upstream counts at most the budget (--budget, else
+ *    the model's input budget), system and tools included;
+ *  - the client's API key is passed to its provider with the request and
+ *    never stored or logged; the proxy's own token (a non-loopback listen
+ *    needs one) is compared in constant time;
+ *  - one store handle, one request on it at a time (a mutex); upstream
+ *    calls run outside the lock, so sessions proceed side by side.
+ */
+#ifndef CMV_SERVER_PROXY_H
+#define CMV_SERVER_PROXY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <cmv/cmv.h>
+
+#define PROXY_MAX_REQUEST ((size_t)64 << 20)  /* bytes of one client request */
+#define PROXY_MAX_RESPONSE ((size_t)64 << 20) /* bytes of one upstream response */
+#define PROXY_MAX_ROUNDS 4                    /* upstream calls per client request (recall faults) */
+#define PROXY_TOOL_RECENT 64                  /* a tool called within this many replies is sent whole */
+#define PROXY_ANTHROPIC_URL "https://api.anthropic.com"
+#define PROXY_OPENAI_URL "https://api.openai.com"
+
+typedef enum {
+	PROXY_API_NONE = 0,   /* passed through untouched */
+	PROXY_API_ANTHROPIC,  /* /v1/messages */
+	PROXY_API_CHAT,       /* /v1/chat/completions */
+	PROXY_API_RESPONSES,  /* /v1/responses */
+} proxy_api;
+
+typedef struct proxy proxy;
+
+typedef struct {
+	const char *anthropic_url; /* NULL: PROXY_ANTHROPIC_URL */
+	const char *openai_url;    /* NULL: PROXY_OPENAI_URL */
+	uint64_t budget;           /* tokens every upstream request may count; 0: the model's input budget */
+	const char *token;         /* required of every client when not NULL (X-Cmv-Token, or a /t/TOKEN path prefix) */
+	bool no_tool_paging;       /* send every tool definition whole */
+	bool no_recall;            /* offer no recall tool upstream */
+	bool quiet;                /* no line per request on stderr */
+} proxy_config;
+
+int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg);
+void proxy_free(proxy *p);
+
+/*
+ * Serve on addr ("PORT", "HOST:PORT"; HOST default 127.0.0.1) until *stop.
+ * ready (may be NULL) is called with the port bound (PORT 0 picks one).
+ */
+int proxy_serve(proxy *p, const char *addr, volatile sig_atomic_t *stop,
+		void (*ready)(unsigned int port, void *payload), void *payload);
+
+/* The API a request path is for (the query string ignored). */
+proxy_api proxy_api_of(const char *path);
+
+/* ---- one client request (what the server does between reading it and sending upstream) ---- */
+
+typedef struct proxy_turn proxy_turn;
+
+/*
+ * Take a client request: find its session, append its new messages, and
+ * build the upstream body (the pager's window, tool definitions paged, the
+ * recall tool offered). `session_hint` is a session id from a header (may
+ * be NULL). Takes the store lock.
+ * @return 0, CMV_EINVALID (a request the provider would refuse: the
+ *         message says why), CMV_EBUDGET, or the store's errors
+ */
+int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *session_hint, const char *body,
+		   size_t len);
+void proxy_turn_free(proxy_turn *t);
+/* The body to send upstream (borrowed); NULL when the request is passed through unchanged. */
+const char *proxy_turn_upstream(const proxy_turn *t, size_t *len);
+const char *proxy_turn_branch(const proxy_turn *t);
+bool proxy_turn_streams(const proxy_turn *t);
+
+/*
+ * The upstream's reply to the last body (a JSON response, or a stream's
+ * events added up): appended to the branch. When the model called only
+ * the recall tool, its calls are answered, the answers appended, and a
+ * new upstream body built: *again is then true. Takes the store lock.
+ */
+int proxy_turn_reply(proxy_turn *t, const char *body, size_t len, bool *again);
+
+/* Figures of one turn, for the log line and the benchmark. */
+typedef struct {
+	uint64_t budget, tokens, tokens_full; /* the upstream request's count, its budget, without paging */
+	uint64_t tools_tokens, tools_tokens_full;
+	size_t n_tools, n_tools_stubbed;
+	size_t stubbed, evicted;
+	size_t faults, rounds;
+	size_t appended;                      /* client messages appended by this request */
+	bool side;                            /* not the session's line: passed through unrecorded */
+} proxy_turn_stats;
+const proxy_turn_stats *proxy_turn_stats_get(const proxy_turn *t);
+
+#endif

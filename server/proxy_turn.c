@@ -1,0 +1,1323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * One client request through the proxy: its session, its new messages
+ * appended, the upstream body built from the pager's window, and the
+ * upstream's reply appended (with the recall tool's faults answered).
+ *
+ * A session's branch keeps a note ("proxy") that says how the client's
+ * messages map onto the branch: one entry per appended batch (how many
+ * client items, a digest of them, the node it ended at), one per reply
+ * (matched against whatever assistant items the client sends back in its
+ * place), one per exchange the client never saw (the recall tool's calls
+ * and answers, skipped when matching). A resent history is matched entry
+ * by entry and costs nothing; only what follows the match is appended.
+ * Digests leave out "cache_control" members: clients move their cache
+ * marker from message to message, and the message is the same.
+ *
+ * Invariants:
+ *  1. The upstream body is the client's body with its messages (Responses:
+ *     input) replaced by the pager's window and its tool definitions paged;
+ *     every other member passes through as the client wrote it.
+ *  2. What the tools, the system prompt and the recall tool count is held
+ *     back from the budget before the pager pages the messages to it, so
+ *     the whole request keeps the budget (the count of raw JSON text is an
+ *     over-count: the safe side).
+ *  3. A request that does not follow the session's line and offers no
+ *     tools (a title, a summary, a quota probe) is passed through and
+ *     recorded nowhere; one that offers tools moves the branch back to
+ *     where it diverged, the old line kept as BRANCH.fork-TIP.
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/base.h"
+#include "proxy_priv.h"
+
+#define NOTE_KEY "proxy"
+#define STUB_TAIL " [definition paged out by cmv; it is sent whole once the tool is called]"
+
+typedef struct {
+	char kind;  /* 'g' a batch of client items, 'r' a reply not yet seen back, 'h' hidden from the client */
+	size_t n;   /* client items it stands for ('g') */
+	cmv_id digest, node;
+} entry;
+
+typedef struct {
+	char *name;
+	size_t last; /* the reply count when it was last called */
+} tool_use_rec;
+
+typedef struct {
+	cmv_id key;    /* name and input of a call */
+	char page[CMV_ID_HEXSZ + 1];
+} fault_key;
+
+struct proxy_turn {
+	proxy *p;
+	proxy_api api;
+	char branch[256];
+	cJSON *body;          /* the client's request */
+	char *raw;            /* its bytes */
+	size_t raw_len;
+	bool stream, side;
+	cmv_model_handle *model;
+	entry *e;
+	size_t n_e, cap_e;
+	tool_use_rec *tools;
+	size_t n_tools, cap_tools;
+	size_t replies;
+	fault_key *fk;
+	size_t n_fk;
+	cmv_page *pages;      /* the last window's pages (ids and sizes: what a fault may pin) */
+	size_t n_pages;
+	uint64_t page_budget;
+	size_t round;
+	cmv_buf upstream;
+	proxy_turn_stats st;
+};
+
+static void fault(proxy_turn *t, const char *page);
+
+/* ---- JSON spans ----------------------------------------------------------------------- */
+
+const char *pjs_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+static const char *pjs_string(const char *p, const char *end)
+{
+	if (p >= end || *p != '"')
+		return NULL;
+	for (p++; p < end; p++) {
+		if (*p == '\\')
+			p++;
+		else if (*p == '"')
+			return p + 1;
+	}
+	return NULL;
+}
+
+const char *pjs_skip(const char *p, const char *end)
+{
+	size_t depth = 0;
+
+	p = pjs_ws(p, end);
+	if (p >= end)
+		return NULL;
+	if (*p != '{' && *p != '[') {
+		if (*p == '"')
+			return pjs_string(p, end);
+		while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' &&
+		       *p != '\t' && *p != ':')
+			p++;
+		return p;
+	}
+	/* iterative: nesting costs no stack */
+	while (p < end) {
+		if (*p == '"') {
+			if (!(p = pjs_string(p, end)))
+				return NULL;
+			continue;
+		}
+		if (*p == '{' || *p == '[')
+			depth++;
+		else if (*p == '}' || *p == ']') {
+			if (!--depth)
+				return p + 1;
+		}
+		p++;
+	}
+	return NULL;
+}
+
+int pjs_member(pspan *out, pspan obj, const char *key)
+{
+	const char *p = pjs_ws(obj.p, obj.end), *end = obj.end;
+	size_t klen = strlen(key);
+
+	if (p >= end || *p != '{')
+		return 0;
+	p++;
+	for (;;) {
+		const char *k, *ke;
+		p = pjs_ws(p, end);
+		if (p >= end || *p == '}')
+			return 0;
+		k = p;
+		if (!(ke = pjs_string(p, end)))
+			return 0;
+		p = pjs_ws(ke, end);
+		if (p >= end || *p != ':')
+			return 0;
+		p = pjs_ws(p + 1, end);
+		const char *v = p;
+		if (!(p = pjs_skip(p, end)))
+			return 0;
+		if ((size_t)(ke - k) == klen + 2 && !memcmp(k + 1, key, klen)) {
+			out->p = v;
+			out->end = p;
+			return 1;
+		}
+		p = pjs_ws(p, end);
+		if (p < end && *p == ',')
+			p++;
+		else
+			return 0;
+	}
+}
+
+/* The items of the array in `arr`, as spans. */
+static int pjs_items(pspan **out, size_t *n, pspan arr)
+{
+	const char *p = pjs_ws(arr.p, arr.end), *end = arr.end;
+	size_t cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (p >= end || *p != '[')
+		return cmv_error__set(CMV_EINVALID, "expected an array");
+	p++;
+	for (;;) {
+		p = pjs_ws(p, end);
+		if (p >= end)
+			return cmv_error__set(CMV_EINVALID, "an array is cut short");
+		if (*p == ']')
+			return 0;
+		const char *v = p;
+		if (!(p = pjs_skip(p, end)))
+			return cmv_error__set(CMV_EINVALID, "an array item is not JSON");
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			pspan *g = realloc(*out, nc * sizeof(**out));
+			if (!g)
+				return cmv_error__oom();
+			*out = g;
+			cap = nc;
+		}
+		(*out)[(*n)++] = (pspan){ v, p };
+		p = pjs_ws(p, end);
+		if (p < end && *p == ',')
+			p++;
+	}
+}
+
+/* The digest of a value's text with every "cache_control" member left out. */
+static int digest_span(cmv_id *out, pspan s, cmv_buf *tmp)
+{
+	static const char cc[] = "\"cache_control\"";
+	const char *p = s.p;
+	int error = 0;
+
+	if (!memmem(s.p, (size_t)(s.end - s.p), cc, sizeof(cc) - 1)) {
+		cmv_id_hash(out, s.p, (size_t)(s.end - s.p));
+		return 0;
+	}
+	cmv_buf_clear(tmp);
+	while (p < s.end && !error) {
+		if (*p == '"') {
+			const char *q = pjs_string(p, s.end), *r;
+			if (!q)
+				break;
+			if ((size_t)(q - p) == sizeof(cc) - 1 && !memcmp(p, cc, sizeof(cc) - 1) &&
+			    (r = pjs_ws(q, s.end)) < s.end && *r == ':' && (r = pjs_skip(r + 1, s.end))) {
+				size_t n = tmp->size;
+				while (n && isspace((unsigned char)tmp->ptr[n - 1]))
+					n--;
+				if (n && tmp->ptr[n - 1] == ',') {
+					tmp->size = n - 1;
+					tmp->ptr[tmp->size] = '\0';
+				} else {
+					r = pjs_ws(r, s.end);
+					if (r < s.end && *r == ',')
+						r++;
+				}
+				p = r;
+				continue;
+			}
+			error = cmv_buf_put(tmp, p, (size_t)(q - p));
+			p = q;
+			continue;
+		}
+		error = cmv_buf_putc(tmp, *p++);
+	}
+	if (!error)
+		cmv_id_hash(out, tmp->ptr, tmp->size);
+	return error;
+}
+
+static void digest_many(cmv_id *out, const cmv_id *ids, size_t n)
+{
+	cmv_id_hash(out, ids, n * sizeof(*ids));
+}
+
+/* ---- the session's note ---------------------------------------------------------------- */
+
+static int push_entry(proxy_turn *t, char kind, size_t n, const cmv_id *digest, const cmv_id *node)
+{
+	if (t->n_e == t->cap_e) {
+		size_t nc = t->cap_e ? t->cap_e * 2 : 32;
+		entry *g = realloc(t->e, nc * sizeof(*g));
+		if (!g)
+			return cmv_error__oom();
+		t->e = g;
+		t->cap_e = nc;
+	}
+	entry *e = &t->e[t->n_e++];
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->n = n;
+	if (digest)
+		e->digest = *digest;
+	e->node = *node;
+	return 0;
+}
+
+static int tool_used(proxy_turn *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_tools; i++)
+		if (!strcmp(t->tools[i].name, name)) {
+			t->tools[i].last = t->replies;
+			return 0;
+		}
+	if (t->n_tools == t->cap_tools) {
+		size_t nc = t->cap_tools ? t->cap_tools * 2 : 16;
+		tool_use_rec *g = realloc(t->tools, nc * sizeof(*g));
+		if (!g)
+			return cmv_error__oom();
+		t->tools = g;
+		t->cap_tools = nc;
+	}
+	if (!(t->tools[t->n_tools].name = strdup(name)))
+		return cmv_error__oom();
+	t->tools[t->n_tools++].last = t->replies;
+	return 0;
+}
+
+static bool tool_recent(const proxy_turn *t, const char *name)
+{
+	for (size_t i = 0; i < t->n_tools; i++)
+		if (!strcmp(t->tools[i].name, name))
+			return t->replies - t->tools[i].last < PROXY_TOOL_RECENT;
+	return false;
+}
+
+/* The note's lines: "n REPLIES", "t LAST NAME", "e KIND N DIGEST NODE". A line it cannot read is left out. */
+static int state_load(proxy_turn *t)
+{
+	cmv_buf note = CMV_BUF_INIT((size_t)256 << 20);
+	int error = cmv_branch_note_get(&note, t->p->repo, t->branch, NOTE_KEY);
+
+	if (error == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		cmv_buf_dispose(&note);
+		return 0;
+	}
+	for (char *line = note.ptr, *next; !error && line && *line; line = next) {
+		if ((next = strchr(line, '\n')))
+			*next++ = '\0';
+		char kind, dig[64], node[64], name[256];
+		size_t n;
+		if (line[0] == 'n' && sscanf(line, "n %zu", &n) == 1) {
+			t->replies = n;
+		} else if (line[0] == 't' && sscanf(line, "t %zu %255s", &n, name) == 2) {
+			if (!(error = tool_used(t, name)))
+				t->tools[t->n_tools - 1].last = n;
+		} else if (line[0] == 'e' && sscanf(line, "e %c %zu %63s %63s", &kind, &n, dig, node) == 4) {
+			cmv_id d, nd;
+			if (cmv_id_fromstr(&d, dig) < 0 || cmv_id_fromstr(&nd, node) < 0) {
+				cmv_error_clear();
+				continue;
+			}
+			error = push_entry(t, kind, n, &d, &nd);
+		}
+	}
+	cmv_buf_dispose(&note);
+	return error;
+}
+
+static int state_save(proxy_turn *t)
+{
+	cmv_buf note = CMV_BUF_INIT((size_t)256 << 20);
+	char a[CMV_ID_HEXSZ + 1], b[CMV_ID_HEXSZ + 1];
+	int error = cmv_buf_printf(&note, "n %zu\n", t->replies);
+
+	for (size_t i = 0; !error && i < t->n_tools; i++)
+		error = cmv_buf_printf(&note, "t %zu %s\n", t->tools[i].last, t->tools[i].name);
+	for (size_t i = 0; !error && i < t->n_e; i++)
+		error = cmv_buf_printf(&note, "e %c %zu %s %s\n", t->e[i].kind, t->e[i].n,
+				       cmv_id_tostr(a, sizeof(a), &t->e[i].digest), cmv_id_tostr(b, sizeof(b), &t->e[i].node));
+	if (!error)
+		error = cmv_branch_note_set(t->p->repo, t->branch, NOTE_KEY, note.ptr);
+	cmv_buf_dispose(&note);
+	return error;
+}
+
+/* ---- sessions -------------------------------------------------------------------------- */
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/*
+ * The session id a request carries: Claude Code's metadata.user_id (a JSON
+ * object with "session_id", or "..._session_ID"), OpenAI's
+ * prompt_cache_key (Codex sets it to its conversation id), a header the
+ * server passed, else none.
+ */
+static bool session_of(char *out, size_t n, const cJSON *body, const char *hint)
+{
+	const char *uid = jstr(cJSON_GetObjectItemCaseSensitive(body, "metadata"), "user_id");
+	const char *key = jstr(body, "prompt_cache_key");
+
+	out[0] = '\0';
+	if (uid) {
+		cJSON *j = cJSON_Parse(uid);
+		const char *sid = jstr(j, "session_id");
+		const char *s = strstr(uid, "_session_");
+		if (sid && *sid)
+			snprintf(out, n, "%s", sid);
+		else if (s && s[9])
+			snprintf(out, n, "%s", s + 9);
+		cJSON_Delete(j);
+	}
+	if (!out[0] && key && *key)
+		snprintf(out, n, "%s", key);
+	if (!out[0] && hint && *hint)
+		snprintf(out, n, "%s", hint);
+	return out[0] != '\0';
+}
+
+/* A branch name from a session id: itself when it is a valid one, else a digest of it. */
+static void branch_of(char *out, size_t n, const char *sid)
+{
+	cmv_id d;
+	char hex[CMV_ID_HEXSZ + 1];
+	bool ok = strlen(sid) < 200;
+	for (const char *c = sid; ok && *c; c++)
+		ok = isalnum((unsigned char)*c) || *c == '-' || *c == '_' || *c == '.';
+	if (ok && cmv_ref_name_is_valid(sid) == 1) {
+		snprintf(out, n, "%s", sid);
+		return;
+	}
+	cmv_id_hash(&d, sid, strlen(sid));
+	snprintf(out, n, "proxy-%.16s", cmv_id_tostr(hex, sizeof(hex), &d));
+}
+
+static int model_for(cmv_model_handle **out, proxy *p, const char *name, proxy_api api)
+{
+	const char *fallback = api == PROXY_API_ANTHROPIC ? "claude-sonnet-4-5" : "gpt-4o";
+	int error;
+
+	for (size_t i = 0; i < p->n_models; i++)
+		if (!strcmp(p->models[i].name, name)) {
+			*out = p->models[i].h;
+			return 0;
+		}
+	if (p->n_models == PROXY_MAX_MODELS)
+		return cmv_error__set(CMV_ETOOBIG, "model %s: the proxy keeps %d models at most", name, PROXY_MAX_MODELS);
+	if ((error = cmv_model_handle_open(out, p->repo, name)) < 0) {
+		/* a model cmv does not know is counted as its API's reference model (docs/proxy.md) */
+		cmv_error_clear();
+		if ((error = cmv_model_handle_open(out, p->repo, fallback)) < 0)
+			return error;
+	}
+	if (!(p->models[p->n_models].name = strdup(name))) {
+		cmv_model_handle_free(*out);
+		return cmv_error__oom();
+	}
+	p->models[p->n_models++].h = *out;
+	return 0;
+}
+
+/* ---- matching the client's items to the branch ------------------------------------------ */
+
+static const char *api_format(proxy_api api)
+{
+	return api == PROXY_API_ANTHROPIC ? "anthropic" : api == PROXY_API_CHAT ? "openai-chat" : "openai-responses";
+}
+
+/* Whether a client item is the assistant's (what a reply comes back as). */
+static bool assistant_item(const cJSON *it, proxy_api api)
+{
+	const char *role = jstr(it, "role"), *type = jstr(it, "type");
+	if (role)
+		return !strcmp(role, "assistant");
+	if (api != PROXY_API_RESPONSES || !type)
+		return false;
+	return !strcmp(type, "function_call") || !strcmp(type, "reasoning") || !strcmp(type, "custom_tool_call") ||
+	       !strcmp(type, "local_shell_call") || !strcmp(type, "web_search_call");
+}
+
+/* ---- tool definitions as pages --------------------------------------------------------- */
+
+/* A definition's name and whether it is a function the proxy may stub (not a provider's built-in). */
+static const char *tool_name(const cJSON *t, proxy_api api, bool *pageable)
+{
+	const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+	const char *type = jstr(t, "type");
+	*pageable = false;
+	if (api == PROXY_API_CHAT && cJSON_IsObject(fn)) {
+		*pageable = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(fn, "parameters")) ||
+			    !cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+		return jstr(fn, "name");
+	}
+	if (api == PROXY_API_ANTHROPIC)
+		*pageable = (!type || !strcmp(type, "custom")) && cJSON_GetObjectItemCaseSensitive(t, "input_schema");
+	else if (api == PROXY_API_RESPONSES)
+		*pageable = type && !strcmp(type, "function");
+	return jstr(t, "name");
+}
+
+/* The stub of a description: its first line, at most 100 bytes, cut at a character boundary. */
+static char *stub_description(const char *desc)
+{
+	size_t n = 0;
+	cmv_buf b = CMV_BUF_INIT(1024);
+	while (desc && desc[n] && desc[n] != '\n' && n < 100)
+		n++;
+	while (n && desc && ((unsigned char)desc[n] & 0xC0) == 0x80 && desc[n] != '\0')
+		n--;
+	if (cmv_buf_put(&b, desc ? desc : "", n) < 0 || cmv_buf_puts(&b, STUB_TAIL) < 0) {
+		cmv_buf_dispose(&b);
+		return NULL;
+	}
+	return cmv_buf_detach(&b);
+}
+
+/* The tools to send: each definition whole or as its stub, and the recall tool. *out NULL: no tools member. */
+static int page_tools(char **out, proxy_turn *t, bool recall)
+{
+	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(t->body, "tools");
+	cJSON *arr;
+	char *full = NULL;
+
+	*out = NULL;
+	t->st.n_tools = t->st.n_tools_stubbed = 0;
+	if (!cJSON_IsArray(tools))
+		return 0;
+	if (!(arr = cJSON_Duplicate(tools, 1)))
+		return cmv_error__oom();
+	for (cJSON *d = arr->child; d; d = d->next) {
+		bool pageable;
+		const char *name = tool_name(d, t->api, &pageable);
+		t->st.n_tools++;
+		if (t->p->cfg.no_tool_paging || !pageable || !name || tool_recent(t, name))
+			continue;
+		cJSON *fn = t->api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
+		char *sd = stub_description(jstr(fn, "description"));
+		const char *schema_key = t->api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
+		if (!sd) {
+			cJSON_Delete(arr);
+			return cmv_error__oom();
+		}
+		cJSON_DeleteItemFromObjectCaseSensitive(fn, "description");
+		cJSON_AddStringToObject(fn, "description", sd);
+		free(sd);
+		/* any input is taken: the client checks it against the whole schema it holds */
+		cJSON_ReplaceItemInObjectCaseSensitive(fn, schema_key,
+						       cJSON_Parse("{\"type\":\"object\",\"additionalProperties\":true}"));
+		if (cJSON_GetObjectItemCaseSensitive(fn, "strict"))
+			cJSON_ReplaceItemInObjectCaseSensitive(fn, "strict", cJSON_CreateFalse());
+		t->st.n_tools_stubbed++;
+	}
+	if (recall) {
+		cmv_buf schema = CMV_BUF_INIT(1 << 16);
+		int error = cmv_recall_tool_schema(&schema, t->api == PROXY_API_ANTHROPIC ? "anthropic" : "openai");
+		cJSON *r = error < 0 ? NULL : cJSON_Parse(schema.ptr);
+		cmv_buf_dispose(&schema);
+		if (r && t->api == PROXY_API_RESPONSES) {
+			/* Responses takes a function's members at the top of its definition */
+			cJSON *fn = cJSON_DetachItemFromObjectCaseSensitive(r, "function");
+			cJSON_Delete(r);
+			r = fn;
+			if (r)
+				cJSON_AddItemToObject(r, "type", cJSON_CreateString("function"));
+		}
+		if (!r) {
+			cJSON_Delete(arr);
+			return error < 0 ? error : cmv_error__oom();
+		}
+		cJSON_AddItemToArray(arr, r);
+	}
+	*out = cJSON_PrintUnformatted(arr);
+	full = cJSON_PrintUnformatted(tools);
+	cJSON_Delete(arr);
+	if (!*out || !full) {
+		cJSON_free(*out);
+		cJSON_free(full);
+		*out = NULL;
+		return cmv_error__oom();
+	}
+	size_t n = 0;
+	const cmv_model *m = cmv_model_handle_profile(t->model);
+	if (cmv_model_count(&n, NULL, m, cmv_model_handle_tok(t->model), full, strlen(full)) == 0)
+		t->st.tools_tokens_full = n;
+	cJSON_free(full);
+	return 0;
+}
+
+/* ---- the upstream body ----------------------------------------------------------------- */
+
+static int add_fault_key(proxy_turn *t, const char *name, const char *input, const char *page)
+{
+	fault_key *g = realloc(t->fk, (t->n_fk + 1) * sizeof(*g));
+	cmv_buf k = CMV_BUF_INIT((size_t)1 << 26);
+	if (!g)
+		return cmv_error__oom();
+	t->fk = g;
+	if (cmv_buf_printf(&k, "%s", name) < 0 || cmv_buf_putc(&k, '\x1f') < 0 || cmv_buf_puts(&k, input) < 0) {
+		cmv_buf_dispose(&k);
+		return cmv_error__oom();
+	}
+	cmv_id_hash(&t->fk[t->n_fk].key, k.ptr, k.size);
+	snprintf(t->fk[t->n_fk].page, sizeof(t->fk[t->n_fk].page), "%s", page);
+	t->n_fk++;
+	cmv_buf_dispose(&k);
+	return 0;
+}
+
+/* The page id in a body's stub ("[... ; recall ID]"), or false. */
+static bool stub_id(char out[CMV_ID_HEXSZ + 1], const char *s)
+{
+	const char *r;
+	size_t n = 0;
+	if (!s || s[0] != '[' || !(r = strstr(s, "; recall ")))
+		return false;
+	r += 9;
+	while (n < CMV_ID_HEXSZ && isxdigit((unsigned char)r[n]))
+		n++;
+	if (n < 7 || r[n] != ']' || r[n + 1] != '\0')
+		return false;
+	memcpy(out, r, n);
+	out[n] = '\0';
+	return true;
+}
+
+/* Canonical text of a call's input: the JSON reprinted (an OpenAI arguments string parsed first). */
+static char *canon_input(const cJSON *input)
+{
+	if (cJSON_IsString(input)) {
+		cJSON *j = cJSON_Parse(input->valuestring);
+		char *s = j ? cJSON_PrintUnformatted(j) : strdup(input->valuestring);
+		cJSON_Delete(j);
+		return s;
+	}
+	return input ? cJSON_PrintUnformatted(input) : strdup("{}");
+}
+
+/* The calls whose results the window shows as stubs: calling one again is a fault (docs/proxy.md). */
+static int collect_fault_keys(proxy_turn *t, const cJSON *msgs)
+{
+	/* pairs of call id -> (name, input) and call id -> stub page, joined by id */
+	typedef struct {
+		const char *id, *name;
+		const cJSON *input;
+	} call;
+	call *calls = NULL;
+	size_t n = 0, cap = 0;
+	int error = 0;
+
+	t->n_fk = 0;
+	for (const cJSON *m = msgs ? msgs->child : NULL; m && !error; m = m->next) {
+		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+		const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+		const char *type = jstr(m, "type");
+		/* the calls: Anthropic's tool_use blocks, Chat's tool_calls, Responses' function_call items */
+		const cJSON *list[2] = { cJSON_IsArray(content) ? content->child : NULL, cJSON_IsArray(tcs) ? tcs->child : NULL };
+		for (int l = 0; l < 2; l++)
+			for (const cJSON *b = list[l]; b; b = b->next) {
+				const cJSON *fn = cJSON_GetObjectItemCaseSensitive(b, "function");
+				const char *bt = jstr(b, "type");
+				call c = { NULL, NULL, NULL };
+				if (l == 0 && bt && !strcmp(bt, "tool_use"))
+					c = (call){ jstr(b, "id"), jstr(b, "name"), cJSON_GetObjectItemCaseSensitive(b, "input") };
+				else if (l == 1 && fn)
+					c = (call){ jstr(b, "id"), jstr(fn, "name"), cJSON_GetObjectItemCaseSensitive(fn, "arguments") };
+				if (c.id && c.name) {
+					if (n == cap) {
+						call *g = realloc(calls, (cap = cap ? cap * 2 : 64) * sizeof(*g));
+						if (!g) {
+							free(calls);
+							return cmv_error__oom();
+						}
+						calls = g;
+					}
+					calls[n++] = c;
+				}
+			}
+		if (type && !strcmp(type, "function_call") && jstr(m, "call_id") && jstr(m, "name")) {
+			if (n == cap) {
+				call *g = realloc(calls, (cap = cap ? cap * 2 : 64) * sizeof(*g));
+				if (!g) {
+					free(calls);
+					return cmv_error__oom();
+				}
+				calls = g;
+			}
+			calls[n++] = (call){ jstr(m, "call_id"), jstr(m, "name"), cJSON_GetObjectItemCaseSensitive(m, "arguments") };
+		}
+		/* the results that are stubs */
+		const char *rid = NULL, *text = NULL;
+		char page[CMV_ID_HEXSZ + 1];
+		if (type && !strcmp(type, "function_call_output")) {
+			rid = jstr(m, "call_id");
+			text = jstr(m, "output");
+		} else if (jstr(m, "tool_call_id")) {
+			rid = jstr(m, "tool_call_id");
+			text = jstr(m, "content");
+		}
+		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
+			const char *bt = jstr(b, "type");
+			if (!bt || strcmp(bt, "tool_result"))
+				continue;
+			const cJSON *c = cJSON_GetObjectItemCaseSensitive(b, "content");
+			const char *s = cJSON_IsString(c) ? c->valuestring
+				: cJSON_IsArray(c) && cJSON_GetArraySize(c) == 1 ? jstr(c->child, "text") : NULL;
+			const char *id = jstr(b, "tool_use_id");
+			if (!id || !stub_id(page, s))
+				continue;
+			for (size_t k = n; k-- > 0;)
+				if (!strcmp(calls[k].id, id)) {
+					char *in = canon_input(calls[k].input);
+					error = in ? add_fault_key(t, calls[k].name, in, page) : cmv_error__oom();
+					free(in);
+					break;
+				}
+		}
+		if (rid && stub_id(page, text))
+			for (size_t k = n; k-- > 0;)
+				if (!strcmp(calls[k].id, rid)) {
+					char *in = canon_input(calls[k].input);
+					error = in ? add_fault_key(t, calls[k].name, in, page) : cmv_error__oom();
+					free(in);
+					break;
+				}
+	}
+	free(calls);
+	return error;
+}
+
+/* Count the cache_control markers in a span of text. */
+static size_t count_markers(pspan s)
+{
+	size_t n = 0;
+	for (const char *p = s.p; p && p < s.end && (p = memmem(p, (size_t)(s.end - p), "\"cache_control\"", 15)); p += 15)
+		n++;
+	return n;
+}
+
+/*
+ * Build the upstream body from the branch: the pager's window for the
+ * budget left once system and tools are counted, spliced into the
+ * client's body.
+ */
+static int build_upstream(proxy_turn *t)
+{
+	proxy *p = t->p;
+	const cmv_model *m = cmv_model_handle_profile(t->model);
+	cmv_tok *tok = cmv_model_handle_tok(t->model);
+	pspan whole = { t->raw, t->raw + t->raw_len }, sys = { NULL, NULL }, tools_span = { NULL, NULL }, msgs_span;
+	const char *msgs_key = t->api == PROXY_API_RESPONSES ? "input" : "messages";
+	bool recall = !p->cfg.no_recall && t->round + 1 < PROXY_MAX_ROUNDS;
+	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_buf mat = CMV_BUF_INIT((size_t)1 << 30);
+	char *tools = NULL, *msgs_text = NULL;
+	cJSON *mj = NULL;
+	cmv_id tip;
+	size_t over = 0, n;
+	int error;
+
+	memset(&rep, 0, sizeof(rep));
+	cmv_buf_clear(&t->upstream);
+	if ((error = page_tools(&tools, t, recall)) < 0)
+		goto done;
+	/* what is sent besides the messages: the client's system prompt and the tools as paged */
+	if (pjs_member(&sys, whole, t->api == PROXY_API_RESPONSES ? "instructions" : "system") &&
+	    cmv_model_count(&n, NULL, m, tok, sys.p, (size_t)(sys.end - sys.p)) == 0)
+		over += n;
+	if (tools && cmv_model_count(&n, NULL, m, tok, tools, strlen(tools)) == 0) {
+		over += n;
+		t->st.tools_tokens = n;
+	}
+	uint64_t base = p->cfg.budget ? p->cfg.budget
+		: m->context_window > m->max_output ? m->context_window - m->max_output : 0;
+	uint64_t held = (uint64_t)ceil((double)over * (1 + m->margin));
+	if (held >= base) {
+		error = cmv_error__set(CMV_EBUDGET, "the system prompt and tool definitions alone (%zu tokens) fill the budget of %llu",
+				       over, (unsigned long long)base);
+		goto done;
+	}
+	po.budget = base - held;
+	po.state_branch = t->branch;
+	po.stub_pinned = true;
+	po.target = t->api == PROXY_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC
+		: t->api == PROXY_API_CHAT ? CMV_RENDER_OPENAI_CHAT : CMV_RENDER_OPENAI_RESPONSES;
+	if ((error = cmv_resolve(&tip, p->repo, t->branch)) < 0 ||
+	    (error = cmv_materialize_for(&mat, &rep, p->repo, &tip, t->model, &po)) < 0)
+		goto done;
+	t->st.budget = p->cfg.budget ? p->cfg.budget : base;
+	free(t->pages);
+	t->pages = NULL;
+	t->n_pages = 0;
+	if (rep.n_pages && (t->pages = malloc(rep.n_pages * sizeof(*t->pages)))) {
+		memcpy(t->pages, rep.pages, rep.n_pages * sizeof(*t->pages));
+		t->n_pages = rep.n_pages;
+	}
+	t->page_budget = po.budget;
+	t->st.tokens = rep.tokens + held;
+	t->st.tokens_full = rep.tokens_full + held;
+	t->st.stubbed = rep.stubbed;
+	t->st.evicted = rep.evicted;
+	pspan mwhole = { mat.ptr, mat.ptr + mat.size }, mm;
+	if (!pjs_member(&mm, mwhole, msgs_key)) {
+		error = cmv_error__set(CMV_EINVALID, "the pager's request has no \"%s\"", msgs_key);
+		goto done;
+	}
+	if (!(mj = cJSON_ParseWithLength(mm.p, (size_t)(mm.end - mm.p)))) {
+		error = cmv_error__oom();
+		goto done;
+	}
+	if ((error = collect_fault_keys(t, mj)) < 0)
+		goto done;
+	if (t->api == PROXY_API_ANTHROPIC && cJSON_GetArraySize(mj) > 0) {
+		/*
+		 * One cache marker on the last message: the next turn's request
+		 * repeats this one's prefix, so the provider reads it from cache.
+		 * The client's own markers on system and tools stay; four at most.
+		 */
+		size_t markers = 0;
+		if (sys.p)
+			markers += count_markers(sys);
+		if (pjs_member(&tools_span, whole, "tools"))
+			markers += count_markers(tools_span);
+		cJSON *last = cJSON_GetArrayItem(mj, cJSON_GetArraySize(mj) - 1);
+		cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
+		if (cJSON_IsString(content)) {
+			cJSON *blk = cJSON_CreateObject();
+			cJSON_AddStringToObject(blk, "type", "text");
+			cJSON_AddStringToObject(blk, "text", content->valuestring);
+			cJSON *arr = cJSON_CreateArray();
+			cJSON_AddItemToArray(arr, blk);
+			cJSON_ReplaceItemInObjectCaseSensitive(last, "content", arr);
+			content = arr;
+		}
+		cJSON *lb = cJSON_GetArrayItem(content, cJSON_GetArraySize(content) - 1);
+		const char *lbt = jstr(lb, "type");
+		if (markers < 4 && cJSON_IsObject(lb) && lbt && strcmp(lbt, "thinking") && strcmp(lbt, "redacted_thinking") &&
+		    !cJSON_GetObjectItemCaseSensitive(lb, "cache_control"))
+			cJSON_AddItemToObject(lb, "cache_control", cJSON_Parse("{\"type\":\"ephemeral\"}"));
+		if (!(msgs_text = cJSON_PrintUnformatted(mj))) {
+			error = cmv_error__oom();
+			goto done;
+		}
+	}
+	/* the client's body with its messages and tools replaced, members in their order */
+	if (!pjs_member(&msgs_span, whole, msgs_key)) {
+		error = cmv_error__set(CMV_EINVALID, "the request has no \"%s\"", msgs_key);
+		goto done;
+	}
+	bool have_tools = tools && pjs_member(&tools_span, whole, "tools");
+	pspan first = msgs_span, second = { NULL, NULL };
+	const char *first_text = msgs_text ? msgs_text : NULL;
+	size_t first_len = msgs_text ? strlen(msgs_text) : (size_t)(mm.end - mm.p);
+	const char *first_src = msgs_text ? msgs_text : mm.p;
+	(void)first_text;
+	if (have_tools)
+		second = tools_span;
+	if (have_tools && second.p < first.p) {
+		pspan s = first;
+		first = second;
+		second = s;
+	}
+	const char *a_src = first.p == msgs_span.p ? first_src : tools;
+	size_t a_len = first.p == msgs_span.p ? first_len : strlen(tools);
+	if ((error = cmv_buf_put(&t->upstream, t->raw, (size_t)(first.p - t->raw))) < 0 ||
+	    (error = cmv_buf_put(&t->upstream, a_src, a_len)) < 0)
+		goto done;
+	if (have_tools) {
+		const char *b_src = second.p == msgs_span.p ? first_src : tools;
+		size_t b_len = second.p == msgs_span.p ? first_len : strlen(tools);
+		if ((error = cmv_buf_put(&t->upstream, first.end, (size_t)(second.p - first.end))) < 0 ||
+		    (error = cmv_buf_put(&t->upstream, b_src, b_len)) < 0 ||
+		    (error = cmv_buf_put(&t->upstream, second.end, (size_t)(t->raw + t->raw_len - second.end))) < 0)
+			goto done;
+	} else if (tools) {
+		/* no tools member: the recall tool alone, added at the end */
+		const char *end = t->raw + t->raw_len;
+		while (end > first.end && end[-1] != '}')
+			end--;
+		if (end <= first.end) {
+			error = cmv_error__set(CMV_EINVALID, "the request is not a JSON object");
+			goto done;
+		}
+		if ((error = cmv_buf_put(&t->upstream, first.end, (size_t)(end - 1 - first.end))) < 0 ||
+		    (error = cmv_buf_printf(&t->upstream, ",\"tools\":%s}", tools)) < 0)
+			goto done;
+	} else if ((error = cmv_buf_put(&t->upstream, first.end, (size_t)(t->raw + t->raw_len - first.end))) < 0) {
+		goto done;
+	}
+done:
+	cJSON_free(msgs_text);
+	cJSON_free(tools);
+	cJSON_Delete(mj);
+	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&mat);
+	return error;
+}
+
+/* ---- a request in ---------------------------------------------------------------------- */
+
+/* Move the branch back to where the client's line left it, the old line kept beside it. */
+static int fork_back(proxy_turn *t, size_t keep)
+{
+	proxy *p = t->p;
+	cmv_id tip;
+	char hex[CMV_ID_HEXSZ + 1], name[300];
+	int error;
+
+	if ((error = cmv_resolve(&tip, p->repo, t->branch)) < 0)
+		return error;
+	snprintf(name, sizeof(name), "%s.fork-%.7s", t->branch, cmv_id_tostr(hex, sizeof(hex), &tip));
+	if ((error = cmv_branch_create(p->repo, name, &tip, t->branch)) < 0 && error != CMV_EEXISTS)
+		return error;
+	cmv_error_clear();
+	if (keep == 0) {
+		/* nothing kept: the branch begins again with the next append */
+		if ((error = cmv_ref_delete(p->repo, t->branch)) < 0)
+			return error;
+	} else if ((error = cmv_branch_update(p->repo, t->branch, &t->e[keep - 1].node, &tip)) < 0) {
+		return error;
+	}
+	t->n_e = keep;
+	return 0;
+}
+
+int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *session_hint, const char *body, size_t len)
+{
+	proxy_turn *t = calloc(1, sizeof(*t));
+	cmv_buf tmp = CMV_BUF_INIT((size_t)1 << 30), batch = CMV_BUF_INIT((size_t)1 << 30);
+	pspan *items = NULL;
+	cmv_id *dig = NULL;
+	size_t n_items = 0;
+	char sid[256];
+	int error = 0;
+
+	*out = NULL;
+	if (!t)
+		return cmv_error__oom();
+	t->p = p;
+	t->api = api;
+	cmv_buf_init(&t->upstream, (size_t)1 << 30);
+	if (api == PROXY_API_NONE) {
+		error = cmv_error__set(CMV_EINVALID, "not a request the proxy pages");
+		goto fail;
+	}
+	if (len > PROXY_MAX_REQUEST) {
+		error = cmv_error__set(CMV_ETOOBIG, "the request is over %zu bytes", PROXY_MAX_REQUEST);
+		goto fail;
+	}
+	if (!(t->raw = malloc(len + 1))) {
+		error = cmv_error__oom();
+		goto fail;
+	}
+	memcpy(t->raw, body, len);
+	t->raw[len] = '\0';
+	t->raw_len = len;
+	if (!(t->body = cJSON_ParseWithLength(body, len)) || !cJSON_IsObject(t->body)) {
+		error = cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
+		goto fail;
+	}
+	t->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t->body, "stream"));
+	const char *model = jstr(t->body, "model");
+	const char *msgs_key = api == PROXY_API_RESPONSES ? "input" : "messages";
+	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(t->body, msgs_key);
+	pspan whole = { t->raw, t->raw + len }, ms;
+	if (!model || !*model) {
+		error = cmv_error__set(CMV_EINVALID, "the request has no \"model\"");
+		goto fail;
+	}
+	if (api == PROXY_API_RESPONSES && cJSON_IsString(msgs)) {
+		/* a Responses input given as one string: taken as is, recorded nowhere */
+		t->side = true;
+		goto side;
+	}
+	if (!cJSON_IsArray(msgs) || !pjs_member(&ms, whole, msgs_key) || (error = pjs_items(&items, &n_items, ms)) < 0) {
+		cmv_error_clear();
+		error = cmv_error__set(CMV_EINVALID, "the request's \"%s\" is not an array", msgs_key);
+		goto fail;
+	}
+	if (n_items != (size_t)cJSON_GetArraySize(msgs)) {
+		error = cmv_error__set(CMV_EINVALID, "the request's \"%s\" could not be read", msgs_key);
+		goto fail;
+	}
+	if (!(dig = calloc(n_items + 1, sizeof(*dig)))) {
+		error = cmv_error__oom();
+		goto fail;
+	}
+	for (size_t i = 0; i < n_items && !error; i++)
+		error = digest_span(&dig[i], items[i], &tmp);
+	if (error < 0)
+		goto fail;
+	if (!session_of(sid, sizeof(sid), t->body, session_hint)) {
+		/* no session id: one is derived from the conversation's first item (docs/proxy.md) */
+		cmv_id d;
+		char hex[CMV_ID_HEXSZ + 1];
+		cmv_id_hash(&d, n_items ? (const void *)&dig[0] : "", n_items ? sizeof(dig[0]) : 0);
+		snprintf(sid, sizeof(sid), "proxy-%.16s", cmv_id_tostr(hex, sizeof(hex), &d));
+	}
+	branch_of(t->branch, sizeof(t->branch), sid);
+
+	pthread_mutex_lock(&p->lock);
+	if ((error = model_for(&t->model, p, model, api)) < 0 || (error = state_load(t)) < 0)
+		goto unlock;
+	/* match the client's items against the branch's entries */
+	size_t i = 0, j = 0;
+	for (; j < t->n_e && i <= n_items; j++) {
+		entry *e = &t->e[j];
+		if (e->kind == 'h')
+			continue;
+		if (e->kind == 'r') {
+			size_t k = i;
+			while (k < n_items && assistant_item(cJSON_GetArrayItem(msgs, (int)k), api))
+				k++;
+			if (k == i)
+				break;
+			e->kind = 'g';
+			e->n = k - i;
+			digest_many(&e->digest, dig + i, k - i);
+			i = k;
+			continue;
+		}
+		cmv_id d;
+		if (i + e->n > n_items)
+			break;
+		digest_many(&d, dig + i, e->n);
+		if (!cmv_id_equal(&d, &e->digest))
+			break;
+		i += e->n;
+	}
+	if (j < t->n_e) {
+		bool tools = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t->body, "tools")) > 0;
+		if (!tools) {
+			t->side = true;
+			goto unlock;
+		}
+		/* hidden entries just before the divergence go with it */
+		while (j > 0 && t->e[j - 1].kind == 'h')
+			j--;
+		if ((error = fork_back(t, j)) < 0)
+			goto unlock;
+	}
+	if (i < n_items) {
+		cmv_id head, d;
+		if ((error = cmv_buf_putc(&batch, '[')) < 0)
+			goto unlock;
+		for (size_t k = i; k < n_items && !error; k++)
+			if ((k > i && (error = cmv_buf_putc(&batch, ',')) < 0) ||
+			    (error = cmv_buf_put(&batch, items[k].p, (size_t)(items[k].end - items[k].p))) < 0)
+				break;
+		if (!error && !(error = cmv_buf_putc(&batch, ']')) &&
+		    (error = cmv_append_json(&head, p->repo, t->branch, api_format(api), batch.ptr, batch.size)) < 0)
+			cmv_error__prefix("%s: ", msgs_key);
+		if (error < 0)
+			goto unlock;
+		digest_many(&d, dig + i, n_items - i);
+		if ((error = push_entry(t, 'g', n_items - i, &d, &head)) < 0)
+			goto unlock;
+		t->st.appended = n_items - i;
+	}
+	if ((error = state_save(t)) < 0 || (error = build_upstream(t)) < 0)
+		goto unlock;
+unlock:
+	pthread_mutex_unlock(&p->lock);
+	if (error < 0)
+		goto fail;
+side:
+	t->st.side = t->side;
+	free(items);
+	free(dig);
+	cmv_buf_dispose(&tmp);
+	cmv_buf_dispose(&batch);
+	*out = t;
+	return 0;
+fail:
+	free(items);
+	free(dig);
+	cmv_buf_dispose(&tmp);
+	cmv_buf_dispose(&batch);
+	proxy_turn_free(t);
+	return error;
+}
+
+void proxy_turn_free(proxy_turn *t)
+{
+	if (!t)
+		return;
+	cJSON_Delete(t->body);
+	free(t->raw);
+	free(t->e);
+	for (size_t i = 0; i < t->n_tools; i++)
+		free(t->tools[i].name);
+	free(t->tools);
+	free(t->fk);
+	free(t->pages);
+	cmv_buf_dispose(&t->upstream);
+	free(t);
+}
+
+const char *proxy_turn_upstream(const proxy_turn *t, size_t *len)
+{
+	if (t->side) {
+		*len = t->raw_len;
+		return NULL;
+	}
+	*len = t->upstream.size;
+	return t->upstream.ptr;
+}
+
+const char *proxy_turn_branch(const proxy_turn *t)
+{
+	return t->branch;
+}
+
+bool proxy_turn_streams(const proxy_turn *t)
+{
+	return t->stream;
+}
+
+const proxy_turn_stats *proxy_turn_stats_get(const proxy_turn *t)
+{
+	return &t->st;
+}
+
+/* ---- a reply in ------------------------------------------------------------------------ */
+
+/*
+ * A fault: counted, and recorded on the branch by the pager (which keeps
+ * the page resident for a while) when the page can stay without crowding
+ * the window: one over a quarter of the messages' budget is answered but
+ * not pinned, or the next request could not fit at all.
+ */
+static void fault(proxy_turn *t, const char *page)
+{
+	size_t n = strlen(page);
+	t->st.faults++;
+	for (size_t i = 0; i < t->n_pages; i++)
+		if (!strncmp(t->pages[i].id, page, n)) {
+			if (t->pages[i].tokens > t->page_budget / 4)
+				return;
+			break;
+		}
+	if (cmv_pager_fault(t->p->repo, t->branch, page) < 0)
+		cmv_error_clear();
+}
+
+/* A call in a reply: the provider's id, name and input. */
+typedef struct {
+	const char *id, *name;
+	const cJSON *input;
+	cJSON *node;   /* the block, item or tool_calls entry (to drop it) */
+	cJSON *parent;
+} reply_call;
+
+/* The calls of a response body. */
+static int reply_calls(reply_call **out, size_t *n, cJSON *body, proxy_api api)
+{
+	cJSON *list = NULL;
+	*out = NULL;
+	*n = 0;
+	if (api == PROXY_API_ANTHROPIC)
+		list = cJSON_GetObjectItemCaseSensitive(body, "content");
+	else if (api == PROXY_API_RESPONSES)
+		list = cJSON_GetObjectItemCaseSensitive(body, "output");
+	else
+		list = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(body, "choices"), 0),
+							 "message"),
+			"tool_calls");
+	if (!cJSON_IsArray(list))
+		return 0;
+	if (!(*out = calloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(**out))))
+		return cmv_error__oom();
+	for (cJSON *b = list->child; b; b = b->next) {
+		const char *type = jstr(b, "type");
+		reply_call c = { NULL, NULL, NULL, b, list };
+		if (api == PROXY_API_ANTHROPIC && type && !strcmp(type, "tool_use"))
+			c.id = jstr(b, "id"), c.name = jstr(b, "name"), c.input = cJSON_GetObjectItemCaseSensitive(b, "input");
+		else if (api == PROXY_API_RESPONSES && type && !strcmp(type, "function_call"))
+			c.id = jstr(b, "call_id"), c.name = jstr(b, "name"), c.input = cJSON_GetObjectItemCaseSensitive(b, "arguments");
+		else if (api == PROXY_API_CHAT) {
+			const cJSON *fn = cJSON_GetObjectItemCaseSensitive(b, "function");
+			c.id = jstr(b, "id"), c.name = jstr(fn, "name"), c.input = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+		}
+		if (c.id && c.name)
+			(*out)[(*n)++] = c;
+	}
+	return 0;
+}
+
+/* The text of a recall call's input, as cmv_recall_tool_call takes it. */
+static char *input_text(const cJSON *input)
+{
+	if (cJSON_IsString(input))
+		return strdup(input->valuestring);
+	return input ? cJSON_PrintUnformatted(input) : strdup("{}");
+}
+
+/* The answers to the recall calls, as the API's messages. */
+static int recall_answers(cmv_buf *out, proxy_turn *t, reply_call *calls, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray(), *blocks = NULL;
+	int error = 0;
+
+	if (!arr)
+		return cmv_error__oom();
+	if (t->api == PROXY_API_ANTHROPIC) {
+		cJSON *m = cJSON_CreateObject();
+		cJSON_AddStringToObject(m, "role", "user");
+		blocks = cJSON_AddArrayToObject(m, "content");
+		cJSON_AddItemToArray(arr, m);
+	}
+	for (size_t i = 0; i < n && !error; i++) {
+		cmv_buf ans = CMV_BUF_INIT((size_t)1 << 28);
+		char *in = input_text(calls[i].input);
+		cJSON *id = in ? cJSON_Parse(in) : NULL;
+		const char *page = jstr(id, "id");
+		int rc = in ? cmv_recall_tool_call(&ans, t->p->repo, t->branch, in, strlen(in)) : cmv_error__oom();
+		if (rc >= 0 && rc != 1 && page)
+			fault(t, page);
+		if (rc < 0) {
+			error = rc;
+		} else {
+			cJSON *o = cJSON_CreateObject();
+			if (t->api == PROXY_API_ANTHROPIC) {
+				cJSON_AddStringToObject(o, "type", "tool_result");
+				cJSON_AddStringToObject(o, "tool_use_id", calls[i].id);
+				cJSON_AddStringToObject(o, "content", ans.ptr);
+				if (rc == 1)
+					cJSON_AddTrueToObject(o, "is_error");
+				cJSON_AddItemToArray(blocks, o);
+			} else if (t->api == PROXY_API_CHAT) {
+				cJSON_AddStringToObject(o, "role", "tool");
+				cJSON_AddStringToObject(o, "tool_call_id", calls[i].id);
+				cJSON_AddStringToObject(o, "content", ans.ptr);
+				cJSON_AddItemToArray(arr, o);
+			} else {
+				cJSON_AddStringToObject(o, "type", "function_call_output");
+				cJSON_AddStringToObject(o, "call_id", calls[i].id);
+				cJSON_AddStringToObject(o, "output", ans.ptr);
+				cJSON_AddItemToArray(arr, o);
+			}
+		}
+		cJSON_Delete(id);
+		free(in);
+		cmv_buf_dispose(&ans);
+	}
+	char *text = error ? NULL : cJSON_PrintUnformatted(arr);
+	if (!error)
+		error = text ? cmv_buf_puts(out, text) : cmv_error__oom();
+	cJSON_free(text);
+	cJSON_Delete(arr);
+	return error;
+}
+
+int proxy_turn_reply(proxy_turn *t, const char *body, size_t len, bool *again)
+{
+	proxy *p = t->p;
+	cJSON *j = cJSON_ParseWithLength(body, len);
+	reply_call *calls = NULL;
+	size_t n_calls = 0, n_recall = 0;
+	cmv_buf answers = CMV_BUF_INIT((size_t)1 << 30);
+	cmv_reply reply;
+	char *filtered = NULL;
+	int error;
+
+	*again = false;
+	memset(&reply, 0, sizeof(reply));
+	if (t->side)
+		return 0;
+	if (!j) {
+		error = cmv_error__set(CMV_EINVALID, "the upstream's reply is not JSON");
+		goto done;
+	}
+	if ((error = reply_calls(&calls, &n_calls, j, t->api)) < 0)
+		goto done;
+	for (size_t i = 0; i < n_calls; i++)
+		n_recall += !strcmp(calls[i].name, "cmv_recall");
+	bool answer = n_recall && n_recall == n_calls && t->round + 1 < PROXY_MAX_ROUNDS && !p->cfg.no_recall;
+	if (n_recall && !answer) {
+		/* the client never sees a recall call: one it would have to answer is dropped from the record too */
+		for (size_t i = 0; i < n_calls; i++)
+			if (!strcmp(calls[i].name, "cmv_recall"))
+				cJSON_Delete(cJSON_DetachItemViaPointer(calls[i].parent, calls[i].node));
+		free(calls);
+		calls = NULL;
+		if (!(filtered = cJSON_PrintUnformatted(j)) || (error = reply_calls(&calls, &n_calls, j, t->api)) < 0) {
+			error = error ? error : cmv_error__oom();
+			goto done;
+		}
+		n_recall = 0;
+	}
+	pthread_mutex_lock(&p->lock);
+	if ((error = cmv_reply_append(&reply, p->repo, t->branch, api_format(t->api), filtered ? filtered : body,
+				      filtered ? strlen(filtered) : len, t->model)) < 0)
+		goto unlock;
+	t->replies++;
+	if ((error = push_entry(t, answer ? 'h' : 'r', 0, NULL, &reply.head)) < 0)
+		goto unlock;
+	for (size_t i = 0; i < n_calls && !error; i++) {
+		if (!strcmp(calls[i].name, "cmv_recall"))
+			continue;
+		error = tool_used(t, calls[i].name);
+		/* the same call again, its earlier result paged out: a fault */
+		char *in = canon_input(calls[i].input);
+		cmv_buf k = CMV_BUF_INIT((size_t)1 << 26);
+		cmv_id key;
+		if (!in || cmv_buf_printf(&k, "%s", calls[i].name) < 0 || cmv_buf_putc(&k, '\x1f') < 0 ||
+		    cmv_buf_puts(&k, in) < 0) {
+			free(in);
+			cmv_buf_dispose(&k);
+			error = cmv_error__oom();
+			break;
+		}
+		cmv_id_hash(&key, k.ptr, k.size);
+		for (size_t f = 0; f < t->n_fk; f++)
+			if (cmv_id_equal(&key, &t->fk[f].key)) {
+				fault(t, t->fk[f].page);
+				break;
+			}
+		free(in);
+		cmv_buf_dispose(&k);
+	}
+	if (!error && answer) {
+		cmv_id head;
+		if ((error = recall_answers(&answers, t, calls, n_calls)) < 0 ||
+		    (error = cmv_append_json(&head, p->repo, t->branch, api_format(t->api), answers.ptr, answers.size)) < 0 ||
+		    (error = push_entry(t, 'h', 0, NULL, &head)) < 0)
+			goto unlock;
+		t->round++;
+		t->st.rounds = t->round;
+		if ((error = build_upstream(t)) < 0)
+			goto unlock;
+		*again = true;
+	}
+	if (!error)
+		error = state_save(t);
+unlock:
+	pthread_mutex_unlock(&p->lock);
+done:
+	cmv_reply_dispose(&reply);
+	cmv_buf_dispose(&answers);
+	cJSON_free(filtered);
+	free(calls);
+	cJSON_Delete(j);
+	return error;
+}

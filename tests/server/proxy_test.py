@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""cmv proxy against the scripted loopback model server (docs/proxy.md), tier quick.
+
+A long Anthropic session with large tool outputs through a small budget: every upstream
+request within the budget (counted again by `cmv tokens` on the body as sent), valid
+(`cmv export --check`-style: roles alternate, every tool_use answered), its prefix stable
+between turns except where a batch was cut, cache reads reported by the upstream; the
+history resent costs nothing; tool definitions paged; the model's recall answered by the
+proxy (the client sees one message); a repeated call counted as a fault; the key passed
+through and never stored; Chat Completions and Responses, streamed and not; a side
+request passed through; bad requests answered, never fatal."""
+import glob, json, os, re, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER = os.path.join(HERE, "..", "support", "model_server.py")
+CMV = os.path.abspath(sys.argv[1])
+KEY = "sk-test-proxy-0123456789abcdef"
+failures = []
+
+
+def check(cond, what):
+    print(("ok: " if cond else "FAIL: ") + what, flush=True)
+    if not cond:
+        failures.append(what)
+    return cond
+
+
+root = tempfile.mkdtemp(prefix="cmv-proxy-")
+store = os.path.join(root, "store")
+os.makedirs(store)
+env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "OPENAI_", "CMV_"))}
+env["CMV_DIR"] = os.path.join(store, ".cmv")
+subprocess.run([CMV, "init", store], check=True, capture_output=True, env=env)
+
+BIG = "\n".join(f"line {i}: " + "lorem ipsum dolor sit amet " * 6 for i in range(400))  # ~70 KB
+turns = []
+for k in range(8):
+    turns.append({"tool": "Bash", "input": {"command": f"cat big{k}.txt"}})
+turns.append({"recall": True})
+turns.append({"text": "I read it again."})
+turns.append({"tool": "Bash", "input": {"command": "cat big0.txt"}})  # the same call: a fault
+turns.append({"text": "All done."})
+script = os.path.join(root, "script.json")
+json.dump({"turns": turns, "done": "Done."}, open(script, "w"))
+log = os.path.join(root, "log")
+up = subprocess.Popen([sys.executable, SERVER, "--script", script, "--log-dir", log], stdout=subprocess.PIPE,
+                      text=True)
+up_port = int(up.stdout.readline())
+BUDGET = 12000
+errlog = open(os.path.join(root, "proxy.err"), "w")
+px = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream", f"anthropic=http://127.0.0.1:{up_port}",
+                       "--upstream", f"openai=http://127.0.0.1:{up_port}/v1", "--budget", str(BUDGET)],
+                      stdout=subprocess.PIPE, stderr=errlog, text=True, cwd=store, env=env)
+line = px.stdout.readline()
+port = int(re.search(r":(\d+)$", line.strip()).group(1))
+BASE = f"http://127.0.0.1:{port}"
+
+
+def post(path, body, headers=None, raw=None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    h = {"content-type": "application/json", "x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    h.update(headers or {})
+    req = urllib.request.Request(BASE + path, data=data, headers=h, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def events(text):
+    out = []
+    for block in text.split("\n\n"):
+        ev = {}
+        for ln in block.splitlines():
+            if ln.startswith("event:"):
+                ev["event"] = ln[6:].strip()
+            elif ln.startswith("data:"):
+                d = ln[5:].strip()
+                ev["data"] = d if d == "[DONE]" else json.loads(d)
+        if ev:
+            out.append(ev)
+    return out
+
+
+def upstream(path=None):
+    out = []
+    for f in sorted(glob.glob(os.path.join(log, "*.json"))):
+        r = json.load(open(f))
+        if r["method"] == "POST" and (path is None or r["path"].startswith(path)):
+            out.append(r)
+    return out
+
+
+def message_from_events(evs):
+    """The assistant message the client builds from Anthropic events."""
+    blocks, stop = {}, None
+    for e in evs:
+        d = e.get("data", {})
+        t = d.get("type")
+        if t == "content_block_start":
+            blocks[d["index"]] = dict(d["content_block"])
+            if blocks[d["index"]].get("type") == "tool_use":
+                blocks[d["index"]]["_json"] = ""
+        elif t == "content_block_delta":
+            b = blocks[d["index"]]
+            if d["delta"]["type"] == "text_delta":
+                b["text"] = b.get("text", "") + d["delta"]["text"]
+            else:
+                b["_json"] += d["delta"]["partial_json"]
+        elif t == "message_delta":
+            stop = d["delta"]["stop_reason"]
+    content = []
+    for i in sorted(blocks):
+        b = blocks[i]
+        if "_json" in b:
+            b["input"] = json.loads(b.pop("_json") or "{}")
+        content.append(b)
+    return {"role": "assistant", "content": content}, stop, sorted(blocks)
+
+
+TOOLS = [{"name": "Bash", "description": "Run a shell command.\n" + "Details of the Bash tool. " * 80,
+          "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}]
+TOOLS += [{"name": f"Tool{i}", "description": f"Tool number {i}.\n" + "A long description. " * 60,
+           "input_schema": {"type": "object", "properties": {"x": {"type": "string", "description": "y " * 40}}}}
+          for i in range(12)]
+SESSION = "0b6d7c2e-1111-4222-8333-944455556666"
+meta = {"user_id": json.dumps({"device_id": "d", "account_uuid": "", "session_id": SESSION})}
+messages = [{"role": "user", "content": "Read the big files one by one."}]
+client_stops = []
+for turn in range(12):
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 2000, "stream": True, "metadata": meta,
+            "system": [{"type": "text", "text": "You are a test.", "cache_control": {"type": "ephemeral"}}],
+            "tools": TOOLS, "messages": messages}
+    # the client marks its last message, as Claude Code does
+    sent = json.loads(json.dumps(body))
+    last = sent["messages"][-1]
+    if isinstance(last["content"], str):
+        last["content"] = [{"type": "text", "text": last["content"]}]
+    last["content"][-1]["cache_control"] = {"type": "ephemeral"}
+    status, text = post("/v1/messages?beta=true", sent)
+    if not check(status == 200, f"turn {turn}: 200 ({status} {text[:200]})"):
+        break
+    evs = events(text)
+    kinds = [e.get("event") for e in evs]
+    check(kinds.count("message_start") == 1 and kinds[-1] == "message_stop" and kinds.count("message_stop") == 1,
+          f"turn {turn}: one message_start, one message_stop at the end")
+    msg, stop, idx = message_from_events(evs)
+    check(idx == list(range(len(idx))), f"turn {turn}: block indices 0..n-1 ({idx})")
+    check(all(b.get("name") != "cmv_recall" for b in msg["content"]), f"turn {turn}: the client sees no recall call")
+    client_stops.append(stop)
+    messages.append(msg)
+    calls = [b for b in msg["content"] if b.get("type") == "tool_use"]
+    if not calls:
+        if turn < 11:
+            messages.append({"role": "user", "content": "Go on."})
+        continue
+    messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": BIG + str(turn)}
+                                                 for c in calls]})
+
+reqs = upstream("/v1/messages")
+main = [r for r in reqs if r["turn"] is not None]
+check(len(main) >= 12, f"the upstream saw every turn ({len(main)} main-loop requests)")
+
+# every upstream request within the budget, by a count of the body as sent
+over = []
+for r in main:
+    p = os.path.join(root, f"up{r['n']}.json")
+    json.dump(r["body"], open(p, "w"))
+    out = subprocess.run([CMV, "tokens", "--model", "claude-sonnet-4-5", "--json", p], capture_output=True, text=True,
+                         env=env)
+    n = json.loads(out.stdout)["tokens"] if out.returncode == 0 else None
+    if n is None or n > BUDGET:
+        over.append((r["n"], n, out.stderr[:200]))
+check(not over, f"every upstream request counts at most {BUDGET} tokens ({over[:3]})")
+
+
+def problems(msgs):
+    out = []
+    for i, m in enumerate(msgs):
+        if m["role"] != ("user" if i % 2 == 0 else "assistant"):
+            out.append(f"message {i} is {m['role']}")
+        if m["role"] == "assistant" and isinstance(m["content"], list):
+            ids = [b["id"] for b in m["content"] if b.get("type") == "tool_use"]
+            nxt = msgs[i + 1]["content"] if i + 1 < len(msgs) else []
+            got = [b.get("tool_use_id") for b in nxt if isinstance(b, dict) and b.get("type") == "tool_result"]
+            if ids and sorted(ids) != sorted(got):
+                out.append(f"message {i}'s calls unanswered")
+    return out
+
+
+bad = [(r["n"], problems(r["body"]["messages"])) for r in main if problems(r["body"]["messages"])]
+check(not bad, f"every upstream request is valid for the Messages API ({bad[:2]})")
+stubbed = [r for r in main if "; recall " in json.dumps(r["body"]["messages"])]
+check(len(stubbed) >= 3, f"old tool results paged out to stubs ({len(stubbed)} requests with stubs)")
+
+
+def strip_cc(m):
+    return json.loads(re.sub(r',"cache_control":\{"type":"ephemeral"\}', "", json.dumps(m, separators=(",", ":"))))
+
+
+stable = cuts = 0
+for a, b in zip(main, main[1:]):
+    ma, mb = [strip_cc(m) for m in a["body"]["messages"]], [strip_cc(m) for m in b["body"]["messages"]]
+    if mb[:len(ma)] == ma:
+        stable += 1
+    else:
+        cuts += 1
+check(stable >= len(main) // 2 and cuts <= len(main) // 3,
+      f"the prefix stays between turns except where a batch was cut ({stable} stable, {cuts} cuts)")
+# the upstream's simulated prompt cache (Anthropic's rules): a stable prefix is read back
+hits = [r["cache_read"] or 0 for r in main[1:]]
+CACHE_READ = sum(hits)
+check(sum(1 for h in hits if h > 0) >= len(hits) * 0.7, f"the provider's cache is read on most turns ({hits})")
+check(any("cache_control" in json.dumps(r["body"]["messages"][-1]) for r in main),
+      "a cache marker on the last message upstream")
+
+# tool definitions: stubs until used; Bash whole once called; the client's set unchanged in count
+first, later = main[0]["body"]["tools"], main[-1]["body"]["tools"]
+names = [t["name"] for t in first]
+check(names[:-1] == [t["name"] for t in TOOLS] and names[-1] == "cmv_recall", "every client tool sent, the recall tool added")
+check(all("paged out" in t["description"] for t in first[:-1]), "unused tools go as stubs on the first turn")
+bash = [t for t in later if t["name"] == "Bash"][0]
+check(bash == TOOLS[0], "a tool the model called is sent whole afterwards")
+full = len(json.dumps(TOOLS))
+sent_tools = len(json.dumps(later[:-1]))
+check(sent_tools < full * 0.5, f"tool definitions shrink ({sent_tools} of {full} bytes)")
+
+# recall: the model called it, the proxy answered and went on; the client saw one message
+rec = [r for r in main if any(b.get("name") == "cmv_recall" for m in r["body"]["messages"] if m["role"] == "assistant"
+                              for b in m["content"] if isinstance(b, dict))]
+check(rec, "the proxy's second round carries the recall call and its answer")
+check("recall rounds" in open(os.path.join(root, "proxy.err")).read(), "the proxy logs each request")
+err = open(os.path.join(root, "proxy.err")).read()
+check(re.search(r", [1-9]\d* faults", err) is not None, "faults recorded (recall, and the repeated call)")
+
+# the session's branch: named by the session id, every message once
+out = subprocess.run([CMV, "log", SESSION, "--json"], capture_output=True, text=True, env=env, cwd=store)
+check(out.returncode == 0, f"cmv log {SESSION} shows the session ({out.stderr[:200]})")
+n_nodes = len(json.loads(out.stdout)) if out.returncode == 0 and out.stdout.strip().startswith("[") else \
+    len([l for l in out.stdout.splitlines() if l.strip()])
+check(n_nodes >= len(messages), f"every message on the branch ({n_nodes} nodes, {len(messages)} client messages)")
+
+# resending the same history appends nothing
+before = n_nodes
+sent["stream"] = False
+status, text = post("/v1/messages", dict(sent, messages=messages[:3]))
+out = subprocess.run([CMV, "list", "--branches"], capture_output=True, text=True, env=env, cwd=store)
+check(status == 200, "a retried (shorter) history is answered")
+check(SESSION + ".fork-" in out.stdout, "a history that diverges keeps the old line as a fork")
+
+# the key: passed through, never stored
+check(all(r.get("key") == KEY for r in main), "the client's key reached the upstream")
+hits = []
+for dirpath, _, files in os.walk(store):
+    for f in files:
+        if KEY.encode() in open(os.path.join(dirpath, f), "rb").read():
+            hits.append(f)
+check(not hits, f"the key is in no file of the store ({hits})")
+check(KEY not in open(os.path.join(root, "proxy.err")).read(), "the key is not in the proxy's log")
+
+# a side request (no tools, not the session's line) passes through unrecorded
+status, text = post("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5, "metadata": meta,
+                                     "messages": [{"role": "user", "content": "quota"}]})
+check(status == 200 and json.loads(text)["content"][0]["text"] == "OK.", "a side request is passed through")
+
+# Chat Completions, streamed and not
+for stream in (True, False):
+    body = {"model": "gpt-4o", "stream": stream, "user": "chat-session-1" if stream else "chat-session-2",
+            "prompt_cache_key": "chat-" + str(stream),
+            "tools": [{"type": "function", "function": {"name": "lookup", "description": "Look up.",
+                                                       "parameters": {"type": "object", "properties": {}}}}],
+            "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]}
+    status, text = post("/v1/chat/completions", body, {"authorization": "Bearer " + KEY})
+    ok = status == 200
+    if ok and stream:
+        evs = events(text)
+        ok = evs[-1]["data"] == "[DONE]" and any(e["data"]["choices"] and e["data"]["choices"][0].get("finish_reason")
+                                                 for e in evs if isinstance(e.get("data"), dict))
+    elif ok:
+        ok = json.loads(text)["object"] == "chat.completion"
+    check(ok, f"Chat Completions {'streamed' if stream else 'whole'} through the proxy ({status} {text[:200]})")
+
+# Responses (Codex's API), streamed
+body = {"model": "gpt-5", "stream": True, "store": False, "prompt_cache_key": "codex-conv-1", "instructions": "be brief",
+        "tools": [{"type": "function", "name": "exec_command", "description": "Run.", "parameters": {"type": "object"}}],
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}
+status, text = post("/v1/responses", body, {"authorization": "Bearer " + KEY})
+evs = events(text) if status == 200 else []
+check(status == 200 and evs and evs[-1]["data"]["type"] == "response.completed",
+      f"Responses streamed through the proxy ({status} {text[:200]})")
+seqs = [e["data"].get("sequence_number") for e in evs]
+check(seqs == list(range(len(seqs))), "Responses sequence numbers run 0..n-1")
+out = subprocess.run([CMV, "log", "codex-conv-1"], capture_output=True, text=True, env=env, cwd=store)
+check(out.returncode == 0 and "hi" in out.stdout, "Codex's prompt_cache_key names its branch")
+
+# bad requests: answered, never fatal
+for raw in (b"{", b"[]", b'{"model":"x"}', b'{"model":"claude-sonnet-4-5","messages":7}', b"\xff" * 10):
+    status, text = post("/v1/messages", None, raw=raw)
+    check(400 <= status < 500, f"a bad request gets a 4xx ({raw[:20]!r}: {status})")
+status, _ = post("/v1/messages", None, raw=b'{"model":"claude-sonnet-4-5","messages":[' + b'{"role":"user","content":"a"},' * 10 + b'1]}')
+check(400 <= status < 600, "a malformed message is refused")
+check(px.poll() is None, "the proxy is still up")
+
+# a client that disconnects mid-request: the proxy goes on serving
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+s.close()
+time.sleep(0.2)
+status, _ = post("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "q"}]})
+check(status == 200 and px.poll() is None, "after a client went away mid-request, the next is served")
+
+px.terminate()
+px.wait(timeout=10)
+up.kill()
+errlog.close()
+if failures:
+    print(open(os.path.join(root, "proxy.err")).read()[-3000:], file=sys.stderr)
+    print(f"kept for inspection: {root}", file=sys.stderr)
+    sys.exit(f"proxy_test: {len(failures)} checks failed")
+shutil.rmtree(root, ignore_errors=True)
+print("proxy_test: passed")
