@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The query: which pages a question brings back. The store's full-text
- * search (BM25) is asked for the question's words; its hits are mapped to
+ * search (BM25) is asked for the question's words, then for its adjacent
+ * word pairs (as phrases and within a window); its hits are mapped to
  * this branch's messages and pages through the query index (a qindex: the
  * hash of each text, the pages and their tokens), ranked, and taken while
  * they fit an allowance. The index in memory is built here from a loaded
@@ -18,14 +19,28 @@
 #include "pager_priv.h"
 
 /*
- * A neighbour's score counts this much in a message's own (per mille). An
- * answer often sits next to the words that find it: the reply to a
- * question, the result of a call. On LoCoMo's dev file, single turns
- * ranked by their own BM25 plus half their neighbours' hold 85% of the
- * evidence in 1,294 tokens, against 78% by their own alone; anything from
- * a half to a whole neighbour gives the same within half a point.
+ * A neighbour's score counts this much in a message's own (per mille), and
+ * one two messages away QUERY_NEIGHBOUR2_WEIGHT. An answer often sits next
+ * to the words that find it: the reply to a question, the result of a
+ * call, the turn after the one that names the subject. Chosen on one
+ * LoCoMo development conversation (conv-26) out of a grid of 500..1250 by
+ * 250 (next), 0..250 (next but one), then measured on the other (conv-30)
+ * without change, and the other way round (docs/pager.md, "The query").
  */
-#define QUERY_NEIGHBOUR_WEIGHT 500
+#define QUERY_NEIGHBOUR_WEIGHT 750
+#define QUERY_NEIGHBOUR2_WEIGHT 250
+
+/*
+ * The query's adjacent word pairs count too, as Metzler and Croft's
+ * sequential dependence model has it (SIGIR 2005): in order (a phrase) and
+ * within a window of 8 words in any order, with their published weights,
+ * 0.85 for the words, 0.10 for the phrases and 0.05 for the windows (here
+ * relative to the words'). Not fitted to any data: they reward a page that
+ * says "dance studio" over one that says "dance" and, elsewhere, "studio".
+ */
+#define QUERY_PHRASE_WEIGHT (0.10 / 0.85)
+#define QUERY_WINDOW_WEIGHT (0.05 / 0.85)
+#define QUERY_WINDOW 8
 
 /* What a model's counts depend on: an index counted otherwise (an edited profile) is not used. */
 void cmv_pager__qindex_model(char *out, size_t cap, const cmv_model *m)
@@ -39,6 +54,7 @@ typedef struct {
 	cmv__strmap *where;  /* hash of a text -> its message; of a body page -> page + n_msgs */
 	double *msg_score;   /* per message: its best hit (BM25, higher is better) */
 	double *page_score;  /* per page: a body's own hit */
+	double weight;       /* of the search under way (the pairs count less than the words) */
 	size_t seen;         /* search results, this branch's or not */
 } query_state;
 
@@ -95,7 +111,7 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	const qindex *qi = q->qi;
 	char hex[CMV_ID_HEXSZ + 1];
 	size_t at;
-	double s = -hit->score; /* SQLite's BM25 is lower for better */
+	double s = -hit->score * q->weight; /* SQLite's BM25 is lower for better */
 	q->seen++;
 	if (!cmv__strmap_get(q->where, cmv_id_tostr(hex, sizeof(hex), &hit->blob), &at, NULL) || s <= 0)
 		return 0;
@@ -107,6 +123,53 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	if (s > q->msg_score[at])
 		q->msg_score[at] = s;
 	return 0;
+}
+
+/*
+ * The pairs' searches (QUERY_PHRASE_WEIGHT): their scores are added to the
+ * words', per message and per body, at their weights. words: the query's
+ * search words, alphanumeric or UTF-8, so quoting them needs no escape.
+ */
+static int query_pairs(query_state *q, cmv_repo *repo, const char *words, size_t limit)
+{
+	const qindex *qi = q->qi;
+	cmv_buf phrases = CMV_BUF_INIT(1 << 16), windows = CMV_BUF_INIT(1 << 16);
+	double *own = q->msg_score, *own_pages = q->page_score;
+	int error = 0;
+	for (const char *a = words, *b; !error && (b = strchr(a, ' ')) != NULL; a = b + 1) {
+		int la = (int)(b - a), lb = (int)strcspn(b + 1, " ");
+		if ((error = cmv_buf_printf(&phrases, "%s\"%.*s %.*s\"", phrases.size ? " OR " : "", la, a, lb, b + 1)) == 0)
+			error = cmv_buf_printf(&windows, "%sNEAR(\"%.*s\" \"%.*s\", %d)", windows.size ? " OR " : "", la, a,
+					       lb, b + 1, QUERY_WINDOW);
+	}
+	if (error || !phrases.size)
+		goto out;
+	const struct {
+		const char *fts;
+		double weight;
+	} pass[2] = { { phrases.ptr, QUERY_PHRASE_WEIGHT }, { windows.ptr, QUERY_WINDOW_WEIGHT } };
+	for (int k = 0; k < 2 && !error; k++) {
+		if (!(q->msg_score = cmv__calloc(qi->n_msgs + 1, sizeof(double))) ||
+		    !(q->page_score = cmv__calloc(qi->n_bodies + 1, sizeof(double)))) {
+			error = cmv_error__oom();
+		} else {
+			q->weight = pass[k].weight;
+			error = cmv_search(repo, pass[k].fts, limit, CMV_SEARCH_RAW | CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS,
+					   query_hit, q);
+			for (size_t i = 0; i < qi->n_msgs && !error; i++)
+				own[i] += q->msg_score[i];
+			for (size_t i = 0; i < qi->n_bodies && !error; i++)
+				own_pages[i] += q->page_score[i];
+		}
+		free(q->msg_score);
+		free(q->page_score);
+		q->msg_score = own;
+		q->page_score = own_pages;
+	}
+out:
+	cmv_buf_dispose(&phrases);
+	cmv_buf_dispose(&windows);
+	return error;
 }
 
 /* The texts in message order, then the bodies: a hash both have is the body's, as a later text's is the later. */
@@ -136,7 +199,8 @@ static int pick_cmp(const void *a, const void *b)
 /*
  * The turns and bodies the hits point at, best first: a body by its own
  * score, a turn by its best message's, where a message's score is its own
- * plus QUERY_NEIGHBOUR_WEIGHT of each neighbour's.
+ * (its words' and its word pairs') plus QUERY_NEIGHBOUR_WEIGHT of each
+ * neighbour's and QUERY_NEIGHBOUR2_WEIGHT of each next but one's.
  */
 static int query_rank(query_pick **out, size_t *n_out, query_state *q)
 {
@@ -152,9 +216,10 @@ static int query_rank(query_pick **out, size_t *n_out, query_state *q)
 		size_t end = g + 1 < qi->n_turns ? qi->turn_first[g + 1] : qi->n_msgs;
 		double best = 0;
 		for (; i < end; i++) {
-			double v = q->msg_score[i];
-			double near = (i ? q->msg_score[i - 1] : 0) + (i + 1 < qi->n_msgs ? q->msg_score[i + 1] : 0);
-			v += near * QUERY_NEIGHBOUR_WEIGHT / 1000.0;
+			const double *m = q->msg_score;
+			double near = (i ? m[i - 1] : 0) + (i + 1 < qi->n_msgs ? m[i + 1] : 0);
+			double far = (i > 1 ? m[i - 2] : 0) + (i + 2 < qi->n_msgs ? m[i + 2] : 0);
+			double v = m[i] + (near * QUERY_NEIGHBOUR_WEIGHT + far * QUERY_NEIGHBOUR2_WEIGHT) / 1000.0;
 			if (v > best)
 				best = v;
 		}
@@ -259,7 +324,9 @@ int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query
 	 * ranking (a blob seen again scores the same, so what was seen before
 	 * changes nothing).
 	 */
-	for (size_t limit = 256; !error; limit *= 8) {
+	q.weight = 1;
+	size_t limit = 256;
+	for (; !error; limit *= 8) {
 		q.seen = 0;
 		error = cmv_search(repo, words.ptr, limit, CMV_SEARCH_ANY | CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS, query_hit, &q);
 		if (error || q.seen < limit || limit >= 16384)
@@ -273,6 +340,8 @@ int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query
 	}
 	free(picks);
 	picks = NULL;
+	if (!error)
+		error = query_pairs(&q, repo, words.ptr, limit);
 	if (!error && (error = query_rank(&picks, &n_picks, &q)) == 0) {
 		uint64_t used;
 		error = query_take(&used, qi, pinned, picks, n_picks, allowance, hit, order, n_order);

@@ -300,8 +300,10 @@ int mcp_handle(mcp_server *s, cmv_buf *out, const char *in, size_t len, mcp_requ
 		error = mcp_error(out, NULL, MCP_INVALID_REQUEST,
 				  cJSON_IsArray(msg) ? "batches are not part of MCP since 2025-06-18: send one message"
 						     : "a JSON-RPC message is an object");
-	} else if (id && !cJSON_IsString(id) && !(cJSON_IsNumber(id) && id->valuedouble > -9e15 && id->valuedouble < 9e15 &&
-							 id->valuedouble == (double)(long long)id->valuedouble)) {
+	} else if (id && !cJSON_IsString(id) &&
+		   /* within 2^53 before the cast (one out of range is undefined), then whole */
+		   !(cJSON_IsNumber(id) && id->valuedouble >= -9007199254740992.0 && id->valuedouble <= 9007199254740992.0 &&
+		     id->valuedouble == (double)(long long)id->valuedouble)) {
 		rq->http_status = 400;
 		error = mcp_error(out, NULL, MCP_INVALID_REQUEST, "id must be a string or an integer");
 	} else if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "jsonrpc")) ||

@@ -127,7 +127,7 @@ static bool arg_uint(targs *a, const char *name, uint64_t dflt, uint64_t min, ui
 	*out = dflt;
 	if (!v)
 		return true;
-	/* the range first: casting a negative, huge or NaN double to an integer is undefined */
+	/* the range first: a negative or huge number cast to an integer is undefined */
 	if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)min && v->valuedouble <= (double)max) ||
 	    v->valuedouble != (double)(uint64_t)v->valuedouble) {
 		snprintf(a->err, sizeof(a->err), "argument '%s' must be a whole number from %llu to %llu", name,

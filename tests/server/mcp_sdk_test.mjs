@@ -156,6 +156,7 @@ async function startHttp(extraEnv = {}, addr = '127.0.0.1:0') {
 	await client.close();
 
 	const post = (body, headers = {}) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers }, body });
+	const sl0 = { 'mcp-protocol-version': '2026-07-28' };
 	let r = await post('{"jsonrpc":"2.0","id":1,"method":"tools/list"');
 	check(r.status === 400 && (await r.json()).error.code === -32700, 'http: malformed JSON is -32700');
 	r = await post(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }));
@@ -166,6 +167,13 @@ async function startHttp(extraEnv = {}, addr = '127.0.0.1:0') {
 	check(r.status === 413 && (await r.json()).error.code === -32600, 'http: an oversize request is 413 with -32600');
 	r = await post('['.repeat(100) + ']'.repeat(100));
 	check(r.status === 400 && (await r.json()).error.code === -32600, 'http: too deep is -32600');
+	// numbers no integer holds (undefined behaviour if cast unchecked: the ASan build ends there)
+	for (const id of ['1e300', '-1e300', '2.5']) {
+		r = await post(`{"jsonrpc":"2.0","id":${id},"method":"ping"}`, sl0);
+		check(r.status === 400 && (await r.json()).error.code === -32600, `http: id ${id} is -32600`);
+	}
+	r = await post(JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'search', arguments: { query: 'GPU', budget_tokens: -1e300 } } }), sl0);
+	check(r.status === 200 && (await r.json()).error.code === -32602, 'http: a budget of -1e300 is -32602');
 	// 2026-07-28 stateless: no handshake, no session
 	const sl = { 'mcp-protocol-version': '2026-07-28' };
 	r = await post(JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/list' }), sl);

@@ -13,7 +13,8 @@ The script (JSON):
   {"turns": [
      {"text": "I will look."},                                 a text reply (ends the client's turn)
      {"tool": "Bash", "input": {"command": "cat big.txt"}},    a tool call (Claude Code's tools)
-     {"tool": "exec_command", "input": {"cmd": "seq 1 9"}}     (Codex's: input becomes arguments)
+     {"tool": "exec_command", "input": {"cmd": "seq 1 9"}},    (Codex's: input becomes arguments)
+     {"tool": "search", "namespace": "mcp__cmv", "input": {}}  (a tool Codex offers in a namespace, as its MCP tools)
    ],
    "done": "Done."}                                            the reply once the turns are used up
 A turn may carry "text" and "tool" together (the text comes first). Failures, for failover
@@ -353,6 +354,8 @@ class Handler(BaseHTTPRequestHandler):
             arguments = json.dumps(turn.get("input", {}))
             item = {"type": "function_call", "id": f"fc_scripted_{tag}", "call_id": f"call_scripted_{tag}",
                     "name": turn["tool"], "arguments": "", "status": "in_progress"}
+            if turn.get("namespace"):
+                item["namespace"] = turn["namespace"]
             ev("response.output_item.added", {"output_index": k, "item": item})
             ev("response.function_call_arguments.delta", {"item_id": item["id"], "output_index": k,
                                                           "delta": arguments})
