@@ -109,7 +109,8 @@ CMD(proxy)
 	}
 	if (!mcp_host_is_loopback(host) && !token)
 		return cli_usage_error(cli_find("proxy"), "--listen %s is not a loopback address: set CMV_PROXY_TOKEN (a token every client must send)", p_listen);
-	cfg.token = mcp_host_is_loopback(host) ? NULL : token;
+	/* a token the user set is checked on loopback too: the proxy adds the owner's keys to what it forwards */
+	cfg.token = token && *token ? token : NULL;
 	cfg.no_tool_paging = p_no_tools;
 	cfg.no_recall = p_no_recall;
 	cfg.quiet = p_quiet;

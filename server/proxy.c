@@ -533,7 +533,9 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 	static const char *keep[] = { "content-type:", "request-id:", "x-request-id:", "retry-after:", "anthropic-",
 				      "openai-", "x-ratelimit-", NULL };
 	if (len > 5 && !strncmp(buf, "HTTP/", 5)) {
-		j->up_status = strtol(buf + 9, NULL, 10);
+		/* "HTTP/1.1 200 OK" and "HTTP/2 200": the code follows the first space */
+		const char *sp = memchr(buf, ' ', len);
+		j->up_status = sp && (size_t)(sp - buf) + 4 <= len ? strtol(sp + 1, NULL, 10) : 0;
 		return len;
 	}
 	if (c->round > 0 || j->n_resp_headers >= MAX_HEADERS)
@@ -740,6 +742,10 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 	rc = curl_easy_perform(h);
 	if (j->up_status == 0)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &j->up_status);
+	/* the header copies curl made hold keys (the client's, the environment's): wiped before they are freed */
+	for (struct curl_slist *e = hdrs; e; e = e->next)
+		if (e->data)
+			memset(e->data, 0, strlen(e->data));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
 	cmv_buf_dispose(&url);
@@ -767,7 +773,9 @@ static void log_line(job *j, proxy_turn *t, const char *what)
 	if (j->p->cfg.quiet)
 		return;
 	if (!t) {
-		fprintf(stderr, "cmv proxy: %s %s: %ld%s%s\n", j->method, j->path, j->status, what ? ": " : "", what ? what : "");
+		/* the path without its query: a client may put a key there, and no key is logged */
+		fprintf(stderr, "cmv proxy: %s %.*s: %ld%s%s\n", j->method, (int)strcspn(j->path, "?"), j->path, j->status,
+			what ? ": " : "", what ? what : "");
 		return;
 	}
 	const proxy_turn_stats *s = proxy_turn_stats_get(t);
@@ -1032,6 +1040,7 @@ static void reader_free(void *cls)
 
 typedef struct {
 	job *j;
+	size_t url_skip; /* the /t/TOKEN prefix of the path, checked and never forwarded */
 } conn;
 
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -1056,11 +1065,15 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 	job *j = cls;
 	char *np = NULL;
 	(void)kind;
-	if (asprintf(&np, "%s%c%s%s%s", j->path, strchr(j->path, '?') ? '&' : '?', key, value ? "=" : "",
-		     value ? value : "") > 0) {
+	/* libmicrohttpd hands them decoded: encoded again, or a %26 in a value would become a new parameter */
+	char *ek = curl_easy_escape(NULL, key, 0), *ev = value ? curl_easy_escape(NULL, value, 0) : NULL;
+	if (ek && (!value || ev) &&
+	    asprintf(&np, "%s%c%s%s%s", j->path, strchr(j->path, '?') ? '&' : '?', ek, value ? "=" : "", ev ? ev : "") > 0) {
 		free(j->path);
 		j->path = np;
 	}
+	curl_free(ek);
+	curl_free(ev);
 	return MHD_YES;
 }
 
@@ -1089,9 +1102,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	conn *k = *con_cls;
 	(void)version;
 	if (!k) {
+		/*
+		 * The first call has the headers only: every check that needs no body is made
+		 * here, so a client without the token is refused before any body is read (a
+		 * body is held whole, up to PROXY_MAX_REQUEST, on each connection).
+		 */
 		if (!(k = calloc(1, sizeof(*k))))
 			return MHD_NO;
 		*con_cls = k;
+		/* a path is forwarded as base + path: it must be one ("@host/..." would name another host) */
+		if (url[0] != '/')
+			return respond_text(c, 400, "cmv proxy: the request target must be a path starting with /\n");
+		/* the proxy's token: a header, or the first path segment /t/TOKEN (for clients that set a base URL only) */
+		const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Cmv-Token");
+		char given[256] = "";
+		if (!strncmp(url, "/t/", 3)) {
+			size_t n = strcspn(url + 3, "/");
+			if (!tok)
+				snprintf(given, sizeof(given), "%.*s", (int)(n < 255 ? n : 255), url + 3);
+			k->url_skip = 3 + n; /* never forwarded, token or not: it is a secret in a path */
+		}
+		if (tok)
+			snprintf(given, sizeof(given), "%s", tok);
+		if (p->token && !srv_secret_equal(given, p->token))
+			return respond_text(c, 401, "cmv proxy: a token is required (X-Cmv-Token, or a base URL ending in /t/TOKEN)\n");
+		if (!p->token && k->url_skip)
+			return respond_text(c, 404, "cmv proxy: /t/TOKEN given, but this proxy has no token (set CMV_PROXY_TOKEN)\n");
+		const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+		if (origin && !srv_origin_ok(origin))
+			return respond_text(c, 403, "cmv proxy: requests from this Origin are refused\n");
 		return MHD_YES;
 	}
 	if (!k->j) {
@@ -1123,23 +1162,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	/* the proxy's token: a header, or the first path segment /t/TOKEN (for clients that set a base URL only) */
-	if (p->token) {
-		const char *tok = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Cmv-Token");
-		char given[256] = "";
-		if (tok)
-			snprintf(given, sizeof(given), "%s", tok);
-		else if (!strncmp(url, "/t/", 3)) {
-			size_t n = strcspn(url + 3, "/");
-			snprintf(given, sizeof(given), "%.*s", (int)(n < 255 ? n : 255), url + 3);
-			url += 3 + n;
-		}
-		if (!srv_secret_equal(given, p->token))
-			return respond_text(c, 401, "cmv proxy: a token is required (X-Cmv-Token, or a base URL ending in /t/TOKEN)\n");
-	}
-	const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
-	if (origin && !srv_origin_ok(origin))
-		return respond_text(c, 403, "cmv proxy: requests from this Origin are refused\n");
+	url += k->url_skip;
 	if (!(j->method = strdup(method)) || !(j->path = strdup(url)))
 		return MHD_NO;
 	/* the query string (Claude Code's ?beta=true) goes upstream too */

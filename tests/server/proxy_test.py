@@ -58,10 +58,13 @@ px = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream", f"
                       stdout=subprocess.PIPE, stderr=errlog, text=True, cwd=store, env=env)
 
 
+DONE = False
+
+
 def _cleanup():
     # whatever ends the test: no server outlives it (an orphan holding ctest's pipe hangs the run),
     # and a proxy that died says why (a sanitizer's report goes to its stderr)
-    died = px.poll() is not None
+    died = px.poll() is not None and not DONE
     for p in (px, up):
         if p.poll() is None:
             p.kill()
@@ -372,6 +375,54 @@ time.sleep(0.2)
 status, _ = post("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "q"}]})
 check(status == 200 and px.poll() is None, "after a client went away mid-request, the next is served")
 
+# a secret in a path or a query never travels on or reaches the log; a target that is not a path is refused
+up_before = set(os.listdir(log))
+status, _ = post("/t/SECRETPATH/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 5,
+                                                "messages": [{"role": "user", "content": "q"}]})
+check(status == 404, f"/t/TOKEN on a proxy with no token: 404, not forwarded ({status})")
+try:
+    urllib.request.urlopen(urllib.request.Request(BASE + "/v1/models?api-key=SECRETQUERY&x=a%26b",
+                                                  headers={"x-api-key": KEY}), timeout=30).read()
+except urllib.error.HTTPError:
+    pass
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"GET @evil.example/v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+answer = s.recv(200)
+s.close()
+check(b" 400 " in answer.split(b"\r\n")[0], f"a target that is not a path: 400 ({answer[:40]!r})")
+time.sleep(0.3)
+errlog.flush()
+seen = open(os.path.join(root, "proxy.err")).read()
+up_paths = "".join(open(os.path.join(log, f)).read() for f in set(os.listdir(log)) - up_before)
+check("SECRETPATH" not in seen and "SECRETPATH" not in up_paths, "a /t/ token is neither logged nor forwarded")
+check("SECRETQUERY" not in seen, "a query string is not logged")
+
+# a token set on loopback is checked too, and before the body is read
+px2 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream", f"anthropic=http://127.0.0.1:{up_port}"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=store,
+                       env=dict(env, CMV_PROXY_TOKEN="tok-123"))
+try:
+    port2 = int(re.search(r":(\d+)$", px2.stdout.readline().strip()).group(1))
+    s = socket.create_connection(("127.0.0.1", port2))
+    s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 60000000\r\n\r\n")
+    s.settimeout(20)
+    answer = s.recv(200)
+    s.close()
+    check(b" 401 " in answer.split(b"\r\n")[0], f"a token on loopback: refused before a 60 MB body is sent ({answer[:40]!r})")
+    req = urllib.request.Request(f"http://127.0.0.1:{port2}/v1/messages", data=json.dumps(
+        {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "q"}]}).encode(),
+        headers={"content-type": "application/json", "x-api-key": KEY, "X-Cmv-Token": "tok-123"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            st2 = r.status
+    except urllib.error.HTTPError as e:
+        st2 = e.code
+    check(st2 != 401, f"with the token, served ({st2})")
+finally:
+    px2.kill()
+
+DONE = True
 px.terminate()
 px.wait(timeout=10)
 up.kill()
