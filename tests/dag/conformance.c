@@ -42,14 +42,19 @@ static int setup_memory(void **state)
 static int setup_pg(void **state)
 {
 	static int n;
-	fixture *f = calloc(1, sizeof(*f));
 	char name[64];
 
-	f->kind = "postgresql";
 	snprintf(name, sizeof(name), "conformance_%d", n++);
-	f->url = test_pg_url(name);
-	if (cmv_repo_open(&f->repo, f->url, CMV_REPO_OPEN_CREATE) < 0)
+	/* the URL first: with no cluster test_pg_url fails the setup by a jump, which would leak f */
+	char *url = test_pg_url(name);
+	fixture *f = calloc(1, sizeof(*f));
+	f->kind = "postgresql";
+	f->url = url;
+	if (cmv_repo_open(&f->repo, f->url, CMV_REPO_OPEN_CREATE) < 0) {
+		free(f->url);
+		free(f);
 		return -1;
+	}
 	*state = f;
 	return 0;
 }
