@@ -76,22 +76,77 @@ static void run_python(side *out, const char *dir, const char *sub, size_t turns
 		pclose(p);
 }
 
+/*
+ * A streamed reply of n one-character text deltas (Anthropic's SSE), fed and
+ * assembled: milliseconds, best of `reps`. The events are made before the clock
+ * starts, so this is the stream's own work (parse each event, append its text).
+ */
+static double stream_ms(size_t n, int reps)
+{
+	cmv_buf sse = CMV_BUF_INIT((size_t)1 << 30), out = CMV_BUF_INIT((size_t)1 << 30);
+	double best = 1e300;
+	char ev[256];
+	cmv_buf_puts(&sse, "data: {\"type\":\"message_start\",\"message\":{\"role\":\"assistant\",\"content\":[]}}\n\n"
+			   "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+	for (size_t i = 0; i < n; i++) {
+		snprintf(ev, sizeof(ev), "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\","
+			 "\"text\":\"%c\"}}\n\n", 'a' + (int)(i % 26));
+		if (cmv_buf_puts(&sse, ev) < 0)
+			die("stream events");
+	}
+	for (int r = 0; r < reps; r++) {
+		cmv_reply_stream *s;
+		double t0 = bench_now();
+		if (cmv_reply_stream_new(&s, "anthropic") < 0)
+			die("stream");
+		/* 16 KiB reads, as a socket would give them */
+		for (size_t i = 0; i < sse.size; i += 16384)
+			if (cmv_reply_stream_feed(s, sse.ptr + i, sse.size - i < 16384 ? sse.size - i : 16384) < 0)
+				die("stream feed");
+		if (cmv_reply_stream_body(&out, s) < 0)
+			die("stream body");
+		cmv_reply_stream_free(s);
+		double ms = (bench_now() - t0) * 1e3;
+		best = ms < best ? ms : best;
+	}
+	cmv_buf_dispose(&sse);
+	cmv_buf_dispose(&out);
+	return best;
+}
+
 int bench_host(int argc, char **argv)
 {
-	size_t turns = 1000;
+	size_t turns = 1000, stream = 0;
 	uint64_t budget = 30000;
 	bool json = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
+		else if (!strcmp(argv[i], "--stream") && i + 1 < argc)
+			stream = (size_t)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--turns") && i + 1 < argc)
 			turns = (size_t)strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--budget") && i + 1 < argc)
 			budget = strtoull(argv[++i], NULL, 10);
 		else {
-			fprintf(stderr, "usage: cmv-bench host [--turns N] [--budget TOKENS] [--json]\n");
+			fprintf(stderr, "usage: cmv-bench host [--turns N] [--budget TOKENS] [--stream DELTAS] [--json]\n");
 			return 2;
 		}
+	}
+	if (stream) {
+		/* a tenth as many deltas: per delta the same when appending is linear, ten times more when quadratic */
+		size_t small = stream / 10 ? stream / 10 : 1;
+		double a = stream_ms(small, 5), b = stream_ms(stream, 3);
+		double per_a = a * 1e6 / (double)small, per_b = b * 1e6 / (double)stream;
+		if (json)
+			printf("{\"deltas\":%zu,\"ms\":%.3f,\"ns_per_delta\":%.1f,\"deltas_small\":%zu,\"ms_small\":%.3f,"
+			       "\"ns_per_delta_small\":%.1f,\"growth\":%.3f}\n", stream, b, per_b, small, a, per_a, per_b / per_a);
+		else
+			printf("a streamed reply of one-character text deltas (anthropic), fed in 16 KiB reads, best of 3-5\n"
+			       "  %9zu deltas %10.3f ms  %8.1f ns a delta\n  %9zu deltas %10.3f ms  %8.1f ns a delta\n"
+			       "per-delta cost, %zu over %zu: %.2f (1: linear; 10: quadratic)\n",
+			       small, a, per_a, stream, b, per_b, stream, small, per_b / per_a);
+		return 0;
 	}
 	char *dir = bench_tmpdir(), path[4096], user[4096], reply[4096];
 	cmv_repo *repo;

@@ -586,7 +586,24 @@ struct cmv_reply_stream {
 	cJSON *body;      /* the response as it adds up */
 	cJSON *partial;   /* per content block or tool call: the arguments' text so far (an array of strings) */
 	bool done;        /* a whole response came (Responses' response.completed) */
+	/*
+	 * The text members deltas were last appended to, each with the room its
+	 * string has: a reply of one-character deltas costs a copy per doubling,
+	 * not a copy of all the text so far per delta. Each slot's item is alive
+	 * in body or partial: stream_forget() runs before anything that could
+	 * free one (the body replaced, message_delta's members).
+	 */
+	struct {
+		cJSON *item;
+		size_t len, cap; /* bytes of text; bytes of room, the NUL's included */
+	} grow[8];
+	unsigned int grow_next;
 };
+
+static void stream_forget(cmv_reply_stream *s)
+{
+	memset(s->grow, 0, sizeof(s->grow));
+}
 
 int cmv_reply_stream_new(cmv_reply_stream **out, const char *format)
 {
@@ -624,21 +641,50 @@ void cmv_reply_stream_free(cmv_reply_stream *s)
 	free(s);
 }
 
-/* Append to the text member `k` of `o` (made when missing). */
-static void append_str(cJSON *o, const char *k, const char *more)
+/*
+ * Append to the text member `k` of `o` (made when missing, or replacing a
+ * member that is not a string). Amortized linear: the string grows in place,
+ * by doubling, through cJSON's own allocator (the tree frees it).
+ */
+static void append_str(cmv_reply_stream *s, cJSON *o, const char *k, const char *more)
 {
-	const char *was = str(o, k);
-	size_t a = was ? strlen(was) : 0, b = strlen(more);
-	char *t = cmv__malloc(a + b + 1);
-	if (!t)
+	cJSON *it = get(o, k);
+	size_t b = strlen(more), i;
+
+	if (!cJSON_IsString(it) || !it->valuestring || (it->type & cJSON_IsReference)) {
+		cJSON *n = cJSON_CreateString(more);
+		if (!n)
+			return;
+		if (it)
+			cJSON_ReplaceItemInObjectCaseSensitive(o, k, n);
+		else
+			cJSON_AddItemToObject(o, k, n);
 		return;
-	memcpy(t, was ? was : "", a);
-	memcpy(t + a, more, b + 1);
-	if (get(o, k))
-		cJSON_ReplaceItemInObjectCaseSensitive(o, k, cJSON_CreateString(t));
-	else
-		cJSON_AddStringToObject(o, k, t);
-	free(t);
+	}
+	for (i = 0; i < CMV_ARRAY_SIZE(s->grow) && s->grow[i].item != it; i++)
+		;
+	if (i == CMV_ARRAY_SIZE(s->grow)) {
+		/* adopted: its string was sized to fit, so the first append below copies it once */
+		i = s->grow_next++ % CMV_ARRAY_SIZE(s->grow);
+		s->grow[i].item = it;
+		s->grow[i].len = strlen(it->valuestring);
+		s->grow[i].cap = s->grow[i].len + 1;
+	}
+	if (s->grow[i].len + b + 1 > s->grow[i].cap) {
+		/* no overflow: a stream's lines are held under STREAM_MAX, so is what they add up to here */
+		size_t cap = 2 * (s->grow[i].len + b + 1);
+		char *t = cJSON_malloc(cap < 64 ? 64 : cap);
+		if (!t) {
+			s->grow[i].item = NULL;
+			return;
+		}
+		memcpy(t, it->valuestring, s->grow[i].len);
+		cJSON_free(it->valuestring);
+		it->valuestring = t;
+		s->grow[i].cap = cap < 64 ? 64 : cap;
+	}
+	memcpy(it->valuestring + s->grow[i].len, more, b + 1);
+	s->grow[i].len += b;
 }
 
 static void merge_usage(cJSON *body, const char *k, const cJSON *u)
@@ -671,6 +717,7 @@ static int anthropic_event(cmv_reply_stream *s, const cJSON *e)
 	if (!type)
 		return 0;
 	if (!strcmp(type, "message_start") && cJSON_IsObject(get(e, "message"))) {
+		stream_forget(s);
 		cJSON_Delete(s->body);
 		s->body = cJSON_Duplicate(get(e, "message"), 1);
 		if (!get(s->body, "content"))
@@ -686,13 +733,13 @@ static int anthropic_event(cmv_reply_stream *s, const cJSON *e)
 		if (!b || !dt)
 			return 0;
 		if (!strcmp(dt, "text_delta"))
-			append_str(b, "text", str(d, "text") ? str(d, "text") : "");
+			append_str(s, b, "text", str(d, "text") ? str(d, "text") : "");
 		else if (!strcmp(dt, "thinking_delta"))
-			append_str(b, "thinking", str(d, "thinking") ? str(d, "thinking") : "");
+			append_str(s, b, "thinking", str(d, "thinking") ? str(d, "thinking") : "");
 		else if (!strcmp(dt, "signature_delta"))
-			append_str(b, "signature", str(d, "signature") ? str(d, "signature") : "");
+			append_str(s, b, "signature", str(d, "signature") ? str(d, "signature") : "");
 		else if (!strcmp(dt, "input_json_delta"))
-			append_str(s->partial, key, str(d, "partial_json") ? str(d, "partial_json") : "");
+			append_str(s, s->partial, key, str(d, "partial_json") ? str(d, "partial_json") : "");
 	} else if (!strcmp(type, "content_block_stop")) {
 		cJSON *b = cJSON_GetArrayItem(content, index);
 		const char *j = str(s->partial, key);
@@ -705,6 +752,7 @@ static int anthropic_event(cmv_reply_stream *s, const cJSON *e)
 		}
 	} else if (!strcmp(type, "message_delta")) {
 		const cJSON *d = get(e, "delta");
+		stream_forget(s); /* a member it replaces may hold a slot's item ("content") */
 		for (const cJSON *c = d ? d->child : NULL; c; c = c->next) {
 			cJSON_DeleteItemFromObjectCaseSensitive(s->body, c->string);
 			cJSON_AddItemToObject(s->body, c->string, cJSON_Duplicate(c, 1));
@@ -741,9 +789,9 @@ static int chat_event(cmv_reply_stream *s, const cJSON *e)
 		cJSON_AddStringToObject(c0, "finish_reason", str(ch, "finish_reason"));
 	}
 	if (str(d, "content"))
-		append_str(msg, "content", str(d, "content"));
+		append_str(s, msg, "content", str(d, "content"));
 	if (str(d, "reasoning_content"))
-		append_str(msg, "reasoning_content", str(d, "reasoning_content"));
+		append_str(s, msg, "reasoning_content", str(d, "reasoning_content"));
 	const cJSON *tcs = get(d, "tool_calls");
 	for (const cJSON *tc = cJSON_IsArray(tcs) ? tcs->child : NULL; tc; tc = tc->next) {
 		int index = stream_index(get(tc, "index"));
@@ -764,9 +812,9 @@ static int chat_event(cmv_reply_stream *s, const cJSON *e)
 		if (str(tc, "id") && !get(call, "id"))
 			cJSON_AddStringToObject(call, "id", str(tc, "id"));
 		if (str(dfn, "name"))
-			append_str(fn, "name", str(dfn, "name"));
+			append_str(s, fn, "name", str(dfn, "name"));
 		if (str(dfn, "arguments"))
-			append_str(fn, "arguments", str(dfn, "arguments"));
+			append_str(s, fn, "arguments", str(dfn, "arguments"));
 	}
 	return 0;
 }
@@ -778,6 +826,7 @@ static int responses_event(cmv_reply_stream *s, const cJSON *e)
 		return 0;
 	if ((!strcmp(type, "response.completed") || !strcmp(type, "response.incomplete")) &&
 	    cJSON_IsObject(get(e, "response"))) {
+		stream_forget(s);
 		cJSON_Delete(s->body);
 		s->body = cJSON_Duplicate(get(e, "response"), 1);
 		s->done = true;
@@ -816,7 +865,7 @@ static int gemini_event(cmv_reply_stream *s, const cJSON *e)
 		/* text arrives in pieces: one part again, thoughts apart from the answer */
 		if (str(p, "text") && last && str(last, "text") &&
 		    cJSON_IsTrue(get(p, "thought")) == cJSON_IsTrue(get(last, "thought")))
-			append_str(last, "text", str(p, "text"));
+			append_str(s, last, "text", str(p, "text"));
 		else
 			cJSON_AddItemToArray(parts, cJSON_Duplicate(p, 1));
 	}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The agent-host loop (include/cmv/host.h): handles, switch, usage, requests, replies, streams, the JSON entry. */
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
 #include "test.h"
@@ -594,6 +595,139 @@ static void test_json_entry(void **state)
 	cmv_host_free(h);
 }
 
+/*
+ * Streams of one-character deltas, 200k of them: the text adds up exactly (the
+ * growth in place is amortized: cmv-bench host --stream measures it), with
+ * deltas to several members interleaved, and after a message_delta that
+ * replaces the content the deltas go to the new block.
+ */
+static const char *const piece_json[] = { "a", "b", "z", "0", " ", "\\u00e9", "\\\"", "\\n", "\\\\", "\xe2\x82\xac" };
+static const char *const piece_raw[] = { "a", "b", "z", "0", " ", "\xc3\xa9", "\"", "\n", "\\", "\xe2\x82\xac" };
+#define N_PIECES (sizeof(piece_raw) / sizeof(piece_raw[0]))
+
+static void feedf(cmv_reply_stream *s, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	assert_true(n > 0 && (size_t)n < sizeof(line));
+	assert_cmv_ok(cmv_reply_stream_feed(s, line, (size_t)n));
+}
+
+static cJSON *stream_result(cmv_reply_stream *s)
+{
+	cmv_buf out = CMV_BUF_INIT(1 << 26);
+	assert_cmv_ok(cmv_reply_stream_body(&out, s));
+	cJSON *j = cJSON_Parse(out.ptr);
+	assert_non_null(j);
+	cmv_buf_dispose(&out);
+	cmv_reply_stream_free(s);
+	return j;
+}
+
+static void test_stream_many_deltas(void **state)
+{
+	enum { N = 200000 };
+	cmv_buf want = CMV_BUF_INIT(1 << 24), want2 = CMV_BUF_INIT(1 << 24), want3 = CMV_BUF_INIT(1 << 24);
+	cmv_reply_stream *s;
+	cJSON *j;
+	(void)state;
+
+	/* Anthropic: a text block, then a tool call's input a character at a time */
+	assert_cmv_ok(cmv_reply_stream_new(&s, "anthropic"));
+	feedf(s, "data: {\"type\":\"message_start\",\"message\":{\"role\":\"assistant\",\"content\":[]}}\n\n");
+	feedf(s, "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+	for (size_t i = 0; i < N; i++) {
+		feedf(s, "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"%s\"}}\n\n",
+		      piece_json[i % N_PIECES]);
+		assert_cmv_ok(cmv_buf_puts(&want, piece_raw[i % N_PIECES]));
+	}
+	feedf(s, "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"n\",\"input\":{}}}\n\n");
+	feedf(s, "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"q\\\":\\\"\"}}\n\n");
+	for (size_t i = 0; i < N / 4; i++) {
+		feedf(s, "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"%c\"}}\n\n",
+		      'a' + (int)(i % 26));
+		assert_cmv_ok(cmv_buf_putc(&want2, (char)('a' + i % 26)));
+	}
+	feedf(s, "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\\\"}\"}}\n\n");
+	feedf(s, "data: {\"type\":\"content_block_stop\",\"index\":1}\n\n");
+	j = stream_result(s);
+	const cJSON *content = cJSON_GetObjectItem(j, "content");
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(content, 0), "text")->valuestring, want.ptr);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(content, 1), "input"), "q")->valuestring,
+			    want2.ptr);
+	cJSON_Delete(j);
+
+	/* OpenAI Chat: the text, the reasoning and two calls' arguments, interleaved */
+	cmv_buf_clear(&want);
+	cmv_buf_clear(&want2);
+	cmv_buf_clear(&want3);
+	assert_cmv_ok(cmv_reply_stream_new(&s, "openai-chat"));
+	for (size_t i = 0; i < N; i++) {
+		const char *p = piece_json[i % N_PIECES];
+		switch (i % 4) {
+		case 0:
+		case 1:
+			feedf(s, "data: {\"choices\":[{\"delta\":{\"content\":\"%s\"}}]}\n\n", p);
+			assert_cmv_ok(cmv_buf_puts(&want, piece_raw[i % N_PIECES]));
+			break;
+		case 2:
+			feedf(s, "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"%s\"}}]}\n\n", p);
+			assert_cmv_ok(cmv_buf_puts(&want2, piece_raw[i % N_PIECES]));
+			break;
+		default:
+			feedf(s, "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":\"%c\"}}]}}],"
+				 "\"usage\":{\"completion_tokens\":%zu}}\n\n", (int)(i / 4 % 2), 'a' + (int)(i % 26), i);
+			if (i / 4 % 2 == 0)
+				assert_cmv_ok(cmv_buf_putc(&want3, (char)('a' + i % 26)));
+		}
+	}
+	j = stream_result(s);
+	const cJSON *m = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "message");
+	assert_string_equal(cJSON_GetObjectItem(m, "content")->valuestring, want.ptr);
+	assert_string_equal(cJSON_GetObjectItem(m, "reasoning_content")->valuestring, want2.ptr);
+	const cJSON *fn = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(m, "tool_calls"), 0), "function");
+	assert_string_equal(cJSON_GetObjectItem(fn, "arguments")->valuestring, want3.ptr);
+	assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens")->valueint, N - 1);
+	cJSON_Delete(j);
+
+	/* Gemini: text parts join, a call between them starts a new one */
+	cmv_buf_clear(&want);
+	cmv_buf_clear(&want2);
+	assert_cmv_ok(cmv_reply_stream_new(&s, "gemini"));
+	for (size_t i = 0; i < N; i++) {
+		if (i == N / 2)
+			feedf(s, "data: {\"candidates\":[{\"content\":{\"parts\":[{\"functionCall\":{\"name\":\"f\",\"args\":{}}}]}}]}\n\n");
+		feedf(s, "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"%s\"}]}}]}\n\n", piece_json[i % N_PIECES]);
+		assert_cmv_ok(cmv_buf_puts(i < N / 2 ? &want : &want2, piece_raw[i % N_PIECES]));
+	}
+	j = stream_result(s);
+	const cJSON *parts = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "candidates"), 0),
+								     "content"), "parts");
+	assert_int_equal(cJSON_GetArraySize(parts), 3);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(parts, 0), "text")->valuestring, want.ptr);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(parts, 2), "text")->valuestring, want2.ptr);
+	cJSON_Delete(j);
+
+	/* a message_delta that replaces the content: the blocks that grew are gone, the next deltas go to the new one */
+	assert_cmv_ok(cmv_reply_stream_new(&s, "anthropic"));
+	feedf(s, "data: {\"type\":\"message_start\",\"message\":{\"role\":\"assistant\",\"content\":[]}}\n\n");
+	feedf(s, "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+	for (int i = 0; i < 100; i++)
+		feedf(s, "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"old\"}}\n\n");
+	feedf(s, "data: {\"type\":\"message_delta\",\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"n\"}]}}\n\n");
+	feedf(s, "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"ew\"}}\n\n");
+	j = stream_result(s);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "content"), 0), "text")->valuestring,
+			    "new");
+	cJSON_Delete(j);
+	cmv_buf_dispose(&want);
+	cmv_buf_dispose(&want2);
+	cmv_buf_dispose(&want3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -607,6 +741,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_options_init_and_report_versions, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_formats, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_json_entry, test_store_setup, test_store_teardown),
+		cmocka_unit_test(test_stream_many_deltas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
