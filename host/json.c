@@ -609,6 +609,38 @@ static int m_ledger_check(call *c)
 	return error;
 }
 
+/* {pattern?, effect?}: set the user's classification of tools (effect none, side_effects or unset); {classification} */
+static int m_ledger_classify(call *c)
+{
+	const char *pattern = pstr(c->p, "pattern"), *effect = pstr(c->p, "effect");
+	cmv_buf text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	int error;
+	if (!pattern != !effect)
+		return cmv_error__set(CMV_EINVALID, "\"pattern\" and \"effect\" go together");
+	if (pattern) {
+		cmv_effect e;
+		if (!strcmp(effect, "none"))
+			e = CMV_EFFECT_NONE;
+		else if (!strcmp(effect, "side_effects"))
+			e = CMV_EFFECT_SIDE;
+		else if (!strcmp(effect, "unset"))
+			e = CMV_EFFECT_UNKNOWN;
+		else
+			return cmv_error__set(CMV_EINVALID, "effect '%s': expected none, side_effects or unset", effect);
+		if ((error = cmv_ledger_classify(c->h->repo, pattern, e)) < 0)
+			return error;
+	}
+	if ((error = cmv_ledger_classification(&text, c->h->repo)) == 0) {
+		cJSON *o = cJSON_Parse(text.ptr);
+		if (!o || !cJSON_AddItemToObject(c->res, "classification", o)) {
+			cJSON_Delete(o);
+			error = cmv_error__oom();
+		}
+	}
+	cmv_buf_dispose(&text);
+	return error;
+}
+
 static int m_tools_set(call *c)
 {
 	const char *branch;
@@ -758,6 +790,7 @@ static const struct {
 	{ "tools_set", m_tools_set },
 	{ "ledger", m_ledger },
 	{ "ledger_check", m_ledger_check },
+	{ "ledger_classify", m_ledger_classify },
 	{ "search", m_search },
 	{ "recall", m_recall },
 	{ "recall_tool", m_recall_tool },

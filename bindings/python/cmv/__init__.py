@@ -60,7 +60,7 @@ _BY_CODE = {c.code: c for c in (NotFound, Exists, Ambiguous, Budget, Modified, L
 _CREATE, _READONLY = 1, 4
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _METHODS = {m: m.encode() for m in ("branch", "head", "append", "append_response", "request", "switch", "record_usage",
-                                   "usage", "tools_set", "search", "recall", "recall_tool", "snapshot", "model",
+                                   "usage", "tools_set", "ledger", "ledger_check", "ledger_classify", "search", "recall", "recall_tool", "snapshot", "model",
                                    "stream_open", "stream_close")}
 # request's result is exactly {"report":R,"request":B} (host/json.c, invariant 3): B is sliced out, never parsed
 _REQ_HEAD, _REQ_MID = b'{"report":', b',"request":'
@@ -212,6 +212,20 @@ class Store:
         """What a model reference resolves to (signature, window, tokenizer...)."""
         return self.call("model", model=ref)
 
+    def ledger(self, ref):
+        """The ledger of side effects of a snapshot, branch or node (docs/ledger.md): {"counts", "calls", "turns"}.
+        Branch.ledger() counts the branch's tool annotations as well."""
+        return self.call("ledger", ref=ref)
+
+    def classify_tools(self, pattern, effect):
+        """Classify the tools matching `pattern` (a name, or a prefix ending in '*') as "none", "side_effects" or
+        "unset" (removed); kept in the store, before every other source. Returns the whole classification."""
+        return self.call("ledger_classify", pattern=pattern, effect=effect)["classification"]
+
+    def tool_classification(self):
+        """The user's classification of tools: {pattern: "none" | "side_effects"}."""
+        return self.call("ledger_classify")["classification"]
+
 
 class Branch:
     """A branch of a Store; keeps the Store open as long as it lives."""
@@ -292,6 +306,17 @@ class Branch:
 
     def set_tools(self, tools):
         self.store.call("tools_set", branch=self.name, tools=tools)
+
+    def ledger(self):
+        """Every tool call on the branch, in path order, with its idempotency key, its state ("committed",
+        "in_flight", "superseded") and whether it has side effects: {"counts", "calls", "turns"} (docs/ledger.md)."""
+        return self.store.call("ledger", branch=self.name)
+
+    def ledger_check(self, name, input=None):
+        """Before running a call of tool `name` with `input` (a dict, or the arguments' text): has a call with its
+        key committed on the branch? {"key", "args_hash", "effect", "committed"}, and when committed
+        "call_node", "result_node" and "result" ("ok" or "error"): then return the recorded result, do not run it."""
+        return self.store.call("ledger_check", branch=self.name, name=name, input=input)
 
     def search(self, query, budget=None, model=None, limit=None):
         """With a budget: the pages of this branch that match, as text within `budget` tokens; else hits."""

@@ -250,3 +250,54 @@ def test_calls_release_the_gil(store):
     body = json.loads(b.request("gpt-4o", budget=100000)[0])
     text = json.dumps(body)  # consecutive user messages render as one: count what they said
     assert all("thread %d message %d\"" % (k, i) in text for k in range(4) for i in range(20))
+
+
+def test_ledger_check_and_classify(store):
+    b = store.branch("l")
+    b.append([{"role": "user", "content": "run the tests"},
+              {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash",
+                                                 "input": {"command": "npm test", "description": "run them"}}]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]},
+              {"role": "assistant", "content": [{"type": "tool_use", "id": "t2", "name": "mcp__x__lookup",
+                                                 "input": {"q": "a"}}]}])
+    led = b.ledger()
+    assert led["counts"]["calls"] == 2 and led["counts"]["committed"] == 1 and led["counts"]["in_flight"] == 1
+    assert led["counts"]["unclassified"] == 1  # unknown counts with side effects until classified
+    bash, mcp = led["calls"]
+    assert (bash["name"], bash["state"], bash["effect"], bash["result"]) == ("Bash", "committed", "side_effects", "ok")
+    assert (mcp["state"], mcp["effect"], mcp["result_node"]) == ("in_flight", "unknown", None)
+    # the same call from another model: its own commentary, its keys in another order; committed, so not run again
+    c = b.ledger_check("Bash", {"description": "again", "command": "  npm test"})
+    assert c["committed"] and c["key"] == bash["key"] and c["result_node"] == bash["result_node"]
+    assert c["result"] == "ok"
+    assert not b.ledger_check("Bash", '{"command": "rm -rf build"}')["committed"]
+    # a snapshot's ledger is the branch's (the keys never depend on the ref)
+    store.snapshot("before", "l")
+    assert [x["key"] for x in store.ledger("before")["calls"]] == [bash["key"], mcp["key"]]
+    # the user's classification comes first, is kept in the store, and "unset" removes it
+    assert store.tool_classification() == {}
+    assert store.classify_tools("mcp__x__*", "none") == {"mcp__x__*": "none"}
+    mcp = b.ledger()["calls"][1]
+    assert (mcp["effect"], mcp["effect_source"]) == ("none", "config")
+    assert b.ledger()["counts"]["unclassified"] == 0
+    assert store.classify_tools("mcp__x__*", "unset") == {}
+    with pytest.raises(cmv.Invalid) as e:
+        store.classify_tools("Bash", "sometimes")
+    assert "expected none, side_effects or unset" in e.value.message
+    with pytest.raises(cmv.Invalid):
+        store.classify_tools("a*b", "none")
+    with pytest.raises(cmv.NotFound):
+        store.ledger("no-such-ref")
+
+
+def test_ledger_reads_the_branch_tool_annotations(store):
+    b = store.branch("ann")
+    b.set_tools([{"name": "lookup", "description": "look up", "input_schema": {"type": "object"},
+                  "annotations": {"readOnlyHint": True}}])
+    b.append([{"role": "user", "content": "find a"},
+              {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "mcp__srv__lookup",
+                                                 "input": {"q": "a"}}]}])
+    call = b.ledger()["calls"][0]
+    assert (call["effect"], call["effect_source"]) == ("none", "mcp")
+    # by ref alone no branch's tools count: unknown, as side effects
+    assert store.ledger("ann")["calls"][0]["effect"] == "unknown"
