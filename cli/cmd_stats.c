@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv stats [REF] [--model M,...] [--json]: a conversation's tokens per model
- * and per kind of content. Models default to the branch's own (cmv model,
+ * and per kind of content, and the branch's recorded usage per model. Models default to the branch's own (cmv model,
  * cli_branch_model), else gpt-4o and claude-sonnet-4-5. Counts go
  * through the store's token cache, so a second run tokenizes nothing.
  */
@@ -18,8 +18,12 @@ const cli_opt opts_stats[] = {
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
 };
 
-/* The branch's usage segments, per model signature, with what they cost (nothing for a snapshot or a branch with none). */
-static void print_usage(cli_ctx *ctx, const char *ref)
+/*
+ * The branch's usage as cmv_usage_json gives it ({segments, totals, cost_usd}:
+ * per model signature, with what they cost), or NULL: a snapshot or a node,
+ * or a branch with no usage recorded.
+ */
+static cJSON *branch_usage(cli_ctx *ctx, const char *ref)
 {
 	cmv_buf branch = CMV_BUF_INIT(CMV_REF_NAME_MAX + 1), u = CMV_BUF_INIT(1 << 22);
 	cJSON *j = NULL;
@@ -29,9 +33,31 @@ static void print_usage(cli_ctx *ctx, const char *ref)
 		goto done;
 	if (cmv_usage_json(&u, ctx->repo, branch.ptr) < 0 || !(j = cJSON_Parse(u.ptr)))
 		goto done;
+	if (!cJSON_GetArraySize(cJSON_GetObjectItem(j, "segments"))) {
+		cJSON_Delete(j);
+		j = NULL;
+		goto done;
+	}
+	/* the library gives seconds; every time the CLI prints in JSON is RFC 3339 (docs/cli.md) */
+	for (cJSON *x = cJSON_GetObjectItem(j, "segments")->child; x; x = x->next) {
+		const cJSON *t = cJSON_GetObjectItem(x, "started");
+		char when[32];
+		if (cJSON_IsNumber(t))
+			cJSON_ReplaceItemInObjectCaseSensitive(x, "started",
+							       cJSON_CreateString(cli_rfc3339((int64_t)t->valuedouble, when)));
+	}
+done:
+	cmv_error_clear();
+	cmv_buf_dispose(&branch);
+	cmv_buf_dispose(&u);
+	return j;
+}
+
+static void print_usage(const cJSON *j)
+{
 	const cJSON *segs = cJSON_GetObjectItem(j, "segments"), *cost = cJSON_GetObjectItem(j, "cost_usd");
 	if (!cJSON_GetArraySize(segs))
-		goto done;
+		return;
 	printf("\nusage by model (%d segment%s):\n", cJSON_GetArraySize(segs), cJSON_GetArraySize(segs) == 1 ? "" : "s");
 	for (const cJSON *x = segs->child; x; x = x->next) {
 		const cJSON *c = cJSON_GetObjectItem(x, "cost_usd");
@@ -49,11 +75,6 @@ static void print_usage(cli_ctx *ctx, const char *ref)
 	}
 	if (cJSON_IsNumber(cost))
 		printf("  total $%.4f\n", cost->valuedouble);
-done:
-	cmv_error_clear();
-	cJSON_Delete(j);
-	cmv_buf_dispose(&branch);
-	cmv_buf_dispose(&u);
 }
 
 CMD(stats)
@@ -148,12 +169,22 @@ CMD(stats)
 		rc = cli_fail("cannot save the token cache");
 	else if (rc != EXIT_OK)
 		cmv_repo_txn_rollback(ctx->repo);
+	cJSON *usage = rc == EXIT_OK ? branch_usage(ctx, s_ref) : NULL;
 	if (rc == EXIT_OK && !s_json)
-		print_usage(ctx, s_ref);
-	if (rc == EXIT_OK && s_json)
-		rc = cli_print_json(arr);
-	else
+		print_usage(usage);
+	if (rc == EXIT_OK && s_json) {
+		/* {ref, head, models: [per model counted], usage: the branch's per model signature, or null} */
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "ref", s_ref ? s_ref : "HEAD");
+		cJSON_AddStringToObject(o, "head", cmv_id_tostr(hex, sizeof(hex), &tip));
+		cJSON_AddItemToObject(o, "models", arr);
+		cJSON_AddItemToObject(o, "usage", usage ? usage : cJSON_CreateNull());
+		usage = NULL;
+		rc = cli_print_json(o);
+	} else {
 		cJSON_Delete(arr);
+	}
+	cJSON_Delete(usage);
 done:
 	cmv_models_free(models);
 	free(names);

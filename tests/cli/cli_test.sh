@@ -556,6 +556,31 @@ run switch t1 --model gpt-4; ok "switch needs a branch" test $rc -eq 1
 run switch "$V" --model '{"provider":"openai","model":"gpt-4o"}' --json; ok "switch takes a model descriptor" has '"signature":	"openai/gpt-4o"' "$out"
 run log "$V"; ok "one switch, one event" test "$(grep -c 'model_switch' <<<"$out")" -eq "$(grep -c 'model_switch\|cmv_switch' <<<"$out")"
 run stats "$V" --model gpt-4o; ok "stats shows the usage segments" has "openai/gpt-4o" "$out"
+# calls booked as an agent host books them (the host API, through the Python package over libcmv.so)
+CMV_LIBRARY=${CMV_LIBRARY:-$(dirname "$CMV")/libcmv.so} PYTHONPATH="$HERE/../../bindings/python" python3 -c '
+import cmv, sys
+with cmv.Store(sys.argv[1]) as s:
+    b = cmv.Branch(s, sys.argv[2])  # the branch as it is: Store.branch would make a missing one
+    b.record_usage("gpt-4o", input_tokens=1200, output_tokens=80)
+    b.record_usage("gpt-4o", input_tokens=1300, output_tokens=20)
+    b.record_usage("claude-sonnet-4-5", input_tokens=5000, output_tokens=300, cache_read_tokens=4000)
+' "$WORK/.cmv" "$V"; ok "usage booked through the host API" test $? -eq 0
+run stats "$V" --model gpt-4o --json; ok "stats --json: the branch's usage per model" python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert d["ref"] == sys.argv[2] and len(d["head"]) == 32 and d["models"][0]["model"] == "gpt-4o"
+tot = {t["signature"]: t for t in d["usage"]["totals"]}
+assert tot["openai/gpt-4o"]["calls"] == 2 and tot["openai/gpt-4o"]["input_tokens"] == 2500, tot
+assert tot["openai/gpt-4o"]["output_tokens"] == 100 and tot["openai/gpt-4o"]["cost_usd"] > 0
+assert tot["anthropic/claude-sonnet-4-5"]["cache_read_tokens"] == 4000
+segs = d["usage"]["segments"]
+assert len(segs) >= 3 and all(s["started"].endswith("Z") for s in segs)
+assert abs(d["usage"]["cost_usd"] - sum(t["cost_usd"] for t in tot.values())) < 1e-9
+' "$out" "$V"
+run stats "$V" --model gpt-4o; ok "stats: the calls in the usage section" grep -q "openai/gpt-4o .* 2 calls .* 2500 in .* 100 out" <<<"$out"
+ok "stats: the usage's total" has "total \$" "$out"
+run stats vsla-snap --json; ok "stats --json of a snapshot: no usage (null)" python3 -c '
+import json, sys; d = json.loads(sys.argv[1]); assert d["usage"] is None and d["ref"] == "vsla-snap"' "$out"
 
 # --- compaction: compact, handoff, uncompact ---
 run compact "$V" --for gpt-4 --json; ok "compact for gpt-4" test $rc -eq 0
