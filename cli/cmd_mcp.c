@@ -57,11 +57,6 @@ static int open_store(cmv_repo **repo, cmv_buf *path, cli_ctx *ctx)
 /* ---- serving --------------------------------------------------------------------- */
 
 static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
 
 static void on_ready(unsigned int port, void *payload)
 {
@@ -83,14 +78,8 @@ static int serve(cli_ctx *ctx)
 	if (token && !*token)
 		token = NULL;
 	if (m_http) {
-		const char *colon = strrchr(m_http, ':');
-		if (colon) {
-			size_t n = (size_t)(colon - m_http);
-			const char *h = m_http;
-			if (n > 2 && h[0] == '[')
-				h++, n -= 2;
-			snprintf(host, sizeof(host), "%.*s", (int)n, h);
-		}
+		if (srv_listen_setup(host, m_http, "--http", &stop_flag) < 0)
+			return cli_usage_error(cli_find("mcp"), "%s", cmv_error_last()->message);
 		if (!mcp_host_is_loopback(host) && !token)
 			return cli_usage_error(cli_find("mcp"), "--http %s is not a loopback address: set CMV_MCP_TOKEN (a bearer token every client must send)", m_http);
 	}
@@ -102,12 +91,6 @@ static int serve(cli_ctx *ctx)
 	if (mcp_server_new(&s, repo, &cfg) < 0) {
 		rc = cli_fail("cannot start the server");
 	} else if (m_http) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		signal(SIGPIPE, SIG_IGN);
 		if (mcp_serve_http(s, m_http, token, &stop_flag, on_ready, host) < 0)
 			rc = cli_fail("cannot serve HTTP");
 	} else if (mcp_serve_stdio(s, stdin, stdout) < 0) {

@@ -30,11 +30,6 @@ const cli_opt opts_proxy[] = {
 };
 
 static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
 
 static void on_ready(unsigned int port, void *payload)
 {
@@ -48,7 +43,7 @@ CMD(proxy)
 {
 	proxy_config cfg;
 	proxy *p = NULL;
-	char host[256] = "127.0.0.1";
+	char host[256];
 	const char *token = getenv("CMV_PROXY_TOKEN");
 	int rc = EXIT_OK;
 
@@ -99,14 +94,8 @@ CMD(proxy)
 	}
 	if (token && !*token)
 		token = NULL;
-	const char *colon = strrchr(p_listen, ':');
-	if (colon) {
-		size_t n = (size_t)(colon - p_listen);
-		const char *h = p_listen;
-		if (n > 2 && h[0] == '[')
-			h++, n -= 2;
-		snprintf(host, sizeof(host), "%.*s", (int)n, h);
-	}
+	if (srv_listen_setup(host, p_listen, "--listen", &stop_flag) < 0)
+		return cli_usage_error(cli_find("proxy"), "%s", cmv_error_last()->message);
 	if (!mcp_host_is_loopback(host) && !token)
 		return cli_usage_error(cli_find("proxy"), "--listen %s is not a loopback address: set CMV_PROXY_TOKEN (a token every client must send)", p_listen);
 	/* a token the user set is checked on loopback too: the proxy adds the owner's keys to what it forwards */
@@ -116,12 +105,6 @@ CMD(proxy)
 	cfg.quiet = p_quiet;
 	if (proxy_new(&p, ctx->repo, &cfg) < 0)
 		return cli_fail("cannot start the proxy");
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 	if (proxy_serve(p, p_listen, &stop_flag, on_ready, host) < 0)
 		rc = cli_fail("cannot serve");
 	proxy_free(p);

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include "base/base.h"
@@ -30,6 +31,31 @@ int srv_addr_parse(char host[256], char port[16], const char *addr, const char *
 			return cmv_error__set(CMV_EINVALID, "%s %s: expected PORT or HOST:PORT", what, addr);
 		snprintf(port, 16, "%s", addr);
 	}
+	return 0;
+}
+
+static volatile sig_atomic_t *srv_stop;
+
+static void srv_on_signal(int sig)
+{
+	(void)sig;
+	*srv_stop = 1;
+}
+
+int srv_listen_setup(char host[256], const char *addr, const char *what, volatile sig_atomic_t *stop)
+{
+	char port[16];
+	struct sigaction sa;
+	int error;
+
+	if ((error = srv_addr_parse(host, port, addr, what)) < 0)
+		return error;
+	srv_stop = stop;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = srv_on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	return 0;
 }
 

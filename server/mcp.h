@@ -77,4 +77,14 @@ int mcp_serve_http(mcp_server *s, const char *addr, const char *token, volatile 
 /* Whether a host string is a loopback address (127.0.0.0/8, ::1, localhost). */
 bool mcp_host_is_loopback(const char *host);
 
+/*
+ * Ready to serve on `addr` ("PORT", "HOST:PORT", "[V6]:PORT"), as `cmv mcp
+ * --http` and `cmv proxy` are (server/http.c): `host` gets the host part
+ * (127.0.0.1 when there is none: for the loopback check and the "listening
+ * on" line); from now on SIGINT and SIGTERM set *stop, which the serve loop
+ * polls, and SIGPIPE is ignored (a client gone mid-reply fails that write,
+ * not the process). CMV_EINVALID names `what` for an address that is not one.
+ */
+int srv_listen_setup(char host[256], const char *addr, const char *what, volatile sig_atomic_t *stop);
+
 #endif

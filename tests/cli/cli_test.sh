@@ -686,6 +686,20 @@ ok "CMV_DIR" test $rc -eq 0
 CMV_DIR=/nonexistent/.cmv "$CMV" list >/dev/null 2>&1; rc=$?
 ok "CMV_DIR pointing nowhere" test $rc -eq 1
 
+# --- serving (cmv mcp --http, cmv proxy): the address and the signals, set up alike (server/http.c) ---
+for serve in "mcp --http" "proxy --listen"; do
+	# shellcheck disable=SC2086
+	"$CMV" $serve 127.0.0.1:0 >"$WORK/.serve" 2>&1 &
+	spid=$!
+	for _ in $(seq 300); do grep -q "listening on" "$WORK/.serve" && break; sleep 0.1; done
+	kill -TERM "$spid"; wait "$spid"; rc=$?
+	ok "$serve: SIGTERM stops it, exit 0" test $rc -eq 0 -a -n "$(grep -o 'listening on http://127.0.0.1:[1-9]' "$WORK/.serve")"
+done
+run proxy --listen :8080; ok "proxy --listen with an empty host: usage" test $rc -eq 2
+ok "proxy --listen: the message names the option" has "--listen :8080: expected PORT or HOST:PORT" "$err"
+run mcp --http 127.0.0.1:123456789012345678; ok "mcp --http with a port too long: usage" test $rc -eq 2
+ok "mcp --http: the message names the option" has "--http" "$err"
+run proxy --listen 0.0.0.0:0; ok "proxy off loopback without a token: usage" test $rc -eq 2 -a -n "$(has CMV_PROXY_TOKEN "$err" && echo y)"
 
 # --- init honours --store and CMV_DIR ---
 run --store "$WORK/by-option" init; ok "init --store" test $rc -eq 0 -a -f "$WORK/by-option/store.db"
