@@ -21,7 +21,7 @@ const cli_opt opts_proxy[] = {
 	{ OPT_VALUE, "upstream", 0, "PROVIDER=URL", "where a provider's requests go (anthropic, openai; repeatable; default: the providers' own)", &p_upstream, NULL },
 	{ OPT_VALUE, "budget", 0, "N", "tokens every upstream request may count (default: the model's input budget)", &p_budget, NULL },
 	{ OPT_VALUE, "fallback", 0, "MODEL,...", "on 429, 5xx, a dropped connection or a timeout, the request goes to these models in turn (recorded as switches)", &p_fallback, NULL },
-	{ OPT_VALUE, "timeout", 0, "SECONDS", "an upstream silent this long has failed (default 300; 0: never)", &p_timeout, NULL },
+	{ OPT_VALUE, "timeout", 0, "SECONDS", "an upstream silent this long has failed (default 300; 1 to 86400)", &p_timeout, NULL },
 	{ OPT_VALUE, "retry-primary", 0, "SECONDS", "after a failover, try the model failed over from again at most this often (default 30)", &p_retry, NULL },
 	{ OPT_FLAG, "no-tool-paging", 0, NULL, "send every tool definition whole", NULL, &p_no_tools },
 	{ OPT_FLAG, "no-recall", 0, NULL, "offer no recall tool upstream", NULL, &p_no_recall },
@@ -69,9 +69,14 @@ CMD(proxy)
 	cfg.timeout_s = 300;
 	cfg.retry_primary_s = 30;
 	if (p_timeout) {
-		if (!cli_parse_u64(&v, p_timeout) && strcmp(p_timeout, "0"))
+		/* 0 once meant "never": an upstream that never answers then held its worker, and the client, forever */
+		if (!cli_parse_u64(&v, p_timeout))
 			return cli_usage_error(cli_find("proxy"), "--timeout %s: expected a number of seconds", p_timeout);
-		cfg.timeout_s = strcmp(p_timeout, "0") ? (unsigned int)(v > 86400 ? 86400 : v) : 0;
+		if (!v)
+			return cli_usage_error(cli_find("proxy"),
+					       "--timeout %s: an upstream that never answers would hold its request forever; "
+					       "give 1 to 86400 seconds (default 300)", p_timeout);
+		cfg.timeout_s = (unsigned int)(v > 86400 ? 86400 : v);
 	}
 	if (p_retry) {
 		if (!cli_parse_u64(&v, p_retry) && strcmp(p_retry, "0"))

@@ -699,6 +699,11 @@ run proxy --listen :8080; ok "proxy --listen with an empty host: usage" test $rc
 ok "proxy --listen: the message names the option" has "--listen :8080: expected PORT or HOST:PORT" "$err"
 run mcp --http 127.0.0.1:123456789012345678; ok "mcp --http with a port too long: usage" test $rc -eq 2
 ok "mcp --http: the message names the option" has "--http" "$err"
+# --timeout 0 meant never: an upstream that never answers held its request (and a worker) forever
+run proxy --listen 127.0.0.1:0 --timeout 0; ok "proxy --timeout 0: refused before it listens" test $rc -eq 2 -a -z "$out"
+ok "proxy --timeout 0: says why and what to give" has "--timeout 0: an upstream that never answers would hold its request forever; give 1 to 86400 seconds" "$err"
+run proxy --listen 127.0.0.1:0 --timeout 000; ok "proxy --timeout 000: the same" has "give 1 to 86400 seconds" "$err"
+run proxy --listen 127.0.0.1:0 --timeout -5; ok "proxy --timeout -5: usage" test $rc -eq 2 -a -n "$(has "expected a number of seconds" "$err" && echo y)"
 run proxy --listen 0.0.0.0:0; ok "proxy off loopback without a token: usage" test $rc -eq 2 -a -n "$(has CMV_PROXY_TOKEN "$err" && echo y)"
 
 # --- init honours --store and CMV_DIR ---
