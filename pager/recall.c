@@ -54,6 +54,74 @@ static void turn_text(cmv_buf *out, const cJSON *msgs, size_t from, size_t to)
 	}
 }
 
+/*
+ * The set-up every query shares: p for the model (its counts memoized),
+ * qi empty, the render target, and one transaction for the many reads.
+ */
+static int query_begin(pager *p, qindex *qi, cmv_render_target *target, cmv_repo *repo, const cmv_model *model,
+		       cmv_tok *tok)
+{
+	int error;
+	memset(p, 0, sizeof(*p));
+	memset(qi, 0, sizeof(*qi));
+	p->repo = repo;
+	p->model = model;
+	p->tok = tok;
+	*target = cmv_pager__target_of(model, 0);
+	cmv__tok_memo(tok, true);
+	cmv_buf_init(&p->scratch, 1 << 16);
+	if ((error = cmv_repo_txn_begin(repo)) < 0)
+		cmv_buf_dispose(&p->scratch);
+	return error;
+}
+
+/*
+ * The load path: the branch loaded and paged, qi its index, kept for the
+ * next query when a branch is named (a read-only store keeps none, and each
+ * query loads the branch). 1 when loaded, 0 for a branch with no message.
+ */
+static int query_load(qindex *qi, pager *p, cmv_repo *repo, const cmv_id *tip, const char *branch,
+		      const cmv_model *model, cmv_render_target target)
+{
+	int error;
+	if ((error = cmv__conversation_load(&p->cv, repo, tip, target, 0)) < 0 || !cJSON_GetArraySize(p->cv.msgs))
+		return error;
+	p->lazy_ids = !branch;
+	if ((error = cmv_pager__pages(p)) < 0 || (error = cmv_pager__qindex_of(qi, p)) < 0)
+		return error;
+	if (branch) {
+		if ((error = cmv_pager__qindex_seam(qi, repo, tip, target, NULL, p->cv.msgs, 0)) < 0)
+			return error;
+		cmv_id_tostr(qi->tip, sizeof(qi->tip), tip);
+		if (cmv_pager__qindex_put(repo, branch, model, target, qi, true) < 0)
+			cmv_error_clear();
+	}
+	return 1;
+}
+
+/*
+ * Turn g (page pg) read alone from its records, up to the parent of the
+ * next turn's first record: 1 when it reads as the index says, 0 when not
+ * (the caller loads the branch instead).
+ */
+static int turn_alone(cmv__conversation *cv, const qindex *qi, size_t g, size_t pg, cmv_repo *repo, const cmv_id *tip,
+		      cmv_render_target target)
+{
+	cmv_id last = *tip;
+	if (g + 1 < qi->n_turns) {
+		cmv_node *next = NULL;
+		cmv_id nid;
+		if (!qi->nodes[g + 1][0] || cmv_id_fromstr(&nid, qi->nodes[g + 1]) < 0 ||
+		    cmv_node_read(&next, repo, &nid) < 0) {
+			cmv_error_clear();
+			return 0;
+		}
+		last = next->parent;
+		cmv_node_free(next);
+	}
+	return cmv_pager__load_turn(cv, repo, qi->nodes[g], &last, target, qi->ids[pg]);
+}
+
 /* A body page the query took, under the line that names it. */
 static int recall_body(cmv_buf *out, cmv_repo *repo, size_t g, uint64_t tokens, const char *id)
 {
@@ -98,19 +166,7 @@ static int recall_print(cmv_buf *out, size_t *shown, const qindex *qi, const boo
 			turn_text(out, p->cv.msgs, qi->turn_first[g], end);
 		} else {
 			cmv__conversation cv;
-			cmv_id last = *tip;
-			cmv_node *next = NULL;
-			if (g + 1 < qi->n_turns) {
-				cmv_id nid;
-				if (!qi->nodes[g + 1][0] || cmv_id_fromstr(&nid, qi->nodes[g + 1]) < 0 ||
-				    cmv_node_read(&next, repo, &nid) < 0) {
-					cmv_error_clear();
-					return 0;
-				}
-				last = next->parent;
-				cmv_node_free(next);
-			}
-			int ok = cmv_pager__load_turn(&cv, repo, qi->nodes[g], &last, target, qi->ids[pg]);
+			int ok = turn_alone(&cv, qi, g, pg, repo, tip, target);
 			if (ok <= 0)
 				return ok;
 			cmv_buf_printf(out, "[turn %zu, %llu tokens; page %.7s]\n", g, (unsigned long long)qi->tokens[pg],
@@ -139,20 +195,9 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 	CMV_ASSERT_ARG(model);
 	CMV_ASSERT_ARG(tok);
 	CMV_ASSERT_ARG(query);
-	memset(&p, 0, sizeof(p));
-	memset(&qi, 0, sizeof(qi));
-	p.repo = repo;
-	p.model = model;
-	p.tok = tok;
-	target = cmv_pager__target_of(model, 0);
-	cmv__tok_memo(tok, true);
-	cmv_buf_init(&p.scratch, 1 << 16);
 	cmv_buf_clear(out);
-	/* one read lock for the load's many reads */
-	if ((error = cmv_repo_txn_begin(repo)) < 0) {
-		cmv_buf_dispose(&p.scratch);
+	if ((error = query_begin(&p, &qi, &target, repo, model, tok)) < 0)
 		return error;
-	}
 	/*
 	 * The branch's index, when it keeps one: no load, each turn taken read
 	 * alone. Memory short on its way (an index of made-up sizes, or truly
@@ -181,19 +226,11 @@ int cmv_recall_query(cmv_buf *out, size_t *n_pages, cmv_repo *repo, const cmv_id
 		pinned = hit = NULL;
 	}
 	/* else the branch, loaded (no message is no match); its index kept for the next query */
-	if (error >= 0 && !done && (error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) == 0 &&
-	    cJSON_GetArraySize(p.cv.msgs)) {
-		p.lazy_ids = !branch;
-		if ((error = cmv_pager__pages(&p)) == 0 && (error = cmv_pager__qindex_of(&qi, &p)) == 0 && branch &&
-		    (error = cmv_pager__qindex_seam(&qi, repo, tip, target, NULL, p.cv.msgs, 0)) == 0) {
-			cmv_id_tostr(qi.tip, sizeof(qi.tip), tip);
-			if (cmv_pager__qindex_put(repo, branch, model, target, &qi, true) < 0)
-				cmv_error_clear(); /* a read-only store: each query loads the branch */
-		}
+	if (error >= 0 && !done && (error = query_load(&qi, &p, repo, tip, branch, model, target)) > 0) {
 		size_t n = qi.n_bodies + qi.n_turns;
-		if (!error && (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool)))))
+		if (!(pinned = cmv__calloc(n + 1, sizeof(bool))) || !(hit = cmv__calloc(n + 1, sizeof(bool))))
 			error = cmv_error__oom();
-		if (!error && (error = cmv_pager__qindex_query(&qi, repo, query, budget, pinned, hit)) == 0)
+		else if ((error = cmv_pager__qindex_query(&qi, repo, query, budget, pinned, hit)) == 0)
 			error = recall_print(out, &shown, &qi, hit, &p, repo, tip, target);
 		if (error > 0)
 			error = 0;
@@ -428,20 +465,7 @@ static int hits_fill(cmv_query_hit *hits, const qindex *qi, const size_t *order,
 				turn_text(&text, p->cv.msgs, qi->turn_first[g], end);
 		} else {
 			cmv__conversation cv;
-			cmv_id last = *tip;
-			cmv_node *next = NULL;
-			if (g + 1 < qi->n_turns) {
-				cmv_id nid;
-				if (!qi->nodes[g + 1][0] || cmv_id_fromstr(&nid, qi->nodes[g + 1]) < 0 ||
-				    cmv_node_read(&next, repo, &nid) < 0) {
-					cmv_error_clear();
-					cmv_buf_dispose(&text);
-					return 0;
-				}
-				last = next->parent;
-				cmv_node_free(next);
-			}
-			int ok = cmv_pager__load_turn(&cv, repo, qi->nodes[g], &last, target, qi->ids[pg]);
+			int ok = turn_alone(&cv, qi, g, pg, repo, tip, target);
 			if (ok <= 0) {
 				cmv_buf_dispose(&text);
 				return ok;
@@ -482,18 +506,8 @@ int cmv_query_pages(cmv_query_hit **out, size_t *n_out, cmv_repo *repo, const cm
 	CMV_ASSERT_ARG(query);
 	*out = NULL;
 	*n_out = 0;
-	memset(&p, 0, sizeof(p));
-	memset(&qi, 0, sizeof(qi));
-	p.repo = repo;
-	p.model = model;
-	p.tok = tok;
-	target = cmv_pager__target_of(model, 0);
-	cmv__tok_memo(tok, true);
-	cmv_buf_init(&p.scratch, 1 << 16);
-	if ((error = cmv_repo_txn_begin(repo)) < 0) {
-		cmv_buf_dispose(&p.scratch);
+	if ((error = query_begin(&p, &qi, &target, repo, model, tok)) < 0)
 		return error;
-	}
 	/* as cmv_recall_query: the kept index when there is one, and any doubt sends it to the load path */
 	for (int pass = 0; pass < 2 && error >= 0 && !done; pass++) {
 		bool kept = false;
@@ -501,19 +515,8 @@ int cmv_query_pages(cmv_query_hit **out, size_t *n_out, cmv_repo *repo, const cm
 			if (!branch || (error = cmv_pager__qindex_get(&qi, repo, branch, tip, model, tok, target)) <= 0)
 				continue;
 			kept = true;
-		} else {
-			if ((error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) < 0 || !cJSON_GetArraySize(p.cv.msgs))
-				break;
-			p.lazy_ids = !branch;
-			if ((error = cmv_pager__pages(&p)) < 0 || (error = cmv_pager__qindex_of(&qi, &p)) < 0)
-				break;
-			if (branch && (error = cmv_pager__qindex_seam(&qi, repo, tip, target, NULL, p.cv.msgs, 0)) == 0) {
-				cmv_id_tostr(qi.tip, sizeof(qi.tip), tip);
-				if (cmv_pager__qindex_put(repo, branch, model, target, &qi, true) < 0)
-					cmv_error_clear(); /* a read-only store: each query loads the branch */
-			}
-			if (error < 0)
-				break;
+		} else if ((error = query_load(&qi, &p, repo, tip, branch, model, target)) <= 0) {
+			break;
 		}
 		size_t n = qi.n_bodies + qi.n_turns;
 		free(pinned);
@@ -575,18 +578,8 @@ int cmv_query_turns(cmv_query_hit **out, size_t *n_out, cmv_repo *repo, const cm
 	if (!cmv_id_is_prefix(id))
 		return cmv_error__set(CMV_EINVALID, "'%s' is not a page id (7 or more hex digits)", id);
 	len = strlen(id);
-	memset(&p, 0, sizeof(p));
-	memset(&qi, 0, sizeof(qi));
-	p.repo = repo;
-	p.model = model;
-	p.tok = tok;
-	target = cmv_pager__target_of(model, 0);
-	cmv__tok_memo(tok, true);
-	cmv_buf_init(&p.scratch, 1 << 16);
-	if ((error = cmv_repo_txn_begin(repo)) < 0) {
-		cmv_buf_dispose(&p.scratch);
+	if ((error = query_begin(&p, &qi, &target, repo, model, tok)) < 0)
 		return error;
-	}
 	if ((error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) == 0 && cJSON_GetArraySize(p.cv.msgs) &&
 	    (error = cmv_pager__pages(&p)) == 0 && (error = cmv_pager__qindex_of(&qi, &p)) == 0) {
 		/* a page's id, or the record a turn begins at */
