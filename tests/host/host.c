@@ -605,6 +605,7 @@ static const char *const piece_json[] = { "a", "b", "z", "0", " ", "\\u00e9", "\
 static const char *const piece_raw[] = { "a", "b", "z", "0", " ", "\xc3\xa9", "\"", "\n", "\\", "\xe2\x82\xac" };
 #define N_PIECES (sizeof(piece_raw) / sizeof(piece_raw[0]))
 
+static void feedf(cmv_reply_stream *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void feedf(cmv_reply_stream *s, const char *fmt, ...)
 {
 	char line[512];
