@@ -587,6 +587,18 @@ static void test_json_entry(void **state)
 	assert_null(out);
 	assert_cmv_fails_with(CMV_ENOTFOUND, cmv_host_call(&out, h, "model", "{\"model\":\"no-such-model-x\"}"));
 	assert_error_mentions("model:");
+	/* the user's classification of tools: set, read, removed; a bad effect or half a pair refused */
+	assert_cmv_ok(cmv_host_call(&out, h, "ledger_classify", "{\"pattern\":\"mcp__linear__get_*\",\"effect\":\"none\"}"));
+	assert_string_equal(out, "{\"classification\":{\"mcp__linear__get_*\":\"none\"}}");
+	cmv_host_string_free(out);
+	assert_cmv_ok(cmv_host_call(&out, h, "ledger_classify", "{\"pattern\":\"mcp__linear__get_*\",\"effect\":\"unset\"}"));
+	assert_string_equal(out, "{\"classification\":{}}");
+	cmv_host_string_free(out);
+	out = NULL;
+	assert_cmv_fails_with(CMV_EINVALID, cmv_host_call(&out, h, "ledger_classify", "{\"pattern\":\"x\",\"effect\":\"maybe\"}"));
+	assert_error_mentions("expected none, side_effects or unset");
+	assert_cmv_fails_with(CMV_EINVALID, cmv_host_call(&out, h, "ledger_classify", "{\"pattern\":\"x\"}"));
+	assert_null(out);
 	cmv_host_free(h);
 	/* read-only: a request is made, nothing is written */
 	assert_cmv_ok(cmv_host_open(&h, path, CMV_REPO_OPEN_READONLY));
