@@ -59,7 +59,7 @@ static bool counted(uint64_t *out, cmv_repo *repo, const cmv_id *at, const cmv_m
 }
 
 /* Measure one session's calls against both profiles of its model. */
-static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models *models, size_t session)
+static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models *models, size_t session, FILE *dump)
 {
 	cmv_billed_call *calls = NULL;
 	size_t n = 0;
@@ -97,6 +97,10 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 			continue;
 		}
 		double billed_cal = (double)calls[k].prompt - hidden_cal, billed_base = (double)calls[k].prompt - hidden_base;
+		if (dump)
+			fprintf(dump, "%zu\t%zu\t%s\t%u\t%s\t%llu\t%llu\t%.0f\t%.4f\t%.4f\t%llu\n", session, k, calls[k].model,
+				calls[k].segment, calls[k].id, (unsigned long long)calls[k].prompt, (unsigned long long)c_cal,
+				billed_cal, cal.margin, (double)cal.margin_tokens, (unsigned long long)calls[k].reasoning);
 		if (billed_cal < 10000 || billed_base < 10000)
 			continue; /* as the issue measured: calls of at least 10k content tokens */
 		per_model *p = slot(res, base->id);
@@ -141,8 +145,9 @@ static double pct(double *v, size_t n, double p)
 
 int bench_count(int argc, char **argv)
 {
-	const char *dir = NULL;
+	const char *dir = NULL, *calls_path = NULL;
 	bool json = false;
+	FILE *dump = NULL;
 	bench_files files = { 0 };
 	results res = { 0 };
 	cmv_models *models = NULL;
@@ -151,11 +156,13 @@ int bench_count(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
+		else if (!strcmp(argv[i], "--calls") && i + 1 < argc)
+			calls_path = argv[++i];
 		else if (!dir)
 			dir = argv[i];
 	}
 	if (!dir) {
-		fprintf(stderr, "usage: cmv-bench count DIR [--json]\n");
+		fprintf(stderr, "usage: cmv-bench count DIR [--json] [--calls FILE]\n");
 		return 2;
 	}
 	bench_collect(&files, dir, "claude-code");
@@ -168,6 +175,14 @@ int bench_count(int argc, char **argv)
 	if (cmv_models_load(&models, NULL) < 0) {
 		fprintf(stderr, "cmv-bench count: %s\n", cmv_error_last()->message);
 		return 1;
+	}
+	if (calls_path) {
+		/* every measured call, for reading residuals: what each session's calls were counted and billed */
+		if (!(dump = fopen(calls_path, "w"))) {
+			fprintf(stderr, "cmv-bench count: cannot write %s\n", calls_path);
+			return 1;
+		}
+		fprintf(dump, "session\tcall\tmodel\tsegment\tid\tprompt\tcounted\tbilled\tmargin\tmargin_tokens\treasoning\n");
 	}
 	double t0 = bench_now();
 	char *tmp = bench_tmpdir();
@@ -202,11 +217,16 @@ int bench_count(int argc, char **argv)
 			continue;
 		}
 		if (cmv_calibration_forget(repo, keys[i], models) == 0)
-			measure(&res, repo, &tips[i], models, i);
+			measure(&res, repo, &tips[i], models, i, dump);
 		cmv_error_clear();
 		cmv_repo_txn_rollback(repo);
 	}
 	cmv_repo_free(repo);
+	if (dump) {
+		for (size_t i = 0; i < files.n; i++)
+			fprintf(dump, "# %zu\t%s\n", i, files.paths[i]);
+		fclose(dump);
+	}
 	bench_rmdir(tmp);
 	free(tmp);
 	free(tips);

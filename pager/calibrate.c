@@ -1400,6 +1400,8 @@ int cmv_billed_calls(cmv_billed_call **out, size_t *n_out, cmv_repo *repo, const
 		v[i].prompt = r.calls[i].prompt;
 		v[i].before = r.calls[i].before;
 		v[i].segment = r.calls[i].segment;
+		snprintf(v[i].id, sizeof(v[i].id), "%s", r.calls[i].id);
+		v[i].reasoning = r.calls[i].reasoning;
 	}
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(r.toks); i++)
 		cmv_tok_free(r.toks[i]);
