@@ -164,6 +164,8 @@ typedef struct {
 	call pending;
 	char codex_model[CMV_CALIBRATION_MODEL_MAX];
 	double codex_total; /* the last token_count's running total: a repeat is no new call */
+	char cc_version[32]; /* Claude Code's version on the last record */
+	bool restarted;      /* Claude Code started again since the last call: a new hidden prefix */
 } reader;
 
 static cmv_tok *tok_for(reader *r, const char *name)
@@ -248,6 +250,22 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 
 	if (!type || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")))
 		return 0;
+	/*
+	 * Claude Code started again (/exit, then a resume; or a resume by
+	 * another version): it builds its system prompt anew (environment, git
+	 * status, memory files), so what it sends beside the conversation
+	 * changes: 10,049 tokens of growth over a 127-token message after the
+	 * /exit of 53ea1606 (entireio-cli 91-b42542f24f).
+	 */
+	const char *version = cmv_formats__cj_str(j, "version");
+	if (version) {
+		if (r->cc_version[0] && strcmp(r->cc_version, version))
+			r->restarted = true;
+		snprintf(r->cc_version, sizeof(r->cc_version), "%s", version);
+	}
+	if (!strcmp(type, "user") && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "content")) &&
+	    strstr(cJSON_GetObjectItemCaseSensitive(msg, "content")->valuestring, "<command-name>/exit</command-name>"))
+		r->restarted = true;
 	if (!strcmp(type, "assistant") && cJSON_IsObject(msg)) {
 		const char *id = cmv_formats__cj_str(msg, "id"), *model = cmv_formats__cj_str(msg, "model");
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
@@ -267,15 +285,17 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 				      usage_num(u, "cache_read_input_tokens");
 			cur->before = r->prev;
 			/*
-			 * A new segment where the model changed or the prompt fell by
-			 * a third (a compaction, a /clear): what the host sends beside
-			 * the conversation may have changed with it.
+			 * A new segment where the model changed, the prompt fell by
+			 * a third (a compaction, a /clear) or Claude Code started
+			 * again: what the host sends beside the conversation may
+			 * have changed with it.
 			 */
 			if (r->n > 1) {
 				const call *last = &r->calls[r->n - 2];
-				cur->segment = last->segment +
-					       (strcmp(last->model, cur->model) || cur->prompt * 3 < last->prompt * 2);
+				cur->segment = last->segment + (strcmp(last->model, cur->model) ||
+								cur->prompt * 3 < last->prompt * 2 || r->restarted);
 			}
+			r->restarted = false;
 			resolve_model(r, model);
 		}
 		return add_blocks(r, cur, n);
@@ -1211,7 +1231,7 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 		if (a->prompt && !cmv_id_is_none(&a->before) && (i < EARLY_REQUESTS || i % step == 0) &&
 		    (error = observe_request(&o, &r, m, key, a)) < 0)
 			goto fail;
-		if (!b || a->unseen || a->broke || b->broke || strcmp(a->model, b->model) ||
+		if (!b || a->unseen || a->broke || b->broke || a->segment != b->segment || strcmp(a->model, b->model) ||
 		    b->prompt <= a->prompt + a->reasoning || !a->blocks)
 			continue;
 		if ((error = observe_pair(&o, m->id, m->tokenizer, key, false, a->raw, a->blocks, 2,

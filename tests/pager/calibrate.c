@@ -182,55 +182,12 @@ static void test_calibrate__recovers_known_parameters(void **state)
 
 /* ---- the budget promise on real sessions ---------------------------------------------- */
 
-typedef struct {
-	cmv_id before; /* the last node before the call's reply */
-	uint64_t prompt;
-	char model[128];
-} real_call;
-
-/* The calls of an imported Claude Code session along its branch, with the node before each. */
-static size_t calls_of(real_call **out, cmv_repo *repo, const cmv_id *tip)
+/* The calls of an imported Claude Code session along its branch: the library's own reading (segments included). */
+static size_t calls_of(cmv_billed_call **out, cmv_repo *repo, const cmv_id *tip)
 {
-	cmv_walk *w = NULL;
-	const cmv_node *n;
-	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
-	real_call *v = NULL;
-	size_t count = 0;
-	char last_id[128] = "";
-	cmv_id prev = { 0 };
-
-	assert_cmv_ok(cmv_walk_new(&w, repo, tip));
-	while (cmv_walk_next(&n, w) == 0) {
-		const char *format;
-		cJSON *j = NULL;
-		if (cmv_formats__session_record_bytes(&rec, &format, repo, n, false) == 0 && !strcmp(format, "claude-code"))
-			j = cJSON_ParseWithLength(rec.ptr, rec.size);
-		cmv_error_clear();
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
-		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
-		const char *id = cmv_formats__cj_str(msg, "id"), *model = cmv_formats__cj_str(msg, "model");
-		if (cmv_formats__cj_str(j, "type") && !strcmp(cmv_formats__cj_str(j, "type"), "assistant") && id && model && cJSON_IsObject(u) &&
-		    strcmp(model, "<synthetic>") && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")) &&
-		    strcmp(id, last_id) && !cmv_id_is_none(&prev)) {
-			v = realloc(v, (count + 1) * sizeof(*v));
-			v[count].before = prev;
-			v[count].prompt = 0;
-			for (const char *k = "input_tokens\0cache_creation_input_tokens\0cache_read_input_tokens\0"; *k;
-			     k += strlen(k) + 1) {
-				const cJSON *x = cJSON_GetObjectItemCaseSensitive(u, k);
-				v[count].prompt += cJSON_IsNumber(x) ? (uint64_t)x->valuedouble : 0;
-			}
-			snprintf(v[count].model, sizeof(v[count].model), "%s", model);
-			count++;
-			snprintf(last_id, sizeof(last_id), "%s", id);
-		}
-		cJSON_Delete(j);
-		prev = n->id;
-	}
-	cmv_walk_free(w);
-	cmv_buf_dispose(&rec);
-	*out = v;
-	return count;
+	size_t n = 0;
+	assert_cmv_ok(cmv_billed_calls(out, &n, repo, tip, models));
+	return n;
 }
 
 typedef struct {
@@ -270,7 +227,7 @@ static bool fits_whole(cmv_repo *repo, const cmv_id *at, const cmv_model *m, uin
 
 static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, const char *what)
 {
-	real_call *calls = NULL;
+	cmv_billed_call *calls = NULL;
 	size_t n = calls_of(&calls, repo, tip);
 	cmv_model m;
 	const cmv_model *base = NULL;
@@ -283,14 +240,16 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 	/*
 	 * The hidden prefix, as the calibration takes it: per segment (a
 	 * session's calls of one model between compactions: a new one where the
-	 * model changes or the prompt falls by a third), the first call's prompt
-	 * less what cmv counts of the conversation before it.
+	 * model changes, the prompt falls by a third or Claude Code started
+	 * again), the first call's prompt less what cmv counts of the
+	 * conversation before it.
 	 */
 	double hidden = 0;
 	size_t step = n / 25 + 1;
 	for (size_t k = 0; k < n; k++) {
-		bool starts = k == 0 || strcmp(calls[k].model, calls[k - 1].model) ||
-			      calls[k].prompt * 3 < calls[k - 1].prompt * 2;
+		if (cmv_id_is_none(&calls[k].before))
+			continue;
+		bool starts = k == 0 || calls[k].segment != calls[k - 1].segment || cmv_id_is_none(&calls[k - 1].before);
 		if (starts) {
 			uint64_t t = 0;
 			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
