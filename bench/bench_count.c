@@ -26,6 +26,7 @@ typedef struct {
 	char model[CMV_CALIBRATION_MODEL_MAX];
 	double *cal, *base; /* counted / billed, calibrated and built-in */
 	size_t n, cap, under_cal, under_base, pairs;
+	size_t tight; /* calls whose count, with the margin, fits a budget 30% over what was billed */
 	size_t sessions, last; /* sessions measured; the last one (1-based) */
 	double margin_min, margin_max; /* the calibrated margins counted with */
 } per_model;
@@ -120,6 +121,7 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 		if (!p->n || cal.margin > p->margin_max)
 			p->margin_max = cal.margin;
 		p->under_cal += billed_cal > (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens;
+		p->tight += (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens <= 1.30 * billed_cal;
 		p->under_base += billed_base > (double)c_base * (1 + base->margin) + (double)base->margin_tokens;
 		p->n++;
 	}
@@ -234,14 +236,15 @@ int bench_count(int argc, char **argv)
 	double secs = bench_now() - t0;
 	bench_machine(machine, sizeof(machine));
 	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	size_t all_n = 0, all_tight = 0, all_under = 0;
 	if (!json) {
 		printf("cmv-bench count: %zu sessions with usage in %s, each measured with a calibration of all the "
 		       "others (leave one session out), calls of at least 10k content tokens; %s; %.1f s\n",
 		       files.n, dir, machine, secs);
-		printf("%-20s %5s %6s %6s | %-26s %7s %13s | %-26s %7s\n", "model", "sess", "calls", "pairs",
-		       "calibrated: counted/billed", "under", "margin used", "built-in: counted/billed", "under");
-		printf("%-20s %5s %6s %6s | %8s %8s %8s %7s %13s | %8s %8s %8s %7s\n", "", "", "", "", "median", "p5", "p95",
-		       "margin", "min-max", "median", "p5", "p95", "margin");
+		printf("%-20s %5s %6s %6s | %-26s %7s %13s %6s | %-26s %7s\n", "model", "sess", "calls", "pairs",
+		       "calibrated: counted/billed", "under", "margin used", "fit", "built-in: counted/billed", "under");
+		printf("%-20s %5s %6s %6s | %8s %8s %8s %7s %13s %6s | %8s %8s %8s %7s\n", "", "", "", "", "median", "p5", "p95",
+		       "margin", "min-max", "+30%", "median", "p5", "p95", "margin");
 	}
 	for (size_t i = 0; i < res.n; i++) {
 		per_model *p = &res.v[i];
@@ -259,6 +262,7 @@ int bench_count(int argc, char **argv)
 			cJSON_AddNumberToObject(o, "calibrated_p5", c5);
 			cJSON_AddNumberToObject(o, "calibrated_p95", c95);
 			cJSON_AddNumberToObject(o, "calibrated_under_beyond_margin", (double)p->under_cal);
+			cJSON_AddNumberToObject(o, "calibrated_fit_30_over", (double)p->tight);
 			cJSON_AddNumberToObject(o, "builtin_median", bm);
 			cJSON_AddNumberToObject(o, "builtin_p5", b5);
 			cJSON_AddNumberToObject(o, "builtin_p95", b95);
@@ -267,14 +271,22 @@ int bench_count(int argc, char **argv)
 		} else {
 			if (!p->n)
 				continue; /* calibrated, but no call of 10k tokens to measure */
-			printf("%-20s %5zu %6zu %6zu | %8.3f %8.3f %8.3f %6.1f%% %5.1f-%5.1f%% | %8.3f %8.3f %8.3f %6.1f%%\n",
+			printf("%-20s %5zu %6zu %6zu | %8.3f %8.3f %8.3f %6.1f%% %5.1f-%5.1f%% %5.0f%% | %8.3f %8.3f %8.3f %6.1f%%\n",
 			       p->model, p->sessions, p->n, p->pairs, cm, c5, c95,
-			       100.0 * (double)p->under_cal / (double)p->n, 100 * p->margin_min, 100 * p->margin_max, bm, b5,
-			       b95, 100.0 * (double)p->under_base / (double)p->n);
+			       100.0 * (double)p->under_cal / (double)p->n, 100 * p->margin_min, 100 * p->margin_max,
+			       100.0 * (double)p->tight / (double)p->n, bm, b5, b95, 100.0 * (double)p->under_base / (double)p->n);
+			all_n += p->n;
+			all_tight += p->tight;
+			all_under += p->under_cal;
 		}
 		free(p->cal);
 		free(p->base);
 	}
+	if (!json && all_n)
+		printf("all models: %zu calls; under-counted beyond the margin %zu (%.1f%%); fit 30%% over what was billed %zu "
+		       "(%.1f%%)\n",
+		       all_n, all_under, 100.0 * (double)all_under / (double)all_n, all_tight,
+		       100.0 * (double)all_tight / (double)all_n);
 	if (json) {
 		char *s = cJSON_Print(arr);
 		printf("%s\n", s);
