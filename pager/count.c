@@ -503,7 +503,7 @@ cmv_render_target cmv_model_render_target(const cmv_model *model)
  * redacted), so the charge is the recorded tokens, walked from the branch's
  * records: 0 for a branch that is no Codex rollout.
  */
-static int turn_reasoning(uint64_t *out, cmv_repo *repo, const cmv_id *tip)
+int cmv_pager__turn_reasoning(uint64_t *out, cmv_repo *repo, const cmv_id *tip)
 {
 	cmv_walk *w = NULL;
 	const cmv_node *n;
@@ -593,7 +593,7 @@ static int count_sent_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id 
 	cmv_buf_dispose(&body);
 	if (!error && model->api == CMV_API_OPENAI_RESPONSES) {
 		uint64_t r;
-		if ((error = turn_reasoning(&r, repo, tip)) == 0) {
+		if ((error = cmv_pager__turn_reasoning(&r, repo, tip)) == 0) {
 			/* billed tokens already: not scaled by the model's factor */
 			out->thinking += r;
 			out->total += r;

@@ -325,11 +325,16 @@ static void test_calibrate__budget_is_a_promise(void **state)
 	char dir[4096], **files = NULL;
 	size_t n = 0, pairs = 0;
 	cmv_id *tips;
-	promise_stats in = { 0 }, out = { 0 };
+	promise_stats in = { 0 }, out = { 0 }, cx = { .small_too = true };
+	size_t n_cc;
 
 	snprintf(dir, sizeof(dir), "%s/claude-code", root);
 	test_collect_jsonl(&files, &n, dir);
 	assert_true(n >= 3);
+	n_cc = n;
+	/* Codex rollouts: calibrated on too, and held to the same promise (their token_count events) */
+	snprintf(dir, sizeof(dir), "%s/codex", root);
+	test_collect_jsonl(&files, &n, dir);
 	/*
 	 * Held out: the largest session whose model another session has too,
 	 * so that its own model's calibration (learned elsewhere) counts it.
@@ -345,7 +350,7 @@ static void test_calibrate__budget_is_a_promise(void **state)
 			sscanf(at + 9, "%63[^\"]", model[i]);
 		cmv_buf_dispose(&text);
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n_cc; i++) {
 		struct stat st;
 		bool shared = false;
 		for (size_t k = 0; k < n && model[i][0]; k++)
@@ -377,13 +382,14 @@ static void test_calibrate__budget_is_a_promise(void **state)
 		}
 	}
 	assert_cmv_ok(cmv_calibration_foreach(ts->repo, show, NULL));
+	/* the Claude Code sessions first (0 .. n_cc - 2 once the held-out one went last), then the rollouts */
 	for (size_t i = 0; i + 1 < n; i++)
-		check_promise(&in, ts->repo, &tips[i], files[i]);
+		check_promise(i + 1 < n_cc ? &in : &cx, ts->repo, &tips[i], files[i]);
 	check_promise(&out, ts->repo, &tips[n - 1], files[n - 1]);
 	/* a set of small sessions (the curated one): tightness is asked of every call instead */
 	if (in.tight_asked < 20 || out.tight_asked < 3) {
 		promise_stats a = { .small_too = true }, b = { .small_too = true };
-		for (size_t i = 0; i + 1 < n; i++)
+		for (size_t i = 0; i + 1 < n_cc; i++)
 			check_promise(&a, ts->repo, &tips[i], files[i]);
 		check_promise(&b, ts->repo, &tips[n - 1], files[n - 1]);
 		if (in.tight_asked < 20)
@@ -398,20 +404,26 @@ static void test_calibrate__budget_is_a_promise(void **state)
 		      in.tight_fits, in.tight_asked ? 100.0 * (double)in.tight_fits / (double)in.tight_asked : 0,
 		      in.fits30, in.tight_asked ? 100.0 * (double)in.fits30 / (double)in.tight_asked : 0,
 		      strrchr(files[n - 1], '/') + 1, out.calls, out.tight_fits, out.tight_asked, out.fits30);
+	print_message("Codex rollouts (%zu): %zu calls: none fits whole 2%% under; %zu of %zu fit 30%% over\n", n - n_cc,
+		      cx.calls, cx.fits30, cx.tight_asked);
 	assert_true(pairs >= CMV_CALIBRATION_MIN_PAIRS);
 	assert_true(in.calls >= 20);
 	assert_true(out.calls >= 3);
 	/*
-	 * 90% of calls fit 30% over their billed content when the margin is
-	 * small (the curated set: its few sessions keep the profile's 15%). A
-	 * margin that is a bound for a new session over the corpus's sessions is
-	 * about 22%, and the calibrated counts run about 5% high: then 30% over
-	 * fits half the calls, and 10 points over the margin about three in four
-	 * (docs/tokenizers.md, "the cost"). Asserted: that, not more.
+	 * The issue's tightness, 90% of calls fitting 30% over their billed
+	 * content: asserted of the held-out session and of the Codex rollouts.
+	 * In sample on the full corpus the Claude Code calls fall short: the
+	 * pooled margin is about 20% (a bound over sessions one of which carries
+	 * 6.9k tokens its file never shows), and the small sessions' counts run
+	 * 5-8% high with some 500 tokens on top, so 71% fit (docs/tokenizers.md,
+	 * "the cost"); asserted there: 70%, at 30% or 10 points over the margin,
+	 * whichever is larger. With the profile's margin (the curated set), 90%.
 	 */
 	size_t want = in.tight_asked && m_large(ts->repo) ? 7 : 9;
 	assert_true(in.tight_fits * 10 >= in.tight_asked * want);
-	assert_true(out.tight_fits * 10 >= out.tight_asked * want);
+	assert_true(out.fits30 * 10 >= out.tight_asked * 9);
+	assert_true(cx.fits30 * 10 >= cx.tight_asked * 9);
+	assert_true(cx.calls >= 5);
 	for (size_t i = 0; i < n; i++)
 		free(files[i]);
 	free(files);
