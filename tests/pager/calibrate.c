@@ -191,8 +191,8 @@ static size_t calls_of(cmv_billed_call **out, cmv_repo *repo, const cmv_id *tip)
 }
 
 typedef struct {
-	size_t calls, tight_asked, tight_fits;
-	size_t fits30; /* of tight_asked, those fitting 30% over whatever the margin (the figure) */
+	size_t calls, tight_asked;
+	size_t fits30; /* of tight_asked, those fitting a budget 30% over the billed content (the figure) */
 	bool small_too; /* tightness asked of every call (a set with too few large ones) */
 } promise_stats;
 
@@ -271,17 +271,11 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 		}
 		if (content < LARGE_CONTENT && !ps->small_too)
 			continue;
-		/*
-		 * Tight: 30% over the billed content, or 10 points over the margin
-		 * when the margin is larger (a bound for a new session over few
-		 * sessions can be 20% and more: docs/tokenizers.md); 30% over
-		 * whatever the margin is reported beside it.
-		 */
-		double over = 1.10 + m.margin > 1.30 ? 1.10 + m.margin : 1.30;
+		/* tight: 30% over the billed content, whatever the margin (the figure) */
+		double over = 1.30;
 		bool tight = fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * over), NULL);
-		ps->fits30 += over == 1.30 ? tight : fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * 1.30), NULL);
+		ps->fits30 += tight;
 		ps->tight_asked++;
-		ps->tight_fits += tight;
 		if (!tight && getenv("CMV_TEST_VERBOSE")) {
 			uint64_t t = 0;
 			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
@@ -293,10 +287,10 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 	free(calls);
 }
 
-/* Whether the store's margins are bounds over sessions (pooled) larger than 20%. */
+/* Whether the store's margins are bounds over sessions (pooled) larger than the Claude profile's 15%. */
 static int large_margin(const cmv_calibration *c, void *payload)
 {
-	if (c->pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS && c->pool_margin > 0.20)
+	if (c->pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS && c->pool_margin > 0.15)
 		*(bool *)payload = true;
 	return 0;
 }
@@ -398,12 +392,11 @@ static void test_calibrate__budget_is_a_promise(void **state)
 			out = b;
 	}
 	print_message("budget promise: %zu pairs from %zu sessions; %zu calls of them: none fits whole 2%% under its "
-		      "billed content; of %zu %s, %zu (%.0f%%) fit 30%% over (or 10 points over the margin), %zu (%.0f%%) 30%% "
-		      "over; held out (%s): %zu calls, none; %zu of %zu fit (%zu 30%% over)\n",
+		      "billed content; of %zu %s, %zu (%.0f%%) fit 30%% over; held out (%s): %zu calls, none; %zu of %zu "
+		      "fit 30%% over\n",
 		      pairs, n - 1, in.calls, in.tight_asked, in.small_too ? "calls" : "calls of at least 10k tokens",
-		      in.tight_fits, in.tight_asked ? 100.0 * (double)in.tight_fits / (double)in.tight_asked : 0,
 		      in.fits30, in.tight_asked ? 100.0 * (double)in.fits30 / (double)in.tight_asked : 0,
-		      strrchr(files[n - 1], '/') + 1, out.calls, out.tight_fits, out.tight_asked, out.fits30);
+		      strrchr(files[n - 1], '/') + 1, out.calls, out.fits30, out.tight_asked);
 	print_message("Codex rollouts (%zu): %zu calls: none fits whole 2%% under; %zu of %zu fit 30%% over\n", n - n_cc,
 		      cx.calls, cx.fits30, cx.tight_asked);
 	assert_true(pairs >= CMV_CALIBRATION_MIN_PAIRS);
@@ -411,16 +404,16 @@ static void test_calibrate__budget_is_a_promise(void **state)
 	assert_true(out.calls >= 3);
 	/*
 	 * The issue's tightness, 90% of calls fitting 30% over their billed
-	 * content: asserted of the held-out session and of the Codex rollouts.
-	 * In sample on the full corpus the Claude Code calls fall short: the
-	 * pooled margin is about 20% (a bound over sessions one of which carries
-	 * 6.9k tokens its file never shows), and the small sessions' counts run
-	 * 5-8% high with some 500 tokens on top, so 71% fit (docs/tokenizers.md,
-	 * "the cost"); asserted there: 70%, at 30% or 10 points over the margin,
-	 * whichever is larger. With the profile's margin (the curated set), 90%.
+	 * content: asserted of the held-out session (23 of 23 on the corpus),
+	 * of the Codex rollouts (78 of 78), and in sample with the profile's
+	 * margin (the curated set). In sample on the full corpus the Claude Code
+	 * calls fall short: the pooled margin is about 17% (a bound over
+	 * sessions one of which carries 6.9k tokens its file never shows), and
+	 * the small sessions' counts run 7-8% high with some 600 tokens on top,
+	 * so 81% fit (docs/tokenizers.md, "the cost"); asserted there: 80%.
 	 */
-	size_t want = in.tight_asked && m_large(ts->repo) ? 7 : 9;
-	assert_true(in.tight_fits * 10 >= in.tight_asked * want);
+	size_t want = in.tight_asked && m_large(ts->repo) ? 8 : 9;
+	assert_true(in.fits30 * 10 >= in.tight_asked * want);
 	assert_true(out.fits30 * 10 >= out.tight_asked * 9);
 	assert_true(cx.fits30 * 10 >= cx.tight_asked * 9);
 	assert_true(cx.calls >= 5);
