@@ -15,7 +15,11 @@
  * before the call, rendered for the model and counted with its calibrated
  * profile; "under" is a call billed more than count x (1 + margin) +
  * margin_tokens. Beside it, in the same run, the same calls counted with
- * the built-in profile (no calibration): the baseline.
+ * the built-in profile (no calibration): the baseline. "fit +30%": the
+ * count with its margin within a budget 30% over what was billed (the
+ * issue's tightness). --calls FILE writes every measured call (tab-separated:
+ * session, call, model, segment, message id, prompt, count, billed content,
+ * margin, margin_tokens, Codex reasoning tokens) for reading residuals.
  */
 #include <math.h>
 #include <stdlib.h>
