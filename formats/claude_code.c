@@ -472,8 +472,12 @@ static void cc_microcompact(conv *c, const cJSON *rec)
 				continue;
 			for (const cJSON *x = ids->child; x && !listed; x = x->next)
 				listed = cJSON_IsString(x) && !strcmp(x->valuestring, id);
-			cJSON *stub = listed ? cJSON_CreateString(CC_CLEARED_RESULT) : NULL;
-			if (listed && (!stub || !cJSON_ReplaceItemInObjectCaseSensitive(b, "content", stub))) {
+			if (!listed)
+				continue;
+			cJSON *stub = cJSON_CreateString(CC_CLEARED_RESULT);
+			bool had = cJSON_GetObjectItemCaseSensitive(b, "content") != NULL;
+			if (!stub || !(had ? cJSON_ReplaceItemInObjectCaseSensitive(b, "content", stub)
+					   : cJSON_AddItemToObject(b, "content", stub))) {
 				cJSON_Delete(stub);
 				c->oom = true;
 			}
