@@ -15,7 +15,11 @@
  * before the call, rendered for the model and counted with its calibrated
  * profile; "under" is a call billed more than count x (1 + margin) +
  * margin_tokens. Beside it, in the same run, the same calls counted with
- * the built-in profile (no calibration): the baseline.
+ * the built-in profile (no calibration): the baseline. "fit +30%": the
+ * count with its margin within a budget 30% over what was billed (the
+ * issue's tightness). --calls FILE writes every measured call (tab-separated:
+ * session, call, model, segment, message id, prompt, count, billed content,
+ * margin, margin_tokens, Codex reasoning tokens) for reading residuals.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -26,6 +30,7 @@ typedef struct {
 	char model[CMV_CALIBRATION_MODEL_MAX];
 	double *cal, *base; /* counted / billed, calibrated and built-in */
 	size_t n, cap, under_cal, under_base, pairs;
+	size_t tight; /* calls whose count, with the margin, fits a budget 30% over what was billed */
 	size_t sessions, last; /* sessions measured; the last one (1-based) */
 	double margin_min, margin_max; /* the calibrated margins counted with */
 } per_model;
@@ -59,7 +64,7 @@ static bool counted(uint64_t *out, cmv_repo *repo, const cmv_id *at, const cmv_m
 }
 
 /* Measure one session's calls against both profiles of its model. */
-static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models *models, size_t session)
+static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models *models, size_t session, FILE *dump)
 {
 	cmv_billed_call *calls = NULL;
 	size_t n = 0;
@@ -97,6 +102,10 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 			continue;
 		}
 		double billed_cal = (double)calls[k].prompt - hidden_cal, billed_base = (double)calls[k].prompt - hidden_base;
+		if (dump)
+			fprintf(dump, "%zu\t%zu\t%s\t%u\t%s\t%llu\t%llu\t%.0f\t%.4f\t%.4f\t%llu\n", session, k, calls[k].model,
+				calls[k].segment, calls[k].id, (unsigned long long)calls[k].prompt, (unsigned long long)c_cal,
+				billed_cal, cal.margin, (double)cal.margin_tokens, (unsigned long long)calls[k].reasoning);
 		if (billed_cal < 10000 || billed_base < 10000)
 			continue; /* as the issue measured: calls of at least 10k content tokens */
 		per_model *p = slot(res, base->id);
@@ -116,6 +125,7 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 		if (!p->n || cal.margin > p->margin_max)
 			p->margin_max = cal.margin;
 		p->under_cal += billed_cal > (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens;
+		p->tight += (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens <= 1.30 * billed_cal;
 		p->under_base += billed_base > (double)c_base * (1 + base->margin) + (double)base->margin_tokens;
 		p->n++;
 	}
@@ -141,8 +151,9 @@ static double pct(double *v, size_t n, double p)
 
 int bench_count(int argc, char **argv)
 {
-	const char *dir = NULL;
+	const char *dir = NULL, *calls_path = NULL;
 	bool json = false;
+	FILE *dump = NULL;
 	bench_files files = { 0 };
 	results res = { 0 };
 	cmv_models *models = NULL;
@@ -151,11 +162,13 @@ int bench_count(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json = true;
+		else if (!strcmp(argv[i], "--calls") && i + 1 < argc)
+			calls_path = argv[++i];
 		else if (!dir)
 			dir = argv[i];
 	}
 	if (!dir) {
-		fprintf(stderr, "usage: cmv-bench count DIR [--json]\n");
+		fprintf(stderr, "usage: cmv-bench count DIR [--json] [--calls FILE]\n");
 		return 2;
 	}
 	bench_collect(&files, dir, "claude-code");
@@ -168,6 +181,14 @@ int bench_count(int argc, char **argv)
 	if (cmv_models_load(&models, NULL) < 0) {
 		fprintf(stderr, "cmv-bench count: %s\n", cmv_error_last()->message);
 		return 1;
+	}
+	if (calls_path) {
+		/* every measured call, for reading residuals: what each session's calls were counted and billed */
+		if (!(dump = fopen(calls_path, "w"))) {
+			fprintf(stderr, "cmv-bench count: cannot write %s\n", calls_path);
+			return 1;
+		}
+		fprintf(dump, "session\tcall\tmodel\tsegment\tid\tprompt\tcounted\tbilled\tmargin\tmargin_tokens\treasoning\n");
 	}
 	double t0 = bench_now();
 	char *tmp = bench_tmpdir();
@@ -202,11 +223,16 @@ int bench_count(int argc, char **argv)
 			continue;
 		}
 		if (cmv_calibration_forget(repo, keys[i], models) == 0)
-			measure(&res, repo, &tips[i], models, i);
+			measure(&res, repo, &tips[i], models, i, dump);
 		cmv_error_clear();
 		cmv_repo_txn_rollback(repo);
 	}
 	cmv_repo_free(repo);
+	if (dump) {
+		for (size_t i = 0; i < files.n; i++)
+			fprintf(dump, "# %zu\t%s\n", i, files.paths[i]);
+		fclose(dump);
+	}
 	bench_rmdir(tmp);
 	free(tmp);
 	free(tips);
@@ -214,14 +240,15 @@ int bench_count(int argc, char **argv)
 	double secs = bench_now() - t0;
 	bench_machine(machine, sizeof(machine));
 	cJSON *arr = json ? cJSON_CreateArray() : NULL;
+	size_t all_n = 0, all_tight = 0, all_under = 0;
 	if (!json) {
 		printf("cmv-bench count: %zu sessions with usage in %s, each measured with a calibration of all the "
 		       "others (leave one session out), calls of at least 10k content tokens; %s; %.1f s\n",
 		       files.n, dir, machine, secs);
-		printf("%-20s %5s %6s %6s | %-26s %7s %13s | %-26s %7s\n", "model", "sess", "calls", "pairs",
-		       "calibrated: counted/billed", "under", "margin used", "built-in: counted/billed", "under");
-		printf("%-20s %5s %6s %6s | %8s %8s %8s %7s %13s | %8s %8s %8s %7s\n", "", "", "", "", "median", "p5", "p95",
-		       "margin", "min-max", "median", "p5", "p95", "margin");
+		printf("%-20s %5s %6s %6s | %-26s %7s %13s %6s | %-26s %7s\n", "model", "sess", "calls", "pairs",
+		       "calibrated: counted/billed", "under", "margin used", "fit", "built-in: counted/billed", "under");
+		printf("%-20s %5s %6s %6s | %8s %8s %8s %7s %13s %6s | %8s %8s %8s %7s\n", "", "", "", "", "median", "p5", "p95",
+		       "margin", "min-max", "+30%", "median", "p5", "p95", "margin");
 	}
 	for (size_t i = 0; i < res.n; i++) {
 		per_model *p = &res.v[i];
@@ -239,6 +266,7 @@ int bench_count(int argc, char **argv)
 			cJSON_AddNumberToObject(o, "calibrated_p5", c5);
 			cJSON_AddNumberToObject(o, "calibrated_p95", c95);
 			cJSON_AddNumberToObject(o, "calibrated_under_beyond_margin", (double)p->under_cal);
+			cJSON_AddNumberToObject(o, "calibrated_fit_30_over", (double)p->tight);
 			cJSON_AddNumberToObject(o, "builtin_median", bm);
 			cJSON_AddNumberToObject(o, "builtin_p5", b5);
 			cJSON_AddNumberToObject(o, "builtin_p95", b95);
@@ -247,14 +275,22 @@ int bench_count(int argc, char **argv)
 		} else {
 			if (!p->n)
 				continue; /* calibrated, but no call of 10k tokens to measure */
-			printf("%-20s %5zu %6zu %6zu | %8.3f %8.3f %8.3f %6.1f%% %5.1f-%5.1f%% | %8.3f %8.3f %8.3f %6.1f%%\n",
+			printf("%-20s %5zu %6zu %6zu | %8.3f %8.3f %8.3f %6.1f%% %5.1f-%5.1f%% %5.0f%% | %8.3f %8.3f %8.3f %6.1f%%\n",
 			       p->model, p->sessions, p->n, p->pairs, cm, c5, c95,
-			       100.0 * (double)p->under_cal / (double)p->n, 100 * p->margin_min, 100 * p->margin_max, bm, b5,
-			       b95, 100.0 * (double)p->under_base / (double)p->n);
+			       100.0 * (double)p->under_cal / (double)p->n, 100 * p->margin_min, 100 * p->margin_max,
+			       100.0 * (double)p->tight / (double)p->n, bm, b5, b95, 100.0 * (double)p->under_base / (double)p->n);
+			all_n += p->n;
+			all_tight += p->tight;
+			all_under += p->under_cal;
 		}
 		free(p->cal);
 		free(p->base);
 	}
+	if (!json && all_n)
+		printf("all models: %zu calls; under-counted beyond the margin %zu (%.1f%%); fit 30%% over what was billed %zu "
+		       "(%.1f%%)\n",
+		       all_n, all_under, 100.0 * (double)all_under / (double)all_n, all_tight,
+		       100.0 * (double)all_tight / (double)all_n);
 	if (json) {
 		char *s = cJSON_Print(arr);
 		printf("%s\n", s);

@@ -447,6 +447,43 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 
 /* ---- reading back for rendering (formats.md §1.9) ------------------------- */
 
+/*
+ * What Claude Code sends in place of a result its microcompaction cleared
+ * (the session file keeps the original; the stub's text is not recorded
+ * there, and a few tokens either way do not matter beside the results).
+ */
+#define CC_CLEARED_RESULT "[Old tool result content cleared]"
+
+/*
+ * A microcompact_boundary: from there on Claude Code sends the results of
+ * the listed tool calls as a stub (formats.md §1.9, rule 3). Rendering
+ * keeps them whole only for the full history.
+ */
+static void cc_microcompact(conv *c, const cJSON *rec)
+{
+	const cJSON *ids = cmv_formats__cj_get(cmv_formats__cj_get(rec, "microcompactMetadata"), "compactedToolIds");
+	if (c->keep_all || !cJSON_IsArray(ids))
+		return;
+	for (const cJSON *m = c->messages ? c->messages->child : NULL; m; m = m->next)
+		for (cJSON *b = cJSON_GetArrayItem(cmv_formats__cj_get(m, "content"), 0); b; b = b->next) {
+			const char *id = cmv_formats__cj_str(b, "tool_use_id");
+			bool listed = false;
+			if (!id || strcmp(cmv_formats__btype(b), "tool_result"))
+				continue;
+			for (const cJSON *x = ids->child; x && !listed; x = x->next)
+				listed = cJSON_IsString(x) && !strcmp(x->valuestring, id);
+			if (!listed)
+				continue;
+			cJSON *stub = cJSON_CreateString(CC_CLEARED_RESULT);
+			bool had = cJSON_GetObjectItemCaseSensitive(b, "content") != NULL;
+			if (!stub || !(had ? cJSON_ReplaceItemInObjectCaseSensitive(b, "content", stub)
+					   : cJSON_AddItemToObject(b, "content", stub))) {
+				cJSON_Delete(stub);
+				c->oom = true;
+			}
+		}
+}
+
 int cmv__cc_neutral(conv *c, const cJSON *rec)
 {
 	const char *type = cmv_formats__cj_str(rec, "type");
@@ -459,7 +496,8 @@ int cmv__cc_neutral(conv *c, const cJSON *rec)
 		if (sub && !strcmp(sub, "compact_boundary")) {
 			cmv_formats__conv_reset(c); /* the summary that follows is what the model sees */
 			c->after_boundary = true;
-		}
+		} else if (sub && !strcmp(sub, "microcompact_boundary"))
+			cc_microcompact(c, rec);
 		return 0;
 	}
 	const char *att_role = attachment_role(rec);

@@ -16,10 +16,10 @@
  *
  * where raw is the appended content counted by the model's tokenizer (the
  * store's token cache makes this cheap), blocks the content blocks, and
- * per_pair the framing of the two messages a pair adds. The fit minimizes
- * relative error (weights 1/billed^2), so a 40-token reply weighs as much as
- * a 40k-token tool output; a coefficient that comes out negative is dropped
- * and the rest refitted.
+ * per_pair the framing of the two messages a pair adds. The fit is least
+ * squares weighted by 1/billed (a growth's error is a sum over its tokens:
+ * its variance grows with its size); a coefficient that comes out negative
+ * is dropped and the rest refitted.
  *
  * The margin is learned on whole requests, not pairs: each call's prompt,
  * less the hidden prefix (the prompt of the first call of its segment, a
@@ -164,6 +164,8 @@ typedef struct {
 	call pending;
 	char codex_model[CMV_CALIBRATION_MODEL_MAX];
 	double codex_total; /* the last token_count's running total: a repeat is no new call */
+	char cc_version[32]; /* Claude Code's version on the last record */
+	bool restarted;      /* Claude Code started again since the last call: a new hidden prefix */
 } reader;
 
 static cmv_tok *tok_for(reader *r, const char *name)
@@ -248,6 +250,22 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 
 	if (!type || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")))
 		return 0;
+	/*
+	 * Claude Code started again (/exit, then a resume; or a resume by
+	 * another version): it builds its system prompt anew (environment, git
+	 * status, memory files), so what it sends beside the conversation
+	 * changes: 10,049 tokens of growth over a 127-token message after the
+	 * /exit of 53ea1606 (entireio-cli 91-b42542f24f).
+	 */
+	const char *version = cmv_formats__cj_str(j, "version");
+	if (version) {
+		if (r->cc_version[0] && strcmp(r->cc_version, version))
+			r->restarted = true;
+		snprintf(r->cc_version, sizeof(r->cc_version), "%s", version);
+	}
+	if (!strcmp(type, "user") && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(msg, "content")) &&
+	    strstr(cJSON_GetObjectItemCaseSensitive(msg, "content")->valuestring, "<command-name>/exit</command-name>"))
+		r->restarted = true;
 	if (!strcmp(type, "assistant") && cJSON_IsObject(msg)) {
 		const char *id = cmv_formats__cj_str(msg, "id"), *model = cmv_formats__cj_str(msg, "model");
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
@@ -267,15 +285,17 @@ static int read_record(reader *r, const cmv_node *n, const cJSON *j)
 				      usage_num(u, "cache_read_input_tokens");
 			cur->before = r->prev;
 			/*
-			 * A new segment where the model changed or the prompt fell by
-			 * a third (a compaction, a /clear): what the host sends beside
-			 * the conversation may have changed with it.
+			 * A new segment where the model changed, the prompt fell by
+			 * a third (a compaction, a /clear) or Claude Code started
+			 * again: what the host sends beside the conversation may
+			 * have changed with it.
 			 */
 			if (r->n > 1) {
 				const call *last = &r->calls[r->n - 2];
-				cur->segment = last->segment +
-					       (strcmp(last->model, cur->model) || cur->prompt * 3 < last->prompt * 2);
+				cur->segment = last->segment + (strcmp(last->model, cur->model) ||
+								cur->prompt * 3 < last->prompt * 2 || r->restarted);
 			}
+			r->restarted = false;
 			resolve_model(r, model);
 		}
 		return add_blocks(r, cur, n);
@@ -513,7 +533,7 @@ static double predict_request(const cmv_calibration *c, const obs_pair *p)
 }
 
 /*
- * Fit factor, per_block and per_pair to the pairs (relative least squares),
+ * Fit factor, per_block and per_pair to the pairs (least squares, weights 1/billed),
  * dropping a coefficient that comes out negative; then the error of whole
  * requests, each session's hidden prefix taken off (hidden_prefix), and the
  * margins from it.
@@ -548,7 +568,15 @@ static int fit(cmv_calibration *c, const obs_pair *p, size_t n, bool exact)
 			if (p[i].request)
 				continue;
 			double col[3] = { (double)p[i].raw, (double)p[i].blocks, 1 }, y = (double)p[i].billed;
-			double w = 1.0 / (y * y);
+			/*
+			 * Weighted by 1/billed: a growth's error is a sum over its
+			 * tokens, so its variance grows with its size (not its
+			 * square, which relative least squares assumes and which
+			 * let small pairs, where the host's own additions weigh,
+			 * steer the factor: whole requests came out 5% under on
+			 * the pairs' aggregate, approx_test.py's 0.952).
+			 */
+			double w = 1.0 / y;
 			for (int r = 0; r < k; r++) {
 				for (int q = 0; q < k; q++)
 					a[r][q] += w * col[r] * col[q];
@@ -1211,7 +1239,7 @@ int cmv_calibrate(size_t *n_pairs, cmv_repo *repo, const cmv_id *tip, const char
 		if (a->prompt && !cmv_id_is_none(&a->before) && (i < EARLY_REQUESTS || i % step == 0) &&
 		    (error = observe_request(&o, &r, m, key, a)) < 0)
 			goto fail;
-		if (!b || a->unseen || a->broke || b->broke || strcmp(a->model, b->model) ||
+		if (!b || a->unseen || a->broke || b->broke || a->segment != b->segment || strcmp(a->model, b->model) ||
 		    b->prompt <= a->prompt + a->reasoning || !a->blocks)
 			continue;
 		if ((error = observe_pair(&o, m->id, m->tokenizer, key, false, a->raw, a->blocks, 2,
@@ -1400,6 +1428,8 @@ int cmv_billed_calls(cmv_billed_call **out, size_t *n_out, cmv_repo *repo, const
 		v[i].prompt = r.calls[i].prompt;
 		v[i].before = r.calls[i].before;
 		v[i].segment = r.calls[i].segment;
+		snprintf(v[i].id, sizeof(v[i].id), "%s", r.calls[i].id);
+		v[i].reasoning = r.calls[i].reasoning;
 	}
 	for (size_t i = 0; i < CMV_ARRAY_SIZE(r.toks); i++)
 		cmv_tok_free(r.toks[i]);

@@ -491,6 +491,90 @@ cmv_render_target cmv_model_render_target(const cmv_model *model)
 	return model && (unsigned)model->api < CMV_ARRAY_SIZE(targets) ? targets[model->api] : (cmv_render_target)0;
 }
 
+/*
+ * The reasoning a Responses request carries within a turn. A Codex reply's
+ * reasoning item goes back to the model with every later call of the same
+ * turn and is billed there as the reply's reasoning_output_tokens (its
+ * token_count event); the provider drops it once a new user turn begins
+ * (measured on the rollouts of ../shared/transcripts/codex: within a turn
+ * the prompt runs ahead of the visible items by the turn's reasoning so far,
+ * and falls back at the next user message). encrypted_content is no text:
+ * its base64 says nothing countable (and the published samples' is
+ * redacted), so the charge is the recorded tokens, walked from the branch's
+ * records: 0 for a branch that is no Codex rollout.
+ */
+int cmv_pager__turn_reasoning(uint64_t *out, cmv_repo *repo, const cmv_id *tip)
+{
+	cmv_walk *w = NULL;
+	const cmv_node *n;
+	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	uint64_t turn = 0;
+	double total = -1;
+	bool item = false; /* a reasoning item since the last call's usage */
+	int error;
+
+	*out = 0;
+	if ((error = cmv_walk_new(&w, repo, tip)) < 0)
+		return error;
+	while ((error = cmv_walk_next(&n, w)) == 0) {
+		const char *format;
+		int rc = cmv_formats__session_record_bytes(&rec, &format, repo, n, false);
+		if (rc == CMV_ENOTFOUND) {
+			cmv_error_clear();
+			if (n->kind != CMV_KIND_EVENT && n->role == CMV_ROLE_USER)
+				turn = 0, item = false; /* a message appended in cmv: a turn of its own */
+			continue;
+		}
+		if (rc < 0) {
+			error = rc;
+			break;
+		}
+		if (strcmp(format, "codex"))
+			continue;
+		int perr = 0;
+		cJSON *j = cmv_formats__jscan_parse(rec.ptr, rec.size, &perr);
+		if (perr < 0) {
+			error = perr;
+			break;
+		}
+		const char *type = cmv_formats__cj_str(j, "type");
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+		const char *pt = cmv_formats__cj_str(p, "type"), *role = cmv_formats__cj_str(p, "role");
+		if (!type || !pt) {
+			if (type && !strcmp(type, "compacted"))
+				turn = 0, item = false;
+		} else if (!strcmp(type, "response_item") && !strcmp(pt, "reasoning")) {
+			item = true;
+		} else if (!strcmp(type, "response_item") && !strcmp(pt, "message") && role && !strcmp(role, "user")) {
+			turn = 0, item = false;
+		} else if (!strcmp(type, "event_msg") && (!strcmp(pt, "user_message") || !strcmp(pt, "context_compacted"))) {
+			turn = 0, item = false;
+		} else if (!strcmp(type, "event_msg") && !strcmp(pt, "token_count")) {
+			const cJSON *info = cJSON_GetObjectItemCaseSensitive(p, "info");
+			const cJSON *last = cJSON_GetObjectItemCaseSensitive(info, "last_token_usage");
+			const cJSON *tot = cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(info, "total_token_usage"), "total_tokens");
+			const cJSON *r = cJSON_GetObjectItemCaseSensitive(last, "reasoning_output_tokens");
+			/* Codex may log a call's usage twice: the repeat is no new call */
+			bool repeat = cJSON_IsNumber(tot) && tot->valuedouble == total;
+			if (cJSON_IsNumber(tot))
+				total = tot->valuedouble;
+			if (!repeat && item && cJSON_IsNumber(r) && r->valuedouble > 0 && r->valuedouble < 1e9)
+				turn += (uint64_t)r->valuedouble;
+			if (!repeat)
+				item = false;
+		}
+		cJSON_Delete(j);
+	}
+	if (error == CMV_ITEROVER)
+		error = 0;
+	cmv_walk_free(w);
+	cmv_buf_dispose(&rec);
+	if (!error)
+		*out = turn;
+	return error;
+}
+
 static int count_sent_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok)
 {
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
@@ -507,6 +591,14 @@ static int count_sent_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id 
 	if ((error = cmv_render(&body, NULL, repo, tip, target, &ro)) == 0)
 		error = cmv_count_request(out, model, tok, body.ptr, body.size);
 	cmv_buf_dispose(&body);
+	if (!error && model->api == CMV_API_OPENAI_RESPONSES) {
+		uint64_t r;
+		if ((error = cmv_pager__turn_reasoning(&r, repo, tip)) == 0) {
+			/* billed tokens already: not scaled by the model's factor */
+			out->thinking += r;
+			out->total += r;
+		}
+	}
 	return error;
 }
 

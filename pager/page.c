@@ -510,6 +510,8 @@ int cmv_pager__eval(uint64_t *tokens, cmv_token_stats *classes, cmv_buf *body, p
 	cJSON_Delete(msgs);
 	if (error < 0 || (error = cmv_count_request(&st, p->model, p->tok, body->ptr, body->size)) < 0)
 		return error;
+	st.thinking += p->carried;
+	st.total += p->carried;
 	*tokens = st.total;
 	if (classes)
 		*classes = st;
@@ -563,6 +565,10 @@ int cmv_pager__load(pager *p, const cmv_id *tip, cmv_render_target target, unsig
 {
 	int error;
 	if ((error = cmv__conversation_load(&p->cv, p->repo, tip, target, flags)) < 0)
+		return error;
+	/* the current turn stays resident: its reasoning is billed whatever else leaves */
+	p->carried = 0;
+	if (target == CMV_RENDER_OPENAI_RESPONSES && (error = cmv_pager__turn_reasoning(&p->carried, p->repo, tip)) < 0)
 		return error;
 	return cmv_pager__pages(p);
 }

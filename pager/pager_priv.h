@@ -54,7 +54,11 @@ typedef struct {
 	} runs_known[256];    /* the ids of runs of turns computed so far */
 	size_t n_runs_known;
 	bool lazy_ids;        /* turn pages get their ids when asked (group_id): recall by query shows a few */
+	uint64_t carried;     /* billed beside what the request shows: a Responses turn's reasoning (count.c) */
 } pager;
+
+/* The reasoning tokens a Responses request carries in its current turn (pager/count.c). */
+int cmv_pager__turn_reasoning(uint64_t *out, cmv_repo *repo, const cmv_id *tip);
 
 /*
  * What the query path needs of a branch, and no more: the hash of each

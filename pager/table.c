@@ -636,6 +636,18 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 		cmv_error_clear();
 		return 0;
 	}
+	/*
+	 * Reasoning the new turn carries is billed beside the fragment (count.c):
+	 * the whole work counts it. (What the old turn carried stays in the old
+	 * total, a few hundred tokens over: the safe side.)
+	 */
+	if (target == CMV_RENDER_OPENAI_RESPONSES) {
+		uint64_t carried = 0;
+		if ((error = cmv_pager__turn_reasoning(&carried, fp->repo, tip)) < 0)
+			goto out;
+		if (carried)
+			goto out;
+	}
 	const cJSON *head = cJSON_GetArrayItem(fp->cv.msgs, 0);
 	/* a call id the records reuse (from before the seam, or among themselves) is renamed by the whole work */
 	if (!head || !cmv_pager__starts_turn(head) || strcmp(fp->cv.raw_first_role, "user") || fp->cv.st.orphan_results ||

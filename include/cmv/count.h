@@ -151,6 +151,8 @@ typedef struct cmv_billed_call {
 	uint64_t prompt;  /**< input + cache creation + cache read tokens */
 	cmv_id before;    /**< the last node before the call's reply: the conversation it was sent (none: nothing before) */
 	unsigned segment; /**< calls of one model between compactions share a hidden prefix */
+	char id[128];     /**< the reply's message id (Claude Code); empty for Codex */
+	uint64_t reasoning; /**< Codex: the reply's reasoning_output_tokens */
 } cmv_billed_call;
 
 /**

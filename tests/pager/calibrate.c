@@ -182,60 +182,17 @@ static void test_calibrate__recovers_known_parameters(void **state)
 
 /* ---- the budget promise on real sessions ---------------------------------------------- */
 
-typedef struct {
-	cmv_id before; /* the last node before the call's reply */
-	uint64_t prompt;
-	char model[128];
-} real_call;
-
-/* The calls of an imported Claude Code session along its branch, with the node before each. */
-static size_t calls_of(real_call **out, cmv_repo *repo, const cmv_id *tip)
+/* The calls of an imported Claude Code session along its branch: the library's own reading (segments included). */
+static size_t calls_of(cmv_billed_call **out, cmv_repo *repo, const cmv_id *tip)
 {
-	cmv_walk *w = NULL;
-	const cmv_node *n;
-	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
-	real_call *v = NULL;
-	size_t count = 0;
-	char last_id[128] = "";
-	cmv_id prev = { 0 };
-
-	assert_cmv_ok(cmv_walk_new(&w, repo, tip));
-	while (cmv_walk_next(&n, w) == 0) {
-		const char *format;
-		cJSON *j = NULL;
-		if (cmv_formats__session_record_bytes(&rec, &format, repo, n, false) == 0 && !strcmp(format, "claude-code"))
-			j = cJSON_ParseWithLength(rec.ptr, rec.size);
-		cmv_error_clear();
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(j, "message");
-		const cJSON *u = cJSON_GetObjectItemCaseSensitive(msg, "usage");
-		const char *id = cmv_formats__cj_str(msg, "id"), *model = cmv_formats__cj_str(msg, "model");
-		if (cmv_formats__cj_str(j, "type") && !strcmp(cmv_formats__cj_str(j, "type"), "assistant") && id && model && cJSON_IsObject(u) &&
-		    strcmp(model, "<synthetic>") && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "isSidechain")) &&
-		    strcmp(id, last_id) && !cmv_id_is_none(&prev)) {
-			v = realloc(v, (count + 1) * sizeof(*v));
-			v[count].before = prev;
-			v[count].prompt = 0;
-			for (const char *k = "input_tokens\0cache_creation_input_tokens\0cache_read_input_tokens\0"; *k;
-			     k += strlen(k) + 1) {
-				const cJSON *x = cJSON_GetObjectItemCaseSensitive(u, k);
-				v[count].prompt += cJSON_IsNumber(x) ? (uint64_t)x->valuedouble : 0;
-			}
-			snprintf(v[count].model, sizeof(v[count].model), "%s", model);
-			count++;
-			snprintf(last_id, sizeof(last_id), "%s", id);
-		}
-		cJSON_Delete(j);
-		prev = n->id;
-	}
-	cmv_walk_free(w);
-	cmv_buf_dispose(&rec);
-	*out = v;
-	return count;
+	size_t n = 0;
+	assert_cmv_ok(cmv_billed_calls(out, &n, repo, tip, models));
+	return n;
 }
 
 typedef struct {
-	size_t calls, tight_asked, tight_fits;
-	size_t fits30; /* of tight_asked, those fitting 30% over whatever the margin (the issue's figure) */
+	size_t calls, tight_asked;
+	size_t fits30; /* of tight_asked, those fitting a budget 30% over the billed content (the issue's figure) */
 	bool small_too; /* tightness asked of every call (a set with too few large ones) */
 } promise_stats;
 
@@ -270,7 +227,7 @@ static bool fits_whole(cmv_repo *repo, const cmv_id *at, const cmv_model *m, uin
 
 static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, const char *what)
 {
-	real_call *calls = NULL;
+	cmv_billed_call *calls = NULL;
 	size_t n = calls_of(&calls, repo, tip);
 	cmv_model m;
 	const cmv_model *base = NULL;
@@ -283,14 +240,16 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 	/*
 	 * The hidden prefix, as the calibration takes it: per segment (a
 	 * session's calls of one model between compactions: a new one where the
-	 * model changes or the prompt falls by a third), the first call's prompt
-	 * less what cmv counts of the conversation before it.
+	 * model changes, the prompt falls by a third or Claude Code started
+	 * again), the first call's prompt less what cmv counts of the
+	 * conversation before it.
 	 */
 	double hidden = 0;
 	size_t step = n / 25 + 1;
 	for (size_t k = 0; k < n; k++) {
-		bool starts = k == 0 || strcmp(calls[k].model, calls[k - 1].model) ||
-			      calls[k].prompt * 3 < calls[k - 1].prompt * 2;
+		if (cmv_id_is_none(&calls[k].before))
+			continue;
+		bool starts = k == 0 || calls[k].segment != calls[k - 1].segment || cmv_id_is_none(&calls[k - 1].before);
 		if (starts) {
 			uint64_t t = 0;
 			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
@@ -312,17 +271,11 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 		}
 		if (content < LARGE_CONTENT && !ps->small_too)
 			continue;
-		/*
-		 * Tight: 30% over the billed content, or 10 points over the margin
-		 * when the margin is larger (a bound for a new session over few
-		 * sessions can be 20% and more: docs/tokenizers.md); 30% over
-		 * whatever the margin is reported beside it.
-		 */
-		double over = 1.10 + m.margin > 1.30 ? 1.10 + m.margin : 1.30;
+		/* tight: 30% over the billed content, whatever the margin (the issue's figure) */
+		double over = 1.30;
 		bool tight = fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * over), NULL);
-		ps->fits30 += over == 1.30 ? tight : fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * 1.30), NULL);
+		ps->fits30 += tight;
 		ps->tight_asked++;
-		ps->tight_fits += tight;
 		if (!tight && getenv("CMV_TEST_VERBOSE")) {
 			uint64_t t = 0;
 			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
@@ -334,10 +287,10 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 	free(calls);
 }
 
-/* Whether the store's margins are bounds over sessions (pooled) larger than 20%. */
+/* Whether the store's margins are bounds over sessions (pooled) larger than the Claude profile's 15%. */
 static int large_margin(const cmv_calibration *c, void *payload)
 {
-	if (c->pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS && c->pool_margin > 0.20)
+	if (c->pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS && c->pool_margin > 0.15)
 		*(bool *)payload = true;
 	return 0;
 }
@@ -366,11 +319,16 @@ static void test_calibrate__budget_is_a_promise(void **state)
 	char dir[4096], **files = NULL;
 	size_t n = 0, pairs = 0;
 	cmv_id *tips;
-	promise_stats in = { 0 }, out = { 0 };
+	promise_stats in = { 0 }, out = { 0 }, cx = { .small_too = true };
+	size_t n_cc;
 
 	snprintf(dir, sizeof(dir), "%s/claude-code", root);
 	test_collect_jsonl(&files, &n, dir);
 	assert_true(n >= 3);
+	n_cc = n;
+	/* Codex rollouts: calibrated on too, and held to the same promise (their token_count events) */
+	snprintf(dir, sizeof(dir), "%s/codex", root);
+	test_collect_jsonl(&files, &n, dir);
 	/*
 	 * Held out: the largest session whose model another session has too,
 	 * so that its own model's calibration (learned elsewhere) counts it.
@@ -386,7 +344,7 @@ static void test_calibrate__budget_is_a_promise(void **state)
 			sscanf(at + 9, "%63[^\"]", model[i]);
 		cmv_buf_dispose(&text);
 	}
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n_cc; i++) {
 		struct stat st;
 		bool shared = false;
 		for (size_t k = 0; k < n && model[i][0]; k++)
@@ -418,13 +376,14 @@ static void test_calibrate__budget_is_a_promise(void **state)
 		}
 	}
 	assert_cmv_ok(cmv_calibration_foreach(ts->repo, show, NULL));
+	/* the Claude Code sessions first (0 .. n_cc - 2 once the held-out one went last), then the rollouts */
 	for (size_t i = 0; i + 1 < n; i++)
-		check_promise(&in, ts->repo, &tips[i], files[i]);
+		check_promise(i + 1 < n_cc ? &in : &cx, ts->repo, &tips[i], files[i]);
 	check_promise(&out, ts->repo, &tips[n - 1], files[n - 1]);
 	/* a set of small sessions (the curated one): tightness is asked of every call instead */
 	if (in.tight_asked < 20 || out.tight_asked < 3) {
 		promise_stats a = { .small_too = true }, b = { .small_too = true };
-		for (size_t i = 0; i + 1 < n; i++)
+		for (size_t i = 0; i + 1 < n_cc; i++)
 			check_promise(&a, ts->repo, &tips[i], files[i]);
 		check_promise(&b, ts->repo, &tips[n - 1], files[n - 1]);
 		if (in.tight_asked < 20)
@@ -433,26 +392,31 @@ static void test_calibrate__budget_is_a_promise(void **state)
 			out = b;
 	}
 	print_message("budget promise: %zu pairs from %zu sessions; %zu calls of them: none fits whole 2%% under its "
-		      "billed content; of %zu %s, %zu (%.0f%%) fit 30%% over (or 10 points over the margin), %zu (%.0f%%) 30%% "
-		      "over; held out (%s): %zu calls, none; %zu of %zu fit (%zu 30%% over)\n",
+		      "billed content; of %zu %s, %zu (%.0f%%) fit 30%% over; held out (%s): %zu calls, none; %zu of %zu "
+		      "fit 30%% over\n",
 		      pairs, n - 1, in.calls, in.tight_asked, in.small_too ? "calls" : "calls of at least 10k tokens",
-		      in.tight_fits, in.tight_asked ? 100.0 * (double)in.tight_fits / (double)in.tight_asked : 0,
 		      in.fits30, in.tight_asked ? 100.0 * (double)in.fits30 / (double)in.tight_asked : 0,
-		      strrchr(files[n - 1], '/') + 1, out.calls, out.tight_fits, out.tight_asked, out.fits30);
+		      strrchr(files[n - 1], '/') + 1, out.calls, out.fits30, out.tight_asked);
+	print_message("Codex rollouts (%zu): %zu calls: none fits whole 2%% under; %zu of %zu fit 30%% over\n", n - n_cc,
+		      cx.calls, cx.fits30, cx.tight_asked);
 	assert_true(pairs >= CMV_CALIBRATION_MIN_PAIRS);
 	assert_true(in.calls >= 20);
 	assert_true(out.calls >= 3);
 	/*
-	 * 90% of calls fit 30% over their billed content when the margin is
-	 * small (the curated set: its few sessions keep the profile's 15%). A
-	 * margin that is a bound for a new session over the corpus's sessions is
-	 * about 22%, and the calibrated counts run about 5% high: then 30% over
-	 * fits half the calls, and 10 points over the margin about three in four
-	 * (docs/tokenizers.md, "the cost"). Asserted: that, not more.
+	 * The issue's tightness, 90% of calls fitting 30% over their billed
+	 * content: asserted of the held-out session (23 of 23 on the corpus),
+	 * of the Codex rollouts (78 of 78), and in sample with the profile's
+	 * margin (the curated set). In sample on the full corpus the Claude Code
+	 * calls fall short: the pooled margin is about 17% (a bound over
+	 * sessions one of which carries 6.9k tokens its file never shows), and
+	 * the small sessions' counts run 7-8% high with some 600 tokens on top,
+	 * so 81% fit (docs/tokenizers.md, "the cost"); asserted there: 80%.
 	 */
-	size_t want = in.tight_asked && m_large(ts->repo) ? 7 : 9;
-	assert_true(in.tight_fits * 10 >= in.tight_asked * want);
-	assert_true(out.tight_fits * 10 >= out.tight_asked * want);
+	size_t want = in.tight_asked && m_large(ts->repo) ? 8 : 9;
+	assert_true(in.fits30 * 10 >= in.tight_asked * want);
+	assert_true(out.fits30 * 10 >= out.tight_asked * 9);
+	assert_true(cx.fits30 * 10 >= cx.tight_asked * 9);
+	assert_true(cx.calls >= 5);
 	for (size_t i = 0; i < n; i++)
 		free(files[i]);
 	free(files);
