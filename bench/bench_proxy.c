@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE|standin]
- *                 [--tool-window N] [--tool-eager] [--no-tool-paging] [--quick] [--json]:
+ *                 [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] [--quick] [--json]:
  * what `cmv proxy` costs and saves (docs/proxy.md, "Measured").
  *
  *  - latency: one client (libcurl, one kept-alive connection per path)
@@ -66,7 +66,8 @@
 
 /* the tool paging under test (docs/proxy.md, "Tool definitions as pages") */
 static size_t opt_tool_window;
-static bool opt_tool_eager, opt_no_tool_paging;
+static int opt_tool_demote;
+static bool opt_no_tool_paging;
 
 static void die(const char *what)
 {
@@ -843,7 +844,7 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		cfg.budget = budgets[b];
 		cfg.quiet = true;
 		cfg.tool_window = opt_tool_window;
-		cfg.tool_eager = opt_tool_eager;
+		cfg.tool_demote = opt_tool_demote;
 		cfg.no_tool_paging = opt_no_tool_paging;
 		a.budget = budgets[b];
 		if (cmv_repo_open(&prepo, ":memory:", CMV_REPO_OPEN_CREATE) < 0 || proxy_new(&p, prepo, &cfg) < 0)
@@ -959,8 +960,15 @@ int bench_proxy(int argc, char **argv)
 			client = argv[++i];
 		else if (!strcmp(argv[i], "--tool-window") && i + 1 < argc)
 			opt_tool_window = strtoull(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--tool-eager"))
-			opt_tool_eager = true;
+		else if (!strcmp(argv[i], "--tool-demote") && i + 1 < argc) {
+			const char *d = argv[++i];
+			opt_tool_demote = !strcmp(d, "change") ? PROXY_DEMOTE_CHANGE : !strcmp(d, "cut") ? PROXY_DEMOTE_CUT
+				: !strcmp(d, "eager") ? PROXY_DEMOTE_EAGER : -1;
+			if (opt_tool_demote < 0) {
+				fprintf(stderr, "cmv-bench proxy: --tool-demote change|cut|eager\n");
+				return 2;
+			}
+		}
 		else if (!strcmp(argv[i], "--no-tool-paging"))
 			opt_no_tool_paging = true;
 		else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
@@ -974,7 +982,8 @@ int bench_proxy(int argc, char **argv)
 			dir = argv[i];
 		else {
 			fprintf(stderr, "usage: cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] "
-					"[--client FILE|standin] [--tool-window N] [--tool-eager] [--no-tool-paging] [--quick] [--json]\n");
+					"[--client FILE|standin] [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] "
+					"[--quick] [--json]\n");
 			return 2;
 		}
 	}

@@ -721,36 +721,72 @@ oom:
  * once when the model called its stub (the call needs it), but idle tools
  * are stubbed again only when the array changes anyway (a tool going whole)
  * or the pager cut the window's prefix this request (`cut`; the messages'
- * cache is lost anyway), unless cfg.tool_eager (docs/proxy.md).
+ * cache is lost anyway), or as cfg.tool_demote says (docs/proxy.md).
  */
+/* The definitions of a tools array, each function of a Responses namespace among them (Codex's MCP tools, its agents). */
+static cJSON **tool_defs(size_t *n, cJSON *arr, proxy_api api)
+{
+	size_t cap = 0;
+	cJSON **v = NULL;
+
+	*n = 0;
+	for (cJSON *d = arr->child; d; d = d->next) {
+		const char *type = jstr(d, "type");
+		cJSON *members = cJSON_GetObjectItemCaseSensitive(d, "tools");
+		bool ns = api == PROXY_API_RESPONSES && type && !strcmp(type, "namespace") && cJSON_IsArray(members);
+		for (cJSON *e = ns ? members->child : d; e; e = ns ? e->next : NULL) {
+			if (*n == cap) {
+				cJSON **g = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
+				if (!g) {
+					free(v);
+					cmv_error__oom();
+					return NULL;
+				}
+				v = g;
+			}
+			v[(*n)++] = e;
+		}
+	}
+	if (!v && !(v = malloc(sizeof(*v)))) /* none is not an error */
+		cmv_error__oom();
+	return v;
+}
+
 static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 {
 	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(t->body, "tools");
 	const char *schema_key = t->api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
-	bool flip = cut || t->p->cfg.tool_eager;
-	cJSON *arr;
+	int how = t->p->cfg.tool_demote ? t->p->cfg.tool_demote : PROXY_DEMOTE_DEFAULT;
+	bool flip = cut || how == PROXY_DEMOTE_EAGER;
+	cJSON *arr, **defs;
+	size_t n_defs;
 	char *full = NULL;
 
 	*out = NULL;
 	t->st.n_tools = t->st.n_tools_stubbed = 0;
 	if (!cJSON_IsArray(tools))
 		return 0;
-	for (const cJSON *d = tools->child; d && !flip; d = d->next) {
+	if (!(arr = cJSON_Duplicate(tools, 1)))
+		return cmv_error__oom();
+	if (!(defs = tool_defs(&n_defs, arr, t->api))) {
+		cJSON_Delete(arr);
+		return CMV_ENOMEM;
+	}
+	for (size_t i = 0; i < n_defs && !flip && how == PROXY_DEMOTE_CHANGE; i++) {
 		bool pageable;
-		const char *name = tool_name(d, t->api, &pageable);
+		const char *name = tool_name(defs[i], t->api, &pageable);
 		tool_use_rec *r = name && pageable ? tool_rec(t, name) : NULL;
 		flip = r && !r->whole && tool_recent(t, r);
 	}
-	if (!(arr = cJSON_Duplicate(tools, 1)))
-		return cmv_error__oom();
-	for (cJSON *d = arr->child; d; d = d->next) {
+	for (size_t i = 0; i < n_defs; i++) {
+		cJSON *d = defs[i];
 		bool pageable;
 		const char *name = tool_name(d, t->api, &pageable);
 		t->st.n_tools++;
 		if (t->p->cfg.no_tool_paging || !pageable || !name)
 			continue;
 		tool_use_rec *r = tool_rec(t, name);
-		if (r && (r->whole = flip ? tool_recent(t, r) : r->whole))
+		if (r && (r->whole = flip ? tool_recent(t, r) : r->whole || tool_recent(t, r)))
 			continue;
 		cJSON *fn = t->api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
 		char *sd = stub_description(jstr(fn, "description"));
@@ -759,6 +795,7 @@ static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 			free(sd);
 			cJSON_Delete(ss);
 			cJSON_Delete(arr);
+			free(defs);
 			return cmv_error__oom();
 		}
 		char *ws = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(fn, schema_key)), *ssp = cJSON_PrintUnformatted(ss);
@@ -780,6 +817,7 @@ static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 			cJSON_ReplaceItemInObjectCaseSensitive(fn, "strict", cJSON_CreateFalse());
 		t->st.n_tools_stubbed++;
 	}
+	free(defs);
 	if (recall) {
 		cmv_buf schema = CMV_BUF_INIT(1 << 16);
 		int error = cmv_recall_tool_schema(&schema, t->api == PROXY_API_ANTHROPIC ? "anthropic" : "openai");

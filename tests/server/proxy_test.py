@@ -351,12 +351,21 @@ for stream in (True, False):
 
 # Responses (Codex's API), streamed
 body = {"model": "gpt-5", "stream": True, "store": False, "prompt_cache_key": "codex-conv-1", "instructions": "be brief",
-        "tools": [{"type": "function", "name": "exec_command", "description": "Run.", "parameters": {"type": "object"}}],
+        "tools": [{"type": "function", "name": "exec_command", "description": "Run.", "parameters": {"type": "object"}},
+                  {"type": "namespace", "name": "agents", "description": "Sub-agents.", "tools": [
+                      {"type": "function", "name": "spawn_agent", "description": "Spawn one. " + "Details. " * 80,
+                       "strict": True, "parameters": {"type": "object", "properties": {"task": {"type": "string"}},
+                                                      "required": ["task"], "additionalProperties": False}}]}],
         "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}
 status, text = post("/v1/responses", body, {"authorization": "Bearer " + KEY})
 evs = events(text) if status == 200 else []
 check(status == 200 and evs and evs[-1]["data"]["type"] == "response.completed",
       f"Responses streamed through the proxy ({status} {text[:200]})")
+ns = [t for t in upstream("/v1/responses")[-1]["body"]["tools"] if t.get("type") == "namespace"]
+check(ns and ns[0]["tools"][0] == {"type": "function", "name": "spawn_agent", "description": "Spawn one." + STUB_TAIL,
+                                   "strict": False, "parameters": {"type": "object", "properties": {"task": {"type": "string"}},
+                                                                   "required": ["task"]}},
+      f"a function of a Responses namespace is paged as a stub, not strict ({ns})")
 seqs = [e["data"].get("sequence_number") for e in evs]
 check(seqs == list(range(len(seqs))), "Responses sequence numbers run 0..n-1")
 out = subprocess.run([CMV, "log", "codex-conv-1"], capture_output=True, text=True, env=env, cwd=store)
