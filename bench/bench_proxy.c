@@ -489,7 +489,7 @@ typedef struct {
 	uint64_t tok_client, tok_up, tools_client, tools_up;
 	uint64_t few_tools_client, few_tools_up; /* sessions that call at most 5 distinct tools */
 	size_t few_sessions;
-	size_t stub_calls, tool_flips;
+	size_t stub_calls, tool_flips, tool_refaults, tool_repeat_refaults;
 	uint64_t cache_read, half_tools_client[2], half_tools_up[2]; /* sessions of even and odd index */
 	double worst_session_rate;
 	char worst_session[128];
@@ -564,8 +564,8 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 	size_t prev_up = 0;
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 30), reply = CMV_BUF_INIT((size_t)1 << 30);
 	cmv_buf items = CMV_BUF_INIT((size_t)1 << 30);
-	char **seen = NULL, **faulted = NULL, **used = NULL;
-	size_t n_seen = 0, n_faulted = 0, n_used = 0, calls = 0, faults = 0, requests = 0;
+	char **seen = NULL, **faulted = NULL, **used = NULL, **refaulted = NULL;
+	size_t n_seen = 0, n_faulted = 0, n_used = 0, n_refaulted = 0, calls = 0, faults = 0, requests = 0;
 	uint64_t tc = 0, tu = 0, s_tools_up = 0;
 	size_t n = (size_t)cJSON_GetArraySize(msgs), i = 0;
 	size_t tools_client = count_text(m, tok, tools, strlen(tools));
@@ -574,6 +574,7 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 	seen = calloc(n * 8 + 1, sizeof(*seen));
 	faulted = calloc(n * 8 + 1, sizeof(*faulted));
 	used = calloc(n * 8 + 1, sizeof(*used));
+	refaulted = calloc(n * 8 + 1, sizeof(*refaulted));
 	for (const cJSON *msg = msgs->child; msg; msg = msg->next, i++) {
 		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "role"));
 		if (role && !strcmp(role, "assistant") && i > 0) {
@@ -622,7 +623,17 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 						const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
 						const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
 						const cJSON *cd = tool_def(ctools, nm), *ud = tool_def(utools, nm);
-						a->stub_calls += bt && !strcmp(bt, "tool_use") && cd && ud && !cJSON_Compare(cd, ud, true);
+						if (!bt || strcmp(bt, "tool_use") || !cd || !ud || cJSON_Compare(cd, ud, true))
+							continue;
+						a->stub_calls++;
+						/* called before, stubbed again since: a tool refault; twice for the same tool: thrashing */
+						if (has_key(used, n_used, nm)) {
+							a->tool_refaults++;
+							if (has_key(refaulted, n_refaulted, nm))
+								a->tool_repeat_refaults++;
+							else if (n_refaulted < n * 8)
+								refaulted[n_refaulted++] = strdup(nm);
+						}
 					}
 				}
 				if (up && (c_up > st->budget || !uj))
@@ -744,6 +755,9 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 	free(seen);
 	free(faulted);
 	free(used);
+	for (size_t k = 0; k < n_refaulted; k++)
+		free(refaulted[k]);
+	free(refaulted);
 	free(prev_tools);
 	free(prev_sys);
 	cJSON_Delete(prev_msgs);
@@ -881,6 +895,8 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		cJSON_AddNumberToObject(o, "stub_calls", (double)a.stub_calls);
 		cJSON_AddNumberToObject(o, "stub_call_rate", stub_rate);
 		cJSON_AddNumberToObject(o, "tool_flips", (double)a.tool_flips);
+		cJSON_AddNumberToObject(o, "tool_refaults", (double)a.tool_refaults);
+		cJSON_AddNumberToObject(o, "tool_repeat_refaults", (double)a.tool_repeat_refaults);
 		cJSON_AddNumberToObject(o, "cache_read_tokens", (double)a.cache_read);
 		cJSON_AddNumberToObject(o, "input_cost_units", cost);
 		cJSON_AddNumberToObject(o, "tool_calls", (double)a.calls);
@@ -907,9 +923,10 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 			printf("    tool definitions: %.1f%% of their tokens saved (%.1f%% on the %zu sessions calling <= 5 tools; "
 			       "goal >= 85%%)\n",
 			       100 * tools_saved, 100 * few_saved, a.few_sessions);
-			printf("    tool paging: sessions of even index %.1f%%, odd %.1f%% saved; %zu stub calls (%.2f%% of calls), "
-			       "%zu tool flips in %zu requests\n",
-			       100 * half_saved[0], 100 * half_saved[1], a.stub_calls, 100 * stub_rate, a.tool_flips, a.requests);
+			printf("    tool paging: sessions of even index %.1f%%, odd %.1f%% saved; %zu stub calls (%.2f%% of calls; "
+			       "%zu tool refaults, %zu repeated), %zu tool flips in %zu requests\n",
+			       100 * half_saved[0], 100 * half_saved[1], a.stub_calls, 100 * stub_rate, a.tool_refaults,
+			       a.tool_repeat_refaults, a.tool_flips, a.requests);
 			printf("    cache (estimated): %.1f%% of the tokens sent read from cache; input cost %.0f units "
 			       "(reads 0.1, writes 1.25)\n",
 			       a.tok_up ? 100.0 * (double)a.cache_read / (double)a.tok_up : 0, cost);
