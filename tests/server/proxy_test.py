@@ -493,8 +493,9 @@ try:
 finally:
     px3.kill()
     up3.kill()
-bad = subprocess.run([CMV, "proxy", "--tool-window", "0"], capture_output=True, text=True, cwd=store, env=env, timeout=30)
-check(bad.returncode != 0 and "--tool-window" in bad.stderr, f"--tool-window 0 is refused ({bad.stderr[:200]})")
+bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", "0"], capture_output=True, text=True,
+                     cwd=store, env=env, timeout=30)
+check(bad.returncode != 0 and "--tool-window 0: expected" in bad.stderr, f"--tool-window 0 is refused ({bad.stderr[:200]})")
 
 DONE = True
 px.terminate()
