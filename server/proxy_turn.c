@@ -341,7 +341,10 @@ static bool tool_recent(const proxy_turn *t, const tool_use_rec *r)
 	return r && t->replies - r->last < r->window;
 }
 
-/* The note's lines: "n REPLIES", "t LAST NAME", "e KIND N DIGEST NODE". A line it cannot read is left out. */
+/*
+ * The note's lines: "n REPLIES", "t LAST NAME WINDOW" (a tool called), "w NAME" (sent whole), "c CUT" (the
+ * last window's stubbed + evicted count), "e KIND N DIGEST NODE". A line it cannot read is left out.
+ */
 static int state_load(proxy_turn *t)
 {
 	cmv_buf note = CMV_BUF_INIT((size_t)256 << 20);
@@ -713,16 +716,6 @@ oom:
 	return NULL;
 }
 
-/*
- * The tools to send: each definition whole or as its stub, and the recall
- * tool. *out NULL: no tools member. A tool called within the window goes
- * whole. The tools come first in the provider's cache order, so changing
- * the array costs the cache of everything after it: a tool goes whole at
- * once when the model called its stub (the call needs it), but idle tools
- * are stubbed again only when the array changes anyway (a tool going whole)
- * or the pager cut the window's prefix this request (`cut`; the messages'
- * cache is lost anyway), or as cfg.tool_demote says (docs/proxy.md).
- */
 /* The definitions of a tools array, each function of a Responses namespace among them (Codex's MCP tools, its agents). */
 static cJSON **tool_defs(size_t *n, cJSON *arr, proxy_api api)
 {
@@ -752,6 +745,16 @@ static cJSON **tool_defs(size_t *n, cJSON *arr, proxy_api api)
 	return v;
 }
 
+/*
+ * The tools to send: each definition whole or as its stub, and the recall
+ * tool. *out NULL: no tools member. A tool called within the window goes
+ * whole. The tools come first in the provider's cache order, so changing
+ * the array costs the cache of everything after it: a tool goes whole at
+ * once when the model called its stub (the call needs it), but idle tools
+ * are stubbed again only when the array changes anyway (a tool going whole)
+ * or the pager cut the window's prefix this request (`cut`; the messages'
+ * cache is lost anyway), or as cfg.tool_demote says (docs/proxy.md).
+ */
 static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 {
 	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(t->body, "tools");
