@@ -24,7 +24,7 @@ const cli_opt opts_proxy[] = {
 	{ OPT_VALUE, "timeout", 0, "SECONDS", "an upstream silent this long has failed (default 300; 0: never)", &p_timeout, NULL },
 	{ OPT_VALUE, "retry-primary", 0, "SECONDS", "after a failover, try the model failed over from again at most this often (default 30)", &p_retry, NULL },
 	{ OPT_FLAG, "no-tool-paging", 0, NULL, "send every tool definition whole", NULL, &p_no_tools },
-	{ OPT_VALUE, "tool-window", 0, "N", "replies a called tool stays whole at first (default 8; doubles each time it is called as a stub again)", &p_tool_window, NULL },
+	{ OPT_VALUE, "tool-window", 0, "N", "replies a called tool stays whole at first (default 64; doubles each time it is called as a stub again)", &p_tool_window, NULL },
 	{ OPT_FLAG, "no-recall", 0, NULL, "offer no recall tool upstream", NULL, &p_no_recall },
 	{ OPT_FLAG, "quiet", 'q', NULL, "no line per request on stderr", NULL, &p_quiet },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },

@@ -32,7 +32,7 @@
 #define PROXY_MAX_REQUEST ((size_t)64 << 20)  /* bytes of one client request */
 #define PROXY_MAX_RESPONSE ((size_t)64 << 20) /* bytes of one upstream response */
 #define PROXY_MAX_ROUNDS 4                    /* upstream calls per client request (recall faults) */
-#define PROXY_TOOL_RECENT 8                   /* a called tool is sent whole this many replies at first */
+#define PROXY_TOOL_RECENT 64                  /* a called tool is sent whole this many replies at first */
 #define PROXY_TOOL_WINDOW_MAX 512             /* doubling per tool fault, up to this */
 /* when a tool idle past its window is stubbed again (docs/proxy.md, "Tool definitions as pages") */
 #define PROXY_DEMOTE_CHANGE 1 /* when the tools change anyway (a tool going whole) or the pager cut the prefix */

@@ -145,7 +145,7 @@ def message_from_events(evs):
 
 
 STUB_TAIL = " [cmv: schema abridged, sent whole once called]"
-TOOL_WINDOW = 8  # PROXY_TOOL_RECENT: replies a called tool stays whole at first
+TOOL_WINDOW = 8  # --tool-window for the paging session below (the default, 64, would take 64 turns)
 TOOLS = [{"name": "Bash", "description": "Run a shell command.\n" + "Details of the Bash tool. " * 80,
           "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}]
 TOOLS += [{"name": f"Tool{i}", "description": f"Tool number {i}.\n" + "A long description. " * 60,
@@ -441,13 +441,13 @@ READ = {"name": "Read", "description": "Reads a file. " + "How to read files wel
             "offset": {"type": "integer", "description": "A line. " * 10}}, "required": ["file_path"]}}
 PT_TOOLS = [READ] + TOOLS
 pt_turns = [{"tool": "Read", "input": {"file_path": "a.txt"}}] + [{"text": f"ok {k}"} for k in range(TOOL_WINDOW + 1)]
-pt_turns += [{"tool": "Bash", "input": {"command": "ls"}}, {"text": "listed"}, {"tool": "Read", "input": {"file_path": "b.txt"}},
-             {"text": "end"}]
+pt_turns += [{"tool": "Bash", "input": {"command": "ls"}}, {"text": "listed"}, {"tool": "Read", "input": {"file_path": "b.txt"}}]
+pt_turns += [{"text": f"more {k}"} for k in range(TOOL_WINDOW + 1)] + [{"tool": "Tool0", "input": {}}, {"text": "end"}]
 json.dump({"turns": pt_turns, "done": "Done."}, open(os.path.join(root, "script3.json"), "w"))
 log3 = os.path.join(root, "log3")
 up3 = subprocess.Popen([sys.executable, SERVER, "--script", os.path.join(root, "script3.json"), "--log-dir", log3],
                        stdout=subprocess.PIPE, text=True)
-px3 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream",
+px3 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", str(TOOL_WINDOW), "--upstream",
                         f"anthropic=http://127.0.0.1:{int(up3.stdout.readline())}"],
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=store, env=env)
 try:
@@ -487,6 +487,10 @@ try:
     check(sent(idle + 2, "Bash") == TOOLS[0] and sent(idle + 2, "Read") == sent(0, "Read"),
           "when another tool goes whole, the idle one is stubbed again")
     check(sent(idle + 4, "Read") == READ, "called again as a stub, it is whole again")
+    # Tool0 goes whole TOOL_WINDOW + 2 replies after Read's last call: Read's window has doubled, Bash's has not
+    check(sent(len(ups) - 1, "Tool0")["input_schema"] == TOOLS[1]["input_schema"] and sent(len(ups) - 1, "Read") == READ
+          and sent(len(ups) - 1, "Bash") == sent(0, "Bash"),
+          "a tool called again after it was stubbed keeps a doubled window; an idle one is stubbed")
     check([b.get("text") for b in answers[-1]["content"]] == ["end"] and
           all(b.get("name") != "cmv_recall" for a in answers for b in a["content"]),
           "the client's replies carry only the model's own calls and text")
