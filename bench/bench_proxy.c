@@ -36,7 +36,8 @@
  *    replayed model never calls recall); a repeat fault is one on a call
  *    that faulted before in the session (thrashing). A stub call is a
  *    call to a tool the request that drew it sent as a stub (the model
- *    called it without the whole schema); a tool flip a request whose
+ *    called it without the whole schema; counted apart when its recorded
+ *    input names a property the stub did not show); a tool flip a request whose
  *    tools differ from the session's request before. Cache reads are
  *    estimated as the provider's cache would give them: the previous
  *    request whole when this one repeats its tools, system and messages
@@ -489,7 +490,7 @@ typedef struct {
 	uint64_t tok_client, tok_up, tools_client, tools_up;
 	uint64_t few_tools_client, few_tools_up; /* sessions that call at most 5 distinct tools */
 	size_t few_sessions;
-	size_t stub_calls, tool_flips, tool_refaults, tool_repeat_refaults;
+	size_t stub_calls, stub_calls_hidden, tool_flips, tool_refaults, tool_repeat_refaults;
 	uint64_t cache_read, half_tools_client[2], half_tools_up[2]; /* sessions of even and odd index */
 	double worst_session_rate;
 	char worst_session[128];
@@ -626,6 +627,15 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 						if (!bt || strcmp(bt, "tool_use") || !cd || !ud || cJSON_Compare(cd, ud, true))
 							continue;
 						a->stub_calls++;
+						/* the recorded input names a property the stub did not show (the model saw the whole schema) */
+						const cJSON *shown = cJSON_GetObjectItemCaseSensitive(
+							cJSON_GetObjectItemCaseSensitive(ud, "input_schema"), "properties");
+						const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
+						for (const cJSON *k = cJSON_IsObject(in) ? in->child : NULL; k; k = k->next)
+							if (!cJSON_GetObjectItemCaseSensitive(shown, k->string)) {
+								a->stub_calls_hidden++;
+								break;
+							}
 						/* called before, stubbed again since: a tool refault; twice for the same tool: thrashing */
 						if (has_key(used, n_used, nm)) {
 							a->tool_refaults++;
@@ -894,6 +904,7 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		cJSON_AddNumberToObject(o, "tool_tokens_saved_odd_sessions", half_saved[1]);
 		cJSON_AddNumberToObject(o, "stub_calls", (double)a.stub_calls);
 		cJSON_AddNumberToObject(o, "stub_call_rate", stub_rate);
+		cJSON_AddNumberToObject(o, "stub_calls_with_hidden_properties", (double)a.stub_calls_hidden);
 		cJSON_AddNumberToObject(o, "tool_flips", (double)a.tool_flips);
 		cJSON_AddNumberToObject(o, "tool_refaults", (double)a.tool_refaults);
 		cJSON_AddNumberToObject(o, "tool_repeat_refaults", (double)a.tool_repeat_refaults);
@@ -924,9 +935,10 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 			       "goal >= 85%%)\n",
 			       100 * tools_saved, 100 * few_saved, a.few_sessions);
 			printf("    tool paging: sessions of even index %.1f%%, odd %.1f%% saved; %zu stub calls (%.2f%% of calls; "
-			       "%zu tool refaults, %zu repeated), %zu tool flips in %zu requests\n",
-			       100 * half_saved[0], 100 * half_saved[1], a.stub_calls, 100 * stub_rate, a.tool_refaults,
-			       a.tool_repeat_refaults, a.tool_flips, a.requests);
+			       "%zu naming a property the stub hid; %zu tool refaults, %zu repeated), %zu tool flips in %zu "
+			       "requests\n",
+			       100 * half_saved[0], 100 * half_saved[1], a.stub_calls, 100 * stub_rate, a.stub_calls_hidden,
+			       a.tool_refaults, a.tool_repeat_refaults, a.tool_flips, a.requests);
 			printf("    cache (estimated): %.1f%% of the tokens sent read from cache; input cost %.0f units "
 			       "(reads 0.1, writes 1.25)\n",
 			       a.tok_up ? 100.0 * (double)a.cache_read / (double)a.tok_up : 0, cost);
