@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE] [--quick] [--json]:
+ * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE|standin]
+ *                 [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] [--quick] [--json]:
  * what `cmv proxy` costs and saves (docs/proxy.md, "Measured").
  *
  *  - latency: one client (libcurl, one kept-alive connection per path)
@@ -21,7 +22,10 @@
  *    (proxy_turn_reply): the scripted upstream answers as the session did.
  *    The client's tools and system prompt come from --client FILE (a
  *    request body a real client sent, e.g. logged by
- *    tests/support/model_server.py) or else are a stand-in of Claude
+ *    tests/support/model_server.py), else from
+ *    data/client-requests/claude-code.json (the real Claude Code's first
+ *    request, kept there by bench/capture-client-request.py; never
+ *    committed), else (or with --client standin) a stand-in of Claude
  *    Code's: its 18 tool names, 63 KB of definitions (the size the research
  *    measured), a 28k-character system prompt. Tokens are counted by this
  *    file, independently of the proxy's own figures, on each body as sent:
@@ -30,7 +34,17 @@
  *    provider (cmv_check_request). A fault is the proxy's: a call repeated
  *    with the same input as a result the window shows as a stub (the
  *    replayed model never calls recall); a repeat fault is one on a call
- *    that faulted before in the session (thrashing).
+ *    that faulted before in the session (thrashing). A stub call is a
+ *    call to a tool the request that drew it sent as a stub (the model
+ *    called it without the whole schema; counted apart when its recorded
+ *    input names a property the stub did not show); a tool flip a request whose
+ *    tools differ from the session's request before. Cache reads are
+ *    estimated as the provider's cache would give them: the previous
+ *    request whole when this one repeats its tools, system and messages
+ *    (the proxy's marker is on the last message), else its tools and
+ *    system when those are unchanged (the client's marker on the system
+ *    prompt), else nothing; the cost weighs reads 0.1 and the rest 1.25
+ *    (cache writes), Anthropic's prices relative to plain input.
  *
  * Figures are ratios against the same run's baseline (the direct path,
  * the unpaged request).
@@ -50,6 +64,11 @@
 #include "server/proxy.h"
 
 #define MODEL "claude-sonnet-4-5"
+
+/* the tool paging under test (docs/proxy.md, "Tool definitions as pages") */
+static size_t opt_tool_window;
+static int opt_tool_demote;
+static bool opt_no_tool_paging;
 
 static void die(const char *what)
 {
@@ -471,6 +490,8 @@ typedef struct {
 	uint64_t tok_client, tok_up, tools_client, tools_up;
 	uint64_t few_tools_client, few_tools_up; /* sessions that call at most 5 distinct tools */
 	size_t few_sessions;
+	size_t stub_calls, stub_calls_hidden, tool_flips, tool_refaults, tool_repeat_refaults;
+	uint64_t cache_read, half_tools_client[2], half_tools_up[2]; /* sessions of even and odd index */
 	double worst_session_rate;
 	char worst_session[128];
 	double *turn_ratio; /* upstream / client, per request */
@@ -504,13 +525,48 @@ static bool has_key(char **keys, size_t n, const char *k)
 	return false;
 }
 
-static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON *msgs, const char *sid,
+/* The messages with the cache markers taken off (a marker does not change what the cache matches). */
+static cJSON *unmarked(const cJSON *msgs)
+{
+	cJSON *c = cJSON_Duplicate(msgs, 1);
+	for (cJSON *mm = c ? c->child : NULL; mm; mm = mm->next) {
+		cJSON *content = cJSON_GetObjectItemCaseSensitive(mm, "content");
+		for (cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next)
+			cJSON_DeleteItemFromObjectCaseSensitive(b, "cache_control");
+	}
+	return c;
+}
+
+/* Whether msgs begins with every message of prev. */
+static bool msgs_extend(const cJSON *prev, const cJSON *msgs)
+{
+	const cJSON *a = prev ? prev->child : NULL, *b = msgs ? msgs->child : NULL;
+	for (; a; a = a->next, b = b->next)
+		if (!b || !cJSON_Compare(a, b, true))
+			return false;
+	return true;
+}
+
+static const cJSON *tool_def(const cJSON *tools, const char *name)
+{
+	for (const cJSON *d = tools ? tools->child : NULL; d && name; d = d->next) {
+		const char *n = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "name"));
+		if (n && !strcmp(n, name))
+			return d;
+	}
+	return NULL;
+}
+
+static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON *msgs, const char *sid, size_t idx,
 			   const char *tools, const char *system, const cmv_model *m, cmv_tok *tok)
 {
+	cJSON *ctools = cJSON_Parse(tools), *prev_msgs = NULL;
+	char *prev_tools = NULL, *prev_sys = NULL;
+	size_t prev_up = 0;
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 30), reply = CMV_BUF_INIT((size_t)1 << 30);
 	cmv_buf items = CMV_BUF_INIT((size_t)1 << 30);
-	char **seen = NULL, **faulted = NULL, **used = NULL;
-	size_t n_seen = 0, n_faulted = 0, n_used = 0, calls = 0, faults = 0, requests = 0;
+	char **seen = NULL, **faulted = NULL, **used = NULL, **refaulted = NULL;
+	size_t n_seen = 0, n_faulted = 0, n_used = 0, n_refaulted = 0, calls = 0, faults = 0, requests = 0;
 	uint64_t tc = 0, tu = 0, s_tools_up = 0;
 	size_t n = (size_t)cJSON_GetArraySize(msgs), i = 0;
 	size_t tools_client = count_text(m, tok, tools, strlen(tools));
@@ -519,6 +575,7 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 	seen = calloc(n * 8 + 1, sizeof(*seen));
 	faulted = calloc(n * 8 + 1, sizeof(*faulted));
 	used = calloc(n * 8 + 1, sizeof(*used));
+	refaulted = calloc(n * 8 + 1, sizeof(*refaulted));
 	for (const cJSON *msg = msgs->child; msg; msg = msg->next, i++) {
 		const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(msg, "role"));
 		if (role && !strcmp(role, "assistant") && i > 0) {
@@ -542,7 +599,53 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 				size_t c_up = up ? count_text(m, tok, up, len) : c_client;
 				const proxy_turn_stats *st = proxy_turn_stats_get(t);
 				cJSON *uj = up ? cJSON_ParseWithLength(up, len) : NULL;
-				size_t tools_up = uj ? count_json(m, tok, cJSON_GetObjectItemCaseSensitive(uj, "tools")) : tools_client;
+				const cJSON *utools = cJSON_GetObjectItemCaseSensitive(uj, "tools");
+				size_t tools_up = uj ? count_json(m, tok, utools) : tools_client;
+				if (uj) {
+					char *ts = cJSON_PrintUnformatted(utools), *ss = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(uj, "system"));
+					cJSON *um = unmarked(cJSON_GetObjectItemCaseSensitive(uj, "messages"));
+					bool same_tools = prev_tools && ts && !strcmp(ts, prev_tools);
+					a->tool_flips += prev_tools && !same_tools;
+					if (same_tools && ss && prev_sys && !strcmp(ss, prev_sys))
+						a->cache_read += msgs_extend(prev_msgs, um) ? prev_up
+							: tools_up + count_text(m, tok, ss, strlen(ss));
+					free(prev_tools);
+					free(prev_sys);
+					cJSON_Delete(prev_msgs);
+					prev_tools = ts ? strdup(ts) : NULL;
+					prev_sys = ss ? strdup(ss) : NULL;
+					prev_msgs = um;
+					prev_up = c_up;
+					cJSON_free(ts);
+					cJSON_free(ss);
+					/* the calls this request drew, to a tool it sent as a stub */
+					const cJSON *rc = cJSON_GetObjectItemCaseSensitive(msg, "content");
+					for (const cJSON *b = cJSON_IsArray(rc) ? rc->child : NULL; b; b = b->next) {
+						const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+						const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+						const cJSON *cd = tool_def(ctools, nm), *ud = tool_def(utools, nm);
+						if (!bt || strcmp(bt, "tool_use") || !cd || !ud || cJSON_Compare(cd, ud, true))
+							continue;
+						a->stub_calls++;
+						/* the recorded input names a property the stub did not show (the model saw the whole schema) */
+						const cJSON *shown = cJSON_GetObjectItemCaseSensitive(
+							cJSON_GetObjectItemCaseSensitive(ud, "input_schema"), "properties");
+						const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
+						for (const cJSON *k = cJSON_IsObject(in) ? in->child : NULL; k; k = k->next)
+							if (!cJSON_GetObjectItemCaseSensitive(shown, k->string)) {
+								a->stub_calls_hidden++;
+								break;
+							}
+						/* called before, stubbed again since: a tool refault; twice for the same tool: thrashing */
+						if (has_key(used, n_used, nm)) {
+							a->tool_refaults++;
+							if (has_key(refaulted, n_refaulted, nm))
+								a->tool_repeat_refaults++;
+							else if (n_refaulted < n * 8)
+								refaulted[n_refaulted++] = strdup(nm);
+						}
+					}
+				}
 				if (up && (c_up > st->budget || !uj))
 					a->over_budget++;
 				cmv_buf probs = CMV_BUF_INIT((size_t)1 << 20);
@@ -570,6 +673,8 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 				tu += c_up;
 				a->tools_client += tools_client;
 				a->tools_up += tools_up;
+				a->half_tools_client[idx % 2] += tools_client;
+				a->half_tools_up[idx % 2] += tools_up;
 				s_tools_up += tools_up;
 				if (a->n_ratio == a->cap_ratio) {
 					a->cap_ratio = a->cap_ratio ? a->cap_ratio * 2 : 1024;
@@ -660,6 +765,13 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 	free(seen);
 	free(faulted);
 	free(used);
+	for (size_t k = 0; k < n_refaulted; k++)
+		free(refaulted[k]);
+	free(refaulted);
+	free(prev_tools);
+	free(prev_sys);
+	cJSON_Delete(prev_msgs);
+	cJSON_Delete(ctools);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&reply);
 	cmv_buf_dispose(&items);
@@ -755,18 +867,25 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		memset(&cfg, 0, sizeof(cfg));
 		cfg.budget = budgets[b];
 		cfg.quiet = true;
+		cfg.tool_window = opt_tool_window;
+		cfg.tool_demote = opt_tool_demote;
+		cfg.no_tool_paging = opt_no_tool_paging;
 		a.budget = budgets[b];
 		if (cmv_repo_open(&prepo, ":memory:", CMV_REPO_OPEN_CREATE) < 0 || proxy_new(&p, prepo, &cfg) < 0)
 			die("the proxy");
 		double t0 = bench_now();
 		for (size_t i = 0; i < n; i++)
-			replay_session(&a, p, prepo, src[i].msgs, src[i].sid, tools, system, m, tok);
+			replay_session(&a, p, prepo, src[i].msgs, src[i].sid, i, tools, system, m, tok);
 		double dt = bench_now() - t0;
 		double p50 = bench_percentile(a.turn_ratio, a.n_ratio, 0.5), p95 = bench_percentile(a.turn_ratio, a.n_ratio, 0.95);
 		double sent = a.tok_client ? (double)a.tok_up / (double)a.tok_client : 0;
 		double tools_saved = a.tools_client ? 1 - (double)a.tools_up / (double)a.tools_client : 0;
 		double few_saved = a.few_tools_client ? 1 - (double)a.few_tools_up / (double)a.few_tools_client : 0;
 		double rate = a.calls ? (double)a.faults / (double)a.calls : 0;
+		double half_saved[2], stub_rate = a.calls ? (double)a.stub_calls / (double)a.calls : 0;
+		for (int h = 0; h < 2; h++)
+			half_saved[h] = a.half_tools_client[h] ? 1 - (double)a.half_tools_up[h] / (double)a.half_tools_client[h] : 0;
+		double cost = 0.1 * (double)a.cache_read + 1.25 * (double)(a.tok_up - a.cache_read);
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "budget", (double)a.budget);
 		cJSON_AddNumberToObject(o, "sessions", (double)a.sessions);
@@ -781,6 +900,16 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		cJSON_AddNumberToObject(o, "tool_tokens_saved", tools_saved);
 		cJSON_AddNumberToObject(o, "few_tool_sessions", (double)a.few_sessions);
 		cJSON_AddNumberToObject(o, "few_tool_tokens_saved", few_saved);
+		cJSON_AddNumberToObject(o, "tool_tokens_saved_even_sessions", half_saved[0]);
+		cJSON_AddNumberToObject(o, "tool_tokens_saved_odd_sessions", half_saved[1]);
+		cJSON_AddNumberToObject(o, "stub_calls", (double)a.stub_calls);
+		cJSON_AddNumberToObject(o, "stub_call_rate", stub_rate);
+		cJSON_AddNumberToObject(o, "stub_calls_with_hidden_properties", (double)a.stub_calls_hidden);
+		cJSON_AddNumberToObject(o, "tool_flips", (double)a.tool_flips);
+		cJSON_AddNumberToObject(o, "tool_refaults", (double)a.tool_refaults);
+		cJSON_AddNumberToObject(o, "tool_repeat_refaults", (double)a.tool_repeat_refaults);
+		cJSON_AddNumberToObject(o, "cache_read_tokens", (double)a.cache_read);
+		cJSON_AddNumberToObject(o, "input_cost_units", cost);
 		cJSON_AddNumberToObject(o, "tool_calls", (double)a.calls);
 		cJSON_AddNumberToObject(o, "faults", (double)a.faults);
 		cJSON_AddNumberToObject(o, "fault_rate", rate);
@@ -805,6 +934,14 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 			printf("    tool definitions: %.1f%% of their tokens saved (%.1f%% on the %zu sessions calling <= 5 tools; "
 			       "goal >= 85%%)\n",
 			       100 * tools_saved, 100 * few_saved, a.few_sessions);
+			printf("    tool paging: sessions of even index %.1f%%, odd %.1f%% saved; %zu stub calls (%.2f%% of calls; "
+			       "%zu naming a property the stub hid; %zu tool refaults, %zu repeated), %zu tool flips in %zu "
+			       "requests\n",
+			       100 * half_saved[0], 100 * half_saved[1], a.stub_calls, 100 * stub_rate, a.stub_calls_hidden,
+			       a.tool_refaults, a.tool_repeat_refaults, a.tool_flips, a.requests);
+			printf("    cache (estimated): %.1f%% of the tokens sent read from cache; input cost %.0f units "
+			       "(reads 0.1, writes 1.25)\n",
+			       a.tok_up ? 100.0 * (double)a.cache_read / (double)a.tok_up : 0, cost);
 			printf("    faults: %zu of %zu tool calls (%.2f%%; goal < 1%%), %zu repeat faults, worst session %.2f%% "
 			       "(%s)\n",
 			       a.faults, a.calls, 100 * rate, a.repeat_faults, 100 * a.worst_session_rate, a.worst_session);
@@ -850,6 +987,19 @@ int bench_proxy(int argc, char **argv)
 			session_tokens = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--client") && i + 1 < argc)
 			client = argv[++i];
+		else if (!strcmp(argv[i], "--tool-window") && i + 1 < argc)
+			opt_tool_window = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--tool-demote") && i + 1 < argc) {
+			const char *d = argv[++i];
+			opt_tool_demote = !strcmp(d, "change") ? PROXY_DEMOTE_CHANGE : !strcmp(d, "cut") ? PROXY_DEMOTE_CUT
+				: !strcmp(d, "eager") ? PROXY_DEMOTE_EAGER : -1;
+			if (opt_tool_demote < 0) {
+				fprintf(stderr, "cmv-bench proxy: --tool-demote change|cut|eager\n");
+				return 2;
+			}
+		}
+		else if (!strcmp(argv[i], "--no-tool-paging"))
+			opt_no_tool_paging = true;
 		else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
 			n_budgets = 0;
 			for (char *s = argv[++i], *e; *s && n_budgets < 8; s = *e ? e + 1 : e) {
@@ -861,7 +1011,8 @@ int bench_proxy(int argc, char **argv)
 			dir = argv[i];
 		else {
 			fprintf(stderr, "usage: cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] "
-					"[--client FILE] [--quick] [--json]\n");
+					"[--client FILE|standin] [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] "
+					"[--quick] [--json]\n");
 			return 2;
 		}
 	}
@@ -877,6 +1028,12 @@ int bench_proxy(int argc, char **argv)
 			snprintf(defdir, sizeof(defdir), "%s/tests/resources/transcripts", CMV_SOURCE_ROOT);
 		dir = defdir;
 	}
+	char captured[4096];
+	snprintf(captured, sizeof(captured), "%s/data/client-requests/claude-code.json", CMV_SOURCE_ROOT);
+	if (!client && exists(captured))
+		client = captured;
+	if (client && !strcmp(client, "standin"))
+		client = NULL;
 	if (client) {
 		/* a request body a real client sent: its tools and system prompt */
 		cmv_buf f = CMV_BUF_INIT((size_t)1 << 30);

@@ -14,7 +14,7 @@
 #include "server/mcp.h"
 #include "server/proxy.h"
 
-static const char *p_listen, *p_upstream, *p_budget, *p_fallback, *p_timeout, *p_retry;
+static const char *p_listen, *p_upstream, *p_budget, *p_fallback, *p_timeout, *p_retry, *p_tool_window;
 static bool p_no_tools, p_no_recall, p_quiet;
 const cli_opt opts_proxy[] = {
 	{ OPT_VALUE, "listen", 0, "ADDR", "PORT or HOST:PORT (default host 127.0.0.1; another host needs $CMV_PROXY_TOKEN)", &p_listen, NULL },
@@ -24,6 +24,7 @@ const cli_opt opts_proxy[] = {
 	{ OPT_VALUE, "timeout", 0, "SECONDS", "an upstream silent this long has failed (default 300; 1 to 86400)", &p_timeout, NULL },
 	{ OPT_VALUE, "retry-primary", 0, "SECONDS", "after a failover, try the model failed over from again at most this often (default 30)", &p_retry, NULL },
 	{ OPT_FLAG, "no-tool-paging", 0, NULL, "send every tool definition whole", NULL, &p_no_tools },
+	{ OPT_VALUE, "tool-window", 0, "N", "replies a called tool stays whole at first (default 64; doubles each time it is called as a stub again)", &p_tool_window, NULL },
 	{ OPT_FLAG, "no-recall", 0, NULL, "offer no recall tool upstream", NULL, &p_no_recall },
 	{ OPT_FLAG, "quiet", 'q', NULL, "no line per request on stderr", NULL, &p_quiet },
 	{ OPT_END, NULL, 0, NULL, NULL, NULL, NULL },
@@ -68,6 +69,10 @@ CMD(proxy)
 	uint64_t v;
 	cfg.timeout_s = 300;
 	cfg.retry_primary_s = 30;
+	if (p_tool_window && (!cli_parse_u64(&v, p_tool_window) || !v || v > PROXY_TOOL_WINDOW_MAX))
+		return cli_usage_error(cli_find("proxy"), "--tool-window %s: expected 1 to %d replies", p_tool_window,
+				       PROXY_TOOL_WINDOW_MAX);
+	cfg.tool_window = p_tool_window ? (size_t)v : 0;
 	if (p_timeout) {
 		/* 0 once meant "never": an upstream that never answers then held its worker, and the client, forever */
 		if (!cli_parse_u64(&v, p_timeout))

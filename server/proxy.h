@@ -32,7 +32,13 @@
 #define PROXY_MAX_REQUEST ((size_t)64 << 20)  /* bytes of one client request */
 #define PROXY_MAX_RESPONSE ((size_t)64 << 20) /* bytes of one upstream response */
 #define PROXY_MAX_ROUNDS 4                    /* upstream calls per client request (recall faults) */
-#define PROXY_TOOL_RECENT 64                  /* a tool called within this many replies is sent whole */
+#define PROXY_TOOL_RECENT 64                  /* a called tool is sent whole this many replies at first */
+#define PROXY_TOOL_WINDOW_MAX 512             /* doubling per tool fault, up to this */
+/* when a tool idle past its window is stubbed again (docs/proxy.md, "Tool definitions as pages") */
+#define PROXY_DEMOTE_CHANGE 1 /* when the tools change anyway (a tool going whole) or the pager cut the prefix */
+#define PROXY_DEMOTE_CUT 2    /* only when the pager cut the prefix (its cache is lost anyway) */
+#define PROXY_DEMOTE_EAGER 3  /* at once */
+#define PROXY_DEMOTE_DEFAULT PROXY_DEMOTE_CHANGE
 #define PROXY_ANTHROPIC_URL "https://api.anthropic.com"
 #define PROXY_OPENAI_URL "https://api.openai.com"
 #define PROXY_BRANCH_PREFIX "proxy/"             /* a session's branch: proxy/SESSION_ID */
@@ -52,6 +58,8 @@ typedef struct {
 	uint64_t budget;           /* tokens every upstream request may count; 0: the model's input budget */
 	const char *token;         /* required of every client when not NULL (X-Cmv-Token, or a /t/TOKEN path prefix) */
 	bool no_tool_paging;       /* send every tool definition whole */
+	size_t tool_window;        /* replies a called tool stays whole; 0: PROXY_TOOL_RECENT */
+	int tool_demote;           /* when an idle tool is stubbed again: a PROXY_DEMOTE_ (0: PROXY_DEMOTE_DEFAULT) */
 	bool no_recall;            /* offer no recall tool upstream */
 	bool quiet;                /* no line per request on stderr */
 	const char *fallback;      /* models to fail over to, comma-separated, in order (NULL: none) */

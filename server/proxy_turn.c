@@ -38,7 +38,7 @@
 #include "proxy_priv.h"
 
 #define NOTE_KEY "proxy"
-#define STUB_TAIL " [definition paged out by cmv; it is sent whole once the tool is called]"
+#define STUB_TAIL " [cmv: schema abridged, sent whole once called]"
 
 typedef struct {
 	char kind;  /* 'g' a batch of client items, 'r' a reply not yet seen back, 'h' hidden from the client */
@@ -48,7 +48,9 @@ typedef struct {
 
 typedef struct {
 	char *name;
-	size_t last; /* the reply count when it was last called */
+	size_t last;   /* the reply count when it was last called */
+	size_t window; /* replies it stays whole after a call (0: not yet set) */
+	bool whole;    /* sent whole by the last request */
 } tool_use_rec;
 
 typedef struct {
@@ -70,6 +72,8 @@ struct proxy_turn {
 	tool_use_rec *tools;
 	size_t n_tools, cap_tools;
 	size_t replies;
+	size_t last_cut;      /* the last window's stubbed + evicted count: when it moves, the prefix was cut */
+	bool have_cut;
 	fault_key *fk;
 	size_t n_fk;
 	cmv_page *pages;      /* the last window's pages (ids and sizes: what a fault may pin) */
@@ -292,11 +296,20 @@ static int push_entry(proxy_turn *t, char kind, size_t n, const cmv_id *digest, 
 	return 0;
 }
 
+/*
+ * A call of the tool. Called while a stub after it had been whole (stubbed
+ * again too early: a tool fault), its window doubles, as the pager's pin
+ * does for a page faulted again: a tool the session keeps using stays
+ * whole, one used once goes back to a stub soon (docs/proxy.md).
+ */
 static int tool_used(proxy_turn *t, const char *name)
 {
 	for (size_t i = 0; i < t->n_tools; i++)
 		if (!strcmp(t->tools[i].name, name)) {
-			t->tools[i].last = t->replies;
+			tool_use_rec *r = &t->tools[i];
+			if (!r->whole && r->last != t->replies && r->window && r->window < PROXY_TOOL_WINDOW_MAX)
+				r->window *= 2;
+			r->last = t->replies;
 			return 0;
 		}
 	if (t->n_tools == t->cap_tools) {
@@ -309,19 +322,29 @@ static int tool_used(proxy_turn *t, const char *name)
 	}
 	if (!(t->tools[t->n_tools].name = strdup(name)))
 		return cmv_error__oom();
+	t->tools[t->n_tools].whole = false;
+	t->tools[t->n_tools].window = t->p->cfg.tool_window ? t->p->cfg.tool_window : PROXY_TOOL_RECENT;
 	t->tools[t->n_tools++].last = t->replies;
 	return 0;
 }
 
-static bool tool_recent(const proxy_turn *t, const char *name)
+static tool_use_rec *tool_rec(const proxy_turn *t, const char *name)
 {
 	for (size_t i = 0; i < t->n_tools; i++)
 		if (!strcmp(t->tools[i].name, name))
-			return t->replies - t->tools[i].last < PROXY_TOOL_RECENT;
-	return false;
+			return &t->tools[i];
+	return NULL;
 }
 
-/* The note's lines: "n REPLIES", "t LAST NAME", "e KIND N DIGEST NODE". A line it cannot read is left out. */
+static bool tool_recent(const proxy_turn *t, const tool_use_rec *r)
+{
+	return r && t->replies - r->last < r->window;
+}
+
+/*
+ * The note's lines: "n REPLIES", "t LAST NAME WINDOW" (a tool called), "w NAME" (sent whole), "c CUT" (the
+ * last window's stubbed + evicted count), "e KIND N DIGEST NODE". A line it cannot read is left out.
+ */
 static int state_load(proxy_turn *t)
 {
 	cmv_buf note = CMV_BUF_INIT((size_t)256 << 20);
@@ -336,12 +359,22 @@ static int state_load(proxy_turn *t)
 		if ((next = strchr(line, '\n')))
 			*next++ = '\0';
 		char kind, dig[64], node[64], name[256];
-		size_t n;
+		size_t n, w = 0;
 		if (line[0] == 'n' && sscanf(line, "n %zu", &n) == 1) {
 			t->replies = n;
-		} else if (line[0] == 't' && sscanf(line, "t %zu %255s", &n, name) == 2) {
-			if (!(error = tool_used(t, name)))
+		} else if (line[0] == 't' && sscanf(line, "t %zu %255s %zu", &n, name, &w) >= 2) {
+			if (!(error = tool_used(t, name))) {
 				t->tools[t->n_tools - 1].last = n;
+				if (w)
+					t->tools[t->n_tools - 1].window = w < PROXY_TOOL_WINDOW_MAX ? w : PROXY_TOOL_WINDOW_MAX;
+			}
+		} else if (line[0] == 'w' && sscanf(line, "w %255s", name) == 1) {
+			tool_use_rec *r = tool_rec(t, name);
+			if (r)
+				r->whole = true;
+		} else if (line[0] == 'c' && sscanf(line, "c %zu", &n) == 1) {
+			t->last_cut = n;
+			t->have_cut = true;
 		} else if (!strncmp(line, "fp ", 3) || !strncmp(line, "ff ", 3)) {
 			char **slot = line[1] == 'p' ? &t->fo_primary : &t->fo_fallback;
 			free(*slot);
@@ -369,7 +402,12 @@ static int state_save(proxy_turn *t)
 	int error = cmv_buf_printf(&note, "n %zu\n", t->replies);
 
 	for (size_t i = 0; !error && i < t->n_tools; i++)
-		error = cmv_buf_printf(&note, "t %zu %s\n", t->tools[i].last, t->tools[i].name);
+		error = cmv_buf_printf(&note, "t %zu %s %zu\n", t->tools[i].last, t->tools[i].name, t->tools[i].window);
+	for (size_t i = 0; !error && i < t->n_tools; i++)
+		if (t->tools[i].whole)
+			error = cmv_buf_printf(&note, "w %s\n", t->tools[i].name);
+	if (!error && t->have_cut)
+		error = cmv_buf_printf(&note, "c %zu\n", t->last_cut);
 	if (!error && t->fo_primary && t->fo_fallback)
 		error = cmv_buf_printf(&note, "fp %s\nff %s\nft %lld\n", t->fo_primary, t->fo_fallback, t->fo_time);
 	for (size_t i = 0; !error && i < t->n_e; i++)
@@ -625,27 +663,106 @@ static const char *tool_name(const cJSON *t, proxy_api api, bool *pageable)
 	return jstr(t, "name");
 }
 
-/* The stub of a description: its first line, at most 100 bytes, cut at a character boundary. */
+/* The stub of a description: its first sentence (of its first line, 100 bytes at most, cut at a character boundary). */
 static char *stub_description(const char *desc)
 {
 	size_t n = 0;
 	cmv_buf b = CMV_BUF_INIT(1024);
-	while (desc && desc[n] && desc[n] != '\n' && n < 100)
+	desc = desc ? desc : "";
+	while (desc[n] && desc[n] != '\n' && n < 100 && !(n && desc[n - 1] == '.' && desc[n] == ' '))
 		n++;
-	while (n && desc && ((unsigned char)desc[n] & 0xC0) == 0x80 && desc[n] != '\0')
+	while (n && desc[n] && ((unsigned char)desc[n] & 0xC0) == 0x80)
 		n--;
-	if (cmv_buf_put(&b, desc ? desc : "", n) < 0 || cmv_buf_puts(&b, STUB_TAIL) < 0) {
+	if (cmv_buf_put(&b, desc, n) < 0 || cmv_buf_puts(&b, STUB_TAIL) < 0) {
 		cmv_buf_dispose(&b);
 		return NULL;
 	}
 	return cmv_buf_detach(&b);
 }
 
-/* The tools to send: each definition whole or as its stub, and the recall tool. *out NULL: no tools member. */
-static int page_tools(char **out, proxy_turn *t, bool recall)
+/*
+ * The stub of a schema: an object with the required properties, each with
+ * its type alone. A model calling the stub then still names what a call
+ * cannot go without; whatever else it gets wrong, the client (which checks
+ * the input against the whole schema it holds) answers as the tool's error,
+ * and the next request carries the whole definition.
+ */
+static cJSON *stub_schema(const cJSON *schema)
+{
+	const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required");
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+	cJSON *s = cJSON_CreateObject(), *sp = NULL, *sr = NULL;
+
+	if (!s || !cJSON_AddStringToObject(s, "type", "object"))
+		goto oom;
+	for (const cJSON *r = cJSON_IsArray(req) ? req->child : NULL; r; r = r->next) {
+		const char *name = cJSON_GetStringValue(r);
+		if (!name || (sp && cJSON_GetObjectItemCaseSensitive(sp, name)))
+			continue;
+		if (!sp && (!(sp = cJSON_AddObjectToObject(s, "properties")) || !(sr = cJSON_AddArrayToObject(s, "required"))))
+			goto oom;
+		const cJSON *ty = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(props, name), "type");
+		cJSON *ps = cJSON_AddObjectToObject(sp, name), *rn = cJSON_CreateString(name);
+		if (!ps || !rn || !cJSON_AddItemToArray(sr, rn)) {
+			cJSON_Delete(rn);
+			goto oom;
+		}
+		if ((cJSON_IsString(ty) || cJSON_IsArray(ty)) && !cJSON_AddItemToObject(ps, "type", cJSON_Duplicate(ty, 1)))
+			goto oom;
+	}
+	return s;
+oom:
+	cJSON_Delete(s);
+	return NULL;
+}
+
+/* The definitions of a tools array, each function of a Responses namespace among them (Codex's MCP tools, its agents). */
+static cJSON **tool_defs(size_t *n, cJSON *arr, proxy_api api)
+{
+	size_t cap = 0;
+	cJSON **v = NULL;
+
+	*n = 0;
+	for (cJSON *d = arr->child; d; d = d->next) {
+		const char *type = jstr(d, "type");
+		cJSON *members = cJSON_GetObjectItemCaseSensitive(d, "tools");
+		bool ns = api == PROXY_API_RESPONSES && type && !strcmp(type, "namespace") && cJSON_IsArray(members);
+		for (cJSON *e = ns ? members->child : d; e; e = ns ? e->next : NULL) {
+			if (*n == cap) {
+				cJSON **g = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
+				if (!g) {
+					free(v);
+					cmv_error__oom();
+					return NULL;
+				}
+				v = g;
+			}
+			v[(*n)++] = e;
+		}
+	}
+	if (!v && !(v = malloc(sizeof(*v)))) /* none is not an error */
+		cmv_error__oom();
+	return v;
+}
+
+/*
+ * The tools to send: each definition whole or as its stub, and the recall
+ * tool. *out NULL: no tools member. A tool called within the window goes
+ * whole. The tools come first in the provider's cache order, so changing
+ * the array costs the cache of everything after it: a tool goes whole at
+ * once when the model called its stub (the call needs it), but idle tools
+ * are stubbed again only when the array changes anyway (a tool going whole)
+ * or the pager cut the window's prefix this request (`cut`; the messages'
+ * cache is lost anyway), or as cfg.tool_demote says (docs/proxy.md).
+ */
+static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 {
 	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(t->body, "tools");
-	cJSON *arr;
+	const char *schema_key = t->api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
+	int how = t->p->cfg.tool_demote ? t->p->cfg.tool_demote : PROXY_DEMOTE_DEFAULT;
+	bool flip = cut || how == PROXY_DEMOTE_EAGER;
+	cJSON *arr, **defs;
+	size_t n_defs;
 	char *full = NULL;
 
 	*out = NULL;
@@ -654,29 +771,56 @@ static int page_tools(char **out, proxy_turn *t, bool recall)
 		return 0;
 	if (!(arr = cJSON_Duplicate(tools, 1)))
 		return cmv_error__oom();
-	for (cJSON *d = arr->child; d; d = d->next) {
+	if (!(defs = tool_defs(&n_defs, arr, t->api))) {
+		cJSON_Delete(arr);
+		return CMV_ENOMEM;
+	}
+	for (size_t i = 0; i < n_defs && !flip && how == PROXY_DEMOTE_CHANGE; i++) {
+		bool pageable;
+		const char *name = tool_name(defs[i], t->api, &pageable);
+		tool_use_rec *r = name && pageable ? tool_rec(t, name) : NULL;
+		flip = r && !r->whole && tool_recent(t, r);
+	}
+	for (size_t i = 0; i < n_defs; i++) {
+		cJSON *d = defs[i];
 		bool pageable;
 		const char *name = tool_name(d, t->api, &pageable);
 		t->st.n_tools++;
-		if (t->p->cfg.no_tool_paging || !pageable || !name || tool_recent(t, name))
+		if (t->p->cfg.no_tool_paging || !pageable || !name)
+			continue;
+		tool_use_rec *r = tool_rec(t, name);
+		if (r && (r->whole = flip ? tool_recent(t, r) : r->whole || tool_recent(t, r)))
 			continue;
 		cJSON *fn = t->api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
 		char *sd = stub_description(jstr(fn, "description"));
-		const char *schema_key = t->api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
-		if (!sd) {
+		cJSON *ss = stub_schema(cJSON_GetObjectItemCaseSensitive(fn, schema_key));
+		if (!sd || !ss) {
+			free(sd);
+			cJSON_Delete(ss);
 			cJSON_Delete(arr);
+			free(defs);
 			return cmv_error__oom();
+		}
+		char *ws = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(fn, schema_key)), *ssp = cJSON_PrintUnformatted(ss);
+		const char *wd = jstr(fn, "description");
+		bool shorter = ssp && strlen(sd) + strlen(ssp) < (wd ? strlen(wd) : 0) + (ws ? strlen(ws) : 0);
+		cJSON_free(ws);
+		cJSON_free(ssp);
+		if (!shorter) { /* a definition as short as its stub is sent whole */
+			free(sd);
+			cJSON_Delete(ss);
+			continue;
 		}
 		cJSON_DeleteItemFromObjectCaseSensitive(fn, "description");
 		cJSON_AddStringToObject(fn, "description", sd);
 		free(sd);
-		/* any input is taken: the client checks it against the whole schema it holds */
 		cJSON_DeleteItemFromObjectCaseSensitive(fn, schema_key); /* a definition may have none: replace would leak */
-		cJSON_AddItemToObject(fn, schema_key, cJSON_Parse("{\"type\":\"object\",\"additionalProperties\":true}"));
+		cJSON_AddItemToObject(fn, schema_key, ss);
 		if (cJSON_GetObjectItemCaseSensitive(fn, "strict"))
 			cJSON_ReplaceItemInObjectCaseSensitive(fn, "strict", cJSON_CreateFalse());
 		t->st.n_tools_stubbed++;
 	}
+	free(defs);
 	if (recall) {
 		cmv_buf schema = CMV_BUF_INIT(1 << 16);
 		int error = cmv_recall_tool_schema(&schema, t->api == PROXY_API_ANTHROPIC ? "anthropic" : "openai");
@@ -934,7 +1078,7 @@ static int build_upstream(proxy_turn *t)
 
 	memset(&rep, 0, sizeof(rep));
 	cmv_buf_clear(&t->upstream);
-	if ((error = page_tools(&tools, t, recall)) < 0)
+	if ((error = page_tools(&tools, t, recall, false)) < 0)
 		goto done;
 	/* what is sent besides the messages: the client's system prompt and the tools as paged */
 	if (pjs_member(&sys, whole, t->api == PROXY_API_RESPONSES ? "instructions" : "system") &&
@@ -975,6 +1119,21 @@ static int build_upstream(proxy_turn *t)
 	t->st.tokens_full = rep.tokens_full + held;
 	t->st.stubbed = rep.stubbed;
 	t->st.evicted = rep.evicted;
+	/* the pager cut the prefix: its cache is lost from there anyway, so idle tools are stubbed again now */
+	if (t->have_cut && t->last_cut != rep.stubbed + rep.evicted && t->st.n_tools_stubbed < t->st.n_tools) {
+		uint64_t was = t->st.tools_tokens;
+		cJSON_free(tools);
+		tools = NULL;
+		if ((error = page_tools(&tools, t, recall, true)) < 0)
+			goto done;
+		/* only stubs added, each shorter than its definition: the window's budget, counted with the old set, holds */
+		if (tools && cmv_model_count(&n, NULL, m, tok, tools, strlen(tools)) == 0) {
+			t->st.tools_tokens = n;
+			t->st.tokens = t->st.tokens + n - was;
+		}
+	}
+	t->last_cut = rep.stubbed + rep.evicted;
+	t->have_cut = true;
 	if (t->target.translated) {
 		error = build_translated(t, &mat, tools);
 		goto done;

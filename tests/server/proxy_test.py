@@ -68,7 +68,8 @@ def _cleanup():
     for p in (px, up):
         if p.poll() is None:
             p.kill()
-    errlog.flush()
+    if not errlog.closed:
+        errlog.flush()
     if died:
         print("the proxy died (exit %s); its stderr ends:" % px.returncode, file=sys.stderr)
         print("".join(open(errlog.name).readlines()[-60:]), file=sys.stderr)
@@ -143,6 +144,8 @@ def message_from_events(evs):
     return {"role": "assistant", "content": content}, stop, sorted(blocks)
 
 
+STUB_TAIL = " [cmv: schema abridged, sent whole once called]"
+TOOL_WINDOW = 8  # --tool-window for the paging session below (the default, 64, would take 64 turns)
 TOOLS = [{"name": "Bash", "description": "Run a shell command.\n" + "Details of the Bash tool. " * 80,
           "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}]
 TOOLS += [{"name": f"Tool{i}", "description": f"Tool number {i}.\n" + "A long description. " * 60,
@@ -260,7 +263,7 @@ check(any("cache_control" in json.dumps(r["body"]["messages"][-1]) for r in main
 first, later = main[0]["body"]["tools"], main[-1]["body"]["tools"]
 names = [t["name"] for t in first]
 check(names[:-1] == [t["name"] for t in TOOLS] and names[-1] == "cmv_recall", "every client tool sent, the recall tool added")
-check(all("paged out" in t["description"] for t in first[:-1]), "unused tools go as stubs on the first turn")
+check(all(t["description"].endswith(STUB_TAIL) for t in first[:-1]), "unused tools go as stubs on the first turn")
 bash = [t for t in later if t["name"] == "Bash"][0]
 check(bash == TOOLS[0], "a tool the model called is sent whole afterwards")
 full = len(json.dumps(TOOLS))
@@ -348,12 +351,21 @@ for stream in (True, False):
 
 # Responses (Codex's API), streamed
 body = {"model": "gpt-5", "stream": True, "store": False, "prompt_cache_key": "codex-conv-1", "instructions": "be brief",
-        "tools": [{"type": "function", "name": "exec_command", "description": "Run.", "parameters": {"type": "object"}}],
+        "tools": [{"type": "function", "name": "exec_command", "description": "Run.", "parameters": {"type": "object"}},
+                  {"type": "namespace", "name": "agents", "description": "Sub-agents.", "tools": [
+                      {"type": "function", "name": "spawn_agent", "description": "Spawn one. " + "Details. " * 80,
+                       "strict": True, "parameters": {"type": "object", "properties": {"task": {"type": "string"}},
+                                                      "required": ["task"], "additionalProperties": False}}]}],
         "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}]}
 status, text = post("/v1/responses", body, {"authorization": "Bearer " + KEY})
 evs = events(text) if status == 200 else []
 check(status == 200 and evs and evs[-1]["data"]["type"] == "response.completed",
       f"Responses streamed through the proxy ({status} {text[:200]})")
+ns = [t for t in upstream("/v1/responses")[-1]["body"]["tools"] if t.get("type") == "namespace"]
+check(ns and ns[0]["tools"][0] == {"type": "function", "name": "spawn_agent", "description": "Spawn one." + STUB_TAIL,
+                                   "strict": False, "parameters": {"type": "object", "properties": {"task": {"type": "string"}},
+                                                                   "required": ["task"]}},
+      f"a function of a Responses namespace is paged as a stub, not strict ({ns})")
 seqs = [e["data"].get("sequence_number") for e in evs]
 check(seqs == list(range(len(seqs))), "Responses sequence numbers run 0..n-1")
 out = subprocess.run([CMV, "log", "codex-conv-1"], capture_output=True, text=True, env=env, cwd=store)
@@ -421,6 +433,73 @@ try:
     check(st2 != 401, f"with the token, served ({st2})")
 finally:
     px2.kill()
+
+# tool definitions as pages (docs/proxy.md): the stub form, a stub called, a tool used then idle stubbed again
+READ = {"name": "Read", "description": "Reads a file. " + "How to read files well. " * 60,
+        "input_schema": {"type": "object", "properties": {
+            "file_path": {"type": "string", "description": "The path. " * 10},
+            "offset": {"type": "integer", "description": "A line. " * 10}}, "required": ["file_path"]}}
+PT_TOOLS = [READ] + TOOLS
+pt_turns = [{"tool": "Read", "input": {"file_path": "a.txt"}}] + [{"text": f"ok {k}"} for k in range(TOOL_WINDOW + 1)]
+pt_turns += [{"tool": "Bash", "input": {"command": "ls"}}, {"text": "listed"}, {"tool": "Read", "input": {"file_path": "b.txt"}}]
+pt_turns += [{"text": f"more {k}"} for k in range(TOOL_WINDOW + 1)] + [{"tool": "Tool0", "input": {}}, {"text": "end"}]
+json.dump({"turns": pt_turns, "done": "Done."}, open(os.path.join(root, "script3.json"), "w"))
+log3 = os.path.join(root, "log3")
+up3 = subprocess.Popen([sys.executable, SERVER, "--script", os.path.join(root, "script3.json"), "--log-dir", log3],
+                       stdout=subprocess.PIPE, text=True)
+px3 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", str(TOOL_WINDOW), "--upstream",
+                        f"anthropic=http://127.0.0.1:{int(up3.stdout.readline())}"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=store, env=env)
+try:
+    base3 = "http://127.0.0.1:" + re.search(r":(\d+)$", px3.stdout.readline().strip()).group(1)
+    pt_meta = {"user_id": json.dumps({"device_id": "d", "session_id": "7c1d2e3f-2222-4333-8444-955566667777"})}
+    pt_msgs = [{"role": "user", "content": "Read a.txt."}]
+    answers = []
+    for k in range(len(pt_turns)):
+        req = urllib.request.Request(base3 + "/v1/messages", data=json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 500, "metadata": pt_meta, "tools": PT_TOOLS,
+             "messages": pt_msgs}).encode(), headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            ans = json.loads(r.read())
+        answers.append(ans)
+        pt_msgs.append({"role": "assistant", "content": ans["content"]})
+        calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
+        pt_msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
+                                                    for c in calls] or "Go on."})
+    ups = [r["body"]["tools"] for r in sorted((json.load(open(os.path.join(log3, f))) for f in os.listdir(log3)
+                                               if f.endswith(".json")), key=lambda r: r["n"]) if r["turn"] is not None]
+    check(len(ups) == len(pt_turns), f"every paging turn reached the upstream ({len(ups)} of {len(pt_turns)})")
+
+    def sent(i, name):
+        return [t for t in ups[i] if t["name"] == name][0] if i < len(ups) else {}
+    check(sent(0, "Read") == {"name": "Read", "description": "Reads a file." + STUB_TAIL,
+                              "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}},
+                                               "required": ["file_path"]}},
+          f"the stub: the first sentence, the schema cut to its required properties' types ({sent(0, 'Read')})")
+    check(sent(0, "Tool0")["input_schema"] == {"type": "object"}, "a schema with nothing required: an object")
+    first_call = [b for b in answers[0]["content"] if b.get("type") == "tool_use"]
+    check([(c["name"], c["input"]) for c in first_call] == [("Read", {"file_path": "a.txt"})],
+          f"a call to a stubbed tool reaches the client as the model made it ({first_call})")
+    check(sent(1, "Read") == READ, "the tool called goes whole from the next request on")
+    idle = TOOL_WINDOW + 1
+    check(all(ups[i] == ups[1] for i in range(1, idle + 2)),
+          "idle past its window, it stays whole until the tools change anyway (the cache kept)")
+    check(sent(idle + 2, "Bash") == TOOLS[0] and sent(idle + 2, "Read") == sent(0, "Read"),
+          "when another tool goes whole, the idle one is stubbed again")
+    check(sent(idle + 4, "Read") == READ, "called again as a stub, it is whole again")
+    # Tool0 goes whole TOOL_WINDOW + 2 replies after Read's last call: Read's window has doubled, Bash's has not
+    check(sent(len(ups) - 1, "Tool0")["input_schema"] == TOOLS[1]["input_schema"] and sent(len(ups) - 1, "Read") == READ
+          and sent(len(ups) - 1, "Bash") == sent(0, "Bash"),
+          "a tool called again after it was stubbed keeps a doubled window; an idle one is stubbed")
+    check([b.get("text") for b in answers[-1]["content"]] == ["end"] and
+          all(b.get("name") != "cmv_recall" for a in answers for b in a["content"]),
+          "the client's replies carry only the model's own calls and text")
+finally:
+    px3.kill()
+    up3.kill()
+bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", "0"], capture_output=True, text=True,
+                     cwd=store, env=env, timeout=30)
+check(bad.returncode != 0 and "--tool-window 0: expected" in bad.stderr, f"--tool-window 0 is refused ({bad.stderr[:200]})")
 
 DONE = True
 px.terminate()
