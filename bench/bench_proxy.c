@@ -29,7 +29,8 @@
  *    Code's: its 18 tool names, 63 KB of definitions (the size the research
  *    measured), a 28k-character system prompt. Tokens are counted by this
  *    file, independently of the proxy's own figures, on each body as sent:
- *    the client's (without paging) and the upstream's (with). Each
+ *    the client's (without paging) and the upstream's (with), signatures aside
+ *    (count_body). Each
  *    upstream body is also checked: within its budget, valid for the
  *    provider (cmv_check_request). A fault is the proxy's: a call repeated
  *    with the same input as a result the window shows as a stub (the
@@ -506,6 +507,42 @@ static size_t count_json(const cmv_model *m, cmv_tok *tok, const cJSON *j)
 	return n;
 }
 
+/*
+ * A request body's tokens as a provider bills them, near enough for a
+ * ceiling: the JSON's own text (its syntax over-counts, which is safe),
+ * less the opaque bytes a provider never bills as text: a thinking
+ * block's signature and a redacted block's data (the thinking text itself
+ * stays). Counting a signature's base64 as text made a window with 64
+ * signed thinking blocks read 2.3 times its budget.
+ */
+static size_t count_body(const cmv_model *m, cmv_tok *tok, const char *s, size_t len)
+{
+	cJSON *j = cJSON_ParseWithLength(s, len);
+	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+	bool stripped = false;
+	for (const cJSON *msg = cJSON_IsArray(msgs) ? msgs->child : NULL; msg; msg = msg->next) {
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(msg, "content");
+		for (cJSON *b = cJSON_IsArray(c) ? c->child : NULL; b; b = b->next) {
+			const char *bt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type"));
+			const char *opaque = !bt ? NULL : !strcmp(bt, "thinking") ? "signature"
+				: !strcmp(bt, "redacted_thinking") ? "data" : NULL;
+			if (opaque && cJSON_GetObjectItemCaseSensitive(b, opaque)) {
+				cJSON_DeleteItemFromObjectCaseSensitive(b, opaque);
+				stripped = true;
+			}
+		}
+	}
+	size_t n;
+	if (stripped) {
+		char *t = cJSON_PrintUnformatted(j);
+		n = t ? count_text(m, tok, t, strlen(t)) : 0;
+		cJSON_free(t);
+	} else
+		n = count_text(m, tok, s, len);
+	cJSON_Delete(j);
+	return n;
+}
+
 /* The key of a call (name and input), for telling repeat faults apart. */
 static char *call_key(const cJSON *b)
 {
@@ -595,8 +632,8 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 			} else {
 				size_t len = 0;
 				const char *up = proxy_turn_upstream(t, &len);
-				size_t c_client = count_text(m, tok, body.ptr, body.size);
-				size_t c_up = up ? count_text(m, tok, up, len) : c_client;
+				size_t c_client = count_body(m, tok, body.ptr, body.size);
+				size_t c_up = up ? count_body(m, tok, up, len) : c_client;
 				const proxy_turn_stats *st = proxy_turn_stats_get(t);
 				cJSON *uj = up ? cJSON_ParseWithLength(up, len) : NULL;
 				const cJSON *utools = cJSON_GetObjectItemCaseSensitive(uj, "tools");
