@@ -49,7 +49,7 @@
 
 /*
  * A compound's other spellings (query_compounds): its parts have at least
- * this many letters (prefixes such as "de" and "re" are left out: as
+ * this many letters (prefixes such as "co" and "re" are left out: as
  * words of their own they are frequent and mean little), and a spelling
  * found counts as the word itself.
  */
@@ -158,8 +158,8 @@ static bool query_letters(const char *w, size_t n)
 
 /*
  * The other spellings of the query's compounds. English writes one
- * compound closed, hyphenated or open ("roadtrip", "road-trip", "road
- * trip"; "notebook", "note book"), and the index cuts a hyphen as a space:
+ * compound closed, hyphenated or open ("database", "data-base", "data
+ * base"; "notebook", "note book"), and the index cuts a hyphen as a space:
  * a word is also looked for as the phrase of each split of it into two
  * parts of QUERY_COMPOUND_PART letters or more, neither a stopword, and
  * two adjacent search words also as the word they make closed. No lexicon

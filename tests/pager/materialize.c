@@ -896,7 +896,7 @@ static void test_query_counts_neighbours(void **state)
 /*
  * A compound is found however it is spelled: closed in the query and open
  * or hyphenated in the text, and the other way round; a split whose
- * parts are in a text but not side by side ("coast road") finds nothing,
+ * parts are in a text but not side by side ("coast base") finds nothing,
  * and parts of fewer than three letters are not tried.
  */
 static void test_query_finds_compounds(void **state)
@@ -910,11 +910,11 @@ static void test_query_finds_compounds(void **state)
 		cmv_block_content b;
 		words(&text, 60);
 		if (t == 7)
-			cmv_buf_puts(&text, " we took a road trip to the coast");
+			cmv_buf_puts(&text, " we keep it in a data base by the coast");
 		if (t == 19)
 			cmv_buf_puts(&text, " it is in my note-book");
 		if (t == 25)
-			cmv_buf_puts(&text, " the zebrafish tank, and a de-stress walk");
+			cmv_buf_puts(&text, " the zebrafish tank, and a co-worker");
 		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
 		assert_cmv_ok(cmv_append(NULL, ts->repo, "cp", &u, 1, CMV_APPEND_CREATE));
 		words(&text, 40);
@@ -922,7 +922,7 @@ static void test_query_finds_compounds(void **state)
 		assert_cmv_ok(cmv_append(NULL, ts->repo, "cp", &a, 1, 0));
 	}
 	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "cp"));
-	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "roadtrip", 200));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "database", 200));
 	assert_int_equal(n, 1);
 	assert_non_null(strstr(out.ptr, "[turn 7,"));
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "notebook", 200));
@@ -933,10 +933,10 @@ static void test_query_finds_compounds(void **state)
 	assert_int_equal(n, 1);
 	assert_non_null(strstr(out.ptr, "[turn 25,"));
 	/* the parts apart: nothing */
-	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "coastroad", 200));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "coastbase", 200));
 	assert_int_equal(n, 0);
-	/* "de" is too short a part to be tried */
-	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "destress", 200));
+	/* "co" is too short a part to be tried */
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "coworker", 200));
 	assert_int_equal(n, 0);
 	cmv_buf_dispose(&out);
 	cmv_buf_dispose(&text);
