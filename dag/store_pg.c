@@ -35,7 +35,8 @@
  *    with FTS5's constants (k1 1.2, b 0.75, idf floor 1e-6): term
  *    frequencies from the tsvector's positions, document lengths kept per
  *    blob, N and the total length in one row (fts_stats). FTS5 query syntax
- *    (phrases, AND, OR, NOT, parentheses, prefix*) is translated to tsquery.
+ *    (phrases, AND, OR, NOT, parentheses, prefix*, NEAR of two words) is
+ *    translated to tsquery.
  *  - Indexing is deferred as in SQLite, but pending blobs are found by a
  *    partial index (indexed = 2), not a watermark: sequence values are not
  *    committed in order when many hosts write.
@@ -1370,9 +1371,63 @@ static int pg_index_behind(cmv_store_backend *b, bool *behind)
 }
 
 /*
+ * NEAR("a" "b", N) after "NEAR" (p at its parenthesis) as tsquery: the two
+ * words at most N words apart, in either order, as FTS5 means it, which is
+ * one of 'a' <d> 'b' and 'b' <d> 'a' for d up to N + 1 (N is 10 when not
+ * given). Only two phrases of one word each, what the pager's query asks
+ * (docs/pager.md, "Query fault-in"); anything else is a syntax error (1).
+ * On success *end is past the closing parenthesis, and a and b are in
+ * out[0] and out[1].
+ */
+static int near_words(cmv_buf out[2], long *distance, const char **end, const char *p)
+{
+	int n = 0;
+	*distance = 10;
+	p++;
+	while (*p == ' ')
+		p++;
+	for (; *p == '"' && n < 2; n++) {
+		const char *s = ++p;
+		while (*p && *p != '"')
+			p++;
+		if (*p != '"')
+			return 1;
+		cmv_buf_clear(&out[n]);
+		if (words_append(&out[n], s, (size_t)(p - s), false) < 0)
+			return -1;
+		char *w = out[n].ptr, *save = NULL, *tok = w ? strtok_r(w, " ", &save) : NULL;
+		if (!tok || strtok_r(NULL, " ", &save))
+			return 1;
+		memmove(out[n].ptr, tok, strlen(tok) + 1);
+		out[n].size = strlen(tok);
+		for (p++; *p == ' '; p++)
+			;
+	}
+	if (n != 2)
+		return 1;
+	if (*p == ',') {
+		char *e;
+		for (p++; *p == ' '; p++)
+			;
+		if (*p < '0' || *p > '9')
+			return 1;
+		*distance = strtol(p, &e, 10);
+		if (*distance > 1000)
+			return 1;
+		for (p = e; *p == ' '; p++)
+			;
+	}
+	if (*p != ')')
+		return 1;
+	*end = p + 1;
+	return 0;
+}
+
+/*
  * FTS5 query syntax to tsquery: "a phrase" -> ('a' <-> 'phrase'), word* ->
- * 'word':*, AND / OR / NOT / ( ) as FTS5 means them, juxtaposition is AND.
- * `terms` gets the words not under NOT: what BM25 scores.
+ * 'word':*, NEAR("a" "b", N) (near_words), AND / OR / NOT / ( ) as FTS5
+ * means them, juxtaposition is AND. `terms` gets the words not under NOT:
+ * what BM25 scores.
  */
 static int fts_to_tsquery(cmv_buf *tsq, cmv_buf *terms, const char *q)
 {
@@ -1440,6 +1495,34 @@ static int fts_to_tsquery(cmv_buf *tsq, cmv_buf *terms, const char *q)
 				error = cmv_buf_puts(tsq, op_or ? " | " : op_not ? " & !" : " & ");
 				expect = true;
 				negate = op_not;
+				continue;
+			}
+			if (n == 4 && !strncmp(s, "NEAR", 4) && *p == '(') {
+				cmv_buf near[2] = { CMV_BUF_INIT(CMV_BUF_CONTENT), CMV_BUF_INIT(CMV_BUF_CONTENT) };
+				long distance;
+				int bad = near_words(near, &distance, &p, p);
+				if (bad < 0)
+					error = cmv_error__oom();
+				if (!bad && !expect)
+					error = cmv_buf_puts(tsq, " & ");
+				if (!bad && !error)
+					error = cmv_buf_putc(tsq, '(');
+				for (long d = 1; !bad && d <= distance + 1 && !error; d++)
+					error = cmv_buf_printf(tsq, "%s'%s' <%ld> '%s' | '%s' <%ld> '%s'", d > 1 ? " | " : "",
+							       near[0].ptr, d, near[1].ptr, near[1].ptr, d, near[0].ptr);
+				if (!bad && !error)
+					error = cmv_buf_putc(tsq, ')');
+				if (!bad && !error && !negate)
+					error = cmv_buf_printf(terms, "%s%s %s", terms->size ? " " : "", near[0].ptr, near[1].ptr);
+				cmv_buf_dispose(&near[0]);
+				cmv_buf_dispose(&near[1]);
+				if (error)
+					goto done;
+				if (bad)
+					goto syntax;
+				expect = false;
+				negate = false;
+				operands++;
 				continue;
 			}
 			if (n == 0 || memchr(s, ':', n) || memchr(s, '^', n) || memchr(s, '+', n) ||

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The query: which pages a question brings back. The store's full-text
- * search (BM25) is asked for the question's words, then for its adjacent
- * word pairs (as phrases and within a window); its hits are mapped to
+ * search (BM25) is asked for the question's words, then for its compounds'
+ * other spellings and its adjacent word pairs (as phrases and within a
+ * window); its hits are mapped to
  * this branch's messages and pages through the query index (a qindex: the
  * hash of each text, the pages and their tokens), ranked, and taken while
  * they fit an allowance. The index in memory is built here from a loaded
@@ -15,20 +16,24 @@
  */
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <math.h>
 #include <string.h>
 #include "pager_priv.h"
 
 /*
- * A neighbour's score counts this much in a message's own (per mille), and
- * one two messages away QUERY_NEIGHBOUR2_WEIGHT. An answer often sits next
- * to the words that find it: the reply to a question, the result of a
- * call, the turn after the one that names the subject. Chosen on one
- * LoCoMo development conversation (conv-26) out of a grid of 500..1250 by
- * 250 (next), 0..250 (next but one), then measured on the other (conv-30)
- * without change, and the other way round (docs/pager.md, "The query").
+ * A message's neighbours' scores count in its own, by a Gaussian kernel
+ * over their distance: exp(-d^2 / 2 sigma^2), sigma QUERY_NEIGHBOUR_SIGMA
+ * (0.71 for the next message, 0.25 for the next but one, 0.04 three away),
+ * up to QUERY_NEIGHBOURS away. An answer often sits next to the words that
+ * find it: the reply to a question, the result of a call, the turn after
+ * the one that names the subject. The kernel's shape is the one Lv and
+ * Zhai found best for proximity in positional language models (SIGIR
+ * 2009); its one width was chosen on each LoCoMo development conversation
+ * (0.8 to 2.0) and measured on the other, both ways, where both chose 1.2
+ * (docs/pager.md, "Query fault-in").
  */
-#define QUERY_NEIGHBOUR_WEIGHT 750
-#define QUERY_NEIGHBOUR2_WEIGHT 250
+#define QUERY_NEIGHBOUR_SIGMA 1.2
+#define QUERY_NEIGHBOURS 3
 
 /*
  * The query's adjacent word pairs count too, as Metzler and Croft's
@@ -41,6 +46,15 @@
 #define QUERY_PHRASE_WEIGHT (0.10 / 0.85)
 #define QUERY_WINDOW_WEIGHT (0.05 / 0.85)
 #define QUERY_WINDOW 8
+
+/*
+ * A compound's other spellings (query_compounds): its parts have at least
+ * this many letters (prefixes such as "co" and "re" are left out: as
+ * words of their own they are frequent and mean little), and a spelling
+ * found counts as the word itself.
+ */
+#define QUERY_COMPOUND_PART 3
+#define QUERY_COMPOUND_WEIGHT 1.0
 
 /* What a model's counts depend on: an index counted otherwise (an edited profile) is not used. */
 void cmv_pager__qindex_model(char *out, size_t cap, const cmv_model *m)
@@ -69,10 +83,19 @@ static const char *const query_stopwords[] = {
 	"any", "all", "both", "each", "more", "most", "other", "also", "just", "only", "very", "too", "s", "t",
 	"up", "out", NULL };
 
+static bool query_stopword(const char *word, size_t n)
+{
+	for (const char *const *w = query_stopwords; *w; w++)
+		if (strlen(*w) == n && !strncmp(*w, word, n))
+			return true;
+	return false;
+}
+
 /*
  * The query as search words: lowercase letters and digits, stopwords out,
  * each once (a question's "what did she" matches every turn). Empty when
- * nothing is left.
+ * nothing is left. A typographic apostrophe (U+2019) cuts a word as "'"
+ * does, as the index's tokenizer cuts it: "Caroline’s" is "caroline".
  */
 static int query_words(cmv_buf *out, const char *query)
 {
@@ -82,16 +105,15 @@ static int query_words(cmv_buf *out, const char *query)
 	cmv_buf_clear(out);
 	for (const char *s = query;; s++) {
 		unsigned char ch = (unsigned char)*s;
-		if (ch && (ch >= 0x80 || isalnum(ch))) {
+		bool apostrophe = !strncmp(s, "\xe2\x80\x99", 3);
+		if (ch && !apostrophe && (ch >= 0x80 || isalnum(ch))) {
 			if (n + 1 < sizeof(word))
 				word[n++] = (char)(ch < 0x80 ? tolower(ch) : ch);
 			continue;
 		}
 		if (n) {
 			word[n] = '\0';
-			bool stop = false, dup = false;
-			for (const char *const *w = query_stopwords; *w && !stop; w++)
-				stop = !strcmp(*w, word);
+			bool stop = query_stopword(word, n), dup = false;
 			for (const char *p = out->ptr; !stop && p && (p = strstr(p, word)) != NULL; p++)
 				if ((p == out->ptr || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
 					dup = true;
@@ -125,15 +147,55 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	return 0;
 }
 
+/* A word of ASCII letters only (the spellings of a compound are looked for in those). */
+static bool query_letters(const char *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isalpha((unsigned char)w[i]))
+			return false;
+	return n > 0;
+}
+
 /*
- * The pairs' searches (QUERY_PHRASE_WEIGHT): their scores are added to the
- * words', per message and per body, at their weights. words: the query's
- * search words, alphanumeric or UTF-8, so quoting them needs no escape.
+ * The other spellings of the query's compounds. English writes one
+ * compound closed, hyphenated or open ("database", "data-base", "data
+ * base"; "notebook", "note book"), and the index cuts a hyphen as a space:
+ * a word is also looked for as the phrase of each split of it into two
+ * parts of QUERY_COMPOUND_PART letters or more, neither a stopword, and
+ * two adjacent search words also as the word they make closed. No lexicon
+ * says which splits are compounds, as none is needed: a split that is not
+ * one ("pain ting") is not a phrase of the texts, so it finds nothing.
+ */
+static int query_compounds(cmv_buf *out, const char *words)
+{
+	int error = 0;
+	for (const char *a = words; !error && *a; a += strcspn(a, " "), a += *a == ' ') {
+		size_t la = strcspn(a, " ");
+		const char *b = a + la + (a[la] == ' ');
+		size_t lb = strcspn(b, " ");
+		if (!query_letters(a, la))
+			continue;
+		for (size_t i = QUERY_COMPOUND_PART; i + QUERY_COMPOUND_PART <= la && !error; i++)
+			if (!query_stopword(a, i) && !query_stopword(a + i, la - i))
+				error = cmv_buf_printf(out, "%s\"%.*s %.*s\"", out->size ? " OR " : "", (int)i, a, (int)(la - i),
+						       a + i);
+		if (!error && lb && query_letters(b, lb))
+			error = cmv_buf_printf(out, "%s\"%.*s%.*s\"", out->size ? " OR " : "", (int)la, a, (int)lb, b);
+	}
+	return error;
+}
+
+/*
+ * The searches after the words': the compounds' other spellings
+ * (QUERY_COMPOUND_WEIGHT), the pairs as phrases (QUERY_PHRASE_WEIGHT) and
+ * within a window. Their scores are added to the words', per message and
+ * per body, at their weights. words: the query's search words,
+ * alphanumeric or UTF-8, so quoting them needs no escape.
  */
 static int query_pairs(query_state *q, cmv_repo *repo, const char *words, size_t limit)
 {
 	const qindex *qi = q->qi;
-	cmv_buf phrases = CMV_BUF_INIT(1 << 16), windows = CMV_BUF_INIT(1 << 16);
+	cmv_buf phrases = CMV_BUF_INIT(1 << 16), windows = CMV_BUF_INIT(1 << 16), compounds = CMV_BUF_INIT(1 << 16);
 	double *own = q->msg_score, *own_pages = q->page_score;
 	int error = 0;
 	for (const char *a = words, *b; !error && (b = strchr(a, ' ')) != NULL; a = b + 1) {
@@ -142,19 +204,21 @@ static int query_pairs(query_state *q, cmv_repo *repo, const char *words, size_t
 			error = cmv_buf_printf(&windows, "%sNEAR(\"%.*s\" \"%.*s\", %d)", windows.size ? " OR " : "", la, a,
 					       lb, b + 1, QUERY_WINDOW);
 	}
-	if (error || !phrases.size)
-		goto out;
+	if (!error)
+		error = query_compounds(&compounds, words);
 	const struct {
-		const char *fts;
+		const cmv_buf *fts;
 		double weight;
-	} pass[2] = { { phrases.ptr, QUERY_PHRASE_WEIGHT }, { windows.ptr, QUERY_WINDOW_WEIGHT } };
-	for (int k = 0; k < 2 && !error; k++) {
+	} pass[3] = { { &compounds, QUERY_COMPOUND_WEIGHT }, { &phrases, QUERY_PHRASE_WEIGHT }, { &windows, QUERY_WINDOW_WEIGHT } };
+	for (int k = 0; k < 3 && !error; k++) {
+		if (!pass[k].fts->size)
+			continue;
 		if (!(q->msg_score = cmv__calloc(qi->n_msgs + 1, sizeof(double))) ||
 		    !(q->page_score = cmv__calloc(qi->n_bodies + 1, sizeof(double)))) {
 			error = cmv_error__oom();
 		} else {
 			q->weight = pass[k].weight;
-			error = cmv_search(repo, pass[k].fts, limit, CMV_SEARCH_RAW | CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS,
+			error = cmv_search(repo, pass[k].fts->ptr, limit, CMV_SEARCH_RAW | CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS,
 					   query_hit, q);
 			for (size_t i = 0; i < qi->n_msgs && !error; i++)
 				own[i] += q->msg_score[i];
@@ -166,7 +230,7 @@ static int query_pairs(query_state *q, cmv_repo *repo, const char *words, size_t
 		q->msg_score = own;
 		q->page_score = own_pages;
 	}
-out:
+	cmv_buf_dispose(&compounds);
 	cmv_buf_dispose(&phrases);
 	cmv_buf_dispose(&windows);
 	return error;
@@ -199,16 +263,19 @@ static int pick_cmp(const void *a, const void *b)
 /*
  * The turns and bodies the hits point at, best first: a body by its own
  * score, a turn by its best message's, where a message's score is its own
- * (its words' and its word pairs') plus QUERY_NEIGHBOUR_WEIGHT of each
- * neighbour's and QUERY_NEIGHBOUR2_WEIGHT of each next but one's.
+ * (its words', its compounds' and its word pairs') plus its neighbours'
+ * up to QUERY_NEIGHBOURS away, weighed by the kernel (QUERY_NEIGHBOUR_SIGMA).
  */
 static int query_rank(query_pick **out, size_t *n_out, query_state *q)
 {
 	const qindex *qi = q->qi;
 	size_t n_pages = qi->n_bodies + qi->n_turns, n = 0;
 	query_pick *picks = cmv__calloc(n_pages + 1, sizeof(*picks));
+	double kernel[QUERY_NEIGHBOURS + 1];
 	if (!picks)
 		return cmv_error__oom();
+	for (size_t d = 1; d <= QUERY_NEIGHBOURS; d++)
+		kernel[d] = exp(-(double)(d * d) / (2 * QUERY_NEIGHBOUR_SIGMA * QUERY_NEIGHBOUR_SIGMA));
 	for (size_t k = 0; k < qi->n_bodies; k++)
 		if (q->page_score[k] > 0)
 			picks[n++] = (query_pick){ q->page_score[k], k };
@@ -217,9 +284,9 @@ static int query_rank(query_pick **out, size_t *n_out, query_state *q)
 		double best = 0;
 		for (; i < end; i++) {
 			const double *m = q->msg_score;
-			double near = (i ? m[i - 1] : 0) + (i + 1 < qi->n_msgs ? m[i + 1] : 0);
-			double far = (i > 1 ? m[i - 2] : 0) + (i + 2 < qi->n_msgs ? m[i + 2] : 0);
-			double v = m[i] + (near * QUERY_NEIGHBOUR_WEIGHT + far * QUERY_NEIGHBOUR2_WEIGHT) / 1000.0;
+			double v = m[i];
+			for (size_t d = 1; d <= QUERY_NEIGHBOURS; d++)
+				v += kernel[d] * ((i >= d ? m[i - d] : 0) + (i + d < qi->n_msgs ? m[i + d] : 0));
 			if (v > best)
 				best = v;
 		}

@@ -508,6 +508,17 @@ static void test_dag_conformance__search_finds_text_and_tool_output(void **state
 	/* punctuation in a literal query is not FTS syntax */
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "\"[all] Error\" (x", 10, 0, count_hit, &hs));
+	/* NEAR, as the pager's query asks it: two words at most N words apart, in either order */
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "NEAR(\"look\" \"makefile\", 2)", 10, CMV_SEARCH_RAW, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "NEAR(\"makefiles\" \"looking\", 8) OR NEAR(\"cats\" \"zebra\", 8)", 10,
+				 CMV_SEARCH_RAW, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "NEAR(\"look\" \"makefile\", 1)", 10, CMV_SEARCH_RAW, count_hit, &hs));
+	assert_int_equal(hs.hits, 0); /* "at the" is two words between */
 	/* raw syntax errors are reported, not crashed on */
 	assert_cmv_fails_with(CMV_EINVALID, cmv_search(REPO, "AND AND (", 10, CMV_SEARCH_RAW, count_hit, &hs));
 	assert_cmv_fails_with(CMV_EINVALID, cmv_search(REPO, "   ", 10, 0, count_hit, &hs));

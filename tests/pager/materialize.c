@@ -839,7 +839,7 @@ static void test_query_in_a_crowded_store(void **state)
 	}
 	forty_turns(&tip, ts->repo, "mine", " a zebra was seen near the lighthouse, far from the harbour and the boats");
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra", 1000));
-	assert_int_equal(n, 3); /* the turn, the one whose reply sits beside the hit, and the next */
+	assert_int_equal(n, 4); /* the turn, the one whose reply sits beside the hit, the next, and the one before (three back) */
 	assert_non_null(strstr(out.ptr, "lighthouse"));
 	o.budget = 2000;
 	o.query = "zebra";
@@ -889,6 +889,55 @@ static void test_query_counts_neighbours(void **state)
 	/* with room for all three, the weaker hit comes too */
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra", 2000));
 	assert_non_null(strstr(out.ptr, "[turn 30,"));
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&text);
+}
+
+/*
+ * A compound is found however it is spelled: closed in the query and open
+ * or hyphenated in the text, and the other way round; a split whose
+ * parts are in a text but not side by side ("coast base") finds nothing,
+ * and parts of fewer than three letters are not tried.
+ */
+static void test_query_finds_compounds(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24), text = CMV_BUF_INIT(1 << 20);
+	cmv_id tip;
+	size_t n = 0;
+	rng = 13;
+	for (int t = 0; t < 30; t++) {
+		cmv_block_content b;
+		words(&text, 60);
+		if (t == 7)
+			cmv_buf_puts(&text, " we keep it in a data base by the coast");
+		if (t == 19)
+			cmv_buf_puts(&text, " it is in my note-book");
+		if (t == 25)
+			cmv_buf_puts(&text, " the zebrafish tank, and a co-worker");
+		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "cp", &u, 1, CMV_APPEND_CREATE));
+		words(&text, 40);
+		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "cp", &a, 1, 0));
+	}
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "cp"));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "database", 200));
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(out.ptr, "[turn 7,"));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "notebook", 200));
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(out.ptr, "[turn 19,"));
+	/* open in the query, closed in the text */
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra fish", 200));
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(out.ptr, "[turn 25,"));
+	/* the parts apart: nothing */
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "coastbase", 200));
+	assert_int_equal(n, 0);
+	/* "co" is too short a part to be tried */
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "coworker", 200));
+	assert_int_equal(n, 0);
 	cmv_buf_dispose(&out);
 	cmv_buf_dispose(&text);
 }
@@ -1015,10 +1064,13 @@ static void test_query_path(void **state)
 	forty_turns(&tip, ts->repo, "q", " the zebra password is hidden in the attic");
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra attic", 1000));
 	/*
-	 * the turn hit, and its neighbours: the reply just before the hit counts
-	 * 3/4 of it, the question of the next turn (two messages on) 1/4
+	 * the turn hit, and its neighbours by the kernel: the reply just before
+	 * the hit counts 0.71 of it, the question of the next turn (two messages
+	 * on) 0.25, the reply of the turn before that (three back) 0.04
 	 */
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
+	assert_non_null(strstr(out.ptr, "[turn 3,"));
+	assert_true(strstr(out.ptr, "[turn 3,") < strstr(out.ptr, "[turn 4,"));
 	assert_non_null(strstr(out.ptr, "[turn 4,"));
 	assert_non_null(strstr(out.ptr, "[turn 5,"));
 	assert_non_null(strstr(out.ptr, "[turn 6,"));
@@ -1179,6 +1231,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_counts_neighbours, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_query_finds_compounds, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_images_for_a_model_without_them, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_counts_kept_in_the_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_fault_pinning_decays, test_store_setup, test_store_teardown),
