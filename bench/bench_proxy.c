@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE] [--quick] [--json]:
+ * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE] [--latency] [--quick]
+ *                 [--json]:
  * what `cmv proxy` costs and saves (docs/proxy.md, "Measured").
  *
  *  - latency: one client (libcurl, one kept-alive connection per path)
@@ -835,7 +836,7 @@ int bench_proxy(int argc, char **argv)
 	size_t turns = 50, session_tokens = 200000, max_sessions = SIZE_MAX;
 	uint64_t budgets[8] = { 0, 60000 };
 	size_t n_budgets = 2;
-	bool json = false, quick = false;
+	bool json = false, quick = false, latency_only = false;
 	char machine[256], defdir[4096];
 	char *tools = NULL, *system = NULL;
 
@@ -844,6 +845,8 @@ int bench_proxy(int argc, char **argv)
 			json = true;
 		else if (!strcmp(argv[i], "--quick"))
 			quick = true;
+		else if (!strcmp(argv[i], "--latency"))
+			latency_only = true;
 		else if (!strcmp(argv[i], "--turns") && i + 1 < argc)
 			turns = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--session-tokens") && i + 1 < argc)
@@ -861,7 +864,7 @@ int bench_proxy(int argc, char **argv)
 			dir = argv[i];
 		else {
 			fprintf(stderr, "usage: cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] "
-					"[--client FILE] [--quick] [--json]\n");
+					"[--client FILE] [--latency] [--quick] [--json]\n");
 			return 2;
 		}
 	}
@@ -908,7 +911,8 @@ int bench_proxy(int argc, char **argv)
 	cJSON_AddStringToObject(out, "model", MODEL);
 	cJSON_AddStringToObject(out, "client", client ? client : "stand-in");
 	cJSON_AddItemToObject(out, "latency", latency(session_tokens, turns, tools, system, json));
-	cJSON_AddItemToObject(out, "replay", replay(dir, budgets, n_budgets, max_sessions, tools, system, json));
+	if (!latency_only)
+		cJSON_AddItemToObject(out, "replay", replay(dir, budgets, n_budgets, max_sessions, tools, system, json));
 	if (json) {
 		char *text = cJSON_Print(out);
 		puts(text);

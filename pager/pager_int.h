@@ -36,6 +36,8 @@ extern bool cmv__pager_splice;
 extern size_t cmv__pager_fold_bytes;
 /* How many materializations grew a kept request, since the process began. */
 extern size_t cmv__pager_spliced;
+/* Of those, how many grew it at a step seam (inside a paged turn): for the tests. */
+extern size_t cmv__pager_spliced_steps;
 
 /*
  * The note a branch keeps its query index for a model and target in

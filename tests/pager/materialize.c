@@ -237,6 +237,8 @@ static void assert_reports_equal(const cmv_materialize_report *a, const cmv_mate
  * Materialize branch a (the kept request may grow) and branch b (the
  * whole work each time) at the same node: the same bytes, the same report.
  */
+static bool splice_stub_pinned; /* as the proxy pages: bodies in the last turns may be stubbed too */
+
 static bool same_both_ways(cmv_repo *repo, const char *a, const char *b, const cmv_id *at, const cmv_model *m,
 			   cmv_tok *tok, uint64_t budget, const char *what)
 {
@@ -244,6 +246,7 @@ static bool same_both_ways(cmv_repo *repo, const char *a, const char *b, const c
 	cmv_materialize_report ra = { 0 }, rb = { 0 };
 	cmv_buf oa = CMV_BUF_INIT((size_t)1 << 28), ob = CMV_BUF_INIT((size_t)1 << 28);
 	o.budget = budget;
+	o.stub_pinned = splice_stub_pinned;
 	assert_cmv_ok(cmv_branch_update(repo, a, at, NULL));
 	assert_cmv_ok(cmv_branch_update(repo, b, at, NULL));
 	o.state_branch = a;
@@ -345,7 +348,9 @@ static size_t splice_step(cmv_repo *repo, const char *a, const char *b, const cm
 			  cmv_tok *tok, bool second, size_t s, const char *file)
 {
 	(void)s;
-	return same_both_ways(repo, a, b, at, m, tok, second ? 48000 : 24000, file);
+	/* paged turns: a budget that pages the last turn's bodies of the larger sessions too */
+	uint64_t budget = splice_stub_pinned ? (second ? 16000 : 24000) : (second ? 48000 : 24000);
+	return same_both_ways(repo, a, b, at, m, tok, budget, file);
 }
 
 /*
@@ -363,6 +368,24 @@ static void test_append_grows_the_kept_request(void **state)
 	print_message("%zu steps compared, %zu grew the kept request\n", steps, spliced);
 	/* it means something only if most steps were appends the kept request could take */
 	assert_true(spliced * 3 >= steps);
+}
+
+/*
+ * The same with stub_pinned, as the proxy pages: an agent's long turn is
+ * paged inside itself, so the turn does not read alone and the kept
+ * request grows at its last assistant message (a step seam) instead.
+ */
+static void test_append_grows_a_paged_turn(void **state)
+{
+	size_t before = cmv__pager_spliced, before_steps = cmv__pager_spliced_steps;
+	splice_stub_pinned = true;
+	size_t steps = replay_sessions(*state, 12, "p", splice_step);
+	splice_stub_pinned = false;
+	size_t spliced = cmv__pager_spliced - before, at_steps = cmv__pager_spliced_steps - before_steps;
+	print_message("%zu steps compared, %zu grew the kept request, %zu of them inside a paged turn\n", steps, spliced,
+		      at_steps);
+	assert_true(spliced * 3 >= steps);
+	assert_true(at_steps > 0);
 }
 
 static void forty_turns(cmv_id *tip, cmv_repo *repo, const char *branch, const char *needle);
@@ -1172,6 +1195,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_histories, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stable_prefix, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_grows_the_kept_request, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_append_grows_a_paged_turn, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_with_reused_call_ids, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_index_grows, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_index_not_believed, test_store_setup, test_store_teardown),
