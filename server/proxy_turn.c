@@ -995,13 +995,24 @@ static int build_upstream(proxy_turn *t)
 		 * One cache marker on the last message: the next turn's request
 		 * repeats this one's prefix, so the provider reads it from cache.
 		 * The client's own markers on system and tools stay; four at most.
+		 * The pager printed the array as cJSON prints it: only its last
+		 * message is printed again, the rest kept as the pager wrote it.
 		 */
-		size_t markers = 0;
+		size_t markers = 0, n_it = 0;
 		if (sys.p)
 			markers += count_markers(sys);
 		if (pjs_member(&tools_span, whole, "tools"))
 			markers += count_markers(tools_span);
-		cJSON *last = cJSON_GetArrayItem(mj, cJSON_GetArraySize(mj) - 1);
+		pspan *its = NULL;
+		if ((error = pjs_items(&its, &n_it, mm)) < 0 || !n_it) {
+			free(its);
+			if (!error)
+				error = cmv_error__set(CMV_EINVALID, "the pager's messages could not be read");
+			goto done;
+		}
+		pspan lastsp = its[n_it - 1];
+		free(its);
+		cJSON *last = cJSON_ParseWithLength(lastsp.p, (size_t)(lastsp.end - lastsp.p));
 		cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
 		if (cJSON_IsString(content)) {
 			cJSON *blk = cJSON_CreateObject();
@@ -1017,10 +1028,19 @@ static int build_upstream(proxy_turn *t)
 		if (markers < 4 && cJSON_IsObject(lb) && lbt && strcmp(lbt, "thinking") && strcmp(lbt, "redacted_thinking") &&
 		    !cJSON_GetObjectItemCaseSensitive(lb, "cache_control"))
 			cJSON_AddItemToObject(lb, "cache_control", cJSON_Parse("{\"type\":\"ephemeral\"}"));
-		if (!(msgs_text = cJSON_PrintUnformatted(mj))) {
+		char *lt = last ? cJSON_PrintUnformatted(last) : NULL;
+		cJSON_Delete(last);
+		size_t head = (size_t)(lastsp.p - mm.p), tail = (size_t)(mm.end - lastsp.end);
+		if (!lt || !(msgs_text = malloc(head + strlen(lt) + tail + 1))) {
+			cJSON_free(lt);
 			error = cmv_error__oom();
 			goto done;
 		}
+		memcpy(msgs_text, mm.p, head);
+		memcpy(msgs_text + head, lt, strlen(lt));
+		memcpy(msgs_text + head + strlen(lt), lastsp.end, tail);
+		msgs_text[head + strlen(lt) + tail] = '\0';
+		cJSON_free(lt);
 	}
 	/* the client's body with its messages and tools replaced, members in their order */
 	if (!pjs_member(&msgs_span, whole, msgs_key)) {
@@ -1070,7 +1090,7 @@ static int build_upstream(proxy_turn *t)
 	if (strcmp(t->target.model, t->client_model))
 		error = rename_model(t);
 done:
-	cJSON_free(msgs_text);
+	free(msgs_text);
 	cJSON_free(tools);
 	cJSON_Delete(mj);
 	cmv_materialize_report_dispose(&rep);
