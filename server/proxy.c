@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "base/base.h"
+#include "pager/pager_int.h"
 #include "http.h"
 #include "mcp.h"
 #include "proxy_priv.h"
@@ -42,6 +43,14 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	p->repo = repo;
 	if (cfg)
 		p->cfg = *cfg;
+	/*
+	 * CMV_PAGER_SPLICE=0: every window is the pager's whole work, never a
+	 * kept request grown (docs/proxy.md, "How a request is handled"): the
+	 * tests compare the two, and an operator can rule the short way out.
+	 */
+	const char *splice = getenv("CMV_PAGER_SPLICE");
+	if (splice && !strcmp(splice, "0"))
+		cmv__pager_splice = false;
 	p->anthropic_url = strdup(p->cfg.anthropic_url ? p->cfg.anthropic_url : PROXY_ANTHROPIC_URL);
 	p->openai_url = strdup(p->cfg.openai_url ? p->cfg.openai_url : PROXY_OPENAI_URL);
 	p->token = p->cfg.token ? strdup(p->cfg.token) : NULL;
