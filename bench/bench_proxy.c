@@ -48,6 +48,7 @@
 #include <unistd.h>
 #include "base/base.h"
 #include "bench.h"
+#include "pager/pager_int.h"
 #include "server/proxy.h"
 
 #define MODEL "claude-sonnet-4-5"
@@ -365,8 +366,9 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		tot[p] = calloc(turns + 1, sizeof(double));
 	}
 	CURL *h[2] = { curl_easy_init(), curl_easy_init() };
-	size_t body_bytes = 0, measured = 0;
+	size_t body_bytes = 0, measured = 0, grown = 0, whole = 0;
 	for (size_t k = 0; k < warm + turns; k++) {
+		size_t g0 = cmv__pager_spliced, w0 = cmv__pager_whole;
 		char turn[32];
 		snprintf(turn, sizeof(turn), "%zu", k);
 		cmv_buf_clear(&body);
@@ -392,6 +394,9 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 			}
 			added[measured++] = tf[1] - tf[0];
 			body_bytes = body.size;
+			/* how the pager made each window: the kept one grown, or the whole work (a new batch cut) */
+			grown += cmv__pager_spliced != g0;
+			whole += cmv__pager_whole != w0;
 		}
 		/* the reply, and a small tool output: the session stays at its size */
 		cmv_buf_clear(&t);
@@ -420,6 +425,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 	cJSON_AddNumberToObject(o, "session_tokens", (double)session_count);
 	cJSON_AddNumberToObject(o, "request_bytes", (double)body_bytes);
 	cJSON_AddNumberToObject(o, "turns", (double)measured);
+	cJSON_AddNumberToObject(o, "windows_grown", (double)grown);
+	cJSON_AddNumberToObject(o, "windows_whole", (double)whole);
 	for (int p = 0; p < 2; p++) {
 		cJSON *x = cJSON_AddObjectToObject(o, pname[p]);
 		cJSON_AddNumberToObject(x, "ttfb_p50_ms", r[p][0]);
@@ -439,6 +446,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		printf("  added time to first byte (proxy - direct, per turn): p50 %.2f ms, p95 %.2f ms (goal: p95 < 5 ms); "
 		       "ttfb p95 ratio %.1fx\n",
 		       a50, a95, r[0][1] > 0 ? r[1][1] / r[0][1] : 0);
+		printf("  windows: %zu grown from the kept one, %zu paged whole (a new batch cut), of %zu\n", grown, whole,
+		       measured);
 	}
 	curl_easy_cleanup(h[0]);
 	curl_easy_cleanup(h[1]);

@@ -417,6 +417,8 @@ static int materialize_whole(materialization *m)
 	return save_table(m);
 }
 
+size_t cmv__pager_whole;
+
 int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip,
 		    const cmv_model *model, cmv_tok *tok, const cmv_pager_options *opts)
 {
@@ -449,8 +451,8 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		kept = try_splice(&m);
 	if (kept < 0)
 		error = kept;
-	else if (!kept)
-		error = materialize_whole(&m);
+	else if (!kept && (error = materialize_whole(&m)) == 0)
+		cmv__pager_whole++;
 	if (error < 0)
 		cmv_repo_txn_rollback(repo);
 	else

@@ -38,6 +38,8 @@ extern size_t cmv__pager_fold_bytes;
 extern size_t cmv__pager_spliced;
 /* Of those, how many grew it at a step seam (inside a paged turn): for the tests. */
 extern size_t cmv__pager_spliced_steps;
+/* How many materializations did the whole work (the branch loaded and paged): for the tests and the proxy's log. */
+extern size_t cmv__pager_whole;
 
 /*
  * The note a branch keeps its query index for a model and target in

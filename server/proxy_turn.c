@@ -36,6 +36,7 @@
 #include <time.h>
 #include "base/base.h"
 #include "proxy_priv.h"
+#include "pager/pager_int.h"
 
 #define NOTE_KEY "proxy"
 #define STUB_TAIL " [definition paged out by cmv; it is sent whole once the tool is called]"
@@ -101,15 +102,26 @@ const char *pjs_ws(const char *p, const char *end)
 	return p;
 }
 
+/*
+ * The end of the string at p. Most of a request's bytes are inside strings
+ * (tool outputs): the next quote is found with memchr, and it ends the
+ * string when an even number of backslashes stands before it (each pair
+ * an escaped backslash), as a scan byte by byte would decide.
+ */
 static const char *pjs_string(const char *p, const char *end)
 {
+	const char *start;
 	if (p >= end || *p != '"')
 		return NULL;
-	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
+	for (start = ++p; p < end;) {
+		const char *q = memchr(p, '"', (size_t)(end - p)), *b;
+		if (!q)
+			return NULL;
+		for (b = q; b > start && b[-1] == '\\';)
+			b--;
+		if ((q - b) % 2 == 0)
+			return q + 1;
+		p = q + 1;
 	}
 	return NULL;
 }
@@ -959,9 +971,11 @@ static int build_upstream(proxy_turn *t)
 	po.render_flags |= CMV_RENDER_STUB_THINKING;
 	po.target = t->target.api == PROXY_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC
 		: t->target.api == PROXY_API_CHAT ? CMV_RENDER_OPENAI_CHAT : CMV_RENDER_OPENAI_RESPONSES;
+	size_t n_grown = cmv__pager_spliced, n_whole = cmv__pager_whole; /* under the store lock: this call's alone */
 	if ((error = cmv_resolve(&tip, p->repo, t->branch)) < 0 ||
 	    (error = cmv_materialize_for(&mat, &rep, p->repo, &tip, t->model, &po)) < 0)
 		goto done;
+	t->st.window = cmv__pager_spliced != n_grown ? 'g' : cmv__pager_whole != n_whole ? 'w' : 'k';
 	t->st.budget = p->cfg.budget ? p->cfg.budget : base;
 	free(t->pages);
 	t->pages = NULL;
