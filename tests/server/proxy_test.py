@@ -441,9 +441,9 @@ def spawn_pair(tag, turns_g, extra_env):
 
 def start_proxy(side):
     p = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream",
-                          f"anthropic=http://127.0.0.1:{side['up_port']}", "--budget", "9000", "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=side["store"],
-                         env=side["env"])
+                          f"anthropic=http://127.0.0.1:{side['up_port']}", "--budget", "9000"],
+                         stdout=subprocess.PIPE, stderr=open(side["store"] + ".err", "a"), text=True,
+                         cwd=side["store"], env=side["env"])
     side["px"] = p
     side["base"] = "http://127.0.0.1:%s" % re.search(r":(\d+)$", p.stdout.readline().strip()).group(1)
 
@@ -455,7 +455,7 @@ def post_to(side, body):
         return r.read().decode()
 
 
-G = 14
+G = 16
 turns_g = [{"tool": "Bash", "input": {"command": f"cat g{k}"}, "id": f"toolu_g{k:02d}"} for k in range(G)]
 sides = {"grow": spawn_pair("grow", turns_g, {}), "whole": spawn_pair("whole", turns_g, {"CMV_PAGER_SPLICE": "0"})}
 try:
@@ -484,7 +484,7 @@ try:
         replies = {name: post_to(side, sent) for name, side in sides.items()}
         asst, _, _ = message_from_events(events(replies["grow"]))
         msgs.append(asst)
-        out_k = f"output of g{k}\n" + "\n".join(f"g{k} line {i}: " + "alpha beta gamma delta " * 5 for i in range(60))
+        out_k = f"output of g{k}\n" + "\n".join(f"g{k} line {i}: " + "alpha beta gamma delta " * 5 for i in range(20))
         msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_g{k:02d}",
                                                   "content": out_k}]})
 
@@ -508,6 +508,10 @@ try:
         r = subprocess.run([CMV, "log", name, "--json"], capture_output=True, text=True, env=side["env"],
                            cwd=side["store"])
         return [(x.get("role"), x.get("id")) for x in json.loads(r.stdout or "[]")] if r.returncode == 0 else None
+
+    grown = [open(s["store"] + ".err").read().count("window grown") for s in sides.values()]
+    check(grown[0] >= G // 2 and grown[1] == 0,
+          f"the window was grown from the kept one on most requests, and never with CMV_PAGER_SPLICE=0 ({grown})")
 
     lg_g, lg_w = branch(sides["grow"], "proxy/" + SID_G), branch(sides["whole"], "proxy/" + SID_G)
     check(lg_g is not None and lg_g == lg_w and len(lg_g) >= 2 * G, "the same branch either way")
