@@ -998,13 +998,33 @@ static int build_upstream(proxy_turn *t)
 		error = cmv_error__set(CMV_EINVALID, "the pager's request has no \"%s\"", msgs_key);
 		goto done;
 	}
-	if (!(mj = cJSON_ParseWithLength(mm.p, (size_t)(mm.end - mm.p)))) {
-		error = cmv_error__oom();
+	/*
+	 * The fault keys need the calls and the stubbed results: the messages
+	 * that hold neither (a resident tool output: most of the bytes) are
+	 * not parsed. Leaving them out changes nothing collect_fault_keys finds.
+	 */
+	pspan *wit = NULL;
+	size_t n_wit = 0;
+	if ((error = pjs_items(&wit, &n_wit, mm)) < 0 || !(mj = cJSON_CreateArray())) {
+		free(wit);
+		error = error < 0 ? error : cmv_error__oom();
 		goto done;
 	}
-	if ((error = collect_fault_keys(t, mj)) < 0)
+	for (size_t k = 0; k < n_wit && !error; k++) {
+		size_t len = (size_t)(wit[k].end - wit[k].p);
+		cJSON *it;
+		if (!memmem(wit[k].p, len, "; recall ", 9) && !memmem(wit[k].p, len, "tool_use", 8) &&
+		    !memmem(wit[k].p, len, "tool_calls", 10) && !memmem(wit[k].p, len, "function_call", 13))
+			continue;
+		if (!(it = cJSON_ParseWithLength(wit[k].p, len)) || !cJSON_AddItemToArray(mj, it)) {
+			cJSON_Delete(it);
+			error = cmv_error__oom();
+		}
+	}
+	free(wit);
+	if (error < 0 || (error = collect_fault_keys(t, mj)) < 0)
 		goto done;
-	if (t->api == PROXY_API_ANTHROPIC && cJSON_GetArraySize(mj) > 0) {
+	if (t->api == PROXY_API_ANTHROPIC && n_wit > 0) {
 		/*
 		 * One cache marker on the last message: the next turn's request
 		 * repeats this one's prefix, so the provider reads it from cache.
@@ -1170,15 +1190,32 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 	memcpy(t->raw, body, len);
 	t->raw[len] = '\0';
 	t->raw_len = len;
-	if (!(t->body = cJSON_ParseWithLength(body, len)) || !cJSON_IsObject(t->body)) {
+	const char *msgs_key = api == PROXY_API_RESPONSES ? "input" : "messages";
+	pspan whole = { t->raw, t->raw + len }, ms;
+	/*
+	 * The body is parsed without its messages, which are most of it: they
+	 * are read as spans (pjs_items), matched by digest, and parsed where
+	 * they are used: the new ones by the append, the assistant items
+	 * matched to a reply here, all of them for a request passed through
+	 * (docs/proxy.md, "How a request is handled").
+	 */
+	bool skeleton = pjs_member(&ms, whole, msgs_key) && ms.p < ms.end && *ms.p == '[';
+	if (skeleton) {
+		size_t head = (size_t)(ms.p - t->raw), rest = (size_t)(whole.end - ms.end);
+		if ((error = cmv_buf_put(&tmp, t->raw, head)) < 0 || (error = cmv_buf_puts(&tmp, "[]")) < 0 ||
+		    (error = cmv_buf_put(&tmp, ms.end, rest)) < 0)
+			goto fail;
+		t->body = cJSON_ParseWithLength(tmp.ptr, tmp.size);
+	} else {
+		t->body = cJSON_ParseWithLength(body, len);
+	}
+	if (!t->body || !cJSON_IsObject(t->body)) {
 		error = cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
 		goto fail;
 	}
 	t->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t->body, "stream"));
 	const char *model = jstr(t->body, "model");
-	const char *msgs_key = api == PROXY_API_RESPONSES ? "input" : "messages";
 	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(t->body, msgs_key);
-	pspan whole = { t->raw, t->raw + len }, ms;
 	if (!model || !*model) {
 		error = cmv_error__set(CMV_EINVALID, "the request has no \"model\"");
 		goto fail;
@@ -1188,13 +1225,9 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 		t->side = true;
 		goto side;
 	}
-	if (!cJSON_IsArray(msgs) || !pjs_member(&ms, whole, msgs_key) || (error = pjs_items(&items, &n_items, ms)) < 0) {
+	if (!skeleton || !cJSON_IsArray(msgs) || (error = pjs_items(&items, &n_items, ms)) < 0) {
 		cmv_error_clear();
 		error = cmv_error__set(CMV_EINVALID, "the request's \"%s\" is not an array", msgs_key);
-		goto fail;
-	}
-	if (n_items != (size_t)cJSON_GetArraySize(msgs)) {
-		error = cmv_error__set(CMV_EINVALID, "the request's \"%s\" could not be read", msgs_key);
 		goto fail;
 	}
 	if (!(dig = calloc(n_items + 1, sizeof(*dig)))) {
@@ -1226,8 +1259,16 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 			continue;
 		if (e->kind == 'r') {
 			size_t k = i;
-			while (k < n_items && assistant_item(cJSON_GetArrayItem(msgs, (int)k), api))
-				k++;
+			for (cJSON *it; k < n_items; k++) {
+				if (!(it = cJSON_ParseWithLength(items[k].p, (size_t)(items[k].end - items[k].p)))) {
+					error = cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
+					goto unlock;
+				}
+				bool asst = assistant_item(it, api);
+				cJSON_Delete(it);
+				if (!asst)
+					break;
+			}
 			if (k == i)
 				break;
 			e->kind = 'g';
@@ -1247,6 +1288,13 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 	if (j < t->n_e) {
 		bool tools = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t->body, "tools")) > 0;
 		if (!tools) {
+			/* passed through as the client wrote it: JSON, as the whole body was checked to be before */
+			cJSON *all = cJSON_ParseWithLength(ms.p, (size_t)(ms.end - ms.p));
+			if (!all) {
+				error = cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
+				goto unlock;
+			}
+			cJSON_Delete(all);
 			t->side = true;
 			goto unlock;
 		}
