@@ -95,9 +95,14 @@ static void fault(proxy_turn *t, const char *page);
 
 /* ---- JSON spans ----------------------------------------------------------------------- */
 
+/*
+ * Whitespace as cJSON reads it: any byte up to a space (NUL and control
+ * bytes too). The spans must fall where cJSON's parse puts the members, or
+ * a body cJSON reads would be cut at another place than the one it read.
+ */
 const char *pjs_ws(const char *p, const char *end)
 {
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+	while (p < end && (unsigned char)*p <= ' ')
 		p++;
 	return p;
 }
@@ -136,8 +141,7 @@ const char *pjs_skip(const char *p, const char *end)
 	if (*p != '{' && *p != '[') {
 		if (*p == '"')
 			return pjs_string(p, end);
-		while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' &&
-		       *p != '\t' && *p != ':')
+		while (p < end && *p != ',' && *p != '}' && *p != ']' && (unsigned char)*p > ' ' && *p != ':')
 			p++;
 		return p;
 	}
