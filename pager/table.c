@@ -259,7 +259,8 @@ static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_sta
 	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++) {
 		if (i == first)
 			fm = m;
-		if (i >= first && (i > first || continues) && is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role")), "assistant"))
+		if (i >= first && (i > first || continues) &&
+		    is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role")), "assistant"))
 			step = i;
 	}
 	if (step == SIZE_MAX || step >= n_msgs || !fm ||
@@ -273,7 +274,8 @@ static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_sta
 	for (size_t q = 0; q < p->n; q++)
 		if (p->pages[q].pub.kind == CMV_PAGE_BODY && p->pages[q].pub.turn == g && p->pages[q].msg < step)
 			s->turn_bodies++;
-	if ((error = cmv_pager__group_hash(&s->turn_hash, NULL, continues ? cont->turn_hash : NULL, fm, before, before)) != 0) {
+	if ((error = cmv_pager__group_hash(&s->turn_hash, NULL, continues ? cont->turn_hash : NULL, fm, before,
+					   before)) != 0) {
 		s->found = false;
 		return error < 0 ? error : 0;
 	}
@@ -652,11 +654,13 @@ size_t cmv__pager_spliced_steps;
 
 /*
  * After an append: the request kept for an earlier tip is cut at its seam
- * (where its last turn begins) and the records from that turn's first on
- * are rendered alone and put there, when that gives the bytes the whole
+ * (where its last turn begins, or its last assistant message: a step
+ * seam) and the records from there on are rendered alone and put there,
+ * when that gives the bytes the whole
  * work would: the table has a seam (seam_find), the options are the same
  * (no query, no pins, the same faults still pinning), the records read
- * alone begin a user's turn and answer no call before them, and the
+ * alone begin a user's turn (or, from a step seam, the assistant's
+ * message the seam is at) and answer no call before them, and the
  * request still fits the budget, so nothing leaves: the pages that left
  * stay gone and no stub moves, which the whole work decides too
  * (docs/pager.md, "The page table"). The last turn is always resident
