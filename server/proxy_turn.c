@@ -1017,8 +1017,9 @@ static int build_upstream(proxy_turn *t)
 	for (size_t k = 0; k < n_wit && !error; k++) {
 		size_t len = (size_t)(wit[k].end - wit[k].p);
 		cJSON *it;
-		if (!memmem(wit[k].p, len, "; recall ", 9) && !memmem(wit[k].p, len, "tool_use", 8) &&
-		    !memmem(wit[k].p, len, "tool_calls", 10) && !memmem(wit[k].p, len, "function_call", 13))
+		/* quoted, as cJSON prints a type or a key: a result's "tool_use_id" is not a call */
+		if (!memmem(wit[k].p, len, "; recall ", 9) && !memmem(wit[k].p, len, "\"tool_use\"", 10) &&
+		    !memmem(wit[k].p, len, "\"tool_calls\"", 12) && !memmem(wit[k].p, len, "\"function_call\"", 15))
 			continue;
 		if (!(it = cJSON_ParseWithLength(wit[k].p, len)) || !cJSON_AddItemToArray(mj, it)) {
 			cJSON_Delete(it);
