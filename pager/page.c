@@ -589,6 +589,8 @@ int cmv_pager__group_hash(char **state_out, char *id_out, const char *state_in, 
 
 	if (!st)
 		return cmv_error__oom();
+	/* the bytes a reset leaves alone (the buffer past what it holds) are kept as zeros, not as garbage */
+	memset(st, 0, sizeof(*st));
 	XXH3_128bits_reset(st);
 	if (!state_in) {
 		XXH3_128bits_update(st, "[", 1);
