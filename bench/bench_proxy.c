@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE|standin]
- *                 [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] [--quick] [--json]:
+ *                 [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] [--latency] [--quick]
+ *                 [--json]:
  * what `cmv proxy` costs and saves (docs/proxy.md, "Measured").
  *
  *  - latency: one client (libcurl, one kept-alive connection per path)
@@ -62,6 +63,7 @@
 #include <unistd.h>
 #include "base/base.h"
 #include "bench.h"
+#include "pager/pager_int.h"
 #include "server/proxy.h"
 
 #define MODEL "claude-sonnet-4-5"
@@ -384,8 +386,9 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		tot[p] = calloc(turns + 1, sizeof(double));
 	}
 	CURL *h[2] = { curl_easy_init(), curl_easy_init() };
-	size_t body_bytes = 0, measured = 0;
+	size_t body_bytes = 0, measured = 0, grown = 0, whole = 0;
 	for (size_t k = 0; k < warm + turns; k++) {
+		size_t g0 = cmv__pager_spliced, w0 = cmv__pager_whole;
 		char turn[32];
 		snprintf(turn, sizeof(turn), "%zu", k);
 		cmv_buf_clear(&body);
@@ -411,6 +414,9 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 			}
 			added[measured++] = tf[1] - tf[0];
 			body_bytes = body.size;
+			/* how the pager made each window: the kept one grown, or the whole work (a new batch cut) */
+			grown += cmv__pager_spliced != g0;
+			whole += cmv__pager_whole != w0;
 		}
 		/* the reply, and a small tool output: the session stays at its size */
 		cmv_buf_clear(&t);
@@ -439,6 +445,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 	cJSON_AddNumberToObject(o, "session_tokens", (double)session_count);
 	cJSON_AddNumberToObject(o, "request_bytes", (double)body_bytes);
 	cJSON_AddNumberToObject(o, "turns", (double)measured);
+	cJSON_AddNumberToObject(o, "windows_grown", (double)grown);
+	cJSON_AddNumberToObject(o, "windows_whole", (double)whole);
 	for (int p = 0; p < 2; p++) {
 		cJSON *x = cJSON_AddObjectToObject(o, pname[p]);
 		cJSON_AddNumberToObject(x, "ttfb_p50_ms", r[p][0]);
@@ -458,6 +466,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		printf("  added time to first byte (proxy - direct, per turn): p50 %.2f ms, p95 %.2f ms (goal: p95 < 5 ms); "
 		       "ttfb p95 ratio %.1fx\n",
 		       a50, a95, r[0][1] > 0 ? r[1][1] / r[0][1] : 0);
+		printf("  windows: %zu grown from the kept one, %zu paged whole (a new batch cut), of %zu\n", grown, whole,
+		       measured);
 	}
 	curl_easy_cleanup(h[0]);
 	curl_easy_cleanup(h[1]);
@@ -1009,7 +1019,7 @@ int bench_proxy(int argc, char **argv)
 	size_t turns = 50, session_tokens = 200000, max_sessions = SIZE_MAX;
 	uint64_t budgets[8] = { 0, 60000 };
 	size_t n_budgets = 2;
-	bool json = false, quick = false;
+	bool json = false, quick = false, latency_only = false;
 	char machine[256], defdir[4096];
 	char *tools = NULL, *system = NULL;
 
@@ -1018,6 +1028,8 @@ int bench_proxy(int argc, char **argv)
 			json = true;
 		else if (!strcmp(argv[i], "--quick"))
 			quick = true;
+		else if (!strcmp(argv[i], "--latency"))
+			latency_only = true;
 		else if (!strcmp(argv[i], "--turns") && i + 1 < argc)
 			turns = strtoull(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--session-tokens") && i + 1 < argc)
@@ -1049,7 +1061,7 @@ int bench_proxy(int argc, char **argv)
 		else {
 			fprintf(stderr, "usage: cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] "
 					"[--client FILE|standin] [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] "
-					"[--quick] [--json]\n");
+					"[--latency] [--quick] [--json]\n");
 			return 2;
 		}
 	}
@@ -1102,7 +1114,8 @@ int bench_proxy(int argc, char **argv)
 	cJSON_AddStringToObject(out, "model", MODEL);
 	cJSON_AddStringToObject(out, "client", client ? client : "stand-in");
 	cJSON_AddItemToObject(out, "latency", latency(session_tokens, turns, tools, system, json));
-	cJSON_AddItemToObject(out, "replay", replay(dir, budgets, n_budgets, max_sessions, tools, system, json));
+	if (!latency_only)
+		cJSON_AddItemToObject(out, "replay", replay(dir, budgets, n_budgets, max_sessions, tools, system, json));
 	if (json) {
 		char *text = cJSON_Print(out);
 		puts(text);

@@ -155,7 +155,8 @@ void cmv_pager__report_pins(cmv_materialize_report *r, const cmv_pager_options *
 {
 	report_fault rf = { r, n_bodies };
 	for (size_t q = 0; q < r->n_pages; q++)
-		r->pages[q].pinned = r->pages[q].turn + o->keep_turns >= r->turns;
+		r->pages[q].pinned = r->pages[q].turn + o->keep_turns >= r->turns &&
+				     !(o->stub_pinned && r->pages[q].kind == CMV_PAGE_BODY); /* as pin_pages says */
 	if (o->state_branch)
 		each_fault(repo, o->state_branch, tip, report_fault_pin, &rf);
 	r->resident = r->stubbed = r->evicted = r->pinned = 0;

@@ -308,23 +308,37 @@ static int keep_last_cut(materialization *m, size_t k, size_t *final_k)
 	const char *topts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m->table, "options"));
 	/* the same options as last time: what left stays gone while it fits, whatever a fresh cut would take */
 	bool same = topts && !strcmp(topts, m->okey.ptr) && m->r.tokens_full > m->r.budget;
+	/*
+	 * Each id with how many of its pages left: two pages of the same
+	 * content (a result read twice) have one id, and only as many of them
+	 * as left last time leave again, the first in the order as a cut takes
+	 * them. Marking every page of the id would stub one the last request
+	 * had whole, and break its prefix.
+	 */
+	size_t c;
 	if (m->table && cmv_pager__note_take(&ev, m->repo, &m->o, m->note_key, "evicted")) {
 		for (char *s = ev.ptr, *nl; s && !error && (nl = strchr(s, '\n')) != NULL; s = nl + 1) {
 			*nl = '\0';
-			error = cmv__strmap_put(&was, s, 0, NULL);
+			c = 0;
+			cmv__strmap_get(&was, s, &c, NULL);
+			error = cmv__strmap_put(&was, s, c + 1, NULL);
 		}
 	}
 	cmv_buf_dispose(&ev);
 	/* a page a fault brought back goes again when its pin runs out (while pinned it is no candidate) */
 	for (const cJSON *e = cJSON_IsArray(fa) ? fa->child : NULL; e && !error; e = e->next)
-		if (cJSON_IsString(e))
-			error = cmv__strmap_put(&was, e->valuestring, 0, NULL);
+		if (cJSON_IsString(e)) {
+			c = 0;
+			cmv__strmap_get(&was, e->valuestring, &c, NULL);
+			error = cmv__strmap_put(&was, e->valuestring, c + 1, NULL);
+		}
 	if (!error && was.n) {
 		memset(p->gone, 0, p->n * sizeof(*p->gone));
-		for (size_t q = 0; q < p->n_order; q++)
-			if (cmv__strmap_get(&was, p->pages[p->order[q]].pub.id, NULL, NULL)) {
+		for (size_t q = 0; q < p->n_order && !error; q++)
+			if (cmv__strmap_get(&was, p->pages[p->order[q]].pub.id, &c, NULL) && c > 0) {
 				p->gone[p->order[q]] = true;
 				n_was++;
+				error = cmv__strmap_put(&was, p->pages[p->order[q]].pub.id, c - 1, NULL);
 			}
 		uint64_t t = 0;
 		if (n_was && (n_was <= k || same) &&
@@ -417,6 +431,8 @@ static int materialize_whole(materialization *m)
 	return save_table(m);
 }
 
+size_t cmv__pager_whole;
+
 int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip,
 		    const cmv_model *model, cmv_tok *tok, const cmv_pager_options *opts)
 {
@@ -449,8 +465,8 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		kept = try_splice(&m);
 	if (kept < 0)
 		error = kept;
-	else if (!kept)
-		error = materialize_whole(&m);
+	else if (!kept && (error = materialize_whole(&m)) == 0)
+		cmv__pager_whole++;
 	if (error < 0)
 		cmv_repo_txn_rollback(repo);
 	else

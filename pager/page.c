@@ -14,7 +14,9 @@
  * looking, the request itself is counted.
  */
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 #include "pager_priv.h"
 
@@ -524,37 +526,121 @@ cmv_render_target cmv_pager__target_of(const cmv_model *m, int want)
 	return t ? t : CMV_RENDER_OPENAI_CHAT;
 }
 
+/* Messages [first, first + n) into a turn's hash, each after a comma but the array's first (*count: hashed so far). */
+static int group_hash_update(XXH3_state_t *st, size_t *count, const cJSON *first, size_t n)
+{
+	char buf[16384];
+	for (const cJSON *m = first; m && n; m = m->next, n--) {
+		char *big = NULL;
+		const char *text = buf;
+		if (!cJSON_PrintPreallocated((cJSON *)m, buf, (int)sizeof(buf), 0) && !(text = big = cJSON_PrintUnformatted(m)))
+			return cmv_error__oom();
+		if ((*count)++)
+			XXH3_128bits_update(st, ",", 1);
+		XXH3_128bits_update(st, text, strlen(text));
+		cJSON_free(big);
+	}
+	return 0;
+}
+
+static void group_hash_finish(char *out, XXH3_state_t *st)
+{
+	XXH128_canonical_t c;
+	cmv_id id;
+	XXH3_128bits_update(st, "]", 1);
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+	id.type = CMV_ID_XXH3_128;
+	memcpy(id.raw, c.digest, CMV_ID_RAWSZ);
+	cmv_id_tostr(out, CMV_ID_HEXSZ + 1, &id);
+}
+
 /* A turn's page id: the xxh128 of its n messages (from first on) as JSON, the blob that recalls it. */
 int cmv_pager__group_id(char *out, const cJSON *first, size_t n)
 {
 	/* the bytes cJSON prints for the array, hashed as they come: no copy of the messages, no whole text */
 	XXH3_state_t *st = XXH3_createState();
-	char buf[16384];
-	XXH128_canonical_t c;
-	cmv_id id;
+	size_t count = 0;
+	int error;
 	if (!st)
 		return cmv_error__oom();
 	XXH3_128bits_reset(st);
 	XXH3_128bits_update(st, "[", 1);
-	for (const cJSON *m = first; m && n; m = m->next, n--) {
-		char *big = NULL;
-		const char *text = buf;
-		if (!cJSON_PrintPreallocated((cJSON *)m, buf, (int)sizeof(buf), 0) && !(text = big = cJSON_PrintUnformatted(m))) {
-			XXH3_freeState(st);
-			return cmv_error__oom();
-		}
-		if (m != first)
-			XXH3_128bits_update(st, ",", 1);
-		XXH3_128bits_update(st, text, strlen(text));
-		cJSON_free(big);
-	}
-	XXH3_128bits_update(st, "]", 1);
-	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(st));
+	if ((error = group_hash_update(st, &count, first, n)) == 0)
+		group_hash_finish(out, st);
 	XXH3_freeState(st);
-	id.type = CMV_ID_XXH3_128;
-	memcpy(id.raw, c.digest, CMV_ID_RAWSZ);
-	cmv_id_tostr(out, CMV_ID_HEXSZ + 1, &id);
-	return 0;
+	return error;
+}
+
+/*
+ * The hash state is kept as hex up to its secret's pointer (the library's
+ * own default secret, set again by a reset in this process), after the
+ * library's version and the state's size: a state from another build of
+ * xxhash does not read.
+ */
+#define GROUP_STATE_BYTES offsetof(XXH3_state_t, extSecret)
+
+int cmv_pager__group_hash(char **state_out, char *id_out, const char *state_in, const cJSON *first, size_t n_state,
+			  size_t n_all)
+{
+	static const char digits[] = "0123456789abcdef";
+	XXH3_state_t *st = XXH3_createState();
+	unsigned char *raw = (unsigned char *)st;
+	char head[48];
+	size_t count = 0;
+	int error = 0, hl = snprintf(head, sizeof(head), "%u:%zu:", XXH_versionNumber(), (size_t)GROUP_STATE_BYTES);
+
+	if (!st)
+		return cmv_error__oom();
+	/* the bytes a reset leaves alone (the buffer past what it holds) are kept as zeros, not as garbage */
+	memset(st, 0, sizeof(*st));
+	XXH3_128bits_reset(st);
+	if (!state_in) {
+		XXH3_128bits_update(st, "[", 1);
+	} else {
+		const char *h = state_in + hl;
+		if (strncmp(state_in, head, (size_t)hl) || strlen(h) != 2 * GROUP_STATE_BYTES ||
+		    strspn(h, digits) != 2 * GROUP_STATE_BYTES) {
+			error = 1;
+			goto out;
+		}
+		for (size_t k = 0; k < GROUP_STATE_BYTES; k++)
+			raw[k] = (unsigned char)((strchr(digits, h[2 * k]) - digits) << 4 | (strchr(digits, h[2 * k + 1]) - digits));
+		count = 1; /* a kept state holds a message at least: the next one follows a comma */
+	}
+	if ((error = group_hash_update(st, &count, first, n_state)) < 0)
+		goto out;
+	if (state_out) {
+		char *x = cmv__malloc((size_t)hl + 2 * GROUP_STATE_BYTES + 1);
+		if (!x) {
+			error = cmv_error__oom();
+			goto out;
+		}
+		memcpy(x, head, (size_t)hl);
+		for (size_t k = 0; k < GROUP_STATE_BYTES; k++) {
+			x[hl + 2 * k] = digits[raw[k] >> 4];
+			x[hl + 2 * k + 1] = digits[raw[k] & 15];
+		}
+		x[hl + 2 * GROUP_STATE_BYTES] = '\0';
+		*state_out = x;
+	}
+	if (id_out) {
+		const cJSON *m = first;
+		for (size_t k = 0; k < n_state && m; k++)
+			m = m->next;
+		if ((error = group_hash_update(st, &count, m, n_all - n_state)) == 0)
+			group_hash_finish(id_out, st);
+	}
+out:
+	XXH3_freeState(st);
+	return error;
+}
+
+uint64_t cmv_pager__estimate_messages(pager *p, const cJSON *first, size_t n)
+{
+	uint64_t t = 0;
+	for (const cJSON *m = first; m && n; m = m->next, n--)
+		t += estimate_message(p, m);
+	return t;
 }
 
 /*

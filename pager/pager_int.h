@@ -36,6 +36,10 @@ extern bool cmv__pager_splice;
 extern size_t cmv__pager_fold_bytes;
 /* How many materializations grew a kept request, since the process began. */
 extern size_t cmv__pager_spliced;
+/* Of those, how many grew it at a step seam (inside a paged turn): for the tests. */
+extern size_t cmv__pager_spliced_steps;
+/* How many materializations did the whole work (the branch loaded and paged): for the tests and the proxy's log. */
+extern size_t cmv__pager_whole;
 
 /*
  * The note a branch keeps its query index for a model and target in

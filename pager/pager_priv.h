@@ -109,6 +109,18 @@ bool cmv_pager__starts_turn(const cJSON *m);
 char *cmv_pager__body_text(const cJSON *content);
 /* A turn's page id: the xxh128 of its n messages (from first on) as JSON, the blob that recalls it. */
 int cmv_pager__group_id(char *out, const cJSON *first, size_t n);
+/*
+ * A turn's hash stopped part way, so that a turn that grows is not hashed
+ * again from its start: from state_in (NULL: the turn's start), hash
+ * n_state messages from first on, the state then into *state_out (hex, to
+ * free; may be NULL), and with id_out the turn's id, its n_all messages
+ * from first on hashed and finished. 0, 1 when state_in does not read
+ * (another build of xxhash), or an error.
+ */
+int cmv_pager__group_hash(char **state_out, char *id_out, const char *state_in, const cJSON *first, size_t n_state,
+			  size_t n_all);
+/* The estimated tokens of n messages from first on, as a turn's page counts them. */
+uint64_t cmv_pager__estimate_messages(pager *p, const cJSON *first, size_t n);
 /* The render target for a model (want: the caller's, 0 for the model's own). */
 cmv_render_target cmv_pager__target_of(const cmv_model *m, int want);
 /* Load the branch for the target and find its pages (p->repo, model and tok set). */

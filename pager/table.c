@@ -99,6 +99,16 @@ typedef struct {
 	 * only that).
 	 */
 	uint8_t calls[CALLS_FILTER_BYTES];
+	/*
+	 * A step seam: where the last turn's last assistant message begins,
+	 * when the turn from its start does not read alone (a stub sits in it:
+	 * an agent's long turn, paged). What the turn's page needs of the part
+	 * before it: its estimated tokens, its body pages, its hash so far.
+	 */
+	bool step;
+	uint64_t turn_tokens;
+	size_t turn_bodies;
+	char *turn_hash;
 } seam;
 
 static void calls_bits(size_t bit[3], const char *id)
@@ -156,31 +166,27 @@ bool cmv_pager__calls_from_hex(uint8_t *filter, const char *hex)
 }
 
 /*
- * Find the seam of body, the request p rendered (classes: its counts;
- * calls_before: the filter of calls before p's messages, or NULL). The
- * last turn, rendered alone, must be the body's tail byte for byte: then
- * nothing before it depends on it (no stub sits in it, no repair reached
- * across), and what comes after it cannot change what is before. No seam
- * is no error: the next call does the whole work.
+ * Whether messages [from, end) of p, rendered alone, are the tail of
+ * body's items; the seam at from when they are (s: offset, tokens,
+ * classes, node, calls).
  */
-static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_stats *classes,
-		     const uint8_t *calls_before, const cmv_render_options *ro)
+static int seam_try(seam *s, pager *p, const char *bi, size_t blen, const cmv_buf *body, const cmv_token_stats *classes,
+		    const uint8_t *calls_before, const cmv_render_options *ro, size_t from)
 {
 	cmv__conversation tmp = p->cv;
 	cmv_buf frag = CMV_BUF_INIT((size_t)1 << 30);
 	cmv_token_stats st;
-	const char *bi, *fi;
-	size_t blen, flen, first = p->n_groups ? p->group_first[p->n_groups - 1] : 0, i = 0;
-	const char *node = cJSON_GetStringValue(cJSON_GetArrayItem(p->cv.nodes, (int)first));
+	const char *fi;
+	size_t flen, i = 0;
+	const char *node = cJSON_GetStringValue(cJSON_GetArrayItem(p->cv.nodes, (int)from));
 	int error = 0;
 
-	memset(s, 0, sizeof(*s));
-	if (!p->n_groups || !node || !body_items(&bi, &blen, body, p->cv.target))
+	if (!node)
 		return 0;
 	tmp.c.system = cJSON_CreateArray();
 	tmp.msgs = cJSON_CreateArray();
 	for (const cJSON *m = p->cv.msgs->child; m && tmp.msgs; m = m->next, i++)
-		if (i >= first && !cJSON_AddItemToArray(tmp.msgs, cJSON_Duplicate(m, 1)))
+		if (i >= from && !cJSON_AddItemToArray(tmp.msgs, cJSON_Duplicate(m, 1)))
 			error = cmv_error__oom();
 	if (!tmp.c.system || !tmp.msgs || error) {
 		error = cmv_error__oom();
@@ -206,15 +212,74 @@ static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_sta
 	s->classes.overhead -= st.overhead - per_request;
 	s->classes.total = s->tokens;
 	snprintf(s->node, sizeof(s->node), "%s", node);
-	/* the calls before the seam: those before p's messages (calls_before), then p's before its last turn */
+	/* the calls before the seam: those before p's messages (calls_before), then p's before it */
 	if (calls_before)
 		memcpy(s->calls, calls_before, sizeof(s->calls));
-	cmv_pager__calls_filter(s->calls, p->cv.msgs, 0, first, true);
+	cmv_pager__calls_filter(s->calls, p->cv.msgs, 0, from, true);
 out:
 	cJSON_Delete(tmp.c.system);
 	cJSON_Delete(tmp.msgs);
 	cmv_buf_dispose(&frag);
 	return error;
+}
+
+static void seam_dispose(seam *s)
+{
+	free(s->turn_hash);
+	s->turn_hash = NULL;
+}
+
+/*
+ * Find the seam of body, the request p rendered (classes: its counts;
+ * calls_before: the filter of calls before p's messages, or NULL; cont:
+ * the step seam p's messages were read from, its first turn continuing
+ * the turn before, or NULL). The seam is where the last turn begins, or
+ * else where its last assistant message begins (a step seam): what
+ * follows it, rendered alone, must be the body's tail byte for byte: then
+ * nothing before it depends on it (no stub sits in it, no repair reached
+ * across), and what comes after it cannot change what is before. No seam
+ * is no error: the next call does the whole work.
+ */
+static int seam_find(seam *s, pager *p, const cmv_buf *body, const cmv_token_stats *classes,
+		     const uint8_t *calls_before, const cmv_render_options *ro, const seam *cont)
+{
+	const char *bi;
+	size_t blen, g = p->n_groups ? p->n_groups - 1 : 0, first = p->n_groups ? p->group_first[g] : 0;
+	size_t n_msgs = (size_t)cJSON_GetArraySize(p->cv.msgs), step = SIZE_MAX, i = 0;
+	bool continues = cont && g == 0; /* the last turn began before p's messages */
+	int error = 0;
+
+	memset(s, 0, sizeof(*s));
+	if (!p->n_groups || !body_items(&bi, &blen, body, p->cv.target))
+		return 0;
+	if (!continues && ((error = seam_try(s, p, bi, blen, body, classes, calls_before, ro, first)) < 0 || s->found))
+		return error;
+	/* the last assistant message of the last turn, after its first message (or p's first, continuing) */
+	const cJSON *fm = NULL;
+	for (const cJSON *m = p->cv.msgs->child; m; m = m->next, i++) {
+		if (i == first)
+			fm = m;
+		if (i >= first && (i > first || continues) &&
+		    is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role")), "assistant"))
+			step = i;
+	}
+	if (step == SIZE_MAX || step >= n_msgs || !fm ||
+	    (error = seam_try(s, p, bi, blen, body, classes, calls_before, ro, step)) < 0 || !s->found)
+		return error < 0 ? error : 0;
+	/* what the turn's page needs of its part before the seam */
+	size_t before = step - first;
+	s->step = true;
+	s->turn_tokens = (continues ? cont->turn_tokens : 0) + cmv_pager__estimate_messages(p, fm, before);
+	s->turn_bodies = continues ? cont->turn_bodies : 0;
+	for (size_t q = 0; q < p->n; q++)
+		if (p->pages[q].pub.kind == CMV_PAGE_BODY && p->pages[q].pub.turn == g && p->pages[q].msg < step)
+			s->turn_bodies++;
+	if ((error = cmv_pager__group_hash(&s->turn_hash, NULL, continues ? cont->turn_hash : NULL, fm, before,
+					   before)) != 0) {
+		s->found = false;
+		return error < 0 ? error : 0;
+	}
+	return 0;
 }
 
 static void stats_to_array(double *v, const cmv_token_stats *c)
@@ -410,6 +475,10 @@ static int table_write(cmv_repo *repo, const cmv_pager_options *o, const char *k
 		} else {
 			ok = false;
 		}
+		if (ok && sm->step)
+			ok = cJSON_AddNumberToObject(x, "turn_tokens", (double)sm->turn_tokens) &&
+			     cJSON_AddNumberToObject(x, "turn_bodies", (double)sm->turn_bodies) &&
+			     cJSON_AddStringToObject(x, "turn_hash", sm->turn_hash);
 	}
 	if (!ok) {
 		error = cmv_error__oom();
@@ -452,9 +521,10 @@ int cmv_pager__table_save(cmv_repo *repo, const cmv_pager_options *o, const char
 		if (!error && p->pages[q].faulted && !cJSON_AddItemToArray(fa, cJSON_CreateString(p->pages[q].pub.id)))
 			error = cmv_error__oom();
 	}
-	if (!error && (error = seam_find(&sm, p, request, &r->classes, NULL, ro)) == 0) {
+	if (!error && (error = seam_find(&sm, p, request, &r->classes, NULL, ro, NULL)) == 0) {
 		error = table_write(repo, o, key, okey, tip, &ev, fa, r, request, &sm, true, 0, 0);
 		fa = NULL;
+		seam_dispose(&sm);
 	}
 	cJSON_Delete(fa);
 	cmv_buf_dispose(&ev);
@@ -580,14 +650,17 @@ int cmv_pager__table_lookup(cmv_buf *out, cmv_materialize_report *r, cmv_repo *r
 
 bool cmv__pager_splice = true;
 size_t cmv__pager_spliced;
+size_t cmv__pager_spliced_steps;
 
 /*
  * After an append: the request kept for an earlier tip is cut at its seam
- * (where its last turn begins) and the records from that turn's first on
- * are rendered alone and put there, when that gives the bytes the whole
+ * (where its last turn begins, or its last assistant message: a step
+ * seam) and the records from there on are rendered alone and put there,
+ * when that gives the bytes the whole
  * work would: the table has a seam (seam_find), the options are the same
  * (no query, no pins, the same faults still pinning), the records read
- * alone begin a user's turn and answer no call before them, and the
+ * alone begin a user's turn (or, from a step seam, the assistant's
+ * message the seam is at) and answer no call before them, and the
  * request still fits the budget, so nothing leaves: the pages that left
  * stay gone and no stub moves, which the whole work decides too
  * (docs/pager.md, "The page table"). The last turn is always resident
@@ -612,6 +685,7 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 	seam was, next;
 	int error = 0, done = 0;
 
+	memset(&next, 0, sizeof(next));
 	memset(&old, 0, sizeof(old));
 	memset(&nr, 0, sizeof(nr));
 	if (!cmv__pager_splice || !opts || strcmp(opts, ok) || !cJSON_IsArray(faulted) ||
@@ -629,6 +703,17 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 	stats_from_array(&was.classes, v);
 	was.offset = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "offset"));
 	was.tokens = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(sj, "tokens"));
+	const char *thash = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(sj, "turn_hash"));
+	if (thash) {
+		const cJSON *tt = cJSON_GetObjectItemCaseSensitive(sj, "turn_tokens");
+		const cJSON *tb = cJSON_GetObjectItemCaseSensitive(sj, "turn_bodies");
+		if (!cJSON_IsNumber(tt) || !cJSON_IsNumber(tb))
+			return 0;
+		was.step = true;
+		was.turn_tokens = (uint64_t)tt->valuedouble;
+		was.turn_bodies = (size_t)tb->valuedouble;
+		was.turn_hash = (char *)thash; /* the table's: not freed here */
+	}
 	if ((error = cmv__conversation_load_since(&fp->cv, fp->repo, &first, tip, target, o->render_flags,
 						  SPLICE_MAX_RECORDS)) < 0) {
 		if (error != CMV_ENOTFOUND)
@@ -648,10 +733,29 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 		if (carried)
 			goto out;
 	}
+	if (was.step) {
+		/*
+		 * Read alone, the records begin with the assistant's message;
+		 * repair put a user message before it (Anthropic, Gemini), which
+		 * the whole conversation does not have: it goes.
+		 */
+		cJSON *m0 = cJSON_GetArrayItem(fp->cv.msgs, 0);
+		if (strcmp(fp->cv.raw_first_role, "assistant") || !m0)
+			goto out;
+		if (is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m0, "role")), "user")) {
+			if (!cJSON_IsNull(cJSON_GetArrayItem(fp->cv.nodes, 0)))
+				goto out;
+			cJSON_DeleteItemFromArray(fp->cv.msgs, 0);
+			cJSON_DeleteItemFromArray(fp->cv.nodes, 0);
+		}
+	}
 	const cJSON *head = cJSON_GetArrayItem(fp->cv.msgs, 0);
 	/* a call id the records reuse (from before the seam, or among themselves) is renamed by the whole work */
-	if (!head || !cmv_pager__starts_turn(head) || strcmp(fp->cv.raw_first_role, "user") || fp->cv.st.orphan_results ||
-	    fp->cv.st.renamed_calls || cmv_pager__calls_filter(was.calls, fp->cv.msgs, 0, SIZE_MAX, false))
+	if (!head ||
+	    (was.step ? !is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(head, "role")), "assistant")
+		      : !cmv_pager__starts_turn(head) || strcmp(fp->cv.raw_first_role, "user")) ||
+	    fp->cv.st.orphan_results || fp->cv.st.renamed_calls ||
+	    cmv_pager__calls_filter(was.calls, fp->cv.msgs, 0, SIZE_MAX, false))
 		goto out;
 	size_t split_turn = 0, split_bytes = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "split_bytes"));
 	if ((error = table_report(&old, fp->repo, o, key, j, budget, &split_turn)) <= 0 || !old.turns ||
@@ -682,10 +786,13 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 		error = cmv_error__oom();
 		goto out;
 	}
-	size_t nb = 0;
+	size_t nb = 0, turn_bodies = 0;
+	/* a step seam keeps the last turn's bodies before it too */
 	for (size_t q = 0; q < old_bodies; q++)
-		if (old.pages[q].turn < kept)
+		if (old.pages[q].turn < kept || (was.step && old.pages[q].turn == kept && turn_bodies++ < was.turn_bodies))
 			nr.pages[n++] = old.pages[q];
+	if (was.step && turn_bodies < was.turn_bodies)
+		goto out;
 	for (size_t q = 0; q < new_bodies; q++, n++) {
 		nr.pages[n] = fp->pages[q].pub;
 		nr.pages[n].turn += kept;
@@ -697,6 +804,14 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 	for (size_t q = new_bodies; q < fp->n; q++, n++) {
 		nr.pages[n] = fp->pages[q].pub;
 		nr.pages[n].turn += kept;
+		if (was.step && q == new_bodies) {
+			/* the fragment's first turn is the rest of the last one: its page is the whole turn's */
+			size_t in_first = fp->n_groups > 1 ? fp->group_first[1] : (size_t)cJSON_GetArraySize(fp->cv.msgs);
+			nr.pages[n].tokens += was.turn_tokens;
+			if ((error = cmv_pager__group_hash(NULL, nr.pages[n].id, was.turn_hash, fp->cv.msgs->child, 0,
+							   in_first)) != 0)
+				goto out;
+		}
 	}
 	nr.n_pages = n;
 	nr.budget = budget;
@@ -717,7 +832,7 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 	cmv_pager__report_pins(&nr, o, fp->repo, tip, nb);
 
 	/* the next seam: the fragment's last turn, in the new body */
-	if ((error = seam_find(&next, fp, out, &nr.classes, was.calls, ro)) < 0)
+	if ((error = seam_find(&next, fp, out, &nr.classes, was.calls, ro, was.step ? &was : NULL)) < 0)
 		goto out;
 	/* the request and pages before the split stay as they are written, until the tail has grown long */
 	bool fold = out->size - split_bytes > cmv__pager_fold_bytes;
@@ -728,7 +843,9 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 	nr.pages = NULL;
 	done = 1;
 	cmv__pager_spliced++;
+	cmv__pager_spliced_steps += was.step;
 out:
+	seam_dispose(&next);
 	free(nr.pages);
 	cmv_materialize_report_dispose(&old);
 	cmv_buf_dispose(&frag);

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "base/base.h"
+#include "pager/pager_int.h"
 #include "http.h"
 #include "mcp.h"
 #include "proxy_priv.h"
@@ -42,6 +43,14 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	p->repo = repo;
 	if (cfg)
 		p->cfg = *cfg;
+	/*
+	 * CMV_PAGER_SPLICE=0: every window is the pager's whole work, never a
+	 * kept request grown (docs/proxy.md, "How a request is handled"): the
+	 * tests compare the two, and an operator can rule the short way out.
+	 */
+	const char *splice = getenv("CMV_PAGER_SPLICE");
+	if (splice && !strcmp(splice, "0"))
+		cmv__pager_splice = false;
 	p->anthropic_url = strdup(p->cfg.anthropic_url ? p->cfg.anthropic_url : PROXY_ANTHROPIC_URL);
 	p->openai_url = strdup(p->cfg.openai_url ? p->cfg.openai_url : PROXY_OPENAI_URL);
 	p->token = p->cfg.token ? strdup(p->cfg.token) : NULL;
@@ -786,12 +795,13 @@ static void log_line(job *j, proxy_turn *t, const char *what)
 	const proxy_target *tg = proxy_turn_target(t);
 	fprintf(stderr,
 		"cmv proxy: %s: %ld, %s%s%s%s, %zu failovers%s, +%zu messages, %llu/%llu tokens (%llu unpaged), %zu stubbed, "
-		"%zu evicted, tools %zu/%zu stubbed, %zu faults, %zu recall rounds, first byte %.1f ms%s%s\n",
+		"%zu evicted, tools %zu/%zu stubbed, %zu faults, %zu recall rounds, window %s, first byte %.1f ms%s%s\n",
 		proxy_turn_branch(t), j->status, tg->model ? tg->model : "?", tg->translated ? " (translated to " : "",
 		tg->translated ? api_format_name(tg->api) : "", tg->translated ? ")" : "", s->failovers,
 		s->switched ? ", switch recorded" : "", s->appended, (unsigned long long)s->tokens, (unsigned long long)s->budget,
 		(unsigned long long)s->tokens_full, s->stubbed, s->evicted, s->n_tools_stubbed, s->n_tools, s->faults,
-		s->rounds, j->ttfb_ms, what ? ": " : "", what ? what : "");
+		s->rounds, s->window == 'g' ? "grown" : s->window == 'w' ? "paged whole" : "as kept", j->ttfb_ms,
+		what ? ": " : "", what ? what : "");
 }
 
 static void *job_run(void *arg)

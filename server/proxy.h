@@ -150,6 +150,8 @@ typedef struct {
 	size_t stubbed, evicted;
 	size_t faults, rounds;
 	size_t appended;                      /* client messages appended by this request */
+	char window;                          /* how the pager made the last window: 'g' the kept one grown,
+					       * 'w' the whole work, 'k' the kept one as it was */
 	bool side;                            /* not the session's line: passed through unrecorded */
 	size_t failovers;                     /* models given up on for this request */
 	size_t tools_dropped;                 /* provider built-ins the upstream's API cannot take */

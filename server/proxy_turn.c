@@ -36,6 +36,7 @@
 #include <time.h>
 #include "base/base.h"
 #include "proxy_priv.h"
+#include "pager/pager_int.h"
 
 #define NOTE_KEY "proxy"
 #define STUB_TAIL " [cmv: schema abridged, sent whole once called]"
@@ -98,22 +99,38 @@ static void fault(proxy_turn *t, const char *page);
 
 /* ---- JSON spans ----------------------------------------------------------------------- */
 
+/*
+ * Whitespace as cJSON reads it: any byte up to a space (NUL and control
+ * bytes too). The spans must fall where cJSON's parse puts the members, or
+ * a body cJSON reads would be cut at another place than the one it read.
+ */
 const char *pjs_ws(const char *p, const char *end)
 {
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+	while (p < end && (unsigned char)*p <= ' ')
 		p++;
 	return p;
 }
 
+/*
+ * The end of the string at p. Most of a request's bytes are inside strings
+ * (tool outputs): the next quote is found with memchr, and it ends the
+ * string when an even number of backslashes stands before it (each pair
+ * an escaped backslash), as a scan byte by byte would decide.
+ */
 static const char *pjs_string(const char *p, const char *end)
 {
+	const char *start;
 	if (p >= end || *p != '"')
 		return NULL;
-	for (p++; p < end; p++) {
-		if (*p == '\\')
-			p++;
-		else if (*p == '"')
-			return p + 1;
+	for (start = ++p; p < end;) {
+		const char *q = memchr(p, '"', (size_t)(end - p)), *b;
+		if (!q)
+			return NULL;
+		for (b = q; b > start && b[-1] == '\\';)
+			b--;
+		if ((q - b) % 2 == 0)
+			return q + 1;
+		p = q + 1;
 	}
 	return NULL;
 }
@@ -128,8 +145,7 @@ const char *pjs_skip(const char *p, const char *end)
 	if (*p != '{' && *p != '[') {
 		if (*p == '"')
 			return pjs_string(p, end);
-		while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\r' &&
-		       *p != '\t' && *p != ':')
+		while (p < end && *p != ',' && *p != '}' && *p != ']' && (unsigned char)*p > ' ' && *p != ':')
 			p++;
 		return p;
 	}
@@ -1103,9 +1119,11 @@ static int build_upstream(proxy_turn *t)
 	po.render_flags |= CMV_RENDER_STUB_THINKING;
 	po.target = t->target.api == PROXY_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC
 		: t->target.api == PROXY_API_CHAT ? CMV_RENDER_OPENAI_CHAT : CMV_RENDER_OPENAI_RESPONSES;
+	size_t n_grown = cmv__pager_spliced, n_whole = cmv__pager_whole; /* under the store lock: this call's alone */
 	if ((error = cmv_resolve(&tip, p->repo, t->branch)) < 0 ||
 	    (error = cmv_materialize_for(&mat, &rep, p->repo, &tip, t->model, &po)) < 0)
 		goto done;
+	t->st.window = cmv__pager_spliced != n_grown ? 'g' : cmv__pager_whole != n_whole ? 'w' : 'k';
 	t->st.budget = p->cfg.budget ? p->cfg.budget : base;
 	free(t->pages);
 	t->pages = NULL;
@@ -1143,24 +1161,56 @@ static int build_upstream(proxy_turn *t)
 		error = cmv_error__set(CMV_EINVALID, "the pager's request has no \"%s\"", msgs_key);
 		goto done;
 	}
-	if (!(mj = cJSON_ParseWithLength(mm.p, (size_t)(mm.end - mm.p)))) {
-		error = cmv_error__oom();
+	/*
+	 * The fault keys need the calls and the stubbed results: the messages
+	 * that hold neither (a resident tool output: most of the bytes) are
+	 * not parsed. Leaving them out changes nothing collect_fault_keys finds.
+	 */
+	pspan *wit = NULL;
+	size_t n_wit = 0;
+	if ((error = pjs_items(&wit, &n_wit, mm)) < 0 || !(mj = cJSON_CreateArray())) {
+		free(wit);
+		error = error < 0 ? error : cmv_error__oom();
 		goto done;
 	}
-	if ((error = collect_fault_keys(t, mj)) < 0)
+	for (size_t k = 0; k < n_wit && !error; k++) {
+		size_t len = (size_t)(wit[k].end - wit[k].p);
+		cJSON *it;
+		/* quoted, as cJSON prints a type or a key: a result's "tool_use_id" is not a call */
+		if (!memmem(wit[k].p, len, "; recall ", 9) && !memmem(wit[k].p, len, "\"tool_use\"", 10) &&
+		    !memmem(wit[k].p, len, "\"tool_calls\"", 12) && !memmem(wit[k].p, len, "\"function_call\"", 15))
+			continue;
+		if (!(it = cJSON_ParseWithLength(wit[k].p, len)) || !cJSON_AddItemToArray(mj, it)) {
+			cJSON_Delete(it);
+			error = cmv_error__oom();
+		}
+	}
+	free(wit);
+	if (error < 0 || (error = collect_fault_keys(t, mj)) < 0)
 		goto done;
-	if (t->api == PROXY_API_ANTHROPIC && cJSON_GetArraySize(mj) > 0) {
+	if (t->api == PROXY_API_ANTHROPIC && n_wit > 0) {
 		/*
 		 * One cache marker on the last message: the next turn's request
 		 * repeats this one's prefix, so the provider reads it from cache.
 		 * The client's own markers on system and tools stay; four at most.
+		 * The pager printed the array as cJSON prints it: only its last
+		 * message is printed again, the rest kept as the pager wrote it.
 		 */
-		size_t markers = 0;
+		size_t markers = 0, n_it = 0;
 		if (sys.p)
 			markers += count_markers(sys);
 		if (pjs_member(&tools_span, whole, "tools"))
 			markers += count_markers(tools_span);
-		cJSON *last = cJSON_GetArrayItem(mj, cJSON_GetArraySize(mj) - 1);
+		pspan *its = NULL;
+		if ((error = pjs_items(&its, &n_it, mm)) < 0 || !n_it) {
+			free(its);
+			if (!error)
+				error = cmv_error__set(CMV_EINVALID, "the pager's messages could not be read");
+			goto done;
+		}
+		pspan lastsp = its[n_it - 1];
+		free(its);
+		cJSON *last = cJSON_ParseWithLength(lastsp.p, (size_t)(lastsp.end - lastsp.p));
 		cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
 		if (cJSON_IsString(content)) {
 			cJSON *blk = cJSON_CreateObject();
@@ -1176,10 +1226,19 @@ static int build_upstream(proxy_turn *t)
 		if (markers < 4 && cJSON_IsObject(lb) && lbt && strcmp(lbt, "thinking") && strcmp(lbt, "redacted_thinking") &&
 		    !cJSON_GetObjectItemCaseSensitive(lb, "cache_control"))
 			cJSON_AddItemToObject(lb, "cache_control", cJSON_Parse("{\"type\":\"ephemeral\"}"));
-		if (!(msgs_text = cJSON_PrintUnformatted(mj))) {
+		char *lt = last ? cJSON_PrintUnformatted(last) : NULL;
+		cJSON_Delete(last);
+		size_t head = (size_t)(lastsp.p - mm.p), tail = (size_t)(mm.end - lastsp.end);
+		if (!lt || !(msgs_text = malloc(head + strlen(lt) + tail + 1))) {
+			cJSON_free(lt);
 			error = cmv_error__oom();
 			goto done;
 		}
+		memcpy(msgs_text, mm.p, head);
+		memcpy(msgs_text + head, lt, strlen(lt));
+		memcpy(msgs_text + head + strlen(lt), lastsp.end, tail);
+		msgs_text[head + strlen(lt) + tail] = '\0';
+		cJSON_free(lt);
 	}
 	/* the client's body with its messages and tools replaced, members in their order */
 	if (!pjs_member(&msgs_span, whole, msgs_key)) {
@@ -1229,7 +1288,7 @@ static int build_upstream(proxy_turn *t)
 	if (strcmp(t->target.model, t->client_model))
 		error = rename_model(t);
 done:
-	cJSON_free(msgs_text);
+	free(msgs_text);
 	cJSON_free(tools);
 	cJSON_Delete(mj);
 	cmv_materialize_report_dispose(&rep);
@@ -1295,15 +1354,32 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 	memcpy(t->raw, body, len);
 	t->raw[len] = '\0';
 	t->raw_len = len;
-	if (!(t->body = cJSON_ParseWithLength(body, len)) || !cJSON_IsObject(t->body)) {
+	const char *msgs_key = api == PROXY_API_RESPONSES ? "input" : "messages";
+	pspan whole = { t->raw, t->raw + len }, ms;
+	/*
+	 * The body is parsed without its messages, which are most of it: they
+	 * are read as spans (pjs_items), matched by digest, and parsed where
+	 * they are used: the new ones by the append, the assistant items
+	 * matched to a reply here, all of them for a request passed through
+	 * (docs/proxy.md, "How a request is handled").
+	 */
+	bool skeleton = pjs_member(&ms, whole, msgs_key) && ms.p < ms.end && *ms.p == '[';
+	if (skeleton) {
+		size_t head = (size_t)(ms.p - t->raw), rest = (size_t)(whole.end - ms.end);
+		if ((error = cmv_buf_put(&tmp, t->raw, head)) < 0 || (error = cmv_buf_puts(&tmp, "[]")) < 0 ||
+		    (error = cmv_buf_put(&tmp, ms.end, rest)) < 0)
+			goto fail;
+		t->body = cJSON_ParseWithLength(tmp.ptr, tmp.size);
+	} else {
+		t->body = cJSON_ParseWithLength(body, len);
+	}
+	if (!t->body || !cJSON_IsObject(t->body)) {
 		error = cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
 		goto fail;
 	}
 	t->stream = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t->body, "stream"));
 	const char *model = jstr(t->body, "model");
-	const char *msgs_key = api == PROXY_API_RESPONSES ? "input" : "messages";
 	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(t->body, msgs_key);
-	pspan whole = { t->raw, t->raw + len }, ms;
 	if (!model || !*model) {
 		error = cmv_error__set(CMV_EINVALID, "the request has no \"model\"");
 		goto fail;
@@ -1313,13 +1389,9 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 		t->side = true;
 		goto side;
 	}
-	if (!cJSON_IsArray(msgs) || !pjs_member(&ms, whole, msgs_key) || (error = pjs_items(&items, &n_items, ms)) < 0) {
+	if (!skeleton || !cJSON_IsArray(msgs) || (error = pjs_items(&items, &n_items, ms)) < 0) {
 		cmv_error_clear();
 		error = cmv_error__set(CMV_EINVALID, "the request's \"%s\" is not an array", msgs_key);
-		goto fail;
-	}
-	if (n_items != (size_t)cJSON_GetArraySize(msgs)) {
-		error = cmv_error__set(CMV_EINVALID, "the request's \"%s\" could not be read", msgs_key);
 		goto fail;
 	}
 	if (!(dig = calloc(n_items + 1, sizeof(*dig)))) {
@@ -1351,8 +1423,16 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 			continue;
 		if (e->kind == 'r') {
 			size_t k = i;
-			while (k < n_items && assistant_item(cJSON_GetArrayItem(msgs, (int)k), api))
-				k++;
+			for (cJSON *it; k < n_items; k++) {
+				if (!(it = cJSON_ParseWithLength(items[k].p, (size_t)(items[k].end - items[k].p)))) {
+					error = cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
+					goto unlock;
+				}
+				bool asst = assistant_item(it, api);
+				cJSON_Delete(it);
+				if (!asst)
+					break;
+			}
 			if (k == i)
 				break;
 			e->kind = 'g';
@@ -1372,6 +1452,13 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 	if (j < t->n_e) {
 		bool tools = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t->body, "tools")) > 0;
 		if (!tools) {
+			/* passed through as the client wrote it: JSON, as the whole body was checked to be before */
+			cJSON *all = cJSON_ParseWithLength(ms.p, (size_t)(ms.end - ms.p));
+			if (!all) {
+				error = cmv_error__set(CMV_EINVALID, "the request body is not a JSON object");
+				goto unlock;
+			}
+			cJSON_Delete(all);
 			t->side = true;
 			goto unlock;
 		}

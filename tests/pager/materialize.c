@@ -237,6 +237,8 @@ static void assert_reports_equal(const cmv_materialize_report *a, const cmv_mate
  * Materialize branch a (the kept request may grow) and branch b (the
  * whole work each time) at the same node: the same bytes, the same report.
  */
+static bool splice_stub_pinned; /* as the proxy pages: bodies in the last turns may be stubbed too */
+
 static bool same_both_ways(cmv_repo *repo, const char *a, const char *b, const cmv_id *at, const cmv_model *m,
 			   cmv_tok *tok, uint64_t budget, const char *what)
 {
@@ -244,6 +246,7 @@ static bool same_both_ways(cmv_repo *repo, const char *a, const char *b, const c
 	cmv_materialize_report ra = { 0 }, rb = { 0 };
 	cmv_buf oa = CMV_BUF_INIT((size_t)1 << 28), ob = CMV_BUF_INIT((size_t)1 << 28);
 	o.budget = budget;
+	o.stub_pinned = splice_stub_pinned;
 	assert_cmv_ok(cmv_branch_update(repo, a, at, NULL));
 	assert_cmv_ok(cmv_branch_update(repo, b, at, NULL));
 	o.state_branch = a;
@@ -345,7 +348,9 @@ static size_t splice_step(cmv_repo *repo, const char *a, const char *b, const cm
 			  cmv_tok *tok, bool second, size_t s, const char *file)
 {
 	(void)s;
-	return same_both_ways(repo, a, b, at, m, tok, second ? 48000 : 24000, file);
+	/* paged turns: a budget that pages the last turn's bodies of the larger sessions too */
+	uint64_t budget = splice_stub_pinned ? (second ? 16000 : 24000) : (second ? 48000 : 24000);
+	return same_both_ways(repo, a, b, at, m, tok, budget, file);
 }
 
 /*
@@ -363,6 +368,24 @@ static void test_append_grows_the_kept_request(void **state)
 	print_message("%zu steps compared, %zu grew the kept request\n", steps, spliced);
 	/* it means something only if most steps were appends the kept request could take */
 	assert_true(spliced * 3 >= steps);
+}
+
+/*
+ * The same with stub_pinned, as the proxy pages: an agent's long turn is
+ * paged inside itself, so the turn does not read alone and the kept
+ * request grows at its last assistant message (a step seam) instead.
+ */
+static void test_append_grows_a_paged_turn(void **state)
+{
+	size_t before = cmv__pager_spliced, before_steps = cmv__pager_spliced_steps;
+	splice_stub_pinned = true;
+	size_t steps = replay_sessions(*state, 12, "p", splice_step);
+	splice_stub_pinned = false;
+	size_t spliced = cmv__pager_spliced - before, at_steps = cmv__pager_spliced_steps - before_steps;
+	print_message("%zu steps compared, %zu grew the kept request, %zu of them inside a paged turn\n", steps, spliced,
+		      at_steps);
+	assert_true(spliced * 3 >= steps);
+	assert_true(at_steps > 0);
 }
 
 static void forty_turns(cmv_id *tip, cmv_repo *repo, const char *branch, const char *needle);
@@ -757,6 +780,89 @@ static void test_stable_prefix(void **state)
 }
 
 /* Pins and queries keep their pages; a page id that is not there is an error. */
+/*
+ * Two results of the same text are two pages of one id. When a cut takes
+ * the first and not the second, the next request keeps the second whole:
+ * the whole work marks only as many pages of an id gone as left last time
+ * (it used to mark both, stubbing a page the last request had whole and
+ * breaking its prefix), and so gives what the grown request gives.
+ */
+static void test_duplicate_pages_stay_as_they_left(void **state)
+{
+	test_store *ts = *state;
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report r1 = { 0 }, r2 = { 0 };
+	cmv_buf out1 = CMV_BUF_INIT((size_t)1 << 28), out2 = CMV_BUF_INIT((size_t)1 << 28);
+	cmv_buf dup = CMV_BUF_INIT(1 << 20), text = CMV_BUF_INIT(1 << 20), json = CMV_BUF_INIT(1 << 22);
+	cmv_id tip1, tip2;
+
+	rng = 11;
+	words(&dup, 500);
+	for (int i = 0; i < 10; i++) {
+		if (i == 0 || i == 6)
+			cmv_buf_set(&text, dup.ptr, dup.size);
+		else
+			words(&text, 500);
+		cJSON *qs = cJSON_CreateString(text.ptr);
+		char *q = cJSON_PrintUnformatted(qs);
+		cJSON_Delete(qs);
+		cmv_buf_clear(&json);
+		cmv_buf_printf(&json,
+			       "[{\"role\":\"user\",\"content\":\"read file %d\"},"
+			       "{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"call_%d\",\"name\":\"Read\","
+			       "\"input\":{\"f\":%d}}]},"
+			       "{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"call_%d\",\"content\":%s}]}]",
+			       i, i, i, i, q);
+		cJSON_free(q);
+		assert_cmv_ok(cmv_append_json(NULL, ts->repo, "dup-a", "anthropic", json.ptr, json.size));
+	}
+	assert_cmv_ok(cmv_resolve(&tip1, ts->repo, "dup-a"));
+	assert_cmv_ok(cmv_branch_create(ts->repo, "dup-b", &tip1, NULL));
+	assert_cmv_ok(cmv_branch_create(ts->repo, "dup-c", &tip1, NULL));
+	o.budget = 6000;
+	o.state_branch = "dup-a";
+	o.stub_pinned = true; /* one long turn (the results and the next asks merge), paged inside, as the proxy pages */
+	cmv__pager_splice = false;
+	assert_cmv_ok(cmv_materialize(&out1, &r1, ts->repo, &tip1, gpt4o, o200k, &o));
+	assert_true(r1.stubbed > 0);
+	/* the first result left, the second (the same text) stayed */
+	assert_non_null(strstr(out1.ptr, "read file 6"));
+	cJSON *ds = cJSON_CreateString(dup.ptr);
+	char *dq = cJSON_PrintUnformatted(ds);
+	cJSON_Delete(ds);
+	const char *first = strstr(out1.ptr, dq + 1);
+	assert_non_null(first);
+	assert_null(strstr(first + 1, dq + 1));
+	cmv_block_content b;
+	cmv_message u = test_text_message(&b, CMV_ROLE_USER, "and then?");
+	assert_cmv_ok(cmv_append(NULL, ts->repo, "dup-a", &u, 1, 0));
+	assert_cmv_ok(cmv_resolve(&tip2, ts->repo, "dup-a"));
+	assert_cmv_ok(cmv_materialize(&out2, &r2, ts->repo, &tip2, gpt4o, o200k, &o));
+	cmv__pager_splice = true;
+	/* the whole work after the append: the last request's messages, then the new one */
+	cJSON *m1 = messages_of(&out1), *m2 = messages_of(&out2);
+	assert_int_equal(cJSON_GetArraySize(m1) + 1, cJSON_GetArraySize(m2));
+	for (const cJSON *x = m1->child, *y = m2->child; x; x = x->next, y = y->next)
+		assert_true(cJSON_Compare(x, y, true));
+	/* and the grown request is the whole work's */
+	splice_stub_pinned = true;
+	size_t before = cmv__pager_spliced;
+	assert_true(same_both_ways(ts->repo, "dup-b", "dup-c", &tip1, gpt4o, o200k, 6000, "duplicates"));
+	assert_true(same_both_ways(ts->repo, "dup-b", "dup-c", &tip2, gpt4o, o200k, 6000, "duplicates"));
+	assert_int_equal(cmv__pager_spliced, before + 1);
+	splice_stub_pinned = false;
+	cJSON_Delete(m1);
+	cJSON_Delete(m2);
+	cJSON_free(dq);
+	cmv_materialize_report_dispose(&r1);
+	cmv_materialize_report_dispose(&r2);
+	cmv_buf_dispose(&out1);
+	cmv_buf_dispose(&out2);
+	cmv_buf_dispose(&dup);
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&json);
+}
+
 static void test_pins_and_query(void **state)
 {
 	test_store *ts = *state;
@@ -1224,9 +1330,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_random_histories, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stable_prefix, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_grows_the_kept_request, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_append_grows_a_paged_turn, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_with_reused_call_ids, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_index_grows, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_index_not_believed, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_pages_stay_as_they_left, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_pins_and_query, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),

@@ -501,6 +501,109 @@ bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", 
                      cwd=store, env=env, timeout=30)
 check(bad.returncode != 0 and "--tool-window 0: expected" in bad.stderr, f"--tool-window 0 is refused ({bad.stderr[:200]})")
 
+# The kept request grown (the pager's splice, at a step seam inside the agent's long paged turn)
+# gives what the whole work gives: the same client requests through a proxy that grows its kept
+# window and one with CMV_PAGER_SPLICE=0 (each on a store and a scripted upstream of its own, the
+# same script) give the same upstream bodies and the same branch, through a history the client
+# edits (a fork) and a restart of the proxy.
+def spawn_pair(tag, turns_g, extra_env):
+    st = os.path.join(root, "st-" + tag)
+    os.makedirs(st)
+    e = dict(env, CMV_DIR=os.path.join(st, ".cmv"), **extra_env)
+    subprocess.run([CMV, "init", st], check=True, capture_output=True, env=e)
+    sc = os.path.join(root, "script-" + tag + ".json")
+    json.dump({"turns": turns_g, "done": "Done."}, open(sc, "w"))
+    lg = os.path.join(root, "log-" + tag)
+    u = subprocess.Popen([sys.executable, SERVER, "--script", sc, "--log-dir", lg], stdout=subprocess.PIPE, text=True)
+    return {"store": st, "env": e, "log": lg, "up": u, "up_port": int(u.stdout.readline())}
+
+
+def start_proxy(side):
+    p = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream",
+                          f"anthropic=http://127.0.0.1:{side['up_port']}", "--budget", "9000"],
+                         stdout=subprocess.PIPE, stderr=open(side["store"] + ".err", "a"), text=True,
+                         cwd=side["store"], env=side["env"])
+    side["px"] = p
+    side["base"] = "http://127.0.0.1:%s" % re.search(r":(\d+)$", p.stdout.readline().strip()).group(1)
+
+
+def post_to(side, body):
+    req = urllib.request.Request(side["base"] + "/v1/messages", data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json", "x-api-key": KEY})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.read().decode()
+
+
+G = 16
+turns_g = [{"tool": "Bash", "input": {"command": f"cat g{k}"}, "id": f"toolu_g{k:02d}"} for k in range(G)]
+sides = {"grow": spawn_pair("grow", turns_g, {}), "whole": spawn_pair("whole", turns_g, {"CMV_PAGER_SPLICE": "0"})}
+try:
+    for side in sides.values():
+        start_proxy(side)
+    SID_G = "0b6d7c2e-2222-4222-8333-944455556666"
+    meta_g = {"user_id": json.dumps({"device_id": "d", "account_uuid": "", "session_id": SID_G})}
+    msgs = [{"role": "user", "content": "Read the g files one by one."}]
+    for k in range(G):
+        if k == 6:
+            # a restart: a new process finds what the last one kept in the store
+            for side in sides.values():
+                side["px"].terminate()
+                side["px"].wait(timeout=10)
+                start_proxy(side)
+        if k == 9:
+            # the client edits its history: a result it sent before said otherwise (the branch forks back)
+            msgs[-3]["content"][0]["content"] = "edited: " + "the file was replaced. " * 40
+        body = {"model": "claude-sonnet-4-5", "max_tokens": 2000, "stream": True, "metadata": meta_g,
+                "system": [{"type": "text", "text": "You are a test."}], "tools": TOOLS[:1], "messages": msgs}
+        sent = json.loads(json.dumps(body))
+        # the client's marker on its last message, moved every turn, as Claude Code does
+        last = sent["messages"][-1]
+        if isinstance(last["content"], list):
+            last["content"][-1]["cache_control"] = {"type": "ephemeral"}
+        replies = {name: post_to(side, sent) for name, side in sides.items()}
+        asst, _, _ = message_from_events(events(replies["grow"]))
+        msgs.append(asst)
+        out_k = f"output of g{k}\n" + "\n".join(f"g{k} line {i}: " + "alpha beta gamma delta " * 5 for i in range(20))
+        msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_g{k:02d}",
+                                                  "content": out_k}]})
+
+    def bodies(side):
+        out = []
+        for f in sorted(glob.glob(os.path.join(side["log"], "*.json"))):
+            r = json.load(open(f))
+            if r["method"] == "POST":
+                out.append(r["body"])
+        return out
+
+    bg, bw = bodies(sides["grow"]), bodies(sides["whole"])
+    check(len(bg) == G and len(bw) == G, f"both proxies sent {G} upstream requests ({len(bg)}, {len(bw)})")
+    differ = [k for k in range(min(len(bg), len(bw))) if bg[k] != bw[k]]
+    check(not differ, f"the grown window is the whole work's, request by request (differ: {differ})")
+    stubbed = sum(1 for b in bg for m in b.get("messages", []) for c in (m.get("content") or [])
+                  if isinstance(c, dict) and c.get("type") == "tool_result" and "recall" in json.dumps(c.get("content")))
+    check(stubbed > 0, f"the session was paged inside its one long turn ({stubbed} stubbed results sent)")
+
+    def branch(side, name):
+        r = subprocess.run([CMV, "log", name, "--json"], capture_output=True, text=True, env=side["env"],
+                           cwd=side["store"])
+        return [(x.get("role"), x.get("id")) for x in json.loads(r.stdout or "[]")] if r.returncode == 0 else None
+
+    grown = [open(s["store"] + ".err").read().count("window grown") for s in sides.values()]
+    check(grown[0] >= G // 2 and grown[1] == 0,
+          f"the window was grown from the kept one on most requests, and never with CMV_PAGER_SPLICE=0 ({grown})")
+
+    lg_g, lg_w = branch(sides["grow"], "proxy/" + SID_G), branch(sides["whole"], "proxy/" + SID_G)
+    check(lg_g is not None and lg_g == lg_w and len(lg_g) >= 2 * G, "the same branch either way")
+    forks = [subprocess.run([CMV, "list", "--branches"], capture_output=True, text=True, env=s["env"],
+                            cwd=s["store"]).stdout.count(SID_G + ".fork-") for s in sides.values()]
+    check(forks == [1, 1], f"the edited history forked the branch once on each ({forks})")
+finally:
+    for side in sides.values():
+        for p in (side.get("px"), side["up"]):
+            if p and p.poll() is None:
+                p.kill()
+
+
 DONE = True
 px.terminate()
 px.wait(timeout=10)

@@ -276,7 +276,7 @@ class Handler(BaseHTTPRequestHandler):
         if turn.get("text"):
             blocks.append({"type": "text", "text": turn["text"]})
         if turn.get("tool"):
-            blocks.append({"type": "tool_use", "id": f"toolu_{i:04d}_{int(time.time() * 1000) % 100000:05d}",
+            blocks.append({"type": "tool_use", "id": turn.get("id") or f"toolu_{i:04d}_{int(time.time() * 1000) % 100000:05d}",
                            "name": turn["tool"], "input": turn.get("input", {})})
         if not blocks:
             blocks.append({"type": "text", "text": done_text})
