@@ -95,6 +95,7 @@ static char *cc_session(void)
 {
 	/* a result of some 4,000 tokens, which the microcompaction clears */
 	cmv_buf big = CMV_BUF_INIT(1 << 20), file = CMV_BUF_INIT(1 << 22);
+	cmv_buf_printf(&big, "quetzal ");
 	for (int i = 0; i < 800; i++)
 		cmv_buf_printf(&big, "line %d of the file that was read once ", i);
 	cmv_buf_printf(&file, "%s",
@@ -176,6 +177,39 @@ static void test_host_sends__claude_code_microcompaction_is_rendered_as_sent(voi
 	assert_true(c2 > 4000);
 	assert_true(c3 + 3000 < c2);
 	cmv_buf_dispose(&body);
+	free(text);
+}
+
+/*
+ * A cleared result is paged out, not gone: recall --query (the pager's
+ * query path) finds a word only it holds, from the branch (then from its
+ * kept index) and without one, while what is sent keeps the stub.
+ */
+static void test_host_sends__claude_code_cleared_results_are_found_by_query(void **state)
+{
+	test_store *ts = *state;
+	char *text = cc_session();
+	cmv_id tip = import_text(ts, "cc-query", text);
+	cmv_buf out = CMV_BUF_INIT(1 << 24);
+	const cmv_model *m = NULL;
+	size_t n = 0;
+	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
+
+	assert_cmv_ok(cmv_models_find(&m, models, "claude-opus-4-5"));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, m, o200k, "quetzal", 20000));
+	assert_true(n >= 1);
+	assert_non_null(strstr(out.ptr, "quetzal line 0 of the file"));
+	for (int i = 0; i < 2; i++) { /* the index built, then read back */
+		assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, "cc-query", m, o200k, "quetzal", 20000));
+		assert_true(n >= 1);
+		assert_non_null(strstr(out.ptr, "quetzal line 0 of the file"));
+	}
+	/* sent and counted as Claude Code sent it */
+	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	assert_cmv_ok(cmv_render(&out, NULL, ts->repo, &tip, CMV_RENDER_ANTHROPIC, &ro));
+	assert_null(strstr(out.ptr, "quetzal"));
+	assert_true(sent(ts->repo, &tip, "claude-opus-4-5", NULL) < 2000);
+	cmv_buf_dispose(&out);
 	free(text);
 }
 
@@ -371,6 +405,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_host_sends__claude_code_microcompaction_is_rendered_as_sent,
+						test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_host_sends__claude_code_cleared_results_are_found_by_query,
 						test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_host_sends__claude_code_restart_begins_a_segment, test_store_setup,
 						test_store_teardown),
