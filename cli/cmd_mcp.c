@@ -32,7 +32,7 @@ static const char *m_action, *m_http, *m_model, *m_config;
 static bool m_claude, m_codex, m_gemini, m_json;
 const cli_opt opts_mcp[] = {
 	{ OPT_ARG_OPT, "ACTION", 0, NULL, "install, uninstall or hook (none: serve)", &m_action, NULL },
-	{ OPT_VALUE, "http", 0, "ADDR", "serve Streamable HTTP on PORT or HOST:PORT at /mcp (default host 127.0.0.1; another host needs $CMV_MCP_TOKEN)", &m_http, NULL },
+	{ OPT_VALUE, "http", 0, "ADDR", "serve Streamable HTTP on PORT or HOST:PORT at /mcp (default host 127.0.0.1; :PORT is every interface; another host needs $CMV_MCP_TOKEN)", &m_http, NULL },
 	{ OPT_VALUE, "model", 'm', "MODEL", "whose tokens the budgets count (default claude-sonnet-4-5)", &m_model, NULL },
 	{ OPT_FLAG, "claude", 0, NULL, "install/uninstall: Claude Code (its MCP config and the live-session hook)", NULL, &m_claude },
 	{ OPT_FLAG, "codex", 0, NULL, "install/uninstall: Codex (config.toml [mcp_servers.cmv])", NULL, &m_codex },

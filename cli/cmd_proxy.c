@@ -17,7 +17,7 @@
 static const char *p_listen, *p_upstream, *p_budget, *p_fallback, *p_timeout, *p_retry, *p_tool_window;
 static bool p_no_tools, p_no_recall, p_quiet;
 const cli_opt opts_proxy[] = {
-	{ OPT_VALUE, "listen", 0, "ADDR", "PORT or HOST:PORT (default host 127.0.0.1; another host needs $CMV_PROXY_TOKEN)", &p_listen, NULL },
+	{ OPT_VALUE, "listen", 0, "ADDR", "PORT or HOST:PORT (default host 127.0.0.1; :PORT is every interface; another host needs $CMV_PROXY_TOKEN)", &p_listen, NULL },
 	{ OPT_VALUE, "upstream", 0, "PROVIDER=URL", "where a provider's requests go (anthropic, openai; repeatable; default: the providers' own)", &p_upstream, NULL },
 	{ OPT_VALUE, "budget", 0, "N", "tokens every upstream request may count (default: the model's input budget)", &p_budget, NULL },
 	{ OPT_VALUE, "fallback", 0, "MODEL,...", "on 429, 5xx, a dropped connection or a timeout, the request goes to these models in turn (recorded as switches)", &p_fallback, NULL },

@@ -457,12 +457,13 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 /*
  * A microcompact_boundary: from there on Claude Code sends the results of
  * the listed tool calls as a stub (formats.md §1.9, rule 3). Rendering
- * keeps them whole only for the full history.
+ * keeps them whole only for the full history and for the pager's query
+ * path (CMV__RENDER_KEEP_CLEARED), which must find them.
  */
 static void cc_microcompact(conv *c, const cJSON *rec)
 {
 	const cJSON *ids = cmv_formats__cj_get(cmv_formats__cj_get(rec, "microcompactMetadata"), "compactedToolIds");
-	if (c->keep_all || !cJSON_IsArray(ids))
+	if (c->keep_all || c->keep_cleared || !cJSON_IsArray(ids))
 		return;
 	for (const cJSON *m = c->messages ? c->messages->child : NULL; m; m = m->next)
 		for (cJSON *b = cJSON_GetArrayItem(cmv_formats__cj_get(m, "content"), 0); b; b = b->next) {

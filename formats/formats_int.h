@@ -157,8 +157,17 @@ typedef struct {
 	size_t resets;    /* compactions crossed */
 	bool keep_all;    /* a compaction does not drop what came before */
 	bool stub_thinking; /* CMV_RENDER_STUB_THINKING */
+	bool keep_cleared; /* CMV__RENDER_KEEP_CLEARED */
 	bool after_boundary; /* a Claude Code compaction boundary was read, and no user or assistant line since */
 } conv;
+
+/*
+ * An internal render flag (beside cmv_render_flags): the results Claude
+ * Code's microcompaction cleared stay whole, where rendering what is sent
+ * shows its stub. The pager's query path loads with it: a cleared result
+ * is paged out, which is what recall --query is for (formats.md §1.9).
+ */
+#define CMV__RENDER_KEEP_CLEARED (1u << 30)
 
 /*
  * A branch loaded for one provider and repaired to its rules, before it is

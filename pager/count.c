@@ -491,6 +491,64 @@ cmv_render_target cmv_model_render_target(const cmv_model *model)
 	return model && (unsigned)model->api < CMV_ARRAY_SIZE(targets) ? targets[model->api] : (cmv_render_target)0;
 }
 
+/* What one node of a branch says about the turn's reasoning. */
+enum { TR_NONE, TR_RESET, TR_REASONING, TR_USAGE };
+typedef struct {
+	int what;
+	bool has_total;
+	double total;     /* total_token_usage.total_tokens: a repeat shows as the same */
+	double reasoning; /* last_token_usage.reasoning_output_tokens, or -1 */
+} turn_mark;
+
+static int turn_mark_of(turn_mark *m, cmv_buf *rec, cmv_repo *repo, const cmv_node *n)
+{
+	const char *format;
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	m->reasoning = -1;
+	if ((rc = cmv_formats__session_record_bytes(rec, &format, repo, n, false)) == CMV_ENOTFOUND) {
+		cmv_error_clear();
+		if (n->kind != CMV_KIND_EVENT && n->role == CMV_ROLE_USER)
+			m->what = TR_RESET; /* a message appended in cmv: a turn of its own */
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (strcmp(format, "codex"))
+		return 0;
+	int perr = 0;
+	cJSON *j = cmv_formats__jscan_parse(rec->ptr, rec->size, &perr);
+	if (perr < 0)
+		return perr;
+	const char *type = cmv_formats__cj_str(j, "type");
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+	const char *pt = cmv_formats__cj_str(p, "type"), *role = cmv_formats__cj_str(p, "role");
+	if (!type || !pt) {
+		if (type && !strcmp(type, "compacted"))
+			m->what = TR_RESET;
+	} else if (!strcmp(type, "response_item") && !strcmp(pt, "reasoning")) {
+		m->what = TR_REASONING;
+	} else if (!strcmp(type, "response_item") && !strcmp(pt, "message") && role && !strcmp(role, "user")) {
+		m->what = TR_RESET;
+	} else if (!strcmp(type, "event_msg") && (!strcmp(pt, "user_message") || !strcmp(pt, "context_compacted"))) {
+		m->what = TR_RESET;
+	} else if (!strcmp(type, "event_msg") && !strcmp(pt, "token_count")) {
+		const cJSON *info = cJSON_GetObjectItemCaseSensitive(p, "info");
+		const cJSON *last = cJSON_GetObjectItemCaseSensitive(info, "last_token_usage");
+		const cJSON *tot = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(info, "total_token_usage"), "total_tokens");
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(last, "reasoning_output_tokens");
+		m->what = TR_USAGE;
+		if ((m->has_total = cJSON_IsNumber(tot)))
+			m->total = tot->valuedouble;
+		if (cJSON_IsNumber(r))
+			m->reasoning = r->valuedouble;
+	}
+	cJSON_Delete(j);
+	return 0;
+}
+
 /*
  * The reasoning a Responses request carries within a turn. A Codex reply's
  * reasoning item goes back to the model with every later call of the same
@@ -502,74 +560,85 @@ cmv_render_target cmv_model_render_target(const cmv_model *model)
  * its base64 says nothing countable (and the published samples' is
  * redacted), so the charge is the recorded tokens, walked from the branch's
  * records: 0 for a branch that is no Codex rollout.
+ *
+ * Only the current turn can count, so the records are read from the tip
+ * back to the turn's start (a user message, a compaction, the root): every
+ * pager load for a Responses target pays this, and a long rollout
+ * continued through the proxy must not re-read its whole history per
+ * request (docs/pager.md). Nodes before the turn are not read, except,
+ * rarely, back to the last usage before it, which tells a repeated
+ * token_count at the turn's start from a new call.
  */
 int cmv_pager__turn_reasoning(uint64_t *out, cmv_repo *repo, const cmv_id *tip)
 {
-	cmv_walk *w = NULL;
-	const cmv_node *n;
+	cmv_node *n = NULL;
 	cmv_buf rec = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	turn_mark *marks = NULL, m;
+	size_t count = 0, cap = 0;
+	cmv_id cur = *tip, before; /* before: the node above the turn's start */
 	uint64_t turn = 0;
 	double total = -1;
+	bool seeded = false;
 	bool item = false; /* a reasoning item since the last call's usage */
-	int error;
+	int error = 0;
 
 	*out = 0;
-	if ((error = cmv_walk_new(&w, repo, tip)) < 0)
-		return error;
-	while ((error = cmv_walk_next(&n, w)) == 0) {
-		const char *format;
-		int rc = cmv_formats__session_record_bytes(&rec, &format, repo, n, false);
-		if (rc == CMV_ENOTFOUND) {
-			cmv_error_clear();
-			if (n->kind != CMV_KIND_EVENT && n->role == CMV_ROLE_USER)
-				turn = 0, item = false; /* a message appended in cmv: a turn of its own */
-			continue;
-		}
-		if (rc < 0) {
-			error = rc;
+	cmv_id_clear(&before);
+	/* back from the tip to the turn's start: marks[0] is the tip's */
+	while (!cmv_id_is_none(&cur)) {
+		cmv_node_free(n);
+		n = NULL;
+		if ((error = cmv_node_read(&n, repo, &cur)) < 0 || (error = turn_mark_of(&m, &rec, repo, n)) < 0)
+			goto done;
+		cur = n->parent;
+		if (m.what == TR_RESET) {
+			before = n->parent;
 			break;
 		}
-		if (strcmp(format, "codex"))
-			continue;
-		int perr = 0;
-		cJSON *j = cmv_formats__jscan_parse(rec.ptr, rec.size, &perr);
-		if (perr < 0) {
-			error = perr;
-			break;
+		if (count >= cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			turn_mark *na = cmv__realloc(marks, ncap * sizeof(*marks));
+			if (!na) {
+				error = cmv_error__oom();
+				goto done;
+			}
+			marks = na, cap = ncap;
 		}
-		const char *type = cmv_formats__cj_str(j, "type");
-		const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
-		const char *pt = cmv_formats__cj_str(p, "type"), *role = cmv_formats__cj_str(p, "role");
-		if (!type || !pt) {
-			if (type && !strcmp(type, "compacted"))
-				turn = 0, item = false;
-		} else if (!strcmp(type, "response_item") && !strcmp(pt, "reasoning")) {
+		marks[count++] = m;
+	}
+	/* then forwards through it, as the records were written */
+	for (size_t i = count; i-- > 0;) {
+		const turn_mark *t = &marks[i];
+		if (t->what == TR_REASONING) {
 			item = true;
-		} else if (!strcmp(type, "response_item") && !strcmp(pt, "message") && role && !strcmp(role, "user")) {
-			turn = 0, item = false;
-		} else if (!strcmp(type, "event_msg") && (!strcmp(pt, "user_message") || !strcmp(pt, "context_compacted"))) {
-			turn = 0, item = false;
-		} else if (!strcmp(type, "event_msg") && !strcmp(pt, "token_count")) {
-			const cJSON *info = cJSON_GetObjectItemCaseSensitive(p, "info");
-			const cJSON *last = cJSON_GetObjectItemCaseSensitive(info, "last_token_usage");
-			const cJSON *tot = cJSON_GetObjectItemCaseSensitive(
-				cJSON_GetObjectItemCaseSensitive(info, "total_token_usage"), "total_tokens");
-			const cJSON *r = cJSON_GetObjectItemCaseSensitive(last, "reasoning_output_tokens");
+		} else if (t->what == TR_USAGE) {
+			/* the turn's first usage could repeat the last one before the turn */
+			for (cur = before; t->has_total && !seeded && item && t->reasoning > 0 && !cmv_id_is_none(&cur);) {
+				cmv_node_free(n);
+				n = NULL;
+				if ((error = cmv_node_read(&n, repo, &cur)) < 0 || (error = turn_mark_of(&m, &rec, repo, n)) < 0)
+					goto done;
+				cur = n->parent;
+				if (m.what == TR_USAGE && m.has_total) {
+					total = m.total;
+					break;
+				}
+			}
+			seeded = seeded || t->has_total;
 			/* Codex may log a call's usage twice: the repeat is no new call */
-			bool repeat = cJSON_IsNumber(tot) && tot->valuedouble == total;
-			if (cJSON_IsNumber(tot))
-				total = tot->valuedouble;
-			if (!repeat && item && cJSON_IsNumber(r) && r->valuedouble > 0 && r->valuedouble < 1e9)
-				turn += (uint64_t)r->valuedouble;
+			bool repeat = t->has_total && t->total == total;
+			if (t->has_total)
+				total = t->total;
+			if (!repeat && item && t->reasoning > 0 && t->reasoning < 1e9)
+				turn += (uint64_t)t->reasoning;
 			if (!repeat)
 				item = false;
 		}
-		cJSON_Delete(j);
 	}
-	if (error == CMV_ITEROVER)
-		error = 0;
-	cmv_walk_free(w);
+done:
+	cmv_node_free(n);
 	cmv_buf_dispose(&rec);
+	free(marks);
 	if (!error)
 		*out = turn;
 	return error;

@@ -12,16 +12,25 @@
 
 int srv_addr_parse(char host[256], char port[16], const char *addr, const char *what)
 {
-	const char *colon = strrchr(addr, ':');
+	const char *colon = strrchr(addr, ':'), *h = addr;
 
 	snprintf(host, 256, "127.0.0.1");
-	if (colon) {
+	if (colon == addr) {
+		/*
+		 * ":PORT" is every interface, as most servers read it; no loopback,
+		 * so the callers require a token (docs/proxy.md, docs/mcp.md).
+		 */
+		snprintf(host, 256, "0.0.0.0");
+		if (strlen(colon + 1) >= 16)
+			return cmv_error__set(CMV_EINVALID, "%s %s: expected PORT or HOST:PORT", what, addr);
+		snprintf(port, 16, "%s", colon + 1);
+	} else if (colon) {
 		size_t n = (size_t)(colon - addr);
-		if (n && addr[0] == '[' && addr[n - 1] == ']')
-			addr++, n -= 2;
+		if (n && h[0] == '[' && h[n - 1] == ']')
+			h++, n -= 2;
 		if (!n || n >= 256)
 			return cmv_error__set(CMV_EINVALID, "%s %s: expected PORT or HOST:PORT", what, addr);
-		memcpy(host, addr, n);
+		memcpy(host, h, n);
 		host[n] = '\0';
 		if (strlen(colon + 1) >= 16)
 			return cmv_error__set(CMV_EINVALID, "%s %s: expected PORT or HOST:PORT", what, addr);

@@ -11,7 +11,8 @@
 #include <microhttpd.h>
 
 /*
- * Split "PORT", "HOST:PORT" or "[V6]:PORT" (HOST default 127.0.0.1).
+ * Split "PORT", "HOST:PORT", "[V6]:PORT" or ":PORT" (HOST default 127.0.0.1;
+ * ":PORT" is every interface, 0.0.0.0).
  * `what` names the option in the error ("--http", "--listen").
  */
 int srv_addr_parse(char host[256], char port[16], const char *addr, const char *what);

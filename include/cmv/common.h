@@ -13,9 +13,9 @@
 #endif
 
 #define CMV_VERSION_MAJOR 0
-#define CMV_VERSION_MINOR 1
+#define CMV_VERSION_MINOR 2
 #define CMV_VERSION_PATCH 0
-#define CMV_VERSION "0.1.0"
+#define CMV_VERSION "0.2.0"
 
 /** The library's version string, "MAJOR.MINOR.PATCH". */
 CMV_EXTERN(const char *) cmv_version(void);

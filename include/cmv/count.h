@@ -145,7 +145,12 @@ CMV_EXTERN(int) cmv_calibration_get(cmv_calibration *out, cmv_repo *repo, const 
 CMV_EXTERN(int) cmv_calibration_foreach(cmv_repo *repo, int (*cb)(const cmv_calibration *c, void *payload),
 					void *payload);
 
-/** One API call of an imported session, as its record says it was billed. */
+/**
+ * One API call of an imported session, as its record says it was billed.
+ * cmv_billed_calls returns an array of these, so its size is ABI: 0.2
+ * added id and reasoning (a program built against 0.1 is rebuilt; README,
+ * "Versions").
+ */
 typedef struct cmv_billed_call {
 	char model[CMV_CALIBRATION_MODEL_MAX]; /**< as the session names it */
 	uint64_t prompt;  /**< input + cache creation + cache read tokens */

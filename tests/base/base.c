@@ -138,6 +138,18 @@ static void test_base_errors__codes_and_messages(void **state)
 	cmv_error_clear();
 }
 
+/* The header's version is the build's (CMakeLists.txt project()): an ABI change bumps both. */
+static void test_base_version__header_and_project_agree(void **state)
+{
+	char v[32];
+	(void)state;
+	snprintf(v, sizeof(v), "%d.%d.%d", CMV_VERSION_MAJOR, CMV_VERSION_MINOR, CMV_VERSION_PATCH);
+	assert_string_equal(cmv_version(), CMV_TEST_PROJECT_VERSION);
+	assert_string_equal(v, CMV_TEST_PROJECT_VERSION);
+	/* 0.2: cmv_billed_call grew (id, reasoning) */
+	assert_true(CMV_VERSION_MAJOR > 0 || CMV_VERSION_MINOR >= 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +161,7 @@ int main(void)
 		cmocka_unit_test(test_base_id__rejects_bad_hex_and_short_prefixes),
 		cmocka_unit_test(test_base_utf8__validation),
 		cmocka_unit_test(test_base_errors__codes_and_messages),
+		cmocka_unit_test(test_base_version__header_and_project_agree),
 	};
 	return cmocka_run_group_tests_name("base", tests, NULL, NULL);
 }

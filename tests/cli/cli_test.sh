@@ -695,8 +695,20 @@ for serve in "mcp --http" "proxy --listen"; do
 	kill -TERM "$spid"; wait "$spid"; rc=$?
 	ok "$serve: SIGTERM stops it, exit 0" test $rc -eq 0 -a -n "$(grep -o 'listening on http://127.0.0.1:[1-9]' "$WORK/.serve")"
 done
-run proxy --listen :8080; ok "proxy --listen with an empty host: usage" test $rc -eq 2
-ok "proxy --listen: the message names the option" has "--listen :8080: expected PORT or HOST:PORT" "$err"
+# ":PORT" is every interface: off loopback, so a token is required
+run proxy --listen :8080; ok "proxy --listen :PORT without a token: usage" test $rc -eq 2
+ok "proxy --listen :PORT: every interface, so a token" has "--listen :8080 is not a loopback address: set CMV_PROXY_TOKEN" "$err"
+run mcp --http :8080; ok "mcp --http :PORT without a token: usage" test $rc -eq 2 -a -n "$(has CMV_MCP_TOKEN "$err" && echo y)"
+for serve in "mcp --http" "proxy --listen"; do
+	# shellcheck disable=SC2086
+	CMV_MCP_TOKEN=t0k CMV_PROXY_TOKEN=t0k "$CMV" $serve :0 >"$WORK/.serve" 2>&1 &
+	spid=$!
+	for _ in $(seq 300); do grep -q "listening on" "$WORK/.serve" && break; sleep 0.1; done
+	kill -TERM "$spid"; wait "$spid"; rc=$?
+	ok "$serve :PORT with a token: every interface" test $rc -eq 0 -a -n "$(grep -o 'listening on http://0.0.0.0:[1-9]' "$WORK/.serve")"
+done
+run proxy --listen "[]:8080"; ok "proxy --listen with an empty host: usage" test $rc -eq 2
+ok "proxy --listen: the message names the option" has "--listen []:8080: expected PORT or HOST:PORT" "$err"
 run mcp --http 127.0.0.1:123456789012345678; ok "mcp --http with a port too long: usage" test $rc -eq 2
 ok "mcp --http: the message names the option" has "--http" "$err"
 # --timeout 0 meant never: an upstream that never answers held its request (and a worker) forever

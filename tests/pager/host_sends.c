@@ -95,6 +95,7 @@ static char *cc_session(void)
 {
 	/* a result of some 4,000 tokens, which the microcompaction clears */
 	cmv_buf big = CMV_BUF_INIT(1 << 20), file = CMV_BUF_INIT(1 << 22);
+	cmv_buf_printf(&big, "quetzal ");
 	for (int i = 0; i < 800; i++)
 		cmv_buf_printf(&big, "line %d of the file that was read once ", i);
 	cmv_buf_printf(&file, "%s",
@@ -176,6 +177,39 @@ static void test_host_sends__claude_code_microcompaction_is_rendered_as_sent(voi
 	assert_true(c2 > 4000);
 	assert_true(c3 + 3000 < c2);
 	cmv_buf_dispose(&body);
+	free(text);
+}
+
+/*
+ * A cleared result is paged out, not gone: recall --query (the pager's
+ * query path) finds a word only it holds, from the branch (then from its
+ * kept index) and without one, while what is sent keeps the stub.
+ */
+static void test_host_sends__claude_code_cleared_results_are_found_by_query(void **state)
+{
+	test_store *ts = *state;
+	char *text = cc_session();
+	cmv_id tip = import_text(ts, "cc-query", text);
+	cmv_buf out = CMV_BUF_INIT(1 << 24);
+	const cmv_model *m = NULL;
+	size_t n = 0;
+	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
+
+	assert_cmv_ok(cmv_models_find(&m, models, "claude-opus-4-5"));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, m, o200k, "quetzal", 20000));
+	assert_true(n >= 1);
+	assert_non_null(strstr(out.ptr, "quetzal line 0 of the file"));
+	for (int i = 0; i < 2; i++) { /* the index built, then read back */
+		assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, "cc-query", m, o200k, "quetzal", 20000));
+		assert_true(n >= 1);
+		assert_non_null(strstr(out.ptr, "quetzal line 0 of the file"));
+	}
+	/* sent and counted as Claude Code sent it */
+	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	assert_cmv_ok(cmv_render(&out, NULL, ts->repo, &tip, CMV_RENDER_ANTHROPIC, &ro));
+	assert_null(strstr(out.ptr, "quetzal"));
+	assert_true(sent(ts->repo, &tip, "claude-opus-4-5", NULL) < 2000);
+	cmv_buf_dispose(&out);
 	free(text);
 }
 
@@ -264,6 +298,84 @@ static void test_host_sends__codex_reasoning_is_charged_within_its_turn(void **s
 	assert_int_equal(th, 0);
 }
 
+/* A usage line with computed figures (CX_USAGE takes literals). */
+static void cx_usage(cmv_buf *b, unsigned input, unsigned reasoning, unsigned total)
+{
+	cmv_buf_printf(b,
+		       "{\"timestamp\":\"2026-06-18T00:57:05.559Z\",\"type\":\"event_msg\",\"payload\":{\"type\":\"token_count\","
+		       "\"info\":{\"total_token_usage\":{\"input_tokens\":%u,\"output_tokens\":50,\"reasoning_output_tokens\":%u,"
+		       "\"total_tokens\":%u},\"last_token_usage\":{\"input_tokens\":%u,\"output_tokens\":50,"
+		       "\"reasoning_output_tokens\":%u,\"total_tokens\":%u},\"model_context_window\":258400}}}\n",
+		       input, reasoning, total, input, reasoning, input);
+}
+
+static void test_host_sends__codex_reasoning_reads_only_the_current_turn(void **state)
+{
+	/* the turn of codex_rollout, 60 times over, then one more user turn */
+	test_store *ts = *state;
+	cmv_buf b = CMV_BUF_INIT(1 << 22);
+	unsigned total = 0, turns = 60;
+	uint64_t th;
+	char needle[64];
+
+	cmv_buf_printf(&b, "%s", CX_LINE("session_meta", "{\"id\":\"019ed836-0000-7000-8000-00000000beef\",\"timestamp\":"
+								  "\"2026-06-18T00:52:03.755Z\",\"cwd\":\"/w\",\"originator\":\"codex-tui\","
+								  "\"cli_version\":\"0.140.0\",\"source\":\"cli\",\"model_provider\":\"openai\"}"));
+	for (unsigned t = 0; t < turns; t++) {
+		cmv_buf_printf(&b, "%s", CX_LINE("turn_context", "{\"cwd\":\"/w\",\"model\":\"gpt-5.5\"}"));
+		cmv_buf_printf(&b, CX_LINE("response_item", "{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":"
+							    "\"input_text\",\"text\":\"question %u\"}]}"), t);
+		cmv_buf_printf(&b, CX_LINE("event_msg", "{\"type\":\"user_message\",\"message\":\"question %u\"}"), t);
+		cmv_buf_printf(&b, "%s", CX_LINE("response_item", "{\"type\":\"reasoning\",\"summary\":[],\"encrypted_content\":\"R\"}"));
+		cmv_buf_printf(&b, CX_LINE("response_item", "{\"type\":\"function_call\",\"name\":\"exec_command\",\"arguments\":"
+							    "\"{}\",\"call_id\":\"c%u_1\"}"), t);
+		cmv_buf_printf(&b, CX_LINE("response_item", "{\"type\":\"function_call_output\",\"call_id\":\"c%u_1\",\"output\":\"x\"}"), t);
+		cx_usage(&b, 10000 + t, 700, total += 10750);
+		cx_usage(&b, 10000 + t, 700, total); /* logged twice */
+		cmv_buf_printf(&b, "%s", CX_LINE("response_item", "{\"type\":\"reasoning\",\"summary\":[],\"encrypted_content\":\"R\"}"));
+		cmv_buf_printf(&b, CX_LINE("response_item", "{\"type\":\"function_call\",\"name\":\"exec_command\",\"arguments\":"
+							    "\"{}\",\"call_id\":\"c%u_2\"}"), t);
+		cmv_buf_printf(&b, CX_LINE("response_item", "{\"type\":\"function_call_output\",\"call_id\":\"c%u_2\",\"output\":\"y\"}"), t);
+		cx_usage(&b, 10760 + t, 300, total += 11110);
+		cmv_buf_printf(&b, CX_LINE("response_item", "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":"
+							    "\"output_text\",\"text\":\"Answer %u.\"}]}"), t);
+		cx_usage(&b, 11100 + t, 0, total += 11150);
+	}
+	/*
+	 * A turn whose first usage repeats the last one before it (Codex logs
+	 * usage again at a turn's start): no new call, so the reasoning item
+	 * before it is not charged with that usage's figure.
+	 */
+	cmv_buf_printf(&b, "%s", CX_LINE("response_item", "{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":"
+								  "\"input_text\",\"text\":\"again\"}]}"));
+	cmv_buf_printf(&b, "%s", CX_LINE("event_msg", "{\"type\":\"user_message\",\"message\":\"again\"}"));
+	cmv_buf_printf(&b, "%s", CX_LINE("response_item", "{\"type\":\"reasoning\",\"summary\":[],\"encrypted_content\":\"R\"}"));
+	cx_usage(&b, 11100, 300, total);
+	cmv_buf_printf(&b, "%s", CX_LINE("response_item", "{\"type\":\"function_call\",\"name\":\"exec_command\",\"arguments\":"
+								  "\"{}\",\"call_id\":\"last\"}"));
+	assert_cmv_ok(cmv_buf_putc(&b, '\0'));
+	cmv_id tip = import_text(ts, "cx-long", b.ptr);
+
+	/* the last full turn reads as codex_rollout's one turn did */
+	snprintf(needle, sizeof(needle), "\"call_id\":\"c%u_1\"}", turns - 1);
+	cmv_id at = node_before(ts->repo, &tip, needle);
+	(void)sent(ts->repo, &at, "gpt-5.5", &th);
+	assert_int_equal(th, 0);
+	snprintf(needle, sizeof(needle), "\"call_id\":\"c%u_2\"}", turns - 1);
+	at = node_before(ts->repo, &tip, needle);
+	(void)sent(ts->repo, &at, "gpt-5.5", &th);
+	assert_int_equal(th, 700);
+	snprintf(needle, sizeof(needle), "Answer %u.", turns - 1);
+	at = node_before(ts->repo, &tip, needle);
+	(void)sent(ts->repo, &at, "gpt-5.5", &th);
+	assert_int_equal(th, 1000);
+	/* the repeat at the next turn's start charges nothing */
+	at = node_before(ts->repo, &tip, "\"call_id\":\"last\"");
+	(void)sent(ts->repo, &at, "gpt-5.5", &th);
+	assert_int_equal(th, 0);
+	cmv_buf_dispose(&b);
+}
+
 static void test_host_sends__codex_token_counts_feed_the_calibration(void **state)
 {
 	test_store *ts = *state;
@@ -294,9 +406,13 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_host_sends__claude_code_microcompaction_is_rendered_as_sent,
 						test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_host_sends__claude_code_cleared_results_are_found_by_query,
+						test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_host_sends__claude_code_restart_begins_a_segment, test_store_setup,
 						test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_host_sends__codex_reasoning_is_charged_within_its_turn,
+						test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_host_sends__codex_reasoning_reads_only_the_current_turn,
 						test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_host_sends__codex_token_counts_feed_the_calibration,
 						test_store_setup, test_store_teardown),
