@@ -1452,3 +1452,70 @@ uint64_t cmv_count_ceiling(const cmv_model *model, uint64_t budget)
 	return (uint64_t)floor((double)(budget - model->margin_tokens) /
 			       (1.0 + (model->margin > 0 ? model->margin : 0)));
 }
+
+/*
+ * The anchor (docs/tokenizers.md, "Anchored on what was billed"): the last
+ * call on the path to tip that records usage, when it was billed for this
+ * model. Its billed content is its prompt less its segment's hidden prefix
+ * (the segment's first call's prompt less cmv's count before it, as the
+ * calibration takes it), and the correction is that less cmv's count of
+ * what it was sent. Only calls on the path count: a call is known once its
+ * reply is recorded, so the anchor never uses a call after the tip.
+ */
+int cmv_count_anchor_find(cmv_count_anchor *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
+			  cmv_tok *tok, const cmv_models *models)
+{
+	cmv_billed_call *calls = NULL;
+	const cmv_model *billed_as = NULL;
+	cmv_token_stats st;
+	size_t n = 0, a, f;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	CMV_ASSERT_ARG(models);
+	memset(out, 0, sizeof(*out));
+	if ((error = cmv_billed_calls(&calls, &n, repo, tip, models)) < 0)
+		return error;
+	if (!n) {
+		snprintf(out->why, sizeof(out->why), "no call on the branch records what it was billed");
+		goto done;
+	}
+	a = n - 1;
+	if (cmv_models_find(&billed_as, models, calls[a].model) < 0) {
+		cmv_error_clear();
+		billed_as = NULL;
+	}
+	if (!billed_as || strcmp(billed_as->id, model->id)) {
+		snprintf(out->why, sizeof(out->why), "the last billed call was for %.56s, not %.56s", calls[a].model,
+			 model->id);
+		goto done;
+	}
+	if (cmv_id_is_none(&calls[a].before) || !calls[a].prompt) {
+		snprintf(out->why, sizeof(out->why), "the last billed call was sent nothing cmv holds");
+		goto done;
+	}
+	/* its segment's first call with a conversation before it: where the hidden prefix is taken */
+	for (f = a; f > 0 && calls[f - 1].segment == calls[a].segment && !cmv_id_is_none(&calls[f - 1].before); f--)
+		;
+	if ((error = cmv_count_sent(&st, repo, &calls[a].before, model, tok)) < 0)
+		goto done;
+	out->counted = st.total;
+	out->hidden = (int64_t)calls[f].prompt - (int64_t)st.total;
+	if (f != a) {
+		if ((error = cmv_count_sent(&st, repo, &calls[f].before, model, tok)) < 0)
+			goto done;
+		out->hidden = (int64_t)calls[f].prompt - (int64_t)st.total;
+	}
+	out->found = true;
+	out->call = a;
+	out->at = calls[a].before;
+	out->prompt = calls[a].prompt;
+	out->correction = (int64_t)calls[a].prompt - out->hidden - (int64_t)out->counted;
+done:
+	free(calls);
+	return error;
+}
