@@ -25,6 +25,7 @@
  * the result in the branch's page table (table.c).
  */
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <string.h>
 #include "pager_priv.h"
 #include "tok/tok_int.h"
@@ -90,7 +91,10 @@ static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, co
 	m->tip = tip;
 	m->model = model;
 	m->tok = tok;
-	m->o = opts ? *opts : (cmv_pager_options)CMV_PAGER_OPTIONS_INIT;
+	m->o = (cmv_pager_options)CMV_PAGER_OPTIONS_INIT;
+	/* a caller built against version 1 has no anchor field */
+	if (opts)
+		memcpy(&m->o, opts, opts->version >= 2 ? sizeof(m->o) : offsetof(cmv_pager_options, anchor));
 	m->ro = ro;
 	cmv_buf_init(&m->okey, 1 << 20);
 	pager_start(m);

@@ -71,7 +71,7 @@ typedef struct cmv_pager_options {
 	 */
 	const cmv_count_anchor *anchor;
 } cmv_pager_options;
-#define CMV_PAGER_OPTIONS_VERSION 1
+#define CMV_PAGER_OPTIONS_VERSION 2 /* 2: anchor */
 #define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false, NULL }
 /** The defaults, for callers (bindings) that cannot use the macro. */
 CMV_EXTERN(void) cmv_pager_options_init(cmv_pager_options *opts);
@@ -122,7 +122,11 @@ typedef struct cmv_materialize_report {
 	 */
 	uint64_t billed_budget;
 	double margin;
-	/** The anchor's correction was applied (nothing paged out): tokens and tokens_full include it. */
+	/**
+	 * An anchor was given (cmv_pager_options.anchor): tokens_full is the
+	 * whole request predicted from it (its count plus `correction`);
+	 * `anchored`: nothing was paged out, so tokens is that prediction too.
+	 */
 	bool anchored;
 	int64_t correction;
 } cmv_materialize_report;
