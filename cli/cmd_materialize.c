@@ -310,8 +310,8 @@ CMD(fit)
 				/* where the counts and their margin come from: a calibration, or the profile */
 				if (cmv_model_calibrated(&again, &source, m, ctx->repo) == 0) {
 					if (rep.anchored)
-						cmv_buf_printf(&source, "; anchored on what the branch's last call was billed "
-							       "(%llu tokens; the count %+lld)",
+						cmv_buf_printf(&source, "; anchored on the branch's last billed call (a prompt "
+							       "of %llu tokens): the count corrected by %+lld",
 							       (unsigned long long)an.prompt, (long long)an.correction);
 					else if (an.found)
 						cmv_buf_printf(&source, "; not anchored: pages left, so the request is not "
