@@ -13,13 +13,18 @@
  * less its segment's hidden prefix, the segment's first call's prompt less
  * what cmv counts before it) against what cmv counts of the conversation
  * before the call, rendered for the model and counted with its calibrated
- * profile; "under" is a call billed more than count x (1 + margin) +
- * margin_tokens. Beside it, in the same run, the same calls counted with
+ * profile, anchored on the call before (its billed content less what cmv
+ * counted of it, added to the count: cmv_count_anchor_find's rule, which
+ * every 25th call is checked against) when that was billed for the same
+ * model; "under" is a call billed more than count x (1 + margin) +
+ * margin_tokens. Beside it, the same calls and margins counted without the
+ * anchor (the rule before). Beside it, in the same run, the same calls counted with
  * the built-in profile (no calibration): the baseline. "fit +30%": the
  * count with its margin within a budget 30% over what was billed (the
  * issue's tightness). --calls FILE writes every measured call (tab-separated:
  * session, call, model, segment, message id, prompt, count, billed content,
- * margin, margin_tokens, Codex reasoning tokens) for reading residuals.
+ * margin, margin_tokens, Codex reasoning tokens, the anchored count or -1)
+ * for reading residuals.
  */
 #include <math.h>
 #include <stdlib.h>
