@@ -1453,6 +1453,80 @@ uint64_t cmv_count_ceiling(const cmv_model *model, uint64_t budget)
 			       (1.0 + (model->margin > 0 ? model->margin : 0)));
 }
 
+/* The conversation at `tip` rendered for the model's API, as cmv_count_sent renders it, parsed; NULL on error. */
+static cJSON *rendered(cmv_repo *repo, const cmv_id *tip, const cmv_model *model, int *error)
+{
+	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31);
+	cJSON *j = NULL;
+
+	ro.model = model->id;
+	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	if ((*error = cmv_render(&body, NULL, repo, tip, cmv_model_render_target(model), &ro)) == 0 &&
+	    !(j = cJSON_ParseWithLength(body.ptr, body.size)))
+		*error = cmv_error__set(CMV_ERROR, "a rendered request does not parse");
+	cmv_buf_dispose(&body);
+	return j;
+}
+
+/*
+ * Whether the request at `tip` holds the one at `at` whole: every top-level
+ * field but the conversation the same, and the conversation (messages, or a
+ * Responses request's input) starting with the billed one's, its last message
+ * equal or grown by content blocks appended to it. A trim, a compaction, a
+ * microcompaction's stubs or a host's rewrite of an earlier message breaks it.
+ */
+int cmv_count_anchor_holds(bool *out, cmv_repo *repo, const cmv_id *at, const cmv_id *tip, const cmv_model *model)
+{
+	int error;
+	cJSON *a = NULL, *t = NULL;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(at);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	*out = false;
+	if (cmv_id_equal(at, tip)) {
+		*out = true;
+		return 0;
+	}
+	if (!(a = rendered(repo, at, model, &error)) || !(t = rendered(repo, tip, model, &error)))
+		goto done;
+	bool ok = true;
+	const cJSON *conv_a = NULL, *conv_t = NULL;
+	for (const cJSON *f = a->child; f && ok; f = f->next) {
+		const cJSON *g = cJSON_GetObjectItemCaseSensitive(t, f->string);
+		if (cJSON_IsArray(f) && (!strcmp(f->string, "messages") || !strcmp(f->string, "input"))) {
+			conv_a = f;
+			conv_t = g;
+		} else {
+			ok = g && cJSON_Compare(f, g, true);
+		}
+	}
+	if (ok && conv_a && cJSON_IsArray(conv_t) && cJSON_GetArraySize(conv_t) >= cJSON_GetArraySize(conv_a)) {
+		const cJSON *x = conv_a->child, *y = conv_t->child;
+		for (; ok && x && x->next; x = x->next, y = y->next)
+			ok = cJSON_Compare(x, y, true);
+		if (ok && x && !cJSON_Compare(x, y, true)) {
+			/* the last message may have grown: the same fields, its content blocks a prefix of the new ones */
+			const cJSON *cx = cJSON_GetObjectItemCaseSensitive(x, "content"),
+				    *cy = cJSON_GetObjectItemCaseSensitive(y, "content");
+			for (const cJSON *f = x->child; f && ok; f = f->next)
+				ok = f == cx || (cJSON_GetObjectItemCaseSensitive(y, f->string) &&
+						 cJSON_Compare(f, cJSON_GetObjectItemCaseSensitive(y, f->string), true));
+			ok = ok && cJSON_IsArray(cx) && cJSON_IsArray(cy) && cJSON_GetArraySize(cy) >= cJSON_GetArraySize(cx);
+			for (const cJSON *p = ok ? cx->child : NULL, *q = ok ? cy->child : NULL; ok && p; p = p->next, q = q->next)
+				ok = cJSON_Compare(p, q, true);
+		}
+		*out = ok;
+	}
+done:
+	cJSON_Delete(a);
+	cJSON_Delete(t);
+	return error;
+}
+
 /*
  * The anchor (docs/tokenizers.md, "Anchored on what was billed"): the last
  * call on the path to tip that records usage, when it was billed for this
@@ -1496,6 +1570,14 @@ int cmv_count_anchor_find(cmv_count_anchor *out, cmv_repo *repo, const cmv_id *t
 	}
 	if (cmv_id_is_none(&calls[a].before) || !calls[a].prompt) {
 		snprintf(out->why, sizeof(out->why), "the last billed call was sent nothing cmv holds");
+		goto done;
+	}
+	bool holds;
+	if ((error = cmv_count_anchor_holds(&holds, repo, &calls[a].before, tip, model)) < 0)
+		goto done;
+	if (!holds) {
+		snprintf(out->why, sizeof(out->why),
+			 "the request no longer holds the billed one (trimmed, compacted or rewritten since)");
 		goto done;
 	}
 	/* its segment's first call with a conversation before it: where the hidden prefix is taken */

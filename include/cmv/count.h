@@ -189,12 +189,23 @@ typedef struct cmv_count_anchor {
 /**
  * Find the anchor of the branch at `tip` for `model` (counted as `model`
  * counts: pass the calibrated profile). Not found (out->found false, why
- * said) when no call on the path records usage, or the last one was billed
- * for another model.
+ * said) when no call on the path records usage, the last one was billed for
+ * another model, or the request at `tip` no longer holds its request whole
+ * (cmv_count_anchor_holds).
  * @return 0, or the store's, the renderer's and the tokenizer's errors
  */
 CMV_EXTERN(int) cmv_count_anchor_find(cmv_count_anchor *out, cmv_repo *repo, const cmv_id *tip,
 				      const cmv_model *model, cmv_tok *tok, const cmv_models *models);
+/**
+ * Whether the request at `tip`, rendered for `model`'s API, holds the one at
+ * `at` whole (what an anchor needs): every field but the conversation the
+ * same, the conversation starting with the one at `at`, its last message
+ * equal or grown by content blocks. A trim, a compaction or a rewrite of an
+ * earlier message (a microcompaction's stubs) breaks it.
+ * @return 0, or the renderer's errors
+ */
+CMV_EXTERN(int) cmv_count_anchor_holds(bool *out, cmv_repo *repo, const cmv_id *at, const cmv_id *tip,
+				       const cmv_model *model);
 
 /**
  * `model` as the store's calibration says it counts: its own calibration

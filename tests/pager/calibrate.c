@@ -263,6 +263,36 @@ static void test_calibrate__anchor(void **state)
 	assert_cmv_ok(cmv_trim(&tr, ts->repo, &res.head, &to));
 	assert_cmv_ok(cmv_count_anchor_find(&an, ts->repo, &tr.head, sonnet, o200k, models));
 	assert_false(an.found);
+	/* what the anchor needs: the later request holds the earlier one whole, not the other way */
+	bool holds = false;
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, &calls[k - 1].before, tip, sonnet));
+	assert_true(holds);
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, tip, &calls[k - 1].before, sonnet));
+	assert_false(holds);
+	/* the same session with an early message rewritten: its later request no longer holds the billed one */
+	cmv_buf text = CMV_BUF_INIT(1 << 24), edited = CMV_BUF_INIT(1 << 24);
+	test_read_file(&text, path);
+	const char *u2 = strstr(text.ptr, "\"uuid\":\"u2\"");
+	assert_non_null(u2);
+	const char *line = u2;
+	while (line > text.ptr && line[-1] != '\n')
+		line--;
+	const char *content = strstr(line, "\"content\":\"");
+	assert_true(content && content < u2);
+	content += strlen("\"content\":\"");
+	cmv_buf_printf(&edited, "%.*sEDITED %s", (int)(content - text.ptr), text.ptr, content);
+	char *epath = test_write_file(ts->dir, "edited.jsonl", edited.ptr, edited.size);
+	cmv_import_result eres;
+	cmv_import_options eo = CMV_IMPORT_OPTIONS_INIT;
+	eo.branch = "edited";
+	assert_cmv_ok(cmv_import_file(&eres, ts->repo, epath, NULL, &eo));
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, &calls[k - 1].before, &eres.head, sonnet));
+	assert_false(holds);
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, &calls[k - 1].before, &res.head, sonnet));
+	assert_true(holds);
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&edited);
+	free(epath);
 	/* the branch's own tip: the anchor is its last call, the request holds it whole */
 	assert_cmv_ok(cmv_count_anchor_find(&an, ts->repo, &res.head, sonnet, o200k, models));
 	assert_true(an.found);
