@@ -13,13 +13,18 @@
  * less its segment's hidden prefix, the segment's first call's prompt less
  * what cmv counts before it) against what cmv counts of the conversation
  * before the call, rendered for the model and counted with its calibrated
- * profile; "under" is a call billed more than count x (1 + margin) +
- * margin_tokens. Beside it, in the same run, the same calls counted with
+ * profile, anchored on the call before (its billed content less what cmv
+ * counted of it, added to the count: cmv_count_anchor_find's rule, which
+ * every 25th call is checked against) when that was billed for the same
+ * model; "under" is a call billed more than count x (1 + margin) +
+ * margin_tokens. Beside it, the same calls and margins counted without the
+ * anchor (the rule before). Beside it, in the same run, the same calls counted with
  * the built-in profile (no calibration): the baseline. "fit +30%": the
  * count with its margin within a budget 30% over what was billed (the
  * issue's tightness). --calls FILE writes every measured call (tab-separated:
  * session, call, model, segment, message id, prompt, count, billed content,
- * margin, margin_tokens, Codex reasoning tokens) for reading residuals.
+ * margin, margin_tokens, Codex reasoning tokens, the anchored count or -1)
+ * for reading residuals.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -28,9 +33,11 @@
 
 typedef struct {
 	char model[CMV_CALIBRATION_MODEL_MAX];
-	double *cal, *base; /* counted / billed, calibrated and built-in */
+	double *cal, *base; /* counted / billed: calibrated (anchored where an anchor applies) and built-in */
 	size_t n, cap, under_cal, under_base, pairs;
 	size_t tight; /* calls whose count, with the margin, fits a budget 30% over what was billed */
+	size_t anchored;                /* calls counted from an anchor (the call before, billed) */
+	size_t under_plain, tight_plain; /* the same calls counted without the anchor (the rule before) */
 	size_t sessions, last; /* sessions measured; the last one (1-based) */
 	double margin_min, margin_max; /* the calibrated margins counted with */
 } per_model;
@@ -38,6 +45,8 @@ typedef struct {
 typedef struct {
 	per_model *v;
 	size_t n;
+	size_t checked, mismatched; /* anchors recomputed by cmv_count_anchor_find, and those that differed */
+	size_t broken; /* calls whose request no longer held the one billed before (all sizes) */
 } results;
 
 static per_model *slot(results *r, const char *model)
@@ -72,6 +81,13 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 	cmv_model cal;
 	cmv_tok *tok = NULL;
 	double hidden_cal = 0, hidden_base = 0;
+	/*
+	 * The anchor for call k: call k - 1, known live once its reply came
+	 * (its usage), when billed for the same model: its billed content less
+	 * what cmv counted of it. Only calls before k of this session.
+	 */
+	bool prev_ok = false;
+	double prev_residual = 0;
 
 	if (cmv_billed_calls(&calls, &n, repo, tip, models) < 0 || !n) {
 		cmv_error_clear();
@@ -80,8 +96,10 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 	}
 	for (size_t k = 0; k < n; k++) {
 		uint64_t c_cal, c_base;
-		if (cmv_id_is_none(&calls[k].before))
+		if (cmv_id_is_none(&calls[k].before)) {
+			prev_ok = false; /* billed for nothing cmv holds: no anchor for the next */
 			continue;
+		}
 		if (!base || strcmp(calls[k].model, calls[k - (k > 0)].model) || k == 0) {
 			base = NULL;
 			cmv_tok_free(tok);
@@ -90,22 +108,55 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 			    cmv_tok_load(&tok, base->tokenizer, NULL) < 0 || cmv_model_calibrated(&cal, NULL, base, repo) < 0) {
 				cmv_error_clear();
 				base = NULL;
+				prev_ok = false;
 				continue;
 			}
+			prev_ok = false; /* another model: the call before was billed for it, no anchor */
 		}
 		if (!counted(&c_cal, repo, &calls[k].before, &cal, tok) ||
-		    !counted(&c_base, repo, &calls[k].before, base, tok))
+		    !counted(&c_base, repo, &calls[k].before, base, tok)) {
+			prev_ok = false;
 			continue;
+		}
 		if (k == 0 || calls[k].segment != calls[k - 1].segment) {
 			hidden_cal = (double)calls[k].prompt - (double)c_cal;
 			hidden_base = (double)calls[k].prompt - (double)c_base;
+			prev_ok = true;
+			prev_residual = 0; /* the hidden prefix is taken so that this call's is none */
 			continue;
 		}
 		double billed_cal = (double)calls[k].prompt - hidden_cal, billed_base = (double)calls[k].prompt - hidden_base;
+		bool anchor = prev_ok && !cmv_id_is_none(&calls[k - 1].before), holds = false;
+		/* the library's rule: only while the request holds the billed one whole */
+		if (anchor && cmv_count_anchor_holds(&holds, repo, &calls[k - 1].before, &calls[k].before, &cal) < 0)
+			cmv_error_clear();
+		if (anchor && !holds) {
+			anchor = false;
+			res->broken++;
+		}
+		double c_anch = anchor ? (double)c_cal + prev_residual : (double)c_cal;
+		if (c_anch < 0)
+			c_anch = 0;
+		if (anchor && k % 25 == 0) {
+			/* the library's anchor, from the records on the path alone, must say the same */
+			cmv_count_anchor an;
+			res->checked++;
+			if (cmv_count_anchor_find(&an, repo, &calls[k].before, &cal, tok, models) < 0) {
+				cmv_error_clear();
+				res->mismatched++;
+			} else if (!an.found || fabs((double)an.correction - prev_residual) > 0.5) {
+				res->mismatched++;
+				fprintf(stderr, "cmv-bench count: session %zu call %zu: anchor %s %lld, bench %.0f\n", session, k,
+					an.found ? "found" : an.why, (long long)an.correction, prev_residual);
+			}
+		}
+		prev_ok = true;
+		prev_residual = billed_cal - (double)c_cal;
 		if (dump)
-			fprintf(dump, "%zu\t%zu\t%s\t%u\t%s\t%llu\t%llu\t%.0f\t%.4f\t%.4f\t%llu\n", session, k, calls[k].model,
-				calls[k].segment, calls[k].id, (unsigned long long)calls[k].prompt, (unsigned long long)c_cal,
-				billed_cal, cal.margin, (double)cal.margin_tokens, (unsigned long long)calls[k].reasoning);
+			fprintf(dump, "%zu\t%zu\t%s\t%u\t%s\t%llu\t%llu\t%.0f\t%.4f\t%.4f\t%llu\t%.0f\n", session, k,
+				calls[k].model, calls[k].segment, calls[k].id, (unsigned long long)calls[k].prompt,
+				(unsigned long long)c_cal, billed_cal, cal.margin, (double)cal.margin_tokens,
+				(unsigned long long)calls[k].reasoning, anchor ? c_anch : -1.0);
 		if (billed_cal < 10000 || billed_base < 10000)
 			continue; /* as the issue measured: calls of at least 10k content tokens */
 		per_model *p = slot(res, base->id);
@@ -114,7 +165,7 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 			p->cal = realloc(p->cal, p->cap * sizeof(*p->cal));
 			p->base = realloc(p->base, p->cap * sizeof(*p->base));
 		}
-		p->cal[p->n] = (double)c_cal / billed_cal;
+		p->cal[p->n] = c_anch / billed_cal;
 		p->base[p->n] = (double)c_base / billed_base;
 		if (p->last != session + 1) {
 			p->last = session + 1;
@@ -124,8 +175,15 @@ static void measure(results *res, cmv_repo *repo, const cmv_id *tip, cmv_models 
 			p->margin_min = cal.margin;
 		if (!p->n || cal.margin > p->margin_max)
 			p->margin_max = cal.margin;
-		p->under_cal += billed_cal > (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens;
-		p->tight += (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens <= 1.30 * billed_cal;
+		p->anchored += anchor;
+		p->under_cal += billed_cal > c_anch * (1 + cal.margin) + (double)cal.margin_tokens;
+		p->tight += c_anch * (1 + cal.margin) + (double)cal.margin_tokens <= 1.30 * billed_cal;
+		p->under_plain += billed_cal > (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens;
+		p->tight_plain += (double)c_cal * (1 + cal.margin) + (double)cal.margin_tokens <= 1.30 * billed_cal;
+		if (anchor && billed_cal > c_anch * (1 + cal.margin) + (double)cal.margin_tokens)
+			fprintf(stderr, "cmv-bench count: under beyond the margin: session %zu call %zu (%s): billed %.0f, "
+				"anchored %.0f, margin %.4f + %llu\n", session, k, base->id, billed_cal, c_anch, cal.margin,
+				(unsigned long long)cal.margin_tokens);
 		p->under_base += billed_base > (double)c_base * (1 + base->margin) + (double)base->margin_tokens;
 		p->n++;
 	}
@@ -188,7 +246,8 @@ int bench_count(int argc, char **argv)
 			fprintf(stderr, "cmv-bench count: cannot write %s\n", calls_path);
 			return 1;
 		}
-		fprintf(dump, "session\tcall\tmodel\tsegment\tid\tprompt\tcounted\tbilled\tmargin\tmargin_tokens\treasoning\n");
+		fprintf(dump, "session\tcall\tmodel\tsegment\tid\tprompt\tcounted\tbilled\tmargin\tmargin_tokens\treasoning\t"
+			      "anchored\n");
 	}
 	double t0 = bench_now();
 	char *tmp = bench_tmpdir();
@@ -240,15 +299,18 @@ int bench_count(int argc, char **argv)
 	double secs = bench_now() - t0;
 	bench_machine(machine, sizeof(machine));
 	cJSON *arr = json ? cJSON_CreateArray() : NULL;
-	size_t all_n = 0, all_tight = 0, all_under = 0;
+	size_t all_n = 0, all_tight = 0, all_under = 0, all_anch = 0, all_under_plain = 0, all_tight_plain = 0;
 	if (!json) {
 		printf("cmv-bench count: %zu sessions with usage in %s, each measured with a calibration of all the "
 		       "others (leave one session out), calls of at least 10k content tokens; %s; %.1f s\n",
 		       files.n, dir, machine, secs);
-		printf("%-20s %5s %6s %6s | %-26s %7s %13s %6s | %-26s %7s\n", "model", "sess", "calls", "pairs",
-		       "calibrated: counted/billed", "under", "margin used", "fit", "built-in: counted/billed", "under");
-		printf("%-20s %5s %6s %6s | %8s %8s %8s %7s %13s %6s | %8s %8s %8s %7s\n", "", "", "", "", "median", "p5", "p95",
-		       "margin", "min-max", "+30%", "median", "p5", "p95", "margin");
+		printf("calibrated: the count anchored on the call before where it applies (\"anch\": such calls), with the "
+		       "calibrated margin; unanchored: the same calls and margin, counted without it (the rule before)\n");
+		printf("%-20s %5s %6s %6s %5s | %-26s %7s %13s %6s | %-14s | %-26s %7s\n", "model", "sess", "calls", "pairs",
+		       "anch", "calibrated: counted/billed", "under", "margin used", "fit", "unanchored", "built-in: counted/billed",
+		       "under");
+		printf("%-20s %5s %6s %6s %5s | %8s %8s %8s %7s %13s %6s | %6s %7s | %8s %8s %8s %7s\n", "", "", "", "", "",
+		       "median", "p5", "p95", "margin", "min-max", "+30%", "under", "fit+30%", "median", "p5", "p95", "margin");
 	}
 	for (size_t i = 0; i < res.n; i++) {
 		per_model *p = &res.v[i];
@@ -267,6 +329,9 @@ int bench_count(int argc, char **argv)
 			cJSON_AddNumberToObject(o, "calibrated_p95", c95);
 			cJSON_AddNumberToObject(o, "calibrated_under_beyond_margin", (double)p->under_cal);
 			cJSON_AddNumberToObject(o, "calibrated_fit_30_over", (double)p->tight);
+			cJSON_AddNumberToObject(o, "anchored", (double)p->anchored);
+			cJSON_AddNumberToObject(o, "unanchored_under_beyond_margin", (double)p->under_plain);
+			cJSON_AddNumberToObject(o, "unanchored_fit_30_over", (double)p->tight_plain);
 			cJSON_AddNumberToObject(o, "builtin_median", bm);
 			cJSON_AddNumberToObject(o, "builtin_p5", b5);
 			cJSON_AddNumberToObject(o, "builtin_p95", b95);
@@ -275,22 +340,31 @@ int bench_count(int argc, char **argv)
 		} else {
 			if (!p->n)
 				continue; /* calibrated, but no call of 10k tokens to measure */
-			printf("%-20s %5zu %6zu %6zu | %8.3f %8.3f %8.3f %6.1f%% %5.1f-%5.1f%% %5.0f%% | %8.3f %8.3f %8.3f %6.1f%%\n",
-			       p->model, p->sessions, p->n, p->pairs, cm, c5, c95,
+			printf("%-20s %5zu %6zu %6zu %5zu | %8.3f %8.3f %8.3f %6.1f%% %5.1f-%5.1f%% %5.0f%% | %5.1f%% %6.0f%% | %8.3f "
+			       "%8.3f %8.3f %6.1f%%\n",
+			       p->model, p->sessions, p->n, p->pairs, p->anchored, cm, c5, c95,
 			       100.0 * (double)p->under_cal / (double)p->n, 100 * p->margin_min, 100 * p->margin_max,
-			       100.0 * (double)p->tight / (double)p->n, bm, b5, b95, 100.0 * (double)p->under_base / (double)p->n);
+			       100.0 * (double)p->tight / (double)p->n, 100.0 * (double)p->under_plain / (double)p->n,
+			       100.0 * (double)p->tight_plain / (double)p->n, bm, b5, b95,
+			       100.0 * (double)p->under_base / (double)p->n);
 			all_n += p->n;
 			all_tight += p->tight;
 			all_under += p->under_cal;
+			all_anch += p->anchored;
+			all_under_plain += p->under_plain;
+			all_tight_plain += p->tight_plain;
 		}
 		free(p->cal);
 		free(p->base);
 	}
 	if (!json && all_n)
-		printf("all models: %zu calls; under-counted beyond the margin %zu (%.1f%%); fit 30%% over what was billed %zu "
-		       "(%.1f%%)\n",
-		       all_n, all_under, 100.0 * (double)all_under / (double)all_n, all_tight,
-		       100.0 * (double)all_tight / (double)all_n);
+		printf("all models: %zu calls, %zu anchored; under-counted beyond the margin %zu (%.1f%%; unanchored %zu); fit "
+		       "30%% over what was billed %zu (%.1f%%; unanchored %zu); anchors checked against "
+		       "cmv_count_anchor_find: %zu, differing %zu; not anchored because the request no longer held the one "
+		       "billed before: %zu calls (all sizes)\n",
+		       all_n, all_anch, all_under, 100.0 * (double)all_under / (double)all_n, all_under_plain, all_tight,
+		       100.0 * (double)all_tight / (double)all_n, all_tight_plain, res.checked, res.mismatched,
+		       res.broken);
 	if (json) {
 		char *s = cJSON_Print(arr);
 		printf("%s\n", s);

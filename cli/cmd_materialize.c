@@ -78,6 +78,9 @@ static cJSON *report_json(const cmv_materialize_report *r, const cmv_model *m)
 	cJSON_AddNumberToObject(o, "tokens", (double)r->tokens);
 	cJSON_AddNumberToObject(o, "tokens_full", (double)r->tokens_full);
 	cJSON_AddBoolToObject(o, "fits", r->fits);
+	/* counted from what was billed for the branch's last call, plus what came since */
+	cJSON_AddBoolToObject(o, "anchored", r->anchored);
+	cJSON_AddNumberToObject(o, "correction", (double)r->correction);
 	cJSON_AddNumberToObject(o, "turns", (double)r->turns);
 	cJSON_AddNumberToObject(o, "pages", (double)r->n_pages);
 	cJSON_AddNumberToObject(o, "resident", (double)r->resident);
@@ -267,6 +270,18 @@ CMD(fit)
 		} else if (cmv_tok_load(&tok, m->tokenizer, NULL) < 0) {
 			rc = cli_fail("cannot load the tokenizer");
 		} else {
+			/*
+			 * Anchored on the branch's last billed call, when it was
+			 * billed for this model: the request is predicted from
+			 * what the provider billed for it (cmv_count_anchor_find).
+			 */
+			cmv_count_anchor an;
+			if (cmv_count_anchor_find(&an, ctx->repo, &tip, m, tok, models) < 0) {
+				cmv_error_clear();
+				memset(&an, 0, sizeof(an));
+				snprintf(an.why, sizeof(an.why), "the branch's records could not be read for it");
+			}
+			po.anchor = &an;
 			int e = cmv_materialize(&out, &rep, ctx->repo, &tip, m, tok, &po);
 			cJSON *j;
 			if (e == CMV_EBUDGET) {
@@ -293,8 +308,18 @@ CMD(fit)
 				j = report_json(&rep, m);
 				cJSON_AddNumberToObject(j, "turns_left_out", (double)turns_out);
 				/* where the counts and their margin come from: a calibration, or the profile */
-				if (cmv_model_calibrated(&again, &source, m, ctx->repo) == 0)
+				if (cmv_model_calibrated(&again, &source, m, ctx->repo) == 0) {
+					if (rep.anchored)
+						cmv_buf_printf(&source, "; anchored on the branch's last billed call (a prompt "
+							       "of %llu tokens): the count corrected by %+lld",
+							       (unsigned long long)an.prompt, (long long)an.correction);
+					else if (an.found)
+						cmv_buf_printf(&source, "; not anchored: pages left, so the request is not "
+							       "the billed one");
+					else if (strncmp(an.why, "no call", 7))
+						cmv_buf_printf(&source, "; not anchored: %s", an.why);
 					cJSON_AddStringToObject(j, "counted_as", source.ptr);
+				}
 				cmv_error_clear();
 				cJSON_AddItemToArray(arr, j);
 				if (!f_json)

@@ -90,6 +90,18 @@ int cmv_switch(cmv_switch_report *rep, cmv_repo *repo, const char *branch, const
 		}
 	}
 	if (!cmv_id_is_none(&tip)) {
+		/*
+		 * Anchored when the branch's last billed call was billed for this
+		 * model (a return to it): the request is predicted from that bill.
+		 */
+		cmv_count_anchor an;
+		if (cmv_count_anchor_find(&an, repo, &tip, cmv_model_handle_profile(model), cmv_model_handle_tok(model),
+					  model->models) < 0) {
+			cmv_error_clear();
+			an.found = false;
+		}
+		if (an.found)
+			po.anchor = &an;
 		/* the working set for the new model first: a switch that cannot fit records nothing */
 		if ((error = cmv_materialize_for(&body, &mr, repo, &tip, model, &po)) < 0) {
 			if (error == CMV_EBUDGET)

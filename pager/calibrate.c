@@ -1452,3 +1452,152 @@ uint64_t cmv_count_ceiling(const cmv_model *model, uint64_t budget)
 	return (uint64_t)floor((double)(budget - model->margin_tokens) /
 			       (1.0 + (model->margin > 0 ? model->margin : 0)));
 }
+
+/* The conversation at `tip` rendered for the model's API, as cmv_count_sent renders it, parsed; NULL on error. */
+static cJSON *rendered(cmv_repo *repo, const cmv_id *tip, const cmv_model *model, int *error)
+{
+	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
+	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31);
+	cJSON *j = NULL;
+
+	ro.model = model->id;
+	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	if ((*error = cmv_render(&body, NULL, repo, tip, cmv_model_render_target(model), &ro)) == 0 &&
+	    !(j = cJSON_ParseWithLength(body.ptr, body.size)))
+		*error = cmv_error__set(CMV_ERROR, "a rendered request does not parse");
+	cmv_buf_dispose(&body);
+	return j;
+}
+
+/*
+ * Whether the request at `tip` holds the one at `at` whole: every top-level
+ * field but the conversation the same, and the conversation (messages, or a
+ * Responses request's input) starting with the billed one's, its last message
+ * equal or grown by content blocks appended to it. A trim, a compaction, a
+ * microcompaction's stubs or a host's rewrite of an earlier message breaks it.
+ */
+int cmv_count_anchor_holds(bool *out, cmv_repo *repo, const cmv_id *at, const cmv_id *tip, const cmv_model *model)
+{
+	int error;
+	cJSON *a = NULL, *t = NULL;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(at);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	*out = false;
+	if (cmv_id_equal(at, tip)) {
+		*out = true;
+		return 0;
+	}
+	if (!(a = rendered(repo, at, model, &error)) || !(t = rendered(repo, tip, model, &error)))
+		goto done;
+	bool ok = true;
+	const cJSON *conv_a = NULL, *conv_t = NULL;
+	for (const cJSON *f = a->child; f && ok; f = f->next) {
+		const cJSON *g = cJSON_GetObjectItemCaseSensitive(t, f->string);
+		if (cJSON_IsArray(f) && (!strcmp(f->string, "messages") || !strcmp(f->string, "input"))) {
+			conv_a = f;
+			conv_t = g;
+		} else {
+			ok = g && cJSON_Compare(f, g, true);
+		}
+	}
+	if (ok && conv_a && cJSON_IsArray(conv_t) && cJSON_GetArraySize(conv_t) >= cJSON_GetArraySize(conv_a)) {
+		const cJSON *x = conv_a->child, *y = conv_t->child;
+		for (; ok && x && x->next; x = x->next, y = y->next)
+			ok = cJSON_Compare(x, y, true);
+		if (ok && x && !cJSON_Compare(x, y, true)) {
+			/* the last message may have grown: the same fields, its content blocks a prefix of the new ones */
+			const cJSON *cx = cJSON_GetObjectItemCaseSensitive(x, "content"),
+				    *cy = cJSON_GetObjectItemCaseSensitive(y, "content");
+			for (const cJSON *f = x->child; f && ok; f = f->next)
+				ok = f == cx || (cJSON_GetObjectItemCaseSensitive(y, f->string) &&
+						 cJSON_Compare(f, cJSON_GetObjectItemCaseSensitive(y, f->string), true));
+			ok = ok && cJSON_IsArray(cx) && cJSON_IsArray(cy) && cJSON_GetArraySize(cy) >= cJSON_GetArraySize(cx);
+			for (const cJSON *p = ok ? cx->child : NULL, *q = ok ? cy->child : NULL; ok && p; p = p->next, q = q->next)
+				ok = cJSON_Compare(p, q, true);
+		}
+		*out = ok;
+	}
+done:
+	cJSON_Delete(a);
+	cJSON_Delete(t);
+	return error;
+}
+
+/*
+ * The anchor (docs/tokenizers.md, "Anchored on what was billed"): the last
+ * call on the path to tip that records usage, when it was billed for this
+ * model. Its billed content is its prompt less its segment's hidden prefix
+ * (the segment's first call's prompt less cmv's count before it, as the
+ * calibration takes it), and the correction is that less cmv's count of
+ * what it was sent. Only calls on the path count: a call is known once its
+ * reply is recorded, so the anchor never uses a call after the tip.
+ */
+int cmv_count_anchor_find(cmv_count_anchor *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
+			  cmv_tok *tok, const cmv_models *models)
+{
+	cmv_billed_call *calls = NULL;
+	const cmv_model *billed_as = NULL;
+	cmv_token_stats st;
+	size_t n = 0, a, f;
+	int error;
+
+	CMV_ASSERT_ARG(out);
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tok);
+	CMV_ASSERT_ARG(models);
+	memset(out, 0, sizeof(*out));
+	if ((error = cmv_billed_calls(&calls, &n, repo, tip, models)) < 0)
+		return error;
+	if (!n) {
+		snprintf(out->why, sizeof(out->why), "no call on the branch records what it was billed");
+		goto done;
+	}
+	a = n - 1;
+	if (cmv_models_find(&billed_as, models, calls[a].model) < 0) {
+		cmv_error_clear();
+		billed_as = NULL;
+	}
+	if (!billed_as || strcmp(billed_as->id, model->id)) {
+		snprintf(out->why, sizeof(out->why), "the last billed call was for %.56s, not %.56s", calls[a].model,
+			 model->id);
+		goto done;
+	}
+	if (cmv_id_is_none(&calls[a].before) || !calls[a].prompt) {
+		snprintf(out->why, sizeof(out->why), "the last billed call was sent nothing cmv holds");
+		goto done;
+	}
+	bool holds;
+	if ((error = cmv_count_anchor_holds(&holds, repo, &calls[a].before, tip, model)) < 0)
+		goto done;
+	if (!holds) {
+		snprintf(out->why, sizeof(out->why),
+			 "the request no longer holds the billed one (trimmed, compacted or rewritten since)");
+		goto done;
+	}
+	/* its segment's first call with a conversation before it: where the hidden prefix is taken */
+	for (f = a; f > 0 && calls[f - 1].segment == calls[a].segment && !cmv_id_is_none(&calls[f - 1].before); f--)
+		;
+	if ((error = cmv_count_sent(&st, repo, &calls[a].before, model, tok)) < 0)
+		goto done;
+	out->counted = st.total;
+	out->hidden = (int64_t)calls[f].prompt - (int64_t)st.total;
+	if (f != a) {
+		if ((error = cmv_count_sent(&st, repo, &calls[f].before, model, tok)) < 0)
+			goto done;
+		out->hidden = (int64_t)calls[f].prompt - (int64_t)st.total;
+	}
+	out->found = true;
+	out->call = a;
+	out->at = calls[a].before;
+	out->prompt = calls[a].prompt;
+	out->correction = (int64_t)calls[a].prompt - out->hidden - (int64_t)out->counted;
+done:
+	free(calls);
+	return error;
+}

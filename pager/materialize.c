@@ -25,6 +25,7 @@
  * the result in the branch's page table (table.c).
  */
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <string.h>
 #include "pager_priv.h"
 #include "tok/tok_int.h"
@@ -90,7 +91,10 @@ static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, co
 	m->tip = tip;
 	m->model = model;
 	m->tok = tok;
-	m->o = opts ? *opts : (cmv_pager_options)CMV_PAGER_OPTIONS_INIT;
+	m->o = (cmv_pager_options)CMV_PAGER_OPTIONS_INIT;
+	/* a caller built against version 1 has no anchor field */
+	if (opts)
+		memcpy(&m->o, opts, opts->version >= 2 ? sizeof(m->o) : offsetof(cmv_pager_options, anchor));
 	m->ro = ro;
 	cmv_buf_init(&m->okey, 1 << 20);
 	pager_start(m);
@@ -109,6 +113,14 @@ static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, co
 		m->o.render_flags |= CMV_RENDER_NO_IMAGES;
 	m->ro.flags = m->o.render_flags | CMV_RENDER_NO_DECORATIONS;
 	m->target = cmv_pager__target_of(model, m->o.target);
+	/*
+	 * An anchor predicts the whole request from what was billed: the page
+	 * table's kept totals are plain counts, so it is neither used nor kept.
+	 */
+	if (m->o.anchor && m->o.anchor->found)
+		m->o.state_branch = NULL;
+	else
+		m->o.anchor = NULL;
 	snprintf(m->note_key, sizeof(m->note_key), "pager:%s:%s", model->id, cmv_render_target_name(m->target));
 }
 
@@ -233,14 +245,32 @@ static int cut(materialization *m, size_t *k_out)
 	pager *p = &m->p;
 	cmv_materialize_report *r = &m->r;
 	uint64_t full = 0, tokens = 0;
-	size_t k = 0;
+	size_t k = 0, min_k = 0;
 	int error;
 
 	/* the shortest prefix of the order whose request fits the target */
 	if ((error = cmv_pager__eval(&full, NULL, m->out, p, 0, NULL, &m->ro)) < 0)
 		return error;
-	r->tokens_full = full;
-	if (full > r->budget) {
+	/*
+	 * Anchored: the whole request is what was billed for its prefix plus
+	 * the count of what came since. Once a page leaves it holds the billed
+	 * request no more and its plain count holds, so an anchored request
+	 * over the budget loses at least one page, whatever its plain count.
+	 */
+	uint64_t whole = full;
+	if (m->o.anchor) {
+		int64_t w = (int64_t)full + m->o.anchor->correction;
+		whole = w > 0 ? (uint64_t)w : 0;
+		r->correction = m->o.anchor->correction;
+	}
+	r->tokens_full = whole;
+	if (whole > r->budget) {
+		min_k = m->o.anchor && whole > full ? 1 : 0;
+		if (min_k && !p->n_order)
+			return cmv_error__set(CMV_EBUDGET,
+					      "cannot fit %s's budget of %llu tokens: the request as billed before, with "
+					      "what came since, is %llu tokens, and no page may leave",
+					      m->model->id, (unsigned long long)r->budget, (unsigned long long)whole);
 		uint64_t target = r->budget * m->o.low_water / 1000;
 		int64_t need = (int64_t)full - (int64_t)target, saved = 0;
 		/* the estimates say where to start; the request itself says where to stop */
@@ -256,7 +286,12 @@ static int cut(materialization *m, size_t *k_out)
 			if ((error = cmv_pager__eval(&tokens, NULL, m->out, p, k, NULL, &m->ro)) < 0)
 				return error;
 		}
-		while (k > 0) {
+		if (k < min_k) {
+			k = min_k;
+			if ((error = cmv_pager__eval(&tokens, NULL, m->out, p, k, NULL, &m->ro)) < 0)
+				return error;
+		}
+		while (k > min_k) {
 			uint64_t t;
 			if ((error = cmv_pager__eval(&t, NULL, m->out, p, k - 1, NULL, &m->ro)) < 0)
 				return error;
@@ -374,6 +409,11 @@ static int render_final(materialization *m, size_t final_k)
 	}
 	if (!error)
 		m->r.tokens = tokens;
+	/* nothing left out: the request holds the billed one, and the anchored prediction is its size */
+	if (!error && m->o.anchor && final_k == 0) {
+		m->r.tokens = m->r.tokens_full;
+		m->r.anchored = true;
+	}
 done:
 	cJSON_Delete(writes);
 	return error;

@@ -170,6 +170,49 @@ CMV_EXTERN(int) cmv_billed_calls(cmv_billed_call **out, size_t *n, cmv_repo *rep
 				 const cmv_models *models);
 
 /**
+ * The anchor: what the provider already billed for a prefix of a branch.
+ * The last call recorded on the path to `tip` that records its usage, when
+ * it was billed for `model` (the same profile id). A request that holds
+ * that call's request whole (nothing trimmed or paged out since, for the
+ * same host) is predicted at cmv's count plus `correction`: the call's
+ * billed content (its prompt less its segment's hidden prefix) less cmv's
+ * count of the conversation it was sent. What the transcript never shows
+ * (Claude Code's file-change notices) is then inside the prediction from the
+ * call after it was sent, and only what was added since is counted.
+ */
+typedef struct cmv_count_anchor {
+	bool found;
+	size_t call;        /**< its index among cmv_billed_calls of `tip` */
+	cmv_id at;          /**< the last node of the conversation it was sent */
+	uint64_t prompt;    /**< its billed prompt (input + cache creation + cache read) */
+	int64_t hidden;     /**< the host's prefix: its segment's first call's prompt less cmv's count before that call */
+	uint64_t counted;   /**< cmv's count (with `model`) of the conversation it was sent */
+	int64_t correction; /**< prompt - hidden - counted: billed content less cmv's count */
+	char why[192];      /**< when not found, why */
+} cmv_count_anchor;
+
+/**
+ * Find the anchor of the branch at `tip` for `model` (counted as `model`
+ * counts: pass the calibrated profile). Not found (out->found false, why
+ * said) when no call on the path records usage, the last one was billed for
+ * another model, or the request at `tip` no longer holds its request whole
+ * (cmv_count_anchor_holds).
+ * @return 0, or the store's, the renderer's and the tokenizer's errors
+ */
+CMV_EXTERN(int) cmv_count_anchor_find(cmv_count_anchor *out, cmv_repo *repo, const cmv_id *tip,
+				      const cmv_model *model, cmv_tok *tok, const cmv_models *models);
+/**
+ * Whether the request at `tip`, rendered for `model`'s API, holds the one at
+ * `at` whole (what an anchor needs): every field but the conversation the
+ * same, the conversation starting with the one at `at`, its last message
+ * equal or grown by content blocks. A trim, a compaction or a rewrite of an
+ * earlier message (a microcompaction's stubs) breaks it.
+ * @return 0, or the renderer's errors
+ */
+CMV_EXTERN(int) cmv_count_anchor_holds(bool *out, cmv_repo *repo, const cmv_id *at, const cmv_id *tip,
+				       const cmv_model *model);
+
+/**
  * `model` as the store's calibration says it counts: its own calibration
  * (of at least CMV_CALIBRATION_MIN_PAIRS pairs), else its family's (same
  * name up to the version, same tokenizer), sets token_factor, per_block,

@@ -61,9 +61,18 @@ typedef struct cmv_pager_options {
 	 * stay; pages the caller pins stay whole.
 	 */
 	bool stub_pinned;
+	/**
+	 * What the provider billed for a prefix of this branch
+	 * (cmv_count_anchor_find, for this model and its own host): the
+	 * request with nothing paged out is predicted at its count plus the
+	 * anchor's correction. Once a page leaves, the request no longer holds
+	 * the billed one and the plain count holds. With an anchor no page
+	 * table is used or kept (state_branch is ignored). NULL: none.
+	 */
+	const cmv_count_anchor *anchor;
 } cmv_pager_options;
-#define CMV_PAGER_OPTIONS_VERSION 1
-#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false }
+#define CMV_PAGER_OPTIONS_VERSION 2 /* 2: anchor */
+#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false, NULL }
 /** The defaults, for callers (bindings) that cannot use the macro. */
 CMV_EXTERN(void) cmv_pager_options_init(cmv_pager_options *opts);
 
@@ -113,6 +122,13 @@ typedef struct cmv_materialize_report {
 	 */
 	uint64_t billed_budget;
 	double margin;
+	/**
+	 * An anchor was given (cmv_pager_options.anchor): tokens_full is the
+	 * whole request predicted from it (its count plus `correction`);
+	 * `anchored`: nothing was paged out, so tokens is that prediction too.
+	 */
+	bool anchored;
+	int64_t correction;
 } cmv_materialize_report;
 
 CMV_EXTERN(void) cmv_materialize_report_dispose(cmv_materialize_report *rep);

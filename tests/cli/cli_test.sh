@@ -513,6 +513,10 @@ ok "the trim sends fewer tokens than its snapshot" test "$A" -lt "$B"
 run fit "$V" --model claude-sonnet-4-5,gpt-4 --json; ok "fit --json" is_json "$out"
 ok "fit: the big window fits whole" has '"stubbed":	0' "$out"
 run fit "$V" --model gpt-4; ok "fit: gpt-4 needs paging" has "turns left out" "$out"
+# anchored on the branch's last billed call (claude-sonnet-4 billed it), not for another model
+run fit "$V" --model claude-sonnet-4 --json; ok "fit: anchored on what the model billed" has '"anchored":	true' "$out"
+ok "fit: says the bill it is anchored on" has "anchored on the branch's last billed call" "$out"
+run fit "$V" --model claude-sonnet-4-5 --json; ok "fit: another model is not anchored" has '"anchored":	false' "$out"
 run materialize "$V" --model gpt-4 -o "$WORK/g4.json" --report "$WORK/g4r.json"; ok "materialize" test $rc -eq 0
 ok "materialize: the report says it fits" has '"fits":	true' "$(cat "$WORK/g4r.json")"
 ok "materialize: a run of turns paged out, with its id" grep -q '\[[0-9]* turns* paged out; recall [0-9a-f]\{7\}\]' "$WORK/g4.json"

@@ -180,6 +180,130 @@ static void test_calibrate__recovers_known_parameters(void **state)
 	free(path);
 }
 
+/*
+ * The anchor: a synthetic session billed with known parameters (so the
+ * built-in profile counts it low), counted before a call. The anchor is the
+ * call before, its correction that call's billed content less cmv's count of
+ * it, and the anchored request is that billed content plus the count of
+ * what came since. It falls back (none) for another model and on a trimmed
+ * branch (trim drops the usage: the request is no longer the billed one),
+ * and the pager drops it once a page leaves.
+ */
+static void test_calibrate__anchor(void **state)
+{
+	test_store *ts = *state;
+	cmv_import_result res;
+	cmv_billed_call *calls = NULL;
+	size_t n = 0, k = 12;
+	cmv_token_stats st;
+	cmv_count_anchor an;
+
+	char *path = synthetic_session(ts->dir, "anchor.jsonl", 16);
+	assert_cmv_ok(cmv_import_file(&res, ts->repo, path, NULL, NULL));
+	assert_cmv_ok(cmv_billed_calls(&calls, &n, ts->repo, &res.head, models));
+	assert_int_equal(n, 16);
+	/* counted as live before call k: the anchor is call k - 1, known by its usage */
+	const cmv_id *tip = &calls[k].before;
+	assert_cmv_ok(cmv_count_anchor_find(&an, ts->repo, tip, sonnet, o200k, models));
+	assert_true(an.found);
+	assert_int_equal(an.call, k - 1);
+	assert_true(cmv_id_equal(&an.at, &calls[k - 1].before));
+	assert_int_equal(an.prompt, calls[k - 1].prompt);
+	/* the hidden prefix: the first call's prompt less cmv's count before it (the records say SYN_HIDDEN) */
+	assert_cmv_ok(cmv_count_sent(&st, ts->repo, &calls[0].before, sonnet, o200k));
+	int64_t hidden = (int64_t)calls[0].prompt - (int64_t)st.total;
+	assert_int_equal(an.hidden, hidden);
+	assert_true(llabs(hidden - SYN_HIDDEN) < 200);
+	assert_cmv_ok(cmv_count_sent(&st, ts->repo, &calls[k - 1].before, sonnet, o200k));
+	uint64_t counted_a = st.total;
+	assert_int_equal(an.counted, counted_a);
+	assert_int_equal(an.correction, (int64_t)calls[k - 1].prompt - hidden - (int64_t)counted_a);
+	/* billed at 1.37 per token, counted at the profile's factor: the count runs low, the anchor says by how much */
+	assert_true(an.correction > 0);
+	/* the pager: the whole request predicted at billed(k - 1) + the count of what came since */
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report plain = { 0 }, rep = { 0 };
+	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	o.budget = 10000000;
+	assert_cmv_ok(cmv_materialize(&out, &plain, ts->repo, tip, sonnet, o200k, &o));
+	assert_false(plain.anchored);
+	o.anchor = &an;
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, tip, sonnet, o200k, &o));
+	assert_true(rep.anchored && rep.fits);
+	assert_int_equal(rep.correction, an.correction);
+	assert_int_equal((int64_t)rep.tokens,
+			 ((int64_t)calls[k - 1].prompt - hidden) + ((int64_t)plain.tokens - (int64_t)counted_a));
+	assert_int_equal(rep.tokens, rep.tokens_full);
+	/*
+	 * A budget the plain count fits whole but the anchored one does not: a
+	 * page leaves, and the request left is counted plainly.
+	 */
+	uint64_t mid = plain.tokens + (uint64_t)an.correction / 2;
+	o.budget = (uint64_t)ceil((double)mid * (1 + sonnet->margin)) + sonnet->margin_tokens;
+	cmv_materialize_report_dispose(&rep);
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, tip, sonnet, o200k, &o));
+	assert_false(rep.anchored);
+	assert_true(rep.fits);
+	assert_true(rep.stubbed + rep.evicted >= 1);
+	assert_true(rep.tokens < plain.tokens);
+	o.anchor = NULL;
+	cmv_materialize_report_dispose(&rep);
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, tip, sonnet, o200k, &o));
+	assert_true(rep.fits && rep.stubbed + rep.evicted == 0);
+	/* another model: the last billed call was not billed for it, so no anchor */
+	const cmv_model *opus = NULL;
+	assert_cmv_ok(cmv_models_find(&opus, models, "claude-opus-4-6"));
+	assert_cmv_ok(cmv_count_anchor_find(&an, ts->repo, tip, opus, o200k, models));
+	assert_false(an.found);
+	assert_true(strstr(an.why, "not claude-opus-4-6") != NULL);
+	/* trimmed: the rewritten records keep no usage, so nothing on its path was billed as it is */
+	cmv_trim_options to = CMV_TRIM_OPTIONS_INIT;
+	cmv_trim_report tr;
+	to.branch = "trimmed";
+	assert_cmv_ok(cmv_trim(&tr, ts->repo, &res.head, &to));
+	assert_cmv_ok(cmv_count_anchor_find(&an, ts->repo, &tr.head, sonnet, o200k, models));
+	assert_false(an.found);
+	/* what the anchor needs: the later request holds the earlier one whole, not the other way */
+	bool holds = false;
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, &calls[k - 1].before, tip, sonnet));
+	assert_true(holds);
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, tip, &calls[k - 1].before, sonnet));
+	assert_false(holds);
+	/* the same session with an early message rewritten: its later request no longer holds the billed one */
+	cmv_buf text = CMV_BUF_INIT(1 << 24), edited = CMV_BUF_INIT(1 << 24);
+	test_read_file(&text, path);
+	const char *u2 = strstr(text.ptr, "\"uuid\":\"u2\"");
+	assert_non_null(u2);
+	const char *line = u2;
+	while (line > text.ptr && line[-1] != '\n')
+		line--;
+	const char *content = strstr(line, "\"content\":\"");
+	assert_true(content && content < u2);
+	content += strlen("\"content\":\"");
+	cmv_buf_printf(&edited, "%.*sEDITED %s", (int)(content - text.ptr), text.ptr, content);
+	char *epath = test_write_file(ts->dir, "edited.jsonl", edited.ptr, edited.size);
+	cmv_import_result eres;
+	cmv_import_options eo = CMV_IMPORT_OPTIONS_INIT;
+	eo.branch = "edited";
+	assert_cmv_ok(cmv_import_file(&eres, ts->repo, epath, NULL, &eo));
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, &calls[k - 1].before, &eres.head, sonnet));
+	assert_false(holds);
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, &calls[k - 1].before, &res.head, sonnet));
+	assert_true(holds);
+	cmv_buf_dispose(&text);
+	cmv_buf_dispose(&edited);
+	free(epath);
+	/* the branch's own tip: the anchor is its last call, the request holds it whole */
+	assert_cmv_ok(cmv_count_anchor_find(&an, ts->repo, &res.head, sonnet, o200k, models));
+	assert_true(an.found);
+	assert_int_equal(an.call, n - 1);
+	cmv_materialize_report_dispose(&plain);
+	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&out);
+	free(calls);
+	free(path);
+}
+
 /* ---- the budget promise on real sessions ---------------------------------------------- */
 
 /* The calls of an imported Claude Code session along its branch: the library's own reading (segments included). */
@@ -191,7 +315,7 @@ static size_t calls_of(cmv_billed_call **out, cmv_repo *repo, const cmv_id *tip)
 }
 
 typedef struct {
-	size_t calls, tight_asked;
+	size_t calls, tight_asked, anchored;
 	size_t fits30; /* of tight_asked, those fitting a budget 30% over the billed content (the issue's figure) */
 	bool small_too; /* tightness asked of every call (a set with too few large ones) */
 } promise_stats;
@@ -204,12 +328,14 @@ typedef struct {
 #define LARGE_CONTENT 10000.0
 
 /* What the pager says of the conversation before a call, for `budget` tokens billed. */
-static bool fits_whole(cmv_repo *repo, const cmv_id *at, const cmv_model *m, uint64_t budget, uint64_t *tokens)
+static bool fits_whole(cmv_repo *repo, const cmv_id *at, const cmv_model *m, uint64_t budget, uint64_t *tokens,
+		       const cmv_count_anchor *an)
 {
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
 	cmv_materialize_report rep = { 0 };
 	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	o.budget = budget;
+	o.anchor = an;
 	int rc = cmv_materialize(&out, &rep, repo, at, m, o200k, &o);
 	bool whole = false;
 	if (rc == 0) {
@@ -252,7 +378,7 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 		bool starts = k == 0 || calls[k].segment != calls[k - 1].segment || cmv_id_is_none(&calls[k - 1].before);
 		if (starts) {
 			uint64_t t = 0;
-			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
+			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t, NULL);
 			hidden = (double)calls[k].prompt - (double)t;
 			continue;
 		}
@@ -262,44 +388,33 @@ static void check_promise(promise_stats *ps, cmv_repo *repo, const cmv_id *tip, 
 		if (content < 1000)
 			continue;
 		ps->calls++;
-		if (fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * 0.98), NULL)) {
+		/* counted as cmv counts live: anchored on the last billed call before this one, when it applies */
+		cmv_count_anchor an;
+		assert_cmv_ok(cmv_count_anchor_find(&an, repo, &calls[k].before, &m, o200k, models));
+		ps->anchored += an.found;
+		if (fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * 0.98), NULL, &an)) {
 			uint64_t t = 0;
-			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
-			fail_msg("%s, call %zu: billed %.0f for its content, yet %llu tokens (margin %.3f + %llu) fit a budget "
-				 "2%% below it whole", what, k, content, (unsigned long long)t, m.margin,
-				 (unsigned long long)m.margin_tokens);
+			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t, &an);
+			fail_msg("%s, call %zu: billed %.0f for its content, yet %llu tokens (margin %.3f + %llu; %s) fit a "
+				 "budget 2%% below it whole", what, k, content, (unsigned long long)t, m.margin,
+				 (unsigned long long)m.margin_tokens, an.found ? "anchored" : an.why);
 		}
 		if (content < LARGE_CONTENT && !ps->small_too)
 			continue;
 		/* tight: 30% over the billed content, whatever the margin (the issue's figure) */
 		double over = 1.30;
-		bool tight = fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * over), NULL);
+		bool tight = fits_whole(repo, &calls[k].before, &m, (uint64_t)(content * over), NULL, &an);
 		ps->fits30 += tight;
 		ps->tight_asked++;
 		if (!tight && getenv("CMV_TEST_VERBOSE")) {
 			uint64_t t = 0;
-			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t);
+			(void)fits_whole(repo, &calls[k].before, &m, 100000000, &t, &an);
 			print_message("  not fitting %.0f%% over: %s call %zu (%s): content %.0f, counted %llu, margin %.3f + %llu\n",
 				      (over - 1) * 100, strrchr(what, '/') + 1, k, m.id, content, (unsigned long long)t, m.margin,
 				      (unsigned long long)m.margin_tokens);
 		}
 	}
 	free(calls);
-}
-
-/* Whether the store's margins are bounds over sessions (pooled) larger than the Claude profile's 15%. */
-static int large_margin(const cmv_calibration *c, void *payload)
-{
-	if (c->pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS && c->pool_margin > 0.15)
-		*(bool *)payload = true;
-	return 0;
-}
-
-static bool m_large(cmv_repo *repo)
-{
-	bool large = false;
-	assert_cmv_ok(cmv_calibration_foreach(repo, large_margin, &large));
-	return large;
 }
 
 static int show(const cmv_calibration *c, void *payload)
@@ -391,29 +506,29 @@ static void test_calibrate__budget_is_a_promise(void **state)
 		if (out.tight_asked < 3)
 			out = b;
 	}
-	print_message("budget promise: %zu pairs from %zu sessions; %zu calls of them: none fits whole 2%% under its "
-		      "billed content; of %zu %s, %zu (%.0f%%) fit 30%% over; held out (%s): %zu calls, none; %zu of %zu "
-		      "fit 30%% over\n",
-		      pairs, n - 1, in.calls, in.tight_asked, in.small_too ? "calls" : "calls of at least 10k tokens",
-		      in.fits30, in.tight_asked ? 100.0 * (double)in.fits30 / (double)in.tight_asked : 0,
-		      strrchr(files[n - 1], '/') + 1, out.calls, out.fits30, out.tight_asked);
-	print_message("Codex rollouts (%zu): %zu calls: none fits whole 2%% under; %zu of %zu fit 30%% over\n", n - n_cc,
-		      cx.calls, cx.fits30, cx.tight_asked);
+	print_message("budget promise: %zu pairs from %zu sessions; %zu calls of them (%zu anchored): none fits whole 2%% "
+		      "under its billed content; of %zu %s, %zu (%.0f%%) fit 30%% over; held out (%s): %zu calls (%zu "
+		      "anchored), none; %zu of %zu fit 30%% over\n",
+		      pairs, n - 1, in.calls, in.anchored, in.tight_asked,
+		      in.small_too ? "calls" : "calls of at least 10k tokens", in.fits30,
+		      in.tight_asked ? 100.0 * (double)in.fits30 / (double)in.tight_asked : 0, strrchr(files[n - 1], '/') + 1,
+		      out.calls, out.anchored, out.fits30, out.tight_asked);
+	print_message("Codex rollouts (%zu): %zu calls (%zu anchored): none fits whole 2%% under; %zu of %zu fit 30%% "
+		      "over\n",
+		      n - n_cc, cx.calls, cx.anchored, cx.fits30, cx.tight_asked);
 	assert_true(pairs >= CMV_CALIBRATION_MIN_PAIRS);
 	assert_true(in.calls >= 20);
 	assert_true(out.calls >= 3);
 	/*
 	 * The issue's tightness, 90% of calls fitting 30% over their billed
-	 * content: asserted of the held-out session (23 of 23 on the corpus),
-	 * of the Codex rollouts (78 of 78), and in sample with the profile's
-	 * margin (the curated set). In sample on the full corpus the Claude Code
-	 * calls fall short: the pooled margin is about 17% (a bound over
-	 * sessions one of which carries 6.9k tokens its file never shows), and
-	 * the small sessions' counts run 7-8% high with some 600 tokens on top,
-	 * so 81% fit (docs/tokenizers.md, "the cost"); asserted there: 80%.
+	 * content: asserted of the held-out session, of the Codex rollouts and
+	 * of the calls in sample. Anchored on the call before, a count is
+	 * within a few percent of the bill, so the pooled margin (about 17%
+	 * on the corpus) leaves room (unanchored, 81% of the in-sample Claude
+	 * Code calls fitted: docs/tokenizers.md, "the cost").
 	 */
-	size_t want = in.tight_asked && m_large(ts->repo) ? 8 : 9;
-	assert_true(in.fits30 * 10 >= in.tight_asked * want);
+	assert_true(in.fits30 * 10 >= in.tight_asked * 9);
+	assert_true(in.anchored * 2 >= in.calls);
 	assert_true(out.fits30 * 10 >= out.tight_asked * 9);
 	assert_true(cx.fits30 * 10 >= cx.tight_asked * 9);
 	assert_true(cx.calls >= 5);
@@ -428,6 +543,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_calibrate__recovers_known_parameters, test_store_setup,
 						test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_calibrate__anchor, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_calibrate__budget_is_a_promise, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("calibration", tests, group_setup, group_teardown);
