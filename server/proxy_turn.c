@@ -323,8 +323,8 @@ static int tool_used(proxy_turn *t, const char *name)
 	for (size_t i = 0; i < t->n_tools; i++)
 		if (!strcmp(t->tools[i].name, name)) {
 			tool_use_rec *r = &t->tools[i];
-			if (!r->whole && r->last != t->replies && r->window && r->window < PROXY_TOOL_WINDOW_MAX)
-				r->window *= 2;
+			if (!r->whole && r->last != t->replies && r->window)
+				r->window = r->window < PROXY_TOOL_WINDOW_MAX / 2 ? r->window * 2 : PROXY_TOOL_WINDOW_MAX;
 			r->last = t->replies;
 			return 0;
 		}

@@ -554,6 +554,54 @@ try:
 finally:
     px3.kill()
     up3.kill()
+
+# a tool's window (the note's "t LAST NAME WINDOW"): a definition sent whole because its stub is no shorter counts as
+# whole (a call to it is no refault); doubling stops at 512 (PROXY_TOOL_WINDOW_MAX), as a note read back is clamped
+TINY = {"name": "Tiny", "description": "Tiny.", "input_schema": {"type": "object"}}
+wt_turns = [{"tool": "Tiny", "input": {}}, {"text": "a"}, {"text": "b"}, {"text": "c"}, {"tool": "Bash", "input": {"command": "ls"}},
+            {"tool": "Tiny", "input": {}}, {"text": "d"}, {"tool": "Read", "input": {"file_path": "c.txt"}}, {"text": "end"}]
+json.dump({"turns": wt_turns, "done": "Done."}, open(os.path.join(root, "script4.json"), "w"))
+up4 = subprocess.Popen([sys.executable, SERVER, "--script", os.path.join(root, "script4.json"), "--log-dir",
+                        os.path.join(root, "log4")], stdout=subprocess.PIPE, text=True)
+px4 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", "2", "--upstream",
+                        f"anthropic=http://127.0.0.1:{int(up4.stdout.readline())}"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=store, env=env)
+try:
+    base4 = "http://127.0.0.1:" + re.search(r":(\d+)$", px4.stdout.readline().strip()).group(1)
+    wt_session = "5e2d3c4b-3333-4444-8555-a66677778888"
+    wt_msgs = [{"role": "user", "content": "Go."}]
+    db = sqlite3.connect(os.path.join(store, ".cmv", "store.db"), timeout=30)
+
+    def wt_note():
+        row = db.execute("SELECT value FROM branch_state WHERE branch = ? AND key = 'proxy'",
+                         ("proxy/" + wt_session,)).fetchone()
+        return row[0] if row else ""
+
+    def wt_window(name):
+        m = re.search(r"^t \d+ " + name + r" (\d+)$", wt_note(), re.M)
+        return int(m.group(1)) if m else None
+    for k in range(len(wt_turns)):
+        if k == 7:  # Read (never called) last called 1000 replies ago with a window of 400: not recent, stubbed
+            note = re.sub(r"^n \d+$", "n 1000", wt_note(), flags=re.M)
+            note = "\n".join(l for l in note.split("\n") if l != "w Read") + "t 0 Read 400\n"
+            db.execute("UPDATE branch_state SET value = ? WHERE branch = ? AND key = 'proxy'", (note, "proxy/" + wt_session))
+            db.commit()
+        req = urllib.request.Request(base4 + "/v1/messages", data=json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 500, "tools": [READ, TOOLS[0], TINY], "messages": wt_msgs,
+             "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": wt_session})}}).encode(),
+            headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            ans = json.loads(r.read())
+        wt_msgs.append({"role": "assistant", "content": ans["content"]})
+        calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
+        wt_msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
+                                                    for c in calls] or "Go on."})
+        if k == 7:
+            check(wt_window("Read") == 512, f"a window doubles up to 512, not past it (400 doubled: {wt_window('Read')})")
+    db.close()
+finally:
+    px4.kill()
+    up4.kill()
 bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", "0"], capture_output=True, text=True,
                      cwd=store, env=env, timeout=30)
 check(bad.returncode != 0 and "--tool-window 0: expected" in bad.stderr, f"--tool-window 0 is refused ({bad.stderr[:200]})")
