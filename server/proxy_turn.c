@@ -910,9 +910,11 @@ static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 		bool shorter = ssp && strlen(sd) + strlen(ssp) < (wd ? strlen(wd) : 0) + (ws ? strlen(ws) : 0);
 		cJSON_free(ws);
 		cJSON_free(ssp);
-		if (!shorter) { /* a definition as short as its stub is sent whole */
+		if (!shorter) { /* a definition as short as its stub is sent whole: a call to it is no call to a stub */
 			free(sd);
 			cJSON_Delete(ss);
+			if (r)
+				r->whole = true;
 			continue;
 		}
 		cJSON_DeleteItemFromObjectCaseSensitive(fn, "description");

@@ -596,6 +596,9 @@ try:
         calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
         wt_msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
                                                     for c in calls] or "Go on."})
+        if k == 5:
+            check(wt_window("Tiny") == 2, f"a tool sent whole as no longer than its stub, called again: no refault "
+                                          f"(its window stays 2: {wt_window('Tiny')})")
         if k == 7:
             check(wt_window("Read") == 512, f"a window doubles up to 512, not past it (400 doubled: {wt_window('Read')})")
     db.close()
