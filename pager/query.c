@@ -97,7 +97,7 @@ static bool query_stopword(const char *word, size_t n)
  * nothing is left. A typographic apostrophe (U+2019) cuts a word as "'"
  * does, as the index's tokenizer cuts it: "Caroline’s" is "caroline".
  */
-static int query_words(cmv_buf *out, const char *query)
+int cmv_pager__query_words(cmv_buf *out, const char *query)
 {
 	char word[64];
 	size_t n = 0;
@@ -123,6 +123,8 @@ static int query_words(cmv_buf *out, const char *query)
 		}
 		if (!ch || error)
 			break;
+		if (apostrophe)
+			s += 2; /* its other two bytes start no word */
 	}
 	return error;
 }
@@ -375,7 +377,7 @@ int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query
 	memset(&q, 0, sizeof(q));
 	q.qi = qi;
 	q.where = &where;
-	if ((error = query_words(&words, query)) < 0 || !words.size) {
+	if ((error = cmv_pager__query_words(&words, query)) < 0 || !words.size) {
 		cmv_buf_dispose(&words);
 		return error;
 	}

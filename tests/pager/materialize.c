@@ -1000,6 +1000,24 @@ static void test_query_counts_neighbours(void **state)
 }
 
 /*
+ * A query's search words: a typographic apostrophe (U+2019, three bytes)
+ * cuts a word as "'" does, and none of its bytes starts the next word
+ * ("Caroline’s" is "caroline" and the stopword "s").
+ */
+static void test_query_words(void **state)
+{
+	(void)state;
+	cmv_buf w = CMV_BUF_INIT(1 << 16);
+	assert_cmv_ok(cmv_pager__query_words(&w, "Caroline\xe2\x80\x99s dog\xe2\x80\x99s bone"));
+	assert_string_equal(w.ptr, "caroline dog bone");
+	assert_cmv_ok(cmv_pager__query_words(&w, "What\xe2\x80\x99ll Caroline's \xe2\x80\x99zebra\xe2\x80\x99"));
+	assert_string_equal(w.ptr, "ll caroline zebra");
+	assert_cmv_ok(cmv_pager__query_words(&w, "caf\xc3\xa9 \xe2\x80\x99"));
+	assert_string_equal(w.ptr, "caf\xc3\xa9");
+	cmv_buf_dispose(&w);
+}
+
+/*
  * A compound is found however it is spelled: closed in the query and open
  * or hyphenated in the text, and the other way round; a split whose
  * parts are in a text but not side by side ("coast base") finds nothing,
@@ -1339,6 +1357,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_counts_neighbours, test_store_setup, test_store_teardown),
+		cmocka_unit_test(test_query_words),
 		cmocka_unit_test_setup_teardown(test_query_finds_compounds, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_images_for_a_model_without_them, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_counts_kept_in_the_store, test_store_setup, test_store_teardown),
