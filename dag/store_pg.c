@@ -1374,10 +1374,12 @@ static int pg_index_behind(cmv_store_backend *b, bool *behind)
  * NEAR("a" "b", N) after "NEAR" (p at its parenthesis) as tsquery: the two
  * words at most N words apart, in either order, as FTS5 means it, which is
  * one of 'a' <d> 'b' and 'b' <d> 'a' for d up to N + 1 (N is 10 when not
- * given). Only two phrases of one word each, what the pager's query asks
- * (docs/pager.md, "Query fault-in"); anything else is a syntax error (1).
- * On success *end is past the closing parenthesis, and a and b are in
- * out[0] and out[1].
+ * given). Only two phrases, what the pager's query asks (docs/pager.md,
+ * "Query fault-in"); anything else is a syntax error (1). A phrase is one
+ * word as the pager writes it, but the cut may make it more (a byte that
+ * is not UTF-8 separates: Latin-1 "caf\xe9s" is caf, s) or none. On success
+ * *end is past the closing parenthesis, and each phrase's words are in
+ * out[0] and out[1], separated by spaces (empty: none).
  */
 static int near_words(cmv_buf out[2], long *distance, const char **end, const char *p)
 {
@@ -1393,13 +1395,8 @@ static int near_words(cmv_buf out[2], long *distance, const char **end, const ch
 		if (*p != '"')
 			return 1;
 		cmv_buf_clear(&out[n]);
-		if (words_append(&out[n], s, (size_t)(p - s), false) < 0)
+		if (cmv_buf_puts(&out[n], "") < 0 || words_append(&out[n], s, (size_t)(p - s), false) < 0)
 			return -1;
-		char *w = out[n].ptr, *save = NULL, *tok = w ? strtok_r(w, " ", &save) : NULL;
-		if (!tok || strtok_r(NULL, " ", &save))
-			return 1;
-		memmove(out[n].ptr, tok, strlen(tok) + 1);
-		out[n].size = strlen(tok);
 		for (p++; *p == ' '; p++)
 			;
 	}
@@ -1424,6 +1421,21 @@ static int near_words(cmv_buf out[2], long *distance, const char **end, const ch
 }
 
 /*
+ * An operand dropped (no word in it) takes the operator before it along:
+ * "a OR <none>" is "a", not a dangling "|" (a syntax error).
+ */
+static void drop_operator(cmv_buf *tsq, bool *op_pending, size_t op_at, bool *expect, bool *negate)
+{
+	if (!*op_pending)
+		return;
+	tsq->size = op_at;
+	tsq->ptr[op_at] = '\0';
+	*op_pending = false;
+	*expect = false;
+	*negate = false;
+}
+
+/*
  * FTS5 query syntax to tsquery: "a phrase" -> ('a' <-> 'phrase'), word* ->
  * 'word':*, NEAR("a" "b", N) (near_words), AND / OR / NOT / ( ) as FTS5
  * means them, juxtaposition is AND. `terms` gets the words not under NOT:
@@ -1433,6 +1445,8 @@ static int fts_to_tsquery(cmv_buf *tsq, cmv_buf *terms, const char *q)
 {
 	cmv_buf words = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	bool expect = true, negate = false; /* expecting an operand; the next operand is under NOT */
+	bool op_pending = false;            /* an operator written, its operand not yet: tsq was op_at long before it */
+	size_t op_at = 0;
 	int depth = 0, operands = 0, error = 0;
 	const char *p = q;
 
@@ -1450,6 +1464,7 @@ static int fts_to_tsquery(cmv_buf *tsq, cmv_buf *terms, const char *q)
 				if (!expect)
 					error = cmv_buf_puts(tsq, " & ");
 				expect = true;
+				op_pending = false;
 				depth++;
 				if (!error)
 					error = cmv_buf_putc(tsq, '(');
@@ -1492,6 +1507,8 @@ static int fts_to_tsquery(cmv_buf *tsq, cmv_buf *terms, const char *q)
 			if (op_and || op_or || op_not) {
 				if (expect)
 					goto syntax;
+				op_at = tsq->size;
+				op_pending = true;
 				error = cmv_buf_puts(tsq, op_or ? " | " : op_not ? " & !" : " & ");
 				expect = true;
 				negate = op_not;
@@ -1499,29 +1516,52 @@ static int fts_to_tsquery(cmv_buf *tsq, cmv_buf *terms, const char *q)
 			}
 			if (n == 4 && !strncmp(s, "NEAR", 4) && *p == '(') {
 				cmv_buf near[2] = { CMV_BUF_INIT(CMV_BUF_CONTENT), CMV_BUF_INIT(CMV_BUF_CONTENT) };
+				cmv_buf side[2] = { CMV_BUF_INIT(CMV_BUF_CONTENT), CMV_BUF_INIT(CMV_BUF_CONTENT) };
 				long distance;
 				int bad = near_words(near, &distance, &p, p);
+				bool empty = false;
 				if (bad < 0)
 					error = cmv_error__oom();
-				if (!bad && !expect)
-					error = cmv_buf_puts(tsq, " & ");
-				if (!bad && !error)
-					error = cmv_buf_putc(tsq, '(');
-				for (long d = 1; !bad && d <= distance + 1 && !error; d++)
-					error = cmv_buf_printf(tsq, "%s'%s' <%ld> '%s' | '%s' <%ld> '%s'", d > 1 ? " | " : "",
-							       near[0].ptr, d, near[1].ptr, near[1].ptr, d, near[0].ptr);
-				if (!bad && !error)
-					error = cmv_buf_putc(tsq, ')');
-				if (!bad && !error && !negate)
-					error = cmv_buf_printf(terms, "%s%s %s", terms->size ? " " : "", near[0].ptr, near[1].ptr);
-				cmv_buf_dispose(&near[0]);
-				cmv_buf_dispose(&near[1]);
+				/* each phrase as its words in a row ('caf' <-> 's'), as a phrase operand is */
+				for (int k = 0; k < 2 && !bad && !error; k++) {
+					size_t n_tok = 0;
+					char *save = NULL;
+					error = cmv_buf_puts(&side[k], "(");
+					for (char *tok = strtok_r(near[k].ptr, " ", &save); tok && !error; tok = strtok_r(NULL, " ", &save)) {
+						error = cmv_buf_printf(&side[k], "%s'%s'", n_tok++ ? " <-> " : "", tok);
+						if (!error && !negate)
+							error = cmv_buf_printf(terms, "%s%s", terms->size ? " " : "", tok);
+					}
+					if (!error)
+						error = cmv_buf_putc(&side[k], ')');
+					empty = empty || !n_tok;
+				}
+				if (!bad && !error && !empty) {
+					if (!expect)
+						error = cmv_buf_puts(tsq, " & ");
+					if (!error)
+						error = cmv_buf_putc(tsq, '(');
+					for (long d = 1; d <= distance + 1 && !error; d++)
+						error = cmv_buf_printf(tsq, "%s%s <%ld> %s | %s <%ld> %s", d > 1 ? " | " : "", side[0].ptr,
+								       d, side[1].ptr, side[1].ptr, d, side[0].ptr);
+					if (!error)
+						error = cmv_buf_putc(tsq, ')');
+				}
+				for (int k = 0; k < 2; k++) {
+					cmv_buf_dispose(&near[k]);
+					cmv_buf_dispose(&side[k]);
+				}
 				if (error)
 					goto done;
 				if (bad)
 					goto syntax;
+				if (empty) { /* a phrase of no word: FTS5 matches nothing for it; dropped, as a phrase is */
+					drop_operator(tsq, &op_pending, op_at, &expect, &negate);
+					continue;
+				}
 				expect = false;
 				negate = false;
+				op_pending = false;
 				operands++;
 				continue;
 			}
@@ -1556,10 +1596,12 @@ static int fts_to_tsquery(cmv_buf *tsq, cmv_buf *terms, const char *q)
 			/* no word in it (punctuation only): FTS5 matches nothing for it; drop it */
 			tsq->size = before;
 			tsq->ptr[before] = '\0';
+			drop_operator(tsq, &op_pending, op_at, &expect, &negate);
 			continue;
 		}
 		expect = false;
 		negate = false;
+		op_pending = false;
 		operands++;
 	}
 	if (error)

@@ -56,5 +56,10 @@ extern size_t cmv__pager_qread;
  * when it keeps none, CMV_EINVALID when its notes do not read as one.
  */
 int cmv__pager_query_index(cmv_buf *out, cmv_repo *repo, const char *branch, const cmv_model *model);
+/*
+ * A recall query's search words (lowercase, stopwords out, each once,
+ * separated by spaces): what the index is asked for.
+ */
+int cmv_pager__query_words(cmv_buf *out, const char *query);
 
 #endif

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 #include "pager_priv.h"
 
@@ -92,16 +93,40 @@ static bool query_stopword(const char *word, size_t n)
 }
 
 /*
+ * An appending printf that treats the buffer's cap as the end of the list:
+ * a very long question (hundreds of long words) asks for what fits, where
+ * failing would answer nothing. *full: set once a clause did not fit (the
+ * buffer is as it was before it).
+ */
+static int query_add(cmv_buf *b, bool *full, const char *fmt, ...)
+{
+	va_list ap;
+	int error;
+	if (*full)
+		return 0;
+	va_start(ap, fmt);
+	error = cmv_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	if (error == CMV_ETOOBIG) {
+		cmv_error_clear();
+		*full = true;
+		error = 0;
+	}
+	return error;
+}
+
+/*
  * The query as search words: lowercase letters and digits, stopwords out,
  * each once (a question's "what did she" matches every turn). Empty when
  * nothing is left. A typographic apostrophe (U+2019) cuts a word as "'"
  * does, as the index's tokenizer cuts it: "Caroline’s" is "caroline".
  */
-static int query_words(cmv_buf *out, const char *query)
+int cmv_pager__query_words(cmv_buf *out, const char *query)
 {
 	char word[64];
 	size_t n = 0;
 	int error = 0;
+	bool full = false;
 	cmv_buf_clear(out);
 	for (const char *s = query;; s++) {
 		unsigned char ch = (unsigned char)*s;
@@ -118,11 +143,13 @@ static int query_words(cmv_buf *out, const char *query)
 				if ((p == out->ptr || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
 					dup = true;
 			if (!stop && !dup)
-				error = cmv_buf_printf(out, "%s%s", out->size ? " " : "", word);
+				error = query_add(out, &full, "%s%s", out->size ? " " : "", word);
 			n = 0;
 		}
-		if (!ch || error)
+		if (!ch || error || full)
 			break;
+		if (apostrophe)
+			s += 2; /* its other two bytes start no word */
 	}
 	return error;
 }
@@ -169,7 +196,8 @@ static bool query_letters(const char *w, size_t n)
 static int query_compounds(cmv_buf *out, const char *words)
 {
 	int error = 0;
-	for (const char *a = words; !error && *a; a += strcspn(a, " "), a += *a == ' ') {
+	bool full = false;
+	for (const char *a = words; !error && !full && *a; a += strcspn(a, " "), a += *a == ' ') {
 		size_t la = strcspn(a, " ");
 		const char *b = a + la + (a[la] == ' ');
 		size_t lb = strcspn(b, " ");
@@ -177,10 +205,10 @@ static int query_compounds(cmv_buf *out, const char *words)
 			continue;
 		for (size_t i = QUERY_COMPOUND_PART; i + QUERY_COMPOUND_PART <= la && !error; i++)
 			if (!query_stopword(a, i) && !query_stopword(a + i, la - i))
-				error = cmv_buf_printf(out, "%s\"%.*s %.*s\"", out->size ? " OR " : "", (int)i, a, (int)(la - i),
-						       a + i);
+				error = query_add(out, &full, "%s\"%.*s %.*s\"", out->size ? " OR " : "", (int)i, a, (int)(la - i),
+						  a + i);
 		if (!error && lb && query_letters(b, lb))
-			error = cmv_buf_printf(out, "%s\"%.*s%.*s\"", out->size ? " OR " : "", (int)la, a, (int)lb, b);
+			error = query_add(out, &full, "%s\"%.*s%.*s\"", out->size ? " OR " : "", (int)la, a, (int)lb, b);
 	}
 	return error;
 }
@@ -198,11 +226,12 @@ static int query_pairs(query_state *q, cmv_repo *repo, const char *words, size_t
 	cmv_buf phrases = CMV_BUF_INIT(1 << 16), windows = CMV_BUF_INIT(1 << 16), compounds = CMV_BUF_INIT(1 << 16);
 	double *own = q->msg_score, *own_pages = q->page_score;
 	int error = 0;
-	for (const char *a = words, *b; !error && (b = strchr(a, ' ')) != NULL; a = b + 1) {
+	bool full_p = false, full_w = false;
+	for (const char *a = words, *b; !error && !full_w && (b = strchr(a, ' ')) != NULL; a = b + 1) {
 		int la = (int)(b - a), lb = (int)strcspn(b + 1, " ");
-		if ((error = cmv_buf_printf(&phrases, "%s\"%.*s %.*s\"", phrases.size ? " OR " : "", la, a, lb, b + 1)) == 0)
-			error = cmv_buf_printf(&windows, "%sNEAR(\"%.*s\" \"%.*s\", %d)", windows.size ? " OR " : "", la, a,
-					       lb, b + 1, QUERY_WINDOW);
+		if ((error = query_add(&phrases, &full_p, "%s\"%.*s %.*s\"", phrases.size ? " OR " : "", la, a, lb, b + 1)) == 0)
+			error = query_add(&windows, &full_w, "%sNEAR(\"%.*s\" \"%.*s\", %d)", windows.size ? " OR " : "", la,
+					  a, lb, b + 1, QUERY_WINDOW);
 	}
 	if (!error)
 		error = query_compounds(&compounds, words);
@@ -375,7 +404,7 @@ int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query
 	memset(&q, 0, sizeof(q));
 	q.qi = qi;
 	q.where = &where;
-	if ((error = query_words(&words, query)) < 0 || !words.size) {
+	if ((error = cmv_pager__query_words(&words, query)) < 0 || !words.size) {
 		cmv_buf_dispose(&words);
 		return error;
 	}

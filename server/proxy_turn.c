@@ -323,8 +323,8 @@ static int tool_used(proxy_turn *t, const char *name)
 	for (size_t i = 0; i < t->n_tools; i++)
 		if (!strcmp(t->tools[i].name, name)) {
 			tool_use_rec *r = &t->tools[i];
-			if (!r->whole && r->last != t->replies && r->window && r->window < PROXY_TOOL_WINDOW_MAX)
-				r->window *= 2;
+			if (!r->whole && r->last != t->replies && r->window)
+				r->window = r->window < PROXY_TOOL_WINDOW_MAX / 2 ? r->window * 2 : PROXY_TOOL_WINDOW_MAX;
 			r->last = t->replies;
 			return 0;
 		}
@@ -696,18 +696,99 @@ static char *stub_description(const char *desc)
 	return cmv_buf_detach(&b);
 }
 
+/* Nesting a stub prunes; deeper, a sub-schema is copied whole (as valid as the client's). */
+#define STUB_DEPTH 8
+
+static bool stub_add(cJSON *o, const char *key, cJSON *v)
+{
+	if (v && cJSON_AddItemToObject(o, key, v))
+		return true;
+	cJSON_Delete(v);
+	return false;
+}
+
+static cJSON *stub_sub(const cJSON *schema, int depth);
+
+/* Each member of a schema array (anyOf, prefixItems) pruned. */
+static cJSON *stub_each(const cJSON *arr, int depth)
+{
+	cJSON *a = cJSON_CreateArray();
+	for (const cJSON *e = arr->child; a && e; e = e->next) {
+		cJSON *x = stub_sub(e, depth);
+		if (!x || !cJSON_AddItemToArray(a, x)) {
+			cJSON_Delete(x);
+			cJSON_Delete(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 /*
- * The stub of a schema: an object with the required properties, each with
- * its type alone. A model calling the stub then still names what a call
- * cannot go without; whatever else it gets wrong, the client (which checks
- * the input against the whole schema it holds) answers as the tool's error,
- * and the next request carries the whole definition.
+ * A sub-schema pruned: what says what a value is (type, enum, const, a
+ * $ref) and what every provider requires beside it (an array's items, or
+ * OpenAI and Gemini refuse the whole request; an object's required
+ * properties, each pruned), descriptions and optional properties left
+ * out. Leaving out only loosens: a stub accepts whatever the definition
+ * accepts.
+ */
+static cJSON *stub_sub(const cJSON *schema, int depth)
+{
+	static const char *const scalars[] = { "type", "enum", "const", "nullable", "$ref", NULL };
+	static const char *const lists[] = { "anyOf", "oneOf", "allOf", "prefixItems", NULL };
+	const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required");
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
+	cJSON *s, *sp = NULL, *sr = NULL;
+
+	if (!cJSON_IsObject(schema) || depth >= STUB_DEPTH)
+		return cJSON_Duplicate(schema, 1);
+	if (!(s = cJSON_CreateObject()))
+		return NULL;
+	for (int k = 0; scalars[k]; k++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(schema, scalars[k]);
+		if (v && !stub_add(s, scalars[k], cJSON_Duplicate(v, 1)))
+			goto oom;
+	}
+	if (items && !stub_add(s, "items", cJSON_IsArray(items) ? stub_each(items, depth + 1) : stub_sub(items, depth + 1)))
+		goto oom;
+	for (int k = 0; lists[k]; k++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(schema, lists[k]);
+		if (cJSON_IsArray(v) && !stub_add(s, lists[k], stub_each(v, depth + 1)))
+			goto oom;
+	}
+	for (const cJSON *r = cJSON_IsArray(req) ? req->child : NULL; r; r = r->next) {
+		const char *name = cJSON_GetStringValue(r);
+		if (!name || (sp && cJSON_GetObjectItemCaseSensitive(sp, name)))
+			continue;
+		if (!sp && (!(sp = cJSON_AddObjectToObject(s, "properties")) || !(sr = cJSON_AddArrayToObject(s, "required"))))
+			goto oom;
+		const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, name);
+		if (!stub_add(sp, name, ps ? stub_sub(ps, depth + 1) : cJSON_CreateObject()) ||
+		    !cJSON_AddItemToArray(sr, cJSON_CreateString(name)))
+			goto oom;
+	}
+	return s;
+oom:
+	cJSON_Delete(s);
+	return NULL;
+}
+
+/*
+ * The stub of a schema: an object with the required properties, each
+ * pruned by stub_sub (its type, and an array's items). A model calling the
+ * stub then still names what a call cannot go without; whatever else it
+ * gets wrong, the client (which checks the input against the whole schema
+ * it holds) answers as the tool's error, and the next request carries the
+ * whole definition. A $ref kept needs the definitions it points into.
  */
 static cJSON *stub_schema(const cJSON *schema)
 {
+	static const char *const defs[] = { "$defs", "definitions", NULL };
 	const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required");
 	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
 	cJSON *s = cJSON_CreateObject(), *sp = NULL, *sr = NULL;
+	char *text;
 
 	if (!s || !cJSON_AddStringToObject(s, "type", "object"))
 		goto oom;
@@ -717,14 +798,21 @@ static cJSON *stub_schema(const cJSON *schema)
 			continue;
 		if (!sp && (!(sp = cJSON_AddObjectToObject(s, "properties")) || !(sr = cJSON_AddArrayToObject(s, "required"))))
 			goto oom;
-		const cJSON *ty = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(props, name), "type");
-		cJSON *ps = cJSON_AddObjectToObject(sp, name), *rn = cJSON_CreateString(name);
-		if (!ps || !rn || !cJSON_AddItemToArray(sr, rn)) {
-			cJSON_Delete(rn);
+		const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, name);
+		if (!stub_add(sp, name, ps ? stub_sub(ps, 1) : cJSON_CreateObject()) ||
+		    !cJSON_AddItemToArray(sr, cJSON_CreateString(name)))
 			goto oom;
+	}
+	if (sp) {
+		if (!(text = cJSON_PrintUnformatted(sp)))
+			goto oom;
+		bool refs = strstr(text, "\"$ref\"") != NULL;
+		cJSON_free(text);
+		for (int k = 0; refs && defs[k]; k++) {
+			const cJSON *d = cJSON_GetObjectItemCaseSensitive(schema, defs[k]);
+			if (d && !stub_add(s, defs[k], cJSON_Duplicate(d, 1)))
+				goto oom;
 		}
-		if ((cJSON_IsString(ty) || cJSON_IsArray(ty)) && !cJSON_AddItemToObject(ps, "type", cJSON_Duplicate(ty, 1)))
-			goto oom;
 	}
 	return s;
 oom:
@@ -822,9 +910,11 @@ static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 		bool shorter = ssp && strlen(sd) + strlen(ssp) < (wd ? strlen(wd) : 0) + (ws ? strlen(ws) : 0);
 		cJSON_free(ws);
 		cJSON_free(ssp);
-		if (!shorter) { /* a definition as short as its stub is sent whole */
+		if (!shorter) { /* a definition as short as its stub is sent whole: a call to it is no call to a stub */
 			free(sd);
 			cJSON_Delete(ss);
+			if (r)
+				r->whole = true;
 			continue;
 		}
 		cJSON_DeleteItemFromObjectCaseSensitive(fn, "description");

@@ -519,6 +519,33 @@ static void test_dag_conformance__search_finds_text_and_tool_output(void **state
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "NEAR(\"look\" \"makefile\", 1)", 10, CMV_SEARCH_RAW, count_hit, &hs));
 	assert_int_equal(hs.hits, 0); /* "at the" is two words between */
+	/*
+	 * A query word with a byte that is not UTF-8 (Latin-1 "caf\xe9s", as a
+	 * pager query may carry one): a phrase of it or a NEAR of it is asked,
+	 * not refused, on every store; the other half of an OR still answers.
+	 */
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "NEAR(\"caf\xe9s\" \"zebra\", 8) OR NEAR(\"look\" \"makefile\", 8)", 10,
+				 CMV_SEARCH_RAW, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "NEAR(\"look\" \"makefile\", 8) OR NEAR(\"caf\xe9s\" \"zebra\", 8)", 10,
+				 CMV_SEARCH_RAW, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	/* a phrase of no word at all: it matches nothing, its OR no syntax error */
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "NEAR(\"look\" \"makefile\", 8) OR NEAR(\"look\" \"\xe9\", 8)", 10, CMV_SEARCH_RAW,
+				 count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "makefile \xe9", 10, CMV_SEARCH_ANY, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "\"caf\xe9s makefile\" OR \"look makefile\"", 10, CMV_SEARCH_RAW, count_hit, &hs));
+	assert_int_equal(hs.hits, 0);
+	memset(&hs, 0, sizeof(hs));
+	assert_cmv_ok(cmv_search(REPO, "caf\xe9s makefile", 10, CMV_SEARCH_ANY, count_hit, &hs));
+	assert_int_equal(hs.hits, 1);
 	/* raw syntax errors are reported, not crashed on */
 	assert_cmv_fails_with(CMV_EINVALID, cmv_search(REPO, "AND AND (", 10, CMV_SEARCH_RAW, count_hit, &hs));
 	assert_cmv_fails_with(CMV_EINVALID, cmv_search(REPO, "   ", 10, 0, count_hit, &hs));

@@ -1000,6 +1000,24 @@ static void test_query_counts_neighbours(void **state)
 }
 
 /*
+ * A query's search words: a typographic apostrophe (U+2019, three bytes)
+ * cuts a word as "'" does, and none of its bytes starts the next word
+ * ("Caroline’s" is "caroline" and the stopword "s").
+ */
+static void test_query_words(void **state)
+{
+	(void)state;
+	cmv_buf w = CMV_BUF_INIT(1 << 16);
+	assert_cmv_ok(cmv_pager__query_words(&w, "Caroline\xe2\x80\x99s dog\xe2\x80\x99s bone"));
+	assert_string_equal(w.ptr, "caroline dog bone");
+	assert_cmv_ok(cmv_pager__query_words(&w, "What\xe2\x80\x99ll Caroline's \xe2\x80\x99zebra\xe2\x80\x99"));
+	assert_string_equal(w.ptr, "ll caroline zebra");
+	assert_cmv_ok(cmv_pager__query_words(&w, "caf\xc3\xa9 \xe2\x80\x99"));
+	assert_string_equal(w.ptr, "caf\xc3\xa9");
+	cmv_buf_dispose(&w);
+}
+
+/*
  * A compound is found however it is spelled: closed in the query and open
  * or hyphenated in the text, and the other way round; a split whose
  * parts are in a text but not side by side ("coast base") finds nothing,
@@ -1044,6 +1062,35 @@ static void test_query_finds_compounds(void **state)
 	/* "co" is too short a part to be tried */
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "coworker", 200));
 	assert_int_equal(n, 0);
+	/*
+	 * A very long question (1500 or 3000 words of 40 letters: its compounds, pairs
+	 * and windows pass the 64 KiB a search list holds) asks for what fits
+	 * and still answers.
+	 */
+	cmv_buf q = CMV_BUF_INIT(1 << 20), w = CMV_BUF_INIT(1 << 16);
+	size_t half = 0;
+	assert_cmv_ok(cmv_buf_puts(&q, "database"));
+	for (int k = 0; k < 3000; k++) {
+		char word[41];
+		for (int i = 0; i < 40; i++)
+			word[i] = (char)('a' + (i < 4 ? (k / (i == 0 ? 1 : i == 1 ? 26 : i == 2 ? 676 : 17576)) % 26 : (k + i) % 26));
+		word[40] = '\0';
+		assert_cmv_ok(cmv_buf_printf(&q, " %s", word));
+		if (k == 1499)
+			half = q.size;
+	}
+	/* the whole: the word list too holds what fits (64 KiB), no more */
+	assert_cmv_ok(cmv_pager__query_words(&w, q.ptr));
+	assert_true(w.size > 60000 && w.size <= 65536 && !strncmp(w.ptr, "database ", 9));
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, q.ptr, 200));
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(out.ptr, "[turn 7,"));
+	q.ptr[half] = '\0';
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, q.ptr, 200));
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(out.ptr, "[turn 7,"));
+	cmv_buf_dispose(&q);
+	cmv_buf_dispose(&w);
 	cmv_buf_dispose(&out);
 	cmv_buf_dispose(&text);
 }
@@ -1339,6 +1386,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_counts_neighbours, test_store_setup, test_store_teardown),
+		cmocka_unit_test(test_query_words),
 		cmocka_unit_test_setup_teardown(test_query_finds_compounds, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_images_for_a_model_without_them, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_counts_kept_in_the_store, test_store_setup, test_store_teardown),

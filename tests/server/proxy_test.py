@@ -46,7 +46,8 @@ turns.append({"text": "Still done."})
 turns.append({"recall": True})  # a non-streamed request whose model recalls: one body, usage of both rounds
 turns.append({"text": "Recalled, done."})
 script = os.path.join(root, "script.json")
-json.dump({"turns": turns, "done": "Done."}, open(script, "w"))
+# check_schemas: the upstream refuses an array schema without items, as OpenAI does (a stub must not make one)
+json.dump({"turns": turns, "done": "Done.", "check_schemas": True}, open(script, "w"))
 log = os.path.join(root, "log")
 up = subprocess.Popen([sys.executable, SERVER, "--script", script, "--log-dir", log], stdout=subprocess.PIPE,
                       text=True)
@@ -332,12 +333,55 @@ status, text = post("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens":
                                      "messages": [{"role": "user", "content": "quota"}]})
 check(status == 200 and json.loads(text)["content"][0]["text"] == "OK.", "a side request is passed through")
 
+# Codex's update_plan (a required array of objects), and one nesting arrays: a stub keeps each array's items
+PLAN_PARAMS = {"type": "object", "properties": {
+    "explanation": {"type": "string"},
+    "plan": {"type": "array", "description": "The list of steps", "items": {
+        "type": "object", "properties": {"step": {"type": "string"},
+                                         "status": {"type": "string", "description": "One of: pending, in_progress, completed"}},
+        "required": ["step", "status"], "additionalProperties": False}}},
+    "required": ["plan"], "additionalProperties": False}
+PLAN_STUB = {"type": "object", "properties": {"plan": {"type": "array", "items": {
+    "type": "object", "properties": {"step": {"type": "string"}, "status": {"type": "string"}},
+    "required": ["step", "status"]}}}, "required": ["plan"]}
+EDIT_PARAMS = {"type": "object", "properties": {
+    "edits": {"type": ["array", "null"], "description": "The edits. " * 20, "items": {
+        "type": "object", "properties": {"ranges": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+                                         "note": {"type": "string", "description": "Why. " * 20}},
+        "required": ["ranges"]}},
+    "target": {"anyOf": [{"type": "string", "enum": ["a", "b"]}, {"type": "array", "items": {"type": "string"}}],
+               "description": "Where. " * 20}},
+    "required": ["edits", "target"]}
+EDIT_STUB = {"type": "object", "properties": {
+    "edits": {"type": ["array", "null"], "items": {"type": "object", "properties": {
+        "ranges": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}}}, "required": ["ranges"]}},
+    "target": {"anyOf": [{"type": "string", "enum": ["a", "b"]}, {"type": "array", "items": {"type": "string"}}]}},
+    "required": ["edits", "target"]}
+PLAN_DESC = "Updates the task plan.\nProvide an optional explanation and a list of plan items, each with a step and status."
+EDIT_DESC = "Edits a file. " + "How to edit. " * 30
+
+
+def array_without_items(schema):
+    """Whether a schema has an array without items somewhere (OpenAI and Gemini refuse it)."""
+    if isinstance(schema, list):
+        return any(array_without_items(v) for v in schema)
+    if not isinstance(schema, dict):
+        return False
+    ty = schema.get("type")
+    if (ty == "array" or (isinstance(ty, list) and "array" in ty)) and "items" not in schema:
+        return True
+    return any(array_without_items(v) for k, v in schema.items() if k in ("items", "anyOf", "oneOf", "allOf", "prefixItems")) \
+        or any(array_without_items(v) for k in ("properties", "$defs", "definitions")
+               for v in (schema.get(k) or {}).values() if isinstance(schema.get(k), dict))
+
+
 # Chat Completions, streamed and not
 for stream in (True, False):
     body = {"model": "gpt-4o", "stream": stream, "user": "chat-session-1" if stream else "chat-session-2",
             "prompt_cache_key": "chat-" + str(stream),
             "tools": [{"type": "function", "function": {"name": "lookup", "description": "Look up.",
-                                                       "parameters": {"type": "object", "properties": {}}}}],
+                                                       "parameters": {"type": "object", "properties": {}}}},
+                      {"type": "function", "function": {"name": "edit", "description": EDIT_DESC, "parameters": EDIT_PARAMS}}],
             "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}]}
     status, text = post("/v1/chat/completions", body, {"authorization": "Bearer " + KEY})
     ok = status == 200
@@ -352,6 +396,8 @@ for stream in (True, False):
 # Responses (Codex's API), streamed
 body = {"model": "gpt-5", "stream": True, "store": False, "prompt_cache_key": "codex-conv-1", "instructions": "be brief",
         "tools": [{"type": "function", "name": "exec_command", "description": "Run.", "parameters": {"type": "object"}},
+                  {"type": "function", "name": "update_plan", "description": PLAN_DESC, "strict": False,
+                   "parameters": PLAN_PARAMS},
                   {"type": "namespace", "name": "agents", "description": "Sub-agents.", "tools": [
                       {"type": "function", "name": "spawn_agent", "description": "Spawn one. " + "Details. " * 80,
                        "strict": True, "parameters": {"type": "object", "properties": {"task": {"type": "string"}},
@@ -366,6 +412,17 @@ check(ns and ns[0]["tools"][0] == {"type": "function", "name": "spawn_agent", "d
                                    "strict": False, "parameters": {"type": "object", "properties": {"task": {"type": "string"}},
                                                                    "required": ["task"]}},
       f"a function of a Responses namespace is paged as a stub, not strict ({ns})")
+sent_fns = {t["name"]: t for t in upstream("/v1/responses")[-1]["body"]["tools"] if t.get("type") == "function"}
+sent_fns.update((t["function"]["name"], t["function"]) for r in upstream("/v1/chat/completions") for t in r["body"]["tools"])
+check(sent_fns.get("update_plan", {}).get("parameters") == PLAN_STUB,
+      f"the stub of a required array keeps its items, pruned ({sent_fns.get('update_plan')})")
+check(sent_fns.get("edit", {}).get("description", "").endswith(STUB_TAIL) and sent_fns["edit"].get("parameters") == EDIT_STUB,
+      f"nested arrays, a type array and anyOf keep their items in the stub ({sent_fns.get('edit')})")
+stubs = [(d.get("name"), d.get("input_schema", d.get("parameters"))) for r in upstream() if isinstance(r["body"], dict)
+         for t in r["body"].get("tools") or [] for d in ([t["function"]] if "function" in t else t.get("tools", [t]))
+         if str(d.get("description", "")).endswith(STUB_TAIL)]
+bad_stubs = sorted({name for name, sch in stubs if array_without_items(sch)})
+check(len(stubs) > 10 and not bad_stubs, f"every stub's arrays have items ({len(stubs)} stubs; bad: {bad_stubs})")
 seqs = [e["data"].get("sequence_number") for e in evs]
 check(seqs == list(range(len(seqs))), "Responses sequence numbers run 0..n-1")
 out = subprocess.run([CMV, "log", "codex-conv-1"], capture_output=True, text=True, env=env, cwd=store)
@@ -497,6 +554,57 @@ try:
 finally:
     px3.kill()
     up3.kill()
+
+# a tool's window (the note's "t LAST NAME WINDOW"): a definition sent whole because its stub is no shorter counts as
+# whole (a call to it is no refault); doubling stops at 512 (PROXY_TOOL_WINDOW_MAX), as a note read back is clamped
+TINY = {"name": "Tiny", "description": "Tiny.", "input_schema": {"type": "object"}}
+wt_turns = [{"tool": "Tiny", "input": {}}, {"text": "a"}, {"text": "b"}, {"text": "c"}, {"tool": "Bash", "input": {"command": "ls"}},
+            {"tool": "Tiny", "input": {}}, {"text": "d"}, {"tool": "Read", "input": {"file_path": "c.txt"}}, {"text": "end"}]
+json.dump({"turns": wt_turns, "done": "Done."}, open(os.path.join(root, "script4.json"), "w"))
+up4 = subprocess.Popen([sys.executable, SERVER, "--script", os.path.join(root, "script4.json"), "--log-dir",
+                        os.path.join(root, "log4")], stdout=subprocess.PIPE, text=True)
+px4 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", "2", "--upstream",
+                        f"anthropic=http://127.0.0.1:{int(up4.stdout.readline())}"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=store, env=env)
+try:
+    base4 = "http://127.0.0.1:" + re.search(r":(\d+)$", px4.stdout.readline().strip()).group(1)
+    wt_session = "5e2d3c4b-3333-4444-8555-a66677778888"
+    wt_msgs = [{"role": "user", "content": "Go."}]
+    db = sqlite3.connect(os.path.join(store, ".cmv", "store.db"), timeout=30)
+
+    def wt_note():
+        row = db.execute("SELECT value FROM branch_state WHERE branch = ? AND key = 'proxy'",
+                         ("proxy/" + wt_session,)).fetchone()
+        return row[0] if row else ""
+
+    def wt_window(name):
+        m = re.search(r"^t \d+ " + name + r" (\d+)$", wt_note(), re.M)
+        return int(m.group(1)) if m else None
+    for k in range(len(wt_turns)):
+        if k == 7:  # Read (never called) last called 1000 replies ago with a window of 400: not recent, stubbed
+            note = re.sub(r"^n \d+$", "n 1000", wt_note(), flags=re.M)
+            note = "\n".join(l for l in note.split("\n") if l != "w Read") + "t 0 Read 400\n"
+            db.execute("UPDATE branch_state SET value = ? WHERE branch = ? AND key = 'proxy'", (note, "proxy/" + wt_session))
+            db.commit()
+        req = urllib.request.Request(base4 + "/v1/messages", data=json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 500, "tools": [READ, TOOLS[0], TINY], "messages": wt_msgs,
+             "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": wt_session})}}).encode(),
+            headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            ans = json.loads(r.read())
+        wt_msgs.append({"role": "assistant", "content": ans["content"]})
+        calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
+        wt_msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
+                                                    for c in calls] or "Go on."})
+        if k == 5:
+            check(wt_window("Tiny") == 2, f"a tool sent whole as no longer than its stub, called again: no refault "
+                                          f"(its window stays 2: {wt_window('Tiny')})")
+        if k == 7:
+            check(wt_window("Read") == 512, f"a window doubles up to 512, not past it (400 doubled: {wt_window('Read')})")
+    db.close()
+finally:
+    px4.kill()
+    up4.kill()
 bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", "0"], capture_output=True, text=True,
                      cwd=store, env=env, timeout=30)
 check(bad.returncode != 0 and "--tool-window 0: expected" in bad.stderr, f"--tool-window 0 is refused ({bad.stderr[:200]})")

@@ -20,7 +20,9 @@ The script (JSON):
 A turn may carry "text" and "tool" together (the text comes first). Failures, for failover
 tests: {"error": 529} answers that status with the provider's error body, {"drop": true}
 closes the connection without a reply, {"drop_mid": true} starts the stream and closes it
-after the first event. {"recall": true} calls
+after the first event. "check_schemas": true (beside "turns") refuses, as OpenAI does, an
+OpenAI request (Chat or Responses) with a function whose schema has an array without
+"items": 400, the request logged with no turn taken. {"recall": true} calls
 cmv_recall with the first stub id ("...; recall ID]") the request shows (cmv proxy's faults). Each request of
 the client's main loop (one that offers tools) takes the next turn; a request
 without tools (a title, a summary, a quota probe) gets a short text and takes none.
@@ -51,10 +53,56 @@ try:
 except (OSError, ValueError, KeyError, TypeError) as e:
     sys.exit(f"model_server: {args.script}: {e}")
 done_text = script.get("done", "Done.")
+check_schemas = bool(script.get("check_schemas"))
 os.makedirs(args.log_dir, exist_ok=True)
 
 lock = threading.Lock()
 state = {"n": 0, "turn": 0}
+
+
+def array_without_items(schema, where=()):
+    """The path to the first array schema without "items" (OpenAI's 400), or None."""
+    if isinstance(schema, list):
+        for k, v in enumerate(schema):
+            bad = array_without_items(v, where + (k,))
+            if bad is not None:
+                return bad
+        return None
+    if not isinstance(schema, dict):
+        return None
+    ty = schema.get("type")
+    if (ty == "array" or (isinstance(ty, list) and "array" in ty)) and "items" not in schema:
+        return where
+    for key in ("items", "anyOf", "oneOf", "allOf", "prefixItems", "additionalProperties"):
+        if key in schema:
+            bad = array_without_items(schema[key], where + (key,))
+            if bad is not None:
+                return bad
+    for key in ("properties", "$defs", "definitions"):
+        for name, v in (schema.get(key) or {}).items() if isinstance(schema.get(key), dict) else ():
+            bad = array_without_items(v, where + (key, name))
+            if bad is not None:
+                return bad
+    return None
+
+
+def schema_error(body, path):
+    """OpenAI's refusal of a function schema with an array lacking items, or None."""
+    fns = []
+    for t in body.get("tools") or []:
+        if not isinstance(t, dict):
+            continue
+        if path == "/v1/chat/completions" and isinstance(t.get("function"), dict):
+            fns.append(t["function"])
+        elif t.get("type") == "function":
+            fns.append(t)
+        elif t.get("type") == "namespace":
+            fns += [m for m in t.get("tools") or [] if isinstance(m, dict) and m.get("type") == "function"]
+    for f in fns:
+        bad = array_without_items(f.get("parameters"))
+        if bad is not None:
+            return f"Invalid schema for function '{f.get('name')}': In context={bad!r}, array schema missing items."
+    return None
 
 
 def next_turn():
@@ -221,6 +269,10 @@ class Handler(BaseHTTPRequestHandler):
         if path not in ("/v1/messages", "/v1/responses", "/v1/chat/completions"):
             log_request("POST", self.path, raw, body, None)
             return self.error(404, "not_found_error", f"no such path: {path}")
+        bad = check_schemas and path != "/v1/messages" and schema_error(body, path)
+        if bad:
+            log_request("POST", self.path, raw, body, None)
+            return self.error(400, "invalid_request_error", bad)
         if body.get("tools"):
             i, turn = next_turn()
         else:
