@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bench.h"
+#include "pager/pager_int.h"
 
 typedef struct {
 	char model[CMV_CALIBRATION_MODEL_MAX];
@@ -64,7 +65,7 @@ static per_model *slot(results *r, const char *model)
 static bool counted(uint64_t *out, cmv_repo *repo, const cmv_id *at, const cmv_model *m, cmv_tok *tok)
 {
 	cmv_token_stats st;
-	if (cmv_count_sent(&st, repo, at, m, tok) < 0) {
+	if (cmv_pager__count_sent_live(&st, repo, at, m, tok) < 0) {
 		cmv_error_clear();
 		return false;
 	}

@@ -455,15 +455,16 @@ int cmv_import_claude_code_file(cmv_import_result *out, cmv_repo *repo, const ch
 #define CC_CLEARED_RESULT "[Old tool result content cleared]"
 
 /*
- * A microcompact_boundary: from there on Claude Code sends the results of
- * the listed tool calls as a stub (formats.md §1.9, rule 3). Rendering
- * keeps them whole only for the full history and for the pager's query
- * path (CMV__RENDER_KEEP_CLEARED), which must find them.
+ * A microcompact_boundary: from there on the running Claude Code sends the
+ * results of the listed tool calls as a stub (formats.md §1.9, rule 3).
+ * Only the calibration's reading of what was billed renders them so
+ * (CMV__RENDER_STUB_CLEARED); a resumed Claude Code sends them whole, and
+ * so does every other rendering.
  */
 static void cc_microcompact(conv *c, const cJSON *rec)
 {
 	const cJSON *ids = cmv_formats__cj_get(cmv_formats__cj_get(rec, "microcompactMetadata"), "compactedToolIds");
-	if (c->keep_all || c->keep_cleared || !cJSON_IsArray(ids))
+	if (c->keep_all || !c->stub_cleared || !cJSON_IsArray(ids))
 		return;
 	for (const cJSON *m = c->messages ? c->messages->child : NULL; m; m = m->next)
 		for (cJSON *b = cJSON_GetArrayItem(cmv_formats__cj_get(m, "content"), 0); b; b = b->next) {

@@ -157,17 +157,21 @@ typedef struct {
 	size_t resets;    /* compactions crossed */
 	bool keep_all;    /* a compaction does not drop what came before */
 	bool stub_thinking; /* CMV_RENDER_STUB_THINKING */
-	bool keep_cleared; /* CMV__RENDER_KEEP_CLEARED */
+	bool stub_cleared; /* CMV__RENDER_STUB_CLEARED */
 	bool after_boundary; /* a Claude Code compaction boundary was read, and no user or assistant line since */
 } conv;
 
 /*
  * An internal render flag (beside cmv_render_flags): the results Claude
- * Code's microcompaction cleared stay whole, where rendering what is sent
- * shows its stub. The pager's query path loads with it: a cleared result
- * is paged out, which is what recall --query is for (formats.md §1.9).
+ * Code's microcompaction cleared go as its stub, as the running Claude
+ * Code sent them after the boundary. Only the calibration's reading of
+ * billed calls asks for it (cmv_pager__count_sent_live). Everything else
+ * renders them whole: Claude Code itself sends them whole again on
+ * `--resume` (clients_resume_corpus measured 92,267 tokens sent against
+ * 66,633 with the stubs), and the query path must find them (formats.md
+ * §1.9).
  */
-#define CMV__RENDER_KEEP_CLEARED (1u << 30)
+#define CMV__RENDER_STUB_CLEARED (1u << 30)
 
 /*
  * A branch loaded for one provider and repaired to its rules, before it is

@@ -265,7 +265,7 @@ int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *
 		return cmv_error__set(CMV_EINVALID, "unknown render target %d", (int)target);
 	cv->c.keep_all = flags & CMV_RENDER_FULL_HISTORY;
 	cv->c.stub_thinking = flags & CMV_RENDER_STUB_THINKING;
-	cv->c.keep_cleared = flags & CMV__RENDER_KEEP_CLEARED;
+	cv->c.stub_cleared = flags & CMV__RENDER_STUB_CLEARED;
 	if (!(cv->c.system = cJSON_CreateArray()) || !(cv->c.messages = cJSON_CreateArray())) {
 		cmv__conversation_dispose(cv);
 		return cmv_error__oom();
@@ -308,7 +308,7 @@ int cmv__conversation_load_since(cmv__conversation *cv, cmv_repo *repo, const cm
 	}
 	cv->c.keep_all = flags & CMV_RENDER_FULL_HISTORY;
 	cv->c.stub_thinking = flags & CMV_RENDER_STUB_THINKING;
-	cv->c.keep_cleared = flags & CMV__RENDER_KEEP_CLEARED;
+	cv->c.stub_cleared = flags & CMV__RENDER_STUB_CLEARED;
 	if (!(cv->c.system = cJSON_CreateArray()) || !(cv->c.messages = cJSON_CreateArray())) {
 		error = cmv_error__oom();
 		goto out;
@@ -342,7 +342,7 @@ int cmv__conv_load_raw(conv *c, cmv_render_stats *st, cmv_repo *repo, const cmv_
 	memset(c, 0, sizeof(*c));
 	memset(st, 0, sizeof(*st));
 	c->keep_all = flags & CMV_RENDER_FULL_HISTORY;
-	c->keep_cleared = flags & CMV__RENDER_KEEP_CLEARED;
+	c->stub_cleared = flags & CMV__RENDER_STUB_CLEARED;
 	if (!(c->system = cJSON_CreateArray()) || !(c->messages = cJSON_CreateArray())) {
 		cmv__conv_dispose(c);
 		return cmv_error__oom();

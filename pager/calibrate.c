@@ -1190,7 +1190,7 @@ static int observe_request(observation *o, reader *r, const cmv_model *m, const 
 	unit.exact = true;
 	unit.token_factor = 1;
 	unit.per_block = unit.per_message = unit.per_request = 0;
-	if ((error = cmv_count_sent(&st, r->repo, &a->before, &unit, tok)) < 0) {
+	if ((error = cmv_pager__count_sent_live(&st, r->repo, &a->before, &unit, tok)) < 0) {
 		if (error != CMV_EINVALID)
 			return error;
 		/* a conversation that does not render (nothing to send yet): no request to learn from */
@@ -1453,15 +1453,19 @@ uint64_t cmv_count_ceiling(const cmv_model *model, uint64_t budget)
 			       (1.0 + (model->margin > 0 ? model->margin : 0)));
 }
 
-/* The conversation at `tip` rendered for the model's API, as cmv_count_sent renders it, parsed; NULL on error. */
-static cJSON *rendered(cmv_repo *repo, const cmv_id *tip, const cmv_model *model, int *error)
+/*
+ * The conversation at `tip` rendered for the model's API, as cmv_count_sent
+ * renders it (flags: CMV__RENDER_STUB_CLEARED for what a running host was
+ * billed for), parsed; NULL on error.
+ */
+static cJSON *rendered(cmv_repo *repo, const cmv_id *tip, const cmv_model *model, unsigned int flags, int *error)
 {
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31);
 	cJSON *j = NULL;
 
 	ro.model = model->id;
-	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	ro.flags = CMV_RENDER_NO_DECORATIONS | flags;
 	if ((*error = cmv_render(&body, NULL, repo, tip, cmv_model_render_target(model), &ro)) == 0 &&
 	    !(j = cJSON_ParseWithLength(body.ptr, body.size)))
 		*error = cmv_error__set(CMV_ERROR, "a rendered request does not parse");
@@ -1491,7 +1495,8 @@ int cmv_count_anchor_holds(bool *out, cmv_repo *repo, const cmv_id *at, const cm
 		*out = true;
 		return 0;
 	}
-	if (!(a = rendered(repo, at, model, &error)) || !(t = rendered(repo, tip, model, &error)))
+	/* what was billed at `at` (as the running host sent it) against what would be sent now */
+	if (!(a = rendered(repo, at, model, CMV__RENDER_STUB_CLEARED, &error)) || !(t = rendered(repo, tip, model, 0, &error)))
 		goto done;
 	bool ok = true;
 	const cJSON *conv_a = NULL, *conv_t = NULL;
@@ -1583,12 +1588,12 @@ int cmv_count_anchor_find(cmv_count_anchor *out, cmv_repo *repo, const cmv_id *t
 	/* its segment's first call with a conversation before it: where the hidden prefix is taken */
 	for (f = a; f > 0 && calls[f - 1].segment == calls[a].segment && !cmv_id_is_none(&calls[f - 1].before); f--)
 		;
-	if ((error = cmv_count_sent(&st, repo, &calls[a].before, model, tok)) < 0)
+	if ((error = cmv_pager__count_sent_live(&st, repo, &calls[a].before, model, tok)) < 0)
 		goto done;
 	out->counted = st.total;
 	out->hidden = (int64_t)calls[f].prompt - (int64_t)st.total;
 	if (f != a) {
-		if ((error = cmv_count_sent(&st, repo, &calls[f].before, model, tok)) < 0)
+		if ((error = cmv_pager__count_sent_live(&st, repo, &calls[f].before, model, tok)) < 0)
 			goto done;
 		out->hidden = (int64_t)calls[f].prompt - (int64_t)st.total;
 	}

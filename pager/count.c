@@ -644,7 +644,8 @@ done:
 	return error;
 }
 
-static int count_sent_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok)
+static int count_sent_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok,
+			     unsigned int flags)
 {
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
 	cmv_buf body = CMV_BUF_INIT((size_t)1 << 31);
@@ -656,7 +657,7 @@ static int count_sent_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id 
 	if (!target)
 		return cmv_error__set(CMV_EINVALID, "model '%s' has no API to render for", model->id);
 	ro.model = model->id;
-	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	ro.flags = CMV_RENDER_NO_DECORATIONS | flags;
 	if ((error = cmv_render(&body, NULL, repo, tip, target, &ro)) == 0)
 		error = cmv_count_request(out, model, tok, body.ptr, body.size);
 	cmv_buf_dispose(&body);
@@ -673,7 +674,16 @@ static int count_sent_filled(cmv_token_stats *out, cmv_repo *repo, const cmv_id 
 
 int cmv_count_sent(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model, cmv_tok *tok)
 {
-	int error = count_sent_filled(out, repo, tip, model, tok);
+	int error = count_sent_filled(out, repo, tip, model, tok, 0);
+	if (out)
+		out->version = CMV_TOKEN_STATS_VERSION;
+	return error;
+}
+
+int cmv_pager__count_sent_live(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
+			       cmv_tok *tok)
+{
+	int error = count_sent_filled(out, repo, tip, model, tok, CMV__RENDER_STUB_CLEARED);
 	if (out)
 		out->version = CMV_TOKEN_STATS_VERSION;
 	return error;

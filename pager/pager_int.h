@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <cmv/pager.h>
+#include <cmv/count.h>
 #include "base/base.h"
 
 /*
@@ -61,5 +62,14 @@ int cmv__pager_query_index(cmv_buf *out, cmv_repo *repo, const char *branch, con
  * separated by spaces): what the index is asked for.
  */
 int cmv_pager__query_words(cmv_buf *out, const char *query);
+
+/*
+ * cmv_count_sent as the running host sent it: Claude Code's microcompaction
+ * stubs in place of the results it cleared (a resumed Claude Code sends
+ * them whole, which is what cmv_count_sent counts). What the calibration
+ * compares with what was billed.
+ */
+int cmv_pager__count_sent_live(cmv_token_stats *out, cmv_repo *repo, const cmv_id *tip, const cmv_model *model,
+			       cmv_tok *tok);
 
 #endif

@@ -29,7 +29,7 @@
  * grows from the seam (qindex_grow) as the kept request does
  * (cmv_pager__splice_append), by the same rules.
  */
-/* 3: Claude Code's cleared results are indexed whole (CMV__RENDER_KEEP_CLEARED) */
+/* 3: Claude Code's cleared results are indexed whole (a version 2 index may hold their stubs) */
 #define QINDEX_MAGIC "cmv query index 3"
 #define QINDEX_TURN_RECORDS 8192 /* a turn read alone for recall: at most this many records */
 
@@ -237,7 +237,7 @@ int cmv_pager__load_turn(cmv__conversation *cv, cmv_repo *repo, const char *firs
 	memset(cv, 0, sizeof(*cv));
 	if (!first_hex[0] || !want[0] || cmv_id_fromstr(&first, first_hex) < 0)
 		return 0;
-	if ((error = cmv__conversation_load_since(cv, repo, &first, last, target, CMV__RENDER_KEEP_CLEARED,
+	if ((error = cmv__conversation_load_since(cv, repo, &first, last, target, 0,
 						 QINDEX_TURN_RECORDS)) < 0) {
 		if (error != CMV_ENOTFOUND)
 			return error;
@@ -337,7 +337,7 @@ static int qindex_grow(qindex *qi, cmv_repo *repo, const cmv_id *tip, const cmv_
 	fp.model = model;
 	fp.tok = tok;
 	cmv_buf_init(&fp.scratch, 1 << 16);
-	if ((error = cmv__conversation_load_since(&fp.cv, repo, &first, tip, target, CMV__RENDER_KEEP_CLEARED,
+	if ((error = cmv__conversation_load_since(&fp.cv, repo, &first, tip, target, 0,
 						 SPLICE_MAX_RECORDS)) < 0) {
 		if (error == CMV_ENOTFOUND) {
 			cmv_error_clear();

@@ -84,7 +84,7 @@ static int query_load(qindex *qi, pager *p, cmv_repo *repo, const cmv_id *tip, c
 		      const cmv_model *model, cmv_render_target target)
 {
 	int error;
-	if ((error = cmv__conversation_load(&p->cv, repo, tip, target, CMV__RENDER_KEEP_CLEARED)) < 0 ||
+	if ((error = cmv__conversation_load(&p->cv, repo, tip, target, 0)) < 0 ||
 	    !cJSON_GetArraySize(p->cv.msgs))
 		return error;
 	p->lazy_ids = !branch;
@@ -581,7 +581,7 @@ int cmv_query_turns(cmv_query_hit **out, size_t *n_out, cmv_repo *repo, const cm
 	len = strlen(id);
 	if ((error = query_begin(&p, &qi, &target, repo, model, tok)) < 0)
 		return error;
-	if ((error = cmv__conversation_load(&p.cv, repo, tip, target, CMV__RENDER_KEEP_CLEARED)) == 0 && cJSON_GetArraySize(p.cv.msgs) &&
+	if ((error = cmv__conversation_load(&p.cv, repo, tip, target, 0)) == 0 && cJSON_GetArraySize(p.cv.msgs) &&
 	    (error = cmv_pager__pages(&p)) == 0 && (error = cmv_pager__qindex_of(&qi, &p)) == 0) {
 		/* a page's id, or the record a turn begins at */
 		for (size_t pg = 0; pg < qi.n_bodies + qi.n_turns && at == SIZE_MAX; pg++)

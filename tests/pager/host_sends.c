@@ -16,6 +16,7 @@
 #include <math.h>
 #include "test.h"
 #include "formats/formats_int.h"
+#include "pager/pager_int.h"
 
 static cmv_models *models;
 static cmv_tok *o200k;
@@ -77,7 +78,7 @@ static uint64_t sent(cmv_repo *repo, const cmv_id *at, const char *model_id, uin
 	const cmv_model *m = NULL;
 	cmv_token_stats st;
 	assert_cmv_ok(cmv_models_find(&m, models, model_id));
-	assert_cmv_ok(cmv_count_sent(&st, repo, at, m, o200k));
+	assert_cmv_ok(cmv_pager__count_sent_live(&st, repo, at, m, o200k));
 	if (thinking)
 		*thinking = st.thinking;
 	return st.total;
@@ -160,12 +161,17 @@ static void test_host_sends__claude_code_microcompaction_is_rendered_as_sent(voi
 	cmv_buf body = CMV_BUF_INIT(1 << 24);
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
 
-	/* what Claude Code sent after the boundary: the listed result as its stub, the other whole */
-	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	/* what the running Claude Code sent after the boundary: the listed result as its stub, the other whole */
+	ro.flags = CMV_RENDER_NO_DECORATIONS | CMV__RENDER_STUB_CLEARED;
 	assert_cmv_ok(cmv_render(&body, NULL, ts->repo, &tip, CMV_RENDER_ANTHROPIC, &ro));
 	assert_non_null(strstr(body.ptr, "[Old tool result content cleared]"));
 	assert_null(strstr(body.ptr, "line 400 of the file"));
 	assert_non_null(strstr(body.ptr, "a small result kept whole"));
+	/* what is sent now (and what a resumed Claude Code sends): the result whole */
+	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	assert_cmv_ok(cmv_render(&body, NULL, ts->repo, &tip, CMV_RENDER_ANTHROPIC, &ro));
+	assert_non_null(strstr(body.ptr, "line 400 of the file"));
+	assert_null(strstr(body.ptr, "[Old tool result content cleared]"));
 	/* the full history keeps what the session file keeps */
 	ro.flags = CMV_RENDER_NO_DECORATIONS | CMV_RENDER_FULL_HISTORY;
 	assert_cmv_ok(cmv_render(&body, NULL, ts->repo, &tip, CMV_RENDER_ANTHROPIC, &ro));
@@ -176,6 +182,12 @@ static void test_host_sends__claude_code_microcompaction_is_rendered_as_sent(voi
 	uint64_t c2 = sent(ts->repo, &before2, "claude-opus-4-5", NULL), c3 = sent(ts->repo, &before3, "claude-opus-4-5", NULL);
 	assert_true(c2 > 4000);
 	assert_true(c3 + 3000 < c2);
+	/* counted for sending now: whole */
+	const cmv_model *m = NULL;
+	cmv_token_stats st;
+	assert_cmv_ok(cmv_models_find(&m, models, "claude-opus-4-5"));
+	assert_cmv_ok(cmv_count_sent(&st, ts->repo, &before3, m, o200k));
+	assert_true(st.total > c3 + 3000);
 	cmv_buf_dispose(&body);
 	free(text);
 }
@@ -183,7 +195,7 @@ static void test_host_sends__claude_code_microcompaction_is_rendered_as_sent(voi
 /*
  * A cleared result is paged out, not gone: recall --query (the pager's
  * query path) finds a word only it holds, from the branch (then from its
- * kept index) and without one, while what is sent keeps the stub.
+ * kept index) and without one, while what was billed keeps the stub.
  */
 static void test_host_sends__claude_code_cleared_results_are_found_by_query(void **state)
 {
@@ -204,8 +216,8 @@ static void test_host_sends__claude_code_cleared_results_are_found_by_query(void
 		assert_true(n >= 1);
 		assert_non_null(strstr(out.ptr, "quetzal line 0 of the file"));
 	}
-	/* sent and counted as Claude Code sent it */
-	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	/* counted as the running Claude Code sent it */
+	ro.flags = CMV_RENDER_NO_DECORATIONS | CMV__RENDER_STUB_CLEARED;
 	assert_cmv_ok(cmv_render(&out, NULL, ts->repo, &tip, CMV_RENDER_ANTHROPIC, &ro));
 	assert_null(strstr(out.ptr, "quetzal"));
 	assert_true(sent(ts->repo, &tip, "claude-opus-4-5", NULL) < 2000);
