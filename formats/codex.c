@@ -85,6 +85,27 @@ int cmv_formats__cut_responses_item(record_build *rb, jspan item, const cJSON *j
 		*role = CMV_ROLE_ASSISTANT;
 		return cmv_formats__record_add_raw(rb, item, "action", "tool_use", cmv_formats__cj_str(j, "call_id"), "local_shell", NULL);
 	}
+	/*
+	 * Codex's tool search (deferred tools, such as its apps' MCP connectors):
+	 * the request carries both items whole, and the output's tool definitions
+	 * are billed as input from the next call on. A call and a result, so they
+	 * are counted and paged; the definitions stay an array in the template,
+	 * which a trim leaves whole (later calls may use the tools they define).
+	 */
+	if (!strcmp(type, "tool_search_call")) {
+		*role = CMV_ROLE_ASSISTANT;
+		if (cmv_formats__jscan_member(&v, item, "arguments") == 1)
+			return cmv_formats__record_add_block(rb, v, "tool_use", cmv_formats__cj_str(j, "call_id"), "tool_search",
+						*v.p == '"' ? custom_media : "application/json", 0);
+		return 0;
+	}
+	if (!strcmp(type, "tool_search_output")) {
+		*role = CMV_ROLE_TOOL;
+		if (cmv_formats__jscan_member(&v, item, "tools") == 1)
+			return cmv_formats__record_add_block(rb, v, "tool_result", cmv_formats__cj_str(j, "call_id"), NULL,
+						"application/json", 0);
+		return 0;
+	}
 	if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cmv_formats__cj_str(j, "call_id")) {
 		*role = CMV_ROLE_TOOL;
 		if (cmv_formats__jscan_member(&v, item, "output") == 1)
@@ -92,7 +113,7 @@ int cmv_formats__cut_responses_item(record_build *rb, jspan item, const cJSON *j
 						*v.p == '"' ? NULL : "application/vnd.cmv.openai-content+json", 0);
 		return 0;
 	}
-	/* web_search_call, tool_search_call, ...: kept, not rendered for other providers */
+	/* web_search_call, ...: kept, not rendered */
 	*role = CMV_ROLE_ASSISTANT;
 	*kind = CMV_KIND_EVENT;
 	return 0;
@@ -212,6 +233,11 @@ int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 	} else if (!strcmp(type, "local_shell_call")) {
 		cmv_formats__nb_tool_use(c, cmv_formats__conv_msg_join(c, "assistant", NULL), cmv_formats__cj_str(item, "call_id"), "local_shell",
 			    cmv_formats__cj_get(item, "action"), NULL, false);
+	} else if (!strcmp(type, "tool_search_call")) {
+		/* sent as Codex sends it, to the Responses API only (repair drops it elsewhere) */
+		cmv_formats__nb_openai_item(c, cmv_formats__conv_msg_join(c, "assistant", NULL), item);
+	} else if (!strcmp(type, "tool_search_output")) {
+		cmv_formats__nb_openai_item(c, cmv_formats__conv_msg_join(c, "user", NULL), item);
 	} else if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cmv_formats__cj_str(item, "call_id")) {
 		const cJSON *out = cmv_formats__cj_get(item, "output");
 		cJSON *content = cmv_formats__conv_msg_join(c, "user", NULL);

@@ -167,6 +167,11 @@ void cmv_formats__nb_reasoning(conv *c, cJSON *content, const cJSON *item)
 		add_str(c, b, "encrypted_content", cmv_formats__cj_str(item, "encrypted_content"));
 }
 
+void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item)
+{
+	add_dup(c, new_block(c, content, "openai_item"), "item", item);
+}
+
 void cmv_formats__nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data)
 {
 	cJSON *b = new_block(c, content, "image"), *src = b ? cJSON_AddObjectToObject(b, "source") : NULL;

@@ -10,7 +10,9 @@
  * tool_use {id, name, input, "custom"?: true when input is free text};
  * tool_result {tool_use_id, content (string or text/image blocks), is_error};
  * thinking {thinking, signature} (Anthropic); redacted_thinking {data};
- * reasoning {id, summary[], encrypted_content} (OpenAI).
+ * reasoning {id, summary[], encrypted_content} (OpenAI);
+ * openai_item {item}: a Responses input item sent as it is (Codex's tool
+ * search), to the Responses API only.
  * System prompts are kept apart, in order, as strings.
  *
  * Each format reads its own records into this (the *_neutral functions):
@@ -41,6 +43,7 @@ void cmv_formats__nb_tool_use(conv *c, cJSON *content, const char *id, const cha
 void cmv_formats__nb_tool_result(conv *c, cJSON *content, const char *id, const cJSON *result, const char *text,
 		    bool is_error);
 void cmv_formats__nb_reasoning(conv *c, cJSON *content, const cJSON *item);
+void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item);
 void cmv_formats__nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data);
 
 /* Readers: one record (parsed), into the conversation. */

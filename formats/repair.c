@@ -79,6 +79,8 @@ static bool keep_block(cmv_render_target t, const cJSON *b, bool asst, cmv_rende
 	}
 	if (!strcmp(type, "image") && !asst)
 		return true;
+	if (!strcmp(type, "openai_item") && t == CMV_RENDER_OPENAI_RESPONSES)
+		return true;
 	st->dropped_other++;
 	return false;
 }

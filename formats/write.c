@@ -287,6 +287,14 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 				continue;
 			}
 			parts = NULL;
+			if (!strcmp(t, "openai_item")) {
+				cJSON *it = cJSON_Duplicate(cmv_formats__cj_get(b, "item"), 1);
+				if (!it || !cJSON_AddItemToArray(out, it)) {
+					cJSON_Delete(it);
+					goto done;
+				}
+				continue;
+			}
 			if (!(o = cJSON_CreateObject()) || !cJSON_AddItemToArray(out, o))
 				goto done;
 			if (!strcmp(t, "tool_use")) {

@@ -13,7 +13,7 @@ export CMV_DIR="$tmp/.cmv"
 fail=0 n=0
 declare -A want=(
 	[a3-92ff332928-0__019ed836-b1da-78f1-8a0c-e598363d10f4.jsonl]="23 2"
-	[33-5841c2d678-0__019efc87-fa98-7971-91df-0c9512a065da.jsonl]="317 2"
+	[33-5841c2d678-0__019efc87-fa98-7971-91df-0c9512a065da.jsonl]="318 2" # 289 function, 28 custom, 1 tool search
 	[8c-fa910f8ef9-0__2026-01-20-86cc3044-7515-43f1-9c25-1444738c64c9.jsonl]="56 1"
 	[fc-99c919b212-0__062a8bdd-4322-4ffa-bc38-3e8b8bfb5a56.jsonl]="127 1"
 	[f6108699-47cc-4b21-8ca6-3223992990b3.jsonl]="9 1"
