@@ -98,7 +98,7 @@ static bool query_stopword(const char *word, size_t n)
  * failing would answer nothing. *full: set once a clause did not fit (the
  * buffer is as it was before it).
  */
-static int query_add(cmv_buf *b, bool *full, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int query_add(cmv_buf *b, bool *full, const char *fmt, ...)
 {
 	va_list ap;
 	int error;
