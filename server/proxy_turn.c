@@ -647,7 +647,14 @@ done:
 	return error;
 }
 
-/* Whether a client item is the assistant's (what a reply comes back as). */
+/*
+ * Whether a client item is the assistant's (what a reply comes back as).
+ * Every Responses item the model makes is a "*_call" (function, custom
+ * tool, local shell, web search, tool search, and kinds to come) or its
+ * reasoning; what answers one is a "*_output". Listing the kinds missed
+ * tool_search_call: the recorded reply stopped matching there and the
+ * client's resend was appended a second time.
+ */
 static bool assistant_item(const cJSON *it, proxy_api api)
 {
 	const char *role = jstr(it, "role"), *type = jstr(it, "type");
@@ -655,8 +662,8 @@ static bool assistant_item(const cJSON *it, proxy_api api)
 		return !strcmp(role, "assistant");
 	if (api != PROXY_API_RESPONSES || !type)
 		return false;
-	return !strcmp(type, "function_call") || !strcmp(type, "reasoning") || !strcmp(type, "custom_tool_call") ||
-	       !strcmp(type, "local_shell_call") || !strcmp(type, "web_search_call");
+	size_t n = strlen(type);
+	return !strcmp(type, "reasoning") || (n > 5 && !strcmp(type + n - 5, "_call"));
 }
 
 /* ---- tool definitions as pages --------------------------------------------------------- */
