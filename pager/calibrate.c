@@ -1475,8 +1475,8 @@ static cJSON *rendered(cmv_repo *repo, const cmv_id *tip, const cmv_model *model
 
 /*
  * Whether the request at `tip` holds the one at `at` whole: every top-level
- * field but the conversation the same, and the conversation (messages, or a
- * Responses request's input) starting with the billed one's, its last message
+ * field but the conversation the same, and the conversation (messages, a
+ * Responses request's input, Gemini's contents) starting with the billed one's, its last message
  * equal or grown by content blocks appended to it. A trim, a compaction, a
  * microcompaction's stubs or a host's rewrite of an earlier message breaks it.
  */
@@ -1502,7 +1502,8 @@ int cmv_count_anchor_holds(bool *out, cmv_repo *repo, const cmv_id *at, const cm
 	const cJSON *conv_a = NULL, *conv_t = NULL;
 	for (const cJSON *f = a->child; f && ok; f = f->next) {
 		const cJSON *g = cJSON_GetObjectItemCaseSensitive(t, f->string);
-		if (cJSON_IsArray(f) && (!strcmp(f->string, "messages") || !strcmp(f->string, "input"))) {
+		if (cJSON_IsArray(f) &&
+		    (!strcmp(f->string, "messages") || !strcmp(f->string, "input") || !strcmp(f->string, "contents"))) {
 			conv_a = f;
 			conv_t = g;
 		} else {

@@ -26,6 +26,8 @@ static bool is(const char *s, const char *want)
  * What a materialization depends on besides the tip: the options, the
  * budget, and the faults recorded on the branch (a fault changes the pins).
  */
+#define TABLE_RENDERING 2
+
 void cmv_pager__options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_options *o, uint64_t budget)
 {
 	cmv_buf faults = CMV_BUF_INIT(1 << 24);
@@ -38,7 +40,12 @@ void cmv_pager__options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_option
 	cmv_error_clear();
 	cmv_buf_dispose(&faults);
 	cmv_buf_clear(out);
-	cmv_buf_printf(out, "%s/", hex);
+	/*
+	 * The rendering's own version first: a table kept by a build that
+	 * rendered otherwise (2: Claude Code's cleared results whole again) is
+	 * not grown, the whole work is done once.
+	 */
+	cmv_buf_printf(out, "r%d/%s/", TABLE_RENDERING, hex);
 	cmv_buf_printf(out, "%llu/%zu/%u/%d/%u/%llu/", (unsigned long long)budget, o->keep_turns, o->low_water, o->target,
 		       o->render_flags, (unsigned long long)o->query_allowance);
 	for (size_t i = 0; i < o->n_pins; i++)

@@ -269,6 +269,13 @@ static void test_calibrate__anchor(void **state)
 	assert_true(holds);
 	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, tip, &calls[k - 1].before, sonnet));
 	assert_false(holds);
+	/* as Gemini's request renders it (its conversation is "contents"): the same */
+	const cmv_model *gemini = NULL;
+	assert_cmv_ok(cmv_models_find(&gemini, models, "gemini-2.5-pro"));
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, &calls[k - 1].before, tip, gemini));
+	assert_true(holds);
+	assert_cmv_ok(cmv_count_anchor_holds(&holds, ts->repo, tip, &calls[k - 1].before, gemini));
+	assert_false(holds);
 	/* the same session with an early message rewritten: its later request no longer holds the billed one */
 	cmv_buf text = CMV_BUF_INIT(1 << 24), edited = CMV_BUF_INIT(1 << 24);
 	test_read_file(&text, path);
