@@ -125,7 +125,7 @@ static int load_model(const cmv_model **m, cmv_models **models, cmv_tok **tok, c
 CMD(materialize)
 {
 	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report rep = { 0 };
+	cmv_materialize_report rep;
 	cmv_models *models = NULL;
 	const cmv_model *m = NULL;
 	cmv_tok *tok = NULL;
@@ -137,7 +137,7 @@ CMD(materialize)
 
 	cmv_buf own = CMV_BUF_INIT(CMV_BUF_SMALL);
 
-	memset(&rep, 0, sizeof(rep));
+	cmv_materialize_report_init(&rep);
 	CLI_PARSE("materialize");
 	if (m_json && m_report)
 		return cli_usage_error(cli_find("materialize"), "--json prints the report: no --report");
@@ -261,9 +261,9 @@ CMD(fit)
 		const cmv_model *m;
 		cmv_tok *tok = NULL;
 		cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
-		cmv_materialize_report rep = { 0 };
+		cmv_materialize_report rep;
 		cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-		memset(&rep, 0, sizeof(rep));
+		cmv_materialize_report_init(&rep);
 		po.budget = budget;
 		if (cli_model(&m, models, names[i]) < 0) {
 			rc = cli_fail("unknown model");
@@ -414,7 +414,7 @@ CMD(switch)
 	}
 	if (sw_out) {
 		cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-		cmv_materialize_report mr = { 0 };
+		cmv_materialize_report mr = { .version = CMV_MATERIALIZE_REPORT_VERSION };
 		po.budget = so.budget;
 		po.state_branch = branch.ptr;
 		int e = cmv_materialize_for(&out, &mr, ctx->repo, &tip, h, &po);

@@ -240,7 +240,7 @@ static void check_openai_responses(report *r, const cJSON *body)
 			const cJSON *content = cmv_formats__cj_get(it, "content");
 			if (cJSON_IsString(content) ? blank(content->valuestring) : !(cJSON_IsArray(content) && content->child))
 				problem(r, "input[%d]: empty message", i);
-		} else if (!strcmp(t, "function_call") || !strcmp(t, "custom_tool_call")) {
+		} else if (!strcmp(t, "function_call") || !strcmp(t, "custom_tool_call") || !strcmp(t, "tool_search_call")) {
 			const char *id = cmv_formats__cj_str(it, "call_id");
 			if (!id)
 				problem(r, "input[%d]: a call without a call_id", i);
@@ -254,7 +254,7 @@ static void check_openai_responses(report *r, const cJSON *body)
 					problem(r, "input[%d]: arguments must be a JSON object in a string", i);
 				cJSON_Delete(parsed);
 			}
-		} else if (!strcmp(t, "function_call_output") || !strcmp(t, "custom_tool_call_output")) {
+		} else if (!strcmp(t, "function_call_output") || !strcmp(t, "custom_tool_call_output") || !strcmp(t, "tool_search_output")) {
 			const char *id = cmv_formats__cj_str(it, "call_id");
 			if (!in_list(calls, id))
 				problem(r, "input[%d]: no call found for output with call_id %s", i, id ? id : "(none)");

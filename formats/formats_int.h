@@ -41,6 +41,13 @@ cJSON *cmv_formats__jscan_parse(const char *s, size_t len, int *error);
 /* Small cJSON helpers. */
 const char *cmv_formats__cj_str(const cJSON *o, const char *k);
 const cJSON *cmv_formats__cj_get(const cJSON *o, const char *k);
+/*
+ * An `openai_item` block that is a call (its item's type ends in "_call",
+ * Codex's tool_search_call) or the output of one ("_output"): its call_id,
+ * *output set for an output; NULL for any other block. Such items pair by
+ * call_id as tool_use and tool_result do (repair, the pager's turns).
+ */
+const char *cmv_formats__item_call_id(const cJSON *b, bool *output);
 
 /* ---- one message of cmv's JSONL (formats/cmv_jsonl.c) ----------------------- */
 

@@ -167,6 +167,20 @@ void cmv_formats__nb_reasoning(conv *c, cJSON *content, const cJSON *item)
 		add_str(c, b, "encrypted_content", cmv_formats__cj_str(item, "encrypted_content"));
 }
 
+const char *cmv_formats__item_call_id(const cJSON *b, bool *output)
+{
+	const cJSON *item = cmv_formats__cj_get(b, "item");
+	const char *t = cmv_formats__cj_str(item, "type"), *id = cmv_formats__cj_str(item, "call_id");
+	size_t n = t ? strlen(t) : 0;
+
+	*output = false;
+	if (!id || !n || strcmp(cmv_formats__cj_str(b, "type") ? cmv_formats__cj_str(b, "type") : "", "openai_item"))
+		return NULL;
+	if (n > 7 && !strcmp(t + n - 7, "_output"))
+		return *output = true, id;
+	return n > 5 && !strcmp(t + n - 5, "_call") ? id : NULL;
+}
+
 void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item)
 {
 	add_dup(c, new_block(c, content, "openai_item"), "item", item);

@@ -427,11 +427,20 @@ static int tools_as_text(cJSON *msgs)
 	for (cJSON *m = msgs->child; m && !error; m = m->next) {
 		cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
 		for (cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
-			bool use = !strcmp(cmv_formats__btype(b), "tool_use"), res = !strcmp(cmv_formats__btype(b), "tool_result");
-			if (!use && !res)
+			bool use = !strcmp(cmv_formats__btype(b), "tool_use"), res = !strcmp(cmv_formats__btype(b), "tool_result"), out;
+			const char *iid = cmv_formats__item_call_id(b, &out);
+			if (!use && !res && !iid)
 				continue;
 			cmv_buf_clear(&line);
-			if (use) {
+			if (iid) {
+				/* an item only the Responses API takes (Codex's tool search), whole */
+				const cJSON *item = cmv_formats__cj_get(b, "item");
+				char *js = cJSON_PrintUnformatted(item);
+				error = js ? (out ? cmv_buf_printf(&line, "[tool result for %s]\n%s", iid, js)
+						  : cmv_buf_printf(&line, "[tool call %s, id %s]\n%s", cmv_formats__cj_str(item, "type"), iid, js))
+					   : cmv_error__oom();
+				cJSON_free(js);
+			} else if (use) {
 				char *in = cJSON_PrintUnformatted(cmv_formats__cj_get(b, "input"));
 				error = cmv_buf_printf(&line, "[tool call %s, id %s]\n%s", cmv_formats__cj_str(b, "name") ? cmv_formats__cj_str(b, "name") : "?",
 						       cmv_formats__cj_str(b, "id") ? cmv_formats__cj_str(b, "id") : "?", in ? in : "{}");

@@ -195,6 +195,24 @@ cJSON *cmv_formats__new_message(const char *role)
 	return m;
 }
 
+/* An output item whose call is not before it: what it said stays, as text. */
+static int orphan_item(cJSON *content, cJSON *b, const char *id, cmv_render_stats *st)
+{
+	cmv_buf line = CMV_BUF_INIT(SESSION_MAX_BYTES);
+	char *json = cJSON_PrintUnformatted(cmv_formats__cj_get(b, "item"));
+	cJSON *tb = NULL;
+	int error = 0;
+
+	if (!json || cmv_buf_printf(&line, "[tool result for %s]\n%s", id, json) < 0 || !(tb = cmv_formats__text_block(line.ptr)))
+		error = cmv_error__oom();
+	else
+		cJSON_ReplaceItemViaPointer(content, b, tb);
+	cJSON_free(json);
+	cmv_buf_dispose(&line);
+	st->orphan_results++;
+	return error;
+}
+
 /* Append message m (taken) to out, merging it into a last message of the same role. */
 static int push_message(cJSON *out, cJSON *m)
 {
@@ -216,7 +234,7 @@ static int push_message(cJSON *out, cJSON *m)
 /* The repaired message list (see the top of this file); takes c->messages apart. */
 int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_render_stats *st)
 {
-	result_map calls = { 0 };
+	result_map calls = { 0 }, items = { 0 };
 	cmv_buf text = CMV_BUF_INIT(SESSION_MAX_BYTES);
 	cJSON *out = cJSON_CreateArray(), *aliases = cJSON_CreateObject();
 	size_t renamed = 0;
@@ -241,6 +259,21 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 					cJSON_ReplaceItemViaPointer(content, b, stub);
 				else
 					cJSON_Delete(cJSON_DetachItemViaPointer(content, b));
+				continue;
+			}
+			bool item_out;
+			const char *iid = cmv_formats__item_call_id(b, &item_out);
+			if (iid) {
+				/* Codex's tool search: paired by call_id as calls and results are */
+				if (!item_out) {
+					error = map_find(&items, iid) < 0 ? map_add(&items, iid) : 0;
+				} else {
+					ssize_t k = map_find(&items, iid);
+					if (k >= 0 && !items.results[k])
+						items.results[k] = cJSON_DetachItemViaPointer(content, b);
+					else
+						error = orphan_item(content, b, iid, st);
+				}
 				continue;
 			}
 			bool is_use = !strcmp(cmv_formats__btype(b), "tool_use");
@@ -312,7 +345,29 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 		}
 		cJSON *answer = NULL;
 		if (asst) {
-			for (cJSON *b = content->child; b && !error; b = b->next) {
+			for (cJSON *b = content->child, *next; b && !error; b = next) {
+				bool item_out;
+				const char *iid = cmv_formats__item_call_id(b, &item_out);
+				next = b->next;
+				if (iid && !item_out) {
+					ssize_t k = map_find(&items, iid);
+					cJSON *r = k >= 0 ? items.results[k] : NULL;
+					if (k >= 0)
+						items.results[k] = NULL;
+					if (!r) {
+						/* no output to invent for it: the call goes */
+						cJSON_Delete(cJSON_DetachItemViaPointer(content, b));
+						st->dropped_other++;
+						continue;
+					}
+					if (!answer && !(answer = cmv_formats__new_message("user"))) {
+						cJSON_Delete(r);
+						error = cmv_error__oom();
+						break;
+					}
+					cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(answer, "content"), r);
+					continue;
+				}
 				if (strcmp(cmv_formats__btype(b), "tool_use"))
 					continue;
 				const char *id = cmv_formats__cj_str(b, "id") ? cmv_formats__cj_str(b, "id") : "";
@@ -366,6 +421,7 @@ int cmv_formats__repair(cJSON **out_msgs, conv *c, cmv_render_target t, cmv_rend
 		}
 	}
 	map_free(&calls);
+	map_free(&items);
 	cJSON_Delete(aliases);
 	cmv_buf_dispose(&text);
 	if (error) {

@@ -244,19 +244,18 @@ int cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *repo, const cha
 	CMV_ASSERT_ARG(branch);
 	CMV_ASSERT_ARG(model);
 	memset(&r, 0, sizeof(r));
+	r.pages.version = CMV_MATERIALIZE_REPORT_VERSION;
 	if (rep) {
-		/* a report used before: its pages go first */
-		r.pages = rep->pages;
-		memset(&rep->pages, 0, sizeof(rep->pages));
-		cmv_materialize_report_dispose(&r.pages);
-		memset(&r.pages, 0, sizeof(r.pages));
+		/* a report used before: its pages go first (the members every version has) */
+		cmv_materialize_report_dispose(&rep->pages);
 	}
 	if (opts)
 		o = *opts;
 	else
 		cmv_request_options_init(&o);
+	/* a caller built against pager options version 1 has no anchor field */
 	if (o.pager)
-		po = *o.pager;
+		memcpy(&po, o.pager, o.pager->version >= 2 ? sizeof(po) : offsetof(cmv_pager_options, anchor));
 	po.state_branch = branch;
 	target = po.target ? (cmv_render_target)po.target : cmv_model_render_target(m);
 	if ((error = cmv_resolve(&tip, repo, branch)) < 0 || (error = request_tools(&tools, repo, branch, &o)) < 0)
@@ -313,9 +312,11 @@ int cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *repo, const cha
 		error = set_member(out, "stream_options", "{\"include_usage\":true}");
 done:
 	if (error == 0 && rep) {
-		unsigned int v = rep->version;
-		*rep = r;
-		rep->version = v ? v : CMV_REQUEST_REPORT_VERSION;
+		/* a caller built against version 1 has the shorter pages report (cmv_materialize_report version 1) */
+		unsigned int v = rep->version >= 2 ? CMV_REQUEST_REPORT_VERSION : 1;
+		r.version = v;
+		r.pages.version = v >= 2 ? CMV_MATERIALIZE_REPORT_VERSION : 1;
+		memcpy(rep, &r, offsetof(cmv_request_report, pages) + CMV_MATERIALIZE_REPORT_SIZE(r.pages.version));
 	} else {
 		cmv_materialize_report_dispose(&r.pages);
 	}

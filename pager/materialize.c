@@ -486,9 +486,10 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 	CMV_ASSERT_ARG(tok);
 	if (rep) {
 		/* a report used before: what it held goes, so a loop that reuses one leaks nothing */
-		unsigned int version = rep->version;
+		unsigned int version = rep->version ? rep->version : 1;
 		cmv_materialize_report_dispose(rep);
-		memset(rep, 0, sizeof(*rep));
+		/* a caller built against an older layout has a shorter struct */
+		memset(rep, 0, CMV_MATERIALIZE_REPORT_SIZE(version));
 		rep->version = version;
 	}
 	resolve_options(&m, out, repo, tip, model, tok, opts);
@@ -513,8 +514,9 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		error = cmv_repo_txn_commit(repo);
 	/* after the commit, which can fail too: a failed call hands back no report */
 	if (error == 0 && rep) {
-		*rep = m.r;
-		rep->version = CMV_MATERIALIZE_REPORT_VERSION;
+		unsigned int version = rep->version >= 2 ? CMV_MATERIALIZE_REPORT_VERSION : 1;
+		memcpy(rep, &m.r, CMV_MATERIALIZE_REPORT_SIZE(version));
+		rep->version = version;
 		/* whichever path made it (the table, a splice, the whole work), the promise it keeps */
 		rep->margin = model->margin;
 		rep->billed_budget = m.o.budget ? m.o.budget

@@ -79,11 +79,14 @@ bool cmv_pager__starts_turn(const cJSON *m)
 		return false;
 	if (cJSON_IsString(content))
 		return true;
-	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next)
-		if (is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type")), "tool_result"))
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+		bool output;
+		/* Codex's tool_search_output answers a call too (an openai_item) */
+		if (is(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "type")), "tool_result") ||
+		    (cmv_formats__item_call_id(b, &output) && output))
 			return false;
-		else
-			says = true;
+		says = true;
+	}
 	return says;
 }
 

@@ -187,9 +187,14 @@ typedef struct cmv_request_options {
 #define CMV_REQUEST_OPTIONS_VERSION 1
 CMV_EXTERN(void) cmv_request_options_init(cmv_request_options *opts);
 
-#define CMV_REQUEST_REPORT_VERSION 1
+#define CMV_REQUEST_REPORT_VERSION 2 /* 2: pages is a version-2 cmv_materialize_report */
 typedef struct cmv_request_report {
-	unsigned int version;  /**< the caller's: 0 or CMV_REQUEST_REPORT_VERSION */
+	/**
+	 * The caller's layout: set it to CMV_REQUEST_REPORT_VERSION (0 and 1,
+	 * a program built before version 2, get pages written only up to
+	 * `anchored`); on return the one written.
+	 */
+	unsigned int version;
 	uint64_t tools_tokens; /**< what the tool definitions count, held back from the pager's budget */
 	size_t n_tools;
 	uint32_t max_tokens;

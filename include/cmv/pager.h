@@ -96,14 +96,16 @@ typedef struct cmv_page {
 	bool pinned;
 } cmv_page;
 
-#define CMV_MATERIALIZE_REPORT_VERSION 1
+#define CMV_MATERIALIZE_REPORT_VERSION 2 /* 2: anchored, correction */
 /**
- * What a materialization did. Zero it (or call cmv_materialize_report_init)
- * before its first use: a report passed again is disposed of first, so a
- * loop that reuses one leaks nothing.
+ * What a materialization did. Call cmv_materialize_report_init before its
+ * first use (or zero it and set version to CMV_MATERIALIZE_REPORT_VERSION):
+ * a report passed again is disposed of first, so a loop that reuses one
+ * leaks nothing. A report of version 0 or 1 (a program built before
+ * version 2) is written only up to `anchored`.
  */
 typedef struct cmv_materialize_report {
-	unsigned int version;  /**< the caller's: 0 or CMV_MATERIALIZE_REPORT_VERSION (set on return) */
+	unsigned int version;  /**< the caller's layout; on return the one written (0 reads as 1) */
 	uint64_t budget;       /**< what the request may count (billed_budget less the model's margin) */
 	uint64_t tokens;       /**< what it uses, counted on the rendered request */
 	uint64_t tokens_full;  /**< the same with nothing paged out */
@@ -130,6 +132,9 @@ typedef struct cmv_materialize_report {
 	bool anchored;
 	int64_t correction;
 } cmv_materialize_report;
+/** What a report of `version` holds (for the library and bindings: version 0 and 1 end before `anchored`). */
+#define CMV_MATERIALIZE_REPORT_SIZE(version) \
+	((version) >= 2 ? sizeof(cmv_materialize_report) : offsetof(cmv_materialize_report, anchored))
 
 CMV_EXTERN(void) cmv_materialize_report_dispose(cmv_materialize_report *rep);
 CMV_EXTERN(void) cmv_materialize_report_init(cmv_materialize_report *rep);

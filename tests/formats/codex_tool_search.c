@@ -53,15 +53,15 @@ static int free_models(void **state)
 	return 0;
 }
 
-/* Import the rollout (or, without_search, the rollout less the two items) under id sid. */
-static void import_rollout(cmv_id *tip, cmv_buf *file, fixture *f, const char *sid, bool without_search)
+/* Import the rollout less the lines in mask skip (bit i: line i) under id sid. */
+static void import_rollout(cmv_id *tip, cmv_buf *file, fixture *f, const char *sid, unsigned skip)
 {
 	char name[128];
 	cmv_import_result res;
 
 	cmv_buf_clear(file);
 	for (size_t i = 0; i < N_LINES; i++) {
-		if (without_search && (i == LINE_SEARCH || i == LINE_FOUND))
+		if (skip & (1u << i))
 			continue;
 		for (const char *p = rollout_lines[i], *at; *p; p = at + strlen(SID)) {
 			if (!(at = strstr(p, SID))) {
@@ -96,12 +96,12 @@ static cJSON *payload(size_t i, const char *member)
 	return p;
 }
 
-static cJSON *render_checked(fixture *f, const cmv_id *tip, cmv_render_target t)
+static cJSON *render_flags_checked(fixture *f, const cmv_id *tip, cmv_render_target t, unsigned int flags)
 {
 	cmv_buf body = CMV_BUF_INIT(1 << 24), problems = CMV_BUF_INIT(1 << 20);
 	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
 
-	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	ro.flags = CMV_RENDER_NO_DECORATIONS | flags;
 	assert_cmv_ok(cmv_render(&body, NULL, f->repo, tip, t, &ro));
 	if (cmv_check_request(&problems, t, body.ptr, body.size) != 0)
 		fail_msg("rendered for %s: %s", cmv_render_target_name(t), problems.ptr);
@@ -110,6 +110,11 @@ static cJSON *render_checked(fixture *f, const cmv_id *tip, cmv_render_target t)
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&problems);
 	return j;
+}
+
+static cJSON *render_checked(fixture *f, const cmv_id *tip, cmv_render_target t)
+{
+	return render_flags_checked(f, tip, t, 0);
 }
 
 /* The Responses input holds both items as recorded, in their place (after the prompt, before the command). */
@@ -137,7 +142,7 @@ static void test_tool_search__import_export_byte_for_byte(void **state)
 	cmv_id tip;
 	size_t i = 0;
 
-	import_rollout(&tip, &file, f, SID, false);
+	import_rollout(&tip, &file, f, SID, 0);
 	assert_cmv_ok(cmv_export_session(f->repo, "codex/" SID, test_buf_writer, &back));
 	assert_int_equal(back.size, file.size);
 	assert_memory_equal(back.ptr, file.ptr, file.size);
@@ -175,7 +180,7 @@ static void test_tool_search__rendered_as_sent(void **state)
 	cmv_buf file = CMV_BUF_INIT(1 << 20);
 	cmv_id tip;
 
-	import_rollout(&tip, &file, f, SID, false);
+	import_rollout(&tip, &file, f, SID, 0);
 	assert_items_as_recorded(f, &tip);
 
 	/* no other provider has Codex's tool search: neither item, and everything else as before */
@@ -189,6 +194,63 @@ static void test_tool_search__rendered_as_sent(void **state)
 		cJSON_free(s);
 		cJSON_Delete(b);
 	}
+	cmv_buf_dispose(&file);
+}
+
+/* The Responses input as one string, checked; NULL-free. */
+static char *responses_text(fixture *f, const cmv_id *tip, unsigned int flags)
+{
+	cJSON *b = render_flags_checked(f, tip, CMV_RENDER_OPENAI_RESPONSES, flags);
+	char *s = cJSON_PrintUnformatted(b);
+	assert_non_null(s);
+	cJSON_Delete(b);
+	return s;
+}
+
+/*
+ * Half a search (a window or a compaction cut the other half off): an output
+ * without its call stays as text, a call without its output goes; either
+ * way the request is one the Responses API takes (the checker pairs them).
+ */
+static void test_tool_search__halves_repaired(void **state)
+{
+	fixture *f = *state;
+	cmv_buf file = CMV_BUF_INIT(1 << 20);
+	cmv_id tip;
+	char *s;
+
+	import_rollout(&tip, &file, f, SID, 1u << LINE_SEARCH);
+	s = responses_text(f, &tip, 0);
+	assert_null(strstr(s, "\"type\":\"tool_search_output\""));
+	assert_non_null(strstr(s, "[tool result for call_search1]"));
+	assert_non_null(strstr(s, "_add_reminder"));
+	cJSON_free(s);
+
+	import_rollout(&tip, &file, f, "0a1b2c3d-4e5f-4a6b-8c7d-000000000001", 1u << LINE_FOUND);
+	s = responses_text(f, &tip, 0);
+	assert_null(strstr(s, "tool_search_call"));
+	assert_non_null(strstr(s, "cat beds.txt"));
+	cJSON_free(s);
+	cmv_buf_dispose(&file);
+}
+
+/* A Responses model without tools (CMV_RENDER_TOOLS_AS_TEXT) gets the search as text, as other calls. */
+static void test_tool_search__as_text(void **state)
+{
+	fixture *f = *state;
+	cmv_buf file = CMV_BUF_INIT(1 << 20);
+	cmv_id tip;
+
+	import_rollout(&tip, &file, f, SID, 0);
+	char *s = responses_text(f, &tip, CMV_RENDER_TOOLS_AS_TEXT);
+	assert_null(strstr(s, "\"type\":\"tool_search_call\""));
+	assert_null(strstr(s, "\"type\":\"tool_search_output\""));
+	assert_null(strstr(s, "\"type\":\"function_call\""));
+	assert_non_null(strstr(s, "[tool call tool_search_call, id call_search1]"));
+	assert_non_null(strstr(s, "[tool result for call_search1]"));
+	assert_non_null(strstr(s, "reminder calendar create"));
+	assert_non_null(strstr(s, "_add_reminder"));
+	cJSON_free(s);
 	cmv_buf_dispose(&file);
 }
 
@@ -206,8 +268,8 @@ static void test_tool_search__counted(void **state)
 	cmv_token_stats a, b;
 	cmv_id with, without;
 
-	import_rollout(&with, &file, f, SID, false);
-	import_rollout(&without, &file, f, "0a1b2c3d-4e5f-4a6b-8c7d-000000000000", true);
+	import_rollout(&with, &file, f, SID, 0);
+	import_rollout(&without, &file, f, "0a1b2c3d-4e5f-4a6b-8c7d-000000000000", 1u << LINE_SEARCH | 1u << LINE_FOUND);
 
 	/* stored: the arguments and the name as a call, the definitions (as recorded) as a result */
 	const char *args_text = strstr(rollout_lines[LINE_SEARCH], "\"arguments\":") + strlen("\"arguments\":");
@@ -242,7 +304,7 @@ static void test_tool_search__trim_keeps_definitions(void **state)
 	cmv_id tip;
 	char id[37];
 
-	import_rollout(&tip, &file, f, SID, false);
+	import_rollout(&tip, &file, f, SID, 0);
 	assert_true(strlen(rollout_lines[LINE_FOUND]) > CMV_TRIM_THRESHOLD_DEFAULT);
 	opts.branch = "ts.trim";
 	opts.model = gpt;
@@ -266,6 +328,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tool_search__import_export_byte_for_byte, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_tool_search__rendered_as_sent, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_tool_search__counted, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_tool_search__halves_repaired, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_tool_search__as_text, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_tool_search__trim_keeps_definitions, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("formats: codex tool search", tests, load_models, free_models);

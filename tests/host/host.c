@@ -457,6 +457,88 @@ static void test_stub_pinned(void **state)
 }
 
 /* For bindings: every options struct has its init function, giving the macro's defaults; reports carry their version. */
+/*
+ * Reports of an older layout (a program built before the report grew) get
+ * nothing written past their end: a version-1 cmv_materialize_report ends
+ * before `anchored`, and so does the pages report of a version-1
+ * cmv_request_report. Each lies at the end of a buffer filled with a
+ * guard byte; a version-1 pager options struct is read only as far as it goes.
+ */
+static void test_old_report_layouts(void **state)
+{
+	test_store *ts = *state;
+	const size_t v1 = offsetof(cmv_materialize_report, anchored), rv1 = offsetof(cmv_request_report, pages) + v1;
+	union {
+		cmv_request_report aligned;
+		unsigned char b[sizeof(cmv_request_report) + 64];
+	} u;
+	unsigned char *buf = u.b;
+	cmv_model_handle *gpt;
+	cmv_buf out = CMV_BUF_INIT(1 << 20);
+	cmv_id tip;
+
+	assert_true(v1 < sizeof(cmv_materialize_report));
+	assert_true(CMV_MATERIALIZE_REPORT_VERSION >= 2 && CMV_REQUEST_REPORT_VERSION >= 2);
+	msg(ts->repo, "old", "user", "hello");
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "old"));
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	for (unsigned int version = 0; version <= 1; version++) {
+		/* cmv_materialize, twice (a report passed again is disposed of and zeroed first) */
+		for (int again = 0; again < 2; again++) {
+			cmv_materialize_report *r;
+			if (!again) {
+				memset(buf, 0xa5, sizeof(u.b));
+				memset(buf, 0, v1);
+			}
+			r = (cmv_materialize_report *)(void *)buf;
+			if (!again)
+				r->version = version;
+			assert_cmv_ok(cmv_materialize_for(&out, r, ts->repo, &tip, gpt, NULL));
+			assert_int_equal(r->version, 1);
+			assert_true(r->tokens > 0 && r->fits && r->n_pages >= 1 && r->margin > 0);
+			for (size_t k = v1; k < sizeof(u.b); k++)
+				if (buf[k] != 0xa5)
+					fail_msg("version %u: byte %zu written past the old report (%zu bytes)", version, k, v1);
+		}
+		cmv_materialize_report_dispose((cmv_materialize_report *)(void *)buf);
+		/* cmv_request: its pages report is the old one, and a version-1 pager options struct ends before anchor */
+		memset(buf, 0xa5, sizeof(u.b));
+		memset(buf, 0, rv1);
+		cmv_request_report *rr = (cmv_request_report *)(void *)buf;
+		rr->version = version;
+		cmv_pager_options opts;
+		memset(&opts, 0xa5, sizeof(opts)); /* a nonsense anchor where a version-1 caller's struct ends */
+		cmv_pager_options *po = &opts;
+		cmv_pager_options d = CMV_PAGER_OPTIONS_INIT;
+		memcpy(po, &d, offsetof(cmv_pager_options, anchor));
+		po->version = 1;
+		cmv_request_options ro;
+		cmv_request_options_init(&ro);
+		ro.pager = po;
+		for (int again = 0; again < 2; again++) {
+			assert_cmv_ok(cmv_request(&out, rr, ts->repo, "old", gpt, &ro));
+			assert_int_equal(rr->version, 1);
+			assert_int_equal(rr->pages.version, 1);
+			assert_true(rr->pages.tokens > 0 && rr->pages.fits);
+			for (size_t k = rv1; k < sizeof(u.b); k++)
+				if (buf[k] != 0xa5)
+					fail_msg("version %u: byte %zu written past the old request report (%zu bytes)", version, k, rv1);
+		}
+		cmv_request_report_dispose(rr);
+	}
+	/* the current layout gets the anchor's fields (the guard there overwritten) */
+	cmv_request_report cur = { .version = CMV_REQUEST_REPORT_VERSION };
+	cur.pages.correction = -1;
+	assert_cmv_ok(cmv_request(&out, &cur, ts->repo, "old", gpt, NULL));
+	assert_int_equal(cur.version, CMV_REQUEST_REPORT_VERSION);
+	assert_int_equal(cur.pages.version, CMV_MATERIALIZE_REPORT_VERSION);
+	assert_false(cur.pages.anchored);
+	assert_int_equal(cur.pages.correction, 0);
+	cmv_request_report_dispose(&cur);
+	cmv_model_handle_free(gpt);
+	cmv_buf_dispose(&out);
+}
+
 static void test_options_init_and_report_versions(void **state)
 {
 	test_store *ts = *state;
@@ -752,6 +834,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_run_stub_one_recall, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stub_pinned, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_options_init_and_report_versions, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_old_report_layouts, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_formats, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_json_entry, test_store_setup, test_store_teardown),
 		cmocka_unit_test(test_stream_many_deltas),

@@ -222,7 +222,7 @@ static void test_calibrate__anchor(void **state)
 	assert_true(an.correction > 0);
 	/* the pager: the whole request predicted at billed(k - 1) + the count of what came since */
 	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
-	cmv_materialize_report plain = { 0 }, rep = { 0 };
+	cmv_materialize_report plain = { .version = CMV_MATERIALIZE_REPORT_VERSION }, rep = { .version = CMV_MATERIALIZE_REPORT_VERSION };
 	cmv_buf out = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	o.budget = 10000000;
 	assert_cmv_ok(cmv_materialize(&out, &plain, ts->repo, tip, sonnet, o200k, &o));
