@@ -29,8 +29,11 @@
  * grows from the seam (qindex_grow) as the kept request does
  * (cmv_pager__splice_append), by the same rules.
  */
-/* 3: Claude Code's cleared results are indexed whole (a version 2 index may hold their stubs) */
-#define QINDEX_MAGIC "cmv query index 3"
+/*
+ * 3: Claude Code's cleared results are indexed whole (a version 2 index may
+ * hold their stubs); 4: a Codex tool search's output no longer starts a turn.
+ */
+#define QINDEX_MAGIC "cmv query index 4"
 #define QINDEX_TURN_RECORDS 8192 /* a turn read alone for recall: at most this many records */
 
 size_t cmv__pager_qgrown, cmv__pager_qread;

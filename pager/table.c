@@ -42,8 +42,9 @@ void cmv_pager__options_key(cmv_buf *out, cmv_repo *repo, const cmv_pager_option
 	cmv_buf_clear(out);
 	/*
 	 * The rendering's own version first: a table kept by a build that
-	 * rendered otherwise (2: Claude Code's cleared results whole again) is
-	 * not grown, the whole work is done once.
+	 * rendered or cut turns otherwise (2: Claude Code's cleared results
+	 * whole again, a Codex tool search's output inside its turn) is not
+	 * grown, the whole work is done once.
 	 */
 	cmv_buf_printf(out, "r%d/%s/", TABLE_RENDERING, hex);
 	cmv_buf_printf(out, "%llu/%zu/%u/%d/%u/%llu/", (unsigned long long)budget, o->keep_turns, o->low_water, o->target,
