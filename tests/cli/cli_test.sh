@@ -560,8 +560,11 @@ run switch t1 --model gpt-4; ok "switch needs a branch" test $rc -eq 1
 run switch "$V" --model '{"provider":"openai","model":"gpt-4o"}' --json; ok "switch takes a model descriptor" has '"signature":	"openai/gpt-4o"' "$out"
 run log "$V"; ok "one switch, one event" test "$(grep -c 'model_switch' <<<"$out")" -eq "$(grep -c 'model_switch\|cmv_switch' <<<"$out")"
 run stats "$V" --model gpt-4o; ok "stats shows the usage segments" has "openai/gpt-4o" "$out"
-# calls booked as an agent host books them (the host API, through the Python package over libcmv.so)
-CMV_LIBRARY=${CMV_LIBRARY:-$(dirname "$CMV")/libcmv.so} PYTHONPATH="$HERE/../../bindings/python" python3 -c '
+# calls booked as an agent host books them (the host API, through the Python package over libcmv.so;
+# a sanitized libcmv in Python needs the sanitizer's runtime first: CMV_PYTHON_PRELOAD, set by ctest)
+py_env=()
+[ -n "${CMV_PYTHON_PRELOAD:-}" ] && py_env=(LD_PRELOAD="$CMV_PYTHON_PRELOAD" ASAN_OPTIONS=detect_leaks=0)
+env "${py_env[@]}" CMV_LIBRARY="${CMV_LIBRARY:-$(dirname "$CMV")/libcmv.so}" PYTHONPATH="$HERE/../../bindings/python" python3 -c '
 import cmv, sys
 with cmv.Store(sys.argv[1]) as s:
     b = cmv.Branch(s, sys.argv[2])  # the branch as it is: Store.branch would make a missing one
