@@ -13,6 +13,8 @@ not streamed, switched to Claude. Failover on a scripted 529, a dropped connecti
 stream cut mid-answer, each recorded as a switch event, and the return. A switch to a
 model without tool calling or images is refused, naming what is missing."""
 import atexit, glob, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from sse import events  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "..", "support", "model_server.py")
@@ -120,21 +122,6 @@ def post(path, body, headers=None):
                 return r.status, raw.decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-
-
-def events(text):
-    out = []
-    for block in text.split("\n\n"):
-        ev = {}
-        for ln in block.splitlines():
-            if ln.startswith("event:"):
-                ev["event"] = ln[6:].strip()
-            elif ln.startswith("data:"):
-                d = ln[5:].strip()
-                ev["data"] = d if d == "[DONE]" else json.loads(d)
-        if ev:
-            out.append(ev)
-    return out
 
 
 seen = set()

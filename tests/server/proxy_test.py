@@ -12,6 +12,8 @@ through and never stored; Chat Completions and Responses, streamed and not; a si
 request passed through; bad requests answered, never fatal."""
 import atexit
 import glob, json, os, re, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from sse import events  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER = os.path.join(HERE, "..", "support", "model_server.py")
@@ -92,21 +94,6 @@ def post(path, body, headers=None, raw=None):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-
-
-def events(text):
-    out = []
-    for block in text.split("\n\n"):
-        ev = {}
-        for ln in block.splitlines():
-            if ln.startswith("event:"):
-                ev["event"] = ln[6:].strip()
-            elif ln.startswith("data:"):
-                d = ln[5:].strip()
-                ev["data"] = d if d == "[DONE]" else json.loads(d)
-        if ev:
-            out.append(ev)
-    return out
 
 
 def upstream(path=None):
