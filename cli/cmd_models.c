@@ -187,7 +187,7 @@ static int show_calibration(const cmv_calibration *c, void *payload)
 		printf("    this model's requests alone: %.1f%% + %llu tokens cover them all\n", c->margin * 100,
 		       (unsigned long long)c->margin_tokens);
 		if (c->pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS)
-			printf("    margin kept: %.1f%% + %llu tokens, a 97.5%% bound for a new session over %zu sessions of %s "
+			printf("    margin kept: %.1f%% + %llu tokens, a 99%% bound for a new session over %zu sessions of %s "
 			       "(%s) models (their worst under-count: mean %.1f%%, sd %.1f%%, max %.1f%%)\n",
 			       c->pool_margin * 100, (unsigned long long)c->pool_margin_tokens, c->pool_sessions,
 			       c->provider[0] ? c->provider : "its provider's", c->tokenizer, c->pool_mean * 100,

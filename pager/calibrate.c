@@ -856,18 +856,18 @@ done:
 /* ---- the margin: a prediction bound over sessions ------------------------------------ */
 
 /*
- * Student's t, one-sided 0.975 (a two-sided 95% interval), for 1 to 30
- * degrees of freedom; beyond, 1.96 + 2.4 / df (within 0.002 of the table
- * from 30 to 120).
+ * Student's t, one-sided 0.99 (the 99th percentile of a prediction), for 1
+ * to 30 degrees of freedom; beyond, 2.326 + 3.73 / df (Cornish-Fisher's
+ * first term: within 0.008 of the table from 30 to 120).
  */
-static double t975(size_t df)
+static double t99(size_t df)
 {
-	static const double t[] = { 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-				    2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-				    2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042 };
+	static const double t[] = { 31.821, 6.965, 4.541, 3.747, 3.365, 3.143, 2.998, 2.896, 2.821, 2.764,
+				    2.718,  2.681, 2.650, 2.624, 2.602, 2.583, 2.567, 2.552, 2.539, 2.528,
+				    2.518,  2.508, 2.500, 2.492, 2.485, 2.479, 2.473, 2.467, 2.462, 2.457 };
 	if (df == 0)
 		return INFINITY;
-	return df <= CMV_ARRAY_SIZE(t) ? t[df - 1] : 1.96 + 2.4 / (double)df;
+	return df <= CMV_ARRAY_SIZE(t) ? t[df - 1] : 2.326 + 3.73 / (double)df;
 }
 
 /* The mean of v (n of them), its sample standard deviation and its largest. */
@@ -888,10 +888,10 @@ static double mean_sd(double *sd, double *max, const double *v, size_t n)
 	return mean;
 }
 
-/* What a prediction bound for one more of n draws adds to their mean: t(0.975, n - 1) x sd x sqrt(1 + 1/n). */
+/* What a prediction bound for one more of n draws adds to their mean: t(0.99, n - 1) x sd x sqrt(1 + 1/n). */
 static double prediction_allowance(double sd, size_t n)
 {
-	return n < 2 ? INFINITY : t975(n - 1) * sd * sqrt(1.0 + 1.0 / (double)n);
+	return n < 2 ? INFINITY : t99(n - 1) * sd * sqrt(1.0 + 1.0 / (double)n);
 }
 
 typedef struct {
@@ -922,7 +922,7 @@ static int pool_note_key(char *out, size_t cap, const char *provider, const char
  * fit that model counts with). Sessions differ more than calls (a host adds
  * what the transcript never shows: a file's new text after an edit, a
  * reminder), so a bound for the next session is a prediction bound over
- * sessions, not a percentile over calls: mean + t(0.975, n - 1) x sd x
+ * sessions, not a percentile over calls: mean + t(0.99, n - 1) x sd x
  * sqrt(1 + 1/n). Its allowance for few sessions shrinks as they accumulate.
  * margin_tokens: what every request seen still needs beyond it.
  */
@@ -1387,7 +1387,7 @@ int cmv_model_calibrated(cmv_model *out, cmv_buf *source, const cmv_model *model
 		}
 		if (source && c.pool_sessions >= CMV_CALIBRATION_MIN_SESSIONS)
 			cmv_buf_printf(source,
-				       "calibrated on %zu billed pairs of %s%s; margin %.1f%% + %llu tokens: a 97.5%% "
+				       "calibrated on %zu billed pairs of %s%s; margin %.1f%% + %llu tokens: a 99%% "
 				       "prediction bound for a new session over %zu sessions of %s models",
 				       c.pairs, c.model, own ? "" : " (its family)", out->margin * 100,
 				       (unsigned long long)out->margin_tokens, c.pool_sessions,
