@@ -221,7 +221,7 @@ static cJSON *sw_latency(size_t words, size_t requests, bool json)
 	cmv_model_handle *gpt = NULL;
 	cmv_switch_options so;
 	cmv_switch_options_init(&so);
-	if (cmv_model_handle_open(&gpt, repo, "gpt-5") < 0 || cmv_switch(NULL, repo, "bench-xl", gpt, &so) < 0)
+	if (cmv_model_handle_open(&gpt, repo, "gpt-5") < 0 || cmv_switch(NULL, repo, PROXY_BRANCH_PREFIX "bench-xl", gpt, &so) < 0)
 		sw_die("the switch");
 	for (size_t i = 0; i < requests; i++) {
 		char *a = sw_body("bench-same", words, i + 1), *b = sw_body("bench-xl", words, i + 1);
