@@ -243,6 +243,16 @@ static long post(CURL *h, const char *url, const char *body, size_t len, const c
 	return status;
 }
 
+/* A turn of the session: the model's Bash call (toolu_ID_K, "cat FK") and its output (q, a JSON string). */
+static void bash_turn(cmv_buf *msgs, const char *id, char file, size_t k, const char *q)
+{
+	cmv_buf_printf(msgs,
+		       ",{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I will look.\"},"
+		       "{\"type\":\"tool_use\",\"id\":\"toolu_%s_%zu\",\"name\":\"Bash\",\"input\":{\"command\":\"cat %c%zu\"}}]}"
+		       ",{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_%s_%zu\",\"content\":%s}]}",
+		       id, k, file, k, id, k, q);
+}
+
 static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, const char *system, bool json)
 {
 	char *dir = bench_tmpdir(), path[4096], url_up[128], url_px[128];
@@ -288,11 +298,7 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		cmv_buf_clear(&t);
 		filler(&t, 8000);
 		char *q = jquote(t.ptr);
-		cmv_buf_printf(&msgs,
-			       ",{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I will look.\"},"
-			       "{\"type\":\"tool_use\",\"id\":\"toolu_hist_%zu\",\"name\":\"Bash\",\"input\":{\"command\":\"cat h%zu\"}}]}"
-			       ",{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_hist_%zu\",\"content\":%s}]}",
-			       k, k, k, q);
+		bash_turn(&msgs, "hist", 'h', k, q);
 		if (cmv_model_count(&n, NULL, m, tok, q, strlen(q)) == 0)
 			tokens += n + 30;
 		cJSON_free(q);
@@ -340,11 +346,7 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		cmv_buf_clear(&t);
 		filler(&t, 600);
 		char *q = jquote(t.ptr);
-		cmv_buf_printf(&msgs,
-			       ",{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I will look.\"},"
-			       "{\"type\":\"tool_use\",\"id\":\"toolu_bench_%zu\",\"name\":\"Bash\",\"input\":{\"command\":\"cat f%zu\"}}]}"
-			       ",{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_bench_%zu\",\"content\":%s}]}",
-			       k, k, k, q);
+		bash_turn(&msgs, "bench", 'f', k, q);
 		cJSON_free(q);
 	}
 	size_t session_count = 0;
