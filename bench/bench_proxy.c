@@ -53,17 +53,13 @@
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <microhttpd.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "base/base.h"
 #include "bench.h"
 #include "pager/pager_int.h"
+#include "proxy_inproc.h"
 #include "server/proxy.h"
 
 #define MODEL "claude-sonnet-4-5"
@@ -157,10 +153,6 @@ static size_t count_text(const cmv_model *m, cmv_tok *tok, const char *s, size_t
 
 /* ---- the scripted upstream (latency) -------------------------------------------------------- */
 
-typedef struct {
-	cmv_buf body;
-} up_req;
-
 /* A short streamed reply: a text block and a Bash call whose id is the turn's. */
 static void sse_reply(cmv_buf *b, const char *turn)
 {
@@ -184,75 +176,14 @@ static void sse_reply(cmv_buf *b, const char *turn)
 		       turn, turn, turn);
 }
 
-static enum MHD_Result up_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-				  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+static void up_reply(cmv_buf *out, struct MHD_Connection *c, const char *url, const cmv_buf *body)
 {
-	up_req *r = *con_cls;
-	(void)cls, (void)url, (void)method, (void)version;
-	if (!r) {
-		if (!(r = calloc(1, sizeof(*r))))
-			return MHD_NO;
-		cmv_buf_init(&r->body, (size_t)1 << 30);
-		*con_cls = r;
-		return MHD_YES;
-	}
-	if (*upload_size) {
-		cmv_buf_put(&r->body, upload, *upload_size);
-		*upload_size = 0;
-		return MHD_YES;
-	}
 	const char *turn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-bench-turn");
-	cmv_buf out = CMV_BUF_INIT((size_t)1 << 20);
-	sse_reply(&out, turn ? turn : "0");
-	struct MHD_Response *resp = MHD_create_response_from_buffer(out.size, out.ptr, MHD_RESPMEM_MUST_COPY);
-	cmv_buf_dispose(&out);
-	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-	enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	(void)url, (void)body;
+	sse_reply(out, turn ? turn : "0");
 }
 
-static void up_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why)
-{
-	up_req *r = *con_cls;
-	(void)cls, (void)c, (void)why;
-	if (r) {
-		cmv_buf_dispose(&r->body);
-		free(r);
-		*con_cls = NULL;
-	}
-}
-
-/* ---- the proxy, in this process ------------------------------------------------------------- */
-
-typedef struct {
-	proxy *p;
-	volatile sig_atomic_t stop;
-	unsigned int port;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int rc;
-} proxy_run;
-
-static void on_ready(unsigned int port, void *payload)
-{
-	proxy_run *r = payload;
-	pthread_mutex_lock(&r->mu);
-	r->port = port;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
-
-static void *serve(void *arg)
-{
-	proxy_run *r = arg;
-	r->rc = proxy_serve(r->p, "127.0.0.1:0", &r->stop, on_ready, r);
-	pthread_mutex_lock(&r->mu);
-	r->port = r->port ? r->port : 1; /* wake the waiter on a failed start */
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-	return NULL;
-}
+/* ---- a client -------------------------------------------------------------------------------- */
 
 typedef struct {
 	cmv_buf *b;
@@ -312,6 +243,16 @@ static long post(CURL *h, const char *url, const char *body, size_t len, const c
 	return status;
 }
 
+/* A turn of the session: the model's Bash call (toolu_ID_K, "cat FK") and its output (q, a JSON string). */
+static void bash_turn(cmv_buf *msgs, const char *id, char file, size_t k, const char *q)
+{
+	cmv_buf_printf(msgs,
+		       ",{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I will look.\"},"
+		       "{\"type\":\"tool_use\",\"id\":\"toolu_%s_%zu\",\"name\":\"Bash\",\"input\":{\"command\":\"cat %c%zu\"}}]}"
+		       ",{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_%s_%zu\",\"content\":%s}]}",
+		       id, k, file, k, id, k, q);
+}
+
 static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, const char *system, bool json)
 {
 	char *dir = bench_tmpdir(), path[4096], url_up[128], url_px[128];
@@ -329,36 +270,23 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 	cmv_tok *tok = cmv_model_handle_tok(mh);
 
 	/* the scripted upstream */
-	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
-						NULL, up_handler, NULL, MHD_OPTION_NOTIFY_COMPLETED, up_done, NULL,
-						MHD_OPTION_SOCK_ADDR,
-						(struct sockaddr *)&(struct sockaddr_in){ .sin_family = AF_INET,
-											.sin_addr.s_addr = htonl(INADDR_LOOPBACK) },
-						MHD_OPTION_END);
-	const union MHD_DaemonInfo *di = d ? MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
-	if (!di)
+	bench_upstream up;
+	if (bench_upstream_start(&up, up_reply) < 0)
 		die("the scripted upstream");
-	up_port = di->port;
+	up_port = up.port;
 
 	/* the proxy */
-	proxy_run run = { .rc = 0 };
+	bench_proxy_run run;
+	proxy *px = NULL;
 	proxy_config cfg;
 	char upurl[64];
 	memset(&cfg, 0, sizeof(cfg));
 	snprintf(upurl, sizeof(upurl), "http://127.0.0.1:%u", up_port);
 	cfg.anthropic_url = upurl;
 	cfg.quiet = true;
-	pthread_mutex_init(&run.mu, NULL);
-	pthread_cond_init(&run.cv, NULL);
-	if (proxy_new(&run.p, repo, &cfg) < 0)
+	if (proxy_new(&px, repo, &cfg) < 0)
 		die("proxy_new");
-	pthread_t th;
-	pthread_create(&th, NULL, serve, &run);
-	pthread_mutex_lock(&run.mu);
-	while (!run.port)
-		pthread_cond_wait(&run.cv, &run.mu);
-	pthread_mutex_unlock(&run.mu);
-	if (run.rc < 0)
+	if (bench_proxy_run_start(&run, px) < 0)
 		die("proxy_serve");
 	snprintf(url_up, sizeof(url_up), "http://127.0.0.1:%u/v1/messages?beta=true", up_port);
 	snprintf(url_px, sizeof(url_px), "http://127.0.0.1:%u/v1/messages?beta=true", run.port);
@@ -370,11 +298,7 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		cmv_buf_clear(&t);
 		filler(&t, 8000);
 		char *q = jquote(t.ptr);
-		cmv_buf_printf(&msgs,
-			       ",{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I will look.\"},"
-			       "{\"type\":\"tool_use\",\"id\":\"toolu_hist_%zu\",\"name\":\"Bash\",\"input\":{\"command\":\"cat h%zu\"}}]}"
-			       ",{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_hist_%zu\",\"content\":%s}]}",
-			       k, k, k, q);
+		bash_turn(&msgs, "hist", 'h', k, q);
 		if (cmv_model_count(&n, NULL, m, tok, q, strlen(q)) == 0)
 			tokens += n + 30;
 		cJSON_free(q);
@@ -422,11 +346,7 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		cmv_buf_clear(&t);
 		filler(&t, 600);
 		char *q = jquote(t.ptr);
-		cmv_buf_printf(&msgs,
-			       ",{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"I will look.\"},"
-			       "{\"type\":\"tool_use\",\"id\":\"toolu_bench_%zu\",\"name\":\"Bash\",\"input\":{\"command\":\"cat f%zu\"}}]}"
-			       ",{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":\"toolu_bench_%zu\",\"content\":%s}]}",
-			       k, k, k, q);
+		bash_turn(&msgs, "bench", 'f', k, q);
 		cJSON_free(q);
 	}
 	size_t session_count = 0;
@@ -471,12 +391,9 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 	}
 	curl_easy_cleanup(h[0]);
 	curl_easy_cleanup(h[1]);
-	run.stop = 1;
-	pthread_join(th, NULL);
-	proxy_free(run.p);
-	MHD_stop_daemon(d);
-	pthread_mutex_destroy(&run.mu);
-	pthread_cond_destroy(&run.cv);
+	bench_proxy_run_stop(&run);
+	proxy_free(px);
+	bench_upstream_stop(&up);
 	for (int p = 0; p < 2; p++) {
 		free(ttfb[p]);
 		free(tot[p]);

@@ -16,13 +16,11 @@
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
-#include <microhttpd.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "bench.h"
+#include "proxy_inproc.h"
 #include "server/proxy.h"
 
 static void sw_die(const char *what)
@@ -52,52 +50,13 @@ static const char SW_RESPONSES[] =
 	"\"output\":[{\"type\":\"message\",\"id\":\"m\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Noted.\"}]}],"
 	"\"usage\":{\"input_tokens\":1000,\"output_tokens\":5}}}\n\n";
 
-static enum MHD_Result sw_up(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-			     const char *version, const char *upload, size_t *upload_size, void **con_cls)
+static void sw_up(cmv_buf *out, struct MHD_Connection *c, const char *url, const cmv_buf *body)
 {
-	(void)cls, (void)method, (void)version, (void)upload;
-	if (!*con_cls) {
-		*con_cls = (void *)1;
-		return MHD_YES;
-	}
-	if (*upload_size) {
-		*upload_size = 0; /* read and dropped: the answer is canned */
-		return MHD_YES;
-	}
-	const char *body = strstr(url, "/responses") ? SW_RESPONSES : SW_ANTHROPIC;
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-	MHD_add_response_header(r, "Content-Type", "text/event-stream");
-	enum MHD_Result ret = MHD_queue_response(c, 200, r);
-	MHD_destroy_response(r);
-	return ret;
+	(void)c, (void)body; /* the answer is canned */
+	cmv_buf_puts(out, strstr(url, "/responses") ? SW_RESPONSES : SW_ANTHROPIC);
 }
 
-/* ---- the proxy in this process, and a client ----------------------------------------------- */
-
-typedef struct {
-	proxy *p;
-	volatile sig_atomic_t stop;
-	unsigned int port;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-} sw_run;
-
-static void sw_ready(unsigned int port, void *payload)
-{
-	sw_run *r = payload;
-	pthread_mutex_lock(&r->mu);
-	r->port = port;
-	pthread_cond_broadcast(&r->cv);
-	pthread_mutex_unlock(&r->mu);
-}
-
-static void *sw_serve(void *arg)
-{
-	sw_run *r = arg;
-	if (proxy_serve(r->p, "127.0.0.1:0", &r->stop, sw_ready, r) < 0)
-		sw_die("the proxy");
-	return NULL;
-}
+/* ---- a client -------------------------------------------------------------------------------- */
 
 typedef struct {
 	cmv_buf *b;
@@ -187,11 +146,10 @@ static cJSON *sw_latency(size_t words, size_t requests, bool json)
 	proxy_config cfg;
 	unsigned int up_port = 0;
 	char url[256], up_a[128], up_o[128];
-	struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL,
-						NULL, sw_up, NULL, MHD_OPTION_END);
-	if (!d)
+	bench_upstream up;
+	if (bench_upstream_start(&up, sw_up) < 0)
 		sw_die("the upstream");
-	up_port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+	up_port = up.port;
 	snprintf(up_a, sizeof(up_a), "http://127.0.0.1:%u", up_port);
 	snprintf(up_o, sizeof(up_o), "http://127.0.0.1:%u/v1", up_port);
 	memset(&cfg, 0, sizeof(cfg));
@@ -200,13 +158,9 @@ static cJSON *sw_latency(size_t words, size_t requests, bool json)
 	cfg.quiet = !getenv("CMV_BENCH_LOG");
 	if (cmv_repo_init(&repo, dir) < 0 || proxy_new(&p, repo, &cfg) < 0)
 		sw_die("the store");
-	sw_run run = { p, 0, 0, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER };
-	pthread_t th;
-	pthread_create(&th, NULL, sw_serve, &run);
-	pthread_mutex_lock(&run.mu);
-	while (!run.port)
-		pthread_cond_wait(&run.cv, &run.mu);
-	pthread_mutex_unlock(&run.mu);
+	bench_proxy_run run;
+	if (bench_proxy_run_start(&run, p) < 0)
+		sw_die("the proxy");
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/messages", run.port);
 
 	CURL *h = curl_easy_init();
@@ -221,7 +175,7 @@ static cJSON *sw_latency(size_t words, size_t requests, bool json)
 	cmv_model_handle *gpt = NULL;
 	cmv_switch_options so;
 	cmv_switch_options_init(&so);
-	if (cmv_model_handle_open(&gpt, repo, "gpt-5") < 0 || cmv_switch(NULL, repo, "bench-xl", gpt, &so) < 0)
+	if (cmv_model_handle_open(&gpt, repo, "gpt-5") < 0 || cmv_switch(NULL, repo, PROXY_BRANCH_PREFIX "bench-xl", gpt, &so) < 0)
 		sw_die("the switch");
 	for (size_t i = 0; i < requests; i++) {
 		char *a = sw_body("bench-same", words, i + 1), *b = sw_body("bench-xl", words, i + 1);
@@ -258,11 +212,10 @@ static cJSON *sw_latency(size_t words, size_t requests, bool json)
 	free(xl);
 	cmv_buf_dispose(&resp);
 	curl_easy_cleanup(h);
-	run.stop = 1;
-	pthread_join(th, NULL);
+	bench_proxy_run_stop(&run);
 	proxy_free(p);
 	cmv_repo_free(repo);
-	MHD_stop_daemon(d);
+	bench_upstream_stop(&up);
 	bench_rmdir(dir);
 	free(dir);
 	return o;

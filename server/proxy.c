@@ -424,25 +424,37 @@ static int filter_decide(job *j, cJSON *o, int round)
 	return cJSON_IsString(fin) ? 2 : 1;
 }
 
-/* One whole event (its lines, without the blank line that ended it). */
-static bool filter_event(job *j, const char *ev, size_t n, int round)
+/*
+ * The data and event fields of one whole event (its lines, without the
+ * blank line that ended it); the last of each counts. NULL where it has none.
+ */
+static void event_fields(const char *ev, size_t n, const char **data, size_t *data_len, const char **name,
+			 size_t *name_len)
 {
-	const char *data = NULL, *name = NULL;
-	size_t data_len = 0, name_len = 0;
+	*data = *name = NULL;
+	*data_len = *name_len = 0;
 	for (const char *p = ev, *end = ev + n; p < end;) {
 		const char *e = memchr(p, '\n', (size_t)(end - p));
 		size_t l = e ? (size_t)(e - p) : (size_t)(end - p);
 		if (l && p[l - 1] == '\r')
 			l--;
 		if (l >= 5 && !strncmp(p, "data:", 5)) {
-			data = p + 5 + (l > 5 && p[5] == ' ');
-			data_len = l - (size_t)(data - p);
+			*data = p + 5 + (l > 5 && p[5] == ' ');
+			*data_len = l - (size_t)(*data - p);
 		} else if (l >= 6 && !strncmp(p, "event:", 6)) {
-			name = p + 6 + (l > 6 && p[6] == ' ');
-			name_len = l - (size_t)(name - p);
+			*name = p + 6 + (l > 6 && p[6] == ' ');
+			*name_len = l - (size_t)(*name - p);
 		}
 		p = e ? e + 1 : end;
 	}
+}
+
+/* One whole event (its lines, without the blank line that ended it). */
+static bool filter_event(job *j, const char *ev, size_t n, int round)
+{
+	const char *data, *name;
+	size_t data_len, name_len;
+	event_fields(ev, n, &data, &data_len, &name, &name_len);
 	if (!data)
 		return job_emit(j, ev, n) && job_emit(j, "\n\n", 2);
 	if (data_len == 6 && !strncmp(data, "[DONE]", 6)) {
@@ -501,21 +513,11 @@ static bool client_events(job *j, const cmv_buf *evs, int round)
 /* One upstream event of another API: written as the client's, then filtered as the client's own. */
 static bool translate_event(job *j, const char *ev, size_t n, int round)
 {
-	const char *data = NULL;
-	size_t data_len = 0;
+	const char *data, *name;
+	size_t data_len, name_len;
 	cmv_buf out = CMV_BUF_INIT((size_t)1 << 30);
 	bool ok = true;
-	for (const char *p = ev, *end = ev + n; p < end;) {
-		const char *e = memchr(p, '\n', (size_t)(end - p));
-		size_t l = e ? (size_t)(e - p) : (size_t)(end - p);
-		if (l && p[l - 1] == '\r')
-			l--;
-		if (l >= 5 && !strncmp(p, "data:", 5)) {
-			data = p + 5 + (l > 5 && p[5] == ' ');
-			data_len = l - (size_t)(data - p);
-		}
-		p = e ? e + 1 : end;
-	}
+	event_fields(ev, n, &data, &data_len, &name, &name_len);
 	if (data && xlate_event(j->xl, data, data_len, &out) < 0) {
 		snprintf(j->xerr, sizeof(j->xerr), "%s", cmv_error_last()->message);
 		cmv_error_clear();

@@ -732,6 +732,30 @@ static cJSON *stub_each(const cJSON *arr, int depth)
 }
 
 /*
+ * The required properties of schema (at depth) into its stub s: "properties"
+ * with each pruned, and "required" naming them; neither when none is.
+ */
+static int stub_required(cJSON *s, const cJSON *schema, int depth)
+{
+	const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required");
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+	cJSON *sp = NULL, *sr = NULL;
+
+	for (const cJSON *r = cJSON_IsArray(req) ? req->child : NULL; r; r = r->next) {
+		const char *name = cJSON_GetStringValue(r);
+		if (!name || (sp && cJSON_GetObjectItemCaseSensitive(sp, name)))
+			continue;
+		if (!sp && (!(sp = cJSON_AddObjectToObject(s, "properties")) || !(sr = cJSON_AddArrayToObject(s, "required"))))
+			return -1;
+		const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, name);
+		if (!stub_add(sp, name, ps ? stub_sub(ps, depth + 1) : cJSON_CreateObject()) ||
+		    !cJSON_AddItemToArray(sr, cJSON_CreateString(name)))
+			return -1;
+	}
+	return 0;
+}
+
+/*
  * A sub-schema pruned: what says what a value is (type, enum, const, a
  * $ref) and what every provider requires beside it (an array's items, or
  * OpenAI and Gemini refuse the whole request; an object's required
@@ -743,10 +767,8 @@ static cJSON *stub_sub(const cJSON *schema, int depth)
 {
 	static const char *const scalars[] = { "type", "enum", "const", "nullable", "$ref", NULL };
 	static const char *const lists[] = { "anyOf", "oneOf", "allOf", "prefixItems", NULL };
-	const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required");
-	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
 	const cJSON *items = cJSON_GetObjectItemCaseSensitive(schema, "items");
-	cJSON *s, *sp = NULL, *sr = NULL;
+	cJSON *s;
 
 	if (!cJSON_IsObject(schema) || depth >= STUB_DEPTH)
 		return cJSON_Duplicate(schema, 1);
@@ -764,17 +786,8 @@ static cJSON *stub_sub(const cJSON *schema, int depth)
 		if (cJSON_IsArray(v) && !stub_add(s, lists[k], stub_each(v, depth + 1)))
 			goto oom;
 	}
-	for (const cJSON *r = cJSON_IsArray(req) ? req->child : NULL; r; r = r->next) {
-		const char *name = cJSON_GetStringValue(r);
-		if (!name || (sp && cJSON_GetObjectItemCaseSensitive(sp, name)))
-			continue;
-		if (!sp && (!(sp = cJSON_AddObjectToObject(s, "properties")) || !(sr = cJSON_AddArrayToObject(s, "required"))))
-			goto oom;
-		const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, name);
-		if (!stub_add(sp, name, ps ? stub_sub(ps, depth + 1) : cJSON_CreateObject()) ||
-		    !cJSON_AddItemToArray(sr, cJSON_CreateString(name)))
-			goto oom;
-	}
+	if (stub_required(s, schema, depth) < 0)
+		goto oom;
 	return s;
 oom:
 	cJSON_Delete(s);
@@ -792,25 +805,14 @@ oom:
 static cJSON *stub_schema(const cJSON *schema)
 {
 	static const char *const defs[] = { "$defs", "definitions", NULL };
-	const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required");
-	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
-	cJSON *s = cJSON_CreateObject(), *sp = NULL, *sr = NULL;
+	cJSON *s = cJSON_CreateObject(), *sp = NULL;
 	char *text;
 
 	if (!s || !cJSON_AddStringToObject(s, "type", "object"))
 		goto oom;
-	for (const cJSON *r = cJSON_IsArray(req) ? req->child : NULL; r; r = r->next) {
-		const char *name = cJSON_GetStringValue(r);
-		if (!name || (sp && cJSON_GetObjectItemCaseSensitive(sp, name)))
-			continue;
-		if (!sp && (!(sp = cJSON_AddObjectToObject(s, "properties")) || !(sr = cJSON_AddArrayToObject(s, "required"))))
-			goto oom;
-		const cJSON *ps = cJSON_GetObjectItemCaseSensitive(props, name);
-		if (!stub_add(sp, name, ps ? stub_sub(ps, 1) : cJSON_CreateObject()) ||
-		    !cJSON_AddItemToArray(sr, cJSON_CreateString(name)))
-			goto oom;
-	}
-	if (sp) {
+	if (stub_required(s, schema, 0) < 0)
+		goto oom;
+	if ((sp = cJSON_GetObjectItemCaseSensitive(s, "properties"))) {
 		if (!(text = cJSON_PrintUnformatted(sp)))
 			goto oom;
 		bool refs = strstr(text, "\"$ref\"") != NULL;

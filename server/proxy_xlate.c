@@ -149,24 +149,30 @@ static const char *chat_finish(char s)
 	return s == 't' ? "tool_calls" : s == 'm' ? "length" : "stop";
 }
 
-static cJSON *chat_chunk(xlate *x, cJSON *delta, const char *finish)
+/* A Chat Completions object (a chunk or the whole reply) with its one choice, *choice, still to fill. */
+static cJSON *chat_object(const xlate *x, const char *object, cJSON **choice)
 {
-	cJSON *o = cJSON_CreateObject(), *choices, *c;
+	cJSON *o = cJSON_CreateObject();
 	char id[96];
 	snprintf(id, sizeof(id), "chatcmpl-%s", x->id);
 	cJSON_AddStringToObject(o, "id", id);
-	cJSON_AddStringToObject(o, "object", "chat.completion.chunk");
+	cJSON_AddStringToObject(o, "object", object);
 	cJSON_AddNumberToObject(o, "created", (double)x->created);
 	cJSON_AddStringToObject(o, "model", x->model);
-	choices = cJSON_AddArrayToObject(o, "choices");
-	c = cJSON_CreateObject();
-	cJSON_AddNumberToObject(c, "index", 0);
+	*choice = cJSON_CreateObject();
+	cJSON_AddNumberToObject(*choice, "index", 0);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "choices"), *choice);
+	return o;
+}
+
+static cJSON *chat_chunk(xlate *x, cJSON *delta, const char *finish)
+{
+	cJSON *c, *o = chat_object(x, "chat.completion.chunk", &c);
 	cJSON_AddItemToObject(c, "delta", delta ? delta : cJSON_CreateObject());
 	if (finish)
 		cJSON_AddStringToObject(c, "finish_reason", finish);
 	else
 		cJSON_AddNullToObject(c, "finish_reason");
-	cJSON_AddItemToArray(choices, c);
 	return o;
 }
 
@@ -964,10 +970,9 @@ static cJSON *body_out(xlate *x)
 {
 	if (x->to == PROXY_API_RESPONSES)
 		return resp_object(x, x->stop == 'm' ? "incomplete" : "completed", true);
-	cJSON *o = cJSON_CreateObject();
-	char id[96];
 	if (x->to == PROXY_API_ANTHROPIC) {
-		cJSON *content;
+		cJSON *o = cJSON_CreateObject(), *content;
+		char id[96];
 		snprintf(id, sizeof(id), "msg_%s", x->id);
 		cJSON_AddStringToObject(o, "id", id);
 		cJSON_AddStringToObject(o, "type", "message");
@@ -996,16 +1001,8 @@ static cJSON *body_out(xlate *x)
 		cJSON_AddItemToObject(o, "usage", anthropic_usage(x, false));
 		return o;
 	}
-	cJSON *choices, *c, *msg, *tcs = NULL;
+	cJSON *c, *o = chat_object(x, "chat.completion", &c), *msg, *tcs = NULL;
 	cmv_buf text = CMV_BUF_INIT(PROXY_MAX_RESPONSE);
-	snprintf(id, sizeof(id), "chatcmpl-%s", x->id);
-	cJSON_AddStringToObject(o, "id", id);
-	cJSON_AddStringToObject(o, "object", "chat.completion");
-	cJSON_AddNumberToObject(o, "created", (double)x->created);
-	cJSON_AddStringToObject(o, "model", x->model);
-	choices = cJSON_AddArrayToObject(o, "choices");
-	c = cJSON_CreateObject();
-	cJSON_AddNumberToObject(c, "index", 0);
 	msg = cJSON_AddObjectToObject(c, "message");
 	cJSON_AddStringToObject(msg, "role", "assistant");
 	for (size_t k = 0; k < x->n; k++) {
@@ -1031,7 +1028,6 @@ static cJSON *body_out(xlate *x)
 	if (tcs)
 		cJSON_AddItemToObject(msg, "tool_calls", tcs);
 	cJSON_AddStringToObject(c, "finish_reason", chat_finish(x->stop));
-	cJSON_AddItemToArray(choices, c);
 	cJSON_AddItemToObject(o, "usage", chat_usage(x));
 	cmv_buf_dispose(&text);
 	return o;

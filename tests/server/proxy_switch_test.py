@@ -15,22 +15,13 @@ model without tool calling or images is refused, naming what is missing."""
 import atexit, glob, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from sse import events  # noqa: E402
+from proxy_run import check, failures, launch_proxy, launch_upstream, listening_port  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SERVER = os.path.join(HERE, "..", "support", "model_server.py")
 CMV = os.path.abspath(sys.argv[1])
 KEY_A = "sk-ant-client-0123456789abcdef"
 KEY_O = "sk-openai-client-0123456789abcdef"
 ENV_A = "sk-ant-env-fedcba9876543210"
 ENV_O = "sk-openai-env-fedcba9876543210"
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 root = tempfile.mkdtemp(prefix="cmv-proxy-switch-")
@@ -79,14 +70,12 @@ turns = [
 script = os.path.join(root, "script.json")
 json.dump({"turns": turns, "done": "Done."}, open(script, "w"))
 log = os.path.join(root, "log")
-up = subprocess.Popen([sys.executable, SERVER, "--script", script, "--log-dir", log], stdout=subprocess.PIPE, text=True)
-up_port = int(up.stdout.readline())
+up, up_port = launch_upstream(script, log)
 penv = dict(env, ANTHROPIC_API_KEY=ENV_A, OPENAI_API_KEY=ENV_O)
 errlog = open(os.path.join(root, "proxy.err"), "w")
-px = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream", f"anthropic=http://127.0.0.1:{up_port}",
-                       "--upstream", f"openai=http://127.0.0.1:{up_port}/v1", "--fallback", "gpt-5",
-                       "--retry-primary", "1", "--timeout", "20"],
-                      stdout=subprocess.PIPE, stderr=errlog, text=True, cwd=store, env=penv)
+px = launch_proxy(CMV, ["--upstream", f"anthropic=http://127.0.0.1:{up_port}", "--upstream",
+                        f"openai=http://127.0.0.1:{up_port}/v1", "--fallback", "gpt-5", "--retry-primary", "1",
+                        "--timeout", "20"], stderr=errlog, cwd=store, env=penv)
 
 
 def _cleanup():
@@ -96,15 +85,15 @@ def _cleanup():
     for p in (px, up):
         if p.poll() is None:
             p.kill()
-    errlog.flush()
+    if not errlog.closed:
+        errlog.flush()
     if died:
         print("the proxy died (exit %s); its stderr ends:" % px.returncode, file=sys.stderr)
         print("".join(open(errlog.name).readlines()[-60:]), file=sys.stderr)
 
 
 atexit.register(_cleanup)
-line = px.stdout.readline()
-port = int(re.search(r":(\d+)$", line.strip()).group(1))
+port = listening_port(px)
 BASE = f"http://127.0.0.1:{port}"
 
 

@@ -14,19 +14,10 @@ import atexit
 import glob, json, os, re, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from sse import events  # noqa: E402
+from proxy_run import check, failures, launch_proxy, launch_upstream, listening_port  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SERVER = os.path.join(HERE, "..", "support", "model_server.py")
 CMV = os.path.abspath(sys.argv[1])
 KEY = "sk-test-proxy-0123456789abcdef"
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
-    return cond
 
 
 root = tempfile.mkdtemp(prefix="cmv-proxy-")
@@ -51,14 +42,12 @@ script = os.path.join(root, "script.json")
 # check_schemas: the upstream refuses an array schema without items, as OpenAI does (a stub must not make one)
 json.dump({"turns": turns, "done": "Done.", "check_schemas": True}, open(script, "w"))
 log = os.path.join(root, "log")
-up = subprocess.Popen([sys.executable, SERVER, "--script", script, "--log-dir", log], stdout=subprocess.PIPE,
-                      text=True)
-up_port = int(up.stdout.readline())
+up, up_port = launch_upstream(script, log)
 BUDGET = 12000
 errlog = open(os.path.join(root, "proxy.err"), "w")
-px = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream", f"anthropic=http://127.0.0.1:{up_port}",
-                       "--upstream", f"openai=http://127.0.0.1:{up_port}/v1", "--budget", str(BUDGET)],
-                      stdout=subprocess.PIPE, stderr=errlog, text=True, cwd=store, env=env)
+px = launch_proxy(CMV, ["--upstream", f"anthropic=http://127.0.0.1:{up_port}", "--upstream",
+                        f"openai=http://127.0.0.1:{up_port}/v1", "--budget", str(BUDGET)],
+                  stderr=errlog, cwd=store, env=env)
 
 
 DONE = False
@@ -79,8 +68,7 @@ def _cleanup():
 
 
 atexit.register(_cleanup)
-line = px.stdout.readline()
-port = int(re.search(r":(\d+)$", line.strip()).group(1))
+port = listening_port(px)
 BASE = f"http://127.0.0.1:{port}"
 
 
@@ -454,11 +442,10 @@ check("SECRETPATH" not in seen and "SECRETPATH" not in up_paths, "a /t/ token is
 check("SECRETQUERY" not in seen, "a query string is not logged")
 
 # a token set on loopback is checked too, and before the body is read
-px2 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream", f"anthropic=http://127.0.0.1:{up_port}"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=store,
-                       env=dict(env, CMV_PROXY_TOKEN="tok-123"))
+px2 = launch_proxy(CMV, ["--upstream", f"anthropic=http://127.0.0.1:{up_port}"], stderr=subprocess.DEVNULL,
+                   cwd=store, env=dict(env, CMV_PROXY_TOKEN="tok-123"))
 try:
-    port2 = int(re.search(r":(\d+)$", px2.stdout.readline().strip()).group(1))
+    port2 = listening_port(px2)
     s = socket.create_connection(("127.0.0.1", port2))
     s.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
               b"Content-Length: 60000000\r\n\r\n")
@@ -489,13 +476,11 @@ pt_turns += [{"tool": "Bash", "input": {"command": "ls"}}, {"text": "listed"}, {
 pt_turns += [{"text": f"more {k}"} for k in range(TOOL_WINDOW + 1)] + [{"tool": "Tool0", "input": {}}, {"text": "end"}]
 json.dump({"turns": pt_turns, "done": "Done."}, open(os.path.join(root, "script3.json"), "w"))
 log3 = os.path.join(root, "log3")
-up3 = subprocess.Popen([sys.executable, SERVER, "--script", os.path.join(root, "script3.json"), "--log-dir", log3],
-                       stdout=subprocess.PIPE, text=True)
-px3 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", str(TOOL_WINDOW), "--upstream",
-                        f"anthropic=http://127.0.0.1:{int(up3.stdout.readline())}"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=store, env=env)
+up3, up3_port = launch_upstream(os.path.join(root, "script3.json"), log3)
+px3 = launch_proxy(CMV, ["--tool-window", str(TOOL_WINDOW), "--upstream", f"anthropic=http://127.0.0.1:{up3_port}"],
+                   stderr=subprocess.DEVNULL, cwd=store, env=env)
 try:
-    base3 = "http://127.0.0.1:" + re.search(r":(\d+)$", px3.stdout.readline().strip()).group(1)
+    base3 = "http://127.0.0.1:%d" % listening_port(px3)
     pt_meta = {"user_id": json.dumps({"device_id": "d", "session_id": "7c1d2e3f-2222-4333-8444-955566667777"})}
     pt_msgs = [{"role": "user", "content": "Read a.txt."}]
     answers = []
@@ -548,13 +533,11 @@ TINY = {"name": "Tiny", "description": "Tiny.", "input_schema": {"type": "object
 wt_turns = [{"tool": "Tiny", "input": {}}, {"text": "a"}, {"text": "b"}, {"text": "c"}, {"tool": "Bash", "input": {"command": "ls"}},
             {"tool": "Tiny", "input": {}}, {"text": "d"}, {"tool": "Read", "input": {"file_path": "c.txt"}}, {"text": "end"}]
 json.dump({"turns": wt_turns, "done": "Done."}, open(os.path.join(root, "script4.json"), "w"))
-up4 = subprocess.Popen([sys.executable, SERVER, "--script", os.path.join(root, "script4.json"), "--log-dir",
-                        os.path.join(root, "log4")], stdout=subprocess.PIPE, text=True)
-px4 = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", "2", "--upstream",
-                        f"anthropic=http://127.0.0.1:{int(up4.stdout.readline())}"],
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=store, env=env)
+up4, up4_port = launch_upstream(os.path.join(root, "script4.json"), os.path.join(root, "log4"))
+px4 = launch_proxy(CMV, ["--tool-window", "2", "--upstream", f"anthropic=http://127.0.0.1:{up4_port}"],
+                   stderr=subprocess.DEVNULL, cwd=store, env=env)
 try:
-    base4 = "http://127.0.0.1:" + re.search(r":(\d+)$", px4.stdout.readline().strip()).group(1)
+    base4 = "http://127.0.0.1:%d" % listening_port(px4)
     wt_session = "5e2d3c4b-3333-4444-8555-a66677778888"
     wt_msgs = [{"role": "user", "content": "Go."}]
     db = sqlite3.connect(os.path.join(store, ".cmv", "store.db"), timeout=30)
@@ -609,17 +592,15 @@ def spawn_pair(tag, turns_g, extra_env):
     sc = os.path.join(root, "script-" + tag + ".json")
     json.dump({"turns": turns_g, "done": "Done."}, open(sc, "w"))
     lg = os.path.join(root, "log-" + tag)
-    u = subprocess.Popen([sys.executable, SERVER, "--script", sc, "--log-dir", lg], stdout=subprocess.PIPE, text=True)
-    return {"store": st, "env": e, "log": lg, "up": u, "up_port": int(u.stdout.readline())}
+    u, u_port = launch_upstream(sc, lg)
+    return {"store": st, "env": e, "log": lg, "up": u, "up_port": u_port}
 
 
 def start_proxy(side):
-    p = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream",
-                          f"anthropic=http://127.0.0.1:{side['up_port']}", "--budget", "9000"],
-                         stdout=subprocess.PIPE, stderr=open(side["store"] + ".err", "a"), text=True,
-                         cwd=side["store"], env=side["env"])
+    p = launch_proxy(CMV, ["--upstream", f"anthropic=http://127.0.0.1:{side['up_port']}", "--budget", "9000"],
+                     stderr=open(side["store"] + ".err", "a"), cwd=side["store"], env=side["env"])
     side["px"] = p
-    side["base"] = "http://127.0.0.1:%s" % re.search(r":(\d+)$", p.stdout.readline().strip()).group(1)
+    side["base"] = "http://127.0.0.1:%d" % listening_port(p)
 
 
 def post_to(side, body):
