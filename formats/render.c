@@ -76,8 +76,16 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 		if (!strcmp(b->type, "text")) {
 			cmv_formats__nb_text(c, content, blob->ptr);
 		} else if (!strcmp(b->type, "tool_use")) {
-			cmv_formats__nb_tool_use(c, content, b->tool_id, b->tool_name, NULL, blob->ptr,
-				    b->media_type && !strcmp(b->media_type, "text/plain"));
+			/* a custom (freeform) tool's call: its input text, or {"input": TEXT} marked "custom" (host/reply.c) */
+			char idx[32];
+			snprintf(idx, sizeof(idx), "%zu", i);
+			if (!meta && n->meta && n->meta_len)
+				meta = cJSON_ParseWithLength(n->meta, n->meta_len);
+			bool custom = (b->media_type && !strcmp(b->media_type, "text/plain")) ||
+				      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+					      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "blocks"), idx),
+					      "custom"));
+			cmv_formats__nb_tool_use(c, content, b->tool_id, b->tool_name, NULL, blob->ptr, custom);
 		} else if (!strcmp(b->type, "tool_result")) {
 			cJSON *blocks = NULL;
 			if (b->media_type && strstr(b->media_type, "json") &&
@@ -110,6 +118,16 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 			else if (sig && *sig)
 				c->oom = true;
 			cJSON_Delete(tb);
+		} else if (!strcmp(b->type, "openai_item")) {
+			/* a Responses item kept whole (host/reply.c): the block as stored, sent as it is (neutral.h) */
+			cJSON *ob = cmv_formats__jscan_parse(blob->ptr, blob->size, &error);
+			if (error < 0) {
+				cJSON_Delete(meta);
+				return error;
+			}
+			if (cJSON_IsObject(cmv_formats__cj_get(ob, "item")))
+				cmv_formats__nb_copy(c, content, ob);
+			cJSON_Delete(ob);
 		}
 		/* other types are not model content */
 	}

@@ -184,6 +184,18 @@ static int chat_message(cJSON *msgs, const cJSON *m, int i)
 	return 0;
 }
 
+/*
+ * A Responses output item kept whole: any call or call's output the
+ * model makes that has no neutral block (a "*_call", a server-run
+ * search's "*_output"). The kinds are open-ended (a list missed Codex's
+ * tool_search_call once): anything but a message or reasoning.
+ */
+static bool is_openai_item(const char *type)
+{
+	size_t n = strlen(type);
+	return (n > 5 && !strcmp(type + n - 5, "_call")) || (n > 7 && !strcmp(type + n - 7, "_output"));
+}
+
 static int responses_item(cJSON *msgs, const cJSON *it, int i)
 {
 	const char *type = str(it, "type");
@@ -205,9 +217,17 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 		cJSON *in = cJSON_CreateObject();
 		cJSON_AddStringToObject(in, "input", str(it, "input") ? str(it, "input") : "");
 		content = message_for(msgs, "assistant");
-		cJSON_AddItemToArray(content, tool_use(str(it, "call_id"), str(it, "name"), in, NULL));
+		cJSON *b = tool_use(str(it, "call_id"), str(it, "name"), in, NULL);
+		/* written back as a custom_tool_call, and its output as a custom_tool_call_output (formats/write.c) */
+		cJSON_AddTrueToObject(b, "custom");
+		cJSON_AddItemToArray(content, b);
 		cJSON_Delete(in);
-	} else if (!strcmp(type, "function_call_output") || !strcmp(type, "custom_tool_call_output")) {
+	} else if (!strcmp(type, "local_shell_call")) {
+		/* as the Responses reader keeps it (formats/codex.c): a call of "local_shell" on its action */
+		content = message_for(msgs, "assistant");
+		cJSON_AddItemToArray(content, tool_use(str(it, "call_id"), "local_shell", get(it, "action"), NULL));
+	} else if (!strcmp(type, "function_call_output") || !strcmp(type, "custom_tool_call_output") ||
+		   !strcmp(type, "local_shell_call_output")) {
 		content = message_for(msgs, "user");
 		cJSON_AddItemToArray(content, tool_result(str(it, "call_id"), get(it, "output"), "", false));
 	} else if (!strcmp(type, "reasoning")) {
@@ -220,8 +240,21 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 		if (t.size)
 			cJSON_AddItemToArray(message_for(msgs, "assistant"), text_block("thinking", "thinking", t.ptr));
 		cmv_buf_dispose(&t);
+	} else if (is_openai_item(type)) {
+		/*
+		 * An item of the model cmv does not model (Codex's tool search, a
+		 * web search, a shell call, ...): kept whole, in its place, and sent
+		 * back as it came to the Responses API only (formats/neutral.h,
+		 * "openai_item"). A client sends it back in its next request; the
+		 * proxy matches it to this reply, so this copy is what goes upstream.
+		 */
+		size_t n = strlen(type);
+		cJSON *b = cJSON_CreateObject();
+		cJSON_AddStringToObject(b, "type", "openai_item");
+		cJSON_AddItemToObject(b, "item", cJSON_Duplicate(it, 1));
+		/* an output the client ran answers the call, as a tool result does (a reply's is the model's still) */
+		cJSON_AddItemToArray(message_for(msgs, n > 7 && !strcmp(type + n - 7, "_output") ? "user" : "assistant"), b);
 	}
-	/* other items (web search calls, ...) are the provider's own: not replayed */
 	return 0;
 }
 

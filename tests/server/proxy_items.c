@@ -4,8 +4,10 @@
  * a Responses reply made of an item kind the matcher must know as the
  * model's (a Codex tool search) is matched when the client sends it back:
  * the session's branch goes on, nothing is forked off (it was, on every
- * tool search), nothing is sent twice. (The proxy's reading of a Responses
- * request does not carry tool-search items upstream yet: docs/proxy.md.)
+ * tool search), nothing is sent twice. The items go upstream as the client
+ * sent them, in place, turn after turn and after paging; the other kinds of
+ * call a Responses request holds are carried too (docs/proxy.md, "A reply's
+ * items are the model's").
  */
 #include "test.h"
 #include "server/proxy.h"
@@ -66,7 +68,8 @@ static void test_proxy_items__a_tool_search_sent_back_is_matched(void **state)
 	const char *up = proxy_turn_upstream(t, &len);
 	assert_non_null(up);
 	char *body = strndup(up, len);
-	assert_true(occurrences(body, "\"type\":\"tool_search_call\"") <= 1);
+	assert_int_equal(occurrences(body, SEARCH_CALL), 1);
+	assert_int_equal(occurrences(body, SEARCH_OUTPUT), 1);
 	assert_int_equal(occurrences(body, "now list them"), 1);
 	free(body);
 	proxy_turn_free(t);
@@ -77,10 +80,142 @@ static void test_proxy_items__a_tool_search_sent_back_is_matched(void **state)
 	proxy_free(p);
 }
 
+/*
+ * One upstream request: valid for the Responses API (cmv's checker), and
+ * the search there byte for byte as the client sent it, the output right
+ * after its call, or neither of them (the turn evicted whole). Returns
+ * whether the search was there.
+ */
+static bool search_in_place(const char *up, size_t len)
+{
+	cmv_buf problems = CMV_BUF_INIT(1 << 20);
+	if (cmv_check_request(&problems, CMV_RENDER_OPENAI_RESPONSES, up, len) != 0)
+		fail_msg("the upstream request is not valid: %s", problems.ptr);
+	cmv_buf_dispose(&problems);
+	char *body = strndup(up, len);
+	const char *call = strstr(body, SEARCH_CALL), *output = strstr(body, SEARCH_OUTPUT);
+	size_t n_call = occurrences(body, "\"tool_search_call\""), n_output = occurrences(body, "\"tool_search_output\"");
+	if (n_call != (call ? 1 : 0) || n_output != (output ? 1 : 0))
+		fail_msg("a search not as the client sent it: %s", body);
+	if (!call != !output)
+		fail_msg("the search's call %s, its output %s", call ? "kept" : "gone", output ? "kept" : "gone");
+	if (call && output != call + strlen(SEARCH_CALL) + 1)
+		fail_msg("the search's output is not right after its call: %s", body);
+	free(body);
+	return call != NULL;
+}
+
+/* A turn: the request; the reply, unless NULL. The upstream request is checked and the search found or not. */
+static bool turn(proxy *p, const char *input, const char *output, const proxy_turn_stats **st, proxy_turn **tp)
+{
+	proxy_turn *t = NULL;
+	cmv_buf req = CMV_BUF_INIT(1 << 24), rep = CMV_BUF_INIT(1 << 24);
+	size_t len = 0;
+	bool again = false;
+
+	assert_cmv_ok(cmv_buf_printf(&req, "{\"model\":\"gpt-5\",\"prompt_cache_key\":\"ts-paged\",\"store\":false," TOOLS
+					   ",\"input\":[%s]}", input));
+	assert_cmv_ok(proxy_turn_new(&t, p, PROXY_API_RESPONSES, NULL, req.ptr, req.size));
+	const char *up = proxy_turn_upstream(t, &len);
+	assert_non_null(up);
+	bool found = search_in_place(up, len);
+	if (output) {
+		assert_cmv_ok(cmv_buf_printf(&rep, "{\"id\":\"resp_x\",\"object\":\"response\",\"status\":\"completed\","
+						   "\"model\":\"gpt-5\",\"output\":[%s],"
+						   "\"usage\":{\"input_tokens\":50,\"output_tokens\":10,\"total_tokens\":60}}", output));
+		assert_cmv_ok(proxy_turn_reply(t, rep.ptr, rep.size, &again));
+		assert_false(again);
+	}
+	*st = proxy_turn_stats_get(t);
+	*tp = t;
+	cmv_buf_dispose(&req);
+	cmv_buf_dispose(&rep);
+	return found;
+}
+
+#define FCALL(id, name, args) "{\"type\":\"function_call\",\"name\":\"" name "\",\"arguments\":\"" args "\",\"call_id\":\"" id "\"}"
+#define FOUT(id, out) "{\"type\":\"function_call_output\",\"call_id\":\"" id "\",\"output\":\"" out "\"}"
+#define ASST(t) "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"" t "\"}]}"
+
+/*
+ * A Codex session through the proxy on a small budget: a tool search, a
+ * call of the tool it found, then turn after turn of long command outputs.
+ * Every upstream request carries the search whole and in place while its
+ * turn is in the window, though tool results around it are paged out to
+ * stubs (a search's output cannot be a stub: the API takes tool
+ * definitions there, nothing else); once the turn is evicted, call and
+ * output leave together. The session's branch never forks.
+ */
+static void test_proxy_items__a_tool_search_across_turns_and_paging(void **state)
+{
+	test_store *ts = *state;
+	proxy_config cfg = { 0 };
+	proxy *p = NULL;
+	proxy_turn *t = NULL;
+	const proxy_turn_stats *st;
+	cmv_buf in = CMV_BUF_INIT(1 << 24), big = CMV_BUF_INIT(1 << 20);
+	size_t refs[2] = { 0, 0 };
+	bool stubbed_beside = false, evicted = false;
+
+	cfg.quiet = true;
+	cfg.budget = 6000;
+	assert_cmv_ok(proxy_new(&p, ts->repo, &cfg));
+	for (int i = 0; i < 120; i++)
+		assert_cmv_ok(cmv_buf_printf(&big, "line %d of the build log: compiled src/unit_%d.c in %d ms\\n", i, i * 7, 10 + i % 13));
+
+	/* the prompt; the model searches */
+	assert_cmv_ok(cmv_buf_puts(&in, USER("find the issue tools")));
+	assert_false(turn(p, in.ptr, SEARCH_CALL, &st, &t));
+	proxy_turn_free(t);
+	/* Codex ran the search: the call back, its output; the model calls what it found */
+	assert_cmv_ok(cmv_buf_puts(&in, "," SEARCH_CALL "," SEARCH_OUTPUT));
+	assert_true(turn(p, in.ptr, FCALL("call_li", "list_issues", "{}"), &st, &t));
+	proxy_turn_free(t);
+	assert_cmv_ok(cmv_buf_puts(&in, "," FCALL("call_li", "list_issues", "{}") ","));
+	assert_cmv_ok(cmv_buf_printf(&in, FOUT("call_li", "%s"), big.ptr));
+	assert_true(turn(p, in.ptr, ASST("Three issues are open."), &st, &t));
+	proxy_turn_free(t);
+	assert_cmv_ok(cmv_buf_puts(&in, "," ASST("Three issues are open.")));
+
+	/* turns of long outputs, until the search's turn is evicted */
+	for (int k = 0; k < 12 && !evicted; k++) {
+		char id[32], prompt[64];
+		snprintf(id, sizeof(id), "call_b%d", k);
+		snprintf(prompt, sizeof(prompt), "build step %d", k);
+		assert_cmv_ok(cmv_buf_printf(&in, "," USER("%s"), prompt));
+		cmv_buf rep = CMV_BUF_INIT(1 << 20);
+		assert_cmv_ok(cmv_buf_printf(&rep, FCALL("%s", "exec_command", "{\\\"cmd\\\":\\\"make\\\"}"), id));
+		bool found = turn(p, in.ptr, rep.ptr, &st, &t);
+		proxy_turn_free(t);
+		assert_cmv_ok(cmv_buf_printf(&in, ",%s,", rep.ptr));
+		assert_cmv_ok(cmv_buf_printf(&in, FOUT("%s", "%s"), id, big.ptr));
+		cmv_buf_dispose(&rep);
+		found = turn(p, in.ptr, ASST("Built."), &st, &t);
+		assert_true(st->tokens <= cfg.budget);
+		stubbed_beside |= found && st->stubbed > 0;
+		evicted = !found;
+		if (found)
+			assert_int_equal(st->evicted, 0); /* nothing left before the search's turn did */
+		proxy_turn_free(t);
+		assert_cmv_ok(cmv_buf_puts(&in, "," ASST("Built.")));
+	}
+	assert_true(stubbed_beside);
+	assert_true(evicted);
+
+	assert_cmv_ok(cmv_ref_foreach(ts->repo, count_refs, refs));
+	assert_int_equal(refs[0], 1);
+	assert_int_equal(refs[1], 0);
+	cmv_buf_dispose(&in);
+	cmv_buf_dispose(&big);
+	proxy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_proxy_items__a_tool_search_sent_back_is_matched, test_store_setup,
+						test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_items__a_tool_search_across_turns_and_paging, test_store_setup,
 						test_store_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
