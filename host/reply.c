@@ -228,8 +228,10 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 		cJSON_AddItemToArray(content, tool_use(str(it, "call_id"), "local_shell", get(it, "action"), NULL));
 	} else if (!strcmp(type, "function_call_output") || !strcmp(type, "custom_tool_call_output") ||
 		   !strcmp(type, "local_shell_call_output")) {
+		/* the API's shape for a local shell's output names the call by "id" */
 		content = message_for(msgs, "user");
-		cJSON_AddItemToArray(content, tool_result(str(it, "call_id"), get(it, "output"), "", false));
+		cJSON_AddItemToArray(content, tool_result(str(it, "call_id") ? str(it, "call_id") : str(it, "id"), get(it, "output"), "",
+							  false));
 	} else if (!strcmp(type, "reasoning")) {
 		/* a summary is the model's, readable; the encrypted content replays on OpenAI alone (dropped elsewhere) */
 		const cJSON *sum = get(it, "summary");

@@ -210,12 +210,97 @@ static void test_proxy_items__a_tool_search_across_turns_and_paging(void **state
 	proxy_free(p);
 }
 
+/* One request of session `sid` and its reply (NULL: none); the upstream request, which the caller frees. */
+static char *exchange(proxy *p, const char *sid, const char *input, const char *output)
+{
+	proxy_turn *t = NULL;
+	cmv_buf req = CMV_BUF_INIT(1 << 24), rep = CMV_BUF_INIT(1 << 24), problems = CMV_BUF_INIT(1 << 20);
+	size_t len = 0;
+	bool again = false;
+
+	assert_cmv_ok(cmv_buf_printf(&req, "{\"model\":\"gpt-5\",\"prompt_cache_key\":\"%s\",\"store\":false," TOOLS
+					   ",\"input\":[%s]}", sid, input));
+	assert_cmv_ok(proxy_turn_new(&t, p, PROXY_API_RESPONSES, NULL, req.ptr, req.size));
+	const char *up = proxy_turn_upstream(t, &len);
+	assert_non_null(up);
+	if (cmv_check_request(&problems, CMV_RENDER_OPENAI_RESPONSES, up, len) != 0)
+		fail_msg("the upstream request is not valid: %s", problems.ptr);
+	char *body = strndup(up, len);
+	if (output) {
+		assert_cmv_ok(cmv_buf_printf(&rep, "{\"id\":\"resp_x\",\"object\":\"response\",\"status\":\"completed\","
+						   "\"model\":\"gpt-5\",\"output\":[%s]}", output));
+		assert_cmv_ok(proxy_turn_reply(t, rep.ptr, rep.size, &again));
+	}
+	proxy_turn_free(t);
+	cmv_buf_dispose(&req);
+	cmv_buf_dispose(&rep);
+	cmv_buf_dispose(&problems);
+	return body;
+}
+
+#define CUSTOM_CALL "{\"type\":\"custom_tool_call\",\"call_id\":\"call_cp\",\"name\":\"apply_patch\",\"input\":\"*** Begin Patch\\n*** End Patch\"}"
+#define CUSTOM_OUT "{\"type\":\"custom_tool_call_output\",\"call_id\":\"call_cp\",\"output\":\"Done.\"}"
+#define WEB_CALL "{\"type\":\"web_search_call\",\"id\":\"ws_1\",\"status\":\"completed\",\"action\":{\"type\":\"search\",\"query\":\"cmocka\"}}"
+#define SHELL_CALL "{\"type\":\"local_shell_call\",\"id\":\"ls_1\",\"call_id\":\"call_ls\",\"status\":\"completed\"," \
+	"\"action\":{\"type\":\"exec\",\"command\":[\"ls\"],\"env\":{}}}"
+#define SHELL_OUT "{\"type\":\"local_shell_call_output\",\"call_id\":\"call_ls\",\"output\":\"README.md\"}"
+
+/* What a session of each kind of call sends upstream: every call there once, with its output. */
+static void carried(const char *up)
+{
+	/* a custom tool's call and output stay custom */
+	assert_int_equal(occurrences(up, "{\"type\":\"custom_tool_call\",\"call_id\":\"call_cp\",\"name\":\"apply_patch\","
+					 "\"input\":\"*** Begin Patch\\n*** End Patch\"}"), 1);
+	assert_int_equal(occurrences(up, "{\"type\":\"custom_tool_call_output\",\"call_id\":\"call_cp\",\"output\":\"Done.\"}"), 1);
+	/* a web search, the provider's own: whole, as it came */
+	assert_int_equal(occurrences(up, WEB_CALL), 1);
+	/* a local shell call: a call of "local_shell" on its action, answered (as an imported Codex rollout has it) */
+	assert_int_equal(occurrences(up, "\"call_id\":\"call_ls\",\"name\":\"local_shell\""), 1);
+	assert_int_equal(occurrences(up, "{\"type\":\"function_call_output\",\"call_id\":\"call_ls\",\"output\":\"README.md\"}"), 1);
+	assert_int_equal(occurrences(up, "now the tests"), 1);
+}
+
+/*
+ * The other calls a Responses request holds (custom tools, a web search, a
+ * local shell) are carried upstream with their outputs: when the model made
+ * them through the proxy (the recorded reply goes up), and when they come
+ * in a client's history the proxy never saw (the request's own items).
+ */
+static void test_proxy_items__every_kind_of_call_is_carried(void **state)
+{
+	test_store *ts = *state;
+	proxy_config cfg = { 0 };
+	proxy *p = NULL;
+	char *up;
+
+	cfg.quiet = true;
+	cfg.budget = 100000;
+	assert_cmv_ok(proxy_new(&p, ts->repo, &cfg));
+	free(exchange(p, "kinds", USER("patch it"), WEB_CALL "," CUSTOM_CALL));
+	free(exchange(p, "kinds", USER("patch it") "," WEB_CALL "," CUSTOM_CALL "," CUSTOM_OUT, SHELL_CALL));
+	const char *all = USER("patch it") "," WEB_CALL "," CUSTOM_CALL "," CUSTOM_OUT "," SHELL_CALL "," SHELL_OUT
+		"," USER("now the tests");
+	carried(up = exchange(p, "kinds", all, NULL));
+	free(up);
+	/* the same history, new to the proxy */
+	carried(up = exchange(p, "kinds-resumed", all, NULL));
+	free(up);
+
+	size_t refs[2] = { 0, 0 };
+	assert_cmv_ok(cmv_ref_foreach(ts->repo, count_refs, refs));
+	assert_int_equal(refs[0], 2);
+	assert_int_equal(refs[1], 0);
+	proxy_free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_proxy_items__a_tool_search_sent_back_is_matched, test_store_setup,
 						test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_proxy_items__a_tool_search_across_turns_and_paging, test_store_setup,
+						test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_proxy_items__every_kind_of_call_is_carried, test_store_setup,
 						test_store_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
