@@ -8,7 +8,8 @@ request within the budget (counted again by `cmv tokens` on the body as sent), v
 between turns except where a batch was cut, cache reads reported by the upstream; the
 history resent costs nothing; tool definitions paged; the model's recall answered by the
 proxy (the client sees one message); a repeated call counted as a fault; the key passed
-through and never stored; Chat Completions and Responses, streamed and not; a side
+through and never stored; Chat Completions and Responses, streamed and not; Codex's tool search
+carried upstream in place across turns and paging; a side
 request passed through; bad requests answered, never fatal."""
 import atexit
 import glob, json, os, re, shutil, socket, sqlite3, subprocess, sys, tempfile, time, urllib.request
@@ -679,6 +680,92 @@ finally:
             if p and p.poll() is None:
                 p.kill()
 
+
+# Codex's tool search through the proxy (docs/proxy.md, "A reply's items are the model's"): the
+# model's tool_search_call streamed back, the client's tool_search_output after it, then calls of
+# what it found and long outputs through a small budget, over two prompts. Every upstream request
+# carries the search as the client sent it, the output right after its call, while tool results
+# around it are paged out to stubs; once the first prompt's turn leaves the window (the prompts
+# after it), call and output leave together. The session's branch never forks.
+SEARCH_CALL = {"type": "tool_search_call", "id": "tsc_0ca0f0", "call_id": "call_search1", "status": "completed",
+               "execution": "client", "arguments": {"query": "GitHub list issues", "limit": 8}}
+SEARCH_OUTPUT = {"type": "tool_search_output", "call_id": "call_search1", "status": "completed", "execution": "client",
+                 "tools": [{"type": "namespace", "name": "mcp__codex_apps__github", "description": "GitHub issues.",
+                            "tools": [{"type": "function", "name": "_list_issues", "description": "List the open issues.",
+                                       "strict": False, "defer_loading": True,
+                                       "parameters": {"type": "object", "properties": {"repo": {"type": "string"}}}}]}]}
+turns_t = [{"item": SEARCH_CALL}, {"tool": "_list_issues", "namespace": "mcp__codex_apps__github", "input": {"repo": "cmv"}}]
+turns_t += [{"tool": "exec_command", "input": {"cmd": f"cat t{k}"}} for k in range(3)] + [{"text": "Listed."}]
+for k in range(8):
+    turns_t += [{"tool": "exec_command", "input": {"cmd": f"make u{k}"}}, {"text": "Built."}]
+side = spawn_pair("tsearch", turns_t, {})
+try:
+    pxt = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--budget", "3000", "--upstream",
+                            f"openai=http://127.0.0.1:{side['up_port']}/v1"], stdout=subprocess.PIPE,
+                           stderr=open(side["store"] + ".err", "a"), text=True, cwd=side["store"], env=side["env"])
+    side["px"] = pxt
+    base_t = "http://127.0.0.1:%s" % re.search(r":(\d+)$", pxt.stdout.readline().strip()).group(1)
+    tools_t = [{"type": "function", "name": "exec_command", "description": "Run a command.",
+                "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}},
+               {"type": "tool_search", "execution": "client", "description": "Search the deferred tools."}]
+
+    def user(t):
+        return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": t}]}
+
+    items, served = [], 0
+    for prompt in ["List the issues, then run the t commands."] + [f"Now build u{k}." for k in range(8)]:
+        items.append(user(prompt))
+        for _ in range(8):
+            body = {"model": "gpt-5", "stream": True, "store": False, "prompt_cache_key": "codex-tsearch",
+                    "include": ["reasoning.encrypted_content"], "tools": tools_t, "input": items}
+            req = urllib.request.Request(base_t + "/v1/responses", data=json.dumps(body).encode(), method="POST",
+                                         headers={"content-type": "application/json", "authorization": "Bearer " + KEY})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                evs = events(r.read().decode())
+            served += 1
+            out = [e["data"]["response"]["output"] for e in evs if e["data"].get("type") == "response.completed"]
+            out = out[0] if out else []
+            items += out  # as Codex keeps them: the model's items sent back as they came
+            calls = [o for o in out if o["type"] in ("function_call", "tool_search_call")]
+            if not calls:
+                break
+            for c in calls:
+                if c["type"] == "tool_search_call":
+                    items.append(SEARCH_OUTPUT)
+                else:
+                    text = f"output of {c['call_id']}\n" + "\n".join(f"row {i}: " + "alpha beta gamma " * 6 for i in range(60))
+                    items.append({"type": "function_call_output", "call_id": c["call_id"], "output": text})
+    ups = [json.load(open(f))["body"] for f in sorted(glob.glob(os.path.join(side["log"], "*.json")))
+           if json.load(open(f))["method"] == "POST"]
+    check(served == len(turns_t) and len(ups) == served, f"every request of the session went upstream ({served}, {len(ups)})")
+    placed, gone, stubbed_beside, bad = [], [], 0, []
+    for n, b in enumerate(ups):
+        inp = b.get("input", [])
+        kinds = [i.get("type") for i in inp]
+        calls = {i.get("call_id") for i in inp if i.get("type") == "function_call"}
+        if any(i.get("type") == "function_call_output" and i.get("call_id") not in calls for i in inp):
+            bad.append(n)
+        if "tool_search_call" not in kinds and "tool_search_output" not in kinds:
+            gone.append(n)
+            continue
+        k = kinds.index("tool_search_call") if "tool_search_call" in kinds else -1
+        ok = (kinds.count("tool_search_call") == 1 and kinds.count("tool_search_output") == 1 and k >= 0 and
+              inp[k] == SEARCH_CALL and k + 1 < len(inp) and inp[k + 1] == SEARCH_OUTPUT)
+        placed.append(n) if ok else bad.append(n)
+        stubbed_beside += any(i.get("type") == "function_call_output" and "; recall " in str(i.get("output")) for i in inp)
+    check(not bad, f"every upstream request valid, the search as the client sent it, its output right after its call "
+                   f"(bad: {bad}; {json.dumps(ups[bad[0]]['input'])[:600] if bad else ''})")
+    check(placed and placed[0] == 1 and placed == list(range(1, placed[-1] + 1)),
+          f"the search went upstream from the request after it was made, until its turn left ({placed})")
+    check(stubbed_beside > 0, f"tool results around the search were paged out while it stayed whole ({stubbed_beside})")
+    check(gone and gone[-1] == len(ups) - 1, f"the first prompt's turn left the window at last, the search with it ({gone})")
+    forks = subprocess.run([CMV, "list", "--branches"], capture_output=True, text=True, env=side["env"],
+                           cwd=side["store"]).stdout
+    check("proxy/codex-tsearch" in forks and ".fork-" not in forks, f"one branch for the session, no fork ({forks.strip()})")
+finally:
+    for p in (side.get("px"), side["up"]):
+        if p and p.poll() is None:
+            p.kill()
 
 DONE = True
 px.terminate()

@@ -15,6 +15,7 @@ The script (JSON):
      {"tool": "Bash", "input": {"command": "cat big.txt"}},    a tool call (Claude Code's tools)
      {"tool": "exec_command", "input": {"cmd": "seq 1 9"}},    (Codex's: input becomes arguments)
      {"tool": "search", "namespace": "mcp__cmv", "input": {}}  (a tool Codex offers in a namespace, as its MCP tools)
+     {"item": {"type": "tool_search_call", ...}}               (Responses only: an output item sent as it is)
    ],
    "done": "Done."}                                            the reply once the turns are used up
 A turn may carry "text" and "tool" together (the text comes first). Failures, for failover
@@ -382,7 +383,12 @@ class Handler(BaseHTTPRequestHandler):
 
         ev("response.created", {"response": resp})
         output = []
-        if turn.get("text") or not turn.get("tool"):
+        if turn.get("item"):
+            # an item of any kind (Codex's tool search, a web search): added and done as it is
+            ev("response.output_item.added", {"output_index": 0, "item": turn["item"]})
+            ev("response.output_item.done", {"output_index": 0, "item": turn["item"]})
+            output.append(turn["item"])
+        elif turn.get("text") or not turn.get("tool"):
             text = turn.get("text") or done_text
             item_id = f"msg_scripted_{tag}"
             k = len(output)
