@@ -666,6 +666,20 @@ static bool assistant_item(const cJSON *it, proxy_api api)
 	return !strcmp(type, "reasoning") || (n > 5 && !strcmp(type + n - 5, "_call"));
 }
 
+/*
+ * Whether a reply's item is one the store keeps whole, as its bytes (a
+ * tool search, a web search: host/reply.c, "openai_item"), not as a
+ * neutral call it renders again: the calls of a function, a custom tool
+ * and a local shell are those.
+ */
+static bool item_kept_whole(const cJSON *it)
+{
+	const char *type = jstr(it, "type");
+	size_t n = type ? strlen(type) : 0;
+	return n > 5 && !strcmp(type + n - 5, "_call") && strcmp(type, "function_call") &&
+	       strcmp(type, "custom_tool_call") && strcmp(type, "local_shell_call");
+}
+
 /* ---- tool definitions as pages --------------------------------------------------------- */
 
 /* A definition's name and whether it is a function the proxy may stub (not a provider's built-in). */
@@ -1397,6 +1411,27 @@ done:
 
 /* ---- a request in ---------------------------------------------------------------------- */
 
+/*
+ * Move the branch back to before the reply of entry `keep`, the reply
+ * dropped from it: what the client sent back in its place is appended
+ * instead.
+ */
+static int rewind_reply(proxy_turn *t, size_t keep)
+{
+	proxy *p = t->p;
+	cmv_id tip;
+	int error;
+
+	if ((error = cmv_resolve(&tip, p->repo, t->branch)) < 0)
+		return error;
+	if (keep == 0)
+		error = cmv_ref_delete(p->repo, t->branch);
+	else
+		error = cmv_branch_update(p->repo, t->branch, &t->e[keep - 1].node, &tip);
+	t->n_e = keep;
+	return error;
+}
+
 /* Move the branch back to where the client's line left it, the old line kept beside it. */
 static int fork_back(proxy_turn *t, size_t keep)
 {
@@ -1516,6 +1551,7 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 		goto unlock;
 	/* match the client's items against the branch's entries */
 	size_t i = 0, j = 0;
+	bool rewind = false;
 	for (; j < t->n_e && i <= n_items; j++) {
 		entry *e = &t->e[j];
 		if (e->kind == 'h')
@@ -1528,11 +1564,20 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 					goto unlock;
 				}
 				bool asst = assistant_item(it, api);
+				rewind |= asst && api == PROXY_API_RESPONSES && item_kept_whole(it);
 				cJSON_Delete(it);
 				if (!asst)
 					break;
 			}
 			if (k == i)
+				break;
+			/*
+			 * The reply holds an item kept whole (Codex's tool search):
+			 * what goes upstream from now on is the client's copy, as
+			 * it sent it (Codex adds its own metadata to the item), so
+			 * the reply is appended again from that copy.
+			 */
+			if (rewind)
 				break;
 			e->kind = 'g';
 			e->n = k - i;
@@ -1548,7 +1593,10 @@ int proxy_turn_new(proxy_turn **out, proxy *p, proxy_api api, const char *sessio
 			break;
 		i += e->n;
 	}
-	if (j < t->n_e) {
+	if (rewind) {
+		if ((error = rewind_reply(t, j)) < 0)
+			goto unlock;
+	} else if (j < t->n_e) {
 		bool tools = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t->body, "tools")) > 0;
 		if (!tools) {
 			/* passed through as the client wrote it: JSON, as the whole body was checked to be before */

@@ -5,7 +5,7 @@
  * model's (a Codex tool search) is matched when the client sends it back:
  * the session's branch goes on, nothing is forked off (it was, on every
  * tool search), nothing is sent twice. The items go upstream as the client
- * sent them, in place, turn after turn and after paging; the other kinds of
+ * sent them (the call too: Codex adds metadata to the model's), in place, turn after turn and after paging; the other kinds of
  * call a Responses request holds are carried too (docs/proxy.md, "A reply's
  * items are the model's").
  */
@@ -33,10 +33,16 @@ static size_t occurrences(const char *hay, const char *needle)
 #define SEARCH_CALL                                                                                         \
 	"{\"type\":\"tool_search_call\",\"id\":\"ts_1\",\"call_id\":\"call_ts_1\",\"status\":\"completed\"," \
 	"\"execution\":\"client\",\"arguments\":{\"query\":\"github issues\"}}"
+/* as Codex 0.171.0 sends them back: the call with metadata of its own added, the output with its own */
+#define SEARCH_CALL_SENT                                                                                    \
+	"{\"type\":\"tool_search_call\",\"id\":\"ts_1\",\"call_id\":\"call_ts_1\",\"status\":\"completed\"," \
+	"\"execution\":\"client\",\"arguments\":{\"query\":\"github issues\"},"                             \
+	"\"internal_chat_message_metadata_passthrough\":{\"turn_id\":\"019b2c3d-0001\"}}"
 #define SEARCH_OUTPUT                                                                                      \
-	"{\"type\":\"tool_search_output\",\"call_id\":\"call_ts_1\",\"status\":\"completed\",\"execution\":\"client\"," \
-	"\"tools\":[{\"type\":\"function\",\"name\":\"list_issues\",\"description\":\"List issues.\","      \
-	"\"parameters\":{\"type\":\"object\"}}]}"
+	"{\"type\":\"tool_search_output\",\"id\":\"tso_019b2c3d\",\"call_id\":\"call_ts_1\",\"status\":\"completed\"," \
+	"\"execution\":\"client\",\"tools\":[{\"type\":\"function\",\"name\":\"list_issues\","            \
+	"\"description\":\"List issues.\",\"parameters\":{\"type\":\"object\"}}],"                          \
+	"\"internal_chat_message_metadata_passthrough\":{\"turn_id\":\"019b2c3d-0001\",\"create_time\":1796554729.2877152}}"
 
 static void test_proxy_items__a_tool_search_sent_back_is_matched(void **state)
 {
@@ -63,13 +69,14 @@ static void test_proxy_items__a_tool_search_sent_back_is_matched(void **state)
 
 	/* Codex sends the call back as it got it, with the search's output and the next prompt */
 	const char *second = "{\"model\":\"gpt-5\",\"prompt_cache_key\":\"ts-session\",\"store\":false," TOOLS
-			     ",\"input\":[" USER("find the issue tools") "," SEARCH_CALL "," SEARCH_OUTPUT "," USER("now list them") "]}";
+			     ",\"input\":[" USER("find the issue tools") "," SEARCH_CALL_SENT "," SEARCH_OUTPUT "," USER("now list them") "]}";
 	assert_cmv_ok(proxy_turn_new(&t, p, PROXY_API_RESPONSES, NULL, second, strlen(second)));
 	const char *up = proxy_turn_upstream(t, &len);
 	assert_non_null(up);
 	char *body = strndup(up, len);
-	assert_int_equal(occurrences(body, SEARCH_CALL), 1);
+	assert_int_equal(occurrences(body, SEARCH_CALL_SENT), 1);
 	assert_int_equal(occurrences(body, SEARCH_OUTPUT), 1);
+	assert_int_equal(occurrences(body, "\"type\":\"tool_search_call\""), 1);
 	assert_int_equal(occurrences(body, "now list them"), 1);
 	free(body);
 	proxy_turn_free(t);
@@ -93,13 +100,13 @@ static bool search_in_place(const char *up, size_t len)
 		fail_msg("the upstream request is not valid: %s", problems.ptr);
 	cmv_buf_dispose(&problems);
 	char *body = strndup(up, len);
-	const char *call = strstr(body, SEARCH_CALL), *output = strstr(body, SEARCH_OUTPUT);
+	const char *call = strstr(body, SEARCH_CALL_SENT), *output = strstr(body, SEARCH_OUTPUT);
 	size_t n_call = occurrences(body, "\"tool_search_call\""), n_output = occurrences(body, "\"tool_search_output\"");
 	if (n_call != (call ? 1 : 0) || n_output != (output ? 1 : 0))
 		fail_msg("a search not as the client sent it: %s", body);
 	if (!call != !output)
 		fail_msg("the search's call %s, its output %s", call ? "kept" : "gone", output ? "kept" : "gone");
-	if (call && output != call + strlen(SEARCH_CALL) + 1)
+	if (call && output != call + strlen(SEARCH_CALL_SENT) + 1)
 		fail_msg("the search's output is not right after its call: %s", body);
 	free(body);
 	return call != NULL;
@@ -168,7 +175,7 @@ static void test_proxy_items__a_tool_search_across_turns_and_paging(void **state
 	assert_false(turn(p, in.ptr, SEARCH_CALL, &st, &t));
 	proxy_turn_free(t);
 	/* Codex ran the search: the call back, its output; the model calls what it found */
-	assert_cmv_ok(cmv_buf_puts(&in, "," SEARCH_CALL "," SEARCH_OUTPUT));
+	assert_cmv_ok(cmv_buf_puts(&in, "," SEARCH_CALL_SENT "," SEARCH_OUTPUT));
 	assert_true(turn(p, in.ptr, FCALL("call_li", "list_issues", "{}"), &st, &t));
 	proxy_turn_free(t);
 	assert_cmv_ok(cmv_buf_puts(&in, "," FCALL("call_li", "list_issues", "{}") ","));

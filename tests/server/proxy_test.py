@@ -682,7 +682,8 @@ finally:
 
 
 # Codex's tool search through the proxy (docs/proxy.md, "A reply's items are the model's"): the
-# model's tool_search_call streamed back, the client's tool_search_output after it, then calls of
+# model's tool_search_call streamed back, sent back by the client with its metadata added and its
+# tool_search_output after it, then calls of
 # what it found and long outputs through a small budget, over two prompts. Every upstream request
 # carries the search as the client sent it, the output right after its call, while tool results
 # around it are paged out to stubs; once the first prompt's turn leaves the window (the prompts
@@ -694,6 +695,8 @@ SEARCH_OUTPUT = {"type": "tool_search_output", "call_id": "call_search1", "statu
                             "tools": [{"type": "function", "name": "_list_issues", "description": "List the open issues.",
                                        "strict": False, "defer_loading": True,
                                        "parameters": {"type": "object", "properties": {"repo": {"type": "string"}}}}]}]}
+PASS = {"internal_chat_message_metadata_passthrough": {"turn_id": "019b2c3d-0001"}}
+SEARCH_OUTPUT["internal_chat_message_metadata_passthrough"] = {"turn_id": "019b2c3d-0001", "create_time": 1796554729.2877152}
 turns_t = [{"item": SEARCH_CALL}, {"tool": "_list_issues", "namespace": "mcp__codex_apps__github", "input": {"repo": "cmv"}}]
 turns_t += [{"tool": "exec_command", "input": {"cmd": f"cat t{k}"}} for k in range(3)] + [{"text": "Listed."}]
 for k in range(8):
@@ -725,7 +728,8 @@ try:
             served += 1
             out = [e["data"]["response"]["output"] for e in evs if e["data"].get("type") == "response.completed"]
             out = out[0] if out else []
-            items += out  # as Codex keeps them: the model's items sent back as they came
+            # as Codex 0.171.0 sends them back: the model's items as they came, a tool search with metadata added
+            items += [dict(o, **PASS) if o["type"] == "tool_search_call" else o for o in out]
             calls = [o for o in out if o["type"] in ("function_call", "tool_search_call")]
             if not calls:
                 break
@@ -750,7 +754,7 @@ try:
             continue
         k = kinds.index("tool_search_call") if "tool_search_call" in kinds else -1
         ok = (kinds.count("tool_search_call") == 1 and kinds.count("tool_search_output") == 1 and k >= 0 and
-              inp[k] == SEARCH_CALL and k + 1 < len(inp) and inp[k + 1] == SEARCH_OUTPUT)
+              inp[k] == dict(SEARCH_CALL, **PASS) and k + 1 < len(inp) and inp[k + 1] == SEARCH_OUTPUT)
         placed.append(n) if ok else bad.append(n)
         stubbed_beside += any(i.get("type") == "function_call_output" and "; recall " in str(i.get("output")) for i in inp)
     check(not bad, f"every upstream request valid, the search as the client sent it, its output right after its call "
