@@ -703,11 +703,10 @@ for k in range(8):
     turns_t += [{"tool": "exec_command", "input": {"cmd": f"make u{k}"}}, {"text": "Built."}]
 side = spawn_pair("tsearch", turns_t, {})
 try:
-    pxt = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--budget", "3000", "--upstream",
-                            f"openai=http://127.0.0.1:{side['up_port']}/v1"], stdout=subprocess.PIPE,
-                           stderr=open(side["store"] + ".err", "a"), text=True, cwd=side["store"], env=side["env"])
+    pxt = launch_proxy(CMV, ["--budget", "3000", "--upstream", f"openai=http://127.0.0.1:{side['up_port']}/v1"],
+                       stderr=open(side["store"] + ".err", "a"), cwd=side["store"], env=side["env"])
     side["px"] = pxt
-    base_t = "http://127.0.0.1:%s" % re.search(r":(\d+)$", pxt.stdout.readline().strip()).group(1)
+    base_t = "http://127.0.0.1:%d" % listening_port(pxt)
     tools_t = [{"type": "function", "name": "exec_command", "description": "Run a command.",
                 "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}},
                {"type": "tool_search", "execution": "client", "description": "Search the deferred tools."}]
