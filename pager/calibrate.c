@@ -1453,6 +1453,13 @@ uint64_t cmv_count_ceiling(const cmv_model *model, uint64_t budget)
 			       (1.0 + (model->margin > 0 ? model->margin : 0)));
 }
 
+uint64_t cmv_count_anchored(const cmv_model *model, uint64_t count, int64_t correction)
+{
+	(void)model;
+	int64_t w = (int64_t)count + correction;
+	return w > 0 ? (uint64_t)w : 0;
+}
+
 /*
  * The conversation at `tip` rendered for the model's API, as cmv_count_sent
  * renders it (flags: CMV__RENDER_STUB_CLEARED for what a running host was
