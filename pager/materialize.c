@@ -352,7 +352,7 @@ static int cut(materialization *m, size_t *k_out, bool force)
 	if (anchored) {
 		int64_t c = m->o.anchor ? m->o.anchor->correction : m->live.correction;
 		whole = cmv_count_anchored(m->model, full, c);
-		r->correction = c;
+		r->correction = (int64_t)whole - (int64_t)full; /* as applied: a correction down is bounded */
 	}
 	/* the page table keeps plain counts: a live anchor's prediction is the report's, made at the end */
 	r->tokens_full = m->live.k0 ? full : whole;
@@ -659,9 +659,10 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 			: model->context_window > model->max_output ? model->context_window - model->max_output : 0;
 		if (m.live.anchored && version >= 2) {
 			/* the page table keeps plain counts; the report says the request as it will be billed */
+			uint64_t plain = rep->tokens;
 			rep->anchored = true;
-			rep->correction = m.live.correction;
-			rep->tokens = cmv_count_anchored(model, rep->tokens, m.live.correction);
+			rep->tokens = cmv_count_anchored(model, plain, m.live.correction);
+			rep->correction = (int64_t)rep->tokens - (int64_t)plain; /* as applied: a correction down is bounded */
 			if (!rep->stubbed && !rep->evicted)
 				rep->tokens_full = rep->tokens;
 			rep->fits = rep->tokens <= rep->budget;

@@ -194,7 +194,8 @@ typedef struct cmv_count_anchor {
 /**
  * The anchored count of a request: its own count (`model`'s, calibrated)
  * plus an anchor's `correction` (cmv_count_anchor, or a live caller's last
- * bill), never below 0.
+ * bill). A correction down is bounded: it lowers the count by at most 5%
+ * (an exact tokenizer) or 20% (an approximate one) of it.
  */
 CMV_EXTERN(uint64_t) cmv_count_anchored(const cmv_model *model, uint64_t count, int64_t correction);
 

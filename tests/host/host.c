@@ -523,6 +523,30 @@ static void test_request_anchored(void **state)
 	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
 	assert_false(rep.pages.anchored);
 	assert_non_null(strstr(why, "tools differ"));
+
+	/*
+	 * A bill far below the count (a third of it): the correction down is
+	 * bounded, the request predicted at no less than 95% of its own count
+	 * (gpt-4o's tokenizer is exact).
+	 */
+	ro.tools = tools;
+	msg(ts->repo, "a", "user", "once more");
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
+	plain1 = rep.pages.anchored ? (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction) : rep.pages.tokens;
+	billed = (plain1 + extra) / 3;
+	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
+		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
+		 (unsigned long long)billed);
+	assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "a", "openai-chat", usage, strlen(usage), gpt));
+	cmv_reply_dispose(&reply);
+	msg(ts->repo, "a", "user", "and after that?");
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
+	assert_true(rep.pages.anchored);
+	plain2 = (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction);
+	assert_true(rep.pages.correction < 0 && rep.pages.correction > (int64_t)billed - (int64_t)extra - (int64_t)plain1);
+	assert_true(m->exact);
+	assert_int_equal(rep.pages.tokens, plain2 - (uint64_t)floor((double)plain2 * 0.05));
+	assert_int_equal(rep.pages.tokens, cmv_count_anchored(m, plain2, -(int64_t)plain2));
 	cmv_request_report_dispose(&rep);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&t);

@@ -198,6 +198,20 @@ static void test_calibrate__anchor(void **state)
 	cmv_token_stats st;
 	cmv_count_anchor an;
 
+	/*
+	 * A correction up is taken whole; one down lowers the count by at most
+	 * 20% of it with an approximate tokenizer (a wrong hidden prefix could
+	 * lower it by any amount), 5% with an exact one.
+	 */
+	assert_false(sonnet->exact);
+	assert_int_equal(cmv_count_anchored(sonnet, 10000, 3000), 13000);
+	assert_int_equal(cmv_count_anchored(sonnet, 10000, -1500), 8500);
+	assert_int_equal(cmv_count_anchored(sonnet, 10000, -6000), 8000);
+	cmv_model exact = *sonnet;
+	exact.exact = true;
+	assert_int_equal(cmv_count_anchored(&exact, 10000, -300), 9700);
+	assert_int_equal(cmv_count_anchored(&exact, 10000, -6000), 9500);
+
 	char *path = synthetic_session(ts->dir, "anchor.jsonl", 16);
 	assert_cmv_ok(cmv_import_file(&res, ts->repo, path, NULL, NULL));
 	assert_cmv_ok(cmv_billed_calls(&calls, &n, ts->repo, &res.head, models));
