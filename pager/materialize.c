@@ -67,6 +67,7 @@ typedef struct {
 	pager p;
 	size_t n_bodies;          /* the body pages, first in p.pages */
 	cmv_materialize_report r;
+	const char *fault_branch; /* whose faults pin pages: state_branch as the caller gave it, an anchor or not */
 	struct {
 		bool billed;              /* the last bill is for this key and target: an anchor where it is held */
 		cmv_pager__live_call sent, bill;
@@ -126,6 +127,7 @@ static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, co
 	 * An anchor predicts the whole request from what was billed: the page
 	 * table's kept totals are plain counts, so it is neither used nor kept.
 	 */
+	m->fault_branch = m->o.state_branch;
 	if (m->o.anchor && m->o.anchor->found)
 		m->o.state_branch = NULL;
 	else
@@ -275,9 +277,10 @@ static int pin_pages(materialization *m)
 	/* the pins: the last turns, pages faulted in lately, the caller's pages, the query's hits; a pinned body pins its turn */
 	for (size_t g = p->n_groups > o->keep_turns ? p->n_groups - o->keep_turns : 0; g < p->n_groups; g++)
 		cmv_pager__pin_group(p, g);
-	if (o->state_branch) {
+	/* an anchored request keeps no page table, and still the branch's faults: a page asked back stays */
+	if (m->fault_branch) {
 		size_t n_faulted = 0;
-		cmv_pager__pin_faulted(p, o->state_branch, m->tip, &n_faulted);
+		cmv_pager__pin_faulted(p, m->fault_branch, m->tip, &n_faulted);
 	}
 	for (size_t j = 0; j < o->n_pins; j++) {
 		size_t len = o->pins[j] ? strlen(o->pins[j]) : 0;
@@ -364,8 +367,12 @@ static int cut(materialization *m, size_t *k_out, bool force)
 		if (min_k && !p->n_order)
 			return cmv_error__set(CMV_EBUDGET,
 					      "cannot fit %s's budget of %llu tokens: the request as billed before, with "
-					      "what came since, is %llu tokens, and no page may leave",
-					      m->model->id, (unsigned long long)r->budget, (unsigned long long)whole);
+					      "what came since, is %llu tokens (counted, %llu), and no page may leave: every "
+					      "one is pinned (the last %zu turn%s, %zu page%s the caller or the query pinned, "
+					      "the branch's faults)",
+					      m->model->id, (unsigned long long)r->budget, (unsigned long long)whole,
+					      (unsigned long long)full, m->o.keep_turns, m->o.keep_turns == 1 ? "" : "s",
+					      m->o.n_pins, m->o.n_pins == 1 ? "" : "s");
 		uint64_t target = r->budget * m->o.low_water / 1000;
 		/*
 		 * A live anchor's request over the budget as billed: the new batch

@@ -67,7 +67,8 @@ typedef struct cmv_pager_options {
 	 * request with nothing paged out is predicted at its count plus the
 	 * anchor's correction. Once a page leaves, the request no longer holds
 	 * the billed one and the plain count holds. With an anchor no page
-	 * table is used or kept (state_branch is ignored). NULL: none.
+	 * table is used or kept (state_branch names only whose faults pin
+	 * pages). NULL: none.
 	 */
 	const cmv_count_anchor *anchor;
 	/**
