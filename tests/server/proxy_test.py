@@ -733,6 +733,11 @@ def billed_session(tag, factor):
             out_k = f"output of a{k}\n" + "\n".join(f"a{k} line {i}: " + "alpha beta gamma delta " * 5 for i in range(30))
             msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_a{k:02d}",
                                                       "content": out_k}]})
+        # the log line is written once the client has its reply: wait for the last one
+        for _ in range(100):
+            if open(st + ".err").read().count("tokens (") >= A:
+                break
+            time.sleep(0.05)
     finally:
         for q in (side.get("px"), side["up"]):
             if q and q.poll() is None:
