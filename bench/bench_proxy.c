@@ -415,6 +415,7 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 typedef struct {
 	uint64_t budget;
 	size_t sessions, requests, calls, faults, repeat_faults, over_budget, invalid, invalid_client, refused;
+	size_t anchored; /* requests counted from the last reply's bill (docs/proxy.md) */
 	uint64_t tok_client, tok_up, tools_client, tools_up;
 	uint64_t few_tools_client, few_tools_up; /* sessions that call at most 5 distinct tools */
 	size_t few_sessions;
@@ -612,6 +613,7 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 				}
 				if (up && (c_up > st->budget || !uj))
 					a->over_budget++;
+				a->anchored += up && st->anchored;
 				cmv_buf probs = CMV_BUF_INIT((size_t)1 << 20);
 				if (up && cmv_check_request(&probs, CMV_RENDER_ANTHROPIC, up, len) != 0) {
 					if (cmv_check_request(NULL, CMV_RENDER_ANTHROPIC, body.ptr, body.size) != 0)
@@ -881,6 +883,7 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		cJSON_AddNumberToObject(o, "worst_session_fault_rate", a.worst_session_rate);
 		cJSON_AddStringToObject(o, "worst_session", a.worst_session);
 		cJSON_AddNumberToObject(o, "over_budget", (double)a.over_budget);
+		cJSON_AddNumberToObject(o, "anchored", (double)a.anchored);
 		cJSON_AddNumberToObject(o, "invalid", (double)a.invalid);
 		cJSON_AddNumberToObject(o, "invalid_as_sent_by_client", (double)a.invalid_client);
 		cJSON_AddNumberToObject(o, "refused", (double)a.refused);
@@ -910,8 +913,8 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 			       "(%s)\n",
 			       a.faults, a.calls, 100 * rate, a.repeat_faults, 100 * a.worst_session_rate, a.worst_session);
 			printf("    checks: %zu over budget, %zu invalid for the provider (and %zu the client sent invalid), "
-			       "%zu refused; %.1f s\n",
-			       a.over_budget, a.invalid, a.invalid_client, a.refused, dt);
+			       "%zu refused; %zu anchored on the last reply's bill; %.1f s\n",
+			       a.over_budget, a.invalid, a.invalid_client, a.refused, a.anchored, dt);
 		}
 		free(a.turn_ratio);
 		proxy_free(p);

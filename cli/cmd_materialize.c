@@ -292,10 +292,18 @@ CMD(fit)
 				cJSON_AddBoolToObject(j, "fits", false);
 				cJSON_AddStringToObject(j, "why", cmv_error_last() ? cmv_error_last()->message : "");
 				cmv_error_clear();
+				/*
+				 * The pager's reason, less what the columns say: the pinned
+				 * part alone over the budget, or (anchored) the request as
+				 * billed over it with no page that may leave.
+				 */
+				const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "why")), *c;
+				if (why && !strncmp(why, "cannot fit ", 11) && (c = strstr(why, " tokens: ")) != NULL)
+					why = c + 9;
 				if (!f_json)
 					printf("%-22s %10.0f %10s %10s  %-5s %s\n", m->id,
 					       cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "budget")), "-", "-", "no",
-					       "the pinned turns alone do not fit (cmv compact, to come)");
+					       why && *why ? why : "it cannot fit");
 				cJSON_AddItemToArray(arr, j);
 			} else if (e < 0) {
 				rc = cli_fail("fit failed");

@@ -205,6 +205,11 @@ static cJSON *report_json(const cmv_materialize_report *r, bool with_pages)
 	cJSON_AddNumberToObject(o, "stubbed", (double)r->stubbed);
 	cJSON_AddNumberToObject(o, "evicted", (double)r->evicted);
 	cJSON_AddNumberToObject(o, "pinned", (double)r->pinned);
+	/* counted from the last reply's bill (docs/tokenizers.md, "Anchored live"), and by how much */
+	if (r->version >= 2) {
+		cJSON_AddBoolToObject(o, "anchored", r->anchored);
+		cJSON_AddNumberToObject(o, "correction", (double)r->correction);
+	}
 	for (size_t i = 0; pages && i < r->n_pages; i++) {
 		const cmv_page *pg = &r->pages[i];
 		if (pg->state == CMV_PAGE_RESIDENT)
@@ -432,7 +437,7 @@ static int m_request(call *c)
 	cmv_model_handle *model;
 	cmv_request_options ro;
 	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-	cmv_request_report rep = { 0 };
+	cmv_request_report rep = { .version = CMV_REQUEST_REPORT_VERSION }; /* the layout with `anchored` */
 	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT);
 	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(c->p, "tools");
 	const cJSON *pins = cJSON_GetObjectItemCaseSensitive(c->p, "pins");

@@ -590,9 +590,23 @@ int cmv_reply_append(cmv_reply *reply, cmv_repo *repo, const char *branch, const
 	/* the reply and its usage land together */
 	if (error || (error = cmv_repo_txn_begin(repo)) < 0)
 		goto done;
+	/* what the request was made at: its bill anchors the next request that holds it (docs/tokenizers.md) */
+	cmv_id before;
+	cmv_render_target target;
+	if (cmv_resolve(&before, repo, branch) < 0) {
+		cmv_error_clear();
+		cmv_id_clear(&before);
+	}
 	error = cmv_host__append_neutral(&r.head, repo, branch, msgs);
 	if (!error && model && r.has_usage)
 		error = cmv_usage_add(&r.cost, repo, branch, model, &r.usage);
+	if (!error && model && r.has_usage && !cmv_id_is_none(&before)) {
+		if (cmv_render_target_parse(&target, format) < 0)
+			cmv_error_clear();
+		else
+			error = cmv_pager_billed(repo, branch, cmv_model_handle_profile(model), (int)target, &before,
+						 r.usage.input_tokens + r.usage.cache_read_tokens + r.usage.cache_write_tokens);
+	}
 	if (error < 0)
 		cmv_repo_txn_rollback(repo);
 	else

@@ -253,9 +253,9 @@ int cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *repo, const cha
 		o = *opts;
 	else
 		cmv_request_options_init(&o);
-	/* a caller built against pager options version 1 has no anchor field */
+	/* a caller built against an older version of the pager options has a shorter struct */
 	if (o.pager)
-		memcpy(&po, o.pager, o.pager->version >= 2 ? sizeof(po) : offsetof(cmv_pager_options, anchor));
+		memcpy(&po, o.pager, CMV_PAGER_OPTIONS_SIZE(o.pager->version));
 	po.state_branch = branch;
 	target = po.target ? (cmv_render_target)po.target : cmv_model_render_target(m);
 	if ((error = cmv_resolve(&tip, repo, branch)) < 0 || (error = request_tools(&tools, repo, branch, &o)) < 0)
@@ -282,7 +282,24 @@ int cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *repo, const cha
 		}
 		po.budget = base - held;
 	}
-	if ((error = cmv_materialize_for(out, &r.pages, repo, &tip, model, &po)) < 0)
+	/*
+	 * Anchored on the last reply's bill (cmv_reply_append books it) while
+	 * the tools and the target are those it was sent with: their digest is
+	 * the key, their count what the bill holds beside the messages.
+	 */
+	char key[CMV_ID_HEXSZ + 8];
+	cmv_id kid;
+	cmv_buf kb = CMV_BUF_INIT(TOOLS_MAX + 64);
+	if ((error = cmv_buf_printf(&kb, "%s\n%s", cmv_render_target_name(target), ttext ? ttext : "")) < 0)
+		goto done;
+	cmv_id_hash(&kid, kb.ptr, kb.size);
+	cmv_buf_dispose(&kb);
+	snprintf(key, sizeof(key), "h:");
+	cmv_id_tostr(key + 2, sizeof(key) - 2, &kid);
+	if (!po.live_key)
+		po.live_key = key;
+	if ((error = cmv_materialize_for(out, &r.pages, repo, &tip, model, &po)) < 0 ||
+	    (error = cmv_pager_sent(repo, branch, m, (int)target, &tip, &r.pages, po.live_key, r.tools_tokens)) < 0)
 		goto done;
 	if (ttext)
 		error = set_member(out, "tools", ttext);

@@ -1454,6 +1454,32 @@ uint64_t cmv_count_ceiling(const cmv_model *model, uint64_t budget)
 }
 
 /*
+ * How far an anchor may lower a count, as a share of it (docs/tokenizers.md,
+ * "A correction down is bounded"): just past the largest lowering a real
+ * bill gave in the corpus's 1,026 anchored calls (cmv-bench count, leave one
+ * session out): 3.8% with an exact tokenizer (gpt-5.5: cmv counts Codex's
+ * items 1-4% over), 18.1% with Claude's approximate one (claude-opus-4's
+ * line-numbered Read results, counted high). Past that it is more likely a
+ * wrong hidden prefix (a host that sent less after the segment's first call:
+ * an absolute number of tokens, not a share) than a count that high.
+ */
+#define ANCHOR_DOWN_EXACT 0.05
+#define ANCHOR_DOWN_APPROX 0.20
+
+/*
+ * The anchored count. Up, a correction is trusted whole: it is the safe
+ * side, and the host events it catches have no bound. Down, bounded.
+ */
+uint64_t cmv_count_anchored(const cmv_model *model, uint64_t count, int64_t correction)
+{
+	int64_t floor_c = -(int64_t)floor((double)count * (model->exact ? ANCHOR_DOWN_EXACT : ANCHOR_DOWN_APPROX));
+	if (correction < floor_c)
+		correction = floor_c;
+	int64_t w = (int64_t)count + correction;
+	return w > 0 ? (uint64_t)w : 0;
+}
+
+/*
  * The conversation at `tip` rendered for the model's API, as cmv_count_sent
  * renders it (flags: CMV__RENDER_STUB_CLEARED for what a running host was
  * billed for), parsed; NULL on error.

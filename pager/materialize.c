@@ -67,6 +67,16 @@ typedef struct {
 	pager p;
 	size_t n_bodies;          /* the body pages, first in p.pages */
 	cmv_materialize_report r;
+	const char *fault_branch; /* whose faults pin pages: state_branch as the caller gave it, an anchor or not */
+	struct {
+		bool billed;              /* the last bill is for this key and target: an anchor where it is held */
+		cmv_pager__live_call sent, bill;
+		int64_t correction;       /* the bill's messages (prompt less extra) less their plain count */
+		int conv;                 /* -1 not known yet; else whether the conversation holds the billed one's */
+		bool k0, kept;            /* the whole work: the request with nothing out / the kept cut holds the bill */
+		bool anchored;            /* the request made holds the billed one */
+		char why[CMV_PAGER_WHY_MAX];
+	} live;
 } materialization;
 
 /* A pager with nothing loaded, for this call's store and model: what the splice and the whole work load into. */
@@ -92,9 +102,9 @@ static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, co
 	m->model = model;
 	m->tok = tok;
 	m->o = (cmv_pager_options)CMV_PAGER_OPTIONS_INIT;
-	/* a caller built against version 1 has no anchor field */
+	/* a caller built against an older version has a shorter struct */
 	if (opts)
-		memcpy(&m->o, opts, opts->version >= 2 ? sizeof(m->o) : offsetof(cmv_pager_options, anchor));
+		memcpy(&m->o, opts, CMV_PAGER_OPTIONS_SIZE(opts->version));
 	m->ro = ro;
 	cmv_buf_init(&m->okey, 1 << 20);
 	pager_start(m);
@@ -117,32 +127,110 @@ static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, co
 	 * An anchor predicts the whole request from what was billed: the page
 	 * table's kept totals are plain counts, so it is neither used nor kept.
 	 */
+	m->fault_branch = m->o.state_branch;
 	if (m->o.anchor && m->o.anchor->found)
 		m->o.state_branch = NULL;
 	else
 		m->o.anchor = NULL;
+	if (!m->o.state_branch)
+		m->o.live_key = NULL;
+	m->live.conv = -1;
 	snprintf(m->note_key, sizeof(m->note_key), "pager:%s:%s", model->id, cmv_render_target_name(m->target));
+}
+
+/* ---- live anchoring (docs/tokenizers.md, "Anchored live") ----------------------- */
+
+/* The last bill of this branch for this model, when it can anchor this request (m->live.billed), else why not. */
+static void live_setup(materialization *m)
+{
+	if (!m->o.live_key)
+		return;
+	cmv_pager__live_read(&m->live.sent, &m->live.bill, m->repo, m->o.state_branch, m->model->id);
+	if (!m->live.bill.ok)
+		snprintf(m->live.why, sizeof(m->live.why), "no reply billed yet for %.60s", m->model->id);
+	else if (strcmp(m->live.bill.target, cmv_render_target_name(m->target)))
+		snprintf(m->live.why, sizeof(m->live.why), "the last bill was for the %.30s API", m->live.bill.target);
+	else if (strcmp(m->live.bill.key, m->o.live_key))
+		snprintf(m->live.why, sizeof(m->live.why), "the system prompt or tools differ from the billed request's");
+	else {
+		m->live.billed = true;
+		m->live.correction = (int64_t)m->live.bill.prompt - (int64_t)m->live.bill.extra - (int64_t)m->live.bill.tokens;
+		snprintf(m->live.why, sizeof(m->live.why), "the request no longer holds the billed one (a new cut, or the "
+			 "history changed)");
+	}
+}
+
+/* Whether the request kept for `t` (the page table's) holds the billed one: made there, or made anchored on it. */
+static bool live_holds_kept(const materialization *m, const cmv_id *t)
+{
+	const cmv_pager__live_call *s = &m->live.sent, *b = &m->live.bill;
+	return m->live.billed &&
+	       (cmv_id_equal(&b->tip, t) || (s->ok && cmv_id_equal(&s->tip, t) && cmv_id_equal(&s->held, &b->tip)));
+}
+
+/* Whether the conversation at the tip holds the billed one's whole (the whole work's check; rendered once). */
+static int live_conv_holds(materialization *m, bool *out)
+{
+	if (m->live.conv < 0) {
+		bool h = false;
+		int error = cmv_count_anchor_holds(&h, m->repo, &m->live.bill.tip, m->tip, m->model);
+		if (error < 0)
+			return error;
+		m->live.conv = h;
+	}
+	*out = m->live.conv > 0;
+	return 0;
+}
+
+/* The page table's tip, when it has one. */
+static bool table_tip(cmv_id *out, const cJSON *table)
+{
+	const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(table, "tip"));
+	if (t && cmv_id_fromstr(out, t) == 0)
+		return true;
+	cmv_error_clear();
+	return false;
 }
 
 /* Try the kept page table: the same tip and options as last time are a lookup, the bytes written then. */
 static int try_table(materialization *m)
 {
+	int kept;
 	if (!m->o.state_branch)
 		return 0;
 	m->table = cmv_pager__table_read(m->repo, &m->o, m->note_key);
 	cmv_pager__options_key(&m->okey, m->repo, &m->o, m->r.budget);
-	return m->table ? cmv_pager__table_lookup(m->out, &m->r, m->repo, &m->o, m->note_key, m->table, m->okey.ptr,
+	kept = m->table ? cmv_pager__table_lookup(m->out, &m->r, m->repo, &m->o, m->note_key, m->table, m->okey.ptr,
 						  m->tip, m->r.budget)
 			: 0;
+	if (kept > 0 && live_holds_kept(m, m->tip)) {
+		/* the request kept is the billed one, or grew from it: as billed, over the budget, a new batch is cut */
+		if (cmv_count_anchored(m->model, m->r.tokens, m->live.correction) > m->r.budget) {
+			uint64_t budget = m->r.budget;
+			cmv_materialize_report_dispose(&m->r);
+			memset(&m->r, 0, sizeof(m->r));
+			m->r.budget = budget;
+			return 0;
+		}
+		m->live.anchored = true;
+	}
+	return kept;
 }
 
 /* Try the splice: after an append, the kept request grows by what came since, its prefix untouched. */
 static int try_splice(materialization *m)
 {
+	cmv_id t;
+	int kept;
 	if (!m->table)
 		return 0;
-	return cmv_pager__splice_append(m->out, &m->r, &m->p, &m->o, m->note_key, m->table, m->okey.ptr, m->tip,
-					m->r.budget, m->target, &m->ro);
+	/* grown from the request kept: it holds the billed one when that one did, and fits as billed or is cut anew */
+	bool holds = table_tip(&t, m->table) && live_holds_kept(m, &t);
+	kept = cmv_pager__splice_append(m->out, &m->r, &m->p, &m->o, m->note_key, m->table, m->okey.ptr, m->tip,
+					m->r.budget, m->target, &m->ro, holds ? &m->live.correction : NULL);
+	if (kept > 0 && holds)
+		m->live.anchored = true;
+	return kept;
 }
 
 /* Load the branch and find its pages: the whole work starts afresh, not from what a splice tried left in the pager. */
@@ -189,9 +277,10 @@ static int pin_pages(materialization *m)
 	/* the pins: the last turns, pages faulted in lately, the caller's pages, the query's hits; a pinned body pins its turn */
 	for (size_t g = p->n_groups > o->keep_turns ? p->n_groups - o->keep_turns : 0; g < p->n_groups; g++)
 		cmv_pager__pin_group(p, g);
-	if (o->state_branch) {
+	/* an anchored request keeps no page table, and still the branch's faults: a page asked back stays */
+	if (m->fault_branch) {
 		size_t n_faulted = 0;
-		cmv_pager__pin_faulted(p, o->state_branch, m->tip, &n_faulted);
+		cmv_pager__pin_faulted(p, m->fault_branch, m->tip, &n_faulted);
 	}
 	for (size_t j = 0; j < o->n_pins; j++) {
 		size_t len = o->pins[j] ? strlen(o->pins[j]) : 0;
@@ -239,8 +328,12 @@ static int leave_order(materialization *m)
 	return 0;
 }
 
-/* Cut: the shortest prefix of the order whose request, counted itself, fits the target (*k: its length). */
-static int cut(materialization *m, size_t *k_out)
+/*
+ * Cut: the shortest prefix of the order whose request, counted itself, fits
+ * the target (*k: its length). `force`: a new batch whatever the count (the
+ * kept cut, as billed, is over the budget), at least one page.
+ */
+static int cut(materialization *m, size_t *k_out, bool force)
 {
 	pager *p = &m->p;
 	cmv_materialize_report *r = &m->r;
@@ -258,20 +351,37 @@ static int cut(materialization *m, size_t *k_out)
 	 * over the budget loses at least one page, whatever its plain count.
 	 */
 	uint64_t whole = full;
-	if (m->o.anchor) {
-		int64_t w = (int64_t)full + m->o.anchor->correction;
-		whole = w > 0 ? (uint64_t)w : 0;
-		r->correction = m->o.anchor->correction;
+	bool anchored = m->o.anchor || m->live.k0;
+	if (anchored) {
+		int64_t c = m->o.anchor ? m->o.anchor->correction : m->live.correction;
+		whole = cmv_count_anchored(m->model, full, c);
+		r->correction = (int64_t)whole - (int64_t)full; /* as applied: a correction down is bounded */
 	}
-	r->tokens_full = whole;
-	if (whole > r->budget) {
-		min_k = m->o.anchor && whole > full ? 1 : 0;
+	/* the page table keeps plain counts: a live anchor's prediction is the report's, made at the end */
+	r->tokens_full = m->live.k0 ? full : whole;
+	if (whole > r->budget || force) {
+		min_k = (anchored && whole > full) || force ? 1 : 0;
+		bool live = force || (m->live.k0 && whole > full);
+		if (live)
+			snprintf(m->live.why, sizeof(m->live.why), "over the budget as billed: a new batch paged out");
 		if (min_k && !p->n_order)
 			return cmv_error__set(CMV_EBUDGET,
 					      "cannot fit %s's budget of %llu tokens: the request as billed before, with "
-					      "what came since, is %llu tokens, and no page may leave",
-					      m->model->id, (unsigned long long)r->budget, (unsigned long long)whole);
+					      "what came since, is %llu tokens (counted, %llu), and no page may leave: every "
+					      "one is pinned (the last %zu turn%s, %zu page%s the caller or the query pinned, "
+					      "the branch's faults)",
+					      m->model->id, (unsigned long long)r->budget, (unsigned long long)whole,
+					      (unsigned long long)full, m->o.keep_turns, m->o.keep_turns == 1 ? "" : "s",
+					      m->o.n_pins, m->o.n_pins == 1 ? "" : "s");
 		uint64_t target = r->budget * m->o.low_water / 1000;
+		/*
+		 * A live anchor's request over the budget as billed: the new batch
+		 * leaves the room the low-water mark leaves as billed too, or the
+		 * next request, anchored again, is over again (a cut every request
+		 * once the bill runs more than that room over the count).
+		 */
+		if (live && m->live.correction > 0)
+			target = target > (uint64_t)m->live.correction ? target - (uint64_t)m->live.correction : 0;
 		int64_t need = (int64_t)full - (int64_t)target, saved = 0;
 		/* the estimates say where to start; the request itself says where to stop */
 		while (k < p->n_order && saved < need)
@@ -377,8 +487,15 @@ static int keep_last_cut(materialization *m, size_t k, size_t *final_k)
 			}
 		uint64_t t = 0;
 		if (n_was && (n_was <= k || same) &&
-		    (error = cmv_pager__eval(&t, NULL, m->out, p, GONE_AS_SET, NULL, &m->ro)) == 0 && t <= m->r.budget)
-			*final_k = GONE_AS_SET;
+		    (error = cmv_pager__eval(&t, NULL, m->out, p, GONE_AS_SET, NULL, &m->ro)) == 0) {
+			/* the kept cut, when it is the billed request grown: as billed */
+			if (!m->live.kept || cmv_count_anchored(m->model, t, m->live.correction) <= m->r.budget)
+				*final_k = t <= m->r.budget || m->live.kept ? GONE_AS_SET : *final_k;
+			else if (t <= m->r.budget) {
+				/* it fits as counted, not as billed: a new batch, counted plainly from then on */
+				error = cut(m, final_k, true);
+			}
+		}
 	}
 	cmv__strmap_dispose(&was);
 	return error;
@@ -458,6 +575,28 @@ static int save_table(materialization *m)
 	return cmv_pager__table_save(m->repo, &m->o, m->note_key, m->okey.ptr, m->tip, &m->p, &m->r, m->out, &m->ro);
 }
 
+/*
+ * The whole work's candidates that hold the billed request: the one with
+ * nothing out, when nothing was out then; the kept cut, when the page
+ * table's request is the billed one (or grew from it). Either only while
+ * the conversation holds the billed one's whole.
+ */
+static int live_whole(materialization *m)
+{
+	cmv_id t;
+	bool holds = false;
+	int error;
+	m->live.k0 = m->live.kept = false;
+	if (!m->live.billed)
+		return 0;
+	bool kept = m->live.bill.gone && m->table && table_tip(&t, m->table) && live_holds_kept(m, &t);
+	if ((m->live.bill.gone && !kept) || (error = live_conv_holds(m, &holds)) < 0)
+		return m->live.bill.gone && !kept ? 0 : error;
+	m->live.k0 = holds && !m->live.bill.gone;
+	m->live.kept = holds && kept;
+	return 0;
+}
+
 /* The whole work: the branch loaded, pinned, cut to fit, rendered, and its report and page table written. */
 static int materialize_whole(materialization *m)
 {
@@ -465,8 +604,11 @@ static int materialize_whole(materialization *m)
 	int error;
 
 	if ((error = load_pages(m)) < 0 || (error = pin_pages(m)) < 0 || (error = leave_order(m)) < 0 ||
-	    (error = cut(m, &k)) < 0 || (error = keep_last_cut(m, k, &final_k)) < 0 ||
-	    (error = render_final(m, final_k)) < 0 || (error = fill_report(m)) < 0)
+	    (error = live_whole(m)) < 0 || (error = cut(m, &k, false)) < 0 || (error = keep_last_cut(m, k, &final_k)) < 0)
+		return error;
+	/* the request holds the billed one: nothing out when nothing was out then, or the kept cut */
+	m->live.anchored = (m->live.k0 && final_k == 0) || (m->live.kept && final_k == GONE_AS_SET);
+	if ((error = render_final(m, final_k)) < 0 || (error = fill_report(m)) < 0)
 		return error;
 	return save_table(m);
 }
@@ -502,6 +644,7 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		cmv_buf_dispose(&m.p.scratch);
 		return error;
 	}
+	live_setup(&m);
 	if ((kept = try_table(&m)) == 0)
 		kept = try_splice(&m);
 	if (kept < 0)
@@ -521,9 +664,21 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 		rep->margin = model->margin;
 		rep->billed_budget = m.o.budget ? m.o.budget
 			: model->context_window > model->max_output ? model->context_window - model->max_output : 0;
+		if (m.live.anchored && version >= 2) {
+			/* the page table keeps plain counts; the report says the request as it will be billed */
+			uint64_t plain = rep->tokens;
+			rep->anchored = true;
+			rep->tokens = cmv_count_anchored(model, plain, m.live.correction);
+			rep->correction = (int64_t)rep->tokens - (int64_t)plain; /* as applied: a correction down is bounded */
+			if (!rep->stubbed && !rep->evicted)
+				rep->tokens_full = rep->tokens;
+			rep->fits = rep->tokens <= rep->budget;
+		}
 	}
 	else
 		cmv_materialize_report_dispose(&m.r);
+	if (opts && opts->version >= 3 && opts->live_key && opts->live_why)
+		snprintf(opts->live_why, CMV_PAGER_WHY_MAX, "%s", error == 0 && m.live.anchored ? "" : m.live.why);
 	cJSON_Delete(m.table);
 	cmv_buf_dispose(&m.okey);
 	cmv_pager__dispose(&m.p);

@@ -98,6 +98,25 @@ typedef struct {
 int cmv_pager__count_text(uint64_t *out, cmv_repo *repo, const cmv_model *model, cmv_tok *tok, const char *s,
 			  size_t len);
 
+/* ---- live anchoring: what was last sent and billed (live.c) ------------------ */
+
+/* A request a live caller sent (and, with prompt, what it was billed). */
+typedef struct {
+	bool ok;
+	cmv_id tip;        /* where it was made */
+	cmv_id held;       /* the billed request it held whole (made anchored); none when none */
+	uint64_t tokens;   /* the pager's plain count of its messages */
+	uint64_t extra;    /* the caller's count of what it sent beside them */
+	uint64_t prompt;   /* billed: input, cache reads and writes; 0 when not billed */
+	size_t gone;       /* pages out */
+	char key[80];      /* the caller's key of what it sent beside them */
+	char target[32];
+} cmv_pager__live_call;
+
+/* The last request sent from the branch for the model, and the last one billed (ok false: none). */
+void cmv_pager__live_read(cmv_pager__live_call *sent, cmv_pager__live_call *billed, cmv_repo *repo,
+			  const char *branch, const char *model_id);
+
 /* ---- pages: the walk, stubs, the request for a cut (page.c) ------------------- */
 
 /* eval's k for "the pages p->gone says", not a prefix of the order. */
@@ -198,7 +217,8 @@ int cmv_pager__table_save(cmv_repo *repo, const cmv_pager_options *o, const char
 /* After an append, the kept request grown by the records since: 1 when done, 0 when not. */
 int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, const cmv_pager_options *o,
 			     const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget,
-			     cmv_render_target target, const cmv_render_options *ro);
+			     cmv_render_target target, const cmv_render_options *ro,
+			     const int64_t *correction);
 
 /* ---- the query index, kept (qindex.c) ------------------------------------------- */
 

@@ -795,14 +795,20 @@ static void log_line(job *j, proxy_turn *t, const char *what)
 		return;
 	}
 	const proxy_target *tg = proxy_turn_target(t);
+	/* the rule the count followed: the last reply's bill, or cmv's own count and why */
+	char rule[CMV_PAGER_WHY_MAX + 64];
+	if (s->anchored)
+		snprintf(rule, sizeof(rule), "anchored on the last bill (%+lld)", (long long)s->correction);
+	else
+		snprintf(rule, sizeof(rule), "counted plainly (%s)", s->unanchored[0] ? s->unanchored : "no anchor");
 	fprintf(stderr,
 		"cmv proxy: %s: %ld, %s%s%s%s, %zu failovers%s, +%zu messages, %llu/%llu tokens (%llu unpaged), %zu stubbed, "
-		"%zu evicted, tools %zu/%zu stubbed, %zu faults, %zu recall rounds, window %s, first byte %.1f ms%s%s\n",
+		"%zu evicted, tools %zu/%zu stubbed, %zu faults, %zu recall rounds, window %s, %s, first byte %.1f ms%s%s\n",
 		proxy_turn_branch(t), j->status, tg->model ? tg->model : "?", tg->translated ? " (translated to " : "",
 		tg->translated ? api_format_name(tg->api) : "", tg->translated ? ")" : "", s->failovers,
 		s->switched ? ", switch recorded" : "", s->appended, (unsigned long long)s->tokens, (unsigned long long)s->budget,
 		(unsigned long long)s->tokens_full, s->stubbed, s->evicted, s->n_tools_stubbed, s->n_tools, s->faults,
-		s->rounds, s->window == 'g' ? "grown" : s->window == 'w' ? "paged whole" : "as kept", j->ttfb_ms,
+		s->rounds, s->window == 'g' ? "grown" : s->window == 'w' ? "paged whole" : "as kept", rule, j->ttfb_ms,
 		what ? ": " : "", what ? what : "");
 }
 

@@ -157,6 +157,11 @@ typedef struct {
 	size_t tools_dropped;                 /* provider built-ins the upstream's API cannot take */
 	bool switched;                        /* a switch event was recorded (a failover, or a return) */
 	char why[512];                        /* what failed, for the log line and the switch event */
+	/* the rule the count followed: anchored on the last reply's bill (by `correction`), or plain and why */
+	bool anchored;
+	int64_t correction;
+	char unanchored[CMV_PAGER_WHY_MAX];
+	size_t n_anchored;                    /* upstream requests of this turn counted anchored (recall rounds too) */
 } proxy_turn_stats;
 const proxy_turn_stats *proxy_turn_stats_get(const proxy_turn *t);
 

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <time.h>
 #include "base/base.h"
+#include <xxhash.h>
 #include "proxy_priv.h"
 #include "pager/pager_int.h"
 
@@ -1183,6 +1184,25 @@ done:
 	return error;
 }
 
+/* The key of what a request sends beside its messages: its API, the client's system prompt, the tools as paged. */
+static void live_key_of(char *out, size_t cap, const proxy_turn *t, pspan sys, const char *tools)
+{
+	XXH3_state_t *st = XXH3_createState();
+	char api = (char)('0' + (int)t->target.api);
+	XXH128_hash_t h = { 0, 0 };
+	if (st && XXH3_128bits_reset(st) == XXH_OK) {
+		XXH3_128bits_update(st, &api, 1);
+		if (sys.p)
+			XXH3_128bits_update(st, sys.p, (size_t)(sys.end - sys.p));
+		XXH3_128bits_update(st, "\n", 1);
+		if (tools)
+			XXH3_128bits_update(st, tools, strlen(tools));
+		h = XXH3_128bits_digest(st);
+	}
+	XXH3_freeState(st);
+	snprintf(out, cap, "p:%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+}
+
 /*
  * Build the upstream body from the branch: the pager's window for the
  * budget left once system and tools are counted, spliced into the
@@ -1205,14 +1225,15 @@ static int build_upstream(proxy_turn *t)
 	size_t over = 0, n;
 	int error;
 
-	memset(&rep, 0, sizeof(rep));
+	cmv_materialize_report_init(&rep); /* the version that has `anchored` */
 	cmv_buf_clear(&t->upstream);
 	if ((error = page_tools(&tools, t, recall, false)) < 0)
 		goto done;
 	/* what is sent besides the messages: the client's system prompt and the tools as paged */
+	uint64_t sys_n = 0;
 	if (pjs_member(&sys, whole, t->api == PROXY_API_RESPONSES ? "instructions" : "system") &&
 	    cmv_model_count(&n, NULL, m, tok, sys.p, (size_t)(sys.end - sys.p)) == 0)
-		over += n;
+		over += sys_n = n;
 	if (tools && cmv_model_count(&n, NULL, m, tok, tools, strlen(tools)) == 0) {
 		over += n;
 		t->st.tools_tokens = n;
@@ -1228,6 +1249,15 @@ static int build_upstream(proxy_turn *t)
 	po.budget = base - held;
 	po.state_branch = t->branch;
 	po.stub_pinned = true;
+	/*
+	 * Anchored on the last reply's bill while what is sent beside the
+	 * messages is what it was sent with (docs/proxy.md, "Budgets and
+	 * paging"): the system prompt and the tools as paged, for this API.
+	 */
+	char live_key[CMV_ID_HEXSZ + 8];
+	live_key_of(live_key, sizeof(live_key), t, sys, tools);
+	po.live_key = live_key;
+	po.live_why = t->st.unanchored;
 	/* signed thinking of the other provider's phase: a recallable stub, where it would be refused (docs/proxy.md) */
 	po.render_flags |= CMV_RENDER_STUB_THINKING;
 	po.target = t->target.api == PROXY_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC
@@ -1265,6 +1295,17 @@ static int build_upstream(proxy_turn *t)
 	}
 	t->last_cut = rep.stubbed + rep.evicted;
 	t->have_cut = true;
+	t->st.anchored = rep.anchored;
+	t->st.correction = rep.anchored ? rep.correction : 0;
+	t->st.n_anchored += rep.anchored;
+	if (rep.anchored) {
+		/* the pager's count is the bill's prediction: the window's part of the line's figure */
+		t->st.tokens = rep.tokens + held;
+	}
+	/* what goes beside the messages as sent (the tools paged again after a cut): the bill's other part */
+	live_key_of(live_key, sizeof(live_key), t, sys, tools);
+	if ((error = cmv_pager_sent(p->repo, t->branch, m, po.target, &tip, &rep, live_key, sys_n + t->st.tools_tokens)) < 0)
+		goto done;
 	if (t->target.translated) {
 		error = build_translated(t, &mat, tools);
 		goto done;

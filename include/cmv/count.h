@@ -192,6 +192,14 @@ typedef struct cmv_count_anchor {
 } cmv_count_anchor;
 
 /**
+ * The anchored count of a request: its own count (`model`'s, calibrated)
+ * plus an anchor's `correction` (cmv_count_anchor, or a live caller's last
+ * bill). A correction down is bounded: it lowers the count by at most 5%
+ * (an exact tokenizer) or 20% (an approximate one) of it.
+ */
+CMV_EXTERN(uint64_t) cmv_count_anchored(const cmv_model *model, uint64_t count, int64_t correction);
+
+/**
  * Find the anchor of the branch at `tip` for `model` (counted as `model`
  * counts: pass the calibrated profile). Not found (out->found false, why
  * said) when no call on the path records usage, the last one was billed for

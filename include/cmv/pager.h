@@ -67,12 +67,33 @@ typedef struct cmv_pager_options {
 	 * request with nothing paged out is predicted at its count plus the
 	 * anchor's correction. Once a page leaves, the request no longer holds
 	 * the billed one and the plain count holds. With an anchor no page
-	 * table is used or kept (state_branch is ignored). NULL: none.
+	 * table is used or kept (state_branch names only whose faults pin
+	 * pages). NULL: none.
 	 */
 	const cmv_count_anchor *anchor;
+	/**
+	 * Live anchoring, for a caller that sends the request and books its
+	 * reply's usage (a host, the proxy; needs state_branch): a digest of
+	 * what the caller sends beside these messages (system prompt, tools,
+	 * the target), NULL for none. When the last request of this branch
+	 * sent for this model (cmv_pager_sent) was billed (cmv_pager_billed),
+	 * was sent with the same key, and this request holds it whole (its
+	 * window grown, nothing more paged out), this request is predicted at
+	 * that bill plus the count of what came since, and paged to fit so;
+	 * otherwise it is counted plainly. The report's `anchored` and
+	 * `correction` say which.
+	 */
+	const char *live_key;
+	/** Out, may be NULL: why a live_key request was not anchored ("" when it was), CMV_PAGER_WHY_MAX bytes. */
+	char *live_why;
 } cmv_pager_options;
-#define CMV_PAGER_OPTIONS_VERSION 2 /* 2: anchor */
-#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false, NULL }
+#define CMV_PAGER_WHY_MAX 128
+#define CMV_PAGER_OPTIONS_VERSION 3 /* 2: anchor; 3: live_key, live_why */
+#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false, NULL, NULL, NULL }
+/** How much of the options a caller of `version` passed (version 1 ends before anchor, 2 before live_key). */
+#define CMV_PAGER_OPTIONS_SIZE(version) \
+	((version) >= 3 ? sizeof(cmv_pager_options) \
+	 : (version) == 2 ? offsetof(cmv_pager_options, live_key) : offsetof(cmv_pager_options, anchor))
 /** The defaults, for callers (bindings) that cannot use the macro. */
 CMV_EXTERN(void) cmv_pager_options_init(cmv_pager_options *opts);
 
@@ -153,6 +174,27 @@ CMV_EXTERN(void) cmv_materialize_report_init(cmv_materialize_report *rep);
  */
 CMV_EXTERN(int) cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, const cmv_id *tip,
 				const cmv_model *model, cmv_tok *tok, const cmv_pager_options *opts);
+
+/**
+ * A live caller sent the request cmv_materialize made at `tip` for `model`
+ * with state_branch `branch` (`rep`: its report), beside `extra` tokens
+ * (the caller's count) of what it sent besides the messages, named by
+ * `key` (the pager options' live_key). Its reply's usage
+ * (cmv_pager_billed) anchors the next request that holds it whole.
+ * `target`: as the options' (0: the model's API).
+ * @return 0, or the store's errors
+ */
+CMV_EXTERN(int) cmv_pager_sent(cmv_repo *repo, const char *branch, const cmv_model *model, int target,
+			       const cmv_id *tip, const cmv_materialize_report *rep, const char *key, uint64_t extra);
+/**
+ * The reply to the request last sent from `branch` at `tip` for `model`
+ * was billed `prompt` tokens (input, cache reads and cache writes
+ * together). A bill for another tip (a request cmv_pager_sent did not
+ * record) is not kept.
+ * @return 0, or the store's errors
+ */
+CMV_EXTERN(int) cmv_pager_billed(cmv_repo *repo, const char *branch, const cmv_model *model, int target,
+				 const cmv_id *tip, uint64_t prompt);
 
 /**
  * The original bytes behind a stub's id (a blob id prefix of at least 7

@@ -530,6 +530,8 @@ ok "it is no longer paged out" test "$(grep -c "$BID" "$WORK/g4f.json")" -eq 0
 run recall "$PID" --from nobranch; ok "a fault on no branch fails" test $rc -eq 1
 run materialize "$V" --model gpt-4 --budget 100; ok "materialize: the pinned turns do not fit" test $rc -eq 1
 ok "materialize: says what is pinned" has "pinned" "$err"
+run fit "$V" --model gpt-4 --budget 100; ok "fit: a branch that cannot fit is an answer" test $rc -eq 0
+ok "fit: says why, the pager's reason" has "with every page that may leave gone, the request is" "$out"
 run materialize "$V"; ok "materialize without --model is a usage error" test $rc -eq 2
 run materialize "$V" --model gpt-4o --format gemini -o "$WORK/gem.json"; ok "materialize --format gemini" is_json "$(cat "$WORK/gem.json")"
 # an id cmv does not know, of a known family: fit and materialize work, and say what they assumed

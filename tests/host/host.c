@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The agent-host loop (include/cmv/host.h): handles, switch, usage, requests, replies, streams, the JSON entry. */
+#include <math.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <cjson/cJSON.h>
@@ -456,6 +457,102 @@ static void test_stub_pinned(void **state)
 	cmv_model_handle_free(gpt);
 }
 
+/*
+ * The host's request path anchored on the last reply's bill (docs/tokenizers.md,
+ * "Anchored live"): a provider that bills 1.3 times cmv's count of the first
+ * request makes the next one, which holds it, predicted at that bill plus the
+ * count of what came since; a budget between that and the plain count makes
+ * pages leave; other tools, and the request is counted plainly again.
+ */
+static void test_request_anchored(void **state)
+{
+	test_store *ts = *state;
+	cmv_model_handle *gpt;
+	cmv_request_report rep = { .version = CMV_REQUEST_REPORT_VERSION };
+	cmv_request_options ro;
+	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+	cmv_reply reply = { .version = CMV_REPLY_VERSION };
+	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT), t = CMV_BUF_INIT(1 << 20);
+	char why[CMV_PAGER_WHY_MAX], usage[512];
+	const char *tools = "[{\"name\":\"shell\",\"description\":\"run\",\"input_schema\":{\"type\":\"object\"}}]";
+
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	const cmv_model *m = cmv_model_handle_profile(gpt);
+	for (int k = 0; k < 6; k++) {
+		turn_words(&t, k, 200, NULL);
+		msg(ts->repo, "a", "user", t.ptr);
+		msg(ts->repo, "a", "assistant", "ok");
+	}
+	msg(ts->repo, "a", "user", "go on");
+	cmv_request_options_init(&ro);
+	ro.tools = tools;
+	ro.pager = &po;
+	po.live_why = why;
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
+	assert_false(rep.pages.anchored);
+	assert_non_null(strstr(why, "no reply billed yet"));
+	uint64_t plain1 = rep.pages.tokens, extra = rep.tools_tokens, billed = (plain1 + extra) * 13 / 10;
+	assert_true(extra > 0 && rep.pages.stubbed + rep.pages.evicted == 0);
+	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
+		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
+		 (unsigned long long)billed);
+	assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "a", "openai-chat", usage, strlen(usage), gpt));
+	cmv_reply_dispose(&reply);
+	msg(ts->repo, "a", "user", "and then?");
+
+	/* the next request holds the billed one: its bill, plus the count of what came since */
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
+	assert_true(rep.pages.anchored);
+	assert_string_equal(why, "");
+	assert_int_equal(rep.pages.correction, (int64_t)(billed - extra - plain1));
+	uint64_t anchored = rep.pages.tokens, plain2 = (uint64_t)((int64_t)anchored - rep.pages.correction);
+	assert_true(plain2 > plain1 && anchored > plain2);
+
+	/* a budget the plain count fits and the bill's prediction does not: pages leave, counted plainly */
+	uint64_t held = (uint64_t)ceil((double)extra * (1 + m->margin));
+	po.budget = (uint64_t)ceil((double)((plain2 + anchored) / 2) * (1 + m->margin)) + m->margin_tokens + held + 1;
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
+	assert_true(rep.pages.budget > plain2 && rep.pages.budget < anchored);
+	assert_false(rep.pages.anchored);
+	assert_true(rep.pages.stubbed + rep.pages.evicted >= 1 && rep.pages.tokens <= rep.pages.budget);
+	assert_non_null(strstr(why, "over the budget as billed"));
+
+	/* other tools than the bill's: the request no longer holds it, the plain count holds */
+	po.budget = 0;
+	ro.tools = "[]";
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
+	assert_false(rep.pages.anchored);
+	assert_non_null(strstr(why, "tools differ"));
+
+	/*
+	 * A bill far below the count (a third of it): the correction down is
+	 * bounded, the request predicted at no less than 95% of its own count
+	 * (gpt-4o's tokenizer is exact).
+	 */
+	ro.tools = tools;
+	msg(ts->repo, "a", "user", "once more");
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
+	plain1 = rep.pages.anchored ? (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction) : rep.pages.tokens;
+	billed = (plain1 + extra) / 3;
+	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
+		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
+		 (unsigned long long)billed);
+	assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "a", "openai-chat", usage, strlen(usage), gpt));
+	cmv_reply_dispose(&reply);
+	msg(ts->repo, "a", "user", "and after that?");
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
+	assert_true(rep.pages.anchored);
+	plain2 = (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction);
+	assert_true(rep.pages.correction < 0 && rep.pages.correction > (int64_t)billed - (int64_t)extra - (int64_t)plain1);
+	assert_true(m->exact);
+	assert_int_equal(rep.pages.tokens, plain2 - (uint64_t)floor((double)plain2 * 0.05));
+	assert_int_equal(rep.pages.tokens, cmv_count_anchored(m, plain2, -(int64_t)plain2));
+	cmv_request_report_dispose(&rep);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&t);
+	cmv_model_handle_free(gpt);
+}
+
 /* For bindings: every options struct has its init function, giving the macro's defaults; reports carry their version. */
 /*
  * Reports of an older layout (a program built before the report grew) get
@@ -833,6 +930,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gemini_positional_ids, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_multi_run_stub_one_recall, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stub_pinned, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_request_anchored, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_options_init_and_report_versions, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_old_report_layouts, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_formats, test_store_setup, test_store_teardown),

@@ -198,6 +198,20 @@ static void test_calibrate__anchor(void **state)
 	cmv_token_stats st;
 	cmv_count_anchor an;
 
+	/*
+	 * A correction up is taken whole; one down lowers the count by at most
+	 * 20% of it with an approximate tokenizer (a wrong hidden prefix could
+	 * lower it by any amount), 5% with an exact one.
+	 */
+	assert_false(sonnet->exact);
+	assert_int_equal(cmv_count_anchored(sonnet, 10000, 3000), 13000);
+	assert_int_equal(cmv_count_anchored(sonnet, 10000, -1500), 8500);
+	assert_int_equal(cmv_count_anchored(sonnet, 10000, -6000), 8000);
+	cmv_model exact = *sonnet;
+	exact.exact = true;
+	assert_int_equal(cmv_count_anchored(&exact, 10000, -300), 9700);
+	assert_int_equal(cmv_count_anchored(&exact, 10000, -6000), 9500);
+
 	char *path = synthetic_session(ts->dir, "anchor.jsonl", 16);
 	assert_cmv_ok(cmv_import_file(&res, ts->repo, path, NULL, NULL));
 	assert_cmv_ok(cmv_billed_calls(&calls, &n, ts->repo, &res.head, models));
@@ -304,6 +318,51 @@ static void test_calibrate__anchor(void **state)
 	assert_cmv_ok(cmv_count_anchor_find(&an, ts->repo, &res.head, sonnet, o200k, models));
 	assert_true(an.found);
 	assert_int_equal(an.call, n - 1);
+
+	/*
+	 * Every page pinned (keep_turns past the branch's turns), a budget the
+	 * plain count fits and the anchored one does not: no page may leave,
+	 * and the refusal says so, not that the pinned turns alone are over.
+	 */
+	cmv_pager_options_init(&o);
+	o.budget = 10000000;
+	cmv_materialize_report_dispose(&plain);
+	assert_cmv_ok(cmv_materialize(&out, &plain, ts->repo, &res.head, sonnet, o200k, &o));
+	mid = plain.tokens + (uint64_t)an.correction / 2;
+	o.budget = (uint64_t)ceil((double)mid * (1 + sonnet->margin)) + sonnet->margin_tokens;
+	o.anchor = &an;
+	o.keep_turns = 100000;
+	cmv_materialize_report_dispose(&rep);
+	assert_cmv_fails_with(CMV_EBUDGET, cmv_materialize(&out, &rep, ts->repo, &res.head, sonnet, o200k, &o));
+	assert_error_mentions("as billed before");
+	assert_error_mentions("no page may leave");
+
+	/*
+	 * An anchored request (as cmv_switch makes one: the anchor and the
+	 * branch) keeps the branch's fault pins: a page that left under a
+	 * small budget, faulted in, is resident and pinned the next time.
+	 */
+	o.keep_turns = 1;
+	o.state_branch = res.branch;
+	o.budget = (uint64_t)ceil((double)(plain.tokens / 2) * (1 + sonnet->margin)) + sonnet->margin_tokens;
+	cmv_materialize_report_dispose(&rep);
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &res.head, sonnet, o200k, &o));
+	assert_false(rep.anchored);
+	const cmv_page *left = NULL;
+	for (size_t q = 0; q < rep.n_pages && !left; q++)
+		if (rep.pages[q].state != CMV_PAGE_RESIDENT)
+			left = &rep.pages[q];
+	assert_non_null(left);
+	char page_id[CMV_ID_HEXSZ + 1];
+	snprintf(page_id, sizeof(page_id), "%s", left->id);
+	assert_cmv_ok(cmv_pager_fault(ts->repo, res.branch, page_id));
+	cmv_materialize_report_dispose(&rep);
+	assert_cmv_ok(cmv_materialize(&out, &rep, ts->repo, &res.head, sonnet, o200k, &o));
+	bool back = false;
+	for (size_t q = 0; q < rep.n_pages; q++)
+		if (!strcmp(rep.pages[q].id, page_id))
+			back = rep.pages[q].state == CMV_PAGE_RESIDENT && rep.pages[q].pinned;
+	assert_true(back);
 	cmv_materialize_report_dispose(&plain);
 	cmv_materialize_report_dispose(&rep);
 	cmv_buf_dispose(&out);

@@ -770,6 +770,78 @@ finally:
         if p and p.poll() is None:
             p.kill()
 
+
+# Anchored on the bill: an upstream that bills more than cmv counts (its tokens 1.3 times the
+# scripted ones) makes the proxy page more, so that each request holding the one billed before
+# stays within the budget by the billed figure; at 1.0 the same session pages less. The log line
+# says which rule each request followed (docs/proxy.md, "Budgets and paging").
+A, ABUDGET = 14, 9000
+
+
+def billed_session(tag, factor):
+    st = os.path.join(root, "st-" + tag)
+    os.makedirs(st)
+    e = dict(env, CMV_DIR=os.path.join(st, ".cmv"))
+    subprocess.run([CMV, "init", st], check=True, capture_output=True, env=e)
+    sc = os.path.join(root, "script-" + tag + ".json")
+    json.dump({"turns": [{"tool": "Bash", "input": {"command": f"cat a{k}"}, "id": f"toolu_a{k:02d}"} for k in range(A)],
+               "done": "Done.", "bill_factor": factor}, open(sc, "w"))
+    lg = os.path.join(root, "log-" + tag)
+    u = subprocess.Popen([sys.executable, SERVER, "--script", sc, "--log-dir", lg], stdout=subprocess.PIPE, text=True)
+    side = {"store": st, "env": e, "log": lg, "up": u, "up_port": int(u.stdout.readline())}
+    try:
+        p = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream",
+                              f"anthropic=http://127.0.0.1:{side['up_port']}", "--budget", str(ABUDGET)],
+                             stdout=subprocess.PIPE, stderr=open(st + ".err", "a"), text=True, cwd=st, env=e)
+        side["px"] = p
+        side["base"] = "http://127.0.0.1:%s" % re.search(r":(\d+)$", p.stdout.readline().strip()).group(1)
+        meta = {"user_id": json.dumps({"device_id": "d", "account_uuid": "", "session_id": "anchor-" + tag})}
+        msgs = [{"role": "user", "content": "Read the a files one by one."}]
+        for k in range(A):
+            body = {"model": "claude-sonnet-4-5", "max_tokens": 2000, "stream": True, "metadata": meta,
+                    "system": [{"type": "text", "text": "You are a test."}], "tools": TOOLS[:1], "messages": msgs}
+            asst, _, _ = message_from_events(events(post_to(side, body)))
+            msgs.append(asst)
+            out_k = f"output of a{k}\n" + "\n".join(f"a{k} line {i}: " + "alpha beta gamma delta " * 5 for i in range(30))
+            msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_a{k:02d}",
+                                                      "content": out_k}]})
+        # the log line is written once the client has its reply: wait for the last one
+        for _ in range(100):
+            if open(st + ".err").read().count("tokens (") >= A:
+                break
+            time.sleep(0.05)
+    finally:
+        for q in (side.get("px"), side["up"]):
+            if q and q.poll() is None:
+                q.kill()
+    ups = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(lg, "*.json")))]
+    bills = [max(1, int(r["bytes"] // 4 * factor)) for r in ups if r["method"] == "POST"]
+    lines = [ln for ln in open(st + ".err").read().splitlines() if "tokens (" in ln]
+    return bills, lines, [r["bytes"] for r in ups if r["method"] == "POST"]
+
+
+bills_hi, lines_hi, bytes_hi = billed_session("bill-high", 1.3)
+bills_lo, lines_lo, bytes_lo = billed_session("bill-plain", 1.0)
+print("bills at 1.3:", bills_hi, "at 1.0:", bills_lo)
+
+
+def paged(ln):
+    m = re.search(r"(\d+) stubbed, (\d+) evicted", ln)
+    return int(m.group(1)) + int(m.group(2)) if m else -1
+
+
+anch_hi = [ln for ln in lines_hi if "anchored on the last bill (+" in ln]
+check(len(lines_hi) == A and len(bills_hi) == A, f"{A} requests, {A} log lines ({len(bills_hi)}, {len(lines_hi)})")
+check("counted plainly (no reply billed yet" in lines_hi[0], "the first request is counted plainly: nothing billed yet")
+check(len(anch_hi) >= A // 3, f"requests that hold the one billed before are anchored on its bill ({len(anch_hi)} of {A})")
+check(all(b <= ABUDGET for b in bills_hi), f"every request billed within the budget by the billed figure ({max(bills_hi)})")
+check(max(bills_lo) * 1.3 > ABUDGET,
+      f"the windows paged as at 1.0 would have been billed over it at 1.3 ({max(bills_lo) * 1.3:.0f})")
+check(paged(lines_hi[-1]) > paged(lines_lo[-1]) >= 0,
+      f"billed more than counted, the proxy pages more ({paged(lines_hi[-1])} pages out against {paged(lines_lo[-1])})")
+check(any("window grown, anchored" in ln for ln in lines_hi), "an anchored window is still grown from the kept one")
+
+
 DONE = True
 px.terminate()
 px.wait(timeout=10)

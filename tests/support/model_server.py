@@ -34,7 +34,9 @@ ones), "body" (parsed JSON, or the raw text when it is not JSON)}. It also answe
 OpenAI Chat Completions (/v1/chat/completions, chunks or a whole body), and reports
 prompt-cache reads as the providers do: Anthropic's cache_read_input_tokens for the
 longest earlier prefix ending at a cache_control marker, OpenAI's cached_tokens for the
-longest earlier prefix (whole items, 1024 tokens at least); a token is 4 bytes here. Nothing here needs the network; it survives any request: a body
+longest earlier prefix (whole items, 1024 tokens at least); a token is 4 bytes here, and a
+prompt is billed "bill_factor" (beside "turns", default 1) times its tokens, as a provider
+whose tokenizer counts more than the client's would. Nothing here needs the network; it survives any request: a body
 that is not JSON gets 400, an unknown path 404."""
 import argparse, gzip, hashlib, json, os, re, socket, sys, threading, time, zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +57,7 @@ except (OSError, ValueError, KeyError, TypeError) as e:
     sys.exit(f"model_server: {args.script}: {e}")
 done_text = script.get("done", "Done.")
 check_schemas = bool(script.get("check_schemas"))
+bill_factor = float(script.get("bill_factor", 1))
 os.makedirs(args.log_dir, exist_ok=True)
 
 lock = threading.Lock()
@@ -179,7 +182,7 @@ def log_request(method, path, raw, body, turn, key=None, cache_read=None):
 
 
 def estimate_tokens(raw):
-    return max(1, len(raw) // 4)
+    return max(1, int(len(raw) // 4 * bill_factor))
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -85,6 +85,21 @@ def test_append_response_body_and_stream_chunks(store):
         b.append_response({"error": {"message": "rate limited"}}, format="anthropic")
 
 
+def test_request_anchored_on_the_last_bill(store):
+    # the reply's usage is what the request was billed: the next request holding it is counted from it
+    b = store.branch("bill")
+    b.append({"role": "user", "content": "go " * 300})
+    raw, first = b.request("gpt-4o")
+    assert first["anchored"] is False
+    billed = 2 * first["tokens"]
+    b.append_response({"choices": [{"message": {"role": "assistant", "content": "fine"}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": billed, "completion_tokens": 3}}, format="openai-chat", model="gpt-4o")
+    b.append({"role": "user", "content": "more"})
+    raw, nxt = b.request("gpt-4o")
+    assert nxt["anchored"] is True and nxt["correction"] == billed - first["tokens"]
+    assert nxt["tokens"] > billed
+
+
 def test_snapshot_branch_from_recall_search(store):
     b = store.branch("main")
     b.append({"role": "user", "content": "the password of the vault is purple-elephant"})

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Live anchoring (docs/tokenizers.md, "Anchored live"): what a host or the
+ * proxy last sent from a branch for a model, and what its reply was billed.
+ *
+ * One note of the branch per model (LIVE_NOTE:MODEL) keeps two calls: the
+ * last one sent (cmv_pager_sent) and the last one billed (the sent one,
+ * once cmv_pager_billed names its tip). Each is the tip the request was
+ * made at, the pager's plain count of its messages, the caller's count of
+ * what it sent beside them and its key, how many pages were out, and the
+ * billed call it held itself (a request made anchored and never billed, a
+ * retry, holds the same bill). A note that does not read is no anchor,
+ * never an error: the request is then counted plainly.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+#include "pager_priv.h"
+
+#define LIVE_NOTE "anchor"
+
+static void live_key(char *out, size_t cap, const char *model_id)
+{
+	snprintf(out, cap, "%s:%s", LIVE_NOTE, model_id);
+}
+
+static bool read_call(cmv_pager__live_call *c, const cJSON *j)
+{
+	const char *tip = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tip"));
+	const char *held = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "held"));
+	const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "key"));
+	const char *target = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "target"));
+	memset(c, 0, sizeof(*c));
+	if (!tip || !key || !target || cmv_id_fromstr(&c->tip, tip) < 0) {
+		cmv_error_clear();
+		return false;
+	}
+	if (!held || !*held || cmv_id_fromstr(&c->held, held) < 0) {
+		cmv_error_clear();
+		cmv_id_clear(&c->held);
+	}
+	snprintf(c->key, sizeof(c->key), "%s", key);
+	snprintf(c->target, sizeof(c->target), "%s", target);
+	c->tokens = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "tokens"));
+	c->extra = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "extra"));
+	c->gone = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "gone"));
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+	c->prompt = cJSON_IsNumber(pr) ? (uint64_t)pr->valuedouble : 0;
+	return c->ok = true;
+}
+
+static cJSON *call_json(const cmv_pager__live_call *c)
+{
+	char hex[CMV_ID_HEXSZ + 1], held[CMV_ID_HEXSZ + 1] = "";
+	cJSON *j = cJSON_CreateObject();
+	if (!cmv_id_is_none(&c->held))
+		cmv_id_tostr(held, sizeof(held), &c->held);
+	if (!j || !cJSON_AddStringToObject(j, "tip", cmv_id_tostr(hex, sizeof(hex), &c->tip)) ||
+	    !cJSON_AddStringToObject(j, "target", c->target) || !cJSON_AddStringToObject(j, "key", c->key) ||
+	    !cJSON_AddNumberToObject(j, "tokens", (double)c->tokens) ||
+	    !cJSON_AddNumberToObject(j, "extra", (double)c->extra) || !cJSON_AddNumberToObject(j, "gone", (double)c->gone) ||
+	    !cJSON_AddStringToObject(j, "held", held) ||
+	    (c->prompt && !cJSON_AddNumberToObject(j, "prompt", (double)c->prompt))) {
+		cJSON_Delete(j);
+		return NULL;
+	}
+	return j;
+}
+
+void cmv_pager__live_read(cmv_pager__live_call *sent, cmv_pager__live_call *billed, cmv_repo *repo,
+			  const char *branch, const char *model_id)
+{
+	cmv_buf note = CMV_BUF_INIT(1 << 16);
+	char key[CMV_REF_NAME_MAX + 64];
+	cJSON *j = NULL;
+
+	memset(sent, 0, sizeof(*sent));
+	memset(billed, 0, sizeof(*billed));
+	live_key(key, sizeof(key), model_id);
+	if (cmv_branch_note_get(&note, repo, branch, key) == 0 && note.size)
+		j = cJSON_ParseWithLength(note.ptr, note.size);
+	cmv_error_clear();
+	read_call(sent, cJSON_GetObjectItemCaseSensitive(j, "sent"));
+	if (read_call(billed, cJSON_GetObjectItemCaseSensitive(j, "billed")) && !billed->prompt)
+		billed->ok = false;
+	cJSON_Delete(j);
+	cmv_buf_dispose(&note);
+}
+
+static int live_write(cmv_repo *repo, const char *branch, const char *model_id, const cmv_pager__live_call *sent,
+		      const cmv_pager__live_call *billed)
+{
+	char key[CMV_REF_NAME_MAX + 64], *text = NULL;
+	cJSON *j = cJSON_CreateObject(), *s = sent->ok ? call_json(sent) : NULL, *b = billed->ok ? call_json(billed) : NULL;
+	int error = 0;
+
+	live_key(key, sizeof(key), model_id);
+	if (!j || (sent->ok && (!s || !cJSON_AddItemToObject(j, "sent", s))) ||
+	    (billed->ok && (!b || !cJSON_AddItemToObject(j, "billed", b))) || !(text = cJSON_PrintUnformatted(j))) {
+		if (sent->ok && !cJSON_GetObjectItemCaseSensitive(j, "sent"))
+			cJSON_Delete(s);
+		if (billed->ok && !cJSON_GetObjectItemCaseSensitive(j, "billed"))
+			cJSON_Delete(b);
+		error = cmv_error__oom();
+	} else {
+		error = cmv_branch_note_set(repo, branch, key, text);
+	}
+	cJSON_free(text);
+	cJSON_Delete(j);
+	return error;
+}
+
+int cmv_pager_sent(cmv_repo *repo, const char *branch, const cmv_model *model, int target, const cmv_id *tip,
+		   const cmv_materialize_report *rep, const char *key, uint64_t extra)
+{
+	cmv_pager__live_call sent, billed, now;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(branch);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tip);
+	CMV_ASSERT_ARG(rep);
+	if (cmv_repo_is_readonly(repo))
+		return 0; /* nothing kept: the next request is counted plainly */
+	cmv_pager__live_read(&sent, &billed, repo, branch, model->id);
+	memset(&now, 0, sizeof(now));
+	now.ok = true;
+	now.tip = *tip;
+	snprintf(now.key, sizeof(now.key), "%s", key ? key : "");
+	snprintf(now.target, sizeof(now.target), "%s", cmv_render_target_name(cmv_pager__target_of(model, target)));
+	/* the plain count: an anchored report's tokens are the prediction, its correction on top */
+	now.tokens = rep->version >= 2 && rep->anchored ? (uint64_t)((int64_t)rep->tokens - rep->correction) : rep->tokens;
+	now.extra = extra;
+	now.gone = rep->stubbed + rep->evicted;
+	/* made anchored on the last bill: it holds that billed request, and so does what grows from it */
+	if (rep->version >= 2 && rep->anchored && billed.ok)
+		now.held = billed.tip;
+	else
+		cmv_id_clear(&now.held);
+	return live_write(repo, branch, model->id, &now, &billed);
+}
+
+int cmv_pager_billed(cmv_repo *repo, const char *branch, const cmv_model *model, int target, const cmv_id *tip,
+		     uint64_t prompt)
+{
+	cmv_pager__live_call sent, billed;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(branch);
+	CMV_ASSERT_ARG(model);
+	CMV_ASSERT_ARG(tip);
+	cmv_pager__live_read(&sent, &billed, repo, branch, model->id);
+	/* a bill for a request the pager did not make at this tip says nothing of the kept window */
+	if (!sent.ok || !prompt || !cmv_id_equal(&sent.tip, tip) ||
+	    strcmp(sent.target, cmv_render_target_name(cmv_pager__target_of(model, target))))
+		return 0;
+	billed = sent;
+	billed.prompt = prompt;
+	return live_write(repo, branch, model->id, &sent, &billed);
+}
