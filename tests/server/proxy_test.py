@@ -787,14 +787,13 @@ def billed_session(tag, factor):
     json.dump({"turns": [{"tool": "Bash", "input": {"command": f"cat a{k}"}, "id": f"toolu_a{k:02d}"} for k in range(A)],
                "done": "Done.", "bill_factor": factor}, open(sc, "w"))
     lg = os.path.join(root, "log-" + tag)
-    u = subprocess.Popen([sys.executable, SERVER, "--script", sc, "--log-dir", lg], stdout=subprocess.PIPE, text=True)
-    side = {"store": st, "env": e, "log": lg, "up": u, "up_port": int(u.stdout.readline())}
+    u, u_port = launch_upstream(sc, lg)
+    side = {"store": st, "env": e, "log": lg, "up": u, "up_port": u_port}
     try:
-        p = subprocess.Popen([CMV, "proxy", "--listen", "127.0.0.1:0", "--upstream",
-                              f"anthropic=http://127.0.0.1:{side['up_port']}", "--budget", str(ABUDGET)],
-                             stdout=subprocess.PIPE, stderr=open(st + ".err", "a"), text=True, cwd=st, env=e)
+        p = launch_proxy(CMV, ["--upstream", f"anthropic=http://127.0.0.1:{u_port}", "--budget", str(ABUDGET)],
+                         stderr=open(st + ".err", "a"), cwd=st, env=e)
         side["px"] = p
-        side["base"] = "http://127.0.0.1:%s" % re.search(r":(\d+)$", p.stdout.readline().strip()).group(1)
+        side["base"] = "http://127.0.0.1:%d" % listening_port(p)
         meta = {"user_id": json.dumps({"device_id": "d", "account_uuid": "", "session_id": "anchor-" + tag})}
         msgs = [{"role": "user", "content": "Read the a files one by one."}]
         for k in range(A):
