@@ -391,7 +391,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 	}
 	curl_easy_cleanup(h[0]);
 	curl_easy_cleanup(h[1]);
-	bench_proxy_run_stop(&run);
+	if (bench_proxy_run_stop(&run) < 0)
+		fprintf(stderr, "cmv-bench proxy: the proxy stopped on an error (its log says which)\n");
 	proxy_free(px);
 	bench_upstream_stop(&up);
 	for (int p = 0; p < 2; p++) {

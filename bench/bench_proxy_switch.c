@@ -212,7 +212,8 @@ static cJSON *sw_latency(size_t words, size_t requests, bool json)
 	free(xl);
 	cmv_buf_dispose(&resp);
 	curl_easy_cleanup(h);
-	bench_proxy_run_stop(&run);
+	if (bench_proxy_run_stop(&run) < 0)
+		sw_die("the proxy");
 	proxy_free(p);
 	cmv_repo_free(repo);
 	bench_upstream_stop(&up);

@@ -33,22 +33,30 @@ int bench_proxy_run_start(bench_proxy_run *r, proxy *p)
 	r->p = p;
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
-	pthread_create(&r->th, NULL, serve, r);
+	if (pthread_create(&r->th, NULL, serve, r) != 0) {
+		pthread_mutex_destroy(&r->mu);
+		pthread_cond_destroy(&r->cv);
+		return -1;
+	}
 	pthread_mutex_lock(&r->mu);
 	while (!r->port)
 		pthread_cond_wait(&r->cv, &r->mu);
 	pthread_mutex_unlock(&r->mu);
-	if (r->rc < 0)
+	if (r->rc < 0) {
 		pthread_join(r->th, NULL);
+		pthread_mutex_destroy(&r->mu);
+		pthread_cond_destroy(&r->cv);
+	}
 	return r->rc;
 }
 
-void bench_proxy_run_stop(bench_proxy_run *r)
+int bench_proxy_run_stop(bench_proxy_run *r)
 {
 	r->stop = 1;
 	pthread_join(r->th, NULL);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cv);
+	return r->rc;
 }
 
 typedef struct {

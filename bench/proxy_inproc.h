@@ -27,7 +27,8 @@ typedef struct {
 /* Serves p on 127.0.0.1, an ephemeral port, until bench_proxy_run_stop; 0 once it listens, else proxy_serve's error. */
 int bench_proxy_run_start(bench_proxy_run *r, proxy *p);
 /* Stops the serving and waits for it (p is the caller's to free). */
-void bench_proxy_run_stop(bench_proxy_run *r);
+/* Stops it; proxy_serve's result: an error it met while serving is negative. */
+int bench_proxy_run_stop(bench_proxy_run *r);
 
 /* The upstream's answer to one request (a 200 event stream): into out, from its url, headers (c) and body. */
 typedef void (*bench_upstream_reply)(cmv_buf *out, struct MHD_Connection *c, const char *url, const cmv_buf *body);

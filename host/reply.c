@@ -185,15 +185,18 @@ static int chat_message(cJSON *msgs, const cJSON *m, int i)
 }
 
 /*
- * A Responses output item kept whole: any call or call's output the
- * model makes that has no neutral block (a "*_call", a server-run
- * search's "*_output"). The kinds are open-ended (a list missed Codex's
- * tool_search_call once): anything but a message or reasoning.
+ * A Responses output item kept whole, with no neutral block: a tool search
+ * (Codex's deferred tools: its output is definitions the calls after it
+ * name) and a web search. Only kinds known to be small: the pager has no
+ * stub for such an item, so an image generation's base64 result, a
+ * computer call's screenshot or a code interpreter's output would go whole
+ * into every request until its turn left; those are not carried (as before
+ * the tool search was), docs/proxy.md.
  */
 static bool is_openai_item(const char *type)
 {
-	size_t n = strlen(type);
-	return (n > 5 && !strcmp(type + n - 5, "_call")) || (n > 7 && !strcmp(type + n - 7, "_output"));
+	return !strcmp(type, "tool_search_call") || !strcmp(type, "tool_search_output") ||
+	       !strcmp(type, "web_search_call");
 }
 
 static int responses_item(cJSON *msgs, const cJSON *it, int i)

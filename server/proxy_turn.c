@@ -667,18 +667,18 @@ static bool assistant_item(const cJSON *it, proxy_api api)
 	return !strcmp(type, "reasoning") || (n > 5 && !strcmp(type + n - 5, "_call"));
 }
 
-/*
- * Whether a reply's item is one the store keeps whole, as its bytes (a
- * tool search, a web search: host/reply.c, "openai_item"), not as a
- * neutral call it renders again: the calls of a function, a custom tool
- * and a local shell are those.
- */
+/* Whether the client's copy of a reply's item replaces the reply (the reply is appended again from it). */
 static bool item_kept_whole(const cJSON *it)
 {
 	const char *type = jstr(it, "type");
-	size_t n = type ? strlen(type) : 0;
-	return n > 5 && !strcmp(type + n - 5, "_call") && strcmp(type, "function_call") &&
-	       strcmp(type, "custom_tool_call") && strcmp(type, "local_shell_call");
+	/*
+	 * Only a tool search: Codex sends it back with metadata of its own
+	 * added, and only the client's copy is what Codex alone would send.
+	 * Every other reply item goes upstream as the model sent it (the
+	 * proxy's copy), so a client that echoes a reply changed (reasoning
+	 * without its encrypted content, text edited) never replaces it.
+	 */
+	return type && !strcmp(type, "tool_search_call");
 }
 
 /* ---- tool definitions as pages --------------------------------------------------------- */

@@ -111,7 +111,7 @@ typedef struct cmv_calibration {
 	 * The margin counting keeps (cmv_model_calibrated): pooled over every
 	 * session of the provider's calibrated models with this tokenizer, each
 	 * a unit (its largest under-count of a large request, against the fit
-	 * its model counts with): pool_mean + t(0.975, n - 1) x pool_sd x
+	 * its model counts with): pool_mean + t(0.99, n - 1) x pool_sd x
 	 * sqrt(1 + 1/n), a prediction bound for one session not seen, over
 	 * pool_sessions sessions. Below CMV_CALIBRATION_MIN_SESSIONS sessions
 	 * there is no bound (pool_margin 0): the profile's margin holds, or the
