@@ -631,7 +631,7 @@ MD
 rm -f "$WORK/llm.log" "$WORK/llm.port"
 python3 "$HERE/../support/llm_server.py" "$WORK/reply.md" "$WORK/llm.log" "$WORK/llm.port" &
 LLM_PID=$!
-for _ in $(seq 50); do test -s "$WORK/llm.port" && break; sleep 0.1; done
+for _ in $(seq 300); do test -s "$WORK/llm.port" && break; sleep 0.1; done
 LLM_URL="http://127.0.0.1:$(cat "$WORK/llm.port")/v1"
 OPENAI_API_KEY=sk-cli-test-key run compact "$V" --for gpt-4 --budget 2500 --summarizer gpt-4o-mini --llm-url "$LLM_URL" -n vialocal --json
 ok "compact with an LLM summarizer" test $rc -eq 0
