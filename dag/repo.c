@@ -266,6 +266,14 @@ int cmv_repo_is_readonly(const cmv_repo *repo)
 	return repo && (repo->flags & CMV_REPO_OPEN_READONLY) ? 1 : 0;
 }
 
+int cmv_repo_checkpoint_background(cmv_repo *repo, int on)
+{
+	CMV_ASSERT_ARG(repo);
+	if (repo->flags & CMV_REPO_OPEN_READONLY)
+		return 0;
+	return cmv_dag__sqlite_checkpoint_background(repo->backend, on != 0);
+}
+
 int cmv_dag__txn_start(cmv_repo *repo)
 {
 	if (repo->flags & CMV_REPO_OPEN_READONLY)

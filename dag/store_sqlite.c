@@ -42,6 +42,7 @@
  *  3. A node row never exists without all of its blocks and edges: they are
  *     written together in node_put, inside the caller's transaction.
  */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -206,6 +207,8 @@ typedef struct sqlite_backend {
 	bool in_txn; /* between a BEGIN that worked and its COMMIT or ROLLBACK */
 	sqlite3_stmt *stmts[S__COUNT];
 	cmv_buf scratch; /* encoded block lists */
+	struct ckpt_thread *ckpt; /* background checkpoints, when a server asked for them */
+	cmv_dag__ckpt_stats ckpt_last; /* the last thread's, once stopped */
 } sqlite_backend;
 
 #define SB(b) ((sqlite_backend *)(b))
@@ -1432,12 +1435,15 @@ static int sq_integrity(cmv_store_backend *b, size_t *n_problems,
 
 /* ---- open and close ---------------------------------------------------- */
 
+static void ckpt_stop(sqlite_backend *sb);
+
 static void sq_free(cmv_store_backend *b)
 {
 	sqlite_backend *sb = SB(b);
 
 	if (!sb)
 		return;
+	ckpt_stop(sb);
 	for (size_t i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(sb->stmts[i]);
 	if (sb->db) {
@@ -1603,4 +1609,181 @@ int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned in
 fail:
 	sq_free(&sb->parent);
 	return error;
+}
+
+/* ---- background checkpoints (docs/store.md, "Checkpoints") ------------------------------ */
+
+size_t cmv_dag__ckpt_trigger_pages = 1000;    /* SQLite's own autocheckpoint point */
+size_t cmv_dag__ckpt_fallback_pages = 16000;  /* ~64 MiB of 4 KiB pages */
+
+typedef struct ckpt_thread {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/*
+	 * Held through each checkpoint: a checkpoint already running makes
+	 * another fail at once (SQLite never waits for that lock), so the
+	 * fallback waits here for the thread's to end.
+	 */
+	pthread_mutex_t run;
+	sqlite3 *db; /* the thread's own: the request connection is the server's, under its lock */
+	bool want, stop;
+	cmv_dag__ckpt_stats stats;
+} ckpt_thread;
+
+/*
+ * SQLite's commit hook for WAL mode, on the request connection, after the
+ * commit has released its write lock. It takes the place of SQLite's
+ * autocheckpoint hook (which checkpoints right here, on the request):
+ * past the trigger it only wakes the thread. The WAL starts over only when
+ * a write begins with every frame copied back, so under a steady stream of
+ * commits the thread's passive checkpoints can lag forever, the WAL
+ * growing; past the fallback this commit therefore runs a FULL checkpoint
+ * here, which waits for the thread's checkpoint to end, then (busy
+ * timeout) for readers of older snapshots, and copies everything back: the next write
+ * starts the WAL over. Only a reader holding one snapshot past the busy
+ * timeout can push the WAL beyond the fallback (as it can SQLite's own).
+ */
+static int ckpt_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
+{
+	ckpt_thread *c = arg;
+
+	if ((size_t)n_pages >= cmv_dag__ckpt_fallback_pages) {
+		pthread_mutex_lock(&c->run);
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_FULL, NULL, NULL);
+		pthread_mutex_unlock(&c->run);
+		pthread_mutex_lock(&c->mu);
+		c->stats.n_fallback++;
+		pthread_mutex_unlock(&c->mu);
+	} else if ((size_t)n_pages >= cmv_dag__ckpt_trigger_pages) {
+		pthread_mutex_lock(&c->mu);
+		if (!c->want) {
+			c->want = true;
+			pthread_cond_signal(&c->cv);
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg)
+{
+	ckpt_thread *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->want && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		bool last = c->stop;
+		int n_log = -1, n_done = -1, rc;
+		c->want = false;
+		pthread_mutex_unlock(&c->mu);
+		/* PASSIVE: never waits for readers or writers, never blocks a commit */
+		pthread_mutex_lock(&c->run);
+		rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done);
+		pthread_mutex_unlock(&c->run);
+		pthread_mutex_lock(&c->mu);
+		if (rc == SQLITE_OK && n_log >= 0) {
+			c->stats.n_done++;
+			c->stats.wal_frames = n_log;
+			c->stats.backfilled = n_done;
+		}
+		if (last)
+			break;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void ckpt_stop(sqlite_backend *sb)
+{
+	ckpt_thread *c = sb->ckpt;
+
+	if (!c)
+		return;
+	/* back to SQLite's own hook first, so no commit can signal a thread that is gone */
+	sqlite3_wal_autocheckpoint(sb->db, 1000); /* SQLite's default */
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->th, NULL); /* after one last checkpoint */
+	sb->ckpt_last = c->stats;
+	sqlite3_close_v2(c->db);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->run);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+	sb->ckpt = NULL;
+}
+
+int cmv_dag__sqlite_checkpoint_background(cmv_store_backend *b, bool on)
+{
+	sqlite_backend *sb = SB(b);
+	ckpt_thread *c;
+	int rc;
+
+	/* other backends have no WAL of ours to checkpoint; nor has a store in memory or read-only */
+	if (b->free != sq_free || sb->readonly || !strcmp(sb->path, ":memory:"))
+		return 0;
+	if (!on) {
+		ckpt_stop(sb);
+		return 0;
+	}
+	if (sb->ckpt)
+		return 0;
+	if (!(c = cmv__calloc(1, sizeof(*c))))
+		return cmv_error__oom();
+	rc = sqlite3_open_v2(sb->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		int error = cmv_error__set(CMV_EIO, "cannot open a checkpoint connection to '%s': %s",
+					   sb->path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		sqlite3_close_v2(c->db);
+		free(c);
+		return error;
+	}
+	/*
+	 * A connection opens the WAL on its first read; until then a checkpoint
+	 * on it is a no-op that reports success.
+	 */
+	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS_DEFAULT);
+	rc = sqlite3_exec(c->db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		int error = cmv_error__set(CMV_EIO, "cannot read '%s' for checkpoints: %s", sb->path,
+					   sqlite3_errmsg(c->db));
+		sqlite3_close_v2(c->db);
+		free(c);
+		return error;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->run, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
+		sqlite3_close_v2(c->db);
+		pthread_mutex_destroy(&c->mu);
+		pthread_mutex_destroy(&c->run);
+		pthread_cond_destroy(&c->cv);
+		free(c);
+		return cmv_error__set(CMV_ERROR, "cannot start the checkpoint thread");
+	}
+	sb->ckpt = c;
+	/* replaces SQLite's autocheckpoint (wal_autocheckpoint=0) on the request connection */
+	sqlite3_wal_hook(sb->db, ckpt_hook, c);
+	return 0;
+}
+
+void cmv_dag__sqlite_checkpoint_stats(cmv_store_backend *b, cmv_dag__ckpt_stats *out)
+{
+	sqlite_backend *sb = SB(b);
+
+	memset(out, 0, sizeof(*out));
+	if (b->free != sq_free)
+		return;
+	if (!sb->ckpt) {
+		*out = sb->ckpt_last;
+		return;
+	}
+	pthread_mutex_lock(&sb->ckpt->mu);
+	*out = sb->ckpt->stats;
+	pthread_mutex_unlock(&sb->ckpt->mu);
 }
