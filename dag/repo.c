@@ -269,7 +269,9 @@ int cmv_repo_is_readonly(const cmv_repo *repo)
 int cmv_repo_checkpoint_background(cmv_repo *repo, int on)
 {
 	CMV_ASSERT_ARG(repo);
-	if (repo->flags & CMV_REPO_OPEN_READONLY)
+	/* CMV_CHECKPOINT=inline keeps SQLite's own checkpoints: the baseline to measure against */
+	const char *mode = getenv("CMV_CHECKPOINT");
+	if ((repo->flags & CMV_REPO_OPEN_READONLY) || (on && mode && !strcmp(mode, "inline")))
 		return 0;
 	return cmv_dag__sqlite_checkpoint_background(repo->backend, on != 0);
 }
