@@ -1643,9 +1643,10 @@ typedef struct ckpt_thread {
  * commits the thread's passive checkpoints can lag forever, the WAL
  * growing; past the fallback this commit therefore runs a FULL checkpoint
  * here, which waits for the thread's checkpoint to end, then (busy
- * timeout) for readers of older snapshots, and copies everything back: the next write
- * starts the WAL over. Only a reader holding one snapshot past the busy
- * timeout can push the WAL beyond the fallback (as it can SQLite's own).
+ * timeout) for readers of older snapshots, and copies everything back:
+ * the next write starts the WAL over. Only a reader holding one snapshot
+ * past the busy timeout can push the WAL beyond the fallback (as it can
+ * SQLite's own).
  */
 static int ckpt_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
 {
