@@ -338,12 +338,18 @@ static int exec_sql(sqlite_backend *sb, const char *sql, const char *what)
 
 /* ---- transactions ------------------------------------------------------ */
 
+static void ckpt_gate(sqlite_backend *sb, bool lock);
+
 static int sq_txn_begin(cmv_store_backend *b)
 {
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s = stmt(sb, sb->readonly ? S_BEGIN_R : S_BEGIN_W);
-	int error = s ? exec_done(sb, s, "cannot begin a transaction") : CMV_ERROR;
+	int error;
 
+	/* a write waits out the checkpoint thread's WAL restart, if one is running (see ckpt_restart) */
+	ckpt_gate(sb, true);
+	error = s ? exec_done(sb, s, "cannot begin a transaction") : CMV_ERROR;
+	ckpt_gate(sb, false);
 	sb->in_txn = error == 0;
 	return error;
 }
@@ -1629,10 +1635,29 @@ typedef struct ckpt_thread {
 	 * fallback waits here for the thread's to end.
 	 */
 	pthread_mutex_t run;
+	/*
+	 * Held by the thread through its restart transaction and by the
+	 * request connection around its BEGIN IMMEDIATE: a write that comes
+	 * meanwhile waits for the restart to commit (a wake-up, not SQLite's
+	 * busy handler, which sleeps a millisecond and more).
+	 */
+	pthread_mutex_t gate;
+	pthread_cond_t idle_cv; /* signalled when the thread has nothing left to do */
 	sqlite3 *db; /* the thread's own: the request connection is the server's, under its lock */
-	bool want, stop;
+	bool want, stop, busy;
+	int restart_frames; /* the WAL's frames after the thread's last commit (its wal hook) */
 	cmv_dag__ckpt_stats stats;
 } ckpt_thread;
+
+static void ckpt_gate(sqlite_backend *sb, bool lock)
+{
+	if (!sb->ckpt || sb->readonly)
+		return;
+	if (lock)
+		pthread_mutex_lock(&sb->ckpt->gate);
+	else
+		pthread_mutex_unlock(&sb->ckpt->gate);
+}
 
 /*
  * SQLite's commit hook for WAL mode, on the request connection, after the
@@ -1658,6 +1683,9 @@ static int ckpt_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
 		pthread_mutex_unlock(&c->run);
 		pthread_mutex_lock(&c->mu);
 		c->stats.n_fallback++;
+		/* all copied back: the thread can pay the restart that the next write would */
+		c->want = true;
+		pthread_cond_signal(&c->cv);
 		pthread_mutex_unlock(&c->mu);
 	} else if ((size_t)n_pages >= cmv_dag__ckpt_trigger_pages) {
 		pthread_mutex_lock(&c->mu);
@@ -1670,22 +1698,76 @@ static int ckpt_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
 	return SQLITE_OK;
 }
 
+/* The thread connection's commit hook: how many frames its commit left in the WAL. */
+static int ckpt_own_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
+{
+	(void)db;
+	(void)name;
+	((ckpt_thread *)arg)->restart_frames = n_pages;
+	return SQLITE_OK;
+}
+
+/*
+ * SQLite's wal.c (3.40): a write transaction whose snapshot began with
+ * every frame of the WAL copied back (or with an empty WAL) starts the WAL
+ * over (walRestartLog), and writing its first frame writes the WAL header
+ * and syncs it (sqlite3WalFrames, "if( iFrame==0 )": even with
+ * synchronous=NORMAL, lest a write reordered after the restart corrupt the
+ * database). Left alone, that write is the next request's. So right after
+ * a checkpoint that copied everything back the thread makes that write
+ * itself: a row put into config and deleted in one transaction (a page
+ * changed, nothing visible). A request that writes meanwhile waits at the
+ * gate, then appends to a WAL already started. Only when a write got in
+ * between the checkpoint and the gate (the transaction finds the writer's
+ * lock taken: no busy wait here) does that write pay, as it would have
+ * anyway.
+ */
+static void ckpt_restart(ckpt_thread *c)
+{
+	int rc;
+
+	c->restart_frames = -1;
+	pthread_mutex_lock(&c->gate);
+	rc = sqlite3_exec(c->db,
+			  "BEGIN IMMEDIATE;"
+			  " INSERT OR REPLACE INTO config(key, value) VALUES('wal_restart', '');"
+			  " DELETE FROM config WHERE key = 'wal_restart';"
+			  " COMMIT",
+			  NULL, NULL, NULL);
+	if (rc != SQLITE_OK && !sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&c->gate);
+	/* a restarted WAL holds this commit's few pages; a longer one had frames nobody copied back yet */
+	if (rc == SQLITE_OK && c->restart_frames >= 0 && c->restart_frames <= 8) {
+		pthread_mutex_lock(&c->mu);
+		c->stats.n_restarts++;
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
 static void *ckpt_main(void *arg)
 {
 	ckpt_thread *c = arg;
 
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
-		while (!c->want && !c->stop)
+		while (!c->want && !c->stop) {
+			c->busy = false;
+			pthread_cond_broadcast(&c->idle_cv);
 			pthread_cond_wait(&c->cv, &c->mu);
+		}
 		bool last = c->stop;
 		int n_log = -1, n_done = -1, rc;
 		c->want = false;
+		c->busy = true;
 		pthread_mutex_unlock(&c->mu);
 		/* PASSIVE: never waits for readers or writers, never blocks a commit */
 		pthread_mutex_lock(&c->run);
 		rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done);
 		pthread_mutex_unlock(&c->run);
+		/* everything copied back (or nothing to copy): the next write would restart the WAL */
+		if (!last && rc == SQLITE_OK && n_log >= 0 && n_done == n_log)
+			ckpt_restart(c);
 		pthread_mutex_lock(&c->mu);
 		if (rc == SQLITE_OK && n_log >= 0) {
 			c->stats.n_done++;
@@ -1695,6 +1777,8 @@ static void *ckpt_main(void *arg)
 		if (last)
 			break;
 	}
+	c->busy = false;
+	pthread_cond_broadcast(&c->idle_cv);
 	pthread_mutex_unlock(&c->mu);
 	return NULL;
 }
@@ -1716,7 +1800,9 @@ static void ckpt_stop(sqlite_backend *sb)
 	sqlite3_close_v2(c->db);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->run);
+	pthread_mutex_destroy(&c->gate);
 	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->idle_cv);
 	free(c);
 	sb->ckpt = NULL;
 }
@@ -1751,7 +1837,8 @@ int cmv_dag__sqlite_checkpoint_background(cmv_store_backend *b, bool on)
 	 * on it is a no-op that reports success.
 	 */
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS_DEFAULT);
-	rc = sqlite3_exec(c->db, "SELECT 1 FROM sqlite_schema LIMIT 1", NULL, NULL, NULL);
+	rc = sqlite3_exec(c->db, "SELECT 1 FROM sqlite_schema LIMIT 1; PRAGMA synchronous=NORMAL", NULL, NULL,
+			  NULL);
 	if (rc != SQLITE_OK) {
 		int error = cmv_error__set(CMV_EIO, "cannot read '%s' for checkpoints: %s", sb->path,
 					   sqlite3_errmsg(c->db));
@@ -1759,14 +1846,26 @@ int cmv_dag__sqlite_checkpoint_background(cmv_store_backend *b, bool on)
 		free(c);
 		return error;
 	}
+	/*
+	 * Its restart never waits for the writer's lock (ckpt_restart); its own
+	 * commits are counted, not checkpointed (that is the loop's job).
+	 */
+	sqlite3_busy_timeout(c->db, 0);
+	sqlite3_wal_hook(c->db, ckpt_own_hook, c);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->run, NULL);
+	pthread_mutex_init(&c->gate, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->idle_cv, NULL);
+	/* a first round at once: a fresh or fully copied WAL is the first request's header sync otherwise */
+	c->want = c->busy = true;
 	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
 		sqlite3_close_v2(c->db);
 		pthread_mutex_destroy(&c->mu);
 		pthread_mutex_destroy(&c->run);
+		pthread_mutex_destroy(&c->gate);
 		pthread_cond_destroy(&c->cv);
+		pthread_cond_destroy(&c->idle_cv);
 		free(c);
 		return cmv_error__set(CMV_ERROR, "cannot start the checkpoint thread");
 	}
@@ -1790,4 +1889,17 @@ void cmv_dag__sqlite_checkpoint_stats(cmv_store_backend *b, cmv_dag__ckpt_stats 
 	pthread_mutex_lock(&sb->ckpt->mu);
 	*out = sb->ckpt->stats;
 	pthread_mutex_unlock(&sb->ckpt->mu);
+}
+
+void cmv_dag__sqlite_checkpoint_wait_idle(cmv_store_backend *b)
+{
+	sqlite_backend *sb = SB(b);
+	ckpt_thread *c;
+
+	if (b->free != sq_free || !(c = sb->ckpt))
+		return;
+	pthread_mutex_lock(&c->mu);
+	while (c->busy || c->want)
+		pthread_cond_wait(&c->idle_cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 }
