@@ -31,9 +31,10 @@
  *  - synchronous=NORMAL in WAL mode: a commit survives a process crash
  *    (the kill test); only a power loss can drop the last commits, never
  *    corrupt the file.
- *  - Servers take checkpoints off their requests: a thread with its own
- *    connection runs them (cmv_repo_checkpoint_background, at the end of
- *    this file; docs/store.md, "Checkpoints").
+ *  - Servers take checkpoints, and the WAL restart that follows one, off
+ *    their requests: a thread with its own connection runs them
+ *    (cmv_repo_checkpoint_background, at the end of this file;
+ *    docs/store.md, "Checkpoints").
  *
  * Invariants
  *  1. PRAGMA user_version is the schema version; migrations only go forward
