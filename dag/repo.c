@@ -266,6 +266,16 @@ int cmv_repo_is_readonly(const cmv_repo *repo)
 	return repo && (repo->flags & CMV_REPO_OPEN_READONLY) ? 1 : 0;
 }
 
+int cmv_repo_checkpoint_background(cmv_repo *repo, int on)
+{
+	CMV_ASSERT_ARG(repo);
+	/* CMV_CHECKPOINT=inline keeps SQLite's own checkpoints: the baseline to measure against */
+	const char *mode = getenv("CMV_CHECKPOINT");
+	if ((repo->flags & CMV_REPO_OPEN_READONLY) || (on && mode && !strcmp(mode, "inline")))
+		return 0;
+	return cmv_dag__sqlite_checkpoint_background(repo->backend, on != 0);
+}
+
 int cmv_dag__txn_start(cmv_repo *repo)
 {
 	if (repo->flags & CMV_REPO_OPEN_READONLY)

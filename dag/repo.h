@@ -81,6 +81,26 @@ void cmv_dag__node_edges(cmv_edge_list out[CMV_EDGE_KINDS], const cmv_node *node
 void cmv_dag__node_set_edges(cmv_node *node, const cmv_id *ids, const size_t counts[CMV_EDGE_KINDS]);
 size_t cmv_dag__node_n_edges(const cmv_node *node);
 
+/*
+ * Background checkpoints for the SQLite backend (a no-op on others), behind
+ * cmv_repo_checkpoint_background. The bounds are variables so that tests can
+ * cross them with few commits: the WAL size, in pages, past which a commit
+ * wakes the thread, and past which the committing connection checkpoints
+ * itself (the thread has fallen behind).
+ */
+extern size_t cmv_dag__ckpt_trigger_pages, cmv_dag__ckpt_fallback_pages;
+typedef struct cmv_dag__ckpt_stats {
+	unsigned long n_done;     /* checkpoints the thread ran */
+	unsigned long n_fallback; /* checkpoints a commit ran, past the fallback */
+	unsigned long n_restarts; /* WAL restarts (and their header syncs) the thread paid */
+	int wal_frames, backfilled; /* the thread's last checkpoint: frames in the WAL, copied back */
+} cmv_dag__ckpt_stats;
+int cmv_dag__sqlite_checkpoint_background(cmv_store_backend *b, bool on);
+/* The running thread's, else the last stopped one's, else zeros. */
+void cmv_dag__sqlite_checkpoint_stats(cmv_store_backend *b, cmv_dag__ckpt_stats *out);
+/* For tests: until the thread has nothing left to do (no wake-up pending, none running). */
+void cmv_dag__sqlite_checkpoint_wait_idle(cmv_store_backend *b);
+
 /* Whether a block type's content is text worth indexing. */
 bool cmv_dag__block_is_text(const char *type, const char *media_type);
 

@@ -31,6 +31,10 @@
  *  - synchronous=NORMAL in WAL mode: a commit survives a process crash
  *    (the kill test); only a power loss can drop the last commits, never
  *    corrupt the file.
+ *  - Servers take checkpoints, and the WAL restart that follows one, off
+ *    their requests: a thread with its own connection runs them
+ *    (cmv_repo_checkpoint_background, at the end of this file;
+ *    docs/store.md, "Checkpoints").
  *
  * Invariants
  *  1. PRAGMA user_version is the schema version; migrations only go forward
@@ -42,6 +46,7 @@
  *  3. A node row never exists without all of its blocks and edges: they are
  *     written together in node_put, inside the caller's transaction.
  */
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -206,6 +211,8 @@ typedef struct sqlite_backend {
 	bool in_txn; /* between a BEGIN that worked and its COMMIT or ROLLBACK */
 	sqlite3_stmt *stmts[S__COUNT];
 	cmv_buf scratch; /* encoded block lists */
+	struct ckpt_thread *ckpt; /* background checkpoints, when a server asked for them */
+	cmv_dag__ckpt_stats ckpt_last; /* the last thread's, once stopped */
 } sqlite_backend;
 
 #define SB(b) ((sqlite_backend *)(b))
@@ -332,12 +339,18 @@ static int exec_sql(sqlite_backend *sb, const char *sql, const char *what)
 
 /* ---- transactions ------------------------------------------------------ */
 
+static void ckpt_gate(sqlite_backend *sb, bool lock);
+
 static int sq_txn_begin(cmv_store_backend *b)
 {
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s = stmt(sb, sb->readonly ? S_BEGIN_R : S_BEGIN_W);
-	int error = s ? exec_done(sb, s, "cannot begin a transaction") : CMV_ERROR;
+	int error;
 
+	/* a write waits out the checkpoint thread's WAL restart, if one is running (see ckpt_restart) */
+	ckpt_gate(sb, true);
+	error = s ? exec_done(sb, s, "cannot begin a transaction") : CMV_ERROR;
+	ckpt_gate(sb, false);
 	sb->in_txn = error == 0;
 	return error;
 }
@@ -1432,12 +1445,15 @@ static int sq_integrity(cmv_store_backend *b, size_t *n_problems,
 
 /* ---- open and close ---------------------------------------------------- */
 
+static void ckpt_stop(sqlite_backend *sb);
+
 static void sq_free(cmv_store_backend *b)
 {
 	sqlite_backend *sb = SB(b);
 
 	if (!sb)
 		return;
+	ckpt_stop(sb);
 	for (size_t i = 0; i < S__COUNT; i++)
 		sqlite3_finalize(sb->stmts[i]);
 	if (sb->db) {
@@ -1603,4 +1619,288 @@ int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned in
 fail:
 	sq_free(&sb->parent);
 	return error;
+}
+
+/* ---- background checkpoints (docs/store.md, "Checkpoints") ------------------------------ */
+
+size_t cmv_dag__ckpt_trigger_pages = 1000;    /* SQLite's own autocheckpoint point */
+size_t cmv_dag__ckpt_fallback_pages = 16000;  /* ~64 MiB of 4 KiB pages */
+
+typedef struct ckpt_thread {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	/*
+	 * Held through each checkpoint: a checkpoint already running makes
+	 * another fail at once (SQLite never waits for that lock), so the
+	 * fallback waits here for the thread's to end.
+	 */
+	pthread_mutex_t run;
+	/*
+	 * Held by the thread through its restart transaction and by the
+	 * request connection around its BEGIN IMMEDIATE: a write that comes
+	 * meanwhile waits for the restart to commit (a wake-up, not SQLite's
+	 * busy handler, which sleeps a millisecond and more).
+	 */
+	pthread_mutex_t gate;
+	pthread_cond_t idle_cv; /* signalled when the thread has nothing left to do */
+	sqlite3 *db; /* the thread's own: the request connection is the server's, under its lock */
+	bool want, stop, busy;
+	int restart_frames; /* the WAL's frames after the thread's last commit (its wal hook) */
+	cmv_dag__ckpt_stats stats;
+} ckpt_thread;
+
+static void ckpt_gate(sqlite_backend *sb, bool lock)
+{
+	if (!sb->ckpt || sb->readonly)
+		return;
+	if (lock)
+		pthread_mutex_lock(&sb->ckpt->gate);
+	else
+		pthread_mutex_unlock(&sb->ckpt->gate);
+}
+
+/*
+ * SQLite's commit hook for WAL mode, on the request connection, after the
+ * commit has released its write lock. It takes the place of SQLite's
+ * autocheckpoint hook (which checkpoints right here, on the request):
+ * past the trigger it only wakes the thread. The WAL starts over only when
+ * a write begins with every frame copied back, so under a steady stream of
+ * commits the thread's passive checkpoints can lag forever, the WAL
+ * growing; past the fallback this commit therefore runs a FULL checkpoint
+ * here, which waits for the thread's checkpoint to end, then (busy
+ * timeout) for readers of older snapshots, and copies everything back:
+ * the next write starts the WAL over. Only a reader holding one snapshot
+ * past the busy timeout can push the WAL beyond the fallback (as it can
+ * SQLite's own).
+ */
+static int ckpt_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
+{
+	ckpt_thread *c = arg;
+
+	if ((size_t)n_pages >= cmv_dag__ckpt_fallback_pages) {
+		pthread_mutex_lock(&c->run);
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_FULL, NULL, NULL);
+		pthread_mutex_unlock(&c->run);
+		pthread_mutex_lock(&c->mu);
+		c->stats.n_fallback++;
+		/* all copied back: the thread can pay the restart that the next write would */
+		c->want = true;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	} else if ((size_t)n_pages >= cmv_dag__ckpt_trigger_pages) {
+		pthread_mutex_lock(&c->mu);
+		if (!c->want) {
+			c->want = true;
+			pthread_cond_signal(&c->cv);
+		}
+		pthread_mutex_unlock(&c->mu);
+	}
+	return SQLITE_OK;
+}
+
+/* The thread connection's commit hook: how many frames its commit left in the WAL. */
+static int ckpt_own_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
+{
+	(void)db;
+	(void)name;
+	((ckpt_thread *)arg)->restart_frames = n_pages;
+	return SQLITE_OK;
+}
+
+/*
+ * SQLite's wal.c (3.40): a write transaction whose snapshot began with
+ * every frame of the WAL copied back (or with an empty WAL) starts the WAL
+ * over (walRestartLog), and writing its first frame writes the WAL header
+ * and syncs it (sqlite3WalFrames, "if( iFrame==0 )": even with
+ * synchronous=NORMAL, lest a write reordered after the restart corrupt the
+ * database). Left alone, that write is the next request's. So right after
+ * a checkpoint that copied everything back the thread makes that write
+ * itself: a row put into config and deleted in one transaction (a page
+ * changed, nothing visible). A request that writes meanwhile waits at the
+ * gate, then appends to a WAL already started. Only when a write got in
+ * between the checkpoint and the gate (the transaction finds the writer's
+ * lock taken: no busy wait here) does that write pay, as it would have
+ * anyway.
+ */
+static void ckpt_restart(ckpt_thread *c)
+{
+	int rc;
+
+	c->restart_frames = -1;
+	pthread_mutex_lock(&c->gate);
+	rc = sqlite3_exec(c->db,
+			  "BEGIN IMMEDIATE;"
+			  " INSERT OR REPLACE INTO config(key, value) VALUES('wal_restart', '');"
+			  " DELETE FROM config WHERE key = 'wal_restart';"
+			  " COMMIT",
+			  NULL, NULL, NULL);
+	if (rc != SQLITE_OK && !sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	pthread_mutex_unlock(&c->gate);
+	/* a restarted WAL holds this commit's few pages; a longer one had frames nobody copied back yet */
+	if (rc == SQLITE_OK && c->restart_frames >= 0 && c->restart_frames <= 8) {
+		pthread_mutex_lock(&c->mu);
+		c->stats.n_restarts++;
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+static void *ckpt_main(void *arg)
+{
+	ckpt_thread *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->want && !c->stop) {
+			c->busy = false;
+			pthread_cond_broadcast(&c->idle_cv);
+			pthread_cond_wait(&c->cv, &c->mu);
+		}
+		bool last = c->stop;
+		int n_log = -1, n_done = -1, rc;
+		c->want = false;
+		c->busy = true;
+		pthread_mutex_unlock(&c->mu);
+		/* PASSIVE: never waits for readers or writers, never blocks a commit */
+		pthread_mutex_lock(&c->run);
+		rc = sqlite3_wal_checkpoint_v2(c->db, "main", SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done);
+		pthread_mutex_unlock(&c->run);
+		/* everything copied back (or nothing to copy): the next write would restart the WAL */
+		if (!last && rc == SQLITE_OK && n_log >= 0 && n_done == n_log)
+			ckpt_restart(c);
+		pthread_mutex_lock(&c->mu);
+		if (rc == SQLITE_OK && n_log >= 0) {
+			c->stats.n_done++;
+			c->stats.wal_frames = n_log;
+			c->stats.backfilled = n_done;
+		}
+		if (last)
+			break;
+	}
+	c->busy = false;
+	pthread_cond_broadcast(&c->idle_cv);
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void ckpt_stop(sqlite_backend *sb)
+{
+	ckpt_thread *c = sb->ckpt;
+
+	if (!c)
+		return;
+	/* back to SQLite's own hook first, so no commit can signal a thread that is gone */
+	sqlite3_wal_autocheckpoint(sb->db, 1000); /* SQLite's default */
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->th, NULL); /* after one last checkpoint */
+	sb->ckpt_last = c->stats;
+	sqlite3_close_v2(c->db);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->run);
+	pthread_mutex_destroy(&c->gate);
+	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->idle_cv);
+	free(c);
+	sb->ckpt = NULL;
+}
+
+int cmv_dag__sqlite_checkpoint_background(cmv_store_backend *b, bool on)
+{
+	sqlite_backend *sb = SB(b);
+	ckpt_thread *c;
+	int rc;
+
+	/* other backends have no WAL of ours to checkpoint; nor has a store in memory or read-only */
+	if (b->free != sq_free || sb->readonly || !strcmp(sb->path, ":memory:"))
+		return 0;
+	if (!on) {
+		ckpt_stop(sb);
+		return 0;
+	}
+	if (sb->ckpt)
+		return 0;
+	if (!(c = cmv__calloc(1, sizeof(*c))))
+		return cmv_error__oom();
+	rc = sqlite3_open_v2(sb->path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		int error = cmv_error__set(CMV_EIO, "cannot open a checkpoint connection to '%s': %s",
+					   sb->path, c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		sqlite3_close_v2(c->db);
+		free(c);
+		return error;
+	}
+	/*
+	 * A connection opens the WAL on its first read; until then a checkpoint
+	 * on it is a no-op that reports success.
+	 */
+	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS_DEFAULT);
+	rc = sqlite3_exec(c->db, "SELECT 1 FROM sqlite_schema LIMIT 1; PRAGMA synchronous=NORMAL", NULL, NULL,
+			  NULL);
+	if (rc != SQLITE_OK) {
+		int error = cmv_error__set(CMV_EIO, "cannot read '%s' for checkpoints: %s", sb->path,
+					   sqlite3_errmsg(c->db));
+		sqlite3_close_v2(c->db);
+		free(c);
+		return error;
+	}
+	/*
+	 * Its restart never waits for the writer's lock (ckpt_restart); its own
+	 * commits are counted, not checkpointed (that is the loop's job).
+	 */
+	sqlite3_busy_timeout(c->db, 0);
+	sqlite3_wal_hook(c->db, ckpt_own_hook, c);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->run, NULL);
+	pthread_mutex_init(&c->gate, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->idle_cv, NULL);
+	/* a first round at once: a fresh or fully copied WAL is the first request's header sync otherwise */
+	c->want = c->busy = true;
+	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
+		sqlite3_close_v2(c->db);
+		pthread_mutex_destroy(&c->mu);
+		pthread_mutex_destroy(&c->run);
+		pthread_mutex_destroy(&c->gate);
+		pthread_cond_destroy(&c->cv);
+		pthread_cond_destroy(&c->idle_cv);
+		free(c);
+		return cmv_error__set(CMV_ERROR, "cannot start the checkpoint thread");
+	}
+	sb->ckpt = c;
+	/* replaces SQLite's autocheckpoint (wal_autocheckpoint=0) on the request connection */
+	sqlite3_wal_hook(sb->db, ckpt_hook, c);
+	return 0;
+}
+
+void cmv_dag__sqlite_checkpoint_stats(cmv_store_backend *b, cmv_dag__ckpt_stats *out)
+{
+	sqlite_backend *sb = SB(b);
+
+	memset(out, 0, sizeof(*out));
+	if (b->free != sq_free)
+		return;
+	if (!sb->ckpt) {
+		*out = sb->ckpt_last;
+		return;
+	}
+	pthread_mutex_lock(&sb->ckpt->mu);
+	*out = sb->ckpt->stats;
+	pthread_mutex_unlock(&sb->ckpt->mu);
+}
+
+void cmv_dag__sqlite_checkpoint_wait_idle(cmv_store_backend *b)
+{
+	sqlite_backend *sb = SB(b);
+	ckpt_thread *c;
+
+	if (b->free != sq_free || !(c = sb->ckpt))
+		return;
+	pthread_mutex_lock(&c->mu);
+	while (c->busy || c->want)
+		pthread_cond_wait(&c->idle_cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 }

@@ -1285,10 +1285,21 @@ int proxy_serve(proxy *p, const char *addr, volatile sig_atomic_t *stop,
 						 on_request, p, options);
 	if (!d)
 		return cmv_error_last()->code;
+	/*
+	 * WAL checkpoints off the request path (docs/store.md, "Checkpoints"):
+	 * under the store's lock, as jobs (detached) use the connection under it.
+	 * A failure leaves SQLite's own checkpoints: slower, as safe.
+	 */
+	pthread_mutex_lock(&p->lock);
+	cmv_repo_checkpoint_background(p->repo, 1);
+	pthread_mutex_unlock(&p->lock);
 	if (ready)
 		ready(bound, payload);
 	while (!*stop)
 		usleep(100000);
 	MHD_stop_daemon(d);
+	pthread_mutex_lock(&p->lock);
+	cmv_repo_checkpoint_background(p->repo, 0);
+	pthread_mutex_unlock(&p->lock);
 	return 0;
 }

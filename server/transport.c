@@ -41,6 +41,8 @@ int mcp_serve_stdio(mcp_server *s, FILE *in, FILE *out)
 	int error = 0;
 	if (!line)
 		return cmv_error__oom();
+	/* a failure leaves SQLite's own checkpoints, inside commits: slower, as safe */
+	cmv_repo_checkpoint_background(s->repo, 1);
 	for (;;) {
 		size_t n = 0;
 		bool over = false;
@@ -69,6 +71,7 @@ int mcp_serve_stdio(mcp_server *s, FILE *in, FILE *out)
 		if (c == EOF)
 			break;
 	}
+	cmv_repo_checkpoint_background(s->repo, 0);
 	free(line);
 	cmv_buf_dispose(&reply);
 	return error;
@@ -228,10 +231,17 @@ int mcp_serve_http(mcp_server *s, const char *addr, const char *token, volatile 
 						 on_request, &h, options);
 	if (!d)
 		return cmv_error_last()->code;
+	/* WAL checkpoints off the request path (docs/store.md); a failure leaves SQLite's own */
+	pthread_mutex_lock(&s->lock);
+	cmv_repo_checkpoint_background(s->repo, 1);
+	pthread_mutex_unlock(&s->lock);
 	if (ready)
 		ready(bound, payload);
 	while (!*stop)
 		usleep(100000);
 	MHD_stop_daemon(d);
+	pthread_mutex_lock(&s->lock);
+	cmv_repo_checkpoint_background(s->repo, 0);
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

@@ -86,6 +86,18 @@ CMV_EXTERN(int) cmv_store_display(cmv_buf *out, const char *location);
 /** Close the store; NULL is a no-op. An open transaction is rolled back. */
 CMV_EXTERN(void) cmv_repo_free(cmv_repo *repo);
 
+/**
+ * For long-running servers: checkpoint SQLite's write-ahead log on a thread
+ * of its own (with its own connection) instead of inside whichever commit
+ * crosses SQLite's threshold (docs/store.md, "Checkpoints"). Durability is
+ * unchanged. Call it while no other thread uses the repo (before serving,
+ * after); cmv_repo_free stops it too. A no-op for PostgreSQL, ":memory:" and
+ * read-only stores.
+ * @param on 1 to start; 0 to stop (one last checkpoint, then the thread is joined)
+ * @return 0, CMV_EIO, CMV_ENOMEM, CMV_ERROR
+ */
+CMV_EXTERN(int) cmv_repo_checkpoint_background(cmv_repo *repo, int on);
+
 /** 1 when the store was opened with CMV_REPO_OPEN_READONLY (it writes nothing), else 0. */
 CMV_EXTERN(int) cmv_repo_is_readonly(const cmv_repo *repo);
 
