@@ -112,7 +112,7 @@ enum stmt_id {
 	S_REF_GET, S_REF_INS, S_REF_UPD, S_REF_UPD_CAS, S_REF_DEL, S_REF_ALL,
 	S_CFG_GET, S_CFG_SET, S_CFG_DEL,
 	S_PREFIX_BLOB, S_PREFIX_NODE, S_ALL_BLOBS, S_ALL_NODES,
-	S_SEARCH, S_BLOB_USERS,
+	S_SEARCH, S_SEARCH_COUNT, S_INDEXED_COUNT, S_BLOB_USERS,
 	S_TOK_GET, S_TOK_PUT,
 	S_STATE_GET, S_STATE_SET, S_STATE_DEL, S_STATE_DROP, S_USAGE_DROP,
 	S_USAGE_INS, S_USAGE_ADD, S_USAGE_ALL,
@@ -172,6 +172,9 @@ static const char *const stmt_sql[S__COUNT] = {
 	 * read before the sort, a third of a query's time where a word is in
 	 * most texts. Ties go by the row id, which is the order blobs came in.
 	 */
+	[S_SEARCH_COUNT] = "SELECT count(*) FROM fts WHERE fts MATCH ?1",
+	/* one row per indexed text (FTS5 keeps each one's length), a b-tree count */
+	[S_INDEXED_COUNT] = "SELECT count(*) FROM fts_docsize",
 	[S_SEARCH] = "SELECT b.id, f.score FROM (SELECT rowid AS r, bm25(fts) AS score FROM fts"
 		     " WHERE fts MATCH ?1 ORDER BY score, r LIMIT ?2) f JOIN blobs b ON b.rid = f.r"
 		     " ORDER BY f.score, f.r",
@@ -1517,6 +1520,33 @@ fail:
 	return error;
 }
 
+static int sq_search_count(cmv_store_backend *b, const char *const *queries, size_t n, uint64_t *n_match,
+			   uint64_t *n_indexed)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+	int error = 0;
+
+	for (size_t i = 0; i < n && !error; i++) {
+		if (!(s = stmt(sb, S_SEARCH_COUNT)))
+			return CMV_ERROR;
+		bind_text(s, 1, queries[i]);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			n_match[i] = (uint64_t)sqlite3_column_int64(s, 0);
+		else
+			error = cmv_error__set(CMV_EINVALID, "bad search query '%s': %s", queries[i], sqlite3_errmsg(sb->db));
+		sqlite3_reset(s);
+	}
+	if (error || !(s = stmt(sb, S_INDEXED_COUNT)))
+		return error ? error : CMV_ERROR;
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*n_indexed = (uint64_t)sqlite3_column_int64(s, 0);
+	else
+		error = cmv_error__set(CMV_EIO, "cannot count the indexed texts: %s", sqlite3_errmsg(sb->db));
+	sqlite3_reset(s);
+	return error;
+}
+
 static const cmv_store_backend sqlite_backend_template = {
 	.version = CMV_STORE_BACKEND_VERSION,
 	.name = "sqlite",
@@ -1540,6 +1570,7 @@ static const cmv_store_backend sqlite_backend_template = {
 	.object_foreach = sq_object_foreach,
 	.object_delete = sq_object_delete,
 	.search = sq_search,
+	.search_count = sq_search_count,
 	.index_pending = sq_index_pending,
 	.index_behind = sq_index_behind,
 	.blob_users = sq_blob_users,
