@@ -505,6 +505,29 @@ static void test_dag_conformance__search_finds_text_and_tool_output(void **state
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "cat", 100, 0, count_hit, &hs));
 	assert_int_equal(hs.hits, 20);
+	/*
+	 * How many texts a search matches, and how many are indexed: a word's
+	 * document frequency, stemmed as the search stems it, in one call for
+	 * many (the pager weighs its feedback words by their rarity).
+	 */
+	{
+		const char *q[] = { "cat", "makefiles", "zebra", "makefile cats", "\"undefined\" (reference" };
+		uint64_t df[5], n_indexed = 0;
+		assert_cmv_ok(cmv_search_count(REPO, q, 5, 0, df, &n_indexed));
+		assert_int_equal(df[0], 20);
+		assert_int_equal(df[1], 1);
+		assert_int_equal(df[2], 0);
+		assert_int_equal(df[3], 0); /* all words by default */
+		assert_int_equal(df[4], 1);
+		assert_int_equal(n_indexed, 22); /* the 20 fillers, the text and the tool's output */
+		assert_cmv_ok(cmv_search_count(REPO, q + 3, 1, CMV_SEARCH_ANY, df, NULL));
+		assert_int_equal(df[0], 21);
+		assert_cmv_ok(cmv_search_count(REPO, NULL, 0, 0, NULL, &n_indexed));
+		assert_int_equal(n_indexed, 22);
+		const char *empty[] = { "cat", "  " };
+		assert_int_equal(cmv_search_count(REPO, empty, 2, 0, df, NULL), CMV_EINVALID);
+		cmv_error_clear();
+	}
 	/* punctuation in a literal query is not FTS syntax */
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "\"[all] Error\" (x", 10, 0, count_hit, &hs));
