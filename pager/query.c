@@ -74,16 +74,21 @@
  * frequency in the store (BM25's): without it the words every chat turn
  * has fill the list, and feedback costs 1 to 3 points on LoCoMo. Only the
  * QUERY_FEEDBACK_CANDIDATES likeliest words are counted in the store (a
- * pass over each one's matches: 32 gave the figures 64 did), and a text is
- * read up to QUERY_FEEDBACK_TEXT bytes. The weight was chosen on each
- * LoCoMo development conversation and measured on the other, both ways
- * (docs/pager.md, "Query fault-in").
+ * pass over each one's matches: 32 gave the figures 64 did), with the
+ * question's first QUERY_FEEDBACK_WORDS words, whose matches bound the
+ * feedback's (query_feedback); a text is read up to QUERY_FEEDBACK_TEXT
+ * bytes. The pass's scores are scaled so that its best is the best so far
+ * before the weight applies: a question whose words are in most texts (an
+ * idf near nil, so scores near nil) is not outweighed by rarer feedback
+ * words. The weight was chosen on each LoCoMo development conversation
+ * and measured on the other, both ways (docs/pager.md, "Query fault-in").
  */
 #define QUERY_FEEDBACK_DOCS 10
 #define QUERY_FEEDBACK_TERMS 10
 #define QUERY_FEEDBACK_WEIGHT 0.2
 #define QUERY_FEEDBACK_CANDIDATES 32
 #define QUERY_FEEDBACK_TEXT 16384
+#define QUERY_FEEDBACK_WORDS 32
 
 /* What a model's counts depend on: an index counted otherwise (an edited profile) is not used. */
 void cmv_pager__qindex_model(char *out, size_t cap, const cmv_model *m)
@@ -335,6 +340,7 @@ static int query_pairs(query_state *q, cmv_repo *repo, const char *words, size_t
 typedef struct {
 	char word[64];
 	double p; /* P(w|R), then times its idf */
+	uint64_t df;
 } fb_term;
 
 static int fb_cmp(const void *a, const void *b)
@@ -445,22 +451,50 @@ static int query_feedback(query_state *q, cmv_repo *repo, const char *words, siz
 	if (!error && f.n) {
 		size_t n_cand = f.n < QUERY_FEEDBACK_CANDIDATES ? f.n : QUERY_FEEDBACK_CANDIDATES;
 		qsort(f.terms, f.n, sizeof(*f.terms), fb_cmp);
-		const char *cand[QUERY_FEEDBACK_CANDIDATES];
-		uint64_t df[QUERY_FEEDBACK_CANDIDATES], n = 0;
+		const char *cand[QUERY_FEEDBACK_CANDIDATES + QUERY_FEEDBACK_WORDS];
+		char qw[QUERY_FEEDBACK_WORDS][64];
+		uint64_t df[QUERY_FEEDBACK_CANDIDATES + QUERY_FEEDBACK_WORDS], n = 0, room = 0;
+		size_t n_q = 0;
 		for (size_t k = 0; k < n_cand; k++)
 			cand[k] = f.terms[k].word;
-		if ((error = cmv_search_count(repo, cand, n_cand, 0, df, &n)) == CMV_EUNSUPPORTED) {
+		/* the question's own words, counted too: their matches bound the feedback's (below) */
+		for (const char *w = words; *w && n_q < QUERY_FEEDBACK_WORDS; w += strcspn(w, " "), w += *w == ' ') {
+			size_t wl = strcspn(w, " ");
+			if (wl >= sizeof(qw[0]))
+				continue;
+			memcpy(qw[n_q], w, wl);
+			qw[n_q][wl] = '\0';
+			cand[n_cand + n_q] = qw[n_q];
+			n_q++;
+		}
+		if ((error = cmv_search_count(repo, cand, n_cand + n_q, 0, df, &n)) == CMV_EUNSUPPORTED) {
 			cmv_error_clear();
 			error = 0;
 			n_cand = 0;
 		}
+		for (size_t k = 0; k < n_q && !error; k++)
+			room += df[n_cand + k];
+		if (room < limit)
+			room = limit; /* as many as one search brings back: a rare question still gets its feedback */
 		for (size_t k = 0; k < n_cand && !error; k++) {
 			double idf = df[k] && n > df[k] ? log(((double)(n - df[k]) + 0.5) / ((double)df[k] + 0.5)) : 0;
 			f.terms[k].p *= idf > 0 ? idf : 0;
+			f.terms[k].df = df[k];
 		}
 		qsort(f.terms, n_cand, sizeof(*f.terms), fb_cmp);
-		for (size_t k = 0; k < n_cand && k < QUERY_FEEDBACK_TERMS && f.terms[k].p > 0 && !error; k++)
+		/*
+		 * The best words, while the texts they match (their sum) are no
+		 * more than the question's words match, or one search's results
+		 * if that is more: the feedback's search costs about what the
+		 * question's did, a pass over those matches.
+		 */
+		for (size_t k = 0, taken = 0; k < n_cand && taken < QUERY_FEEDBACK_TERMS && f.terms[k].p > 0 && !error; k++) {
+			if (f.terms[k].df > room)
+				continue;
+			room -= f.terms[k].df;
+			taken++;
 			error = query_add(&fts, &full, "%s\"%s\"", fts.size ? " OR " : "", f.terms[k].word);
+		}
 	}
 	if (!error)
 		error = query_pass(q, repo, &fts, QUERY_FEEDBACK_WEIGHT, limit, true);
