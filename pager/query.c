@@ -175,6 +175,26 @@ static size_t query_word(const char **at, const char *end, char *word, size_t ca
 	}
 }
 
+/*
+ * Whether a word's bytes are whole UTF-8 sequences: a word cut at its cap
+ * or at the end of a text read in part, or one from a text that is not
+ * UTF-8, is no word to search for (PostgreSQL refuses the query).
+ */
+static bool query_utf8(const char *w, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)w[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		if (!len || i + len > n)
+			return false;
+		for (size_t k = 1; k < len; k++)
+			if (((unsigned char)w[i + k] & 0xc0) != 0x80)
+				return false;
+		i += len;
+	}
+	return true;
+}
+
 /* Whether words (space-separated) holds word. */
 static bool query_has(const char *words, const char *word, size_t n)
 {
@@ -368,7 +388,7 @@ static int feedback_text(fb_model *f, const char *words, const char *text, size_
 	int error = 0;
 	while (!error && (wl = query_word(&at, end, word, sizeof(word))) > 0) {
 		f->n_words++;
-		if (wl < 2 || query_stopword(word, wl) || query_has(words, word, wl))
+		if (wl < 2 || query_stopword(word, wl) || query_has(words, word, wl) || !query_utf8(word, wl))
 			continue;
 		if (!cmv__strmap_get(&f->seen, word, &k, NULL)) {
 			if (f->n == f->cap) {
