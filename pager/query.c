@@ -119,8 +119,9 @@ static const char *const query_stopwords[] = {
 
 static bool query_stopword(const char *word, size_t n)
 {
+	/* the first letter first: the feedback asks this of every word of ten texts */
 	for (const char *const *w = query_stopwords; *w; w++)
-		if (strlen(*w) == n && !strncmp(*w, word, n))
+		if (**w == *word && !strncmp(*w, word, n) && !(*w)[n])
 			return true;
 	return false;
 }

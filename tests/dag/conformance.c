@@ -734,6 +734,42 @@ static void test_dag_conformance__store_reopens_with_everything(void **state)
 	assert_string_equal(cmv_repo_backend_name(REPO), f->url ? "postgresql" : "sqlite");
 }
 
+/*
+ * A store may keep the counts cmv_search_count gave (SQLite does, until it
+ * changes): a text indexed since, through this handle or another on the
+ * same store, counts at once.
+ */
+static void test_dag_conformance__search_count_follows_writes(void **state)
+{
+	fixture *f = *state;
+	const char *q[] = { "heron" };
+	uint64_t df = 0, n_indexed = 0;
+	char path[4096];
+
+	test_append_n(REPO, "main", "a heron", 3);
+	assert_cmv_ok(cmv_search_count(REPO, q, 1, 0, &df, &n_indexed));
+	assert_int_equal(df, 3);
+	assert_int_equal(n_indexed, 3);
+	test_append_n(REPO, "main", "another heron", 1);
+	assert_cmv_ok(cmv_search_count(REPO, q, 1, 0, &df, &n_indexed));
+	assert_int_equal(df, 4);
+	assert_int_equal(n_indexed, 4);
+	if (!f->url && !f->dir)
+		return; /* an in-memory store has no other handle */
+	if (f->url)
+		snprintf(path, sizeof(path), "%s", f->url);
+	else
+		snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	cmv_repo *other = NULL;
+	assert_cmv_ok(cmv_repo_open(&other, path, 0));
+	test_append_n(other, "main", "a third heron", 2);
+	assert_cmv_ok(cmv_repo_index(NULL, other)); /* indexed there: nothing left for this handle to index */
+	cmv_repo_free(other);
+	assert_cmv_ok(cmv_search_count(REPO, q, 1, 0, &df, &n_indexed));
+	assert_int_equal(df, 6);
+	assert_int_equal(n_indexed, 6);
+}
+
 #define CONFORMANCE_TESTS(setup)                                                                  \
 	{                                                                                         \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__blobs_are_stored_once, setup, teardown), \
@@ -745,6 +781,7 @@ static void test_dag_conformance__store_reopens_with_everything(void **state)
 		cmocka_unit_test_setup_teardown(test_dag_conformance__head_and_delete, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__transactions_roll_back_everything, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__search_finds_text_and_tool_output, setup, teardown), \
+		cmocka_unit_test_setup_teardown(test_dag_conformance__search_count_follows_writes, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__token_cache, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__model_state_and_switches, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__tree_follows_lineage, setup, teardown), \
