@@ -97,9 +97,51 @@ void cmv_pager__qindex_model(char *out, size_t cap, const cmv_model *m)
 		 m->image_tokens);
 }
 
+/*
+ * The hashes of the branch's texts and bodies, each to where it is: open
+ * addressing over the qindex's own strings, nothing copied (built for
+ * each query; a map that copied every key cost a twentieth of a search at
+ * 1M tokens).
+ */
+typedef struct qwhere {
+	const char **keys;
+	size_t *at;
+	size_t mask;
+} qwhere;
+
+static size_t qwhere_slot(const qwhere *w, const char *key)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const char *c = key; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	size_t i = (size_t)h & w->mask;
+	while (w->keys[i] && strcmp(w->keys[i], key))
+		i = (i + 1) & w->mask;
+	return i;
+}
+
+static bool qwhere_get(const qwhere *w, const char *key, size_t *at)
+{
+	size_t i;
+	if (!w->keys)
+		return false;
+	i = qwhere_slot(w, key);
+	if (!w->keys[i])
+		return false;
+	*at = w->at[i];
+	return true;
+}
+
+static void qwhere_dispose(qwhere *w)
+{
+	free(w->keys);
+	free(w->at);
+	memset(w, 0, sizeof(*w));
+}
+
 typedef struct {
 	const qindex *qi;
-	cmv__strmap *where;  /* hash of a text -> its message; of a body page -> page + n_msgs */
+	const qwhere *where; /* hash of a text -> its message; of a body page -> page + n_msgs */
 	double *msg_score;   /* per message: its best hit (BM25, higher is better) */
 	double *page_score;  /* per page: a body's own hit */
 	double weight;       /* of the search under way (the pairs count less than the words) */
@@ -233,7 +275,7 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	size_t at;
 	double s = -hit->score * q->weight; /* SQLite's BM25 is lower for better */
 	q->seen++;
-	if (!cmv__strmap_get(q->where, cmv_id_tostr(hex, sizeof(hex), &hit->blob), &at, NULL) || s <= 0)
+	if (!qwhere_get(q->where, cmv_id_tostr(hex, sizeof(hex), &hit->blob), &at) || s <= 0)
 		return 0;
 	if (at >= qi->n_msgs) {
 		q->page_score[at - qi->n_msgs] = s;
@@ -528,14 +570,21 @@ static int query_feedback(query_state *q, cmv_repo *repo, const char *words, siz
 }
 
 /* The texts in message order, then the bodies: a hash both have is the body's, as a later text's is the later. */
-static int qindex_where(cmv__strmap *map, const qindex *qi)
+static int qindex_where(qwhere *w, const qindex *qi)
 {
-	int error = 0;
-	for (size_t k = 0; k < qi->n_texts && !error; k++)
-		error = cmv__strmap_put(map, qi->texts[k], qi->text_msg[k], NULL);
-	for (size_t k = 0; k < qi->n_bodies && !error; k++)
-		error = cmv__strmap_put(map, qi->ids[k], qi->n_msgs + k, NULL);
-	return error;
+	size_t n = qi->n_texts + qi->n_bodies, cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
+	if (!(w->keys = cmv__calloc(cap, sizeof(*w->keys))) || !(w->at = cmv__calloc(cap, sizeof(*w->at))))
+		return cmv_error__oom();
+	w->mask = cap - 1;
+	for (size_t k = 0; k < n; k++) {
+		const char *key = k < qi->n_texts ? qi->texts[k] : qi->ids[k - qi->n_texts];
+		size_t i = qwhere_slot(w, key);
+		w->keys[i] = key;
+		w->at[i] = k < qi->n_texts ? qi->text_msg[k] : qi->n_msgs + (k - qi->n_texts);
+	}
+	return 0;
 }
 
 typedef struct {
@@ -656,7 +705,7 @@ int cmv_pager__qindex_query(const qindex *qi, cmv_repo *repo, const char *query,
 int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
 			     bool *hit, size_t *order, size_t *n_order)
 {
-	cmv__strmap where = { 0 };
+	qwhere where = { 0 };
 	cmv_buf words = CMV_BUF_INIT(1 << 16);
 	query_state q;
 	query_pick *picks = NULL;
@@ -709,7 +758,7 @@ int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query
 	free(picks);
 	free(q.msg_score);
 	free(q.page_score);
-	cmv__strmap_dispose(&where);
+	qwhere_dispose(&where);
 	cmv_buf_dispose(&words);
 	return error;
 }
