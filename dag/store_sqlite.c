@@ -210,10 +210,11 @@ typedef struct sqlite_backend {
 	bool in_txn; /* between a BEGIN that worked and its COMMIT or ROLLBACK */
 	sqlite3_stmt *stmts[S__COUNT];
 	cmv_buf scratch; /* encoded block lists */
-	/* search_count's counts, while the store is as it was (count_fresh) */
+	/* search_count's counts, while the index is as it was (count_fresh) */
 	cmv__strmap counted;
 	uint64_t counted_total;
-	sqlite3_int64 counted_changes, counted_version;
+	uint64_t fts_writes, counted_writes; /* this handle's writes to the index, all and at the count */
+	sqlite3_int64 counted_version;
 } sqlite_backend;
 
 #define SB(b) ((sqlite_backend *)(b))
@@ -387,6 +388,7 @@ static int fts_insert(sqlite_backend *sb, sqlite3_int64 rid, const void *data, i
 
 	if (!s)
 		return CMV_ERROR;
+	sb->fts_writes++;
 	sqlite3_bind_int64(s, 1, rid);
 	sqlite3_bind_text(s, 2, data, len, SQLITE_STATIC);
 	return exec_done(sb, s, "cannot index a blob");
@@ -1149,6 +1151,7 @@ static int sq_object_delete(cmv_store_backend *b, cmv_object_type type, const cm
 			cmv_buf_dispose(&text);
 			return CMV_ERROR;
 		}
+		sb->fts_writes++;
 		sqlite3_bind_int64(s, 1, rid);
 		sqlite3_bind_text(s, 2, text.ptr, (int)text.size, SQLITE_STATIC);
 		error = exec_done(sb, s, "cannot unindex a blob");
@@ -1527,16 +1530,17 @@ fail:
 }
 
 /*
- * Whether search_count's kept counts still hold: none of this connection's
- * writes since (sqlite3_total_changes, which counts the index's rows too)
- * and none committed by another (PRAGMA data_version), else they are
- * dropped. A write that changes no count drops them too: they are only
- * ever counted again, never wrong.
+ * Whether search_count's kept counts still hold: no write to the index by
+ * this handle since (fts_writes; its other writes, such as the blobs a
+ * query keeps, change no count) and nothing committed by another (PRAGMA
+ * data_version: any commit, as another handle's writes are not told
+ * apart), else they are dropped. A write that is rolled back drops them
+ * too: they are only ever counted again, never wrong.
  */
 static int count_fresh(sqlite_backend *sb)
 {
 	sqlite3_stmt *s = stmt(sb, S_DATA_VERSION);
-	sqlite3_int64 changes = sqlite3_total_changes64(sb->db), version;
+	sqlite3_int64 version;
 	if (!s)
 		return CMV_ERROR;
 	if (sqlite3_step(s) != SQLITE_ROW) {
@@ -1546,11 +1550,11 @@ static int count_fresh(sqlite_backend *sb)
 	version = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
 	/* a bound, as a server runs for long: a question's words are tens */
-	if (changes != sb->counted_changes || version != sb->counted_version || sb->counted.n >= 65536) {
+	if (sb->fts_writes != sb->counted_writes || version != sb->counted_version || sb->counted.n >= 65536) {
 		cmv__strmap_dispose(&sb->counted);
 		memset(&sb->counted, 0, sizeof(sb->counted));
 		sb->counted_total = UINT64_MAX;
-		sb->counted_changes = changes;
+		sb->counted_writes = sb->fts_writes;
 		sb->counted_version = version;
 	}
 	return 0;
