@@ -367,6 +367,7 @@ static int sq_txn_rollback(cmv_store_backend *b)
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s;
 
+	sb->fts_writes++; /* the index may be as it was before: search_count's kept counts go */
 	/* After some errors SQLite has already rolled back by itself. */
 	if (sqlite3_get_autocommit(sb->db)) {
 		sb->in_txn = false;
