@@ -415,37 +415,79 @@ static int fb_cmp(const void *a, const void *b)
 }
 
 typedef struct {
-	cmv__strmap seen; /* word -> its index in terms */
+	size_t *seen; /* open addressing over the words in terms: its index + 1, 0 for none */
+	size_t mask;
 	fb_term *terms;
 	size_t n, cap;
 	size_t *occ; /* the message's words that count, as indexes in terms */
 	size_t n_occ, cap_occ, n_words;
 } fb_model;
 
-/* The words of one of a message's texts: |d| counts them all; stopwords, the question's and letters alone are no candidates. */
+/* Where word is in f->seen: its slot, or the empty one it would take. */
+static size_t feedback_slot(const fb_model *f, const char *word)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const char *c = word; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	size_t i = (size_t)h & f->mask;
+	while (f->seen[i] && strcmp(f->terms[f->seen[i] - 1].word, word))
+		i = (i + 1) & f->mask;
+	return i;
+}
+
+/* A new word into f->terms and f->seen (at slot), grown as needed; its index. */
+static int feedback_add(fb_model *f, const char *word, size_t wl, size_t slot, size_t *k)
+{
+	if (f->n == f->cap) {
+		size_t nc = f->cap ? f->cap * 2 : 256;
+		fb_term *nt = cmv__realloc(f->terms, nc * sizeof(*nt));
+		if (!nt)
+			return cmv_error__oom();
+		f->terms = nt;
+		f->cap = nc;
+	}
+	*k = f->n++;
+	memcpy(f->terms[*k].word, word, wl + 1);
+	f->terms[*k].p = 0;
+	f->seen[slot] = *k + 1;
+	if (2 * f->n > f->mask) {
+		size_t cap = 2 * (f->mask + 1), *old = f->seen;
+		if (!(f->seen = cmv__calloc(cap, sizeof(*f->seen)))) {
+			f->seen = old;
+			return cmv_error__oom();
+		}
+		f->mask = cap - 1;
+		for (size_t i = 0; i < f->n; i++)
+			f->seen[feedback_slot(f, f->terms[i].word)] = i + 1;
+		free(old);
+	}
+	return 0;
+}
+
+/*
+ * The words of one of a message's texts: |d| counts them all; stopwords,
+ * the question's and letters alone are no candidates. A word seen before
+ * is a candidate already (each test is of the word alone).
+ */
 static int feedback_text(fb_model *f, const char *words, const char *text, size_t len)
 {
 	char word[64];
 	const char *at = text, *end = text + len;
-	size_t wl, k;
+	size_t wl, k = 0, slot;
 	int error = 0;
+	if (!f->seen) {
+		if (!(f->seen = cmv__calloc(1024, sizeof(*f->seen))))
+			return cmv_error__oom();
+		f->mask = 1023;
+	}
 	while (!error && (wl = query_word(&at, end, word, sizeof(word))) > 0) {
 		f->n_words++;
-		if (wl < 2 || query_stopword(word, wl) || query_has(words, word, wl) || !query_utf8(word, wl))
-			continue;
-		if (!cmv__strmap_get(&f->seen, word, &k, NULL)) {
-			if (f->n == f->cap) {
-				size_t nc = f->cap ? f->cap * 2 : 256;
-				fb_term *nt = cmv__realloc(f->terms, nc * sizeof(*nt));
-				if (!nt)
-					return cmv_error__oom();
-				f->terms = nt;
-				f->cap = nc;
-			}
-			k = f->n++;
-			memcpy(f->terms[k].word, word, wl + 1);
-			f->terms[k].p = 0;
-			if ((error = cmv__strmap_put(&f->seen, word, k, NULL)) < 0)
+		if (f->seen[slot = feedback_slot(f, word)]) {
+			k = f->seen[slot] - 1;
+		} else {
+			if (wl < 2 || query_stopword(word, wl) || query_has(words, word, wl) || !query_utf8(word, wl))
+				continue;
+			if ((error = feedback_add(f, word, wl, slot, &k)) < 0)
 				break;
 		}
 		if (f->n_occ == f->cap_occ) {
@@ -561,7 +603,7 @@ static int query_feedback(query_state *q, cmv_repo *repo, const char *words, siz
 	}
 	if (!error)
 		error = query_pass(q, repo, &fts, QUERY_FEEDBACK_WEIGHT, limit, true);
-	cmv__strmap_dispose(&f.seen);
+	free(f.seen);
 	free(f.terms);
 	free(f.occ);
 	cmv_buf_dispose(&fts);
