@@ -42,6 +42,7 @@
  *  3. A node row never exists without all of its blocks and edges: they are
  *     written together in node_put, inside the caller's transaction.
  */
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -112,7 +113,7 @@ enum stmt_id {
 	S_REF_GET, S_REF_INS, S_REF_UPD, S_REF_UPD_CAS, S_REF_DEL, S_REF_ALL,
 	S_CFG_GET, S_CFG_SET, S_CFG_DEL,
 	S_PREFIX_BLOB, S_PREFIX_NODE, S_ALL_BLOBS, S_ALL_NODES,
-	S_SEARCH, S_SEARCH_COUNT, S_INDEXED_COUNT, S_DATA_VERSION, S_BLOB_USERS,
+	S_SEARCH, S_SEARCH_OWN, S_SEARCH_COUNT, S_INDEXED_COUNT, S_DATA_VERSION, S_BLOB_USERS,
 	S_TOK_GET, S_TOK_PUT,
 	S_STATE_GET, S_STATE_SET, S_STATE_DEL, S_STATE_DROP, S_USAGE_DROP,
 	S_USAGE_INS, S_USAGE_ADD, S_USAGE_ALL,
@@ -179,6 +180,10 @@ static const char *const stmt_sql[S__COUNT] = {
 	[S_SEARCH] = "SELECT b.id, f.score FROM (SELECT rowid AS r, bm25(fts) AS score FROM fts"
 		     " WHERE fts MATCH ?1 ORDER BY score, r LIMIT ?2) f JOIN blobs b ON b.rid = f.r"
 		     " ORDER BY f.score, f.r",
+	/* the same with cmv_bm25 (below): the same scores, each text's length kept */
+	[S_SEARCH_OWN] = "SELECT b.id, f.score FROM (SELECT rowid AS r, cmv_bm25(fts) AS score FROM fts"
+			 " WHERE fts MATCH ?1 ORDER BY score, r LIMIT ?2) f JOIN blobs b ON b.rid = f.r"
+			 " ORDER BY f.score, f.r",
 	[S_BLOB_USERS] = "SELECT n.id, u.seq FROM blob_users u JOIN nodes n ON n.rid = u.node"
 			 " WHERE u.blob = ?1 ORDER BY n.depth, n.id, u.seq",
 	[S_TOK_GET] = "SELECT count FROM tokcache WHERE blob = ?1 AND tokenizer = ?2",
@@ -215,6 +220,12 @@ typedef struct sqlite_backend {
 	uint64_t counted_total;
 	uint64_t fts_writes, counted_writes; /* this handle's writes to the index, all and at the count */
 	sqlite3_int64 counted_version;
+	/* cmv_bm25's lengths of indexed texts by rowid, -1 unknown, while none was unindexed (bm25_lengths) */
+	bool bm25_own;
+	int *lengths;
+	size_t n_lengths;
+	uint64_t fts_drops, lengths_drops; /* this handle's deletes from the index and rollbacks, all and at the fill */
+	sqlite3_int64 lengths_version;
 } sqlite_backend;
 
 #define SB(b) ((sqlite_backend *)(b))
@@ -367,7 +378,9 @@ static int sq_txn_rollback(cmv_store_backend *b)
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s;
 
-	sb->fts_writes++; /* the index may be as it was before: search_count's kept counts go */
+	/* the index may be as it was before: search_count's kept counts and cmv_bm25's lengths go */
+	sb->fts_writes++;
+	sb->fts_drops++;
 	/* After some errors SQLite has already rolled back by itself. */
 	if (sqlite3_get_autocommit(sb->db)) {
 		sb->in_txn = false;
@@ -1153,6 +1166,7 @@ static int sq_object_delete(cmv_store_backend *b, cmv_object_type type, const cm
 			return CMV_ERROR;
 		}
 		sb->fts_writes++;
+		sb->fts_drops++;
 		sqlite3_bind_int64(s, 1, rid);
 		sqlite3_bind_text(s, 2, text.ptr, (int)text.size, SQLITE_STATIC);
 		error = exec_done(sb, s, "cannot unindex a blob");
@@ -1261,17 +1275,175 @@ static int sq_index_behind(cmv_store_backend *b, bool *behind)
 	return 0;
 }
 
+/*
+ * FTS5's bm25() as SQLite 3.40 computes it (ext/fts5/fts5_aux.c, public
+ * domain; the same operations in the same order, so the same doubles, and
+ * the same ranking), but for where a text's length comes from: bm25()
+ * asks the index for it (xColumnSize, a lookup in fts_docsize) on every
+ * row of every search, half of a search's time where a query's words are
+ * in thousands of texts; here a length asked once is kept by rowid. A
+ * text's length does not change while it is indexed, and a rowid is used
+ * again only after its text is unindexed: the kept lengths are dropped
+ * when this handle unindexes a text or rolls back, and when another
+ * commits anything (bm25_lengths).
+ */
+typedef struct {
+	int n;
+	double avgdl, *idf, *freq;
+} bm25_data;
+
+static int bm25_count(const Fts5ExtensionApi *api, Fts5Context *fts, void *ctx)
+{
+	(void)api;
+	(void)fts;
+	(*(sqlite3_int64 *)ctx)++;
+	return SQLITE_OK;
+}
+
+static int bm25_data_of(const Fts5ExtensionApi *api, Fts5Context *fts, bm25_data **out)
+{
+	bm25_data *p = api->xGetAuxdata(fts, 0);
+	sqlite3_int64 n_row = 0, n_token = 0;
+	size_t size;
+	int rc, n;
+
+	if (p) {
+		*out = p;
+		return SQLITE_OK;
+	}
+	n = api->xPhraseCount(fts);
+	size = sizeof(*p) + (size_t)n * 2 * sizeof(double);
+	if (!(p = sqlite3_malloc64(size)))
+		return SQLITE_NOMEM;
+	memset(p, 0, size);
+	p->n = n;
+	p->idf = (double *)&p[1];
+	p->freq = &p->idf[n];
+	rc = api->xRowCount(fts, &n_row);
+	if (rc == SQLITE_OK)
+		rc = api->xColumnTotalSize(fts, -1, &n_token);
+	if (rc == SQLITE_OK)
+		p->avgdl = (double)n_token / (double)n_row;
+	for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+		sqlite3_int64 hits = 0;
+		rc = api->xQueryPhrase(fts, i, &hits, bm25_count);
+		if (rc == SQLITE_OK) {
+			/* BM25's idf; where it would be negative (a phrase in most rows), almost nil */
+			double idf = log((n_row - hits + 0.5) / (hits + 0.5));
+			if (idf <= 0.0)
+				idf = 1e-6;
+			p->idf[i] = idf;
+		}
+	}
+	if (rc == SQLITE_OK)
+		rc = api->xSetAuxdata(fts, p, sqlite3_free);
+	else
+		sqlite3_free(p);
+	if (rc == SQLITE_OK)
+		*out = p;
+	return rc;
+}
+
+/* The row's length in tokens: kept, or asked of the index and kept. */
+static int bm25_length(sqlite_backend *sb, const Fts5ExtensionApi *api, Fts5Context *fts, int *out)
+{
+	sqlite3_int64 r = api->xRowid(fts);
+	int rc;
+	if (r >= 0 && (size_t)r < sb->n_lengths && sb->lengths[r] >= 0) {
+		*out = sb->lengths[r];
+		return SQLITE_OK;
+	}
+	if ((rc = api->xColumnSize(fts, -1, out)) != SQLITE_OK || r < 0 || r >= ((sqlite3_int64)1 << 28))
+		return rc; /* a rowid past 2^28 is not kept (a gigabyte of lengths) */
+	if ((size_t)r >= sb->n_lengths) {
+		size_t n = sb->n_lengths ? sb->n_lengths : 4096;
+		while (n <= (size_t)r)
+			n *= 2;
+		int *grown = cmv__realloc(sb->lengths, n * sizeof(*grown));
+		if (!grown) {
+			cmv_error_clear(); /* not kept: asked again next time */
+			return SQLITE_OK;
+		}
+		memset(grown + sb->n_lengths, 0xff, (n - sb->n_lengths) * sizeof(*grown));
+		sb->lengths = grown;
+		sb->n_lengths = n;
+	}
+	sb->lengths[r] = *out;
+	return SQLITE_OK;
+}
+
+static void cmv_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int n_val,
+		     sqlite3_value **val)
+{
+	const double k1 = 1.2, b = 0.75;
+	double score = 0.0, d = 0.0, *freq = NULL;
+	bm25_data *p = NULL;
+	int rc, n_inst = 0;
+
+	(void)n_val; /* no column weights: the store has one column */
+	(void)val;
+	rc = bm25_data_of(api, fts, &p);
+	if (rc == SQLITE_OK) {
+		freq = p->freq;
+		memset(freq, 0, sizeof(double) * (size_t)p->n);
+		rc = api->xInstCount(fts, &n_inst);
+	}
+	for (int i = 0; rc == SQLITE_OK && i < n_inst; i++) {
+		int ip, ic, io;
+		rc = api->xInst(fts, i, &ip, &ic, &io);
+		if (rc == SQLITE_OK)
+			freq[ip] += 1.0;
+	}
+	if (rc == SQLITE_OK) {
+		int n_tok = 0;
+		rc = bm25_length(api->xUserData(fts), api, fts, &n_tok);
+		d = (double)n_tok;
+	}
+	if (rc == SQLITE_OK) {
+		for (int i = 0; i < p->n; i++)
+			score += p->idf[i] * ((freq[i] * (k1 + 1.0)) / (freq[i] + k1 * (1 - b + b * d / p->avgdl)));
+		sqlite3_result_double(ctx, -1.0 * score);
+	} else {
+		sqlite3_result_error_code(ctx, rc);
+	}
+}
+
+/* Whether cmv_bm25's kept lengths still hold (see above): else they are dropped. */
+static int bm25_lengths(sqlite_backend *sb)
+{
+	sqlite3_stmt *s = stmt(sb, S_DATA_VERSION);
+	sqlite3_int64 version;
+	if (!s)
+		return CMV_ERROR;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, sqlite3_errcode(sb->db), "cannot read the data version");
+	}
+	version = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (sb->fts_drops != sb->lengths_drops || version != sb->lengths_version) {
+		free(sb->lengths);
+		sb->lengths = NULL;
+		sb->n_lengths = 0;
+		sb->lengths_drops = sb->fts_drops;
+		sb->lengths_version = version;
+	}
+	return 0;
+}
+
 static int sq_search(cmv_store_backend *b, const char *query, size_t limit,
 		     int (*cb)(const cmv_id *, double, void *), void *payload)
 {
 	sqlite_backend *sb = SB(b);
-	sqlite3_stmt *s = stmt(sb, S_SEARCH);
+	sqlite3_stmt *s;
 	cmv_id *ids = NULL;
 	double *scores = NULL;
 	size_t n = 0, cap = 0;
 	int rc, error = 0;
 
-	if (!s)
+	if (sb->bm25_own && (error = bm25_lengths(sb)) < 0)
+		return error;
+	if (!(s = stmt(sb, sb->bm25_own ? S_SEARCH_OWN : S_SEARCH)))
 		return CMV_ERROR;
 	bind_text(s, 1, query);
 	sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
@@ -1460,6 +1632,7 @@ static void sq_free(cmv_store_backend *b)
 	free(sb->path);
 	cmv_buf_dispose(&sb->scratch);
 	cmv__strmap_dispose(&sb->counted);
+	free(sb->lengths);
 	free(sb);
 }
 
@@ -1647,6 +1820,20 @@ static const cmv_store_backend sqlite_backend_template = {
 	.free = sq_free,
 };
 
+/* cmv_bm25 where FTS5 takes it; where it does not, every search is bm25()'s. */
+static void bm25_register(sqlite_backend *sb)
+{
+	fts5_api *api = NULL;
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(sb->db, "SELECT fts5(?1)", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
+		sqlite3_step(s);
+	}
+	sqlite3_finalize(s);
+	sb->bm25_own = api && api->iVersion >= 2 &&
+		       api->xCreateFunction(api, "cmv_bm25", sb, cmv_bm25, NULL) == SQLITE_OK;
+}
+
 int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned int flags)
 {
 	sqlite_backend *sb;
@@ -1690,6 +1877,7 @@ int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned in
 		goto fail;
 	if ((error = migrate(sb)) < 0)
 		goto fail;
+	bm25_register(sb);
 	*out = &sb->parent;
 	return 0;
 fail:
