@@ -510,7 +510,8 @@ CMV_EXTERN(int) cmv_search(cmv_repo *repo, const char *query, size_t limit, unsi
  * CMV_SEARCH_ANY), and how many texts are indexed in all (n_indexed may be
  * NULL). A word alone gives its document frequency, stemmed as the index
  * stems it: what a caller needs to weigh words by their rarity (inverse
- * document frequency). Each count is a pass over the word's matches.
+ * document frequency). Each count is a pass over the word's matches (the
+ * SQLite store keeps its counts until its index changes).
  * @return 0, CMV_EINVALID (an empty or bad query), CMV_EUNSUPPORTED (a
  *         backend without it), CMV_ELOCKED, CMV_EIO
  */
