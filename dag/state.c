@@ -223,6 +223,51 @@ int cmv_search(cmv_repo *repo, const char *query, size_t limit, unsigned int fla
 	return error;
 }
 
+int cmv_search_count(cmv_repo *repo, const char *const *queries, size_t n, unsigned int flags,
+		     uint64_t *n_match, uint64_t *n_indexed)
+{
+	cmv_buf all = CMV_BUF_INIT(CMV_BUF_SMALL);
+	size_t *at = NULL;
+	const char **fts = NULL;
+	uint64_t total = 0;
+	int error = 0;
+
+	CMV_ASSERT_ARG(repo);
+	CMV_ASSERT_ARG(queries || !n);
+	CMV_ASSERT_ARG(n_match || !n);
+	if (!repo->backend->search_count)
+		return cmv_error__set(CMV_EUNSUPPORTED, "counting search matches is unsupported by the '%s' backend",
+				      repo->backend->name);
+	if (!(at = cmv__calloc(n + 1, sizeof(*at))) || !(fts = cmv__calloc(n + 1, sizeof(*fts))))
+		error = cmv_error__oom();
+	/* the queries in one buffer, each NUL-terminated (offsets: it may move as it grows) */
+	for (size_t i = 0; i < n && !error; i++) {
+		size_t start = all.size;
+		CMV_ASSERT_ARG(queries[i]);
+		at[i] = start;
+		if (flags & CMV_SEARCH_RAW)
+			error = cmv_buf_puts(&all, queries[i]);
+		else
+			error = literal_query(&all, queries[i], (flags & CMV_SEARCH_ANY) != 0);
+		if (!error && all.size == start)
+			error = cmv_error__set(CMV_EINVALID, "empty search query");
+		if (!error)
+			error = cmv_buf_putc(&all, '\0');
+	}
+	for (size_t i = 0; i < n && !error; i++)
+		fts[i] = all.ptr + at[i];
+	if (!error && !(repo->flags & CMV_REPO_OPEN_READONLY))
+		error = cmv_repo_index(NULL, repo);
+	if (!error)
+		error = repo->backend->search_count(repo->backend, fts, n, n_match, &total);
+	if (!error && n_indexed)
+		*n_indexed = total;
+	cmv_buf_dispose(&all);
+	free(at);
+	free(fts);
+	return error;
+}
+
 /* ---- token cache ------------------------------------------------------- */
 
 int cmv_tokcache_get(uint64_t *out, cmv_repo *repo, const cmv_id *blob, const char *tokenizer)

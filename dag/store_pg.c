@@ -121,7 +121,7 @@ enum stmt_id {
 	S_LOCK_EXCL,
 	S_CFG_GET, S_CFG_SET, S_CFG_DEL,
 	S_PREFIX_BLOB, S_PREFIX_NODE, S_ALL_BLOBS, S_ALL_NODES,
-	S_PENDING, S_INDEX_BATCH, S_BEHIND, S_SEARCH, S_BLOB_USERS,
+	S_PENDING, S_INDEX_BATCH, S_BEHIND, S_SEARCH, S_SEARCH_COUNT, S_BLOB_USERS,
 	S_TOK_GET, S_TOK_PUT,
 	S_STATE_GET, S_STATE_SET, S_STATE_DEL, S_STATE_DROP, S_USAGE_DROP,
 	S_USAGE_INS, S_USAGE_ADD, S_USAGE_ALL,
@@ -219,6 +219,8 @@ static const char *const stmt_sql[S__COUNT] = {
 		     " FROM (SELECT lexeme, array_length(positions, 1)::float8 AS tf FROM unnest(m.tsv)) u"
 		     " JOIN df ON df.t = u.lexeme), 0) AS score FROM m, st)"
 		     " SELECT id, -score FROM s ORDER BY score DESC, rid LIMIT $3::bigint",
+	[S_SEARCH_COUNT] = "SELECT (SELECT count(*) FROM blobs WHERE tsv @@ to_tsquery('cmv', $1::text)),"
+			   " (SELECT n FROM fts_stats)",
 	[S_BLOB_USERS] = "SELECT n.id, u.seq FROM blob_users u JOIN nodes n ON n.rid = u.node"
 			 " WHERE u.blob = $1::bytea ORDER BY n.depth, n.id, u.seq",
 	[S_TOK_GET] = "SELECT count FROM tokcache WHERE blob = $1::bytea AND tokenizer = $2::text",
@@ -1654,6 +1656,42 @@ done:
 	return error;
 }
 
+static int pg_search_count(cmv_store_backend *b, const char *const *queries, size_t n, uint64_t *n_match,
+			   uint64_t *n_indexed)
+{
+	pg_backend *pb = PB(b);
+	cmv_buf tsq = CMV_BUF_INIT(CMV_BUF_CONTENT), terms = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	PGresult *r;
+	int error = 0;
+	bool counted = false;
+
+	*n_indexed = 0;
+	/* each row has N too; with no query of a word, one more round asks for it alone */
+	for (size_t i = 0; (i < n || !counted) && !error; i++) {
+		params p = { 0 };
+		cmv_buf_clear(&tsq);
+		cmv_buf_clear(&terms);
+		if (i < n && (error = fts_to_tsquery(&tsq, &terms, queries[i])) == CMV_ENOTFOUND) {
+			error = 0; /* no word at all: nothing matches */
+			n_match[i] = 0;
+			continue;
+		}
+		if (error < 0)
+			break;
+		p_text(&p, i < n ? tsq.ptr : "");
+		if (!(r = run(pb, S_SEARCH_COUNT, &p, "bad search query", &error)))
+			break;
+		if (i < n)
+			n_match[i] = (uint64_t)r_int(r, 0, 0);
+		*n_indexed = (uint64_t)r_int(r, 0, 1);
+		counted = true;
+		PQclear(r);
+	}
+	cmv_buf_dispose(&tsq);
+	cmv_buf_dispose(&terms);
+	return error;
+}
+
 static int pg_blob_users(cmv_store_backend *b, const cmv_id *blob, int (*cb)(const cmv_id *, size_t, void *),
 			 void *payload)
 {
@@ -1856,6 +1894,7 @@ static const cmv_store_backend pg_backend_template = {
 	.index_pending = pg_index_pending,
 	.index_behind = pg_index_behind,
 	.search = pg_search,
+	.search_count = pg_search_count,
 	.blob_users = pg_blob_users,
 	.tokcache_get = pg_tokcache_get,
 	.tokcache_put = pg_tokcache_put,

@@ -47,6 +47,7 @@
  *     written together in node_put, inside the caller's transaction.
  */
 #include <pthread.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -117,7 +118,7 @@ enum stmt_id {
 	S_REF_GET, S_REF_INS, S_REF_UPD, S_REF_UPD_CAS, S_REF_DEL, S_REF_ALL,
 	S_CFG_GET, S_CFG_SET, S_CFG_DEL,
 	S_PREFIX_BLOB, S_PREFIX_NODE, S_ALL_BLOBS, S_ALL_NODES,
-	S_SEARCH, S_BLOB_USERS,
+	S_SEARCH, S_SEARCH_OWN, S_SEARCH_COUNT, S_INDEXED_COUNT, S_DATA_VERSION, S_BLOB_USERS,
 	S_TOK_GET, S_TOK_PUT,
 	S_STATE_GET, S_STATE_SET, S_STATE_DEL, S_STATE_DROP, S_USAGE_DROP,
 	S_USAGE_INS, S_USAGE_ADD, S_USAGE_ALL,
@@ -177,9 +178,17 @@ static const char *const stmt_sql[S__COUNT] = {
 	 * read before the sort, a third of a query's time where a word is in
 	 * most texts. Ties go by the row id, which is the order blobs came in.
 	 */
+	[S_SEARCH_COUNT] = "SELECT count(*) FROM fts WHERE fts MATCH ?1",
+	/* one row per indexed text (FTS5 keeps each one's length), a b-tree count */
+	[S_INDEXED_COUNT] = "SELECT count(*) FROM fts_docsize",
+	[S_DATA_VERSION] = "PRAGMA data_version",
 	[S_SEARCH] = "SELECT b.id, f.score FROM (SELECT rowid AS r, bm25(fts) AS score FROM fts"
 		     " WHERE fts MATCH ?1 ORDER BY score, r LIMIT ?2) f JOIN blobs b ON b.rid = f.r"
 		     " ORDER BY f.score, f.r",
+	/* the same with cmv_bm25 (below): the same scores, each text's length kept */
+	[S_SEARCH_OWN] = "SELECT b.id, f.score FROM (SELECT rowid AS r, cmv_bm25(fts) AS score FROM fts"
+			 " WHERE fts MATCH ?1 ORDER BY score, r LIMIT ?2) f JOIN blobs b ON b.rid = f.r"
+			 " ORDER BY f.score, f.r",
 	[S_BLOB_USERS] = "SELECT n.id, u.seq FROM blob_users u JOIN nodes n ON n.rid = u.node"
 			 " WHERE u.blob = ?1 ORDER BY n.depth, n.id, u.seq",
 	[S_TOK_GET] = "SELECT count FROM tokcache WHERE blob = ?1 AND tokenizer = ?2",
@@ -213,6 +222,17 @@ typedef struct sqlite_backend {
 	cmv_buf scratch; /* encoded block lists */
 	struct ckpt_thread *ckpt; /* background checkpoints, when a server asked for them */
 	cmv_dag__ckpt_stats ckpt_last; /* the last thread's, once stopped */
+	/* search_count's counts, while the index is as it was (count_fresh) */
+	cmv__strmap counted;
+	uint64_t counted_total;
+	uint64_t fts_writes, counted_writes; /* this handle's writes to the index, all and at the count */
+	sqlite3_int64 counted_version;
+	/* cmv_bm25's lengths of indexed texts by rowid, -1 unknown, while none was unindexed (bm25_lengths) */
+	bool bm25_own;
+	int *lengths;
+	size_t n_lengths;
+	uint64_t fts_drops, lengths_drops; /* this handle's deletes from the index and rollbacks, all and at the fill */
+	sqlite3_int64 lengths_version;
 } sqlite_backend;
 
 #define SB(b) ((sqlite_backend *)(b))
@@ -371,6 +391,9 @@ static int sq_txn_rollback(cmv_store_backend *b)
 	sqlite_backend *sb = SB(b);
 	sqlite3_stmt *s;
 
+	/* the index may be as it was before: search_count's kept counts and cmv_bm25's lengths go */
+	sb->fts_writes++;
+	sb->fts_drops++;
 	/* After some errors SQLite has already rolled back by itself. */
 	if (sqlite3_get_autocommit(sb->db)) {
 		sb->in_txn = false;
@@ -392,6 +415,7 @@ static int fts_insert(sqlite_backend *sb, sqlite3_int64 rid, const void *data, i
 
 	if (!s)
 		return CMV_ERROR;
+	sb->fts_writes++;
 	sqlite3_bind_int64(s, 1, rid);
 	sqlite3_bind_text(s, 2, data, len, SQLITE_STATIC);
 	return exec_done(sb, s, "cannot index a blob");
@@ -1154,6 +1178,8 @@ static int sq_object_delete(cmv_store_backend *b, cmv_object_type type, const cm
 			cmv_buf_dispose(&text);
 			return CMV_ERROR;
 		}
+		sb->fts_writes++;
+		sb->fts_drops++;
 		sqlite3_bind_int64(s, 1, rid);
 		sqlite3_bind_text(s, 2, text.ptr, (int)text.size, SQLITE_STATIC);
 		error = exec_done(sb, s, "cannot unindex a blob");
@@ -1262,17 +1288,175 @@ static int sq_index_behind(cmv_store_backend *b, bool *behind)
 	return 0;
 }
 
+/*
+ * FTS5's bm25() as SQLite 3.40 computes it (ext/fts5/fts5_aux.c, public
+ * domain; the same operations in the same order, so the same doubles, and
+ * the same ranking), but for where a text's length comes from: bm25()
+ * asks the index for it (xColumnSize, a lookup in fts_docsize) on every
+ * row of every search, half of a search's time where a query's words are
+ * in thousands of texts; here a length asked once is kept by rowid. A
+ * text's length does not change while it is indexed, and a rowid is used
+ * again only after its text is unindexed: the kept lengths are dropped
+ * when this handle unindexes a text or rolls back, and when another
+ * commits anything (bm25_lengths).
+ */
+typedef struct {
+	int n;
+	double avgdl, *idf, *freq;
+} bm25_data;
+
+static int bm25_count(const Fts5ExtensionApi *api, Fts5Context *fts, void *ctx)
+{
+	(void)api;
+	(void)fts;
+	(*(sqlite3_int64 *)ctx)++;
+	return SQLITE_OK;
+}
+
+static int bm25_data_of(const Fts5ExtensionApi *api, Fts5Context *fts, bm25_data **out)
+{
+	bm25_data *p = api->xGetAuxdata(fts, 0);
+	sqlite3_int64 n_row = 0, n_token = 0;
+	size_t size;
+	int rc, n;
+
+	if (p) {
+		*out = p;
+		return SQLITE_OK;
+	}
+	n = api->xPhraseCount(fts);
+	size = sizeof(*p) + (size_t)n * 2 * sizeof(double);
+	if (!(p = sqlite3_malloc64(size)))
+		return SQLITE_NOMEM;
+	memset(p, 0, size);
+	p->n = n;
+	p->idf = (double *)&p[1];
+	p->freq = &p->idf[n];
+	rc = api->xRowCount(fts, &n_row);
+	if (rc == SQLITE_OK)
+		rc = api->xColumnTotalSize(fts, -1, &n_token);
+	if (rc == SQLITE_OK)
+		p->avgdl = (double)n_token / (double)n_row;
+	for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+		sqlite3_int64 hits = 0;
+		rc = api->xQueryPhrase(fts, i, &hits, bm25_count);
+		if (rc == SQLITE_OK) {
+			/* BM25's idf; where it would be negative (a phrase in most rows), almost nil */
+			double idf = log((n_row - hits + 0.5) / (hits + 0.5));
+			if (idf <= 0.0)
+				idf = 1e-6;
+			p->idf[i] = idf;
+		}
+	}
+	if (rc == SQLITE_OK)
+		rc = api->xSetAuxdata(fts, p, sqlite3_free);
+	else
+		sqlite3_free(p);
+	if (rc == SQLITE_OK)
+		*out = p;
+	return rc;
+}
+
+/* The row's length in tokens: kept, or asked of the index and kept. */
+static int bm25_length(sqlite_backend *sb, const Fts5ExtensionApi *api, Fts5Context *fts, int *out)
+{
+	sqlite3_int64 r = api->xRowid(fts);
+	int rc;
+	if (r >= 0 && (size_t)r < sb->n_lengths && sb->lengths[r] >= 0) {
+		*out = sb->lengths[r];
+		return SQLITE_OK;
+	}
+	if ((rc = api->xColumnSize(fts, -1, out)) != SQLITE_OK || r < 0 || r >= ((sqlite3_int64)1 << 28))
+		return rc; /* a rowid past 2^28 is not kept (a gigabyte of lengths) */
+	if ((size_t)r >= sb->n_lengths) {
+		size_t n = sb->n_lengths ? sb->n_lengths : 4096;
+		while (n <= (size_t)r)
+			n *= 2;
+		int *grown = cmv__realloc(sb->lengths, n * sizeof(*grown));
+		if (!grown) {
+			cmv_error_clear(); /* not kept: asked again next time */
+			return SQLITE_OK;
+		}
+		memset(grown + sb->n_lengths, 0xff, (n - sb->n_lengths) * sizeof(*grown));
+		sb->lengths = grown;
+		sb->n_lengths = n;
+	}
+	sb->lengths[r] = *out;
+	return SQLITE_OK;
+}
+
+static void cmv_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context *ctx, int n_val,
+		     sqlite3_value **val)
+{
+	const double k1 = 1.2, b = 0.75;
+	double score = 0.0, d = 0.0, *freq = NULL;
+	bm25_data *p = NULL;
+	int rc, n_inst = 0;
+
+	(void)n_val; /* no column weights: the store has one column */
+	(void)val;
+	rc = bm25_data_of(api, fts, &p);
+	if (rc == SQLITE_OK) {
+		freq = p->freq;
+		memset(freq, 0, sizeof(double) * (size_t)p->n);
+		rc = api->xInstCount(fts, &n_inst);
+	}
+	for (int i = 0; rc == SQLITE_OK && i < n_inst; i++) {
+		int ip, ic, io;
+		rc = api->xInst(fts, i, &ip, &ic, &io);
+		if (rc == SQLITE_OK)
+			freq[ip] += 1.0;
+	}
+	if (rc == SQLITE_OK) {
+		int n_tok = 0;
+		rc = bm25_length(api->xUserData(fts), api, fts, &n_tok);
+		d = (double)n_tok;
+	}
+	if (rc == SQLITE_OK) {
+		for (int i = 0; i < p->n; i++)
+			score += p->idf[i] * ((freq[i] * (k1 + 1.0)) / (freq[i] + k1 * (1 - b + b * d / p->avgdl)));
+		sqlite3_result_double(ctx, -1.0 * score);
+	} else {
+		sqlite3_result_error_code(ctx, rc);
+	}
+}
+
+/* Whether cmv_bm25's kept lengths still hold (see above): else they are dropped. */
+static int bm25_lengths(sqlite_backend *sb)
+{
+	sqlite3_stmt *s = stmt(sb, S_DATA_VERSION);
+	sqlite3_int64 version;
+	if (!s)
+		return CMV_ERROR;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, sqlite3_errcode(sb->db), "cannot read the data version");
+	}
+	version = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (sb->fts_drops != sb->lengths_drops || version != sb->lengths_version) {
+		free(sb->lengths);
+		sb->lengths = NULL;
+		sb->n_lengths = 0;
+		sb->lengths_drops = sb->fts_drops;
+		sb->lengths_version = version;
+	}
+	return 0;
+}
+
 static int sq_search(cmv_store_backend *b, const char *query, size_t limit,
 		     int (*cb)(const cmv_id *, double, void *), void *payload)
 {
 	sqlite_backend *sb = SB(b);
-	sqlite3_stmt *s = stmt(sb, S_SEARCH);
+	sqlite3_stmt *s;
 	cmv_id *ids = NULL;
 	double *scores = NULL;
 	size_t n = 0, cap = 0;
 	int rc, error = 0;
 
-	if (!s)
+	if (sb->bm25_own && (error = bm25_lengths(sb)) < 0)
+		return error;
+	if (!(s = stmt(sb, sb->bm25_own ? S_SEARCH_OWN : S_SEARCH)))
 		return CMV_ERROR;
 	bind_text(s, 1, query);
 	sqlite3_bind_int64(s, 2, limit ? (sqlite3_int64)limit : -1);
@@ -1463,6 +1647,8 @@ static void sq_free(cmv_store_backend *b)
 	}
 	free(sb->path);
 	cmv_buf_dispose(&sb->scratch);
+	cmv__strmap_dispose(&sb->counted);
+	free(sb->lengths);
 	free(sb);
 }
 
@@ -1533,6 +1719,83 @@ fail:
 	return error;
 }
 
+/*
+ * Whether search_count's kept counts still hold: no write to the index by
+ * this handle since (fts_writes; its other writes, such as the blobs a
+ * query keeps, change no count) and nothing committed by another (PRAGMA
+ * data_version: any commit, as another handle's writes are not told
+ * apart), else they are dropped. A write that is rolled back drops them
+ * too: they are only ever counted again, never wrong.
+ */
+static int count_fresh(sqlite_backend *sb)
+{
+	sqlite3_stmt *s = stmt(sb, S_DATA_VERSION);
+	sqlite3_int64 version;
+	if (!s)
+		return CMV_ERROR;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, sqlite3_errcode(sb->db), "cannot read the data version");
+	}
+	version = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	/* a bound, as a server runs for long: a question's words are tens */
+	if (sb->fts_writes != sb->counted_writes || version != sb->counted_version || sb->counted.n >= 65536) {
+		cmv__strmap_dispose(&sb->counted);
+		memset(&sb->counted, 0, sizeof(sb->counted));
+		sb->counted_total = UINT64_MAX;
+		sb->counted_writes = sb->fts_writes;
+		sb->counted_version = version;
+	}
+	return 0;
+}
+
+/*
+ * Each query's matches are a pass over its words' doclists (a word in a
+ * fifth of a million-token store's texts, 0.04 ms); the pager counts the
+ * same common words for question after question, so the counts are kept
+ * until the store changes (count_fresh).
+ */
+static int sq_search_count(cmv_store_backend *b, const char *const *queries, size_t n, uint64_t *n_match,
+			   uint64_t *n_indexed)
+{
+	sqlite_backend *sb = SB(b);
+	sqlite3_stmt *s;
+	size_t kept;
+	int error;
+
+	if ((error = count_fresh(sb)) < 0)
+		return error;
+	for (size_t i = 0; i < n && !error; i++) {
+		if (cmv__strmap_get(&sb->counted, queries[i], &kept, NULL)) {
+			n_match[i] = kept;
+			continue;
+		}
+		if (!(s = stmt(sb, S_SEARCH_COUNT)))
+			return CMV_ERROR;
+		bind_text(s, 1, queries[i]);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			n_match[i] = (uint64_t)sqlite3_column_int64(s, 0);
+		else
+			error = cmv_error__set(CMV_EINVALID, "bad search query '%s': %s", queries[i], sqlite3_errmsg(sb->db));
+		sqlite3_reset(s);
+		if (!error)
+			error = cmv__strmap_put(&sb->counted, queries[i], (size_t)n_match[i], NULL);
+	}
+	if (!error && sb->counted_total == UINT64_MAX) {
+		if (!(s = stmt(sb, S_INDEXED_COUNT)))
+			return CMV_ERROR;
+		if (sqlite3_step(s) == SQLITE_ROW)
+			sb->counted_total = (uint64_t)sqlite3_column_int64(s, 0);
+		else
+			error = cmv_error__set(CMV_EIO, "cannot count the indexed texts: %s", sqlite3_errmsg(sb->db));
+		sqlite3_reset(s);
+	}
+	if (!error)
+		*n_indexed = sb->counted_total;
+	return error;
+}
+
 static const cmv_store_backend sqlite_backend_template = {
 	.version = CMV_STORE_BACKEND_VERSION,
 	.name = "sqlite",
@@ -1556,6 +1819,7 @@ static const cmv_store_backend sqlite_backend_template = {
 	.object_foreach = sq_object_foreach,
 	.object_delete = sq_object_delete,
 	.search = sq_search,
+	.search_count = sq_search_count,
 	.index_pending = sq_index_pending,
 	.index_behind = sq_index_behind,
 	.blob_users = sq_blob_users,
@@ -1571,6 +1835,20 @@ static const cmv_store_backend sqlite_backend_template = {
 	.integrity = sq_integrity,
 	.free = sq_free,
 };
+
+/* cmv_bm25 where FTS5 takes it; where it does not, every search is bm25()'s. */
+static void bm25_register(sqlite_backend *sb)
+{
+	fts5_api *api = NULL;
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(sb->db, "SELECT fts5(?1)", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_pointer(s, 1, (void *)&api, "fts5_api_ptr", NULL);
+		sqlite3_step(s);
+	}
+	sqlite3_finalize(s);
+	sb->bm25_own = api && api->iVersion >= 2 &&
+		       api->xCreateFunction(api, "cmv_bm25", sb, cmv_bm25, NULL) == SQLITE_OK;
+}
 
 int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned int flags)
 {
@@ -1589,6 +1867,7 @@ int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned in
 	sb->parent = sqlite_backend_template;
 	cmv_buf_init(&sb->scratch, (size_t)64 << 20);
 	sb->readonly = (flags & CMV_REPO_OPEN_READONLY) != 0;
+	sb->counted_total = UINT64_MAX; /* none kept yet */
 	if (!(sb->path = cmv__strdup(path))) {
 		free(sb);
 		return cmv_error__oom();
@@ -1614,6 +1893,7 @@ int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned in
 		goto fail;
 	if ((error = migrate(sb)) < 0)
 		goto fail;
+	bm25_register(sb);
 	*out = &sb->parent;
 	return 0;
 fail:

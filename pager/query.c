@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include "pager_priv.h"
 
@@ -57,6 +58,38 @@
 #define QUERY_COMPOUND_PART 3
 #define QUERY_COMPOUND_WEIGHT 1.0
 
+/*
+ * Pseudo-relevance feedback, as RM3 has it (Lavrenko and Croft, SIGIR
+ * 2001; the interpolation of Abdul-Jaleel et al., TREC 2004): the words of
+ * the best QUERY_FEEDBACK_DOCS messages (their own scores, before the
+ * neighbours'), each weighed by its share of the message's words times the
+ * message's share of their scores, summed, are the relevance model; its
+ * best QUERY_FEEDBACK_TERMS words are searched as one more query, at
+ * QUERY_FEEDBACK_WEIGHT of the question's words. The texts that answer a
+ * question share words with the ones that match it that the question does
+ * not have: a question about a trip finds the turns that say "trip", and
+ * they name the city, which the turn that answers names too. The documents
+ * and terms are the defaults of Anserini's RM3 (10 and 10), not fitted
+ * here. Each word's weight is also multiplied by its inverse document
+ * frequency in the store (BM25's): without it the words every chat turn
+ * has fill the list, and feedback costs 1 to 3 points on LoCoMo. Only the
+ * QUERY_FEEDBACK_CANDIDATES likeliest words are counted in the store (a
+ * pass over each one's matches: 32 gave the figures 64 did), with the
+ * question's first QUERY_FEEDBACK_WORDS words, whose matches bound the
+ * feedback's (query_feedback); a text is read up to QUERY_FEEDBACK_TEXT
+ * bytes. The pass's scores are scaled so that its best is the best so far
+ * before the weight applies: a question whose words are in most texts (an
+ * idf near nil, so scores near nil) is not outweighed by rarer feedback
+ * words. The weight was chosen on each LoCoMo development conversation
+ * and measured on the other, both ways (docs/pager.md, "Query fault-in").
+ */
+#define QUERY_FEEDBACK_DOCS 10
+#define QUERY_FEEDBACK_TERMS 10
+#define QUERY_FEEDBACK_WEIGHT 0.2
+#define QUERY_FEEDBACK_CANDIDATES 32
+#define QUERY_FEEDBACK_TEXT 16384
+#define QUERY_FEEDBACK_WORDS 32
+
 /* What a model's counts depend on: an index counted otherwise (an edited profile) is not used. */
 void cmv_pager__qindex_model(char *out, size_t cap, const cmv_model *m)
 {
@@ -64,9 +97,51 @@ void cmv_pager__qindex_model(char *out, size_t cap, const cmv_model *m)
 		 m->image_tokens);
 }
 
+/*
+ * The hashes of the branch's texts and bodies, each to where it is: open
+ * addressing over the qindex's own strings, nothing copied (built for
+ * each query; a map that copied every key cost a twentieth of a search at
+ * 1M tokens).
+ */
+typedef struct qwhere {
+	const char **keys;
+	size_t *at;
+	size_t mask;
+} qwhere;
+
+static size_t qwhere_slot(const qwhere *w, const char *key)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const char *c = key; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	size_t i = (size_t)h & w->mask;
+	while (w->keys[i] && strcmp(w->keys[i], key))
+		i = (i + 1) & w->mask;
+	return i;
+}
+
+static bool qwhere_get(const qwhere *w, const char *key, size_t *at)
+{
+	size_t i;
+	if (!w->keys)
+		return false;
+	i = qwhere_slot(w, key);
+	if (!w->keys[i])
+		return false;
+	*at = w->at[i];
+	return true;
+}
+
+static void qwhere_dispose(qwhere *w)
+{
+	free(w->keys);
+	free(w->at);
+	memset(w, 0, sizeof(*w));
+}
+
 typedef struct {
 	const qindex *qi;
-	cmv__strmap *where;  /* hash of a text -> its message; of a body page -> page + n_msgs */
+	const qwhere *where; /* hash of a text -> its message; of a body page -> page + n_msgs */
 	double *msg_score;   /* per message: its best hit (BM25, higher is better) */
 	double *page_score;  /* per page: a body's own hit */
 	double weight;       /* of the search under way (the pairs count less than the words) */
@@ -86,8 +161,9 @@ static const char *const query_stopwords[] = {
 
 static bool query_stopword(const char *word, size_t n)
 {
+	/* the first letter first: the feedback asks this of every word of ten texts */
 	for (const char *const *w = query_stopwords; *w; w++)
-		if (strlen(*w) == n && !strncmp(*w, word, n))
+		if (**w == *word && !strncmp(*w, word, n) && !(*w)[n])
 			return true;
 	return false;
 }
@@ -116,6 +192,62 @@ __attribute__((format(printf, 3, 4))) static int query_add(cmv_buf *b, bool *ful
 }
 
 /*
+ * The next word of the text at *at into word (cap bytes, NUL-terminated; a
+ * longer word is cut): lowercase ASCII letters and digits, and any byte of
+ * a UTF-8 sequence; an apostrophe, ASCII or U+2019, cuts a word as the
+ * index's tokenizer does. Returns its length, 0 at the end of the text.
+ */
+static size_t query_word(const char **at, const char *end, char *word, size_t cap)
+{
+	size_t n = 0;
+	for (const char *s = *at;; s++) {
+		unsigned char ch = s < end ? (unsigned char)*s : 0;
+		bool apostrophe = s + 3 <= end && !strncmp(s, "\xe2\x80\x99", 3);
+		if (ch && !apostrophe && (ch >= 0x80 || isalnum(ch))) {
+			if (n + 1 < cap)
+				word[n++] = (char)(ch < 0x80 ? tolower(ch) : ch);
+			continue;
+		}
+		if (apostrophe)
+			s += 2; /* its other two bytes start no word */
+		if (n || !ch) {
+			*at = ch ? s + 1 : s;
+			word[n] = '\0';
+			return n;
+		}
+	}
+}
+
+/*
+ * Whether a word's bytes are whole UTF-8 sequences: a word cut at its cap
+ * or at the end of a text read in part, or one from a text that is not
+ * UTF-8, is no word to search for (PostgreSQL refuses the query).
+ */
+static bool query_utf8(const char *w, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)w[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+		if (!len || i + len > n)
+			return false;
+		for (size_t k = 1; k < len; k++)
+			if (((unsigned char)w[i + k] & 0xc0) != 0x80)
+				return false;
+		i += len;
+	}
+	return true;
+}
+
+/* Whether words (space-separated) holds word. */
+static bool query_has(const char *words, const char *word, size_t n)
+{
+	for (const char *p = words; p && (p = strstr(p, word)) != NULL; p++)
+		if ((p == words || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+			return true;
+	return false;
+}
+
+/*
  * The query as search words: lowercase letters and digits, stopwords out,
  * each once (a question's "what did she" matches every turn). Empty when
  * nothing is left. A typographic apostrophe (U+2019) cuts a word as "'"
@@ -124,33 +256,14 @@ __attribute__((format(printf, 3, 4))) static int query_add(cmv_buf *b, bool *ful
 int cmv_pager__query_words(cmv_buf *out, const char *query)
 {
 	char word[64];
-	size_t n = 0;
+	const char *at = query, *end = query + strlen(query);
+	size_t n;
 	int error = 0;
 	bool full = false;
 	cmv_buf_clear(out);
-	for (const char *s = query;; s++) {
-		unsigned char ch = (unsigned char)*s;
-		bool apostrophe = !strncmp(s, "\xe2\x80\x99", 3);
-		if (ch && !apostrophe && (ch >= 0x80 || isalnum(ch))) {
-			if (n + 1 < sizeof(word))
-				word[n++] = (char)(ch < 0x80 ? tolower(ch) : ch);
-			continue;
-		}
-		if (n) {
-			word[n] = '\0';
-			bool stop = query_stopword(word, n), dup = false;
-			for (const char *p = out->ptr; !stop && p && (p = strstr(p, word)) != NULL; p++)
-				if ((p == out->ptr || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
-					dup = true;
-			if (!stop && !dup)
-				error = query_add(out, &full, "%s%s", out->size ? " " : "", word);
-			n = 0;
-		}
-		if (!ch || error || full)
-			break;
-		if (apostrophe)
-			s += 2; /* its other two bytes start no word */
-	}
+	while (!error && !full && (n = query_word(&at, end, word, sizeof(word))) > 0)
+		if (!query_stopword(word, n) && !(out->size && query_has(out->ptr, word, n)))
+			error = query_add(out, &full, "%s%s", out->size ? " " : "", word);
 	return error;
 }
 
@@ -162,7 +275,7 @@ static int query_hit(const cmv_search_hit *hit, void *payload)
 	size_t at;
 	double s = -hit->score * q->weight; /* SQLite's BM25 is lower for better */
 	q->seen++;
-	if (!cmv__strmap_get(q->where, cmv_id_tostr(hex, sizeof(hex), &hit->blob), &at, NULL) || s <= 0)
+	if (!qwhere_get(q->where, cmv_id_tostr(hex, sizeof(hex), &hit->blob), &at) || s <= 0)
 		return 0;
 	if (at >= qi->n_msgs) {
 		q->page_score[at - qi->n_msgs] = s;
@@ -214,6 +327,48 @@ static int query_compounds(cmv_buf *out, const char *words)
 }
 
 /*
+ * One more search (FTS5 syntax), its scores added to the words' at weight,
+ * per message and per body. relative: scaled first so that its best is
+ * the best so far (the question's words' scale, however rare they are).
+ */
+static int query_pass(query_state *q, cmv_repo *repo, const cmv_buf *fts, double weight, size_t limit, bool relative)
+{
+	const qindex *qi = q->qi;
+	double *own = q->msg_score, *own_pages = q->page_score, scale = 1;
+	int error = 0;
+	if (!fts->size)
+		return 0;
+	if (!(q->msg_score = cmv__calloc(qi->n_msgs + 1, sizeof(double))) ||
+	    !(q->page_score = cmv__calloc(qi->n_bodies + 1, sizeof(double)))) {
+		error = cmv_error__oom();
+	} else {
+		q->weight = relative ? 1 : weight;
+		error = cmv_search(repo, fts->ptr, limit, CMV_SEARCH_RAW | CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS, query_hit, q);
+		if (relative) {
+			double best = 0, pass_best = 0;
+			for (size_t i = 0; i < qi->n_msgs; i++) {
+				best = own[i] > best ? own[i] : best;
+				pass_best = q->msg_score[i] > pass_best ? q->msg_score[i] : pass_best;
+			}
+			for (size_t i = 0; i < qi->n_bodies; i++) {
+				best = own_pages[i] > best ? own_pages[i] : best;
+				pass_best = q->page_score[i] > pass_best ? q->page_score[i] : pass_best;
+			}
+			scale = pass_best > 0 ? weight * best / pass_best : 0;
+		}
+		for (size_t i = 0; i < qi->n_msgs && !error; i++)
+			own[i] += scale * q->msg_score[i];
+		for (size_t i = 0; i < qi->n_bodies && !error; i++)
+			own_pages[i] += scale * q->page_score[i];
+	}
+	free(q->msg_score);
+	free(q->page_score);
+	q->msg_score = own;
+	q->page_score = own_pages;
+	return error;
+}
+
+/*
  * The searches after the words': the compounds' other spellings
  * (QUERY_COMPOUND_WEIGHT), the pairs as phrases (QUERY_PHRASE_WEIGHT) and
  * within a window. Their scores are added to the words', per message and
@@ -222,9 +377,7 @@ static int query_compounds(cmv_buf *out, const char *words)
  */
 static int query_pairs(query_state *q, cmv_repo *repo, const char *words, size_t limit)
 {
-	const qindex *qi = q->qi;
 	cmv_buf phrases = CMV_BUF_INIT(1 << 16), windows = CMV_BUF_INIT(1 << 16), compounds = CMV_BUF_INIT(1 << 16);
-	double *own = q->msg_score, *own_pages = q->page_score;
 	int error = 0;
 	bool full_p = false, full_w = false;
 	for (const char *a = words, *b; !error && !full_w && (b = strchr(a, ' ')) != NULL; a = b + 1) {
@@ -239,41 +392,241 @@ static int query_pairs(query_state *q, cmv_repo *repo, const char *words, size_t
 		const cmv_buf *fts;
 		double weight;
 	} pass[3] = { { &compounds, QUERY_COMPOUND_WEIGHT }, { &phrases, QUERY_PHRASE_WEIGHT }, { &windows, QUERY_WINDOW_WEIGHT } };
-	for (int k = 0; k < 3 && !error; k++) {
-		if (!pass[k].fts->size)
-			continue;
-		if (!(q->msg_score = cmv__calloc(qi->n_msgs + 1, sizeof(double))) ||
-		    !(q->page_score = cmv__calloc(qi->n_bodies + 1, sizeof(double)))) {
-			error = cmv_error__oom();
-		} else {
-			q->weight = pass[k].weight;
-			error = cmv_search(repo, pass[k].fts->ptr, limit, CMV_SEARCH_RAW | CMV_SEARCH_NO_SNIPPET | CMV_SEARCH_BLOBS,
-					   query_hit, q);
-			for (size_t i = 0; i < qi->n_msgs && !error; i++)
-				own[i] += q->msg_score[i];
-			for (size_t i = 0; i < qi->n_bodies && !error; i++)
-				own_pages[i] += q->page_score[i];
-		}
-		free(q->msg_score);
-		free(q->page_score);
-		q->msg_score = own;
-		q->page_score = own_pages;
-	}
+	for (int k = 0; k < 3 && !error; k++)
+		error = query_pass(q, repo, pass[k].fts, pass[k].weight, limit, false);
 	cmv_buf_dispose(&compounds);
 	cmv_buf_dispose(&phrases);
 	cmv_buf_dispose(&windows);
 	return error;
 }
 
-/* The texts in message order, then the bodies: a hash both have is the body's, as a later text's is the later. */
-static int qindex_where(cmv__strmap *map, const qindex *qi)
+typedef struct {
+	char word[64];
+	double p; /* P(w|R), then times its idf */
+	uint64_t df;
+} fb_term;
+
+static int fb_cmp(const void *a, const void *b)
 {
+	const fb_term *x = a, *y = b;
+	if (x->p != y->p)
+		return x->p < y->p ? 1 : -1;
+	return strcmp(x->word, y->word);
+}
+
+typedef struct {
+	size_t *seen; /* open addressing over the words in terms: its index + 1, 0 for none */
+	size_t mask;
+	fb_term *terms;
+	size_t n, cap;
+	size_t *occ; /* the message's words that count, as indexes in terms */
+	size_t n_occ, cap_occ, n_words;
+} fb_model;
+
+/* Where word is in f->seen: its slot, or the empty one it would take. */
+static size_t feedback_slot(const fb_model *f, const char *word)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const char *c = word; *c; c++)
+		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+	size_t i = (size_t)h & f->mask;
+	while (f->seen[i] && strcmp(f->terms[f->seen[i] - 1].word, word))
+		i = (i + 1) & f->mask;
+	return i;
+}
+
+/* A new word into f->terms and f->seen (at slot), grown as needed; its index. */
+static int feedback_add(fb_model *f, const char *word, size_t wl, size_t slot, size_t *k)
+{
+	if (f->n == f->cap) {
+		size_t nc = f->cap ? f->cap * 2 : 256;
+		fb_term *nt = cmv__realloc(f->terms, nc * sizeof(*nt));
+		if (!nt)
+			return cmv_error__oom();
+		f->terms = nt;
+		f->cap = nc;
+	}
+	*k = f->n++;
+	memcpy(f->terms[*k].word, word, wl + 1);
+	f->terms[*k].p = 0;
+	f->seen[slot] = *k + 1;
+	if (2 * f->n > f->mask) {
+		size_t cap = 2 * (f->mask + 1), *old = f->seen;
+		if (!(f->seen = cmv__calloc(cap, sizeof(*f->seen)))) {
+			f->seen = old;
+			return cmv_error__oom();
+		}
+		f->mask = cap - 1;
+		for (size_t i = 0; i < f->n; i++)
+			f->seen[feedback_slot(f, f->terms[i].word)] = i + 1;
+		free(old);
+	}
+	return 0;
+}
+
+/*
+ * The words of one of a message's texts: |d| counts them all; stopwords,
+ * the question's and letters alone are no candidates. A word seen before
+ * is a candidate already (each test is of the word alone).
+ */
+static int feedback_text(fb_model *f, const char *words, const char *text, size_t len)
+{
+	char word[64];
+	const char *at = text, *end = text + len;
+	size_t wl, k = 0, slot;
 	int error = 0;
-	for (size_t k = 0; k < qi->n_texts && !error; k++)
-		error = cmv__strmap_put(map, qi->texts[k], qi->text_msg[k], NULL);
-	for (size_t k = 0; k < qi->n_bodies && !error; k++)
-		error = cmv__strmap_put(map, qi->ids[k], qi->n_msgs + k, NULL);
+	if (!f->seen) {
+		if (!(f->seen = cmv__calloc(1024, sizeof(*f->seen))))
+			return cmv_error__oom();
+		f->mask = 1023;
+	}
+	while (!error && (wl = query_word(&at, end, word, sizeof(word))) > 0) {
+		f->n_words++;
+		if (f->seen[slot = feedback_slot(f, word)]) {
+			k = f->seen[slot] - 1;
+		} else {
+			if (wl < 2 || query_stopword(word, wl) || query_has(words, word, wl) || !query_utf8(word, wl))
+				continue;
+			if ((error = feedback_add(f, word, wl, slot, &k)) < 0)
+				break;
+		}
+		if (f->n_occ == f->cap_occ) {
+			size_t nc = f->cap_occ ? f->cap_occ * 2 : 256;
+			size_t *no = cmv__realloc(f->occ, nc * sizeof(*no));
+			if (!no)
+				return cmv_error__oom();
+			f->occ = no;
+			f->cap_occ = nc;
+		}
+		f->occ[f->n_occ++] = k;
+	}
 	return error;
+}
+
+/*
+ * Pseudo-relevance feedback (QUERY_FEEDBACK_DOCS, above): the relevance
+ * model of the best messages so far (their own scores, before the
+ * neighbours'), its likeliest words weighed by their rarity in the store,
+ * and the best of those searched as one more pass. A store that cannot
+ * count (a backend without search_count) gives no feedback.
+ */
+static int query_feedback(query_state *q, cmv_repo *repo, const char *words, size_t limit)
+{
+	const qindex *qi = q->qi;
+	size_t top[QUERY_FEEDBACK_DOCS], n_top = 0, docs = QUERY_FEEDBACK_DOCS;
+	double total = 0;
+	fb_model f;
+	cmv_buf fts = CMV_BUF_INIT(1 << 16), text = CMV_BUF_INIT(CMV_BUF_CONTENT);
+	int error = 0;
+	bool full = false;
+
+	memset(&f, 0, sizeof(f));
+	/* the best messages, best first (the earlier of two equal) */
+	for (size_t i = 0; i < qi->n_msgs; i++) {
+		double s = q->msg_score[i];
+		size_t j;
+		if (s <= 0 || (n_top == docs && s <= q->msg_score[top[n_top - 1]]))
+			continue;
+		j = n_top < docs ? n_top++ : n_top - 1;
+		for (; j > 0 && q->msg_score[top[j - 1]] < s; j--)
+			top[j] = top[j - 1];
+		top[j] = i;
+	}
+	for (size_t d = 0; d < n_top; d++)
+		total += q->msg_score[top[d]];
+	for (size_t d = 0; d < n_top && !error; d++) {
+		f.n_occ = f.n_words = 0;
+		for (size_t k = 0; k < qi->n_texts && !error; k++) {
+			cmv_id id;
+			if (qi->text_msg[k] != top[d] || cmv_id_fromstr(&id, qi->texts[k]) < 0)
+				continue;
+			cmv_buf_clear(&text);
+			if ((error = cmv_blob_read(&text, repo, &id)) == CMV_ENOTFOUND) {
+				cmv_error_clear(); /* a text kept elsewhere (an image's, a cleared result's): none to read */
+				error = 0;
+				continue;
+			}
+			if (!error)
+				error = feedback_text(&f, words, text.ptr, text.size < QUERY_FEEDBACK_TEXT ? text.size : QUERY_FEEDBACK_TEXT);
+		}
+		for (size_t o = 0; o < f.n_occ && !error; o++)
+			f.terms[f.occ[o]].p += q->msg_score[top[d]] / total / (double)f.n_words;
+	}
+	/* the likeliest words, each times its idf in the store (BM25's, floored at nil) */
+	if (!error && f.n) {
+		size_t n_cand = f.n < QUERY_FEEDBACK_CANDIDATES ? f.n : QUERY_FEEDBACK_CANDIDATES;
+		qsort(f.terms, f.n, sizeof(*f.terms), fb_cmp);
+		const char *cand[QUERY_FEEDBACK_CANDIDATES + QUERY_FEEDBACK_WORDS];
+		char qw[QUERY_FEEDBACK_WORDS][64];
+		uint64_t df[QUERY_FEEDBACK_CANDIDATES + QUERY_FEEDBACK_WORDS], n = 0, room = 0;
+		size_t n_q = 0;
+		for (size_t k = 0; k < n_cand; k++)
+			cand[k] = f.terms[k].word;
+		/* the question's own words, counted too: their matches bound the feedback's (below) */
+		for (const char *w = words; *w && n_q < QUERY_FEEDBACK_WORDS; w += strcspn(w, " "), w += *w == ' ') {
+			size_t wl = strcspn(w, " ");
+			if (wl >= sizeof(qw[0]))
+				continue;
+			memcpy(qw[n_q], w, wl);
+			qw[n_q][wl] = '\0';
+			cand[n_cand + n_q] = qw[n_q];
+			n_q++;
+		}
+		if ((error = cmv_search_count(repo, cand, n_cand + n_q, 0, df, &n)) == CMV_EUNSUPPORTED) {
+			cmv_error_clear();
+			error = 0;
+			n_cand = 0;
+		}
+		for (size_t k = 0; k < n_q && !error; k++)
+			room += df[n_cand + k];
+		if (room < limit)
+			room = limit; /* as many as one search brings back: a rare question still gets its feedback */
+		for (size_t k = 0; k < n_cand && !error; k++) {
+			double idf = df[k] && n > df[k] ? log(((double)(n - df[k]) + 0.5) / ((double)df[k] + 0.5)) : 0;
+			f.terms[k].p *= idf > 0 ? idf : 0;
+			f.terms[k].df = df[k];
+		}
+		qsort(f.terms, n_cand, sizeof(*f.terms), fb_cmp);
+		/*
+		 * The best words, while the texts they match (their sum) are no
+		 * more than the question's words match, or one search's results
+		 * if that is more: the feedback's search costs about what the
+		 * question's did, a pass over those matches.
+		 */
+		for (size_t k = 0, taken = 0; k < n_cand && taken < QUERY_FEEDBACK_TERMS && f.terms[k].p > 0 && !error; k++) {
+			if (f.terms[k].df > room)
+				continue;
+			room -= f.terms[k].df;
+			taken++;
+			error = query_add(&fts, &full, "%s\"%s\"", fts.size ? " OR " : "", f.terms[k].word);
+		}
+	}
+	if (!error)
+		error = query_pass(q, repo, &fts, QUERY_FEEDBACK_WEIGHT, limit, true);
+	free(f.seen);
+	free(f.terms);
+	free(f.occ);
+	cmv_buf_dispose(&fts);
+	cmv_buf_dispose(&text);
+	return error;
+}
+
+/* The texts in message order, then the bodies: a hash both have is the body's, as a later text's is the later. */
+static int qindex_where(qwhere *w, const qindex *qi)
+{
+	size_t n = qi->n_texts + qi->n_bodies, cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
+	if (!(w->keys = cmv__calloc(cap, sizeof(*w->keys))) || !(w->at = cmv__calloc(cap, sizeof(*w->at))))
+		return cmv_error__oom();
+	w->mask = cap - 1;
+	for (size_t k = 0; k < n; k++) {
+		const char *key = k < qi->n_texts ? qi->texts[k] : qi->ids[k - qi->n_texts];
+		size_t i = qwhere_slot(w, key);
+		w->keys[i] = key;
+		w->at[i] = k < qi->n_texts ? qi->text_msg[k] : qi->n_msgs + (k - qi->n_texts);
+	}
+	return 0;
 }
 
 typedef struct {
@@ -394,7 +747,7 @@ int cmv_pager__qindex_query(const qindex *qi, cmv_repo *repo, const char *query,
 int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query, uint64_t allowance, bool *pinned,
 			     bool *hit, size_t *order, size_t *n_order)
 {
-	cmv__strmap where = { 0 };
+	qwhere where = { 0 };
 	cmv_buf words = CMV_BUF_INIT(1 << 16);
 	query_state q;
 	query_pick *picks = NULL;
@@ -438,6 +791,8 @@ int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query
 	picks = NULL;
 	if (!error)
 		error = query_pairs(&q, repo, words.ptr, limit);
+	if (!error)
+		error = query_feedback(&q, repo, words.ptr, limit);
 	if (!error && (error = query_rank(&picks, &n_picks, &q)) == 0) {
 		uint64_t used;
 		error = query_take(&used, qi, pinned, picks, n_picks, allowance, hit, order, n_order);
@@ -445,7 +800,7 @@ int cmv_pager__qindex_ranked(const qindex *qi, cmv_repo *repo, const char *query
 	free(picks);
 	free(q.msg_score);
 	free(q.page_score);
-	cmv__strmap_dispose(&where);
+	qwhere_dispose(&where);
 	cmv_buf_dispose(&words);
 	return error;
 }

@@ -516,6 +516,20 @@ CMV_EXTERN(int) cmv_repo_index(size_t *n_indexed_out, cmv_repo *repo);
 CMV_EXTERN(int) cmv_search(cmv_repo *repo, const char *query, size_t limit, unsigned int flags,
 			   int (*cb)(const cmv_search_hit *hit, void *payload), void *payload);
 
+/**
+ * How many indexed texts each of n searches matches, into n_match[] (each
+ * query as cmv_search reads it with `flags`: CMV_SEARCH_RAW,
+ * CMV_SEARCH_ANY), and how many texts are indexed in all (n_indexed may be
+ * NULL). A word alone gives its document frequency, stemmed as the index
+ * stems it: what a caller needs to weigh words by their rarity (inverse
+ * document frequency). Each count is a pass over the word's matches (the
+ * SQLite store keeps its counts until its index changes).
+ * @return 0, CMV_EINVALID (an empty or bad query), CMV_EUNSUPPORTED (a
+ *         backend without it), CMV_ELOCKED, CMV_EIO
+ */
+CMV_EXTERN(int) cmv_search_count(cmv_repo *repo, const char *const *queries, size_t n, unsigned int flags,
+				 uint64_t *n_match, uint64_t *n_indexed);
+
 /* ---- token cache ------------------------------------------------------- */
 
 /** @return 0, CMV_ENOTFOUND */

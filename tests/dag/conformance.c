@@ -505,6 +505,29 @@ static void test_dag_conformance__search_finds_text_and_tool_output(void **state
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "cat", 100, 0, count_hit, &hs));
 	assert_int_equal(hs.hits, 20);
+	/*
+	 * How many texts a search matches, and how many are indexed: a word's
+	 * document frequency, stemmed as the search stems it, in one call for
+	 * many (the pager weighs its feedback words by their rarity).
+	 */
+	{
+		const char *q[] = { "cat", "makefiles", "zebra", "makefile cats", "\"undefined\" (reference" };
+		uint64_t df[5], n_indexed = 0;
+		assert_cmv_ok(cmv_search_count(REPO, q, 5, 0, df, &n_indexed));
+		assert_int_equal(df[0], 20);
+		assert_int_equal(df[1], 1);
+		assert_int_equal(df[2], 0);
+		assert_int_equal(df[3], 0); /* all words by default */
+		assert_int_equal(df[4], 1);
+		assert_int_equal(n_indexed, 22); /* the 20 fillers, the text and the tool's output */
+		assert_cmv_ok(cmv_search_count(REPO, q + 3, 1, CMV_SEARCH_ANY, df, NULL));
+		assert_int_equal(df[0], 21);
+		assert_cmv_ok(cmv_search_count(REPO, NULL, 0, 0, NULL, &n_indexed));
+		assert_int_equal(n_indexed, 22);
+		const char *empty[] = { "cat", "  " };
+		assert_int_equal(cmv_search_count(REPO, empty, 2, 0, df, NULL), CMV_EINVALID);
+		cmv_error_clear();
+	}
 	/* punctuation in a literal query is not FTS syntax */
 	memset(&hs, 0, sizeof(hs));
 	assert_cmv_ok(cmv_search(REPO, "\"[all] Error\" (x", 10, 0, count_hit, &hs));
@@ -711,6 +734,42 @@ static void test_dag_conformance__store_reopens_with_everything(void **state)
 	assert_string_equal(cmv_repo_backend_name(REPO), f->url ? "postgresql" : "sqlite");
 }
 
+/*
+ * A store may keep the counts cmv_search_count gave (SQLite does, until it
+ * changes): a text indexed since, through this handle or another on the
+ * same store, counts at once.
+ */
+static void test_dag_conformance__search_count_follows_writes(void **state)
+{
+	fixture *f = *state;
+	const char *q[] = { "heron" };
+	uint64_t df = 0, n_indexed = 0;
+	char path[4096];
+
+	test_append_n(REPO, "main", "a heron", 3);
+	assert_cmv_ok(cmv_search_count(REPO, q, 1, 0, &df, &n_indexed));
+	assert_int_equal(df, 3);
+	assert_int_equal(n_indexed, 3);
+	test_append_n(REPO, "main", "another heron", 1);
+	assert_cmv_ok(cmv_search_count(REPO, q, 1, 0, &df, &n_indexed));
+	assert_int_equal(df, 4);
+	assert_int_equal(n_indexed, 4);
+	if (!f->url && !f->dir)
+		return; /* an in-memory store has no other handle */
+	if (f->url)
+		snprintf(path, sizeof(path), "%s", f->url);
+	else
+		snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	cmv_repo *other = NULL;
+	assert_cmv_ok(cmv_repo_open(&other, path, 0));
+	test_append_n(other, "main", "a third heron", 2);
+	assert_cmv_ok(cmv_repo_index(NULL, other)); /* indexed there: nothing left for this handle to index */
+	cmv_repo_free(other);
+	assert_cmv_ok(cmv_search_count(REPO, q, 1, 0, &df, &n_indexed));
+	assert_int_equal(df, 6);
+	assert_int_equal(n_indexed, 6);
+}
+
 #define CONFORMANCE_TESTS(setup)                                                                  \
 	{                                                                                         \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__blobs_are_stored_once, setup, teardown), \
@@ -722,6 +781,7 @@ static void test_dag_conformance__store_reopens_with_everything(void **state)
 		cmocka_unit_test_setup_teardown(test_dag_conformance__head_and_delete, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__transactions_roll_back_everything, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__search_finds_text_and_tool_output, setup, teardown), \
+		cmocka_unit_test_setup_teardown(test_dag_conformance__search_count_follows_writes, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__token_cache, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__model_state_and_switches, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__tree_follows_lineage, setup, teardown), \

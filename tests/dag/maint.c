@@ -170,6 +170,79 @@ static void test_dag_gc__text_written_after_gc_is_searchable(void **state)
 	assert_int_equal(n, 0); /* nothing left pending */
 }
 
+typedef struct {
+	double score[16];
+	int n;
+} scores;
+
+static int keep_score(const cmv_search_hit *h, void *payload)
+{
+	scores *s = payload;
+	if (s->n < 16)
+		s->score[s->n++] = h->score;
+	return 0;
+}
+
+/* FTS5's own bm25() of each row the query matches, best first, from a connection of its own. */
+static void raw_bm25(const fixture *f, const char *query, scores *out)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	memset(out, 0, sizeof(*out));
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT bm25(fts) AS score FROM fts WHERE fts MATCH ?1 ORDER BY score, rowid",
+					    -1, &s, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_text(s, 1, query, -1, SQLITE_STATIC);
+	while (sqlite3_step(s) == SQLITE_ROW && out->n < 16)
+		out->score[out->n++] = sqlite3_column_double(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
+/*
+ * The store scores with bm25() recomputed, each text's length kept by
+ * rowid: its scores are FTS5's own to the last bit, also once a rowid has
+ * been given to another text (gc deletes the newest blob; the next text
+ * takes its rowid, much shorter: a kept length of the old one would change
+ * the score).
+ */
+static void test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused(void **state)
+{
+	fixture *f = *state;
+	char long_text[4096] = "beta";
+	cmv_block_content b;
+	cmv_message m;
+	cmv_id id;
+	cmv_gc_stats st;
+	scores got, want;
+
+	for (int i = 0; i < 200; i++)
+		strcat(long_text, " filler");
+	test_append_n(f->repo, "main", "alpha beta", 3);
+	test_append_n(f->repo, "main", "beta beta gamma and more words here", 2);
+	m = test_text_message(&b, CMV_ROLE_USER, long_text);
+	assert_cmv_ok(cmv_node_write(&id, f->repo, NULL, &m));
+	for (int pass = 0; pass < 2; pass++) { /* lengths asked of the index, then kept */
+		memset(&got, 0, sizeof(got));
+		assert_cmv_ok(cmv_search(f->repo, "beta", 10, CMV_SEARCH_BLOBS | CMV_SEARCH_NO_SNIPPET, keep_score, &got));
+		raw_bm25(f, "\"beta\"", &want);
+		assert_int_equal(got.n, 6);
+		assert_int_equal(want.n, 6);
+		assert_memory_equal(got.score, want.score, sizeof(double) * 6);
+	}
+	assert_cmv_ok(cmv_gc(&st, f->repo, 0)); /* the long text, unreachable and newest */
+	assert_int_equal(st.blobs_removed, 1);
+	test_append_n(f->repo, "main", "beta", 1); /* takes its rowid */
+	memset(&got, 0, sizeof(got));
+	assert_cmv_ok(cmv_search(f->repo, "beta", 10, CMV_SEARCH_BLOBS | CMV_SEARCH_NO_SNIPPET, keep_score, &got));
+	raw_bm25(f, "\"beta\"", &want);
+	assert_int_equal(got.n, 6);
+	assert_int_equal(want.n, 6);
+	assert_memory_equal(got.score, want.score, sizeof(double) * 6);
+}
+
 /*
  * A search with nothing to index takes no write lock, so it does not wait
  * on a writer; with text pending it must index it, so it waits (and, past
@@ -407,6 +480,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dag_gc__keeps_exactly_what_refs_reach, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_gc__removed_text_leaves_the_index, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_gc__text_written_after_gc_is_searchable, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused, test_store_setup,
+						test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_search__waits_on_a_writer_only_to_index, test_store_setup, test_store_teardown),
 		cmocka_unit_test(test_dag_store__refuses_another_backend_version),
 		cmocka_unit_test_setup_teardown(test_dag_fsck__reports_corrupted_blob, test_store_setup, test_store_teardown),

@@ -935,7 +935,12 @@ static void test_query_in_a_crowded_store(void **state)
 	cmv_id tip;
 	size_t n = 0;
 	rng = 7;
-	/* 600 short texts elsewhere that say "zebra" more densely than the one that matters */
+	/*
+	 * 600 short texts elsewhere that say "zebra" more densely than the one
+	 * that matters (in most texts of the store, its idf is nil: the
+	 * feedback's words, rarer, must not outweigh it, as they are scaled to
+	 * the question's own best score)
+	 */
 	for (int t = 0; t < 600; t++) {
 		cmv_block_content b;
 		cmv_buf_clear(&text);
@@ -995,6 +1000,50 @@ static void test_query_counts_neighbours(void **state)
 	/* with room for all three, the weaker hit comes too */
 	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "zebra", 2000));
 	assert_non_null(strstr(out.ptr, "[turn 30,"));
+	cmv_buf_dispose(&out);
+	cmv_buf_dispose(&text);
+}
+
+/*
+ * Pseudo-relevance feedback: the turn that matches the question names a
+ * rarer word ("fjord") that a turn far from it says again without the
+ * question's word; that turn comes next, before the ones that share only
+ * common words, and with no hit of its own or a neighbour's. Words every
+ * turn has (nil idf) bring nothing.
+ */
+static void test_query_feedback(void **state)
+{
+	test_store *ts = *state;
+	cmv_buf out = CMV_BUF_INIT((size_t)1 << 24), text = CMV_BUF_INIT(1 << 20);
+	cmv_id tip;
+	size_t n = 0;
+	rng = 17;
+	for (int t = 0; t < 40; t++) {
+		cmv_block_content b;
+		words(&text, 30);
+		if (t == 5)
+			cmv_buf_puts(&text, " we took the kayak out on the fjord");
+		if (t == 30)
+			cmv_buf_puts(&text, " the fjord was calm again this morning");
+		cmv_message u = test_text_message(&b, CMV_ROLE_USER, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "fb", &u, 1, CMV_APPEND_CREATE));
+		words(&text, 20);
+		cmv_message a = test_text_message(&b, CMV_ROLE_ASSISTANT, text.ptr);
+		assert_cmv_ok(cmv_append(NULL, ts->repo, "fb", &a, 1, 0));
+	}
+	assert_cmv_ok(cmv_resolve(&tip, ts->repo, "fb"));
+	/* room for the hit and its two neighbours: feedback reorders nothing there */
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "kayak", 260));
+	assert_int_equal(n, 3);
+	assert_non_null(strstr(out.ptr, "[turn 5,"));
+	assert_null(strstr(out.ptr, "[turn 30,"));
+	/* room for one more: the turn the feedback found, not the next neighbour */
+	assert_cmv_ok(cmv_recall_query(&out, &n, ts->repo, &tip, NULL, gpt4o, o200k, "kayak", 300));
+	assert_int_equal(n, 4);
+	assert_non_null(strstr(out.ptr, "[turn 5,"));
+	assert_null(strstr(out.ptr, "[turn 7,"));
+	assert_non_null(strstr(out.ptr, "[turn 30,"));
+	assert_non_null(strstr(out.ptr, "calm again"));
 	cmv_buf_dispose(&out);
 	cmv_buf_dispose(&text);
 }
@@ -1386,6 +1435,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_query_path, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_in_a_crowded_store, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_query_counts_neighbours, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_query_feedback, test_store_setup, test_store_teardown),
 		cmocka_unit_test(test_query_words),
 		cmocka_unit_test_setup_teardown(test_query_finds_compounds, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_images_for_a_model_without_them, test_store_setup, test_store_teardown),

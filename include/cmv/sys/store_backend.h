@@ -26,8 +26,11 @@
 #include <stdbool.h>
 #include "../dag.h"
 
-/* 2: index_behind (a backend built against 1 is refused, not read past its end) */
-#define CMV_STORE_BACKEND_VERSION 2
+/*
+ * 2: index_behind (a backend built against 1 is refused, not read past its end)
+ * 3: search_count
+ */
+#define CMV_STORE_BACKEND_VERSION 3
 
 enum cmv_store_capabilities {
 	CMV_STORE_CAP_FTS = (1u << 0),        /**< search() works */
@@ -136,6 +139,15 @@ struct cmv_store_backend {
 	/** The backend's own consistency check; cb per problem (may be NULL). */
 	int (*integrity)(cmv_store_backend *b, size_t *n_problems,
 			 int (*cb)(const char *message, void *), void *payload);
+
+	/**
+	 * Optional: how many indexed blobs each of n FTS queries (the
+	 * backend's syntax, as for search) matches, into n_match[], and how
+	 * many are indexed in all: words' document frequencies, for a caller
+	 * that weighs words by rarity.
+	 */
+	int (*search_count)(cmv_store_backend *b, const char *const *fts_queries, size_t n,
+			    uint64_t *n_match, uint64_t *n_indexed);
 
 	/** Close and free. Required. */
 	void (*free)(cmv_store_backend *b);
