@@ -243,7 +243,10 @@ int cmv_search_count(cmv_repo *repo, const char *const *queries, size_t n, unsig
 	/* the queries in one buffer, each NUL-terminated (offsets: it may move as it grows) */
 	for (size_t i = 0; i < n && !error; i++) {
 		size_t start = all.size;
-		CMV_ASSERT_ARG(queries[i]);
+		if (!queries[i]) {
+			error = cmv_error__set(CMV_EINVALID, "invalid argument: queries[%zu] is NULL", i);
+			break;
+		}
 		at[i] = start;
 		if (flags & CMV_SEARCH_RAW)
 			error = cmv_buf_puts(&all, queries[i]);

@@ -1421,19 +1421,28 @@ static void cmv_bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_cont
 	}
 }
 
-/* Whether cmv_bm25's kept lengths still hold (see above): else they are dropped. */
-static int bm25_lengths(sqlite_backend *sb)
+/* PRAGMA data_version: it changes when another connection commits. */
+static int data_version(sqlite_backend *sb, sqlite3_int64 *out)
 {
 	sqlite3_stmt *s = stmt(sb, S_DATA_VERSION);
-	sqlite3_int64 version;
 	if (!s)
 		return CMV_ERROR;
 	if (sqlite3_step(s) != SQLITE_ROW) {
 		sqlite3_reset(s);
 		return sq_error(sb, sqlite3_errcode(sb->db), "cannot read the data version");
 	}
-	version = sqlite3_column_int64(s, 0);
+	*out = sqlite3_column_int64(s, 0);
 	sqlite3_reset(s);
+	return 0;
+}
+
+/* Whether cmv_bm25's kept lengths still hold (see above): else they are dropped. */
+static int bm25_lengths(sqlite_backend *sb)
+{
+	sqlite3_int64 version;
+	int error;
+	if ((error = data_version(sb, &version)) < 0)
+		return error;
 	if (sb->fts_drops != sb->lengths_drops || version != sb->lengths_version) {
 		free(sb->lengths);
 		sb->lengths = NULL;
@@ -1453,7 +1462,9 @@ static int sq_search(cmv_store_backend *b, const char *query, size_t limit,
 	double *scores = NULL;
 	size_t n = 0, cap = 0;
 	int rc, error = 0;
+	bool retried = false;
 
+again:
 	if (sb->bm25_own && (error = bm25_lengths(sb)) < 0)
 		return error;
 	if (!(s = stmt(sb, sb->bm25_own ? S_SEARCH_OWN : S_SEARCH)))
@@ -1484,6 +1495,23 @@ static int sq_search(cmv_store_backend *b, const char *query, size_t limit,
 		error = cmv_error__set(CMV_EINVALID, "bad search query '%s': %s", query,
 				       sqlite3_errmsg(sb->db));
 	sqlite3_reset(s);
+	/*
+	 * Outside a transaction the search read its own snapshot, after the
+	 * version was checked: another connection's commit in between (gc
+	 * giving a text's rowid to another) could have left a kept length
+	 * stale. The version unchanged after says there was none; else the
+	 * search is run once more, its kept lengths dropped first (the version
+	 * moved), so every length it uses is read in its own snapshot, as
+	 * FTS5's bm25() reads them.
+	 */
+	if (!error && sb->bm25_own && !sb->in_txn && !retried) {
+		sqlite3_int64 after;
+		if ((error = data_version(sb, &after)) == 0 && after != sb->lengths_version) {
+			retried = true;
+			n = 0;
+			goto again;
+		}
+	}
 	/* Callbacks run after the statement is done, so they may use the store. */
 	for (size_t i = 0; i < n && !error; i++)
 		error = cb(&ids[i], scores[i], payload);

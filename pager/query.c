@@ -576,6 +576,7 @@ static int query_feedback(query_state *q, cmv_repo *repo, const char *words, siz
 			cmv_error_clear();
 			error = 0;
 			n_cand = 0;
+			n_q = 0; /* nothing was counted: df holds nothing */
 		}
 		for (size_t k = 0; k < n_q && !error; k++)
 			room += df[n_cand + k];
