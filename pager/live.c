@@ -24,8 +24,22 @@ static void live_key(char *out, size_t cap, const char *model_id)
 	snprintf(out, cap, "%s:%s", LIVE_NOTE, model_id);
 }
 
+/* A count of the note: a number from 0 to 2^53 (what a double holds exactly), else none. */
+static bool count_of(uint64_t *out, const cJSON *j, const char *name)
+{
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, name);
+	*out = 0;
+	if (!n)
+		return true;
+	if (!cJSON_IsNumber(n) || !(n->valuedouble >= 0 && n->valuedouble <= 9007199254740992.0))
+		return false;
+	*out = (uint64_t)n->valuedouble;
+	return true;
+}
+
 static bool read_call(cmv_pager__live_call *c, const cJSON *j)
 {
+	uint64_t gone;
 	const char *tip = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tip"));
 	const char *held = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "held"));
 	const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "key"));
@@ -41,11 +55,13 @@ static bool read_call(cmv_pager__live_call *c, const cJSON *j)
 	}
 	snprintf(c->key, sizeof(c->key), "%s", key);
 	snprintf(c->target, sizeof(c->target), "%s", target);
-	c->tokens = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "tokens"));
-	c->extra = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "extra"));
-	c->gone = (size_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "gone"));
-	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "prompt");
-	c->prompt = cJSON_IsNumber(pr) ? (uint64_t)pr->valuedouble : 0;
+	/* a note altered by hand (a negative or huge number) is no anchor, not a cast out of range */
+	if (!count_of(&c->tokens, j, "tokens") || !count_of(&c->extra, j, "extra") || !count_of(&gone, j, "gone") ||
+	    !count_of(&c->prompt, j, "prompt")) {
+		memset(c, 0, sizeof(*c));
+		return false;
+	}
+	c->gone = (size_t)gone;
 	return c->ok = true;
 }
 
