@@ -292,10 +292,15 @@ static void test_proxy_items__every_kind_of_call_is_carried(void **state)
 	/* the same history, new to the proxy */
 	carried(up = exchange(p, "kinds-resumed", all, NULL));
 	free(up);
+	/* the API's own shape for a local shell's output names the call by "id": paired the same */
+	const char *by_id = USER("patch it") "," WEB_CALL "," CUSTOM_CALL "," CUSTOM_OUT "," SHELL_CALL
+		",{\"type\":\"local_shell_call_output\",\"id\":\"call_ls\",\"output\":\"README.md\"}," USER("now the tests");
+	carried(up = exchange(p, "kinds-by-id", by_id, NULL));
+	free(up);
 
 	size_t refs[2] = { 0, 0 };
 	assert_cmv_ok(cmv_ref_foreach(ts->repo, count_refs, refs));
-	assert_int_equal(refs[0], 2);
+	assert_int_equal(refs[0], 3);
 	assert_int_equal(refs[1], 0);
 	proxy_free(p);
 }
