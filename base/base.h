@@ -127,6 +127,9 @@ void cmv__atomic_abort(cmv__atomic_file *f);
 /* All of `data` as the new content of path, through the three calls above. */
 int cmv__file_write_atomic(const char *path, const void *data, size_t len, unsigned int mode);
 
+/* FNV-1a of a NUL-terminated string: the slot hash of the open-addressed string tables. */
+uint64_t cmv__str_hash(const char *s);
+
 /*
  * A map from strings (uuids, tool call ids) to a number and an optional
  * string, both copied: open addressing, grown by doubling. Zero it to start.

@@ -109,12 +109,17 @@ bool cmv__varint_get(const unsigned char **p, const unsigned char *end, uint64_t
 
 /* ---- string map ------------------------------------------------------------ */
 
-static size_t strmap_slot(const cmv__strmap *m, const char *k)
+uint64_t cmv__str_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (const char *p = k; *p; p++)
+	for (const char *p = s; *p; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	size_t i = (size_t)h & (m->cap - 1);
+	return h;
+}
+
+static size_t strmap_slot(const cmv__strmap *m, const char *k)
+{
+	size_t i = (size_t)cmv__str_hash(k) & (m->cap - 1);
 	while (m->keys[i] && strcmp(m->keys[i], k))
 		i = (i + 1) & (m->cap - 1);
 	return i;

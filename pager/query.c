@@ -111,10 +111,7 @@ typedef struct qwhere {
 
 static size_t qwhere_slot(const qwhere *w, const char *key)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (const char *c = key; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-	size_t i = (size_t)h & w->mask;
+	size_t i = (size_t)cmv__str_hash(key) & w->mask;
 	while (w->keys[i] && strcmp(w->keys[i], key))
 		i = (i + 1) & w->mask;
 	return i;
@@ -426,10 +423,7 @@ typedef struct {
 /* Where word is in f->seen: its slot, or the empty one it would take. */
 static size_t feedback_slot(const fb_model *f, const char *word)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (const char *c = word; *c; c++)
-		h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-	size_t i = (size_t)h & f->mask;
+	size_t i = (size_t)cmv__str_hash(word) & f->mask;
 	while (f->seen[i] && strcmp(f->terms[f->seen[i] - 1].word, word))
 		i = (i + 1) & f->mask;
 	return i;
