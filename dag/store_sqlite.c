@@ -2092,6 +2092,18 @@ static void *ckpt_main(void *arg)
 	return NULL;
 }
 
+/* The thread's connection and locks, once it has stopped or never started. */
+static void ckpt_dispose(ckpt_thread *c)
+{
+	sqlite3_close_v2(c->db);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->run);
+	pthread_mutex_destroy(&c->gate);
+	pthread_cond_destroy(&c->cv);
+	pthread_cond_destroy(&c->idle_cv);
+	free(c);
+}
+
 static void ckpt_stop(sqlite_backend *sb)
 {
 	ckpt_thread *c = sb->ckpt;
@@ -2106,13 +2118,7 @@ static void ckpt_stop(sqlite_backend *sb)
 	pthread_mutex_unlock(&c->mu);
 	pthread_join(c->th, NULL); /* after one last checkpoint */
 	sb->ckpt_last = c->stats;
-	sqlite3_close_v2(c->db);
-	pthread_mutex_destroy(&c->mu);
-	pthread_mutex_destroy(&c->run);
-	pthread_mutex_destroy(&c->gate);
-	pthread_cond_destroy(&c->cv);
-	pthread_cond_destroy(&c->idle_cv);
-	free(c);
+	ckpt_dispose(c);
 	sb->ckpt = NULL;
 }
 
@@ -2169,13 +2175,7 @@ int cmv_dag__sqlite_checkpoint_background(cmv_store_backend *b, bool on)
 	/* a first round at once: a fresh or fully copied WAL is the first request's header sync otherwise */
 	c->want = c->busy = true;
 	if (pthread_create(&c->th, NULL, ckpt_main, c) != 0) {
-		sqlite3_close_v2(c->db);
-		pthread_mutex_destroy(&c->mu);
-		pthread_mutex_destroy(&c->run);
-		pthread_mutex_destroy(&c->gate);
-		pthread_cond_destroy(&c->cv);
-		pthread_cond_destroy(&c->idle_cv);
-		free(c);
+		ckpt_dispose(c);
 		return cmv_error__set(CMV_ERROR, "cannot start the checkpoint thread");
 	}
 	sb->ckpt = c;
