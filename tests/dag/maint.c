@@ -224,7 +224,13 @@ static void test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused(void 
 	test_append_n(f->repo, "main", "beta beta gamma and more words here", 2);
 	m = test_text_message(&b, CMV_ROLE_USER, long_text);
 	assert_cmv_ok(cmv_node_write(&id, f->repo, NULL, &m));
-	for (int pass = 0; pass < 2; pass++) { /* lengths asked of the index, then kept */
+	for (int pass = 0; pass < 3; pass++) {
+		/* passes 0 and 1: lengths asked of the index, then kept; 2: after the long text's rowid went to another */
+		if (pass == 2) {
+			assert_cmv_ok(cmv_gc(&st, f->repo, 0)); /* the long text, unreachable and newest */
+			assert_int_equal(st.blobs_removed, 1);
+			test_append_n(f->repo, "main", "beta", 1); /* takes its rowid */
+		}
 		memset(&got, 0, sizeof(got));
 		assert_cmv_ok(cmv_search(f->repo, "beta", 10, CMV_SEARCH_BLOBS | CMV_SEARCH_NO_SNIPPET, keep_score, &got));
 		raw_bm25(f, "\"beta\"", &want);
@@ -232,15 +238,6 @@ static void test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused(void 
 		assert_int_equal(want.n, 6);
 		assert_memory_equal(got.score, want.score, sizeof(double) * 6);
 	}
-	assert_cmv_ok(cmv_gc(&st, f->repo, 0)); /* the long text, unreachable and newest */
-	assert_int_equal(st.blobs_removed, 1);
-	test_append_n(f->repo, "main", "beta", 1); /* takes its rowid */
-	memset(&got, 0, sizeof(got));
-	assert_cmv_ok(cmv_search(f->repo, "beta", 10, CMV_SEARCH_BLOBS | CMV_SEARCH_NO_SNIPPET, keep_score, &got));
-	raw_bm25(f, "\"beta\"", &want);
-	assert_int_equal(got.n, 6);
-	assert_int_equal(want.n, 6);
-	assert_memory_equal(got.score, want.score, sizeof(double) * 6);
 }
 
 /*
