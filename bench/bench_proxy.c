@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE|standin]
- *                 [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] [--latency] [--quick]
+ *                 [--tool-window N] [--tool-demote change|cut|eager] [--tool-paging cache|tokens|off] [--no-tool-paging] [--latency] [--quick]
  *                 [--json]:
  * what `cmv proxy` costs and saves (docs/proxy.md, "Measured").
  *
@@ -67,7 +67,7 @@
 /* the tool paging under test (docs/proxy.md, "Tool definitions as pages") */
 static size_t opt_tool_window;
 static int opt_tool_demote;
-static bool opt_no_tool_paging;
+static bool opt_no_tool_paging, opt_tool_tokens;
 
 static void die(const char *what)
 {
@@ -419,6 +419,13 @@ typedef struct {
 	size_t anchored; /* requests counted from the last reply's bill (docs/proxy.md) */
 	uint64_t tok_client, tok_up, tools_client, tools_up;
 	uint64_t few_tools_client, few_tools_up; /* sessions that call at most 5 distinct tools */
+	/*
+	 * The least any policy could send whole under the issue's rule (a tool
+	 * called is sent whole on the next request): the definitions the last
+	 * reply called, stubs costing nothing. 1 - floor / client is the
+	 * ceiling on the share saved.
+	 */
+	uint64_t tools_floor, few_tools_floor;
 	size_t few_sessions;
 	size_t stub_calls, stub_calls_hidden, tool_flips, tool_refaults, tool_repeat_refaults;
 	uint64_t cache_read, half_tools_client[2], half_tools_up[2]; /* sessions of even and odd index */
@@ -533,7 +540,8 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 	cmv_buf items = CMV_BUF_INIT((size_t)1 << 30);
 	char **seen = NULL, **faulted = NULL, **used = NULL, **refaulted = NULL;
 	size_t n_seen = 0, n_faulted = 0, n_used = 0, n_refaulted = 0, calls = 0, faults = 0, requests = 0;
-	uint64_t tc = 0, tu = 0, s_tools_up = 0;
+	uint64_t tc = 0, tu = 0, s_tools_up = 0, s_floor = 0;
+	const cJSON *prev_reply = NULL;
 	size_t n = (size_t)cJSON_GetArraySize(msgs), i = 0;
 	size_t tools_client = count_text(m, tok, tools, strlen(tools));
 	(void)repo;
@@ -640,6 +648,16 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 				tu += c_up;
 				a->tools_client += tools_client;
 				a->tools_up += tools_up;
+				const cJSON *pc = cJSON_GetObjectItemCaseSensitive(prev_reply, "content");
+				for (const cJSON *b = cJSON_IsArray(pc) ? pc->child : NULL; b; b = b->next) {
+					const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "name"));
+					bool twice = false; /* a tool called twice in one reply is whole once */
+					for (const cJSON *e = pc->child; e != b && nm; e = e->next)
+						twice |= cJSON_IsString(cJSON_GetObjectItemCaseSensitive(e, "name")) &&
+							 !strcmp(cJSON_GetObjectItemCaseSensitive(e, "name")->valuestring, nm);
+					if (!twice)
+						s_floor += count_json(m, tok, tool_def(ctools, nm));
+				}
 				a->half_tools_client[idx % 2] += tools_client;
 				a->half_tools_up[idx % 2] += tools_up;
 				s_tools_up += tools_up;
@@ -700,6 +718,7 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 				a->repeat_faults += repeat_fault;
 				proxy_turn_free(t);
 			}
+			prev_reply = msg;
 		}
 		char *s = cJSON_PrintUnformatted(msg);
 		if (items.size)
@@ -717,7 +736,9 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 		a->few_sessions++;
 		a->few_tools_client += tools_client * requests;
 		a->few_tools_up += s_tools_up;
+		a->few_tools_floor += s_floor;
 	}
+	a->tools_floor += s_floor;
 	double rate = calls ? (double)faults / (double)calls : 0;
 	if (rate > a->worst_session_rate || !a->worst_session[0]) {
 		a->worst_session_rate = rate;
@@ -837,6 +858,7 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		cfg.tool_window = opt_tool_window;
 		cfg.tool_demote = opt_tool_demote;
 		cfg.no_tool_paging = opt_no_tool_paging;
+		cfg.tool_tokens = opt_tool_tokens;
 		a.budget = budgets[b];
 		if (cmv_repo_open(&prepo, ":memory:", CMV_REPO_OPEN_CREATE) < 0 || proxy_new(&p, prepo, &cfg) < 0)
 			die("the proxy");
@@ -848,6 +870,8 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		double sent = a.tok_client ? (double)a.tok_up / (double)a.tok_client : 0;
 		double tools_saved = a.tools_client ? 1 - (double)a.tools_up / (double)a.tools_client : 0;
 		double few_saved = a.few_tools_client ? 1 - (double)a.few_tools_up / (double)a.few_tools_client : 0;
+		double ceiling = a.tools_client ? 1 - (double)a.tools_floor / (double)a.tools_client : 0;
+		double few_ceiling = a.few_tools_client ? 1 - (double)a.few_tools_floor / (double)a.few_tools_client : 0;
 		double rate = a.calls ? (double)a.faults / (double)a.calls : 0;
 		double half_saved[2], stub_rate = a.calls ? (double)a.stub_calls / (double)a.calls : 0;
 		for (int h = 0; h < 2; h++)
@@ -867,6 +891,8 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		cJSON_AddNumberToObject(o, "tool_tokens_saved", tools_saved);
 		cJSON_AddNumberToObject(o, "few_tool_sessions", (double)a.few_sessions);
 		cJSON_AddNumberToObject(o, "few_tool_tokens_saved", few_saved);
+		cJSON_AddNumberToObject(o, "tool_tokens_saved_ceiling", ceiling);
+		cJSON_AddNumberToObject(o, "few_tool_tokens_saved_ceiling", few_ceiling);
 		cJSON_AddNumberToObject(o, "tool_tokens_saved_even_sessions", half_saved[0]);
 		cJSON_AddNumberToObject(o, "tool_tokens_saved_odd_sessions", half_saved[1]);
 		cJSON_AddNumberToObject(o, "stub_calls", (double)a.stub_calls);
@@ -902,6 +928,9 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 			printf("    tool definitions: %.1f%% of their tokens saved (%.1f%% on the %zu sessions calling <= 5 tools; "
 			       "goal >= 85%%)\n",
 			       100 * tools_saved, 100 * few_saved, a.few_sessions);
+			printf("    tool definitions, ceiling (each called tool whole on the next request only, stubs free): "
+			       "%.1f%% saved, %.1f%% on the sessions calling <= 5 tools\n",
+			       100 * ceiling, 100 * few_ceiling);
 			printf("    tool paging: sessions of even index %.1f%%, odd %.1f%% saved; %zu stub calls (%.2f%% of calls; "
 			       "%zu naming a property the stub hid; %zu tool refaults, %zu repeated), %zu tool flips in %zu "
 			       "requests\n",
@@ -970,6 +999,15 @@ int bench_proxy(int argc, char **argv)
 		}
 		else if (!strcmp(argv[i], "--no-tool-paging"))
 			opt_no_tool_paging = true;
+		else if (!strcmp(argv[i], "--tool-paging") && i + 1 < argc) {
+			const char *d = argv[++i];
+			if (strcmp(d, "cache") && strcmp(d, "tokens") && strcmp(d, "off")) {
+				fprintf(stderr, "cmv-bench proxy: --tool-paging cache|tokens|off\n");
+				return 2;
+			}
+			opt_tool_tokens = !strcmp(d, "tokens");
+			opt_no_tool_paging |= !strcmp(d, "off");
+		}
 		else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
 			n_budgets = 0;
 			for (char *s = argv[++i], *e; *s && n_budgets < 8; s = *e ? e + 1 : e) {
@@ -981,7 +1019,7 @@ int bench_proxy(int argc, char **argv)
 			dir = argv[i];
 		else {
 			fprintf(stderr, "usage: cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] "
-					"[--client FILE|standin] [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] "
+					"[--client FILE|standin] [--tool-window N] [--tool-demote change|cut|eager] [--tool-paging cache|tokens|off] [--no-tool-paging] "
 					"[--latency] [--quick] [--json]\n");
 			return 2;
 		}

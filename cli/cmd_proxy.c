@@ -14,7 +14,7 @@
 #include "server/mcp.h"
 #include "server/proxy.h"
 
-static const char *p_listen, *p_upstream, *p_budget, *p_fallback, *p_timeout, *p_retry, *p_tool_window;
+static const char *p_listen, *p_upstream, *p_budget, *p_fallback, *p_timeout, *p_retry, *p_tool_window, *p_tool_paging;
 static bool p_no_tools, p_no_recall, p_quiet;
 const cli_opt opts_proxy[] = {
 	{ OPT_VALUE, "listen", 0, "ADDR", "PORT or HOST:PORT (default host 127.0.0.1; :PORT is every interface; another host needs $CMV_PROXY_TOKEN)", &p_listen, NULL },
@@ -23,7 +23,8 @@ const cli_opt opts_proxy[] = {
 	{ OPT_VALUE, "fallback", 0, "MODEL,...", "on 429, 5xx, a dropped connection or a timeout, the request goes to these models in turn (recorded as switches)", &p_fallback, NULL },
 	{ OPT_VALUE, "timeout", 0, "SECONDS", "an upstream silent this long has failed (default 300; 1 to 86400)", &p_timeout, NULL },
 	{ OPT_VALUE, "retry-primary", 0, "SECONDS", "after a failover, try the model failed over from again at most this often (default 30)", &p_retry, NULL },
-	{ OPT_FLAG, "no-tool-paging", 0, NULL, "send every tool definition whole", NULL, &p_no_tools },
+	{ OPT_FLAG, "no-tool-paging", 0, NULL, "send every tool definition whole (--tool-paging off)", NULL, &p_no_tools },
+	{ OPT_VALUE, "tool-paging", 0, "HOW", "cache (default: idle tools stubbed when the prompt cache is lost anyway), tokens (a called tool whole for one reply: fewest tokens, the cache rewritten often), off", &p_tool_paging, NULL },
 	{ OPT_VALUE, "tool-window", 0, "N", "replies a called tool stays whole at first (default 64; doubles each time it is called as a stub again)", &p_tool_window, NULL },
 	{ OPT_FLAG, "no-recall", 0, NULL, "offer no recall tool upstream", NULL, &p_no_recall },
 	{ OPT_FLAG, "quiet", 'q', NULL, "no line per request on stderr", NULL, &p_quiet },
@@ -73,6 +74,10 @@ CMD(proxy)
 		return cli_usage_error(cli_find("proxy"), "--tool-window %s: expected 1 to %d replies", p_tool_window,
 				       PROXY_TOOL_WINDOW_MAX);
 	cfg.tool_window = p_tool_window ? (size_t)v : 0;
+	if (p_tool_paging && strcmp(p_tool_paging, "cache") && strcmp(p_tool_paging, "tokens") && strcmp(p_tool_paging, "off"))
+		return cli_usage_error(cli_find("proxy"), "--tool-paging %s: expected cache, tokens or off", p_tool_paging);
+	cfg.tool_tokens = p_tool_paging && !strcmp(p_tool_paging, "tokens");
+	p_no_tools |= p_tool_paging && !strcmp(p_tool_paging, "off");
 	if (p_timeout) {
 		/* 0 once meant "never": an upstream that never answers then held its worker, and the client, forever */
 		if (!cli_parse_u64(&v, p_timeout))

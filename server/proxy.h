@@ -60,6 +60,12 @@ typedef struct {
 	bool no_tool_paging;       /* send every tool definition whole */
 	size_t tool_window;        /* replies a called tool stays whole; 0: PROXY_TOOL_RECENT */
 	int tool_demote;           /* when an idle tool is stubbed again: a PROXY_DEMOTE_ (0: PROXY_DEMOTE_DEFAULT) */
+	/*
+	 * Page tools for the window's tokens, not the prompt cache: a called
+	 * tool whole for tool_window replies (0: 1), no doubling, stubbed again
+	 * at once. Every flip rewrites the cache (docs/proxy.md).
+	 */
+	bool tool_tokens;
 	bool no_recall;            /* offer no recall tool upstream */
 	bool quiet;                /* no line per request on stderr */
 	const char *fallback;      /* models to fail over to, comma-separated, in order (NULL: none) */

@@ -40,7 +40,7 @@
 #include "pager/pager_int.h"
 
 #define NOTE_KEY "proxy"
-#define STUB_TAIL " [cmv: schema abridged, sent whole once called]"
+#define STUB_TAIL " [abridged]"
 
 typedef struct {
 	char kind;  /* 'g' a batch of client items, 'r' a reply not yet seen back, 'h' hidden from the client */
@@ -324,7 +324,7 @@ static int tool_used(proxy_turn *t, const char *name)
 	for (size_t i = 0; i < t->n_tools; i++)
 		if (!strcmp(t->tools[i].name, name)) {
 			tool_use_rec *r = &t->tools[i];
-			if (!r->whole && r->last != t->replies && r->window)
+			if (!t->p->cfg.tool_tokens && !r->whole && r->last != t->replies && r->window)
 				r->window = r->window < PROXY_TOOL_WINDOW_MAX / 2 ? r->window * 2 : PROXY_TOOL_WINDOW_MAX;
 			r->last = t->replies;
 			return 0;
@@ -340,7 +340,8 @@ static int tool_used(proxy_turn *t, const char *name)
 	if (!(t->tools[t->n_tools].name = strdup(name)))
 		return cmv_error__oom();
 	t->tools[t->n_tools].whole = false;
-	t->tools[t->n_tools].window = t->p->cfg.tool_window ? t->p->cfg.tool_window : PROXY_TOOL_RECENT;
+	t->tools[t->n_tools].window = t->p->cfg.tool_window ? t->p->cfg.tool_window
+				      : t->p->cfg.tool_tokens ? 1 : PROXY_TOOL_RECENT;
 	t->tools[t->n_tools++].last = t->replies;
 	return 0;
 }
@@ -887,7 +888,8 @@ static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 {
 	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(t->body, "tools");
 	const char *schema_key = t->api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
-	int how = t->p->cfg.tool_demote ? t->p->cfg.tool_demote : PROXY_DEMOTE_DEFAULT;
+	int how = t->p->cfg.tool_tokens ? PROXY_DEMOTE_EAGER
+		  : t->p->cfg.tool_demote ? t->p->cfg.tool_demote : PROXY_DEMOTE_DEFAULT;
 	bool flip = cut || how == PROXY_DEMOTE_EAGER;
 	cJSON *arr, **defs;
 	size_t n_defs;

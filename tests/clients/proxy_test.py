@@ -67,7 +67,7 @@ recalled = [q for q in main if any(isinstance(b, dict) and b.get("name") == "cmv
                                    for m in q["body"]["messages"] if m["role"] == "assistant" for b in m["content"])]
 check(recalled, "the proxy answered the model's recall and went on upstream")
 full = sum(len(json.dumps(t)) for t in main[0]["body"]["tools"])
-check(any("[cmv: schema abridged" in t.get("description", "") for t in main[0]["body"]["tools"]),
+check(any(t.get("description", "").endswith(" [abridged]") for t in main[0]["body"]["tools"]),
       f"Claude Code's unused tools went as stubs ({len(main[0]['body']['tools'])} definitions, {full} bytes)")
 lg = sb.run_cmv("log", session)
 check(lg.returncode == 0 and "Read them all." in lg.stdout, f"cmv log {session} shows the session")

@@ -121,7 +121,7 @@ def message_from_events(evs):
     return {"role": "assistant", "content": content}, stop, sorted(blocks)
 
 
-STUB_TAIL = " [cmv: schema abridged, sent whole once called]"
+STUB_TAIL = " [abridged]"
 TOOL_WINDOW = 8  # --tool-window for the paging session below (the default, 64, would take 64 turns)
 TOOLS = [{"name": "Bash", "description": "Run a shell command.\n" + "Details of the Bash tool. " * 80,
           "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}]
@@ -579,6 +579,52 @@ finally:
 bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-window", "0"], capture_output=True, text=True,
                      cwd=store, env=env, timeout=30)
 check(bad.returncode != 0 and "--tool-window 0: expected" in bad.stderr, f"--tool-window 0 is refused ({bad.stderr[:200]})")
+
+# --tool-paging tokens: a called tool whole on the next request only, stubbed again at once, its window never doubled
+tk_turns = [{"tool": "Bash", "input": {"command": "ls"}}, {"tool": "Bash", "input": {"command": "pwd"}},
+            {"tool": "Read", "input": {"file_path": "a.txt"}}, {"text": "read"}, {"tool": "Bash", "input": {"command": "ls"}},
+            {"text": "end"}]
+json.dump({"turns": tk_turns, "done": "Done."}, open(os.path.join(root, "script5.json"), "w"))
+log5 = os.path.join(root, "log5")
+up5, up5_port = launch_upstream(os.path.join(root, "script5.json"), log5)
+px5 = launch_proxy(CMV, ["--tool-paging", "tokens", "--upstream", f"anthropic=http://127.0.0.1:{up5_port}"],
+                   stderr=subprocess.DEVNULL, cwd=store, env=env)
+try:
+    base5 = "http://127.0.0.1:%d" % listening_port(px5)
+    tk_session = "6f3e4d5c-4444-4555-8666-b77788889999"
+    tk_msgs = [{"role": "user", "content": "Go."}]
+    for k in range(len(tk_turns)):
+        req = urllib.request.Request(base5 + "/v1/messages", data=json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 500, "tools": PT_TOOLS, "messages": tk_msgs,
+             "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": tk_session})}}).encode(),
+            headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            ans = json.loads(r.read())
+        tk_msgs.append({"role": "assistant", "content": ans["content"]})
+        calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
+        tk_msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
+                                                    for c in calls] or "Go on."})
+    tk = [r["body"]["tools"] for r in sorted((json.load(open(os.path.join(log5, f))) for f in os.listdir(log5)
+                                              if f.endswith(".json")), key=lambda r: r["n"]) if r["turn"] is not None]
+    check(len(tk) == len(tk_turns), f"every tokens-policy turn reached the upstream ({len(tk)} of {len(tk_turns)})")
+
+    def whole5(i):
+        return sorted(t["name"] for t in (tk[i] if i < len(tk) else []) if t in PT_TOOLS)
+    check([whole5(i) for i in range(len(tk_turns))] == [[], ["Bash"], ["Bash"], ["Read"], [], ["Bash"]],
+          f"tokens: whole exactly the tools the last reply called ({[whole5(i) for i in range(len(tk))]})")
+    db5 = sqlite3.connect(os.path.join(store, ".cmv", "store.db"), timeout=30)
+    row = db5.execute("SELECT value FROM branch_state WHERE branch = ? AND key = 'proxy'",
+                      ("proxy/" + tk_session,)).fetchone()
+    db5.close()
+    bash_w = re.search(r"^t \d+ Bash (\d+)$", row[0] if row else "", re.M)
+    check(bash_w and bash_w.group(1) == "1", f"tokens: a tool called again as a stub keeps a window of 1 "
+                                              f"({bash_w.group(0) if bash_w else row})")
+finally:
+    px5.kill()
+    up5.kill()
+bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-paging", "some"], capture_output=True, text=True,
+                     cwd=store, env=env, timeout=30)
+check(bad.returncode != 0 and "--tool-paging some: expected" in bad.stderr, f"--tool-paging some is refused ({bad.stderr[:200]})")
 
 # The kept request grown (the pager's splice, at a step seam inside the agent's long paged turn)
 # gives what the whole work gives: the same client requests through a proxy that grows its kept
