@@ -851,12 +851,12 @@ static void *job_run(void *arg)
 	}
 	j->tg = proxy_turn_target(t);
 	{
-		cJSON *b = cJSON_ParseWithLength(j->body, j->len);
+		/* from the turn's parse, which left the messages out: parsing the whole body again was most of a turn's CPU */
+		const cJSON *b = proxy_turn_client(t);
 		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "model"));
 		snprintf(j->client_model, sizeof(j->client_model), "%s", m ? m : "");
 		const cJSON *so = cJSON_GetObjectItemCaseSensitive(b, "stream_options");
 		j->chat_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
-		cJSON_Delete(b);
 	}
 	for (int round = 0, tries = 0; round < PROXY_MAX_ROUNDS; round++) {
 		bool again = false;

@@ -31,6 +31,12 @@ const char *pjs_skip(const char *p, const char *end);
 /* The value of top-level member `key` of the object in `obj`: 1 found, 0 not. */
 int pjs_member(pspan *out, pspan obj, const char *key);
 
+/*
+ * The client's request as proxy_turn_new parsed it, its messages left out
+ * (borrowed; the other members as the client sent them).
+ */
+const cJSON *proxy_turn_client(const proxy_turn *t);
+
 /* ---- translation between APIs (proxy_xlate.c) ---- */
 typedef struct xlate xlate;
 /*

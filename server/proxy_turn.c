@@ -1739,6 +1739,11 @@ const char *proxy_turn_upstream(const proxy_turn *t, size_t *len)
 	return t->upstream.ptr;
 }
 
+const cJSON *proxy_turn_client(const proxy_turn *t)
+{
+	return t->body;
+}
+
 const char *proxy_turn_branch(const proxy_turn *t)
 {
 	return t->branch;
