@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE|standin]
- *                 [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] [--latency] [--quick]
- *                 [--json]:
+ *                 [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] [--latency] [--digest]
+ *                 [--quick] [--json]:
  * what `cmv proxy` costs and saves (docs/proxy.md, "Measured").
  *
  *  - latency: one client (libcurl, one kept-alive connection per path)
@@ -14,7 +14,12 @@
  *    resent each turn as Claude Code does. Time to first byte and total per
  *    request; the added time is the proxy's minus the direct one, turn by
  *    turn. The model's own budget (claude-sonnet-4-5: its window less its
- *    output reserve) pages the session, as it would live.
+ *    output reserve) pages the session, as it would live. CPU per request
+ *    is the process's CPU time over the request (client, proxy and
+ *    upstream are its threads): the proxy's minus the direct one is what
+ *    the proxy adds. --digest: a digest of every body the upstream took,
+ *    in order (the replay prints one always), to check that a change to
+ *    the proxy's work sends the same bytes.
  *  - replay: every Claude Code session under DIR (../shared/transcripts
  *    when present, else tests/resources/transcripts) rendered as the
  *    Anthropic requests its client sent, one per assistant message (the
@@ -183,6 +188,7 @@ static void sse_reply(cmv_buf *b, const char *turn)
  * from run to run).
  */
 static cmv_id up_digest;
+static bool opt_digest; /* --digest: off by default, its hashing would be in both paths' times */
 
 static void digest_fold(cmv_id *acc, const char *s, size_t n)
 {
@@ -195,7 +201,8 @@ static void up_reply(cmv_buf *out, struct MHD_Connection *c, const char *url, co
 {
 	const char *turn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-bench-turn");
 	(void)url;
-	digest_fold(&up_digest, body->ptr ? body->ptr : "", body->size);
+	if (opt_digest)
+		digest_fold(&up_digest, body->ptr ? body->ptr : "", body->size);
 	sse_reply(out, turn ? turn : "0");
 }
 
@@ -418,7 +425,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 	}
 	cJSON_AddNumberToObject(o, "added_cpu_p50_ms", ac50);
 	cJSON_AddNumberToObject(o, "added_cpu_mean_ms", acmean);
-	cJSON_AddStringToObject(o, "upstream_digest", hex);
+	if (opt_digest)
+		cJSON_AddStringToObject(o, "upstream_digest", hex);
 	cJSON_AddNumberToObject(o, "added_ttfb_p50_ms", a50);
 	cJSON_AddNumberToObject(o, "added_ttfb_p95_ms", a95);
 	cJSON_AddNumberToObject(o, "ttfb_p95_ratio", r[0][1] > 0 ? r[1][1] / r[0][1] : 0);
@@ -436,7 +444,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		printf("  CPU per request (the process's: client, proxy, upstream): direct p50 %.3f ms (mean %.3f), proxy p50 %.3f "
 		       "ms (mean %.3f); added p50 %.3f ms, mean %.3f ms\n",
 		       c50[0], cmean[0], c50[1], cmean[1], ac50, acmean);
-		printf("  upstream bodies: digest %s (the same before and after a change that must not alter them)\n", hex);
+		if (opt_digest)
+			printf("  upstream bodies: digest %s (the same before and after a change that must not alter them)\n", hex);
 	}
 	curl_easy_cleanup(h[0]);
 	curl_easy_cleanup(h[1]);
@@ -1025,6 +1034,8 @@ int bench_proxy(int argc, char **argv)
 				return 2;
 			}
 		}
+		else if (!strcmp(argv[i], "--digest"))
+			opt_digest = true;
 		else if (!strcmp(argv[i], "--no-tool-paging"))
 			opt_no_tool_paging = true;
 		else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
@@ -1039,7 +1050,7 @@ int bench_proxy(int argc, char **argv)
 		else {
 			fprintf(stderr, "usage: cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] "
 					"[--client FILE|standin] [--tool-window N] [--tool-demote change|cut|eager] [--no-tool-paging] "
-					"[--latency] [--quick] [--json]\n");
+					"[--latency] [--digest] [--quick] [--json]\n");
 			return 2;
 		}
 	}

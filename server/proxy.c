@@ -119,7 +119,7 @@ typedef struct job {
 	/* the request */
 	char *method, *path;
 	char *body;
-	size_t len;
+	size_t len, cap; /* cap: body's allocation, from the Content-Length where there is one */
 	bool over;
 	char *headers[MAX_HEADERS];
 	size_t n_headers;
@@ -1167,10 +1167,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	job *j = k->j;
 	if (*upload_size) {
 		if (!j->over && j->len + *upload_size <= PROXY_MAX_REQUEST) {
-			char *nb = realloc(j->body, j->len + *upload_size + 1);
-			if (!nb)
-				return MHD_NO;
-			j->body = nb;
+			if (j->len + *upload_size + 1 > j->cap) {
+				/*
+				 * Sized once from the Content-Length (a 566 KB body came in
+				 * chunks and was copied again at each realloc), else doubled.
+				 */
+				const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+				unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
+				size_t need = j->len + *upload_size + 1, nc = j->cap * 2 > need ? j->cap * 2 : need;
+				if (!j->cap && want >= *upload_size && want <= PROXY_MAX_REQUEST)
+					nc = (size_t)want + 1 > need ? (size_t)want + 1 : need;
+				if (nc > PROXY_MAX_REQUEST + 1)
+					nc = PROXY_MAX_REQUEST + 1;
+				char *nb = realloc(j->body, nc);
+				if (!nb)
+					return MHD_NO;
+				j->body = nb;
+				j->cap = nc;
+			}
 			memcpy(j->body + j->len, upload, *upload_size);
 			j->len += *upload_size;
 			j->body[j->len] = '\0';
