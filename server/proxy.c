@@ -81,6 +81,7 @@ void proxy_free(proxy *p)
 		memset(p->token, 0, strlen(p->token));
 		free(p->token);
 	}
+	proxy_turn_cache_free(p);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

@@ -19,7 +19,11 @@ struct proxy {
 		cmv_model_handle *h;
 	} models[PROXY_MAX_MODELS];
 	size_t n_models;
+	struct fk_cache *fkc; /* the fault records of window items, by their bytes (proxy_turn.c) */
 };
+
+/* Frees what proxy_turn.c keeps on the proxy (the fault records' cache). */
+void proxy_turn_cache_free(proxy *p);
 
 /* ---- JSON spans over raw text (cJSON has validated it first) ---- */
 typedef struct {
