@@ -20,9 +20,10 @@ struct proxy {
 	} models[PROXY_MAX_MODELS];
 	size_t n_models;
 	struct fk_cache *fkc; /* the fault records of window items, by their bytes (proxy_turn.c) */
+	struct td_cache *tdc; /* what the client's tool definitions page to, by their bytes (proxy_turn.c) */
 };
 
-/* Frees what proxy_turn.c keeps on the proxy (the fault records' cache). */
+/* Frees what proxy_turn.c keeps on the proxy (its caches). */
 void proxy_turn_cache_free(proxy *p);
 
 /* ---- JSON spans over raw text (cJSON has validated it first) ---- */

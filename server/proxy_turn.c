@@ -883,77 +883,220 @@ static cJSON **tool_defs(size_t *n, cJSON *arr, proxy_api api)
  * or the pager cut the window's prefix this request (`cut`; the messages'
  * cache is lost anyway), or as cfg.tool_demote says (docs/proxy.md).
  */
+/*
+ * What page_tools learns from a tools array alone, kept by its bytes (the
+ * client sends the same array every turn): each definition's name, whether
+ * it may be stubbed and whether its stub is shorter (which took printing
+ * both schemas), the array as cJSON prints it, and the last set of stubs
+ * asked for with the text it made.
+ */
+typedef struct {
+	cmv_id digest;
+	size_t n_defs;
+	char **name;   /* NULL where the definition has none */
+	bool *pageable, *shorter;
+	char *full;    /* the client's tools printed: their count when sent whole */
+	bool *stubbed; /* the last set of stubs made */
+	bool recall;
+	char *out;     /* and what it made */
+	bool have_out;
+} td_entry;
+
+#define TD_ENTRIES 8
+
+struct td_cache {
+	td_entry e[TD_ENTRIES];
+	size_t next; /* the one replaced next */
+};
+
+static void td_entry_dispose(td_entry *e)
+{
+	for (size_t i = 0; e->name && i < e->n_defs; i++)
+		free(e->name[i]);
+	free(e->name);
+	free(e->pageable);
+	free(e->shorter);
+	free(e->stubbed);
+	cJSON_free(e->full);
+	free(e->out);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The stub of definition d (its function's description and schema replaced), made in place. */
+static int stub_def(cJSON *d, proxy_api api)
+{
+	const char *schema_key = api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
+	cJSON *fn = api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
+	char *sd = stub_description(jstr(fn, "description"));
+	cJSON *ss = stub_schema(cJSON_GetObjectItemCaseSensitive(fn, schema_key));
+	if (!sd || !ss) {
+		free(sd);
+		cJSON_Delete(ss);
+		return cmv_error__oom();
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(fn, "description");
+	cJSON_AddStringToObject(fn, "description", sd);
+	free(sd);
+	cJSON_DeleteItemFromObjectCaseSensitive(fn, schema_key); /* a definition may have none: replace would leak */
+	cJSON_AddItemToObject(fn, schema_key, ss);
+	if (cJSON_GetObjectItemCaseSensitive(fn, "strict"))
+		cJSON_ReplaceItemInObjectCaseSensitive(fn, "strict", cJSON_CreateFalse());
+	return 0;
+}
+
+/* Whether definition d's stub is shorter than d (a definition as short as its stub is sent whole). */
+static int stub_shorter(bool *out, const cJSON *d, proxy_api api)
+{
+	const char *schema_key = api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
+	const cJSON *fn = api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
+	char *sd = stub_description(jstr(fn, "description"));
+	cJSON *ss = stub_schema(cJSON_GetObjectItemCaseSensitive(fn, schema_key));
+	int error = 0;
+	if (!sd || !ss) {
+		error = cmv_error__oom();
+	} else {
+		char *ws = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(fn, schema_key)), *ssp = cJSON_PrintUnformatted(ss);
+		const char *wd = jstr(fn, "description");
+		*out = ssp && strlen(sd) + strlen(ssp) < (wd ? strlen(wd) : 0) + (ws ? strlen(ws) : 0);
+		cJSON_free(ws);
+		cJSON_free(ssp);
+	}
+	free(sd);
+	cJSON_Delete(ss);
+	return error;
+}
+
+/* The cache's entry for the client's tools array (its bytes `span`), made now where there is none. */
+static int td_lookup(td_entry **out, proxy_turn *t, const cJSON *tools, pspan span)
+{
+	proxy *p = t->p;
+	XXH3_state_t *st = XXH3_createState();
+	char api = (char)('0' + (int)t->api);
+	XXH128_hash_t h = { 0, 0 };
+	cmv_id d;
+	cJSON **defs = NULL;
+	int error = 0;
+
+	if (!st)
+		return cmv_error__oom();
+	if (XXH3_128bits_reset(st) == XXH_OK) {
+		XXH3_128bits_update(st, &api, 1);
+		XXH3_128bits_update(st, span.p, (size_t)(span.end - span.p));
+		h = XXH3_128bits_digest(st);
+	}
+	XXH3_freeState(st);
+	memset(&d, 0, sizeof(d));
+	d.type = CMV_ID_XXH3_128;
+	memcpy(d.raw, &h, sizeof(h) < sizeof(d.raw) ? sizeof(h) : sizeof(d.raw));
+	if (!p->tdc && !(p->tdc = calloc(1, sizeof(*p->tdc))))
+		return cmv_error__oom();
+	for (size_t i = 0; i < TD_ENTRIES; i++)
+		if (p->tdc->e[i].name && cmv_id_equal(&p->tdc->e[i].digest, &d)) {
+			*out = &p->tdc->e[i];
+			return 0;
+		}
+	td_entry *e = &p->tdc->e[p->tdc->next];
+	p->tdc->next = (p->tdc->next + 1) % TD_ENTRIES;
+	td_entry_dispose(e);
+	e->digest = d;
+	if (!(defs = tool_defs(&e->n_defs, (cJSON *)tools, t->api)) || !(e->name = calloc(e->n_defs + 1, sizeof(*e->name))) ||
+	    !(e->pageable = calloc(e->n_defs + 1, sizeof(bool))) || !(e->shorter = calloc(e->n_defs + 1, sizeof(bool))) ||
+	    !(e->stubbed = calloc(e->n_defs + 1, sizeof(bool))) || !(e->full = cJSON_PrintUnformatted(tools))) {
+		error = defs ? cmv_error__oom() : CMV_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < e->n_defs && !error; i++) {
+		const char *name = tool_name(defs[i], t->api, &e->pageable[i]);
+		if (name && !(e->name[i] = strdup(name)))
+			error = cmv_error__oom();
+		else if (!p->cfg.no_tool_paging && e->pageable[i] && name)
+			error = stub_shorter(&e->shorter[i], defs[i], t->api);
+	}
+done:
+	free(defs);
+	if (error < 0) {
+		td_entry_dispose(e);
+		return error;
+	}
+	*out = e;
+	return 0;
+}
+
+/*
+ * The tools to send: each definition whole or as its stub, and the recall
+ * tool. *out NULL: no tools member. A tool called within the window goes
+ * whole. The tools come first in the provider's cache order, so changing
+ * the array costs the cache of everything after it: a tool goes whole at
+ * once when the model called its stub (the call needs it), but idle tools
+ * are stubbed again only when the array changes anyway (a tool going whole)
+ * or the pager cut the window's prefix this request (`cut`; the messages'
+ * cache is lost anyway), or as cfg.tool_demote says (docs/proxy.md).
+ */
 static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 {
 	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(t->body, "tools");
-	const char *schema_key = t->api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
 	int how = t->p->cfg.tool_demote ? t->p->cfg.tool_demote : PROXY_DEMOTE_DEFAULT;
 	bool flip = cut || how == PROXY_DEMOTE_EAGER;
-	cJSON *arr, **defs;
+	pspan whole = { t->raw, t->raw + t->raw_len }, span;
+	td_entry *e = NULL;
+	cJSON *arr = NULL, **defs = NULL;
 	size_t n_defs;
-	char *full = NULL;
+	bool *stub = NULL;
+	int error;
 
 	*out = NULL;
 	t->st.n_tools = t->st.n_tools_stubbed = 0;
 	if (!cJSON_IsArray(tools))
 		return 0;
-	if (!(arr = cJSON_Duplicate(tools, 1)))
+	/* the member cJSON read is the first of its name, as pjs_member's */
+	if (!pjs_member(&span, whole, "tools"))
+		return cmv_error__set(CMV_EINVALID, "the request's \"tools\" could not be read");
+	if ((error = td_lookup(&e, t, tools, span)) < 0)
+		return error;
+	if (!(stub = calloc(e->n_defs + 1, sizeof(*stub))))
 		return cmv_error__oom();
-	if (!(defs = tool_defs(&n_defs, arr, t->api))) {
-		cJSON_Delete(arr);
-		return CMV_ENOMEM;
-	}
-	for (size_t i = 0; i < n_defs && !flip && how == PROXY_DEMOTE_CHANGE; i++) {
-		bool pageable;
-		const char *name = tool_name(defs[i], t->api, &pageable);
-		tool_use_rec *r = name && pageable ? tool_rec(t, name) : NULL;
+	for (size_t i = 0; i < e->n_defs && !flip && how == PROXY_DEMOTE_CHANGE; i++) {
+		tool_use_rec *r = e->name[i] && e->pageable[i] ? tool_rec(t, e->name[i]) : NULL;
 		flip = r && !r->whole && tool_recent(t, r);
 	}
-	for (size_t i = 0; i < n_defs; i++) {
-		cJSON *d = defs[i];
-		bool pageable;
-		const char *name = tool_name(d, t->api, &pageable);
+	for (size_t i = 0; i < e->n_defs; i++) {
 		t->st.n_tools++;
-		if (t->p->cfg.no_tool_paging || !pageable || !name)
+		if (t->p->cfg.no_tool_paging || !e->pageable[i] || !e->name[i])
 			continue;
-		tool_use_rec *r = tool_rec(t, name);
+		tool_use_rec *r = tool_rec(t, e->name[i]);
 		if (r && (r->whole = flip ? tool_recent(t, r) : r->whole || tool_recent(t, r)))
 			continue;
-		cJSON *fn = t->api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
-		char *sd = stub_description(jstr(fn, "description"));
-		cJSON *ss = stub_schema(cJSON_GetObjectItemCaseSensitive(fn, schema_key));
-		if (!sd || !ss) {
-			free(sd);
-			cJSON_Delete(ss);
-			cJSON_Delete(arr);
-			free(defs);
-			return cmv_error__oom();
-		}
-		char *ws = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(fn, schema_key)), *ssp = cJSON_PrintUnformatted(ss);
-		const char *wd = jstr(fn, "description");
-		bool shorter = ssp && strlen(sd) + strlen(ssp) < (wd ? strlen(wd) : 0) + (ws ? strlen(ws) : 0);
-		cJSON_free(ws);
-		cJSON_free(ssp);
-		if (!shorter) { /* a definition as short as its stub is sent whole: a call to it is no call to a stub */
-			free(sd);
-			cJSON_Delete(ss);
+		if (!e->shorter[i]) { /* a definition as short as its stub is sent whole: a call to it is no call to a stub */
 			if (r)
 				r->whole = true;
 			continue;
 		}
-		cJSON_DeleteItemFromObjectCaseSensitive(fn, "description");
-		cJSON_AddStringToObject(fn, "description", sd);
-		free(sd);
-		cJSON_DeleteItemFromObjectCaseSensitive(fn, schema_key); /* a definition may have none: replace would leak */
-		cJSON_AddItemToObject(fn, schema_key, ss);
-		if (cJSON_GetObjectItemCaseSensitive(fn, "strict"))
-			cJSON_ReplaceItemInObjectCaseSensitive(fn, "strict", cJSON_CreateFalse());
+		stub[i] = true;
 		t->st.n_tools_stubbed++;
 	}
+	if (e->have_out && e->recall == recall && !memcmp(e->stubbed, stub, e->n_defs * sizeof(*stub))) {
+		/* the same stubs as the last request of this array: the same text */
+		free(stub);
+		/* the caller frees it with cJSON_free */
+		if (!(*out = cJSON_malloc(strlen(e->out) + 1)))
+			return cmv_error__oom();
+		memcpy(*out, e->out, strlen(e->out) + 1);
+		goto count;
+	}
+	if (!(arr = cJSON_Duplicate(tools, 1)) || !(defs = tool_defs(&n_defs, arr, t->api))) {
+		error = arr ? CMV_ENOMEM : cmv_error__oom();
+		goto fail;
+	}
+	for (size_t i = 0; i < n_defs && i < e->n_defs && !error; i++)
+		if (stub[i])
+			error = stub_def(defs[i], t->api);
+	if (error < 0)
+		goto fail;
 	free(defs);
+	defs = NULL;
 	if (recall) {
 		cmv_buf schema = CMV_BUF_INIT(1 << 16);
-		int error = cmv_recall_tool_schema(&schema, t->api == PROXY_API_ANTHROPIC ? "anthropic" : "openai");
+		error = cmv_recall_tool_schema(&schema, t->api == PROXY_API_ANTHROPIC ? "anthropic" : "openai");
 		cJSON *r = error < 0 ? NULL : cJSON_Parse(schema.ptr);
 		cmv_buf_dispose(&schema);
 		if (r && t->api == PROXY_API_RESPONSES) {
@@ -965,26 +1108,35 @@ static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 				cJSON_AddItemToObject(r, "type", cJSON_CreateString("function"));
 		}
 		if (!r) {
-			cJSON_Delete(arr);
-			return error < 0 ? error : cmv_error__oom();
+			error = error < 0 ? error : cmv_error__oom();
+			goto fail;
 		}
 		cJSON_AddItemToArray(arr, r);
 	}
-	*out = cJSON_PrintUnformatted(arr);
-	full = cJSON_PrintUnformatted(tools);
-	cJSON_Delete(arr);
-	if (!*out || !full) {
-		cJSON_free(*out);
-		cJSON_free(full);
-		*out = NULL;
-		return cmv_error__oom();
+	if (!(*out = cJSON_PrintUnformatted(arr))) {
+		error = cmv_error__oom();
+		goto fail;
 	}
+	cJSON_Delete(arr);
+	/* kept as the entry's last text (a copy: the caller frees its own) */
+	free(e->out);
+	e->have_out = (e->out = strdup(*out)) != NULL;
+	memcpy(e->stubbed, stub, e->n_defs * sizeof(*stub));
+	e->recall = recall;
+	free(stub);
+count:;
 	size_t n = 0;
 	const cmv_model *m = cmv_model_handle_profile(t->model);
-	if (cmv_model_count(&n, NULL, m, cmv_model_handle_tok(t->model), full, strlen(full)) == 0)
+	if (cmv_model_count(&n, NULL, m, cmv_model_handle_tok(t->model), e->full, strlen(e->full)) == 0)
 		t->st.tools_tokens_full = n;
-	cJSON_free(full);
 	return 0;
+fail:
+	free(defs);
+	free(stub);
+	cJSON_Delete(arr);
+	cJSON_free(*out);
+	*out = NULL;
+	return error;
 }
 
 /* ---- the upstream body ----------------------------------------------------------------- */
@@ -1044,6 +1196,10 @@ void proxy_turn_cache_free(proxy *p)
 		fk_cache_clear(p->fkc);
 	free(p->fkc);
 	p->fkc = NULL;
+	for (size_t i = 0; p->tdc && i < TD_ENTRIES; i++)
+		td_entry_dispose(&p->tdc->e[i]);
+	free(p->tdc);
+	p->tdc = NULL;
 }
 
 /* The fault key of a call: its name and canonical input. */
