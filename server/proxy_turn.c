@@ -1626,8 +1626,9 @@ static int build_upstream(proxy_turn *t)
 		error = fk_lookup(&fki[k], p, wit[k]);
 	if (!error)
 		error = fault_keys_of(t, fki, n_wit);
-	free(wit);
 	free(fki);
+	pspan lastsp = n_wit ? wit[n_wit - 1] : (pspan){ NULL, NULL };
+	free(wit);
 	if (error < 0)
 		goto done;
 	if (t->api == PROXY_API_ANTHROPIC && n_wit > 0) {
@@ -1638,20 +1639,11 @@ static int build_upstream(proxy_turn *t)
 		 * The pager printed the array as cJSON prints it: only its last
 		 * message is printed again, the rest kept as the pager wrote it.
 		 */
-		size_t markers = 0, n_it = 0;
+		size_t markers = 0;
 		if (sys.p)
 			markers += count_markers(sys);
 		if (pjs_member(&tools_span, whole, "tools"))
 			markers += count_markers(tools_span);
-		pspan *its = NULL;
-		if ((error = pjs_items(&its, &n_it, mm)) < 0 || !n_it) {
-			free(its);
-			if (!error)
-				error = cmv_error__set(CMV_EINVALID, "the pager's messages could not be read");
-			goto done;
-		}
-		pspan lastsp = its[n_it - 1];
-		free(its);
 		cJSON *last = cJSON_ParseWithLength(lastsp.p, (size_t)(lastsp.end - lastsp.p));
 		cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
 		if (cJSON_IsString(content)) {
