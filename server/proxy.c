@@ -34,6 +34,20 @@
 #define QUEUE_MAX ((size_t)4 << 20) /* bytes waiting for a slow client before the upstream read stalls */
 #define MAX_HEADERS 64
 
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+	proxy *p = ud;
+	(void)h, (void)access;
+	pthread_mutex_lock(&p->share_mu[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+	proxy *p = ud;
+	(void)h;
+	pthread_mutex_unlock(&p->share_mu[data]);
+}
+
 int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 {
 	proxy *p = calloc(1, sizeof(*p));
@@ -63,6 +77,22 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	p->cfg.token = p->token;
 	pthread_mutex_init(&p->lock, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/*
+	 * One pool of upstream connections for every request: a request made
+	 * its own connection (and, to a provider, its own TLS handshake) before
+	 * its body could go. Without a share (out of memory) each call connects.
+	 */
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&p->share_mu[i], NULL);
+	if ((p->share = curl_share_init()) &&
+	    (curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	     curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+	     curl_share_setopt(p->share, CURLSHOPT_USERDATA, p) != CURLSHE_OK ||
+	     curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+	     curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
+		curl_share_cleanup(p->share);
+		p->share = NULL;
+	}
 	*out = p;
 	return 0;
 }
@@ -82,6 +112,11 @@ void proxy_free(proxy *p)
 		free(p->token);
 	}
 	proxy_turn_cache_free(p);
+	/* after every call: the proxy is freed once its server has stopped */
+	if (p->share)
+		curl_share_cleanup(p->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&p->share_mu[i]);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -727,6 +762,8 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 		j->n_resp_headers = 0;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url.ptr);
+	if (j->p->share)
+		curl_easy_setopt(h, CURLOPT_SHARE, j->p->share);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);

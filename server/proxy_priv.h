@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include "proxy.h"
 
 #define PROXY_MAX_MODELS 16
@@ -21,6 +22,9 @@ struct proxy {
 	size_t n_models;
 	struct fk_cache *fkc; /* the fault records of window items, by their bytes (proxy_turn.c) */
 	struct td_cache *tdc; /* what the client's tool definitions page to, by their bytes (proxy_turn.c) */
+	/* the upstream connections (and DNS answers), shared by the request threads' calls */
+	CURLSH *share;
+	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 };
 
 /* Frees what proxy_turn.c keeps on the proxy (its caches). */
