@@ -58,6 +58,16 @@
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+/* under callgrind the measured turns are a dump of their own (no-ops otherwise): docs/proxy.md, "Measured" */
+#include <valgrind/callgrind.h>
+#endif
+#endif
+#ifndef CALLGRIND_ZERO_STATS
+#define CALLGRIND_ZERO_STATS do {} while (0)
+#define CALLGRIND_DUMP_STATS do {} while (0)
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -347,6 +357,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 	size_t body_bytes = 0, measured = 0, grown = 0, whole = 0;
 	for (size_t k = 0; k < warm + turns; k++) {
 		size_t g0 = cmv__pager_spliced, w0 = cmv__pager_whole;
+		if (k == warm)
+			CALLGRIND_ZERO_STATS;
 		char turn[32];
 		snprintf(turn, sizeof(turn), "%zu", k);
 		cmv_buf_clear(&body);
@@ -385,6 +397,7 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		bash_turn(&msgs, "bench", 'f', k, q);
 		cJSON_free(q);
 	}
+	CALLGRIND_DUMP_STATS;
 	size_t session_count = 0;
 	cmv_model_count(&session_count, NULL, m, tok, body.ptr, body.size);
 
