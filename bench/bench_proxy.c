@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] [--client FILE|standin]
- *                 [--tool-window N] [--tool-demote change|cut|eager] [--tool-paging cache|tokens|off] [--no-tool-paging] [--latency] [--quick]
- *                 [--json]:
+ *                 [--tool-window N] [--tool-demote change|cut|eager] [--tool-paging cache|tokens|off] [--no-tool-paging]
+ *                 [--latency] [--digest] [--quick] [--json]:
  * what `cmv proxy` costs and saves (docs/proxy.md, "Measured").
  *
  *  - latency: one client (libcurl, one kept-alive connection per path)
@@ -14,7 +14,12 @@
  *    resent each turn as Claude Code does. Time to first byte and total per
  *    request; the added time is the proxy's minus the direct one, turn by
  *    turn. The model's own budget (claude-sonnet-4-5: its window less its
- *    output reserve) pages the session, as it would live.
+ *    output reserve) pages the session, as it would live. CPU per request
+ *    is the process's CPU time over the request (client, proxy and
+ *    upstream are its threads): the proxy's minus the direct one is what
+ *    the proxy adds. --digest: a digest of every body the upstream took,
+ *    in order (the replay prints one always), to check that a change to
+ *    the proxy's work sends the same bytes.
  *  - replay: every Claude Code session under DIR (../shared/transcripts
  *    when present, else tests/resources/transcripts) rendered as the
  *    Anthropic requests its client sent, one per assistant message (the
@@ -53,6 +58,16 @@
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+/* under callgrind the measured turns are a dump of their own (no-ops otherwise): docs/proxy.md, "Measured" */
+#include <valgrind/callgrind.h>
+#endif
+#endif
+#ifndef CALLGRIND_ZERO_STATS
+#define CALLGRIND_ZERO_STATS do {} while (0)
+#define CALLGRIND_DUMP_STATS do {} while (0)
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -176,11 +191,37 @@ static void sse_reply(cmv_buf *b, const char *turn)
 		       turn, turn, turn);
 }
 
+/*
+ * Every body the scripted upstream took, in order, folded into one digest:
+ * a change to the proxy's work that must not change what it sends is
+ * checked by the same digest before and after (the bodies are the same
+ * from run to run).
+ */
+static cmv_id up_digest;
+static bool opt_digest; /* --digest: off by default, its hashing would be in both paths' times */
+
+static void digest_fold(cmv_id *acc, const char *s, size_t n)
+{
+	cmv_id two[2] = { *acc };
+	cmv_id_hash(&two[1], s, n);
+	cmv_id_hash(acc, two, sizeof(two));
+}
+
 static void up_reply(cmv_buf *out, struct MHD_Connection *c, const char *url, const cmv_buf *body)
 {
 	const char *turn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-bench-turn");
-	(void)url, (void)body;
+	(void)url;
+	if (opt_digest)
+		digest_fold(&up_digest, body->ptr ? body->ptr : "", body->size);
 	sse_reply(out, turn ? turn : "0");
+}
+
+/* The process's CPU time in ms: the proxy, the upstream and the client are its threads. */
+static double cpu_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* ---- a client -------------------------------------------------------------------------------- */
@@ -210,7 +251,7 @@ static size_t on_hdr(char *buf, size_t size, size_t n, void *ud)
 
 /* One POST; *ttfb and *total in ms. Returns the HTTP status. */
 static long post(CURL *h, const char *url, const char *body, size_t len, const char *turn, cmv_buf *resp,
-		 double *ttfb, double *total)
+		 double *ttfb, double *total, double *cpu)
 {
 	struct curl_slist *hd = NULL;
 	char th[64];
@@ -232,12 +273,14 @@ static long post(CURL *h, const char *url, const char *body, size_t len, const c
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_hdr);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &rc);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	double c0 = cpu_ms();
 	rc.t0 = bench_now();
 	if (curl_easy_perform(h) != CURLE_OK)
 		status = -1;
 	else
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	*total = (bench_now() - rc.t0) * 1e3;
+	*cpu = cpu_ms() - c0;
 	*ttfb = ((rc.first ? rc.first : bench_now()) - rc.t0) * 1e3;
 	curl_slist_free_all(hd);
 	return status;
@@ -304,15 +347,18 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		cJSON_free(q);
 	}
 	size_t warm = 3;
-	double *ttfb[2], *tot[2], *added = calloc(turns + 1, sizeof(double));
+	double *ttfb[2], *tot[2], *cpu[2], *added = calloc(turns + 1, sizeof(double)), *added_cpu = calloc(turns + 1, sizeof(double));
 	for (int p = 0; p < 2; p++) {
 		ttfb[p] = calloc(turns + 1, sizeof(double));
 		tot[p] = calloc(turns + 1, sizeof(double));
+		cpu[p] = calloc(turns + 1, sizeof(double));
 	}
 	CURL *h[2] = { curl_easy_init(), curl_easy_init() };
 	size_t body_bytes = 0, measured = 0, grown = 0, whole = 0;
 	for (size_t k = 0; k < warm + turns; k++) {
 		size_t g0 = cmv__pager_spliced, w0 = cmv__pager_whole;
+		if (k == warm)
+			CALLGRIND_ZERO_STATS;
 		char turn[32];
 		snprintf(turn, sizeof(turn), "%zu", k);
 		cmv_buf_clear(&body);
@@ -321,10 +367,10 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 			       "\"metadata\":{\"user_id\":\"{\\\"session_id\\\":\\\"bench-latency\\\"}\"},"
 			       "\"system\":%s,\"tools\":%s,\"messages\":[%s]}",
 			       system, tools, msgs.ptr);
-		double tf[2] = { 0, 0 }, tt[2] = { 0, 0 };
+		double tf[2] = { 0, 0 }, tt[2] = { 0, 0 }, tc[2] = { 0, 0 };
 		for (int o = 0; o < 2; o++) {
 			int p = (int)((k + (size_t)o) % 2); /* which path goes first alternates */
-			long st = post(h[p], p ? url_px : url_up, body.ptr, body.size, turn, &resp, &tf[p], &tt[p]);
+			long st = post(h[p], p ? url_px : url_up, body.ptr, body.size, turn, &resp, &tf[p], &tt[p], &tc[p]);
 			if (st != 200 || !strstr(resp.ptr ? resp.ptr : "", "message_stop")) {
 				fprintf(stderr, "cmv-bench proxy: turn %zu via %s: HTTP %ld: %.300s\n", k, p ? "proxy" : "direct", st,
 					resp.ptr ? resp.ptr : "");
@@ -335,7 +381,9 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 			for (int p = 0; p < 2; p++) {
 				ttfb[p][measured] = tf[p];
 				tot[p][measured] = tt[p];
+				cpu[p][measured] = tc[p];
 			}
+			added_cpu[measured] = tc[1] - tc[0];
 			added[measured++] = tf[1] - tf[0];
 			body_bytes = body.size;
 			/* how the pager made each window: the kept one grown, or the whole work (a new batch cut) */
@@ -349,6 +397,7 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		bash_turn(&msgs, "bench", 'f', k, q);
 		cJSON_free(q);
 	}
+	CALLGRIND_DUMP_STATS;
 	size_t session_count = 0;
 	cmv_model_count(&session_count, NULL, m, tok, body.ptr, body.size);
 
@@ -361,6 +410,17 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		r[p][3] = bench_percentile(tot[p], measured, 0.95);
 	}
 	double a50 = bench_percentile(added, measured, 0.5), a95 = bench_percentile(added, measured, 0.95);
+	/* CPU per request: the whole process's (client, proxy, upstream) over the request, the proxy's the added part */
+	double c50[2], cmean[2] = { 0, 0 }, ac50 = bench_percentile(added_cpu, measured, 0.5), acmean = 0;
+	for (int p = 0; p < 2; p++) {
+		c50[p] = bench_percentile(cpu[p], measured, 0.5);
+		for (size_t i = 0; i < measured; i++)
+			cmean[p] += cpu[p][i] / (double)measured;
+	}
+	for (size_t i = 0; i < measured; i++)
+		acmean += added_cpu[i] / (double)measured;
+	char hex[CMV_ID_HEXSZ + 1];
+	cmv_id_tostr(hex, sizeof(hex), &up_digest);
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "session_tokens", (double)session_count);
 	cJSON_AddNumberToObject(o, "request_bytes", (double)body_bytes);
@@ -373,7 +433,13 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		cJSON_AddNumberToObject(x, "ttfb_p95_ms", r[p][1]);
 		cJSON_AddNumberToObject(x, "total_p50_ms", r[p][2]);
 		cJSON_AddNumberToObject(x, "total_p95_ms", r[p][3]);
+		cJSON_AddNumberToObject(x, "cpu_p50_ms", c50[p]);
+		cJSON_AddNumberToObject(x, "cpu_mean_ms", cmean[p]);
 	}
+	cJSON_AddNumberToObject(o, "added_cpu_p50_ms", ac50);
+	cJSON_AddNumberToObject(o, "added_cpu_mean_ms", acmean);
+	if (opt_digest)
+		cJSON_AddStringToObject(o, "upstream_digest", hex);
 	cJSON_AddNumberToObject(o, "added_ttfb_p50_ms", a50);
 	cJSON_AddNumberToObject(o, "added_ttfb_p95_ms", a95);
 	cJSON_AddNumberToObject(o, "ttfb_p95_ratio", r[0][1] > 0 ? r[1][1] / r[0][1] : 0);
@@ -388,6 +454,11 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 		       a50, a95, r[0][1] > 0 ? r[1][1] / r[0][1] : 0);
 		printf("  windows: %zu grown from the kept one, %zu paged whole (a new batch cut), of %zu\n", grown, whole,
 		       measured);
+		printf("  CPU per request (the process's: client, proxy, upstream): direct p50 %.3f ms (mean %.3f), proxy p50 %.3f "
+		       "ms (mean %.3f); added p50 %.3f ms, mean %.3f ms\n",
+		       c50[0], cmean[0], c50[1], cmean[1], ac50, acmean);
+		if (opt_digest)
+			printf("  upstream bodies: digest %s (the same before and after a change that must not alter them)\n", hex);
 	}
 	curl_easy_cleanup(h[0]);
 	curl_easy_cleanup(h[1]);
@@ -398,8 +469,10 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 	for (int p = 0; p < 2; p++) {
 		free(ttfb[p]);
 		free(tot[p]);
+		free(cpu[p]);
 	}
 	free(added);
+	free(added_cpu);
 	cmv_buf_dispose(&msgs);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&t);
@@ -417,6 +490,7 @@ typedef struct {
 	uint64_t budget;
 	size_t sessions, requests, calls, faults, repeat_faults, over_budget, invalid, invalid_client, refused;
 	size_t anchored; /* requests counted from the last reply's bill (docs/proxy.md) */
+	cmv_id digest;	 /* every upstream body, in order (as up_digest) */
 	uint64_t tok_client, tok_up, tools_client, tools_up;
 	uint64_t few_tools_client, few_tools_up; /* sessions that call at most 5 distinct tools */
 	/*
@@ -569,6 +643,8 @@ static void replay_session(replay_acc *a, proxy *p, cmv_repo *repo, const cJSON 
 			} else {
 				size_t len = 0;
 				const char *up = proxy_turn_upstream(t, &len);
+				if (up)
+					digest_fold(&a->digest, up, len);
 				size_t c_client = count_body(m, tok, body.ptr, body.size);
 				size_t c_up = up ? count_body(m, tok, up, len) : c_client;
 				const proxy_turn_stats *st = proxy_turn_stats_get(t);
@@ -915,6 +991,8 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 		cJSON_AddNumberToObject(o, "invalid_as_sent_by_client", (double)a.invalid_client);
 		cJSON_AddNumberToObject(o, "refused", (double)a.refused);
 		cJSON_AddNumberToObject(o, "seconds", dt);
+		char hex[CMV_ID_HEXSZ + 1];
+		cJSON_AddStringToObject(o, "upstream_digest", cmv_id_tostr(hex, sizeof(hex), &a.digest));
 		cJSON_AddItemToArray(arr, o);
 		if (!json) {
 			char bl[32];
@@ -945,6 +1023,7 @@ static cJSON *replay(const char *dir, const uint64_t *budgets, size_t n_budgets,
 			printf("    checks: %zu over budget, %zu invalid for the provider (and %zu the client sent invalid), "
 			       "%zu refused; %zu anchored on the last reply's bill; %.1f s\n",
 			       a.over_budget, a.invalid, a.invalid_client, a.refused, a.anchored, dt);
+			printf("    upstream bodies: digest %s\n", hex);
 		}
 		free(a.turn_ratio);
 		proxy_free(p);
@@ -997,6 +1076,8 @@ int bench_proxy(int argc, char **argv)
 				return 2;
 			}
 		}
+		else if (!strcmp(argv[i], "--digest"))
+			opt_digest = true;
 		else if (!strcmp(argv[i], "--no-tool-paging"))
 			opt_no_tool_paging = true;
 		else if (!strcmp(argv[i], "--tool-paging") && i + 1 < argc) {
@@ -1020,7 +1101,7 @@ int bench_proxy(int argc, char **argv)
 		else {
 			fprintf(stderr, "usage: cmv-bench proxy [DIR] [--turns N] [--session-tokens N] [--budget N,...] "
 					"[--client FILE|standin] [--tool-window N] [--tool-demote change|cut|eager] [--tool-paging cache|tokens|off] [--no-tool-paging] "
-					"[--latency] [--quick] [--json]\n");
+					"[--latency] [--digest] [--quick] [--json]\n");
 			return 2;
 		}
 	}

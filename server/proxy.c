@@ -34,6 +34,20 @@
 #define QUEUE_MAX ((size_t)4 << 20) /* bytes waiting for a slow client before the upstream read stalls */
 #define MAX_HEADERS 64
 
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+{
+	proxy *p = ud;
+	(void)h, (void)access;
+	pthread_mutex_lock(&p->share_mu[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+{
+	proxy *p = ud;
+	(void)h;
+	pthread_mutex_unlock(&p->share_mu[data]);
+}
+
 int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 {
 	proxy *p = calloc(1, sizeof(*p));
@@ -63,6 +77,22 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	p->cfg.token = p->token;
 	pthread_mutex_init(&p->lock, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/*
+	 * One pool of upstream connections for every request: a request made
+	 * its own connection (and, to a provider, its own TLS handshake) before
+	 * its body could go. Without a share (out of memory) each call connects.
+	 */
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&p->share_mu[i], NULL);
+	if ((p->share = curl_share_init()) &&
+	    (curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+	     curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+	     curl_share_setopt(p->share, CURLSHOPT_USERDATA, p) != CURLSHE_OK ||
+	     curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+	     curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
+		curl_share_cleanup(p->share);
+		p->share = NULL;
+	}
 	*out = p;
 	return 0;
 }
@@ -81,6 +111,12 @@ void proxy_free(proxy *p)
 		memset(p->token, 0, strlen(p->token));
 		free(p->token);
 	}
+	proxy_turn_cache_free(p);
+	/* after every call: the proxy is freed once its server has stopped */
+	if (p->share)
+		curl_share_cleanup(p->share);
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&p->share_mu[i]);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -119,7 +155,7 @@ typedef struct job {
 	/* the request */
 	char *method, *path;
 	char *body;
-	size_t len;
+	size_t len, cap; /* cap: body's allocation, from the Content-Length where there is one */
 	bool over;
 	char *headers[MAX_HEADERS];
 	size_t n_headers;
@@ -726,6 +762,8 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 		j->n_resp_headers = 0;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url.ptr);
+	if (j->p->share)
+		curl_easy_setopt(h, CURLOPT_SHARE, j->p->share);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -851,12 +889,12 @@ static void *job_run(void *arg)
 	}
 	j->tg = proxy_turn_target(t);
 	{
-		cJSON *b = cJSON_ParseWithLength(j->body, j->len);
+		/* from the turn's parse, which left the messages out: parsing the whole body again was most of a turn's CPU */
+		const cJSON *b = proxy_turn_client(t);
 		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, "model"));
 		snprintf(j->client_model, sizeof(j->client_model), "%s", m ? m : "");
 		const cJSON *so = cJSON_GetObjectItemCaseSensitive(b, "stream_options");
 		j->chat_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
-		cJSON_Delete(b);
 	}
 	for (int round = 0, tries = 0; round < PROXY_MAX_ROUNDS; round++) {
 		bool again = false;
@@ -1167,10 +1205,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	job *j = k->j;
 	if (*upload_size) {
 		if (!j->over && j->len + *upload_size <= PROXY_MAX_REQUEST) {
-			char *nb = realloc(j->body, j->len + *upload_size + 1);
-			if (!nb)
-				return MHD_NO;
-			j->body = nb;
+			if (j->len + *upload_size + 1 > j->cap) {
+				/*
+				 * Sized once from the Content-Length (a 566 KB body came in
+				 * chunks and was copied again at each realloc), else doubled.
+				 */
+				const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+				unsigned long long want = cl ? strtoull(cl, NULL, 10) : 0;
+				size_t need = j->len + *upload_size + 1, nc = j->cap * 2 > need ? j->cap * 2 : need;
+				if (!j->cap && want >= *upload_size && want <= PROXY_MAX_REQUEST)
+					nc = (size_t)want + 1 > need ? (size_t)want + 1 : need;
+				if (nc > PROXY_MAX_REQUEST + 1)
+					nc = PROXY_MAX_REQUEST + 1;
+				char *nb = realloc(j->body, nc);
+				if (!nb)
+					return MHD_NO;
+				j->body = nb;
+				j->cap = nc;
+			}
 			memcpy(j->body + j->len, upload, *upload_size);
 			j->len += *upload_size;
 			j->body[j->len] = '\0';

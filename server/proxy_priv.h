@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include "proxy.h"
 
 #define PROXY_MAX_MODELS 16
@@ -19,7 +20,15 @@ struct proxy {
 		cmv_model_handle *h;
 	} models[PROXY_MAX_MODELS];
 	size_t n_models;
+	struct fk_cache *fkc; /* the fault records of window items, by their bytes (proxy_turn.c) */
+	struct td_cache *tdc; /* what the client's tool definitions page to, by their bytes (proxy_turn.c) */
+	/* the upstream connections (and DNS answers), shared by the request threads' calls */
+	CURLSH *share;
+	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
 };
+
+/* Frees what proxy_turn.c keeps on the proxy (its caches). */
+void proxy_turn_cache_free(proxy *p);
 
 /* ---- JSON spans over raw text (cJSON has validated it first) ---- */
 typedef struct {
@@ -30,6 +39,12 @@ const char *pjs_ws(const char *p, const char *end);
 const char *pjs_skip(const char *p, const char *end);
 /* The value of top-level member `key` of the object in `obj`: 1 found, 0 not. */
 int pjs_member(pspan *out, pspan obj, const char *key);
+
+/*
+ * The client's request as proxy_turn_new parsed it, its messages left out
+ * (borrowed; the other members as the client sent them).
+ */
+const cJSON *proxy_turn_client(const proxy_turn *t);
 
 /* ---- translation between APIs (proxy_xlate.c) ---- */
 typedef struct xlate xlate;

@@ -884,78 +884,221 @@ static cJSON **tool_defs(size_t *n, cJSON *arr, proxy_api api)
  * or the pager cut the window's prefix this request (`cut`; the messages'
  * cache is lost anyway), or as cfg.tool_demote says (docs/proxy.md).
  */
+/*
+ * What page_tools learns from a tools array alone, kept by its bytes (the
+ * client sends the same array every turn): each definition's name, whether
+ * it may be stubbed and whether its stub is shorter (which took printing
+ * both schemas), the array as cJSON prints it, and the last set of stubs
+ * asked for with the text it made.
+ */
+typedef struct {
+	cmv_id digest;
+	size_t n_defs;
+	char **name;   /* NULL where the definition has none */
+	bool *pageable, *shorter;
+	char *full;    /* the client's tools printed: their count when sent whole */
+	bool *stubbed; /* the last set of stubs made */
+	bool recall;
+	char *out;     /* and what it made */
+	bool have_out;
+} td_entry;
+
+#define TD_ENTRIES 8
+
+struct td_cache {
+	td_entry e[TD_ENTRIES];
+	size_t next; /* the one replaced next */
+};
+
+static void td_entry_dispose(td_entry *e)
+{
+	for (size_t i = 0; e->name && i < e->n_defs; i++)
+		free(e->name[i]);
+	free(e->name);
+	free(e->pageable);
+	free(e->shorter);
+	free(e->stubbed);
+	cJSON_free(e->full);
+	free(e->out);
+	memset(e, 0, sizeof(*e));
+}
+
+/* The stub of definition d (its function's description and schema replaced), made in place. */
+static int stub_def(cJSON *d, proxy_api api)
+{
+	const char *schema_key = api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
+	cJSON *fn = api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
+	char *sd = stub_description(jstr(fn, "description"));
+	cJSON *ss = stub_schema(cJSON_GetObjectItemCaseSensitive(fn, schema_key));
+	if (!sd || !ss) {
+		free(sd);
+		cJSON_Delete(ss);
+		return cmv_error__oom();
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(fn, "description");
+	cJSON_AddStringToObject(fn, "description", sd);
+	free(sd);
+	cJSON_DeleteItemFromObjectCaseSensitive(fn, schema_key); /* a definition may have none: replace would leak */
+	cJSON_AddItemToObject(fn, schema_key, ss);
+	if (cJSON_GetObjectItemCaseSensitive(fn, "strict"))
+		cJSON_ReplaceItemInObjectCaseSensitive(fn, "strict", cJSON_CreateFalse());
+	return 0;
+}
+
+/* Whether definition d's stub is shorter than d (a definition as short as its stub is sent whole). */
+static int stub_shorter(bool *out, const cJSON *d, proxy_api api)
+{
+	const char *schema_key = api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
+	const cJSON *fn = api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
+	char *sd = stub_description(jstr(fn, "description"));
+	cJSON *ss = stub_schema(cJSON_GetObjectItemCaseSensitive(fn, schema_key));
+	int error = 0;
+	if (!sd || !ss) {
+		error = cmv_error__oom();
+	} else {
+		char *ws = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(fn, schema_key)), *ssp = cJSON_PrintUnformatted(ss);
+		const char *wd = jstr(fn, "description");
+		*out = ssp && strlen(sd) + strlen(ssp) < (wd ? strlen(wd) : 0) + (ws ? strlen(ws) : 0);
+		cJSON_free(ws);
+		cJSON_free(ssp);
+	}
+	free(sd);
+	cJSON_Delete(ss);
+	return error;
+}
+
+/* The cache's entry for the client's tools array (its bytes `span`), made now where there is none. */
+static int td_lookup(td_entry **out, proxy_turn *t, const cJSON *tools, pspan span)
+{
+	proxy *p = t->p;
+	XXH3_state_t *st = XXH3_createState();
+	char api = (char)('0' + (int)t->api);
+	XXH128_hash_t h = { 0, 0 };
+	cmv_id d;
+	cJSON **defs = NULL;
+	int error = 0;
+
+	if (!st)
+		return cmv_error__oom();
+	if (XXH3_128bits_reset(st) == XXH_OK) {
+		XXH3_128bits_update(st, &api, 1);
+		XXH3_128bits_update(st, span.p, (size_t)(span.end - span.p));
+		h = XXH3_128bits_digest(st);
+	}
+	XXH3_freeState(st);
+	memset(&d, 0, sizeof(d));
+	d.type = CMV_ID_XXH3_128;
+	memcpy(d.raw, &h, sizeof(h) < sizeof(d.raw) ? sizeof(h) : sizeof(d.raw));
+	if (!p->tdc && !(p->tdc = calloc(1, sizeof(*p->tdc))))
+		return cmv_error__oom();
+	for (size_t i = 0; i < TD_ENTRIES; i++)
+		if (p->tdc->e[i].name && cmv_id_equal(&p->tdc->e[i].digest, &d)) {
+			*out = &p->tdc->e[i];
+			return 0;
+		}
+	td_entry *e = &p->tdc->e[p->tdc->next];
+	p->tdc->next = (p->tdc->next + 1) % TD_ENTRIES;
+	td_entry_dispose(e);
+	e->digest = d;
+	if (!(defs = tool_defs(&e->n_defs, (cJSON *)tools, t->api)) || !(e->name = calloc(e->n_defs + 1, sizeof(*e->name))) ||
+	    !(e->pageable = calloc(e->n_defs + 1, sizeof(bool))) || !(e->shorter = calloc(e->n_defs + 1, sizeof(bool))) ||
+	    !(e->stubbed = calloc(e->n_defs + 1, sizeof(bool))) || !(e->full = cJSON_PrintUnformatted(tools))) {
+		error = defs ? cmv_error__oom() : CMV_ENOMEM;
+		goto done;
+	}
+	for (size_t i = 0; i < e->n_defs && !error; i++) {
+		const char *name = tool_name(defs[i], t->api, &e->pageable[i]);
+		if (name && !(e->name[i] = strdup(name)))
+			error = cmv_error__oom();
+		else if (!p->cfg.no_tool_paging && e->pageable[i] && name)
+			error = stub_shorter(&e->shorter[i], defs[i], t->api);
+	}
+done:
+	free(defs);
+	if (error < 0) {
+		td_entry_dispose(e);
+		return error;
+	}
+	*out = e;
+	return 0;
+}
+
+/*
+ * The tools to send: each definition whole or as its stub, and the recall
+ * tool. *out NULL: no tools member. A tool called within the window goes
+ * whole. The tools come first in the provider's cache order, so changing
+ * the array costs the cache of everything after it: a tool goes whole at
+ * once when the model called its stub (the call needs it), but idle tools
+ * are stubbed again only when the array changes anyway (a tool going whole)
+ * or the pager cut the window's prefix this request (`cut`; the messages'
+ * cache is lost anyway), or as cfg.tool_demote says (docs/proxy.md).
+ */
 static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 {
 	const cJSON *tools = cJSON_GetObjectItemCaseSensitive(t->body, "tools");
-	const char *schema_key = t->api == PROXY_API_ANTHROPIC ? "input_schema" : "parameters";
 	int how = t->p->cfg.tool_tokens ? PROXY_DEMOTE_EAGER
 		  : t->p->cfg.tool_demote ? t->p->cfg.tool_demote : PROXY_DEMOTE_DEFAULT;
 	bool flip = cut || how == PROXY_DEMOTE_EAGER;
-	cJSON *arr, **defs;
+	pspan whole = { t->raw, t->raw + t->raw_len }, span;
+	td_entry *e = NULL;
+	cJSON *arr = NULL, **defs = NULL;
 	size_t n_defs;
-	char *full = NULL;
+	bool *stub = NULL;
+	int error;
 
 	*out = NULL;
 	t->st.n_tools = t->st.n_tools_stubbed = 0;
 	if (!cJSON_IsArray(tools))
 		return 0;
-	if (!(arr = cJSON_Duplicate(tools, 1)))
+	/* the member cJSON read is the first of its name, as pjs_member's */
+	if (!pjs_member(&span, whole, "tools"))
+		return cmv_error__set(CMV_EINVALID, "the request's \"tools\" could not be read");
+	if ((error = td_lookup(&e, t, tools, span)) < 0)
+		return error;
+	if (!(stub = calloc(e->n_defs + 1, sizeof(*stub))))
 		return cmv_error__oom();
-	if (!(defs = tool_defs(&n_defs, arr, t->api))) {
-		cJSON_Delete(arr);
-		return CMV_ENOMEM;
-	}
-	for (size_t i = 0; i < n_defs && !flip && how == PROXY_DEMOTE_CHANGE; i++) {
-		bool pageable;
-		const char *name = tool_name(defs[i], t->api, &pageable);
-		tool_use_rec *r = name && pageable ? tool_rec(t, name) : NULL;
+	for (size_t i = 0; i < e->n_defs && !flip && how == PROXY_DEMOTE_CHANGE; i++) {
+		tool_use_rec *r = e->name[i] && e->pageable[i] ? tool_rec(t, e->name[i]) : NULL;
 		flip = r && !r->whole && tool_recent(t, r);
 	}
-	for (size_t i = 0; i < n_defs; i++) {
-		cJSON *d = defs[i];
-		bool pageable;
-		const char *name = tool_name(d, t->api, &pageable);
+	for (size_t i = 0; i < e->n_defs; i++) {
 		t->st.n_tools++;
-		if (t->p->cfg.no_tool_paging || !pageable || !name)
+		if (t->p->cfg.no_tool_paging || !e->pageable[i] || !e->name[i])
 			continue;
-		tool_use_rec *r = tool_rec(t, name);
+		tool_use_rec *r = tool_rec(t, e->name[i]);
 		if (r && (r->whole = flip ? tool_recent(t, r) : r->whole || tool_recent(t, r)))
 			continue;
-		cJSON *fn = t->api == PROXY_API_CHAT ? cJSON_GetObjectItemCaseSensitive(d, "function") : d;
-		char *sd = stub_description(jstr(fn, "description"));
-		cJSON *ss = stub_schema(cJSON_GetObjectItemCaseSensitive(fn, schema_key));
-		if (!sd || !ss) {
-			free(sd);
-			cJSON_Delete(ss);
-			cJSON_Delete(arr);
-			free(defs);
-			return cmv_error__oom();
-		}
-		char *ws = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(fn, schema_key)), *ssp = cJSON_PrintUnformatted(ss);
-		const char *wd = jstr(fn, "description");
-		bool shorter = ssp && strlen(sd) + strlen(ssp) < (wd ? strlen(wd) : 0) + (ws ? strlen(ws) : 0);
-		cJSON_free(ws);
-		cJSON_free(ssp);
-		if (!shorter) { /* a definition as short as its stub is sent whole: a call to it is no call to a stub */
-			free(sd);
-			cJSON_Delete(ss);
+		if (!e->shorter[i]) { /* a definition as short as its stub is sent whole: a call to it is no call to a stub */
 			if (r)
 				r->whole = true;
 			continue;
 		}
-		cJSON_DeleteItemFromObjectCaseSensitive(fn, "description");
-		cJSON_AddStringToObject(fn, "description", sd);
-		free(sd);
-		cJSON_DeleteItemFromObjectCaseSensitive(fn, schema_key); /* a definition may have none: replace would leak */
-		cJSON_AddItemToObject(fn, schema_key, ss);
-		if (cJSON_GetObjectItemCaseSensitive(fn, "strict"))
-			cJSON_ReplaceItemInObjectCaseSensitive(fn, "strict", cJSON_CreateFalse());
+		stub[i] = true;
 		t->st.n_tools_stubbed++;
 	}
+	if (e->have_out && e->recall == recall && !memcmp(e->stubbed, stub, e->n_defs * sizeof(*stub))) {
+		/* the same stubs as the last request of this array: the same text */
+		free(stub);
+		/* the caller frees it with cJSON_free */
+		if (!(*out = cJSON_malloc(strlen(e->out) + 1)))
+			return cmv_error__oom();
+		memcpy(*out, e->out, strlen(e->out) + 1);
+		goto count;
+	}
+	if (!(arr = cJSON_Duplicate(tools, 1)) || !(defs = tool_defs(&n_defs, arr, t->api))) {
+		error = arr ? CMV_ENOMEM : cmv_error__oom();
+		goto fail;
+	}
+	for (size_t i = 0; i < n_defs && i < e->n_defs && !error; i++)
+		if (stub[i])
+			error = stub_def(defs[i], t->api);
+	if (error < 0)
+		goto fail;
 	free(defs);
+	defs = NULL;
 	if (recall) {
 		cmv_buf schema = CMV_BUF_INIT(1 << 16);
-		int error = cmv_recall_tool_schema(&schema, t->api == PROXY_API_ANTHROPIC ? "anthropic" : "openai");
+		error = cmv_recall_tool_schema(&schema, t->api == PROXY_API_ANTHROPIC ? "anthropic" : "openai");
 		cJSON *r = error < 0 ? NULL : cJSON_Parse(schema.ptr);
 		cmv_buf_dispose(&schema);
 		if (r && t->api == PROXY_API_RESPONSES) {
@@ -967,45 +1110,122 @@ static int page_tools(char **out, proxy_turn *t, bool recall, bool cut)
 				cJSON_AddItemToObject(r, "type", cJSON_CreateString("function"));
 		}
 		if (!r) {
-			cJSON_Delete(arr);
-			return error < 0 ? error : cmv_error__oom();
+			error = error < 0 ? error : cmv_error__oom();
+			goto fail;
 		}
 		cJSON_AddItemToArray(arr, r);
 	}
-	*out = cJSON_PrintUnformatted(arr);
-	full = cJSON_PrintUnformatted(tools);
-	cJSON_Delete(arr);
-	if (!*out || !full) {
-		cJSON_free(*out);
-		cJSON_free(full);
-		*out = NULL;
-		return cmv_error__oom();
+	if (!(*out = cJSON_PrintUnformatted(arr))) {
+		error = cmv_error__oom();
+		goto fail;
 	}
+	cJSON_Delete(arr);
+	/* kept as the entry's last text (a copy: the caller frees its own) */
+	free(e->out);
+	e->have_out = (e->out = strdup(*out)) != NULL;
+	memcpy(e->stubbed, stub, e->n_defs * sizeof(*stub));
+	e->recall = recall;
+	free(stub);
+count:;
 	size_t n = 0;
 	const cmv_model *m = cmv_model_handle_profile(t->model);
-	if (cmv_model_count(&n, NULL, m, cmv_model_handle_tok(t->model), full, strlen(full)) == 0)
+	if (cmv_model_count(&n, NULL, m, cmv_model_handle_tok(t->model), e->full, strlen(e->full)) == 0)
 		t->st.tools_tokens_full = n;
-	cJSON_free(full);
 	return 0;
+fail:
+	free(defs);
+	free(stub);
+	cJSON_Delete(arr);
+	cJSON_free(*out);
+	*out = NULL;
+	return error;
 }
 
 /* ---- the upstream body ----------------------------------------------------------------- */
 
-static int add_fault_key(proxy_turn *t, const char *name, const char *input, const char *page)
+/*
+ * What one window item holds for the fault keys: its calls (id, and the
+ * key of name and input) and then its results that are stubs (the call id
+ * and the page). A pure function of the item's text, so it is kept by the
+ * text's digest (fk_cache): a window grown from the kept one repeats its
+ * items turn after turn, and parsing its calls again was a fifth of a
+ * turn's work.
+ */
+typedef struct {
+	char *id;
+	cmv_id key; /* unset for a result */
+	char page[CMV_ID_HEXSZ + 1];
+} fk_rec;
+
+typedef struct fk_item {
+	cmv_id digest;
+	fk_rec *recs; /* the calls, then the results */
+	size_t n_calls, n_res;
+	struct fk_item *next;
+} fk_item;
+
+#define FK_BUCKETS 4096
+#define FK_MAX_ITEMS 65536 /* past it the cache starts again empty, before a window's lookups: a bound, not a policy */
+
+struct fk_cache {
+	fk_item *b[FK_BUCKETS];
+	size_t n;
+};
+
+static void fk_item_free(fk_item *it)
+{
+	for (size_t i = 0; it && i < it->n_calls + it->n_res; i++)
+		free(it->recs[i].id);
+	if (it)
+		free(it->recs);
+	free(it);
+}
+
+static void fk_cache_clear(struct fk_cache *c)
+{
+	for (size_t i = 0; i < FK_BUCKETS; i++)
+		for (fk_item *it = c->b[i], *nx; it; it = nx) {
+			nx = it->next;
+			fk_item_free(it);
+		}
+	memset(c->b, 0, sizeof(c->b));
+	c->n = 0;
+}
+
+void proxy_turn_cache_free(proxy *p)
+{
+	if (p->fkc)
+		fk_cache_clear(p->fkc);
+	free(p->fkc);
+	p->fkc = NULL;
+	for (size_t i = 0; p->tdc && i < TD_ENTRIES; i++)
+		td_entry_dispose(&p->tdc->e[i]);
+	free(p->tdc);
+	p->tdc = NULL;
+}
+
+/* The fault key of a call: its name and canonical input. */
+static int fault_key_of(cmv_id *out, const char *name, const char *input)
+{
+	cmv_buf k = CMV_BUF_INIT((size_t)1 << 26);
+	int error = 0;
+	if (cmv_buf_puts(&k, name) < 0 || cmv_buf_putc(&k, '\x1f') < 0 || cmv_buf_puts(&k, input) < 0)
+		error = cmv_error__oom();
+	else
+		cmv_id_hash(out, k.ptr, k.size);
+	cmv_buf_dispose(&k);
+	return error;
+}
+
+static int add_fault_key(proxy_turn *t, const cmv_id *key, const char *page)
 {
 	fault_key *g = realloc(t->fk, (t->n_fk + 1) * sizeof(*g));
-	cmv_buf k = CMV_BUF_INIT((size_t)1 << 26);
 	if (!g)
 		return cmv_error__oom();
 	t->fk = g;
-	if (cmv_buf_printf(&k, "%s", name) < 0 || cmv_buf_putc(&k, '\x1f') < 0 || cmv_buf_puts(&k, input) < 0) {
-		cmv_buf_dispose(&k);
-		return cmv_error__oom();
-	}
-	cmv_id_hash(&t->fk[t->n_fk].key, k.ptr, k.size);
+	t->fk[t->n_fk].key = *key;
 	snprintf(t->fk[t->n_fk].page, sizeof(t->fk[t->n_fk].page), "%s", page);
 	t->n_fk++;
-	cmv_buf_dispose(&k);
 	return 0;
 }
 
@@ -1038,96 +1258,167 @@ static char *canon_input(const cJSON *input)
 	return input ? cJSON_PrintUnformatted(input) : strdup("{}");
 }
 
-/* The calls whose results the window shows as stubs: calling one again is a fault (docs/proxy.md). */
-static int collect_fault_keys(proxy_turn *t, const cJSON *msgs)
+static int fk_push(fk_item *it, size_t *cap, const char *id, const char *name, const cJSON *input, const char *page)
 {
-	/* pairs of call id -> (name, input) and call id -> stub page, joined by id */
-	typedef struct {
-		const char *id, *name;
-		const cJSON *input;
-	} call;
-	call *calls = NULL;
-	size_t n = 0, cap = 0;
+	if (it->n_calls + it->n_res == *cap) {
+		fk_rec *g = realloc(it->recs, (*cap = *cap ? *cap * 2 : 4) * sizeof(*g));
+		if (!g)
+			return cmv_error__oom();
+		it->recs = g;
+	}
+	fk_rec *r = &it->recs[it->n_calls + it->n_res];
+	memset(r, 0, sizeof(*r));
+	if (!(r->id = strdup(id)))
+		return cmv_error__oom();
+	if (page) {
+		snprintf(r->page, sizeof(r->page), "%s", page);
+		it->n_res++;
+		return 0;
+	}
+	it->n_calls++; /* counted now: a failure below leaves the record to be freed */
+	char *in = canon_input(input);
+	int error = in ? fault_key_of(&r->key, name, in) : cmv_error__oom();
+	free(in);
+	return error;
+}
+
+/* One item's calls, then its results that are stubs, into *it (its digest left as it is). */
+static int fk_item_read(fk_item *it, const cJSON *m)
+{
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+	const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+	const char *type = jstr(m, "type");
+	size_t cap = 0;
 	int error = 0;
 
-	t->n_fk = 0;
-	for (const cJSON *m = msgs ? msgs->child : NULL; m && !error; m = m->next) {
-		const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-		const cJSON *tcs = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
-		const char *type = jstr(m, "type");
-		/* the calls: Anthropic's tool_use blocks, Chat's tool_calls, Responses' function_call items */
-		const cJSON *list[2] = { cJSON_IsArray(content) ? content->child : NULL, cJSON_IsArray(tcs) ? tcs->child : NULL };
-		for (int l = 0; l < 2; l++)
-			for (const cJSON *b = list[l]; b; b = b->next) {
-				const cJSON *fn = cJSON_GetObjectItemCaseSensitive(b, "function");
-				const char *bt = jstr(b, "type");
-				call c = { NULL, NULL, NULL };
-				if (l == 0 && bt && !strcmp(bt, "tool_use"))
-					c = (call){ jstr(b, "id"), jstr(b, "name"), cJSON_GetObjectItemCaseSensitive(b, "input") };
-				else if (l == 1 && fn)
-					c = (call){ jstr(b, "id"), jstr(fn, "name"), cJSON_GetObjectItemCaseSensitive(fn, "arguments") };
-				if (c.id && c.name) {
-					if (n == cap) {
-						call *g = realloc(calls, (cap = cap ? cap * 2 : 64) * sizeof(*g));
-						if (!g) {
-							free(calls);
-							return cmv_error__oom();
-						}
-						calls = g;
-					}
-					calls[n++] = c;
-				}
-			}
-		if (type && !strcmp(type, "function_call") && jstr(m, "call_id") && jstr(m, "name")) {
-			if (n == cap) {
-				call *g = realloc(calls, (cap = cap ? cap * 2 : 64) * sizeof(*g));
-				if (!g) {
-					free(calls);
-					return cmv_error__oom();
-				}
-				calls = g;
-			}
-			calls[n++] = (call){ jstr(m, "call_id"), jstr(m, "name"), cJSON_GetObjectItemCaseSensitive(m, "arguments") };
+	/* the calls: Anthropic's tool_use blocks, Chat's tool_calls, Responses' function_call items */
+	const cJSON *list[2] = { cJSON_IsArray(content) ? content->child : NULL, cJSON_IsArray(tcs) ? tcs->child : NULL };
+	for (int l = 0; l < 2 && !error; l++)
+		for (const cJSON *b = list[l]; b && !error; b = b->next) {
+			const cJSON *fn = cJSON_GetObjectItemCaseSensitive(b, "function");
+			const char *bt = jstr(b, "type"), *id = NULL, *name = NULL;
+			const cJSON *input = NULL;
+			if (l == 0 && bt && !strcmp(bt, "tool_use"))
+				id = jstr(b, "id"), name = jstr(b, "name"), input = cJSON_GetObjectItemCaseSensitive(b, "input");
+			else if (l == 1 && fn)
+				id = jstr(b, "id"), name = jstr(fn, "name"), input = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+			if (id && name)
+				error = fk_push(it, &cap, id, name, input, NULL);
 		}
-		/* the results that are stubs */
-		const char *rid = NULL, *text = NULL;
-		char page[CMV_ID_HEXSZ + 1];
-		if (type && !strcmp(type, "function_call_output")) {
-			rid = jstr(m, "call_id");
-			text = jstr(m, "output");
-		} else if (jstr(m, "tool_call_id")) {
-			rid = jstr(m, "tool_call_id");
-			text = jstr(m, "content");
-		}
-		for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
-			const char *bt = jstr(b, "type");
-			if (!bt || strcmp(bt, "tool_result"))
-				continue;
-			const cJSON *c = cJSON_GetObjectItemCaseSensitive(b, "content");
-			const char *s = cJSON_IsString(c) ? c->valuestring
-				: cJSON_IsArray(c) && cJSON_GetArraySize(c) == 1 ? jstr(c->child, "text") : NULL;
-			const char *id = jstr(b, "tool_use_id");
-			if (!id || !stub_id(page, s))
-				continue;
-			for (size_t k = n; k-- > 0;)
-				if (!strcmp(calls[k].id, id)) {
-					char *in = canon_input(calls[k].input);
-					error = in ? add_fault_key(t, calls[k].name, in, page) : cmv_error__oom();
-					free(in);
-					break;
-				}
-		}
-		if (rid && stub_id(page, text))
-			for (size_t k = n; k-- > 0;)
-				if (!strcmp(calls[k].id, rid)) {
-					char *in = canon_input(calls[k].input);
-					error = in ? add_fault_key(t, calls[k].name, in, page) : cmv_error__oom();
-					free(in);
-					break;
-				}
+	if (!error && type && !strcmp(type, "function_call") && jstr(m, "call_id") && jstr(m, "name"))
+		error = fk_push(it, &cap, jstr(m, "call_id"), jstr(m, "name"), cJSON_GetObjectItemCaseSensitive(m, "arguments"),
+				NULL);
+	/* the results that are stubs */
+	const char *rid = NULL, *text = NULL;
+	char page[CMV_ID_HEXSZ + 1];
+	if (type && !strcmp(type, "function_call_output")) {
+		rid = jstr(m, "call_id");
+		text = jstr(m, "output");
+	} else if (jstr(m, "tool_call_id")) {
+		rid = jstr(m, "tool_call_id");
+		text = jstr(m, "content");
 	}
-	free(calls);
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b && !error; b = b->next) {
+		const char *bt = jstr(b, "type");
+		if (!bt || strcmp(bt, "tool_result"))
+			continue;
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(b, "content");
+		const char *s = cJSON_IsString(c) ? c->valuestring
+			: cJSON_IsArray(c) && cJSON_GetArraySize(c) == 1 ? jstr(c->child, "text") : NULL;
+		const char *id = jstr(b, "tool_use_id");
+		if (id && stub_id(page, s))
+			error = fk_push(it, &cap, id, NULL, NULL, page);
+	}
+	if (!error && rid && stub_id(page, text))
+		error = fk_push(it, &cap, rid, NULL, NULL, page);
 	return error;
+}
+
+/*
+ * The calls whose results the window shows as stubs: calling one again is
+ * a fault (docs/proxy.md). `items` in the window's order; a result is
+ * paired with the latest call of its id up to its own item (that item's
+ * calls included).
+ */
+static int fault_keys_of(proxy_turn *t, fk_item *const *items, size_t n)
+{
+	int error = 0;
+	t->n_fk = 0;
+	for (size_t i = 0; i < n && !error; i++) {
+		const fk_item *it = items[i];
+		for (size_t r = it->n_calls; r < it->n_calls + it->n_res && !error; r++) {
+			const fk_rec *res = &it->recs[r];
+			bool found = false;
+			for (size_t j = i + 1; j-- > 0 && !found;)
+				for (size_t c = items[j]->n_calls; c-- > 0;)
+					if (!strcmp(items[j]->recs[c].id, res->id)) {
+						error = add_fault_key(t, &items[j]->recs[c].key, res->page);
+						found = true;
+						break;
+					}
+		}
+	}
+	return error;
+}
+
+/* collect_fault_keys for a parsed array of items (a translated window), nothing cached. */
+static int collect_fault_keys(proxy_turn *t, const cJSON *msgs)
+{
+	size_t n = (size_t)cJSON_GetArraySize(msgs), k = 0;
+	fk_item **items = calloc(n + 1, sizeof(*items));
+	int error = items ? 0 : cmv_error__oom();
+	for (const cJSON *m = msgs ? msgs->child : NULL; m && !error; m = m->next, k++)
+		error = !(items[k] = calloc(1, sizeof(fk_item))) ? cmv_error__oom() : fk_item_read(items[k], m);
+	if (!error)
+		error = fault_keys_of(t, items, k);
+	for (size_t i = 0; items && i < n; i++)
+		fk_item_free(items[i]);
+	free(items);
+	return error;
+}
+
+/*
+ * The fault records of one item of the pager's window, from the cache or
+ * read now (and kept). An item that names no call and no recall stub is
+ * not parsed: quoted, as cJSON prints a type or a key (a result's
+ * "tool_use_id" is not a call).
+ */
+static int fk_lookup(fk_item **out, proxy *p, pspan s)
+{
+	size_t len = (size_t)(s.end - s.p);
+	cmv_id d;
+	int error = 0;
+
+	if (!p->fkc && !(p->fkc = calloc(1, sizeof(*p->fkc))))
+		return cmv_error__oom();
+	cmv_id_hash(&d, s.p, len);
+	size_t h = 0;
+	memcpy(&h, d.raw, sizeof(h) < sizeof(d.raw) ? sizeof(h) : sizeof(d.raw));
+	h %= FK_BUCKETS;
+	for (fk_item *it = p->fkc->b[h]; it; it = it->next)
+		if (cmv_id_equal(&it->digest, &d)) {
+			*out = it;
+			return 0;
+		}
+	fk_item *it = calloc(1, sizeof(*it));
+	if (!it)
+		return cmv_error__oom();
+	it->digest = d;
+	if (memmem(s.p, len, "; recall ", 9) || memmem(s.p, len, "\"tool_use\"", 10) ||
+	    memmem(s.p, len, "\"tool_calls\"", 12) || memmem(s.p, len, "\"function_call\"", 15)) {
+		cJSON *m = cJSON_ParseWithLength(s.p, len);
+		error = m ? fk_item_read(it, m) : cmv_error__oom();
+		cJSON_Delete(m);
+	}
+	if (error < 0) {
+		fk_item_free(it);
+		return error;
+	}
+	it->next = p->fkc->b[h];
+	p->fkc->b[h] = it;
+	p->fkc->n++;
+	*out = it;
+	return 0;
 }
 
 /* Count the cache_control markers in a span of text. */
@@ -1222,7 +1513,6 @@ static int build_upstream(proxy_turn *t)
 	cmv_materialize_report rep;
 	cmv_buf mat = CMV_BUF_INIT((size_t)1 << 30);
 	char *tools = NULL, *msgs_text = NULL;
-	cJSON *mj = NULL;
 	cmv_id tip;
 	size_t over = 0, n;
 	int error;
@@ -1318,31 +1608,30 @@ static int build_upstream(proxy_turn *t)
 		goto done;
 	}
 	/*
-	 * The fault keys need the calls and the stubbed results: the messages
-	 * that hold neither (a resident tool output: most of the bytes) are
-	 * not parsed. Leaving them out changes nothing collect_fault_keys finds.
+	 * The fault keys need the calls and the stubbed results: each message's
+	 * are read once and kept by its bytes (fk_lookup), and a message that
+	 * holds neither (a resident tool output: most of the bytes) is never
+	 * parsed.
 	 */
 	pspan *wit = NULL;
+	fk_item **fki = NULL;
 	size_t n_wit = 0;
-	if ((error = pjs_items(&wit, &n_wit, mm)) < 0 || !(mj = cJSON_CreateArray())) {
+	if ((error = pjs_items(&wit, &n_wit, mm)) < 0 || !(fki = calloc(n_wit + 1, sizeof(*fki)))) {
 		free(wit);
 		error = error < 0 ? error : cmv_error__oom();
 		goto done;
 	}
-	for (size_t k = 0; k < n_wit && !error; k++) {
-		size_t len = (size_t)(wit[k].end - wit[k].p);
-		cJSON *it;
-		/* quoted, as cJSON prints a type or a key: a result's "tool_use_id" is not a call */
-		if (!memmem(wit[k].p, len, "; recall ", 9) && !memmem(wit[k].p, len, "\"tool_use\"", 10) &&
-		    !memmem(wit[k].p, len, "\"tool_calls\"", 12) && !memmem(wit[k].p, len, "\"function_call\"", 15))
-			continue;
-		if (!(it = cJSON_ParseWithLength(wit[k].p, len)) || !cJSON_AddItemToArray(mj, it)) {
-			cJSON_Delete(it);
-			error = cmv_error__oom();
-		}
-	}
+	/* the items stay in the cache while the store lock is held (emptied only here): fki borrows them */
+	if (p->fkc && p->fkc->n + n_wit > FK_MAX_ITEMS)
+		fk_cache_clear(p->fkc);
+	for (size_t k = 0; k < n_wit && !error; k++)
+		error = fk_lookup(&fki[k], p, wit[k]);
+	if (!error)
+		error = fault_keys_of(t, fki, n_wit);
+	free(fki);
+	pspan lastsp = n_wit ? wit[n_wit - 1] : (pspan){ NULL, NULL };
 	free(wit);
-	if (error < 0 || (error = collect_fault_keys(t, mj)) < 0)
+	if (error < 0)
 		goto done;
 	if (t->api == PROXY_API_ANTHROPIC && n_wit > 0) {
 		/*
@@ -1352,20 +1641,11 @@ static int build_upstream(proxy_turn *t)
 		 * The pager printed the array as cJSON prints it: only its last
 		 * message is printed again, the rest kept as the pager wrote it.
 		 */
-		size_t markers = 0, n_it = 0;
+		size_t markers = 0;
 		if (sys.p)
 			markers += count_markers(sys);
 		if (pjs_member(&tools_span, whole, "tools"))
 			markers += count_markers(tools_span);
-		pspan *its = NULL;
-		if ((error = pjs_items(&its, &n_it, mm)) < 0 || !n_it) {
-			free(its);
-			if (!error)
-				error = cmv_error__set(CMV_EINVALID, "the pager's messages could not be read");
-			goto done;
-		}
-		pspan lastsp = its[n_it - 1];
-		free(its);
 		cJSON *last = cJSON_ParseWithLength(lastsp.p, (size_t)(lastsp.end - lastsp.p));
 		cJSON *content = cJSON_GetObjectItemCaseSensitive(last, "content");
 		if (cJSON_IsString(content)) {
@@ -1446,7 +1726,6 @@ static int build_upstream(proxy_turn *t)
 done:
 	free(msgs_text);
 	cJSON_free(tools);
-	cJSON_Delete(mj);
 	cmv_materialize_report_dispose(&rep);
 	cmv_buf_dispose(&mat);
 	return error;
@@ -1739,6 +2018,11 @@ const char *proxy_turn_upstream(const proxy_turn *t, size_t *len)
 	}
 	*len = t->upstream.size;
 	return t->upstream.ptr;
+}
+
+const cJSON *proxy_turn_client(const proxy_turn *t)
+{
+	return t->body;
 }
 
 const char *proxy_turn_branch(const proxy_turn *t)
