@@ -239,6 +239,18 @@ int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 		return 0;
 	if (!strcmp(type, "message")) {
 		if (role && (!strcmp(role, "system") || !strcmp(role, "developer"))) {
+			/*
+			 * Codex sends its developer messages (permissions, collaboration
+			 * mode, AGENTS.md) in the input where they were, a new one at a
+			 * turn's start (data/client-requests/codex.json): the Responses
+			 * API gets them there, whole, so a request still begins with
+			 * the one billed before (the anchor); the pager keeps them.
+			 * Other providers have them as system prompts.
+			 */
+			if (c->developer_in_place) {
+				cmv_formats__nb_openai_item(c, cmv_formats__conv_msg_join(c, "user", NULL), item);
+				return 0;
+			}
 			const cJSON *parts = cmv_formats__cj_get(item, "content");
 			if (cJSON_IsString(parts))
 				cmv_formats__conv_system(c, parts->valuestring);
@@ -316,9 +328,13 @@ int cmv__codex_neutral(conv *c, const cJSON *rec)
 			cmv_formats__nb_text(c, cmv_formats__conv_msg(c, "user", NULL), msg);
 		for (const cJSON *it = hist ? hist->child : NULL; it; it = it->next)
 			if (cJSON_IsObject(it)) {
-				/* developer items repeat the system prompts already kept */
+				/*
+				 * developer items: in place for the Responses API (Codex
+				 * sends them so); elsewhere they repeat the system prompts
+				 * already kept
+				 */
 				const char *r = cmv_formats__cj_str(it, "role");
-				if (r && (!strcmp(r, "developer") || !strcmp(r, "system")))
+				if (r && (!strcmp(r, "developer") || !strcmp(r, "system")) && !c->developer_in_place)
 					continue;
 				cmv_formats__responses_item_neutral(c, it);
 			}

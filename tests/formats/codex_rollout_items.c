@@ -53,17 +53,18 @@ static int free_models(void **state)
 	return 0;
 }
 
-/* Import the rollout less the lines in mask skip (bit i: line i) under id sid. */
-static void import_rollout(cmv_id *tip, cmv_buf *file, fixture *f, const char *sid, unsigned skip)
+/* Import lines (n of them) less those in mask skip (bit i: line i) under id sid. */
+static void import_lines(cmv_id *tip, cmv_buf *file, fixture *f, const char *sid, const char *const *lines, size_t n,
+			 unsigned skip)
 {
 	char name[128];
 	cmv_import_result res;
 
 	cmv_buf_clear(file);
-	for (size_t i = 0; i < N_LINES; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (skip & (1u << i))
 			continue;
-		for (const char *p = rollout_lines[i], *at; *p; p = at + strlen(SID)) {
+		for (const char *p = lines[i], *at; *p; p = at + strlen(SID)) {
 			if (!(at = strstr(p, SID))) {
 				assert_cmv_ok(cmv_buf_puts(file, p));
 				break;
@@ -80,10 +81,15 @@ static void import_rollout(cmv_id *tip, cmv_buf *file, fixture *f, const char *s
 	*tip = res.head;
 }
 
-/* Line i's payload, or one of its members. */
-static cJSON *payload(size_t i, const char *member)
+static void import_rollout(cmv_id *tip, cmv_buf *file, fixture *f, const char *sid, unsigned skip)
 {
-	cJSON *j = cJSON_Parse(rollout_lines[i]);
+	import_lines(tip, file, f, sid, rollout_lines, N_LINES, skip);
+}
+
+/* A line's payload, or one of its members. */
+static cJSON *line_payload(const char *line, const char *member)
+{
+	cJSON *j = cJSON_Parse(line);
 	assert_non_null(j);
 	cJSON *p = cJSON_DetachItemFromObjectCaseSensitive(j, "payload");
 	cJSON_Delete(j);
@@ -94,6 +100,11 @@ static cJSON *payload(size_t i, const char *member)
 	}
 	assert_non_null(p);
 	return p;
+}
+
+static cJSON *payload(size_t i, const char *member)
+{
+	return line_payload(rollout_lines[i], member);
 }
 
 static cJSON *render_checked(fixture *f, const cmv_id *tip, cmv_render_target t, cmv_render_stats *st)
@@ -285,6 +296,143 @@ static void test_items__web_search_counted(void **state)
 	cmv_buf_dispose(&file);
 }
 
+/*
+ * Codex's developer messages (its permissions, its collaboration mode) go in
+ * the Responses input where they were, as Codex 0.171.0 sends them
+ * (data/client-requests/codex.json: developer items in `input`, no
+ * `instructions`); session_meta's base instructions stay `instructions`.
+ * Other providers have them as system prompts. After a compaction Codex
+ * sends its replacement history, its developer item in its place.
+ */
+#define DEV_SID "6e7f8091-a2b3-4c4d-9e5f-60718293a4b5"
+static const char *const dev_lines[] = {
+	"{\"timestamp\":\"2026-12-02T08:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{\"id\":\"" SID "\",\"timestamp\":\"2026-12-02T08:00:00.000Z\",\"cwd\":\"/src/orchard\",\"originator\":\"codex_exec\",\"cli_version\":\"0.171.0\",\"source\":\"exec\",\"model_provider\":\"openai\",\"base_instructions\":{\"text\":\"You help look after an orchard.\"}}}",
+	"{\"timestamp\":\"2026-12-02T08:00:01.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"developer\",\"content\":[{\"type\":\"input_text\",\"text\":\"<permissions instructions>Commands run in /src/orchard only.</permissions instructions>\"}]}}",
+	"{\"timestamp\":\"2026-12-02T08:00:02.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"@LONG@\"}]}}",
+	"{\"timestamp\":\"2026-12-02T08:00:03.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"There are 9 apple trees.\"}]}}",
+	"{\"timestamp\":\"2026-12-02T08:00:04.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"developer\",\"content\":[{\"type\":\"input_text\",\"text\":\"<collaboration_mode>Plan before you act.</collaboration_mode>\"}]}}",
+	"{\"timestamp\":\"2026-12-02T08:00:05.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"And the plums?\"}]}}",
+	"{\"timestamp\":\"2026-12-02T08:00:06.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"5 plum trees.\"}]}}",
+	"{\"timestamp\":\"2026-12-02T08:00:07.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"And the cherries?\"}]}}",
+	"{\"timestamp\":\"2026-12-02T08:00:08.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"3 cherry trees.\"}]}}",
+};
+#define N_DEV (sizeof(dev_lines) / sizeof(*dev_lines))
+#define DEV_1 1
+#define DEV_2 4
+#define DEV_LONG 2
+
+/* The developer rollout, its long prompt written out (a turn big enough to be paged out), plus extra lines. */
+static void import_dev(cmv_id *tip, cmv_buf *file, fixture *f, const char *sid, const char *const *extra, size_t n_extra)
+{
+	const char *lines[N_DEV + 4];
+	cmv_buf longp = CMV_BUF_INIT(1 << 20);
+	const char *at = strstr(dev_lines[DEV_LONG], "@LONG@");
+
+	assert_true(n_extra <= 4);
+	assert_cmv_ok(cmv_buf_put(&longp, dev_lines[DEV_LONG], (size_t)(at - dev_lines[DEV_LONG])));
+	for (int i = 0; i < 300; i++)
+		assert_cmv_ok(cmv_buf_printf(&longp, "Row %d holds apple tree number %d, planted in spring. ", i, i + 1));
+	assert_cmv_ok(cmv_buf_puts(&longp, at + strlen("@LONG@")));
+	for (size_t i = 0; i < N_DEV; i++)
+		lines[i] = i == DEV_LONG ? longp.ptr : dev_lines[i];
+	for (size_t i = 0; i < n_extra; i++)
+		lines[N_DEV + i] = extra[i];
+	import_lines(tip, file, f, sid, lines, N_DEV + n_extra, 0);
+	cmv_buf_dispose(&longp);
+}
+
+/* The index of the first input item equal to want, or -1. */
+static int find_item(const cJSON *input, const cJSON *want)
+{
+	for (int i = 0; i < cJSON_GetArraySize(input); i++)
+		if (cJSON_Compare(cJSON_GetArrayItem(input, i), want, true))
+			return i;
+	return -1;
+}
+
+static void test_items__developer_in_place(void **state)
+{
+	fixture *f = *state;
+	cmv_buf file = CMV_BUF_INIT(1 << 20);
+	cmv_render_stats st;
+	cmv_id tip;
+
+	import_dev(&tip, &file, f, DEV_SID, NULL, 0);
+	cJSON *body = render_checked(f, &tip, CMV_RENDER_OPENAI_RESPONSES, &st);
+	const cJSON *input = cJSON_GetObjectItemCaseSensitive(body, "input");
+	cJSON *d1 = line_payload(dev_lines[DEV_1], NULL), *d2 = line_payload(dev_lines[DEV_2], NULL);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(body, "instructions")->valuestring, "You help look after an orchard.");
+	assert_int_equal(find_item(input, d1), 0);
+	assert_int_equal(find_item(input, d2), 3);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(input, 4), "role")->valuestring, "user");
+	cJSON_Delete(body);
+
+	/* another provider: both are system prompts, after the base instructions */
+	body = render_checked(f, &tip, CMV_RENDER_ANTHROPIC, &st);
+	char *s = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(body, "system"));
+	assert_non_null(strstr(s, "Commands run in /src/orchard only."));
+	assert_non_null(strstr(s, "Plan before you act."));
+	cJSON_free(s);
+	s = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(body, "messages"));
+	assert_null(strstr(s, "developer"));
+	assert_null(strstr(s, "Plan before you act."));
+	cJSON_free(s);
+	cJSON_Delete(body);
+
+	/* a compaction: what Codex sends next is its replacement history, the developer item in its place */
+	static const char *const compacted[] = {
+		"{\"timestamp\":\"2026-12-02T08:00:09.000Z\",\"type\":\"compacted\",\"payload\":{\"message\":\"\",\"replacement_history\":[{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"And the plums?\"}]},{\"type\":\"message\",\"role\":\"developer\",\"content\":[{\"type\":\"input_text\",\"text\":\"<permissions instructions>Commands run in /src/orchard only, again.</permissions instructions>\"}]},{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Summary: 9 apple, 5 plum, 3 cherry trees.\"}]}]}}",
+		"{\"timestamp\":\"2026-12-02T08:00:10.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Thanks.\"}]}}",
+	};
+	import_dev(&tip, &file, f, "6e7f8091-a2b3-4c4d-9e5f-000000000001", compacted, 2);
+	body = render_checked(f, &tip, CMV_RENDER_OPENAI_RESPONSES, &st);
+	input = cJSON_GetObjectItemCaseSensitive(body, "input");
+	cJSON *hist = line_payload(compacted[0], "replacement_history");
+	assert_int_equal(find_item(input, cJSON_GetArrayItem(hist, 1)), 1);
+	assert_int_equal(find_item(input, d1), -1);
+	assert_int_equal(find_item(input, d2), -1);
+	assert_string_equal(cJSON_GetObjectItemCaseSensitive(body, "instructions")->valuestring, "You help look after an orchard.");
+	cJSON_Delete(hist);
+	cJSON_Delete(body);
+	cJSON_Delete(d1);
+	cJSON_Delete(d2);
+	cmv_buf_dispose(&file);
+}
+
+/* The pager pages the first turn out but not its developer item: in `instructions` it never left either. */
+static void test_items__developer_never_paged_out(void **state)
+{
+	fixture *f = *state;
+	cmv_buf file = CMV_BUF_INIT(1 << 20), out = CMV_BUF_INIT(1 << 22);
+	cmv_pager_options o = CMV_PAGER_OPTIONS_INIT;
+	cmv_materialize_report rep;
+	cmv_id tip;
+
+	cmv_materialize_report_init(&rep);
+	import_dev(&tip, &file, f, DEV_SID, NULL, 0);
+	o.keep_turns = 1;
+	o.target = CMV_RENDER_OPENAI_RESPONSES;
+	assert_cmv_ok(cmv_materialize(&out, &rep, f->repo, &tip, gpt, tok, &o));
+	assert_int_equal(rep.evicted, 0);
+	o.budget = rep.tokens_full / 3;
+	assert_cmv_ok(cmv_materialize(&out, &rep, f->repo, &tip, gpt, tok, &o));
+	assert_true(rep.evicted >= 1);
+
+	cJSON *body = cJSON_Parse(out.ptr), *d1 = line_payload(dev_lines[DEV_1], NULL), *d2 = line_payload(dev_lines[DEV_2], NULL);
+	const cJSON *input = cJSON_GetObjectItemCaseSensitive(body, "input");
+	assert_non_null(body);
+	assert_null(strstr(out.ptr, "planted in spring"));
+	assert_non_null(strstr(out.ptr, "paged out; recall"));
+	assert_int_equal(find_item(input, d1), 0);
+	assert_true(find_item(input, d2) > 0);
+	cJSON_Delete(body);
+	cJSON_Delete(d1);
+	cJSON_Delete(d2);
+	cmv_materialize_report_dispose(&rep);
+	cmv_buf_dispose(&file);
+	cmv_buf_dispose(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +440,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_items__web_search_sent_as_recorded, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_items__shell_output_by_id_paired, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_items__web_search_counted, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_items__developer_in_place, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_items__developer_never_paged_out, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("formats: codex rollout items", tests, load_models, free_models);
 }
