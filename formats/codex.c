@@ -38,6 +38,22 @@ static int cut_text_parts(record_build *rb, jspan content, const cJSON *jc)
 	return error;
 }
 
+/*
+ * The call an output item answers: its call_id, or for a local shell's
+ * output the API's shape, which names the call by "id" (as the proxy's
+ * reader pairs it, host/reply.c). NULL when the item is no output.
+ */
+static const char *codex_output_call_id(const cJSON *j, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (n <= 7 || strcmp(type + n - 7, "_output"))
+		return NULL;
+	if (cmv_formats__cj_str(j, "call_id"))
+		return cmv_formats__cj_str(j, "call_id");
+	return !strcmp(type, "local_shell_call_output") ? cmv_formats__cj_str(j, "id") : NULL;
+}
+
 int cmv_formats__cut_responses_item(record_build *rb, jspan item, const cJSON *j, cmv_role *role, cmv_kind *kind)
 {
 	const char *type = cmv_formats__cj_str(j, "type"), *r = cmv_formats__cj_str(j, "role");
@@ -106,14 +122,30 @@ int cmv_formats__cut_responses_item(record_build *rb, jspan item, const cJSON *j
 						"application/json", 0);
 		return 0;
 	}
-	if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cmv_formats__cj_str(j, "call_id")) {
+	/*
+	 * A web search the provider ran itself: no output item follows (what
+	 * it found stays with the provider). Its action is a server_tool_use
+	 * (as Anthropic's own web search is): counted as sent, yet no client
+	 * call, which the ledger would hold in flight for want of a result.
+	 * Sent whole to the Responses API only, as the proxy's reader keeps it
+	 * (host/reply.c).
+	 */
+	if (!strcmp(type, "web_search_call")) {
+		*role = CMV_ROLE_ASSISTANT;
+		if (cmv_formats__jscan_member(&v, item, "action") == 1)
+			return cmv_formats__record_add_block(rb, v, "server_tool_use", cmv_formats__cj_str(j, "id"), "web_search",
+						"application/json", 0);
+		return 0;
+	}
+	const char *call_id = codex_output_call_id(j, type);
+	if (call_id) {
 		*role = CMV_ROLE_TOOL;
 		if (cmv_formats__jscan_member(&v, item, "output") == 1)
-			return cmv_formats__record_add_block(rb, v, "tool_result", cmv_formats__cj_str(j, "call_id"), NULL,
+			return cmv_formats__record_add_block(rb, v, "tool_result", call_id, NULL,
 						*v.p == '"' ? NULL : "application/vnd.cmv.openai-content+json", 0);
 		return 0;
 	}
-	/* web_search_call, ...: kept, not rendered */
+	/* image_generation_call, computer_call, ...: kept, not rendered (host/reply.c carries none of them) */
 	*role = CMV_ROLE_ASSISTANT;
 	*kind = CMV_KIND_EVENT;
 	return 0;
@@ -197,6 +229,17 @@ static void text_parts_neutral(conv *c, cJSON *content, const cJSON *parts)
 	}
 }
 
+/* Whether a message's content has text that is not blank. */
+static bool says_something(const cJSON *parts)
+{
+	if (cJSON_IsString(parts))
+		return cmv_formats__has_text(parts->valuestring);
+	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
+		if (cmv_formats__has_text(cmv_formats__cj_str(p, "text")))
+			return true;
+	return false;
+}
+
 int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 {
 	const char *type = cmv_formats__cj_str(item, "type"), *role = cmv_formats__cj_str(item, "role");
@@ -207,7 +250,21 @@ int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 		return 0;
 	if (!strcmp(type, "message")) {
 		if (role && (!strcmp(role, "system") || !strcmp(role, "developer"))) {
+			/*
+			 * Codex sends its developer messages (permissions, collaboration
+			 * mode, AGENTS.md) in the input where they were, a new one at a
+			 * turn's start (data/client-requests/codex.json): the Responses
+			 * API gets them there, whole, so a request still begins with
+			 * the one billed before (the anchor); the pager keeps them.
+			 * Other providers have them as system prompts.
+			 */
 			const cJSON *parts = cmv_formats__cj_get(item, "content");
+			if (c->developer_in_place) {
+				/* one without text would be an empty message, which the API refuses: it said nothing */
+				if (says_something(parts))
+					cmv_formats__nb_openai_item(c, cmv_formats__conv_msg_join(c, "user", NULL), item);
+				return 0;
+			}
 			if (cJSON_IsString(parts))
 				cmv_formats__conv_system(c, parts->valuestring);
 			for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
@@ -238,11 +295,15 @@ int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 		cmv_formats__nb_openai_item(c, cmv_formats__conv_msg_join(c, "assistant", NULL), item);
 	} else if (!strcmp(type, "tool_search_output")) {
 		cmv_formats__nb_openai_item(c, cmv_formats__conv_msg_join(c, "user", NULL), item);
-	} else if (strlen(type) > 7 && !strcmp(type + strlen(type) - 7, "_output") && cmv_formats__cj_str(item, "call_id")) {
+	} else if (!strcmp(type, "web_search_call")) {
+		/* the provider's own search: sent whole to the Responses API, as the proxy sends it (host/reply.c) */
+		cmv_formats__nb_openai_item(c, cmv_formats__conv_msg_join(c, "assistant", NULL), item);
+	} else if (codex_output_call_id(item, type)) {
+		const char *call_id = codex_output_call_id(item, type);
 		const cJSON *out = cmv_formats__cj_get(item, "output");
 		cJSON *content = cmv_formats__conv_msg_join(c, "user", NULL);
 		if (cJSON_IsString(out)) {
-			cmv_formats__nb_tool_result(c, content, cmv_formats__cj_str(item, "call_id"), out, NULL, false);
+			cmv_formats__nb_tool_result(c, content, call_id, out, NULL, false);
 		} else {
 			/* content items: their text, in order */
 			cJSON *blocks = cJSON_CreateArray();
@@ -251,7 +312,7 @@ int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 			for (const cJSON *p = out ? out->child : NULL; p && blocks; p = p->next)
 				if (cmv_formats__cj_str(p, "text"))
 					cmv_formats__nb_text(c, blocks, cmv_formats__cj_str(p, "text"));
-			cmv_formats__nb_tool_result(c, content, cmv_formats__cj_str(item, "call_id"), blocks, NULL, false);
+			cmv_formats__nb_tool_result(c, content, call_id, blocks, NULL, false);
 			cJSON_Delete(blocks);
 		}
 	}
@@ -280,9 +341,13 @@ int cmv__codex_neutral(conv *c, const cJSON *rec)
 			cmv_formats__nb_text(c, cmv_formats__conv_msg(c, "user", NULL), msg);
 		for (const cJSON *it = hist ? hist->child : NULL; it; it = it->next)
 			if (cJSON_IsObject(it)) {
-				/* developer items repeat the system prompts already kept */
+				/*
+				 * developer items: in place for the Responses API (Codex
+				 * sends them so); elsewhere they repeat the system prompts
+				 * already kept
+				 */
 				const char *r = cmv_formats__cj_str(it, "role");
-				if (r && (!strcmp(r, "developer") || !strcmp(r, "system")))
+				if (r && (!strcmp(r, "developer") || !strcmp(r, "system")) && !c->developer_in_place)
 					continue;
 				cmv_formats__responses_item_neutral(c, it);
 			}

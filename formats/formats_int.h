@@ -48,6 +48,12 @@ const cJSON *cmv_formats__cj_get(const cJSON *o, const char *k);
  * call_id as tool_use and tool_result do (repair, the pager's turns).
  */
 const char *cmv_formats__item_call_id(const cJSON *b, bool *output);
+/*
+ * Whether block b is a developer (or system) message sent in its place in
+ * a Responses input, as Codex sends it (an `openai_item`, codex.c). It
+ * instructs as a system prompt does: the pager never pages it out.
+ */
+bool cmv_formats__is_instruction_item(const cJSON *b);
 
 /* ---- one message of cmv's JSONL (formats/cmv_jsonl.c) ----------------------- */
 
@@ -166,6 +172,7 @@ typedef struct {
 	bool stub_thinking; /* CMV_RENDER_STUB_THINKING */
 	bool stub_cleared; /* CMV__RENDER_STUB_CLEARED */
 	bool after_boundary; /* a Claude Code compaction boundary was read, and no user or assistant line since */
+	bool developer_in_place; /* the Responses API: a developer message goes in the input, where it was (codex.c) */
 } conv;
 
 /*

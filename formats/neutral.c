@@ -181,6 +181,16 @@ const char *cmv_formats__item_call_id(const cJSON *b, bool *output)
 	return n > 5 && !strcmp(t + n - 5, "_call") ? id : NULL;
 }
 
+bool cmv_formats__is_instruction_item(const cJSON *b)
+{
+	const cJSON *item = cmv_formats__cj_get(b, "item");
+	const char *t = cmv_formats__cj_str(item, "type"), *r = cmv_formats__cj_str(item, "role");
+
+	if (strcmp(cmv_formats__btype(b), "openai_item") || !r || (t && strcmp(t, "message")))
+		return false;
+	return !strcmp(r, "developer") || !strcmp(r, "system");
+}
+
 void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item)
 {
 	add_dup(c, new_block(c, content, "openai_item"), "item", item);

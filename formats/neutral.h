@@ -12,7 +12,8 @@
  * thinking {thinking, signature} (Anthropic); redacted_thinking {data};
  * reasoning {id, summary[], encrypted_content} (OpenAI);
  * openai_item {item}: a Responses input item sent as it is (Codex's tool
- * search), to the Responses API only.
+ * search, a web search, a developer message in its place), to the
+ * Responses API only.
  * System prompts are kept apart, in order, as strings.
  *
  * Each format reads its own records into this (the *_neutral functions):

@@ -284,6 +284,7 @@ int cmv__conversation_load(cmv__conversation *cv, cmv_repo *repo, const cmv_id *
 	cv->c.keep_all = flags & CMV_RENDER_FULL_HISTORY;
 	cv->c.stub_thinking = flags & CMV_RENDER_STUB_THINKING;
 	cv->c.stub_cleared = flags & CMV__RENDER_STUB_CLEARED;
+	cv->c.developer_in_place = target == CMV_RENDER_OPENAI_RESPONSES;
 	if (!(cv->c.system = cJSON_CreateArray()) || !(cv->c.messages = cJSON_CreateArray())) {
 		cmv__conversation_dispose(cv);
 		return cmv_error__oom();
@@ -327,6 +328,7 @@ int cmv__conversation_load_since(cmv__conversation *cv, cmv_repo *repo, const cm
 	cv->c.keep_all = flags & CMV_RENDER_FULL_HISTORY;
 	cv->c.stub_thinking = flags & CMV_RENDER_STUB_THINKING;
 	cv->c.stub_cleared = flags & CMV__RENDER_STUB_CLEARED;
+	cv->c.developer_in_place = target == CMV_RENDER_OPENAI_RESPONSES;
 	if (!(cv->c.system = cJSON_CreateArray()) || !(cv->c.messages = cJSON_CreateArray())) {
 		error = cmv_error__oom();
 		goto out;

@@ -337,6 +337,39 @@ static int prepend_text(cJSON *m, const char *text)
 }
 
 /*
+ * What stays of a message of a turn that left: its developer items (Codex's
+ * instructions, sent in place in a Responses input) as a message of their
+ * own, or *out NULL. In `instructions` they were never paged out; in the
+ * input they must not be either. The turn's stub still recalls them whole.
+ */
+static int instructions_kept(cJSON **out, const cJSON *m)
+{
+	const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+	const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "role"));
+	cJSON *kept = NULL, *arr = NULL;
+
+	*out = NULL;
+	for (const cJSON *b = cJSON_IsArray(content) ? content->child : NULL; b; b = b->next) {
+		if (!cmv_formats__is_instruction_item(b))
+			continue;
+		if (!kept && (!(kept = cJSON_CreateObject()) ||
+			      !cJSON_AddStringToObject(kept, "role", role ? role : "user") ||
+			      !(arr = cJSON_AddArrayToObject(kept, "content"))))
+			goto oom;
+		cJSON *d = cJSON_Duplicate(b, 1);
+		if (!d || !cJSON_AddItemToArray(arr, d)) {
+			cJSON_Delete(d);
+			goto oom;
+		}
+	}
+	*out = kept;
+	return 0;
+oom:
+	cJSON_Delete(kept);
+	return cmv_error__oom();
+}
+
+/*
  * The messages with the first k pages of the order gone (k == SIZE_MAX: the
  * pages p->gone says); writes collects the texts stubs name (may be NULL).
  */
@@ -452,6 +485,11 @@ static int build(cJSON **out, pager *p, size_t k, cJSON *writes)
 				goto done;
 			if (run_start == SIZE_MAX)
 				run_start = g;
+			cJSON *kept;
+			if ((error = instructions_kept(&kept, m)) < 0)
+				goto done;
+			if (kept)
+				cJSON_AddItemToArray(msgs, kept);
 		} else {
 			cJSON *orig = m;
 			if (!(copy = cJSON_Duplicate(orig, 1))) {
