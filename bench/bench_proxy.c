@@ -53,6 +53,7 @@
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -153,13 +154,16 @@ static size_t count_text(const cmv_model *m, cmv_tok *tok, const char *s, size_t
 
 /* ---- the scripted upstream (latency) -------------------------------------------------------- */
 
-/* A short streamed reply: a text block and a Bash call whose id is the turn's. */
-static void sse_reply(cmv_buf *b, const char *turn)
+/*
+ * A short streamed reply: a text block and a Bash call whose id is the
+ * turn's, billed `input` tokens (the proxy anchors its next request on it).
+ */
+static void sse_reply(cmv_buf *b, const char *turn, size_t input)
 {
 	cmv_buf_printf(b,
 		       "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_bench_%s\","
 		       "\"type\":\"message\",\"role\":\"assistant\",\"model\":\"" MODEL "\",\"content\":[],"
-		       "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":1000,\"output_tokens\":1}}}\n\n"
+		       "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%zu,\"output_tokens\":1}}}\n\n"
 		       "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
 		       "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
 		       "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
@@ -173,14 +177,26 @@ static void sse_reply(cmv_buf *b, const char *turn)
 		       "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\","
 		       "\"stop_sequence\":null},\"usage\":{\"output_tokens\":20}}\n\n"
 		       "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-		       turn, turn, turn);
+		       turn, input, turn, turn);
 }
+
+/* The upstream's tokens per byte: the session's own, counted once off the clock (0 until then). */
+static double up_tokens_per_byte;
 
 static void up_reply(cmv_buf *out, struct MHD_Connection *c, const char *url, const cmv_buf *body)
 {
 	const char *turn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-bench-turn");
-	(void)url, (void)body;
-	sse_reply(out, turn ? turn : "0");
+	(void)url;
+	/*
+	 * What it received, billed at its count, not a fixed figure: the proxy
+	 * anchors its next request on the bill, and a fixed 1,000 made it
+	 * predict each one at its count less the bound (20%). The count is the
+	 * session's own tokens per byte (its text is of one kind throughout),
+	 * not a tokenizer's pass here: that would put milliseconds into the
+	 * direct path's first byte and fewer into the (paged) proxied one's.
+	 */
+	size_t n = body ? (size_t)ceil((double)body->size * up_tokens_per_byte) : 0;
+	sse_reply(out, turn ? turn : "0", n ? n : 1000);
 }
 
 /* ---- a client -------------------------------------------------------------------------------- */
@@ -321,6 +337,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 			       "\"metadata\":{\"user_id\":\"{\\\"session_id\\\":\\\"bench-latency\\\"}\"},"
 			       "\"system\":%s,\"tools\":%s,\"messages\":[%s]}",
 			       system, tools, msgs.ptr);
+		if (!k && body.size)
+			up_tokens_per_byte = (double)count_text(m, tok, body.ptr, body.size) / (double)body.size;
 		double tf[2] = { 0, 0 }, tt[2] = { 0, 0 };
 		for (int o = 0; o < 2; o++) {
 			int p = (int)((k + (size_t)o) % 2); /* which path goes first alternates */
