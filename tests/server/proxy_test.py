@@ -799,7 +799,12 @@ def billed_session(tag, factor, turns=A, lines=30, restart=None):
         msgs = [{"role": "user", "content": "Read the a files one by one."}]
         for k in range(turns):
             if k == restart:
-                # a restarted proxy: what it sent and was billed is in the branch's note
+                # a restarted proxy: what it sent and was billed is in the branch's note (its log line
+                # for the last reply is written once the client has the reply: wait for it first)
+                for _ in range(100):
+                    if open(st + ".err").read().count("tokens (") >= k:
+                        break
+                    time.sleep(0.05)
                 side["px"].kill()
                 side["px"].wait(timeout=10)
                 p = launch_proxy(CMV, ["--upstream", f"anthropic=http://127.0.0.1:{u_port}", "--budget", str(ABUDGET)],
