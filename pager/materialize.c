@@ -446,13 +446,19 @@ static int cut(materialization *m, size_t *k_out, bool force)
 					pin_tokens += p->pages[q].pub.tokens;
 					n_pinned++;
 				}
+			/* at a rate: the count the budget was held to is the scaled one, and the message says both */
+			char rated[96] = "";
+			if (live_plain(m, tokens) != tokens)
+				snprintf(rated, sizeof(rated), " as billed at the last bill's rate (counted, %llu)",
+					 (unsigned long long)tokens);
 			return cmv_error__set(CMV_EBUDGET,
 					      "cannot fit %s's budget of %llu tokens: with every page that may leave gone, the "
-					      "request is %llu tokens; pinned: the system prompt, the last %zu turn%s and %zu "
+					      "request is %llu tokens%s; pinned: the system prompt, the last %zu turn%s and %zu "
 					      "page%s the caller or the query pinned (%zu turns, about %llu tokens)",
 					      m->model->id, (unsigned long long)r->budget,
-					      (unsigned long long)live_plain(m, tokens), m->o.keep_turns, m->o.keep_turns == 1 ? "" : "s", m->o.n_pins,
-					      m->o.n_pins == 1 ? "" : "s", n_pinned, (unsigned long long)pin_tokens);
+					      (unsigned long long)live_plain(m, tokens), rated, m->o.keep_turns,
+					      m->o.keep_turns == 1 ? "" : "s", m->o.n_pins, m->o.n_pins == 1 ? "" : "s", n_pinned,
+					      (unsigned long long)pin_tokens);
 		}
 	}
 	*k_out = k;
