@@ -632,6 +632,37 @@ static void test_request_rate(void **state)
 	assert_true(worst > budget * 8 / 10);
 	print_message("rate: %zu requests plain (%zu scaled), %zu anchored, %zu paged; the largest bill %llu of %llu\n",
 		      n_plain, n_scaled, n_anchored, n_paged, (unsigned long long)worst, (unsigned long long)budget);
+
+	/* another model on the branch: no bill of its own, so no rate (gpt-4o's is not its) */
+	cmv_model_handle *mini;
+	assert_cmv_ok(cmv_model_handle_open(&mini, ts->repo, "gpt-4o-mini"));
+	msg(ts->repo, "r", "user", "and with the small model?");
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", mini, &ro));
+	assert_false(rep.pages.anchored);
+	assert_non_null(strstr(why, "no reply billed yet"));
+	assert_null(strstr(why, "scaled"));
+	assert_int_equal(rep.pages.correction, 0);
+	cmv_model_handle_free(mini);
+
+	/*
+	 * One bill five times its count (an outlier, or a bill for what the host
+	 * did not count): the next plain request is scaled by the bound, 2, not 5.
+	 */
+	ro.tools = tools[0];
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", gpt, &ro));
+	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
+		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
+		 (unsigned long long)((rep.pages.tokens - (uint64_t)rep.pages.correction + rep.tools_tokens) * 5));
+	assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "r", "openai-chat", usage, strlen(usage), gpt));
+	cmv_reply_dispose(&reply);
+	msg(ts->repo, "r", "user", "after the odd bill?");
+	ro.tools = tools[1];
+	po.budget = 0; /* the model's: room for twice the count */
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", gpt, &ro));
+	assert_false(rep.pages.anchored);
+	assert_non_null(strstr(why, "scaled x2.000"));
+	uint64_t plain = (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction);
+	assert_true(rep.pages.tokens >= 2 * plain && rep.pages.tokens < 3 * plain);
 	cmv_request_report_dispose(&rep);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&t);
