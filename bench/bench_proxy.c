@@ -68,6 +68,7 @@
 #define CALLGRIND_ZERO_STATS do {} while (0)
 #define CALLGRIND_DUMP_STATS do {} while (0)
 #endif
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -168,13 +169,16 @@ static size_t count_text(const cmv_model *m, cmv_tok *tok, const char *s, size_t
 
 /* ---- the scripted upstream (latency) -------------------------------------------------------- */
 
-/* A short streamed reply: a text block and a Bash call whose id is the turn's. */
-static void sse_reply(cmv_buf *b, const char *turn)
+/*
+ * A short streamed reply: a text block and a Bash call whose id is the
+ * turn's, billed `input` tokens (the proxy anchors its next request on it).
+ */
+static void sse_reply(cmv_buf *b, const char *turn, size_t input)
 {
 	cmv_buf_printf(b,
 		       "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_bench_%s\","
 		       "\"type\":\"message\",\"role\":\"assistant\",\"model\":\"" MODEL "\",\"content\":[],"
-		       "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":1000,\"output_tokens\":1}}}\n\n"
+		       "\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":%zu,\"output_tokens\":1}}}\n\n"
 		       "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
 		       "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
 		       "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
@@ -188,7 +192,7 @@ static void sse_reply(cmv_buf *b, const char *turn)
 		       "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\","
 		       "\"stop_sequence\":null},\"usage\":{\"output_tokens\":20}}\n\n"
 		       "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
-		       turn, turn, turn);
+		       turn, input, turn, turn);
 }
 
 /*
@@ -207,13 +211,25 @@ static void digest_fold(cmv_id *acc, const char *s, size_t n)
 	cmv_id_hash(acc, two, sizeof(two));
 }
 
+/* The upstream's tokens per byte: the session's own, counted once off the clock (0 until then). */
+static double up_tokens_per_byte;
+
 static void up_reply(cmv_buf *out, struct MHD_Connection *c, const char *url, const cmv_buf *body)
 {
 	const char *turn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-bench-turn");
 	(void)url;
 	if (opt_digest)
 		digest_fold(&up_digest, body->ptr ? body->ptr : "", body->size);
-	sse_reply(out, turn ? turn : "0");
+	/*
+	 * What it received, billed at its count, not a fixed figure: the proxy
+	 * anchors its next request on the bill, and a fixed 1,000 made it
+	 * predict each one at its count less the bound (20%). The count is the
+	 * session's own tokens per byte (its text is of one kind throughout),
+	 * not a tokenizer's pass here: that would put milliseconds into the
+	 * direct path's first byte and fewer into the (paged) proxied one's.
+	 */
+	size_t n = body ? (size_t)ceil((double)body->size * up_tokens_per_byte) : 0;
+	sse_reply(out, turn ? turn : "0", n ? n : 1000);
 }
 
 /* The process's CPU time in ms: the proxy, the upstream and the client are its threads. */
@@ -367,6 +383,8 @@ static cJSON *latency(size_t session_tokens, size_t turns, const char *tools, co
 			       "\"metadata\":{\"user_id\":\"{\\\"session_id\\\":\\\"bench-latency\\\"}\"},"
 			       "\"system\":%s,\"tools\":%s,\"messages\":[%s]}",
 			       system, tools, msgs.ptr);
+		if (!k && body.size)
+			up_tokens_per_byte = (double)count_text(m, tok, body.ptr, body.size) / (double)body.size;
 		double tf[2] = { 0, 0 }, tt[2] = { 0, 0 }, tc[2] = { 0, 0 };
 		for (int o = 0; o < 2; o++) {
 			int p = (int)((k + (size_t)o) % 2); /* which path goes first alternates */

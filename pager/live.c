@@ -13,6 +13,7 @@
  * never an error: the request is then counted plainly.
  */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "pager_priv.h"
@@ -144,8 +145,9 @@ int cmv_pager_sent(cmv_repo *repo, const char *branch, const cmv_model *model, i
 	now.tip = *tip;
 	snprintf(now.key, sizeof(now.key), "%s", key ? key : "");
 	snprintf(now.target, sizeof(now.target), "%s", cmv_render_target_name(cmv_pager__target_of(model, target)));
-	/* the plain count: an anchored report's tokens are the prediction, its correction on top */
-	now.tokens = rep->version >= 2 && rep->anchored ? (uint64_t)((int64_t)rep->tokens - rep->correction) : rep->tokens;
+	/* the plain count: a live report's tokens are the prediction (anchored or scaled), its correction on top */
+	now.tokens = rep->version >= 2 && (int64_t)rep->tokens > rep->correction
+		? (uint64_t)((int64_t)rep->tokens - rep->correction) : rep->tokens;
 	now.extra = extra;
 	now.gone = rep->stubbed + rep->evicted;
 	/* made anchored on the last bill: it holds that billed request, and so does what grows from it */
@@ -173,4 +175,57 @@ int cmv_pager_billed(cmv_repo *repo, const char *branch, const cmv_model *model,
 	billed = sent;
 	billed.prompt = prompt;
 	return live_write(repo, branch, model->id, &sent, &billed);
+}
+
+/*
+ * The rate (docs/tokenizers.md, "Anchored live"): what the last bill was
+ * over what the caller counted for it, messages and what went beside them
+ * together, so that a tools count off by some tokens moves it by their
+ * share, not by their ratio to a short conversation. Kept only upward and
+ * bounded: a bill under the count never lowers one (the plain count and its
+ * margin hold), and one past CMV_PAGER__RATE_MAX_PM scales by that bound.
+ * What goes beside the next request is taken as the larger of the last
+ * sent and the billed ones' (the caller's count of it is not known here).
+ */
+void cmv_pager__live_rate(cmv_pager__predict *pr, const cmv_pager__live_call *sent,
+			  const cmv_pager__live_call *billed)
+{
+	memset(pr, 0, sizeof(*pr));
+	pr->rate_pm = 1000;
+	uint64_t counted = billed->ok ? billed->tokens + billed->extra : 0;
+	if (!billed->ok || !counted || billed->prompt <= counted)
+		return;
+	/* prompt and count below 2^53 (read_call): the product is exact in a double's range, not in 64 bits */
+	double pm = ceil((double)billed->prompt * 1000.0 / (double)counted);
+	pr->rate_pm = pm > CMV_PAGER__RATE_MAX_PM ? CMV_PAGER__RATE_MAX_PM : (uint32_t)pm;
+	pr->extra = sent->ok && sent->extra > billed->extra ? sent->extra : billed->extra;
+}
+
+uint64_t cmv_pager__predicted(const cmv_model *model, const cmv_pager__predict *pr, uint64_t plain)
+{
+	if (!pr)
+		return plain;
+	if (pr->anchored)
+		return cmv_count_anchored(model, plain, pr->correction);
+	if (pr->rate_pm <= 1000)
+		return plain;
+	/* (rate − 1) × (messages + beside): the beside part is held by the caller at 1 + margin, not at the rate */
+	uint64_t up = (uint64_t)ceil((double)(pr->rate_pm - 1000) * (double)(plain + pr->extra) / 1000.0);
+	return plain + up;
+}
+
+uint64_t cmv_pager__plain_within(const cmv_pager__predict *pr, uint64_t limit)
+{
+	if (!pr || pr->rate_pm <= 1000)
+		return limit;
+	double room = (double)limit * 1000.0 - (double)(pr->rate_pm - 1000) * (double)pr->extra;
+	if (room <= 0)
+		return 0;
+	uint64_t p = (uint64_t)floor(room / (double)pr->rate_pm);
+	cmv_pager__predict r = *pr;
+	r.anchored = false;
+	/* the ceiling in predicted: down by a token or two where floor and ceil disagree */
+	while (p && cmv_pager__predicted(NULL, &r, p) > limit)
+		p--;
+	return p;
 }

@@ -75,6 +75,7 @@ typedef struct {
 		int conv;                 /* -1 not known yet; else whether the conversation holds the billed one's */
 		bool k0, kept;            /* the whole work: the request with nothing out / the kept cut holds the bill */
 		bool anchored;            /* the request made holds the billed one */
+		cmv_pager__predict rate;  /* otherwise: the plain count scaled by the last bill's rate (none: 1000) */
 		char why[CMV_PAGER_WHY_MAX];
 	} live;
 } materialization;
@@ -135,6 +136,7 @@ static void resolve_options(materialization *m, cmv_buf *out, cmv_repo *repo, co
 	if (!m->o.state_branch)
 		m->o.live_key = NULL;
 	m->live.conv = -1;
+	m->live.rate.rate_pm = 1000;
 	snprintf(m->note_key, sizeof(m->note_key), "pager:%s:%s", model->id, cmv_render_target_name(m->target));
 }
 
@@ -146,6 +148,12 @@ static void live_setup(materialization *m)
 	if (!m->o.live_key)
 		return;
 	cmv_pager__live_read(&m->live.sent, &m->live.bill, m->repo, m->o.state_branch, m->model->id);
+	/*
+	 * Whatever the key and API: the rate is this model's bills on this
+	 * branch's content, which a change of tools moves by their share only.
+	 * Not another model's (the note is per model).
+	 */
+	cmv_pager__live_rate(&m->live.rate, &m->live.sent, &m->live.bill);
 	if (!m->live.bill.ok)
 		snprintf(m->live.why, sizeof(m->live.why), "no reply billed yet for %.60s", m->model->id);
 	else if (strcmp(m->live.bill.target, cmv_render_target_name(m->target)))
@@ -158,6 +166,12 @@ static void live_setup(materialization *m)
 		snprintf(m->live.why, sizeof(m->live.why), "the request no longer holds the billed one (a new cut, or the "
 			 "history changed)");
 	}
+}
+
+/* A plain count as the request not holding the billed one is predicted billed: scaled by the rate, when there is one. */
+static uint64_t live_plain(const materialization *m, uint64_t plain)
+{
+	return cmv_pager__predicted(m->model, &m->live.rate, plain);
 }
 
 /* Whether the request kept for `t` (the page table's) holds the billed one: made there, or made anchored on it. */
@@ -213,6 +227,13 @@ static int try_table(materialization *m)
 			return 0;
 		}
 		m->live.anchored = true;
+	} else if (kept > 0 && live_plain(m, m->r.tokens) > m->r.budget) {
+		/* kept when it fit as counted; scaled by what the branch's bills taught since, it does not: cut anew */
+		uint64_t budget = m->r.budget;
+		cmv_materialize_report_dispose(&m->r);
+		memset(&m->r, 0, sizeof(m->r));
+		m->r.budget = budget;
+		return 0;
 	}
 	return kept;
 }
@@ -226,8 +247,9 @@ static int try_splice(materialization *m)
 		return 0;
 	/* grown from the request kept: it holds the billed one when that one did, and fits as billed or is cut anew */
 	bool holds = table_tip(&t, m->table) && live_holds_kept(m, &t);
+	cmv_pager__predict held = { true, m->live.correction, 1000, 0 };
 	kept = cmv_pager__splice_append(m->out, &m->r, &m->p, &m->o, m->note_key, m->table, m->okey.ptr, m->tip,
-					m->r.budget, m->target, &m->ro, holds ? &m->live.correction : NULL);
+					m->r.budget, m->target, &m->ro, holds ? &held : &m->live.rate);
 	if (kept > 0 && holds)
 		m->live.anchored = true;
 	return kept;
@@ -350,15 +372,15 @@ static int cut(materialization *m, size_t *k_out, bool force)
 	 * request no more and its plain count holds, so an anchored request
 	 * over the budget loses at least one page, whatever its plain count.
 	 */
-	uint64_t whole = full;
+	uint64_t whole = live_plain(m, full);
 	bool anchored = m->o.anchor || m->live.k0;
 	if (anchored) {
 		int64_t c = m->o.anchor ? m->o.anchor->correction : m->live.correction;
 		whole = cmv_count_anchored(m->model, full, c);
 		r->correction = (int64_t)whole - (int64_t)full; /* as applied: a correction down is bounded */
 	}
-	/* the page table keeps plain counts: a live anchor's prediction is the report's, made at the end */
-	r->tokens_full = m->live.k0 ? full : whole;
+	/* the page table keeps plain counts: a live prediction (anchored or scaled) is the report's, made at the end */
+	r->tokens_full = m->o.anchor ? whole : full;
 	if (whole > r->budget || force) {
 		min_k = (anchored && whole > full) || force ? 1 : 0;
 		bool live = force || (m->live.k0 && whole > full);
@@ -373,15 +395,21 @@ static int cut(materialization *m, size_t *k_out, bool force)
 					      m->model->id, (unsigned long long)r->budget, (unsigned long long)whole,
 					      (unsigned long long)full, m->o.keep_turns, m->o.keep_turns == 1 ? "" : "s",
 					      m->o.n_pins, m->o.n_pins == 1 ? "" : "s");
-		uint64_t target = r->budget * m->o.low_water / 1000;
+		uint64_t mark = r->budget * m->o.low_water / 1000, target = mark;
 		/*
-		 * A live anchor's request over the budget as billed: the new batch
-		 * leaves the room the low-water mark leaves as billed too, or the
-		 * next request, anchored again, is over again (a cut every request
-		 * once the bill runs more than that room over the count).
+		 * The new batch leaves the room the low-water mark leaves as
+		 * billed, or the next request, anchored, is over again (a cut every
+		 * request once the bill runs more than that room over the count):
+		 * the candidates hold the billed request no more, and are
+		 * predicted at the rate. Where the rate is bounded (a bill more
+		 * than twice its count), a live anchor's cut also takes the
+		 * correction off the mark, as it did before there was a rate.
 		 */
-		if (live && m->live.correction > 0)
-			target = target > (uint64_t)m->live.correction ? target - (uint64_t)m->live.correction : 0;
+		target = cmv_pager__plain_within(&m->live.rate, mark);
+		if (live && m->live.correction > 0 && m->live.rate.rate_pm >= CMV_PAGER__RATE_MAX_PM) {
+			uint64_t less = mark > (uint64_t)m->live.correction ? mark - (uint64_t)m->live.correction : 0;
+			target = less < target ? less : target;
+		}
 		int64_t need = (int64_t)full - (int64_t)target, saved = 0;
 		/* the estimates say where to start; the request itself says where to stop */
 		while (k < p->n_order && saved < need)
@@ -410,7 +438,7 @@ static int cut(materialization *m, size_t *k_out, bool force)
 			k--;
 			tokens = t;
 		}
-		if (tokens > target && tokens > r->budget) {
+		if (tokens > target && live_plain(m, tokens) > r->budget) {
 			uint64_t pin_tokens = 0;
 			size_t n_pinned = 0;
 			for (size_t q = 0; q < p->n; q++)
@@ -418,13 +446,19 @@ static int cut(materialization *m, size_t *k_out, bool force)
 					pin_tokens += p->pages[q].pub.tokens;
 					n_pinned++;
 				}
+			/* at a rate: the count the budget was held to is the scaled one, and the message says both */
+			char rated[96] = "";
+			if (live_plain(m, tokens) != tokens)
+				snprintf(rated, sizeof(rated), " as billed at the last bill's rate (counted, %llu)",
+					 (unsigned long long)tokens);
 			return cmv_error__set(CMV_EBUDGET,
 					      "cannot fit %s's budget of %llu tokens: with every page that may leave gone, the "
-					      "request is %llu tokens; pinned: the system prompt, the last %zu turn%s and %zu "
+					      "request is %llu tokens%s; pinned: the system prompt, the last %zu turn%s and %zu "
 					      "page%s the caller or the query pinned (%zu turns, about %llu tokens)",
-					      m->model->id, (unsigned long long)r->budget, (unsigned long long)tokens,
-					      m->o.keep_turns, m->o.keep_turns == 1 ? "" : "s", m->o.n_pins,
-					      m->o.n_pins == 1 ? "" : "s", n_pinned, (unsigned long long)pin_tokens);
+					      m->model->id, (unsigned long long)r->budget,
+					      (unsigned long long)live_plain(m, tokens), rated, m->o.keep_turns,
+					      m->o.keep_turns == 1 ? "" : "s", m->o.n_pins, m->o.n_pins == 1 ? "" : "s", n_pinned,
+					      (unsigned long long)pin_tokens);
 		}
 	}
 	*k_out = k;
@@ -452,7 +486,7 @@ static int keep_last_cut(materialization *m, size_t k, size_t *final_k)
 	const cJSON *fa = cJSON_GetObjectItemCaseSensitive(m->table, "faulted");
 	const char *topts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m->table, "options"));
 	/* the same options as last time: what left stays gone while it fits, whatever a fresh cut would take */
-	bool same = topts && !strcmp(topts, m->okey.ptr) && m->r.tokens_full > m->r.budget;
+	bool same = topts && !strcmp(topts, m->okey.ptr) && live_plain(m, m->r.tokens_full) > m->r.budget;
 	/*
 	 * Each id with how many of its pages left: two pages of the same
 	 * content (a result read twice) have one id, and only as many of them
@@ -490,8 +524,8 @@ static int keep_last_cut(materialization *m, size_t k, size_t *final_k)
 		    (error = cmv_pager__eval(&t, NULL, m->out, p, GONE_AS_SET, NULL, &m->ro)) == 0) {
 			/* the kept cut, when it is the billed request grown: as billed */
 			if (!m->live.kept || cmv_count_anchored(m->model, t, m->live.correction) <= m->r.budget)
-				*final_k = t <= m->r.budget || m->live.kept ? GONE_AS_SET : *final_k;
-			else if (t <= m->r.budget) {
+				*final_k = live_plain(m, t) <= m->r.budget || m->live.kept ? GONE_AS_SET : *final_k;
+			else if (live_plain(m, t) <= m->r.budget) {
 				/* it fits as counted, not as billed: a new batch, counted plainly from then on */
 				error = cut(m, final_k, true);
 			}
@@ -673,12 +707,28 @@ int cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_repo *repo, c
 			if (!rep->stubbed && !rep->evicted)
 				rep->tokens_full = rep->tokens;
 			rep->fits = rep->tokens <= rep->budget;
+		} else if (m.o.live_key && version >= 2) {
+			/* not anchored: the plain count, scaled by the rate where the branch's bills ran over its counts */
+			uint64_t plain = rep->tokens;
+			rep->anchored = false;
+			rep->tokens = live_plain(&m, plain);
+			rep->correction = (int64_t)rep->tokens - (int64_t)plain;
+			rep->tokens_full = live_plain(&m, rep->tokens_full);
+			rep->fits = rep->tokens <= rep->budget;
 		}
 	}
 	else
 		cmv_materialize_report_dispose(&m.r);
-	if (opts && opts->version >= 3 && opts->live_key && opts->live_why)
-		snprintf(opts->live_why, CMV_PAGER_WHY_MAX, "%s", error == 0 && m.live.anchored ? "" : m.live.why);
+	if (opts && opts->version >= 3 && opts->live_key && opts->live_why) {
+		uint32_t pm = m.live.rate.rate_pm;
+		if (error == 0 && m.live.anchored)
+			opts->live_why[0] = '\0';
+		else if (pm > 1000)
+			snprintf(opts->live_why, CMV_PAGER_WHY_MAX, "%.80s; scaled x%u.%03u, the last bill's rate", m.live.why,
+				 pm / 1000, pm % 1000);
+		else
+			snprintf(opts->live_why, CMV_PAGER_WHY_MAX, "%s", m.live.why);
+	}
 	cJSON_Delete(m.table);
 	cmv_buf_dispose(&m.okey);
 	cmv_pager__dispose(&m.p);

@@ -117,6 +117,35 @@ typedef struct {
 void cmv_pager__live_read(cmv_pager__live_call *sent, cmv_pager__live_call *billed, cmv_repo *repo,
 			  const char *branch, const char *model_id);
 
+/*
+ * The most a branch's rate may scale a plain count, per mille: a bill more
+ * than twice its count is more likely a bill for something the caller did
+ * not count (docs/tokenizers.md, "Anchored live": "The rate") than a
+ * tokenizer that far off, and scaling by it would page out a session for
+ * one odd reply.
+ */
+#define CMV_PAGER__RATE_MAX_PM 2000
+
+/*
+ * How a live request is predicted as billed: anchored (it holds the billed
+ * request: its plain count plus the correction, bounded down), else its
+ * plain count and what goes beside it scaled up by the branch's rate.
+ */
+typedef struct {
+	bool anchored;
+	int64_t correction;
+	uint32_t rate_pm;  /* the last bill over its count, per mille; 1000 or less: none */
+	uint64_t extra;    /* what goes beside the messages (its count), billed at the rate too */
+} cmv_pager__predict;
+
+/* The rate of the last bill (billed; ok false: none) and what went beside, into pr (rate_pm 1000: none). */
+void cmv_pager__live_rate(cmv_pager__predict *pr, const cmv_pager__live_call *sent,
+			  const cmv_pager__live_call *billed);
+/* A plain count of the messages as billed, by pr (NULL: the plain count). */
+uint64_t cmv_pager__predicted(const cmv_model *model, const cmv_pager__predict *pr, uint64_t plain);
+/* The largest plain count predicted within limit (by pr's rate; the anchor is not used). */
+uint64_t cmv_pager__plain_within(const cmv_pager__predict *pr, uint64_t limit);
+
 /* ---- pages: the walk, stubs, the request for a cut (page.c) ------------------- */
 
 /* eval's k for "the pages p->gone says", not a prefix of the order. */
@@ -218,7 +247,7 @@ int cmv_pager__table_save(cmv_repo *repo, const cmv_pager_options *o, const char
 int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, const cmv_pager_options *o,
 			     const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget,
 			     cmv_render_target target, const cmv_render_options *ro,
-			     const int64_t *correction);
+			     const cmv_pager__predict *pr);
 
 /* ---- the query index, kept (qindex.c) ------------------------------------------- */
 

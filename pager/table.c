@@ -669,8 +669,9 @@ size_t cmv__pager_spliced_steps;
  * (no query, no pins, the same faults still pinning), the records read
  * alone begin a user's turn (or, from a step seam, the assistant's
  * message the seam is at) and answer no call before them, and the
- * request still fits the budget (`correction`, when the kept request holds
- * the last billed one: as billed), so nothing leaves: the pages that left
+ * request still fits the budget (as `pr` predicts it billed: anchored when
+ * the kept request holds the last billed one, else scaled by the branch's
+ * rate), so nothing leaves: the pages that left
  * stay gone and no stub moves, which the whole work decides too
  * (docs/pager.md, "The page table"). The last turn is always resident
  * (pinned), and counting is per message, so its tokens and the new ones
@@ -679,7 +680,7 @@ size_t cmv__pager_spliced_steps;
  */
 int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp, const cmv_pager_options *o,
 			     const char *key, const cJSON *j, const char *ok, const cmv_id *tip, uint64_t budget,
-			     cmv_render_target target, const cmv_render_options *ro, const int64_t *correction)
+			     cmv_render_target target, const cmv_render_options *ro, const cmv_pager__predict *pr)
 {
 	const char *opts = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "options"));
 	const cJSON *faulted = cJSON_GetObjectItemCaseSensitive(j, "faulted");
@@ -775,8 +776,8 @@ int cmv_pager__splice_append(cmv_buf *out, cmv_materialize_report *r, pager *fp,
 	    (error = cmv_count_request(&st, fp->model, fp->tok, frag.ptr, frag.size)) < 0)
 		goto out;
 	uint64_t per_request = (uint64_t)fp->model->per_request, more = st.total - per_request;
-	if ((correction ? cmv_count_anchored(fp->model, was.tokens + more, *correction) : was.tokens + more) > budget)
-		goto out; /* a new batch must be cut (as counted, or as billed when it holds the billed request): the whole work */
+	if (cmv_pager__predicted(fp->model, pr, was.tokens + more) > budget)
+		goto out; /* a new batch must be cut (as predicted billed: anchored, or scaled by the rate): the whole work */
 	const char *items;
 	size_t len;
 	if (!body_items(&items, &len, &frag, target))

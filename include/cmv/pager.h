@@ -80,8 +80,10 @@ typedef struct cmv_pager_options {
 	 * was sent with the same key, and this request holds it whole (its
 	 * window grown, nothing more paged out), this request is predicted at
 	 * that bill plus the count of what came since, and paged to fit so;
-	 * otherwise it is counted plainly. The report's `anchored` and
-	 * `correction` say which.
+	 * otherwise it is counted plainly, scaled up by the last bill's rate
+	 * (what it was billed over what was counted for it, at most 2) where
+	 * that is above 1. The report's `anchored` says which, `tokens` the
+	 * prediction and `correction` what it added to the plain count.
 	 */
 	const char *live_key;
 	/** Out, may be NULL: why a live_key request was not anchored ("" when it was), CMV_PAGER_WHY_MAX bytes. */
@@ -149,6 +151,9 @@ typedef struct cmv_materialize_report {
 	 * An anchor was given (cmv_pager_options.anchor): tokens_full is the
 	 * whole request predicted from it (its count plus `correction`);
 	 * `anchored`: nothing was paged out, so tokens is that prediction too.
+	 * With live_key: `anchored` when the request holds the last bill;
+	 * either way tokens is the prediction as billed and `correction` what
+	 * it adds to the plain count (0 when counted plainly with no rate).
 	 */
 	bool anchored;
 	int64_t correction;
@@ -177,7 +182,8 @@ CMV_EXTERN(int) cmv_materialize(cmv_buf *out, cmv_materialize_report *rep, cmv_r
 
 /**
  * A live caller sent the request cmv_materialize made at `tip` for `model`
- * with state_branch `branch` (`rep`: its report), beside `extra` tokens
+ * with state_branch `branch` (`rep`: its report, whose tokens less its
+ * correction are the plain count), beside `extra` tokens
  * (the caller's count) of what it sent besides the messages, named by
  * `key` (the pager options' live_key). Its reply's usage
  * (cmv_pager_billed) anchors the next request that holds it whole.

@@ -553,6 +553,122 @@ static void test_request_anchored(void **state)
 	cmv_model_handle_free(gpt);
 }
 
+/*
+ * The rate (docs/tokenizers.md, "Anchored live"): a provider that bills 1.5
+ * times cmv's count of every request, and a host that changes its tools now
+ * and then, so that the request after each change holds no bill and is
+ * counted plainly. Every request, billed, keeps the budget: the plain ones
+ * too, scaled by the last bill's rate (without it, a plain count that fits
+ * the budget with the model's margin is billed half as much again over it).
+ * A model handle opened again (a restarted host) reads the rate from the
+ * branch's note.
+ */
+static void test_request_rate(void **state)
+{
+	test_store *ts = *state;
+	cmv_model_handle *gpt;
+	cmv_request_report rep = { .version = CMV_REQUEST_REPORT_VERSION };
+	cmv_request_options ro;
+	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+	cmv_reply reply = { .version = CMV_REPLY_VERSION };
+	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT), t = CMV_BUF_INIT(1 << 20);
+	cmv_token_stats st;
+	char why[CMV_PAGER_WHY_MAX], usage[512];
+	const char *tools[2] = {
+		"[{\"name\":\"shell\",\"description\":\"run a command\",\"input_schema\":{\"type\":\"object\"}}]",
+		"[{\"name\":\"shell\",\"description\":\"run a command in the shell\",\"input_schema\":{\"type\":\"object\"}}]",
+	};
+	const uint64_t budget = 3000;
+	size_t n_plain = 0, n_scaled = 0, n_anchored = 0, n_paged = 0;
+	uint64_t worst = 0;
+
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	cmv_request_options_init(&ro);
+	ro.pager = &po;
+	po.live_why = why;
+	po.budget = budget;
+	for (int k = 0; k < 24; k++) {
+		turn_words(&t, k, 90, NULL);
+		msg(ts->repo, "r", "user", t.ptr);
+		if (k == 12) {
+			/* a restarted host: nothing in memory, the branch's note carries the rate */
+			cmv_model_handle_free(gpt);
+			assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+		}
+		ro.tools = tools[k / 3 % 2]; /* other tools every third request: that one holds no bill */
+		assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", gpt, &ro));
+		const cmv_model *m = cmv_model_handle_profile(gpt);
+		/* the provider: 1.5 times what cmv counts of the request as sent, its messages and its tools */
+		assert_cmv_ok(cmv_count_request(&st, m, cmv_model_handle_tok(gpt), body.ptr, body.size));
+		uint64_t billed = (st.total + rep.tools_tokens) * 3 / 2;
+		if (billed > worst)
+			worst = billed;
+		if (billed > budget)
+			fail_msg("request %d billed %llu of a budget of %llu (%s; %llu counted, correction %lld, %zu out)", k,
+				 (unsigned long long)billed, (unsigned long long)budget,
+				 rep.pages.anchored ? "anchored" : why, (unsigned long long)st.total,
+				 (long long)rep.pages.correction, rep.pages.stubbed + rep.pages.evicted);
+		n_anchored += rep.pages.anchored;
+		n_paged += rep.pages.stubbed + rep.pages.evicted > 0;
+		if (!rep.pages.anchored) {
+			n_plain++;
+			/* scaled: the prediction is the plain count and the tools at the rate (within a token of 1.5) */
+			if (k > 0 && strstr(why, "scaled x1.5")) {
+				uint64_t plain = (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction);
+				assert_true(rep.pages.correction > 0 && rep.pages.tokens <= rep.pages.budget);
+				assert_true(rep.pages.tokens + 2 >= plain + (plain + rep.tools_tokens) / 2);
+				n_scaled++;
+			}
+		}
+		snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
+			 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
+			 (unsigned long long)billed);
+		assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "r", "openai-chat", usage, strlen(usage), gpt));
+		cmv_reply_dispose(&reply);
+	}
+	/* the case is the one it means: plain requests after a bill (each scaled), pages out, anchored ones between */
+	assert_int_equal(n_scaled, n_plain - 1);
+	assert_true(n_scaled >= 6 && n_anchored >= 8 && n_paged >= 6);
+	assert_true(worst > budget * 8 / 10);
+	print_message("rate: %zu requests plain (%zu scaled), %zu anchored, %zu paged; the largest bill %llu of %llu\n",
+		      n_plain, n_scaled, n_anchored, n_paged, (unsigned long long)worst, (unsigned long long)budget);
+
+	/* another model on the branch: no bill of its own, so no rate (gpt-4o's is not its) */
+	cmv_model_handle *mini;
+	assert_cmv_ok(cmv_model_handle_open(&mini, ts->repo, "gpt-4o-mini"));
+	msg(ts->repo, "r", "user", "and with the small model?");
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", mini, &ro));
+	assert_false(rep.pages.anchored);
+	assert_non_null(strstr(why, "no reply billed yet"));
+	assert_null(strstr(why, "scaled"));
+	assert_int_equal(rep.pages.correction, 0);
+	cmv_model_handle_free(mini);
+
+	/*
+	 * One bill five times its count (an outlier, or a bill for what the host
+	 * did not count): the next plain request is scaled by the bound, 2, not 5.
+	 */
+	ro.tools = tools[0];
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", gpt, &ro));
+	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
+		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
+		 (unsigned long long)((rep.pages.tokens - (uint64_t)rep.pages.correction + rep.tools_tokens) * 5));
+	assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "r", "openai-chat", usage, strlen(usage), gpt));
+	cmv_reply_dispose(&reply);
+	msg(ts->repo, "r", "user", "after the odd bill?");
+	ro.tools = tools[1];
+	po.budget = 0; /* the model's: room for twice the count */
+	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", gpt, &ro));
+	assert_false(rep.pages.anchored);
+	assert_non_null(strstr(why, "scaled x2.000"));
+	uint64_t plain = (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction);
+	assert_true(rep.pages.tokens >= 2 * plain && rep.pages.tokens < 3 * plain);
+	cmv_request_report_dispose(&rep);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&t);
+	cmv_model_handle_free(gpt);
+}
+
 /* For bindings: every options struct has its init function, giving the macro's defaults; reports carry their version. */
 /*
  * Reports of an older layout (a program built before the report grew) get
@@ -931,6 +1047,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_multi_run_stub_one_recall, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_stub_pinned, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_request_anchored, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_request_rate, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_options_init_and_report_versions, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_old_report_layouts, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_formats, test_store_setup, test_store_teardown),

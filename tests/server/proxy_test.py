@@ -824,13 +824,14 @@ finally:
 A, ABUDGET = 14, 9000
 
 
-def billed_session(tag, factor):
+def billed_session(tag, factor, turns=A, lines=30, restart=None):
     st = os.path.join(root, "st-" + tag)
     os.makedirs(st)
     e = dict(env, CMV_DIR=os.path.join(st, ".cmv"))
     subprocess.run([CMV, "init", st], check=True, capture_output=True, env=e)
     sc = os.path.join(root, "script-" + tag + ".json")
-    json.dump({"turns": [{"tool": "Bash", "input": {"command": f"cat a{k}"}, "id": f"toolu_a{k:02d}"} for k in range(A)],
+    json.dump({"turns": [{"tool": "Bash", "input": {"command": f"cat a{k}"}, "id": f"toolu_a{k:02d}"}
+                         for k in range(turns)],
                "done": "Done.", "bill_factor": factor}, open(sc, "w"))
     lg = os.path.join(root, "log-" + tag)
     u, u_port = launch_upstream(sc, lg)
@@ -842,17 +843,31 @@ def billed_session(tag, factor):
         side["base"] = "http://127.0.0.1:%d" % listening_port(p)
         meta = {"user_id": json.dumps({"device_id": "d", "account_uuid": "", "session_id": "anchor-" + tag})}
         msgs = [{"role": "user", "content": "Read the a files one by one."}]
-        for k in range(A):
+        for k in range(turns):
+            if k == restart:
+                # a restarted proxy: what it sent and was billed is in the branch's note (its log line
+                # for the last reply is written once the client has the reply: wait for it first)
+                for _ in range(100):
+                    if open(st + ".err").read().count("tokens (") >= k:
+                        break
+                    time.sleep(0.05)
+                side["px"].kill()
+                side["px"].wait(timeout=10)
+                p = launch_proxy(CMV, ["--upstream", f"anthropic=http://127.0.0.1:{u_port}", "--budget", str(ABUDGET)],
+                                 stderr=open(st + ".err", "a"), cwd=st, env=e)
+                side["px"] = p
+                side["base"] = "http://127.0.0.1:%d" % listening_port(p)
             body = {"model": "claude-sonnet-4-5", "max_tokens": 2000, "stream": True, "metadata": meta,
                     "system": [{"type": "text", "text": "You are a test."}], "tools": TOOLS[:1], "messages": msgs}
             asst, _, _ = message_from_events(events(post_to(side, body)))
             msgs.append(asst)
-            out_k = f"output of a{k}\n" + "\n".join(f"a{k} line {i}: " + "alpha beta gamma delta " * 5 for i in range(30))
+            out_k = f"output of a{k}\n" + "\n".join(f"a{k} line {i}: " + "alpha beta gamma delta " * 5
+                                                  for i in range(lines))
             msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_a{k:02d}",
                                                       "content": out_k}]})
         # the log line is written once the client has its reply: wait for the last one
         for _ in range(100):
-            if open(st + ".err").read().count("tokens (") >= A:
+            if open(st + ".err").read().count("tokens (") >= turns:
                 break
             time.sleep(0.05)
     finally:
@@ -885,6 +900,26 @@ check(max(bills_lo) * 1.3 > ABUDGET,
 check(paged(lines_hi[-1]) > paged(lines_lo[-1]) >= 0,
       f"billed more than counted, the proxy pages more ({paged(lines_hi[-1])} pages out against {paged(lines_lo[-1])})")
 check(any("window grown, anchored" in ln for ln in lines_hi), "an anchored window is still grown from the kept one")
+
+# The rate (docs/tokenizers.md, "Anchored live"): billed 1.5 times, 30 short results, the proxy
+# restarted halfway. A request that holds no bill (after a cut as billed, where the whole
+# conversation fits as counted and the pages would come back) is counted at the last bill's
+# rate: every request within the budget by the billed figure, the first after each cut and
+# after the restart too. Without the rate, request 25 came back whole and was billed 10,036.
+bills_r, lines_r, _ = billed_session("bill-rate", 1.5, turns=30, lines=6, restart=15)
+print("bills at 1.5, 30 short results, restarted at 15:", bills_r)
+# the rate is the bill over cmv's count (the scripted upstream bills 1.5 times its own, bytes / 4)
+scaled_r = [i for i, ln in enumerate(lines_r) if re.search(r"scaled x1\.[1-9]", ln)]
+check(len(bills_r) == 30 and len(lines_r) == 30, f"30 requests, 30 log lines ({len(bills_r)}, {len(lines_r)})")
+check(all(b <= ABUDGET for b in bills_r),
+      f"every request billed within the budget by the billed figure at 1.5 ({max(bills_r)}; over: "
+      f"{[(i, b) for i, b in enumerate(bills_r) if b > ABUDGET]})")
+check(len(scaled_r) >= 2 and all("counted plainly" in lines_r[i] for i in scaled_r),
+      f"the requests that hold no bill are counted at the rate ({scaled_r})")
+check(15 in scaled_r or "anchored on the last bill" in lines_r[15],
+      f"the first request after the restart is anchored or counted at the rate ({lines_r[15][-160:]})")
+check(sum(1 for ln in lines_r if "anchored on the last bill (+" in ln) >= 15,
+      "the anchored path keeps the requests that hold the bill")
 
 
 DONE = True
