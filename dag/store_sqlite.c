@@ -45,6 +45,10 @@
  *     kept in config under "fts_watermark".
  *  3. A node row never exists without all of its blocks and edges: they are
  *     written together in node_put, inside the caller's transaction.
+ *  4. The index changes only by indexing text above the watermark, or in a
+ *     transaction that also moves the epoch in config ("fts_epoch"): what
+ *     is indexed at or below a watermark once read stays so while the
+ *     epoch holds (the search caches rest on it: index_state).
  */
 #include <pthread.h>
 #include <math.h>
