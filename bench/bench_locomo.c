@@ -50,6 +50,7 @@ typedef struct {
 	double tokens;
 	double f1[MAX_CAT];
 	size_t answered, answer_errors;
+	uint64_t pages; /* FNV-1a over every question's materialized window, in order: equal in two builds that page alike */
 } tally;
 
 /* The working set as the answerer reads it: each text of the request, in order. */
@@ -398,6 +399,10 @@ int bench_locomo(int argc, char **argv)
 				double t0 = bench_now();
 				int rc = cmv_materialize(&out, &rep, repo, &head, m, tok, &o);
 				double ms = (bench_now() - t0) * 1e3;
+				if (!ty->pages)
+					ty->pages = 14695981039346656037ULL;
+				for (size_t k = 0; k < (rc == 0 ? out.size : 0); k++)
+					ty->pages = (ty->pages ^ (unsigned char)out.ptr[k]) * 1099511628211ULL;
 				ty->ms = realloc(ty->ms, (ty->n_ms + 1) * sizeof(double));
 				ty->ms[ty->n_ms++] = ms;
 				double got = 0, base = 0;
@@ -492,6 +497,9 @@ int bench_locomo(int argc, char **argv)
 		cJSON_AddNumberToObject(o, "p50_ms", p50);
 		cJSON_AddNumberToObject(o, "p95_ms", p95);
 		cJSON_AddNumberToObject(o, "questions", (double)n);
+		char hex[17];
+		snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)ty->pages);
+		cJSON_AddStringToObject(o, "pages", hex);
 		cJSON_AddNumberToObject(o, "recall_questions", (double)nr);
 		if (llm) {
 			double f = 0;
@@ -511,6 +519,8 @@ int bench_locomo(int argc, char **argv)
 		if (!json)
 			printf("%8llu %7.1f%% %8.1f%% %+7.1f %9.0f %8.2f %8.2f\n", (unsigned long long)budgets[b], 100 * recall,
 			       100 * brecall, 100 * (recall - brecall), n ? ty->tokens / (double)n : 0, p50, p95);
+		if (!json)
+			printf("%8s pages %s\n", "", hex);
 		if (!json && llm)
 			printf("%8s answer F1 %.1f%% (%s; %zu answered, %zu errors)\n", "",
 			       100 * cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "answer_f1")), am->id, ty->answered,

@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmv-bench mcp [--quick] [--queries N] [--json]: search and get latency of
- * the MCP server on histories of 100k and 1M tokens, over stdio (the
- * server's stdio loop on a pipe) and Streamable HTTP (loopback, one
- * keep-alive connection, stateless 2026-07-28 requests), beside the
+ * cmv-bench mcp [--quick] [--queries N] [--live[=same]] [--json]: search and
+ * get latency of the MCP server on histories of 100k and 1M tokens, over
+ * stdio (the server's stdio loop on a pipe) and Streamable HTTP (loopback,
+ * one keep-alive connection, stateless 2026-07-28 requests), beside the
  * in-process query path (cmv_query_pages, cmv_recall) in the same run.
+ *
+ * --live: a live store, as behind a running agent session: before each
+ * question one more turn is appended, untimed, through another handle on
+ * the store (the hook's import in its own process), or with =same through
+ * the searching handle (the proxy's case). The search then indexes that
+ * turn and meets every cache the append left. "pages" is a hash of each
+ * question's pages on each path (ids, kinds, turns, costs; over a
+ * transport the reply's bytes): two builds that rank alike print the same.
  *
  * The history is made up: turns of 150 to 250 words drawn from a
  * 5,000-word vocabulary with a Zipf-like skew (seeded, the same every
@@ -94,6 +102,45 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *payload)
 	return size * n;
 }
 
+/* Up to n_max turns of made-up text, while fewer than n_words words are written. */
+static int append_turns(cmv_repo *repo, size_t n_max, uint64_t n_words, size_t *turns, uint64_t *w_out)
+{
+	cmv_message msgs[200];
+	cmv_block_content blocks[200];
+	char *texts[200];
+	cmv_buf text = CMV_BUF_INIT((size_t)1 << 20);
+	uint64_t w = 0;
+	size_t n = 0;
+	int error;
+
+	for (; n < n_max && n < 200 && w < n_words; n++, (*turns)++) {
+		size_t len = 150 + next_rand() % 100;
+		cmv_buf_clear(&text);
+		for (size_t k = 0; k < len; k++)
+			cmv_buf_printf(&text, "%s%s", k ? " " : "", word());
+		w += len;
+		texts[n] = cmv_buf_detach(&text);
+		blocks[n] = (cmv_block_content){ .type = "text", .data = texts[n], .len = strlen(texts[n]) };
+		msgs[n] = (cmv_message){ .role = *turns % 2 ? CMV_ROLE_ASSISTANT : CMV_ROLE_USER,
+					 .kind = CMV_KIND_MESSAGE, .blocks = &blocks[n], .n_blocks = 1 };
+	}
+	if ((error = cmv_append(NULL, repo, "main", msgs, n, CMV_APPEND_CREATE)) < 0)
+		fprintf(stderr, "cmv-bench mcp: appending: %s\n", cmv_error_last()->message);
+	for (size_t k = 0; k < n; k++)
+		free(texts[k]);
+	cmv_buf_dispose(&text);
+	*w_out += w;
+	return error;
+}
+
+/* FNV-1a over bytes, on from h */
+static uint64_t hash_bytes(uint64_t h, const void *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ULL;
+	return h;
+}
+
 static double ms_since(double t0)
 {
 	return (bench_now() - t0) * 1e3;
@@ -102,6 +149,7 @@ static double ms_since(double t0)
 int bench_mcp(int argc, char **argv)
 {
 	bool json = false, quick = false;
+	int live = 0; /* 1: appends through another handle, 2: through the searching one */
 	size_t queries = 200;
 	uint64_t sizes[2] = { 100000, 1000000 };
 	for (int i = 1; i < argc; i++) {
@@ -111,8 +159,12 @@ int bench_mcp(int argc, char **argv)
 			quick = true;
 		else if (!strcmp(argv[i], "--queries") && i + 1 < argc)
 			queries = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--live"))
+			live = 1;
+		else if (!strcmp(argv[i], "--live=same"))
+			live = 2;
 		else {
-			fprintf(stderr, "usage: cmv-bench mcp [--quick] [--queries N] [--json]\n");
+			fprintf(stderr, "usage: cmv-bench mcp [--quick] [--queries N] [--live[=same]] [--json]\n");
 			return 2;
 		}
 	}
@@ -125,9 +177,12 @@ int bench_mcp(int argc, char **argv)
 	bench_machine(machine, sizeof(machine));
 	cJSON *arr = cJSON_CreateArray();
 	if (!json)
-		printf("cmv-bench mcp: %s; %zu queries; budgets: search 2000, get 4000 tokens (claude-sonnet-4-5)\n"
-		       "%9s %-8s %-10s %9s %9s\n",
-		       machine, queries, "history", "tool", "path", "p50 ms", "p95 ms");
+		printf("cmv-bench mcp: %s; %zu queries%s; budgets: search 2000, get 4000 tokens (claude-sonnet-4-5)\n"
+		       "%9s %-8s %-10s %9s %9s %17s\n",
+		       machine, queries,
+		       live == 1 ? ", live (a turn appended before each, by another handle)" :
+		       live == 2 ? ", live (a turn appended before each, by the same handle)" : "",
+		       "history", "tool", "path", "p50 ms", "p95 ms", "pages");
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	for (size_t z = 0; z < 2; z++) {
 		char *dir = bench_tmpdir(), path[4096];
@@ -139,32 +194,11 @@ int bench_mcp(int argc, char **argv)
 		}
 		/* the history, in batches of 200 turns */
 		uint64_t words_total = sizes[z] * 3 / 4; /* about 4/3 tokens a made-up word */
-		cmv_buf text = CMV_BUF_INIT((size_t)1 << 20);
 		size_t turns = 0;
 		for (uint64_t w = 0; w < words_total;) {
-			cmv_message msgs[200];
-			cmv_block_content blocks[200];
-			char *texts[200];
-			size_t n = 0;
-			for (; n < 200 && w < words_total; n++, turns++) {
-				size_t len = 150 + next_rand() % 100;
-				cmv_buf_clear(&text);
-				for (size_t k = 0; k < len; k++)
-					cmv_buf_printf(&text, "%s%s", k ? " " : "", word());
-				w += len;
-				texts[n] = cmv_buf_detach(&text);
-				blocks[n] = (cmv_block_content){ .type = "text", .data = texts[n], .len = strlen(texts[n]) };
-				msgs[n] = (cmv_message){ .role = turns % 2 ? CMV_ROLE_ASSISTANT : CMV_ROLE_USER,
-							 .kind = CMV_KIND_MESSAGE, .blocks = &blocks[n], .n_blocks = 1 };
-			}
-			if (cmv_append(NULL, repo, "main", msgs, n, CMV_APPEND_CREATE) < 0) {
-				fprintf(stderr, "cmv-bench mcp: appending: %s\n", cmv_error_last()->message);
+			if (append_turns(repo, 200, words_total - w, &turns, &w) < 0)
 				return 1;
-			}
-			for (size_t k = 0; k < n; k++)
-				free(texts[k]);
 		}
-		cmv_buf_dispose(&text);
 		cmv_head_set(repo, "main");
 
 		mcp_server *s = NULL;
@@ -181,6 +215,14 @@ int bench_mcp(int argc, char **argv)
 		cmv_tok_load(&tok, m->tokenizer, NULL);
 		cmv_id tip;
 		cmv_resolve(&tip, repo, "main");
+		/* live: the writer, and its words (the count is not used) */
+		cmv_repo *writer = live == 2 ? repo : NULL;
+		uint64_t live_words = 0;
+		if (live == 1 && cmv_repo_open(&writer, path, 0) < 0) {
+			fprintf(stderr, "cmv-bench mcp: a second handle: %s\n", cmv_error_last()->message);
+			return 1;
+		}
+		uint64_t pages[3] = { 14695981039346656037ULL, 14695981039346656037ULL, 14695981039346656037ULL };
 
 		/* the queries, and for get the first hit of each (warm-up: the query index is built once) */
 		char (*q)[64] = calloc(queries, sizeof(*q));
@@ -196,9 +238,19 @@ int bench_mcp(int argc, char **argv)
 		for (size_t i = 0; i < queries; i++) {
 			cmv_query_hit *hits = NULL;
 			size_t n = 0;
+			if (writer) {
+				if (append_turns(writer, 1, UINT64_MAX, &turns, &live_words) < 0)
+					return 1;
+				cmv_resolve(&tip, repo, "main");
+			}
 			double t0 = bench_now();
 			cmv_query_pages(&hits, &n, repo, &tip, "main", m, tok, q[i], 2000 * 16);
 			t[0][0][i] = ms_since(t0);
+			for (size_t k = 0; k < n; k++) {
+				uint64_t v[3] = { hits[k].kind, hits[k].turn, hits[k].tokens };
+				pages[0] = hash_bytes(pages[0], hits[k].id, strlen(hits[k].id));
+				pages[0] = hash_bytes(pages[0], v, sizeof(v));
+			}
 			snprintf(ids[i], sizeof(ids[i]), "%s", n ? hits[0].id : "0000000");
 			found += n > 0;
 			if (n == 0)
@@ -222,6 +274,8 @@ int bench_mcp(int argc, char **argv)
 		char *line = NULL;
 		size_t cap = 0;
 		for (size_t i = 0; i < queries; i++) {
+			if (writer && append_turns(writer, 1, UINT64_MAX, &turns, &live_words) < 0)
+				return 1;
 			for (int k = 0; k < 2; k++) {
 				double t0 = bench_now();
 				if (!k)
@@ -229,9 +283,12 @@ int bench_mcp(int argc, char **argv)
 				else
 					fprintf(w, "{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"tools/call\",\"params\":{\"name\":\"get\",\"arguments\":{\"ids\":[\"%s\"],\"budget_tokens\":4000}}}\n", i, ids[i]);
 				fflush(w);
-				if (getline(&line, &cap, r) < 0)
+				ssize_t got = getline(&line, &cap, r);
+				if (got < 0)
 					return 1;
 				t[1][k][i] = ms_since(t0);
+				if (!k)
+					pages[1] = hash_bytes(pages[1], line, (size_t)got);
 			}
 		}
 		fclose(w);
@@ -259,6 +316,8 @@ int bench_mcp(int argc, char **argv)
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
 		for (size_t i = 0; i < queries; i++) {
+			if (writer && append_turns(writer, 1, UINT64_MAX, &turns, &live_words) < 0)
+				return 1;
 			for (int k = 0; k < 2; k++) {
 				if (!k)
 					snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"tools/call\",\"params\":{\"name\":\"search\",\"arguments\":{\"query\":\"%s\",\"budget_tokens\":2000}}}", i, q[i]);
@@ -270,6 +329,8 @@ int bench_mcp(int argc, char **argv)
 				if (curl_easy_perform(c) != CURLE_OK)
 					return 1;
 				t[2][k][i] = ms_since(t0);
+				if (!k)
+					pages[2] = hash_bytes(pages[2], resp.ptr, resp.size);
 			}
 		}
 		curl_easy_cleanup(c);
@@ -292,9 +353,14 @@ int bench_mcp(int argc, char **argv)
 				cJSON_AddStringToObject(o, "path", paths[p]);
 				cJSON_AddNumberToObject(o, "p50_ms", p50);
 				cJSON_AddNumberToObject(o, "p95_ms", p95);
+				char hex[17] = "";
+				if (!k)
+					snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)pages[p]);
+				cJSON_AddStringToObject(o, "pages", hex);
+				cJSON_AddBoolToObject(o, "live", live != 0);
 				cJSON_AddItemToArray(arr, o);
 				if (!json)
-					printf("%9llu %-8s %-10s %9.2f %9.2f\n", (unsigned long long)sizes[z], tools[k], paths[p], p50, p95);
+					printf("%9llu %-8s %-10s %9.2f %9.2f %17s\n", (unsigned long long)sizes[z], tools[k], paths[p], p50, p95, hex);
 			}
 		for (int p = 0; p < 3; p++)
 			for (int k = 0; k < 2; k++)
@@ -302,6 +368,8 @@ int bench_mcp(int argc, char **argv)
 		free(q);
 		free(ids);
 		mcp_server_free(s);
+		if (live == 1)
+			cmv_repo_free(writer);
 		cmv_tok_free(tok);
 		cmv_models_free(models);
 		cmv_repo_free(repo);

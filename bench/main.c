@@ -20,7 +20,7 @@ static void usage(FILE *out)
 	      "                               official tiktoken core; the 1 MiB worst case\n"
 	      "    pager [--quick] [--json]     materialize latency, 10k to 1M-token histories into 8k to\n"
 	      "                               200k windows (cold, warm, after an append); fault-in latency\n"
-	      "    mcp [--quick] [--queries N] [--json]\n"
+	      "    mcp [--quick] [--queries N] [--live[=same]] [--json]\n"
 	      "                               MCP search and get p50/p95 over stdio and HTTP on 100k and\n"
 	      "                               1M-token histories, beside the in-process query path\n"
 	      "    proxy --switch [--requests N] [--words N] [--corpus DIR] [--quick] [--json]\n"

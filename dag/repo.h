@@ -101,6 +101,20 @@ void cmv_dag__sqlite_checkpoint_stats(cmv_store_backend *b, cmv_dag__ckpt_stats 
 /* For tests: until the thread has nothing left to do (no wake-up pending, none running). */
 void cmv_dag__sqlite_checkpoint_wait_idle(cmv_store_backend *b);
 
+/*
+ * For tests: what the SQLite backend's search caches did (docs/store.md,
+ * "Search"); zeros on other backends. A drop is a cache thrown away that
+ * held something.
+ */
+typedef struct cmv_dag__search_cache_stats {
+	unsigned long count_drops;  /* search_count's kept counts */
+	unsigned long counted_all;  /* counts taken over the whole index */
+	unsigned long counted_since; /* kept counts brought up to date over the texts indexed since */
+	unsigned long length_drops; /* cmv_bm25's kept lengths */
+	unsigned long state_reads;  /* the watermark and epoch read again */
+} cmv_dag__search_cache_stats;
+void cmv_dag__sqlite_search_cache_stats(cmv_store_backend *b, cmv_dag__search_cache_stats *out);
+
 /* Whether a block type's content is text worth indexing. */
 bool cmv_dag__block_is_text(const char *type, const char *media_type);
 

@@ -45,6 +45,10 @@
  *     kept in config under "fts_watermark".
  *  3. A node row never exists without all of its blocks and edges: they are
  *     written together in node_put, inside the caller's transaction.
+ *  4. The index changes only by indexing text above the watermark, or in a
+ *     transaction that also moves the epoch in config ("fts_epoch"): what
+ *     is indexed at or below a watermark once read stays so while the
+ *     epoch holds (the search caches rest on it: index_state).
  */
 #include <pthread.h>
 #include <math.h>
@@ -119,6 +123,7 @@ enum stmt_id {
 	S_CFG_GET, S_CFG_SET, S_CFG_DEL,
 	S_PREFIX_BLOB, S_PREFIX_NODE, S_ALL_BLOBS, S_ALL_NODES,
 	S_SEARCH, S_SEARCH_OWN, S_SEARCH_COUNT, S_INDEXED_COUNT, S_DATA_VERSION, S_BLOB_USERS,
+	S_SEARCH_COUNT_SINCE, S_INDEXED_COUNT_SINCE, S_INDEX_STATE, S_EPOCH_BUMP,
 	S_TOK_GET, S_TOK_PUT,
 	S_STATE_GET, S_STATE_SET, S_STATE_DEL, S_STATE_DROP, S_USAGE_DROP,
 	S_USAGE_INS, S_USAGE_ADD, S_USAGE_ALL,
@@ -182,6 +187,14 @@ static const char *const stmt_sql[S__COUNT] = {
 	/* one row per indexed text (FTS5 keeps each one's length), a b-tree count */
 	[S_INDEXED_COUNT] = "SELECT count(*) FROM fts_docsize",
 	[S_DATA_VERSION] = "PRAGMA data_version",
+	/* the same counts over the texts indexed since (FTS5 seeks to a rowid; fts_docsize's key is it) */
+	[S_SEARCH_COUNT_SINCE] = "SELECT count(*) FROM fts WHERE fts MATCH ?1 AND rowid > ?2 AND rowid <= ?3",
+	[S_INDEXED_COUNT_SINCE] = "SELECT count(*) FROM fts_docsize WHERE id > ?1 AND id <= ?2",
+	/* the watermark and the index's epoch (index_state), in one snapshot */
+	[S_INDEX_STATE] = "SELECT (SELECT value FROM config WHERE key = 'fts_watermark'),"
+			  " (SELECT value FROM config WHERE key = 'fts_epoch')",
+	[S_EPOCH_BUMP] = "INSERT INTO config(key, value) VALUES('fts_epoch', '1')"
+			 " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
 	[S_SEARCH] = "SELECT b.id, f.score FROM (SELECT rowid AS r, bm25(fts) AS score FROM fts"
 		     " WHERE fts MATCH ?1 ORDER BY score, r LIMIT ?2) f JOIN blobs b ON b.rid = f.r"
 		     " ORDER BY f.score, f.r",
@@ -222,17 +235,46 @@ typedef struct sqlite_backend {
 	cmv_buf scratch; /* encoded block lists */
 	struct ckpt_thread *ckpt; /* background checkpoints, when a server asked for them */
 	cmv_dag__ckpt_stats ckpt_last; /* the last thread's, once stopped */
-	/* search_count's counts, while the index is as it was (count_fresh) */
-	cmv__strmap counted;
-	uint64_t counted_total;
-	uint64_t fts_writes, counted_writes; /* this handle's writes to the index, all and at the count */
-	sqlite3_int64 counted_version;
-	/* cmv_bm25's lengths of indexed texts by rowid, -1 unknown, while none was unindexed (bm25_lengths) */
+	/*
+	 * The index as last read (index_state): the watermark (every indexed
+	 * rowid is at or below it) and the epoch, moved by every change to the
+	 * index other than indexing above the watermark; read again when
+	 * another connection committed or this handle wrote to the index.
+	 */
+	uint64_t fts_writes; /* this handle's writes to the index and rollbacks */
+	uint64_t fts_drops;  /* of which changes to what is indexed at or below the watermark, and rollbacks */
+	bool state_read;
+	sqlite3_int64 state_version, state_wm, state_epoch;
+	uint64_t state_writes;
+	/*
+	 * search_count's counts, each over the rowids up to its own mark, while
+	 * the epoch holds (count_fresh). A query of one term (a word, quoted,
+	 * as cmv_search_count writes it) is kept by its term too, and counted
+	 * up as this handle indexes a text with the term (sq_index_pending).
+	 */
+	cmv__strmap counted; /* query -> its index in counts */
+	cmv__strmap terms;   /* term -> its index in counts, for the queries of one term */
+	struct kept_count {
+		uint64_t n, add;            /* add: the texts being indexed that have the term */
+		sqlite3_int64 upto, seen;   /* seen: the last such text */
+		bool term;
+	} *counts;
+	size_t n_counts, cap_counts;
+	struct kept_count total;
+	uint64_t counted_drops;
+	sqlite3_int64 counted_epoch;
+	/* cmv_bm25's lengths of indexed texts by rowid, -1 unknown, while the epoch holds (bm25_lengths) */
 	bool bm25_own;
 	int *lengths;
 	size_t n_lengths;
-	uint64_t fts_drops, lengths_drops; /* this handle's deletes from the index and rollbacks, all and at the fill */
-	sqlite3_int64 lengths_version;
+	uint64_t lengths_drops;
+	sqlite3_int64 lengths_epoch;
+	cmv_dag__search_cache_stats cache_stats;
+	/* the index's tokenizer (the fts table's, as its migration names it), where FTS5 gives it */
+	fts5_tokenizer tok_api;
+	Fts5Tokenizer *tok;
+	cmv_buf term;
+	sqlite3_int64 fts_text; /* the text terms_follow reads */
 } sqlite_backend;
 
 #define SB(b) ((sqlite_backend *)(b))
@@ -421,6 +463,21 @@ static int fts_insert(sqlite_backend *sb, sqlite3_int64 rid, const void *data, i
 	return exec_done(sb, s, "cannot index a blob");
 }
 
+/*
+ * A change to the index other than indexing above the watermark (an
+ * unindex, a text indexed at an old rowid, the watermark lowered): the
+ * epoch moves in the same transaction, so that every handle's kept counts
+ * and lengths go (index_state), where indexing new text keeps them.
+ */
+static int epoch_bump(sqlite_backend *sb)
+{
+	sqlite3_stmt *s = stmt(sb, S_EPOCH_BUMP);
+
+	sb->fts_writes++;
+	sb->fts_drops++;
+	return s ? exec_done(sb, s, "cannot mark the index changed") : CMV_ERROR;
+}
+
 static int watermark_get(sqlite_backend *sb, sqlite3_int64 *out);
 static int count_query(sqlite_backend *sb, const char *sql, uint64_t *out);
 
@@ -469,7 +526,9 @@ static int sq_blob_put(cmv_store_backend *b, const cmv_id *id, const void *data,
 		sqlite3_bind_int64(s, 1, rid);
 		return exec_done(sb, s, "cannot index a blob");
 	}
-	if ((error = fts_insert(sb, rid, data, (int)len)) < 0 || !(s = stmt(sb, S_BLOB_SETIDX)))
+	/* at or below the watermark: counts kept up to it would miss it */
+	if ((error = fts_insert(sb, rid, data, (int)len)) < 0 || (error = epoch_bump(sb)) < 0 ||
+	    !(s = stmt(sb, S_BLOB_SETIDX)))
 		return error < 0 ? error : CMV_ERROR;
 	sqlite3_bind_int64(s, 1, rid);
 	return exec_done(sb, s, "cannot index a blob");
@@ -1179,12 +1238,11 @@ static int sq_object_delete(cmv_store_backend *b, cmv_object_type type, const cm
 			return CMV_ERROR;
 		}
 		sb->fts_writes++;
-		sb->fts_drops++;
 		sqlite3_bind_int64(s, 1, rid);
 		sqlite3_bind_text(s, 2, text.ptr, (int)text.size, SQLITE_STATIC);
 		error = exec_done(sb, s, "cannot unindex a blob");
 		cmv_buf_dispose(&text);
-		if (error < 0)
+		if (error < 0 || (error = epoch_bump(sb)) < 0)
 			return error;
 	}
 	if (!(s = stmt(sb, S_BLOB_DEL)))
@@ -1196,6 +1254,9 @@ static int sq_object_delete(cmv_store_backend *b, cmv_object_type type, const cm
 				  " WHERE key = 'fts_watermark'"
 				  " AND CAST(value AS INTEGER) > (SELECT coalesce(max(rid), 0) FROM blobs)",
 			      "cannot lower the index watermark")) < 0)
+		return error;
+	/* a later text may be indexed at a rowid that counts kept up to the old watermark have passed */
+	if (sqlite3_changes(sb->db) > 0 && (error = epoch_bump(sb)) < 0)
 		return error;
 	if (!(s = stmt(sb, S_TOK_DEL)))
 		return CMV_ERROR;
@@ -1223,6 +1284,35 @@ static int watermark_get(sqlite_backend *sb, sqlite3_int64 *out)
 	return error;
 }
 
+/* A token of a text being indexed: a kept term's text counted once. */
+static int term_seen(void *ctx, int flags, const char *token, int n, int start, int end)
+{
+	sqlite_backend *sb = ctx;
+	size_t at;
+
+	(void)flags; /* a colocated token is indexed as any other */
+	(void)start;
+	(void)end;
+	cmv_buf_clear(&sb->term);
+	if (n <= 0 || memchr(token, 0, (size_t)n) || cmv_buf_put(&sb->term, token, (size_t)n) < 0 ||
+	    cmv_buf_putc(&sb->term, 0) < 0) {
+		cmv_error_clear();
+		return n <= 0 || memchr(token, 0, (size_t)n) ? SQLITE_OK : SQLITE_NOMEM;
+	}
+	if (cmv__strmap_get(&sb->terms, sb->term.ptr, &at, NULL) && sb->counts[at].seen != sb->fts_text) {
+		sb->counts[at].seen = sb->fts_text;
+		sb->counts[at].add++;
+	}
+	return SQLITE_OK;
+}
+
+/* The kept terms in a text being indexed (term_seen), 0; else what failed, and they are not followed. */
+static int terms_follow(sqlite_backend *sb, sqlite3_int64 rid, const void *text, int len)
+{
+	sb->fts_text = rid;
+	return sb->tok_api.xTokenize(sb->tok, sb, FTS5_TOKENIZE_DOCUMENT, text, len, term_seen) == SQLITE_OK ? 0 : -1;
+}
+
 static int sq_index_pending(cmv_store_backend *b, size_t *n_out)
 {
 	sqlite_backend *sb = SB(b);
@@ -1239,13 +1329,20 @@ static int sq_index_pending(cmv_store_backend *b, size_t *n_out)
 	if (!(s = stmt(sb, S_PENDING)))
 		return CMV_ERROR;
 	sqlite3_bind_int64(s, 1, wm);
+	/* kept counts of one term are counted up as the texts go in (a large batch: counted after) */
+	bool follow = sb->tok && sb->n_counts > 0;
+	for (size_t i = 0; follow && i < sb->n_counts; i++)
+		sb->counts[i].add = 0, sb->counts[i].seen = -1;
 	/* Reading blobs while inserting into fts: different tables, one connection. */
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		sqlite3_int64 rid = sqlite3_column_int64(s, 0);
-		if ((error = fts_insert(sb, rid, sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1))) < 0) {
+		const void *text = sqlite3_column_blob(s, 1);
+		int len = sqlite3_column_bytes(s, 1);
+		if ((error = fts_insert(sb, rid, text, len)) < 0) {
 			sqlite3_reset(s);
 			return error;
 		}
+		follow = follow && n < 4096 && terms_follow(sb, rid, text, len) == 0;
 		top = rid;
 		n++;
 	}
@@ -1259,6 +1356,12 @@ static int sq_index_pending(cmv_store_backend *b, size_t *n_out)
 	top = (sqlite3_int64)max_rid;
 	if (top <= wm)
 		return 0;
+	/* counts that were up to the old watermark are up to the new one (a rollback drops them all) */
+	for (size_t i = 0; follow && i < sb->n_counts; i++)
+		if (sb->counts[i].term && sb->counts[i].upto == wm)
+			sb->counts[i].n += sb->counts[i].add, sb->counts[i].upto = top;
+	if (follow && sb->total.upto == wm)
+		sb->total.n += n, sb->total.upto = top;
 	if (!(s = stmt(sb, S_PENDING_DONE)))
 		return CMV_ERROR;
 	sqlite3_bind_int64(s, 1, wm);
@@ -1297,8 +1400,9 @@ static int sq_index_behind(cmv_store_backend *b, bool *behind)
  * in thousands of texts; here a length asked once is kept by rowid. A
  * text's length does not change while it is indexed, and a rowid is used
  * again only after its text is unindexed: the kept lengths are dropped
- * when this handle unindexes a text or rolls back, and when another
- * commits anything (bm25_lengths).
+ * when this handle unindexes a text or rolls back, and when the index's
+ * epoch moves (index_state: another handle unindexed), not when another
+ * handle only indexed new text or wrote something else (bm25_lengths).
  */
 typedef struct {
 	int n;
@@ -1436,19 +1540,53 @@ static int data_version(sqlite_backend *sb, sqlite3_int64 *out)
 	return 0;
 }
 
+/*
+ * The watermark and the epoch (see sqlite_backend), read again only where
+ * they may have moved: another connection committed (PRAGMA data_version,
+ * which moves for any commit: a checkpoint thread's restart too, which
+ * leaves both as they were), or this handle wrote to the index.
+ */
+static int index_state(sqlite_backend *sb)
+{
+	sqlite3_stmt *s;
+	sqlite3_int64 version = 0;
+	int rc, error;
+
+	if ((error = data_version(sb, &version)) < 0)
+		return error;
+	if (sb->state_read && version == sb->state_version && sb->fts_writes == sb->state_writes)
+		return 0;
+	if (!(s = stmt(sb, S_INDEX_STATE)))
+		return CMV_ERROR;
+	if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+		sqlite3_reset(s);
+		return sq_error(sb, rc, "cannot read the index's state");
+	}
+	/* none yet: 0 (a NULL reads as 0) */
+	sb->state_wm = sqlite3_column_int64(s, 0);
+	sb->state_epoch = sqlite3_column_int64(s, 1);
+	sqlite3_reset(s);
+	sb->state_version = version;
+	sb->state_writes = sb->fts_writes;
+	sb->state_read = true;
+	sb->cache_stats.state_reads++;
+	return 0;
+}
+
 /* Whether cmv_bm25's kept lengths still hold (see above): else they are dropped. */
 static int bm25_lengths(sqlite_backend *sb)
 {
-	sqlite3_int64 version;
 	int error;
-	if ((error = data_version(sb, &version)) < 0)
+	if ((error = index_state(sb)) < 0)
 		return error;
-	if (sb->fts_drops != sb->lengths_drops || version != sb->lengths_version) {
+	if (sb->fts_drops != sb->lengths_drops || sb->state_epoch != sb->lengths_epoch) {
+		if (sb->lengths)
+			sb->cache_stats.length_drops++;
 		free(sb->lengths);
 		sb->lengths = NULL;
 		sb->n_lengths = 0;
 		sb->lengths_drops = sb->fts_drops;
-		sb->lengths_version = version;
+		sb->lengths_epoch = sb->state_epoch;
 	}
 	return 0;
 }
@@ -1497,16 +1635,16 @@ again:
 	sqlite3_reset(s);
 	/*
 	 * Outside a transaction the search read its own snapshot, after the
-	 * version was checked: another connection's commit in between (gc
+	 * epoch was checked: another connection's commit in between (gc
 	 * giving a text's rowid to another) could have left a kept length
-	 * stale. The version unchanged after says there was none; else the
-	 * search is run once more, its kept lengths dropped first (the version
-	 * moved), so every length it uses is read in its own snapshot, as
-	 * FTS5's bm25() reads them.
+	 * stale. The epoch unchanged after says there was none (it moves in
+	 * the transaction that unindexes, so a snapshot with the change has
+	 * it moved); else the search is run once more, its kept lengths
+	 * dropped first, so every length it uses is read in its own snapshot,
+	 * as FTS5's bm25() reads them.
 	 */
 	if (!error && sb->bm25_own && !sb->in_txn && !retried) {
-		sqlite3_int64 after;
-		if ((error = data_version(sb, &after)) == 0 && after != sb->lengths_version) {
+		if ((error = index_state(sb)) == 0 && sb->state_epoch != sb->lengths_epoch) {
 			retried = true;
 			n = 0;
 			goto again;
@@ -1676,6 +1814,11 @@ static void sq_free(cmv_store_backend *b)
 	free(sb->path);
 	cmv_buf_dispose(&sb->scratch);
 	cmv__strmap_dispose(&sb->counted);
+	cmv__strmap_dispose(&sb->terms);
+	free(sb->counts);
+	if (sb->tok)
+		sb->tok_api.xDelete(sb->tok);
+	cmv_buf_dispose(&sb->term);
 	free(sb->lengths);
 	free(sb);
 }
@@ -1748,79 +1891,175 @@ fail:
 }
 
 /*
- * Whether search_count's kept counts still hold: no write to the index by
- * this handle since (fts_writes; its other writes, such as the blobs a
- * query keeps, change no count) and nothing committed by another (PRAGMA
- * data_version: any commit, as another handle's writes are not told
- * apart), else they are dropped. A write that is rolled back drops them
- * too: they are only ever counted again, never wrong.
+ * Whether search_count's kept counts still hold, else they are dropped:
+ * each is exact over the rowids up to its own mark, which holds as long
+ * as nothing at or below the watermark changed (the epoch, index_state,
+ * and this handle's fts_drops: its unindexes and rollbacks). Texts
+ * indexed since, by this handle or another, are all above the mark and
+ * are counted apart (sq_search_count); another connection's commit that
+ * did not touch the index (a checkpoint thread's restart) drops nothing.
  */
 static int count_fresh(sqlite_backend *sb)
 {
-	sqlite3_stmt *s = stmt(sb, S_DATA_VERSION);
-	sqlite3_int64 version;
-	if (!s)
-		return CMV_ERROR;
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		sqlite3_reset(s);
-		return sq_error(sb, sqlite3_errcode(sb->db), "cannot read the data version");
-	}
-	version = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
+	int error;
+	if ((error = index_state(sb)) < 0)
+		return error;
 	/* a bound, as a server runs for long: a question's words are tens */
-	if (sb->fts_writes != sb->counted_writes || version != sb->counted_version || sb->counted.n >= 65536) {
+	if (sb->fts_drops != sb->counted_drops || sb->state_epoch != sb->counted_epoch || sb->counted.n >= 65536) {
+		if (sb->counted.n || sb->total.upto >= 0)
+			sb->cache_stats.count_drops++;
 		cmv__strmap_dispose(&sb->counted);
 		memset(&sb->counted, 0, sizeof(sb->counted));
-		sb->counted_total = UINT64_MAX;
-		sb->counted_writes = sb->fts_writes;
-		sb->counted_version = version;
+		cmv__strmap_dispose(&sb->terms);
+		memset(&sb->terms, 0, sizeof(sb->terms));
+		sb->n_counts = 0;
+		sb->total.upto = -1;
+		sb->counted_drops = sb->fts_drops;
+		sb->counted_epoch = sb->state_epoch;
 	}
 	return 0;
+}
+
+/* A count brought up to the watermark: whole (upto < 0), or over the rowids indexed since. */
+static int count_upto(sqlite_backend *sb, struct kept_count *c, const char *query)
+{
+	sqlite3_int64 wm = sb->state_wm;
+	sqlite3_stmt *s;
+	int error = 0;
+
+	if (c->upto == wm)
+		return 0;
+	if (c->upto > wm)
+		c->upto = -1; /* not after an epoch check; as a guard, counted again whole */
+	if (!(s = stmt(sb, query ? (c->upto < 0 ? S_SEARCH_COUNT : S_SEARCH_COUNT_SINCE) :
+				   (c->upto < 0 ? S_INDEXED_COUNT : S_INDEXED_COUNT_SINCE))))
+		return CMV_ERROR;
+	if (query)
+		bind_text(s, 1, query);
+	if (c->upto >= 0) {
+		sqlite3_bind_int64(s, query ? 2 : 1, c->upto);
+		sqlite3_bind_int64(s, query ? 3 : 2, wm);
+	}
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		uint64_t n = (uint64_t)sqlite3_column_int64(s, 0);
+		if (c->upto < 0)
+			c->n = n, sb->cache_stats.counted_all++;
+		else
+			c->n += n, sb->cache_stats.counted_since++;
+		c->upto = wm;
+	} else if (query) {
+		error = cmv_error__set(CMV_EINVALID, "bad search query '%s': %s", query, sqlite3_errmsg(sb->db));
+	} else {
+		error = cmv_error__set(CMV_EIO, "cannot count the indexed texts: %s", sqlite3_errmsg(sb->db));
+	}
+	sqlite3_reset(s);
+	return error;
+}
+
+typedef struct {
+	sqlite_backend *sb;
+	int n;
+} query_terms;
+
+static int query_term(void *ctx, int flags, const char *token, int n, int start, int end)
+{
+	query_terms *q = ctx;
+
+	(void)start;
+	(void)end;
+	if (flags & FTS5_TOKEN_COLOCATED)
+		return SQLITE_OK;
+	if (q->n++ == 0) {
+		cmv_buf_clear(&q->sb->term);
+		if (n <= 0 || memchr(token, 0, (size_t)n) || cmv_buf_put(&q->sb->term, token, (size_t)n) < 0 ||
+		    cmv_buf_putc(&q->sb->term, 0) < 0) {
+			cmv_error_clear();
+			q->n = 2; /* not kept by its term */
+		}
+	}
+	return SQLITE_OK;
+}
+
+/* Whether a query is one quoted term (in sb->term), as cmv_search_count writes a word. */
+static bool query_is_term(sqlite_backend *sb, const char *query)
+{
+	size_t len = strlen(query);
+	query_terms q = { sb, 0 };
+
+	if (!sb->tok || len < 3 || query[0] != '"' || query[len - 1] != '"' || memchr(query + 1, '"', len - 2))
+		return false;
+	if (sb->tok_api.xTokenize(sb->tok, &q, FTS5_TOKENIZE_QUERY, query + 1, (int)len - 2, query_term) != SQLITE_OK)
+		return false;
+	return q.n == 1;
 }
 
 /*
  * Each query's matches are a pass over its words' doclists (a word in a
  * fifth of a million-token store's texts, 0.04 ms); the pager counts the
  * same common words for question after question, so the counts are kept
- * until the store changes (count_fresh).
+ * (count_fresh), and on a live store, where each question comes after an
+ * append, only the new texts are counted (FTS5 seeks each doclist to the
+ * mark: microseconds). Outside a transaction the counts are taken in one
+ * read transaction, so that the watermark they are brought up to and the
+ * rows they count are of one snapshot.
  */
 static int sq_search_count(cmv_store_backend *b, const char *const *queries, size_t n, uint64_t *n_match,
 			   uint64_t *n_indexed)
 {
 	sqlite_backend *sb = SB(b);
-	sqlite3_stmt *s;
-	size_t kept;
+	bool own_txn = !sb->in_txn;
+	size_t at;
 	int error;
 
-	if ((error = count_fresh(sb)) < 0)
-		return error;
+	if (own_txn) {
+		sqlite3_stmt *s = stmt(sb, S_BEGIN_R);
+		if (!s || (error = exec_done(sb, s, "cannot begin a transaction")) < 0)
+			return s ? error : CMV_ERROR;
+	}
+	error = count_fresh(sb);
 	for (size_t i = 0; i < n && !error; i++) {
-		if (cmv__strmap_get(&sb->counted, queries[i], &kept, NULL)) {
-			n_match[i] = kept;
-			continue;
+		bool term;
+		if (cmv__strmap_get(&sb->counted, queries[i], &at, NULL)) {
+			error = count_upto(sb, &sb->counts[at], queries[i]);
+		} else if ((term = query_is_term(sb, queries[i])) && cmv__strmap_get(&sb->terms, sb->term.ptr, &at, NULL)) {
+			/* another query of a kept term ("painted", "paint") */
+			if ((error = cmv__strmap_put(&sb->counted, queries[i], at, NULL)) == 0)
+				error = count_upto(sb, &sb->counts[at], queries[i]);
+		} else {
+			if (sb->n_counts == sb->cap_counts) {
+				size_t cap = sb->cap_counts ? sb->cap_counts * 2 : 64;
+				struct kept_count *grown = cmv__realloc(sb->counts, cap * sizeof(*grown));
+				if (!grown) {
+					error = cmv_error__oom();
+					break;
+				}
+				sb->counts = grown;
+				sb->cap_counts = cap;
+			}
+			at = sb->n_counts;
+			sb->counts[at] = (struct kept_count){ .upto = -1 };
+			if ((error = count_upto(sb, &sb->counts[at], queries[i])) < 0)
+				break;
+			sb->n_counts++;
+			/* counted up by its term only once found by it (a failed put: brought up by counting) */
+			if ((error = cmv__strmap_put(&sb->counted, queries[i], at, NULL)) == 0 && term &&
+			    (error = cmv__strmap_put(&sb->terms, sb->term.ptr, at, NULL)) == 0)
+				sb->counts[at].term = true;
 		}
-		if (!(s = stmt(sb, S_SEARCH_COUNT)))
-			return CMV_ERROR;
-		bind_text(s, 1, queries[i]);
-		if (sqlite3_step(s) == SQLITE_ROW)
-			n_match[i] = (uint64_t)sqlite3_column_int64(s, 0);
-		else
-			error = cmv_error__set(CMV_EINVALID, "bad search query '%s': %s", queries[i], sqlite3_errmsg(sb->db));
-		sqlite3_reset(s);
 		if (!error)
-			error = cmv__strmap_put(&sb->counted, queries[i], (size_t)n_match[i], NULL);
+			n_match[i] = sb->counts[at].n;
 	}
-	if (!error && sb->counted_total == UINT64_MAX) {
-		if (!(s = stmt(sb, S_INDEXED_COUNT)))
-			return CMV_ERROR;
-		if (sqlite3_step(s) == SQLITE_ROW)
-			sb->counted_total = (uint64_t)sqlite3_column_int64(s, 0);
-		else
-			error = cmv_error__set(CMV_EIO, "cannot count the indexed texts: %s", sqlite3_errmsg(sb->db));
-		sqlite3_reset(s);
+	if (!error && (error = count_upto(sb, &sb->total, NULL)) == 0)
+		*n_indexed = sb->total.n;
+	if (own_txn) {
+		/* a read's end; after an error SQLite may have ended it already */
+		sqlite3_stmt *s = sqlite3_get_autocommit(sb->db) ? NULL : stmt(sb, S_COMMIT);
+		int end = s ? exec_done(sb, s, "cannot end a read") : 0;
+		if (end < 0 && !sqlite3_get_autocommit(sb->db))
+			sqlite3_exec(sb->db, "ROLLBACK", NULL, NULL, NULL);
+		if (!error)
+			error = end;
 	}
-	if (!error)
-		*n_indexed = sb->counted_total;
 	return error;
 }
 
@@ -1876,6 +2115,12 @@ static void bm25_register(sqlite_backend *sb)
 	sqlite3_finalize(s);
 	sb->bm25_own = api && api->iVersion >= 2 &&
 		       api->xCreateFunction(api, "cmv_bm25", sb, cmv_bm25, NULL) == SQLITE_OK;
+	/* the fts table's tokenizer (migrations[1]): without it, kept counts are brought up by counting */
+	void *user = NULL;
+	const char *args[] = { "unicode61", "remove_diacritics", "2" };
+	if (api && api->xFindTokenizer(api, "porter", &user, &sb->tok_api) == SQLITE_OK &&
+	    sb->tok_api.xCreate(user, args, 3, &sb->tok) != SQLITE_OK)
+		sb->tok = NULL;
 }
 
 int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned int flags)
@@ -1894,8 +2139,9 @@ int cmv_store_sqlite_open(cmv_store_backend **out, const char *path, unsigned in
 		return cmv_error__oom();
 	sb->parent = sqlite_backend_template;
 	cmv_buf_init(&sb->scratch, (size_t)64 << 20);
+	cmv_buf_init(&sb->term, (size_t)1 << 20);
 	sb->readonly = (flags & CMV_REPO_OPEN_READONLY) != 0;
-	sb->counted_total = UINT64_MAX; /* none kept yet */
+	sb->total.upto = -1; /* none kept yet */
 	if (!(sb->path = cmv__strdup(path))) {
 		free(sb);
 		return cmv_error__oom();
@@ -2182,6 +2428,13 @@ int cmv_dag__sqlite_checkpoint_background(cmv_store_backend *b, bool on)
 	/* replaces SQLite's autocheckpoint (wal_autocheckpoint=0) on the request connection */
 	sqlite3_wal_hook(sb->db, ckpt_hook, c);
 	return 0;
+}
+
+void cmv_dag__sqlite_search_cache_stats(cmv_store_backend *b, cmv_dag__search_cache_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (b->free == sq_free)
+		*out = SB(b)->cache_stats;
 }
 
 void cmv_dag__sqlite_checkpoint_stats(cmv_store_backend *b, cmv_dag__ckpt_stats *out)

@@ -322,6 +322,55 @@ static void test_dag_checkpoint__noop_without_wal(void **state)
 	free(dir);
 }
 
+/*
+ * The thread's WAL restart is a commit by another connection (a row put
+ * into config and deleted): the search caches, which only a change to the
+ * index drops, are kept across it. The version moved (the index's state was
+ * read again), and no count or length was dropped or taken again.
+ */
+static int no_hit(const cmv_search_hit *h, void *payload)
+{
+	(void)h;
+	(*(int *)payload)++;
+	return 0;
+}
+
+static void test_dag_checkpoint__search_caches_survive_a_restart(void **state)
+{
+	char *dir = test_tmpdir();
+	cmv_repo *repo = NULL;
+	cmv_dag__ckpt_stats st;
+	cmv_dag__search_cache_stats a, b;
+	const char *q[] = { "heron", "grey" };
+	uint64_t df[2], n;
+	int hits = 0;
+	(void)state;
+
+	assert_cmv_ok(cmv_repo_init(&repo, dir));
+	test_append_n(repo, "main", "a grey heron", 20);
+	assert_cmv_ok(cmv_search_count(repo, q, 2, 0, df, &n));
+	assert_cmv_ok(cmv_search(repo, "heron", 10, CMV_SEARCH_NO_SNIPPET, no_hit, &hits));
+	cmv_dag__sqlite_search_cache_stats(repo->backend, &a);
+	assert_cmv_ok(cmv_repo_checkpoint_background(repo, 1));
+	cmv_dag__sqlite_checkpoint_wait_idle(repo->backend);
+	cmv_dag__sqlite_checkpoint_stats(repo->backend, &st);
+	assert_true(st.n_restarts >= 1);
+	assert_cmv_ok(cmv_search_count(repo, q, 2, 0, df, &n));
+	assert_cmv_ok(cmv_search(repo, "heron", 10, CMV_SEARCH_NO_SNIPPET, no_hit, &hits));
+	cmv_dag__sqlite_search_cache_stats(repo->backend, &b);
+	assert_int_equal(df[0], 20);
+	assert_int_equal(n, 20);
+	assert_true(b.state_reads > a.state_reads);
+	assert_int_equal(b.count_drops, 0);
+	assert_int_equal(b.length_drops, 0);
+	assert_int_equal(b.counted_all, a.counted_all);
+	assert_int_equal(b.counted_since, a.counted_since);
+	assert_int_equal(hits, 20);
+	cmv_repo_free(repo);
+	test_rmdir(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +378,7 @@ int main(void)
 		cmocka_unit_test(test_dag_checkpoint__requests_never_sync),
 		cmocka_unit_test(test_dag_checkpoint__kill_loses_nothing),
 		cmocka_unit_test(test_dag_checkpoint__noop_without_wal),
+		cmocka_unit_test(test_dag_checkpoint__search_caches_survive_a_restart),
 	};
 	return cmocka_run_group_tests_name("dag checkpoints", tests, NULL, NULL);
 }

@@ -735,9 +735,9 @@ static void test_dag_conformance__store_reopens_with_everything(void **state)
 }
 
 /*
- * A store may keep the counts cmv_search_count gave (SQLite does, until it
- * changes): a text indexed since, through this handle or another on the
- * same store, counts at once.
+ * A store may keep the counts cmv_search_count gave (SQLite does, brought
+ * up to date as texts are indexed): a text indexed since, through this
+ * handle or another on the same store, counts at once.
  */
 static void test_dag_conformance__search_count_follows_writes(void **state)
 {

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include "test.h"
 #include <cmv/sys/store_backend.h>
+#include "dag/repo.h"
 
 typedef test_store fixture;
 
@@ -183,6 +184,13 @@ static int keep_score(const cmv_search_hit *h, void *payload)
 	return 0;
 }
 
+static void append_text(cmv_repo *repo, const char *text)
+{
+	cmv_block_content b;
+	cmv_message m = test_text_message(&b, CMV_ROLE_USER, text);
+	assert_cmv_ok(cmv_append(NULL, repo, "main", &m, 1, CMV_APPEND_CREATE));
+}
+
 /* FTS5's own bm25() of each row the query matches, best first, from a connection of its own. */
 static void raw_bm25(const fixture *f, const char *query, scores *out)
 {
@@ -218,8 +226,8 @@ static void test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused(void 
 	cmv_gc_stats st;
 	scores got, want;
 
-	for (int i = 0; i < 200; i++)
-		strcat(long_text, " filler");
+	for (size_t i = 0, o = strlen(long_text); i < 200; i++)
+		o += (size_t)snprintf(long_text + o, sizeof(long_text) - o, " filler");
 	test_append_n(f->repo, "main", "alpha beta", 3);
 	test_append_n(f->repo, "main", "beta beta gamma and more words here", 2);
 	m = test_text_message(&b, CMV_ROLE_USER, long_text);
@@ -238,6 +246,129 @@ static void test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused(void 
 		assert_int_equal(want.n, 6);
 		assert_memory_equal(got.score, want.score, sizeof(double) * 6);
 	}
+	/* the same through another handle: its gc, then its text at the rowid this one kept a length for */
+	cmv_repo *other = NULL;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	assert_cmv_ok(cmv_repo_open(&other, path, 0));
+	assert_cmv_ok(cmv_node_write(&id, other, NULL, &m));
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			assert_cmv_ok(cmv_gc(&st, other, 0));
+			assert_int_equal(st.blobs_removed, 1);
+			append_text(other, "beta too");
+			assert_cmv_ok(cmv_repo_index(NULL, other));
+		}
+		memset(&got, 0, sizeof(got));
+		assert_cmv_ok(cmv_search(f->repo, "beta", 10, CMV_SEARCH_BLOBS | CMV_SEARCH_NO_SNIPPET, keep_score, &got));
+		raw_bm25(f, "\"beta\"", &want);
+		assert_int_equal(got.n, 7);
+		assert_int_equal(want.n, 7);
+		assert_memory_equal(got.score, want.score, sizeof(double) * 7);
+	}
+	cmv_repo_free(other);
+}
+
+/*
+ * The counts cmv_search_count keeps are each store's true counts at every
+ * step of a live store's life, compared with a handle opened afresh (which
+ * keeps nothing): texts indexed by this handle (counted up as they go in)
+ * and by another (counted over the texts since), a text with no word, a
+ * transaction that counted and rolled back, another handle's gc and this
+ * one's. Queries of one stemmed term share their count ("herons", "heron").
+ */
+static const char *const live_q[] = { "heron", "herons", "painted", "paint", "grey heron", "zzz" };
+#define LIVE_NQ (sizeof(live_q) / sizeof(live_q[0]))
+
+static void live_counts(cmv_repo *repo, uint64_t *df, uint64_t *total)
+{
+	assert_cmv_ok(cmv_search_count(repo, (const char *const *)live_q, LIVE_NQ, 0, df, total));
+}
+
+static void live_compare(const fixture *f, uint64_t want_heron)
+{
+	uint64_t got[LIVE_NQ], want[LIVE_NQ], got_total = 0, want_total = 0;
+	char path[4096];
+	cmv_repo *fresh = NULL;
+
+	live_counts(f->repo, got, &got_total);
+	snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	assert_cmv_ok(cmv_repo_open(&fresh, path, 0));
+	live_counts(fresh, want, &want_total);
+	cmv_repo_free(fresh);
+	assert_memory_equal(got, want, sizeof(got));
+	assert_int_equal(got_total, want_total);
+	assert_int_equal(got[0], want_heron); /* the step did what it says */
+	assert_int_equal(got[1], want_heron);
+}
+
+static void test_dag_search__kept_counts_are_exact_on_a_live_store(void **state)
+{
+	fixture *f = *state;
+	cmv_dag__search_cache_stats a, b;
+	uint64_t df[LIVE_NQ], total;
+	cmv_repo *other = NULL;
+	char path[4096];
+	cmv_id id;
+	cmv_block_content blk;
+	cmv_message m;
+	cmv_gc_stats gc;
+
+	snprintf(path, sizeof(path), "%s/.cmv", f->dir);
+	assert_cmv_ok(cmv_repo_open(&other, path, 0));
+	test_append_n(f->repo, "main", "a heron", 3);
+	live_compare(f, 3);
+	/* this handle indexes: the counts of one term are counted up, none taken again */
+	cmv_dag__sqlite_search_cache_stats(f->repo->backend, &a);
+	test_append_n(f->repo, "main", "grey herons painted, herons", 2);
+	live_compare(f, 5);
+	cmv_dag__sqlite_search_cache_stats(f->repo->backend, &b);
+	assert_int_equal(b.counted_all, a.counted_all);
+	assert_int_equal(b.counted_since, a.counted_since + 1); /* "grey heron", two terms */
+	assert_int_equal(b.count_drops, 0);
+	/* another handle appends and indexes: the new texts are counted, the rest kept */
+	test_append_n(other, "main", "herons again", 2);
+	assert_cmv_ok(cmv_repo_index(NULL, other));
+	live_compare(f, 7);
+	cmv_dag__sqlite_search_cache_stats(f->repo->backend, &a);
+	assert_int_equal(a.counted_all, b.counted_all);
+	assert_int_equal(a.count_drops, 0);
+	/* another handle appends, this one indexes: a text with no word is an indexed text all the same */
+	append_text(other, "... !!");
+	append_text(other, "heron?");
+	live_compare(f, 8);
+	/* counted inside a transaction that is rolled back: the counts go back */
+	assert_cmv_ok(cmv_repo_txn_begin(f->repo));
+	test_append_n(f->repo, "main", "a heron for nothing", 2);
+	live_counts(f->repo, df, &total);
+	assert_int_equal(df[0], 10);
+	cmv_repo_txn_rollback(f->repo);
+	live_compare(f, 8);
+	/* another handle unindexes (gc): every handle's counts go */
+	m = test_text_message(&blk, CMV_ROLE_USER, "a lost heron");
+	assert_cmv_ok(cmv_node_write(&id, other, NULL, &m));
+	append_text(other, "not the newest then"); /* so that gc unindexes and leaves the watermark */
+	assert_cmv_ok(cmv_repo_index(NULL, other));
+	live_compare(f, 9);
+	cmv_dag__sqlite_search_cache_stats(f->repo->backend, &a);
+	assert_cmv_ok(cmv_gc(&gc, other, 0));
+	assert_int_equal(gc.blobs_removed, 1);
+	live_compare(f, 8);
+	cmv_dag__sqlite_search_cache_stats(f->repo->backend, &b);
+	assert_int_equal(b.count_drops, a.count_drops + 1);
+	/* and this one's */
+	assert_cmv_ok(cmv_node_write(&id, f->repo, NULL, &m));
+	live_compare(f, 9);
+	assert_cmv_ok(cmv_gc(&gc, f->repo, 0));
+	live_compare(f, 8);
+	/* another handle indexes a text at an old rowid: its bytes were first stored as not indexed */
+	assert_cmv_ok(cmv_blob_write(&id, other, "an old heron", 12));
+	append_text(other, "past the old one");
+	assert_cmv_ok(cmv_repo_index(NULL, other));
+	live_compare(f, 8);
+	append_text(other, "an old heron");
+	live_compare(f, 9);
+	cmv_repo_free(other);
 }
 
 /*
@@ -477,6 +608,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dag_gc__keeps_exactly_what_refs_reach, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_gc__removed_text_leaves_the_index, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_gc__text_written_after_gc_is_searchable, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_dag_search__kept_counts_are_exact_on_a_live_store, test_store_setup,
+						test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused, test_store_setup,
 						test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_dag_search__waits_on_a_writer_only_to_index, test_store_setup, test_store_teardown),
