@@ -101,6 +101,13 @@ void cmv_dag__sqlite_checkpoint_stats(cmv_store_backend *b, cmv_dag__ckpt_stats 
 /* For tests: until the thread has nothing left to do (no wake-up pending, none running). */
 void cmv_dag__sqlite_checkpoint_wait_idle(cmv_store_backend *b);
 
+/*
+ * For tests (PostgreSQL only, else CMV_EINVALID): EXPLAIN's text of the
+ * statement `what` ("search", "search_count") runs for the FTS5 `query`,
+ * the custom plan or the generic one.
+ */
+int cmv_dag__pg_explain(cmv_buf *plan, cmv_store_backend *b, const char *what, const char *query, bool generic);
+
 /* Whether a block type's content is text worth indexing. */
 bool cmv_dag__block_is_text(const char *type, const char *media_type);
 
