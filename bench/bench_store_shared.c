@@ -219,14 +219,19 @@ static void log_tail(cmv_repo *repo, const cmv_id *tip, size_t n)
 	cmv_walk_free(w);
 }
 
-enum { OP_APPEND, OP_SNAPSHOT, OP_BRANCH, OP_LOG20, OP_RESOLVE, OP_SEARCH_RARE, OP_SEARCH_COMMON, OP_WALK, OP__N };
+enum { OP_RTT, OP_APPEND, OP_SNAPSHOT, OP_BRANCH, OP_LOG20, OP_RESOLVE, OP_SEARCH_RARE, OP_SEARCH_COMMON, OP_WALK, OP__N };
 static const char *const op_names[OP__N] = {
-	"append (own txn)", "snapshot", "branch", "log -n 20", "resolve main~50", "search, rare word",
+	"one round trip (SELECT 1)", "append (own txn)", "snapshot", "branch", "log -n 20", "resolve main~50", "search, rare word",
 	"search, word in all", "walk all (materialize's reads)",
 };
 
-/* p50 of each operation at this history size, in ms (the walk: one round, its total). */
-static void ops_at(double *p50, cmv_repo *repo, size_t *have, size_t rounds)
+/*
+ * p50 of each operation at this history size, in ms (the walk: one round,
+ * its total). `rtt`, a second connection to the PostgreSQL store (NULL for
+ * SQLite), times a bare round trip: the unit the others are counted in,
+ * and what the machine's load does to them.
+ */
+static void ops_at(double *p50, cmv_repo *repo, PGconn *rtt, size_t *have, size_t rounds)
 {
 	double *lat = calloc(rounds, sizeof(double));
 	size_t nodes = *have;
@@ -236,6 +241,10 @@ static void ops_at(double *p50, cmv_repo *repo, size_t *have, size_t rounds)
 	for (int op = 0; op < OP__N; op++) {
 		/* the walks read the whole chain (before, log -n 20 did too): fewer rounds */
 		size_t r = op == OP_WALK ? 1 : op == OP_LOG20 ? (rounds < 10 ? rounds : 10) : rounds;
+		if (op == OP_RTT && !rtt) {
+			p50[op] = 0;
+			continue;
+		}
 		for (size_t i = 0; i < r; i++) {
 			char name[64], q[32];
 			cmv_id tip;
@@ -244,6 +253,9 @@ static void ops_at(double *p50, cmv_repo *repo, size_t *have, size_t rounds)
 				die("resolve");
 			double t0 = bench_now();
 			switch (op) {
+			case OP_RTT:
+				PQclear(PQexec(rtt, "SELECT 1"));
+				break;
 			case OP_APPEND:
 				append_one(repo, "main", (*have)++, "agent");
 				break;
@@ -296,11 +308,18 @@ static cJSON *ops_latency(shared_ctx *c, bool quick, bool json)
 	for (int pg = 0; pg < 2; pg++) {
 		char *loc = fresh_store(c, pg);
 		cmv_repo *repo = open_store(loc);
+		PGconn *rtt = pg ? PQconnectdb(loc) : NULL;
 		size_t have = 0;
+		if (rtt && PQstatus(rtt) != CONNECTION_OK) {
+			fprintf(stderr, "cmv-bench: cannot connect: %s", PQerrorMessage(rtt));
+			exit(1);
+		}
 		for (int k = 0; k < 2; k++) {
 			grow(repo, "main", &have, sizes[k]);
-			ops_at(p50[pg][k], repo, &have, rounds);
+			ops_at(p50[pg][k], repo, rtt, &have, rounds);
 		}
+		if (rtt)
+			PQfinish(rtt);
 		cmv_repo_free(repo);
 		free(loc);
 	}
@@ -321,7 +340,10 @@ static cJSON *ops_latency(shared_ctx *c, bool quick, bool json)
 			cJSON_AddItemToObject(o, k ? "large" : "small", r);
 		}
 		cJSON_AddItemToArray(out, o);
-		if (!json)
+		if (!json && op == OP_RTT)
+			printf("  %-31s %10s %10s %10.3f %10.3f %9s %9s\n", op_names[op], "-", "-", p50[1][0][op], p50[1][1][op],
+			       "-", "-");
+		else if (!json)
 			printf("  %-31s %10.3f %10.3f %10.3f %10.3f %9.1f %9.1f\n", op_names[op], p50[0][0][op], p50[0][1][op],
 			       p50[1][0][op], p50[1][1][op], p50[1][0][op] / p50[0][0][op], p50[1][1][op] / p50[0][1][op]);
 	}
