@@ -219,9 +219,9 @@ static void log_tail(cmv_repo *repo, const cmv_id *tip, size_t n)
 	cmv_walk_free(w);
 }
 
-enum { OP_RTT, OP_APPEND, OP_SNAPSHOT, OP_BRANCH, OP_LOG20, OP_RESOLVE, OP_SEARCH_RARE, OP_SEARCH_COMMON, OP_WALK, OP__N };
+enum { OP_RTT, OP_APPEND, OP_SNAPSHOT, OP_BRANCH, OP_LOG20, OP_RESOLVE, OP_INDEX_CHECK, OP_SEARCH_RARE, OP_SEARCH_COMMON, OP_WALK, OP__N };
 static const char *const op_names[OP__N] = {
-	"one round trip (SELECT 1)", "append (own txn)", "snapshot", "branch", "log -n 20", "resolve main~50", "search, rare word",
+	"one round trip (SELECT 1)", "append (own txn)", "snapshot", "branch", "log -n 20", "resolve main~50", "index check, none pending", "search, rare word",
 	"search, word in all", "walk all (materialize's reads)",
 };
 
@@ -272,6 +272,11 @@ static void ops_at(double *p50, cmv_repo *repo, PGconn *rtt, size_t *have, size_
 			case OP_RESOLVE:
 				if (cmv_resolve(&tip, repo, "main~50") < 0)
 					die("resolve");
+				break;
+			case OP_INDEX_CHECK:
+				/* what each search asks first (the appends above left some: the first round indexes them) */
+				if (cmv_repo_index(NULL, repo) < 0)
+					die("index");
 				break;
 			case OP_SEARCH_RARE:
 				/* a turn number: in one or two texts */

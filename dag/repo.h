@@ -103,7 +103,8 @@ void cmv_dag__sqlite_checkpoint_wait_idle(cmv_store_backend *b);
 
 /*
  * For tests (PostgreSQL only, else CMV_EINVALID): EXPLAIN's text of the
- * statement `what` ("search", "search_count") runs for the FTS5 `query`,
+ * statement `what` ("search", "search_count" for the FTS5 `query`;
+ * "index_behind", "pending", which take none) runs,
  * the custom plan or the generic one.
  */
 int cmv_dag__pg_explain(cmv_buf *plan, cmv_store_backend *b, const char *what, const char *query, bool generic);
