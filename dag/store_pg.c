@@ -124,8 +124,8 @@ static const char *const migrations[] = {
 	 * version 2: no GIN pending list. With fastupdate (the default) new
 	 * entries wait in a list that every search reads whole, and that only
 	 * a vacuum or 4 MB of them merges: until then the planner, charging for
-	 * that list, scanned the table for a word in one text (8.6 ms at 10k
-	 * texts, 0.1 ms from the index; docs/store.md). Indexing is deferred,
+	 * that list, scanned the table for a word in one text (6 to 12 ms at
+	 * 10k texts, 0.1 to 0.5 ms from the index; docs/store.md). Indexing is deferred,
 	 * off the append path, so its inserts can go straight into the tree.
 	 */
 	"ALTER INDEX blobs_fts SET (fastupdate = off);"
@@ -1815,9 +1815,9 @@ static int pg_integrity(cmv_store_backend *b, size_t *n_problems, int (*cb)(cons
  * EXPLAIN of the statement a search of `query` runs (S_SEARCH), a count
  * (S_SEARCH_COUNT), the check before each search (S_BEHIND: "index_behind")
  * or the indexer's (S_PENDING: "pending"), on this connection, as the plan
- * cache would run it:
- * its custom plan, or with `generic` its generic one (what a prepared
- * statement may switch to after five runs). The plan's text into `plan`.
+ * cache would run it: its custom plan, or with `generic` its generic one
+ * (what a prepared statement may switch to after five runs). The plan's
+ * text into `plan`.
  */
 int cmv_dag__pg_explain(cmv_buf *plan, cmv_store_backend *b, const char *what, const char *query, bool generic)
 {
