@@ -30,6 +30,8 @@ void bench_files_free(bench_files *l);
 int bench_store(int argc, char **argv);
 /* The shared-store part of `store --store URL` (bench_store_shared.c): a JSON object. */
 cJSON *bench_store_shared(const char *url, bool quick, bool json);
+/* `store --store URL --ops`: each store operation's p50 at two history sizes, both backends (a JSON array). */
+cJSON *bench_store_ops(const char *url, bool quick, bool json);
 /* A fresh empty schema in the PostgreSQL database at url, as a store URL (malloc'd); dropped at exit. */
 char *bench_pg_fresh(const char *url);
 int bench_tokenizer(int argc, char **argv);

@@ -10,7 +10,9 @@
  *  3. store bytes for one 10 MB conversation, then with 100 branches and
  *     100 snapshots of it;
  *  4. with --store URL, a PostgreSQL store beside SQLite (bench_store_shared.c):
- *     appends, ref latency, bytes, 1/4/16 writers, push. --shared-only skips 1-3.
+ *     appends, ref latency, bytes, 1/4/16 writers, push. --shared-only skips 1-3;
+ *  5. --ops (with --store): only each store operation's p50 at 10k and 100k
+ *     nodes (--quick: 1k and 10k), SQLite and PostgreSQL in the same run.
  */
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -231,7 +233,7 @@ static latency_row measure_refs(cmv_repo *repo, size_t nodes, size_t rounds, dou
 
 int bench_store(int argc, char **argv)
 {
-	bool quick = false, json = false, shared_only = false;
+	bool quick = false, json = false, shared_only = false, ops = false;
 	const char *shared_url = NULL;
 	char machine[512], path[4096], store[4096];
 	char *dir = bench_tmpdir();
@@ -251,8 +253,10 @@ int bench_store(int argc, char **argv)
 			shared_url = argv[++i];
 		else if (!strcmp(argv[i], "--shared-only"))
 			shared_only = true;
+		else if (!strcmp(argv[i], "--ops"))
+			ops = true;
 		else {
-			fprintf(stderr, "usage: cmv-bench store [--quick] [--json] [--store postgresql://URL [--shared-only]]\n");
+			fprintf(stderr, "usage: cmv-bench store [--quick] [--json] [--store postgresql://URL [--shared-only | --ops]]\n");
 			return 2;
 		}
 	}
@@ -264,14 +268,17 @@ int bench_store(int argc, char **argv)
 	bench_machine(machine, sizeof(machine));
 	if (!json)
 		printf("cmv-bench store on %s\n\n", machine);
-	if (shared_only) {
+	if (shared_only || ops) {
 		if (!shared_url) {
-			fprintf(stderr, "cmv-bench: --shared-only needs --store URL\n");
+			fprintf(stderr, "cmv-bench: %s needs --store URL\n", ops ? "--ops" : "--shared-only");
 			return 2;
 		}
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "machine", machine);
-		cJSON_AddItemToObject(o, "shared", bench_store_shared(shared_url, quick, json));
+		if (ops)
+			cJSON_AddItemToObject(o, "ops", bench_store_ops(shared_url, quick, json));
+		else
+			cJSON_AddItemToObject(o, "shared", bench_store_shared(shared_url, quick, json));
 		if (json) {
 			char *s = cJSON_Print(o);
 			puts(s);

@@ -196,6 +196,182 @@ static double push_s(cmv_repo *src, cmv_repo *dst, uint64_t *nodes)
 	return bench_now() - t0;
 }
 
+static int count_hit(const cmv_search_hit *hit, void *payload)
+{
+	(void)hit;
+	(*(size_t *)payload)++;
+	return 0;
+}
+
+/* `cmv log -n 20`: the walk to the tip's last 20 entries, read. */
+static void log_tail(cmv_repo *repo, const cmv_id *tip, size_t n)
+{
+	cmv_walk *w = NULL;
+	const cmv_node *node;
+	size_t len;
+
+	if (cmv_walk_new(&w, repo, tip) < 0)
+		die("walk");
+	len = cmv_walk_length(w);
+	cmv_walk_seek(w, len > n ? len - n : 0);
+	while (cmv_walk_next(&node, w) == 0)
+		;
+	cmv_walk_free(w);
+}
+
+enum { OP_RTT, OP_APPEND, OP_SNAPSHOT, OP_BRANCH, OP_LOG20, OP_RESOLVE, OP_INDEX_CHECK, OP_SEARCH_RARE, OP_SEARCH_COMMON, OP_WALK, OP__N };
+static const char *const op_names[OP__N] = {
+	"one round trip (SELECT 1)", "append (own txn)", "snapshot", "branch", "log -n 20", "resolve main~50", "index check, none pending", "search, rare word",
+	"search, word in all", "walk all (materialize's reads)",
+};
+
+/*
+ * p50 of each operation at this history size, in ms (the walk: one round,
+ * its total). `rtt`, a second connection to the PostgreSQL store (NULL for
+ * SQLite), times a bare round trip: the unit the others are counted in,
+ * and what the machine's load does to them.
+ */
+static void ops_at(double *p50, cmv_repo *repo, PGconn *rtt, size_t *have, size_t rounds)
+{
+	double *lat = calloc(rounds, sizeof(double));
+	size_t nodes = *have;
+
+	if (cmv_repo_index(NULL, repo) < 0) /* what a search would index first is not its cost */
+		die("index");
+	for (int op = 0; op < OP__N; op++) {
+		/* the walks read the whole chain (before, log -n 20 did too): fewer rounds */
+		size_t r = op == OP_WALK ? 1 : op == OP_LOG20 ? (rounds < 10 ? rounds : 10) : rounds;
+		if (op == OP_RTT && !rtt) {
+			p50[op] = 0;
+			continue;
+		}
+		for (size_t i = 0; i < r; i++) {
+			char name[64], q[32];
+			cmv_id tip;
+			size_t hits = 0;
+			if (cmv_resolve(&tip, repo, "main") < 0)
+				die("resolve");
+			double t0 = bench_now();
+			switch (op) {
+			case OP_RTT:
+				PQclear(PQexec(rtt, "SELECT 1"));
+				break;
+			case OP_APPEND:
+				append_one(repo, "main", (*have)++, "agent");
+				break;
+			case OP_SNAPSHOT:
+			case OP_BRANCH:
+				snprintf(name, sizeof(name), "%s-%zu-%zu", op == OP_SNAPSHOT ? "osnap" : "obr", nodes, i);
+				if ((op == OP_SNAPSHOT ? cmv_snapshot_create(repo, name, &tip, "main", NULL)
+						       : cmv_branch_create(repo, name, &tip, "main")) < 0)
+					die("ref");
+				break;
+			case OP_LOG20:
+				log_tail(repo, &tip, 20);
+				break;
+			case OP_RESOLVE:
+				if (cmv_resolve(&tip, repo, "main~50") < 0)
+					die("resolve");
+				break;
+			case OP_INDEX_CHECK:
+				/* what each search asks first (the appends above left some: the first round indexes them) */
+				if (cmv_repo_index(NULL, repo) < 0)
+					die("index");
+				break;
+			case OP_SEARCH_RARE:
+				/* a turn number: in one or two texts */
+				snprintf(q, sizeof(q), "%zu", (nodes / 3 + i * 7) % nodes);
+				if (cmv_search(repo, q, 20, 0, count_hit, &hits) < 0)
+					die("search");
+				break;
+			case OP_SEARCH_COMMON:
+				if (cmv_search(repo, "undefined reference", 20, 0, count_hit, &hits) < 0)
+					die("search");
+				break;
+			case OP_WALK:
+				log_tail(repo, &tip, SIZE_MAX);
+				break;
+			}
+			lat[i] = bench_now() - t0;
+		}
+		p50[op] = bench_percentile(lat, r, 0.5) * 1e3;
+	}
+	free(lat);
+}
+
+/*
+ * --ops: each store operation's p50 at two history sizes, SQLite and
+ * PostgreSQL in the same run: what grows with the history on one backend
+ * and not the other.
+ */
+static cJSON *ops_latency(shared_ctx *c, bool quick, bool json)
+{
+	size_t sizes[2] = { quick ? 1000 : 10000, quick ? 10000 : 100000 }, rounds = quick ? 20 : 50;
+	double p50[2][2][OP__N];
+	cJSON *out = cJSON_CreateArray();
+
+	for (int pg = 0; pg < 2; pg++) {
+		char *loc = fresh_store(c, pg);
+		cmv_repo *repo = open_store(loc);
+		PGconn *rtt = pg ? PQconnectdb(loc) : NULL;
+		size_t have = 0;
+		if (rtt && PQstatus(rtt) != CONNECTION_OK) {
+			fprintf(stderr, "cmv-bench: cannot connect: %s", PQerrorMessage(rtt));
+			exit(1);
+		}
+		for (int k = 0; k < 2; k++) {
+			grow(repo, "main", &have, sizes[k]);
+			ops_at(p50[pg][k], repo, rtt, &have, rounds);
+		}
+		if (rtt)
+			PQfinish(rtt);
+		cmv_repo_free(repo);
+		free(loc);
+	}
+	if (!json) {
+		printf("\nper-operation p50 by history size (ms; %zu rounds each, log 10, the walk 1), same run\n", rounds);
+		printf("  %-31s %10s %10s %10s %10s %9s %9s\n", "", "sqlite", "sqlite", "pg", "pg", "pg/sqlite", "pg/sqlite");
+		printf("  %-31s %10zu %10zu %10zu %10zu %9zu %9zu\n", "operation \\ nodes", sizes[0], sizes[1], sizes[0],
+		       sizes[1], sizes[0], sizes[1]);
+	}
+	for (int op = 0; op < OP__N; op++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "op", op_names[op]);
+		for (int k = 0; k < 2; k++) {
+			cJSON *r = cJSON_CreateObject();
+			cJSON_AddNumberToObject(r, "nodes", (double)sizes[k]);
+			cJSON_AddNumberToObject(r, "sqlite_p50_ms", p50[0][k][op]);
+			cJSON_AddNumberToObject(r, "postgresql_p50_ms", p50[1][k][op]);
+			cJSON_AddItemToObject(o, k ? "large" : "small", r);
+		}
+		cJSON_AddItemToArray(out, o);
+		if (!json && op == OP_RTT)
+			printf("  %-31s %10s %10s %10.3f %10.3f %9s %9s\n", op_names[op], "-", "-", p50[1][0][op], p50[1][1][op],
+			       "-", "-");
+		else if (!json)
+			printf("  %-31s %10.3f %10.3f %10.3f %10.3f %9.1f %9.1f\n", op_names[op], p50[0][0][op], p50[0][1][op],
+			       p50[1][0][op], p50[1][1][op], p50[1][0][op] / p50[0][0][op], p50[1][1][op] / p50[0][1][op]);
+	}
+	return out;
+}
+
+cJSON *bench_store_ops(const char *url, bool quick, bool json)
+{
+	shared_ctx c = { .base = url, .dir = bench_tmpdir() };
+	cJSON *out = ops_latency(&c, quick, json);
+
+	for (size_t i = 0; i < c.n_schemas; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", c.schemas[i]);
+		pg_admin(url, sql);
+		free(c.schemas[i]);
+	}
+	free(c.schemas);
+	bench_rmdir(c.dir);
+	free(c.dir);
+	return out;
+}
+
 cJSON *bench_store_shared(const char *url, bool quick, bool json)
 {
 	shared_ctx c = { .base = url, .dir = bench_tmpdir() };
@@ -352,6 +528,11 @@ char *bench_pg_fresh(const char *url)
 	(void)url;
 	fprintf(stderr, "cmv-bench: built without PostgreSQL: --store needs -DCMV_WITH_POSTGRESQL=ON\n");
 	exit(2);
+}
+
+cJSON *bench_store_ops(const char *url, bool quick, bool json)
+{
+	return bench_store_shared(url, quick, json);
 }
 
 cJSON *bench_store_shared(const char *url, bool quick, bool json)

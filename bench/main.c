@@ -14,6 +14,8 @@ static void usage(FILE *out)
 	      "suites:\n"
 	      "    store [--quick] [--json]   append rate, snapshot/branch latency by history size,\n"
 	      "                               store bytes with 100 branches and 100 snapshots\n"
+	      "        [--store URL [--shared-only | --ops]]  PostgreSQL beside SQLite; --ops: each\n"
+	      "                               operation's p50 at 10k and 100k nodes, both backends\n"
 	      "    import DIR [--json]        import, re-import, export and render throughput over a\n"
 	      "                               folder of sessions; store bytes against input bytes\n"
 	      "    tokenizer [--json]         MB/s per text class for each tokenizer, beside the\n"

@@ -115,6 +115,14 @@ typedef struct cmv_dag__search_cache_stats {
 } cmv_dag__search_cache_stats;
 void cmv_dag__sqlite_search_cache_stats(cmv_store_backend *b, cmv_dag__search_cache_stats *out);
 
+/*
+ * For tests (PostgreSQL only, else CMV_EINVALID): EXPLAIN's text of the
+ * statement `what` ("search", "search_count" for the FTS5 `query`;
+ * "index_behind", "pending", which take none) runs,
+ * the custom plan or the generic one.
+ */
+int cmv_dag__pg_explain(cmv_buf *plan, cmv_store_backend *b, const char *what, const char *query, bool generic);
+
 /* Whether a block type's content is text worth indexing. */
 bool cmv_dag__block_is_text(const char *type, const char *media_type);
 

@@ -406,14 +406,17 @@ CMV_EXTERN(int) cmv_resolve_object(cmv_id *out, cmv_object_type *type_out, cmv_r
 
 /**
  * A walk over the conversation ending at `tip`, from the root down to tip.
- * Creating it reads the chain of ids (O(depth) time and memory); each next
- * reads one node.
- * @return 0, CMV_ENOTFOUND, CMV_ECORRUPT (a parent is missing)
+ * Creating it reads the tip (O(depth) memory for the chain of ids); the
+ * chain is read up from the tip only as far as the walk goes, so seeking
+ * to the last N nodes reads N parents, and a walk from the root reads them
+ * all once. Each next reads one node.
+ * @return 0, CMV_ENOTFOUND, CMV_ECORRUPT (the tip's depth is impossible)
  */
 CMV_EXTERN(int) cmv_walk_new(cmv_walk **out, cmv_repo *repo, const cmv_id *tip);
 /**
  * The next node. Borrowed: valid until the next call on the walk.
- * @return 0, CMV_ITEROVER at the end, CMV_EIO
+ * @return 0, CMV_ITEROVER at the end, CMV_ECORRUPT (a parent is missing,
+ *         or the depths disagree with the chain), CMV_EIO
  */
 CMV_EXTERN(int) cmv_walk_next(const cmv_node **out, cmv_walk *walk);
 /** Number of nodes the walk visits. */

@@ -7,6 +7,7 @@
  */
 #include <sys/stat.h>
 #include "test.h"
+#include "dag/repo.h"
 
 typedef struct {
 	const char *kind; /* "file", "memory" or "postgresql" */
@@ -236,6 +237,60 @@ static void test_dag_conformance__append_and_walk(void **state)
 	assert_cmv_ok(cmv_snapshot_create(REPO, "snap", &tip, "main", NULL));
 	assert_cmv_fails_with(CMV_EINVALID, cmv_append(NULL, REPO, "snap", &m, 1, 0));
 	cmv_buf_dispose(&text);
+}
+
+/* The backend's node_parent, counted: each is a lookup, and on PostgreSQL a round trip. */
+static int (*real_node_parent)(cmv_store_backend *, cmv_id *, uint64_t *, const cmv_id *);
+static size_t n_node_parent;
+
+static int counted_node_parent(cmv_store_backend *b, cmv_id *parent, uint64_t *depth, const cmv_id *id)
+{
+	n_node_parent++;
+	return real_node_parent(b, parent, depth, id);
+}
+
+/*
+ * A walk reads the chain only as far up as it goes: the last 5 of 300
+ * nodes (`cmv log -n 5`) cost 5 parent lookups, not 300; a walk from the
+ * root reads each parent once, and again from the start reads none.
+ */
+static void test_dag_conformance__walk_reads_only_what_it_visits(void **state)
+{
+	cmv_store_backend *b = REPO->backend;
+	cmv_walk *w = NULL;
+	const cmv_node *n;
+	cmv_id tip, last5[5];
+	size_t i = 0;
+
+	test_append_n(REPO, "main", "message", 300);
+	assert_cmv_ok(cmv_resolve(&tip, REPO, "main"));
+	real_node_parent = b->node_parent;
+	b->node_parent = counted_node_parent;
+	n_node_parent = 0;
+	assert_cmv_ok(cmv_walk_new(&w, REPO, &tip));
+	assert_int_equal(cmv_walk_length(w), 300);
+	cmv_walk_seek(w, 295);
+	while (cmv_walk_next(&n, w) == 0) {
+		assert_int_equal(n->depth, 295 + i);
+		last5[i++] = n->id;
+	}
+	assert_int_equal(i, 5);
+	assert_true(cmv_id_equal(&last5[4], &tip));
+	assert_in_range(n_node_parent, 1, 5);
+	cmv_walk_reset(w);
+	for (i = 0; cmv_walk_next(&n, w) == 0; i++) {
+		assert_int_equal(n->depth, i);
+		if (i >= 295)
+			assert_true(cmv_id_equal(&n->id, &last5[i - 295]));
+	}
+	assert_int_equal(i, 300);
+	assert_int_equal(n_node_parent, 300);
+	cmv_walk_reset(w);
+	for (i = 0; cmv_walk_next(&n, w) == 0; i++)
+		;
+	assert_int_equal(n_node_parent, 300);
+	b->node_parent = real_node_parent;
+	cmv_walk_free(w);
 }
 
 static void test_dag_conformance__snapshot_and_branch_add_one_row(void **state)
@@ -775,6 +830,7 @@ static void test_dag_conformance__search_count_follows_writes(void **state)
 		cmocka_unit_test_setup_teardown(test_dag_conformance__blobs_are_stored_once, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__nodes_are_content_addressed, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__append_and_walk, setup, teardown), \
+		cmocka_unit_test_setup_teardown(test_dag_conformance__walk_reads_only_what_it_visits, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__snapshot_and_branch_add_one_row, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__resolve_names_prefixes_and_ancestry, setup, teardown), \
 		cmocka_unit_test_setup_teardown(test_dag_conformance__ambiguous_prefix_lists_candidates, setup, teardown), \
