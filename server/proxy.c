@@ -34,18 +34,30 @@
 #define QUEUE_MAX ((size_t)4 << 20) /* bytes waiting for a slow client before the upstream read stalls */
 #define MAX_HEADERS 64
 
-static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access, void *ud)
+/* An upstream handle: an idle one (its connections kept alive), else a new one. */
+static CURL *handle_take(proxy *p)
 {
-	proxy *p = ud;
-	(void)h, (void)access;
-	pthread_mutex_lock(&p->share_mu[data]);
+	CURL *h = NULL;
+	pthread_mutex_lock(&p->idle_mu);
+	if (p->n_idle)
+		h = p->idle[--p->n_idle];
+	pthread_mutex_unlock(&p->idle_mu);
+	return h ? h : curl_easy_init();
 }
 
-static void share_unlock(CURL *h, curl_lock_data data, void *ud)
+/* Back to the idle ones, its options cleared (curl_easy_reset keeps the connections and DNS answers). */
+static void handle_give(proxy *p, CURL *h)
 {
-	proxy *p = ud;
-	(void)h;
-	pthread_mutex_unlock(&p->share_mu[data]);
+	if (!h)
+		return;
+	curl_easy_reset(h);
+	pthread_mutex_lock(&p->idle_mu);
+	if (p->n_idle < PROXY_IDLE_HANDLES) {
+		p->idle[p->n_idle++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&p->idle_mu);
+	curl_easy_cleanup(h);
 }
 
 int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
@@ -78,21 +90,11 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	pthread_mutex_init(&p->lock, NULL);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	/*
-	 * One pool of upstream connections for every request: a request made
-	 * its own connection (and, to a provider, its own TLS handshake) before
-	 * its body could go. Without a share (out of memory) each call connects.
+	 * Upstream handles are kept for the next request (handle_take): a
+	 * request made its own connection (and, to a provider, its own TLS
+	 * handshake) before its body could go.
 	 */
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&p->share_mu[i], NULL);
-	if ((p->share = curl_share_init()) &&
-	    (curl_share_setopt(p->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
-	     curl_share_setopt(p->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
-	     curl_share_setopt(p->share, CURLSHOPT_USERDATA, p) != CURLSHE_OK ||
-	     curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
-	     curl_share_setopt(p->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)) {
-		curl_share_cleanup(p->share);
-		p->share = NULL;
-	}
+	pthread_mutex_init(&p->idle_mu, NULL);
 	*out = p;
 	return 0;
 }
@@ -112,11 +114,9 @@ void proxy_free(proxy *p)
 		free(p->token);
 	}
 	proxy_turn_cache_free(p);
-	/* after every call: the proxy is freed once its server has stopped */
-	if (p->share)
-		curl_share_cleanup(p->share);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&p->share_mu[i]);
+	for (size_t i = 0; i < p->n_idle; i++)
+		curl_easy_cleanup(p->idle[i]);
+	pthread_mutex_destroy(&p->idle_mu);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }
@@ -715,7 +715,7 @@ static bool forwarded(const char *name)
 /* One call upstream; its answer goes through the job. Returns the transfer's result. */
 static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 {
-	CURL *h = curl_easy_init();
+	CURL *h = handle_take(j->p);
 	struct curl_slist *hdrs = NULL;
 	cmv_buf url = CMV_BUF_INIT(1 << 16);
 	call_ctx c = { j, round };
@@ -723,7 +723,7 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 	char *keyhdr = NULL;
 
 	if (!h || upstream_url(&url, j) < 0) {
-		curl_easy_cleanup(h);
+		handle_give(j->p, h);
 		cmv_buf_dispose(&url);
 		return CURLE_OUT_OF_MEMORY;
 	}
@@ -762,8 +762,6 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 		j->n_resp_headers = 0;
 	}
 	curl_easy_setopt(h, CURLOPT_URL, url.ptr);
-	if (j->p->share)
-		curl_easy_setopt(h, CURLOPT_SHARE, j->p->share);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -796,7 +794,7 @@ static CURLcode call_upstream(job *j, const char *body, size_t len, int round)
 		if (e->data)
 			memset(e->data, 0, strlen(e->data));
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(h);
+	handle_give(j->p, h);
 	cmv_buf_dispose(&url);
 	return rc;
 }

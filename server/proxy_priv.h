@@ -9,6 +9,7 @@
 #include "proxy.h"
 
 #define PROXY_MAX_MODELS 16
+#define PROXY_IDLE_HANDLES 16 /* idle upstream handles kept; more calls at once each close their own */
 
 struct proxy {
 	cmv_repo *repo;
@@ -22,9 +23,15 @@ struct proxy {
 	size_t n_models;
 	struct fk_cache *fkc; /* the fault records of window items, by their bytes (proxy_turn.c) */
 	struct td_cache *tdc; /* what the client's tool definitions page to, by their bytes (proxy_turn.c) */
-	/* the upstream connections (and DNS answers), shared by the request threads' calls */
-	CURLSH *share;
-	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+	/*
+	 * Idle upstream handles, each with its kept-alive connections: a call
+	 * takes one and gives it back, so a connection serves one thread at a
+	 * time (a curl share of connections across threads is not thread-safe
+	 * in libcurl 7.88: helgrind saw races inside it).
+	 */
+	CURL *idle[PROXY_IDLE_HANDLES];
+	size_t n_idle;
+	pthread_mutex_t idle_mu;
 };
 
 /* Frees what proxy_turn.c keeps on the proxy (its caches). */
