@@ -663,6 +663,28 @@ static void test_request_rate(void **state)
 	assert_non_null(strstr(why, "scaled x2.000"));
 	uint64_t plain = (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction);
 	assert_true(rep.pages.tokens >= 2 * plain && rep.pages.tokens < 3 * plain);
+
+	/*
+	 * A budget the pinned turns fit as counted but not at the rate: sent,
+	 * counted plainly. Refused, it would never be billed, and the rate
+	 * would refuse every request after it while those turns stay pinned.
+	 */
+	turn_words(&t, 99, 600, NULL);
+	msg(ts->repo, "r", "user", t.ptr);
+	bool found = false;
+	for (uint64_t b = 8000; b > 300 && !found; b -= 50) {
+		po.budget = b;
+		if (cmv_request(&body, &rep, ts->repo, "r", gpt, &ro) < 0)
+			fail_msg("a budget of %llu refused before one was counted plainly: %s", (unsigned long long)b,
+				 cmv_error_last()->message);
+		if (strstr(why, "counted plainly")) {
+			found = true;
+			assert_false(rep.pages.anchored);
+			assert_int_equal(rep.pages.correction, 0);
+			assert_true(rep.pages.tokens <= rep.pages.budget);
+		}
+	}
+	assert_true(found);
 	cmv_request_report_dispose(&rep);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&t);
