@@ -76,6 +76,8 @@ CMD(proxy)
 	cfg.tool_window = p_tool_window ? (size_t)v : 0;
 	if (p_tool_paging && strcmp(p_tool_paging, "cache") && strcmp(p_tool_paging, "tokens") && strcmp(p_tool_paging, "off"))
 		return cli_usage_error(cli_find("proxy"), "--tool-paging %s: expected cache, tokens or off", p_tool_paging);
+	if (p_tool_paging && p_no_tools && strcmp(p_tool_paging, "off"))
+		return cli_usage_error(cli_find("proxy"), "--tool-paging %s and --no-tool-paging: choose one", p_tool_paging);
 	cfg.tool_tokens = p_tool_paging && !strcmp(p_tool_paging, "tokens");
 	p_no_tools |= p_tool_paging && !strcmp(p_tool_paging, "off");
 	if (p_timeout) {

@@ -356,7 +356,9 @@ static tool_use_rec *tool_rec(const proxy_turn *t, const char *name)
 
 static bool tool_recent(const proxy_turn *t, const tool_use_rec *r)
 {
-	return r && t->replies - r->last < r->window;
+	/* tokens: the policy's window, whatever a note written under another policy kept (64 and doubled) */
+	size_t w = !r ? 0 : !t->p->cfg.tool_tokens ? r->window : t->p->cfg.tool_window ? t->p->cfg.tool_window : 1;
+	return r && t->replies - r->last < w;
 }
 
 /*

@@ -622,6 +622,31 @@ try:
 finally:
     px5.kill()
     up5.kill()
+# the earlier session (paged under the default policy: Read's window 512 in its note) carried on under tokens:
+# Read, called two replies ago, goes as a stub (the note's window gives way to the policy's)
+json.dump({"turns": [{"text": "later"}], "done": "Done."}, open(os.path.join(root, "script6.json"), "w"))
+log6 = os.path.join(root, "log6")
+up6, up6_port = launch_upstream(os.path.join(root, "script6.json"), log6)
+px6 = launch_proxy(CMV, ["--tool-paging", "tokens", "--upstream", f"anthropic=http://127.0.0.1:{up6_port}"],
+                   stderr=subprocess.DEVNULL, cwd=store, env=env)
+try:
+    req = urllib.request.Request("http://127.0.0.1:%d/v1/messages" % listening_port(px6), data=json.dumps(
+        {"model": "claude-sonnet-4-5", "max_tokens": 500, "tools": [READ, TOOLS[0], TINY], "messages": wt_msgs,
+         "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": wt_session})}}).encode(),
+        headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        r.read()
+    r6 = [r for r in (json.load(open(os.path.join(log6, f))) for f in os.listdir(log6) if f.endswith(".json"))
+          if r["turn"] is not None]
+    read6 = [t for t in r6[0]["body"]["tools"] if t["name"] == "Read"] if r6 else []
+    check(read6 and read6[0] != READ and read6[0]["description"].endswith(STUB_TAIL),
+          f"tokens on a session paged under cache: a tool idle two replies is a stub whatever its old window ({read6})")
+finally:
+    px6.kill()
+    up6.kill()
+bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-paging", "tokens", "--no-tool-paging"],
+                     capture_output=True, text=True, cwd=store, env=env, timeout=30)
+check(bad.returncode != 0 and "choose one" in bad.stderr, f"--tool-paging tokens with --no-tool-paging is refused ({bad.stderr[:200]})")
 bad = subprocess.run([CMV, "proxy", "--listen", "127.0.0.1:0", "--tool-paging", "some"], capture_output=True, text=True,
                      cwd=store, env=env, timeout=30)
 check(bad.returncode != 0 and "--tool-paging some: expected" in bad.stderr, f"--tool-paging some is refused ({bad.stderr[:200]})")
