@@ -196,6 +196,34 @@ void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item)
 	add_dup(c, new_block(c, content, "openai_item"), "item", item);
 }
 
+/* Whether a message's content has text that is not blank. */
+static bool says_something(const cJSON *parts)
+{
+	if (cJSON_IsString(parts))
+		return cmv_formats__has_text(parts->valuestring);
+	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
+		if (cmv_formats__has_text(cmv_formats__cj_str(p, "text")))
+			return true;
+	return false;
+}
+
+void cmv_formats__nb_instruction(conv *c, cJSON *content, const cJSON *item)
+{
+	const cJSON *parts = cmv_formats__cj_get(item, "content");
+
+	if (c->developer_in_place) {
+		/* one without text would be an empty message, which the API refuses: it said nothing */
+		if (says_something(parts))
+			cmv_formats__nb_openai_item(c, content ? content : cmv_formats__conv_msg_join(c, "user", NULL), item);
+		return;
+	}
+	if (cJSON_IsString(parts))
+		cmv_formats__conv_system(c, parts->valuestring);
+	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
+		if (cmv_formats__cj_str(p, "text"))
+			cmv_formats__conv_system(c, cmv_formats__cj_str(p, "text"));
+}
+
 void cmv_formats__nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data)
 {
 	cJSON *b = new_block(c, content, "image"), *src = b ? cJSON_AddObjectToObject(b, "source") : NULL;

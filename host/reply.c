@@ -208,8 +208,21 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 		const char *role = str(it, "role");
 		if (!role)
 			return cmv_error__set(CMV_EINVALID, "item %d has no \"type\" or \"role\"", i);
-		if (!strcmp(role, "developer"))
-			role = "system";
+		if (!strcmp(role, "developer") || !strcmp(role, "system")) {
+			/*
+			 * Kept whole, in its place, as an import of Codex's rollout
+			 * keeps it (formats/codex.c): the Responses API gets it back
+			 * where the client put it (Codex 0.171.0 sends all its
+			 * instructions so, data/client-requests/codex.json), other
+			 * providers as a system prompt, and the pager never pages
+			 * it out (formats/neutral.h, "openai_item").
+			 */
+			cJSON *b = cJSON_CreateObject();
+			cJSON_AddStringToObject(b, "type", "openai_item");
+			cJSON_AddItemToObject(b, "item", cJSON_Duplicate(it, 1));
+			cJSON_AddItemToArray(message_for(msgs, "user"), b);
+			return 0;
+		}
 		content = message_for(msgs, role);
 		openai_content(content, get(it, "content"));
 	} else if (!strcmp(type, "function_call")) {
