@@ -5,6 +5,8 @@
  * agents.c, requests.c) writes into. A failed allocation sets c->oom
  * instead of failing each call; the caller checks it once.
  */
+#include <math.h>
+#include <stdlib.h>
 #include "neutral.h"
 
 /* ---- the neutral conversation --------------------------------------------- */
@@ -194,6 +196,39 @@ bool cmv_formats__is_instruction_item(const cJSON *b)
 void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item)
 {
 	add_dup(c, new_block(c, content, "openai_item"), "item", item);
+}
+
+int cmv_formats__exact_numbers(cJSON *j)
+{
+	for (cJSON *v = j ? j->child : NULL; v; v = v->next) {
+		if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+			int error = cmv_formats__exact_numbers(v);
+			if (error < 0)
+				return error;
+			continue;
+		}
+		if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+			continue;
+		char *t = cJSON_PrintUnformatted(v), buf[40];
+		bool exact = t && strtod(t, NULL) == v->valuedouble;
+		cJSON_free(t);
+		if (!t)
+			return cmv_error__oom();
+		if (exact)
+			continue;
+		/* the shortest text that reads back as the same double (what Codex's serializer writes) */
+		for (int prec = 15; prec <= 17; prec++)
+			if (snprintf(buf, sizeof(buf), "%.*g", prec, v->valuedouble) > 0 && strtod(buf, NULL) == v->valuedouble)
+				break;
+		char *raw = cJSON_malloc(strlen(buf) + 1);
+		if (!raw)
+			return cmv_error__oom();
+		memcpy(raw, buf, strlen(buf) + 1);
+		/* printed as it is, in its place, under its name */
+		v->type = cJSON_Raw;
+		v->valuestring = raw;
+	}
+	return 0;
 }
 
 /* Whether a message's content has text that is not blank. */

@@ -310,7 +310,8 @@ static void test_proxy_items__every_kind_of_call_is_carried(void **state)
  * Codex's developer items, as Codex 0.171.0 sends them
  * (data/client-requests/codex.json: its base instructions, permissions and
  * collaboration mode as `developer` messages in `input`, an id and metadata
- * of its own on each, no `instructions`).
+ * of its own on each, no `instructions`). The create_time is one cJSON
+ * alone would print as another double.
  */
 #define DEV_BASE                                                                                              \
 	"{\"type\":\"message\",\"id\":\"msg_a372fb49\",\"role\":\"developer\",\"content\":[{\"type\":\"input_text\"," \
@@ -320,7 +321,7 @@ static void test_proxy_items__every_kind_of_call_is_carried(void **state)
 	"{\"type\":\"message\",\"id\":\"msg_01a24a60\",\"role\":\"developer\",\"content\":[{\"type\":\"input_text\","     \
 	"\"text\":\"<skills_instructions>No skills.</skills_instructions>\"},{\"type\":\"input_text\","                \
 	"\"text\":\"<permissions instructions>Commands run in /src/orchard only.</permissions instructions>\"}],"     \
-	"\"internal_chat_message_metadata_passthrough\":{\"turn_id\":\"01a24a60-8c53\",\"create_time\":1796544171.18}}"
+	"\"internal_chat_message_metadata_passthrough\":{\"turn_id\":\"01a24a60-8c53\",\"create_time\":1796567324.4575198}}"
 #define DEV_MODE                                                                                                  \
 	"{\"type\":\"message\",\"id\":\"msg_01a24a61\",\"role\":\"developer\",\"content\":[{\"type\":\"input_text\","     \
 	"\"text\":\"<collaboration_mode>Plan before you act.</collaboration_mode>\"}],"                                \
@@ -393,6 +394,8 @@ static void test_proxy_items__developer_items_in_place(void **state)
 	assert_int_equal(occurrences(up, "You are a coding agent"), 1);
 	assert_int_equal(occurrences(up, "Commands run in /src/orchard only."), 1);
 	assert_int_equal(occurrences(up, "Plan before you act."), 1);
+	/* a number as Codex wrote it (cJSON alone prints this one 1796567324.45752, another double) */
+	assert_int_equal(occurrences(up, "\"create_time\":1796567324.4575198}"), 1);
 	free(up);
 	for (int k = 0; k < 3; k++) {
 		const cJSON *input = cJSON_GetObjectItemCaseSensitive(b[k], "input");
