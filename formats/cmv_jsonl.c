@@ -204,8 +204,8 @@ static int parse_block(parsed_line *pl, cJSON *blk, size_t i, cJSON *meta_blocks
 		static const char *const used[] = { "type", "source", NULL };
 		return keep_extras(meta_blocks, idx, blk, used);
 	}
-	/* A block type cmv does not model: kept whole, byte for byte as compact JSON. */
-	if ((error = own(pl, cJSON_PrintUnformatted(blk))) < 0)
+	/* A block type cmv does not model: kept whole, as compact JSON, its numbers the doubles they were. */
+	if ((error = cmv_formats__exact_numbers(blk)) < 0 || (error = own(pl, cJSON_PrintUnformatted(blk))) < 0)
 		return error;
 	bc->data = pl->owned[pl->n_owned - 1];
 	bc->len = strlen(bc->data);

@@ -229,17 +229,6 @@ static void text_parts_neutral(conv *c, cJSON *content, const cJSON *parts)
 	}
 }
 
-/* Whether a message's content has text that is not blank. */
-static bool says_something(const cJSON *parts)
-{
-	if (cJSON_IsString(parts))
-		return cmv_formats__has_text(parts->valuestring);
-	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
-		if (cmv_formats__has_text(cmv_formats__cj_str(p, "text")))
-			return true;
-	return false;
-}
-
 int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 {
 	const char *type = cmv_formats__cj_str(item, "type"), *role = cmv_formats__cj_str(item, "role");
@@ -258,18 +247,7 @@ int cmv_formats__responses_item_neutral(conv *c, const cJSON *item)
 			 * the one billed before (the anchor); the pager keeps them.
 			 * Other providers have them as system prompts.
 			 */
-			const cJSON *parts = cmv_formats__cj_get(item, "content");
-			if (c->developer_in_place) {
-				/* one without text would be an empty message, which the API refuses: it said nothing */
-				if (says_something(parts))
-					cmv_formats__nb_openai_item(c, cmv_formats__conv_msg_join(c, "user", NULL), item);
-				return 0;
-			}
-			if (cJSON_IsString(parts))
-				cmv_formats__conv_system(c, parts->valuestring);
-			for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
-				if (cmv_formats__cj_str(p, "text"))
-					cmv_formats__conv_system(c, cmv_formats__cj_str(p, "text"));
+			cmv_formats__nb_instruction(c, NULL, item);
 			return 0;
 		}
 		bool asst = role && !strcmp(role, "assistant");

@@ -54,6 +54,14 @@ const char *cmv_formats__item_call_id(const cJSON *b, bool *output);
  * instructs as a system prompt does: the pager never pages it out.
  */
 bool cmv_formats__is_instruction_item(const cJSON *b);
+/*
+ * Every number in j that cJSON would print as another double (it prints 15
+ * digits when they come within an epsilon, so a client's timestamp such as
+ * Codex's create_time 1796567324.4575198 became 1796567324.45752: about one
+ * in twenty) made raw text that reads back as the same double. For items
+ * sent as a client sent them (`openai_item`). 0, or CMV_ENOMEM.
+ */
+int cmv_formats__exact_numbers(cJSON *j);
 
 /* ---- one message of cmv's JSONL (formats/cmv_jsonl.c) ----------------------- */
 

@@ -5,6 +5,8 @@
  * agents.c, requests.c) writes into. A failed allocation sets c->oom
  * instead of failing each call; the caller checks it once.
  */
+#include <math.h>
+#include <stdlib.h>
 #include "neutral.h"
 
 /* ---- the neutral conversation --------------------------------------------- */
@@ -194,6 +196,67 @@ bool cmv_formats__is_instruction_item(const cJSON *b)
 void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item)
 {
 	add_dup(c, new_block(c, content, "openai_item"), "item", item);
+}
+
+int cmv_formats__exact_numbers(cJSON *j)
+{
+	for (cJSON *v = j ? j->child : NULL; v; v = v->next) {
+		if (cJSON_IsArray(v) || cJSON_IsObject(v)) {
+			int error = cmv_formats__exact_numbers(v);
+			if (error < 0)
+				return error;
+			continue;
+		}
+		if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+			continue;
+		char *t = cJSON_PrintUnformatted(v), buf[40];
+		bool exact = t && strtod(t, NULL) == v->valuedouble;
+		cJSON_free(t);
+		if (!t)
+			return cmv_error__oom();
+		if (exact)
+			continue;
+		/* the shortest text that reads back as the same double (what Codex's serializer writes) */
+		for (int prec = 15; prec <= 17; prec++)
+			if (snprintf(buf, sizeof(buf), "%.*g", prec, v->valuedouble) > 0 && strtod(buf, NULL) == v->valuedouble)
+				break;
+		char *raw = cJSON_malloc(strlen(buf) + 1);
+		if (!raw)
+			return cmv_error__oom();
+		memcpy(raw, buf, strlen(buf) + 1);
+		/* printed as it is, in its place, under its name */
+		v->type = cJSON_Raw;
+		v->valuestring = raw;
+	}
+	return 0;
+}
+
+/* Whether a message's content has text that is not blank. */
+static bool says_something(const cJSON *parts)
+{
+	if (cJSON_IsString(parts))
+		return cmv_formats__has_text(parts->valuestring);
+	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
+		if (cmv_formats__has_text(cmv_formats__cj_str(p, "text")))
+			return true;
+	return false;
+}
+
+void cmv_formats__nb_instruction(conv *c, cJSON *content, const cJSON *item)
+{
+	const cJSON *parts = cmv_formats__cj_get(item, "content");
+
+	if (c->developer_in_place) {
+		/* one without text would be an empty message, which the API refuses: it said nothing */
+		if (says_something(parts))
+			cmv_formats__nb_openai_item(c, content ? content : cmv_formats__conv_msg_join(c, "user", NULL), item);
+		return;
+	}
+	if (cJSON_IsString(parts))
+		cmv_formats__conv_system(c, parts->valuestring);
+	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
+		if (cmv_formats__cj_str(p, "text"))
+			cmv_formats__conv_system(c, cmv_formats__cj_str(p, "text"));
 }
 
 void cmv_formats__nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data)

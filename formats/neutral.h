@@ -45,6 +45,15 @@ void cmv_formats__nb_tool_result(conv *c, cJSON *content, const char *id, const 
 		    bool is_error);
 void cmv_formats__nb_reasoning(conv *c, cJSON *content, const cJSON *item);
 void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item);
+/*
+ * A developer (or system) message item of a Responses input, a Codex
+ * rollout's or one a client sent the proxy (kept whole, host/reply.c): for
+ * the Responses API (c->developer_in_place) the item in its place, in
+ * content (NULL: the last user message, joined), as Codex sends it; for
+ * other providers its texts are system prompts. One without text goes
+ * nowhere.
+ */
+void cmv_formats__nb_instruction(conv *c, cJSON *content, const cJSON *item);
 void cmv_formats__nb_image_b64(conv *c, cJSON *content, const char *media_type, const char *data);
 
 /* Readers: one record (parsed), into the conversation. */

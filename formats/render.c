@@ -125,7 +125,10 @@ static int node_neutral(conv *c, cmv_repo *repo, const cmv_node *n, cmv_buf *blo
 				cJSON_Delete(meta);
 				return error;
 			}
-			if (cJSON_IsObject(cmv_formats__cj_get(ob, "item")))
+			/* a client's developer item (the proxy's): in place for the Responses API, else a system prompt, as an import's */
+			if (cmv_formats__is_instruction_item(ob))
+				cmv_formats__nb_instruction(c, content, cmv_formats__cj_get(ob, "item"));
+			else if (cJSON_IsObject(cmv_formats__cj_get(ob, "item")))
 				cmv_formats__nb_copy(c, content, ob);
 			cJSON_Delete(ob);
 		}

@@ -289,7 +289,7 @@ int cmv_formats__write_openai_responses(cJSON *body, cJSON *msgs, const cJSON *s
 			parts = NULL;
 			if (!strcmp(t, "openai_item")) {
 				cJSON *it = cJSON_Duplicate(cmv_formats__cj_get(b, "item"), 1);
-				if (!it || !cJSON_AddItemToArray(out, it)) {
+				if (!it || cmv_formats__exact_numbers(it) < 0 || !cJSON_AddItemToArray(out, it)) {
 					cJSON_Delete(it);
 					goto done;
 				}

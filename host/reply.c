@@ -199,6 +199,17 @@ static bool is_openai_item(const char *type)
 	       !strcmp(type, "web_search_call");
 }
 
+/* An item kept whole: its numbers as the client wrote them (cJSON alone would print some as other doubles). */
+static cJSON *openai_item(const cJSON *it)
+{
+	cJSON *b = cJSON_CreateObject(), *d = cJSON_Duplicate(it, 1);
+	if (d)
+		cmv_formats__exact_numbers(d);
+	cJSON_AddStringToObject(b, "type", "openai_item");
+	cJSON_AddItemToObject(b, "item", d);
+	return b;
+}
+
 static int responses_item(cJSON *msgs, const cJSON *it, int i)
 {
 	const char *type = str(it, "type");
@@ -208,8 +219,18 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 		const char *role = str(it, "role");
 		if (!role)
 			return cmv_error__set(CMV_EINVALID, "item %d has no \"type\" or \"role\"", i);
-		if (!strcmp(role, "developer"))
-			role = "system";
+		if (!strcmp(role, "developer") || !strcmp(role, "system")) {
+			/*
+			 * Kept whole, in its place, as an import of Codex's rollout
+			 * keeps it (formats/codex.c): the Responses API gets it back
+			 * where the client put it (Codex 0.171.0 sends all its
+			 * instructions so, data/client-requests/codex.json), other
+			 * providers as a system prompt, and the pager never pages
+			 * it out (formats/neutral.h, "openai_item").
+			 */
+			cJSON_AddItemToArray(message_for(msgs, "user"), openai_item(it));
+			return 0;
+		}
 		content = message_for(msgs, role);
 		openai_content(content, get(it, "content"));
 	} else if (!strcmp(type, "function_call")) {
@@ -254,9 +275,7 @@ static int responses_item(cJSON *msgs, const cJSON *it, int i)
 		 * proxy matches it to this reply, so this copy is what goes upstream.
 		 */
 		size_t n = strlen(type);
-		cJSON *b = cJSON_CreateObject();
-		cJSON_AddStringToObject(b, "type", "openai_item");
-		cJSON_AddItemToObject(b, "item", cJSON_Duplicate(it, 1));
+		cJSON *b = openai_item(it);
 		/* an output the client ran answers the call, as a tool result does (a reply's is the model's still) */
 		cJSON_AddItemToArray(message_for(msgs, n > 7 && !strcmp(type + n - 7, "_output") ? "user" : "assistant"), b);
 	}

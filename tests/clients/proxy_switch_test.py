@@ -7,7 +7,8 @@ Claude Code runs a turn with a tool call on Claude; `cmv switch SESSION --model 
 resumed session's requests go to the Responses API, a tool call the OpenAI upstream scripts
 is run by Claude Code and its result reaches the upstream as a function_call_output; then
 switched back, the Messages request holds both phases; `cmv log` holds every message.
-The same with Codex switched to Claude."""
+The same with Codex switched to Claude, its developer items (its instructions, in the input on
+gpt-5) system prompts there."""
 import json, os, re, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clientlib import Sandbox, check, finish, clients_dir
@@ -91,6 +92,15 @@ check(len(msgs) >= 2 and all(q["key"] == "sk-ant-env-key" for q in msgs),
       "Codex's switched requests went to Anthropic with ANTHROPIC_API_KEY")
 check(any("codex-on-claude" in json.dumps(q["body"]["messages"]) for q in msgs),
       "Claude's tool call was run by Codex, its output sent back as a tool_result")
+# Codex's developer items (its instructions): in the input on gpt-5, system prompts on Claude
+devs = [p["text"] for i in (reqs[0]["body"].get("input") or [] if reqs else []) if i.get("role") == "developer"
+        for p in i.get("content") or [] if p.get("text")]
+check(devs and "instructions" not in reqs[0]["body"], f"Codex's instructions went to gpt-5 as developer items ({len(devs)} texts)")
+for q in msgs:
+    system = "\n".join(b.get("text", "") for b in q["body"].get("system") or [])
+    text = json.dumps(q["body"]["messages"])
+    check(all(d in system and json.dumps(d)[1:200] not in text for d in devs),
+          f"request {q['n']} to Claude has Codex's developer items as system prompts, not messages")
 lg = sb.run_cmv("log", conv)
 check("Codex says hi." in lg.stdout and "Codex done on Claude." in lg.stdout, "cmv log holds Codex's both phases")
 # the official SDKs streaming through switched sessions, each phase's answer assembled by the SDK's stream helpers

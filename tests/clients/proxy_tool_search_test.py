@@ -7,7 +7,9 @@ so the model finds them by searching), and a model whose metadata says it takes 
 (gpt-5.5): the scripted model's tool_search_call is run by Codex, which sends back the call (with
 metadata of its own added) and a tool_search_output holding the definitions it found. Every
 upstream request from then on carries both as Codex sent them (equal to the items of Codex's
-own rollout), the output right after its call; the session stays one branch."""
+own rollout), the output right after its call; the session stays one branch. Codex's developer
+items (its instructions) go upstream in the input as it sent them, each request's input the one
+before it and more."""
 import glob, json, os, re, subprocess, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clientlib import Sandbox, check, finish
@@ -55,6 +57,25 @@ for n, body in enumerate(reqs[1:], 1):
 check(any(t.get("name") == "mcp__cmv" for t in (output or {}).get("tools", [])) and
       "mcp__cmv" in json.dumps(reqs[-1]["input"]), "the searched definitions (cmv's MCP tools) went upstream")
 
+# Codex's developer items: 0.171.0 sends its instructions so, in the input, not in `instructions`
+# (data/client-requests/codex.json), and they go upstream as Codex sent them, where it put them
+devs = [x["payload"] for x in rollout if x.get("type") == "response_item" and x["payload"].get("role") == "developer"]
+check(devs, "Codex's rollout holds its developer items")
+for n, body in enumerate(reqs):
+    inp = body.get("input", [])
+    up = {i.get("id"): i for i in inp if i.get("role") == "developer"}
+    check("instructions" not in body and inp and inp[0].get("role") == "developer" and
+          "model.base_instructions" in json.dumps(inp[0].get("internal_chat_message_metadata_passthrough")),
+          f"upstream request {n + 1} begins with Codex's base instructions as Codex sent them, no instructions member")
+    for d in devs:
+        u = up.get(d.get("id"), {})
+        # the rollout keeps metadata Codex does not send (content_item_metadata): the rest is what it sent
+        meta = {k: v for k, v in (d.get("internal_chat_message_metadata_passthrough") or {}).items() if k != "content_item_metadata"}
+        check(u.get("content") == d.get("content") and u.get("type") == d.get("type") and
+              u.get("internal_chat_message_metadata_passthrough") == meta,
+              f"upstream request {n + 1} carries Codex's developer item {d.get('id')} whole, in the input")
+    check(not n or inp[:len(reqs[n - 1]["input"])] == reqs[n - 1]["input"],
+          f"upstream request {n + 1}'s input begins with the one before it (the prompt cache holds)")
 keys = {b.get("prompt_cache_key") for b in reqs}
 key = next(iter(keys)) if len(keys) == 1 else ""
 lg = sb.run_cmv("log", key) if key else None

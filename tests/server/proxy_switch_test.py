@@ -307,7 +307,10 @@ TOOLS_B = [{"type": "function", "name": "exec_command", "description": "Run a co
            {"type": "custom", "name": "apply_patch", "description": "Apply a patch.",
             "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
            {"type": "web_search"}]
-items_b = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say hello."}]}]
+# Codex 0.171.0 sends its instructions as developer items in the input (data/client-requests/codex.json)
+DEV_B = {"type": "message", "id": "msg_dev_b", "role": "developer",
+         "content": [{"type": "input_text", "text": "<permissions instructions>DEV-MARK</permissions instructions>"}]}
+items_b = [DEV_B, {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Say hello."}]}]
 
 
 def turn_b(expect_path, result=None):
@@ -333,7 +336,10 @@ def turn_b(expect_path, result=None):
     return ups[0] if ups else {}, done
 
 
-turn_b("/v1/responses")
+u7, _ = turn_b("/v1/responses")
+in7 = u7.get("body", {}).get("input") or []
+check(in7[:1] == [DEV_B] and "DEV-MARK" not in json.dumps(u7.get("body", {}).get("instructions")),
+      f"B: on its own API, Codex's developer item goes in the input, whole, where Codex put it ({json.dumps(in7)[:300]})")
 r = cmv("switch", "sess-b", "--model", "claude-sonnet-4-5")
 check(r.returncode == 0, f"cmv switch sess-b (Codex's) to claude-sonnet-4-5 ({r.stderr.strip()})")
 items_b.append({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Count to three."}]})
@@ -341,6 +347,8 @@ u8, d8 = turn_b("/v1/messages", "1\n2\n3")
 b8 = u8.get("body", {})
 check(u8.get("key") == ENV_A and KEY_O not in json.dumps(u8), "B: Anthropic gets ANTHROPIC_API_KEY, never the OpenAI key")
 check("CODEX-MARK" in json.dumps(b8.get("system")), "B: the instructions became the system prompt")
+check("DEV-MARK" in json.dumps(b8.get("system")) and "DEV-MARK" not in json.dumps(b8.get("messages")),
+      "B: Codex's developer item became a system prompt on Claude, not a message")
 tb = {t.get("name"): t for t in b8.get("tools") or []}
 check("exec_command" in tb and "input_schema" in tb["exec_command"] and "web_search" not in tb,
       "B: function tools in Anthropic's shape, OpenAI's built-in web search left out")
