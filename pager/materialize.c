@@ -438,20 +438,6 @@ static int cut(materialization *m, size_t *k_out, bool force)
 			k--;
 			tokens = t;
 		}
-		if (tokens > target && live_plain(m, tokens) > r->budget && tokens <= r->budget) {
-			/*
-			 * Only the rate makes it not fit: counted plainly instead. A
-			 * refused request is never billed, so the rate would stay and
-			 * refuse every request after it (a restart too) while these
-			 * pages stay pinned; sent, it is billed and the next request
-			 * has a bill of its own.
-			 */
-			m->live.rate.rate_pm = 1000;
-			m->live.rate.extra = 0;
-			snprintf(m->live.why, sizeof(m->live.why),
-				 "counted plainly: at the last bill's rate what is pinned does not fit");
-			return cut(m, k_out, force);
-		}
 		if (tokens > target && live_plain(m, tokens) > r->budget) {
 			uint64_t pin_tokens = 0;
 			size_t n_pinned = 0;

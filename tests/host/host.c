@@ -665,26 +665,31 @@ static void test_request_rate(void **state)
 	assert_true(rep.pages.tokens >= 2 * plain && rep.pages.tokens < 3 * plain);
 
 	/*
-	 * A budget the pinned turns fit as counted but not at the rate: sent,
-	 * counted plainly. Refused, it would never be billed, and the rate
-	 * would refuse every request after it while those turns stay pinned.
+	 * A budget the pinned turns fit as counted but not at the rate: refused
+	 * (the budget is a cap, and the provider bills at its rate), with both
+	 * figures in the message; every budget above it is kept, scaled.
 	 */
 	turn_words(&t, 99, 600, NULL);
 	msg(ts->repo, "r", "user", t.ptr);
-	bool found = false;
-	for (uint64_t b = 8000; b > 300 && !found; b -= 50) {
+	bool refused = false;
+	for (uint64_t b = 8000; b > 300 && !refused; b -= 50) {
 		po.budget = b;
-		if (cmv_request(&body, &rep, ts->repo, "r", gpt, &ro) < 0)
-			fail_msg("a budget of %llu refused before one was counted plainly: %s", (unsigned long long)b,
-				 cmv_error_last()->message);
-		if (strstr(why, "counted plainly")) {
-			found = true;
-			assert_false(rep.pages.anchored);
-			assert_int_equal(rep.pages.correction, 0);
+		if (cmv_request(&body, &rep, ts->repo, "r", gpt, &ro) < 0) {
+			refused = true;
+			assert_int_equal(cmv_error_last()->code, CMV_EBUDGET);
+			const char *e = cmv_error_last()->message;
+			assert_non_null(strstr(e, "as billed at the last bill's rate (counted, "));
+			/* the count it names fits the budget: only the rate keeps it out */
+			const char *c = strstr(e, "(counted, ") + strlen("(counted, "), *bu = strstr(e, "budget of ");
+			assert_non_null(bu);
+			assert_true(strtoull(c, NULL, 10) <= strtoull(bu + strlen("budget of "), NULL, 10));
+			cmv_error_clear();
+		} else {
 			assert_true(rep.pages.tokens <= rep.pages.budget);
+			assert_non_null(strstr(why, "scaled"));
 		}
 	}
-	assert_true(found);
+	assert_true(refused);
 	cmv_request_report_dispose(&rep);
 	cmv_buf_dispose(&body);
 	cmv_buf_dispose(&t);
