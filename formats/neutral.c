@@ -5,6 +5,7 @@
  * agents.c, requests.c) writes into. A failed allocation sets c->oom
  * instead of failing each call; the caller checks it once.
  */
+#include <locale.h>
 #include <math.h>
 #include <stdlib.h>
 #include "neutral.h"
@@ -198,6 +199,38 @@ void cmv_formats__nb_openai_item(conv *c, cJSON *content, const cJSON *item)
 	add_dup(c, new_block(c, content, "openai_item"), "item", item);
 }
 
+/*
+ * JSON's decimal point is '.', whatever the locale a host program set
+ * (de_DE writes and reads ','): cJSON's own print_number and
+ * parse_number swap it the same way.
+ */
+static char locale_point(void)
+{
+	const struct lconv *lc = localeconv();
+	return lc && lc->decimal_point && lc->decimal_point[0] ? lc->decimal_point[0] : '.';
+}
+
+static double json_strtod(const char *s)
+{
+	char buf[64], pt = locale_point();
+	size_t n = strlen(s);
+	if (n >= sizeof(buf))
+		return strtod(s, NULL);
+	for (size_t i = 0; i <= n; i++)
+		buf[i] = s[i] == '.' ? pt : s[i];
+	return strtod(buf, NULL);
+}
+
+static int json_dtoa(char *buf, size_t size, int prec, double v)
+{
+	char pt = locale_point();
+	int n = snprintf(buf, size, "%.*g", prec, v);
+	for (int i = 0; n > 0 && pt != '.' && i < n && (size_t)i < size; i++)
+		if (buf[i] == pt)
+			buf[i] = '.';
+	return n;
+}
+
 int cmv_formats__exact_numbers(cJSON *j)
 {
 	for (cJSON *v = j ? j->child : NULL; v; v = v->next) {
@@ -210,7 +243,7 @@ int cmv_formats__exact_numbers(cJSON *j)
 		if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
 			continue;
 		char *t = cJSON_PrintUnformatted(v), buf[40];
-		bool exact = t && strtod(t, NULL) == v->valuedouble;
+		bool exact = t && json_strtod(t) == v->valuedouble;
 		cJSON_free(t);
 		if (!t)
 			return cmv_error__oom();
@@ -218,7 +251,7 @@ int cmv_formats__exact_numbers(cJSON *j)
 			continue;
 		/* the shortest text that reads back as the same double (what Codex's serializer writes) */
 		for (int prec = 15; prec <= 17; prec++)
-			if (snprintf(buf, sizeof(buf), "%.*g", prec, v->valuedouble) > 0 && strtod(buf, NULL) == v->valuedouble)
+			if (json_dtoa(buf, sizeof(buf), prec, v->valuedouble) > 0 && json_strtod(buf) == v->valuedouble)
 				break;
 		char *raw = cJSON_malloc(strlen(buf) + 1);
 		if (!raw)

@@ -9,6 +9,8 @@
  * answers its call (not an event, and no "interrupted" result in its
  * place), as the proxy's reader pairs them (host/reply.c).
  */
+#include <locale.h>
+#include <stdlib.h>
 #include <cjson/cJSON.h>
 #include "test.h"
 
@@ -433,6 +435,52 @@ static void test_items__developer_never_paged_out(void **state)
 	cmv_buf_dispose(&out);
 }
 
+/*
+ * A host program that set a locale whose decimal point is ',' (de_DE) gets
+ * JSON all the same: a search whose action holds a number cJSON alone
+ * would print as another double is imported and sent whole with the
+ * number as written ("1796567324,4575198" was invalid JSON). The locale is
+ * built for the test with localedef (Debian's `locales`, which
+ * scripts/setup installs); without it the test fails, it does not skip.
+ */
+static void test_items__numbers_in_a_decimal_comma_locale(void **state)
+{
+	fixture *f = *state;
+	cmv_buf file = CMV_BUF_INIT(1 << 20);
+	cmv_render_stats st;
+	cmv_id tip;
+	char cmd[1024];
+	static const char *const lines[] = {
+		"{\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{\"id\":\"" SID "\",\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"cwd\":\"/src/orchard\",\"originator\":\"codex_exec\",\"cli_version\":\"0.171.0\",\"source\":\"exec\",\"model_provider\":\"openai\"}}",
+		"{\"timestamp\":\"2026-12-01T10:00:01.000Z\",\"type\":\"turn_context\",\"payload\":{\"turn_id\":\"turn-1\",\"cwd\":\"/src/orchard\",\"model\":\"gpt-5.5\",\"summary\":\"auto\"}}",
+		"{\"timestamp\":\"2026-12-01T10:00:02.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Frost dates?\"}]}}",
+		"{\"timestamp\":\"2026-12-01T10:00:03.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"web_search_call\",\"id\":\"ws_9d2e\",\"status\":\"completed\",\"action\":{\"type\":\"search\",\"query\":\"last frost date\",\"create_time\":1796567324.4575198,\"score\":0.5}}}",
+		"{\"timestamp\":\"2026-12-01T10:00:04.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Mid April.\"}]}}",
+	};
+
+	snprintf(cmd, sizeof(cmd), "localedef -i de_DE -f UTF-8 '%s/de_DE.UTF-8' 2>&1", f->dir);
+	if (system(cmd) != 0)
+		fail_msg("localedef could not build de_DE.UTF-8 (Debian's locales package; scripts/setup installs it)");
+	setenv("LOCPATH", f->dir, 1);
+	if (!setlocale(LC_ALL, "de_DE.UTF-8") || strcmp(localeconv()->decimal_point, ","))
+		fail_msg("the de_DE.UTF-8 locale built under %s could not be set", f->dir);
+	import_lines(&tip, &file, f, SID, lines, sizeof(lines) / sizeof(*lines), 0);
+	cmv_buf body = CMV_BUF_INIT(1 << 24), problems = CMV_BUF_INIT(1 << 20);
+	cmv_render_options ro = CMV_RENDER_OPTIONS_INIT;
+	ro.flags = CMV_RENDER_NO_DECORATIONS;
+	int rendered = cmv_render(&body, &st, f->repo, &tip, CMV_RENDER_OPENAI_RESPONSES, &ro);
+	setlocale(LC_ALL, "C");
+	unsetenv("LOCPATH");
+	assert_cmv_ok(rendered);
+	if (cmv_check_request(&problems, CMV_RENDER_OPENAI_RESPONSES, body.ptr, body.size) != 0)
+		fail_msg("rendered in de_DE: %s", problems.ptr);
+	assert_non_null(strstr(body.ptr, "\"create_time\":1796567324.4575198"));
+	assert_non_null(strstr(body.ptr, "\"score\":0.5"));
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&problems);
+	cmv_buf_dispose(&file);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +490,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_items__web_search_counted, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_items__developer_in_place, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_items__developer_never_paged_out, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_items__numbers_in_a_decimal_comma_locale, test_store_setup,
+						test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("formats: codex rollout items", tests, load_models, free_models);
 }
