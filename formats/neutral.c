@@ -285,10 +285,11 @@ void cmv_formats__nb_instruction(conv *c, cJSON *content, const cJSON *item)
 			cmv_formats__nb_openai_item(c, content ? content : cmv_formats__conv_msg_join(c, "user", NULL), item);
 		return;
 	}
-	if (cJSON_IsString(parts))
+	/* blank text is no system prompt: Gemini refuses an empty part */
+	if (cJSON_IsString(parts) && cmv_formats__has_text(parts->valuestring))
 		cmv_formats__conv_system(c, parts->valuestring);
 	for (const cJSON *p = cJSON_IsArray(parts) ? parts->child : NULL; p; p = p->next)
-		if (cmv_formats__cj_str(p, "text"))
+		if (cmv_formats__has_text(cmv_formats__cj_str(p, "text")))
 			cmv_formats__conv_system(c, cmv_formats__cj_str(p, "text"));
 }
 

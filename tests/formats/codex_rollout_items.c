@@ -481,6 +481,37 @@ static void test_items__numbers_in_a_decimal_comma_locale(void **state)
 	cmv_buf_dispose(&file);
 }
 
+/* A developer item with no text is no system prompt for other providers (Gemini refuses an empty part). */
+static void test_items__blank_developer_item(void **state)
+{
+	fixture *f = *state;
+	cmv_buf file = CMV_BUF_INIT(1 << 20);
+	cmv_render_stats st;
+	cmv_id tip;
+	static const char *const lines[] = {
+		"{\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{\"id\":\"" SID "\",\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"cwd\":\"/src/orchard\",\"originator\":\"codex_exec\",\"cli_version\":\"0.171.0\",\"source\":\"exec\",\"model_provider\":\"openai\"}}",
+		"{\"timestamp\":\"2026-12-01T10:00:01.000Z\",\"type\":\"turn_context\",\"payload\":{\"turn_id\":\"turn-1\",\"cwd\":\"/src/orchard\",\"model\":\"gpt-5.5\",\"summary\":\"auto\"}}",
+		"{\"timestamp\":\"2026-12-01T10:00:02.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"developer\",\"content\":[{\"type\":\"input_text\",\"text\":\"\"}]}}",
+		"{\"timestamp\":\"2026-12-01T10:00:02.500Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"developer\",\"content\":\" \\n\"}}",
+		"{\"timestamp\":\"2026-12-01T10:00:03.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Frost dates?\"}]}}",
+		"{\"timestamp\":\"2026-12-01T10:00:04.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Mid April.\"}]}}",
+	};
+
+	import_lines(&tip, &file, f, SID, lines, sizeof(lines) / sizeof(*lines), 0);
+	static const cmv_render_target all[] = { CMV_RENDER_GEMINI, CMV_RENDER_ANTHROPIC, CMV_RENDER_OPENAI_CHAT,
+						 CMV_RENDER_OPENAI_RESPONSES };
+	for (size_t t = 0; t < sizeof(all) / sizeof(*all); t++) {
+		cJSON *b = render_checked(f, &tip, all[t], &st);
+		char *s = cJSON_PrintUnformatted(b);
+		if (strstr(s, "\"text\":\"\"") || strstr(s, "\"text\":\" \\n\""))
+			fail_msg("%s: a blank developer item sent as text: %s", cmv_render_target_name(all[t]), s);
+		assert_non_null(strstr(s, "Frost dates?"));
+		cJSON_free(s);
+		cJSON_Delete(b);
+	}
+	cmv_buf_dispose(&file);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -492,6 +523,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_items__developer_never_paged_out, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_items__numbers_in_a_decimal_comma_locale, test_store_setup,
 						test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_items__blank_developer_item, test_store_setup, test_store_teardown),
 	};
 	return cmocka_run_group_tests_name("formats: codex rollout items", tests, load_models, free_models);
 }
