@@ -716,8 +716,8 @@ ok "CMV_DIR pointing nowhere" test $rc -eq 1
 
 # --- serving (cmv mcp --http, cmv proxy): the address and the signals, set up alike (server/http.c) ---
 for serve in "mcp --http" "proxy --listen"; do
-	# a file of its own: the last server's "listening on" is no sign this one listens (read so, the
-	# SIGTERM reached a child not yet exec'd, under load)
+	# a fresh file: the last server's "listening on" is no sign this one listens (read so, the SIGTERM
+	# reached a child not yet exec'd, under load)
 	rm -f "$WORK/.serve"
 	# shellcheck disable=SC2086
 	"$CMV" $serve 127.0.0.1:0 >"$WORK/.serve" 2>&1 &
