@@ -6,7 +6,9 @@ set -u
 CMV=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d /tmp/cmv-cli-XXXXXX)
-trap 'test -n "${LLM_PID:-}" && kill "$LLM_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+# Only this shell cleans up: a child it forked runs this trap too when a signal reaches it before it has
+# exec'd its command (bash keeps the trap until then), and it once removed $WORK in the middle of the run.
+trap '[ "$BASHPID" != $$ ] || { test -n "${LLM_PID:-}" && kill "$LLM_PID" 2>/dev/null; rm -rf "$WORK"; }' EXIT
 cd "$WORK" || exit 1
 unset CMV_DIR
 export CMV_NOW=1767225600   # 2026-01-01 00:00:00 UTC: stable times in output
@@ -21,6 +23,22 @@ ok() { # ok NAME CONDITION...
 	if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $name"; echo "  rc=$rc"; echo "  out: ${out:0:400}"; echo "  err: ${err:0:400}"; fi
 }
 has() { grep -qF -- "$1" <<<"$2"; }
+# up FILE PATTERN PID: wait until the server PID has written PATTERN to FILE (its port, its "listening on"
+# line), which it does once it listens. No time is assumed: it ends when the line is there, or the server
+# has exited; one silent for two minutes is hung, and is killed (SIGKILL: no trap runs in a child not yet
+# exec'd). FILE must not exist before the server starts, or a line an earlier server wrote is read.
+up() {
+	local _
+	for _ in $(seq 1200); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || break
+		sleep 0.1
+	done
+	grep -q -- "$2" "$1" 2>/dev/null && return 0
+	kill -KILL "$3" 2>/dev/null
+	echo "cli_test: the server ($3) never wrote '$2' to $1" >&2
+	return 1
+}
 # JSON is checked by an independent parser: python3 or node, whichever is there.
 if command -v python3 >/dev/null; then
 	# bytes decoded strictly: under the C locale sys.stdin would let invalid UTF-8 through
@@ -631,7 +649,7 @@ MD
 rm -f "$WORK/llm.log" "$WORK/llm.port"
 python3 "$HERE/../support/llm_server.py" "$WORK/reply.md" "$WORK/llm.log" "$WORK/llm.port" &
 LLM_PID=$!
-for _ in $(seq 300); do test -s "$WORK/llm.port" && break; sleep 0.1; done
+up "$WORK/llm.port" '^[0-9][0-9]*$' "$LLM_PID"
 LLM_URL="http://127.0.0.1:$(cat "$WORK/llm.port")/v1"
 OPENAI_API_KEY=sk-cli-test-key run compact "$V" --for gpt-4 --budget 2500 --summarizer gpt-4o-mini --llm-url "$LLM_URL" -n vialocal --json
 ok "compact with an LLM summarizer" test $rc -eq 0
@@ -643,7 +661,8 @@ ok "the shape holds whatever the model wrote" has "## Pending actions and unansw
 ok "the key is stored nowhere" test -z "$(grep -rl sk-cli-test-key "$WORK/.cmv" 2>/dev/null)"
 OPENAI_API_KEY=sk-cli-test-key run handoff "$V" --for gpt-4 --summarizer gpt-4o-mini --llm-url "$LLM_URL" --budget 600
 ok "handoff with an LLM" has "the replay server wrote this" "$out"
-kill "$LLM_PID" 2>/dev/null; wait "$LLM_PID" 2>/dev/null
+# (forgotten once reaped: the EXIT trap would kill whatever process got its pid next)
+kill "$LLM_PID" 2>/dev/null; wait "$LLM_PID" 2>/dev/null; LLM_PID=
 run compact "$V" --for gpt-4 --budget 40 -n tiny; ok "a budget nothing fits is refused" test $rc -eq 1
 run compact "$V" --for gpt-4 --dry-run -n dry; ok "compact --dry-run" has "(dry run)" "$out"
 run list; ok "compact --dry-run writes nothing" test -z "$(grep ' dry$' <<<"$out")"
@@ -697,11 +716,13 @@ ok "CMV_DIR pointing nowhere" test $rc -eq 1
 
 # --- serving (cmv mcp --http, cmv proxy): the address and the signals, set up alike (server/http.c) ---
 for serve in "mcp --http" "proxy --listen"; do
+	# a fresh file: the last server's "listening on" is no sign this one listens (read so, the SIGTERM
+	# reached a child not yet exec'd, under load)
+	rm -f "$WORK/.serve"
 	# shellcheck disable=SC2086
 	"$CMV" $serve 127.0.0.1:0 >"$WORK/.serve" 2>&1 &
 	spid=$!
-	for _ in $(seq 300); do grep -q "listening on" "$WORK/.serve" && break; sleep 0.1; done
-	kill -TERM "$spid"; wait "$spid"; rc=$?
+	up "$WORK/.serve" "listening on" "$spid" && kill -TERM "$spid"; wait "$spid"; rc=$?
 	ok "$serve: SIGTERM stops it, exit 0" test $rc -eq 0 -a -n "$(grep -o 'listening on http://127.0.0.1:[1-9]' "$WORK/.serve")"
 done
 # ":PORT" is every interface: off loopback, so a token is required
@@ -709,11 +730,11 @@ run proxy --listen :8080; ok "proxy --listen :PORT without a token: usage" test 
 ok "proxy --listen :PORT: every interface, so a token" has "--listen :8080 is not a loopback address: set CMV_PROXY_TOKEN" "$err"
 run mcp --http :8080; ok "mcp --http :PORT without a token: usage" test $rc -eq 2 -a -n "$(has CMV_MCP_TOKEN "$err" && echo y)"
 for serve in "mcp --http" "proxy --listen"; do
+	rm -f "$WORK/.serve"
 	# shellcheck disable=SC2086
 	CMV_MCP_TOKEN=t0k CMV_PROXY_TOKEN=t0k "$CMV" $serve :0 >"$WORK/.serve" 2>&1 &
 	spid=$!
-	for _ in $(seq 300); do grep -q "listening on" "$WORK/.serve" && break; sleep 0.1; done
-	kill -TERM "$spid"; wait "$spid"; rc=$?
+	up "$WORK/.serve" "listening on" "$spid" && kill -TERM "$spid"; wait "$spid"; rc=$?
 	ok "$serve :PORT with a token: every interface" test $rc -eq 0 -a -n "$(grep -o 'listening on http://0.0.0.0:[1-9]' "$WORK/.serve")"
 done
 run proxy --listen "[]:8080"; ok "proxy --listen with an empty host: usage" test $rc -eq 2

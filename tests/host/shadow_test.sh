@@ -12,7 +12,9 @@ pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 "$2" "$src/tests/support/host_server.py" "$tmp/port" "$tmp/log" &
 pid=$!
-for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.05; done
+# the port file appears, whole, once it listens: waited for, however loaded the machine (it ends early
+# when the server exits; two minutes silent is a hang)
+for _ in $(seq 2400); do { [ -s "$tmp/port" ] || ! kill -0 "$pid" 2>/dev/null; } && break; sleep 0.05; done
 [ -s "$tmp/port" ] || { echo "host_server did not start"; exit 1; }
 url="http://127.0.0.1:$(cat "$tmp/port")/v1"
 export CMV_DIR="$tmp/.cmv" OPENAI_API_KEY=sk-shadowtestsecret0123456789 ANTHROPIC_API_KEY=sk-ant-shadowtestsecret0123

@@ -66,9 +66,12 @@ exercise stdio "$cmv" mcp
 "$cmv" mcp --http 127.0.0.1:0 >"$tmp/server.err" 2>&1 &
 server=$!
 url=
-for _ in $(seq 100); do
+# until it says where it listens, however loaded the machine: it ends early when the server exits, and
+# two minutes silent is a hang
+for _ in $(seq 1200); do
 	url=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$tmp/server.err")
 	[ -n "$url" ] && break
+	kill -0 "$server" 2>/dev/null || break
 	sleep 0.1
 done
 if [ -z "$url" ]; then

@@ -12,7 +12,7 @@ client (Codex's shape, a custom tool among its tools) switched to Claude; a Chat
 not streamed, switched to Claude. Failover on a scripted 529, a dropped connection and a
 stream cut mid-answer, each recorded as a switch event, and the return. A switch to a
 model without tool calling or images is refused, naming what is missing."""
-import atexit, glob, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
+import atexit, glob, json, os, re, shutil, sqlite3, subprocess, sys, tempfile, time, urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
 from sse import events  # noqa: E402
 from proxy_run import check, failures, launch_proxy, launch_upstream, listening_port  # noqa: E402
@@ -73,8 +73,12 @@ log = os.path.join(root, "log")
 up, up_port = launch_upstream(script, log)
 penv = dict(env, ANTHROPIC_API_KEY=ENV_A, OPENAI_API_KEY=ENV_O)
 errlog = open(os.path.join(root, "proxy.err"), "w")
+# --retry-primary longer than any run: D ages the failover in the proxy's note (failover_time) instead of
+# sleeping past a short one, so no check depends on how fast the machine is (with 1 s, a loaded machine's
+# retry after the cut came a second late and went to Claude)
+RETRY = 3600
 px = launch_proxy(CMV, ["--upstream", f"anthropic=http://127.0.0.1:{up_port}", "--upstream",
-                        f"openai=http://127.0.0.1:{up_port}/v1", "--fallback", "gpt-5", "--retry-primary", "1",
+                        f"openai=http://127.0.0.1:{up_port}/v1", "--fallback", "gpt-5", "--retry-primary", str(RETRY),
                         "--timeout", "20"], stderr=errlog, cwd=store, env=penv)
 
 
@@ -405,6 +409,24 @@ DMETA = {"user_id": json.dumps({"session_id": "sess-d"})}
 dmsgs = [{"role": "user", "content": "Work, whatever fails."}]
 
 
+def failover_time(ref, age=0):
+    """When the session failed over, as the proxy's note says (None: no failover there); with age, the
+    failover is made that much older in the note, as if the time had passed (the proxy reads the note at
+    each request, and has written it before its answer ends)."""
+    db = sqlite3.connect(os.path.join(store, ".cmv", "store.db"), timeout=30)
+    try:
+        with db:
+            row = db.execute("SELECT rowid, value FROM branch_state WHERE branch = ? AND key = 'proxy'",
+                             ("proxy/" + ref,)).fetchone()
+            m = re.search(r"^ft (\d+)$", row[1] if row else "", re.M)
+            if m and age:
+                db.execute("UPDATE branch_state SET value = ? WHERE rowid = ?",
+                           (row[1][:m.start(1)] + str(int(m.group(1)) - age) + row[1][m.end(1):], row[0]))
+            return int(m.group(1)) if m else None
+    finally:
+        db.close()
+
+
 def turn_d(label):
     st, text = post("/v1/messages", {"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": True, "system": SYSTEM,
                                      "tools": TOOLS_A[:1], "metadata": DMETA, "messages": dmsgs},
@@ -424,7 +446,7 @@ check(ups == ["/v1/messages", "/v1/responses"], f"D: a 529 from Anthropic fails 
 check(st == 200 and msg and msg["content"][0].get("text") == "From the fallback.",
       "D: the client gets the fallback's answer in its own API, as if nothing happened")
 check(len(switches("sess-d")) == 1 and "529" in switches("sess-d")[0], f"D: the failover is a switch event with its reason ({switches('sess-d')})")
-time.sleep(1.2)
+check(failover_time("sess-d", age=RETRY) is not None, "D: the failover is in the session's note")
 st, text, ups, msg = turn_d("return")
 check(ups == ["/v1/messages"] and msg and msg["content"][0].get("text") == "Returned.",
       f"D: once --retry-primary has passed, the session returns to Claude ({ups})")
@@ -432,12 +454,17 @@ check(len(switches("sess-d")) == 2 and switches("sess-d")[1].startswith("return"
 st, text, ups, msg = turn_d("drop")
 check(ups == ["/v1/messages", "/v1/responses"] and msg and msg["content"][0].get("text") == "Fallback again.",
       f"D: a dropped connection fails over too ({ups})")
-time.sleep(1.2)
+check(failover_time("sess-d", age=RETRY) is not None, "D: the second failover is in the session's note")
+t_cut = int(time.time())
 st, text, ups, msg = turn_d("cut")
 evs = events(text)
 check(ups == ["/v1/messages"], f"D: after --retry-primary, Claude is tried again, and cuts its stream ({ups})")
 check(any(e.get("event") == "error" for e in evs) and "message_stop" not in text,
       "D: a stream cut mid-answer is not restarted: the client's stream ends with an error event")
+# the cut: Claude failed again, so its next try waits --retry-primary from now (read in the note: no
+# check depends on the time between two requests)
+ft = failover_time("sess-d")
+check(ft is not None and ft >= t_cut, f"D: the cut restarts the wait for Claude (failed over at {ft}, the cut at {t_cut})")
 st, text, ups, msg = turn_d("retry")
 check(msg is not None and msg["content"][0].get("text") == "After the cut." and ups == ["/v1/responses"],
       f"D: the client's retry goes to the fallback, and is answered ({ups})")

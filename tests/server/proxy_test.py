@@ -871,9 +871,10 @@ def billed_session(tag, factor, turns=A, lines=30, restart=None):
         for k in range(turns):
             if k == restart:
                 # a restarted proxy: what it sent and was billed is in the branch's note (its log line
-                # for the last reply is written once the client has the reply: wait for it first)
-                for _ in range(100):
-                    if open(st + ".err").read().count("tokens (") >= k:
+                # for the last reply is written once the client has the reply: wait for it first, however
+                # loaded the machine; two minutes without it is a hang, or the proxy died)
+                for _ in range(2400):
+                    if open(st + ".err").read().count("tokens (") >= k or side["px"].poll() is not None:
                         break
                     time.sleep(0.05)
                 side["px"].kill()
@@ -890,9 +891,9 @@ def billed_session(tag, factor, turns=A, lines=30, restart=None):
                                                   for i in range(lines))
             msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_a{k:02d}",
                                                       "content": out_k}]})
-        # the log line is written once the client has its reply: wait for the last one
-        for _ in range(100):
-            if open(st + ".err").read().count("tokens (") >= turns:
+        # the log line is written once the client has its reply: wait for the last one (as above)
+        for _ in range(2400):
+            if open(st + ".err").read().count("tokens (") >= turns or side["px"].poll() is not None:
                 break
             time.sleep(0.05)
     finally:

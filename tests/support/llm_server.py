@@ -4,7 +4,7 @@
 it answers every request with the recorded reply in REPLY_FILE, appends each
 request (path, headers that matter, body) as a JSON line to LOG_FILE, and writes
 its port to PORT_FILE once it listens. Usage: llm_server.py REPLY_FILE LOG_FILE PORT_FILE"""
-import json, sys
+import json, os, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from openai_fake import send_chat_reply
 
@@ -22,6 +22,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 srv = HTTPServer(("127.0.0.1", 0), Handler)
-with open(port_file, "w") as f:
+# whole or not at all: the test reads the port as soon as the file is there
+with open(port_file + ".tmp", "w") as f:
     f.write(str(srv.server_port))
+os.replace(port_file + ".tmp", port_file)
 srv.serve_forever()
