@@ -67,6 +67,9 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	*out = NULL;
 	if (!p)
 		return cmv_error__oom();
+	/* first: proxy_free, on the failures below too, waits on the jobs */
+	pthread_mutex_init(&p->jobs_mu, NULL);
+	pthread_cond_init(&p->jobs_cv, NULL);
 	p->repo = repo;
 	if (cfg)
 		p->cfg = *cfg;
@@ -96,8 +99,6 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	 * handshake) before its body could go.
 	 */
 	pthread_mutex_init(&p->idle_mu, NULL);
-	pthread_mutex_init(&p->jobs_mu, NULL);
-	pthread_cond_init(&p->jobs_cv, NULL);
 	*out = p;
 	return 0;
 }
