@@ -256,6 +256,8 @@ int cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *repo, const cha
 	/* a caller built against an older version of the pager options has a shorter struct */
 	if (o.pager)
 		memcpy(&po, o.pager, CMV_PAGER_OPTIONS_SIZE(o.pager->version));
+	/* the rest is the defaults, and what is set below (live_key, live_beside) must reach the pager */
+	po.version = CMV_PAGER_OPTIONS_VERSION;
 	po.state_branch = branch;
 	target = po.target ? (cmv_render_target)po.target : cmv_model_render_target(m);
 	if ((error = cmv_resolve(&tip, repo, branch)) < 0 || (error = request_tools(&tools, repo, branch, &o)) < 0)
@@ -298,6 +300,8 @@ int cmv_request(cmv_buf *out, cmv_request_report *rep, cmv_repo *repo, const cha
 	cmv_id_tostr(key + 2, sizeof(key) - 2, &kid);
 	if (!po.live_key)
 		po.live_key = key;
+	/* this request's tools, as cmv_pager_sent records them: not the last request's, when they changed */
+	po.live_beside = r.tools_tokens;
 	if ((error = cmv_materialize_for(out, &r.pages, repo, &tip, model, &po)) < 0 ||
 	    (error = cmv_pager_sent(repo, branch, m, (int)target, &tip, &r.pages, po.live_key, r.tools_tokens)) < 0)
 		goto done;

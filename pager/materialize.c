@@ -153,7 +153,7 @@ static void live_setup(materialization *m)
 	 * branch's content, which a change of tools moves by their share only.
 	 * Not another model's (the note is per model).
 	 */
-	cmv_pager__live_rate(&m->live.rate, &m->live.sent, &m->live.bill);
+	cmv_pager__live_rate(&m->live.rate, &m->live.sent, &m->live.bill, m->o.live_beside);
 	if (!m->live.bill.ok)
 		snprintf(m->live.why, sizeof(m->live.why), "no reply billed yet for %.60s", m->model->id);
 	else if (strcmp(m->live.bill.target, cmv_render_target_name(m->target)))

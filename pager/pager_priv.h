@@ -138,9 +138,13 @@ typedef struct {
 	uint64_t extra;    /* what goes beside the messages (its count), billed at the rate too */
 } cmv_pager__predict;
 
-/* The rate of the last bill (billed; ok false: none) and what went beside, into pr (rate_pm 1000: none). */
+/*
+ * The rate of the last bill (billed; ok false: none) and what goes beside
+ * the request, into pr (rate_pm 1000: none): `beside`, the caller's count
+ * for this request, else (0) the larger of the last sent and billed ones'.
+ */
 void cmv_pager__live_rate(cmv_pager__predict *pr, const cmv_pager__live_call *sent,
-			  const cmv_pager__live_call *billed);
+			  const cmv_pager__live_call *billed, uint64_t beside);
 /* A plain count of the messages as billed, by pr (NULL: the plain count). */
 uint64_t cmv_pager__predicted(const cmv_model *model, const cmv_pager__predict *pr, uint64_t plain);
 /* The largest plain count predicted within limit (by pr's rate; the anchor is not used). */

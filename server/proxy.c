@@ -13,7 +13,8 @@
  * one message (indices renumbered, one start, one end).
  *
  * One thread per connection: a streamed reply is long-lived, and each
- * connection's thread blocks on its job only.
+ * connection's thread blocks on its job only. Workers are detached, and
+ * counted: shutdown cancels them and waits for the last (jobs_stop).
  */
 #define _GNU_SOURCE
 #include <curl/curl.h>
@@ -66,6 +67,9 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	*out = NULL;
 	if (!p)
 		return cmv_error__oom();
+	/* first: proxy_free, on the failures below too, waits on the jobs */
+	pthread_mutex_init(&p->jobs_mu, NULL);
+	pthread_cond_init(&p->jobs_cv, NULL);
 	p->repo = repo;
 	if (cfg)
 		p->cfg = *cfg;
@@ -99,10 +103,13 @@ int proxy_new(proxy **out, cmv_repo *repo, const proxy_config *cfg)
 	return 0;
 }
 
+static void jobs_stop(proxy *p);
+
 void proxy_free(proxy *p)
 {
 	if (!p)
 		return;
+	jobs_stop(p); /* none are left once proxy_serve has returned: a guard, free as such */
 	for (size_t i = 0; i < p->n_models; i++) {
 		free(p->models[i].name);
 		cmv_model_handle_free(p->models[i].h);
@@ -118,6 +125,8 @@ void proxy_free(proxy *p)
 		curl_easy_cleanup(p->idle[i]);
 	pthread_mutex_destroy(&p->idle_mu);
 	pthread_mutex_destroy(&p->lock);
+	pthread_mutex_destroy(&p->jobs_mu);
+	pthread_cond_destroy(&p->jobs_cv);
 	free(p);
 }
 
@@ -152,6 +161,7 @@ typedef struct job {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int refs;
+	struct job *next_job, *prev_job; /* p->jobs, while the worker runs */
 	/* the request */
 	char *method, *path;
 	char *body;
@@ -216,6 +226,67 @@ static void job_unref(job *j)
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->cv);
 	free(j);
+}
+
+static void job_cancel(job *j)
+{
+	pthread_mutex_lock(&j->mu);
+	j->cancelled = true;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* A worker starts: false when the proxy is stopping (no job starts then). */
+static bool jobs_enter(proxy *p, job *j)
+{
+	pthread_mutex_lock(&p->jobs_mu);
+	bool ok = !p->stopping;
+	if (ok) {
+		j->prev_job = NULL;
+		j->next_job = p->jobs;
+		if (p->jobs)
+			p->jobs->prev_job = j;
+		p->jobs = j;
+		p->n_jobs++;
+	}
+	pthread_mutex_unlock(&p->jobs_mu);
+	return ok;
+}
+
+/* The worker's last use of the proxy: after this, p may be freed under it. */
+static void jobs_leave(proxy *p, job *j)
+{
+	pthread_mutex_lock(&p->jobs_mu);
+	if (j->prev_job)
+		j->prev_job->next_job = j->next_job;
+	else
+		p->jobs = j->next_job;
+	if (j->next_job)
+		j->next_job->prev_job = j->prev_job;
+	j->next_job = j->prev_job = NULL;
+	p->n_jobs--;
+	pthread_cond_broadcast(&p->jobs_cv);
+	pthread_mutex_unlock(&p->jobs_mu);
+}
+
+/*
+ * Shutdown: no job starts, every running one is cancelled, and this waits
+ * until none runs. A cancelled worker ends on its own: its upstream call
+ * aborts at curl's next progress callback (about once a second, an
+ * unanswered connect included; the connect is given up after 30 s at the
+ * most), a full queue or a status wait wakes on the cancel, and the paging
+ * in between is CPU work that ends. The wait has no deadline: giving up
+ * would leave workers using the proxy and the store after they are freed.
+ */
+static void jobs_stop(proxy *p)
+{
+	pthread_mutex_lock(&p->jobs_mu);
+	p->stopping = true;
+	for (job *j = p->jobs; j; j = j->next_job)
+		job_cancel(j); /* j->mu under jobs_mu: the one order the two are taken in */
+	while (p->n_jobs)
+		pthread_cond_wait(&p->jobs_cv, &p->jobs_mu);
+	pthread_mutex_unlock(&p->jobs_mu);
 }
 
 static double ms_since(const struct timespec *t0)
@@ -915,7 +986,10 @@ static void *job_run(void *arg)
 		bool gone = j->cancelled, sent = j->status_ready;
 		pthread_mutex_unlock(&j->mu);
 		if (gone) {
-			why = "the client went away: the upstream call was cancelled";
+			pthread_mutex_lock(&j->p->jobs_mu);
+			why = j->p->stopping ? "the proxy is stopping: the upstream call was cancelled"
+					     : "the client went away: the upstream call was cancelled";
+			pthread_mutex_unlock(&j->p->jobs_mu);
 			break;
 		}
 		if (rc == CURLE_OK && j->up_status == 200 && !j->xerr[0] && j->xl && j->stream) {
@@ -1042,6 +1116,7 @@ done:
 	pthread_mutex_unlock(&j->mu);
 	log_line(j, t, why);
 	proxy_turn_free(t);
+	jobs_leave(j->p, j);
 	job_unref(j);
 	return NULL;
 }
@@ -1075,14 +1150,6 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 	pthread_cond_broadcast(&j->cv);
 	pthread_mutex_unlock(&j->mu);
 	return n;
-}
-
-static void job_cancel(job *j)
-{
-	pthread_mutex_lock(&j->mu);
-	j->cancelled = true;
-	pthread_cond_broadcast(&j->cv);
-	pthread_mutex_unlock(&j->mu);
 }
 
 static void reader_free(void *cls)
@@ -1241,9 +1308,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	j->fd = ci ? ci->connect_fd : -1;
 
 	pthread_t th;
+	if (!jobs_enter(p, j))
+		return respond_text(c, 503, "cmv proxy: shutting down\n");
 	j->refs++; /* the worker's */
 	if (pthread_create(&th, NULL, job_run, j) != 0) {
 		j->refs--;
+		jobs_leave(p, j);
 		return respond_text(c, 503, "cmv proxy: cannot start a worker\n");
 	}
 	pthread_detach(th);
@@ -1335,6 +1405,9 @@ int proxy_serve(proxy *p, const char *addr, volatile sig_atomic_t *stop,
 						 on_request, p, options);
 	if (!d)
 		return cmv_error_last()->code;
+	pthread_mutex_lock(&p->jobs_mu);
+	p->stopping = false; /* a proxy served again */
+	pthread_mutex_unlock(&p->jobs_mu);
 	/*
 	 * WAL checkpoints off the request path (docs/store.md, "Checkpoints"):
 	 * under the store's lock, as jobs (detached) use the connection under it.
@@ -1347,6 +1420,13 @@ int proxy_serve(proxy *p, const char *addr, volatile sig_atomic_t *stop,
 		ready(bound, payload);
 	while (!*stop)
 		usleep(100000);
+	/*
+	 * The workers are detached: each is cancelled and waited for here, so
+	 * that none uses the proxy or the store once this returns (the caller
+	 * frees both). Before MHD_stop_daemon: the connections' threads, each
+	 * waiting on its job, then end as their jobs do.
+	 */
+	jobs_stop(p);
 	MHD_stop_daemon(d);
 	pthread_mutex_lock(&p->lock);
 	cmv_repo_checkpoint_background(p->repo, 0);

@@ -95,6 +95,8 @@ void proxy_free(proxy *p);
 /*
  * Serve on addr ("PORT", "HOST:PORT"; HOST default 127.0.0.1) until *stop.
  * ready (may be NULL) is called with the port bound (PORT 0 picks one).
+ * On *stop the requests in flight are cancelled (their upstream calls
+ * aborted) and waited for: once this returns, nothing uses p or its repo.
  */
 int proxy_serve(proxy *p, const char *addr, volatile sig_atomic_t *stop,
 		void (*ready)(unsigned int port, void *payload), void *payload);

@@ -32,6 +32,17 @@ struct proxy {
 	CURL *idle[PROXY_IDLE_HANDLES];
 	size_t n_idle;
 	pthread_mutex_t idle_mu;
+	/*
+	 * The jobs whose workers run (their threads are detached): proxy_serve
+	 * cancels them and waits for none to be left before it returns, since
+	 * a worker uses the proxy (its lock, caches, handles) and the store to
+	 * its last step. No job starts once `stopping` is set.
+	 */
+	pthread_mutex_t jobs_mu;
+	pthread_cond_t jobs_cv;
+	struct job *jobs; /* a list, through job.next_job / prev_job */
+	size_t n_jobs;
+	bool stopping;
 };
 
 /* Frees what proxy_turn.c keeps on the proxy (its caches). */

@@ -1552,6 +1552,7 @@ static int build_upstream(proxy_turn *t)
 	live_key_of(live_key, sizeof(live_key), t, sys, tools);
 	po.live_key = live_key;
 	po.live_why = t->st.unanchored;
+	po.live_beside = over; /* this request's, not the last one's: the tools may have been stubbed since */
 	/* signed thinking of the other provider's phase: a recallable stub, where it would be refused (docs/proxy.md) */
 	po.render_flags |= CMV_RENDER_STUB_THINKING;
 	po.target = t->target.api == PROXY_API_ANTHROPIC ? CMV_RENDER_ANTHROPIC

@@ -88,13 +88,22 @@ typedef struct cmv_pager_options {
 	const char *live_key;
 	/** Out, may be NULL: why a live_key request was not anchored ("" when it was), CMV_PAGER_WHY_MAX bytes. */
 	char *live_why;
+	/**
+	 * With live_key: the caller's count of what it sends beside these
+	 * messages (the `extra` it will pass to cmv_pager_sent), which a
+	 * request counted plainly is scaled by the rate with. 0: not given;
+	 * the larger of the last sent and billed requests' is taken, which
+	 * is too much when the tools shrank since.
+	 */
+	uint64_t live_beside;
 } cmv_pager_options;
 #define CMV_PAGER_WHY_MAX 128
-#define CMV_PAGER_OPTIONS_VERSION 3 /* 2: anchor; 3: live_key, live_why */
-#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false, NULL, NULL, NULL }
-/** How much of the options a caller of `version` passed (version 1 ends before anchor, 2 before live_key). */
+#define CMV_PAGER_OPTIONS_VERSION 4 /* 2: anchor; 3: live_key, live_why; 4: live_beside */
+#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false, NULL, NULL, NULL, 0 }
+/** How much of the options a caller of `version` passed (version 1 ends before anchor, 2 before live_key, 3 before live_beside). */
 #define CMV_PAGER_OPTIONS_SIZE(version) \
-	((version) >= 3 ? sizeof(cmv_pager_options) \
+	((version) >= 4 ? sizeof(cmv_pager_options) \
+	 : (version) == 3 ? offsetof(cmv_pager_options, live_beside) \
 	 : (version) == 2 ? offsetof(cmv_pager_options, live_key) : offsetof(cmv_pager_options, anchor))
 /** The defaults, for callers (bindings) that cannot use the macro. */
 CMV_EXTERN(void) cmv_pager_options_init(cmv_pager_options *opts);

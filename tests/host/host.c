@@ -696,6 +696,79 @@ static void test_request_rate(void **state)
 	cmv_model_handle_free(gpt);
 }
 
+/*
+ * Tools that shrink between requests (Claude Code's through the proxy: 9,089
+ * tokens whole, 858 stubbed): the request after the change holds no bill
+ * (its tools differ), so it is counted plainly and scaled by the rate, and
+ * the part beside its messages scaled is its own tools' count, not the
+ * larger of the last requests' (before pager options version 4, ~8k tokens
+ * not sent were scaled too). A caller of version 3 gets the same: the host
+ * knows its tools' count and passes it.
+ */
+static void test_request_rate_beside(void **state)
+{
+	test_store *ts = *state;
+	cmv_model_handle *gpt;
+	cmv_request_report rep = { .version = CMV_REQUEST_REPORT_VERSION };
+	cmv_request_options ro;
+	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
+	cmv_reply reply = { .version = CMV_REPLY_VERSION };
+	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT), t = CMV_BUF_INIT(1 << 20), big = CMV_BUF_INIT(1 << 20);
+	cmv_token_stats st;
+	char why[CMV_PAGER_WHY_MAX], usage[512];
+	const char *small = "[{\"name\":\"shell\",\"description\":\"run a command\",\"input_schema\":{\"type\":\"object\"}}]";
+
+	assert_cmv_ok(cmv_buf_puts(&big, "[{\"name\":\"shell\",\"description\":\""));
+	for (int i = 0; i < 400; i++)
+		assert_cmv_ok(cmv_buf_printf(&big, "runs command %d in the shell, ", i));
+	assert_cmv_ok(cmv_buf_puts(&big, "\",\"input_schema\":{\"type\":\"object\"}}]"));
+	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
+	cmv_request_options_init(&ro);
+	ro.pager = &po;
+	po.live_why = why;
+	for (unsigned int version = 4; version >= 3; version--) {
+		char branch[8];
+		uint64_t big_n = 0;
+		snprintf(branch, sizeof(branch), "b%u", version);
+		po.version = version;
+		for (int k = 0; k < 3; k++) {
+			turn_words(&t, k, 200, NULL);
+			msg(ts->repo, branch, "user", t.ptr);
+			/* the tools whole for two requests (the second anchored on the first's bill), then stubbed */
+			ro.tools = k < 2 ? big.ptr : small;
+			assert_cmv_ok(cmv_request(&body, &rep, ts->repo, branch, gpt, &ro));
+			if (k == 0)
+				big_n = rep.tools_tokens;
+			if (k == 2) {
+				/* the plain count and this request's tools at the rate, 1.5 (within a token or two) */
+				assert_false(rep.pages.anchored);
+				assert_non_null(strstr(why, "scaled x1.5"));
+				uint64_t plain = (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction);
+				uint64_t want = plain + (plain + rep.tools_tokens) / 2;
+				assert_true(big_n > rep.tools_tokens + 1000);
+				if (rep.pages.tokens > want + 2 || rep.pages.tokens + 2 < want)
+					fail_msg("options version %u: predicted %llu, not %llu (the tools %llu tokens now, %llu before)",
+						 version, (unsigned long long)rep.pages.tokens, (unsigned long long)want,
+						 (unsigned long long)rep.tools_tokens, (unsigned long long)big_n);
+				break;
+			}
+			/* the provider: 1.5 times what cmv counts of the request as sent, its messages and its tools */
+			const cmv_model *m = cmv_model_handle_profile(gpt);
+			assert_cmv_ok(cmv_count_request(&st, m, cmv_model_handle_tok(gpt), body.ptr, body.size));
+			snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
+				 "\"noted\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,"
+				 "\"completion_tokens\":3}}", (unsigned long long)((st.total + rep.tools_tokens) * 3 / 2));
+			assert_cmv_ok(cmv_reply_append(&reply, ts->repo, branch, "openai-chat", usage, strlen(usage), gpt));
+			cmv_reply_dispose(&reply);
+		}
+	}
+	cmv_request_report_dispose(&rep);
+	cmv_buf_dispose(&body);
+	cmv_buf_dispose(&t);
+	cmv_buf_dispose(&big);
+	cmv_model_handle_free(gpt);
+}
+
 /* For bindings: every options struct has its init function, giving the macro's defaults; reports carry their version. */
 /*
  * Reports of an older layout (a program built before the report grew) get
@@ -826,6 +899,7 @@ static void test_options_init_and_report_versions(void **state)
 	assert_int_equal(pager.budget, 0);
 	assert_null(pager.pins);
 	assert_false(pager.stub_pinned);
+	assert_int_equal(pager.live_beside, 0);
 	/* the macros still compile and agree */
 	cmv_snapshot_options m = CMV_SNAPSHOT_OPTIONS_INIT;
 	assert_int_equal(m.version, snap.version);
@@ -1075,6 +1149,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stub_pinned, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_request_anchored, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_request_rate, test_store_setup, test_store_teardown),
+		cmocka_unit_test_setup_teardown(test_request_rate_beside, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_options_init_and_report_versions, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_old_report_layouts, test_store_setup, test_store_teardown),
 		cmocka_unit_test_setup_teardown(test_append_formats, test_store_setup, test_store_teardown),
