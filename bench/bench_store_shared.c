@@ -304,6 +304,20 @@ static void ops_at(double *p50, cmv_repo *repo, PGconn *rtt, size_t *have, size_
  * PostgreSQL in the same run: what grows with the history on one backend
  * and not the other.
  */
+/* The run's schemas dropped and its directory removed. */
+static void ctx_dispose(shared_ctx *c, const char *url)
+{
+	for (size_t i = 0; i < c->n_schemas; i++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", c->schemas[i]);
+		pg_admin(url, sql);
+		free(c->schemas[i]);
+	}
+	free(c->schemas);
+	bench_rmdir(c->dir);
+	free(c->dir);
+}
+
 static cJSON *ops_latency(shared_ctx *c, bool quick, bool json)
 {
 	size_t sizes[2] = { quick ? 1000 : 10000, quick ? 10000 : 100000 }, rounds = quick ? 20 : 50;
@@ -360,15 +374,7 @@ cJSON *bench_store_ops(const char *url, bool quick, bool json)
 	shared_ctx c = { .base = url, .dir = bench_tmpdir() };
 	cJSON *out = ops_latency(&c, quick, json);
 
-	for (size_t i = 0; i < c.n_schemas; i++) {
-		char sql[128];
-		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", c.schemas[i]);
-		pg_admin(url, sql);
-		free(c.schemas[i]);
-	}
-	free(c.schemas);
-	bench_rmdir(c.dir);
-	free(c.dir);
+	ctx_dispose(&c, url);
 	return out;
 }
 
@@ -488,15 +494,7 @@ cJSON *bench_store_shared(const char *url, bool quick, bool json)
 		free(lsrc);
 		free(ldst);
 	}
-	for (size_t i = 0; i < c.n_schemas; i++) {
-		char sql[128];
-		snprintf(sql, sizeof(sql), "DROP SCHEMA IF EXISTS %s CASCADE", c.schemas[i]);
-		pg_admin(url, sql);
-		free(c.schemas[i]);
-	}
-	free(c.schemas);
-	bench_rmdir(c.dir);
-	free(c.dir);
+	ctx_dispose(&c, url);
 	return out;
 }
 static shared_ctx fresh_ctx;
