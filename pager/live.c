@@ -185,8 +185,8 @@ int cmv_pager_billed(cmv_repo *repo, const char *branch, const cmv_model *model,
  * bounded: a bill under the count never lowers one (the plain count and its
  * margin hold), and one past CMV_PAGER__RATE_MAX_PM scales by that bound.
  * What goes beside this request is the caller's count of it (the pager
- * options' live_beside); a caller that gives none (0, or options older
- * than version 4) has it taken as the larger of the last sent and billed
+ * options' live_beside; 0 is nothing beside them); a caller that gives
+ * none (CMV_PAGER_BESIDE_UNKNOWN, or options older than version 4) has it taken as the larger of the last sent and billed
  * ones', which over-predicts when the tools shrank (Claude Code's, stubbed
  * through the proxy: 9,089 tokens to 858), never under.
  */
@@ -201,7 +201,8 @@ void cmv_pager__live_rate(cmv_pager__predict *pr, const cmv_pager__live_call *se
 	/* prompt and count below 2^53 (read_call): the product is exact in a double's range, not in 64 bits */
 	double pm = ceil((double)billed->prompt * 1000.0 / (double)counted);
 	pr->rate_pm = pm > CMV_PAGER__RATE_MAX_PM ? CMV_PAGER__RATE_MAX_PM : (uint32_t)pm;
-	pr->extra = beside ? beside : sent->ok && sent->extra > billed->extra ? sent->extra : billed->extra;
+	pr->extra = beside != CMV_PAGER_BESIDE_UNKNOWN ? beside
+		    : sent->ok && sent->extra > billed->extra ? sent->extra : billed->extra;
 }
 
 uint64_t cmv_pager__predicted(const cmv_model *model, const cmv_pager__predict *pr, uint64_t plain)

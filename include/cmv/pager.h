@@ -91,15 +91,17 @@ typedef struct cmv_pager_options {
 	/**
 	 * With live_key: the caller's count of what it sends beside these
 	 * messages (the `extra` it will pass to cmv_pager_sent), which a
-	 * request counted plainly is scaled by the rate with. 0: not given;
+	 * request counted plainly is scaled by the rate with; 0 when nothing
+	 * goes beside them. CMV_PAGER_BESIDE_UNKNOWN (the default): not given;
 	 * the larger of the last sent and billed requests' is taken, which
 	 * is too much when the tools shrank since.
 	 */
 	uint64_t live_beside;
 } cmv_pager_options;
+#define CMV_PAGER_BESIDE_UNKNOWN UINT64_MAX
 #define CMV_PAGER_WHY_MAX 128
 #define CMV_PAGER_OPTIONS_VERSION 4 /* 2: anchor; 3: live_key, live_why; 4: live_beside */
-#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false, NULL, NULL, NULL, 0 }
+#define CMV_PAGER_OPTIONS_INIT { CMV_PAGER_OPTIONS_VERSION, 0, 0, NULL, 0, NULL, 0, 0, 0, 0, NULL, false, NULL, NULL, NULL, CMV_PAGER_BESIDE_UNKNOWN }
 /** How much of the options a caller of `version` passed (version 1 ends before anchor, 2 before live_key, 3 before live_beside). */
 #define CMV_PAGER_OPTIONS_SIZE(version) \
 	((version) >= 4 ? sizeof(cmv_pager_options) \

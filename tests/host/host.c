@@ -726,16 +726,22 @@ static void test_request_rate_beside(void **state)
 	cmv_request_options_init(&ro);
 	ro.pager = &po;
 	po.live_why = why;
-	for (unsigned int version = 4; version >= 3; version--) {
+	/* the tools stubbed (versions 4 and 3), and gone (nothing beside: 0, not "not given") */
+	static const struct {
+		unsigned int version;
+		bool none;
+	} cases[] = { { 4, false }, { 3, false }, { 4, true } };
+	for (size_t c = 0; c < sizeof(cases) / sizeof(*cases); c++) {
+		unsigned int version = cases[c].version;
 		char branch[8];
 		uint64_t big_n = 0;
-		snprintf(branch, sizeof(branch), "b%u", version);
+		snprintf(branch, sizeof(branch), "b%zu", c);
 		po.version = version;
 		for (int k = 0; k < 3; k++) {
 			turn_words(&t, k, 200, NULL);
 			msg(ts->repo, branch, "user", t.ptr);
-			/* the tools whole for two requests (the second anchored on the first's bill), then stubbed */
-			ro.tools = k < 2 ? big.ptr : small;
+			/* the tools whole for two requests (the second anchored on the first's bill), then stubbed or gone */
+			ro.tools = k < 2 ? big.ptr : cases[c].none ? "[]" : small;
 			assert_cmv_ok(cmv_request(&body, &rep, ts->repo, branch, gpt, &ro));
 			if (k == 0)
 				big_n = rep.tools_tokens;
@@ -899,7 +905,7 @@ static void test_options_init_and_report_versions(void **state)
 	assert_int_equal(pager.budget, 0);
 	assert_null(pager.pins);
 	assert_false(pager.stub_pinned);
-	assert_int_equal(pager.live_beside, 0);
+	assert_true(pager.live_beside == CMV_PAGER_BESIDE_UNKNOWN);
 	/* the macros still compile and agree */
 	cmv_snapshot_options m = CMV_SNAPSHOT_OPTIONS_INIT;
 	assert_int_equal(m.version, snap.version);
