@@ -1399,15 +1399,16 @@ int proxy_serve(proxy *p, const char *addr, volatile sig_atomic_t *stop,
 		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, 256 * 1024, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
+	/* a proxy served again: before the listener opens, or its first requests get 503s */
+	pthread_mutex_lock(&p->jobs_mu);
+	p->stopping = false;
+	pthread_mutex_unlock(&p->jobs_mu);
 	struct MHD_Daemon *d = srv_daemon_start(&bound, host, port,
 						 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 							 MHD_USE_ERROR_LOG,
 						 on_request, p, options);
 	if (!d)
 		return cmv_error_last()->code;
-	pthread_mutex_lock(&p->jobs_mu);
-	p->stopping = false; /* a proxy served again */
-	pthread_mutex_unlock(&p->jobs_mu);
 	/*
 	 * WAL checkpoints off the request path (docs/store.md, "Checkpoints"):
 	 * under the store's lock, as jobs (detached) use the connection under it.
