@@ -54,6 +54,19 @@ static void test_handles(void **state)
 	cmv_model_handle_free(c);
 }
 
+/* The model's reply appended to the branch, billed prompt_tokens (a Chat Completions answer). */
+static void bill(cmv_repo *repo, const char *branch, cmv_model_handle *h, uint64_t prompt_tokens)
+{
+	cmv_reply reply = { .version = CMV_REPLY_VERSION };
+	char usage[512];
+
+	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
+		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
+		 (unsigned long long)prompt_tokens);
+	assert_cmv_ok(cmv_reply_append(&reply, repo, branch, "openai-chat", usage, strlen(usage), h));
+	cmv_reply_dispose(&reply);
+}
+
 static void test_switch_and_usage(void **state)
 {
 	test_store *ts = *state;
@@ -471,9 +484,8 @@ static void test_request_anchored(void **state)
 	cmv_request_report rep = { .version = CMV_REQUEST_REPORT_VERSION };
 	cmv_request_options ro;
 	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-	cmv_reply reply = { .version = CMV_REPLY_VERSION };
 	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT), t = CMV_BUF_INIT(1 << 20);
-	char why[CMV_PAGER_WHY_MAX], usage[512];
+	char why[CMV_PAGER_WHY_MAX];
 	const char *tools = "[{\"name\":\"shell\",\"description\":\"run\",\"input_schema\":{\"type\":\"object\"}}]";
 
 	assert_cmv_ok(cmv_model_handle_open(&gpt, ts->repo, "gpt-4o"));
@@ -493,11 +505,7 @@ static void test_request_anchored(void **state)
 	assert_non_null(strstr(why, "no reply billed yet"));
 	uint64_t plain1 = rep.pages.tokens, extra = rep.tools_tokens, billed = (plain1 + extra) * 13 / 10;
 	assert_true(extra > 0 && rep.pages.stubbed + rep.pages.evicted == 0);
-	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
-		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
-		 (unsigned long long)billed);
-	assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "a", "openai-chat", usage, strlen(usage), gpt));
-	cmv_reply_dispose(&reply);
+	bill(ts->repo, "a", gpt, billed);
 	msg(ts->repo, "a", "user", "and then?");
 
 	/* the next request holds the billed one: its bill, plus the count of what came since */
@@ -534,11 +542,7 @@ static void test_request_anchored(void **state)
 	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
 	plain1 = rep.pages.anchored ? (uint64_t)((int64_t)rep.pages.tokens - rep.pages.correction) : rep.pages.tokens;
 	billed = (plain1 + extra) / 3;
-	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
-		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
-		 (unsigned long long)billed);
-	assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "a", "openai-chat", usage, strlen(usage), gpt));
-	cmv_reply_dispose(&reply);
+	bill(ts->repo, "a", gpt, billed);
 	msg(ts->repo, "a", "user", "and after that?");
 	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "a", gpt, &ro));
 	assert_true(rep.pages.anchored);
@@ -570,10 +574,9 @@ static void test_request_rate(void **state)
 	cmv_request_report rep = { .version = CMV_REQUEST_REPORT_VERSION };
 	cmv_request_options ro;
 	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-	cmv_reply reply = { .version = CMV_REPLY_VERSION };
 	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT), t = CMV_BUF_INIT(1 << 20);
 	cmv_token_stats st;
-	char why[CMV_PAGER_WHY_MAX], usage[512];
+	char why[CMV_PAGER_WHY_MAX];
 	const char *tools[2] = {
 		"[{\"name\":\"shell\",\"description\":\"run a command\",\"input_schema\":{\"type\":\"object\"}}]",
 		"[{\"name\":\"shell\",\"description\":\"run a command in the shell\",\"input_schema\":{\"type\":\"object\"}}]",
@@ -620,11 +623,7 @@ static void test_request_rate(void **state)
 				n_scaled++;
 			}
 		}
-		snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
-			 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
-			 (unsigned long long)billed);
-		assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "r", "openai-chat", usage, strlen(usage), gpt));
-		cmv_reply_dispose(&reply);
+		bill(ts->repo, "r", gpt, billed);
 	}
 	/* the case is the one it means: plain requests after a bill (each scaled), pages out, anchored ones between */
 	assert_int_equal(n_scaled, n_plain - 1);
@@ -650,11 +649,7 @@ static void test_request_rate(void **state)
 	 */
 	ro.tools = tools[0];
 	assert_cmv_ok(cmv_request(&body, &rep, ts->repo, "r", gpt, &ro));
-	snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"noted\"},"
-		 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":3}}",
-		 (unsigned long long)((rep.pages.tokens - (uint64_t)rep.pages.correction + rep.tools_tokens) * 5));
-	assert_cmv_ok(cmv_reply_append(&reply, ts->repo, "r", "openai-chat", usage, strlen(usage), gpt));
-	cmv_reply_dispose(&reply);
+	bill(ts->repo, "r", gpt, (rep.pages.tokens - (uint64_t)rep.pages.correction + rep.tools_tokens) * 5);
 	msg(ts->repo, "r", "user", "after the odd bill?");
 	ro.tools = tools[1];
 	po.budget = 0; /* the model's: room for twice the count */
@@ -712,10 +707,9 @@ static void test_request_rate_beside(void **state)
 	cmv_request_report rep = { .version = CMV_REQUEST_REPORT_VERSION };
 	cmv_request_options ro;
 	cmv_pager_options po = CMV_PAGER_OPTIONS_INIT;
-	cmv_reply reply = { .version = CMV_REPLY_VERSION };
 	cmv_buf body = CMV_BUF_INIT(CMV_BUF_CONTENT), t = CMV_BUF_INIT(1 << 20), big = CMV_BUF_INIT(1 << 20);
 	cmv_token_stats st;
-	char why[CMV_PAGER_WHY_MAX], usage[512];
+	char why[CMV_PAGER_WHY_MAX];
 	const char *small = "[{\"name\":\"shell\",\"description\":\"run a command\",\"input_schema\":{\"type\":\"object\"}}]";
 
 	assert_cmv_ok(cmv_buf_puts(&big, "[{\"name\":\"shell\",\"description\":\""));
@@ -761,11 +755,7 @@ static void test_request_rate_beside(void **state)
 			/* the provider: 1.5 times what cmv counts of the request as sent, its messages and its tools */
 			const cmv_model *m = cmv_model_handle_profile(gpt);
 			assert_cmv_ok(cmv_count_request(&st, m, cmv_model_handle_tok(gpt), body.ptr, body.size));
-			snprintf(usage, sizeof(usage), "{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":"
-				 "\"noted\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,"
-				 "\"completion_tokens\":3}}", (unsigned long long)((st.total + rep.tools_tokens) * 3 / 2));
-			assert_cmv_ok(cmv_reply_append(&reply, ts->repo, branch, "openai-chat", usage, strlen(usage), gpt));
-			cmv_reply_dispose(&reply);
+			bill(ts->repo, branch, gpt, (st.total + rep.tools_tokens) * 3 / 2);
 		}
 	}
 	cmv_request_report_dispose(&rep);
