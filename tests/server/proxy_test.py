@@ -472,6 +472,20 @@ READ = {"name": "Read", "description": "Reads a file. " + "How to read files wel
             "file_path": {"type": "string", "description": "The path. " * 10},
             "offset": {"type": "integer", "description": "A line. " * 10}}, "required": ["file_path"]}}
 PT_TOOLS = [READ] + TOOLS
+def tool_turn(base, session, tools, msgs):
+    """One turn of a Claude Code-shaped session: the request, then the answer and its tools' results appended."""
+    req = urllib.request.Request(base + "/v1/messages", data=json.dumps(
+        {"model": "claude-sonnet-4-5", "max_tokens": 500, "tools": tools, "messages": msgs,
+         "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": session})}}).encode(),
+        headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        ans = json.loads(r.read())
+    msgs.append({"role": "assistant", "content": ans["content"]})
+    calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
+    msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
+                                             for c in calls] or "Go on."})
+    return ans
+
 pt_turns = [{"tool": "Read", "input": {"file_path": "a.txt"}}] + [{"text": f"ok {k}"} for k in range(TOOL_WINDOW + 1)]
 pt_turns += [{"tool": "Bash", "input": {"command": "ls"}}, {"text": "listed"}, {"tool": "Read", "input": {"file_path": "b.txt"}}]
 pt_turns += [{"text": f"more {k}"} for k in range(TOOL_WINDOW + 1)] + [{"tool": "Tool0", "input": {}}, {"text": "end"}]
@@ -482,20 +496,11 @@ px3 = launch_proxy(CMV, ["--tool-window", str(TOOL_WINDOW), "--upstream", f"anth
                    stderr=subprocess.DEVNULL, cwd=store, env=env)
 try:
     base3 = "http://127.0.0.1:%d" % listening_port(px3)
-    pt_meta = {"user_id": json.dumps({"device_id": "d", "session_id": "7c1d2e3f-2222-4333-8444-955566667777"})}
+    pt_session = "7c1d2e3f-2222-4333-8444-955566667777"
     pt_msgs = [{"role": "user", "content": "Read a.txt."}]
     answers = []
     for k in range(len(pt_turns)):
-        req = urllib.request.Request(base3 + "/v1/messages", data=json.dumps(
-            {"model": "claude-sonnet-4-5", "max_tokens": 500, "metadata": pt_meta, "tools": PT_TOOLS,
-             "messages": pt_msgs}).encode(), headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            ans = json.loads(r.read())
-        answers.append(ans)
-        pt_msgs.append({"role": "assistant", "content": ans["content"]})
-        calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
-        pt_msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
-                                                    for c in calls] or "Go on."})
+        answers.append(tool_turn(base3, pt_session, PT_TOOLS, pt_msgs))
     ups = [r["body"]["tools"] for r in sorted((json.load(open(os.path.join(log3, f))) for f in os.listdir(log3)
                                                if f.endswith(".json")), key=lambda r: r["n"]) if r["turn"] is not None]
     check(len(ups) == len(pt_turns), f"every paging turn reached the upstream ({len(ups)} of {len(pt_turns)})")
@@ -557,16 +562,7 @@ try:
             note = "\n".join(l for l in note.split("\n") if l != "w Read") + "t 0 Read 400\n"
             db.execute("UPDATE branch_state SET value = ? WHERE branch = ? AND key = 'proxy'", (note, "proxy/" + wt_session))
             db.commit()
-        req = urllib.request.Request(base4 + "/v1/messages", data=json.dumps(
-            {"model": "claude-sonnet-4-5", "max_tokens": 500, "tools": [READ, TOOLS[0], TINY], "messages": wt_msgs,
-             "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": wt_session})}}).encode(),
-            headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            ans = json.loads(r.read())
-        wt_msgs.append({"role": "assistant", "content": ans["content"]})
-        calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
-        wt_msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
-                                                    for c in calls] or "Go on."})
+        tool_turn(base4, wt_session, [READ, TOOLS[0], TINY], wt_msgs)
         if k == 5:
             check(wt_window("Tiny") == 2, f"a tool sent whole as no longer than its stub, called again: no refault "
                                           f"(its window stays 2: {wt_window('Tiny')})")
@@ -594,16 +590,7 @@ try:
     tk_session = "6f3e4d5c-4444-4555-8666-b77788889999"
     tk_msgs = [{"role": "user", "content": "Go."}]
     for k in range(len(tk_turns)):
-        req = urllib.request.Request(base5 + "/v1/messages", data=json.dumps(
-            {"model": "claude-sonnet-4-5", "max_tokens": 500, "tools": PT_TOOLS, "messages": tk_msgs,
-             "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": tk_session})}}).encode(),
-            headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
-        with urllib.request.urlopen(req, timeout=60) as r:
-            ans = json.loads(r.read())
-        tk_msgs.append({"role": "assistant", "content": ans["content"]})
-        calls = [b for b in ans["content"] if b.get("type") == "tool_use"]
-        tk_msgs.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": c["id"], "content": "x"}
-                                                    for c in calls] or "Go on."})
+        tool_turn(base5, tk_session, PT_TOOLS, tk_msgs)
     tk = [r["body"]["tools"] for r in sorted((json.load(open(os.path.join(log5, f))) for f in os.listdir(log5)
                                               if f.endswith(".json")), key=lambda r: r["n"]) if r["turn"] is not None]
     check(len(tk) == len(tk_turns), f"every tokens-policy turn reached the upstream ({len(tk)} of {len(tk_turns)})")
@@ -630,12 +617,7 @@ up6, up6_port = launch_upstream(os.path.join(root, "script6.json"), log6)
 px6 = launch_proxy(CMV, ["--tool-paging", "tokens", "--upstream", f"anthropic=http://127.0.0.1:{up6_port}"],
                    stderr=subprocess.DEVNULL, cwd=store, env=env)
 try:
-    req = urllib.request.Request("http://127.0.0.1:%d/v1/messages" % listening_port(px6), data=json.dumps(
-        {"model": "claude-sonnet-4-5", "max_tokens": 500, "tools": [READ, TOOLS[0], TINY], "messages": wt_msgs,
-         "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": wt_session})}}).encode(),
-        headers={"content-type": "application/json", "x-api-key": KEY}, method="POST")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        r.read()
+    tool_turn("http://127.0.0.1:%d" % listening_port(px6), wt_session, [READ, TOOLS[0], TINY], wt_msgs)
     r6 = [r for r in (json.load(open(os.path.join(log6, f))) for f in os.listdir(log6) if f.endswith(".json"))
           if r["turn"] is not None]
     read6 = [t for t in r6[0]["body"]["tools"] if t["name"] == "Read"] if r6 else []
