@@ -209,6 +209,20 @@ static void raw_bm25(const fixture *f, const char *query, scores *out)
 	sqlite3_close(db);
 }
 
+/* The store's scores for a word are FTS5's own bm25() to the last bit, n of them. */
+static void same_as_fts5(const fixture *f, const char *word, int n)
+{
+	scores got = { 0 }, want;
+	char quoted[64];
+
+	snprintf(quoted, sizeof(quoted), "\"%s\"", word);
+	assert_cmv_ok(cmv_search(f->repo, word, 10, CMV_SEARCH_BLOBS | CMV_SEARCH_NO_SNIPPET, keep_score, &got));
+	raw_bm25(f, quoted, &want);
+	assert_int_equal(got.n, n);
+	assert_int_equal(want.n, n);
+	assert_memory_equal(got.score, want.score, sizeof(double) * (size_t)n);
+}
+
 /*
  * The store scores with bm25() recomputed, each text's length kept by
  * rowid: its scores are FTS5's own to the last bit, also once a rowid has
@@ -224,7 +238,6 @@ static void test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused(void 
 	cmv_message m;
 	cmv_id id;
 	cmv_gc_stats st;
-	scores got, want;
 
 	for (size_t i = 0, o = strlen(long_text); i < 200; i++)
 		o += (size_t)snprintf(long_text + o, sizeof(long_text) - o, " filler");
@@ -239,12 +252,7 @@ static void test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused(void 
 			assert_int_equal(st.blobs_removed, 1);
 			test_append_n(f->repo, "main", "beta", 1); /* takes its rowid */
 		}
-		memset(&got, 0, sizeof(got));
-		assert_cmv_ok(cmv_search(f->repo, "beta", 10, CMV_SEARCH_BLOBS | CMV_SEARCH_NO_SNIPPET, keep_score, &got));
-		raw_bm25(f, "\"beta\"", &want);
-		assert_int_equal(got.n, 6);
-		assert_int_equal(want.n, 6);
-		assert_memory_equal(got.score, want.score, sizeof(double) * 6);
+		same_as_fts5(f, "beta", 6);
 	}
 	/* the same through another handle: its gc, then its text at the rowid this one kept a length for */
 	cmv_repo *other = NULL;
@@ -259,12 +267,7 @@ static void test_dag_search__scores_are_fts5s_bm25_after_a_rowid_is_reused(void 
 			append_text(other, "beta too");
 			assert_cmv_ok(cmv_repo_index(NULL, other));
 		}
-		memset(&got, 0, sizeof(got));
-		assert_cmv_ok(cmv_search(f->repo, "beta", 10, CMV_SEARCH_BLOBS | CMV_SEARCH_NO_SNIPPET, keep_score, &got));
-		raw_bm25(f, "\"beta\"", &want);
-		assert_int_equal(got.n, 7);
-		assert_int_equal(want.n, 7);
-		assert_memory_equal(got.score, want.score, sizeof(double) * 7);
+		same_as_fts5(f, "beta", 7);
 	}
 	cmv_repo_free(other);
 }
