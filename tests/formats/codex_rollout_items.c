@@ -21,6 +21,12 @@ typedef test_store fixture;
 #define LINE_SHELL 5
 #define LINE_SHELL_OUT 6
 
+/* A session's first two lines, for the small rollouts of single cases below. */
+#define META_LINE \
+	"{\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{\"id\":\"" SID "\",\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"cwd\":\"/src/orchard\",\"originator\":\"codex_exec\",\"cli_version\":\"0.171.0\",\"source\":\"exec\",\"model_provider\":\"openai\"}}"
+#define CONTEXT_LINE \
+	"{\"timestamp\":\"2026-12-01T10:00:01.000Z\",\"type\":\"turn_context\",\"payload\":{\"turn_id\":\"turn-1\",\"cwd\":\"/src/orchard\",\"model\":\"gpt-5.5\",\"summary\":\"auto\"}}"
+
 /* Written for this test: a prompt, a search, a reply, a shell call answered by id, a reply. */
 static const char *const rollout_lines[] = {
 	"{\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{\"id\":\"" SID "\",\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"cwd\":\"/src/orchard\",\"originator\":\"codex_exec\",\"cli_version\":\"0.171.0\",\"source\":\"exec\",\"model_provider\":\"openai\",\"base_instructions\":{\"text\":\"You help look after an orchard.\"}}}",
@@ -451,8 +457,8 @@ static void test_items__numbers_in_a_decimal_comma_locale(void **state)
 	cmv_id tip;
 	char cmd[1024];
 	static const char *const lines[] = {
-		"{\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{\"id\":\"" SID "\",\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"cwd\":\"/src/orchard\",\"originator\":\"codex_exec\",\"cli_version\":\"0.171.0\",\"source\":\"exec\",\"model_provider\":\"openai\"}}",
-		"{\"timestamp\":\"2026-12-01T10:00:01.000Z\",\"type\":\"turn_context\",\"payload\":{\"turn_id\":\"turn-1\",\"cwd\":\"/src/orchard\",\"model\":\"gpt-5.5\",\"summary\":\"auto\"}}",
+		META_LINE,
+		CONTEXT_LINE,
 		"{\"timestamp\":\"2026-12-01T10:00:02.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Frost dates?\"}]}}",
 		"{\"timestamp\":\"2026-12-01T10:00:03.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"web_search_call\",\"id\":\"ws_9d2e\",\"status\":\"completed\",\"action\":{\"type\":\"search\",\"query\":\"last frost date\",\"create_time\":1796567324.4575198,\"score\":0.5}}}",
 		"{\"timestamp\":\"2026-12-01T10:00:04.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Mid April.\"}]}}",
@@ -489,8 +495,8 @@ static void test_items__blank_developer_item(void **state)
 	cmv_render_stats st;
 	cmv_id tip;
 	static const char *const lines[] = {
-		"{\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"type\":\"session_meta\",\"payload\":{\"id\":\"" SID "\",\"timestamp\":\"2026-12-01T10:00:00.000Z\",\"cwd\":\"/src/orchard\",\"originator\":\"codex_exec\",\"cli_version\":\"0.171.0\",\"source\":\"exec\",\"model_provider\":\"openai\"}}",
-		"{\"timestamp\":\"2026-12-01T10:00:01.000Z\",\"type\":\"turn_context\",\"payload\":{\"turn_id\":\"turn-1\",\"cwd\":\"/src/orchard\",\"model\":\"gpt-5.5\",\"summary\":\"auto\"}}",
+		META_LINE,
+		CONTEXT_LINE,
 		"{\"timestamp\":\"2026-12-01T10:00:02.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"developer\",\"content\":[{\"type\":\"input_text\",\"text\":\"\"}]}}",
 		"{\"timestamp\":\"2026-12-01T10:00:02.500Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"developer\",\"content\":\" \\n\"}}",
 		"{\"timestamp\":\"2026-12-01T10:00:03.000Z\",\"type\":\"response_item\",\"payload\":{\"type\":\"message\",\"role\":\"user\",\"content\":[{\"type\":\"input_text\",\"text\":\"Frost dates?\"}]}}",
