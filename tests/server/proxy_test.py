@@ -486,6 +486,12 @@ def tool_turn(base, session, tools, msgs):
                                              for c in calls] or "Go on."})
     return ans
 
+
+def turn_requests(logdir):
+    """The scripted upstream's log of the scripted turns it served, in order."""
+    reqs = (json.load(open(os.path.join(logdir, f))) for f in os.listdir(logdir) if f.endswith(".json"))
+    return [r for r in sorted(reqs, key=lambda r: r["n"]) if r["turn"] is not None]
+
 pt_turns = [{"tool": "Read", "input": {"file_path": "a.txt"}}] + [{"text": f"ok {k}"} for k in range(TOOL_WINDOW + 1)]
 pt_turns += [{"tool": "Bash", "input": {"command": "ls"}}, {"text": "listed"}, {"tool": "Read", "input": {"file_path": "b.txt"}}]
 pt_turns += [{"text": f"more {k}"} for k in range(TOOL_WINDOW + 1)] + [{"tool": "Tool0", "input": {}}, {"text": "end"}]
@@ -501,8 +507,7 @@ try:
     answers = []
     for k in range(len(pt_turns)):
         answers.append(tool_turn(base3, pt_session, PT_TOOLS, pt_msgs))
-    ups = [r["body"]["tools"] for r in sorted((json.load(open(os.path.join(log3, f))) for f in os.listdir(log3)
-                                               if f.endswith(".json")), key=lambda r: r["n"]) if r["turn"] is not None]
+    ups = [r["body"]["tools"] for r in turn_requests(log3)]
     check(len(ups) == len(pt_turns), f"every paging turn reached the upstream ({len(ups)} of {len(pt_turns)})")
 
     def sent(i, name):
@@ -591,8 +596,7 @@ try:
     tk_msgs = [{"role": "user", "content": "Go."}]
     for k in range(len(tk_turns)):
         tool_turn(base5, tk_session, PT_TOOLS, tk_msgs)
-    tk = [r["body"]["tools"] for r in sorted((json.load(open(os.path.join(log5, f))) for f in os.listdir(log5)
-                                              if f.endswith(".json")), key=lambda r: r["n"]) if r["turn"] is not None]
+    tk = [r["body"]["tools"] for r in turn_requests(log5)]
     check(len(tk) == len(tk_turns), f"every tokens-policy turn reached the upstream ({len(tk)} of {len(tk_turns)})")
 
     def whole5(i):
@@ -618,8 +622,7 @@ px6 = launch_proxy(CMV, ["--tool-paging", "tokens", "--upstream", f"anthropic=ht
                    stderr=subprocess.DEVNULL, cwd=store, env=env)
 try:
     tool_turn("http://127.0.0.1:%d" % listening_port(px6), wt_session, [READ, TOOLS[0], TINY], wt_msgs)
-    r6 = [r for r in (json.load(open(os.path.join(log6, f))) for f in os.listdir(log6) if f.endswith(".json"))
-          if r["turn"] is not None]
+    r6 = turn_requests(log6)
     read6 = [t for t in r6[0]["body"]["tools"] if t["name"] == "Read"] if r6 else []
     check(read6 and read6[0] != READ and read6[0]["description"].endswith(STUB_TAIL),
           f"tokens on a session paged under cache: a tool idle two replies is a stub whatever its old window ({read6})")
