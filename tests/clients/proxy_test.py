@@ -11,6 +11,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clientlib import Sandbox, check, finish, anthropic_problems, client, clients_dir
 
 BUDGET = 24000
+# the proxy's tool paging: cache (the default) or tokens (clients_proxy_tokens: a called tool whole for one reply)
+POLICY = os.environ.get("CMV_TEST_TOOL_PAGING", "cache")
 sb = Sandbox("proxy")
 for k in range(6):
     with open(os.path.join(sb.work, f"big{k}.txt"), "w") as f:
@@ -20,7 +22,7 @@ turns += [{"recall": True}, {"text": "Read them all."}]
 sb.serve(turns)
 up_port = sb.port
 err = open(os.path.join(sb.root, "proxy.err"), "w")
-px = subprocess.Popen([sb.cmv, "proxy", "--listen", "127.0.0.1:0", "--budget", str(BUDGET),
+px = subprocess.Popen([sb.cmv, "proxy", "--listen", "127.0.0.1:0", "--budget", str(BUDGET), "--tool-paging", POLICY,
                        "--upstream", f"anthropic=http://127.0.0.1:{up_port}",
                        "--upstream", f"openai=http://127.0.0.1:{up_port}/v1"],
                       stdout=subprocess.PIPE, stderr=err, text=True, cwd=sb.store, env=sb.env())
@@ -69,6 +71,20 @@ check(recalled, "the proxy answered the model's recall and went on upstream")
 full = sum(len(json.dumps(t)) for t in main[0]["body"]["tools"])
 check(any(t.get("description", "").endswith(" [abridged]") for t in main[0]["body"]["tools"]),
       f"Claude Code's unused tools went as stubs ({len(main[0]['body']['tools'])} definitions, {full} bytes)")
+if POLICY == "tokens":
+    # whole: what no stub is shorter than (the first request's), and the tools the reply before called
+    def whole(q):
+        return {t["name"] for t in q["body"]["tools"] if not t.get("description", "").endswith(" [abridged]")}
+
+    def called_before(q):
+        last = [m for m in q["body"]["messages"] if m["role"] == "assistant"][-1:]
+        return {b["name"] for m in last for b in (m["content"] if isinstance(m["content"], list) else [])
+                if isinstance(b, dict) and b.get("type") == "tool_use"}
+    always = whole(main[0])
+    wrong = [(q["n"], sorted(whole(q)), sorted(called_before(q))) for q in main[1:]
+             if whole(q) != always | (called_before(q) - {"cmv_recall"})]
+    check("Bash" not in always and not wrong,
+          f"tokens: each request sends whole only the tools the reply before it called ({wrong[:3]})")
 lg = sb.run_cmv("log", session)
 check(lg.returncode == 0 and "Read them all." in lg.stdout, f"cmv log {session} shows the session")
 
